@@ -1,0 +1,64 @@
+/**
+ * Typed errors with stable UPPER_SNAKE codes (GUIDE lesson 5).
+ *
+ * Every code has an HTTP status and a translation key `errors.<CODE>` in
+ * src/i18n/*.json; the text shown to people always comes from there.
+ */
+
+export const ERROR_STATUS = {
+  // generic input errors (X3)
+  VALIDATION_ERROR: 400,
+  MALFORMED_JSON: 400,
+  BAD_CHARACTER: 400,
+  USERNAME_NOT_LOWERCASE: 400,
+  WEAK_PASSWORD: 400,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  PAYLOAD_TOO_LARGE: 413,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CSRF_FAILED: 403,
+  INTERNAL_ERROR: 500,
+  // login (L1-L8)
+  INVALID_CREDENTIALS: 401,
+  LOGIN_FAILED: 401,
+  LOCKED: 423,
+  FLOW_NOT_FOUND: 404,
+  FLOW_EXPIRED: 410,
+  FLOW_STATE: 409,
+  NO_ACTIVE_DEVICE: 403,
+  DEVICE_NOT_AVAILABLE: 409,
+  UNAUTHENTICATED: 401,
+  // identity and devices
+  USERNAME_TAKEN: 409,
+  USER_NOT_FOUND: 404,
+  ACCOUNT_NOT_FOUND: 404,
+  DEVICE_NOT_FOUND: 404,
+  SERIAL_TAKEN: 409,
+  INVALID_PIN: 400,
+  INVALID_SUITE: 400,
+  INVALID_PSKC: 400,
+  MASTER_KEY_MISMATCH: 500,
+  INVALID_CONFIG: 500,
+  AUDIT_CHAIN_BROKEN: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class SlsError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Values interpolated into the translated message, and extra fields for the API body. */
+  readonly params: Record<string, string | number>;
+
+  constructor(code: ErrorCode, params: Record<string, string | number> = {}, detail?: string) {
+    super(detail ?? code);
+    this.name = 'SlsError';
+    this.code = code;
+    this.status = ERROR_STATUS[code];
+    this.params = params;
+  }
+}
+
+export function isSlsError(e: unknown): e is SlsError {
+  return e instanceof SlsError;
+}
