@@ -44,13 +44,15 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+export type ErrorParams = Record<string, string | number | string[]>;
+
 export class SlsError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   /** Values interpolated into the translated message, and extra fields for the API body. */
-  readonly params: Record<string, string | number>;
+  readonly params: ErrorParams;
 
-  constructor(code: ErrorCode, params: Record<string, string | number> = {}, detail?: string) {
+  constructor(code: ErrorCode, params: ErrorParams = {}, detail?: string) {
     super(detail ?? code);
     this.name = 'SlsError';
     this.code = code;

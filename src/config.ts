@@ -1,0 +1,96 @@
+/**
+ * One typed configuration (GUIDE lesson 9), read from SLS_* environment
+ * variables and command-line flags, with documented defaults.
+ * docs/operations.md lists every setting.
+ */
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { SlsError } from './errors.js';
+
+const booleanFromEnv = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const EnvSchema = z.object({
+  SLS_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  SLS_HOST: z.string().min(1).default('localhost'),
+  SLS_DATA_DIR: z.string().min(1).default('./data'),
+  SLS_DATABASE_URL: z.string().min(1).optional(),
+  SLS_MASTER_KEY: z.string().min(1).optional(),
+  SLS_PUBLIC_URL: z.string().url().optional(),
+  SLS_COOKIE_SECURE: booleanFromEnv.default(true),
+  SLS_TRUST_PROXY: booleanFromEnv.default(false),
+  SLS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SLS_DEFAULT_LANGUAGE: z.enum(['en', 'fr', 'zh-Hant']).default('en'),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string;
+  /** Base64 or hex encoded 32-byte key; when absent a key file in dataDir is used. */
+  masterKey: string | undefined;
+  publicUrl: string | undefined;
+  cookieSecure: boolean;
+  trustProxy: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  defaultLanguage: 'en' | 'fr' | 'zh-Hant';
+  policy: PolicyConfig;
+}
+
+/** Numbers of the login rules; the defaults are the spec's. */
+export interface PolicyConfig {
+  /** L3: consecutive failures that lock a user. */
+  lockoutThreshold: number;
+  /** L3: the window in which they must fall, and the lock's length after the last one. */
+  lockoutWindowMs: number;
+  /** L4: how long a challenge may be answered. */
+  challengeTtlMs: number;
+  /** L4: wrong answers a challenge admits. */
+  challengeMaxAttempts: number;
+  /** L8: portal sessions. */
+  portalIdleMs: number;
+  portalMaxMs: number;
+  /** L8/K12: trading sessions. */
+  tradingMaxMs: number;
+}
+
+export const DEFAULT_POLICY: PolicyConfig = {
+  lockoutThreshold: 10,
+  lockoutWindowMs: 24 * 60 * 60 * 1000,
+  challengeTtlMs: 5 * 60 * 1000,
+  challengeMaxAttempts: 3,
+  portalIdleMs: 30 * 60 * 1000,
+  portalMaxMs: 12 * 60 * 60 * 1000,
+  tradingMaxMs: 12 * 60 * 60 * 1000,
+};
+
+export interface ConfigOverrides {
+  port?: number;
+  databaseUrl?: string;
+  dataDir?: string;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new SlsError('INVALID_CONFIG', { setting: String(issue.path[0]), reason: issue.message });
+  }
+  const e = parsed.data;
+  const dataDir = resolve(overrides.dataDir ?? e.SLS_DATA_DIR);
+  return {
+    port: overrides.port ?? e.SLS_PORT,
+    host: e.SLS_HOST,
+    dataDir,
+    databaseUrl: overrides.databaseUrl ?? e.SLS_DATABASE_URL ?? `sqlite:${resolve(dataDir, 'sls.db')}`,
+    masterKey: e.SLS_MASTER_KEY,
+    publicUrl: e.SLS_PUBLIC_URL,
+    cookieSecure: e.SLS_COOKIE_SECURE,
+    trustProxy: e.SLS_TRUST_PROXY,
+    logLevel: e.SLS_LOG_LEVEL,
+    defaultLanguage: e.SLS_DEFAULT_LANGUAGE,
+    policy: { ...DEFAULT_POLICY },
+  };
+}

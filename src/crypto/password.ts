@@ -1,0 +1,55 @@
+/**
+ * Passwords (A4): argon2id, minimum length 8, checked against a list of
+ * common passwords, no composition rules (NIST SP 800-63B).
+ */
+import { Algorithm, hash, verify } from '@node-rs/argon2';
+import { dictionary } from '@zxcvbn-ts/language-common';
+import { SlsError } from '../errors.js';
+
+/** OWASP's argon2id setting: 19 MiB, 2 iterations, 1 lane. */
+export const ARGON2_OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+
+export const PASSWORD_MIN_LENGTH = 8;
+export const PASSWORD_MAX_LENGTH = 256;
+
+let commonPasswords: Set<string> | undefined;
+
+function isCommon(password: string): boolean {
+  commonPasswords ??= new Set((dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
+  return commonPasswords.has(password.toLowerCase());
+}
+
+/** Unicode normalisation before hashing, so the same password typed on another keyboard still matches. */
+export function normalizePassword(password: string): string {
+  return password.normalize('NFKC');
+}
+
+export type WeakPasswordReason = 'too_short' | 'too_long' | 'common' | 'contains_username';
+
+export function passwordWeakness(password: string, username?: string): WeakPasswordReason | null {
+  const normalized = normalizePassword(password);
+  const length = [...normalized].length;
+  if (length < PASSWORD_MIN_LENGTH) return 'too_short';
+  if (length > PASSWORD_MAX_LENGTH) return 'too_long';
+  if (isCommon(normalized)) return 'common';
+  if (username && normalized.toLowerCase() === username.toLowerCase()) return 'contains_username';
+  return null;
+}
+
+export function assertPasswordAcceptable(password: string, username?: string): void {
+  const reason = passwordWeakness(password, username);
+  if (reason) throw new SlsError('WEAK_PASSWORD', { reason, min: PASSWORD_MIN_LENGTH, max: PASSWORD_MAX_LENGTH });
+}
+
+export function hashPassword(password: string): Promise<string> {
+  return hash(normalizePassword(password), ARGON2_OPTIONS);
+}
+
+export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+  if (password.length > PASSWORD_MAX_LENGTH * 4) return false;
+  try {
+    return await verify(passwordHash, normalizePassword(password));
+  } catch {
+    return false;
+  }
+}

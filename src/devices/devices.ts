@@ -1,0 +1,268 @@
+/**
+ * Devices of every type: storage, secrets sealed at rest (D5), lifecycle
+ * states (D3) with every change audited, and the single-use register of
+ * accepted answers (L4).
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import { SlsError } from '../errors.js';
+import { newId } from '../crypto/random.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Executor, Store } from '../store/database.js';
+import type { DeviceState, DevicesTable } from '../store/schema.js';
+import type { Selectable } from 'kysely';
+import { DSCPLUS_SUITE, dscPlusSecret, type DscPlusSecret } from './dscplus/dscplus.js';
+import type { PskcKey } from './dscplus/pskc.js';
+import { DEVICE_STRENGTH, type Device, type DeviceContext, type DeviceType } from './types.js';
+
+type DeviceRow = Selectable<DevicesTable>;
+
+/** What the `sls dsc` card emulator reads: everything printed on and stored in the card. */
+export interface CardFile {
+  format: 'sls-dscplus-card/1';
+  serial: string;
+  suite: string;
+  /** The card seed, hex. */
+  seed: string;
+  pin: string;
+}
+
+const NEVER = 8_640_000_000_000_000;
+
+function toDevice(row: DeviceRow): Device {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    type: row.type as DeviceType,
+    state: row.state,
+    serial: row.serial,
+    label: row.label,
+    params: JSON.parse(row.params) as Record<string, unknown>,
+    createdAt: row.created_at,
+    activatedAt: row.activated_at,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
+export interface AddDscPlusInput {
+  userId: string;
+  pin: string;
+  /** Take this card from the imported stock; a new card is made when absent. */
+  serial?: string;
+}
+
+export class Devices {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly box: SecretBox,
+    private readonly audit: AuditLog,
+  ) {}
+
+  private sealContext(deviceId: string): string {
+    return `device:${deviceId}`;
+  }
+
+  async get(id: string, db: Executor = this.store.db): Promise<Device> {
+    const row = await db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new SlsError('DEVICE_NOT_FOUND', { id });
+    return toDevice(row);
+  }
+
+  async listForUser(userId: string): Promise<Device[]> {
+    const rows = await this.store.db.selectFrom('devices').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
+    return rows.map(toDevice);
+  }
+
+  /**
+   * The user's active devices, the one to offer first at the front (L6): the
+   * last used one, then the strongest.
+   */
+  async activeForUser(userId: string, lastDeviceId: string | null): Promise<Device[]> {
+    const devices = (await this.listForUser(userId)).filter((d) => d.state === 'active');
+    return devices.sort((a, b) => {
+      if (a.id === lastDeviceId) return -1;
+      if (b.id === lastDeviceId) return 1;
+      return DEVICE_STRENGTH[b.type] - DEVICE_STRENGTH[a.type] || (b.lastUsedAt ?? 0) - (a.lastUsedAt ?? 0);
+    });
+  }
+
+  /** What a device type needs to challenge and check: its secret, opened only on demand. */
+  async context(device: Device): Promise<DeviceContext> {
+    const row = await this.store.db.selectFrom('devices').select('secret_enc').where('id', '=', device.id).executeTakeFirstOrThrow();
+    return {
+      device,
+      secret: <T>() => {
+        if (!row.secret_enc) throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device ${device.id} has no secret`);
+        return this.box.openJson<T>(row.secret_enc, this.sealContext(device.id));
+      },
+      wasUsed: (replayKey) => this.wasUsed(device.id, replayKey),
+    };
+  }
+
+  private usedDigest(deviceId: string, replayKey: string): string {
+    return this.box.digest(`${deviceId}\0${replayKey}`, 'used-code');
+  }
+
+  async wasUsed(deviceId: string, replayKey: string): Promise<boolean> {
+    const row = await this.store.db
+      .selectFrom('used_codes')
+      .select('digest')
+      .where('device_id', '=', deviceId)
+      .where('digest', '=', this.usedDigest(deviceId, replayKey))
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /**
+   * Marks an accepted answer as used. Returns false when it already was: of
+   * several concurrent submissions of the same answer, exactly one wins.
+   */
+  async consume(db: Executor, deviceId: string, replayKey: string, expiresAt: number = NEVER): Promise<boolean> {
+    const inserted = await db
+      .insertInto('used_codes')
+      .values({ device_id: deviceId, digest: this.usedDigest(deviceId, replayKey), expires_at: expiresAt })
+      .onConflict((oc) => oc.columns(['device_id', 'digest']).doNothing())
+      .returning('digest')
+      .executeTakeFirst();
+    return inserted !== undefined;
+  }
+
+  async markUsed(db: Executor, deviceId: string): Promise<void> {
+    await db.updateTable('devices').set({ last_used_at: this.clock.now() }).where('id', '=', deviceId).execute();
+  }
+
+  private async newSerial(): Promise<string> {
+    for (;;) {
+      const serial = `DSC${String(randomInt(0, 10_000_000)).padStart(7, '0')}`;
+      const taken = await this.store.db.selectFrom('devices').select('id').where('type', '=', 'dscplus').where('serial', '=', serial).executeTakeFirst();
+      if (!taken) return serial;
+    }
+  }
+
+  /**
+   * Gives a user an active DSC+ (C2, C3) and returns the card file for the
+   * emulator. With `serial`, the card comes from the imported stock (C8).
+   */
+  async addDscPlus(input: AddDscPlusInput, actor: string): Promise<{ device: Device; card: CardFile }> {
+    const now = this.clock.now();
+    let seed: Buffer;
+    let suite = DSCPLUS_SUITE;
+    let deviceId: string;
+    let serial: string;
+    const fromStock = input.serial !== undefined;
+    // the PIN is checked before anything is written
+    dscPlusSecret(Buffer.alloc(0), input.pin);
+    if (fromStock) {
+      const row = await this.store.db
+        .selectFrom('devices')
+        .selectAll()
+        .where('type', '=', 'dscplus')
+        .where('serial', '=', input.serial!)
+        .executeTakeFirst();
+      if (!row) throw new SlsError('DEVICE_NOT_FOUND', { serial: input.serial! });
+      if (row.state !== 'stock' || row.user_id !== null) throw new SlsError('SERIAL_TAKEN', { serial: input.serial! });
+      const stock = this.box.openJson<{ seed: string }>(row.secret_enc!, this.sealContext(row.id));
+      seed = Buffer.from(stock.seed, 'hex');
+      suite = (JSON.parse(row.params) as { suite?: string }).suite ?? DSCPLUS_SUITE;
+      deviceId = row.id;
+      serial = row.serial!;
+    } else {
+      seed = randomBytes(32);
+      deviceId = newId('dev');
+      serial = await this.newSerial();
+    }
+    const secret: DscPlusSecret = dscPlusSecret(seed, input.pin);
+    const sealed = this.box.sealJson(secret, this.sealContext(deviceId));
+
+    await this.store.serialized('audit_log', async (trx) => {
+      if (fromStock) {
+        const updated = await trx
+          .updateTable('devices')
+          .set({ user_id: input.userId, state: 'active', secret_enc: sealed, state_changed_at: now, activated_at: now })
+          .where('id', '=', deviceId)
+          .where('state', '=', 'stock')
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) !== 1) throw new SlsError('SERIAL_TAKEN', { serial });
+      } else {
+        await trx
+          .insertInto('devices')
+          .values({
+            id: deviceId,
+            user_id: input.userId,
+            type: 'dscplus',
+            state: 'active',
+            serial,
+            label: `DSC+ ${serial}`,
+            secret_enc: sealed,
+            params: JSON.stringify({ suite }),
+            created_at: now,
+            state_changed_at: now,
+            activated_at: now,
+            last_used_at: null,
+          })
+          .execute();
+      }
+      await this.audit.append(trx, [
+        { event: 'device.added', actor, userId: input.userId, data: { deviceId, type: 'dscplus', serial, fromStock } },
+      ]);
+    });
+    return {
+      device: await this.get(deviceId),
+      card: { format: 'sls-dscplus-card/1', serial, suite, seed: seed.toString('hex'), pin: input.pin },
+    };
+  }
+
+  /** C8: a batch of cards from a PSKC file enters the stock, all or nothing. */
+  async importStock(keys: PskcKey[], actor: string, batch: string): Promise<Device[]> {
+    const now = this.clock.now();
+    const ids: string[] = [];
+    await this.store.serialized('audit_log', async (trx) => {
+      const serials = keys.map((k) => k.serial);
+      const taken = serials.length
+        ? await trx.selectFrom('devices').select('serial').where('type', '=', 'dscplus').where('serial', 'in', serials).execute()
+        : [];
+      if (taken.length > 0) throw new SlsError('SERIAL_TAKEN', { serial: taken.map((t) => t.serial).join(', ') });
+      for (const key of keys) {
+        const id = newId('dev');
+        ids.push(id);
+        await trx
+          .insertInto('devices')
+          .values({
+            id,
+            user_id: null,
+            type: 'dscplus',
+            state: 'stock',
+            serial: key.serial,
+            label: `DSC+ ${key.serial}`,
+            secret_enc: this.box.sealJson({ seed: key.secret.toString('hex') }, this.sealContext(id)),
+            params: JSON.stringify({ suite: key.suite ?? DSCPLUS_SUITE, batch, manufacturer: key.manufacturer ?? null }),
+            created_at: now,
+            state_changed_at: now,
+            activated_at: null,
+            last_used_at: null,
+          })
+          .execute();
+      }
+      await this.audit.append(trx, [{ event: 'device.imported', actor, data: { batch, count: keys.length, serials } }]);
+    });
+    return Promise.all(ids.map((id) => this.get(id)));
+  }
+
+  async setState(deviceId: string, state: DeviceState, actor: string, reason?: string): Promise<Device> {
+    const now = this.clock.now();
+    await this.store.serialized('audit_log', async (trx) => {
+      const device = await this.get(deviceId, trx);
+      await trx
+        .updateTable('devices')
+        .set({ state, state_changed_at: now, ...(state === 'active' && device.activatedAt === null ? { activated_at: now } : {}) })
+        .where('id', '=', deviceId)
+        .execute();
+      await this.audit.append(trx, [
+        { event: 'device.state_changed', actor, userId: device.userId, data: { deviceId, type: device.type, from: device.state, to: state, reason: reason ?? null } },
+      ]);
+    });
+    return this.get(deviceId);
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The common interface of second-factor device types (GUIDE lesson 1): each
+ * type lives in its own folder and implements a challenge and a check; the
+ * login flow knows nothing of how a device works.
+ */
+import type { DeviceState } from '../store/schema.js';
+
+export type DeviceType = 'dscplus';
+
+/** D2: full ordering for sharing and limits, higher is stronger. */
+export const DEVICE_STRENGTH: Record<DeviceType, number> = {
+  dscplus: 100,
+};
+
+export interface Device {
+  id: string;
+  userId: string | null;
+  type: DeviceType;
+  state: DeviceState;
+  serial: string | null;
+  label: string | null;
+  params: Record<string, unknown>;
+  createdAt: number;
+  activatedAt: number | null;
+  lastUsedAt: number | null;
+}
+
+/** What the client must show for the second factor (part of the flow's public view). */
+export type Prompt = { type: 'ocra'; question: string; digits: number };
+
+export interface Challenge {
+  prompt: Prompt;
+  /** Server-side state needed to check the answer; sealed to the flow. */
+  verifier: Record<string, unknown>;
+}
+
+export interface CheckResult {
+  ok: boolean;
+  /**
+   * Identifies the accepted answer for single use (L4): the flow records it
+   * per device, and a second use — even concurrent — is refused.
+   */
+  replayKey?: string;
+}
+
+export interface DeviceContext {
+  device: Device;
+  /** Decrypts the device secret (D5). */
+  secret<T>(): T;
+  /** Whether an answer with this replay key was already accepted for the device. */
+  wasUsed(replayKey: string): Promise<boolean>;
+}
+
+export interface DeviceKind {
+  type: DeviceType;
+  /** Translation keys of hints shown after a wrong answer (L5). */
+  failureHints: string[];
+  issueChallenge(ctx: DeviceContext): Promise<Challenge>;
+  checkResponse(ctx: DeviceContext, verifier: Record<string, unknown>, response: string): Promise<CheckResult>;
+}

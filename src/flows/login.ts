@@ -1,0 +1,328 @@
+/**
+ * The login flow (L1–L8): a persisted object with an id, a state, an expiry
+ * and what the client must show next. The JSON API and the web pages drive
+ * the same flows.
+ *
+ *   start(username, password) ──► second_factor ──answer──► done (a session)
+ *                                      │  └─switch device (M2FS, L6)
+ *                                      └─ 3 wrong answers / 5 minutes ──► failed / expired
+ */
+import type { Clock } from '../clock.js';
+import type { PolicyConfig } from '../config.js';
+import { SlsError } from '../errors.js';
+import { hashPassword, verifyPassword } from '../crypto/password.js';
+import { newId, newToken } from '../crypto/random.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { AuditInput, AuditLog } from '../audit/audit-log.js';
+import type { Devices } from '../devices/devices.js';
+import { deviceKind } from '../devices/registry.js';
+import type { Device, DeviceType, Prompt } from '../devices/types.js';
+import type { Users } from '../identity/users.js';
+import { assertUsernameCharacters } from '../identity/username.js';
+import type { Lockout } from '../policy/lockout.js';
+import type { App, IssuedSession, Sessions } from '../sessions/sessions.js';
+import type { Store } from '../store/database.js';
+import type { LoginFlowsTable } from '../store/schema.js';
+import type { Selectable } from 'kysely';
+
+export type FlowViewState = 'second_factor' | 'done' | 'failed' | 'expired';
+
+export interface DeviceSummary {
+  id: string;
+  type: DeviceType;
+  label: string | null;
+}
+
+export interface FlowView {
+  id: string;
+  state: FlowViewState;
+  app: App;
+  username: string;
+  expiresAt: string;
+  device: DeviceSummary | null;
+  devices: DeviceSummary[];
+  challenge: Prompt | null;
+  attemptsLeft: number;
+}
+
+export interface RequestMeta {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface StartInput extends RequestMeta {
+  username: string;
+  password: string;
+  app: App;
+}
+
+type FlowRow = Selectable<LoginFlowsTable>;
+
+/** Device changes allowed in one flow (each issues a new challenge). */
+const MAX_DEVICE_SWITCHES = 10;
+
+function summary(device: Device): DeviceSummary {
+  return { id: device.id, type: device.type, label: device.label };
+}
+
+export interface LoginDeps {
+  store: Store;
+  clock: Clock;
+  policy: PolicyConfig;
+  box: SecretBox;
+  audit: AuditLog;
+  users: Users;
+  devices: Devices;
+  lockout: Lockout;
+  sessions: Sessions;
+}
+
+export class LoginFlows {
+  /** Checked against when the username is unknown, so that it takes as long as a real check (L1). */
+  private readonly dummyHash: Promise<string>;
+
+  constructor(private readonly deps: LoginDeps) {
+    this.dummyHash = hashPassword(newToken());
+  }
+
+  private sealContext(flowId: string): string {
+    return `flow:${flowId}`;
+  }
+
+  private async row(flowId: string): Promise<FlowRow> {
+    if (!/^flw_[a-z2-7]{26}$/.test(flowId)) throw new SlsError('FLOW_NOT_FOUND');
+    const row = await this.deps.store.db.selectFrom('login_flows').selectAll().where('id', '=', flowId).executeTakeFirst();
+    if (!row) throw new SlsError('FLOW_NOT_FOUND');
+    return row;
+  }
+
+  private isOpen(row: FlowRow): boolean {
+    return row.state === 'second_factor' && row.expires_at > this.deps.clock.now();
+  }
+
+  private async view(row: FlowRow): Promise<FlowView> {
+    const user = await this.deps.users.get(row.user_id);
+    const devices = await this.deps.devices.activeForUser(user.id, user.lastDeviceId);
+    const device = devices.find((d) => d.id === row.device_id) ?? null;
+    const open = this.isOpen(row);
+    return {
+      id: row.id,
+      state: row.state === 'second_factor' && !open ? 'expired' : row.state,
+      app: row.app,
+      username: row.username,
+      expiresAt: new Date(row.expires_at).toISOString(),
+      device: device ? summary(device) : null,
+      devices: devices.map(summary),
+      challenge: open && row.prompt ? (JSON.parse(row.prompt) as Prompt) : null,
+      attemptsLeft: Math.max(0, this.deps.policy.challengeMaxAttempts - row.attempts),
+    };
+  }
+
+  async get(flowId: string): Promise<FlowView> {
+    return this.view(await this.row(flowId));
+  }
+
+  /** First factor (L1), then the challenge of the device offered first (L2, L6). */
+  async start(input: StartInput): Promise<FlowView> {
+    const { audit, clock, lockout, users, devices, policy, store, box } = this.deps;
+    assertUsernameCharacters(input.username);
+    const meta = { username: input.username, ip: input.ip };
+
+    let attempt;
+    try {
+      attempt = await lockout.begin(input.username);
+    } catch (error) {
+      if (error instanceof SlsError && error.code === 'LOCKED') {
+        const user = await users.findByUsername(input.username);
+        await audit.record({ event: 'login.refused_locked', userId: user?.id ?? null, ...meta, data: { factor: 'password', app: input.app } });
+      }
+      throw error;
+    }
+
+    const user = await users.findByUsername(input.username);
+    const usable = user !== null && user.status === 'active';
+    const hash = usable ? await users.passwordHash(user.id) : await this.dummyHash;
+    const passwordOk = (await verifyPassword(hash, input.password)) && usable;
+    if (!passwordOk) {
+      const outcome = await lockout.fail(attempt);
+      const entries: AuditInput[] = [
+        { event: 'login.password_failed', userId: user?.id ?? null, ...meta, data: { app: input.app, failures: outcome.failures } },
+      ];
+      if (outcome.locked) {
+        entries.push({ event: 'login.locked', userId: user?.id ?? null, ...meta, data: { until: outcome.lockedUntil } });
+      }
+      await audit.record(...entries);
+      throw new SlsError('INVALID_CREDENTIALS');
+    }
+    await lockout.release(attempt);
+
+    const active = await devices.activeForUser(user.id, user.lastDeviceId);
+    const device = active[0];
+    if (!device) throw new SlsError('NO_ACTIVE_DEVICE');
+    const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+
+    const now = clock.now();
+    const id = newId('flw');
+    const row: FlowRow = {
+      id,
+      kind: 'login',
+      app: input.app,
+      username: user.username,
+      user_id: user.id,
+      state: 'second_factor',
+      device_id: device.id,
+      prompt: JSON.stringify(challenge.prompt),
+      verifier: box.sealJson(challenge.verifier, this.sealContext(id)),
+      attempts: 0,
+      device_switches: 0,
+      expires_at: now + policy.challengeTtlMs,
+      created_at: now,
+      updated_at: now,
+      ip: input.ip,
+      user_agent: input.userAgent,
+      session_id: null,
+    };
+    await store.db.insertInto('login_flows').values(row).execute();
+    return this.view(row);
+  }
+
+  /** M2FS (L6): answer with another of the user's active devices; a new challenge is issued. */
+  async switchDevice(flowId: string, deviceId: string, meta: RequestMeta): Promise<FlowView> {
+    const { devices, clock, policy, store, box, audit, users } = this.deps;
+    const row = await this.row(flowId);
+    if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
+    if (row.device_switches >= MAX_DEVICE_SWITCHES) throw new SlsError('FLOW_STATE', { reason: 'too many device changes' });
+    const user = await users.get(row.user_id);
+    const device = (await devices.activeForUser(user.id, user.lastDeviceId)).find((d) => d.id === deviceId);
+    if (!device) throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
+    const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+    const now = clock.now();
+    const updated = await store.db
+      .updateTable('login_flows')
+      .set((eb) => ({
+        device_id: device.id,
+        prompt: JSON.stringify(challenge.prompt),
+        verifier: box.sealJson(challenge.verifier, this.sealContext(flowId)),
+        expires_at: now + policy.challengeTtlMs,
+        device_switches: eb('device_switches', '+', 1),
+        updated_at: now,
+      }))
+      .where('id', '=', flowId)
+      .where('state', '=', 'second_factor')
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) !== 1) throw new SlsError('FLOW_EXPIRED');
+    await audit.record({
+      event: 'login.device_switched',
+      userId: user.id,
+      username: user.username,
+      ip: meta.ip,
+      data: { flowId, from: row.device_id, to: device.id, type: device.type },
+    });
+    return this.get(flowId);
+  }
+
+  /**
+   * Second factor (L2, L4): at most 3 answers within 5 minutes; an accepted
+   * answer is single-use even when submitted concurrently.
+   */
+  async answer(flowId: string, response: string, meta: RequestMeta): Promise<{ flow: FlowView; session: IssuedSession }> {
+    const { store, clock, policy, lockout, devices, box, audit, sessions } = this.deps;
+    const row = await this.row(flowId);
+    if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
+    const auditMeta = { userId: row.user_id, username: row.username, ip: meta.ip };
+
+    let attempt;
+    try {
+      attempt = await lockout.begin(row.username);
+    } catch (error) {
+      if (error instanceof SlsError && error.code === 'LOCKED') {
+        await store.db.updateTable('login_flows').set({ state: 'failed', updated_at: clock.now() }).where('id', '=', flowId).execute();
+        await audit.record({ event: 'login.refused_locked', ...auditMeta, data: { factor: 'second', flowId } });
+      }
+      throw error;
+    }
+
+    // Reserve one of the flow's answers atomically: concurrent answers cannot exceed the limit.
+    const now = clock.now();
+    const reserved = await store.db
+      .updateTable('login_flows')
+      .set((eb) => ({ attempts: eb('attempts', '+', 1), updated_at: now }))
+      .where('id', '=', flowId)
+      .where('state', '=', 'second_factor')
+      .where('expires_at', '>', now)
+      .where('attempts', '<', policy.challengeMaxAttempts)
+      .returning('attempts')
+      .executeTakeFirst();
+    if (!reserved) {
+      await lockout.release(attempt);
+      throw new SlsError('FLOW_EXPIRED');
+    }
+
+    const device = await devices.get(row.device_id!);
+    if (device.state !== 'active') {
+      await lockout.release(attempt);
+      throw new SlsError('DEVICE_NOT_AVAILABLE');
+    }
+    const kind = deviceKind(device.type);
+    const verifier = box.openJson<Record<string, unknown>>(row.verifier!, this.sealContext(flowId));
+    const check = await kind.checkResponse(await devices.context(device), verifier, response);
+
+    if (check.ok) {
+      const outcome = await store.serialized('audit_log', async (trx) => {
+        if (!(await devices.consume(trx, device.id, check.replayKey ?? `flow:${flowId}`))) return 'replayed' as const;
+        const done = await trx
+          .updateTable('login_flows')
+          .set({ state: 'done', updated_at: now })
+          .where('id', '=', flowId)
+          .where('state', '=', 'second_factor')
+          .executeTakeFirst();
+        if (Number(done.numUpdatedRows) !== 1) return 'replayed' as const;
+        const session = await sessions.create(
+          { userId: row.user_id, app: row.app, flowId, deviceId: device.id, deviceType: device.type, ip: meta.ip, userAgent: meta.userAgent },
+          trx,
+        );
+        await trx.updateTable('login_flows').set({ session_id: session.id }).where('id', '=', flowId).execute();
+        await trx.updateTable('users').set({ last_device_id: device.id }).where('id', '=', row.user_id).execute();
+        await devices.markUsed(trx, device.id);
+        await audit.append(trx, [
+          {
+            event: 'login.succeeded',
+            ...auditMeta,
+            data: { flowId, app: row.app, deviceId: device.id, deviceType: device.type, sessionId: session.id },
+          },
+        ]);
+        return session;
+      });
+      if (outcome !== 'replayed') {
+        await lockout.release(attempt);
+        await lockout.reset(row.username);
+        return { flow: await this.get(flowId), session: outcome };
+      }
+      // The same answer was accepted a moment ago: this flow is used up.
+      const current = await this.row(flowId);
+      if (current.state !== 'second_factor') {
+        await lockout.release(attempt);
+        throw new SlsError('FLOW_EXPIRED');
+      }
+    }
+
+    const failure = await lockout.fail(attempt);
+    const attemptsLeft = policy.challengeMaxAttempts - reserved.attempts;
+    const entries: AuditInput[] = [
+      { event: 'login.second_factor_failed', ...auditMeta, data: { flowId, deviceId: device.id, attemptsLeft, failures: failure.failures } },
+    ];
+    if (attemptsLeft <= 0) {
+      await store.db
+        .updateTable('login_flows')
+        .set({ state: 'failed', updated_at: clock.now() })
+        .where('id', '=', flowId)
+        .where('state', '=', 'second_factor')
+        .execute();
+      entries.push({ event: 'login.flow_exhausted', ...auditMeta, data: { flowId } });
+    }
+    if (failure.locked) entries.push({ event: 'login.locked', ...auditMeta, data: { until: failure.lockedUntil } });
+    await audit.record(...entries);
+    throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: kind.failureHints });
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Text for people (X2) in English, French and Traditional Chinese, from the
+ * translation files in ./locales; never inline.
+ */
+import i18next, { type TFunction } from 'i18next';
+import Negotiator from 'negotiator';
+import en from './locales/en.json' with { type: 'json' };
+import fr from './locales/fr.json' with { type: 'json' };
+import zhHant from './locales/zh-Hant.json' with { type: 'json' };
+import { SlsError, type ErrorCode, type ErrorParams } from '../errors.js';
+
+export const LANGUAGES = ['en', 'fr', 'zh-Hant'] as const;
+export type Language = (typeof LANGUAGES)[number];
+
+const instance = i18next.createInstance();
+void instance.init({
+  resources: { en: { translation: en }, fr: { translation: fr }, 'zh-Hant': { translation: zhHant } },
+  lng: 'en',
+  fallbackLng: 'en',
+  supportedLngs: [...LANGUAGES],
+  interpolation: { escapeValue: false },
+  initAsync: false,
+  returnNull: false,
+  showSupportNotice: false,
+} as Parameters<typeof instance.init>[0]);
+
+export type Translate = (key: string, params?: Record<string, unknown>) => string;
+
+export function isLanguage(value: unknown): value is Language {
+  return typeof value === 'string' && (LANGUAGES as readonly string[]).includes(value);
+}
+
+export function translator(language: Language): Translate {
+  const t: TFunction = instance.getFixedT(language);
+  return (key, params) => t(key, params as Record<string, unknown>) as string;
+}
+
+/** The best of our languages for an Accept-Language header. */
+export function negotiateLanguage(acceptLanguage: string | undefined, fallback: Language = 'en'): Language {
+  if (!acceptLanguage) return fallback;
+  const negotiator = new Negotiator({ headers: { 'accept-language': acceptLanguage } });
+  // zh-TW, zh-HK and zh-Hant all read Traditional Chinese; other zh does too (our only Chinese).
+  const preferred = negotiator.languages(['en', 'fr', 'zh-Hant', 'zh-TW', 'zh-HK', 'zh-MO', 'zh']);
+  for (const tag of preferred) {
+    if (tag.startsWith('zh')) return 'zh-Hant';
+    if (isLanguage(tag)) return tag;
+  }
+  return fallback;
+}
+
+/** The language of the environment (LANG/LC_ALL), for the command line. */
+export function environmentLanguage(env: NodeJS.ProcessEnv = process.env): Language {
+  const value = (env.LC_ALL || env.LC_MESSAGES || env.LANG || '').toLowerCase();
+  if (value.startsWith('fr')) return 'fr';
+  if (value.startsWith('zh')) return 'zh-Hant';
+  return 'en';
+}
+
+/** The message of an error for people, in a language. */
+export function errorMessage(t: Translate, code: ErrorCode, params: ErrorParams = {}): string {
+  const specific = typeof params.reason === 'string' ? `errors.${code}_${params.reason}` : undefined;
+  if (specific && instance.exists(specific)) return t(specific, params);
+  return t(`errors.${code}`, params);
+}
+
+export function describeError(t: Translate, error: unknown): string {
+  if (error instanceof SlsError) return errorMessage(t, error.code, error.params);
+  return errorMessage(t, 'INTERNAL_ERROR');
+}

@@ -1,0 +1,251 @@
+/**
+ * Entities, accounts and users (A1–A3, A6). An entity (a person or an
+ * organisation) may hold several usernames in one or several accounts; each
+ * account has a primary user who may change security settings (A2).
+ */
+import { randomInt } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import { SlsError } from '../errors.js';
+import { assertPasswordAcceptable, hashPassword } from '../crypto/password.js';
+import { newId } from '../crypto/random.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Executor, Store } from '../store/database.js';
+import { assertNewUsername } from './username.js';
+
+export interface Identification {
+  dateOfBirth?: string;
+  citizenship?: string;
+  residenceCountry?: string;
+  documentType?: string;
+  documentNumber?: string;
+  ssn?: string;
+}
+
+export interface User {
+  id: string;
+  username: string;
+  entityId: string;
+  accountId: string;
+  accountNumber: string;
+  email: string | null;
+  canChangeSecurity: boolean;
+  status: 'active' | 'disabled';
+  lastDeviceId: string | null;
+  createdAt: number;
+}
+
+export interface Account {
+  id: string;
+  accountNumber: string;
+  entityId: string;
+  equityUsd: number;
+  primaryUserId: string | null;
+}
+
+export interface CreateUserInput {
+  username: string;
+  password: string;
+  /** Existing account to join, or the number of a new one; generated when absent. */
+  accountNumber?: string;
+  equityUsd?: number;
+  email?: string;
+  entityName?: string;
+  identification?: Identification;
+}
+
+function normalizedIdentification(id: Identification): string {
+  const clean = (v: string | undefined): string => (v ?? '').trim().toUpperCase().replace(/\s+/g, ' ');
+  return [id.dateOfBirth, id.citizenship, id.residenceCountry, id.documentType, id.documentNumber, id.ssn].map(clean).join('|');
+}
+
+export function assertAccountNumber(accountNumber: string): void {
+  if (!/^[A-Z0-9]{4,16}$/.test(accountNumber)) {
+    throw new SlsError('VALIDATION_ERROR', { field: 'account', reason: '4-16 upper-case letters or digits' });
+  }
+}
+
+export function assertEquity(equityUsd: number): void {
+  if (!Number.isFinite(equityUsd) || equityUsd < 0 || equityUsd > 1e13) {
+    throw new SlsError('VALIDATION_ERROR', { field: 'equity', reason: 'a non-negative amount in USD' });
+  }
+}
+
+export class Users {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly box: SecretBox,
+    private readonly audit: AuditLog,
+  ) {}
+
+  private baseQuery(db: Executor) {
+    return db
+      .selectFrom('users')
+      .innerJoin('accounts', 'accounts.id', 'users.account_id')
+      .select([
+        'users.id',
+        'users.username',
+        'users.entity_id',
+        'users.account_id',
+        'accounts.account_number',
+        'users.email',
+        'users.can_change_security',
+        'users.status',
+        'users.last_device_id',
+        'users.created_at',
+      ]);
+  }
+
+  private toUser(row: {
+    id: string;
+    username: string;
+    entity_id: string;
+    account_id: string;
+    account_number: string;
+    email: string | null;
+    can_change_security: number;
+    status: 'active' | 'disabled';
+    last_device_id: string | null;
+    created_at: number;
+  }): User {
+    return {
+      id: row.id,
+      username: row.username,
+      entityId: row.entity_id,
+      accountId: row.account_id,
+      accountNumber: row.account_number,
+      email: row.email,
+      canChangeSecurity: row.can_change_security === 1,
+      status: row.status,
+      lastDeviceId: row.last_device_id,
+      createdAt: row.created_at,
+    };
+  }
+
+  async findByUsername(username: string): Promise<User | null> {
+    const row = await this.baseQuery(this.store.db).where('users.username', '=', username).executeTakeFirst();
+    return row ? this.toUser(row) : null;
+  }
+
+  async getByUsername(username: string): Promise<User> {
+    const user = await this.findByUsername(username);
+    if (!user) throw new SlsError('USER_NOT_FOUND', { username });
+    return user;
+  }
+
+  async get(id: string): Promise<User> {
+    const row = await this.baseQuery(this.store.db).where('users.id', '=', id).executeTakeFirst();
+    if (!row) throw new SlsError('USER_NOT_FOUND', { id });
+    return this.toUser(row);
+  }
+
+  /** The stored password hash, for the first factor only. */
+  async passwordHash(userId: string): Promise<string> {
+    const row = await this.store.db.selectFrom('users').select('password_hash').where('id', '=', userId).executeTakeFirstOrThrow();
+    return row.password_hash;
+  }
+
+  async account(accountId: string): Promise<Account> {
+    const row = await this.store.db.selectFrom('accounts').selectAll().where('id', '=', accountId).executeTakeFirst();
+    if (!row) throw new SlsError('ACCOUNT_NOT_FOUND', { id: accountId });
+    return {
+      id: row.id,
+      accountNumber: row.account_number,
+      entityId: row.entity_id,
+      equityUsd: row.equity_usd_cents / 100,
+      primaryUserId: row.primary_user_id,
+    };
+  }
+
+  async create(input: CreateUserInput, actor: string): Promise<User> {
+    assertNewUsername(input.username);
+    assertPasswordAcceptable(input.password, input.username);
+    if (input.accountNumber !== undefined) assertAccountNumber(input.accountNumber);
+    if (input.equityUsd !== undefined) assertEquity(input.equityUsd);
+    const passwordHash = await hashPassword(input.password);
+    const now = this.clock.now();
+    const userId = newId('usr');
+
+    await this.store.serialized('audit_log', async (trx) => {
+      if (await trx.selectFrom('users').select('id').where('username', '=', input.username).executeTakeFirst()) {
+        throw new SlsError('USERNAME_TAKEN', { username: input.username });
+      }
+      const accountNumber = input.accountNumber ?? `U${String(randomInt(1_000_000, 10_000_000))}`;
+      let account = await trx.selectFrom('accounts').selectAll().where('account_number', '=', accountNumber).executeTakeFirst();
+      let isPrimary = false;
+      if (!account) {
+        const entityId = newId('ent');
+        const identification = input.identification ?? {};
+        await trx
+          .insertInto('entities')
+          .values({
+            id: entityId,
+            kind: 'individual',
+            name: input.entityName ?? input.username,
+            identification_enc: this.box.sealJson(identification, `entity:${entityId}`),
+            identification_digest: this.box.digest(normalizedIdentification(identification), 'identification'),
+            created_at: now,
+          })
+          .execute();
+        const accountId = newId('acc');
+        await trx
+          .insertInto('accounts')
+          .values({
+            id: accountId,
+            account_number: accountNumber,
+            entity_id: entityId,
+            equity_usd_cents: Math.round((input.equityUsd ?? 0) * 100),
+            primary_user_id: userId,
+            created_at: now,
+          })
+          .execute();
+        account = await trx.selectFrom('accounts').selectAll().where('id', '=', accountId).executeTakeFirstOrThrow();
+        isPrimary = true;
+      } else if (input.equityUsd !== undefined) {
+        await trx
+          .updateTable('accounts')
+          .set({ equity_usd_cents: Math.round(input.equityUsd * 100) })
+          .where('id', '=', account.id)
+          .execute();
+      }
+      await trx
+        .insertInto('users')
+        .values({
+          id: userId,
+          username: input.username,
+          entity_id: account.entity_id,
+          account_id: account.id,
+          password_hash: passwordHash,
+          password_changed_at: now,
+          email: input.email ?? null,
+          can_change_security: isPrimary ? 1 : 0,
+          last_device_id: null,
+          created_at: now,
+        })
+        .execute();
+      await this.audit.append(trx, [
+        { event: 'user.created', actor, userId, username: input.username, data: { account: accountNumber, primary: isPrimary } },
+      ]);
+    });
+    return this.get(userId);
+  }
+
+  async setEquity(accountNumber: string, equityUsd: number, actor: string): Promise<Account> {
+    assertAccountNumber(accountNumber);
+    assertEquity(equityUsd);
+    const account = await this.store.db.selectFrom('accounts').select('id').where('account_number', '=', accountNumber).executeTakeFirst();
+    if (!account) throw new SlsError('ACCOUNT_NOT_FOUND', { account: accountNumber });
+    await this.store.db
+      .updateTable('accounts')
+      .set({ equity_usd_cents: Math.round(equityUsd * 100) })
+      .where('id', '=', account.id)
+      .execute();
+    await this.audit.record({ event: 'account.equity_changed', actor, data: { account: accountNumber, equityUsd } });
+    return this.account(account.id);
+  }
+
+  async setLastDevice(userId: string, deviceId: string): Promise<void> {
+    await this.store.db.updateTable('users').set({ last_device_id: deviceId }).where('id', '=', userId).execute();
+  }
+}

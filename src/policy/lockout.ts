@@ -1,0 +1,141 @@
+/**
+ * L3 lockout: 10 consecutive failed login attempts within any 24-hour period
+ * lock the username until 24 hours after the last failed attempt; while
+ * locked, even the correct credentials are refused.
+ *
+ * Exact under concurrency and across server processes: every attempt first
+ * reserves a row (`pending`, counted as a failure until cleared) and is let
+ * through only if the failures and attempts in flight leave room, so no more
+ * than 10 guesses are ever checked in the window. The state is keyed by the
+ * username as typed, so an unknown username locks exactly like a real one
+ * (no user enumeration, L1).
+ */
+import type { Clock } from '../clock.js';
+import type { PolicyConfig } from '../config.js';
+import { SlsError } from '../errors.js';
+import { newId } from '../crypto/random.js';
+import type { Store } from '../store/database.js';
+
+export interface Attempt {
+  id: string;
+  username: string;
+}
+
+export interface FailureOutcome {
+  /** True when this failure locked the username. */
+  locked: boolean;
+  lockedUntil: number | null;
+  failures: number;
+}
+
+export interface LockoutStatus {
+  locked: boolean;
+  lockedUntil: number | null;
+  failures: number;
+}
+
+export class Lockout {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly policy: Pick<PolicyConfig, 'lockoutThreshold' | 'lockoutWindowMs'>,
+  ) {}
+
+  private async state(username: string): Promise<{ lockedUntil: number | null; resetAt: number }> {
+    const row = await this.store.db
+      .selectFrom('lockouts')
+      .select(['locked_until', 'reset_at'])
+      .where('username', '=', username)
+      .executeTakeFirst();
+    return { lockedUntil: row?.locked_until ?? null, resetAt: row?.reset_at ?? 0 };
+  }
+
+  private async countSince(username: string, since: number, states: ('pending' | 'failed')[]): Promise<number> {
+    const row = await this.store.db
+      .selectFrom('login_failures')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('username', '=', username)
+      .where('at', '>', since)
+      .where('state', 'in', states)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  private windowStart(now: number, resetAt: number): number {
+    return Math.max(now - this.policy.lockoutWindowMs, resetAt - 1);
+  }
+
+  /** Reserves an attempt, or throws LOCKED. */
+  async begin(username: string): Promise<Attempt> {
+    const now = this.clock.now();
+    const attempt = { id: newId('att'), username };
+    await this.store.db.insertInto('login_failures').values({ id: attempt.id, username, at: now, state: 'pending' }).execute();
+    const { lockedUntil, resetAt } = await this.state(username);
+    if (lockedUntil !== null && lockedUntil > now) {
+      await this.release(attempt);
+      throw new SlsError('LOCKED', { until: new Date(lockedUntil).toISOString() });
+    }
+    const inWindow = await this.countSince(username, this.windowStart(now, resetAt), ['pending', 'failed']);
+    if (inWindow > this.policy.lockoutThreshold) {
+      await this.release(attempt);
+      throw new SlsError('LOCKED', {});
+    }
+    return attempt;
+  }
+
+  /** The attempt did not fail (for example a correct password before the second factor). */
+  async release(attempt: Attempt): Promise<void> {
+    await this.store.db.deleteFrom('login_failures').where('id', '=', attempt.id).execute();
+  }
+
+  /** Counts the attempt as a failure and locks the username at the threshold. */
+  async fail(attempt: Attempt): Promise<FailureOutcome> {
+    const now = this.clock.now();
+    const updated = await this.store.db
+      .updateTable('login_failures')
+      .set({ state: 'failed', at: now })
+      .where('id', '=', attempt.id)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) === 0) {
+      await this.store.db.insertInto('login_failures').values({ id: attempt.id, username: attempt.username, at: now, state: 'failed' }).execute();
+    }
+    const { resetAt } = await this.state(attempt.username);
+    const failures = await this.countSince(attempt.username, this.windowStart(now, resetAt), ['failed']);
+    if (failures < this.policy.lockoutThreshold) return { locked: false, lockedUntil: null, failures };
+    const lockedUntil = now + this.policy.lockoutWindowMs;
+    await this.store.db
+      .insertInto('lockouts')
+      .values({ username: attempt.username, locked_until: lockedUntil, reset_at: 0 })
+      .onConflict((oc) => oc.column('username').doUpdateSet({ locked_until: lockedUntil }))
+      .execute();
+    return { locked: failures === this.policy.lockoutThreshold, lockedUntil, failures };
+  }
+
+  /** A complete successful login, or client services lifting the lock: the count starts again. */
+  async reset(username: string): Promise<void> {
+    const now = this.clock.now();
+    await this.store.transaction(async (trx) => {
+      await trx
+        .insertInto('lockouts')
+        .values({ username, locked_until: null, reset_at: now })
+        .onConflict((oc) => oc.column('username').doUpdateSet({ locked_until: null, reset_at: now }))
+        .execute();
+      await trx.deleteFrom('login_failures').where('username', '=', username).where('at', '<=', now).where('state', '=', 'failed').execute();
+    });
+  }
+
+  async status(username: string): Promise<LockoutStatus> {
+    const now = this.clock.now();
+    const { lockedUntil, resetAt } = await this.state(username);
+    const failures = await this.countSince(username, this.windowStart(now, resetAt), ['failed']);
+    const locked = lockedUntil !== null && lockedUntil > now;
+    return { locked, lockedUntil: locked ? lockedUntil : null, failures };
+  }
+
+  /** Forgets failures that can no longer count. */
+  async prune(): Promise<void> {
+    const horizon = this.clock.now() - this.policy.lockoutWindowMs;
+    await this.store.db.deleteFrom('login_failures').where('at', '<', horizon).execute();
+    await this.store.db.deleteFrom('lockouts').where('locked_until', '<', horizon).execute();
+  }
+}

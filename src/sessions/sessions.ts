@@ -1,0 +1,125 @@
+/**
+ * Sessions (L8): an opaque bearer token, stored only as its SHA-256 hash.
+ * Portal sessions end after 30 minutes idle and 12 hours at most; trading
+ * sessions after 12 hours. Logout revokes the session server-side, and every
+ * login creates a new session id.
+ */
+import { createHash } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import type { PolicyConfig } from '../config.js';
+import { newId, newToken } from '../crypto/random.js';
+import type { Executor, Store } from '../store/database.js';
+import type { SessionsTable } from '../store/schema.js';
+import type { Selectable } from 'kysely';
+
+export type App = 'portal' | 'trading';
+
+export interface Session {
+  id: string;
+  userId: string;
+  app: App;
+  deviceId: string | null;
+  deviceType: string | null;
+  createdAt: number;
+  expiresAt: number;
+  idleExpiresAt: number | null;
+}
+
+export interface IssuedSession extends Session {
+  /** The bearer token: shown once, never stored. */
+  token: string;
+}
+
+export interface NewSession {
+  userId: string;
+  app: App;
+  flowId: string | null;
+  deviceId: string | null;
+  deviceType: string | null;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/** Idle-expiry updates are written at most this often per session. */
+const TOUCH_INTERVAL_MS = 30_000;
+
+function tokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+function toSession(row: Selectable<SessionsTable>): Session {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    app: row.app,
+    deviceId: row.device_id,
+    deviceType: row.device_type,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    idleExpiresAt: row.idle_expires_at,
+  };
+}
+
+export class Sessions {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly policy: Pick<PolicyConfig, 'portalIdleMs' | 'portalMaxMs' | 'tradingMaxMs'>,
+  ) {}
+
+  private idleMs(app: App): number | null {
+    return app === 'portal' ? this.policy.portalIdleMs : null;
+  }
+
+  async create(input: NewSession, db: Executor = this.store.db): Promise<IssuedSession> {
+    const now = this.clock.now();
+    const token = newToken();
+    const idle = this.idleMs(input.app);
+    const row = {
+      id: newId('ses'),
+      token_hash: tokenHash(token),
+      user_id: input.userId,
+      app: input.app,
+      flow_id: input.flowId,
+      device_id: input.deviceId,
+      device_type: input.deviceType,
+      created_at: now,
+      last_seen_at: now,
+      idle_expires_at: idle === null ? null : now + idle,
+      expires_at: now + (input.app === 'portal' ? this.policy.portalMaxMs : this.policy.tradingMaxMs),
+      revoked_at: null,
+      ip: input.ip,
+      user_agent: input.userAgent,
+    };
+    await db.insertInto('sessions').values(row).execute();
+    return { ...toSession(row), token };
+  }
+
+  /** The live session of a token, its idle timer renewed; null when unknown, expired or revoked. */
+  async authenticate(token: string): Promise<Session | null> {
+    if (token.length === 0 || token.length > 128) return null;
+    const now = this.clock.now();
+    const row = await this.store.db.selectFrom('sessions').selectAll().where('token_hash', '=', tokenHash(token)).executeTakeFirst();
+    if (!row || row.revoked_at !== null || row.expires_at <= now) return null;
+    if (row.idle_expires_at !== null && row.idle_expires_at <= now) return null;
+    const idle = this.idleMs(row.app);
+    if (idle !== null && now - row.last_seen_at >= TOUCH_INTERVAL_MS) {
+      const idleExpiresAt = Math.min(now + idle, row.expires_at);
+      await this.store.db
+        .updateTable('sessions')
+        .set({ last_seen_at: now, idle_expires_at: idleExpiresAt })
+        .where('id', '=', row.id)
+        .execute();
+      return toSession({ ...row, last_seen_at: now, idle_expires_at: idleExpiresAt });
+    }
+    return toSession(row);
+  }
+
+  /** Ends the session of a token; returns it if it was live. */
+  async revoke(token: string): Promise<Session | null> {
+    const session = await this.authenticate(token);
+    if (!session) return null;
+    await this.store.db.updateTable('sessions').set({ revoked_at: this.clock.now() }).where('id', '=', session.id).execute();
+    return session;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Table types for Kysely. Times are Unix milliseconds (bigint), booleans are
+ * 0/1 integers and structured values are JSON text, so that the same rows
+ * work on SQLite and PostgreSQL.
+ */
+import type { Generated } from 'kysely';
+
+export interface MetaTable {
+  key: string;
+  value: string;
+}
+
+export interface EntitiesTable {
+  id: string;
+  kind: 'individual' | 'organization';
+  name: string;
+  /** Sealed JSON of the identification data (A1). */
+  identification_enc: string | null;
+  /** Keyed digest of the normalised identification data, to compare entities (H1a). */
+  identification_digest: string | null;
+  created_at: number;
+}
+
+export interface AccountsTable {
+  id: string;
+  account_number: string;
+  entity_id: string;
+  equity_usd_cents: Generated<number>;
+  primary_user_id: string | null;
+  created_at: number;
+}
+
+export interface UsersTable {
+  id: string;
+  username: string;
+  entity_id: string;
+  account_id: string;
+  password_hash: string;
+  password_changed_at: number;
+  email: string | null;
+  /** A2: may change the security settings of the account. */
+  can_change_security: Generated<number>;
+  status: Generated<'active' | 'disabled'>;
+  /** L6: the device offered first at the next login. */
+  last_device_id: string | null;
+  created_at: number;
+}
+
+export type DeviceState = 'stock' | 'requested' | 'shipped' | 'active' | 'suspended' | 'lost' | 'returned' | 'revoked';
+
+export interface DevicesTable {
+  id: string;
+  user_id: string | null;
+  type: string;
+  state: DeviceState;
+  serial: string | null;
+  label: string | null;
+  /** Sealed device secret (D5), bound to the device id. */
+  secret_enc: string | null;
+  /** Non-secret parameters as JSON (suite, batch …). */
+  params: Generated<string>;
+  created_at: number;
+  state_changed_at: number;
+  activated_at: number | null;
+  last_used_at: number | null;
+}
+
+export type FlowState = 'second_factor' | 'done' | 'failed';
+
+export interface LoginFlowsTable {
+  id: string;
+  kind: 'login';
+  app: 'portal' | 'trading';
+  username: string;
+  user_id: string;
+  state: FlowState;
+  device_id: string | null;
+  /** What the client must show, as JSON (the challenge question, index numbers …). */
+  prompt: string | null;
+  /** What the server needs to check the answer, sealed to the flow (never shown). */
+  verifier: string | null;
+  attempts: Generated<number>;
+  device_switches: Generated<number>;
+  expires_at: number;
+  created_at: number;
+  updated_at: number;
+  ip: string | null;
+  user_agent: string | null;
+  session_id: string | null;
+}
+
+export interface SessionsTable {
+  id: string;
+  token_hash: string;
+  user_id: string;
+  app: 'portal' | 'trading';
+  flow_id: string | null;
+  device_id: string | null;
+  device_type: string | null;
+  created_at: number;
+  last_seen_at: number;
+  idle_expires_at: number | null;
+  expires_at: number;
+  revoked_at: number | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface LoginFailuresTable {
+  id: string;
+  username: string;
+  at: number;
+  /** `pending` while the attempt is being checked; it counts as a failure until cleared. */
+  state: 'pending' | 'failed';
+}
+
+export interface LockoutsTable {
+  username: string;
+  locked_until: number | null;
+  /** Failures before this time no longer count (a successful login or an unlock). */
+  reset_at: Generated<number>;
+}
+
+export interface UsedCodesTable {
+  device_id: string;
+  digest: string;
+  expires_at: number;
+}
+
+export interface AuditLogTable {
+  seq: number;
+  at: number;
+  event: string;
+  actor: string | null;
+  user_id: string | null;
+  username: string | null;
+  ip: string | null;
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface Schema {
+  meta: MetaTable;
+  entities: EntitiesTable;
+  accounts: AccountsTable;
+  users: UsersTable;
+  devices: DevicesTable;
+  login_flows: LoginFlowsTable;
+  sessions: SessionsTable;
+  login_failures: LoginFailuresTable;
+  lockouts: LockoutsTable;
+  used_codes: UsedCodesTable;
+  audit_log: AuditLogTable;
+}
