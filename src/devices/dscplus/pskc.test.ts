@@ -542,7 +542,7 @@ describe('parsePskc: errors', () => {
 
   it('C8: rejects a wrong pre-shared key or password (bad padding or MAC mismatch)', () => {
     const wrongKey = Buffer.from('ffeeddccbbaa99887766554433221100', 'hex');
-    const wrong: Array<string | number | undefined> = [
+    const wrong = [
       reasonOf(fixture('batch-aes.xml'), { preSharedKey: wrongKey }),
       reasonOf(RFC6030_FIGURE6, { preSharedKey: wrongKey }),
       reasonOf(fixture('batch-pbkdf2.xml'), { password: 'Correct horse battery' }),
