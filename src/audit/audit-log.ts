@@ -103,7 +103,15 @@ export class AuditLog {
   async list(query: AuditQuery = {}, db: Executor = this.store.db): Promise<AuditEntry[]> {
     let q = db.selectFrom('audit_log').selectAll();
     if (query.userId) q = q.where('user_id', '=', query.userId);
-    if (query.username) q = q.where('username', '=', query.username);
+    if (query.username) {
+      const username = query.username;
+      q = q.where((eb) =>
+        eb.or([
+          eb('username', '=', username),
+          eb('user_id', 'in', eb.selectFrom('users').select('id').where('username', '=', username)),
+        ]),
+      );
+    }
     if (query.since !== undefined) q = q.where('at', '>=', query.since);
     if (query.until !== undefined) q = q.where('at', '<', query.until);
     const rows = await q.orderBy('seq', 'desc').limit(query.limit ?? 100).execute();

@@ -75,6 +75,12 @@ export class Devices {
     return rows.map(toDevice);
   }
 
+  /** C8: imported cards not yet issued to anyone. */
+  async listStock(): Promise<Device[]> {
+    const rows = await this.store.db.selectFrom('devices').selectAll().where('state', '=', 'stock').orderBy('serial').execute();
+    return rows.map(toDevice);
+  }
+
   /**
    * The user's active devices, the one to offer first at the front (L6): the
    * last used one, then the strongest.

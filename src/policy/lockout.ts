@@ -14,7 +14,7 @@ import type { Clock } from '../clock.js';
 import type { PolicyConfig } from '../config.js';
 import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
-import type { Store } from '../store/database.js';
+import type { Executor, Store } from '../store/database.js';
 
 export interface Attempt {
   id: string;
@@ -50,8 +50,8 @@ export class Lockout {
     return { lockedUntil: row?.locked_until ?? null, resetAt: row?.reset_at ?? 0 };
   }
 
-  private async countSince(username: string, since: number, states: ('pending' | 'failed')[]): Promise<number> {
-    const row = await this.store.db
+  private async countSince(db: Executor, username: string, since: number, states: ('pending' | 'failed')[]): Promise<number> {
+    const row = await db
       .selectFrom('login_failures')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .where('username', '=', username)
@@ -65,21 +65,29 @@ export class Lockout {
     return Math.max(now - this.policy.lockoutWindowMs, resetAt - 1);
   }
 
-  /** Reserves an attempt, or throws LOCKED. */
+  /**
+   * Reserves an attempt, or throws LOCKED. Attempts on one username are
+   * serialised by a lock on its lockout row, so each sees every attempt
+   * admitted before it.
+   */
   async begin(username: string): Promise<Attempt> {
     const now = this.clock.now();
     const attempt = { id: newId('att'), username };
-    await this.store.db.insertInto('login_failures').values({ id: attempt.id, username, at: now, state: 'pending' }).execute();
-    const { lockedUntil, resetAt } = await this.state(username);
-    if (lockedUntil !== null && lockedUntil > now) {
-      await this.release(attempt);
-      throw new SlsError('LOCKED', { until: new Date(lockedUntil).toISOString() });
-    }
-    const inWindow = await this.countSince(username, this.windowStart(now, resetAt), ['pending', 'failed']);
-    if (inWindow > this.policy.lockoutThreshold) {
-      await this.release(attempt);
-      throw new SlsError('LOCKED', {});
-    }
+    await this.store.transaction(async (trx) => {
+      await trx
+        .insertInto('lockouts')
+        .values({ username, locked_until: null, reset_at: 0 })
+        .onConflict((oc) => oc.column('username').doNothing())
+        .execute();
+      let query = trx.selectFrom('lockouts').select(['locked_until', 'reset_at']).where('username', '=', username);
+      if (this.store.dialect === 'postgres') query = query.forUpdate();
+      const { locked_until: lockedUntil, reset_at: resetAt } = await query.executeTakeFirstOrThrow();
+      if (lockedUntil !== null && lockedUntil > now) throw new SlsError('LOCKED', { until: new Date(lockedUntil).toISOString() });
+      const counted = await this.countSince(trx, username, this.windowStart(now, resetAt), ['pending', 'failed']);
+      // failures plus attempts still being checked: no more guesses than the threshold
+      if (counted >= this.policy.lockoutThreshold) throw new SlsError('LOCKED', {});
+      await trx.insertInto('login_failures').values({ id: attempt.id, username, at: now, state: 'pending' }).execute();
+    });
     return attempt;
   }
 
@@ -100,7 +108,7 @@ export class Lockout {
       await this.store.db.insertInto('login_failures').values({ id: attempt.id, username: attempt.username, at: now, state: 'failed' }).execute();
     }
     const { resetAt } = await this.state(attempt.username);
-    const failures = await this.countSince(attempt.username, this.windowStart(now, resetAt), ['failed']);
+    const failures = await this.countSince(this.store.db, attempt.username, this.windowStart(now, resetAt), ['failed']);
     if (failures < this.policy.lockoutThreshold) return { locked: false, lockedUntil: null, failures };
     const lockedUntil = now + this.policy.lockoutWindowMs;
     await this.store.db
@@ -127,7 +135,7 @@ export class Lockout {
   async status(username: string): Promise<LockoutStatus> {
     const now = this.clock.now();
     const { lockedUntil, resetAt } = await this.state(username);
-    const failures = await this.countSince(username, this.windowStart(now, resetAt), ['failed']);
+    const failures = await this.countSince(this.store.db, username, this.windowStart(now, resetAt), ['failed']);
     const locked = lockedUntil !== null && lockedUntil > now;
     return { locked, lockedUntil: locked ? lockedUntil : null, failures };
   }
@@ -136,6 +144,10 @@ export class Lockout {
   async prune(): Promise<void> {
     const horizon = this.clock.now() - this.policy.lockoutWindowMs;
     await this.store.db.deleteFrom('login_failures').where('at', '<', horizon).execute();
-    await this.store.db.deleteFrom('lockouts').where('locked_until', '<', horizon).execute();
+    await this.store.db
+      .deleteFrom('lockouts')
+      .where('reset_at', '<', horizon)
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', horizon)]))
+      .execute();
   }
 }

@@ -1,0 +1,81 @@
+/**
+ * The DSC+ card in a terminal (C2): press the "press" button until PIN>
+ * appears, enter the 4-digit PIN, OK; CHALLNG> appears, enter the 6-digit
+ * challenge from the login screen, OK; the 8-digit response appears.
+ * Like the real card it does not check the PIN: a wrong PIN gives a wrong
+ * response (C3).
+ */
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { SlsError } from '../errors.js';
+import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
+import type { CardFile } from '../devices/devices.js';
+import type { Translate } from '../i18n/i18n.js';
+
+export function readCardFile(path: string): CardFile {
+  let card: Partial<CardFile>;
+  try {
+    card = JSON.parse(readFileSync(path, 'utf8')) as Partial<CardFile>;
+  } catch {
+    throw new SlsError('VALIDATION_ERROR', { reason: `cannot read the card file ${path}` });
+  }
+  if (card.format !== 'sls-dscplus-card/1' || typeof card.seed !== 'string' || typeof card.suite !== 'string' || typeof card.serial !== 'string') {
+    throw new SlsError('VALIDATION_ERROR', { reason: `${path} is not a DSC+ card file` });
+  }
+  return card as CardFile;
+}
+
+/** The card's computation: what it displays for a PIN and a challenge. */
+export function cardResponse(card: CardFile, pin: string, challenge: string): string {
+  const suite = parseOcraSuite(card.suite);
+  if (!/^\d{4}$/.test(pin)) throw new SlsError('INVALID_PIN', { digits: 4 });
+  if (!/^\d+$/.test(challenge) || challenge.length > suite.challenge.maxLength) {
+    throw new SlsError('VALIDATION_ERROR', { reason: `the challenge is up to ${suite.challenge.maxLength} digits` });
+  }
+  return generateOcra(suite, { key: Buffer.from(card.seed, 'hex'), question: challenge, pin });
+}
+
+function display(text: string): string {
+  const width = 12;
+  return [`┌${'─'.repeat(width)}┐`, `│${text.padEnd(width)}│`, `└${'─'.repeat(width)}┘`].join('\n');
+}
+
+/** The interactive card, on standard input and output (works with a terminal or a pipe). */
+export async function runCardEmulator(card: CardFile, t: Translate): Promise<void> {
+  const out = process.stdout;
+  out.write(`${t('cli.dsc.title', { serial: card.serial })}\n${t('cli.dsc.pressHelp')}\n${t('cli.dsc.okHelp')}\n`);
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  const lines = rl[Symbol.asyncIterator]();
+  const next = async (prompt: string): Promise<string | null> => {
+    out.write(prompt);
+    const line = await lines.next();
+    return line.done ? null : line.value.trim();
+  };
+  try {
+    for (;;) {
+      const press = await next('[press] ');
+      if (press === null) break;
+      out.write('\n');
+      let pin: string | null;
+      for (;;) {
+        out.write(`${display('PIN>')}\n`);
+        pin = await next('PIN> ');
+        if (pin === null || /^\d{4}$/.test(pin)) break;
+        out.write(`${display('Err')}\n`);
+      }
+      if (pin === null) break;
+      let challenge: string | null;
+      for (;;) {
+        out.write(`${display('CHALLNG>')}\n`);
+        challenge = await next('CHALLNG> ');
+        if (challenge === null || /^\d{1,6}$/.test(challenge)) break;
+        out.write(`${display('Err')}\n`);
+      }
+      if (challenge === null) break;
+      out.write(`${display(cardResponse(card, pin, challenge))}\n`);
+    }
+  } finally {
+    rl.close();
+    out.write(`\n${t('cli.dsc.off')}\n`);
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * The `sls` command: run the server, manage users and devices, emulate a
+ * DSC+ card, compute OCRA values and read the audit log. Every command reads
+ * the same database as `npm start` (SLS_DATABASE_URL or --db); errors exit
+ * non-zero with a one-line message.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { loadConfig, type Config } from '../config.js';
+import { SlsError } from '../errors.js';
+import { createServices, type Services } from '../services.js';
+import { describeError, environmentLanguage, translator } from '../i18n/i18n.js';
+import { parsePskc } from '../devices/dscplus/pskc.js';
+import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
+import { runCardEmulator, cardResponse, readCardFile } from './dsc-emulator.js';
+import { serve } from './serve.js';
+
+const t = translator(environmentLanguage());
+
+function print(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function printJson(value: unknown): void {
+  print(JSON.stringify(value, null, 2));
+}
+
+interface DbOption {
+  db?: string;
+}
+
+function configFor(options: DbOption & { port?: number }): Config {
+  return loadConfig(process.env, {
+    ...(options.db !== undefined ? { databaseUrl: options.db } : {}),
+    ...(options.port !== undefined ? { port: options.port } : {}),
+  });
+}
+
+async function withServices<T>(options: DbOption, fn: (services: Services) => Promise<T>): Promise<T> {
+  const services = await createServices(configFor(options));
+  try {
+    return await fn(services);
+  } finally {
+    await services.close();
+  }
+}
+
+function intOption(name: string, min: number, max: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      throw new SlsError('VALIDATION_ERROR', { reason: `${name} must be a whole number from ${min} to ${max}` });
+    }
+    return Number(value);
+  };
+}
+
+function amountOption(value: string): number {
+  if (!/^\d+(\.\d{1,2})?$/.test(value)) throw new SlsError('VALIDATION_ERROR', { reason: 'the amount must be like 1500000 or 1500000.50' });
+  return Number(value);
+}
+
+function hexOption(name: string) {
+  return (value: string): Buffer => {
+    if (!/^([0-9a-fA-F]{2})+$/.test(value)) throw new SlsError('VALIDATION_ERROR', { reason: `${name} must be hexadecimal bytes` });
+    return Buffer.from(value, 'hex');
+  };
+}
+
+const dbOption = (): Option => new Option('--db <url>', 'database URL (default: SLS_DATABASE_URL or ./data/sls.db)');
+const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
+
+export function buildProgram(): Command {
+  const program = new Command('sls')
+    .description('Secure Login System: two-factor authentication server')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('serve')
+    .description('run the server (what `npm start` runs)')
+    .option('--port <n>', 'port to listen on (default: SLS_PORT or 8080)', intOption('--port', 0, 65535))
+    .addOption(dbOption())
+    .action(async (options: DbOption & { port?: number }) => {
+      await serve(configFor(options), print);
+    });
+
+  const user = program.command('user').description('users (A1-A4)');
+  user
+    .command('create')
+    .description('create a user, with a new account unless --account names an existing one')
+    .requiredOption('--username <u>', 'lower-case letters and digits')
+    .requiredOption('--password <p>', 'at least 8 characters, not a common password')
+    .option('--account <a>', 'account number to join or create')
+    .option('--equity <usd>', 'account equity in USD (A6)', amountOption)
+    .option('--email <e>', 'e-mail address for notifications')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { username: string; password: string; account?: string; equity?: number; email?: string }) => {
+      await withServices(options, async (s) => {
+        const created = await s.users.create(
+          {
+            username: options.username,
+            password: options.password,
+            ...(options.account !== undefined ? { accountNumber: options.account } : {}),
+            ...(options.equity !== undefined ? { equityUsd: options.equity } : {}),
+            ...(options.email !== undefined ? { email: options.email } : {}),
+          },
+          'cli',
+        );
+        print(t('cli.userCreated', { username: created.username, account: created.accountNumber }));
+      });
+    });
+
+  user
+    .command('show')
+    .description('show a user, the account, devices and lock state')
+    .argument('<username>')
+    .option('--json', 'print JSON')
+    .addOption(dbOption())
+    .action(async (username: string, options: DbOption & { json?: boolean }) => {
+      await withServices(options, async (s) => {
+        const u = await s.users.getByUsername(username);
+        const account = await s.users.account(u.accountId);
+        const devices = await s.devices.listForUser(u.id);
+        const lock = await s.lockout.status(u.username);
+        const view = {
+          id: u.id,
+          username: u.username,
+          account: account.accountNumber,
+          equityUsd: account.equityUsd,
+          primaryUser: account.primaryUserId === u.id,
+          canChangeSecurity: u.canChangeSecurity,
+          status: u.status,
+          email: u.email,
+          createdAt: iso(u.createdAt),
+          locked: lock.locked,
+          lockedUntil: iso(lock.lockedUntil),
+          recentFailures: lock.failures,
+          devices: devices.map((d) => ({ id: d.id, type: d.type, serial: d.serial, state: d.state, lastUsedAt: iso(d.lastUsedAt) })),
+        };
+        if (options.json) return printJson(view);
+        for (const [key, value] of Object.entries(view)) {
+          if (key !== 'devices') print(`${key.padEnd(18)} ${String(value)}`);
+        }
+        for (const d of view.devices) print(`device             ${d.id}  ${d.type}  ${d.serial ?? ''}  ${d.state}  last used ${d.lastUsedAt}`);
+      });
+    });
+
+  program
+    .command('account')
+    .description('accounts (A6)')
+    .command('set-equity')
+    .description('set the equity of an account in USD (decides DSC+ eligibility, C1)')
+    .requiredOption('--account <a>', 'account number')
+    .requiredOption('--equity <usd>', 'equity in USD', amountOption)
+    .addOption(dbOption())
+    .action(async (options: DbOption & { account: string; equity: number }) => {
+      await withServices(options, async (s) => {
+        const account = await s.users.setEquity(options.account, options.equity, 'cli');
+        print(`${account.accountNumber} equity USD ${account.equityUsd}`);
+      });
+    });
+
+  const device = program.command('device').description('second-factor devices');
+  device
+    .command('add-dscplus')
+    .description('issue an active DSC+ card to a user and write the card file for `sls dsc`')
+    .requiredOption('--user <u>', 'username')
+    .requiredOption('--pin <nnnn>', "the card's 4-digit soft PIN")
+    .requiredOption('--out <file>', 'where to write the card file (serial, seed, suite, PIN)')
+    .option('--serial <s>', 'take this card from the imported stock instead of making a new one')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { user: string; pin: string; out: string; serial?: string }) => {
+      await withServices(options, async (s) => {
+        const u = await s.users.getByUsername(options.user);
+        const { card } = await s.devices.addDscPlus(
+          { userId: u.id, pin: options.pin, ...(options.serial !== undefined ? { serial: options.serial } : {}) },
+          'cli',
+        );
+        writeFileSync(options.out, `${JSON.stringify(card, null, 2)}\n`, { mode: 0o600 });
+        print(t('cli.cardWritten', { serial: card.serial, username: u.username, path: options.out }));
+      });
+    });
+
+  device
+    .command('list')
+    .description("list a user's devices, or the cards in stock")
+    .option('--user <u>', 'username')
+    .option('--stock', 'list the imported cards not yet issued')
+    .option('--json', 'print JSON')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { user?: string; stock?: boolean; json?: boolean }) => {
+      if ((options.user === undefined) === (options.stock === undefined)) {
+        throw new SlsError('VALIDATION_ERROR', { reason: 'give --user U or --stock' });
+      }
+      await withServices(options, async (s) => {
+        const devices = options.user !== undefined ? await s.devices.listForUser((await s.users.getByUsername(options.user)).id) : await s.devices.listStock();
+        const rows = devices.map((d) => ({
+          id: d.id,
+          type: d.type,
+          serial: d.serial,
+          state: d.state,
+          activatedAt: iso(d.activatedAt),
+          lastUsedAt: iso(d.lastUsedAt),
+        }));
+        if (options.json) return printJson(rows);
+        for (const r of rows) print(`${r.id}  ${r.type}  ${r.serial ?? '-'}  ${r.state}  activated ${r.activatedAt}  last used ${r.lastUsedAt}`);
+      });
+    });
+
+  device
+    .command('import-pskc')
+    .description('import a batch of DSC+ cards from a PSKC (RFC 6030) file into the stock (C8)')
+    .argument('<file>')
+    .option('--key <hex>', 'pre-shared key for encrypted secrets', hexOption('--key'))
+    .option('--password <p>', 'password for PBKDF2-protected secrets')
+    .option('--batch <name>', 'batch name (default: the file name)')
+    .addOption(dbOption())
+    .action(async (file: string, options: DbOption & { key?: Buffer; password?: string; batch?: string }) => {
+      let xml: string;
+      try {
+        xml = readFileSync(file, 'utf8');
+      } catch {
+        throw new SlsError('INVALID_PSKC', { reason: `cannot read ${file}` });
+      }
+      const keys = parsePskc(xml, {
+        ...(options.key ? { preSharedKey: options.key } : {}),
+        ...(options.password !== undefined ? { password: options.password } : {}),
+      });
+      await withServices(options, async (s) => {
+        const batch = options.batch ?? basename(file);
+        const imported = await s.devices.importStock(keys, 'cli', batch);
+        print(t('cli.imported', { count: imported.length, batch }));
+      });
+    });
+
+  program
+    .command('dsc')
+    .description('the DSC+ card emulator: press, PIN>, OK, CHALLNG>, OK, the 8-digit response')
+    .requiredOption('--card <file>', 'card file written by `sls device add-dscplus`')
+    .option('--pin <nnnn>', 'non-interactive: the PIN to type')
+    .option('--challenge <nnnnnn>', 'non-interactive: the challenge to type; prints only the response')
+    .action(async (options: { card: string; pin?: string; challenge?: string }) => {
+      const card = readCardFile(options.card);
+      if ((options.pin === undefined) !== (options.challenge === undefined)) {
+        throw new SlsError('VALIDATION_ERROR', { reason: 'give both --pin and --challenge, or neither for the interactive card' });
+      }
+      if (options.pin !== undefined && options.challenge !== undefined) {
+        print(cardResponse(card, options.pin, options.challenge));
+        return;
+      }
+      await runCardEmulator(card, t);
+    });
+
+  program
+    .command('ocra')
+    .description('compute an OCRA (RFC 6287) value; prints only the value')
+    .requiredOption('--suite <s>', 'OCRA suite, e.g. OCRA-1:HOTP-SHA256-8:QN06-PSHA1')
+    .requiredOption('--key <hex>', 'the secret key', hexOption('--key'))
+    .requiredOption('--question <q>', 'the challenge question')
+    .option('--pin <p>', 'the PIN, hashed as the suite says')
+    .option('--pin-hash <hex>', 'or the hashed PIN', hexOption('--pin-hash'))
+    .option('--counter <n>', 'the counter C (decimal)')
+    .option('--timestamp <hex>', "the number of the suite's time steps, in hex")
+    .option('--session <hex>', 'session information S, hex', hexOption('--session'))
+    .action(
+      (options: { suite: string; key: Buffer; question: string; pin?: string; pinHash?: Buffer; counter?: string; timestamp?: string; session?: Buffer }) => {
+        if (options.pin !== undefined && options.pinHash !== undefined) {
+          throw new SlsError('VALIDATION_ERROR', { reason: 'give --pin or --pin-hash, not both' });
+        }
+        if (options.counter !== undefined && !/^\d{1,20}$/.test(options.counter)) {
+          throw new SlsError('VALIDATION_ERROR', { reason: '--counter must be a decimal number' });
+        }
+        if (options.timestamp !== undefined && !/^[0-9a-fA-F]{1,16}$/.test(options.timestamp)) {
+          throw new SlsError('VALIDATION_ERROR', { reason: '--timestamp must be hexadecimal' });
+        }
+        const suite = parseOcraSuite(options.suite);
+        print(
+          generateOcra(suite, {
+            key: options.key,
+            question: options.question,
+            ...(options.pin !== undefined ? { pin: options.pin } : {}),
+            ...(options.pinHash !== undefined ? { pinHash: options.pinHash } : {}),
+            ...(options.counter !== undefined ? { counter: BigInt(options.counter) } : {}),
+            ...(options.timestamp !== undefined ? { timestamp: BigInt(`0x${options.timestamp}`) } : {}),
+            ...(options.session !== undefined ? { session: options.session } : {}),
+          }),
+        );
+      },
+    );
+
+  const audit = program.command('audit').description('the hash-chained audit log (X1)');
+  audit
+    .command('list')
+    .description('the latest audit entries, newest first')
+    .option('--user <u>', 'only entries about this username')
+    .option('--limit <n>', 'how many (default 50)', intOption('--limit', 1, 100000))
+    .option('--json', 'print JSON')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { user?: string; limit?: number; json?: boolean }) => {
+      await withServices(options, async (s) => {
+        const entries = await s.audit.list({ ...(options.user !== undefined ? { username: options.user } : {}), limit: options.limit ?? 50 });
+        if (options.json) return printJson(entries);
+        for (const e of entries) {
+          print(`${String(e.seq).padStart(6)}  ${iso(e.at)}  ${e.event.padEnd(28)} ${e.username ?? '-'}  ${e.actor ?? ''}  ${JSON.stringify(e.data)}`);
+        }
+      });
+    });
+
+  audit
+    .command('verify')
+    .description('recompute the hash chain; exits non-zero if an entry was altered or removed')
+    .addOption(dbOption())
+    .action(async (options: DbOption) => {
+      await withServices(options, async (s) => {
+        const result = await s.audit.verify();
+        if (!result.ok) throw new SlsError('AUDIT_CHAIN_BROKEN', { seq: result.brokenAt, reason: result.reason });
+        print(t('cli.auditOk', { entries: result.entries, head: result.head }));
+      });
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // commander has already printed its message (help, version, usage errors)
+      return error.exitCode;
+    }
+    process.stderr.write(`sls: ${describeError(t, error)}\n`);
+    if (!(error instanceof SlsError) || error.status >= 500) {
+      if (process.env.SLS_DEBUG) process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+    }
+    return 1;
+  }
+}

@@ -1,0 +1,39 @@
+/** `sls serve` / `npm start`: the server on the configured database, until SIGINT or SIGTERM. */
+import type { Config } from '../config.js';
+import { createServices } from '../services.js';
+import { buildApp } from '../http/app.js';
+import { environmentLanguage, translator } from '../i18n/i18n.js';
+import { parseDatabaseUrl } from '../store/database.js';
+
+const MAINTENANCE_INTERVAL_MS = 10 * 60 * 1000;
+
+export async function serve(config: Config, print: (line: string) => void): Promise<void> {
+  const t = translator(environmentLanguage());
+  const services = await createServices(config);
+  const app = await buildApp(services);
+  const maintenance = setInterval(() => {
+    services.lockout.prune().catch((error: unknown) => app.log.error({ err: error }, 'maintenance failed'));
+  }, MAINTENANCE_INTERVAL_MS);
+  maintenance.unref();
+
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  const url = config.publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const database = parseDatabaseUrl(config.databaseUrl);
+  print(t('cli.serving', { url }));
+  print(t('cli.database', { database: database.dialect === 'sqlite' ? database.location : 'PostgreSQL' }));
+
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      clearInterval(maintenance);
+      app
+        .close()
+        .then(() => services.close())
+        .finally(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}

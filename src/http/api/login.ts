@@ -1,0 +1,84 @@
+/** The login flow API (L1–L8). */
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Services } from '../../services.js';
+import { ErrorSchema } from '../errors.js';
+import { requestMeta, setSessionCookie } from '../session-cookie.js';
+import { FlowParams, FlowSchema, LoginStartBody, LoginStepBody, SessionTokenSchema } from './schemas.js';
+
+const DoneSchema = FlowSchema.extend({ session: SessionTokenSchema.optional() });
+
+export function loginApi(services: Services): FastifyPluginAsync {
+  return async (fastify) => {
+    const app = fastify.withTypeProvider<ZodTypeProvider>();
+
+    app.post(
+      '/login',
+      {
+        schema: {
+          tags: ['login'],
+          summary: 'Start a login with username and password (first factor)',
+          description:
+            'On success the flow waits for the second factor of the device offered first. Errors: 400 BAD_CHARACTER ' +
+            '(username not letters and digits), 401 INVALID_CREDENTIALS (same answer for an unknown user), ' +
+            '423 LOCKED (10 consecutive failures within 24 h), 403 NO_ACTIVE_DEVICE.',
+          body: LoginStartBody,
+          response: { 200: FlowSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 423: ErrorSchema },
+        },
+      },
+      async (request) => services.login.start({ ...request.body, ...requestMeta(request) }),
+    );
+
+    app.get(
+      '/login/:flowId',
+      {
+        schema: {
+          tags: ['login'],
+          summary: 'The current state of a login flow',
+          params: FlowParams,
+          response: { 200: FlowSchema, 404: ErrorSchema },
+        },
+      },
+      async (request) => services.login.get(request.params.flowId),
+    );
+
+    app.post(
+      '/login/:flowId',
+      {
+        schema: {
+          tags: ['login'],
+          summary: 'Answer the challenge, or switch to another device',
+          description:
+            '`{"response"}` answers the challenge: 200 with state "done" and a session (also set as a cookie); ' +
+            '401 LOGIN_FAILED (with hints and attemptsLeft); 410 FLOW_EXPIRED after 5 minutes, 3 wrong answers or once used; ' +
+            '423 LOCKED. `{"device"}` switches to another active device of the user and returns its challenge (M2FS).',
+          params: FlowParams,
+          body: LoginStepBody,
+          response: {
+            200: DoneSchema,
+            400: ErrorSchema,
+            401: ErrorSchema,
+            404: ErrorSchema,
+            409: ErrorSchema,
+            410: ErrorSchema,
+            423: ErrorSchema,
+          },
+        },
+      },
+      async (request, reply) => {
+        const meta = requestMeta(request);
+        if (request.body.device !== undefined) return services.login.switchDevice(request.params.flowId, request.body.device, meta);
+        const { flow, session } = await services.login.answer(request.params.flowId, request.body.response!, meta);
+        setSessionCookie(reply, services.config, session, services.clock.now());
+        return { ...flow, session: { token: session.token, expiresAt: new Date(session.expiresAt).toISOString(), app: session.app } };
+      },
+    );
+
+    app.get(
+      '/health',
+      { schema: { tags: ['operations'], summary: 'Liveness', response: { 200: z.object({ status: z.literal('ok') }) } } },
+      async () => ({ status: 'ok' as const }),
+    );
+  };
+}

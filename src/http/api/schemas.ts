@@ -1,0 +1,67 @@
+/** Shapes of the JSON API, shared by validation, serialisation and the OpenAPI description. */
+import { z } from 'zod';
+
+export const AppSchema = z.enum(['portal', 'trading']).describe('What the login is for: the Client Portal or a trading platform');
+
+export const DeviceSummarySchema = z.object({
+  id: z.string(),
+  type: z.string().describe('Device type, e.g. dscplus'),
+  label: z.string().nullable(),
+});
+
+export const ChallengeSchema = z
+  .object({
+    type: z.literal('ocra').describe('A challenge to type into a challenge/response device (DSC+)'),
+    question: z.string().describe('The challenge code to show, e.g. 6 digits'),
+    digits: z.number().int().describe('Length of the expected response'),
+  })
+  .describe('What the client must show for the second factor');
+
+export const FlowSchema = z
+  .object({
+    id: z.string(),
+    state: z.enum(['second_factor', 'done', 'failed', 'expired']),
+    app: AppSchema,
+    username: z.string(),
+    expiresAt: z.string().describe('ISO 8601; the challenge cannot be answered after this'),
+    device: DeviceSummarySchema.nullable().describe('The device the challenge is for'),
+    devices: z.array(DeviceSummarySchema).describe("The user's active devices (M2FS): the first is the one offered"),
+    challenge: ChallengeSchema.nullable(),
+    attemptsLeft: z.number().int(),
+  })
+  .describe('LoginFlow');
+
+export const SessionTokenSchema = z.object({
+  token: z.string().describe('Bearer token; also set as the sls_session cookie'),
+  expiresAt: z.string(),
+  app: AppSchema,
+});
+
+export const LoginStartBody = z.object({
+  username: z.string().min(1).max(256),
+  password: z.string().min(1).max(1024),
+  app: AppSchema,
+});
+
+export const LoginStepBody = z
+  .object({
+    response: z.string().max(64).optional().describe('The answer to the challenge'),
+    device: z.string().max(64).optional().describe('Switch to another of the user\'s devices (M2FS)'),
+  })
+  .refine((b) => (b.response === undefined) !== (b.device === undefined), {
+    message: 'give either "response" or "device"',
+  });
+
+export const FlowParams = z.object({ flowId: z.string().max(64) });
+
+export const SessionSchema = z
+  .object({
+    id: z.string(),
+    app: AppSchema,
+    user: z.object({ id: z.string(), username: z.string(), account: z.string() }),
+    device: z.object({ id: z.string().nullable(), type: z.string().nullable() }),
+    createdAt: z.string(),
+    expiresAt: z.string(),
+    idleExpiresAt: z.string().nullable(),
+  })
+  .describe('Session');

@@ -1,0 +1,69 @@
+/** The session API (L8): who is signed in, and logout. */
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Services } from '../../services.js';
+import type { Session } from '../../sessions/sessions.js';
+import { ErrorSchema } from '../errors.js';
+import { assertSameOrigin, clearSessionCookie, requestMeta, requireSession } from '../session-cookie.js';
+import { SessionSchema } from './schemas.js';
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export async function sessionView(services: Services, session: Session) {
+  const user = await services.users.get(session.userId);
+  return {
+    id: session.id,
+    app: session.app,
+    user: { id: user.id, username: user.username, account: user.accountNumber },
+    device: { id: session.deviceId, type: session.deviceType },
+    createdAt: iso(session.createdAt)!,
+    expiresAt: iso(session.expiresAt)!,
+    idleExpiresAt: iso(session.idleExpiresAt),
+  };
+}
+
+export function sessionApi(services: Services): FastifyPluginAsync {
+  return async (fastify) => {
+    const app = fastify.withTypeProvider<ZodTypeProvider>();
+
+    app.get(
+      '/session',
+      {
+        schema: {
+          tags: ['session'],
+          summary: 'The session of the Bearer token or cookie',
+          security: [{ bearer: [] }, { cookie: [] }],
+          response: { 200: SessionSchema, 401: ErrorSchema },
+        },
+      },
+      async (request) => sessionView(services, (await requireSession(request, services.sessions)).session),
+    );
+
+    app.post(
+      '/logout',
+      {
+        schema: {
+          tags: ['session'],
+          summary: 'End the session server-side',
+          security: [{ bearer: [] }, { cookie: [] }],
+          response: { 204: z.null().describe('Logged out'), 401: ErrorSchema, 403: ErrorSchema },
+        },
+      },
+      async (request, reply) => {
+        const { token, session } = await requireSession(request, services.sessions);
+        if (token.via === 'cookie') assertSameOrigin(request);
+        await services.sessions.revoke(token.token);
+        await services.audit.record({
+          event: 'session.ended',
+          actor: `user:${session.userId}`,
+          userId: session.userId,
+          ip: requestMeta(request).ip,
+          data: { sessionId: session.id, reason: 'logout' },
+        });
+        clearSessionCookie(reply, services.config);
+        return reply.status(204).send(null);
+      },
+    );
+  };
+}

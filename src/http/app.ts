@@ -1,0 +1,108 @@
+/**
+ * The HTTP server: the JSON API (documented by OpenAPI at /api/openapi.json)
+ * and the web pages, over the same services. Routes parse and validate, call
+ * the domain, and map errors (GUIDE lesson 11).
+ */
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import cookie from '@fastify/cookie';
+import helmet from '@fastify/helmet';
+import swagger from '@fastify/swagger';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Services } from '../services.js';
+import { LANGUAGES, isLanguage, negotiateLanguage, translator, type Language, type Translate } from '../i18n/i18n.js';
+import { registerErrorHandling } from './errors.js';
+import { loginApi } from './api/login.js';
+import { sessionApi } from './api/session.js';
+import { webPages } from './web/pages.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    language: Language;
+    t: Translate;
+  }
+}
+
+export const LANGUAGE_COOKIE = 'sls_lang';
+export const API_BODY_LIMIT = 16 * 1024;
+
+export interface AppOptions {
+  /** pino logger options, or false for none (tests). */
+  logger?: boolean | { level: string };
+}
+
+function requestLanguage(request: FastifyRequest, fallback: Language): Language {
+  const query = request.query as Record<string, unknown> | undefined;
+  if (isLanguage(query?.lang)) return query.lang;
+  const fromCookie = request.cookies?.[LANGUAGE_COOKIE];
+  if (isLanguage(fromCookie)) return fromCookie;
+  return negotiateLanguage(request.headers['accept-language'], fallback);
+}
+
+export async function buildApp(services: Services, options: AppOptions = {}): Promise<FastifyInstance> {
+  const { config } = services;
+  const logger =
+    options.logger === false
+      ? false
+      : {
+          level: typeof options.logger === 'object' ? options.logger.level : config.logLevel,
+          // nothing secret in logs (non-negotiable 5)
+          redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
+        };
+  const app = Fastify({
+    logger,
+    bodyLimit: API_BODY_LIMIT,
+    trustProxy: config.trustProxy,
+    routerOptions: { maxParamLength: 200 },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  await app.register(cookie);
+  app.decorateRequest('language', 'en');
+  app.decorateRequest('t', null as unknown as Translate);
+  app.addHook('onRequest', async (request) => {
+    request.language = requestLanguage(request, config.defaultLanguage);
+    request.t = translator(request.language);
+  });
+
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        upgradeInsecureRequests: null,
+      },
+    },
+    hsts: config.cookieSecure ? undefined : false,
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'Secure Login System API',
+        version: '1',
+        description:
+          'Two-factor login flows (password, then a device challenge), sessions and logout. ' +
+          `Every error is {"error": {"code", "message"}} with a stable code; messages follow Accept-Language (${LANGUAGES.join(', ')}).`,
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'The session token returned when a login completes.' },
+          cookie: { type: 'apiKey', in: 'cookie', name: 'sls_session' },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  registerErrorHandling(app);
+  await app.register(loginApi(services), { prefix: '/api/v1' });
+  await app.register(sessionApi(services), { prefix: '/api/v1' });
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(webPages(services));
+  return app;
+}

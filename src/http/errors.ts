@@ -1,0 +1,76 @@
+/**
+ * Every error leaves as `{"error": {"code", "message"}}` with a stable code
+ * and a 4xx status; anything unexpected is logged and answered with a
+ * generic 500, never a stack trace (X3).
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { SlsError, type ErrorCode } from '../errors.js';
+import { errorMessage, type Translate } from '../i18n/i18n.js';
+
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'MALFORMED_JSON',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_JSON',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'VALIDATION_ERROR',
+  FST_ERR_BAD_URL: 'NOT_FOUND',
+  FST_CSRF_MISSING_SECRET: 'CSRF_FAILED',
+  FST_CSRF_INVALID_TOKEN: 'CSRF_FAILED',
+};
+
+/** Maps any thrown value to an SlsError. */
+export function toSlsError(error: unknown): SlsError {
+  if (error instanceof SlsError) return error;
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const details = error.validation.map((v) => `${v.instancePath || 'body'}: ${v.message}`);
+    return new SlsError('VALIDATION_ERROR', { reason: details.join('; ') });
+  }
+  const e = error as Partial<FastifyError> & { name?: string };
+  if (e.code && FASTIFY_CODES[e.code]) return new SlsError(FASTIFY_CODES[e.code]!, { reason: e.message ?? '' });
+  if (e.name === 'SyntaxError' && e.statusCode === 400) return new SlsError('MALFORMED_JSON');
+  if (e.validation) return new SlsError('VALIDATION_ERROR', { reason: e.message ?? 'invalid request' });
+  const status = e.statusCode ?? 500;
+  if (status === 404) return new SlsError('NOT_FOUND');
+  if (status === 405) return new SlsError('METHOD_NOT_ALLOWED');
+  if (status === 413) return new SlsError('PAYLOAD_TOO_LARGE');
+  if (status === 415) return new SlsError('UNSUPPORTED_MEDIA_TYPE');
+  if (status >= 400 && status < 500) return new SlsError('VALIDATION_ERROR', { reason: e.message ?? 'invalid request' });
+  return new SlsError('INTERNAL_ERROR', {}, e.message);
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; hints?: string[]; attemptsLeft?: number };
+}
+
+export function errorBody(t: Translate, error: SlsError): ErrorBody {
+  const body: ErrorBody = { error: { code: error.code, message: errorMessage(t, error.code, error.params) } };
+  if (Array.isArray(error.params.hints)) body.error.hints = error.params.hints.map((key) => t(key));
+  if (typeof error.params.attemptsLeft === 'number') body.error.attemptsLeft = error.params.attemptsLeft;
+  return body;
+}
+
+/** The OpenAPI description of an error answer. */
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().describe('Stable UPPER_SNAKE error code'),
+      message: z.string().describe('Explanation for people, in the negotiated language'),
+      hints: z.array(z.string()).optional().describe('What to check after "Login failed" (L5)'),
+      attemptsLeft: z.number().int().optional(),
+    }),
+  })
+  .describe('Error');
+
+export function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
+  const mapped = toSlsError(error);
+  if (mapped.status >= 500) request.log.error({ err: error }, 'unexpected error');
+  if (mapped.code === 'UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
+  return reply.status(mapped.status).type('application/json; charset=utf-8').send(errorBody(request.t, mapped));
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, new SlsError('NOT_FOUND')));
+}

@@ -1,0 +1,71 @@
+/**
+ * The session cookie and how a request proves its session: a Bearer token
+ * (integrators) or the cookie (browsers). The cookie is HttpOnly, Secure
+ * (unless switched off for plain-HTTP development), SameSite=Lax.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
+import { SlsError } from '../errors.js';
+import type { RequestMeta } from '../flows/login.js';
+import type { IssuedSession, Session, Sessions } from '../sessions/sessions.js';
+
+export const SESSION_COOKIE = 'sls_session';
+
+export function setSessionCookie(reply: FastifyReply, config: Config, session: IssuedSession, now: number): void {
+  reply.setCookie(SESSION_COOKIE, session.token, {
+    path: '/',
+    httpOnly: true,
+    secure: config.cookieSecure,
+    sameSite: 'lax',
+    maxAge: Math.max(1, Math.floor((session.expiresAt - now) / 1000)),
+  });
+}
+
+export function clearSessionCookie(reply: FastifyReply, config: Config): void {
+  reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, secure: config.cookieSecure, sameSite: 'lax' });
+}
+
+export interface PresentedToken {
+  token: string;
+  via: 'bearer' | 'cookie';
+}
+
+export function presentedToken(request: FastifyRequest): PresentedToken | null {
+  const header = request.headers.authorization;
+  if (header) {
+    const match = /^Bearer ([A-Za-z0-9_-]{1,128})$/.exec(header);
+    return match ? { token: match[1]!, via: 'bearer' } : null;
+  }
+  const cookie = request.cookies[SESSION_COOKIE];
+  return cookie ? { token: cookie, via: 'cookie' } : null;
+}
+
+/** The live session of the request, or UNAUTHENTICATED. */
+export async function requireSession(request: FastifyRequest, sessions: Sessions): Promise<{ session: Session; token: PresentedToken }> {
+  const token = presentedToken(request);
+  const session = token ? await sessions.authenticate(token.token) : null;
+  if (!session || !token) throw new SlsError('UNAUTHENTICATED');
+  return { session, token };
+}
+
+/**
+ * A cookie-authenticated request that changes state must come from our own
+ * pages: a cross-site Origin is refused (CSRF). Bearer requests carry no
+ * ambient credentials and need no such check.
+ */
+export function assertSameOrigin(request: FastifyRequest): void {
+  const origin = request.headers.origin;
+  if (!origin) return;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    throw new SlsError('CSRF_FAILED');
+  }
+  if (host !== request.headers.host) throw new SlsError('CSRF_FAILED');
+}
+
+export function requestMeta(request: FastifyRequest): RequestMeta {
+  const userAgent = request.headers['user-agent'];
+  return { ip: request.ip ?? null, userAgent: userAgent ? userAgent.slice(0, 256) : null };
+}

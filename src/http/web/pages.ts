@@ -1,0 +1,208 @@
+/**
+ * The web pages: login (username and password), the second factor, and a
+ * minimal signed-in page; server-rendered, working without JavaScript, in
+ * English, French and Traditional Chinese (X2). They drive the same login
+ * flows as the JSON API.
+ */
+import { fileURLToPath } from 'node:url';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import formbody from '@fastify/formbody';
+import csrf from '@fastify/csrf-protection';
+import fastifyStatic from '@fastify/static';
+import { Eta } from 'eta';
+import type { Services } from '../../services.js';
+import { SlsError } from '../../errors.js';
+import { LANGUAGES, type Language } from '../../i18n/i18n.js';
+import type { FlowView } from '../../flows/login.js';
+import { LANGUAGE_COOKIE } from '../app.js';
+import { errorBody, toSlsError } from '../errors.js';
+import { clearSessionCookie, presentedToken, requestMeta, SESSION_COOKIE, setSessionCookie } from '../session-cookie.js';
+
+const VIEWS = fileURLToPath(new URL('../../../views', import.meta.url));
+const PUBLIC = fileURLToPath(new URL('../../../public', import.meta.url));
+
+type Form = Record<string, unknown>;
+
+function field(body: unknown, name: string): string {
+  const value = (body as Form | undefined)?.[name];
+  return typeof value === 'string' ? value : '';
+}
+
+interface PageError {
+  code: string;
+  message: string;
+  hints: string[];
+}
+
+function formatTime(language: Language, ms: number): string {
+  return `${new Intl.DateTimeFormat(language === 'zh-Hant' ? 'zh-TW' : language, {
+    dateStyle: 'medium',
+    timeStyle: 'medium',
+    timeZone: 'UTC',
+  }).format(new Date(ms))} UTC`;
+}
+
+export function webPages(services: Services): FastifyPluginAsync {
+  const eta = new Eta({ views: VIEWS, cache: true, autoEscape: true });
+  const { config } = services;
+
+  return async (app) => {
+    await app.register(formbody, { bodyLimit: 16 * 1024 });
+    await app.register(csrf, {
+      sessionPlugin: '@fastify/cookie',
+      cookieKey: 'sls_csrf',
+      cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict', secure: config.cookieSecure, signed: false },
+    });
+    await app.register(fastifyStatic, { root: PUBLIC, prefix: '/static/', maxAge: '1h' });
+
+    function render(request: FastifyRequest, reply: FastifyReply, view: string, data: Record<string, unknown>, status = 200): FastifyReply {
+      const query = request.query as Record<string, unknown> | undefined;
+      if (typeof query?.lang === 'string' && query.lang === request.language) {
+        reply.setCookie(LANGUAGE_COOKIE, request.language, { path: '/', maxAge: 365 * 24 * 3600, sameSite: 'lax', secure: config.cookieSecure });
+      }
+      const html = eta.render(`./${view}`, {
+        ...data,
+        t: request.t,
+        lang: request.language,
+        languages: LANGUAGES,
+        path: request.url.split('?')[0],
+        csrf: reply.generateCsrf(),
+        time: (ms: number) => formatTime(request.language, ms),
+      });
+      return reply.status(status).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(html);
+    }
+
+    function pageError(request: FastifyRequest, error: unknown): PageError & { status: number } {
+      const mapped = toSlsError(error);
+      const body = errorBody(request.t, mapped);
+      return { status: mapped.status, code: mapped.code, message: body.error.message, hints: body.error.hints ?? [] };
+    }
+
+    function renderLogin(request: FastifyRequest, reply: FastifyReply, options: { error?: unknown; username?: string; app?: string; notice?: string } = {}): FastifyReply {
+      const error = options.error === undefined ? null : pageError(request, options.error);
+      return render(
+        request,
+        reply,
+        'login',
+        { error, username: options.username ?? '', app: options.app === 'trading' ? 'trading' : 'portal', notice: options.notice ?? null },
+        error?.status ?? 200,
+      );
+    }
+
+    function renderChallenge(request: FastifyRequest, reply: FastifyReply, flow: FlowView, error?: unknown): FastifyReply {
+      const failure = error === undefined ? null : pageError(request, error);
+      return render(request, reply, 'challenge', { flow, error: failure, expiresAt: Date.parse(flow.expiresAt) }, failure?.status ?? 200);
+    }
+
+    /** A flow that can no longer be answered sends the user back to the start (L4: "start over"). */
+    function flowGone(request: FastifyRequest, reply: FastifyReply, error: unknown, flow?: FlowView): FastifyReply {
+      return renderLogin(request, reply, { error, ...(flow ? { username: flow.username, app: flow.app } : {}) });
+    }
+
+    app.setErrorHandler((error, request, reply) => {
+      const failure = pageError(request, error);
+      if (failure.status >= 500) request.log.error({ err: error }, 'unexpected error');
+      return render(request, reply, 'error', { error: failure }, failure.status);
+    });
+
+    app.get('/', async (request, reply) => {
+      const token = presentedToken(request);
+      const session = token ? await services.sessions.authenticate(token.token) : null;
+      return reply.redirect(session ? '/account' : '/login', 303);
+    });
+
+    app.get('/login', async (request, reply) => {
+      const query = request.query as Record<string, unknown>;
+      return renderLogin(request, reply, { notice: query.loggedOut === '1' ? request.t('web.loggedOut') : undefined });
+    });
+
+    app.post('/login', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const username = field(request.body, 'username');
+      const password = field(request.body, 'password');
+      const appName = field(request.body, 'app') === 'trading' ? 'trading' : 'portal';
+      try {
+        if (username === '' || password === '') {
+          throw new SlsError('VALIDATION_ERROR', { reason: request.t('web.login.required') });
+        }
+        const flow = await services.login.start({ username, password, app: appName, ...requestMeta(request) });
+        return reply.redirect(`/login/${flow.id}`, 303);
+      } catch (error) {
+        return renderLogin(request, reply, { error, username: /^[A-Za-z0-9]{0,64}$/.test(username) ? username : '', app: appName });
+      }
+    });
+
+    app.get<{ Params: { flowId: string } }>('/login/:flowId', async (request, reply) => {
+      let flow: FlowView;
+      try {
+        flow = await services.login.get(request.params.flowId);
+      } catch (error) {
+        return flowGone(request, reply, error);
+      }
+      if (flow.state === 'done') return reply.redirect('/account', 303);
+      if (flow.state !== 'second_factor') return flowGone(request, reply, new SlsError('FLOW_EXPIRED'), flow);
+      return renderChallenge(request, reply, flow);
+    });
+
+    app.post<{ Params: { flowId: string } }>('/login/:flowId', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const { flowId } = request.params;
+      try {
+        const { session } = await services.login.answer(flowId, field(request.body, 'response'), requestMeta(request));
+        setSessionCookie(reply, config, session, services.clock.now());
+        return reply.redirect('/account', 303);
+      } catch (error) {
+        const mapped = toSlsError(error);
+        let flow: FlowView | undefined;
+        try {
+          flow = await services.login.get(flowId);
+        } catch {
+          return flowGone(request, reply, mapped);
+        }
+        if (mapped.code === 'LOGIN_FAILED' && flow.state === 'second_factor') return renderChallenge(request, reply, flow, mapped);
+        // the last allowed answer was wrong, the flow expired or the user is locked: start over
+        return flowGone(request, reply, mapped, flow);
+      }
+    });
+
+    app.post<{ Params: { flowId: string } }>('/login/:flowId/device', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const { flowId } = request.params;
+      try {
+        await services.login.switchDevice(flowId, field(request.body, 'device'), requestMeta(request));
+        return reply.redirect(`/login/${flowId}`, 303);
+      } catch (error) {
+        let flow: FlowView;
+        try {
+          flow = await services.login.get(flowId);
+        } catch {
+          return flowGone(request, reply, error);
+        }
+        if (flow.state === 'second_factor') return renderChallenge(request, reply, flow, error);
+        return flowGone(request, reply, error, flow);
+      }
+    });
+
+    app.get('/account', async (request, reply) => {
+      const token = request.cookies[SESSION_COOKIE];
+      const session = token ? await services.sessions.authenticate(token) : null;
+      if (!session) return reply.redirect('/login', 303);
+      const user = await services.users.get(session.userId);
+      const devices = await services.devices.listForUser(user.id);
+      return render(request, reply, 'account', { user, session, devices });
+    });
+
+    app.post('/logout', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const token = request.cookies[SESSION_COOKIE];
+      const session = token ? await services.sessions.revoke(token) : null;
+      if (session) {
+        await services.audit.record({
+          event: 'session.ended',
+          actor: `user:${session.userId}`,
+          userId: session.userId,
+          ip: requestMeta(request).ip,
+          data: { sessionId: session.id, reason: 'logout' },
+        });
+      }
+      clearSessionCookie(reply, config);
+      return reply.redirect('/login?loggedOut=1', 303);
+    });
+  };
+}

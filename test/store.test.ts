@@ -1,0 +1,232 @@
+/**
+ * The repository conformance suite: the same tests on SQLite and PostgreSQL
+ * (GUIDE lesson 8).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { DAY, HOUR, MINUTE } from '../src/clock.js';
+import { createServices } from '../src/services.js';
+import { DATABASES, PASSWORD, createUser, createUserWithCard, startHarness, testConfig, uniqueUsername, type Harness } from './support/harness.js';
+import { parsePskc } from '../src/devices/dscplus/pskc.js';
+import { readFileSync } from 'node:fs';
+
+describe.each(DATABASES)('repositories on %s', (dbName) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(dbName);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  describe('identity (A1-A4, A6)', () => {
+    it('A1/A2: a new user gets an entity and an account of which it is the primary user', async () => {
+      const user = await createUser(h.services, { equityUsd: 1_500_000 });
+      expect(user.canChangeSecurity).toBe(true);
+      const account = await h.services.users.account(user.accountId);
+      expect(account.primaryUserId).toBe(user.id);
+      expect(account.equityUsd).toBe(1_500_000);
+    });
+
+    it('A1/A2: a second username in the same account shares the entity and is not primary', async () => {
+      const first = await createUser(h.services, { accountNumber: `U${randomBytes(3).toString('hex').toUpperCase()}` });
+      const second = await createUser(h.services, { accountNumber: first.accountNumber });
+      expect(second.entityId).toBe(first.entityId);
+      expect(second.accountId).toBe(first.accountId);
+      expect(second.canChangeSecurity).toBe(false);
+    });
+
+    it('A3: usernames are unique, lower case, letters and digits', async () => {
+      const user = await createUser(h.services);
+      await expect(createUser(h.services, { username: user.username })).rejects.toMatchObject({ code: 'USERNAME_TAKEN' });
+      await expect(createUser(h.services, { username: 'Alice' })).rejects.toMatchObject({ code: 'USERNAME_NOT_LOWERCASE' });
+      await expect(createUser(h.services, { username: 'al ice' })).rejects.toMatchObject({ code: 'BAD_CHARACTER' });
+      await expect(createUser(h.services, { username: 'al.ice' })).rejects.toMatchObject({ code: 'BAD_CHARACTER' });
+    });
+
+    it('A4: passwords are stored as argon2id hashes and checked against common passwords', async () => {
+      const user = await createUser(h.services);
+      const hash = await h.services.users.passwordHash(user.id);
+      expect(hash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+      expect(hash).not.toContain(PASSWORD);
+      const create = (password: string) => h.services.users.create({ username: uniqueUsername(), password }, 'test');
+      await expect(create('short')).rejects.toMatchObject({ code: 'WEAK_PASSWORD', params: { reason: 'too_short' } });
+      await expect(create('password1')).rejects.toMatchObject({ code: 'WEAK_PASSWORD', params: { reason: 'common' } });
+      await expect(create('qwertyuiop')).rejects.toMatchObject({ code: 'WEAK_PASSWORD', params: { reason: 'common' } });
+      await expect(create('no composition rules here')).resolves.toBeDefined();
+    });
+
+    it('A6: account equity can be changed, and is audited', async () => {
+      const user = await createUser(h.services, { equityUsd: 10 });
+      const account = await h.services.users.setEquity(user.accountNumber, 1_000_000.5, 'test');
+      expect(account.equityUsd).toBe(1_000_000.5);
+      await expect(h.services.users.setEquity('NOPE0000', 1, 'test')).rejects.toMatchObject({ code: 'ACCOUNT_NOT_FOUND' });
+      const entries = await h.services.audit.list({ limit: 5 });
+      expect(entries[0]).toMatchObject({ event: 'account.equity_changed', data: { account: user.accountNumber } });
+    });
+  });
+
+  describe('devices (D3, D5, C8)', () => {
+    it('D5: card secrets are encrypted at rest, bound to their row', async () => {
+      const { card } = await createUserWithCard(h.services);
+      const row = await h.services.store.db.selectFrom('devices').selectAll().where('serial', '=', card.serial).executeTakeFirstOrThrow();
+      expect(row.secret_enc).toMatch(/^v1\./);
+      expect(row.secret_enc).not.toContain(card.seed);
+      // a sealed secret moved onto another row does not open
+      expect(() => h.services.box.open(row.secret_enc!, 'device:dev_other')).toThrow();
+      expect(h.services.box.openJson<{ seed: string }>(row.secret_enc!, `device:${row.id}`).seed).toBe(card.seed);
+    });
+
+    it('C8: a PSKC batch enters the stock once, and a stock card is issued with its seed', async () => {
+      const xml = readFileSync(new URL('./fixtures/pskc/batch-plain.xml', import.meta.url), 'utf8');
+      const keys = parsePskc(xml);
+      const imported = await h.services.devices.importStock(keys, 'test', 'batch-plain');
+      expect(imported.map((d) => d.state)).toEqual(['stock', 'stock', 'stock']);
+      await expect(h.services.devices.importStock(keys, 'test', 'again')).rejects.toMatchObject({ code: 'SERIAL_TAKEN' });
+      expect((await h.services.devices.listStock()).length).toBe(3);
+
+      const user = await createUser(h.services);
+      const { device, card } = await h.services.devices.addDscPlus({ userId: user.id, pin: '4321', serial: 'DSC0000002' }, 'test');
+      expect(device).toMatchObject({ state: 'active', serial: 'DSC0000002', userId: user.id });
+      expect(card.seed).toBe(keys[1]!.secret.toString('hex'));
+      await expect(h.services.devices.addDscPlus({ userId: user.id, pin: '4321', serial: 'DSC0000002' }, 'test')).rejects.toMatchObject({
+        code: 'SERIAL_TAKEN',
+      });
+      expect((await h.services.devices.listStock()).map((d) => d.serial)).toEqual(['DSC0000001', 'DSC0000003']);
+    });
+
+    it('C2: the soft PIN is 4 digits', async () => {
+      const user = await createUser(h.services);
+      for (const pin of ['123', '12345', 'abcd', '12 3']) {
+        await expect(h.services.devices.addDscPlus({ userId: user.id, pin }, 'test')).rejects.toMatchObject({ code: 'INVALID_PIN' });
+      }
+      expect(await h.services.devices.listForUser(user.id)).toEqual([]);
+    });
+
+    it('D3: state changes are recorded and audited', async () => {
+      const { user } = await createUserWithCard(h.services);
+      const [device] = await h.services.devices.listForUser(user.id);
+      const suspended = await h.services.devices.setState(device!.id, 'suspended', 'test', 'left at home');
+      expect(suspended.state).toBe('suspended');
+      const [entry] = await h.services.audit.list({ userId: user.id, limit: 1 });
+      expect(entry).toMatchObject({ event: 'device.state_changed', data: { from: 'active', to: 'suspended', reason: 'left at home' } });
+    });
+
+    it('L4: an accepted answer is consumed once, even by concurrent writers', async () => {
+      const { user } = await createUserWithCard(h.services);
+      const [device] = await h.services.devices.listForUser(user.id);
+      const results = await Promise.all(
+        Array.from({ length: 12 }, () => h.services.store.transaction((trx) => h.services.devices.consume(trx, device!.id, 'q:123456'))),
+      );
+      expect(results.filter(Boolean).length).toBe(1);
+      expect(await h.services.devices.wasUsed(device!.id, 'q:123456')).toBe(true);
+      expect(await h.services.devices.wasUsed(device!.id, 'q:654321')).toBe(false);
+    });
+  });
+
+  describe('lockout (L3)', () => {
+    it('L3: 10 consecutive failures within 24 hours lock until 24 hours after the last one', async () => {
+      const username = uniqueUsername();
+      for (let i = 0; i < 9; i++) {
+        await h.services.lockout.fail(await h.services.lockout.begin(username));
+        h.clock.advance(HOUR);
+      }
+      const tenth = await h.services.lockout.fail(await h.services.lockout.begin(username));
+      expect(tenth).toMatchObject({ locked: true, failures: 10, lockedUntil: h.clock.now() + DAY });
+      await expect(h.services.lockout.begin(username)).rejects.toMatchObject({ code: 'LOCKED' });
+      h.clock.advance(DAY - MINUTE);
+      await expect(h.services.lockout.begin(username)).rejects.toMatchObject({ code: 'LOCKED' });
+      h.clock.advance(MINUTE);
+      const attempt = await h.services.lockout.begin(username);
+      await h.services.lockout.release(attempt);
+      expect((await h.services.lockout.status(username)).locked).toBe(false);
+    });
+
+    it('L3: failures spread over more than 24 hours do not lock', async () => {
+      const username = uniqueUsername();
+      for (let i = 0; i < 5; i++) await h.services.lockout.fail(await h.services.lockout.begin(username));
+      h.clock.advance(23 * HOUR);
+      for (let i = 0; i < 4; i++) await h.services.lockout.fail(await h.services.lockout.begin(username));
+      h.clock.advance(2 * HOUR);
+      const outcome = await h.services.lockout.fail(await h.services.lockout.begin(username));
+      expect(outcome).toMatchObject({ locked: false, failures: 5 });
+    });
+
+    it('L3: a reset (a complete login or an unlock) starts the count again', async () => {
+      const username = uniqueUsername();
+      for (let i = 0; i < 9; i++) await h.services.lockout.fail(await h.services.lockout.begin(username));
+      await h.services.lockout.reset(username);
+      h.clock.advance(1);
+      const outcome = await h.services.lockout.fail(await h.services.lockout.begin(username));
+      expect(outcome).toMatchObject({ locked: false, failures: 1 });
+    });
+
+    it('L3: concurrent attempts never check more than 10 guesses', async () => {
+      const username = uniqueUsername();
+      const settled = await Promise.allSettled(
+        Array.from({ length: 40 }, async () => {
+          const attempt = await h.services.lockout.begin(username);
+          await h.services.lockout.fail(attempt);
+        }),
+      );
+      const admitted = settled.filter((s) => s.status === 'fulfilled').length;
+      expect(admitted).toBe(10);
+      for (const s of settled) {
+        if (s.status === 'rejected') expect(s.reason).toMatchObject({ code: 'LOCKED' });
+      }
+      expect(await h.services.lockout.status(username)).toMatchObject({ locked: true, failures: 10 });
+    });
+  });
+
+  describe('audit log (X1)', () => {
+    it('X1: entries are hash-chained; concurrent appends keep the chain intact', async () => {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => h.services.audit.record({ event: 'session.ended', data: { i } })));
+      const result = await h.services.audit.verify();
+      expect(result.ok).toBe(true);
+    });
+
+    it('X1: an altered entry is detected', async () => {
+      await h.services.audit.record({ event: 'session.ended', username: 'victim', data: { reason: 'logout' } });
+      const [last] = await h.services.audit.list({ limit: 1 });
+      await sql`update audit_log set data = '{"reason":"tampered"}' where seq = ${last!.seq}`.execute(h.services.store.db);
+      const result = await h.services.audit.verify();
+      expect(result).toMatchObject({ ok: false, brokenAt: last!.seq, reason: 'entry altered' });
+      await sql`update audit_log set data = '{"reason":"logout"}' where seq = ${last!.seq}`.execute(h.services.store.db);
+      expect((await h.services.audit.verify()).ok).toBe(true);
+    });
+
+    it('X1: a removed entry is detected', async () => {
+      await h.services.audit.record({ event: 'session.ended', data: { n: 1 } }, { event: 'session.ended', data: { n: 2 } });
+      const [last] = await h.services.audit.list({ limit: 2 });
+      const removed = last!.seq - 1;
+      const row = await h.services.store.db.selectFrom('audit_log').selectAll().where('seq', '=', removed).executeTakeFirstOrThrow();
+      await h.services.store.db.deleteFrom('audit_log').where('seq', '=', removed).execute();
+      expect(await h.services.audit.verify()).toMatchObject({ ok: false, brokenAt: removed, reason: 'missing entry' });
+      await h.services.store.db.insertInto('audit_log').values(row).execute();
+    });
+
+    it('X1: entries can be queried by user and time', async () => {
+      const user = await createUser(h.services);
+      h.clock.advance(1);
+      const since = h.clock.now();
+      await h.services.audit.record({ event: 'session.ended', userId: user.id, data: {} });
+      const byUsername = await h.services.audit.list({ username: user.username, since });
+      expect(byUsername.map((e) => e.event)).toEqual(['session.ended']);
+      expect(await h.services.audit.list({ userId: user.id, until: since })).toHaveLength(1); // user.created
+    });
+  });
+
+  describe('configuration', () => {
+    it('D5: refuses to start with a master key other than the database was set up with', async () => {
+      const config = { ...testConfig(h.database), masterKey: randomBytes(32).toString('base64') };
+      await expect(createServices(config, { warn: () => undefined })).rejects.toMatchObject({ code: 'MASTER_KEY_MISMATCH' });
+    });
+
+    it('migrations are idempotent: a second start on the same database works', async () => {
+      const again = await createServices(testConfig(h.database), { warn: () => undefined });
+      expect(await again.users.findByUsername('nobody')).toBeNull();
+      await again.close();
+    });
+  });
+});

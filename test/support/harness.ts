@@ -1,0 +1,137 @@
+/**
+ * Test harness: real databases (a temporary SQLite file; PostgreSQL in a
+ * schema of its own when SLS_TEST_DATABASE_URL is set), the real services
+ * and HTTP app, and a clock the tests move instead of sleeping.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { FastifyInstance } from 'fastify';
+import { TestClock } from '../../src/clock.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createServices, type Services } from '../../src/services.js';
+import { buildApp } from '../../src/http/app.js';
+import { generateOcra, parseOcraSuite } from '../../src/crypto/ocra.js';
+import type { CardFile } from '../../src/devices/devices.js';
+import type { User } from '../../src/identity/users.js';
+import { postgresUrl } from './environment.js';
+
+export interface TestDatabase {
+  name: 'sqlite' | 'postgres';
+  url: string;
+  dataDir: string;
+  drop(): Promise<void>;
+}
+
+export async function sqliteDatabase(): Promise<TestDatabase> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'sls-test-'));
+  return {
+    name: 'sqlite',
+    url: `sqlite:${join(dataDir, 'sls.db')}`,
+    dataDir,
+    drop: async () => rmSync(dataDir, { recursive: true, force: true }),
+  };
+}
+
+/** A fresh schema on the test PostgreSQL server, selected through the connection's search_path. */
+export async function postgresDatabase(baseUrl: string): Promise<TestDatabase> {
+  const schema = `sls_t_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`create schema ${schema}`);
+  await admin.end();
+  const url = new URL(baseUrl);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  const dataDir = mkdtempSync(join(tmpdir(), 'sls-test-'));
+  return {
+    name: 'postgres',
+    url: url.toString(),
+    dataDir,
+    drop: async () => {
+      const client = new pg.Client({ connectionString: baseUrl });
+      await client.connect();
+      await client.query(`drop schema ${schema} cascade`);
+      await client.end();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The databases every conformance suite runs on: SQLite always, PostgreSQL when configured. */
+export const DATABASES: ('sqlite' | 'postgres')[] = postgresUrl ? ['sqlite', 'postgres'] : ['sqlite'];
+
+export function openTestDatabase(name: 'sqlite' | 'postgres'): Promise<TestDatabase> {
+  return name === 'sqlite' ? sqliteDatabase() : postgresDatabase(postgresUrl!);
+}
+
+export const TEST_MASTER_KEY = randomBytes(32).toString('hex');
+
+export function testConfig(database: TestDatabase, overrides: Partial<Config> = {}): Config {
+  const config = loadConfig({ SLS_MASTER_KEY: TEST_MASTER_KEY, SLS_LOG_LEVEL: 'silent', SLS_DATA_DIR: database.dataDir }, { databaseUrl: database.url });
+  return { ...config, ...overrides };
+}
+
+export interface Harness {
+  database: TestDatabase;
+  clock: TestClock;
+  services: Services;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export async function startHarness(name: 'sqlite' | 'postgres' = 'sqlite', overrides: Partial<Config> = {}): Promise<Harness> {
+  const database = await openTestDatabase(name);
+  const clock = new TestClock();
+  const services = await createServices(testConfig(database, overrides), { clock, warn: () => undefined });
+  const app = await buildApp(services, { logger: false });
+  await app.ready();
+  return {
+    database,
+    clock,
+    services,
+    app,
+    close: async () => {
+      await app.close();
+      await services.close();
+      await database.drop();
+    },
+  };
+}
+
+export const PASSWORD = 'correct horse battery staple';
+
+let counter = 0;
+export function uniqueUsername(prefix = 'user'): string {
+  counter += 1;
+  return `${prefix}${counter}${randomBytes(3).toString('hex')}`;
+}
+
+export async function createUser(services: Services, options: { username?: string; equityUsd?: number; accountNumber?: string } = {}): Promise<User> {
+  return services.users.create(
+    {
+      username: options.username ?? uniqueUsername(),
+      password: PASSWORD,
+      equityUsd: options.equityUsd ?? 2_000_000,
+      ...(options.accountNumber ? { accountNumber: options.accountNumber } : {}),
+    },
+    'test',
+  );
+}
+
+export async function createUserWithCard(services: Services, pin = '1234'): Promise<{ user: User; card: CardFile }> {
+  const user = await createUser(services);
+  const { card } = await services.devices.addDscPlus({ userId: user.id, pin }, 'test');
+  return { user, card };
+}
+
+/** What the card displays for a challenge (the emulator's computation). */
+export function cardAnswer(card: CardFile, question: string, pin = card.pin): string {
+  return generateOcra(parseOcraSuite(card.suite), { key: Buffer.from(card.seed, 'hex'), question, pin });
+}
+
+/** A wrong response of the right shape. */
+export function wrongAnswer(right: string): string {
+  return right.slice(0, -1) + String((Number(right.at(-1)) + 1) % 10);
+}
