@@ -10,7 +10,7 @@ import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Services } from '../services.js';
 import { LANGUAGES, isLanguage, negotiateLanguage, translator, type Language, type Translate } from '../i18n/i18n.js';
-import { registerErrorHandling } from './errors.js';
+import { registerErrorHandling, sendError } from './errors.js';
 import { loginApi } from './api/login.js';
 import { sessionApi } from './api/session.js';
 import { webPages } from './web/pages.js';
@@ -27,7 +27,7 @@ export const API_BODY_LIMIT = 16 * 1024;
 
 export interface AppOptions {
   /** pino logger options, or false for none (tests). */
-  logger?: boolean | { level: string };
+  logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
 }
 
 function requestLanguage(request: FastifyRequest, fallback: Language): Language {
@@ -47,12 +47,14 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
           level: typeof options.logger === 'object' ? options.logger.level : config.logLevel,
           // nothing secret in logs (non-negotiable 5)
           redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
+          ...(typeof options.logger === 'object' && options.logger.stream ? { stream: options.logger.stream } : {}),
         };
   const app = Fastify({
     logger,
     bodyLimit: API_BODY_LIMIT,
     trustProxy: config.trustProxy,
     routerOptions: { maxParamLength: 200 },
+    frameworkErrors: (error, request, reply) => sendError(request, reply, error),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -7,7 +7,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { SlsError, type ErrorCode } from '../errors.js';
-import { errorMessage, type Translate } from '../i18n/i18n.js';
+import { errorMessage, translator, type Translate } from '../i18n/i18n.js';
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
@@ -16,6 +16,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_JSON',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'VALIDATION_ERROR',
   FST_ERR_BAD_URL: 'NOT_FOUND',
+  FST_ERR_MAX_PARAM_LENGTH: 'NOT_FOUND',
   FST_CSRF_MISSING_SECRET: 'CSRF_FAILED',
   FST_CSRF_INVALID_TOKEN: 'CSRF_FAILED',
 };
@@ -67,10 +68,19 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
   const mapped = toSlsError(error);
   if (mapped.status >= 500) request.log.error({ err: error }, 'unexpected error');
   if (mapped.code === 'UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
-  return reply.status(mapped.status).type('application/json; charset=utf-8').send(errorBody(request.t, mapped));
+  // framework errors (a bad URL) arrive before the language is known
+  const t = request.t ?? translator('en');
+  return reply.status(mapped.status).type('application/json; charset=utf-8').send(errorBody(t, mapped));
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
+  // An empty JSON body is no body (a bare POST /logout), not a syntax error.
+  const defaultJsonParser = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') return done(null, undefined);
+    return defaultJsonParser(request, body as string, done);
+  });
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
   app.setNotFoundHandler((request, reply) => sendError(request, reply, new SlsError('NOT_FOUND')));
 }

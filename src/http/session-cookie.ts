@@ -56,13 +56,15 @@ export async function requireSession(request: FastifyRequest, sessions: Sessions
 export function assertSameOrigin(request: FastifyRequest): void {
   const origin = request.headers.origin;
   if (!origin) return;
-  let host: string;
+  let same = false;
   try {
-    host = new URL(origin).host;
+    const from = new URL(origin);
+    // compare as URLs so that default ports (":80", ":443") do not matter
+    same = from.host === new URL(`${from.protocol}//${request.headers.host ?? ''}`).host;
   } catch {
-    throw new SlsError('CSRF_FAILED');
+    same = false;
   }
-  if (host !== request.headers.host) throw new SlsError('CSRF_FAILED');
+  if (!same) throw new SlsError('CSRF_FAILED');
 }
 
 export function requestMeta(request: FastifyRequest): RequestMeta {

@@ -111,12 +111,23 @@ export class Lockout {
     const failures = await this.countSince(this.store.db, attempt.username, this.windowStart(now, resetAt), ['failed']);
     if (failures < this.policy.lockoutThreshold) return { locked: false, lockedUntil: null, failures };
     const lockedUntil = now + this.policy.lockoutWindowMs;
-    await this.store.db
-      .insertInto('lockouts')
-      .values({ username: attempt.username, locked_until: lockedUntil, reset_at: 0 })
-      .onConflict((oc) => oc.column('username').doUpdateSet({ locked_until: lockedUntil }))
-      .execute();
-    return { locked: failures === this.policy.lockoutThreshold, lockedUntil, failures };
+    // Exactly one of several concurrent failures locks; the others extend the lock to their own time.
+    const locked = await this.store.db
+      .updateTable('lockouts')
+      .set({ locked_until: lockedUntil })
+      .where('username', '=', attempt.username)
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
+      .returning('username')
+      .executeTakeFirst();
+    if (!locked) {
+      await this.store.db
+        .updateTable('lockouts')
+        .set({ locked_until: lockedUntil })
+        .where('username', '=', attempt.username)
+        .where('locked_until', '<', lockedUntil)
+        .execute();
+    }
+    return { locked: locked !== undefined, lockedUntil, failures };
   }
 
   /** A complete successful login, or client services lifting the lock: the count starts again. */

@@ -1,0 +1,40 @@
+/** Small helpers to drive the JSON API through the real HTTP stack (Fastify inject). */
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { PASSWORD } from './harness.js';
+
+export interface Json {
+  [key: string]: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies are checked by the tests
+}
+
+export interface ApiResponse {
+  status: number;
+  body: Json;
+  headers: LightMyRequestResponse['headers'];
+  raw: LightMyRequestResponse;
+}
+
+function wrap(raw: LightMyRequestResponse): ApiResponse {
+  let body: Json = {};
+  if (raw.body.length > 0 && String(raw.headers['content-type'] ?? '').includes('json')) body = raw.json() as Json;
+  return { status: raw.statusCode, body, headers: raw.headers, raw };
+}
+
+export async function postJson(app: FastifyInstance, url: string, payload: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
+  return wrap(await app.inject({ method: 'POST', url, payload: payload as object, headers: { 'content-type': 'application/json', ...headers } }));
+}
+
+export async function get(app: FastifyInstance, url: string, headers: Record<string, string> = {}): Promise<ApiResponse> {
+  return wrap(await app.inject({ method: 'GET', url, headers }));
+}
+
+export function startLogin(app: FastifyInstance, username: string, password = PASSWORD, target: 'portal' | 'trading' = 'portal', headers: Record<string, string> = {}) {
+  return postJson(app, '/api/v1/login', { username, password, app: target }, headers);
+}
+
+export function answer(app: FastifyInstance, flowId: string, response: string, headers: Record<string, string> = {}) {
+  return postJson(app, `/api/v1/login/${flowId}`, { response }, headers);
+}
+
+export function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
+}
