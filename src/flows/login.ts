@@ -79,11 +79,9 @@ export interface LoginDeps {
 
 export class LoginFlows {
   /** Checked against when the username is unknown, so that it takes as long as a real check (L1). */
-  private readonly dummyHash: Promise<string>;
+  private dummyHash: Promise<string> | undefined;
 
-  constructor(private readonly deps: LoginDeps) {
-    this.dummyHash = hashPassword(newToken());
-  }
+  constructor(private readonly deps: LoginDeps) {}
 
   private sealContext(flowId: string): string {
     return `flow:${flowId}`;
@@ -141,7 +139,7 @@ export class LoginFlows {
 
     const user = await users.findByUsername(input.username);
     const usable = user !== null && user.status === 'active';
-    const hash = usable ? await users.passwordHash(user.id) : await this.dummyHash;
+    const hash = usable ? await users.passwordHash(user.id) : await (this.dummyHash ??= hashPassword(newToken()));
     const passwordOk = (await verifyPassword(hash, input.password)) && usable;
     if (!passwordOk) {
       const outcome = await lockout.fail(attempt);

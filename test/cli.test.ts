@@ -1,0 +1,199 @@
+/** The `sls` command, run as a real process against a real database. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { cardAnswer, sqliteDatabase, type TestDatabase } from './support/harness.js';
+import { cliEnv, sls } from './support/cli.js';
+import type { CardFile } from '../src/devices/devices.js';
+
+let db: TestDatabase;
+let env: NodeJS.ProcessEnv;
+const fixture = (name: string) => new URL(`./fixtures/pskc/${name}`, import.meta.url).pathname;
+
+beforeAll(async () => {
+  db = await sqliteDatabase();
+  env = cliEnv(db);
+});
+afterAll(async () => {
+  await db.drop();
+});
+
+describe('sls user', () => {
+  it('A1/A6: user create makes a user, account and equity; user show prints them', async () => {
+    const created = await sls(['user', 'create', '--username', 'alice', '--password', 'correct horse battery', '--account', 'U1000001', '--equity', '2500000'], env);
+    expect(created).toMatchObject({ code: 0, stdout: 'Created user alice in account U1000001.\n' });
+    const shown = await sls(['user', 'show', 'alice', '--json'], env);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ username: 'alice', account: 'U1000001', equityUsd: 2_500_000, primaryUser: true, locked: false, devices: [] });
+  });
+
+  it('A3/A4: bad usernames and weak passwords exit non-zero with a one-line message', async () => {
+    const cases: [string[], string][] = [
+      [['--username', 'bob!', '--password', 'correct horse battery'], 'sls: BAD CHARACTER\n'],
+      [['--username', 'Bob', '--password', 'correct horse battery'], 'sls: Usernames are lower case: use only lower-case letters and digits.\n'],
+      [['--username', 'bob', '--password', 'short'], 'sls: This password is too short: use at least 8 characters.\n'],
+      [['--username', 'alice', '--password', 'correct horse battery'], 'sls: The user name alice is already taken.\n'],
+      [['--username', 'bob', '--password', 'correct horse battery', '--equity', 'lots'], 'sls: The request is not valid: the amount must be like 1500000 or 1500000.50\n'],
+    ];
+    for (const [args, stderr] of cases) {
+      const res = await sls(['user', 'create', ...args], env);
+      expect(res.code, args.join(' ')).toBe(1);
+      expect(res.stderr).toBe(stderr);
+    }
+    expect((await sls(['user', 'show', 'nobody'], env)).stderr).toBe('sls: No such user.\n');
+  });
+
+  it('A6: account set-equity changes the equity', async () => {
+    expect((await sls(['account', 'set-equity', '--account', 'U1000001', '--equity', '999999.99'], env)).code).toBe(0);
+    expect(JSON.parse((await sls(['user', 'show', 'alice', '--json'], env)).stdout).equityUsd).toBe(999999.99);
+  });
+});
+
+describe('sls device and the card emulator (C2, C3, C8)', () => {
+  let card: CardFile;
+  let cardPath: string;
+
+  it('C2: device add-dscplus issues an active card and writes the card file', async () => {
+    cardPath = join(db.dataDir, 'card.json');
+    const res = await sls(['device', 'add-dscplus', '--user', 'alice', '--pin', '1234', '--out', cardPath], env);
+    expect(res.code).toBe(0);
+    card = JSON.parse(readFileSync(cardPath, 'utf8')) as CardFile;
+    expect(card).toMatchObject({ format: 'sls-dscplus-card/1', suite: 'OCRA-1:HOTP-SHA256-8:QN06-PSHA1', pin: '1234', serial: expect.stringMatching(/^DSC\d{7}$/) });
+    expect(card.seed).toMatch(/^[0-9a-f]{64}$/);
+    expect(res.stdout).toBe(`Issued DSC+ ${card.serial} to alice; card file written to ${cardPath}.\n`);
+    const list = JSON.parse((await sls(['device', 'list', '--user', 'alice', '--json'], env)).stdout);
+    expect(list).toMatchObject([{ type: 'dscplus', serial: card.serial, state: 'active' }]);
+  });
+
+  it('C2/C3: sls dsc --pin --challenge prints only the 8-digit response', async () => {
+    const res = await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', '123456'], env);
+    expect(res).toMatchObject({ code: 0, stdout: `${cardAnswer(card, '123456')}\n` });
+    const wrongPin = await sls(['dsc', '--card', cardPath, '--pin', '4321', '--challenge', '123456'], env);
+    expect(wrongPin.stdout.trim()).not.toBe(cardAnswer(card, '123456'));
+  });
+
+  it('C2: the interactive card shows PIN> then CHALLNG> then the response', async () => {
+    const res = await sls(['dsc', '--card', cardPath], env, '\n1234\n654321\n');
+    expect(res.code).toBe(0);
+    const pin = res.stdout.indexOf('PIN>');
+    const challenge = res.stdout.indexOf('CHALLNG>');
+    const response = res.stdout.indexOf(cardAnswer(card, '654321'));
+    expect(pin).toBeGreaterThan(0);
+    expect(challenge).toBeGreaterThan(pin);
+    expect(response).toBeGreaterThan(challenge);
+  });
+
+  it('C2: the card refuses a PIN that is not 4 digits (Err) and asks again', async () => {
+    const res = await sls(['dsc', '--card', cardPath], env, '\n12\n1234\n111111\n');
+    expect(res.stdout).toContain('Err');
+    expect(res.stdout).toContain(cardAnswer(card, '111111'));
+  });
+
+  it('C8: import-pskc fills the stock (plain, pre-shared key, password) and cards are issued from it', async () => {
+    expect((await sls(['device', 'import-pskc', fixture('batch-plain.xml')], env)).stdout).toBe('Imported 3 cards into the stock (batch batch-plain.xml).\n');
+    expect((await sls(['device', 'import-pskc', fixture('batch-aes.xml'), '--key', '000102030405060708090a0b0c0d0e0f'], env)).code).toBe(0);
+    expect((await sls(['device', 'import-pskc', fixture('batch-pbkdf2.xml'), '--password', 'correct horse battery', '--batch', 'b3'], env)).code).toBe(0);
+    const stock = JSON.parse((await sls(['device', 'list', '--stock', '--json'], env)).stdout) as { serial: string }[];
+    expect(stock.map((d) => d.serial)).toEqual(['DSC0000001', 'DSC0000002', 'DSC0000003', 'DSC0000101', 'DSC0000102', 'DSC0000201', 'DSC0000202']);
+
+    const out = join(db.dataDir, 'stock-card.json');
+    expect((await sls(['device', 'add-dscplus', '--user', 'alice', '--pin', '2468', '--serial', 'DSC0000101', '--out', out], env)).code).toBe(0);
+    const stockCard = JSON.parse(readFileSync(out, 'utf8')) as CardFile;
+    expect(stockCard.serial).toBe('DSC0000101');
+  });
+
+  it('C8: a wrong key, a repeated batch or a broken file imports nothing', async () => {
+    const wrongKey = await sls(['device', 'import-pskc', fixture('batch-aes.xml'), '--key', 'ffeeddccbbaa99887766554433221100'], env);
+    expect(wrongKey.code).toBe(1);
+    expect(wrongKey.stderr).toMatch(/^sls: The PSKC file cannot be imported: (wrong key|MAC mismatch)\.\n$/);
+    const again = await sls(['device', 'import-pskc', fixture('batch-plain.xml')], env);
+    expect(again.stderr).toBe('sls: Serial number already in use: DSC0000001, DSC0000002, DSC0000003.\n');
+    const broken = join(db.dataDir, 'broken.xml');
+    writeFileSync(broken, '<KeyContainer');
+    expect((await sls(['device', 'import-pskc', broken], env)).code).toBe(1);
+    expect((await sls(['device', 'import-pskc', join(db.dataDir, 'missing.xml')], env)).stderr).toMatch(/cannot read/);
+    const stock = JSON.parse((await sls(['device', 'list', '--stock', '--json'], env)).stdout) as unknown[];
+    expect(stock).toHaveLength(6);
+  });
+
+  it('C2: a PIN that is not 4 digits is refused when issuing a card', async () => {
+    const res = await sls(['device', 'add-dscplus', '--user', 'alice', '--pin', '12345', '--out', join(db.dataDir, 'x.json')], env);
+    expect(res).toMatchObject({ code: 1, stderr: 'sls: The PIN must be 4 digits.\n' });
+  });
+});
+
+describe('sls ocra (C3)', () => {
+  const vectors = JSON.parse(readFileSync(new URL('./vectors/ocra_vectors.json', import.meta.url), 'utf8')) as {
+    suites: { suite: string; vectors: { key_hex: string; question: string; counter: number | null; pin: string | null; pin_hash_hex: string | null; timestamp_hex: string | null; expected: string }[] }[];
+  };
+  // one vector of every suite of RFC 6287 Appendix C, through the command line
+  const picks = vectors.suites.map((s) => ({ suite: s.suite, ...s.vectors[1]! }));
+
+  it.each(picks)('C3: $suite question $question -> $expected', async (v) => {
+    const args = ['ocra', '--suite', v.suite, '--key', v.key_hex, '--question', v.question];
+    if (v.counter !== null) args.push('--counter', String(v.counter));
+    if (v.pin_hash_hex !== null) args.push('--pin-hash', v.pin_hash_hex);
+    if (v.timestamp_hex !== null) args.push('--timestamp', v.timestamp_hex);
+    const res = await sls(args, env);
+    expect(res).toMatchObject({ code: 0, stdout: `${v.expected}\n` });
+  });
+
+  it('C3: --pin gives the same value as --pin-hash', async () => {
+    const res = await sls(['ocra', '--suite', 'OCRA-1:HOTP-SHA256-8:QN08-PSHA1', '--key', '3132333435363738393031323334353637383930313233343536373839303132', '--question', '00000000', '--pin', '1234'], env);
+    expect(res.stdout).toBe('83238735\n');
+  });
+
+  it('C3: malformed suites and inputs exit non-zero with one line', async () => {
+    const bad = [
+      ['ocra', '--suite', 'OCRA-9:HOTP-SHA1-6:QN08', '--key', '00', '--question', '1'],
+      ['ocra', '--suite', 'OCRA-1:HOTP-SHA1-6:QN08', '--key', 'zz', '--question', '1'],
+      ['ocra', '--suite', 'OCRA-1:HOTP-SHA1-6:QN08', '--key', '00', '--question', 'abc'],
+      ['ocra', '--suite', 'OCRA-1:HOTP-SHA1-6:C-QN08', '--key', '00', '--question', '1'],
+      ['ocra', '--suite', 'OCRA-1:HOTP-SHA1-6:QN08-T1M', '--key', '00', '--question', '1', '--timestamp', 'xyz'],
+    ];
+    for (const args of bad) {
+      const res = await sls(args, env);
+      expect(res.code, args.join(' ')).toBe(1);
+      expect(res.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+      expect(res.stderr).toMatch(/^sls: /);
+    }
+  });
+});
+
+describe('sls audit (X1)', () => {
+  it('X1: audit list shows the events of a user; audit verify checks the chain', async () => {
+    const list = await sls(['audit', 'list', '--user', 'alice', '--json'], env);
+    const events = (JSON.parse(list.stdout) as { event: string }[]).map((e) => e.event);
+    expect(events).toEqual(expect.arrayContaining(['user.created', 'device.added']));
+    const verify = await sls(['audit', 'verify'], env);
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/^Audit log intact: \d+ entries, head [0-9a-f]{64}\.\n$/);
+  });
+
+  it('X1: audit verify exits non-zero when an entry was altered', async () => {
+    const raw = new BetterSqlite3(db.url.slice('sqlite:'.length));
+    raw.prepare("update audit_log set event = 'user.deleted' where seq = 1").run();
+    raw.close();
+    const verify = await sls(['audit', 'verify'], env);
+    expect(verify.code).toBe(1);
+    expect(verify.stderr).toBe('sls: The audit log has been tampered with at entry 1: entry altered.\n');
+  });
+});
+
+describe('usage errors', () => {
+  it('X3: unknown commands, missing options and bad numbers exit non-zero', async () => {
+    expect((await sls(['frobnicate'], env)).code).not.toBe(0);
+    expect((await sls(['user', 'create', '--username', 'x'], env)).code).not.toBe(0);
+    const port = await sls(['serve', '--port', 'eighty'], env);
+    expect(port.code).toBe(1);
+    expect(port.stderr).toBe('sls: The request is not valid: --port must be a whole number from 0 to 65535\n');
+    expect((await sls(['dsc', '--card', '/nonexistent.json', '--pin', '1234', '--challenge', '1'], env)).stderr).toMatch(/cannot read the card file/);
+    expect((await sls(['user', 'show', 'alice'], { ...env, SLS_DATABASE_URL: 'mysql://x' })).stderr).toMatch(/^sls: Invalid setting SLS_DATABASE_URL/);
+  });
+
+  it('X2: messages follow the language of the environment', async () => {
+    const res = await sls(['user', 'show', 'nobody'], { ...env, LANG: 'fr_FR.UTF-8' });
+    expect(res.stderr).toBe('sls: Utilisateur inconnu.\n');
+  });
+});

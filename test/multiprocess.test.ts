@@ -1,0 +1,122 @@
+/**
+ * Several server processes sharing one database (X4): the lockout and
+ * single use are exact across processes, and a flow started on one process
+ * completes on another. Also the README quick start, as written.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DATABASES, PASSWORD, openTestDatabase, type TestDatabase } from './support/harness.js';
+import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
+
+interface Reply {
+  status: number;
+  body: { id?: string; state?: string; challenge?: { question: string }; session?: { token: string }; error?: { code: string } };
+}
+
+async function post(url: string, body: unknown): Promise<Reply> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as Reply['body'] };
+}
+
+describe.each(DATABASES)('two server processes on one %s database', (dbName) => {
+  let db: TestDatabase;
+  let env: NodeJS.ProcessEnv;
+  let a: ServerProcess;
+  let b: ServerProcess;
+
+  async function userWithCard(username: string): Promise<string> {
+    expect((await sls(['user', 'create', '--username', username, '--password', PASSWORD], env)).code).toBe(0);
+    const cardPath = join(db.dataDir, `${username}.json`);
+    expect((await sls(['device', 'add-dscplus', '--user', username, '--pin', '1234', '--out', cardPath], env)).code).toBe(0);
+    return cardPath;
+  }
+
+  async function respond(cardPath: string, question: string): Promise<string> {
+    return (await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', question], env)).stdout.trim();
+  }
+
+  beforeAll(async () => {
+    db = await openTestDatabase(dbName);
+    env = cliEnv(db);
+    // the first start migrates; start the second after it
+    a = await startServer(env);
+    b = await startServer(env);
+  });
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await db.drop();
+  });
+
+  it('L7/X4: a login started on one process is completed on the other', async () => {
+    const card = await userWithCard('crossproc');
+    const start = await post(`${a.url}/api/v1/login`, { username: 'crossproc', password: PASSWORD, app: 'portal' });
+    expect(start.status).toBe(200);
+    const done = await post(`${b.url}/api/v1/login/${start.body.id}`, { response: await respond(card, start.body.challenge!.question) });
+    expect(done.status).toBe(200);
+    const session = await fetch(`${a.url}/api/v1/session`, { headers: { authorization: `Bearer ${done.body.session!.token}` } });
+    expect(session.status).toBe(200);
+  });
+
+  it('L3: 30 concurrent wrong passwords across both processes: exactly 10 are checked, then LOCKED', async () => {
+    await userWithCard('lockproc');
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => post(`${(i % 2 ? a : b).url}/api/v1/login`, { username: 'lockproc', password: 'wrong password', app: 'portal' })),
+    );
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 423)).toHaveLength(20);
+    const right = await post(`${a.url}/api/v1/login`, { username: 'lockproc', password: PASSWORD, app: 'portal' });
+    expect(right.status).toBe(423);
+  });
+
+  it('L4: the same response sent to both processes at once: exactly one login', async () => {
+    const card = await userWithCard('onceproc');
+    const start = await post(`${a.url}/api/v1/login`, { username: 'onceproc', password: PASSWORD, app: 'trading' });
+    const response = await respond(card, start.body.challenge!.question);
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => post(`${(i % 2 ? a : b).url}/api/v1/login/${start.body.id}`, { response })));
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+    for (const r of results.filter((x) => x.status !== 200)) expect([401, 410]).toContain(r.status);
+  });
+});
+
+describe('the README quick start, as written', () => {
+  let db: TestDatabase;
+  let server: ServerProcess | undefined;
+  beforeAll(async () => {
+    db = await openTestDatabase('sqlite');
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await db.drop();
+  });
+
+  it('L1/L2/C2: create a user and a card with sls, start the server, log in with the emulator\'s response', async () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const commands = [...readme.matchAll(/^\s*npx sls (.+)$/gm)].map((m) => m[1]!.trim());
+    expect(commands.length).toBeGreaterThanOrEqual(3);
+    // the data directory of the quick start is the default ./data: run the commands with this test's instead
+    const env = { ...cliEnv(db), SLS_DATABASE_URL: '' };
+    delete env.SLS_DATABASE_URL;
+    const cwd = db.dataDir;
+    const run = (line: string) => {
+      const args = line.match(/'[^']*'|\S+/g)!.map((a) => a.replace(/^'|'$/g, ''));
+      return sls(args.map((a) => (a === 'card.json' ? join(cwd, 'card.json') : a)), env);
+    };
+    for (const line of commands.filter((c) => c.startsWith('user create') || c.startsWith('device add-dscplus'))) {
+      const res = await run(line);
+      expect(res.code, `${line}: ${res.stderr}`).toBe(0);
+    }
+    server = await startServer(env);
+    const username = /--username (\S+)/.exec(commands.find((c) => c.startsWith('user create'))!)![1]!;
+    const password = /--password '([^']+)'/.exec(commands.find((c) => c.startsWith('user create'))!)![1]!;
+    const start = await post(`${server.url}/api/v1/login`, { username, password, app: 'portal' });
+    expect(start.status).toBe(200);
+    const dscLine = commands.find((c) => c.startsWith('dsc --card') && c.includes('--challenge'))!;
+    const response = (await run(dscLine.replace(/--challenge \S+/, `--challenge ${start.body.challenge!.question}`))).stdout.trim();
+    const done = await post(`${server.url}/api/v1/login/${start.body.id}`, { response });
+    expect(done.status).toBe(200);
+    expect(done.body.state).toBe('done');
+  });
+});
