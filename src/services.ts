@@ -73,7 +73,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const users = new Users(store, clock, box, audit);
     const devices = new Devices(store, clock, box, audit);
     const lockout = new Lockout(store, clock, config.policy);
-    const sessions = new Sessions(store, clock, config.policy);
+    const sessions = new Sessions(store, clock, config.policy, audit);
     const login = new LoginFlows({ store, clock, policy: config.policy, box, audit, users, devices, lockout, sessions });
     return { config, clock, store, box, audit, users, devices, lockout, sessions, login, close: () => store.close() };
   } catch (error) {

@@ -7,21 +7,16 @@
  *                                      │  └─switch device (M2FS, L6)
  *                                      └─ 3 wrong answers / 5 minutes ──► failed / expired
  */
-import type { Clock } from '../clock.js';
 import type { PolicyConfig } from '../config.js';
 import { SlsError } from '../errors.js';
 import { hashPassword, verifyPassword } from '../crypto/password.js';
 import { newId, newToken } from '../crypto/random.js';
-import type { SecretBox } from '../crypto/secret-box.js';
-import type { AuditInput, AuditLog } from '../audit/audit-log.js';
-import type { Devices } from '../devices/devices.js';
+import type { AuditInput } from '../audit/audit-log.js';
 import { deviceKind } from '../devices/registry.js';
 import type { Device, DeviceType, Prompt } from '../devices/types.js';
-import type { Users } from '../identity/users.js';
 import { assertUsernameCharacters } from '../identity/username.js';
-import type { Lockout } from '../policy/lockout.js';
-import type { App, IssuedSession, Sessions } from '../sessions/sessions.js';
-import type { Store } from '../store/database.js';
+import type { App, IssuedSession } from '../sessions/sessions.js';
+import type { Services } from '../services.js';
 import type { LoginFlowsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
 
@@ -65,17 +60,9 @@ function summary(device: Device): DeviceSummary {
   return { id: device.id, type: device.type, label: device.label };
 }
 
-export interface LoginDeps {
-  store: Store;
-  clock: Clock;
+export type LoginDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'sessions'> & {
   policy: PolicyConfig;
-  box: SecretBox;
-  audit: AuditLog;
-  users: Users;
-  devices: Devices;
-  lockout: Lockout;
-  sessions: Sessions;
-}
+};
 
 export class LoginFlows {
   /** Checked against when the username is unknown, so that it takes as long as a real check (L1). */

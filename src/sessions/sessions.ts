@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { PolicyConfig } from '../config.js';
 import { newId, newToken } from '../crypto/random.js';
+import type { AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store } from '../store/database.js';
 import type { SessionsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
@@ -65,6 +66,7 @@ export class Sessions {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly policy: Pick<PolicyConfig, 'portalIdleMs' | 'portalMaxMs' | 'tradingMaxMs'>,
+    private readonly audit: AuditLog,
   ) {}
 
   private idleMs(app: App): number | null {
@@ -115,11 +117,18 @@ export class Sessions {
     return toSession(row);
   }
 
-  /** Ends the session of a token; returns it if it was live. */
-  async revoke(token: string): Promise<Session | null> {
+  /** Logout (L8): ends the session of a token server-side, audited; returns it if it was live. */
+  async end(token: string, ip: string | null): Promise<Session | null> {
     const session = await this.authenticate(token);
     if (!session) return null;
     await this.store.db.updateTable('sessions').set({ revoked_at: this.clock.now() }).where('id', '=', session.id).execute();
+    await this.audit.record({
+      event: 'session.ended',
+      actor: `user:${session.userId}`,
+      userId: session.userId,
+      ip,
+      data: { sessionId: session.id, reason: 'logout' },
+    });
     return session;
   }
 }

@@ -51,16 +51,9 @@ export function sessionApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        const { token, session } = await requireSession(request, services.sessions);
+        const { token } = await requireSession(request, services.sessions);
         if (token.via === 'cookie') assertSameOrigin(request);
-        await services.sessions.revoke(token.token);
-        await services.audit.record({
-          event: 'session.ended',
-          actor: `user:${session.userId}`,
-          userId: session.userId,
-          ip: requestMeta(request).ip,
-          data: { sessionId: session.id, reason: 'logout' },
-        });
+        await services.sessions.end(token.token, requestMeta(request).ip);
         clearSessionCookie(reply, services.config);
         return reply.status(204).send(null);
       },

@@ -191,16 +191,7 @@ export function webPages(services: Services): FastifyPluginAsync {
 
     app.post('/logout', { preHandler: app.csrfProtection }, async (request, reply) => {
       const token = request.cookies[SESSION_COOKIE];
-      const session = token ? await services.sessions.revoke(token) : null;
-      if (session) {
-        await services.audit.record({
-          event: 'session.ended',
-          actor: `user:${session.userId}`,
-          userId: session.userId,
-          ip: requestMeta(request).ip,
-          data: { sessionId: session.id, reason: 'logout' },
-        });
-      }
+      if (token) await services.sessions.end(token, requestMeta(request).ip);
       clearSessionCookie(reply, config);
       return reply.redirect('/login?loggedOut=1', 303);
     });
