@@ -9,11 +9,13 @@ import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Services } from '../services.js';
+import { SlsError } from '../errors.js';
 import { LANGUAGES, isLanguage, negotiateLanguage, translator, type Language, type Translate } from '../i18n/i18n.js';
 import { registerErrorHandling, sendError } from './errors.js';
 import { loginApi } from './api/login.js';
 import { sessionApi } from './api/session.js';
 import { webPages } from './web/pages.js';
+import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -22,7 +24,6 @@ declare module 'fastify' {
   }
 }
 
-export const LANGUAGE_COOKIE = 'sls_lang';
 export const API_BODY_LIMIT = 16 * 1024;
 
 export interface AppOptions {
@@ -101,10 +102,13 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     transform: jsonSchemaTransform,
   });
 
-  registerErrorHandling(app);
+  const pages = new PageRenderer(config);
+  registerErrorHandling(app, (request, reply) =>
+    request.url.startsWith('/api/') ? sendError(request, reply, new SlsError('NOT_FOUND')) : pages.renderError(request, reply, new SlsError('NOT_FOUND')),
+  );
   await app.register(loginApi(services), { prefix: '/api/v1' });
   await app.register(sessionApi(services), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  await app.register(webPages(services));
+  await app.register(webPages(services, pages));
   return app;
 }

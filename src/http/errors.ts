@@ -73,7 +73,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
   return reply.status(mapped.status).type('application/json; charset=utf-8').send(errorBody(t, mapped));
 }
 
-export function registerErrorHandling(app: FastifyInstance): void {
+export function registerErrorHandling(app: FastifyInstance, notFound: (request: FastifyRequest, reply: FastifyReply) => FastifyReply): void {
   // An empty JSON body is no body (a bare POST /logout), not a syntax error.
   const defaultJsonParser = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
@@ -82,5 +82,5 @@ export function registerErrorHandling(app: FastifyInstance): void {
     return defaultJsonParser(request, body as string, done);
   });
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
-  app.setNotFoundHandler((request, reply) => sendError(request, reply, new SlsError('NOT_FOUND')));
+  app.setNotFoundHandler(notFound);
 }

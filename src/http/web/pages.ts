@@ -9,16 +9,13 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import csrf from '@fastify/csrf-protection';
 import fastifyStatic from '@fastify/static';
-import { Eta } from 'eta';
 import type { Services } from '../../services.js';
 import { SlsError } from '../../errors.js';
-import { LANGUAGES, type Language } from '../../i18n/i18n.js';
 import type { FlowView } from '../../flows/login.js';
-import { LANGUAGE_COOKIE } from '../app.js';
-import { errorBody, toSlsError } from '../errors.js';
+import { toSlsError } from '../errors.js';
+import type { PageRenderer } from './render.js';
 import { clearSessionCookie, presentedToken, requestMeta, SESSION_COOKIE, setSessionCookie } from '../session-cookie.js';
 
-const VIEWS = fileURLToPath(new URL('../../../views', import.meta.url));
 const PUBLIC = fileURLToPath(new URL('../../../public', import.meta.url));
 
 type Form = Record<string, unknown>;
@@ -28,22 +25,7 @@ function field(body: unknown, name: string): string {
   return typeof value === 'string' ? value : '';
 }
 
-interface PageError {
-  code: string;
-  message: string;
-  hints: string[];
-}
-
-function formatTime(language: Language, ms: number): string {
-  return `${new Intl.DateTimeFormat(language === 'zh-Hant' ? 'zh-TW' : language, {
-    dateStyle: 'medium',
-    timeStyle: 'medium',
-    timeZone: 'UTC',
-  }).format(new Date(ms))} UTC`;
-}
-
-export function webPages(services: Services): FastifyPluginAsync {
-  const eta = new Eta({ views: VIEWS, cache: true, autoEscape: true });
+export function webPages(services: Services, pages: PageRenderer): FastifyPluginAsync {
   const { config } = services;
 
   return async (app) => {
@@ -55,43 +37,26 @@ export function webPages(services: Services): FastifyPluginAsync {
     });
     await app.register(fastifyStatic, { root: PUBLIC, prefix: '/static/', maxAge: '1h' });
 
-    function render(request: FastifyRequest, reply: FastifyReply, view: string, data: Record<string, unknown>, status = 200): FastifyReply {
-      const query = request.query as Record<string, unknown> | undefined;
-      if (typeof query?.lang === 'string' && query.lang === request.language) {
-        reply.setCookie(LANGUAGE_COOKIE, request.language, { path: '/', maxAge: 365 * 24 * 3600, sameSite: 'lax', secure: config.cookieSecure });
-      }
-      const html = eta.render(`./${view}`, {
-        ...data,
-        t: request.t,
-        lang: request.language,
-        languages: LANGUAGES,
-        path: request.url.split('?')[0],
-        csrf: reply.generateCsrf(),
-        time: (ms: number) => formatTime(request.language, ms),
-      });
-      return reply.status(status).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(html);
-    }
-
-    function pageError(request: FastifyRequest, error: unknown): PageError & { status: number } {
-      const mapped = toSlsError(error);
-      const body = errorBody(request.t, mapped);
-      return { status: mapped.status, code: mapped.code, message: body.error.message, hints: body.error.hints ?? [] };
-    }
-
     function renderLogin(request: FastifyRequest, reply: FastifyReply, options: { error?: unknown; username?: string; app?: string; notice?: string } = {}): FastifyReply {
-      const error = options.error === undefined ? null : pageError(request, options.error);
-      return render(
+      const error = options.error === undefined ? null : pages.pageError(request, options.error);
+      return pages.render(
         request,
         reply,
         'login',
         { error, username: options.username ?? '', app: options.app === 'trading' ? 'trading' : 'portal', notice: options.notice ?? null },
-        error?.status ?? 200,
+        { status: error?.status ?? 200, path: '/login' },
       );
     }
 
     function renderChallenge(request: FastifyRequest, reply: FastifyReply, flow: FlowView, error?: unknown): FastifyReply {
-      const failure = error === undefined ? null : pageError(request, error);
-      return render(request, reply, 'challenge', { flow, error: failure, expiresAt: Date.parse(flow.expiresAt) }, failure?.status ?? 200);
+      const failure = error === undefined ? null : pages.pageError(request, error);
+      return pages.render(
+        request,
+        reply,
+        'challenge',
+        { flow, error: failure, expiresAt: Date.parse(flow.expiresAt) },
+        { status: failure?.status ?? 200, path: `/login/${flow.id}` },
+      );
     }
 
     /** A flow that can no longer be answered sends the user back to the start (L4: "start over"). */
@@ -99,11 +64,7 @@ export function webPages(services: Services): FastifyPluginAsync {
       return renderLogin(request, reply, { error, ...(flow ? { username: flow.username, app: flow.app } : {}) });
     }
 
-    app.setErrorHandler((error, request, reply) => {
-      const failure = pageError(request, error);
-      if (failure.status >= 500) request.log.error({ err: error }, 'unexpected error');
-      return render(request, reply, 'error', { error: failure }, failure.status);
-    });
+    app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
 
     app.get('/', async (request, reply) => {
       const token = presentedToken(request);
@@ -122,7 +83,7 @@ export function webPages(services: Services): FastifyPluginAsync {
       const appName = field(request.body, 'app') === 'trading' ? 'trading' : 'portal';
       try {
         if (username === '' || password === '') {
-          throw new SlsError('VALIDATION_ERROR', { reason: request.t('web.login.required') });
+          throw new SlsError('VALIDATION_ERROR', { reason: 'credentials_required' });
         }
         const flow = await services.login.start({ username, password, app: appName, ...requestMeta(request) });
         return reply.redirect(`/login/${flow.id}`, 303);
@@ -186,7 +147,7 @@ export function webPages(services: Services): FastifyPluginAsync {
       if (!session) return reply.redirect('/login', 303);
       const user = await services.users.get(session.userId);
       const devices = await services.devices.listForUser(user.id);
-      return render(request, reply, 'account', { user, session, devices });
+      return pages.render(request, reply, 'account', { user, session, devices }, { path: '/account' });
     });
 
     app.post('/logout', { preHandler: app.csrfProtection }, async (request, reply) => {

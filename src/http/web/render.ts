@@ -1,0 +1,80 @@
+/**
+ * Rendering of the server-side pages: Eta templates from views/, the
+ * request's language, the CSRF token of the forms, and the address of the
+ * page for the language links.
+ */
+import { fileURLToPath } from 'node:url';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Eta } from 'eta';
+import type { Config } from '../../config.js';
+import { LANGUAGES, type Language } from '../../i18n/i18n.js';
+import { errorBody, toSlsError } from '../errors.js';
+
+const VIEWS = fileURLToPath(new URL('../../../views', import.meta.url));
+export const LANGUAGE_COOKIE = 'sls_lang';
+
+export interface PageError {
+  status: number;
+  code: string;
+  message: string;
+  hints: string[];
+}
+
+export interface RenderOptions {
+  status?: number;
+  /**
+   * The GET address of the page, for the language links. Pages shown in
+   * answer to a POST name it: the POST's own address may not be a page.
+   */
+  path?: string;
+}
+
+function formatTime(language: Language, ms: number): string {
+  return `${new Intl.DateTimeFormat(language === 'zh-Hant' ? 'zh-TW' : language, {
+    dateStyle: 'medium',
+    timeStyle: 'medium',
+    timeZone: 'UTC',
+  }).format(new Date(ms))} UTC`;
+}
+
+export class PageRenderer {
+  private readonly eta = new Eta({ views: VIEWS, cache: true, autoEscape: true });
+
+  constructor(private readonly config: Config) {}
+
+  /** The error of a page, translated, with its hints (L5). */
+  pageError(request: FastifyRequest, error: unknown): PageError {
+    const mapped = toSlsError(error);
+    const body = errorBody(request.t, mapped);
+    return { status: mapped.status, code: mapped.code, message: body.error.message, hints: body.error.hints ?? [] };
+  }
+
+  render(request: FastifyRequest, reply: FastifyReply, view: string, data: Record<string, unknown>, options: RenderOptions = {}): FastifyReply {
+    const query = request.query as Record<string, unknown> | undefined;
+    if (typeof query?.lang === 'string' && query.lang === request.language) {
+      reply.setCookie(LANGUAGE_COOKIE, request.language, { path: '/', maxAge: 365 * 24 * 3600, sameSite: 'lax', secure: this.config.cookieSecure });
+    }
+    const path = options.path ?? (request.method === 'GET' ? request.url.split('?')[0] : '/login');
+    const html = this.eta.render(`./${view}`, {
+      ...data,
+      t: request.t,
+      lang: request.language,
+      languages: LANGUAGES,
+      path,
+      // the forms' token; pages outside the web plugin (a 404) have no forms
+      csrf: typeof reply.generateCsrf === 'function' ? reply.generateCsrf() : '',
+      time: (ms: number) => formatTime(request.language, ms),
+    });
+    return reply
+      .status(options.status ?? 200)
+      .header('cache-control', 'no-store')
+      .type('text/html; charset=utf-8')
+      .send(html);
+  }
+
+  renderError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
+    const failure = this.pageError(request, error);
+    if (failure.status >= 500) request.log.error({ err: error }, 'unexpected error');
+    return this.render(request, reply, 'error', { error: failure }, { status: failure.status, path: '/login' });
+  }
+}
