@@ -1,0 +1,86 @@
+/**
+ * The real server as a child process (`node bin/sls.js serve --port 0`),
+ * on 127.0.0.1 and a temporary SQLite database, exactly as an operator
+ * starts it. BENCH_CPU_PROF=DIR adds `--cpu-prof --cpu-prof-dir DIR` so a
+ * profile of the server is written when it stops.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export interface ServerEnv {
+  dataDir: string;
+  databaseUrl: string;
+  masterKey: string;
+}
+
+export interface RunningServer {
+  url: string;
+  pid: number;
+  /** Everything the server wrote to stderr (warnings and errors: SLS_LOG_LEVEL=warn). */
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+export async function startServer(env: ServerEnv): Promise<RunningServer> {
+  const profileDir = process.env.BENCH_CPU_PROF;
+  const nodeFlags = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...nodeFlags, 'bin/sls.js', 'serve', '--port', '0', '--db', env.databaseUrl],
+    {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        SLS_HOST: '127.0.0.1',
+        SLS_DATA_DIR: env.dataDir,
+        SLS_DATABASE_URL: env.databaseUrl,
+        SLS_MASTER_KEY: env.masterKey,
+        SLS_LOG_LEVEL: 'warn',
+        SLS_DEFAULT_LANGUAGE: 'en',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server did not start within ${START_TIMEOUT_MS} ms\n${stdout}${stderr}`)), START_TIMEOUT_MS);
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      const match = /listening on (http:\/\/\S+)/.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`the server exited (${code}) before listening\n${stdout}${stderr}`));
+    });
+  });
+  if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(url)) throw new Error(`unexpected server address ${url}`);
+
+  return {
+    url,
+    pid: child.pid!,
+    stderr: () => stderr,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      child.kill('SIGINT');
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS).unref());
+      if ((await Promise.race([exited, timeout])) === 'timeout') {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
