@@ -30,7 +30,7 @@ export interface CardFile {
 
 const NEVER = 8_640_000_000_000_000;
 
-function toDevice(row: DeviceRow): Device {
+function deviceFromRow(row: DeviceRow): Device {
   return {
     id: row.id,
     userId: row.user_id,
@@ -53,12 +53,21 @@ export interface AddDscPlusInput {
 }
 
 export class Devices {
+  /** The sealed secret read along with each device, so that a challenge needs no second read. */
+  private readonly sealedSecrets = new WeakMap<Device, string | null>();
+
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly box: SecretBox,
     private readonly audit: AuditLog,
   ) {}
+
+  private toDevice(row: DeviceRow): Device {
+    const device = deviceFromRow(row);
+    this.sealedSecrets.set(device, row.secret_enc);
+    return device;
+  }
 
   private sealContext(deviceId: string): string {
     return `device:${deviceId}`;
@@ -67,18 +76,18 @@ export class Devices {
   async get(id: string, db: Executor = this.store.db): Promise<Device> {
     const row = await db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw new SlsError('DEVICE_NOT_FOUND', { id });
-    return toDevice(row);
+    return this.toDevice(row);
   }
 
   async listForUser(userId: string): Promise<Device[]> {
     const rows = await this.store.db.selectFrom('devices').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
-    return rows.map(toDevice);
+    return rows.map((row) => this.toDevice(row));
   }
 
   /** C8: imported cards not yet issued to anyone. */
   async listStock(): Promise<Device[]> {
     const rows = await this.store.db.selectFrom('devices').selectAll().where('state', '=', 'stock').orderBy('serial').execute();
-    return rows.map(toDevice);
+    return rows.map((row) => this.toDevice(row));
   }
 
   /**
@@ -96,12 +105,16 @@ export class Devices {
 
   /** What a device type needs to challenge and check: its secret, opened only on demand. */
   async context(device: Device): Promise<DeviceContext> {
-    const row = await this.store.db.selectFrom('devices').select('secret_enc').where('id', '=', device.id).executeTakeFirstOrThrow();
+    let sealed = this.sealedSecrets.get(device);
+    if (sealed === undefined) {
+      const row = await this.store.db.selectFrom('devices').select('secret_enc').where('id', '=', device.id).executeTakeFirstOrThrow();
+      sealed = row.secret_enc;
+    }
     return {
       device,
       secret: <T>() => {
-        if (!row.secret_enc) throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device ${device.id} has no secret`);
-        return this.box.openJson<T>(row.secret_enc, this.sealContext(device.id));
+        if (!sealed) throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device ${device.id} has no secret`);
+        return this.box.openJson<T>(sealed, this.sealContext(device.id));
       },
       wasUsed: (replayKey) => this.wasUsed(device.id, replayKey),
     };

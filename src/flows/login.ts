@@ -13,9 +13,9 @@ import { hashPassword, verifyPassword } from '../crypto/password.js';
 import { newId, newToken } from '../crypto/random.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import { deviceKind } from '../devices/registry.js';
-import type { Device, DeviceType, Prompt } from '../devices/types.js';
+import type { Challenge, Device, DeviceType, Prompt } from '../devices/types.js';
 import { assertUsernameCharacters } from '../identity/username.js';
-import type { App, IssuedSession } from '../sessions/sessions.js';
+import { newSessionId, type App, type IssuedSession } from '../sessions/sessions.js';
 import type { Services } from '../services.js';
 import type { LoginFlowsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
@@ -85,9 +85,13 @@ export class LoginFlows {
     return row.state === 'second_factor' && row.expires_at > this.deps.clock.now();
   }
 
-  private async view(row: FlowRow): Promise<FlowView> {
+  /** The user's active devices, the one offered first at the front (L6). */
+  private async devicesOf(row: FlowRow): Promise<Device[]> {
     const user = await this.deps.users.get(row.user_id);
-    const devices = await this.deps.devices.activeForUser(user.id, user.lastDeviceId);
+    return this.deps.devices.activeForUser(user.id, user.lastDeviceId);
+  }
+
+  private view(row: FlowRow, devices: Device[]): FlowView {
     const device = devices.find((d) => d.id === row.device_id) ?? null;
     const open = this.isOpen(row);
     return {
@@ -104,12 +108,13 @@ export class LoginFlows {
   }
 
   async get(flowId: string): Promise<FlowView> {
-    return this.view(await this.row(flowId));
+    const row = await this.row(flowId);
+    return this.view(row, await this.devicesOf(row));
   }
 
   /** First factor (L1), then the challenge of the device offered first (L2, L6). */
   async start(input: StartInput): Promise<FlowView> {
-    const { audit, clock, lockout, users, devices, policy, store, box } = this.deps;
+    const { audit, lockout, users, devices, store } = this.deps;
     assertUsernameCharacters(input.username);
     const meta = { username: input.username, ip: input.ip };
 
@@ -124,9 +129,10 @@ export class LoginFlows {
       throw error;
     }
 
-    const user = await users.findByUsername(input.username);
+    const found = await users.findForLogin(input.username);
+    const user = found?.user ?? null;
     const usable = user !== null && user.status === 'active';
-    const hash = usable ? await users.passwordHash(user.id) : await (this.dummyHash ??= hashPassword(newToken()));
+    const hash = usable ? found!.passwordHash : await (this.dummyHash ??= hashPassword(newToken()));
     const passwordOk = (await verifyPassword(hash, input.password)) && usable;
     if (!passwordOk) {
       const outcome = await lockout.fail(attempt);
@@ -139,23 +145,39 @@ export class LoginFlows {
       await audit.record(...entries);
       throw new SlsError('INVALID_CREDENTIALS');
     }
-    await lockout.release(attempt);
+    let row: FlowRow;
+    let active: Device[];
+    try {
+      active = await devices.activeForUser(user.id, user.lastDeviceId);
+      const device = active[0];
+      if (!device) throw new SlsError('NO_ACTIVE_DEVICE');
+      const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+      row = this.newFlow(input, user.id, user.username, device.id, challenge);
+    } catch (error) {
+      await lockout.release(attempt);
+      throw error;
+    }
+    // the password was right: the attempt is not a failure
+    await store.transaction(async (trx) => {
+      await lockout.release(attempt, trx);
+      await trx.insertInto('login_flows').values(row).execute();
+    });
+    return this.view(row, active);
+  }
 
-    const active = await devices.activeForUser(user.id, user.lastDeviceId);
-    const device = active[0];
-    if (!device) throw new SlsError('NO_ACTIVE_DEVICE');
-    const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+  private newFlow(input: StartInput, userId: string, username: string, deviceId: string, challenge: Challenge): FlowRow {
+    const { clock, policy, box } = this.deps;
 
     const now = clock.now();
     const id = newId('flw');
-    const row: FlowRow = {
+    return {
       id,
       kind: 'login',
       app: input.app,
-      username: user.username,
-      user_id: user.id,
+      username,
+      user_id: userId,
       state: 'second_factor',
-      device_id: device.id,
+      device_id: deviceId,
       prompt: JSON.stringify(challenge.prompt),
       verifier: box.sealJson(challenge.verifier, this.sealContext(id)),
       attempts: 0,
@@ -167,8 +189,6 @@ export class LoginFlows {
       user_agent: input.userAgent,
       session_id: null,
     };
-    await store.db.insertInto('login_flows').values(row).execute();
-    return this.view(row);
   }
 
   /** M2FS (L6): answer with another of the user's active devices; a new challenge is issued. */
@@ -254,22 +274,25 @@ export class LoginFlows {
     const check = await kind.checkResponse(await devices.context(device), verifier, response);
 
     if (check.ok) {
+      const sessionId = newSessionId();
       const outcome = await store.serialized('audit_log', async (trx) => {
         if (!(await devices.consume(trx, device.id, check.replayKey ?? `flow:${flowId}`))) return 'replayed' as const;
         const done = await trx
           .updateTable('login_flows')
-          .set({ state: 'done', updated_at: now })
+          .set({ state: 'done', session_id: sessionId, updated_at: now })
           .where('id', '=', flowId)
           .where('state', '=', 'second_factor')
           .executeTakeFirst();
         if (Number(done.numUpdatedRows) !== 1) return 'replayed' as const;
         const session = await sessions.create(
-          { userId: row.user_id, app: row.app, flowId, deviceId: device.id, deviceType: device.type, ip: meta.ip, userAgent: meta.userAgent },
+          { id: sessionId, userId: row.user_id, app: row.app, flowId, deviceId: device.id, deviceType: device.type, ip: meta.ip, userAgent: meta.userAgent },
           trx,
         );
-        await trx.updateTable('login_flows').set({ session_id: session.id }).where('id', '=', flowId).execute();
         await trx.updateTable('users').set({ last_device_id: device.id }).where('id', '=', row.user_id).execute();
         await devices.markUsed(trx, device.id);
+        // a complete login: the attempt was no failure, and the count starts again (L3)
+        await lockout.release(attempt, trx);
+        await lockout.reset(row.username, trx);
         await audit.append(trx, [
           {
             event: 'login.succeeded',
@@ -280,9 +303,9 @@ export class LoginFlows {
         return session;
       });
       if (outcome !== 'replayed') {
-        await lockout.release(attempt);
-        await lockout.reset(row.username);
-        return { flow: await this.get(flowId), session: outcome };
+        const flow = { ...row, state: 'done' as const, session_id: sessionId, attempts: reserved.attempts };
+        const active = await devices.activeForUser(row.user_id, device.id);
+        return { flow: this.view(flow, active), session: outcome };
       }
       // The same answer was accepted a moment ago: this flow is used up.
       const current = await this.row(flowId);

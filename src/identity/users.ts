@@ -146,6 +146,12 @@ export class Users {
     return row.password_hash;
   }
 
+  /** The user and the password hash in one read, for the first factor (L1). */
+  async findForLogin(username: string): Promise<{ user: User; passwordHash: string } | null> {
+    const row = await this.baseQuery(this.store.db).select('users.password_hash').where('users.username', '=', username).executeTakeFirst();
+    return row ? { user: this.toUser(row), passwordHash: row.password_hash } : null;
+  }
+
   async account(accountId: string): Promise<Account> {
     const row = await this.store.db.selectFrom('accounts').selectAll().where('id', '=', accountId).executeTakeFirst();
     if (!row) throw new SlsError('ACCOUNT_NOT_FOUND', { id: accountId });

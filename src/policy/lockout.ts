@@ -14,7 +14,7 @@ import type { Clock } from '../clock.js';
 import type { PolicyConfig } from '../config.js';
 import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
-import type { Executor, Store } from '../store/database.js';
+import type { Executor, Store, Tx } from '../store/database.js';
 
 export interface Attempt {
   id: string;
@@ -92,8 +92,8 @@ export class Lockout {
   }
 
   /** The attempt did not fail (for example a correct password before the second factor). */
-  async release(attempt: Attempt): Promise<void> {
-    await this.store.db.deleteFrom('login_failures').where('id', '=', attempt.id).execute();
+  async release(attempt: Attempt, db: Executor = this.store.db): Promise<void> {
+    await db.deleteFrom('login_failures').where('id', '=', attempt.id).execute();
   }
 
   /** Counts the attempt as a failure and locks the username at the threshold. */
@@ -130,17 +130,19 @@ export class Lockout {
     return { locked: locked !== undefined, lockedUntil, failures };
   }
 
-  /** A complete successful login, or client services lifting the lock: the count starts again. */
-  async reset(username: string): Promise<void> {
+  /**
+   * A complete successful login, or client services lifting the lock: the
+   * count starts again. Runs in the given transaction, or in its own.
+   */
+  async reset(username: string, trx?: Tx): Promise<void> {
+    if (!trx) return this.store.transaction((own) => this.reset(username, own));
     const now = this.clock.now();
-    await this.store.transaction(async (trx) => {
-      await trx
-        .insertInto('lockouts')
-        .values({ username, locked_until: null, reset_at: now })
-        .onConflict((oc) => oc.column('username').doUpdateSet({ locked_until: null, reset_at: now }))
-        .execute();
-      await trx.deleteFrom('login_failures').where('username', '=', username).where('at', '<=', now).where('state', '=', 'failed').execute();
-    });
+    await trx
+      .insertInto('lockouts')
+      .values({ username, locked_until: null, reset_at: now })
+      .onConflict((oc) => oc.column('username').doUpdateSet({ locked_until: null, reset_at: now }))
+      .execute();
+    await trx.deleteFrom('login_failures').where('username', '=', username).where('at', '<=', now).where('state', '=', 'failed').execute();
   }
 
   async status(username: string): Promise<LockoutStatus> {

@@ -32,6 +32,8 @@ export interface IssuedSession extends Session {
 }
 
 export interface NewSession {
+  /** Chosen beforehand when the caller records it elsewhere in the same transaction. */
+  id?: string;
   userId: string;
   app: App;
   flowId: string | null;
@@ -43,6 +45,10 @@ export interface NewSession {
 
 /** Idle-expiry updates are written at most this often per session. */
 const TOUCH_INTERVAL_MS = 30_000;
+
+export function newSessionId(): string {
+  return newId('ses');
+}
 
 function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
@@ -78,7 +84,7 @@ export class Sessions {
     const token = newToken();
     const idle = this.idleMs(input.app);
     const row = {
-      id: newId('ses'),
+      id: input.id ?? newSessionId(),
       token_hash: tokenHash(token),
       user_id: input.userId,
       app: input.app,
