@@ -97,8 +97,7 @@ describe('the README quick start, as written', () => {
     const commands = [...readme.matchAll(/^\s*npx sls (.+)$/gm)].map((m) => m[1]!.trim());
     expect(commands.length).toBeGreaterThanOrEqual(3);
     // the data directory of the quick start is the default ./data: run the commands with this test's instead
-    const env = { ...cliEnv(db), SLS_DATABASE_URL: '' };
-    delete env.SLS_DATABASE_URL;
+    const { SLS_DATABASE_URL: _unused, ...env } = cliEnv(db);
     const cwd = db.dataDir;
     const run = (line: string) => {
       const args = line.match(/'[^']*'|\S+/g)!.map((a) => a.replace(/^'|'$/g, ''));
