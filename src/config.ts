@@ -54,6 +54,12 @@ export interface PolicyConfig {
   portalMaxMs: number;
   /** L8/K12: trading sessions. */
   tradingMaxMs: number;
+  /** T3: a temporary passcode gives full access this long after it is issued … */
+  temporaryPasscodeFullMs: number;
+  /** … and then portal access to the online card pages until this age. */
+  temporaryPasscodeLifeMs: number;
+  /** T1/A5: how long a recorded identity verification allows help-desk actions. */
+  identityVerificationTtlMs: number;
 }
 
 export const DEFAULT_POLICY: PolicyConfig = {
@@ -64,6 +70,9 @@ export const DEFAULT_POLICY: PolicyConfig = {
   portalIdleMs: 30 * 60 * 1000,
   portalMaxMs: 12 * 60 * 60 * 1000,
   tradingMaxMs: 12 * 60 * 60 * 1000,
+  temporaryPasscodeFullMs: 2 * 24 * 60 * 60 * 1000,
+  temporaryPasscodeLifeMs: 12 * 24 * 60 * 60 * 1000,
+  identityVerificationTtlMs: 30 * 60 * 1000,
 };
 
 export interface ConfigOverrides {

@@ -10,6 +10,9 @@ import { SecretBox } from './crypto/secret-box.js';
 import { AuditLog } from './audit/audit-log.js';
 import { Devices } from './devices/devices.js';
 import { LoginFlows } from './flows/login.js';
+import { DeviceReactivation } from './flows/reactivation.js';
+import { HelpDesk } from './helpdesk/helpdesk.js';
+import { Notifier } from './notify/notifier.js';
 import { Users } from './identity/users.js';
 import { Lockout } from './policy/lockout.js';
 import { Sessions } from './sessions/sessions.js';
@@ -27,6 +30,9 @@ export interface Services {
   lockout: Lockout;
   sessions: Sessions;
   login: LoginFlows;
+  notifier: Notifier;
+  helpDesk: HelpDesk;
+  reactivation: DeviceReactivation;
   close(): Promise<void>;
 }
 
@@ -74,8 +80,26 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const devices = new Devices(store, clock, box, audit);
     const lockout = new Lockout(store, clock, config.policy);
     const sessions = new Sessions(store, clock, config.policy, audit);
-    const login = new LoginFlows({ store, clock, policy: config.policy, box, audit, users, devices, lockout, sessions });
-    return { config, clock, store, box, audit, users, devices, lockout, sessions, login, close: () => store.close() };
+    const notifier = new Notifier(store, clock, config.defaultLanguage);
+    const login = new LoginFlows({ store, clock, policy: config.policy, box, audit, users, devices, lockout, sessions, notifier });
+    const helpDesk = new HelpDesk({ store, clock, box, audit, users, devices, lockout, notifier, config });
+    const reactivation = new DeviceReactivation({ store, clock, box, audit, users, devices, lockout, notifier, config, helpDesk });
+    return {
+      config,
+      clock,
+      store,
+      box,
+      audit,
+      users,
+      devices,
+      lockout,
+      sessions,
+      login,
+      notifier,
+      helpDesk,
+      reactivation,
+      close: () => store.close(),
+    };
   } catch (error) {
     await store.close();
     throw error;

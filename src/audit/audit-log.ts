@@ -23,7 +23,12 @@ export type AuditEvent =
   | 'device.added'
   | 'device.imported'
   | 'device.state_changed'
-  | 'device.assigned';
+  | 'device.assigned'
+  | 'device.reactivated'
+  | 'device.reactivation_failed'
+  | 'helpdesk.identity_verified'
+  | 'helpdesk.temp_passcode_issued'
+  | 'helpdesk.unlocked';
 
 export interface AuditInput {
   event: AuditEvent;

@@ -14,6 +14,8 @@ import { describeError, environmentLanguage, translator } from '../i18n/i18n.js'
 import { parsePskc } from '../devices/dscplus/pskc.js';
 import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
 import { runCardEmulator, cardResponse, readCardFile } from './dsc-emulator.js';
+import { VERIFICATION_METHODS } from '../helpdesk/helpdesk.js';
+import type { Role } from '../store/schema.js';
 import { serve } from './serve.js';
 
 const t = translator(environmentLanguage());
@@ -158,6 +160,109 @@ export function buildProgram(): Command {
       await withServices(options, async (s) => {
         const account = await s.users.setEquity(options.account, options.equity, 'cli');
         print(`${account.accountNumber} equity USD ${account.equityUsd}`);
+      });
+    });
+
+  program
+    .command('staff')
+    .description('help desk staff (client services, compliance, admin)')
+    .command('create')
+    .description('create a staff user; give them a DSC+ with `device add-dscplus` to log in')
+    .requiredOption('--username <u>', 'lower-case letters and digits')
+    .requiredOption('--password <p>', 'at least 8 characters, not a common password')
+    .requiredOption('--role <r>', 'client_services, compliance or admin')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { username: string; password: string; role: string }) => {
+      if (!['client_services', 'compliance', 'admin'].includes(options.role)) {
+        throw new SlsError('VALIDATION_ERROR', { reason: '--role must be client_services, compliance or admin' });
+      }
+      await withServices(options, async (s) => {
+        const created = await s.users.create({ username: options.username, password: options.password, role: options.role as Role }, 'cli');
+        print(t('cli.staffCreated', { username: created.username, role: created.role }));
+      });
+    });
+
+  const helpdesk = program.command('helpdesk').description('client services at the telephone (T1-T5, L3); --staff names who acts');
+  helpdesk
+    .command('verify')
+    .description("record how the caller's identity was verified; prints the verification id (valid 30 minutes)")
+    .requiredOption('--staff <s>', 'the staff member acting')
+    .requiredOption('--user <u>', 'the caller')
+    .requiredOption('--method <m>', VERIFICATION_METHODS.join(', '))
+    .option('--notes <text>', 'what was checked')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { staff: string; user: string; method: string; notes?: string }) => {
+      await withServices(options, async (s) => {
+        const staff = await s.users.getByUsername(options.staff);
+        const v = await s.helpDesk.verifyIdentity(staff.id, options.user, {
+          method: options.method,
+          ...(options.notes !== undefined ? { notes: options.notes } : {}),
+        });
+        print(v.id);
+      });
+    });
+
+  helpdesk
+    .command('issue-passcode')
+    .description('issue a temporary passcode to a verified caller; prints it once')
+    .requiredOption('--staff <s>', 'the staff member acting')
+    .requiredOption('--user <u>', 'the caller')
+    .requiredOption('--verification <id>', 'from `sls helpdesk verify`')
+    .option('--lost', 'the permanent device is lost (default: temporarily unavailable)')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { staff: string; user: string; verification: string; lost?: boolean }) => {
+      await withServices(options, async (s) => {
+        const staff = await s.users.getByUsername(options.staff);
+        const issued = await s.helpDesk.issueTemporaryPasscode(staff.id, options.user, {
+          verificationId: options.verification,
+          deviceStatus: options.lost ? 'lost' : 'suspended',
+        });
+        print(issued.passcode);
+        process.stderr.write(`${t('cli.passcodeIssued', { fullUntil: iso(issued.fullAccessUntil), until: iso(issued.expiresAt) })}\n`);
+      });
+    });
+
+  helpdesk
+    .command('revoke-passcode')
+    .description("end the caller's temporary passcode")
+    .requiredOption('--staff <s>', 'the staff member acting')
+    .requiredOption('--user <u>', 'the caller')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { staff: string; user: string }) => {
+      await withServices(options, async (s) => {
+        const staff = await s.users.getByUsername(options.staff);
+        print(t('cli.passcodesRevoked', { count: await s.helpDesk.revokeTemporaryPasscode(staff.id, options.user) }));
+      });
+    });
+
+  helpdesk
+    .command('unlock')
+    .description('lift the lock of a verified caller (L3)')
+    .requiredOption('--staff <s>', 'the staff member acting')
+    .requiredOption('--user <u>', 'the caller')
+    .requiredOption('--verification <id>', 'from `sls helpdesk verify`')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { staff: string; user: string; verification: string }) => {
+      await withServices(options, async (s) => {
+        const staff = await s.users.getByUsername(options.staff);
+        await s.helpDesk.unlock(staff.id, options.user, { verificationId: options.verification });
+        print(t('cli.unlocked', { username: options.user }));
+      });
+    });
+
+  program
+    .command('outbox')
+    .description('notices sent to users (development outbox, N1)')
+    .option('--user <u>', 'only this username')
+    .option('--limit <n>', 'how many (default 20)', intOption('--limit', 1, 10000))
+    .option('--json', 'print JSON')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { user?: string; limit?: number; json?: boolean }) => {
+      await withServices(options, async (s) => {
+        const userId = options.user !== undefined ? (await s.users.getByUsername(options.user)).id : undefined;
+        const notices = await s.notifier.list({ ...(userId ? { userId } : {}), limit: options.limit ?? 20 });
+        if (options.json) return printJson(notices);
+        for (const n of notices) print(`${iso(n.createdAt)}  ${n.channel}  ${n.recipient}  ${n.status}  ${n.subject ?? ''}\n    ${n.body}`);
       });
     });
 

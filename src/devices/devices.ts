@@ -42,6 +42,7 @@ function deviceFromRow(row: DeviceRow): Device {
     createdAt: row.created_at,
     activatedAt: row.activated_at,
     lastUsedAt: row.last_used_at,
+    expiresAt: row.expires_at,
   };
 }
 
@@ -117,6 +118,7 @@ export class Devices {
         return this.box.openJson<T>(sealed, this.sealContext(device.id));
       },
       wasUsed: (replayKey) => this.wasUsed(device.id, replayKey),
+      digest: (value) => this.box.digest(value, `device:${device.id}`),
     };
   }
 
@@ -220,6 +222,7 @@ export class Devices {
             state_changed_at: now,
             activated_at: now,
             last_used_at: null,
+            expires_at: null,
           })
           .execute();
       }
@@ -261,6 +264,7 @@ export class Devices {
             state_changed_at: now,
             activated_at: null,
             last_used_at: null,
+            expires_at: null,
           })
           .execute();
       }

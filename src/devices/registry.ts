@@ -1,9 +1,11 @@
 import { SlsError } from '../errors.js';
 import { dscPlus } from './dscplus/dscplus.js';
+import { temporaryPasscode } from './temp-passcode/temp-passcode.js';
 import type { DeviceKind, DeviceType } from './types.js';
 
 const KINDS: Record<DeviceType, DeviceKind> = {
   dscplus: dscPlus,
+  temp_passcode: temporaryPasscode,
 };
 
 export function deviceKind(type: string): DeviceKind {

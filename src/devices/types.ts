@@ -5,12 +5,19 @@
  */
 import type { DeviceState } from '../store/schema.js';
 
-export type DeviceType = 'dscplus';
+export type DeviceType = 'dscplus' | 'temp_passcode';
 
-/** D2: full ordering for sharing and limits, higher is stronger. */
+/**
+ * D2: full ordering for sharing and limits, higher is stronger. Temporary
+ * devices rank below every permanent one.
+ */
 export const DEVICE_STRENGTH: Record<DeviceType, number> = {
   dscplus: 100,
+  temp_passcode: 1,
 };
+
+/** Devices that stand in for a permanent one for a while (T, S2). */
+export const TEMPORARY_TYPES: readonly DeviceType[] = ['temp_passcode'];
 
 export interface Device {
   id: string;
@@ -23,10 +30,11 @@ export interface Device {
   createdAt: number;
   activatedAt: number | null;
   lastUsedAt: number | null;
+  expiresAt: number | null;
 }
 
 /** What the client must show for the second factor (part of the flow's public view). */
-export type Prompt = { type: 'ocra'; question: string; digits: number };
+export type Prompt = { type: 'ocra'; question: string; digits: number } | { type: 'passcode' };
 
 export interface Challenge {
   prompt: Prompt;
@@ -49,6 +57,8 @@ export interface DeviceContext {
   secret<T>(): T;
   /** Whether an answer with this replay key was already accepted for the device. */
   wasUsed(replayKey: string): Promise<boolean>;
+  /** A keyed digest bound to this device, for secrets kept only as hashes (T5). */
+  digest(value: string): string;
 }
 
 export interface DeviceKind {

@@ -8,7 +8,8 @@
  *                                      └─ 3 wrong answers / 5 minutes ──► failed / expired
  */
 import type { PolicyConfig } from '../config.js';
-import { SlsError } from '../errors.js';
+import { SlsError, type ErrorCode } from '../errors.js';
+import { decideAccess } from '../policy/access.js';
 import { hashPassword, verifyPassword } from '../crypto/password.js';
 import { newId, newToken } from '../crypto/random.js';
 import type { AuditInput } from '../audit/audit-log.js';
@@ -60,7 +61,7 @@ function summary(device: Device): DeviceSummary {
   return { id: device.id, type: device.type, label: device.label };
 }
 
-export type LoginDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'sessions'> & {
+export type LoginDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'sessions' | 'notifier'> & {
   policy: PolicyConfig;
 };
 
@@ -76,7 +77,12 @@ export class LoginFlows {
 
   private async row(flowId: string): Promise<FlowRow> {
     if (!/^flw_[a-z2-7]{26}$/.test(flowId)) throw new SlsError('FLOW_NOT_FOUND');
-    const row = await this.deps.store.db.selectFrom('login_flows').selectAll().where('id', '=', flowId).executeTakeFirst();
+    const row = await this.deps.store.db
+      .selectFrom('login_flows')
+      .selectAll()
+      .where('id', '=', flowId)
+      .where('kind', '=', 'login')
+      .executeTakeFirst();
     if (!row) throw new SlsError('FLOW_NOT_FOUND');
     return row;
   }
@@ -85,10 +91,27 @@ export class LoginFlows {
     return row.state === 'second_factor' && row.expires_at > this.deps.clock.now();
   }
 
-  /** The user's active devices, the one offered first at the front (L6). */
+  /**
+   * The user's active devices that may open the application now (access
+   * policy), the one offered first at the front (L6); when none may, the
+   * reason of the first refusal (an expired temporary passcode …).
+   */
+  private async offeredDevices(userId: string, lastDeviceId: string | null, app: App): Promise<{ usable: Device[]; refusal: ErrorCode | null }> {
+    const { devices, clock, policy } = this.deps;
+    const now = clock.now();
+    const usable: Device[] = [];
+    let refusal: ErrorCode | null = null;
+    for (const device of await devices.activeForUser(userId, lastDeviceId)) {
+      const decision = decideAccess(device, app, now, policy);
+      if (decision.allowed) usable.push(device);
+      else refusal ??= decision.reason;
+    }
+    return { usable, refusal };
+  }
+
   private async devicesOf(row: FlowRow): Promise<Device[]> {
     const user = await this.deps.users.get(row.user_id);
-    return this.deps.devices.activeForUser(user.id, user.lastDeviceId);
+    return (await this.offeredDevices(user.id, user.lastDeviceId, row.app)).usable;
   }
 
   private view(row: FlowRow, devices: Device[]): FlowView {
@@ -105,6 +128,12 @@ export class LoginFlows {
       challenge: open && row.prompt ? (JSON.parse(row.prompt) as Prompt) : null,
       attemptsLeft: Math.max(0, this.deps.policy.challengeMaxAttempts - row.attempts),
     };
+  }
+
+  /** N1: the user hears of the lock (an unknown username has nobody to tell). */
+  private async noticeLock(userId: string, until: number | null): Promise<void> {
+    const user = await this.deps.users.get(userId);
+    await this.deps.notifier.notify(user, 'userLocked', { username: user.username, until: until === null ? '' : new Date(until).toISOString() });
   }
 
   async get(flowId: string): Promise<FlowView> {
@@ -143,14 +172,16 @@ export class LoginFlows {
         entries.push({ event: 'login.locked', userId: user?.id ?? null, ...meta, data: { until: outcome.lockedUntil } });
       }
       await audit.record(...entries);
+      if (outcome.locked && user) await this.noticeLock(user.id, outcome.lockedUntil);
       throw new SlsError('INVALID_CREDENTIALS');
     }
     let row: FlowRow;
     let active: Device[];
     try {
-      active = await devices.activeForUser(user.id, user.lastDeviceId);
+      const offered = await this.offeredDevices(user.id, user.lastDeviceId, input.app);
+      active = offered.usable;
       const device = active[0];
-      if (!device) throw new SlsError('NO_ACTIVE_DEVICE');
+      if (!device) throw new SlsError(offered.refusal ?? 'NO_ACTIVE_DEVICE');
       const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
       row = this.newFlow(input, user.id, user.username, device.id, challenge);
     } catch (error) {
@@ -198,7 +229,7 @@ export class LoginFlows {
     if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
     if (row.device_switches >= MAX_DEVICE_SWITCHES) throw new SlsError('FLOW_STATE', { reason: 'too many device changes' });
     const user = await users.get(row.user_id);
-    const device = (await devices.activeForUser(user.id, user.lastDeviceId)).find((d) => d.id === deviceId);
+    const device = (await this.offeredDevices(user.id, user.lastDeviceId, row.app)).usable.find((d) => d.id === deviceId);
     if (!device) throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
     const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
     const now = clock.now();
@@ -265,9 +296,11 @@ export class LoginFlows {
     }
 
     const device = await devices.get(row.device_id!);
-    if (device.state !== 'active') {
+    // the device may have been replaced, or its window closed, since the challenge
+    const access = decideAccess(device, row.app, now, policy);
+    if (device.state !== 'active' || !access.allowed) {
       await lockout.release(attempt);
-      throw new SlsError('DEVICE_NOT_AVAILABLE');
+      throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
     }
     const kind = deviceKind(device.type);
     const verifier = box.openJson<Record<string, unknown>>(row.verifier!, this.sealContext(flowId));
@@ -285,7 +318,17 @@ export class LoginFlows {
           .executeTakeFirst();
         if (Number(done.numUpdatedRows) !== 1) return 'replayed' as const;
         const session = await sessions.create(
-          { id: sessionId, userId: row.user_id, app: row.app, flowId, deviceId: device.id, deviceType: device.type, ip: meta.ip, userAgent: meta.userAgent },
+          {
+            id: sessionId,
+            userId: row.user_id,
+            app: row.app,
+            flowId,
+            deviceId: device.id,
+            deviceType: device.type,
+            ip: meta.ip,
+            userAgent: meta.userAgent,
+            scope: access.scope,
+          },
           trx,
         );
         await trx.updateTable('users').set({ last_device_id: device.id }).where('id', '=', row.user_id).execute();
@@ -304,8 +347,8 @@ export class LoginFlows {
       });
       if (outcome !== 'replayed') {
         const flow = { ...row, state: 'done' as const, session_id: sessionId, attempts: reserved.attempts };
-        const active = await devices.activeForUser(row.user_id, device.id);
-        return { flow: this.view(flow, active), session: outcome };
+        const { usable } = await this.offeredDevices(row.user_id, device.id, row.app);
+        return { flow: this.view(flow, usable), session: outcome };
       }
       // The same answer was accepted a moment ago: this flow is used up.
       const current = await this.row(flowId);
@@ -331,6 +374,7 @@ export class LoginFlows {
     }
     if (failure.locked) entries.push({ event: 'login.locked', ...auditMeta, data: { until: failure.lockedUntil } });
     await audit.record(...entries);
+    if (failure.locked) await this.noticeLock(row.user_id, failure.lockedUntil);
     throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: kind.failureHints });
   }
 }

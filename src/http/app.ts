@@ -14,6 +14,8 @@ import { LANGUAGES, isLanguage, negotiateLanguage, translator, type Language, ty
 import { registerErrorHandling, sendError } from './errors.js';
 import { loginApi } from './api/login.js';
 import { sessionApi } from './api/session.js';
+import { helpdeskApi } from './api/helpdesk.js';
+import { devicesApi } from './api/devices.js';
 import { webPages } from './web/pages.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 
@@ -108,6 +110,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   );
   await app.register(loginApi(services), { prefix: '/api/v1' });
   await app.register(sessionApi(services), { prefix: '/api/v1' });
+  await app.register(devicesApi(services), { prefix: '/api/v1' });
+  await app.register(helpdeskApi(services), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(webPages(services, pages));
   return app;

@@ -11,6 +11,7 @@ import { newId } from '../crypto/random.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store } from '../store/database.js';
+import type { Role } from '../store/schema.js';
 import { assertNewUsername } from './username.js';
 
 export interface Identification {
@@ -33,6 +34,7 @@ export interface User {
   status: 'active' | 'disabled';
   lastDeviceId: string | null;
   createdAt: number;
+  role: Role;
 }
 
 export interface Account {
@@ -52,7 +54,11 @@ export interface CreateUserInput {
   email?: string;
   entityName?: string;
   identification?: Identification;
+  /** Staff are users with a role; everyone else is a client. */
+  role?: Role;
 }
+
+export const ROLES: readonly Role[] = ['client', 'client_services', 'compliance', 'admin'];
 
 function normalizedIdentification(id: Identification): string {
   const clean = (v: string | undefined): string => (v ?? '').trim().toUpperCase().replace(/\s+/g, ' ');
@@ -94,6 +100,7 @@ export class Users {
         'users.status',
         'users.last_device_id',
         'users.created_at',
+        'users.role',
       ]);
   }
 
@@ -108,6 +115,7 @@ export class Users {
     status: 'active' | 'disabled';
     last_device_id: string | null;
     created_at: number;
+    role: Role;
   }): User {
     return {
       id: row.id,
@@ -120,6 +128,7 @@ export class Users {
       status: row.status,
       lastDeviceId: row.last_device_id,
       createdAt: row.created_at,
+      role: row.role,
     };
   }
 
@@ -169,6 +178,9 @@ export class Users {
     assertPasswordAcceptable(input.password, input.username);
     if (input.accountNumber !== undefined) assertAccountNumber(input.accountNumber);
     if (input.equityUsd !== undefined) assertEquity(input.equityUsd);
+    if (input.role !== undefined && !ROLES.includes(input.role)) {
+      throw new SlsError('VALIDATION_ERROR', { field: 'role', reason: `one of ${ROLES.join(', ')}` });
+    }
     const passwordHash = await hashPassword(input.password);
     const now = this.clock.now();
     const userId = newId('usr');
@@ -228,10 +240,11 @@ export class Users {
           can_change_security: isPrimary ? 1 : 0,
           last_device_id: null,
           created_at: now,
+          role: input.role ?? 'client',
         })
         .execute();
       await this.audit.append(trx, [
-        { event: 'user.created', actor, userId, username: input.username, data: { account: accountNumber, primary: isPrimary } },
+        { event: 'user.created', actor, userId, username: input.username, data: { account: accountNumber, primary: isPrimary, role: input.role ?? 'client' } },
       ]);
     });
     return this.get(userId);
@@ -251,7 +264,15 @@ export class Users {
     return this.account(account.id);
   }
 
-  async setLastDevice(userId: string, deviceId: string): Promise<void> {
-    await this.store.db.updateTable('users').set({ last_device_id: deviceId }).where('id', '=', userId).execute();
+  /** Client services' search (help desk): by username prefix or account number. */
+  async search(query: string, limit = 20): Promise<User[]> {
+    const term = query.trim();
+    if (term.length === 0 || term.length > 64) return [];
+    const rows = await this.baseQuery(this.store.db)
+      .where((eb) => eb.or([eb('users.username', 'like', `${term.replace(/[%_\\]/g, '')}%`), eb('accounts.account_number', '=', term.toUpperCase())]))
+      .orderBy('users.username')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => this.toUser(row));
   }
 }

@@ -10,7 +10,7 @@ import type { PolicyConfig } from '../config.js';
 import { newId, newToken } from '../crypto/random.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store } from '../store/database.js';
-import type { SessionsTable } from '../store/schema.js';
+import type { SessionScope, SessionsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
 
 export type App = 'portal' | 'trading';
@@ -24,6 +24,8 @@ export interface Session {
   createdAt: number;
   expiresAt: number;
   idleExpiresAt: number | null;
+  /** T3: `online_card_only` for a temporary passcode older than 2 days. */
+  scope: SessionScope;
 }
 
 export interface IssuedSession extends Session {
@@ -41,6 +43,7 @@ export interface NewSession {
   deviceType: string | null;
   ip: string | null;
   userAgent: string | null;
+  scope: SessionScope;
 }
 
 /** Idle-expiry updates are written at most this often per session. */
@@ -64,6 +67,7 @@ function toSession(row: Selectable<SessionsTable>): Session {
     createdAt: row.created_at,
     expiresAt: row.expires_at,
     idleExpiresAt: row.idle_expires_at,
+    scope: row.scope,
   };
 }
 
@@ -98,6 +102,7 @@ export class Sessions {
       revoked_at: null,
       ip: input.ip,
       user_agent: input.userAgent,
+      scope: input.scope,
     };
     await db.insertInto('sessions').values(row).execute();
     return { ...toSession(row), token };

@@ -2,10 +2,12 @@ import { Migrator, type Migration, type MigrationProvider } from 'kysely';
 import { SlsError } from '../errors.js';
 import type { Store } from './database.js';
 import * as m0001 from './migrations/0001_initial.js';
+import * as m0002 from './migrations/0002_helpdesk.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
+  '0002_helpdesk': m0002,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

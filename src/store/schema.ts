@@ -44,7 +44,11 @@ export interface UsersTable {
   /** L6: the device offered first at the next login. */
   last_device_id: string | null;
   created_at: number;
+  role: Generated<Role>;
 }
+
+/** Who a user is to the system: a client, or staff (section 0 of the spec). */
+export type Role = 'client' | 'client_services' | 'compliance' | 'admin';
 
 export type DeviceState = 'stock' | 'requested' | 'shipped' | 'active' | 'suspended' | 'lost' | 'returned' | 'revoked';
 
@@ -63,13 +67,16 @@ export interface DevicesTable {
   state_changed_at: number;
   activated_at: number | null;
   last_used_at: number | null;
+  /** When a temporary device (temporary passcode, online card) stops working. */
+  expires_at: number | null;
 }
 
 export type FlowState = 'second_factor' | 'done' | 'failed';
 
 export interface LoginFlowsTable {
   id: string;
-  kind: 'login';
+  /** A login, or the proof of a device being reactivated (D4). */
+  kind: 'login' | 'reactivation';
   app: 'portal' | 'trading';
   username: string;
   user_id: string;
@@ -104,6 +111,39 @@ export interface SessionsTable {
   revoked_at: number | null;
   ip: string | null;
   user_agent: string | null;
+  scope: Generated<SessionScope>;
+}
+
+/** T3: what a session may do. */
+export type SessionScope = 'full' | 'online_card_only';
+
+export interface IdentityVerificationsTable {
+  id: string;
+  user_id: string;
+  staff_user_id: string;
+  /** How client services verified the caller (T1, A5). */
+  method: string;
+  notes: string | null;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface NotificationsTable {
+  id: string;
+  user_id: string | null;
+  channel: 'email' | 'sms' | 'voice';
+  recipient: string;
+  template: string;
+  language: string;
+  subject: string | null;
+  body: string;
+  status: 'pending' | 'sent' | 'failed';
+  provider: string;
+  /** Makes a notice exactly-once (N1), whichever process sends it. */
+  dedupe_key: string | null;
+  error: string | null;
+  created_at: number;
+  sent_at: number | null;
 }
 
 export interface LoginFailuresTable {
@@ -152,4 +192,6 @@ export interface Schema {
   lockouts: LockoutsTable;
   used_codes: UsedCodesTable;
   audit_log: AuditLogTable;
+  identity_verifications: IdentityVerificationsTable;
+  notifications: NotificationsTable;
 }

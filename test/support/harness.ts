@@ -16,6 +16,7 @@ import { buildApp } from '../../src/http/app.js';
 import { generateOcra, parseOcraSuite } from '../../src/crypto/ocra.js';
 import type { CardFile } from '../../src/devices/devices.js';
 import type { User } from '../../src/identity/users.js';
+import type { Role } from '../../src/store/schema.js';
 import { postgresUrl } from './environment.js';
 
 export interface TestDatabase {
@@ -108,20 +109,31 @@ export function uniqueUsername(prefix = 'user'): string {
   return `${prefix}${counter}${randomBytes(3).toString('hex')}`;
 }
 
-export async function createUser(services: Services, options: { username?: string; equityUsd?: number; accountNumber?: string } = {}): Promise<User> {
+export interface UserOptions {
+  username?: string;
+  equityUsd?: number;
+  accountNumber?: string;
+  role?: Role;
+  email?: string;
+}
+
+export async function createUser(services: Services, options: UserOptions = {}): Promise<User> {
+  const username = options.username ?? uniqueUsername();
   return services.users.create(
     {
-      username: options.username ?? uniqueUsername(),
+      username,
       password: PASSWORD,
       equityUsd: options.equityUsd ?? 2_000_000,
+      email: options.email ?? `${username}@example.test`,
       ...(options.accountNumber ? { accountNumber: options.accountNumber } : {}),
+      ...(options.role ? { role: options.role } : {}),
     },
     'test',
   );
 }
 
-export async function createUserWithCard(services: Services, pin = '1234'): Promise<{ user: User; card: CardFile }> {
-  const user = await createUser(services);
+export async function createUserWithCard(services: Services, pin = '1234', options: UserOptions = {}): Promise<{ user: User; card: CardFile }> {
+  const user = await createUser(services, options);
   const { card } = await services.devices.addDscPlus({ userId: user.id, pin }, 'test');
   return { user, card };
 }

@@ -10,11 +10,16 @@ export const DeviceSummarySchema = z.object({
 });
 
 export const ChallengeSchema = z
-  .object({
-    type: z.literal('ocra').describe('A challenge to type into a challenge/response device (DSC+)'),
-    question: z.string().describe('The challenge code to show, e.g. 6 digits'),
-    digits: z.number().int().describe('Length of the expected response'),
-  })
+  .discriminatedUnion('type', [
+    z
+      .object({
+        type: z.literal('ocra').describe('A challenge to type into a challenge/response device (DSC+)'),
+        question: z.string().describe('The challenge code to show, e.g. 6 digits'),
+        digits: z.number().int().describe('Length of the expected response'),
+      })
+      .describe('OcraChallenge'),
+    z.object({ type: z.literal('passcode').describe('Ask for the temporary passcode from client services') }).describe('PasscodeChallenge'),
+  ])
   .describe('What the client must show for the second factor');
 
 export const FlowSchema = z
@@ -63,5 +68,6 @@ export const SessionSchema = z
     createdAt: z.string(),
     expiresAt: z.string(),
     idleExpiresAt: z.string().nullable(),
+    scope: z.enum(['full', 'online_card_only']).describe('online_card_only: a temporary passcode older than 2 days opens only the online security card pages (T3)'),
   })
   .describe('Session');

@@ -20,6 +20,7 @@ export async function sessionView(services: Services, session: Session) {
     createdAt: iso(session.createdAt)!,
     expiresAt: iso(session.expiresAt)!,
     idleExpiresAt: iso(session.idleExpiresAt),
+    scope: session.scope,
   };
 }
 

@@ -1,0 +1,243 @@
+/**
+ * The help desk (client services): find a caller, record how their identity
+ * was verified (T1, A5), issue or revoke a temporary passcode (T1–T5), and
+ * lift a lock (L3). Staff act under their own user id, with a role; every
+ * action is audited with it.
+ */
+import type { Services } from '../services.js';
+import { SlsError } from '../errors.js';
+import { newId } from '../crypto/random.js';
+import type { AuditInput } from '../audit/audit-log.js';
+import type { Device } from '../devices/types.js';
+import { TEMPORARY_TYPES } from '../devices/types.js';
+import { newTemporaryPasscode, type TempPasscodeSecret } from '../devices/temp-passcode/temp-passcode.js';
+import type { User } from '../identity/users.js';
+import type { Role } from '../store/schema.js';
+import type { Tx } from '../store/database.js';
+
+/** How client services may verify a caller's identity. */
+export const VERIFICATION_METHODS = ['security_questions', 'id_document', 'callback_on_record', 'video_call'] as const;
+export type VerificationMethod = (typeof VERIFICATION_METHODS)[number];
+
+/** Who may do what at the help desk. */
+const MAY_VIEW: readonly Role[] = ['client_services', 'compliance', 'admin'];
+const MAY_ACT: readonly Role[] = ['client_services', 'admin'];
+
+export interface Verification {
+  id: string;
+  userId: string;
+  staffUserId: string;
+  method: VerificationMethod;
+  notes: string | null;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface IssuedPasscode {
+  /** Shown once to the staff member, who reads it to the caller; only its hash is kept (T5). */
+  passcode: string;
+  device: Device;
+  /** T3: full access to portal and trading until … */
+  fullAccessUntil: number;
+  /** … then the online card pages of the portal until. */
+  expiresAt: number;
+}
+
+export type HelpDeskDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config'>;
+
+export class HelpDesk {
+  constructor(private readonly deps: HelpDeskDeps) {}
+
+  private actor(staff: User): string {
+    return `staff:${staff.id}`;
+  }
+
+  /** The staff member, if their role allows the action. */
+  async staff(staffUserId: string, action: 'view' | 'act'): Promise<User> {
+    const staff = await this.deps.users.get(staffUserId);
+    const allowed = action === 'view' ? MAY_VIEW : MAY_ACT;
+    if (staff.status !== 'active' || !allowed.includes(staff.role)) {
+      throw new SlsError('FORBIDDEN_ROLE', { role: staff.role });
+    }
+    return staff;
+  }
+
+  async search(staffUserId: string, query: string): Promise<User[]> {
+    await this.staff(staffUserId, 'view');
+    return this.deps.users.search(query);
+  }
+
+  /** T1/A5: what client services checked before helping a caller; valid for a while. */
+  async verifyIdentity(staffUserId: string, username: string, input: { method: string; notes?: string }): Promise<Verification> {
+    const staff = await this.staff(staffUserId, 'act');
+    if (!(VERIFICATION_METHODS as readonly string[]).includes(input.method)) {
+      throw new SlsError('VALIDATION_ERROR', { field: 'method', reason: `one of ${VERIFICATION_METHODS.join(', ')}` });
+    }
+    if (input.notes !== undefined && input.notes.length > 500) {
+      throw new SlsError('VALIDATION_ERROR', { field: 'notes', reason: 'at most 500 characters' });
+    }
+    const user = await this.deps.users.getByUsername(username);
+    const now = this.deps.clock.now();
+    const verification: Verification = {
+      id: newId('ver'),
+      userId: user.id,
+      staffUserId: staff.id,
+      method: input.method as VerificationMethod,
+      notes: input.notes ?? null,
+      createdAt: now,
+      expiresAt: now + this.deps.config.policy.identityVerificationTtlMs,
+    };
+    await this.deps.store.serialized('audit_log', async (trx) => {
+      await trx
+        .insertInto('identity_verifications')
+        .values({
+          id: verification.id,
+          user_id: user.id,
+          staff_user_id: staff.id,
+          method: verification.method,
+          notes: verification.notes,
+          created_at: now,
+          expires_at: verification.expiresAt,
+        })
+        .execute();
+      await this.deps.audit.append(trx, [
+        { event: 'helpdesk.identity_verified', actor: this.actor(staff), userId: user.id, username: user.username, data: { verificationId: verification.id, method: verification.method } },
+      ]);
+    });
+    return verification;
+  }
+
+  private async requireVerification(user: User, verificationId: string): Promise<void> {
+    const row = await this.deps.store.db
+      .selectFrom('identity_verifications')
+      .select(['expires_at'])
+      .where('id', '=', verificationId)
+      .where('user_id', '=', user.id)
+      .executeTakeFirst();
+    if (!row) throw new SlsError('VERIFICATION_NOT_FOUND');
+    if (row.expires_at <= this.deps.clock.now()) throw new SlsError('IDENTITY_NOT_VERIFIED');
+  }
+
+  /**
+   * T1–T5: a temporary passcode for a verified caller. One per user: a new
+   * one revokes the old. The user's permanent devices become `suspended`
+   * (temporarily unavailable) or `lost`.
+   */
+  async issueTemporaryPasscode(
+    staffUserId: string,
+    username: string,
+    input: { verificationId: string; deviceStatus?: 'suspended' | 'lost' },
+  ): Promise<IssuedPasscode> {
+    const { store, clock, box, audit, devices, users, config, notifier } = this.deps;
+    const staff = await this.staff(staffUserId, 'act');
+    const user = await users.getByUsername(username);
+    await this.requireVerification(user, input.verificationId);
+    const deviceStatus = input.deviceStatus ?? 'suspended';
+    const now = clock.now();
+    const fullAccessUntil = now + config.policy.temporaryPasscodeFullMs;
+    const expiresAt = now + config.policy.temporaryPasscodeLifeMs;
+    const passcode = newTemporaryPasscode();
+    const deviceId = newId('dev');
+    const secret: TempPasscodeSecret = { digest: box.digest(passcode, `device:${deviceId}`) };
+
+    await store.serialized('audit_log', async (trx) => {
+      const current = await trx.selectFrom('devices').selectAll().where('user_id', '=', user.id).where('state', '=', 'active').execute();
+      const entries: AuditInput[] = [];
+      for (const device of current) {
+        const temporary = (TEMPORARY_TYPES as readonly string[]).includes(device.type);
+        const to = temporary ? 'revoked' : deviceStatus;
+        await trx.updateTable('devices').set({ state: to, state_changed_at: now }).where('id', '=', device.id).execute();
+        entries.push({
+          event: 'device.state_changed',
+          actor: this.actor(staff),
+          userId: user.id,
+          username: user.username,
+          data: { deviceId: device.id, type: device.type, from: 'active', to, reason: 'temporary passcode issued' },
+        });
+      }
+      await trx
+        .insertInto('devices')
+        .values({
+          id: deviceId,
+          user_id: user.id,
+          type: 'temp_passcode',
+          state: 'active',
+          serial: null,
+          label: null,
+          secret_enc: box.sealJson(secret, `device:${deviceId}`),
+          params: JSON.stringify({ verificationId: input.verificationId, issuedBy: staff.id }),
+          created_at: now,
+          state_changed_at: now,
+          activated_at: now,
+          last_used_at: null,
+          expires_at: expiresAt,
+        })
+        .execute();
+      entries.push({
+        event: 'helpdesk.temp_passcode_issued',
+        actor: this.actor(staff),
+        userId: user.id,
+        username: user.username,
+        data: { deviceId, verificationId: input.verificationId, fullAccessUntil, expiresAt },
+      });
+      await audit.append(trx, entries);
+    });
+    await notifier.notify(user, 'tempPasscodeIssued', { username: user.username });
+    return { passcode, device: await devices.get(deviceId), fullAccessUntil, expiresAt };
+  }
+
+  /** Ends a user's temporary passcode at once. */
+  async revokeTemporaryPasscode(staffUserId: string, username: string): Promise<number> {
+    const staff = await this.staff(staffUserId, 'act');
+    const user = await this.deps.users.getByUsername(username);
+    const revoked = await this.revokeTemporaryDevices(user, this.actor(staff), 'revoked by client services');
+    if (revoked > 0) await this.deps.notifier.notify(user, 'tempPasscodeRevoked', { username: user.username });
+    return revoked;
+  }
+
+  /**
+   * D4: temporary devices stop working (a permanent device is back, or staff
+   * revoke them). Runs in the given transaction (holding the audit lock), or
+   * in its own.
+   */
+  async revokeTemporaryDevices(user: User, actor: string, reason: string, trx?: Tx): Promise<number> {
+    if (!trx) return this.deps.store.serialized('audit_log', (own) => this.revokeTemporaryDevices(user, actor, reason, own));
+    const { clock, audit } = this.deps;
+    const now = clock.now();
+    const revoked = await trx
+      .updateTable('devices')
+      .set({ state: 'revoked', state_changed_at: now })
+      .where('user_id', '=', user.id)
+      .where('state', '=', 'active')
+      .where('type', 'in', [...TEMPORARY_TYPES])
+      .returning(['id', 'type'])
+      .execute();
+    await audit.append(
+      trx,
+      revoked.map((d) => ({
+        event: 'device.state_changed' as const,
+        actor,
+        userId: user.id,
+        username: user.username,
+        data: { deviceId: d.id, type: d.type, from: 'active', to: 'revoked', reason },
+      })),
+    );
+    return revoked.length;
+  }
+
+  /** L3: client services lift a lock after verifying the caller's identity. */
+  async unlock(staffUserId: string, username: string, input: { verificationId: string }): Promise<void> {
+    const staff = await this.staff(staffUserId, 'act');
+    const user = await this.deps.users.getByUsername(username);
+    await this.requireVerification(user, input.verificationId);
+    await this.deps.lockout.reset(user.username);
+    await this.deps.audit.record({
+      event: 'helpdesk.unlocked',
+      actor: this.actor(staff),
+      userId: user.id,
+      username: user.username,
+      data: { verificationId: input.verificationId },
+    });
+    await this.deps.notifier.notify(user, 'userUnlocked', { username: user.username });
+  }
+}

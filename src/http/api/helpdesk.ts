@@ -1,0 +1,162 @@
+/**
+ * The help desk API for client services (T1–T5, L3, A5): staff call it with
+ * the Bearer token of their own two-factor session; their role decides what
+ * they may do.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Services } from '../../services.js';
+import { SlsError } from '../../errors.js';
+import { VERIFICATION_METHODS } from '../../helpdesk/helpdesk.js';
+import { ErrorSchema } from '../errors.js';
+import { assertSameOrigin, requireSession } from '../session-cookie.js';
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const UserParams = z.object({ username: z.string().min(1).max(64) });
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema };
+
+const UserSummary = z.object({ id: z.string(), username: z.string(), account: z.string(), role: z.string(), status: z.string() });
+
+export function helpdeskApi(services: Services): FastifyPluginAsync {
+  /** The staff member behind the request's session (full scope only). */
+  async function staffOf(request: FastifyRequest): Promise<string> {
+    const { session, token } = await requireSession(request, services.sessions);
+    if (token.via === 'cookie' && request.method !== 'GET') assertSameOrigin(request);
+    if (session.scope !== 'full') throw new SlsError('FORBIDDEN_ROLE', { role: 'temporary access' });
+    return session.userId;
+  }
+
+  return async (fastify) => {
+    const app = fastify.withTypeProvider<ZodTypeProvider>();
+    const security: Record<string, string[]>[] = [{ bearer: [] }];
+
+    app.get(
+      '/helpdesk/users',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: 'Find users by username prefix or account number',
+          security,
+          querystring: z.object({ q: z.string().min(1).max(64) }),
+          response: { 200: z.object({ users: z.array(UserSummary) }), ...errors },
+        },
+      },
+      async (request) => {
+        const users = await services.helpDesk.search(await staffOf(request), request.query.q);
+        return { users: users.map((u) => ({ id: u.id, username: u.username, account: u.accountNumber, role: u.role, status: u.status })) };
+      },
+    );
+
+    app.get(
+      '/helpdesk/users/:username',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: "A user's account, devices, lock state and latest audit entries",
+          security,
+          params: UserParams,
+          response: {
+            200: z.object({
+              user: UserSummary,
+              locked: z.boolean(),
+              lockedUntil: z.string().nullable(),
+              devices: z.array(z.object({ id: z.string(), type: z.string(), serial: z.string().nullable(), state: z.string(), expiresAt: z.string().nullable() })),
+              audit: z.array(z.object({ seq: z.number(), at: z.string(), event: z.string(), actor: z.string().nullable(), data: z.record(z.string(), z.unknown()) })),
+            }),
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        await services.helpDesk.staff(await staffOf(request), 'view');
+        const user = await services.users.getByUsername(request.params.username);
+        const lock = await services.lockout.status(user.username);
+        const devices = await services.devices.listForUser(user.id);
+        const audit = await services.audit.list({ username: user.username, limit: 50 });
+        return {
+          user: { id: user.id, username: user.username, account: user.accountNumber, role: user.role, status: user.status },
+          locked: lock.locked,
+          lockedUntil: iso(lock.lockedUntil),
+          devices: devices.map((d) => ({ id: d.id, type: d.type, serial: d.serial, state: d.state, expiresAt: iso(d.expiresAt) })),
+          audit: audit.map((e) => ({ seq: e.seq, at: iso(e.at)!, event: e.event, actor: e.actor, data: e.data })),
+        };
+      },
+    );
+
+    app.post(
+      '/helpdesk/users/:username/verifications',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: "Record how the caller's identity was verified (T1, A5); valid for 30 minutes",
+          security,
+          params: UserParams,
+          body: z.object({ method: z.enum(VERIFICATION_METHODS), notes: z.string().max(500).optional() }),
+          response: { 200: z.object({ id: z.string(), method: z.string(), expiresAt: z.string() }), ...errors },
+        },
+      },
+      async (request) => {
+        const v = await services.helpDesk.verifyIdentity(await staffOf(request), request.params.username, request.body);
+        return { id: v.id, method: v.method, expiresAt: iso(v.expiresAt)! };
+      },
+    );
+
+    app.post(
+      '/helpdesk/users/:username/temporary-passcode',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: 'Issue a temporary passcode (T1–T5): shown once; replaces any earlier one',
+          description:
+            'Full access to portal and trading for 2 days, then the portal\'s online security card pages until day 12. ' +
+            'The user\'s permanent devices become "suspended" (or "lost").',
+          security,
+          params: UserParams,
+          body: z.object({ verificationId: z.string().max(64), deviceStatus: z.enum(['suspended', 'lost']).optional() }),
+          response: {
+            200: z.object({ passcode: z.string(), deviceId: z.string(), fullAccessUntil: z.string(), expiresAt: z.string() }),
+            ...errors,
+          },
+        },
+      },
+      async (request, reply) => {
+        const issued = await services.helpDesk.issueTemporaryPasscode(await staffOf(request), request.params.username, request.body);
+        reply.header('cache-control', 'no-store');
+        return { passcode: issued.passcode, deviceId: issued.device.id, fullAccessUntil: iso(issued.fullAccessUntil)!, expiresAt: iso(issued.expiresAt)! };
+      },
+    );
+
+    app.delete(
+      '/helpdesk/users/:username/temporary-passcode',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: "Revoke the user's temporary passcode",
+          security,
+          params: UserParams,
+          response: { 200: z.object({ revoked: z.number().int() }), ...errors },
+        },
+      },
+      async (request) => ({ revoked: await services.helpDesk.revokeTemporaryPasscode(await staffOf(request), request.params.username) }),
+    );
+
+    app.post(
+      '/helpdesk/users/:username/unlock',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: 'Lift a lock after verifying the caller (L3)',
+          security,
+          params: UserParams,
+          body: z.object({ verificationId: z.string().max(64) }),
+          response: { 200: z.object({ locked: z.boolean() }), ...errors },
+        },
+      },
+      async (request) => {
+        await services.helpDesk.unlock(await staffOf(request), request.params.username, request.body);
+        return { locked: (await services.lockout.status(request.params.username)).locked };
+      },
+    );
+  };
+}
