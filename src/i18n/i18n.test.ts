@@ -2,9 +2,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ERROR_STATUS, SlsError, type ErrorCode } from '../errors.js';
 import { describeError, environmentLanguage, negotiateLanguage, translator } from './i18n.js';
-import en from './locales/en.json' with { type: 'json' };
-import fr from './locales/fr.json' with { type: 'json' };
-import zhHant from './locales/zh-Hant.json' with { type: 'json' };
+import { AREAS, messagesOf } from './resources.js';
+
+const en = messagesOf('en');
+const fr = messagesOf('fr');
+const zhHant = messagesOf('zh-Hant');
 
 function keys(value: unknown, prefix = ''): string[] {
   if (typeof value !== 'object' || value === null) return [prefix];
@@ -31,6 +33,12 @@ describe('X2: every text exists in English, French and Traditional Chinese', () 
       expect(typeof t(key)).toBe('string');
       expect(typeof tEn(key)).toBe('string');
     }
+  });
+
+  it.each(Object.keys(AREAS))('X2: the %s translation files have the same keys in every language', (area) => {
+    const files = AREAS[area]!;
+    expect(keys(files.fr).sort()).toEqual(keys(files.en).sort());
+    expect(keys(files['zh-Hant']).sort()).toEqual(keys(files.en).sort());
   });
 
   it('X2/X3: every error code has a message in every language', () => {

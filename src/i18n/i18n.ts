@@ -4,9 +4,7 @@
  */
 import i18next, { type TFunction } from 'i18next';
 import Negotiator from 'negotiator';
-import en from './locales/en.json' with { type: 'json' };
-import fr from './locales/fr.json' with { type: 'json' };
-import zhHant from './locales/zh-Hant.json' with { type: 'json' };
+import { messagesOf } from './resources.js';
 import { SlsError, type ErrorCode, type ErrorParams } from '../errors.js';
 
 export const LANGUAGES = ['en', 'fr', 'zh-Hant'] as const;
@@ -14,7 +12,11 @@ export type Language = (typeof LANGUAGES)[number];
 
 const instance = i18next.createInstance();
 void instance.init({
-  resources: { en: { translation: en }, fr: { translation: fr }, 'zh-Hant': { translation: zhHant } },
+  resources: {
+    en: { translation: messagesOf('en') },
+    fr: { translation: messagesOf('fr') },
+    'zh-Hant': { translation: messagesOf('zh-Hant') },
+  },
   lng: 'en',
   fallbackLng: 'en',
   supportedLngs: [...LANGUAGES],

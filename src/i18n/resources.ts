@@ -1,0 +1,36 @@
+/**
+ * The translation files, one folder per area of the product (core, help
+ * desk, cards …), each with en, fr and zh-Hant; merged here per language.
+ * An area adds its folder and three imports below.
+ */
+import coreEn from './locales/core/en.json' with { type: 'json' };
+import coreFr from './locales/core/fr.json' with { type: 'json' };
+import coreZhHant from './locales/core/zh-Hant.json' with { type: 'json' };
+import helpdeskEn from './locales/helpdesk/en.json' with { type: 'json' };
+import helpdeskFr from './locales/helpdesk/fr.json' with { type: 'json' };
+import helpdeskZhHant from './locales/helpdesk/zh-Hant.json' with { type: 'json' };
+import cardsEn from './locales/cards/en.json' with { type: 'json' };
+import cardsFr from './locales/cards/fr.json' with { type: 'json' };
+import cardsZhHant from './locales/cards/zh-Hant.json' with { type: 'json' };
+
+export type Messages = { [key: string]: string | Messages };
+
+export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = {
+  core: { en: coreEn, fr: coreFr, 'zh-Hant': coreZhHant },
+  helpdesk: { en: helpdeskEn, fr: helpdeskFr, 'zh-Hant': helpdeskZhHant },
+  cards: { en: cardsEn, fr: cardsFr, 'zh-Hant': cardsZhHant },
+};
+
+function merge(target: Messages, source: Messages, path: string): Messages {
+  for (const [key, value] of Object.entries(source)) {
+    const existing = target[key];
+    if (typeof value === 'object' && typeof existing === 'object') merge(existing, value, `${path}${key}.`);
+    else if (existing !== undefined) throw new Error(`translation key ${path}${key} is defined twice`);
+    else target[key] = typeof value === 'object' ? merge({}, value, `${path}${key}.`) : value;
+  }
+  return target;
+}
+
+export function messagesOf(language: 'en' | 'fr' | 'zh-Hant'): Messages {
+  return Object.values(AREAS).reduce<Messages>((all, area) => merge(all, area[language], ''), {});
+}
