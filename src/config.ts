@@ -58,6 +58,17 @@ export interface PolicyConfig {
   temporaryPasscodeFullMs: number;
   /** … and then portal access to the online card pages until this age. */
   temporaryPasscodeLifeMs: number;
+  /** S3: an online security card gives full access this long after activation. */
+  onlineCardLifeMs: number;
+  /** C1: a DSC+ may be requested by accounts with equity above this (USD). */
+  dscPlusMinEquityUsd: number;
+  /** C4/C5: the deposit held while the card is out (USD). */
+  dscPlusDepositUsd: number;
+  /** C6: a shipped card activates itself this long after shipment … */
+  autoActivationMs: number;
+  /** … and the user hears of it this long before (approaching), and this long before (imminent). */
+  autoActivationApproachingMs: number;
+  autoActivationImminentMs: number;
   /** T1/A5: how long a recorded identity verification allows help-desk actions. */
   identityVerificationTtlMs: number;
 }
@@ -72,7 +83,13 @@ export const DEFAULT_POLICY: PolicyConfig = {
   tradingMaxMs: 12 * 60 * 60 * 1000,
   temporaryPasscodeFullMs: 2 * 24 * 60 * 60 * 1000,
   temporaryPasscodeLifeMs: 12 * 24 * 60 * 60 * 1000,
+  onlineCardLifeMs: 21 * 24 * 60 * 60 * 1000,
   identityVerificationTtlMs: 30 * 60 * 1000,
+  dscPlusMinEquityUsd: 1_000_000,
+  dscPlusDepositUsd: 20,
+  autoActivationMs: 21 * 24 * 60 * 60 * 1000,
+  autoActivationApproachingMs: 7 * 24 * 60 * 60 * 1000,
+  autoActivationImminentMs: 24 * 60 * 60 * 1000,
 };
 
 export interface ConfigOverrides {

@@ -10,9 +10,12 @@ import { SecretBox } from './crypto/secret-box.js';
 import { AuditLog } from './audit/audit-log.js';
 import { Devices } from './devices/devices.js';
 import { LoginFlows } from './flows/login.js';
-import { DeviceReactivation } from './flows/reactivation.js';
+import { DeviceActivation } from './flows/activation.js';
 import { HelpDesk } from './helpdesk/helpdesk.js';
 import { Notifier } from './notify/notifier.js';
+import { OnlineCards } from './devices/code-card/online-cards.js';
+import { DscPlusRequests } from './devices/dscplus/requests.js';
+import { Scheduler } from './scheduler/scheduler.js';
 import { Users } from './identity/users.js';
 import { Lockout } from './policy/lockout.js';
 import { Sessions } from './sessions/sessions.js';
@@ -32,7 +35,10 @@ export interface Services {
   login: LoginFlows;
   notifier: Notifier;
   helpDesk: HelpDesk;
-  reactivation: DeviceReactivation;
+  activation: DeviceActivation;
+  onlineCards: OnlineCards;
+  dscPlusRequests: DscPlusRequests;
+  scheduler: Scheduler;
   close(): Promise<void>;
 }
 
@@ -83,7 +89,10 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const notifier = new Notifier(store, clock, config.defaultLanguage);
     const login = new LoginFlows({ store, clock, policy: config.policy, box, audit, users, devices, lockout, sessions, notifier });
     const helpDesk = new HelpDesk({ store, clock, box, audit, users, devices, lockout, notifier, config });
-    const reactivation = new DeviceReactivation({ store, clock, box, audit, users, devices, lockout, notifier, config, helpDesk });
+    const activation = new DeviceActivation({ store, clock, box, audit, users, devices, lockout, notifier, config, helpDesk });
+    const onlineCards = new OnlineCards({ store, clock, box, audit, users, devices, config });
+    const dscPlusRequests = new DscPlusRequests({ store, clock, box, audit, users, devices, notifier, config, helpDesk });
+    const scheduler = new Scheduler({ dscPlusRequests, lockout });
     return {
       config,
       clock,
@@ -97,7 +106,10 @@ export async function createServices(config: Config, options: ServiceOptions = {
       login,
       notifier,
       helpDesk,
-      reactivation,
+      activation,
+      onlineCards,
+      dscPlusRequests,
+      scheduler,
       close: () => store.close(),
     };
   } catch (error) {

@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { cardAnswer, sqliteDatabase, type TestDatabase } from './support/harness.js';
+import { cardAnswer, sqliteDatabase, testConfig, type TestDatabase } from './support/harness.js';
+import { createServices } from '../src/services.js';
+import type { Session } from '../src/sessions/sessions.js';
 import { cliEnv, sls } from './support/cli.js';
 import type { CardFile } from '../src/devices/devices.js';
 
@@ -195,5 +197,42 @@ describe('usage errors', () => {
   it('X2: messages follow the language of the environment', async () => {
     const res = await sls(['user', 'show', 'nobody'], { ...env, LANG: 'fr_FR.UTF-8' });
     expect(res.stderr).toBe('sls: Utilisateur inconnu.\n');
+  });
+});
+
+describe('sls device import-scc, helpdesk ship and jobs run (S1, C6, C8)', () => {
+  it('S1: import-scc imports a legacy card from its codes; bad files import nothing', async () => {
+    const file = join(db.dataDir, 'scc.txt');
+    writeFileSync(file, ['# SCC 0042', ...Array.from({ length: 100 }, (_, i) => `${i + 1},${String(i).padStart(3, '0')}`)].join('\n'));
+    const res = await sls(['device', 'import-scc', file, '--user', 'alice', '--serial', 'SCC-0042'], env);
+    expect(res).toMatchObject({ code: 0, stdout: 'Imported Security Code Card SCC-0042 (100 codes) for alice.\n' });
+    writeFileSync(file, '1,123\n3,456\n');
+    expect((await sls(['device', 'import-scc', file, '--user', 'alice', '--serial', 'SCC-0043'], env)).stderr).toMatch(/index 3 out of order/);
+    writeFileSync(file, '12\n');
+    expect((await sls(['device', 'import-scc', file, '--user', 'alice', '--serial', 'SCC-0043'], env)).code).toBe(1);
+    const types = (JSON.parse((await sls(['device', 'list', '--user', 'alice', '--json'], env)).stdout) as { type: string }[]).map((d) => d.type);
+    expect(types.filter((t) => t === 'scc')).toHaveLength(1);
+  });
+
+  it('C6/C8: a requested DSC+ is shipped from the stock with a card file; jobs run activates it three weeks later', async () => {
+    expect((await sls(['staff', 'create', '--username', 'agent', '--password', 'correct horse battery', '--role', 'client_services'], env)).code).toBe(0);
+    expect((await sls(['account', 'set-equity', '--account', 'U1000001', '--equity', '2000000'], env)).code).toBe(0);
+    const services = await createServices(testConfig(db), { warn: () => undefined });
+    const alice = await services.users.getByUsername('alice');
+    const { device } = await services.dscPlusRequests.request({ userId: alice.id } as Session, {
+      address: { name: 'Alice', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country: 'US' },
+      pin: '2468',
+    });
+    await services.close();
+    const out = join(db.dataDir, 'shipped.json');
+    const shipped = await sls(['helpdesk', 'ship', '--staff', 'agent', '--device', device.id, '--serial', 'DSC0000102', '--out', out], env);
+    expect(shipped).toMatchObject({ code: 0, stdout: `Shipped DSC+ DSC0000102; card file written to ${out}.\n` });
+    const card = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
+    expect(card).toMatchObject({ serial: 'DSC0000102', suite: 'OCRA-1:HOTP-SHA256-8:QN06-PSHA1' });
+    expect(card.pin).toBeUndefined();
+    expect((await sls(['dsc', '--card', out, '--pin', '2468', '--challenge', '123456'], env)).stdout).toMatch(/^\d{8}\n$/);
+    expect((await sls(['jobs', 'run'], env)).stdout).toBe('Jobs run: 0 card(s) auto-activated, 0 notice(s) sent.\n');
+    const again = await sls(['helpdesk', 'ship', '--staff', 'agent', '--device', device.id, '--serial', 'DSC0000201', '--out', out], env);
+    expect(again.stderr).toBe('sls: The device cannot do that in its state (shipped).\n');
   });
 });

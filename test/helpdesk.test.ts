@@ -195,12 +195,12 @@ describe('back with the card (D4)', () => {
     const [dsc] = (await get(h.app, '/api/v1/devices', bearer(token))).body.devices;
     expect(dsc).toMatchObject({ type: 'dscplus', state: 'suspended' });
 
-    const begin = await postJson(h.app, `/api/v1/devices/${dsc.id}/reactivation`, {}, bearer(token));
+    const begin = await postJson(h.app, `/api/v1/devices/${dsc.id}/activation`, {}, bearer(token));
     expect(begin.status).toBe(200);
     expect(begin.body.challenge).toMatchObject({ type: 'ocra' });
-    const wrong = await postJson(h.app, `/api/v1/devices/${dsc.id}/reactivation/${begin.body.id}`, { response: '00000000' }, bearer(token));
+    const wrong = await postJson(h.app, `/api/v1/devices/${dsc.id}/activation/${begin.body.id}`, { response: '00000000' }, bearer(token));
     expect(wrong.status).toBe(401);
-    const done = await postJson(h.app, `/api/v1/devices/${dsc.id}/reactivation/${begin.body.id}`, { response: cardAnswer(card, begin.body.challenge.question) }, bearer(token));
+    const done = await postJson(h.app, `/api/v1/devices/${dsc.id}/activation/${begin.body.id}`, { response: cardAnswer(card, begin.body.challenge.question) }, bearer(token));
     expect(done.status).toBe(200);
     expect(done.body.state).toBe('active');
 
@@ -217,8 +217,8 @@ describe('back with the card (D4)', () => {
     const token = await loginWithCard(user, card);
     const [own] = await h.services.devices.listForUser(user.id);
     const [theirs] = await h.services.devices.listForUser(other.id);
-    expect((await postJson(h.app, `/api/v1/devices/${theirs!.id}/reactivation`, {}, bearer(token))).status).toBe(404);
-    const active = await postJson(h.app, `/api/v1/devices/${own!.id}/reactivation`, {}, bearer(token));
+    expect((await postJson(h.app, `/api/v1/devices/${theirs!.id}/activation`, {}, bearer(token))).status).toBe(404);
+    const active = await postJson(h.app, `/api/v1/devices/${own!.id}/activation`, {}, bearer(token));
     expect(active.status).toBe(409);
     expect(active.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
   });

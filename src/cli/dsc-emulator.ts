@@ -10,9 +10,12 @@ import { createInterface } from 'node:readline';
 import { SlsError } from '../errors.js';
 import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
 import type { CardFile } from '../devices/devices.js';
+
+/** A card as the emulator reads it: a shipped card's file has no PIN (only its user knows it). */
+export type EmulatedCard = Omit<CardFile, 'pin'> & { pin?: string };
 import type { Translate } from '../i18n/i18n.js';
 
-export function readCardFile(path: string): CardFile {
+export function readCardFile(path: string): EmulatedCard {
   let card: Partial<CardFile>;
   try {
     card = JSON.parse(readFileSync(path, 'utf8')) as Partial<CardFile>;
@@ -22,11 +25,11 @@ export function readCardFile(path: string): CardFile {
   if (card.format !== 'sls-dscplus-card/1' || typeof card.seed !== 'string' || typeof card.suite !== 'string' || typeof card.serial !== 'string') {
     throw new SlsError('VALIDATION_ERROR', { reason: `${path} is not a DSC+ card file` });
   }
-  return card as CardFile;
+  return card as EmulatedCard;
 }
 
 /** The card's computation: what it displays for a PIN and a challenge. */
-export function cardResponse(card: CardFile, pin: string, challenge: string): string {
+export function cardResponse(card: EmulatedCard, pin: string, challenge: string): string {
   const suite = parseOcraSuite(card.suite);
   if (!/^\d{4}$/.test(pin)) throw new SlsError('INVALID_PIN', { digits: 4 });
   if (!/^\d+$/.test(challenge) || challenge.length > suite.challenge.maxLength) {
@@ -41,7 +44,7 @@ function display(text: string): string {
 }
 
 /** The interactive card, on standard input and output (works with a terminal or a pipe). */
-export async function runCardEmulator(card: CardFile, t: Translate): Promise<void> {
+export async function runCardEmulator(card: EmulatedCard, t: Translate): Promise<void> {
   const out = process.stdout;
   out.write(`${t('cli.dsc.title', { serial: card.serial })}\n${t('cli.dsc.pressHelp')}\n${t('cli.dsc.okHelp')}\n`);
   const rl = createInterface({ input: process.stdin, terminal: false });

@@ -250,6 +250,65 @@ export function buildProgram(): Command {
       });
     });
 
+  helpdesk
+    .command('ship')
+    .description('ship a requested DSC+ with a card of the stock (C6, C8); writes its card file (without the PIN, which the user chose)')
+    .requiredOption('--staff <s>', 'the staff member acting')
+    .requiredOption('--device <id>', 'the requested device (see `sls device list --user U`)')
+    .requiredOption('--serial <serial>', 'a card of the imported stock')
+    .requiredOption('--out <file>', 'where to write the card file for `sls dsc`')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { staff: string; device: string; serial: string; out: string }) => {
+      await withServices(options, async (s) => {
+        const staff = await s.users.getByUsername(options.staff);
+        const { card } = await s.dscPlusRequests.ship(staff.id, options.device, options.serial);
+        writeFileSync(options.out, `${JSON.stringify(card, null, 2)}\n`, { mode: 0o600 });
+        print(t('cli.shipped', { serial: card.serial, path: options.out }));
+      });
+    });
+
+  helpdesk
+    .command('returned')
+    .description('a DSC+ came back: returned, its USD 20 deposit released (C5)')
+    .requiredOption('--staff <s>', 'the staff member acting')
+    .requiredOption('--device <id>', 'the device')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { staff: string; device: string }) => {
+      await withServices(options, async (s) => {
+        const staff = await s.users.getByUsername(options.staff);
+        const device = await s.dscPlusRequests.markReturned(staff.id, options.device);
+        print(t('cli.deviceState', { id: device.id, state: device.state }));
+      });
+    });
+
+  helpdesk
+    .command('lost')
+    .description('a DSC+ lost or stolen (its deposit is kept) or damaged (C5)')
+    .requiredOption('--staff <s>', 'the staff member acting')
+    .requiredOption('--device <id>', 'the device')
+    .addOption(new Option('--reason <r>', 'why').choices(['lost', 'stolen', 'damaged']).default('lost'))
+    .addOption(dbOption())
+    .action(async (options: DbOption & { staff: string; device: string; reason: 'lost' | 'stolen' | 'damaged' }) => {
+      await withServices(options, async (s) => {
+        const staff = await s.users.getByUsername(options.staff);
+        const device = await s.dscPlusRequests.reportLost({ staffUserId: staff.id }, options.device, options.reason);
+        print(t('cli.deviceState', { id: device.id, state: device.state }));
+      });
+    });
+
+  program
+    .command('jobs')
+    .description('background work (what `sls serve` runs every minute)')
+    .command('run')
+    .description('run the due jobs once: DSC+ auto-activation and its notices (C6, N1), old login failures (L3)')
+    .addOption(dbOption())
+    .action(async (options: DbOption) => {
+      await withServices(options, async (s) => {
+        const report = await s.scheduler.runDue();
+        print(t('cli.jobsRun', { activated: report.autoActivated, notices: report.notices }));
+      });
+    });
+
   program
     .command('outbox')
     .description('notices sent to users (development outbox, N1)')
@@ -336,6 +395,37 @@ export function buildProgram(): Command {
         const batch = options.batch ?? basename(file);
         const imported = await s.devices.importStock(keys, 'cli', batch);
         print(t('cli.imported', { count: imported.length, batch }));
+      });
+    });
+
+  device
+    .command('import-scc')
+    .description("import a user's legacy Security Code Card (S1): a file of its codes, one per line from index 1, or \"index,code\" lines")
+    .argument('<file>')
+    .requiredOption('--user <u>', 'username')
+    .requiredOption('--serial <s>', 'the serial number printed on the card')
+    .addOption(dbOption())
+    .action(async (file: string, options: DbOption & { user: string; serial: string }) => {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        throw new SlsError('VALIDATION_ERROR', { reason: `cannot read ${file}` });
+      }
+      const codes: string[] = [];
+      for (const [n, raw] of text.split(/\r?\n/).entries()) {
+        const line = raw.trim();
+        if (line === '' || line.startsWith('#')) continue;
+        const match = /^(?:(\d{1,4})\s*[,;\t]\s*)?(\d{3})$/.exec(line);
+        if (!match) throw new SlsError('VALIDATION_ERROR', { reason: `line ${n + 1}: expected a 3-digit code or "index,code"` });
+        const index = match[1] === undefined ? codes.length + 1 : Number(match[1]);
+        if (index !== codes.length + 1) throw new SlsError('VALIDATION_ERROR', { reason: `line ${n + 1}: index ${index} out of order` });
+        codes.push(match[2]!);
+      }
+      await withServices(options, async (s) => {
+        const u = await s.users.getByUsername(options.user);
+        const device = await s.onlineCards.importSecurityCodeCard(u.id, options.serial, codes, 'cli');
+        print(t('cli.sccImported', { serial: device.serial, username: u.username, count: codes.length }));
       });
     });
 

@@ -5,15 +5,15 @@ import { buildApp } from '../http/app.js';
 import { environmentLanguage, translator } from '../i18n/i18n.js';
 import { parseDatabaseUrl } from '../store/database.js';
 
-const MAINTENANCE_INTERVAL_MS = 10 * 60 * 1000;
+const SCHEDULER_INTERVAL_MS = 60 * 1000;
 
 export async function serve(config: Config, print: (line: string) => void): Promise<void> {
   const t = translator(environmentLanguage());
   const services = await createServices(config);
   const app = await buildApp(services);
   const maintenance = setInterval(() => {
-    services.lockout.prune().catch((error: unknown) => app.log.error({ err: error }, 'maintenance failed'));
-  }, MAINTENANCE_INTERVAL_MS);
+    services.scheduler.runDue().catch((error: unknown) => app.log.error({ err: error }, 'scheduled work failed'));
+  }, SCHEDULER_INTERVAL_MS);
   maintenance.unref();
 
   await app.listen({ port: config.port, host: config.host });

@@ -119,7 +119,18 @@ export class Devices {
       },
       wasUsed: (replayKey) => this.wasUsed(device.id, replayKey),
       digest: (value) => this.box.digest(value, `device:${device.id}`),
+      nextCounter: () => this.nextCounter(device.id),
     };
+  }
+
+  async nextCounter(deviceId: string): Promise<number> {
+    const row = await this.store.db
+      .updateTable('devices')
+      .set((eb) => ({ counter: eb('counter', '+', 1) }))
+      .where('id', '=', deviceId)
+      .returning('counter')
+      .executeTakeFirstOrThrow();
+    return row.counter - 1;
   }
 
   private usedDigest(deviceId: string, replayKey: string): string {

@@ -5,19 +5,21 @@
  */
 import type { DeviceState } from '../store/schema.js';
 
-export type DeviceType = 'dscplus' | 'temp_passcode';
+export type DeviceType = 'dscplus' | 'scc' | 'online_card' | 'temp_passcode';
 
 /**
- * D2: full ordering for sharing and limits, higher is stronger. Temporary
- * devices rank below every permanent one.
+ * D2: full ordering for sharing and limits, higher is stronger
+ * (DSC+ > … > SCC > SMS). Temporary devices rank below every permanent one.
  */
 export const DEVICE_STRENGTH: Record<DeviceType, number> = {
   dscplus: 100,
+  scc: 40,
+  online_card: 2,
   temp_passcode: 1,
 };
 
 /** Devices that stand in for a permanent one for a while (T, S2). */
-export const TEMPORARY_TYPES: readonly DeviceType[] = ['temp_passcode'];
+export const TEMPORARY_TYPES: readonly DeviceType[] = ['temp_passcode', 'online_card'];
 
 export interface Device {
   id: string;
@@ -34,7 +36,11 @@ export interface Device {
 }
 
 /** What the client must show for the second factor (part of the flow's public view). */
-export type Prompt = { type: 'ocra'; question: string; digits: number } | { type: 'passcode' };
+export type Prompt =
+  | { type: 'ocra'; question: string; digits: number }
+  | { type: 'passcode' }
+  /** S1: the codes under two index numbers of a card, one after the other. */
+  | { type: 'index'; indexes: [number, number] };
 
 export interface Challenge {
   prompt: Prompt;
@@ -59,6 +65,8 @@ export interface DeviceContext {
   wasUsed(replayKey: string): Promise<boolean>;
   /** A keyed digest bound to this device, for secrets kept only as hashes (T5). */
   digest(value: string): string;
+  /** Advances the device's counter atomically and returns the value before (0, 1, 2 …). */
+  nextCounter(): Promise<number>;
 }
 
 export interface DeviceKind {

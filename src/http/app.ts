@@ -16,7 +16,10 @@ import { loginApi } from './api/login.js';
 import { sessionApi } from './api/session.js';
 import { helpdeskApi } from './api/helpdesk.js';
 import { devicesApi } from './api/devices.js';
+import { onlineCardApi } from './api/online-card.js';
 import { webPages } from './web/pages.js';
+import { portalPages } from './web/portal-pages.js';
+import { helpdeskPages } from './web/helpdesk-pages.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 
 declare module 'fastify' {
@@ -111,8 +114,11 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(loginApi(services), { prefix: '/api/v1' });
   await app.register(sessionApi(services), { prefix: '/api/v1' });
   await app.register(devicesApi(services), { prefix: '/api/v1' });
+  await app.register(onlineCardApi(services), { prefix: '/api/v1' });
   await app.register(helpdeskApi(services), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(webPages(services, pages));
+  await app.register(portalPages(services, pages));
+  await app.register(helpdeskPages(services, pages));
   return app;
 }

@@ -16,7 +16,17 @@ import type { Selectable } from 'kysely';
 export type Channel = 'email' | 'sms' | 'voice';
 
 /** Notices the system sends; each has `notifications.<name>.subject` and `.body` texts. */
-export type NoticeTemplate = 'tempPasscodeIssued' | 'tempPasscodeRevoked' | 'userLocked' | 'userUnlocked' | 'deviceReactivated';
+export type NoticeTemplate =
+  | 'tempPasscodeIssued'
+  | 'tempPasscodeRevoked'
+  | 'userLocked'
+  | 'userUnlocked'
+  | 'deviceReactivated'
+  | 'dscplusRequested'
+  | 'dscplusShipped'
+  | 'autoActivationApproaching'
+  | 'autoActivationImminent'
+  | 'dscplusAutoActivated';
 
 export interface OutgoingMessage {
   id: string;

@@ -5,6 +5,7 @@
  * - temporary passcode (T3): full access to portal and trading for 2 days;
  *   then, until day 12, the portal only, for the online security card
  *   pages; after that nothing;
+ * - online security card (S3): full access for 21 days from activation;
  * - every other active device: full access.
  */
 import type { PolicyConfig } from '../config.js';
@@ -36,7 +37,17 @@ const temporaryPasscodeWindow: AccessCheck = {
   },
 };
 
-const CHECKS: AccessCheck[] = [temporaryPasscodeWindow];
+const onlineCardWindow: AccessCheck = {
+  name: 'online-card-window',
+  decide(device, _app, now, policy) {
+    if (device.type !== 'online_card') return null;
+    const age = now - (device.activatedAt ?? now);
+    if (age >= policy.onlineCardLifeMs) return { allowed: false, reason: 'ONLINE_CARD_EXPIRED', check: this.name };
+    return { allowed: true, scope: 'full', check: this.name };
+  },
+};
+
+const CHECKS: AccessCheck[] = [temporaryPasscodeWindow, onlineCardWindow];
 
 export function decideAccess(device: Device, app: App, now: number, policy: PolicyConfig): AccessDecision {
   for (const check of CHECKS) {

@@ -3,11 +3,15 @@ import { SlsError } from '../errors.js';
 import type { Store } from './database.js';
 import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_helpdesk.js';
+import * as m0003 from './migrations/0003_code_cards.js';
+import * as m0004 from './migrations/0004_device_requests.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_helpdesk': m0002,
+  '0003_code_cards': m0003,
+  '0004_device_requests': m0004,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

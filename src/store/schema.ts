@@ -69,14 +69,16 @@ export interface DevicesTable {
   last_used_at: number | null;
   /** When a temporary device (temporary passcode, online card) stops working. */
   expires_at: number | null;
+  /** The device's own counter (code cards' challenge sequence, S4). */
+  counter: Generated<number>;
 }
 
 export type FlowState = 'second_factor' | 'done' | 'failed';
 
 export interface LoginFlowsTable {
   id: string;
-  /** A login, or the proof of a device being reactivated (D4). */
-  kind: 'login' | 'reactivation';
+  /** A login, or the proof of a device to activate it (D4, S2, C6) or change its PIN (C7). */
+  kind: 'login' | 'activation' | 'pin_change';
   app: 'portal' | 'trading';
   username: string;
   user_id: string;
@@ -180,6 +182,19 @@ export interface AuditLogTable {
   hash: string;
 }
 
+export interface DepositHoldsTable {
+  id: string;
+  account_id: string;
+  device_id: string;
+  amount_cents: number;
+  currency: string;
+  /** C5: held until the card comes back; kept if it is lost, stolen or not returned. */
+  status: 'held' | 'released' | 'kept';
+  reason: string | null;
+  created_at: number;
+  resolved_at: number | null;
+}
+
 export interface Schema {
   meta: MetaTable;
   entities: EntitiesTable;
@@ -194,4 +209,5 @@ export interface Schema {
   audit_log: AuditLogTable;
   identity_verifications: IdentityVerificationsTable;
   notifications: NotificationsTable;
+  deposit_holds: DepositHoldsTable;
 }

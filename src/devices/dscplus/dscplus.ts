@@ -23,9 +23,14 @@ export function assertSoftPin(pin: string): void {
   if (!/^\d{4}$/.test(pin)) throw new SlsError('INVALID_PIN', { digits: 4 });
 }
 
-export function dscPlusSecret(seed: Buffer, pin: string): DscPlusSecret {
+/** The P input of the suite: SHA-1 of the soft PIN, hex. */
+export function softPinHash(pin: string): string {
   assertSoftPin(pin);
-  return { seed: seed.toString('hex'), pinHash: createHash('sha1').update(pin, 'utf8').digest('hex') };
+  return createHash('sha1').update(pin, 'utf8').digest('hex');
+}
+
+export function dscPlusSecret(seed: Buffer, pin: string): DscPlusSecret {
+  return { seed: seed.toString('hex'), pinHash: softPinHash(pin) };
 }
 
 const suites = new Map<string, OcraSuite>();

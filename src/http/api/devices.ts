@@ -6,12 +6,38 @@ import type { Services } from '../../services.js';
 import { ErrorSchema } from '../errors.js';
 import { assertSameOrigin, requireSession } from '../session-cookie.js';
 import { ChallengeSchema } from './schemas.js';
+import type { Device } from '../../devices/types.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const DeviceSchema = z
   .object({ id: z.string(), type: z.string(), serial: z.string().nullable(), label: z.string().nullable(), state: z.string(), expiresAt: z.string().nullable() })
   .describe('Device');
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema };
+
+const AddressSchema = z.object({
+  name: z.string().max(100),
+  line1: z.string().max(100),
+  line2: z.string().max(100).optional(),
+  city: z.string().max(60),
+  postalCode: z.string().max(20),
+  country: z.string().max(2).describe('ISO 3166-1 alpha-2'),
+});
+const RequestBody = z.object({
+  address: AddressSchema,
+  pin: z.string().max(16).describe('The 4-digit soft PIN of the new card'),
+  holdAccount: z.string().max(16).optional().describe('Account on which the USD 20 deposit is held (default: your own)'),
+});
+const SummarySchema = z.object({
+  address: AddressSchema,
+  holdAccount: z.string(),
+  depositUsd: z.number(),
+  estimatedShipDate: z.string(),
+  estimatedDeliveryDate: z.string(),
+});
+
+function deviceView(d: Device) {
+  return { id: d.id, type: d.type, serial: d.serial, label: d.label, state: d.state, expiresAt: iso(d.expiresAt) };
+}
 
 export function devicesApi(services: Services): FastifyPluginAsync {
   return async (fastify) => {
@@ -24,16 +50,16 @@ export function devicesApi(services: Services): FastifyPluginAsync {
       async (request) => {
         const { session } = await requireSession(request, services.sessions);
         const devices = await services.devices.listForUser(session.userId);
-        return { devices: devices.map((d) => ({ id: d.id, type: d.type, serial: d.serial, label: d.label, state: d.state, expiresAt: iso(d.expiresAt) })) };
+        return { devices: devices.map(deviceView) };
       },
     );
 
     app.post(
-      '/devices/:deviceId/reactivation',
+      '/devices/:deviceId/activation',
       {
         schema: {
           tags: ['devices'],
-          summary: 'Start reactivating a suspended device (D4): its challenge',
+          summary: 'Start activating a device: a suspended card (D4) or a printed online security card (S2): its challenge',
           security,
           params: z.object({ deviceId: z.string().max(64) }),
           response: {
@@ -45,16 +71,16 @@ export function devicesApi(services: Services): FastifyPluginAsync {
       async (request) => {
         const { session, token } = await requireSession(request, services.sessions);
         if (token.via === 'cookie') assertSameOrigin(request);
-        return services.reactivation.start(session, request.params.deviceId);
+        return services.activation.start(session, request.params.deviceId);
       },
     );
 
     app.post(
-      '/devices/:deviceId/reactivation/:flowId',
+      '/devices/:deviceId/activation/:flowId',
       {
         schema: {
           tags: ['devices'],
-          summary: "Answer the device's challenge: it is active again, and the temporary passcode stops working (D4)",
+          summary: "Answer the device's challenge: it is active; a reactivated card ends the temporary passcode and online card (D4)",
           security,
           params: z.object({ deviceId: z.string().max(64), flowId: z.string().max(64) }),
           body: z.object({ response: z.string().max(64) }),
@@ -64,9 +90,107 @@ export function devicesApi(services: Services): FastifyPluginAsync {
       async (request) => {
         const { session, token } = await requireSession(request, services.sessions);
         if (token.via === 'cookie') assertSameOrigin(request);
-        const d = await services.reactivation.complete(session, request.params.flowId, request.body.response);
-        return { id: d.id, type: d.type, serial: d.serial, label: d.label, state: d.state, expiresAt: iso(d.expiresAt) };
+        return deviceView(await services.activation.complete(session, request.params.flowId, request.body.response));
       },
     );
+
+    app.post(
+      '/devices/:deviceId/lost',
+      {
+        schema: {
+          tags: ['devices'],
+          summary: 'Report a DSC+ lost, stolen or damaged: it stops working at once; the deposit is kept unless damaged (C5)',
+          security,
+          params: z.object({ deviceId: z.string().max(64) }),
+          body: z.object({ reason: z.enum(['lost', 'stolen', 'damaged']) }),
+          response: { 200: DeviceSchema, ...errors },
+        },
+      },
+      async (request) => {
+        const { session, token } = await requireSession(request, services.sessions);
+        if (token.via === 'cookie') assertSameOrigin(request);
+        return deviceView(await services.dscPlusRequests.reportLost({ userId: session.userId }, request.params.deviceId, request.body.reason));
+      },
+    );
+
+    app.post(
+      '/devices/:deviceId/pin',
+      {
+        schema: {
+          tags: ['devices'],
+          summary: "Change a DSC+'s PIN (C7): first its challenge, to answer with the old PIN",
+          security,
+          params: z.object({ deviceId: z.string().max(64) }),
+          response: {
+            200: z.object({ id: z.string(), deviceId: z.string(), challenge: ChallengeSchema, expiresAt: z.string(), attemptsLeft: z.number().int() }),
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        const { session, token } = await requireSession(request, services.sessions);
+        if (token.via === 'cookie') assertSameOrigin(request);
+        return services.activation.startPinChange(session, request.params.deviceId);
+      },
+    );
+
+    app.post(
+      '/devices/:deviceId/pin/:flowId',
+      {
+        schema: {
+          tags: ['devices'],
+          summary: 'The response with the old PIN, and the new 4-digit PIN (C7)',
+          security,
+          params: z.object({ deviceId: z.string().max(64), flowId: z.string().max(64) }),
+          body: z.object({ response: z.string().max(64), newPin: z.string().max(16) }),
+          response: { 200: DeviceSchema, ...errors },
+        },
+      },
+      async (request) => {
+        const { session, token } = await requireSession(request, services.sessions);
+        if (token.via === 'cookie') assertSameOrigin(request);
+        return deviceView(await services.activation.completePinChange(session, request.params.flowId, request.body.response, request.body.newPin));
+      },
+    );
+
+    app.get(
+      '/dscplus/eligibility',
+      {
+        schema: {
+          tags: ['DSC+ requests'],
+          summary: 'Whether the account may request a DSC+ (C1: equity above USD 1,000,000)',
+          security,
+          response: { 200: z.object({ eligible: z.boolean(), equityUsd: z.number(), thresholdUsd: z.number() }), 401: ErrorSchema },
+        },
+      },
+      async (request) => services.dscPlusRequests.eligibility((await requireSession(request, services.sessions)).session.userId),
+    );
+
+    for (const preview of [true, false]) {
+      app.post(
+        preview ? '/dscplus/requests/preview' : '/dscplus/requests',
+        {
+          schema: {
+            tags: ['DSC+ requests'],
+            summary: preview
+              ? 'The summary of a DSC+ request, before it is made (C4): nothing is stored'
+              : 'Request a DSC+ (C4): shipping address, soft PIN, deposit account; the answer confirms the estimated shipment date',
+            security,
+            body: RequestBody,
+            response: { 200: preview ? SummarySchema : SummarySchema.extend({ device: DeviceSchema }), ...errors },
+          },
+        },
+        async (request) => {
+          const { session, token } = await requireSession(request, services.sessions);
+          if (token.via === 'cookie') assertSameOrigin(request);
+          if (preview) {
+            const { holdAccountId: _id, ...summary } = await services.dscPlusRequests.preview(session, request.body);
+            return summary;
+          }
+          const { device, ...summary } = await services.dscPlusRequests.request(session, request.body);
+          return { ...summary, device: deviceView(device) };
+        },
+      );
+    }
   };
 }

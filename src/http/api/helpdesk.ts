@@ -141,6 +141,62 @@ export function helpdeskApi(services: Services): FastifyPluginAsync {
       async (request) => ({ revoked: await services.helpDesk.revokeTemporaryPasscode(await staffOf(request), request.params.username) }),
     );
 
+    const DeviceParams = z.object({ deviceId: z.string().max(64) });
+    const ShippedDevice = z.object({ id: z.string(), serial: z.string().nullable(), state: z.string() });
+
+    app.post(
+      '/helpdesk/devices/:deviceId/ship',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: 'Ship a requested DSC+ with a card of the imported stock (C6, C8); it activates itself three weeks later',
+          security,
+          params: DeviceParams,
+          body: z.object({ serial: z.string().min(1).max(32) }),
+          response: { 200: ShippedDevice, ...errors, 409: ErrorSchema },
+        },
+      },
+      async (request) => {
+        const { device } = await services.dscPlusRequests.ship(await staffOf(request), request.params.deviceId, request.body.serial);
+        return { id: device.id, serial: device.serial, state: device.state };
+      },
+    );
+
+    app.post(
+      '/helpdesk/devices/:deviceId/returned',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: 'A DSC+ came back: returned, and its USD 20 deposit released (C5)',
+          security,
+          params: DeviceParams,
+          response: { 200: ShippedDevice, ...errors, 409: ErrorSchema },
+        },
+      },
+      async (request) => {
+        const device = await services.dscPlusRequests.markReturned(await staffOf(request), request.params.deviceId);
+        return { id: device.id, serial: device.serial, state: device.state };
+      },
+    );
+
+    app.post(
+      '/helpdesk/devices/:deviceId/lost',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: 'Mark a DSC+ lost or stolen (the deposit is kept) or damaged (C5)',
+          security,
+          params: DeviceParams,
+          body: z.object({ reason: z.enum(['lost', 'stolen', 'damaged']) }),
+          response: { 200: ShippedDevice, ...errors, 409: ErrorSchema },
+        },
+      },
+      async (request) => {
+        const device = await services.dscPlusRequests.reportLost({ staffUserId: await staffOf(request) }, request.params.deviceId, request.body.reason);
+        return { id: device.id, serial: device.serial, state: device.state };
+      },
+    );
+
     app.post(
       '/helpdesk/users/:username/unlock',
       {

@@ -19,6 +19,12 @@ export const ChallengeSchema = z
       })
       .describe('OcraChallenge'),
     z.object({ type: z.literal('passcode').describe('Ask for the temporary passcode from client services') }).describe('PasscodeChallenge'),
+    z
+      .object({
+        type: z.literal('index').describe('Ask for the codes under two index numbers of a code card, one after the other (6 digits)'),
+        indexes: z.tuple([z.number().int(), z.number().int()]),
+      })
+      .describe('IndexChallenge'),
   ])
   .describe('What the client must show for the second factor');
 

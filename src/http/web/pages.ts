@@ -6,35 +6,22 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import formbody from '@fastify/formbody';
-import csrf from '@fastify/csrf-protection';
 import fastifyStatic from '@fastify/static';
 import type { Services } from '../../services.js';
 import { SlsError } from '../../errors.js';
 import type { FlowView } from '../../flows/login.js';
 import { toSlsError } from '../errors.js';
-import type { PageRenderer } from './render.js';
+import { field, registerForms, type PageRenderer } from './render.js';
 import { clearSessionCookie, presentedToken, requestMeta, SESSION_COOKIE, setSessionCookie } from '../session-cookie.js';
 
 const PUBLIC = fileURLToPath(new URL('../../../public', import.meta.url));
 
-type Form = Record<string, unknown>;
-
-function field(body: unknown, name: string): string {
-  const value = (body as Form | undefined)?.[name];
-  return typeof value === 'string' ? value : '';
-}
 
 export function webPages(services: Services, pages: PageRenderer): FastifyPluginAsync {
   const { config } = services;
 
   return async (app) => {
-    await app.register(formbody, { bodyLimit: 16 * 1024 });
-    await app.register(csrf, {
-      sessionPlugin: '@fastify/cookie',
-      cookieKey: 'sls_csrf',
-      cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict', secure: config.cookieSecure, signed: false },
-    });
+    await registerForms(app, config);
     await app.register(fastifyStatic, { root: PUBLIC, prefix: '/static/', maxAge: '1h' });
 
     function renderLogin(request: FastifyRequest, reply: FastifyReply, options: { error?: unknown; username?: string; app?: string; notice?: string } = {}): FastifyReply {
@@ -147,7 +134,8 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
       if (!session) return reply.redirect('/login', 303);
       const user = await services.users.get(session.userId);
       const devices = await services.devices.listForUser(user.id);
-      return pages.render(request, reply, 'account', { user, session, devices }, { path: '/account' });
+      const reactivated = (request.query as Record<string, unknown>).reactivated === '1';
+      return pages.render(request, reply, 'account', { user, session, devices, reactivated }, { path: '/account' });
     });
 
     app.post('/logout', { preHandler: app.csrfProtection }, async (request, reply) => {

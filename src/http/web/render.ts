@@ -4,7 +4,9 @@
  * page for the language links.
  */
 import { fileURLToPath } from 'node:url';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import formbody from '@fastify/formbody';
+import csrf from '@fastify/csrf-protection';
 import { Eta } from 'eta';
 import type { Config } from '../../config.js';
 import { LANGUAGES, type Language } from '../../i18n/i18n.js';
@@ -12,6 +14,25 @@ import { errorBody, toSlsError } from '../errors.js';
 
 const VIEWS = fileURLToPath(new URL('../../../views', import.meta.url));
 export const LANGUAGE_COOKIE = 'sls_lang';
+
+/**
+ * Forms in a plugin's scope: url-encoded bodies and CSRF tokens (a secret in
+ * the sls_csrf cookie, the token in each form's hidden _csrf field).
+ */
+export async function registerForms(app: FastifyInstance, config: Config): Promise<void> {
+  await app.register(formbody, { bodyLimit: 16 * 1024 });
+  await app.register(csrf, {
+    sessionPlugin: '@fastify/cookie',
+    cookieKey: 'sls_csrf',
+    cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict', secure: config.cookieSecure, signed: false },
+  });
+}
+
+/** A text field of a submitted form ('' when absent or not text). */
+export function field(body: unknown, name: string): string {
+  const value = (body as Record<string, unknown> | undefined)?.[name];
+  return typeof value === 'string' ? value : '';
+}
 
 export interface PageError {
   status: number;

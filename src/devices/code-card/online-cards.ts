@@ -1,0 +1,136 @@
+/**
+ * The Online Security Code Card (S2, S3): shown in the portal to a user
+ * logged in with a temporary passcode, who prints or saves it, confirms it
+ * printed correctly, and activates it with the codes under two index numbers
+ * (see flows/activation.ts); it then gives full access for 21 days.
+ * Legacy Security Code Cards (S1) are imported with their codes.
+ */
+import type { Services } from '../../services.js';
+import { SlsError } from '../../errors.js';
+import { newId, newToken } from '../../crypto/random.js';
+import { translator, type Language } from '../../i18n/i18n.js';
+import type { Session } from '../../sessions/sessions.js';
+import type { Device } from '../types.js';
+import { CARD_CODES, CODE_DIGITS, newCodeCard, type CodeCardSecret } from './code-card.js';
+import { CJK_FONT, cardPdf, cardPng, type PrintableCard } from './print.js';
+
+export type OnlineCardDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'config'>;
+
+export class OnlineCards {
+  constructor(private readonly deps: OnlineCardDeps) {}
+
+  /** S2: only a user logged in with a temporary passcode gets an online card. */
+  private assertTemporaryAccess(session: Session): void {
+    if (session.deviceType !== 'temp_passcode') throw new SlsError('ONLINE_CARD_NOT_AVAILABLE');
+  }
+
+  private async pending(userId: string): Promise<Device | undefined> {
+    return (await this.deps.devices.listForUser(userId)).find((d) => d.type === 'online_card' && d.state === 'requested');
+  }
+
+  /** The card waiting to be printed and activated: the same one until it is activated. */
+  async forSession(session: Session): Promise<Device> {
+    this.assertTemporaryAccess(session);
+    const existing = await this.pending(session.userId);
+    if (existing) return existing;
+    const { store, clock, box, audit, users, devices } = this.deps;
+    const user = await users.get(session.userId);
+    const id = newId('dev');
+    const now = clock.now();
+    const serial = `OSC${id.slice(-8).toUpperCase()}`;
+    await store.serialized('audit_log', async (trx) => {
+      await trx
+        .insertInto('devices')
+        .values({
+          id,
+          user_id: user.id,
+          type: 'online_card',
+          state: 'requested',
+          serial,
+          label: serial,
+          secret_enc: box.sealJson(newCodeCard(), `device:${id}`),
+          params: JSON.stringify({}),
+          created_at: now,
+          state_changed_at: now,
+          activated_at: null,
+          last_used_at: null,
+          expires_at: null,
+        })
+        .execute();
+      await audit.append(trx, [{ event: 'online_card.created', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { deviceId: id, serial } }]);
+    });
+    return devices.get(id);
+  }
+
+  /** S2: the user confirms the card printed correctly, in all its parts. */
+  async confirmPrinted(session: Session): Promise<Device> {
+    const card = await this.forSession(session);
+    const { store, clock, audit, devices } = this.deps;
+    const params = { ...card.params, printConfirmedAt: clock.now() };
+    await store.db.updateTable('devices').set({ params: JSON.stringify(params) }).where('id', '=', card.id).execute();
+    await audit.record({ event: 'online_card.print_confirmed', actor: `user:${session.userId}`, userId: session.userId, data: { deviceId: card.id } });
+    return devices.get(card.id);
+  }
+
+  /** The card's texts in the reader's language, or English where no font can print it (see CJK_FONT). */
+  async printable(session: Session, language: Language, time: (ms: number) => string): Promise<PrintableCard> {
+    const t = translator(language === 'zh-Hant' && CJK_FONT === null ? 'en' : language);
+    const card = await this.forSession(session);
+    const user = await this.deps.users.get(session.userId);
+    const secret = (await this.deps.devices.context(card)).secret<CodeCardSecret>();
+    return {
+      heading: [
+        t('cards.print.title'),
+        t('cards.print.user', { username: user.username }),
+        t('cards.print.serial', { serial: card.serial ?? '' }),
+        t('cards.print.printedAt', { time: time(this.deps.clock.now()) }),
+      ],
+      footer: t('cards.print.footer'),
+      codes: secret.codes,
+    };
+  }
+
+  async pdf(session: Session, language: Language, time: (ms: number) => string): Promise<Buffer> {
+    return cardPdf(await this.printable(session, language, time));
+  }
+
+  async png(session: Session, language: Language, time: (ms: number) => string): Promise<Buffer> {
+    return cardPng(await this.printable(session, language, time));
+  }
+
+  /** S1: a legacy Security Code Card, imported with its codes (index 1 first). */
+  async importSecurityCodeCard(userId: string, serial: string, codes: string[], actor: string): Promise<Device> {
+    if (codes.length < 100 || codes.some((c) => !new RegExp(`^\\d{${CODE_DIGITS}}$`).test(c))) {
+      throw new SlsError('VALIDATION_ERROR', { reason: `a card has at least 100 codes of ${CODE_DIGITS} digits (${CARD_CODES} for new cards)` });
+    }
+    if (!/^[A-Za-z0-9-]{1,32}$/.test(serial)) throw new SlsError('VALIDATION_ERROR', { reason: 'the serial is 1-32 letters, digits or dashes' });
+    const { store, clock, box, audit, devices } = this.deps;
+    const id = newId('dev');
+    const now = clock.now();
+    const secret: CodeCardSecret = { codes, orderKey: newToken() };
+    await store.serialized('audit_log', async (trx) => {
+      const taken = await trx.selectFrom('devices').select('id').where('type', '=', 'scc').where('serial', '=', serial).executeTakeFirst();
+      if (taken) throw new SlsError('SERIAL_TAKEN', { serial });
+      await trx
+        .insertInto('devices')
+        .values({
+          id,
+          user_id: userId,
+          type: 'scc',
+          state: 'active',
+          serial,
+          label: `SCC ${serial}`,
+          secret_enc: box.sealJson(secret, `device:${id}`),
+          params: JSON.stringify({ imported: true }),
+          created_at: now,
+          state_changed_at: now,
+          activated_at: now,
+          last_used_at: null,
+          expires_at: null,
+        })
+        .execute();
+      await audit.append(trx, [{ event: 'device.imported', actor, userId, data: { deviceId: id, type: 'scc', serial, count: 1 } }]);
+    });
+    return devices.get(id);
+  }
+}

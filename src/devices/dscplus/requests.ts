@@ -1,0 +1,349 @@
+/**
+ * Requesting a DSC+ (C1, C4–C6): a replacement when lost, stolen or
+ * inoperable, or a second device. Accounts with equity above USD 1,000,000
+ * may request one; the user gives a shipping address, a 4-digit soft PIN and
+ * the account on which a USD 20 deposit is held, sees a summary, and gets a
+ * confirmation with the estimated shipment date. Client services ship it
+ * with a card from the imported stock; if the user has not activated it
+ * three weeks after shipment it activates itself, and the user is told
+ * when that is approaching and when it is imminent. The deposit is released
+ * when a card comes back, kept when it is lost or stolen (C5).
+ */
+import type { Services } from '../../services.js';
+import { SlsError } from '../../errors.js';
+import { newId } from '../../crypto/random.js';
+import type { Session } from '../../sessions/sessions.js';
+import type { Tx } from '../../store/database.js';
+import type { HelpDesk } from '../../helpdesk/helpdesk.js';
+import type { Device } from '../types.js';
+import { DSCPLUS_SUITE, assertSoftPin, softPinHash, type DscPlusSecret } from './dscplus.js';
+import type { CardFile } from '../devices.js';
+
+export interface ShippingAddress {
+  name: string;
+  line1: string;
+  line2?: string;
+  city: string;
+  postalCode: string;
+  /** ISO 3166-1 alpha-2. */
+  country: string;
+}
+
+export interface DscPlusRequestInput {
+  address: ShippingAddress;
+  pin: string;
+  /** The account whose USD 20 is held; the user's own by default. */
+  holdAccount?: string;
+}
+
+export interface RequestSummary {
+  address: ShippingAddress;
+  holdAccount: string;
+  depositUsd: number;
+  estimatedShipDate: string;
+  estimatedDeliveryDate: string;
+}
+
+export interface RequestedDevice extends RequestSummary {
+  device: Device;
+}
+
+/** What a DSC+ row keeps about its request and shipment (devices.params). */
+interface RequestParams {
+  suite?: string;
+  request?: RequestSummary & { requestedAt: number; holdAccountId: string };
+  shippedAt?: number;
+  autoActivateAt?: number;
+}
+
+const DAY = 24 * 60 * 60 * 1000;
+
+/** The next business day (Monday to Friday) after a time, as a date. */
+function nextBusinessDay(from: number): number {
+  let day = from + DAY;
+  while ([0, 6].includes(new Date(day).getUTCDay())) day += DAY;
+  return day;
+}
+
+const isoDate = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+
+export type DscPlusRequestDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'notifier' | 'config'> & {
+  helpDesk: HelpDesk;
+};
+
+export class DscPlusRequests {
+  constructor(private readonly deps: DscPlusRequestDeps) {}
+
+  /** C1: equity above the threshold. */
+  async eligibility(userId: string): Promise<{ eligible: boolean; equityUsd: number; thresholdUsd: number }> {
+    const user = await this.deps.users.get(userId);
+    const account = await this.deps.users.account(user.accountId);
+    const thresholdUsd = this.deps.config.policy.dscPlusMinEquityUsd;
+    return { eligible: account.equityUsd > thresholdUsd, equityUsd: account.equityUsd, thresholdUsd };
+  }
+
+  private validateAddress(address: ShippingAddress): ShippingAddress {
+    const clean = (value: string | undefined, field: string, max: number, required = true): string => {
+      const text = (value ?? '').trim();
+      if ((required && text.length === 0) || text.length > max) throw new SlsError('VALIDATION_ERROR', { field, reason: `${field}: 1-${max} characters` });
+      return text;
+    };
+    const country = clean(address.country, 'country', 2).toUpperCase();
+    if (!/^[A-Z]{2}$/.test(country)) throw new SlsError('VALIDATION_ERROR', { field: 'country', reason: 'country: a two-letter ISO code' });
+    const line2 = clean(address.line2, 'line2', 100, false);
+    return {
+      name: clean(address.name, 'name', 100),
+      line1: clean(address.line1, 'line1', 100),
+      ...(line2 ? { line2 } : {}),
+      city: clean(address.city, 'city', 60),
+      postalCode: clean(address.postalCode, 'postalCode', 20),
+      country,
+    };
+  }
+
+  /** C4: the summary shown before the user submits: nothing is stored. */
+  async preview(session: Session, input: DscPlusRequestInput): Promise<RequestSummary & { holdAccountId: string }> {
+    const { users, clock, config } = this.deps;
+    if (!(await this.eligibility(session.userId)).eligible) {
+      throw new SlsError('NOT_ELIGIBLE', { threshold: config.policy.dscPlusMinEquityUsd });
+    }
+    assertSoftPin(input.pin);
+    const address = this.validateAddress(input.address);
+    const user = await users.get(session.userId);
+    let holdAccountId = user.accountId;
+    let holdAccount = user.accountNumber;
+    if (input.holdAccount !== undefined && input.holdAccount !== user.accountNumber) {
+      // another account of the same person (A1)
+      const row = await this.deps.store.db
+        .selectFrom('accounts')
+        .select(['id', 'account_number', 'entity_id'])
+        .where('account_number', '=', input.holdAccount)
+        .executeTakeFirst();
+      if (!row || row.entity_id !== user.entityId) throw new SlsError('ACCOUNT_NOT_FOUND', { account: input.holdAccount });
+      holdAccountId = row.id;
+      holdAccount = row.account_number;
+    }
+    const ship = nextBusinessDay(clock.now());
+    // C6: about 2 days in the US, up to 2 weeks elsewhere
+    const delivery = ship + (address.country === 'US' ? 2 : 14) * DAY;
+    return {
+      address,
+      holdAccount,
+      holdAccountId,
+      depositUsd: config.policy.dscPlusDepositUsd,
+      estimatedShipDate: isoDate(ship),
+      estimatedDeliveryDate: isoDate(delivery),
+    };
+  }
+
+  /** C4: the request itself: a DSC+ in state `requested` and the deposit held. */
+  async request(session: Session, input: DscPlusRequestInput): Promise<RequestedDevice> {
+    const { store, clock, box, audit, users, devices, notifier } = this.deps;
+    const summary = await this.preview(session, input);
+    const user = await users.get(session.userId);
+    const now = clock.now();
+    const id = newId('dev');
+    const pinOnly: Pick<DscPlusSecret, 'pinHash'> = { pinHash: softPinHash(input.pin) };
+    const { holdAccountId, ...shown } = summary;
+    const params: RequestParams = { suite: DSCPLUS_SUITE, request: { ...shown, holdAccountId, requestedAt: now } };
+    await store.serialized('audit_log', async (trx) => {
+      await trx
+        .insertInto('devices')
+        .values({
+          id,
+          user_id: user.id,
+          type: 'dscplus',
+          state: 'requested',
+          serial: null,
+          label: null,
+          secret_enc: box.sealJson(pinOnly, `device:${id}`),
+          params: JSON.stringify(params),
+          created_at: now,
+          state_changed_at: now,
+          activated_at: null,
+          last_used_at: null,
+          expires_at: null,
+        })
+        .execute();
+      await trx
+        .insertInto('deposit_holds')
+        .values({
+          id: newId('hld'),
+          account_id: holdAccountId,
+          device_id: id,
+          amount_cents: Math.round(summary.depositUsd * 100),
+          currency: 'USD',
+          status: 'held',
+          reason: null,
+          created_at: now,
+          resolved_at: null,
+        })
+        .execute();
+      await audit.append(trx, [
+        {
+          event: 'device.requested',
+          actor: `user:${user.id}`,
+          userId: user.id,
+          username: user.username,
+          data: { deviceId: id, type: 'dscplus', holdAccount: summary.holdAccount, country: summary.address.country, estimatedShipDate: summary.estimatedShipDate },
+        },
+      ]);
+    });
+    await notifier.notify(user, 'dscplusRequested', { username: user.username, date: summary.estimatedShipDate });
+    return { ...shown, device: await devices.get(id) };
+  }
+
+  /**
+   * Client services ship a requested card with one from the imported stock
+   * (C8): the card's seed and the user's soft PIN make its secret. Returns
+   * the card file (without the PIN, which only the user knows) for the
+   * emulator.
+   */
+  async ship(staffUserId: string, deviceId: string, serial: string): Promise<{ device: Device; card: Omit<CardFile, 'pin'> }> {
+    const { store, clock, box, audit, users, devices, notifier, config, helpDesk } = this.deps;
+    const staff = await helpDesk.staff(staffUserId, 'act');
+    const device = await devices.get(deviceId);
+    if (device.type !== 'dscplus' || device.state !== 'requested') throw new SlsError('DEVICE_STATE', { state: device.state });
+    const user = await users.get(device.userId!);
+    const now = clock.now();
+    const autoActivateAt = now + config.policy.autoActivationMs;
+    let seed = '';
+    let suite = DSCPLUS_SUITE;
+    await store.serialized('audit_log', async (trx) => {
+      const stock = await trx.selectFrom('devices').selectAll().where('type', '=', 'dscplus').where('serial', '=', serial).where('state', '=', 'stock').executeTakeFirst();
+      if (!stock) throw new SlsError('NO_STOCK', { serial });
+      seed = box.openJson<{ seed: string }>(stock.secret_enc!, `device:${stock.id}`).seed;
+      suite = (JSON.parse(stock.params) as { suite?: string }).suite ?? DSCPLUS_SUITE;
+      const requested = await trx.selectFrom('devices').select(['secret_enc', 'params']).where('id', '=', deviceId).executeTakeFirstOrThrow();
+      const { pinHash } = box.openJson<Pick<DscPlusSecret, 'pinHash'>>(requested.secret_enc!, `device:${deviceId}`);
+      const params: RequestParams = { ...(JSON.parse(requested.params) as RequestParams), suite, shippedAt: now, autoActivateAt };
+      await trx.deleteFrom('devices').where('id', '=', stock.id).execute();
+      const shipped = await trx
+        .updateTable('devices')
+        .set({
+          state: 'shipped',
+          serial,
+          label: `DSC+ ${serial}`,
+          secret_enc: box.sealJson({ seed, pinHash } satisfies DscPlusSecret, `device:${deviceId}`),
+          params: JSON.stringify(params),
+          state_changed_at: now,
+        })
+        .where('id', '=', deviceId)
+        .where('state', '=', 'requested')
+        .executeTakeFirst();
+      if (Number(shipped.numUpdatedRows) !== 1) throw new SlsError('DEVICE_STATE', { state: 'shipped' });
+      await audit.append(trx, [
+        { event: 'device.shipped', actor: `staff:${staff.id}`, userId: user.id, username: user.username, data: { deviceId, serial, autoActivateAt } },
+      ]);
+    });
+    await notifier.notify(user, 'dscplusShipped', { username: user.username, serial, date: isoDate(autoActivateAt) });
+    return { device: await devices.get(deviceId), card: { format: 'sls-dscplus-card/1', serial, suite, seed } };
+  }
+
+  /** C5: a card reported lost or stolen: it stops working, and its deposit is kept. */
+  async reportLost(actor: { userId?: string; staffUserId?: string }, deviceId: string, reason: 'lost' | 'stolen' | 'damaged'): Promise<Device> {
+    const device = await this.deps.devices.get(deviceId);
+    if (actor.staffUserId) await this.deps.helpDesk.staff(actor.staffUserId, 'act');
+    else if (device.userId !== actor.userId) throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
+    if (!['active', 'suspended', 'shipped', 'requested'].includes(device.state) || device.type !== 'dscplus') {
+      throw new SlsError('DEVICE_STATE', { state: device.state });
+    }
+    return this.settle(deviceId, 'lost', reason === 'damaged' ? 'released' : 'kept', reason, actor.staffUserId ? `staff:${actor.staffUserId}` : `user:${actor.userId}`);
+  }
+
+  /** C5: a card back at the help desk (returned, defective): its deposit is released. */
+  async markReturned(staffUserId: string, deviceId: string): Promise<Device> {
+    await this.deps.helpDesk.staff(staffUserId, 'act');
+    const device = await this.deps.devices.get(deviceId);
+    if (device.type !== 'dscplus' || ['returned', 'stock', 'requested'].includes(device.state)) throw new SlsError('DEVICE_STATE', { state: device.state });
+    return this.settle(deviceId, 'returned', 'released', 'returned', `staff:${staffUserId}`);
+  }
+
+  private async settle(deviceId: string, state: 'lost' | 'returned', hold: 'kept' | 'released', reason: string, actor: string): Promise<Device> {
+    const { store, clock, audit, devices } = this.deps;
+    const device = await devices.get(deviceId);
+    const now = clock.now();
+    await store.serialized('audit_log', async (trx) => {
+      await trx.updateTable('devices').set({ state, state_changed_at: now }).where('id', '=', deviceId).execute();
+      const held = await trx
+        .updateTable('deposit_holds')
+        .set({ status: hold, reason, resolved_at: now })
+        .where('device_id', '=', deviceId)
+        .where('status', '=', 'held')
+        .returning(['amount_cents'])
+        .executeTakeFirst();
+      await audit.append(trx, [
+        { event: 'device.state_changed', actor, userId: device.userId, data: { deviceId, type: device.type, from: device.state, to: state, reason } },
+        ...(held ? [{ event: 'deposit.settled' as const, actor, userId: device.userId, data: { deviceId, status: hold, amountUsd: held.amount_cents / 100 } }] : []),
+      ]);
+    });
+    return devices.get(deviceId);
+  }
+
+  /** The deposit of a device, if one was held. */
+  async hold(deviceId: string): Promise<{ status: string; amountUsd: number; account: string } | null> {
+    const row = await this.deps.store.db
+      .selectFrom('deposit_holds')
+      .innerJoin('accounts', 'accounts.id', 'deposit_holds.account_id')
+      .select(['deposit_holds.status', 'deposit_holds.amount_cents', 'accounts.account_number'])
+      .where('deposit_holds.device_id', '=', deviceId)
+      .executeTakeFirst();
+    return row ? { status: row.status, amountUsd: row.amount_cents / 100, account: row.account_number } : null;
+  }
+
+  private async shippedCards(): Promise<(Device & { params: RequestParams })[]> {
+    const rows = await this.deps.store.db.selectFrom('devices').select('id').where('type', '=', 'dscplus').where('state', '=', 'shipped').execute();
+    return Promise.all(rows.map(async (r) => (await this.deps.devices.get(r.id)) as Device & { params: RequestParams }));
+  }
+
+  /**
+   * C6: cards shipped three weeks ago and not activated activate themselves;
+   * being permanent devices, they end the temporary access (D4). Safe with
+   * several processes: the state change is conditional, so each card is
+   * activated once.
+   */
+  async autoActivateDue(): Promise<Device[]> {
+    const { store, clock, audit, users, devices, notifier, helpDesk } = this.deps;
+    const now = clock.now();
+    const activated: Device[] = [];
+    for (const card of await this.shippedCards()) {
+      if ((card.params.autoActivateAt ?? Infinity) > now) continue;
+      const user = await users.get(card.userId!);
+      const done = await store.serialized('audit_log', async (trx: Tx) => {
+        const updated = await trx
+          .updateTable('devices')
+          .set({ state: 'active', activated_at: now, state_changed_at: now })
+          .where('id', '=', card.id)
+          .where('state', '=', 'shipped')
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) !== 1) return false;
+        await audit.append(trx, [{ event: 'device.auto_activated', actor: 'system', userId: user.id, username: user.username, data: { deviceId: card.id, serial: card.serial } }]);
+        await helpDesk.revokeTemporaryDevices(user, 'system', 'replacement device activated', trx);
+        return true;
+      });
+      if (!done) continue;
+      await notifier.notify(user, 'dscplusAutoActivated', { username: user.username, serial: card.serial ?? '' }, `auto-activated:${card.id}`);
+      activated.push(await devices.get(card.id));
+    }
+    return activated;
+  }
+
+  /** N1/C6: notices before auto-activation: approaching (a week before) and imminent (a day before); each once. */
+  async sendAutoActivationNotices(): Promise<number> {
+    const { clock, users, notifier, config } = this.deps;
+    const now = clock.now();
+    let sent = 0;
+    for (const card of await this.shippedCards()) {
+      const at = card.params.autoActivateAt;
+      if (at === undefined || at <= now) continue;
+      const user = await users.get(card.userId!);
+      const params = { username: user.username, serial: card.serial ?? '', date: isoDate(at) };
+      if (at - now <= config.policy.autoActivationImminentMs) {
+        sent += (await notifier.notify(user, 'autoActivationImminent', params, `auto-activation-imminent:${card.id}`)).length;
+      } else if (at - now <= config.policy.autoActivationApproachingMs) {
+        sent += (await notifier.notify(user, 'autoActivationApproaching', params, `auto-activation-approaching:${card.id}`)).length;
+      }
+    }
+    return sent;
+  }
+}

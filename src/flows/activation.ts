@@ -1,0 +1,263 @@
+/**
+ * Proving a device with an answer, in the portal, to act on it. The proof is
+ * a flow like a login's: one challenge, 5 minutes, 3 answers, single use; a
+ * wrong answer counts towards the lock (L3).
+ *
+ * Activation:
+ * - a permanent device that was temporarily unavailable (`suspended`) is
+ *   reactivated, and a replacement received (`shipped`) is activated; either
+ *   way the temporary passcode and online card stop working at once (D4, C6);
+ * - an online security card (`requested`, once its printing was confirmed)
+ *   is activated with the codes under two index numbers and then gives full
+ *   access for 21 days (S2, S3).
+ *
+ * PIN change (C7): the old PIN is proven with a response, then the DSC+
+ * takes the new one.
+ */
+import type { Services } from '../services.js';
+import { SlsError } from '../errors.js';
+import { newId } from '../crypto/random.js';
+import type { AuditInput } from '../audit/audit-log.js';
+import { deviceKind } from '../devices/registry.js';
+import { TEMPORARY_TYPES, type Device, type Prompt } from '../devices/types.js';
+import { softPinHash, type DscPlusSecret } from '../devices/dscplus/dscplus.js';
+import type { User } from '../identity/users.js';
+import type { Session } from '../sessions/sessions.js';
+import type { HelpDesk } from '../helpdesk/helpdesk.js';
+import type { Tx } from '../store/database.js';
+
+export interface ActivationView {
+  id: string;
+  deviceId: string;
+  challenge: Prompt;
+  expiresAt: string;
+  attemptsLeft: number;
+}
+
+type Purpose = 'activation' | 'pin_change';
+
+export type ActivationDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config'> & {
+  helpDesk: HelpDesk;
+};
+
+export class DeviceActivation {
+  constructor(private readonly deps: ActivationDeps) {}
+
+  private sealContext(flowId: string): string {
+    return `activation:${flowId}`;
+  }
+
+  private async ownDevice(session: Session, deviceId: string): Promise<Device> {
+    const device = await this.deps.devices.get(deviceId).catch(() => null);
+    if (!device || device.userId !== session.userId) throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
+    return device;
+  }
+
+  /** Whether the device can be activated now, and why not. */
+  private assertActivatable(device: Device): void {
+    if (device.type === 'online_card') {
+      if (device.state !== 'requested') throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `online card is ${device.state}`);
+      if (typeof device.params.printConfirmedAt !== 'number') throw new SlsError('PRINT_NOT_CONFIRMED');
+      return;
+    }
+    // a permanent device temporarily unavailable (D4), or a replacement received (C6)
+    if (!['suspended', 'shipped'].includes(device.state) || (TEMPORARY_TYPES as readonly string[]).includes(device.type)) {
+      throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
+    }
+  }
+
+  private assertPinChangeable(device: Device): void {
+    if (device.type !== 'dscplus' || device.state !== 'active') throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
+  }
+
+  private assertReady(device: Device, purpose: Purpose): void {
+    if (purpose === 'activation') this.assertActivatable(device);
+    else this.assertPinChangeable(device);
+  }
+
+  /** The device's challenge, kept in a flow of the session's user. */
+  private async issue(session: Session, deviceId: string, purpose: Purpose): Promise<ActivationView> {
+    const { store, clock, box, devices, users, config } = this.deps;
+    const device = await this.ownDevice(session, deviceId);
+    this.assertReady(device, purpose);
+    const user = await users.get(session.userId);
+    const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+    const now = clock.now();
+    const id = newId('flw');
+    await store.db
+      .insertInto('login_flows')
+      .values({
+        id,
+        kind: purpose,
+        app: session.app,
+        username: user.username,
+        user_id: user.id,
+        state: 'second_factor',
+        device_id: device.id,
+        prompt: JSON.stringify(challenge.prompt),
+        verifier: box.sealJson(challenge.verifier, this.sealContext(id)),
+        attempts: 0,
+        device_switches: 0,
+        expires_at: now + config.policy.challengeTtlMs,
+        created_at: now,
+        updated_at: now,
+        ip: null,
+        user_agent: null,
+        session_id: session.id,
+      })
+      .execute();
+    return { id, deviceId: device.id, challenge: challenge.prompt, expiresAt: new Date(now + config.policy.challengeTtlMs).toISOString(), attemptsLeft: config.policy.challengeMaxAttempts };
+  }
+
+  private async openFlow(session: Session, flowId: string, purpose: Purpose) {
+    const row = await this.deps.store.db
+      .selectFrom('login_flows')
+      .selectAll()
+      .where('id', '=', flowId)
+      .where('kind', '=', purpose)
+      .where('user_id', '=', session.userId)
+      .executeTakeFirst();
+    if (!row) throw new SlsError('FLOW_NOT_FOUND');
+    if (row.state !== 'second_factor' || row.expires_at <= this.deps.clock.now()) throw new SlsError('FLOW_EXPIRED');
+    return row;
+  }
+
+  /**
+   * Checks the answer of an open flow; when right, runs `proven` in the
+   * transaction that uses the answer up (single use), and returns the device.
+   */
+  private async prove(
+    session: Session,
+    flowId: string,
+    purpose: Purpose,
+    response: string,
+    proven: (trx: Tx, device: Device, user: User, now: number) => Promise<boolean>,
+  ): Promise<Device> {
+    const { store, clock, box, devices, users, lockout, audit, config, notifier } = this.deps;
+    const row = await this.openFlow(session, flowId, purpose);
+    const now = clock.now();
+    const user = await users.get(session.userId);
+    const attempt = await lockout.begin(user.username);
+    const reserved = await store.db
+      .updateTable('login_flows')
+      .set((eb) => ({ attempts: eb('attempts', '+', 1), updated_at: now }))
+      .where('id', '=', flowId)
+      .where('state', '=', 'second_factor')
+      .where('expires_at', '>', now)
+      .where('attempts', '<', config.policy.challengeMaxAttempts)
+      .returning('attempts')
+      .executeTakeFirst();
+    if (!reserved) {
+      await lockout.release(attempt);
+      throw new SlsError('FLOW_EXPIRED');
+    }
+    const device = await devices.get(row.device_id!);
+    this.assertReady(device, purpose);
+    const kind = deviceKind(device.type);
+    const check = await kind.checkResponse(await devices.context(device), box.openJson(row.verifier!, this.sealContext(flowId)), response);
+    if (check.ok) {
+      const done = await store.serialized('audit_log', async (trx) => {
+        if (!(await devices.consume(trx, device.id, check.replayKey ?? `flow:${flowId}`))) return false;
+        const claimed = await trx
+          .updateTable('login_flows')
+          .set({ state: 'done', updated_at: now })
+          .where('id', '=', flowId)
+          .where('state', '=', 'second_factor')
+          .executeTakeFirst();
+        if (Number(claimed.numUpdatedRows) !== 1 || !(await proven(trx, device, user, now))) return false;
+        await lockout.release(attempt, trx);
+        return true;
+      });
+      if (done) return devices.get(device.id);
+      await lockout.release(attempt);
+      throw new SlsError('FLOW_EXPIRED');
+    }
+    const failure = await lockout.fail(attempt);
+    const attemptsLeft = config.policy.challengeMaxAttempts - reserved.attempts;
+    if (attemptsLeft <= 0) {
+      await store.db.updateTable('login_flows').set({ state: 'failed', updated_at: clock.now() }).where('id', '=', flowId).where('state', '=', 'second_factor').execute();
+    }
+    const meta = { actor: `user:${user.id}`, userId: user.id, username: user.username };
+    await audit.record(
+      { event: 'device.proof_failed', ...meta, data: { purpose, flowId, deviceId: device.id, attemptsLeft, failures: failure.failures } },
+      ...(failure.locked ? [{ event: 'login.locked' as const, ...meta, data: { until: failure.lockedUntil } }] : []),
+    );
+    if (failure.locked) {
+      await notifier.notify(user, 'userLocked', { username: user.username, until: new Date(failure.lockedUntil!).toISOString() });
+    }
+    throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: kind.failureHints });
+  }
+
+  /** An open proof of the session's user, to show its challenge again (after a wrong answer). */
+  async view(session: Session, flowId: string, purpose: Purpose = 'activation'): Promise<ActivationView> {
+    const row = await this.openFlow(session, flowId, purpose);
+    return {
+      id: row.id,
+      deviceId: row.device_id!,
+      challenge: JSON.parse(row.prompt!) as Prompt,
+      expiresAt: new Date(row.expires_at).toISOString(),
+      attemptsLeft: this.deps.config.policy.challengeMaxAttempts - row.attempts,
+    };
+  }
+
+  start(session: Session, deviceId: string): Promise<ActivationView> {
+    return this.issue(session, deviceId, 'activation');
+  }
+
+  async complete(session: Session, flowId: string, response: string): Promise<Device> {
+    const { audit, config, helpDesk, notifier } = this.deps;
+    const device = await this.prove(session, flowId, 'activation', response, async (trx, proven, user, now) => {
+      const online = proven.type === 'online_card';
+      const activated = await trx
+        .updateTable('devices')
+        .set({
+          state: 'active',
+          state_changed_at: now,
+          ...(online ? { expires_at: now + config.policy.onlineCardLifeMs } : {}),
+          ...(proven.activatedAt === null ? { activated_at: now } : {}),
+        })
+        .where('id', '=', proven.id)
+        .where('state', '=', proven.state)
+        .executeTakeFirst();
+      if (Number(activated.numUpdatedRows) !== 1) return false;
+      const entry: AuditInput = {
+        event: proven.state === 'suspended' ? 'device.reactivated' : 'device.activated',
+        actor: `user:${user.id}`,
+        userId: user.id,
+        username: user.username,
+        data: { deviceId: proven.id, type: proven.type },
+      };
+      await audit.append(trx, [entry]);
+      // D4: a permanent device back in use ends the temporary ones
+      if (!online) await helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'permanent device activated', trx);
+      return true;
+    });
+    if (device.type !== 'online_card') {
+      const user = await this.deps.users.get(session.userId);
+      await notifier.notify(user, 'deviceReactivated', { username: user.username });
+    }
+    return device;
+  }
+
+  /** C7: the old PIN proven with the card's response. */
+  startPinChange(session: Session, deviceId: string): Promise<ActivationView> {
+    return this.issue(session, deviceId, 'pin_change');
+  }
+
+  /** C7: … then the new PIN; a wrong old PIN gives a wrong response and changes nothing. */
+  async completePinChange(session: Session, flowId: string, response: string, newPin: string): Promise<Device> {
+    const pinHash = softPinHash(newPin);
+    const { box, audit } = this.deps;
+    return this.prove(session, flowId, 'pin_change', response, async (trx, device, user) => {
+      const row = await trx.selectFrom('devices').select('secret_enc').where('id', '=', device.id).executeTakeFirstOrThrow();
+      const secret = box.openJson<DscPlusSecret>(row.secret_enc!, `device:${device.id}`);
+      await trx
+        .updateTable('devices')
+        .set({ secret_enc: box.sealJson({ ...secret, pinHash } satisfies DscPlusSecret, `device:${device.id}`) })
+        .where('id', '=', device.id)
+        .execute();
+      await audit.append(trx, [{ event: 'device.pin_changed', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { deviceId: device.id } }]);
+      return true;
+    });
+  }
+}

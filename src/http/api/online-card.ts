@@ -1,0 +1,94 @@
+/** The Online Security Code Card API (S2, S3): get, print or save, confirm; activation is /devices/{id}/activation. */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Services } from '../../services.js';
+import { ErrorSchema } from '../errors.js';
+import { assertSameOrigin, requireSession } from '../session-cookie.js';
+import type { Device } from '../../devices/types.js';
+import type { CodeCardSecret } from '../../devices/code-card/code-card.js';
+
+const OnlineCardSchema = z
+  .object({
+    deviceId: z.string(),
+    serial: z.string().nullable(),
+    state: z.string(),
+    printConfirmed: z.boolean(),
+    codes: z.array(z.string()).describe('codes[i] is the code under index number i + 1'),
+  })
+  .describe('OnlineCard');
+const errors = { 401: ErrorSchema, 403: ErrorSchema };
+
+function formatTime(ms: number): string {
+  return `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
+}
+
+export function onlineCardApi(services: Services): FastifyPluginAsync {
+  async function sessionOf(request: FastifyRequest) {
+    const { session, token } = await requireSession(request, services.sessions);
+    if (token.via === 'cookie' && request.method !== 'GET') assertSameOrigin(request);
+    return session;
+  }
+
+  async function view(device: Device) {
+    const secret = (await services.devices.context(device)).secret<CodeCardSecret>();
+    return { deviceId: device.id, serial: device.serial, state: device.state, printConfirmed: typeof device.params.printConfirmedAt === 'number', codes: secret.codes };
+  }
+
+  return async (fastify) => {
+    const app = fastify.withTypeProvider<ZodTypeProvider>();
+    const security: Record<string, string[]>[] = [{ bearer: [] }, { cookie: [] }];
+    const tags = ['online security card'];
+
+    app.post(
+      '/online-card',
+      {
+        schema: {
+          tags,
+          summary: 'The online security card to print: made on the first call, the same until activated (S2)',
+          description: 'For a session opened with a temporary passcode. Activate it afterwards through /devices/{deviceId}/activation.',
+          security,
+          response: { 200: OnlineCardSchema, ...errors },
+        },
+      },
+      async (request, reply) => {
+        reply.header('cache-control', 'no-store');
+        return view(await services.onlineCards.forSession(await sessionOf(request)));
+      },
+    );
+
+    app.post(
+      '/online-card/printed',
+      {
+        schema: { tags, summary: 'Confirm the card printed correctly, in all its parts (S2)', security, response: { 200: OnlineCardSchema, ...errors } },
+      },
+      async (request, reply) => {
+        reply.header('cache-control', 'no-store');
+        return view(await services.onlineCards.confirmPrinted(await sessionOf(request)));
+      },
+    );
+
+    for (const format of ['pdf', 'png'] as const) {
+      app.get(
+        `/online-card/card.${format}`,
+        {
+          schema: {
+            tags,
+            summary: format === 'pdf' ? 'The card as a PDF, to print' : 'The card as a PNG image, to save',
+            security,
+            response: { 200: z.any().describe(format === 'pdf' ? 'application/pdf' : 'image/png'), ...errors },
+          },
+        },
+        async (request, reply) => {
+          const session = await sessionOf(request);
+          const body = format === 'pdf' ? await services.onlineCards.pdf(session, request.language, formatTime) : await services.onlineCards.png(session, request.language, formatTime);
+          return reply
+            .header('cache-control', 'no-store')
+            .header('content-disposition', `attachment; filename="online-security-card.${format}"`)
+            .type(format === 'pdf' ? 'application/pdf' : 'image/png')
+            .send(body);
+        },
+      );
+    }
+  };
+}

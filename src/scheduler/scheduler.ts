@@ -1,0 +1,25 @@
+/**
+ * Background work, run every minute by each server process: DSC+
+ * auto-activation and its notices (C6, N1), and forgetting old login
+ * failures (L3). Every job is idempotent and claims its work with a
+ * conditional update or a unique notice key, so when several processes
+ * share one database no job runs twice. Tests call `runDue()` after moving
+ * the clock.
+ */
+import type { Services } from '../services.js';
+
+export interface SchedulerReport {
+  autoActivated: number;
+  notices: number;
+}
+
+export class Scheduler {
+  constructor(private readonly services: Pick<Services, 'dscPlusRequests' | 'lockout'>) {}
+
+  async runDue(): Promise<SchedulerReport> {
+    const notices = await this.services.dscPlusRequests.sendAutoActivationNotices();
+    const activated = await this.services.dscPlusRequests.autoActivateDue();
+    await this.services.lockout.prune();
+    return { autoActivated: activated.length, notices };
+  }
+}

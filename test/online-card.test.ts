@@ -1,0 +1,170 @@
+/**
+ * The online security code card and code-card logins (S1–S4, D4, R1): from
+ * the temporary passcode to the printed card, its activation, 21 days of
+ * full access, and the card's end when the DSC+ is back.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DAY, MINUTE } from '../src/clock.js';
+import { PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, bearer, get, postJson, startLogin } from './support/api.js';
+import type { User } from '../src/identity/users.js';
+import type { CardFile } from '../src/devices/devices.js';
+
+let h: Harness;
+let agentId: string;
+
+beforeAll(async () => {
+  h = await startHarness('sqlite');
+  agentId = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user.id;
+});
+afterAll(async () => {
+  await h.close();
+});
+
+/** A client whose card is at home: client services issue a temporary passcode (R1). */
+async function clientWithPasscode(): Promise<{ user: User; card: CardFile; passcode: string }> {
+  const { user, card } = await createUserWithCard(h.services);
+  const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+  const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+  return { user, card, passcode };
+}
+
+async function login(username: string, respond: (challenge: { type: string; indexes?: [number, number]; question?: string }) => string, app: 'portal' | 'trading' = 'portal') {
+  const start = await startLogin(h.app, username, PASSWORD, app);
+  if (start.status !== 200) return start;
+  return answer(h.app, start.body.id, respond(start.body.challenge));
+}
+
+function codesFor(codes: string[]) {
+  return (challenge: { indexes?: [number, number] }) => codes[challenge.indexes![0] - 1]! + codes[challenge.indexes![1] - 1]!;
+}
+
+/** The whole S2 procedure through the API: get, print, confirm, activate. */
+async function activateOnlineCard(token: string): Promise<{ codes: string[]; deviceId: string; expiresAt: string }> {
+  const card = await postJson(h.app, '/api/v1/online-card', {}, bearer(token));
+  expect(card.status).toBe(200);
+  const pdf = await h.app.inject({ method: 'GET', url: '/api/v1/online-card/card.pdf', headers: bearer(token) });
+  expect(pdf.statusCode).toBe(200);
+  expect(pdf.headers['content-type']).toBe('application/pdf');
+  expect(pdf.rawPayload.subarray(0, 5).toString()).toBe('%PDF-');
+  expect((await postJson(h.app, '/api/v1/online-card/printed', {}, bearer(token))).body.printConfirmed).toBe(true);
+  const begin = await postJson(h.app, `/api/v1/devices/${card.body.deviceId}/activation`, {}, bearer(token));
+  expect(begin.status).toBe(200);
+  expect(begin.body.challenge).toMatchObject({ type: 'index', indexes: [expect.any(Number), expect.any(Number)] });
+  const done = await postJson(h.app, `/api/v1/devices/${card.body.deviceId}/activation/${begin.body.id}`, { response: codesFor(card.body.codes)(begin.body.challenge) }, bearer(token));
+  expect(done.status).toBe(200);
+  expect(done.body.state).toBe('active');
+  return { codes: card.body.codes, deviceId: card.body.deviceId, expiresAt: done.body.expiresAt };
+}
+
+describe('the online security code card (S2, S3)', () => {
+  it('S2: a user logged in with a temporary passcode gets the card: 120 codes of 3 digits, the same until activated', async () => {
+    const { user, passcode } = await clientWithPasscode();
+    const token = (await login(user.username, () => passcode)).body.session.token;
+    const first = await postJson(h.app, '/api/v1/online-card', {}, bearer(token));
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ state: 'requested', printConfirmed: false });
+    expect(first.body.codes).toHaveLength(120);
+    for (const code of first.body.codes) expect(code).toMatch(/^\d{3}$/);
+    const again = await postJson(h.app, '/api/v1/online-card', {}, bearer(token));
+    expect(again.body.deviceId).toBe(first.body.deviceId);
+    const png = await h.app.inject({ method: 'GET', url: '/api/v1/online-card/card.png', headers: bearer(token) });
+    expect(png.headers['content-type']).toBe('image/png');
+    expect(png.rawPayload.subarray(1, 4).toString()).toBe('PNG');
+  });
+
+  it('S2: a user logged in with a permanent device is not offered an online card', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const token = (await login(user.username, (c) => cardAnswer(card, c.question!))).body.session.token;
+    const res = await postJson(h.app, '/api/v1/online-card', {}, bearer(token));
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe('ONLINE_CARD_NOT_AVAILABLE');
+  });
+
+  it('S2: activation needs the printing confirmed, then the codes of two index numbers, and shows the expiry date', async () => {
+    const { user, passcode } = await clientWithPasscode();
+    const token = (await login(user.username, () => passcode)).body.session.token;
+    const card = await postJson(h.app, '/api/v1/online-card', {}, bearer(token));
+    const early = await postJson(h.app, `/api/v1/devices/${card.body.deviceId}/activation`, {}, bearer(token));
+    expect(early.status).toBe(409);
+    expect(early.body.error.code).toBe('PRINT_NOT_CONFIRMED');
+    await postJson(h.app, '/api/v1/online-card/printed', {}, bearer(token));
+    const begin = await postJson(h.app, `/api/v1/devices/${card.body.deviceId}/activation`, {}, bearer(token));
+    const right = codesFor(card.body.codes)(begin.body.challenge);
+    const spaced = await postJson(h.app, `/api/v1/devices/${card.body.deviceId}/activation/${begin.body.id}`, { response: `${right.slice(0, 3)} ${right.slice(3)}` }, bearer(token));
+    expect(spaced.status).toBe(401);
+    expect(spaced.body.error.hints).toEqual(['Security card and device codes contain no spaces between the characters.']);
+    const done = await postJson(h.app, `/api/v1/devices/${card.body.deviceId}/activation/${begin.body.id}`, { response: right }, bearer(token));
+    expect(done.body).toMatchObject({ state: 'active', expiresAt: new Date(h.clock.now() + 21 * DAY).toISOString() });
+  });
+
+  it('S1/S3: with the active card, logins show two index numbers; full access to portal and trading for 21 days, then none', async () => {
+    const { user, passcode } = await clientWithPasscode();
+    const token = (await login(user.username, () => passcode)).body.session.token;
+    const { codes } = await activateOnlineCard(token);
+
+    h.clock.advance(3 * DAY); // the passcode no longer opens trading; the card does
+    const start = await startLogin(h.app, user.username, PASSWORD, 'trading');
+    expect(start.body.devices.map((d: { type: string }) => d.type)).toEqual(['online_card']);
+    expect(start.body.challenge).toMatchObject({ type: 'index' });
+    const trading = await answer(h.app, start.body.id, codesFor(codes)(start.body.challenge));
+    expect(trading.status).toBe(200);
+    expect((await get(h.app, '/api/v1/session', bearer(trading.body.session.token))).body.scope).toBe('full');
+
+    h.clock.advance(18 * DAY - MINUTE);
+    expect((await login(user.username, codesFor(codes), 'portal')).status).toBe(200);
+    h.clock.advance(MINUTE);
+    const expired = await startLogin(h.app, user.username, PASSWORD, 'portal');
+    expect(expired.status).toBe(403);
+    expect(['ONLINE_CARD_EXPIRED', 'TEMP_PASSCODE_EXPIRED']).toContain(expired.body.error.code);
+    expect((await startLogin(h.app, user.username, PASSWORD, 'trading')).body.error.code).toBe('ONLINE_CARD_EXPIRED');
+  });
+
+  it('S4: consecutive logins never ask the same pair of index numbers', async () => {
+    const { user, passcode } = await clientWithPasscode();
+    const token = (await login(user.username, () => passcode)).body.session.token;
+    const { codes } = await activateOnlineCard(token);
+    h.clock.advance(3 * DAY); // past the passcode's trading window: the card is what trading logins offer
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const start = await startLogin(h.app, user.username, PASSWORD, 'trading');
+      const [a, b] = start.body.challenge.indexes as [number, number];
+      const key = `${Math.min(a, b)}-${Math.max(a, b)}`;
+      expect(seen.has(key)).toBe(false);
+      seen.add(key);
+      if (i % 5 === 0) expect((await answer(h.app, start.body.id, codesFor(codes)(start.body.challenge))).status).toBe(200);
+    }
+  });
+
+  it('D4: when the DSC+ is reactivated, the online card and the temporary passcode stop working', async () => {
+    const { user, card, passcode } = await clientWithPasscode();
+    const token = (await login(user.username, () => passcode)).body.session.token;
+    await activateOnlineCard(token);
+    const [dsc] = (await get(h.app, '/api/v1/devices', bearer(token))).body.devices;
+    const begin = await postJson(h.app, `/api/v1/devices/${dsc.id}/activation`, {}, bearer(token));
+    const done = await postJson(h.app, `/api/v1/devices/${dsc.id}/activation/${begin.body.id}`, { response: cardAnswer(card, begin.body.challenge.question) }, bearer(token));
+    expect(done.body.state).toBe('active');
+    const start = await startLogin(h.app, user.username);
+    expect(start.body.devices.map((d: { type: string }) => d.type)).toEqual(['dscplus']);
+    const states = (await h.services.devices.listForUser(user.id)).map((d) => [d.type, d.state]);
+    expect(states).toEqual(expect.arrayContaining([['online_card', 'revoked'], ['temp_passcode', 'revoked'], ['dscplus', 'active']]));
+    expect((await startLogin(h.app, user.username, PASSWORD, 'trading')).body.devices).toHaveLength(1);
+  });
+});
+
+describe('legacy Security Code Card (S1, D1)', () => {
+  it('S1: an imported card logs in with the codes under two index numbers', async () => {
+    const { user } = await createUserWithCard(h.services);
+    const codes = Array.from({ length: 100 }, (_, i) => String((i * 37) % 1000).padStart(3, '0'));
+    const device = await h.services.onlineCards.importSecurityCodeCard(user.id, 'SCC-0042', codes, 'test');
+    expect(device).toMatchObject({ type: 'scc', state: 'active', serial: 'SCC-0042' });
+    const start = await startLogin(h.app, user.username);
+    const switched = await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: device.id });
+    expect(switched.body.challenge).toMatchObject({ type: 'index' });
+    const [a, b] = switched.body.challenge.indexes as [number, number];
+    expect(Math.max(a, b)).toBeLessThanOrEqual(100);
+    expect((await answer(h.app, start.body.id, codes[a - 1]! + codes[b - 1]!)).status).toBe(200);
+    await expect(h.services.onlineCards.importSecurityCodeCard(user.id, 'SCC-0042', codes, 'test')).rejects.toMatchObject({ code: 'SERIAL_TAKEN' });
+    await expect(h.services.onlineCards.importSecurityCodeCard(user.id, 'SCC-0043', codes.slice(0, 50), 'test')).rejects.toMatchObject({ code: 'VALIDATION_ERROR' });
+  });
+});

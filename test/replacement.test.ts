@@ -1,0 +1,179 @@
+/**
+ * A lost DSC+ and its replacement (C1, C4–C8, D3, D4, N1, R2, R3): the request
+ * with its deposit, shipping from the stock, activation by the user or by
+ * itself three weeks after shipment (with its notices), deposits kept or
+ * released, and the PIN change.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { DAY } from '../src/clock.js';
+import { createServices } from '../src/services.js';
+import { Scheduler } from '../src/scheduler/scheduler.js';
+import { parsePskc } from '../src/devices/dscplus/pskc.js';
+import { DATABASES, cardAnswer, createUserWithCard, startHarness, testConfig, type Harness } from './support/harness.js';
+import { answer, bearer, get, postJson, startLogin } from './support/api.js';
+import type { CardFile } from '../src/devices/devices.js';
+import type { User } from '../src/identity/users.js';
+
+const ADDRESS = { name: 'Alice Martin', line1: '1 Main Street', city: 'Springfield', postalCode: '12345', country: 'us' };
+
+describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
+  let h: Harness;
+  let agentId: string;
+  let stock: string[];
+
+  beforeAll(async () => {
+    h = await startHarness(dbName);
+    agentId = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user.id;
+    const fixture = (name: string) => readFileSync(new URL(`./fixtures/pskc/${name}`, import.meta.url), 'utf8');
+    const keys = [...parsePskc(fixture('batch-plain.xml')), ...parsePskc(fixture('batch-aes.xml'), { preSharedKey: Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex') })];
+    stock = (await h.services.devices.importStock(keys, 'test', 'batch')).map((d) => d.serial!);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  async function loginWithCard(user: User, card: CardFile): Promise<string> {
+    const start = await startLogin(h.app, user.username);
+    return (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token;
+  }
+
+  /** A client whose card is lost: a temporary passcode, and a session opened with it (R2). */
+  async function clientWithLostCard(equityUsd = 2_000_000) {
+    const { user, card } = await createUserWithCard(h.services, '1234', { equityUsd });
+    const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id, deviceStatus: 'lost' });
+    const start = await startLogin(h.app, user.username);
+    const token = (await answer(h.app, start.body.id, passcode)).body.session.token as string;
+    return { user, card, passcode, token };
+  }
+
+  it('C1: accounts with equity above USD 1,000,000 may request a DSC+', async () => {
+    const poor = await clientWithLostCard(1_000_000);
+    expect((await get(h.app, '/api/v1/dscplus/eligibility', bearer(poor.token))).body).toEqual({ eligible: false, equityUsd: 1_000_000, thresholdUsd: 1_000_000 });
+    const refused = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '2468' }, bearer(poor.token));
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.code).toBe('NOT_ELIGIBLE');
+    await h.services.users.setEquity(poor.user.accountNumber, 1_000_000.01, 'test');
+    expect((await get(h.app, '/api/v1/dscplus/eligibility', bearer(poor.token))).body.eligible).toBe(true);
+  });
+
+  it('C4/C5: address, soft PIN and deposit account, a summary, then the request with its estimated shipment date; USD 20 held', async () => {
+    const { user, token } = await clientWithLostCard();
+    const body = { address: ADDRESS, pin: '2468' };
+    const preview = await postJson(h.app, '/api/v1/dscplus/requests/preview', body, bearer(token));
+    expect(preview.status).toBe(200);
+    expect(preview.body).toMatchObject({ holdAccount: user.accountNumber, depositUsd: 20, address: { country: 'US' } });
+    expect(preview.body.estimatedShipDate).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    expect(await h.services.devices.listForUser(user.id)).toHaveLength(2); // nothing stored by the preview
+    for (const bad of [{ ...body, pin: '12' }, { ...body, address: { ...ADDRESS, country: 'USA' } }, { ...body, address: { ...ADDRESS, city: '' } }, { ...body, holdAccount: 'U0000000' }]) {
+      expect((await postJson(h.app, '/api/v1/dscplus/requests', bad, bearer(token))).status).toBeGreaterThanOrEqual(400);
+    }
+    const made = await postJson(h.app, '/api/v1/dscplus/requests', body, bearer(token));
+    expect(made.status).toBe(200);
+    expect(made.body).toMatchObject({ estimatedShipDate: preview.body.estimatedShipDate, device: { type: 'dscplus', state: 'requested', serial: null } });
+    expect(new Date(`${made.body.estimatedShipDate}T00:00:00Z`).getUTCDay()).not.toBe(0);
+    expect(await h.services.dscPlusRequests.hold(made.body.device.id)).toEqual({ status: 'held', amountUsd: 20, account: user.accountNumber });
+    expect((await h.services.notifier.list({ userId: user.id })).map((n) => n.template)).toContain('dscplusRequested');
+  });
+
+  it('C6/C8/D4: shipped from the stock, then activated by the user with its response: the temporary access ends', async () => {
+    const { user, token } = await clientWithLostCard();
+    const made = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '2468' }, bearer(token));
+    const serial = stock.shift()!;
+    const { card } = await h.services.dscPlusRequests.ship(agentId, made.body.device.id, serial);
+    expect(card.serial).toBe(serial);
+    expect((await h.services.devices.listStock()).map((d) => d.serial)).not.toContain(serial);
+    const begin = await postJson(h.app, `/api/v1/devices/${made.body.device.id}/activation`, {}, bearer(token));
+    expect(begin.body.challenge.type).toBe('ocra');
+    const newCard = { ...card, pin: '2468' } as CardFile;
+    const done = await postJson(h.app, `/api/v1/devices/${made.body.device.id}/activation/${begin.body.id}`, { response: cardAnswer(newCard, begin.body.challenge.question) }, bearer(token));
+    expect(done.body).toMatchObject({ state: 'active', serial });
+    const start = await startLogin(h.app, user.username);
+    expect(start.body.devices.map((d: { type: string }) => d.type)).toEqual(['dscplus']);
+    expect((await answer(h.app, start.body.id, cardAnswer(newCard, start.body.challenge.question))).status).toBe(200);
+  });
+
+  it('C6/N1/R3: unactivated, the card activates itself three weeks after shipment, after an approaching and an imminent notice, each once', async () => {
+    const { user, token } = await clientWithLostCard();
+    const made = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '2468' }, bearer(token));
+    await h.services.dscPlusRequests.ship(agentId, made.body.device.id, stock.shift()!);
+    const notices = async () => (await h.services.notifier.list({ userId: user.id })).map((n) => n.template);
+    // a second scheduler on the same database, as another server process would run
+    const other = await createServices(testConfig(h.database), { clock: h.clock, warn: () => undefined });
+    const schedulers = [h.services.scheduler, new Scheduler(other)];
+    // PostgreSQL: at the same time. SQLite in one process: one after the other, since a waiting
+    // better-sqlite3 connection blocks the thread that holds the other (processes do not share one).
+    const runBoth = async () => {
+      if (dbName === 'postgres') return Promise.all(schedulers.map((s) => s.runDue()));
+      const reports = [];
+      for (const s of schedulers) reports.push(await s.runDue());
+      return reports;
+    };
+
+    h.clock.advance(13 * DAY);
+    await runBoth();
+    expect(await notices()).not.toContain('autoActivationApproaching');
+    h.clock.advance(DAY); // a week before
+    await runBoth();
+    await runBoth();
+    expect((await notices()).filter((t) => t === 'autoActivationApproaching')).toHaveLength(1);
+    h.clock.advance(6 * DAY); // a day before
+    await runBoth();
+    expect((await notices()).filter((t) => t === 'autoActivationImminent')).toHaveLength(1);
+    expect((await h.services.devices.get(made.body.device.id)).state).toBe('shipped');
+    h.clock.advance(DAY);
+    const reports = await runBoth();
+    expect(reports.reduce((n, r) => n + r.autoActivated, 0)).toBe(1);
+    expect((await h.services.devices.get(made.body.device.id)).state).toBe('active');
+    expect((await notices()).filter((t) => t === 'dscplusAutoActivated')).toHaveLength(1);
+    const events = (await h.services.audit.list({ username: user.username, limit: 100 })).map((e) => e.event);
+    expect(events.filter((e) => e === 'device.auto_activated')).toHaveLength(1);
+    // D4: the replacement in use ends the temporary passcode
+    const start = await startLogin(h.app, user.username);
+    expect(start.body.devices.map((d: { type: string }) => d.type)).toEqual(['dscplus']);
+    expect((await h.services.devices.listForUser(user.id)).find((d) => d.type === 'temp_passcode')!.state).toBe('revoked');
+    await other.close();
+  });
+
+  it('C5: a lost or stolen card keeps its deposit; a returned card releases it', async () => {
+    const { user, token } = await clientWithLostCard();
+    const first = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '2468' }, bearer(token));
+    await h.services.dscPlusRequests.ship(agentId, first.body.device.id, stock.shift()!);
+    const lost = await postJson(h.app, `/api/v1/devices/${first.body.device.id}/lost`, { reason: 'stolen' }, bearer(token));
+    expect(lost.body.state).toBe('lost');
+    expect((await h.services.dscPlusRequests.hold(first.body.device.id))!.status).toBe('kept');
+
+    const second = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '1357' }, bearer(token));
+    await h.services.dscPlusRequests.ship(agentId, second.body.device.id, stock.shift()!);
+    const agentToken = await (async () => {
+      const { user: staff, card } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+      return loginWithCard(staff, card);
+    })();
+    const returned = await postJson(h.app, `/api/v1/helpdesk/devices/${second.body.device.id}/returned`, {}, bearer(agentToken));
+    expect(returned.body.state).toBe('returned');
+    expect((await h.services.dscPlusRequests.hold(second.body.device.id))!.status).toBe('released');
+    expect((await h.services.audit.list({ username: user.username, limit: 100 })).filter((e) => e.event === 'deposit.settled')).toHaveLength(2);
+    // the stock is used up: shipping a serial not in stock is refused
+    const third = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '1357' }, bearer(token));
+    await expect(h.services.dscPlusRequests.ship(agentId, third.body.device.id, 'DSC9999999')).rejects.toMatchObject({ code: 'NO_STOCK' });
+  });
+
+  it('C7: the PIN changes after the old one is proven; the old PIN no longer gives the right response', async () => {
+    const { user, card } = await createUserWithCard(h.services, '1111');
+    const token = await loginWithCard(user, card);
+    const [device] = await h.services.devices.listForUser(user.id);
+    const begin = await postJson(h.app, `/api/v1/devices/${device!.id}/pin`, {}, bearer(token));
+    const wrongOld = await postJson(h.app, `/api/v1/devices/${device!.id}/pin/${begin.body.id}`, { response: cardAnswer(card, begin.body.challenge.question, '2222'), newPin: '3333' }, bearer(token));
+    expect(wrongOld.status).toBe(401);
+    const badNew = await postJson(h.app, `/api/v1/devices/${device!.id}/pin/${begin.body.id}`, { response: cardAnswer(card, begin.body.challenge.question), newPin: '33' }, bearer(token));
+    expect(badNew.body.error.code).toBe('INVALID_PIN');
+    const changed = await postJson(h.app, `/api/v1/devices/${device!.id}/pin/${begin.body.id}`, { response: cardAnswer(card, begin.body.challenge.question), newPin: '3333' }, bearer(token));
+    expect(changed.status).toBe(200);
+    const start = await startLogin(h.app, user.username);
+    const oldPin = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question, '1111'));
+    expect(oldPin.status).toBe(401);
+    expect((await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question, '3333'))).status).toBe(200);
+    expect((await h.services.audit.list({ username: user.username })).map((e) => e.event)).toContain('device.pin_changed');
+  });
+});
