@@ -174,6 +174,14 @@ describe('temporary passcode (T1-T5)', () => {
     expect(start.body.devices.map((d: { type: string }) => d.type)).toEqual(['temp_passcode']);
   });
 
+  it('D3: a card first thought at home and then reported lost becomes lost with the next passcode', async () => {
+    const { user } = await createUserWithCard(h.services);
+    await issuePasscode(user.username);
+    expect((await h.services.devices.listForUser(user.id))[0]!.state).toBe('suspended');
+    await issuePasscode(user.username, { deviceStatus: 'lost' });
+    expect((await h.services.devices.listForUser(user.id))[0]!.state).toBe('lost');
+  });
+
   it('T1: a lost card is marked lost; staff can revoke the passcode', async () => {
     const { user } = await createUserWithCard(h.services);
     await issuePasscode(user.username, { deviceStatus: 'lost' });

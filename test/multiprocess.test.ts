@@ -39,9 +39,8 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
   beforeAll(async () => {
     db = await openTestDatabase(dbName);
     env = cliEnv(db);
-    // the first start migrates; start the second after it
-    a = await startServer(env);
-    b = await startServer(env);
+    // both at once on the new database: one migrates, the other waits for it
+    [a, b] = await Promise.all([startServer(env), startServer(env)]);
   });
 
   afterAll(async () => {
@@ -78,6 +77,21 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => post(`${(i % 2 ? a : b).url}/api/v1/login/${start.body.id}`, { response })));
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
     for (const r of results.filter((x) => x.status !== 200)) expect([401, 410]).toContain(r.status);
+  });
+});
+
+describe.each(DATABASES)('several commands at once on a new %s database (X4)', (dbName) => {
+  it('X4: the first start migrates while the others wait; every command works', async () => {
+    const db = await openTestDatabase(dbName);
+    try {
+      const env = cliEnv(db);
+      const results = await Promise.all(['a', 'b', 'c', 'd'].map((u) => sls(['user', 'create', '--username', `same${u}`, '--password', PASSWORD], env)));
+      for (const r of results) expect(r.stderr).toBe('');
+      expect(results.map((r) => r.code)).toEqual([0, 0, 0, 0]);
+      expect((await sls(['audit', 'verify'], env)).code).toBe(0);
+    } finally {
+      await db.drop();
+    }
   });
 });
 

@@ -107,15 +107,36 @@ export class HelpDesk {
     return verification;
   }
 
-  private async requireVerification(user: User, verificationId: string): Promise<void> {
-    const row = await this.deps.store.db
-      .selectFrom('identity_verifications')
-      .select(['expires_at'])
-      .where('id', '=', verificationId)
-      .where('user_id', '=', user.id)
-      .executeTakeFirst();
+  /** A recorded verification of a user (expired or not), or VERIFICATION_NOT_FOUND. */
+  async verification(staffUserId: string, username: string, verificationId: string): Promise<Verification> {
+    await this.staff(staffUserId, 'view');
+    return this.findVerification(await this.deps.users.getByUsername(username), verificationId);
+  }
+
+  private async findVerification(user: User, verificationId: string): Promise<Verification> {
+    const row = /^[A-Za-z0-9_]{1,64}$/.test(verificationId)
+      ? await this.deps.store.db
+          .selectFrom('identity_verifications')
+          .selectAll()
+          .where('id', '=', verificationId)
+          .where('user_id', '=', user.id)
+          .executeTakeFirst()
+      : undefined;
     if (!row) throw new SlsError('VERIFICATION_NOT_FOUND');
-    if (row.expires_at <= this.deps.clock.now()) throw new SlsError('IDENTITY_NOT_VERIFIED');
+    return {
+      id: row.id,
+      userId: row.user_id,
+      staffUserId: row.staff_user_id,
+      method: row.method as VerificationMethod,
+      notes: row.notes,
+      createdAt: row.created_at,
+      expiresAt: row.expires_at,
+    };
+  }
+
+  private async requireVerification(user: User, verificationId: string): Promise<void> {
+    const verification = await this.findVerification(user, verificationId);
+    if (verification.expiresAt <= this.deps.clock.now()) throw new SlsError('IDENTITY_NOT_VERIFIED');
   }
 
   /**
@@ -141,10 +162,17 @@ export class HelpDesk {
     const secret: TempPasscodeSecret = { digest: box.digest(passcode, `device:${deviceId}`) };
 
     await store.serialized('audit_log', async (trx) => {
-      const current = await trx.selectFrom('devices').selectAll().where('user_id', '=', user.id).where('state', '=', 'active').execute();
+      // active devices step aside; a card already suspended by an earlier passcode may now be reported lost
+      const current = await trx
+        .selectFrom('devices')
+        .selectAll()
+        .where('user_id', '=', user.id)
+        .where('state', 'in', deviceStatus === 'lost' ? ['active', 'suspended'] : ['active'])
+        .execute();
       const entries: AuditInput[] = [];
       for (const device of current) {
         const temporary = (TEMPORARY_TYPES as readonly string[]).includes(device.type);
+        if (temporary && device.state !== 'active') continue;
         const to = temporary ? 'revoked' : deviceStatus;
         await trx.updateTable('devices').set({ state: to, state_changed_at: now }).where('id', '=', device.id).execute();
         entries.push({
@@ -152,7 +180,7 @@ export class HelpDesk {
           actor: this.actor(staff),
           userId: user.id,
           username: user.username,
-          data: { deviceId: device.id, type: device.type, from: 'active', to, reason: 'temporary passcode issued' },
+          data: { deviceId: device.id, type: device.type, from: device.state, to, reason: 'temporary passcode issued' },
         });
       }
       await trx

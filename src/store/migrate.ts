@@ -16,15 +16,23 @@ const MIGRATIONS: Record<string, Migration> = {
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
 
+const ATTEMPTS = 10;
+
 /**
- * Brings the schema up to date. Safe when several processes start at once:
- * the migrator takes a lock (a lock table on SQLite, an advisory lock on PostgreSQL).
+ * Brings the schema up to date. Safe when several processes start at once on
+ * a new database: the migrator takes a lock once its own tables exist, and
+ * creating those tables can collide (a busy SQLite file, a duplicate
+ * PostgreSQL catalog entry); then the loser waits a moment and tries again,
+ * finding the work done.
  */
 export async function migrateToLatest(store: Store): Promise<string[]> {
   const migrator = new Migrator({ db: store.db, provider });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) {
-    throw new SlsError('INVALID_CONFIG', { setting: 'database', reason: 'migration failed' }, String(error));
+  let lastError: unknown;
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const { error, results } = await migrator.migrateToLatest();
+    if (!error) return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+    lastError = error;
+    await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400));
   }
-  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  throw new SlsError('INVALID_CONFIG', { setting: 'database', reason: 'migration failed' }, String(lastError));
 }

@@ -86,17 +86,9 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
   }
 
   /** The recorded verification of this user, as the page shows it. */
-  async function verificationOf(user: User, verificationId: string): Promise<VerificationView> {
-    const row = /^[A-Za-z0-9_]{1,64}$/.test(verificationId)
-      ? await services.store.db
-          .selectFrom('identity_verifications')
-          .select(['id', 'method', 'expires_at'])
-          .where('id', '=', verificationId)
-          .where('user_id', '=', user.id)
-          .executeTakeFirst()
-      : undefined;
-    if (!row) throw new SlsError('VERIFICATION_NOT_FOUND');
-    return { id: row.id, method: row.method, expiresAt: row.expires_at, valid: row.expires_at > services.clock.now() };
+  async function verificationOf(staff: Staff, user: User, verificationId: string): Promise<VerificationView> {
+    const v = await services.helpDesk.verification(staff.user.id, user.username, verificationId);
+    return { id: v.id, method: v.method, expiresAt: v.expiresAt, valid: v.expiresAt > services.clock.now() };
   }
 
   function renderSearch(request: FastifyRequest, reply: FastifyReply, staff: Staff, options: { q?: string; results?: User[] | null; error?: unknown } = {}): FastifyReply {
@@ -131,7 +123,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
     let verification: VerificationView | null = null;
     if (options.verificationId) {
       try {
-        verification = await verificationOf(user, options.verificationId);
+        verification = await verificationOf(staff, user, options.verificationId);
       } catch (error) {
         failure ??= error;
       }
