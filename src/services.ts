@@ -17,6 +17,7 @@ import { OnlineCards } from './devices/code-card/online-cards.js';
 import { DscPlusRequests } from './devices/dscplus/requests.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { Users } from './identity/users.js';
+import { Passwords } from './identity/passwords.js';
 import { Lockout } from './policy/lockout.js';
 import { Sessions } from './sessions/sessions.js';
 import { openStore, type Store } from './store/database.js';
@@ -39,6 +40,7 @@ export interface Services {
   onlineCards: OnlineCards;
   dscPlusRequests: DscPlusRequests;
   scheduler: Scheduler;
+  passwords: Passwords;
   close(): Promise<void>;
 }
 
@@ -93,6 +95,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const onlineCards = new OnlineCards({ store, clock, box, audit, users, devices, config });
     const dscPlusRequests = new DscPlusRequests({ store, clock, box, audit, users, devices, notifier, config, helpDesk });
     const scheduler = new Scheduler({ dscPlusRequests, lockout });
+    const passwords = new Passwords({ users, lockout, audit, notifier });
     return {
       config,
       clock,
@@ -110,6 +113,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       onlineCards,
       dscPlusRequests,
       scheduler,
+      passwords,
       close: () => store.close(),
     };
   } catch (error) {

@@ -232,6 +232,40 @@ describe('back with the card (D4)', () => {
   });
 });
 
+describe('a forgotten password (A5, A4)', () => {
+  it('A5: client services set a one-time password for a verified caller; the user must choose a new one', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const path = `/api/v1/helpdesk/users/${user.username}/password-reset`;
+    expect((await postJson(h.app, path, { verificationId: 'ver_none' }, bearer(await agent.token))).status).toBe(404);
+    const reset = await postJson(h.app, path, { verificationId: await verify(user.username) }, bearer(await agent.token));
+    expect(reset.status).toBe(200);
+    const temporary = reset.body.temporaryPassword as string;
+    expect(temporary).toMatch(/^[A-Z2-9]{12}$/);
+    expect((await startLogin(h.app, user.username, PASSWORD)).status).toBe(401);
+
+    const start = await startLogin(h.app, user.username, temporary);
+    const token = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
+    expect((await get(h.app, '/api/v1/session', bearer(token))).body.passwordChangeRequired).toBe(true);
+    const page = await h.app.inject({ method: 'GET', url: '/account', headers: { cookie: `sls_session=${token}` } });
+    expect(page.statusCode).toBe(303);
+    expect(page.headers.location).toBe('/password');
+
+    expect((await postJson(h.app, '/api/v1/password', { currentPassword: 'wrong one', newPassword: 'a brand new phrase' }, bearer(token))).status).toBe(401);
+    const weak = await postJson(h.app, '/api/v1/password', { currentPassword: temporary, newPassword: 'password' }, bearer(token));
+    expect(weak.body.error.code).toBe('WEAK_PASSWORD');
+    expect((await postJson(h.app, '/api/v1/password', { currentPassword: temporary, newPassword: 'a brand new phrase' }, bearer(token))).status).toBe(204);
+    expect((await get(h.app, '/api/v1/session', bearer(token))).body.passwordChangeRequired).toBe(false);
+    expect((await startLogin(h.app, user.username, 'a brand new phrase')).status).toBe(200);
+
+    const events = await h.services.audit.list({ username: user.username });
+    expect(events.filter((e) => e.event === 'user.password_changed').map((e) => e.data.oneTime)).toEqual([false, true]);
+    expect(events.find((e) => e.data.oneTime === true)!.actor).toBe(`staff:${agent.user.id}`);
+    expect(JSON.stringify(events)).not.toContain(temporary);
+    const notices = (await h.services.notifier.list({ userId: user.id })).map((n) => n.template);
+    expect(notices).toEqual(expect.arrayContaining(['passwordReset', 'passwordChanged']));
+  });
+});
+
 describe('unlock (L3, A5) and notices (N1)', () => {
   it('L3: client services lift a lock after verifying the caller; the user hears of the lock and the unlock', async () => {
     const { user, card } = await createUserWithCard(h.services);

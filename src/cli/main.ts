@@ -236,6 +236,21 @@ export function buildProgram(): Command {
     });
 
   helpdesk
+    .command('reset-password')
+    .description('a one-time password for a verified caller who forgot theirs (A5); prints it once')
+    .requiredOption('--staff <s>', 'the staff member acting')
+    .requiredOption('--user <u>', 'the caller')
+    .requiredOption('--verification <id>', 'from `sls helpdesk verify`')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { staff: string; user: string; verification: string }) => {
+      await withServices(options, async (s) => {
+        const staff = await s.users.getByUsername(options.staff);
+        const { temporaryPassword } = await s.helpDesk.resetPassword(staff.id, options.user, { verificationId: options.verification });
+        print(temporaryPassword);
+      });
+    });
+
+  helpdesk
     .command('unlock')
     .description('lift the lock of a verified caller (L3)')
     .requiredOption('--staff <s>', 'the staff member acting')

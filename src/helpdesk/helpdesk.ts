@@ -6,7 +6,7 @@
  */
 import type { Services } from '../services.js';
 import { SlsError } from '../errors.js';
-import { newId } from '../crypto/random.js';
+import { newId, randomUpperAlnum } from '../crypto/random.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import type { Device } from '../devices/types.js';
 import { TEMPORARY_TYPES } from '../devices/types.js';
@@ -251,6 +251,21 @@ export class HelpDesk {
       })),
     );
     return revoked.length;
+  }
+
+  /**
+   * A5: a forgotten password. After verifying the caller, client services
+   * set a one-time password (shown once, read to the caller); at the next
+   * login the user must choose a new one.
+   */
+  async resetPassword(staffUserId: string, username: string, input: { verificationId: string }): Promise<{ temporaryPassword: string }> {
+    const staff = await this.staff(staffUserId, 'act');
+    const user = await this.deps.users.getByUsername(username);
+    await this.requireVerification(user, input.verificationId);
+    const temporaryPassword = randomUpperAlnum(12);
+    await this.deps.users.setPassword(user.id, temporaryPassword, { actor: this.actor(staff), oneTime: true });
+    await this.deps.notifier.notify(user, 'passwordReset', { username: user.username });
+    return { temporaryPassword };
   }
 
   /** L3: client services lift a lock after verifying the caller's identity. */

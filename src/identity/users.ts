@@ -35,6 +35,8 @@ export interface User {
   lastDeviceId: string | null;
   createdAt: number;
   role: Role;
+  /** A5: the user logged in with a one-time password and must choose a new one. */
+  passwordMustChange: boolean;
 }
 
 export interface Account {
@@ -101,6 +103,7 @@ export class Users {
         'users.last_device_id',
         'users.created_at',
         'users.role',
+        'users.password_must_change',
       ]);
   }
 
@@ -116,6 +119,7 @@ export class Users {
     last_device_id: string | null;
     created_at: number;
     role: Role;
+    password_must_change: number;
   }): User {
     return {
       id: row.id,
@@ -129,6 +133,7 @@ export class Users {
       lastDeviceId: row.last_device_id,
       createdAt: row.created_at,
       role: row.role,
+      passwordMustChange: row.password_must_change === 1,
     };
   }
 
@@ -262,6 +267,34 @@ export class Users {
       .execute();
     await this.audit.record({ event: 'account.equity_changed', actor, data: { account: accountNumber, equityUsd } });
     return this.account(account.id);
+  }
+
+  /**
+   * Sets a new password (A4 rules). `oneTime`: a password from client
+   * services (A5), which the user must replace at the next login.
+   */
+  async setPassword(userId: string, password: string, options: { actor: string; oneTime: boolean }): Promise<void> {
+    const user = await this.get(userId);
+    assertPasswordAcceptable(password, user.username);
+    const passwordHash = await hashPassword(password);
+    const now = this.clock.now();
+    await this.store.serialized('audit_log', async (trx) => {
+      await trx
+        .updateTable('users')
+        .set({ password_hash: passwordHash, password_changed_at: now, password_must_change: options.oneTime ? 1 : 0 })
+        .where('id', '=', userId)
+        .execute();
+      await this.audit.append(trx, [
+        { event: 'user.password_changed', actor: options.actor, userId, username: user.username, data: { oneTime: options.oneTime } },
+      ]);
+    });
+  }
+
+  /** All accounts of a user's entity (A1): where a deposit may be held. */
+  async accountsOf(userId: string): Promise<Account[]> {
+    const user = await this.get(userId);
+    const rows = await this.store.db.selectFrom('accounts').selectAll().where('entity_id', '=', user.entityId).orderBy('account_number').execute();
+    return rows.map((row) => ({ id: row.id, accountNumber: row.account_number, entityId: row.entity_id, equityUsd: row.equity_usd_cents / 100, primaryUserId: row.primary_user_id }));
   }
 
   /** Client services' search (help desk): by username prefix or account number. */

@@ -26,7 +26,9 @@ export type NoticeTemplate =
   | 'dscplusShipped'
   | 'autoActivationApproaching'
   | 'autoActivationImminent'
-  | 'dscplusAutoActivated';
+  | 'dscplusAutoActivated'
+  | 'passwordReset'
+  | 'passwordChanged';
 
 export interface OutgoingMessage {
   id: string;

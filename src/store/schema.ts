@@ -45,6 +45,8 @@ export interface UsersTable {
   last_device_id: string | null;
   created_at: number;
   role: Generated<Role>;
+  /** A5: set by a one-time password from client services; cleared when the user chooses a new one. */
+  password_must_change: Generated<number>;
 }
 
 /** Who a user is to the system: a client, or staff (section 0 of the spec). */

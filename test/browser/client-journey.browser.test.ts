@@ -90,7 +90,7 @@ describe.skipIf(!chromiumAvailable)('the card left at home, in real Chromium', (
     await navigation(page, () => page.locator(`#reactivate-${dsc!.id}`).click());
     await answerWith(page, cardAnswer(card, await shownChallenge(page)));
     expect((await facts(page)).path).toBe('/account?reactivated=1');
-    expect(await page.locator('#reactivated').isVisible()).toBe(true);
+    expect(await page.locator('#notice-reactivated').isVisible()).toBe(true);
     const states = (await h.services.devices.listForUser(user.id)).map((x) => `${x.type}:${x.state}`);
     expect(states).toEqual(expect.arrayContaining(['dscplus:active', 'temp_passcode:revoked', 'online_card:revoked']));
     await context.close();

@@ -198,6 +198,24 @@ export function helpdeskApi(services: Services): FastifyPluginAsync {
     );
 
     app.post(
+      '/helpdesk/users/:username/password-reset',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: 'A one-time password for a verified caller who forgot theirs (A5): shown once; the user must change it at the next login',
+          security,
+          params: UserParams,
+          body: z.object({ verificationId: z.string().max(64) }),
+          response: { 200: z.object({ temporaryPassword: z.string() }), ...errors },
+        },
+      },
+      async (request, reply) => {
+        reply.header('cache-control', 'no-store');
+        return services.helpDesk.resetPassword(await staffOf(request), request.params.username, request.body);
+      },
+    );
+
+    app.post(
       '/helpdesk/users/:username/unlock',
       {
         schema: {

@@ -75,5 +75,6 @@ export const SessionSchema = z
     expiresAt: z.string(),
     idleExpiresAt: z.string().nullable(),
     scope: z.enum(['full', 'online_card_only']).describe('online_card_only: a temporary passcode older than 2 days opens only the online security card pages (T3)'),
+    passwordChangeRequired: z.boolean().describe('The user logged in with a one-time password from client services and must choose a new one (A5)'),
   })
   .describe('Session');

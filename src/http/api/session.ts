@@ -21,6 +21,7 @@ export async function sessionView(services: Services, session: Session) {
     expiresAt: iso(session.expiresAt)!,
     idleExpiresAt: iso(session.idleExpiresAt),
     scope: session.scope,
+    passwordChangeRequired: user.passwordMustChange,
   };
 }
 
@@ -39,6 +40,26 @@ export function sessionApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => sessionView(services, (await requireSession(request, services.sessions)).session),
+    );
+
+    app.post(
+      '/password',
+      {
+        schema: {
+          tags: ['session'],
+          summary: 'Change your password (A4): the current one, then the new one',
+          description: 'Required after a one-time password from client services (A5). A wrong current password counts towards the lock (L3).',
+          security: [{ bearer: [] }, { cookie: [] }],
+          body: z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) }),
+          response: { 204: z.null().describe('Changed'), 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 423: ErrorSchema },
+        },
+      },
+      async (request, reply) => {
+        const { session, token } = await requireSession(request, services.sessions);
+        if (token.via === 'cookie') assertSameOrigin(request);
+        await services.passwords.change(session.userId, request.body.currentPassword, request.body.newPassword, requestMeta(request).ip);
+        return reply.status(204).send(null);
+      },
     );
 
     app.post(

@@ -59,6 +59,9 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
       return reply.redirect(session ? '/account' : '/login', 303);
     });
 
+    /** R4: access assistance: each case leads to its path. */
+    app.get('/help', async (request, reply) => pages.render(request, reply, 'help', {}, { path: '/help' }));
+
     app.get('/login', async (request, reply) => {
       const query = request.query as Record<string, unknown>;
       return renderLogin(request, reply, { notice: query.loggedOut === '1' ? request.t('web.loggedOut') : undefined });
@@ -133,9 +136,23 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
       const session = token ? await services.sessions.authenticate(token) : null;
       if (!session) return reply.redirect('/login', 303);
       const user = await services.users.get(session.userId);
+      // A5: a one-time password is replaced before anything else
+      if (user.passwordMustChange) return reply.redirect('/password', 303);
       const devices = await services.devices.listForUser(user.id);
-      const reactivated = (request.query as Record<string, unknown>).reactivated === '1';
-      return pages.render(request, reply, 'account', { user, session, devices, reactivated }, { path: '/account' });
+      const query = request.query as Record<string, unknown>;
+      return pages.render(
+        request,
+        reply,
+        'account',
+        {
+          user,
+          session,
+          devices,
+          eligible: (await services.dscPlusRequests.eligibility(user.id)).eligible,
+          notices: ['reactivated', 'passwordChanged', 'reported', 'pinChanged'].filter((key) => query[key] === '1'),
+        },
+        { path: '/account' },
+      );
     });
 
     app.post('/logout', { preHandler: app.csrfProtection }, async (request, reply) => {

@@ -9,6 +9,7 @@ import type { Services } from '../../services.js';
 import type { Session } from '../../sessions/sessions.js';
 import type { CodeCardSecret } from '../../devices/code-card/code-card.js';
 import { GRID_COLUMNS } from '../../devices/code-card/print.js';
+import { SlsError } from '../../errors.js';
 import { toSlsError } from '../errors.js';
 import { SESSION_COOKIE } from '../session-cookie.js';
 import { field, registerForms, type PageRenderer } from './render.js';
@@ -34,6 +35,121 @@ export function portalPages(services: Services, pages: PageRenderer): FastifyPlu
       const failure = error === undefined ? null : pages.pageError(request, error);
       return pages.render(request, reply, 'device-activate', { flow, device, error: failure }, { status: failure?.status ?? 200, path: `/devices/${device.id}/activate` });
     }
+
+    /** A5/A4: choose a new password (required after a one-time password from client services). */
+    app.get('/password', async (request, reply) => {
+      const session = await sessionOf(request);
+      if (!session) return reply.redirect('/login', 303);
+      const user = await services.users.get(session.userId);
+      return pages.render(request, reply, 'password', { required: user.passwordMustChange, error: null }, { path: '/password' });
+    });
+
+    app.post('/password', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const session = await sessionOf(request);
+      if (!session) return reply.redirect('/login', 303);
+      const next = field(request.body, 'newPassword');
+      try {
+        if (next !== field(request.body, 'confirmPassword')) throw new SlsError('VALIDATION_ERROR', { reason: 'passwords_differ' });
+        await services.passwords.change(session.userId, field(request.body, 'currentPassword'), next, request.ip);
+        return reply.redirect('/account?passwordChanged=1', 303);
+      } catch (error) {
+        const user = await services.users.get(session.userId);
+        const failure = pages.pageError(request, error);
+        return pages.render(request, reply, 'password', { required: user.passwordMustChange, error: failure }, { status: failure.status, path: '/password' });
+      }
+    });
+
+    /** C4: the request form, filled with what was typed when coming back from the summary. */
+    async function renderRequest(request: FastifyRequest, reply: FastifyReply, session: Session, values: Record<string, string>, error?: unknown): Promise<FastifyReply> {
+      const eligibility = await services.dscPlusRequests.eligibility(session.userId);
+      const accounts = await services.users.accountsOf(session.userId);
+      const failure = error === undefined ? null : pages.pageError(request, error);
+      return pages.render(request, reply, 'dscplus-request', { eligibility, accounts, values, error: failure }, { status: failure?.status ?? 200, path: '/dscplus/request' });
+    }
+
+    const REQUEST_FIELDS = ['name', 'line1', 'line2', 'city', 'postalCode', 'country', 'pin', 'holdAccount'] as const;
+    function requestInput(body: unknown) {
+      const v = Object.fromEntries(REQUEST_FIELDS.map((f) => [f, field(body, f)])) as Record<(typeof REQUEST_FIELDS)[number], string>;
+      return {
+        values: v,
+        input: {
+          address: { name: v.name, line1: v.line1, ...(v.line2 ? { line2: v.line2 } : {}), city: v.city, postalCode: v.postalCode, country: v.country },
+          pin: v.pin,
+          ...(v.holdAccount ? { holdAccount: v.holdAccount } : {}),
+        },
+      };
+    }
+
+    app.get('/dscplus/request', async (request, reply) => {
+      const session = await sessionOf(request);
+      if (!session) return reply.redirect('/login', 303);
+      return renderRequest(request, reply, session, {});
+    });
+
+    /** C4: the summary (step = review), back to the form (step = back), or the request itself (step = submit). */
+    app.post('/dscplus/request', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const session = await sessionOf(request);
+      if (!session) return reply.redirect('/login', 303);
+      const { values, input } = requestInput(request.body);
+      const step = field(request.body, 'step');
+      if (step === 'back') return renderRequest(request, reply, session, { ...values, pin: '' });
+      try {
+        if (step === 'submit') {
+          const made = await services.dscPlusRequests.request(session, input);
+          return pages.render(request, reply, 'dscplus-requested', { made }, { path: '/account' });
+        }
+        const summary = await services.dscPlusRequests.preview(session, input);
+        return pages.render(request, reply, 'dscplus-summary', { summary, values }, { path: '/dscplus/request' });
+      } catch (error) {
+        return renderRequest(request, reply, session, { ...values, pin: '' }, error);
+      }
+    });
+
+    /** C5: the user reports a card lost, stolen or damaged. */
+    app.get<{ Params: { deviceId: string } }>('/devices/:deviceId/lost', async (request, reply) => {
+      const session = await sessionOf(request);
+      if (!session) return reply.redirect('/login', 303);
+      const device = await services.devices.get(request.params.deviceId);
+      if (device.userId !== session.userId) throw new SlsError('DEVICE_NOT_FOUND');
+      return pages.render(request, reply, 'device-lost', { device, error: null }, { path: `/devices/${device.id}/lost` });
+    });
+
+    app.post<{ Params: { deviceId: string } }>('/devices/:deviceId/lost', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const session = await sessionOf(request);
+      if (!session) return reply.redirect('/login', 303);
+      const reason = field(request.body, 'reason');
+      if (reason !== 'lost' && reason !== 'stolen' && reason !== 'damaged') throw new SlsError('VALIDATION_ERROR', { reason: 'reason' });
+      await services.dscPlusRequests.reportLost({ userId: session.userId }, request.params.deviceId, reason);
+      return reply.redirect('/account?reported=1', 303);
+    });
+
+    /** C7: change the card's PIN: a response with the old PIN, then the new one. */
+    app.get<{ Params: { deviceId: string } }>('/devices/:deviceId/pin', async (request, reply) => {
+      const session = await sessionOf(request);
+      if (!session) return reply.redirect('/login', 303);
+      const flow = await services.activation.startPinChange(session, request.params.deviceId);
+      const device = await services.devices.get(flow.deviceId);
+      return pages.render(request, reply, 'device-pin', { flow, device, error: null }, { path: `/devices/${device.id}/pin` });
+    });
+
+    app.post<{ Params: { deviceId: string } }>('/devices/:deviceId/pin', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const session = await sessionOf(request);
+      if (!session) return reply.redirect('/login', 303);
+      const flowId = field(request.body, 'flow');
+      try {
+        await services.activation.completePinChange(session, flowId, field(request.body, 'response'), field(request.body, 'newPin'));
+        return reply.redirect('/account?pinChanged=1', 303);
+      } catch (error) {
+        const code = toSlsError(error).code;
+        if (code !== 'LOGIN_FAILED' && code !== 'INVALID_PIN') throw error;
+        const flow = await services.activation.view(session, flowId, 'pin_change').catch(() => {
+          throw error;
+        });
+        const device = await services.devices.get(flow.deviceId);
+        const failure = pages.pageError(request, error);
+        return pages.render(request, reply, 'device-pin', { flow, device, error: failure }, { status: failure.status, path: `/devices/${device.id}/pin` });
+      }
+    });
 
     app.get('/online-card', async (request, reply) => {
       const session = await sessionOf(request);
