@@ -7,13 +7,16 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { DAY, MINUTE } from '../src/clock.js';
 import type { CardFile } from '../src/devices/devices.js';
+import { parsePskc, type PskcKey } from '../src/devices/dscplus/pskc.js';
+import type { Device } from '../src/devices/types.js';
+import type { Session } from '../src/sessions/sessions.js';
 import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, get, startLogin } from './support/api.js';
+import { answer, bearer, get, postJson, startLogin } from './support/api.js';
+import { Agent, alertBox, byId, csrfOf, elements, expectEveryControlLabelled, form, forms, h1s, hasForm, hiddenValue, htmlLang, rows, text, textById, type Page } from './support/html.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -22,188 +25,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h.close();
 });
-
-// ---------------------------------------------------------------------------
-// HTML helpers: our own well-formed templates, read with small regular expressions.
-
-function decode(s: string): string {
-  return s
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&#(\d+);/g, (_, n: string) => String.fromCodePoint(Number(n)))
-    .replace(/&amp;/g, '&');
-}
-
-function text(fragment: string): string {
-  return decode(fragment.replace(/<[^>]*>/g, ' '))
-    .replace(/\s+/g, ' ')
-    .trim();
-}
-
-function attributes(source: string): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const m of source.matchAll(/([A-Za-z_:][-\w:.]*)(?:\s*=\s*"([^"]*)")?/g)) result[m[1]!.toLowerCase()] = decode(m[2] ?? '');
-  return result;
-}
-
-interface Element {
-  tag: string;
-  attrs: Record<string, string>;
-  open: string;
-  inner: string;
-}
-
-function elements(html: string, tag: string): Element[] {
-  const found: Element[] = [];
-  for (const m of html.matchAll(new RegExp(`<${tag}\\b([^>]*)>`, 'gi'))) {
-    const start = m.index + m[0].length;
-    const end = html.toLowerCase().indexOf(`</${tag.toLowerCase()}>`, start);
-    found.push({ tag: tag.toLowerCase(), attrs: attributes(m[1]!), open: m[0], inner: end < 0 ? '' : html.slice(start, end) });
-  }
-  return found;
-}
-
-function byId(html: string, id: string): Element | undefined {
-  for (const m of html.matchAll(new RegExp(`<(\\w+)\\b[^>]*\\sid="${id}"[^>]*>`, 'g'))) {
-    return elements(html.slice(m.index), m[1]!)[0];
-  }
-  return undefined;
-}
-
-function textById(html: string, id: string): string | undefined {
-  const el = byId(html, id);
-  return el ? text(el.inner) : undefined;
-}
-
-function h1s(html: string): string[] {
-  return elements(html, 'h1').map((e) => text(e.inner));
-}
-
-function htmlLang(html: string): string | undefined {
-  return elements(html, 'html')[0]?.attrs.lang;
-}
-
-function alertBox(html: string): { code: string | undefined; role: string | undefined; text: string } | null {
-  const box = elements(html, 'div').find((d) => (d.attrs.class ?? '').split(/\s+/).includes('alert'));
-  return box ? { code: box.attrs['data-code'], role: box.attrs.role, text: text(box.inner) } : null;
-}
-
-/** Every control a person fills in has a label (a <label for>, or one around it); every button has a text. Returns the labels. */
-function labels(html: string): string[] {
-  const all = elements(html, 'label');
-  // in document order
-  const controls = [...html.matchAll(/<(input|select|textarea)\b[^>]*>/gi)]
-    .map((m) => elements(html.slice(m.index), m[1]!)[0]!)
-    .filter((c) => !['hidden', 'submit', 'button'].includes(c.attrs.type ?? ''));
-  const found = controls.map((control) => {
-    const explicit = control.attrs.id ? all.find((l) => l.attrs.for === control.attrs.id) : undefined;
-    const label = explicit ?? all.find((l) => l.inner.includes(control.open));
-    expect(label, `label of ${control.open}`).toBeDefined();
-    return text(label!.inner);
-  });
-  for (const button of elements(html, 'button')) expect(text(button.inner), button.open).not.toBe('');
-  return found;
-}
-
-function forms(html: string): Element[] {
-  return elements(html, 'form');
-}
-
-function form(html: string, action: string): Element {
-  const found = forms(html).find((f) => f.attrs.action === action);
-  if (!found) throw new Error(`no form with action ${action}`);
-  return found;
-}
-
-function hasForm(html: string, action: string): boolean {
-  return forms(html).some((f) => f.attrs.action === action);
-}
-
-function csrfOf(formElement: Element): string {
-  const input = elements(formElement.inner, 'input').find((i) => i.attrs.name === '_csrf');
-  if (!input?.attrs.value) throw new Error('the form has no _csrf field');
-  return input.attrs.value;
-}
-
-function hiddenValue(formElement: Element, name: string): string | undefined {
-  return elements(formElement.inner, 'input').find((i) => i.attrs.name === name && i.attrs.type === 'hidden')?.attrs.value;
-}
-
-/** The rows of a table (by id) as cell texts. */
-function rows(html: string, id: string): string[][] {
-  const table = byId(html, id);
-  if (!table) return [];
-  const body = elements(table.inner, 'tbody')[0]?.inner ?? '';
-  return elements(body, 'tr').map((tr) => elements(tr.inner, 'td').map((td) => text(td.inner)));
-}
-
-// ---------------------------------------------------------------------------
-// A user agent over inject: keeps cookies, follows nothing by itself.
-
-interface Page {
-  status: number;
-  html: string;
-  location: string | undefined;
-  headers: LightMyRequestResponse['headers'];
-  setCookies: string[];
-}
-
-interface RawCookie {
-  name: string;
-  value: string;
-  maxAge?: number;
-  expires?: Date;
-}
-
-class Agent {
-  readonly jar = new Map<string, string>();
-
-  constructor(private readonly app: FastifyInstance) {}
-
-  private keep(raw: LightMyRequestResponse): Page {
-    for (const c of raw.cookies as RawCookie[]) {
-      const gone = c.value === '' || c.maxAge === 0 || (c.expires !== undefined && c.expires.getTime() <= Date.now());
-      if (gone) this.jar.delete(c.name);
-      else this.jar.set(c.name, c.value);
-    }
-    const setCookie = raw.headers['set-cookie'];
-    return {
-      status: raw.statusCode,
-      html: raw.body,
-      location: raw.headers.location === undefined ? undefined : String(raw.headers.location),
-      headers: raw.headers,
-      setCookies: setCookie === undefined ? [] : Array.isArray(setCookie) ? setCookie : [String(setCookie)],
-    };
-  }
-
-  async get(url: string): Promise<Page> {
-    return this.keep(await this.app.inject({ method: 'GET', url, cookies: Object.fromEntries(this.jar) }));
-  }
-
-  async post(url: string, fields: Record<string, string>): Promise<Page> {
-    const raw = await this.app.inject({
-      method: 'POST',
-      url,
-      payload: new URLSearchParams(fields).toString(),
-      cookies: Object.fromEntries(this.jar),
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    });
-    return this.keep(raw);
-  }
-
-  /** Submits a form of the page with its CSRF token and hidden fields, as a browser would. */
-  submit(page: Page, action: string, fields: Record<string, string> = {}): Promise<Page> {
-    const f = form(page.html, action);
-    const hidden = Object.fromEntries(
-      elements(f.inner, 'input')
-        .filter((i) => i.attrs.type === 'hidden' && i.attrs.name)
-        .map((i) => [i.attrs.name!, i.attrs.value ?? '']),
-    );
-    return this.post(action, { ...hidden, _csrf: csrfOf(f), ...fields });
-  }
-}
 
 // ---------------------------------------------------------------------------
 
@@ -333,7 +154,7 @@ describe('who may use the console (T1, A5)', () => {
     expect(page.status).toBe(200);
     expect(textById(page.html, 'view-only')).toBe('Your role may look up users but not act for them.');
     expect(forms(page.html)).toEqual([]);
-    expect(rows(page.html, 'devices')).toEqual([['Digital Security Card+ (DSC+)', expect.stringMatching(/^DSC\d{7}$/), 'active', '']]);
+    expect(rows(page.html, 'devices')).toEqual([['Digital Security Card+ (DSC+)', expect.stringMatching(/^DSC\d{7}$/), 'active', '', '']]);
 
     const forged = await compliance.agent.post(`${userPath(caller)}/verifications`, { _csrf: csrfOf(form(account.html, '/logout')), method: 'id_document' });
     expect(forged.status).toBe(403);
@@ -350,7 +171,7 @@ describe('search (T1)', () => {
     const console = await staff.agent.get(byId(account.html, 'helpdesk-link')!.attrs.href!);
     expect(console.status).toBe(200);
     expect(h1s(console.html)).toEqual(['Help desk console']);
-    expect(labels(console.html)).toEqual(['User name or account number']);
+    expect(expectEveryControlLabelled(console.html)).toEqual(['User name or account number']);
     expect(form(console.html, '/helpdesk').attrs.method).toBe('get');
     expect(byId(console.html, 'results')).toBeUndefined();
 
@@ -400,14 +221,19 @@ describe("the user page (L3, X1)", () => {
     expect(textById(page.html, 'user-status')).toBe('active');
     expect(textById(page.html, 'lock-state')).toBe('Not locked');
     expect(textById(page.html, 'failures')).toBe('1');
-    expect(rows(page.html, 'devices')).toEqual([['Digital Security Card+ (DSC+)', card.serial, 'active', '']]);
+    expect(rows(page.html, 'devices')).toEqual([['Digital Security Card+ (DSC+)', card.serial, 'active', '', '']]); // no deposit: not a requested card
     const audit = rows(page.html, 'audit');
     expect(audit.map((r) => r[1])).toEqual(expect.arrayContaining(['Wrong password', 'Device added', 'User created']));
     expect(audit.find((r) => r[1] === 'Device added')).toEqual([expect.stringMatching(/ UTC$/), 'Device added', 'test', expect.stringContaining(`serial=${card.serial}`)]);
     expect(textById(page.html, 'verification-needed')).toBe('The actions below need a recorded identity verification: verify the caller first.');
-    // before a verification, only the verification form
-    expect(forms(page.html).map((f) => f.attrs.action)).toEqual([`${userPath(caller)}/verifications`]);
-    expect(labels(page.html)).toEqual(["How the caller's identity was verified", 'Notes: what was checked']);
+    // before a verification, only the verification form, and the card's own forms (C5), which need none
+    const [device] = await h.services.devices.listForUser(caller.id);
+    expect(forms(page.html).map((f) => f.attrs.action)).toEqual([
+      `${userPath(caller)}/verifications`,
+      `${userPath(caller)}/devices/${device!.id}/lost`,
+      `${userPath(caller)}/devices/${device!.id}/returned`,
+    ]);
+    expect(expectEveryControlLabelled(page.html)).toEqual(["How the caller's identity was verified", 'Notes: what was checked', 'What happened to the card']);
     const options = elements(byId(page.html, 'method')!.inner, 'option').map((o) => [o.attrs.value, text(o.inner)]);
     expect(options).toEqual([
       ['', 'Choose how'],
@@ -432,7 +258,7 @@ describe('identity verification and the temporary passcode (T1-T5, A5)', () => {
     const issueForm = form(verified.html, `${userPath(caller)}/temporary-passcode`);
     expect(issueForm.attrs.method).toBe('post');
     expect(hiddenValue(issueForm, 'verificationId')).toBe(id);
-    expect(labels(verified.html)).toEqual(["How the caller's identity was verified", 'Notes: what was checked', 'temporarily unavailable', 'lost']);
+    expect(expectEveryControlLabelled(verified.html)).toEqual(["How the caller's identity was verified", 'Notes: what was checked', 'temporarily unavailable', 'lost', 'What happened to the card']);
     expect(elements(issueForm.inner, 'legend').map((l) => text(l.inner))).toEqual(["The caller's security device is"]);
     expect(hasForm(verified.html, `${userPath(caller)}/unlock`)).toBe(false); // not locked
 
@@ -625,6 +451,344 @@ describe('identity verification and the temporary passcode (T1-T5, A5)', () => {
   });
 });
 
+describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)', () => {
+  /** The batch every test here ships from (C8): DSC0000001 to DSC0000003. */
+  let batch: PskcKey[];
+  beforeAll(async () => {
+    batch = parsePskc(readFileSync(new URL('./fixtures/pskc/batch-plain.xml', import.meta.url), 'utf8'));
+    await h.services.devices.importStock(batch, 'test', 'batch-plain.xml');
+  });
+
+  const ADDRESS = { name: 'Ada Lovelace', line1: '12 Market Street', city: 'Springfield', postalCode: '62701', country: 'US' };
+  const devicePath = (u: User, deviceId: string, action: 'ship' | 'lost' | 'returned'): string => `${userPath(u)}/devices/${deviceId}/${action}`;
+  const usd20 = (account: string, how: 'held on' | 'kept from' | 'released on'): string => `USD 20.00 ${how} account ${account}`;
+
+  /** The DSC+ serials of the stock, in order. */
+  async function stock(): Promise<string[]> {
+    return (await h.services.devices.listStock()).filter((d) => d.type === 'dscplus').map((d) => d.serial!);
+  }
+
+  /**
+   * A client with a card whose equity allows a DSC+ (C1) requests another
+   * one (C4): the new device is `requested` and USD 20 is held.
+   */
+  async function withRequest(): Promise<{ caller: User; card: CardFile; active: Device; requested: Device }> {
+    const { user: caller, card } = await createUserWithCard(h.services, '1234', { equityUsd: 2_000_000 });
+    const { device: requested } = await h.services.dscPlusRequests.request({ userId: caller.id } as Session, { address: ADDRESS, pin: '2468' });
+    const active = (await h.services.devices.listForUser(caller.id)).find((d) => d.serial === card.serial)!;
+    return { caller, card, active, requested };
+  }
+
+  /** The card file of a shipped card: the seed of the batch and the user's own PIN. */
+  function shippedCard(serial: string, pin = '2468'): CardFile {
+    const key = batch.find((k) => k.serial === serial)!;
+    return { format: 'sls-dscplus-card/1', serial, suite: key.suite!, seed: key.secret.toString('hex'), pin };
+  }
+
+  const TEXTS = {
+    fr: {
+      labels: ["Comment l'identité de l'appelant a été vérifiée", 'Notes : ce qui a été vérifié', 'Ce qui est arrivé à la carte', 'Carte du stock'],
+      deposit: (account: string) => `20,00 USD bloqués sur le compte ${account}`,
+      heading: 'Expédition, perte et retour des DSC+',
+      requested: 'Digital Security Card+ (DSC+) demandée le',
+      reasons: ['Choisissez', 'perdue', 'volée', 'endommagée'],
+      buttons: ['Déclarer perdue', 'Déclarer retournée', 'Expédier la carte'],
+      state: "L'appareil ne le permet pas dans son état (demandé).",
+      lost: (serial: string, username: string) => `La DSC+ ${serial} de ${username} est déclarée perdue et ne fonctionne plus.`,
+      reason: 'Indiquez ce qui est arrivé à la carte : perdue, volée ou endommagée.',
+    },
+    'zh-Hant': {
+      labels: ['來電者身份的核實方式', '備註：核實了哪些資料', '安全卡的情況', '庫存中的安全卡'],
+      deposit: (account: string) => `已凍結帳戶 ${account} 的 USD 20.00`,
+      heading: 'DSC+ 寄送、遺失及退回',
+      requested: '數位安全卡+',
+      reasons: ['請選擇', '遺失', '被盜', '損壞'],
+      buttons: ['標記為遺失', '標記為已退回', '寄出安全卡'],
+      state: '設備在目前狀態（已申請）下無法執行此操作。',
+      lost: (serial: string, username: string) => `${username} 的 DSC+ ${serial} 已標記為遺失，並已停用。`,
+      reason: '請選擇安全卡的情況：遺失、被盜或損壞。',
+    },
+  } as const;
+  const ENGLISH = /\b(Deposit|held|Ship|ship|Mark lost|Mark returned|What happened|Choose|requested on|stolen|damaged|no longer works|cannot do that)\b/;
+
+  it.each(['fr', 'zh-Hant'] as const)('X2/C5: the card forms, deposits, notices and errors in %s, every control labelled, no English left', async (lang) => {
+    const t = TEXTS[lang];
+    const staff = await signedIn('client_services', `?lang=${lang}`);
+    const { caller, card, active, requested } = await withRequest();
+    const page = await staff.agent.get(userPath(caller));
+    expect(htmlLang(page.html)).toBe(lang);
+    expect(expectEveryControlLabelled(page.html)).toEqual(t.labels);
+    expect(rows(page.html, 'devices')[1]?.[4]).toBe(t.deposit(caller.accountNumber));
+    expect(textById(page.html, 'cards-heading')).toBe(t.heading);
+    expect(textById(page.html, `card-${requested.id}-heading`)).toContain(t.requested);
+    expect(elements(byId(page.html, `reason-${active.id}`)!.inner, 'option').map((o) => text(o.inner))).toEqual(t.reasons);
+    expect(elements(page.html, 'button').map((b) => text(b.inner)).slice(-3)).toEqual(t.buttons);
+
+    const token = csrfOf(form(page.html, `${userPath(caller)}/verifications`));
+    const wrongState = await staff.agent.post(devicePath(caller, requested.id, 'returned'), { _csrf: token });
+    expect(wrongState.status).toBe(409);
+    expect(alertBox(wrongState.html)).toEqual({ code: 'DEVICE_STATE', role: 'alert', text: t.state });
+    const badReason = await staff.agent.post(devicePath(caller, active.id, 'lost'), { _csrf: token, reason: 'misplaced' });
+    expect(badReason.status).toBe(400);
+    expect(alertBox(badReason.html)?.text).toBe(t.reason);
+
+    const lost = await staff.agent.submit(page, devicePath(caller, active.id, 'lost'), { reason: 'lost' });
+    const after = await staff.agent.get(lost.location!);
+    expect(textById(after.html, 'notice')).toBe(t.lost(card.serial, caller.username)); // no deposit: not a requested card
+
+    for (const shown of [page, wrongState, badReason, after]) {
+      const visible = text(shown.html.replace(/<table class="devices" id="audit">[\s\S]*?<\/table>/, ''));
+      expect(visible).not.toMatch(ENGLISH);
+    }
+  });
+
+  it('C6/C8/D3/X1: a requested DSC+ is shipped from the stock through the console: the serials of the stock to choose from, then "shipped, activates itself on …", the card shipped with its serial, audited with the staff id; three weeks later it activates itself and answers with the seed of the batch and the user\'s PIN', async () => {
+    const staff = await signedIn();
+    const { caller, card, active, requested } = await withRequest();
+    const page = await staff.agent.get(userPath(caller));
+    expect(page.status).toBe(200);
+    expect(rows(page.html, 'devices')).toEqual([
+      ['Digital Security Card+ (DSC+)', card.serial, 'active', '', ''],
+      ['Digital Security Card+ (DSC+)', '', 'requested', '', usd20(caller.accountNumber, 'held on')],
+    ]);
+    const requestedAt = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'medium', timeZone: 'UTC' }).format(requested.createdAt);
+    expect(textById(page.html, `card-${requested.id}-heading`)).toBe(`Digital Security Card+ (DSC+) requested on ${requestedAt} UTC`);
+    expect(textById(page.html, `ship-to-${requested.id}`)).toBe('Ada Lovelace, 12 Market Street, 62701 Springfield, US');
+    // C8: the DSC+ cards of the stock, nothing else; a requested card can be shipped, not reported lost or returned
+    expect(await stock()).toEqual(['DSC0000001', 'DSC0000002', 'DSC0000003']);
+    const shipAction = devicePath(caller, requested.id, 'ship');
+    expect(elements(byId(page.html, `serial-${requested.id}`)!.inner, 'option').map((o) => [o.attrs.value, text(o.inner)])).toEqual([
+      ['', 'Choose a serial number'],
+      ['DSC0000001', 'DSC0000001'],
+      ['DSC0000002', 'DSC0000002'],
+      ['DSC0000003', 'DSC0000003'],
+    ]);
+    expect(byId(page.html, `serial-${requested.id}`)?.attrs.required).toBe('');
+    expect(forms(page.html).map((f) => f.attrs.action)).toEqual([
+      `${userPath(caller)}/verifications`,
+      devicePath(caller, active.id, 'lost'),
+      devicePath(caller, active.id, 'returned'),
+      shipAction,
+    ]);
+    expect(expectEveryControlLabelled(page.html)).toEqual(["How the caller's identity was verified", 'Notes: what was checked', 'What happened to the card', 'Card from the stock']);
+
+    const shipped = await staff.agent.submit(page, shipAction, { serial: 'DSC0000001' });
+    expect(shipped.status, shipped.html).toBe(303);
+    expect(shipped.location).toBe(`${userPath(caller)}?done=shipped&device=${requested.id}`);
+    const after = await staff.agent.get(shipped.location!);
+    const autoActivateAt = h.clock.now() + 21 * DAY;
+    const on = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'medium', timeZone: 'UTC' }).format(autoActivateAt);
+    expect(textById(after.html, 'notice')).toBe(`DSC+ DSC0000001 is shipped to ${caller.username}. It activates itself on ${on} UTC unless activated before.`);
+    expect(rows(after.html, 'devices')[1]).toEqual(['Digital Security Card+ (DSC+)', 'DSC0000001', 'shipped', '', usd20(caller.accountNumber, 'held on')]);
+    expect(textById(after.html, `card-${requested.id}-heading`)).toBe('Digital Security Card+ (DSC+) DSC0000001: shipped');
+    expect(hasForm(after.html, shipAction)).toBe(false);
+    expect(hasForm(after.html, devicePath(caller, requested.id, 'lost'))).toBe(true);
+    expect(hasForm(after.html, devicePath(caller, requested.id, 'returned'))).toBe(true);
+    expect(await stock()).toEqual(['DSC0000002', 'DSC0000003']);
+    // a reload shows the page again, not a second shipment
+    expect(textById((await staff.agent.get(shipped.location!)).html, 'notice')).toBe(textById(after.html, 'notice'));
+
+    // X1: audited with the staff member's id, shown on the page; the user is told (N1)
+    const entry = (await auditOf(caller)).find((e) => e.event === 'device.shipped');
+    expect(entry).toMatchObject({ actor: `staff:${staff.user.id}`, data: { deviceId: requested.id, serial: 'DSC0000001', autoActivateAt } });
+    expect(rows(after.html, 'audit').find((r) => r[1] === 'Device shipped')?.[2]).toBe(`staff:${staff.user.id}`);
+    expect((await h.services.notifier.list({ userId: caller.id })).map((n) => n.template)).toContain('dscplusShipped');
+
+    // C6: not activated by the user, it activates itself three weeks after shipment
+    h.clock.advance(21 * DAY);
+    expect((await h.services.dscPlusRequests.autoActivateDue()).map((d) => d.id)).toContain(requested.id);
+    await logIn(staff.agent, staff.user, staff.card); // the staff session idled out meanwhile
+    expect(rows((await staff.agent.get(userPath(caller))).html, 'devices')[1]?.slice(0, 3)).toEqual(['Digital Security Card+ (DSC+)', 'DSC0000001', 'active']);
+    // C8: the card holds the seed of the batch; the user's PIN goes into the response (C3)
+    const start = await startLogin(h.app, caller.username);
+    const switched = await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: requested.id });
+    expect(switched.body).toMatchObject({ device: { id: requested.id }, challenge: { type: 'ocra' } });
+    const question = switched.body.challenge.question as string;
+    expect((await answer(h.app, start.body.id, cardAnswer(shippedCard('DSC0000001', '1234'), question))).status).toBe(401);
+    const again = await startLogin(h.app, caller.username);
+    const second = await postJson(h.app, `/api/v1/login/${again.body.id}`, { device: requested.id });
+    expect((await answer(h.app, again.body.id, cardAnswer(shippedCard('DSC0000001'), second.body.challenge.question as string))).status).toBe(200);
+  });
+
+  it('C5/D3/X1: a card reported stolen through the console stops working and its USD 20 deposit is kept; a card marked returned stops working and its deposit is released; the page shows each deposit and the forms the new state allows', async () => {
+    const staff = await signedIn();
+    const a = await withRequest();
+    const b = await withRequest();
+    const [first, second] = await stock();
+    await h.services.dscPlusRequests.ship(staff.user.id, a.requested.id, first!);
+    await h.services.devices.setState(a.requested.id, 'active', 'test'); // as if the user had activated it
+    await h.services.dscPlusRequests.ship(staff.user.id, b.requested.id, second!);
+
+    // stolen, from the verification page: back to it
+    const { page: verified, id } = await verify(staff.agent, a.caller);
+    const lostAction = devicePath(a.caller, a.requested.id, 'lost');
+    expect(hiddenValue(form(verified.html, lostAction), 'verificationId')).toBe(id);
+    expect(elements(byId(verified.html, `reason-${a.requested.id}`)!.inner, 'option').map((o) => [o.attrs.value, text(o.inner)])).toEqual([
+      ['', 'Choose'],
+      ['lost', 'lost'],
+      ['stolen', 'stolen'],
+      ['damaged', 'damaged'],
+    ]);
+    const lost = await staff.agent.submit(verified, lostAction, { reason: 'stolen' });
+    expect(lost.status, lost.html).toBe(303);
+    expect(lost.location).toBe(`${userPath(a.caller)}/verifications/${id}?done=lost&device=${a.requested.id}`);
+    const afterLost = await staff.agent.get(lost.location!);
+    expect(textById(afterLost.html, 'notice')).toBe(
+      `DSC+ ${first} of ${a.caller.username} is marked lost and no longer works. Deposit: ${usd20(a.caller.accountNumber, 'kept from')}.`,
+    );
+    expect(rows(afterLost.html, 'devices')[1]).toEqual(['Digital Security Card+ (DSC+)', first, 'lost', '', usd20(a.caller.accountNumber, 'kept from')]);
+    expect(hasForm(afterLost.html, lostAction)).toBe(false);
+    expect(hasForm(afterLost.html, devicePath(a.caller, a.requested.id, 'returned'))).toBe(true); // a lost card may still come back
+    expect(await h.services.dscPlusRequests.hold(a.requested.id)).toEqual({ status: 'kept', amountUsd: 20, account: a.caller.accountNumber });
+    expect((await h.services.devices.activeForUser(a.caller.id, null)).map((d) => d.id)).toEqual([a.active.id]);
+    const auditA = await auditOf(a.caller);
+    expect(auditA.find((e) => e.event === 'device.state_changed' && e.data.deviceId === a.requested.id && e.data.to === 'lost')).toMatchObject({
+      actor: `staff:${staff.user.id}`,
+      data: { from: 'active', reason: 'stolen' },
+    });
+    expect(auditA.find((e) => e.event === 'deposit.settled')).toMatchObject({ actor: `staff:${staff.user.id}`, data: { deviceId: a.requested.id, status: 'kept', amountUsd: 20 } });
+
+    // returned: the deposit is released; nothing more to do with that card
+    const page = await staff.agent.get(userPath(b.caller));
+    expect(rows(page.html, 'devices')[1]).toEqual(['Digital Security Card+ (DSC+)', second, 'shipped', '', usd20(b.caller.accountNumber, 'held on')]);
+    const returnedAction = devicePath(b.caller, b.requested.id, 'returned');
+    const returned = await staff.agent.submit(page, returnedAction);
+    expect(returned.status, returned.html).toBe(303);
+    expect(returned.location).toBe(`${userPath(b.caller)}?done=returned&device=${b.requested.id}`);
+    const afterReturn = await staff.agent.get(returned.location!);
+    expect(textById(afterReturn.html, 'notice')).toBe(
+      `DSC+ ${second} of ${b.caller.username} is marked returned and no longer works. Deposit: ${usd20(b.caller.accountNumber, 'released on')}.`,
+    );
+    expect(rows(afterReturn.html, 'devices')[1]).toEqual(['Digital Security Card+ (DSC+)', second, 'returned', '', usd20(b.caller.accountNumber, 'released on')]);
+    expect(byId(afterReturn.html, `card-${b.requested.id}`)).toBeUndefined();
+    expect(await h.services.dscPlusRequests.hold(b.requested.id)).toEqual({ status: 'released', amountUsd: 20, account: b.caller.accountNumber });
+    expect((await auditOf(b.caller)).find((e) => e.event === 'deposit.settled')).toMatchObject({
+      actor: `staff:${staff.user.id}`,
+      data: { deviceId: b.requested.id, status: 'released', amountUsd: 20 },
+    });
+    expect(rows(afterReturn.html, 'audit').find((r) => r[1] === 'Deposit released or kept')?.[3]).toContain('status=released');
+  });
+
+  it('X3: bad card actions are refused on the user page with a translated error and nothing changes: no serial or a bad reason (400 VALIDATION_ERROR), a serial not in the stock (409 NO_STOCK), a state that does not allow it (409 DEVICE_STATE), a device of another user or none (404 DEVICE_NOT_FOUND), an unknown user (404 USER_NOT_FOUND)', async () => {
+    const staff = await signedIn();
+    const { caller, active, requested } = await withRequest();
+    const { user: other, card: otherCard } = await createUserWithCard(h.services);
+    const otherDevice = (await h.services.devices.listForUser(other.id)).find((d) => d.serial === otherCard.serial)!;
+    const page = await staff.agent.get(userPath(caller));
+    const token = csrfOf(form(page.html, `${userPath(caller)}/verifications`));
+    const before = await stock();
+
+    const cases: [string, Record<string, string>, number, string, string][] = [
+      [devicePath(caller, requested.id, 'ship'), {}, 400, 'VALIDATION_ERROR', 'Choose the serial number of a card in the stock.'],
+      [devicePath(caller, requested.id, 'ship'), { serial: 'x'.repeat(33) }, 400, 'VALIDATION_ERROR', 'Choose the serial number of a card in the stock.'],
+      [devicePath(caller, requested.id, 'ship'), { serial: 'DSC9999999' }, 409, 'NO_STOCK', 'No card with serial DSC9999999 in the stock.'],
+      [devicePath(caller, active.id, 'ship'), { serial: 'DSC9999999' }, 409, 'DEVICE_STATE', 'The device cannot do that in its state (active).'],
+      [devicePath(caller, active.id, 'lost'), { reason: 'misplaced' }, 400, 'VALIDATION_ERROR', 'Choose what happened to the card: lost, stolen or damaged.'],
+      [devicePath(caller, active.id, 'lost'), {}, 400, 'VALIDATION_ERROR', 'Choose what happened to the card: lost, stolen or damaged.'],
+      [devicePath(caller, requested.id, 'returned'), {}, 409, 'DEVICE_STATE', 'The device cannot do that in its state (requested).'],
+      [devicePath(caller, otherDevice.id, 'lost'), { reason: 'lost' }, 404, 'DEVICE_NOT_FOUND', 'No such device.'],
+      [devicePath(caller, otherDevice.id, 'returned'), {}, 404, 'DEVICE_NOT_FOUND', 'No such device.'],
+      [devicePath(caller, 'dev_nosuchdevice', 'returned'), {}, 404, 'DEVICE_NOT_FOUND', 'No such device.'],
+    ];
+    for (const [path, fields, status, code, message] of cases) {
+      const res = await staff.agent.post(path, { _csrf: token, ...fields });
+      expect(res.status, `${path} ${JSON.stringify(fields)}`).toBe(status);
+      expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(alertBox(res.html), path).toEqual({ code, role: 'alert', text: message });
+      expect(h1s(res.html)).toEqual([`User ${caller.username}`]);
+    }
+    // the error box describes the form that failed, when the page shows it
+    const failed = await staff.agent.post(devicePath(caller, active.id, 'lost'), { _csrf: token, reason: 'misplaced' });
+    expect(form(failed.html, devicePath(caller, active.id, 'lost')).attrs['aria-describedby']).toBe('form-error');
+    expect(form(failed.html, devicePath(caller, active.id, 'returned')).attrs['aria-describedby']).toBeUndefined();
+    const unknown = await staff.agent.post(`/helpdesk/users/nosuchuser/devices/${requested.id}/returned`, { _csrf: token });
+    expect(unknown.status).toBe(404);
+    expect(alertBox(unknown.html)?.code).toBe('USER_NOT_FOUND');
+
+    expect((await h.services.devices.get(requested.id)).state).toBe('requested');
+    expect((await h.services.devices.get(active.id)).state).toBe('active');
+    expect((await h.services.devices.get(otherDevice.id)).state).toBe('active');
+    expect(await h.services.dscPlusRequests.hold(requested.id)).toMatchObject({ status: 'held' });
+    expect(await stock()).toEqual(before);
+    expect((await auditOf(caller)).map((e) => e.event)).not.toContain('device.shipped');
+  });
+
+  it('T1/C5: compliance sees the cards and their deposits but no ship, lost or returned form; a forged one is refused on the page (403 FORBIDDEN_ROLE) and changes nothing', async () => {
+    const compliance = await signedIn('compliance');
+    const { caller, card, active, requested } = await withRequest();
+    const page = await compliance.agent.get(userPath(caller));
+    expect(page.status).toBe(200);
+    expect(rows(page.html, 'devices')).toEqual([
+      ['Digital Security Card+ (DSC+)', card.serial, 'active', '', ''],
+      ['Digital Security Card+ (DSC+)', '', 'requested', '', usd20(caller.accountNumber, 'held on')],
+    ]);
+    expect(forms(page.html)).toEqual([]);
+    expect(byId(page.html, 'card-actions')).toBeUndefined();
+
+    const token = csrfOf(form((await compliance.agent.get('/account')).html, '/logout'));
+    const before = await stock();
+    const forged: [string, Record<string, string>][] = [
+      [devicePath(caller, requested.id, 'ship'), { serial: before[0] ?? 'DSC0000001' }],
+      [devicePath(caller, active.id, 'lost'), { reason: 'stolen' }],
+      [devicePath(caller, active.id, 'returned'), {}],
+      [devicePath(caller, 'dev_nosuchdevice', 'returned'), {}],
+    ];
+    for (const [path, fields] of forged) {
+      const res = await compliance.agent.post(path, { _csrf: token, ...fields });
+      expect(res.status, path).toBe(403);
+      expect(alertBox(res.html), path).toMatchObject({ code: 'FORBIDDEN_ROLE', role: 'alert' });
+      expect(h1s(res.html)).toEqual([`User ${caller.username}`]);
+      expect(forms(res.html)).toEqual([]);
+    }
+    expect((await h.services.devices.get(requested.id)).state).toBe('requested');
+    expect((await h.services.devices.get(active.id)).state).toBe('active');
+    expect(await h.services.dscPlusRequests.hold(requested.id)).toMatchObject({ status: 'held' });
+    expect(await stock()).toEqual(before);
+    const events = (await auditOf(caller)).map((e) => e.event);
+    expect(events).not.toContain('device.shipped');
+    expect(events).not.toContain('deposit.settled');
+    expect(events).not.toContain('device.state_changed');
+  });
+
+  it('X3: the card forms refuse a POST without the CSRF token, or with a made-up one (403 CSRF_FAILED), and nothing is done', async () => {
+    const staff = await signedIn();
+    const { caller, active, requested } = await withRequest();
+    const page = await staff.agent.get(userPath(caller));
+    for (const f of forms(page.html)) expect(csrfOf(f), f.attrs.action).not.toBe('');
+    const before = await stock();
+    const actions: [string, Record<string, string>][] = [
+      [devicePath(caller, requested.id, 'ship'), { serial: before[0] ?? 'DSC0000001' }],
+      [devicePath(caller, active.id, 'lost'), { reason: 'stolen' }],
+      [devicePath(caller, active.id, 'returned'), {}],
+    ];
+    for (const [path, fields] of actions) {
+      const tokens: Record<string, string>[] = [{}, { _csrf: 'made-up-token' }];
+      for (const extra of tokens) {
+        const res = await staff.agent.post(path, { ...fields, ...extra });
+        expect(res.status, path).toBe(403);
+        expect(alertBox(res.html)?.code, path).toBe('CSRF_FAILED');
+      }
+    }
+    expect((await h.services.devices.get(requested.id)).state).toBe('requested');
+    expect((await h.services.devices.get(active.id)).state).toBe('active');
+    expect(await h.services.dscPlusRequests.hold(requested.id)).toMatchObject({ status: 'held' });
+    expect(await stock()).toEqual(before);
+  });
+
+  it('C8: when the stock has no DSC+ left, the page says so in place of the ship form', async () => {
+    const staff = await signedIn();
+    // use up what the other tests left of the stock
+    for (const serial of await stock()) {
+      const { requested } = await withRequest();
+      await h.services.dscPlusRequests.ship(staff.user.id, requested.id, serial);
+    }
+    const { caller, requested } = await withRequest();
+    const page = await staff.agent.get(userPath(caller));
+    expect(hasForm(page.html, devicePath(caller, requested.id, 'ship'))).toBe(false);
+    expect(textById(page.html, `no-stock-${requested.id}`)).toBe('There is no DSC+ in the stock: import a batch of cards before shipping.');
+  });
+});
+
 describe('CSRF protection of the console forms (X3)', () => {
   it('X3: every console POST refuses a request without the token, or with a made-up one (403 CSRF_FAILED, nothing done); the login pages\' token is good for the console (one sls_csrf cookie)', async () => {
     const staff = await signedIn();
@@ -668,7 +832,7 @@ describe('languages (X2)', () => {
       console: 'Console du Service clientèle',
       search: 'Nom d\'utilisateur ou numéro de compte',
       user: 'Utilisateur',
-      labels: ["Comment l'identité de l'appelant a été vérifiée", 'Notes : ce qui a été vérifié', 'temporairement indisponible', 'perdu'],
+      labels: ["Comment l'identité de l'appelant a été vérifiée", 'Notes : ce qui a été vérifié', 'temporairement indisponible', 'perdu', 'Ce qui est arrivé à la carte'],
       method: 'Pièce d\'identité',
       verified: 'Identité vérifiée (Pièce d\'identité) : vérification',
       role: 'Client',
@@ -680,7 +844,7 @@ describe('languages (X2)', () => {
       console: '客戶服務部控制台',
       search: '用戶名或帳戶號碼',
       user: '用戶',
-      labels: ['來電者身份的核實方式', '備註：核實了哪些資料', '暫時無法使用', '已遺失'],
+      labels: ['來電者身份的核實方式', '備註：核實了哪些資料', '暫時無法使用', '已遺失', '安全卡的情況'],
       method: '身份證明文件',
       verified: '身份已核實（身份證明文件）：核實編號',
       role: '客戶',
@@ -702,14 +866,14 @@ describe('languages (X2)', () => {
     const search = await staff.agent.get(`/helpdesk?q=${caller.username}`);
     expect(htmlLang(search.html)).toBe(lang);
     expect(h1s(search.html)).toEqual([t.console]);
-    expect(labels(search.html)).toEqual([t.search]);
+    expect(expectEveryControlLabelled(search.html)).toEqual([t.search]);
     expect(rows(search.html, 'results')[0]?.[2]).toBe(t.role);
 
     const { page: verified, id } = await verify(staff.agent, caller, 'id_document');
     expect(htmlLang(verified.html)).toBe(lang);
     expect(h1s(verified.html)[0]).toContain(caller.username);
     expect(h1s(verified.html)[0]).toContain(t.user);
-    expect(labels(verified.html)).toEqual(t.labels);
+    expect(expectEveryControlLabelled(verified.html)).toEqual(t.labels);
     expect(textById(verified.html, 'verification')).toContain(`${t.verified} ${id}`);
     expect(elements(byId(verified.html, 'method')!.inner, 'option').map((o) => text(o.inner))).toContain(t.method);
     // the language links keep the verification in effect
@@ -778,7 +942,7 @@ describe('headers and structure of the console pages (L8)', () => {
       expect(h1s(page.html), name).toHaveLength(1);
       expect(page.html, name).toContain('<a class="skip" href="#main">');
       expect(page.html, name).toContain('href="/static/sls.css"');
-      labels(page.html);
+      expectEveryControlLabelled(page.html);
     }
   });
 });

@@ -154,6 +154,13 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     expect(returned.body.state).toBe('returned');
     expect((await h.services.dscPlusRequests.hold(second.body.device.id))!.status).toBe('released');
     expect((await h.services.audit.list({ username: user.username, limit: 100 })).filter((e) => e.event === 'deposit.settled')).toHaveLength(2);
+    const damaged = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '1357' }, bearer(token));
+    expect((await postJson(h.app, `/api/v1/devices/${damaged.body.device.id}/lost`, { reason: 'damaged' }, bearer(token))).body.state).toBe('lost');
+    expect((await h.services.dscPlusRequests.hold(damaged.body.device.id))!.status).toBe('held');
+    // a stolen card found and returned after all: its deposit is released
+    const found = await postJson(h.app, `/api/v1/helpdesk/devices/${first.body.device.id}/returned`, {}, bearer(agentToken));
+    expect(found.body.state).toBe('returned');
+    expect((await h.services.dscPlusRequests.hold(first.body.device.id))!.status).toBe('released');
     // the stock is used up: shipping a serial not in stock is refused
     const third = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '1357' }, bearer(token));
     await expect(h.services.dscPlusRequests.ship(agentId, third.body.device.id, 'DSC9999999')).rejects.toMatchObject({ code: 'NO_STOCK' });

@@ -70,6 +70,19 @@ function hexOption(name: string) {
 }
 
 const dbOption = (): Option => new Option('--db <url>', 'database URL (default: SLS_DATABASE_URL or ./data/sls.db)');
+
+interface StaffOptions extends DbOption {
+  staff: string;
+}
+
+/** A help-desk command: it acts as the named staff member (audited with their id). */
+function staffCommand(parent: Command, name: string, description: string): Command {
+  return parent.command(name).description(description).requiredOption('--staff <s>', 'the staff member acting').addOption(dbOption());
+}
+
+async function asStaff<T>(options: StaffOptions, fn: (services: Services, staffUserId: string) => Promise<T>): Promise<T> {
+  return withServices(options, async (s) => fn(s, (await s.users.getByUsername(options.staff)).id));
+}
 const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
 
 export function buildProgram(): Command {
@@ -183,18 +196,13 @@ export function buildProgram(): Command {
     });
 
   const helpdesk = program.command('helpdesk').description('client services at the telephone (T1-T5, L3); --staff names who acts');
-  helpdesk
-    .command('verify')
-    .description("record how the caller's identity was verified; prints the verification id (valid 30 minutes)")
-    .requiredOption('--staff <s>', 'the staff member acting')
+  staffCommand(helpdesk, 'verify', "record how the caller's identity was verified; prints the verification id (valid 30 minutes)")
     .requiredOption('--user <u>', 'the caller')
     .requiredOption('--method <m>', VERIFICATION_METHODS.join(', '))
     .option('--notes <text>', 'what was checked')
-    .addOption(dbOption())
-    .action(async (options: DbOption & { staff: string; user: string; method: string; notes?: string }) => {
-      await withServices(options, async (s) => {
-        const staff = await s.users.getByUsername(options.staff);
-        const v = await s.helpDesk.verifyIdentity(staff.id, options.user, {
+    .action(async (options: StaffOptions & { user: string; method: string; notes?: string }) => {
+      await asStaff(options, async (s, staffId) => {
+        const v = await s.helpDesk.verifyIdentity(staffId, options.user, {
           method: options.method,
           ...(options.notes !== undefined ? { notes: options.notes } : {}),
         });
@@ -202,18 +210,13 @@ export function buildProgram(): Command {
       });
     });
 
-  helpdesk
-    .command('issue-passcode')
-    .description('issue a temporary passcode to a verified caller; prints it once')
-    .requiredOption('--staff <s>', 'the staff member acting')
+  staffCommand(helpdesk, 'issue-passcode', 'issue a temporary passcode to a verified caller; prints it once')
     .requiredOption('--user <u>', 'the caller')
     .requiredOption('--verification <id>', 'from `sls helpdesk verify`')
     .option('--lost', 'the permanent device is lost (default: temporarily unavailable)')
-    .addOption(dbOption())
-    .action(async (options: DbOption & { staff: string; user: string; verification: string; lost?: boolean }) => {
-      await withServices(options, async (s) => {
-        const staff = await s.users.getByUsername(options.staff);
-        const issued = await s.helpDesk.issueTemporaryPasscode(staff.id, options.user, {
+    .action(async (options: StaffOptions & { user: string; verification: string; lost?: boolean }) => {
+      await asStaff(options, async (s, staffId) => {
+        const issued = await s.helpDesk.issueTemporaryPasscode(staffId, options.user, {
           verificationId: options.verification,
           deviceStatus: options.lost ? 'lost' : 'suspended',
         });
@@ -222,91 +225,61 @@ export function buildProgram(): Command {
       });
     });
 
-  helpdesk
-    .command('revoke-passcode')
-    .description("end the caller's temporary passcode")
-    .requiredOption('--staff <s>', 'the staff member acting')
+  staffCommand(helpdesk, 'revoke-passcode', "end the caller's temporary passcode")
     .requiredOption('--user <u>', 'the caller')
-    .addOption(dbOption())
-    .action(async (options: DbOption & { staff: string; user: string }) => {
-      await withServices(options, async (s) => {
-        const staff = await s.users.getByUsername(options.staff);
-        print(t('cli.passcodesRevoked', { count: await s.helpDesk.revokeTemporaryPasscode(staff.id, options.user) }));
+    .action(async (options: StaffOptions & { user: string }) => {
+      await asStaff(options, async (s, staffId) => {
+        print(t('cli.passcodesRevoked', { count: await s.helpDesk.revokeTemporaryPasscode(staffId, options.user) }));
       });
     });
 
-  helpdesk
-    .command('reset-password')
-    .description('a one-time password for a verified caller who forgot theirs (A5); prints it once')
-    .requiredOption('--staff <s>', 'the staff member acting')
+  staffCommand(helpdesk, 'reset-password', 'a one-time password for a verified caller who forgot theirs (A5); prints it once')
     .requiredOption('--user <u>', 'the caller')
     .requiredOption('--verification <id>', 'from `sls helpdesk verify`')
-    .addOption(dbOption())
-    .action(async (options: DbOption & { staff: string; user: string; verification: string }) => {
-      await withServices(options, async (s) => {
-        const staff = await s.users.getByUsername(options.staff);
-        const { temporaryPassword } = await s.helpDesk.resetPassword(staff.id, options.user, { verificationId: options.verification });
+    .action(async (options: StaffOptions & { user: string; verification: string }) => {
+      await asStaff(options, async (s, staffId) => {
+        const { temporaryPassword } = await s.helpDesk.resetPassword(staffId, options.user, { verificationId: options.verification });
         print(temporaryPassword);
       });
     });
 
-  helpdesk
-    .command('unlock')
-    .description('lift the lock of a verified caller (L3)')
-    .requiredOption('--staff <s>', 'the staff member acting')
+  staffCommand(helpdesk, 'unlock', 'lift the lock of a verified caller (L3)')
     .requiredOption('--user <u>', 'the caller')
     .requiredOption('--verification <id>', 'from `sls helpdesk verify`')
-    .addOption(dbOption())
-    .action(async (options: DbOption & { staff: string; user: string; verification: string }) => {
-      await withServices(options, async (s) => {
-        const staff = await s.users.getByUsername(options.staff);
-        await s.helpDesk.unlock(staff.id, options.user, { verificationId: options.verification });
+    .action(async (options: StaffOptions & { user: string; verification: string }) => {
+      await asStaff(options, async (s, staffId) => {
+        await s.helpDesk.unlock(staffId, options.user, { verificationId: options.verification });
         print(t('cli.unlocked', { username: options.user }));
       });
     });
 
-  helpdesk
-    .command('ship')
-    .description('ship a requested DSC+ with a card of the stock (C6, C8); writes its card file (without the PIN, which the user chose)')
-    .requiredOption('--staff <s>', 'the staff member acting')
+  staffCommand(helpdesk, 'ship', 'ship a requested DSC+ with a card of the stock (C6, C8); writes its card file (without the PIN, which the user chose)')
     .requiredOption('--device <id>', 'the requested device (see `sls device list --user U`)')
     .requiredOption('--serial <serial>', 'a card of the imported stock')
     .requiredOption('--out <file>', 'where to write the card file for `sls dsc`')
-    .addOption(dbOption())
-    .action(async (options: DbOption & { staff: string; device: string; serial: string; out: string }) => {
-      await withServices(options, async (s) => {
-        const staff = await s.users.getByUsername(options.staff);
-        const { card } = await s.dscPlusRequests.ship(staff.id, options.device, options.serial);
+    .action(async (options: StaffOptions & { device: string; serial: string; out: string }) => {
+      await asStaff(options, async (s, staffId) => {
+        const { card } = await s.dscPlusRequests.ship(staffId, options.device, options.serial);
         writeFileSync(options.out, `${JSON.stringify(card, null, 2)}\n`, { mode: 0o600 });
         print(t('cli.shipped', { serial: card.serial, path: options.out }));
       });
     });
 
-  helpdesk
-    .command('returned')
-    .description('a DSC+ came back: returned, its USD 20 deposit released (C5)')
-    .requiredOption('--staff <s>', 'the staff member acting')
+  staffCommand(helpdesk, 'returned', 'a DSC+ came back: returned, its USD 20 deposit released (C5)')
     .requiredOption('--device <id>', 'the device')
-    .addOption(dbOption())
-    .action(async (options: DbOption & { staff: string; device: string }) => {
-      await withServices(options, async (s) => {
-        const staff = await s.users.getByUsername(options.staff);
-        const device = await s.dscPlusRequests.markReturned(staff.id, options.device);
+    .action(async (options: StaffOptions & { device: string }) => {
+      await asStaff(options, async (s, staffId) => {
+        const device = await s.dscPlusRequests.markReturned(staffId, options.device);
         print(t('cli.deviceState', { id: device.id, state: device.state }));
       });
     });
 
-  helpdesk
-    .command('lost')
-    .description('a DSC+ lost or stolen (its deposit is kept) or damaged (C5)')
-    .requiredOption('--staff <s>', 'the staff member acting')
+  staffCommand(helpdesk, 'lost', 'a DSC+ lost or stolen (its deposit is kept) or damaged (C5)')
     .requiredOption('--device <id>', 'the device')
     .addOption(new Option('--reason <r>', 'why').choices(['lost', 'stolen', 'damaged']).default('lost'))
-    .addOption(dbOption())
-    .action(async (options: DbOption & { staff: string; device: string; reason: 'lost' | 'stolen' | 'damaged' }) => {
-      await withServices(options, async (s) => {
-        const staff = await s.users.getByUsername(options.staff);
-        const device = await s.dscPlusRequests.reportLost({ staffUserId: staff.id }, options.device, options.reason);
+    .action(async (options: StaffOptions & { device: string; reason: 'lost' | 'stolen' | 'damaged' }) => {
+      await asStaff(options, async (s, staffId) => {
+        const device = await s.dscPlusRequests.reportLost({ staffUserId: staffId }, options.device, options.reason);
         print(t('cli.deviceState', { id: device.id, state: device.state }));
       });
     });

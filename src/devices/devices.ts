@@ -46,6 +46,21 @@ function deviceFromRow(row: DeviceRow): Device {
   };
 }
 
+/** A device row to insert: its secret is sealed to it (D5). */
+export interface NewDevice {
+  id?: string;
+  userId: string | null;
+  type: DeviceType;
+  state: DeviceState;
+  serial?: string | null;
+  label?: string | null;
+  secret: unknown;
+  params?: Record<string, unknown>;
+  /** Whether it is in use from now (activated_at). */
+  activated?: boolean;
+  expiresAt?: number | null;
+}
+
 export interface AddDscPlusInput {
   userId: string;
   pin: string;
@@ -83,6 +98,31 @@ export class Devices {
   async listForUser(userId: string): Promise<Device[]> {
     const rows = await this.store.db.selectFrom('devices').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
     return rows.map((row) => this.toDevice(row));
+  }
+
+  /** Inserts a device in a transaction of the caller's; returns its id. */
+  async insert(db: Executor, input: NewDevice): Promise<string> {
+    const now = this.clock.now();
+    const id = input.id ?? newId('dev');
+    await db
+      .insertInto('devices')
+      .values({
+        id,
+        user_id: input.userId,
+        type: input.type,
+        state: input.state,
+        serial: input.serial ?? null,
+        label: input.label ?? null,
+        secret_enc: this.box.sealJson(input.secret, this.sealContext(id)),
+        params: JSON.stringify(input.params ?? {}),
+        created_at: now,
+        state_changed_at: now,
+        activated_at: input.activated ? now : null,
+        last_used_at: null,
+        expires_at: input.expiresAt ?? null,
+      })
+      .execute();
+    return id;
   }
 
   /** C8: imported cards not yet issued to anyone. */
@@ -206,36 +246,28 @@ export class Devices {
       serial = await this.newSerial();
     }
     const secret: DscPlusSecret = dscPlusSecret(seed, input.pin);
-    const sealed = this.box.sealJson(secret, this.sealContext(deviceId));
 
     await this.store.serialized('audit_log', async (trx) => {
       if (fromStock) {
         const updated = await trx
           .updateTable('devices')
-          .set({ user_id: input.userId, state: 'active', secret_enc: sealed, state_changed_at: now, activated_at: now })
+          .set({ user_id: input.userId, state: 'active', secret_enc: this.box.sealJson(secret, this.sealContext(deviceId)), state_changed_at: now, activated_at: now })
           .where('id', '=', deviceId)
           .where('state', '=', 'stock')
           .executeTakeFirst();
         if (Number(updated.numUpdatedRows) !== 1) throw new SlsError('SERIAL_TAKEN', { serial });
       } else {
-        await trx
-          .insertInto('devices')
-          .values({
-            id: deviceId,
-            user_id: input.userId,
-            type: 'dscplus',
-            state: 'active',
-            serial,
-            label: `DSC+ ${serial}`,
-            secret_enc: sealed,
-            params: JSON.stringify({ suite }),
-            created_at: now,
-            state_changed_at: now,
-            activated_at: now,
-            last_used_at: null,
-            expires_at: null,
-          })
-          .execute();
+        await this.insert(trx, {
+          id: deviceId,
+          userId: input.userId,
+          type: 'dscplus',
+          state: 'active',
+          serial,
+          label: `DSC+ ${serial}`,
+          secret,
+          params: { suite },
+          activated: true,
+        });
       }
       await this.audit.append(trx, [
         { event: 'device.added', actor, userId: input.userId, data: { deviceId, type: 'dscplus', serial, fromStock } },
@@ -249,7 +281,6 @@ export class Devices {
 
   /** C8: a batch of cards from a PSKC file enters the stock, all or nothing. */
   async importStock(keys: PskcKey[], actor: string, batch: string): Promise<Device[]> {
-    const now = this.clock.now();
     const ids: string[] = [];
     await this.store.serialized('audit_log', async (trx) => {
       const serials = keys.map((k) => k.serial);
@@ -258,26 +289,17 @@ export class Devices {
         : [];
       if (taken.length > 0) throw new SlsError('SERIAL_TAKEN', { serial: taken.map((t) => t.serial).join(', ') });
       for (const key of keys) {
-        const id = newId('dev');
-        ids.push(id);
-        await trx
-          .insertInto('devices')
-          .values({
-            id,
-            user_id: null,
+        ids.push(
+          await this.insert(trx, {
+            userId: null,
             type: 'dscplus',
             state: 'stock',
             serial: key.serial,
             label: `DSC+ ${key.serial}`,
-            secret_enc: this.box.sealJson({ seed: key.secret.toString('hex') }, this.sealContext(id)),
-            params: JSON.stringify({ suite: key.suite ?? DSCPLUS_SUITE, batch, manufacturer: key.manufacturer ?? null }),
-            created_at: now,
-            state_changed_at: now,
-            activated_at: null,
-            last_used_at: null,
-            expires_at: null,
-          })
-          .execute();
+            secret: { seed: key.secret.toString('hex') },
+            params: { suite: key.suite ?? DSCPLUS_SUITE, batch, manufacturer: key.manufacturer ?? null },
+          }),
+        );
       }
       await this.audit.append(trx, [{ event: 'device.imported', actor, data: { batch, count: keys.length, serials } }]);
     });

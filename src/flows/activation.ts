@@ -25,6 +25,7 @@ import type { User } from '../identity/users.js';
 import type { Session } from '../sessions/sessions.js';
 import type { HelpDesk } from '../helpdesk/helpdesk.js';
 import type { Tx } from '../store/database.js';
+import { completeFlow, failFlow, reserveAnswer } from './flow-rows.js';
 
 export interface ActivationView {
   id: string;
@@ -138,16 +139,8 @@ export class DeviceActivation {
     const now = clock.now();
     const user = await users.get(session.userId);
     const attempt = await lockout.begin(user.username);
-    const reserved = await store.db
-      .updateTable('login_flows')
-      .set((eb) => ({ attempts: eb('attempts', '+', 1), updated_at: now }))
-      .where('id', '=', flowId)
-      .where('state', '=', 'second_factor')
-      .where('expires_at', '>', now)
-      .where('attempts', '<', config.policy.challengeMaxAttempts)
-      .returning('attempts')
-      .executeTakeFirst();
-    if (!reserved) {
+    const attempts = await reserveAnswer(store.db, flowId, now, config.policy.challengeMaxAttempts);
+    if (attempts === null) {
       await lockout.release(attempt);
       throw new SlsError('FLOW_EXPIRED');
     }
@@ -158,13 +151,7 @@ export class DeviceActivation {
     if (check.ok) {
       const done = await store.serialized('audit_log', async (trx) => {
         if (!(await devices.consume(trx, device.id, check.replayKey ?? `flow:${flowId}`))) return false;
-        const claimed = await trx
-          .updateTable('login_flows')
-          .set({ state: 'done', updated_at: now })
-          .where('id', '=', flowId)
-          .where('state', '=', 'second_factor')
-          .executeTakeFirst();
-        if (Number(claimed.numUpdatedRows) !== 1 || !(await proven(trx, device, user, now))) return false;
+        if (!(await completeFlow(trx, flowId, now)) || !(await proven(trx, device, user, now))) return false;
         await lockout.release(attempt, trx);
         return true;
       });
@@ -173,10 +160,8 @@ export class DeviceActivation {
       throw new SlsError('FLOW_EXPIRED');
     }
     const failure = await lockout.fail(attempt);
-    const attemptsLeft = config.policy.challengeMaxAttempts - reserved.attempts;
-    if (attemptsLeft <= 0) {
-      await store.db.updateTable('login_flows').set({ state: 'failed', updated_at: clock.now() }).where('id', '=', flowId).where('state', '=', 'second_factor').execute();
-    }
+    const attemptsLeft = config.policy.challengeMaxAttempts - attempts;
+    if (attemptsLeft <= 0) await failFlow(store.db, flowId, clock.now());
     const meta = { actor: `user:${user.id}`, userId: user.id, username: user.username };
     await audit.record(
       { event: 'device.proof_failed', ...meta, data: { purpose, flowId, deviceId: device.id, attemptsLeft, failures: failure.failures } },

@@ -18,6 +18,7 @@ import type { Challenge, Device, DeviceType, Prompt } from '../devices/types.js'
 import { assertUsernameCharacters } from '../identity/username.js';
 import { newSessionId, type App, type IssuedSession } from '../sessions/sessions.js';
 import type { Services } from '../services.js';
+import { completeFlow, failFlow, reserveAnswer } from './flow-rows.js';
 import type { LoginFlowsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
 
@@ -273,7 +274,7 @@ export class LoginFlows {
       attempt = await lockout.begin(row.username);
     } catch (error) {
       if (error instanceof SlsError && error.code === 'LOCKED') {
-        await store.db.updateTable('login_flows').set({ state: 'failed', updated_at: clock.now() }).where('id', '=', flowId).execute();
+        await failFlow(store.db, flowId, clock.now());
         await audit.record({ event: 'login.refused_locked', ...auditMeta, data: { factor: 'second', flowId } });
       }
       throw error;
@@ -281,16 +282,8 @@ export class LoginFlows {
 
     // Reserve one of the flow's answers atomically: concurrent answers cannot exceed the limit.
     const now = clock.now();
-    const reserved = await store.db
-      .updateTable('login_flows')
-      .set((eb) => ({ attempts: eb('attempts', '+', 1), updated_at: now }))
-      .where('id', '=', flowId)
-      .where('state', '=', 'second_factor')
-      .where('expires_at', '>', now)
-      .where('attempts', '<', policy.challengeMaxAttempts)
-      .returning('attempts')
-      .executeTakeFirst();
-    if (!reserved) {
+    const attempts = await reserveAnswer(store.db, flowId, now, policy.challengeMaxAttempts);
+    if (attempts === null) {
       await lockout.release(attempt);
       throw new SlsError('FLOW_EXPIRED');
     }
@@ -310,13 +303,7 @@ export class LoginFlows {
       const sessionId = newSessionId();
       const outcome = await store.serialized('audit_log', async (trx) => {
         if (!(await devices.consume(trx, device.id, check.replayKey ?? `flow:${flowId}`))) return 'replayed' as const;
-        const done = await trx
-          .updateTable('login_flows')
-          .set({ state: 'done', session_id: sessionId, updated_at: now })
-          .where('id', '=', flowId)
-          .where('state', '=', 'second_factor')
-          .executeTakeFirst();
-        if (Number(done.numUpdatedRows) !== 1) return 'replayed' as const;
+        if (!(await completeFlow(trx, flowId, now, sessionId))) return 'replayed' as const;
         const session = await sessions.create(
           {
             id: sessionId,
@@ -346,7 +333,7 @@ export class LoginFlows {
         return session;
       });
       if (outcome !== 'replayed') {
-        const flow = { ...row, state: 'done' as const, session_id: sessionId, attempts: reserved.attempts };
+        const flow = { ...row, state: 'done' as const, session_id: sessionId, attempts };
         const { usable } = await this.offeredDevices(row.user_id, device.id, row.app);
         return { flow: this.view(flow, usable), session: outcome };
       }
@@ -359,17 +346,12 @@ export class LoginFlows {
     }
 
     const failure = await lockout.fail(attempt);
-    const attemptsLeft = policy.challengeMaxAttempts - reserved.attempts;
+    const attemptsLeft = policy.challengeMaxAttempts - attempts;
     const entries: AuditInput[] = [
       { event: 'login.second_factor_failed', ...auditMeta, data: { flowId, deviceId: device.id, attemptsLeft, failures: failure.failures } },
     ];
     if (attemptsLeft <= 0) {
-      await store.db
-        .updateTable('login_flows')
-        .set({ state: 'failed', updated_at: clock.now() })
-        .where('id', '=', flowId)
-        .where('state', '=', 'second_factor')
-        .execute();
+      await failFlow(store.db, flowId, clock.now());
       entries.push({ event: 'login.flow_exhausted', ...auditMeta, data: { flowId } });
     }
     if (failure.locked) entries.push({ event: 'login.locked', ...auditMeta, data: { until: failure.lockedUntil } });

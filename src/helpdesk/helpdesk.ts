@@ -183,24 +183,16 @@ export class HelpDesk {
           data: { deviceId: device.id, type: device.type, from: device.state, to, reason: 'temporary passcode issued' },
         });
       }
-      await trx
-        .insertInto('devices')
-        .values({
-          id: deviceId,
-          user_id: user.id,
-          type: 'temp_passcode',
-          state: 'active',
-          serial: null,
-          label: null,
-          secret_enc: box.sealJson(secret, `device:${deviceId}`),
-          params: JSON.stringify({ verificationId: input.verificationId, issuedBy: staff.id }),
-          created_at: now,
-          state_changed_at: now,
-          activated_at: now,
-          last_used_at: null,
-          expires_at: expiresAt,
-        })
-        .execute();
+      await devices.insert(trx, {
+        id: deviceId,
+        userId: user.id,
+        type: 'temp_passcode',
+        state: 'active',
+        secret,
+        params: { verificationId: input.verificationId, issuedBy: staff.id },
+        activated: true,
+        expiresAt,
+      });
       entries.push({
         event: 'helpdesk.temp_passcode_issued',
         actor: this.actor(staff),

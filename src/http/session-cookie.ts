@@ -48,6 +48,13 @@ export async function requireSession(request: FastifyRequest, sessions: Sessions
   return { session, token };
 }
 
+/** The live session of a request that changes state: a cookie-authenticated one must come from our own pages. */
+export async function requireSessionToChange(request: FastifyRequest, sessions: Sessions): Promise<{ session: Session; token: PresentedToken }> {
+  const found = await requireSession(request, sessions);
+  if (found.token.via === 'cookie') assertSameOrigin(request);
+  return found;
+}
+
 /**
  * A cookie-authenticated request that changes state must come from our own
  * pages: a cross-site Origin is refused (CSRF). Bearer requests carry no

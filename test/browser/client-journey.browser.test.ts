@@ -4,29 +4,22 @@
  * card, activate it with two index numbers, log in with it, and reactivate
  * the DSC+ when it is back.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { DAY } from '../../src/clock.js';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard } from '../support/harness.js';
-import { facts, launchChromium, navigation, shownChallenge, startWebServer, type WebServer } from '../support/browser.js';
+import {
+  facts,
+  navigation,
+  shownChallenge,
+  useServerAndBrowser,
+} from '../support/browser.js';
 
 describe.skipIf(!chromiumAvailable)('the card left at home, in real Chromium', () => {
-  let server: WebServer;
-  let browser: Browser;
+  const suite = useServerAndBrowser();
 
-  beforeAll(async () => {
-    const [started, launched] = await Promise.allSettled([startWebServer(), launchChromium()]);
-    if (started.status === 'fulfilled') server = started.value;
-    if (launched.status === 'fulfilled') browser = launched.value;
-    if (started.status === 'rejected') throw started.reason;
-    if (launched.status === 'rejected') throw launched.reason;
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
 
   async function logIn(page: Page, username: string, app: 'portal' | 'trading'): Promise<void> {
     await page.goto('/login');
@@ -48,13 +41,13 @@ describe.skipIf(!chromiumAvailable)('the card left at home, in real Chromium', (
   }
 
   it('R1/T3/S2/S3/S1/D4: temporary passcode → online card printed, saved, activated → login with it → the DSC+ reactivated', async () => {
-    const { h } = server;
+    const { h } = suite.server;
     const { user, card } = await createUserWithCard(h.services);
     const agent = await createUserWithCard(h.services, '1234', { role: 'client_services' });
     const verification = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'callback_on_record' });
     const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agent.user.id, user.username, { verificationId: verification.id });
 
-    const context = await browser.newContext({ baseURL: server.baseUrl, acceptDownloads: true });
+    const context = await suite.browser.newContext({ baseURL: suite.server.baseUrl, acceptDownloads: true });
     const page = await context.newPage();
 
     // T1/T3: the passcode in place of the card's code

@@ -8,36 +8,31 @@
  * Skipped (not failed) where Chromium is missing; the global setup refuses
  * to skip it under CI.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard } from '../support/harness.js';
-import { facts, launchChromium, namedControls, navigation, shownChallenge, startWebServer, unnamedControls, type WebServer } from '../support/browser.js';
+import {
+  facts,
+  namedControls,
+  navigation,
+  shownChallenge,
+  unnamedControls,
+  useServerAndBrowser,
+} from '../support/browser.js';
 
 describe.skipIf(!chromiumAvailable)('the help desk console in real Chromium', () => {
-  let server: WebServer;
-  let browser: Browser;
+  const suite = useServerAndBrowser();
   const contexts: BrowserContext[] = [];
   /** Console errors and failed requests of the pages. */
   const problems: string[] = [];
 
-  beforeAll(async () => {
-    const [started, launched] = await Promise.allSettled([startWebServer(), launchChromium()]);
-    if (started.status === 'fulfilled') server = started.value;
-    if (launched.status === 'fulfilled') browser = launched.value;
-    if (started.status === 'rejected') throw started.reason;
-    if (launched.status === 'rejected') throw launched.reason;
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
   afterEach(async () => {
     for (const context of contexts.splice(0)) await context.close();
   });
 
   async function freshPage(): Promise<Page> {
-    const context = await browser.newContext({ baseURL: server.baseUrl });
+    const context = await suite.browser.newContext({ baseURL: suite.server.baseUrl });
     contexts.push(context);
     const page = await context.newPage();
     page.on('console', (message) => {
@@ -60,8 +55,8 @@ describe.skipIf(!chromiumAvailable)('the help desk console in real Chromium', ()
   }
 
   it('T1/T2/T5/A5/L2: the agent logs in with the card, finds the caller, records the verification, issues the passcode and reads it off the page (once); the caller logs in with it', async () => {
-    const { user: agent, card } = await createUserWithCard(server.h.services, '1234', { role: 'client_services' });
-    const { user: caller } = await createUserWithCard(server.h.services);
+    const { user: agent, card } = await createUserWithCard(suite.server.h.services, '1234', { role: 'client_services' });
+    const { user: caller } = await createUserWithCard(suite.server.h.services);
 
     // the agent's own two factors, through the ordinary login page
     const desk = await freshPage();
@@ -124,7 +119,7 @@ describe.skipIf(!chromiumAvailable)('the help desk console in real Chromium', ()
     expect(await facts(client)).toMatchObject({ path: '/account', h1: ['Signed in'], alert: null, status: `You are signed in as ${caller.username}.` });
 
     // X1: the console's actions carry the agent's id
-    const audit = await server.h.services.audit.list({ username: caller.username, limit: 50 });
+    const audit = await suite.server.h.services.audit.list({ username: caller.username, limit: 50 });
     expect(audit.find((e) => e.event === 'helpdesk.temp_passcode_issued')).toMatchObject({ actor: `staff:${agent.id}`, data: { verificationId } });
     expect(problems).toEqual([]);
   });

@@ -7,8 +7,8 @@
  * Skipped (not failed) where Chromium is missing; the global setup refuses
  * to skip it under CI.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard, wrongAnswer } from '../support/harness.js';
 import {
@@ -16,39 +16,24 @@ import {
   facts,
   focused,
   focusedId,
-  launchChromium,
   namedControls,
   navigation,
   scriptVisibleCookies,
   shownChallenge,
-  startWebServer,
   unnamedControls,
-  type WebServer,
+  useServerAndBrowser,
 } from '../support/browser.js';
 
 describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
-  let server: WebServer;
-  let browser: Browser;
+  const suite = useServerAndBrowser();
   let context: BrowserContext;
   let page: Page;
   /** Console errors and unexpected failed requests of the page (not the favicon Chromium asks for by itself). */
   let problems: string[];
 
-  beforeAll(async () => {
-    // both at once (Chromium takes a while to start); whichever started is closed in afterAll even if the other failed
-    const [started, launched] = await Promise.allSettled([startWebServer(), launchChromium()]);
-    if (started.status === 'fulfilled') server = started.value;
-    if (launched.status === 'fulfilled') browser = launched.value;
-    if (started.status === 'rejected') throw started.reason;
-    if (launched.status === 'rejected') throw launched.reason;
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
 
   async function freshPage(options: { locale?: string } = {}): Promise<Page> {
-    context = await browser.newContext({ baseURL: server.baseUrl, ...options });
+    context = await suite.browser.newContext({ baseURL: suite.server.baseUrl, ...options });
     page = await context.newPage();
     problems = [];
     page.on('console', (message) => {
@@ -83,7 +68,7 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
     });
 
     it('L2/L5/L8/C2/C3: the whole login: password, the 6-digit challenge, a wrong response ("Login failed", the hint, role=alert, focus back on the response), the right one, signed in, logged out', async () => {
-      const { user, card } = await createUserWithCard(server.h.services);
+      const { user, card } = await createUserWithCard(suite.server.h.services);
       await page.goto('/login');
       expect(await page.title()).toBe('Log in · Secure Login System');
       await passwordStep(user.username, undefined, 'Trading platform');
@@ -129,7 +114,7 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
       const session = (await context.cookies()).find((c) => c.name === 'sls_session');
       expect(session).toMatchObject({ domain: 'localhost', path: '/', httpOnly: true, secure: true, sameSite: 'Lax' });
       expect(await scriptVisibleCookies(page)).not.toContain('sls_session');
-      expect(await server.h.services.sessions.authenticate(session!.value)).toMatchObject({ userId: user.id, app: 'trading' });
+      expect(await suite.server.h.services.sessions.authenticate(session!.value)).toMatchObject({ userId: user.id, app: 'trading' });
 
       // back to the used flow: signed in already
       await page.goto(flowPath);
@@ -139,7 +124,7 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
       await navigation(page, () => page.getByRole('button', { name: 'Log out' }).click());
       expect(await facts(page)).toMatchObject({ path: '/login?loggedOut=1', h1: ['Log in'], status: 'You have logged out.' });
       expect((await context.cookies()).find((c) => c.name === 'sls_session')).toBeUndefined();
-      expect(await server.h.services.sessions.authenticate(session!.value)).toBeNull();
+      expect(await suite.server.h.services.sessions.authenticate(session!.value)).toBeNull();
       await page.goto('/account');
       expect(new URL(page.url()).pathname).toBe('/login');
 
@@ -147,7 +132,7 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
     });
 
     it('L3: ten wrong passwords through the page, then the right password: the LOCKED message', async () => {
-      const { user } = await createUserWithCard(server.h.services);
+      const { user } = await createUserWithCard(suite.server.h.services);
       await page.goto('/login');
       await page.getByLabel('User name', { exact: true }).fill(user.username);
       const password = page.getByLabel('Password', { exact: true });
@@ -170,7 +155,7 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
     });
 
     it('X2: the language switcher: Français and 繁體中文 change the page and its labels, and the choice sticks across a login and a logout', async () => {
-      const { user, card } = await createUserWithCard(server.h.services);
+      const { user, card } = await createUserWithCard(suite.server.h.services);
       await page.goto('/login');
       expect(await documentLanguage(page)).toBe('en');
       const switcher = page.getByRole('navigation', { name: 'Language' });
@@ -215,7 +200,7 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
     });
 
     it('L2/X2: accessibility: the whole login with the keyboard only, every form control has an accessible label, exactly one h1 on every page', async () => {
-      const { user, card } = await createUserWithCard(server.h.services);
+      const { user, card } = await createUserWithCard(suite.server.h.services);
       await page.goto('/login');
       // labels (accessible names computed by Chromium) and headings of the login page
       expect(await unnamedControls(page)).toEqual([]);
@@ -252,13 +237,18 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
       expect(await unnamedControls(page)).toEqual([]);
 
       // keyboard order of the signed-in page (no autofocus here): the skip link first, it leads into
-      // the main content, and the next stop there is the logout button; Enter logs out
+      // the main content, whose links and buttons follow in reading order down to logout; Enter logs out
       await page.keyboard.press('Tab');
       expect(await focused(page, 'href')).toBe('#main');
       await page.keyboard.press('Enter');
       expect(await focusedId(page)).toBe('main');
-      await page.keyboard.press('Tab');
-      expect(await focusedId(page)).toBe('logout');
+      const stops: string[] = [];
+      for (let i = 0; i < 12 && (await focusedId(page)) !== 'logout'; i++) {
+        await page.keyboard.press('Tab');
+        stops.push(await focusedId(page));
+      }
+      expect(stops.at(-1)).toBe('logout');
+      expect(stops).toContain('password-link');
       await navigation(page, () => page.keyboard.press('Enter'));
       expect(await facts(page)).toMatchObject({ path: '/login?loggedOut=1', h1: ['Log in'], focused: 'username' });
       expect(problems).toEqual([]);

@@ -4,30 +4,23 @@
  * deposit account, summary, back, confirmation), client services ship it,
  * the client activates it, changes its PIN, and reports it lost.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard } from '../support/harness.js';
-import { facts, launchChromium, navigation, shownChallenge, startWebServer, type WebServer } from '../support/browser.js';
+import {
+  facts,
+  navigation,
+  shownChallenge,
+  useServerAndBrowser,
+} from '../support/browser.js';
 import { parsePskc } from '../../src/devices/dscplus/pskc.js';
 import type { CardFile } from '../../src/devices/devices.js';
 
 describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', () => {
-  let server: WebServer;
-  let browser: Browser;
+  const suite = useServerAndBrowser();
 
-  beforeAll(async () => {
-    const [started, launched] = await Promise.allSettled([startWebServer(), launchChromium()]);
-    if (started.status === 'fulfilled') server = started.value;
-    if (launched.status === 'fulfilled') browser = launched.value;
-    if (started.status === 'rejected') throw started.reason;
-    if (launched.status === 'rejected') throw launched.reason;
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
 
   async function logIn(page: Page, username: string, answerWith: (page: Page) => Promise<string>): Promise<void> {
     await page.goto('/login');
@@ -39,7 +32,7 @@ describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', ()
   }
 
   it('R2/C4/C5/C6/C7: request, summary, back, confirm; shipped; activated; PIN changed; reported lost', async () => {
-    const { h } = server;
+    const { h } = suite.server;
     const { user } = await createUserWithCard(h.services, '1234', { equityUsd: 3_000_000 });
     const agent = await createUserWithCard(h.services, '1234', { role: 'client_services' });
     const keys = parsePskc(readFileSync(new URL('../fixtures/pskc/batch-plain.xml', import.meta.url), 'utf8'));
@@ -47,7 +40,7 @@ describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', ()
     const verification = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
     const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agent.user.id, user.username, { verificationId: verification.id, deviceStatus: 'lost' });
 
-    const context = await browser.newContext({ baseURL: server.baseUrl });
+    const context = await suite.browser.newContext({ baseURL: suite.server.baseUrl });
     const page = await context.newPage();
     await logIn(page, user.username, async () => passcode);
     expect((await facts(page)).path).toBe('/account');

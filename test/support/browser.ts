@@ -6,6 +6,7 @@
  * secure context, so it keeps the pages' Secure cookies).
  */
 import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_PATH } from './environment.js';
 import { startHarness, type Harness } from './harness.js';
@@ -138,4 +139,31 @@ export function facts(page: Page): Promise<PageFacts> {
       focused: document.activeElement ? document.activeElement.id : '',
     };
   })()`);
+}
+
+export interface BrowserSuite {
+  /** Set once beforeAll has run. */
+  server: WebServer;
+  browser: Browser;
+}
+
+/**
+ * Starts the server and Chromium for a suite, both at once (Chromium takes a
+ * while to start), and closes whichever started after it, even if the other
+ * failed. Call inside a describe block.
+ */
+export function useServerAndBrowser(): BrowserSuite {
+  const suite = {} as BrowserSuite;
+  beforeAll(async () => {
+    const [started, launched] = await Promise.allSettled([startWebServer(), launchChromium()]);
+    if (started.status === 'fulfilled') suite.server = started.value;
+    if (launched.status === 'fulfilled') suite.browser = launched.value;
+    if (started.status === 'rejected') throw started.reason;
+    if (launched.status === 'rejected') throw launched.reason;
+  });
+  afterAll(async () => {
+    await suite.browser?.close();
+    await suite.server?.close();
+  });
+  return suite;
 }

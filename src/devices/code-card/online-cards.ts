@@ -14,7 +14,7 @@ import type { Device } from '../types.js';
 import { CARD_CODES, CODE_DIGITS, newCodeCard, type CodeCardSecret } from './code-card.js';
 import { CJK_FONT, cardPdf, cardPng, type PrintableCard } from './print.js';
 
-export type OnlineCardDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'config'>;
+export type OnlineCardDeps = Pick<Services, 'store' | 'clock' | 'audit' | 'users' | 'devices'>;
 
 export class OnlineCards {
   constructor(private readonly deps: OnlineCardDeps) {}
@@ -33,30 +33,12 @@ export class OnlineCards {
     this.assertTemporaryAccess(session);
     const existing = await this.pending(session.userId);
     if (existing) return existing;
-    const { store, clock, box, audit, users, devices } = this.deps;
+    const { store, audit, users, devices } = this.deps;
     const user = await users.get(session.userId);
     const id = newId('dev');
-    const now = clock.now();
     const serial = `OSC${id.slice(-8).toUpperCase()}`;
     await store.serialized('audit_log', async (trx) => {
-      await trx
-        .insertInto('devices')
-        .values({
-          id,
-          user_id: user.id,
-          type: 'online_card',
-          state: 'requested',
-          serial,
-          label: serial,
-          secret_enc: box.sealJson(newCodeCard(), `device:${id}`),
-          params: JSON.stringify({}),
-          created_at: now,
-          state_changed_at: now,
-          activated_at: null,
-          last_used_at: null,
-          expires_at: null,
-        })
-        .execute();
+      await devices.insert(trx, { id, userId: user.id, type: 'online_card', state: 'requested', serial, label: serial, secret: newCodeCard() });
       await audit.append(trx, [{ event: 'online_card.created', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { deviceId: id, serial } }]);
     });
     return devices.get(id);
@@ -104,31 +86,13 @@ export class OnlineCards {
       throw new SlsError('VALIDATION_ERROR', { reason: `a card has at least 100 codes of ${CODE_DIGITS} digits (${CARD_CODES} for new cards)` });
     }
     if (!/^[A-Za-z0-9-]{1,32}$/.test(serial)) throw new SlsError('VALIDATION_ERROR', { reason: 'the serial is 1-32 letters, digits or dashes' });
-    const { store, clock, box, audit, devices } = this.deps;
+    const { store, audit, devices } = this.deps;
     const id = newId('dev');
-    const now = clock.now();
     const secret: CodeCardSecret = { codes, orderKey: newToken() };
     await store.serialized('audit_log', async (trx) => {
       const taken = await trx.selectFrom('devices').select('id').where('type', '=', 'scc').where('serial', '=', serial).executeTakeFirst();
       if (taken) throw new SlsError('SERIAL_TAKEN', { serial });
-      await trx
-        .insertInto('devices')
-        .values({
-          id,
-          user_id: userId,
-          type: 'scc',
-          state: 'active',
-          serial,
-          label: `SCC ${serial}`,
-          secret_enc: box.sealJson(secret, `device:${id}`),
-          params: JSON.stringify({ imported: true }),
-          created_at: now,
-          state_changed_at: now,
-          activated_at: now,
-          last_used_at: null,
-          expires_at: null,
-        })
-        .execute();
+      await devices.insert(trx, { id, userId, type: 'scc', state: 'active', serial, label: `SCC ${serial}`, secret, params: { imported: true }, activated: true });
       await audit.append(trx, [{ event: 'device.imported', actor, userId, data: { deviceId: id, type: 'scc', serial, count: 1 } }]);
     });
     return devices.get(id);

@@ -138,7 +138,7 @@ export class DscPlusRequests {
 
   /** C4: the request itself: a DSC+ in state `requested` and the deposit held. */
   async request(session: Session, input: DscPlusRequestInput): Promise<RequestedDevice> {
-    const { store, clock, box, audit, users, devices, notifier } = this.deps;
+    const { store, clock, audit, users, devices, notifier } = this.deps;
     const summary = await this.preview(session, input);
     const user = await users.get(session.userId);
     const now = clock.now();
@@ -147,24 +147,7 @@ export class DscPlusRequests {
     const { holdAccountId, ...shown } = summary;
     const params: RequestParams = { suite: DSCPLUS_SUITE, request: { ...shown, holdAccountId, requestedAt: now } };
     await store.serialized('audit_log', async (trx) => {
-      await trx
-        .insertInto('devices')
-        .values({
-          id,
-          user_id: user.id,
-          type: 'dscplus',
-          state: 'requested',
-          serial: null,
-          label: null,
-          secret_enc: box.sealJson(pinOnly, `device:${id}`),
-          params: JSON.stringify(params),
-          created_at: now,
-          state_changed_at: now,
-          activated_at: null,
-          last_used_at: null,
-          expires_at: null,
-        })
-        .execute();
+      await devices.insert(trx, { id, userId: user.id, type: 'dscplus', state: 'requested', secret: pinOnly, params: params as Record<string, unknown> });
       await trx
         .insertInto('deposit_holds')
         .values({
@@ -240,7 +223,11 @@ export class DscPlusRequests {
     return { device: await devices.get(deviceId), card: { format: 'sls-dscplus-card/1', serial, suite, seed } };
   }
 
-  /** C5: a card reported lost or stolen: it stops working, and its deposit is kept. */
+  /**
+   * C5: a card reported lost, stolen or damaged stops working. The deposit
+   * of a lost or stolen card is kept; a damaged (defective) card's stays
+   * held until it is returned.
+   */
   async reportLost(actor: { userId?: string; staffUserId?: string }, deviceId: string, reason: 'lost' | 'stolen' | 'damaged'): Promise<Device> {
     const device = await this.deps.devices.get(deviceId);
     if (actor.staffUserId) await this.deps.helpDesk.staff(actor.staffUserId, 'act');
@@ -248,10 +235,10 @@ export class DscPlusRequests {
     if (!['active', 'suspended', 'shipped', 'requested'].includes(device.state) || device.type !== 'dscplus') {
       throw new SlsError('DEVICE_STATE', { state: device.state });
     }
-    return this.settle(deviceId, 'lost', reason === 'damaged' ? 'released' : 'kept', reason, actor.staffUserId ? `staff:${actor.staffUserId}` : `user:${actor.userId}`);
+    return this.settle(deviceId, 'lost', reason === 'damaged' ? null : 'kept', reason, actor.staffUserId ? `staff:${actor.staffUserId}` : `user:${actor.userId}`);
   }
 
-  /** C5: a card back at the help desk (returned, defective): its deposit is released. */
+  /** C5: a card back at the help desk (returned, defective, or found after all): its deposit is released. */
   async markReturned(staffUserId: string, deviceId: string): Promise<Device> {
     await this.deps.helpDesk.staff(staffUserId, 'act');
     const device = await this.deps.devices.get(deviceId);
@@ -259,19 +246,23 @@ export class DscPlusRequests {
     return this.settle(deviceId, 'returned', 'released', 'returned', `staff:${staffUserId}`);
   }
 
-  private async settle(deviceId: string, state: 'lost' | 'returned', hold: 'kept' | 'released', reason: string, actor: string): Promise<Device> {
+  /** The device's new state and, unless `hold` is null, its deposit's. */
+  private async settle(deviceId: string, state: 'lost' | 'returned', hold: 'kept' | 'released' | null, reason: string, actor: string): Promise<Device> {
     const { store, clock, audit, devices } = this.deps;
     const device = await devices.get(deviceId);
     const now = clock.now();
     await store.serialized('audit_log', async (trx) => {
       await trx.updateTable('devices').set({ state, state_changed_at: now }).where('id', '=', deviceId).execute();
-      const held = await trx
-        .updateTable('deposit_holds')
-        .set({ status: hold, reason, resolved_at: now })
-        .where('device_id', '=', deviceId)
-        .where('status', '=', 'held')
-        .returning(['amount_cents'])
-        .executeTakeFirst();
+      const held = hold
+        ? await trx
+            .updateTable('deposit_holds')
+            .set({ status: hold, reason, resolved_at: now })
+            .where('device_id', '=', deviceId)
+            // a released deposit stays released; a kept one is released when the card comes back after all
+            .where('status', 'in', hold === 'released' ? ['held', 'kept'] : ['held'])
+            .returning(['amount_cents'])
+            .executeTakeFirst()
+        : undefined;
       await audit.append(trx, [
         { event: 'device.state_changed', actor, userId: device.userId, data: { deviceId, type: device.type, from: device.state, to: state, reason } },
         ...(held ? [{ event: 'deposit.settled' as const, actor, userId: device.userId, data: { deviceId, status: hold, amountUsd: held.amount_cents / 100 } }] : []),

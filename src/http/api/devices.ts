@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../../services.js';
 import { ErrorSchema } from '../errors.js';
-import { assertSameOrigin, requireSession } from '../session-cookie.js';
+import { requireSession, requireSessionToChange } from '../session-cookie.js';
 import { ChallengeSchema } from './schemas.js';
 import type { Device } from '../../devices/types.js';
 
@@ -13,6 +13,11 @@ const DeviceSchema = z
   .object({ id: z.string(), type: z.string(), serial: z.string().nullable(), label: z.string().nullable(), state: z.string(), expiresAt: z.string().nullable() })
   .describe('Device');
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema };
+
+/** A device proof in progress: the challenge to answer (activation, PIN change). */
+const ProofSchema = z
+  .object({ id: z.string(), deviceId: z.string(), challenge: ChallengeSchema, expiresAt: z.string(), attemptsLeft: z.number().int() })
+  .describe('DeviceProof');
 
 const AddressSchema = z.object({
   name: z.string().max(100),
@@ -63,14 +68,13 @@ export function devicesApi(services: Services): FastifyPluginAsync {
           security,
           params: z.object({ deviceId: z.string().max(64) }),
           response: {
-            200: z.object({ id: z.string(), deviceId: z.string(), challenge: ChallengeSchema, expiresAt: z.string(), attemptsLeft: z.number().int() }),
+            200: ProofSchema,
             ...errors,
           },
         },
       },
       async (request) => {
-        const { session, token } = await requireSession(request, services.sessions);
-        if (token.via === 'cookie') assertSameOrigin(request);
+        const { session } = await requireSessionToChange(request, services.sessions);
         return services.activation.start(session, request.params.deviceId);
       },
     );
@@ -88,8 +92,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { session, token } = await requireSession(request, services.sessions);
-        if (token.via === 'cookie') assertSameOrigin(request);
+        const { session } = await requireSessionToChange(request, services.sessions);
         return deviceView(await services.activation.complete(session, request.params.flowId, request.body.response));
       },
     );
@@ -99,7 +102,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
       {
         schema: {
           tags: ['devices'],
-          summary: 'Report a DSC+ lost, stolen or damaged: it stops working at once; the deposit is kept unless damaged (C5)',
+          summary: 'Report a DSC+ lost, stolen or damaged: it stops working at once; the deposit of a lost or stolen card is kept, a damaged one\'s stays held until it is returned (C5)',
           security,
           params: z.object({ deviceId: z.string().max(64) }),
           body: z.object({ reason: z.enum(['lost', 'stolen', 'damaged']) }),
@@ -107,8 +110,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { session, token } = await requireSession(request, services.sessions);
-        if (token.via === 'cookie') assertSameOrigin(request);
+        const { session } = await requireSessionToChange(request, services.sessions);
         return deviceView(await services.dscPlusRequests.reportLost({ userId: session.userId }, request.params.deviceId, request.body.reason));
       },
     );
@@ -122,14 +124,13 @@ export function devicesApi(services: Services): FastifyPluginAsync {
           security,
           params: z.object({ deviceId: z.string().max(64) }),
           response: {
-            200: z.object({ id: z.string(), deviceId: z.string(), challenge: ChallengeSchema, expiresAt: z.string(), attemptsLeft: z.number().int() }),
+            200: ProofSchema,
             ...errors,
           },
         },
       },
       async (request) => {
-        const { session, token } = await requireSession(request, services.sessions);
-        if (token.via === 'cookie') assertSameOrigin(request);
+        const { session } = await requireSessionToChange(request, services.sessions);
         return services.activation.startPinChange(session, request.params.deviceId);
       },
     );
@@ -147,8 +148,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { session, token } = await requireSession(request, services.sessions);
-        if (token.via === 'cookie') assertSameOrigin(request);
+        const { session } = await requireSessionToChange(request, services.sessions);
         return deviceView(await services.activation.completePinChange(session, request.params.flowId, request.body.response, request.body.newPin));
       },
     );
@@ -181,8 +181,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
           },
         },
         async (request) => {
-          const { session, token } = await requireSession(request, services.sessions);
-          if (token.via === 'cookie') assertSameOrigin(request);
+          const { session } = await requireSessionToChange(request, services.sessions);
           if (preview) {
             const { holdAccountId: _id, ...summary } = await services.dscPlusRequests.preview(session, request.body);
             return summary;

@@ -10,7 +10,7 @@ import type { Services } from '../../services.js';
 import { SlsError } from '../../errors.js';
 import { VERIFICATION_METHODS } from '../../helpdesk/helpdesk.js';
 import { ErrorSchema } from '../errors.js';
-import { assertSameOrigin, requireSession } from '../session-cookie.js';
+import { requireSession, requireSessionToChange } from '../session-cookie.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const UserParams = z.object({ username: z.string().min(1).max(64) });
@@ -21,8 +21,7 @@ const UserSummary = z.object({ id: z.string(), username: z.string(), account: z.
 export function helpdeskApi(services: Services): FastifyPluginAsync {
   /** The staff member behind the request's session (full scope only). */
   async function staffOf(request: FastifyRequest): Promise<string> {
-    const { session, token } = await requireSession(request, services.sessions);
-    if (token.via === 'cookie' && request.method !== 'GET') assertSameOrigin(request);
+    const { session } = await (request.method === 'GET' ? requireSession : requireSessionToChange)(request, services.sessions);
     if (session.scope !== 'full') throw new SlsError('FORBIDDEN_ROLE', { role: 'temporary access' });
     return session.userId;
   }

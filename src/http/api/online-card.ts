@@ -4,7 +4,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../../services.js';
 import { ErrorSchema } from '../errors.js';
-import { assertSameOrigin, requireSession } from '../session-cookie.js';
+import { printedTime, sendCardFile } from '../downloads.js';
+import { requireSession, requireSessionToChange } from '../session-cookie.js';
 import type { Device } from '../../devices/types.js';
 import type { CodeCardSecret } from '../../devices/code-card/code-card.js';
 
@@ -19,15 +20,10 @@ const OnlineCardSchema = z
   .describe('OnlineCard');
 const errors = { 401: ErrorSchema, 403: ErrorSchema };
 
-function formatTime(ms: number): string {
-  return `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
-}
 
 export function onlineCardApi(services: Services): FastifyPluginAsync {
   async function sessionOf(request: FastifyRequest) {
-    const { session, token } = await requireSession(request, services.sessions);
-    if (token.via === 'cookie' && request.method !== 'GET') assertSameOrigin(request);
-    return session;
+    return (await (request.method === 'GET' ? requireSession : requireSessionToChange)(request, services.sessions)).session;
   }
 
   async function view(device: Device) {
@@ -81,12 +77,8 @@ export function onlineCardApi(services: Services): FastifyPluginAsync {
         },
         async (request, reply) => {
           const session = await sessionOf(request);
-          const body = format === 'pdf' ? await services.onlineCards.pdf(session, request.language, formatTime) : await services.onlineCards.png(session, request.language, formatTime);
-          return reply
-            .header('cache-control', 'no-store')
-            .header('content-disposition', `attachment; filename="online-security-card.${format}"`)
-            .type(format === 'pdf' ? 'application/pdf' : 'image/png')
-            .send(body);
+          const body = format === 'pdf' ? await services.onlineCards.pdf(session, request.language, printedTime) : await services.onlineCards.png(session, request.language, printedTime);
+          return sendCardFile(reply, format, body);
         },
       );
     }

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Services } from '../../services.js';
 import type { Session } from '../../sessions/sessions.js';
 import { ErrorSchema } from '../errors.js';
-import { assertSameOrigin, clearSessionCookie, requestMeta, requireSession } from '../session-cookie.js';
+import { clearSessionCookie, requestMeta, requireSession, requireSessionToChange } from '../session-cookie.js';
 import { SessionSchema } from './schemas.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -55,8 +55,7 @@ export function sessionApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        const { session, token } = await requireSession(request, services.sessions);
-        if (token.via === 'cookie') assertSameOrigin(request);
+        const { session } = await requireSessionToChange(request, services.sessions);
         await services.passwords.change(session.userId, request.body.currentPassword, request.body.newPassword, requestMeta(request).ip);
         return reply.status(204).send(null);
       },
@@ -73,8 +72,7 @@ export function sessionApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        const { token } = await requireSession(request, services.sessions);
-        if (token.via === 'cookie') assertSameOrigin(request);
+        const { token } = await requireSessionToChange(request, services.sessions);
         await services.sessions.end(token.token, requestMeta(request).ip);
         clearSessionCookie(reply, services.config);
         return reply.status(204).send(null);

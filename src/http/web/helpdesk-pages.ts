@@ -3,7 +3,9 @@
  * who log in through the ordinary login pages with their own two factors.
  * Search a caller, see the user's lock state, devices and latest audit
  * entries, record how the caller's identity was verified, issue or revoke a
- * temporary passcode, lift a lock. Every action goes through the HelpDesk
+ * temporary passcode, lift a lock; ship a requested DSC+ with a card of
+ * the stock, mark a card lost or returned, and see each card's deposit (C5,
+ * C6, C8, D3). Every action goes through the HelpDesk or DscPlusRequests
  * service, which checks the role and audits it with `staff:<id>`.
  *
  * The pages work without JavaScript. After each action the browser is sent
@@ -18,6 +20,10 @@ import { SlsError } from '../../errors.js';
 import { VERIFICATION_METHODS } from '../../helpdesk/helpdesk.js';
 import type { User } from '../../identity/users.js';
 import type { Session } from '../../sessions/sessions.js';
+import type { Device } from '../../devices/types.js';
+import type { ShippingAddress } from '../../devices/dscplus/requests.js';
+import type { DeviceState } from '../../store/schema.js';
+import type { Language } from '../../i18n/i18n.js';
 import { toSlsError } from '../errors.js';
 import { SESSION_COOKIE } from '../session-cookie.js';
 import { field, registerForms, type PageRenderer } from './render.js';
@@ -51,8 +57,49 @@ interface SealedPasscode {
   verificationId: string;
 }
 
-type Action = 'verify' | 'issue' | 'revoke' | 'unlock';
+/** The device actions of the console (C5, C6, C8). */
+type DeviceAction = 'ship' | 'lost' | 'returned';
+/** The DSC+ states in which the console offers each device action (D3). */
+const DEVICE_ACTIONS: Record<DeviceAction, readonly DeviceState[]> = {
+  ship: ['requested'],
+  lost: ['active', 'suspended', 'shipped'],
+  returned: ['active', 'suspended', 'shipped', 'lost'],
+};
+const LOSS_REASONS = ['lost', 'stolen', 'damaged'] as const;
+
+/** A form of the user page; a device action names its device, as each card has its forms. */
+type Action = 'verify' | 'issue' | 'revoke' | 'unlock' | `${DeviceAction}:${string}`;
 const NOTICES = ['unlocked', 'revoked', 'nothingRevoked'] as const;
+/** Notices about one device, named in the address (`&device=`). */
+const DEVICE_NOTICES = ['shipped', 'lost', 'returned'] as const;
+
+/** A deposit as the page shows it (C5): held, released or kept, with the amount in the page's language. */
+interface DepositView {
+  status: string;
+  amount: string;
+  account: string;
+}
+
+/** A DSC+ the staff member may act on, with the forms it allows. */
+interface CardView {
+  device: Device;
+  actions: DeviceAction[];
+  /** Where a requested card goes (C4). */
+  shipTo: ShippingAddress | null;
+}
+
+interface NoticeView {
+  key: string;
+  serial?: string | null;
+  /** Shipped: when the card activates itself (C6). */
+  autoActivateAt?: number;
+  deposit?: DepositView | null;
+}
+
+interface NoticeQuery {
+  done: string;
+  deviceId?: string;
+}
 
 const usersPath = (username: string): string => `/helpdesk/users/${encodeURIComponent(username)}`;
 const verificationPath = (username: string, verificationId: string): string =>
@@ -61,6 +108,12 @@ const passcodePath = (username: string): string => `${usersPath(username)}/passc
 /** The user page, with the verification in effect if there is one. */
 const userPagePath = (username: string, verificationId: string): string =>
   /^[A-Za-z0-9_]{1,64}$/.test(verificationId) ? verificationPath(username, verificationId) : usersPath(username);
+const devicePath = (username: string, deviceId: string, action: DeviceAction): string =>
+  `${usersPath(username)}/devices/${encodeURIComponent(deviceId)}/${action}`;
+
+function money(language: Language, amountUsd: number): string {
+  return new Intl.NumberFormat(language === 'zh-Hant' ? 'zh-TW' : language, { style: 'currency', currency: 'USD', currencyDisplay: 'code' }).format(amountUsd);
+}
 
 export function helpdeskPages(services: Services, pages: PageRenderer): FastifyPluginAsync {
   const { config, helpDesk } = services;
@@ -102,6 +155,39 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
     );
   }
 
+  /** C5: the deposit held for a DSC+, if any. */
+  async function depositOf(request: FastifyRequest, device: Device): Promise<DepositView | null> {
+    if (device.type !== 'dscplus') return null;
+    const hold = await services.dscPlusRequests.hold(device.id);
+    return hold ? { status: hold.status, amount: money(request.language, hold.amountUsd), account: hold.account } : null;
+  }
+
+  /** The DSC+ cards a staff member who may act can do something with, and the forms each allows. */
+  function cardsOf(staff: Staff, devices: Device[]): CardView[] {
+    if (!staff.mayAct) return [];
+    return devices
+      .filter((d) => d.type === 'dscplus')
+      .map((device) => {
+        const actions = (Object.keys(DEVICE_ACTIONS) as DeviceAction[]).filter((a) => DEVICE_ACTIONS[a].includes(device.state));
+        const request = (device.params as { request?: { address?: ShippingAddress } }).request;
+        return { device, actions, shipTo: device.state === 'requested' ? (request?.address ?? null) : null };
+      })
+      .filter((card) => card.actions.length > 0);
+  }
+
+  /** The notice of the address, about this user's device when it names one; null when it does not fit. */
+  function noticeFor(query: NoticeQuery | null, devices: Device[], deposits: Map<string, DepositView | null>): NoticeView | null {
+    if (!query) return null;
+    if (!(DEVICE_NOTICES as readonly string[]).includes(query.done)) return { key: query.done };
+    const device = devices.find((d) => d.id === query.deviceId && d.type === 'dscplus');
+    if (!device) return null;
+    if (query.done === 'shipped') {
+      const at = device.params.autoActivateAt;
+      return typeof at === 'number' && device.serial ? { key: query.done, serial: device.serial, autoActivateAt: at } : null;
+    }
+    return device.state === query.done ? { key: query.done, serial: device.serial, deposit: deposits.get(device.id) ?? null } : null;
+  }
+
   /**
    * The user page. An error of an action is shown in its error box; when the
    * user cannot be shown at all (unknown user), the search page shows the error.
@@ -111,7 +197,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
     reply: FastifyReply,
     staff: Staff,
     username: string,
-    options: { verificationId?: string; error?: unknown; failed?: Action; notice?: string | null } = {},
+    options: { verificationId?: string; error?: unknown; failed?: Action; notice?: NoticeQuery | null } = {},
   ): Promise<FastifyReply> {
     let user: User;
     try {
@@ -133,6 +219,12 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
       services.devices.listForUser(user.id),
       services.audit.list({ username: user.username, limit: AUDIT_ENTRIES }),
     ]);
+    const deposits = new Map(await Promise.all(devices.map(async (d) => [d.id, await depositOf(request, d)] as const)));
+    const cards = cardsOf(staff, devices);
+    // C8: the cards of the stock, when there is a card to ship
+    const stock = cards.some((c) => c.actions.includes('ship'))
+      ? (await services.devices.listStock()).filter((d) => d.type === 'dscplus' && d.serial !== null).map((d) => d.serial!)
+      : [];
     const error = failure === undefined ? null : pages.pageError(request, failure);
     const temporary = devices.find((d) => d.type === 'temp_passcode' && d.state === 'active') ?? null;
     return pages.render(
@@ -145,13 +237,18 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
         user,
         lock,
         devices,
+        deposits: Object.fromEntries(deposits),
+        cards,
+        stock,
+        reasons: LOSS_REASONS,
+        deviceAction: (deviceId: string, action: DeviceAction) => devicePath(user.username, deviceId, action),
         audit,
         temporary,
         verification,
         methods: VERIFICATION_METHODS,
         error,
         failed: error ? (options.failed ?? null) : null,
-        notice: options.notice ?? null,
+        notice: error ? null : noticeFor(options.notice ?? null, devices, deposits),
         base: usersPath(user.username),
       },
       { status: error?.status ?? 200, path: verification ? verificationPath(user.username, verification.id) : usersPath(user.username) },
@@ -170,7 +267,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
     try {
       return await run(staff);
     } catch (error) {
-      const mapped = toSlsError(error);
+      const mapped = toSlsError(translatedState(request, error));
       if (mapped.status >= 500) throw error;
       return renderUser(request, reply, staff, request.params.username, {
         verificationId: action === 'verify' ? '' : field(request.body, 'verificationId'),
@@ -180,9 +277,40 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
     }
   }
 
-  function noticeOf(request: FastifyRequest): string | null {
-    const done = (request.query as Record<string, unknown> | undefined)?.done;
-    return typeof done === 'string' && (NOTICES as readonly string[]).includes(done) ? done : null;
+  function noticeOf(request: FastifyRequest): NoticeQuery | null {
+    const query = request.query as Record<string, unknown> | undefined;
+    const done = query?.done;
+    if (typeof done !== 'string') return null;
+    if ((NOTICES as readonly string[]).includes(done)) return { done };
+    if ((DEVICE_NOTICES as readonly string[]).includes(done) && typeof query?.device === 'string') return { done, deviceId: query.device };
+    return null;
+  }
+
+  /**
+   * The DSC+ of this user that a device action names, for a staff member who
+   * may act: compliance is refused before anything else is looked at, and a
+   * device of another user is not found here.
+   */
+  async function cardFor(staff: Staff, username: string, deviceId: string): Promise<Device> {
+    await helpDesk.staff(staff.user.id, 'act');
+    const user = await services.users.getByUsername(username);
+    const device = await services.devices.get(deviceId);
+    if (device.userId !== user.id || device.type !== 'dscplus') throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
+    return device;
+  }
+
+  /** Back to the user page (with the verification in effect) with the notice of a device action. */
+  function afterDeviceAction(request: FastifyRequest<{ Params: { username: string } }>, reply: FastifyReply, done: (typeof DEVICE_NOTICES)[number], device: Device): FastifyReply {
+    const back = userPagePath(request.params.username, field(request.body, 'verificationId'));
+    return reply.redirect(`${back}?done=${done}&device=${encodeURIComponent(device.id)}`, 303);
+  }
+
+  /** The page names a device's state in its own language (X2). */
+  function translatedState(request: FastifyRequest, error: unknown): unknown {
+    const mapped = toSlsError(error);
+    const state = mapped.params.state;
+    if (mapped.code !== 'DEVICE_STATE' || typeof state !== 'string') return error;
+    return new SlsError('DEVICE_STATE', { ...mapped.params, state: request.t(`web.deviceStates.${state}`, { defaultValue: state }) });
   }
 
   return async (app) => {
@@ -285,6 +413,39 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
         const revoked = await helpDesk.revokeTemporaryPasscode(staff.user.id, request.params.username);
         const back = userPagePath(request.params.username, field(request.body, 'verificationId'));
         return reply.redirect(`${back}?done=${revoked > 0 ? 'revoked' : 'nothingRevoked'}`, 303);
+      }),
+    );
+
+    type DeviceRoute = { Params: { username: string; deviceId: string } };
+
+    /** C6/C8: ship a requested DSC+ with a card of the stock; it activates itself three weeks later. */
+    app.post<DeviceRoute>('/helpdesk/users/:username/devices/:deviceId/ship', { preHandler: app.csrfProtection }, async (request, reply) =>
+      act(request, reply, `ship:${request.params.deviceId}`, async (staff) => {
+        const device = await cardFor(staff, request.params.username, request.params.deviceId);
+        const serial = field(request.body, 'serial').trim();
+        if (serial === '' || serial.length > 32) throw new SlsError('VALIDATION_ERROR', { field: 'serial', reason: 'stock_serial' });
+        const { device: shipped } = await services.dscPlusRequests.ship(staff.user.id, device.id, serial);
+        return afterDeviceAction(request, reply, 'shipped', shipped);
+      }),
+    );
+
+    /** C5: a card lost or stolen (its deposit is kept) or damaged: it stops working. */
+    app.post<DeviceRoute>('/helpdesk/users/:username/devices/:deviceId/lost', { preHandler: app.csrfProtection }, async (request, reply) =>
+      act(request, reply, `lost:${request.params.deviceId}`, async (staff) => {
+        const device = await cardFor(staff, request.params.username, request.params.deviceId);
+        const reason = field(request.body, 'reason');
+        if (!(LOSS_REASONS as readonly string[]).includes(reason)) throw new SlsError('VALIDATION_ERROR', { field: 'reason', reason: 'loss_reason' });
+        const lost = await services.dscPlusRequests.reportLost({ staffUserId: staff.user.id }, device.id, reason as (typeof LOSS_REASONS)[number]);
+        return afterDeviceAction(request, reply, 'lost', lost);
+      }),
+    );
+
+    /** C5/C7: a card back at the help desk: returned, and its deposit released. */
+    app.post<DeviceRoute>('/helpdesk/users/:username/devices/:deviceId/returned', { preHandler: app.csrfProtection }, async (request, reply) =>
+      act(request, reply, `returned:${request.params.deviceId}`, async (staff) => {
+        const device = await cardFor(staff, request.params.username, request.params.deviceId);
+        const returned = await services.dscPlusRequests.markReturned(staff.user.id, device.id);
+        return afterDeviceAction(request, reply, 'returned', returned);
       }),
     );
 

@@ -11,12 +11,10 @@ import type { CodeCardSecret } from '../../devices/code-card/code-card.js';
 import { GRID_COLUMNS } from '../../devices/code-card/print.js';
 import { SlsError } from '../../errors.js';
 import { toSlsError } from '../errors.js';
+import { printedTime, sendCardFile } from '../downloads.js';
 import { SESSION_COOKIE } from '../session-cookie.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
-function utc(ms: number): string {
-  return `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
-}
 
 export function portalPages(services: Services, pages: PageRenderer): FastifyPluginAsync {
   return async (app) => {
@@ -167,12 +165,8 @@ export function portalPages(services: Services, pages: PageRenderer): FastifyPlu
       app.get(`/online-card/card.${format}`, async (request, reply) => {
         const session = await sessionOf(request);
         if (!session) return reply.redirect('/login', 303);
-        const body = format === 'pdf' ? await services.onlineCards.pdf(session, request.language, utc) : await services.onlineCards.png(session, request.language, utc);
-        return reply
-          .header('cache-control', 'no-store')
-          .header('content-disposition', `attachment; filename="online-security-card.${format}"`)
-          .type(format === 'pdf' ? 'application/pdf' : 'image/png')
-          .send(body);
+        const body = format === 'pdf' ? await services.onlineCards.pdf(session, request.language, printedTime) : await services.onlineCards.png(session, request.language, printedTime);
+        return sendCardFile(reply, format, body);
       });
     }
 
