@@ -2,8 +2,8 @@
  * The help desk console (T1–T5, L3, A5, X1–X3) through the real HTTP stack
  * (Fastify inject): staff log in through the ordinary login pages with their
  * own card, then search a caller, record the identity verification, issue
- * and revoke a temporary passcode and lift a lock with the console's own
- * forms; the HTML that comes back is checked.
+ * and revoke a temporary passcode, reset a forgotten password and lift a
+ * lock with the console's own forms; the HTML that comes back is checked.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,7 +90,7 @@ describe('who may use the console (T1, A5)', () => {
   it('T1: without a session every console page and form sends the browser to /login', async () => {
     const agent = new Agent(h.app);
     const { user } = await createUserWithCard(h.services);
-    for (const path of ['/helpdesk', '/helpdesk?q=abc', userPath(user), `${userPath(user)}/verifications/ver_x`, `${userPath(user)}/passcode`]) {
+    for (const path of ['/helpdesk', '/helpdesk?q=abc', userPath(user), `${userPath(user)}/verifications/ver_x`, `${userPath(user)}/passcode`, `${userPath(user)}/password`]) {
       const page = await agent.get(path);
       expect(page.status, path).toBe(303);
       expect(page.location, path).toBe('/login');
@@ -100,6 +100,9 @@ describe('who may use the console (T1, A5)', () => {
     const post = await agent.post(`${userPath(user)}/verifications`, { _csrf: token, method: 'id_document' });
     expect(post.status).toBe(303);
     expect(post.location).toBe('/login');
+    const reset = await agent.post(`${userPath(user)}/password-reset`, { _csrf: token, verificationId: 'ver_x' });
+    expect(reset.status).toBe(303);
+    expect(reset.location).toBe('/login');
     expect((await auditOf(user)).map((e) => e.event)).not.toContain('helpdesk.identity_verified');
   });
 
@@ -451,6 +454,275 @@ describe('identity verification and the temporary passcode (T1-T5, A5)', () => {
   });
 });
 
+describe('a forgotten password (A5)', () => {
+  /** What randomUpperAlnum draws from: upper-case letters and digits without I, O, 0, 1. */
+  const ONE_TIME_PASSWORD = /^[A-HJ-NP-Z2-9]{12}$/;
+  const resetPath = (u: User): string => `${userPath(u)}/password-reset`;
+  const passwordPage = (u: User): string => `${userPath(u)}/password`;
+
+  /** The client's whole login through the API with a password and their card; returns the session token. */
+  async function clientLogin(user: User, card: CardFile, password: string): Promise<string> {
+    const start = await startLogin(h.app, user.username, password, 'portal');
+    expect(start.status, JSON.stringify(start.body)).toBe(200);
+    const done = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    return done.body.session.token as string;
+  }
+
+  it('A5: after the verification, Reset the password → the one-time password is shown once (no-store, large monospace output); a reload does not show it; the client logs in with it and their card and must choose a new password', async () => {
+    const staff = await signedIn();
+    const { user: caller, card } = await createUserWithCard(h.services);
+
+    // before a verification: the explanation, but no form
+    const before = await staff.agent.get(userPath(caller));
+    expect(textById(before.html, 'password-heading')).toBe('Forgotten password');
+    expect(textById(before.html, 'password-explain')).toBe(
+      'The user gets a one-time password, shown to you once to read to the caller, and must choose a new password at the next login. The current password stops working at once; the security device stays the same.',
+    );
+    expect(hasForm(before.html, resetPath(caller))).toBe(false);
+
+    const { page: verified, id } = await verify(staff.agent, caller, 'callback_on_record');
+    const resetForm = form(verified.html, resetPath(caller));
+    expect(resetForm.attrs.method).toBe('post');
+    expect(hiddenValue(resetForm, 'verificationId')).toBe(id);
+    expect(textById(resetForm.inner, 'reset-submit')).toBe('Reset the password');
+    expect(byId(resetForm.inner, 'reset-submit')?.attrs['aria-describedby']).toBe('password-explain');
+
+    const reset = await staff.agent.submit(verified, resetPath(caller));
+    expect(reset.status, reset.html).toBe(303);
+    expect(reset.location).toBe(passwordPage(caller));
+    expect(reset.html).not.toMatch(/[A-Z2-9]{12}/);
+    const handover = reset.setCookies.find((c) => c.startsWith('sls_hd_password='))!;
+    expect(handover).toMatch(new RegExp(`Path=${passwordPage(caller)}(;|$)`));
+    expect(handover).toMatch(/HttpOnly/);
+    expect(handover).toMatch(/SameSite=Strict/);
+    expect(handover).toMatch(/Max-Age=120/);
+    const sealed = staff.agent.jar.get('sls_hd_password')!;
+
+    const shown = await staff.agent.get(reset.location!);
+    expect(shown.status).toBe(200);
+    expect(shown.headers['cache-control']).toBe('no-store');
+    expect(h1s(shown.html)).toEqual([`One-time password for ${caller.username}`]);
+    const output = byId(shown.html, 'password')!;
+    expect(output.tag).toBe('output');
+    expect(elements(shown.html, 'p').find((p) => p.inner.includes('id="password"'))?.attrs.class).toBe('challenge'); // large monospace
+    const password = text(output.inner);
+    expect(password).toMatch(ONE_TIME_PASSWORD);
+    expect(textById(shown.html, 'password-label')).toBe('One-time password');
+    expect(textById(shown.html, 'read-it')).toBe('Read this password to the caller now, character by character. It is shown only once.');
+    expect(textById(shown.html, 'password-hint')).toBe(
+      'It is case sensitive: upper-case letters and digits, no spaces. The caller logs in with it and their security device as usual, then must choose a new password.',
+    );
+    expect(byId(shown.html, 'full-access-until')).toBeUndefined(); // a passcode's periods; the one-time password has none
+    expect(byId(shown.html, 'back-to-user')?.attrs.href).toBe(`${userPath(caller)}/verifications/${id}`);
+    expect(textById(shown.html, 'back-to-user')).toBe('Back to the user');
+    expect(staff.agent.jar.has('sls_hd_password')).toBe(false); // the page cleared it
+
+    // shown once: a reload shows it no more, nor does the sealed cookie in another staff member's browser
+    const reload = await staff.agent.get(reset.location!);
+    expect(reload.status).toBe(200);
+    expect(reload.headers['cache-control']).toBe('no-store');
+    expect(byId(reload.html, 'password')).toBeUndefined();
+    expect(reload.html).not.toContain(password);
+    expect(textById(reload.html, 'password-gone')).toBe(
+      'This password has been shown once and cannot be shown again. If the caller did not note it, reset the password again: the earlier one then stops working.',
+    );
+    const other = await signedIn();
+    other.agent.jar.set('sls_hd_password', sealed);
+    const stolen = await other.agent.get(reset.location!);
+    expect(stolen.html).not.toContain(password);
+    expect(byId(stolen.html, 'password-gone')).toBeDefined();
+
+    // the old password no longer works; the one-time password and the card do, and the user must choose a new password
+    expect((await startLogin(h.app, caller.username, PASSWORD)).status).toBe(401);
+    const token = await clientLogin(caller, card, password);
+    const session = await get(h.app, '/api/v1/session', bearer(token));
+    expect(session.status).toBe(200);
+    expect(session.body.passwordChangeRequired).toBe(true);
+
+    // X1: audited with the staff member's id; the password is nowhere in the log or on the user page; the user is told
+    const audit = await auditOf(caller);
+    expect(JSON.stringify(audit)).not.toContain(password);
+    expect(audit.find((e) => e.event === 'user.password_changed' && e.data.oneTime === true)).toMatchObject({ actor: `staff:${staff.user.id}` });
+    const after = await staff.agent.get(`${userPath(caller)}/verifications/${id}`);
+    expect(after.html).not.toContain(password);
+    expect(rows(after.html, 'audit').find((r) => r[1] === 'Password changed' && r[2] === `staff:${staff.user.id}`)?.[3]).toBe('oneTime=true');
+    expect((await h.services.notifier.list({ userId: caller.id })).map((n) => n.template)).toContain('passwordReset');
+    expect((await h.services.devices.listForUser(caller.id)).map((d) => d.state)).toEqual(['active']); // the card is untouched
+  });
+
+  it('A5/T5: the passcode and the password each have their own sealed cookie: a passcode\'s cookie does not open on the password page', async () => {
+    const staff = await signedIn();
+    const { user: caller } = await createUserWithCard(h.services);
+    const { page: verified } = await verify(staff.agent, caller);
+    const issued = await staff.agent.submit(verified, `${userPath(caller)}/temporary-passcode`, { deviceStatus: 'suspended' });
+    expect(issued.status).toBe(303);
+    staff.agent.jar.set('sls_hd_password', staff.agent.jar.get('sls_hd_passcode')!);
+    const swapped = await staff.agent.get(passwordPage(caller));
+    expect(swapped.status).toBe(200);
+    expect(byId(swapped.html, 'password')).toBeUndefined();
+    expect(byId(swapped.html, 'password-gone')).toBeDefined();
+    expect(swapped.html).not.toMatch(/<output/);
+    // the passcode itself still reaches its own page, once
+    const shown = await staff.agent.get(issued.location!);
+    expect(textById(shown.html, 'passcode')).toMatch(/^[A-Z2-9]{8}$/);
+  });
+
+  it('A5/T1: compliance sees no reset form, and a forged reset is refused on the user page (403 FORBIDDEN_ROLE): the password is unchanged and nothing is shown', async () => {
+    const compliance = await signedIn('compliance');
+    const desk = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const { user: caller, card } = await createUserWithCard(h.services);
+    const verification = await h.services.helpDesk.verifyIdentity(desk.user.id, caller.username, { method: 'id_document' });
+
+    const page = await compliance.agent.get(`${userPath(caller)}/verifications/${verification.id}`);
+    expect(page.status).toBe(200);
+    expect(forms(page.html)).toEqual([]);
+    expect(byId(page.html, 'password-heading')).toBeUndefined();
+
+    const token = csrfOf(form((await compliance.agent.get('/account')).html, '/logout'));
+    const forged = await compliance.agent.post(resetPath(caller), { _csrf: token, verificationId: verification.id });
+    expect(forged.status).toBe(403);
+    expect(forged.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(alertBox(forged.html)).toEqual({ code: 'FORBIDDEN_ROLE', role: 'alert', text: 'Your role does not allow this.' });
+    expect(h1s(forged.html)).toEqual([`User ${caller.username}`]);
+    expect(forms(forged.html)).toEqual([]);
+    expect(forged.location).toBeUndefined();
+    expect(compliance.agent.jar.has('sls_hd_password')).toBe(false);
+
+    expect(await clientLogin(caller, card, PASSWORD)).toEqual(expect.any(String));
+    expect((await auditOf(caller)).filter((e) => e.event === 'user.password_changed' && e.data.oneTime === true)).toEqual([]);
+  });
+
+  it('A5/X3: without a verification the reset is refused on the user page with VERIFICATION_NOT_FOUND (404); an expired one with IDENTITY_NOT_VERIFIED (403); nothing is reset or shown', async () => {
+    const staff = await signedIn();
+    const { user: caller, card } = await createUserWithCard(h.services);
+    const { user: other } = await createUserWithCard(h.services);
+    const userPage = await staff.agent.get(userPath(caller));
+    const token = csrfOf(form(userPage.html, `${userPath(caller)}/verifications`));
+
+    for (const fields of [{}, { verificationId: '' }, { verificationId: 'ver_nope' }, { verificationId: '<b>x</b>' }] as Record<string, string>[]) {
+      const refused = await staff.agent.post(resetPath(caller), { _csrf: token, ...fields });
+      expect(refused.status, JSON.stringify(fields)).toBe(404);
+      expect(refused.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(alertBox(refused.html)).toEqual({ code: 'VERIFICATION_NOT_FOUND', role: 'alert', text: 'No such identity verification for this user.' });
+      expect(h1s(refused.html)).toEqual([`User ${caller.username}`]);
+      expect(refused.html).not.toContain('<b>x</b>');
+      expect(hasForm(refused.html, resetPath(caller))).toBe(false);
+      expect(refused.setCookies.find((c) => c.startsWith('sls_hd_password='))).toBeUndefined();
+    }
+    // another user's verification is not this user's
+    const ofOther = await verify(staff.agent, other);
+    const wrongUser = await staff.agent.post(resetPath(caller), { _csrf: token, verificationId: ofOther.id });
+    expect(wrongUser.status).toBe(404);
+    expect(alertBox(wrongUser.html)?.code).toBe('VERIFICATION_NOT_FOUND');
+    // the page of the password has nothing to show
+    const nothing = await staff.agent.get(passwordPage(caller));
+    expect(nothing.status).toBe(200);
+    expect(byId(nothing.html, 'password-gone')).toBeDefined();
+
+    const { id } = await verify(staff.agent, caller);
+    h.clock.advance(31 * MINUTE);
+    await logIn(staff.agent, staff.user, staff.card);
+    const stale = await staff.agent.get(`${userPath(caller)}/verifications/${id}`);
+    expect(byId(stale.html, 'verification-expired')).toBeDefined();
+    expect(hasForm(stale.html, resetPath(caller))).toBe(false);
+    const expired = await staff.agent.post(resetPath(caller), { _csrf: csrfOf(form(stale.html, `${userPath(caller)}/verifications`)), verificationId: id });
+    expect(expired.status).toBe(403);
+    expect(alertBox(expired.html)).toEqual({
+      code: 'IDENTITY_NOT_VERIFIED',
+      role: 'alert',
+      text: "The caller's identity must be verified again before this action (the last verification has expired).",
+    });
+    expect(h1s(expired.html)).toEqual([`User ${caller.username}`]);
+    expect(byId(expired.html, 'verification-expired')).toBeDefined();
+
+    expect(await clientLogin(caller, card, PASSWORD)).toEqual(expect.any(String));
+    expect((await auditOf(caller)).filter((e) => e.event === 'user.password_changed' && e.data.oneTime === true)).toEqual([]);
+    expect((await h.services.notifier.list({ userId: caller.id })).map((n) => n.template)).not.toContain('passwordReset');
+  });
+
+  it('A5/X3: the reset form refuses a POST without the CSRF token, or with a made-up one (403 CSRF_FAILED): the password is unchanged and nothing is shown', async () => {
+    const staff = await signedIn();
+    const { user: caller, card } = await createUserWithCard(h.services);
+    const { page: verified, id } = await verify(staff.agent, caller);
+    expect(csrfOf(form(verified.html, resetPath(caller)))).not.toBe('');
+    const tokens: Record<string, string>[] = [{}, { _csrf: 'made-up-token' }, { _csrf: '' }];
+    for (const extra of tokens) {
+      const res = await staff.agent.post(resetPath(caller), { verificationId: id, ...extra });
+      expect(res.status, JSON.stringify(extra)).toBe(403);
+      expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(alertBox(res.html)?.code).toBe('CSRF_FAILED');
+      expect(res.setCookies.find((c) => c.startsWith('sls_hd_password='))).toBeUndefined();
+    }
+    expect(await clientLogin(caller, card, PASSWORD)).toEqual(expect.any(String));
+    expect((await auditOf(caller)).filter((e) => e.event === 'user.password_changed' && e.data.oneTime === true)).toEqual([]);
+  });
+
+  const TEXTS = {
+    fr: {
+      heading: 'Mot de passe oublié',
+      explain: "L'utilisateur reçoit un mot de passe à usage unique",
+      submit: 'Réinitialiser le mot de passe',
+      title: 'Mot de passe à usage unique de',
+      readIt: "Lisez maintenant ce mot de passe à l'appelant",
+      hint: 'puis doit choisir un nouveau mot de passe',
+      gone: 'ne peut plus l\'être',
+      back: "Retour à l'utilisateur",
+      notFound: "Aucune vérification d'identité de ce type pour cet utilisateur.",
+    },
+    'zh-Hant': {
+      heading: '忘記密碼',
+      explain: '用戶將獲得一次性密碼',
+      submit: '重設密碼',
+      title: '的一次性密碼',
+      readIt: '請立即向來電者逐個字元讀出此一次性密碼',
+      hint: '然後須設定新密碼',
+      gone: '無法再次顯示',
+      back: '返回用戶資料',
+      notFound: '此用戶沒有此身份核實記錄。',
+    },
+  } as const;
+  const ENGLISH = /\b(Forgotten password|Reset the password|One-time password|Read this password|case sensitive|shown once|Back to|No such)\b/;
+
+  it.each(['fr', 'zh-Hant'] as const)('A5/X2: the password reset in %s: form, one-time password page, reload and errors translated, no English left', async (lang) => {
+    const t = TEXTS[lang];
+    const staff = await signedIn('client_services', `?lang=${lang}`);
+    const { user: caller } = await createUserWithCard(h.services);
+    const { page: verified } = await verify(staff.agent, caller);
+    expect(htmlLang(verified.html)).toBe(lang);
+    expect(textById(verified.html, 'password-heading')).toBe(t.heading);
+    expect(textById(verified.html, 'password-explain')).toContain(t.explain);
+    expect(textById(verified.html, 'reset-submit')).toBe(t.submit);
+
+    const reset = await staff.agent.submit(verified, resetPath(caller));
+    const shown = await staff.agent.get(reset.location!);
+    expect(htmlLang(shown.html)).toBe(lang);
+    expect(h1s(shown.html)[0]).toContain(t.title);
+    expect(h1s(shown.html)[0]).toContain(caller.username);
+    expect(textById(shown.html, 'password')).toMatch(ONE_TIME_PASSWORD);
+    expect(textById(shown.html, 'read-it')).toContain(t.readIt);
+    expect(textById(shown.html, 'password-hint')).toContain(t.hint);
+    expect(textById(shown.html, 'back-to-user')).toBe(t.back);
+    // the language links stay on the password page, which has nothing more to show
+    const links = elements(elements(shown.html, 'nav')[0]!.inner, 'a').map((a) => a.attrs.href);
+    expect(links).toEqual(['en', 'fr', 'zh-Hant'].map((l) => `${passwordPage(caller)}?lang=${l}`));
+
+    const reload = await staff.agent.get(reset.location!);
+    expect(htmlLang(reload.html)).toBe(lang);
+    expect(textById(reload.html, 'password-gone')).toContain(t.gone);
+
+    const refused = await staff.agent.post(resetPath(caller), { _csrf: csrfOf(form(verified.html, `${userPath(caller)}/verifications`)), verificationId: 'ver_nope' });
+    expect(refused.status).toBe(404);
+    expect(htmlLang(refused.html)).toBe(lang);
+    expect(alertBox(refused.html)).toEqual({ code: 'VERIFICATION_NOT_FOUND', role: 'alert', text: t.notFound });
+
+    for (const page of [verified, shown, reload, refused]) {
+      const visible = text(page.html.replace(/<table class="devices" id="audit">[\s\S]*?<\/table>/, ''));
+      expect(visible).not.toMatch(ENGLISH);
+    }
+  });
+});
+
 describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)', () => {
   /** The batch every test here ships from (C8): DSC0000001 to DSC0000003. */
   let batch: PskcKey[];
@@ -798,6 +1070,7 @@ describe('CSRF protection of the console forms (X3)', () => {
       [`${userPath(caller)}/verifications`, { method: 'id_document' }],
       [`${userPath(caller)}/temporary-passcode`, { verificationId: id }],
       [`${userPath(caller)}/temporary-passcode/revoke`, {}],
+      [`${userPath(caller)}/password-reset`, { verificationId: id }],
       [`${userPath(caller)}/unlock`, { verificationId: id }],
     ];
     const tokens: Record<string, string>[] = [{}, { _csrf: 'made-up-token' }];
@@ -906,7 +1179,7 @@ describe('languages (X2)', () => {
   it('X2: the console templates hold no text for people: everything comes from the translation files', () => {
     const views = new URL('../views/helpdesk/', import.meta.url);
     const files = readdirSync(views).filter((f) => f.endsWith('.eta'));
-    expect(files.sort()).toEqual(['passcode.eta', 'search.eta', 'user.eta']);
+    expect(files.sort()).toEqual(['search.eta', 'secret.eta', 'user.eta']);
     for (const file of files) {
       const source = readFileSync(new URL(file, views), 'utf8')
         .replace(/<%[\s\S]*?%>/g, '')
@@ -930,6 +1203,9 @@ describe('headers and structure of the console pages (L8)', () => {
     const issued = await staff.agent.submit(verified, `${userPath(caller)}/temporary-passcode`, { deviceStatus: 'lost' });
     pages.push(['passcode', await staff.agent.get(issued.location!)]);
     pages.push(['passcode again', await staff.agent.get(issued.location!)]);
+    const reset = await staff.agent.submit(verified, `${userPath(caller)}/password-reset`);
+    pages.push(['password', await staff.agent.get(reset.location!)]);
+    pages.push(['password again', await staff.agent.get(reset.location!)]);
     pages.push(['unknown user', await staff.agent.get('/helpdesk/users/nosuchuser')]);
     for (const [name, page] of pages) {
       expect(page.headers['content-type'], name).toBe('text/html; charset=utf-8');

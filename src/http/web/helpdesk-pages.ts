@@ -3,16 +3,17 @@
  * who log in through the ordinary login pages with their own two factors.
  * Search a caller, see the user's lock state, devices and latest audit
  * entries, record how the caller's identity was verified, issue or revoke a
- * temporary passcode, lift a lock; ship a requested DSC+ with a card of
+ * temporary passcode, reset a forgotten password, lift a lock; ship a requested DSC+ with a card of
  * the stock, mark a card lost or returned, and see each card's deposit (C5,
  * C6, C8, D3). Every action goes through the HelpDesk or DscPlusRequests
  * service, which checks the role and audits it with `staff:<id>`.
  *
  * The pages work without JavaScript. After each action the browser is sent
  * on to a GET page (post/redirect/get), so that reloading never repeats an
- * action. A new temporary passcode travels to its result page sealed in a
- * short-lived cookie of that page only, which the page clears as it shows the
- * passcode: it is shown once, and a reload does not show it again (T5).
+ * action. A new secret (a temporary passcode, T5, or a one-time password,
+ * A5) travels to its result page sealed in a short-lived cookie of that page
+ * only, bound to the staff session, which the page clears as it shows the
+ * secret: it is shown once, and a reload does not show it again.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../services.js';
@@ -28,10 +29,17 @@ import { toSlsError } from '../errors.js';
 import { SESSION_COOKIE } from '../session-cookie.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
-/** The cookie that carries a new passcode to its result page, sealed; cleared when shown. */
-const PASSCODE_COOKIE = 'sls_hd_passcode';
-/** How long the sealed passcode waits for its result page. */
-const PASSCODE_HANDOVER_MS = 2 * 60 * 1000;
+/**
+ * The secrets the console shows once: a temporary passcode (T1–T5) or a
+ * one-time password (A5). Each kind has its own result page
+ * (`/helpdesk/users/:username/<kind>`) and texts (`helpdesk.<kind>.*`).
+ */
+const SECRET_KINDS = ['passcode', 'password'] as const;
+type SecretKind = (typeof SECRET_KINDS)[number];
+/** The cookie that carries a new secret of that kind to its result page, sealed; cleared when shown. */
+const secretCookie = (kind: SecretKind): string => `sls_hd_${kind}`;
+/** How long the sealed secret waits for its result page. */
+const SECRET_HANDOVER_MS = 2 * 60 * 1000;
 /** How many audit entries the user page shows. */
 const AUDIT_ENTRIES = 30;
 
@@ -49,11 +57,20 @@ interface VerificationView {
   valid: boolean;
 }
 
-interface SealedPasscode {
-  passcode: string;
+/** When a secret stops working, as its page states it: the passcode's full access, then its end (T3). */
+interface SecretTimes {
   fullAccessUntil: number;
   expiresAt: number;
+}
+
+/** A new secret on its way to its result page. */
+interface SealedSecret {
+  kind: SecretKind;
+  secret: string;
+  /** Null for a one-time password: it works until it is used. */
+  times: SecretTimes | null;
   issuedAt: number;
+  /** The verification in effect, for the way back to the user page. */
   verificationId: string;
 }
 
@@ -68,7 +85,7 @@ const DEVICE_ACTIONS: Record<DeviceAction, readonly DeviceState[]> = {
 const LOSS_REASONS = ['lost', 'stolen', 'damaged'] as const;
 
 /** A form of the user page; a device action names its device, as each card has its forms. */
-type Action = 'verify' | 'issue' | 'revoke' | 'unlock' | `${DeviceAction}:${string}`;
+type Action = 'verify' | 'issue' | 'revoke' | 'reset' | 'unlock' | `${DeviceAction}:${string}`;
 const NOTICES = ['unlocked', 'revoked', 'nothingRevoked'] as const;
 /** Notices about one device, named in the address (`&device=`). */
 const DEVICE_NOTICES = ['shipped', 'lost', 'returned'] as const;
@@ -104,7 +121,8 @@ interface NoticeQuery {
 const usersPath = (username: string): string => `/helpdesk/users/${encodeURIComponent(username)}`;
 const verificationPath = (username: string, verificationId: string): string =>
   `${usersPath(username)}/verifications/${encodeURIComponent(verificationId)}`;
-const passcodePath = (username: string): string => `${usersPath(username)}/passcode`;
+/** The page that shows a new secret of that kind once. */
+const secretPath = (username: string, kind: SecretKind): string => `${usersPath(username)}/${kind}`;
 /** The user page, with the verification in effect if there is one. */
 const userPagePath = (username: string, verificationId: string): string =>
   /^[A-Za-z0-9_]{1,64}$/.test(verificationId) ? verificationPath(username, verificationId) : usersPath(username);
@@ -305,6 +323,58 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
     return reply.redirect(`${back}?done=${done}&device=${encodeURIComponent(device.id)}`, 303);
   }
 
+  /** What a sealed secret is bound to: its kind, the staff session and the user (another session cannot open it). */
+  function sealContext(kind: SecretKind, staff: Staff, username: string): string {
+    return `helpdesk-${kind}:${staff.session.id}:${username}`;
+  }
+
+  function secretCookieOptions(kind: SecretKind, username: string) {
+    return { path: secretPath(username, kind), httpOnly: true, secure: config.cookieSecure, sameSite: 'strict' as const };
+  }
+
+  /** Sends a new secret on to its result page, sealed in a short-lived cookie of that page only. */
+  function handOver(reply: FastifyReply, staff: Staff, username: string, secret: Omit<SealedSecret, 'issuedAt'>): FastifyReply {
+    const sealed: SealedSecret = { ...secret, issuedAt: services.clock.now() };
+    reply.setCookie(secretCookie(secret.kind), services.box.sealJson(sealed, sealContext(secret.kind, staff, username)), {
+      ...secretCookieOptions(secret.kind, username),
+      maxAge: SECRET_HANDOVER_MS / 1000,
+    });
+    return reply.redirect(secretPath(username, secret.kind), 303);
+  }
+
+  /**
+   * The result page of a secret: shows it once and clears its cookie, so that
+   * a reload, or the cookie in another staff member's browser, shows it no more.
+   */
+  async function showSecret(request: FastifyRequest<{ Params: { username: string } }>, reply: FastifyReply, kind: SecretKind): Promise<FastifyReply> {
+    const staff = await signedInStaff(request);
+    if (!staff) return reply.redirect('/login', 303);
+    let user: User;
+    try {
+      user = await services.users.getByUsername(request.params.username);
+    } catch (error) {
+      return renderSearch(request, reply, staff, { error });
+    }
+    const sealed = request.cookies[secretCookie(kind)];
+    let issued: SealedSecret | null = null;
+    if (sealed) {
+      reply.clearCookie(secretCookie(kind), secretCookieOptions(kind, user.username));
+      try {
+        issued = services.box.openJson<SealedSecret>(sealed, sealContext(kind, staff, user.username));
+      } catch {
+        issued = null; // another session's, or altered
+      }
+      if (issued && (issued.kind !== kind || issued.issuedAt + SECRET_HANDOVER_MS < services.clock.now())) issued = null;
+    }
+    return pages.render(
+      request,
+      reply,
+      'helpdesk/secret',
+      { staff: staff.user, user, kind, issued, back: userPagePath(user.username, issued?.verificationId ?? '') },
+      { path: secretPath(user.username, kind) },
+    );
+  }
+
   /** The page names a device's state in its own language (X2). */
   function translatedState(request: FastifyRequest, error: unknown): unknown {
     const mapped = toSlsError(error);
@@ -360,53 +430,29 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
         const verificationId = field(request.body, 'verificationId');
         const { username } = request.params;
         const issued = await helpDesk.issueTemporaryPasscode(staff.user.id, username, { verificationId, deviceStatus });
-        const sealed: SealedPasscode = {
-          passcode: issued.passcode,
-          fullAccessUntil: issued.fullAccessUntil,
-          expiresAt: issued.expiresAt,
-          issuedAt: services.clock.now(),
+        return handOver(reply, staff, username, {
+          kind: 'passcode',
+          secret: issued.passcode,
+          times: { fullAccessUntil: issued.fullAccessUntil, expiresAt: issued.expiresAt },
           verificationId,
-        };
-        reply.setCookie(PASSCODE_COOKIE, services.box.sealJson(sealed, `helpdesk-passcode:${staff.session.id}:${username}`), {
-          path: passcodePath(username),
-          httpOnly: true,
-          secure: config.cookieSecure,
-          sameSite: 'strict',
-          maxAge: PASSCODE_HANDOVER_MS / 1000,
         });
-        return reply.redirect(passcodePath(username), 303);
       }),
     );
 
-    /** The new passcode, once (T5); a reload finds the cookie gone. */
-    app.get<{ Params: { username: string } }>('/helpdesk/users/:username/passcode', async (request, reply) => {
-      const staff = await signedInStaff(request);
-      if (!staff) return reply.redirect('/login', 303);
-      let user: User;
-      try {
-        user = await services.users.getByUsername(request.params.username);
-      } catch (error) {
-        return renderSearch(request, reply, staff, { error });
-      }
-      const sealed = request.cookies[PASSCODE_COOKIE];
-      let issued: SealedPasscode | null = null;
-      if (sealed) {
-        reply.clearCookie(PASSCODE_COOKIE, { path: passcodePath(user.username), httpOnly: true, secure: config.cookieSecure, sameSite: 'strict' });
-        try {
-          issued = services.box.openJson<SealedPasscode>(sealed, `helpdesk-passcode:${staff.session.id}:${user.username}`);
-        } catch {
-          issued = null; // another session's, or altered
-        }
-        if (issued && issued.issuedAt + PASSCODE_HANDOVER_MS < services.clock.now()) issued = null;
-      }
-      return pages.render(
-        request,
-        reply,
-        'helpdesk/passcode',
-        { staff: staff.user, user, issued, back: userPagePath(user.username, issued?.verificationId ?? '') },
-        { path: passcodePath(user.username) },
-      );
-    });
+    /** A5: a forgotten password: a one-time password, which the user replaces at the next login. */
+    app.post<{ Params: { username: string } }>('/helpdesk/users/:username/password-reset', { preHandler: app.csrfProtection }, async (request, reply) =>
+      act(request, reply, 'reset', async (staff) => {
+        const verificationId = field(request.body, 'verificationId');
+        const { username } = request.params;
+        const { temporaryPassword } = await helpDesk.resetPassword(staff.user.id, username, { verificationId });
+        return handOver(reply, staff, username, { kind: 'password', secret: temporaryPassword, times: null, verificationId });
+      }),
+    );
+
+    /** A new secret, once (T5, A5); a reload finds the cookie gone. */
+    for (const kind of SECRET_KINDS) {
+      app.get<{ Params: { username: string } }>(`/helpdesk/users/:username/${kind}`, async (request, reply) => showSecret(request, reply, kind));
+    }
 
     app.post<{ Params: { username: string } }>('/helpdesk/users/:username/temporary-passcode/revoke', { preHandler: app.csrfProtection }, async (request, reply) =>
       act(request, reply, 'revoke', async (staff) => {
