@@ -152,6 +152,27 @@ describe('the online security code card (S2, S3)', () => {
   });
 });
 
+describe('the portal only for the online card (T3)', () => {
+  it('T3: after day 2 a passcode session may print and activate the card, but not request a DSC+, change a PIN or report a card', async () => {
+    const { user, passcode } = await clientWithPasscode();
+    await h.services.users.setEquity(user.accountNumber, 5_000_000, 'test');
+    h.clock.advance(2 * DAY);
+    const token = (await login(user.username, () => passcode)).body.session.token as string;
+    expect((await get(h.app, '/api/v1/session', bearer(token))).body.scope).toBe('online_card_only');
+    const [dsc] = await h.services.devices.listForUser(user.id);
+    const address = { name: 'A', line1: 'B', city: 'C', postalCode: '1', country: 'US' };
+    for (const [path, body] of [
+      ['/api/v1/dscplus/requests', { address, pin: '1234' }],
+      [`/api/v1/devices/${dsc!.id}/lost`, { reason: 'lost' }],
+    ] as const) {
+      const res = await postJson(h.app, path, body, bearer(token));
+      expect(res.status, path).toBe(403);
+      expect(res.body.error.code).toBe('SCOPE_ONLINE_CARD_ONLY');
+    }
+    await activateOnlineCard(token);
+  });
+});
+
 describe('legacy Security Code Card (S1, D1)', () => {
   it('S1: an imported card logs in with the codes under two index numbers', async () => {
     const { user } = await createUserWithCard(h.services);

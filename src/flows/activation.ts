@@ -25,6 +25,7 @@ import type { User } from '../identity/users.js';
 import type { Session } from '../sessions/sessions.js';
 import type { HelpDesk } from '../helpdesk/helpdesk.js';
 import type { Tx } from '../store/database.js';
+import { assertFullScope } from '../policy/access.js';
 import { completeFlow, failFlow, reserveAnswer } from './flow-rows.js';
 
 export interface ActivationView {
@@ -226,6 +227,7 @@ export class DeviceActivation {
 
   /** C7: the old PIN proven with the card's response. */
   startPinChange(session: Session, deviceId: string): Promise<ActivationView> {
+    assertFullScope(session);
     return this.issue(session, deviceId, 'pin_change');
   }
 

@@ -9,7 +9,7 @@
  * - every other active device: full access.
  */
 import type { PolicyConfig } from '../config.js';
-import type { ErrorCode } from '../errors.js';
+import { SlsError, type ErrorCode } from '../errors.js';
 import type { Device } from '../devices/types.js';
 import type { App } from '../sessions/sessions.js';
 import type { SessionScope } from '../store/schema.js';
@@ -55,4 +55,12 @@ export function decideAccess(device: Device, app: App, now: number, policy: Poli
     if (decision) return decision;
   }
   return { allowed: true, scope: 'full', check: 'permanent-device' };
+}
+
+/**
+ * T3: a session opened with a temporary passcode older than 2 days may only
+ * print and activate the online security card (and reactivate a device).
+ */
+export function assertFullScope(session: { scope: SessionScope }): void {
+  if (session.scope !== 'full') throw new SlsError('SCOPE_ONLINE_CARD_ONLY');
 }

@@ -16,6 +16,7 @@ import type { Session } from '../../sessions/sessions.js';
 import type { Tx } from '../../store/database.js';
 import type { HelpDesk } from '../../helpdesk/helpdesk.js';
 import type { Device } from '../types.js';
+import { assertFullScope } from '../../policy/access.js';
 import { DSCPLUS_SUITE, assertSoftPin, softPinHash, type DscPlusSecret } from './dscplus.js';
 import type { CardFile } from '../devices.js';
 
@@ -104,6 +105,7 @@ export class DscPlusRequests {
   /** C4: the summary shown before the user submits: nothing is stored. */
   async preview(session: Session, input: DscPlusRequestInput): Promise<RequestSummary & { holdAccountId: string }> {
     const { users, clock, config } = this.deps;
+    assertFullScope(session);
     if (!(await this.eligibility(session.userId)).eligible) {
       throw new SlsError('NOT_ELIGIBLE', { threshold: config.policy.dscPlusMinEquityUsd });
     }
@@ -228,14 +230,15 @@ export class DscPlusRequests {
    * of a lost or stolen card is kept; a damaged (defective) card's stays
    * held until it is returned.
    */
-  async reportLost(actor: { userId?: string; staffUserId?: string }, deviceId: string, reason: 'lost' | 'stolen' | 'damaged'): Promise<Device> {
+  async reportLost(actor: { session?: Session; staffUserId?: string }, deviceId: string, reason: 'lost' | 'stolen' | 'damaged'): Promise<Device> {
     const device = await this.deps.devices.get(deviceId);
     if (actor.staffUserId) await this.deps.helpDesk.staff(actor.staffUserId, 'act');
-    else if (device.userId !== actor.userId) throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
+    else if (!actor.session || device.userId !== actor.session.userId) throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
+    else assertFullScope(actor.session);
     if (!['active', 'suspended', 'shipped', 'requested'].includes(device.state) || device.type !== 'dscplus') {
       throw new SlsError('DEVICE_STATE', { state: device.state });
     }
-    return this.settle(deviceId, 'lost', reason === 'damaged' ? null : 'kept', reason, actor.staffUserId ? `staff:${actor.staffUserId}` : `user:${actor.userId}`);
+    return this.settle(deviceId, 'lost', reason === 'damaged' ? null : 'kept', reason, actor.staffUserId ? `staff:${actor.staffUserId}` : `user:${device.userId}`);
   }
 
   /** C5: a card back at the help desk (returned, defective, or found after all): its deposit is released. */

@@ -111,7 +111,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
       },
       async (request) => {
         const { session } = await requireSessionToChange(request, services.sessions);
-        return deviceView(await services.dscPlusRequests.reportLost({ userId: session.userId }, request.params.deviceId, request.body.reason));
+        return deviceView(await services.dscPlusRequests.reportLost({ session }, request.params.deviceId, request.body.reason));
       },
     );
 

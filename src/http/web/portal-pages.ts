@@ -117,7 +117,7 @@ export function portalPages(services: Services, pages: PageRenderer): FastifyPlu
       if (!session) return reply.redirect('/login', 303);
       const reason = field(request.body, 'reason');
       if (reason !== 'lost' && reason !== 'stolen' && reason !== 'damaged') throw new SlsError('VALIDATION_ERROR', { reason: 'reason' });
-      await services.dscPlusRequests.reportLost({ userId: session.userId }, request.params.deviceId, reason);
+      await services.dscPlusRequests.reportLost({ session }, request.params.deviceId, reason);
       return reply.redirect('/account?reported=1', 303);
     });
 
