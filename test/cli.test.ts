@@ -219,7 +219,7 @@ describe('sls device import-scc, helpdesk ship and jobs run (S1, C6, C8)', () =>
     expect((await sls(['account', 'set-equity', '--account', 'U1000001', '--equity', '2000000'], env)).code).toBe(0);
     const services = await createServices(testConfig(db), { warn: () => undefined });
     const alice = await services.users.getByUsername('alice');
-    const { device } = await services.dscPlusRequests.request({ userId: alice.id } as Session, {
+    const { device } = await services.dscPlusRequests.request({ userId: alice.id, scope: 'full' } as Session, {
       address: { name: 'Alice', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country: 'US' },
       pin: '2468',
     });

@@ -746,7 +746,7 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
    */
   async function withRequest(): Promise<{ caller: User; card: CardFile; active: Device; requested: Device }> {
     const { user: caller, card } = await createUserWithCard(h.services, '1234', { equityUsd: 2_000_000 });
-    const { device: requested } = await h.services.dscPlusRequests.request({ userId: caller.id } as Session, { address: ADDRESS, pin: '2468' });
+    const { device: requested } = await h.services.dscPlusRequests.request({ userId: caller.id, scope: 'full' } as Session, { address: ADDRESS, pin: '2468' });
     const active = (await h.services.devices.listForUser(caller.id)).find((d) => d.serial === card.serial)!;
     return { caller, card, active, requested };
   }
