@@ -1,0 +1,84 @@
+/**
+ * Phone numbers (M6): entered as digits only, without the trunk prefix, with
+ * the country chosen separately; stored in E.164.
+ *
+ * A number is accepted when it is valid under the chosen country's calling
+ * code and can receive SMS (mobile, or a plan such as the North American one
+ * where fixed and mobile numbers cannot be told apart). Territories sharing
+ * a calling code (US/CA, GB/JE/GG/IM, …) are accepted under either choice:
+ * the E.164 form is the same.
+ */
+import { getCountryCallingCode, isSupportedCountry, parsePhoneNumberFromString, validatePhoneNumberLength } from 'libphonenumber-js/max';
+import type { CountryCode, PhoneNumber } from 'libphonenumber-js/max';
+import { SlsError } from '../errors.js';
+
+/** More digits than any national number has (E.164 allows 15 with the country code). */
+const MAX_DIGITS = 17;
+
+/** Types that can receive an SMS or a call to a mobile. */
+const MOBILE_CAPABLE = new Set(['MOBILE', 'FIXED_LINE_OR_MOBILE']);
+
+function invalid(reason: string): SlsError {
+  return new SlsError('VALIDATION_ERROR', { field: 'phone', reason });
+}
+
+function parseValid(text: string, country?: CountryCode): PhoneNumber | undefined {
+  const number = country ? parsePhoneNumberFromString(text, country) : parsePhoneNumberFromString(text);
+  return number?.isValid() ? number : undefined;
+}
+
+/**
+ * The E.164 form of a national number entered as digits for a country
+ * (ISO 3166-1 alpha-2). Throws VALIDATION_ERROR { field: 'phone', reason }.
+ *
+ *   toE164('FR', '612345678') === '+33612345678'
+ */
+export function toE164(countryIso2: string, nationalDigits: string): string {
+  const iso = countryIso2.toUpperCase();
+  if (!/^[A-Z]{2}$/.test(iso) || !isSupportedCountry(iso)) throw invalid('unknown country');
+  if (nationalDigits.length === 0) throw invalid('no number entered');
+  if (!/^[0-9]+$/.test(nationalDigits)) throw invalid('digits only: no spaces, signs or punctuation');
+  if (nationalDigits.length > MAX_DIGITS) throw invalid('too long');
+  const callingCode = getCountryCallingCode(iso);
+  const international = `+${callingCode}${nationalDigits}`;
+
+  // The digits must be the national significant number itself: the parser
+  // would quietly drop a trunk prefix (or a repeated country code), but M6
+  // asks people to leave it out, so say which prefix to drop.
+  const parsed = parseValid(international) ?? parseValid(nationalDigits, iso);
+  if (parsed && parsed.nationalNumber !== nationalDigits) {
+    if (parsed.countryCallingCode === callingCode && nationalDigits.endsWith(parsed.nationalNumber)) {
+      const prefix = nationalDigits.slice(0, nationalDigits.length - parsed.nationalNumber.length);
+      if (prefix === callingCode) throw invalid(`enter the number without the country code ${callingCode}`);
+      throw invalid(`enter the number without the leading trunk prefix ${prefix}: the country is chosen separately`);
+    }
+    throw invalid(`not a valid number in ${iso}`);
+  }
+  const number = parsed?.countryCallingCode === callingCode ? parsed : undefined;
+  if (!number) {
+    switch (validatePhoneNumberLength(international)) {
+      case 'TOO_SHORT':
+        throw invalid('too short');
+      case 'TOO_LONG':
+        throw invalid('too long');
+      default:
+        throw invalid(`not a valid number in ${iso}`);
+    }
+  }
+  const type = number.getType();
+  if (!type || !MOBILE_CAPABLE.has(type)) throw invalid('not a mobile number: SMS cannot be delivered to it');
+  return number.number;
+}
+
+/**
+ * Where a code went, for showing to the user: the country code and the last
+ * two digits, the rest hidden in a fixed shape that does not give the length.
+ *
+ *   maskPhone('+33612345678') === '+33 •••• ••78'
+ */
+export function maskPhone(e164: string): string {
+  const digits = e164.replace(/\D/g, '');
+  const last = digits.slice(-2);
+  const number = e164.startsWith('+') ? parsePhoneNumberFromString(e164) : undefined;
+  return number ? `+${number.countryCallingCode} •••• ••${last}` : `•••• ••${last}`;
+}

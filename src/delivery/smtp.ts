@@ -1,0 +1,101 @@
+/**
+ * E-mail through an SMTP relay with nodemailer (N1, M7): plain text, the
+ * notice's subject and body.
+ *
+ * Errors are DeliveryErrors: a refused connection, a dropped connection, a
+ * timeout or a 4xx (transient) reply may be retried; a 5xx reply (unknown
+ * recipient, refused sender, failed login) will not. Their messages hold the
+ * reply code, the enhanced status and the SMTP stage only: never the
+ * password, the message, or the server's reply text.
+ */
+import { createTransport } from 'nodemailer';
+import type { DeliveryProvider, OutgoingMessage } from '../notify/notifier.js';
+import { DeliveryError } from './retry.js';
+
+export interface SmtpOptions {
+  host: string;
+  port: number;
+  /** TLS from the start (port 465); otherwise STARTTLS when the server offers it. */
+  secure: boolean;
+  user?: string;
+  pass?: string;
+  /** The sender, e.g. 'Secure Login <no-reply@example.com>'. */
+  from: string;
+  /** For connecting, the greeting, and each wait on the server. */
+  timeoutMs: number;
+  /** Refuse to go on without STARTTLS (when not `secure`); set it whenever a password is sent. */
+  requireTls?: boolean;
+}
+
+const PROVIDER = 'smtp';
+
+/** Network failures worth another attempt (nodemailer's and Node's codes). */
+const RETRYABLE_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
+/** One plain address, so a recipient can never add others or headers. */
+const ADDRESS = /^[^\s@,;:<>"()[\]\\]+@[^\s@,;:<>"()[\]\\]+$/;
+
+interface SmtpFailure {
+  code?: unknown;
+  responseCode?: unknown;
+  response?: unknown;
+  command?: unknown;
+}
+
+/** The DeliveryError for a nodemailer failure, keeping only codes. */
+export function smtpDeliveryError(error: unknown): DeliveryError {
+  const e = (error && typeof error === 'object' ? error : {}) as SmtpFailure;
+  const code = typeof e.code === 'string' && /^[A-Z0-9_]{2,40}$/.test(e.code) ? e.code : undefined;
+  const reply = typeof e.responseCode === 'number' && e.responseCode >= 200 && e.responseCode < 600 ? e.responseCode : undefined;
+  const stage = typeof e.command === 'string' ? /^(CONN|EHLO|HELO|STARTTLS|AUTH|MAIL FROM|RCPT TO|DATA)/i.exec(e.command)?.[1]?.toUpperCase() : undefined;
+  if (reply !== undefined) {
+    const enhanced = typeof e.response === 'string' ? /\b[245]\.\d{1,3}\.\d{1,3}\b/.exec(e.response)?.[0] : undefined;
+    return new DeliveryError(PROVIDER, `refused with ${reply}${enhanced ? ` ${enhanced}` : ''}${stage ? ` at ${stage}` : ''}`, {
+      retryable: reply >= 400 && reply < 500,
+      status: reply,
+      ...((enhanced ?? code) ? { code: enhanced ?? code } : {}),
+    });
+  }
+  const retryable = code !== undefined && RETRYABLE_CODES.has(code);
+  return new DeliveryError(PROVIDER, `${retryable ? 'connection failed' : 'failed'} (${code ?? 'EUNKNOWN'})${stage ? ` at ${stage}` : ''}`, {
+    retryable,
+    ...(code ? { code } : {}),
+  });
+}
+
+/** An e-mail provider sending through one SMTP relay. */
+export function smtpProvider(options: SmtpOptions): DeliveryProvider {
+  const transport = createTransport({
+    host: options.host,
+    port: options.port,
+    secure: options.secure,
+    requireTLS: options.requireTls ?? false,
+    ...(options.user !== undefined ? { auth: { user: options.user, pass: options.pass ?? '' } } : {}),
+    connectionTimeout: options.timeoutMs,
+    greetingTimeout: options.timeoutMs,
+    socketTimeout: options.timeoutMs,
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    logger: false,
+    debug: false,
+  });
+  return {
+    name: PROVIDER,
+    channels: ['email'],
+    async deliver(message: OutgoingMessage): Promise<void> {
+      if (message.channel !== 'email') throw new DeliveryError(PROVIDER, `cannot deliver ${message.channel}`, { retryable: false });
+      if (!ADDRESS.test(message.recipient)) throw new DeliveryError(PROVIDER, 'recipient is not a single e-mail address', { retryable: false });
+      try {
+        await transport.sendMail({
+          from: options.from,
+          to: message.recipient,
+          subject: message.subject ?? '',
+          text: message.body,
+          headers: { 'Content-Language': message.language },
+        });
+      } catch (error) {
+        throw smtpDeliveryError(error);
+      }
+    },
+  };
+}
