@@ -22,6 +22,16 @@ const EnvSchema = z.object({
   SLS_TRUST_PROXY: booleanFromEnv.default(false),
   SLS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SLS_DEFAULT_LANGUAGE: z.enum(['en', 'fr', 'zh-Hant']).default('en'),
+  SLS_EMAIL_PROVIDER: z.enum(['outbox', 'smtp']).default('outbox'),
+  SLS_SMTP_HOST: z.string().min(1).optional(),
+  SLS_SMTP_PORT: z.coerce.number().int().min(1).max(65535).default(587),
+  SLS_SMTP_SECURE: booleanFromEnv.default(false),
+  SLS_SMTP_USER: z.string().min(1).optional(),
+  SLS_SMTP_PASS: z.string().min(1).optional(),
+  SLS_SMTP_FROM: z.string().min(3).optional(),
+  SLS_SMTP_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  SLS_DELIVERY_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
+  SLS_DELIVERY_RETRY_BASE_MS: z.coerce.number().int().min(0).max(60_000).default(500),
 });
 
 export interface Config {
@@ -37,6 +47,13 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   defaultLanguage: 'en' | 'fr' | 'zh-Hant';
   policy: PolicyConfig;
+  delivery: DeliveryConfig;
+}
+
+/** How notices leave: the development outbox, or real gateways (docs/operations.md). */
+export interface DeliveryConfig {
+  email: { provider: 'outbox' } | { provider: 'smtp'; host: string; port: number; secure: boolean; user?: string; pass?: string; from: string; timeoutMs: number };
+  retry: { attempts: number; baseDelayMs: number };
 }
 
 /** Numbers of the login rules; the defaults are the spec's. */
@@ -118,5 +135,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     logLevel: e.SLS_LOG_LEVEL,
     defaultLanguage: e.SLS_DEFAULT_LANGUAGE,
     policy: { ...DEFAULT_POLICY },
+    delivery: deliveryConfig(e),
+  };
+}
+
+function deliveryConfig(e: z.infer<typeof EnvSchema>): DeliveryConfig {
+  const retry = { attempts: e.SLS_DELIVERY_RETRY_ATTEMPTS, baseDelayMs: e.SLS_DELIVERY_RETRY_BASE_MS };
+  if (e.SLS_EMAIL_PROVIDER === 'outbox') return { email: { provider: 'outbox' }, retry };
+  if (!e.SLS_SMTP_HOST || !e.SLS_SMTP_FROM) {
+    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SMTP_HOST', reason: 'SLS_EMAIL_PROVIDER=smtp needs SLS_SMTP_HOST and SLS_SMTP_FROM' });
+  }
+  return {
+    email: {
+      provider: 'smtp',
+      host: e.SLS_SMTP_HOST,
+      port: e.SLS_SMTP_PORT,
+      secure: e.SLS_SMTP_SECURE,
+      ...(e.SLS_SMTP_USER ? { user: e.SLS_SMTP_USER } : {}),
+      ...(e.SLS_SMTP_PASS ? { pass: e.SLS_SMTP_PASS } : {}),
+      from: e.SLS_SMTP_FROM,
+      timeoutMs: e.SLS_SMTP_TIMEOUT_MS,
+    },
+    retry,
   };
 }

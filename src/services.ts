@@ -13,6 +13,7 @@ import { LoginFlows } from './flows/login.js';
 import { DeviceActivation } from './flows/activation.js';
 import { HelpDesk } from './helpdesk/helpdesk.js';
 import { Notifier } from './notify/notifier.js';
+import { deliveryProviders } from './delivery/providers.js';
 import { OnlineCards } from './devices/code-card/online-cards.js';
 import { DscPlusRequests } from './devices/dscplus/requests.js';
 import { Scheduler } from './scheduler/scheduler.js';
@@ -88,7 +89,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const devices = new Devices(store, clock, box, audit);
     const lockout = new Lockout(store, clock, config.policy);
     const sessions = new Sessions(store, clock, config.policy, audit);
-    const notifier = new Notifier(store, clock, config.defaultLanguage);
+    const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery));
     const login = new LoginFlows({ store, clock, policy: config.policy, box, audit, users, devices, lockout, sessions, notifier });
     const helpDesk = new HelpDesk({ store, clock, box, audit, users, devices, lockout, notifier, config });
     const activation = new DeviceActivation({ store, clock, box, audit, users, devices, lockout, notifier, config, helpDesk });
