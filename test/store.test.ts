@@ -10,6 +10,7 @@ import { createServices } from '../src/services.js';
 import { DATABASES, PASSWORD, createUser, createUserWithCard, startHarness, testConfig, uniqueUsername, type Harness } from './support/harness.js';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import { readFileSync } from 'node:fs';
+import { DEVICE_STRENGTH } from '../src/devices/types.js';
 
 describe.each(DATABASES)('repositories on %s', (dbName) => {
   let h: Harness;
@@ -94,6 +95,19 @@ describe.each(DATABASES)('repositories on %s', (dbName) => {
         code: 'SERIAL_TAKEN',
       });
       expect((await h.services.devices.listStock()).map((d) => d.serial)).toEqual(['DSC0000001', 'DSC0000003']);
+    });
+
+    it('D2: devices rank DSC+ > SCC > temporary ones; with none used yet, the strongest is offered first', async () => {
+      expect(DEVICE_STRENGTH.dscplus).toBeGreaterThan(DEVICE_STRENGTH.scc);
+      expect(DEVICE_STRENGTH.scc).toBeGreaterThan(DEVICE_STRENGTH.online_card);
+      expect(DEVICE_STRENGTH.online_card).toBeGreaterThan(DEVICE_STRENGTH.temp_passcode);
+      const user = await createUser(h.services);
+      const codes = Array.from({ length: 100 }, (_, i) => String(i).padStart(3, '0'));
+      const scc = await h.services.onlineCards.importSecurityCodeCard(user.id, `SCC-${randomBytes(3).toString('hex')}`, codes, 'test');
+      const { device: dsc } = await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
+      expect((await h.services.devices.activeForUser(user.id, null)).map((d) => d.id)).toEqual([dsc.id, scc.id]);
+      // L6: the last used comes first whatever its strength
+      expect((await h.services.devices.activeForUser(user.id, scc.id)).map((d) => d.id)).toEqual([scc.id, dsc.id]);
     });
 
     it('C2: the soft PIN is 4 digits', async () => {

@@ -125,10 +125,15 @@ export class Devices {
     return id;
   }
 
-  /** C8: imported cards not yet issued to anyone. */
-  async listStock(): Promise<Device[]> {
-    const rows = await this.store.db.selectFrom('devices').selectAll().where('state', '=', 'stock').orderBy('serial').execute();
+  /** Every device of a type in a state, in one read (the stock, the cards shipped …). */
+  async listInState(type: DeviceType, state: DeviceState): Promise<Device[]> {
+    const rows = await this.store.db.selectFrom('devices').selectAll().where('type', '=', type).where('state', '=', state).orderBy('serial').execute();
     return rows.map((row) => this.toDevice(row));
+  }
+
+  /** C8: imported cards not yet issued to anyone. */
+  listStock(): Promise<Device[]> {
+    return this.listInState('dscplus', 'stock');
   }
 
   /**

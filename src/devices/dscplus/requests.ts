@@ -286,8 +286,7 @@ export class DscPlusRequests {
   }
 
   private async shippedCards(): Promise<(Device & { params: RequestParams })[]> {
-    const rows = await this.deps.store.db.selectFrom('devices').select('id').where('type', '=', 'dscplus').where('state', '=', 'shipped').execute();
-    return Promise.all(rows.map(async (r) => (await this.deps.devices.get(r.id)) as Device & { params: RequestParams }));
+    return (await this.deps.devices.listInState('dscplus', 'shipped')) as (Device & { params: RequestParams })[];
   }
 
   /**

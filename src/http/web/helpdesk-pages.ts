@@ -241,7 +241,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
     const cards = cardsOf(staff, devices);
     // C8: the cards of the stock, when there is a card to ship
     const stock = cards.some((c) => c.actions.includes('ship'))
-      ? (await services.devices.listStock()).filter((d) => d.type === 'dscplus' && d.serial !== null).map((d) => d.serial!)
+      ? (await services.devices.listStock()).filter((d) => d.serial !== null).map((d) => d.serial!)
       : [];
     const error = failure === undefined ? null : pages.pageError(request, failure);
     const temporary = devices.find((d) => d.type === 'temp_passcode' && d.state === 'active') ?? null;
