@@ -30,6 +30,13 @@ const EnvSchema = z.object({
   SLS_SMTP_PASS: z.string().min(1).optional(),
   SLS_SMTP_FROM: z.string().min(3).optional(),
   SLS_SMTP_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  SLS_SMS_PROVIDER: z.enum(['outbox', 'twilio']).default('outbox'),
+  SLS_TWILIO_BASE_URL: z.string().url().default('https://api.twilio.com'),
+  SLS_TWILIO_ACCOUNT_SID: z.string().min(1).optional(),
+  SLS_TWILIO_AUTH_TOKEN: z.string().min(1).optional(),
+  SLS_TWILIO_FROM: z.string().min(1).optional(),
+  SLS_TWILIO_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  SLS_OUTBOX_PAGE: z.enum(['local', 'on', 'off']).default('local'),
   SLS_DELIVERY_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   SLS_DELIVERY_RETRY_BASE_MS: z.coerce.number().int().min(0).max(60_000).default(500),
 });
@@ -48,11 +55,18 @@ export interface Config {
   defaultLanguage: 'en' | 'fr' | 'zh-Hant';
   policy: PolicyConfig;
   delivery: DeliveryConfig;
+  /**
+   * The development outbox page (/dev/outbox), which shows the messages the
+   * outbox holds, codes included: to loopback clients only (local), to
+   * everyone (on), or not at all (off).
+   */
+  outboxPage: 'local' | 'on' | 'off';
 }
 
 /** How notices leave: the development outbox, or real gateways (docs/operations.md). */
 export interface DeliveryConfig {
   email: { provider: 'outbox' } | { provider: 'smtp'; host: string; port: number; secure: boolean; user?: string; pass?: string; from: string; timeoutMs: number };
+  sms: { provider: 'outbox' } | { provider: 'twilio'; baseUrl: string; accountSid: string; authToken: string; from: string; timeoutMs: number };
   retry: { attempts: number; baseDelayMs: number };
 }
 
@@ -88,6 +102,21 @@ export interface PolicyConfig {
   autoActivationImminentMs: number;
   /** T1/A5: how long a recorded identity verification allows help-desk actions. */
   identityVerificationTtlMs: number;
+  /** M7: how long a code sent by SMS or voice may be entered. */
+  smsCodeTtlMs: number;
+  /** M1: a new confirm code for a mobile number only after this long. */
+  smsConfirmResendMs: number;
+  /** M1: wrong confirm codes before a new one must be sent. */
+  smsConfirmMaxAttempts: number;
+  /** M5: a new login code to the same number only after this long. */
+  smsLoginResendMs: number;
+  /** M5: codes one login may send (the first and the new ones). */
+  smsSendsPerFlow: number;
+  /** Codes and notices one number may receive in an hour, and in a day (flooding, cost). */
+  smsPerNumberPerHour: number;
+  smsPerNumberPerDay: number;
+  /** Codes one user may cause to be sent in an hour. */
+  smsPerUserPerHour: number;
 }
 
 export const DEFAULT_POLICY: PolicyConfig = {
@@ -107,6 +136,14 @@ export const DEFAULT_POLICY: PolicyConfig = {
   autoActivationMs: 21 * 24 * 60 * 60 * 1000,
   autoActivationApproachingMs: 7 * 24 * 60 * 60 * 1000,
   autoActivationImminentMs: 24 * 60 * 60 * 1000,
+  smsCodeTtlMs: 10 * 60 * 1000,
+  smsConfirmResendMs: 2 * 60 * 1000,
+  smsConfirmMaxAttempts: 5,
+  smsLoginResendMs: 30 * 1000,
+  smsSendsPerFlow: 5,
+  smsPerNumberPerHour: 10,
+  smsPerNumberPerDay: 30,
+  smsPerUserPerHour: 10,
 };
 
 export interface ConfigOverrides {
@@ -136,26 +173,47 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     defaultLanguage: e.SLS_DEFAULT_LANGUAGE,
     policy: { ...DEFAULT_POLICY },
     delivery: deliveryConfig(e),
+    outboxPage: e.SLS_OUTBOX_PAGE,
   };
 }
 
-function deliveryConfig(e: z.infer<typeof EnvSchema>): DeliveryConfig {
-  const retry = { attempts: e.SLS_DELIVERY_RETRY_ATTEMPTS, baseDelayMs: e.SLS_DELIVERY_RETRY_BASE_MS };
-  if (e.SLS_EMAIL_PROVIDER === 'outbox') return { email: { provider: 'outbox' }, retry };
+type Env = z.infer<typeof EnvSchema>;
+
+function deliveryConfig(e: Env): DeliveryConfig {
+  return {
+    email: emailConfig(e),
+    sms: smsConfig(e),
+    retry: { attempts: e.SLS_DELIVERY_RETRY_ATTEMPTS, baseDelayMs: e.SLS_DELIVERY_RETRY_BASE_MS },
+  };
+}
+
+function smsConfig(e: Env): DeliveryConfig['sms'] {
+  if (e.SLS_SMS_PROVIDER === 'outbox') return { provider: 'outbox' };
+  const missing = (['SLS_TWILIO_ACCOUNT_SID', 'SLS_TWILIO_AUTH_TOKEN', 'SLS_TWILIO_FROM'] as const).find((name) => !e[name]);
+  if (missing) throw new SlsError('INVALID_CONFIG', { setting: missing, reason: `SLS_SMS_PROVIDER=twilio needs ${missing}` });
+  return {
+    provider: 'twilio',
+    baseUrl: e.SLS_TWILIO_BASE_URL,
+    accountSid: e.SLS_TWILIO_ACCOUNT_SID!,
+    authToken: e.SLS_TWILIO_AUTH_TOKEN!,
+    from: e.SLS_TWILIO_FROM!,
+    timeoutMs: e.SLS_TWILIO_TIMEOUT_MS,
+  };
+}
+
+function emailConfig(e: Env): DeliveryConfig['email'] {
+  if (e.SLS_EMAIL_PROVIDER === 'outbox') return { provider: 'outbox' };
   if (!e.SLS_SMTP_HOST || !e.SLS_SMTP_FROM) {
     throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SMTP_HOST', reason: 'SLS_EMAIL_PROVIDER=smtp needs SLS_SMTP_HOST and SLS_SMTP_FROM' });
   }
   return {
-    email: {
-      provider: 'smtp',
-      host: e.SLS_SMTP_HOST,
-      port: e.SLS_SMTP_PORT,
-      secure: e.SLS_SMTP_SECURE,
-      ...(e.SLS_SMTP_USER ? { user: e.SLS_SMTP_USER } : {}),
-      ...(e.SLS_SMTP_PASS ? { pass: e.SLS_SMTP_PASS } : {}),
-      from: e.SLS_SMTP_FROM,
-      timeoutMs: e.SLS_SMTP_TIMEOUT_MS,
-    },
-    retry,
+    provider: 'smtp',
+    host: e.SLS_SMTP_HOST,
+    port: e.SLS_SMTP_PORT,
+    secure: e.SLS_SMTP_SECURE,
+    ...(e.SLS_SMTP_USER ? { user: e.SLS_SMTP_USER } : {}),
+    ...(e.SLS_SMTP_PASS ? { pass: e.SLS_SMTP_PASS } : {}),
+    from: e.SLS_SMTP_FROM,
+    timeoutMs: e.SLS_SMTP_TIMEOUT_MS,
   };
 }

@@ -17,6 +17,8 @@ import { deliveryProviders } from './delivery/providers.js';
 import { OnlineCards } from './devices/code-card/online-cards.js';
 import { DscPlusRequests } from './devices/dscplus/requests.js';
 import { Scheduler } from './scheduler/scheduler.js';
+import { Phones } from './devices/sms/phones.js';
+import { SmsCodes } from './devices/sms/codes.js';
 import { Users } from './identity/users.js';
 import { Passwords } from './identity/passwords.js';
 import { Lockout } from './policy/lockout.js';
@@ -42,6 +44,8 @@ export interface Services {
   dscPlusRequests: DscPlusRequests;
   scheduler: Scheduler;
   passwords: Passwords;
+  phones: Phones;
+  smsCodes: SmsCodes;
   close(): Promise<void>;
 }
 
@@ -89,8 +93,10 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const devices = new Devices(store, clock, box, audit);
     const lockout = new Lockout(store, clock, config.policy);
     const sessions = new Sessions(store, clock, config.policy, audit);
-    const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery));
-    const login = new LoginFlows({ store, clock, policy: config.policy, box, audit, users, devices, lockout, sessions, notifier });
+    const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir));
+    const smsCodes = new SmsCodes({ store, clock, notifier, policy: config.policy });
+    const phones = new Phones({ store, clock, box, audit, users, devices, notifier, smsCodes, policy: config.policy });
+    const login = new LoginFlows({ store, clock, config, policy: config.policy, box, audit, users, devices, lockout, sessions, notifier, phones, smsCodes });
     const helpDesk = new HelpDesk({ store, clock, box, audit, users, devices, lockout, notifier, config });
     const activation = new DeviceActivation({ store, clock, box, audit, users, devices, lockout, notifier, config, helpDesk });
     const onlineCards = new OnlineCards({ store, clock, audit, users, devices });
@@ -115,6 +121,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       dscPlusRequests,
       scheduler,
       passwords,
+      phones,
+      smsCodes,
       close: () => store.close(),
     };
   } catch (error) {

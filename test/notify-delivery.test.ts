@@ -14,7 +14,7 @@ let h: Harness;
 beforeAll(async () => {
   smtp = await startFakeSmtp();
   h = await startHarness('sqlite', {
-    delivery: { email: { provider: 'smtp', host: smtp.host, port: smtp.port, secure: false, from: 'sls@example.test', timeoutMs: 5000 }, retry: { attempts: 2, baseDelayMs: 1 } },
+    delivery: { email: { provider: 'smtp', host: smtp.host, port: smtp.port, secure: false, from: 'sls@example.test', timeoutMs: 5000 }, sms: { provider: 'outbox' }, retry: { attempts: 2, baseDelayMs: 1 } },
   });
 });
 afterAll(async () => {

@@ -36,7 +36,15 @@ export type AuditEvent =
   | 'online_card.print_confirmed'
   | 'helpdesk.identity_verified'
   | 'helpdesk.temp_passcode_issued'
-  | 'helpdesk.unlocked';
+  | 'helpdesk.unlocked'
+  | 'device.enrolled'
+  | 'phone.added'
+  | 'phone.confirm_code_sent'
+  | 'phone.confirm_failed'
+  | 'phone.verified'
+  | 'phone.removed'
+  | 'login.code_sent'
+  | 'sms.rate_limited';
 
 export interface AuditInput {
   event: AuditEvent;

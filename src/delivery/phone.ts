@@ -18,8 +18,11 @@ const MAX_DIGITS = 17;
 /** Types that can receive an SMS or a call to a mobile. */
 const MOBILE_CAPABLE = new Set(['MOBILE', 'FIXED_LINE_OR_MOBILE']);
 
-function invalid(reason: string): SlsError {
-  return new SlsError('VALIDATION_ERROR', { field: 'phone', reason });
+/** Why a number is refused: each reason has its text, `errors.PHONE_INVALID_<reason>`. */
+export type PhoneRefusal = 'unknown_country' | 'empty' | 'digits_only' | 'too_long' | 'too_short' | 'trunk_prefix' | 'country_code' | 'not_valid' | 'not_mobile';
+
+function invalid(reason: PhoneRefusal, params: Record<string, string> = {}): SlsError {
+  return new SlsError('PHONE_INVALID', { field: 'phone', reason, ...params });
 }
 
 function parseValid(text: string, country?: CountryCode): PhoneNumber | undefined {
@@ -29,16 +32,16 @@ function parseValid(text: string, country?: CountryCode): PhoneNumber | undefine
 
 /**
  * The E.164 form of a national number entered as digits for a country
- * (ISO 3166-1 alpha-2). Throws VALIDATION_ERROR { field: 'phone', reason }.
+ * (ISO 3166-1 alpha-2). Throws PHONE_INVALID { field: 'phone', reason }.
  *
  *   toE164('FR', '612345678') === '+33612345678'
  */
 export function toE164(countryIso2: string, nationalDigits: string): string {
   const iso = countryIso2.toUpperCase();
-  if (!/^[A-Z]{2}$/.test(iso) || !isSupportedCountry(iso)) throw invalid('unknown country');
-  if (nationalDigits.length === 0) throw invalid('no number entered');
-  if (!/^[0-9]+$/.test(nationalDigits)) throw invalid('digits only: no spaces, signs or punctuation');
-  if (nationalDigits.length > MAX_DIGITS) throw invalid('too long');
+  if (!/^[A-Z]{2}$/.test(iso) || !isSupportedCountry(iso)) throw invalid('unknown_country');
+  if (nationalDigits.length === 0) throw invalid('empty');
+  if (!/^[0-9]+$/.test(nationalDigits)) throw invalid('digits_only');
+  if (nationalDigits.length > MAX_DIGITS) throw invalid('too_long');
   const callingCode = getCountryCallingCode(iso);
   const international = `+${callingCode}${nationalDigits}`;
 
@@ -49,24 +52,24 @@ export function toE164(countryIso2: string, nationalDigits: string): string {
   if (parsed && parsed.nationalNumber !== nationalDigits) {
     if (parsed.countryCallingCode === callingCode && nationalDigits.endsWith(parsed.nationalNumber)) {
       const prefix = nationalDigits.slice(0, nationalDigits.length - parsed.nationalNumber.length);
-      if (prefix === callingCode) throw invalid(`enter the number without the country code ${callingCode}`);
-      throw invalid(`enter the number without the leading trunk prefix ${prefix}: the country is chosen separately`);
+      if (prefix === callingCode) throw invalid('country_code', { callingCode });
+      throw invalid('trunk_prefix', { prefix });
     }
-    throw invalid(`not a valid number in ${iso}`);
+    throw invalid('not_valid', { country: iso });
   }
   const number = parsed?.countryCallingCode === callingCode ? parsed : undefined;
   if (!number) {
     switch (validatePhoneNumberLength(international)) {
       case 'TOO_SHORT':
-        throw invalid('too short');
+        throw invalid('too_short');
       case 'TOO_LONG':
-        throw invalid('too long');
+        throw invalid('too_long');
       default:
-        throw invalid(`not a valid number in ${iso}`);
+        throw invalid('not_valid', { country: iso });
     }
   }
   const type = number.getType();
-  if (!type || !MOBILE_CAPABLE.has(type)) throw invalid('not a mobile number: SMS cannot be delivered to it');
+  if (!type || !MOBILE_CAPABLE.has(type)) throw invalid('not_mobile');
   return number.number;
 }
 

@@ -2,11 +2,13 @@ import { SlsError } from '../errors.js';
 import { dscPlus } from './dscplus/dscplus.js';
 import { temporaryPasscode } from './temp-passcode/temp-passcode.js';
 import { onlineCard, securityCodeCard } from './code-card/code-card.js';
+import { smsDevice } from './sms/sms.js';
 import type { DeviceKind, DeviceType } from './types.js';
 
 const KINDS: Record<DeviceType, DeviceKind> = {
   dscplus: dscPlus,
   scc: securityCodeCard,
+  sms: smsDevice,
   online_card: onlineCard,
   temp_passcode: temporaryPasscode,
 };

@@ -5,7 +5,7 @@
  */
 import type { DeviceState } from '../store/schema.js';
 
-export type DeviceType = 'dscplus' | 'scc' | 'online_card' | 'temp_passcode';
+export type DeviceType = 'dscplus' | 'scc' | 'sms' | 'online_card' | 'temp_passcode';
 
 /**
  * D2: full ordering for sharing and limits, higher is stronger
@@ -14,6 +14,7 @@ export type DeviceType = 'dscplus' | 'scc' | 'online_card' | 'temp_passcode';
 export const DEVICE_STRENGTH: Record<DeviceType, number> = {
   dscplus: 100,
   scc: 40,
+  sms: 20,
   online_card: 2,
   temp_passcode: 1,
 };
@@ -40,12 +41,33 @@ export type Prompt =
   | { type: 'ocra'; question: string; digits: number }
   | { type: 'passcode' }
   /** S1: the codes under two index numbers of a card, one after the other. */
-  | { type: 'index'; indexes: [number, number] };
+  | { type: 'index'; indexes: [number, number] }
+  /** M4, M5: a code sent to a mobile number by SMS or read by an automated call. */
+  | SmsPrompt;
+
+/** How the code of an SMS challenge went out (M4, M5, M7). */
+export interface SmsPrompt {
+  type: 'sms';
+  /** The number, masked (M6). */
+  to: string;
+  channel: 'sms' | 'voice';
+  /** sent; failed (the gateway refused or did not answer); limited (send limits reached). */
+  delivery: 'sent' | 'failed' | 'limited';
+  /** ISO time from which a new code may be requested (M5). */
+  resendAfter: string;
+  /** Codes sent in this login so far. */
+  sends: number;
+  /** The number is confirmed by this code: a new applicant starting on SMS (M2). */
+  confirmsNumber: boolean;
+  digits: number;
+}
 
 export interface Challenge {
   prompt: Prompt;
   /** Server-side state needed to check the answer; sealed to the flow. */
   verifier: Record<string, unknown>;
+  /** A code to send to the user out of band (SMS, voice); never shown or stored in clear. */
+  code?: string;
 }
 
 export interface CheckResult {

@@ -4,8 +4,12 @@
  * the same flows.
  *
  *   start(username, password) ──► second_factor ──answer──► done (a session)
- *                                      │  └─switch device (M2FS, L6)
+ *                                      │  ├─switch device (M2FS, L6)
+ *                                      │  └─new code by SMS or voice (M5)
  *                                      └─ 3 wrong answers / 5 minutes ──► failed / expired
+ *
+ * SMS codes are sent once the flow is stored; a gateway failure or a send
+ * limit is shown in the challenge (`delivery`), and the user may ask again.
  */
 import type { PolicyConfig } from '../config.js';
 import { SlsError, type ErrorCode } from '../errors.js';
@@ -14,7 +18,9 @@ import { hashPassword, verifyPassword } from '../crypto/password.js';
 import { newId, newToken } from '../crypto/random.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import { deviceKind } from '../devices/registry.js';
-import type { Challenge, Device, DeviceType, Prompt } from '../devices/types.js';
+import type { Challenge, Device, DeviceType, Prompt, SmsPrompt } from '../devices/types.js';
+import { smsChallenge } from '../devices/sms/sms.js';
+import type { Language } from '../i18n/i18n.js';
 import { assertUsernameCharacters } from '../identity/username.js';
 import { newSessionId, type App, type IssuedSession } from '../sessions/sessions.js';
 import type { Services } from '../services.js';
@@ -45,6 +51,8 @@ export interface FlowView {
 export interface RequestMeta {
   ip: string | null;
   userAgent: string | null;
+  /** The language of the request: codes sent by SMS or voice are written in it. */
+  language?: Language;
 }
 
 export interface StartInput extends RequestMeta {
@@ -62,7 +70,7 @@ function summary(device: Device): DeviceSummary {
   return { id: device.id, type: device.type, label: device.label };
 }
 
-export type LoginDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'sessions' | 'notifier'> & {
+export type LoginDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'sessions' | 'notifier' | 'phones' | 'smsCodes' | 'config'> & {
   policy: PolicyConfig;
 };
 
@@ -112,7 +120,13 @@ export class LoginFlows {
 
   private async devicesOf(row: FlowRow): Promise<Device[]> {
     const user = await this.deps.users.get(row.user_id);
-    return (await this.offeredDevices(user.id, user.lastDeviceId, row.app)).usable;
+    const { usable } = await this.offeredDevices(user.id, user.lastDeviceId, row.app);
+    if (row.device_id && !usable.some((d) => d.id === row.device_id)) {
+      // a new applicant's SMS device, waiting for its first code (M2)
+      const waiting = await this.deps.devices.get(row.device_id);
+      if (isWaitingSms(waiting)) return [waiting, ...usable];
+    }
+    return usable;
   }
 
   private view(row: FlowRow, devices: Device[]): FlowView {
@@ -178,12 +192,18 @@ export class LoginFlows {
     }
     let row: FlowRow;
     let active: Device[];
+    let challenge: Challenge;
     try {
       const offered = await this.offeredDevices(user.id, user.lastDeviceId, input.app);
       active = offered.usable;
+      if (active.length === 0) {
+        // M2: a verified number enrols the user in SMS; a new applicant confirms the number on record
+        const sms = await this.deps.phones.deviceForLogin(user.id, input.ip);
+        if (sms) active = [sms];
+      }
       const device = active[0];
       if (!device) throw new SlsError(offered.refusal ?? 'NO_ACTIVE_DEVICE');
-      const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+      challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
       row = this.newFlow(input, user.id, user.username, device.id, challenge);
     } catch (error) {
       await lockout.release(attempt);
@@ -194,7 +214,69 @@ export class LoginFlows {
       await lockout.release(attempt, trx);
       await trx.insertInto('login_flows').values(row).execute();
     });
+    if (challenge.code !== undefined) row = await this.sendCode(row, active[0]!, challenge, input);
     return this.view(row, active);
+  }
+
+  /**
+   * Sends the code of an SMS challenge (M4, M5) and records in the flow's
+   * prompt how it went: sent, failed at the gateway, or held back by the send
+   * limits (then with the time a new code may be asked for).
+   */
+  private async sendCode(row: FlowRow, device: Device, challenge: Challenge, meta: RequestMeta): Promise<FlowRow> {
+    const { smsCodes, clock, policy, store, audit, config } = this.deps;
+    const prompt = { ...(challenge.prompt as SmsPrompt) };
+    const previous = row.prompt ? (JSON.parse(row.prompt) as Partial<SmsPrompt>) : {};
+    prompt.sends = (previous.type === 'sms' ? (previous.sends ?? 0) : 0) + 1;
+    prompt.resendAfter = new Date(clock.now() + policy.smsLoginResendMs).toISOString();
+    try {
+      const sent = await smsCodes.sendToDevice(device, challenge.code!, prompt.channel, meta.language ?? config.defaultLanguage);
+      prompt.delivery = sent.status === 'sent' ? 'sent' : 'failed';
+    } catch (error) {
+      if (!(error instanceof SlsError && error.code === 'SMS_RATE_LIMITED')) throw error;
+      prompt.delivery = 'limited';
+      prompt.resendAfter = String(error.params.retryAfter);
+    }
+    await store.db.updateTable('login_flows').set({ prompt: JSON.stringify(prompt) }).where('id', '=', row.id).execute();
+    await audit.record({
+      event: prompt.delivery === 'limited' ? 'sms.rate_limited' : 'login.code_sent',
+      userId: row.user_id,
+      username: row.username,
+      ip: meta.ip,
+      data: { flowId: row.id, deviceId: device.id, channel: prompt.channel, delivery: prompt.delivery, sends: prompt.sends },
+    });
+    return { ...row, prompt: JSON.stringify(prompt) };
+  }
+
+  /**
+   * M5: "Didn't receive a security code?" / "Request new Security Code": a
+   * new code by SMS or read by an automated call. The old code stops
+   * working; the wrong answers already given still count (a new code never
+   * resets them), and a login may send only a few codes.
+   */
+  async resendCode(flowId: string, channel: 'sms' | 'voice', meta: RequestMeta): Promise<FlowView> {
+    const { devices, clock, policy, store, box } = this.deps;
+    const row = await this.row(flowId);
+    if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
+    const current = row.prompt ? (JSON.parse(row.prompt) as Prompt) : null;
+    if (current?.type !== 'sms') throw new SlsError('FLOW_STATE', { reason: 'not_sms' });
+    const now = clock.now();
+    if (current.sends >= policy.smsSendsPerFlow) throw new SlsError('SMS_RATE_LIMITED', { reason: 'flow', retryAfter: new Date(row.expires_at).toISOString() });
+    if (Date.parse(current.resendAfter) > now) throw new SlsError('SMS_TOO_SOON', { retryAfter: current.resendAfter });
+    const device = await devices.get(row.device_id!);
+    const challenge = smsChallenge(await devices.context(device), channel);
+    // claims the resend: of concurrent requests one sends, the others find the flow changed
+    const claimed = await store.db
+      .updateTable('login_flows')
+      .set({ verifier: box.sealJson(challenge.verifier, this.sealContext(flowId)), expires_at: now + policy.smsCodeTtlMs, updated_at: now })
+      .where('id', '=', flowId)
+      .where('state', '=', 'second_factor')
+      .where('updated_at', '=', row.updated_at)
+      .where('prompt', '=', row.prompt!)
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) throw new SlsError('SMS_TOO_SOON', { retryAfter: current.resendAfter });
+    await this.sendCode({ ...row, updated_at: now }, device, challenge, meta);
+    return this.get(flowId);
   }
 
   private newFlow(input: StartInput, userId: string, username: string, deviceId: string, challenge: Challenge): FlowRow {
@@ -202,6 +284,8 @@ export class LoginFlows {
 
     const now = clock.now();
     const id = newId('flw');
+    // M7: a code sent by SMS lives 10 minutes; a challenge shown on screen 5 (L4)
+    const ttl = challenge.code === undefined ? policy.challengeTtlMs : policy.smsCodeTtlMs;
     return {
       id,
       kind: 'login',
@@ -214,7 +298,7 @@ export class LoginFlows {
       verifier: box.sealJson(challenge.verifier, this.sealContext(id)),
       attempts: 0,
       device_switches: 0,
-      expires_at: now + policy.challengeTtlMs,
+      expires_at: now + ttl,
       created_at: now,
       updated_at: now,
       ip: input.ip,
@@ -240,7 +324,7 @@ export class LoginFlows {
         device_id: device.id,
         prompt: JSON.stringify(challenge.prompt),
         verifier: box.sealJson(challenge.verifier, this.sealContext(flowId)),
-        expires_at: now + policy.challengeTtlMs,
+        expires_at: now + (challenge.code === undefined ? policy.challengeTtlMs : policy.smsCodeTtlMs),
         device_switches: eb('device_switches', '+', 1),
         updated_at: now,
       }))
@@ -256,6 +340,7 @@ export class LoginFlows {
       ip: meta.ip,
       data: { flowId, from: row.device_id, to: device.id, type: device.type },
     });
+    if (challenge.code !== undefined) await this.sendCode({ ...row, prompt: JSON.stringify(challenge.prompt) }, device, challenge, meta);
     return this.get(flowId);
   }
 
@@ -291,7 +376,7 @@ export class LoginFlows {
     const device = await devices.get(row.device_id!);
     // the device may have been replaced, or its window closed, since the challenge
     const access = decideAccess(device, row.app, now, policy);
-    if (device.state !== 'active' || !access.allowed) {
+    if ((device.state !== 'active' && !isWaitingSms(device)) || !access.allowed) {
       await lockout.release(attempt);
       throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
     }
@@ -304,6 +389,8 @@ export class LoginFlows {
       const outcome = await store.serialized('audit_log', async (trx) => {
         if (!(await devices.consume(trx, device.id, check.replayKey ?? `flow:${flowId}`))) return 'replayed' as const;
         if (!(await completeFlow(trx, flowId, now, sessionId))) return 'replayed' as const;
+        // a new applicant's first code reached the number: it is verified and SMS is active (M2)
+        if (isWaitingSms(device)) await this.deps.phones.completeEnrolment(trx, device, meta.ip);
         const session = await sessions.create(
           {
             id: sessionId,
@@ -359,4 +446,9 @@ export class LoginFlows {
     if (failure.locked) await this.noticeLock(row.user_id, failure.lockedUntil);
     throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: kind.failureHints });
   }
+}
+
+/** An SMS device of a new applicant, waiting for the first code to confirm the number (M2). */
+function isWaitingSms(device: Device): boolean {
+  return device.type === 'sms' && device.state === 'requested';
 }

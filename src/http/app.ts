@@ -17,6 +17,7 @@ import { sessionApi } from './api/session.js';
 import { helpdeskApi } from './api/helpdesk.js';
 import { devicesApi } from './api/devices.js';
 import { onlineCardApi } from './api/online-card.js';
+import { phonesApi } from './api/phones.js';
 import { webPages } from './web/pages.js';
 import { portalPages } from './web/portal-pages.js';
 import { helpdeskPages } from './web/helpdesk-pages.js';
@@ -115,6 +116,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(sessionApi(services), { prefix: '/api/v1' });
   await app.register(devicesApi(services), { prefix: '/api/v1' });
   await app.register(onlineCardApi(services), { prefix: '/api/v1' });
+  await app.register(phonesApi(services), { prefix: '/api/v1' });
   await app.register(helpdeskApi(services), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(webPages(services, pages));

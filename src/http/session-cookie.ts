@@ -76,5 +76,5 @@ export function assertSameOrigin(request: FastifyRequest): void {
 
 export function requestMeta(request: FastifyRequest): RequestMeta {
   const userAgent = request.headers['user-agent'];
-  return { ip: request.ip ?? null, userAgent: userAgent ? userAgent.slice(0, 256) : null };
+  return { ip: request.ip ?? null, userAgent: userAgent ? userAgent.slice(0, 256) : null, language: request.language };
 }

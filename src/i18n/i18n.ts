@@ -37,6 +37,11 @@ export function translator(language: Language): Translate {
   return (key, params) => t(key, params as Record<string, unknown>) as string;
 }
 
+/** Whether a language's files define the key (its own text, not a fallback). */
+export function hasTranslation(key: string, language: Language): boolean {
+  return instance.exists(key, { lng: language, fallbackLng: false } as Parameters<typeof instance.exists>[1]);
+}
+
 /** The best of our languages for an Accept-Language header. */
 export function negotiateLanguage(acceptLanguage: string | undefined, fallback: Language = 'en'): Language {
   if (!acceptLanguage) return fallback;

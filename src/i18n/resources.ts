@@ -12,6 +12,9 @@ import helpdeskZhHant from './locales/helpdesk/zh-Hant.json' with { type: 'json'
 import cardsEn from './locales/cards/en.json' with { type: 'json' };
 import cardsFr from './locales/cards/fr.json' with { type: 'json' };
 import cardsZhHant from './locales/cards/zh-Hant.json' with { type: 'json' };
+import smsEn from './locales/sms/en.json' with { type: 'json' };
+import smsFr from './locales/sms/fr.json' with { type: 'json' };
+import smsZhHant from './locales/sms/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -19,6 +22,7 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   core: { en: coreEn, fr: coreFr, 'zh-Hant': coreZhHant },
   helpdesk: { en: helpdeskEn, fr: helpdeskFr, 'zh-Hant': helpdeskZhHant },
   cards: { en: cardsEn, fr: cardsFr, 'zh-Hant': cardsZhHant },
+  sms: { en: smsEn, fr: smsFr, 'zh-Hant': smsZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {

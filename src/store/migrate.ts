@@ -6,6 +6,7 @@ import * as m0002 from './migrations/0002_helpdesk.js';
 import * as m0003 from './migrations/0003_code_cards.js';
 import * as m0004 from './migrations/0004_device_requests.js';
 import * as m0005 from './migrations/0005_password_reset.js';
+import * as m0006 from './migrations/0006_mobile_numbers.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -14,6 +15,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0003_code_cards': m0003,
   '0004_device_requests': m0004,
   '0005_password_reset': m0005,
+  '0006_mobile_numbers': m0006,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

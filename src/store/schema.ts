@@ -197,6 +197,23 @@ export interface DepositHoldsTable {
   resolved_at: number | null;
 }
 
+/** M1, M6: a mobile number of a user, in E.164; verified by a confirm code sent to it. */
+export interface PhonesTable {
+  id: string;
+  user_id: string;
+  /** ISO 3166 alpha-2, as chosen by the user (M6). */
+  country: string;
+  e164: string;
+  verified_at: number | null;
+  created_at: number;
+  /** Keyed digest of the confirm code in flight (never the code). */
+  confirm_digest: string | null;
+  confirm_expires_at: number | null;
+  confirm_attempts: Generated<number>;
+  /** When the last confirm code was sent: a new one waits (M1). */
+  confirm_sent_at: number | null;
+}
+
 export interface Schema {
   meta: MetaTable;
   entities: EntitiesTable;
@@ -212,4 +229,5 @@ export interface Schema {
   identity_verifications: IdentityVerificationsTable;
   notifications: NotificationsTable;
   deposit_holds: DepositHoldsTable;
+  phones: PhonesTable;
 }

@@ -9,6 +9,8 @@ export const CHROMIUM_PATH = process.env.SLS_CHROMIUM ?? '/usr/bin/chromium';
 
 export const postgresUrl: string | undefined = process.env.SLS_TEST_DATABASE_URL || undefined;
 export const chromiumAvailable: boolean = existsSync(CHROMIUM_PATH);
+/** Voice messages of the outbox are spoken into audio files with espeak-ng (M7). */
+export const espeakAvailable: boolean = ['/usr/bin/espeak-ng', '/usr/local/bin/espeak-ng'].some((path) => existsSync(path));
 export const underCi: boolean = process.env.CI === 'true' || process.env.CI === '1';
 
 export interface SkippedSuite {
@@ -28,6 +30,12 @@ export function skippedSuites(): SkippedSuite[] {
     skipped.push({
       name: 'browser (real Chromium)',
       howToEnable: `apt-get install -y --no-install-recommends chromium (or SLS_CHROMIUM=/path/to/chromium)`,
+    });
+  }
+  if (!espeakAvailable) {
+    skipped.push({
+      name: 'voice audio files (espeak-ng)',
+      howToEnable: 'apt-get install -y --no-install-recommends espeak-ng',
     });
   }
   return skipped;

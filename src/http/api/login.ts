@@ -75,6 +75,25 @@ export function loginApi(services: Services): FastifyPluginAsync {
       },
     );
 
+    app.post(
+      '/login/:flowId/code',
+      {
+        schema: {
+          tags: ['login'],
+          summary: 'Request a new security code by SMS or voice (M5)',
+          description:
+            '"Didn\'t receive a security code?" / "Request new Security Code": a new code replaces the old one, sent by SMS or read ' +
+            'by an automated call (`voice`). Wrong answers already given still count. The answer is the flow; its challenge tells ' +
+            'whether the gateway took the message (`delivery`). Errors: 409 FLOW_STATE (the login does not use SMS), ' +
+            '429 SMS_TOO_SOON (wait until `resendAfter`), 429 SMS_RATE_LIMITED (send limits of the number or user, or of this login), 410 FLOW_EXPIRED.',
+          params: FlowParams,
+          body: z.object({ channel: z.enum(['sms', 'voice']).describe('sms, or voice for an automated call that reads the code') }),
+          response: { 200: FlowSchema, 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 429: ErrorSchema },
+        },
+      },
+      async (request) => services.login.resendCode(request.params.flowId, request.body.channel, requestMeta(request)),
+    );
+
     app.get(
       '/health',
       { schema: { tags: ['operations'], summary: 'Liveness', response: { 200: z.object({ status: z.literal('ok') }) } } },

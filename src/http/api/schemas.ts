@@ -25,6 +25,20 @@ export const ChallengeSchema = z
         indexes: z.tuple([z.number().int(), z.number().int()]),
       })
       .describe('IndexChallenge'),
+    z
+      .object({
+        type: z.literal('sms').describe('A code was sent to the mobile number by SMS, or is read by an automated call (M4, M5)'),
+        to: z.string().describe('The number, masked: calling code and last two digits'),
+        channel: z.enum(['sms', 'voice']),
+        delivery: z
+          .enum(['sent', 'failed', 'limited'])
+          .describe('sent: the gateway took it; failed: the gateway refused or did not answer (ask again, or choose voice); limited: send limits reached until resendAfter'),
+        resendAfter: z.string().describe('ISO 8601; a new code may be requested from then on'),
+        sends: z.number().int().describe('Codes sent in this login so far'),
+        confirmsNumber: z.boolean().describe('The code also confirms the number on record (a new applicant starting on SMS, M2)'),
+        digits: z.number().int(),
+      })
+      .describe('SmsChallenge'),
   ])
   .describe('What the client must show for the second factor');
 

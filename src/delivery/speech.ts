@@ -1,0 +1,46 @@
+/**
+ * Voice messages of the development outbox as spoken audio (M7): what the
+ * automated call would say, rendered to a WAV file with espeak-ng when it is
+ * installed. Without it the stored transcript is the message.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Language } from '../i18n/i18n.js';
+import { spaceOutDigits } from './twilio.js';
+
+/** espeak-ng voices for our languages. */
+const ESPEAK_VOICE: Record<Language, string> = { en: 'en-us', fr: 'fr-fr', 'zh-Hant': 'cmn' };
+
+const RENDER_TIMEOUT_MS = 20_000;
+
+/** Where the outbox keeps the audio of a voice message. */
+export function outboxAudioPath(dataDir: string, notificationId: string): string {
+  return join(dataDir, 'outbox', `${notificationId}.wav`);
+}
+
+/** The words of a call: the message with its code read digit by digit, said twice (as the gateway's TwiML does). */
+export function spokenText(body: string): string {
+  const said = spaceOutDigits(body);
+  return `${said} … ${said}`;
+}
+
+/**
+ * Renders the message to `path`. Returns false when espeak-ng is not
+ * installed (the transcript stands in); other failures are thrown.
+ */
+export async function renderSpeech(body: string, language: Language, path: string): Promise<boolean> {
+  await mkdir(join(path, '..'), { recursive: true });
+  return new Promise((resolve, reject) => {
+    execFile(
+      'espeak-ng',
+      ['-v', ESPEAK_VOICE[language], '-s', '140', '-w', path, '--', spokenText(body)],
+      { timeout: RENDER_TIMEOUT_MS },
+      (error) => {
+        if (!error) resolve(true);
+        else if ((error as NodeJS.ErrnoException).code === 'ENOENT') resolve(false);
+        else reject(new Error(`espeak-ng failed (${(error as NodeJS.ErrnoException).code ?? 'exit'})`));
+      },
+    );
+  });
+}

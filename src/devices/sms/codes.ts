@@ -1,0 +1,94 @@
+/**
+ * Sending codes by SMS and voice within limits (M1, M5, M7). SMS costs money
+ * and can be turned against a victim's phone, so every code counts against
+ * the number (per hour and per day, notices included) and against the user
+ * (per hour). The count and the new message are written under one lock per
+ * number, so concurrent requests cannot slip past a limit, also across
+ * server processes. Delivery happens after, outside the lock; a gateway
+ * failure is recorded on the message and reported to the caller.
+ */
+import type { Clock } from '../../clock.js';
+import type { PolicyConfig } from '../../config.js';
+import { SlsError } from '../../errors.js';
+import type { Language } from '../../i18n/i18n.js';
+import type { CodeTemplate, Notification, Notifier } from '../../notify/notifier.js';
+import type { Executor, Store } from '../../store/database.js';
+import type { Device } from '../types.js';
+import type { SmsDeviceParams } from './sms.js';
+
+const HOUR = 60 * 60 * 1000;
+const DAY = 24 * HOUR;
+const CODE_TEMPLATES: CodeTemplate[] = ['loginCode', 'confirmCode'];
+
+export interface CodeMessage {
+  userId: string;
+  /** E.164 */
+  to: string;
+  channel: 'sms' | 'voice';
+  template: CodeTemplate;
+  code: string;
+  language: Language;
+}
+
+export type SmsCodesDeps = { store: Store; clock: Clock; notifier: Notifier; policy: PolicyConfig };
+
+export class SmsCodes {
+  constructor(private readonly deps: SmsCodesDeps) {}
+
+  /**
+   * The earliest time of the messages counted in a window when there are
+   * `limit` or more of them (the window reopens when the oldest leaves it).
+   */
+  private async full(db: Executor, column: 'recipient' | 'user_id', value: string, windowMs: number, limit: number, codesOnly: boolean): Promise<number | null> {
+    const since = this.deps.clock.now() - windowMs;
+    let q = db
+      .selectFrom('notifications')
+      .select('created_at')
+      .where(column, '=', value)
+      .where('channel', 'in', ['sms', 'voice'])
+      .where('created_at', '>', since);
+    if (codesOnly) q = q.where('template', 'in', CODE_TEMPLATES);
+    const rows = await q.orderBy('created_at', 'desc').limit(limit).execute();
+    return rows.length >= limit ? rows.at(-1)!.created_at + windowMs : null;
+  }
+
+  /** The number an SMS device sends to (E.164). */
+  async numberOf(device: Device): Promise<string> {
+    const { phoneId } = device.params as unknown as SmsDeviceParams;
+    const row = await this.deps.store.db.selectFrom('phones').select('e164').where('id', '=', phoneId).executeTakeFirst();
+    if (!row) throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `SMS device ${device.id} has no number`);
+    return row.e164;
+  }
+
+  /** Sends the code of an SMS device's challenge (M4, M5); see send(). */
+  async sendToDevice(device: Device, code: string, channel: 'sms' | 'voice', language: Language): Promise<Notification> {
+    return this.send({ userId: device.userId!, to: await this.numberOf(device), channel, template: 'loginCode', code, language });
+  }
+
+  /**
+   * Sends a code. Throws SMS_RATE_LIMITED { retryAfter } when a limit is
+   * reached; returns the message, whose status says whether the gateway took it.
+   */
+  async send(message: CodeMessage): Promise<Notification> {
+    const { store, notifier, policy } = this.deps;
+    const pending = await store.serialized(`sms:${message.to}`, async (trx) => {
+      const reopens = [
+        await this.full(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour, false),
+        await this.full(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay, false),
+        await this.full(trx, 'user_id', message.userId, HOUR, policy.smsPerUserPerHour, true),
+      ].filter((t): t is number => t !== null);
+      if (reopens.length > 0) throw new SlsError('SMS_RATE_LIMITED', { retryAfter: new Date(Math.max(...reopens)).toISOString() });
+      return notifier.enqueue(trx, {
+        userId: message.userId,
+        channel: message.channel,
+        recipient: message.to,
+        template: message.template,
+        params: { code: message.code },
+        secret: ['code'],
+        language: message.language,
+      });
+    });
+    // without a dedupe key a message is always stored
+    return notifier.deliver(pending!);
+  }
+}
