@@ -19,7 +19,7 @@ import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import { deviceKind } from '../devices/registry.js';
-import { TEMPORARY_TYPES, type Device, type Prompt } from '../devices/types.js';
+import { TEMPORARY_TYPES, type Device, type Prompt, type SmsPrompt } from '../devices/types.js';
 import { softPinHash, type DscPlusSecret } from '../devices/dscplus/dscplus.js';
 import type { User } from '../identity/users.js';
 import type { Session } from '../sessions/sessions.js';
@@ -38,7 +38,7 @@ export interface ActivationView {
 
 type Purpose = 'activation' | 'pin_change';
 
-export type ActivationDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config'> & {
+export type ActivationDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'smsCodes'> & {
   helpDesk: HelpDesk;
 };
 
@@ -84,6 +84,12 @@ export class DeviceActivation {
     this.assertReady(device, purpose);
     const user = await users.get(session.userId);
     const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+    if (challenge.code !== undefined) {
+      // a suspended SMS device is proven with a code sent to its number (M4)
+      const sent = await this.deps.smsCodes.sendToDevice(device, challenge.code, 'sms', config.defaultLanguage);
+      challenge.prompt = { ...(challenge.prompt as SmsPrompt), delivery: sent.status === 'sent' ? 'sent' : 'failed', sends: 1 };
+    }
+    const ttl = challenge.code === undefined ? config.policy.challengeTtlMs : config.policy.smsCodeTtlMs;
     const now = clock.now();
     const id = newId('flw');
     await store.db
@@ -100,7 +106,7 @@ export class DeviceActivation {
         verifier: box.sealJson(challenge.verifier, this.sealContext(id)),
         attempts: 0,
         device_switches: 0,
-        expires_at: now + config.policy.challengeTtlMs,
+        expires_at: now + ttl,
         created_at: now,
         updated_at: now,
         ip: null,
@@ -108,7 +114,7 @@ export class DeviceActivation {
         session_id: session.id,
       })
       .execute();
-    return { id, deviceId: device.id, challenge: challenge.prompt, expiresAt: new Date(now + config.policy.challengeTtlMs).toISOString(), attemptsLeft: config.policy.challengeMaxAttempts };
+    return { id, deviceId: device.id, challenge: challenge.prompt, expiresAt: new Date(now + ttl).toISOString(), attemptsLeft: config.policy.challengeMaxAttempts };
   }
 
   private async openFlow(session: Session, flowId: string, purpose: Purpose) {

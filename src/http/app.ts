@@ -21,6 +21,7 @@ import { phonesApi } from './api/phones.js';
 import { webPages } from './web/pages.js';
 import { portalPages } from './web/portal-pages.js';
 import { helpdeskPages } from './web/helpdesk-pages.js';
+import { mobilePages } from './web/mobile-pages.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 
 declare module 'fastify' {
@@ -122,5 +123,6 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(webPages(services, pages));
   await app.register(portalPages(services, pages));
   await app.register(helpdeskPages(services, pages));
+  await app.register(mobilePages(services, pages));
   return app;
 }

@@ -41,7 +41,13 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
         request,
         reply,
         'challenge',
-        { flow, error: failure, expiresAt: Date.parse(flow.expiresAt) },
+        {
+          flow,
+          error: failure,
+          expiresAt: Date.parse(flow.expiresAt),
+          now: services.clock.now(),
+          resendAfter: flow.challenge?.type === 'sms' ? Date.parse(flow.challenge.resendAfter) : 0,
+        },
         { status: failure?.status ?? 200, path: `/login/${flow.id}` },
       );
     }
@@ -49,6 +55,18 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
     /** A flow that can no longer be answered sends the user back to the start (L4: "start over"). */
     function flowGone(request: FastifyRequest, reply: FastifyReply, error: unknown, flow?: FlowView): FastifyReply {
       return renderLogin(request, reply, { error, ...(flow ? { username: flow.username, app: flow.app } : {}) });
+    }
+
+    /** A refused step of an open flow shows its challenge with the error; a flow that is gone sends the user to the start. */
+    async function stepRefused(request: FastifyRequest, reply: FastifyReply, flowId: string, error: unknown): Promise<FastifyReply> {
+      let flow: FlowView;
+      try {
+        flow = await services.login.get(flowId);
+      } catch {
+        return flowGone(request, reply, error);
+      }
+      if (flow.state === 'second_factor') return renderChallenge(request, reply, flow, error);
+      return flowGone(request, reply, error, flow);
     }
 
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
@@ -120,14 +138,19 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
         await services.login.switchDevice(flowId, field(request.body, 'device'), requestMeta(request));
         return reply.redirect(`/login/${flowId}`, 303);
       } catch (error) {
-        let flow: FlowView;
-        try {
-          flow = await services.login.get(flowId);
-        } catch {
-          return flowGone(request, reply, error);
-        }
-        if (flow.state === 'second_factor') return renderChallenge(request, reply, flow, error);
-        return flowGone(request, reply, error, flow);
+        return stepRefused(request, reply, flowId, error);
+      }
+    });
+
+    /** M5: "Didn't receive a security code?" — a new code by SMS or voice. */
+    app.post<{ Params: { flowId: string } }>('/login/:flowId/code', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const { flowId } = request.params;
+      const channel = field(request.body, 'channel') === 'voice' ? 'voice' : 'sms';
+      try {
+        await services.login.resendCode(flowId, channel, requestMeta(request));
+        return reply.redirect(`/login/${flowId}`, 303);
+      } catch (error) {
+        return stepRefused(request, reply, flowId, error);
       }
     });
 

@@ -1,0 +1,154 @@
+/**
+ * Settings → mobile number (M1, M2, M6): add a number (the country chosen
+ * from a list, the digits typed alone), VERIFY it with the confirm code sent
+ * by SMS, see "SMS Verified", remove it. And the development outbox page
+ * (M7), where messages wait while no real gateway is configured.
+ */
+import { createReadStream, existsSync } from 'node:fs';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { getCountries, getCountryCallingCode } from 'libphonenumber-js/max';
+import type { Services } from '../../services.js';
+import type { Session } from '../../sessions/sessions.js';
+import type { Language } from '../../i18n/i18n.js';
+import { SlsError } from '../../errors.js';
+import { assertFullScope } from '../../policy/access.js';
+import { outboxAudioPath } from '../../delivery/speech.js';
+import { requestMeta, SESSION_COOKIE } from '../session-cookie.js';
+import { field, registerForms, type PageRenderer } from './render.js';
+
+export interface CountryOption {
+  code: string;
+  label: string;
+}
+
+const DEFAULT_COUNTRY: Record<Language, string> = { en: 'US', fr: 'FR', 'zh-Hant': 'HK' };
+const countryLists = new Map<Language, CountryOption[]>();
+
+/** Every country with its calling code, named in the page's language and sorted by name (M6). */
+export function countryOptions(language: Language): CountryOption[] {
+  let list = countryLists.get(language);
+  if (!list) {
+    const names = new Intl.DisplayNames([language === 'zh-Hant' ? 'zh-Hant' : language], { type: 'region' });
+    list = getCountries()
+      .map((code) => ({ code, label: `${names.of(code) ?? code} (+${getCountryCallingCode(code)})` }))
+      .sort((a, b) => a.label.localeCompare(b.label, language));
+    countryLists.set(language, list);
+  }
+  return list;
+}
+
+const NOTICES = ['added', 'verified', 'enrolled', 'removed'] as const;
+
+/** Whether the request comes from this machine (the outbox page's default audience). */
+function fromLoopback(request: FastifyRequest): boolean {
+  return ['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(request.socket.remoteAddress ?? '');
+}
+
+export function mobilePages(services: Services, pages: PageRenderer): FastifyPluginAsync {
+  return async (app) => {
+    await registerForms(app, services.config);
+    app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
+
+    async function sessionOf(request: FastifyRequest): Promise<Session | null> {
+      const token = request.cookies[SESSION_COOKIE];
+      return token ? services.sessions.authenticate(token) : null;
+    }
+
+    async function render(request: FastifyRequest, reply: FastifyReply, session: Session, options: { error?: unknown; values?: { country: string; number: string } } = {}): Promise<FastifyReply> {
+      const query = request.query as Record<string, unknown>;
+      const failure = options.error === undefined ? null : pages.pageError(request, options.error);
+      return pages.render(
+        request,
+        reply,
+        'mobile',
+        {
+          phones: await services.phones.list(session.userId),
+          countries: countryOptions(request.language),
+          values: options.values ?? { country: DEFAULT_COUNTRY[request.language], number: '' },
+          notices: NOTICES.filter((key) => query[key] === '1'),
+          sentTo: typeof query.sent === 'string' ? query.sent : null,
+          failedTo: typeof query.failed === 'string' ? query.failed : null,
+          canChange: session.scope === 'full',
+          now: services.clock.now(),
+          error: failure,
+        },
+        { status: failure?.status ?? 200, path: '/settings/mobile' },
+      );
+    }
+
+    /** A change of the settings: a signed-in user with full scope (T3); errors are shown on the page. */
+    async function change(request: FastifyRequest, reply: FastifyReply, act: (session: Session) => Promise<string>, values?: { country: string; number: string }): Promise<FastifyReply> {
+      const session = await sessionOf(request);
+      if (!session) return reply.redirect('/login', 303);
+      try {
+        assertFullScope(session);
+        return reply.redirect(`/settings/mobile?${await act(session)}`, 303);
+      } catch (error) {
+        return render(request, reply, session, { error, ...(values ? { values } : {}) });
+      }
+    }
+
+    const meta = (request: FastifyRequest) => ({ ...requestMeta(request), language: request.language });
+
+    app.get('/settings/mobile', async (request, reply) => {
+      const session = await sessionOf(request);
+      if (!session) return reply.redirect('/login', 303);
+      return render(request, reply, session);
+    });
+
+    app.post('/settings/mobile', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const values = { country: field(request.body, 'country'), number: field(request.body, 'number') };
+      return change(
+        request,
+        reply,
+        async (session) => {
+          await services.phones.add(session.userId, values, `user:${session.userId}`, request.ip);
+          return 'added=1';
+        },
+        values,
+      );
+    });
+
+    app.post<{ Params: { phoneId: string } }>('/settings/mobile/:phoneId/verify', { preHandler: app.csrfProtection }, async (request, reply) =>
+      change(request, reply, async (session) => {
+        const { phone, delivery } = await services.phones.sendConfirmCode(session.userId, request.params.phoneId, meta(request));
+        return `${delivery === 'sent' ? 'sent' : 'failed'}=${phone.id}`;
+      }),
+    );
+
+    app.post<{ Params: { phoneId: string } }>('/settings/mobile/:phoneId/confirm', { preHandler: app.csrfProtection }, async (request, reply) =>
+      change(request, reply, async (session) => {
+        const { enrolledDeviceId } = await services.phones.confirm(session.userId, request.params.phoneId, field(request.body, 'code'), meta(request));
+        return enrolledDeviceId ? 'verified=1&enrolled=1' : 'verified=1';
+      }),
+    );
+
+    app.post<{ Params: { phoneId: string } }>('/settings/mobile/:phoneId/remove', { preHandler: app.csrfProtection }, async (request, reply) =>
+      change(request, reply, async (session) => {
+        await services.phones.remove(session.userId, request.params.phoneId, `user:${session.userId}`, request.ip);
+        return 'removed=1';
+      }),
+    );
+
+    /** M7: the development outbox: what the system sent, codes included, to this machine only unless configured otherwise. */
+    function assertOutboxVisible(request: FastifyRequest): void {
+      const setting = services.config.outboxPage;
+      if (setting === 'off' || (setting === 'local' && !fromLoopback(request))) throw new SlsError('NOT_FOUND');
+    }
+
+    app.get('/dev/outbox', async (request, reply) => {
+      assertOutboxVisible(request);
+      const messages = await services.notifier.list({ limit: 100 });
+      const withAudio = messages.map((m) => ({ ...m, audio: m.channel === 'voice' && existsSync(outboxAudioPath(services.config.dataDir, m.id)) }));
+      return pages.render(request, reply, 'outbox', { messages: withAudio }, { path: '/dev/outbox' });
+    });
+
+    app.get<{ Params: { id: string } }>('/dev/outbox/:id/audio', async (request, reply) => {
+      assertOutboxVisible(request);
+      const { id } = request.params;
+      const path = /^ntf_[a-z2-7]{26}$/.test(id) ? outboxAudioPath(services.config.dataDir, id) : null;
+      if (!path || !existsSync(path)) throw new SlsError('NOT_FOUND');
+      return reply.header('cache-control', 'no-store').type('audio/wav').send(createReadStream(path));
+    });
+  };
+}
