@@ -46,6 +46,17 @@ describe('sls user', () => {
     expect((await sls(['user', 'show', 'nobody'], env)).stderr).toBe('sls: No such user.\n');
   });
 
+  it('M2/M6: user create --mobile puts a number on record for the first login to confirm; a trunk prefix is refused', async () => {
+    const refused = await sls(['user', 'create', '--username', 'carol', '--password', 'correct horse battery', '--mobile', 'FR:0612345678'], env);
+    expect(refused).toMatchObject({ code: 1, stderr: 'sls: Enter the number without its leading 0: the country is chosen separately.\n' });
+    expect((await sls(['user', 'show', 'carol'], env)).stderr).toBe('sls: No such user.\n');
+    const created = await sls(['user', 'create', '--username', 'carol', '--password', 'correct horse battery', '--mobile', 'FR:612345678'], env);
+    expect(created.code).toBe(0);
+    expect(created.stdout).toContain('Mobile number +33 •••• ••78 on record: the first login confirms it by SMS.');
+    const shown = JSON.parse((await sls(['user', 'show', 'carol', '--json'], env)).stdout);
+    expect(shown.mobileNumbers).toMatchObject([{ number: '+33612345678', verified: false }]);
+  });
+
   it('A6: account set-equity changes the equity', async () => {
     expect((await sls(['account', 'set-equity', '--account', 'U1000001', '--equity', '999999.99'], env)).code).toBe(0);
     expect(JSON.parse((await sls(['user', 'show', 'alice', '--json'], env)).stdout).equityUsd).toBe(999999.99);

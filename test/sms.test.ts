@@ -348,6 +348,25 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
     });
   });
 
+  it('D4, M4: an SMS device suspended for a temporary passcode is reactivated with a code sent to its number', async () => {
+    const user = await smsUser(h);
+    const agent = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const verification = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
+    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agent.user.id, user.username, { verificationId: verification.id });
+    const sms = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'sms')!;
+    expect(sms.state).toBe('suspended');
+    const flow = await startLogin(h.app, user.username);
+    const auth = bearer((await answer(h.app, flow.body.id, passcode)).body.session.token);
+    h.clock.advance(SECOND);
+    const proof = await postJson(h.app, `/api/v1/devices/${sms.id}/activation`, {}, auth);
+    expect(proof.status).toBe(200);
+    expect(proof.body.challenge).toMatchObject({ type: 'sms', delivery: 'sent' });
+    const done = await postJson(h.app, `/api/v1/devices/${sms.id}/activation/${proof.body.id}`, { response: (await lastCode(h, user.id)).code }, auth);
+    expect(done.status).toBe(200);
+    const states = (await h.services.devices.listForUser(user.id)).map((d) => `${d.type}:${d.state}`);
+    expect(states).toEqual(expect.arrayContaining(['sms:active', 'temp_passcode:revoked']));
+  });
+
   describe('send limits (M7)', () => {
     it('M7: a number receives at most 10 messages an hour: the login says so and when to try again', async () => {
       const user = await smsUser(h, { country: 'FR', number: '698765432' });
@@ -396,5 +415,56 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
       ]);
       expect(notices.find((n) => n.channel === 'sms')!.body).toContain('Your user is locked');
     });
+  });
+});
+
+describe('the development outbox page and the mobile settings page (M1, M7)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness('sqlite');
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('M7: the outbox page shows the messages, codes included, to this machine only by default; never when off', async () => {
+    const user = await smsUser(h);
+    const local = await h.app.inject({ method: 'GET', url: '/dev/outbox' });
+    expect(local.statusCode).toBe(200);
+    expect(local.body).toContain((await lastCode(h, user.id, 'confirmCode')).code);
+    const remote = await h.app.inject({ method: 'GET', url: '/dev/outbox', remoteAddress: '203.0.113.7' });
+    expect(remote.statusCode).toBe(404);
+    expect(remote.body).not.toContain('confirm your mobile number');
+    const audio = await h.app.inject({ method: 'GET', url: '/dev/outbox/ntf_aaaaaaaaaaaaaaaaaaaaaaaaaa/audio' });
+    expect(audio.statusCode).toBe(404);
+
+    const off = await startHarness('sqlite', { outboxPage: 'off' });
+    try {
+      expect((await off.app.inject({ method: 'GET', url: '/dev/outbox' })).statusCode).toBe(404);
+    } finally {
+      await off.close();
+    }
+  });
+
+  it('M1: the settings page needs a session; its forms need the CSRF token', async () => {
+    const page = await h.app.inject({ method: 'GET', url: '/settings/mobile' });
+    expect(page.statusCode).toBe(303);
+    expect(page.headers.location).toBe('/login');
+    const forged = await h.app.inject({ method: 'POST', url: '/settings/mobile', payload: 'country=FR&number=612345678', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(forged.statusCode).toBe(403);
+  });
+
+  it('T3/M1: a session limited to the online card pages cannot change the mobile numbers', async () => {
+    const { user } = await createUserWithCard(h.services);
+    const agent = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const verification = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
+    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agent.user.id, user.username, { verificationId: verification.id });
+    h.clock.advance(3 * 24 * 60 * MINUTE);
+    const flow = await startLogin(h.app, user.username);
+    const done = await answer(h.app, flow.body.id, passcode);
+    expect(done.body.state).toBe('done');
+    const res = await postJson(h.app, '/api/v1/phones', newMobile(), bearer(done.body.session.token));
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe('SCOPE_ONLINE_CARD_ONLY');
   });
 });

@@ -4,7 +4,7 @@
  * the same database as `npm start` (SLS_DATABASE_URL or --db); errors exit
  * non-zero with a one-line message.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, type Config } from '../config.js';
@@ -17,6 +17,8 @@ import { runCardEmulator, cardResponse, readCardFile } from './dsc-emulator.js';
 import { VERIFICATION_METHODS } from '../helpdesk/helpdesk.js';
 import type { Role } from '../store/schema.js';
 import { serve } from './serve.js';
+import { toE164 } from '../delivery/phone.js';
+import { outboxAudioPath } from '../delivery/speech.js';
 
 const t = translator(environmentLanguage());
 
@@ -60,6 +62,19 @@ function intOption(name: string, min: number, max: number) {
 function amountOption(value: string): number {
   if (!/^\d+(\.\d{1,2})?$/.test(value)) throw new SlsError('VALIDATION_ERROR', { reason: 'the amount must be like 1500000 or 1500000.50' });
   return Number(value);
+}
+
+interface MobileNumber {
+  country: string;
+  number: string;
+}
+
+/** COUNTRY:DIGITS, checked as the settings page checks it (M6). */
+function mobileOption(value: string): MobileNumber {
+  const match = /^([A-Za-z]{2}):(.*)$/.exec(value);
+  if (!match) throw new SlsError('VALIDATION_ERROR', { reason: '--mobile must be COUNTRY:DIGITS, e.g. FR:612345678' });
+  toE164(match[1]!, match[2]!);
+  return { country: match[1]!.toUpperCase(), number: match[2]! };
 }
 
 function hexOption(name: string) {
@@ -109,8 +124,9 @@ export function buildProgram(): Command {
     .option('--account <a>', 'account number to join or create')
     .option('--equity <usd>', 'account equity in USD (A6)', amountOption)
     .option('--email <e>', 'e-mail address for notifications')
+    .option('--mobile <country:digits>', 'mobile number on record, confirmed by SMS at the first login (M2), e.g. FR:612345678', mobileOption)
     .addOption(dbOption())
-    .action(async (options: DbOption & { username: string; password: string; account?: string; equity?: number; email?: string }) => {
+    .action(async (options: DbOption & { username: string; password: string; account?: string; equity?: number; email?: string; mobile?: MobileNumber }) => {
       await withServices(options, async (s) => {
         const created = await s.users.create(
           {
@@ -123,6 +139,10 @@ export function buildProgram(): Command {
           'cli',
         );
         print(t('cli.userCreated', { username: created.username, account: created.accountNumber }));
+        if (options.mobile) {
+          const phone = await s.phones.add(created.id, options.mobile, 'cli', null);
+          print(t('cli.mobileOnRecord', { number: phone.masked }));
+        }
       });
     });
 
@@ -137,6 +157,7 @@ export function buildProgram(): Command {
         const u = await s.users.getByUsername(username);
         const account = await s.users.account(u.accountId);
         const devices = await s.devices.listForUser(u.id);
+        const phones = await s.phones.list(u.id);
         const lock = await s.lockout.status(u.username);
         const view = {
           id: u.id,
@@ -152,11 +173,13 @@ export function buildProgram(): Command {
           lockedUntil: iso(lock.lockedUntil),
           recentFailures: lock.failures,
           devices: devices.map((d) => ({ id: d.id, type: d.type, serial: d.serial, state: d.state, lastUsedAt: iso(d.lastUsedAt) })),
+          mobileNumbers: phones.map((p) => ({ id: p.id, number: p.e164, verified: p.verified })),
         };
         if (options.json) return printJson(view);
         for (const [key, value] of Object.entries(view)) {
-          if (key !== 'devices') print(`${key.padEnd(18)} ${String(value)}`);
+          if (key !== 'devices' && key !== 'mobileNumbers') print(`${key.padEnd(18)} ${String(value)}`);
         }
+        for (const p of view.mobileNumbers) print(`mobile             ${p.id}  ${p.number}  ${p.verified ? 'verified' : 'not verified'}`);
         for (const d of view.devices) print(`device             ${d.id}  ${d.type}  ${d.serial ?? ''}  ${d.state}  last used ${d.lastUsedAt}`);
       });
     });
@@ -299,7 +322,7 @@ export function buildProgram(): Command {
 
   program
     .command('outbox')
-    .description('notices sent to users (development outbox, N1)')
+    .description('messages sent to users: notices, SMS and voice codes (development outbox, N1, M7)')
     .option('--user <u>', 'only this username')
     .option('--limit <n>', 'how many (default 20)', intOption('--limit', 1, 10000))
     .option('--json', 'print JSON')
@@ -309,7 +332,11 @@ export function buildProgram(): Command {
         const userId = options.user !== undefined ? (await s.users.getByUsername(options.user)).id : undefined;
         const notices = await s.notifier.list({ ...(userId ? { userId } : {}), limit: options.limit ?? 20 });
         if (options.json) return printJson(notices);
-        for (const n of notices) print(`${iso(n.createdAt)}  ${n.channel}  ${n.recipient}  ${n.status}  ${n.subject ?? ''}\n    ${n.body}`);
+        for (const n of notices) {
+          print(`${iso(n.createdAt)}  ${n.channel}  ${n.recipient}  ${n.status}  ${n.subject ?? ''}\n    ${n.body}`);
+          const audio = outboxAudioPath(s.config.dataDir, n.id);
+          if (n.channel === 'voice' && existsSync(audio)) print(`    ${t('cli.outboxAudio', { path: audio })}`);
+        }
       });
     });
 

@@ -71,7 +71,9 @@ describe.skipIf(!chromiumAvailable)('SMS and voice, in real Chromium', () => {
     await page.locator(`#code-${phone!.id}`).fill(code);
     await navigation(page, () => page.locator(`#confirm-submit-${phone!.id}`).click());
     expect(await page.locator('#notice-verified').textContent()).toContain('SMS Verified');
-    expect(await page.locator(`#phone-${phone!.id} .check`).textContent()).toBe('✓');
+    expect(await page.locator(`#verified-${phone!.id}`).textContent()).toBe('Verified');
+    const mark = await page.evaluate<string>(`getComputedStyle(document.querySelector('#phone-${phone!.id} .check'), '::before').content`);
+    expect(mark).toBe('"✓"');
     // M2: this user has a DSC+, so SMS is not enrolled
     expect(await page.locator('#notice-enrolled').count()).toBe(0);
     await context.close();
