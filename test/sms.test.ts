@@ -48,6 +48,16 @@ async function signedIn(h: Harness, user: User, card: Parameters<typeof cardAnsw
   return bearer(done.body.session.token);
 }
 
+const meta = { ip: null, language: 'en' as const };
+
+/** A user without a device whose new number was sent a confirm code (M1), and that code. */
+async function confirmationSent(h: Harness): Promise<{ user: User; phone: { id: string }; code: string }> {
+  const user = await createUser(h.services);
+  const phone = await h.services.phones.add(user.id, newMobile(), 'test', null);
+  await h.services.phones.sendConfirmCode(user.id, phone.id, meta);
+  return { user, phone, code: (await lastCode(h, user.id, 'confirmCode')).code };
+}
+
 /** A user whose mobile number is verified and who is enrolled in SMS (M2), through the services. */
 async function smsUser(h: Harness, number = newMobile()): Promise<User> {
   const user = await createUser(h.services);
@@ -140,11 +150,7 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
     });
 
     it('M1, M7: a confirm code expires after 10 minutes and takes at most 5 tries', async () => {
-      const user = await createUser(h.services);
-      const phone = await h.services.phones.add(user.id, newMobile(), 'test', null);
-      const meta = { ip: null, language: 'en' as const };
-      await h.services.phones.sendConfirmCode(user.id, phone.id, meta);
-      const { code } = await lastCode(h, user.id, 'confirmCode');
+      const { user, phone, code } = await confirmationSent(h);
       h.clock.advance(10 * MINUTE);
       await expect(h.services.phones.confirm(user.id, phone.id, code, meta)).rejects.toMatchObject({ code: 'CODE_EXPIRED' });
 
@@ -160,11 +166,7 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
     });
 
     it('M1: concurrent confirmations of the right code verify the number once', async () => {
-      const user = await createUser(h.services);
-      const phone = await h.services.phones.add(user.id, newMobile(), 'test', null);
-      const meta = { ip: null, language: 'en' as const };
-      await h.services.phones.sendConfirmCode(user.id, phone.id, meta);
-      const { code } = await lastCode(h, user.id, 'confirmCode');
+      const { user, phone, code } = await confirmationSent(h);
       const results = await Promise.allSettled(Array.from({ length: 5 }, () => h.services.phones.confirm(user.id, phone.id, code, meta)));
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       const sms = (await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'sms');

@@ -40,6 +40,12 @@ export function presentedToken(request: FastifyRequest): PresentedToken | null {
   return cookie ? { token: cookie, via: 'cookie' } : null;
 }
 
+/** The browser's session (its cookie), or null: the page then sends the user to the login page. */
+export async function browserSession(request: FastifyRequest, sessions: Sessions): Promise<Session | null> {
+  const token = request.cookies[SESSION_COOKIE];
+  return token ? sessions.authenticate(token) : null;
+}
+
 /** The live session of the request, or UNAUTHENTICATED. */
 export async function requireSession(request: FastifyRequest, sessions: Sessions): Promise<{ session: Session; token: PresentedToken }> {
   const token = presentedToken(request);

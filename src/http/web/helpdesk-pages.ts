@@ -26,7 +26,7 @@ import type { ShippingAddress } from '../../devices/dscplus/requests.js';
 import type { DeviceState } from '../../store/schema.js';
 import type { Language } from '../../i18n/i18n.js';
 import { toSlsError } from '../errors.js';
-import { SESSION_COOKIE } from '../session-cookie.js';
+import { browserSession } from '../session-cookie.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
 /**
@@ -141,8 +141,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
    * A client, or a session of limited scope (T3), gets FORBIDDEN_ROLE.
    */
   async function signedInStaff(request: FastifyRequest): Promise<Staff | null> {
-    const token = request.cookies[SESSION_COOKIE];
-    const session = token ? await services.sessions.authenticate(token) : null;
+    const session = await browserSession(request, services.sessions);
     if (!session) return null;
     if (session.scope !== 'full') throw new SlsError('FORBIDDEN_ROLE', { role: 'temporary access' });
     const user = await helpDesk.staff(session.userId, 'view');

@@ -13,7 +13,7 @@ import type { Language } from '../../i18n/i18n.js';
 import { SlsError } from '../../errors.js';
 import { assertFullScope } from '../../policy/access.js';
 import { outboxAudioPath } from '../../delivery/speech.js';
-import { requestMeta, SESSION_COOKIE } from '../session-cookie.js';
+import { browserSession, requestMeta } from '../session-cookie.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
 export interface CountryOption {
@@ -49,10 +49,7 @@ export function mobilePages(services: Services, pages: PageRenderer): FastifyPlu
     await registerForms(app, services.config);
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
 
-    async function sessionOf(request: FastifyRequest): Promise<Session | null> {
-      const token = request.cookies[SESSION_COOKIE];
-      return token ? services.sessions.authenticate(token) : null;
-    }
+    const sessionOf = (request: FastifyRequest): Promise<Session | null> => browserSession(request, services.sessions);
 
     async function render(request: FastifyRequest, reply: FastifyReply, session: Session, options: { error?: unknown; values?: { country: string; number: string } } = {}): Promise<FastifyReply> {
       const query = request.query as Record<string, unknown>;

@@ -12,7 +12,7 @@ import { SlsError } from '../../errors.js';
 import type { FlowView } from '../../flows/login.js';
 import { toSlsError } from '../errors.js';
 import { field, registerForms, type PageRenderer } from './render.js';
-import { clearSessionCookie, presentedToken, requestMeta, SESSION_COOKIE, setSessionCookie } from '../session-cookie.js';
+import { browserSession, clearSessionCookie, presentedToken, requestMeta, SESSION_COOKIE, setSessionCookie } from '../session-cookie.js';
 
 const PUBLIC = fileURLToPath(new URL('../../../public', import.meta.url));
 
@@ -155,8 +155,7 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
     });
 
     app.get('/account', async (request, reply) => {
-      const token = request.cookies[SESSION_COOKIE];
-      const session = token ? await services.sessions.authenticate(token) : null;
+      const session = await browserSession(request, services.sessions);
       if (!session) return reply.redirect('/login', 303);
       const user = await services.users.get(session.userId);
       // A5: a one-time password is replaced before anything else

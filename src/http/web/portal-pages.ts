@@ -12,7 +12,7 @@ import { GRID_COLUMNS } from '../../devices/code-card/print.js';
 import { SlsError } from '../../errors.js';
 import { toSlsError } from '../errors.js';
 import { printedTime, sendCardFile } from '../downloads.js';
-import { SESSION_COOKIE } from '../session-cookie.js';
+import { browserSession } from '../session-cookie.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
 
@@ -22,10 +22,7 @@ export function portalPages(services: Services, pages: PageRenderer): FastifyPlu
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
 
     /** The browser's session, or null (the caller then redirects to the login page). */
-    async function sessionOf(request: FastifyRequest): Promise<Session | null> {
-      const token = request.cookies[SESSION_COOKIE];
-      return token ? services.sessions.authenticate(token) : null;
-    }
+    const sessionOf = (request: FastifyRequest): Promise<Session | null> => browserSession(request, services.sessions);
 
     async function renderActivation(request: FastifyRequest, reply: FastifyReply, session: Session, flowId: string, error?: unknown): Promise<FastifyReply> {
       const flow = await services.activation.view(session, flowId);
