@@ -97,9 +97,10 @@ describe.each(DATABASES)('repositories on %s', (dbName) => {
       expect((await h.services.devices.listStock()).map((d) => d.serial)).toEqual(['DSC0000001', 'DSC0000003']);
     });
 
-    it('D2: devices rank DSC+ > SCC > temporary ones; with none used yet, the strongest is offered first', async () => {
+    it('D2: devices rank DSC+ > SCC > SMS > temporary ones; with none used yet, the strongest is offered first', async () => {
       expect(DEVICE_STRENGTH.dscplus).toBeGreaterThan(DEVICE_STRENGTH.scc);
-      expect(DEVICE_STRENGTH.scc).toBeGreaterThan(DEVICE_STRENGTH.online_card);
+      expect(DEVICE_STRENGTH.scc).toBeGreaterThan(DEVICE_STRENGTH.sms);
+      expect(DEVICE_STRENGTH.sms).toBeGreaterThan(DEVICE_STRENGTH.online_card);
       expect(DEVICE_STRENGTH.online_card).toBeGreaterThan(DEVICE_STRENGTH.temp_passcode);
       const user = await createUser(h.services);
       const codes = Array.from({ length: 100 }, (_, i) => String(i).padStart(3, '0'));

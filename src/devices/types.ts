@@ -22,6 +22,10 @@ export const DEVICE_STRENGTH: Record<DeviceType, number> = {
 /** Devices that stand in for a permanent one for a while (T, S2). */
 export const TEMPORARY_TYPES: readonly DeviceType[] = ['temp_passcode', 'online_card'];
 
+export function isTemporary(type: string): boolean {
+  return (TEMPORARY_TYPES as readonly string[]).includes(type);
+}
+
 export interface Device {
   id: string;
   userId: string | null;

@@ -19,14 +19,15 @@ import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import { deviceKind } from '../devices/registry.js';
-import { TEMPORARY_TYPES, type Device, type Prompt, type SmsPrompt } from '../devices/types.js';
+import { isTemporary, type Device, type Prompt } from '../devices/types.js';
 import { softPinHash, type DscPlusSecret } from '../devices/dscplus/dscplus.js';
 import type { User } from '../identity/users.js';
 import type { Session } from '../sessions/sessions.js';
 import type { HelpDesk } from '../helpdesk/helpdesk.js';
 import type { Tx } from '../store/database.js';
 import { assertFullScope } from '../policy/access.js';
-import { completeFlow, failFlow, reserveAnswer } from './flow-rows.js';
+import { challengeTtlMs, completeFlow, failFlow, newFlowRow, reserveAnswer } from './flow-rows.js';
+import type { Language } from '../i18n/i18n.js';
 
 export interface ActivationView {
   id: string;
@@ -63,7 +64,7 @@ export class DeviceActivation {
       return;
     }
     // a permanent device temporarily unavailable (D4), or a replacement received (C6)
-    if (!['suspended', 'shipped'].includes(device.state) || (TEMPORARY_TYPES as readonly string[]).includes(device.type)) {
+    if (!['suspended', 'shipped'].includes(device.state) || isTemporary(device.type)) {
       throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
     }
   }
@@ -78,43 +79,38 @@ export class DeviceActivation {
   }
 
   /** The device's challenge, kept in a flow of the session's user. */
-  private async issue(session: Session, deviceId: string, purpose: Purpose): Promise<ActivationView> {
-    const { store, clock, box, devices, users, config } = this.deps;
+  private async issue(session: Session, deviceId: string, purpose: Purpose, language: Language = this.deps.config.defaultLanguage): Promise<ActivationView> {
+    const { store, clock, box, devices, users, config, smsCodes } = this.deps;
     const device = await this.ownDevice(session, deviceId);
     this.assertReady(device, purpose);
     const user = await users.get(session.userId);
     const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
-    if (challenge.code !== undefined) {
-      // a suspended SMS device is proven with a code sent to its number (M4)
-      const sent = await this.deps.smsCodes.sendToDevice(device, challenge.code, 'sms', config.defaultLanguage);
-      challenge.prompt = { ...(challenge.prompt as SmsPrompt), delivery: sent.status === 'sent' ? 'sent' : 'failed', sends: 1 };
-    }
-    const ttl = challenge.code === undefined ? config.policy.challengeTtlMs : config.policy.smsCodeTtlMs;
+    // a suspended SMS device is proven with a code sent to its number (M4)
+    const prompt = challenge.code === undefined ? challenge.prompt : await smsCodes.deliverChallenge(device, challenge, language);
     const now = clock.now();
     const id = newId('flw');
+    const expiresAt = now + challengeTtlMs(challenge, config.policy);
     await store.db
       .insertInto('login_flows')
-      .values({
-        id,
-        kind: purpose,
-        app: session.app,
-        username: user.username,
-        user_id: user.id,
-        state: 'second_factor',
-        device_id: device.id,
-        prompt: JSON.stringify(challenge.prompt),
-        verifier: box.sealJson(challenge.verifier, this.sealContext(id)),
-        attempts: 0,
-        device_switches: 0,
-        expires_at: now + ttl,
-        created_at: now,
-        updated_at: now,
-        ip: null,
-        user_agent: null,
-        session_id: session.id,
-      })
+      .values(
+        newFlowRow({
+          id,
+          kind: purpose,
+          app: session.app,
+          username: user.username,
+          userId: user.id,
+          deviceId: device.id,
+          prompt,
+          sealedVerifier: box.sealJson(challenge.verifier, this.sealContext(id)),
+          now,
+          expiresAt,
+          ip: null,
+          userAgent: null,
+          sessionId: session.id,
+        }),
+      )
       .execute();
-    return { id, deviceId: device.id, challenge: challenge.prompt, expiresAt: new Date(now + ttl).toISOString(), attemptsLeft: config.policy.challengeMaxAttempts };
+    return { id, deviceId: device.id, challenge: prompt, expiresAt: new Date(expiresAt).toISOString(), attemptsLeft: config.policy.challengeMaxAttempts };
   }
 
   private async openFlow(session: Session, flowId: string, purpose: Purpose) {
@@ -192,8 +188,8 @@ export class DeviceActivation {
     };
   }
 
-  start(session: Session, deviceId: string): Promise<ActivationView> {
-    return this.issue(session, deviceId, 'activation');
+  start(session: Session, deviceId: string, language?: Language): Promise<ActivationView> {
+    return this.issue(session, deviceId, 'activation', language);
   }
 
   async complete(session: Session, flowId: string, response: string): Promise<Device> {

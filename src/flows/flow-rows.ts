@@ -3,7 +3,59 @@
  * conditional updates, so concurrent requests and several server processes
  * never exceed a flow's answers or reopen it (GUIDE lesson 6).
  */
+import type { Selectable } from 'kysely';
+import type { PolicyConfig } from '../config.js';
+import type { Challenge, Prompt } from '../devices/types.js';
 import type { Executor } from '../store/database.js';
+import type { LoginFlowsTable } from '../store/schema.js';
+
+export type FlowRow = Selectable<LoginFlowsTable>;
+
+/** How long a challenge may be answered: a code sent by SMS or voice 10 minutes (M7), one shown on screen 5 (L4). */
+export function challengeTtlMs(challenge: Challenge, policy: PolicyConfig): number {
+  return challenge.code === undefined ? policy.challengeTtlMs : policy.smsCodeTtlMs;
+}
+
+export interface NewFlow {
+  id: string;
+  kind: FlowRow['kind'];
+  app: FlowRow['app'];
+  username: string;
+  userId: string;
+  deviceId: string;
+  prompt: Prompt;
+  /** The challenge's verifier, already sealed to the flow. */
+  sealedVerifier: string;
+  now: number;
+  expiresAt: number;
+  ip: string | null;
+  userAgent: string | null;
+  /** The session a device proof belongs to; null for a login. */
+  sessionId: string | null;
+}
+
+/** The row of a new flow waiting for the answer to its challenge, no answer taken yet. */
+export function newFlowRow(flow: NewFlow): FlowRow {
+  return {
+    id: flow.id,
+    kind: flow.kind,
+    app: flow.app,
+    username: flow.username,
+    user_id: flow.userId,
+    state: 'second_factor',
+    device_id: flow.deviceId,
+    prompt: JSON.stringify(flow.prompt),
+    verifier: flow.sealedVerifier,
+    attempts: 0,
+    device_switches: 0,
+    expires_at: flow.expiresAt,
+    created_at: flow.now,
+    updated_at: flow.now,
+    ip: flow.ip,
+    user_agent: flow.userAgent,
+    session_id: flow.sessionId,
+  };
+}
 
 /**
  * Takes one of an open flow's answers (L4: at most 3, within 5 minutes).

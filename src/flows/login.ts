@@ -18,15 +18,13 @@ import { hashPassword, verifyPassword } from '../crypto/password.js';
 import { newId, newToken } from '../crypto/random.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import { deviceKind } from '../devices/registry.js';
-import type { Challenge, Device, DeviceType, Prompt, SmsPrompt } from '../devices/types.js';
+import type { Challenge, Device, DeviceType, Prompt } from '../devices/types.js';
 import { smsChallenge } from '../devices/sms/sms.js';
 import type { Language } from '../i18n/i18n.js';
 import { assertUsernameCharacters } from '../identity/username.js';
 import { newSessionId, type App, type IssuedSession } from '../sessions/sessions.js';
 import type { Services } from '../services.js';
-import { completeFlow, failFlow, reserveAnswer } from './flow-rows.js';
-import type { LoginFlowsTable } from '../store/schema.js';
-import type { Selectable } from 'kysely';
+import { challengeTtlMs, completeFlow, failFlow, newFlowRow, reserveAnswer, type FlowRow } from './flow-rows.js';
 
 export type FlowViewState = 'second_factor' | 'done' | 'failed' | 'expired';
 
@@ -60,8 +58,6 @@ export interface StartInput extends RequestMeta {
   password: string;
   app: App;
 }
-
-type FlowRow = Selectable<LoginFlowsTable>;
 
 /** Device changes allowed in one flow (each issues a new challenge). */
 const MAX_DEVICE_SWITCHES = 10;
@@ -218,25 +214,11 @@ export class LoginFlows {
     return this.view(row, active);
   }
 
-  /**
-   * Sends the code of an SMS challenge (M4, M5) and records in the flow's
-   * prompt how it went: sent, failed at the gateway, or held back by the send
-   * limits (then with the time a new code may be asked for).
-   */
+  /** Sends the code of an SMS challenge (M4, M5) and records in the flow's prompt how it went. */
   private async sendCode(row: FlowRow, device: Device, challenge: Challenge, meta: RequestMeta): Promise<FlowRow> {
-    const { smsCodes, clock, policy, store, audit, config } = this.deps;
-    const prompt = { ...(challenge.prompt as SmsPrompt) };
-    const previous = row.prompt ? (JSON.parse(row.prompt) as Partial<SmsPrompt>) : {};
-    prompt.sends = (previous.type === 'sms' ? (previous.sends ?? 0) : 0) + 1;
-    prompt.resendAfter = new Date(clock.now() + policy.smsLoginResendMs).toISOString();
-    try {
-      const sent = await smsCodes.sendToDevice(device, challenge.code!, prompt.channel, meta.language ?? config.defaultLanguage);
-      prompt.delivery = sent.status === 'sent' ? 'sent' : 'failed';
-    } catch (error) {
-      if (!(error instanceof SlsError && error.code === 'SMS_RATE_LIMITED')) throw error;
-      prompt.delivery = 'limited';
-      prompt.resendAfter = String(error.params.retryAfter);
-    }
+    const { smsCodes, store, audit, config } = this.deps;
+    const previous = row.prompt ? (JSON.parse(row.prompt) as Prompt) : null;
+    const prompt = await smsCodes.deliverChallenge(device, challenge, meta.language ?? config.defaultLanguage, previous?.type === 'sms' ? previous.sends : 0);
     await store.db.updateTable('login_flows').set({ prompt: JSON.stringify(prompt) }).where('id', '=', row.id).execute();
     await audit.record({
       event: prompt.delivery === 'limited' ? 'sms.rate_limited' : 'login.code_sent',
@@ -281,30 +263,23 @@ export class LoginFlows {
 
   private newFlow(input: StartInput, userId: string, username: string, deviceId: string, challenge: Challenge): FlowRow {
     const { clock, policy, box } = this.deps;
-
     const now = clock.now();
     const id = newId('flw');
-    // M7: a code sent by SMS lives 10 minutes; a challenge shown on screen 5 (L4)
-    const ttl = challenge.code === undefined ? policy.challengeTtlMs : policy.smsCodeTtlMs;
-    return {
+    return newFlowRow({
       id,
       kind: 'login',
       app: input.app,
       username,
-      user_id: userId,
-      state: 'second_factor',
-      device_id: deviceId,
-      prompt: JSON.stringify(challenge.prompt),
-      verifier: box.sealJson(challenge.verifier, this.sealContext(id)),
-      attempts: 0,
-      device_switches: 0,
-      expires_at: now + ttl,
-      created_at: now,
-      updated_at: now,
+      userId,
+      deviceId,
+      prompt: challenge.prompt,
+      sealedVerifier: box.sealJson(challenge.verifier, this.sealContext(id)),
+      now,
+      expiresAt: now + challengeTtlMs(challenge, policy),
       ip: input.ip,
-      user_agent: input.userAgent,
-      session_id: null,
-    };
+      userAgent: input.userAgent,
+      sessionId: null,
+    });
   }
 
   /** M2FS (L6): answer with another of the user's active devices; a new challenge is issued. */
@@ -324,7 +299,7 @@ export class LoginFlows {
         device_id: device.id,
         prompt: JSON.stringify(challenge.prompt),
         verifier: box.sealJson(challenge.verifier, this.sealContext(flowId)),
-        expires_at: now + (challenge.code === undefined ? policy.challengeTtlMs : policy.smsCodeTtlMs),
+        expires_at: now + challengeTtlMs(challenge, policy),
         device_switches: eb('device_switches', '+', 1),
         updated_at: now,
       }))

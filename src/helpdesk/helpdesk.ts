@@ -9,7 +9,7 @@ import { SlsError } from '../errors.js';
 import { newId, randomUpperAlnum } from '../crypto/random.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import type { Device } from '../devices/types.js';
-import { TEMPORARY_TYPES } from '../devices/types.js';
+import { isTemporary, TEMPORARY_TYPES } from '../devices/types.js';
 import { newTemporaryPasscode, type TempPasscodeSecret } from '../devices/temp-passcode/temp-passcode.js';
 import type { User } from '../identity/users.js';
 import type { Role } from '../store/schema.js';
@@ -171,7 +171,7 @@ export class HelpDesk {
         .execute();
       const entries: AuditInput[] = [];
       for (const device of current) {
-        const temporary = (TEMPORARY_TYPES as readonly string[]).includes(device.type);
+        const temporary = isTemporary(device.type);
         if (temporary && device.state !== 'active') continue;
         const to = temporary ? 'revoked' : deviceStatus;
         await trx.updateTable('devices').set({ state: to, state_changed_at: now }).where('id', '=', device.id).execute();

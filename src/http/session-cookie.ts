@@ -7,6 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { SlsError } from '../errors.js';
 import type { RequestMeta } from '../flows/login.js';
+import type { Language } from '../i18n/i18n.js';
 import type { IssuedSession, Session, Sessions } from '../sessions/sessions.js';
 
 export const SESSION_COOKIE = 'sls_session';
@@ -80,7 +81,8 @@ export function assertSameOrigin(request: FastifyRequest): void {
   if (!same) throw new SlsError('CSRF_FAILED');
 }
 
-export function requestMeta(request: FastifyRequest): RequestMeta {
+/** Who asks, from where, in which language (codes sent by SMS or voice are written in it). */
+export function requestMeta(request: FastifyRequest): RequestMeta & { language: Language } {
   const userAgent = request.headers['user-agent'];
   return { ip: request.ip ?? null, userAgent: userAgent ? userAgent.slice(0, 256) : null, language: request.language };
 }

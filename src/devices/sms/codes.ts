@@ -13,7 +13,7 @@ import { SlsError } from '../../errors.js';
 import type { Language } from '../../i18n/i18n.js';
 import type { CodeTemplate, Notification, Notifier } from '../../notify/notifier.js';
 import type { Executor, Store } from '../../store/database.js';
-import type { Device } from '../types.js';
+import type { Challenge, Device, SmsPrompt } from '../types.js';
 import type { SmsDeviceParams } from './sms.js';
 
 const HOUR = 60 * 60 * 1000;
@@ -39,7 +39,7 @@ export class SmsCodes {
    * The earliest time of the messages counted in a window when there are
    * `limit` or more of them (the window reopens when the oldest leaves it).
    */
-  private async full(db: Executor, column: 'recipient' | 'user_id', value: string, windowMs: number, limit: number, codesOnly: boolean): Promise<number | null> {
+  private async reopensAt(db: Executor, column: 'recipient' | 'user_id', value: string, windowMs: number, limit: number, codesOnly: boolean): Promise<number | null> {
     const since = this.deps.clock.now() - windowMs;
     let q = db
       .selectFrom('notifications')
@@ -60,9 +60,27 @@ export class SmsCodes {
     return row.e164;
   }
 
-  /** Sends the code of an SMS device's challenge (M4, M5); see send(). */
-  async sendToDevice(device: Device, code: string, channel: 'sms' | 'voice', language: Language): Promise<Notification> {
-    return this.send({ userId: device.userId!, to: await this.numberOf(device), channel, template: 'loginCode', code, language });
+  /**
+   * Sends the code of an SMS device's challenge (M4, M5) and returns its
+   * prompt telling how it went: sent, failed at the gateway, or held back by
+   * the send limits (then with the time a new code may be asked for).
+   * `sends` counts the codes of the flow before this one.
+   */
+  async deliverChallenge(device: Device, challenge: Challenge, language: Language, sends = 0): Promise<SmsPrompt> {
+    const prompt: SmsPrompt = {
+      ...(challenge.prompt as SmsPrompt),
+      sends: sends + 1,
+      resendAfter: new Date(this.deps.clock.now() + this.deps.policy.smsLoginResendMs).toISOString(),
+    };
+    try {
+      const sent = await this.send({ userId: device.userId!, to: await this.numberOf(device), channel: prompt.channel, template: 'loginCode', code: challenge.code!, language });
+      prompt.delivery = sent.status === 'sent' ? 'sent' : 'failed';
+    } catch (error) {
+      if (!(error instanceof SlsError && error.code === 'SMS_RATE_LIMITED')) throw error;
+      prompt.delivery = 'limited';
+      prompt.resendAfter = String(error.params.retryAfter);
+    }
+    return prompt;
   }
 
   /**
@@ -73,9 +91,9 @@ export class SmsCodes {
     const { store, notifier, policy } = this.deps;
     const pending = await store.serialized(`sms:${message.to}`, async (trx) => {
       const reopens = [
-        await this.full(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour, false),
-        await this.full(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay, false),
-        await this.full(trx, 'user_id', message.userId, HOUR, policy.smsPerUserPerHour, true),
+        await this.reopensAt(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour, false),
+        await this.reopensAt(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay, false),
+        await this.reopensAt(trx, 'user_id', message.userId, HOUR, policy.smsPerUserPerHour, true),
       ].filter((t): t is number => t !== null);
       if (reopens.length > 0) throw new SlsError('SMS_RATE_LIMITED', { retryAfter: new Date(Math.max(...reopens)).toISOString() });
       return notifier.enqueue(trx, {

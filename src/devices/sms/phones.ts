@@ -25,7 +25,7 @@ import type { Executor, Store, Tx } from '../../store/database.js';
 import type { PhonesTable } from '../../store/schema.js';
 import type { Selectable } from 'kysely';
 import type { Devices } from '../devices.js';
-import { TEMPORARY_TYPES, type Device } from '../types.js';
+import { isTemporary, type Device } from '../types.js';
 import type { SmsCodes } from './codes.js';
 import { newSmsCode, type SmsDeviceParams } from './sms.js';
 
@@ -219,7 +219,7 @@ export class Phones {
     const { store, devices, audit } = this.deps;
     const row = await this.row(userId, phoneId);
     const backed = await this.smsDevicesOf(userId, phoneId);
-    const others = (await devices.activeForUser(userId, null)).filter((d) => !backed.some((b) => b.id === d.id) && !TEMPORARY_TYPES.includes(d.type));
+    const others = (await devices.activeForUser(userId, null)).filter((d) => !backed.some((b) => b.id === d.id) && !isTemporary(d.type));
     if (backed.some((d) => d.state === 'active') && others.length === 0) throw new SlsError('PHONE_IN_USE');
     for (const device of backed) await devices.setState(device.id, 'revoked', actor, 'number removed');
     await store.serialized('audit_log', async (trx) => {
@@ -234,27 +234,7 @@ export class Phones {
    * device, or null when none was needed or possible.
    */
   async enrolIfUnprotected(userId: string, ip: string | null): Promise<Device | null> {
-    const { store, devices, audit, notifier, users } = this.deps;
-    let number = '';
-    const deviceId = await store.serialized('audit_log', async (trx) => {
-      if (await this.hasPermanentDevice(trx, userId)) return null;
-      const phone = await trx
-        .selectFrom('phones')
-        .selectAll()
-        .where('user_id', '=', userId)
-        .where('verified_at', 'is not', null)
-        .orderBy('verified_at', 'desc')
-        .executeTakeFirst();
-      if (!phone) return null;
-      number = maskPhone(phone.e164);
-      const id = await this.insertSmsDevice(trx, userId, phone, 'active');
-      await audit.append(trx, [{ event: 'device.enrolled', actor: 'system', userId, ip, data: { deviceId: id, type: 'sms', number: maskPhone(phone.e164), automatic: true } }]);
-      return id;
-    });
-    if (!deviceId) return null;
-    const user = await users.get(userId);
-    await notifier.notify(user, 'deviceEnrolled', { username: user.username, number });
-    return devices.get(deviceId);
+    return this.smsDeviceFor(userId, ip, false);
   }
 
   /**
@@ -263,20 +243,46 @@ export class Phones {
    * confirmed gives a device waiting for the first code (a new applicant).
    */
   async deviceForLogin(userId: string, ip: string | null): Promise<Device | null> {
-    const enrolled = await this.enrolIfUnprotected(userId, ip);
-    if (enrolled) return enrolled;
-    const { store, devices, audit } = this.deps;
-    const deviceId = await store.serialized('audit_log', async (trx) => {
+    return this.smsDeviceFor(userId, ip, true);
+  }
+
+  /**
+   * In one transaction: nothing while the user has an active permanent
+   * device; else an active SMS device on the latest verified number, told to
+   * the user; else (when asked) the applicant's waiting device, made once.
+   */
+  private async smsDeviceFor(userId: string, ip: string | null, orWaiting: boolean): Promise<Device | null> {
+    const { store, devices, audit, notifier, users } = this.deps;
+    const found = await store.serialized('audit_log', async (trx) => {
       if (await this.hasPermanentDevice(trx, userId)) return null;
+      const verified = await trx
+        .selectFrom('phones')
+        .selectAll()
+        .where('user_id', '=', userId)
+        .where('verified_at', 'is not', null)
+        .orderBy('verified_at', 'desc')
+        .executeTakeFirst();
+      if (verified) {
+        const number = maskPhone(verified.e164);
+        const id = await this.insertSmsDevice(trx, userId, verified, 'active');
+        await audit.append(trx, [{ event: 'device.enrolled', actor: 'system', userId, ip, data: { deviceId: id, type: 'sms', number, automatic: true } }]);
+        return { id, enrolledOn: number };
+      }
+      if (!orWaiting) return null;
       const waiting = await trx.selectFrom('devices').select('id').where('user_id', '=', userId).where('type', '=', 'sms').where('state', '=', 'requested').executeTakeFirst();
-      if (waiting) return waiting.id;
-      const phone = await trx.selectFrom('phones').selectAll().where('user_id', '=', userId).where('verified_at', 'is', null).orderBy('created_at').executeTakeFirst();
-      if (!phone) return null;
-      const id = await this.insertSmsDevice(trx, userId, phone, 'requested');
-      await audit.append(trx, [{ event: 'device.requested', actor: 'system', userId, ip, data: { deviceId: id, type: 'sms', number: maskPhone(phone.e164) } }]);
-      return id;
+      if (waiting) return { id: waiting.id, enrolledOn: null };
+      const onRecord = await trx.selectFrom('phones').selectAll().where('user_id', '=', userId).where('verified_at', 'is', null).orderBy('created_at').executeTakeFirst();
+      if (!onRecord) return null;
+      const id = await this.insertSmsDevice(trx, userId, onRecord, 'requested');
+      await audit.append(trx, [{ event: 'device.requested', actor: 'system', userId, ip, data: { deviceId: id, type: 'sms', number: maskPhone(onRecord.e164) } }]);
+      return { id, enrolledOn: null };
     });
-    return deviceId ? devices.get(deviceId) : null;
+    if (!found) return null;
+    if (found.enrolledOn) {
+      const user = await users.get(userId);
+      await notifier.notify(user, 'deviceEnrolled', { username: user.username, number: found.enrolledOn });
+    }
+    return devices.get(found.id);
   }
 
   /** A new applicant's first login code reached the number: it is verified and the SMS device is active (M2). */
@@ -293,7 +299,7 @@ export class Phones {
 
   private async hasPermanentDevice(db: Executor, userId: string): Promise<boolean> {
     const active = await db.selectFrom('devices').select('type').where('user_id', '=', userId).where('state', '=', 'active').execute();
-    return active.some((d) => !TEMPORARY_TYPES.includes(d.type as Device['type']));
+    return active.some((d) => !isTemporary(d.type));
   }
 
   private async insertSmsDevice(trx: Tx, userId: string, phone: PhoneRow, state: 'active' | 'requested'): Promise<string> {

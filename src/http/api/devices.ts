@@ -75,7 +75,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
       },
       async (request) => {
         const { session } = await requireSessionToChange(request, services.sessions);
-        return services.activation.start(session, request.params.deviceId);
+        return services.activation.start(session, request.params.deviceId, request.language);
       },
     );
 

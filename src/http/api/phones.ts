@@ -45,7 +45,7 @@ export function phonesApi(services: Services): FastifyPluginAsync {
     async function changer(request: FastifyRequest) {
       const { session } = await requireSessionToChange(request, services.sessions);
       assertFullScope(session);
-      return { session, meta: { ...requestMeta(request), language: request.language } };
+      return { session, meta: requestMeta(request) };
     }
 
     app.get(

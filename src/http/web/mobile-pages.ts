@@ -85,8 +85,6 @@ export function mobilePages(services: Services, pages: PageRenderer): FastifyPlu
       }
     }
 
-    const meta = (request: FastifyRequest) => ({ ...requestMeta(request), language: request.language });
-
     app.get('/settings/mobile', async (request, reply) => {
       const session = await sessionOf(request);
       if (!session) return reply.redirect('/login', 303);
@@ -108,14 +106,14 @@ export function mobilePages(services: Services, pages: PageRenderer): FastifyPlu
 
     app.post<{ Params: { phoneId: string } }>('/settings/mobile/:phoneId/verify', { preHandler: app.csrfProtection }, async (request, reply) =>
       change(request, reply, async (session) => {
-        const { phone, delivery } = await services.phones.sendConfirmCode(session.userId, request.params.phoneId, meta(request));
+        const { phone, delivery } = await services.phones.sendConfirmCode(session.userId, request.params.phoneId, requestMeta(request));
         return `${delivery === 'sent' ? 'sent' : 'failed'}=${phone.id}`;
       }),
     );
 
     app.post<{ Params: { phoneId: string } }>('/settings/mobile/:phoneId/confirm', { preHandler: app.csrfProtection }, async (request, reply) =>
       change(request, reply, async (session) => {
-        const { enrolledDeviceId } = await services.phones.confirm(session.userId, request.params.phoneId, field(request.body, 'code'), meta(request));
+        const { enrolledDeviceId } = await services.phones.confirm(session.userId, request.params.phoneId, field(request.body, 'code'), requestMeta(request));
         return enrolledDeviceId ? 'verified=1&enrolled=1' : 'verified=1';
       }),
     );

@@ -177,7 +177,7 @@ export function portalPages(services: Services, pages: PageRenderer): FastifyPlu
     app.get<{ Params: { deviceId: string } }>('/devices/:deviceId/activate', async (request, reply) => {
       const session = await sessionOf(request);
       if (!session) return reply.redirect('/login', 303);
-      const flow = await services.activation.start(session, request.params.deviceId);
+      const flow = await services.activation.start(session, request.params.deviceId, request.language);
       return renderActivation(request, reply, session, flow.id);
     });
 
