@@ -406,6 +406,16 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
     });
   });
 
+  it('W1: a user protected by SMS may withdraw USD 200,000 a day and 600,000 in 5 business days; the account page says so', async () => {
+    const user = await smsUser(h);
+    const flow = await startLogin(h.app, user.username);
+    const done = await answer(h.app, flow.body.id, (await lastCode(h, user.id)).code);
+    const limits = await get(h.app, '/api/v1/withdrawal-limits', bearer(done.body.session.token));
+    expect(limits.body).toEqual({ device: 'sms', perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 });
+    const page = await h.app.inject({ method: 'GET', url: '/account', cookies: { sls_session: done.body.session.token } });
+    expect(page.body).toContain('USD 200,000 a day, USD 600,000 in 5 business days');
+  });
+
   describe('security notices by SMS (N1)', () => {
     it('N1: the lock notice reaches the verified mobile number as well as the e-mail address', async () => {
       const user = await smsUser(h, { country: 'FR', number: '611223344' });

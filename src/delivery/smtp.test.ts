@@ -2,9 +2,10 @@ import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeSmtp } from '../../test/support/fake-smtp.js';
+import { deliveryFailure as failure } from '../../test/support/delivery.js';
 import type { FakeSmtp, FakeSmtpOptions } from '../../test/support/fake-smtp.js';
 import type { OutgoingMessage } from '../notify/notifier.js';
-import { DeliveryError, withRetry } from './retry.js';
+import { withRetry } from './retry.js';
 import { smtpDeliveryError, smtpProvider } from './smtp.js';
 import type { SmtpOptions } from './smtp.js';
 
@@ -37,16 +38,6 @@ function email(overrides: Partial<OutgoingMessage> = {}): OutgoingMessage {
     language: 'en',
     ...overrides,
   };
-}
-
-async function failure(promise: Promise<unknown>): Promise<DeliveryError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(DeliveryError);
-    return error as DeliveryError;
-  }
-  throw new Error('delivery succeeded');
 }
 
 async function listen(onConnection: (socket: Socket) => void): Promise<{ host: string; port: number }> {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeTwilio } from '../../test/support/fake-twilio.js';
+import { deliveryFailure as failure } from '../../test/support/delivery.js';
 import type { FakeTwilio } from '../../test/support/fake-twilio.js';
 import type { Language } from '../i18n/i18n.js';
 import type { OutgoingMessage } from '../notify/notifier.js';
@@ -36,16 +37,6 @@ function sms(body = 'Your security code is 482913. It is valid for 10 minutes.',
 
 function voice(body: string, language: Language = 'en'): OutgoingMessage {
   return { id: 'ntf_voice', channel: 'voice', recipient: TO, subject: null, body, language };
-}
-
-async function failure(promise: Promise<unknown>): Promise<DeliveryError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(DeliveryError);
-    return error as DeliveryError;
-  }
-  throw new Error('delivery succeeded');
 }
 
 /** The error as anyone could see it: message, stack, and every field. */

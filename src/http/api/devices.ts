@@ -7,6 +7,7 @@ import { ErrorSchema } from '../errors.js';
 import { requireSession, requireSessionToChange } from '../session-cookie.js';
 import { ChallengeSchema } from './schemas.js';
 import type { Device } from '../../devices/types.js';
+import { withdrawalLimits } from '../../policy/withdrawal-limits.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const DeviceSchema = z
@@ -56,6 +57,32 @@ export function devicesApi(services: Services): FastifyPluginAsync {
         const { session } = await requireSession(request, services.sessions);
         const devices = await services.devices.listForUser(session.userId);
         return { devices: devices.map(deviceView) };
+      },
+    );
+
+    app.get(
+      '/withdrawal-limits',
+      {
+        schema: {
+          tags: ['devices'],
+          summary: 'Your withdrawal limits, set by the strongest active security device (W1)',
+          description: 'USD per day and in 5 business days; null means unlimited. Without an active permanent device: USD 50,000 and 100,000.',
+          security,
+          response: {
+            200: z
+              .object({
+                device: z.string().nullable().describe('The device type that sets the limits; null when none protects the user'),
+                perDayUsd: z.number().nullable(),
+                fiveBusinessDaysUsd: z.number().nullable(),
+              })
+              .describe('WithdrawalLimits'),
+            401: ErrorSchema,
+          },
+        },
+      },
+      async (request) => {
+        const { session } = await requireSession(request, services.sessions);
+        return withdrawalLimits(await services.devices.listForUser(session.userId));
       },
     );
 

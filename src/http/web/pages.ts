@@ -11,6 +11,7 @@ import type { Services } from '../../services.js';
 import { SlsError } from '../../errors.js';
 import type { FlowView } from '../../flows/login.js';
 import { toSlsError } from '../errors.js';
+import { withdrawalLimits } from '../../policy/withdrawal-limits.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 import { browserSession, clearSessionCookie, presentedToken, requestMeta, SESSION_COOKIE, setSessionCookie } from '../session-cookie.js';
 
@@ -170,6 +171,7 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
           user,
           session,
           devices,
+          limits: withdrawalLimits(devices),
           eligible: (await services.dscPlusRequests.eligibility(user.id)).eligible,
           notices: ['reactivated', 'passwordChanged', 'reported', 'pinChanged'].filter((key) => query[key] === '1'),
         },

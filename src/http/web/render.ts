@@ -85,6 +85,7 @@ export class PageRenderer {
       // the forms' token; pages outside the web plugin (a 404) have no forms
       csrf: typeof reply.generateCsrf === 'function' ? reply.generateCsrf() : '',
       time: (ms: number) => formatTime(request.language, ms),
+      money: (amount: number) => new Intl.NumberFormat(request.language === 'zh-Hant' ? 'zh-TW' : request.language).format(amount),
     });
     return reply
       .status(options.status ?? 200)
