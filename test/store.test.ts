@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { DAY, HOUR, MINUTE } from '../src/clock.js';
 import { createServices } from '../src/services.js';
-import { DATABASES, PASSWORD, createUser, createUserWithCard, startHarness, testConfig, uniqueUsername, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, createUser, createUserWithCard, openTestDatabase, startHarness, testConfig, uniqueUsername, type Harness } from './support/harness.js';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import { readFileSync } from 'node:fs';
 import { DEVICE_STRENGTH } from '../src/devices/types.js';
@@ -242,6 +242,18 @@ describe.each(DATABASES)('repositories on %s', (dbName) => {
       const again = await createServices(testConfig(h.database), { warn: () => undefined });
       expect(await again.users.findByUsername('nobody')).toBeNull();
       await again.close();
+    });
+
+    it.runIf(dbName === 'postgres')('X4: a schema of its own migrates even when another schema of the database already holds migrated tables', async () => {
+      // h's schema is fully migrated; a fresh schema on the same database must not take h's bookkeeping tables for its own
+      const fresh = await openTestDatabase('postgres');
+      try {
+        const services = await createServices(testConfig(fresh), { warn: () => undefined });
+        expect(await services.users.findByUsername('nobody')).toBeNull();
+        await services.close();
+      } finally {
+        await fresh.drop();
+      }
     });
   });
 });

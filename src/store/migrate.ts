@@ -1,4 +1,4 @@
-import { Migrator, type Migration, type MigrationProvider } from 'kysely';
+import { Migrator, sql, type Migration, type MigrationProvider } from 'kysely';
 import { SlsError } from '../errors.js';
 import type { Store } from './database.js';
 import * as m0001 from './migrations/0001_initial.js';
@@ -7,6 +7,7 @@ import * as m0003 from './migrations/0003_code_cards.js';
 import * as m0004 from './migrations/0004_device_requests.js';
 import * as m0005 from './migrations/0005_password_reset.js';
 import * as m0006 from './migrations/0006_mobile_numbers.js';
+import * as m0007 from './migrations/0007_mobile_authenticator.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004_device_requests': m0004,
   '0005_password_reset': m0005,
   '0006_mobile_numbers': m0006,
+  '0007_mobile_authenticator': m0007,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
@@ -30,7 +32,7 @@ const ATTEMPTS = 10;
  * finding the work done.
  */
 export async function migrateToLatest(store: Store): Promise<string[]> {
-  const migrator = new Migrator({ db: store.db, provider });
+  const migrator = new Migrator({ db: store.db, provider, migrationTableSchema: await currentSchema(store) });
   let lastError: unknown;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const { error, results } = await migrator.migrateToLatest();
@@ -39,4 +41,15 @@ export async function migrateToLatest(store: Store): Promise<string[]> {
     await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400));
   }
   throw new SlsError('INVALID_CONFIG', { setting: 'database', reason: 'migration failed' }, String(lastError));
+}
+
+/**
+ * PostgreSQL: the schema the connection creates tables in. The migrator must be
+ * told it: otherwise it looks for its bookkeeping tables in every schema of the
+ * database, takes another schema's for its own and never creates them here.
+ */
+async function currentSchema(store: Store): Promise<string | undefined> {
+  if (store.dialect !== 'postgres') return undefined;
+  const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(store.db);
+  return rows[0]?.schema;
 }
