@@ -37,6 +37,11 @@ const EnvSchema = z.object({
   SLS_TWILIO_FROM: z.string().min(1).optional(),
   SLS_TWILIO_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   SLS_OUTBOX_PAGE: z.enum(['local', 'on', 'off']).default('local'),
+  SLS_PUSH_PROVIDER: z.enum(['none', 'web-push']).default('none'),
+  SLS_VAPID_PUBLIC_KEY: z.string().min(1).optional(),
+  SLS_VAPID_PRIVATE_KEY: z.string().min(1).optional(),
+  SLS_VAPID_SUBJECT: z.string().min(1).default('mailto:security@example.com'),
+  SLS_PUSH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
   SLS_DELIVERY_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   SLS_DELIVERY_RETRY_BASE_MS: z.coerce.number().int().min(0).max(60_000).default(500),
 });
@@ -61,6 +66,12 @@ export interface Config {
    * everyone (on), or not at all (off).
    */
   outboxPage: 'local' | 'on' | 'off';
+  /**
+   * K3: how push requests wake a closed authenticator app: none (open apps
+   * still get them over their live connection), or Web Push with VAPID keys
+   * (configured, or kept in <dataDir>/vapid.json).
+   */
+  push: { provider: 'none' } | { provider: 'web-push'; publicKey?: string; privateKey?: string; subject: string; timeoutMs: number };
 }
 
 /** How notices leave: the development outbox, or real gateways (docs/operations.md). */
@@ -83,8 +94,18 @@ export interface PolicyConfig {
   /** L8: portal sessions. */
   portalIdleMs: number;
   portalMaxMs: number;
-  /** L8/K12: trading sessions. */
+  /** L8/K12: trading sessions (a PIN confirmation on the mobile authenticator grants up to this). */
   tradingMaxMs: number;
+  /** K12: trading sessions confirmed by biometric, renewed while the user authenticates within it. */
+  tradingBiometricMs: number;
+  /** K13: how long a push request waits for the phone's answer. */
+  pushTtlMs: number;
+  /** K3: how long an approved login waits for its page to take the session. */
+  approvedClaimMs: number;
+  /** K1, K7: how long an activation of the mobile authenticator may take. */
+  mobileActivationTtlMs: number;
+  /** K14: how long a temporary password waits on the phone to be read. */
+  appMessageTtlMs: number;
   /** T3: a temporary passcode gives full access this long after it is issued … */
   temporaryPasscodeFullMs: number;
   /** … and then portal access to the online card pages until this age. */
@@ -127,6 +148,11 @@ export const DEFAULT_POLICY: PolicyConfig = {
   portalIdleMs: 30 * 60 * 1000,
   portalMaxMs: 12 * 60 * 60 * 1000,
   tradingMaxMs: 12 * 60 * 60 * 1000,
+  tradingBiometricMs: 30 * 60 * 60 * 1000,
+  pushTtlMs: 2 * 60 * 1000,
+  approvedClaimMs: 2 * 60 * 1000,
+  mobileActivationTtlMs: 15 * 60 * 1000,
+  appMessageTtlMs: 24 * 60 * 60 * 1000,
   temporaryPasscodeFullMs: 2 * 24 * 60 * 60 * 1000,
   temporaryPasscodeLifeMs: 12 * 24 * 60 * 60 * 1000,
   onlineCardLifeMs: 21 * 24 * 60 * 60 * 1000,
@@ -174,6 +200,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     policy: { ...DEFAULT_POLICY },
     delivery: deliveryConfig(e),
     outboxPage: e.SLS_OUTBOX_PAGE,
+    push:
+      e.SLS_PUSH_PROVIDER === 'none'
+        ? { provider: 'none' }
+        : {
+            provider: 'web-push',
+            ...(e.SLS_VAPID_PUBLIC_KEY ? { publicKey: e.SLS_VAPID_PUBLIC_KEY } : {}),
+            ...(e.SLS_VAPID_PRIVATE_KEY ? { privateKey: e.SLS_VAPID_PRIVATE_KEY } : {}),
+            subject: e.SLS_VAPID_SUBJECT,
+            timeoutMs: e.SLS_PUSH_TIMEOUT_MS,
+          },
   };
 }
 

@@ -10,7 +10,7 @@ import { SecretBox } from './crypto/secret-box.js';
 import { AuditLog } from './audit/audit-log.js';
 import { Devices } from './devices/devices.js';
 import { LoginFlows } from './flows/login.js';
-import { DeviceActivation } from './flows/activation.js';
+import { DeviceActivation, StepUp } from './flows/activation.js';
 import { HelpDesk } from './helpdesk/helpdesk.js';
 import { Notifier } from './notify/notifier.js';
 import { deliveryProviders } from './delivery/providers.js';
@@ -24,6 +24,12 @@ import { Passwords } from './identity/passwords.js';
 import { Lockout } from './policy/lockout.js';
 import { Sessions } from './sessions/sessions.js';
 import { openStore, type Store } from './store/database.js';
+import { FirstFactor } from './flows/first-factor.js';
+import { MobileEnrolment } from './devices/mobile/enrolment.js';
+import { PushRequests } from './devices/mobile/push-requests.js';
+import { openSignals, type Signals } from './push/signals.js';
+import { noPushProvider, type PushProvider } from './push/provider.js';
+import { loadVapidKeys, webPushProvider } from './push/web-push.js';
 import { migrateToLatest } from './store/migrate.js';
 
 export interface Services {
@@ -40,13 +46,26 @@ export interface Services {
   notifier: Notifier;
   helpDesk: HelpDesk;
   activation: DeviceActivation;
+  stepUp: StepUp;
   onlineCards: OnlineCards;
   dscPlusRequests: DscPlusRequests;
   scheduler: Scheduler;
   passwords: Passwords;
   phones: Phones;
   smsCodes: SmsCodes;
+  signals: Signals;
+  pushRequests: PushRequests;
+  mobileEnrolment: MobileEnrolment;
+  /** The VAPID public key apps subscribe with (Web Push), or null. */
+  vapidPublicKey: string | null;
   close(): Promise<void>;
+}
+
+/** K3: the configured push provider and the key apps subscribe with. */
+function pushProviderOf(config: Config, clock: Clock): { provider: PushProvider; vapidPublicKey: string | null } {
+  if (config.push.provider === 'none') return { provider: noPushProvider, vapidPublicKey: null };
+  const { keys } = loadVapidKeys({ publicKey: config.push.publicKey, privateKey: config.push.privateKey, dataDir: config.dataDir });
+  return { provider: webPushProvider({ vapid: { ...keys, subject: config.push.subject }, timeoutMs: config.push.timeoutMs, clock }), vapidPublicKey: keys.publicKey };
 }
 
 export interface ServiceOptions {
@@ -96,12 +115,19 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir));
     const smsCodes = new SmsCodes({ store, clock, notifier, policy: config.policy });
     const phones = new Phones({ store, clock, box, audit, users, devices, notifier, smsCodes, policy: config.policy });
-    const login = new LoginFlows({ store, clock, config, policy: config.policy, box, audit, users, devices, lockout, sessions, notifier, phones, smsCodes });
-    const helpDesk = new HelpDesk({ store, clock, box, audit, users, devices, lockout, notifier, config });
-    const activation = new DeviceActivation({ store, clock, box, audit, users, devices, lockout, notifier, config, helpDesk, smsCodes });
+    const signals = openSignals(store);
+    const push = pushProviderOf(config, clock);
+    const firstFactor = new FirstFactor({ audit, lockout, users, notifier });
+    const pushRequests = new PushRequests({ store, clock, box, audit, devices, users, lockout, signals, config, notifier, provider: push.provider, firstFactor });
+    const login = new LoginFlows({ store, clock, config, policy: config.policy, box, audit, users, devices, lockout, sessions, notifier, phones, smsCodes, signals, pushRequests, firstFactor });
+    const helpDesk = new HelpDesk({ store, clock, box, audit, users, devices, lockout, notifier, config, pushRequests, signals });
+    const mobileEnrolment = new MobileEnrolment({ store, clock, box, audit, users, devices, lockout, notifier, config, phones, smsCodes, signals, firstFactor, helpDesk });
+    const activationDeps = { store, clock, box, audit, users, devices, lockout, notifier, config, helpDesk, smsCodes, sessions, signals, pushRequests };
+    const activation = new DeviceActivation(activationDeps);
+    const stepUp = new StepUp(activation, activationDeps);
     const onlineCards = new OnlineCards({ store, clock, audit, users, devices });
     const dscPlusRequests = new DscPlusRequests({ store, clock, box, audit, users, devices, notifier, config, helpDesk });
-    const scheduler = new Scheduler({ dscPlusRequests, lockout });
+    const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests });
     const passwords = new Passwords({ users, lockout, audit, notifier });
     return {
       config,
@@ -117,13 +143,21 @@ export async function createServices(config: Config, options: ServiceOptions = {
       notifier,
       helpDesk,
       activation,
+      stepUp,
       onlineCards,
       dscPlusRequests,
       scheduler,
       passwords,
       phones,
       smsCodes,
-      close: () => store.close(),
+      signals,
+      pushRequests,
+      mobileEnrolment,
+      vapidPublicKey: push.vapidPublicKey,
+      close: async () => {
+        await signals.close();
+        await store.close();
+      },
     };
   } catch (error) {
     await store.close();

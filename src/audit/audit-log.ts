@@ -44,7 +44,19 @@ export type AuditEvent =
   | 'phone.verified'
   | 'phone.removed'
   | 'login.code_sent'
-  | 'sms.rate_limited';
+  | 'sms.rate_limited'
+  | 'login.offline_requested'
+  | 'login.push_approved'
+  | 'login.push_denied'
+  | 'push.sent'
+  | 'push.failed'
+  | 'mobile.activation_started'
+  | 'mobile.token_sent'
+  | 'mobile.activated'
+  | 'mobile.activation_failed'
+  | 'mobile.message_sent'
+  | 'stepup.started'
+  | 'stepup.verified';
 
 export interface AuditInput {
   event: AuditEvent;

@@ -262,7 +262,8 @@ export function buildProgram(): Command {
     .action(async (options: StaffOptions & { user: string; verification: string }) => {
       await asStaff(options, async (s, staffId) => {
         const { temporaryPassword } = await s.helpDesk.resetPassword(staffId, options.user, { verificationId: options.verification });
-        print(temporaryPassword);
+        // K14: a user with a mobile authenticator receives it in the app
+        print(temporaryPassword ?? t('cli.passwordSentToApp', { username: options.user }));
       });
     });
 

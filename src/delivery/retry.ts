@@ -89,3 +89,33 @@ export function withRetry(provider: DeliveryProvider, options: RetryOptions): De
     },
   };
 }
+
+/** A system error code (ECONNREFUSED, …) from a fetch failure; its message is not used. */
+function networkCode(error: unknown): string {
+  let e: unknown = error;
+  for (let depth = 0; depth < 4 && e && typeof e === 'object'; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[A-Z0-9_]{2,40}$/.test(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return 'EUNKNOWN';
+}
+
+/**
+ * One HTTP request to a gateway, its answer read by `read` under the same
+ * deadline. No redirects. A timeout or a network failure becomes a
+ * retryable DeliveryError that names only its kind (never the request).
+ */
+export async function requestWithDeadline<T>(provider: string, url: string | URL, init: RequestInit, timeoutMs: number, read: (response: Response) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    return await read(await fetch(url, { ...init, signal: controller.signal, redirect: 'error' }));
+  } catch (error) {
+    if (error instanceof DeliveryError) throw error;
+    if (controller.signal.aborted) throw new DeliveryError(provider, `no answer within ${timeoutMs} ms`, { retryable: true, code: 'ETIMEDOUT' });
+    throw new DeliveryError(provider, `network error (${networkCode(error)})`, { retryable: true, code: networkCode(error) });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -16,7 +16,7 @@
  */
 import type { Language } from '../i18n/i18n.js';
 import type { DeliveryProvider, OutgoingMessage } from '../notify/notifier.js';
-import { DeliveryError } from './retry.js';
+import { DeliveryError, requestWithDeadline } from './retry.js';
 
 export interface TwilioOptions {
   /** https://api.twilio.com, or a compatible gateway; no trailing path. */
@@ -63,28 +63,12 @@ export function twilioProvider(options: TwilioOptions): DeliveryProvider {
   const authorization = `Basic ${Buffer.from(`${options.accountSid}:${options.authToken}`).toString('base64')}`;
 
   async function post(resource: 'Messages' | 'Calls', form: Record<string, string>): Promise<void> {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), options.timeoutMs);
-    let response: Response;
-    try {
-      response = await fetch(`${accountUrl}/${resource}.json`, {
-        method: 'POST',
-        headers: {
-          authorization,
-          'content-type': 'application/x-www-form-urlencoded',
-          accept: 'application/json',
-        },
-        body: new URLSearchParams(form).toString(),
-        signal: controller.signal,
-        redirect: 'error',
-      });
-    } catch (error) {
-      clearTimeout(timer);
-      if (controller.signal.aborted) throw new DeliveryError(PROVIDER, `no answer within ${options.timeoutMs} ms`, { retryable: true, code: 'ETIMEDOUT' });
-      throw new DeliveryError(PROVIDER, `network error (${networkCode(error)})`, { retryable: true, code: networkCode(error) });
-    }
-    try {
-      // Read the whole answer under the same deadline.
+    const init = {
+      method: 'POST',
+      headers: { authorization, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams(form).toString(),
+    };
+    await requestWithDeadline(PROVIDER, `${accountUrl}/${resource}.json`, init, options.timeoutMs, async (response) => {
       const text = await response.text();
       if (response.ok) return;
       const twilioCode = errorNumber(text);
@@ -94,13 +78,7 @@ export function twilioProvider(options: TwilioOptions): DeliveryProvider {
         status: response.status,
         ...(twilioCode ? { code: twilioCode } : {}),
       });
-    } catch (error) {
-      if (error instanceof DeliveryError) throw error;
-      if (controller.signal.aborted) throw new DeliveryError(PROVIDER, `no answer within ${options.timeoutMs} ms`, { retryable: true, code: 'ETIMEDOUT' });
-      throw new DeliveryError(PROVIDER, `network error (${networkCode(error)})`, { retryable: true, code: networkCode(error) });
-    } finally {
-      clearTimeout(timer);
-    }
+    });
   }
 
   return {
@@ -130,13 +108,3 @@ function errorNumber(text: string): string | undefined {
   }
 }
 
-/** A system error code (ECONNREFUSED, …) from a fetch failure; its message is not used. */
-function networkCode(error: unknown): string {
-  let e: unknown = error;
-  for (let depth = 0; depth < 4 && e && typeof e === 'object'; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[A-Z0-9_]{2,40}$/.test(code)) return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return 'EUNKNOWN';
-}

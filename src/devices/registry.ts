@@ -3,10 +3,12 @@ import { dscPlus } from './dscplus/dscplus.js';
 import { temporaryPasscode } from './temp-passcode/temp-passcode.js';
 import { onlineCard, securityCodeCard } from './code-card/code-card.js';
 import { smsDevice } from './sms/sms.js';
+import { mobileDevice } from './mobile/mobile.js';
 import type { DeviceKind, DeviceType } from './types.js';
 
 const KINDS: Record<DeviceType, DeviceKind> = {
   dscplus: dscPlus,
+  mobile: mobileDevice,
   scc: securityCodeCard,
   sms: smsDevice,
   online_card: onlineCard,

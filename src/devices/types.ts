@@ -5,14 +5,16 @@
  */
 import type { DeviceState } from '../store/schema.js';
 
-export type DeviceType = 'dscplus' | 'scc' | 'sms' | 'online_card' | 'temp_passcode';
+export type DeviceType = 'dscplus' | 'mobile' | 'scc' | 'sms' | 'online_card' | 'temp_passcode';
 
 /**
  * D2: full ordering for sharing and limits, higher is stronger
- * (DSC+ > … > SCC > SMS). Temporary devices rank below every permanent one.
+ * (DSC+ > … > mobile authenticator > SCC > SMS). Temporary devices rank
+ * below every permanent one.
  */
 export const DEVICE_STRENGTH: Record<DeviceType, number> = {
   dscplus: 100,
+  mobile: 60,
   scc: 40,
   sms: 20,
   online_card: 2,
@@ -47,7 +49,12 @@ export type Prompt =
   /** S1: the codes under two index numbers of a card, one after the other. */
   | { type: 'index'; indexes: [number, number] }
   /** M4, M5: a code sent to a mobile number by SMS or read by an automated call. */
-  | SmsPrompt;
+  | SmsPrompt
+  /**
+   * K3, K13: a push request to the mobile authenticator; the login screen
+   * shows the 2-digit number the user types into the app.
+   */
+  | { type: 'push'; number: string };
 
 /** How the code of an SMS challenge went out (M4, M5, M7). */
 export interface SmsPrompt {

@@ -13,6 +13,12 @@
  *
  * PIN change (C7): the old PIN is proven with a response, then the DSC+
  * takes the new one.
+ *
+ * Step-up (V1, K11): a portal task asks the signed-in user to verify again
+ * with the device offered first. The mobile authenticator gets a push
+ * request (approved on the phone, then taken here), or, when no
+ * notification comes, a challenge to answer offline; other devices answer
+ * their challenge. The session records when.
  */
 import type { Services } from '../services.js';
 import { SlsError } from '../errors.js';
@@ -25,8 +31,10 @@ import type { User } from '../identity/users.js';
 import type { Session } from '../sessions/sessions.js';
 import type { HelpDesk } from '../helpdesk/helpdesk.js';
 import type { Tx } from '../store/database.js';
-import { assertFullScope } from '../policy/access.js';
-import { challengeTtlMs, completeFlow, failFlow, newFlowRow, reserveAnswer } from './flow-rows.js';
+import { challengeTtlMs, completeFlow, failFlow, newFlowRow, reserveAnswer, verifierContext } from './flow-rows.js';
+import { pushChallenge } from '../devices/mobile/mobile.js';
+import { assertFullScope, decideAccess } from '../policy/access.js';
+import { deviceTopic, flowTopic } from '../push/signals.js';
 import type { Language } from '../i18n/i18n.js';
 
 export interface ActivationView {
@@ -37,9 +45,19 @@ export interface ActivationView {
   attemptsLeft: number;
 }
 
-type Purpose = 'activation' | 'pin_change';
+/** A step-up in progress or done (V1). */
+export interface StepUpView {
+  id: string;
+  state: 'second_factor' | 'approved' | 'done' | 'failed' | 'denied' | 'expired';
+  deviceId: string;
+  challenge: Prompt | null;
+  expiresAt: string;
+  attemptsLeft: number;
+}
 
-export type ActivationDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'smsCodes'> & {
+type Purpose = 'activation' | 'pin_change' | 'step_up';
+
+export type ActivationDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'smsCodes' | 'sessions' | 'signals' | 'pushRequests'> & {
   helpDesk: HelpDesk;
 };
 
@@ -47,7 +65,7 @@ export class DeviceActivation {
   constructor(private readonly deps: ActivationDeps) {}
 
   private sealContext(flowId: string): string {
-    return `activation:${flowId}`;
+    return verifierContext('activation', flowId);
   }
 
   private async ownDevice(session: Session, deviceId: string): Promise<Device> {
@@ -75,25 +93,24 @@ export class DeviceActivation {
 
   private assertReady(device: Device, purpose: Purpose): void {
     if (purpose === 'activation') this.assertActivatable(device);
-    else this.assertPinChangeable(device);
+    else if (purpose === 'pin_change') this.assertPinChangeable(device);
+    else if (device.state !== 'active') throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
   }
 
   /** The device's challenge, kept in a flow of the session's user. */
-  private async issue(session: Session, deviceId: string, purpose: Purpose, language: Language = this.deps.config.defaultLanguage): Promise<ActivationView> {
+  async issue(session: Session, deviceId: string, purpose: Purpose, language: Language = this.deps.config.defaultLanguage): Promise<ActivationView> {
     const { store, clock, box, devices, users, config, smsCodes } = this.deps;
     const device = await this.ownDevice(session, deviceId);
     this.assertReady(device, purpose);
     const user = await users.get(session.userId);
-    const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+    // V1, K11: the mobile authenticator verifies a step-up by push
+    const challenge = purpose === 'step_up' && device.type === 'mobile' ? pushChallenge() : await deviceKind(device.type).issueChallenge(await devices.context(device));
     // a suspended SMS device is proven with a code sent to its number (M4)
     const prompt = challenge.code === undefined ? challenge.prompt : await smsCodes.deliverChallenge(device, challenge, language);
     const now = clock.now();
     const id = newId('flw');
     const expiresAt = now + challengeTtlMs(challenge, config.policy);
-    await store.db
-      .insertInto('login_flows')
-      .values(
-        newFlowRow({
+    const row = newFlowRow({
           id,
           kind: purpose,
           app: session.app,
@@ -107,9 +124,9 @@ export class DeviceActivation {
           ip: null,
           userAgent: null,
           sessionId: session.id,
-        }),
-      )
-      .execute();
+        });
+    await store.db.insertInto('login_flows').values(row).execute();
+    if (prompt.type === 'push') await this.deps.pushRequests.announce(row, language);
     return { id, deviceId: device.id, challenge: prompt, expiresAt: new Date(expiresAt).toISOString(), attemptsLeft: config.policy.challengeMaxAttempts };
   }
 
@@ -130,7 +147,7 @@ export class DeviceActivation {
    * Checks the answer of an open flow; when right, runs `proven` in the
    * transaction that uses the answer up (single use), and returns the device.
    */
-  private async prove(
+  async prove(
     session: Session,
     flowId: string,
     purpose: Purpose,
@@ -148,7 +165,14 @@ export class DeviceActivation {
       throw new SlsError('FLOW_EXPIRED');
     }
     const device = await devices.get(row.device_id!);
-    this.assertReady(device, purpose);
+    try {
+      this.assertReady(device, purpose);
+      // K3: a push request is approved on the phone, not typed
+      if ((JSON.parse(row.prompt!) as Prompt).type === 'push') throw new SlsError('FLOW_STATE', { reason: 'push' });
+    } catch (error) {
+      await lockout.release(attempt);
+      throw error;
+    }
     const kind = deviceKind(device.type);
     const check = await kind.checkResponse(await devices.context(device), box.openJson(row.verifier!, this.sealContext(flowId)), response);
     if (check.ok) {
@@ -248,5 +272,102 @@ export class DeviceActivation {
       await audit.append(trx, [{ event: 'device.pin_changed', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { deviceId: device.id } }]);
       return true;
     });
+  }
+}
+
+/** Step-up (V1, K11): verifying again, in the portal, with the device offered first. */
+export class StepUp {
+  constructor(
+    private readonly activation: DeviceActivation,
+    private readonly deps: ActivationDeps,
+  ) {}
+
+  private async row(session: Session, flowId: string) {
+    const row = /^flw_[a-z2-7]{26}$/.test(flowId)
+      ? await this.deps.store.db.selectFrom('login_flows').selectAll().where('id', '=', flowId).where('kind', '=', 'step_up').where('session_id', '=', session.id).executeTakeFirst()
+      : undefined;
+    if (!row) throw new SlsError('FLOW_NOT_FOUND');
+    return row;
+  }
+
+  async view(session: Session, flowId: string): Promise<StepUpView> {
+    const row = await this.row(session, flowId);
+    const now = this.deps.clock.now();
+    const waiting = row.state === 'second_factor' || row.state === 'approved';
+    return {
+      id: row.id,
+      state: waiting && row.expires_at <= now ? 'expired' : row.state,
+      deviceId: row.device_id!,
+      challenge: row.state === 'second_factor' && row.expires_at > now ? (JSON.parse(row.prompt!) as Prompt) : null,
+      expiresAt: new Date(row.expires_at).toISOString(),
+      attemptsLeft: this.deps.config.policy.challengeMaxAttempts - row.attempts,
+    };
+  }
+
+  /** The device offered first (L6): the last used, then the strongest, that may open the portal now. */
+  async start(session: Session, language?: Language): Promise<StepUpView> {
+    const { users, devices, clock, config } = this.deps;
+    const user = await users.get(session.userId);
+    const now = clock.now();
+    const device = (await devices.activeForUser(user.id, user.lastDeviceId)).find((d) => decideAccess(d, 'portal', now, config.policy).allowed);
+    if (!device) throw new SlsError('NO_ACTIVE_DEVICE');
+    const issued = await this.activation.issue(session, device.id, 'step_up', language);
+    await this.deps.audit.record({ event: 'stepup.started', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { flowId: issued.id, deviceId: device.id, type: device.type } });
+    return this.view(session, issued.id);
+  }
+
+  /** Answers when the step-up no longer waits for the phone (or its challenge changed), or after `waitMs`. */
+  async wait(session: Session, flowId: string, waitMs: number, abort?: AbortSignal): Promise<StepUpView> {
+    const first = await this.view(session, flowId);
+    await this.deps.signals.waitFor([flowTopic(flowId)], waitMs, async () => {
+      const now = await this.view(session, flowId);
+      return now.state !== 'second_factor' || JSON.stringify(now.challenge) !== JSON.stringify(first.challenge) ? now : null;
+    }, abort);
+    return this.view(session, flowId);
+  }
+
+  /** A typed answer to the device's challenge. */
+  async answer(session: Session, flowId: string, response: string): Promise<StepUpView> {
+    await this.activation.prove(session, flowId, 'step_up', response, (trx, _device, user, now) => this.verified(trx, session, user, flowId, now));
+    return this.view(session, flowId);
+  }
+
+  /** K11: the phone approved; the portal takes the verification, once. */
+  async complete(session: Session, flowId: string): Promise<StepUpView> {
+    const row = await this.row(session, flowId);
+    const now = this.deps.clock.now();
+    if (row.state === 'second_factor' && row.expires_at > now) throw new SlsError('FLOW_STATE', { reason: 'not_approved' });
+    if (row.state !== 'approved' || row.expires_at <= now) throw new SlsError('FLOW_EXPIRED');
+    const user = await this.deps.users.get(session.userId);
+    const done = await this.deps.store.serialized('audit_log', async (trx) => (await completeFlow(trx, flowId, now, null, 'approved')) && this.verified(trx, session, user, flowId, now));
+    if (!done) throw new SlsError('FLOW_EXPIRED');
+    return this.view(session, flowId);
+  }
+
+  /** K4: no notification on the phone: a challenge to answer offline instead. */
+  async offline(session: Session, flowId: string): Promise<StepUpView> {
+    const { devices, store, box, clock, config, signals } = this.deps;
+    const row = await this.row(session, flowId);
+    const now = clock.now();
+    if (row.state !== 'second_factor' || row.expires_at <= now) throw new SlsError('FLOW_EXPIRED');
+    if ((JSON.parse(row.prompt!) as Prompt).type !== 'push') throw new SlsError('FLOW_STATE', { reason: 'not_push' });
+    const device = await devices.get(row.device_id!);
+    const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+    const updated = await store.db
+      .updateTable('login_flows')
+      .set({ prompt: JSON.stringify(challenge.prompt), verifier: box.sealJson(challenge.verifier, verifierContext('step_up', flowId)), expires_at: now + config.policy.challengeTtlMs, updated_at: now })
+      .where('id', '=', flowId)
+      .where('state', '=', 'second_factor')
+      .where('prompt', '=', row.prompt!)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) !== 1) throw new SlsError('FLOW_EXPIRED');
+    await signals.publish(flowTopic(flowId), deviceTopic(device.id));
+    return this.view(session, flowId);
+  }
+
+  private async verified(trx: Tx, session: Session, user: User, flowId: string, now: number): Promise<boolean> {
+    await this.deps.sessions.markVerified(trx, session.id, now);
+    await this.deps.audit.append(trx, [{ event: 'stepup.verified', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { flowId, sessionId: session.id } }]);
+    return true;
   }
 }

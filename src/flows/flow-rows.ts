@@ -7,12 +7,32 @@ import type { Selectable } from 'kysely';
 import type { PolicyConfig } from '../config.js';
 import type { Challenge, Prompt } from '../devices/types.js';
 import type { Executor } from '../store/database.js';
-import type { LoginFlowsTable } from '../store/schema.js';
+import type { FlowState, LoginFlowsTable } from '../store/schema.js';
 
 export type FlowRow = Selectable<LoginFlowsTable>;
 
-/** How long a challenge may be answered: a code sent by SMS or voice 10 minutes (M7), one shown on screen 5 (L4). */
+/**
+ * What a flow's verifier is sealed to (D5): its id, under the name of its
+ * kind — a login's, a device proof's (activation, PIN change, step-up), or
+ * an activation of the mobile authenticator's.
+ */
+export function verifierContext(kind: FlowRow['kind'], flowId: string): string {
+  switch (kind) {
+    case 'login':
+      return `flow:${flowId}`;
+    case 'mobile_activation':
+      return `mobile_activation:${flowId}`;
+    default:
+      return `activation:${flowId}`;
+  }
+}
+
+/**
+ * How long a challenge may be answered: a code sent by SMS or voice 10
+ * minutes (M7), a push request 2 (K13), one shown on screen 5 (L4).
+ */
 export function challengeTtlMs(challenge: Challenge, policy: PolicyConfig): number {
+  if (challenge.prompt.type === 'push') return policy.pushTtlMs;
   return challenge.code === undefined ? policy.challengeTtlMs : policy.smsCodeTtlMs;
 }
 
@@ -22,7 +42,7 @@ export interface NewFlow {
   app: FlowRow['app'];
   username: string;
   userId: string;
-  deviceId: string;
+  deviceId: string | null;
   prompt: Prompt;
   /** The challenge's verifier, already sealed to the flow. */
   sealedVerifier: string;
@@ -54,6 +74,7 @@ export function newFlowRow(flow: NewFlow): FlowRow {
     ip: flow.ip,
     user_agent: flow.userAgent,
     session_id: flow.sessionId,
+    confirmed_by: null,
   };
 }
 
@@ -80,13 +101,16 @@ export async function failFlow(db: Executor, flowId: string, now: number): Promi
   await db.updateTable('login_flows').set({ state: 'failed', updated_at: now }).where('id', '=', flowId).where('state', '=', 'second_factor').execute();
 }
 
-/** The accepted answer closes the flow; false when another request closed it first. */
-export async function completeFlow(db: Executor, flowId: string, now: number, sessionId: string | null = null): Promise<boolean> {
+/**
+ * The accepted answer (or the taking of an approved login's session) closes
+ * the flow; false when another request closed it first.
+ */
+export async function completeFlow(db: Executor, flowId: string, now: number, sessionId: string | null = null, from: FlowState = 'second_factor'): Promise<boolean> {
   const done = await db
     .updateTable('login_flows')
     .set({ state: 'done', updated_at: now, ...(sessionId ? { session_id: sessionId } : {}) })
     .where('id', '=', flowId)
-    .where('state', '=', 'second_factor')
+    .where('state', '=', from)
     .executeTakeFirst();
   return Number(done.numUpdatedRows) === 1;
 }

@@ -5,28 +5,39 @@
  *
  *   start(username, password) ──► second_factor ──answer──► done (a session)
  *                                      │  ├─switch device (M2FS, L6)
- *                                      │  └─new code by SMS or voice (M5)
- *                                      └─ 3 wrong answers / 5 minutes ──► failed / expired
+ *                                      │  ├─new code by SMS or voice (M5)
+ *                                      │  ├─phone approves (K3) ──► approved ──claim──► done
+ *                                      │  ├─phone denies (K13) ──► denied
+ *                                      │  └─no notification (K4): a challenge for the app instead
+ *                                      └─ 3 wrong answers / 5 minutes (a push: 2) ──► failed / expired
  *
  * SMS codes are sent once the flow is stored; a gateway failure or a send
  * limit is shown in the challenge (`delivery`), and the user may ask again.
+ * Push requests are answered through src/devices/mobile/push-requests.ts.
  */
 import type { PolicyConfig } from '../config.js';
 import { SlsError, type ErrorCode } from '../errors.js';
 import { decideAccess } from '../policy/access.js';
-import { hashPassword, verifyPassword } from '../crypto/password.js';
-import { newId, newToken } from '../crypto/random.js';
+import { newId } from '../crypto/random.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import { deviceKind } from '../devices/registry.js';
 import type { Challenge, Device, DeviceType, Prompt } from '../devices/types.js';
 import { smsChallenge } from '../devices/sms/sms.js';
 import type { Language } from '../i18n/i18n.js';
-import { assertUsernameCharacters } from '../identity/username.js';
 import { newSessionId, type App, type IssuedSession } from '../sessions/sessions.js';
+import type { Confirmation, SessionScope } from '../store/schema.js';
+import type { Tx } from '../store/database.js';
+import { pushChallenge } from '../devices/mobile/mobile.js';
+import { deviceTopic, flowTopic } from '../push/signals.js';
 import type { Services } from '../services.js';
-import { challengeTtlMs, completeFlow, failFlow, newFlowRow, reserveAnswer, type FlowRow } from './flow-rows.js';
+import { challengeTtlMs, completeFlow, failFlow, newFlowRow, reserveAnswer, verifierContext, type FlowRow } from './flow-rows.js';
+import { FirstFactor } from './first-factor.js';
 
-export type FlowViewState = 'second_factor' | 'done' | 'failed' | 'expired';
+/**
+ * `approved`: the phone approved (K3); the session is taken with POST
+ * /login/{id}/session. `denied`: the phone said "this wasn't me" (K13).
+ */
+export type FlowViewState = 'second_factor' | 'approved' | 'done' | 'failed' | 'denied' | 'expired';
 
 export interface DeviceSummary {
   id: string;
@@ -66,18 +77,16 @@ function summary(device: Device): DeviceSummary {
   return { id: device.id, type: device.type, label: device.label };
 }
 
-export type LoginDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'sessions' | 'notifier' | 'phones' | 'smsCodes' | 'config'> & {
+export type LoginDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'sessions' | 'notifier' | 'phones' | 'smsCodes' | 'config' | 'signals' | 'pushRequests'> & {
   policy: PolicyConfig;
+  firstFactor: FirstFactor;
 };
 
 export class LoginFlows {
-  /** Checked against when the username is unknown, so that it takes as long as a real check (L1). */
-  private dummyHash: Promise<string> | undefined;
-
   constructor(private readonly deps: LoginDeps) {}
 
   private sealContext(flowId: string): string {
-    return `flow:${flowId}`;
+    return verifierContext('login', flowId);
   }
 
   private async row(flowId: string): Promise<FlowRow> {
@@ -128,9 +137,10 @@ export class LoginFlows {
   private view(row: FlowRow, devices: Device[]): FlowView {
     const device = devices.find((d) => d.id === row.device_id) ?? null;
     const open = this.isOpen(row);
+    const waiting = row.state === 'second_factor' || row.state === 'approved';
     return {
       id: row.id,
-      state: row.state === 'second_factor' && !open ? 'expired' : row.state,
+      state: waiting && row.expires_at <= this.deps.clock.now() ? 'expired' : row.state,
       app: row.app,
       username: row.username,
       expiresAt: new Date(row.expires_at).toISOString(),
@@ -141,12 +151,6 @@ export class LoginFlows {
     };
   }
 
-  /** N1: the user hears of the lock (an unknown username has nobody to tell). */
-  private async noticeLock(userId: string, until: number | null): Promise<void> {
-    const user = await this.deps.users.get(userId);
-    await this.deps.notifier.notify(user, 'userLocked', { username: user.username, until: until === null ? '' : new Date(until).toISOString() });
-  }
-
   async get(flowId: string): Promise<FlowView> {
     const row = await this.row(flowId);
     return this.view(row, await this.devicesOf(row));
@@ -154,38 +158,8 @@ export class LoginFlows {
 
   /** First factor (L1), then the challenge of the device offered first (L2, L6). */
   async start(input: StartInput): Promise<FlowView> {
-    const { audit, lockout, users, devices, store } = this.deps;
-    assertUsernameCharacters(input.username);
-    const meta = { username: input.username, ip: input.ip };
-
-    let attempt;
-    try {
-      attempt = await lockout.begin(input.username);
-    } catch (error) {
-      if (error instanceof SlsError && error.code === 'LOCKED') {
-        const user = await users.findByUsername(input.username);
-        await audit.record({ event: 'login.refused_locked', userId: user?.id ?? null, ...meta, data: { factor: 'password', app: input.app } });
-      }
-      throw error;
-    }
-
-    const found = await users.findForLogin(input.username);
-    const user = found?.user ?? null;
-    const usable = user !== null && user.status === 'active';
-    const hash = usable ? found!.passwordHash : await (this.dummyHash ??= hashPassword(newToken()));
-    const passwordOk = (await verifyPassword(hash, input.password)) && usable;
-    if (!passwordOk) {
-      const outcome = await lockout.fail(attempt);
-      const entries: AuditInput[] = [
-        { event: 'login.password_failed', userId: user?.id ?? null, ...meta, data: { app: input.app, failures: outcome.failures } },
-      ];
-      if (outcome.locked) {
-        entries.push({ event: 'login.locked', userId: user?.id ?? null, ...meta, data: { until: outcome.lockedUntil } });
-      }
-      await audit.record(...entries);
-      if (outcome.locked && user) await this.noticeLock(user.id, outcome.lockedUntil);
-      throw new SlsError('INVALID_CREDENTIALS');
-    }
+    const { lockout, store } = this.deps;
+    const { user, attempt } = await this.deps.firstFactor.check({ ...input, purpose: input.app });
     let row: FlowRow;
     let active: Device[];
     let challenge: Challenge;
@@ -199,7 +173,7 @@ export class LoginFlows {
       }
       const device = active[0];
       if (!device) throw new SlsError(offered.refusal ?? 'NO_ACTIVE_DEVICE');
-      challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+      challenge = await this.challengeFor(device);
       row = this.newFlow(input, user.id, user.username, device.id, challenge);
     } catch (error) {
       await lockout.release(attempt);
@@ -211,13 +185,24 @@ export class LoginFlows {
       await trx.insertInto('login_flows').values(row).execute();
     });
     if (challenge.code !== undefined) row = await this.sendCode(row, active[0]!, challenge, input);
+    if (challenge.prompt.type === 'push') await this.deps.pushRequests.announce(row, input.language);
     return this.view(row, active);
+  }
+
+  /**
+   * The challenge of a login: the device's, except for the mobile
+   * authenticator, which gets a push request first (K3); challenge/response
+   * only when the user asks for it (K4).
+   */
+  private async challengeFor(device: Device): Promise<Challenge> {
+    if (device.type === 'mobile') return pushChallenge();
+    return deviceKind(device.type).issueChallenge(await this.deps.devices.context(device));
   }
 
   /** Sends the code of an SMS challenge (M4, M5) and records in the flow's prompt how it went. */
   private async sendCode(row: FlowRow, device: Device, challenge: Challenge, meta: RequestMeta): Promise<FlowRow> {
     const { smsCodes, store, audit, config } = this.deps;
-    const previous = row.prompt ? (JSON.parse(row.prompt) as Prompt) : null;
+    const previous = promptOf(row);
     const prompt = await smsCodes.deliverChallenge(device, challenge, meta.language ?? config.defaultLanguage, previous?.type === 'sms' ? previous.sends : 0);
     await store.db.updateTable('login_flows').set({ prompt: JSON.stringify(prompt) }).where('id', '=', row.id).execute();
     await audit.record({
@@ -240,7 +225,7 @@ export class LoginFlows {
     const { devices, clock, policy, store, box } = this.deps;
     const row = await this.row(flowId);
     if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
-    const current = row.prompt ? (JSON.parse(row.prompt) as Prompt) : null;
+    const current = promptOf(row);
     if (current?.type !== 'sms') throw new SlsError('FLOW_STATE', { reason: 'not_sms' });
     const now = clock.now();
     if (current.sends >= policy.smsSendsPerFlow) throw new SlsError('SMS_RATE_LIMITED', { reason: 'flow', retryAfter: new Date(row.expires_at).toISOString() });
@@ -284,14 +269,14 @@ export class LoginFlows {
 
   /** M2FS (L6): answer with another of the user's active devices; a new challenge is issued. */
   async switchDevice(flowId: string, deviceId: string, meta: RequestMeta): Promise<FlowView> {
-    const { devices, clock, policy, store, box, audit, users } = this.deps;
+    const { clock, policy, store, box, audit, users } = this.deps;
     const row = await this.row(flowId);
     if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
     if (row.device_switches >= MAX_DEVICE_SWITCHES) throw new SlsError('FLOW_STATE', { reason: 'too many device changes' });
     const user = await users.get(row.user_id);
     const device = (await this.offeredDevices(user.id, user.lastDeviceId, row.app)).usable.find((d) => d.id === deviceId);
     if (!device) throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
-    const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+    const challenge = await this.challengeFor(device);
     const now = clock.now();
     const updated = await store.db
       .updateTable('login_flows')
@@ -316,7 +301,115 @@ export class LoginFlows {
       data: { flowId, from: row.device_id, to: device.id, type: device.type },
     });
     if (challenge.code !== undefined) await this.sendCode({ ...row, prompt: JSON.stringify(challenge.prompt) }, device, challenge, meta);
+    // the request to the previous device is gone; a push request goes to the new one
+    await this.deps.signals.publish(flowTopic(flowId));
+    if (challenge.prompt.type === 'push') await this.deps.pushRequests.announce(await this.row(flowId), meta.language);
     return this.get(flowId);
+  }
+
+  /**
+   * K4: "Click here if you do not receive the notification": the push
+   * request is withdrawn and the screen shows a challenge to type into the
+   * app, which answers offline (K10).
+   */
+  async offline(flowId: string, meta: RequestMeta): Promise<FlowView> {
+    const { devices, clock, policy, store, box, audit } = this.deps;
+    const row = await this.row(flowId);
+    if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
+    if (promptOf(row)?.type !== 'push') throw new SlsError('FLOW_STATE', { reason: 'not_push' });
+    const device = await devices.get(row.device_id!);
+    const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+    const now = clock.now();
+    const updated = await store.db
+      .updateTable('login_flows')
+      .set({ prompt: JSON.stringify(challenge.prompt), verifier: box.sealJson(challenge.verifier, this.sealContext(flowId)), expires_at: now + policy.challengeTtlMs, updated_at: now })
+      .where('id', '=', flowId)
+      .where('state', '=', 'second_factor')
+      .where('prompt', '=', row.prompt!)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) !== 1) throw new SlsError('FLOW_EXPIRED');
+    await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
+    await audit.record({ event: 'login.offline_requested', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId, deviceId: device.id } });
+    return this.get(flowId);
+  }
+
+  /**
+   * The login page's live connection (K3): answers when the flow is no
+   * longer waiting for the phone (approved, failed, expired, answered) or
+   * after `waitMs`, with the flow as it is then.
+   */
+  async wait(flowId: string, waitMs: number, abort?: AbortSignal): Promise<FlowView> {
+    const first = await this.row(flowId);
+    await this.deps.signals.waitFor([flowTopic(flowId)], waitMs, async () => {
+      const row = await this.row(flowId);
+      return !this.isOpen(row) || row.prompt !== first.prompt ? row : null;
+    }, abort);
+    return this.get(flowId);
+  }
+
+  /**
+   * K3: the phone approved the login; the login page takes its session
+   * ("the login proceeds by itself"). Once: a second claim finds the flow done.
+   */
+  async claim(flowId: string, meta: RequestMeta): Promise<{ flow: FlowView; session: IssuedSession }> {
+    const { clock, devices, policy } = this.deps;
+    const row = await this.row(flowId);
+    const now = clock.now();
+    if (row.state === 'second_factor' && row.expires_at > now) throw new SlsError('FLOW_STATE', { reason: 'not_approved' });
+    if (row.state !== 'approved' || row.expires_at <= now) throw new SlsError('FLOW_EXPIRED');
+    const device = await devices.get(row.device_id!);
+    const access = decideAccess(device, row.app, now, policy);
+    if (device.state !== 'active' || !access.allowed) throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
+    const sessionId = newSessionId();
+    const session = await this.deps.store.serialized('audit_log', async (trx) => {
+      if (!(await completeFlow(trx, flowId, now, sessionId, 'approved'))) return null;
+      return this.openSession(trx, row, device, { sessionId, scope: access.scope, confirmedBy: row.confirmed_by, meta });
+    });
+    if (!session) throw new SlsError('FLOW_EXPIRED');
+    const { usable } = await this.offeredDevices(row.user_id, device.id, row.app);
+    return { flow: this.view({ ...row, state: 'done', session_id: sessionId }, usable), session };
+  }
+
+  /**
+   * The end of a complete login, in the transaction that closed the flow: a
+   * new session, the device offered first next time (L6), the lock's count
+   * started again (L3), audited.
+   */
+  private async openSession(
+    trx: Tx,
+    row: FlowRow,
+    device: Device,
+    options: { sessionId: string; scope: SessionScope; confirmedBy: Confirmation | null; meta: RequestMeta },
+  ): Promise<IssuedSession> {
+    const { sessions, devices, lockout, audit } = this.deps;
+    const session = await sessions.create(
+      {
+        id: options.sessionId,
+        userId: row.user_id,
+        app: row.app,
+        flowId: row.id,
+        deviceId: device.id,
+        deviceType: device.type,
+        ip: options.meta.ip,
+        userAgent: options.meta.userAgent,
+        scope: options.scope,
+        confirmedBy: options.confirmedBy,
+      },
+      trx,
+    );
+    await trx.updateTable('users').set({ last_device_id: device.id }).where('id', '=', row.user_id).execute();
+    await devices.markUsed(trx, device.id);
+    await lockout.reset(row.username, trx);
+    await audit.append(trx, [
+      {
+        event: 'login.succeeded',
+        userId: row.user_id,
+        username: row.username,
+        ip: options.meta.ip,
+        data: { flowId: row.id, app: row.app, deviceId: device.id, deviceType: device.type, sessionId: session.id, ...(options.confirmedBy ? { confirmedBy: options.confirmedBy } : {}) },
+      },
+    ]);
+    return session;
   }
 
   /**
@@ -324,9 +417,11 @@ export class LoginFlows {
    * answer is single-use even when submitted concurrently.
    */
   async answer(flowId: string, response: string, meta: RequestMeta): Promise<{ flow: FlowView; session: IssuedSession }> {
-    const { store, clock, policy, lockout, devices, box, audit, sessions } = this.deps;
+    const { store, clock, policy, lockout, devices, box, audit } = this.deps;
     const row = await this.row(flowId);
     if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
+    // K3: a push request is answered on the phone; typing needs the challenge of K4
+    if (promptOf(row)?.type === 'push') throw new SlsError('FLOW_STATE', { reason: 'push' });
     const auditMeta = { userId: row.user_id, username: row.username, ip: meta.ip };
 
     let attempt;
@@ -366,33 +461,9 @@ export class LoginFlows {
         if (!(await completeFlow(trx, flowId, now, sessionId))) return 'replayed' as const;
         // a new applicant's first code reached the number: it is verified and SMS is active (M2)
         if (isWaitingSms(device)) await this.deps.phones.completeEnrolment(trx, device, meta.ip);
-        const session = await sessions.create(
-          {
-            id: sessionId,
-            userId: row.user_id,
-            app: row.app,
-            flowId,
-            deviceId: device.id,
-            deviceType: device.type,
-            ip: meta.ip,
-            userAgent: meta.userAgent,
-            scope: access.scope,
-          },
-          trx,
-        );
-        await trx.updateTable('users').set({ last_device_id: device.id }).where('id', '=', row.user_id).execute();
-        await devices.markUsed(trx, device.id);
-        // a complete login: the attempt was no failure, and the count starts again (L3)
+        // a complete login: the attempt was no failure
         await lockout.release(attempt, trx);
-        await lockout.reset(row.username, trx);
-        await audit.append(trx, [
-          {
-            event: 'login.succeeded',
-            ...auditMeta,
-            data: { flowId, app: row.app, deviceId: device.id, deviceType: device.type, sessionId: session.id },
-          },
-        ]);
-        return session;
+        return this.openSession(trx, row, device, { sessionId, scope: access.scope, confirmedBy: null, meta });
       });
       if (outcome !== 'replayed') {
         const flow = { ...row, state: 'done' as const, session_id: sessionId, attempts };
@@ -418,9 +489,13 @@ export class LoginFlows {
     }
     if (failure.locked) entries.push({ event: 'login.locked', ...auditMeta, data: { until: failure.lockedUntil } });
     await audit.record(...entries);
-    if (failure.locked) await this.noticeLock(row.user_id, failure.lockedUntil);
+    if (failure.locked) await this.deps.firstFactor.noticeLock(row.user_id, failure.lockedUntil);
     throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: kind.failureHints });
   }
+}
+
+function promptOf(row: FlowRow): Prompt | null {
+  return row.prompt ? (JSON.parse(row.prompt) as Prompt) : null;
 }
 
 /** An SMS device of a new applicant, waiting for the first code to confirm the number (M2). */

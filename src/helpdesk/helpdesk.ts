@@ -14,6 +14,7 @@ import { newTemporaryPasscode, type TempPasscodeSecret } from '../devices/temp-p
 import type { User } from '../identity/users.js';
 import type { Role } from '../store/schema.js';
 import type { Tx } from '../store/database.js';
+import { deviceTopic } from '../push/signals.js';
 
 /** How client services may verify a caller's identity. */
 export const VERIFICATION_METHODS = ['security_questions', 'id_document', 'callback_on_record', 'video_call'] as const;
@@ -43,7 +44,7 @@ export interface IssuedPasscode {
   expiresAt: number;
 }
 
-export type HelpDeskDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config'>;
+export type HelpDeskDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'pushRequests' | 'signals'>;
 
 export class HelpDesk {
   constructor(private readonly deps: HelpDeskDeps) {}
@@ -247,17 +248,27 @@ export class HelpDesk {
 
   /**
    * A5: a forgotten password. After verifying the caller, client services
-   * set a one-time password (shown once, read to the caller); at the next
-   * login the user must choose a new one.
+   * set a one-time password; at the next login the user must choose a new
+   * one. K14: a user with an active mobile authenticator receives it in the
+   * app, sealed to the phone, and staff never see it; otherwise it is shown
+   * once to staff, who read it to the caller.
    */
-  async resetPassword(staffUserId: string, username: string, input: { verificationId: string }): Promise<{ temporaryPassword: string }> {
+  async resetPassword(staffUserId: string, username: string, input: { verificationId: string }): Promise<{ temporaryPassword: string | null; deliveredTo: 'staff' | 'app' }> {
     const staff = await this.staff(staffUserId, 'act');
     const user = await this.deps.users.getByUsername(username);
     await this.requireVerification(user, input.verificationId);
     const temporaryPassword = randomUpperAlnum(12);
+    const phone = (await this.deps.devices.listForUser(user.id)).find((d) => d.type === 'mobile' && d.state === 'active');
     await this.deps.users.setPassword(user.id, temporaryPassword, { actor: this.actor(staff), oneTime: true });
+    if (phone) {
+      await this.deps.store.serialized('audit_log', async (trx) => {
+        const messageId = await this.deps.pushRequests.sendMessage(trx, phone, 'temporary_password', temporaryPassword);
+        await this.deps.audit.append(trx, [{ event: 'mobile.message_sent', actor: this.actor(staff), userId: user.id, username: user.username, data: { messageId, deviceId: phone.id, kind: 'temporary_password' } }]);
+      });
+      await this.deps.signals.publish(deviceTopic(phone.id));
+    }
     await this.deps.notifier.notify(user, 'passwordReset', { username: user.username });
-    return { temporaryPassword };
+    return phone ? { temporaryPassword: null, deliveredTo: 'app' } : { temporaryPassword, deliveredTo: 'staff' };
   }
 
   /** L3: client services lift a lock after verifying the caller's identity. */

@@ -18,10 +18,13 @@ import { helpdeskApi } from './api/helpdesk.js';
 import { devicesApi } from './api/devices.js';
 import { onlineCardApi } from './api/online-card.js';
 import { phonesApi } from './api/phones.js';
+import { mobileApi } from './api/mobile.js';
+import { stepUpApi } from './api/step-up.js';
 import { webPages } from './web/pages.js';
 import { portalPages } from './web/portal-pages.js';
 import { helpdeskPages } from './web/helpdesk-pages.js';
 import { mobilePages } from './web/mobile-pages.js';
+import { appPages } from './web/app-pages.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 
 declare module 'fastify' {
@@ -118,11 +121,14 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(devicesApi(services), { prefix: '/api/v1' });
   await app.register(onlineCardApi(services), { prefix: '/api/v1' });
   await app.register(phonesApi(services), { prefix: '/api/v1' });
+  await app.register(mobileApi(services), { prefix: '/api/v1' });
+  await app.register(stepUpApi(services), { prefix: '/api/v1' });
   await app.register(helpdeskApi(services), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(webPages(services, pages));
   await app.register(portalPages(services, pages));
   await app.register(helpdeskPages(services, pages));
   await app.register(mobilePages(services, pages));
+  await app.register(appPages(services, pages));
   return app;
 }

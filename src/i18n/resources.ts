@@ -15,6 +15,12 @@ import cardsZhHant from './locales/cards/zh-Hant.json' with { type: 'json' };
 import smsEn from './locales/sms/en.json' with { type: 'json' };
 import smsFr from './locales/sms/fr.json' with { type: 'json' };
 import smsZhHant from './locales/sms/zh-Hant.json' with { type: 'json' };
+import mobileEn from './locales/mobile/en.json' with { type: 'json' };
+import mobileFr from './locales/mobile/fr.json' with { type: 'json' };
+import mobileZhHant from './locales/mobile/zh-Hant.json' with { type: 'json' };
+import authenticatorEn from './locales/authenticator/en.json' with { type: 'json' };
+import authenticatorFr from './locales/authenticator/fr.json' with { type: 'json' };
+import authenticatorZhHant from './locales/authenticator/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -23,6 +29,10 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   helpdesk: { en: helpdeskEn, fr: helpdeskFr, 'zh-Hant': helpdeskZhHant },
   cards: { en: cardsEn, fr: cardsFr, 'zh-Hant': cardsZhHant },
   sms: { en: smsEn, fr: smsFr, 'zh-Hant': smsZhHant },
+  /** The mobile authenticator on the server's side: logins by push, errors, notices (K). */
+  mobile: { en: mobileEn, fr: mobileFr, 'zh-Hant': mobileZhHant },
+  /** The authenticator app's own screens (/app). */
+  authenticator: { en: authenticatorEn, fr: authenticatorFr, 'zh-Hant': authenticatorZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {

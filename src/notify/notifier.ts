@@ -31,10 +31,12 @@ export type NoticeTemplate =
   | 'autoActivationImminent'
   | 'dscplusAutoActivated'
   | 'passwordReset'
-  | 'passwordChanged';
+  | 'passwordChanged'
+  | 'mobileActivated'
+  | 'pushDenied';
 
 /** Messages that carry a code: `notifications.<name>.sms` and `.voice` texts with a {{code}}. */
-export type CodeTemplate = 'loginCode' | 'confirmCode';
+export type CodeTemplate = 'loginCode' | 'confirmCode' | 'activationToken';
 
 export interface OutgoingMessage {
   id: string;

@@ -25,6 +25,12 @@ describe('W1: withdrawal limits by the device that protects the user', () => {
     expect(withdrawalLimits([device('scc')])).toEqual({ device: 'scc', perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 });
   });
 
+  it('W1, D2: mobile authenticator: USD 1,000,000 a day and in 5 business days; it ranks above SCC and SMS', () => {
+    expect(withdrawalLimits([device('mobile')])).toEqual({ device: 'mobile', perDayUsd: 1_000_000, fiveBusinessDaysUsd: 1_000_000 });
+    expect(withdrawalLimits([device('sms'), device('scc'), device('mobile')])).toMatchObject({ device: 'mobile' });
+    expect(withdrawalLimits([device('mobile'), device('dscplus')])).toMatchObject({ device: 'dscplus' });
+  });
+
   it('W1, D2: DSC+ is unlimited, and the strongest active device sets the limits', () => {
     expect(withdrawalLimits([device('sms'), device('dscplus'), device('scc')])).toEqual({ device: 'dscplus', perDayUsd: null, fiveBusinessDaysUsd: null });
     expect(withdrawalLimits([device('sms'), device('dscplus', 'lost')])).toMatchObject({ device: 'sms', perDayUsd: 200_000 });

@@ -22,6 +22,7 @@ const W1: Record<PermanentType | 'none', { perDayUsd: number | null; fiveBusines
   none: { perDayUsd: 50_000, fiveBusinessDaysUsd: 100_000 },
   sms: { perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 },
   scc: { perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 },
+  mobile: { perDayUsd: 1_000_000, fiveBusinessDaysUsd: 1_000_000 },
   dscplus: { perDayUsd: null, fiveBusinessDaysUsd: null },
 };
 

@@ -10,7 +10,7 @@ import type { PolicyConfig } from '../config.js';
 import { newId, newToken } from '../crypto/random.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store } from '../store/database.js';
-import type { SessionScope, SessionsTable } from '../store/schema.js';
+import type { Confirmation, SessionScope, SessionsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
 
 export type App = 'portal' | 'trading';
@@ -26,6 +26,10 @@ export interface Session {
   idleExpiresAt: number | null;
   /** T3: `online_card_only` for a temporary passcode older than 2 days. */
   scope: SessionScope;
+  /** K12: how the user confirmed on the mobile authenticator, if that was the device. */
+  confirmedBy: Confirmation | null;
+  /** V1: when the user last verified again with a device (step-up), or null. */
+  verifiedAt: number | null;
 }
 
 export interface IssuedSession extends Session {
@@ -44,6 +48,7 @@ export interface NewSession {
   ip: string | null;
   userAgent: string | null;
   scope: SessionScope;
+  confirmedBy?: Confirmation | null;
 }
 
 /** Idle-expiry updates are written at most this often per session. */
@@ -68,6 +73,8 @@ function toSession(row: Selectable<SessionsTable>): Session {
     expiresAt: row.expires_at,
     idleExpiresAt: row.idle_expires_at,
     scope: row.scope,
+    confirmedBy: row.confirmed_by,
+    verifiedAt: row.verified_at,
   };
 }
 
@@ -75,7 +82,7 @@ export class Sessions {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-    private readonly policy: Pick<PolicyConfig, 'portalIdleMs' | 'portalMaxMs' | 'tradingMaxMs'>,
+    private readonly policy: Pick<PolicyConfig, 'portalIdleMs' | 'portalMaxMs' | 'tradingMaxMs' | 'tradingBiometricMs'>,
     private readonly audit: AuditLog,
   ) {}
 
@@ -98,14 +105,40 @@ export class Sessions {
       created_at: now,
       last_seen_at: now,
       idle_expires_at: idle === null ? null : now + idle,
-      expires_at: now + (input.app === 'portal' ? this.policy.portalMaxMs : this.policy.tradingMaxMs),
+      expires_at: now + this.maxMs(input.app, input.confirmedBy ?? null),
       revoked_at: null,
       ip: input.ip,
       user_agent: input.userAgent,
       scope: input.scope,
+      confirmed_by: input.confirmedBy ?? null,
+      verified_at: null,
     };
     await db.insertInto('sessions').values(row).execute();
+    if (input.confirmedBy) await this.renewBiometricTrading(db, input.userId, now);
     return { ...toSession(row), token };
+  }
+
+  /** L8, K12: portal 12 hours; trading 12 hours, or 30 when confirmed by biometric on the mobile authenticator. */
+  private maxMs(app: App, confirmedBy: Confirmation | null): number {
+    if (app === 'portal') return this.policy.portalMaxMs;
+    return confirmedBy === 'biometric' ? this.policy.tradingBiometricMs : this.policy.tradingMaxMs;
+  }
+
+  /**
+   * K12: biometric trading access lasts "as long as the user authenticates at
+   * least once in that period": each authentication on the phone renews the
+   * user's live biometric trading sessions for another full period.
+   */
+  private async renewBiometricTrading(db: Executor, userId: string, now: number): Promise<void> {
+    await db
+      .updateTable('sessions')
+      .set({ expires_at: now + this.policy.tradingBiometricMs })
+      .where('user_id', '=', userId)
+      .where('app', '=', 'trading')
+      .where('confirmed_by', '=', 'biometric')
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now)
+      .execute();
   }
 
   /** The live session of a token, its idle timer renewed; null when unknown, expired or revoked. */
@@ -126,6 +159,11 @@ export class Sessions {
       return toSession({ ...row, last_seen_at: now, idle_expires_at: idleExpiresAt });
     }
     return toSession(row);
+  }
+
+  /** V1: the user verified again with a device, in this session. */
+  async markVerified(db: Executor, sessionId: string, at: number): Promise<void> {
+    await db.updateTable('sessions').set({ verified_at: at }).where('id', '=', sessionId).execute();
   }
 
   /** Logout (L8): ends the session of a token server-side, audited; returns it if it was live. */

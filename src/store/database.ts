@@ -96,6 +96,8 @@ const NUMERIC_OID = 1700;
 export interface Store {
   db: Db;
   dialect: DialectName;
+  /** Where the database is: a file path, ':memory:', or the PostgreSQL URL (for a listening connection). */
+  location: string;
   /** Runs `fn` in a transaction (SQLite: BEGIN IMMEDIATE). */
   transaction<T>(fn: (trx: Tx) => Promise<T>): Promise<T>;
   /**
@@ -129,6 +131,7 @@ export function openStore(url: string): Store {
     return {
       db,
       dialect: 'sqlite',
+      location: parsed.location,
       transaction: (fn) => db.transaction().execute(fn),
       serialized: (_name, fn) => db.transaction().execute(fn),
       close: () => db.destroy(),
@@ -150,6 +153,7 @@ export function openStore(url: string): Store {
   return {
     db,
     dialect: 'postgres',
+    location: parsed.location,
     transaction: (fn) => db.transaction().execute(fn),
     serialized: (name, fn) =>
       db.transaction().execute(async (trx) => {

@@ -75,12 +75,23 @@ export interface DevicesTable {
   counter: Generated<number>;
 }
 
-export type FlowState = 'second_factor' | 'done' | 'failed';
+/**
+ * `approved`: the phone approved a push request; the login page has yet to
+ * take its session (K3). `denied`: the phone said "this wasn't me" (K13).
+ */
+export type FlowState = 'second_factor' | 'approved' | 'done' | 'failed' | 'denied';
+
+/** How the user confirmed on the phone (K12: biometric grants longer trading sessions). */
+export type Confirmation = 'pin' | 'biometric';
 
 export interface LoginFlowsTable {
   id: string;
-  /** A login, or the proof of a device to activate it (D4, S2, C6) or change its PIN (C7). */
-  kind: 'login' | 'activation' | 'pin_change';
+  /**
+   * A login, the proof of a device to activate it (D4, S2, C6) or change its
+   * PIN (C7), the activation of the mobile authenticator (K1, K7, K8), or a
+   * step-up verification of a portal task (V1).
+   */
+  kind: 'login' | 'activation' | 'pin_change' | 'mobile_activation' | 'step_up';
   app: 'portal' | 'trading';
   username: string;
   user_id: string;
@@ -98,6 +109,7 @@ export interface LoginFlowsTable {
   ip: string | null;
   user_agent: string | null;
   session_id: string | null;
+  confirmed_by: Confirmation | null;
 }
 
 export interface SessionsTable {
@@ -116,6 +128,9 @@ export interface SessionsTable {
   ip: string | null;
   user_agent: string | null;
   scope: Generated<SessionScope>;
+  confirmed_by: Confirmation | null;
+  /** V1: when the user last verified again with a device (step-up), for portal tasks. */
+  verified_at: number | null;
 }
 
 /** T3: what a session may do. */
@@ -214,6 +229,24 @@ export interface PhonesTable {
   confirm_sent_at: number | null;
 }
 
+/** K14: a message sealed to a phone's agreement key, until the app has shown it. */
+export interface AppMessagesTable {
+  id: string;
+  device_id: string;
+  kind: 'temporary_password';
+  /** JSON of the sealed message (only the phone can open it). */
+  sealed: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface PushSubscriptionsTable {
+  device_id: string;
+  /** The push subscription (endpoint and the app's keys), sealed (D5). */
+  subscription_enc: string;
+  created_at: number;
+}
+
 export interface Schema {
   meta: MetaTable;
   entities: EntitiesTable;
@@ -230,4 +263,6 @@ export interface Schema {
   notifications: NotificationsTable;
   deposit_holds: DepositHoldsTable;
   phones: PhonesTable;
+  app_messages: AppMessagesTable;
+  push_subscriptions: PushSubscriptionsTable;
 }

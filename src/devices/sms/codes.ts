@@ -18,7 +18,7 @@ import type { SmsDeviceParams } from './sms.js';
 
 const HOUR = 60 * 60 * 1000;
 const DAY = 24 * HOUR;
-const CODE_TEMPLATES: CodeTemplate[] = ['loginCode', 'confirmCode'];
+const CODE_TEMPLATES: CodeTemplate[] = ['loginCode', 'confirmCode', 'activationToken'];
 
 export interface CodeMessage {
   userId: string;

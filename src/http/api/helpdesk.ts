@@ -201,11 +201,14 @@ export function helpdeskApi(services: Services): FastifyPluginAsync {
       {
         schema: {
           tags: ['help desk'],
-          summary: 'A one-time password for a verified caller who forgot theirs (A5): shown once; the user must change it at the next login',
+          summary: 'A one-time password for a verified caller who forgot theirs (A5): the user must change it at the next login',
+          description:
+            'Shown once to staff (`deliveredTo: "staff"`), or, when the user has an active mobile authenticator, delivered sealed to the app ' +
+            'and not shown (`deliveredTo: "app"`, `temporaryPassword: null`, K14).',
           security,
           params: UserParams,
           body: z.object({ verificationId: z.string().max(64) }),
-          response: { 200: z.object({ temporaryPassword: z.string() }), ...errors },
+          response: { 200: z.object({ temporaryPassword: z.string().nullable(), deliveredTo: z.enum(['staff', 'app']) }), ...errors },
         },
       },
       async (request, reply) => {

@@ -3,11 +3,16 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../../services.js';
+import type { IssuedSession } from '../../sessions/sessions.js';
 import { ErrorSchema } from '../errors.js';
 import { requestMeta, setSessionCookie } from '../session-cookie.js';
 import { FlowParams, FlowSchema, LoginStartBody, LoginStepBody, SessionTokenSchema } from './schemas.js';
 
 const DoneSchema = FlowSchema.extend({ session: SessionTokenSchema.optional() });
+
+function sessionToken(session: IssuedSession) {
+  return { token: session.token, expiresAt: new Date(session.expiresAt).toISOString(), app: session.app };
+}
 
 export function loginApi(services: Services): FastifyPluginAsync {
   return async (fastify) => {
@@ -35,12 +40,57 @@ export function loginApi(services: Services): FastifyPluginAsync {
       {
         schema: {
           tags: ['login'],
-          summary: 'The current state of a login flow',
+          summary: 'The current state of a login flow; with `wait`, the live connection of a login waiting for the phone (K3)',
+          description:
+            'With `wait` (seconds, at most 25) the answer comes when the flow no longer waits for the mobile authenticator ' +
+            '(approved, denied, expired, or its challenge changed), or when the time is up.',
           params: FlowParams,
-          response: { 200: FlowSchema, 404: ErrorSchema },
+          querystring: z.object({ wait: z.coerce.number().int().min(0).max(25).optional() }),
+          response: { 200: FlowSchema, 400: ErrorSchema, 404: ErrorSchema },
         },
       },
-      async (request) => services.login.get(request.params.flowId),
+      async (request, reply) => {
+        const wait = request.query.wait ?? 0;
+        if (wait === 0) return services.login.get(request.params.flowId);
+        const abort = new AbortController();
+        reply.raw.once('close', () => abort.abort());
+        reply.header('cache-control', 'no-store');
+        return services.login.wait(request.params.flowId, wait * 1000, abort.signal);
+      },
+    );
+
+    app.post(
+      '/login/:flowId/session',
+      {
+        schema: {
+          tags: ['login'],
+          summary: 'Take the session of a login approved on the phone (K3)',
+          description:
+            'Once the flow is `approved`, the session is created (also set as a cookie), once. 409 FLOW_STATE (not approved yet), ' +
+            '410 FLOW_EXPIRED (denied, expired, or already taken).',
+          params: FlowParams,
+          response: { 200: DoneSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema },
+        },
+      },
+      async (request, reply) => {
+        const { flow, session } = await services.login.claim(request.params.flowId, requestMeta(request));
+        setSessionCookie(reply, services.config, session, services.clock.now());
+        return { ...flow, session: sessionToken(session) };
+      },
+    );
+
+    app.post(
+      '/login/:flowId/offline',
+      {
+        schema: {
+          tags: ['login'],
+          summary: 'No notification on the phone: a challenge to type into the app instead (K4)',
+          description: 'The push request is withdrawn; the flow shows an 8-digit challenge whose response the app computes offline. 409 FLOW_STATE when the login does not wait for a push.',
+          params: FlowParams,
+          response: { 200: FlowSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema },
+        },
+      },
+      async (request) => services.login.offline(request.params.flowId, requestMeta(request)),
     );
 
     app.post(
@@ -71,7 +121,7 @@ export function loginApi(services: Services): FastifyPluginAsync {
         if (request.body.device !== undefined) return services.login.switchDevice(request.params.flowId, request.body.device, meta);
         const { flow, session } = await services.login.answer(request.params.flowId, request.body.response!, meta);
         setSessionCookie(reply, services.config, session, services.clock.now());
-        return { ...flow, session: { token: session.token, expiresAt: new Date(session.expiresAt).toISOString(), app: session.app } };
+        return { ...flow, session: sessionToken(session) };
       },
     );
 

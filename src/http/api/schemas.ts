@@ -39,13 +39,21 @@ export const ChallengeSchema = z
         digits: z.number().int(),
       })
       .describe('SmsChallenge'),
+    z
+      .object({
+        type: z.literal('push').describe('A push request went to the mobile authenticator (K3); approve it on the phone'),
+        number: z.string().describe('The 2-digit number to show; the user types it into the app before approving (K13)'),
+      })
+      .describe('PushChallenge'),
   ])
   .describe('What the client must show for the second factor');
 
 export const FlowSchema = z
   .object({
     id: z.string(),
-    state: z.enum(['second_factor', 'done', 'failed', 'expired']),
+    state: z
+      .enum(['second_factor', 'approved', 'done', 'failed', 'denied', 'expired'])
+      .describe('approved: the phone approved the login (K3); take the session with POST /login/{flowId}/session. denied: "this wasn\'t me" on the phone'),
     app: AppSchema,
     username: z.string(),
     expiresAt: z.string().describe('ISO 8601; the challenge cannot be answered after this'),
@@ -90,5 +98,7 @@ export const SessionSchema = z
     idleExpiresAt: z.string().nullable(),
     scope: z.enum(['full', 'online_card_only']).describe('online_card_only: a temporary passcode older than 2 days opens only the online security card pages (T3)'),
     passwordChangeRequired: z.boolean().describe('The user logged in with a one-time password from client services and must choose a new one (A5)'),
+    confirmedBy: z.enum(['pin', 'biometric']).nullable().describe('How the login was confirmed on the mobile authenticator (K12: biometric trading sessions last 30 hours)'),
+    verifiedAt: z.string().nullable().describe('When the user last verified again with a device in this session (step-up, V1)'),
   })
   .describe('Session');

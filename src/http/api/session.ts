@@ -22,6 +22,8 @@ export async function sessionView(services: Services, session: Session) {
     idleExpiresAt: iso(session.idleExpiresAt),
     scope: session.scope,
     passwordChangeRequired: user.passwordMustChange,
+    confirmedBy: session.confirmedBy,
+    verifiedAt: iso(session.verifiedAt),
   };
 }
 

@@ -86,7 +86,7 @@ const LOSS_REASONS = ['lost', 'stolen', 'damaged'] as const;
 
 /** A form of the user page; a device action names its device, as each card has its forms. */
 type Action = 'verify' | 'issue' | 'revoke' | 'reset' | 'unlock' | `${DeviceAction}:${string}`;
-const NOTICES = ['unlocked', 'revoked', 'nothingRevoked'] as const;
+const NOTICES = ['unlocked', 'revoked', 'nothingRevoked', 'passwordSentToApp'] as const;
 /** Notices about one device, named in the address (`&device=`). */
 const DEVICE_NOTICES = ['shipped', 'lost', 'returned'] as const;
 
@@ -444,6 +444,8 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
         const verificationId = field(request.body, 'verificationId');
         const { username } = request.params;
         const { temporaryPassword } = await helpDesk.resetPassword(staff.user.id, username, { verificationId });
+        // K14: delivered to the user's mobile authenticator, never shown to staff
+        if (temporaryPassword === null) return reply.redirect(`${userPagePath(username, verificationId)}?done=passwordSentToApp`, 303);
         return handOver(reply, staff, username, { kind: 'password', secret: temporaryPassword, times: null, verificationId });
       }),
     );

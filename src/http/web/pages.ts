@@ -66,8 +66,8 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
       } catch {
         return flowGone(request, reply, error);
       }
-      if (flow.state === 'second_factor') return renderChallenge(request, reply, flow, error);
-      return flowGone(request, reply, error, flow);
+      if (flow.state === 'second_factor' || flow.state === 'approved') return renderChallenge(request, reply, flow, error);
+      return flowGone(request, reply, flow.state === 'denied' ? new SlsError('LOGIN_DENIED') : error, flow);
     }
 
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
@@ -109,8 +109,32 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
         return flowGone(request, reply, error);
       }
       if (flow.state === 'done') return reply.redirect('/account', 303);
-      if (flow.state !== 'second_factor') return flowGone(request, reply, new SlsError('FLOW_EXPIRED'), flow);
+      if (flow.state === 'denied') return flowGone(request, reply, new SlsError('LOGIN_DENIED'), flow);
+      if (flow.state !== 'second_factor' && flow.state !== 'approved') return flowGone(request, reply, new SlsError('FLOW_EXPIRED'), flow);
       return renderChallenge(request, reply, flow);
+    });
+
+    /** K3: approved on the phone: the page takes its session (by itself with JavaScript, or with Continue). */
+    app.post<{ Params: { flowId: string } }>('/login/:flowId/session', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const { flowId } = request.params;
+      try {
+        const { session } = await services.login.claim(flowId, requestMeta(request));
+        setSessionCookie(reply, config, session, services.clock.now());
+        return reply.redirect('/account', 303);
+      } catch (error) {
+        return stepRefused(request, reply, flowId, error);
+      }
+    });
+
+    /** K4: "Click here if you do not receive the notification". */
+    app.post<{ Params: { flowId: string } }>('/login/:flowId/offline', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const { flowId } = request.params;
+      try {
+        await services.login.offline(flowId, requestMeta(request));
+        return reply.redirect(`/login/${flowId}`, 303);
+      } catch (error) {
+        return stepRefused(request, reply, flowId, error);
+      }
     });
 
     app.post<{ Params: { flowId: string } }>('/login/:flowId', { preHandler: app.csrfProtection }, async (request, reply) => {

@@ -1,0 +1,422 @@
+/**
+ * Activating the mobile authenticator on a phone (K1), moving it to a new
+ * phone (K7) and re-enabling it after the app lost its data (K8), entirely
+ * on the phone, in one flow:
+ *
+ *   username + password ──► proof ──► new keys, PIN ──► active
+ *
+ * The proof that it is the user:
+ * - `sms`: an activation token sent by SMS to a number on record (or, for a
+ *   user with no verified number and no device, to a number added here);
+ *   migration sends it to the number first used (K7);
+ * - `device`: a user who has an active physical device (DSC+, code card)
+ *   answers its challenge instead — a password alone never moves a stronger
+ *   protection to a phone (K7);
+ * - `pin`: recovery proves the recovery PIN set at activation (K8).
+ *
+ * Each proof admits 3 wrong answers, each counted towards the lock (L3).
+ * The new device replaces the user's previous authenticator at once (K5:
+ * one phone per user), removes SMS (M3, K9) and ends temporary access (D4).
+ */
+import type { Services } from '../../services.js';
+import { SlsError } from '../../errors.js';
+import { newId, newToken, randomDigits } from '../../crypto/random.js';
+import { constantTimeEqual } from '../../crypto/constant-time.js';
+import type { AuditInput } from '../../audit/audit-log.js';
+import { maskPhone } from '../../delivery/phone.js';
+import { translator, type Language } from '../../i18n/i18n.js';
+import type { User } from '../../identity/users.js';
+import type { FirstFactor } from '../../flows/first-factor.js';
+import { completeFlow, failFlow, newFlowRow, reserveAnswer, verifierContext, type FlowRow } from '../../flows/flow-rows.js';
+import type { HelpDesk } from '../../helpdesk/helpdesk.js';
+import { deviceTopic } from '../../push/signals.js';
+import type { Tx } from '../../store/database.js';
+import { deviceKind } from '../registry.js';
+import type { Device, Prompt } from '../types.js';
+import { SMS_CODE_DIGITS } from '../sms/sms.js';
+import { agreeOcraKey, mobilePinHash, MOBILE_SUITE, publicKeyOf, type PublicJwk } from './keys.js';
+import type { MobileParams, MobileSecret } from './mobile.js';
+import { appTokenHash } from './push-requests.js';
+import { registrationOptions, verifyRegistration, type StoredCredential, type WebOrigin } from './webauthn.js';
+
+export type ActivationPurpose = 'activate' | 'migrate' | 'recover';
+type Proof = 'sms' | 'device' | 'pin';
+
+export interface PhoneChoice {
+  id: string;
+  number: string;
+  verified: boolean;
+}
+
+type ActivationChallenge =
+  | { type: 'sms'; to: string; channel: 'sms'; delivery: 'sent' | 'failed'; resendAfter: string; digits: number }
+  | Extract<Prompt, { type: 'ocra' } | { type: 'index' }>;
+
+export interface ActivationView {
+  id: string;
+  purpose: ActivationPurpose;
+  username: string;
+  proof: Proof;
+  phones: PhoneChoice[];
+  canAddPhone: boolean;
+  challenge: ActivationChallenge | null;
+  expiresAt: string;
+  attemptsLeft: number;
+  webauthn: Awaited<ReturnType<typeof registrationOptions>>;
+}
+
+export interface CompleteInput {
+  response: string;
+  pin: string;
+  signingKey: PublicJwk;
+  agreementKey: PublicJwk;
+  label?: string | undefined;
+  credential?: unknown;
+}
+
+export interface Activated {
+  deviceId: string;
+  username: string;
+  serverKey: PublicJwk;
+  salt: string;
+  suite: string;
+  appToken: string;
+  biometric: boolean;
+  credentialId: string | null;
+}
+
+export interface EnrolmentMeta {
+  ip: string | null;
+  userAgent: string | null;
+  language: Language;
+}
+
+/** What the client is shown, kept as the flow's prompt. */
+interface ActivationState {
+  purpose: ActivationPurpose;
+  proof: Proof;
+  phones: PhoneChoice[];
+  canAddPhone: boolean;
+  challenge: ActivationChallenge | null;
+}
+
+/** What checks the proof, sealed to the flow. */
+interface ActivationVerifier {
+  webauthnChallenge: string;
+  /** The physical device's challenge verifier (proof `device`). */
+  device?: Record<string, unknown>;
+  /** The activation token in flight (proof `sms`): its digest, number, end and when it was sent. */
+  token?: { digest: string; phoneId: string; expiresAt: number; sentAt: number };
+}
+
+const PHYSICAL: readonly string[] = ['dscplus', 'scc'];
+const LABEL_MAX = 64;
+
+export type EnrolmentDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'phones' | 'smsCodes' | 'signals'> & {
+  firstFactor: FirstFactor;
+  helpDesk: HelpDesk;
+};
+
+export class MobileEnrolment {
+  constructor(private readonly deps: EnrolmentDeps) {}
+
+  private sealContext(flowId: string): string {
+    return verifierContext('mobile_activation', flowId);
+  }
+
+  private async row(flowId: string): Promise<FlowRow> {
+    const row = /^flw_[a-z2-7]{26}$/.test(flowId)
+      ? await this.deps.store.db.selectFrom('login_flows').selectAll().where('id', '=', flowId).where('kind', '=', 'mobile_activation').executeTakeFirst()
+      : undefined;
+    if (!row) throw new SlsError('FLOW_NOT_FOUND');
+    if (row.state !== 'second_factor' || row.expires_at <= this.deps.clock.now()) throw new SlsError('FLOW_EXPIRED');
+    return row;
+  }
+
+  private async view(row: FlowRow, where: WebOrigin): Promise<ActivationView> {
+    const state = JSON.parse(row.prompt!) as ActivationState;
+    const verifier = this.deps.box.openJson<ActivationVerifier>(row.verifier!, this.sealContext(row.id));
+    return {
+      id: row.id,
+      purpose: state.purpose,
+      username: row.username,
+      proof: state.proof,
+      phones: state.phones,
+      canAddPhone: state.canAddPhone,
+      challenge: state.challenge,
+      expiresAt: new Date(row.expires_at).toISOString(),
+      attemptsLeft: this.deps.config.policy.challengeMaxAttempts - row.attempts,
+      webauthn: await registrationOptions(where, translator(this.deps.config.defaultLanguage)('web.productName'), row.username, verifier.webauthnChallenge),
+    };
+  }
+
+  private async activeMobile(userId: string): Promise<Device | null> {
+    return (await this.deps.devices.listForUser(userId)).find((d) => d.type === 'mobile' && d.state === 'active') ?? null;
+  }
+
+  /** The numbers an activation token may go to, and whether one may be added here. */
+  private async phoneChoices(user: User, purpose: ActivationPurpose, current: Device | null): Promise<{ phones: PhoneChoice[]; canAddPhone: boolean }> {
+    const phones = await this.deps.phones.list(user.id);
+    const choice = (p: (typeof phones)[number]): PhoneChoice => ({ id: p.id, number: p.masked, verified: p.verified });
+    if (purpose === 'migrate') {
+      // K7: the number originally used, while it is on record
+      const original = phones.find((p) => p.id === (current?.params as unknown as MobileParams | undefined)?.phoneId);
+      if (original) return { phones: [choice(original)], canAddPhone: false };
+    }
+    const verified = phones.filter((p) => p.verified);
+    // a user no number and no device protects (not even temporary access) proves a new number with the token itself (M2)
+    const unprotected = verified.length === 0 && (await this.deps.devices.activeForUser(user.id, null)).length === 0;
+    return { phones: (unprotected ? phones : verified).map(choice), canAddPhone: unprotected };
+  }
+
+  /** Step 1: username and password (L1, L3), then the proof the user must give. */
+  async start(input: { username: string; password: string; purpose: ActivationPurpose } & EnrolmentMeta, where: WebOrigin): Promise<ActivationView> {
+    const { store, clock, box, devices, lockout, audit, config } = this.deps;
+    const { user, attempt } = await this.deps.firstFactor.check({ ...input, purpose: 'mobile_activation' });
+    let row: FlowRow;
+    try {
+      const current = await this.activeMobile(user.id);
+      if (input.purpose === 'activate' && current) throw new SlsError('MOBILE_ALREADY_ACTIVE');
+      if (input.purpose !== 'activate' && !current) throw new SlsError('MOBILE_NOT_ACTIVE');
+      const physical = (await devices.activeForUser(user.id, null)).find((d) => PHYSICAL.includes(d.type));
+      const verifier: ActivationVerifier = { webauthnChallenge: newToken() };
+      let state: ActivationState;
+      let deviceId: string | null = null;
+      if (input.purpose === 'recover') {
+        state = { purpose: 'recover', proof: 'pin', phones: [], canAddPhone: false, challenge: null };
+      } else if (physical) {
+        const challenge = await deviceKind(physical.type).issueChallenge(await devices.context(physical));
+        verifier.device = challenge.verifier;
+        deviceId = physical.id;
+        state = { purpose: input.purpose, proof: 'device', phones: [], canAddPhone: false, challenge: challenge.prompt as ActivationChallenge };
+      } else {
+        state = { purpose: input.purpose, proof: 'sms', ...(await this.phoneChoices(user, input.purpose, current)), challenge: null };
+        if (state.phones.length === 0 && !state.canAddPhone) throw new SlsError('NO_ACTIVE_DEVICE', { reason: 'no_number' });
+      }
+      const now = clock.now();
+      const id = newId('flw');
+      row = newFlowRow({
+          id,
+          kind: 'mobile_activation',
+          app: 'portal',
+          username: user.username,
+          userId: user.id,
+          deviceId,
+          prompt: state as unknown as Prompt,
+          sealedVerifier: box.sealJson(verifier, this.sealContext(id)),
+          now,
+          expiresAt: now + config.policy.mobileActivationTtlMs,
+          ip: input.ip,
+          userAgent: input.userAgent,
+          sessionId: null,
+        });
+    } catch (error) {
+      await lockout.release(attempt);
+      throw error;
+    }
+    await store.transaction(async (trx) => {
+      await lockout.release(attempt, trx);
+      await trx.insertInto('login_flows').values(row).execute();
+    });
+    const state = JSON.parse(row.prompt!) as ActivationState;
+    await audit.record({ event: 'mobile.activation_started', userId: user.id, username: user.username, ip: input.ip, data: { flowId: row.id, purpose: state.purpose, proof: state.proof } });
+    return this.view(row, where);
+  }
+
+  /** Step 2 (proof `sms`): the activation token, by SMS to a number on record or one added here (K1, M6). */
+  async sendToken(flowId: string, to: { phoneId: string } | { country: string; number: string }, meta: EnrolmentMeta, where: WebOrigin): Promise<ActivationView> {
+    const { store, clock, box, phones, smsCodes, audit, config } = this.deps;
+    const row = await this.row(flowId);
+    const state = JSON.parse(row.prompt!) as ActivationState;
+    if (state.proof !== 'sms') throw new SlsError('FLOW_STATE', { reason: 'not_sms' });
+    const verifier = box.openJson<ActivationVerifier>(row.verifier!, this.sealContext(flowId));
+    const now = clock.now();
+    if (verifier.token && verifier.token.sentAt + config.policy.smsLoginResendMs > now) {
+      throw new SlsError('SMS_TOO_SOON', { retryAfter: new Date(verifier.token.sentAt + config.policy.smsLoginResendMs).toISOString() });
+    }
+    let phoneId: string;
+    if ('phoneId' in to) {
+      if (!state.phones.some((p) => p.id === to.phoneId)) throw new SlsError('PHONE_NOT_FOUND');
+      phoneId = to.phoneId;
+    } else {
+      if (!state.canAddPhone) throw new SlsError('FLOW_STATE', { reason: 'add_phone' });
+      const added = await phones.add(row.user_id, to, `user:${row.user_id}`, meta.ip);
+      phoneId = added.id;
+      state.phones.push({ id: added.id, number: added.masked, verified: false });
+    }
+    const phone = await phones.get(row.user_id, phoneId);
+    const token = randomDigits(SMS_CODE_DIGITS);
+    verifier.token = { digest: box.digest(token, this.sealContext(flowId)), phoneId, expiresAt: now + config.policy.smsCodeTtlMs, sentAt: now };
+    // claims the send: of concurrent requests one sends a token, the others find the flow changed
+    const claimed = await store.db
+      .updateTable('login_flows')
+      .set({ verifier: box.sealJson(verifier, this.sealContext(flowId)), updated_at: now })
+      .where('id', '=', flowId)
+      .where('updated_at', '=', row.updated_at)
+      .where('state', '=', 'second_factor')
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) throw new SlsError('SMS_TOO_SOON', { retryAfter: new Date(now + config.policy.smsLoginResendMs).toISOString() });
+    const sent = await smsCodes.send({ userId: row.user_id, to: phone.e164, channel: 'sms', template: 'activationToken', code: token, language: meta.language });
+    state.challenge = {
+      type: 'sms',
+      to: maskPhone(phone.e164),
+      channel: 'sms',
+      delivery: sent.status === 'sent' ? 'sent' : 'failed',
+      resendAfter: new Date(now + config.policy.smsLoginResendMs).toISOString(),
+      digits: SMS_CODE_DIGITS,
+    };
+    await store.db.updateTable('login_flows').set({ prompt: JSON.stringify(state) }).where('id', '=', flowId).execute();
+    await audit.record({ event: 'mobile.token_sent', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId, phoneId, delivery: state.challenge.delivery } });
+    return this.view({ ...row, prompt: JSON.stringify(state), updated_at: now }, where);
+  }
+
+  /** Whether the proof is right; for a device's answer, the key that makes it single-use. */
+  private async checkProof(row: FlowRow, state: ActivationState, verifier: ActivationVerifier, response: string): Promise<{ ok: boolean; replay?: { deviceId: string; key: string } }> {
+    const { devices, box, clock } = this.deps;
+    switch (state.proof) {
+      case 'sms': {
+        const token = verifier.token;
+        const ok = token !== undefined && token.expiresAt > clock.now() && constantTimeEqual(box.digest(response, this.sealContext(row.id)), token.digest);
+        return { ok };
+      }
+      case 'device': {
+        const device = await devices.get(row.device_id!);
+        if (device.state !== 'active') throw new SlsError('DEVICE_NOT_AVAILABLE');
+        const check = await deviceKind(device.type).checkResponse(await devices.context(device), verifier.device ?? {}, response);
+        return check.ok ? { ok: true, replay: { deviceId: device.id, key: check.replayKey ?? `flow:${row.id}` } } : { ok: false };
+      }
+      case 'pin': {
+        const current = await this.activeMobile(row.user_id);
+        if (!current) throw new SlsError('MOBILE_NOT_ACTIVE');
+        const secret = (await devices.context(current)).secret<MobileSecret>();
+        let hash = '';
+        try {
+          hash = mobilePinHash(response);
+        } catch {
+          // not a possible PIN: a wrong answer like any other
+        }
+        return { ok: hash !== '' && constantTimeEqual(hash, secret.pinHash) };
+      }
+    }
+  }
+
+  /**
+   * Step 3: the proof, the PIN and the phone's public keys. The new
+   * authenticator replaces the user's previous one, removes SMS and ends
+   * temporary access, in one transaction.
+   */
+  async complete(flowId: string, input: CompleteInput, meta: EnrolmentMeta, where: WebOrigin): Promise<Activated> {
+    const { store, clock, box, lockout, audit, config, users } = this.deps;
+    const row = await this.row(flowId);
+    const state = JSON.parse(row.prompt!) as ActivationState;
+    const verifier = box.openJson<ActivationVerifier>(row.verifier!, this.sealContext(flowId));
+    // what the phone sends is checked before the proof takes one of the answers
+    const pinHash = mobilePinHash(input.pin);
+    publicKeyOf(input.signingKey, 'signingKey');
+    publicKeyOf(input.agreementKey, 'agreementKey');
+    const credential: StoredCredential | null = input.credential === undefined ? null : await verifyRegistration(where, verifier.webauthnChallenge, input.credential);
+
+    const attempt = await lockout.begin(row.username);
+    const now = clock.now();
+    const attempts = await reserveAnswer(store.db, flowId, now, config.policy.challengeMaxAttempts);
+    if (attempts === null) {
+      await lockout.release(attempt);
+      throw new SlsError('FLOW_EXPIRED');
+    }
+    let proof: Awaited<ReturnType<MobileEnrolment['checkProof']>>;
+    try {
+      proof = await this.checkProof(row, state, verifier, input.response);
+    } catch (error) {
+      await lockout.release(attempt);
+      throw error;
+    }
+    const auditMeta = { actor: `user:${row.user_id}`, userId: row.user_id, username: row.username, ip: meta.ip };
+    if (!proof.ok) {
+      const failure = await lockout.fail(attempt);
+      const attemptsLeft = config.policy.challengeMaxAttempts - attempts;
+      if (attemptsLeft <= 0) await failFlow(store.db, flowId, clock.now());
+      await audit.record(
+        { event: 'mobile.activation_failed', ...auditMeta, data: { flowId, purpose: state.purpose, proof: state.proof, attemptsLeft, failures: failure.failures } },
+        ...(failure.locked ? [{ event: 'login.locked' as const, ...auditMeta, data: { until: failure.lockedUntil } }] : []),
+      );
+      if (failure.locked) await this.deps.firstFactor.noticeLock(row.user_id, failure.lockedUntil);
+      throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: state.proof === 'pin' ? ['hints.mobilePin'] : ['hints.noSpaces'] });
+    }
+
+    const agreed = agreeOcraKey(input.agreementKey);
+    const appToken = newToken();
+    const secret: MobileSecret = {
+      seed: agreed.seed.toString('hex'),
+      pinHash,
+      signingKey: input.signingKey,
+      agreementKey: input.agreementKey,
+      credential,
+      appTokenHash: appTokenHash(appToken),
+    };
+    const user = await users.get(row.user_id);
+    const current = await this.activeMobile(user.id);
+    const phoneId = verifier.token?.phoneId ?? (current?.params as unknown as MobileParams | undefined)?.phoneId ?? null;
+    const params: MobileParams = { suite: MOBILE_SUITE, phoneId, biometric: credential !== null };
+    const label = (input.label ?? '').replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, LABEL_MAX) || null;
+
+    const activated = await store.serialized('audit_log', async (trx) => {
+      if (proof.replay && !(await this.deps.devices.consume(trx, proof.replay.deviceId, proof.replay.key))) return null;
+      if (!(await completeFlow(trx, flowId, now))) return null;
+      // the activation token reached the number: it is verified (M1)
+      if (verifier.token) await trx.updateTable('phones').set({ verified_at: now }).where('id', '=', verifier.token.phoneId).where('verified_at', 'is', null).execute();
+      const deviceId = await this.deps.devices.insert(trx, { userId: user.id, type: 'mobile', state: 'active', label, secret, params: { ...params }, activated: true });
+      const replaced = await this.retireDevices(trx, user, deviceId, now);
+      await lockout.release(attempt, trx);
+      await audit.append(trx, [
+        { event: 'mobile.activated', ...auditMeta, data: { flowId, deviceId, purpose: state.purpose, proof: state.proof, biometric: params.biometric, replaced } },
+      ]);
+      return { deviceId, replaced };
+    });
+    if (!activated) {
+      await lockout.release(attempt);
+      throw new SlsError('FLOW_EXPIRED');
+    }
+    // the old phone's live connection learns at once that it no longer works (K7)
+    if (activated.replaced.length > 0) await this.deps.signals.publish(...activated.replaced.map((r) => deviceTopic(r.deviceId)));
+    await this.deps.helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'mobile authenticator activated');
+    await this.deps.notifier.notify(user, 'mobileActivated', { username: user.username });
+    return {
+      deviceId: activated.deviceId,
+      username: user.username,
+      serverKey: agreed.serverKey,
+      salt: agreed.salt,
+      suite: MOBILE_SUITE,
+      appToken,
+      biometric: params.biometric,
+      credentialId: credential?.id ?? null,
+    };
+  }
+
+  /**
+   * K5, K7: the user's previous authenticator stops working; M3, K9: SMS
+   * is removed. Each change is audited (D3).
+   */
+  private async retireDevices(trx: Tx, user: User, newDeviceId: string, now: number): Promise<{ deviceId: string; type: string }[]> {
+    const retired = await trx
+      .selectFrom('devices')
+      .select(['id', 'type', 'state'])
+      .where('user_id', '=', user.id)
+      .where('id', '!=', newDeviceId)
+      .where('type', 'in', ['mobile', 'sms'])
+      .where('state', 'in', ['active', 'suspended', 'requested'])
+      .execute();
+    if (retired.length === 0) return [];
+    await trx.updateTable('devices').set({ state: 'revoked', state_changed_at: now }).where('id', 'in', retired.map((d) => d.id)).execute();
+    await this.deps.audit.append(
+      trx,
+      retired.map((d): AuditInput => ({
+        event: 'device.state_changed',
+        actor: `user:${user.id}`,
+        userId: user.id,
+        username: user.username,
+        data: { deviceId: d.id, type: d.type, from: d.state, to: 'revoked', reason: d.type === 'sms' ? 'mobile authenticator activated' : 'mobile authenticator moved to another phone' },
+      })),
+    );
+    return retired.map((d) => ({ deviceId: d.id, type: d.type }));
+  }
+}

@@ -1,0 +1,361 @@
+/**
+ * Push requests to the mobile authenticator (K3, K13) and its messages
+ * (K14). A push request is a flow (a login, or a step-up verification of a
+ * portal task, V1) whose prompt is `push`: the app gets it over its live
+ * connection, or is woken by a push provider, shows where the login comes
+ * from, has the user type the number shown on the login screen and confirm
+ * with the PIN or biometric, and answers with a signature by a key that
+ * never leaves the phone.
+ *
+ * The phone knows a request by an id of its own, derived from the flow's
+ * (a keyed digest): the flow id, with which the login page takes its
+ * session, never leaves the server for the phone or the push service.
+ *
+ * An answer is accepted once (the flow leaves `second_factor` in one
+ * conditional update, and it is recorded in the single-use register); a late
+ * one finds the request expired by the server's clock (the phone's is never
+ * used). A wrong number, PIN or signature is a wrong answer: it counts
+ * towards the flow's 3 and towards the lock (L3, L4).
+ */
+import { createHash } from 'node:crypto';
+import type { Services } from '../../services.js';
+import { SlsError } from '../../errors.js';
+import { newId } from '../../crypto/random.js';
+import { constantTimeEqual } from '../../crypto/constant-time.js';
+import { parseOcraSuite, verifyOcra } from '../../crypto/ocra.js';
+import type { AuditInput } from '../../audit/audit-log.js';
+import type { Language } from '../../i18n/i18n.js';
+import { translator } from '../../i18n/i18n.js';
+import type { FlowRow } from '../../flows/flow-rows.js';
+import { failFlow, reserveAnswer, verifierContext } from '../../flows/flow-rows.js';
+import type { FirstFactor } from '../../flows/first-factor.js';
+import type { Confirmation } from '../../store/schema.js';
+import type { Tx } from '../../store/database.js';
+import { deviceTopic, flowTopic } from '../../push/signals.js';
+import type { PushProvider, PushSubscription } from '../../push/provider.js';
+import type { Device, Prompt } from '../types.js';
+import { answerChallenge, answerMessage, MOBILE_SUITE, sealToPhone, verifyAnswer, type SealedMessage } from './keys.js';
+import type { MobileSecret, PushVerifier } from './mobile.js';
+import { verifyAssertion, type WebOrigin } from './webauthn.js';
+
+export interface DeviceToken {
+  deviceId: string;
+  token: string;
+}
+
+export interface PushRequestView {
+  id: string;
+  deviceId: string;
+  username: string;
+  kind: 'login' | 'step_up';
+  app: 'portal' | 'trading';
+  ip: string | null;
+  requestedAt: string;
+  expiresAt: string;
+  question: string;
+}
+
+export interface AppMessageView {
+  id: string;
+  deviceId: string;
+  kind: 'temporary_password';
+  createdAt: string;
+  sealed: SealedMessage;
+}
+
+export interface PollResult {
+  requests: PushRequestView[];
+  messages: AppMessageView[];
+  revoked: string[];
+}
+
+export interface PushAnswer extends DeviceToken {
+  decision: 'approve' | 'deny';
+  number: string;
+  proof: string;
+  signature: string;
+  assertion?: unknown;
+}
+
+const PUSH_KINDS = ['login', 'step_up'] as const;
+const suite = parseOcraSuite(MOBILE_SUITE);
+
+export function appTokenHash(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('base64url');
+}
+
+export type PushRequestsDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'devices' | 'users' | 'lockout' | 'signals' | 'config' | 'notifier'> & {
+  provider: PushProvider;
+  firstFactor: FirstFactor;
+};
+
+const REQUEST_ID = /^req_[A-Za-z0-9_-]{43}$/;
+
+export class PushRequests {
+  constructor(private readonly deps: PushRequestsDeps) {}
+
+  /** The id the phone knows a flow's push request by (never the flow id itself). */
+  private requestId(flowId: string): string {
+    return `req_${this.deps.box.digest(flowId, 'push-request')}`;
+  }
+
+  /** The flows of a device that wait for its answer, oldest first. */
+  private waitingFlows(deviceIds: string[]) {
+    return this.deps.store.db
+      .selectFrom('login_flows')
+      .selectAll()
+      .where('device_id', 'in', deviceIds)
+      .where('state', '=', 'second_factor')
+      .where('kind', 'in', [...PUSH_KINDS])
+      .where('expires_at', '>', this.deps.clock.now())
+      .orderBy('created_at')
+      .execute()
+      .then((rows) => rows.filter((row) => row.prompt !== null && (JSON.parse(row.prompt) as Prompt).type === 'push'));
+  }
+
+  /**
+   * A new push request: open apps hear of it over their live connection at
+   * once; a closed one is woken through the push provider in the background,
+   * so that a slow push service never holds up the login page.
+   */
+  async announce(row: FlowRow, language?: Language): Promise<void> {
+    await this.deps.signals.publish(deviceTopic(row.device_id!));
+    void this.wake(row, language).catch(() => undefined);
+  }
+
+  /** K3: the push provider wakes the app (never with the number, K13); audited. */
+  private async wake(row: FlowRow, language?: Language): Promise<void> {
+    const { store, box, provider, audit, users, config } = this.deps;
+    const subscription = await store.db.selectFrom('push_subscriptions').select('subscription_enc').where('device_id', '=', row.device_id!).executeTakeFirst();
+    if (!subscription) return;
+    const user = await users.get(row.user_id);
+    const t = translator(language ?? config.defaultLanguage);
+    const outcome = await provider.send(box.openJson<PushSubscription>(subscription.subscription_enc, `push:${row.device_id}`), {
+      requestId: this.requestId(row.id),
+      username: user.username,
+      kind: row.kind === 'step_up' ? 'step_up' : 'login',
+      app: row.app,
+      expiresAt: new Date(row.expires_at).toISOString(),
+      title: t('mobile.push.title'),
+      body: t('mobile.push.body', { username: user.username, app: t(`apps.${row.app}`) }),
+    });
+    if (outcome.status === 'expired') await store.db.deleteFrom('push_subscriptions').where('device_id', '=', row.device_id!).execute();
+    await audit.record({
+      event: outcome.status === 'sent' ? 'push.sent' : 'push.failed',
+      userId: row.user_id,
+      username: row.username,
+      data: { flowId: row.id, deviceId: row.device_id, provider: provider.name, status: outcome.status, ...(outcome.status === 'failed' ? { error: outcome.error } : {}) },
+    });
+  }
+
+  /** The active authenticator a token opens; APP_TOKEN_INVALID when revoked, migrated away or unknown. */
+  async authenticateApp(input: DeviceToken): Promise<{ device: Device; secret: MobileSecret }> {
+    const { devices } = this.deps;
+    const device = await devices.get(input.deviceId).catch(() => null);
+    if (!device || device.type !== 'mobile' || device.state !== 'active') throw new SlsError('APP_TOKEN_INVALID');
+    const secret = (await devices.context(device)).secret<MobileSecret>();
+    if (!constantTimeEqual(appTokenHash(input.token), secret.appTokenHash)) throw new SlsError('APP_TOKEN_INVALID');
+    return { device, secret };
+  }
+
+  /** K3: where a closed app is woken (a Web Push subscription, for instance). */
+  async subscribe(input: DeviceToken, subscription: PushSubscription): Promise<void> {
+    const { device } = await this.authenticateApp(input);
+    const { store, box, clock } = this.deps;
+    const sealed = box.sealJson(subscription, `push:${device.id}`);
+    await store.db
+      .insertInto('push_subscriptions')
+      .values({ device_id: device.id, subscription_enc: sealed, created_at: clock.now() })
+      .onConflict((oc) => oc.column('device_id').doUpdateSet({ subscription_enc: sealed, created_at: clock.now() }))
+      .execute();
+  }
+
+  private async pending(devices: Device[]): Promise<Omit<PollResult, 'revoked'>> {
+    const { store, clock, box, users } = this.deps;
+    if (devices.length === 0) return { requests: [], messages: [] };
+    const now = clock.now();
+    const ids = devices.map((d) => d.id);
+    const requests: PushRequestView[] = [];
+    for (const row of await this.waitingFlows(ids)) {
+      const verifier = box.openJson<PushVerifier>(row.verifier!, verifierContext(row.kind, row.id));
+      requests.push({
+        id: this.requestId(row.id),
+        deviceId: row.device_id!,
+        username: (await users.get(row.user_id)).username,
+        kind: row.kind === 'step_up' ? 'step_up' : 'login',
+        app: row.app,
+        ip: row.ip,
+        requestedAt: new Date(row.created_at).toISOString(),
+        expiresAt: new Date(row.expires_at).toISOString(),
+        question: verifier.question,
+      });
+    }
+    const messages = await store.db.selectFrom('app_messages').selectAll().where('device_id', 'in', ids).where('expires_at', '>', now).orderBy('created_at').execute();
+    return {
+      requests,
+      messages: messages.map((m) => ({ id: m.id, deviceId: m.device_id, kind: m.kind, createdAt: new Date(m.created_at).toISOString(), sealed: JSON.parse(m.sealed) as SealedMessage })),
+    };
+  }
+
+  /**
+   * The app's live connection (K3): the requests and messages waiting for
+   * its users, answered as soon as there are any, or after `waitMs`. Devices
+   * whose activation no longer works (migrated to another phone, K7) are
+   * named in `revoked`.
+   */
+  async poll(tokens: DeviceToken[], waitMs: number, abort?: AbortSignal): Promise<PollResult> {
+    const devices: Device[] = [];
+    const revoked: string[] = [];
+    for (const token of tokens) {
+      try {
+        devices.push((await this.authenticateApp(token)).device);
+      } catch (error) {
+        if (!(error instanceof SlsError && error.code === 'APP_TOKEN_INVALID')) throw error;
+        revoked.push(token.deviceId);
+      }
+    }
+    if (devices.length === 0) return { requests: [], messages: [], revoked };
+    const ids = devices.map((d) => d.id);
+    const found = await this.deps.signals.waitFor(
+      ids.map(deviceTopic),
+      waitMs,
+      async (): Promise<PollResult | null> => {
+        // an activation moved to another phone meanwhile is told at once (K7)
+        const active = await this.deps.store.db.selectFrom('devices').select('id').where('id', 'in', ids).where('state', '=', 'active').execute();
+        const gone = ids.filter((id) => !active.some((a) => a.id === id));
+        const pending = await this.pending(devices.filter((d) => !gone.includes(d.id)));
+        return gone.length + pending.requests.length + pending.messages.length > 0 ? { ...pending, revoked: gone } : null;
+      },
+      abort,
+    );
+    return { requests: found?.requests ?? [], messages: found?.messages ?? [], revoked: [...revoked, ...(found?.revoked ?? [])] };
+  }
+
+  /** K14: the app has shown the message; it is deleted. */
+  async acknowledge(messageId: string, token: DeviceToken): Promise<void> {
+    const { device } = await this.authenticateApp(token);
+    await this.deps.store.db.deleteFrom('app_messages').where('id', '=', messageId).where('device_id', '=', device.id).execute();
+  }
+
+  /** K14: temporary passwords the app never fetched are deleted once they expire. */
+  async purgeExpiredMessages(): Promise<number> {
+    const deleted = await this.deps.store.db.deleteFrom('app_messages').where('expires_at', '<=', this.deps.clock.now()).executeTakeFirst();
+    return Number(deleted.numDeletedRows);
+  }
+
+  /** K14: a message sealed to the phone (only it can open it), waiting for the app. */
+  async sendMessage(trx: Tx, device: Device, kind: 'temporary_password', plaintext: string): Promise<string> {
+    const { clock, box, config } = this.deps;
+    const secret = box.openJson<MobileSecret>((await trx.selectFrom('devices').select('secret_enc').where('id', '=', device.id).executeTakeFirstOrThrow()).secret_enc!, `device:${device.id}`);
+    const id = newId('msg');
+    const now = clock.now();
+    await trx
+      .insertInto('app_messages')
+      .values({ id, device_id: device.id, kind, sealed: JSON.stringify(sealToPhone(secret.agreementKey, plaintext)), created_at: now, expires_at: now + config.policy.appMessageTtlMs })
+      .execute();
+    return id;
+  }
+
+  /**
+   * K3, K13: the phone's answer. Approve: the number typed must be the one
+   * on the login screen, the PIN proof (or the biometric assertion) right,
+   * the signature the phone's. Deny ("this wasn't me"): signed; the login
+   * fails, audited, and the user is told.
+   */
+  async answer(requestId: string, input: PushAnswer, where: WebOrigin): Promise<{ state: 'approved' | 'denied' }> {
+    const { store, clock, box, lockout, audit, config } = this.deps;
+    const policy = config.policy;
+    const { device, secret } = await this.authenticateApp(input);
+    // late, answered or unknown: it no longer waits
+    const row = REQUEST_ID.test(requestId) ? (await this.waitingFlows([device.id])).find((r) => this.requestId(r.id) === requestId) : undefined;
+    if (!row) throw new SlsError('FLOW_EXPIRED');
+    const flowId = row.id;
+    const now = clock.now();
+    const verifier = box.openJson<PushVerifier>(row.verifier!, verifierContext(row.kind, flowId));
+    const meta = { userId: row.user_id, username: row.username, ip: row.ip };
+    const message = answerMessage(requestId, input.number, input.decision, input.proof);
+    const signed = verifyAnswer(secret.signingKey, message, input.signature);
+
+    if (input.decision === 'deny' && signed) {
+      const denied = await store.db
+        .updateTable('login_flows')
+        .set({ state: 'denied', updated_at: now })
+        .where('id', '=', flowId)
+        .where('state', '=', 'second_factor')
+        .executeTakeFirst();
+      if (Number(denied.numUpdatedRows) !== 1) throw new SlsError('FLOW_EXPIRED');
+      await audit.record({ event: 'login.push_denied', ...meta, data: { flowId, kind: row.kind, deviceId: device.id } });
+      await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
+      const user = await this.deps.users.get(row.user_id);
+      await this.deps.notifier.notify(user, 'pushDenied', { username: user.username, ip: row.ip ?? '' });
+      return { state: 'denied' };
+    }
+
+    const attempt = await lockout.begin(row.username);
+    const attempts = await reserveAnswer(store.db, flowId, now, policy.challengeMaxAttempts);
+    if (attempts === null) {
+      await lockout.release(attempt);
+      throw new SlsError('FLOW_EXPIRED');
+    }
+    let confirmedBy: Confirmation | null = null;
+    if (signed && input.decision === 'approve' && constantTimeEqual(input.number, verifier.number)) {
+      confirmedBy = await this.confirmation(device, secret, verifier, input, message, where);
+    }
+    if (confirmedBy) {
+      const approved = await store.serialized('audit_log', async (trx) => {
+        if (!(await this.deps.devices.consume(trx, device.id, `push:${flowId}`))) return false;
+        const updated = await trx
+          .updateTable('login_flows')
+          .set({ state: 'approved', confirmed_by: confirmedBy, expires_at: now + policy.approvedClaimMs, updated_at: now })
+          .where('id', '=', flowId)
+          .where('state', '=', 'second_factor')
+          .where('expires_at', '>', now)
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) !== 1) return false;
+        await lockout.release(attempt, trx);
+        await audit.append(trx, [{ event: 'login.push_approved', ...meta, data: { flowId, kind: row.kind, deviceId: device.id, confirmedBy } }]);
+        return true;
+      });
+      if (!approved) {
+        await lockout.release(attempt);
+        throw new SlsError('FLOW_EXPIRED');
+      }
+      await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
+      return { state: 'approved' };
+    }
+
+    const failure = await lockout.fail(attempt);
+    const attemptsLeft = policy.challengeMaxAttempts - attempts;
+    const entries: AuditInput[] = [
+      { event: 'login.second_factor_failed', ...meta, data: { flowId, deviceId: device.id, attemptsLeft, failures: failure.failures, push: true } },
+    ];
+    if (attemptsLeft <= 0) {
+      await failFlow(store.db, flowId, clock.now());
+      entries.push({ event: 'login.flow_exhausted', ...meta, data: { flowId } });
+    }
+    if (failure.locked) entries.push({ event: 'login.locked', ...meta, data: { until: failure.lockedUntil } });
+    await audit.record(...entries);
+    if (failure.locked) await this.deps.firstFactor.noticeLock(row.user_id, failure.lockedUntil);
+    await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
+    throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: ['hints.pushNumber'] });
+  }
+
+  /** How the approval was confirmed: biometric (a verified WebAuthn assertion), the PIN (its OCRA proof), or not at all. */
+  private async confirmation(device: Device, secret: MobileSecret, verifier: PushVerifier, input: PushAnswer, message: string, where: WebOrigin): Promise<Confirmation | null> {
+    if (input.assertion !== undefined) {
+      if (!secret.credential || input.proof !== '') return null;
+      const counter = await verifyAssertion(where, secret.credential, answerChallenge(message), input.assertion);
+      if (counter === null) return null;
+      await this.updateCounter(device, secret, counter);
+      return 'biometric';
+    }
+    const pinOk = /^\d{8}$/.test(input.proof) && verifyOcra(suite, { key: Buffer.from(secret.seed, 'hex'), question: verifier.question, pinHash: Buffer.from(secret.pinHash, 'hex') }, input.proof);
+    return pinOk ? 'pin' : null;
+  }
+
+  /** WebAuthn's signature counter, kept to notice a cloned authenticator. */
+  private async updateCounter(device: Device, secret: MobileSecret, counter: number): Promise<void> {
+    const updated: MobileSecret = { ...secret, credential: { ...secret.credential!, counter } };
+    await this.deps.store.db.updateTable('devices').set({ secret_enc: this.deps.box.sealJson(updated, `device:${device.id}`) }).where('id', '=', device.id).execute();
+  }
+}

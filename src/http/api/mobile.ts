@@ -1,0 +1,245 @@
+/**
+ * The mobile authenticator's API (K, docs/decisions/0004): activation,
+ * migration and recovery on the phone; the app's live connection for push
+ * requests and messages; its answers. The app authenticates with the token
+ * of each activation (never a session cookie), so these routes need no CSRF
+ * check; answers are signatures by keys that never leave the phone.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Services } from '../../services.js';
+import type { WebOrigin } from '../../devices/mobile/webauthn.js';
+import { ErrorSchema } from '../errors.js';
+import { requestMeta } from '../session-cookie.js';
+
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema };
+
+const Base64Url = z.string().max(256).regex(/^[A-Za-z0-9_-]*$/);
+const PublicJwkSchema = z.object({ kty: z.literal('EC'), crv: z.literal('P-256'), x: Base64Url, y: Base64Url }).describe('P-256 public key (JWK)');
+const DeviceTokenSchema = z.object({ deviceId: z.string().max(64), token: z.string().min(1).max(128) });
+/** A WebAuthn response as JSON (base64url fields); checked by the WebAuthn library. */
+const WebAuthnJson = z.record(z.string(), z.unknown()).describe('WebAuthn response JSON, base64url fields');
+
+const ActivationSchema = z
+  .object({
+    id: z.string(),
+    purpose: z.enum(['activate', 'migrate', 'recover']),
+    username: z.string(),
+    proof: z.enum(['sms', 'device', 'pin']).describe('sms: an activation token by SMS; device: the answer of the active physical device; pin: the recovery PIN'),
+    phones: z.array(z.object({ id: z.string(), number: z.string().describe('masked'), verified: z.boolean() })),
+    canAddPhone: z.boolean(),
+    challenge: z.looseObject({ type: z.enum(['sms', 'ocra', 'index']) }).nullable().describe('The SMS sent (type sms), or the physical device\'s challenge (ocra, index)'),
+    expiresAt: z.string(),
+    attemptsLeft: z.number().int(),
+    webauthn: z
+      .object({
+        challenge: z.string(),
+        rp: z.object({ id: z.string().optional(), name: z.string() }),
+        user: z.object({ id: z.string(), name: z.string(), displayName: z.string() }),
+        pubKeyCredParams: z.array(z.object({ type: z.literal('public-key'), alg: z.number().int() })),
+        timeout: z.number().int().optional(),
+        excludeCredentials: z.array(z.unknown()).optional(),
+        authenticatorSelection: z.object({ authenticatorAttachment: z.string().optional(), userVerification: z.string().optional(), residentKey: z.string().optional(), requireResidentKey: z.boolean().optional() }).optional(),
+        attestation: z.string().optional(),
+        hints: z.array(z.string()).optional(),
+        extensions: z.object({ credProps: z.boolean().optional() }).optional(),
+      })
+      .describe('Options for navigator.credentials.create (biometric confirmation), base64url fields'),
+  })
+  .describe('MobileActivation');
+
+const PushRequestSchema = z.object({
+  id: z.string(),
+  deviceId: z.string(),
+  username: z.string(),
+  kind: z.enum(['login', 'step_up']),
+  app: z.enum(['portal', 'trading']),
+  ip: z.string().nullable(),
+  requestedAt: z.string(),
+  expiresAt: z.string(),
+  question: z.string().describe('8 digits; the OCRA response to it, with the PIN, is the proof of a PIN approval'),
+});
+
+const SealedSchema = z.object({ serverKey: PublicJwkSchema, salt: z.string(), nonce: z.string(), ciphertext: z.string() });
+
+const ActivationParams = z.object({ id: z.string().max(64) });
+
+/** Where the app runs (the server's own origin): WebAuthn credentials are bound to it. */
+export function webOrigin(request: FastifyRequest): WebOrigin {
+  return { origin: `${request.protocol}://${request.host}`, rpId: request.hostname };
+}
+
+export function mobileApi(services: Services): FastifyPluginAsync {
+  return async (fastify) => {
+    const app = fastify.withTypeProvider<ZodTypeProvider>();
+    const { mobileEnrolment, pushRequests } = services;
+
+    app.post(
+      '/mobile/activations',
+      {
+        schema: {
+          tags: ['mobile authenticator'],
+          summary: 'Start activating the mobile authenticator on this phone, moving it here, or recovering it (K1, K7, K8)',
+          description:
+            'Username and password first (the login\'s lock and answers: 401 INVALID_CREDENTIALS, 423 LOCKED). Then the proof named in ' +
+            '`proof`. 409 MOBILE_ALREADY_ACTIVE (activate when one is active: migrate instead), 409 MOBILE_NOT_ACTIVE (migrate or recover with none).',
+          body: z.object({
+            username: z.string().min(1).max(256),
+            password: z.string().min(1).max(1024),
+            purpose: z.enum(['activate', 'migrate', 'recover']),
+          }),
+          response: { 200: ActivationSchema, ...errors },
+        },
+      },
+      async (request) => mobileEnrolment.start({ ...request.body, ...requestMeta(request) }, webOrigin(request)),
+    );
+
+    app.post(
+      '/mobile/activations/:id/token',
+      {
+        schema: {
+          tags: ['mobile authenticator'],
+          summary: 'Send the activation token by SMS (K1): to a number on record, or to one added here',
+          description:
+            '`{"phoneId"}` of `phones`, or `{"country", "number"}` (M6: the country as ISO code, the digits alone) when `canAddPhone`. ' +
+            '429 SMS_TOO_SOON (one token every 30 s), 429 SMS_RATE_LIMITED, 400 PHONE_INVALID.',
+          params: ActivationParams,
+          body: z.union([z.object({ phoneId: z.string().max(64) }), z.object({ country: z.string().max(8), number: z.string().max(32) })]),
+          response: { 200: ActivationSchema, ...errors },
+        },
+      },
+      async (request) => mobileEnrolment.sendToken(request.params.id, request.body, requestMeta(request), webOrigin(request)),
+    );
+
+    app.post(
+      '/mobile/activations/:id/complete',
+      {
+        schema: {
+          tags: ['mobile authenticator'],
+          summary: 'Finish: the proof, the PIN (K2) and the public keys made on the phone',
+          description:
+            '`response` is the activation token, the physical device\'s answer or the recovery PIN. The PIN has 4 to 6 characters with at least ' +
+            'one digit (400 INVALID_PIN). `credential` registers fingerprint or face confirmation (WebAuthn). A wrong proof: 401 LOGIN_FAILED ' +
+            'with attemptsLeft (3 in all, each counted towards the lock). On success the previous authenticator of the user stops working, ' +
+            'SMS is removed (M3) and temporary access ends (D4).',
+          params: ActivationParams,
+          body: z.object({
+            response: z.string().min(1).max(64),
+            pin: z.string().max(64),
+            signingKey: PublicJwkSchema,
+            agreementKey: PublicJwkSchema,
+            label: z.string().max(200).optional(),
+            credential: WebAuthnJson.optional(),
+          }),
+          response: {
+            200: z.object({
+              deviceId: z.string(),
+              username: z.string(),
+              serverKey: PublicJwkSchema.describe('With the salt and the phone\'s agreement key: the challenge/response key (ECDH, HKDF-SHA-256)'),
+              salt: z.string(),
+              suite: z.string().describe('The OCRA suite of challenge/response'),
+              appToken: z.string().describe('Authenticates the app\'s live connection; shown once'),
+              biometric: z.boolean(),
+              credentialId: z.string().nullable(),
+            }),
+            ...errors,
+          },
+        },
+      },
+      async (request, reply) => {
+        reply.header('cache-control', 'no-store');
+        return mobileEnrolment.complete(request.params.id, request.body, requestMeta(request), webOrigin(request));
+      },
+    );
+
+    app.post(
+      '/mobile/requests',
+      {
+        schema: {
+          tags: ['mobile authenticator'],
+          summary: 'The app\'s live connection: push requests and messages for its users (K3, K14)',
+          description:
+            'Answers at once when something waits, when a request is made (on any server process), or after `wait` seconds (at most 25). ' +
+            '`revoked` names the devices whose activation no longer works (moved to another phone, K7).',
+          body: z.object({ devices: z.array(DeviceTokenSchema).max(20), wait: z.number().int().min(0).max(25).default(0) }),
+          response: {
+            200: z.object({
+              requests: z.array(PushRequestSchema),
+              messages: z.array(z.object({ id: z.string(), deviceId: z.string(), kind: z.literal('temporary_password'), createdAt: z.string(), sealed: SealedSchema })),
+              revoked: z.array(z.string()),
+            }),
+            ...errors,
+          },
+        },
+      },
+      async (request, reply) => {
+        // a client that goes away stops the wait
+        const abort = new AbortController();
+        reply.raw.once('close', () => abort.abort());
+        reply.header('cache-control', 'no-store');
+        return pushRequests.poll(request.body.devices, request.body.wait * 1000, abort.signal);
+      },
+    );
+
+    app.post(
+      '/mobile/requests/:id',
+      {
+        schema: {
+          tags: ['mobile authenticator'],
+          summary: 'Answer a push request: approve with the number shown on the login screen, or deny ("this wasn\'t me")',
+          description:
+            '`signature` is the phone\'s ECDSA P-256 signature over "sls-push-answer/1\\n{id}\\n{number}\\n{decision}\\n{proof}". Approve with the PIN: ' +
+            '`proof` = OCRA response to the request\'s question with the PIN; with biometric: `proof` = "" and `assertion`, a WebAuthn assertion ' +
+            'over SHA-256 of the signed text. A wrong number, PIN or signature: 401 LOGIN_FAILED (counted like a wrong answer); late or ' +
+            'already answered: 410 FLOW_EXPIRED; 401 APP_TOKEN_INVALID.',
+          params: ActivationParams,
+          body: DeviceTokenSchema.extend({
+            decision: z.enum(['approve', 'deny']),
+            number: z.string().max(8),
+            proof: z.string().max(16),
+            signature: z.string().max(200),
+            assertion: WebAuthnJson.optional(),
+          }),
+          response: { 200: z.object({ state: z.enum(['approved', 'denied']) }), ...errors },
+        },
+      },
+      async (request) => pushRequests.answer(request.params.id, request.body, webOrigin(request)),
+    );
+
+    app.post(
+      '/mobile/messages/:id/ack',
+      {
+        schema: {
+          tags: ['mobile authenticator'],
+          summary: 'The app has shown a message (a temporary password, K14): it is deleted',
+          params: ActivationParams,
+          body: DeviceTokenSchema,
+          response: { 200: z.object({ ok: z.literal(true) }), ...errors },
+        },
+      },
+      async (request) => {
+        await pushRequests.acknowledge(request.params.id, request.body);
+        return { ok: true as const };
+      },
+    );
+
+    app.post(
+      '/mobile/push-subscription',
+      {
+        schema: {
+          tags: ['mobile authenticator'],
+          summary: 'Where the phone\'s push service wakes the closed app (a Web Push subscription)',
+          body: DeviceTokenSchema.extend({
+            subscription: z.object({ endpoint: z.string().url().max(2048).startsWith('https://'), keys: z.object({ p256dh: Base64Url, auth: Base64Url }) }),
+          }),
+          response: { 200: z.object({ ok: z.literal(true) }), ...errors },
+        },
+      },
+      async (request) => {
+        await pushRequests.subscribe(request.body, request.body.subscription);
+        return { ok: true as const };
+      },
+    );
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * Step-up (V1, K11): a portal task asks the signed-in user to verify again
+ * with a device. The mobile authenticator answers with a push approval
+ * (then `complete`), or offline; other devices answer their challenge. The
+ * session's `verifiedAt` tells a portal task when it last happened.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Services } from '../../services.js';
+import { ErrorSchema } from '../errors.js';
+import { requireSession, requireSessionToChange } from '../session-cookie.js';
+import { ChallengeSchema } from './schemas.js';
+
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema };
+const StepUpSchema = z
+  .object({
+    id: z.string(),
+    state: z.enum(['second_factor', 'approved', 'done', 'failed', 'denied', 'expired']).describe('done: verified; approved: approved on the phone, POST complete'),
+    deviceId: z.string(),
+    challenge: ChallengeSchema.nullable(),
+    expiresAt: z.string(),
+    attemptsLeft: z.number().int(),
+  })
+  .describe('StepUp');
+const StepUpParams = z.object({ id: z.string().max(64) });
+
+export function stepUpApi(services: Services): FastifyPluginAsync {
+  return async (fastify) => {
+    const app = fastify.withTypeProvider<ZodTypeProvider>();
+    const security: Record<string, string[]>[] = [{ bearer: [] }, { cookie: [] }];
+    const { stepUp } = services;
+
+    app.post(
+      '/step-up',
+      {
+        schema: {
+          tags: ['step-up'],
+          summary: 'Verify again with your device, for a portal task (V1): a push to the mobile authenticator, or the device\'s challenge',
+          security,
+          response: { 200: StepUpSchema, ...errors },
+        },
+      },
+      async (request) => {
+        const { session } = await requireSessionToChange(request, services.sessions);
+        return stepUp.start(session, request.language);
+      },
+    );
+
+    app.get(
+      '/step-up/:id',
+      {
+        schema: {
+          tags: ['step-up'],
+          summary: 'A step-up; with `wait` (seconds, at most 25), answers when it no longer waits for the phone',
+          security,
+          params: StepUpParams,
+          querystring: z.object({ wait: z.coerce.number().int().min(0).max(25).optional() }),
+          response: { 200: StepUpSchema, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const { session } = await requireSession(request, services.sessions);
+        const abort = new AbortController();
+        reply.raw.once('close', () => abort.abort());
+        return stepUp.wait(session, request.params.id, (request.query.wait ?? 0) * 1000, abort.signal);
+      },
+    );
+
+    app.post(
+      '/step-up/:id',
+      {
+        schema: {
+          tags: ['step-up'],
+          summary: 'Answer the step-up\'s challenge',
+          description: '401 LOGIN_FAILED with attemptsLeft (3 in all, counted towards the lock); 409 FLOW_STATE while it waits for a push approval.',
+          security,
+          params: StepUpParams,
+          body: z.object({ response: z.string().min(1).max(64) }),
+          response: { 200: StepUpSchema, ...errors },
+        },
+      },
+      async (request) => {
+        const { session } = await requireSessionToChange(request, services.sessions);
+        return stepUp.answer(session, request.params.id, request.body.response);
+      },
+    );
+
+    app.post(
+      '/step-up/:id/offline',
+      {
+        schema: { tags: ['step-up'], summary: 'No notification on the phone: a challenge for the app instead (K4)', security, params: StepUpParams, response: { 200: StepUpSchema, ...errors } },
+      },
+      async (request) => {
+        const { session } = await requireSessionToChange(request, services.sessions);
+        return stepUp.offline(session, request.params.id);
+      },
+    );
+
+    app.post(
+      '/step-up/:id/complete',
+      {
+        schema: { tags: ['step-up'], summary: 'Take the verification the phone approved (K11)', security, params: StepUpParams, response: { 200: StepUpSchema, ...errors } },
+      },
+      async (request) => {
+        const { session } = await requireSessionToChange(request, services.sessions);
+        return stepUp.complete(session, request.params.id);
+      },
+    );
+  };
+}

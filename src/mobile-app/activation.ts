@@ -1,0 +1,370 @@
+/**
+ * The activation wizard (K1, K2, K6, K7, K8): activate a user, move an
+ * activation from an old phone (migrate), or recover it after reinstalling
+ * (recover), all on this phone.
+ *
+ *   1. user name and password            → startActivation
+ *   2. the proof: an SMS to a number chosen or added (sendToken), the
+ *      physical device's challenge, or nothing (recovery)
+ *   3. the activation token, the device's response, or the recovery PIN
+ *   4. the PIN (K2) and, when the phone can, fingerprint or face
+ *      → new keys, the WebAuthn credential, completeActivation, the
+ *        challenge/response key derived and everything kept (storage.ts)
+ *
+ * A wrong token returns to step 3 with the server's message, keeping what
+ * was typed in step 4.
+ */
+import type { Activated, ActivationPurpose, ActivationView, AuthenticatorApi, WebAuthnRegistration } from './api.js';
+import { deriveOcraKey, generatePhoneKeys, pinProblem, publicKeys } from './protocol.js';
+import { saveEnrolment } from './storage.js';
+import { biometricAvailable, createCredential } from './webauthn.js';
+import { busy, byId, errorText, hasCode, input, say, t } from './dom.js';
+import { showMain } from './screens.js';
+
+type Step = 'login' | 'phone' | 'token' | 'pin' | 'done';
+
+const STEPS: Record<Step, string> = {
+  login: 'act-step-login',
+  phone: 'act-step-phone',
+  token: 'act-step-token',
+  pin: 'act-step-pin',
+  done: 'act-done',
+};
+
+/** Answers after which the activation must start again from the user name and password. */
+const RESTART = ['FLOW_EXPIRED', 'FLOW_NOT_FOUND', 'FLOW_STATE', 'LOCKED'];
+
+export interface ActivationContext {
+  api: AuthenticatorApi;
+  /** The activations changed: reload them, show them, poll for them. */
+  activated(): Promise<void>;
+  /** Done: back to the home screen. */
+  finished(): void;
+}
+
+/** A short description of this browser for the user's device list ("Chrome · Android"): names, not text. */
+export function browserLabel(): string | undefined {
+  const ua = navigator.userAgent;
+  const browser = /Edg\//.test(ua)
+    ? 'Edge'
+    : /OPR\//.test(ua)
+      ? 'Opera'
+      : /Firefox\/|FxiOS\//.test(ua)
+        ? 'Firefox'
+        : /Chrome\/|CriOS\//.test(ua)
+          ? 'Chrome'
+          : /Safari\//.test(ua)
+            ? 'Safari'
+            : '';
+  const system = /Android/.test(ua) ? 'Android' : /iPhone|iPad|iPod/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /CrOS/.test(ua) ? 'ChromeOS' : /Linux/.test(ua) ? 'Linux' : '';
+  const label = [browser, system].filter(Boolean).join(' · ');
+  return label || undefined;
+}
+
+export class ActivationWizard {
+  private purpose: ActivationPurpose = 'activate';
+  private view: ActivationView | null = null;
+  private biometric: Promise<boolean> | null = null;
+
+  constructor(private readonly context: ActivationContext) {
+    byId('act-step-login').addEventListener('submit', (event) => {
+      event.preventDefault();
+      void this.logIn();
+    });
+    byId('act-step-phone').addEventListener('submit', (event) => {
+      event.preventDefault();
+      void this.sendToken();
+    });
+    byId('act-step-token').addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.tokenTyped();
+    });
+    byId('act-step-pin').addEventListener('submit', (event) => {
+      event.preventDefault();
+      void this.activate();
+    });
+    byId('act-finish').addEventListener('click', () => this.context.finished());
+    byId('act-cancel').addEventListener('click', () => {
+      this.reset();
+      this.context.finished();
+    });
+  }
+
+  /** Opens the wizard for a purpose, empty. */
+  start(purpose: ActivationPurpose): void {
+    this.purpose = purpose;
+    this.reset();
+    byId('act-heading').textContent = t(`authenticator.activation.heading.${purpose}`);
+    byId('act-intro').textContent = t(`authenticator.activation.intro.${purpose}`);
+    this.step('login');
+    showMain('activation');
+    input('act-username').focus();
+  }
+
+  /** Forgets the activation under way and everything typed. */
+  private reset(): void {
+    this.view = null;
+    for (const id of ['act-username', 'act-password', 'act-number', 'act-token', 'act-pin', 'act-pin-again']) input(id).value = '';
+    input('act-biometric').checked = false;
+    byId('act-phone-list').replaceChildren();
+    this.error('');
+    this.notice('');
+  }
+
+  private error(message: string): void {
+    say(byId('act-error'), message, 'alert');
+  }
+
+  private notice(message: string): void {
+    say(byId('act-notice'), message, 'status');
+  }
+
+  private step(step: Step): void {
+    for (const [name, id] of Object.entries(STEPS)) byId(id).hidden = name !== step;
+    byId('act-cancel').hidden = step === 'done';
+    byId('act-intro').hidden = step !== 'login';
+  }
+
+  private required(id: string): boolean {
+    const field = input(id);
+    if (field.value.trim() !== '') {
+      field.removeAttribute('aria-invalid');
+      return true;
+    }
+    field.setAttribute('aria-invalid', 'true');
+    this.error(t('authenticator.activation.required'));
+    field.focus();
+    return false;
+  }
+
+  // step 1 -------------------------------------------------------------
+
+  private async logIn(): Promise<void> {
+    this.error('');
+    this.notice('');
+    if (!this.required('act-username') || !this.required('act-password')) return;
+    await busy(byId('act-step-login'), async () => {
+      try {
+        this.view = await this.context.api.startActivation(input('act-username').value.trim(), input('act-password').value, this.purpose);
+      } catch (error) {
+        this.error(errorText(error));
+        return;
+      }
+      input('act-password').value = '';
+      this.proofStep(this.view);
+    });
+    if (this.view === null) input('act-password').focus();
+  }
+
+  /** Step 2 or 3, as the user proves it is them. */
+  private proofStep(view: ActivationView): void {
+    if (view.proof === 'sms') {
+      if (view.challenge?.type === 'sms') this.tokenSent(view);
+      else this.phoneStep(view);
+    } else {
+      this.tokenStep(view);
+    }
+  }
+
+  // step 2: where the SMS goes -------------------------------------------
+
+  private phoneStep(view: ActivationView): void {
+    const list = byId('act-phone-list');
+    list.replaceChildren(
+      ...view.phones.map((phone, index) => {
+        const label = document.createElement('label');
+        label.className = 'choice';
+        const radio = document.createElement('input');
+        radio.type = 'radio';
+        radio.name = 'phone';
+        radio.value = phone.id;
+        radio.id = `act-phone-${phone.id}`;
+        radio.checked = index === 0;
+        label.htmlFor = radio.id;
+        label.append(radio, ' ', phone.verified ? phone.number : t('authenticator.activation.notVerified', { number: phone.number }));
+        return label;
+      }),
+    );
+    byId('act-phones').hidden = view.phones.length === 0;
+    byId('act-add-phone').hidden = !view.canAddPhone;
+    byId('act-add-phone-legend').textContent = t(view.phones.length ? 'authenticator.activation.orAddPhone' : 'authenticator.activation.addPhone');
+    this.step('phone');
+    const first = list.querySelector<HTMLInputElement>('input');
+    (first ?? input('act-number')).focus();
+  }
+
+  private async sendToken(): Promise<void> {
+    const view = this.view;
+    if (!view) return;
+    this.error('');
+    this.notice('');
+    const number = input('act-number').value.trim();
+    const chosen = byId('act-phone-list').querySelector<HTMLInputElement>('input[name=phone]:checked');
+    let to: { phoneId: string } | { country: string; number: string };
+    if (view.canAddPhone && (number !== '' || !chosen)) {
+      if (!this.required('act-number')) return;
+      to = { country: byId<HTMLSelectElement>('act-country').value, number };
+    } else if (chosen) {
+      to = { phoneId: chosen.value };
+    } else {
+      return;
+    }
+    await busy(byId('act-step-phone'), async () => {
+      try {
+        this.view = await this.context.api.sendToken(view.id, to);
+      } catch (error) {
+        this.error(errorText(error));
+        if (hasCode(error, ...RESTART)) this.restart();
+        return;
+      }
+      this.tokenSent(this.view);
+    });
+  }
+
+  /** The SMS went out: step 3; it did not: step 2 again, with why. */
+  private tokenSent(view: ActivationView): void {
+    const challenge = view.challenge;
+    if (challenge?.type === 'sms' && challenge.delivery !== 'sent') {
+      this.error(t(challenge.delivery === 'limited' ? 'authenticator.activation.tokenLimited' : 'authenticator.activation.tokenFailed', { to: challenge.to }));
+      this.phoneStep(view);
+      return;
+    }
+    if (challenge?.type === 'sms') {
+      this.notice(t(challenge.channel === 'voice' ? 'authenticator.activation.tokenCalled' : 'authenticator.activation.tokenSent', { to: challenge.to }));
+    }
+    this.tokenStep(view);
+  }
+
+  // step 3: the token, the device's response, or the recovery PIN ---------
+
+  private tokenStep(view: ActivationView): void {
+    const token = input('act-token');
+    byId('act-token-label').textContent = t(`authenticator.activation.token.${view.proof}`);
+    token.type = view.proof === 'pin' ? 'password' : 'text';
+    token.autocomplete = view.proof === 'sms' ? 'one-time-code' : 'off';
+    token.inputMode = view.proof === 'pin' ? 'text' : 'numeric';
+    const challenge = view.challenge;
+    const device = byId('act-device');
+    device.hidden = view.proof !== 'device' || !challenge || challenge.type === 'sms';
+    if (challenge?.type === 'ocra') byId('act-challenge').textContent = challenge.question;
+    else if (challenge?.type === 'index') byId('act-challenge').textContent = t('authenticator.activation.indexes', { first: challenge.indexes[0], second: challenge.indexes[1] });
+    else byId('act-challenge').textContent = '';
+    this.step('token');
+    token.focus();
+  }
+
+  private tokenTyped(): void {
+    this.error('');
+    if (!this.required('act-token')) return;
+    this.pinStep();
+  }
+
+  // step 4: the PIN, fingerprint or face, and the keys ---------------------
+
+  private pinStep(): void {
+    this.step('pin');
+    this.biometric ??= biometricAvailable();
+    void this.biometric.then((available) => {
+      byId('act-biometric-field').hidden = !available;
+    });
+    input('act-pin').focus();
+  }
+
+  private async activate(): Promise<void> {
+    const view = this.view;
+    if (!view) return;
+    this.error('');
+    const pin = input('act-pin').value;
+    const problem = pinProblem(pin);
+    if (problem) {
+      this.error(t(`authenticator.activation.pinProblem.${problem}`));
+      input('act-pin').setAttribute('aria-invalid', 'true');
+      input('act-pin').focus();
+      return;
+    }
+    input('act-pin').removeAttribute('aria-invalid');
+    if (input('act-pin-again').value !== pin) {
+      this.error(t('authenticator.activation.pinProblem.mismatch'));
+      input('act-pin-again').setAttribute('aria-invalid', 'true');
+      input('act-pin-again').focus();
+      return;
+    }
+    input('act-pin-again').removeAttribute('aria-invalid');
+    const withBiometric = !byId('act-biometric-field').hidden && input('act-biometric').checked;
+    await busy(byId('act-step-pin'), async () => {
+      const keys = await generatePhoneKeys();
+      let credential: WebAuthnRegistration | undefined;
+      if (withBiometric) {
+        try {
+          credential = await createCredential(view.webauthn);
+        } catch {
+          this.error(t('authenticator.activation.biometricFailed'));
+          return;
+        }
+      }
+      const label = browserLabel();
+      let activated: Activated;
+      try {
+        activated = await this.context.api.completeActivation(view.id, {
+          response: input('act-token').value.trim(),
+          pin,
+          ...(await publicKeys(keys)),
+          ...(label ? { label } : {}),
+          ...(credential ? { credential } : {}),
+        });
+      } catch (error) {
+        if (hasCode(error, 'LOGIN_FAILED')) {
+          // a wrong token: type it again; the PIN stays as typed
+          this.tokenStep(view);
+          this.error(errorText(error));
+          input('act-token').select();
+        } else if (hasCode(error, ...RESTART)) {
+          this.restart();
+          this.error(errorText(error));
+        } else {
+          this.error(errorText(error));
+        }
+        return;
+      }
+      try {
+        const ocraKey = await deriveOcraKey(keys.agreement.privateKey, activated.serverKey, activated.salt);
+        await saveEnrolment({
+          username: activated.username,
+          deviceId: activated.deviceId,
+          appToken: activated.appToken,
+          serverKey: activated.serverKey,
+          salt: activated.salt,
+          suite: activated.suite,
+          biometric: activated.biometric,
+          credentialId: activated.credentialId ?? (credential ? credential.rawId : null),
+          rpId: credential ? view.webauthn.rp.id || null : null,
+          signingKey: keys.signing.privateKey,
+          agreementKey: keys.agreement.privateKey,
+          ocraKey,
+          activatedAt: new Date().toISOString(),
+          revoked: false,
+        });
+      } catch {
+        this.error(t('authenticator.errors.storage'));
+        return;
+      }
+      for (const id of ['act-token', 'act-pin', 'act-pin-again']) input(id).value = '';
+      input('act-biometric').checked = false;
+      this.view = null;
+      this.notice('');
+      byId('act-done-text').textContent = t('authenticator.activation.done', { username: activated.username });
+      this.step('done');
+      byId('act-finish').focus();
+      await this.context.activated();
+    });
+  }
+
+  /** The activation is gone (expired, locked): from the user name and password again. */
+  private restart(): void {
+    this.view = null;
+    this.notice('');
+    input('act-password').value = '';
+    this.step('login');
+    input('act-password').focus();
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Signals between requests, and between server processes: "something about
+ * this flow / this device changed". A login page waiting for the phone's
+ * approval, and a phone's app waiting for push requests, hold a live
+ * connection that such a signal wakes (K3).
+ *
+ * On PostgreSQL every process LISTENs on one channel and signals are sent
+ * with NOTIFY, so a login started on one process learns of an approval that
+ * arrived on another, with no extra service. On SQLite (one process) they
+ * stay in memory. Signals only wake: waiters read the database again, and
+ * every few seconds anyway (every 2 s; 10 s while PostgreSQL listens), so a
+ * lost signal delays and never misleads.
+ */
+import { EventEmitter } from 'node:events';
+import pg from 'pg';
+import { sql } from 'kysely';
+import type { Store } from '../store/database.js';
+
+const CHANNEL = 'sls_signals';
+/** Waiters read the database again at least this often (SQLite, or PostgreSQL while not listening) … */
+const RECHECK_MS = 2_000;
+/** … and this often while a PostgreSQL connection listens (signals then arrive from every process). */
+const LISTENING_RECHECK_MS = 10_000;
+const RECONNECT_MS = 1_000;
+
+export interface Signals {
+  /** Tells every waiter on these topics (in every process) to look again. */
+  publish(...topics: string[]): Promise<void>;
+  /**
+   * Calls `check` until it gives a value, waking on the topics' signals and
+   * every few seconds; null when `timeoutMs` passes (or `abort` fires) first.
+   */
+  waitFor<T>(topics: string[], timeoutMs: number, check: () => Promise<T | null>, abort?: AbortSignal): Promise<T | null>;
+  close(): Promise<void>;
+}
+
+export const flowTopic = (flowId: string): string => `flow:${flowId}`;
+export const deviceTopic = (deviceId: string): string => `device:${deviceId}`;
+
+class LocalSignals implements Signals {
+  protected readonly emitter = new EventEmitter().setMaxListeners(0);
+  protected closed = false;
+
+  async publish(...topics: string[]): Promise<void> {
+    for (const topic of topics) this.emitter.emit(topic);
+  }
+
+  protected async ready(): Promise<void> {}
+
+  /** How long a waiter may rely on signals before it reads the database again. */
+  protected recheckMs(): number {
+    return RECHECK_MS;
+  }
+
+  /** Resolves on a signal of one of the topics, after `ms`, or when aborted. */
+  private next(topics: string[], ms: number, abort?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        for (const topic of topics) this.emitter.off(topic, done);
+        abort?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      for (const topic of topics) this.emitter.on(topic, done);
+      abort?.addEventListener('abort', done);
+    });
+  }
+
+  async waitFor<T>(topics: string[], timeoutMs: number, check: () => Promise<T | null>, abort?: AbortSignal): Promise<T | null> {
+    const end = Date.now() + timeoutMs;
+    await this.ready();
+    for (;;) {
+      const value = await check();
+      const left = end - Date.now();
+      if (value !== null || left <= 0 || abort?.aborted || this.closed) return value;
+      await this.next(topics, Math.min(left, this.recheckMs()), abort);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.emitter.emit('close');
+  }
+}
+
+/** NOTIFY to send, one LISTENing connection per process to receive. */
+class PostgresSignals extends LocalSignals {
+  private client: pg.Client | null = null;
+  private connecting: Promise<void> | null = null;
+
+  constructor(private readonly store: Store) {
+    super();
+  }
+
+  override async publish(...topics: string[]): Promise<void> {
+    for (const topic of topics) await sql`select pg_notify(${CHANNEL}, ${topic})`.execute(this.store.db);
+  }
+
+  protected override recheckMs(): number {
+    return this.client ? LISTENING_RECHECK_MS : RECHECK_MS;
+  }
+
+  /** Listens from the first waiter on; a lost connection is opened again (waiters poll meanwhile). */
+  protected override ready(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.connecting ??= this.listen().catch(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  private async listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.store.location });
+    client.on('notification', (message) => {
+      if (message.payload) this.emitter.emit(message.payload);
+    });
+    client.on('error', () => {
+      this.client = null;
+      this.connecting = null;
+      client.end().catch(() => undefined);
+      if (!this.closed) setTimeout(() => void this.ready(), RECONNECT_MS).unref();
+    });
+    await client.connect();
+    await client.query(`listen ${CHANNEL}`);
+    if (this.closed) {
+      await client.end();
+      return;
+    }
+    this.client = client;
+  }
+
+  override async close(): Promise<void> {
+    await super.close();
+    const client = this.client;
+    this.client = null;
+    await client?.end().catch(() => undefined);
+  }
+}
+
+export function openSignals(store: Store): Signals {
+  return store.dialect === 'postgres' ? new PostgresSignals(store) : new LocalSignals();
+}
