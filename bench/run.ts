@@ -8,6 +8,8 @@
  *   3. second-factor responses/s (flows opened beforehand) vs GET /api/v1/health
  *      with the same client and concurrency
  *   4. L1: p50 of a wrong password for an existing vs an unknown user
+ *   5. K3: approval-to-login latency of the mobile authenticator (p50/p99),
+ *      vs GET /api/v1/health one at a time (bench/approval.ts)
  *
  * Prints a table, writes .bench/results.json, exits non-zero if any request
  * did not get the expected answer. Other processes using the CPU distort
@@ -33,6 +35,7 @@ import type { CardFile } from '../src/devices/devices.js';
 import { closedLoop, cpuWindow, waitForQuiet, latencyStats, machine, ownCpuMs, percent, round, table, type CpuShares, type Failure, type LoadResult } from './lib.js';
 import { startServer, type RunningServer } from './server.js';
 import { CLIENT, closeClient, describe, get, parse, postJson, type Reply } from './http.js';
+import { activatePhone, approvalPhase, type BenchPhone } from './approval.js';
 
 // ---- sizes: bounded loops, about a minute and a half in all on 2 cores ----
 const CONCURRENCY = intFromEnv('BENCH_CONCURRENCY', 8);
@@ -390,6 +393,7 @@ async function main(): Promise<void> {
     let loginUsers: BenchUser[];
     let flowUsers: BenchUser[];
     let l1Users: BenchUser[];
+    let phone: BenchPhone;
     try {
       loginUsers = await createUsers(services, Array.from({ length: CONCURRENCY }, (_, vu) => `blogin${vu}`));
       flowUsers = await createUsers(
@@ -397,6 +401,7 @@ async function main(): Promise<void> {
         Array.from({ length: CONCURRENCY * FLOW_USERS_PER_VU }, (_, i) => `bflow${i}`),
       );
       l1Users = await createUsers(services, Array.from({ length: L1_USERS }, (_, i) => `benum${i}`));
+      phone = await activatePhone(services, 'bphone', PASSWORD);
     } finally {
       await services.close();
     }
@@ -419,6 +424,10 @@ async function main(): Promise<void> {
 
     progress(`phase 4: ${L1_SAMPLES} wrong passwords each for existing and unknown users`);
     const enumeration = await enumerationPhase(server, l1Users, m.cores);
+
+    progress('phase 5: approvals on the mobile authenticator, one at a time, then GET /api/v1/health');
+    await quiet('approval', m.cores, server.pid);
+    const approval = await approvalPhase(server.url, phone, PASSWORD, fail);
 
     await server.stop();
     const serverStderr = server.stderr().trim();
@@ -456,6 +465,9 @@ async function main(): Promise<void> {
           ...loadRow('3  bare endpoint: GET /api/v1/health', second.health),
           ['4  wrong password, existing user (1 at a time)', null, enumeration.existing.p50Ms, enumeration.existing.p99Ms, null, null, null, null, null, `${enumeration.existing.n}`],
           ['4  wrong password, unknown user (1 at a time)', null, enumeration.unknown.p50Ms, enumeration.unknown.p99Ms, null, null, null, null, null, `${enumeration.unknown.n}`],
+          ['5  approval sent → waiting login page told (1 at a time)', null, approval.toPageNotified.p50Ms, approval.toPageNotified.p99Ms, null, null, null, null, null, `${approval.toPageNotified.n}`],
+          ['5  approval sent → login page has its session', null, approval.toSession.p50Ms, approval.toSession.p99Ms, null, null, null, null, null, `${approval.toSession.n}`],
+          ['5  bare endpoint: GET /api/v1/health (1 at a time)', null, approval.health.p50Ms, approval.health.p99Ms, null, null, null, null, null, `${approval.health.n}`],
         ],
       ),
     );
@@ -467,6 +479,7 @@ async function main(): Promise<void> {
           ['logins/s ÷ argon2id verify/s', percent(loginRatio), '≥ 90 %'],
           ['second-factor responses/s ÷ health/s', percent(secondRatio), '(reported)'],
           ['L1: p50 existing ÷ p50 unknown user', enumeration.ratio.toFixed(3), '≈ 1.0'],
+          ['K3: p50 approval → session ÷ p50 health', approval.ratioP50.toFixed(2), '(reported; 3 requests in the path)'],
           ['derived: argon2id CPU/verify ÷ server CPU/login', argon2ShareOfServer === null ? '-' : percent(argon2ShareOfServer), '(first ratio if the client were free)'],
           ['derived: bench process share of CPU per login', clientShare === null ? '-' : percent(clientShare), '(load generator)'],
         ],
@@ -519,10 +532,12 @@ async function main(): Promise<void> {
       logins,
       secondFactor: second,
       enumeration,
+      approval,
       ratios: {
         loginsPerArgon2: round(loginRatio, 4),
         secondFactorPerHealth: round(secondRatio, 4),
         enumerationP50ExistingPerUnknown: enumeration.ratio,
+        approvalToSessionP50PerHealthP50: approval.ratioP50,
         argon2CpuShareOfServerLoginCpu: argon2ShareOfServer === null ? null : round(argon2ShareOfServer, 4),
         benchProcessShareOfLoginCpu: clientShare === null ? null : round(clientShare, 4),
       },

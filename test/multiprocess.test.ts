@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATABASES, PASSWORD, openTestDatabase, type TestDatabase } from './support/harness.js';
 import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
+import { TestPhone, tokenIn } from './support/phone.js';
 
 interface Reply {
   status: number;
@@ -56,6 +57,29 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
     expect(done.status).toBe(200);
     const session = await fetch(`${a.url}/api/v1/session`, { headers: { authorization: `Bearer ${done.body.session!.token}` } });
     expect(session.status).toBe(200);
+  });
+
+  it('K3/X4: a login started on one process is approved from a phone connected to the other; the waiting login page hears of it', async () => {
+    expect((await sls(['user', 'create', '--username', 'pushproc', '--password', PASSWORD], env)).code).toBe(0);
+    const inbox = {
+      activationToken: async (username: string) => tokenIn(JSON.parse((await sls(['outbox', '--user', username, '--json'], env)).stdout) as { template: string; body: string }[]),
+      tick: () => undefined,
+    };
+    const phone = new TestPhone(b.url, inbox);
+    await phone.activate('pushproc', { addNumber: { country: 'FR', number: '698765432' } });
+    // the phone's live connection is held by process b
+    const phoneWaits = phone.poll(20);
+    const start = await post(`${a.url}/api/v1/login`, { username: 'pushproc', password: PASSWORD, app: 'portal' });
+    expect(start.body.challenge).toMatchObject({ type: 'push' });
+    const { requests } = await phoneWaits;
+    expect(requests.map((r) => r.username)).toEqual(['pushproc']);
+    // the login page's live connection is held by process a
+    const pageWaits = fetch(`${a.url}/api/v1/login/${start.body.id}?wait=20`).then((r) => r.json() as Promise<{ state: string }>);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await phone.approve(requests[0]!, (start.body.challenge as unknown as { number: string }).number)).toEqual({ state: 'approved' });
+    expect((await pageWaits).state).toBe('approved');
+    const session = await post(`${a.url}/api/v1/login/${start.body.id}/session`, {});
+    expect([session.status, session.body.state]).toEqual([200, 'done']);
   });
 
   it('L3: 30 concurrent wrong passwords across both processes: exactly 10 are checked, then LOCKED', async () => {

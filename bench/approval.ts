@@ -1,0 +1,108 @@
+/**
+ * Phase 5 of `npm run bench`: approval-to-login latency of the mobile
+ * authenticator (K3) over loopback. A phone (the app's own protocol code,
+ * in this process) holds its live connection; a login starts; the login
+ * page holds its own; the phone approves. Measured from the moment the
+ * approval is sent until the waiting page hears "approved", and until it
+ * has taken its session. One login at a time; the baseline is a bare
+ * GET /api/v1/health one at a time, in the same run.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Services } from '../src/services.js';
+import { answerMessage, deriveOcraKey, generatePhoneKeys, ocraResponse, publicKeys, signAnswer, type AppKey } from '../src/mobile-app/protocol.js';
+import { latencyStats, round, type LatencyStats } from './lib.js';
+import { describe, get, parse, postJson } from './http.js';
+
+const WARMUP = 5;
+const SAMPLES = 60;
+const PIN = 'b3nch1';
+/** Where the app would run; only the WebAuthn options use it, and none is registered here. */
+const ORIGIN = { origin: 'http://127.0.0.1', rpId: '127.0.0.1' };
+
+export interface BenchPhone {
+  username: string;
+  deviceId: string;
+  token: string;
+  signingKey: AppKey;
+  ocraKey: AppKey;
+}
+
+/** Untimed setup, before the server starts: a user whose phone is activated by the SMS token from the outbox (K1). */
+export async function activatePhone(services: Services, username: string, password: string): Promise<BenchPhone> {
+  const meta = { ip: null, userAgent: null, language: 'en' as const };
+  const user = await services.users.create({ username, password, equityUsd: 0 }, 'bench');
+  const view = await services.mobileEnrolment.start({ username, password, purpose: 'activate', ...meta }, ORIGIN);
+  await services.mobileEnrolment.sendToken(view.id, { country: 'FR', number: '612340000' }, meta, ORIGIN);
+  const [sms] = (await services.notifier.list({ userId: user.id })).filter((n) => n.template === 'activationToken');
+  const token = /\b(\d{6})\b/.exec(sms!.body)![1]!;
+  const keys = await generatePhoneKeys();
+  const activated = await services.mobileEnrolment.complete(view.id, { response: token, pin: PIN, ...(await publicKeys(keys)) }, meta, ORIGIN);
+  return {
+    username,
+    deviceId: activated.deviceId,
+    token: activated.appToken,
+    signingKey: keys.signing.privateKey,
+    ocraKey: await deriveOcraKey(keys.agreement.privateKey, activated.serverKey, activated.salt),
+  };
+}
+
+export interface ApprovalPhase {
+  /** From sending the approval to the waiting login page hearing "approved". */
+  toPageNotified: LatencyStats;
+  /** … and to the page holding its session (POST /login/{id}/session done). */
+  toSession: LatencyStats;
+  health: LatencyStats;
+  ratioP50: number;
+}
+
+type Fail = (phase: string, what: string) => void;
+
+export async function approvalPhase(base: string, phone: BenchPhone, password: string, fail: Fail): Promise<ApprovalPhase> {
+  const notified: number[] = [];
+  const sessions: number[] = [];
+  const devices = [{ deviceId: phone.deviceId, token: phone.token }];
+  for (let i = 0; i < WARMUP + SAMPLES; i++) {
+    // the app's live connection is open before the login starts
+    const polling = postJson(`${base}/api/v1/mobile/requests`, { devices, wait: 25 });
+    const start = await postJson(`${base}/api/v1/login`, { username: phone.username, password, app: 'trading' });
+    const flow = parse<{ id: string; challenge: { type: string; number: string } }>(start);
+    if (start.status !== 200 || flow?.challenge?.type !== 'push') {
+      fail('approval', `POST /api/v1/login: ${describe(start)}`);
+      await polling;
+      continue;
+    }
+    const request = parse<{ requests: { id: string; question: string }[] }>(await polling)?.requests[0];
+    if (!request) {
+      fail('approval', 'the phone did not get the push request');
+      continue;
+    }
+    const pageWaits = get(`${base}/api/v1/login/${flow.id}?wait=25`);
+    // the phone's own work (PIN proof, signature) happens before the clock starts
+    const proof = await ocraResponse(phone.ocraKey, request.question, PIN);
+    const message = answerMessage(request.id, flow.challenge.number, 'approve', proof);
+    const body = { ...devices[0], decision: 'approve', number: flow.challenge.number, proof, signature: await signAnswer(phone.signingKey, message) };
+    const t0 = performance.now();
+    const answered = await postJson(`${base}/api/v1/mobile/requests/${request.id}`, body);
+    if (answered.status !== 200) fail('approval', `POST /api/v1/mobile/requests/{id}: ${describe(answered)}`);
+    const page = await pageWaits;
+    const t1 = performance.now();
+    if (parse<{ state: string }>(page)?.state !== 'approved') fail('approval', `GET /api/v1/login/{id}?wait: ${describe(page)}`);
+    const taken = await postJson(`${base}/api/v1/login/${flow.id}/session`, {});
+    const t2 = performance.now();
+    if (taken.status !== 200) fail('approval', `POST /api/v1/login/{id}/session: ${describe(taken)}`);
+    if (i >= WARMUP) {
+      notified.push(t1 - t0);
+      sessions.push(t2 - t0);
+    }
+  }
+  const health: number[] = [];
+  for (let i = 0; i < WARMUP + SAMPLES; i++) {
+    const t0 = performance.now();
+    const reply = await get(`${base}/api/v1/health`);
+    if (reply.status !== 200) fail('approval', `GET /api/v1/health: ${describe(reply)}`);
+    if (i >= WARMUP) health.push(performance.now() - t0);
+  }
+  const toSession = latencyStats(sessions);
+  const baseline = latencyStats(health);
+  return { toPageNotified: latencyStats(notified), toSession, health: baseline, ratioP50: round(toSession.p50Ms / baseline.p50Ms, 2) };
+}

@@ -1,0 +1,517 @@
+/**
+ * The mobile authenticator (K1–K14, M3, L6, W1) through the real HTTP
+ * stack, services and database, on SQLite and PostgreSQL. The phone is the
+ * app's own protocol code running in Node with non-extractable WebCrypto
+ * keys (test/support/phone.ts).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MINUTE, HOUR, SECOND } from '../src/clock.js';
+import { generateOcra, parseOcraSuite } from '../src/crypto/ocra.js';
+import { MOBILE_SUITE as SERVER_SUITE, sealToPhone, verifyAnswer, answerMessage as serverAnswerMessage } from '../src/devices/mobile/keys.js';
+import type { MobileSecret } from '../src/devices/mobile/mobile.js';
+import { ApiError } from '../src/mobile-app/api.js';
+import { MOBILE_SUITE, answerMessage, deriveOcraKey, generatePhoneKeys, ocraResponse, openMessage, publicKeys, signAnswer } from '../src/mobile-app/protocol.js';
+import type { User } from '../src/identity/users.js';
+import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, bearer, get, postJson, startLogin } from './support/api.js';
+import { APP_PIN, TestPhone, harnessInbox, listen, newMobile, smsUser, type Inbox } from './support/phone.js';
+import { Agent, byId, hasForm, text, textById } from './support/html.js';
+
+async function rejected(promise: Promise<unknown>): Promise<ApiError> {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error, 'the call was refused').toBeInstanceOf(ApiError);
+  return error as ApiError;
+}
+
+describe('the app\'s protocol against the server\'s (K4, K13, K14)', () => {
+  it('K4: the app\'s offline response is the server\'s OCRA (RFC 6287) of the same key, challenge and PIN', async () => {
+    expect(MOBILE_SUITE).toBe(SERVER_SUITE);
+    const keys = await generatePhoneKeys();
+    const { agreementKey, signingKey } = await publicKeys(keys);
+    const { seed, serverKey, salt } = (await import('../src/devices/mobile/keys.js')).agreeOcraKey(agreementKey);
+    const ocraKey = await deriveOcraKey(keys.agreement.privateKey, serverKey, salt);
+    for (const [question, pin] of [['12345678', 'ab12'], ['00000001', '9999'], ['99999999', 'p@ss9!']] as const) {
+      expect(await ocraResponse(ocraKey, question, pin)).toBe(generateOcra(parseOcraSuite(SERVER_SUITE), { key: seed, question, pin }));
+    }
+    // K13: the phone's signature verifies with its public key only; any change breaks it
+    const message = answerMessage('flw_x', '42', 'approve', '12345678');
+    expect(message).toBe(serverAnswerMessage('flw_x', '42', 'approve', '12345678'));
+    const signature = await signAnswer(keys.signing.privateKey, message);
+    expect(verifyAnswer(signingKey, message, signature)).toBe(true);
+    expect(verifyAnswer(signingKey, answerMessage('flw_x', '43', 'approve', '12345678'), signature)).toBe(false);
+    // K1: the private keys cannot be exported, not even by the app
+    await expect(crypto.subtle.exportKey('jwk', keys.signing.privateKey)).rejects.toThrow();
+    await expect(crypto.subtle.exportKey('raw', ocraKey)).rejects.toThrow();
+    // K14: only the phone opens what is sealed to it
+    const sealed = sealToPhone(agreementKey, 'TEMPPASS1234');
+    expect(await openMessage(keys.agreement.privateKey, sealed)).toBe('TEMPPASS1234');
+    const other = await generatePhoneKeys();
+    await expect(openMessage(other.agreement.privateKey, sealed)).rejects.toThrow();
+  });
+});
+
+describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
+  let h: Harness;
+  let base: string;
+  let inbox: Inbox;
+
+  beforeAll(async () => {
+    h = await startHarness(db);
+    base = await listen(h);
+    inbox = harnessInbox(h);
+  });
+  afterAll(async () => h.close());
+
+  const phone = () => new TestPhone(base, inbox);
+
+  it('K1, K2, M3, K9: username and password → a number on record → activation token by SMS → PIN → active; SMS is removed', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    const view = await app.start(user.username);
+    expect(view).toMatchObject({ purpose: 'activate', proof: 'sms', username: user.username, canAddPhone: false, attemptsLeft: 3 });
+    expect(view.phones).toHaveLength(1);
+    expect(view.phones[0]!.number).toMatch(/^\+33 [•\s]+\d\d$/);
+    const sent = await app.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
+    expect(sent.challenge).toMatchObject({ type: 'sms', delivery: 'sent', digits: 6 });
+    // one token every 30 s
+    expect((await rejected(app.api.sendToken(view.id, { phoneId: view.phones[0]!.id }))).code).toBe('SMS_TOO_SOON');
+    const token = await inbox.activationToken(user.username);
+
+    // K2: 4 to 6 characters, at least one digit
+    const keys = await generatePhoneKeys();
+    const keyJson = await publicKeys(keys);
+    for (const [pin, reason] of [['ab1', 'length'], ['abcdefg1', 'length'], ['abcd', 'digit'], ['ab 12', 'characters']] as const) {
+      const error = await rejected(app.api.completeActivation(view.id, { response: token, pin, ...keyJson }));
+      expect([error.status, error.code], pin).toEqual([400, 'INVALID_PIN']);
+      expect(error.body.error.message).toContain(reason === 'length' ? '4 to 6' : reason === 'digit' ? 'digit' : 'spaces');
+    }
+    // a wrong token takes one of 3 answers
+    const wrong = await rejected(app.api.completeActivation(view.id, { response: token === '000000' ? '111111' : '000000', pin: APP_PIN, ...keyJson }));
+    expect([wrong.status, wrong.code, wrong.body.error.attemptsLeft]).toEqual([401, 'LOGIN_FAILED', 2]);
+
+    const enrolment = await app.complete(view, token);
+    const devices = await h.services.devices.listForUser(user.id);
+    expect(devices.find((d) => d.id === enrolment.deviceId)).toMatchObject({ type: 'mobile', state: 'active', label: 'Test phone' });
+    expect(devices.find((d) => d.type === 'sms')?.state).toBe('revoked');
+    // the server keeps public keys, the derived key and the PIN's hash, sealed (D5); no private key
+    const secret = (await h.services.devices.context(devices.find((d) => d.id === enrolment.deviceId)!)).secret<MobileSecret>();
+    expect(Object.keys(secret.signingKey).sort()).toEqual(['crv', 'kty', 'x', 'y']);
+    expect(JSON.stringify(secret)).not.toContain(APP_PIN);
+    const row = await h.services.store.db.selectFrom('devices').select('secret_enc').where('id', '=', enrolment.deviceId).executeTakeFirstOrThrow();
+    expect(row.secret_enc).not.toContain(secret.signingKey.x);
+    // audited, and the user hears of it (N1)
+    expect((await h.services.audit.list({ userId: user.id })).map((e) => e.event)).toEqual(expect.arrayContaining(['mobile.activation_started', 'mobile.token_sent', 'mobile.activation_failed', 'mobile.activated']));
+    expect((await h.services.notifier.list({ userId: user.id })).some((n) => n.template === 'mobileActivated')).toBe(true);
+    // W1: the mobile authenticator's row
+    const login = await startLogin(h.app, user.username);
+    expect(login.body.challenge.type).toBe('push');
+  });
+
+  it('K1, M2: a user with no number and no device adds one in the app; the token verifies it', async () => {
+    const user = await createUser(h.services);
+    const app = phone();
+    const view = await app.start(user.username);
+    expect(view).toMatchObject({ proof: 'sms', phones: [], canAddPhone: true });
+    const bad = await rejected(app.api.sendToken(view.id, { country: 'FR', number: '0612345678' }));
+    expect([bad.status, bad.code]).toEqual([400, 'PHONE_INVALID']);
+    const sent = await app.api.sendToken(view.id, newMobile());
+    expect(sent.phones).toHaveLength(1);
+    await app.complete(view, await inbox.activationToken(user.username));
+    expect((await h.services.phones.list(user.id))[0]!.verified).toBe(true);
+  });
+
+  it('R2, D4: a user on a temporary passcode activates the authenticator with the verified number (no new number); the passcode stops', async () => {
+    const user = await smsUser(h);
+    const staff = await createUser(h.services, { role: 'client_services' });
+    const verification = await h.services.helpDesk.verifyIdentity(staff.id, user.username, { method: 'callback_on_record' });
+    await h.services.helpDesk.issueTemporaryPasscode(staff.id, user.username, { verificationId: verification.id });
+    const app = phone();
+    const view = await app.start(user.username);
+    expect(view).toMatchObject({ proof: 'sms', canAddPhone: false });
+    expect(view.phones.map((p) => p.verified)).toEqual([true]);
+    await app.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
+    await app.complete(view, await inbox.activationToken(user.username));
+    const states = (await h.services.devices.listForUser(user.id)).map((d) => `${d.type}:${d.state}`).sort();
+    expect(states).toEqual(['mobile:active', 'sms:revoked', 'temp_passcode:revoked']);
+  });
+
+  it('K7, L6: a user with an active physical device proves it instead of an SMS token; then chooses either device at login (M2FS)', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const app = phone();
+    const view = await app.start(user.username);
+    expect(view).toMatchObject({ proof: 'device', challenge: { type: 'ocra' } });
+    expect((await rejected(app.api.sendToken(view.id, { country: 'FR', number: newMobile().number }))).code).toBe('FLOW_STATE');
+    const question = (view.challenge as { question: string }).question;
+    await app.complete(view, cardAnswer(card, question));
+    // L6, D2: both devices stay active; the DSC+ (stronger) is offered first until the authenticator is used
+    const active = await h.services.devices.activeForUser(user.id, null);
+    expect(active.map((d) => d.type)).toEqual(['dscplus', 'mobile']);
+    const first = await startLogin(h.app, user.username);
+    expect(first.body.challenge.type).toBe('ocra');
+    const mobile = active.find((d) => d.type === 'mobile')!;
+    const switched = await postJson(h.app, `/api/v1/login/${first.body.id}`, { device: mobile.id });
+    expect(switched.body).toMatchObject({ device: { type: 'mobile' }, challenge: { type: 'push' } });
+    await app.approve(await app.request(user.username), switched.body.challenge.number);
+    expect((await postJson(h.app, `/api/v1/login/${first.body.id}/session`, {})).status).toBe(200);
+    // L6: the last used is offered first next time
+    expect((await startLogin(h.app, user.username)).body.device.type).toBe('mobile');
+  });
+
+  it('L1, L3: the activation asks the password like a login: same answer for an unknown user, failures count towards the lock', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    const wrong = await rejected(app.start(user.username, 'activate', 'wrong password!'));
+    const unknown = await rejected(app.start('nosuchuser123', 'activate', 'wrong password!'));
+    expect([wrong.status, wrong.code]).toEqual([401, 'INVALID_CREDENTIALS']);
+    expect([unknown.status, unknown.code, unknown.body.error.message]).toEqual([401, 'INVALID_CREDENTIALS', wrong.body.error.message]);
+    expect((await h.services.lockout.status(user.username)).failures).toBe(1);
+    expect((await rejected(app.start(user.username, 'migrate'))).code).toBe('MOBILE_NOT_ACTIVE');
+    expect((await rejected(app.start(user.username, 'recover'))).code).toBe('MOBILE_NOT_ACTIVE');
+  });
+
+  it('K3, K13: the login shows a 2-digit number; the phone gets where the login comes from (not the number), types it, approves with the PIN; the page takes its session', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const login = await startLogin(h.app, user.username, PASSWORD, 'trading', { 'x-forwarded-for': '203.0.113.9' });
+    expect(login.body).toMatchObject({ state: 'second_factor', device: { type: 'mobile' }, challenge: { type: 'push' } });
+    const number = login.body.challenge.number as string;
+    expect(number).toMatch(/^[1-9]\d$/);
+    expect(Date.parse(login.body.expiresAt) - h.clock.now()).toBe(2 * MINUTE);
+
+    const request = await app.request(user.username);
+    expect(request).toMatchObject({ kind: 'login', app: 'trading', username: user.username });
+    // the phone knows the request by an id of its own: never the flow id that takes the session
+    expect(request.id).toMatch(/^req_/);
+    expect(JSON.stringify(request)).not.toContain(login.body.id);
+    expect(request.question).toMatch(/^\d{8}$/);
+    expect(JSON.stringify(request)).not.toContain(`"${number}"`);
+
+    // not approved yet: the session cannot be taken, and typing is refused
+    expect((await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {})).body.error.code).toBe('FLOW_STATE');
+    expect((await answer(h.app, login.body.id, '12345678')).body.error.code).toBe('FLOW_STATE');
+
+    // a wrong number is a wrong answer (push fatigue, K13)
+    const other = number === '10' ? '11' : '10';
+    const wrong = await rejected(app.approve(request, other));
+    expect([wrong.status, wrong.code, wrong.body.error.attemptsLeft]).toEqual([401, 'LOGIN_FAILED', 2]);
+    expect(await app.approve(request, number)).toEqual({ state: 'approved' });
+    expect((await get(h.app, `/api/v1/login/${login.body.id}`)).body.state).toBe('approved');
+    // replayed: the answer is accepted once
+    expect((await rejected(app.approve(request, number))).code).toBe('FLOW_EXPIRED');
+
+    const taken = await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {});
+    expect(taken.status).toBe(200);
+    expect(taken.body.state).toBe('done');
+    // K12: a PIN confirmation grants up to 12 hours of trading
+    expect(Date.parse(taken.body.session.expiresAt) - h.clock.now()).toBe(12 * HOUR);
+    expect((await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {})).body.error.code).toBe('FLOW_EXPIRED');
+    const entry = (await h.services.audit.list({ userId: user.id })).find((e) => e.event === 'login.succeeded');
+    expect(entry?.data).toMatchObject({ deviceType: 'mobile', confirmedBy: 'pin' });
+    expect((await h.services.audit.list({ userId: user.id })).some((e) => e.event === 'login.push_approved')).toBe(true);
+  });
+
+  it('K12: a biometric trading session lasts 30 hours and is renewed while the user authenticates on the phone within it', async () => {
+    const user = await smsUser(h);
+    const base = { userId: user.id, flowId: null, deviceId: null, deviceType: 'mobile', ip: null, userAgent: null, scope: 'full' as const };
+    const biometric = await h.services.sessions.create({ ...base, app: 'trading', confirmedBy: 'biometric' });
+    const pin = await h.services.sessions.create({ ...base, app: 'trading', confirmedBy: 'pin' });
+    expect(biometric.expiresAt - h.clock.now()).toBe(30 * HOUR);
+    expect(pin.expiresAt - h.clock.now()).toBe(12 * HOUR);
+    h.clock.advance(25 * HOUR);
+    // any login confirmed on the phone renews the biometric session for another 30 hours
+    await h.services.sessions.create({ ...base, app: 'portal', confirmedBy: 'pin' });
+    h.clock.advance(29 * HOUR);
+    expect(await h.services.sessions.authenticate(biometric.token)).not.toBeNull();
+    expect(await h.services.sessions.authenticate(pin.token)).toBeNull();
+    h.clock.advance(2 * HOUR);
+    expect(await h.services.sessions.authenticate(biometric.token)).toBeNull();
+  });
+
+  it('K2, L3: a wrong PIN gives a wrong proof, counted towards the lock; a signature by another key is refused', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    const enrolment = await app.activate(user.username);
+    const login = await startLogin(h.app, user.username);
+    const request = await app.request(user.username);
+    const wrongPin = await rejected(app.approve(request, login.body.challenge.number, '99zz'));
+    expect([wrongPin.code, wrongPin.body.error.attemptsLeft]).toEqual(['LOGIN_FAILED', 2]);
+    expect((await h.services.lockout.status(user.username)).failures).toBe(1);
+    // signed with a key that is not the phone's
+    const stranger = await generatePhoneKeys();
+    const proof = await ocraResponse(enrolment.ocraKey, request.question, APP_PIN);
+    const message = answerMessage(request.id, login.body.challenge.number, 'approve', proof);
+    const forged = await rejected(
+      app.api.answer(request.id, { deviceId: enrolment.deviceId, token: enrolment.token, decision: 'approve', number: login.body.challenge.number, proof, signature: await signAnswer(stranger.signing.privateKey, message) }),
+    );
+    expect([forged.code, forged.body.error.attemptsLeft]).toEqual(['LOGIN_FAILED', 1]);
+    // the app token alone opens nothing
+    expect(await app.api.poll([{ deviceId: enrolment.deviceId, token: 'not-the-token' }], 0)).toEqual({ requests: [], messages: [], revoked: [enrolment.deviceId] });
+  });
+
+  it('K13: "This wasn\'t me" denies the login, is audited, and the user is told', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const login = await startLogin(h.app, user.username);
+    expect(await app.deny(await app.request(user.username))).toEqual({ state: 'denied' });
+    expect((await get(h.app, `/api/v1/login/${login.body.id}`)).body.state).toBe('denied');
+    expect((await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {})).body.error.code).toBe('FLOW_EXPIRED');
+    expect((await h.services.audit.list({ userId: user.id })).some((e) => e.event === 'login.push_denied')).toBe(true);
+    expect((await h.services.notifier.list({ userId: user.id })).some((n) => n.template === 'pushDenied')).toBe(true);
+    expect((await app.poll()).requests).toEqual([]);
+    // the web page says so
+    const page = await h.app.inject({ method: 'GET', url: `/login/${login.body.id}` });
+    expect(page.body).toContain('denied from your phone');
+  });
+
+  it('K13: an unanswered push expires after 2 minutes by the server\'s clock; a late approval fails', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const login = await startLogin(h.app, user.username);
+    const request = await app.request(user.username);
+    h.clock.advance(2 * MINUTE);
+    expect((await app.poll()).requests).toEqual([]);
+    expect((await rejected(app.approve(request, login.body.challenge.number))).code).toBe('FLOW_EXPIRED');
+    expect((await get(h.app, `/api/v1/login/${login.body.id}`)).body.state).toBe('expired');
+  });
+
+  it('K3: the live connections wake at once: the phone when a login starts, the login page when the phone approves', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const phoneWaits = app.poll(20);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    const login = await startLogin(h.app, user.username);
+    const { requests } = await phoneWaits;
+    expect(requests.map((r) => r.username)).toEqual([user.username]);
+    const pageWaits = fetch(`${base}/api/v1/login/${login.body.id}?wait=20`).then((r) => r.json() as Promise<{ state: string }>);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await app.approve(requests[0]!, login.body.challenge.number);
+    expect((await pageWaits).state).toBe('approved');
+    // woken, not timed out (20 s)
+    expect(Date.now() - started).toBeLessThan(10 * SECOND);
+  });
+
+  it('K5, L4: concurrent approvals and concurrent claims: one wins', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const login = await startLogin(h.app, user.username);
+    const request = await app.request(user.username);
+    const answers = await Promise.allSettled([1, 2, 3].map(() => app.approve(request, login.body.challenge.number)));
+    expect(answers.filter((a) => a.status === 'fulfilled')).toHaveLength(1);
+    expect(answers.filter((a) => a.status === 'rejected').map((a) => ((a as PromiseRejectedResult).reason as ApiError).code)).toEqual(['FLOW_EXPIRED', 'FLOW_EXPIRED']);
+    const claims = await Promise.all([1, 2, 3].map(() => postJson(h.app, `/api/v1/login/${login.body.id}/session`, {})));
+    expect(claims.map((c) => c.status).sort()).toEqual([200, 410, 410]);
+  });
+
+  it('K4, K5, K10: "no notification": a challenge typed into the app (offline), its response typed into the login', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const login = await startLogin(h.app, user.username);
+    const offline = await postJson(h.app, `/api/v1/login/${login.body.id}/offline`, {});
+    expect(offline.body).toMatchObject({ state: 'second_factor', challenge: { type: 'ocra', digits: 8 } });
+    expect(offline.body.challenge.question).toMatch(/^\d{8}$/);
+    // the push request is withdrawn
+    expect((await app.poll()).requests).toEqual([]);
+    expect((await postJson(h.app, `/api/v1/login/${login.body.id}/offline`, {})).body.error.code).toBe('FLOW_STATE');
+    const wrong = await answer(h.app, login.body.id, await app.respond(user.username, offline.body.challenge.question, '77qq'));
+    expect(wrong.body.error).toMatchObject({ code: 'LOGIN_FAILED', attemptsLeft: 2 });
+    expect(wrong.body.error.hints.join(' ')).toContain('PIN');
+    const right = await answer(h.app, login.body.id, await app.respond(user.username, offline.body.challenge.question));
+    expect(right.status).toBe(200);
+    expect(right.body.session.token).toBeTruthy();
+  });
+
+  it('K6: several users in one app; each request names its user; device sharing does not apply', async () => {
+    const first = await smsUser(h);
+    const second = await smsUser(h);
+    const app = phone();
+    await app.activate(first.username);
+    await app.activate(second.username);
+    const login = await startLogin(h.app, second.username);
+    const { requests } = await app.poll();
+    expect(requests.map((r) => r.username)).toEqual([second.username]);
+    expect(await app.approve(requests[0]!, login.body.challenge.number)).toEqual({ state: 'approved' });
+    // each user has a device of their own
+    const [a, b] = [await h.services.devices.listForUser(first.id), await h.services.devices.listForUser(second.id)];
+    expect(a.find((d) => d.type === 'mobile')!.id).not.toBe(b.find((d) => d.type === 'mobile')!.id);
+  });
+
+  it('K7, K5: migration on the new phone: the token goes to the number first used; the old phone stops working at once', async () => {
+    const user = await smsUser(h);
+    const oldPhone = phone();
+    const old = await oldPhone.activate(user.username);
+    const extra = await h.services.phones.add(user.id, newMobile(), 'test', null);
+    const newPhone = phone();
+    expect((await rejected(newPhone.start(user.username, 'activate'))).code).toBe('MOBILE_ALREADY_ACTIVE');
+    const view = await newPhone.start(user.username, 'migrate');
+    expect(view.phones.map((p) => p.id)).not.toContain(extra.id);
+    expect(view.phones).toHaveLength(1);
+    // the old phone's live connection is told at once
+    const oldWaits = oldPhone.poll(20);
+    h.clock.advance(SECOND);
+    await newPhone.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
+    await newPhone.complete(view, await inbox.activationToken(user.username));
+    expect((await oldWaits).revoked).toEqual([old.deviceId]);
+    expect((await h.services.devices.get(old.deviceId)).state).toBe('revoked');
+    const login = await startLogin(h.app, user.username);
+    expect((await rejected(oldPhone.approve({ ...(await newPhone.request(user.username)) }, login.body.challenge.number))).code).toBe('APP_TOKEN_INVALID');
+    expect(await newPhone.approve(await newPhone.request(user.username), login.body.challenge.number)).toEqual({ state: 'approved' });
+  });
+
+  it('K8: recovery after the app lost its data, with the recovery PIN', async () => {
+    const user = await smsUser(h);
+    const lost = await phone().activate(user.username, { pin: 'r3cov' });
+    const app = phone();
+    const view = await app.start(user.username, 'recover');
+    expect(view).toMatchObject({ purpose: 'recover', proof: 'pin', phones: [] });
+    const wrong = await rejected(app.complete(view, 'wr0ng'));
+    expect([wrong.code, wrong.body.error.attemptsLeft]).toEqual(['LOGIN_FAILED', 2]);
+    const recovered = await app.complete(view, 'r3cov', 'n3wpin');
+    expect((await h.services.devices.get(lost.deviceId)).state).toBe('revoked');
+    expect((await h.services.devices.get(recovered.deviceId)).state).toBe('active');
+    const login = await startLogin(h.app, user.username);
+    expect(await app.approve(await app.request(user.username), login.body.challenge.number)).toEqual({ state: 'approved' });
+  });
+
+  it('K14, A5: a one-time password from client services goes to the app, sealed to the phone; staff never see it', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const staff = await createUser(h.services, { role: 'client_services' });
+    const verification = await h.services.helpDesk.verifyIdentity(staff.id, user.username, { method: 'callback_on_record', notes: 'test' });
+    const reset = await h.services.helpDesk.resetPassword(staff.id, user.username, { verificationId: verification.id });
+    expect(reset).toEqual({ temporaryPassword: null, deliveredTo: 'app' });
+    const { messages } = await app.poll();
+    expect(messages).toHaveLength(1);
+    const password = await app.open(user.username, messages[0]!.sealed);
+    expect(password).toMatch(/^[A-Z0-9]{12}$/);
+    const stored = await h.services.store.db.selectFrom('app_messages').select('sealed').executeTakeFirstOrThrow();
+    expect(stored.sealed).not.toContain(password);
+    expect((await startLogin(h.app, user.username, password)).status).toBe(200);
+    const e = app.enrolments.get(user.username)!;
+    await app.api.acknowledge(messages[0]!.id, { deviceId: e.deviceId, token: e.token });
+    expect((await app.poll()).messages).toEqual([]);
+    // one never fetched is deleted when it expires, a day later
+    await h.services.helpDesk.resetPassword(staff.id, user.username, { verificationId: verification.id });
+    expect((await app.poll()).messages).toHaveLength(1);
+    h.clock.advance(24 * HOUR);
+    await h.services.scheduler.runDue();
+    expect(await h.services.store.db.selectFrom('app_messages').select('id').where('device_id', '=', e.deviceId).execute()).toEqual([]);
+  });
+
+  it('K3, K4, K13, X2: the login page shows the number and works without JavaScript: Continue after approval, or the offline challenge', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    for (const lang of ['en', 'fr', 'zh-Hant'] as const) {
+      const agent = new Agent(h.app);
+      const login = await agent.get(`/login?lang=${lang}`);
+      const started = await agent.submit(login, '/login', { username: user.username, password: PASSWORD, app: 'portal' });
+      const page = await agent.get(started.location!);
+      const number = textById(page.html, 'push-number')!;
+      expect(number).toMatch(/^[1-9]\d$/);
+      expect(byId(page.html, 'push-offline')).toBeDefined();
+      expect(page.html).toContain('<script type="module" src="/static/push-wait.js"></script>');
+      expect(hasForm(page.html, `${started.location!}`)).toBe(false);
+      if (lang === 'fr') expect(text(page.html)).toContain('Cliquez ici si vous ne recevez pas la notification');
+      if (lang === 'zh-Hant') {
+        // K4: offline: the challenge to type into the app, its response typed here
+        const offline = await agent.submit(page, `${started.location!}/offline`, {});
+        const challenge = await agent.get(offline.location!);
+        const question = textById(challenge.html, 'challenge-code')!;
+        expect(question).toMatch(/^\d{8}$/);
+        const done = await agent.submit(challenge, started.location!, { response: await app.respond(user.username, question) });
+        expect(done.location).toBe('/account');
+        continue;
+      }
+      await app.approve(await app.request(user.username), number);
+      const approved = await agent.get(started.location!);
+      expect(byId(approved.html, 'push-approved')).toBeDefined();
+      const done = await agent.submit(approved, `${started.location!}/session`, {});
+      expect(done.location).toBe('/account');
+      expect((await agent.get('/account')).status).toBe(200);
+    }
+  });
+
+  /** A login approved on the phone: the session's bearer headers. */
+  async function signedInWithPhone(app: TestPhone, user: User): Promise<Record<string, string>> {
+    const login = await startLogin(h.app, user.username);
+    await app.approve(await app.request(user.username), login.body.challenge.number);
+    const taken = await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {});
+    return bearer(taken.body.session.token);
+  }
+
+  it('V1, K11: a portal task asks to verify again: a push to the phone, approved, taken; the session records when', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const auth = await signedInWithPhone(app, user);
+    expect((await get(h.app, '/api/v1/session', auth)).body.verifiedAt).toBeNull();
+    const started = await postJson(h.app, '/api/v1/step-up', {}, auth);
+    expect(started.body).toMatchObject({ state: 'second_factor', challenge: { type: 'push' } });
+    const request = await app.request(user.username);
+    expect(request).toMatchObject({ kind: 'step_up', username: user.username });
+    expect((await postJson(h.app, `/api/v1/step-up/${started.body.id}/complete`, {}, auth)).body.error.code).toBe('FLOW_STATE');
+    await app.approve(request, started.body.challenge.number);
+    expect((await get(h.app, `/api/v1/step-up/${started.body.id}?wait=5`, auth)).body.state).toBe('approved');
+    const done = await postJson(h.app, `/api/v1/step-up/${started.body.id}/complete`, {}, auth);
+    expect(done.body.state).toBe('done');
+    expect((await get(h.app, '/api/v1/session', auth)).body.verifiedAt).toBe(new Date(h.clock.now()).toISOString());
+    expect((await postJson(h.app, `/api/v1/step-up/${started.body.id}/complete`, {}, auth)).body.error.code).toBe('FLOW_EXPIRED');
+    // another session cannot see it
+    const other = await signedInWithPhone(app, user);
+    expect((await get(h.app, `/api/v1/step-up/${started.body.id}`, other)).status).toBe(404);
+    expect((await h.services.audit.list({ userId: user.id })).map((e) => e.event)).toEqual(expect.arrayContaining(['stepup.started', 'stepup.verified']));
+  });
+
+  it('V1, K4: a step-up answered offline with the app\'s response; a DSC+ answers its challenge', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const auth = await signedInWithPhone(app, user);
+    const started = await postJson(h.app, '/api/v1/step-up', {}, auth);
+    expect((await postJson(h.app, `/api/v1/step-up/${started.body.id}`, { response: '12345678' }, auth)).body.error.code).toBe('FLOW_STATE');
+    const offline = await postJson(h.app, `/api/v1/step-up/${started.body.id}/offline`, {}, auth);
+    expect(offline.body.challenge).toMatchObject({ type: 'ocra', digits: 8 });
+    expect((await app.poll()).requests).toEqual([]);
+    const done = await postJson(h.app, `/api/v1/step-up/${started.body.id}`, { response: await app.respond(user.username, offline.body.challenge.question) }, auth);
+    expect(done.body.state).toBe('done');
+
+    const { user: cardUser, card } = await createUserWithCard(h.services);
+    const login = await startLogin(h.app, cardUser.username);
+    const cardAuth = bearer((await answer(h.app, login.body.id, cardAnswer(card, login.body.challenge.question))).body.session.token);
+    const cardStep = await postJson(h.app, '/api/v1/step-up', {}, cardAuth);
+    expect(cardStep.body.challenge.type).toBe('ocra');
+    const verified = await postJson(h.app, `/api/v1/step-up/${cardStep.body.id}`, { response: cardAnswer(card, cardStep.body.challenge.question) }, cardAuth);
+    expect(verified.body.state).toBe('done');
+  });
+
+  it('X3: bad input to the app\'s endpoints gets a clear 4xx', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    const view = await app.start(user.username);
+    const bad = await postJson(h.app, `/api/v1/mobile/activations/${view.id}/complete`, {
+      response: '123456',
+      pin: 'ab12',
+      signingKey: { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' },
+      agreementKey: { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' },
+    });
+    expect([bad.status, bad.body.error.code]).toEqual([400, 'VALIDATION_ERROR']);
+    expect((await postJson(h.app, '/api/v1/mobile/activations/flw_nope/complete', { response: '1', pin: 'ab12', signingKey: {}, agreementKey: {} })).status).toBe(400);
+    expect((await postJson(h.app, '/api/v1/mobile/activations', { username: user.username, password: PASSWORD, purpose: 'steal' })).status).toBe(400);
+    const unknown = await postJson(h.app, '/api/v1/mobile/requests/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', { deviceId: 'dev_x', token: 'x', decision: 'approve', number: '42', proof: '', signature: 'x' });
+    expect([unknown.status, unknown.body.error.code]).toEqual([401, 'APP_TOKEN_INVALID']);
+    const poll = await postJson(h.app, '/api/v1/mobile/requests', { devices: [{ deviceId: 'dev_x', token: 'nope' }], wait: 0 });
+    expect(poll.body).toEqual({ requests: [], messages: [], revoked: ['dev_x'] });
+    expect((await postJson(h.app, '/api/v1/mobile/requests', { devices: [], wait: 99 })).status).toBe(400);
+  });
+});

@@ -1,0 +1,170 @@
+/**
+ * A second phone for the tests, in Node: the authenticator app's own
+ * protocol and API code (src/mobile-app/protocol.ts, api.ts) with its keys
+ * in memory, talking HTTP to a listening server. Activation tokens are read
+ * from the development outbox, as a developer would.
+ */
+import type { AddressInfo } from 'node:net';
+import { expect } from 'vitest';
+import { AuthenticatorApi, type ActivationPurpose, type ActivationView, type PollResult, type PushRequest } from '../../src/mobile-app/api.js';
+import {
+  answerMessage,
+  deriveOcraKey,
+  generatePhoneKeys,
+  ocraResponse,
+  openMessage,
+  publicKeys,
+  signAnswer,
+  type AppKey,
+  type PhoneKeys,
+  type SealedMessage,
+} from '../../src/mobile-app/protocol.js';
+import type { User } from '../../src/identity/users.js';
+import { PASSWORD, createUser, type Harness } from './harness.js';
+
+export const APP_PIN = 'ab12';
+
+let numbers = 0;
+/** A French mobile number of its own, so that tests do not share send limits. */
+export function newMobile(): { country: string; number: string } {
+  numbers += 1;
+  return { country: 'FR', number: `6${String(10_000_000 + numbers * 7919 + Math.floor(Math.random() * 1000)).slice(-8)}` };
+}
+
+/** A user protected by SMS: a verified number, enrolled in SMS (M2). */
+export async function smsUser(h: Harness): Promise<User> {
+  const meta = { ip: null, language: 'en' as const };
+  const user = await createUser(h.services);
+  const phone = await h.services.phones.add(user.id, newMobile(), 'test', null);
+  await h.services.phones.sendConfirmCode(user.id, phone.id, meta);
+  const [message] = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'confirmCode');
+  await h.services.phones.confirm(user.id, phone.id, /\b(\d{6})\b/.exec(message!.body)![1]!, meta);
+  return user;
+}
+
+export interface Enrolment {
+  username: string;
+  deviceId: string;
+  token: string;
+  keys: PhoneKeys;
+  ocraKey: AppKey;
+  pin: string;
+}
+
+/** The server of a harness, listening on a free local port (the app speaks HTTP). */
+export async function listen(h: Harness): Promise<string> {
+  if (!h.app.server.listening) await h.app.listen({ port: 0, host: '127.0.0.1' });
+  return `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
+}
+
+/** The activation token in the newest of a user's messages (from the outbox). */
+export function tokenIn(messages: { template: string; body: string }[]): string {
+  const message = messages.find((n) => n.template === 'activationToken');
+  expect(message, 'an activation token was sent').toBeDefined();
+  return /\b(\d{6})\b/.exec(message!.body)![1]!;
+}
+
+/** Where the phone's SMS arrive: the development outbox, read as a developer would. */
+export interface Inbox {
+  activationToken(username: string): Promise<string>;
+  /** Lets time pass between messages, so that the newest is told apart. */
+  tick(): void;
+}
+
+/** The inbox of a test harness: its notifier's outbox and its clock. */
+export function harnessInbox(h: Harness): Inbox {
+  return {
+    activationToken: async (username) => tokenIn(await h.services.notifier.list({ userId: (await h.services.users.getByUsername(username)).id })),
+    tick: () => h.clock.advance(1000),
+  };
+}
+
+export class TestPhone {
+  readonly enrolments = new Map<string, Enrolment>();
+  readonly api: AuthenticatorApi;
+
+  constructor(
+    base: string,
+    private readonly inbox: Inbox,
+  ) {
+    this.api = new AuthenticatorApi(base, 'en');
+  }
+
+  /** Username and password in the app: the activation's first step. */
+  start(username: string, purpose: ActivationPurpose = 'activate', password = PASSWORD): Promise<ActivationView> {
+    return this.api.startActivation(username, password, purpose);
+  }
+
+  /** Sets up keys and PIN with the proof given; the enrolment is kept for the username. */
+  async complete(view: ActivationView, response: string, pin = APP_PIN): Promise<Enrolment> {
+    const keys = await generatePhoneKeys();
+    const activated = await this.api.completeActivation(view.id, { response, pin, ...(await publicKeys(keys)), label: 'Test phone' });
+    const enrolment: Enrolment = {
+      username: activated.username,
+      deviceId: activated.deviceId,
+      token: activated.appToken,
+      keys,
+      ocraKey: await deriveOcraKey(keys.agreement.privateKey, activated.serverKey, activated.salt),
+      pin,
+    };
+    this.enrolments.set(enrolment.username, enrolment);
+    return enrolment;
+  }
+
+  /** K1: the whole activation by SMS token, to the first number offered or to a number added here. */
+  async activate(username: string, options: { purpose?: ActivationPurpose; pin?: string; addNumber?: { country: string; number: string } } = {}): Promise<Enrolment> {
+    const view = await this.start(username, options.purpose ?? 'activate');
+    expect(view.proof).toBe('sms');
+    this.inbox.tick();
+    await this.api.sendToken(view.id, options.addNumber ?? { phoneId: view.phones[0]!.id });
+    return this.complete(view, await this.inbox.activationToken(username), options.pin);
+  }
+
+  private tokens() {
+    return [...this.enrolments.values()].map((e) => ({ deviceId: e.deviceId, token: e.token }));
+  }
+
+  poll(wait = 0, signal?: AbortSignal): Promise<PollResult> {
+    return this.api.poll(this.tokens(), wait, signal);
+  }
+
+  /** The push request waiting for a user (fails when none). */
+  async request(username: string): Promise<PushRequest> {
+    const { requests } = await this.poll();
+    const request = requests.find((r) => r.username === username);
+    expect(request, `a push request for ${username}`).toBeDefined();
+    return request!;
+  }
+
+  private enrolment(username: string): Enrolment {
+    const enrolment = this.enrolments.get(username);
+    if (!enrolment) throw new Error(`${username} is not activated on this phone`);
+    return enrolment;
+  }
+
+  /** K13: approve with the number typed and the PIN. */
+  async approve(request: PushRequest, number: string, pin?: string) {
+    const e = this.enrolment(request.username);
+    const proof = await ocraResponse(e.ocraKey, request.question, pin ?? e.pin);
+    const message = answerMessage(request.id, number, 'approve', proof);
+    return this.api.answer(request.id, { deviceId: e.deviceId, token: e.token, decision: 'approve', number, proof, signature: await signAnswer(e.keys.signing.privateKey, message) });
+  }
+
+  /** K13: "This wasn't me". */
+  async deny(request: PushRequest) {
+    const e = this.enrolment(request.username);
+    const message = answerMessage(request.id, '', 'deny', '');
+    return this.api.answer(request.id, { deviceId: e.deviceId, token: e.token, decision: 'deny', number: '', proof: '', signature: await signAnswer(e.keys.signing.privateKey, message) });
+  }
+
+  /** K4: the response string to a challenge typed into the app, computed offline. */
+  respond(username: string, challenge: string, pin?: string): Promise<string> {
+    const e = this.enrolment(username);
+    return ocraResponse(e.ocraKey, challenge, pin ?? e.pin);
+  }
+
+  /** K14: a message sealed to this phone, opened with the user's agreement key. */
+  open(username: string, sealed: SealedMessage): Promise<string> {
+    return openMessage(this.enrolment(username).keys.agreement.privateKey, sealed);
+  }
+}
