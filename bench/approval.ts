@@ -65,7 +65,7 @@ export async function approvalPhase(base: string, phone: BenchPhone, password: s
     // the app's live connection is open before the login starts
     const polling = postJson(`${base}/api/v1/mobile/requests`, { devices, wait: 25 });
     const start = await postJson(`${base}/api/v1/login`, { username: phone.username, password, app: 'trading' });
-    const flow = parse<{ id: string; challenge: { type: string; number: string } }>(start);
+    const flow = parse<{ id: string; claimToken: string; challenge: { type: string; number: string } }>(start);
     if (start.status !== 200 || flow?.challenge?.type !== 'push') {
       fail('approval', `POST /api/v1/login: ${describe(start)}`);
       await polling;
@@ -87,7 +87,7 @@ export async function approvalPhase(base: string, phone: BenchPhone, password: s
     const page = await pageWaits;
     const t1 = performance.now();
     if (parse<{ state: string }>(page)?.state !== 'approved') fail('approval', `GET /api/v1/login/{id}?wait: ${describe(page)}`);
-    const taken = await postJson(`${base}/api/v1/login/${flow.id}/session`, {});
+    const taken = await postJson(`${base}/api/v1/login/${flow.id}/session`, { claimToken: flow.claimToken });
     const t2 = performance.now();
     if (taken.status !== 200) fail('approval', `POST /api/v1/login/{id}/session: ${describe(taken)}`);
     if (i >= WARMUP) {

@@ -13,7 +13,7 @@ import { ApiError } from '../src/mobile-app/api.js';
 import { MOBILE_SUITE, answerMessage, deriveOcraKey, generatePhoneKeys, ocraResponse, openMessage, publicKeys, signAnswer } from '../src/mobile-app/protocol.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin } from './support/api.js';
+import { answer, bearer, claimSession, get, postJson, startLogin } from './support/api.js';
 import { APP_PIN, TestPhone, harnessInbox, listen, newMobile, smsUser, type Inbox } from './support/phone.js';
 import { Agent, byId, hasForm, text, textById } from './support/html.js';
 
@@ -155,7 +155,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const switched = await postJson(h.app, `/api/v1/login/${first.body.id}`, { device: mobile.id });
     expect(switched.body).toMatchObject({ device: { type: 'mobile' }, challenge: { type: 'push' } });
     await app.approve(await app.request(user.username), switched.body.challenge.number);
-    expect((await postJson(h.app, `/api/v1/login/${first.body.id}/session`, {})).status).toBe(200);
+    expect((await claimSession(h.app, first)).status).toBe(200);
     // L6: the last used is offered first next time
     expect((await startLogin(h.app, user.username)).body.device.type).toBe('mobile');
   });
@@ -191,7 +191,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(JSON.stringify(request)).not.toContain(`"${number}"`);
 
     // not approved yet: the session cannot be taken, and typing is refused
-    expect((await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {})).body.error.code).toBe('FLOW_STATE');
+    expect((await claimSession(h.app, login)).body.error.code).toBe('FLOW_STATE');
     expect((await answer(h.app, login.body.id, '12345678')).body.error.code).toBe('FLOW_STATE');
 
     // a wrong number is a wrong answer (push fatigue, K13)
@@ -203,12 +203,19 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     // replayed: the answer is accepted once
     expect((await rejected(app.approve(request, number))).code).toBe('FLOW_EXPIRED');
 
-    const taken = await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {});
+    // K3: the session is only for whoever entered the password: knowing the flow id is not enough
+    const stranger = await claimSession(h.app, login, 'x'.repeat(43));
+    expect([stranger.status, stranger.body.error.code]).toEqual([403, 'CLAIM_REFUSED']);
+    expect((await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {})).body.error.code).toBe('VALIDATION_ERROR');
+    expect((await get(h.app, `/api/v1/login/${login.body.id}`)).body.state).toBe('approved');
+    expect((await h.services.audit.list({ userId: user.id })).some((e) => e.event === 'login.claim_refused')).toBe(true);
+
+    const taken = await claimSession(h.app, login);
     expect(taken.status).toBe(200);
     expect(taken.body.state).toBe('done');
     // K12: a PIN confirmation grants up to 12 hours of trading
     expect(Date.parse(taken.body.session.expiresAt) - h.clock.now()).toBe(12 * HOUR);
-    expect((await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {})).body.error.code).toBe('FLOW_EXPIRED');
+    expect((await claimSession(h.app, login)).body.error.code).toBe('FLOW_EXPIRED');
     const entry = (await h.services.audit.list({ userId: user.id })).find((e) => e.event === 'login.succeeded');
     expect(entry?.data).toMatchObject({ deviceType: 'mobile', confirmedBy: 'pin' });
     expect((await h.services.audit.list({ userId: user.id })).some((e) => e.event === 'login.push_approved')).toBe(true);
@@ -259,7 +266,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const login = await startLogin(h.app, user.username);
     expect(await app.deny(await app.request(user.username))).toEqual({ state: 'denied' });
     expect((await get(h.app, `/api/v1/login/${login.body.id}`)).body.state).toBe('denied');
-    expect((await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {})).body.error.code).toBe('FLOW_EXPIRED');
+    expect((await claimSession(h.app, login)).body.error.code).toBe('FLOW_EXPIRED');
     expect((await h.services.audit.list({ userId: user.id })).some((e) => e.event === 'login.push_denied')).toBe(true);
     expect((await h.services.notifier.list({ userId: user.id })).some((n) => n.template === 'pushDenied')).toBe(true);
     expect((await app.poll()).requests).toEqual([]);
@@ -307,7 +314,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const answers = await Promise.allSettled([1, 2, 3].map(() => app.approve(request, login.body.challenge.number)));
     expect(answers.filter((a) => a.status === 'fulfilled')).toHaveLength(1);
     expect(answers.filter((a) => a.status === 'rejected').map((a) => ((a as PromiseRejectedResult).reason as ApiError).code)).toEqual(['FLOW_EXPIRED', 'FLOW_EXPIRED']);
-    const claims = await Promise.all([1, 2, 3].map(() => postJson(h.app, `/api/v1/login/${login.body.id}/session`, {})));
+    const claims = await Promise.all([1, 2, 3].map(() => claimSession(h.app, login)));
     expect(claims.map((c) => c.status).sort()).toEqual([200, 410, 410]);
   });
 
@@ -436,6 +443,12 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
       await app.approve(await app.request(user.username), number);
       const approved = await agent.get(started.location!);
       expect(byId(approved.html, 'push-approved')).toBeDefined();
+      // another browser that learnt the login's address cannot take its session (K3)
+      const other = new Agent(h.app);
+      const seen = await other.get(started.location!);
+      const refused = await other.submit(seen, `${started.location!}/session`, {});
+      expect(refused.status).toBe(403);
+      expect(await other.get('/account')).toMatchObject({ status: 303 });
       const done = await agent.submit(approved, `${started.location!}/session`, {});
       expect(done.location).toBe('/account');
       expect((await agent.get('/account')).status).toBe(200);
@@ -446,7 +459,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
   async function signedInWithPhone(app: TestPhone, user: User): Promise<Record<string, string>> {
     const login = await startLogin(h.app, user.username);
     await app.approve(await app.request(user.username), login.body.challenge.number);
-    const taken = await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {});
+    const taken = await claimSession(h.app, login);
     return bearer(taken.body.session.token);
   }
 

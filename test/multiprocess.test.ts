@@ -12,7 +12,7 @@ import { TestPhone, tokenIn } from './support/phone.js';
 
 interface Reply {
   status: number;
-  body: { id?: string; state?: string; challenge?: { question: string }; session?: { token: string }; error?: { code: string } };
+  body: { id?: string; claimToken?: string; state?: string; challenge?: { question: string }; session?: { token: string }; error?: { code: string } };
 }
 
 async function post(url: string, body: unknown): Promise<Reply> {
@@ -78,7 +78,7 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await phone.approve(requests[0]!, (start.body.challenge as unknown as { number: string }).number)).toEqual({ state: 'approved' });
     expect((await pageWaits).state).toBe('approved');
-    const session = await post(`${a.url}/api/v1/login/${start.body.id}/session`, {});
+    const session = await post(`${a.url}/api/v1/login/${start.body.id}/session`, { claimToken: start.body.claimToken });
     expect([session.status, session.body.state]).toEqual([200, 'done']);
   });
 

@@ -46,6 +46,7 @@ export type AuditEvent =
   | 'login.code_sent'
   | 'sms.rate_limited'
   | 'login.offline_requested'
+  | 'login.claim_refused'
   | 'login.push_approved'
   | 'login.push_denied'
   | 'push.sent'

@@ -52,6 +52,8 @@ export interface NewFlow {
   userAgent: string | null;
   /** The session a device proof belongs to; null for a login. */
   sessionId: string | null;
+  /** A login's: the digest of the secret that takes its session once approved (K3). */
+  claimHash?: string;
 }
 
 /** The row of a new flow waiting for the answer to its challenge, no answer taken yet. */
@@ -75,6 +77,7 @@ export function newFlowRow(flow: NewFlow): FlowRow {
     user_agent: flow.userAgent,
     session_id: flow.sessionId,
     confirmed_by: null,
+    claim_hash: flow.claimHash ?? null,
   };
 }
 

@@ -18,7 +18,8 @@
 import type { PolicyConfig } from '../config.js';
 import { SlsError, type ErrorCode } from '../errors.js';
 import { decideAccess } from '../policy/access.js';
-import { newId } from '../crypto/random.js';
+import { newId, newToken } from '../crypto/random.js';
+import { constantTimeEqual } from '../crypto/constant-time.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import { deviceKind } from '../devices/registry.js';
 import type { Challenge, Device, DeviceType, Prompt } from '../devices/types.js';
@@ -63,6 +64,13 @@ export interface RequestMeta {
   /** The language of the request: codes sent by SMS or voice are written in it. */
   language?: Language;
 }
+
+/**
+ * A login just started. `claimToken` is given only to whoever entered the
+ * password: with it, and only with it, they take the session once the phone
+ * approves (K3) — the flow id alone is not enough.
+ */
+export type StartedFlow = FlowView & { claimToken: string };
 
 export interface StartInput extends RequestMeta {
   username: string;
@@ -157,12 +165,13 @@ export class LoginFlows {
   }
 
   /** First factor (L1), then the challenge of the device offered first (L2, L6). */
-  async start(input: StartInput): Promise<FlowView> {
+  async start(input: StartInput): Promise<StartedFlow> {
     const { lockout, store } = this.deps;
     const { user, attempt } = await this.deps.firstFactor.check({ ...input, purpose: input.app });
     let row: FlowRow;
     let active: Device[];
     let challenge: Challenge;
+    const claimToken = newToken();
     try {
       const offered = await this.offeredDevices(user.id, user.lastDeviceId, input.app);
       active = offered.usable;
@@ -174,7 +183,7 @@ export class LoginFlows {
       const device = active[0];
       if (!device) throw new SlsError(offered.refusal ?? 'NO_ACTIVE_DEVICE');
       challenge = await this.challengeFor(device);
-      row = this.newFlow(input, user.id, user.username, device.id, challenge);
+      row = this.newFlow(input, user.id, user.username, device.id, challenge, claimToken);
     } catch (error) {
       await lockout.release(attempt);
       throw error;
@@ -186,7 +195,7 @@ export class LoginFlows {
     });
     if (challenge.code !== undefined) row = await this.sendCode(row, active[0]!, challenge, input);
     if (challenge.prompt.type === 'push') await this.deps.pushRequests.announce(row, input.language);
-    return this.view(row, active);
+    return { ...this.view(row, active), claimToken };
   }
 
   /**
@@ -246,7 +255,11 @@ export class LoginFlows {
     return this.get(flowId);
   }
 
-  private newFlow(input: StartInput, userId: string, username: string, deviceId: string, challenge: Challenge): FlowRow {
+  private claimHash(claimToken: string): string {
+    return this.deps.box.digest(claimToken, 'login-claim');
+  }
+
+  private newFlow(input: StartInput, userId: string, username: string, deviceId: string, challenge: Challenge, claimToken: string): FlowRow {
     const { clock, policy, box } = this.deps;
     const now = clock.now();
     const id = newId('flw');
@@ -264,6 +277,7 @@ export class LoginFlows {
       ip: input.ip,
       userAgent: input.userAgent,
       sessionId: null,
+      claimHash: this.claimHash(claimToken),
     });
   }
 
@@ -349,11 +363,17 @@ export class LoginFlows {
 
   /**
    * K3: the phone approved the login; the login page takes its session
-   * ("the login proceeds by itself"). Once: a second claim finds the flow done.
+   * ("the login proceeds by itself"). Once: a second claim finds the flow
+   * done. Only with the claim token given to whoever started the login: an
+   * approval never hands a session to someone who merely knows the flow id.
    */
-  async claim(flowId: string, meta: RequestMeta): Promise<{ flow: FlowView; session: IssuedSession }> {
+  async claim(flowId: string, claimToken: string, meta: RequestMeta): Promise<{ flow: FlowView; session: IssuedSession }> {
     const { clock, devices, policy } = this.deps;
     const row = await this.row(flowId);
+    if (!row.claim_hash || !constantTimeEqual(this.claimHash(claimToken), row.claim_hash)) {
+      await this.deps.audit.record({ event: 'login.claim_refused', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId } });
+      throw new SlsError('CLAIM_REFUSED');
+    }
     const now = clock.now();
     if (row.state === 'second_factor' && row.expires_at > now) throw new SlsError('FLOW_STATE', { reason: 'not_approved' });
     if (row.state !== 'approved' || row.expires_at <= now) throw new SlsError('FLOW_EXPIRED');

@@ -22,6 +22,27 @@ export function setSessionCookie(reply: FastifyReply, config: Config, session: I
   });
 }
 
+/**
+ * K3: the claim token of a login started in this browser, sent back only to
+ * that login's own pages; with it the page takes the session the phone approved.
+ */
+export const CLAIM_COOKIE = 'sls_claim';
+
+function claimCookieOptions(config: Config, flowId: string) {
+  return { path: `/login/${flowId}`, httpOnly: true, secure: config.cookieSecure, sameSite: 'strict' as const };
+}
+
+/** Longer than any login lasts, device switches included; the flow itself decides what is still valid. */
+const CLAIM_COOKIE_MAX_AGE_S = 30 * 60;
+
+export function setClaimCookie(reply: FastifyReply, config: Config, flow: { id: string; claimToken: string }): void {
+  reply.setCookie(CLAIM_COOKIE, flow.claimToken, { ...claimCookieOptions(config, flow.id), maxAge: CLAIM_COOKIE_MAX_AGE_S });
+}
+
+export function clearClaimCookie(reply: FastifyReply, config: Config, flowId: string): void {
+  reply.clearCookie(CLAIM_COOKIE, claimCookieOptions(config, flowId));
+}
+
 export function clearSessionCookie(reply: FastifyReply, config: Config): void {
   reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, secure: config.cookieSecure, sameSite: 'lax' });
 }

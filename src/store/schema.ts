@@ -110,6 +110,11 @@ export interface LoginFlowsTable {
   user_agent: string | null;
   session_id: string | null;
   confirmed_by: Confirmation | null;
+  /**
+   * K3: a keyed digest of the secret given only to whoever started the login
+   * (the password's holder); an approved login's session is theirs alone.
+   */
+  claim_hash: string | null;
 }
 
 export interface SessionsTable {

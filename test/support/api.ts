@@ -35,6 +35,11 @@ export function answer(app: FastifyInstance, flowId: string, response: string, h
   return postJson(app, `/api/v1/login/${flowId}`, { response }, headers);
 }
 
+/** K3: takes the session of a login approved on the phone, with the login's claim token. */
+export function claimSession(app: FastifyInstance, login: ApiResponse, claimToken = login.body.claimToken as string) {
+  return postJson(app, `/api/v1/login/${login.body.id as string}/session`, { claimToken });
+}
+
 export function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` };
 }

@@ -6,7 +6,7 @@ import type { Services } from '../../services.js';
 import type { IssuedSession } from '../../sessions/sessions.js';
 import { ErrorSchema } from '../errors.js';
 import { requestMeta, setSessionCookie } from '../session-cookie.js';
-import { FlowParams, FlowSchema, LoginStartBody, LoginStepBody, SessionTokenSchema } from './schemas.js';
+import { ClaimBody, FlowParams, FlowSchema, LoginStartBody, LoginStepBody, SessionTokenSchema, StartedFlowSchema } from './schemas.js';
 
 const DoneSchema = FlowSchema.extend({ session: SessionTokenSchema.optional() });
 
@@ -27,9 +27,10 @@ export function loginApi(services: Services): FastifyPluginAsync {
           description:
             'On success the flow waits for the second factor of the device offered first. Errors: 400 BAD_CHARACTER ' +
             '(username not letters and digits), 401 INVALID_CREDENTIALS (same answer for an unknown user), ' +
-            '423 LOCKED (10 consecutive failures within 24 h), 403 NO_ACTIVE_DEVICE.',
+            '423 LOCKED (10 consecutive failures within 24 h), 403 NO_ACTIVE_DEVICE. Keep `claimToken`: a login approved ' +
+          'on the phone gives its session only to whoever holds it.',
           body: LoginStartBody,
-          response: { 200: FlowSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 423: ErrorSchema },
+          response: { 200: StartedFlowSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 423: ErrorSchema },
         },
       },
       async (request) => services.login.start({ ...request.body, ...requestMeta(request) }),
@@ -66,14 +67,16 @@ export function loginApi(services: Services): FastifyPluginAsync {
           tags: ['login'],
           summary: 'Take the session of a login approved on the phone (K3)',
           description:
-            'Once the flow is `approved`, the session is created (also set as a cookie), once. 409 FLOW_STATE (not approved yet), ' +
+            'Once the flow is `approved`, the session is created (also set as a cookie), once, for the holder of the ' +
+            "login's `claimToken`. 403 CLAIM_REFUSED (not the token of this login), 409 FLOW_STATE (not approved yet), " +
             '410 FLOW_EXPIRED (denied, expired, or already taken).',
           params: FlowParams,
-          response: { 200: DoneSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema },
+          body: ClaimBody,
+          response: { 200: DoneSchema, 400: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema },
         },
       },
       async (request, reply) => {
-        const { flow, session } = await services.login.claim(request.params.flowId, requestMeta(request));
+        const { flow, session } = await services.login.claim(request.params.flowId, request.body.claimToken, requestMeta(request));
         setSessionCookie(reply, services.config, session, services.clock.now());
         return { ...flow, session: sessionToken(session) };
       },

@@ -87,6 +87,14 @@ export const LoginStepBody = z
 
 export const FlowParams = z.object({ flowId: z.string().max(64) });
 
+export const StartedFlowSchema = FlowSchema.extend({
+  claimToken: z
+    .string()
+    .describe('Given only here, to whoever entered the password: send it to POST /login/{id}/session to take the session the phone approved (K3)'),
+});
+
+export const ClaimBody = z.object({ claimToken: z.string().min(1).max(128).describe('The claimToken of the POST /login answer') });
+
 export const SessionSchema = z
   .object({
     id: z.string(),

@@ -13,7 +13,7 @@ import type { FlowView } from '../../flows/login.js';
 import { toSlsError } from '../errors.js';
 import { withdrawalLimits } from '../../policy/withdrawal-limits.js';
 import { field, registerForms, type PageRenderer } from './render.js';
-import { browserSession, clearSessionCookie, presentedToken, requestMeta, SESSION_COOKIE, setSessionCookie } from '../session-cookie.js';
+import { browserSession, CLAIM_COOKIE, clearClaimCookie, clearSessionCookie, presentedToken, requestMeta, SESSION_COOKIE, setClaimCookie, setSessionCookie } from '../session-cookie.js';
 
 const PUBLIC = fileURLToPath(new URL('../../../public', import.meta.url));
 
@@ -95,6 +95,7 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
           throw new SlsError('VALIDATION_ERROR', { reason: 'credentials_required' });
         }
         const flow = await services.login.start({ username, password, app: appName, ...requestMeta(request) });
+        setClaimCookie(reply, config, flow);
         return reply.redirect(`/login/${flow.id}`, 303);
       } catch (error) {
         return renderLogin(request, reply, { error, username: /^[A-Za-z0-9]{0,64}$/.test(username) ? username : '', app: appName });
@@ -118,7 +119,8 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
     app.post<{ Params: { flowId: string } }>('/login/:flowId/session', { preHandler: app.csrfProtection }, async (request, reply) => {
       const { flowId } = request.params;
       try {
-        const { session } = await services.login.claim(flowId, requestMeta(request));
+        const { session } = await services.login.claim(flowId, request.cookies[CLAIM_COOKIE] ?? '', requestMeta(request));
+        clearClaimCookie(reply, config, flowId);
         setSessionCookie(reply, config, session, services.clock.now());
         return reply.redirect('/account', 303);
       } catch (error) {

@@ -4,6 +4,8 @@ import type { Kysely } from 'kysely';
 export async function up(db: Kysely<any>): Promise<void> {
   // K3, K12: how an approved push was confirmed (pin or biometric), and the session it gave
   await db.schema.alterTable('login_flows').addColumn('confirmed_by', 'text').execute();
+  // K3: only whoever started a login may take the session the phone approved
+  await db.schema.alterTable('login_flows').addColumn('claim_hash', 'text').execute();
   await db.schema.alterTable('sessions').addColumn('confirmed_by', 'text').execute();
   // V1, K11: when the user last verified again, with a device, for a portal task
   await db.schema.alterTable('sessions').addColumn('verified_at', 'bigint').execute();
