@@ -123,6 +123,19 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect((await h.services.phones.list(user.id))[0]!.verified).toBe(true);
   });
 
+  it('K1, M2: a new applicant whose number is on record but not yet verified gets the token there; no other number may be added', async () => {
+    const user = await createUser(h.services);
+    const onRecord = await h.services.phones.add(user.id, newMobile(), 'test', null);
+    const app = phone();
+    const view = await app.start(user.username);
+    expect(view).toMatchObject({ proof: 'sms', canAddPhone: false, phones: [{ id: onRecord.id, verified: false }] });
+    const refused = await rejected(app.api.sendToken(view.id, newMobile()));
+    expect([refused.status, refused.code]).toEqual([409, 'FLOW_STATE']);
+    await app.api.sendToken(view.id, { phoneId: onRecord.id });
+    await app.complete(view, await inbox.activationToken(user.username));
+    expect((await h.services.phones.list(user.id)).map((p) => [p.id, p.verified])).toEqual([[onRecord.id, true]]);
+  });
+
   it('R2, D4: a user on a temporary passcode activates the authenticator with the verified number (no new number); the passcode stops', async () => {
     const user = await smsUser(h);
     const staff = await createUser(h.services, { role: 'client_services' });
@@ -387,6 +400,31 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect((await h.services.devices.get(recovered.deviceId)).state).toBe('active');
     const login = await startLogin(h.app, user.username);
     expect(await app.approve(await app.request(user.username), login.body.challenge.number)).toEqual({ state: 'approved' });
+  });
+
+  it('K8, N1: wrong recovery PINs are counted on the authenticator (a login does not reset them), each told to the user; then recovery is blocked and Migrate remains', async () => {
+    const user = await smsUser(h);
+    const owner = phone();
+    await owner.activate(user.username, { pin: 'r3cov' });
+    const max = h.services.config.policy.mobileRecoveryMaxFailures;
+    const thief = phone();
+    for (let failures = 1; failures <= max; failures++) {
+      const view = await thief.start(user.username, 'recover');
+      expect((await rejected(thief.complete(view, `n0t${failures}`))).code).toBe('LOGIN_FAILED');
+      // the owner logs in meanwhile: the lock's count starts again, the recovery count does not
+      const login = await startLogin(h.app, user.username);
+      await owner.approve(await owner.request(user.username), login.body.challenge.number);
+      expect((await claimSession(h.app, login)).status).toBe(200);
+    }
+    const notices = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'mobileRecoveryFailed');
+    expect(notices.length).toBeGreaterThanOrEqual(max);
+    const blocked = await rejected(thief.start(user.username, 'recover'));
+    expect([blocked.status, blocked.code]).toEqual([403, 'RECOVERY_BLOCKED']);
+    expect((await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'mobile.recovery_failed')).toHaveLength(max);
+    // the owner's phone still works, and Migrate (an SMS token to the number first used) still moves it
+    const moved = phone();
+    const view = await moved.start(user.username, 'migrate');
+    expect(view.proof).toBe('sms');
   });
 
   it('K14, A5: a one-time password from client services goes to the app, sealed to the phone; staff never see it', async () => {

@@ -55,6 +55,7 @@ export type AuditEvent =
   | 'mobile.token_sent'
   | 'mobile.activated'
   | 'mobile.activation_failed'
+  | 'mobile.recovery_failed'
   | 'mobile.message_sent'
   | 'stepup.started'
   | 'stepup.verified';

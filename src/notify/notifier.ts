@@ -33,6 +33,7 @@ export type NoticeTemplate =
   | 'passwordReset'
   | 'passwordChanged'
   | 'mobileActivated'
+  | 'mobileRecoveryFailed'
   | 'pushDenied';
 
 /** Messages that carry a code: `notifications.<name>.sms` and `.voice` texts with a {{code}}. */

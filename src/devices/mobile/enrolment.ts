@@ -7,7 +7,7 @@
  *
  * The proof that it is the user:
  * - `sms`: an activation token sent by SMS to a number on record (or, for a
- *   user with no verified number and no device, to a number added here);
+ *   user with no number on record and no device, to a number added here);
  *   migration sends it to the number first used (K7);
  * - `device`: a user who has an active physical device (DSC+, code card)
  *   answers its challenge instead — a password alone never moves a stronger
@@ -15,6 +15,9 @@
  * - `pin`: recovery proves the recovery PIN set at activation (K8).
  *
  * Each proof admits 3 wrong answers, each counted towards the lock (L3).
+ * Wrong recovery PINs are also counted on the authenticator itself, where a
+ * login never resets them: each is notified to the user, and after
+ * `mobileRecoveryMaxFailures` recovery is blocked (Migrate still works).
  * The new device replaces the user's previous authenticator at once (K5:
  * one phone per user), removes SMS (M3, K9) and ends temporary access (D4).
  */
@@ -164,9 +167,10 @@ export class MobileEnrolment {
       if (original) return { phones: [choice(original)], canAddPhone: false };
     }
     const verified = phones.filter((p) => p.verified);
-    // a user no number and no device protects (not even temporary access) proves a new number with the token itself (M2)
+    // a user no verified number and no device protects (not even temporary access) proves the number with the token itself (M2):
+    // the number on record (a new applicant's), or one added here only when there is none at all
     const unprotected = verified.length === 0 && (await this.deps.devices.activeForUser(user.id, null)).length === 0;
-    return { phones: (unprotected ? phones : verified).map(choice), canAddPhone: unprotected };
+    return { phones: (unprotected ? phones : verified).map(choice), canAddPhone: unprotected && phones.length === 0 };
   }
 
   /** Step 1: username and password (L1, L3), then the proof the user must give. */
@@ -183,6 +187,7 @@ export class MobileEnrolment {
       let state: ActivationState;
       let deviceId: string | null = null;
       if (input.purpose === 'recover') {
+        this.assertRecoveryOpen(current!);
         state = { purpose: 'recover', proof: 'pin', phones: [], canAddPhone: false, challenge: null };
       } else if (physical) {
         const challenge = await deviceKind(physical.type).issueChallenge(await devices.context(physical));
@@ -288,6 +293,7 @@ export class MobileEnrolment {
       case 'pin': {
         const current = await this.activeMobile(row.user_id);
         if (!current) throw new SlsError('MOBILE_NOT_ACTIVE');
+        this.assertRecoveryOpen(current);
         const secret = (await devices.context(current)).secret<MobileSecret>();
         let hash = '';
         try {
@@ -340,6 +346,7 @@ export class MobileEnrolment {
         ...(failure.locked ? [{ event: 'login.locked' as const, ...auditMeta, data: { until: failure.lockedUntil } }] : []),
       );
       if (failure.locked) await this.deps.firstFactor.noticeLock(row.user_id, failure.lockedUntil);
+      if (state.proof === 'pin') await this.recoveryFailed(row, meta);
       throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: state.proof === 'pin' ? ['hints.mobilePin'] : ['hints.noSpaces'] });
     }
 
@@ -366,6 +373,8 @@ export class MobileEnrolment {
       if (verifier.token) await trx.updateTable('phones').set({ verified_at: now }).where('id', '=', verifier.token.phoneId).where('verified_at', 'is', null).execute();
       const deviceId = await this.deps.devices.insert(trx, { userId: user.id, type: 'mobile', state: 'active', label, secret, params: { ...params }, activated: true });
       const replaced = await this.retireDevices(trx, user, deviceId, now);
+      // D4: temporary access ends with the authenticator that replaces it
+      await this.deps.helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'mobile authenticator activated', trx);
       await lockout.release(attempt, trx);
       await audit.append(trx, [
         { event: 'mobile.activated', ...auditMeta, data: { flowId, deviceId, purpose: state.purpose, proof: state.proof, biometric: params.biometric, replaced } },
@@ -378,7 +387,6 @@ export class MobileEnrolment {
     }
     // the old phone's live connection learns at once that it no longer works (K7)
     if (activated.replaced.length > 0) await this.deps.signals.publish(...activated.replaced.map((r) => deviceTopic(r.deviceId)));
-    await this.deps.helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'mobile authenticator activated');
     await this.deps.notifier.notify(user, 'mobileActivated', { username: user.username });
     return {
       deviceId: activated.deviceId,
@@ -390,6 +398,29 @@ export class MobileEnrolment {
       biometric: params.biometric,
       credentialId: credential?.id ?? null,
     };
+  }
+
+  private assertRecoveryOpen(current: Device): void {
+    const failures = (current.params as unknown as MobileParams).recoveryFailures ?? 0;
+    if (failures >= this.deps.config.policy.mobileRecoveryMaxFailures) throw new SlsError('RECOVERY_BLOCKED');
+  }
+
+  /** K8: a wrong recovery PIN, counted on the authenticator (never reset by a login), audited and told to the user. */
+  private async recoveryFailed(row: FlowRow, meta: EnrolmentMeta): Promise<void> {
+    const { store, audit, users, notifier, config } = this.deps;
+    const max = config.policy.mobileRecoveryMaxFailures;
+    const counted = await store.serialized('audit_log', async (trx) => {
+      const device = await trx.selectFrom('devices').select(['id', 'params']).where('user_id', '=', row.user_id).where('type', '=', 'mobile').where('state', '=', 'active').executeTakeFirst();
+      if (!device) return null;
+      const params = JSON.parse(device.params) as MobileParams;
+      const failures = (params.recoveryFailures ?? 0) + 1;
+      await trx.updateTable('devices').set({ params: JSON.stringify({ ...params, recoveryFailures: failures }) }).where('id', '=', device.id).execute();
+      await audit.append(trx, [
+        { event: 'mobile.recovery_failed', actor: `user:${row.user_id}`, userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId: row.id, deviceId: device.id, failures, blocked: failures >= max } },
+      ]);
+      return failures;
+    });
+    if (counted !== null) await notifier.notify(await users.get(row.user_id), 'mobileRecoveryFailed', { username: row.username, failures: counted, max });
   }
 
   /**

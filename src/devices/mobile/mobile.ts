@@ -35,6 +35,8 @@ export interface MobileParams {
   /** The number the activation token went to: migration sends the token there again (K7). */
   phoneId: string | null;
   biometric: boolean;
+  /** K8: wrong recovery PINs so far; a login never resets them, a new activation starts at 0. */
+  recoveryFailures?: number;
 }
 
 export const mobileDevice: DeviceKind = {
