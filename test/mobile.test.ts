@@ -387,6 +387,17 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(await newPhone.approve(await newPhone.request(user.username), login.body.challenge.number)).toEqual({ state: 'approved' });
   });
 
+  it('K5, D3: a suspended authenticator is paused, not forgotten: the app keeps it and it works again once reactivated', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    const enrolment = await app.activate(user.username);
+    await h.services.devices.setState(enrolment.deviceId, 'suspended', 'test', 'test');
+    expect((await app.poll()).revoked).toEqual([]);
+    await h.services.devices.setState(enrolment.deviceId, 'active', 'test', 'test');
+    const login = await startLogin(h.app, user.username);
+    expect(await app.approve(await app.request(user.username), login.body.challenge.number)).toEqual({ state: 'approved' });
+  });
+
   it('K8: recovery after the app lost its data, with the recovery PIN', async () => {
     const user = await smsUser(h);
     const lost = await phone().activate(user.username, { pin: 'r3cov' });
@@ -510,7 +521,8 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const started = await postJson(h.app, '/api/v1/step-up', {}, auth);
     expect(started.body).toMatchObject({ state: 'second_factor', challenge: { type: 'push' } });
     const request = await app.request(user.username);
-    expect(request).toMatchObject({ kind: 'step_up', username: user.username });
+    // K13: the phone shows where the request comes from
+    expect(request).toMatchObject({ kind: 'step_up', username: user.username, ip: '127.0.0.1' });
     expect((await postJson(h.app, `/api/v1/step-up/${started.body.id}/complete`, {}, auth)).body.error.code).toBe('FLOW_STATE');
     await app.approve(request, started.body.challenge.number);
     expect((await get(h.app, `/api/v1/step-up/${started.body.id}?wait=5`, auth)).body.state).toBe('approved');
@@ -530,7 +542,10 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     await app.activate(user.username);
     const auth = await signedInWithPhone(app, user);
     const started = await postJson(h.app, '/api/v1/step-up', {}, auth);
+    // typing while the phone is asked takes none of the answers, and counts no failure (L3)
     expect((await postJson(h.app, `/api/v1/step-up/${started.body.id}`, { response: '12345678' }, auth)).body.error.code).toBe('FLOW_STATE');
+    expect((await get(h.app, `/api/v1/step-up/${started.body.id}`, auth)).body.attemptsLeft).toBe(3);
+    expect((await h.services.audit.list({ userId: user.id })).some((e) => e.event === 'device.proof_failed')).toBe(false);
     const offline = await postJson(h.app, `/api/v1/step-up/${started.body.id}/offline`, {}, auth);
     expect(offline.body.challenge).toMatchObject({ type: 'ocra', digits: 8 });
     expect((await app.poll()).requests).toEqual([]);

@@ -36,6 +36,7 @@ import { pushChallenge } from '../devices/mobile/mobile.js';
 import { assertFullScope, decideAccess } from '../policy/access.js';
 import { deviceTopic, flowTopic } from '../push/signals.js';
 import type { Language } from '../i18n/i18n.js';
+import type { RequestMeta } from './login.js';
 
 export interface ActivationView {
   id: string;
@@ -98,7 +99,7 @@ export class DeviceActivation {
   }
 
   /** The device's challenge, kept in a flow of the session's user. */
-  async issue(session: Session, deviceId: string, purpose: Purpose, language: Language = this.deps.config.defaultLanguage): Promise<ActivationView> {
+  async issue(session: Session, deviceId: string, purpose: Purpose, language: Language = this.deps.config.defaultLanguage, from: Omit<RequestMeta, 'language'> = { ip: null, userAgent: null }): Promise<ActivationView> {
     const { store, clock, box, devices, users, config, smsCodes } = this.deps;
     const device = await this.ownDevice(session, deviceId);
     this.assertReady(device, purpose);
@@ -121,8 +122,9 @@ export class DeviceActivation {
           sealedVerifier: box.sealJson(challenge.verifier, this.sealContext(id)),
           now,
           expiresAt,
-          ip: null,
-          userAgent: null,
+          // K13: a push request shows the phone where it comes from
+          ip: from.ip,
+          userAgent: from.userAgent,
           sessionId: session.id,
         });
     await store.db.insertInto('login_flows').values(row).execute();
@@ -156,6 +158,8 @@ export class DeviceActivation {
   ): Promise<Device> {
     const { store, clock, box, devices, users, lockout, audit, config, notifier } = this.deps;
     const row = await this.openFlow(session, flowId, purpose);
+    // K3: a push request is approved on the phone, not typed: no answer is taken for it
+    if ((JSON.parse(row.prompt!) as Prompt).type === 'push') throw new SlsError('FLOW_STATE', { reason: 'push' });
     const now = clock.now();
     const user = await users.get(session.userId);
     const attempt = await lockout.begin(user.username);
@@ -167,8 +171,6 @@ export class DeviceActivation {
     const device = await devices.get(row.device_id!);
     try {
       this.assertReady(device, purpose);
-      // K3: a push request is approved on the phone, not typed
-      if ((JSON.parse(row.prompt!) as Prompt).type === 'push') throw new SlsError('FLOW_STATE', { reason: 'push' });
     } catch (error) {
       await lockout.release(attempt);
       throw error;
@@ -305,14 +307,14 @@ export class StepUp {
   }
 
   /** The device offered first (L6): the last used, then the strongest, that may open the portal now. */
-  async start(session: Session, language?: Language): Promise<StepUpView> {
+  async start(session: Session, meta: RequestMeta): Promise<StepUpView> {
     const { users, devices, clock, config } = this.deps;
     const user = await users.get(session.userId);
     const now = clock.now();
     const device = (await devices.activeForUser(user.id, user.lastDeviceId)).find((d) => decideAccess(d, 'portal', now, config.policy).allowed);
     if (!device) throw new SlsError('NO_ACTIVE_DEVICE');
-    const issued = await this.activation.issue(session, device.id, 'step_up', language);
-    await this.deps.audit.record({ event: 'stepup.started', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { flowId: issued.id, deviceId: device.id, type: device.type } });
+    const issued = await this.activation.issue(session, device.id, 'step_up', meta.language, meta);
+    await this.deps.audit.record({ event: 'stepup.started', actor: `user:${user.id}`, userId: user.id, username: user.username, ip: meta.ip, data: { flowId: issued.id, deviceId: device.id, type: device.type } });
     return this.view(session, issued.id);
   }
 
@@ -338,6 +340,10 @@ export class StepUp {
     const now = this.deps.clock.now();
     if (row.state === 'second_factor' && row.expires_at > now) throw new SlsError('FLOW_STATE', { reason: 'not_approved' });
     if (row.state !== 'approved' || row.expires_at <= now) throw new SlsError('FLOW_EXPIRED');
+    // the phone that approved may have been replaced, or its access closed, since
+    const device = await this.deps.devices.get(row.device_id!);
+    const access = decideAccess(device, 'portal', now, this.deps.config.policy);
+    if (device.state !== 'active' || !access.allowed) throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
     const user = await this.deps.users.get(session.userId);
     const done = await this.deps.store.serialized('audit_log', async (trx) => (await completeFlow(trx, flowId, now, null, 'approved')) && this.verified(trx, session, user, flowId, now));
     if (!done) throw new SlsError('FLOW_EXPIRED');

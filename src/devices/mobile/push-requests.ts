@@ -29,7 +29,8 @@ import { translator } from '../../i18n/i18n.js';
 import type { FlowRow } from '../../flows/flow-rows.js';
 import { failFlow, reserveAnswer, verifierContext } from '../../flows/flow-rows.js';
 import type { FirstFactor } from '../../flows/first-factor.js';
-import type { Confirmation } from '../../store/schema.js';
+import type { Confirmation, Schema } from '../../store/schema.js';
+import type { UpdateQueryBuilder, UpdateResult } from 'kysely';
 import type { Tx } from '../../store/database.js';
 import { deviceTopic, flowTopic } from '../../push/signals.js';
 import type { PushProvider, PushSubscription } from '../../push/provider.js';
@@ -158,6 +159,14 @@ export class PushRequests {
     return { device, secret };
   }
 
+  /** A suspended authenticator, with this phone's own token: it comes back when the device is reactivated. */
+  private async suspendedDevice(input: DeviceToken): Promise<Device | null> {
+    const device = await this.deps.devices.get(input.deviceId).catch(() => null);
+    if (!device || device.type !== 'mobile' || device.state !== 'suspended') return null;
+    const secret = (await this.deps.devices.context(device)).secret<MobileSecret>();
+    return constantTimeEqual(appTokenHash(input.token), secret.appTokenHash) ? device : null;
+  }
+
   /** K3: where a closed app is woken (a Web Push subscription, for instance). */
   async subscribe(input: DeviceToken, subscription: PushSubscription): Promise<void> {
     const { device } = await this.authenticateApp(input);
@@ -200,8 +209,9 @@ export class PushRequests {
   /**
    * The app's live connection (K3): the requests and messages waiting for
    * its users, answered as soon as there are any, or after `waitMs`. Devices
-   * whose activation no longer works (migrated to another phone, K7) are
-   * named in `revoked`.
+   * whose activation will never work again (migrated to another phone, K7;
+   * revoked; reported lost) are named in `revoked`; a suspended one is only
+   * left out until it is reactivated.
    */
   async poll(tokens: DeviceToken[], waitMs: number, abort?: AbortSignal): Promise<PollResult> {
     const devices: Device[] = [];
@@ -211,7 +221,10 @@ export class PushRequests {
         devices.push((await this.authenticateApp(token)).device);
       } catch (error) {
         if (!(error instanceof SlsError && error.code === 'APP_TOKEN_INVALID')) throw error;
-        revoked.push(token.deviceId);
+        // a suspended one is still watched: its requests come again once it is reactivated
+        const suspended = await this.suspendedDevice(token);
+        if (suspended) devices.push(suspended);
+        else revoked.push(token.deviceId);
       }
     }
     if (devices.length === 0) return { requests: [], messages: [], revoked };
@@ -220,10 +233,11 @@ export class PushRequests {
       ids.map(deviceTopic),
       waitMs,
       async (): Promise<PollResult | null> => {
-        // an activation moved to another phone meanwhile is told at once (K7)
-        const active = await this.deps.store.db.selectFrom('devices').select('id').where('id', 'in', ids).where('state', '=', 'active').execute();
-        const gone = ids.filter((id) => !active.some((a) => a.id === id));
-        const pending = await this.pending(devices.filter((d) => !gone.includes(d.id)));
+        // an activation moved to another phone meanwhile is told at once (K7); a suspension only pauses it
+        const states = await this.deps.store.db.selectFrom('devices').select(['id', 'state']).where('id', 'in', ids).execute();
+        const stateOf = (id: string) => states.find((s) => s.id === id)?.state;
+        const gone = ids.filter((id) => stateOf(id) !== 'active' && stateOf(id) !== 'suspended');
+        const pending = await this.pending(devices.filter((d) => stateOf(d.id) === 'active'));
         return gone.length + pending.requests.length + pending.messages.length > 0 ? { ...pending, revoked: gone } : null;
       },
       abort,
@@ -277,12 +291,7 @@ export class PushRequests {
     const signed = verifyAnswer(secret.signingKey, message, input.signature);
 
     if (input.decision === 'deny' && signed) {
-      const denied = await store.db
-        .updateTable('login_flows')
-        .set({ state: 'denied', updated_at: now })
-        .where('id', '=', flowId)
-        .where('state', '=', 'second_factor')
-        .executeTakeFirst();
+      const denied = await this.stillWaiting(store.db.updateTable('login_flows').set({ state: 'denied', updated_at: now }), row, device, now).executeTakeFirst();
       if (Number(denied.numUpdatedRows) !== 1) throw new SlsError('FLOW_EXPIRED');
       await audit.record({ event: 'login.push_denied', ...meta, data: { flowId, kind: row.kind, deviceId: device.id } });
       await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
@@ -304,13 +313,12 @@ export class PushRequests {
     if (confirmedBy) {
       const approved = await store.serialized('audit_log', async (trx) => {
         if (!(await this.deps.devices.consume(trx, device.id, `push:${flowId}`))) return false;
-        const updated = await trx
-          .updateTable('login_flows')
-          .set({ state: 'approved', confirmed_by: confirmedBy, expires_at: now + policy.approvedClaimMs, updated_at: now })
-          .where('id', '=', flowId)
-          .where('state', '=', 'second_factor')
-          .where('expires_at', '>', now)
-          .executeTakeFirst();
+        const updated = await this.stillWaiting(
+          trx.updateTable('login_flows').set({ state: 'approved', confirmed_by: confirmedBy, expires_at: now + policy.approvedClaimMs, updated_at: now }),
+          row,
+          device,
+          now,
+        ).executeTakeFirst();
         if (Number(updated.numUpdatedRows) !== 1) return false;
         await lockout.release(attempt, trx);
         await audit.append(trx, [{ event: 'login.push_approved', ...meta, data: { flowId, kind: row.kind, deviceId: device.id, confirmedBy } }]);
@@ -338,6 +346,22 @@ export class PushRequests {
     if (failure.locked) await this.deps.firstFactor.noticeLock(row.user_id, failure.lockedUntil);
     await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
     throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: ['hints.pushNumber'] });
+  }
+
+  /**
+   * An answer changes the flow only while it still waits for this very
+   * request: the same device, the same prompt (not switched to another
+   * device or to the offline challenge meanwhile), and that device still
+   * active (not replaced by a migration in the meantime).
+   */
+  private stillWaiting(update: UpdateQueryBuilder<Schema, 'login_flows', 'login_flows', UpdateResult>, row: FlowRow, device: Device, now: number) {
+    return update
+      .where('id', '=', row.id)
+      .where('state', '=', 'second_factor')
+      .where('expires_at', '>', now)
+      .where('device_id', '=', device.id)
+      .where('prompt', '=', row.prompt)
+      .where((eb) => eb.exists(eb.selectFrom('devices').select('devices.id').where('devices.id', '=', device.id).where('devices.state', '=', 'active')));
   }
 
   /** How the approval was confirmed: biometric (a verified WebAuthn assertion), the PIN (its OCRA proof), or not at all. */

@@ -9,7 +9,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../../services.js';
 import { ErrorSchema } from '../errors.js';
-import { requireSession, requireSessionToChange } from '../session-cookie.js';
+import { requestMeta, requireSession, requireSessionToChange } from '../session-cookie.js';
 import { ChallengeSchema } from './schemas.js';
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema };
@@ -43,7 +43,7 @@ export function stepUpApi(services: Services): FastifyPluginAsync {
       },
       async (request) => {
         const { session } = await requireSessionToChange(request, services.sessions);
-        return stepUp.start(session, request.language);
+        return stepUp.start(session, requestMeta(request));
       },
     );
 
