@@ -11,6 +11,9 @@ const booleanFromEnv = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** The push services of the major browsers (Chrome, Firefox, Edge, Safari). */
+export const DEFAULT_PUSH_SERVICES = ['fcm.googleapis.com', 'push.services.mozilla.com', 'notify.windows.com', 'push.apple.com'];
+
 const EnvSchema = z.object({
   SLS_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   SLS_HOST: z.string().min(1).default('localhost'),
@@ -42,6 +45,10 @@ const EnvSchema = z.object({
   SLS_VAPID_PRIVATE_KEY: z.string().min(1).optional(),
   SLS_VAPID_SUBJECT: z.string().min(1).default('mailto:security@example.com'),
   SLS_PUSH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
+  SLS_PUSH_SERVICES: z
+    .string()
+    .default(DEFAULT_PUSH_SERVICES.join(','))
+    .transform((list) => list.split(',').map((host) => host.trim().toLowerCase()).filter((host) => host !== '')),
   SLS_DELIVERY_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   SLS_DELIVERY_RETRY_BASE_MS: z.coerce.number().int().min(0).max(60_000).default(500),
 });
@@ -72,7 +79,14 @@ export interface Config {
    * (configured, or kept in <dataDir>/vapid.json).
    */
   push: { provider: 'none' } | { provider: 'web-push'; publicKey?: string; privateKey?: string; subject: string; timeoutMs: number };
+  /**
+   * The push services a phone may subscribe with (host names; their
+   * subdomains too): the server sends requests only to them, never to an
+   * address a client chose.
+   */
+  pushServices: string[];
 }
+
 
 /** How notices leave: the development outbox, or real gateways (docs/operations.md). */
 export interface DeliveryConfig {
@@ -213,6 +227,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
             subject: e.SLS_VAPID_SUBJECT,
             timeoutMs: e.SLS_PUSH_TIMEOUT_MS,
           },
+    pushServices: e.SLS_PUSH_SERVICES,
   };
 }
 

@@ -50,9 +50,14 @@ describe.each(DATABASES)('push requests through Web Push (%s)', (db) => {
     const wrongToken = await postJson(h.app, '/api/v1/mobile/push-subscription', {
       deviceId: enrolment.deviceId,
       token: 'nope',
-      subscription: { ...subscription, endpoint: 'https://push.example.test/x' },
+      subscription: { ...subscription, endpoint: 'https://fcm.googleapis.com/fcm/send/x' },
     });
     expect(wrongToken.body.error.code).toBe('APP_TOKEN_INVALID');
+    // and only to a known push service: never to an address a client chose (an internal host, say)
+    for (const endpoint of ['https://10.0.0.1/push/x', 'https://127.0.0.1/push/x', 'https://fcm.googleapis.com.attacker.test/x']) {
+      const internal = await postJson(h.app, '/api/v1/mobile/push-subscription', { deviceId: enrolment.deviceId, token: enrolment.token, subscription: { ...subscription, endpoint } });
+      expect([internal.status, internal.body.error.code, internal.body.error.message]).toEqual([400, 'VALIDATION_ERROR', expect.stringContaining('push service')]);
+    }
     await h.services.pushRequests.subscribe({ deviceId: enrolment.deviceId, token: enrolment.token }, subscription);
 
     const login = await startLogin(h.app, user.username, PASSWORD, 'trading');

@@ -258,17 +258,17 @@ export class HelpDesk {
     const user = await this.deps.users.getByUsername(username);
     await this.requireVerification(user, input.verificationId);
     const temporaryPassword = randomUpperAlnum(12);
-    const phone = (await this.deps.devices.listForUser(user.id)).find((d) => d.type === 'mobile' && d.state === 'active');
-    await this.deps.users.setPassword(user.id, temporaryPassword, { actor: this.actor(staff), oneTime: true });
-    if (phone) {
-      await this.deps.store.serialized('audit_log', async (trx) => {
-        const messageId = await this.deps.pushRequests.sendMessage(trx, phone, 'temporary_password', temporaryPassword);
-        await this.deps.audit.append(trx, [{ event: 'mobile.message_sent', actor: this.actor(staff), userId: user.id, username: user.username, data: { messageId, deviceId: phone.id, kind: 'temporary_password' } }]);
-      });
-      await this.deps.signals.publish(deviceTopic(phone.id));
-    }
+    // the phone is chosen in the transaction that sets the password: a migration cannot slip in between
+    const phoneId = await this.deps.users.setPassword(user.id, temporaryPassword, { actor: this.actor(staff), oneTime: true }, async (trx) => {
+      const phone = await trx.selectFrom('devices').select('id').where('user_id', '=', user.id).where('type', '=', 'mobile').where('state', '=', 'active').executeTakeFirst();
+      if (!phone) return null;
+      const messageId = await this.deps.pushRequests.sendMessage(trx, phone.id, 'temporary_password', temporaryPassword);
+      await this.deps.audit.append(trx, [{ event: 'mobile.message_sent', actor: this.actor(staff), userId: user.id, username: user.username, data: { messageId, deviceId: phone.id, kind: 'temporary_password' } }]);
+      return phone.id;
+    });
+    if (phoneId) await this.deps.signals.publish(deviceTopic(phoneId));
     await this.deps.notifier.notify(user, 'passwordReset', { username: user.username });
-    return phone ? { temporaryPassword: null, deliveredTo: 'app' } : { temporaryPassword, deliveredTo: 'staff' };
+    return phoneId ? { temporaryPassword: null, deliveredTo: 'app' } : { temporaryPassword, deliveredTo: 'staff' };
   }
 
   /** L3: client services lift a lock after verifying the caller's identity. */

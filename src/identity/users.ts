@@ -10,7 +10,7 @@ import { assertPasswordAcceptable, hashPassword } from '../crypto/password.js';
 import { newId } from '../crypto/random.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { Executor, Store } from '../store/database.js';
+import type { Executor, Store, Tx } from '../store/database.js';
 import type { Role } from '../store/schema.js';
 import { assertNewUsername } from './username.js';
 
@@ -273,12 +273,16 @@ export class Users {
    * Sets a new password (A4 rules). `oneTime`: a password from client
    * services (A5), which the user must replace at the next login.
    */
-  async setPassword(userId: string, password: string, options: { actor: string; oneTime: boolean }): Promise<void> {
+  /**
+   * `alongside` runs in the same transaction (what must happen with the new
+   * password, or not at all); its result is returned.
+   */
+  async setPassword<T = void>(userId: string, password: string, options: { actor: string; oneTime: boolean }, alongside?: (trx: Tx) => Promise<T>): Promise<T | undefined> {
     const user = await this.get(userId);
     assertPasswordAcceptable(password, user.username);
     const passwordHash = await hashPassword(password);
     const now = this.clock.now();
-    await this.store.serialized('audit_log', async (trx) => {
+    return this.store.serialized('audit_log', async (trx) => {
       await trx
         .updateTable('users')
         .set({ password_hash: passwordHash, password_changed_at: now, password_must_change: options.oneTime ? 1 : 0 })
@@ -287,6 +291,7 @@ export class Users {
       await this.audit.append(trx, [
         { event: 'user.password_changed', actor: options.actor, userId, username: user.username, data: { oneTime: options.oneTime } },
       ]);
+      return alongside?.(trx);
     });
   }
 

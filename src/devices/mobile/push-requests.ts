@@ -258,14 +258,14 @@ export class PushRequests {
   }
 
   /** K14: a message sealed to the phone (only it can open it), waiting for the app. */
-  async sendMessage(trx: Tx, device: Device, kind: 'temporary_password', plaintext: string): Promise<string> {
+  async sendMessage(trx: Tx, deviceId: string, kind: 'temporary_password', plaintext: string): Promise<string> {
     const { clock, box, config } = this.deps;
-    const secret = box.openJson<MobileSecret>((await trx.selectFrom('devices').select('secret_enc').where('id', '=', device.id).executeTakeFirstOrThrow()).secret_enc!, `device:${device.id}`);
+    const secret = box.openJson<MobileSecret>((await trx.selectFrom('devices').select('secret_enc').where('id', '=', deviceId).executeTakeFirstOrThrow()).secret_enc!, `device:${deviceId}`);
     const id = newId('msg');
     const now = clock.now();
     await trx
       .insertInto('app_messages')
-      .values({ id, device_id: device.id, kind, sealed: JSON.stringify(sealToPhone(secret.agreementKey, plaintext)), created_at: now, expires_at: now + config.policy.appMessageTtlMs })
+      .values({ id, device_id: deviceId, kind, sealed: JSON.stringify(sealToPhone(secret.agreementKey, plaintext)), created_at: now, expires_at: now + config.policy.appMessageTtlMs })
       .execute();
     return id;
   }

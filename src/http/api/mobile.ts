@@ -9,6 +9,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../../services.js';
+import { SlsError } from '../../errors.js';
 import type { WebOrigin } from '../../devices/mobile/webauthn.js';
 import { ErrorSchema } from '../errors.js';
 import { requestMeta } from '../session-cookie.js';
@@ -65,8 +66,16 @@ const SealedSchema = z.object({ serverKey: PublicJwkSchema, salt: z.string(), no
 
 const ActivationParams = z.object({ id: z.string().max(64) });
 
-/** Where the app runs (the server's own origin): WebAuthn credentials are bound to it. */
-export function webOrigin(request: FastifyRequest): WebOrigin {
+/**
+ * Where the app runs (the server's own origin): WebAuthn credentials are
+ * bound to it. The configured public URL when there is one (SLS_PUBLIC_URL),
+ * so that a forged Host header never decides it; else the request's.
+ */
+export function webOrigin(request: FastifyRequest, publicUrl: string | undefined): WebOrigin {
+  if (publicUrl) {
+    const url = new URL(publicUrl);
+    return { origin: url.origin, rpId: url.hostname };
+  }
   return { origin: `${request.protocol}://${request.host}`, rpId: request.hostname };
 }
 
@@ -92,7 +101,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           response: { 200: ActivationSchema, ...errors },
         },
       },
-      async (request) => mobileEnrolment.start({ ...request.body, ...requestMeta(request) }, webOrigin(request)),
+      async (request) => mobileEnrolment.start({ ...request.body, ...requestMeta(request) }, webOrigin(request, services.config.publicUrl)),
     );
 
     app.post(
@@ -109,7 +118,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           response: { 200: ActivationSchema, ...errors },
         },
       },
-      async (request) => mobileEnrolment.sendToken(request.params.id, request.body, requestMeta(request), webOrigin(request)),
+      async (request) => mobileEnrolment.sendToken(request.params.id, request.body, requestMeta(request), webOrigin(request, services.config.publicUrl)),
     );
 
     app.post(
@@ -149,7 +158,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
       },
       async (request, reply) => {
         reply.header('cache-control', 'no-store');
-        return mobileEnrolment.complete(request.params.id, request.body, requestMeta(request), webOrigin(request));
+        return mobileEnrolment.complete(request.params.id, request.body, requestMeta(request), webOrigin(request, services.config.publicUrl));
       },
     );
 
@@ -204,7 +213,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           response: { 200: z.object({ state: z.enum(['approved', 'denied']) }), ...errors },
         },
       },
-      async (request) => pushRequests.answer(request.params.id, request.body, webOrigin(request)),
+      async (request) => pushRequests.answer(request.params.id, request.body, webOrigin(request, services.config.publicUrl)),
     );
 
     app.post(
@@ -230,6 +239,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
         schema: {
           tags: ['mobile authenticator'],
           summary: 'Where the phone\'s push service wakes the closed app (a Web Push subscription)',
+          description: 'The endpoint must be https and belong to a known push service (SLS_PUSH_SERVICES): 400 VALIDATION_ERROR otherwise.',
           body: DeviceTokenSchema.extend({
             subscription: z.object({ endpoint: z.string().url().max(2048).startsWith('https://'), keys: z.object({ p256dh: Base64Url, auth: Base64Url }) }),
           }),
@@ -237,6 +247,10 @@ export function mobileApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => {
+        const host = new URL(request.body.subscription.endpoint).hostname.toLowerCase();
+        if (!services.config.pushServices.some((known) => host === known || host.endsWith(`.${known}`))) {
+          throw new SlsError('VALIDATION_ERROR', { reason: 'push_service', host });
+        }
         await pushRequests.subscribe(request.body, request.body.subscription);
         return { ok: true as const };
       },
