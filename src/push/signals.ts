@@ -21,7 +21,12 @@ const CHANNEL = 'sls_signals';
 const RECHECK_MS = 2_000;
 /** … and this often while a PostgreSQL connection listens (signals then arrive from every process). */
 const LISTENING_RECHECK_MS = 10_000;
+/** After a failed or lost listening connection, the next try waits this long (waiters poll meanwhile). */
 const RECONNECT_MS = 1_000;
+/** A listening connection that takes longer than this to open is given up (and tried again later). */
+const CONNECT_TIMEOUT_MS = 5_000;
+/** A waiter waits at most this long for the listening connection before it starts polling anyway. */
+const READY_WAIT_MS = 1_000;
 
 export interface Signals {
   /** Tells every waiter on these topics (in every process) to look again. */
@@ -69,7 +74,8 @@ class LocalSignals implements Signals {
 
   async waitFor<T>(topics: string[], timeoutMs: number, check: () => Promise<T | null>, abort?: AbortSignal): Promise<T | null> {
     const end = Date.now() + timeoutMs;
-    await this.ready();
+    // a slow or failing listening connection never holds a waiter: it polls until the connection is there
+    await Promise.race([this.ready(), this.next([], Math.min(timeoutMs, READY_WAIT_MS), abort)]);
     for (;;) {
       const value = await check();
       const left = end - Date.now();
@@ -88,6 +94,8 @@ class LocalSignals implements Signals {
 class PostgresSignals extends LocalSignals {
   private client: pg.Client | null = null;
   private connecting: Promise<void> | null = null;
+  /** No new listening connection before this time (ms since the epoch): a failure backs off. */
+  private retryAt = 0;
 
   constructor(private readonly store: Store) {
     super();
@@ -101,28 +109,42 @@ class PostgresSignals extends LocalSignals {
     return this.client ? LISTENING_RECHECK_MS : RECHECK_MS;
   }
 
-  /** Listens from the first waiter on; a lost connection is opened again (waiters poll meanwhile). */
+  /**
+   * Listens from the first waiter on; a failed or lost connection is opened
+   * again, at most once every RECONNECT_MS (waiters poll meanwhile).
+   */
   protected override ready(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    this.connecting ??= this.listen().catch(() => {
-      this.connecting = null;
-    });
-    return this.connecting;
+    if (this.closed || this.client) return Promise.resolve();
+    if (!this.connecting && Date.now() >= this.retryAt) {
+      this.connecting = this.listen()
+        .catch(() => {
+          this.retryAt = Date.now() + RECONNECT_MS;
+        })
+        .finally(() => {
+          this.connecting = null;
+        });
+    }
+    return this.connecting ?? Promise.resolve();
   }
 
   private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.store.location });
+    const client = new pg.Client({ connectionString: this.store.location, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
     client.on('notification', (message) => {
       if (message.payload) this.emitter.emit(message.payload);
     });
     client.on('error', () => {
-      this.client = null;
-      this.connecting = null;
+      if (this.client === client) this.client = null;
+      this.retryAt = Date.now() + RECONNECT_MS;
       client.end().catch(() => undefined);
       if (!this.closed) setTimeout(() => void this.ready(), RECONNECT_MS).unref();
     });
-    await client.connect();
-    await client.query(`listen ${CHANNEL}`);
+    try {
+      await client.connect();
+      await client.query(`listen ${CHANNEL}`);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
     if (this.closed) {
       await client.end();
       return;
