@@ -13,7 +13,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { MINUTE, HOUR } from '../../src/clock.js';
 import type { User } from '../../src/identity/users.js';
 import { chromiumAvailable } from '../support/environment.js';
-import { PASSWORD } from '../support/harness.js';
+import { PASSWORD, type Harness } from '../support/harness.js';
 import { facts, navigation, useServerAndBrowser } from '../support/browser.js';
 import { harnessInbox, smsUser } from '../support/phone.js';
 
@@ -58,6 +58,15 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
   }
 
   /** Username and password on the login page; the 2-digit number it shows (K13). */
+  /** A user activated in a new app, and a login started for them on another browser (the computer). */
+  async function activatedThenLogin(h: Harness) {
+    const user = await smsUser(h);
+    const app = await openApp();
+    await activate(app, user);
+    const computer = await newContext();
+    return { user, app, computer, ...(await startLogin(computer, user)) };
+  }
+
   async function startLogin(context: BrowserContext, user: User, app: 'portal' | 'trading' = 'portal'): Promise<{ page: Page; number: string }> {
     const page = await context.newPage();
     await page.goto('/login');
@@ -105,11 +114,7 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
 
   it('K13: a wrong number is refused in the app; "This wasn\'t me" denies the login and the login page says so', async () => {
     const { h } = suite.server;
-    const user = await smsUser(h);
-    const app = await openApp();
-    await activate(app, user);
-    const computer = await newContext();
-    const { page, number } = await startLogin(computer, user);
+    const { user, app, computer, page, number } = await activatedThenLogin(h);
     await app.locator('#request').waitFor();
     await app.locator('#req-number').fill(number === '10' ? '11' : '10');
     await app.locator('#req-pin').fill(PIN);
@@ -125,11 +130,7 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
 
   it('K13: an unanswered request expires after 2 minutes: the app drops it, the login page starts over', async () => {
     const { h } = suite.server;
-    const user = await smsUser(h);
-    const app = await openApp();
-    await activate(app, user);
-    const computer = await newContext();
-    const { page } = await startLogin(computer, user);
+    const { app, computer, page } = await activatedThenLogin(h);
     await app.locator('#request').waitFor();
     h.clock.advance(2 * MINUTE);
     await app.locator('#request').waitFor({ state: 'hidden', timeout: 15_000 });
@@ -140,11 +141,7 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
 
   it('K4, K10: "Click here if you do not receive the notification": the challenge typed into the app with the PIN, offline; the response typed into the login page', async () => {
     const { h } = suite.server;
-    const user = await smsUser(h);
-    const app = await openApp();
-    await activate(app, user);
-    const computer = await newContext();
-    const { page } = await startLogin(computer, user);
+    const { app, computer, page } = await activatedThenLogin(h);
     await navigation(page, () => page.locator('#push-offline').click());
     const challenge = ((await page.locator('#challenge-code').textContent()) ?? '').trim();
     expect(challenge).toMatch(/^\d{8}$/);
