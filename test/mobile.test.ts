@@ -136,6 +136,31 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect((await h.services.phones.list(user.id)).map((p) => [p.id, p.verified])).toEqual([[onRecord.id, true]]);
   });
 
+  it('R2, K1: a card suspended, lost or on its way still protects: the password alone never adds a number and brings a phone in', async () => {
+    for (const state of ['suspended', 'lost', 'shipped'] as const) {
+      const { user } = await createUserWithCard(h.services);
+      const card = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
+      await h.services.store.db.updateTable('devices').set({ state }).where('id', '=', card.id).execute();
+      const refused = await rejected(phone().start(user.username));
+      expect([state, refused.status, refused.code]).toEqual([state, 403, 'NO_ACTIVE_DEVICE']);
+    }
+  });
+
+  it('K1, M6: a number is added in the app once, even by two activations at the same time', async () => {
+    const user = await createUser(h.services);
+    const [first, second] = [phone(), phone()];
+    const views = await Promise.all([first.start(user.username), second.start(user.username)]);
+    const adds = await Promise.allSettled(views.map((view, i) => [first, second][i]!.api.sendToken(view.id, newMobile())));
+    expect(adds.filter((a) => a.status === 'fulfilled')).toHaveLength(1);
+    expect(await h.services.phones.list(user.id)).toHaveLength(1);
+    const winner = adds.findIndex((a) => a.status === 'fulfilled');
+    const sent = (adds[winner] as PromiseFulfilledResult<Awaited<ReturnType<TestPhone['api']['sendToken']>>>).value;
+    expect(sent.canAddPhone).toBe(false);
+    h.clock.advance(5 * MINUTE);
+    const again = await rejected([first, second][winner]!.api.sendToken(views[winner]!.id, newMobile()));
+    expect(again.code).toBe('FLOW_STATE');
+  });
+
   it('R2, D4: a user on a temporary passcode activates the authenticator with the verified number (no new number); the passcode stops', async () => {
     const user = await smsUser(h);
     const staff = await createUser(h.services, { role: 'client_services' });
@@ -518,7 +543,13 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     await app.activate(user.username);
     const auth = await signedInWithPhone(app, user);
     expect((await get(h.app, '/api/v1/session', auth)).body.verifiedAt).toBeNull();
-    const started = await postJson(h.app, '/api/v1/step-up', {}, auth);
+    // V1: the password again first; a session alone does not start a step-up
+    const noPassword = await postJson(h.app, '/api/v1/step-up', {}, auth);
+    expect([noPassword.status, noPassword.body.error.code]).toEqual([400, 'VALIDATION_ERROR']);
+    const wrongPassword = await postJson(h.app, '/api/v1/step-up', { password: 'not the password' }, auth);
+    expect([wrongPassword.status, wrongPassword.body.error.code]).toEqual([401, 'INVALID_CREDENTIALS']);
+    expect((await app.poll()).requests).toEqual([]);
+    const started = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, auth);
     expect(started.body).toMatchObject({ state: 'second_factor', challenge: { type: 'push' } });
     const request = await app.request(user.username);
     // K13: the phone shows where the request comes from
@@ -541,7 +572,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const app = phone();
     await app.activate(user.username);
     const auth = await signedInWithPhone(app, user);
-    const started = await postJson(h.app, '/api/v1/step-up', {}, auth);
+    const started = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, auth);
     // typing while the phone is asked takes none of the answers, and counts no failure (L3)
     expect((await postJson(h.app, `/api/v1/step-up/${started.body.id}`, { response: '12345678' }, auth)).body.error.code).toBe('FLOW_STATE');
     expect((await get(h.app, `/api/v1/step-up/${started.body.id}`, auth)).body.attemptsLeft).toBe(3);
@@ -549,13 +580,18 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const offline = await postJson(h.app, `/api/v1/step-up/${started.body.id}/offline`, {}, auth);
     expect(offline.body.challenge).toMatchObject({ type: 'ocra', digits: 8 });
     expect((await app.poll()).requests).toEqual([]);
+    // another session of the same user can neither answer it nor use up its answers
+    const other = await signedInWithPhone(app, user);
+    const foreign = await postJson(h.app, `/api/v1/step-up/${started.body.id}`, { response: '12345678' }, other);
+    expect([foreign.status, foreign.body.error.code]).toEqual([404, 'FLOW_NOT_FOUND']);
+    expect((await get(h.app, `/api/v1/step-up/${started.body.id}`, auth)).body.attemptsLeft).toBe(3);
     const done = await postJson(h.app, `/api/v1/step-up/${started.body.id}`, { response: await app.respond(user.username, offline.body.challenge.question) }, auth);
     expect(done.body.state).toBe('done');
 
     const { user: cardUser, card } = await createUserWithCard(h.services);
     const login = await startLogin(h.app, cardUser.username);
     const cardAuth = bearer((await answer(h.app, login.body.id, cardAnswer(card, login.body.challenge.question))).body.session.token);
-    const cardStep = await postJson(h.app, '/api/v1/step-up', {}, cardAuth);
+    const cardStep = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, cardAuth);
     expect(cardStep.body.challenge.type).toBe('ocra');
     const verified = await postJson(h.app, `/api/v1/step-up/${cardStep.body.id}`, { response: cardAnswer(card, cardStep.body.challenge.question) }, cardAuth);
     expect(verified.body.state).toBe('done');

@@ -37,6 +37,7 @@ import { assertFullScope, decideAccess } from '../policy/access.js';
 import { deviceTopic, flowTopic } from '../push/signals.js';
 import type { Language } from '../i18n/i18n.js';
 import type { RequestMeta } from './login.js';
+import type { FirstFactor } from './first-factor.js';
 
 export interface ActivationView {
   id: string;
@@ -139,6 +140,8 @@ export class DeviceActivation {
       .where('id', '=', flowId)
       .where('kind', '=', purpose)
       .where('user_id', '=', session.userId)
+      // a proof belongs to the session that asked for it (V1: another session of the same user cannot answer it)
+      .where('session_id', '=', session.id)
       .executeTakeFirst();
     if (!row) throw new SlsError('FLOW_NOT_FOUND');
     if (row.state !== 'second_factor' || row.expires_at <= this.deps.clock.now()) throw new SlsError('FLOW_EXPIRED');
@@ -277,11 +280,14 @@ export class DeviceActivation {
   }
 }
 
-/** Step-up (V1, K11): verifying again, in the portal, with the device offered first. */
+/**
+ * Step-up (V1, K11): verifying again, in the portal: the password, then the
+ * device offered first. A stolen session alone never passes it.
+ */
 export class StepUp {
   constructor(
     private readonly activation: DeviceActivation,
-    private readonly deps: ActivationDeps,
+    private readonly deps: ActivationDeps & { firstFactor: FirstFactor },
   ) {}
 
   private async row(session: Session, flowId: string) {
@@ -307,15 +313,22 @@ export class StepUp {
   }
 
   /** The device offered first (L6): the last used, then the strongest, that may open the portal now. */
-  async start(session: Session, meta: RequestMeta): Promise<StepUpView> {
-    const { users, devices, clock, config } = this.deps;
-    const user = await users.get(session.userId);
-    const now = clock.now();
-    const device = (await devices.activeForUser(user.id, user.lastDeviceId)).find((d) => decideAccess(d, 'portal', now, config.policy).allowed);
-    if (!device) throw new SlsError('NO_ACTIVE_DEVICE');
-    const issued = await this.activation.issue(session, device.id, 'step_up', meta.language, meta);
-    await this.deps.audit.record({ event: 'stepup.started', actor: `user:${user.id}`, userId: user.id, username: user.username, ip: meta.ip, data: { flowId: issued.id, deviceId: device.id, type: device.type } });
-    return this.view(session, issued.id);
+  async start(session: Session, password: string, meta: RequestMeta): Promise<StepUpView> {
+    const { users, devices, clock, config, lockout } = this.deps;
+    const { username } = await users.get(session.userId);
+    // the password first, under the login's lock (L3)
+    const { user, attempt } = await this.deps.firstFactor.check({ username, password, ip: meta.ip, purpose: 'step_up' });
+    try {
+      const now = clock.now();
+      const device = (await devices.activeForUser(user.id, user.lastDeviceId)).find((d) => decideAccess(d, 'portal', now, config.policy).allowed);
+      if (!device) throw new SlsError('NO_ACTIVE_DEVICE');
+      const issued = await this.activation.issue(session, device.id, 'step_up', meta.language, meta);
+      await this.deps.audit.record({ event: 'stepup.started', actor: `user:${user.id}`, userId: user.id, username: user.username, ip: meta.ip, data: { flowId: issued.id, deviceId: device.id, type: device.type } });
+      return await this.view(session, issued.id);
+    } finally {
+      // a right password is no failure
+      await lockout.release(attempt);
+    }
   }
 
   /** Answers when the step-up no longer waits for the phone (or its challenge changed), or after `waitMs`. */

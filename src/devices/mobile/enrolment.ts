@@ -157,6 +157,22 @@ export class MobileEnrolment {
     return (await this.deps.devices.listForUser(userId)).find((d) => d.type === 'mobile' && d.state === 'active') ?? null;
   }
 
+  /**
+   * Whether a device other than SMS protects the user, or will, or did until
+   * it was lost or suspended (all but the final states). SMS is left to the
+   * numbers: its protection is a verified number.
+   */
+  private async hasAnyDevice(userId: string): Promise<boolean> {
+    const found = await this.deps.store.db
+      .selectFrom('devices')
+      .select('id')
+      .where('user_id', '=', userId)
+      .where('type', '!=', 'sms')
+      .where('state', 'in', ['requested', 'shipped', 'active', 'suspended', 'lost'])
+      .executeTakeFirst();
+    return found !== undefined;
+  }
+
   /** The numbers an activation token may go to, and whether one may be added here. */
   private async phoneChoices(user: User, purpose: ActivationPurpose, current: Device | null): Promise<{ phones: PhoneChoice[]; canAddPhone: boolean }> {
     const phones = await this.deps.phones.list(user.id);
@@ -167,9 +183,10 @@ export class MobileEnrolment {
       if (original) return { phones: [choice(original)], canAddPhone: false };
     }
     const verified = phones.filter((p) => p.verified);
-    // a user no verified number and no device protects (not even temporary access) proves the number with the token itself (M2):
-    // the number on record (a new applicant's), or one added here only when there is none at all
-    const unprotected = verified.length === 0 && (await this.deps.devices.activeForUser(user.id, null)).length === 0;
+    // a user no verified number and no device protects proves the number with the token itself (M2): the number on
+    // record (a new applicant's), or one added here only when there is none at all. A device suspended, lost or on
+    // its way still protects: with it, the password alone never brings a phone in (R2)
+    const unprotected = verified.length === 0 && !(await this.hasAnyDevice(user.id));
     return { phones: (unprotected ? phones : verified).map(choice), canAddPhone: unprotected && phones.length === 0 };
   }
 
@@ -245,9 +262,11 @@ export class MobileEnrolment {
       phoneId = to.phoneId;
     } else {
       if (!state.canAddPhone) throw new SlsError('FLOW_STATE', { reason: 'add_phone' });
-      const added = await phones.add(row.user_id, to, `user:${row.user_id}`, meta.ip);
+      const added = await phones.add(row.user_id, to, `user:${row.user_id}`, meta.ip, { firstOnly: true });
       phoneId = added.id;
+      // one number, once: a second token goes to the same number
       state.phones.push({ id: added.id, number: added.masked, verified: false });
+      state.canAddPhone = false;
     }
     const phone = await phones.get(row.user_id, phoneId);
     const token = randomDigits(SMS_CODE_DIGITS);

@@ -36,14 +36,18 @@ export function stepUpApi(services: Services): FastifyPluginAsync {
       {
         schema: {
           tags: ['step-up'],
-          summary: 'Verify again with your device, for a portal task (V1): a push to the mobile authenticator, or the device\'s challenge',
+          summary: 'Verify again for a portal task (V1): the password, then a push to the mobile authenticator or the device\'s challenge',
+          description:
+            'The password of the session\'s user first, under the login\'s lock: 401 INVALID_CREDENTIALS, 423 LOCKED. ' +
+            'Then the device offered first: 403 NO_ACTIVE_DEVICE when none may open the portal.',
           security,
+          body: z.object({ password: z.string().min(1).max(1024) }),
           response: { 200: StepUpSchema, ...errors },
         },
       },
       async (request) => {
         const { session } = await requireSessionToChange(request, services.sessions);
-        return stepUp.start(session, requestMeta(request));
+        return stepUp.start(session, request.body.password, requestMeta(request));
       },
     );
 
