@@ -54,17 +54,26 @@ function cacheKey(url) {
   return url.pathname === PAGE ? PAGE : url.pathname;
 }
 
+/**
+ * The network first; the kept copy when the network fails or the server
+ * answers with an error (a proxy's 502 during a deploy, say): the offline
+ * challenge/response must work exactly then (K10).
+ */
 async function networkFirst(request, url) {
   const cache = await caches.open(CACHE);
+  let response;
   try {
-    const response = await fetch(request);
-    if (response.ok && response.type === 'basic') await cache.put(cacheKey(url), response.clone());
-    return response;
+    response = await fetch(request);
   } catch (error) {
     const kept = await cache.match(cacheKey(url));
     if (kept) return kept;
     throw error;
   }
+  if (response.ok && response.type === 'basic') {
+    await cache.put(cacheKey(url), response.clone());
+    return response;
+  }
+  return (await cache.match(cacheKey(url))) ?? response;
 }
 
 self.addEventListener('fetch', (event) => {

@@ -423,6 +423,21 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(await app.approve(await app.request(user.username), login.body.challenge.number)).toEqual({ state: 'approved' });
   });
 
+  it('K7: a database failure during the live connection is an error, never "this activation no longer works" (which the app takes as final)', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    const enrolment = await app.activate(user.username);
+    const devices = h.services.devices;
+    const get = devices.get.bind(devices);
+    devices.get = () => Promise.reject(new Error('connection terminated unexpectedly'));
+    try {
+      await expect(h.services.pushRequests.poll([{ deviceId: enrolment.deviceId, token: enrolment.token }], 0)).rejects.toThrow('connection terminated');
+    } finally {
+      devices.get = get;
+    }
+    expect((await app.poll()).revoked).toEqual([]);
+  });
+
   it('K8: recovery after the app lost its data, with the recovery PIN', async () => {
     const user = await smsUser(h);
     const lost = await phone().activate(user.username, { pin: 'r3cov' });

@@ -80,5 +80,7 @@ export class ChallengeResponse {
     await busy(byId('cr-form'), async () => {
       byId('cr-response').textContent = await ocraResponse(enrolment.ocraKey, challenge, pin);
     });
+    // the PIN does not stay in the page next to the response
+    input('cr-pin').value = '';
   }
 }

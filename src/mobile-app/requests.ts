@@ -146,6 +146,8 @@ export class PushRequests {
   private finish(message: string, kind: 'status' | 'alert'): void {
     if (this.shown) this.answered.add(this.shown.id);
     this.finished = true;
+    // the PIN does not stay in the page once used
+    input('req-pin').value = '';
     byId('req-form').hidden = true;
     say(byId('req-outcome'), message, kind);
     const back = byId('req-done');
@@ -227,16 +229,27 @@ export class PushRequests {
   }
 }
 
+/** A temporary password opened on this phone, waiting to be shown or on screen. */
+interface OpenedMessage {
+  id: string;
+  username: string;
+  password: string;
+  device: { deviceId: string; token: string };
+}
+
 /**
  * K14: temporary passwords sealed to this phone. Each is opened with the
- * user's agreement key, shown, and acknowledged so that the server stops
- * sending it; it is shown until the user closes it, then forgotten.
+ * user's agreement key and shown until the user closes it; only then is it
+ * acknowledged, so that the server stops sending it, and forgotten. Until
+ * then it stays on the server: an app closed before the user saw it gets it
+ * again.
  */
 export class Messages {
   private readonly seen = new Set<string>();
-  private readonly acknowledged = new Set<string>();
-  private readonly queue: { username: string; password: string }[] = [];
-  private showing = false;
+  /** Closed by the user, but the server has not taken the acknowledgement yet: the next poll tries again. */
+  private readonly unacknowledged = new Map<string, OpenedMessage>();
+  private readonly queue: OpenedMessage[] = [];
+  private current: OpenedMessage | null = null;
 
   constructor(private readonly context: Pick<RequestContext, 'api' | 'enrolments'>) {
     byId('msg-close').addEventListener('click', () => this.close());
@@ -246,49 +259,51 @@ export class Messages {
   async receive(messages: AppMessage[]): Promise<boolean> {
     let fresh = false;
     for (const message of messages) {
+      const closed = this.unacknowledged.get(message.id);
+      if (closed) await this.acknowledge(closed);
       const enrolment = this.context.enrolments().find((e) => e.deviceId === message.deviceId && !e.revoked);
-      if (!enrolment) continue;
-      if (!this.seen.has(message.id)) {
-        if (message.kind !== 'temporary_password') continue;
-        let password: string;
-        try {
-          password = await openMessage(enrolment.agreementKey, message.sealed);
-        } catch {
-          continue; // not sealed to this key: nothing to show
-        }
-        this.seen.add(message.id);
-        this.queue.push({ username: enrolment.username, password });
-        fresh = true;
-        this.showNext();
+      if (!enrolment || this.seen.has(message.id) || message.kind !== 'temporary_password') continue;
+      let password: string;
+      try {
+        password = await openMessage(enrolment.agreementKey, message.sealed);
+      } catch {
+        continue; // not sealed to this key: nothing to show
       }
-      // shown: acknowledged (again, if the last acknowledgement did not arrive)
-      if (!this.acknowledged.has(message.id)) {
-        try {
-          await this.context.api.acknowledge(message.id, { deviceId: enrolment.deviceId, token: enrolment.appToken });
-          this.acknowledged.add(message.id);
-        } catch {
-          // the next poll brings it again, and it is acknowledged then
-        }
-      }
+      this.seen.add(message.id);
+      this.queue.push({ id: message.id, username: enrolment.username, password, device: { deviceId: enrolment.deviceId, token: enrolment.appToken } });
+      fresh = true;
+      this.showNext();
     }
     return fresh;
   }
 
   private showNext(): void {
-    if (this.showing) return;
+    if (this.current) return;
     const next = this.queue.shift();
     if (!next) return;
-    this.showing = true;
+    this.current = next;
     byId('msg-username').textContent = next.username;
     byId('msg-password').textContent = next.password;
     openOverlay('message');
   }
 
+  /** The user has seen it: the server may forget it (or, if it does not answer now, at the next poll). */
+  private async acknowledge(shown: OpenedMessage): Promise<void> {
+    try {
+      await this.context.api.acknowledge(shown.id, shown.device);
+      this.unacknowledged.delete(shown.id);
+    } catch {
+      this.unacknowledged.set(shown.id, shown);
+    }
+  }
+
   private close(): void {
+    const shown = this.current;
     byId('msg-username').textContent = '';
     byId('msg-password').textContent = '';
-    this.showing = false;
+    this.current = null;
     closeOverlay('message');
+    if (shown) void this.acknowledge(shown);
     this.showNext();
   }
 }

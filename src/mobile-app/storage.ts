@@ -79,15 +79,32 @@ export async function deleteEnrolment(username: string): Promise<void> {
   await run('readwrite', (store) => store.delete(username));
 }
 
-/** Marks the activations of these devices as no longer working here; returns whether any changed. */
+/**
+ * Marks the activations of these devices as no longer working here; returns
+ * whether any changed. Read and written in one transaction: a new activation
+ * of the same username saved meanwhile (migration, recovery) is never
+ * overwritten, since only a record still holding a revoked device changes.
+ */
 export async function markRevoked(deviceIds: string[]): Promise<boolean> {
   if (deviceIds.length === 0) return false;
-  let changed = false;
-  for (const enrolment of await listEnrolments()) {
-    if (!enrolment.revoked && deviceIds.includes(enrolment.deviceId)) {
-      await saveEnrolment({ ...enrolment, revoked: true });
-      changed = true;
-    }
-  }
-  return changed;
+  const db = await database();
+  return new Promise<boolean>((resolve, reject) => {
+    let changed = false;
+    const transaction = db.transaction(STORE, 'readwrite');
+    const store = transaction.objectStore(STORE);
+    const cursor = store.openCursor();
+    cursor.onsuccess = () => {
+      const at = cursor.result;
+      if (!at) return;
+      const enrolment = at.value as Enrolment;
+      if (!enrolment.revoked && deviceIds.includes(enrolment.deviceId)) {
+        at.update({ ...enrolment, revoked: true });
+        changed = true;
+      }
+      at.continue();
+    };
+    transaction.oncomplete = () => resolve(changed);
+    transaction.onerror = () => reject(transaction.error ?? new Error('IndexedDB transaction failed'));
+    transaction.onabort = () => reject(transaction.error ?? new Error('IndexedDB transaction aborted'));
+  });
 }

@@ -13,7 +13,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { MINUTE, HOUR } from '../../src/clock.js';
 import type { User } from '../../src/identity/users.js';
 import { chromiumAvailable } from '../support/environment.js';
-import { PASSWORD, type Harness } from '../support/harness.js';
+import { PASSWORD, createUser, type Harness } from '../support/harness.js';
 import { facts, navigation, useServerAndBrowser } from '../support/browser.js';
 import { harnessInbox, smsUser } from '../support/phone.js';
 
@@ -57,7 +57,6 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     await app.locator(`#users li.user[data-username="${user.username}"]`).waitFor();
   }
 
-  /** Username and password on the login page; the 2-digit number it shows (K13). */
   /** A user activated in a new app, and a login started for them on another browser (the computer). */
   async function activatedThenLogin(h: Harness) {
     const user = await smsUser(h);
@@ -67,6 +66,7 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     return { user, app, computer, ...(await startLogin(computer, user)) };
   }
 
+  /** Username and password on the login page; the 2-digit number it shows (K13). */
   async function startLogin(context: BrowserContext, user: User, app: 'portal' | 'trading' = 'portal'): Promise<{ page: Page; number: string }> {
     const page = await context.newPage();
     await page.goto('/login');
@@ -179,6 +179,31 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     expect(await app.locator('#cr-user-field').isVisible()).toBe(true);
     expect(await app.locator('#cr-user option').allTextContents()).toEqual(expect.arrayContaining([first.username, second.username]));
     await computer.close();
+    await app.context().close();
+  });
+
+  it('K14: a one-time password from client services appears in the app; the server keeps it until the user has closed it', async () => {
+    const { h } = suite.server;
+    const user = await smsUser(h);
+    const app = await openApp();
+    await activate(app, user);
+    const staff = await createUser(h.services, { role: 'client_services' });
+    const verification = await h.services.helpDesk.verifyIdentity(staff.id, user.username, { method: 'callback_on_record' });
+    expect(await h.services.helpDesk.resetPassword(staff.id, user.username, { verificationId: verification.id })).toEqual({ temporaryPassword: null, deliveredTo: 'app' });
+    const waiting = () => h.services.store.db.selectFrom('app_messages').select('id').execute();
+    await app.locator('#message').waitFor({ timeout: 30_000 });
+    expect(((await app.locator('#msg-password').textContent()) ?? '').trim()).toMatch(/^[A-Z0-9]{12}$/);
+    // shown but not yet closed: the app is closed and opened again; the password comes again
+    await app.reload();
+    await app.locator('#message').waitFor({ timeout: 30_000 });
+    const password = ((await app.locator('#msg-password').textContent()) ?? '').trim();
+    expect(await waiting()).toHaveLength(1);
+    await app.locator('#msg-close').click();
+    await expect.poll(async () => (await waiting()).length, { timeout: 15_000 }).toBe(0);
+    expect(await app.locator('#msg-password').textContent()).toBe('');
+    // the password shown is the one that now logs in (A5)
+    const login = await h.services.login.start({ username: user.username, password, app: 'portal', ip: null, userAgent: null });
+    expect(login.challenge?.type).toBe('push');
     await app.context().close();
   });
 

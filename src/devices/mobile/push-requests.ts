@@ -152,16 +152,30 @@ export class PushRequests {
   /** The active authenticator a token opens; APP_TOKEN_INVALID when revoked, migrated away or unknown. */
   async authenticateApp(input: DeviceToken): Promise<{ device: Device; secret: MobileSecret }> {
     const { devices } = this.deps;
-    const device = await devices.get(input.deviceId).catch(() => null);
+    const device = await this.knownDevice(input.deviceId);
     if (!device || device.type !== 'mobile' || device.state !== 'active') throw new SlsError('APP_TOKEN_INVALID');
     const secret = (await devices.context(device)).secret<MobileSecret>();
     if (!constantTimeEqual(appTokenHash(input.token), secret.appTokenHash)) throw new SlsError('APP_TOKEN_INVALID');
     return { device, secret };
   }
 
+  /**
+   * The device, or null when there is no such device. Any other failure (the
+   * database unreachable a moment) is thrown: it must never read as "this
+   * activation no longer works", which the app would take as final.
+   */
+  private async knownDevice(deviceId: string): Promise<Device | null> {
+    try {
+      return await this.deps.devices.get(deviceId);
+    } catch (error) {
+      if (error instanceof SlsError && error.code === 'DEVICE_NOT_FOUND') return null;
+      throw error;
+    }
+  }
+
   /** A suspended authenticator, with this phone's own token: it comes back when the device is reactivated. */
   private async suspendedDevice(input: DeviceToken): Promise<Device | null> {
-    const device = await this.deps.devices.get(input.deviceId).catch(() => null);
+    const device = await this.knownDevice(input.deviceId);
     if (!device || device.type !== 'mobile' || device.state !== 'suspended') return null;
     const secret = (await this.deps.devices.context(device)).secret<MobileSecret>();
     return constantTimeEqual(appTokenHash(input.token), secret.appTokenHash) ? device : null;
