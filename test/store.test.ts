@@ -243,17 +243,25 @@ describe.each(DATABASES)('repositories on %s', (dbName) => {
       expect(await again.users.findByUsername('nobody')).toBeNull();
       await again.close();
     });
+  });
+});
 
-    it.runIf(dbName === 'postgres')('X4: a schema of its own migrates even when another schema of the database already holds migrated tables', async () => {
-      // h's schema is fully migrated; a fresh schema on the same database must not take h's bookkeeping tables for its own
-      const fresh = await openTestDatabase('postgres');
+// PostgreSQL only: several schemas of one database (on SQLite a database is a file of its own)
+if (DATABASES.includes('postgres')) {
+  describe('two schemas on one PostgreSQL database (X4)', () => {
+    it('X4: a schema of its own migrates even when another schema of the database already holds migrated tables', async () => {
+      const [first, second] = [await openTestDatabase('postgres'), await openTestDatabase('postgres')];
       try {
-        const services = await createServices(testConfig(fresh), { warn: () => undefined });
-        expect(await services.users.findByUsername('nobody')).toBeNull();
-        await services.close();
+        for (const database of [first, second]) {
+          // the second must not take the first's bookkeeping tables for its own
+          const services = await createServices(testConfig(database), { warn: () => undefined });
+          expect(await services.users.findByUsername('nobody')).toBeNull();
+          await services.close();
+        }
       } finally {
-        await fresh.drop();
+        await first.drop();
+        await second.drop();
       }
     });
   });
-});
+}
