@@ -100,7 +100,9 @@ export class DeviceActivation {
   }
 
   /** The device's challenge, kept in a flow of the session's user. */
-  async issue(session: Session, deviceId: string, purpose: Purpose, language: Language = this.deps.config.defaultLanguage, from: Omit<RequestMeta, 'language'> = { ip: null, userAgent: null }): Promise<ActivationView> {
+  /** `meta`: the request's language (an SMS code is written in it) and where it comes from (shown with a push, K13). */
+  async issue(session: Session, deviceId: string, purpose: Purpose, meta: Partial<RequestMeta> = {}): Promise<ActivationView> {
+    const language = meta.language ?? this.deps.config.defaultLanguage;
     const { store, clock, box, devices, users, config, smsCodes } = this.deps;
     const device = await this.ownDevice(session, deviceId);
     this.assertReady(device, purpose);
@@ -124,8 +126,8 @@ export class DeviceActivation {
           now,
           expiresAt,
           // K13: a push request shows the phone where it comes from
-          ip: from.ip,
-          userAgent: from.userAgent,
+          ip: meta.ip ?? null,
+          userAgent: meta.userAgent ?? null,
           sessionId: session.id,
         });
     await store.db.insertInto('login_flows').values(row).execute();
@@ -218,7 +220,7 @@ export class DeviceActivation {
   }
 
   start(session: Session, deviceId: string, language?: Language): Promise<ActivationView> {
-    return this.issue(session, deviceId, 'activation', language);
+    return this.issue(session, deviceId, 'activation', language ? { language } : {});
   }
 
   async complete(session: Session, flowId: string, response: string): Promise<Device> {
@@ -322,7 +324,7 @@ export class StepUp {
       const now = clock.now();
       const device = (await devices.activeForUser(user.id, user.lastDeviceId)).find((d) => decideAccess(d, 'portal', now, config.policy).allowed);
       if (!device) throw new SlsError('NO_ACTIVE_DEVICE');
-      const issued = await this.activation.issue(session, device.id, 'step_up', meta.language, meta);
+      const issued = await this.activation.issue(session, device.id, 'step_up', meta);
       await this.deps.audit.record({ event: 'stepup.started', actor: `user:${user.id}`, userId: user.id, username: user.username, ip: meta.ip, data: { flowId: issued.id, deviceId: device.id, type: device.type } });
       return await this.view(session, issued.id);
     } finally {
