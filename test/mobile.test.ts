@@ -625,6 +625,13 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect([bad.status, bad.body.error.code]).toEqual([400, 'VALIDATION_ERROR']);
     expect((await postJson(h.app, '/api/v1/mobile/activations/flw_nope/complete', { response: '1', pin: 'ab12', signingKey: {}, agreementKey: {} })).status).toBe(400);
     expect((await postJson(h.app, '/api/v1/mobile/activations', { username: user.username, password: PASSWORD, purpose: 'steal' })).status).toBe(400);
+    // a long poll's wait: whole seconds in decimal digits, at most 25
+    const login = await startLogin(h.app, (await createUserWithCard(h.services)).user.username);
+    for (const wait of ['0x10', '1e1', '26', '-1', '2.5', '']) {
+      const refused = await get(h.app, `/api/v1/login/${login.body.id}?wait=${wait}`);
+      expect([wait, refused.status, refused.body.error.code]).toEqual([wait, 400, 'VALIDATION_ERROR']);
+    }
+    expect((await get(h.app, `/api/v1/login/${login.body.id}?wait=0`)).status).toBe(200);
     const unknown = await postJson(h.app, '/api/v1/mobile/requests/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', { deviceId: 'dev_x', token: 'x', decision: 'approve', number: '42', proof: '', signature: 'x' });
     expect([unknown.status, unknown.body.error.code]).toEqual([401, 'APP_TOKEN_INVALID']);
     const poll = await postJson(h.app, '/api/v1/mobile/requests', { devices: [{ deviceId: 'dev_x', token: 'nope' }], wait: 0 });

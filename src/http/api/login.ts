@@ -6,7 +6,7 @@ import type { Services } from '../../services.js';
 import type { IssuedSession } from '../../sessions/sessions.js';
 import { ErrorSchema } from '../errors.js';
 import { requestMeta, setSessionCookie } from '../session-cookie.js';
-import { ClaimBody, FlowParams, FlowSchema, LoginStartBody, LoginStepBody, SessionTokenSchema, StartedFlowSchema } from './schemas.js';
+import { ClaimBody, FlowParams, FlowSchema, LoginStartBody, LoginStepBody, SessionTokenSchema, StartedFlowSchema, WaitQuery } from './schemas.js';
 
 const DoneSchema = FlowSchema.extend({ session: SessionTokenSchema.optional() });
 
@@ -46,7 +46,7 @@ export function loginApi(services: Services): FastifyPluginAsync {
             'With `wait` (seconds, at most 25) the answer comes when the flow no longer waits for the mobile authenticator ' +
             '(approved, denied, expired, or its challenge changed), or when the time is up.',
           params: FlowParams,
-          querystring: z.object({ wait: z.coerce.number().int().min(0).max(25).optional() }),
+          querystring: WaitQuery,
           response: { 200: FlowSchema, 400: ErrorSchema, 404: ErrorSchema },
         },
       },

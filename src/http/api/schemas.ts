@@ -87,6 +87,17 @@ export const LoginStepBody = z
 
 export const FlowParams = z.object({ flowId: z.string().max(64) });
 
+/** `?wait=`: whole seconds, written in decimal digits, at most 25 (a long poll). */
+export const WaitQuery = z.object({
+  wait: z
+    .string()
+    .regex(/^\d{1,2}$/)
+    .describe('How long to hold the request, in whole seconds (0 to 25)')
+    .transform(Number)
+    .pipe(z.number().int().max(25))
+    .optional(),
+});
+
 export const StartedFlowSchema = FlowSchema.extend({
   claimToken: z
     .string()

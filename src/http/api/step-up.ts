@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { Services } from '../../services.js';
 import { ErrorSchema } from '../errors.js';
 import { requestMeta, requireSession, requireSessionToChange } from '../session-cookie.js';
-import { ChallengeSchema } from './schemas.js';
+import { ChallengeSchema, WaitQuery } from './schemas.js';
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema };
 const StepUpSchema = z
@@ -59,7 +59,7 @@ export function stepUpApi(services: Services): FastifyPluginAsync {
           summary: 'A step-up; with `wait` (seconds, at most 25), answers when it no longer waits for the phone',
           security,
           params: StepUpParams,
-          querystring: z.object({ wait: z.coerce.number().int().min(0).max(25).optional() }),
+          querystring: WaitQuery,
           response: { 200: StepUpSchema, ...errors },
         },
       },
