@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
+import { connect, type AddressInfo } from 'node:net';
 import { DAY, HOUR, MINUTE } from '../src/clock.js';
 import { buildApp } from '../src/http/app.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, uniqueUsername, wrongAnswer, type Harness } from './support/harness.js';
@@ -399,6 +400,29 @@ describe('bad input gets a clear 4xx error, never a 500 (X3)', () => {
     expect(res.status).toBe(status);
     expect(res.body.error?.code).toBe(code);
     expect(res.body.error?.message.length).toBeGreaterThan(0);
+  });
+
+  /** Bytes written to the listening server as they are (no client would send them), and its whole answer. */
+  async function raw(bytes: string): Promise<string> {
+    if (!h.app.server.listening) await h.app.listen({ port: 0, host: '127.0.0.1' });
+    const socket = connect((h.app.server.address() as AddressInfo).port, '127.0.0.1');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+    socket.write(bytes);
+    await new Promise((resolve) => socket.once('close', resolve));
+    return answer;
+  }
+
+  it.each([
+    ['a NUL in the path', 'GET /api/v1/health\0 HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['a Content-Length that is not a number', 'POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n'],
+    ['broken chunked encoding', 'POST /api/v1/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'],
+  ])('X3: not even HTTP (%s): 400 with the error shape of every other answer', async (_name, bytes) => {
+    const answer = await raw(bytes);
+    expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('MALFORMED_REQUEST');
+    expect(body.error.message).toContain('not valid HTTP');
   });
 });
 
