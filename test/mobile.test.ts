@@ -632,6 +632,8 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
       expect([wait, refused.status, refused.body.error.code]).toEqual([wait, 400, 'VALIDATION_ERROR']);
     }
     expect((await get(h.app, `/api/v1/login/${login.body.id}?wait=0`)).status).toBe(200);
+    // a card's login does not wait for the phone: a long poll on it is answered at once, not held
+    expect((await get(h.app, `/api/v1/login/${login.body.id}?wait=25`)).body).toMatchObject({ state: 'second_factor', challenge: { type: 'ocra' } });
     const unknown = await postJson(h.app, '/api/v1/mobile/requests/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', { deviceId: 'dev_x', token: 'x', decision: 'approve', number: '42', proof: '', signature: 'x' });
     expect([unknown.status, unknown.body.error.code]).toEqual([401, 'APP_TOKEN_INVALID']);
     const poll = await postJson(h.app, '/api/v1/mobile/requests', { devices: [{ deviceId: 'dev_x', token: 'nope' }], wait: 0 });

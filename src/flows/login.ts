@@ -354,6 +354,8 @@ export class LoginFlows {
    */
   async wait(flowId: string, waitMs: number, abort?: AbortSignal): Promise<FlowView> {
     const first = await this.row(flowId);
+    // a flow that does not wait for the phone has nothing to wait for: it is answered at once
+    if (promptOf(first)?.type !== 'push') return this.get(flowId);
     await this.deps.signals.waitFor([flowTopic(flowId)], waitMs, async () => {
       const row = await this.row(flowId);
       return !this.isOpen(row) || row.prompt !== first.prompt ? row : null;
