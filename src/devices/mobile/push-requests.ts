@@ -140,12 +140,17 @@ export class PushRequests {
       title: t('mobile.push.title'),
       body: t('mobile.push.body', { username: user.username, app: t(`apps.${row.app}`) }),
     });
-    if (outcome.status === 'expired') await store.db.deleteFrom('push_subscriptions').where('device_id', '=', row.device_id!).execute();
-    await audit.record({
-      event: outcome.status === 'sent' ? 'push.sent' : 'push.failed',
-      userId: row.user_id,
-      username: row.username,
-      data: { flowId: row.id, deviceId: row.device_id, provider: provider.name, status: outcome.status, ...(outcome.status === 'failed' ? { error: outcome.error } : {}) },
+    // a subscription the push service says is gone is forgotten, together with the audit entry that says so
+    await store.serialized('audit_log', async (trx) => {
+      if (outcome.status === 'expired') await trx.deleteFrom('push_subscriptions').where('device_id', '=', row.device_id!).execute();
+      await audit.append(trx, [
+        {
+          event: outcome.status === 'sent' ? 'push.sent' : 'push.failed',
+          userId: row.user_id,
+          username: row.username,
+          data: { flowId: row.id, deviceId: row.device_id, provider: provider.name, status: outcome.status, ...(outcome.status === 'failed' ? { error: outcome.error } : {}) },
+        },
+      ]);
     });
   }
 
