@@ -4,6 +4,7 @@
  * refusing server leaves the notice recorded as failed, and nothing else breaks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { loadConfig } from '../src/config.js';
 import { createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { startFakeSmtp, type FakeSmtp } from './support/fake-smtp.js';
@@ -51,5 +52,27 @@ describe('e-mail notices over SMTP (N1, M7)', () => {
     expect(() => loadConfig({ SLS_EMAIL_PROVIDER: 'smtp' })).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_SMTP_HOST' }) }));
     expect(loadConfig({ SLS_EMAIL_PROVIDER: 'smtp', SLS_SMTP_HOST: 'mail.example', SLS_SMTP_FROM: 'a@b.c' }).delivery.email).toMatchObject({ provider: 'smtp', port: 587 });
     expect(loadConfig({}).delivery.email).toEqual({ provider: 'outbox' });
+  });
+});
+
+describe('notices a phone waits for (N1, K7, K13)', () => {
+  it('N1: a notice is stored at once and delivered in the background: a gateway that never answers does not hold up the answer', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const slow = await startHarness('sqlite', {
+      delivery: { email: { provider: 'smtp', host: '127.0.0.1', port, secure: false, from: 'sls@example.test', timeoutMs: 60_000 }, sms: { provider: 'outbox' }, retry: { attempts: 1, baseDelayMs: 1 } },
+    });
+    try {
+      const { user } = await createUserWithCard(slow.services);
+      await slow.services.notifier.notifySoon(user, 'pushDenied', { username: user.username, ip: '192.0.2.1' });
+      const [notice] = await slow.services.notifier.list({ userId: user.id });
+      expect(notice).toMatchObject({ template: 'pushDenied', channel: 'email', status: 'pending' });
+    } finally {
+      await slow.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });

@@ -217,6 +217,15 @@ export class Notifier {
     return toNotification(row);
   }
 
+  /** Where a user's notices go: the e-mail address, and the most recently verified mobile number. */
+  private async addresses(user: Recipient): Promise<[Channel, string][]> {
+    const addresses: [Channel, string][] = [];
+    if (user.email) addresses.push(['email', user.email]);
+    const mobile = await this.verifiedNumber(user.id);
+    if (mobile) addresses.push(['sms', mobile]);
+    return addresses;
+  }
+
   /** The number security notices go to by SMS: the user's most recently verified mobile number. */
   private async verifiedNumber(userId: string): Promise<string | null> {
     const row = await this.store.db
@@ -235,17 +244,29 @@ export class Notifier {
    * goes out once. Returns what was sent.
    */
   async notify(user: Recipient, template: NoticeTemplate, params: Record<string, string | number> = {}, dedupeKey?: string): Promise<Notification[]> {
-    const addresses: [Channel, string][] = [];
-    if (user.email) addresses.push(['email', user.email]);
-    const mobile = await this.verifiedNumber(user.id);
-    if (mobile) addresses.push(['sms', mobile]);
     const sent: Notification[] = [];
-    for (const [channel, recipient] of addresses) {
+    for (const [channel, recipient] of await this.addresses(user)) {
       const spec: MessageSpec = { userId: user.id, channel, recipient, template, params, language: this.language, ...(dedupeKey ? { dedupeKey } : {}) };
       const pending = await this.enqueue(this.store.db, spec);
       if (pending) sent.push(await this.deliver(pending));
     }
     return sent;
+  }
+
+  /**
+   * The same notice, stored now and handed to the gateways in the
+   * background: for answers a phone or a page waits for, which a slow
+   * gateway (retries, timeouts) must not hold up. The stored rows say how
+   * the delivery went.
+   */
+  async notifySoon(user: Recipient, template: NoticeTemplate, params: Record<string, string | number> = {}): Promise<void> {
+    const pending: PendingMessage[] = [];
+    for (const [channel, recipient] of await this.addresses(user)) {
+      const stored = await this.enqueue(this.store.db, { userId: user.id, channel, recipient, template, params, language: this.language });
+      if (stored) pending.push(stored);
+    }
+    // a failed delivery is recorded by deliver(); a store closed meanwhile (shutdown) leaves the row pending
+    void Promise.all(pending.map((message) => this.deliver(message))).catch(() => undefined);
   }
 
   async get(id: string): Promise<Notification | null> {

@@ -406,7 +406,7 @@ export class MobileEnrolment {
     }
     // the old phone's live connection learns at once that it no longer works (K7)
     if (activated.replaced.length > 0) await this.deps.signals.publish(...activated.replaced.map((r) => deviceTopic(r.deviceId)));
-    await this.deps.notifier.notify(user, 'mobileActivated', { username: user.username });
+    await this.deps.notifier.notifySoon(user, 'mobileActivated', { username: user.username });
     return {
       deviceId: activated.deviceId,
       username: user.username,
@@ -439,7 +439,7 @@ export class MobileEnrolment {
       ]);
       return failures;
     });
-    if (counted !== null) await notifier.notify(await users.get(row.user_id), 'mobileRecoveryFailed', { username: row.username, failures: counted, max });
+    if (counted !== null) await notifier.notifySoon(await users.get(row.user_id), 'mobileRecoveryFailed', { username: row.username, failures: counted, max });
   }
 
   /**

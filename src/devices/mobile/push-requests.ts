@@ -315,7 +315,7 @@ export class PushRequests {
       await audit.record({ event: 'login.push_denied', ...meta, data: { flowId, kind: row.kind, deviceId: device.id } });
       await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
       const user = await this.deps.users.get(row.user_id);
-      await this.deps.notifier.notify(user, 'pushDenied', { username: user.username, ip: row.ip ?? '' });
+      await this.deps.notifier.notifySoon(user, 'pushDenied', { username: user.username, ip: row.ip ?? '' });
       return { state: 'denied' };
     }
 
