@@ -2,7 +2,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeSmtp } from '../../test/support/fake-smtp.js';
-import { deliveryFailure as failure } from '../../test/support/delivery.js';
+import { closedPort, deliveryFailure as failure } from '../../test/support/delivery.js';
 import type { FakeSmtp, FakeSmtpOptions } from '../../test/support/fake-smtp.js';
 import type { OutgoingMessage } from '../notify/notifier.js';
 import { withRetry } from './retry.js';
@@ -47,13 +47,6 @@ async function listen(onConnection: (socket: Socket) => void): Promise<{ host: s
   return { host: '127.0.0.1', port: (server.address() as AddressInfo).port };
 }
 
-async function closedPort(): Promise<{ host: string; port: number }> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return { host: '127.0.0.1', port };
-}
 
 describe('N1: security notices by e-mail through SMTP', () => {
   it('N1: a notice is delivered with its recipient, sender, subject and plain-text body', async () => {
@@ -132,7 +125,7 @@ describe('N1: security notices by e-mail through SMTP', () => {
   });
 
   it('N1: a refused connection is retryable', async () => {
-    const error = await failure(provider(await closedPort()).deliver(email()));
+    const error = await failure(provider({ host: '127.0.0.1', port: await closedPort() }).deliver(email()));
     expect(error.retryable).toBe(true);
     expect(error.code).toMatch(/^(ECONNECTION|ECONNREFUSED|ESOCKET)$/);
     expect(error.status).toBeUndefined();

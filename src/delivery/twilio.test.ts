@@ -1,9 +1,7 @@
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeTwilio } from '../../test/support/fake-twilio.js';
-import { deliveryFailure as failure } from '../../test/support/delivery.js';
+import { closedPort, deliveryFailure as failure } from '../../test/support/delivery.js';
 import type { FakeTwilio } from '../../test/support/fake-twilio.js';
 import type { Language } from '../i18n/i18n.js';
 import type { OutgoingMessage } from '../notify/notifier.js';
@@ -44,13 +42,6 @@ function everythingIn(error: DeliveryError): string {
   return [error.message, error.stack ?? '', JSON.stringify(error), String(error)].join('\n');
 }
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', parseTagValue: false, trimValues: false });
 

@@ -89,6 +89,18 @@ export class Devices {
     return `device:${deviceId}`;
   }
 
+  /** A device's secret as it is in `db` now (the transaction that is about to change it, say). */
+  async readSecret<T>(db: Executor, deviceId: string): Promise<T> {
+    const row = await db.selectFrom('devices').select('secret_enc').where('id', '=', deviceId).executeTakeFirstOrThrow();
+    if (!row.secret_enc) throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device ${deviceId} has no secret`);
+    return this.box.openJson<T>(row.secret_enc, this.sealContext(deviceId));
+  }
+
+  /** Replaces a device's secret, sealed to it (D5). */
+  async writeSecret(db: Executor, deviceId: string, secret: unknown): Promise<void> {
+    await db.updateTable('devices').set({ secret_enc: this.box.sealJson(secret, this.sealContext(deviceId)) }).where('id', '=', deviceId).execute();
+  }
+
   async get(id: string, db: Executor = this.store.db): Promise<Device> {
     const row = await db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw new SlsError('DEVICE_NOT_FOUND', { id });

@@ -31,10 +31,9 @@ import type { User } from '../identity/users.js';
 import type { Session } from '../sessions/sessions.js';
 import type { HelpDesk } from '../helpdesk/helpdesk.js';
 import type { Tx } from '../store/database.js';
-import { challengeTtlMs, completeFlow, failFlow, newFlowRow, reserveAnswer, verifierContext } from './flow-rows.js';
+import { challengeTtlMs, completeFlow, failFlow, findFlow, newFlowRow, promptOf, reserveAnswer, verifierContext, viewState, type FlowRow } from './flow-rows.js';
 import { pushChallenge } from '../devices/mobile/mobile.js';
 import { assertFullScope, decideAccess } from '../policy/access.js';
-import { deviceTopic, flowTopic } from '../push/signals.js';
 import type { Language } from '../i18n/i18n.js';
 import type { RequestMeta } from './login.js';
 import type { FirstFactor } from './first-factor.js';
@@ -136,16 +135,8 @@ export class DeviceActivation {
   }
 
   private async openFlow(session: Session, flowId: string, purpose: Purpose) {
-    const row = await this.deps.store.db
-      .selectFrom('login_flows')
-      .selectAll()
-      .where('id', '=', flowId)
-      .where('kind', '=', purpose)
-      .where('user_id', '=', session.userId)
-      // a proof belongs to the session that asked for it (V1: another session of the same user cannot answer it)
-      .where('session_id', '=', session.id)
-      .executeTakeFirst();
-    if (!row) throw new SlsError('FLOW_NOT_FOUND');
+    // a proof belongs to the session that asked for it (V1: another session of the same user cannot answer it)
+    const row = await findFlow(this.deps.store.db, flowId, purpose, session.id);
     if (row.state !== 'second_factor' || row.expires_at <= this.deps.clock.now()) throw new SlsError('FLOW_EXPIRED');
     return row;
   }
@@ -164,7 +155,7 @@ export class DeviceActivation {
     const { store, clock, box, devices, users, lockout, audit, config, notifier } = this.deps;
     const row = await this.openFlow(session, flowId, purpose);
     // K3: a push request is approved on the phone, not typed: no answer is taken for it
-    if ((JSON.parse(row.prompt!) as Prompt).type === 'push') throw new SlsError('FLOW_STATE', { reason: 'push' });
+    if (promptOf(row)?.type === 'push') throw new SlsError('FLOW_STATE', { reason: 'push' });
     const now = clock.now();
     const user = await users.get(session.userId);
     const attempt = await lockout.begin(user.username);
@@ -267,15 +258,10 @@ export class DeviceActivation {
   /** C7: … then the new PIN; a wrong old PIN gives a wrong response and changes nothing. */
   async completePinChange(session: Session, flowId: string, response: string, newPin: string): Promise<Device> {
     const pinHash = softPinHash(newPin);
-    const { box, audit } = this.deps;
+    const { devices, audit } = this.deps;
     return this.prove(session, flowId, 'pin_change', response, async (trx, device, user) => {
-      const row = await trx.selectFrom('devices').select('secret_enc').where('id', '=', device.id).executeTakeFirstOrThrow();
-      const secret = box.openJson<DscPlusSecret>(row.secret_enc!, `device:${device.id}`);
-      await trx
-        .updateTable('devices')
-        .set({ secret_enc: box.sealJson({ ...secret, pinHash } satisfies DscPlusSecret, `device:${device.id}`) })
-        .where('id', '=', device.id)
-        .execute();
+      const secret = await devices.readSecret<DscPlusSecret>(trx, device.id);
+      await devices.writeSecret(trx, device.id, { ...secret, pinHash } satisfies DscPlusSecret);
       await audit.append(trx, [{ event: 'device.pin_changed', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { deviceId: device.id } }]);
       return true;
     });
@@ -292,23 +278,18 @@ export class StepUp {
     private readonly deps: ActivationDeps & { firstFactor: FirstFactor },
   ) {}
 
-  private async row(session: Session, flowId: string) {
-    const row = /^flw_[a-z2-7]{26}$/.test(flowId)
-      ? await this.deps.store.db.selectFrom('login_flows').selectAll().where('id', '=', flowId).where('kind', '=', 'step_up').where('session_id', '=', session.id).executeTakeFirst()
-      : undefined;
-    if (!row) throw new SlsError('FLOW_NOT_FOUND');
-    return row;
+  private row(session: Session, flowId: string): Promise<FlowRow> {
+    return findFlow(this.deps.store.db, flowId, 'step_up', session.id);
   }
 
   async view(session: Session, flowId: string): Promise<StepUpView> {
     const row = await this.row(session, flowId);
     const now = this.deps.clock.now();
-    const waiting = row.state === 'second_factor' || row.state === 'approved';
     return {
       id: row.id,
-      state: waiting && row.expires_at <= now ? 'expired' : row.state,
+      state: viewState(row, now),
       deviceId: row.device_id!,
-      challenge: row.state === 'second_factor' && row.expires_at > now ? (JSON.parse(row.prompt!) as Prompt) : null,
+      challenge: row.state === 'second_factor' && row.expires_at > now ? promptOf(row) : null,
       expiresAt: new Date(row.expires_at).toISOString(),
       attemptsLeft: this.deps.config.policy.challengeMaxAttempts - row.attempts,
     };
@@ -335,11 +316,7 @@ export class StepUp {
 
   /** Answers when the step-up no longer waits for the phone (or its challenge changed), or after `waitMs`. */
   async wait(session: Session, flowId: string, waitMs: number, abort?: AbortSignal): Promise<StepUpView> {
-    const first = await this.view(session, flowId);
-    await this.deps.signals.waitFor([flowTopic(flowId)], waitMs, async () => {
-      const now = await this.view(session, flowId);
-      return now.state !== 'second_factor' || JSON.stringify(now.challenge) !== JSON.stringify(first.challenge) ? now : null;
-    }, abort);
+    await this.deps.pushRequests.waitForPhone(() => this.row(session, flowId), waitMs, abort);
     return this.view(session, flowId);
   }
 
@@ -352,13 +329,9 @@ export class StepUp {
   /** K11: the phone approved; the portal takes the verification, once. */
   async complete(session: Session, flowId: string): Promise<StepUpView> {
     const row = await this.row(session, flowId);
-    const now = this.deps.clock.now();
-    if (row.state === 'second_factor' && row.expires_at > now) throw new SlsError('FLOW_STATE', { reason: 'not_approved' });
-    if (row.state !== 'approved' || row.expires_at <= now) throw new SlsError('FLOW_EXPIRED');
     // the phone that approved may have been replaced, or its access closed, since
-    const device = await this.deps.devices.get(row.device_id!);
-    const access = decideAccess(device, 'portal', now, this.deps.config.policy);
-    if (device.state !== 'active' || !access.allowed) throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
+    await this.deps.pushRequests.approval(row, 'portal');
+    const now = this.deps.clock.now();
     const user = await this.deps.users.get(session.userId);
     const done = await this.deps.store.serialized('audit_log', async (trx) => (await completeFlow(trx, flowId, now, null, 'approved')) && this.verified(trx, session, user, flowId, now));
     if (!done) throw new SlsError('FLOW_EXPIRED');
@@ -367,22 +340,7 @@ export class StepUp {
 
   /** K4: no notification on the phone: a challenge to answer offline instead. */
   async offline(session: Session, flowId: string): Promise<StepUpView> {
-    const { devices, store, box, clock, config, signals } = this.deps;
-    const row = await this.row(session, flowId);
-    const now = clock.now();
-    if (row.state !== 'second_factor' || row.expires_at <= now) throw new SlsError('FLOW_EXPIRED');
-    if ((JSON.parse(row.prompt!) as Prompt).type !== 'push') throw new SlsError('FLOW_STATE', { reason: 'not_push' });
-    const device = await devices.get(row.device_id!);
-    const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
-    const updated = await store.db
-      .updateTable('login_flows')
-      .set({ prompt: JSON.stringify(challenge.prompt), verifier: box.sealJson(challenge.verifier, verifierContext('step_up', flowId)), expires_at: now + config.policy.challengeTtlMs, updated_at: now })
-      .where('id', '=', flowId)
-      .where('state', '=', 'second_factor')
-      .where('prompt', '=', row.prompt!)
-      .executeTakeFirst();
-    if (Number(updated.numUpdatedRows) !== 1) throw new SlsError('FLOW_EXPIRED');
-    await signals.publish(flowTopic(flowId), deviceTopic(device.id));
+    await this.deps.pushRequests.offline(await this.row(session, flowId));
     return this.view(session, flowId);
   }
 

@@ -7,9 +7,36 @@ import type { Selectable } from 'kysely';
 import type { PolicyConfig } from '../config.js';
 import type { Challenge, Prompt } from '../devices/types.js';
 import type { Executor } from '../store/database.js';
+import { SlsError } from '../errors.js';
 import type { FlowState, LoginFlowsTable } from '../store/schema.js';
 
 export type FlowRow = Selectable<LoginFlowsTable>;
+
+const FLOW_ID = /^flw_[a-z2-7]{26}$/;
+
+/**
+ * A flow of a kind by its id (and, for a device proof, of the session that
+ * asked for it); FLOW_NOT_FOUND otherwise, open or not.
+ */
+export async function findFlow(db: Executor, flowId: string, kind: FlowRow['kind'], sessionId?: string): Promise<FlowRow> {
+  if (!FLOW_ID.test(flowId)) throw new SlsError('FLOW_NOT_FOUND');
+  let query = db.selectFrom('login_flows').selectAll().where('id', '=', flowId).where('kind', '=', kind);
+  if (sessionId !== undefined) query = query.where('session_id', '=', sessionId);
+  const row = await query.executeTakeFirst();
+  if (!row) throw new SlsError('FLOW_NOT_FOUND');
+  return row;
+}
+
+/** What the flow's client is shown now (the challenge, a push request …), if anything. */
+export function promptOf(row: FlowRow): Prompt | null {
+  return row.prompt ? (JSON.parse(row.prompt) as Prompt) : null;
+}
+
+/** The state a client is told: a flow still waiting (for an answer, or for its approval to be taken) is `expired` once its time is up. */
+export function viewState(row: FlowRow, now: number): FlowState | 'expired' {
+  const waiting = row.state === 'second_factor' || row.state === 'approved';
+  return waiting && row.expires_at <= now ? 'expired' : row.state;
+}
 
 /**
  * What a flow's verifier is sealed to (D5): its id, under the name of its

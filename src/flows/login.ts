@@ -29,9 +29,9 @@ import { newSessionId, type App, type IssuedSession } from '../sessions/sessions
 import type { Confirmation, SessionScope } from '../store/schema.js';
 import type { Tx } from '../store/database.js';
 import { pushChallenge } from '../devices/mobile/mobile.js';
-import { deviceTopic, flowTopic } from '../push/signals.js';
+import { flowTopic } from '../push/signals.js';
 import type { Services } from '../services.js';
-import { challengeTtlMs, completeFlow, failFlow, newFlowRow, reserveAnswer, verifierContext, type FlowRow } from './flow-rows.js';
+import { challengeTtlMs, completeFlow, failFlow, findFlow, newFlowRow, promptOf, reserveAnswer, verifierContext, viewState, type FlowRow } from './flow-rows.js';
 import { FirstFactor } from './first-factor.js';
 
 /**
@@ -97,16 +97,8 @@ export class LoginFlows {
     return verifierContext('login', flowId);
   }
 
-  private async row(flowId: string): Promise<FlowRow> {
-    if (!/^flw_[a-z2-7]{26}$/.test(flowId)) throw new SlsError('FLOW_NOT_FOUND');
-    const row = await this.deps.store.db
-      .selectFrom('login_flows')
-      .selectAll()
-      .where('id', '=', flowId)
-      .where('kind', '=', 'login')
-      .executeTakeFirst();
-    if (!row) throw new SlsError('FLOW_NOT_FOUND');
-    return row;
+  private row(flowId: string): Promise<FlowRow> {
+    return findFlow(this.deps.store.db, flowId, 'login');
   }
 
   private isOpen(row: FlowRow): boolean {
@@ -145,10 +137,9 @@ export class LoginFlows {
   private view(row: FlowRow, devices: Device[]): FlowView {
     const device = devices.find((d) => d.id === row.device_id) ?? null;
     const open = this.isOpen(row);
-    const waiting = row.state === 'second_factor' || row.state === 'approved';
     return {
       id: row.id,
-      state: waiting && row.expires_at <= this.deps.clock.now() ? 'expired' : row.state,
+      state: viewState(row, this.deps.clock.now()),
       app: row.app,
       username: row.username,
       expiresAt: new Date(row.expires_at).toISOString(),
@@ -327,23 +318,9 @@ export class LoginFlows {
    * app, which answers offline (K10).
    */
   async offline(flowId: string, meta: RequestMeta): Promise<FlowView> {
-    const { devices, clock, policy, store, box, audit } = this.deps;
     const row = await this.row(flowId);
-    if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
-    if (promptOf(row)?.type !== 'push') throw new SlsError('FLOW_STATE', { reason: 'not_push' });
-    const device = await devices.get(row.device_id!);
-    const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
-    const now = clock.now();
-    const updated = await store.db
-      .updateTable('login_flows')
-      .set({ prompt: JSON.stringify(challenge.prompt), verifier: box.sealJson(challenge.verifier, this.sealContext(flowId)), expires_at: now + policy.challengeTtlMs, updated_at: now })
-      .where('id', '=', flowId)
-      .where('state', '=', 'second_factor')
-      .where('prompt', '=', row.prompt!)
-      .executeTakeFirst();
-    if (Number(updated.numUpdatedRows) !== 1) throw new SlsError('FLOW_EXPIRED');
-    await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
-    await audit.record({ event: 'login.offline_requested', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId, deviceId: device.id } });
+    const device = await this.deps.pushRequests.offline(row);
+    await this.deps.audit.record({ event: 'login.offline_requested', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId, deviceId: device.id } });
     return this.get(flowId);
   }
 
@@ -353,13 +330,7 @@ export class LoginFlows {
    * after `waitMs`, with the flow as it is then.
    */
   async wait(flowId: string, waitMs: number, abort?: AbortSignal): Promise<FlowView> {
-    const first = await this.row(flowId);
-    // a flow that does not wait for the phone has nothing to wait for: it is answered at once
-    if (promptOf(first)?.type !== 'push') return this.get(flowId);
-    await this.deps.signals.waitFor([flowTopic(flowId)], waitMs, async () => {
-      const row = await this.row(flowId);
-      return !this.isOpen(row) || row.prompt !== first.prompt ? row : null;
-    }, abort);
+    await this.deps.pushRequests.waitForPhone(() => this.row(flowId), waitMs, abort);
     return this.get(flowId);
   }
 
@@ -370,22 +341,17 @@ export class LoginFlows {
    * approval never hands a session to someone who merely knows the flow id.
    */
   async claim(flowId: string, claimToken: string, meta: RequestMeta): Promise<{ flow: FlowView; session: IssuedSession }> {
-    const { clock, devices, policy } = this.deps;
     const row = await this.row(flowId);
     if (!row.claim_hash || !constantTimeEqual(this.claimHash(claimToken), row.claim_hash)) {
       await this.deps.audit.record({ event: 'login.claim_refused', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId } });
       throw new SlsError('CLAIM_REFUSED');
     }
-    const now = clock.now();
-    if (row.state === 'second_factor' && row.expires_at > now) throw new SlsError('FLOW_STATE', { reason: 'not_approved' });
-    if (row.state !== 'approved' || row.expires_at <= now) throw new SlsError('FLOW_EXPIRED');
-    const device = await devices.get(row.device_id!);
-    const access = decideAccess(device, row.app, now, policy);
-    if (device.state !== 'active' || !access.allowed) throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
+    const { device, scope } = await this.deps.pushRequests.approval(row, row.app);
+    const now = this.deps.clock.now();
     const sessionId = newSessionId();
     const session = await this.deps.store.serialized('audit_log', async (trx) => {
       if (!(await completeFlow(trx, flowId, now, sessionId, 'approved'))) return null;
-      return this.openSession(trx, row, device, { sessionId, scope: access.scope, confirmedBy: row.confirmed_by, meta });
+      return this.openSession(trx, row, device, { sessionId, scope, confirmedBy: row.confirmed_by, meta });
     });
     if (!session) throw new SlsError('FLOW_EXPIRED');
     const { usable } = await this.offeredDevices(row.user_id, device.id, row.app);
@@ -514,10 +480,6 @@ export class LoginFlows {
     if (failure.locked) await this.deps.firstFactor.noticeLock(row.user_id, failure.lockedUntil);
     throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: kind.failureHints });
   }
-}
-
-function promptOf(row: FlowRow): Prompt | null {
-  return row.prompt ? (JSON.parse(row.prompt) as Prompt) : null;
 }
 
 /** An SMS device of a new applicant, waiting for the first code to confirm the number (M2). */

@@ -1,11 +1,10 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import webpush from 'web-push';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFakePushService } from '../../test/support/fake-push-service.js';
+import { closedPort } from '../../test/support/delivery.js';
 import type { FakePushService } from '../../test/support/fake-push-service.js';
 import { SECOND, TestClock } from '../clock.js';
 import type { PushNotice, PushOutcome } from './provider.js';
@@ -48,13 +47,6 @@ function notice(overrides: Partial<PushNotice> = {}): PushNotice {
   };
 }
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('K3: push requests reach a closed app through Web Push', () => {
   it("K3: a push request reaches the phone's push service encrypted (RFC 8291) with VAPID (RFC 8292), and the app decrypts the notice", async () => {

@@ -1,4 +1,5 @@
-/** Shared checks of the delivery provider tests. */
+/** Shared checks of the delivery provider tests (SMTP, the SMS gateway, Web Push). */
+import { createServer, type AddressInfo } from 'node:net';
 import { expect } from 'vitest';
 import { DeliveryError } from '../../src/delivery/retry.js';
 
@@ -11,4 +12,13 @@ export async function deliveryFailure(promise: Promise<unknown>): Promise<Delive
     return error as DeliveryError;
   }
   throw new Error('delivery succeeded');
+}
+
+/** A port on 127.0.0.1 where nothing listens (it was free a moment ago): connections to it are refused. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

@@ -30,7 +30,7 @@ import { maskPhone } from '../../delivery/phone.js';
 import { translator, type Language } from '../../i18n/i18n.js';
 import type { User } from '../../identity/users.js';
 import type { FirstFactor } from '../../flows/first-factor.js';
-import { completeFlow, failFlow, newFlowRow, reserveAnswer, verifierContext, type FlowRow } from '../../flows/flow-rows.js';
+import { completeFlow, failFlow, findFlow, newFlowRow, reserveAnswer, verifierContext, type FlowRow } from '../../flows/flow-rows.js';
 import type { HelpDesk } from '../../helpdesk/helpdesk.js';
 import { deviceTopic } from '../../push/signals.js';
 import type { Tx } from '../../store/database.js';
@@ -128,10 +128,7 @@ export class MobileEnrolment {
   }
 
   private async row(flowId: string): Promise<FlowRow> {
-    const row = /^flw_[a-z2-7]{26}$/.test(flowId)
-      ? await this.deps.store.db.selectFrom('login_flows').selectAll().where('id', '=', flowId).where('kind', '=', 'mobile_activation').executeTakeFirst()
-      : undefined;
-    if (!row) throw new SlsError('FLOW_NOT_FOUND');
+    const row = await findFlow(this.deps.store.db, flowId, 'mobile_activation');
     if (row.state !== 'second_factor' || row.expires_at <= this.deps.clock.now()) throw new SlsError('FLOW_EXPIRED');
     return row;
   }

@@ -27,14 +27,17 @@ import type { AuditInput } from '../../audit/audit-log.js';
 import type { Language } from '../../i18n/i18n.js';
 import { translator } from '../../i18n/i18n.js';
 import type { FlowRow } from '../../flows/flow-rows.js';
-import { failFlow, reserveAnswer, verifierContext } from '../../flows/flow-rows.js';
+import { failFlow, promptOf, reserveAnswer, verifierContext } from '../../flows/flow-rows.js';
 import type { FirstFactor } from '../../flows/first-factor.js';
-import type { Confirmation, Schema } from '../../store/schema.js';
+import type { Confirmation, Schema, SessionScope } from '../../store/schema.js';
 import type { UpdateQueryBuilder, UpdateResult } from 'kysely';
 import type { Tx } from '../../store/database.js';
 import { deviceTopic, flowTopic } from '../../push/signals.js';
 import type { PushProvider, PushSubscription } from '../../push/provider.js';
-import type { Device, Prompt } from '../types.js';
+import type { Device } from '../types.js';
+import { deviceKind } from '../registry.js';
+import { decideAccess } from '../../policy/access.js';
+import type { App } from '../../sessions/sessions.js';
 import { answerChallenge, answerMessage, MOBILE_SUITE, sealToPhone, verifyAnswer, type SealedMessage } from './keys.js';
 import type { MobileSecret, PushVerifier } from './mobile.js';
 import { verifyAssertion, type WebOrigin } from './webauthn.js';
@@ -111,7 +114,7 @@ export class PushRequests {
       .where('expires_at', '>', this.deps.clock.now())
       .orderBy('created_at')
       .execute()
-      .then((rows) => rows.filter((row) => row.prompt !== null && (JSON.parse(row.prompt) as Prompt).type === 'push'));
+      .then((rows) => rows.filter((row) => promptOf(row)?.type === 'push'));
   }
 
   /**
@@ -126,19 +129,18 @@ export class PushRequests {
 
   /** K3: the push provider wakes the app (never with the number, K13); audited. */
   private async wake(row: FlowRow, language?: Language): Promise<void> {
-    const { store, box, provider, audit, users, config } = this.deps;
+    const { store, box, provider, audit, config } = this.deps;
     const subscription = await store.db.selectFrom('push_subscriptions').select('subscription_enc').where('device_id', '=', row.device_id!).executeTakeFirst();
     if (!subscription) return;
-    const user = await users.get(row.user_id);
     const t = translator(language ?? config.defaultLanguage);
     const outcome = await provider.send(box.openJson<PushSubscription>(subscription.subscription_enc, `push:${row.device_id}`), {
       requestId: this.requestId(row.id),
-      username: user.username,
+      username: row.username,
       kind: row.kind === 'step_up' ? 'step_up' : 'login',
       app: row.app,
       expiresAt: new Date(row.expires_at).toISOString(),
       title: t('mobile.push.title'),
-      body: t('mobile.push.body', { username: user.username, app: t(`apps.${row.app}`) }),
+      body: t('mobile.push.body', { username: row.username, app: t(`apps.${row.app}`) }),
     });
     // a subscription the push service says is gone is forgotten, together with the audit entry that says so
     await store.serialized('audit_log', async (trx) => {
@@ -156,12 +158,17 @@ export class PushRequests {
 
   /** The active authenticator a token opens; APP_TOKEN_INVALID when revoked, migrated away or unknown. */
   async authenticateApp(input: DeviceToken): Promise<{ device: Device; secret: MobileSecret }> {
-    const { devices } = this.deps;
+    const found = await this.tokenDevice(input, ['active']);
+    if (!found) throw new SlsError('APP_TOKEN_INVALID');
+    return found;
+  }
+
+  /** The authenticator a phone's token opens, in one of `states`; null when unknown, in another state, or not this phone's token. */
+  private async tokenDevice(input: DeviceToken, states: readonly Device['state'][]): Promise<{ device: Device; secret: MobileSecret } | null> {
     const device = await this.knownDevice(input.deviceId);
-    if (!device || device.type !== 'mobile' || device.state !== 'active') throw new SlsError('APP_TOKEN_INVALID');
-    const secret = (await devices.context(device)).secret<MobileSecret>();
-    if (!constantTimeEqual(appTokenHash(input.token), secret.appTokenHash)) throw new SlsError('APP_TOKEN_INVALID');
-    return { device, secret };
+    if (!device || device.type !== 'mobile' || !states.includes(device.state)) return null;
+    const secret = (await this.deps.devices.context(device)).secret<MobileSecret>();
+    return constantTimeEqual(appTokenHash(input.token), secret.appTokenHash) ? { device, secret } : null;
   }
 
   /**
@@ -178,14 +185,6 @@ export class PushRequests {
     }
   }
 
-  /** A suspended authenticator, with this phone's own token: it comes back when the device is reactivated. */
-  private async suspendedDevice(input: DeviceToken): Promise<Device | null> {
-    const device = await this.knownDevice(input.deviceId);
-    if (!device || device.type !== 'mobile' || device.state !== 'suspended') return null;
-    const secret = (await this.deps.devices.context(device)).secret<MobileSecret>();
-    return constantTimeEqual(appTokenHash(input.token), secret.appTokenHash) ? device : null;
-  }
-
   /** K3: where a closed app is woken (a Web Push subscription, for instance). */
   async subscribe(input: DeviceToken, subscription: PushSubscription): Promise<void> {
     const { device } = await this.authenticateApp(input);
@@ -199,7 +198,7 @@ export class PushRequests {
   }
 
   private async pending(devices: Device[]): Promise<Omit<PollResult, 'revoked'>> {
-    const { store, clock, box, users } = this.deps;
+    const { store, clock, box } = this.deps;
     if (devices.length === 0) return { requests: [], messages: [] };
     const now = clock.now();
     const ids = devices.map((d) => d.id);
@@ -209,7 +208,7 @@ export class PushRequests {
       requests.push({
         id: this.requestId(row.id),
         deviceId: row.device_id!,
-        username: (await users.get(row.user_id)).username,
+        username: row.username,
         kind: row.kind === 'step_up' ? 'step_up' : 'login',
         app: row.app,
         ip: row.ip,
@@ -236,15 +235,10 @@ export class PushRequests {
     const devices: Device[] = [];
     const revoked: string[] = [];
     for (const token of tokens) {
-      try {
-        devices.push((await this.authenticateApp(token)).device);
-      } catch (error) {
-        if (!(error instanceof SlsError && error.code === 'APP_TOKEN_INVALID')) throw error;
-        // a suspended one is still watched: its requests come again once it is reactivated
-        const suspended = await this.suspendedDevice(token);
-        if (suspended) devices.push(suspended);
-        else revoked.push(token.deviceId);
-      }
+      // a suspended one is still watched: its requests come again once it is reactivated
+      const found = await this.tokenDevice(token, ['active', 'suspended']);
+      if (found) devices.push(found.device);
+      else revoked.push(token.deviceId);
     }
     if (devices.length === 0) return { requests: [], messages: [], revoked };
     const ids = devices.map((d) => d.id);
@@ -264,6 +258,62 @@ export class PushRequests {
     return { requests: found?.requests ?? [], messages: found?.messages ?? [], revoked: [...revoked, ...(found?.revoked ?? [])] };
   }
 
+  /**
+   * K4: "no notification": the push request is withdrawn and the device's
+   * own challenge takes its place, to be typed into the app, which answers
+   * offline (K10). For a login and a step-up alike; returns the device.
+   */
+  async offline(row: FlowRow): Promise<Device> {
+    const { devices, clock, store, box, config, signals } = this.deps;
+    const now = clock.now();
+    if (row.state !== 'second_factor' || row.expires_at <= now) throw new SlsError('FLOW_EXPIRED');
+    if (promptOf(row)?.type !== 'push') throw new SlsError('FLOW_STATE', { reason: 'not_push' });
+    const device = await devices.get(row.device_id!);
+    const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+    const updated = await store.db
+      .updateTable('login_flows')
+      .set({ prompt: JSON.stringify(challenge.prompt), verifier: box.sealJson(challenge.verifier, verifierContext(row.kind, row.id)), expires_at: now + config.policy.challengeTtlMs, updated_at: now })
+      .where('id', '=', row.id)
+      .where('state', '=', 'second_factor')
+      .where('prompt', '=', row.prompt!)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) !== 1) throw new SlsError('FLOW_EXPIRED');
+    await signals.publish(flowTopic(row.id), deviceTopic(device.id));
+    return device;
+  }
+
+  /**
+   * The live connection of a page waiting for the phone (K3): returns when
+   * the flow `read` gives no longer waits for it (approved, denied, answered,
+   * expired, or its prompt changed) or after `waitMs`; at once for a flow
+   * that does not wait for the phone.
+   */
+  async waitForPhone(read: () => Promise<FlowRow>, waitMs: number, abort?: AbortSignal): Promise<void> {
+    const first = await read();
+    if (promptOf(first)?.type !== 'push') return;
+    await this.deps.signals.waitFor([flowTopic(first.id)], waitMs, async () => {
+      const row = await read();
+      const waiting = row.state === 'second_factor' && row.expires_at > this.deps.clock.now() && row.prompt === first.prompt;
+      return waiting ? null : row;
+    }, abort);
+  }
+
+  /**
+   * An approval being taken (K3: the login's session; K11: the step-up's
+   * verification): the flow approved and in time, the phone that approved
+   * it still active and allowed into `app`. Its device and the scope.
+   */
+  async approval(row: FlowRow, app: App): Promise<{ device: Device; scope: SessionScope }> {
+    const { clock, devices, config } = this.deps;
+    const now = clock.now();
+    if (row.state === 'second_factor' && row.expires_at > now) throw new SlsError('FLOW_STATE', { reason: 'not_approved' });
+    if (row.state !== 'approved' || row.expires_at <= now) throw new SlsError('FLOW_EXPIRED');
+    const device = await devices.get(row.device_id!);
+    const access = decideAccess(device, app, now, config.policy);
+    if (device.state !== 'active' || !access.allowed) throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
+    return { device, scope: access.scope };
+  }
+
   /** K14: the app has shown the message; it is deleted. */
   async acknowledge(messageId: string, token: DeviceToken): Promise<void> {
     const { device } = await this.authenticateApp(token);
@@ -278,8 +328,8 @@ export class PushRequests {
 
   /** K14: a message sealed to the phone (only it can open it), waiting for the app. */
   async sendMessage(trx: Tx, deviceId: string, kind: 'temporary_password', plaintext: string): Promise<string> {
-    const { clock, box, config } = this.deps;
-    const secret = box.openJson<MobileSecret>((await trx.selectFrom('devices').select('secret_enc').where('id', '=', deviceId).executeTakeFirstOrThrow()).secret_enc!, `device:${deviceId}`);
+    const { clock, config } = this.deps;
+    const secret = await this.deps.devices.readSecret<MobileSecret>(trx, deviceId);
     const id = newId('msg');
     const now = clock.now();
     await trx
@@ -398,7 +448,6 @@ export class PushRequests {
 
   /** WebAuthn's signature counter, kept to notice a cloned authenticator. */
   private async updateCounter(device: Device, secret: MobileSecret, counter: number): Promise<void> {
-    const updated: MobileSecret = { ...secret, credential: { ...secret.credential!, counter } };
-    await this.deps.store.db.updateTable('devices').set({ secret_enc: this.deps.box.sealJson(updated, `device:${device.id}`) }).where('id', '=', device.id).execute();
+    await this.deps.devices.writeSecret(this.deps.store.db, device.id, { ...secret, credential: { ...secret.credential!, counter } } satisfies MobileSecret);
   }
 }

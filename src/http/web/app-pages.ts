@@ -61,11 +61,20 @@ function shellVersion(files: string[], worker: string): string {
   return hash.digest('hex').slice(0, 16);
 }
 
-/** The service worker: public/app-sw.js, preceded by the list of the shell's files and its version. */
-export function serviceWorkerSource(): string {
-  const worker = readFileSync(SERVICE_WORKER, 'utf8');
-  const files = shellFiles();
-  return `self.SHELL_VERSION = ${JSON.stringify(shellVersion(files, worker))};\nself.SHELL_FILES = ${JSON.stringify(files)};\n${worker}`;
+let serviceWorker: string | undefined;
+
+/**
+ * The service worker: public/app-sw.js, preceded by the list of the shell's
+ * files and its version. Read and hashed once: the browser asks for it at
+ * every visit, and the files do not change while the server runs.
+ */
+function serviceWorkerSource(): string {
+  if (serviceWorker === undefined) {
+    const worker = readFileSync(SERVICE_WORKER, 'utf8');
+    const files = shellFiles();
+    serviceWorker = `self.SHELL_VERSION = ${JSON.stringify(shellVersion(files, worker))};\nself.SHELL_FILES = ${JSON.stringify(files)};\n${worker}`;
+  }
+  return serviceWorker;
 }
 
 /** JSON for a <script type="application/json"> data island: nothing in it can close the element. */
