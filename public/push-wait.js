@@ -1,16 +1,17 @@
-// K3: the login proceeds by itself once the phone approves. The page keeps a
-// live connection (a long poll of its login flow); when the flow is approved
-// it submits its Continue form, which takes the session; when the flow was
-// denied, expired or changed, it reloads to show why. No text of its own:
-// everything shown comes from the server's page.
+// K3, K11: the login (or the step-up) proceeds by itself once the phone
+// approves. The page keeps a live connection (a long poll of its flow, at the
+// address the panel names); when the flow is approved it submits its
+// Continue form, which takes the session (or the verification); when the
+// flow was denied, expired or changed, it reloads to show why. No text of
+// its own: everything shown comes from the server's page.
 const panel = document.getElementById('push-panel');
 const form = document.getElementById('push-continue-form');
 
-async function follow(flowId) {
+async function follow(poll) {
   for (;;) {
     let flow;
     try {
-      const response = await fetch(`/api/v1/login/${encodeURIComponent(flowId)}?wait=25`, { headers: { accept: 'application/json' }, cache: 'no-store' });
+      const response = await fetch(poll, { headers: { accept: 'application/json' }, cache: 'no-store', credentials: 'same-origin' });
       if (!response.ok) return window.location.reload();
       flow = await response.json();
     } catch {
@@ -22,4 +23,4 @@ async function follow(flowId) {
   }
 }
 
-if (panel && form) void follow(panel.dataset.flow);
+if (panel && form && panel.dataset.poll?.startsWith('/api/v1/')) void follow(panel.dataset.poll);

@@ -7,6 +7,9 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { SlsError } from './errors.js';
 
+/** Defaults given in minutes by the settings. */
+const DEFAULT_POLICY_MINUTES = { stepUp: 5 };
+
 const booleanFromEnv = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -51,6 +54,9 @@ const EnvSchema = z.object({
     .transform((list) => list.split(',').map((host) => host.trim().toLowerCase()).filter((host) => host !== '')),
   SLS_DELIVERY_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   SLS_DELIVERY_RETRY_BASE_MS: z.coerce.number().int().min(0).max(60_000).default(500),
+  SLS_STEP_UP_MINUTES: z.coerce.number().int().min(1).max(60).default(DEFAULT_POLICY_MINUTES.stepUp),
+  SLS_OPEN_FLOWS_PER_USER: z.coerce.number().int().min(1).max(1000).default(10),
+  SLS_FLOW_STARTS_PER_HOUR: z.coerce.number().int().min(1).max(100_000).default(60),
 });
 
 export interface Config {
@@ -154,6 +160,14 @@ export interface PolicyConfig {
   smsPerNumberPerDay: number;
   /** Codes one user may cause to be sent in an hour. */
   smsPerUserPerHour: number;
+  /** L4: flows (logins, step-ups, device proofs, activations) one user may have open at once … */
+  openFlowsPerUser: number;
+  /** … and start in an hour. */
+  flowStartsPerHour: number;
+  /** X7, V1: how recent a step-up must be for a change of the security settings. */
+  stepUpFreshMs: number;
+  /** A5: how long a one-time password from client services works (for one login). */
+  oneTimePasswordTtlMs: number;
 }
 
 export const DEFAULT_POLICY: PolicyConfig = {
@@ -187,6 +201,10 @@ export const DEFAULT_POLICY: PolicyConfig = {
   smsPerNumberPerHour: 10,
   smsPerNumberPerDay: 30,
   smsPerUserPerHour: 10,
+  openFlowsPerUser: 10,
+  flowStartsPerHour: 60,
+  stepUpFreshMs: DEFAULT_POLICY_MINUTES.stepUp * 60 * 1000,
+  oneTimePasswordTtlMs: 24 * 60 * 60 * 1000,
 };
 
 export interface ConfigOverrides {
@@ -214,7 +232,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     trustProxy: e.SLS_TRUST_PROXY,
     logLevel: e.SLS_LOG_LEVEL,
     defaultLanguage: e.SLS_DEFAULT_LANGUAGE,
-    policy: { ...DEFAULT_POLICY },
+    policy: {
+      ...DEFAULT_POLICY,
+      stepUpFreshMs: e.SLS_STEP_UP_MINUTES * 60 * 1000,
+      openFlowsPerUser: e.SLS_OPEN_FLOWS_PER_USER,
+      flowStartsPerHour: e.SLS_FLOW_STARTS_PER_HOUR,
+    },
     delivery: deliveryConfig(e),
     outboxPage: e.SLS_OUTBOX_PAGE,
     push:

@@ -25,6 +25,8 @@ import { Lockout } from './policy/lockout.js';
 import { Sessions } from './sessions/sessions.js';
 import { openStore, type Store } from './store/database.js';
 import { FirstFactor } from './flows/first-factor.js';
+import { Answers } from './flows/answers.js';
+import { FlowLimits } from './flows/flow-limits.js';
 import { MobileEnrolment } from './devices/mobile/enrolment.js';
 import { PushRequests } from './devices/mobile/push-requests.js';
 import { openSignals, type Signals } from './push/signals.js';
@@ -108,27 +110,29 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const box = new SecretBox(masterKey.key);
     await checkMasterKey(store, box);
     const audit = new AuditLog(store, clock);
-    const users = new Users(store, clock, box, audit);
+    const users = new Users(store, clock, box, audit, config.policy.oneTimePasswordTtlMs);
     const devices = new Devices(store, clock, box, audit);
     const lockout = new Lockout(store, clock, config.policy);
     const sessions = new Sessions(store, clock, config.policy, audit);
     const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir));
+    const answers = new Answers({ store, clock, lockout, audit, users, devices, notifier, policy: config.policy });
+    const flowLimits = new FlowLimits({ store, clock, audit, policy: config.policy });
     const smsCodes = new SmsCodes({ store, clock, notifier, policy: config.policy });
     const phones = new Phones({ store, clock, box, audit, users, devices, notifier, smsCodes, policy: config.policy });
     const signals = openSignals(store);
     const push = pushProviderOf(config, clock);
-    const firstFactor = new FirstFactor({ audit, lockout, users, notifier });
-    const pushRequests = new PushRequests({ store, clock, box, audit, devices, users, lockout, signals, config, notifier, provider: push.provider, firstFactor });
-    const login = new LoginFlows({ store, clock, config, policy: config.policy, box, audit, users, devices, lockout, sessions, notifier, phones, smsCodes, signals, pushRequests, firstFactor });
-    const helpDesk = new HelpDesk({ store, clock, box, audit, users, devices, lockout, notifier, config, pushRequests, signals });
-    const mobileEnrolment = new MobileEnrolment({ store, clock, box, audit, users, devices, lockout, notifier, config, phones, smsCodes, signals, firstFactor, helpDesk });
-    const activationDeps = { store, clock, box, audit, users, devices, lockout, notifier, config, helpDesk, smsCodes, sessions, signals, pushRequests };
+    const firstFactor = new FirstFactor({ users, answers, clock });
+    const pushRequests = new PushRequests({ store, clock, box, audit, devices, users, signals, config, notifier, provider: push.provider, answers });
+    const login = new LoginFlows({ store, clock, config, policy: config.policy, box, audit, users, devices, lockout, sessions, notifier, phones, smsCodes, signals, pushRequests, firstFactor, answers, flowLimits });
+    const helpDesk = new HelpDesk({ store, clock, box, audit, users, devices, lockout, notifier, config, pushRequests, signals, sessions, phones });
+    const mobileEnrolment = new MobileEnrolment({ store, clock, box, audit, users, devices, lockout, notifier, config, phones, smsCodes, signals, sessions, firstFactor, helpDesk, answers, flowLimits });
+    const activationDeps = { store, clock, box, audit, users, devices, lockout, notifier, config, helpDesk, smsCodes, sessions, signals, pushRequests, answers, flowLimits };
     const activation = new DeviceActivation(activationDeps);
     const stepUp = new StepUp(activation, { ...activationDeps, firstFactor });
     const onlineCards = new OnlineCards({ store, clock, audit, users, devices });
-    const dscPlusRequests = new DscPlusRequests({ store, clock, box, audit, users, devices, notifier, config, helpDesk });
+    const dscPlusRequests = new DscPlusRequests({ store, clock, box, audit, users, devices, notifier, config, helpDesk, sessions });
     const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests });
-    const passwords = new Passwords({ users, lockout, audit, notifier });
+    const passwords = new Passwords({ users, answers, notifier, sessions });
     return {
       config,
       clock,

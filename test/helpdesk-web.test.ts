@@ -123,7 +123,8 @@ describe('who may use the console (T1, A5)', () => {
   });
 
   it('T1/T3: a session of limited scope is refused (403), even for a client services agent (temporary passcode after 2 days)', async () => {
-    const issuer = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    // X7: a passcode for a staff account is issued by an admin
+    const issuer = await createUserWithCard(h.services, '1234', { role: 'admin' });
     const { user: staff } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
     const verification = await h.services.helpDesk.verifyIdentity(issuer.user.id, staff.username, { method: 'id_document' });
     const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(issuer.user.id, staff.username, { verificationId: verification.id });
@@ -138,7 +139,7 @@ describe('who may use the console (T1, A5)', () => {
     agent.jar.set('sls_session', token);
     const page = await agent.get('/helpdesk');
     expect(page.status).toBe(403);
-    expect(alertBox(page.html)?.code).toBe('FORBIDDEN_ROLE');
+    expect(alertBox(page.html)?.code).toBe('SCOPE_ONLINE_CARD_ONLY');
   });
 
   it('T1: compliance may search and look at a user, has no action forms, and a forged action is refused on the page (403 FORBIDDEN_ROLE)', async () => {
@@ -229,14 +230,16 @@ describe("the user page (L3, X1)", () => {
     expect(audit.map((r) => r[1])).toEqual(expect.arrayContaining(['Wrong password', 'Device added', 'User created']));
     expect(audit.find((r) => r[1] === 'Device added')).toEqual([expect.stringMatching(/ UTC$/), 'Device added', 'test', expect.stringContaining(`serial=${card.serial}`)]);
     expect(textById(page.html, 'verification-needed')).toBe('The actions below need a recorded identity verification: verify the caller first.');
-    // before a verification, only the verification form, and the card's own forms (C5), which need none
+    // before a verification, only the verification form, the forms that protect (end the sessions, lock: L8), and the card's own forms (C5), which need none
     const [device] = await h.services.devices.listForUser(caller.id);
     expect(forms(page.html).map((f) => f.attrs.action)).toEqual([
       `${userPath(caller)}/verifications`,
+      `${userPath(caller)}/sessions/end`,
+      `${userPath(caller)}/lock`,
       `${userPath(caller)}/devices/${device!.id}/lost`,
       `${userPath(caller)}/devices/${device!.id}/returned`,
     ]);
-    expect(expectEveryControlLabelled(page.html)).toEqual(["How the caller's identity was verified", 'Notes: what was checked', 'What happened to the card']);
+    expect(expectEveryControlLabelled(page.html)).toEqual(["How the caller's identity was verified", 'Notes: what was checked', 'Why lock the user (kept in the audit log)', 'What happened to the card']);
     const options = elements(byId(page.html, 'method')!.inner, 'option').map((o) => [o.attrs.value, text(o.inner)]);
     expect(options).toEqual([
       ['', 'Choose how'],
@@ -261,7 +264,16 @@ describe('identity verification and the temporary passcode (T1-T5, A5)', () => {
     const issueForm = form(verified.html, `${userPath(caller)}/temporary-passcode`);
     expect(issueForm.attrs.method).toBe('post');
     expect(hiddenValue(issueForm, 'verificationId')).toBe(id);
-    expect(expectEveryControlLabelled(verified.html)).toEqual(["How the caller's identity was verified", 'Notes: what was checked', 'temporarily unavailable', 'lost', 'What happened to the card']);
+    expect(expectEveryControlLabelled(verified.html)).toEqual([
+      "How the caller's identity was verified",
+      'Notes: what was checked',
+      'temporarily unavailable',
+      'lost',
+      'Why lock the user (kept in the audit log)',
+      'Country',
+      'Number',
+      'What happened to the card',
+    ]);
     expect(elements(issueForm.inner, 'legend').map((l) => text(l.inner))).toEqual(["The caller's security device is"]);
     expect(hasForm(verified.html, `${userPath(caller)}/unlock`)).toBe(false); // not locked
 
@@ -759,7 +771,7 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
 
   const TEXTS = {
     fr: {
-      labels: ["Comment l'identité de l'appelant a été vérifiée", 'Notes : ce qui a été vérifié', 'Ce qui est arrivé à la carte', 'Carte du stock'],
+      labels: ["Comment l'identité de l'appelant a été vérifiée", 'Notes : ce qui a été vérifié', "Motif du blocage (conservé dans le journal d'audit)", 'Ce qui est arrivé à la carte', 'Carte du stock'],
       deposit: (account: string) => `20,00 USD bloqués sur le compte ${account}`,
       heading: 'Expédition, perte et retour des DSC+',
       requested: 'Digital Security Card+ (DSC+) demandée le',
@@ -770,7 +782,7 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
       reason: 'Indiquez ce qui est arrivé à la carte : perdue, volée ou endommagée.',
     },
     'zh-Hant': {
-      labels: ['來電者身份的核實方式', '備註：核實了哪些資料', '安全卡的情況', '庫存中的安全卡'],
+      labels: ['來電者身份的核實方式', '備註：核實了哪些資料', '鎖定用戶的原因（記錄於審計日誌）', '安全卡的情況', '庫存中的安全卡'],
       deposit: (account: string) => `已凍結帳戶 ${account} 的 USD 20.00`,
       heading: 'DSC+ 寄送、遺失及退回',
       requested: '數位安全卡+',
@@ -838,11 +850,13 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
     expect(byId(page.html, `serial-${requested.id}`)?.attrs.required).toBe('');
     expect(forms(page.html).map((f) => f.attrs.action)).toEqual([
       `${userPath(caller)}/verifications`,
+      `${userPath(caller)}/sessions/end`,
+      `${userPath(caller)}/lock`,
       devicePath(caller, active.id, 'lost'),
       devicePath(caller, active.id, 'returned'),
       shipAction,
     ]);
-    expect(expectEveryControlLabelled(page.html)).toEqual(["How the caller's identity was verified", 'Notes: what was checked', 'What happened to the card', 'Card from the stock']);
+    expect(expectEveryControlLabelled(page.html)).toEqual(["How the caller's identity was verified", 'Notes: what was checked', 'Why lock the user (kept in the audit log)', 'What happened to the card', 'Card from the stock']);
 
     const shipped = await staff.agent.submit(page, shipAction, { serial: 'DSC0000001' });
     expect(shipped.status, shipped.html).toBe(303);
@@ -1105,7 +1119,7 @@ describe('languages (X2)', () => {
       console: 'Console du Service clientèle',
       search: 'Nom d\'utilisateur ou numéro de compte',
       user: 'Utilisateur',
-      labels: ["Comment l'identité de l'appelant a été vérifiée", 'Notes : ce qui a été vérifié', 'temporairement indisponible', 'perdu', 'Ce qui est arrivé à la carte'],
+      labels: ["Comment l'identité de l'appelant a été vérifiée", 'Notes : ce qui a été vérifié', 'temporairement indisponible', 'perdu', "Motif du blocage (conservé dans le journal d'audit)", 'Pays', 'Numéro', 'Ce qui est arrivé à la carte'],
       method: 'Pièce d\'identité',
       verified: 'Identité vérifiée (Pièce d\'identité) : vérification',
       role: 'Client',
@@ -1117,7 +1131,7 @@ describe('languages (X2)', () => {
       console: '客戶服務部控制台',
       search: '用戶名或帳戶號碼',
       user: '用戶',
-      labels: ['來電者身份的核實方式', '備註：核實了哪些資料', '暫時無法使用', '已遺失', '安全卡的情況'],
+      labels: ['來電者身份的核實方式', '備註：核實了哪些資料', '暫時無法使用', '已遺失', '鎖定用戶的原因（記錄於審計日誌）', '國家/地區', '號碼', '安全卡的情況'],
       method: '身份證明文件',
       verified: '身份已核實（身份證明文件）：核實編號',
       role: '客戶',

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAY, MINUTE } from '../src/clock.js';
 import { PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin } from './support/api.js';
+import { answer, bearer, get, postJson, startLogin, stepUp } from './support/api.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 
@@ -250,6 +250,9 @@ describe('a forgotten password (A5, A4)', () => {
     expect(page.statusCode).toBe(303);
     expect(page.headers.location).toBe('/password');
 
+    // X7: the password changes after a step-up (the one-time password, then the card)
+    expect((await postJson(h.app, '/api/v1/password', { currentPassword: temporary, newPassword: 'a brand new phrase' }, bearer(token))).body.error.code).toBe('STEP_UP_REQUIRED');
+    await stepUp(h.app, bearer(token), (challenge) => cardAnswer(card, challenge.question), temporary);
     expect((await postJson(h.app, '/api/v1/password', { currentPassword: 'wrong one', newPassword: 'a brand new phrase' }, bearer(token))).status).toBe(401);
     const weak = await postJson(h.app, '/api/v1/password', { currentPassword: temporary, newPassword: 'password' }, bearer(token));
     expect(weak.body.error.code).toBe('WEAK_PASSWORD');

@@ -170,13 +170,18 @@ describe.each(DATABASES)('single use under concurrency on %s (L4)', (dbName) => 
     expect(sessions).toHaveLength(1);
   });
 
-  it('L3: 30 concurrent wrong passwords: exactly 10 are checked, the rest are refused as LOCKED', async () => {
+  it('L3: 30 concurrent wrong passwords: exactly 10 are checked; the rest are deferred while those are in flight (429) or refused as LOCKED', async () => {
     const { user } = await createUserWithCard(c.services);
     const results = await Promise.all(Array.from({ length: 30 }, () => startLogin(c.app, user.username, 'wrong password')));
-    const counts = { 401: 0, 423: 0 } as Record<number, number>;
+    const counts = { 401: 0, 423: 0, 429: 0 } as Record<number, number>;
     for (const r of results) counts[r.status] = (counts[r.status] ?? 0) + 1;
     expect(counts[401]).toBe(10);
-    expect(counts[423]).toBe(20);
+    expect(counts[423]! + counts[429]!).toBe(20);
+    for (const r of results.filter((r) => r.status === 429)) {
+      expect(r.body.error.code).toBe('TOO_MANY_ATTEMPTS');
+      expect(r.headers['retry-after']).toBe('1');
+    }
+    expect((await startLogin(c.app, user.username)).status).toBe(423);
     const checked = await c.services.audit.list({ username: user.username, limit: 100 });
     expect(checked.filter((e) => e.event === 'login.password_failed')).toHaveLength(10);
     expect(checked.filter((e) => e.event === 'login.locked')).toHaveLength(1);

@@ -120,19 +120,26 @@ describe('the online security code card (S2, S3)', () => {
     expect((await startLogin(h.app, user.username, PASSWORD, 'trading')).body.error.code).toBe('ONLINE_CARD_EXPIRED');
   });
 
-  it('S4: consecutive logins never ask the same pair of index numbers', async () => {
+  it('L4/S4: starting logins without answering shows the same pending pair; an accepted answer uses up its pair and cells for the card\'s life', async () => {
     const { user, passcode } = await clientWithPasscode();
     const token = (await login(user.username, () => passcode)).body.session.token;
     const { codes } = await activateOnlineCard(token);
     h.clock.advance(3 * DAY); // past the passcode's trading window: the card is what trading logins offer
-    const seen = new Set<string>();
-    for (let i = 0; i < 20; i++) {
-      const start = await startLogin(h.app, user.username, PASSWORD, 'trading');
-      const [a, b] = start.body.challenge.indexes as [number, number];
-      const key = `${Math.min(a, b)}-${Math.max(a, b)}`;
-      expect(seen.has(key)).toBe(false);
-      seen.add(key);
-      if (i % 5 === 0) expect((await answer(h.app, start.body.id, codesFor(codes)(start.body.challenge))).status).toBe(200);
+    const cells = (indexes: [number, number]) => [...indexes].sort((x, y) => x - y).join('-');
+    const pending = await startLogin(h.app, user.username, PASSWORD, 'trading');
+    for (let i = 0; i < 5; i++) {
+      const again = await startLogin(h.app, user.username, PASSWORD, 'trading');
+      expect(cells(again.body.challenge.indexes)).toBe(cells(pending.body.challenge.indexes));
+    }
+    // the activation used two cells; every accepted answer two more, never asked again
+    const used = new Set<number>();
+    let start = pending;
+    for (let i = 0; i < 10; i++) {
+      const indexes = start.body.challenge.indexes as [number, number];
+      expect(indexes.some((index) => used.has(index)), `login ${i}`).toBe(false);
+      expect((await answer(h.app, start.body.id, codesFor(codes)(start.body.challenge))).status).toBe(200);
+      for (const index of indexes) used.add(index);
+      start = await startLogin(h.app, user.username, PASSWORD, 'trading');
     }
   });
 

@@ -11,7 +11,7 @@ import { createServices } from '../src/services.js';
 import { Scheduler } from '../src/scheduler/scheduler.js';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import { DATABASES, cardAnswer, createUserWithCard, startHarness, testConfig, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin } from './support/api.js';
+import { answer, bearer, get, postJson, startLogin, stepUp } from './support/api.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 
@@ -33,9 +33,12 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     await h.close();
   });
 
+  /** A portal session opened with the card, stepped up with it (X7: the security settings may change). */
   async function loginWithCard(user: User, card: CardFile): Promise<string> {
     const start = await startLogin(h.app, user.username);
-    return (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token;
+    const token = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
+    await stepUp(h.app, bearer(token), (challenge) => cardAnswer(card, challenge.question));
+    return token;
   }
 
   /** A client whose card is lost: a temporary passcode, and a session opened with it (R2). */
@@ -45,6 +48,8 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id, deviceStatus: 'lost' });
     const start = await startLogin(h.app, user.username);
     const token = (await answer(h.app, start.body.id, passcode)).body.session.token as string;
+    // X7: a DSC+ request changes the security settings: the session steps up with the passcode (T3: full access for 2 days)
+    await stepUp(h.app, bearer(token), () => passcode);
     return { user, card, passcode, token };
   }
 

@@ -10,7 +10,7 @@ import { MINUTE, SECOND } from '../src/clock.js';
 import { outboxAudioPath } from '../src/delivery/speech.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin, type ApiResponse } from './support/api.js';
+import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse } from './support/api.js';
 import { espeakAvailable } from './support/environment.js';
 
 const FR_MOBILE = { country: 'FR', number: '612345678' };
@@ -40,12 +40,14 @@ async function lastCode(
   return { code: code!, channel: message!.channel, id: message!.id, body: message!.body, recipient: message!.recipient };
 }
 
-/** A user with a DSC+ signed in through the API: their bearer headers. */
+/** A user with a DSC+ signed in through the API, who just stepped up with the card (X7): their bearer headers. */
 async function signedIn(h: Harness, user: User, card: Parameters<typeof cardAnswer>[0]): Promise<Record<string, string>> {
   const flow = await startLogin(h.app, user.username);
   const done = await answer(h.app, flow.body.id, cardAnswer(card, flow.body.challenge.question));
   expect(done.status).toBe(200);
-  return bearer(done.body.session.token);
+  const headers = bearer(done.body.session.token);
+  await stepUp(h.app, headers, (challenge) => cardAnswer(card, challenge.question));
+  return headers;
 }
 
 const meta = { ip: null, language: 'en' as const };

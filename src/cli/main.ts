@@ -95,8 +95,13 @@ function staffCommand(parent: Command, name: string, description: string): Comma
   return parent.command(name).description(description).requiredOption('--staff <s>', 'the staff member acting').addOption(dbOption());
 }
 
+/**
+ * Runs a help-desk command as the named staff member, through the help desk
+ * of the server's command line: only there may an admin act on another
+ * admin (X7); every other rule of the console applies.
+ */
 async function asStaff<T>(options: StaffOptions, fn: (services: Services, staffUserId: string) => Promise<T>): Promise<T> {
-  return withServices(options, async (s) => fn(s, (await s.users.getByUsername(options.staff)).id));
+  return withServices(options, async (s) => fn({ ...s, helpDesk: s.helpDesk.viaCommandLine() }, (await s.users.getByUsername(options.staff)).id));
 }
 const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
 
@@ -171,6 +176,7 @@ export function buildProgram(): Command {
           createdAt: iso(u.createdAt),
           locked: lock.locked,
           lockedUntil: iso(lock.lockedUntil),
+          lockedByStaff: lock.byStaff,
           recentFailures: lock.failures,
           devices: devices.map((d) => ({ id: d.id, type: d.type, serial: d.serial, state: d.state, lastUsedAt: iso(d.lastUsedAt) })),
           mobileNumbers: phones.map((p) => ({ id: p.id, number: p.e164, verified: p.verified })),
@@ -274,6 +280,35 @@ export function buildProgram(): Command {
       await asStaff(options, async (s, staffId) => {
         await s.helpDesk.unlock(staffId, options.user, { verificationId: options.verification });
         print(t('cli.unlocked', { username: options.user }));
+      });
+    });
+
+  staffCommand(helpdesk, 'lock', 'lock a user until client services lift it (unlock), and end every session (L3, L8)')
+    .requiredOption('--user <u>', 'the user')
+    .requiredOption('--reason <text>', 'why (a reported compromise, fraud …)')
+    .action(async (options: StaffOptions & { user: string; reason: string }) => {
+      await asStaff(options, async (s, staffId) => {
+        const ended = await s.helpDesk.lockUser(staffId, options.user, { reason: options.reason });
+        print(t('cli.userLockedByStaff', { username: options.user, count: ended }));
+      });
+    });
+
+  staffCommand(helpdesk, 'end-sessions', "end every session of a user (L8): a stolen laptop, a shared computer")
+    .requiredOption('--user <u>', 'the user')
+    .action(async (options: StaffOptions & { user: string }) => {
+      await asStaff(options, async (s, staffId) => {
+        print(t('cli.sessionsEnded', { username: options.user, count: await s.helpDesk.endSessions(staffId, options.user) }));
+      });
+    });
+
+  staffCommand(helpdesk, 'add-phone', 'put a mobile number on record for a verified caller (X7): the way for a user without any device to enrol')
+    .requiredOption('--user <u>', 'the caller')
+    .requiredOption('--verification <id>', 'from `sls helpdesk verify`')
+    .requiredOption('--mobile <country:digits>', 'the number, e.g. FR:612345678', mobileOption)
+    .action(async (options: StaffOptions & { user: string; verification: string; mobile: MobileNumber }) => {
+      await asStaff(options, async (s, staffId) => {
+        const phone = await s.helpDesk.addPhone(staffId, options.user, { verificationId: options.verification, ...options.mobile });
+        print(t('cli.mobileOnRecord', { number: phone.masked }));
       });
     });
 

@@ -9,7 +9,7 @@ import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { Executor, Store } from '../store/database.js';
+import type { Executor, Store, Tx } from '../store/database.js';
 import type { DeviceState, DevicesTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
 import { DSCPLUS_SUITE, dscPlusSecret, type DscPlusSecret } from './dscplus/dscplus.js';
@@ -175,19 +175,9 @@ export class Devices {
         return this.box.openJson<T>(sealed, this.sealContext(device.id));
       },
       wasUsed: (replayKey) => this.wasUsed(device.id, replayKey),
+      used: (replayKeys) => this.usedAmong(device.id, replayKeys),
       digest: (value) => this.box.digest(value, `device:${device.id}`),
-      nextCounter: () => this.nextCounter(device.id),
     };
-  }
-
-  async nextCounter(deviceId: string): Promise<number> {
-    const row = await this.store.db
-      .updateTable('devices')
-      .set((eb) => ({ counter: eb('counter', '+', 1) }))
-      .where('id', '=', deviceId)
-      .returning('counter')
-      .executeTakeFirstOrThrow();
-    return row.counter - 1;
   }
 
   private usedDigest(deviceId: string, replayKey: string): string {
@@ -195,27 +185,46 @@ export class Devices {
   }
 
   async wasUsed(deviceId: string, replayKey: string): Promise<boolean> {
-    const row = await this.store.db
+    return (await this.usedAmong(deviceId, [replayKey])).has(replayKey);
+  }
+
+  /** Which of the replay keys were recorded for the device. */
+  async usedAmong(deviceId: string, replayKeys: string[]): Promise<Set<string>> {
+    if (replayKeys.length === 0) return new Set();
+    const keyOf = new Map(replayKeys.map((key) => [this.usedDigest(deviceId, key), key]));
+    const rows = await this.store.db
       .selectFrom('used_codes')
       .select('digest')
       .where('device_id', '=', deviceId)
-      .where('digest', '=', this.usedDigest(deviceId, replayKey))
-      .executeTakeFirst();
-    return row !== undefined;
+      .where('digest', 'in', [...keyOf.keys()])
+      .execute();
+    return new Set(rows.map((row) => keyOf.get(row.digest)!));
   }
 
   /**
-   * Marks an accepted answer as used. Returns false when it already was: of
-   * several concurrent submissions of the same answer, exactly one wins.
+   * Records an accepted answer's replay keys (L4). Returns false when one of
+   * them was already recorded: of several concurrent submissions of the same
+   * answer, exactly one wins. The caller's transaction is then to be rolled
+   * back, for the other keys were recorded.
    */
-  async consume(db: Executor, deviceId: string, replayKey: string, expiresAt: number = NEVER): Promise<boolean> {
+  async consume(db: Executor, deviceId: string, replayKeys: string[], expiresAt: number = NEVER): Promise<boolean> {
+    const keys = [...new Set(replayKeys)];
     const inserted = await db
       .insertInto('used_codes')
-      .values({ device_id: deviceId, digest: this.usedDigest(deviceId, replayKey), expires_at: expiresAt })
+      .values(keys.map((key) => ({ device_id: deviceId, digest: this.usedDigest(deviceId, key), expires_at: expiresAt })))
       .onConflict((oc) => oc.columns(['device_id', 'digest']).doNothing())
       .returning('digest')
-      .executeTakeFirst();
-    return inserted !== undefined;
+      .execute();
+    return inserted.length === keys.length;
+  }
+
+  /** S4: a card whose last answer was just accepted stops working (D3: revoked), audited, in the caller's transaction. */
+  async markUsedUp(trx: Tx, deviceId: string, actor: string): Promise<void> {
+    const device = await this.get(deviceId, trx);
+    await trx.updateTable('devices').set({ state: 'revoked', state_changed_at: this.clock.now() }).where('id', '=', deviceId).where('state', '=', device.state).execute();
+    await this.audit.append(trx, [
+      { event: 'device.used_up', actor, userId: device.userId, data: { deviceId, type: device.type, from: device.state, to: 'revoked' } },
+    ]);
   }
 
   async markUsed(db: Executor, deviceId: string): Promise<void> {

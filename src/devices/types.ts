@@ -84,10 +84,14 @@ export interface Challenge {
 export interface CheckResult {
   ok: boolean;
   /**
-   * Identifies the accepted answer for single use (L4): the flow records it
-   * per device, and a second use — even concurrent — is refused.
+   * Identify the accepted answer for single use (L4): they are recorded per
+   * device with the answer, and an answer any of whose keys was recorded
+   * before — even concurrently — is refused. Without keys the flow's id is
+   * the key (the answer is single-use within its flow).
    */
-  replayKey?: string;
+  replayKeys?: string[];
+  /** The accepted answer left the device without another answer to give: it is used up (S4). */
+  usedUp?: boolean;
 }
 
 export interface DeviceContext {
@@ -96,10 +100,10 @@ export interface DeviceContext {
   secret<T>(): T;
   /** Whether an answer with this replay key was already accepted for the device. */
   wasUsed(replayKey: string): Promise<boolean>;
+  /** Which of these replay keys were already accepted for the device. */
+  used(replayKeys: string[]): Promise<Set<string>>;
   /** A keyed digest bound to this device, for secrets kept only as hashes (T5). */
   digest(value: string): string;
-  /** Advances the device's counter atomically and returns the value before (0, 1, 2 …). */
-  nextCounter(): Promise<number>;
 }
 
 export interface DeviceKind {

@@ -31,7 +31,9 @@ import type { User } from '../identity/users.js';
 import type { Session } from '../sessions/sessions.js';
 import type { HelpDesk } from '../helpdesk/helpdesk.js';
 import type { Tx } from '../store/database.js';
-import { challengeTtlMs, completeFlow, failFlow, findFlow, newFlowRow, promptOf, reserveAnswer, verifierContext, viewState, type FlowRow } from './flow-rows.js';
+import { challengeTtlMs, completeFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
+import { accepted, type Answers } from './answers.js';
+import type { FlowLimits } from './flow-limits.js';
 import { pushChallenge } from '../devices/mobile/mobile.js';
 import { assertFullScope, decideAccess } from '../policy/access.js';
 import type { Language } from '../i18n/i18n.js';
@@ -60,6 +62,8 @@ type Purpose = 'activation' | 'pin_change' | 'step_up';
 
 export type ActivationDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'smsCodes' | 'sessions' | 'signals' | 'pushRequests'> & {
   helpDesk: HelpDesk;
+  answers: Answers;
+  flowLimits: FlowLimits;
 };
 
 export class DeviceActivation {
@@ -102,7 +106,7 @@ export class DeviceActivation {
   /** `meta`: the request's language (an SMS code is written in it) and where it comes from (shown with a push, K13). */
   async issue(session: Session, deviceId: string, purpose: Purpose, meta: Partial<RequestMeta> = {}): Promise<ActivationView> {
     const language = meta.language ?? this.deps.config.defaultLanguage;
-    const { store, clock, box, devices, users, config, smsCodes } = this.deps;
+    const { clock, box, devices, users, config, smsCodes } = this.deps;
     const device = await this.ownDevice(session, deviceId);
     this.assertReady(device, purpose);
     const user = await users.get(session.userId);
@@ -129,7 +133,7 @@ export class DeviceActivation {
           userAgent: meta.userAgent ?? null,
           sessionId: session.id,
         });
-    await store.db.insertInto('login_flows').values(row).execute();
+    await this.deps.flowLimits.insert(row);
     if (prompt.type === 'push') await this.deps.pushRequests.announce(row, language);
     return { id, deviceId: device.id, challenge: prompt, expiresAt: new Date(expiresAt).toISOString(), attemptsLeft: config.policy.challengeMaxAttempts };
   }
@@ -152,50 +156,28 @@ export class DeviceActivation {
     response: string,
     proven: (trx: Tx, device: Device, user: User, now: number) => Promise<boolean>,
   ): Promise<Device> {
-    const { store, clock, box, devices, users, lockout, audit, config, notifier } = this.deps;
+    const { clock, box, devices, users } = this.deps;
     const row = await this.openFlow(session, flowId, purpose);
     // K3: a push request is approved on the phone, not typed: no answer is taken for it
     if (promptOf(row)?.type === 'push') throw new SlsError('FLOW_STATE', { reason: 'push' });
     const now = clock.now();
     const user = await users.get(session.userId);
-    const attempt = await lockout.begin(user.username);
-    const attempts = await reserveAnswer(store.db, flowId, now, config.policy.challengeMaxAttempts);
-    if (attempts === null) {
-      await lockout.release(attempt);
-      throw new SlsError('FLOW_EXPIRED');
-    }
     const device = await devices.get(row.device_id!);
-    try {
-      this.assertReady(device, purpose);
-    } catch (error) {
-      await lockout.release(attempt);
-      throw error;
-    }
     const kind = deviceKind(device.type);
-    const check = await kind.checkResponse(await devices.context(device), box.openJson(row.verifier!, this.sealContext(flowId)), response);
-    if (check.ok) {
-      const done = await store.serialized('audit_log', async (trx) => {
-        if (!(await devices.consume(trx, device.id, check.replayKey ?? `flow:${flowId}`))) return false;
-        if (!(await completeFlow(trx, flowId, now)) || !(await proven(trx, device, user, now))) return false;
-        await lockout.release(attempt, trx);
-        return true;
-      });
-      if (done) return devices.get(device.id);
-      await lockout.release(attempt);
-      throw new SlsError('FLOW_EXPIRED');
-    }
-    const failure = await lockout.fail(attempt);
-    const attemptsLeft = config.policy.challengeMaxAttempts - attempts;
-    if (attemptsLeft <= 0) await failFlow(store.db, flowId, clock.now());
-    const meta = { actor: `user:${user.id}`, userId: user.id, username: user.username };
-    await audit.record(
-      { event: 'device.proof_failed', ...meta, data: { purpose, flowId, deviceId: device.id, attemptsLeft, failures: failure.failures } },
-      ...(failure.locked ? [{ event: 'login.locked' as const, ...meta, data: { until: failure.lockedUntil } }] : []),
-    );
-    if (failure.locked) {
-      await notifier.notify(user, 'userLocked', { username: user.username, until: new Date(failure.lockedUntil!).toISOString() });
-    }
-    throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: kind.failureHints });
+    await this.deps.answers.answerFlow({
+      row,
+      ip: null,
+      actor: `user:${user.id}`,
+      failed: { event: 'device.proof_failed', data: { purpose, deviceId: device.id } },
+      hints: kind.failureHints,
+      check: async () => {
+        this.assertReady(device, purpose);
+        const check = await kind.checkResponse(await devices.context(device), box.openJson(row.verifier!, this.sealContext(flowId)), response);
+        return check.ok ? accepted(device, check, flowId) : null;
+      },
+      accept: async (trx) => ((await completeFlow(trx, flowId, now)) && (await proven(trx, device, user, now)) ? true : null),
+    });
+    return devices.get(device.id);
   }
 
   /** An open proof of the session's user, to show its challenge again (after a wrong answer). */
@@ -238,8 +220,8 @@ export class DeviceActivation {
         data: { deviceId: proven.id, type: proven.type },
       };
       await audit.append(trx, [entry]);
-      // D4: a permanent device back in use ends the temporary ones
-      if (!online) await helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'permanent device activated', trx);
+      // D4: a permanent device back in use ends the temporary ones, and their sessions; this session goes on with the device (L8)
+      if (!online) await helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'permanent device activated', trx, { id: session.id, device: proven });
       return true;
     });
     if (device.type !== 'online_card') {

@@ -20,7 +20,6 @@ import { SlsError, type ErrorCode } from '../errors.js';
 import { decideAccess } from '../policy/access.js';
 import { newId, newToken } from '../crypto/random.js';
 import { constantTimeEqual } from '../crypto/constant-time.js';
-import type { AuditInput } from '../audit/audit-log.js';
 import { deviceKind } from '../devices/registry.js';
 import type { Challenge, Device, DeviceType, Prompt } from '../devices/types.js';
 import { smsChallenge } from '../devices/sms/sms.js';
@@ -31,7 +30,9 @@ import type { Tx } from '../store/database.js';
 import { pushChallenge } from '../devices/mobile/mobile.js';
 import { flowTopic } from '../push/signals.js';
 import type { Services } from '../services.js';
-import { challengeTtlMs, completeFlow, failFlow, findFlow, newFlowRow, promptOf, reserveAnswer, verifierContext, viewState, type FlowRow } from './flow-rows.js';
+import { challengeTtlMs, completeFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
+import { accepted, type Answers } from './answers.js';
+import type { FlowLimits } from './flow-limits.js';
 import { FirstFactor } from './first-factor.js';
 
 /**
@@ -88,6 +89,8 @@ function summary(device: Device): DeviceSummary {
 export type LoginDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'sessions' | 'notifier' | 'phones' | 'smsCodes' | 'config' | 'signals' | 'pushRequests'> & {
   policy: PolicyConfig;
   firstFactor: FirstFactor;
+  answers: Answers;
+  flowLimits: FlowLimits;
 };
 
 export class LoginFlows {
@@ -157,7 +160,7 @@ export class LoginFlows {
 
   /** First factor (L1), then the challenge of the device offered first (L2, L6). */
   async start(input: StartInput): Promise<StartedFlow> {
-    const { lockout, store } = this.deps;
+    const { lockout } = this.deps;
     const { user, attempt } = await this.deps.firstFactor.check({ ...input, purpose: input.app });
     let row: FlowRow;
     let active: Device[];
@@ -179,11 +182,13 @@ export class LoginFlows {
       await lockout.release(attempt);
       throw error;
     }
-    // the password was right: the attempt is not a failure
-    await store.transaction(async (trx) => {
-      await lockout.release(attempt, trx);
-      await trx.insertInto('login_flows').values(row).execute();
-    });
+    try {
+      // the password was right: the attempt is not a failure
+      await this.deps.flowLimits.insert(row, (trx) => lockout.release(attempt, trx));
+    } catch (error) {
+      await lockout.release(attempt);
+      throw error;
+    }
     if (challenge.code !== undefined) row = await this.sendCode(row, active[0]!, challenge, input);
     if (challenge.prompt.type === 'push') await this.deps.pushRequests.announce(row, input.language);
     return { ...this.view(row, active), claimToken };
@@ -386,6 +391,8 @@ export class LoginFlows {
       trx,
     );
     await trx.updateTable('users').set({ last_device_id: device.id }).where('id', '=', row.user_id).execute();
+    // A5: a one-time password opens this session and no other
+    await this.deps.users.markOneTimePasswordUsed(trx, row.user_id, this.deps.clock.now());
     await devices.markUsed(trx, device.id);
     await lockout.reset(row.username, trx);
     await audit.append(trx, [
@@ -402,83 +409,42 @@ export class LoginFlows {
 
   /**
    * Second factor (L2, L4): at most 3 answers within 5 minutes; an accepted
-   * answer is single-use even when submitted concurrently.
+   * answer is single-use even when submitted concurrently (the answer
+   * protocol of flows/answers.ts).
    */
   async answer(flowId: string, response: string, meta: RequestMeta): Promise<{ flow: FlowView; session: IssuedSession }> {
-    const { store, clock, policy, lockout, devices, box, audit } = this.deps;
+    const { clock, policy, devices, box } = this.deps;
     const row = await this.row(flowId);
     if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
     // K3: a push request is answered on the phone; typing needs the challenge of K4
     if (promptOf(row)?.type === 'push') throw new SlsError('FLOW_STATE', { reason: 'push' });
-    const auditMeta = { userId: row.user_id, username: row.username, ip: meta.ip };
-
-    let attempt;
-    try {
-      attempt = await lockout.begin(row.username);
-    } catch (error) {
-      if (error instanceof SlsError && error.code === 'LOCKED') {
-        await failFlow(store.db, flowId, clock.now());
-        await audit.record({ event: 'login.refused_locked', ...auditMeta, data: { factor: 'second', flowId } });
-      }
-      throw error;
-    }
-
-    // Reserve one of the flow's answers atomically: concurrent answers cannot exceed the limit.
     const now = clock.now();
-    const attempts = await reserveAnswer(store.db, flowId, now, policy.challengeMaxAttempts);
-    if (attempts === null) {
-      await lockout.release(attempt);
-      throw new SlsError('FLOW_EXPIRED');
-    }
-
+    const sessionId = newSessionId();
     const device = await devices.get(row.device_id!);
-    // the device may have been replaced, or its window closed, since the challenge
-    const access = decideAccess(device, row.app, now, policy);
-    if ((device.state !== 'active' && !isWaitingSms(device)) || !access.allowed) {
-      await lockout.release(attempt);
-      throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
-    }
     const kind = deviceKind(device.type);
-    const verifier = box.openJson<Record<string, unknown>>(row.verifier!, this.sealContext(flowId));
-    const check = await kind.checkResponse(await devices.context(device), verifier, response);
-
-    if (check.ok) {
-      const sessionId = newSessionId();
-      const outcome = await store.serialized('audit_log', async (trx) => {
-        if (!(await devices.consume(trx, device.id, check.replayKey ?? `flow:${flowId}`))) return 'replayed' as const;
-        if (!(await completeFlow(trx, flowId, now, sessionId))) return 'replayed' as const;
+    let scope: SessionScope = 'full';
+    const session = await this.deps.answers.answerFlow({
+      row,
+      ip: meta.ip,
+      failed: { event: 'login.second_factor_failed', data: { deviceId: device.id } },
+      hints: kind.failureHints,
+      check: async () => {
+        // the device may have been replaced, or its window closed, since the challenge
+        const access = decideAccess(device, row.app, now, policy);
+        if ((device.state !== 'active' && !isWaitingSms(device)) || !access.allowed) throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
+        scope = access.scope;
+        const check = await kind.checkResponse(await devices.context(device), box.openJson<Record<string, unknown>>(row.verifier!, this.sealContext(flowId)), response);
+        return check.ok ? accepted(device, check, flowId) : null;
+      },
+      accept: async (trx) => {
+        if (!(await completeFlow(trx, flowId, now, sessionId))) return null;
         // a new applicant's first code reached the number: it is verified and SMS is active (M2)
         if (isWaitingSms(device)) await this.deps.phones.completeEnrolment(trx, device, meta.ip);
-        // a complete login: the attempt was no failure
-        await lockout.release(attempt, trx);
-        return this.openSession(trx, row, device, { sessionId, scope: access.scope, confirmedBy: null, meta });
-      });
-      if (outcome !== 'replayed') {
-        const flow = { ...row, state: 'done' as const, session_id: sessionId, attempts };
-        const { usable } = await this.offeredDevices(row.user_id, device.id, row.app);
-        return { flow: this.view(flow, usable), session: outcome };
-      }
-      // The same answer was accepted a moment ago: this flow is used up.
-      const current = await this.row(flowId);
-      if (current.state !== 'second_factor') {
-        await lockout.release(attempt);
-        throw new SlsError('FLOW_EXPIRED');
-      }
-    }
-
-    const failure = await lockout.fail(attempt);
-    const attemptsLeft = policy.challengeMaxAttempts - attempts;
-    const entries: AuditInput[] = [
-      { event: 'login.second_factor_failed', ...auditMeta, data: { flowId, deviceId: device.id, attemptsLeft, failures: failure.failures } },
-    ];
-    if (attemptsLeft <= 0) {
-      await failFlow(store.db, flowId, clock.now());
-      entries.push({ event: 'login.flow_exhausted', ...auditMeta, data: { flowId } });
-    }
-    if (failure.locked) entries.push({ event: 'login.locked', ...auditMeta, data: { until: failure.lockedUntil } });
-    await audit.record(...entries);
-    if (failure.locked) await this.deps.firstFactor.noticeLock(row.user_id, failure.lockedUntil);
-    throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: kind.failureHints });
+        return this.openSession(trx, row, device, { sessionId, scope, confirmedBy: null, meta });
+      },
+    });
+    const { usable } = await this.offeredDevices(row.user_id, device.id, row.app);
+    return { flow: this.view({ ...row, state: 'done', session_id: sessionId, attempts: row.attempts + 1 }, usable), session };
   }
 }
 

@@ -1,8 +1,14 @@
 /**
  * The help desk (client services): find a caller, record how their identity
- * was verified (T1, A5), issue or revoke a temporary passcode (T1–T5), and
- * lift a lock (L3). Staff act under their own user id, with a role; every
- * action is audited with it.
+ * was verified (T1, A5), issue or revoke a temporary passcode (T1–T5), lift
+ * a lock (L3) or lock a user, end a user's sessions (L8), put a mobile
+ * number on record (X7). Staff act under their own user id, with a role;
+ * every action is audited with it.
+ *
+ * X7, staff on staff (docs/decisions/0007-staff-on-staff.md): an action on a
+ * staff account needs an admin, never the actor on themselves; an action on
+ * an admin is made only from the command line of the server (`sls`), by
+ * another admin. Every refusal is audited.
  */
 import type { Services } from '../services.js';
 import { SlsError } from '../errors.js';
@@ -12,9 +18,10 @@ import type { Device } from '../devices/types.js';
 import { isTemporary, TEMPORARY_TYPES } from '../devices/types.js';
 import { newTemporaryPasscode, type TempPasscodeSecret } from '../devices/temp-passcode/temp-passcode.js';
 import type { User } from '../identity/users.js';
-import type { Role } from '../store/schema.js';
+import type { DeviceState, Role } from '../store/schema.js';
 import type { Tx } from '../store/database.js';
 import { deviceTopic } from '../push/signals.js';
+import type { Phone } from '../devices/sms/phones.js';
 
 /** How client services may verify a caller's identity. */
 export const VERIFICATION_METHODS = ['security_questions', 'id_document', 'callback_on_record', 'video_call'] as const;
@@ -44,13 +51,68 @@ export interface IssuedPasscode {
   expiresAt: number;
 }
 
-export type HelpDeskDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'pushRequests' | 'signals'>;
+export type HelpDeskDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'pushRequests' | 'signals' | 'sessions' | 'phones'>;
+
+/** What staff do to a user's account, as the audit log names it when refused. */
+export type StaffAction =
+  | 'verify'
+  | 'temporary_passcode'
+  | 'revoke_passcode'
+  | 'password_reset'
+  | 'unlock'
+  | 'lock'
+  | 'end_sessions'
+  | 'add_phone'
+  | 'ship'
+  | 'device_lost'
+  | 'device_returned';
 
 export class HelpDesk {
-  constructor(private readonly deps: HelpDeskDeps) {}
+  /**
+   * @param via where staff act: the console and the API, or the server's
+   * command line (`sls`), from which alone an admin may act on another admin.
+   */
+  constructor(
+    private readonly deps: HelpDeskDeps,
+    private readonly via: 'console' | 'cli' = 'console',
+  ) {}
+
+  /** The same help desk, for staff acting from the server's command line. */
+  viaCommandLine(): HelpDesk {
+    return new HelpDesk(this.deps, 'cli');
+  }
 
   private actor(staff: User): string {
     return `staff:${staff.id}`;
+  }
+
+  /**
+   * X7: whether staff may act on a user: a client always; a staff account
+   * only as an admin, and never themselves; an admin only from the command
+   * line. A refusal is audited.
+   */
+  private async assertMayActOn(staff: User, target: User, action: StaffAction): Promise<void> {
+    let reason: 'self' | 'staff' | 'admin' | null = null;
+    if (target.id === staff.id) reason = 'self';
+    else if (target.role === 'admin' && this.via !== 'cli') reason = 'admin';
+    else if (target.role !== 'client' && staff.role !== 'admin') reason = 'staff';
+    if (reason === null) return;
+    await this.deps.audit.record({ event: 'helpdesk.refused', actor: this.actor(staff), userId: target.id, username: target.username, data: { action, reason, via: this.via } });
+    throw new SlsError('STAFF_TARGET_FORBIDDEN', { reason });
+  }
+
+  /** Staff who may act, and the user they act on (X7). */
+  async actOn(staffUserId: string, target: string | User, action: StaffAction): Promise<{ staff: User; user: User }> {
+    const staff = await this.staff(staffUserId, 'act');
+    const user = typeof target === 'string' ? await this.deps.users.getByUsername(target) : target;
+    await this.assertMayActOn(staff, user, action);
+    return { staff, user };
+  }
+
+  /** Staff who may act on the owner of a device (X7); the device's owner, if any. */
+  async actOnOwner(staffUserId: string, ownerId: string | null, action: StaffAction): Promise<User> {
+    if (ownerId === null) return this.staff(staffUserId, 'act');
+    return (await this.actOn(staffUserId, await this.deps.users.get(ownerId), action)).staff;
   }
 
   /** The staff member, if their role allows the action. */
@@ -70,14 +132,13 @@ export class HelpDesk {
 
   /** T1/A5: what client services checked before helping a caller; valid for a while. */
   async verifyIdentity(staffUserId: string, username: string, input: { method: string; notes?: string }): Promise<Verification> {
-    const staff = await this.staff(staffUserId, 'act');
+    const { staff, user } = await this.actOn(staffUserId, username, 'verify');
     if (!(VERIFICATION_METHODS as readonly string[]).includes(input.method)) {
       throw new SlsError('VALIDATION_ERROR', { field: 'method', reason: `one of ${VERIFICATION_METHODS.join(', ')}` });
     }
     if (input.notes !== undefined && input.notes.length > 500) {
       throw new SlsError('VALIDATION_ERROR', { field: 'notes', reason: 'at most 500 characters' });
     }
-    const user = await this.deps.users.getByUsername(username);
     const now = this.deps.clock.now();
     const verification: Verification = {
       id: newId('ver'),
@@ -150,9 +211,8 @@ export class HelpDesk {
     username: string,
     input: { verificationId: string; deviceStatus?: 'suspended' | 'lost' },
   ): Promise<IssuedPasscode> {
-    const { store, clock, box, audit, devices, users, config, notifier } = this.deps;
-    const staff = await this.staff(staffUserId, 'act');
-    const user = await users.getByUsername(username);
+    const { store, clock, box, audit, devices, config, notifier, sessions } = this.deps;
+    const { staff, user } = await this.actOn(staffUserId, username, 'temporary_passcode');
     await this.requireVerification(user, input.verificationId);
     const deviceStatus = input.deviceStatus ?? 'suspended';
     const now = clock.now();
@@ -171,11 +231,13 @@ export class HelpDesk {
         .where('state', 'in', deviceStatus === 'lost' ? ['active', 'suspended'] : ['active'])
         .execute();
       const entries: AuditInput[] = [];
+      const changed: { id: string; to: DeviceState }[] = [];
       for (const device of current) {
         const temporary = isTemporary(device.type);
         if (temporary && device.state !== 'active') continue;
         const to = temporary ? 'revoked' : deviceStatus;
         await trx.updateTable('devices').set({ state: to, state_changed_at: now }).where('id', '=', device.id).execute();
+        changed.push({ id: device.id, to });
         entries.push({
           event: 'device.state_changed',
           actor: this.actor(staff),
@@ -184,6 +246,11 @@ export class HelpDesk {
           data: { deviceId: device.id, type: device.type, from: device.state, to, reason: 'temporary passcode issued' },
         });
       }
+      await audit.append(trx, entries);
+      // L8: the earlier temporary access and a device reported lost end the sessions they opened
+      const endedWith = (to: DeviceState) => changed.filter((d) => d.to === to).map((d) => d.id);
+      await sessions.endWhere(trx, { userId: user.id, deviceIds: endedWith('revoked') }, 'temporary_access_ended', this.actor(staff));
+      await sessions.endWhere(trx, { userId: user.id, deviceIds: endedWith('lost') }, 'device_lost', this.actor(staff));
       await devices.insert(trx, {
         id: deviceId,
         userId: user.id,
@@ -194,23 +261,23 @@ export class HelpDesk {
         activated: true,
         expiresAt,
       });
-      entries.push({
-        event: 'helpdesk.temp_passcode_issued',
-        actor: this.actor(staff),
-        userId: user.id,
-        username: user.username,
-        data: { deviceId, verificationId: input.verificationId, fullAccessUntil, expiresAt },
-      });
-      await audit.append(trx, entries);
+      await audit.append(trx, [
+        {
+          event: 'helpdesk.temp_passcode_issued',
+          actor: this.actor(staff),
+          userId: user.id,
+          username: user.username,
+          data: { deviceId, verificationId: input.verificationId, fullAccessUntil, expiresAt },
+        },
+      ]);
     });
     await notifier.notify(user, 'tempPasscodeIssued', { username: user.username });
     return { passcode, device: await devices.get(deviceId), fullAccessUntil, expiresAt };
   }
 
-  /** Ends a user's temporary passcode at once. */
+  /** Ends a user's temporary passcode at once, and the sessions it opened (L8). */
   async revokeTemporaryPasscode(staffUserId: string, username: string): Promise<number> {
-    const staff = await this.staff(staffUserId, 'act');
-    const user = await this.deps.users.getByUsername(username);
+    const { staff, user } = await this.actOn(staffUserId, username, 'revoke_passcode');
     const revoked = await this.revokeTemporaryDevices(user, this.actor(staff), 'revoked by client services');
     if (revoked > 0) await this.deps.notifier.notify(user, 'tempPasscodeRevoked', { username: user.username });
     return revoked;
@@ -218,12 +285,13 @@ export class HelpDesk {
 
   /**
    * D4: temporary devices stop working (a permanent device is back, or staff
-   * revoke them). Runs in the given transaction (holding the audit lock), or
-   * in its own.
+   * revoke them), and so do the sessions they opened (L8) — but `keepSession`,
+   * the session that just proved the permanent device, which goes on with it.
+   * Runs in the given transaction (holding the audit lock), or in its own.
    */
-  async revokeTemporaryDevices(user: User, actor: string, reason: string, trx?: Tx): Promise<number> {
-    if (!trx) return this.deps.store.serialized('audit_log', (own) => this.revokeTemporaryDevices(user, actor, reason, own));
-    const { clock, audit } = this.deps;
+  async revokeTemporaryDevices(user: User, actor: string, reason: string, trx?: Tx, keepSession?: { id: string; device: Device }): Promise<number> {
+    if (!trx) return this.deps.store.serialized('audit_log', (own) => this.revokeTemporaryDevices(user, actor, reason, own, keepSession));
+    const { clock, audit, sessions } = this.deps;
     const now = clock.now();
     const revoked = await trx
       .updateTable('devices')
@@ -243,6 +311,8 @@ export class HelpDesk {
         data: { deviceId: d.id, type: d.type, from: 'active', to: 'revoked', reason },
       })),
     );
+    if (keepSession) await sessions.moveToDevice(trx, keepSession.id, keepSession.device);
+    await sessions.endWhere(trx, { userId: user.id, deviceIds: revoked.map((d) => d.id), ...(keepSession ? { exceptSessionId: keepSession.id } : {}) }, 'temporary_access_ended', actor);
     return revoked.length;
   }
 
@@ -254,12 +324,13 @@ export class HelpDesk {
    * once to staff, who read it to the caller.
    */
   async resetPassword(staffUserId: string, username: string, input: { verificationId: string }): Promise<{ temporaryPassword: string | null; deliveredTo: 'staff' | 'app' }> {
-    const staff = await this.staff(staffUserId, 'act');
-    const user = await this.deps.users.getByUsername(username);
+    const { staff, user } = await this.actOn(staffUserId, username, 'password_reset');
     await this.requireVerification(user, input.verificationId);
     const temporaryPassword = randomUpperAlnum(12);
     // the phone is chosen in the transaction that sets the password: a migration cannot slip in between
     const phoneId = await this.deps.users.setPassword(user.id, temporaryPassword, { actor: this.actor(staff), oneTime: true }, async (trx) => {
+      // L8: the sessions the old password opened end with it
+      await this.deps.sessions.endWhere(trx, { userId: user.id }, 'password_reset', this.actor(staff));
       const phone = await trx.selectFrom('devices').select('id').where('user_id', '=', user.id).where('type', '=', 'mobile').where('state', '=', 'active').executeTakeFirst();
       if (!phone) return null;
       const messageId = await this.deps.pushRequests.sendMessage(trx, phone.id, 'temporary_password', temporaryPassword);
@@ -273,8 +344,7 @@ export class HelpDesk {
 
   /** L3: client services lift a lock after verifying the caller's identity. */
   async unlock(staffUserId: string, username: string, input: { verificationId: string }): Promise<void> {
-    const staff = await this.staff(staffUserId, 'act');
-    const user = await this.deps.users.getByUsername(username);
+    const { staff, user } = await this.actOn(staffUserId, username, 'unlock');
     await this.requireVerification(user, input.verificationId);
     await this.deps.lockout.reset(user.username);
     await this.deps.audit.record({
@@ -285,5 +355,46 @@ export class HelpDesk {
       data: { verificationId: input.verificationId },
     });
     await this.deps.notifier.notify(user, 'userUnlocked', { username: user.username });
+  }
+
+  /**
+   * L3, L8: client services lock a user (a reported compromise, fraud): no
+   * login until they lift it (unlock), and every session ends now.
+   */
+  async lockUser(staffUserId: string, username: string, input: { reason: string }): Promise<number> {
+    const { staff, user } = await this.actOn(staffUserId, username, 'lock');
+    const reason = input.reason.trim();
+    if (reason.length === 0 || reason.length > 500) throw new SlsError('VALIDATION_ERROR', { field: 'reason', reason: 'reason: 1-500 characters' });
+    const ended = await this.deps.store.serialized('audit_log', async (trx) => {
+      await this.deps.lockout.lockUntilLifted(user.username, trx);
+      const ids = await this.deps.sessions.endWhere(trx, { userId: user.id }, 'user_locked', this.actor(staff));
+      await this.deps.audit.append(trx, [{ event: 'helpdesk.user_locked', actor: this.actor(staff), userId: user.id, username: user.username, data: { reason, sessionsEnded: ids.length } }]);
+      return ids.length;
+    });
+    await this.deps.notifier.notifySoon(user, 'userLockedByStaff', { username: user.username });
+    return ended;
+  }
+
+  /** L8: client services end every session of a user (a stolen laptop, a shared computer). */
+  async endSessions(staffUserId: string, username: string): Promise<number> {
+    const { staff, user } = await this.actOn(staffUserId, username, 'end_sessions');
+    return this.deps.store.serialized('audit_log', async (trx) => {
+      const ids = await this.deps.sessions.endWhere(trx, { userId: user.id }, 'ended_by_staff', this.actor(staff));
+      await this.deps.audit.append(trx, [{ event: 'helpdesk.sessions_ended', actor: this.actor(staff), userId: user.id, username: user.username, data: { count: ids.length } }]);
+      return ids.length;
+    });
+  }
+
+  /**
+   * X7: a mobile number put on record by client services after verifying the
+   * caller: the way for a user without any device to enrol (the activation
+   * token then goes to it, M2, K1).
+   */
+  async addPhone(staffUserId: string, username: string, input: { verificationId: string; country: string; number: string }): Promise<Phone> {
+    const { staff, user } = await this.actOn(staffUserId, username, 'add_phone');
+    await this.requireVerification(user, input.verificationId);
+    const phone = await this.deps.phones.add(user.id, { country: input.country, number: input.number }, this.actor(staff), null);
+    await this.deps.audit.record({ event: 'helpdesk.phone_added', actor: this.actor(staff), userId: user.id, username: user.username, data: { phoneId: phone.id, number: phone.masked, verificationId: input.verificationId } });
+    return phone;
   }
 }

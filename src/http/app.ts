@@ -25,6 +25,8 @@ import { portalPages } from './web/portal-pages.js';
 import { helpdeskPages } from './web/helpdesk-pages.js';
 import { mobilePages } from './web/mobile-pages.js';
 import { appPages } from './web/app-pages.js';
+import { stepUpPages } from './web/step-up-pages.js';
+import { SessionGuard } from './session-guard.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 
 declare module 'fastify' {
@@ -119,22 +121,24 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   });
 
   const pages = new PageRenderer(config);
+  const guard = new SessionGuard({ sessions: services.sessions, audit: services.audit, clock: services.clock, policy: config.policy });
   registerErrorHandling(app, (request, reply) =>
     request.url.startsWith('/api/') ? sendError(request, reply, new SlsError('NOT_FOUND')) : pages.renderError(request, reply, new SlsError('NOT_FOUND')),
   );
   await app.register(loginApi(services), { prefix: '/api/v1' });
-  await app.register(sessionApi(services), { prefix: '/api/v1' });
-  await app.register(devicesApi(services), { prefix: '/api/v1' });
-  await app.register(onlineCardApi(services), { prefix: '/api/v1' });
-  await app.register(phonesApi(services), { prefix: '/api/v1' });
+  await app.register(sessionApi(services, guard), { prefix: '/api/v1' });
+  await app.register(devicesApi(services, guard), { prefix: '/api/v1' });
+  await app.register(onlineCardApi(services, guard), { prefix: '/api/v1' });
+  await app.register(phonesApi(services, guard), { prefix: '/api/v1' });
   await app.register(mobileApi(services), { prefix: '/api/v1' });
-  await app.register(stepUpApi(services), { prefix: '/api/v1' });
-  await app.register(helpdeskApi(services), { prefix: '/api/v1' });
+  await app.register(stepUpApi(services, guard), { prefix: '/api/v1' });
+  await app.register(helpdeskApi(services, guard), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  await app.register(webPages(services, pages));
-  await app.register(portalPages(services, pages));
-  await app.register(helpdeskPages(services, pages));
-  await app.register(mobilePages(services, pages));
+  await app.register(webPages(services, pages, guard));
+  await app.register(portalPages(services, pages, guard));
+  await app.register(helpdeskPages(services, pages, guard));
+  await app.register(mobilePages(services, pages, guard));
+  await app.register(stepUpPages(services, pages, guard));
   await app.register(appPages(services, pages));
   return app;
 }

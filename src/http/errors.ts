@@ -42,13 +42,14 @@ export function toSlsError(error: unknown): SlsError {
 }
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; hints?: string[]; attemptsLeft?: number };
+  error: { code: ErrorCode; message: string; hints?: string[]; attemptsLeft?: number; stepUp?: string };
 }
 
 export function errorBody(t: Translate, error: SlsError): ErrorBody {
   const body: ErrorBody = { error: { code: error.code, message: errorMessage(t, error.code, error.params) } };
   if (Array.isArray(error.params.hints)) body.error.hints = error.params.hints.map((key) => t(key));
   if (typeof error.params.attemptsLeft === 'number') body.error.attemptsLeft = error.params.attemptsLeft;
+  if (typeof error.params.stepUp === 'string') body.error.stepUp = error.params.stepUp;
   return body;
 }
 
@@ -60,6 +61,7 @@ export const ErrorSchema = z
       message: z.string().describe('Explanation for people, in the negotiated language'),
       hints: z.array(z.string()).optional().describe('What to check after "Login failed" (L5)'),
       attemptsLeft: z.number().int().optional(),
+      stepUp: z.string().optional().describe('STEP_UP_REQUIRED: where the step-up starts (POST, with the password)'),
     }),
   })
   .describe('Error');
@@ -68,6 +70,8 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
   const mapped = toSlsError(error);
   if (mapped.status >= 500) request.log.error({ err: error }, 'unexpected error');
   if (mapped.code === 'UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
+  // 429: when to try again (X5)
+  if (typeof mapped.params.retryAfterSeconds === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(mapped.params.retryAfterSeconds))));
   // framework errors (a bad URL) arrive before the language is known
   const t = request.t ?? translator('en');
   return reply.status(mapped.status).type('application/json; charset=utf-8').send(errorBody(t, mapped));

@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 import { SlsError } from '../errors.js';
 import type { RequestMeta } from '../flows/login.js';
 import type { Language } from '../i18n/i18n.js';
-import type { IssuedSession, Session, Sessions } from '../sessions/sessions.js';
+import type { IssuedSession } from '../sessions/sessions.js';
 
 export const SESSION_COOKIE = 'sls_session';
 
@@ -60,27 +60,6 @@ export function presentedToken(request: FastifyRequest): PresentedToken | null {
   }
   const cookie = request.cookies[SESSION_COOKIE];
   return cookie ? { token: cookie, via: 'cookie' } : null;
-}
-
-/** The browser's session (its cookie), or null: the page then sends the user to the login page. */
-export async function browserSession(request: FastifyRequest, sessions: Sessions): Promise<Session | null> {
-  const token = request.cookies[SESSION_COOKIE];
-  return token ? sessions.authenticate(token) : null;
-}
-
-/** The live session of the request, or UNAUTHENTICATED. */
-export async function requireSession(request: FastifyRequest, sessions: Sessions): Promise<{ session: Session; token: PresentedToken }> {
-  const token = presentedToken(request);
-  const session = token ? await sessions.authenticate(token.token) : null;
-  if (!session || !token) throw new SlsError('UNAUTHENTICATED');
-  return { session, token };
-}
-
-/** The live session of a request that changes state: a cookie-authenticated one must come from our own pages. */
-export async function requireSessionToChange(request: FastifyRequest, sessions: Sessions): Promise<{ session: Session; token: PresentedToken }> {
-  const found = await requireSession(request, sessions);
-  if (found.token.via === 'cookie') assertSameOrigin(request);
-  return found;
 }
 
 /**

@@ -21,6 +21,9 @@ import mobileZhHant from './locales/mobile/zh-Hant.json' with { type: 'json' };
 import authenticatorEn from './locales/authenticator/en.json' with { type: 'json' };
 import authenticatorFr from './locales/authenticator/fr.json' with { type: 'json' };
 import authenticatorZhHant from './locales/authenticator/zh-Hant.json' with { type: 'json' };
+import securityEn from './locales/security/en.json' with { type: 'json' };
+import securityFr from './locales/security/fr.json' with { type: 'json' };
+import securityZhHant from './locales/security/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -33,6 +36,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   mobile: { en: mobileEn, fr: mobileFr, 'zh-Hant': mobileZhHant },
   /** The authenticator app's own screens (/app). */
   authenticator: { en: authenticatorEn, fr: authenticatorFr, 'zh-Hant': authenticatorZhHant },
+  /** No path without the second factor: step-up, one-time passwords, staff on staff, flow limits (X7, L4, L8, A5). */
+  security: { en: securityEn, fr: securityFr, 'zh-Hant': securityZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {

@@ -39,6 +39,12 @@ export interface User {
   passwordMustChange: boolean;
 }
 
+/** A5: when a one-time password from client services stops working, and when it opened its one session. */
+export interface OneTimePassword {
+  expiresAt: number | null;
+  usedAt: number | null;
+}
+
 export interface Account {
   id: string;
   accountNumber: string;
@@ -85,6 +91,8 @@ export class Users {
     private readonly clock: Clock,
     private readonly box: SecretBox,
     private readonly audit: AuditLog,
+    /** A5: how long a one-time password from client services works. */
+    private readonly oneTimePasswordTtlMs: number,
   ) {}
 
   private baseQuery(db: Executor) {
@@ -160,10 +168,21 @@ export class Users {
     return row.password_hash;
   }
 
-  /** The user and the password hash in one read, for the first factor (L1). */
-  async findForLogin(username: string): Promise<{ user: User; passwordHash: string } | null> {
-    const row = await this.baseQuery(this.store.db).select('users.password_hash').where('users.username', '=', username).executeTakeFirst();
-    return row ? { user: this.toUser(row), passwordHash: row.password_hash } : null;
+  /** The user, the password hash and, for a one-time password, its end and use, in one read, for the first factor (L1, A5). */
+  async findForLogin(username: string): Promise<{ user: User; passwordHash: string; oneTime: OneTimePassword | null } | null> {
+    const row = await this.baseQuery(this.store.db)
+      .select(['users.password_hash', 'users.password_expires_at', 'users.password_used_at'])
+      .where('users.username', '=', username)
+      .executeTakeFirst();
+    if (!row) return null;
+    const user = this.toUser(row);
+    const oneTime = user.passwordMustChange ? { expiresAt: row.password_expires_at, usedAt: row.password_used_at } : null;
+    return { user, passwordHash: row.password_hash, oneTime };
+  }
+
+  /** A5: the one-time password opened its session (in the transaction that opens it); it opens no other. */
+  async markOneTimePasswordUsed(db: Executor, userId: string, at: number): Promise<void> {
+    await db.updateTable('users').set({ password_used_at: at }).where('id', '=', userId).where('password_must_change', '=', 1).where('password_used_at', 'is', null).execute();
   }
 
   async account(accountId: string): Promise<Account> {
@@ -285,7 +304,13 @@ export class Users {
     return this.store.serialized('audit_log', async (trx) => {
       await trx
         .updateTable('users')
-        .set({ password_hash: passwordHash, password_changed_at: now, password_must_change: options.oneTime ? 1 : 0 })
+        .set({
+          password_hash: passwordHash,
+          password_changed_at: now,
+          password_must_change: options.oneTime ? 1 : 0,
+          password_expires_at: options.oneTime ? now + this.oneTimePasswordTtlMs : null,
+          password_used_at: null,
+        })
         .where('id', '=', userId)
         .execute();
       await this.audit.append(trx, [

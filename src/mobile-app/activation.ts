@@ -4,9 +4,9 @@
  * (recover), all on this phone.
  *
  *   1. user name and password            → startActivation
- *   2. the proof: an SMS to a number chosen or added (sendToken), the
- *      physical device's challenge, or nothing (recovery)
- *   3. the activation token, the device's response, or the recovery PIN
+ *   2. the proof of possession: an SMS to a number on record (sendToken), or
+ *      the physical device's challenge
+ *   3. the activation token, or the device's response
  *   4. the PIN (K2) and, when the phone can, fingerprint or face
  *      → new keys, the WebAuthn credential, completeActivation, the
  *        challenge/response key derived and everything kept (storage.ts)
@@ -32,7 +32,7 @@ const STEPS: Record<Step, string> = {
 };
 
 /** Answers after which the activation must start again from the user name and password. */
-const RESTART = ['FLOW_EXPIRED', 'FLOW_NOT_FOUND', 'FLOW_STATE', 'LOCKED'];
+const RESTART = ['FLOW_EXPIRED', 'FLOW_NOT_FOUND', 'FLOW_STATE', 'LOCKED', 'RECOVERY_BLOCKED', 'MOBILE_NOT_ACTIVE'];
 
 export interface ActivationContext {
   api: AuthenticatorApi;
@@ -104,7 +104,7 @@ export class ActivationWizard {
   /** Forgets the activation under way and everything typed. */
   private reset(): void {
     this.view = null;
-    for (const id of ['act-username', 'act-password', 'act-number', 'act-token', 'act-pin', 'act-pin-again']) input(id).value = '';
+    for (const id of ['act-username', 'act-password', 'act-token', 'act-pin', 'act-pin-again']) input(id).value = '';
     input('act-biometric').checked = false;
     byId('act-phone-list').replaceChildren();
     this.error('');
@@ -185,12 +185,8 @@ export class ActivationWizard {
         return label;
       }),
     );
-    byId('act-phones').hidden = view.phones.length === 0;
-    byId('act-add-phone').hidden = !view.canAddPhone;
-    byId('act-add-phone-legend').textContent = t(view.phones.length ? 'authenticator.activation.orAddPhone' : 'authenticator.activation.addPhone');
     this.step('phone');
-    const first = list.querySelector<HTMLInputElement>('input');
-    (first ?? input('act-number')).focus();
+    list.querySelector<HTMLInputElement>('input')?.focus();
   }
 
   private async sendToken(): Promise<void> {
@@ -198,17 +194,9 @@ export class ActivationWizard {
     if (!view) return;
     this.error('');
     this.notice('');
-    const number = input('act-number').value.trim();
     const chosen = byId('act-phone-list').querySelector<HTMLInputElement>('input[name=phone]:checked');
-    let to: { phoneId: string } | { country: string; number: string };
-    if (view.canAddPhone && (number !== '' || !chosen)) {
-      if (!this.required('act-number')) return;
-      to = { country: byId<HTMLSelectElement>('act-country').value, number };
-    } else if (chosen) {
-      to = { phoneId: chosen.value };
-    } else {
-      return;
-    }
+    if (!chosen) return;
+    const to = { phoneId: chosen.value };
     await busy(byId('act-step-phone'), async () => {
       try {
         this.view = await this.context.api.sendToken(view.id, to);
@@ -235,14 +223,13 @@ export class ActivationWizard {
     this.tokenStep(view);
   }
 
-  // step 3: the token, the device's response, or the recovery PIN ---------
+  // step 3: the token, or the device's response ---------------------------
 
   private tokenStep(view: ActivationView): void {
     const token = input('act-token');
     byId('act-token-label').textContent = t(`authenticator.activation.token.${view.proof}`);
-    token.type = view.proof === 'pin' ? 'password' : 'text';
     token.autocomplete = view.proof === 'sms' ? 'one-time-code' : 'off';
-    token.inputMode = view.proof === 'pin' ? 'text' : 'numeric';
+    token.inputMode = 'numeric';
     const challenge = view.challenge;
     const device = byId('act-device');
     device.hidden = view.proof !== 'device' || !challenge || challenge.type === 'sms';
@@ -259,9 +246,14 @@ export class ActivationWizard {
     this.pinStep();
   }
 
-  // step 4: the PIN, fingerprint or face, and the keys ---------------------
+  // step 4: the PIN (a new one, or the recovery PIN), fingerprint or face, and the keys
 
   private pinStep(): void {
+    // K8: a recovery keeps the PIN: the user types the one chosen at activation
+    const recovering = this.view?.purpose === 'recover';
+    byId('act-pin-intro').textContent = t(recovering ? 'authenticator.activation.recoveryPinIntro' : 'authenticator.activation.pinIntro');
+    byId('act-pin-label').textContent = t(recovering ? 'authenticator.activation.recoveryPin' : 'authenticator.activation.pin');
+    byId('act-pin-again-field').hidden = recovering;
     this.step('pin');
     this.biometric ??= biometricAvailable();
     void this.biometric.then((available) => {
@@ -275,7 +267,9 @@ export class ActivationWizard {
     if (!view) return;
     this.error('');
     const pin = input('act-pin').value;
-    const problem = pinProblem(pin);
+    const recovering = view.purpose === 'recover';
+    // a new PIN must be a good one (K2); the recovery PIN is checked by the server
+    const problem = recovering ? (pin === '' ? 'length' : null) : pinProblem(pin);
     if (problem) {
       this.error(t(`authenticator.activation.pinProblem.${problem}`));
       input('act-pin').setAttribute('aria-invalid', 'true');
@@ -283,7 +277,7 @@ export class ActivationWizard {
       return;
     }
     input('act-pin').removeAttribute('aria-invalid');
-    if (input('act-pin-again').value !== pin) {
+    if (!recovering && input('act-pin-again').value !== pin) {
       this.error(t('authenticator.activation.pinProblem.mismatch'));
       input('act-pin-again').setAttribute('aria-invalid', 'true');
       input('act-pin-again').focus();

@@ -24,11 +24,10 @@ export interface ActivationView {
   id: string;
   purpose: ActivationPurpose;
   username: string;
-  /** How the user proves it is them: an SMS token, the physical device's answer, or the recovery PIN. */
-  proof: 'sms' | 'device' | 'pin';
+  /** How the user proves possession: an SMS token to a number on record, or the physical device's answer (X7). */
+  proof: 'sms' | 'device';
+  /** The numbers on record the token may go to. */
   phones: PhoneChoice[];
-  /** Whether a new number may be added here (a user with no verified number and no device). */
-  canAddPhone: boolean;
   challenge: ActivationChallenge | null;
   expiresAt: string;
   attemptsLeft: number;
@@ -176,7 +175,7 @@ export class AuthenticatorApi {
   }
 
   /** Sends the activation token to a number on record, or to a number added here. */
-  sendToken(activationId: string, to: { phoneId: string } | { country: string; number: string }): Promise<ActivationView> {
+  sendToken(activationId: string, to: { phoneId: string }): Promise<ActivationView> {
     return this.call('POST', `/mobile/activations/${activationId}/token`, to);
   }
 

@@ -40,12 +40,36 @@ export interface PublicJwk {
   y: string;
 }
 
-/** K2: 4 to 6 characters, letters, digits and special characters, at least one digit. */
-export function pinProblem(pin: string): 'length' | 'digit' | 'characters' | null {
+/**
+ * K2: PINs anyone would try first: the commonest 4- and 6-digit PINs
+ * (published analyses of leaked PIN sets) and patterns on a keypad.
+ * Repetitions, runs of digits and years are refused by rule, below.
+ */
+const COMMON_PINS = new Set([
+  '1004', '6969', '1122', '1313', '2580', '0852', '1470', '0741', '3690', '0963', '1379', '7913', '1397', '1593', '3571', '7531', '9513', '5683',
+  '112233', '159753', '147258', '258369', '369258', '357951', '789456', '456123', '321654', '102030', '101010', '520520', '520131', '131420',
+]);
+
+/** A run of consecutive digits, up or down (1234, 3210, 456789). */
+function isDigitRun(pin: string): boolean {
+  if (!/^\d+$/.test(pin)) return false;
+  const steps = new Set([...pin].slice(1).map((c, i) => (Number(c) - Number(pin[i]!) + 10) % 10));
+  return steps.size === 1 && (steps.has(1) || steps.has(9));
+}
+
+/** A trivial PIN (K2): one character or a short group repeated (1111, 1212, 123123), a run of digits, a year, or a common PIN. */
+export function isTrivialPin(pin: string): boolean {
+  const lower = pin.toLowerCase();
+  return /^(.+)\1+$/.test(lower) || isDigitRun(lower) || /^(19|20)\d\d$/.test(lower) || COMMON_PINS.has(lower);
+}
+
+/** K2: 4 to 6 characters, letters, digits and special characters, at least one digit, not trivial. */
+export function pinProblem(pin: string): 'length' | 'digit' | 'characters' | 'trivial' | null {
   const characters = [...pin];
   if (characters.length < 4 || characters.length > 6) return 'length';
   if (!/^[\x21-\x7e]+$/.test(pin)) return 'characters';
   if (!/\d/.test(pin)) return 'digit';
+  if (isTrivialPin(pin)) return 'trivial';
   return null;
 }
 

@@ -35,7 +35,7 @@ export class PushRequests {
   private waiting: PushRequest[] = [];
   /** When each request was first seen here (local clock), for the offline expiry. */
   private readonly firstSeen = new Map<string, number>();
-  /** Requests answered here (a poll under way may still list them). */
+  /** Requests answered here (a poll under way may still list them), or put aside with "Back": not shown again. */
   private readonly answered = new Set<string>();
   private shown: PushRequest | null = null;
   /** The request shown has its outcome: the form is gone, "Back" closes. */
@@ -51,6 +51,14 @@ export class PushRequests {
     });
     byId('req-deny').addEventListener('click', () => void this.answer('deny'));
     byId('req-done').addEventListener('click', () => this.close());
+    byId('req-back').addEventListener('click', () => this.putAside());
+  }
+
+  /** "Back": the request shown is left unanswered (it expires on the server); it is not shown again. */
+  private putAside(): void {
+    if (!this.shown || this.answering) return;
+    this.answered.add(this.shown.id);
+    this.close();
   }
 
   private enrolmentOf(request: PushRequest): Enrolment | undefined {

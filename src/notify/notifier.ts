@@ -22,6 +22,7 @@ export type NoticeTemplate =
   | 'tempPasscodeIssued'
   | 'tempPasscodeRevoked'
   | 'userLocked'
+  | 'userLockedByStaff'
   | 'userUnlocked'
   | 'deviceReactivated'
   | 'deviceEnrolled'

@@ -4,17 +4,29 @@
  * locked, even the correct credentials are refused.
  *
  * Exact under concurrency and across server processes: every attempt first
- * reserves a row (`pending`, counted as a failure until cleared) and is let
- * through only if the failures and attempts in flight leave room, so no more
- * than 10 guesses are ever checked in the window. The state is keyed by the
- * username as typed, so an unknown username locks exactly like a real one
- * (no user enumeration, L1).
+ * reserves a row (`pending`) and is let through only if the failures and
+ * the attempts in flight leave room, so no more than 10 guesses are ever
+ * checked in the window. Only real failures lock: when the room is taken by
+ * attempts still in flight, the attempt is deferred (TOO_MANY_ATTEMPTS, try
+ * again in a moment), never refused as LOCKED — a burst of copies of a right
+ * answer never turns into a lock. An attempt left pending by a process that
+ * died is dropped after `PENDING_TTL_MS`: its result was never told to
+ * anyone (docs/decisions/0005-lockout-in-flight.md). The state is keyed by
+ * the username as typed, so an unknown username locks exactly like a real
+ * one (no user enumeration, L1).
  */
 import type { Clock } from '../clock.js';
 import type { PolicyConfig } from '../config.js';
 import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
 import type { Executor, Store, Tx } from '../store/database.js';
+
+/**
+ * How long an attempt may stay in flight. A check takes milliseconds; one
+ * still pending after this was left by a process that died, and no longer
+ * takes room.
+ */
+export const PENDING_TTL_MS = 60_000;
 
 export interface Attempt {
   id: string;
@@ -30,9 +42,15 @@ export interface FailureOutcome {
 
 export interface LockoutStatus {
   locked: boolean;
+  /** Null while unlocked, and while locked by client services (until they lift it). */
   lockedUntil: number | null;
+  /** Locked by client services, until they lift it. */
+  byStaff: boolean;
   failures: number;
 }
+
+/** The end of a lock that only client services lift (the latest time a date can hold). */
+const LIFTED_BY_STAFF = 8_640_000_000_000_000;
 
 export class Lockout {
   constructor(
@@ -50,13 +68,25 @@ export class Lockout {
     return { lockedUntil: row?.locked_until ?? null, resetAt: row?.reset_at ?? 0 };
   }
 
-  private async countSince(db: Executor, username: string, since: number, states: ('pending' | 'failed')[]): Promise<number> {
+  private async countFailures(db: Executor, username: string, since: number): Promise<number> {
     const row = await db
       .selectFrom('login_failures')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .where('username', '=', username)
       .where('at', '>', since)
-      .where('state', 'in', states)
+      .where('state', '=', 'failed')
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** Attempts of the username still being checked (not those a dead process left behind). */
+  private async countInFlight(db: Executor, username: string, now: number): Promise<number> {
+    const row = await db
+      .selectFrom('login_failures')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('username', '=', username)
+      .where('at', '>', now - PENDING_TTL_MS)
+      .where('state', '=', 'pending')
       .executeTakeFirstOrThrow();
     return Number(row.n);
   }
@@ -66,9 +96,11 @@ export class Lockout {
   }
 
   /**
-   * Reserves an attempt, or throws LOCKED. Attempts on one username are
-   * serialised by a lock on its lockout row, so each sees every attempt
-   * admitted before it.
+   * Reserves an attempt; throws LOCKED when the username is locked, or
+   * TOO_MANY_ATTEMPTS when attempts in flight take the room that is left
+   * (nothing is counted: the caller may try again in a moment). Attempts on
+   * one username are serialised by a lock on its lockout row, so each sees
+   * every attempt admitted before it.
    */
   async begin(username: string): Promise<Attempt> {
     const now = this.clock.now();
@@ -82,10 +114,15 @@ export class Lockout {
       let query = trx.selectFrom('lockouts').select(['locked_until', 'reset_at']).where('username', '=', username);
       if (this.store.dialect === 'postgres') query = query.forUpdate();
       const { locked_until: lockedUntil, reset_at: resetAt } = await query.executeTakeFirstOrThrow();
-      if (lockedUntil !== null && lockedUntil > now) throw new SlsError('LOCKED', { until: new Date(lockedUntil).toISOString() });
-      const counted = await this.countSince(trx, username, this.windowStart(now, resetAt), ['pending', 'failed']);
+      if (lockedUntil !== null && lockedUntil > now) throw new SlsError('LOCKED', {});
+      // attempts a dead process left pending take no room any more
+      await trx.deleteFrom('login_failures').where('username', '=', username).where('state', '=', 'pending').where('at', '<=', now - PENDING_TTL_MS).execute();
+      const failures = await this.countFailures(trx, username, this.windowStart(now, resetAt));
+      if (failures >= this.policy.lockoutThreshold) throw new SlsError('LOCKED', {});
       // failures plus attempts still being checked: no more guesses than the threshold
-      if (counted >= this.policy.lockoutThreshold) throw new SlsError('LOCKED', {});
+      if (failures + (await this.countInFlight(trx, username, now)) >= this.policy.lockoutThreshold) {
+        throw new SlsError('TOO_MANY_ATTEMPTS', { retryAfterSeconds: 1 });
+      }
       await trx.insertInto('login_failures').values({ id: attempt.id, username, at: now, state: 'pending' }).execute();
     });
     return attempt;
@@ -108,7 +145,7 @@ export class Lockout {
       await this.store.db.insertInto('login_failures').values({ id: attempt.id, username: attempt.username, at: now, state: 'failed' }).execute();
     }
     const { resetAt } = await this.state(attempt.username);
-    const failures = await this.countSince(this.store.db, attempt.username, this.windowStart(now, resetAt), ['failed']);
+    const failures = await this.countFailures(this.store.db, attempt.username, this.windowStart(now, resetAt));
     if (failures < this.policy.lockoutThreshold) return { locked: false, lockedUntil: null, failures };
     const lockedUntil = now + this.policy.lockoutWindowMs;
     // Exactly one of several concurrent failures locks; the others extend the lock to their own time.
@@ -131,6 +168,19 @@ export class Lockout {
   }
 
   /**
+   * Client services lock the username (L3, L8): every attempt is refused as
+   * LOCKED — the same answer as any lock, so that it tells nobody the user
+   * exists — until they lift it (`reset`). In the caller's transaction.
+   */
+  async lockUntilLifted(username: string, trx: Tx): Promise<void> {
+    await trx
+      .insertInto('lockouts')
+      .values({ username, locked_until: LIFTED_BY_STAFF, reset_at: 0 })
+      .onConflict((oc) => oc.column('username').doUpdateSet({ locked_until: LIFTED_BY_STAFF }))
+      .execute();
+  }
+
+  /**
    * A complete successful login, or client services lifting the lock: the
    * count starts again. Runs in the given transaction, or in its own.
    */
@@ -148,9 +198,10 @@ export class Lockout {
   async status(username: string): Promise<LockoutStatus> {
     const now = this.clock.now();
     const { lockedUntil, resetAt } = await this.state(username);
-    const failures = await this.countSince(this.store.db, username, this.windowStart(now, resetAt), ['failed']);
+    const failures = await this.countFailures(this.store.db, username, this.windowStart(now, resetAt));
     const locked = lockedUntil !== null && lockedUntil > now;
-    return { locked, lockedUntil: locked ? lockedUntil : null, failures };
+    const byStaff = lockedUntil === LIFTED_BY_STAFF;
+    return { locked, lockedUntil: locked && !byStaff ? lockedUntil : null, byStaff, failures };
   }
 
   /** Forgets failures that can no longer count. */

@@ -2,14 +2,16 @@
  * Sessions (L8): an opaque bearer token, stored only as its SHA-256 hash.
  * Portal sessions end after 30 minutes idle and 12 hours at most; trading
  * sessions after 12 hours. Logout revokes the session server-side, and every
- * login creates a new session id.
+ * login creates a new session id. A changed or withdrawn credential ends
+ * the sessions it opened (`endWhere`), each ending audited with its cause;
+ * the session of a user who is no longer active ends with the user.
  */
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { PolicyConfig } from '../config.js';
 import { newId, newToken } from '../crypto/random.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { Executor, Store } from '../store/database.js';
+import type { Executor, Store, Tx } from '../store/database.js';
 import type { Confirmation, SessionScope, SessionsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
 
@@ -30,6 +32,8 @@ export interface Session {
   confirmedBy: Confirmation | null;
   /** V1: when the user last verified again with a device (step-up), or null. */
   verifiedAt: number | null;
+  /** A5: the user logged in with a one-time password and must choose a new one before anything else. */
+  passwordChangeRequired: boolean;
 }
 
 export interface IssuedSession extends Session {
@@ -62,7 +66,18 @@ function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
 }
 
-function toSession(row: Selectable<SessionsTable>): Session {
+/** Why sessions end (L8), as the audit log says it. */
+export type EndCause =
+  | 'logout'
+  | 'password_changed'
+  | 'password_reset'
+  | 'temporary_access_ended'
+  | 'device_lost'
+  | 'device_replaced'
+  | 'user_locked'
+  | 'ended_by_staff';
+
+function toSession(row: Selectable<SessionsTable>, passwordChangeRequired: boolean): Session {
   return {
     id: row.id,
     userId: row.user_id,
@@ -75,6 +90,7 @@ function toSession(row: Selectable<SessionsTable>): Session {
     scope: row.scope,
     confirmedBy: row.confirmed_by,
     verifiedAt: row.verified_at,
+    passwordChangeRequired,
   };
 }
 
@@ -115,7 +131,8 @@ export class Sessions {
     };
     await db.insertInto('sessions').values(row).execute();
     if (input.confirmedBy) await this.renewBiometricTrading(db, input.userId, now);
-    return { ...toSession(row), token };
+    const user = await db.selectFrom('users').select('password_must_change').where('id', '=', input.userId).executeTakeFirstOrThrow();
+    return { ...toSession(row, user.password_must_change === 1), token };
   }
 
   /** L8, K12: portal 12 hours; trading 12 hours, or 30 when confirmed by biometric on the mobile authenticator. */
@@ -141,12 +158,23 @@ export class Sessions {
       .execute();
   }
 
-  /** The live session of a token, its idle timer renewed; null when unknown, expired or revoked. */
+  /**
+   * The live session of a token, its idle timer renewed; null when unknown,
+   * expired or revoked, or when its user is no longer active.
+   */
   async authenticate(token: string): Promise<Session | null> {
     if (token.length === 0 || token.length > 128) return null;
     const now = this.clock.now();
-    const row = await this.store.db.selectFrom('sessions').selectAll().where('token_hash', '=', tokenHash(token)).executeTakeFirst();
-    if (!row || row.revoked_at !== null || row.expires_at <= now) return null;
+    const found = await this.store.db
+      .selectFrom('sessions')
+      .innerJoin('users', 'users.id', 'sessions.user_id')
+      .selectAll('sessions')
+      .select(['users.status as user_status', 'users.password_must_change'])
+      .where('sessions.token_hash', '=', tokenHash(token))
+      .executeTakeFirst();
+    if (!found || found.user_status !== 'active') return null;
+    const { user_status: _status, password_must_change: mustChange, ...row } = found;
+    if (row.revoked_at !== null || row.expires_at <= now) return null;
     if (row.idle_expires_at !== null && row.idle_expires_at <= now) return null;
     const idle = this.idleMs(row.app);
     if (idle !== null && now - row.last_seen_at >= TOUCH_INTERVAL_MS) {
@@ -156,14 +184,43 @@ export class Sessions {
         .set({ last_seen_at: now, idle_expires_at: idleExpiresAt })
         .where('id', '=', row.id)
         .execute();
-      return toSession({ ...row, last_seen_at: now, idle_expires_at: idleExpiresAt });
+      return toSession({ ...row, last_seen_at: now, idle_expires_at: idleExpiresAt }, mustChange === 1);
     }
-    return toSession(row);
+    return toSession(row, mustChange === 1);
   }
 
   /** V1: the user verified again with a device, in this session. */
   async markVerified(db: Executor, sessionId: string, at: number): Promise<void> {
     await db.updateTable('sessions').set({ verified_at: at }).where('id', '=', sessionId).execute();
+  }
+
+  /**
+   * L8: ends the live sessions of a user — all of them, those opened with
+   * some devices, or all but one — in the caller's transaction (which holds
+   * the audit log's lock), each audited with its cause. Returns their ids.
+   */
+  async endWhere(trx: Tx, which: { userId: string; deviceIds?: string[]; exceptSessionId?: string }, cause: EndCause, actor: string): Promise<string[]> {
+    if (which.deviceIds !== undefined && which.deviceIds.length === 0) return [];
+    const now = this.clock.now();
+    let query = trx.selectFrom('sessions').select('id').where('user_id', '=', which.userId).where('revoked_at', 'is', null).where('expires_at', '>', now);
+    if (which.deviceIds) query = query.where('device_id', 'in', which.deviceIds);
+    if (which.exceptSessionId) query = query.where('id', '!=', which.exceptSessionId);
+    const ids = (await query.execute()).map((row) => row.id);
+    if (ids.length === 0) return [];
+    await trx.updateTable('sessions').set({ revoked_at: now }).where('id', 'in', ids).where('revoked_at', 'is', null).execute();
+    await this.audit.append(
+      trx,
+      ids.map((sessionId) => ({ event: 'session.ended' as const, actor, userId: which.userId, data: { sessionId, reason: cause } })),
+    );
+    return ids;
+  }
+
+  /**
+   * D4: the session that reactivated a permanent device goes on with it: the
+   * temporary device it was opened with no longer works (L8, T3).
+   */
+  async moveToDevice(trx: Tx, sessionId: string, device: { id: string; type: string }): Promise<void> {
+    await trx.updateTable('sessions').set({ device_id: device.id, device_type: device.type, scope: 'full' }).where('id', '=', sessionId).execute();
   }
 
   /** Logout (L8): ends the session of a token server-side, audited; returns it if it was live. */

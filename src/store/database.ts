@@ -106,6 +106,8 @@ export interface Store {
    * lock already serialises writers).
    */
   serialized<T>(lockName: string, fn: (trx: Tx) => Promise<T>): Promise<T>;
+  /** Takes the named lock for the rest of a transaction already open (see `serialized`). */
+  lockWithin(trx: Tx, lockName: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -134,6 +136,8 @@ export function openStore(url: string): Store {
       location: parsed.location,
       transaction: (fn) => db.transaction().execute(fn),
       serialized: (_name, fn) => db.transaction().execute(fn),
+      // BEGIN IMMEDIATE took SQLite's write lock: the transaction is alone already
+      lockWithin: async () => undefined,
       close: () => db.destroy(),
     };
   }
@@ -160,6 +164,9 @@ export function openStore(url: string): Store {
         await sql`select pg_advisory_xact_lock(${lockKey(name)})`.execute(trx);
         return fn(trx);
       }),
+    lockWithin: async (trx, name) => {
+      await sql`select pg_advisory_xact_lock(${lockKey(name)})`.execute(trx);
+    },
     close: () => db.destroy(),
   };
 }

@@ -47,6 +47,10 @@ export interface UsersTable {
   role: Generated<Role>;
   /** A5: set by a one-time password from client services; cleared when the user chooses a new one. */
   password_must_change: Generated<number>;
+  /** A5: when a one-time password stops working (24 hours after it was set); null for a password the user chose. */
+  password_expires_at: number | null;
+  /** A5: when a one-time password opened its one session; it opens no other. */
+  password_used_at: number | null;
 }
 
 /** Who a user is to the system: a client, or staff (section 0 of the spec). */

@@ -43,3 +43,16 @@ export function claimSession(app: FastifyInstance, login: ApiResponse, claimToke
 export function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` };
 }
+
+/**
+ * V1, X7: the session verifies again — its user's password, then the
+ * device's response to the challenge (`respond`) — so that the security
+ * settings may change for the next minutes. Returns the step-up's answer.
+ */
+export async function stepUp(app: FastifyInstance, headers: Record<string, string>, respond: (challenge: Json) => string, password = PASSWORD): Promise<ApiResponse> {
+  const started = await postJson(app, '/api/v1/step-up', { password }, headers);
+  if (started.status !== 200) throw new Error(`step-up refused: ${started.status} ${JSON.stringify(started.body)}`);
+  const done = await postJson(app, `/api/v1/step-up/${started.body.id as string}`, { response: respond(started.body.challenge as Json) }, headers);
+  if (done.body.state !== 'done') throw new Error(`step-up not done: ${done.status} ${JSON.stringify(done.body)}`);
+  return done;
+}

@@ -111,12 +111,12 @@ export class TestPhone {
     return enrolment;
   }
 
-  /** K1: the whole activation by SMS token, to the first number offered or to a number added here. */
-  async activate(username: string, options: { purpose?: ActivationPurpose; pin?: string; addNumber?: { country: string; number: string } } = {}): Promise<Enrolment> {
+  /** K1: the whole activation by SMS token, to the first number on record offered (a recovery: with the recovery PIN, K8). */
+  async activate(username: string, options: { purpose?: ActivationPurpose; pin?: string } = {}): Promise<Enrolment> {
     const view = await this.start(username, options.purpose ?? 'activate');
     expect(view.proof).toBe('sms');
     this.inbox.tick();
-    await this.api.sendToken(view.id, options.addNumber ?? { phoneId: view.phones[0]!.id });
+    await this.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
     return this.complete(view, await this.inbox.activationToken(username), options.pin);
   }
 

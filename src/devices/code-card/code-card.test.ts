@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CARD_CODES, expectedAnswer, newCodeCard, pairAt } from './code-card.js';
+import { CARD_CODES, expectedAnswer, newCodeCard, pendingPair } from './code-card.js';
 import { cardPdf, cardPng } from './print.js';
 
 describe('S4: code cards', () => {
@@ -12,24 +12,24 @@ describe('S4: code cards', () => {
     expect(newCodeCard().codes).not.toEqual(card.codes);
   });
 
-  it('S4: every pair of index numbers is asked once before any is asked again', () => {
+  it('L4/S4: the pending pair is two unused cells, the same until a cell is used, another after', () => {
     const card = newCodeCard();
-    const pairs = (CARD_CODES * (CARD_CODES - 1)) / 2;
-    const key = (p: [number, number]) => `${Math.min(...p)}-${Math.max(...p)}`;
-    const firstRound = new Set<string>();
-    for (let position = 0; position < pairs; position++) {
-      const pair = pairAt(card, position);
-      expect(pair[0]).not.toBe(pair[1]);
-      expect(Math.min(...pair)).toBeGreaterThanOrEqual(1);
-      expect(Math.max(...pair)).toBeLessThanOrEqual(CARD_CODES);
-      firstRound.add(key(pair));
-    }
-    expect(firstRound.size).toBe(pairs);
-    // the next round asks them all again, in another order
-    const next = Array.from({ length: 50 }, (_, i) => key(pairAt(card, pairs + i)));
-    const first = Array.from({ length: 50 }, (_, i) => key(pairAt(card, i)));
-    expect(new Set(next).size).toBe(50);
-    expect(next).not.toEqual(first);
+    const all = card.codes.map((_, i) => i + 1);
+    const first = pendingPair(card, all, 0);
+    expect(first[0]).not.toBe(first[1]);
+    expect(pendingPair(card, all, 0)).toEqual(first);
+    // the two cells are used up: the next pair never asks them
+    const unused = all.filter((i) => !first.includes(i));
+    const second = pendingPair(card, unused, 2);
+    expect(second.some((i) => first.includes(i))).toBe(false);
+    // another card asks another pair
+    expect(pendingPair(newCodeCard(), all, 0)).not.toEqual(first);
+  });
+
+  it('L4/S4: a card without two unused cells is used up', () => {
+    const card = newCodeCard();
+    expect(() => pendingPair(card, [7], CARD_CODES - 1)).toThrowError(expect.objectContaining({ code: 'CARD_USED_UP' }));
+    expect(pendingPair(card, [7, 9], CARD_CODES - 2).sort()).toEqual([7, 9]);
   });
 
   it('S1: the answer is the two codes one after the other, no spaces', () => {

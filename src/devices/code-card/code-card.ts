@@ -4,15 +4,20 @@
  * with no spaces (6 digits). The printed legacy Security Code Card (SCC) and
  * the temporary Online Security Code Card work the same way.
  *
- * S4: the pairs of index numbers are asked in an order that is a fresh
- * random permutation of all pairs for every round, so that no pair comes
- * again before every pair has been asked once. The card's counter says
- * where in which round the next challenge is; it advances atomically.
+ * L4, S4 (docs/decisions/0005-code-card-single-use.md): an accepted answer
+ * uses up its pair of index numbers (in either order) and the two cells it
+ * revealed, for the card's life: no later challenge asks a cell whose code
+ * has been typed, so a phished or overheard answer is worth nothing. The
+ * challenge is the card's *pending* pair: two unused cells chosen by a keyed
+ * hash of the card and of how many cells are used, so every challenge
+ * issued before the next accepted answer shows the same pair — starting
+ * logins without answering cannot cycle the pairs. A card whose unused cells
+ * no longer make a pair is used up.
  */
 import { createHmac } from 'node:crypto';
 import { constantTimeEqual } from '../../crypto/constant-time.js';
-import { randomDigits } from '../../crypto/random.js';
-import { newToken } from '../../crypto/random.js';
+import { newToken, randomDigits } from '../../crypto/random.js';
+import { SlsError } from '../../errors.js';
 import type { Challenge, CheckResult, DeviceContext, DeviceKind, DeviceType } from '../types.js';
 
 /** S4: at least 100 codes a card. */
@@ -30,39 +35,36 @@ export function newCodeCard(size = CARD_CODES): CodeCardSecret {
   return { codes: Array.from({ length: size }, () => randomDigits(CODE_DIGITS)), orderKey: newToken() };
 }
 
-/** Every pair of index numbers (1-based), in a fixed order. */
-function allPairs(size: number): [number, number][] {
-  const pairs: [number, number][] = [];
-  for (let a = 1; a <= size; a++) for (let b = a + 1; b <= size; b++) pairs.push([a, b]);
-  return pairs;
+/** The replay key of a cell (index number, 1-based) whose code an accepted answer revealed. */
+export function cellKey(index: number): string {
+  return `cell:${index}`;
 }
 
-const orders = new Map<string, [number, number][]>();
-
-/** The order of the pairs in one round: all pairs, shuffled by a keyed hash. */
-function roundOrder(secret: CodeCardSecret, round: number): [number, number][] {
-  const cacheKey = `${secret.orderKey}:${round}`;
-  let order = orders.get(cacheKey);
-  if (!order) {
-    const rank = (pair: [number, number]): string =>
-      createHmac('sha256', secret.orderKey).update(`${round}:${pair[0]}:${pair[1]}`).digest('hex');
-    order = allPairs(secret.codes.length)
-      .map((pair) => ({ pair, key: rank(pair) }))
-      .sort((x, y) => (x.key < y.key ? -1 : 1))
-      .map((x) => x.pair);
-    if (orders.size > 200) orders.clear();
-    orders.set(cacheKey, order);
-  }
-  return order;
+/** The replay key of a pair of index numbers, in either order. */
+export function pairKey([a, b]: [number, number]): string {
+  return `pair:${Math.min(a, b)}:${Math.max(a, b)}`;
 }
 
-/** The pair asked at a position of the card's sequence. */
-export function pairAt(secret: CodeCardSecret, position: number): [number, number] {
-  const pairs = (secret.codes.length * (secret.codes.length - 1)) / 2;
-  const order = roundOrder(secret, Math.floor(position / pairs));
-  const [a, b] = order[position % pairs]!;
-  // show the two index numbers in a random-looking but fixed order
-  return position % 2 === 0 ? [a, b] : [b, a];
+/**
+ * The pending pair of a card: the two unused cells that rank first under a
+ * keyed hash of the card and of `round` (how many cells are used), shown in
+ * an order the same hash decides. The same until an answer is accepted.
+ */
+export function pendingPair(secret: CodeCardSecret, unused: number[], round: number): [number, number] {
+  if (unused.length < 2) throw new SlsError('CARD_USED_UP');
+  const rank = (index: number): string => createHmac('sha256', secret.orderKey).update(`${round}:${index}`).digest('hex');
+  const [first, second] = unused
+    .map((index) => ({ index, key: rank(index) }))
+    .sort((x, y) => (x.key < y.key ? -1 : 1))
+    .map((x) => x.index) as [number, number];
+  return createHmac('sha256', secret.orderKey).update(`${round}:order`).digest()[0]! % 2 === 0 ? [first, second] : [second, first];
+}
+
+/** The index numbers (1-based) of the card whose codes no accepted answer revealed yet. */
+async function unusedCells(ctx: DeviceContext, secret: CodeCardSecret): Promise<number[]> {
+  const indexes = secret.codes.map((_, i) => i + 1);
+  const used = await ctx.used(indexes.map(cellKey));
+  return indexes.filter((index) => !used.has(cellKey(index)));
 }
 
 export function expectedAnswer(secret: CodeCardSecret, indexes: [number, number]): string {
@@ -75,15 +77,19 @@ function codeCardKind(type: DeviceType): DeviceKind {
     failureHints: ['hints.noSpaces'],
 
     async issueChallenge(ctx: DeviceContext): Promise<Challenge> {
-      const position = await ctx.nextCounter();
-      const indexes = pairAt(ctx.secret<CodeCardSecret>(), position);
-      return { prompt: { type: 'index', indexes }, verifier: { indexes, position } };
+      const secret = ctx.secret<CodeCardSecret>();
+      const unused = await unusedCells(ctx, secret);
+      const indexes = pendingPair(secret, unused, secret.codes.length - unused.length);
+      return { prompt: { type: 'index', indexes }, verifier: { indexes } };
     },
 
     async checkResponse(ctx: DeviceContext, verifier: Record<string, unknown>, response: string): Promise<CheckResult> {
+      const secret = ctx.secret<CodeCardSecret>();
       const indexes = verifier.indexes as [number, number];
-      const ok = constantTimeEqual(expectedAnswer(ctx.secret<CodeCardSecret>(), indexes), response);
-      return ok ? { ok, replayKey: `position:${String(verifier.position)}` } : { ok };
+      if (!constantTimeEqual(expectedAnswer(secret, indexes), response)) return { ok: false };
+      // the cells it reveals are used up; a card left without an unused pair is used up (S4)
+      const unused = (await unusedCells(ctx, secret)).filter((index) => !indexes.includes(index));
+      return { ok: true, replayKeys: [pairKey(indexes), cellKey(indexes[0]), cellKey(indexes[1])], usedUp: unused.length < 2 };
     },
   };
 }

@@ -68,6 +68,6 @@ export const dscPlus: DeviceKind = {
     const suite = suiteOf(ctx);
     const secret = ctx.secret<DscPlusSecret>();
     const ok = verifyOcra(suite, { key: Buffer.from(secret.seed, 'hex'), question, pinHash: Buffer.from(secret.pinHash, 'hex') }, response);
-    return ok ? { ok, replayKey: `q:${question}` } : { ok };
+    return ok ? { ok, replayKeys: [`q:${question}`] } : { ok };
   },
 };

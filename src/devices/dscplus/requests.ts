@@ -68,7 +68,7 @@ function nextBusinessDay(from: number): number {
 
 const isoDate = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 
-export type DscPlusRequestDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'notifier' | 'config'> & {
+export type DscPlusRequestDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'notifier' | 'config' | 'sessions'> & {
   helpDesk: HelpDesk;
 };
 
@@ -186,8 +186,8 @@ export class DscPlusRequests {
    */
   async ship(staffUserId: string, deviceId: string, serial: string): Promise<{ device: Device; card: Omit<CardFile, 'pin'> }> {
     const { store, clock, box, audit, users, devices, notifier, config, helpDesk } = this.deps;
-    const staff = await helpDesk.staff(staffUserId, 'act');
     const device = await devices.get(deviceId);
+    const staff = await helpDesk.actOnOwner(staffUserId, device.userId, 'ship');
     if (device.type !== 'dscplus' || device.state !== 'requested') throw new SlsError('DEVICE_STATE', { state: device.state });
     const user = await users.get(device.userId!);
     const now = clock.now();
@@ -226,31 +226,35 @@ export class DscPlusRequests {
   }
 
   /**
-   * C5: a card reported lost, stolen or damaged stops working. The deposit
-   * of a lost or stolen card is kept; a damaged (defective) card's stays
-   * held until it is returned.
+   * C5: a card reported lost, stolen or damaged stops working, and so do
+   * the sessions it opened (L8) — but the reporting session, which stepped
+   * up with another device (X7). The deposit of a lost or stolen card is
+   * kept; a damaged (defective) card's stays held until it is returned.
    */
   async reportLost(actor: { session?: Session; staffUserId?: string }, deviceId: string, reason: 'lost' | 'stolen' | 'damaged'): Promise<Device> {
     const device = await this.deps.devices.get(deviceId);
-    if (actor.staffUserId) await this.deps.helpDesk.staff(actor.staffUserId, 'act');
+    if (actor.staffUserId) await this.deps.helpDesk.actOnOwner(actor.staffUserId, device.userId, 'device_lost');
     else if (!actor.session || device.userId !== actor.session.userId) throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
     else assertFullScope(actor.session);
     if (!['active', 'suspended', 'shipped', 'requested'].includes(device.state) || device.type !== 'dscplus') {
       throw new SlsError('DEVICE_STATE', { state: device.state });
     }
-    return this.settle(deviceId, 'lost', reason === 'damaged' ? null : 'kept', reason, actor.staffUserId ? `staff:${actor.staffUserId}` : `user:${device.userId}`);
+    const by = actor.staffUserId ? `staff:${actor.staffUserId}` : `user:${device.userId}`;
+    return this.settle(deviceId, 'lost', reason === 'damaged' ? null : 'kept', reason, by, async (trx) => {
+      if (device.userId) await this.deps.sessions.endWhere(trx, { userId: device.userId, deviceIds: [deviceId], ...(actor.session ? { exceptSessionId: actor.session.id } : {}) }, 'device_lost', by);
+    });
   }
 
   /** C5: a card back at the help desk (returned, defective, or found after all): its deposit is released. */
   async markReturned(staffUserId: string, deviceId: string): Promise<Device> {
-    await this.deps.helpDesk.staff(staffUserId, 'act');
     const device = await this.deps.devices.get(deviceId);
+    await this.deps.helpDesk.actOnOwner(staffUserId, device.userId, 'device_returned');
     if (device.type !== 'dscplus' || ['returned', 'stock', 'requested'].includes(device.state)) throw new SlsError('DEVICE_STATE', { state: device.state });
     return this.settle(deviceId, 'returned', 'released', 'returned', `staff:${staffUserId}`);
   }
 
   /** The device's new state and, unless `hold` is null, its deposit's. */
-  private async settle(deviceId: string, state: 'lost' | 'returned', hold: 'kept' | 'released' | null, reason: string, actor: string): Promise<Device> {
+  private async settle(deviceId: string, state: 'lost' | 'returned', hold: 'kept' | 'released' | null, reason: string, actor: string, alongside?: (trx: Tx) => Promise<void>): Promise<Device> {
     const { store, clock, audit, devices } = this.deps;
     const device = await devices.get(deviceId);
     const now = clock.now();
@@ -270,6 +274,7 @@ export class DscPlusRequests {
         { event: 'device.state_changed', actor, userId: device.userId, data: { deviceId, type: device.type, from: device.state, to: state, reason } },
         ...(held ? [{ event: 'deposit.settled' as const, actor, userId: device.userId, data: { deviceId, status: hold, amountUsd: held.amount_cents / 100 } }] : []),
       ]);
+      await alongside?.(trx);
     });
     return devices.get(deviceId);
   }

@@ -3,23 +3,30 @@
  * phone (K7) and re-enabling it after the app lost its data (K8), entirely
  * on the phone, in one flow:
  *
- *   username + password ──► proof ──► new keys, PIN ──► active
+ *   username + password ──► proof of possession ──► new keys, PIN ──► active
  *
- * The proof that it is the user:
- * - `sms`: an activation token sent by SMS to a number on record (or, for a
- *   user with no number on record and no device, to a number added here);
- *   migration sends it to the number first used (K7);
+ * The proof of possession (X7: no second factor is bound by the password
+ * alone; docs/decisions/0006-recovery-and-enrolment.md):
+ * - `sms`: an activation token sent by SMS to a number on record — a
+ *   verified one, or, for a user no device protects yet, a number put on
+ *   record out of band (at account opening, or by client services after
+ *   verifying the caller); migration and recovery send it to the number
+ *   first used (K7). No number can be added here;
  * - `device`: a user who has an active physical device (DSC+, code card)
  *   answers its challenge instead — a password alone never moves a stronger
- *   protection to a phone (K7);
- * - `pin`: recovery proves the recovery PIN set at activation (K8).
+ *   protection to a phone (K7).
  *
- * Each proof admits 3 wrong answers, each counted towards the lock (L3).
- * Wrong recovery PINs are also counted on the authenticator itself, where a
- * login never resets them: each is notified to the user, and after
+ * Recovery (K8) proves possession like migration, and the recovery PIN on
+ * top (the PIN is kept): a password and a PIN, two things one knows, never
+ * become the phone. Wrong recovery PINs are counted on the authenticator,
+ * where a login never resets them: each is notified to the user, and after
  * `mobileRecoveryMaxFailures` recovery is blocked (Migrate still works).
- * The new device replaces the user's previous authenticator at once (K5:
- * one phone per user), removes SMS (M3, K9) and ends temporary access (D4).
+ *
+ * Each proof admits 3 wrong answers, each counted towards the lock (L3),
+ * through the answer protocol (flows/answers.ts). The new device replaces
+ * the user's previous authenticator at once (K5: one phone per user; the
+ * sessions opened with it end, L8), removes SMS (M3, K9) and ends temporary
+ * access (D4).
  */
 import type { Services } from '../../services.js';
 import { SlsError } from '../../errors.js';
@@ -30,20 +37,22 @@ import { maskPhone } from '../../delivery/phone.js';
 import { translator, type Language } from '../../i18n/i18n.js';
 import type { User } from '../../identity/users.js';
 import type { FirstFactor } from '../../flows/first-factor.js';
-import { completeFlow, failFlow, findFlow, newFlowRow, reserveAnswer, verifierContext, type FlowRow } from '../../flows/flow-rows.js';
+import { completeFlow, findFlow, newFlowRow, verifierContext, type FlowRow } from '../../flows/flow-rows.js';
+import { accepted, type Accepted, type Answers } from '../../flows/answers.js';
+import type { FlowLimits } from '../../flows/flow-limits.js';
 import type { HelpDesk } from '../../helpdesk/helpdesk.js';
 import { deviceTopic } from '../../push/signals.js';
 import type { Tx } from '../../store/database.js';
 import { deviceKind } from '../registry.js';
 import type { Device, Prompt } from '../types.js';
 import { SMS_CODE_DIGITS } from '../sms/sms.js';
-import { agreeOcraKey, mobilePinHash, MOBILE_SUITE, publicKeyOf, type PublicJwk } from './keys.js';
+import { agreeOcraKey, assertNewMobilePin, mobilePinHash, MOBILE_SUITE, publicKeyOf, type PublicJwk } from './keys.js';
 import type { MobileParams, MobileSecret } from './mobile.js';
 import { appTokenHash } from './push-requests.js';
 import { registrationOptions, verifyRegistration, type StoredCredential, type WebOrigin } from './webauthn.js';
 
 export type ActivationPurpose = 'activate' | 'migrate' | 'recover';
-type Proof = 'sms' | 'device' | 'pin';
+type Proof = 'sms' | 'device';
 
 export interface PhoneChoice {
   id: string;
@@ -61,7 +70,6 @@ export interface ActivationView {
   username: string;
   proof: Proof;
   phones: PhoneChoice[];
-  canAddPhone: boolean;
   challenge: ActivationChallenge | null;
   expiresAt: string;
   attemptsLeft: number;
@@ -99,7 +107,6 @@ interface ActivationState {
   purpose: ActivationPurpose;
   proof: Proof;
   phones: PhoneChoice[];
-  canAddPhone: boolean;
   challenge: ActivationChallenge | null;
 }
 
@@ -115,9 +122,11 @@ interface ActivationVerifier {
 const PHYSICAL: readonly string[] = ['dscplus', 'scc'];
 const LABEL_MAX = 64;
 
-export type EnrolmentDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'phones' | 'smsCodes' | 'signals'> & {
+export type EnrolmentDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'phones' | 'smsCodes' | 'signals' | 'sessions'> & {
   firstFactor: FirstFactor;
   helpDesk: HelpDesk;
+  answers: Answers;
+  flowLimits: FlowLimits;
 };
 
 export class MobileEnrolment {
@@ -142,7 +151,6 @@ export class MobileEnrolment {
       username: row.username,
       proof: state.proof,
       phones: state.phones,
-      canAddPhone: state.canAddPhone,
       challenge: state.challenge,
       expiresAt: new Date(row.expires_at).toISOString(),
       attemptsLeft: this.deps.config.policy.challengeMaxAttempts - row.attempts,
@@ -170,26 +178,30 @@ export class MobileEnrolment {
     return found !== undefined;
   }
 
-  /** The numbers an activation token may go to, and whether one may be added here. */
-  private async phoneChoices(user: User, purpose: ActivationPurpose, current: Device | null): Promise<{ phones: PhoneChoice[]; canAddPhone: boolean }> {
+  /**
+   * The numbers an activation token may go to (X7): migration and recovery
+   * the number first used, while it is on record (K7); otherwise the
+   * verified numbers — and, for a user no verified number and no device
+   * protects, the numbers put on record out of band (at account opening,
+   * by client services), which the token itself verifies (M2). A device
+   * suspended, lost or on its way still protects: with it, the password
+   * alone never brings a phone in (R2).
+   */
+  private async phoneChoices(user: User, purpose: ActivationPurpose, current: Device | null): Promise<PhoneChoice[]> {
     const phones = await this.deps.phones.list(user.id);
     const choice = (p: (typeof phones)[number]): PhoneChoice => ({ id: p.id, number: p.masked, verified: p.verified });
-    if (purpose === 'migrate') {
-      // K7: the number originally used, while it is on record
+    if (purpose !== 'activate') {
       const original = phones.find((p) => p.id === (current?.params as unknown as MobileParams | undefined)?.phoneId);
-      if (original) return { phones: [choice(original)], canAddPhone: false };
+      if (original) return [choice(original)];
     }
     const verified = phones.filter((p) => p.verified);
-    // a user no verified number and no device protects proves the number with the token itself (M2): the number on
-    // record (a new applicant's), or one added here only when there is none at all. A device suspended, lost or on
-    // its way still protects: with it, the password alone never brings a phone in (R2)
     const unprotected = verified.length === 0 && !(await this.hasAnyDevice(user.id));
-    return { phones: (unprotected ? phones : verified).map(choice), canAddPhone: unprotected && phones.length === 0 };
+    return (unprotected ? phones : verified).map(choice);
   }
 
   /** Step 1: username and password (L1, L3), then the proof the user must give. */
   async start(input: { username: string; password: string; purpose: ActivationPurpose } & EnrolmentMeta, where: WebOrigin): Promise<ActivationView> {
-    const { store, clock, box, devices, lockout, audit, config } = this.deps;
+    const { clock, box, devices, lockout, audit, config } = this.deps;
     const { user, attempt } = await this.deps.firstFactor.check({ ...input, purpose: 'mobile_activation' });
     let row: FlowRow;
     try {
@@ -200,17 +212,15 @@ export class MobileEnrolment {
       const verifier: ActivationVerifier = { webauthnChallenge: newToken() };
       let state: ActivationState;
       let deviceId: string | null = null;
-      if (input.purpose === 'recover') {
-        this.assertRecoveryOpen(current!);
-        state = { purpose: 'recover', proof: 'pin', phones: [], canAddPhone: false, challenge: null };
-      } else if (physical) {
+      if (input.purpose === 'recover') this.assertRecoveryOpen(current!);
+      if (physical) {
         const challenge = await deviceKind(physical.type).issueChallenge(await devices.context(physical));
         verifier.device = challenge.verifier;
         deviceId = physical.id;
-        state = { purpose: input.purpose, proof: 'device', phones: [], canAddPhone: false, challenge: challenge.prompt as ActivationChallenge };
+        state = { purpose: input.purpose, proof: 'device', phones: [], challenge: challenge.prompt as ActivationChallenge };
       } else {
-        state = { purpose: input.purpose, proof: 'sms', ...(await this.phoneChoices(user, input.purpose, current)), challenge: null };
-        if (state.phones.length === 0 && !state.canAddPhone) throw new SlsError('NO_ACTIVE_DEVICE', { reason: 'no_number' });
+        state = { purpose: input.purpose, proof: 'sms', phones: await this.phoneChoices(user, input.purpose, current), challenge: null };
+        if (state.phones.length === 0) throw new SlsError('NO_ACTIVE_DEVICE', { reason: 'no_number' });
       }
       const now = clock.now();
       const id = newId('flw');
@@ -233,17 +243,19 @@ export class MobileEnrolment {
       await lockout.release(attempt);
       throw error;
     }
-    await store.transaction(async (trx) => {
-      await lockout.release(attempt, trx);
-      await trx.insertInto('login_flows').values(row).execute();
-    });
+    try {
+      await this.deps.flowLimits.insert(row, (trx) => lockout.release(attempt, trx));
+    } catch (error) {
+      await lockout.release(attempt);
+      throw error;
+    }
     const state = JSON.parse(row.prompt!) as ActivationState;
     await audit.record({ event: 'mobile.activation_started', userId: user.id, username: user.username, ip: input.ip, data: { flowId: row.id, purpose: state.purpose, proof: state.proof } });
     return this.view(row, where);
   }
 
-  /** Step 2 (proof `sms`): the activation token, by SMS to a number on record or one added here (K1, M6). */
-  async sendToken(flowId: string, to: { phoneId: string } | { country: string; number: string }, meta: EnrolmentMeta, where: WebOrigin): Promise<ActivationView> {
+  /** Step 2 (proof `sms`): the activation token, by SMS to a number on record (K1). */
+  async sendToken(flowId: string, to: { phoneId: string }, meta: EnrolmentMeta, where: WebOrigin): Promise<ActivationView> {
     const { store, clock, box, phones, smsCodes, audit, config } = this.deps;
     const row = await this.row(flowId);
     const state = JSON.parse(row.prompt!) as ActivationState;
@@ -253,18 +265,8 @@ export class MobileEnrolment {
     if (verifier.token && verifier.token.sentAt + config.policy.smsLoginResendMs > now) {
       throw new SlsError('SMS_TOO_SOON', { retryAfter: new Date(verifier.token.sentAt + config.policy.smsLoginResendMs).toISOString() });
     }
-    let phoneId: string;
-    if ('phoneId' in to) {
-      if (!state.phones.some((p) => p.id === to.phoneId)) throw new SlsError('PHONE_NOT_FOUND');
-      phoneId = to.phoneId;
-    } else {
-      if (!state.canAddPhone) throw new SlsError('FLOW_STATE', { reason: 'add_phone' });
-      const added = await phones.add(row.user_id, to, `user:${row.user_id}`, meta.ip, { firstOnly: true });
-      phoneId = added.id;
-      // one number, once: a second token goes to the same number
-      state.phones.push({ id: added.id, number: added.masked, verified: false });
-      state.canAddPhone = false;
-    }
+    if (!state.phones.some((p) => p.id === to.phoneId)) throw new SlsError('PHONE_NOT_FOUND');
+    const phoneId = to.phoneId;
     const phone = await phones.get(row.user_id, phoneId);
     const token = randomDigits(SMS_CODE_DIGITS);
     verifier.token = { digest: box.digest(token, this.sealContext(flowId)), phoneId, expiresAt: now + config.policy.smsCodeTtlMs, sentAt: now };
@@ -291,81 +293,49 @@ export class MobileEnrolment {
     return this.view({ ...row, prompt: JSON.stringify(state), updated_at: now }, where);
   }
 
-  /** Whether the proof is right; for a device's answer, the key that makes it single-use. */
-  private async checkProof(row: FlowRow, state: ActivationState, verifier: ActivationVerifier, response: string): Promise<{ ok: boolean; replay?: { deviceId: string; key: string } }> {
+  /** Whether the proof of possession is right; a device's answer, with the keys that make it single-use. */
+  private async checkPossession(row: FlowRow, state: ActivationState, verifier: ActivationVerifier, response: string): Promise<Accepted | null> {
     const { devices, box, clock } = this.deps;
-    switch (state.proof) {
-      case 'sms': {
-        const token = verifier.token;
-        const ok = token !== undefined && token.expiresAt > clock.now() && constantTimeEqual(box.digest(response, this.sealContext(row.id)), token.digest);
-        return { ok };
-      }
-      case 'device': {
-        const device = await devices.get(row.device_id!);
-        if (device.state !== 'active') throw new SlsError('DEVICE_NOT_AVAILABLE');
-        const check = await deviceKind(device.type).checkResponse(await devices.context(device), verifier.device ?? {}, response);
-        return check.ok ? { ok: true, replay: { deviceId: device.id, key: check.replayKey ?? `flow:${row.id}` } } : { ok: false };
-      }
-      case 'pin': {
-        const current = await this.activeMobile(row.user_id);
-        if (!current) throw new SlsError('MOBILE_NOT_ACTIVE');
-        this.assertRecoveryOpen(current);
-        const secret = (await devices.context(current)).secret<MobileSecret>();
-        let hash = '';
-        try {
-          hash = mobilePinHash(response);
-        } catch {
-          // not a possible PIN: a wrong answer like any other
-        }
-        return { ok: hash !== '' && constantTimeEqual(hash, secret.pinHash) };
-      }
+    if (state.proof === 'sms') {
+      const token = verifier.token;
+      const ok = token !== undefined && token.expiresAt > clock.now() && constantTimeEqual(box.digest(response, this.sealContext(row.id)), token.digest);
+      return ok ? { replay: null } : null;
     }
+    const device = await devices.get(row.device_id!);
+    if (device.state !== 'active') throw new SlsError('DEVICE_NOT_AVAILABLE');
+    const check = await deviceKind(device.type).checkResponse(await devices.context(device), verifier.device ?? {}, response);
+    return check.ok ? accepted(device, check, row.id) : null;
+  }
+
+  /** K8: whether the recovery PIN is the authenticator's PIN (its hash, compared in constant time). */
+  private async recoveryPinOk(userId: string, pin: string): Promise<boolean> {
+    const current = await this.activeMobile(userId);
+    if (!current) throw new SlsError('MOBILE_NOT_ACTIVE');
+    this.assertRecoveryOpen(current);
+    const hash = mobilePinHash(pin);
+    return hash !== null && constantTimeEqual(hash, (await this.deps.devices.context(current)).secret<MobileSecret>().pinHash);
   }
 
   /**
-   * Step 3: the proof, the PIN and the phone's public keys. The new
-   * authenticator replaces the user's previous one, removes SMS and ends
-   * temporary access, in one transaction.
+   * Step 3: the proof, the PIN (a new one; for a recovery, the recovery PIN)
+   * and the phone's public keys. The new authenticator replaces the user's
+   * previous one, removes SMS and ends temporary access, in one transaction.
    */
   async complete(flowId: string, input: CompleteInput, meta: EnrolmentMeta, where: WebOrigin): Promise<Activated> {
-    const { store, clock, box, lockout, audit, config, users } = this.deps;
+    const { clock, box, users } = this.deps;
     const row = await this.row(flowId);
     const state = JSON.parse(row.prompt!) as ActivationState;
     const verifier = box.openJson<ActivationVerifier>(row.verifier!, this.sealContext(flowId));
+    const recovering = state.purpose === 'recover';
     // what the phone sends is checked before the proof takes one of the answers
+    if (!recovering) assertNewMobilePin(input.pin);
     const pinHash = mobilePinHash(input.pin);
+    if (pinHash === null) throw new SlsError('INVALID_PIN', { reason: 'length' });
     publicKeyOf(input.signingKey, 'signingKey');
     publicKeyOf(input.agreementKey, 'agreementKey');
     const credential: StoredCredential | null = input.credential === undefined ? null : await verifyRegistration(where, verifier.webauthnChallenge, input.credential);
 
-    const attempt = await lockout.begin(row.username);
     const now = clock.now();
-    const attempts = await reserveAnswer(store.db, flowId, now, config.policy.challengeMaxAttempts);
-    if (attempts === null) {
-      await lockout.release(attempt);
-      throw new SlsError('FLOW_EXPIRED');
-    }
-    let proof: Awaited<ReturnType<MobileEnrolment['checkProof']>>;
-    try {
-      proof = await this.checkProof(row, state, verifier, input.response);
-    } catch (error) {
-      await lockout.release(attempt);
-      throw error;
-    }
-    const auditMeta = { actor: `user:${row.user_id}`, userId: row.user_id, username: row.username, ip: meta.ip };
-    if (!proof.ok) {
-      const failure = await lockout.fail(attempt);
-      const attemptsLeft = config.policy.challengeMaxAttempts - attempts;
-      if (attemptsLeft <= 0) await failFlow(store.db, flowId, clock.now());
-      await audit.record(
-        { event: 'mobile.activation_failed', ...auditMeta, data: { flowId, purpose: state.purpose, proof: state.proof, attemptsLeft, failures: failure.failures } },
-        ...(failure.locked ? [{ event: 'login.locked' as const, ...auditMeta, data: { until: failure.lockedUntil } }] : []),
-      );
-      if (failure.locked) await this.deps.firstFactor.noticeLock(row.user_id, failure.lockedUntil);
-      if (state.proof === 'pin') await this.recoveryFailed(row, meta);
-      throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: state.proof === 'pin' ? ['hints.mobilePin'] : ['hints.noSpaces'] });
-    }
-
     const agreed = agreeOcraKey(input.agreementKey);
     const appToken = newToken();
     const secret: MobileSecret = {
@@ -377,30 +347,47 @@ export class MobileEnrolment {
       appTokenHash: appTokenHash(appToken),
     };
     const user = await users.get(row.user_id);
-    const current = await this.activeMobile(user.id);
-    const phoneId = verifier.token?.phoneId ?? (current?.params as unknown as MobileParams | undefined)?.phoneId ?? null;
-    const params: MobileParams = { suite: MOBILE_SUITE, phoneId, biometric: credential !== null };
     const label = (input.label ?? '').replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, LABEL_MAX) || null;
+    const actor = `user:${row.user_id}`;
+    let wrongPin = false;
 
-    const activated = await store.serialized('audit_log', async (trx) => {
-      if (proof.replay && !(await this.deps.devices.consume(trx, proof.replay.deviceId, proof.replay.key))) return null;
-      if (!(await completeFlow(trx, flowId, now))) return null;
-      // the activation token reached the number: it is verified (M1)
-      if (verifier.token) await trx.updateTable('phones').set({ verified_at: now }).where('id', '=', verifier.token.phoneId).where('verified_at', 'is', null).execute();
-      const deviceId = await this.deps.devices.insert(trx, { userId: user.id, type: 'mobile', state: 'active', label, secret, params: { ...params }, activated: true });
-      const replaced = await this.retireDevices(trx, user, deviceId, now);
-      // D4: temporary access ends with the authenticator that replaces it
-      await this.deps.helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'mobile authenticator activated', trx);
-      await lockout.release(attempt, trx);
-      await audit.append(trx, [
-        { event: 'mobile.activated', ...auditMeta, data: { flowId, deviceId, purpose: state.purpose, proof: state.proof, biometric: params.biometric, replaced } },
-      ]);
-      return { deviceId, replaced };
+    const activated = await this.deps.answers.answerFlow({
+      row,
+      ip: meta.ip,
+      actor,
+      failed: { event: 'mobile.activation_failed', data: { purpose: state.purpose, proof: state.proof } },
+      get hints() {
+        return wrongPin ? ['hints.mobilePin'] : ['hints.noSpaces'];
+      },
+      check: async () => {
+        const possession = await this.checkPossession(row, state, verifier, input.response);
+        // K8: the recovery PIN is tried only with the proof of possession
+        if (possession && recovering && !(await this.recoveryPinOk(row.user_id, input.pin))) {
+          wrongPin = true;
+          return null;
+        }
+        return possession;
+      },
+      accept: async (trx) => {
+        if (!(await completeFlow(trx, flowId, now))) return null;
+        const current = (await trx.selectFrom('devices').select(['id', 'params']).where('user_id', '=', user.id).where('type', '=', 'mobile').where('state', '=', 'active').executeTakeFirst()) ?? null;
+        const phoneId = verifier.token?.phoneId ?? (current ? (JSON.parse(current.params) as MobileParams).phoneId : null);
+        const params: MobileParams = { suite: MOBILE_SUITE, phoneId, biometric: credential !== null };
+        // the activation token reached the number: it is verified (M1)
+        if (verifier.token) await trx.updateTable('phones').set({ verified_at: now }).where('id', '=', verifier.token.phoneId).where('verified_at', 'is', null).execute();
+        const deviceId = await this.deps.devices.insert(trx, { userId: user.id, type: 'mobile', state: 'active', label, secret, params: { ...params }, activated: true });
+        const replaced = await this.retireDevices(trx, user, deviceId, now);
+        // D4: temporary access ends with the authenticator that replaces it
+        await this.deps.helpDesk.revokeTemporaryDevices(user, actor, 'mobile authenticator activated', trx);
+        await this.deps.audit.append(trx, [
+          { event: 'mobile.activated', actor, userId: user.id, username: user.username, ip: meta.ip, data: { flowId, deviceId, purpose: state.purpose, proof: state.proof, biometric: params.biometric, replaced } },
+        ]);
+        return { deviceId, replaced, biometric: params.biometric };
+      },
+      afterFailure: async () => {
+        if (wrongPin) await this.recoveryFailed(row, meta);
+      },
     });
-    if (!activated) {
-      await lockout.release(attempt);
-      throw new SlsError('FLOW_EXPIRED');
-    }
     // the old phone's live connection learns at once that it no longer works (K7)
     if (activated.replaced.length > 0) await this.deps.signals.publish(...activated.replaced.map((r) => deviceTopic(r.deviceId)));
     await this.deps.notifier.notifySoon(user, 'mobileActivated', { username: user.username });
@@ -411,7 +398,7 @@ export class MobileEnrolment {
       salt: agreed.salt,
       suite: MOBILE_SUITE,
       appToken,
-      biometric: params.biometric,
+      biometric: activated.biometric,
       credentialId: credential?.id ?? null,
     };
   }
@@ -454,6 +441,8 @@ export class MobileEnrolment {
       .execute();
     if (retired.length === 0) return [];
     await trx.updateTable('devices').set({ state: 'revoked', state_changed_at: now }).where('id', 'in', retired.map((d) => d.id)).execute();
+    // L8: the sessions the old phone or SMS opened end with them
+    await this.deps.sessions.endWhere(trx, { userId: user.id, deviceIds: retired.map((d) => d.id) }, 'device_replaced', `user:${user.id}`);
     await this.deps.audit.append(
       trx,
       retired.map((d): AuditInput => ({

@@ -6,6 +6,7 @@
  */
 import { createCipheriv, createHash, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, verify, type KeyObject } from 'node:crypto';
 import { SlsError } from '../../errors.js';
+import { pinProblem } from '../../mobile-app/protocol.js';
 
 export const MOBILE_SUITE = 'OCRA-1:HOTP-SHA256-8:QN08-PSHA256';
 export const OCRA_KEY_INFO = 'sls-mobile-ocra/1';
@@ -66,16 +67,20 @@ export function sealToPhone(agreementKey: PublicJwk, plaintext: string): SealedM
   return { serverKey, salt: salt.toString('base64url'), nonce: nonce.toString('base64url'), ciphertext: ciphertext.toString('base64url') };
 }
 
-/** K2: 4 to 6 characters (letters, digits, special characters), at least one digit. */
-export function assertMobilePin(pin: string): void {
-  if (pin.length < 4 || pin.length > 6) throw new SlsError('INVALID_PIN', { reason: 'length' });
-  if (!/^[\x21-\x7e]+$/.test(pin)) throw new SlsError('INVALID_PIN', { reason: 'characters' });
-  if (!/\d/.test(pin)) throw new SlsError('INVALID_PIN', { reason: 'digit' });
+/**
+ * K2, when a PIN is chosen: 4 to 6 characters (letters, digits, special
+ * characters), at least one digit, not trivial — the app's own rule
+ * (src/mobile-app/protocol.ts), so that the two never disagree.
+ */
+export function assertNewMobilePin(pin: string): void {
+  const problem = pinProblem(pin);
+  if (problem) throw new SlsError('INVALID_PIN', { reason: problem });
 }
 
-/** The P input of the suite: SHA-256 of the PIN, hex. */
-export function mobilePinHash(pin: string): string {
-  assertMobilePin(pin);
+/** The P input of the suite: SHA-256 of the PIN, hex (of a PIN of the right shape; null otherwise). */
+export function mobilePinHash(pin: string): string | null {
+  const problem = pinProblem(pin);
+  if (problem !== null && problem !== 'trivial') return null;
   return createHash('sha256').update(pin, 'utf8').digest('hex');
 }
 

@@ -23,12 +23,11 @@ import { SlsError } from '../../errors.js';
 import { newId } from '../../crypto/random.js';
 import { constantTimeEqual } from '../../crypto/constant-time.js';
 import { parseOcraSuite, verifyOcra } from '../../crypto/ocra.js';
-import type { AuditInput } from '../../audit/audit-log.js';
 import type { Language } from '../../i18n/i18n.js';
 import { translator } from '../../i18n/i18n.js';
 import type { FlowRow } from '../../flows/flow-rows.js';
-import { failFlow, promptOf, reserveAnswer, verifierContext } from '../../flows/flow-rows.js';
-import type { FirstFactor } from '../../flows/first-factor.js';
+import { promptOf, verifierContext } from '../../flows/flow-rows.js';
+import type { Answers } from '../../flows/answers.js';
 import type { Confirmation, Schema, SessionScope } from '../../store/schema.js';
 import type { UpdateQueryBuilder, UpdateResult } from 'kysely';
 import type { Tx } from '../../store/database.js';
@@ -88,9 +87,9 @@ export function appTokenHash(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('base64url');
 }
 
-export type PushRequestsDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'devices' | 'users' | 'lockout' | 'signals' | 'config' | 'notifier'> & {
+export type PushRequestsDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'devices' | 'users' | 'signals' | 'config' | 'notifier'> & {
   provider: PushProvider;
-  firstFactor: FirstFactor;
+  answers: Answers;
 };
 
 const REQUEST_ID = /^req_[A-Za-z0-9_-]{43}$/;
@@ -120,11 +119,36 @@ export class PushRequests {
   /**
    * A new push request: open apps hear of it over their live connection at
    * once; a closed one is woken through the push provider in the background,
-   * so that a slow push service never holds up the login page.
+   * so that a slow push service never holds up the login page. It supersedes
+   * the device's older requests: the phone shows the login the user is
+   * looking at, never an abandoned one with another number (K13).
    */
   async announce(row: FlowRow, language?: Language): Promise<void> {
-    await this.deps.signals.publish(deviceTopic(row.device_id!));
+    const superseded = await this.supersede(row);
+    await this.deps.signals.publish(deviceTopic(row.device_id!), ...superseded.map(flowTopic));
     void this.wake(row, language).catch(() => undefined);
+  }
+
+  /** The device's push requests older than this one end (their pages start over); audited. Their flow ids. */
+  private async supersede(row: FlowRow): Promise<string[]> {
+    const { store, clock, audit } = this.deps;
+    const older = await store.db
+      .updateTable('login_flows')
+      .set({ state: 'failed', updated_at: clock.now() })
+      .where('device_id', '=', row.device_id!)
+      .where('id', '!=', row.id)
+      .where('state', '=', 'second_factor')
+      .where('kind', 'in', [...PUSH_KINDS])
+      .where('prompt', 'like', '{"type":"push"%')
+      .where((eb) => eb.or([eb('created_at', '<', row.created_at), eb.and([eb('created_at', '=', row.created_at), eb('id', '<', row.id)])]))
+      .returning(['id', 'kind', 'user_id', 'username'])
+      .execute();
+    if (older.length > 0) {
+      await audit.record(
+        ...older.map((o) => ({ event: 'login.superseded' as const, userId: o.user_id, username: o.username, ip: row.ip, data: { flowId: o.id, kind: o.kind, by: row.id, deviceId: row.device_id } })),
+      );
+    }
+    return older.map((o) => o.id);
   }
 
   /** K3: the push provider wakes the app (never with the number, K13); audited. */
@@ -346,7 +370,7 @@ export class PushRequests {
    * fails, audited, and the user is told.
    */
   async answer(requestId: string, input: PushAnswer, where: WebOrigin): Promise<{ state: 'approved' | 'denied' }> {
-    const { store, clock, box, lockout, audit, config } = this.deps;
+    const { store, clock, box, audit, config } = this.deps;
     const policy = config.policy;
     const { device, secret } = await this.authenticateApp(input);
     // late, answered or unknown: it no longer waits
@@ -358,6 +382,7 @@ export class PushRequests {
     const meta = { userId: row.user_id, username: row.username, ip: row.ip };
     const message = answerMessage(requestId, input.number, input.decision, input.proof);
     const signed = verifyAnswer(secret.signingKey, message, input.signature);
+    let approvedWith: Confirmation | null = null;
 
     if (input.decision === 'deny' && signed) {
       const denied = await this.stillWaiting(store.db.updateTable('login_flows').set({ state: 'denied', updated_at: now }), row, device, now).executeTakeFirst();
@@ -369,52 +394,35 @@ export class PushRequests {
       return { state: 'denied' };
     }
 
-    const attempt = await lockout.begin(row.username);
-    const attempts = await reserveAnswer(store.db, flowId, now, policy.challengeMaxAttempts);
-    if (attempts === null) {
-      await lockout.release(attempt);
-      throw new SlsError('FLOW_EXPIRED');
-    }
-    let confirmedBy: Confirmation | null = null;
-    if (signed && input.decision === 'approve' && constantTimeEqual(input.number, verifier.number)) {
-      confirmedBy = await this.confirmation(device, secret, verifier, input, message, where);
-    }
-    if (confirmedBy) {
-      const approved = await store.serialized('audit_log', async (trx) => {
-        if (!(await this.deps.devices.consume(trx, device.id, `push:${flowId}`))) return false;
+    await this.deps.answers.answerFlow({
+      row,
+      ip: row.ip,
+      failed: { event: 'login.second_factor_failed', data: { deviceId: device.id, push: true } },
+      hints: ['hints.pushNumber'],
+      check: async () => {
+        let confirmedBy: Confirmation | null = null;
+        if (signed && input.decision === 'approve' && constantTimeEqual(input.number, verifier.number)) {
+          confirmedBy = await this.confirmation(device, secret, verifier, input, message, where);
+        }
+        approvedWith = confirmedBy;
+        return confirmedBy ? { replay: { deviceId: device.id, keys: [`push:${flowId}`] } } : null;
+      },
+      accept: async (trx) => {
         const updated = await this.stillWaiting(
-          trx.updateTable('login_flows').set({ state: 'approved', confirmed_by: confirmedBy, expires_at: now + policy.approvedClaimMs, updated_at: now }),
+          trx.updateTable('login_flows').set({ state: 'approved', confirmed_by: approvedWith, expires_at: now + policy.approvedClaimMs, updated_at: now }),
           row,
           device,
           now,
         ).executeTakeFirst();
-        if (Number(updated.numUpdatedRows) !== 1) return false;
-        await lockout.release(attempt, trx);
-        await audit.append(trx, [{ event: 'login.push_approved', ...meta, data: { flowId, kind: row.kind, deviceId: device.id, confirmedBy } }]);
+        if (Number(updated.numUpdatedRows) !== 1) return null;
+        await audit.append(trx, [{ event: 'login.push_approved', ...meta, data: { flowId, kind: row.kind, deviceId: device.id, confirmedBy: approvedWith } }]);
         return true;
-      });
-      if (!approved) {
-        await lockout.release(attempt);
-        throw new SlsError('FLOW_EXPIRED');
-      }
-      await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
-      return { state: 'approved' };
-    }
-
-    const failure = await lockout.fail(attempt);
-    const attemptsLeft = policy.challengeMaxAttempts - attempts;
-    const entries: AuditInput[] = [
-      { event: 'login.second_factor_failed', ...meta, data: { flowId, deviceId: device.id, attemptsLeft, failures: failure.failures, push: true } },
-    ];
-    if (attemptsLeft <= 0) {
-      await failFlow(store.db, flowId, clock.now());
-      entries.push({ event: 'login.flow_exhausted', ...meta, data: { flowId } });
-    }
-    if (failure.locked) entries.push({ event: 'login.locked', ...meta, data: { until: failure.lockedUntil } });
-    await audit.record(...entries);
-    if (failure.locked) await this.deps.firstFactor.noticeLock(row.user_id, failure.lockedUntil);
+      },
+      // the page waiting for the phone shows the answers left, or starts over
+      afterFailure: () => this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id)),
+    });
     await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
-    throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: ['hints.pushNumber'] });
+    return { state: 'approved' };
   }
 
   /**

@@ -107,18 +107,13 @@ export class Phones {
     return this.toPhone(await this.row(userId, phoneId));
   }
 
-  /**
-   * M6: a number entered as digits for a country is kept in E.164, not yet
-   * verified. `firstOnly`: only when the user has no number on record at all
-   * (checked in the same transaction: two adds at once give one number).
-   */
-  async add(userId: string, input: { country: string; number: string }, actor: string, ip: string | null, options: { firstOnly?: boolean } = {}): Promise<Phone> {
+  /** M6: a number entered as digits for a country is kept in E.164, not yet verified. */
+  async add(userId: string, input: { country: string; number: string }, actor: string, ip: string | null): Promise<Phone> {
     const e164 = toE164(input.country, input.number);
     const { store, clock, audit } = this.deps;
     const id = newId('phn');
     await store.serialized('audit_log', async (trx) => {
       const existing = await trx.selectFrom('phones').select(['e164']).where('user_id', '=', userId).execute();
-      if (options.firstOnly && existing.length > 0) throw new SlsError('FLOW_STATE', { reason: 'add_phone' });
       if (existing.some((p) => p.e164 === e164)) throw new SlsError('PHONE_EXISTS');
       if (existing.length >= MAX_PHONES_PER_USER) throw new SlsError('PHONE_LIMIT', { max: MAX_PHONES_PER_USER });
       await trx

@@ -51,6 +51,6 @@ export const smsDevice: DeviceKind = {
 
   async checkResponse(ctx: DeviceContext, verifier: Record<string, unknown>, response: string): Promise<CheckResult> {
     const digest = typeof verifier.digest === 'string' ? verifier.digest : '';
-    return { ok: digest !== '' && constantTimeEqual(ctx.digest(response), digest), replayKey: `sms:${String(verifier.nonce)}` };
+    return { ok: digest !== '' && constantTimeEqual(ctx.digest(response), digest), replayKeys: [`sms:${String(verifier.nonce)}`] };
   },
 };

@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../../services.js';
 import { ErrorSchema } from '../errors.js';
-import { requireSession, requireSessionToChange } from '../session-cookie.js';
+import type { SessionGuard } from '../session-guard.js';
 import { ChallengeSchema } from './schemas.js';
 import type { Device } from '../../devices/types.js';
 import { withdrawalLimits } from '../../policy/withdrawal-limits.js';
@@ -45,7 +45,7 @@ function deviceView(d: Device) {
   return { id: d.id, type: d.type, serial: d.serial, label: d.label, state: d.state, expiresAt: iso(d.expiresAt) };
 }
 
-export function devicesApi(services: Services): FastifyPluginAsync {
+export function devicesApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
   return async (fastify) => {
     const app = fastify.withTypeProvider<ZodTypeProvider>();
     const security: Record<string, string[]>[] = [{ bearer: [] }, { cookie: [] }];
@@ -54,7 +54,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
       '/devices',
       { schema: { tags: ['devices'], summary: 'Your security devices', security, response: { 200: z.object({ devices: z.array(DeviceSchema) }), 401: ErrorSchema } } },
       async (request) => {
-        const { session } = await requireSession(request, services.sessions);
+        const { session } = await guard.require(request, 'portal');
         const devices = await services.devices.listForUser(session.userId);
         return { devices: devices.map(deviceView) };
       },
@@ -81,7 +81,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { session } = await requireSession(request, services.sessions);
+        const { session } = await guard.require(request, 'portal');
         return withdrawalLimits(await services.devices.listForUser(session.userId));
       },
     );
@@ -101,7 +101,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { session } = await requireSessionToChange(request, services.sessions);
+        const { session } = await guard.require(request, 'temporary');
         return services.activation.start(session, request.params.deviceId, request.language);
       },
     );
@@ -119,7 +119,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { session } = await requireSessionToChange(request, services.sessions);
+        const { session } = await guard.require(request, 'temporary');
         return deviceView(await services.activation.complete(session, request.params.flowId, request.body.response));
       },
     );
@@ -137,7 +137,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { session } = await requireSessionToChange(request, services.sessions);
+        const { session } = await guard.require(request, 'security');
         return deviceView(await services.dscPlusRequests.reportLost({ session }, request.params.deviceId, request.body.reason));
       },
     );
@@ -157,7 +157,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { session } = await requireSessionToChange(request, services.sessions);
+        const { session } = await guard.require(request, 'security');
         return services.activation.startPinChange(session, request.params.deviceId);
       },
     );
@@ -175,7 +175,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { session } = await requireSessionToChange(request, services.sessions);
+        const { session } = await guard.require(request, 'security');
         return deviceView(await services.activation.completePinChange(session, request.params.flowId, request.body.response, request.body.newPin));
       },
     );
@@ -190,7 +190,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
           response: { 200: z.object({ eligible: z.boolean(), equityUsd: z.number(), thresholdUsd: z.number() }), 401: ErrorSchema },
         },
       },
-      async (request) => services.dscPlusRequests.eligibility((await requireSession(request, services.sessions)).session.userId),
+      async (request) => services.dscPlusRequests.eligibility((await guard.require(request, 'portal')).session.userId),
     );
 
     for (const preview of [true, false]) {
@@ -208,7 +208,7 @@ export function devicesApi(services: Services): FastifyPluginAsync {
           },
         },
         async (request) => {
-          const { session } = await requireSessionToChange(request, services.sessions);
+          const { session } = await guard.require(request, 'security');
           if (preview) {
             const { holdAccountId: _id, ...summary } = await services.dscPlusRequests.preview(session, request.body);
             return summary;

@@ -7,10 +7,9 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../../services.js';
-import { SlsError } from '../../errors.js';
 import { VERIFICATION_METHODS } from '../../helpdesk/helpdesk.js';
 import { ErrorSchema } from '../errors.js';
-import { requireSession, requireSessionToChange } from '../session-cookie.js';
+import type { SessionGuard } from '../session-guard.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const UserParams = z.object({ username: z.string().min(1).max(64) });
@@ -18,11 +17,10 @@ const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: Erro
 
 const UserSummary = z.object({ id: z.string(), username: z.string(), account: z.string(), role: z.string(), status: z.string() });
 
-export function helpdeskApi(services: Services): FastifyPluginAsync {
+export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
   /** The staff member behind the request's session (full scope only). */
   async function staffOf(request: FastifyRequest): Promise<string> {
-    const { session } = await (request.method === 'GET' ? requireSession : requireSessionToChange)(request, services.sessions);
-    if (session.scope !== 'full') throw new SlsError('FORBIDDEN_ROLE', { role: 'temporary access' });
+    const { session } = await guard.require(request, 'staff');
     return session.userId;
   }
 
@@ -59,7 +57,8 @@ export function helpdeskApi(services: Services): FastifyPluginAsync {
             200: z.object({
               user: UserSummary,
               locked: z.boolean(),
-              lockedUntil: z.string().nullable(),
+              lockedUntil: z.string().nullable().describe('The end of a lock after failed attempts; null while unlocked or locked by client services'),
+              lockedByStaff: z.boolean().describe('Locked by client services until they lift it'),
               devices: z.array(z.object({ id: z.string(), type: z.string(), serial: z.string().nullable(), state: z.string(), expiresAt: z.string().nullable() })),
               audit: z.array(z.object({ seq: z.number(), at: z.string(), event: z.string(), actor: z.string().nullable(), data: z.record(z.string(), z.unknown()) })),
             }),
@@ -77,6 +76,7 @@ export function helpdeskApi(services: Services): FastifyPluginAsync {
           user: { id: user.id, username: user.username, account: user.accountNumber, role: user.role, status: user.status },
           locked: lock.locked,
           lockedUntil: iso(lock.lockedUntil),
+          lockedByStaff: lock.byStaff,
           devices: devices.map((d) => ({ id: d.id, type: d.type, serial: d.serial, state: d.state, expiresAt: iso(d.expiresAt) })),
           audit: audit.map((e) => ({ seq: e.seq, at: iso(e.at)!, event: e.event, actor: e.actor, data: e.data })),
         };
@@ -232,6 +232,58 @@ export function helpdeskApi(services: Services): FastifyPluginAsync {
       async (request) => {
         await services.helpDesk.unlock(await staffOf(request), request.params.username, request.body);
         return { locked: (await services.lockout.status(request.params.username)).locked };
+      },
+    );
+
+    app.post(
+      '/helpdesk/users/:username/lock',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: 'Lock a user until client services lift it, and end every session (L3, L8)',
+          description: 'For a reported compromise or fraud. The user hears of it; logins are refused with 423 LOCKED until an unlock. 403 STAFF_TARGET_FORBIDDEN for a staff account without the admin role, an admin, or yourself (X7).',
+          security,
+          params: UserParams,
+          body: z.object({ reason: z.string().min(1).max(500) }),
+          response: { 200: z.object({ locked: z.literal(true), sessionsEnded: z.number().int() }), ...errors },
+        },
+      },
+      async (request) => ({ locked: true as const, sessionsEnded: await services.helpDesk.lockUser(await staffOf(request), request.params.username, request.body) }),
+    );
+
+    app.delete(
+      '/helpdesk/users/:username/sessions',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: 'End every session of a user (L8): a stolen laptop, a shared computer',
+          description: 'Each ending is audited (session.ended, reason ended_by_staff). 403 STAFF_TARGET_FORBIDDEN as for every action on a staff account (X7).',
+          security,
+          params: UserParams,
+          response: { 200: z.object({ sessionsEnded: z.number().int() }), ...errors },
+        },
+      },
+      async (request) => ({ sessionsEnded: await services.helpDesk.endSessions(await staffOf(request), request.params.username) }),
+    );
+
+    app.post(
+      '/helpdesk/users/:username/phones',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: 'Put a mobile number on record for a verified caller (X7, M6)',
+          description:
+            'The way for a user without any device to enrol: the first login (or the activation of the mobile authenticator) sends a code to it, which verifies it. ' +
+            'Errors: 400 PHONE_INVALID, 409 PHONE_EXISTS, 409 PHONE_LIMIT, 403 IDENTITY_NOT_VERIFIED.',
+          security,
+          params: UserParams,
+          body: z.object({ verificationId: z.string().max(64), country: z.string().max(8), number: z.string().max(32) }),
+          response: { 201: z.object({ id: z.string(), number: z.string().describe('masked'), verified: z.boolean() }), ...errors, 409: ErrorSchema },
+        },
+      },
+      async (request, reply) => {
+        const phone = await services.helpDesk.addPhone(await staffOf(request), request.params.username, request.body);
+        return reply.status(201).send({ id: phone.id, number: phone.masked, verified: phone.verified });
       },
     );
   };

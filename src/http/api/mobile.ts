@@ -27,9 +27,8 @@ const ActivationSchema = z
     id: z.string(),
     purpose: z.enum(['activate', 'migrate', 'recover']),
     username: z.string(),
-    proof: z.enum(['sms', 'device', 'pin']).describe('sms: an activation token by SMS; device: the answer of the active physical device; pin: the recovery PIN'),
-    phones: z.array(z.object({ id: z.string(), number: z.string().describe('masked'), verified: z.boolean() })),
-    canAddPhone: z.boolean(),
+    proof: z.enum(['sms', 'device']).describe('The proof of possession: sms, an activation token by SMS to a number on record; device, the answer of the active physical device'),
+    phones: z.array(z.object({ id: z.string(), number: z.string().describe('masked'), verified: z.boolean() })).describe('The numbers on record the token may go to'),
     challenge: z.looseObject({ type: z.enum(['sms', 'ocra', 'index']) }).nullable().describe('The SMS sent (type sms), or the physical device\'s challenge (ocra, index)'),
     expiresAt: z.string(),
     attemptsLeft: z.number().int(),
@@ -91,8 +90,11 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           tags: ['mobile authenticator'],
           summary: 'Start activating the mobile authenticator on this phone, moving it here, or recovering it (K1, K7, K8)',
           description:
-            'Username and password first (the login\'s lock and answers: 401 INVALID_CREDENTIALS, 423 LOCKED). Then the proof named in ' +
-            '`proof`. 409 MOBILE_ALREADY_ACTIVE (activate when one is active: migrate instead), 409 MOBILE_NOT_ACTIVE (migrate or recover with none).',
+            'Username and password first (the login\'s lock and answers: 401 INVALID_CREDENTIALS, 423 LOCKED). Then a proof of possession, named in ' +
+            '`proof` (X7: no second factor is bound by the password alone): an activation token by SMS to a number on record, or the answer of an ' +
+            'active physical device. 403 NO_ACTIVE_DEVICE (reason no_number) when neither exists: client services put a number on record. ' +
+            '409 MOBILE_ALREADY_ACTIVE (activate when one is active: migrate instead), 409 MOBILE_NOT_ACTIVE (migrate or recover with none), ' +
+            '403 RECOVERY_BLOCKED, 429 TOO_MANY_FLOWS.',
           body: z.object({
             username: z.string().min(1).max(256),
             password: z.string().min(1).max(1024),
@@ -109,12 +111,10 @@ export function mobileApi(services: Services): FastifyPluginAsync {
       {
         schema: {
           tags: ['mobile authenticator'],
-          summary: 'Send the activation token by SMS (K1): to a number on record, or to one added here',
-          description:
-            '`{"phoneId"}` of `phones`, or `{"country", "number"}` (M6: the country as ISO code, the digits alone) when `canAddPhone`. ' +
-            '429 SMS_TOO_SOON (one token every 30 s), 429 SMS_RATE_LIMITED, 400 PHONE_INVALID.',
+          summary: 'Send the activation token by SMS (K1) to a number on record',
+          description: '`{"phoneId"}` of `phones`. 429 SMS_TOO_SOON (one token every 30 s), 429 SMS_RATE_LIMITED, 404 PHONE_NOT_FOUND.',
           params: ActivationParams,
-          body: z.union([z.object({ phoneId: z.string().max(64) }), z.object({ country: z.string().max(8), number: z.string().max(32) })]),
+          body: z.object({ phoneId: z.string().max(64) }),
           response: { 200: ActivationSchema, ...errors },
         },
       },
@@ -128,8 +128,9 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           tags: ['mobile authenticator'],
           summary: 'Finish: the proof, the PIN (K2) and the public keys made on the phone',
           description:
-            '`response` is the activation token, the physical device\'s answer or the recovery PIN. The PIN has 4 to 6 characters with at least ' +
-            'one digit (400 INVALID_PIN). `credential` registers fingerprint or face confirmation (WebAuthn). A wrong proof: 401 LOGIN_FAILED ' +
+            '`response` is the activation token or the physical device\'s answer. `pin` is the new PIN: 4 to 6 characters with at least one ' +
+            'digit, not trivial (400 INVALID_PIN, reason trivial: repeated or consecutive digits, a year, a common PIN); for a recovery (K8) it is ' +
+            'the recovery PIN, which is kept. `credential` registers fingerprint or face confirmation (WebAuthn). A wrong proof or recovery PIN: 401 LOGIN_FAILED ' +
             'with attemptsLeft (3 in all, each counted towards the lock). On success the previous authenticator of the user stops working, ' +
             'SMS is removed (M3) and temporary access ends (D4).',
           params: ActivationParams,

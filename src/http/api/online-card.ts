@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Services } from '../../services.js';
 import { ErrorSchema } from '../errors.js';
 import { printedTime, sendCardFile } from '../downloads.js';
-import { requireSession, requireSessionToChange } from '../session-cookie.js';
+import type { SessionGuard } from '../session-guard.js';
 import type { Device } from '../../devices/types.js';
 import type { CodeCardSecret } from '../../devices/code-card/code-card.js';
 
@@ -21,9 +21,9 @@ const OnlineCardSchema = z
 const errors = { 401: ErrorSchema, 403: ErrorSchema };
 
 
-export function onlineCardApi(services: Services): FastifyPluginAsync {
+export function onlineCardApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
   async function sessionOf(request: FastifyRequest) {
-    return (await (request.method === 'GET' ? requireSession : requireSessionToChange)(request, services.sessions)).session;
+    return (await guard.require(request, 'temporary')).session;
   }
 
   async function view(device: Device) {

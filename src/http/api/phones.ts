@@ -4,9 +4,9 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../../services.js';
 import type { Phone } from '../../devices/sms/phones.js';
-import { assertFullScope } from '../../policy/access.js';
 import { ErrorSchema } from '../errors.js';
-import { requestMeta, requireSession, requireSessionToChange } from '../session-cookie.js';
+import { requestMeta } from '../session-cookie.js';
+import type { SessionGuard } from '../session-guard.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -36,15 +36,14 @@ export function phoneView(phone: Phone) {
   };
 }
 
-export function phonesApi(services: Services): FastifyPluginAsync {
+export function phonesApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
   return async (fastify) => {
     const app = fastify.withTypeProvider<ZodTypeProvider>();
     const security: Record<string, string[]>[] = [{ bearer: [] }, { cookie: [] }];
 
-    /** Changing security settings needs a session of full scope (T3). */
+    /** Changing the security settings needs a fresh step-up (X7) in a portal session of full scope (T3). */
     async function changer(request: FastifyRequest) {
-      const { session } = await requireSessionToChange(request, services.sessions);
-      assertFullScope(session);
+      const { session } = await guard.require(request, 'security');
       return { session, meta: requestMeta(request) };
     }
 
@@ -52,7 +51,7 @@ export function phonesApi(services: Services): FastifyPluginAsync {
       '/phones',
       { schema: { tags: ['mobile'], summary: 'Your mobile numbers', security, response: { 200: z.object({ phones: z.array(PhoneSchema) }), 401: ErrorSchema } } },
       async (request) => {
-        const { session } = await requireSession(request, services.sessions);
+        const { session } = await guard.require(request, 'portal');
         return { phones: (await services.phones.list(session.userId)).map(phoneView) };
       },
     );

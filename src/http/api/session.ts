@@ -5,7 +5,8 @@ import { z } from 'zod';
 import type { Services } from '../../services.js';
 import type { Session } from '../../sessions/sessions.js';
 import { ErrorSchema } from '../errors.js';
-import { clearSessionCookie, requestMeta, requireSession, requireSessionToChange } from '../session-cookie.js';
+import { clearSessionCookie, requestMeta } from '../session-cookie.js';
+import type { SessionGuard } from '../session-guard.js';
 import { SessionSchema } from './schemas.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -27,7 +28,7 @@ export async function sessionView(services: Services, session: Session) {
   };
 }
 
-export function sessionApi(services: Services): FastifyPluginAsync {
+export function sessionApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
   return async (fastify) => {
     const app = fastify.withTypeProvider<ZodTypeProvider>();
 
@@ -41,7 +42,7 @@ export function sessionApi(services: Services): FastifyPluginAsync {
           response: { 200: SessionSchema, 401: ErrorSchema },
         },
       },
-      async (request) => sessionView(services, (await requireSession(request, services.sessions)).session),
+      async (request) => sessionView(services, (await guard.require(request, 'any')).session),
     );
 
     app.post(
@@ -57,8 +58,8 @@ export function sessionApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        const { session } = await requireSessionToChange(request, services.sessions);
-        await services.passwords.change(session.userId, request.body.currentPassword, request.body.newPassword, requestMeta(request).ip);
+        const { session } = await guard.require(request, 'password');
+        await services.passwords.change(session, request.body.currentPassword, request.body.newPassword, requestMeta(request).ip);
         return reply.status(204).send(null);
       },
     );
@@ -74,7 +75,7 @@ export function sessionApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        const { token } = await requireSessionToChange(request, services.sessions);
+        const { token } = await guard.require(request, 'any');
         await services.sessions.end(token.token, requestMeta(request).ip);
         clearSessionCookie(reply, services.config);
         return reply.status(204).send(null);

@@ -9,7 +9,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../../services.js';
 import { ErrorSchema } from '../errors.js';
-import { requestMeta, requireSession, requireSessionToChange } from '../session-cookie.js';
+import { requestMeta } from '../session-cookie.js';
+import type { SessionGuard } from '../session-guard.js';
 import { ChallengeSchema, WaitQuery } from './schemas.js';
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema };
@@ -25,7 +26,7 @@ const StepUpSchema = z
   .describe('StepUp');
 const StepUpParams = z.object({ id: z.string().max(64) });
 
-export function stepUpApi(services: Services): FastifyPluginAsync {
+export function stepUpApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
   return async (fastify) => {
     const app = fastify.withTypeProvider<ZodTypeProvider>();
     const security: Record<string, string[]>[] = [{ bearer: [] }, { cookie: [] }];
@@ -46,7 +47,7 @@ export function stepUpApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { session } = await requireSessionToChange(request, services.sessions);
+        const { session } = await guard.require(request, 'step_up');
         return stepUp.start(session, request.body.password, requestMeta(request));
       },
     );
@@ -64,7 +65,7 @@ export function stepUpApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        const { session } = await requireSession(request, services.sessions);
+        const { session } = await guard.require(request, 'step_up');
         const abort = new AbortController();
         reply.raw.once('close', () => abort.abort());
         return stepUp.wait(session, request.params.id, (request.query.wait ?? 0) * 1000, abort.signal);
@@ -85,7 +86,7 @@ export function stepUpApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const { session } = await requireSessionToChange(request, services.sessions);
+        const { session } = await guard.require(request, 'step_up');
         return stepUp.answer(session, request.params.id, request.body.response);
       },
     );
@@ -96,7 +97,7 @@ export function stepUpApi(services: Services): FastifyPluginAsync {
         schema: { tags: ['step-up'], summary: 'No notification on the phone: a challenge for the app instead (K4)', security, params: StepUpParams, response: { 200: StepUpSchema, ...errors } },
       },
       async (request) => {
-        const { session } = await requireSessionToChange(request, services.sessions);
+        const { session } = await guard.require(request, 'step_up');
         return stepUp.offline(session, request.params.id);
       },
     );
@@ -107,7 +108,7 @@ export function stepUpApi(services: Services): FastifyPluginAsync {
         schema: { tags: ['step-up'], summary: 'Take the verification the phone approved (K11)', security, params: StepUpParams, response: { 200: StepUpSchema, ...errors } },
       },
       async (request) => {
-        const { session } = await requireSessionToChange(request, services.sessions);
+        const { session } = await guard.require(request, 'step_up');
         return stepUp.complete(session, request.params.id);
       },
     );

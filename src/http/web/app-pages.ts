@@ -21,7 +21,6 @@ import type { Services } from '../../services.js';
 import type { Language } from '../../i18n/i18n.js';
 import { messagesOf, type Messages } from '../../i18n/resources.js';
 import { SlsError } from '../../errors.js';
-import { countryOptions } from './mobile-pages.js';
 import type { PageRenderer } from './render.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -35,7 +34,6 @@ const ICON_SVG = join(PUBLIC, 'authenticator-icon.svg');
 export const APP_PATH = '/app';
 export const ICON_SIZES = [192, 512] as const;
 
-const DEFAULT_COUNTRY: Record<Language, string> = { en: 'US', fr: 'FR', 'zh-Hant': 'HK' };
 const THEME_COLOR = '#0b4f9c';
 const BACKGROUND_COLOR = '#f6f7f9';
 
@@ -145,8 +143,6 @@ export function appPages(services: Services, pages: PageRenderer): FastifyPlugin
         reply,
         'authenticator',
         {
-          countries: countryOptions(request.language),
-          defaultCountry: DEFAULT_COUNTRY[request.language],
           textJson: textIsland(request.language),
           // Web Push (K3): the server's VAPID public key, once push is configured
           // K3: the key the app subscribes to Web Push with, when a push provider is configured

@@ -26,7 +26,8 @@ import type { ShippingAddress } from '../../devices/dscplus/requests.js';
 import type { DeviceState } from '../../store/schema.js';
 import type { Language } from '../../i18n/i18n.js';
 import { toSlsError } from '../errors.js';
-import { browserSession } from '../session-cookie.js';
+import { redirected, type SessionGuard } from '../session-guard.js';
+import { countryOptions } from './mobile-pages.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
 /**
@@ -85,8 +86,8 @@ const DEVICE_ACTIONS: Record<DeviceAction, readonly DeviceState[]> = {
 const LOSS_REASONS = ['lost', 'stolen', 'damaged'] as const;
 
 /** A form of the user page; a device action names its device, as each card has its forms. */
-type Action = 'verify' | 'issue' | 'revoke' | 'reset' | 'unlock' | `${DeviceAction}:${string}`;
-const NOTICES = ['unlocked', 'revoked', 'nothingRevoked', 'passwordSentToApp'] as const;
+type Action = 'verify' | 'issue' | 'revoke' | 'reset' | 'unlock' | 'lock' | 'endSessions' | 'addPhone' | `${DeviceAction}:${string}`;
+const NOTICES = ['unlocked', 'revoked', 'nothingRevoked', 'passwordSentToApp', 'locked', 'sessionsEnded', 'phoneAdded'] as const;
 /** Notices about one device, named in the address (`&device=`). */
 const DEVICE_NOTICES = ['shipped', 'lost', 'returned'] as const;
 
@@ -133,17 +134,18 @@ function money(language: Language, amountUsd: number): string {
   return new Intl.NumberFormat(language === 'zh-Hant' ? 'zh-TW' : language, { style: 'currency', currency: 'USD', currencyDisplay: 'code' }).format(amountUsd);
 }
 
-export function helpdeskPages(services: Services, pages: PageRenderer): FastifyPluginAsync {
+export function helpdeskPages(services: Services, pages: PageRenderer, guard: SessionGuard): FastifyPluginAsync {
   const { config, helpDesk } = services;
 
   /**
-   * The staff member signed in on this browser, or null (no live session).
-   * A client, or a session of limited scope (T3), gets FORBIDDEN_ROLE.
+   * The staff member signed in on this browser, or where the browser goes
+   * instead (the login page; the password page after a one-time password).
+   * A client gets FORBIDDEN_ROLE; a session of limited scope (T3) or a
+   * trading session is refused by the session guard.
    */
-  async function signedInStaff(request: FastifyRequest): Promise<Staff | null> {
-    const session = await browserSession(request, services.sessions);
-    if (!session) return null;
-    if (session.scope !== 'full') throw new SlsError('FORBIDDEN_ROLE', { role: 'temporary access' });
+  async function signedInStaff(request: FastifyRequest): Promise<Staff | { redirect: string }> {
+    const session = await guard.page(request, 'staff');
+    if (redirected(session)) return session;
     const user = await helpDesk.staff(session.userId, 'view');
     const mayAct = await helpDesk.staff(session.userId, 'act').then(
       () => true,
@@ -263,6 +265,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
         temporary,
         verification,
         methods: VERIFICATION_METHODS,
+        countries: countryOptions(request.language),
         error,
         failed: error ? (options.failed ?? null) : null,
         notice: error ? null : noticeFor(options.notice ?? null, devices, deposits),
@@ -280,7 +283,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
     run: (staff: Staff) => Promise<FastifyReply>,
   ): Promise<FastifyReply> {
     const staff = await signedInStaff(request);
-    if (!staff) return reply.redirect('/login', 303);
+    if ('redirect' in staff) return reply.redirect(staff.redirect, 303);
     try {
       return await run(staff);
     } catch (error) {
@@ -347,7 +350,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
    */
   async function showSecret(request: FastifyRequest<{ Params: { username: string } }>, reply: FastifyReply, kind: SecretKind): Promise<FastifyReply> {
     const staff = await signedInStaff(request);
-    if (!staff) return reply.redirect('/login', 303);
+    if ('redirect' in staff) return reply.redirect(staff.redirect, 303);
     let user: User;
     try {
       user = await services.users.getByUsername(request.params.username);
@@ -390,7 +393,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
 
     app.get('/helpdesk', async (request, reply) => {
       const staff = await signedInStaff(request);
-      if (!staff) return reply.redirect('/login', 303);
+      if ('redirect' in staff) return reply.redirect(staff.redirect, 303);
       const raw = (request.query as Record<string, unknown> | undefined)?.q;
       const q = typeof raw === 'string' ? raw.trim().slice(0, 64) : '';
       const results = q === '' ? null : await helpDesk.search(staff.user.id, q);
@@ -399,13 +402,13 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
 
     app.get<{ Params: { username: string } }>('/helpdesk/users/:username', async (request, reply) => {
       const staff = await signedInStaff(request);
-      if (!staff) return reply.redirect('/login', 303);
+      if ('redirect' in staff) return reply.redirect(staff.redirect, 303);
       return renderUser(request, reply, staff, request.params.username, { notice: noticeOf(request) });
     });
 
     app.get<{ Params: { username: string; verificationId: string } }>('/helpdesk/users/:username/verifications/:verificationId', async (request, reply) => {
       const staff = await signedInStaff(request);
-      if (!staff) return reply.redirect('/login', 303);
+      if ('redirect' in staff) return reply.redirect(staff.redirect, 303);
       return renderUser(request, reply, staff, request.params.username, { verificationId: request.params.verificationId, notice: noticeOf(request) });
     });
 
@@ -493,6 +496,31 @@ export function helpdeskPages(services: Services, pages: PageRenderer): FastifyP
         const device = await cardFor(staff, request.params.username, request.params.deviceId);
         const returned = await services.dscPlusRequests.markReturned(staff.user.id, device.id);
         return afterDeviceAction(request, reply, 'returned', returned);
+      }),
+    );
+
+    /** L3, L8: lock the user until client services lift it; every session ends. */
+    app.post<{ Params: { username: string } }>('/helpdesk/users/:username/lock', { preHandler: app.csrfProtection }, async (request, reply) =>
+      act(request, reply, 'lock', async (staff) => {
+        await helpDesk.lockUser(staff.user.id, request.params.username, { reason: field(request.body, 'reason') });
+        return reply.redirect(`${userPagePath(request.params.username, field(request.body, 'verificationId'))}?done=locked`, 303);
+      }),
+    );
+
+    /** L8: every session of the user ends. */
+    app.post<{ Params: { username: string } }>('/helpdesk/users/:username/sessions/end', { preHandler: app.csrfProtection }, async (request, reply) =>
+      act(request, reply, 'endSessions', async (staff) => {
+        await helpDesk.endSessions(staff.user.id, request.params.username);
+        return reply.redirect(`${userPagePath(request.params.username, field(request.body, 'verificationId'))}?done=sessionsEnded`, 303);
+      }),
+    );
+
+    /** X7: a mobile number on record for a verified caller, by which a user without a device enrols. */
+    app.post<{ Params: { username: string } }>('/helpdesk/users/:username/phones', { preHandler: app.csrfProtection }, async (request, reply) =>
+      act(request, reply, 'addPhone', async (staff) => {
+        const verificationId = field(request.body, 'verificationId');
+        await helpDesk.addPhone(staff.user.id, request.params.username, { verificationId, country: field(request.body, 'country'), number: field(request.body, 'number') });
+        return reply.redirect(`${userPagePath(request.params.username, verificationId)}?done=phoneAdded`, 303);
       }),
     );
 

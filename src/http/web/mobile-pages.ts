@@ -11,9 +11,9 @@ import type { Services } from '../../services.js';
 import type { Session } from '../../sessions/sessions.js';
 import type { Language } from '../../i18n/i18n.js';
 import { SlsError } from '../../errors.js';
-import { assertFullScope } from '../../policy/access.js';
 import { outboxAudioPath } from '../../delivery/speech.js';
-import { browserSession, requestMeta } from '../session-cookie.js';
+import { requestMeta } from '../session-cookie.js';
+import { redirected, type SessionGuard } from '../session-guard.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
 export interface CountryOption {
@@ -44,12 +44,10 @@ function fromLoopback(request: FastifyRequest): boolean {
   return ['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(request.socket.remoteAddress ?? '');
 }
 
-export function mobilePages(services: Services, pages: PageRenderer): FastifyPluginAsync {
+export function mobilePages(services: Services, pages: PageRenderer, guard: SessionGuard): FastifyPluginAsync {
   return async (app) => {
     await registerForms(app, services.config);
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
-
-    const sessionOf = (request: FastifyRequest): Promise<Session | null> => browserSession(request, services.sessions);
 
     async function render(request: FastifyRequest, reply: FastifyReply, session: Session, options: { error?: unknown; values?: { country: string; number: string } } = {}): Promise<FastifyReply> {
       const query = request.query as Record<string, unknown>;
@@ -65,7 +63,6 @@ export function mobilePages(services: Services, pages: PageRenderer): FastifyPlu
           notices: NOTICES.filter((key) => query[key] === '1'),
           sentTo: typeof query.sent === 'string' ? query.sent : null,
           failedTo: typeof query.failed === 'string' ? query.failed : null,
-          canChange: session.scope === 'full',
           now: services.clock.now(),
           error: failure,
         },
@@ -73,12 +70,11 @@ export function mobilePages(services: Services, pages: PageRenderer): FastifyPlu
       );
     }
 
-    /** A change of the settings: a signed-in user with full scope (T3); errors are shown on the page. */
+    /** A change of the settings: a fresh step-up (X7) in a portal session of full scope (T3); errors are shown on the page. */
     async function change(request: FastifyRequest, reply: FastifyReply, act: (session: Session) => Promise<string>, values?: { country: string; number: string }): Promise<FastifyReply> {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await guard.page(request, 'security', '/settings/mobile');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       try {
-        assertFullScope(session);
         return reply.redirect(`/settings/mobile?${await act(session)}`, 303);
       } catch (error) {
         return render(request, reply, session, { error, ...(values ? { values } : {}) });
@@ -86,8 +82,8 @@ export function mobilePages(services: Services, pages: PageRenderer): FastifyPlu
     }
 
     app.get('/settings/mobile', async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await guard.page(request, 'security');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       return render(request, reply, session);
     });
 

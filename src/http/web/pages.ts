@@ -13,12 +13,13 @@ import type { FlowView } from '../../flows/login.js';
 import { toSlsError } from '../errors.js';
 import { withdrawalLimits } from '../../policy/withdrawal-limits.js';
 import { field, registerForms, type PageRenderer } from './render.js';
-import { browserSession, CLAIM_COOKIE, clearClaimCookie, clearSessionCookie, presentedToken, requestMeta, SESSION_COOKIE, setClaimCookie, setSessionCookie } from '../session-cookie.js';
+import { redirected, type SessionGuard } from '../session-guard.js';
+import { CLAIM_COOKIE, clearClaimCookie, clearSessionCookie, presentedToken, requestMeta, SESSION_COOKIE, setClaimCookie, setSessionCookie } from '../session-cookie.js';
 
 const PUBLIC = fileURLToPath(new URL('../../../public', import.meta.url));
 
 
-export function webPages(services: Services, pages: PageRenderer): FastifyPluginAsync {
+export function webPages(services: Services, pages: PageRenderer, guard: SessionGuard): FastifyPluginAsync {
   const { config } = services;
 
   return async (app) => {
@@ -182,11 +183,13 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
     });
 
     app.get('/account', async (request, reply) => {
-      const session = await browserSession(request, services.sessions);
-      if (!session) return reply.redirect('/login', 303);
-      const user = await services.users.get(session.userId);
+      const session = await guard.page(request, 'any');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       // A5: a one-time password is replaced before anything else
-      if (user.passwordMustChange) return reply.redirect('/password', 303);
+      if (session.passwordChangeRequired) return reply.redirect('/password', 303);
+      const user = await services.users.get(session.userId);
+      // L8: a trading session is told it is signed in, and nothing of the portal
+      if (session.app !== 'portal') return pages.render(request, reply, 'account', { user, session, portal: false, notices: [] }, { path: '/account' });
       const devices = await services.devices.listForUser(user.id);
       const query = request.query as Record<string, unknown>;
       return pages.render(
@@ -196,6 +199,7 @@ export function webPages(services: Services, pages: PageRenderer): FastifyPlugin
         {
           user,
           session,
+          portal: true,
           devices,
           limits: withdrawalLimits(devices),
           eligible: (await services.dscPlusRequests.eligibility(user.id)).eligible,

@@ -2,7 +2,10 @@
  * Portal pages of the Secure Login System section: the online security code
  * card (S2: show, print or save, confirm, activate with two index numbers,
  * the expiry date) and activating a device by proving it (D4: a card back
- * from home is reactivated, and the temporary access ends).
+ * from home is reactivated, and the temporary access ends); the password,
+ * a DSC+ request, a card reported lost and its PIN, which change the
+ * security settings and so need a fresh step-up (X7): the page leads to it
+ * and comes back.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../services.js';
@@ -10,19 +13,20 @@ import type { Session } from '../../sessions/sessions.js';
 import type { CodeCardSecret } from '../../devices/code-card/code-card.js';
 import { GRID_COLUMNS } from '../../devices/code-card/print.js';
 import { SlsError } from '../../errors.js';
+import type { SessionNeed } from '../../policy/session-access.js';
 import { toSlsError } from '../errors.js';
 import { printedTime, sendCardFile } from '../downloads.js';
-import { browserSession } from '../session-cookie.js';
+import { redirected, type SessionGuard } from '../session-guard.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
 
-export function portalPages(services: Services, pages: PageRenderer): FastifyPluginAsync {
+export function portalPages(services: Services, pages: PageRenderer, guard: SessionGuard): FastifyPluginAsync {
   return async (app) => {
     await registerForms(app, services.config);
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
 
-    /** The browser's session, or null (the caller then redirects to the login page). */
-    const sessionOf = (request: FastifyRequest): Promise<Session | null> => browserSession(request, services.sessions);
+    /** The browser's session if it may do what the page needs, or where the browser goes instead. */
+    const sessionFor = (request: FastifyRequest, need: SessionNeed, returnTo?: string) => guard.page(request, need, returnTo);
 
     async function renderActivation(request: FastifyRequest, reply: FastifyReply, session: Session, flowId: string, error?: unknown): Promise<FastifyReply> {
       const flow = await services.activation.view(session, flowId);
@@ -33,19 +37,19 @@ export function portalPages(services: Services, pages: PageRenderer): FastifyPlu
 
     /** A5/A4: choose a new password (required after a one-time password from client services). */
     app.get('/password', async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await sessionFor(request, 'password');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       const user = await services.users.get(session.userId);
       return pages.render(request, reply, 'password', { required: user.passwordMustChange, error: null }, { path: '/password' });
     });
 
     app.post('/password', { preHandler: app.csrfProtection }, async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await sessionFor(request, 'password', '/password');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       const next = field(request.body, 'newPassword');
       try {
         if (next !== field(request.body, 'confirmPassword')) throw new SlsError('VALIDATION_ERROR', { reason: 'passwords_differ' });
-        await services.passwords.change(session.userId, field(request.body, 'currentPassword'), next, request.ip);
+        await services.passwords.change(session, field(request.body, 'currentPassword'), next, request.ip);
         return reply.redirect('/account?passwordChanged=1', 303);
       } catch (error) {
         const user = await services.users.get(session.userId);
@@ -76,15 +80,15 @@ export function portalPages(services: Services, pages: PageRenderer): FastifyPlu
     }
 
     app.get('/dscplus/request', async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await sessionFor(request, 'security');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       return renderRequest(request, reply, session, {});
     });
 
     /** C4: the summary (step = review), back to the form (step = back), or the request itself (step = submit). */
     app.post('/dscplus/request', { preHandler: app.csrfProtection }, async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await sessionFor(request, 'security', '/dscplus/request');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       const { values, input } = requestInput(request.body);
       const step = field(request.body, 'step');
       if (step === 'back') return renderRequest(request, reply, session, { ...values, pin: '' });
@@ -102,16 +106,16 @@ export function portalPages(services: Services, pages: PageRenderer): FastifyPlu
 
     /** C5: the user reports a card lost, stolen or damaged. */
     app.get<{ Params: { deviceId: string } }>('/devices/:deviceId/lost', async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await sessionFor(request, 'security');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       const device = await services.devices.get(request.params.deviceId);
       if (device.userId !== session.userId) throw new SlsError('DEVICE_NOT_FOUND');
       return pages.render(request, reply, 'device-lost', { device, error: null }, { path: `/devices/${device.id}/lost` });
     });
 
     app.post<{ Params: { deviceId: string } }>('/devices/:deviceId/lost', { preHandler: app.csrfProtection }, async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await sessionFor(request, 'security', `/devices/${request.params.deviceId}/lost`);
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       const reason = field(request.body, 'reason');
       if (reason !== 'lost' && reason !== 'stolen' && reason !== 'damaged') throw new SlsError('VALIDATION_ERROR', { reason: 'reason' });
       await services.dscPlusRequests.reportLost({ session }, request.params.deviceId, reason);
@@ -120,16 +124,16 @@ export function portalPages(services: Services, pages: PageRenderer): FastifyPlu
 
     /** C7: change the card's PIN: a response with the old PIN, then the new one. */
     app.get<{ Params: { deviceId: string } }>('/devices/:deviceId/pin', async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await sessionFor(request, 'security');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       const flow = await services.activation.startPinChange(session, request.params.deviceId);
       const device = await services.devices.get(flow.deviceId);
       return pages.render(request, reply, 'device-pin', { flow, device, error: null }, { path: `/devices/${device.id}/pin` });
     });
 
     app.post<{ Params: { deviceId: string } }>('/devices/:deviceId/pin', { preHandler: app.csrfProtection }, async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await sessionFor(request, 'security', `/devices/${request.params.deviceId}/pin`);
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       const flowId = field(request.body, 'flow');
       try {
         await services.activation.completePinChange(session, flowId, field(request.body, 'response'), field(request.body, 'newPin'));
@@ -147,8 +151,8 @@ export function portalPages(services: Services, pages: PageRenderer): FastifyPlu
     });
 
     app.get('/online-card', async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await sessionFor(request, 'temporary');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       const card = await services.onlineCards.forSession(session);
       const codes = (await services.devices.context(card)).secret<CodeCardSecret>().codes;
       const rows: { index: number; code: string }[][] = [];
@@ -160,30 +164,30 @@ export function portalPages(services: Services, pages: PageRenderer): FastifyPlu
 
     for (const format of ['pdf', 'png'] as const) {
       app.get(`/online-card/card.${format}`, async (request, reply) => {
-        const session = await sessionOf(request);
-        if (!session) return reply.redirect('/login', 303);
+        const session = await sessionFor(request, 'temporary');
+        if (redirected(session)) return reply.redirect(session.redirect, 303);
         const body = format === 'pdf' ? await services.onlineCards.pdf(session, request.language, printedTime) : await services.onlineCards.png(session, request.language, printedTime);
         return sendCardFile(reply, format, body);
       });
     }
 
     app.post('/online-card/printed', { preHandler: app.csrfProtection }, async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await sessionFor(request, 'temporary');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       const card = await services.onlineCards.confirmPrinted(session);
       return reply.redirect(`/devices/${card.id}/activate`, 303);
     });
 
     app.get<{ Params: { deviceId: string } }>('/devices/:deviceId/activate', async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await sessionFor(request, 'temporary');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       const flow = await services.activation.start(session, request.params.deviceId, request.language);
       return renderActivation(request, reply, session, flow.id);
     });
 
     app.post<{ Params: { deviceId: string } }>('/devices/:deviceId/activate', { preHandler: app.csrfProtection }, async (request, reply) => {
-      const session = await sessionOf(request);
-      if (!session) return reply.redirect('/login', 303);
+      const session = await sessionFor(request, 'temporary');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       const flowId = field(request.body, 'flow');
       try {
         const device = await services.activation.complete(session, flowId, field(request.body, 'response'));

@@ -1,0 +1,189 @@
+/**
+ * The answer protocol, once for every flow kind (L3, L4): a login's second
+ * factor, a device proof (activation, PIN change, step-up), a push approval
+ * and the authenticator's activation all answer the same way:
+ *
+ *   begin an attempt under the lock ─► take one of the flow's answers ─►
+ *   check ─► right: use it up (single use) and act, in one transaction
+ *         └► wrong: count the failure, audit it, lock at the threshold,
+ *                   tell the user of the lock (N1)
+ *
+ * A locked user's answer fails the flow and is audited on every path; an
+ * attempt deferred because others are in flight counts nothing (it is no
+ * failure: a burst of copies of a right answer never becomes a lock).
+ */
+import type { AuditEvent, AuditInput, AuditLog } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import { SlsError } from '../errors.js';
+import type { Devices } from '../devices/devices.js';
+import type { CheckResult } from '../devices/types.js';
+import type { Users } from '../identity/users.js';
+import type { Notifier } from '../notify/notifier.js';
+import type { Attempt, FailureOutcome, Lockout } from '../policy/lockout.js';
+import type { Executor, Store, Tx } from '../store/database.js';
+import { failFlow, findFlow, reserveAnswer, type FlowRow } from './flow-rows.js';
+
+export interface AnswersDeps {
+  store: Store;
+  clock: Clock;
+  lockout: Lockout;
+  audit: AuditLog;
+  users: Users;
+  devices: Devices;
+  notifier: Notifier;
+  policy: { challengeMaxAttempts: number };
+}
+
+/** Who attempts: the username as typed (the lock's key), the user when known, from where. */
+export interface AttemptOf {
+  username: string;
+  /** Undefined: looked up by the username when a refusal is audited. */
+  userId: string | null | undefined;
+  ip: string | null;
+  /** Told in the audit entries of a refusal (the factor, the application, the flow …). */
+  data?: Record<string, unknown>;
+}
+
+/** A right answer: the replay keys that make it single-use on its device (L4), if it has any. */
+export interface Accepted {
+  replay: { deviceId: string; keys: string[] } | null;
+  /** The answer was the device's last (a code card without unused cells, S4): it is used up with it. */
+  usedUp?: boolean;
+}
+
+/** The accepted answer of a device's check: its replay keys, or the flow's id when it has none. */
+export function accepted(device: { id: string }, check: CheckResult, flowId: string): Accepted {
+  return { replay: { deviceId: device.id, keys: check.replayKeys ?? [`flow:${flowId}`] }, ...(check.usedUp ? { usedUp: true } : {}) };
+}
+
+export interface FlowAnswer<T> {
+  /** The open flow being answered. */
+  row: FlowRow;
+  ip: string | null;
+  /** Who acts, in the audit entries (`user:<id>` for a device proof); none for a login. */
+  actor?: string;
+  /** The audit entry of a wrong answer; attemptsLeft and failures are added. */
+  failed: { event: AuditEvent; data?: Record<string, unknown> };
+  /** Hints shown after a wrong answer (L5). */
+  hints: string[];
+  /** Checks the answer: accepted, or null when wrong. Throwing refuses without counting anything. */
+  check(): Promise<Accepted | null>;
+  /** In the transaction that uses the answer up: what the answer does; null when the flow changed meanwhile. */
+  accept(trx: Tx): Promise<T | null>;
+  /** After a wrong answer was counted (the recovery PIN's own count, a signal to waiting pages …). */
+  afterFailure?(): Promise<void>;
+}
+
+/** Thrown inside the accepting transaction to undo it: the answer was used a moment ago, or the flow changed. */
+class AlreadyUsed extends Error {}
+
+export class Answers {
+  constructor(private readonly deps: AnswersDeps) {}
+
+  /**
+   * An attempt under the lock (L3). LOCKED and TOO_MANY_ATTEMPTS are
+   * audited; `onLocked` runs first for a locked user (a flow fails).
+   */
+  async begin(who: AttemptOf, onLocked?: () => Promise<void>): Promise<Attempt> {
+    try {
+      return await this.deps.lockout.begin(who.username);
+    } catch (error) {
+      if (error instanceof SlsError && (error.code === 'LOCKED' || error.code === 'TOO_MANY_ATTEMPTS')) {
+        if (error.code === 'LOCKED') await onLocked?.();
+        const userId = who.userId === undefined ? ((await this.deps.users.findByUsername(who.username))?.id ?? null) : who.userId;
+        await this.deps.audit.record({
+          event: error.code === 'LOCKED' ? 'login.refused_locked' : 'login.attempt_deferred',
+          userId,
+          username: who.username,
+          ip: who.ip,
+          data: who.data ?? {},
+        });
+      }
+      throw error;
+    }
+  }
+
+  /** The attempt was no failure (a right password before the second factor, a refusal that checked nothing). */
+  release(attempt: Attempt, db?: Executor): Promise<void> {
+    return this.deps.lockout.release(attempt, db);
+  }
+
+  /**
+   * Counts a wrong answer or password (L3): the failure, its audit entry
+   * (with `failures`), the lock when it is reached (audited, and told to
+   * the user in the background, N1).
+   */
+  async fail(attempt: Attempt, who: AttemptOf & { userId: string | null; actor?: string }, entry: { event: AuditEvent; data?: Record<string, unknown> }, more: AuditInput[] = []): Promise<FailureOutcome> {
+    const outcome = await this.deps.lockout.fail(attempt);
+    const meta = { ...(who.actor ? { actor: who.actor } : {}), userId: who.userId, username: who.username, ip: who.ip };
+    const entries: AuditInput[] = [{ event: entry.event, ...meta, data: { ...entry.data, failures: outcome.failures } }, ...more];
+    if (outcome.locked) entries.push({ event: 'login.locked', ...meta, data: { until: outcome.lockedUntil } });
+    await this.deps.audit.record(...entries);
+    if (outcome.locked && who.userId) await this.noticeLock(who.userId, outcome.lockedUntil);
+    return outcome;
+  }
+
+  /** N1: the user hears of the lock, through the outbox, without holding up the answer. */
+  private async noticeLock(userId: string, until: number | null): Promise<void> {
+    const user = await this.deps.users.get(userId);
+    await this.deps.notifier.notifySoon(user, 'userLocked', { username: user.username, until: until === null ? '' : new Date(until).toISOString() });
+  }
+
+  /** The whole protocol for an answer to an open flow (L3, L4). */
+  async answerFlow<T>(spec: FlowAnswer<T>): Promise<T> {
+    const { store, clock, policy } = this.deps;
+    const { row } = spec;
+    const who: AttemptOf & { userId: string; actor?: string } = {
+      username: row.username,
+      userId: row.user_id,
+      ip: spec.ip,
+      data: { flowId: row.id, kind: row.kind, factor: 'second' },
+      ...(spec.actor ? { actor: spec.actor } : {}),
+    };
+    const attempt = await this.begin(who, () => failFlow(store.db, row.id, clock.now()));
+    const attempts = await reserveAnswer(store.db, row.id, clock.now(), policy.challengeMaxAttempts);
+    if (attempts === null) {
+      await this.release(attempt);
+      throw new SlsError('FLOW_EXPIRED');
+    }
+    let accepted: Accepted | null;
+    try {
+      accepted = await spec.check();
+    } catch (error) {
+      await this.release(attempt);
+      throw error;
+    }
+    if (accepted) {
+      try {
+        return await store.serialized('audit_log', async (trx) => {
+          if (accepted.replay && !(await this.deps.devices.consume(trx, accepted.replay.deviceId, accepted.replay.keys))) throw new AlreadyUsed();
+          const result = await spec.accept(trx);
+          if (result === null) throw new AlreadyUsed();
+          if (accepted.replay && accepted.usedUp) await this.deps.devices.markUsedUp(trx, accepted.replay.deviceId, spec.actor ?? `user:${row.user_id}`);
+          await this.release(attempt, trx);
+          return result;
+        });
+      } catch (error) {
+        if (!(error instanceof AlreadyUsed)) {
+          await this.release(attempt);
+          throw error;
+        }
+      }
+      // the same answer was accepted a moment ago: by this flow (it is used up), or by another (a wrong answer here)
+      const current = await findFlow(store.db, row.id, row.kind);
+      if (current.state !== 'second_factor') {
+        await this.release(attempt);
+        throw new SlsError('FLOW_EXPIRED');
+      }
+    }
+    const attemptsLeft = policy.challengeMaxAttempts - attempts;
+    const more: AuditInput[] = [];
+    if (attemptsLeft <= 0) {
+      await failFlow(store.db, row.id, clock.now());
+      more.push({ event: 'login.flow_exhausted', userId: row.user_id, username: row.username, ip: spec.ip, data: { flowId: row.id } });
+    }
+    await this.fail(attempt, who, { event: spec.failed.event, data: { flowId: row.id, ...spec.failed.data, attemptsLeft } }, more);
+    await spec.afterFailure?.();
+    throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: spec.hints });
+  }
+}

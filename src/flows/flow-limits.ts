@@ -1,0 +1,75 @@
+/**
+ * L4: starting flows is not free. Each user may have only so many flows
+ * open at once and start only so many in an hour — logins, step-ups, device
+ * proofs and activations of the authenticator alike, whatever the device
+ * (docs/decisions/0005-code-card-single-use.md). The count and the new flow
+ * are written under one lock per user, so that concurrent starts on several
+ * server processes never pass the limit together. The limit is reached only
+ * with the right password: it tells nobody whether a username exists.
+ */
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import { SlsError } from '../errors.js';
+import type { Store, Tx } from '../store/database.js';
+import type { FlowRow } from './flow-rows.js';
+
+const HOUR_MS = 60 * 60 * 1000;
+
+export interface FlowLimitsDeps {
+  store: Store;
+  clock: Clock;
+  audit: AuditLog;
+  policy: { openFlowsPerUser: number; flowStartsPerHour: number };
+}
+
+export class FlowLimits {
+  constructor(private readonly deps: FlowLimitsDeps) {}
+
+  /** TOO_MANY_FLOWS, with the seconds until a flow may start, when the user may not start another now. */
+  private async assertRoom(trx: Tx, userId: string, now: number): Promise<void> {
+    const { policy } = this.deps;
+    const open = await trx
+      .selectFrom('login_flows')
+      .select('expires_at')
+      .where('user_id', '=', userId)
+      .where('state', '=', 'second_factor')
+      .where('expires_at', '>', now)
+      .orderBy('expires_at')
+      .execute();
+    if (open.length >= policy.openFlowsPerUser) {
+      throw new SlsError('TOO_MANY_FLOWS', { reason: 'open', retryAfterSeconds: Math.ceil((open[0]!.expires_at - now) / 1000) });
+    }
+    const recent = await trx
+      .selectFrom('login_flows')
+      .select('created_at')
+      .where('user_id', '=', userId)
+      .where('created_at', '>', now - HOUR_MS)
+      .orderBy('created_at')
+      .execute();
+    if (recent.length >= policy.flowStartsPerHour) {
+      const oldest = recent[recent.length - policy.flowStartsPerHour]!.created_at;
+      throw new SlsError('TOO_MANY_FLOWS', { reason: 'hourly', retryAfterSeconds: Math.max(1, Math.ceil((oldest + HOUR_MS - now) / 1000)) });
+    }
+  }
+
+  /**
+   * Stores a new flow if its user may start one now; `alongside` runs in the
+   * same transaction. A refusal is audited.
+   */
+  async insert(row: FlowRow, alongside?: (trx: Tx) => Promise<void>): Promise<void> {
+    const { store, clock, audit } = this.deps;
+    try {
+      await store.transaction(async (trx) => {
+        await store.lockWithin(trx, `flows:${row.user_id}`);
+        await this.assertRoom(trx, row.user_id, clock.now());
+        await alongside?.(trx);
+        await trx.insertInto('login_flows').values(row).execute();
+      });
+    } catch (error) {
+      if (error instanceof SlsError && error.code === 'TOO_MANY_FLOWS') {
+        await audit.record({ event: 'login.flow_refused', userId: row.user_id, username: row.username, ip: row.ip, data: { kind: row.kind, reason: error.params.reason ?? null } });
+      }
+      throw error;
+    }
+  }
+}

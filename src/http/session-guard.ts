@@ -1,0 +1,82 @@
+/**
+ * The one place where a request's session is checked against what the
+ * request needs (policy/session-access.ts): every API route and page that
+ * acts with a session asks here. A refusal is audited.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import type { PolicyConfig } from '../config.js';
+import { SlsError } from '../errors.js';
+import { refusalError, sessionRefusal, type SessionNeed } from '../policy/session-access.js';
+import type { Session, Sessions } from '../sessions/sessions.js';
+import { assertSameOrigin, presentedToken, SESSION_COOKIE, type PresentedToken } from './session-cookie.js';
+
+export interface SessionGuardDeps {
+  sessions: Sessions;
+  audit: AuditLog;
+  clock: Clock;
+  policy: Pick<PolicyConfig, 'stepUpFreshMs'>;
+}
+
+export class SessionGuard {
+  constructor(private readonly deps: SessionGuardDeps) {}
+
+  /** The refusal of a session for a need, audited, or null. */
+  async refusal(request: FastifyRequest, session: Session, need: SessionNeed): Promise<SlsError | null> {
+    const refused = sessionRefusal(session, need, this.deps.clock.now(), this.deps.policy.stepUpFreshMs);
+    if (!refused) return null;
+    // a page that leads to the step-up before showing a settings form refuses nothing
+    const leads = refused.code === 'STEP_UP_REQUIRED' && request.method === 'GET';
+    if (!leads) await this.deps.audit.record({
+      event: 'session.refused',
+      actor: `user:${session.userId}`,
+      userId: session.userId,
+      ip: request.ip ?? null,
+      data: { sessionId: session.id, need, code: refused.code, check: refused.check, method: request.method, path: request.url.split('?')[0] },
+    });
+    return refusalError(refused.code);
+  }
+
+  /**
+   * The live session of an API request (a Bearer token, or the cookie of our
+   * own pages for a request that changes state), if it may do what it needs;
+   * UNAUTHENTICATED or the refusal otherwise.
+   */
+  async require(request: FastifyRequest, need: SessionNeed): Promise<{ session: Session; token: PresentedToken }> {
+    const token = presentedToken(request);
+    const session = token ? await this.deps.sessions.authenticate(token.token) : null;
+    if (!session || !token) throw new SlsError('UNAUTHENTICATED');
+    if (token.via === 'cookie' && request.method !== 'GET' && request.method !== 'HEAD') assertSameOrigin(request);
+    const refused = await this.refusal(request, session, need);
+    if (refused) throw refused;
+    return { session, token };
+  }
+
+  /** The browser's session (its cookie), or null: the page then sends the user to the login page. */
+  async browser(request: FastifyRequest): Promise<Session | null> {
+    const token = request.cookies[SESSION_COOKIE];
+    return token ? this.deps.sessions.authenticate(token) : null;
+  }
+
+  /**
+   * A page's session, if it may do what the page needs; otherwise where the
+   * browser goes: the login page, the password page (A5), or the step-up
+   * page, which comes back to `returnTo` (X7). Other refusals are thrown, to
+   * be shown on the error page.
+   */
+  async page(request: FastifyRequest, need: SessionNeed, returnTo: string = request.url.split('?')[0]!): Promise<Session | { redirect: string }> {
+    const session = await this.browser(request);
+    if (!session) return { redirect: '/login' };
+    const refused = await this.refusal(request, session, need);
+    if (!refused) return session;
+    if (refused.code === 'PASSWORD_CHANGE_REQUIRED') return { redirect: '/password' };
+    if (refused.code === 'STEP_UP_REQUIRED') return { redirect: `/step-up?next=${encodeURIComponent(returnTo)}` };
+    throw refused;
+  }
+}
+
+/** Whether `page` sent the browser elsewhere. */
+export function redirected(found: Session | { redirect: string }): found is { redirect: string } {
+  return 'redirect' in found;
+}

@@ -1,0 +1,72 @@
+/**
+ * What a session may do, decided in one place by named checks (GUIDE
+ * lesson 4), for every API route and page that acts with a session:
+ *
+ * - A5: a session opened with a one-time password from client services may
+ *   only step up and change the password (PASSWORD_CHANGE_REQUIRED);
+ * - L8: a trading session opens trading only: portal tasks need a portal
+ *   session (PORTAL_SESSION_REQUIRED);
+ * - T3: a temporary passcode older than 2 days opens only the online card
+ *   pages and the reactivation of a device (SCOPE_ONLINE_CARD_ONLY);
+ * - X7, V1: a change of the security settings needs a step-up with the
+ *   device within the last minutes (STEP_UP_REQUIRED).
+ */
+import { SlsError, type ErrorCode } from '../errors.js';
+import type { Session } from '../sessions/sessions.js';
+
+/**
+ * What a request needs of its session:
+ * - `any`: to know who is signed in, to log out;
+ * - `portal`: to read the portal's pages and the account's settings;
+ * - `temporary`: the online security card and reactivating a device (T3);
+ * - `step_up`: to verify again (V1);
+ * - `password`: to change the password (A5: also while a change is required);
+ * - `security`: to change the security settings (X7);
+ * - `staff`: the help desk console and API.
+ */
+export type SessionNeed = 'any' | 'portal' | 'temporary' | 'step_up' | 'password' | 'security' | 'staff';
+
+interface SessionCheck {
+  name: string;
+  /** The refusal, or null when the check lets the session through. */
+  refuse(session: Session, need: SessionNeed, now: number, stepUpFreshMs: number): ErrorCode | null;
+}
+
+const passwordChangeFirst: SessionCheck = {
+  name: 'password-change-first',
+  refuse: (session, need) => (session.passwordChangeRequired && !['any', 'step_up', 'password'].includes(need) ? 'PASSWORD_CHANGE_REQUIRED' : null),
+};
+
+const portalTasksInThePortal: SessionCheck = {
+  name: 'portal-tasks-in-the-portal',
+  refuse: (session, need) => (need !== 'any' && session.app !== 'portal' ? 'PORTAL_SESSION_REQUIRED' : null),
+};
+
+const temporaryScope: SessionCheck = {
+  name: 'temporary-passcode-scope',
+  refuse: (session, need) => (session.scope !== 'full' && !['any', 'portal', 'temporary'].includes(need) ? 'SCOPE_ONLINE_CARD_ONLY' : null),
+};
+
+const freshStepUp: SessionCheck = {
+  name: 'fresh-step-up',
+  refuse: (session, need, now, stepUpFreshMs) =>
+    (need === 'security' || need === 'password') && (session.verifiedAt === null || session.verifiedAt <= now - stepUpFreshMs) ? 'STEP_UP_REQUIRED' : null,
+};
+
+const CHECKS: readonly SessionCheck[] = [passwordChangeFirst, portalTasksInThePortal, temporaryScope, freshStepUp];
+
+/** The first refusal of the checks, with the check's name, or null when the session may. */
+export function sessionRefusal(session: Session, need: SessionNeed, now: number, stepUpFreshMs: number): { code: ErrorCode; check: string } | null {
+  for (const check of CHECKS) {
+    const code = check.refuse(session, need, now, stepUpFreshMs);
+    if (code) return { code, check: check.name };
+  }
+  return null;
+}
+
+/** Where a step-up starts, told with STEP_UP_REQUIRED. */
+export const STEP_UP_API = '/api/v1/step-up';
+
+export function refusalError(code: ErrorCode): SlsError {
+  return code === 'STEP_UP_REQUIRED' ? new SlsError(code, { stepUp: STEP_UP_API }) : new SlsError(code);
+}
