@@ -95,6 +95,20 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
     expect(right.status).toBe(423);
   });
 
+  it('L3/L4: 30 copies of the right SMS code sent to both processes at once: exactly one login, never a 423 nor a lock', async () => {
+    expect((await sls(['user', 'create', '--username', 'smsrace', '--password', PASSWORD, '--mobile', 'FR:687654321'], env)).code).toBe(0);
+    const start = await post(`${a.url}/api/v1/login`, { username: 'smsrace', password: PASSWORD, app: 'portal' });
+    expect(start.status).toBe(200);
+    const outbox = JSON.parse((await sls(['outbox', '--user', 'smsrace', '--json'], env)).stdout) as { template: string; body: string }[];
+    const code = /\b(\d{6})\b/.exec(outbox.find((m) => m.template === 'loginCode')!.body)![1]!;
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => post(`${(i % 2 ? a : b).url}/api/v1/login/${start.body.id}`, { response: code })));
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+    expect(results.filter((r) => r.status === 423)).toEqual([]);
+    for (const r of results.filter((x) => x.status !== 200)) expect(['FLOW_EXPIRED', 'TOO_MANY_ATTEMPTS']).toContain(r.body.error?.code);
+    const shown = JSON.parse((await sls(['user', 'show', 'smsrace', '--json'], env)).stdout) as { locked: boolean };
+    expect(shown.locked).toBe(false);
+  });
+
   it('L4: the same response sent to both processes at once: exactly one login', async () => {
     const card = await userWithCard('onceproc');
     const start = await post(`${a.url}/api/v1/login`, { username: 'onceproc', password: PASSWORD, app: 'trading' });

@@ -79,16 +79,22 @@ export class Lockout {
     return Number(row.n);
   }
 
-  /** Attempts of the username still being checked (not those a dead process left behind). */
-  private async countInFlight(db: Executor, username: string, now: number): Promise<number> {
+  /**
+   * The failures in the window and the attempts still being checked (not
+   * those a dead process left behind), read in one statement: one snapshot,
+   * so that a failure recorded meanwhile is counted once, as one or the other.
+   */
+  private async countFailuresAndInFlight(db: Executor, username: string, since: number, now: number): Promise<{ failures: number; inFlight: number }> {
     const row = await db
       .selectFrom('login_failures')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .select((eb) => [
+        eb.fn.sum<number>(eb.case().when('state', '=', 'failed').then(1).else(0).end()).as('failures'),
+        eb.fn.sum<number>(eb.case().when(eb.and([eb('state', '=', 'pending'), eb('at', '>', now - PENDING_TTL_MS)])).then(1).else(0).end()).as('in_flight'),
+      ])
       .where('username', '=', username)
-      .where('at', '>', now - PENDING_TTL_MS)
-      .where('state', '=', 'pending')
+      .where('at', '>', since)
       .executeTakeFirstOrThrow();
-    return Number(row.n);
+    return { failures: Number(row.failures ?? 0), inFlight: Number(row.in_flight ?? 0) };
   }
 
   private windowStart(now: number, resetAt: number): number {
@@ -117,10 +123,10 @@ export class Lockout {
       if (lockedUntil !== null && lockedUntil > now) throw new SlsError('LOCKED', {});
       // attempts a dead process left pending take no room any more
       await trx.deleteFrom('login_failures').where('username', '=', username).where('state', '=', 'pending').where('at', '<=', now - PENDING_TTL_MS).execute();
-      const failures = await this.countFailures(trx, username, this.windowStart(now, resetAt));
+      const { failures, inFlight } = await this.countFailuresAndInFlight(trx, username, this.windowStart(now, resetAt), now);
       if (failures >= this.policy.lockoutThreshold) throw new SlsError('LOCKED', {});
       // failures plus attempts still being checked: no more guesses than the threshold
-      if (failures + (await this.countInFlight(trx, username, now)) >= this.policy.lockoutThreshold) {
+      if (failures + inFlight >= this.policy.lockoutThreshold) {
         throw new SlsError('TOO_MANY_ATTEMPTS', { retryAfterSeconds: 1 });
       }
       await trx.insertInto('login_failures').values({ id: attempt.id, username, at: now, state: 'pending' }).execute();
