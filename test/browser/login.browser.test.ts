@@ -248,7 +248,9 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
         stops.push(await focusedId(page));
       }
       expect(stops.at(-1)).toBe('logout');
-      expect(stops).toContain('password-link');
+      // L8: a trading session is told where the settings are; it has no portal links
+      expect(stops).not.toContain('password-link');
+      expect(await page.locator('#trading-only').isVisible()).toBe(true);
       await navigation(page, () => page.keyboard.press('Enter'));
       expect(await facts(page)).toMatchObject({ path: '/login?loggedOut=1', h1: ['Log in'], focused: 'username' });
       expect(problems).toEqual([]);

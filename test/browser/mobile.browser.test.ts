@@ -10,7 +10,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { MINUTE, HOUR } from '../../src/clock.js';
+import { MINUTE, HOUR, SECOND } from '../../src/clock.js';
 import type { User } from '../../src/identity/users.js';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, createUser, type Harness } from '../support/harness.js';
@@ -259,5 +259,46 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     expect(session!.expiresAt - h.clock.now()).toBe(30 * HOUR);
     await computer.close();
     await phone.close();
+  });
+
+  it('K13: a login abandoned and retried within 2 minutes: the app shows the new login and its number; "Not now" goes back; the old page starts over', async () => {
+    const { h } = suite.server;
+    const { user, app, computer, page: abandoned } = await activatedThenLogin(h);
+    await app.locator('#request').waitFor();
+    // the request screen has a way back
+    await app.locator('#req-back').click();
+    await app.locator('#request').waitFor({ state: 'hidden' });
+    h.clock.advance(20 * SECOND);
+    const { page: retried, number } = await startLogin(computer, user);
+    await app.locator('#request').waitFor();
+    const proceeded = retried.waitForURL('**/account', { timeout: 15_000 });
+    await answerRequest(app, user.username, number);
+    await proceeded;
+    // the abandoned page hears that its request was superseded, and starts over
+    await expect.poll(async () => (await facts(abandoned)).alert?.code ?? '', { timeout: 15_000 }).toBe('FLOW_EXPIRED');
+    expect((await h.services.lockout.status(user.username)).failures).toBe(0);
+    await computer.close();
+    await app.context().close();
+  });
+
+  it('X7, V1, K11: a settings page leads to the step-up; the approval on the phone goes on by itself, back to the page', async () => {
+    const { h } = suite.server;
+    const { user, app, computer, page, number } = await activatedThenLogin(h);
+    const signedIn = page.waitForURL('**/account', { timeout: 15_000 });
+    await answerRequest(app, user.username, number);
+    await signedIn;
+    await navigation(page, () => page.locator('#mobile-link').click());
+    expect((await facts(page)).path).toBe('/step-up?next=%2Fsettings%2Fmobile');
+    await page.locator('#password').fill(PASSWORD);
+    await navigation(page, () => page.locator('#step-up-submit').click());
+    const stepUpNumber = ((await page.locator('#push-number').textContent()) ?? '').trim();
+    await app.locator('#request').waitFor();
+    expect(await app.locator('#req-heading').textContent()).toMatch(/Client Portal task/);
+    const back = page.waitForURL('**/settings/mobile', { timeout: 15_000 });
+    await answerRequest(app, user.username, stepUpNumber);
+    await back;
+    expect((await facts(page)).h1).toEqual(['Mobile number']);
+    await computer.close();
+    await app.context().close();
   });
 });

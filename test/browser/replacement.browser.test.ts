@@ -13,6 +13,7 @@ import {
   facts,
   navigation,
   shownChallenge,
+  stepUpOnPage,
   useServerAndBrowser,
 } from '../support/browser.js';
 import { parsePskc } from '../../src/devices/dscplus/pskc.js';
@@ -45,8 +46,10 @@ describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', ()
     await logIn(page, user.username, async () => passcode);
     expect((await facts(page)).path).toBe('/account');
 
-    // C4: the request form, its summary, back to change, then submit
+    // C4: the request form (after a step-up with the passcode, X7), its summary, back to change, then submit
     await navigation(page, () => page.locator('#dscplus-request-link').click());
+    await stepUpOnPage(page, async () => passcode);
+    expect((await facts(page)).path).toBe('/dscplus/request');
     await page.getByLabel('Name').fill('Alice Martin');
     await page.getByLabel('Address', { exact: true }).fill('1 Main Street');
     await page.getByLabel('City').fill('Lyon');
@@ -80,6 +83,7 @@ describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', ()
     // C7: the PIN changed through the page: the old PIN proves it, the new one works next time
     await logIn(page, user.username, async (p) => cardAnswer(newCard, await shownChallenge(p)));
     await navigation(page, () => page.locator(`#pin-${requested.id}`).click());
+    await stepUpOnPage(page, async (p) => cardAnswer(newCard, await shownChallenge(p)));
     await page.locator('#response').fill(cardAnswer(newCard, await shownChallenge(page)));
     await page.locator('#new-pin').fill('1357');
     await navigation(page, () => page.locator('#pin-submit').click());
@@ -89,6 +93,7 @@ describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', ()
 
     // C5: reported stolen: it stops working, the deposit is kept
     await navigation(page, () => page.locator(`#lost-${requested.id}`).click());
+    await stepUpOnPage(page, async (p) => cardAnswer({ ...newCard, pin: '1357' }, await shownChallenge(p)));
     await page.getByLabel('Stolen').check();
     await navigation(page, () => page.locator('#lost-submit').click());
     expect((await facts(page)).path).toBe('/account?reported=1');

@@ -10,7 +10,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { MINUTE } from '../../src/clock.js';
 import { chromiumAvailable, espeakAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUser, createUserWithCard } from '../support/harness.js';
-import { facts, navigation, shownChallenge, useServerAndBrowser } from '../support/browser.js';
+import { facts, navigation, shownChallenge, stepUpOnPage, useServerAndBrowser } from '../support/browser.js';
 
 describe.skipIf(!chromiumAvailable)('SMS and voice, in real Chromium', () => {
   const suite = useServerAndBrowser();
@@ -45,7 +45,11 @@ describe.skipIf(!chromiumAvailable)('SMS and voice, in real Chromium', () => {
     await logIn(page, user.username);
     await page.locator('#response').fill(cardAnswer(card, await shownChallenge(page)));
     await navigation(page, () => page.locator('#response').press('Enter'));
+    // X7, V1: the settings page leads to the step-up (password, then the card) and back
     await navigation(page, () => page.locator('#mobile-link').click());
+    expect((await facts(page)).h1).toEqual(['Verify your identity']);
+    await stepUpOnPage(page, async (p) => cardAnswer(card, await shownChallenge(p)));
+    expect((await facts(page)).path).toBe('/settings/mobile');
     expect((await facts(page)).h1).toEqual(['Mobile number']);
 
     // M6: the trunk prefix is refused with the reason; the country is chosen separately

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_PATH } from './environment.js';
-import { startHarness, type Harness } from './harness.js';
+import { PASSWORD, startHarness, type Harness } from './harness.js';
 
 export const CHROMIUM_ARGS = [
   '--headless',
@@ -76,6 +76,19 @@ export function scriptVisibleCookies(page: Page): Promise<string> {
 /** The 6-digit challenge shown on the page (C2). */
 export async function shownChallenge(page: Page): Promise<string> {
   return ((await page.locator('#challenge-code').textContent()) ?? '').trim();
+}
+
+/**
+ * V1, X7: on the step-up page a settings page led to: the password, then the
+ * device's response (`respond` reads the page's challenge); the browser comes
+ * back to the settings page.
+ */
+export async function stepUpOnPage(page: Page, respond: (page: Page) => Promise<string>, password = PASSWORD): Promise<void> {
+  if (new URL(page.url()).pathname !== '/step-up') throw new Error(`not on the step-up page: ${page.url()}`);
+  await page.locator('#password').fill(password);
+  await navigation(page, () => page.locator('#step-up-submit').click());
+  await page.locator('#response').fill(await respond(page));
+  await navigation(page, () => page.locator('#response-submit').click());
 }
 
 /** The <html lang> of the page. */
