@@ -2,7 +2,7 @@
  * L4: starting flows is not free. Each user may have only so many flows
  * open at once and start only so many in an hour — logins, step-ups, device
  * proofs and activations of the authenticator alike, whatever the device
- * (docs/decisions/0005-code-card-single-use.md). The count and the new flow
+ * (docs/decisions/0008-code-card-single-use.md). The count and the new flow
  * are written under one lock per user, so that concurrent starts on several
  * server processes never pass the limit together. The limit is reached only
  * with the right password: it tells nobody whether a username exists.

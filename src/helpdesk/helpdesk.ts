@@ -5,7 +5,7 @@
  * number on record (X7). Staff act under their own user id, with a role;
  * every action is audited with it.
  *
- * X7, staff on staff (docs/decisions/0007-staff-on-staff.md): an action on a
+ * X7, staff on staff (docs/decisions/0010-staff-on-staff.md): an action on a
  * staff account needs an admin, never the actor on themselves; an action on
  * an admin is made only from the command line of the server (`sls`), by
  * another admin. Every refusal is audited.

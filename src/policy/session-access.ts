@@ -10,6 +10,8 @@
  *   pages and the reactivation of a device (SCOPE_ONLINE_CARD_ONLY);
  * - X7, V1: a change of the security settings needs a step-up with the
  *   device within the last minutes (STEP_UP_REQUIRED).
+ *
+ * docs/decisions/0011-sessions-and-step-up.md
  */
 import { SlsError, type ErrorCode } from '../errors.js';
 import type { Session } from '../sessions/sessions.js';

@@ -4,7 +4,7 @@
  * with no spaces (6 digits). The printed legacy Security Code Card (SCC) and
  * the temporary Online Security Code Card work the same way.
  *
- * L4, S4 (docs/decisions/0005-code-card-single-use.md): an accepted answer
+ * L4, S4 (docs/decisions/0008-code-card-single-use.md): an accepted answer
  * uses up its pair of index numbers (in either order) and the two cells it
  * revealed, for the card's life: no later challenge asks a cell whose code
  * has been typed, so a phished or overheard answer is worth nothing. The

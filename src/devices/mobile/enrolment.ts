@@ -6,7 +6,7 @@
  *   username + password ──► proof of possession ──► new keys, PIN ──► active
  *
  * The proof of possession (X7: no second factor is bound by the password
- * alone; docs/decisions/0006-recovery-and-enrolment.md):
+ * alone; docs/decisions/0009-recovery-and-enrolment.md):
  * - `sms`: an activation token sent by SMS to a number on record — a
  *   verified one, or, for a user no device protects yet, a number put on
  *   record out of band (at account opening, or by client services after
