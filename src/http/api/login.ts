@@ -27,10 +27,11 @@ export function loginApi(services: Services): FastifyPluginAsync {
           description:
             'On success the flow waits for the second factor of the device offered first. Errors: 400 BAD_CHARACTER ' +
             '(username not letters and digits), 401 INVALID_CREDENTIALS (same answer for an unknown user), ' +
-            '423 LOCKED (10 consecutive failures within 24 h), 403 NO_ACTIVE_DEVICE. Keep `claimToken`: a login approved ' +
-          'on the phone gives its session only to whoever holds it.',
+            '423 LOCKED (10 consecutive failures within 24 h), 403 NO_ACTIVE_DEVICE, 429 TOO_MANY_ATTEMPTS (other attempts ' +
+            'of the user are being checked: try again), 429 TOO_MANY_FLOWS (too many logins of the user open or started in ' +
+            'the last hour; Retry-After). Keep `claimToken`: a login approved on the phone gives its session only to whoever holds it.',
           body: LoginStartBody,
-          response: { 200: StartedFlowSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 423: ErrorSchema },
+          response: { 200: StartedFlowSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema },
         },
       },
       async (request) => services.login.start({ ...request.body, ...requestMeta(request) }),
@@ -105,7 +106,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
           description:
             '`{"response"}` answers the challenge: 200 with state "done" and a session (also set as a cookie); ' +
             '401 LOGIN_FAILED (with hints and attemptsLeft); 410 FLOW_EXPIRED after 5 minutes, 3 wrong answers or once used; ' +
-            '423 LOCKED. `{"device"}` switches to another active device of the user and returns its challenge (M2FS).',
+            '423 LOCKED; 429 TOO_MANY_ATTEMPTS (other answers of the user are being checked at this moment; nothing was counted). ' +
+            '`{"device"}` switches to another active device of the user and returns its challenge (M2FS).',
           params: FlowParams,
           body: LoginStepBody,
           response: {
@@ -116,6 +118,7 @@ export function loginApi(services: Services): FastifyPluginAsync {
             409: ErrorSchema,
             410: ErrorSchema,
             423: ErrorSchema,
+            429: ErrorSchema,
           },
         },
       },
