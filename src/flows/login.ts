@@ -21,7 +21,7 @@ import { decideAccess } from '../policy/access.js';
 import { newId, newToken } from '../crypto/random.js';
 import { constantTimeEqual } from '../crypto/constant-time.js';
 import { deviceKind } from '../devices/registry.js';
-import type { Challenge, Device, DeviceType, Prompt } from '../devices/types.js';
+import type { Challenge, Device, DeviceType, Prompt, SmsPrompt } from '../devices/types.js';
 import { smsChallenge } from '../devices/sms/sms.js';
 import type { Language } from '../i18n/i18n.js';
 import { newSessionId, type App, type IssuedSession } from '../sessions/sessions.js';
@@ -237,10 +237,11 @@ export class LoginFlows {
     if (Date.parse(current.resendAfter) > now) throw new SlsError('SMS_TOO_SOON', { retryAfter: current.resendAfter });
     const device = await devices.get(row.device_id!);
     const challenge = smsChallenge(await devices.context(device), channel);
-    // claims the resend: of concurrent requests one sends, the others find the flow changed
+    // claims the resend: of concurrent requests one sends; the others find the flow changed, or read a prompt that says "too soon"
+    const claim: SmsPrompt = { ...current, sends: current.sends + 1, resendAfter: new Date(now + policy.smsLoginResendMs).toISOString() };
     const claimed = await store.db
       .updateTable('login_flows')
-      .set({ verifier: box.sealJson(challenge.verifier, this.sealContext(flowId)), expires_at: now + policy.smsCodeTtlMs, updated_at: now })
+      .set({ verifier: box.sealJson(challenge.verifier, this.sealContext(flowId)), prompt: JSON.stringify(claim), expires_at: now + policy.smsCodeTtlMs, updated_at: now })
       .where('id', '=', flowId)
       .where('state', '=', 'second_factor')
       .where('updated_at', '=', row.updated_at)
