@@ -308,6 +308,25 @@ export function buildProgram(): Command {
       });
     });
 
+  user
+    .command('notices')
+    .description("the language and time zone of a user's notices (N1); `default` for the server's")
+    .requiredOption('--user <u>', 'username')
+    .option('--language <l>', 'en, fr, zh-Hant or default')
+    .option('--time-zone <z>', 'an IANA time zone (Europe/Paris) or default')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { user: string; language?: string; timeZone?: string }) => {
+      await withServices(options, async (s) => {
+        const u = await s.users.getByUsername(options.user);
+        const current = await s.store.db.selectFrom('users').select(['language', 'time_zone']).where('id', '=', u.id).executeTakeFirstOrThrow();
+        const pick = (value: string | undefined, was: string | null): string | null => (value === undefined ? was : value === 'default' ? null : value);
+        const language = pick(options.language, current.language);
+        const timeZone = pick(options.timeZone, current.time_zone);
+        await s.users.setNoticePreferences(u.id, { language, timeZone }, 'cli');
+        print(t('cli.noticePreferences', { username: u.username, language: language ?? s.config.defaultLanguage, timeZone: timeZone ?? s.config.timeZone }));
+      });
+    });
+
   program
     .command('jobs')
     .description('background work (what `sls serve` runs every minute)')

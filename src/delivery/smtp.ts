@@ -51,8 +51,12 @@ const RETRYABLE_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 
 /** One plain address, so a recipient can never add others or headers. */
 const ADDRESS = /^[^\s@,;:<>"()[\]\\]+@[^\s@,;:<>"()[\]\\]+$/;
 
+/** Node's certificate verification failures: the relay is not who it should be, which retrying will not change. */
+const CERTIFICATE_CODES = /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET_ISSUER_CERT(_LOCALLY)?|VERIFY_LEAF_SIGNATURE)|CERT_[A-Z_]+|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)$/;
+
 interface SmtpFailure {
   code?: unknown;
+  originalCode?: unknown;
   responseCode?: unknown;
   response?: unknown;
   command?: unknown;
@@ -71,6 +75,9 @@ export function smtpDeliveryError(error: unknown): DeliveryError {
       status: reply,
       ...((enhanced ?? code) ? { code: enhanced ?? code } : {}),
     });
+  }
+  if (typeof e.originalCode === 'string' && CERTIFICATE_CODES.test(e.originalCode)) {
+    return new DeliveryError(PROVIDER, `the relay's certificate is not trusted (${e.originalCode})`, { retryable: false, code: 'ETLS' });
   }
   const retryable = code !== undefined && RETRYABLE_CODES.has(code);
   return new DeliveryError(PROVIDER, `${retryable ? 'connection failed' : 'failed'} (${code ?? 'EUNKNOWN'})${stage ? ` at ${stage}` : ''}`, {
