@@ -235,7 +235,13 @@ export async function startFakeSmtp(options: FakeSmtpOptions = {}): Promise<Fake
     },
     release() {
       state.holding = false;
-      for (const greet of held.splice(0)) greet();
+      for (const greet of held.splice(0)) {
+        try {
+          greet();
+        } catch {
+          // the client is gone (a killed process): nothing to greet
+        }
+      }
     },
     whenMessages(count) {
       return until(() => messages.length >= count);
