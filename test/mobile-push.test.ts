@@ -78,7 +78,7 @@ describe.each(DATABASES)('push requests through Web Push (%s)', (db) => {
     const { keys } = pushService.subscribe({ applicationServerKey: h.services.vapidPublicKey! });
     const tooShort = Buffer.from(keys.p256dh, 'base64url').subarray(0, 64).toString('base64url');
     const offCurve = Buffer.from(keys.p256dh, 'base64url');
-    offCurve[64] ^= 1;
+    offCurve[64] = offCurve[64]! ^ 1;
     const cases = [
       [{ endpoint: 'https://fcm.googleapis.com:8443/fcm/send/x', keys }, 'push_endpoint'],
       [{ endpoint: 'http://fcm.googleapis.com/fcm/send/x', keys }, 'push_endpoint'],
