@@ -37,7 +37,7 @@ export async function serve(config: Config, print: (line: string) => void): Prom
       clearInterval(maintenance);
       app
         .close()
-        .then(() => services.outbox.stop())
+        // services.close() stops the outbox worker first (it waits a moment for the deliveries under way)
         .then(() => services.close())
         .finally(resolve);
     };

@@ -361,15 +361,24 @@ export class Notifier {
   private async reach(db: Executor, user: Recipient): Promise<{ addresses: [Channel, string][]; language: Language; timeZone: string }> {
     const addresses: [Channel, string][] = [];
     if (user.email) addresses.push(['email', user.email]);
-    const mobile = await db
-      .selectFrom('phones')
-      .select('e164')
-      .where('user_id', '=', user.id)
-      .where('verified_at', 'is not', null)
-      .orderBy('verified_at', 'desc')
+    // one read: the preferences, and the most recently verified number
+    const prefs = await db
+      .selectFrom('users')
+      .where('users.id', '=', user.id)
+      .select((eb) => [
+        'users.language',
+        'users.time_zone',
+        eb
+          .selectFrom('phones')
+          .select('phones.e164')
+          .whereRef('phones.user_id', '=', 'users.id')
+          .where('phones.verified_at', 'is not', null)
+          .orderBy('phones.verified_at', 'desc')
+          .limit(1)
+          .as('mobile'),
+      ])
       .executeTakeFirst();
-    if (mobile) addresses.push(['sms', mobile.e164]);
-    const prefs = await db.selectFrom('users').select(['language', 'time_zone']).where('id', '=', user.id).executeTakeFirst();
+    if (prefs?.mobile) addresses.push(['sms', prefs.mobile]);
     return {
       addresses,
       language: isLanguage(prefs?.language) ? prefs.language : this.language,
