@@ -7,7 +7,10 @@
  *      the real server child, closed loop; ratio to (1), goal ≥ 90 %
  *   3. second-factor responses/s (flows opened beforehand) vs GET /api/v1/health
  *      with the same client and concurrency
- *   4. L1: p50 of a wrong password for an existing vs an unknown user
+ *   4. L1: p50 of a wrong password for an existing vs an unknown user; then,
+ *      with a local SMTP relay that holds every connection (never greets),
+ *      p50 of the 10th wrong password (the lock, whose notice goes to that
+ *      relay) for an existing vs an unknown user (N1, X6)
  *   5. K3: approval-to-login latency of the mobile authenticator (p50/p99),
  *      vs GET /api/v1/health one at a time (bench/approval.ts)
  *
@@ -16,6 +19,9 @@
  * every figure: each timed phase waits (bounded) for a quiet machine, the
  * CPU they used during it is printed, and a disturbed phase is measured
  * again when it can be.
+ *
+ * Phases: `npm run bench -- --phases 4` (or BENCH_PHASES=1,4) runs only
+ * those; `npm run bench -- --help` says so.
  *
  * Knobs: BENCH_CONCURRENCY (virtual users, default 8), BENCH_CLIENT=fetch
  * (node's fetch instead of node:http), BENCH_CPU_PROF=DIR (profile the server
@@ -36,6 +42,7 @@ import { closedLoop, cpuWindow, waitForQuiet, latencyStats, machine, ownCpuMs, p
 import { startServer, type RunningServer } from './server.js';
 import { CLIENT, closeClient, describe, get, parse, postJson, type Reply } from './http.js';
 import { activatePhone, approvalPhase, type BenchPhone } from './approval.js';
+import { startFakeSmtp, type FakeSmtp } from '../test/support/fake-smtp.js';
 
 // ---- sizes: bounded loops, about a minute and a half in all on 2 cores ----
 const CONCURRENCY = intFromEnv('BENCH_CONCURRENCY', 8);
@@ -50,6 +57,37 @@ const HEALTH_PER_VU = 1000;
 const L1_WARMUP = 2;
 const L1_SAMPLES = 60;
 const L1_USERS = 15; // 4 wrong passwords each: far below the lockout threshold (10)
+const LOCK_SAMPLES = 20; // users locked by their 10th wrong password, and as many unknown usernames
+const LOCKOUT_THRESHOLD = 10;
+
+const PHASES = ['1', '2', '3', '4', '5'] as const;
+type Phase = (typeof PHASES)[number];
+
+function selectedPhases(): Set<Phase> {
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(
+      [
+        'npm run bench [-- --phases LIST]',
+        '',
+        '  --phases 1,2,3,4,5   the phases to run (default all; also BENCH_PHASES):',
+        '     1 argon2id baseline   2 complete logins   3 second factor vs health',
+        '     4 user enumeration (L1), and the lock notice to a slow SMTP relay (N1, X6)',
+        '     5 approvals on the mobile authenticator (K3)',
+        '  BENCH_CONCURRENCY, BENCH_CLIENT=fetch, BENCH_CPU_PROF=DIR, BENCH_KEEP=1: see docs/benchmarks.md',
+        '',
+      ].join('\n'),
+    );
+    process.exit(0);
+  }
+  const at = args.indexOf('--phases');
+  const list = at >= 0 ? args[at + 1] : process.env.BENCH_PHASES;
+  if (list === undefined || list === '') return new Set(PHASES);
+  const chosen = list.split(',').map((p) => p.trim());
+  const bad = chosen.find((p) => !(PHASES as readonly string[]).includes(p));
+  if (bad !== undefined) throw new Error(`unknown phase ${bad}: choose among ${PHASES.join(', ')}`);
+  return new Set(chosen as Phase[]);
+}
 
 /** Share of the machine used by other processes above which a phase is reported as disturbed. */
 const OTHERS_WARNING = 0.05;
@@ -135,7 +173,7 @@ function answerFor(user: BenchUser, question: string): string {
 }
 
 // ---- setup: users and cards written straight into the database, before any timing ----
-async function createUsers(services: Services, usernames: string[]): Promise<BenchUser[]> {
+async function createUsers(services: Services, usernames: string[], withEmail = false): Promise<BenchUser[]> {
   const users: BenchUser[] = [];
   // two at a time: the argon2 hashes of user creation use both cores
   for (let i = 0; i < usernames.length; i += 2) {
@@ -143,7 +181,7 @@ async function createUsers(services: Services, usernames: string[]): Promise<Ben
     users.push(
       ...(await Promise.all(
         batch.map(async (username) => {
-          const user = await services.users.create({ username, password: PASSWORD, equityUsd: 2_000_000 }, 'bench');
+          const user = await services.users.create({ username, password: PASSWORD, equityUsd: 2_000_000, ...(withEmail ? { email: `${username}@bench.invalid` } : {}) }, 'bench');
           const { card } = await services.devices.addDscPlus({ userId: user.id, pin: PIN }, 'bench');
           return { username, card, suite: parseOcraSuite(card.suite), seed: Buffer.from(card.seed, 'hex') };
         }),
@@ -365,8 +403,57 @@ async function enumerationPhase(server: RunningServer, users: BenchUser[], cores
   return { existing: e, unknown: u, ratio: round(e.p50Ms / u.p50Ms, 3) };
 }
 
+// ---- phase 4, second part: the lock notice never holds up the 10th answer (N1, X6, L1) ----
+interface LockPhase {
+  existing: ReturnType<typeof latencyStats>;
+  unknown: ReturnType<typeof latencyStats>;
+  ratio: number;
+  /** Connections the relay held unanswered at the end: the notices' deliveries under way. */
+  relayHeld: number;
+  relayMessages: number;
+}
+
+/**
+ * For each sample, an existing user (with an e-mail address) and an unknown
+ * username each get 9 wrong passwords, untimed, then a 10th, timed: the
+ * existing user's 10th locks it and stores the lock notice, which the
+ * server's outbox worker hands to the relay, which never answers.
+ */
+async function lockPhase(server: RunningServer, users: BenchUser[], relay: FakeSmtp, cores: number): Promise<LockPhase> {
+  const existing: number[] = [];
+  const unknown: number[] = [];
+  const attempt = async (username: string): Promise<number> => {
+    const t0 = performance.now();
+    const reply = await postJson(`${server.url}/api/v1/login`, { username, password: WRONG_PASSWORD, app: 'portal' });
+    const elapsed = performance.now() - t0;
+    if (reply.status !== 401 || parse<{ error: { code: string } }>(reply)?.error?.code !== 'INVALID_CREDENTIALS') {
+      fail('lock notice', `wrong password for ${username}: ${describe(reply)}`);
+    }
+    return elapsed;
+  };
+  const tenth = async (username: string, into: number[]): Promise<void> => {
+    for (let i = 1; i < LOCKOUT_THRESHOLD; i++) await attempt(username);
+    into.push(await attempt(username));
+  };
+  await quiet('lock notice', cores, server.pid);
+  for (let i = 0; i < users.length; i++) {
+    const nobody = `nolock${randomBytes(5).toString('hex')}`;
+    if (i % 2 === 0) {
+      await tenth(users[i]!.username, existing);
+      await tenth(nobody, unknown);
+    } else {
+      await tenth(nobody, unknown);
+      await tenth(users[i]!.username, existing);
+    }
+  }
+  const e = latencyStats(existing);
+  const u = latencyStats(unknown);
+  return { existing: e, unknown: u, ratio: round(e.p50Ms / u.p50Ms, 3), relayHeld: relay.held, relayMessages: relay.messages.length };
+}
+
 // ---- main ----
 async function main(): Promise<void> {
+  const phases = selectedPhases();
   const m = machine();
   const started = new Date();
   const out: string[] = [];
@@ -378,11 +465,15 @@ async function main(): Promise<void> {
   print(`Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.os}; load average ${m.loadAverageAtStart} at start`);
   print(`argon2id: ${m.argon2Package}, m=${ARGON2_OPTIONS.memoryCost} KiB t=${ARGON2_OPTIONS.timeCost} p=${ARGON2_OPTIONS.parallelism}; libuv threadpool ${m.uvThreadpoolSize}`);
   print(`Load: closed loop, ${CONCURRENCY} virtual users, ${CLIENT === 'fetch' ? 'node fetch' : 'node:http'} (keep-alive) to 127.0.0.1; server: node bin/sls.js serve, SQLite (WAL) in a temp dir`);
+  if (phases.size < PHASES.length) print(`Phases: ${[...phases].sort().join(', ')} (of ${PHASES.join(', ')})`);
   print();
 
   const dataDir = mkdtempSync(join(tmpdir(), 'sls-bench-'));
   const databaseUrl = `sqlite:${join(dataDir, 'sls.db')}`;
   let server: RunningServer | undefined;
+  // phase 4: the relay the server's notices go to; it greets nobody until the run ends
+  const relay = phases.has('4') ? await startFakeSmtp() : undefined;
+  relay?.hold();
   try {
     progress(`setup: users and DSC+ cards in ${databaseUrl}`);
     const setupStart = performance.now();
@@ -390,84 +481,135 @@ async function main(): Promise<void> {
       loadConfig({ SLS_MASTER_KEY: MASTER_KEY, SLS_DATA_DIR: dataDir, SLS_LOG_LEVEL: 'silent' }, { databaseUrl }),
       { warn: () => undefined },
     );
-    let loginUsers: BenchUser[];
-    let flowUsers: BenchUser[];
-    let l1Users: BenchUser[];
-    let phone: BenchPhone;
+    let loginUsers: BenchUser[] = [];
+    let flowUsers: BenchUser[] = [];
+    let l1Users: BenchUser[] = [];
+    let lockUsers: BenchUser[] = [];
+    let phone: BenchPhone | undefined;
     try {
-      loginUsers = await createUsers(services, Array.from({ length: CONCURRENCY }, (_, vu) => `blogin${vu}`));
-      flowUsers = await createUsers(
-        services,
-        Array.from({ length: CONCURRENCY * FLOW_USERS_PER_VU }, (_, i) => `bflow${i}`),
-      );
-      l1Users = await createUsers(services, Array.from({ length: L1_USERS }, (_, i) => `benum${i}`));
-      phone = await activatePhone(services, 'bphone', PASSWORD);
+      if (phases.has('2')) loginUsers = await createUsers(services, Array.from({ length: CONCURRENCY }, (_, vu) => `blogin${vu}`));
+      if (phases.has('3')) flowUsers = await createUsers(services, Array.from({ length: CONCURRENCY * FLOW_USERS_PER_VU }, (_, i) => `bflow${i}`));
+      if (phases.has('4')) {
+        l1Users = await createUsers(services, Array.from({ length: L1_USERS }, (_, i) => `benum${i}`));
+        lockUsers = await createUsers(services, Array.from({ length: LOCK_SAMPLES }, (_, i) => `block${i}`), true);
+      }
+      if (phases.has('5')) phone = await activatePhone(services, 'bphone', PASSWORD);
     } finally {
       await services.close();
     }
     const flowUsersByVu = Array.from({ length: CONCURRENCY }, (_, vu) => flowUsers.slice(vu * FLOW_USERS_PER_VU, (vu + 1) * FLOW_USERS_PER_VU));
-    progress(`setup: ${loginUsers.length + flowUsers.length + l1Users.length} users in ${Math.round(performance.now() - setupStart)} ms`);
+    progress(`setup: ${loginUsers.length + flowUsers.length + l1Users.length + lockUsers.length} users in ${Math.round(performance.now() - setupStart)} ms`);
 
-    progress(`phase 1: argon2id verify, ${ARGON2_SINGLE} one at a time, then ${ARGON2_TOTAL} concurrently`);
-    const argon2 = await leastDisturbed('argon2id', m.cores, undefined, () => argon2Phase(m.cores));
+    let argon2: (Argon2Result & { attempts: number }) | undefined;
+    if (phases.has('1')) {
+      progress(`phase 1: argon2id verify, ${ARGON2_SINGLE} one at a time, then ${ARGON2_TOTAL} concurrently`);
+      argon2 = await leastDisturbed('argon2id', m.cores, undefined, () => argon2Phase(m.cores));
+    }
 
     progress('starting the server');
-    server = await startServer({ dataDir, databaseUrl, masterKey: MASTER_KEY });
+    server = await startServer({
+      dataDir,
+      databaseUrl,
+      masterKey: MASTER_KEY,
+      ...(relay
+        ? { extra: { SLS_EMAIL_PROVIDER: 'smtp', SLS_SMTP_HOST: relay.host, SLS_SMTP_PORT: String(relay.port), SLS_SMTP_FROM: 'sls@bench.invalid', SLS_SMTP_TLS: 'none' } }
+        : {}),
+    });
     progress(`server pid ${server.pid} at ${server.url}`);
-
-    progress(`phase 2: ${CONCURRENCY * LOGINS_PER_VU} complete logins`);
     const running = server;
-    const logins = await leastDisturbed('logins', m.cores, running.pid, () => loginPhase(running, loginUsers, m.cores));
 
-    progress(`phase 3: opening ${CONCURRENCY * FLOWS_PER_VU} flows (untimed), then answering them; GET /api/v1/health`);
-    const second = await secondFactorPhase(server, flowUsersByVu, m.cores);
+    let logins: (LoginPhaseResult & { attempts: number }) | undefined;
+    if (phases.has('2')) {
+      progress(`phase 2: ${CONCURRENCY * LOGINS_PER_VU} complete logins`);
+      logins = await leastDisturbed('logins', m.cores, running.pid, () => loginPhase(running, loginUsers, m.cores));
+    }
 
-    progress(`phase 4: ${L1_SAMPLES} wrong passwords each for existing and unknown users`);
-    const enumeration = await enumerationPhase(server, l1Users, m.cores);
+    let second: SecondFactorPhase | undefined;
+    if (phases.has('3')) {
+      progress(`phase 3: opening ${CONCURRENCY * FLOWS_PER_VU} flows (untimed), then answering them; GET /api/v1/health`);
+      second = await secondFactorPhase(server, flowUsersByVu, m.cores);
+    }
 
-    progress('phase 5: approvals on the mobile authenticator, one at a time, then GET /api/v1/health');
-    await quiet('approval', m.cores, server.pid);
-    const approval = await approvalPhase(server.url, phone, PASSWORD, fail);
+    let enumeration: EnumerationPhase | undefined;
+    let lock: LockPhase | undefined;
+    if (phases.has('4')) {
+      progress(`phase 4: ${L1_SAMPLES} wrong passwords each for existing and unknown users`);
+      enumeration = await enumerationPhase(server, l1Users, m.cores);
+      progress(`phase 4: the 10th wrong password of ${LOCK_SAMPLES} existing and ${LOCK_SAMPLES} unknown users; the lock notices go to an SMTP relay that never answers`);
+      lock = await lockPhase(server, lockUsers, relay!, m.cores);
+    }
 
+    let approval: Awaited<ReturnType<typeof approvalPhase>> | undefined;
+    if (phases.has('5')) {
+      progress('phase 5: approvals on the mobile authenticator, one at a time, then GET /api/v1/health');
+      await quiet('approval', m.cores, server.pid);
+      approval = await approvalPhase(server.url, phone!, PASSWORD, fail);
+    }
+
+    // the relay answers at last, so the server's deliveries end and it stops at once
+    relay?.release();
     await server.stop();
     const serverStderr = server.stderr().trim();
     server = undefined;
 
-    const loginRatio = logins.ratePerSecond / argon2.verifiesPerSecond;
-    const secondRatio = second.answers.ratePerSecond / second.health.ratePerSecond;
+    const loginRatio = logins && argon2 ? logins.ratePerSecond / argon2.verifiesPerSecond : null;
+    const secondRatio = second ? second.answers.ratePerSecond / second.health.ratePerSecond : null;
     // Derived from CPU time: how much of a login's server work is argon2id,
     // and how much of the machine the load generator itself takes.
-    const argon2ShareOfServer = logins.serverCpuMsPerOp ? argon2.cpuMsPerVerify / logins.serverCpuMsPerOp : null;
-    const clientShare = logins.serverCpuMsPerOp ? logins.clientCpuMsPerOp / (logins.serverCpuMsPerOp + logins.clientCpuMsPerOp) : null;
+    const argon2ShareOfServer = logins?.serverCpuMsPerOp && argon2 ? argon2.cpuMsPerVerify / logins.serverCpuMsPerOp : null;
+    const clientShare = logins?.serverCpuMsPerOp ? logins.clientCpuMsPerOp / (logins.serverCpuMsPerOp + logins.clientCpuMsPerOp) : null;
+    const latencyRow = (label: string, stats: ReturnType<typeof latencyStats>): (string | number | null)[] => [label, null, stats.p50Ms, stats.p99Ms, null, null, null, null, null, `${stats.n}`];
 
     print(
       table(
         ['Phase', 'rate/s', 'p50 ms', 'p99 ms', 'server CPU ms/op', '(main thread)', 'bench CPU ms/op', 'CPU ours', 'CPU others', 'n'],
         [
-          ['1  argon2id verify, 1 at a time (bench process)', round(1000 / argon2.singleVerify.meanMs, 2), argon2.singleVerify.p50Ms, argon2.singleVerify.p99Ms, null, null, null, null, null, `${argon2.singleVerify.n}`],
-          [
-            `1  argon2id verify, ${argon2.concurrency} in flight (bench process)`,
-            argon2.verifiesPerSecond,
-            null,
-            null,
-            null,
-            null,
-            argon2.cpuMsPerVerify,
-            percent(argon2.cpu.ours),
-            argon2.cpu.others === null ? null : percent(argon2.cpu.others),
-            `${argon2.verifies}`,
-          ],
-          ...loadRow('2  complete login (POST /login + POST /login/{id})', logins),
-          ['     of which POST /login (password)', null, logins.firstFactor.p50Ms, logins.firstFactor.p99Ms, null, null, null, null, null, `${logins.firstFactor.n}`],
-          ['     of which POST /login/{id} (DSC+ response)', null, logins.secondFactor.p50Ms, logins.secondFactor.p99Ms, null, null, null, null, null, `${logins.secondFactor.n}`],
-          ...loadRow('3  opening flows: POST /login alone (untimed setup)', second.openingRate),
-          ...loadRow('3  second factor: POST /login/{id}', second.answers),
-          ...loadRow('3  bare endpoint: GET /api/v1/health', second.health),
-          ['4  wrong password, existing user (1 at a time)', null, enumeration.existing.p50Ms, enumeration.existing.p99Ms, null, null, null, null, null, `${enumeration.existing.n}`],
-          ['4  wrong password, unknown user (1 at a time)', null, enumeration.unknown.p50Ms, enumeration.unknown.p99Ms, null, null, null, null, null, `${enumeration.unknown.n}`],
-          ['5  approval sent → waiting login page told (1 at a time)', null, approval.toPageNotified.p50Ms, approval.toPageNotified.p99Ms, null, null, null, null, null, `${approval.toPageNotified.n}`],
-          ['5  approval sent → login page has its session', null, approval.toSession.p50Ms, approval.toSession.p99Ms, null, null, null, null, null, `${approval.toSession.n}`],
-          ['5  bare endpoint: GET /api/v1/health (1 at a time)', null, approval.health.p50Ms, approval.health.p99Ms, null, null, null, null, null, `${approval.health.n}`],
+          ...(argon2
+            ? [
+                ['1  argon2id verify, 1 at a time (bench process)', round(1000 / argon2.singleVerify.meanMs, 2), argon2.singleVerify.p50Ms, argon2.singleVerify.p99Ms, null, null, null, null, null, `${argon2.singleVerify.n}`],
+                [
+                  `1  argon2id verify, ${argon2.concurrency} in flight (bench process)`,
+                  argon2.verifiesPerSecond,
+                  null,
+                  null,
+                  null,
+                  null,
+                  argon2.cpuMsPerVerify,
+                  percent(argon2.cpu.ours),
+                  argon2.cpu.others === null ? null : percent(argon2.cpu.others),
+                  `${argon2.verifies}`,
+                ],
+              ]
+            : []),
+          ...(logins
+            ? [
+                ...loadRow('2  complete login (POST /login + POST /login/{id})', logins),
+                latencyRow('     of which POST /login (password)', logins.firstFactor),
+                latencyRow('     of which POST /login/{id} (DSC+ response)', logins.secondFactor),
+              ]
+            : []),
+          ...(second
+            ? [
+                ...loadRow('3  opening flows: POST /login alone (untimed setup)', second.openingRate),
+                ...loadRow('3  second factor: POST /login/{id}', second.answers),
+                ...loadRow('3  bare endpoint: GET /api/v1/health', second.health),
+              ]
+            : []),
+          ...(enumeration && lock
+            ? [
+                latencyRow('4  wrong password, existing user (1 at a time)', enumeration.existing),
+                latencyRow('4  wrong password, unknown user (1 at a time)', enumeration.unknown),
+                latencyRow('4  10th wrong password, existing user: lock notice to a silent relay', lock.existing),
+                latencyRow('4  10th wrong password, unknown user', lock.unknown),
+              ]
+            : []),
+          ...(approval
+            ? [
+                latencyRow('5  approval sent → waiting login page told (1 at a time)', approval.toPageNotified),
+                latencyRow('5  approval sent → login page has its session', approval.toSession),
+                latencyRow('5  bare endpoint: GET /api/v1/health (1 at a time)', approval.health),
+              ]
+            : []),
         ],
       ),
     );
@@ -476,32 +618,38 @@ async function main(): Promise<void> {
       table(
         ['Ratio', 'value', 'goal'],
         [
-          ['logins/s ÷ argon2id verify/s', percent(loginRatio), '≥ 90 %'],
-          ['second-factor responses/s ÷ health/s', percent(secondRatio), '(reported)'],
-          ['L1: p50 existing ÷ p50 unknown user', enumeration.ratio.toFixed(3), '≈ 1.0'],
-          ['K3: p50 approval → session ÷ p50 health', approval.ratioP50.toFixed(2), '(reported; 3 requests in the path)'],
-          ['derived: argon2id CPU/verify ÷ server CPU/login', argon2ShareOfServer === null ? '-' : percent(argon2ShareOfServer), '(first ratio if the client were free)'],
-          ['derived: bench process share of CPU per login', clientShare === null ? '-' : percent(clientShare), '(load generator)'],
+          ...(loginRatio !== null ? [['logins/s ÷ argon2id verify/s', percent(loginRatio), '≥ 90 %']] : []),
+          ...(secondRatio !== null ? [['second-factor responses/s ÷ health/s', percent(secondRatio), '(reported)']] : []),
+          ...(enumeration ? [['L1: p50 existing ÷ p50 unknown user', enumeration.ratio.toFixed(3), '≈ 1.0']] : []),
+          ...(lock ? [['L1, N1: p50 10th wrong password, existing ÷ unknown (slow relay)', lock.ratio.toFixed(3), '≈ 1.0']] : []),
+          ...(approval ? [['K3: p50 approval → session ÷ p50 health', approval.ratioP50.toFixed(2), '(reported; 3 requests in the path)']] : []),
+          ...(logins
+            ? [
+                ['derived: argon2id CPU/verify ÷ server CPU/login', argon2ShareOfServer === null ? '-' : percent(argon2ShareOfServer), '(first ratio if the client were free)'],
+                ['derived: bench process share of CPU per login', clientShare === null ? '-' : percent(clientShare), '(load generator)'],
+              ]
+            : []),
         ],
       ),
     );
     print();
-    if (second.flowsDiscarded > 0) print(`note: ${second.flowsDiscarded} opened flows not answered (a repeated question on one card is single-use, L4)`);
+    if (second && second.flowsDiscarded > 0) print(`note: ${second.flowsDiscarded} opened flows not answered (a repeated question on one card is single-use, L4)`);
+    if (lock) print(`note: when phase 4 ended the relay held ${lock.relayHeld} connection(s) of the server's outbox worker unanswered and had accepted ${lock.relayMessages} message(s)`);
     print('server CPU = all its threads (argon2id runs on the libuv threadpool); main thread = the event loop: JavaScript, SQLite, HTTP.');
     print(`CPU ours/others = CPU time of (server + bench process) / of every other process, ÷ (wall time × ${m.cores} cores), in the window.`);
     const disturbed = [
-      ['argon2id', argon2.cpu.others],
-      ['logins', logins.cpuOthers],
-      ['second factor', second.answers.cpuOthers],
-      ['health', second.health.cpuOthers],
+      ['argon2id', argon2?.cpu.others],
+      ['logins', logins?.cpuOthers],
+      ['second factor', second?.answers.cpuOthers],
+      ['health', second?.health.cpuOthers],
     ].filter(([, others]) => typeof others === 'number' && others > OTHERS_WARNING);
     if (disturbed.length > 0) {
       print(`WARNING: other processes used the CPU during ${disturbed.map(([name]) => name).join(', ')}: those figures are low; run again on a quiet machine.`);
     }
     const repeated = [
-      ['argon2id', argon2.attempts],
-      ['logins', logins.attempts],
-      ['health', second.health.attempts],
+      ['argon2id', argon2?.attempts],
+      ['logins', logins?.attempts],
+      ['health', second?.health.attempts],
     ].filter(([, n]) => Number(n) > 1);
     if (repeated.length > 0) {
       print(`note: measured again because other processes disturbed it: ${repeated.map(([name, n]) => `${name} (${n} attempts, the least disturbed kept)`).join(', ')}`);
@@ -520,6 +668,7 @@ async function main(): Promise<void> {
     const results = {
       startedAt: started.toISOString(),
       durationMs: Math.round(performance.now()),
+      phases: [...phases].sort(),
       machine: m,
       config: {
         concurrency: CONCURRENCY,
@@ -532,12 +681,14 @@ async function main(): Promise<void> {
       logins,
       secondFactor: second,
       enumeration,
+      lockNotice: lock,
       approval,
       ratios: {
-        loginsPerArgon2: round(loginRatio, 4),
-        secondFactorPerHealth: round(secondRatio, 4),
-        enumerationP50ExistingPerUnknown: enumeration.ratio,
-        approvalToSessionP50PerHealthP50: approval.ratioP50,
+        loginsPerArgon2: loginRatio === null ? null : round(loginRatio, 4),
+        secondFactorPerHealth: secondRatio === null ? null : round(secondRatio, 4),
+        enumerationP50ExistingPerUnknown: enumeration?.ratio ?? null,
+        lockP50ExistingPerUnknownSlowRelay: lock?.ratio ?? null,
+        approvalToSessionP50PerHealthP50: approval?.ratioP50 ?? null,
         argon2CpuShareOfServerLoginCpu: argon2ShareOfServer === null ? null : round(argon2ShareOfServer, 4),
         benchProcessShareOfLoginCpu: clientShare === null ? null : round(clientShare, 4),
       },
@@ -552,7 +703,9 @@ async function main(): Promise<void> {
     progress('wrote .bench/results.json');
   } finally {
     closeClient();
+    relay?.release();
     await server?.stop();
+    await relay?.close();
     if (process.env.BENCH_KEEP) progress(`kept ${dataDir}`);
     else rmSync(dataDir, { recursive: true, force: true });
   }

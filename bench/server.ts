@@ -11,6 +11,8 @@ export interface ServerEnv {
   dataDir: string;
   databaseUrl: string;
   masterKey: string;
+  /** More SLS_* settings (the slow SMTP relay of phase 4). */
+  extra?: Record<string, string>;
 }
 
 export interface RunningServer {
@@ -41,6 +43,7 @@ export async function startServer(env: ServerEnv): Promise<RunningServer> {
         SLS_MASTER_KEY: env.masterKey,
         SLS_LOG_LEVEL: 'warn',
         SLS_DEFAULT_LANGUAGE: 'en',
+        ...env.extra,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },

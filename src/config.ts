@@ -3,6 +3,7 @@
  * variables and command-line flags, with documented defaults.
  * docs/operations.md lists every setting.
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { SlsError } from './errors.js';
@@ -16,6 +17,31 @@ const booleanFromEnv = z
 
 /** The push services of the major browsers (Chrome, Firefox, Edge, Safari). */
 export const DEFAULT_PUSH_SERVICES = ['fcm.googleapis.com', 'push.services.mozilla.com', 'notify.windows.com', 'push.apple.com'];
+
+/** Whether the runtime knows an IANA time zone (Intl, full ICU). */
+export function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A text-to-speech voice and its language, as `VOICE:LANGUAGE` (e.g. `Polly.Lea:fr-FR`). */
+const VoicePair = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,80}:[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'VOICE:LANGUAGE, e.g. Polly.Lea:fr-FR')
+  .transform((pair) => {
+    const [voice, language] = pair.split(':') as [string, string];
+    return { voice, language };
+  });
+
+/** The host names that are this machine: a relay there is reached without leaving it. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
 
 const EnvSchema = z.object({
   SLS_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -57,6 +83,18 @@ const EnvSchema = z.object({
   SLS_STEP_UP_MINUTES: z.coerce.number().int().min(1).max(60).default(DEFAULT_POLICY_MINUTES.stepUp),
   SLS_OPEN_FLOWS_PER_USER: z.coerce.number().int().min(1).max(1000).default(10),
   SLS_FLOW_STARTS_PER_HOUR: z.coerce.number().int().min(1).max(100_000).default(60),
+  SLS_TIME_ZONE: z.string().min(1).default('UTC').refine(isTimeZone, 'an IANA time zone such as UTC or Europe/Paris'),
+  SLS_SMTP_TLS: z.enum(['required', 'starttls', 'none']).optional(),
+  SLS_SMTP_CA_FILE: z.string().min(1).optional(),
+  SLS_TWILIO_VOICE_EN: VoicePair.optional(),
+  SLS_TWILIO_VOICE_FR: VoicePair.optional(),
+  SLS_TWILIO_VOICE_ZH_HANT: VoicePair.optional(),
+  SLS_OUTBOX_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
+  SLS_OUTBOX_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
+  SLS_OUTBOX_LEASE_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
+  SLS_OUTBOX_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(10),
+  SLS_OUTBOX_RETRY_BASE_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
+  SLS_OUTBOX_RETRY_MAX_MS: z.coerce.number().int().min(0).max(86_400_000).default(3_600_000),
 });
 
 export interface Config {
@@ -91,13 +129,43 @@ export interface Config {
    * address a client chose.
    */
   pushServices: string[];
+  /** N1: the time zone of times in notices, unless the user has one. */
+  timeZone: string;
+  /** X6: the outbox worker that delivers notices (docs/operations.md). */
+  outbox: OutboxConfig;
+}
+
+/** X6: how the outbox worker delivers notices: how often it looks, how many at once, the lease and the retries. */
+export interface OutboxConfig {
+  pollMs: number;
+  concurrency: number;
+  /** A claimed notice is held this long, renewed while its delivery runs; a dead process's claim lapses after it. */
+  leaseMs: number;
+  /** Attempts in all before a notice is recorded as failed. */
+  maxAttempts: number;
+  /** Wait before the second attempt, doubled before each further one, at most retryMaxMs. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+/** How e-mail reaches the relay (docs/operations.md): `required` TLS, opportunistic `starttls`, or `none`. */
+export type SmtpTlsMode = 'required' | 'starttls' | 'none';
+
+/** A text-to-speech voice and its language for <Say>. */
+export interface VoiceChoice {
+  voice: string;
+  language: string;
 }
 
 
 /** How notices leave: the development outbox, or real gateways (docs/operations.md). */
 export interface DeliveryConfig {
-  email: { provider: 'outbox' } | { provider: 'smtp'; host: string; port: number; secure: boolean; user?: string; pass?: string; from: string; timeoutMs: number };
-  sms: { provider: 'outbox' } | { provider: 'twilio'; baseUrl: string; accountSid: string; authToken: string; from: string; timeoutMs: number };
+  email:
+    | { provider: 'outbox' }
+    | { provider: 'smtp'; host: string; port: number; secure: boolean; tls: SmtpTlsMode; ca?: string; user?: string; pass?: string; from: string; timeoutMs: number };
+  sms:
+    | { provider: 'outbox' }
+    | { provider: 'twilio'; baseUrl: string; accountSid: string; authToken: string; from: string; timeoutMs: number; voices?: Partial<Record<'en' | 'fr' | 'zh-Hant', VoiceChoice>> };
   retry: { attempts: number; baseDelayMs: number };
 }
 
@@ -251,6 +319,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
             timeoutMs: e.SLS_PUSH_TIMEOUT_MS,
           },
     pushServices: e.SLS_PUSH_SERVICES,
+    timeZone: e.SLS_TIME_ZONE,
+    outbox: {
+      pollMs: e.SLS_OUTBOX_POLL_MS,
+      concurrency: e.SLS_OUTBOX_CONCURRENCY,
+      leaseMs: e.SLS_OUTBOX_LEASE_MS,
+      maxAttempts: e.SLS_OUTBOX_MAX_ATTEMPTS,
+      retryBaseMs: e.SLS_OUTBOX_RETRY_BASE_MS,
+      retryMaxMs: e.SLS_OUTBOX_RETRY_MAX_MS,
+    },
   };
 }
 
@@ -275,6 +352,11 @@ function smsConfig(e: Env): DeliveryConfig['sms'] {
     authToken: e.SLS_TWILIO_AUTH_TOKEN!,
     from: e.SLS_TWILIO_FROM!,
     timeoutMs: e.SLS_TWILIO_TIMEOUT_MS,
+    voices: {
+      ...(e.SLS_TWILIO_VOICE_EN ? { en: e.SLS_TWILIO_VOICE_EN } : {}),
+      ...(e.SLS_TWILIO_VOICE_FR ? { fr: e.SLS_TWILIO_VOICE_FR } : {}),
+      ...(e.SLS_TWILIO_VOICE_ZH_HANT ? { 'zh-Hant': e.SLS_TWILIO_VOICE_ZH_HANT } : {}),
+    },
   };
 }
 
@@ -283,11 +365,35 @@ function emailConfig(e: Env): DeliveryConfig['email'] {
   if (!e.SLS_SMTP_HOST || !e.SLS_SMTP_FROM) {
     throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SMTP_HOST', reason: 'SLS_EMAIL_PROVIDER=smtp needs SLS_SMTP_HOST and SLS_SMTP_FROM' });
   }
+  const loopback = isLoopbackHost(e.SLS_SMTP_HOST);
+  // X6: TLS is required unless the relay is this machine, or the operator says otherwise
+  const tls: SmtpTlsMode = e.SLS_SMTP_TLS ?? (loopback && !e.SLS_SMTP_SECURE ? 'none' : 'required');
+  if (e.SLS_SMTP_SECURE && tls !== 'required') {
+    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SMTP_TLS', reason: 'SLS_SMTP_SECURE=true (TLS from the start) goes with SLS_SMTP_TLS=required' });
+  }
+  // the relay password is never sent where TLS is not certain, unless the relay is this machine
+  if (tls !== 'required' && !loopback && e.SLS_SMTP_PASS) {
+    throw new SlsError('INVALID_CONFIG', {
+      setting: 'SLS_SMTP_TLS',
+      reason: `SLS_SMTP_TLS=${tls} would send SLS_SMTP_PASS in clear to ${e.SLS_SMTP_HOST}: use SLS_SMTP_TLS=required`,
+    });
+  }
+  let ca: string | undefined;
+  if (e.SLS_SMTP_CA_FILE) {
+    try {
+      ca = readFileSync(e.SLS_SMTP_CA_FILE, 'utf8');
+    } catch {
+      throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SMTP_CA_FILE', reason: 'cannot be read' });
+    }
+  }
   return {
     provider: 'smtp',
     host: e.SLS_SMTP_HOST,
     port: e.SLS_SMTP_PORT,
-    secure: e.SLS_SMTP_SECURE,
+    // implicit TLS: asked for, or the port of SMTP over TLS (RFC 8314)
+    secure: tls === 'required' && (e.SLS_SMTP_SECURE || e.SLS_SMTP_PORT === 465),
+    tls,
+    ...(ca ? { ca } : {}),
     ...(e.SLS_SMTP_USER ? { user: e.SLS_SMTP_USER } : {}),
     ...(e.SLS_SMTP_PASS ? { pass: e.SLS_SMTP_PASS } : {}),
     from: e.SLS_SMTP_FROM,

@@ -13,6 +13,7 @@ import { LoginFlows } from './flows/login.js';
 import { DeviceActivation, StepUp } from './flows/activation.js';
 import { HelpDesk } from './helpdesk/helpdesk.js';
 import { Notifier } from './notify/notifier.js';
+import { OutboxWorker, type OutboxWorkerDeps } from './notify/outbox-worker.js';
 import { deliveryProviders } from './delivery/providers.js';
 import { OnlineCards } from './devices/code-card/online-cards.js';
 import { DscPlusRequests } from './devices/dscplus/requests.js';
@@ -46,6 +47,8 @@ export interface Services {
   sessions: Sessions;
   login: LoginFlows;
   notifier: Notifier;
+  /** X6: delivers the stored notices; `sls serve` starts it, `sls jobs run` drains it. */
+  outbox: OutboxWorker;
   helpDesk: HelpDesk;
   activation: DeviceActivation;
   stepUp: StepUp;
@@ -74,6 +77,8 @@ export interface ServiceOptions {
   clock?: Clock;
   /** Told about development-only defaults in use (a generated master key …). */
   warn?: (message: string) => void;
+  /** Told of each delivery attempt of the outbox worker (for the server's log). */
+  logOutbox?: OutboxWorkerDeps['log'];
 }
 
 /** Refuses to run with a master key other than the one the database was set up with. */
@@ -114,7 +119,11 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const devices = new Devices(store, clock, box, audit);
     const lockout = new Lockout(store, clock, config.policy);
     const sessions = new Sessions(store, clock, config.policy, audit);
-    const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir));
+    const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir), {
+      timeZone: config.timeZone,
+      retry: config.delivery.retry,
+    });
+    const outbox = new OutboxWorker({ store, clock, notifier, config: config.outbox, ...(options.logOutbox ? { log: options.logOutbox } : {}) });
     const answers = new Answers({ store, clock, lockout, audit, users, devices, notifier, policy: config.policy });
     const flowLimits = new FlowLimits({ store, clock, audit, policy: config.policy });
     const smsCodes = new SmsCodes({ store, clock, notifier, policy: config.policy });
@@ -145,6 +154,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       sessions,
       login,
       notifier,
+      outbox,
       helpDesk,
       activation,
       stepUp,
@@ -159,6 +169,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       mobileEnrolment,
       vapidPublicKey: push.vapidPublicKey,
       close: async () => {
+        await outbox.stop();
         await signals.close();
         await store.close();
       },

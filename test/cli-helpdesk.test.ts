@@ -194,7 +194,10 @@ describe('sls helpdesk reset-password', () => {
 });
 
 describe('sls outbox', () => {
-  it('N1: outbox --user --json shows the notices sent to the caller, without the passcode', async () => {
+  it('N1, X6: outbox --user --json shows the notices to the caller, without the passcode; `jobs run` has delivered them', async () => {
+    const pending = JSON.parse((await sls(['outbox', '--user', 'carol', '--json'], env)).stdout) as { status: string }[];
+    expect(pending.map((n) => n.status)).toEqual(['pending', 'pending', 'pending']);
+    expect((await sls(['jobs', 'run'], env)).stdout).toMatch(/Outbox: \d+ notice\(s\) delivered, 0 to try again later, 0 failed\./);
     const carol = await sls(['outbox', '--user', 'carol', '--json'], env);
     expect(carol.code).toBe(0);
     const notices = JSON.parse(carol.stdout) as { template: string; channel: string; recipient: string; status: string; body: string }[];

@@ -279,6 +279,7 @@ describe('unlock (L3, A5) and notices (N1)', () => {
     const unlocked = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/unlock`, { verificationId: await verify(user.username) }, bearer(await agent.token));
     expect(unlocked.body).toEqual({ locked: false });
     expect(await loginWithCard(user, card)).toBeTruthy();
+    await h.services.outbox.drain();
     const notices = await h.services.notifier.list({ userId: user.id });
     expect(notices.map((n) => n.template).sort()).toEqual(['userLocked', 'userUnlocked']);
     expect(notices[0]).toMatchObject({ channel: 'email', recipient: user.email, status: 'sent' });

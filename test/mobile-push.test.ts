@@ -72,7 +72,49 @@ describe.each(DATABASES)('push requests through Web Push (%s)', (db) => {
     expect(JSON.stringify(push.payload)).not.toContain(`"${login.body.challenge.number}"`);
   });
 
-  it('K3: a subscription the push service says is gone is forgotten; the login goes on', async () => {
+  it('K3: a subscription on another port than 443, or with keys that cannot be used, is refused with 400', async () => {
+    const user = await smsUser(h);
+    const enrolment = await phone.activate(user.username);
+    const { keys } = pushService.subscribe({ applicationServerKey: h.services.vapidPublicKey! });
+    const tooShort = Buffer.from(keys.p256dh, 'base64url').subarray(0, 64).toString('base64url');
+    const offCurve = Buffer.from(keys.p256dh, 'base64url');
+    offCurve[64] = offCurve[64]! ^ 1;
+    const cases = [
+      [{ endpoint: 'https://fcm.googleapis.com:8443/fcm/send/x', keys }, 'push_endpoint'],
+      [{ endpoint: 'http://fcm.googleapis.com/fcm/send/x', keys }, 'push_endpoint'],
+      [{ endpoint: 'https://user:pw@fcm.googleapis.com/fcm/send/x', keys }, 'push_endpoint'],
+      [{ endpoint: 'https://fcm.googleapis.com/fcm/send/x', keys: { ...keys, p256dh: tooShort } }, 'p256dh'],
+      [{ endpoint: 'https://fcm.googleapis.com/fcm/send/x', keys: { ...keys, p256dh: offCurve.toString('base64url') } }, 'p256dh'],
+      [{ endpoint: 'https://fcm.googleapis.com/fcm/send/x', keys: { ...keys, auth: Buffer.alloc(15, 7).toString('base64url') } }, 'auth'],
+    ] as const;
+    for (const [subscription, problem] of cases) {
+      const res = await postJson(h.app, '/api/v1/mobile/push-subscription', { deviceId: enrolment.deviceId, token: enrolment.token, subscription });
+      expect([res.status, res.body.error.code], subscription.endpoint).toEqual([400, 'VALIDATION_ERROR']);
+      if (problem === 'push_endpoint') expect(res.body.error.message).toBe("This phone's push service address must be https, on port 443.");
+      else expect(res.body.error.message).toBe(`The app sent push keys that cannot be used (${problem}).`);
+    }
+    const french = await postJson(h.app, '/api/v1/mobile/push-subscription', { deviceId: enrolment.deviceId, token: enrolment.token, subscription: cases[0][0] }, { 'accept-language': 'fr' });
+    expect(french.body.error.message).toBe("L'adresse du service de notifications de ce téléphone doit être en https, sur le port 443.");
+    expect(await h.services.store.db.selectFrom('push_subscriptions').select('device_id').where('device_id', '=', enrolment.deviceId).executeTakeFirst()).toBeUndefined();
+  });
+
+  it('K3: a push service answering 404 (no such subscription) makes the server forget it, audited; the login goes on', async () => {
+    const user = await smsUser(h);
+    const enrolment = await phone.activate(user.username);
+    const subscription = pushService.subscribe({ applicationServerKey: h.services.vapidPublicKey! });
+    const unknown = { ...subscription, endpoint: subscription.endpoint.replace(/[^/]+$/, 'nosuchsubscription') };
+    await h.services.pushRequests.subscribe({ deviceId: enrolment.deviceId, token: enrolment.token }, unknown);
+    const login = await startLogin(h.app, user.username);
+    expect(login.body.challenge.type).toBe('push');
+    const stored = async () =>
+      h.services.store.db.selectFrom('push_subscriptions').select('device_id').where('device_id', '=', enrolment.deviceId).executeTakeFirst();
+    for (let i = 0; i < 100 && (await stored()); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await stored()).toBeUndefined();
+    const entry = (await h.services.audit.list({ userId: user.id })).find((e) => e.event === 'push.failed');
+    expect(entry?.data).toMatchObject({ provider: 'web-push', status: 'expired', deviceId: enrolment.deviceId });
+  });
+
+  it('K3: a subscription the push service says is gone (410) is forgotten, audited; the login goes on', async () => {
     const user = await smsUser(h);
     const enrolment = await phone.activate(user.username);
     const subscription = pushService.subscribe({ applicationServerKey: h.services.vapidPublicKey! });

@@ -67,7 +67,8 @@ export type AuditEvent =
   | 'mobile.recovery_failed'
   | 'mobile.message_sent'
   | 'stepup.started'
-  | 'stepup.verified';
+  | 'stepup.verified'
+  | 'user.notice_preferences_changed';
 
 export interface AuditInput {
   event: AuditEvent;

@@ -343,33 +343,58 @@ export function buildProgram(): Command {
       });
     });
 
+  user
+    .command('notices')
+    .description("the language and time zone of a user's notices (N1); `default` for the server's")
+    .requiredOption('--user <u>', 'username')
+    .option('--language <l>', 'en, fr, zh-Hant or default')
+    .option('--time-zone <z>', 'an IANA time zone (Europe/Paris) or default')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { user: string; language?: string; timeZone?: string }) => {
+      await withServices(options, async (s) => {
+        const u = await s.users.getByUsername(options.user);
+        const current = await s.store.db.selectFrom('users').select(['language', 'time_zone']).where('id', '=', u.id).executeTakeFirstOrThrow();
+        const pick = (value: string | undefined, was: string | null): string | null => (value === undefined ? was : value === 'default' ? null : value);
+        const language = pick(options.language, current.language);
+        const timeZone = pick(options.timeZone, current.time_zone);
+        await s.users.setNoticePreferences(u.id, { language, timeZone }, 'cli');
+        print(t('cli.noticePreferences', { username: u.username, language: language ?? s.config.defaultLanguage, timeZone: timeZone ?? s.config.timeZone }));
+      });
+    });
+
   program
     .command('jobs')
     .description('background work (what `sls serve` runs every minute)')
     .command('run')
-    .description('run the due jobs once: DSC+ auto-activation and its notices (C6, N1), old login failures (L3)')
+    .description('run the due jobs once: DSC+ auto-activation and its notices (C6, N1), old login failures (L3); then deliver the notices due (X6)')
     .addOption(dbOption())
     .action(async (options: DbOption) => {
       await withServices(options, async (s) => {
         const report = await s.scheduler.runDue();
         print(t('cli.jobsRun', { activated: report.autoActivated, notices: report.notices }));
+        const delivered = await s.outbox.drain();
+        print(t('cli.outboxDrained', { ...delivered }));
       });
     });
 
   program
     .command('outbox')
-    .description('messages sent to users: notices, SMS and voice codes (development outbox, N1, M7)')
+    .description('messages to users: notices, SMS and voice codes, with their delivery status (N1, M7, X6)')
     .option('--user <u>', 'only this username')
+    .addOption(new Option('--status <s>', 'only messages in this state').choices(['pending', 'sending', 'sent', 'failed']))
     .option('--limit <n>', 'how many (default 20)', intOption('--limit', 1, 10000))
     .option('--json', 'print JSON')
     .addOption(dbOption())
-    .action(async (options: DbOption & { user?: string; limit?: number; json?: boolean }) => {
+    .action(async (options: DbOption & { user?: string; limit?: number; json?: boolean; status?: 'pending' | 'sending' | 'sent' | 'failed' }) => {
       await withServices(options, async (s) => {
         const userId = options.user !== undefined ? (await s.users.getByUsername(options.user)).id : undefined;
-        const notices = await s.notifier.list({ ...(userId ? { userId } : {}), limit: options.limit ?? 20 });
+        const notices = await s.notifier.list({ ...(userId ? { userId } : {}), ...(options.status ? { status: options.status } : {}), limit: options.limit ?? 20 });
         if (options.json) return printJson(notices);
         for (const n of notices) {
           print(`${iso(n.createdAt)}  ${n.channel}  ${n.recipient}  ${n.status}  ${n.subject ?? ''}\n    ${n.body}`);
+          if (n.attempts > 1 || n.error || n.nextAttemptAt !== null) {
+            print(`    ${t('cli.outboxDelivery', { attempts: n.attempts, next: n.nextAttemptAt === null ? '-' : iso(n.nextAttemptAt), error: n.error ?? '-' })}`);
+          }
           const audio = outboxAudioPath(s.config.dataDir, n.id);
           if (n.channel === 'voice' && existsSync(audio)) print(`    ${t('cli.outboxAudio', { path: audio })}`);
         }

@@ -9,8 +9,15 @@ const SCHEDULER_INTERVAL_MS = 60 * 1000;
 
 export async function serve(config: Config, print: (line: string) => void): Promise<void> {
   const t = translator(environmentLanguage());
-  const services = await createServices(config);
+  let log: ((event: { id: string; outcome: string; attempts: number; error?: string }) => void) | undefined;
+  const services = await createServices(config, { logOutbox: (event) => log?.(event) });
   const app = await buildApp(services);
+  // X6: the outbox worker of this process; a failed attempt is logged with its status code only
+  log = (event) => {
+    if (event.outcome === 'sent') app.log.debug({ notification: event.id, attempts: event.attempts }, 'notice sent');
+    else app.log.warn({ notification: event.id, attempts: event.attempts, outcome: event.outcome, error: event.error }, 'notice not delivered');
+  };
+  services.outbox.start();
   const maintenance = setInterval(() => {
     services.scheduler.runDue().catch((error: unknown) => app.log.error({ err: error }, 'scheduled work failed'));
   }, SCHEDULER_INTERVAL_MS);
@@ -30,6 +37,7 @@ export async function serve(config: Config, print: (line: string) => void): Prom
       clearInterval(maintenance);
       app
         .close()
+        // services.close() stops the outbox worker first (it waits a moment for the deliveries under way)
         .then(() => services.close())
         .finally(resolve);
     };

@@ -1,10 +1,11 @@
 /**
- * The delivery providers the configuration asks for (M7, N1): real gateways
- * wrapped in retries, the development outbox for every channel left.
+ * The delivery providers the configuration asks for (M7, N1): real gateways,
+ * and the development outbox for every channel left. One attempt each: the
+ * outbox worker retries notices over minutes (src/notify/outbox-worker.ts),
+ * the notifier retries codes a few times at once (SLS_DELIVERY_RETRY_*).
  */
 import type { DeliveryConfig } from '../config.js';
 import { outboxProvider, type DeliveryProvider } from '../notify/notifier.js';
-import { withRetry } from './retry.js';
 import { smtpProvider } from './smtp.js';
 import { twilioProvider } from './twilio.js';
 
@@ -12,11 +13,11 @@ export function deliveryProviders(config: DeliveryConfig, dataDir: string): Deli
   const providers: DeliveryProvider[] = [];
   if (config.email.provider === 'smtp') {
     const { provider: _name, ...smtp } = config.email;
-    providers.push(withRetry(smtpProvider(smtp), config.retry));
+    providers.push(smtpProvider(smtp));
   }
   if (config.sms.provider === 'twilio') {
     const { provider: _name, ...twilio } = config.sms;
-    providers.push(withRetry(twilioProvider(twilio), config.retry));
+    providers.push(twilioProvider(twilio));
   }
   providers.push(outboxProvider(dataDir));
   return providers;

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startFakeSmtp } from '../../test/support/fake-smtp.js';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeSmtp, testCertificate } from '../../test/support/fake-smtp.js';
 import { closedPort, deliveryFailure as failure } from '../../test/support/delivery.js';
 import type { FakeSmtp, FakeSmtpOptions } from '../../test/support/fake-smtp.js';
 import type { OutgoingMessage } from '../notify/notifier.js';
@@ -25,7 +25,7 @@ async function start(options: FakeSmtpOptions = {}): Promise<FakeSmtp> {
 }
 
 function provider(server: { host: string; port: number }, overrides: Partial<SmtpOptions> = {}) {
-  return smtpProvider({ host: server.host, port: server.port, secure: false, from: FROM, timeoutMs: 2_000, ...overrides });
+  return smtpProvider({ host: server.host, port: server.port, secure: false, tls: 'none', from: FROM, timeoutMs: 2_000, ...overrides });
 }
 
 function email(overrides: Partial<OutgoingMessage> = {}): OutgoingMessage {
@@ -63,6 +63,13 @@ describe('N1: security notices by e-mail through SMTP', () => {
     expect(mail.headers['content-language']).toBe('en');
     expect(mail.text).toBe('A temporary passcode was issued for your account.\nIf this was not you, call the help desk.');
     expect(mail.user).toBeUndefined();
+  });
+
+  it('X6: every message says it was sent automatically (Auto-Submitted, RFC 3834) and carries the notice id as its Message-ID', async () => {
+    const smtp = await start();
+    await provider(smtp).deliver(email({ id: 'ntf_abc123' }));
+    expect(smtp.messages[0]!.headers['auto-submitted']).toBe('auto-generated');
+    expect(smtp.messages[0]!.headers['message-id']).toBe('<ntf_abc123@sls.example>');
   });
 
   it.each([
@@ -182,5 +189,57 @@ describe('N1: security notices by e-mail through SMTP', () => {
     expect(smtpDeliveryError(new Error('weird')).message).toBe('smtp: failed (EUNKNOWN)');
     expect(smtpDeliveryError(Object.assign(new Error('x'), { code: 'ETIMEDOUT' }))).toMatchObject({ retryable: true, code: 'ETIMEDOUT' });
     expect(smtpDeliveryError(Object.assign(new Error('x'), { code: 'ETLS' }))).toMatchObject({ retryable: false, code: 'ETLS' });
+  });
+});
+
+describe('X6: SMTP transport security (SLS_SMTP_TLS)', () => {
+  let certificate: { key: string; cert: string };
+  const CREDENTIALS = { user: 'sls', pass: 'relay-s3cret-pass' };
+  beforeAll(() => {
+    certificate = testCertificate();
+  });
+
+  function tlsProvider(smtp: FakeSmtp, tls: 'required' | 'starttls' | 'none', overrides: Partial<SmtpOptions> = {}) {
+    return provider(smtp, { tls, ca: certificate.cert, ...overrides });
+  }
+
+  it('X6: required refuses a relay that offers no STARTTLS: nothing is sent, the password never goes in clear', async () => {
+    const smtp = await start(CREDENTIALS);
+    const error = await failure(tlsProvider(smtp, 'required', CREDENTIALS).deliver(email()));
+    expect(error).toMatchObject({ provider: 'smtp', retryable: false, code: 'ETLS' });
+    expect(smtp.authAttempts).toEqual([]);
+    expect(smtp.messages).toEqual([]);
+    expect([error.message, error.stack].join()).not.toContain(CREDENTIALS.pass);
+  });
+
+  it('X6: required upgrades with STARTTLS, checks the certificate, then logs in and sends', async () => {
+    const smtp = await start({ ...CREDENTIALS, tls: certificate });
+    await tlsProvider(smtp, 'required', CREDENTIALS).deliver(email());
+    expect(smtp.authAttempts).toEqual([{ secure: true }]);
+    expect(smtp.messages).toMatchObject([{ secure: true, user: 'sls' }]);
+  });
+
+  it('X6: required refuses a relay whose certificate is not trusted', async () => {
+    const smtp = await start({ tls: certificate });
+    const error = await failure(provider(smtp, { tls: 'required' }).deliver(email()));
+    expect(error).toMatchObject({ retryable: false, code: 'ETLS' });
+    expect(error.message).toBe("smtp: the relay's certificate is not trusted (DEPTH_ZERO_SELF_SIGNED_CERT)");
+    expect(smtp.messages).toEqual([]);
+  });
+
+  it('X6: starttls is opportunistic: TLS when the relay offers it, plain text when it does not', async () => {
+    const offering = await start({ tls: certificate });
+    await tlsProvider(offering, 'starttls').deliver(email());
+    expect(offering.messages).toMatchObject([{ secure: true }]);
+    await offering.close();
+    const plain = await start();
+    await tlsProvider(plain, 'starttls').deliver(email());
+    expect(plain.messages).toMatchObject([{ secure: false }]);
+  });
+
+  it('X6: none never tries STARTTLS, even when offered', async () => {
+    const smtp = await start({ tls: certificate });
+    await tlsProvider(smtp, 'none').deliver(email());
+    expect(smtp.messages).toMatchObject([{ secure: false }]);
   });
 });

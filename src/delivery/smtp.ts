@@ -1,6 +1,19 @@
 /**
- * E-mail through an SMTP relay with nodemailer (N1, M7): plain text, the
- * notice's subject and body.
+ * E-mail through an SMTP relay with nodemailer (N1, M7, X6): plain text, the
+ * notice's subject and body, marked `Auto-Submitted: auto-generated`
+ * (RFC 3834, so that vacation responders stay quiet) and with a Message-ID
+ * made of the notice's id.
+ *
+ * TLS (`tls`), safe by default:
+ * - `required`: TLS before anything else is said. Implicit TLS when `secure`
+ *   (port 465); otherwise STARTTLS must be offered and succeed, or nothing is
+ *   sent: no AUTH, no MAIL FROM. The relay's certificate is verified (against
+ *   `ca` when given, else the system's roots); TLS 1.2 at least.
+ * - `starttls`: opportunistic: STARTTLS when the relay offers it (then the
+ *   certificate is verified as above), plain text when it does not.
+ * - `none`: plain text, STARTTLS not even tried.
+ * The configuration (src/config.ts) refuses a password with anything but
+ * `required`, unless the relay is on this machine.
  *
  * Errors are DeliveryErrors: a refused connection, a dropped connection, a
  * timeout or a 4xx (transient) reply may be retried; a 5xx reply (unknown
@@ -10,21 +23,24 @@
  */
 import { createTransport } from 'nodemailer';
 import type { DeliveryProvider, OutgoingMessage } from '../notify/notifier.js';
+import type { SmtpTlsMode } from '../config.js';
 import { DeliveryError } from './retry.js';
 
 export interface SmtpOptions {
   host: string;
   port: number;
-  /** TLS from the start (port 465); otherwise STARTTLS when the server offers it. */
+  /** TLS from the start (port 465), with `tls: 'required'`. */
   secure: boolean;
+  /** Whether TLS is required (default), opportunistic, or not used. */
+  tls?: SmtpTlsMode;
+  /** PEM certificates to trust for the relay (a private CA) instead of the system's. */
+  ca?: string;
   user?: string;
   pass?: string;
   /** The sender, e.g. 'Secure Login <no-reply@example.com>'. */
   from: string;
   /** For connecting, the greeting, and each wait on the server. */
   timeoutMs: number;
-  /** Refuse to go on without STARTTLS (when not `secure`); set it whenever a password is sent. */
-  requireTls?: boolean;
 }
 
 const PROVIDER = 'smtp';
@@ -35,8 +51,12 @@ const RETRYABLE_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 
 /** One plain address, so a recipient can never add others or headers. */
 const ADDRESS = /^[^\s@,;:<>"()[\]\\]+@[^\s@,;:<>"()[\]\\]+$/;
 
+/** Node's certificate verification failures: the relay is not who it should be, which retrying will not change. */
+const CERTIFICATE_CODES = /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET_ISSUER_CERT(_LOCALLY)?|VERIFY_LEAF_SIGNATURE)|CERT_[A-Z_]+|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)$/;
+
 interface SmtpFailure {
   code?: unknown;
+  originalCode?: unknown;
   responseCode?: unknown;
   response?: unknown;
   command?: unknown;
@@ -56,6 +76,9 @@ export function smtpDeliveryError(error: unknown): DeliveryError {
       ...((enhanced ?? code) ? { code: enhanced ?? code } : {}),
     });
   }
+  if (typeof e.originalCode === 'string' && CERTIFICATE_CODES.test(e.originalCode)) {
+    return new DeliveryError(PROVIDER, `the relay's certificate is not trusted (${e.originalCode})`, { retryable: false, code: 'ETLS' });
+  }
   const retryable = code !== undefined && RETRYABLE_CODES.has(code);
   return new DeliveryError(PROVIDER, `${retryable ? 'connection failed' : 'failed'} (${code ?? 'EUNKNOWN'})${stage ? ` at ${stage}` : ''}`, {
     retryable,
@@ -65,11 +88,16 @@ export function smtpDeliveryError(error: unknown): DeliveryError {
 
 /** An e-mail provider sending through one SMTP relay. */
 export function smtpProvider(options: SmtpOptions): DeliveryProvider {
+  const mode = options.tls ?? 'required';
+  if (options.secure && mode !== 'required') throw new TypeError('secure (implicit TLS) goes with tls: required');
+  const domain = /@([^\s@<>]+)>?\s*$/.exec(options.from)?.[1] ?? 'sls.invalid';
   const transport = createTransport({
     host: options.host,
     port: options.port,
     secure: options.secure,
-    requireTLS: options.requireTls ?? false,
+    requireTLS: mode === 'required' && !options.secure,
+    ignoreTLS: mode === 'none',
+    tls: { rejectUnauthorized: true, minVersion: 'TLSv1.2', ...(options.ca ? { ca: options.ca } : {}) },
     ...(options.user !== undefined ? { auth: { user: options.user, pass: options.pass ?? '' } } : {}),
     connectionTimeout: options.timeoutMs,
     greetingTimeout: options.timeoutMs,
@@ -91,7 +119,8 @@ export function smtpProvider(options: SmtpOptions): DeliveryProvider {
           to: message.recipient,
           subject: message.subject ?? '',
           text: message.body,
-          headers: { 'Content-Language': message.language },
+          messageId: `<${message.id}@${domain}>`,
+          headers: { 'Content-Language': message.language, 'Auto-Submitted': 'auto-generated' },
         });
       } catch (error) {
         throw smtpDeliveryError(error);

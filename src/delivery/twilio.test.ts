@@ -7,6 +7,7 @@ import type { Language } from '../i18n/i18n.js';
 import type { OutgoingMessage } from '../notify/notifier.js';
 import { DeliveryError, withRetry } from './retry.js';
 import { spaceOutDigits, twilioProvider, voiceTwiml } from './twilio.js';
+import { loadConfig } from '../config.js';
 
 const FROM = '+15005550006';
 const TO = '+33612345678';
@@ -46,7 +47,7 @@ function everythingIn(error: DeliveryError): string {
 const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', parseTagValue: false, trimValues: false });
 
 interface ParsedTwiml {
-  Response: { Say: { '#text': string; '@_language': string }[]; Pause: { '@_length': string } };
+  Response: { Say: { '#text': string; '@_language': string; '@_voice': string }[]; Pause: { '@_length': string } };
 }
 
 describe('M4/M7: SMS through the Twilio Messages API', () => {
@@ -177,23 +178,24 @@ describe('M5: voice calls through the Twilio Calls API read the code aloud', () 
     expect(request.form.To).toBe(TO);
     expect(request.form.From).toBe(FROM);
     expect(request.form.Twiml).toBe(
-      '<Response><Say language="en-US">Your security code is 4 8 2 9 1 3.</Say><Pause length="1"/><Say language="en-US">Your security code is 4 8 2 9 1 3.</Say></Response>',
+      '<Response><Say voice="Polly.Joanna" language="en-US">Your security code is 4 8 2 9 1 3.</Say><Pause length="1"/><Say voice="Polly.Joanna" language="en-US">Your security code is 4 8 2 9 1 3.</Say></Response>',
     );
     expect(fake.calls).toEqual([{ sid: expect.stringMatching(/^CA[0-9a-f]{32}$/), to: TO, from: FROM, twiml: request.form.Twiml, url: undefined }]);
     expect(fake.messages).toEqual([]);
   });
 
   it.each([
-    ['en', 'en-US', 'Your security code is 482913. Valid for 10 minutes.', 'Your security code is 4 8 2 9 1 3. Valid for 10 minutes.'],
-    ['fr', 'fr-FR', 'Votre code de sécurité est 482913.', 'Votre code de sécurité est 4 8 2 9 1 3.'],
-    ['zh-Hant', 'zh-TW', '您的安全碼是 482913。', '您的安全碼是 4 8 2 9 1 3。'],
-  ] as const)('M5: language %s is said in %s, the code digit by digit, twice', async (language, sayLanguage, body, spoken) => {
+    ['en', 'Polly.Joanna', 'en-US', 'Your security code is 482913. Valid for 10 minutes.', 'Your security code is 4 8 2 9 1 3. Valid for 10 minutes.'],
+    ['fr', 'Polly.Lea', 'fr-FR', 'Votre code de sécurité est 482913.', 'Votre code de sécurité est 4 8 2 9 1 3.'],
+    ['zh-Hant', 'Google.cmn-TW-Standard-A', 'cmn-TW', '您的安全碼是 482913。', '您的安全碼是 4 8 2 9 1 3。'],
+  ] as const)('M5, M7: language %s is said by the voice %s in %s, the code digit by digit, twice', async (language, sayVoice, sayLanguage, body, spoken) => {
     await provider().deliver(voice(body, language));
     const twiml = fake.calls[0]!.twiml!;
     expect(XMLValidator.validate(twiml)).toBe(true);
     const parsed = parser.parse(twiml) as ParsedTwiml;
     expect(parsed.Response.Say).toHaveLength(2);
     for (const say of parsed.Response.Say) {
+      expect(say['@_voice']).toBe(sayVoice);
       expect(say['@_language']).toBe(sayLanguage);
       expect(say['#text']).toBe(spoken);
     }
@@ -217,7 +219,29 @@ describe('M5: voice calls through the Twilio Calls API read the code aloud', () 
 
   it('M5: only runs of 4 or more digits are spaced out', () => {
     expect(spaceOutDigits('code 123456, valid 10 minutes, 3 tries')).toBe('code 1 2 3 4 5 6, valid 10 minutes, 3 tries');
-    expect(voiceTwiml('a&b', 'fr')).toBe('<Response><Say language="fr-FR">a&amp;b</Say><Pause length="1"/><Say language="fr-FR">a&amp;b</Say></Response>');
+    expect(voiceTwiml('a&b', 'fr')).toBe('<Response><Say voice="Polly.Lea" language="fr-FR">a&amp;b</Say><Pause length="1"/><Say voice="Polly.Lea" language="fr-FR">a&amp;b</Say></Response>');
+  });
+
+  it('M7: the voice and language of each language are configurable (SLS_TWILIO_VOICE_*, VOICE:LANGUAGE), others keep their default', async () => {
+    const config = loadConfig({
+      SLS_SMS_PROVIDER: 'twilio',
+      SLS_TWILIO_ACCOUNT_SID: fake.accountSid,
+      SLS_TWILIO_AUTH_TOKEN: fake.authToken,
+      SLS_TWILIO_FROM: FROM,
+      SLS_TWILIO_BASE_URL: fake.baseUrl,
+      SLS_TWILIO_VOICE_FR: 'Google.fr-FR-Wavenet-C:fr-FR',
+      SLS_TWILIO_VOICE_ZH_HANT: 'alice:zh-TW',
+    });
+    const { provider: _name, ...options } = config.delivery.sms as Extract<typeof config.delivery.sms, { provider: 'twilio' }>;
+    const configured = twilioProvider(options);
+    for (const language of ['fr', 'zh-Hant', 'en'] as const) await configured.deliver(voice('Code 482913', language));
+    const says = fake.calls.map((call) => (parser.parse(call.twiml!) as ParsedTwiml).Response.Say[0]!);
+    expect(says.map((say) => [say['@_voice'], say['@_language']])).toEqual([
+      ['Google.fr-FR-Wavenet-C', 'fr-FR'],
+      ['alice', 'zh-TW'],
+      ['Polly.Joanna', 'en-US'],
+    ]);
+    expect(() => loadConfig({ SLS_TWILIO_VOICE_FR: 'Polly Lea fr' })).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_TWILIO_VOICE_FR' }) }));
   });
 
   it('M7: a failed call is a DeliveryError with the same semantics', async () => {

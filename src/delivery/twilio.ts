@@ -14,6 +14,7 @@
  * number only: the token, the message text (which holds the code) and the
  * gateway's own error text (which may quote them) are left out.
  */
+import type { VoiceChoice } from '../config.js';
 import type { Language } from '../i18n/i18n.js';
 import type { DeliveryProvider, OutgoingMessage } from '../notify/notifier.js';
 import { DeliveryError, requestWithDeadline } from './retry.js';
@@ -27,15 +28,23 @@ export interface TwilioOptions {
   from: string;
   /** For the whole request, response included. */
   timeoutMs: number;
+  /** The voice and language <Say> uses for each of our languages, instead of DEFAULT_VOICES. */
+  voices?: Partial<Record<Language, VoiceChoice>>;
 }
 
 const PROVIDER = 'twilio';
 
-/** <Say language> for each of our languages. */
-export const VOICE_LANGUAGE: Record<Language, string> = {
-  en: 'en-US',
-  fr: 'fr-FR',
-  'zh-Hant': 'zh-TW',
+/**
+ * The <Say voice language> pair for each of our languages (M5): a voice that
+ * speaks the language, named with it, so the gateway never falls back to an
+ * English voice reading French or Chinese. Configurable
+ * (SLS_TWILIO_VOICE_EN, _FR, _ZH_HANT as VOICE:LANGUAGE).
+ */
+export const DEFAULT_VOICES: Record<Language, VoiceChoice> = {
+  en: { voice: 'Polly.Joanna', language: 'en-US' },
+  fr: { voice: 'Polly.Lea', language: 'fr-FR' },
+  // Traditional Chinese as spoken in Taiwan (Mandarin)
+  'zh-Hant': { voice: 'Google.cmn-TW-Standard-A', language: 'cmn-TW' },
 };
 
 export function escapeXml(text: string): string {
@@ -48,8 +57,9 @@ export function spaceOutDigits(text: string): string {
 }
 
 /** The TwiML of a voice message: said, a pause, said again. */
-export function voiceTwiml(body: string, language: Language): string {
-  const say = `<Say language="${VOICE_LANGUAGE[language]}">${escapeXml(spaceOutDigits(body))}</Say>`;
+export function voiceTwiml(body: string, language: Language, voices: Partial<Record<Language, VoiceChoice>> = {}): string {
+  const { voice, language: spoken } = voices[language] ?? DEFAULT_VOICES[language];
+  const say = `<Say voice="${escapeXml(voice)}" language="${escapeXml(spoken)}">${escapeXml(spaceOutDigits(body))}</Say>`;
   return `<Response>${say}<Pause length="1"/>${say}</Response>`;
 }
 
@@ -90,7 +100,7 @@ export function twilioProvider(options: TwilioOptions): DeliveryProvider {
         case 'sms':
           return post('Messages', { To: message.recipient, From: options.from, Body: message.body });
         case 'voice':
-          return post('Calls', { To: message.recipient, From: options.from, Twiml: voiceTwiml(message.body, message.language) });
+          return post('Calls', { To: message.recipient, From: options.from, Twiml: voiceTwiml(message.body, message.language, options.voices) });
         default:
           throw new DeliveryError(PROVIDER, `cannot deliver ${message.channel}`, { retryable: false });
       }

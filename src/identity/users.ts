@@ -13,6 +13,8 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store, Tx } from '../store/database.js';
 import type { Role } from '../store/schema.js';
 import { assertNewUsername } from './username.js';
+import { isLanguage } from '../i18n/i18n.js';
+import { isTimeZone } from '../config.js';
 
 export interface Identification {
   dateOfBirth?: string;
@@ -317,6 +319,21 @@ export class Users {
         { event: 'user.password_changed', actor: options.actor, userId, username: user.username, data: { oneTime: options.oneTime } },
       ]);
       return alongside?.(trx);
+    });
+  }
+
+  /**
+   * N1: the language and IANA time zone of the user's notices; null for
+   * the server's default (SLS_DEFAULT_LANGUAGE, SLS_TIME_ZONE). Audited.
+   */
+  async setNoticePreferences(userId: string, preferences: { language: string | null; timeZone: string | null }, actor: string): Promise<void> {
+    const { language, timeZone } = preferences;
+    if (language !== null && !isLanguage(language)) throw new SlsError('VALIDATION_ERROR', { field: 'language', reason: 'language must be en, fr or zh-Hant' });
+    if (timeZone !== null && !isTimeZone(timeZone)) throw new SlsError('VALIDATION_ERROR', { field: 'timeZone', reason: 'an IANA time zone such as Europe/Paris' });
+    const user = await this.get(userId);
+    await this.store.serialized('audit_log', async (trx) => {
+      await trx.updateTable('users').set({ language, time_zone: timeZone }).where('id', '=', userId).execute();
+      await this.audit.append(trx, [{ event: 'user.notice_preferences_changed', actor, userId, username: user.username, data: { language, timeZone } }]);
     });
   }
 

@@ -1,23 +1,35 @@
 /**
- * Messages to users (N1, M7): security notices by e-mail and SMS, and codes
- * by SMS or voice. Delivery is not authentication (GUIDE lesson 7). A message
- * is written from the translation files, stored in the notifications table
- * (the outbox) and handed to the provider of its channel. The development
- * provider delivers into the outbox itself, where `sls outbox` and the
- * development page read it; voice messages are also rendered to audio there.
+ * Messages to users (N1, M7, X6): security notices by e-mail and SMS, and
+ * codes by SMS or voice. Delivery is not authentication (GUIDE lesson 7). A
+ * message is written from the translation files, in the user's language and
+ * time zone, and stored in the notifications table (the outbox).
+ *
+ * - Notices (`notify`) are only stored: the outbox worker
+ *   (src/notify/outbox-worker.ts) hands them to the gateways, with retries,
+ *   in every server process and in `sls jobs run`. Nothing waits on a
+ *   gateway, and nothing is lost when a process stops.
+ * - Codes (`enqueue` + `deliver`, used by src/devices/sms/codes.ts) are
+ *   handed to the gateway at once, with a few quick retries, because the
+ *   page that asked must say whether the code went out.
+ *
+ * The development provider delivers into the outbox itself, where `sls
+ * outbox` and the development page read it; voice messages are also
+ * rendered to audio there.
  */
 import type { Clock } from '../clock.js';
 import type { Language } from '../i18n/i18n.js';
-import { hasTranslation, translator } from '../i18n/i18n.js';
+import { hasTranslation, isLanguage, translator } from '../i18n/i18n.js';
 import { newId } from '../crypto/random.js';
 import type { Executor, Store } from '../store/database.js';
-import type { NotificationsTable } from '../store/schema.js';
+import type { NotificationStatus, NotificationsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
 import { outboxAudioPath, renderSpeech } from '../delivery/speech.js';
+import { withRetry } from '../delivery/retry.js';
+import { isTimeZone } from '../config.js';
 
 export type Channel = 'email' | 'sms' | 'voice';
 
-/** Notices the system sends; each has `notifications.<name>.subject` and `.body` texts (and may have a shorter `.sms`). */
+/** Notices the system sends; each has `notifications.<name>.subject`, `.body` and a one-segment `.sms` text. */
 export type NoticeTemplate =
   | 'tempPasscodeIssued'
   | 'tempPasscodeRevoked'
@@ -39,6 +51,16 @@ export type NoticeTemplate =
 
 /** Messages that carry a code: `notifications.<name>.sms` and `.voice` texts with a {{code}}. */
 export type CodeTemplate = 'loginCode' | 'confirmCode' | 'activationToken';
+
+/** The codes' templates: delivered inline, never by the outbox worker. */
+export const CODE_TEMPLATES: readonly CodeTemplate[] = ['loginCode', 'confirmCode', 'activationToken'];
+
+/**
+ * Values of a message. A time is given as a Date (or an ISO 8601 timestamp)
+ * and a calendar day as `YYYY-MM-DD`: both are written out in the user's
+ * language and time zone, never shown raw.
+ */
+export type MessageParams = Record<string, string | number | Date>;
 
 export interface OutgoingMessage {
   id: string;
@@ -86,11 +108,16 @@ export interface Notification {
   language: Language;
   subject: string | null;
   body: string;
-  status: 'pending' | 'sent' | 'failed';
+  status: NotificationStatus;
   provider: string;
+  /** The last delivery error, if any (status codes only). */
   error: string | null;
   createdAt: number;
   sentAt: number | null;
+  /** X6: delivery attempts so far. */
+  attempts: number;
+  /** X6: when the outbox worker tries next (pending notices), else null. */
+  nextAttemptAt: number | null;
 }
 
 /** One message to write: a template of the translation files and its values. */
@@ -99,8 +126,10 @@ export interface MessageSpec {
   channel: Channel;
   recipient: string;
   template: NoticeTemplate | CodeTemplate;
-  params: Record<string, string | number>;
+  params: MessageParams;
   language: Language;
+  /** The IANA time zone times are written in (default: the notifier's). */
+  timeZone?: string;
   /** With a key the message goes out once, whichever process sends it. */
   dedupeKey?: string;
   /**
@@ -108,6 +137,8 @@ export interface MessageSpec {
    * the outbox itself is the delivery.
    */
   secret?: string[];
+  /** X6: for the outbox worker (notices), rather than delivered inline by the caller (codes). */
+  queued?: boolean;
 }
 
 /** A message stored as pending, with what the provider must send. */
@@ -117,9 +148,23 @@ export interface PendingMessage {
   provider: DeliveryProvider;
 }
 
+export interface NotifyOptions {
+  /** With a key the notice goes out once, whichever process writes it. */
+  dedupeKey?: string;
+  /** The caller's transaction, to store the notice with the change it tells of. */
+  db?: Executor;
+}
+
+export interface NotifierOptions {
+  /** IANA time zone of times in messages, for users without one of their own (default UTC). */
+  timeZone?: string;
+  /** Quick retries of codes delivered inline (default: one attempt). */
+  retry?: { attempts: number; baseDelayMs: number };
+}
+
 const MASK = '••••••';
 
-function toNotification(row: Selectable<NotificationsTable>): Notification {
+export function toNotification(row: Selectable<NotificationsTable>): Notification {
   return {
     id: row.id,
     userId: row.user_id,
@@ -134,28 +179,98 @@ function toNotification(row: Selectable<NotificationsTable>): Notification {
     error: row.error,
     createdAt: row.created_at,
     sentAt: row.sent_at,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
   };
 }
 
+/** The locale whose conventions times are written in, for each of our languages. */
+const LOCALE: Record<Language, string> = { en: 'en-US', fr: 'fr-FR', 'zh-Hant': 'zh-Hant-TW' };
+
+const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** Intl's narrow and no-break spaces become plain ones: an SMS stays in the GSM 03.38 alphabet. */
+function plainSpaces(text: string): string {
+  return text.replace(/[\u00a0\u202f\u2009]/g, ' ');
+}
+
+/**
+ * A time as people of the language write it, in a time zone, with the
+ * zone's name: spelled out in e-mails ("12 mars 2026 à 14:05 UTC+1"),
+ * numeric in the short texts of SMS and voice ("12/03/2026 14:05 UTC+1").
+ */
+export function formatTime(time: Date, language: Language, timeZone: string, channel: Channel): string {
+  const long = channel === 'email';
+  return plainSpaces(
+    new Intl.DateTimeFormat(LOCALE[language], {
+      timeZone,
+      year: 'numeric',
+      month: long ? 'long' : '2-digit',
+      day: long ? 'numeric' : '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      timeZoneName: 'short',
+    }).format(time),
+  );
+}
+
+/** A calendar day (YYYY-MM-DD) as people of the language write it. */
+export function formatDay(day: string, language: Language, channel: Channel): string {
+  const long = channel === 'email';
+  return plainSpaces(
+    new Intl.DateTimeFormat(LOCALE[language], { timeZone: 'UTC', year: 'numeric', month: long ? 'long' : '2-digit', day: long ? 'numeric' : '2-digit' }).format(
+      new Date(`${day}T12:00:00Z`),
+    ),
+  );
+}
+
+/** The values of a message with its times and days written out. */
+function localParams(params: MessageParams, language: Language, timeZone: string, channel: Channel): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  for (const [name, value] of Object.entries(params)) {
+    if (value instanceof Date) out[name] = formatTime(value, language, timeZone, channel);
+    else if (typeof value === 'string' && ISO_TIMESTAMP.test(value) && Number.isFinite(Date.parse(value))) out[name] = formatTime(new Date(value), language, timeZone, channel);
+    else if (typeof value === 'string' && ISO_DAY.test(value) && Number.isFinite(Date.parse(value))) out[name] = formatDay(value, language, channel);
+    else out[name] = value;
+  }
+  return out;
+}
+
 /** The texts of a message on its channel: e-mails have a subject; SMS a short text; voice what is said. */
-function compose(spec: MessageSpec, params: Record<string, string | number>): { subject: string | null; body: string } {
+export function compose(
+  spec: Pick<MessageSpec, 'template' | 'channel' | 'language'>,
+  params: MessageParams,
+  timeZone = 'UTC',
+): { subject: string | null; body: string } {
   const t = translator(spec.language);
+  const values = localParams(params, spec.language, timeZone, spec.channel);
   const key = `notifications.${spec.template}`;
-  if (spec.channel === 'email') return { subject: t(`${key}.subject`, params), body: t(`${key}.body`, params) };
+  if (spec.channel === 'email') return { subject: t(`${key}.subject`, values), body: t(`${key}.body`, values) };
   const own = `${key}.${spec.channel}`;
-  if (hasTranslation(own, spec.language)) return { subject: null, body: t(own, params) };
-  return { subject: null, body: `${t(`${key}.subject`, params)}: ${t(`${key}.body`, params)}` };
+  if (hasTranslation(own, spec.language)) return { subject: null, body: t(own, values) };
+  return { subject: null, body: `${t(`${key}.subject`, values)}: ${t(`${key}.body`, values)}` };
 }
 
 export class Notifier {
+  private readonly timeZone: string;
+  private readonly inline: Map<DeliveryProvider, DeliveryProvider>;
+  private readonly listeners: (() => void)[] = [];
+
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly language: Language,
     private readonly providers: DeliveryProvider[] = [outboxProvider()],
-  ) {}
+    options: NotifierOptions = {},
+  ) {
+    this.timeZone = options.timeZone ?? 'UTC';
+    const retry = options.retry;
+    this.inline = new Map(providers.map((p) => [p, retry && p.name !== OUTBOX ? withRetry(p, retry) : p]));
+  }
 
-  private providerFor(channel: Channel): DeliveryProvider {
+  /** The provider of a channel: the first that takes it, else the last (the development outbox). */
+  providerFor(channel: Channel): DeliveryProvider {
     return this.providers.find((p) => p.channels.includes(channel)) ?? this.providers.at(-1)!;
   }
 
@@ -164,18 +279,27 @@ export class Notifier {
     return this.providerFor(channel).name === OUTBOX;
   }
 
+  /** Told whenever notices are stored for the worker (the worker of this process wakes up). */
+  onQueued(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
   /**
    * Stores a message as pending (in the caller's transaction, so that send
    * limits are counted and written together); null when its dedupe key was
-   * used already.
+   * used already. A `queued` message waits for the outbox worker; any other
+   * is the caller's to deliver().
    */
   async enqueue(db: Executor, spec: MessageSpec): Promise<PendingMessage | null> {
     const provider = this.providerFor(spec.channel);
-    const real = compose(spec, spec.params);
+    const zone = spec.timeZone ?? this.timeZone;
+    const real = compose(spec, spec.params, zone);
     const stored =
       spec.secret && provider.name !== OUTBOX
-        ? compose(spec, { ...spec.params, ...Object.fromEntries(spec.secret.map((name) => [name, MASK])) })
+        ? compose(spec, { ...spec.params, ...Object.fromEntries(spec.secret.map((name) => [name, MASK])) }, zone)
         : real;
+    if (spec.queued && stored !== real) throw new TypeError('a message with secrets is delivered inline, never queued');
+    const now = this.clock.now();
     const row: Selectable<NotificationsTable> = {
       id: newId('ntf'),
       user_id: spec.userId,
@@ -189,8 +313,12 @@ export class Notifier {
       provider: provider.name,
       dedupe_key: spec.dedupeKey ? `${spec.dedupeKey}:${spec.channel}` : null,
       error: null,
-      created_at: this.clock.now(),
+      created_at: now,
       sent_at: null,
+      attempts: 0,
+      next_attempt_at: spec.queued ? now : null,
+      lease_until: null,
+      claim: null,
     };
     const inserted = await db
       .insertInto('notifications')
@@ -203,71 +331,85 @@ export class Notifier {
     return { row, outgoing, provider };
   }
 
-  /** Hands a pending message to its provider and records the outcome; a failure is recorded, not thrown. */
+  /**
+   * Hands a message stored by enqueue() to its provider at once (codes),
+   * with the configured quick retries, and records the outcome; a failure
+   * is recorded, not thrown.
+   */
   async deliver(pending: PendingMessage): Promise<Notification> {
     const row = { ...pending.row };
     try {
-      await pending.provider.deliver(pending.outgoing);
+      await (this.inline.get(pending.provider) ?? pending.provider).deliver(pending.outgoing);
       row.status = 'sent';
       row.sent_at = this.clock.now();
     } catch (error) {
       row.status = 'failed';
       row.error = error instanceof Error ? error.message.slice(0, 500) : 'delivery failed';
     }
-    await this.store.db.updateTable('notifications').set({ status: row.status, sent_at: row.sent_at, error: row.error }).where('id', '=', row.id).execute();
+    row.attempts = 1;
+    await this.store.db
+      .updateTable('notifications')
+      .set({ status: row.status, sent_at: row.sent_at, error: row.error, attempts: 1 })
+      .where('id', '=', row.id)
+      .execute();
     return toNotification(row);
   }
 
-  /** Where a user's notices go: the e-mail address, and the most recently verified mobile number. */
-  private async addresses(user: Recipient): Promise<[Channel, string][]> {
+  /**
+   * Where a user's notices go (the e-mail address, and the most recently
+   * verified mobile number), and in which language and time zone.
+   */
+  private async reach(db: Executor, user: Recipient): Promise<{ addresses: [Channel, string][]; language: Language; timeZone: string }> {
     const addresses: [Channel, string][] = [];
     if (user.email) addresses.push(['email', user.email]);
-    const mobile = await this.verifiedNumber(user.id);
-    if (mobile) addresses.push(['sms', mobile]);
-    return addresses;
-  }
-
-  /** The number security notices go to by SMS: the user's most recently verified mobile number. */
-  private async verifiedNumber(userId: string): Promise<string | null> {
-    const row = await this.store.db
-      .selectFrom('phones')
-      .select('e164')
-      .where('user_id', '=', userId)
-      .where('verified_at', 'is not', null)
-      .orderBy('verified_at', 'desc')
+    // one read: the preferences, and the most recently verified number
+    const prefs = await db
+      .selectFrom('users')
+      .where('users.id', '=', user.id)
+      .select((eb) => [
+        'users.language',
+        'users.time_zone',
+        eb
+          .selectFrom('phones')
+          .select('phones.e164')
+          .whereRef('phones.user_id', '=', 'users.id')
+          .where('phones.verified_at', 'is not', null)
+          .orderBy('phones.verified_at', 'desc')
+          .limit(1)
+          .as('mobile'),
+      ])
       .executeTakeFirst();
-    return row?.e164 ?? null;
+    if (prefs?.mobile) addresses.push(['sms', prefs.mobile]);
+    return {
+      addresses,
+      language: isLanguage(prefs?.language) ? prefs.language : this.language,
+      timeZone: prefs?.time_zone && isTimeZone(prefs.time_zone) ? prefs.time_zone : this.timeZone,
+    };
   }
 
   /**
-   * Sends a security notice to a user by e-mail and by SMS to a verified
-   * mobile number, whichever they have (N1). With a dedupe key the notice
-   * goes out once. Returns what was sent.
+   * A security notice to a user, by e-mail and by SMS to a verified mobile
+   * number, whichever they have (N1). It is only stored, in the caller's
+   * transaction when given one: the outbox worker delivers it (X6), so this
+   * never waits on a gateway. With a dedupe key the notice is stored once.
+   * Returns the stored messages (pending).
    */
-  async notify(user: Recipient, template: NoticeTemplate, params: Record<string, string | number> = {}, dedupeKey?: string): Promise<Notification[]> {
-    const sent: Notification[] = [];
-    for (const [channel, recipient] of await this.addresses(user)) {
-      const spec: MessageSpec = { userId: user.id, channel, recipient, template, params, language: this.language, ...(dedupeKey ? { dedupeKey } : {}) };
-      const pending = await this.enqueue(this.store.db, spec);
-      if (pending) sent.push(await this.deliver(pending));
+  async notify(user: Recipient, template: NoticeTemplate, params: MessageParams = {}, options: string | NotifyOptions = {}): Promise<Notification[]> {
+    const { dedupeKey, db = this.store.db } = typeof options === 'string' ? { dedupeKey: options } : options;
+    const { addresses, language, timeZone } = await this.reach(db, user);
+    const stored: Notification[] = [];
+    for (const [channel, recipient] of addresses) {
+      const spec: MessageSpec = { userId: user.id, channel, recipient, template, params, language, timeZone, queued: true, ...(dedupeKey ? { dedupeKey } : {}) };
+      const pending = await this.enqueue(db, spec);
+      if (pending) stored.push(toNotification(pending.row));
     }
-    return sent;
+    if (stored.length > 0) for (const listener of this.listeners) listener();
+    return stored;
   }
 
-  /**
-   * The same notice, stored now and handed to the gateways in the
-   * background: for answers a phone or a page waits for, which a slow
-   * gateway (retries, timeouts) must not hold up. The stored rows say how
-   * the delivery went.
-   */
-  async notifySoon(user: Recipient, template: NoticeTemplate, params: Record<string, string | number> = {}): Promise<void> {
-    const pending: PendingMessage[] = [];
-    for (const [channel, recipient] of await this.addresses(user)) {
-      const stored = await this.enqueue(this.store.db, { userId: user.id, channel, recipient, template, params, language: this.language });
-      if (stored) pending.push(stored);
-    }
-    // a failed delivery is recorded by deliver(); a store closed meanwhile (shutdown) leaves the row pending
-    void Promise.all(pending.map((message) => this.deliver(message))).catch(() => undefined);
+  /** The same as notify(), for callers that need nothing back (kept for the call sites that used it). */
+  async notifySoon(user: Recipient, template: NoticeTemplate, params: MessageParams = {}): Promise<void> {
+    await this.notify(user, template, params);
   }
 
   async get(id: string): Promise<Notification | null> {
@@ -275,9 +417,10 @@ export class Notifier {
     return row ? toNotification(row) : null;
   }
 
-  async list(query: { userId?: string; limit?: number } = {}): Promise<Notification[]> {
+  async list(query: { userId?: string; limit?: number; status?: NotificationStatus } = {}): Promise<Notification[]> {
     let q = this.store.db.selectFrom('notifications').selectAll();
     if (query.userId) q = q.where('user_id', '=', query.userId);
+    if (query.status) q = q.where('status', '=', query.status);
     const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit ?? 50).execute();
     return rows.map(toNotification);
   }

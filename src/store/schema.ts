@@ -51,6 +51,10 @@ export interface UsersTable {
   password_expires_at: number | null;
   /** A5: when a one-time password opened its one session; it opens no other. */
   password_used_at: number | null;
+  /** N1: the language of the user's notices (en, fr, zh-Hant); null: the server's default. */
+  language: string | null;
+  /** N1: the IANA time zone of times in the user's notices; null: SLS_TIME_ZONE. */
+  time_zone: string | null;
 }
 
 /** Who a user is to the system: a client, or staff (section 0 of the spec). */
@@ -165,14 +169,30 @@ export interface NotificationsTable {
   language: string;
   subject: string | null;
   body: string;
-  status: 'pending' | 'sent' | 'failed';
+  /**
+   * `pending`: waiting (a notice for the outbox worker at next_attempt_at; a
+   * code while it is handed to the gateway inline); `sending`: claimed by a
+   * worker until lease_until; `sent`; `failed` for good.
+   */
+  status: NotificationStatus;
   provider: string;
   /** Makes a notice exactly-once (N1), whichever process sends it. */
   dedupe_key: string | null;
+  /** The last delivery error (status codes only, never the message or a credential). */
   error: string | null;
   created_at: number;
   sent_at: number | null;
+  /** X6: delivery attempts so far. */
+  attempts: Generated<number>;
+  /** X6: when the outbox worker may try (again); null for inline messages (codes) and finished ones. */
+  next_attempt_at: number | null;
+  /** X6: a worker holds the message until then (renewed while it delivers); then another may take it. */
+  lease_until: number | null;
+  /** X6: the claim that holds the message (one per attempt), so a late worker never records over another's. */
+  claim: string | null;
 }
+
+export type NotificationStatus = 'pending' | 'sending' | 'sent' | 'failed';
 
 export interface LoginFailuresTable {
   id: string;

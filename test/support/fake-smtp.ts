@@ -1,13 +1,20 @@
 /**
- * A local SMTP server (smtp-server, plain text, no TLS) recording what it is
- * sent, for the e-mail provider's tests (N1, M7). Authentication is optional
- * unless a user is given. It can refuse the next messages with a reply code
- * (at RCPT TO or after DATA) or drop the next connections.
+ * A local SMTP server (smtp-server) recording what it is sent, for the
+ * e-mail provider's tests (N1, M7, X6). Plain text without STARTTLS unless
+ * given a certificate (`tls`). Authentication is optional unless a user is
+ * given; every AUTH attempt is counted, whether over TLS or not. It can
+ * refuse the next messages with a reply code (at RCPT TO or after DATA),
+ * drop the next connections, or hold new connections without a greeting
+ * until released (a relay that never answers).
  *
  * Messages are parsed simply: one text part, headers unfolded and their
  * encoded words decoded, the body decoded from quoted-printable or base64.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerError, SMTPServerSession } from 'smtp-server';
 
@@ -17,6 +24,8 @@ export interface RecordedMail {
   rcptTo: string[];
   /** The user who logged in, if any. */
   user: string | undefined;
+  /** Whether the session was under TLS (STARTTLS) when the message came. */
+  secure: boolean;
   /** Header names in lower case; values unfolded and decoded. */
   headers: Record<string, string>;
   subject: string;
@@ -34,6 +43,18 @@ export interface FakeSmtp {
   messages: RecordedMail[];
   /** Connections accepted so far (dropped ones included). */
   connections: number;
+  /** AUTH attempts, and whether each came over TLS. */
+  authAttempts: { secure: boolean }[];
+  /** Connections waiting, unanswered, while held. */
+  held: number;
+  /** New connections get no greeting until release(). */
+  hold(): void;
+  /** Resolves once `count` connections wait, held. */
+  whenHeld(count?: number): Promise<void>;
+  /** Greets the held connections, and answers new ones normally again. */
+  release(): void;
+  /** Resolves when `count` messages have arrived in all. */
+  whenMessages(count: number): Promise<void>;
   /** The next `count` messages are refused with `code` (e.g. 550) at RCPT TO or after DATA. */
   rejectNext(count: number, code?: number, text?: string, stage?: RejectStage): void;
   /** The next `count` connections are closed without a reply, on connecting or during DATA. */
@@ -45,6 +66,8 @@ export interface FakeSmtpOptions {
   /** When set, AUTH is required and must match. */
   user?: string;
   pass?: string;
+  /** A certificate and key (PEM): STARTTLS is offered. */
+  tls?: { key: string; cert: string };
 }
 
 function decodeQuotedPrintable(text: string): Buffer {
@@ -99,11 +122,28 @@ export async function startFakeSmtp(options: FakeSmtpOptions = {}): Promise<Fake
   const messages: RecordedMail[] = [];
   const rejections: { code: number; text: string; stage: RejectStage }[] = [];
   const drops: DropStage[] = [];
-  const state = { connections: 0 };
+  const state = { connections: 0, holding: false };
+  const authAttempts: { secure: boolean }[] = [];
+  const held: (() => void)[] = [];
+  const waiters: { ready: () => boolean; resolve: () => void }[] = [];
+  const check = (): void => {
+    for (const w of [...waiters]) {
+      if (w.ready()) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  const until = (ready: () => boolean): Promise<void> =>
+    new Promise((resolve) => {
+      waiters.push({ ready, resolve });
+      check();
+    });
 
   const server: SMTPServer = new SMTPServer({
     logger: false,
-    disabledCommands: ['STARTTLS', ...(options.user === undefined ? ['AUTH'] : [])],
+    disabledCommands: [...(options.tls ? [] : ['STARTTLS']), ...(options.user === undefined ? ['AUTH'] : [])],
+    ...(options.tls ? { key: options.tls.key, cert: options.tls.cert } : {}),
     authOptional: options.user === undefined,
     allowInsecureAuth: true,
     size: 1024 * 1024,
@@ -113,9 +153,15 @@ export async function startFakeSmtp(options: FakeSmtpOptions = {}): Promise<Fake
         drops.shift();
         return dropConnection(session);
       }
+      if (state.holding) {
+        held.push(() => callback());
+        check();
+        return;
+      }
       callback();
     },
-    onAuth(auth, _session, callback) {
+    onAuth(auth, session, callback) {
+      authAttempts.push({ secure: session.secure });
       if (auth.username === options.user && auth.password === options.pass) return callback(null, { user: auth.username });
       callback(smtpError(535, '5.7.8 Authentication credentials invalid'));
     },
@@ -145,12 +191,14 @@ export async function startFakeSmtp(options: FakeSmtpOptions = {}): Promise<Fake
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           rcptTo: session.envelope.rcptTo.map((r) => r.address),
           user: typeof user === 'string' ? user : undefined,
+          secure: session.secure,
           headers,
           subject: headers.subject ?? '',
           text,
           raw,
         });
         callback();
+        check();
       });
     },
   });
@@ -175,6 +223,29 @@ export async function startFakeSmtp(options: FakeSmtpOptions = {}): Promise<Fake
     get connections() {
       return state.connections;
     },
+    authAttempts,
+    get held() {
+      return held.length;
+    },
+    hold() {
+      state.holding = true;
+    },
+    whenHeld(count = 1) {
+      return until(() => held.length >= count);
+    },
+    release() {
+      state.holding = false;
+      for (const greet of held.splice(0)) {
+        try {
+          greet();
+        } catch {
+          // the client is gone (a killed process): nothing to greet
+        }
+      }
+    },
+    whenMessages(count) {
+      return until(() => messages.length >= count);
+    },
     rejectNext(count, code = 550, text = '5.1.1 Mailbox unavailable', stage = 'rcpt') {
       for (let i = 0; i < count; i++) rejections.push({ code, text, stage });
     },
@@ -182,7 +253,24 @@ export async function startFakeSmtp(options: FakeSmtpOptions = {}): Promise<Fake
       for (let i = 0; i < count; i++) drops.push(stage);
     },
     close() {
+      for (const connection of server.connections) connection._socket.destroy();
       return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A self-signed certificate for 127.0.0.1 and localhost (openssl), for a relay with STARTTLS. */
+export function testCertificate(): { key: string; cert: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'sls-tls-'));
+  try {
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+        '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
+      { stdio: 'ignore' },
+    );
+    return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -1,8 +1,10 @@
 /**
  * Sending codes by SMS and voice within limits (M1, M5, M7). SMS costs money
  * and can be turned against a victim's phone, so every code counts against
- * the number (per hour and per day, notices included) and against the user
- * (per hour). The count and the new message are written under one lock per
+ * the number (per hour and per day) and against the user (per hour).
+ * Security notices by SMS are not counted (N1, X6): they are few, caused by
+ * events rather than by asking, and a burst of them ("this wasn't me") must
+ * never keep the user's own codes from arriving. The count and the new message are written under one lock per
  * number, so concurrent requests cannot slip past a limit, also across
  * server processes. Delivery happens after, outside the lock; a gateway
  * failure is recorded on the message and reported to the caller.
@@ -11,14 +13,13 @@ import type { Clock } from '../../clock.js';
 import type { PolicyConfig } from '../../config.js';
 import { SlsError } from '../../errors.js';
 import type { Language } from '../../i18n/i18n.js';
-import type { CodeTemplate, Notification, Notifier } from '../../notify/notifier.js';
+import { CODE_TEMPLATES, type CodeTemplate, type Notification, type Notifier } from '../../notify/notifier.js';
 import type { Executor, Store } from '../../store/database.js';
 import type { Challenge, Device, SmsPrompt } from '../types.js';
 import type { SmsDeviceParams } from './sms.js';
 
 const HOUR = 60 * 60 * 1000;
 const DAY = 24 * HOUR;
-const CODE_TEMPLATES: CodeTemplate[] = ['loginCode', 'confirmCode', 'activationToken'];
 
 export interface CodeMessage {
   userId: string;
@@ -39,16 +40,18 @@ export class SmsCodes {
    * The earliest time of the messages counted in a window when there are
    * `limit` or more of them (the window reopens when the oldest leaves it).
    */
-  private async reopensAt(db: Executor, column: 'recipient' | 'user_id', value: string, windowMs: number, limit: number, codesOnly: boolean): Promise<number | null> {
+  private async reopensAt(db: Executor, column: 'recipient' | 'user_id', value: string, windowMs: number, limit: number): Promise<number | null> {
     const since = this.deps.clock.now() - windowMs;
-    let q = db
+    const rows = await db
       .selectFrom('notifications')
       .select('created_at')
       .where(column, '=', value)
       .where('channel', 'in', ['sms', 'voice'])
-      .where('created_at', '>', since);
-    if (codesOnly) q = q.where('template', 'in', CODE_TEMPLATES);
-    const rows = await q.orderBy('created_at', 'desc').limit(limit).execute();
+      .where('template', 'in', CODE_TEMPLATES)
+      .where('created_at', '>', since)
+      .orderBy('created_at', 'desc')
+      .limit(limit)
+      .execute();
     return rows.length >= limit ? rows.at(-1)!.created_at + windowMs : null;
   }
 
@@ -91,9 +94,9 @@ export class SmsCodes {
     const { store, notifier, policy } = this.deps;
     const pending = await store.serialized(`sms:${message.to}`, async (trx) => {
       const reopens = [
-        await this.reopensAt(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour, false),
-        await this.reopensAt(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay, false),
-        await this.reopensAt(trx, 'user_id', message.userId, HOUR, policy.smsPerUserPerHour, true),
+        await this.reopensAt(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour),
+        await this.reopensAt(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay),
+        await this.reopensAt(trx, 'user_id', message.userId, HOUR, policy.smsPerUserPerHour),
       ].filter((t): t is number => t !== null);
       if (reopens.length > 0) throw new SlsError('SMS_RATE_LIMITED', { retryAfter: new Date(Math.max(...reopens)).toISOString() });
       return notifier.enqueue(trx, {
