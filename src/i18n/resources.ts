@@ -21,6 +21,9 @@ import mobileZhHant from './locales/mobile/zh-Hant.json' with { type: 'json' };
 import authenticatorEn from './locales/authenticator/en.json' with { type: 'json' };
 import authenticatorFr from './locales/authenticator/fr.json' with { type: 'json' };
 import authenticatorZhHant from './locales/authenticator/zh-Hant.json' with { type: 'json' };
+import auditEn from './locales/audit/en.json' with { type: 'json' };
+import auditFr from './locales/audit/fr.json' with { type: 'json' };
+import auditZhHant from './locales/audit/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -33,6 +36,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   mobile: { en: mobileEn, fr: mobileFr, 'zh-Hant': mobileZhHant },
   /** The authenticator app's own screens (/app). */
   authenticator: { en: authenticatorEn, fr: authenticatorFr, 'zh-Hant': authenticatorZhHant },
+  /** The keyed audit log: what verify finds, checkpoints, queries (X1). */
+  audit: { en: auditEn, fr: auditFr, 'zh-Hant': auditZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {

@@ -8,6 +8,7 @@ import * as m0004 from './migrations/0004_device_requests.js';
 import * as m0005 from './migrations/0005_password_reset.js';
 import * as m0006 from './migrations/0006_mobile_numbers.js';
 import * as m0007 from './migrations/0007_mobile_authenticator.js';
+import * as m0009 from './migrations/0009_audit_head.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -18,6 +19,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005_password_reset': m0005,
   '0006_mobile_numbers': m0006,
   '0007_mobile_authenticator': m0007,
+  '0009_audit_head': m0009,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
