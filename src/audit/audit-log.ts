@@ -14,6 +14,7 @@
  * Appends are serialised across every server process.
  */
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Clock } from '../clock.js';
 import { constantTimeEqual } from '../crypto/constant-time.js';
 import { SlsError } from '../errors.js';
@@ -352,9 +353,9 @@ export class AuditLog {
     if (query.until !== undefined) q = q.where('at', '<', query.until);
     if (query.type !== undefined) {
       if (query.type.endsWith('.*')) {
-        // a family: every name that starts with "login." ("/" sorts right after ".")
-        const family = query.type.slice(0, -2);
-        q = q.where('event', '>', `${family}.`).where('event', '<', `${family}/`);
+        // a family: every name that starts with "login." (not LIKE, where "_" is a wildcard; not a range, which collations reorder)
+        const prefix = query.type.slice(0, -1);
+        q = q.where(sql<string>`substr(event, 1, ${sql.lit(prefix.length)})`, '=', prefix);
       } else {
         q = q.where('event', '=', query.type);
       }

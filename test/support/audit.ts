@@ -53,12 +53,12 @@ export function plainSha256(prevHash: string, row: Row): string {
 }
 
 /**
- * Rewrites the chain from entry `from` on with `hashOf` (plain SHA-256, or the
+ * Rewrites the chain from entry `from` (to `to`) with `hashOf` (plain SHA-256, or the
  * keyed hash for an attacker who holds the master key), after `edit` changed
  * the entries' contents. Run it with the triggers dropped.
  */
-export async function rechain(store: Store, from: number, hashOf: (prevHash: string, row: Row) => string): Promise<void> {
-  const rows = await store.db.selectFrom('audit_log').selectAll().where('seq', '>=', from).orderBy('seq').execute();
+export async function rechain(store: Store, from: number, hashOf: (prevHash: string, row: Row) => string, to = Number.MAX_SAFE_INTEGER): Promise<void> {
+  const rows = await store.db.selectFrom('audit_log').selectAll().where('seq', '>=', from).where('seq', '<=', to).orderBy('seq').execute();
   const before = await store.db.selectFrom('audit_log').select('hash').where('seq', '=', from - 1).executeTakeFirst();
   let prevHash = before?.hash ?? '0'.repeat(64);
   for (const row of rows) {
