@@ -382,10 +382,11 @@ export class AuditLog {
 
   /** Reads a checkpoint line; VALIDATION_ERROR when it is not one. */
   parseCheckpoint(line: string): Checkpoint {
-    const match = CHECKPOINT_LINE.exec(line.trim());
+    const text = line.trim();
+    const match = CHECKPOINT_LINE.exec(text);
     const at = match ? Date.parse(match[3]!) : NaN;
     if (!match || Number.isNaN(at) || new Date(at).toISOString() !== match[3]) throw new SlsError('VALIDATION_ERROR', { reason: 'checkpoint' });
-    const body = line.trim().slice(0, line.trim().lastIndexOf(' sig='));
+    const body = text.slice(0, text.lastIndexOf(' sig='));
     return { seq: Number(match[1]), hash: match[2]!, at, genuine: constantTimeEqual(match[4]!, checkpointSignature(this.keys.head, body)) };
   }
 
