@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 import { SlsError } from './errors.js';
 import { loadMasterKey } from './crypto/master-key.js';
 import { SecretBox } from './crypto/secret-box.js';
-import { AuditLog } from './audit/audit-log.js';
+import { AuditLog, auditKeys } from './audit/audit-log.js';
 import { Devices } from './devices/devices.js';
 import { LoginFlows } from './flows/login.js';
 import { DeviceActivation, StepUp } from './flows/activation.js';
@@ -34,6 +34,7 @@ import { openSignals, type Signals } from './push/signals.js';
 import { noPushProvider, type PushProvider } from './push/provider.js';
 import { loadVapidKeys, webPushProvider } from './push/web-push.js';
 import { migrateToLatest } from './store/migrate.js';
+import { environmentLanguage, translator } from './i18n/i18n.js';
 
 export interface Services {
   config: Config;
@@ -114,7 +115,12 @@ export async function createServices(config: Config, options: ServiceOptions = {
     await migrateToLatest(store);
     const box = new SecretBox(masterKey.key);
     await checkMasterKey(store, box);
-    const audit = new AuditLog(store, clock);
+    const audit = new AuditLog(store, clock, auditKeys(masterKey.key));
+    // X1: the first start after migration 0009 signs the head it recorded (decision 0006)
+    const anchored = await audit.anchor();
+    if (anchored && anchored.legacyEntries > 0) {
+      warn(translator(environmentLanguage())('audit.anchored', { count: anchored.legacyEntries }));
+    }
     const users = new Users(store, clock, box, audit, config.policy.oneTimePasswordTtlMs);
     const devices = new Devices(store, clock, box, audit);
     const lockout = new Lockout(store, clock, config.policy);

@@ -184,13 +184,15 @@ describe('sls audit (X1)', () => {
     expect(verify.stdout).toMatch(/^Audit log intact: \d+ entries, head [0-9a-f]{64}\.\n$/);
   });
 
-  it('X1: audit verify exits non-zero when an entry was altered', async () => {
+  it('X1: audit verify exits non-zero when an entry was altered (by someone who first dropped the append-only trigger)', async () => {
     const raw = new BetterSqlite3(db.url.slice('sqlite:'.length));
+    expect(() => raw.prepare("update audit_log set event = 'user.deleted' where seq = 1").run()).toThrow(/append-only/);
+    raw.exec('drop trigger audit_log_no_update');
     raw.prepare("update audit_log set event = 'user.deleted' where seq = 1").run();
     raw.close();
     const verify = await sls(['audit', 'verify'], env);
     expect(verify.code).toBe(1);
-    expect(verify.stderr).toBe('sls: The audit log has been tampered with at entry 1: entry altered.\n');
+    expect(verify.stderr).toBe('sls: The audit log has been tampered with: entry 1 was altered.\n');
   });
 });
 

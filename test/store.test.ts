@@ -8,6 +8,7 @@ import { sql } from 'kysely';
 import { DAY, HOUR, MINUTE } from '../src/clock.js';
 import { createServices } from '../src/services.js';
 import { DATABASES, PASSWORD, createUser, createUserWithCard, openTestDatabase, startHarness, testConfig, uniqueUsername, type Harness } from './support/harness.js';
+import { asAttacker } from './support/audit.js';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import { readFileSync } from 'node:fs';
 import { DEVICE_STRENGTH } from '../src/devices/types.js';
@@ -202,24 +203,25 @@ describe.each(DATABASES)('repositories on %s', (dbName) => {
       expect(result.ok).toBe(true);
     });
 
-    it('X1: an altered entry is detected', async () => {
+    it('X1: an altered entry is detected (by someone who first dropped the append-only triggers)', async () => {
       await h.services.audit.record({ event: 'session.ended', username: 'victim', data: { reason: 'logout' } });
       const [last] = await h.services.audit.list({ limit: 1 });
-      await sql`update audit_log set data = '{"reason":"tampered"}' where seq = ${last!.seq}`.execute(h.services.store.db);
+      await asAttacker(h.services.store, () => sql`update audit_log set data = '{"reason":"tampered"}' where seq = ${last!.seq}`.execute(h.services.store.db));
       const result = await h.services.audit.verify();
-      expect(result).toMatchObject({ ok: false, brokenAt: last!.seq, reason: 'entry altered' });
-      await sql`update audit_log set data = '{"reason":"logout"}' where seq = ${last!.seq}`.execute(h.services.store.db);
+      expect(result).toMatchObject({ ok: false, brokenAt: last!.seq, reason: 'entry_altered' });
+      await asAttacker(h.services.store, () => sql`update audit_log set data = '{"reason":"logout"}' where seq = ${last!.seq}`.execute(h.services.store.db));
       expect((await h.services.audit.verify()).ok).toBe(true);
     });
 
-    it('X1: a removed entry is detected', async () => {
+    it('X1: a removed entry is detected (by someone who first dropped the append-only triggers)', async () => {
       await h.services.audit.record({ event: 'session.ended', data: { n: 1 } }, { event: 'session.ended', data: { n: 2 } });
       const [last] = await h.services.audit.list({ limit: 2 });
       const removed = last!.seq - 1;
       const row = await h.services.store.db.selectFrom('audit_log').selectAll().where('seq', '=', removed).executeTakeFirstOrThrow();
-      await h.services.store.db.deleteFrom('audit_log').where('seq', '=', removed).execute();
-      expect(await h.services.audit.verify()).toMatchObject({ ok: false, brokenAt: removed, reason: 'missing entry' });
+      await asAttacker(h.services.store, () => h.services.store.db.deleteFrom('audit_log').where('seq', '=', removed).execute());
+      expect(await h.services.audit.verify()).toMatchObject({ ok: false, brokenAt: removed, reason: 'entries_missing' });
       await h.services.store.db.insertInto('audit_log').values(row).execute();
+      expect((await h.services.audit.verify()).ok).toBe(true);
     });
 
     it('X1: entries can be queried by user and time', async () => {

@@ -1,12 +1,25 @@
 /**
  * The audit log (X1): append-only, each entry chained to the previous one by
- * a SHA-256 hash, so that a changed, removed or inserted entry is detected by
- * `verify()`. Appends are serialised across every server process.
+ * an HMAC-SHA-256 under a key derived from the master key, and a head (the
+ * newest seq and hash) signed under another derived key and kept apart from
+ * the entries, in `audit_head`, moved in the transaction of every append.
+ *
+ * Without the key, an edited entry cannot be given a matching hash, and
+ * deleting the newest entries or emptying the table leaves the signed head
+ * pointing past the end: `verify()` reports either. A checkpoint (the head
+ * signed, as one line of text) kept outside the database also catches a
+ * rollback to an older copy of the database, or a rewrite by someone holding
+ * the master key. Entries chained with plain SHA-256 before the keyed chain
+ * existed stay as they are, anchored by the first keyed entry (decision 0006).
+ * Appends are serialised across every server process.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, hkdfSync } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Clock } from '../clock.js';
+import { constantTimeEqual } from '../crypto/constant-time.js';
+import { SlsError } from '../errors.js';
 import type { Executor, Store, Tx } from '../store/database.js';
-import type { AuditLogTable } from '../store/schema.js';
+import type { AuditHeadTable, AuditLogTable } from '../store/schema.js';
 
 export type AuditEvent =
   | 'user.created'
@@ -68,7 +81,8 @@ export type AuditEvent =
   | 'mobile.message_sent'
   | 'stepup.started'
   | 'stepup.verified'
-  | 'user.notice_preferences_changed';
+  | 'user.notice_preferences_changed'
+  | 'audit.queried';
 
 export interface AuditInput {
   event: AuditEvent;
@@ -93,11 +107,131 @@ export interface AuditEntry {
   hash: string;
 }
 
+/** The keys of the chain and of its head, each derived from the master key with a label of its own. */
+export interface AuditKeys {
+  chain: Buffer;
+  head: Buffer;
+}
+
+export function auditKeys(masterKey: Buffer): AuditKeys {
+  const derive = (label: string) => Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), label, 32));
+  return { chain: derive('sls audit-chain v1'), head: derive('sls audit-head v1') };
+}
+
 const GENESIS = '0'.repeat(64);
 
-function entryHash(prevHash: string, row: Omit<AuditLogTable, 'hash' | 'prev_hash'>): string {
-  const canonical = JSON.stringify([row.seq, row.at, row.event, row.actor, row.user_id, row.username, row.ip, row.data]);
-  return createHash('sha256').update(prevHash).update('\n').update(canonical).digest('hex');
+type Chained = Omit<AuditLogTable, 'hash' | 'prev_hash'>;
+
+function canonical(row: Chained): string {
+  return JSON.stringify([row.seq, row.at, row.event, row.actor, row.user_id, row.username, row.ip, row.data]);
+}
+
+/** How entries were chained before decision 0006 (and still are verified, up to `legacy_until`). */
+function legacyHash(prevHash: string, row: Chained): string {
+  return createHash('sha256').update(prevHash).update('\n').update(canonical(row)).digest('hex');
+}
+
+function keyedHash(key: Buffer, prevHash: string, row: Chained): string {
+  return createHmac('sha256', key).update(prevHash).update('\n').update(canonical(row)).digest('hex');
+}
+
+type Head = Omit<AuditHeadTable, 'id' | 'signature'>;
+
+function headSignature(key: Buffer, head: Head): string {
+  return createHmac('sha256', key).update(`sls-audit-head/1\n${head.seq}\n${head.hash}\n${head.at}\n${head.legacy_until}`).digest('hex');
+}
+
+/**
+ * A checkpoint: one line an operator keeps outside the database, e.g.
+ * `sls-audit-checkpoint/1 seq=42 hash=… at=2026-01-05T09:00:00.000Z sig=…`.
+ * The signature covers everything before ` sig=`.
+ */
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+  at: number;
+  /** Signed under this master key. */
+  genuine: boolean;
+}
+
+const CHECKPOINT_VERSION = 'sls-audit-checkpoint/1';
+const CHECKPOINT_LINE = /^sls-audit-checkpoint\/1 seq=(\d{1,15}) hash=([0-9a-f]{64}) at=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) sig=([A-Za-z0-9_-]{43})$/;
+
+function checkpointSignature(key: Buffer, body: string): string {
+  return createHmac('sha256', key).update(body).digest('base64url');
+}
+
+/** What `verify()` found wrong; seq numbers are those of the entries concerned. */
+export type AuditFinding =
+  /** entries seq…last no longer have the hash they were chained with */
+  | { reason: 'entry_altered'; seq: number; last: number }
+  /** entry seq does not follow the one before it: an earlier entry was rewritten */
+  | { reason: 'link_broken'; seq: number }
+  /** entries seq…last are missing between others */
+  | { reason: 'entries_missing'; seq: number; last: number }
+  /** the entries after seq are missing: the signed head names entry head */
+  | { reason: 'newest_missing'; seq: number; head: number }
+  /** no entry is left: the signed head names entry head */
+  | { reason: 'table_emptied'; head: number }
+  /** entries seq…last are not covered by the signed head (written around the server) */
+  | { reason: 'entries_unsigned'; seq: number; last: number }
+  /** the newest entry is not the one the signed head names */
+  | { reason: 'head_mismatch'; seq: number }
+  | { reason: 'head_missing' }
+  | { reason: 'head_forged' }
+  /** the checkpoint line does not carry this server's signature */
+  | { reason: 'checkpoint_forged'; seq: number }
+  /** the entry the checkpoint names has another hash now */
+  | { reason: 'checkpoint_mismatch'; seq: number }
+  /** the entry the checkpoint names is gone */
+  | { reason: 'checkpoint_missing'; seq: number };
+
+export type AuditFindingReason = AuditFinding['reason'];
+
+export type VerifyResult =
+  | {
+      ok: true;
+      entries: number;
+      /** The newest entry's seq and hash (the signed head). */
+      seq: number;
+      head: string;
+      /** Entries up to this seq are chained with plain SHA-256 (before the keyed chain; 0 for none). */
+      legacyUntil: number;
+      /** The checkpoint verified against, if one was given. */
+      checkpoint: { seq: number } | null;
+    }
+  | {
+      ok: false;
+      entries: number;
+      /** The first finding's seq (0 when it names none) and reason. */
+      brokenAt: number;
+      reason: AuditFindingReason;
+      findings: AuditFinding[];
+      legacyUntil: number;
+    };
+
+/** The seq a finding names first, if any. */
+export function findingSeq(finding: AuditFinding): number {
+  if ('seq' in finding) return finding.seq;
+  if ('head' in finding) return finding.head;
+  return 0;
+}
+
+const MAX_FINDINGS = 50;
+
+class Findings {
+  readonly list: AuditFinding[] = [];
+
+  add(finding: AuditFinding): void {
+    const last = this.list.at(-1);
+    // runs of altered entries are one finding
+    if (finding.reason === 'entry_altered' && last?.reason === 'entry_altered' && last.last + 1 === finding.seq) {
+      last.last = finding.last;
+      return;
+    }
+    if (this.list.some((f) => f.reason === finding.reason && findingSeq(f) === findingSeq(finding))) return;
+    if (this.list.length < MAX_FINDINGS) this.list.push(finding);
+  }
 }
 
 export interface AuditQuery {
@@ -105,15 +239,38 @@ export interface AuditQuery {
   username?: string;
   since?: number;
   until?: number;
+  /** An event name (`login.locked`) or a family of them (`login.*`). */
+  type?: string;
+  /** Only entries older than this seq: the `next` of the page before. */
+  before?: number;
   limit?: number;
 }
 
-export type VerifyResult = { ok: true; entries: number; head: string } | { ok: false; entries: number; brokenAt: number; reason: string };
+export interface AuditPage {
+  entries: AuditEntry[];
+  /** The `before` of the next page, or null on the last page. */
+  next: number | null;
+}
+
+function toEntry(r: AuditLogTable): AuditEntry {
+  return {
+    seq: r.seq,
+    at: r.at,
+    event: r.event,
+    actor: r.actor,
+    userId: r.user_id,
+    username: r.username,
+    ip: r.ip,
+    data: JSON.parse(r.data) as Record<string, unknown>,
+    hash: r.hash,
+  };
+}
 
 export class AuditLog {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    private readonly keys: AuditKeys,
   ) {}
 
   /** Appends entries in their own serialised transaction. */
@@ -121,12 +278,21 @@ export class AuditLog {
     await this.store.serialized('audit_log', (trx) => this.append(trx, inputs));
   }
 
-  /** Appends within a transaction that already holds the audit lock (see Store.serialized). */
+  /**
+   * Appends within a transaction that already holds the audit lock (see
+   * Store.serialized), and moves the signed head in the same transaction.
+   * The chain continues from the signed head, not from whatever the table
+   * holds: entries deleted before an append stay missing. A head that is
+   * missing or not signed by us is refused (AUDIT_CHAIN_BROKEN) rather than
+   * signed over, which would hide what was done.
+   */
   async append(trx: Tx, inputs: AuditInput[]): Promise<void> {
-    const head = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
-    let seq = head?.seq ?? 0;
-    let prevHash = head?.hash ?? GENESIS;
+    if (inputs.length === 0) return;
+    const head = await this.trustedHead(trx);
+    let seq = head.seq;
+    let prevHash = head.hash;
     const now = this.clock.now();
+    const rows: AuditLogTable[] = [];
     for (const input of inputs) {
       seq += 1;
       const row = {
@@ -139,12 +305,48 @@ export class AuditLog {
         ip: input.ip ?? null,
         data: JSON.stringify(input.data ?? {}),
       };
-      const hash = entryHash(prevHash, row);
-      await trx.insertInto('audit_log').values({ ...row, prev_hash: prevHash, hash }).execute();
+      const hash = keyedHash(this.keys.chain, prevHash, row);
+      rows.push({ ...row, prev_hash: prevHash, hash });
       prevHash = hash;
     }
+    await trx.insertInto('audit_log').values(rows).execute();
+    const moved: Head = { seq, hash: prevHash, at: now, legacy_until: head.legacy_until };
+    await trx
+      .updateTable('audit_head')
+      .set({ seq, hash: prevHash, at: now, signature: headSignature(this.keys.head, moved) })
+      .where('id', '=', 1)
+      .execute();
   }
 
+  private async trustedHead(db: Executor): Promise<AuditHeadTable> {
+    const head = await db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+    if (!head) throw new SlsError('AUDIT_CHAIN_BROKEN', { reason: 'head_missing', seq: 0 });
+    if (!this.headGenuine(head)) throw new SlsError('AUDIT_CHAIN_BROKEN', { reason: 'head_forged', seq: head.seq });
+    return head;
+  }
+
+  private headGenuine(head: AuditHeadTable): boolean {
+    return head.signature !== null && constantTimeEqual(head.signature, headSignature(this.keys.head, head));
+  }
+
+  /**
+   * Signs the head migration 0009 recorded, at the first start after it
+   * (before any append). Returns how many entries were chained with plain
+   * SHA-256 before, or null when there was nothing to sign. A head that
+   * keyed entries have moved is never signed again here.
+   */
+  async anchor(): Promise<{ legacyEntries: number } | null> {
+    const unsigned = await this.store.db.selectFrom('audit_head').select('signature').where('id', '=', 1).executeTakeFirst();
+    if (!unsigned || unsigned.signature !== null) return null;
+    return this.store.serialized('audit_log', async (trx) => {
+      const head = await trx.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+      if (!head || head.signature !== null || head.seq !== head.legacy_until) return null;
+      await trx.updateTable('audit_head').set({ signature: headSignature(this.keys.head, head) }).where('id', '=', 1).execute();
+      return { legacyEntries: head.legacy_until };
+    });
+  }
+
+  /** Entries newest first, filtered. */
   async list(query: AuditQuery = {}, db: Executor = this.store.db): Promise<AuditEntry[]> {
     let q = db.selectFrom('audit_log').selectAll();
     if (query.userId) q = q.where('user_id', '=', query.userId);
@@ -159,43 +361,125 @@ export class AuditLog {
     }
     if (query.since !== undefined) q = q.where('at', '>=', query.since);
     if (query.until !== undefined) q = q.where('at', '<', query.until);
+    if (query.type !== undefined) {
+      if (query.type.endsWith('.*')) {
+        // a family: every name that starts with "login." (not LIKE, where "_" is a wildcard; not a range, which collations reorder)
+        const prefix = query.type.slice(0, -1);
+        q = q.where(sql<string>`substr(event, 1, ${sql.lit(prefix.length)})`, '=', prefix);
+      } else {
+        q = q.where('event', '=', query.type);
+      }
+    }
+    if (query.before !== undefined) q = q.where('seq', '<', query.before);
     const rows = await q.orderBy('seq', 'desc').limit(query.limit ?? 100).execute();
-    return rows.map((r) => ({
-      seq: r.seq,
-      at: r.at,
-      event: r.event,
-      actor: r.actor,
-      userId: r.user_id,
-      username: r.username,
-      ip: r.ip,
-      data: JSON.parse(r.data) as Record<string, unknown>,
-      hash: r.hash,
-    }));
+    return rows.map(toEntry);
   }
 
-  /** Recomputes the whole chain. */
-  async verify(): Promise<VerifyResult> {
-    let prevHash = GENESIS;
+  /** One page of `list`, and where the next one starts. */
+  async page(query: AuditQuery & { limit: number }): Promise<AuditPage> {
+    const rows = await this.list({ ...query, limit: query.limit + 1 });
+    const entries = rows.slice(0, query.limit);
+    return { entries, next: rows.length > query.limit ? entries.at(-1)!.seq : null };
+  }
+
+  /** A checkpoint line of the head, once the whole chain verified. */
+  async checkpoint(): Promise<string> {
+    const result = await this.verify();
+    if (!result.ok) throw findingError(result.findings[0]!);
+    const body = `${CHECKPOINT_VERSION} seq=${result.seq} hash=${result.head} at=${new Date(this.clock.now()).toISOString()}`;
+    return `${body} sig=${checkpointSignature(this.keys.head, body)}`;
+  }
+
+  /** Reads a checkpoint line; VALIDATION_ERROR when it is not one. */
+  parseCheckpoint(line: string): Checkpoint {
+    const text = line.trim();
+    const match = CHECKPOINT_LINE.exec(text);
+    const at = match ? Date.parse(match[3]!) : NaN;
+    if (!match || Number.isNaN(at) || new Date(at).toISOString() !== match[3]) throw new SlsError('VALIDATION_ERROR', { reason: 'checkpoint' });
+    const body = text.slice(0, text.lastIndexOf(' sig='));
+    return { seq: Number(match[1]), hash: match[2]!, at, genuine: constantTimeEqual(match[4]!, checkpointSignature(this.keys.head, body)) };
+  }
+
+  /**
+   * Recomputes the whole chain and compares its end with the signed head;
+   * with a checkpoint, also that the entry it names still has its hash.
+   * Reports every finding (altered runs of entries as one), not only the
+   * first. Appends may go on meanwhile: the head is read after the entries,
+   * and rows and head are always committed together.
+   */
+  async verify(options: { checkpoint?: string | Checkpoint } = {}): Promise<VerifyResult> {
+    const checkpoint = typeof options.checkpoint === 'string' ? this.parseCheckpoint(options.checkpoint) : options.checkpoint;
+    const db = this.store.db;
+    const findings = new Findings();
+    const headOf = () => db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+    const first = await headOf();
+    if (!first) findings.add({ reason: 'head_missing' });
+    else if (!this.headGenuine(first)) findings.add({ reason: 'head_forged' });
+    if (checkpoint && !checkpoint.genuine) findings.add({ reason: 'checkpoint_forged', seq: checkpoint.seq });
+
+    // Without a head, the entries chained with plain SHA-256 are those from the first that verify so.
+    let legacyUntil = first ? first.legacy_until : null;
     let expectedSeq = 1;
+    let prevHash = GENESIS;
+    let prevAltered = false;
     let entries = 0;
+    let checkpointSeen = checkpoint?.seq === 0;
+    if (checkpoint?.seq === 0 && checkpoint.hash !== GENESIS) findings.add({ reason: 'checkpoint_mismatch', seq: 0 });
     const pageSize = 1000;
     for (;;) {
-      const rows = await this.store.db
-        .selectFrom('audit_log')
-        .selectAll()
-        .where('seq', '>=', expectedSeq)
-        .orderBy('seq')
-        .limit(pageSize)
-        .execute();
+      const rows = await db.selectFrom('audit_log').selectAll().where('seq', '>=', expectedSeq).orderBy('seq').limit(pageSize).execute();
       for (const row of rows) {
-        if (row.seq !== expectedSeq) return { ok: false, entries, brokenAt: expectedSeq, reason: 'missing entry' };
-        if (row.prev_hash !== prevHash) return { ok: false, entries, brokenAt: row.seq, reason: 'chain link altered' };
-        if (entryHash(prevHash, row) !== row.hash) return { ok: false, entries, brokenAt: row.seq, reason: 'entry altered' };
+        if (row.seq > expectedSeq) findings.add({ reason: 'entries_missing', seq: expectedSeq, last: row.seq - 1 });
+        else if (row.prev_hash !== prevHash && !prevAltered) findings.add({ reason: 'link_broken', seq: row.seq });
+        if (legacyUntil === null && legacyHash(row.prev_hash, row) !== row.hash) legacyUntil = row.seq - 1;
+        const legacy = legacyUntil === null || row.seq <= legacyUntil;
+        const computed = legacy ? legacyHash(row.prev_hash, row) : keyedHash(this.keys.chain, row.prev_hash, row);
+        prevAltered = computed !== row.hash;
+        if (prevAltered) findings.add({ reason: 'entry_altered', seq: row.seq, last: row.seq });
+        if (checkpoint && row.seq === checkpoint.seq) {
+          checkpointSeen = true;
+          if (row.hash !== checkpoint.hash) findings.add({ reason: 'checkpoint_mismatch', seq: row.seq });
+        }
         prevHash = row.hash;
-        expectedSeq += 1;
+        expectedSeq = row.seq + 1;
         entries += 1;
       }
-      if (rows.length < pageSize) return { ok: true, entries, head: prevHash };
+      if (rows.length === pageSize) continue;
+
+      // The end of the table: compare it with the head as it is now.
+      const lastSeq = expectedSeq - 1;
+      const head = await headOf();
+      if (!head) {
+        findings.add({ reason: 'head_missing' });
+      } else if (head.seq > lastSeq) {
+        // appended meanwhile, or removed?
+        const more = await db.selectFrom('audit_log').select('seq').where('seq', '>=', expectedSeq).limit(1).executeTakeFirst();
+        if (more) continue;
+        findings.add(entries === 0 ? { reason: 'table_emptied', head: head.seq } : { reason: 'newest_missing', seq: lastSeq, head: head.seq });
+      } else if (head.seq < lastSeq) {
+        findings.add({ reason: 'entries_unsigned', seq: head.seq + 1, last: lastSeq });
+      } else if (head.hash !== prevHash) {
+        findings.add({ reason: 'head_mismatch', seq: lastSeq });
+      }
+      if (head && !this.headGenuine(head)) findings.add({ reason: 'head_forged' });
+      if (checkpoint && !checkpointSeen) findings.add({ reason: 'checkpoint_missing', seq: checkpoint.seq });
+
+      const [firstFinding] = findings.list;
+      if (firstFinding) {
+        return { ok: false, entries, brokenAt: findingSeq(firstFinding), reason: firstFinding.reason, findings: findings.list, legacyUntil: legacyUntil ?? lastSeq };
+      }
+      return { ok: true, entries, seq: lastSeq, head: prevHash, legacyUntil: legacyUntil ?? lastSeq, checkpoint: checkpoint ? { seq: checkpoint.seq } : null };
     }
   }
+}
+
+/**
+ * A finding as an error whose message (`errors.AUDIT_CHAIN_BROKEN_<reason>`)
+ * says what was found; a run of one entry reads as one entry.
+ */
+export function findingError(finding: AuditFinding): SlsError {
+  const { reason, ...params } = finding;
+  const single = 'last' in finding && finding.last === finding.seq;
+  const message = single ? reason.replace(/^entries_/, 'entry_') : reason === 'entry_altered' ? 'entries_altered' : reason;
+  return new SlsError('AUDIT_CHAIN_BROKEN', { ...params, seq: findingSeq(finding), reason: message });
 }

@@ -19,6 +19,8 @@ import type { Role } from '../store/schema.js';
 import { serve } from './serve.js';
 import { toE164 } from '../delivery/phone.js';
 import { outboxAudioPath } from '../delivery/speech.js';
+import { findingError } from '../audit/audit-log.js';
+import { parseAuditFilter } from '../audit/audit-query.js';
 
 const t = translator(environmentLanguage());
 
@@ -560,34 +562,58 @@ export function buildProgram(): Command {
       },
     );
 
-  const audit = program.command('audit').description('the hash-chained audit log (X1)');
+  const audit = program.command('audit').description('the keyed, hash-chained audit log (X1)');
   audit
     .command('list')
-    .description('the latest audit entries, newest first')
+    .description('audit entries, newest first, a page at a time')
     .option('--user <u>', 'only entries about this username')
+    .option('--since <time>', 'from this date or time (ISO 8601: 2026-03-01 or 2026-03-01T09:30:00Z)')
+    .option('--until <time>', 'before this date or time (ISO 8601)')
+    .option('--type <event>', 'only this event (login.locked) or family of events (login.*)')
     .option('--limit <n>', 'how many (default 50)', intOption('--limit', 1, 100000))
+    .option('--cursor <c>', 'the next page: the cursor the page before printed')
     .option('--json', 'print JSON')
     .addOption(dbOption())
-    .action(async (options: DbOption & { user?: string; limit?: number; json?: boolean }) => {
+    .action(async (options: DbOption & { user?: string; since?: string; until?: string; type?: string; limit?: number; cursor?: string; json?: boolean }) => {
+      const query = parseAuditFilter(options, { defaultLimit: 50, maxLimit: 100000 });
       await withServices(options, async (s) => {
-        const entries = await s.audit.list({ ...(options.user !== undefined ? { username: options.user } : {}), limit: options.limit ?? 50 });
-        if (options.json) return printJson(entries);
-        for (const e of entries) {
-          print(`${String(e.seq).padStart(6)}  ${iso(e.at)}  ${e.event.padEnd(28)} ${e.username ?? '-'}  ${e.actor ?? ''}  ${JSON.stringify(e.data)}`);
+        const { entries, next } = await s.audit.page(query);
+        if (options.json) printJson(entries);
+        else {
+          for (const e of entries) {
+            print(`${String(e.seq).padStart(6)}  ${iso(e.at)}  ${e.event.padEnd(28)} ${e.username ?? '-'}  ${e.actor ?? ''}  ${JSON.stringify(e.data)}`);
+          }
         }
+        // on standard error, so that standard output stays the entries alone
+        if (next !== null) process.stderr.write(`${t('audit.more', { cursor: next })}\n`);
       });
     });
 
   audit
     .command('verify')
-    .description('recompute the hash chain; exits non-zero if an entry was altered or removed')
+    .description('recompute the keyed chain and compare it with the signed head (and a checkpoint); exits non-zero and says what it found if entries were altered, removed or added around the server')
+    .option('--checkpoint <line>', 'also prove that nothing up to this checkpoint (a line of sls audit checkpoint) changed')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { checkpoint?: string }) => {
+      await withServices(options, async (s) => {
+        const result = await s.audit.verify(options.checkpoint !== undefined ? { checkpoint: options.checkpoint } : {});
+        if (!result.ok) {
+          // every finding on standard output; the first as the error
+          for (const finding of result.findings) print(describeError(t, findingError(finding)));
+          throw findingError(result.findings[0]!);
+        }
+        print(t('cli.auditOk', { entries: result.entries, head: result.head }));
+        if (result.legacyUntil > 0) print(t('audit.legacy', { seq: result.legacyUntil }));
+        if (result.checkpoint) print(t('audit.checkpointOk', { seq: result.checkpoint.seq }));
+      });
+    });
+
+  audit
+    .command('checkpoint')
+    .description('verify the log, then print its signed head as one line to keep outside this server (seq, hash, time, signature)')
     .addOption(dbOption())
     .action(async (options: DbOption) => {
-      await withServices(options, async (s) => {
-        const result = await s.audit.verify();
-        if (!result.ok) throw new SlsError('AUDIT_CHAIN_BROKEN', { seq: result.brokenAt, reason: result.reason });
-        print(t('cli.auditOk', { entries: result.entries, head: result.head }));
-      });
+      await withServices(options, async (s) => print(await s.audit.checkpoint()));
     });
 
   return program;

@@ -20,6 +20,7 @@ import { onlineCardApi } from './api/online-card.js';
 import { phonesApi } from './api/phones.js';
 import { mobileApi } from './api/mobile.js';
 import { stepUpApi } from './api/step-up.js';
+import { adminApi } from './api/admin.js';
 import { webPages } from './web/pages.js';
 import { portalPages } from './web/portal-pages.js';
 import { helpdeskPages } from './web/helpdesk-pages.js';
@@ -133,6 +134,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(mobileApi(services), { prefix: '/api/v1' });
   await app.register(stepUpApi(services, guard), { prefix: '/api/v1' });
   await app.register(helpdeskApi(services, guard), { prefix: '/api/v1' });
+  await app.register(adminApi(services, guard), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(webPages(services, pages, guard));
   await app.register(portalPages(services, pages, guard));

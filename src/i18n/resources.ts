@@ -24,6 +24,9 @@ import authenticatorZhHant from './locales/authenticator/zh-Hant.json' with { ty
 import securityEn from './locales/security/en.json' with { type: 'json' };
 import securityFr from './locales/security/fr.json' with { type: 'json' };
 import securityZhHant from './locales/security/zh-Hant.json' with { type: 'json' };
+import auditEn from './locales/audit/en.json' with { type: 'json' };
+import auditFr from './locales/audit/fr.json' with { type: 'json' };
+import auditZhHant from './locales/audit/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -38,6 +41,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   authenticator: { en: authenticatorEn, fr: authenticatorFr, 'zh-Hant': authenticatorZhHant },
   /** No path without the second factor: step-up, one-time passwords, staff on staff, flow limits (X7, L4, L8, A5). */
   security: { en: securityEn, fr: securityFr, 'zh-Hant': securityZhHant },
+  /** The keyed audit log: what verify finds, checkpoints, queries (X1). */
+  audit: { en: auditEn, fr: auditFr, 'zh-Hant': auditZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {

@@ -9,6 +9,7 @@ import * as m0005 from './migrations/0005_password_reset.js';
 import * as m0006 from './migrations/0006_mobile_numbers.js';
 import * as m0007 from './migrations/0007_mobile_authenticator.js';
 import * as m0008 from './migrations/0008_second_factor_paths.js';
+import * as m0009 from './migrations/0009_audit_head.js';
 import * as m0011 from './migrations/0011_outbox_worker.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
@@ -21,6 +22,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0006_mobile_numbers': m0006,
   '0007_mobile_authenticator': m0007,
   '0008_second_factor_paths': m0008,
+  '0009_audit_head': m0009,
   '0011_outbox_worker': m0011,
 };
 

@@ -228,6 +228,18 @@ export interface AuditLogTable {
   hash: string;
 }
 
+/** X1: the signed head of the audit chain (one row, id 1). */
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+  at: number;
+  /** Entries up to this seq were chained with plain SHA-256 before the keyed chain (decision 0006). */
+  legacy_until: number;
+  /** Null only between migration 0009 and the first start that signs it. */
+  signature: string | null;
+}
+
 export interface DepositHoldsTable {
   id: string;
   account_id: string;
@@ -288,6 +300,7 @@ export interface Schema {
   lockouts: LockoutsTable;
   used_codes: UsedCodesTable;
   audit_log: AuditLogTable;
+  audit_head: AuditHeadTable;
   identity_verifications: IdentityVerificationsTable;
   notifications: NotificationsTable;
   deposit_holds: DepositHoldsTable;

@@ -1,0 +1,100 @@
+/**
+ * The admin API (X1): the audit log by time range, event type and user, a
+ * page at a time, for staff with the `admin` role, who call it with the
+ * Bearer token of their own two-factor session. Every query is itself
+ * audited (`audit.queried`, with the admin's id).
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Services } from '../../services.js';
+import { SlsError } from '../../errors.js';
+import type { User } from '../../identity/users.js';
+import { AuditCursor, AuditTime, AuditType, parseAuditFilter } from '../../audit/audit-query.js';
+import { ErrorSchema } from '../errors.js';
+import { requestMeta } from '../session-cookie.js';
+import type { SessionGuard } from '../session-guard.js';
+
+export const AUDIT_PAGE_DEFAULT = 100;
+export const AUDIT_PAGE_MAX = 1000;
+
+const AuditEntrySchema = z
+  .object({
+    seq: z.number().int().describe('Position in the chain, from 1'),
+    at: z.string().describe('When (ISO 8601, UTC)'),
+    event: z.string().describe('What happened, e.g. login.succeeded'),
+    actor: z.string().nullable().describe('Who did it: user:<id>, staff:<id>, cli, system'),
+    userId: z.string().nullable(),
+    username: z.string().nullable(),
+    ip: z.string().nullable(),
+    data: z.record(z.string(), z.unknown()).describe('Ids, states and reasons; never secrets'),
+    hash: z.string().describe('The keyed hash that chains the entry (compare with a checkpoint)'),
+  })
+  .describe('AuditEntry');
+
+const AuditQuerystring = z.object({
+  since: AuditTime.optional().describe('Entries at or after this date or time (ISO 8601: 2026-03-01 or 2026-03-01T09:30:00Z)'),
+  until: AuditTime.optional().describe('Entries before this date or time (ISO 8601)'),
+  type: AuditType.optional().describe('An event (login.locked) or a family of events (login.*)'),
+  user: z.string().min(1).max(64).optional().describe('Entries about this username'),
+  limit: z
+    .string()
+    .regex(/^\d{1,4}$/)
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(AUDIT_PAGE_MAX))
+    .optional()
+    .describe(`Entries per page, 1 to ${AUDIT_PAGE_MAX} (default ${AUDIT_PAGE_DEFAULT})`),
+  cursor: AuditCursor.optional().describe('The next page: the "next" of the page before'),
+});
+
+export function adminApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
+  /** The admin behind the request's session (a staff session of full scope, T3, A5). */
+  async function adminOf(request: FastifyRequest): Promise<User> {
+    const { session } = await guard.require(request, 'staff');
+    const user = await services.users.get(session.userId);
+    if (user.status !== 'active' || user.role !== 'admin') throw new SlsError('FORBIDDEN_ROLE', { role: user.role });
+    return user;
+  }
+
+  return async (fastify) => {
+    const app = fastify.withTypeProvider<ZodTypeProvider>();
+
+    app.get(
+      '/admin/audit',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'The audit log, newest first, by time range, event type and user (X1)',
+          description:
+            'Staff with the admin role only. A page holds at most `limit` entries; `next` is the cursor of the following page ' +
+            '(null on the last). Times are ISO 8601; `since` is inclusive, `until` exclusive.',
+          operationId: 'listAuditEntries',
+          security: [{ bearer: [] }],
+          querystring: AuditQuerystring,
+          response: {
+            200: z.object({ entries: z.array(AuditEntrySchema), next: z.string().nullable() }),
+            400: ErrorSchema,
+            401: ErrorSchema,
+            403: ErrorSchema,
+          },
+        },
+      },
+      async (request) => {
+        const admin = await adminOf(request);
+        const query = parseAuditFilter(request.query, { defaultLimit: AUDIT_PAGE_DEFAULT, maxLimit: AUDIT_PAGE_MAX });
+        const page = await services.audit.page(query);
+        const { since, until, type, user, cursor } = request.query;
+        await services.audit.record({
+          event: 'audit.queried',
+          actor: `staff:${admin.id}`,
+          ip: requestMeta(request).ip,
+          data: { since, until, type, user, cursor, entries: page.entries.length },
+        });
+        return {
+          entries: page.entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
+          next: page.next === null ? null : String(page.next),
+        };
+      },
+    );
+  };
+}
