@@ -5,8 +5,30 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseLimit, type Limit, type Limits } from './throttle/throttle.js';
 import { SlsError } from './errors.js';
+
+/** X5: a throttle setting, `PER_ADDRESS/GLOBAL` hits a minute, or `off`. */
+const LimitSetting = (fallback: string) => z.string().default(fallback).transform((value, ctx): Limit => {
+  const limit = parseLimit(value.trim());
+  if (!limit) {
+    ctx.addIssue({ code: 'custom', message: 'PER_ADDRESS/GLOBAL hits a minute (20/3000), or off' });
+    return z.NEVER;
+  }
+  return limit;
+});
+
+/** Whether a proxy to trust is named as an IPv4 or IPv6 address, or a CIDR range of them. */
+function isAddressOrCidr(entry: string): boolean {
+  const [address, bits, ...rest] = entry.split('/');
+  if (rest.length > 0 || !address) return false;
+  const version = isIP(address);
+  if (version === 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128);
+}
 
 /** Defaults given in minutes by the settings. */
 const DEFAULT_POLICY_MINUTES = { stepUp: 5 };
@@ -51,7 +73,25 @@ const EnvSchema = z.object({
   SLS_MASTER_KEY: z.string().min(1).optional(),
   SLS_PUBLIC_URL: z.string().url().optional(),
   SLS_COOKIE_SECURE: booleanFromEnv.default(true),
-  SLS_TRUST_PROXY: booleanFromEnv.default(false),
+  SLS_TRUST_PROXY: z
+    .string()
+    .default('')
+    .transform((value, ctx): TrustProxy => {
+      const text = value.trim();
+      if (text === '' || text === 'false' || text === '0') return false;
+      if (/^\d{1,2}$/.test(text)) return Number(text);
+      if (text === 'true' || text === '*') {
+        ctx.addIssue({ code: 'custom', message: 'never trust every client: name the proxies (10.0.0.0/8,127.0.0.1) or their number of hops (1)' });
+        return z.NEVER;
+      }
+      const list = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+      const bad = list.find((entry) => !isAddressOrCidr(entry));
+      if (bad) {
+        ctx.addIssue({ code: 'custom', message: `${bad} is not an IP address or a CIDR range` });
+        return z.NEVER;
+      }
+      return list;
+    }),
   SLS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SLS_DEFAULT_LANGUAGE: z.enum(['en', 'fr', 'zh-Hant']).default('en'),
   SLS_EMAIL_PROVIDER: z.enum(['outbox', 'smtp']).default('outbox'),
@@ -68,7 +108,7 @@ const EnvSchema = z.object({
   SLS_TWILIO_AUTH_TOKEN: z.string().min(1).optional(),
   SLS_TWILIO_FROM: z.string().min(1).optional(),
   SLS_TWILIO_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
-  SLS_OUTBOX_PAGE: z.enum(['local', 'on', 'off']).default('local'),
+  SLS_OUTBOX_PAGE: z.enum(['on', 'off']).default('off'),
   SLS_PUSH_PROVIDER: z.enum(['none', 'web-push']).default('none'),
   SLS_VAPID_PUBLIC_KEY: z.string().min(1).optional(),
   SLS_VAPID_PRIVATE_KEY: z.string().min(1).optional(),
@@ -80,6 +120,13 @@ const EnvSchema = z.object({
     .transform((list) => list.split(',').map((host) => host.trim().toLowerCase()).filter((host) => host !== '')),
   SLS_DELIVERY_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   SLS_DELIVERY_RETRY_BASE_MS: z.coerce.number().int().min(0).max(60_000).default(500),
+  SLS_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(),
+  SLS_LIMIT_LOGIN: LimitSetting('20/3000'),
+  SLS_LIMIT_ANSWER: LimitSetting('60/6000'),
+  SLS_LIMIT_SEND: LimitSetting('10/1000'),
+  SLS_LIMIT_ACTIVATION: LimitSetting('10/600'),
+  SLS_LIMIT_HELPDESK: LimitSetting('120/3000'),
+  SLS_LIMIT_ADMIN: LimitSetting('60/600'),
   SLS_STEP_UP_MINUTES: z.coerce.number().int().min(1).max(60).default(DEFAULT_POLICY_MINUTES.stepUp),
   SLS_OPEN_FLOWS_PER_USER: z.coerce.number().int().min(1).max(1000).default(10),
   SLS_FLOW_STARTS_PER_HOUR: z.coerce.number().int().min(1).max(100_000).default(60),
@@ -97,6 +144,9 @@ const EnvSchema = z.object({
   SLS_OUTBOX_RETRY_MAX_MS: z.coerce.number().int().min(0).max(86_400_000).default(3_600_000),
 });
 
+/** No proxy trusted, the proxies' addresses or CIDR ranges, or the number of proxy hops. */
+export type TrustProxy = false | string[] | number;
+
 export interface Config {
   port: number;
   host: string;
@@ -106,17 +156,26 @@ export interface Config {
   masterKey: string | undefined;
   publicUrl: string | undefined;
   cookieSecure: boolean;
-  trustProxy: boolean;
+  /**
+   * Whose X-Forwarded-For to believe (the client's address in the audit log
+   * and on the phone's push request, K13): no one, the proxies named
+   * (addresses, CIDR ranges), or the number of proxy hops in front.
+   */
+  trustProxy: TrustProxy;
+  /** X5: Redis for the throttle's counters; without it, the database keeps them. */
+  redisUrl: string | undefined;
+  /** X5: the throttle's limits, per kind of request. */
+  limits: Limits;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   defaultLanguage: 'en' | 'fr' | 'zh-Hant';
   policy: PolicyConfig;
   delivery: DeliveryConfig;
   /**
    * The development outbox page (/dev/outbox), which shows the messages the
-   * outbox holds, codes included: to loopback clients only (local), to
-   * everyone (on), or not at all (off).
+   * outbox holds, codes included: `on` only when set so explicitly, and only
+   * while messages stay in the development outbox (no real gateway).
    */
-  outboxPage: 'local' | 'on' | 'off';
+  outboxPage: 'on' | 'off';
   /**
    * K3: how push requests wake a closed authenticator app: none (open apps
    * still get them over their live connection), or Web Push with VAPID keys
@@ -298,6 +357,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     publicUrl: e.SLS_PUBLIC_URL,
     cookieSecure: e.SLS_COOKIE_SECURE,
     trustProxy: e.SLS_TRUST_PROXY,
+    redisUrl: e.SLS_REDIS_URL,
+    limits: {
+      login: e.SLS_LIMIT_LOGIN,
+      answer: e.SLS_LIMIT_ANSWER,
+      send: e.SLS_LIMIT_SEND,
+      activation: e.SLS_LIMIT_ACTIVATION,
+      helpdesk: e.SLS_LIMIT_HELPDESK,
+      admin: e.SLS_LIMIT_ADMIN,
+    },
     logLevel: e.SLS_LOG_LEVEL,
     defaultLanguage: e.SLS_DEFAULT_LANGUAGE,
     policy: {
@@ -399,4 +467,13 @@ function emailConfig(e: Env): DeliveryConfig['email'] {
     from: e.SLS_SMTP_FROM,
     timeoutMs: e.SLS_SMTP_TIMEOUT_MS,
   };
+}
+
+/**
+ * M7, X5: whether the development outbox page (/dev/outbox, codes included)
+ * is served: only with SLS_OUTBOX_PAGE=on, and only while every message
+ * stays in the development outbox (no real gateway).
+ */
+export function outboxPageServed(config: Pick<Config, 'outboxPage' | 'delivery'>): boolean {
+  return config.outboxPage === 'on' && config.delivery.email.provider === 'outbox' && config.delivery.sms.provider === 'outbox';
 }

@@ -43,6 +43,7 @@ export const ERROR_STATUS = {
   UNAUTHENTICATED: 401,
   // no path without the second factor (X7, L3, L4, L8, A5, T3)
   TOO_MANY_ATTEMPTS: 429,
+  TOO_MANY_REQUESTS: 429,
   TOO_MANY_FLOWS: 429,
   STEP_UP_REQUIRED: 403,
   PASSWORD_CHANGE_REQUIRED: 403,
@@ -78,7 +79,7 @@ export const ERROR_STATUS = {
   INVALID_PSKC: 400,
   MASTER_KEY_MISMATCH: 500,
   INVALID_CONFIG: 500,
-  AUDIT_CHAIN_BROKEN: 500,
+  AUDIT_CHAIN_BROKEN: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

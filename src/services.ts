@@ -18,6 +18,8 @@ import { deliveryProviders } from './delivery/providers.js';
 import { OnlineCards } from './devices/code-card/online-cards.js';
 import { DscPlusRequests } from './devices/dscplus/requests.js';
 import { Scheduler } from './scheduler/scheduler.js';
+import { Throttle } from './throttle/throttle.js';
+import { databaseCounters, redisCounters } from './throttle/counters.js';
 import { Phones } from './devices/sms/phones.js';
 import { SmsCodes } from './devices/sms/codes.js';
 import { Users } from './identity/users.js';
@@ -56,6 +58,7 @@ export interface Services {
   onlineCards: OnlineCards;
   dscPlusRequests: DscPlusRequests;
   scheduler: Scheduler;
+  throttle: Throttle;
   passwords: Passwords;
   phones: Phones;
   smsCodes: SmsCodes;
@@ -146,7 +149,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const stepUp = new StepUp(activation, { ...activationDeps, firstFactor });
     const onlineCards = new OnlineCards({ store, clock, audit, users, devices });
     const dscPlusRequests = new DscPlusRequests({ store, clock, box, audit, users, devices, notifier, config, helpDesk, sessions });
-    const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests });
+    const throttle = new Throttle(config.redisUrl ? redisCounters(config.redisUrl) : databaseCounters(store), clock, config.limits);
+    const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle });
     const passwords = new Passwords({ users, answers, notifier, sessions });
     return {
       config,
@@ -167,6 +171,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       onlineCards,
       dscPlusRequests,
       scheduler,
+      throttle,
       passwords,
       phones,
       smsCodes,
@@ -176,6 +181,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       vapidPublicKey: push.vapidPublicKey,
       close: async () => {
         await outbox.stop();
+        await throttle.close();
         await signals.close();
         await store.close();
       },

@@ -28,6 +28,7 @@ import { mobilePages } from './web/mobile-pages.js';
 import { appPages } from './web/app-pages.js';
 import { stepUpPages } from './web/step-up-pages.js';
 import { SessionGuard } from './session-guard.js';
+import { registerThrottle } from './throttle-hook.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 
 declare module 'fastify' {
@@ -52,6 +53,11 @@ function requestLanguage(request: FastifyRequest, fallback: Language): Language 
   return negotiateLanguage(request.headers['accept-language'], fallback);
 }
 
+/** Trusts the nearest `hops` proxies in front of the server (X-Forwarded-For read from the right). */
+function trustHops(hops: number): (address: string, hop: number) => boolean {
+  return (_address, hop) => hop < hops;
+}
+
 export async function buildApp(services: Services, options: AppOptions = {}): Promise<FastifyInstance> {
   const { config } = services;
   const logger =
@@ -66,7 +72,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   const app = Fastify({
     logger,
     bodyLimit: API_BODY_LIMIT,
-    trustProxy: config.trustProxy,
+    // X5, K13: the proxies named, or so many hops in front; never any client's X-Forwarded-For
+    trustProxy: typeof config.trustProxy === 'number' ? trustHops(config.trustProxy) : config.trustProxy,
     routerOptions: { maxParamLength: 200 },
     frameworkErrors: (error, request, reply) => sendError(request, reply, error),
     // not even HTTP (a NUL in the path, a bad Content-Length …): still the error shape of every other answer
@@ -121,6 +128,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     transform: jsonSchemaTransform,
   });
 
+  registerThrottle(app, services.throttle);
   const pages = new PageRenderer(config);
   const guard = new SessionGuard({ sessions: services.sessions, audit: services.audit, clock: services.clock, policy: config.policy });
   registerErrorHandling(app, (request, reply) =>

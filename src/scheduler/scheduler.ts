@@ -1,8 +1,8 @@
 /**
  * Background work, run every minute by each server process: DSC+
  * auto-activation and its notices (C6, N1), forgetting old login
- * failures (L3), and deleting temporary passwords the mobile authenticator
- * never fetched (K14). Every job is idempotent and claims its work with a
+ * failures (L3), deleting temporary passwords the mobile authenticator
+ * never fetched (K14), and the throttle's counters of windows gone (X5). Every job is idempotent and claims its work with a
  * conditional update or a unique notice key, so when several processes
  * share one database no job runs twice. Tests call `runDue()` after moving
  * the clock.
@@ -15,13 +15,14 @@ export interface SchedulerReport {
 }
 
 export class Scheduler {
-  constructor(private readonly services: Pick<Services, 'dscPlusRequests' | 'lockout' | 'pushRequests'>) {}
+  constructor(private readonly services: Pick<Services, 'dscPlusRequests' | 'lockout' | 'pushRequests' | 'throttle'>) {}
 
   async runDue(): Promise<SchedulerReport> {
     const notices = await this.services.dscPlusRequests.sendAutoActivationNotices();
     const activated = await this.services.dscPlusRequests.autoActivateDue();
     await this.services.lockout.prune();
     await this.services.pushRequests.purgeExpiredMessages();
+    await this.services.throttle.prune();
     return { autoActivated: activated.length, notices };
   }
 }

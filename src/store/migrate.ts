@@ -11,6 +11,7 @@ import * as m0007 from './migrations/0007_mobile_authenticator.js';
 import * as m0008 from './migrations/0008_second_factor_paths.js';
 import * as m0009 from './migrations/0009_audit_head.js';
 import * as m0011 from './migrations/0011_outbox_worker.js';
+import * as m0012 from './migrations/0012_rate_counters.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -24,6 +25,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0008_second_factor_paths': m0008,
   '0009_audit_head': m0009,
   '0011_outbox_worker': m0011,
+  '0012_rate_counters': m0012,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -288,6 +288,13 @@ export interface PushSubscriptionsTable {
   created_at: number;
 }
 
+/** X5: hits of a throttle key in one fixed window. */
+export interface RateCountersTable {
+  key: string;
+  window_start: number;
+  hits: number;
+}
+
 export interface Schema {
   meta: MetaTable;
   entities: EntitiesTable;
@@ -307,4 +314,5 @@ export interface Schema {
   phones: PhonesTable;
   app_messages: AppMessagesTable;
   push_subscriptions: PushSubscriptionsTable;
+  rate_counters: RateCountersTable;
 }

@@ -12,6 +12,7 @@ import type { Session } from '../../sessions/sessions.js';
 import type { Language } from '../../i18n/i18n.js';
 import { SlsError } from '../../errors.js';
 import { outboxAudioPath } from '../../delivery/speech.js';
+import { outboxPageServed } from '../../config.js';
 import { requestMeta } from '../session-cookie.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
 import { field, registerForms, type PageRenderer } from './render.js';
@@ -38,11 +39,6 @@ export function countryOptions(language: Language): CountryOption[] {
 }
 
 const NOTICES = ['added', 'verified', 'enrolled', 'removed'] as const;
-
-/** Whether the request comes from this machine (the outbox page's default audience). */
-function fromLoopback(request: FastifyRequest): boolean {
-  return ['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(request.socket.remoteAddress ?? '');
-}
 
 export function mobilePages(services: Services, pages: PageRenderer, guard: SessionGuard): FastifyPluginAsync {
   return async (app) => {
@@ -121,21 +117,20 @@ export function mobilePages(services: Services, pages: PageRenderer, guard: Sess
       }),
     );
 
-    /** M7: the development outbox: what the system sent, codes included, to this machine only unless configured otherwise. */
-    function assertOutboxVisible(request: FastifyRequest): void {
-      const setting = services.config.outboxPage;
-      if (setting === 'off' || (setting === 'local' && !fromLoopback(request))) throw new SlsError('NOT_FOUND');
+    /** M7: the development outbox: what the system sent, codes included: only when asked for, and only with no real gateway. */
+    function assertOutboxVisible(): void {
+      if (!outboxPageServed(services.config)) throw new SlsError('NOT_FOUND');
     }
 
     app.get('/dev/outbox', async (request, reply) => {
-      assertOutboxVisible(request);
+      assertOutboxVisible();
       const messages = await services.notifier.list({ limit: 100 });
       const withAudio = messages.map((m) => ({ ...m, audio: m.channel === 'voice' && existsSync(outboxAudioPath(services.config.dataDir, m.id)) }));
       return pages.render(request, reply, 'outbox', { messages: withAudio }, { path: '/dev/outbox' });
     });
 
     app.get<{ Params: { id: string } }>('/dev/outbox/:id/audio', async (request, reply) => {
-      assertOutboxVisible(request);
+      assertOutboxVisible();
       const { id } = request.params;
       const path = /^ntf_[a-z2-7]{26}$/.test(id) ? outboxAudioPath(services.config.dataDir, id) : null;
       if (!path || !existsSync(path)) throw new SlsError('NOT_FOUND');

@@ -1,0 +1,41 @@
+/**
+ * X5: which requests the throttle counts, by route and method, in one
+ * table, and the hook that counts them before anything else is done (no
+ * body parsed, no password hashed). The address is the request's, as the
+ * trusted proxies tell it (SLS_TRUST_PROXY).
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Throttle, Throttled } from '../throttle/throttle.js';
+
+/** [method, route pattern (Fastify's), kind]: API routes and the pages that do the same. */
+export const THROTTLED_ROUTES: readonly [string, RegExp, Throttled][] = [
+  ['POST', /^\/(api\/v1\/)?login$/, 'login'],
+  ['POST', /^\/(api\/v1\/)?step-up$/, 'login'],
+  ['POST', /^\/(api\/v1\/)?password$/, 'answer'],
+  ['POST', /^\/(api\/v1\/)?login\/:flowId(\/session|\/offline|\/device)?$/, 'answer'],
+  ['POST', /^\/(api\/v1\/)?step-up\/:(id|flowId)(\/complete|\/offline)?$/, 'answer'],
+  ['POST', /^\/api\/v1\/devices\/:deviceId\/(activation|pin)\/:flowId$/, 'answer'],
+  ['POST', /^\/devices\/:deviceId\/(activate|pin)$/, 'answer'],
+  ['POST', /^\/api\/v1\/mobile\/requests\/:id$/, 'answer'],
+  ['POST', /^\/(api\/v1\/)?login\/:flowId\/code$/, 'send'],
+  ['POST', /^\/api\/v1\/phones\/:phoneId\/verification$/, 'send'],
+  ['POST', /^\/settings\/mobile\/:phoneId\/verify$/, 'send'],
+  ['POST', /^\/api\/v1\/mobile\/activations\/:id\/token$/, 'send'],
+  ['POST', /^\/api\/v1\/mobile\/activations(\/:id\/complete)?$/, 'activation'],
+  ['*', /^\/(api\/v1\/)?helpdesk(\/|$)/, 'helpdesk'],
+  ['*', /^\/api\/v1\/admin\//, 'admin'],
+];
+
+/** The kind of throttled request a route is, if it is one. */
+export function throttledKind(method: string, route: string | undefined): Throttled | null {
+  if (!route) return null;
+  const found = THROTTLED_ROUTES.find(([m, pattern]) => (m === '*' || m === method) && pattern.test(route));
+  return found ? found[2] : null;
+}
+
+export function registerThrottle(app: FastifyInstance, throttle: Throttle): void {
+  app.addHook('onRequest', async (request) => {
+    const kind = throttledKind(request.method, request.routeOptions.url);
+    if (kind) await throttle.check(kind, request.ip ?? null);
+  });
+}

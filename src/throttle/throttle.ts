@@ -1,0 +1,79 @@
+/**
+ * X5: automation is throttled per client address and globally, shared by
+ * every server process (ASVS 2.2.1). Each kind of request that a script
+ * would repeat has a limit per address and a limit for the whole service,
+ * per minute: login starts, second-factor answers, codes sent by SMS or
+ * voice, activations and recoveries of the authenticator, the help desk,
+ * the admin API. Over a limit: 429 TOO_MANY_REQUESTS with Retry-After.
+ *
+ * The limits are keyed by address and kind, never by username, so that a
+ * limit never tells whether a username exists; the lock (L3) stays apart. A
+ * request refused at its address's limit is not counted in the global one,
+ * so that one client cannot spend everyone's budget.
+ */
+import type { Clock } from '../clock.js';
+import { SlsError } from '../errors.js';
+import type { Counters } from './counters.js';
+
+export const THROTTLED = ['login', 'answer', 'send', 'activation', 'helpdesk', 'admin'] as const;
+export type Throttled = (typeof THROTTLED)[number];
+
+/** Hits allowed per window, from one address and from everyone; 0 is no limit. */
+export interface Limit {
+  perAddress: number;
+  global: number;
+}
+
+export type Limits = Record<Throttled, Limit>;
+
+export const WINDOW_MS = 60_000;
+
+/** The defaults: generous for people, tight for scripts. */
+export const DEFAULT_LIMITS: Limits = {
+  login: { perAddress: 20, global: 3_000 },
+  answer: { perAddress: 60, global: 6_000 },
+  send: { perAddress: 10, global: 1_000 },
+  activation: { perAddress: 10, global: 600 },
+  helpdesk: { perAddress: 120, global: 3_000 },
+  admin: { perAddress: 60, global: 600 },
+};
+
+/** `PER_ADDRESS/GLOBAL` per minute, e.g. `20/3000`; `off` for no limit. */
+export function parseLimit(value: string): Limit | null {
+  if (value === 'off') return { perAddress: 0, global: 0 };
+  const match = /^(\d{1,7})\/(\d{1,9})$/.exec(value);
+  return match ? { perAddress: Number(match[1]), global: Number(match[2]) } : null;
+}
+
+export class Throttle {
+  constructor(
+    private readonly counters: Counters,
+    private readonly clock: Clock,
+    private readonly limits: Limits,
+  ) {}
+
+  /** Counts a request of a kind from an address; TOO_MANY_REQUESTS with the seconds to wait when a limit is passed. */
+  async check(kind: Throttled, address: string | null): Promise<void> {
+    const limit = this.limits[kind];
+    const now = this.clock.now();
+    const windowStart = now - (now % WINDOW_MS);
+    const retryAfterSeconds = Math.max(1, Math.ceil((windowStart + WINDOW_MS - now) / 1000));
+    if (limit.perAddress > 0 && address) {
+      const hits = await this.counters.hit(`${kind}:ip:${address}`, windowStart, WINDOW_MS);
+      if (hits > limit.perAddress) throw new SlsError('TOO_MANY_REQUESTS', { reason: 'address', retryAfterSeconds });
+    }
+    if (limit.global > 0) {
+      const hits = await this.counters.hit(`${kind}:all`, windowStart, WINDOW_MS);
+      if (hits > limit.global) throw new SlsError('TOO_MANY_REQUESTS', { reason: 'global', retryAfterSeconds });
+    }
+  }
+
+  /** Forgets the counters of windows long gone (the scheduler's job). */
+  prune(): Promise<void> {
+    return this.counters.prune(this.clock.now() - 2 * WINDOW_MS);
+  }
+
+  close(): Promise<void> {
+    return this.counters.close();
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * X5: automation is throttled per client address and globally, with the
+ * counters shared by every process (the database, or Redis); 429
+ * TOO_MANY_REQUESTS with Retry-After; a limit never tells whether a
+ * username exists, and the lock (L3) stays apart. Also which address is
+ * believed behind proxies (SLS_TRUST_PROXY).
+ */
+import { randomInt } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SECOND } from '../src/clock.js';
+import { loadConfig } from '../src/config.js';
+import { DEFAULT_LIMITS, type Limits } from '../src/throttle/throttle.js';
+import { throttledKind } from '../src/http/throttle-hook.js';
+import { DATABASES, PASSWORD, createUserWithCard, startHarness, uniqueUsername, type Harness } from './support/harness.js';
+import { redisUrl } from './support/environment.js';
+import type { FastifyInstance } from 'fastify';
+
+/** No limit but the one a test sets. */
+const OFF: Limits = Object.fromEntries(Object.keys(DEFAULT_LIMITS).map((k) => [k, { perAddress: 0, global: 0 }])) as unknown as Limits;
+
+/** An address of its own for each test, so that tests sharing Redis never share a counter. */
+function address(): string {
+  return `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
+}
+
+async function loginFrom(app: FastifyInstance, remoteAddress: string, username: string, password = PASSWORD) {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/login', remoteAddress, payload: { username, password, app: 'portal' } });
+  return { status: res.statusCode, headers: res.headers, body: res.json() as { error?: { code: string; message: string } } };
+}
+
+const BACKENDS: { name: string; db: 'sqlite' | 'postgres'; redis?: string }[] = [
+  ...DATABASES.map((db) => ({ name: db, db })),
+  ...(redisUrl ? [{ name: 'redis', db: 'sqlite' as const, redis: redisUrl }] : []),
+];
+
+describe.each(BACKENDS)('the throttle, counters in $name (X5)', ({ db, redis }) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(db, { limits: { ...OFF, login: { perAddress: 3, global: 0 }, send: { perAddress: 2, global: 0 }, answer: { perAddress: 4, global: 0 } }, redisUrl: redis });
+  });
+  afterAll(async () => h.close());
+
+  it('X5: login starts from one address are limited (429 TOO_MANY_REQUESTS, Retry-After), whatever the usernames; another address goes on', async () => {
+    const from = address();
+    const statuses: number[] = [];
+    // a script trying one password on many usernames, real and not
+    const { user } = await createUserWithCard(h.services);
+    for (const username of [user.username, uniqueUsername('ghost'), uniqueUsername('ghost'), user.username, uniqueUsername('ghost')]) {
+      const res = await loginFrom(h.app, from, username, 'one guess for all');
+      statuses.push(res.status);
+      if (res.status === 429) {
+        expect(res.body.error?.code).toBe('TOO_MANY_REQUESTS');
+        expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        expect(Number(res.headers['retry-after'])).toBeLessThanOrEqual(60);
+      }
+    }
+    expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    // the same answer for a username that exists and one that does not
+    const real = await loginFrom(h.app, from, user.username);
+    const ghost = await loginFrom(h.app, from, uniqueUsername('ghost'));
+    expect([real.status, real.body]).toEqual([ghost.status, ghost.body]);
+    // the lock counts only what was checked: the throttled ones never reached the password
+    expect((await h.services.lockout.status(user.username)).failures).toBe(1);
+    expect((await loginFrom(h.app, address(), user.username)).status).toBe(200);
+    // the next minute, the address may start again
+    h.clock.advance(61 * SECOND);
+    expect((await loginFrom(h.app, from, user.username)).status).toBe(200);
+  });
+
+  it('X5: codes sent by SMS or voice and second-factor answers have limits of their own', async () => {
+    const { user } = await createUserWithCard(h.services);
+    const from = address();
+    const start = await loginFrom(h.app, from, user.username);
+    const flowId = (start.body as { id: string }).id;
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push((await h.app.inject({ method: 'POST', url: `/api/v1/login/${flowId}`, remoteAddress: from, payload: { response: '00000000' } })).statusCode);
+    // 3 wrong answers use the challenge up (410 after), the 5th is over the address's limit of 4
+    expect(answers).toEqual([401, 401, 401, 410, 429]);
+    const resends = [];
+    for (let i = 0; i < 3; i++) resends.push((await h.app.inject({ method: 'POST', url: `/api/v1/login/${flowId}/code`, remoteAddress: from, payload: { channel: 'sms' } })).statusCode);
+    expect(resends.slice(2)).toEqual([429]);
+  });
+});
+
+describe('the global limit (X5)', () => {
+  it('X5: the whole service has a limit too; a request refused at its address\'s limit does not spend it', async () => {
+    const h = await startHarness('sqlite', { limits: { ...OFF, login: { perAddress: 2, global: 5 } } });
+    try {
+      const greedy = address();
+      const refusedAtAddress = [];
+      for (let i = 0; i < 6; i++) refusedAtAddress.push((await loginFrom(h.app, greedy, uniqueUsername(), 'x')).status);
+      expect(refusedAtAddress).toEqual([401, 401, 429, 429, 429, 429]);
+      // 2 counted globally: 3 more from others pass, then the service's limit
+      const others = [];
+      for (let i = 0; i < 4; i++) others.push(await loginFrom(h.app, address(), uniqueUsername(), 'x'));
+      expect(others.map((r) => r.status)).toEqual([401, 401, 401, 429]);
+      expect(others[3]!.body.error?.message).toContain('too many requests of this kind');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('X5: the table of throttled routes covers every route a script would repeat, API and pages', () => {
+    const cases: [string, string, string | null][] = [
+      ['POST', '/api/v1/login', 'login'],
+      ['POST', '/login', 'login'],
+      ['POST', '/api/v1/step-up', 'login'],
+      ['POST', '/step-up', 'login'],
+      ['POST', '/api/v1/login/:flowId', 'answer'],
+      ['POST', '/login/:flowId', 'answer'],
+      ['POST', '/api/v1/login/:flowId/session', 'answer'],
+      ['POST', '/api/v1/step-up/:id', 'answer'],
+      ['POST', '/step-up/:flowId/complete', 'answer'],
+      ['POST', '/api/v1/mobile/requests/:id', 'answer'],
+      ['POST', '/api/v1/devices/:deviceId/pin/:flowId', 'answer'],
+      ['POST', '/api/v1/password', 'answer'],
+      ['POST', '/api/v1/login/:flowId/code', 'send'],
+      ['POST', '/login/:flowId/code', 'send'],
+      ['POST', '/api/v1/phones/:phoneId/verification', 'send'],
+      ['POST', '/api/v1/mobile/activations/:id/token', 'send'],
+      ['POST', '/api/v1/mobile/activations', 'activation'],
+      ['POST', '/api/v1/mobile/activations/:id/complete', 'activation'],
+      ['GET', '/api/v1/helpdesk/users', 'helpdesk'],
+      ['POST', '/helpdesk/users/:username/unlock', 'helpdesk'],
+      ['GET', '/api/v1/admin/audit', 'admin'],
+      ['GET', '/api/v1/session', null],
+      ['GET', '/login/:flowId', null],
+      ['POST', '/api/v1/mobile/requests', null],
+    ];
+    for (const [method, route, kind] of cases) expect([method, route, throttledKind(method, route)]).toEqual([method, route, kind]);
+  });
+});
+
+describe('which client address is believed (X5, K13)', () => {
+  it('X5: SLS_TRUST_PROXY names the proxies or their hops; a bare "true" is refused', () => {
+    expect(loadConfig({ SLS_TRUST_PROXY: '127.0.0.1,10.0.0.0/8' }).trustProxy).toEqual(['127.0.0.1', '10.0.0.0/8']);
+    expect(loadConfig({ SLS_TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(loadConfig({}).trustProxy).toBe(false);
+    for (const bad of ['true', '*', '10.0.0.0/99', 'proxy.example']) {
+      expect(() => loadConfig({ SLS_TRUST_PROXY: bad }), bad).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG' }));
+    }
+  });
+
+  it('X5, K13: a client behind a trusted proxy is known by its address; a client writing X-Forwarded-For itself is not believed', async () => {
+    const h = await startHarness('sqlite', { trustProxy: ['10.1.2.3'] });
+    try {
+      const { user } = await createUserWithCard(h.services);
+      const login = async (remoteAddress: string, forwarded: string) =>
+        h.app.inject({ method: 'POST', url: '/api/v1/login', remoteAddress, headers: { 'x-forwarded-for': forwarded }, payload: { username: user.username, password: PASSWORD, app: 'portal' } });
+      const viaProxy = (await login('10.1.2.3', '198.51.100.7')).json() as { id: string };
+      const forged = (await login('203.0.113.9', '198.51.100.66')).json() as { id: string };
+      const flows = await h.services.store.db.selectFrom('login_flows').select(['id', 'ip']).where('id', 'in', [viaProxy.id, forged.id]).execute();
+      expect(Object.fromEntries(flows.map((f) => [f.id, f.ip]))).toEqual({ [viaProxy.id]: '198.51.100.7', [forged.id]: '203.0.113.9' });
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('M7, X5: the development outbox page is served only when asked for and only while messages stay in the outbox', async () => {
+    for (const [overrides, served] of [
+      [{ outboxPage: 'off' as const }, false],
+      [{ outboxPage: 'on' as const }, true],
+    ] as const) {
+      const h = await startHarness('sqlite', overrides);
+      try {
+        expect((await h.app.inject({ method: 'GET', url: '/dev/outbox' })).statusCode).toBe(served ? 200 : 404);
+      } finally {
+        await h.close();
+      }
+    }
+    const withGateway = loadConfig({ SLS_OUTBOX_PAGE: 'on', SLS_SMS_PROVIDER: 'twilio', SLS_TWILIO_ACCOUNT_SID: 'AC1', SLS_TWILIO_AUTH_TOKEN: 't', SLS_TWILIO_FROM: '+15005550006' });
+    const { outboxPageServed } = await import('../src/config.js');
+    expect(outboxPageServed(withGateway)).toBe(false);
+  });
+});
+
+describe.each(BACKENDS)('the throttle across two server processes, counters in $name (X5)', ({ db, redis }) => {
+  it('X5: one client\'s login starts are counted once across both processes', async () => {
+    const { openTestDatabase } = await import('./support/harness.js');
+    const { cliEnv, startServer } = await import('./support/cli.js');
+    const database = await openTestDatabase(db);
+    // the client's address comes through a trusted proxy (this machine), one of its own for this test
+    const env = cliEnv(database, { SLS_LIMIT_LOGIN: '4/1000', SLS_TRUST_PROXY: '127.0.0.1', ...(redis ? { SLS_REDIS_URL: redis } : {}) });
+    const [a, b] = await Promise.all([startServer(env), startServer(env)]);
+    try {
+      let statuses: number[] = [];
+      // a burst within one minute's window (tried again if a window ended during it)
+      for (let tries = 0; tries < 3; tries++) {
+        const client = address();
+        const minute = Math.floor(Date.now() / 60_000);
+        statuses = [];
+        for (let i = 0; i < 6; i++) {
+          const res = await fetch(`${(i % 2 ? a : b).url}/api/v1/login`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-forwarded-for': client },
+            body: JSON.stringify({ username: uniqueUsername('ghost'), password: 'x', app: 'portal' }),
+          });
+          statuses.push(res.status);
+        }
+        if (Math.floor(Date.now() / 60_000) === minute) break;
+      }
+      expect(statuses).toEqual([401, 401, 401, 401, 429, 429]);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+      await database.drop();
+    }
+  });
+});
