@@ -129,7 +129,11 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   });
 
   registerThrottle(app, services.throttle);
-  const pages = new PageRenderer(config);
+  // the API's answers carry sessions, claim tokens, codes and personal data: never kept by a cache (the pages set it too)
+  app.addHook('onSend', async (request, reply) => {
+    if (request.url.startsWith('/api/v1/') && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+  });
+  const pages = new PageRenderer(config, services.box.digest('sls-csrf-tokens', 'csrf-hmac-key'));
   const guard = new SessionGuard({ sessions: services.sessions, audit: services.audit, clock: services.clock, policy: config.policy });
   registerErrorHandling(app, (request, reply) =>
     request.url.startsWith('/api/') ? sendError(request, reply, new SlsError('NOT_FOUND')) : pages.renderError(request, reply, new SlsError('NOT_FOUND')),

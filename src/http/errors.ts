@@ -81,6 +81,8 @@ export function registerErrorHandling(app: FastifyInstance, notFound: (request: 
   // An empty JSON body is no body (a bare POST /logout), not a syntax error.
   const defaultJsonParser = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
+  // a text/plain body is no JSON: 415, as documented (X3)
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '') return done(null, undefined);
     return defaultJsonParser(request, body as string, done);

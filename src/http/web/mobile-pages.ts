@@ -42,7 +42,7 @@ const NOTICES = ['added', 'verified', 'enrolled', 'removed'] as const;
 
 export function mobilePages(services: Services, pages: PageRenderer, guard: SessionGuard): FastifyPluginAsync {
   return async (app) => {
-    await registerForms(app, services.config);
+    await registerForms(app, pages);
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
 
     async function render(request: FastifyRequest, reply: FastifyReply, session: Session, options: { error?: unknown; values?: { country: string; number: string } } = {}): Promise<FastifyReply> {

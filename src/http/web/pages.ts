@@ -23,7 +23,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
   const { config } = services;
 
   return async (app) => {
-    await registerForms(app, config);
+    await registerForms(app, pages);
     await app.register(fastifyStatic, { root: PUBLIC, prefix: '/static/', maxAge: '1h' });
 
     function renderLogin(request: FastifyRequest, reply: FastifyReply, options: { error?: unknown; username?: string; app?: string; notice?: string } = {}): FastifyReply {

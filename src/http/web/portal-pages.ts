@@ -22,7 +22,7 @@ import { field, registerForms, type PageRenderer } from './render.js';
 
 export function portalPages(services: Services, pages: PageRenderer, guard: SessionGuard): FastifyPluginAsync {
   return async (app) => {
-    await registerForms(app, services.config);
+    await registerForms(app, pages);
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
 
     /** The browser's session if it may do what the page needs, or where the browser goes instead. */

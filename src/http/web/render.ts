@@ -3,6 +3,7 @@
  * request's language, the CSRF token of the forms, and the address of the
  * page for the language links.
  */
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
@@ -11,20 +12,34 @@ import { Eta } from 'eta';
 import type { Config } from '../../config.js';
 import { LANGUAGES, type Language } from '../../i18n/i18n.js';
 import { errorBody, toSlsError } from '../errors.js';
+import { SESSION_COOKIE } from '../session-cookie.js';
 
 const VIEWS = fileURLToPath(new URL('../../../views', import.meta.url));
 export const LANGUAGE_COOKIE = 'sls_lang';
 
 /**
- * Forms in a plugin's scope: url-encoded bodies and CSRF tokens (a secret in
- * the sls_csrf cookie, the token in each form's hidden _csrf field).
+ * What a form's CSRF token is bound to: the browser's session (a digest of
+ * its cookie; none before login), so that a token of one session is refused
+ * in another, and a token made before login is refused after it.
  */
-export async function registerForms(app: FastifyInstance, config: Config): Promise<void> {
+export function csrfUserInfo(request: FastifyRequest): string {
+  const session = request.cookies?.[SESSION_COOKIE] ?? '';
+  return session === '' ? 'anonymous' : createHash('sha256').update(`csrf\0${session}`).digest('base64url');
+}
+
+/**
+ * Forms in a plugin's scope: url-encoded bodies and CSRF tokens (a secret in
+ * the sls_csrf cookie, the token in each form's hidden _csrf field, bound to
+ * the session with a key derived from the master key).
+ */
+export async function registerForms(app: FastifyInstance, pages: PageRenderer): Promise<void> {
   await app.register(formbody, { bodyLimit: 16 * 1024 });
   await app.register(csrf, {
     sessionPlugin: '@fastify/cookie',
     cookieKey: 'sls_csrf',
-    cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict', secure: config.cookieSecure, signed: false },
+    cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict', secure: pages.config.cookieSecure, signed: false },
+    getUserInfo: csrfUserInfo,
+    csrfOpts: { hmacKey: pages.csrfKey },
   });
 }
 
@@ -61,7 +76,14 @@ function formatTime(language: Language, ms: number): string {
 export class PageRenderer {
   private readonly eta = new Eta({ views: VIEWS, cache: true, autoEscape: true });
 
-  constructor(private readonly config: Config) {}
+  /**
+   * @param csrfKey the key CSRF tokens are bound to their session with
+   * (derived from the master key: the same in every process).
+   */
+  constructor(
+    readonly config: Config,
+    readonly csrfKey: string,
+  ) {}
 
   /** The error of a page, translated, with its hints (L5). */
   pageError(request: FastifyRequest, error: unknown): PageError {
@@ -83,7 +105,7 @@ export class PageRenderer {
       languages: LANGUAGES,
       path,
       // the forms' token; pages outside the web plugin (a 404) have no forms
-      csrf: typeof reply.generateCsrf === 'function' ? reply.generateCsrf() : '',
+      csrf: typeof reply.generateCsrf === 'function' ? reply.generateCsrf({ userInfo: csrfUserInfo(request) }) : '',
       time: (ms: number) => formatTime(request.language, ms),
       money: (amount: number) => new Intl.NumberFormat(request.language === 'zh-Hant' ? 'zh-TW' : request.language).format(amount),
     });

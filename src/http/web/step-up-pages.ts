@@ -26,7 +26,7 @@ export function stepUpPages(services: Services, pages: PageRenderer, guard: Sess
   const { stepUp } = services;
 
   return async (app) => {
-    await registerForms(app, services.config);
+    await registerForms(app, pages);
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
 
     const withNext = (path: string, next: string) => `${path}?next=${encodeURIComponent(next)}`;
