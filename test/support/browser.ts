@@ -139,7 +139,9 @@ export interface PageFacts {
 }
 
 export function facts(page: Page): Promise<PageFacts> {
-  return page.evaluate<PageFacts>(`(() => {
+  // after two frames: the browser has applied autofocus (it does so while rendering, which may come after 'load')
+  return page.evaluate<PageFacts>(`(async () => {
+    await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
     const squash = (s) => (s || '').replace(/\\s+/g, ' ').trim();
     const alert = document.querySelector('[role=alert]');
     const status = document.querySelector('[role=status]');
