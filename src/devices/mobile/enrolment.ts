@@ -356,9 +356,8 @@ export class MobileEnrolment {
       ip: meta.ip,
       actor,
       failed: { event: 'mobile.activation_failed', data: { purpose: state.purpose, proof: state.proof } },
-      get hints() {
-        return wrongPin ? ['hints.mobilePin'] : ['hints.noSpaces'];
-      },
+      // a recovery never says which of its two proofs was wrong
+      hints: recovering ? ['hints.noSpaces', 'hints.mobilePin'] : ['hints.noSpaces'],
       check: async () => {
         const possession = await this.checkPossession(row, state, verifier, input.response);
         // K8: the recovery PIN is tried only with the proof of possession
