@@ -68,14 +68,16 @@ export interface FlowAnswer<T> {
   hints: string[];
   /** Checks the answer: accepted, or null when wrong. Throwing refuses without counting anything. */
   check(): Promise<Accepted | null>;
-  /** In the transaction that uses the answer up: what the answer does; null when the flow changed meanwhile. */
+  /** In the transaction that uses the answer up: what the answer does; null when the flow changed meanwhile (FLOW_EXPIRED, nothing counted). */
   accept(trx: Tx): Promise<T | null>;
   /** After a wrong answer was counted (the recovery PIN's own count, a signal to waiting pages …). */
   afterFailure?(): Promise<void>;
 }
 
-/** Thrown inside the accepting transaction to undo it: the answer was used a moment ago, or the flow changed. */
+/** Thrown inside the accepting transaction to undo it: the answer's replay keys were recorded a moment ago. */
 class AlreadyUsed extends Error {}
+/** Thrown inside the accepting transaction to undo it: the flow changed meanwhile (answered, switched, withdrawn). */
+class FlowChanged extends Error {}
 
 export class Answers {
   constructor(private readonly deps: AnswersDeps) {}
@@ -158,15 +160,16 @@ export class Answers {
         return await store.serialized('audit_log', async (trx) => {
           if (accepted.replay && !(await this.deps.devices.consume(trx, accepted.replay.deviceId, accepted.replay.keys))) throw new AlreadyUsed();
           const result = await spec.accept(trx);
-          if (result === null) throw new AlreadyUsed();
+          if (result === null) throw new FlowChanged();
           if (accepted.replay && accepted.usedUp) await this.deps.devices.markUsedUp(trx, accepted.replay.deviceId, spec.actor ?? `user:${row.user_id}`);
           await this.release(attempt, trx);
           return result;
         });
       } catch (error) {
         if (!(error instanceof AlreadyUsed)) {
+          // the flow changed under a right answer (or the database failed): no failure to count
           await this.release(attempt);
-          throw error;
+          throw error instanceof FlowChanged ? new SlsError('FLOW_EXPIRED') : error;
         }
       }
       // the same answer was accepted a moment ago: by this flow (it is used up), or by another (a wrong answer here)
