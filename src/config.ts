@@ -30,6 +30,17 @@ function isAddressOrCidr(entry: string): boolean {
   return /^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128);
 }
 
+/** A comma list of IP addresses and CIDR ranges (SLS_TRUST_PROXY, SLS_METRICS_ALLOW); an issue names the first entry that is neither. */
+function addressList(text: string, ctx: z.RefinementCtx): string[] {
+  const list = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  const bad = list.find((entry) => !isAddressOrCidr(entry));
+  if (bad) {
+    ctx.addIssue({ code: 'custom', message: `${bad} is not an IP address or a CIDR range` });
+    return z.NEVER;
+  }
+  return list;
+}
+
 /** Defaults given in minutes by the settings. */
 const DEFAULT_POLICY_MINUTES = { stepUp: 5 };
 
@@ -84,14 +95,14 @@ const EnvSchema = z.object({
         ctx.addIssue({ code: 'custom', message: 'never trust every client: name the proxies (10.0.0.0/8,127.0.0.1) or their number of hops (1)' });
         return z.NEVER;
       }
-      const list = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
-      const bad = list.find((entry) => !isAddressOrCidr(entry));
-      if (bad) {
-        ctx.addIssue({ code: 'custom', message: `${bad} is not an IP address or a CIDR range` });
-        return z.NEVER;
-      }
-      return list;
+      return addressList(text, ctx);
     }),
+  // GET /metrics: a bearer token of at least 32 characters (no spaces), and/or the addresses allowed to read it
+  SLS_METRICS_TOKEN: z
+    .string()
+    .regex(/^[\x21-\x7e]{32,256}$/, 'at least 32 printable characters without spaces, e.g. openssl rand -hex 32')
+    .optional(),
+  SLS_METRICS_ALLOW: z.string().default('').transform((value, ctx) => addressList(value, ctx)),
   SLS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SLS_DEFAULT_LANGUAGE: z.enum(['en', 'fr', 'zh-Hant']).default('en'),
   SLS_EMAIL_PROVIDER: z.enum(['outbox', 'smtp']).default('outbox'),
@@ -192,6 +203,11 @@ export interface Config {
   timeZone: string;
   /** X6: the outbox worker that delivers notices (docs/operations.md). */
   outbox: OutboxConfig;
+  /**
+   * GET /metrics: served only when a token or addresses are set; then every
+   * protection set must pass (the bearer token, the client address).
+   */
+  metrics: { token: string | null; allow: string[] };
 }
 
 /** X6: how the outbox worker delivers notices: how often it looks, how many at once, the lease and the retries. */
@@ -396,6 +412,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       retryBaseMs: e.SLS_OUTBOX_RETRY_BASE_MS,
       retryMaxMs: e.SLS_OUTBOX_RETRY_MAX_MS,
     },
+    metrics: { token: e.SLS_METRICS_TOKEN ?? null, allow: e.SLS_METRICS_ALLOW },
   };
 }
 

@@ -37,6 +37,8 @@ import { noPushProvider, type PushProvider } from './push/provider.js';
 import { loadVapidKeys, webPushProvider } from './push/web-push.js';
 import { migrateToLatest } from './store/migrate.js';
 import { environmentLanguage, translator } from './i18n/i18n.js';
+import { Metrics, type PoolStats } from './metrics/metrics.js';
+import type { Observer } from './metrics/observer.js';
 
 export interface Services {
   config: Config;
@@ -67,7 +69,46 @@ export interface Services {
   mobileEnrolment: MobileEnrolment;
   /** The VAPID public key apps subscribe with (Web Push), or null. */
   vapidPublicKey: string | null;
+  /** The operators' metrics (GET /metrics), this server's own registry. */
+  metrics: Metrics;
   close(): Promise<void>;
+}
+
+/** Connections of the PostgreSQL pool when the store shows it; SQLite has one connection. */
+function poolStats(store: Store): PoolStats {
+  const pool = (store as { pool?: { totalCount?: unknown; idleCount?: unknown; waitingCount?: unknown } }).pool;
+  if (store.dialect === 'postgres' && pool && typeof pool.totalCount === 'number') {
+    return { total: pool.totalCount, idle: Number(pool.idleCount), waiting: Number(pool.waitingCount) };
+  }
+  return store.dialect === 'sqlite' ? { total: 1, idle: 0, waiting: 0 } : { total: Number.NaN, idle: Number.NaN, waiting: Number.NaN };
+}
+
+/** Notices not delivered yet (an index on status serves the count). */
+async function outboxPending(store: Store): Promise<{ pending: number; sending: number }> {
+  const rows = await store.db
+    .selectFrom('notifications')
+    .select((eb) => ['status', eb.fn.countAll<number>().as('count')])
+    .where('status', 'in', ['pending', 'sending'])
+    .groupBy('status')
+    .execute();
+  const count = (status: string) => Number(rows.find((row) => row.status === status)?.count ?? 0);
+  return { pending: count('pending'), sending: count('sending') };
+}
+
+/** The signals, with the long polls waiting on them counted. */
+function observedSignals(signals: Signals, observer: Pick<Observer, 'waiting'>): Signals {
+  return {
+    publish: (...topics) => signals.publish(...topics),
+    waitFor: async (topics, timeoutMs, check, abort) => {
+      const done = observer.waiting();
+      try {
+        return await signals.waitFor(topics, timeoutMs, check, abort);
+      } finally {
+        done();
+      }
+    },
+    close: () => signals.close(),
+  };
 }
 
 /** K3: the configured push provider and the key apps subscribe with. */
@@ -118,7 +159,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
     await migrateToLatest(store);
     const box = new SecretBox(masterKey.key);
     await checkMasterKey(store, box);
-    const audit = new AuditLog(store, clock, auditKeys(masterKey.key));
+    const metrics = new Metrics({ outboxPending: () => outboxPending(store), pool: () => poolStats(store) });
+    const audit = new AuditLog(store, clock, auditKeys(masterKey.key), metrics);
     // X1: the first start after migration 0009 signs the head it recorded (decision 0006)
     const anchored = await audit.anchor();
     if (anchored && anchored.legacyEntries > 0) {
@@ -132,16 +174,25 @@ export async function createServices(config: Config, options: ServiceOptions = {
       timeZone: config.timeZone,
       retry: config.delivery.retry,
     });
-    const outbox = new OutboxWorker({ store, clock, notifier, config: config.outbox, ...(options.logOutbox ? { log: options.logOutbox } : {}) });
-    const answers = new Answers({ store, clock, lockout, audit, users, devices, notifier, policy: config.policy });
+    const outbox = new OutboxWorker({
+      store,
+      clock,
+      notifier,
+      config: config.outbox,
+      log: (event) => {
+        if (event.outcome !== 'lost') metrics.delivered({ channel: event.channel, result: event.outcome === 'retrying' ? 'retry' : event.outcome });
+        options.logOutbox?.(event);
+      },
+    });
+    const answers = new Answers({ store, clock, lockout, audit, users, devices, notifier, policy: config.policy, observer: metrics });
     const flowLimits = new FlowLimits({ store, clock, audit, policy: config.policy });
     const smsCodes = new SmsCodes({ store, clock, notifier, policy: config.policy });
     const phones = new Phones({ store, clock, box, audit, users, devices, notifier, smsCodes, policy: config.policy });
-    const signals = openSignals(store);
+    const signals = observedSignals(openSignals(store), metrics);
     const push = pushProviderOf(config, clock);
     const firstFactor = new FirstFactor({ users, answers, clock });
     const pushRequests = new PushRequests({ store, clock, box, audit, devices, users, signals, config, notifier, provider: push.provider, answers });
-    const login = new LoginFlows({ store, clock, config, policy: config.policy, box, audit, users, devices, lockout, sessions, notifier, phones, smsCodes, signals, pushRequests, firstFactor, answers, flowLimits });
+    const login = new LoginFlows({ store, clock, config, policy: config.policy, box, audit, users, devices, lockout, sessions, notifier, phones, smsCodes, signals, pushRequests, firstFactor, answers, flowLimits, observer: metrics });
     const helpDesk = new HelpDesk({ store, clock, box, audit, users, devices, lockout, notifier, config, pushRequests, signals, sessions, phones });
     const mobileEnrolment = new MobileEnrolment({ store, clock, box, audit, users, devices, lockout, notifier, config, phones, smsCodes, signals, sessions, firstFactor, helpDesk, answers, flowLimits });
     const activationDeps = { store, clock, box, audit, users, devices, lockout, notifier, config, helpDesk, smsCodes, sessions, signals, pushRequests, answers, flowLimits };
@@ -179,6 +230,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       pushRequests,
       mobileEnrolment,
       vapidPublicKey: push.vapidPublicKey,
+      metrics,
       close: async () => {
         await outbox.stop();
         await throttle.close();

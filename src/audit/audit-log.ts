@@ -20,6 +20,8 @@ import { constantTimeEqual } from '../crypto/constant-time.js';
 import { SlsError } from '../errors.js';
 import type { Executor, Store, Tx } from '../store/database.js';
 import type { AuditHeadTable, AuditLogTable } from '../store/schema.js';
+import { currentRequestId } from '../request-context.js';
+import { noObserver, type Observer } from '../metrics/observer.js';
 
 export type AuditEvent =
   | 'user.created'
@@ -271,6 +273,8 @@ export class AuditLog {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly keys: AuditKeys,
+    /** Told of every entry appended (the metrics' counters of logins, locks, push requests). */
+    private readonly observer: Pick<Observer, 'audited'> = noObserver,
   ) {}
 
   /** Appends entries in their own serialised transaction. */
@@ -293,6 +297,8 @@ export class AuditLog {
     let prevHash = head.hash;
     const now = this.clock.now();
     const rows: AuditLogTable[] = [];
+    // the request that wrote the entry, to find its log lines (a field of the hashed data: the chain's format is unchanged)
+    const requestId = currentRequestId();
     for (const input of inputs) {
       seq += 1;
       const row = {
@@ -303,7 +309,7 @@ export class AuditLog {
         user_id: input.userId ?? null,
         username: input.username ?? null,
         ip: input.ip ?? null,
-        data: JSON.stringify(input.data ?? {}),
+        data: JSON.stringify(requestId && input.data?.requestId === undefined ? { ...input.data, requestId } : (input.data ?? {})),
       };
       const hash = keyedHash(this.keys.chain, prevHash, row);
       rows.push({ ...row, prev_hash: prevHash, hash });
@@ -316,6 +322,7 @@ export class AuditLog {
       .set({ seq, hash: prevHash, at: now, signature: headSignature(this.keys.head, moved) })
       .where('id', '=', 1)
       .execute();
+    this.observer.audited(inputs);
   }
 
   private async trustedHead(db: Executor): Promise<AuditHeadTable> {

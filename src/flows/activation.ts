@@ -166,6 +166,7 @@ export class DeviceActivation {
     const kind = deviceKind(device.type);
     await this.deps.answers.answerFlow({
       row,
+      deviceType: device.type,
       ip: null,
       actor: `user:${user.id}`,
       failed: { event: 'device.proof_failed', data: { purpose, deviceId: device.id } },

@@ -22,6 +22,7 @@ import type { Notifier } from '../notify/notifier.js';
 import type { Attempt, FailureOutcome, Lockout } from '../policy/lockout.js';
 import type { Executor, Store, Tx } from '../store/database.js';
 import { failFlow, findFlow, reserveAnswer, type FlowRow } from './flow-rows.js';
+import { noObserver, type AnswerOutcome, type Observer } from '../metrics/observer.js';
 
 export interface AnswersDeps {
   store: Store;
@@ -32,6 +33,8 @@ export interface AnswersDeps {
   devices: Devices;
   notifier: Notifier;
   policy: { challengeMaxAttempts: number };
+  /** Told of each answer, its outcome and how long it took (metrics). */
+  observer?: Pick<Observer, 'secondFactorAnswered'>;
 }
 
 /** Who attempts: the username as typed (the lock's key), the user when known, from where. */
@@ -59,6 +62,8 @@ export function accepted(device: { id: string }, check: CheckResult, flowId: str
 export interface FlowAnswer<T> {
   /** The open flow being answered. */
   row: FlowRow;
+  /** The type of the device answered with, for the metrics. */
+  deviceType?: string;
   ip: string | null;
   /** Who acts, in the audit entries (`user:<id>` for a device proof); none for a login. */
   actor?: string;
@@ -131,8 +136,29 @@ export class Answers {
     await this.deps.notifier.notifySoon(user, 'userLocked', { username: user.username, until: until === null ? '' : new Date(until).toISOString() });
   }
 
-  /** The whole protocol for an answer to an open flow (L3, L4). */
+  /** The whole protocol for an answer to an open flow (L3, L4), observed (outcome, time taken). */
   async answerFlow<T>(spec: FlowAnswer<T>): Promise<T> {
+    const observer = this.deps.observer ?? noObserver;
+    const started = performance.now();
+    const observe = (outcome: AnswerOutcome) =>
+      observer.secondFactorAnswered({
+        kind: spec.row.kind,
+        app: spec.row.kind === 'login' ? spec.row.app : null,
+        deviceType: spec.deviceType ?? null,
+        outcome,
+        seconds: (performance.now() - started) / 1000,
+      });
+    try {
+      const result = await this.answerOpenFlow(spec);
+      observe('accepted');
+      return result;
+    } catch (error) {
+      observe(answerOutcome(error));
+      throw error;
+    }
+  }
+
+  private async answerOpenFlow<T>(spec: FlowAnswer<T>): Promise<T> {
     const { store, clock, policy } = this.deps;
     const { row } = spec;
     const who: AttemptOf & { userId: string; actor?: string } = {
@@ -189,4 +215,13 @@ export class Answers {
     await spec.afterFailure?.();
     throw new SlsError('LOGIN_FAILED', { attemptsLeft, hints: spec.hints });
   }
+}
+
+/** How a refused answer ended, for the metrics. */
+function answerOutcome(error: unknown): AnswerOutcome {
+  if (!(error instanceof SlsError)) return 'refused';
+  if (error.code === 'LOGIN_FAILED') return 'wrong';
+  if (error.code === 'FLOW_EXPIRED') return 'expired';
+  if (error.code === 'LOCKED') return 'locked';
+  return 'refused';
 }

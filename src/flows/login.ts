@@ -34,6 +34,7 @@ import { challengeTtlMs, completeFlow, findFlow, newFlowRow, promptOf, verifierC
 import { accepted, type Answers } from './answers.js';
 import type { FlowLimits } from './flow-limits.js';
 import { FirstFactor } from './first-factor.js';
+import type { Observer } from '../metrics/observer.js';
 
 /**
  * `approved`: the phone approved (K3); the session is taken with POST
@@ -91,6 +92,8 @@ export type LoginDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'us
   firstFactor: FirstFactor;
   answers: Answers;
   flowLimits: FlowLimits;
+  /** Told of each login started (metrics). */
+  observer?: Pick<Observer, 'loginStarted'>;
 };
 
 export class LoginFlows {
@@ -191,6 +194,7 @@ export class LoginFlows {
     }
     if (challenge.code !== undefined) row = await this.sendCode(row, active[0]!, challenge, input);
     if (challenge.prompt.type === 'push') await this.deps.pushRequests.announce(row, input.language);
+    this.deps.observer?.loginStarted(input.app, active[0]!.type);
     return { ...this.view(row, active), claimToken };
   }
 
@@ -426,6 +430,7 @@ export class LoginFlows {
     let scope: SessionScope = 'full';
     const session = await this.deps.answers.answerFlow({
       row,
+      deviceType: device.type,
       ip: meta.ip,
       failed: { event: 'login.second_factor_failed', data: { deviceId: device.id } },
       hints: kind.failureHints,

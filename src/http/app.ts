@@ -29,6 +29,7 @@ import { appPages } from './web/app-pages.js';
 import { stepUpPages } from './web/step-up-pages.js';
 import { SessionGuard } from './session-guard.js';
 import { registerThrottle } from './throttle-hook.js';
+import { registerMetricsRoute, registerRequestContext, requestIdGenerator } from './observability.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 
 declare module 'fastify' {
@@ -75,6 +76,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     // X5, K13: the proxies named, or so many hops in front; never any client's X-Forwarded-For
     trustProxy: typeof config.trustProxy === 'number' ? trustHops(config.trustProxy) : config.trustProxy,
     routerOptions: { maxParamLength: 200 },
+    // every request's id: in its log lines (reqId), the X-Request-Id header, error bodies and audit entries
+    genReqId: requestIdGenerator(config.trustProxy),
     frameworkErrors: (error, request, reply) => sendError(request, reply, error),
     // not even HTTP (a NUL in the path, a bad Content-Length …): still the error shape of every other answer
     clientErrorHandler: (_error, socket) => {
@@ -85,6 +88,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  registerRequestContext(app);
 
   await app.register(cookie);
   app.decorateRequest('language', 'en');
@@ -148,6 +152,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(helpdeskApi(services, guard), { prefix: '/api/v1' });
   await app.register(adminApi(services, guard), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  registerMetricsRoute(app, config, services.metrics);
   await app.register(webPages(services, pages, guard));
   await app.register(portalPages(services, pages, guard));
   await app.register(helpdeskPages(services, pages, guard));

@@ -42,14 +42,15 @@ export function toSlsError(error: unknown): SlsError {
 }
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; hints?: string[]; attemptsLeft?: number; stepUp?: string };
+  error: { code: ErrorCode; message: string; hints?: string[]; attemptsLeft?: number; stepUp?: string; requestId?: string };
 }
 
-export function errorBody(t: Translate, error: SlsError): ErrorBody {
+export function errorBody(t: Translate, error: SlsError, requestId?: string): ErrorBody {
   const body: ErrorBody = { error: { code: error.code, message: errorMessage(t, error.code, error.params) } };
   if (Array.isArray(error.params.hints)) body.error.hints = error.params.hints.map((key) => t(key));
   if (typeof error.params.attemptsLeft === 'number') body.error.attemptsLeft = error.params.attemptsLeft;
   if (typeof error.params.stepUp === 'string') body.error.stepUp = error.params.stepUp;
+  if (requestId) body.error.requestId = requestId;
   return body;
 }
 
@@ -62,6 +63,7 @@ export const ErrorSchema = z
       hints: z.array(z.string()).optional().describe('What to check after "Login failed" (L5)'),
       attemptsLeft: z.number().int().optional(),
       stepUp: z.string().optional().describe('STEP_UP_REQUIRED: where the step-up starts (POST, with the password)'),
+      requestId: z.string().optional().describe('The id of the request (also its X-Request-Id header): quote it to the operators'),
     }),
   })
   .describe('Error');
@@ -74,7 +76,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
   if (typeof mapped.params.retryAfterSeconds === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(mapped.params.retryAfterSeconds))));
   // framework errors (a bad URL) arrive before the language is known
   const t = request.t ?? translator('en');
-  return reply.status(mapped.status).type('application/json; charset=utf-8').send(errorBody(t, mapped));
+  return reply.status(mapped.status).type('application/json; charset=utf-8').send(errorBody(t, mapped, request.id));
 }
 
 export function registerErrorHandling(app: FastifyInstance, notFound: (request: FastifyRequest, reply: FastifyReply) => FastifyReply): void {

@@ -44,7 +44,7 @@ export interface OutboxWorkerDeps {
   notifier: Pick<Notifier, 'providerFor' | 'onQueued'>;
   config: OutboxConfig;
   /** Told of what happened to each attempt (for the logs; never the message). */
-  log?: (event: { id: string; outcome: OutboxOutcome; attempts: number; error?: string }) => void;
+  log?: (event: { id: string; channel: OutgoingMessage['channel']; outcome: OutboxOutcome; attempts: number; error?: string }) => void;
 }
 
 type Row = Selectable<NotificationsTable>;
@@ -247,7 +247,7 @@ export class OutboxWorker {
       // the database is away: the lease lapses and the notice is taken again
     }
     const final: OutboxOutcome = recorded ? outcome : 'lost';
-    this.deps.log?.({ id: row.id, outcome: final, attempts: row.attempts, ...(failure ? { error: failure.error } : {}) });
+    this.deps.log?.({ id: row.id, channel: row.channel, outcome: final, attempts: row.attempts, ...(failure ? { error: failure.error } : {}) });
     return final;
   }
 }

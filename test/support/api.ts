@@ -8,7 +8,10 @@ export interface Json {
 
 export interface ApiResponse {
   status: number;
+  /** The JSON body; an error's `requestId` (different for every request) is taken out, into `requestId`. */
   body: Json;
+  /** The error body's `requestId`, if it had one. */
+  requestId?: string;
   headers: LightMyRequestResponse['headers'];
   raw: LightMyRequestResponse;
 }
@@ -16,6 +19,11 @@ export interface ApiResponse {
 function wrap(raw: LightMyRequestResponse): ApiResponse {
   let body: Json = {};
   if (raw.body.length > 0 && String(raw.headers['content-type'] ?? '').includes('json')) body = raw.json() as Json;
+  const error = body.error as Json | undefined;
+  if (error && typeof error === 'object' && typeof error.requestId === 'string') {
+    const { requestId, ...rest } = error;
+    return { status: raw.statusCode, body: { ...body, error: rest }, requestId: requestId as string, headers: raw.headers, raw };
+  }
   return { status: raw.statusCode, body, headers: raw.headers, raw };
 }
 

@@ -353,6 +353,7 @@ export class MobileEnrolment {
 
     const activated = await this.deps.answers.answerFlow({
       row,
+      deviceType: 'mobile',
       ip: meta.ip,
       actor,
       failed: { event: 'mobile.activation_failed', data: { purpose: state.purpose, proof: state.proof } },

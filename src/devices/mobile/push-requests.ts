@@ -396,6 +396,7 @@ export class PushRequests {
 
     await this.deps.answers.answerFlow({
       row,
+      deviceType: device.type,
       ip: row.ip,
       failed: { event: 'login.second_factor_failed', data: { deviceId: device.id, push: true } },
       hints: ['hints.pushNumber'],
