@@ -25,7 +25,14 @@ function address(): string {
 
 async function loginFrom(app: FastifyInstance, remoteAddress: string, username: string, password = PASSWORD) {
   const res = await app.inject({ method: 'POST', url: '/api/v1/login', remoteAddress, payload: { username, password, app: 'portal' } });
-  return { status: res.statusCode, headers: res.headers, body: res.json() as { error?: { code: string; message: string } } };
+  // the body without the request's own id (error.requestId), which differs for every request
+  const { error, ...rest } = res.json() as { error?: { code: string; message: string; requestId?: string } };
+  const body: { error?: { code: string; message: string } } = rest;
+  if (error) {
+    const { requestId: _ignored, ...same } = error;
+    body.error = same;
+  }
+  return { status: res.statusCode, headers: res.headers, body };
 }
 
 const BACKENDS: { name: string; db: 'sqlite' | 'postgres'; redis?: string }[] = [
