@@ -97,6 +97,8 @@ const EnvSchema = z.object({
       }
       return addressList(text, ctx);
     }),
+  /** X6: how long a stop (SIGTERM) waits for requests and deliveries under way before it closes their connections. */
+  SLS_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   // GET /metrics: a bearer token of at least 32 characters (no spaces), and/or the addresses allowed to read it
   SLS_METRICS_TOKEN: z
     .string()
@@ -177,6 +179,8 @@ export interface Config {
   redisUrl: string | undefined;
   /** X5: the throttle's limits, per kind of request. */
   limits: Limits;
+  /** X6: how long a stop waits for the work under way (SLS_SHUTDOWN_TIMEOUT_MS). */
+  shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   defaultLanguage: 'en' | 'fr' | 'zh-Hant';
   policy: PolicyConfig;
@@ -382,6 +386,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       helpdesk: e.SLS_LIMIT_HELPDESK,
       admin: e.SLS_LIMIT_ADMIN,
     },
+    shutdownTimeoutMs: e.SLS_SHUTDOWN_TIMEOUT_MS,
     logLevel: e.SLS_LOG_LEVEL,
     defaultLanguage: e.SLS_DEFAULT_LANGUAGE,
     policy: {

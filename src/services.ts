@@ -26,7 +26,7 @@ import { Users } from './identity/users.js';
 import { Passwords } from './identity/passwords.js';
 import { Lockout } from './policy/lockout.js';
 import { Sessions } from './sessions/sessions.js';
-import { openStore, type Store } from './store/database.js';
+import { databaseStartFailure, describeDatabase, openStore, type Store } from './store/database.js';
 import { FirstFactor } from './flows/first-factor.js';
 import { Answers } from './flows/answers.js';
 import { FlowLimits } from './flows/flow-limits.js';
@@ -35,7 +35,7 @@ import { PushRequests } from './devices/mobile/push-requests.js';
 import { openSignals, type Signals } from './push/signals.js';
 import { noPushProvider, type PushProvider } from './push/provider.js';
 import { loadVapidKeys, webPushProvider } from './push/web-push.js';
-import { migrateToLatest } from './store/migrate.js';
+import { migrateToLatest, migrationState } from './store/migrate.js';
 import { environmentLanguage, translator } from './i18n/i18n.js';
 import { Metrics, type PoolStats } from './metrics/metrics.js';
 import type { Observer } from './metrics/observer.js';
@@ -74,15 +74,6 @@ export interface Services {
   close(): Promise<void>;
 }
 
-/** Connections of the PostgreSQL pool when the store shows it; SQLite has one connection. */
-function poolStats(store: Store): PoolStats {
-  const pool = (store as { pool?: { totalCount?: unknown; idleCount?: unknown; waitingCount?: unknown } }).pool;
-  if (store.dialect === 'postgres' && pool && typeof pool.totalCount === 'number') {
-    return { total: pool.totalCount, idle: Number(pool.idleCount), waiting: Number(pool.waitingCount) };
-  }
-  return store.dialect === 'sqlite' ? { total: 1, idle: 0, waiting: 0 } : { total: Number.NaN, idle: Number.NaN, waiting: Number.NaN };
-}
-
 /** Notices not delivered yet (an index on status serves the count). */
 async function outboxPending(store: Store): Promise<{ pending: number; sending: number }> {
   const rows = await store.db
@@ -107,6 +98,7 @@ function observedSignals(signals: Signals, observer: Pick<Observer, 'waiting'>):
         done();
       }
     },
+    stopWaiting: () => signals.stopWaiting(),
     close: () => signals.close(),
   };
 }
@@ -142,24 +134,32 @@ async function checkMasterKey(store: Store, box: SecretBox): Promise<void> {
 export async function createServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
   const clock = options.clock ?? systemClock;
   const warn = options.warn ?? ((message: string) => process.stderr.write(`${message}\n`));
-  const masterKey = loadMasterKey({ masterKey: config.masterKey, dataDir: config.dataDir });
-  if (masterKey.origin === 'generated-key-file') {
-    warn(
-      [
-        '*******************************************************************************',
-        `WARNING: no SLS_MASTER_KEY set; generated a new master key in ${masterKey.path}.`,
-        'Device secrets are encrypted with it: back it up, and for production set',
-        'SLS_MASTER_KEY (32 bytes, hex or base64) from a secret store instead.',
-        '*******************************************************************************',
-      ].join('\n'),
-    );
-  }
   const store = openStore(config.databaseUrl);
   try {
+    // X4: a database that cannot be used says why at once, and how to fix it
+    const state = await migrationState(store).catch((error: unknown) => {
+      throw databaseStartFailure(error, store.location) ?? error;
+    });
+    const masterKey = loadMasterKey({
+      masterKey: config.masterKey,
+      dataDir: config.dataDir,
+      ...(state.applied.length > 0 ? { existingDatabase: describeDatabase(store.location) } : {}),
+    });
+    if (masterKey.origin === 'generated-key-file') {
+      warn(
+        [
+          '*******************************************************************************',
+          `WARNING: no SLS_MASTER_KEY set; generated a new master key in ${masterKey.path}.`,
+          'Device secrets are encrypted with it: back it up, and for production set',
+          'SLS_MASTER_KEY (32 bytes, hex or base64) from a secret store instead.',
+          '*******************************************************************************',
+        ].join('\n'),
+      );
+    }
     await migrateToLatest(store);
     const box = new SecretBox(masterKey.key);
     await checkMasterKey(store, box);
-    const metrics = new Metrics({ outboxPending: () => outboxPending(store), pool: () => poolStats(store) });
+    const metrics = new Metrics({ outboxPending: () => outboxPending(store), pool: (): PoolStats => store.pool() });
     const audit = new AuditLog(store, clock, auditKeys(masterKey.key), metrics);
     // X1: the first start after migration 0009 signs the head it recorded (decision 0006)
     const anchored = await audit.anchor();
