@@ -81,7 +81,8 @@ if (login) {
       const credential = await navigator.credentials.get({ publicKey: requestOptions(JSON.parse(login.dataset.options)) });
       document.getElementById('webauthn-response').value = JSON.stringify(assertionJson(credential));
       login.submit();
-    } catch {
+    } catch (error) {
+      status.dataset.error = error && error.name ? error.name : 'Error';
       button.disabled = false;
       tell(login.dataset.failed, true);
       button.focus();
@@ -106,7 +107,9 @@ if (add) {
       document.getElementById('security-key-credential').value = JSON.stringify(registrationJson(credential));
       add.dataset.ready = '1';
       add.submit();
-    } catch {
+    } catch (error) {
+      // the DOMException's name (NotAllowedError, InvalidStateError …) for diagnosis; the person reads the text
+      status.dataset.error = error && error.name ? error.name : 'Error';
       status.textContent = add.dataset.failed;
       status.setAttribute('role', 'alert');
     }
