@@ -4,7 +4,7 @@
  * restart or a failover would (the database itself keeps serving the other
  * suites); the servers are real processes.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PASSWORD, cardAnswer, openTestDatabase, postgresDatabase, type TestDatabase } from './support/harness.js';
@@ -13,6 +13,9 @@ import { postgresUrl } from './support/environment.js';
 import { startTcpProxy, throughProxy, type TcpProxy } from './support/tcp-proxy.js';
 import { TestPhone, tokenIn } from './support/phone.js';
 import type { CardFile } from '../src/devices/devices.js';
+
+// each case runs several `sls` processes (about a second each, more on a loaded machine)
+vi.setConfig({ testTimeout: 90_000 });
 
 interface Reply {
   status: number;
