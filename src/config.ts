@@ -131,6 +131,11 @@ const EnvSchema = z.object({
     .string()
     .default(DEFAULT_PUSH_SERVICES.join(','))
     .transform((list) => list.split(',').map((host) => host.trim().toLowerCase()).filter((host) => host !== '')),
+  SLS_SECURITY_KEY_AAGUIDS: z
+    .string()
+    .default('')
+    .transform((list) => list.split(',').map((id) => id.trim().toLowerCase()).filter((id) => id !== ''))
+    .refine((ids) => ids.every((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)), 'a comma-separated list of AAGUIDs such as cb69481e-8ff7-4039-93ec-0a2729a154a8'),
   SLS_DELIVERY_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   SLS_DELIVERY_RETRY_BASE_MS: z.coerce.number().int().min(0).max(60_000).default(500),
   SLS_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(),
@@ -205,6 +210,8 @@ export interface Config {
   pushServices: string[];
   /** N1: the time zone of times in notices, unless the user has one. */
   timeZone: string;
+  /** The authenticator models (AAGUIDs) a security key may be; empty: any (docs/decisions/0014-security-keys.md). */
+  securityKeyAaguids: string[];
   /** X6: the outbox worker that delivers notices (docs/operations.md). */
   outbox: OutboxConfig;
   /**
@@ -409,6 +416,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
           },
     pushServices: e.SLS_PUSH_SERVICES,
     timeZone: e.SLS_TIME_ZONE,
+    securityKeyAaguids: e.SLS_SECURITY_KEY_AAGUIDS,
     outbox: {
       pollMs: e.SLS_OUTBOX_POLL_MS,
       concurrency: e.SLS_OUTBOX_CONCURRENCY,

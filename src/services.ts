@@ -39,6 +39,8 @@ import { migrateToLatest, migrationState } from './store/migrate.js';
 import { environmentLanguage, translator } from './i18n/i18n.js';
 import { Metrics, type PoolStats } from './metrics/metrics.js';
 import type { Observer } from './metrics/observer.js';
+import { relyingPartyOf } from './devices/security-key/security-key.js';
+import { SecurityKeys, suspicionNotice } from './devices/security-key/registrations.js';
 
 export interface Services {
   config: Config;
@@ -67,6 +69,8 @@ export interface Services {
   signals: Signals;
   pushRequests: PushRequests;
   mobileEnrolment: MobileEnrolment;
+  /** FIDO2 security keys and passkeys: registration, names, removal. */
+  securityKeys: SecurityKeys;
   /** The VAPID public key apps subscribe with (Web Push), or null. */
   vapidPublicKey: string | null;
   /** The operators' metrics (GET /metrics), this server's own registry. */
@@ -167,7 +171,9 @@ export async function createServices(config: Config, options: ServiceOptions = {
       warn(translator(environmentLanguage())('audit.anchored', { count: anchored.legacyEntries }));
     }
     const users = new Users(store, clock, box, audit, config.policy.oneTimePasswordTtlMs);
-    const devices = new Devices(store, clock, box, audit);
+    const relyingParty = relyingPartyOf(config);
+    // a key suspended as cloned is told to its user (notifier and users are ready by then)
+    const devices = new Devices(store, clock, box, audit, { relyingParty, onSuspected: (device, reason) => suspicionNotice({ users, notifier })(device, reason) });
     const lockout = new Lockout(store, clock, config.policy);
     const sessions = new Sessions(store, clock, config.policy, audit);
     const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir), {
@@ -203,6 +209,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const throttle = new Throttle(config.redisUrl ? redisCounters(config.redisUrl) : databaseCounters(store), clock, config.limits);
     const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle });
     const passwords = new Passwords({ users, answers, notifier, sessions });
+    const securityKeys = new SecurityKeys({ store, clock, box, audit, users, devices, relyingParty, aaguids: config.securityKeyAaguids, rpName: translator(config.defaultLanguage)('web.productName') });
     return {
       config,
       clock,
@@ -229,6 +236,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       signals,
       pushRequests,
       mobileEnrolment,
+      securityKeys,
       vapidPublicKey: push.vapidPublicKey,
       metrics,
       close: async () => {

@@ -30,6 +30,7 @@ const NOTICES: NoticeTemplate[] = [
   'mobileActivated',
   'mobileRecoveryFailed',
   'pushDenied',
+  'securityKeySuspended',
 ];
 const CODES: CodeTemplate[] = ['loginCode', 'confirmCode', 'activationToken'];
 
@@ -44,6 +45,7 @@ const SAMPLE = {
   ip: '203.0.113.77',
   failures: 3,
   max: 5,
+  name: 'Blue key',
 };
 
 const texts = (language: 'en' | 'fr' | 'zh-Hant') => [

@@ -56,6 +56,8 @@ export type AuditEvent =
   | 'device.activated'
   | 'device.proof_failed'
   | 'device.pin_changed'
+  | 'device.clone_suspected'
+  | 'device.renamed'
   | 'online_card.created'
   | 'online_card.print_confirmed'
   | 'helpdesk.identity_verified'

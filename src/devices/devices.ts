@@ -14,7 +14,7 @@ import type { DeviceState, DevicesTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
 import { DSCPLUS_SUITE, dscPlusSecret, type DscPlusSecret } from './dscplus/dscplus.js';
 import type { PskcKey } from './dscplus/pskc.js';
-import { DEVICE_STRENGTH, type Device, type DeviceContext, type DeviceType } from './types.js';
+import { DEVICE_STRENGTH, type Device, type DeviceContext, type DeviceType, type RelyingParty, type Suspicion } from './types.js';
 
 type DeviceRow = Selectable<DevicesTable>;
 
@@ -68,6 +68,13 @@ export interface AddDscPlusInput {
   serial?: string;
 }
 
+export interface DevicesOptions {
+  /** Where the pages are, for WebAuthn devices (default http://localhost). */
+  relyingParty?: RelyingParty;
+  /** Tells a device's user that it was suspended as compromised (after the change is stored). */
+  onSuspected?: (device: Device, reason: Suspicion) => Promise<void>;
+}
+
 export class Devices {
   /** The sealed secret read along with each device, so that a challenge needs no second read. */
   private readonly sealedSecrets = new WeakMap<Device, string | null>();
@@ -77,6 +84,7 @@ export class Devices {
     private readonly clock: Clock,
     private readonly box: SecretBox,
     private readonly audit: AuditLog,
+    private readonly options: DevicesOptions = {},
   ) {}
 
   private toDevice(row: DeviceRow): Device {
@@ -177,7 +185,29 @@ export class Devices {
       wasUsed: (replayKey) => this.wasUsed(device.id, replayKey),
       used: (replayKeys) => this.usedAmong(device.id, replayKeys),
       digest: (value) => this.box.digest(value, `device:${device.id}`),
+      relyingParty: this.options.relyingParty ?? { origin: 'http://localhost', rpId: 'localhost' },
+      suspect: (reason, data) => this.suspect(device.id, reason, data),
     };
+  }
+
+  /**
+   * A device found compromised by its own check (a cloned security key): it
+   * is suspended if active, `device.<reason>` is audited with the state
+   * change, and its user is told.
+   */
+  async suspect(deviceId: string, reason: Suspicion, data: Record<string, unknown>): Promise<void> {
+    const now = this.clock.now();
+    const suspended = await this.store.serialized('audit_log', async (trx) => {
+      const device = await this.get(deviceId, trx);
+      const updated = await trx.updateTable('devices').set({ state: 'suspended', state_changed_at: now }).where('id', '=', deviceId).where('state', '=', 'active').executeTakeFirst();
+      const changed = Number(updated.numUpdatedRows) === 1;
+      await this.audit.append(trx, [
+        { event: `device.${reason}`, actor: 'system', userId: device.userId, data: { deviceId, type: device.type, ...data } },
+        ...(changed ? [{ event: 'device.state_changed' as const, actor: 'system', userId: device.userId, data: { deviceId, type: device.type, from: device.state, to: 'suspended', reason } }] : []),
+      ]);
+      return changed ? device : null;
+    });
+    if (suspended) await this.options.onSuspected?.(suspended, reason);
   }
 
   private usedDigest(deviceId: string, replayKey: string): string {

@@ -4,6 +4,7 @@ import { temporaryPasscode } from './temp-passcode/temp-passcode.js';
 import { onlineCard, securityCodeCard } from './code-card/code-card.js';
 import { smsDevice } from './sms/sms.js';
 import { mobileDevice } from './mobile/mobile.js';
+import { securityKey } from './security-key/security-key.js';
 import type { DeviceKind, DeviceType } from './types.js';
 
 const KINDS: Record<DeviceType, DeviceKind> = {
@@ -13,6 +14,7 @@ const KINDS: Record<DeviceType, DeviceKind> = {
   sms: smsDevice,
   online_card: onlineCard,
   temp_passcode: temporaryPasscode,
+  security_key: securityKey,
 };
 
 export function deviceKind(type: string): DeviceKind {

@@ -5,15 +5,17 @@
  */
 import type { DeviceState } from '../store/schema.js';
 
-export type DeviceType = 'dscplus' | 'mobile' | 'scc' | 'sms' | 'online_card' | 'temp_passcode';
+export type DeviceType = 'dscplus' | 'mobile' | 'scc' | 'sms' | 'online_card' | 'temp_passcode' | 'security_key';
 
 /**
  * D2: full ordering for sharing and limits, higher is stronger
  * (DSC+ > … > mobile authenticator > SCC > SMS). Temporary devices rank
- * below every permanent one.
+ * below every permanent one. A FIDO2 security key or passkey ranks between
+ * the DSC+ and the mobile authenticator (docs/decisions/0014-security-keys.md).
  */
 export const DEVICE_STRENGTH: Record<DeviceType, number> = {
   dscplus: 100,
+  security_key: 80,
   mobile: 60,
   scc: 40,
   sms: 20,
@@ -54,7 +56,9 @@ export type Prompt =
    * K3, K13: a push request to the mobile authenticator; the login screen
    * shows the 2-digit number the user types into the app.
    */
-  | { type: 'push'; number: string };
+  | { type: 'push'; number: string }
+  /** A FIDO2 security key or passkey: options for navigator.credentials.get (PublicKeyCredentialRequestOptionsJSON). */
+  | { type: 'webauthn'; options: Record<string, unknown> };
 
 /** How the code of an SMS challenge went out (M4, M5, M7). */
 export interface SmsPrompt {
@@ -92,7 +96,18 @@ export interface CheckResult {
   replayKeys?: string[];
   /** The accepted answer left the device without another answer to give: it is used up (S4). */
   usedUp?: boolean;
+  /** The device's secret after this answer (a signature counter that moved on): written when the answer is accepted. */
+  secret?: unknown;
 }
+
+/** Where the pages are, for devices bound to it (WebAuthn): SLS_PUBLIC_URL, or http://localhost:<port>. */
+export interface RelyingParty {
+  origin: string;
+  rpId: string;
+}
+
+/** Why a device's check found it compromised: it is suspended, audited as `device.<reason>` and its user told. */
+export type Suspicion = 'clone_suspected';
 
 export interface DeviceContext {
   device: Device;
@@ -104,6 +119,10 @@ export interface DeviceContext {
   used(replayKeys: string[]): Promise<Set<string>>;
   /** A keyed digest bound to this device, for secrets kept only as hashes (T5). */
   digest(value: string): string;
+  /** Where the pages are (WebAuthn's relying party). */
+  relyingParty: RelyingParty;
+  /** The device looks compromised: it is suspended (if active), audited as `device.<reason>`, and its user told. */
+  suspect(reason: Suspicion, data: Record<string, unknown>): Promise<void>;
 }
 
 export interface DeviceKind {
@@ -112,4 +131,6 @@ export interface DeviceKind {
   failureHints: string[];
   issueChallenge(ctx: DeviceContext): Promise<Challenge>;
   checkResponse(ctx: DeviceContext, verifier: Record<string, unknown>, response: string): Promise<CheckResult>;
+  /** False when proving the device may not bring it back from suspended (a key suspended as cloned would prove itself). */
+  reactivatedByProof?: boolean;
 }

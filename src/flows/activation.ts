@@ -87,7 +87,7 @@ export class DeviceActivation {
       return;
     }
     // a permanent device temporarily unavailable (D4), or a replacement received (C6)
-    if (!['suspended', 'shipped'].includes(device.state) || isTemporary(device.type)) {
+    if (!['suspended', 'shipped'].includes(device.state) || isTemporary(device.type) || deviceKind(device.type).reactivatedByProof === false) {
       throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
     }
   }

@@ -52,11 +52,17 @@ export interface Accepted {
   replay: { deviceId: string; keys: string[] } | null;
   /** The answer was the device's last (a code card without unused cells, S4): it is used up with it. */
   usedUp?: boolean;
+  /** The device's secret after the answer (a security key's signature counter), written with its acceptance. */
+  secret?: unknown;
 }
 
 /** The accepted answer of a device's check: its replay keys, or the flow's id when it has none. */
 export function accepted(device: { id: string }, check: CheckResult, flowId: string): Accepted {
-  return { replay: { deviceId: device.id, keys: check.replayKeys ?? [`flow:${flowId}`] }, ...(check.usedUp ? { usedUp: true } : {}) };
+  return {
+    replay: { deviceId: device.id, keys: check.replayKeys ?? [`flow:${flowId}`] },
+    ...(check.usedUp ? { usedUp: true } : {}),
+    ...(check.secret !== undefined ? { secret: check.secret } : {}),
+  };
 }
 
 export interface FlowAnswer<T> {
@@ -185,6 +191,7 @@ export class Answers {
       try {
         return await store.serialized('audit_log', async (trx) => {
           if (accepted.replay && !(await this.deps.devices.consume(trx, accepted.replay.deviceId, accepted.replay.keys))) throw new AlreadyUsed();
+          if (accepted.replay && accepted.secret !== undefined) await this.deps.devices.writeSecret(trx, accepted.replay.deviceId, accepted.secret);
           const result = await spec.accept(trx);
           if (result === null) throw new FlowChanged();
           if (accepted.replay && accepted.usedUp) await this.deps.devices.markUsedUp(trx, accepted.replay.deviceId, spec.actor ?? `user:${row.user_id}`);

@@ -22,6 +22,8 @@ import { mobileApi } from './api/mobile.js';
 import { stepUpApi } from './api/step-up.js';
 import { adminApi } from './api/admin.js';
 import { operationsApi } from './api/operations.js';
+import { securityKeysApi } from './api/security-keys.js';
+import { securityKeyPages } from './web/security-key-pages.js';
 import { webPages } from './web/pages.js';
 import { portalPages } from './web/portal-pages.js';
 import { helpdeskPages } from './web/helpdesk-pages.js';
@@ -166,6 +168,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(stepUpApi(services, guard), { prefix: '/api/v1' });
   await app.register(helpdeskApi(services, guard), { prefix: '/api/v1' });
   await app.register(adminApi(services, guard), { prefix: '/api/v1' });
+  await app.register(securityKeysApi(services, guard), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerMetricsRoute(app, config, services.metrics);
   await app.register(webPages(services, pages, guard));
@@ -173,6 +176,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(helpdeskPages(services, pages, guard));
   await app.register(mobilePages(services, pages, guard));
   await app.register(stepUpPages(services, pages, guard));
+  await app.register(securityKeyPages(services, pages, guard));
   await app.register(appPages(services, pages));
   return app;
 }

@@ -30,6 +30,9 @@ import auditZhHant from './locales/audit/zh-Hant.json' with { type: 'json' };
 import operationsEn from './locales/operations/en.json' with { type: 'json' };
 import operationsFr from './locales/operations/fr.json' with { type: 'json' };
 import operationsZhHant from './locales/operations/zh-Hant.json' with { type: 'json' };
+import securityKeyEn from './locales/security-key/en.json' with { type: 'json' };
+import securityKeyFr from './locales/security-key/fr.json' with { type: 'json' };
+import securityKeyZhHant from './locales/security-key/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -48,6 +51,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   audit: { en: auditEn, fr: auditFr, 'zh-Hant': auditZhHant },
   /** Running the server: start failures, database outages, stopping (X4, X6). */
   operations: { en: operationsEn, fr: operationsFr, 'zh-Hant': operationsZhHant },
+  /** FIDO2 security keys and passkeys: the login prompt, the settings page, errors, the clone notice. */
+  'security-key': { en: securityKeyEn, fr: securityKeyFr, 'zh-Hant': securityKeyZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {

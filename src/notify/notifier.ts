@@ -47,7 +47,8 @@ export type NoticeTemplate =
   | 'passwordChanged'
   | 'mobileActivated'
   | 'mobileRecoveryFailed'
-  | 'pushDenied';
+  | 'pushDenied'
+  | 'securityKeySuspended';
 
 /** Messages that carry a code: `notifications.<name>.sms` and `.voice` texts with a {{code}}. */
 export type CodeTemplate = 'loginCode' | 'confirmCode' | 'activationToken';

@@ -23,6 +23,8 @@ const W1: Record<PermanentType | 'none', { perDayUsd: number | null; fiveBusines
   sms: { perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 },
   scc: { perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 },
   mobile: { perDayUsd: 1_000_000, fiveBusinessDaysUsd: 1_000_000 },
+  // docs/decisions/0014-security-keys.md: the mobile authenticator's row
+  security_key: { perDayUsd: 1_000_000, fiveBusinessDaysUsd: 1_000_000 },
   dscplus: { perDayUsd: null, fiveBusinessDaysUsd: null },
 };
 

@@ -45,6 +45,12 @@ export const ChallengeSchema = z
         number: z.string().describe('The 2-digit number to show; the user types it into the app before approving (K13)'),
       })
       .describe('PushChallenge'),
+    z
+      .object({
+        type: z.literal('webauthn').describe('A FIDO2 security key or passkey: call navigator.credentials.get with `options`; the answer is the assertion as JSON'),
+        options: z.record(z.string(), z.unknown()).describe('PublicKeyCredentialRequestOptionsJSON (challenge and credential ids base64url)'),
+      })
+      .describe('WebAuthnChallenge'),
   ])
   .describe('What the client must show for the second factor');
 
@@ -76,9 +82,21 @@ export const LoginStartBody = z.object({
   app: AppSchema,
 });
 
+/**
+ * The answer to a challenge: at most 64 characters, or a security key's
+ * WebAuthn assertion (a JSON object) of at most 8 KB.
+ */
+export const answerText = (min = 0) =>
+  z
+  .string()
+  .min(min)
+  .max(8192)
+  .refine((r) => r.length <= 64 || r.startsWith('{'), { message: 'at most 64 characters (a WebAuthn assertion: a JSON object of at most 8192)' })
+  .describe('The answer to the challenge; for a webauthn challenge, the assertion as JSON (at most 8 KB)');
+
 export const LoginStepBody = z
   .object({
-    response: z.string().max(64).optional().describe('The answer to the challenge'),
+    response: answerText().optional(),
     device: z.string().max(64).optional().describe('Switch to another of the user\'s devices (M2FS)'),
   })
   .refine((b) => (b.response === undefined) !== (b.device === undefined), {

@@ -11,7 +11,7 @@ import type { Services } from '../../services.js';
 import { ErrorSchema } from '../errors.js';
 import { requestMeta } from '../session-cookie.js';
 import type { SessionGuard } from '../session-guard.js';
-import { ChallengeSchema, WaitQuery } from './schemas.js';
+import { answerText, ChallengeSchema, WaitQuery } from './schemas.js';
 
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema };
 const StepUpSchema = z
@@ -81,7 +81,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           description: '401 LOGIN_FAILED with attemptsLeft (3 in all, counted towards the lock); 409 FLOW_STATE while it waits for a push approval.',
           security,
           params: StepUpParams,
-          body: z.object({ response: z.string().min(1).max(64) }),
+          body: z.object({ response: answerText(1) }),
           response: { 200: StepUpSchema, ...errors },
         },
       },

@@ -1,0 +1,215 @@
+/**
+ * A user's security keys and passkeys: registration (after a step-up, X7:
+ * the callers check the session's need), names, removal, and the notice of
+ * a key suspended as cloned. Each key is a device of type `security_key`:
+ * the credential's public key, counter and attestation sealed (D5), its id,
+ * transports, model (AAGUID) and attestation format in the device's params.
+ */
+import { generateRegistrationOptions, verifyRegistrationResponse } from '@simplewebauthn/server';
+import type { RegistrationResponseJSON } from '@simplewebauthn/server';
+import type { AuditLog } from '../../audit/audit-log.js';
+import type { Clock } from '../../clock.js';
+import type { SecretBox } from '../../crypto/secret-box.js';
+import { SlsError } from '../../errors.js';
+import type { Store } from '../../store/database.js';
+import type { Users } from '../../identity/users.js';
+import type { Notifier } from '../../notify/notifier.js';
+import type { Devices } from '../devices.js';
+import type { Device, RelyingParty, Suspicion } from '../types.js';
+import { SECURITY_KEY_TIMEOUT_MS, type SecurityKeyParams, type SecurityKeySecret } from './security-key.js';
+
+/** What the registration needs of the rest of the system. */
+export interface SecurityKeysDeps {
+  store: Store;
+  clock: Clock;
+  box: SecretBox;
+  audit: AuditLog;
+  devices: Devices;
+  users: Pick<Users, 'get'>;
+  relyingParty: RelyingParty;
+  /** Allowed authenticator models (AAGUIDs, lower case); empty: any. */
+  aaguids: string[];
+  rpName: string;
+}
+
+/** Who registers: the user of a session that passed the X7 guard. */
+export interface KeyOwner {
+  id: string;
+  userId: string;
+}
+
+export interface SecurityKeyView {
+  id: string;
+  name: string;
+  state: string;
+  aaguid: string;
+  fmt: string;
+  transports: string[];
+  /** A passkey that can be synced between devices (multiDevice), or a key bound to one authenticator. */
+  synced: boolean;
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+
+/** A registration in progress: the options for navigator.credentials.create and the sealed state to send back. */
+export interface RegistrationStart {
+  options: Record<string, unknown>;
+  state: string;
+}
+
+interface RegistrationState {
+  challenge: string;
+  userId: string;
+  sessionId: string;
+  expiresAt: number;
+}
+
+export const MAX_SECURITY_KEYS = 10;
+const NAME_MAX = 64;
+const STATE_CONTEXT = 'security-key-registration';
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+export function securityKeyView(device: Device): SecurityKeyView {
+  const params = device.params as unknown as SecurityKeyParams;
+  return {
+    id: device.id,
+    name: device.label ?? '',
+    state: device.state,
+    aaguid: params.aaguid,
+    fmt: params.fmt,
+    transports: params.transports,
+    synced: params.credentialDeviceType === 'multiDevice',
+    createdAt: new Date(device.createdAt).toISOString(),
+    lastUsedAt: iso(device.lastUsedAt),
+  };
+}
+
+/** A key's name: 1 to 64 printable characters, spaces trimmed. */
+export function keyName(name: string): string {
+  const trimmed = name.trim();
+  // eslint-disable-next-line no-control-regex
+  if (trimmed.length === 0 || trimmed.length > NAME_MAX || /[\u0000-\u001f\u007f]/.test(trimmed)) throw new SlsError('SECURITY_KEY_NAME_INVALID', { max: NAME_MAX });
+  return trimmed;
+}
+
+export class SecurityKeys {
+  constructor(private readonly deps: SecurityKeysDeps) {}
+
+  /** The user's keys (removed ones are not listed). */
+  async list(userId: string): Promise<Device[]> {
+    return (await this.deps.devices.listForUser(userId)).filter((d) => d.type === 'security_key' && d.state !== 'revoked');
+  }
+
+  private async own(userId: string, keyId: string): Promise<Device> {
+    const device = await this.deps.devices.get(keyId).catch(() => null);
+    if (!device || device.userId !== userId || device.type !== 'security_key' || device.state === 'revoked') throw new SlsError('DEVICE_NOT_FOUND', { id: keyId });
+    return device;
+  }
+
+  /** Options for navigator.credentials.create, the user's keys excluded, and the state to send back with the answer. */
+  async start(session: KeyOwner): Promise<RegistrationStart> {
+    const { relyingParty, box, clock, users, aaguids, rpName } = this.deps;
+    const user = await users.get(session.userId);
+    const keys = await this.list(user.id);
+    if (keys.length >= MAX_SECURITY_KEYS) throw new SlsError('SECURITY_KEY_LIMIT', { max: MAX_SECURITY_KEYS });
+    const options = await generateRegistrationOptions({
+      rpName,
+      rpID: relyingParty.rpId,
+      userName: user.username,
+      userID: new TextEncoder().encode(user.id),
+      timeout: SECURITY_KEY_TIMEOUT_MS,
+      // an allow-list of models needs the model the authenticator attests
+      attestationType: aaguids.length > 0 ? 'direct' : 'none',
+      excludeCredentials: keys.map((k) => ({ id: (k.params as unknown as SecurityKeyParams).credentialId, transports: (k.params as unknown as SecurityKeyParams).transports })),
+      authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
+    });
+    const state: RegistrationState = { challenge: options.challenge, userId: user.id, sessionId: session.id, expiresAt: clock.now() + SECURITY_KEY_TIMEOUT_MS + 60_000 };
+    return { options: options as unknown as Record<string, unknown>, state: box.sealJson(state, STATE_CONTEXT) };
+  }
+
+  /** Verifies the browser's answer to `start` and keeps the key under `name`. */
+  async finish(session: KeyOwner, input: { name: string; state: string; credential: unknown }): Promise<Device> {
+    const { relyingParty, box, clock, devices, audit, store, aaguids } = this.deps;
+    const name = keyName(input.name);
+    let state: RegistrationState;
+    try {
+      state = box.openJson<RegistrationState>(input.state, STATE_CONTEXT);
+    } catch {
+      throw new SlsError('SECURITY_KEY_REGISTRATION_EXPIRED');
+    }
+    // a registration belongs to the session that started it
+    if (state.userId !== session.userId || state.sessionId !== session.id || state.expiresAt <= clock.now()) throw new SlsError('SECURITY_KEY_REGISTRATION_EXPIRED');
+    let info;
+    try {
+      const result = await verifyRegistrationResponse({
+        response: input.credential as RegistrationResponseJSON,
+        expectedChallenge: state.challenge,
+        expectedOrigin: relyingParty.origin,
+        expectedRPID: relyingParty.rpId,
+        requireUserVerification: false,
+      });
+      if (!result.verified) throw new Error('not verified');
+      info = result.registrationInfo;
+    } catch {
+      throw new SlsError('SECURITY_KEY_NOT_VERIFIED');
+    }
+    const aaguid = info.aaguid.toLowerCase();
+    if (aaguids.length > 0 && !aaguids.includes(aaguid)) {
+      await audit.record({ event: 'device.proof_failed', actor: `user:${session.userId}`, userId: session.userId, data: { purpose: 'security_key_registration', type: 'security_key', aaguid, reason: 'model_not_allowed' } });
+      throw new SlsError('SECURITY_KEY_MODEL_NOT_ALLOWED', { aaguid });
+    }
+    const keys = await this.list(session.userId);
+    if (keys.some((k) => (k.params as unknown as SecurityKeyParams).credentialId === info.credential.id)) throw new SlsError('SECURITY_KEY_ALREADY_REGISTERED');
+    if (keys.length >= MAX_SECURITY_KEYS) throw new SlsError('SECURITY_KEY_LIMIT', { max: MAX_SECURITY_KEYS });
+    const params: SecurityKeyParams = {
+      credentialId: info.credential.id,
+      transports: info.credential.transports ?? [],
+      aaguid,
+      fmt: info.fmt,
+      credentialDeviceType: info.credentialDeviceType,
+      backedUp: info.credentialBackedUp,
+    };
+    const secret: SecurityKeySecret = {
+      publicKey: Buffer.from(info.credential.publicKey).toString('base64url'),
+      counter: info.credential.counter,
+      attestationObject: Buffer.from(info.attestationObject).toString('base64url'),
+    };
+    const id = await store.serialized('audit_log', async (trx) => {
+      const deviceId = await devices.insert(trx, { userId: session.userId, type: 'security_key', state: 'active', label: name, secret, params: params as unknown as Record<string, unknown>, activated: true });
+      await audit.append(trx, [
+        { event: 'device.added', actor: `user:${session.userId}`, userId: session.userId, data: { deviceId, type: 'security_key', aaguid, fmt: info.fmt, synced: params.credentialDeviceType === 'multiDevice' } },
+      ]);
+      return deviceId;
+    });
+    return devices.get(id);
+  }
+
+  async rename(session: KeyOwner, keyId: string, name: string): Promise<Device> {
+    const { store, audit, devices } = this.deps;
+    const device = await this.own(session.userId, keyId);
+    const label = keyName(name);
+    await store.serialized('audit_log', async (trx) => {
+      await trx.updateTable('devices').set({ label }).where('id', '=', device.id).execute();
+      await audit.append(trx, [{ event: 'device.renamed', actor: `user:${session.userId}`, userId: session.userId, data: { deviceId: device.id, type: 'security_key' } }]);
+    });
+    return devices.get(device.id);
+  }
+
+  /** The key stops working for good (D3: revoked); its row stays for the audit trail. */
+  async remove(session: KeyOwner, keyId: string): Promise<void> {
+    const device = await this.own(session.userId, keyId);
+    await this.deps.devices.setState(device.id, 'revoked', `user:${session.userId}`, 'removed by the user');
+  }
+}
+
+/** The notice of a key suspended as cloned (sent through the outbox, like the lock's, N1). */
+export function suspicionNotice(deps: { users: Pick<Users, 'get'>; notifier: Pick<Notifier, 'notifySoon'> }): (device: Device, reason: Suspicion) => Promise<void> {
+  return async (device) => {
+    if (!device.userId) return;
+    const user = await deps.users.get(device.userId);
+    await deps.notifier.notifySoon(user, 'securityKeySuspended', { username: user.username, name: device.label ?? '' });
+  };
+}
