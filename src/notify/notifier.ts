@@ -23,7 +23,8 @@ import { newId } from '../crypto/random.js';
 import type { Executor, Store } from '../store/database.js';
 import type { NotificationStatus, NotificationsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
-import { OUTBOX, outboxProvider, type Channel, type DeliveryProvider, type OutgoingMessage } from '../delivery/provider.js';
+import { OUTBOX, outboxProvider } from '../delivery/outbox.js';
+import type { Channel, DeliveryProvider, OutgoingMessage } from '../delivery/provider.js';
 import { withRetry } from '../delivery/retry.js';
 import { isTimeZone } from '../config.js';
 
