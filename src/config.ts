@@ -92,6 +92,8 @@ const EnvSchema = z.object({
       }
       return list;
     }),
+  /** X6: how long a stop (SIGTERM) waits for requests and deliveries under way before it closes their connections. */
+  SLS_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   SLS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SLS_DEFAULT_LANGUAGE: z.enum(['en', 'fr', 'zh-Hant']).default('en'),
   SLS_EMAIL_PROVIDER: z.enum(['outbox', 'smtp']).default('outbox'),
@@ -166,6 +168,8 @@ export interface Config {
   redisUrl: string | undefined;
   /** X5: the throttle's limits, per kind of request. */
   limits: Limits;
+  /** X6: how long a stop waits for the work under way (SLS_SHUTDOWN_TIMEOUT_MS). */
+  shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   defaultLanguage: 'en' | 'fr' | 'zh-Hant';
   policy: PolicyConfig;
@@ -366,6 +370,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       helpdesk: e.SLS_LIMIT_HELPDESK,
       admin: e.SLS_LIMIT_ADMIN,
     },
+    shutdownTimeoutMs: e.SLS_SHUTDOWN_TIMEOUT_MS,
     logLevel: e.SLS_LOG_LEVEL,
     defaultLanguage: e.SLS_DEFAULT_LANGUAGE,
     policy: {

@@ -29,7 +29,7 @@ import { Users } from './identity/users.js';
 import { Passwords } from './identity/passwords.js';
 import { Lockout } from './policy/lockout.js';
 import { Sessions } from './sessions/sessions.js';
-import { openStore, type Store } from './store/database.js';
+import { databaseStartFailure, describeDatabase, openStore, type Store } from './store/database.js';
 import { FirstFactor } from './flows/first-factor.js';
 import { Answers } from './flows/answers.js';
 import { FlowLimits } from './flows/flow-limits.js';
@@ -38,7 +38,7 @@ import { PushRequests } from './devices/mobile/push-requests.js';
 import { openSignals, type Signals } from './push/signals.js';
 import { noPushProvider, type PushProvider } from './push/provider.js';
 import { loadVapidKeys, webPushProvider } from './push/web-push.js';
-import { migrateToLatest } from './store/migrate.js';
+import { migrateToLatest, migrationState } from './store/migrate.js';
 import { environmentLanguage, translator } from './i18n/i18n.js';
 
 export interface Services {
@@ -104,20 +104,28 @@ async function checkMasterKey(store: Store, box: SecretBox): Promise<void> {
 export async function createServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
   const clock = options.clock ?? systemClock;
   const warn = options.warn ?? ((message: string) => process.stderr.write(`${message}\n`));
-  const masterKey = loadMasterKey({ masterKey: config.masterKey, dataDir: config.dataDir });
-  if (masterKey.origin === 'generated-key-file') {
-    warn(
-      [
-        '*******************************************************************************',
-        `WARNING: no SLS_MASTER_KEY set; generated a new master key in ${masterKey.path}.`,
-        'Device secrets are encrypted with it: back it up, and for production set',
-        'SLS_MASTER_KEY (32 bytes, hex or base64) from a secret store instead.',
-        '*******************************************************************************',
-      ].join('\n'),
-    );
-  }
   const store = openStore(config.databaseUrl);
   try {
+    // X4: a database that cannot be used says why at once, and how to fix it
+    const state = await migrationState(store).catch((error: unknown) => {
+      throw databaseStartFailure(error, store.location) ?? error;
+    });
+    const masterKey = loadMasterKey({
+      masterKey: config.masterKey,
+      dataDir: config.dataDir,
+      ...(state.applied.length > 0 ? { existingDatabase: describeDatabase(store.location) } : {}),
+    });
+    if (masterKey.origin === 'generated-key-file') {
+      warn(
+        [
+          '*******************************************************************************',
+          `WARNING: no SLS_MASTER_KEY set; generated a new master key in ${masterKey.path}.`,
+          'Device secrets are encrypted with it: back it up, and for production set',
+          'SLS_MASTER_KEY (32 bytes, hex or base64) from a secret store instead.',
+          '*******************************************************************************',
+        ].join('\n'),
+      );
+    }
     await migrateToLatest(store);
     const box = new SecretBox(masterKey.key);
     await checkMasterKey(store, box);

@@ -629,9 +629,11 @@ export async function main(argv: string[]): Promise<number> {
       // commander has already printed its message (help, version, usage errors)
       return error.exitCode;
     }
-    process.stderr.write(`sls: ${describeError(t, error)}\n`);
-    if (!(error instanceof SlsError) || error.status >= 500) {
-      if (process.env.SLS_DEBUG) process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+    // X4: a cause for people, never only "something went wrong"; SLS_DEBUG=1 adds where it happened
+    const line = error instanceof SlsError ? describeError(t, error) : t('ops.unexpected', { reason: error instanceof Error ? error.message : String(error) });
+    process.stderr.write(`sls: ${line}\n`);
+    if ((!(error instanceof SlsError) || error.status >= 500) && process.env.SLS_DEBUG) {
+      process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
     }
     return 1;
   }

@@ -3,10 +3,11 @@
  * database: SLS_MASTER_KEY, or a key file generated in the data directory on
  * first start (development convenience, announced loudly).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SlsError } from '../errors.js';
+import { ensureDirectory } from '../directories.js';
 
 export interface MasterKeySource {
   key: Buffer;
@@ -26,11 +27,27 @@ export function decodeMasterKey(text: string): Buffer {
   return key;
 }
 
-export function loadMasterKey(options: { masterKey: string | undefined; dataDir: string }): MasterKeySource {
+export interface MasterKeyOptions {
+  masterKey: string | undefined;
+  dataDir: string;
+  /**
+   * Where the database already holds data (for the message), or undefined
+   * for a new database: only a new database may get a generated key (X4).
+   */
+  existingDatabase?: string;
+}
+
+export function masterKeyPath(dataDir: string): string {
+  return join(dataDir, 'master.key');
+}
+
+export function loadMasterKey(options: MasterKeyOptions): MasterKeySource {
   if (options.masterKey) return { key: decodeMasterKey(options.masterKey), origin: 'environment' };
-  const path = join(options.dataDir, 'master.key');
+  const path = masterKeyPath(options.dataDir);
   if (existsSync(path)) return { key: decodeMasterKey(readFileSync(path, 'utf8')), origin: 'key-file', path };
-  mkdirSync(options.dataDir, { recursive: true });
+  // a new key beside a database that holds secrets would read none of them: refuse before writing a stray key file
+  if (options.existingDatabase !== undefined) throw new SlsError('MASTER_KEY_MISSING', { database: options.existingDatabase, path });
+  ensureDirectory(options.dataDir, 'SLS_DATA_DIR');
   const key = randomBytes(32);
   try {
     writeFileSync(path, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });

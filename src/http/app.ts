@@ -21,6 +21,7 @@ import { phonesApi } from './api/phones.js';
 import { mobileApi } from './api/mobile.js';
 import { stepUpApi } from './api/step-up.js';
 import { adminApi } from './api/admin.js';
+import { operationsApi } from './api/operations.js';
 import { webPages } from './web/pages.js';
 import { portalPages } from './web/portal-pages.js';
 import { helpdeskPages } from './web/helpdesk-pages.js';
@@ -69,8 +70,12 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
           redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
           ...(typeof options.logger === 'object' && options.logger.stream ? { stream: options.logger.stream } : {}),
         };
+  // X6: from the first SIGTERM on, new requests are answered 503 and waiting long polls answer at once
+  let stopping = false;
   const app = Fastify({
     logger,
+    // our own 503 (SHUTTING_DOWN) in the usual error shape, below
+    return503OnClosing: false,
     bodyLimit: API_BODY_LIMIT,
     // X5, K13: the proxies named, or so many hops in front; never any client's X-Forwarded-For
     trustProxy: typeof config.trustProxy === 'number' ? trustHops(config.trustProxy) : config.trustProxy,
@@ -128,6 +133,15 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     transform: jsonSchemaTransform,
   });
 
+  app.addHook('onRequest', async (request, reply) => {
+    if (!stopping) return;
+    reply.header('connection', 'close');
+    throw new SlsError('SHUTTING_DOWN', { retryAfterSeconds: 1 });
+  });
+  app.addHook('preClose', async () => {
+    stopping = true;
+    services.signals.stopWaiting();
+  });
   registerThrottle(app, services.throttle);
   // the API's answers carry sessions, claim tokens, codes and personal data: never kept by a cache (the pages set it too)
   app.addHook('onSend', async (request, reply) => {
@@ -138,6 +152,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   registerErrorHandling(app, (request, reply) =>
     request.url.startsWith('/api/') ? sendError(request, reply, new SlsError('NOT_FOUND')) : pages.renderError(request, reply, new SlsError('NOT_FOUND')),
   );
+  await app.register(operationsApi({ store: services.store, stopping: () => stopping }), { prefix: '/api/v1' });
   await app.register(loginApi(services), { prefix: '/api/v1' });
   await app.register(sessionApi(services, guard), { prefix: '/api/v1' });
   await app.register(devicesApi(services, guard), { prefix: '/api/v1' });

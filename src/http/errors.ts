@@ -8,6 +8,7 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { SlsError, type ErrorCode } from '../errors.js';
 import { errorMessage, translator, type Translate } from '../i18n/i18n.js';
+import { isDatabaseUnavailable } from '../store/database.js';
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
@@ -21,9 +22,13 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_CSRF_INVALID_TOKEN: 'CSRF_FAILED',
 };
 
+/** X6: a request that met a database outage may be tried again after this long. */
+export const DATABASE_RETRY_AFTER_SECONDS = 5;
+
 /** Maps any thrown value to an SlsError. */
 export function toSlsError(error: unknown): SlsError {
   if (error instanceof SlsError) return error;
+  if (isDatabaseUnavailable(error)) return new SlsError('DATABASE_UNAVAILABLE', { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS }, String((error as Error).message));
   if (hasZodFastifySchemaValidationErrors(error)) {
     const details = error.validation.map((v) => `${v.instancePath || 'body'}: ${v.message}`);
     return new SlsError('VALIDATION_ERROR', { reason: details.join('; ') });
@@ -68,7 +73,8 @@ export const ErrorSchema = z
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const mapped = toSlsError(error);
-  if (mapped.status >= 500) request.log.error({ err: error }, 'unexpected error');
+  if (mapped.code === 'DATABASE_UNAVAILABLE') request.log.warn({ err: error }, 'database unavailable');
+  else if (mapped.status >= 500) request.log.error({ err: error }, 'unexpected error');
   if (mapped.code === 'UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
   // 429: when to try again (X5)
   if (typeof mapped.params.retryAfterSeconds === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(mapped.params.retryAfterSeconds))));

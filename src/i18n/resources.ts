@@ -27,6 +27,9 @@ import securityZhHant from './locales/security/zh-Hant.json' with { type: 'json'
 import auditEn from './locales/audit/en.json' with { type: 'json' };
 import auditFr from './locales/audit/fr.json' with { type: 'json' };
 import auditZhHant from './locales/audit/zh-Hant.json' with { type: 'json' };
+import operationsEn from './locales/operations/en.json' with { type: 'json' };
+import operationsFr from './locales/operations/fr.json' with { type: 'json' };
+import operationsZhHant from './locales/operations/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -43,6 +46,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   security: { en: securityEn, fr: securityFr, 'zh-Hant': securityZhHant },
   /** The keyed audit log: what verify finds, checkpoints, queries (X1). */
   audit: { en: auditEn, fr: auditFr, 'zh-Hant': auditZhHant },
+  /** Running the server: start failures, database outages, stopping (X4, X6). */
+  operations: { en: operationsEn, fr: operationsFr, 'zh-Hant': operationsZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {

@@ -36,8 +36,13 @@ export interface Signals {
    * every few seconds; null when `timeoutMs` passes (or `abort` fires) first.
    */
   waitFor<T>(topics: string[], timeoutMs: number, check: () => Promise<T | null>, abort?: AbortSignal): Promise<T | null>;
+  /** The server is stopping (X6): every waiter looks a last time and answers now; new waits do not wait. */
+  stopWaiting(): void;
   close(): Promise<void>;
 }
+
+/** The event that wakes every waiter when the server stops (not a topic anyone publishes). */
+const STOP = Symbol('stop');
 
 export const flowTopic = (flowId: string): string => `flow:${flowId}`;
 export const deviceTopic = (deviceId: string): string => `device:${deviceId}`;
@@ -45,6 +50,8 @@ export const deviceTopic = (deviceId: string): string => `device:${deviceId}`;
 class LocalSignals implements Signals {
   protected readonly emitter = new EventEmitter().setMaxListeners(0);
   protected closed = false;
+  /** Waiters answer at once (the server is stopping). */
+  private stopped = false;
 
   async publish(...topics: string[]): Promise<void> {
     for (const topic of topics) this.emitter.emit(topic);
@@ -62,12 +69,12 @@ class LocalSignals implements Signals {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        for (const topic of topics) this.emitter.off(topic, done);
+        for (const topic of [...topics, STOP]) this.emitter.off(topic, done);
         abort?.removeEventListener('abort', done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      for (const topic of topics) this.emitter.on(topic, done);
+      for (const topic of [...topics, STOP]) this.emitter.on(topic, done);
       abort?.addEventListener('abort', done);
     });
   }
@@ -75,18 +82,23 @@ class LocalSignals implements Signals {
   async waitFor<T>(topics: string[], timeoutMs: number, check: () => Promise<T | null>, abort?: AbortSignal): Promise<T | null> {
     const end = Date.now() + timeoutMs;
     // a slow or failing listening connection never holds a waiter: it polls until the connection is there
-    await Promise.race([this.ready(), this.next([], Math.min(timeoutMs, READY_WAIT_MS), abort)]);
+    if (!this.stopped) await Promise.race([this.ready(), this.next([], Math.min(timeoutMs, READY_WAIT_MS), abort)]);
     for (;;) {
       const value = await check();
       const left = end - Date.now();
-      if (value !== null || left <= 0 || abort?.aborted || this.closed) return value;
+      if (value !== null || left <= 0 || abort?.aborted || this.stopped) return value;
       await this.next(topics, Math.min(left, this.recheckMs()), abort);
     }
   }
 
+  stopWaiting(): void {
+    this.stopped = true;
+    this.emitter.emit(STOP);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
-    this.emitter.emit('close');
+    this.stopWaiting();
   }
 }
 

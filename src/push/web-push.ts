@@ -25,7 +25,8 @@
  * <dataDir>/vapid.json (mode 0600), like the master key (D5).
  */
 import { createECDH, createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { ensureDirectory } from '../directories.js';
 import { join } from 'node:path';
 import webpush from 'web-push';
 import { systemClock } from '../clock.js';
@@ -110,7 +111,7 @@ export function loadVapidKeys(options: { publicKey?: string; privateKey?: string
   }
   const path = join(options.dataDir, 'vapid.json');
   if (existsSync(path)) return { keys: readVapidFile(path), origin: 'key-file', path };
-  mkdirSync(options.dataDir, { recursive: true });
+  ensureDirectory(options.dataDir, 'SLS_DATA_DIR');
   const keys = generateVapidKeys();
   try {
     writeFileSync(path, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600, flag: 'wx' });

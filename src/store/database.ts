@@ -2,7 +2,7 @@
  * One data layer over SQLite (embedded default) and PostgreSQL (several
  * server processes), chosen by the database URL (X4).
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import {
@@ -20,6 +20,7 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import { SlsError } from '../errors.js';
+import { ensureDirectory } from '../directories.js';
 import type { Schema } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -34,21 +35,94 @@ export interface ParsedDatabaseUrl {
   location: string;
 }
 
+const MALFORMED = 'use a file path, sqlite:PATH or postgres://USER@HOST:PORT/DATABASE';
+
 export function parseDatabaseUrl(url: string): ParsedDatabaseUrl {
-  if (/^postgres(ql)?:\/\//.test(url)) return { dialect: 'postgres', location: url };
+  if (/^postgres(ql)?:/i.test(url)) return { dialect: 'postgres', location: checkPostgresUrl(url) };
   if (url === ':memory:' || url === 'sqlite::memory:') return { dialect: 'sqlite', location: ':memory:' };
   let path = url;
   if (url.startsWith('sqlite://')) path = url.slice('sqlite://'.length);
   else if (url.startsWith('sqlite:')) path = url.slice('sqlite:'.length);
   else if (url.startsWith('file:')) path = url.slice('file:'.length);
-  else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    throw new SlsError('INVALID_CONFIG', {
-      setting: 'SLS_DATABASE_URL',
-      reason: 'use a file path, sqlite:PATH or postgres://…',
-    });
-  }
+  // X4: anything else with a scheme (mysql://…, localhost:5432/db) is a mistake, not a file name to create
+  else if (/^[a-z][a-z0-9+.-]*:/i.test(url)) throw new SlsError('INVALID_CONFIG', { setting: 'SLS_DATABASE_URL', reason: MALFORMED });
   if (path.length === 0) throw new SlsError('INVALID_CONFIG', { setting: 'SLS_DATABASE_URL', reason: 'empty path' });
   return { dialect: 'sqlite', location: path === ':memory:' ? path : resolve(path) };
+}
+
+function checkPostgresUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_DATABASE_URL', reason: MALFORMED });
+  }
+  if (!url.includes('://') || (parsed.hostname === '' && !parsed.searchParams.has('host')) || parsed.pathname.length < 2) {
+    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_DATABASE_URL', reason: MALFORMED });
+  }
+  return url;
+}
+
+/** The database for people to read: a file path, or the PostgreSQL URL without its password. */
+export function describeDatabase(location: string): string {
+  if (!/^postgres(ql)?:/i.test(location)) return location;
+  const url = new URL(location);
+  url.password = '';
+  url.search = '';
+  return url.toString();
+}
+
+/** The parts of a PostgreSQL URL the start messages name (X4). */
+function postgresParts(location: string): Record<string, string> {
+  const url = new URL(location);
+  const host = url.hostname || url.searchParams.get('host') || 'localhost';
+  const port = url.port || '5432';
+  return {
+    server: `${host}:${port}`,
+    host,
+    port,
+    user: decodeURIComponent(url.username) || 'postgres',
+    database: decodeURIComponent(url.pathname.slice(1)),
+  };
+}
+
+const UNREACHABLE_ERRNO = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE']);
+/** Messages of node-postgres when a connection could not be made or was lost. */
+const LOST_CONNECTION = /Connection terminated|timeout exceeded when trying to connect|not queryable|Connection ended|terminating connection|the database system is (starting up|shutting down|in recovery mode)/i;
+
+/**
+ * X6: whether an error means the database cannot be reached right now (a
+ * restart, a failover, a terminated connection, a busy SQLite file): the
+ * request is answered 503 and may be tried again; nothing was written.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { code?: unknown; message?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  // PostgreSQL: connection exceptions (08…), operator intervention (57P01-57P03), too many connections
+  if (/^08/.test(code) || ['57P01', '57P02', '57P03', '53300'].includes(code)) return true;
+  if (UNREACHABLE_ERRNO.has(code)) return true;
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_TIMEOUT') return true;
+  return typeof e.message === 'string' && LOST_CONNECTION.test(e.message);
+}
+
+/**
+ * X4: why a database cannot be used at start, as an error naming the cause
+ * and the fix; null when the error is not one of those.
+ */
+export function databaseStartFailure(error: unknown, location: string): SlsError | null {
+  if (error instanceof SlsError) return error;
+  const e = (error ?? {}) as { code?: unknown; message?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  const reason = typeof e.message === 'string' && e.message !== '' ? e.message : code;
+  if (!/^postgres(ql)?:/i.test(location)) {
+    return code.startsWith('SQLITE_') ? new SlsError('DATABASE_FILE_UNUSABLE', { path: location, reason }) : null;
+  }
+  const parts = postgresParts(location);
+  if (code === '3D000') return new SlsError('DATABASE_NOT_FOUND', parts);
+  if (code === '28P01' || code === '28000') return new SlsError('DATABASE_REFUSED', { ...parts, reason });
+  if (isDatabaseUnavailable(error)) return new SlsError('DATABASE_UNREACHABLE', { ...parts, reason });
+  return null;
 }
 
 /** better-sqlite3 with prepared statements kept for reuse (Kysely prepares every query). */
@@ -108,6 +182,8 @@ export interface Store {
   serialized<T>(lockName: string, fn: (trx: Tx) => Promise<T>): Promise<T>;
   /** Takes the named lock for the rest of a transaction already open (see `serialized`). */
   lockWithin(trx: Tx, lockName: string): Promise<void>;
+  /** The connections held: open, idle, and requests waiting for one (metrics, X6). */
+  pool(): { total: number; idle: number; waiting: number };
   close(): Promise<void>;
 }
 
@@ -120,30 +196,54 @@ function lockKey(name: string): number {
   return h | 0;
 }
 
+/** How long a request waits for a PostgreSQL connection before it is answered 503 (X6). */
+const CONNECT_TIMEOUT_MS = 5_000;
+
 export function openStore(url: string): Store {
   const parsed = parseDatabaseUrl(url);
-  if (parsed.dialect === 'sqlite') {
-    if (parsed.location !== ':memory:') mkdirSync(dirname(parsed.location), { recursive: true });
-    const raw = new BetterSqlite3(parsed.location);
+  if (parsed.dialect === 'sqlite') return openSqlite(parsed.location);
+  return openPostgres(parsed.location);
+}
+
+function openSqlite(location: string): Store {
+  if (location !== ':memory:') {
+    ensureDirectory(dirname(location), 'SLS_DATABASE_URL (or SLS_DATA_DIR)');
+    // X4: a new database file is readable by its owner only (SQLite gives its -wal and -shm files the same mode)
+    try {
+      closeSync(openSync(location, 'wx', 0o600));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new SlsError('DATABASE_FILE_UNUSABLE', { path: location, reason: (error as Error).message });
+    }
+  }
+  let raw: BetterSqlite3.Database;
+  try {
+    raw = new BetterSqlite3(location);
     raw.pragma('journal_mode = WAL');
     raw.pragma('busy_timeout = 10000');
     raw.pragma('synchronous = NORMAL');
     raw.pragma('foreign_keys = ON');
-    const db = new Kysely<Schema>({ dialect: new ImmediateSqliteDialect({ database: cachingDatabase(raw) }) });
-    return {
-      db,
-      dialect: 'sqlite',
-      location: parsed.location,
-      transaction: (fn) => db.transaction().execute(fn),
-      serialized: (_name, fn) => db.transaction().execute(fn),
-      // BEGIN IMMEDIATE took SQLite's write lock: the transaction is alone already
-      lockWithin: async () => undefined,
-      close: () => db.destroy(),
-    };
+  } catch (error) {
+    throw databaseStartFailure(error, location) ?? error;
   }
+  const db = new Kysely<Schema>({ dialect: new ImmediateSqliteDialect({ database: cachingDatabase(raw) }) });
+  return {
+    db,
+    dialect: 'sqlite',
+    location,
+    transaction: (fn) => db.transaction().execute(fn),
+    serialized: (_name, fn) => db.transaction().execute(fn),
+    // BEGIN IMMEDIATE took SQLite's write lock: the transaction is alone already
+    lockWithin: async () => undefined,
+    pool: () => ({ total: 1, idle: 0, waiting: 0 }),
+    close: () => db.destroy(),
+  };
+}
+
+function openPostgres(location: string): Store {
   const pool = new pg.Pool({
-    connectionString: parsed.location,
+    connectionString: location,
     max: 10,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
         oid === INT8_OID || oid === NUMERIC_OID
@@ -151,13 +251,16 @@ export function openStore(url: string): Store {
           : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   });
-  // An idle client that loses its connection must not crash the process.
+  // X6: a connection the database ends (a restart, a failover, pg_terminate_backend) never ends the
+  // process: an idle client's error is the pool's, a checked-out client's would otherwise be thrown
+  // (the query under way fails and is answered 503); the pool then opens new connections as needed
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
     dialect: 'postgres',
-    location: parsed.location,
+    location,
     transaction: (fn) => db.transaction().execute(fn),
     serialized: (name, fn) =>
       db.transaction().execute(async (trx) => {
@@ -167,6 +270,7 @@ export function openStore(url: string): Store {
     lockWithin: async (trx, name) => {
       await sql`select pg_advisory_xact_lock(${lockKey(name)})`.execute(trx);
     },
+    pool: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     close: () => db.destroy(),
   };
 }

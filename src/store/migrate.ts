@@ -40,6 +40,9 @@ const ATTEMPTS = 10;
  * finding the work done.
  */
 export async function migrateToLatest(store: Store): Promise<string[]> {
+  const state = await migrationState(store);
+  // X4: a database a newer version migrated is not rewound or half-used
+  if (state.unknown.length > 0) throw new SlsError('DATABASE_SCHEMA_NEWER', { migration: state.unknown[0]! });
   const migrator = new Migrator({ db: store.db, provider, migrationTableSchema: await currentSchema(store) });
   let lastError: unknown;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
@@ -60,4 +63,33 @@ async function currentSchema(store: Store): Promise<string | undefined> {
   if (store.dialect !== 'postgres') return undefined;
   const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(store.db);
   return rows[0]?.schema;
+}
+
+export interface MigrationState {
+  /** Migrations recorded in the database. */
+  applied: string[];
+  /** Migrations of this version not yet applied. */
+  pending: string[];
+  /** Migrations the database has that this version does not know (a newer version ran). */
+  unknown: string[];
+}
+
+/** What the database's schema is, next to this version's migrations (readiness, start; X4, X6). */
+export async function migrationState(store: Store): Promise<MigrationState> {
+  let applied: string[];
+  try {
+    const { rows } = await sql<{ name: string }>`select name from kysely_migration`.execute(store.db);
+    applied = rows.map((row) => row.name);
+  } catch (error) {
+    // a new database: no migration recorded yet
+    const e = error as { code?: string; message?: string };
+    if (e.code !== '42P01' && !/no such table/.test(e.message ?? '')) throw error;
+    applied = [];
+  }
+  const known = Object.keys(MIGRATIONS);
+  return {
+    applied,
+    pending: known.filter((name) => !applied.includes(name)),
+    unknown: applied.filter((name) => !known.includes(name)),
+  };
 }

@@ -26,9 +26,9 @@ export function cliEnv(database: TestDatabase, extra: Record<string, string> = {
   };
 }
 
-export function sls(args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<CliResult> {
+export function sls(args: string[], env: NodeJS.ProcessEnv, input?: string, cwd?: string): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [SLS_BIN, ...args], { env, timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [SLS_BIN, ...args], { env, timeout: 30_000, ...(cwd ? { cwd } : {}) }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });

@@ -149,11 +149,5 @@ export function loginApi(services: Services): FastifyPluginAsync {
       },
       async (request) => services.login.resendCode(request.params.flowId, request.body.channel, requestMeta(request)),
     );
-
-    app.get(
-      '/health',
-      { schema: { tags: ['operations'], summary: 'Liveness', response: { 200: z.object({ status: z.literal('ok') }) } } },
-      async () => ({ status: 'ok' as const }),
-    );
   };
 }
