@@ -5,12 +5,15 @@
  * Logins are checked in this process, on the same database.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createServices, type Services } from '../src/services.js';
 import type { CardFile } from '../src/devices/devices.js';
 import { cardAnswer, sqliteDatabase, testConfig, type TestDatabase } from './support/harness.js';
 import { cliEnv, sls } from './support/cli.js';
 import { readFileSync } from 'node:fs';
+
+// each case runs several `sls` processes (about a second each, more on a loaded machine)
+vi.setConfig({ testTimeout: 90_000 });
 
 const PASSWORD = 'correct horse battery';
 const meta = { ip: null, userAgent: null };

@@ -1,5 +1,5 @@
 /** The `sls` command, run as a real process against a real database. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -8,6 +8,9 @@ import { createServices } from '../src/services.js';
 import type { Session } from '../src/sessions/sessions.js';
 import { cliEnv, sls } from './support/cli.js';
 import type { CardFile } from '../src/devices/devices.js';
+
+// each case runs several `sls` processes (about a second each, more on a loaded machine)
+vi.setConfig({ testTimeout: 90_000 });
 
 let db: TestDatabase;
 let env: NodeJS.ProcessEnv;

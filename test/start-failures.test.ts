@@ -3,7 +3,7 @@
  * fix, and exits non-zero; it never creates files where it was not asked
  * to, and what it creates only its owner can read.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { sqliteDatabase, TEST_MASTER_KEY, type TestDatabase } from './support/harness.js';
 import { cliEnv, sls } from './support/cli.js';
 import { postgresUrl } from './support/environment.js';
+
+// each case runs several `sls` processes (about a second each, more on a loaded machine)
+vi.setConfig({ testTimeout: 90_000 });
 
 const CREATE = ['user', 'create', '--username', 'alice', '--password', 'correct horse battery'];
 

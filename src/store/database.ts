@@ -86,6 +86,38 @@ function postgresParts(location: string): Record<string, string> {
   };
 }
 
+/** A connection that could not be made is not tried again for a while, doubling up to this (X6). */
+const BACKOFF_MAX_MS = 2_000;
+const BACKOFF_CODE = 'SLS_DATABASE_BACKOFF';
+
+/**
+ * X6: while PostgreSQL cannot be reached, requests fail at once (503)
+ * instead of each waiting for its own connection attempt; the next attempt
+ * comes after 100 ms, 200 ms … at most 2 s, and the first that connects
+ * ends the back-off.
+ */
+function backingOff(pool: pg.Pool): { connect(): Promise<pg.PoolClient>; end(): Promise<void> } {
+  let failures = 0;
+  let retryAt = 0;
+  return {
+    async connect() {
+      if (Date.now() < retryAt) throw Object.assign(new Error('the database could not be reached a moment ago'), { code: BACKOFF_CODE });
+      try {
+        const client = await pool.connect();
+        failures = 0;
+        return client;
+      } catch (error) {
+        if (isDatabaseUnavailable(error)) {
+          failures += 1;
+          retryAt = Date.now() + Math.min(BACKOFF_MAX_MS, 100 * 2 ** (failures - 1));
+        }
+        throw error;
+      }
+    },
+    end: () => pool.end(),
+  };
+}
+
 const UNREACHABLE_ERRNO = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE']);
 /** Messages of node-postgres when a connection could not be made or was lost. */
 const LOST_CONNECTION = /Connection terminated|timeout exceeded when trying to connect|not queryable|Connection ended|terminating connection|the database system is (starting up|shutting down|in recovery mode)/i;
@@ -101,7 +133,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   const code = typeof e.code === 'string' ? e.code : '';
   // PostgreSQL: connection exceptions (08…), operator intervention (57P01-57P03), too many connections
   if (/^08/.test(code) || ['57P01', '57P02', '57P03', '53300'].includes(code)) return true;
-  if (UNREACHABLE_ERRNO.has(code)) return true;
+  if (UNREACHABLE_ERRNO.has(code) || code === BACKOFF_CODE) return true;
   if (code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_TIMEOUT') return true;
   return typeof e.message === 'string' && LOST_CONNECTION.test(e.message);
 }
@@ -256,7 +288,7 @@ function openPostgres(location: string): Store {
   // (the query under way fails and is answered 503); the pool then opens new connections as needed
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
-  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: backingOff(pool) }) });
   return {
     db,
     dialect: 'postgres',

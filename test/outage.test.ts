@@ -1,0 +1,170 @@
+/**
+ * X6: the server survives its database and stops gracefully. PostgreSQL is
+ * reached through a local TCP relay that the test cuts and closes, as a
+ * restart or a failover would (the database itself keeps serving the other
+ * suites); the servers are real processes.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PASSWORD, cardAnswer, openTestDatabase, postgresDatabase, type TestDatabase } from './support/harness.js';
+import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
+import { postgresUrl } from './support/environment.js';
+import { startTcpProxy, throughProxy, type TcpProxy } from './support/tcp-proxy.js';
+import { TestPhone, tokenIn } from './support/phone.js';
+import type { CardFile } from '../src/devices/devices.js';
+
+// each case runs several `sls` processes (about a second each, more on a loaded machine)
+vi.setConfig({ testTimeout: 90_000 });
+
+interface Reply {
+  status: number;
+  retryAfter: string | null;
+  body: { id?: string; state?: string; challenge?: { question: string }; session?: { token: string }; error?: { code: string } };
+}
+
+async function call(url: string, body?: unknown, token?: string): Promise<Reply> {
+  const res = await fetch(url, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as Reply['body'] };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` (bounded) until it holds. */
+async function until(what: string, check: () => Promise<boolean>, tries = 150): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await check().catch(() => false)) return;
+    await sleep(200);
+  }
+  throw new Error(`never: ${what}`);
+}
+
+describe.skipIf(!postgresUrl)('X6: PostgreSQL goes away and comes back while two server processes serve logins', () => {
+  const USERS = 4;
+  let db: TestDatabase;
+  let proxy: TcpProxy;
+  let servers: ServerProcess[] = [];
+  const cards: CardFile[] = [];
+
+  beforeAll(async () => {
+    db = await postgresDatabase(postgresUrl!);
+    proxy = await startTcpProxy(new URL(postgresUrl!).hostname, Number(new URL(postgresUrl!).port || 5432));
+    const env = cliEnv({ ...db, url: throughProxy(db.url, proxy) });
+    for (let i = 0; i < USERS; i++) {
+      expect((await sls(['user', 'create', '--username', `outage${i}`, '--password', PASSWORD], env)).code).toBe(0);
+      const path = join(db.dataDir, `card${i}.json`);
+      expect((await sls(['device', 'add-dscplus', '--user', `outage${i}`, '--pin', '1234', '--out', path], env)).code).toBe(0);
+      cards.push(JSON.parse(readFileSync(path, 'utf8')) as CardFile);
+    }
+    servers = await Promise.all([startServer(env), startServer(env)]);
+  });
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    await proxy?.close();
+    await db?.drop();
+  });
+
+  it('X6: no 5xx but 503 with Retry-After, readiness tells the outage, no acknowledged session lost, no answer accepted twice, back without a restart', async () => {
+    const statuses = new Map<string, number>();
+    const sessions: { token: string }[] = [];
+    const accepted: { server: string; flowId: string; response: string }[] = [];
+    const tally = (reply: Reply): void => {
+      const key = `${reply.status} ${reply.body.error?.code ?? 'ok'}`;
+      statuses.set(key, (statuses.get(key) ?? 0) + 1);
+      if (reply.status === 503) expect(reply.retryAfter, key).not.toBeNull();
+    };
+    let running = true;
+    const worker = async (i: number): Promise<void> => {
+      for (let n = 0; running && n < 5000; n++) {
+        const server = servers[n % servers.length]!.url;
+        const start = await call(`${server}/api/v1/login`, { username: `outage${i}`, password: PASSWORD, app: 'portal' });
+        tally(start);
+        if (start.status !== 200) {
+          await sleep(50);
+          continue;
+        }
+        const response = cardAnswer(cards[i]!, start.body.challenge!.question, '1234');
+        // the answer goes to the other process
+        const other = servers[(n + 1) % servers.length]!.url;
+        const done = await call(`${other}/api/v1/login/${start.body.id}`, { response });
+        tally(done);
+        if (done.status === 200) {
+          sessions.push({ token: done.body.session!.token });
+          accepted.push({ server: other, flowId: start.body.id!, response });
+        } else await sleep(50);
+      }
+    };
+    const workers = Array.from({ length: USERS }, (_, i) => worker(i));
+    const successes = (): number => statuses.get('200 ok') ?? 0;
+
+    await until('logins succeed', async () => successes() >= 10);
+    // the database ends every connection (pg_terminate_backend, a failover) …
+    proxy.cut();
+    const afterCut = successes();
+    await until('logins succeed after the connections were ended', async () => successes() >= afterCut + 10);
+    // … then is gone for a while (a restart)
+    proxy.down();
+    await until('requests are answered 503', async () => (statuses.get('503 DATABASE_UNAVAILABLE') ?? 0) >= 10);
+    for (const server of servers) {
+      const ready = await call(`${server.url}/api/v1/ready`);
+      expect(ready.status).toBe(503);
+      expect(ready.body.error?.code).toBe('DATABASE_UNAVAILABLE');
+      expect((await call(`${server.url}/api/v1/health`)).status).toBe(200);
+    }
+    proxy.up();
+    for (const server of servers) await until('ready again', async () => (await call(`${server.url}/api/v1/ready`)).status === 200);
+    const afterOutage = successes();
+    await until('logins succeed after the outage', async () => successes() >= afterOutage + 10);
+    running = false;
+    await Promise.all(workers);
+
+    // both processes lived through it
+    for (const server of servers) expect(server.child.exitCode).toBeNull();
+    const unexpected = [...statuses.keys()].filter((key) => !['200 ok', '503 DATABASE_UNAVAILABLE'].includes(key));
+    expect(unexpected, JSON.stringify(Object.fromEntries(statuses))).toEqual([]);
+    // every session a client was given still opens
+    for (const { token } of sessions) expect((await call(`${servers[0]!.url}/api/v1/session`, undefined, token)).status).toBe(200);
+    // and no answer is accepted twice
+    for (const { server, flowId, response } of accepted) expect((await call(`${server}/api/v1/login/${flowId}`, { response })).status).not.toBe(200);
+  });
+});
+
+describe('X6: SIGTERM stops the server gracefully', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await openTestDatabase('sqlite');
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('X6: a waiting long poll is answered at once, the process says so and exits 0', async () => {
+    const env = cliEnv(db, { SLS_SHUTDOWN_TIMEOUT_MS: '20000' });
+    expect((await sls(['user', 'create', '--username', 'stopping', '--password', PASSWORD, '--mobile', 'FR:698765431'], env)).code).toBe(0);
+    const server = await startServer(env);
+    let output = '';
+    server.child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const inbox = {
+      activationToken: async (username: string) => tokenIn(JSON.parse((await sls(['outbox', '--user', username, '--json'], env)).stdout) as { template: string; body: string }[]),
+      tick: () => undefined,
+    };
+    const phone = new TestPhone(server.url, inbox);
+    await phone.activate('stopping');
+    // the phone's live connection waits up to 25 s for a request
+    const poll = phone.poll(25);
+    await sleep(300);
+    const exited = new Promise<number | null>((resolve) => server.child.once('exit', (code) => resolve(code)));
+    server.child.kill('SIGTERM');
+    // the poll is answered (nothing waiting) before its 25 s are up: the test's own 30 s would end first otherwise
+    await expect(poll).resolves.toMatchObject({ requests: [] });
+    expect(await exited).toBe(0);
+    expect(output).toContain('Stopping: no new requests; finishing those under way (at most 20 s).');
+    expect(output).toContain('Stopped.');
+    await expect(fetch(`${server.url}/api/v1/health`)).rejects.toThrow();
+  });
+});
