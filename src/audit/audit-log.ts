@@ -21,7 +21,6 @@ import { SlsError } from '../errors.js';
 import type { Executor, Store, Tx } from '../store/database.js';
 import type { AuditHeadTable, AuditLogTable } from '../store/schema.js';
 import { currentRequestId } from '../request-context.js';
-import { noObserver, type Observer } from '../metrics/observer.js';
 
 export type AuditEvent =
   | 'user.created'
@@ -270,13 +269,18 @@ function toEntry(r: AuditLogTable): AuditEntry {
   };
 }
 
+/** Told of the entries appended (the operators' metrics count logins, locks … from them). */
+export interface AuditListener {
+  audited(entries: readonly AuditInput[]): void;
+}
+
 export class AuditLog {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly keys: AuditKeys,
     /** Told of every entry appended (the metrics' counters of logins, locks, push requests). */
-    private readonly observer: Pick<Observer, 'audited'> = noObserver,
+    private readonly observer: AuditListener = { audited: () => undefined },
   ) {}
 
   /** Appends entries in their own serialised transaction. */

@@ -5,7 +5,8 @@
  * the notifier retries codes a few times at once (SLS_DELIVERY_RETRY_*).
  */
 import type { DeliveryConfig } from '../config.js';
-import { outboxProvider, type DeliveryProvider } from '../notify/notifier.js';
+import { outboxProvider } from './outbox.js';
+import type { DeliveryProvider } from './provider.js';
 import { smtpProvider } from './smtp.js';
 import { twilioProvider } from './twilio.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { DeliveryProvider, OutgoingMessage } from '../notify/notifier.js';
+import type { DeliveryProvider, OutgoingMessage } from './provider.js';
 import { DeliveryError, backoffDelay, isRetryable, withRetry } from './retry.js';
 
 const message: OutgoingMessage = { id: 'ntf_1', channel: 'sms', recipient: '+33612345678', subject: null, body: 'Your code is 123456', language: 'en' };

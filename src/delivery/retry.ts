@@ -7,7 +7,7 @@
  * Error messages name the provider and the status only: never a credential,
  * never the message text (it may hold a code).
  */
-import type { DeliveryProvider, OutgoingMessage } from '../notify/notifier.js';
+import type { DeliveryProvider, OutgoingMessage } from './provider.js';
 
 export interface DeliveryErrorDetails {
   /** Whether the same request may succeed later. */

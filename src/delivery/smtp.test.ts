@@ -4,7 +4,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeSmtp, testCertificate } from '../../test/support/fake-smtp.js';
 import { closedPort, deliveryFailure as failure } from '../../test/support/delivery.js';
 import type { FakeSmtp, FakeSmtpOptions } from '../../test/support/fake-smtp.js';
-import type { OutgoingMessage } from '../notify/notifier.js';
+import type { OutgoingMessage } from './provider.js';
 import { withRetry } from './retry.js';
 import { smtpDeliveryError, smtpProvider } from './smtp.js';
 import type { SmtpOptions } from './smtp.js';

@@ -22,7 +22,7 @@
  * password, the message, or the server's reply text.
  */
 import { createTransport } from 'nodemailer';
-import type { DeliveryProvider, OutgoingMessage } from '../notify/notifier.js';
+import type { DeliveryProvider, OutgoingMessage } from './provider.js';
 import type { SmtpTlsMode } from '../config.js';
 import { DeliveryError } from './retry.js';
 

@@ -4,7 +4,7 @@ import { startFakeTwilio } from '../../test/support/fake-twilio.js';
 import { closedPort, deliveryFailure as failure } from '../../test/support/delivery.js';
 import type { FakeTwilio } from '../../test/support/fake-twilio.js';
 import type { Language } from '../i18n/i18n.js';
-import type { OutgoingMessage } from '../notify/notifier.js';
+import type { OutgoingMessage } from './provider.js';
 import { DeliveryError, withRetry } from './retry.js';
 import { spaceOutDigits, twilioProvider, voiceTwiml } from './twilio.js';
 import { loadConfig } from '../config.js';

@@ -16,7 +16,7 @@
  */
 import type { VoiceChoice } from '../config.js';
 import type { Language } from '../i18n/i18n.js';
-import type { DeliveryProvider, OutgoingMessage } from '../notify/notifier.js';
+import type { DeliveryProvider, OutgoingMessage } from './provider.js';
 import { DeliveryError, requestWithDeadline } from './retry.js';
 
 export interface TwilioOptions {

@@ -5,6 +5,9 @@
  */
 import type { DeviceState } from '../store/schema.js';
 
+/** M7: codes sent by SMS or voice have 6 digits (the SMS device's, and the mobile authenticator's activation token). */
+export const SMS_CODE_DIGITS = 6;
+
 export type DeviceType = 'dscplus' | 'mobile' | 'scc' | 'sms' | 'online_card' | 'temp_passcode' | 'security_key';
 
 /**
@@ -133,4 +136,33 @@ export interface DeviceKind {
   checkResponse(ctx: DeviceContext, verifier: Record<string, unknown>, response: string): Promise<CheckResult>;
   /** False when proving the device may not bring it back from suspended (a key suspended as cloned would prove itself). */
   reactivatedByProof?: boolean;
+  /**
+   * K3, V1: a push request answered in the device's app, offered before
+   * `issueChallenge` at login and step-up (the mobile authenticator).
+   */
+  pushChallenge?(): Challenge;
+  /** M5: a new code to send by SMS or read by an automated call (the SMS device). */
+  codeChallenge?(ctx: DeviceContext, channel: 'sms' | 'voice'): Challenge;
+}
+
+/**
+ * The registry of device kinds (src/devices/registry.ts): the composition
+ * root passes it to the flows, which never import a kind themselves.
+ */
+export type DeviceKinds = (type: string) => DeviceKind;
+
+/** A mobile number of a user (M1, M2, M6); src/devices/sms/phones.ts keeps them. */
+export interface Phone {
+  id: string;
+  country: string;
+  e164: string;
+  /** For showing: the calling code and the last two digits (M6). */
+  masked: string;
+  verified: boolean;
+  verifiedAt: number | null;
+  createdAt: number;
+  /** A confirm code was sent and may still be entered. */
+  codePending: boolean;
+  /** When a new confirm code may be requested (M1). */
+  resendAfter: number | null;
 }

@@ -20,21 +20,23 @@
  * notification comes, a challenge to answer offline; other devices answer
  * their challenge. The session records when.
  */
-import type { Services } from '../services.js';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { Devices } from '../devices/devices.js';
+import type { Lockout } from '../policy/lockout.js';
+import type { Notifier } from '../notify/notifier.js';
 import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
-import type { AuditInput } from '../audit/audit-log.js';
-import { deviceKind } from '../devices/registry.js';
-import { isTemporary, type Device, type Prompt } from '../devices/types.js';
-import { softPinHash, type DscPlusSecret } from '../devices/dscplus/dscplus.js';
-import type { User } from '../identity/users.js';
-import type { Session } from '../sessions/sessions.js';
-import type { HelpDesk } from '../helpdesk/helpdesk.js';
-import type { Tx } from '../store/database.js';
+import type { AuditInput, AuditLog } from '../audit/audit-log.js';
+import { isTemporary, type Device, type DeviceKinds, type Prompt } from '../devices/types.js';
+import type { User, Users } from '../identity/users.js';
+import type { Session, Sessions } from '../sessions/sessions.js';
+import type { Store, Tx } from '../store/database.js';
 import { challengeTtlMs, completeFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
 import { accepted, type Answers } from './answers.js';
 import type { FlowLimits } from './flow-limits.js';
-import { pushChallenge } from '../devices/mobile/mobile.js';
+import type { CodeDelivery, PushApprovals, TemporaryDevices } from './ports.js';
 import { assertFullScope, decideAccess } from '../policy/access.js';
 import type { Language } from '../i18n/i18n.js';
 import type { RequestMeta } from './login.js';
@@ -60,11 +62,28 @@ export interface StepUpView {
 
 type Purpose = 'activation' | 'pin_change' | 'step_up';
 
-export type ActivationDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'smsCodes' | 'sessions' | 'signals' | 'pushRequests'> & {
-  helpDesk: HelpDesk;
+/** What the device proofs need; the composition root passes them. */
+export interface ActivationDeps {
+  store: Store;
+  clock: Clock;
+  config: Config;
+  box: SecretBox;
+  audit: AuditLog;
+  users: Users;
+  devices: Devices;
+  /** The registry of device kinds. */
+  deviceKind: DeviceKinds;
+  /** C7: the P input of a card's new soft PIN, its format checked (the DSC+ kind's `softPinHash`). */
+  softPinHash: (pin: string) => string;
+  lockout: Lockout;
+  notifier: Notifier;
+  sessions: Sessions;
+  smsCodes: CodeDelivery;
+  pushRequests: PushApprovals;
+  helpDesk: TemporaryDevices;
   answers: Answers;
   flowLimits: FlowLimits;
-};
+}
 
 export class DeviceActivation {
   constructor(private readonly deps: ActivationDeps) {}
@@ -87,7 +106,7 @@ export class DeviceActivation {
       return;
     }
     // a permanent device temporarily unavailable (D4), or a replacement received (C6)
-    if (!['suspended', 'shipped'].includes(device.state) || isTemporary(device.type) || deviceKind(device.type).reactivatedByProof === false) {
+    if (!['suspended', 'shipped'].includes(device.state) || isTemporary(device.type) || this.deps.deviceKind(device.type).reactivatedByProof === false) {
       throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
     }
   }
@@ -111,7 +130,8 @@ export class DeviceActivation {
     this.assertReady(device, purpose);
     const user = await users.get(session.userId);
     // V1, K11: the mobile authenticator verifies a step-up by push
-    const challenge = purpose === 'step_up' && device.type === 'mobile' ? pushChallenge() : await deviceKind(device.type).issueChallenge(await devices.context(device));
+    const kind = this.deps.deviceKind(device.type);
+    const challenge = purpose === 'step_up' && kind.pushChallenge ? kind.pushChallenge() : await kind.issueChallenge(await devices.context(device));
     // a suspended SMS device is proven with a code sent to its number (M4)
     const prompt = challenge.code === undefined ? challenge.prompt : await smsCodes.deliverChallenge(device, challenge, language);
     const now = clock.now();
@@ -163,7 +183,7 @@ export class DeviceActivation {
     const now = clock.now();
     const user = await users.get(session.userId);
     const device = await devices.get(row.device_id!);
-    const kind = deviceKind(device.type);
+    const kind = this.deps.deviceKind(device.type);
     await this.deps.answers.answerFlow({
       row,
       deviceType: device.type,
@@ -240,11 +260,11 @@ export class DeviceActivation {
 
   /** C7: … then the new PIN; a wrong old PIN gives a wrong response and changes nothing. */
   async completePinChange(session: Session, flowId: string, response: string, newPin: string): Promise<Device> {
-    const pinHash = softPinHash(newPin);
+    const pinHash = this.deps.softPinHash(newPin);
     const { devices, audit } = this.deps;
     return this.prove(session, flowId, 'pin_change', response, async (trx, device, user) => {
-      const secret = await devices.readSecret<DscPlusSecret>(trx, device.id);
-      await devices.writeSecret(trx, device.id, { ...secret, pinHash } satisfies DscPlusSecret);
+      const secret = await devices.readSecret<{ pinHash: string }>(trx, device.id);
+      await devices.writeSecret(trx, device.id, { ...secret, pinHash });
       await audit.append(trx, [{ event: 'device.pin_changed', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { deviceId: device.id } }]);
       return true;
     });

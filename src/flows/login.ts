@@ -15,26 +15,29 @@
  * limit is shown in the challenge (`delivery`), and the user may ask again.
  * Push requests are answered through src/devices/mobile/push-requests.ts.
  */
-import type { PolicyConfig } from '../config.js';
+import type { Clock } from '../clock.js';
+import type { Config, PolicyConfig } from '../config.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { Devices } from '../devices/devices.js';
+import type { Users } from '../identity/users.js';
+import type { Lockout } from '../policy/lockout.js';
 import { SlsError, type ErrorCode } from '../errors.js';
 import { decideAccess } from '../policy/access.js';
 import { newId, newToken } from '../crypto/random.js';
 import { constantTimeEqual } from '../crypto/constant-time.js';
-import { deviceKind } from '../devices/registry.js';
-import type { Challenge, Device, DeviceType, Prompt, SmsPrompt } from '../devices/types.js';
-import { smsChallenge } from '../devices/sms/sms.js';
+import type { Challenge, Device, DeviceKinds, DeviceType, Prompt, SmsPrompt } from '../devices/types.js';
 import type { Language } from '../i18n/i18n.js';
-import { newSessionId, type App, type IssuedSession } from '../sessions/sessions.js';
+import { newSessionId, type App, type IssuedSession, type Sessions } from '../sessions/sessions.js';
 import type { Confirmation, SessionScope } from '../store/schema.js';
-import type { Tx } from '../store/database.js';
-import { pushChallenge } from '../devices/mobile/mobile.js';
-import { flowTopic } from '../push/signals.js';
-import type { Services } from '../services.js';
+import type { Store, Tx } from '../store/database.js';
+import { flowTopic, type Signals } from '../push/signals.js';
 import { challengeTtlMs, completeFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
 import { accepted, type Answers } from './answers.js';
 import type { FlowLimits } from './flow-limits.js';
 import { FirstFactor } from './first-factor.js';
 import type { Observer } from '../metrics/observer.js';
+import type { CodeDelivery, LoginPhones, PushApprovals } from './ports.js';
 
 /**
  * `approved`: the phone approved (K3); the session is taken with POST
@@ -87,14 +90,30 @@ function summary(device: Device): DeviceSummary {
   return { id: device.id, type: device.type, label: device.label };
 }
 
-export type LoginDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'sessions' | 'notifier' | 'phones' | 'smsCodes' | 'config' | 'signals' | 'pushRequests'> & {
+/** What the login flows need; the composition root passes them. */
+export interface LoginDeps {
+  store: Store;
+  clock: Clock;
+  config: Config;
   policy: PolicyConfig;
+  box: SecretBox;
+  audit: AuditLog;
+  users: Users;
+  devices: Devices;
+  /** The registry of device kinds. */
+  deviceKind: DeviceKinds;
+  lockout: Lockout;
+  sessions: Sessions;
+  signals: Signals;
+  phones: LoginPhones;
+  smsCodes: CodeDelivery;
+  pushRequests: PushApprovals;
   firstFactor: FirstFactor;
   answers: Answers;
   flowLimits: FlowLimits;
   /** Told of each login started (metrics). */
   observer?: Pick<Observer, 'loginStarted'>;
-};
+}
 
 export class LoginFlows {
   constructor(private readonly deps: LoginDeps) {}
@@ -204,8 +223,9 @@ export class LoginFlows {
    * only when the user asks for it (K4).
    */
   private async challengeFor(device: Device): Promise<Challenge> {
-    if (device.type === 'mobile') return pushChallenge();
-    return deviceKind(device.type).issueChallenge(await this.deps.devices.context(device));
+    const kind = this.deps.deviceKind(device.type);
+    if (kind.pushChallenge) return kind.pushChallenge();
+    return kind.issueChallenge(await this.deps.devices.context(device));
   }
 
   /** Sends the code of an SMS challenge (M4, M5) and records in the flow's prompt how it went. */
@@ -240,7 +260,9 @@ export class LoginFlows {
     if (current.sends >= policy.smsSendsPerFlow) throw new SlsError('SMS_RATE_LIMITED', { reason: 'flow', retryAfter: new Date(row.expires_at).toISOString() });
     if (Date.parse(current.resendAfter) > now) throw new SlsError('SMS_TOO_SOON', { retryAfter: current.resendAfter });
     const device = await devices.get(row.device_id!);
-    const challenge = smsChallenge(await devices.context(device), channel);
+    const kind = this.deps.deviceKind(device.type);
+    if (!kind.codeChallenge) throw new SlsError('FLOW_STATE', { reason: 'not_sms' });
+    const challenge = kind.codeChallenge(await devices.context(device), channel);
     // claims the resend: of concurrent requests one sends; the others find the flow changed, or read a prompt that says "too soon"
     const claim: SmsPrompt = { ...current, sends: current.sends + 1, resendAfter: new Date(now + policy.smsLoginResendMs).toISOString() };
     const claimed = await store.db
@@ -426,7 +448,7 @@ export class LoginFlows {
     const now = clock.now();
     const sessionId = newSessionId();
     const device = await devices.get(row.device_id!);
-    const kind = deviceKind(device.type);
+    const kind = this.deps.deviceKind(device.type);
     let scope: SessionScope = 'full';
     const session = await this.deps.answers.answerFlow({
       row,

@@ -10,18 +10,22 @@
  * an admin is made only from the command line of the server (`sls`), by
  * another admin. Every refusal is audited.
  */
-import type { Services } from '../services.js';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { Devices } from '../devices/devices.js';
+import type { Notifier } from '../notify/notifier.js';
+import type { Lockout } from '../policy/lockout.js';
+import type { Sessions } from '../sessions/sessions.js';
 import { SlsError } from '../errors.js';
 import { newId, randomUpperAlnum } from '../crypto/random.js';
-import type { AuditInput } from '../audit/audit-log.js';
-import type { Device } from '../devices/types.js';
+import type { AuditInput, AuditLog } from '../audit/audit-log.js';
+import type { Device, Phone } from '../devices/types.js';
 import { isTemporary, TEMPORARY_TYPES } from '../devices/types.js';
-import { newTemporaryPasscode, type TempPasscodeSecret } from '../devices/temp-passcode/temp-passcode.js';
-import type { User } from '../identity/users.js';
+import type { User, Users } from '../identity/users.js';
 import type { DeviceState, Role } from '../store/schema.js';
-import type { Tx } from '../store/database.js';
-import { deviceTopic } from '../push/signals.js';
-import type { Phone } from '../devices/sms/phones.js';
+import type { Store, Tx } from '../store/database.js';
+import { deviceTopic, type Signals } from '../push/signals.js';
 
 /** How client services may verify a caller's identity. */
 export const VERIFICATION_METHODS = ['security_questions', 'id_document', 'callback_on_record', 'video_call'] as const;
@@ -51,7 +55,26 @@ export interface IssuedPasscode {
   expiresAt: number;
 }
 
-export type HelpDeskDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'pushRequests' | 'signals' | 'sessions' | 'phones'>;
+/** What the help desk needs; the composition root passes them (the device kinds' parts as small interfaces). */
+export interface HelpDeskDeps {
+  store: Store;
+  clock: Clock;
+  config: Config;
+  box: SecretBox;
+  audit: AuditLog;
+  users: Users;
+  devices: Devices;
+  lockout: Lockout;
+  notifier: Notifier;
+  sessions: Sessions;
+  signals: Signals;
+  /** T1: a new temporary passcode (the temporary passcode kind's `newTemporaryPasscode`). */
+  newTemporaryPasscode: () => string;
+  /** K14: a message sealed to the user's mobile authenticator (src/devices/mobile/push-requests.ts). */
+  pushRequests: { sendMessage(trx: Tx, deviceId: string, kind: 'temporary_password', plaintext: string): Promise<string> };
+  /** X7: a mobile number put on record (src/devices/sms/phones.ts). */
+  phones: { add(userId: string, input: { country: string; number: string }, actor: string, ip: string | null): Promise<Phone> };
+}
 
 /** What staff do to a user's account, as the audit log names it when refused. */
 export type StaffAction =
@@ -218,9 +241,10 @@ export class HelpDesk {
     const now = clock.now();
     const fullAccessUntil = now + config.policy.temporaryPasscodeFullMs;
     const expiresAt = now + config.policy.temporaryPasscodeLifeMs;
-    const passcode = newTemporaryPasscode();
+    const passcode = this.deps.newTemporaryPasscode();
     const deviceId = newId('dev');
-    const secret: TempPasscodeSecret = { digest: box.digest(passcode, `device:${deviceId}`) };
+    // what the temporary passcode kind keeps: only the passcode's digest (T5)
+    const secret = { digest: box.digest(passcode, `device:${deviceId}`) };
 
     await store.serialized('audit_log', async (trx) => {
       // active devices step aside; a card already suspended by an earlier passcode may now be reported lost

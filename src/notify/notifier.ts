@@ -23,11 +23,12 @@ import { newId } from '../crypto/random.js';
 import type { Executor, Store } from '../store/database.js';
 import type { NotificationStatus, NotificationsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
-import { outboxAudioPath, renderSpeech } from '../delivery/speech.js';
+import { OUTBOX, outboxProvider } from '../delivery/outbox.js';
+import type { Channel, DeliveryProvider, OutgoingMessage } from '../delivery/provider.js';
 import { withRetry } from '../delivery/retry.js';
 import { isTimeZone } from '../config.js';
 
-export type Channel = 'email' | 'sms' | 'voice';
+export type { Channel, DeliveryProvider, OutgoingMessage } from '../delivery/provider.js';
 
 /** Notices the system sends; each has `notifications.<name>.subject`, `.body` and a one-segment `.sms` text. */
 export type NoticeTemplate =
@@ -62,38 +63,6 @@ export const CODE_TEMPLATES: readonly CodeTemplate[] = ['loginCode', 'confirmCod
  * language and time zone, never shown raw.
  */
 export type MessageParams = Record<string, string | number | Date>;
-
-export interface OutgoingMessage {
-  id: string;
-  channel: Channel;
-  recipient: string;
-  subject: string | null;
-  body: string;
-  language: Language;
-}
-
-/** A way to deliver messages of some channels. */
-export interface DeliveryProvider {
-  name: string;
-  channels: readonly Channel[];
-  deliver(message: OutgoingMessage): Promise<void>;
-}
-
-export const OUTBOX = 'outbox';
-
-/**
- * Development delivery: the stored message is the delivery. With a data
- * directory, voice messages are also spoken into `<dataDir>/outbox/<id>.wav`.
- */
-export function outboxProvider(dataDir?: string): DeliveryProvider {
-  return {
-    name: OUTBOX,
-    channels: ['email', 'sms', 'voice'],
-    deliver: async (message) => {
-      if (message.channel === 'voice' && dataDir) await renderSpeech(message.body, message.language, outboxAudioPath(dataDir, message.id));
-    },
-  };
-}
 
 export interface Recipient {
   id: string;

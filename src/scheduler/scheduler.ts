@@ -7,15 +7,26 @@
  * share one database no job runs twice. Tests call `runDue()` after moving
  * the clock.
  */
-import type { Services } from '../services.js';
+import type { DscPlusRequests } from '../devices/dscplus/requests.js';
+import type { PushRequests } from '../devices/mobile/push-requests.js';
+import type { Lockout } from '../policy/lockout.js';
+import type { Throttle } from '../throttle/throttle.js';
 
 export interface SchedulerReport {
   autoActivated: number;
   notices: number;
 }
 
+/** What the jobs need; the composition root passes them. */
+export interface SchedulerDeps {
+  dscPlusRequests: DscPlusRequests;
+  lockout: Lockout;
+  pushRequests: PushRequests;
+  throttle: Throttle;
+}
+
 export class Scheduler {
-  constructor(private readonly services: Pick<Services, 'dscPlusRequests' | 'lockout' | 'pushRequests' | 'throttle'>) {}
+  constructor(private readonly services: SchedulerDeps) {}
 
   async runDue(): Promise<SchedulerReport> {
     const notices = await this.services.dscPlusRequests.sendAutoActivationNotices();

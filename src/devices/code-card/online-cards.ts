@@ -5,7 +5,11 @@
  * (see flows/activation.ts); it then gives full access for 21 days.
  * Legacy Security Code Cards (S1) are imported with their codes.
  */
-import type { Services } from '../../services.js';
+import type { Clock } from '../../clock.js';
+import type { AuditLog } from '../../audit/audit-log.js';
+import type { Users } from '../../identity/users.js';
+import type { Store } from '../../store/database.js';
+import type { Devices } from '../devices.js';
 import { SlsError } from '../../errors.js';
 import { newId, newToken } from '../../crypto/random.js';
 import { translator, type Language } from '../../i18n/i18n.js';
@@ -14,7 +18,13 @@ import type { Device } from '../types.js';
 import { CARD_CODES, CODE_DIGITS, newCodeCard, type CodeCardSecret } from './code-card.js';
 import { CJK_FONT, cardPdf, cardPng, type PrintableCard } from './print.js';
 
-export type OnlineCardDeps = Pick<Services, 'store' | 'clock' | 'audit' | 'users' | 'devices'>;
+export interface OnlineCardDeps {
+  store: Store;
+  clock: Clock;
+  audit: AuditLog;
+  users: Users;
+  devices: Devices;
+}
 
 export class OnlineCards {
   constructor(private readonly deps: OnlineCardDeps) {}

@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { SlsError } from '../../errors.js';
-import { generateOcraChallenge, parseOcraSuite, verifyOcra, type OcraSuite } from '../../crypto/ocra.js';
-import type { Challenge, CheckResult, DeviceContext, DeviceKind } from '../types.js';
+import { ocraChallengeResponse } from '../ocra-device.js';
+import type { DeviceKind } from '../types.js';
 
 export const DSCPLUS_SUITE = 'OCRA-1:HOTP-SHA256-8:QN06-PSHA1';
 
@@ -33,41 +33,11 @@ export function dscPlusSecret(seed: Buffer, pin: string): DscPlusSecret {
   return { seed: seed.toString('hex'), pinHash: softPinHash(pin) };
 }
 
-const suites = new Map<string, OcraSuite>();
-function suiteOf(ctx: DeviceContext): OcraSuite {
-  const text = typeof ctx.device.params.suite === 'string' ? ctx.device.params.suite : DSCPLUS_SUITE;
-  let suite = suites.get(text);
-  if (!suite) {
-    suite = parseOcraSuite(text);
-    suites.set(text, suite);
-  }
-  return suite;
-}
-
-const MAX_DRAWS = 8;
+const ocra = ocraChallengeResponse(DSCPLUS_SUITE);
 
 export const dscPlus: DeviceKind = {
   type: 'dscplus',
   failureHints: ['hints.noSpaces'],
-
-  async issueChallenge(ctx: DeviceContext): Promise<Challenge> {
-    const suite = suiteOf(ctx);
-    // A challenge already answered on this card is never asked again: its
-    // response may have been seen (L4 single use).
-    for (let draw = 0; draw < MAX_DRAWS; draw++) {
-      const question = generateOcraChallenge(suite);
-      if (!(await ctx.wasUsed(`q:${question}`))) {
-        return { prompt: { type: 'ocra', question, digits: suite.digits }, verifier: { question } };
-      }
-    }
-    throw new SlsError('DEVICE_NOT_AVAILABLE', {}, 'no unused challenge found');
-  },
-
-  async checkResponse(ctx: DeviceContext, verifier: Record<string, unknown>, response: string): Promise<CheckResult> {
-    const question = String(verifier.question);
-    const suite = suiteOf(ctx);
-    const secret = ctx.secret<DscPlusSecret>();
-    const ok = verifyOcra(suite, { key: Buffer.from(secret.seed, 'hex'), question, pinHash: Buffer.from(secret.pinHash, 'hex') }, response);
-    return ok ? { ok, replayKeys: [`q:${question}`] } : { ok };
-  },
+  issueChallenge: ocra.issueChallenge,
+  checkResponse: ocra.checkResponse,
 };

@@ -9,16 +9,21 @@
  * when that is approaching and when it is imminent. The deposit is released
  * when a card comes back, kept when it is lost or stolen (C5).
  */
-import type { Services } from '../../services.js';
+import type { Clock } from '../../clock.js';
+import type { Config } from '../../config.js';
+import type { AuditLog } from '../../audit/audit-log.js';
+import type { SecretBox } from '../../crypto/secret-box.js';
+import type { User, Users } from '../../identity/users.js';
+import type { Notifier } from '../../notify/notifier.js';
+import type { TemporaryDevices } from '../../flows/ports.js';
 import { SlsError } from '../../errors.js';
 import { newId } from '../../crypto/random.js';
-import type { Session } from '../../sessions/sessions.js';
-import type { Tx } from '../../store/database.js';
-import type { HelpDesk } from '../../helpdesk/helpdesk.js';
+import type { Session, Sessions } from '../../sessions/sessions.js';
+import type { Store, Tx } from '../../store/database.js';
 import type { Device } from '../types.js';
 import { assertFullScope } from '../../policy/access.js';
 import { DSCPLUS_SUITE, assertSoftPin, softPinHash, type DscPlusSecret } from './dscplus.js';
-import type { CardFile } from '../devices.js';
+import type { CardFile, Devices } from '../devices.js';
 
 export interface ShippingAddress {
   name: string;
@@ -68,9 +73,25 @@ function nextBusinessDay(from: number): number {
 
 const isoDate = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 
-export type DscPlusRequestDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'notifier' | 'config' | 'sessions'> & {
-  helpDesk: HelpDesk;
-};
+/** What the DSC+ requests ask of the help desk (src/helpdesk/helpdesk.ts). */
+export interface DscPlusHelpDesk extends TemporaryDevices {
+  /** C5, C6: staff acting on a card's owner, checked and audited there; returns the staff member. */
+  actOnOwner(staffUserId: string, ownerId: string | null, action: 'ship' | 'device_lost' | 'device_returned'): Promise<User>;
+}
+
+/** What the DSC+ requests need; the composition root passes them. */
+export interface DscPlusRequestDeps {
+  store: Store;
+  clock: Clock;
+  config: Config;
+  box: SecretBox;
+  audit: AuditLog;
+  users: Users;
+  devices: Devices;
+  notifier: Notifier;
+  sessions: Sessions;
+  helpDesk: DscPlusHelpDesk;
+}
 
 export class DscPlusRequests {
   constructor(private readonly deps: DscPlusRequestDeps) {}

@@ -28,24 +28,28 @@
  * sessions opened with it end, L8), removes SMS (M3, K9) and ends temporary
  * access (D4).
  */
-import type { Services } from '../../services.js';
+import type { Clock } from '../../clock.js';
+import type { Config } from '../../config.js';
+import type { SecretBox } from '../../crypto/secret-box.js';
+import type { Notification, Notifier } from '../../notify/notifier.js';
+import type { Lockout } from '../../policy/lockout.js';
+import type { Sessions } from '../../sessions/sessions.js';
+import type { TemporaryDevices } from '../../flows/ports.js';
 import { SlsError } from '../../errors.js';
 import { newId, newToken, randomDigits } from '../../crypto/random.js';
 import { constantTimeEqual } from '../../crypto/constant-time.js';
-import type { AuditInput } from '../../audit/audit-log.js';
+import type { AuditInput, AuditLog } from '../../audit/audit-log.js';
 import { maskPhone } from '../../delivery/phone.js';
 import { translator, type Language } from '../../i18n/i18n.js';
-import type { User } from '../../identity/users.js';
+import type { User, Users } from '../../identity/users.js';
 import type { FirstFactor } from '../../flows/first-factor.js';
 import { completeFlow, findFlow, newFlowRow, verifierContext, type FlowRow } from '../../flows/flow-rows.js';
 import { accepted, type Accepted, type Answers } from '../../flows/answers.js';
 import type { FlowLimits } from '../../flows/flow-limits.js';
-import type { HelpDesk } from '../../helpdesk/helpdesk.js';
-import { deviceTopic } from '../../push/signals.js';
-import type { Tx } from '../../store/database.js';
-import { deviceKind } from '../registry.js';
-import type { Device, Prompt } from '../types.js';
-import { SMS_CODE_DIGITS } from '../sms/sms.js';
+import { deviceTopic, type Signals } from '../../push/signals.js';
+import type { Store, Tx } from '../../store/database.js';
+import type { Devices } from '../devices.js';
+import { SMS_CODE_DIGITS, type Device, type DeviceKinds, type Phone, type Prompt } from '../types.js';
 import { agreeOcraKey, assertNewMobilePin, mobilePinHash, MOBILE_SUITE, publicKeyOf, type PublicJwk } from './keys.js';
 import type { MobileParams, MobileSecret } from './mobile.js';
 import { appTokenHash } from './push-requests.js';
@@ -122,12 +126,32 @@ interface ActivationVerifier {
 const PHYSICAL: readonly string[] = ['dscplus', 'scc'];
 const LABEL_MAX = 64;
 
-export type EnrolmentDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'users' | 'devices' | 'lockout' | 'notifier' | 'config' | 'phones' | 'smsCodes' | 'signals' | 'sessions'> & {
+/** What the enrolment needs; the composition root passes them (other kinds' parts as small interfaces). */
+export interface EnrolmentDeps {
+  store: Store;
+  clock: Clock;
+  config: Config;
+  box: SecretBox;
+  audit: AuditLog;
+  users: Users;
+  devices: Devices;
+  /** The registry of device kinds: a migration is proven with a physical device (K7). */
+  deviceKind: DeviceKinds;
+  lockout: Lockout;
+  notifier: Notifier;
+  sessions: Sessions;
+  signals: Signals;
+  /** K7: the user's mobile numbers (src/devices/sms/phones.ts). */
+  phones: { list(userId: string): Promise<Phone[]>; get(userId: string, phoneId: string): Promise<Phone> };
+  /** K7: the activation token sent by SMS within the send limits (src/devices/sms/codes.ts). */
+  smsCodes: {
+    send(message: { userId: string; to: string; channel: 'sms'; template: 'activationToken'; code: string; language: Language }): Promise<Pick<Notification, 'status'>>;
+  };
   firstFactor: FirstFactor;
-  helpDesk: HelpDesk;
+  helpDesk: TemporaryDevices;
   answers: Answers;
   flowLimits: FlowLimits;
-};
+}
 
 export class MobileEnrolment {
   constructor(private readonly deps: EnrolmentDeps) {}
@@ -214,7 +238,7 @@ export class MobileEnrolment {
       let deviceId: string | null = null;
       if (input.purpose === 'recover') this.assertRecoveryOpen(current!);
       if (physical) {
-        const challenge = await deviceKind(physical.type).issueChallenge(await devices.context(physical));
+        const challenge = await this.deps.deviceKind(physical.type).issueChallenge(await devices.context(physical));
         verifier.device = challenge.verifier;
         deviceId = physical.id;
         state = { purpose: input.purpose, proof: 'device', phones: [], challenge: challenge.prompt as ActivationChallenge };
@@ -303,7 +327,7 @@ export class MobileEnrolment {
     }
     const device = await devices.get(row.device_id!);
     if (device.state !== 'active') throw new SlsError('DEVICE_NOT_AVAILABLE');
-    const check = await deviceKind(device.type).checkResponse(await devices.context(device), verifier.device ?? {}, response);
+    const check = await this.deps.deviceKind(device.type).checkResponse(await devices.context(device), verifier.device ?? {}, response);
     return check.ok ? accepted(device, check, row.id) : null;
   }
 

@@ -9,7 +9,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { generateOcraChallenge, parseOcraSuite } from '../../crypto/ocra.js';
-import { dscPlus } from '../dscplus/dscplus.js';
+import { ocraChallengeResponse } from '../ocra-device.js';
 import type { Challenge, DeviceKind } from '../types.js';
 import { MOBILE_SUITE, type PublicJwk } from './keys.js';
 
@@ -39,11 +39,14 @@ export interface MobileParams {
   recoveryFailures?: number;
 }
 
+const ocra = ocraChallengeResponse(MOBILE_SUITE);
+
 export const mobileDevice: DeviceKind = {
   type: 'mobile',
   failureHints: ['hints.noSpaces', 'hints.mobilePin'],
-  issueChallenge: dscPlus.issueChallenge,
-  checkResponse: dscPlus.checkResponse,
+  issueChallenge: ocra.issueChallenge,
+  checkResponse: ocra.checkResponse,
+  pushChallenge: () => pushChallenge(),
 };
 
 /** What the server keeps to check the answer to a push request. */

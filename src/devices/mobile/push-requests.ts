@@ -18,7 +18,12 @@
  * towards the flow's 3 and towards the lock (L3, L4).
  */
 import { createHash } from 'node:crypto';
-import type { Services } from '../../services.js';
+import type { Clock } from '../../clock.js';
+import type { Config } from '../../config.js';
+import type { AuditLog } from '../../audit/audit-log.js';
+import type { SecretBox } from '../../crypto/secret-box.js';
+import type { Users } from '../../identity/users.js';
+import type { Notifier } from '../../notify/notifier.js';
 import { SlsError } from '../../errors.js';
 import { newId } from '../../crypto/random.js';
 import { constantTimeEqual } from '../../crypto/constant-time.js';
@@ -30,11 +35,11 @@ import { promptOf, verifierContext } from '../../flows/flow-rows.js';
 import type { Answers } from '../../flows/answers.js';
 import type { Confirmation, Schema, SessionScope } from '../../store/schema.js';
 import type { UpdateQueryBuilder, UpdateResult } from 'kysely';
-import type { Tx } from '../../store/database.js';
-import { deviceTopic, flowTopic } from '../../push/signals.js';
+import type { Store, Tx } from '../../store/database.js';
+import { deviceTopic, flowTopic, type Signals } from '../../push/signals.js';
 import type { PushProvider, PushSubscription } from '../../push/provider.js';
-import type { Device } from '../types.js';
-import { deviceKind } from '../registry.js';
+import type { Device, DeviceKinds } from '../types.js';
+import type { Devices } from '../devices.js';
 import { decideAccess } from '../../policy/access.js';
 import type { App } from '../../sessions/sessions.js';
 import { answerChallenge, answerMessage, MOBILE_SUITE, sealToPhone, verifyAnswer, type SealedMessage } from './keys.js';
@@ -87,10 +92,22 @@ export function appTokenHash(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('base64url');
 }
 
-export type PushRequestsDeps = Pick<Services, 'store' | 'clock' | 'box' | 'audit' | 'devices' | 'users' | 'signals' | 'config' | 'notifier'> & {
+/** What the push requests need; the composition root passes them. */
+export interface PushRequestsDeps {
+  store: Store;
+  clock: Clock;
+  config: Config;
+  box: SecretBox;
+  audit: AuditLog;
+  devices: Devices;
+  /** The registry of device kinds. */
+  deviceKind: DeviceKinds;
+  users: Users;
+  signals: Signals;
+  notifier: Notifier;
   provider: PushProvider;
   answers: Answers;
-};
+}
 
 const REQUEST_ID = /^req_[A-Za-z0-9_-]{43}$/;
 
@@ -293,7 +310,7 @@ export class PushRequests {
     if (row.state !== 'second_factor' || row.expires_at <= now) throw new SlsError('FLOW_EXPIRED');
     if (promptOf(row)?.type !== 'push') throw new SlsError('FLOW_STATE', { reason: 'not_push' });
     const device = await devices.get(row.device_id!);
-    const challenge = await deviceKind(device.type).issueChallenge(await devices.context(device));
+    const challenge = await this.deps.deviceKind(device.type).issueChallenge(await devices.context(device));
     const updated = await store.db
       .updateTable('login_flows')
       .set({ prompt: JSON.stringify(challenge.prompt), verifier: box.sealJson(challenge.verifier, verifierContext(row.kind, row.id)), expires_at: now + config.policy.challengeTtlMs, updated_at: now })

@@ -25,7 +25,7 @@ import type { Executor, Store, Tx } from '../../store/database.js';
 import type { PhonesTable } from '../../store/schema.js';
 import type { Selectable } from 'kysely';
 import type { Devices } from '../devices.js';
-import { isTemporary, type Device } from '../types.js';
+import { isTemporary, type Device, type Phone } from '../types.js';
 import type { SmsCodes } from './codes.js';
 import { newSmsCode, type SmsDeviceParams } from './sms.js';
 
@@ -34,20 +34,7 @@ type PhoneRow = Selectable<PhonesTable>;
 /** Mobile numbers one user may keep on record. */
 export const MAX_PHONES_PER_USER = 3;
 
-export interface Phone {
-  id: string;
-  country: string;
-  e164: string;
-  /** For showing: the calling code and the last two digits (M6). */
-  masked: string;
-  verified: boolean;
-  verifiedAt: number | null;
-  createdAt: number;
-  /** A confirm code was sent and may still be entered. */
-  codePending: boolean;
-  /** When a new confirm code may be requested (M1). */
-  resendAfter: number | null;
-}
+export type { Phone } from '../types.js';
 
 export interface ActionMeta {
   ip: string | null;

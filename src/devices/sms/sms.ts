@@ -7,10 +7,9 @@
  */
 import { constantTimeEqual } from '../../crypto/constant-time.js';
 import { newToken, randomDigits } from '../../crypto/random.js';
-import type { Challenge, CheckResult, DeviceContext, DeviceKind } from '../types.js';
+import { SMS_CODE_DIGITS, type Challenge, type CheckResult, type DeviceContext, type DeviceKind } from '../types.js';
 
-/** M7: codes have 6 digits. */
-export const SMS_CODE_DIGITS = 6;
+export { SMS_CODE_DIGITS };
 
 /** Non-secret parameters of an SMS device: the number it sends to. */
 export interface SmsDeviceParams {
@@ -53,4 +52,6 @@ export const smsDevice: DeviceKind = {
     const digest = typeof verifier.digest === 'string' ? verifier.digest : '';
     return { ok: digest !== '' && constantTimeEqual(ctx.digest(response), digest), replayKeys: [`sms:${String(verifier.nonce)}`] };
   },
+
+  codeChallenge: smsChallenge,
 };

@@ -1,0 +1,26 @@
+/**
+ * What a delivery provider is (M7, N1): the messages it is given and the
+ * channels it serves. The providers (SMTP, Twilio-compatible, the
+ * development outbox in outbox.ts) implement it; the notifier and the outbox worker use
+ * it. It lives here, on the providers' side, so that delivery/ never imports
+ * notify/.
+ */
+import type { Language } from '../i18n/i18n.js';
+
+export type Channel = 'email' | 'sms' | 'voice';
+
+export interface OutgoingMessage {
+  id: string;
+  channel: Channel;
+  recipient: string;
+  subject: string | null;
+  body: string;
+  language: Language;
+}
+
+/** A way to deliver messages of some channels. */
+export interface DeliveryProvider {
+  name: string;
+  channels: readonly Channel[];
+  deliver(message: OutgoingMessage): Promise<void>;
+}
