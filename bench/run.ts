@@ -38,7 +38,20 @@ import { loadConfig } from '../src/config.js';
 import { createServices, type Services } from '../src/services.js';
 import { generateOcra, parseOcraSuite, type OcraSuite } from '../src/crypto/ocra.js';
 import type { CardFile } from '../src/devices/devices.js';
-import { closedLoop, cpuWindow, waitForQuiet, latencyStats, machine, ownCpuMs, percent, round, table, type CpuShares, type Failure, type LoadResult } from './lib.js';
+import {
+  closedLoop,
+  cpuWindow,
+  waitForQuiet,
+  latencyStats,
+  machine,
+  ownCpuMs,
+  percent,
+  round,
+  table,
+  type CpuShares,
+  type Failure,
+  type LoadResult,
+} from './lib.js';
 import { startServer, type RunningServer } from './server.js';
 import { CLIENT, closeClient, describe, get, parse, postJson, type Reply } from './http.js';
 import { activatePhone, approvalPhase, type BenchPhone } from './approval.js';
@@ -181,7 +194,10 @@ async function createUsers(services: Services, usernames: string[], withEmail = 
     users.push(
       ...(await Promise.all(
         batch.map(async (username) => {
-          const user = await services.users.create({ username, password: PASSWORD, equityUsd: 2_000_000, ...(withEmail ? { email: `${username}@bench.invalid` } : {}) }, 'bench');
+          const user = await services.users.create(
+            { username, password: PASSWORD, equityUsd: 2_000_000, ...(withEmail ? { email: `${username}@bench.invalid` } : {}) },
+            'bench',
+          );
           const { card } = await services.devices.addDscPlus({ userId: user.id, pin: PIN }, 'bench');
           return { username, card, suite: parseOcraSuite(card.suite), seed: Buffer.from(card.seed, 'hex') };
         }),
@@ -254,7 +270,7 @@ interface OpenFlow {
 async function startLogin(base: string, user: BenchUser, phase: string): Promise<OpenFlow | null> {
   const reply = await postJson(`${base}/api/v1/login`, { username: user.username, password: PASSWORD, app: 'portal' });
   const flow = reply.status === 200 ? parse<FlowBody>(reply) : undefined;
-  if (!flow || flow.state !== 'second_factor' || !flow.challenge) {
+  if (flow?.state !== 'second_factor' || !flow.challenge) {
     fail(phase, `POST /api/v1/login as ${user.username}: ${describe(reply)}`);
     return null;
   }
@@ -263,7 +279,7 @@ async function startLogin(base: string, user: BenchUser, phase: string): Promise
 
 function checkDone(reply: Reply, phase: string, flowId: string): void {
   const body = reply.status === 200 ? parse<{ state: string; session?: { token: string } }>(reply) : undefined;
-  if (!body || body.state !== 'done' || !body.session?.token) fail(phase, `POST /api/v1/login/${flowId}: ${describe(reply)}`);
+  if (body?.state !== 'done' || !body.session?.token) fail(phase, `POST /api/v1/login/${flowId}: ${describe(reply)}`);
 }
 
 interface LoginPhaseResult extends LoadResult {
@@ -463,8 +479,12 @@ async function main(): Promise<void> {
   };
   print(`Secure Login System benchmark — ${started.toISOString()}`);
   print(`Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.os}; load average ${m.loadAverageAtStart} at start`);
-  print(`argon2id: ${m.argon2Package}, m=${ARGON2_OPTIONS.memoryCost} KiB t=${ARGON2_OPTIONS.timeCost} p=${ARGON2_OPTIONS.parallelism}; libuv threadpool ${m.uvThreadpoolSize}`);
-  print(`Load: closed loop, ${CONCURRENCY} virtual users, ${CLIENT === 'fetch' ? 'node fetch' : 'node:http'} (keep-alive) to 127.0.0.1; server: node bin/sls.js serve, SQLite (WAL) in a temp dir`);
+  print(
+    `argon2id: ${m.argon2Package}, m=${ARGON2_OPTIONS.memoryCost} KiB t=${ARGON2_OPTIONS.timeCost} p=${ARGON2_OPTIONS.parallelism}; libuv threadpool ${m.uvThreadpoolSize}`,
+  );
+  print(
+    `Load: closed loop, ${CONCURRENCY} virtual users, ${CLIENT === 'fetch' ? 'node fetch' : 'node:http'} (keep-alive) to 127.0.0.1; server: node bin/sls.js serve, SQLite (WAL) in a temp dir`,
+  );
   if (phases.size < PHASES.length) print(`Phases: ${[...phases].sort().join(', ')} (of ${PHASES.join(', ')})`);
   print();
 
@@ -477,21 +497,35 @@ async function main(): Promise<void> {
   try {
     progress(`setup: users and DSC+ cards in ${databaseUrl}`);
     const setupStart = performance.now();
-    const services = await createServices(
-      loadConfig({ SLS_MASTER_KEY: MASTER_KEY, SLS_DATA_DIR: dataDir, SLS_LOG_LEVEL: 'silent' }, { databaseUrl }),
-      { warn: () => undefined },
-    );
+    const services = await createServices(loadConfig({ SLS_MASTER_KEY: MASTER_KEY, SLS_DATA_DIR: dataDir, SLS_LOG_LEVEL: 'silent' }, { databaseUrl }), {
+      warn: () => undefined,
+    });
     let loginUsers: BenchUser[] = [];
     let flowUsers: BenchUser[] = [];
     let l1Users: BenchUser[] = [];
     let lockUsers: BenchUser[] = [];
     let phone: BenchPhone | undefined;
     try {
-      if (phases.has('2')) loginUsers = await createUsers(services, Array.from({ length: CONCURRENCY }, (_, vu) => `blogin${vu}`));
-      if (phases.has('3')) flowUsers = await createUsers(services, Array.from({ length: CONCURRENCY * FLOW_USERS_PER_VU }, (_, i) => `bflow${i}`));
+      if (phases.has('2'))
+        loginUsers = await createUsers(
+          services,
+          Array.from({ length: CONCURRENCY }, (_, vu) => `blogin${vu}`),
+        );
+      if (phases.has('3'))
+        flowUsers = await createUsers(
+          services,
+          Array.from({ length: CONCURRENCY * FLOW_USERS_PER_VU }, (_, i) => `bflow${i}`),
+        );
       if (phases.has('4')) {
-        l1Users = await createUsers(services, Array.from({ length: L1_USERS }, (_, i) => `benum${i}`));
-        lockUsers = await createUsers(services, Array.from({ length: LOCK_SAMPLES }, (_, i) => `block${i}`), true);
+        l1Users = await createUsers(
+          services,
+          Array.from({ length: L1_USERS }, (_, i) => `benum${i}`),
+        );
+        lockUsers = await createUsers(
+          services,
+          Array.from({ length: LOCK_SAMPLES }, (_, i) => `block${i}`),
+          true,
+        );
       }
       if (phases.has('5')) phone = await activatePhone(services, 'bphone', PASSWORD);
     } finally {
@@ -512,7 +546,15 @@ async function main(): Promise<void> {
       databaseUrl,
       masterKey: MASTER_KEY,
       ...(relay
-        ? { extra: { SLS_EMAIL_PROVIDER: 'smtp', SLS_SMTP_HOST: relay.host, SLS_SMTP_PORT: String(relay.port), SLS_SMTP_FROM: 'sls@bench.invalid', SLS_SMTP_TLS: 'none' } }
+        ? {
+            extra: {
+              SLS_EMAIL_PROVIDER: 'smtp',
+              SLS_SMTP_HOST: relay.host,
+              SLS_SMTP_PORT: String(relay.port),
+              SLS_SMTP_FROM: 'sls@bench.invalid',
+              SLS_SMTP_TLS: 'none',
+            },
+          }
         : {}),
     });
     progress(`server pid ${server.pid} at ${server.url}`);
@@ -535,7 +577,9 @@ async function main(): Promise<void> {
     if (phases.has('4')) {
       progress(`phase 4: ${L1_SAMPLES} wrong passwords each for existing and unknown users`);
       enumeration = await enumerationPhase(server, l1Users, m.cores);
-      progress(`phase 4: the 10th wrong password of ${LOCK_SAMPLES} existing and ${LOCK_SAMPLES} unknown users; the lock notices go to an SMTP relay that never answers`);
+      progress(
+        `phase 4: the 10th wrong password of ${LOCK_SAMPLES} existing and ${LOCK_SAMPLES} unknown users; the lock notices go to an SMTP relay that never answers`,
+      );
       lock = await lockPhase(server, lockUsers, relay!, m.cores);
     }
 
@@ -558,7 +602,18 @@ async function main(): Promise<void> {
     // and how much of the machine the load generator itself takes.
     const argon2ShareOfServer = logins?.serverCpuMsPerOp && argon2 ? argon2.cpuMsPerVerify / logins.serverCpuMsPerOp : null;
     const clientShare = logins?.serverCpuMsPerOp ? logins.clientCpuMsPerOp / (logins.serverCpuMsPerOp + logins.clientCpuMsPerOp) : null;
-    const latencyRow = (label: string, stats: ReturnType<typeof latencyStats>): (string | number | null)[] => [label, null, stats.p50Ms, stats.p99Ms, null, null, null, null, null, `${stats.n}`];
+    const latencyRow = (label: string, stats: ReturnType<typeof latencyStats>): (string | number | null)[] => [
+      label,
+      null,
+      stats.p50Ms,
+      stats.p99Ms,
+      null,
+      null,
+      null,
+      null,
+      null,
+      `${stats.n}`,
+    ];
 
     print(
       table(
@@ -566,7 +621,18 @@ async function main(): Promise<void> {
         [
           ...(argon2
             ? [
-                ['1  argon2id verify, 1 at a time (bench process)', round(1000 / argon2.singleVerify.meanMs, 2), argon2.singleVerify.p50Ms, argon2.singleVerify.p99Ms, null, null, null, null, null, `${argon2.singleVerify.n}`],
+                [
+                  '1  argon2id verify, 1 at a time (bench process)',
+                  round(1000 / argon2.singleVerify.meanMs, 2),
+                  argon2.singleVerify.p50Ms,
+                  argon2.singleVerify.p99Ms,
+                  null,
+                  null,
+                  null,
+                  null,
+                  null,
+                  `${argon2.singleVerify.n}`,
+                ],
                 [
                   `1  argon2id verify, ${argon2.concurrency} in flight (bench process)`,
                   argon2.verifiesPerSecond,
@@ -625,7 +691,11 @@ async function main(): Promise<void> {
           ...(approval ? [['K3: p50 approval → session ÷ p50 health', approval.ratioP50.toFixed(2), '(reported; 3 requests in the path)']] : []),
           ...(logins
             ? [
-                ['derived: argon2id CPU/verify ÷ server CPU/login', argon2ShareOfServer === null ? '-' : percent(argon2ShareOfServer), '(first ratio if the client were free)'],
+                [
+                  'derived: argon2id CPU/verify ÷ server CPU/login',
+                  argon2ShareOfServer === null ? '-' : percent(argon2ShareOfServer),
+                  '(first ratio if the client were free)',
+                ],
                 ['derived: bench process share of CPU per login', clientShare === null ? '-' : percent(clientShare), '(load generator)'],
               ]
             : []),
@@ -633,8 +703,12 @@ async function main(): Promise<void> {
       ),
     );
     print();
-    if (second && second.flowsDiscarded > 0) print(`note: ${second.flowsDiscarded} opened flows not answered (a repeated question on one card is single-use, L4)`);
-    if (lock) print(`note: when phase 4 ended the relay held ${lock.relayHeld} connection(s) of the server's outbox worker unanswered and had accepted ${lock.relayMessages} message(s)`);
+    if (second && second.flowsDiscarded > 0)
+      print(`note: ${second.flowsDiscarded} opened flows not answered (a repeated question on one card is single-use, L4)`);
+    if (lock)
+      print(
+        `note: when phase 4 ended the relay held ${lock.relayHeld} connection(s) of the server's outbox worker unanswered and had accepted ${lock.relayMessages} message(s)`,
+      );
     print('server CPU = all its threads (argon2id runs on the libuv threadpool); main thread = the event loop: JavaScript, SQLite, HTTP.');
     print(`CPU ours/others = CPU time of (server + bench process) / of every other process, ÷ (wall time × ${m.cores} cores), in the window.`);
     const disturbed = [
@@ -652,7 +726,9 @@ async function main(): Promise<void> {
       ['health', second?.health.attempts],
     ].filter(([, n]) => Number(n) > 1);
     if (repeated.length > 0) {
-      print(`note: measured again because other processes disturbed it: ${repeated.map(([name, n]) => `${name} (${n} attempts, the least disturbed kept)`).join(', ')}`);
+      print(
+        `note: measured again because other processes disturbed it: ${repeated.map(([name, n]) => `${name} (${n} attempts, the least disturbed kept)`).join(', ')}`,
+      );
     }
     const waited = quietWaits.filter((w) => w.waitedMs > 1000);
     if (waited.length > 0) {
@@ -733,4 +809,3 @@ main().catch((error: unknown) => {
   process.stderr.write(`benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exitCode = 1;
 });
-

@@ -30,26 +30,22 @@ const STOP_TIMEOUT_MS = 15_000;
 export async function startServer(env: ServerEnv): Promise<RunningServer> {
   const profileDir = process.env.BENCH_CPU_PROF;
   const nodeFlags = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [...nodeFlags, 'bin/sls.js', 'serve', '--port', '0', '--db', env.databaseUrl],
-    {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        SLS_HOST: '127.0.0.1',
-        SLS_DATA_DIR: env.dataDir,
-        SLS_DATABASE_URL: env.databaseUrl,
-        SLS_MASTER_KEY: env.masterKey,
-        SLS_LOG_LEVEL: 'warn',
-        SLS_DEFAULT_LANGUAGE: 'en',
-        // one load generator on 127.0.0.1 is what the throttle (X5) is there to stop: the benchmark measures the server without it
-        ...Object.fromEntries(['LOGIN', 'ANSWER', 'SEND', 'ACTIVATION', 'HELPDESK', 'ADMIN'].map((kind) => [`SLS_LIMIT_${kind}`, 'off'])),
-        ...env.extra,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, 'bin/sls.js', 'serve', '--port', '0', '--db', env.databaseUrl], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      SLS_HOST: '127.0.0.1',
+      SLS_DATA_DIR: env.dataDir,
+      SLS_DATABASE_URL: env.databaseUrl,
+      SLS_MASTER_KEY: env.masterKey,
+      SLS_LOG_LEVEL: 'warn',
+      SLS_DEFAULT_LANGUAGE: 'en',
+      // one load generator on 127.0.0.1 is what the throttle (X5) is there to stop: the benchmark measures the server without it
+      ...Object.fromEntries(['LOGIN', 'ANSWER', 'SEND', 'ACTIVATION', 'HELPDESK', 'ADMIN'].map((kind) => [`SLS_LIMIT_${kind}`, 'off'])),
+      ...env.extra,
     },
-  );
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {

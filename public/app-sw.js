@@ -15,7 +15,6 @@
  * this worker, which then keeps the new files.
  */
 /* eslint-env serviceworker */
-'use strict';
 
 const VERSION = self.SHELL_VERSION || 'dev';
 const SHELL = self.SHELL_FILES || ['/app', '/static/sls.css', '/static/authenticator.css', '/app/js/app.js'];
@@ -46,7 +45,7 @@ self.addEventListener('activate', (event) => {
 function inShell(url) {
   if (url.origin !== self.location.origin) return false;
   if (url.pathname.startsWith('/api/')) return false;
-  return url.pathname === PAGE || url.pathname.startsWith(PAGE + '/js/') || SHELL.includes(url.pathname);
+  return url.pathname === PAGE || url.pathname.startsWith(`${PAGE}/js/`) || SHELL.includes(url.pathname);
 }
 
 /** The page is kept once, whatever its query (?lang=…): the last one loaded. */

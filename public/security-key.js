@@ -25,7 +25,12 @@ function requestOptions(json) {
 }
 
 function creationOptions(json) {
-  return { ...json, challenge: toBytes(json.challenge), user: { ...json.user, id: toBytes(json.user.id) }, excludeCredentials: descriptors(json.excludeCredentials) };
+  return {
+    ...json,
+    challenge: toBytes(json.challenge),
+    user: { ...json.user, id: toBytes(json.user.id) },
+    excludeCredentials: descriptors(json.excludeCredentials),
+  };
 }
 
 function assertionJson(credential) {
@@ -82,7 +87,7 @@ if (login) {
       document.getElementById('webauthn-response').value = JSON.stringify(assertionJson(credential));
       login.submit();
     } catch (error) {
-      status.dataset.error = error && error.name ? error.name : 'Error';
+      status.dataset.error = error?.name ? error.name : 'Error';
       button.disabled = false;
       tell(login.dataset.failed, true);
       button.focus();
@@ -109,7 +114,7 @@ if (add) {
       add.submit();
     } catch (error) {
       // the DOMException's name (NotAllowedError, InvalidStateError …) for diagnosis; the person reads the text
-      status.dataset.error = error && error.name ? error.name : 'Error';
+      status.dataset.error = error?.name ? error.name : 'Error';
       status.textContent = add.dataset.failed;
       status.setAttribute('role', 'alert');
     }

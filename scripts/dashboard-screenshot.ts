@@ -212,6 +212,7 @@ const PANELS: Panel[] = [
 ];
 
 function grafanaDashboard(): unknown {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's own variable syntax, filled in when the dashboard is imported
   const datasource = { type: 'prometheus', uid: '${DS_PROMETHEUS}' };
   return {
     __inputs: [{ name: 'DS_PROMETHEUS', label: 'Prometheus', type: 'datasource', pluginId: 'prometheus', pluginName: 'Prometheus' }],
@@ -250,7 +251,8 @@ function grafanaDashboard(): unknown {
 
 interface Client {
   base: string;
-  post(path: string, body: unknown): Promise<{ status: number; body: Record<string, any> }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: the load reads a few fields of each answer
+  post(path: string, body: unknown): Promise<{ status: number; body: Record<string, any> }>;
 }
 
 function client(base: string): Client {
@@ -304,7 +306,14 @@ const NO_LIMITS = Object.fromEntries(['LOGIN', 'ANSWER', 'SEND', 'ACTIVATION', '
 async function runLoad(): Promise<Scrape[]> {
   const dataDir = mkdtempSync(join(tmpdir(), 'sls-dashboard-'));
   const config = loadConfig(
-    { SLS_DATA_DIR: dataDir, SLS_MASTER_KEY: randomBytes(32).toString('hex'), SLS_LOG_LEVEL: 'silent', SLS_METRICS_TOKEN: TOKEN, SLS_OUTBOX_POLL_MS: '500', ...NO_LIMITS },
+    {
+      SLS_DATA_DIR: dataDir,
+      SLS_MASTER_KEY: randomBytes(32).toString('hex'),
+      SLS_LOG_LEVEL: 'silent',
+      SLS_METRICS_TOKEN: TOKEN,
+      SLS_OUTBOX_POLL_MS: '500',
+      ...NO_LIMITS,
+    },
     { databaseUrl: `sqlite:${join(dataDir, 'sls.db')}` },
   );
   const services = await createServices(config, { warn: () => undefined });
@@ -339,7 +348,8 @@ async function runLoad(): Promise<Scrape[]> {
       if (round === 5 || round === 6) for (let i = 0; i < 5; i += 1) work.push(login(c, victim, 'trading', { wrongPassword: true }));
       // long polls: a few login pages waiting for a phone, for a few seconds
       if (round >= 3 && round <= 8) {
-        for (let i = 0; i < (round % 3) + 1; i += 1) polls.push(services.signals.waitFor([`flow:dashboard-${round}-${i}`], 3_000 + 1_000 * i, async () => null));
+        for (let i = 0; i < (round % 3) + 1; i += 1)
+          polls.push(services.signals.waitFor([`flow:dashboard-${round}-${i}`], 3_000 + 1_000 * i, async () => null));
       }
       await Promise.all(work);
       await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
@@ -411,16 +421,17 @@ function chart(panel: Panel, series: Series[], times: number[]): string {
       return segments
         .map((points) => {
           const pts = points.split(' ');
-          const area = pts.length > 1 ? `<polygon points="${pts[0]!.split(',')[0]},${y(0)} ${points} ${pts.at(-1)!.split(',')[0]},${y(0)}" fill="${color}" opacity="0.1"/>` : '';
+          const area =
+            pts.length > 1
+              ? `<polygon points="${pts[0]!.split(',')[0]},${y(0)} ${points} ${pts.at(-1)!.split(',')[0]},${y(0)}" fill="${color}" opacity="0.1"/>`
+              : '';
           const dots = pts.length === 1 ? `<circle cx="${pts[0]!.split(',')[0]}" cy="${pts[0]!.split(',')[1]}" r="3" fill="${color}"/>` : '';
           return `${area}<polyline points="${points}" fill="none" stroke="${color}" stroke-width="2"/>${dots}`;
         })
         .join('');
     })
     .join('');
-  const legend = series
-    .map((s, k) => `<span class="key"><i style="background:${COLORS[k % COLORS.length]}"></i>${escapeXml(s.name)}</span>`)
-    .join('');
+  const legend = series.map((s, k) => `<span class="key"><i style="background:${COLORS[k % COLORS.length]}"></i>${escapeXml(s.name)}</span>`).join('');
   return `<section class="panel"><h2 title="${escapeXml(panel.description)}">${escapeXml(panel.title)}</h2>
 <svg viewBox="0 0 ${w} ${h}" width="${w}" height="${h}">${grid}${ticks}${lines}</svg>
 <div class="legend">${legend || '<span class="key">no data</span>'}</div></section>`;

@@ -27,4 +27,8 @@ export declare function parseIndex(text: string): IndexEntry[];
 export declare function linkedFiles(testsLine: string): string[];
 export declare function renderTestsLine(files: readonly string[]): string;
 export declare function updateIndex(text: string, named: ReadonlyMap<string, readonly string[]>): string;
-export declare function problems(entries: readonly IndexEntry[], named: ReadonlyMap<string, readonly string[]>, spec: readonly SpecRule[] | undefined): string[];
+export declare function problems(
+  entries: readonly IndexEntry[],
+  named: ReadonlyMap<string, readonly string[]>,
+  spec: readonly SpecRule[] | undefined,
+): string[];

@@ -31,7 +31,12 @@ export function findTestFiles(root = ROOT) {
       if (!entry.isFile() || !entry.name.endsWith('.test.ts')) continue;
       const path = join(entry.parentPath ?? entry.path, entry.name);
       if (path.split(/[\\/]/).includes('node_modules')) continue;
-      files.push(path.slice(root.length + 1).split(/[\\/]/).join('/'));
+      files.push(
+        path
+          .slice(root.length + 1)
+          .split(/[\\/]/)
+          .join('/'),
+      );
     }
   }
   return files.sort();
@@ -268,7 +273,7 @@ export function parseIndex(text) {
     } else if (current && /^ {2,}\S/.test(line)) {
       current.lines.push(line);
       const tests = /^ {2}- Tests:(?: (.*))?$/.exec(line);
-      if (tests) current.testsLine = tests[1] ?? "";
+      if (tests) current.testsLine = tests[1] ?? '';
     } else {
       current = undefined;
     }
@@ -325,7 +330,9 @@ export function problems(entries, named, spec) {
       if (!rule) found.push(`docs/rules.md names ${entry.id}, which SPEC.md does not define`);
       else if (entry.section !== rule.section) found.push(`${entry.id} is under "${entry.section}" in docs/rules.md, "${rule.section}" in SPEC.md`);
       else if (entry.tags.join(' ') !== rule.tags.join(' ')) {
-        found.push(`${entry.id} is marked ${entry.tags.map((t) => `[${t}]`).join(' ') || '(nothing)'} in docs/rules.md, ${rule.tags.map((t) => `[${t}]`).join(' ')} in SPEC.md`);
+        found.push(
+          `${entry.id} is marked ${entry.tags.map((t) => `[${t}]`).join(' ') || '(nothing)'} in docs/rules.md, ${rule.tags.map((t) => `[${t}]`).join(' ')} in SPEC.md`,
+        );
       }
     }
   }
@@ -353,7 +360,9 @@ function main(argv) {
   }
   if (updated !== text) writeFileSync(INDEX_PATH, updated);
   const built = parseIndex(updated).filter((e) => named.has(e.id)).length;
-  console.log(`rules-index: docs/rules.md ${updated === text ? 'was current' : 'updated'}; ${built} rules named by tests, ${parseIndex(updated).length - built} not built yet`);
+  console.log(
+    `rules-index: docs/rules.md ${updated === text ? 'was current' : 'updated'}; ${built} rules named by tests, ${parseIndex(updated).length - built} not built yet`,
+  );
   return found.length === 0 ? 0 : 1;
 }
 

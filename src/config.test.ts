@@ -19,7 +19,9 @@ describe('X4: configuration', () => {
   });
 
   it('X3: bad settings are refused with the setting named', () => {
-    expect(() => loadConfig({ SLS_PORT: 'eighty' })).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_PORT' }) }));
+    expect(() => loadConfig({ SLS_PORT: 'eighty' })).toThrowError(
+      expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_PORT' }) }),
+    );
     expect(() => loadConfig({ SLS_COOKIE_SECURE: 'maybe' })).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG' }));
   });
 

@@ -11,14 +11,18 @@ import { parseLimit, type Limit, type Limits } from './throttle/throttle.js';
 import { SlsError } from './errors.js';
 
 /** X5: a throttle setting, `PER_ADDRESS/GLOBAL` hits a minute, or `off`. */
-const LimitSetting = (fallback: string) => z.string().default(fallback).transform((value, ctx): Limit => {
-  const limit = parseLimit(value.trim());
-  if (!limit) {
-    ctx.addIssue({ code: 'custom', message: 'PER_ADDRESS/GLOBAL hits a minute (20/3000), or off' });
-    return z.NEVER;
-  }
-  return limit;
-});
+const LimitSetting = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx): Limit => {
+      const limit = parseLimit(value.trim());
+      if (!limit) {
+        ctx.addIssue({ code: 'custom', message: 'PER_ADDRESS/GLOBAL hits a minute (20/3000), or off' });
+        return z.NEVER;
+      }
+      return limit;
+    });
 
 /** Whether a proxy to trust is named as an IPv4 or IPv6 address, or a CIDR range of them. */
 function isAddressOrCidr(entry: string): boolean {
@@ -32,7 +36,10 @@ function isAddressOrCidr(entry: string): boolean {
 
 /** A comma list of IP addresses and CIDR ranges (SLS_TRUST_PROXY, SLS_METRICS_ALLOW); an issue names the first entry that is neither. */
 function addressList(text: string, ctx: z.RefinementCtx): string[] {
-  const list = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  const list = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
   const bad = list.find((entry) => !isAddressOrCidr(entry));
   if (bad) {
     ctx.addIssue({ code: 'custom', message: `${bad} is not an IP address or a CIDR range` });
@@ -44,9 +51,7 @@ function addressList(text: string, ctx: z.RefinementCtx): string[] {
 /** Defaults given in minutes by the settings. */
 const DEFAULT_POLICY_MINUTES = { stepUp: 5 };
 
-const booleanFromEnv = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const booleanFromEnv = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 /** The push services of the major browsers (Chrome, Firefox, Edge, Safari). */
 export const DEFAULT_PUSH_SERVICES = ['fcm.googleapis.com', 'push.services.mozilla.com', 'notify.windows.com', 'push.apple.com'];
@@ -104,7 +109,10 @@ const EnvSchema = z.object({
     .string()
     .regex(/^[\x21-\x7e]{32,256}$/, 'at least 32 printable characters without spaces, e.g. openssl rand -hex 32')
     .optional(),
-  SLS_METRICS_ALLOW: z.string().default('').transform((value, ctx) => addressList(value, ctx)),
+  SLS_METRICS_ALLOW: z
+    .string()
+    .default('')
+    .transform((value, ctx) => addressList(value, ctx)),
   SLS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SLS_DEFAULT_LANGUAGE: z.enum(['en', 'fr', 'zh-Hant']).default('en'),
   SLS_EMAIL_PROVIDER: z.enum(['outbox', 'smtp']).default('outbox'),
@@ -130,15 +138,31 @@ const EnvSchema = z.object({
   SLS_PUSH_SERVICES: z
     .string()
     .default(DEFAULT_PUSH_SERVICES.join(','))
-    .transform((list) => list.split(',').map((host) => host.trim().toLowerCase()).filter((host) => host !== '')),
+    .transform((list) =>
+      list
+        .split(',')
+        .map((host) => host.trim().toLowerCase())
+        .filter((host) => host !== ''),
+    ),
   SLS_SECURITY_KEY_AAGUIDS: z
     .string()
     .default('')
-    .transform((list) => list.split(',').map((id) => id.trim().toLowerCase()).filter((id) => id !== ''))
-    .refine((ids) => ids.every((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)), 'a comma-separated list of AAGUIDs such as cb69481e-8ff7-4039-93ec-0a2729a154a8'),
+    .transform((list) =>
+      list
+        .split(',')
+        .map((id) => id.trim().toLowerCase())
+        .filter((id) => id !== ''),
+    )
+    .refine(
+      (ids) => ids.every((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)),
+      'a comma-separated list of AAGUIDs such as cb69481e-8ff7-4039-93ec-0a2729a154a8',
+    ),
   SLS_DELIVERY_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   SLS_DELIVERY_RETRY_BASE_MS: z.coerce.number().int().min(0).max(60_000).default(500),
-  SLS_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(),
+  SLS_REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL')
+    .optional(),
   SLS_LIMIT_LOGIN: LimitSetting('20/3000'),
   SLS_LIMIT_ANSWER: LimitSetting('60/6000'),
   SLS_LIMIT_SEND: LimitSetting('10/1000'),
@@ -243,15 +267,33 @@ export interface VoiceChoice {
   language: string;
 }
 
-
 /** How notices leave: the development outbox, or real gateways (docs/operations.md). */
 export interface DeliveryConfig {
   email:
     | { provider: 'outbox' }
-    | { provider: 'smtp'; host: string; port: number; secure: boolean; tls: SmtpTlsMode; ca?: string; user?: string; pass?: string; from: string; timeoutMs: number };
+    | {
+        provider: 'smtp';
+        host: string;
+        port: number;
+        secure: boolean;
+        tls: SmtpTlsMode;
+        ca?: string;
+        user?: string;
+        pass?: string;
+        from: string;
+        timeoutMs: number;
+      };
   sms:
     | { provider: 'outbox' }
-    | { provider: 'twilio'; baseUrl: string; accountSid: string; authToken: string; from: string; timeoutMs: number; voices?: Partial<Record<'en' | 'fr' | 'zh-Hant', VoiceChoice>> };
+    | {
+        provider: 'twilio';
+        baseUrl: string;
+        accountSid: string;
+        authToken: string;
+        from: string;
+        timeoutMs: number;
+        voices?: Partial<Record<'en' | 'fr' | 'zh-Hant', VoiceChoice>>;
+      };
   retry: { attempts: number; baseDelayMs: number };
 }
 

@@ -114,7 +114,10 @@ function observedSignals(signals: Signals, observer: Pick<Observer, 'waiting'>):
 function pushProviderOf(config: Config, clock: Clock): { provider: PushProvider; vapidPublicKey: string | null } {
   if (config.push.provider === 'none') return { provider: noPushProvider, vapidPublicKey: null };
   const { keys } = loadVapidKeys({ publicKey: config.push.publicKey, privateKey: config.push.privateKey, dataDir: config.dataDir });
-  return { provider: webPushProvider({ vapid: { ...keys, subject: config.push.subject }, timeoutMs: config.push.timeoutMs, clock }), vapidPublicKey: keys.publicKey };
+  return {
+    provider: webPushProvider({ vapid: { ...keys, subject: config.push.subject }, timeoutMs: config.push.timeoutMs, clock }),
+    vapidPublicKey: keys.publicKey,
+  };
 }
 
 export interface ServiceOptions {
@@ -176,7 +179,10 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const users = new Users(store, clock, box, audit, config.policy.oneTimePasswordTtlMs);
     const relyingParty = relyingPartyOf(config);
     // a key suspended as cloned is told to its user (notifier and users are ready by then)
-    const devices = new Devices(store, clock, box, audit, { relyingParty, onSuspected: (device, reason) => suspicionNotice({ users, notifier })(device, reason) });
+    const devices = new Devices(store, clock, box, audit, {
+      relyingParty,
+      onSuspected: (device, reason) => suspicionNotice({ users, notifier })(device, reason),
+    });
     const lockout = new Lockout(store, clock, config.policy);
     const sessions = new Sessions(store, clock, config.policy, audit);
     const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir), {
@@ -200,11 +206,96 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const signals = observedSignals(openSignals(store), metrics);
     const push = pushProviderOf(config, clock);
     const firstFactor = new FirstFactor({ users, answers, clock });
-    const pushRequests = new PushRequests({ store, clock, box, audit, devices, deviceKind, users, signals, config, notifier, provider: push.provider, answers });
-    const login = new LoginFlows({ store, clock, config, policy: config.policy, box, audit, users, devices, deviceKind, lockout, sessions, phones, smsCodes, signals, pushRequests, firstFactor, answers, flowLimits, observer: metrics });
-    const helpDesk = new HelpDesk({ store, clock, box, audit, users, devices, lockout, notifier, config, pushRequests, signals, sessions, phones, newTemporaryPasscode });
-    const mobileEnrolment = new MobileEnrolment({ store, clock, box, audit, users, devices, deviceKind, lockout, notifier, config, phones, smsCodes, signals, sessions, firstFactor, helpDesk, answers, flowLimits });
-    const activationDeps = { store, clock, box, audit, users, devices, deviceKind, softPinHash, lockout, notifier, config, helpDesk, smsCodes, sessions, pushRequests, answers, flowLimits };
+    const pushRequests = new PushRequests({
+      store,
+      clock,
+      box,
+      audit,
+      devices,
+      deviceKind,
+      users,
+      signals,
+      config,
+      notifier,
+      provider: push.provider,
+      answers,
+    });
+    const login = new LoginFlows({
+      store,
+      clock,
+      config,
+      policy: config.policy,
+      box,
+      audit,
+      users,
+      devices,
+      deviceKind,
+      lockout,
+      sessions,
+      phones,
+      smsCodes,
+      signals,
+      pushRequests,
+      firstFactor,
+      answers,
+      flowLimits,
+      observer: metrics,
+    });
+    const helpDesk = new HelpDesk({
+      store,
+      clock,
+      box,
+      audit,
+      users,
+      devices,
+      lockout,
+      notifier,
+      config,
+      pushRequests,
+      signals,
+      sessions,
+      phones,
+      newTemporaryPasscode,
+    });
+    const mobileEnrolment = new MobileEnrolment({
+      store,
+      clock,
+      box,
+      audit,
+      users,
+      devices,
+      deviceKind,
+      lockout,
+      notifier,
+      config,
+      phones,
+      smsCodes,
+      signals,
+      sessions,
+      firstFactor,
+      helpDesk,
+      answers,
+      flowLimits,
+    });
+    const activationDeps = {
+      store,
+      clock,
+      box,
+      audit,
+      users,
+      devices,
+      deviceKind,
+      softPinHash,
+      lockout,
+      notifier,
+      config,
+      helpDesk,
+      smsCodes,
+      sessions,
+      pushRequests,
+      answers,
+      flowLimits,
+    };
     const activation = new DeviceActivation(activationDeps);
     const stepUp = new StepUp(activation, { ...activationDeps, firstFactor });
     const onlineCards = new OnlineCards({ store, clock, audit, users, devices });
@@ -212,7 +303,17 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const throttle = new Throttle(config.redisUrl ? redisCounters(config.redisUrl) : databaseCounters(store), clock, config.limits);
     const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle });
     const passwords = new Passwords({ users, answers, notifier, sessions });
-    const securityKeys = new SecurityKeys({ store, clock, box, audit, users, devices, relyingParty, aaguids: config.securityKeyAaguids, rpName: translator(config.defaultLanguage)('web.productName') });
+    const securityKeys = new SecurityKeys({
+      store,
+      clock,
+      box,
+      audit,
+      users,
+      devices,
+      relyingParty,
+      aaguids: config.securityKeyAaguids,
+      rpName: translator(config.defaultLanguage)('web.productName'),
+    });
     return {
       config,
       clock,

@@ -142,7 +142,12 @@ function sourceFiles(): string[] {
   for (const entry of readdirSync(SRC, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile() || !entry.name.endsWith('.ts') || entry.name.endsWith('.d.ts')) continue;
     const path = join(entry.parentPath, entry.name);
-    files.push(path.slice(SRC.length + 1).split(/[\\/]/).join('/'));
+    files.push(
+      path
+        .slice(SRC.length + 1)
+        .split(/[\\/]/)
+        .join('/'),
+    );
   }
   return files.sort();
 }
@@ -151,12 +156,7 @@ function sourceFiles(): string[] {
 function resolveSpecifier(from: string, specifier: string, files: Set<string>): string | undefined {
   if (!specifier.startsWith('.')) return undefined;
   const base = posix.normalize(posix.join(posix.dirname(from), specifier));
-  const candidates = [
-    base,
-    base.replace(/\.(m|c)?js$/, '.$1ts'),
-    `${base}.ts`,
-    `${base}/index.ts`,
-  ];
+  const candidates = [base, base.replace(/\.(m|c)?js$/, '.$1ts'), `${base}.ts`, `${base}/index.ts`];
   return candidates.find((c) => files.has(c));
 }
 
@@ -283,15 +283,28 @@ const RULES: Rule[] = [
     name: 'the composition root (services.ts) is imported only by http/ and cli/',
     message: 'services.ts imported outside src/http/ and src/cli/',
     breaks: (e) => e.to === 'services.ts' && !under(e.from, 'http', 'cli') && !isTest(e.from),
-    refuses: [['flows/login.ts', 'services.ts'], ['devices/mobile/enrolment.ts', 'services.ts']],
-    allows: [['http/api/login.ts', 'services.ts'], ['cli/main.ts', 'services.ts']],
+    refuses: [
+      ['flows/login.ts', 'services.ts'],
+      ['devices/mobile/enrolment.ts', 'services.ts'],
+    ],
+    allows: [
+      ['http/api/login.ts', 'services.ts'],
+      ['cli/main.ts', 'services.ts'],
+    ],
   },
   {
     name: 'flows/, policy/, helpdesk/, identity/ and sessions/ know no device kind (devices/<kind>/) nor the registry of kinds',
     message: "imports of a device kind's folder (or of the registry, which the composition root injects)",
     breaks: (e) => under(e.from, 'flows', 'policy', 'helpdesk', 'identity', 'sessions') && (deviceKind(e.to) !== undefined || e.to === 'devices/registry.ts'),
-    refuses: [['flows/login.ts', 'devices/sms/sms.ts'], ['helpdesk/helpdesk.ts', 'devices/registry.ts'], ['policy/access.ts', 'devices/mobile/mobile.ts']],
-    allows: [['flows/login.ts', 'devices/types.ts'], ['helpdesk/helpdesk.ts', 'devices/devices.ts']],
+    refuses: [
+      ['flows/login.ts', 'devices/sms/sms.ts'],
+      ['helpdesk/helpdesk.ts', 'devices/registry.ts'],
+      ['policy/access.ts', 'devices/mobile/mobile.ts'],
+    ],
+    allows: [
+      ['flows/login.ts', 'devices/types.ts'],
+      ['helpdesk/helpdesk.ts', 'devices/devices.ts'],
+    ],
   },
   {
     name: 'no device kind imports another kind (devices/a/ → devices/b/), nor the registry that holds them all',
@@ -301,15 +314,28 @@ const RULES: Rule[] = [
       const b = deviceKind(e.to);
       return a !== undefined && ((b !== undefined && a !== b) || e.to === 'devices/registry.ts');
     },
-    refuses: [['devices/mobile/mobile.ts', 'devices/dscplus/dscplus.ts'], ['devices/mobile/enrolment.ts', 'devices/registry.ts']],
-    allows: [['devices/mobile/enrolment.ts', 'devices/mobile/keys.ts'], ['devices/mobile/mobile.ts', 'devices/ocra-device.ts'], ['devices/registry.ts', 'devices/sms/sms.ts']],
+    refuses: [
+      ['devices/mobile/mobile.ts', 'devices/dscplus/dscplus.ts'],
+      ['devices/mobile/enrolment.ts', 'devices/registry.ts'],
+    ],
+    allows: [
+      ['devices/mobile/enrolment.ts', 'devices/mobile/keys.ts'],
+      ['devices/mobile/mobile.ts', 'devices/ocra-device.ts'],
+      ['devices/registry.ts', 'devices/sms/sms.ts'],
+    ],
   },
   {
     name: 'devices/ and flows/ import neither helpdesk/ nor http/',
     message: 'devices/ or flows/ reaching up to helpdesk/ or http/',
     breaks: (e) => under(e.from, 'devices', 'flows') && under(e.to, 'helpdesk', 'http'),
-    refuses: [['flows/activation.ts', 'helpdesk/helpdesk.ts'], ['devices/dscplus/requests.ts', 'http/errors.ts']],
-    allows: [['devices/dscplus/requests.ts', 'flows/ports.ts'], ['helpdesk/helpdesk.ts', 'devices/types.ts']],
+    refuses: [
+      ['flows/activation.ts', 'helpdesk/helpdesk.ts'],
+      ['devices/dscplus/requests.ts', 'http/errors.ts'],
+    ],
+    allows: [
+      ['devices/dscplus/requests.ts', 'flows/ports.ts'],
+      ['helpdesk/helpdesk.ts', 'devices/types.ts'],
+    ],
   },
   {
     name: 'delivery/ (the providers) does not import notify/ (their consumer)',
@@ -336,7 +362,7 @@ describe('[ours] architecture: the dependency rules of docs/architecture.md, on 
       "const m = await import('./m.js');",
       "// import { n } from './comment.js';",
       "/* import('./block-comment.js') */",
-      "const o = \"import { p } from './string.js'\";",
+      'const o = "import { p } from \'./string.js\'";',
       "const q = `${await import('./in-template.js')} import('./template-text.js')`;",
       "const r = /import\\('.\\/regex.js'\\)/;",
       'const s = import.meta.url;',

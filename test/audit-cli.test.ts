@@ -109,7 +109,9 @@ describe('sls audit checkpoint and verify (X1)', { timeout: 120_000 }, () => {
     line = checkpoint.stdout.trim();
     const verified = await sls(['audit', 'verify', '--checkpoint', line], env);
     expect(verified).toMatchObject({ code: 0, stderr: '' });
-    expect(verified.stdout).toMatch(/^Audit log intact: 12 entries, head [0-9a-f]{64}\.\nThe checkpoint of entry 12 matches: nothing up to it has changed\.\n$/);
+    expect(verified.stdout).toMatch(
+      /^Audit log intact: 12 entries, head [0-9a-f]{64}\.\nThe checkpoint of entry 12 matches: nothing up to it has changed\.\n$/,
+    );
   });
 
   it('X1: after the newest entries were deleted (the trigger dropped first), verify says which are missing and that the checkpoint does not match; checkpoint refuses', async () => {
@@ -119,7 +121,10 @@ describe('sls audit checkpoint and verify (X1)', { timeout: 120_000 }, () => {
     raw.prepare('delete from audit_log where seq > 9').run();
     raw.close();
     const missing = await sls(['audit', 'verify'], env);
-    expect(missing).toMatchObject({ code: 1, stderr: 'sls: The audit log has been tampered with: the entries after 9 are missing (the signed head names entry 12).\n' });
+    expect(missing).toMatchObject({
+      code: 1,
+      stderr: 'sls: The audit log has been tampered with: the entries after 9 are missing (the signed head names entry 12).\n',
+    });
     const againstCheckpoint = await sls(['audit', 'verify', '--checkpoint', line], env);
     expect(againstCheckpoint.code).toBe(1);
     expect(againstCheckpoint.stdout).toBe(
@@ -136,7 +141,10 @@ describe('sls audit checkpoint and verify (X1)', { timeout: 120_000 }, () => {
     const raw = new BetterSqlite3(db.url.slice('sqlite:'.length));
     raw.prepare('delete from audit_log').run();
     raw.close();
-    expect(await sls(['audit', 'verify'], env)).toMatchObject({ code: 1, stderr: 'sls: The audit log has been tampered with: it was emptied (the signed head names entry 12).\n' });
+    expect(await sls(['audit', 'verify'], env)).toMatchObject({
+      code: 1,
+      stderr: 'sls: The audit log has been tampered with: it was emptied (the signed head names entry 12).\n',
+    });
     for (const bad of ['yesterday', line.replace(/sig=\S+/, 'sig=short')]) {
       const res = await sls(['audit', 'verify', '--checkpoint', bad], env);
       expect(res).toMatchObject({

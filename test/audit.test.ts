@@ -23,7 +23,18 @@ import * as m0004 from '../src/store/migrations/0004_device_requests.js';
 import * as m0005 from '../src/store/migrations/0005_password_reset.js';
 import * as m0006 from '../src/store/migrations/0006_mobile_numbers.js';
 import * as m0007 from '../src/store/migrations/0007_mobile_authenticator.js';
-import { DATABASES, PASSWORD, TEST_MASTER_KEY, cardAnswer, createUser, createUserWithCard, openTestDatabase, startHarness, testConfig, type Harness } from './support/harness.js';
+import {
+  DATABASES,
+  PASSWORD,
+  TEST_MASTER_KEY,
+  cardAnswer,
+  createUser,
+  createUserWithCard,
+  openTestDatabase,
+  startHarness,
+  testConfig,
+  type Harness,
+} from './support/harness.js';
 import { answer, bearer, get, startLogin } from './support/api.js';
 import { asAttacker, dropAuditGuards, plainSha256, rechain } from './support/audit.js';
 import type { Role } from '../src/store/schema.js';
@@ -145,7 +156,10 @@ describe.each(DATABASES)('the audit log on %s: tampering is detected (X1)', (dbN
   it('X1: entries written around the server (not covered by the signed head) are reported', async () => {
     const ten = await store.db.selectFrom('audit_log').selectAll().where('seq', '=', 10).executeTakeFirstOrThrow();
     const row = { ...ten, seq: 11, data: '{"i":11}' };
-    await store.db.insertInto('audit_log').values({ ...row, prev_hash: ten.hash, hash: plainSha256(ten.hash, row) }).execute();
+    await store.db
+      .insertInto('audit_log')
+      .values({ ...row, prev_hash: ten.hash, hash: plainSha256(ten.hash, row) })
+      .execute();
     expect(findingsOf(await h.services.audit.verify())).toEqual([
       { reason: 'entry_altered', seq: 11, last: 11 },
       { reason: 'entries_unsigned', seq: 11, last: 11 },
@@ -214,7 +228,13 @@ describe.each(DATABASES)('the audit log on %s: tampering is detected (X1)', (dbN
       } finally {
         await other.drop();
       }
-      for (const line of ['', 'seq=10', checkpoint.replace(' sig=', ' signature='), checkpoint.replace(/at=\S+/, 'at=2026-02-30T00:00:00.000Z'), `${checkpoint} extra`]) {
+      for (const line of [
+        '',
+        'seq=10',
+        checkpoint.replace(' sig=', ' signature='),
+        checkpoint.replace(/at=\S+/, 'at=2026-02-30T00:00:00.000Z'),
+        `${checkpoint} extra`,
+      ]) {
         await expect(h.services.audit.verify({ checkpoint: line }), line).rejects.toMatchObject({ code: 'VALIDATION_ERROR', params: { reason: 'checkpoint' } });
       }
     });
@@ -242,13 +262,20 @@ describe.each(DATABASES)('entries from before the keyed chain, on %s (X1, decisi
         '0007_mobile_authenticator': m0007,
       };
       const schema = dbName === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(old.db)).rows[0]!.schema : undefined;
-      const migrated = await new Migrator({ db: old.db, provider: { getMigrations: async () => migrations }, ...(schema ? { migrationTableSchema: schema } : {}) }).migrateToLatest();
+      const migrated = await new Migrator({
+        db: old.db,
+        provider: { getMigrations: async () => migrations },
+        ...(schema ? { migrationTableSchema: schema } : {}),
+      }).migrateToLatest();
       expect(migrated.error).toBeUndefined();
       let prevHash = '0'.repeat(64);
       for (let seq = 1; seq <= 5; seq++) {
         const row = { seq, at: Date.UTC(2025, 5, seq), event: 'login.succeeded', actor: null, user_id: null, username: `legacy${seq}`, ip: null, data: '{}' };
         const hash = plainSha256(prevHash, row);
-        await old.db.insertInto('audit_log').values({ ...row, prev_hash: prevHash, hash }).execute();
+        await old.db
+          .insertInto('audit_log')
+          .values({ ...row, prev_hash: prevHash, hash })
+          .execute();
         prevHash = hash;
       }
       await old.close();
@@ -324,7 +351,10 @@ describe.each(DATABASES)('the admin API of the audit log on %s (X1)', (dbName) =
     const list = async (query: string) => {
       const res = await get(h.app, `/api/v1/admin/audit?${query}`, bearer(token));
       expect(res.status, query).toBe(200);
-      return res.body as { entries: { seq: number; at: string; event: string; actor: string | null; userId: string; username: string; hash: string; data: { i: number } }[]; next: string | null };
+      return res.body as {
+        entries: { seq: number; at: string; event: string; actor: string | null; userId: string; username: string; hash: string; data: { i: number } }[];
+        next: string | null;
+      };
     };
     const window = await list(`since=${at(3)}&until=${at(6)}`);
     expect(window.entries.map((e) => e.data.i)).toEqual([4, 3, 2]);

@@ -30,9 +30,7 @@ function flatten(messages: Messages | string, into: string[] = []): string[] {
 
 /** The texts of a page people read: between the tags, outside scripts. */
 function pageTexts(html: string): string[] {
-  const body = html
-    .replace(/<script\b[\s\S]*?<\/script>/gi, ' ')
-    .replace(/<head>[\s\S]*?<\/head>/, ' ');
+  const body = html.replace(/<script\b[\s\S]*?<\/script>/gi, ' ').replace(/<head>[\s\S]*?<\/head>/, ' ');
   return body
     .split(/<[^>]*>/)
     .map((s) => decode(s).replace(/\s+/g, ' ').trim())
@@ -54,12 +52,43 @@ async function getPage(lang: Lang) {
 
 /** The element ids the browser tests drive (see the brief of the app's screens). */
 const IDS = [
-  'users', 'add-user', 'migrate', 'recover', 'authenticate', 'connection',
-  'act-username', 'act-password', 'act-continue', 'act-send-token', 'act-challenge',
-  'act-token', 'act-pin', 'act-pin-again', 'act-biometric', 'act-activate', 'act-done', 'act-finish',
-  'request', 'req-username', 'req-app', 'req-ip', 'req-time', 'req-number', 'req-pin', 'req-approve', 'req-deny', 'req-back', 'req-outcome',
-  'cr-user', 'cr-challenge', 'cr-pin', 'cr-generate', 'cr-response',
-  'message', 'msg-username', 'msg-password',
+  'users',
+  'add-user',
+  'migrate',
+  'recover',
+  'authenticate',
+  'connection',
+  'act-username',
+  'act-password',
+  'act-continue',
+  'act-send-token',
+  'act-challenge',
+  'act-token',
+  'act-pin',
+  'act-pin-again',
+  'act-biometric',
+  'act-activate',
+  'act-done',
+  'act-finish',
+  'request',
+  'req-username',
+  'req-app',
+  'req-ip',
+  'req-time',
+  'req-number',
+  'req-pin',
+  'req-approve',
+  'req-deny',
+  'req-back',
+  'req-outcome',
+  'cr-user',
+  'cr-challenge',
+  'cr-pin',
+  'cr-generate',
+  'cr-response',
+  'message',
+  'msg-username',
+  'msg-password',
 ];
 
 describe('the authenticator page /app (K1, K3, K4, K13, K14, X2)', () => {
@@ -70,11 +99,15 @@ describe('the authenticator page /app (K1, K3, K4, K13, K14, X2)', () => {
     expectAppCsp(response.headers);
     expect(htmlLang(html)).toBe(lang);
     const t = messagesOf(lang);
-    const title = ((t.authenticator as Messages).title as string);
+    const title = (t.authenticator as Messages).title as string;
     expect(h1s(html)).toEqual([title]);
     expect(elements(html, 'a').find((a) => a.attrs.class === 'skip')?.attrs.href).toBe('#main');
     expect(languageLinks(html).map((l) => l.href)).toEqual(['/app?lang=en', '/app?lang=fr', '/app?lang=zh-Hant']);
-    expect(languageLinks(html).filter((l) => l.current).map((l) => l.hreflang)).toEqual([lang]);
+    expect(
+      languageLinks(html)
+        .filter((l) => l.current)
+        .map((l) => l.hreflang),
+    ).toEqual([lang]);
     expectEveryControlLabelled(html);
     for (const id of IDS) expect(byId(html, id), id).toBeDefined();
   });
@@ -94,7 +127,7 @@ describe('the authenticator page /app (K1, K3, K4, K13, K14, X2)', () => {
     expect(byId(html, 'authenticator')?.attrs['data-vapid-key']).toBe('');
   });
 
-  it.each(LANGS)('X2: every text of the page in %s comes from that language\'s translations', async (lang) => {
+  it.each(LANGS)("X2: every text of the page in %s comes from that language's translations", async (lang) => {
     const { html } = await getPage(lang);
     const known = new Set(flatten(messagesOf(lang)));
     const texts = pageTexts(html);
@@ -120,7 +153,7 @@ describe('the authenticator page /app (K1, K3, K4, K13, K14, X2)', () => {
     expect(texts).toEqual({ authenticator: messages.authenticator, apps: messages.apps });
   });
 
-  it('X2: the app\'s modules contain no English text of the app', () => {
+  it("X2: the app's modules contain no English text of the app", () => {
     const english = flatten(messagesOf('en').authenticator as Messages).filter((text) => text.length > 12);
     for (const module of ['app.js', 'activation.js', 'requests.js', 'offline.js', 'connection.js', 'dom.js']) {
       const source = readFileSync(`${APP_JS}/${module}`, 'utf8');
@@ -134,7 +167,11 @@ function sameInBoth(lang: 'fr' | 'zh-Hant'): Set<string> {
   const entries = (messages: Messages, prefix = ''): [string, string][] =>
     Object.entries(messages).flatMap(([k, v]) => (typeof v === 'string' ? [[`${prefix}${k}`, v] as [string, string]] : entries(v, `${prefix}${k}.`)));
   const en = new Map(entries(messagesOf('en')));
-  return new Set(entries(messagesOf(lang)).filter(([key, value]) => en.get(key) === value).map(([, value]) => value));
+  return new Set(
+    entries(messagesOf(lang))
+      .filter(([key, value]) => en.get(key) === value)
+      .map(([, value]) => value),
+  );
 }
 
 describe('the manifest (K1: an installable app)', () => {
@@ -157,13 +194,18 @@ describe('the manifest (K1: an installable app)', () => {
 
   it('X2: the manifest follows Accept-Language when the address names no language', async () => {
     const names = await Promise.all(
-      ['en-US', 'fr-FR', 'zh-TW'].map(async (accept) => (await h.app.inject({ method: 'GET', url: '/app/manifest.webmanifest', headers: { 'accept-language': accept } })).json().name as string),
+      ['en-US', 'fr-FR', 'zh-TW'].map(
+        async (accept) =>
+          (await h.app.inject({ method: 'GET', url: '/app/manifest.webmanifest', headers: { 'accept-language': accept } })).json().name as string,
+      ),
     );
     expect(new Set(names).size).toBe(3);
   });
 
   it('K1: every icon of the manifest is served, the PNGs at their size', async () => {
-    const manifest = (await h.app.inject({ method: 'GET', url: '/app/manifest.webmanifest' })).json() as { icons: { src: string; sizes: string; type: string }[] };
+    const manifest = (await h.app.inject({ method: 'GET', url: '/app/manifest.webmanifest' })).json() as {
+      icons: { src: string; sizes: string; type: string }[];
+    };
     for (const icon of manifest.icons) {
       const response = await h.app.inject({ method: 'GET', url: icon.src });
       expect(response.statusCode, icon.src).toBe(200);
@@ -189,7 +231,9 @@ describe('the service worker (K3, K4, K10)', () => {
     expectAppCsp(response.headers);
     const source = response.body;
     const files = JSON.parse(/self\.SHELL_FILES = (.*);/.exec(source)![1]!) as string[];
-    expect(files).toEqual(expect.arrayContaining(['/app', '/static/sls.css', '/static/authenticator.css', '/app/js/app.js', '/app/js/protocol.js', '/app/js/api.js']));
+    expect(files).toEqual(
+      expect.arrayContaining(['/app', '/static/sls.css', '/static/authenticator.css', '/app/js/app.js', '/app/js/protocol.js', '/app/js/api.js']),
+    );
     expect(files.some((f) => f.startsWith('/api/'))).toBe(false);
     expect(source).toMatch(/self\.SHELL_VERSION = "[0-9a-f]{16}";/);
     for (const event of ['install', 'activate', 'fetch', 'push', 'notificationclick']) expect(source).toContain(`addEventListener('${event}'`);
@@ -199,7 +243,7 @@ describe('the service worker (K3, K4, K10)', () => {
   });
 });
 
-describe('the app\'s modules (K1)', () => {
+describe("the app's modules (K1)", () => {
   it('K1: /app/js/app.js and every module it imports are served as JavaScript, with relative .js imports only', async () => {
     const seen = new Set<string>();
     const queue = ['/app/js/app.js'];

@@ -33,9 +33,12 @@ beforeAll(async () => {
     ['auditor', 'compliance'],
     ['boss', 'admin'],
   ] as const;
-  const createStaff = ([username, role]: (typeof staff)[number]) => sls(['staff', 'create', '--username', username, '--password', PASSWORD, '--role', role], env);
+  const createStaff = ([username, role]: (typeof staff)[number]) =>
+    sls(['staff', 'create', '--username', username, '--password', PASSWORD, '--role', role], env);
   const created = await Promise.all(staff.map(createStaff));
-  staff.forEach(([username, role], i) => expect(created[i], username).toMatchObject({ code: 0, stdout: `Created staff user ${username} (${role}).\n`, stderr: '' }));
+  staff.forEach(([username, role], i) =>
+    expect(created[i], username).toMatchObject({ code: 0, stdout: `Created staff user ${username} (${role}).\n`, stderr: '' }),
+  );
   await Promise.all(
     ['carol', 'dave', 'erin'].map(async (username) => {
       expect((await sls(['user', 'create', '--username', username, '--password', PASSWORD, '--email', `${username}@example.test`], env)).code).toBe(0);
@@ -110,7 +113,10 @@ describe('sls helpdesk', () => {
     const staff = await services.users.getByUsername('agent');
     const audit = await sls(['audit', 'list', '--user', 'carol', '--json'], env);
     const entries = JSON.parse(audit.stdout) as { event: string; actor: string; data: Record<string, unknown> }[];
-    expect(entries.find((e) => e.event === 'helpdesk.identity_verified')).toMatchObject({ actor: `staff:${staff.id}`, data: { verificationId: id, method: 'security_questions' } });
+    expect(entries.find((e) => e.event === 'helpdesk.identity_verified')).toMatchObject({
+      actor: `staff:${staff.id}`,
+      data: { verificationId: id, method: 'security_questions' },
+    });
     expect(entries.find((e) => e.event === 'helpdesk.temp_passcode_issued')).toMatchObject({ actor: `staff:${staff.id}`, data: { verificationId: id } });
     expect(audit.stdout).not.toContain(passcode);
   });
@@ -120,8 +126,14 @@ describe('sls helpdesk', () => {
     const passcode = (await sls(['helpdesk', 'issue-passcode', '--staff', 'boss', '--user', 'carol', '--verification', id], env)).stdout.trim();
     expect(passcode).toMatch(/^[A-Z2-9]{8}$/);
     expect((await userShow('carol')).devices.map((d) => d.state)).toEqual(['suspended', 'revoked', 'active']);
-    expect(await sls(['helpdesk', 'revoke-passcode', '--staff', 'agent', '--user', 'carol'], env)).toMatchObject({ code: 0, stdout: 'Revoked 1 temporary passcode.\n' });
-    expect(await sls(['helpdesk', 'revoke-passcode', '--staff', 'agent', '--user', 'carol'], env)).toMatchObject({ code: 0, stdout: 'Revoked 0 temporary passcodes.\n' });
+    expect(await sls(['helpdesk', 'revoke-passcode', '--staff', 'agent', '--user', 'carol'], env)).toMatchObject({
+      code: 0,
+      stdout: 'Revoked 1 temporary passcode.\n',
+    });
+    expect(await sls(['helpdesk', 'revoke-passcode', '--staff', 'agent', '--user', 'carol'], env)).toMatchObject({
+      code: 0,
+      stdout: 'Revoked 0 temporary passcodes.\n',
+    });
     await expect(services.login.start({ username: 'carol', password: PASSWORD, app: 'portal', ...meta })).rejects.toMatchObject({ code: 'NO_ACTIVE_DEVICE' });
   });
 
@@ -136,7 +148,9 @@ describe('sls helpdesk', () => {
 
   it('L3/A5: unlock lifts the lock of a verified caller after 10 failed logins; the card logs in again', async () => {
     for (let i = 0; i < 10; i++) {
-      await expect(services.login.start({ username: 'dave', password: `wrong ${i}`, app: 'portal', ...meta })).rejects.toMatchObject({ code: 'INVALID_CREDENTIALS' });
+      await expect(services.login.start({ username: 'dave', password: `wrong ${i}`, app: 'portal', ...meta })).rejects.toMatchObject({
+        code: 'INVALID_CREDENTIALS',
+      });
     }
     expect((await userShow('dave')).locked).toBe(true);
     const unlocked = await sls(['helpdesk', 'unlock', '--staff', 'agent', '--user', 'dave', '--verification', await verify('dave')], env);
@@ -167,7 +181,10 @@ describe('sls helpdesk', () => {
 
   it('T1/X3: a bad method, an unknown verification, an unknown staff member or caller: exit 1 with one line', async () => {
     const cases: [string[], string][] = [
-      [['verify', '--staff', 'agent', '--user', 'dave', '--method', 'guessing'], 'sls: The request is not valid: one of security_questions, id_document, callback_on_record, video_call\n'],
+      [
+        ['verify', '--staff', 'agent', '--user', 'dave', '--method', 'guessing'],
+        'sls: The request is not valid: one of security_questions, id_document, callback_on_record, video_call\n',
+      ],
       [['issue-passcode', '--staff', 'agent', '--user', 'dave', '--verification', 'ver_nope'], 'sls: No such identity verification for this user.\n'],
       [['unlock', '--staff', 'agent', '--user', 'dave', '--verification', 'ver_nope'], 'sls: No such identity verification for this user.\n'],
       [['verify', '--staff', 'nobody', '--user', 'dave', '--method', 'id_document'], 'sls: No such user.\n'],

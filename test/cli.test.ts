@@ -26,11 +26,21 @@ afterAll(async () => {
 
 describe('sls user', () => {
   it('A1/A6: user create makes a user, account and equity; user show prints them', async () => {
-    const created = await sls(['user', 'create', '--username', 'alice', '--password', 'correct horse battery', '--account', 'U1000001', '--equity', '2500000'], env);
+    const created = await sls(
+      ['user', 'create', '--username', 'alice', '--password', 'correct horse battery', '--account', 'U1000001', '--equity', '2500000'],
+      env,
+    );
     expect(created).toMatchObject({ code: 0, stdout: 'Created user alice in account U1000001.\n' });
     const shown = await sls(['user', 'show', 'alice', '--json'], env);
     expect(shown.code).toBe(0);
-    expect(JSON.parse(shown.stdout)).toMatchObject({ username: 'alice', account: 'U1000001', equityUsd: 2_500_000, primaryUser: true, locked: false, devices: [] });
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      username: 'alice',
+      account: 'U1000001',
+      equityUsd: 2_500_000,
+      primaryUser: true,
+      locked: false,
+      devices: [],
+    });
   });
 
   it('A3/A4: bad usernames and weak passwords exit non-zero with a one-line message', async () => {
@@ -39,7 +49,10 @@ describe('sls user', () => {
       [['--username', 'Bob', '--password', 'correct horse battery'], 'sls: Usernames are lower case: use only lower-case letters and digits.\n'],
       [['--username', 'bob', '--password', 'short'], 'sls: This password is too short: use at least 8 characters.\n'],
       [['--username', 'alice', '--password', 'correct horse battery'], 'sls: The user name alice is already taken.\n'],
-      [['--username', 'bob', '--password', 'correct horse battery', '--equity', 'lots'], 'sls: The request is not valid: the amount must be like 1500000 or 1500000.50\n'],
+      [
+        ['--username', 'bob', '--password', 'correct horse battery', '--equity', 'lots'],
+        'sls: The request is not valid: the amount must be like 1500000 or 1500000.50\n',
+      ],
     ];
     for (const [args, stderr] of cases) {
       const res = await sls(['user', 'create', ...args], env);
@@ -75,7 +88,12 @@ describe('sls device and the card emulator (C2, C3, C8)', () => {
     const res = await sls(['device', 'add-dscplus', '--user', 'alice', '--pin', '1234', '--out', cardPath], env);
     expect(res.code).toBe(0);
     card = JSON.parse(readFileSync(cardPath, 'utf8')) as CardFile;
-    expect(card).toMatchObject({ format: 'sls-dscplus-card/1', suite: 'OCRA-1:HOTP-SHA256-8:QN06-PSHA1', pin: '1234', serial: expect.stringMatching(/^DSC\d{7}$/) });
+    expect(card).toMatchObject({
+      format: 'sls-dscplus-card/1',
+      suite: 'OCRA-1:HOTP-SHA256-8:QN06-PSHA1',
+      pin: '1234',
+      serial: expect.stringMatching(/^DSC\d{7}$/),
+    });
     expect(card.seed).toMatch(/^[0-9a-f]{64}$/);
     expect(res.stdout).toBe(`Issued DSC+ ${card.serial} to alice; card file written to ${cardPath}.\n`);
     const list = JSON.parse((await sls(['device', 'list', '--user', 'alice', '--json'], env)).stdout);
@@ -141,7 +159,18 @@ describe('sls device and the card emulator (C2, C3, C8)', () => {
 
 describe('sls ocra (C3)', () => {
   const vectors = JSON.parse(readFileSync(new URL('./vectors/ocra_vectors.json', import.meta.url), 'utf8')) as {
-    suites: { suite: string; vectors: { key_hex: string; question: string; counter: number | null; pin: string | null; pin_hash_hex: string | null; timestamp_hex: string | null; expected: string }[] }[];
+    suites: {
+      suite: string;
+      vectors: {
+        key_hex: string;
+        question: string;
+        counter: number | null;
+        pin: string | null;
+        pin_hash_hex: string | null;
+        timestamp_hex: string | null;
+        expected: string;
+      }[];
+    }[];
   };
   // one vector of every suite of RFC 6287 Appendix C, through the command line
   const picks = vectors.suites.map((s) => ({ suite: s.suite, ...s.vectors[1]! }));
@@ -156,7 +185,20 @@ describe('sls ocra (C3)', () => {
   });
 
   it('C3: --pin gives the same value as --pin-hash', async () => {
-    const res = await sls(['ocra', '--suite', 'OCRA-1:HOTP-SHA256-8:QN08-PSHA1', '--key', '3132333435363738393031323334353637383930313233343536373839303132', '--question', '00000000', '--pin', '1234'], env);
+    const res = await sls(
+      [
+        'ocra',
+        '--suite',
+        'OCRA-1:HOTP-SHA256-8:QN08-PSHA1',
+        '--key',
+        '3132333435363738393031323334353637383930313233343536373839303132',
+        '--question',
+        '00000000',
+        '--pin',
+        '1234',
+      ],
+      env,
+    );
     expect(res.stdout).toBe('83238735\n');
   });
 
@@ -248,7 +290,9 @@ describe('sls device import-scc, helpdesk ship and jobs run (S1, C6, C8)', () =>
     expect(card.pin).toBeUndefined();
     expect((await sls(['dsc', '--card', out, '--pin', '2468', '--challenge', '123456'], env)).stdout).toMatch(/^\d{8}\n$/);
     // X6: then the notices due are delivered (alice has no address: none)
-    expect((await sls(['jobs', 'run'], env)).stdout).toMatch(/^Jobs run: 0 card\(s\) auto-activated, 0 notice\(s\) sent\.\nOutbox: 0 notice\(s\) delivered, 0 to try again later, 0 failed\.\n$/);
+    expect((await sls(['jobs', 'run'], env)).stdout).toMatch(
+      /^Jobs run: 0 card\(s\) auto-activated, 0 notice\(s\) sent\.\nOutbox: 0 notice\(s\) delivered, 0 to try again later, 0 failed\.\n$/,
+    );
     const again = await sls(['helpdesk', 'ship', '--staff', 'agent', '--device', device.id, '--serial', 'DSC0000201', '--out', out], env);
     expect(again.stderr).toBe('sls: The device cannot do that in its state (shipped).\n');
   });

@@ -19,7 +19,18 @@ describe('access assistance (R4)', () => {
   it('R4: cases I (no access), II (portal only) and III (device in hand) each lead to their path', async () => {
     const page = await h.app.inject({ method: 'GET', url: '/help' });
     expect(page.statusCode).toBe(200);
-    for (const id of ['no-access', 'partial-access', 'full-access', 'case-forgot', 'case-withoutDevice', 'case-lostDevice', 'case-passcodeExpired', 'case-cardExpired', 'case-locked', 'case-awaiting']) {
+    for (const id of [
+      'no-access',
+      'partial-access',
+      'full-access',
+      'case-forgot',
+      'case-withoutDevice',
+      'case-lostDevice',
+      'case-passcodeExpired',
+      'case-cardExpired',
+      'case-locked',
+      'case-awaiting',
+    ]) {
       expect(page.body, id).toContain(`id="${id}"`);
     }
     expect(page.body).toContain('href="/online-card"');

@@ -16,7 +16,24 @@ import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin } from './support/api.js';
-import { Agent, alertBox, byId, csrfOf, elements, expectEveryControlLabelled, form, forms, h1s, hasForm, hiddenValue, htmlLang, rows, text, textById, type Page } from './support/html.js';
+import {
+  Agent,
+  alertBox,
+  byId,
+  csrfOf,
+  elements,
+  expectEveryControlLabelled,
+  form,
+  forms,
+  h1s,
+  hasForm,
+  hiddenValue,
+  htmlLang,
+  rows,
+  text,
+  textById,
+  type Page,
+} from './support/html.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -90,7 +107,14 @@ describe('who may use the console (T1, A5)', () => {
   it('T1: without a session every console page and form sends the browser to /login', async () => {
     const agent = new Agent(h.app);
     const { user } = await createUserWithCard(h.services);
-    for (const path of ['/helpdesk', '/helpdesk?q=abc', userPath(user), `${userPath(user)}/verifications/ver_x`, `${userPath(user)}/passcode`, `${userPath(user)}/password`]) {
+    for (const path of [
+      '/helpdesk',
+      '/helpdesk?q=abc',
+      userPath(user),
+      `${userPath(user)}/verifications/ver_x`,
+      `${userPath(user)}/passcode`,
+      `${userPath(user)}/password`,
+    ]) {
       const page = await agent.get(path);
       expect(page.status, path).toBe(303);
       expect(page.location, path).toBe('/login');
@@ -151,7 +175,9 @@ describe('who may use the console (T1, A5)', () => {
 
     const search = await compliance.agent.get(`/helpdesk?q=${caller.username}`);
     expect(search.status).toBe(200);
-    expect(textById(search.html, 'signed-in-as')).toBe(`Signed in as ${compliance.user.username} (Compliance). Your role may look up users but not act for them.`);
+    expect(textById(search.html, 'signed-in-as')).toBe(
+      `Signed in as ${compliance.user.username} (Compliance). Your role may look up users but not act for them.`,
+    );
     expect(rows(search.html, 'results').map((r) => r[0])).toEqual([caller.username]);
 
     const page = await compliance.agent.get(userPath(caller));
@@ -205,13 +231,16 @@ describe('search (T1)', () => {
     expect(bad.status).toBe(404);
     expect(alertBox(bad.html)?.code).toBe('USER_NOT_FOUND');
     expect(bad.html).not.toContain('<b>x</b>');
-    const post = await staff.agent.post('/helpdesk/users/nosuchuser/verifications', { _csrf: csrfOf(form((await staff.agent.get('/account')).html, '/logout')), method: 'id_document' });
+    const post = await staff.agent.post('/helpdesk/users/nosuchuser/verifications', {
+      _csrf: csrfOf(form((await staff.agent.get('/account')).html, '/logout')),
+      method: 'id_document',
+    });
     expect(post.status).toBe(404);
     expect(alertBox(post.html)?.code).toBe('USER_NOT_FOUND');
   });
 });
 
-describe("the user page (L3, X1)", () => {
+describe('the user page (L3, X1)', () => {
   it('L3/X1: account, role, status, lock state, devices, and the latest audit entries (time, event, actor, details)', async () => {
     const staff = await signedIn();
     const { user: caller, card } = await createUserWithCard(h.services);
@@ -228,7 +257,12 @@ describe("the user page (L3, X1)", () => {
     expect(rows(page.html, 'devices')).toEqual([['Digital Security Card+ (DSC+)', card.serial, 'active', '', '']]); // no deposit: not a requested card
     const audit = rows(page.html, 'audit');
     expect(audit.map((r) => r[1])).toEqual(expect.arrayContaining(['Wrong password', 'Device added', 'User created']));
-    expect(audit.find((r) => r[1] === 'Device added')).toEqual([expect.stringMatching(/ UTC$/), 'Device added', 'test', expect.stringContaining(`serial=${card.serial}`)]);
+    expect(audit.find((r) => r[1] === 'Device added')).toEqual([
+      expect.stringMatching(/ UTC$/),
+      'Device added',
+      'test',
+      expect.stringContaining(`serial=${card.serial}`),
+    ]);
     expect(textById(page.html, 'verification-needed')).toBe('The actions below need a recorded identity verification: verify the caller first.');
     // before a verification, only the verification form, the forms that protect (end the sessions, lock: L8), and the card's own forms (C5), which need none
     const [device] = await h.services.devices.listForUser(caller.id);
@@ -239,7 +273,12 @@ describe("the user page (L3, X1)", () => {
       `${userPath(caller)}/devices/${device!.id}/lost`,
       `${userPath(caller)}/devices/${device!.id}/returned`,
     ]);
-    expect(expectEveryControlLabelled(page.html)).toEqual(["How the caller's identity was verified", 'Notes: what was checked', 'Why lock the user (kept in the audit log)', 'What happened to the card']);
+    expect(expectEveryControlLabelled(page.html)).toEqual([
+      "How the caller's identity was verified",
+      'Notes: what was checked',
+      'Why lock the user (kept in the audit log)',
+      'What happened to the card',
+    ]);
     const options = elements(byId(page.html, 'method')!.inner, 'option').map((o) => [o.attrs.value, text(o.inner)]);
     expect(options).toEqual([
       ['', 'Choose how'],
@@ -331,7 +370,10 @@ describe('identity verification and the temporary passcode (T1-T5, A5)', () => {
     // X1: audited with the staff member's id; the passcode itself is nowhere in the log
     const audit = await auditOf(caller);
     expect(JSON.stringify(audit)).not.toContain(passcode);
-    expect(audit.find((e) => e.event === 'helpdesk.identity_verified')).toMatchObject({ actor: `staff:${staff.user.id}`, data: { verificationId: id, method: 'id_document' } });
+    expect(audit.find((e) => e.event === 'helpdesk.identity_verified')).toMatchObject({
+      actor: `staff:${staff.user.id}`,
+      data: { verificationId: id, method: 'id_document' },
+    });
     expect(audit.find((e) => e.event === 'helpdesk.temp_passcode_issued')).toMatchObject({ actor: `staff:${staff.user.id}`, data: { verificationId: id } });
     expect(audit.find((e) => e.event === 'device.state_changed')).toMatchObject({ actor: `staff:${staff.user.id}`, data: { to: 'suspended' } });
     const auditRows = rows(after.html, 'audit');
@@ -358,7 +400,9 @@ describe('identity verification and the temporary passcode (T1-T5, A5)', () => {
     expect(login.body.error.code).toBe('NO_ACTIVE_DEVICE');
     expect(passcode).toMatch(/^[A-Z2-9]{8}$/);
 
-    const again = await staff.agent.post(`${userPath(caller)}/temporary-passcode/revoke`, { _csrf: csrfOf(form(notice.html, `${userPath(caller)}/verifications`)) });
+    const again = await staff.agent.post(`${userPath(caller)}/temporary-passcode/revoke`, {
+      _csrf: csrfOf(form(notice.html, `${userPath(caller)}/verifications`)),
+    });
     expect(again.location).toBe(`${userPath(caller)}?done=nothingRevoked`);
     expect(textById((await staff.agent.get(again.location!)).html, 'notice')).toBe(`${caller.username} had no active temporary passcode.`);
     const revokedEntry = (await auditOf(caller)).find((e) => e.event === 'device.state_changed' && e.data.to === 'revoked');
@@ -403,7 +447,10 @@ describe('identity verification and the temporary passcode (T1-T5, A5)', () => {
     const start = await startLogin(h.app, caller.username);
     expect(start.status).toBe(200);
     expect((await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).status).toBe(200);
-    expect((await auditOf(caller)).find((e) => e.event === 'helpdesk.unlocked')).toMatchObject({ actor: `staff:${staff.user.id}`, data: { verificationId: id } });
+    expect((await auditOf(caller)).find((e) => e.event === 'helpdesk.unlocked')).toMatchObject({
+      actor: `staff:${staff.user.id}`,
+      data: { verificationId: id },
+    });
     const notices = await h.services.notifier.list({ userId: caller.id });
     expect(notices.map((n) => n.template).sort()).toEqual(['userLocked', 'userUnlocked']);
   });
@@ -421,7 +468,9 @@ describe('identity verification and the temporary passcode (T1-T5, A5)', () => {
     await logIn(staff.agent, staff.user, staff.card);
     const stale = await staff.agent.get(verificationPath);
     expect(stale.status).toBe(200);
-    expect(textById(stale.html, 'verification-expired')).toMatch(new RegExp(`^The identity verification ${id} expired at .+ UTC\\. Verify the caller's identity again\\.$`));
+    expect(textById(stale.html, 'verification-expired')).toMatch(
+      new RegExp(`^The identity verification ${id} expired at .+ UTC\\. Verify the caller's identity again\\.$`),
+    );
     expect(hasForm(stale.html, `${userPath(caller)}/temporary-passcode`)).toBe(false);
 
     const token = csrfOf(form(stale.html, `${userPath(caller)}/verifications`));
@@ -563,7 +612,7 @@ describe('a forgotten password (A5)', () => {
     expect((await h.services.devices.listForUser(caller.id)).map((d) => d.state)).toEqual(['active']); // the card is untouched
   });
 
-  it('A5/T5: the passcode and the password each have their own sealed cookie: a passcode\'s cookie does not open on the password page', async () => {
+  it("A5/T5: the passcode and the password each have their own sealed cookie: a passcode's cookie does not open on the password page", async () => {
     const staff = await signedIn();
     const { user: caller } = await createUserWithCard(h.services);
     const { page: verified } = await verify(staff.agent, caller);
@@ -678,7 +727,7 @@ describe('a forgotten password (A5)', () => {
       title: 'Mot de passe à usage unique de',
       readIt: "Lisez maintenant ce mot de passe à l'appelant",
       hint: 'puis doit choisir un nouveau mot de passe',
-      gone: 'ne peut plus l\'être',
+      gone: "ne peut plus l'être",
       back: "Retour à l'utilisateur",
       notFound: "Aucune vérification d'identité de ce type pour cet utilisateur.",
     },
@@ -696,43 +745,49 @@ describe('a forgotten password (A5)', () => {
   } as const;
   const ENGLISH = /\b(Forgotten password|Reset the password|One-time password|Read this password|case sensitive|shown once|Back to|No such)\b/;
 
-  it.each(['fr', 'zh-Hant'] as const)('A5/X2: the password reset in %s: form, one-time password page, reload and errors translated, no English left', async (lang) => {
-    const t = TEXTS[lang];
-    const staff = await signedIn('client_services', `?lang=${lang}`);
-    const { user: caller } = await createUserWithCard(h.services);
-    const { page: verified } = await verify(staff.agent, caller);
-    expect(htmlLang(verified.html)).toBe(lang);
-    expect(textById(verified.html, 'password-heading')).toBe(t.heading);
-    expect(textById(verified.html, 'password-explain')).toContain(t.explain);
-    expect(textById(verified.html, 'reset-submit')).toBe(t.submit);
+  it.each(['fr', 'zh-Hant'] as const)(
+    'A5/X2: the password reset in %s: form, one-time password page, reload and errors translated, no English left',
+    async (lang) => {
+      const t = TEXTS[lang];
+      const staff = await signedIn('client_services', `?lang=${lang}`);
+      const { user: caller } = await createUserWithCard(h.services);
+      const { page: verified } = await verify(staff.agent, caller);
+      expect(htmlLang(verified.html)).toBe(lang);
+      expect(textById(verified.html, 'password-heading')).toBe(t.heading);
+      expect(textById(verified.html, 'password-explain')).toContain(t.explain);
+      expect(textById(verified.html, 'reset-submit')).toBe(t.submit);
 
-    const reset = await staff.agent.submit(verified, resetPath(caller));
-    const shown = await staff.agent.get(reset.location!);
-    expect(htmlLang(shown.html)).toBe(lang);
-    expect(h1s(shown.html)[0]).toContain(t.title);
-    expect(h1s(shown.html)[0]).toContain(caller.username);
-    expect(textById(shown.html, 'password')).toMatch(ONE_TIME_PASSWORD);
-    expect(textById(shown.html, 'read-it')).toContain(t.readIt);
-    expect(textById(shown.html, 'password-hint')).toContain(t.hint);
-    expect(textById(shown.html, 'back-to-user')).toBe(t.back);
-    // the language links stay on the password page, which has nothing more to show
-    const links = elements(elements(shown.html, 'nav')[0]!.inner, 'a').map((a) => a.attrs.href);
-    expect(links).toEqual(['en', 'fr', 'zh-Hant'].map((l) => `${passwordPage(caller)}?lang=${l}`));
+      const reset = await staff.agent.submit(verified, resetPath(caller));
+      const shown = await staff.agent.get(reset.location!);
+      expect(htmlLang(shown.html)).toBe(lang);
+      expect(h1s(shown.html)[0]).toContain(t.title);
+      expect(h1s(shown.html)[0]).toContain(caller.username);
+      expect(textById(shown.html, 'password')).toMatch(ONE_TIME_PASSWORD);
+      expect(textById(shown.html, 'read-it')).toContain(t.readIt);
+      expect(textById(shown.html, 'password-hint')).toContain(t.hint);
+      expect(textById(shown.html, 'back-to-user')).toBe(t.back);
+      // the language links stay on the password page, which has nothing more to show
+      const links = elements(elements(shown.html, 'nav')[0]!.inner, 'a').map((a) => a.attrs.href);
+      expect(links).toEqual(['en', 'fr', 'zh-Hant'].map((l) => `${passwordPage(caller)}?lang=${l}`));
 
-    const reload = await staff.agent.get(reset.location!);
-    expect(htmlLang(reload.html)).toBe(lang);
-    expect(textById(reload.html, 'password-gone')).toContain(t.gone);
+      const reload = await staff.agent.get(reset.location!);
+      expect(htmlLang(reload.html)).toBe(lang);
+      expect(textById(reload.html, 'password-gone')).toContain(t.gone);
 
-    const refused = await staff.agent.post(resetPath(caller), { _csrf: csrfOf(form(verified.html, `${userPath(caller)}/verifications`)), verificationId: 'ver_nope' });
-    expect(refused.status).toBe(404);
-    expect(htmlLang(refused.html)).toBe(lang);
-    expect(alertBox(refused.html)).toEqual({ code: 'VERIFICATION_NOT_FOUND', role: 'alert', text: t.notFound });
+      const refused = await staff.agent.post(resetPath(caller), {
+        _csrf: csrfOf(form(verified.html, `${userPath(caller)}/verifications`)),
+        verificationId: 'ver_nope',
+      });
+      expect(refused.status).toBe(404);
+      expect(htmlLang(refused.html)).toBe(lang);
+      expect(alertBox(refused.html)).toEqual({ code: 'VERIFICATION_NOT_FOUND', role: 'alert', text: t.notFound });
 
-    for (const page of [verified, shown, reload, refused]) {
-      const visible = text(page.html.replace(/<table class="devices" id="audit">[\s\S]*?<\/table>/, ''));
-      expect(visible).not.toMatch(ENGLISH);
-    }
-  });
+      for (const page of [verified, shown, reload, refused]) {
+        const visible = text(page.html.replace(/<table class="devices" id="audit">[\s\S]*?<\/table>/, ''));
+        expect(visible).not.toMatch(ENGLISH);
+      }
+    },
+  );
 });
 
 describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)', () => {
@@ -771,7 +826,13 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
 
   const TEXTS = {
     fr: {
-      labels: ["Comment l'identité de l'appelant a été vérifiée", 'Notes : ce qui a été vérifié', "Motif du blocage (conservé dans le journal d'audit)", 'Ce qui est arrivé à la carte', 'Carte du stock'],
+      labels: [
+        "Comment l'identité de l'appelant a été vérifiée",
+        'Notes : ce qui a été vérifié',
+        "Motif du blocage (conservé dans le journal d'audit)",
+        'Ce qui est arrivé à la carte',
+        'Carte du stock',
+      ],
       deposit: (account: string) => `20,00 USD bloqués sur le compte ${account}`,
       heading: 'Expédition, perte et retour des DSC+',
       requested: 'Digital Security Card+ (DSC+) demandée le',
@@ -806,7 +867,11 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
     expect(textById(page.html, 'cards-heading')).toBe(t.heading);
     expect(textById(page.html, `card-${requested.id}-heading`)).toContain(t.requested);
     expect(elements(byId(page.html, `reason-${active.id}`)!.inner, 'option').map((o) => text(o.inner))).toEqual(t.reasons);
-    expect(elements(page.html, 'button').map((b) => text(b.inner)).slice(-3)).toEqual(t.buttons);
+    expect(
+      elements(page.html, 'button')
+        .map((b) => text(b.inner))
+        .slice(-3),
+    ).toEqual(t.buttons);
 
     const token = csrfOf(form(page.html, `${userPath(caller)}/verifications`));
     const wrongState = await staff.agent.post(devicePath(caller, requested.id, 'returned'), { _csrf: token });
@@ -856,7 +921,13 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
       devicePath(caller, active.id, 'returned'),
       shipAction,
     ]);
-    expect(expectEveryControlLabelled(page.html)).toEqual(["How the caller's identity was verified", 'Notes: what was checked', 'Why lock the user (kept in the audit log)', 'What happened to the card', 'Card from the stock']);
+    expect(expectEveryControlLabelled(page.html)).toEqual([
+      "How the caller's identity was verified",
+      'Notes: what was checked',
+      'Why lock the user (kept in the audit log)',
+      'What happened to the card',
+      'Card from the stock',
+    ]);
 
     const shipped = await staff.agent.submit(page, shipAction, { serial: 'DSC0000001' });
     expect(shipped.status, shipped.html).toBe(303);
@@ -932,7 +1003,10 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
       actor: `staff:${staff.user.id}`,
       data: { from: 'active', reason: 'stolen' },
     });
-    expect(auditA.find((e) => e.event === 'deposit.settled')).toMatchObject({ actor: `staff:${staff.user.id}`, data: { deviceId: a.requested.id, status: 'kept', amountUsd: 20 } });
+    expect(auditA.find((e) => e.event === 'deposit.settled')).toMatchObject({
+      actor: `staff:${staff.user.id}`,
+      data: { deviceId: a.requested.id, status: 'kept', amountUsd: 20 },
+    });
 
     // returned: the deposit is released; nothing more to do with that card
     const page = await staff.agent.get(userPath(b.caller));
@@ -945,7 +1019,13 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
     expect(textById(afterReturn.html, 'notice')).toBe(
       `DSC+ ${second} of ${b.caller.username} is marked returned and no longer works. Deposit: ${usd20(b.caller.accountNumber, 'released on')}.`,
     );
-    expect(rows(afterReturn.html, 'devices')[1]).toEqual(['Digital Security Card+ (DSC+)', second, 'returned', '', usd20(b.caller.accountNumber, 'released on')]);
+    expect(rows(afterReturn.html, 'devices')[1]).toEqual([
+      'Digital Security Card+ (DSC+)',
+      second,
+      'returned',
+      '',
+      usd20(b.caller.accountNumber, 'released on'),
+    ]);
     expect(byId(afterReturn.html, `card-${b.requested.id}`)).toBeUndefined();
     expect(await h.services.dscPlusRequests.hold(b.requested.id)).toEqual({ status: 'released', amountUsd: 20, account: b.caller.accountNumber });
     expect((await auditOf(b.caller)).find((e) => e.event === 'deposit.settled')).toMatchObject({
@@ -1076,7 +1156,7 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
 });
 
 describe('CSRF protection of the console forms (X3)', () => {
-  it('X3: every console POST refuses a request without the token, or with a made-up one (403 CSRF_FAILED, nothing done); the login pages\' token is good for the console (one sls_csrf cookie)', async () => {
+  it("X3: every console POST refuses a request without the token, or with a made-up one (403 CSRF_FAILED, nothing done); the login pages' token is good for the console (one sls_csrf cookie)", async () => {
     const staff = await signedIn();
     const { user: caller } = await createUserWithCard(h.services);
     const { id } = await verify(staff.agent, caller);
@@ -1117,21 +1197,39 @@ describe('languages (X2)', () => {
   const TEXTS = {
     fr: {
       console: 'Console du Service clientèle',
-      search: 'Nom d\'utilisateur ou numéro de compte',
+      search: "Nom d'utilisateur ou numéro de compte",
       user: 'Utilisateur',
-      labels: ["Comment l'identité de l'appelant a été vérifiée", 'Notes : ce qui a été vérifié', 'temporairement indisponible', 'perdu', "Motif du blocage (conservé dans le journal d'audit)", 'Pays', 'Numéro', 'Ce qui est arrivé à la carte'],
-      method: 'Pièce d\'identité',
-      verified: 'Identité vérifiée (Pièce d\'identité) : vérification',
+      labels: [
+        "Comment l'identité de l'appelant a été vérifiée",
+        'Notes : ce qui a été vérifié',
+        'temporairement indisponible',
+        'perdu',
+        "Motif du blocage (conservé dans le journal d'audit)",
+        'Pays',
+        'Numéro',
+        'Ce qui est arrivé à la carte',
+      ],
+      method: "Pièce d'identité",
+      verified: "Identité vérifiée (Pièce d'identité) : vérification",
       role: 'Client',
-      passcode: 'Code d\'accès temporaire de',
-      readIt: 'Lisez maintenant ce code à l\'appelant',
+      passcode: "Code d'accès temporaire de",
+      readIt: "Lisez maintenant ce code à l'appelant",
       expired: "L'identité de l'appelant doit être vérifiée à nouveau",
     },
     'zh-Hant': {
       console: '客戶服務部控制台',
       search: '用戶名或帳戶號碼',
       user: '用戶',
-      labels: ['來電者身份的核實方式', '備註：核實了哪些資料', '暫時無法使用', '已遺失', '鎖定用戶的原因（記錄於審計日誌）', '國家/地區', '號碼', '安全卡的情況'],
+      labels: [
+        '來電者身份的核實方式',
+        '備註：核實了哪些資料',
+        '暫時無法使用',
+        '已遺失',
+        '鎖定用戶的原因（記錄於審計日誌）',
+        '國家/地區',
+        '號碼',
+        '安全卡的情況',
+      ],
       method: '身份證明文件',
       verified: '身份已核實（身份證明文件）：核實編號',
       role: '客戶',
@@ -1140,55 +1238,65 @@ describe('languages (X2)', () => {
       expired: '執行此操作前須再次核實來電者的身份',
     },
   } as const;
-  const ENGLISH = /\b(Help desk|Search|User name|Record the verification|Issue a temporary passcode|Temporary passcode|Security devices|Latest audit|Not locked|Identity verified|Read this passcode|Back to)\b/;
+  const ENGLISH =
+    /\b(Help desk|Search|User name|Record the verification|Issue a temporary passcode|Temporary passcode|Security devices|Latest audit|Not locked|Identity verified|Read this passcode|Back to)\b/;
 
-  it.each(['fr', 'zh-Hant'] as const)('X2: the console in %s: search, user page, verification, passcode page and errors translated, every control labelled, no English left', async (lang) => {
-    const t = TEXTS[lang];
-    const staff = await signedIn('client_services', `?lang=${lang}`);
-    const { user: caller } = await createUserWithCard(h.services);
-    const account = await staff.agent.get('/account');
-    expect(htmlLang(account.html)).toBe(lang);
-    expect(textById(account.html, 'helpdesk-link')).toBe(t.console);
+  it.each(['fr', 'zh-Hant'] as const)(
+    'X2: the console in %s: search, user page, verification, passcode page and errors translated, every control labelled, no English left',
+    async (lang) => {
+      const t = TEXTS[lang];
+      const staff = await signedIn('client_services', `?lang=${lang}`);
+      const { user: caller } = await createUserWithCard(h.services);
+      const account = await staff.agent.get('/account');
+      expect(htmlLang(account.html)).toBe(lang);
+      expect(textById(account.html, 'helpdesk-link')).toBe(t.console);
 
-    const search = await staff.agent.get(`/helpdesk?q=${caller.username}`);
-    expect(htmlLang(search.html)).toBe(lang);
-    expect(h1s(search.html)).toEqual([t.console]);
-    expect(expectEveryControlLabelled(search.html)).toEqual([t.search]);
-    expect(rows(search.html, 'results')[0]?.[2]).toBe(t.role);
+      const search = await staff.agent.get(`/helpdesk?q=${caller.username}`);
+      expect(htmlLang(search.html)).toBe(lang);
+      expect(h1s(search.html)).toEqual([t.console]);
+      expect(expectEveryControlLabelled(search.html)).toEqual([t.search]);
+      expect(rows(search.html, 'results')[0]?.[2]).toBe(t.role);
 
-    const { page: verified, id } = await verify(staff.agent, caller, 'id_document');
-    expect(htmlLang(verified.html)).toBe(lang);
-    expect(h1s(verified.html)[0]).toContain(caller.username);
-    expect(h1s(verified.html)[0]).toContain(t.user);
-    expect(expectEveryControlLabelled(verified.html)).toEqual(t.labels);
-    expect(textById(verified.html, 'verification')).toContain(`${t.verified} ${id}`);
-    expect(elements(byId(verified.html, 'method')!.inner, 'option').map((o) => text(o.inner))).toContain(t.method);
-    // the language links keep the verification in effect
-    const links = elements(elements(verified.html, 'nav')[0]!.inner, 'a').map((a) => a.attrs.href);
-    expect(links).toEqual(['en', 'fr', 'zh-Hant'].map((l) => `${userPath(caller)}/verifications/${id}?lang=${l}`));
+      const { page: verified, id } = await verify(staff.agent, caller, 'id_document');
+      expect(htmlLang(verified.html)).toBe(lang);
+      expect(h1s(verified.html)[0]).toContain(caller.username);
+      expect(h1s(verified.html)[0]).toContain(t.user);
+      expect(expectEveryControlLabelled(verified.html)).toEqual(t.labels);
+      expect(textById(verified.html, 'verification')).toContain(`${t.verified} ${id}`);
+      expect(elements(byId(verified.html, 'method')!.inner, 'option').map((o) => text(o.inner))).toContain(t.method);
+      // the language links keep the verification in effect
+      const links = elements(elements(verified.html, 'nav')[0]!.inner, 'a').map((a) => a.attrs.href);
+      expect(links).toEqual(['en', 'fr', 'zh-Hant'].map((l) => `${userPath(caller)}/verifications/${id}?lang=${l}`));
 
-    const issued = await staff.agent.submit(verified, `${userPath(caller)}/temporary-passcode`, { deviceStatus: 'suspended' });
-    const shown = await staff.agent.get(issued.location!);
-    expect(htmlLang(shown.html)).toBe(lang);
-    expect(h1s(shown.html)[0]).toContain(t.passcode);
-    expect(textById(shown.html, 'read-it')).toContain(t.readIt);
+      const issued = await staff.agent.submit(verified, `${userPath(caller)}/temporary-passcode`, { deviceStatus: 'suspended' });
+      const shown = await staff.agent.get(issued.location!);
+      expect(htmlLang(shown.html)).toBe(lang);
+      expect(h1s(shown.html)[0]).toContain(t.passcode);
+      expect(textById(shown.html, 'read-it')).toContain(t.readIt);
 
-    const refused = await staff.agent.post(`${userPath(caller)}/temporary-passcode`, { _csrf: csrfOf(form(verified.html, `${userPath(caller)}/verifications`)), verificationId: 'ver_nope' });
-    expect(htmlLang(refused.html)).toBe(lang);
-    expect(alertBox(refused.html)?.code).toBe('VERIFICATION_NOT_FOUND');
+      const refused = await staff.agent.post(`${userPath(caller)}/temporary-passcode`, {
+        _csrf: csrfOf(form(verified.html, `${userPath(caller)}/verifications`)),
+        verificationId: 'ver_nope',
+      });
+      expect(htmlLang(refused.html)).toBe(lang);
+      expect(alertBox(refused.html)?.code).toBe('VERIFICATION_NOT_FOUND');
 
-    h.clock.advance(31 * MINUTE);
-    await logIn(staff.agent, staff.user, staff.card);
-    const stale = await staff.agent.post(`${userPath(caller)}/temporary-passcode`, { _csrf: csrfOf(form((await staff.agent.get('/account')).html, '/logout')), verificationId: id });
-    expect(stale.status).toBe(403);
-    expect(alertBox(stale.html)?.text).toContain(t.expired);
+      h.clock.advance(31 * MINUTE);
+      await logIn(staff.agent, staff.user, staff.card);
+      const stale = await staff.agent.post(`${userPath(caller)}/temporary-passcode`, {
+        _csrf: csrfOf(form((await staff.agent.get('/account')).html, '/logout')),
+        verificationId: id,
+      });
+      expect(stale.status).toBe(403);
+      expect(alertBox(stale.html)?.text).toContain(t.expired);
 
-    for (const page of [search, verified, shown, refused, stale]) {
-      // the audit details and actors are data, not text: leave the audit table out
-      const visible = text(page.html.replace(/<table class="devices" id="audit">[\s\S]*?<\/table>/, ''));
-      expect(visible).not.toMatch(ENGLISH);
-    }
-  });
+      for (const page of [search, verified, shown, refused, stale]) {
+        // the audit details and actors are data, not text: leave the audit table out
+        const visible = text(page.html.replace(/<table class="devices" id="audit">[\s\S]*?<\/table>/, ''));
+        expect(visible).not.toMatch(ENGLISH);
+      }
+    },
+  );
 
   it('X2: the console templates hold no text for people: everything comes from the translation files', () => {
     const views = new URL('../views/helpdesk/', import.meta.url);

@@ -40,7 +40,12 @@ async function staff(role: 'client_services' | 'compliance'): Promise<Staff> {
 }
 
 async function verify(username: string) {
-  const res = await postJson(h.app, `/api/v1/helpdesk/users/${username}/verifications`, { method: 'security_questions', notes: 'date of birth and last deposit' }, bearer(await agent.token));
+  const res = await postJson(
+    h.app,
+    `/api/v1/helpdesk/users/${username}/verifications`,
+    { method: 'security_questions', notes: 'date of birth and last deposit' },
+    bearer(await agent.token),
+  );
   expect(res.status).toBe(200);
   return res.body.id as string;
 }
@@ -120,7 +125,10 @@ describe('temporary passcode (T1-T5)', () => {
     const audit = await h.services.audit.list({ username: user.username });
     expect(JSON.stringify(audit)).not.toContain(issued.passcode);
     expect(audit.find((e) => e.event === 'helpdesk.temp_passcode_issued')).toMatchObject({ actor: `staff:${agent.user.id}` });
-    expect(audit.find((e) => e.event === 'helpdesk.identity_verified')).toMatchObject({ actor: `staff:${agent.user.id}`, data: { method: 'security_questions' } });
+    expect(audit.find((e) => e.event === 'helpdesk.identity_verified')).toMatchObject({
+      actor: `staff:${agent.user.id}`,
+      data: { method: 'security_questions' },
+    });
   });
 
   it('T3: full access to portal and trading for 2 days, then portal only (online card pages) until day 12, then nothing', async () => {
@@ -186,7 +194,11 @@ describe('temporary passcode (T1-T5)', () => {
     const { user } = await createUserWithCard(h.services);
     await issuePasscode(user.username, { deviceStatus: 'lost' });
     expect((await h.services.devices.listForUser(user.id))[0]!.state).toBe('lost');
-    const revoked = await h.app.inject({ method: 'DELETE', url: `/api/v1/helpdesk/users/${user.username}/temporary-passcode`, headers: bearer(await agent.token) });
+    const revoked = await h.app.inject({
+      method: 'DELETE',
+      url: `/api/v1/helpdesk/users/${user.username}/temporary-passcode`,
+      headers: bearer(await agent.token),
+    });
     expect(revoked.json()).toEqual({ revoked: 1 });
     const after = await startLogin(h.app, user.username);
     expect(after.status).toBe(403);
@@ -208,7 +220,12 @@ describe('back with the card (D4)', () => {
     expect(begin.body.challenge).toMatchObject({ type: 'ocra' });
     const wrong = await postJson(h.app, `/api/v1/devices/${dsc.id}/activation/${begin.body.id}`, { response: '00000000' }, bearer(token));
     expect(wrong.status).toBe(401);
-    const done = await postJson(h.app, `/api/v1/devices/${dsc.id}/activation/${begin.body.id}`, { response: cardAnswer(card, begin.body.challenge.question) }, bearer(token));
+    const done = await postJson(
+      h.app,
+      `/api/v1/devices/${dsc.id}/activation/${begin.body.id}`,
+      { response: cardAnswer(card, begin.body.challenge.question) },
+      bearer(token),
+    );
     expect(done.status).toBe(200);
     expect(done.body.state).toBe('active');
 
@@ -251,7 +268,9 @@ describe('a forgotten password (A5, A4)', () => {
     expect(page.headers.location).toBe('/password');
 
     // X7: the password changes after a step-up (the one-time password, then the card)
-    expect((await postJson(h.app, '/api/v1/password', { currentPassword: temporary, newPassword: 'a brand new phrase' }, bearer(token))).body.error.code).toBe('STEP_UP_REQUIRED');
+    expect((await postJson(h.app, '/api/v1/password', { currentPassword: temporary, newPassword: 'a brand new phrase' }, bearer(token))).body.error.code).toBe(
+      'STEP_UP_REQUIRED',
+    );
     await stepUp(h.app, bearer(token), (challenge) => cardAnswer(card, challenge.question), temporary);
     expect((await postJson(h.app, '/api/v1/password', { currentPassword: 'wrong one', newPassword: 'a brand new phrase' }, bearer(token))).status).toBe(401);
     const weak = await postJson(h.app, '/api/v1/password', { currentPassword: temporary, newPassword: 'password' }, bearer(token));
@@ -276,7 +295,12 @@ describe('unlock (L3, A5) and notices (N1)', () => {
     expect((await startLogin(h.app, user.username)).status).toBe(423);
     const without = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/unlock`, { verificationId: 'ver_x' }, bearer(await agent.token));
     expect(without.status).toBe(404);
-    const unlocked = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/unlock`, { verificationId: await verify(user.username) }, bearer(await agent.token));
+    const unlocked = await postJson(
+      h.app,
+      `/api/v1/helpdesk/users/${user.username}/unlock`,
+      { verificationId: await verify(user.username) },
+      bearer(await agent.token),
+    );
     expect(unlocked.body).toEqual({ locked: false });
     expect(await loginWithCard(user, card)).toBeTruthy();
     await h.services.outbox.drain();
@@ -296,4 +320,3 @@ describe('unlock (L3, A5) and notices (N1)', () => {
     expect(notice!.body).not.toContain(passcode);
   });
 });
-

@@ -58,7 +58,7 @@ describe('first factor (L1, A3)', () => {
 });
 
 describe('second factor with the DSC+ (L2, L4, L5, C2, C3)', () => {
-  it('L2/C2/C3: password, then the 6-digit challenge, then the card\'s 8-digit response: logged in', async () => {
+  it("L2/C2/C3: password, then the 6-digit challenge, then the card's 8-digit response: logged in", async () => {
     const { user, card } = await createUserWithCard(h.services);
     const start = await startLogin(h.app, user.username);
     expect(start.status).toBe(200);
@@ -277,7 +277,7 @@ describe('several devices: M2FS (L6)', () => {
     expect(next.body.devices[0].id).toBe(secondDevice.id);
   });
 
-  it('L6: switching to a device that is not the user\'s is refused', async () => {
+  it("L6: switching to a device that is not the user's is refused", async () => {
     const { user } = await createUserWithCard(h.services);
     const { user: stranger } = await createUserWithCard(h.services);
     const [strangerDevice] = await h.services.devices.listForUser(stranger.id);
@@ -372,20 +372,69 @@ describe('flows and sessions (L7, L8)', () => {
 
 describe('bad input gets a clear 4xx error, never a 500 (X3)', () => {
   const cases: [string, () => Promise<{ status: number; body: { error?: { code: string; message: string } } }>, number, string][] = [
-    ['malformed JSON', () => h.app.inject({ method: 'POST', url: '/api/v1/login', payload: '{"username":', headers: { 'content-type': 'application/json' } }).then(wrap), 400, 'MALFORMED_JSON'],
-    ['empty JSON body', () => h.app.inject({ method: 'POST', url: '/api/v1/login', payload: '', headers: { 'content-type': 'application/json' } }).then(wrap), 400, 'VALIDATION_ERROR'],
+    [
+      'malformed JSON',
+      () => h.app.inject({ method: 'POST', url: '/api/v1/login', payload: '{"username":', headers: { 'content-type': 'application/json' } }).then(wrap),
+      400,
+      'MALFORMED_JSON',
+    ],
+    [
+      'empty JSON body',
+      () => h.app.inject({ method: 'POST', url: '/api/v1/login', payload: '', headers: { 'content-type': 'application/json' } }).then(wrap),
+      400,
+      'VALIDATION_ERROR',
+    ],
     ['a JSON string', () => postJson(h.app, '/api/v1/login', '"alice"'), 400, 'VALIDATION_ERROR'],
-    ['null', () => h.app.inject({ method: 'POST', url: '/api/v1/login', payload: 'null', headers: { 'content-type': 'application/json' } }).then(wrap), 400, 'VALIDATION_ERROR'],
-    ['invalid UTF-8', () => h.app.inject({ method: 'POST', url: '/api/v1/login', payload: Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), headers: { 'content-type': 'application/json' } }).then(wrap), 400, 'MALFORMED_JSON'],
+    [
+      'null',
+      () => h.app.inject({ method: 'POST', url: '/api/v1/login', payload: 'null', headers: { 'content-type': 'application/json' } }).then(wrap),
+      400,
+      'VALIDATION_ERROR',
+    ],
+    [
+      'invalid UTF-8',
+      () =>
+        h.app
+          .inject({ method: 'POST', url: '/api/v1/login', payload: Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), headers: { 'content-type': 'application/json' } })
+          .then(wrap),
+      400,
+      'MALFORMED_JSON',
+    ],
     ['a JSON array', () => postJson(h.app, '/api/v1/login', [1, 2]), 400, 'VALIDATION_ERROR'],
     ['wrong types', () => postJson(h.app, '/api/v1/login', { username: 12, password: true, app: 'portal' }), 400, 'VALIDATION_ERROR'],
     ['a missing field', () => postJson(h.app, '/api/v1/login', { username: 'alice', password: 'x' }), 400, 'VALIDATION_ERROR'],
     ['an unknown app', () => postJson(h.app, '/api/v1/login', { username: 'alice', password: 'x', app: 'bank' }), 400, 'VALIDATION_ERROR'],
     ['an empty username', () => postJson(h.app, '/api/v1/login', { username: '', password: 'x', app: 'portal' }), 400, 'VALIDATION_ERROR'],
     ['a huge body', () => postJson(h.app, '/api/v1/login', { username: 'a', password: 'x'.repeat(20_000), app: 'portal' }), 413, 'PAYLOAD_TOO_LARGE'],
-    ['form encoding', () => h.app.inject({ method: 'POST', url: '/api/v1/login', payload: 'username=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } }).then(wrap), 415, 'UNSUPPORTED_MEDIA_TYPE'],
-    ['prototype pollution', () => h.app.inject({ method: 'POST', url: '/api/v1/login', payload: '{"__proto__":{"x":1},"username":"a","password":"b","app":"portal"}', headers: { 'content-type': 'application/json' } }).then(wrap), 400, 'MALFORMED_JSON'],
-    ['both response and device', () => postJson(h.app, '/api/v1/login/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', { response: '1', device: 'x' }), 400, 'VALIDATION_ERROR'],
+    [
+      'form encoding',
+      () =>
+        h.app
+          .inject({ method: 'POST', url: '/api/v1/login', payload: 'username=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+          .then(wrap),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    ],
+    [
+      'prototype pollution',
+      () =>
+        h.app
+          .inject({
+            method: 'POST',
+            url: '/api/v1/login',
+            payload: '{"__proto__":{"x":1},"username":"a","password":"b","app":"portal"}',
+            headers: { 'content-type': 'application/json' },
+          })
+          .then(wrap),
+      400,
+      'MALFORMED_JSON',
+    ],
+    [
+      'both response and device',
+      () => postJson(h.app, '/api/v1/login/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', { response: '1', device: 'x' }),
+      400,
+      'VALIDATION_ERROR',
+    ],
     ['neither response nor device', () => postJson(h.app, '/api/v1/login/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', {}), 400, 'VALIDATION_ERROR'],
     ['a numeric response', () => postJson(h.app, '/api/v1/login/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', { response: 12345678 }), 400, 'VALIDATION_ERROR'],
     ['an overlong response', () => postJson(h.app, '/api/v1/login/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', { response: '1'.repeat(65) }), 400, 'VALIDATION_ERROR'],
@@ -475,9 +524,7 @@ describe('languages, audit, logs, OpenAPI (X1, X2)', () => {
     const res = await get(h.app, '/api/openapi.json');
     expect(res.status).toBe(200);
     expect(res.body.openapi).toMatch(/^3\./);
-    expect(Object.keys(res.body.paths)).toEqual(
-      expect.arrayContaining(['/api/v1/login', '/api/v1/login/{flowId}', '/api/v1/session', '/api/v1/logout']),
-    );
+    expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/api/v1/login', '/api/v1/login/{flowId}', '/api/v1/session', '/api/v1/logout']));
     expect(res.body.paths['/api/v1/login'].post.responses).toHaveProperty('423');
   });
 });

@@ -97,7 +97,10 @@ describe('X6: GET /metrics is served only when protected', () => {
   });
 
   it('X6: SLS_METRICS_TOKEN and SLS_METRICS_ALLOW are validated with the setting named', () => {
-    expect(loadConfig({ SLS_METRICS_TOKEN: TOKEN, SLS_METRICS_ALLOW: '127.0.0.1, 10.0.0.0/8' }).metrics).toEqual({ token: TOKEN, allow: ['127.0.0.1', '10.0.0.0/8'] });
+    expect(loadConfig({ SLS_METRICS_TOKEN: TOKEN, SLS_METRICS_ALLOW: '127.0.0.1, 10.0.0.0/8' }).metrics).toEqual({
+      token: TOKEN,
+      allow: ['127.0.0.1', '10.0.0.0/8'],
+    });
     expect(loadConfig({}).metrics).toEqual({ token: null, allow: [] });
     const invalid = (setting: string) => expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting }) });
     expect(() => loadConfig({ SLS_METRICS_TOKEN: 'short' })).toThrowError(invalid('SLS_METRICS_TOKEN'));
@@ -168,7 +171,7 @@ describe.each(DATABASES)('X6: metrics on %s', (dbName) => {
     expect(sample(await scrape(h), 'sls_long_polls_waiting')).toBe(0);
   });
 
-  it('X6: the database pool is reported (SQLite: one connection; PostgreSQL: the pool\'s own counts)', async () => {
+  it("X6: the database pool is reported (SQLite: one connection; PostgreSQL: the pool's own counts)", async () => {
     const text = await scrape(h);
     const total = sample(text, 'sls_db_pool_connections');
     if (dbName === 'sqlite') {
@@ -217,16 +220,31 @@ describe('request ids (X3, X1, X6)', () => {
     expect((await h.services.audit.verify()).ok).toBe(true);
   });
 
-  it('X6: a client\'s own X-Request-Id is not taken; a trusted proxy\'s well-formed one is', async () => {
+  it("X6: a client's own X-Request-Id is not taken; a trusted proxy's well-formed one is", async () => {
     const forged = await get(h.app, '/api/v1/health', { 'x-request-id': 'chosen-by-client' });
     expect(forged.headers['x-request-id']).not.toBe('chosen-by-client');
     const proxied = await startHarness('sqlite', { trustProxy: ['127.0.0.1'] });
     try {
-      const fromProxy = await proxied.app.inject({ method: 'GET', url: '/api/v1/health', remoteAddress: '127.0.0.1', headers: { 'x-request-id': 'lb-4f2a.9_c' } });
+      const fromProxy = await proxied.app.inject({
+        method: 'GET',
+        url: '/api/v1/health',
+        remoteAddress: '127.0.0.1',
+        headers: { 'x-request-id': 'lb-4f2a.9_c' },
+      });
       expect(fromProxy.headers['x-request-id']).toBe('lb-4f2a.9_c');
-      const malformed = await proxied.app.inject({ method: 'GET', url: '/api/v1/health', remoteAddress: '127.0.0.1', headers: { 'x-request-id': 'two words\n' } });
+      const malformed = await proxied.app.inject({
+        method: 'GET',
+        url: '/api/v1/health',
+        remoteAddress: '127.0.0.1',
+        headers: { 'x-request-id': 'two words\n' },
+      });
       expect(malformed.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-      const notProxy = await proxied.app.inject({ method: 'GET', url: '/api/v1/health', remoteAddress: '192.0.2.7', headers: { 'x-request-id': 'lb-4f2a.9_c' } });
+      const notProxy = await proxied.app.inject({
+        method: 'GET',
+        url: '/api/v1/health',
+        remoteAddress: '192.0.2.7',
+        headers: { 'x-request-id': 'lb-4f2a.9_c' },
+      });
       expect(notProxy.headers['x-request-id']).not.toBe('lb-4f2a.9_c');
     } finally {
       await proxied.close();
@@ -237,7 +255,12 @@ describe('request ids (X3, X1, X6)', () => {
     const lines: string[] = [];
     const stream = new Writable({
       write(chunk: Buffer, _encoding, done) {
-        lines.push(...chunk.toString('utf8').split('\n').filter((line) => line !== ''));
+        lines.push(
+          ...chunk
+            .toString('utf8')
+            .split('\n')
+            .filter((line) => line !== ''),
+        );
         done();
       },
     });

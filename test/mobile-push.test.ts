@@ -55,8 +55,16 @@ describe.each(DATABASES)('push requests through Web Push (%s)', (db) => {
     expect(wrongToken.body.error.code).toBe('APP_TOKEN_INVALID');
     // and only to a known push service: never to an address a client chose (an internal host, say)
     for (const endpoint of ['https://10.0.0.1/push/x', 'https://127.0.0.1/push/x', 'https://fcm.googleapis.com.attacker.test/x']) {
-      const internal = await postJson(h.app, '/api/v1/mobile/push-subscription', { deviceId: enrolment.deviceId, token: enrolment.token, subscription: { ...subscription, endpoint } });
-      expect([internal.status, internal.body.error.code, internal.body.error.message]).toEqual([400, 'VALIDATION_ERROR', expect.stringContaining('push service')]);
+      const internal = await postJson(h.app, '/api/v1/mobile/push-subscription', {
+        deviceId: enrolment.deviceId,
+        token: enrolment.token,
+        subscription: { ...subscription, endpoint },
+      });
+      expect([internal.status, internal.body.error.code, internal.body.error.message]).toEqual([
+        400,
+        'VALIDATION_ERROR',
+        expect.stringContaining('push service'),
+      ]);
     }
     await h.services.pushRequests.subscribe({ deviceId: enrolment.deviceId, token: enrolment.token }, subscription);
 
@@ -93,9 +101,16 @@ describe.each(DATABASES)('push requests through Web Push (%s)', (db) => {
       if (problem === 'push_endpoint') expect(res.body.error.message).toBe("This phone's push service address must be https, on port 443.");
       else expect(res.body.error.message).toBe(`The app sent push keys that cannot be used (${problem}).`);
     }
-    const french = await postJson(h.app, '/api/v1/mobile/push-subscription', { deviceId: enrolment.deviceId, token: enrolment.token, subscription: cases[0][0] }, { 'accept-language': 'fr' });
+    const french = await postJson(
+      h.app,
+      '/api/v1/mobile/push-subscription',
+      { deviceId: enrolment.deviceId, token: enrolment.token, subscription: cases[0][0] },
+      { 'accept-language': 'fr' },
+    );
     expect(french.body.error.message).toBe("L'adresse du service de notifications de ce téléphone doit être en https, sur le port 443.");
-    expect(await h.services.store.db.selectFrom('push_subscriptions').select('device_id').where('device_id', '=', enrolment.deviceId).executeTakeFirst()).toBeUndefined();
+    expect(
+      await h.services.store.db.selectFrom('push_subscriptions').select('device_id').where('device_id', '=', enrolment.deviceId).executeTakeFirst(),
+    ).toBeUndefined();
   });
 
   it('K3: a push service answering 404 (no such subscription) makes the server forget it, audited; the login goes on', async () => {

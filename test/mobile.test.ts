@@ -10,7 +10,16 @@ import { generateOcra, parseOcraSuite } from '../src/crypto/ocra.js';
 import { MOBILE_SUITE as SERVER_SUITE, sealToPhone, verifyAnswer, answerMessage as serverAnswerMessage } from '../src/devices/mobile/keys.js';
 import type { MobileSecret } from '../src/devices/mobile/mobile.js';
 import { ApiError } from '../src/mobile-app/api.js';
-import { MOBILE_SUITE, answerMessage, deriveOcraKey, generatePhoneKeys, ocraResponse, openMessage, publicKeys, signAnswer } from '../src/mobile-app/protocol.js';
+import {
+  MOBILE_SUITE,
+  answerMessage,
+  deriveOcraKey,
+  generatePhoneKeys,
+  ocraResponse,
+  openMessage,
+  publicKeys,
+  signAnswer,
+} from '../src/mobile-app/protocol.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, claimSession, get, postJson, startLogin } from './support/api.js';
@@ -26,14 +35,18 @@ async function rejected(promise: Promise<unknown>): Promise<ApiError> {
   return error as ApiError;
 }
 
-describe('the app\'s protocol against the server\'s (K4, K13, K14)', () => {
-  it('K4: the app\'s offline response is the server\'s OCRA (RFC 6287) of the same key, challenge and PIN', async () => {
+describe("the app's protocol against the server's (K4, K13, K14)", () => {
+  it("K4: the app's offline response is the server's OCRA (RFC 6287) of the same key, challenge and PIN", async () => {
     expect(MOBILE_SUITE).toBe(SERVER_SUITE);
     const keys = await generatePhoneKeys();
     const { agreementKey, signingKey } = await publicKeys(keys);
     const { seed, serverKey, salt } = (await import('../src/devices/mobile/keys.js')).agreeOcraKey(agreementKey);
     const ocraKey = await deriveOcraKey(keys.agreement.privateKey, serverKey, salt);
-    for (const [question, pin] of [['12345678', 'ab12'], ['00000001', '9999'], ['99999999', 'p@ss9!']] as const) {
+    for (const [question, pin] of [
+      ['12345678', 'ab12'],
+      ['00000001', '9999'],
+      ['99999999', 'p@ss9!'],
+    ] as const) {
       expect(await ocraResponse(ocraKey, question, pin)).toBe(generateOcra(parseOcraSuite(SERVER_SUITE), { key: seed, question, pin }));
     }
     // K13: the phone's signature verifies with its public key only; any change breaks it
@@ -107,7 +120,9 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const row = await h.services.store.db.selectFrom('devices').select('secret_enc').where('id', '=', enrolment.deviceId).executeTakeFirstOrThrow();
     expect(row.secret_enc).not.toContain(secret.signingKey.x);
     // audited, and the user hears of it (N1)
-    expect((await h.services.audit.list({ userId: user.id })).map((e) => e.event)).toEqual(expect.arrayContaining(['mobile.activation_started', 'mobile.token_sent', 'mobile.activation_failed', 'mobile.activated']));
+    expect((await h.services.audit.list({ userId: user.id })).map((e) => e.event)).toEqual(
+      expect.arrayContaining(['mobile.activation_started', 'mobile.token_sent', 'mobile.activation_failed', 'mobile.activated']),
+    );
     expect((await h.services.notifier.list({ userId: user.id })).some((n) => n.template === 'mobileActivated')).toBe(true);
     // W1: the mobile authenticator's row
     const login = await startLogin(h.app, user.username);
@@ -288,11 +303,22 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const proof = await ocraResponse(enrolment.ocraKey, request.question, APP_PIN);
     const message = answerMessage(request.id, login.body.challenge.number, 'approve', proof);
     const forged = await rejected(
-      app.api.answer(request.id, { deviceId: enrolment.deviceId, token: enrolment.token, decision: 'approve', number: login.body.challenge.number, proof, signature: await signAnswer(stranger.signing.privateKey, message) }),
+      app.api.answer(request.id, {
+        deviceId: enrolment.deviceId,
+        token: enrolment.token,
+        decision: 'approve',
+        number: login.body.challenge.number,
+        proof,
+        signature: await signAnswer(stranger.signing.privateKey, message),
+      }),
     );
     expect([forged.code, forged.body.error.attemptsLeft]).toEqual(['LOGIN_FAILED', 1]);
     // the app token alone opens nothing
-    expect(await app.api.poll([{ deviceId: enrolment.deviceId, token: 'not-the-token' }], 0)).toEqual({ requests: [], messages: [], revoked: [enrolment.deviceId] });
+    expect(await app.api.poll([{ deviceId: enrolment.deviceId, token: 'not-the-token' }], 0)).toEqual({
+      requests: [],
+      messages: [],
+      revoked: [enrolment.deviceId],
+    });
   });
 
   it('K13: "This wasn\'t me" denies the login, is audited, and the user is told', async () => {
@@ -311,7 +337,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(page.body).toContain('denied from your phone');
   });
 
-  it('K13: an unanswered push expires after 2 minutes by the server\'s clock; a late approval fails', async () => {
+  it("K13: an unanswered push expires after 2 minutes by the server's clock; a late approval fails", async () => {
     const user = await smsUser(h);
     const app = phone();
     await app.activate(user.username);
@@ -349,7 +375,10 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const request = await app.request(user.username);
     const answers = await Promise.allSettled([1, 2, 3].map(() => app.approve(request, login.body.challenge.number)));
     expect(answers.filter((a) => a.status === 'fulfilled')).toHaveLength(1);
-    expect(answers.filter((a) => a.status === 'rejected').map((a) => ((a as PromiseRejectedResult).reason as ApiError).code)).toEqual(['FLOW_EXPIRED', 'FLOW_EXPIRED']);
+    expect(answers.filter((a) => a.status === 'rejected').map((a) => ((a as PromiseRejectedResult).reason as ApiError).code)).toEqual([
+      'FLOW_EXPIRED',
+      'FLOW_EXPIRED',
+    ]);
     const claims = await Promise.all([1, 2, 3].map(() => claimSession(h.app, login)));
     expect(claims.map((c) => c.status).sort()).toEqual([200, 410, 410]);
   });
@@ -471,7 +500,12 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const view = await app.start(user.username, 'recover');
     expect(view).toMatchObject({ purpose: 'recover', proof: 'device', challenge: { type: 'ocra' } });
     await app.complete(view, cardAnswer(card, (view.challenge as { question: string }).question), 'r3cov');
-    expect((await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'mobile').map((d) => d.state).sort()).toEqual(['active', 'revoked']);
+    expect(
+      (await h.services.devices.listForUser(user.id))
+        .filter((d) => d.type === 'mobile')
+        .map((d) => d.state)
+        .sort(),
+    ).toEqual(['active', 'revoked']);
   });
 
   it('K8, N1: wrong recovery PINs are counted on the authenticator (a login does not reset them), each told to the user; then recovery is blocked and Migrate remains', async () => {
@@ -607,7 +641,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect((await h.services.audit.list({ userId: user.id })).map((e) => e.event)).toEqual(expect.arrayContaining(['stepup.started', 'stepup.verified']));
   });
 
-  it('V1, K4: a step-up answered offline with the app\'s response; a DSC+ answers its challenge', async () => {
+  it("V1, K4: a step-up answered offline with the app's response; a DSC+ answers its challenge", async () => {
     const user = await smsUser(h);
     const app = phone();
     await app.activate(user.username);
@@ -625,7 +659,12 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const foreign = await postJson(h.app, `/api/v1/step-up/${started.body.id}`, { response: '12345678' }, other);
     expect([foreign.status, foreign.body.error.code]).toEqual([404, 'FLOW_NOT_FOUND']);
     expect((await get(h.app, `/api/v1/step-up/${started.body.id}`, auth)).body.attemptsLeft).toBe(3);
-    const done = await postJson(h.app, `/api/v1/step-up/${started.body.id}`, { response: await app.respond(user.username, offline.body.challenge.question) }, auth);
+    const done = await postJson(
+      h.app,
+      `/api/v1/step-up/${started.body.id}`,
+      { response: await app.respond(user.username, offline.body.challenge.question) },
+      auth,
+    );
     expect(done.body.state).toBe('done');
 
     const { user: cardUser, card } = await createUserWithCard(h.services);
@@ -637,7 +676,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(verified.body.state).toBe('done');
   });
 
-  it('X3: bad input to the app\'s endpoints gets a clear 4xx', async () => {
+  it("X3: bad input to the app's endpoints gets a clear 4xx", async () => {
     const user = await smsUser(h);
     const app = phone();
     const view = await app.start(user.username);
@@ -648,7 +687,9 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
       agreementKey: { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' },
     });
     expect([bad.status, bad.body.error.code]).toEqual([400, 'VALIDATION_ERROR']);
-    expect((await postJson(h.app, '/api/v1/mobile/activations/flw_nope/complete', { response: '1', pin: 'ab12', signingKey: {}, agreementKey: {} })).status).toBe(400);
+    expect(
+      (await postJson(h.app, '/api/v1/mobile/activations/flw_nope/complete', { response: '1', pin: 'ab12', signingKey: {}, agreementKey: {} })).status,
+    ).toBe(400);
     expect((await postJson(h.app, '/api/v1/mobile/activations', { username: user.username, password: PASSWORD, purpose: 'steal' })).status).toBe(400);
     // a long poll's wait: whole seconds in decimal digits, at most 25
     const login = await startLogin(h.app, (await createUserWithCard(h.services)).user.username);
@@ -659,7 +700,14 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect((await get(h.app, `/api/v1/login/${login.body.id}?wait=0`)).status).toBe(200);
     // a card's login does not wait for the phone: a long poll on it is answered at once, not held
     expect((await get(h.app, `/api/v1/login/${login.body.id}?wait=25`)).body).toMatchObject({ state: 'second_factor', challenge: { type: 'ocra' } });
-    const unknown = await postJson(h.app, '/api/v1/mobile/requests/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', { deviceId: 'dev_x', token: 'x', decision: 'approve', number: '42', proof: '', signature: 'x' });
+    const unknown = await postJson(h.app, '/api/v1/mobile/requests/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', {
+      deviceId: 'dev_x',
+      token: 'x',
+      decision: 'approve',
+      number: '42',
+      proof: '',
+      signature: 'x',
+    });
     expect([unknown.status, unknown.body.error.code]).toEqual([401, 'APP_TOKEN_INVALID']);
     const poll = await postJson(h.app, '/api/v1/mobile/requests', { devices: [{ deviceId: 'dev_x', token: 'nope' }], wait: 0 });
     expect(poll.body).toEqual({ requests: [], messages: [], revoked: ['dev_x'] });

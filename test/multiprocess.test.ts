@@ -63,7 +63,8 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
     // X7: the number is put on record out of band, as at account opening
     expect((await sls(['user', 'create', '--username', 'pushproc', '--password', PASSWORD, '--mobile', 'FR:698765432'], env)).code).toBe(0);
     const inbox = {
-      activationToken: async (username: string) => tokenIn(JSON.parse((await sls(['outbox', '--user', username, '--json'], env)).stdout) as { template: string; body: string }[]),
+      activationToken: async (username: string) =>
+        tokenIn(JSON.parse((await sls(['outbox', '--user', username, '--json'], env)).stdout) as { template: string; body: string }[]),
       tick: () => undefined,
     };
     const phone = new TestPhone(b.url, inbox);
@@ -145,7 +146,7 @@ describe('the README quick start, as written', () => {
     await db.drop();
   });
 
-  it('L1/L2/C2: create a user and a card with sls, start the server, log in with the emulator\'s response', async () => {
+  it("L1/L2/C2: create a user and a card with sls, start the server, log in with the emulator's response", async () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     const commands = [...readme.matchAll(/^\s*npx sls (.+)$/gm)].map((m) => m[1]!.trim());
     expect(commands.length).toBeGreaterThanOrEqual(3);
@@ -154,7 +155,10 @@ describe('the README quick start, as written', () => {
     const cwd = db.dataDir;
     const run = (line: string) => {
       const args = line.match(/'[^']*'|\S+/g)!.map((a) => a.replace(/^'|'$/g, ''));
-      return sls(args.map((a) => (a === 'card.json' ? join(cwd, 'card.json') : a)), env);
+      return sls(
+        args.map((a) => (a === 'card.json' ? join(cwd, 'card.json') : a)),
+        env,
+      );
     };
     for (const line of commands.filter((c) => c.startsWith('user create') || c.startsWith('device add-dscplus'))) {
       const res = await run(line);

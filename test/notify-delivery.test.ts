@@ -60,7 +60,13 @@ describe.each(DATABASES)('the outbox worker (%s)', (db) => {
     expect(mail[0]).toMatchObject({ subject: 'Your password was changed' });
     expect(mail[0]!.headers['auto-submitted']).toBe('auto-generated');
     expect(mail[0]!.headers['message-id']).toBe(`<${stored[0]!.id}@example.test>`);
-    expect(await h.services.notifier.get(stored[0]!.id)).toMatchObject({ status: 'sent', attempts: 1, nextAttemptAt: null, sentAt: h.clock.now(), provider: 'smtp' });
+    expect(await h.services.notifier.get(stored[0]!.id)).toMatchObject({
+      status: 'sent',
+      attempts: 1,
+      nextAttemptAt: null,
+      sentAt: h.clock.now(),
+      provider: 'smtp',
+    });
     // nothing is due any more: a second run sends nothing
     expect(await h.services.outbox.drain()).toEqual({ sent: 0, retrying: 0, failed: 0 });
     expect(smtp.messages.filter((m) => m.rcptTo.includes(user.email!))).toHaveLength(1);
@@ -73,7 +79,12 @@ describe.each(DATABASES)('the outbox worker (%s)', (db) => {
     const t0 = h.clock.now();
 
     expect(await h.services.outbox.drain()).toEqual({ sent: 0, retrying: 1, failed: 0 });
-    expect(await h.services.notifier.get(notice!.id)).toMatchObject({ status: 'pending', attempts: 1, nextAttemptAt: t0 + RETRY_BASE, error: 'smtp: refused with 451 4.3.0 at RCPT TO' });
+    expect(await h.services.notifier.get(notice!.id)).toMatchObject({
+      status: 'pending',
+      attempts: 1,
+      nextAttemptAt: t0 + RETRY_BASE,
+      error: 'smtp: refused with 451 4.3.0 at RCPT TO',
+    });
     // not before its time
     h.clock.advance(RETRY_BASE - 1);
     expect(await h.services.outbox.drain()).toEqual({ sent: 0, retrying: 0, failed: 0 });
@@ -100,12 +111,20 @@ describe.each(DATABASES)('the outbox worker (%s)', (db) => {
       await h.services.outbox.drain();
       h.clock.advance(HOUR);
     }
-    expect(await h.services.notifier.get(second!.id)).toMatchObject({ status: 'failed', attempts: 4, nextAttemptAt: null, error: expect.stringMatching(/421/) });
+    expect(await h.services.notifier.get(second!.id)).toMatchObject({
+      status: 'failed',
+      attempts: 4,
+      nextAttemptAt: null,
+      error: expect.stringMatching(/421/),
+    });
     expect(smtp.messages.filter((m) => m.rcptTo.includes(unlucky.email!) || m.rcptTo.includes(refused.email!))).toEqual([]);
   });
 
   it('X6: two workers (two services on one database) deliver each notice exactly once', async () => {
-    const other: Services = await createServices(testConfig(h.database, { ...smtpConfig(smtp, { concurrency: 3 }) }), { clock: h.clock, warn: () => undefined });
+    const other: Services = await createServices(testConfig(h.database, { ...smtpConfig(smtp, { concurrency: 3 }) }), {
+      clock: h.clock,
+      warn: () => undefined,
+    });
     try {
       const users = await Promise.all(Array.from({ length: 8 }, () => createUser(h.services)));
       const notices = (await Promise.all(users.map((u) => h.services.notifier.notify(u, 'passwordReset', { username: u.username })))).flat();
@@ -212,9 +231,15 @@ describe('SMTP settings (X6)', () => {
         expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_SMTP_TLS' }) }),
       );
     }
-    expect(() => loadConfig({ ...base, SLS_SMTP_HOST: 'mail.example.net', SLS_SMTP_TLS: 'maybe' })).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG' }));
-    expect(() => loadConfig({ SLS_EMAIL_PROVIDER: 'smtp' })).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_SMTP_HOST' }) }));
-    expect(() => loadConfig({ SLS_TIME_ZONE: 'Mars/Olympus' })).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_TIME_ZONE' }) }));
+    expect(() => loadConfig({ ...base, SLS_SMTP_HOST: 'mail.example.net', SLS_SMTP_TLS: 'maybe' })).toThrowError(
+      expect.objectContaining({ code: 'INVALID_CONFIG' }),
+    );
+    expect(() => loadConfig({ SLS_EMAIL_PROVIDER: 'smtp' })).toThrowError(
+      expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_SMTP_HOST' }) }),
+    );
+    expect(() => loadConfig({ SLS_TIME_ZONE: 'Mars/Olympus' })).toThrowError(
+      expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_TIME_ZONE' }) }),
+    );
     expect(loadConfig({}).delivery.email).toEqual({ provider: 'outbox' });
   });
 });

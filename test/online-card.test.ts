@@ -29,7 +29,11 @@ async function clientWithPasscode(): Promise<{ user: User; card: CardFile; passc
   return { user, card, passcode };
 }
 
-async function login(username: string, respond: (challenge: { type: string; indexes?: [number, number]; question?: string }) => string, app: 'portal' | 'trading' = 'portal') {
+async function login(
+  username: string,
+  respond: (challenge: { type: string; indexes?: [number, number]; question?: string }) => string,
+  app: 'portal' | 'trading' = 'portal',
+) {
   const start = await startLogin(h.app, username, PASSWORD, app);
   if (start.status !== 200) return start;
   return answer(h.app, start.body.id, respond(start.body.challenge));
@@ -51,7 +55,12 @@ async function activateOnlineCard(token: string): Promise<{ codes: string[]; dev
   const begin = await postJson(h.app, `/api/v1/devices/${card.body.deviceId}/activation`, {}, bearer(token));
   expect(begin.status).toBe(200);
   expect(begin.body.challenge).toMatchObject({ type: 'index', indexes: [expect.any(Number), expect.any(Number)] });
-  const done = await postJson(h.app, `/api/v1/devices/${card.body.deviceId}/activation/${begin.body.id}`, { response: codesFor(card.body.codes)(begin.body.challenge) }, bearer(token));
+  const done = await postJson(
+    h.app,
+    `/api/v1/devices/${card.body.deviceId}/activation/${begin.body.id}`,
+    { response: codesFor(card.body.codes)(begin.body.challenge) },
+    bearer(token),
+  );
   expect(done.status).toBe(200);
   expect(done.body.state).toBe('active');
   return { codes: card.body.codes, deviceId: card.body.deviceId, expiresAt: done.body.expiresAt };
@@ -91,7 +100,12 @@ describe('the online security code card (S2, S3)', () => {
     await postJson(h.app, '/api/v1/online-card/printed', {}, bearer(token));
     const begin = await postJson(h.app, `/api/v1/devices/${card.body.deviceId}/activation`, {}, bearer(token));
     const right = codesFor(card.body.codes)(begin.body.challenge);
-    const spaced = await postJson(h.app, `/api/v1/devices/${card.body.deviceId}/activation/${begin.body.id}`, { response: `${right.slice(0, 3)} ${right.slice(3)}` }, bearer(token));
+    const spaced = await postJson(
+      h.app,
+      `/api/v1/devices/${card.body.deviceId}/activation/${begin.body.id}`,
+      { response: `${right.slice(0, 3)} ${right.slice(3)}` },
+      bearer(token),
+    );
     expect(spaced.status).toBe(401);
     expect(spaced.body.error.hints).toEqual(['Security card and device codes contain no spaces between the characters.']);
     const done = await postJson(h.app, `/api/v1/devices/${card.body.deviceId}/activation/${begin.body.id}`, { response: right }, bearer(token));
@@ -120,7 +134,7 @@ describe('the online security code card (S2, S3)', () => {
     expect((await startLogin(h.app, user.username, PASSWORD, 'trading')).body.error.code).toBe('ONLINE_CARD_EXPIRED');
   });
 
-  it('L4/S4: starting logins without answering shows the same pending pair; an accepted answer uses up its pair and cells for the card\'s life', async () => {
+  it("L4/S4: starting logins without answering shows the same pending pair; an accepted answer uses up its pair and cells for the card's life", async () => {
     const { user, passcode } = await clientWithPasscode();
     const token = (await login(user.username, () => passcode)).body.session.token;
     const { codes } = await activateOnlineCard(token);
@@ -136,7 +150,10 @@ describe('the online security code card (S2, S3)', () => {
     let start = pending;
     for (let i = 0; i < 10; i++) {
       const indexes = start.body.challenge.indexes as [number, number];
-      expect(indexes.some((index) => used.has(index)), `login ${i}`).toBe(false);
+      expect(
+        indexes.some((index) => used.has(index)),
+        `login ${i}`,
+      ).toBe(false);
       expect((await answer(h.app, start.body.id, codesFor(codes)(start.body.challenge))).status).toBe(200);
       for (const index of indexes) used.add(index);
       start = await startLogin(h.app, user.username, PASSWORD, 'trading');
@@ -149,12 +166,23 @@ describe('the online security code card (S2, S3)', () => {
     await activateOnlineCard(token);
     const [dsc] = (await get(h.app, '/api/v1/devices', bearer(token))).body.devices;
     const begin = await postJson(h.app, `/api/v1/devices/${dsc.id}/activation`, {}, bearer(token));
-    const done = await postJson(h.app, `/api/v1/devices/${dsc.id}/activation/${begin.body.id}`, { response: cardAnswer(card, begin.body.challenge.question) }, bearer(token));
+    const done = await postJson(
+      h.app,
+      `/api/v1/devices/${dsc.id}/activation/${begin.body.id}`,
+      { response: cardAnswer(card, begin.body.challenge.question) },
+      bearer(token),
+    );
     expect(done.body.state).toBe('active');
     const start = await startLogin(h.app, user.username);
     expect(start.body.devices.map((d: { type: string }) => d.type)).toEqual(['dscplus']);
     const states = (await h.services.devices.listForUser(user.id)).map((d) => [d.type, d.state]);
-    expect(states).toEqual(expect.arrayContaining([['online_card', 'revoked'], ['temp_passcode', 'revoked'], ['dscplus', 'active']]));
+    expect(states).toEqual(
+      expect.arrayContaining([
+        ['online_card', 'revoked'],
+        ['temp_passcode', 'revoked'],
+        ['dscplus', 'active'],
+      ]),
+    );
     expect((await startLogin(h.app, user.username, PASSWORD, 'trading')).body.devices).toHaveLength(1);
   });
 });
@@ -193,6 +221,8 @@ describe('legacy Security Code Card (S1, D1)', () => {
     expect(Math.max(a, b)).toBeLessThanOrEqual(100);
     expect((await answer(h.app, start.body.id, codes[a - 1]! + codes[b - 1]!)).status).toBe(200);
     await expect(h.services.onlineCards.importSecurityCodeCard(user.id, 'SCC-0042', codes, 'test')).rejects.toMatchObject({ code: 'SERIAL_TAKEN' });
-    await expect(h.services.onlineCards.importSecurityCodeCard(user.id, 'SCC-0043', codes.slice(0, 50), 'test')).rejects.toMatchObject({ code: 'VALIDATION_ERROR' });
+    await expect(h.services.onlineCards.importSecurityCodeCard(user.id, 'SCC-0043', codes.slice(0, 50), 'test')).rejects.toMatchObject({
+      code: 'VALIDATION_ERROR',
+    });
   });
 });

@@ -150,7 +150,8 @@ describe('X6: SIGTERM stops the server gracefully', () => {
     let output = '';
     server.child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const inbox = {
-      activationToken: async (username: string) => tokenIn(JSON.parse((await sls(['outbox', '--user', username, '--json'], env)).stdout) as { template: string; body: string }[]),
+      activationToken: async (username: string) =>
+        tokenIn(JSON.parse((await sls(['outbox', '--user', username, '--json'], env)).stdout) as { template: string; body: string }[]),
       tick: () => undefined,
     };
     const phone = new TestPhone(server.url, inbox);

@@ -13,7 +13,11 @@ import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
 import { startFakeSmtp, type FakeSmtp } from './support/fake-smtp.js';
 
 async function wrongPassword(url: string, username: string): Promise<number> {
-  const res = await fetch(`${url}/api/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password: `not ${PASSWORD}`, app: 'portal' }) });
+  const res = await fetch(`${url}/api/v1/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password: `not ${PASSWORD}`, app: 'portal' }),
+  });
   await res.arrayBuffer();
   return res.status;
 }
@@ -99,7 +103,9 @@ describe.each(DATABASES)('notices across server processes (%s)', (dbName) => {
     expect(run).toMatchObject({ code: 0, stderr: '' });
     expect(run.stdout).toContain('Outbox: 0 notice(s) delivered, 1 to try again later, 0 failed.');
     const listed = await sls(['outbox', '--user', user.username, '--status', 'pending', '--json'], env);
-    expect(JSON.parse(listed.stdout)).toMatchObject([{ template: 'passwordChanged', status: 'pending', attempts: 1, error: 'smtp: refused with 451 4.3.0 at RCPT TO' }]);
+    expect(JSON.parse(listed.stdout)).toMatchObject([
+      { template: 'passwordChanged', status: 'pending', attempts: 1, error: 'smtp: refused with 451 4.3.0 at RCPT TO' },
+    ]);
     const text = await sls(['outbox', '--user', user.username], env);
     expect(text.stdout).toContain('attempts: 1; next attempt: ');
     expect(text.stdout).toContain('last error: smtp: refused with 451 4.3.0 at RCPT TO');

@@ -26,7 +26,10 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     h = await startHarness(dbName);
     agentId = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user.id;
     const fixture = (name: string) => readFileSync(new URL(`./fixtures/pskc/${name}`, import.meta.url), 'utf8');
-    const keys = [...parsePskc(fixture('batch-plain.xml')), ...parsePskc(fixture('batch-aes.xml'), { preSharedKey: Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex') })];
+    const keys = [
+      ...parsePskc(fixture('batch-plain.xml')),
+      ...parsePskc(fixture('batch-aes.xml'), { preSharedKey: Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex') }),
+    ];
     stock = (await h.services.devices.importStock(keys, 'test', 'batch')).map((d) => d.serial!);
   });
   afterAll(async () => {
@@ -55,7 +58,11 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
 
   it('C1: accounts with equity above USD 1,000,000 may request a DSC+', async () => {
     const poor = await clientWithLostCard(1_000_000);
-    expect((await get(h.app, '/api/v1/dscplus/eligibility', bearer(poor.token))).body).toEqual({ eligible: false, equityUsd: 1_000_000, thresholdUsd: 1_000_000 });
+    expect((await get(h.app, '/api/v1/dscplus/eligibility', bearer(poor.token))).body).toEqual({
+      eligible: false,
+      equityUsd: 1_000_000,
+      thresholdUsd: 1_000_000,
+    });
     const refused = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '2468' }, bearer(poor.token));
     expect(refused.status).toBe(403);
     expect(refused.body.error.code).toBe('NOT_ELIGIBLE');
@@ -71,7 +78,12 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     expect(preview.body).toMatchObject({ holdAccount: user.accountNumber, depositUsd: 20, address: { country: 'US' } });
     expect(preview.body.estimatedShipDate).toMatch(/^\d{4}-\d{2}-\d{2}$/);
     expect(await h.services.devices.listForUser(user.id)).toHaveLength(2); // nothing stored by the preview
-    for (const bad of [{ ...body, pin: '12' }, { ...body, address: { ...ADDRESS, country: 'USA' } }, { ...body, address: { ...ADDRESS, city: '' } }, { ...body, holdAccount: 'U0000000' }]) {
+    for (const bad of [
+      { ...body, pin: '12' },
+      { ...body, address: { ...ADDRESS, country: 'USA' } },
+      { ...body, address: { ...ADDRESS, city: '' } },
+      { ...body, holdAccount: 'U0000000' },
+    ]) {
       expect((await postJson(h.app, '/api/v1/dscplus/requests', bad, bearer(token))).status).toBeGreaterThanOrEqual(400);
     }
     const made = await postJson(h.app, '/api/v1/dscplus/requests', body, bearer(token));
@@ -92,7 +104,12 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     const begin = await postJson(h.app, `/api/v1/devices/${made.body.device.id}/activation`, {}, bearer(token));
     expect(begin.body.challenge.type).toBe('ocra');
     const newCard = { ...card, pin: '2468' } as CardFile;
-    const done = await postJson(h.app, `/api/v1/devices/${made.body.device.id}/activation/${begin.body.id}`, { response: cardAnswer(newCard, begin.body.challenge.question) }, bearer(token));
+    const done = await postJson(
+      h.app,
+      `/api/v1/devices/${made.body.device.id}/activation/${begin.body.id}`,
+      { response: cardAnswer(newCard, begin.body.challenge.question) },
+      bearer(token),
+    );
     expect(done.body).toMatchObject({ state: 'active', serial });
     const start = await startLogin(h.app, user.username);
     expect(start.body.devices.map((d: { type: string }) => d.type)).toEqual(['dscplus']);
@@ -176,11 +193,26 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     const token = await loginWithCard(user, card);
     const [device] = await h.services.devices.listForUser(user.id);
     const begin = await postJson(h.app, `/api/v1/devices/${device!.id}/pin`, {}, bearer(token));
-    const wrongOld = await postJson(h.app, `/api/v1/devices/${device!.id}/pin/${begin.body.id}`, { response: cardAnswer(card, begin.body.challenge.question, '2222'), newPin: '3333' }, bearer(token));
+    const wrongOld = await postJson(
+      h.app,
+      `/api/v1/devices/${device!.id}/pin/${begin.body.id}`,
+      { response: cardAnswer(card, begin.body.challenge.question, '2222'), newPin: '3333' },
+      bearer(token),
+    );
     expect(wrongOld.status).toBe(401);
-    const badNew = await postJson(h.app, `/api/v1/devices/${device!.id}/pin/${begin.body.id}`, { response: cardAnswer(card, begin.body.challenge.question), newPin: '33' }, bearer(token));
+    const badNew = await postJson(
+      h.app,
+      `/api/v1/devices/${device!.id}/pin/${begin.body.id}`,
+      { response: cardAnswer(card, begin.body.challenge.question), newPin: '33' },
+      bearer(token),
+    );
     expect(badNew.body.error.code).toBe('INVALID_PIN');
-    const changed = await postJson(h.app, `/api/v1/devices/${device!.id}/pin/${begin.body.id}`, { response: cardAnswer(card, begin.body.challenge.question), newPin: '3333' }, bearer(token));
+    const changed = await postJson(
+      h.app,
+      `/api/v1/devices/${device!.id}/pin/${begin.body.id}`,
+      { response: cardAnswer(card, begin.body.challenge.question), newPin: '3333' },
+      bearer(token),
+    );
     expect(changed.status).toBe(200);
     const start = await startLogin(h.app, user.username);
     const oldPin = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question, '1111'));

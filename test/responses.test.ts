@@ -31,12 +31,17 @@ describe('responses (X3, L8)', () => {
   });
 
   it('X3: a text/plain body is answered 415 UNSUPPORTED_MEDIA_TYPE, as documented', async () => {
-    const res = await h.app.inject({ method: 'POST', url: '/api/v1/login', headers: { 'content-type': 'text/plain' }, payload: '{"username":"a","password":"b","app":"portal"}' });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/login',
+      headers: { 'content-type': 'text/plain' },
+      payload: '{"username":"a","password":"b","app":"portal"}',
+    });
     expect(res.statusCode).toBe(415);
     expect(res.json()).toMatchObject({ error: { code: 'UNSUPPORTED_MEDIA_TYPE' } });
   });
 
-  it('X3: a form\'s CSRF token is bound to the session: one made before the login, or in another session, is refused', async () => {
+  it("X3: a form's CSRF token is bound to the session: one made before the login, or in another session, is refused", async () => {
     const { user, card } = await createUserWithCard(h.services);
     const agent = new Agent(h.app);
     const loginPage = await agent.get('/login');

@@ -33,7 +33,7 @@ describe('the rule index, docs/rules.md', () => {
     const source = [
       "// it('Q1: in a line comment')",
       "/* describe('Q2: in a block comment') */",
-      "const s = \"it('Q3: in a string')\";",
+      'const s = "it(\'Q3: in a string\')";',
       "const r = /it\\('Q4: in a regular expression'/;",
       "describe('group (Q5, Q6)', () => {",
       '  it(',
@@ -135,23 +135,26 @@ describe('the rule index, docs/rules.md', () => {
     );
   });
 
-  it.skipIf(specText === undefined)('the rule index names only the rules SPEC.md defines, every one of them, under its section, marked [seed]/[ours] as there', () => {
-    const spec = parseSpec(specText ?? '');
-    expect(spec.length).toBeGreaterThan(0);
-    const defined = new Map(spec.map((r) => [r.id, r]));
-    const undefinedIds = [...new Set(page.match(/\b[A-Z]\d{1,2}\b/g) ?? [])].filter((id) => !defined.has(id));
-    expect(undefinedIds).toEqual([]);
-    const listed = entries.map((e) => e.id);
-    expect(listed.filter((id, i) => listed.indexOf(id) !== i)).toEqual([]);
-    expect(spec.filter((r) => !listed.includes(r.id)).map((r) => r.id)).toEqual([]);
-    const misplaced = entries.flatMap((e) => {
-      const rule = defined.get(e.id);
-      if (!rule) return [];
-      const problems: string[] = [];
-      if (e.section !== rule.section) problems.push(`${e.id} under "${e.section}", in SPEC.md under "${rule.section}"`);
-      if (e.tags.join(' ') !== rule.tags.join(' ')) problems.push(`${e.id} marked [${e.tags.join('] [')}], in SPEC.md [${rule.tags.join('] [')}]`);
-      return problems;
-    });
-    expect(misplaced).toEqual([]);
-  });
+  it.skipIf(specText === undefined)(
+    'the rule index names only the rules SPEC.md defines, every one of them, under its section, marked [seed]/[ours] as there',
+    () => {
+      const spec = parseSpec(specText ?? '');
+      expect(spec.length).toBeGreaterThan(0);
+      const defined = new Map(spec.map((r) => [r.id, r]));
+      const undefinedIds = [...new Set(page.match(/\b[A-Z]\d{1,2}\b/g) ?? [])].filter((id) => !defined.has(id));
+      expect(undefinedIds).toEqual([]);
+      const listed = entries.map((e) => e.id);
+      expect(listed.filter((id, i) => listed.indexOf(id) !== i)).toEqual([]);
+      expect(spec.filter((r) => !listed.includes(r.id)).map((r) => r.id)).toEqual([]);
+      const misplaced = entries.flatMap((e) => {
+        const rule = defined.get(e.id);
+        if (!rule) return [];
+        const problems: string[] = [];
+        if (e.section !== rule.section) problems.push(`${e.id} under "${e.section}", in SPEC.md under "${rule.section}"`);
+        if (e.tags.join(' ') !== rule.tags.join(' ')) problems.push(`${e.id} marked [${e.tags.join('] [')}], in SPEC.md [${rule.tags.join('] [')}]`);
+        return problems;
+      });
+      expect(misplaced).toEqual([]);
+    },
+  );
 });

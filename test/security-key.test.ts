@@ -16,7 +16,12 @@ import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 
 function send(app: FastifyInstance, method: 'PATCH' | 'DELETE', url: string, headers: Record<string, string>, payload?: unknown) {
-  return app.inject({ method, url, headers: { ...headers, ...(payload ? { 'content-type': 'application/json' } : {}) }, ...(payload ? { payload: payload as object } : {}) });
+  return app.inject({
+    method,
+    url,
+    headers: { ...headers, ...(payload ? { 'content-type': 'application/json' } : {}) },
+    ...(payload ? { payload: payload as object } : {}),
+  });
 }
 
 describe.each(DATABASES)('security keys on %s', (database) => {
@@ -44,11 +49,18 @@ describe.each(DATABASES)('security keys on %s', (database) => {
   async function register(auth: Record<string, string>, key: SoftwareAuthenticator, name: string): Promise<ApiResponse> {
     const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, auth);
     expect(started.status).toBe(200);
-    return postJson(h.app, '/api/v1/security-keys', { name, state: started.body.state, credential: key.register(started.body.options as { challenge: string }, where) }, auth);
+    return postJson(
+      h.app,
+      '/api/v1/security-keys',
+      { name, state: started.body.state, credential: key.register(started.body.options as { challenge: string }, where) },
+      auth,
+    );
   }
 
   /** A user with a DSC+ and a registered key; the next logins offer the card first (it was used last). */
-  async function withKey(key = new SoftwareAuthenticator()): Promise<{ user: User; card: CardFile; key: SoftwareAuthenticator; keyId: string; auth: Record<string, string> }> {
+  async function withKey(
+    key = new SoftwareAuthenticator(),
+  ): Promise<{ user: User; card: CardFile; key: SoftwareAuthenticator; keyId: string; auth: Record<string, string> }> {
     const { user, card, auth } = await signedIn();
     await stepUp(h.app, auth, (challenge) => cardAnswer(card, challenge.question as string));
     const made = await register(auth, key, 'Blue key');
@@ -75,7 +87,15 @@ describe.each(DATABASES)('security keys on %s', (database) => {
     await stepUp(h.app, auth, (challenge) => cardAnswer(card, challenge.question as string));
     const made = await register(auth, key, '  Blue key  ');
     expect(made.status).toBe(201);
-    expect(made.body).toMatchObject({ name: 'Blue key', state: 'active', aaguid: key.aaguid, fmt: 'none', transports: ['usb'], synced: false, lastUsedAt: null });
+    expect(made.body).toMatchObject({
+      name: 'Blue key',
+      state: 'active',
+      aaguid: key.aaguid,
+      fmt: 'none',
+      transports: ['usb'],
+      synced: false,
+      lastUsedAt: null,
+    });
     const listed = await get(h.app, '/api/v1/security-keys', auth);
     expect(listed.body.keys.map((k: Json) => k.id)).toEqual([made.body.id]);
     // the same key twice is refused; the credential is sealed, only its id, model and format are in the clear
@@ -93,17 +113,37 @@ describe.each(DATABASES)('security keys on %s', (database) => {
     await stepUp(h.app, auth, (challenge) => cardAnswer(card, challenge.question as string));
     const key = new SoftwareAuthenticator();
     const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, auth);
-    const wrong = await postJson(h.app, '/api/v1/security-keys', { name: 'k', state: started.body.state, credential: key.register({ challenge: 'AAAA' }, where) }, auth);
+    const wrong = await postJson(
+      h.app,
+      '/api/v1/security-keys',
+      { name: 'k', state: started.body.state, credential: key.register({ challenge: 'AAAA' }, where) },
+      auth,
+    );
     expect(wrong.status).toBe(400);
     expect(wrong.body.error.code).toBe('SECURITY_KEY_NOT_VERIFIED');
-    const elsewhere = await postJson(h.app, '/api/v1/security-keys', { name: 'k', state: started.body.state, credential: key.register(started.body.options, { ...where, origin: 'https://evil.example' }) }, auth);
+    const elsewhere = await postJson(
+      h.app,
+      '/api/v1/security-keys',
+      { name: 'k', state: started.body.state, credential: key.register(started.body.options, { ...where, origin: 'https://evil.example' }) },
+      auth,
+    );
     expect(elsewhere.body.error.code).toBe('SECURITY_KEY_NOT_VERIFIED');
     const other = await signedIn();
     await stepUp(h.app, other.auth, (challenge) => cardAnswer(other.card, challenge.question as string));
-    const stolen = await postJson(h.app, '/api/v1/security-keys', { name: 'k', state: started.body.state, credential: key.register(started.body.options, where) }, other.auth);
+    const stolen = await postJson(
+      h.app,
+      '/api/v1/security-keys',
+      { name: 'k', state: started.body.state, credential: key.register(started.body.options, where) },
+      other.auth,
+    );
     expect(stolen.status).toBe(410);
     expect(stolen.body.error.code).toBe('SECURITY_KEY_REGISTRATION_EXPIRED');
-    const badName = await postJson(h.app, '/api/v1/security-keys', { name: ' ', state: started.body.state, credential: key.register(started.body.options, where) }, auth);
+    const badName = await postJson(
+      h.app,
+      '/api/v1/security-keys',
+      { name: ' ', state: started.body.state, credential: key.register(started.body.options, where) },
+      auth,
+    );
     expect(badName.body.error.code).toBe('SECURITY_KEY_NAME_INVALID');
   });
 
@@ -236,14 +276,18 @@ describe.each(DATABASES)('security keys on %s', (database) => {
     expect((await postJson(h.app, '/api/v1/security-keys/registration', {}, auth)).status).toBe(200);
   });
 
-  it('W1/D2: a security key ranks between the DSC+ and the mobile authenticator; its withdrawal limits are the mobile authenticator\'s', async () => {
+  it("W1/D2: a security key ranks between the DSC+ and the mobile authenticator; its withdrawal limits are the mobile authenticator's", async () => {
     const { auth, keyId } = await withKey();
     const limits = await get(h.app, '/api/v1/withdrawal-limits', auth);
     // the DSC+ is still there and stronger
     expect(limits.body.device).toBe('dscplus');
     const devices = (await get(h.app, '/api/v1/devices', auth)).body.devices as Json[];
     for (const d of devices.filter((d) => d.type === 'dscplus')) await h.services.devices.setState(d.id as string, 'revoked', 'cli');
-    expect((await get(h.app, '/api/v1/withdrawal-limits', auth)).body).toEqual({ device: 'security_key', perDayUsd: 1_000_000, fiveBusinessDaysUsd: 1_000_000 });
+    expect((await get(h.app, '/api/v1/withdrawal-limits', auth)).body).toEqual({
+      device: 'security_key',
+      perDayUsd: 1_000_000,
+      fiveBusinessDaysUsd: 1_000_000,
+    });
     expect(keyId).toBeTruthy();
   });
 });
@@ -271,7 +315,12 @@ describe('the authenticator model allow-list (SLS_SECURITY_KEY_AAGUIDS)', () => 
       const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, auth);
       // an allow-list asks for the model's attestation
       expect(started.body.options.attestation).toBe('direct');
-      const made = await postJson(h.app, '/api/v1/security-keys', { name: 'k', state: started.body.state, credential: key.register(started.body.options, where) }, auth);
+      const made = await postJson(
+        h.app,
+        '/api/v1/security-keys',
+        { name: 'k', state: started.body.state, credential: key.register(started.body.options, where) },
+        auth,
+      );
       expect(made.status).toBe(status);
       if (status === 403) expect(made.body.error.code).toBe('SECURITY_KEY_MODEL_NOT_ALLOWED');
     }

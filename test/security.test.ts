@@ -124,7 +124,7 @@ describe.each(DATABASES)('security on %s', (db) => {
     });
   });
 
-  describe('A5: the help desk\'s one-time password is one-time', () => {
+  describe("A5: the help desk's one-time password is one-time", () => {
     /** A one-time password set by client services (by an admin for a staff account, X7). */
     async function resetByHelpDesk(user: User): Promise<string> {
       const agent = await staffMember(user.role === 'client' ? 'client_services' : 'admin');
@@ -142,7 +142,9 @@ describe.each(DATABASES)('security on %s', (db) => {
         const refused = await get(h.app, url, headers);
         expect([url, refused.status, refused.body.error.code]).toEqual([url, 403, 'PASSWORD_CHANGE_REQUIRED']);
       }
-      expect((await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/verifications`, { method: 'id_document' }, headers)).body.error.code).toBe('PASSWORD_CHANGE_REQUIRED');
+      expect((await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/verifications`, { method: 'id_document' }, headers)).body.error.code).toBe(
+        'PASSWORD_CHANGE_REQUIRED',
+      );
       const page = await h.app.inject({ method: 'GET', url: '/helpdesk', headers: { cookie: `sls_session=${headers.authorization!.slice(7)}` } });
       expect([page.statusCode, page.headers.location]).toEqual([303, '/password']);
       // a second login with the same one-time password is refused like a wrong password
@@ -164,7 +166,7 @@ describe.each(DATABASES)('security on %s', (db) => {
   });
 
   describe('X7: staff cannot take over staff', () => {
-    it('X7: client services may not reset an admin\'s password, issue a passcode to another agent, or unlock themselves; each refusal is audited', async () => {
+    it("X7: client services may not reset an admin's password, issue a passcode to another agent, or unlock themselves; each refusal is audited", async () => {
       const agent = await staffMember('client_services');
       const { user: admin } = await createUserWithCard(h.services, '1234', { role: 'admin' });
       const { user: colleague } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
@@ -176,17 +178,29 @@ describe.each(DATABASES)('security on %s', (db) => {
         [colleague, 'lock', { reason: 'takeover' }, 'staff'],
       ];
       for (const [target, action, body, reason] of refusals) {
-        const res = action === 'sessions' ? await del(h, `/api/v1/helpdesk/users/${target.username}/sessions`, agent.headers) : await postJson(h.app, `/api/v1/helpdesk/users/${target.username}/${action}`, body, agent.headers);
+        const res =
+          action === 'sessions'
+            ? await del(h, `/api/v1/helpdesk/users/${target.username}/sessions`, agent.headers)
+            : await postJson(h.app, `/api/v1/helpdesk/users/${target.username}/${action}`, body, agent.headers);
         expect([target.role, action, res.status, res.body.error?.code]).toEqual([target.role, action, 403, 'STAFF_TARGET_FORBIDDEN']);
         const audited = (await events(h, target)).filter((e) => e.event === 'helpdesk.refused' && e.actor === `staff:${agent.user.id}`);
-        expect(audited.some((e) => e.data.reason === reason), `${action} on ${target.role}`).toBe(true);
+        expect(
+          audited.some((e) => e.data.reason === reason),
+          `${action} on ${target.role}`,
+        ).toBe(true);
       }
       // through the services, with a verification made by an admin, the agent is refused all the same
       const { user: otherAdmin } = await createUserWithCard(h.services, '1234', { role: 'admin' });
       const v = await h.services.helpDesk.verifyIdentity(otherAdmin.id, colleague.username, { method: 'id_document' });
-      await expect(h.services.helpDesk.issueTemporaryPasscode(agent.user.id, colleague.username, { verificationId: v.id })).rejects.toMatchObject({ code: 'STAFF_TARGET_FORBIDDEN' });
-      await expect(h.services.helpDesk.resetPassword(agent.user.id, admin.username, { verificationId: v.id })).rejects.toMatchObject({ code: 'STAFF_TARGET_FORBIDDEN' });
-      await expect(h.services.helpDesk.unlock(agent.user.id, agent.user.username, { verificationId: v.id })).rejects.toMatchObject({ code: 'STAFF_TARGET_FORBIDDEN' });
+      await expect(h.services.helpDesk.issueTemporaryPasscode(agent.user.id, colleague.username, { verificationId: v.id })).rejects.toMatchObject({
+        code: 'STAFF_TARGET_FORBIDDEN',
+      });
+      await expect(h.services.helpDesk.resetPassword(agent.user.id, admin.username, { verificationId: v.id })).rejects.toMatchObject({
+        code: 'STAFF_TARGET_FORBIDDEN',
+      });
+      await expect(h.services.helpDesk.unlock(agent.user.id, agent.user.username, { verificationId: v.id })).rejects.toMatchObject({
+        code: 'STAFF_TARGET_FORBIDDEN',
+      });
     });
 
     it('X7: an admin acts on client services but not on itself nor, from the console, on another admin; from the command line it may', async () => {
@@ -245,17 +259,23 @@ describe.each(DATABASES)('security on %s', (db) => {
       expect([refused.status, refused.body.error.code]).toEqual([423, 'LOCKED']);
       // the same answer as any other lock: nothing tells it apart
       expect(refused.body.error.message).toMatch(/24 hours after the last failed attempt/);
-      expect((await get(h.app, `/api/v1/helpdesk/users/${second.username}`, agent.headers)).body).toMatchObject({ locked: true, lockedByStaff: true, lockedUntil: null });
+      expect((await get(h.app, `/api/v1/helpdesk/users/${second.username}`, agent.headers)).body).toMatchObject({
+        locked: true,
+        lockedByStaff: true,
+        lockedUntil: null,
+      });
       h.clock.advance(3 * DAY);
       expect((await startLogin(h.app, second.username)).status).toBe(423);
       const nextDay = await staffMember('client_services');
       const v2 = await verification(nextDay.headers, second.username);
-      expect((await postJson(h.app, `/api/v1/helpdesk/users/${second.username}/unlock`, { verificationId: v2.body.id }, nextDay.headers)).body).toEqual({ locked: false });
+      expect((await postJson(h.app, `/api/v1/helpdesk/users/${second.username}/unlock`, { verificationId: v2.body.id }, nextDay.headers)).body).toEqual({
+        locked: false,
+      });
       expect((await startLogin(h.app, second.username)).status).toBe(200);
       expect(sessionEndings(await events(h, second), 'user_locked')).toHaveLength(1);
     });
 
-    it('L8: a temporary passcode revoked ends its sessions; a card reported lost ends the sessions it opened but the reporter\'s', async () => {
+    it("L8: a temporary passcode revoked ends its sessions; a card reported lost ends the sessions it opened but the reporter's", async () => {
       const agent = await staffMember('client_services');
       const { user } = await createUserWithCard(h.services);
       const v = await verification(agent.headers, user.username);
@@ -326,17 +346,20 @@ describe.each(DATABASES)('security on %s', (db) => {
       const agent = await staffMember('client_services');
       const { user } = await createUserWithCard(h.services);
       const v = await verification(agent.headers, user.username);
-      const { passcode } = (await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/temporary-passcode`, { verificationId: v.body.id }, agent.headers)).body;
+      const { passcode } = (await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/temporary-passcode`, { verificationId: v.body.id }, agent.headers))
+        .body;
       h.clock.advance(2 * DAY + MINUTE);
       const start = await startLogin(h.app, user.username);
       const limited = bearer((await answer(h.app, start.body.id, passcode)).body.session.token);
       expect((await get(h.app, '/api/v1/session', limited)).body.scope).toBe('online_card_only');
       expect((await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, limited)).body.error.code).toBe('SCOPE_ONLINE_CARD_ONLY');
-      expect((await postJson(h.app, '/api/v1/password', { currentPassword: PASSWORD, newPassword: 'new phrase for me 3' }, limited)).body.error.code).toBe('SCOPE_ONLINE_CARD_ONLY');
+      expect((await postJson(h.app, '/api/v1/password', { currentPassword: PASSWORD, newPassword: 'new phrase for me 3' }, limited)).body.error.code).toBe(
+        'SCOPE_ONLINE_CARD_ONLY',
+      );
       expect((await postJson(h.app, '/api/v1/online-card', {}, limited)).status).toBe(200);
     });
 
-    it('L8: a trading session may not use the portal\'s routes and pages', async () => {
+    it("L8: a trading session may not use the portal's routes and pages", async () => {
       const { user, card } = await createUserWithCard(h.services);
       const trading = await cardSession(h, user, card, 'trading');
       for (const url of ['/api/v1/devices', '/api/v1/phones', '/api/v1/withdrawal-limits', '/api/v1/dscplus/eligibility']) {
@@ -354,13 +377,23 @@ describe.each(DATABASES)('security on %s', (db) => {
       const agent = await staffMember('client_services');
       const { user, card } = await createUserWithCard(h.services);
       const v = await verification(agent.headers, user.username);
-      const { passcode } = (await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/temporary-passcode`, { verificationId: v.body.id }, agent.headers)).body;
+      const { passcode } = (await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/temporary-passcode`, { verificationId: v.body.id }, agent.headers))
+        .body;
       const start = await startLogin(h.app, user.username);
       const session = bearer((await answer(h.app, start.body.id, passcode)).body.session.token);
       const other = bearer((await answer(h.app, (await startLogin(h.app, user.username)).body.id, passcode)).body.session.token);
       const [dsc] = (await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'dscplus');
       const proof = await postJson(h.app, `/api/v1/devices/${dsc!.id}/activation`, {}, session);
-      expect((await postJson(h.app, `/api/v1/devices/${dsc!.id}/activation/${proof.body.id}`, { response: cardAnswer(card, proof.body.challenge.question) }, session)).status).toBe(200);
+      expect(
+        (
+          await postJson(
+            h.app,
+            `/api/v1/devices/${dsc!.id}/activation/${proof.body.id}`,
+            { response: cardAnswer(card, proof.body.challenge.question) },
+            session,
+          )
+        ).status,
+      ).toBe(200);
       // the session goes on with the card; the temporary access is gone from it
       expect((await get(h.app, '/api/v1/session', session)).body.device.type).toBe('dscplus');
       const refused = await postJson(h.app, '/api/v1/online-card', {}, session);

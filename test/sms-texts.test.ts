@@ -48,13 +48,14 @@ const SAMPLE = {
   name: 'Blue key',
 };
 
-const texts = (language: 'en' | 'fr' | 'zh-Hant') => [
-  ...NOTICES.map((template) => ({ template, channel: 'sms' as const })),
-  ...CODES.flatMap((template) => [
-    { template, channel: 'sms' as const },
-    { template, channel: 'voice' as const },
-  ]),
-].map(({ template, channel }) => ({ template, channel, body: compose({ template, channel, language }, SAMPLE, 'Pacific/Chatham').body }));
+const texts = (language: 'en' | 'fr' | 'zh-Hant') =>
+  [
+    ...NOTICES.map((template) => ({ template, channel: 'sms' as const })),
+    ...CODES.flatMap((template) => [
+      { template, channel: 'sms' as const },
+      { template, channel: 'voice' as const },
+    ]),
+  ].map(({ template, channel }) => ({ template, channel, body: compose({ template, channel, language }, SAMPLE, 'Pacific/Chatham').body }));
 
 describe('SMS and voice texts (M7, N1)', () => {
   it('M7, N1: every notice has its own short SMS text in each language (not the e-mail body)', () => {

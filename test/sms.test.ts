@@ -178,7 +178,9 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
     it('M6: a user keeps at most 3 numbers, each once; removing a number revokes its SMS device unless it is the only device', async () => {
       const user = await smsUser(h);
       const [phone] = await h.services.phones.list(user.id);
-      await expect(h.services.phones.add(user.id, { country: 'FR', number: phone!.e164.slice(3) }, 'test', null)).rejects.toMatchObject({ code: 'PHONE_EXISTS' });
+      await expect(h.services.phones.add(user.id, { country: 'FR', number: phone!.e164.slice(3) }, 'test', null)).rejects.toMatchObject({
+        code: 'PHONE_EXISTS',
+      });
       await h.services.phones.add(user.id, { country: 'FR', number: '612345679' }, 'test', null);
       await h.services.phones.add(user.id, { country: 'HK', number: '91234567' }, 'test', null);
       await expect(h.services.phones.add(user.id, { country: 'GB', number: '7400123456' }, 'test', null)).rejects.toMatchObject({ code: 'PHONE_LIMIT' });
@@ -200,7 +202,12 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
       const devices = await h.services.devices.listForUser(user.id);
       expect(devices).toMatchObject([{ type: 'sms', state: 'active', label: '+33 •••• ••78' }]);
       const notices = await h.services.notifier.list({ userId: user.id });
-      expect(notices.filter((n) => n.template === 'deviceEnrolled').map((n) => n.channel).sort()).toEqual(['email', 'sms']);
+      expect(
+        notices
+          .filter((n) => n.template === 'deviceEnrolled')
+          .map((n) => n.channel)
+          .sort(),
+      ).toEqual(['email', 'sms']);
       expect((await h.services.audit.list({ userId: user.id })).map((e) => e.event)).toContain('device.enrolled');
     });
 
@@ -375,7 +382,8 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
     it('M7: a number receives at most 10 codes an hour: the login says so and when to try again', async () => {
       const user = await smsUser(h, { country: 'FR', number: '698765432' });
       // the confirm code already went to this number (the enrolment notice does not count)
-      const codes = async (limit = 50) => (await h.services.notifier.list({ userId: user.id, limit })).filter((n) => n.channel !== 'email' && n.template !== 'deviceEnrolled');
+      const codes = async (limit = 50) =>
+        (await h.services.notifier.list({ userId: user.id, limit })).filter((n) => n.channel !== 'email' && n.template !== 'deviceEnrolled');
       const sentSoFar = (await codes()).length;
       expect(sentSoFar).toBe(1);
       const start = h.clock.now();
@@ -430,10 +438,12 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
         ['email', user.email],
         ['sms', '+33611223344'],
       ]);
-      expect(notices.find((n) => n.channel === 'sms')!.body).toMatch(new RegExp(`^Your user ${user.username} is locked until \\d{2}/\\d{2}/\\d{4}, \\d{2}:\\d{2} [AP]M UTC after 10 failed logins\\.`));
+      expect(notices.find((n) => n.channel === 'sms')!.body).toMatch(
+        new RegExp(`^Your user ${user.username} is locked until \\d{2}/\\d{2}/\\d{4}, \\d{2}:\\d{2} [AP]M UTC after 10 failed logins\\.`),
+      );
     });
 
-    it('N1, M7: security notices by SMS do not count against the number\'s code limits: after 12 notices the login code still goes out', async () => {
+    it("N1, M7: security notices by SMS do not count against the number's code limits: after 12 notices the login code still goes out", async () => {
       const user = await smsUser(h, { country: 'FR', number: '655443322' });
       const full = await h.services.users.get(user.id);
       for (let i = 0; i < 12; i++) await h.services.notifier.notify(full, 'pushDenied', { username: user.username, ip: '192.0.2.1' });
@@ -442,7 +452,9 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
       const flow = await startLogin(h.app, user.username);
       expect(flow.body.challenge).toMatchObject({ type: 'sms', delivery: 'sent' });
       await h.services.outbox.drain();
-      expect((await h.services.notifier.list({ userId: user.id, limit: 100 })).filter((n) => n.template === 'pushDenied').every((n) => n.status === 'sent')).toBe(true);
+      expect(
+        (await h.services.notifier.list({ userId: user.id, limit: 100 })).filter((n) => n.template === 'pushDenied').every((n) => n.status === 'sent'),
+      ).toBe(true);
     });
   });
 });
@@ -478,7 +490,12 @@ describe('the development outbox page and the mobile settings page (M1, M7)', ()
     const page = await h.app.inject({ method: 'GET', url: '/settings/mobile' });
     expect(page.statusCode).toBe(303);
     expect(page.headers.location).toBe('/login');
-    const forged = await h.app.inject({ method: 'POST', url: '/settings/mobile', payload: 'country=FR&number=612345678', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const forged = await h.app.inject({
+      method: 'POST',
+      url: '/settings/mobile',
+      payload: 'country=FR&number=612345678',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(forged.statusCode).toBe(403);
   });
 

@@ -27,7 +27,12 @@ afterAll(() => {
 
 /** The environment of a command with no database or key of the tests: only what each case sets. */
 function bareEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const { SLS_DATABASE_URL: _url, SLS_MASTER_KEY: _key, SLS_DATA_DIR: _dir, ...env } = cliEnv({ name: 'sqlite', url: '', dataDir: '', drop: async () => undefined });
+  const {
+    SLS_DATABASE_URL: _url,
+    SLS_MASTER_KEY: _key,
+    SLS_DATA_DIR: _dir,
+    ...env
+  } = cliEnv({ name: 'sqlite', url: '', dataDir: '', drop: async () => undefined });
   return { ...env, ...extra };
 }
 
@@ -76,7 +81,12 @@ describe('X4: the server says why it cannot start', () => {
   it('X4: a database file in a directory that does not exist is refused, not created with its parents', async () => {
     const cwd = mkdtempSync(join(scratch, 'cwd-'));
     // "postgres//host/db" (a colon forgotten) is a relative file path two directories deep
-    const res = await sls(CREATE, bareEnv({ SLS_DATABASE_URL: 'postgres//localhost/test', SLS_MASTER_KEY: TEST_MASTER_KEY, SLS_DATA_DIR: join(cwd, 'data') }), undefined, cwd);
+    const res = await sls(
+      CREATE,
+      bareEnv({ SLS_DATABASE_URL: 'postgres//localhost/test', SLS_MASTER_KEY: TEST_MASTER_KEY, SLS_DATA_DIR: join(cwd, 'data') }),
+      undefined,
+      cwd,
+    );
     expect(res.code).toBe(1);
     const directory = join(cwd, 'postgres', 'localhost');
     expect(res.stderr).toBe(
@@ -168,7 +178,10 @@ describe.skipIf(!postgresUrl)('X4: PostgreSQL that cannot be used is named, with
 
   it('X4: a database that does not exist: its name, the server and the createdb command', async () => {
     const name = `sls_missing_${process.pid}`;
-    const res = await sls(['serve', '--port', '0'], bareEnv({ SLS_DATABASE_URL: urlWith({ database: name }), SLS_MASTER_KEY: TEST_MASTER_KEY, SLS_DATA_DIR: scratch }));
+    const res = await sls(
+      ['serve', '--port', '0'],
+      bareEnv({ SLS_DATABASE_URL: urlWith({ database: name }), SLS_MASTER_KEY: TEST_MASTER_KEY, SLS_DATA_DIR: scratch }),
+    );
     expect(res.code).toBe(1);
     expect(res.stderr).toBe(
       `sls: The PostgreSQL database "${name}" does not exist on ${server}. Create it with: createdb -h ${base.hostname} -p ${base.port || '5432'} -U ${decodeURIComponent(base.username) || 'postgres'} ${name}\n`,
@@ -180,14 +193,22 @@ describe.skipIf(!postgresUrl)('X4: PostgreSQL that cannot be used is named, with
     const port = await freePort();
     const res = await sls(['serve', '--port', '0'], bareEnv({ SLS_DATABASE_URL: urlWith({ port }), SLS_MASTER_KEY: TEST_MASTER_KEY, SLS_DATA_DIR: scratch }));
     expect(res.code).toBe(1);
-    expect(res.stderr).toMatch(new RegExp(`^sls: Cannot connect to PostgreSQL at ${base.hostname}:${port} \\(.*ECONNREFUSED.*\\)\\. Start it, or point SLS_DATABASE_URL at a running server\\.\\n$`));
+    expect(res.stderr).toMatch(
+      new RegExp(
+        `^sls: Cannot connect to PostgreSQL at ${base.hostname}:${port} \\(.*ECONNREFUSED.*\\)\\. Start it, or point SLS_DATABASE_URL at a running server\\.\\n$`,
+      ),
+    );
     expect(res.stderr).not.toContain('Sup3rSecret');
   });
 
   it('X4: a server that refuses the user: which user, and to check SLS_DATABASE_URL', async () => {
     const res = await sls(CREATE, bareEnv({ SLS_DATABASE_URL: urlWith({ user: 'nobody_here' }), SLS_MASTER_KEY: TEST_MASTER_KEY, SLS_DATA_DIR: scratch }));
     expect(res.code).toBe(1);
-    expect(res.stderr).toMatch(new RegExp(`^sls: PostgreSQL at ${server} refused the connection of user "nobody_here" \\(.*\\)\\. Check the user and password in SLS_DATABASE_URL\\.\\n$`));
+    expect(res.stderr).toMatch(
+      new RegExp(
+        `^sls: PostgreSQL at ${server} refused the connection of user "nobody_here" \\(.*\\)\\. Check the user and password in SLS_DATABASE_URL\\.\\n$`,
+      ),
+    );
     expect(res.stderr).not.toContain('Sup3rSecret');
   });
 });

@@ -7,7 +7,17 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { DAY, HOUR, MINUTE } from '../src/clock.js';
 import { createServices } from '../src/services.js';
-import { DATABASES, PASSWORD, createUser, createUserWithCard, openTestDatabase, startHarness, testConfig, uniqueUsername, type Harness } from './support/harness.js';
+import {
+  DATABASES,
+  PASSWORD,
+  createUser,
+  createUserWithCard,
+  openTestDatabase,
+  startHarness,
+  testConfig,
+  uniqueUsername,
+  type Harness,
+} from './support/harness.js';
 import { asAttacker } from './support/audit.js';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import { readFileSync } from 'node:fs';

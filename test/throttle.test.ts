@@ -43,7 +43,10 @@ const BACKENDS: { name: string; db: 'sqlite' | 'postgres'; redis?: string }[] = 
 describe.each(BACKENDS)('the throttle, counters in $name (X5)', ({ db, redis }) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness(db, { limits: { ...OFF, login: { perAddress: 3, global: 0 }, send: { perAddress: 2, global: 0 }, answer: { perAddress: 4, global: 0 } }, redisUrl: redis });
+    h = await startHarness(db, {
+      limits: { ...OFF, login: { perAddress: 3, global: 0 }, send: { perAddress: 2, global: 0 }, answer: { perAddress: 4, global: 0 } },
+      redisUrl: redis,
+    });
   });
   afterAll(async () => h.close());
 
@@ -80,17 +83,19 @@ describe.each(BACKENDS)('the throttle, counters in $name (X5)', ({ db, redis }) 
     const start = await loginFrom(h.app, from, user.username);
     const flowId = (start.body as { id: string }).id;
     const answers = [];
-    for (let i = 0; i < 5; i++) answers.push((await h.app.inject({ method: 'POST', url: `/api/v1/login/${flowId}`, remoteAddress: from, payload: { response: '00000000' } })).statusCode);
+    for (let i = 0; i < 5; i++)
+      answers.push((await h.app.inject({ method: 'POST', url: `/api/v1/login/${flowId}`, remoteAddress: from, payload: { response: '00000000' } })).statusCode);
     // 3 wrong answers use the challenge up (410 after), the 5th is over the address's limit of 4
     expect(answers).toEqual([401, 401, 401, 410, 429]);
     const resends = [];
-    for (let i = 0; i < 3; i++) resends.push((await h.app.inject({ method: 'POST', url: `/api/v1/login/${flowId}/code`, remoteAddress: from, payload: { channel: 'sms' } })).statusCode);
+    for (let i = 0; i < 3; i++)
+      resends.push((await h.app.inject({ method: 'POST', url: `/api/v1/login/${flowId}/code`, remoteAddress: from, payload: { channel: 'sms' } })).statusCode);
     expect(resends.slice(2)).toEqual([429]);
   });
 });
 
 describe('the global limit (X5)', () => {
-  it('X5: the whole service has a limit too; a request refused at its address\'s limit does not spend it', async () => {
+  it("X5: the whole service has a limit too; a request refused at its address's limit does not spend it", async () => {
     const h = await startHarness('sqlite', { limits: { ...OFF, login: { perAddress: 2, global: 5 } } });
     try {
       const greedy = address();
@@ -153,7 +158,13 @@ describe('which client address is believed (X5, K13)', () => {
     try {
       const { user } = await createUserWithCard(h.services);
       const login = async (remoteAddress: string, forwarded: string) =>
-        h.app.inject({ method: 'POST', url: '/api/v1/login', remoteAddress, headers: { 'x-forwarded-for': forwarded }, payload: { username: user.username, password: PASSWORD, app: 'portal' } });
+        h.app.inject({
+          method: 'POST',
+          url: '/api/v1/login',
+          remoteAddress,
+          headers: { 'x-forwarded-for': forwarded },
+          payload: { username: user.username, password: PASSWORD, app: 'portal' },
+        });
       const viaProxy = (await login('10.1.2.3', '198.51.100.7')).json() as { id: string };
       const forged = (await login('203.0.113.9', '198.51.100.66')).json() as { id: string };
       const flows = await h.services.store.db.selectFrom('login_flows').select(['id', 'ip']).where('id', 'in', [viaProxy.id, forged.id]).execute();
@@ -175,14 +186,20 @@ describe('which client address is believed (X5, K13)', () => {
         await h.close();
       }
     }
-    const withGateway = loadConfig({ SLS_OUTBOX_PAGE: 'on', SLS_SMS_PROVIDER: 'twilio', SLS_TWILIO_ACCOUNT_SID: 'AC1', SLS_TWILIO_AUTH_TOKEN: 't', SLS_TWILIO_FROM: '+15005550006' });
+    const withGateway = loadConfig({
+      SLS_OUTBOX_PAGE: 'on',
+      SLS_SMS_PROVIDER: 'twilio',
+      SLS_TWILIO_ACCOUNT_SID: 'AC1',
+      SLS_TWILIO_AUTH_TOKEN: 't',
+      SLS_TWILIO_FROM: '+15005550006',
+    });
     const { outboxPageServed } = await import('../src/config.js');
     expect(outboxPageServed(withGateway)).toBe(false);
   });
 });
 
 describe.each(BACKENDS)('the throttle across two server processes, counters in $name (X5)', ({ db, redis }) => {
-  it('X5: one client\'s login starts are counted once across both processes', async () => {
+  it("X5: one client's login starts are counted once across both processes", async () => {
     const { openTestDatabase } = await import('./support/harness.js');
     const { cliEnv, startServer } = await import('./support/cli.js');
     const database = await openTestDatabase(db);

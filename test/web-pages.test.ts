@@ -7,7 +7,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MINUTE } from '../src/clock.js';
 import { PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, uniqueUsername, wrongAnswer, type Harness } from './support/harness.js';
-import { Agent, alertBox, byId, cookieHeader, csrfOf, elements, expectEveryControlLabelled, form, h1s, htmlLang, labelOf, languageLinks, text, textById, type Page } from './support/html.js';
+import {
+  Agent,
+  alertBox,
+  byId,
+  cookieHeader,
+  csrfOf,
+  elements,
+  expectEveryControlLabelled,
+  form,
+  h1s,
+  htmlLang,
+  labelOf,
+  languageLinks,
+  text,
+  textById,
+  type Page,
+} from './support/html.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -47,9 +63,42 @@ async function signIn(agent: Agent, query = '') {
 // ---------------------------------------------------------------------------
 
 const TEXTS = {
-  en: { title: 'Log in', username: 'User name', password: 'Password', portal: 'Client Portal', trading: 'Trading platform', challenge: 'Security code', response: 'Response', signedIn: 'Signed in', logout: 'Log out', nav: 'Language' },
-  fr: { title: 'Connexion', username: "Nom d'utilisateur", password: 'Mot de passe', portal: 'Portail Client', trading: 'Plateforme de négociation', challenge: 'Code de sécurité', response: 'Réponse', signedIn: 'Connecté', logout: 'Déconnexion', nav: 'Langue' },
-  'zh-Hant': { title: '登入', username: '用戶名', password: '密碼', portal: '客戶端口', trading: '交易平台', challenge: '安全碼', response: '回應碼', signedIn: '已登入', logout: '登出', nav: '語言' },
+  en: {
+    title: 'Log in',
+    username: 'User name',
+    password: 'Password',
+    portal: 'Client Portal',
+    trading: 'Trading platform',
+    challenge: 'Security code',
+    response: 'Response',
+    signedIn: 'Signed in',
+    logout: 'Log out',
+    nav: 'Language',
+  },
+  fr: {
+    title: 'Connexion',
+    username: "Nom d'utilisateur",
+    password: 'Mot de passe',
+    portal: 'Portail Client',
+    trading: 'Plateforme de négociation',
+    challenge: 'Code de sécurité',
+    response: 'Réponse',
+    signedIn: 'Connecté',
+    logout: 'Déconnexion',
+    nav: 'Langue',
+  },
+  'zh-Hant': {
+    title: '登入',
+    username: '用戶名',
+    password: '密碼',
+    portal: '客戶端口',
+    trading: '交易平台',
+    challenge: '安全碼',
+    response: '回應碼',
+    signedIn: '已登入',
+    logout: '登出',
+    nav: '語言',
+  },
 } as const;
 type Lang = keyof typeof TEXTS;
 const LANGS = Object.keys(TEXTS) as Lang[];
@@ -70,17 +119,20 @@ function expectLoginPageIn(page: Page, lang: Lang): void {
 }
 
 describe('languages (X2)', () => {
-  it.each(LANGS)('X2: ?lang=%s renders the login page in that language, with <html lang>, a label for every input, the switcher, and the sls_lang cookie', async (lang) => {
-    const agent = new Agent(h.app);
-    const page = await agent.get(`/login?lang=${lang}`);
-    expectLoginPageIn(page, lang);
-    const cookie = cookieHeader(page, 'sls_lang')!;
-    expect(cookie).toMatch(new RegExp(`^sls_lang=${lang};`));
-    expect(cookie).toMatch(/Path=\//);
-    expect(cookie).toMatch(/SameSite=Lax/);
-    expect(cookie).toMatch(/Max-Age=31536000/);
-    expect(agent.jar.get('sls_lang')).toBe(lang);
-  });
+  it.each(LANGS)(
+    'X2: ?lang=%s renders the login page in that language, with <html lang>, a label for every input, the switcher, and the sls_lang cookie',
+    async (lang) => {
+      const agent = new Agent(h.app);
+      const page = await agent.get(`/login?lang=${lang}`);
+      expectLoginPageIn(page, lang);
+      const cookie = cookieHeader(page, 'sls_lang')!;
+      expect(cookie).toMatch(new RegExp(`^sls_lang=${lang};`));
+      expect(cookie).toMatch(/Path=\//);
+      expect(cookie).toMatch(/SameSite=Lax/);
+      expect(cookie).toMatch(/Max-Age=31536000/);
+      expect(agent.jar.get('sls_lang')).toBe(lang);
+    },
+  );
 
   it.each(LANGS)('X2: the sls_lang cookie alone (%s) keeps the language of the pages', async (lang) => {
     const agent = new Agent(h.app, { 'accept-language': 'en-US,en;q=0.9' });
@@ -237,7 +289,7 @@ describe('CSRF protection of every form (X3)', () => {
     expect(alertBox(res.html)?.code).toBe('INVALID_CREDENTIALS');
   });
 
-  it('X3: the token alone (no sls_csrf cookie), or with another visitor\'s cookie, or a made-up token, is refused', async () => {
+  it("X3: the token alone (no sls_csrf cookie), or with another visitor's cookie, or a made-up token, is refused", async () => {
     const user = await createUser(h.services);
     const alice = new Agent(h.app);
     const token = csrfOf(form((await alice.get('/login')).html, '/login'));
@@ -538,7 +590,7 @@ describe('what the pages say when something is wrong (L1, L3, L4, L5, L6, A3)', 
     expect(agent.jar.has('sls_session')).toBe(false);
   });
 
-  it('L6: a user with two cards gets the device switch form; the other card\'s challenge answers; that card is offered first next time', async () => {
+  it("L6: a user with two cards gets the device switch form; the other card's challenge answers; that card is offered first next time", async () => {
     const { user, card } = await createUserWithCard(h.services);
     const { card: second } = await h.services.devices.addDscPlus({ userId: user.id, pin: '2222' }, 'test');
     const [firstDevice, secondDevice] = await h.services.devices.listForUser(user.id).then((all) => {

@@ -354,7 +354,11 @@ export class AuditLog {
     return this.store.serialized('audit_log', async (trx) => {
       const head = await trx.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
       if (!head || head.signature !== null || head.seq !== head.legacy_until) return null;
-      await trx.updateTable('audit_head').set({ signature: headSignature(this.keys.head, head) }).where('id', '=', 1).execute();
+      await trx
+        .updateTable('audit_head')
+        .set({ signature: headSignature(this.keys.head, head) })
+        .where('id', '=', 1)
+        .execute();
       return { legacyEntries: head.legacy_until };
     });
   }
@@ -365,12 +369,7 @@ export class AuditLog {
     if (query.userId) q = q.where('user_id', '=', query.userId);
     if (query.username) {
       const username = query.username;
-      q = q.where((eb) =>
-        eb.or([
-          eb('username', '=', username),
-          eb('user_id', 'in', eb.selectFrom('users').select('id').where('username', '=', username)),
-        ]),
-      );
+      q = q.where((eb) => eb.or([eb('username', '=', username), eb('user_id', 'in', eb.selectFrom('users').select('id').where('username', '=', username))]));
     }
     if (query.since !== undefined) q = q.where('at', '>=', query.since);
     if (query.until !== undefined) q = q.where('at', '<', query.until);
@@ -384,7 +383,10 @@ export class AuditLog {
       }
     }
     if (query.before !== undefined) q = q.where('seq', '<', query.before);
-    const rows = await q.orderBy('seq', 'desc').limit(query.limit ?? 100).execute();
+    const rows = await q
+      .orderBy('seq', 'desc')
+      .limit(query.limit ?? 100)
+      .execute();
     return rows.map(toEntry);
   }
 
@@ -479,7 +481,14 @@ export class AuditLog {
 
       const [firstFinding] = findings.list;
       if (firstFinding) {
-        return { ok: false, entries, brokenAt: findingSeq(firstFinding), reason: firstFinding.reason, findings: findings.list, legacyUntil: legacyUntil ?? lastSeq };
+        return {
+          ok: false,
+          entries,
+          brokenAt: findingSeq(firstFinding),
+          reason: firstFinding.reason,
+          findings: findings.list,
+          legacyUntil: legacyUntil ?? lastSeq,
+        };
       }
       return { ok: true, entries, seq: lastSeq, head: prevHash, legacyUntil: legacyUntil ?? lastSeq, checkpoint: checkpoint ? { seq: checkpoint.seq } : null };
     }

@@ -108,10 +108,7 @@ async function asStaff<T>(options: StaffOptions, fn: (services: Services, staffU
 const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
 
 export function buildProgram(): Command {
-  const program = new Command('sls')
-    .description('Secure Login System: two-factor authentication server')
-    .showHelpAfterError()
-    .exitOverride();
+  const program = new Command('sls').description('Secure Login System: two-factor authentication server').showHelpAfterError().exitOverride();
 
   program
     .command('serve')
@@ -295,7 +292,7 @@ export function buildProgram(): Command {
       });
     });
 
-  staffCommand(helpdesk, 'end-sessions', "end every session of a user (L8): a stolen laptop, a shared computer")
+  staffCommand(helpdesk, 'end-sessions', 'end every session of a user (L8): a stolen laptop, a shared computer')
     .requiredOption('--user <u>', 'the user')
     .action(async (options: StaffOptions & { user: string }) => {
       await asStaff(options, async (s, staffId) => {
@@ -390,12 +387,18 @@ export function buildProgram(): Command {
     .action(async (options: DbOption & { user?: string; limit?: number; json?: boolean; status?: 'pending' | 'sending' | 'sent' | 'failed' }) => {
       await withServices(options, async (s) => {
         const userId = options.user !== undefined ? (await s.users.getByUsername(options.user)).id : undefined;
-        const notices = await s.notifier.list({ ...(userId ? { userId } : {}), ...(options.status ? { status: options.status } : {}), limit: options.limit ?? 20 });
+        const notices = await s.notifier.list({
+          ...(userId ? { userId } : {}),
+          ...(options.status ? { status: options.status } : {}),
+          limit: options.limit ?? 20,
+        });
         if (options.json) return printJson(notices);
         for (const n of notices) {
           print(`${iso(n.createdAt)}  ${n.channel}  ${n.recipient}  ${n.status}  ${n.subject ?? ''}\n    ${n.body}`);
           if (n.attempts > 1 || n.error || n.nextAttemptAt !== null) {
-            print(`    ${t('cli.outboxDelivery', { attempts: n.attempts, next: n.nextAttemptAt === null ? '-' : iso(n.nextAttemptAt), error: n.error ?? '-' })}`);
+            print(
+              `    ${t('cli.outboxDelivery', { attempts: n.attempts, next: n.nextAttemptAt === null ? '-' : iso(n.nextAttemptAt), error: n.error ?? '-' })}`,
+            );
           }
           const audio = outboxAudioPath(s.config.dataDir, n.id);
           if (n.channel === 'voice' && existsSync(audio)) print(`    ${t('cli.outboxAudio', { path: audio })}`);
@@ -478,7 +481,7 @@ export function buildProgram(): Command {
 
   device
     .command('import-scc')
-    .description("import a user's legacy Security Code Card (S1): a file of its codes, one per line from index 1, or \"index,code\" lines")
+    .description('import a user\'s legacy Security Code Card (S1): a file of its codes, one per line from index 1, or "index,code" lines')
     .argument('<file>')
     .requiredOption('--user <u>', 'username')
     .requiredOption('--serial <s>', 'the serial number printed on the card')
@@ -591,7 +594,9 @@ export function buildProgram(): Command {
 
   audit
     .command('verify')
-    .description('recompute the keyed chain and compare it with the signed head (and a checkpoint); exits non-zero and says what it found if entries were altered, removed or added around the server')
+    .description(
+      'recompute the keyed chain and compare it with the signed head (and a checkpoint); exits non-zero and says what it found if entries were altered, removed or added around the server',
+    )
     .option('--checkpoint <line>', 'also prove that nothing up to this checkpoint (a line of sls audit checkpoint) changed')
     .addOption(dbOption())
     .action(async (options: DbOption & { checkpoint?: string }) => {

@@ -8,11 +8,7 @@ export type HashAlgorithm = 'sha1' | 'sha256' | 'sha512';
 /** RFC 4226 §5.3 dynamic truncation of an HMAC value, reduced to `digits` decimal digits. */
 export function truncateToDigits(hmac: Buffer, digits: number): string {
   const offset = hmac[hmac.length - 1]! & 0x0f;
-  const binary =
-    ((hmac[offset]! & 0x7f) << 24) |
-    (hmac[offset + 1]! << 16) |
-    (hmac[offset + 2]! << 8) |
-    hmac[offset + 3]!;
+  const binary = ((hmac[offset]! & 0x7f) << 24) | (hmac[offset + 1]! << 16) | (hmac[offset + 2]! << 8) | hmac[offset + 3]!;
   if (digits === 0) return String(binary);
   return String(binary % 10 ** digits).padStart(digits, '0');
 }
@@ -30,7 +26,9 @@ export interface HotpOptions {
 }
 
 export function generateHotp(key: Buffer, counter: bigint | number, options: HotpOptions = {}): string {
-  const hmac = createHmac(options.algorithm ?? 'sha1', key).update(counterBytes(counter)).digest();
+  const hmac = createHmac(options.algorithm ?? 'sha1', key)
+    .update(counterBytes(counter))
+    .digest();
   return truncateToDigits(hmac, options.digits ?? 6);
 }
 

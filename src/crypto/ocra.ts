@@ -201,7 +201,9 @@ export function generateOcraChallenge(suite: OcraSuite): string {
     case 'N':
       return randomDigits(length);
     case 'H':
-      return randomBytes(Math.ceil(length / 2)).toString('hex').slice(0, length);
+      return randomBytes(Math.ceil(length / 2))
+        .toString('hex')
+        .slice(0, length);
     case 'A': {
       let out = '';
       for (let i = 0; i < length; i++) out += ALPHANUMERIC[randomInt(ALPHANUMERIC.length)];

@@ -19,7 +19,16 @@ const MAX_DIGITS = 17;
 const MOBILE_CAPABLE = new Set(['MOBILE', 'FIXED_LINE_OR_MOBILE']);
 
 /** Why a number is refused: each reason has its text, `errors.PHONE_INVALID_<reason>`. */
-export type PhoneRefusal = 'unknown_country' | 'empty' | 'digits_only' | 'too_long' | 'too_short' | 'trunk_prefix' | 'country_code' | 'not_valid' | 'not_mobile';
+export type PhoneRefusal =
+  | 'unknown_country'
+  | 'empty'
+  | 'digits_only'
+  | 'too_long'
+  | 'too_short'
+  | 'trunk_prefix'
+  | 'country_code'
+  | 'not_valid'
+  | 'not_mobile';
 
 function invalid(reason: PhoneRefusal, params: Record<string, string> = {}): SlsError {
   return new SlsError('PHONE_INVALID', { field: 'phone', reason, ...params });

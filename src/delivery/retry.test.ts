@@ -39,7 +39,10 @@ describe('M7: retrying delivery', () => {
   it('M7: gives up after 3 attempts and rethrows the last error', async () => {
     const provider = scripted([transient(1), transient(2), transient(3), undefined]);
     const { sleep, waits } = recordingSleep();
-    await expect(withRetry(provider, { attempts: 3, baseDelayMs: 50, sleep }).deliver(message)).rejects.toMatchObject({ message: 'scripted: HTTP 503 #3', retryable: true });
+    await expect(withRetry(provider, { attempts: 3, baseDelayMs: 50, sleep }).deliver(message)).rejects.toMatchObject({
+      message: 'scripted: HTTP 503 #3',
+      retryable: true,
+    });
     expect(provider.calls).toBe(3);
     expect(waits).toEqual([50, 100]);
   });

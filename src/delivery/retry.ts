@@ -106,7 +106,13 @@ function networkCode(error: unknown): string {
  * deadline. No redirects. A timeout or a network failure becomes a
  * retryable DeliveryError that names only its kind (never the request).
  */
-export async function requestWithDeadline<T>(provider: string, url: string | URL, init: RequestInit, timeoutMs: number, read: (response: Response) => Promise<T>): Promise<T> {
+export async function requestWithDeadline<T>(
+  provider: string,
+  url: string | URL,
+  init: RequestInit,
+  timeoutMs: number,
+  read: (response: Response) => Promise<T>,
+): Promise<T> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {

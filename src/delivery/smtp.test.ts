@@ -47,7 +47,6 @@ async function listen(onConnection: (socket: Socket) => void): Promise<{ host: s
   return { host: '127.0.0.1', port: (server.address() as AddressInfo).port };
 }
 
-
 describe('N1: security notices by e-mail through SMTP', () => {
   it('N1: a notice is delivered with its recipient, sender, subject and plain-text body', async () => {
     const smtp = await start();
@@ -184,7 +183,14 @@ describe('N1: security notices by e-mail through SMTP', () => {
   });
 
   it('N1: only codes are kept from a nodemailer error', () => {
-    const error = smtpDeliveryError(Object.assign(new Error('Invalid login: 535 pass=hunter2'), { code: 'EAUTH', responseCode: 535, response: '535 5.7.8 pass=hunter2', command: 'AUTH PLAIN' }));
+    const error = smtpDeliveryError(
+      Object.assign(new Error('Invalid login: 535 pass=hunter2'), {
+        code: 'EAUTH',
+        responseCode: 535,
+        response: '535 5.7.8 pass=hunter2',
+        command: 'AUTH PLAIN',
+      }),
+    );
     expect(error.message).toBe('smtp: refused with 535 5.7.8 at AUTH');
     expect(smtpDeliveryError(new Error('weird')).message).toBe('smtp: failed (EUNKNOWN)');
     expect(smtpDeliveryError(Object.assign(new Error('x'), { code: 'ETIMEDOUT' }))).toMatchObject({ retryable: true, code: 'ETIMEDOUT' });

@@ -32,15 +32,10 @@ export function spokenText(body: string): string {
 export async function renderSpeech(body: string, language: Language, path: string): Promise<boolean> {
   await mkdir(join(path, '..'), { recursive: true });
   return new Promise((resolve, reject) => {
-    execFile(
-      'espeak-ng',
-      ['-v', ESPEAK_VOICE[language], '-s', '140', '-w', path, '--', spokenText(body)],
-      { timeout: RENDER_TIMEOUT_MS },
-      (error) => {
-        if (!error) resolve(true);
-        else if ((error as NodeJS.ErrnoException).code === 'ENOENT') resolve(false);
-        else reject(new Error(`espeak-ng failed (${(error as NodeJS.ErrnoException).code ?? 'exit'})`));
-      },
-    );
+    execFile('espeak-ng', ['-v', ESPEAK_VOICE[language], '-s', '140', '-w', path, '--', spokenText(body)], { timeout: RENDER_TIMEOUT_MS }, (error) => {
+      if (!error) resolve(true);
+      else if ((error as NodeJS.ErrnoException).code === 'ENOENT') resolve(false);
+      else reject(new Error(`espeak-ng failed (${(error as NodeJS.ErrnoException).code ?? 'exit'})`));
+    });
   });
 }

@@ -5,7 +5,7 @@ import { closedPort, deliveryFailure as failure } from '../../test/support/deliv
 import type { FakeTwilio } from '../../test/support/fake-twilio.js';
 import type { Language } from '../i18n/i18n.js';
 import type { OutgoingMessage } from './provider.js';
-import { DeliveryError, withRetry } from './retry.js';
+import { type DeliveryError, withRetry } from './retry.js';
 import { spaceOutDigits, twilioProvider, voiceTwiml } from './twilio.js';
 import { loadConfig } from '../config.js';
 
@@ -42,7 +42,6 @@ function voice(body: string, language: Language = 'en'): OutgoingMessage {
 function everythingIn(error: DeliveryError): string {
   return [error.message, error.stack ?? '', JSON.stringify(error), String(error)].join('\n');
 }
-
 
 const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', parseTagValue: false, trimValues: false });
 
@@ -219,7 +218,9 @@ describe('M5: voice calls through the Twilio Calls API read the code aloud', () 
 
   it('M5: only runs of 4 or more digits are spaced out', () => {
     expect(spaceOutDigits('code 123456, valid 10 minutes, 3 tries')).toBe('code 1 2 3 4 5 6, valid 10 minutes, 3 tries');
-    expect(voiceTwiml('a&b', 'fr')).toBe('<Response><Say voice="Polly.Lea" language="fr-FR">a&amp;b</Say><Pause length="1"/><Say voice="Polly.Lea" language="fr-FR">a&amp;b</Say></Response>');
+    expect(voiceTwiml('a&b', 'fr')).toBe(
+      '<Response><Say voice="Polly.Lea" language="fr-FR">a&amp;b</Say><Pause length="1"/><Say voice="Polly.Lea" language="fr-FR">a&amp;b</Say></Response>',
+    );
   });
 
   it('M7: the voice and language of each language are configurable (SLS_TWILIO_VOICE_*, VOICE:LANGUAGE), others keep their default', async () => {
@@ -241,7 +242,9 @@ describe('M5: voice calls through the Twilio Calls API read the code aloud', () 
       ['alice', 'zh-TW'],
       ['Polly.Joanna', 'en-US'],
     ]);
-    expect(() => loadConfig({ SLS_TWILIO_VOICE_FR: 'Polly Lea fr' })).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_TWILIO_VOICE_FR' }) }));
+    expect(() => loadConfig({ SLS_TWILIO_VOICE_FR: 'Polly Lea fr' })).toThrowError(
+      expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_TWILIO_VOICE_FR' }) }),
+    );
   });
 
   it('M7: a failed call is a DeliveryError with the same semantics', async () => {

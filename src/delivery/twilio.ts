@@ -117,4 +117,3 @@ function errorNumber(text: string): string | undefined {
     return undefined;
   }
 }
-

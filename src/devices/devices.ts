@@ -106,7 +106,11 @@ export class Devices {
 
   /** Replaces a device's secret, sealed to it (D5). */
   async writeSecret(db: Executor, deviceId: string, secret: unknown): Promise<void> {
-    await db.updateTable('devices').set({ secret_enc: this.box.sealJson(secret, this.sealContext(deviceId)) }).where('id', '=', deviceId).execute();
+    await db
+      .updateTable('devices')
+      .set({ secret_enc: this.box.sealJson(secret, this.sealContext(deviceId)) })
+      .where('id', '=', deviceId)
+      .execute();
   }
 
   async get(id: string, db: Executor = this.store.db): Promise<Device> {
@@ -199,11 +203,25 @@ export class Devices {
     const now = this.clock.now();
     const suspended = await this.store.serialized('audit_log', async (trx) => {
       const device = await this.get(deviceId, trx);
-      const updated = await trx.updateTable('devices').set({ state: 'suspended', state_changed_at: now }).where('id', '=', deviceId).where('state', '=', 'active').executeTakeFirst();
+      const updated = await trx
+        .updateTable('devices')
+        .set({ state: 'suspended', state_changed_at: now })
+        .where('id', '=', deviceId)
+        .where('state', '=', 'active')
+        .executeTakeFirst();
       const changed = Number(updated.numUpdatedRows) === 1;
       await this.audit.append(trx, [
         { event: `device.${reason}`, actor: 'system', userId: device.userId, data: { deviceId, type: device.type, ...data } },
-        ...(changed ? [{ event: 'device.state_changed' as const, actor: 'system', userId: device.userId, data: { deviceId, type: device.type, from: device.state, to: 'suspended', reason } }] : []),
+        ...(changed
+          ? [
+              {
+                event: 'device.state_changed' as const,
+                actor: 'system',
+                userId: device.userId,
+                data: { deviceId, type: device.type, from: device.state, to: 'suspended', reason },
+              },
+            ]
+          : []),
       ]);
       return changed ? device : null;
     });
@@ -251,7 +269,12 @@ export class Devices {
   /** S4: a card whose last answer was just accepted stops working (D3: revoked), audited, in the caller's transaction. */
   async markUsedUp(trx: Tx, deviceId: string, actor: string): Promise<void> {
     const device = await this.get(deviceId, trx);
-    await trx.updateTable('devices').set({ state: 'revoked', state_changed_at: this.clock.now() }).where('id', '=', deviceId).where('state', '=', device.state).execute();
+    await trx
+      .updateTable('devices')
+      .set({ state: 'revoked', state_changed_at: this.clock.now() })
+      .where('id', '=', deviceId)
+      .where('state', '=', device.state)
+      .execute();
     await this.audit.append(trx, [
       { event: 'device.used_up', actor, userId: device.userId, data: { deviceId, type: device.type, from: device.state, to: 'revoked' } },
     ]);
@@ -283,12 +306,7 @@ export class Devices {
     // the PIN is checked before anything is written
     dscPlusSecret(Buffer.alloc(0), input.pin);
     if (fromStock) {
-      const row = await this.store.db
-        .selectFrom('devices')
-        .selectAll()
-        .where('type', '=', 'dscplus')
-        .where('serial', '=', input.serial!)
-        .executeTakeFirst();
+      const row = await this.store.db.selectFrom('devices').selectAll().where('type', '=', 'dscplus').where('serial', '=', input.serial!).executeTakeFirst();
       if (!row) throw new SlsError('DEVICE_NOT_FOUND', { serial: input.serial! });
       if (row.state !== 'stock' || row.user_id !== null) throw new SlsError('SERIAL_TAKEN', { serial: input.serial! });
       const stock = this.box.openJson<{ seed: string }>(row.secret_enc!, this.sealContext(row.id));
@@ -307,7 +325,13 @@ export class Devices {
       if (fromStock) {
         const updated = await trx
           .updateTable('devices')
-          .set({ user_id: input.userId, state: 'active', secret_enc: this.box.sealJson(secret, this.sealContext(deviceId)), state_changed_at: now, activated_at: now })
+          .set({
+            user_id: input.userId,
+            state: 'active',
+            secret_enc: this.box.sealJson(secret, this.sealContext(deviceId)),
+            state_changed_at: now,
+            activated_at: now,
+          })
           .where('id', '=', deviceId)
           .where('state', '=', 'stock')
           .executeTakeFirst();
@@ -325,9 +349,7 @@ export class Devices {
           activated: true,
         });
       }
-      await this.audit.append(trx, [
-        { event: 'device.added', actor, userId: input.userId, data: { deviceId, type: 'dscplus', serial, fromStock } },
-      ]);
+      await this.audit.append(trx, [{ event: 'device.added', actor, userId: input.userId, data: { deviceId, type: 'dscplus', serial, fromStock } }]);
     });
     return {
       device: await this.get(deviceId),
@@ -372,7 +394,12 @@ export class Devices {
         .where('id', '=', deviceId)
         .execute();
       await this.audit.append(trx, [
-        { event: 'device.state_changed', actor, userId: device.userId, data: { deviceId, type: device.type, from: device.state, to: state, reason: reason ?? null } },
+        {
+          event: 'device.state_changed',
+          actor,
+          userId: device.userId,
+          data: { deviceId, type: device.type, from: device.state, to: state, reason: reason ?? null },
+        },
       ]);
     });
     return this.get(deviceId);

@@ -138,21 +138,21 @@ export class DeviceActivation {
     const id = newId('flw');
     const expiresAt = now + challengeTtlMs(challenge, config.policy);
     const row = newFlowRow({
-          id,
-          kind: purpose,
-          app: session.app,
-          username: user.username,
-          userId: user.id,
-          deviceId: device.id,
-          prompt,
-          sealedVerifier: box.sealJson(challenge.verifier, this.sealContext(id)),
-          now,
-          expiresAt,
-          // K13: a push request shows the phone where it comes from
-          ip: meta.ip ?? null,
-          userAgent: meta.userAgent ?? null,
-          sessionId: session.id,
-        });
+      id,
+      kind: purpose,
+      app: session.app,
+      username: user.username,
+      userId: user.id,
+      deviceId: device.id,
+      prompt,
+      sealedVerifier: box.sealJson(challenge.verifier, this.sealContext(id)),
+      now,
+      expiresAt,
+      // K13: a push request shows the phone where it comes from
+      ip: meta.ip ?? null,
+      userAgent: meta.userAgent ?? null,
+      sessionId: session.id,
+    });
     await this.deps.flowLimits.insert(row);
     if (prompt.type === 'push') await this.deps.pushRequests.announce(row, language);
     return { id, deviceId: device.id, challenge: prompt, expiresAt: new Date(expiresAt).toISOString(), attemptsLeft: config.policy.challengeMaxAttempts };
@@ -265,7 +265,9 @@ export class DeviceActivation {
     return this.prove(session, flowId, 'pin_change', response, async (trx, device, user) => {
       const secret = await devices.readSecret<{ pinHash: string }>(trx, device.id);
       await devices.writeSecret(trx, device.id, { ...secret, pinHash });
-      await audit.append(trx, [{ event: 'device.pin_changed', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { deviceId: device.id } }]);
+      await audit.append(trx, [
+        { event: 'device.pin_changed', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { deviceId: device.id } },
+      ]);
       return true;
     });
   }
@@ -309,7 +311,14 @@ export class StepUp {
       const device = (await devices.activeForUser(user.id, user.lastDeviceId)).find((d) => decideAccess(d, 'portal', now, config.policy).allowed);
       if (!device) throw new SlsError('NO_ACTIVE_DEVICE');
       const issued = await this.activation.issue(session, device.id, 'step_up', meta);
-      await this.deps.audit.record({ event: 'stepup.started', actor: `user:${user.id}`, userId: user.id, username: user.username, ip: meta.ip, data: { flowId: issued.id, deviceId: device.id, type: device.type } });
+      await this.deps.audit.record({
+        event: 'stepup.started',
+        actor: `user:${user.id}`,
+        userId: user.id,
+        username: user.username,
+        ip: meta.ip,
+        data: { flowId: issued.id, deviceId: device.id, type: device.type },
+      });
       return await this.view(session, issued.id);
     } finally {
       // a right password is no failure
@@ -336,7 +345,10 @@ export class StepUp {
     await this.deps.pushRequests.approval(row, 'portal');
     const now = this.deps.clock.now();
     const user = await this.deps.users.get(session.userId);
-    const done = await this.deps.store.serialized('audit_log', async (trx) => (await completeFlow(trx, flowId, now, null, 'approved')) && this.verified(trx, session, user, flowId, now));
+    const done = await this.deps.store.serialized(
+      'audit_log',
+      async (trx) => (await completeFlow(trx, flowId, now, null, 'approved')) && this.verified(trx, session, user, flowId, now),
+    );
     if (!done) throw new SlsError('FLOW_EXPIRED');
     return this.view(session, flowId);
   }
@@ -349,7 +361,9 @@ export class StepUp {
 
   private async verified(trx: Tx, session: Session, user: User, flowId: string, now: number): Promise<boolean> {
     await this.deps.sessions.markVerified(trx, session.id, now);
-    await this.deps.audit.append(trx, [{ event: 'stepup.verified', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { flowId, sessionId: session.id } }]);
+    await this.deps.audit.append(trx, [
+      { event: 'stepup.verified', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { flowId, sessionId: session.id } },
+    ]);
     return true;
   }
 }

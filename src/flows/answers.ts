@@ -126,7 +126,12 @@ export class Answers {
    * (with `failures`), the lock when it is reached (audited, and told to
    * the user in the background, N1).
    */
-  async fail(attempt: Attempt, who: AttemptOf & { userId: string | null; actor?: string }, entry: { event: AuditEvent; data?: Record<string, unknown> }, more: AuditInput[] = []): Promise<FailureOutcome> {
+  async fail(
+    attempt: Attempt,
+    who: AttemptOf & { userId: string | null; actor?: string },
+    entry: { event: AuditEvent; data?: Record<string, unknown> },
+    more: AuditInput[] = [],
+  ): Promise<FailureOutcome> {
     const outcome = await this.deps.lockout.fail(attempt);
     const meta = { ...(who.actor ? { actor: who.actor } : {}), userId: who.userId, username: who.username, ip: who.ip };
     const entries: AuditInput[] = [{ event: entry.event, ...meta, data: { ...entry.data, failures: outcome.failures } }, ...more];

@@ -57,7 +57,8 @@ export class FirstFactor {
     const found = await users.findForLogin(input.username);
     const user = found?.user ?? null;
     const usable = user !== null && user.status === 'active';
-    const hash = usable ? found!.passwordHash : await (this.dummyHash ??= hashPassword(newToken()));
+    this.dummyHash ??= hashPassword(newToken());
+    const hash = usable ? found!.passwordHash : await this.dummyHash;
     const passwordOk = (await verifyPassword(hash, input.password)) && usable && !this.oneTimeUsedUp(found!.oneTime, input.purpose);
     if (!passwordOk) {
       await answers.fail(attempt, { ...who, userId: user?.id ?? null }, { event: 'login.password_failed', data: { app: input.purpose } });

@@ -67,7 +67,13 @@ export class FlowLimits {
       });
     } catch (error) {
       if (error instanceof SlsError && error.code === 'TOO_MANY_FLOWS') {
-        await audit.record({ event: 'login.flow_refused', userId: row.user_id, username: row.username, ip: row.ip, data: { kind: row.kind, reason: error.params.reason ?? null } });
+        await audit.record({
+          event: 'login.flow_refused',
+          userId: row.user_id,
+          username: row.username,
+          ip: row.ip,
+          data: { kind: row.kind, reason: error.params.reason ?? null },
+        });
       }
       throw error;
     }

@@ -135,7 +135,13 @@ export async function failFlow(db: Executor, flowId: string, now: number): Promi
  * The accepted answer (or the taking of an approved login's session) closes
  * the flow; false when another request closed it first.
  */
-export async function completeFlow(db: Executor, flowId: string, now: number, sessionId: string | null = null, from: FlowState = 'second_factor'): Promise<boolean> {
+export async function completeFlow(
+  db: Executor,
+  flowId: string,
+  now: number,
+  sessionId: string | null = null,
+  from: FlowState = 'second_factor',
+): Promise<boolean> {
   const done = await db
     .updateTable('login_flows')
     .set({ state: 'done', updated_at: now, ...(sessionId ? { session_id: sessionId } : {}) })

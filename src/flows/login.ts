@@ -35,7 +35,7 @@ import { flowTopic, type Signals } from '../push/signals.js';
 import { challengeTtlMs, completeFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
 import { accepted, type Answers } from './answers.js';
 import type { FlowLimits } from './flow-limits.js';
-import { FirstFactor } from './first-factor.js';
+import type { FirstFactor } from './first-factor.js';
 import type { Observer } from '../metrics/observer.js';
 import type { CodeDelivery, LoginPhones, PushApprovals } from './ports.js';
 
@@ -233,7 +233,11 @@ export class LoginFlows {
     const { smsCodes, store, audit, config } = this.deps;
     const previous = promptOf(row);
     const prompt = await smsCodes.deliverChallenge(device, challenge, meta.language ?? config.defaultLanguage, previous?.type === 'sms' ? previous.sends : 0);
-    await store.db.updateTable('login_flows').set({ prompt: JSON.stringify(prompt) }).where('id', '=', row.id).execute();
+    await store.db
+      .updateTable('login_flows')
+      .set({ prompt: JSON.stringify(prompt) })
+      .where('id', '=', row.id)
+      .execute();
     await audit.record({
       event: prompt.delivery === 'limited' ? 'sms.rate_limited' : 'login.code_sent',
       userId: row.user_id,
@@ -267,7 +271,12 @@ export class LoginFlows {
     const claim: SmsPrompt = { ...current, sends: current.sends + 1, resendAfter: new Date(now + policy.smsLoginResendMs).toISOString() };
     const claimed = await store.db
       .updateTable('login_flows')
-      .set({ verifier: box.sealJson(challenge.verifier, this.sealContext(flowId)), prompt: JSON.stringify(claim), expires_at: now + policy.smsCodeTtlMs, updated_at: now })
+      .set({
+        verifier: box.sealJson(challenge.verifier, this.sealContext(flowId)),
+        prompt: JSON.stringify(claim),
+        expires_at: now + policy.smsCodeTtlMs,
+        updated_at: now,
+      })
       .where('id', '=', flowId)
       .where('state', '=', 'second_factor')
       .where('updated_at', '=', row.updated_at)
@@ -352,7 +361,13 @@ export class LoginFlows {
   async offline(flowId: string, meta: RequestMeta): Promise<FlowView> {
     const row = await this.row(flowId);
     const device = await this.deps.pushRequests.offline(row);
-    await this.deps.audit.record({ event: 'login.offline_requested', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId, deviceId: device.id } });
+    await this.deps.audit.record({
+      event: 'login.offline_requested',
+      userId: row.user_id,
+      username: row.username,
+      ip: meta.ip,
+      data: { flowId, deviceId: device.id },
+    });
     return this.get(flowId);
   }
 
@@ -428,7 +443,14 @@ export class LoginFlows {
         userId: row.user_id,
         username: row.username,
         ip: options.meta.ip,
-        data: { flowId: row.id, app: row.app, deviceId: device.id, deviceType: device.type, sessionId: session.id, ...(options.confirmedBy ? { confirmedBy: options.confirmedBy } : {}) },
+        data: {
+          flowId: row.id,
+          app: row.app,
+          deviceId: device.id,
+          deviceType: device.type,
+          sessionId: session.id,
+          ...(options.confirmedBy ? { confirmedBy: options.confirmedBy } : {}),
+        },
       },
     ]);
     return session;
@@ -459,9 +481,14 @@ export class LoginFlows {
       check: async () => {
         // the device may have been replaced, or its window closed, since the challenge
         const access = decideAccess(device, row.app, now, policy);
-        if ((device.state !== 'active' && !isWaitingSms(device)) || !access.allowed) throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
+        if ((device.state !== 'active' && !isWaitingSms(device)) || !access.allowed)
+          throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
         scope = access.scope;
-        const check = await kind.checkResponse(await devices.context(device), box.openJson<Record<string, unknown>>(row.verifier!, this.sealContext(flowId)), response);
+        const check = await kind.checkResponse(
+          await devices.context(device),
+          box.openJson<Record<string, unknown>>(row.verifier!, this.sealContext(flowId)),
+          response,
+        );
         return check.ok ? accepted(device, check, flowId) : null;
       },
       accept: async (trx) => {

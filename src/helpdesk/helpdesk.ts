@@ -120,7 +120,13 @@ export class HelpDesk {
     else if (target.role === 'admin' && this.via !== 'cli') reason = 'admin';
     else if (target.role !== 'client' && staff.role !== 'admin') reason = 'staff';
     if (reason === null) return;
-    await this.deps.audit.record({ event: 'helpdesk.refused', actor: this.actor(staff), userId: target.id, username: target.username, data: { action, reason, via: this.via } });
+    await this.deps.audit.record({
+      event: 'helpdesk.refused',
+      actor: this.actor(staff),
+      userId: target.id,
+      username: target.username,
+      data: { action, reason, via: this.via },
+    });
     throw new SlsError('STAFF_TARGET_FORBIDDEN', { reason });
   }
 
@@ -186,7 +192,13 @@ export class HelpDesk {
         })
         .execute();
       await this.deps.audit.append(trx, [
-        { event: 'helpdesk.identity_verified', actor: this.actor(staff), userId: user.id, username: user.username, data: { verificationId: verification.id, method: verification.method } },
+        {
+          event: 'helpdesk.identity_verified',
+          actor: this.actor(staff),
+          userId: user.id,
+          username: user.username,
+          data: { verificationId: verification.id, method: verification.method },
+        },
       ]);
     });
     return verification;
@@ -336,7 +348,12 @@ export class HelpDesk {
       })),
     );
     if (keepSession) await sessions.moveToDevice(trx, keepSession.id, keepSession.device);
-    await sessions.endWhere(trx, { userId: user.id, deviceIds: revoked.map((d) => d.id), ...(keepSession ? { exceptSessionId: keepSession.id } : {}) }, 'temporary_access_ended', actor);
+    await sessions.endWhere(
+      trx,
+      { userId: user.id, deviceIds: revoked.map((d) => d.id), ...(keepSession ? { exceptSessionId: keepSession.id } : {}) },
+      'temporary_access_ended',
+      actor,
+    );
     return revoked.length;
   }
 
@@ -347,7 +364,11 @@ export class HelpDesk {
    * app, sealed to the phone, and staff never see it; otherwise it is shown
    * once to staff, who read it to the caller.
    */
-  async resetPassword(staffUserId: string, username: string, input: { verificationId: string }): Promise<{ temporaryPassword: string | null; deliveredTo: 'staff' | 'app' }> {
+  async resetPassword(
+    staffUserId: string,
+    username: string,
+    input: { verificationId: string },
+  ): Promise<{ temporaryPassword: string | null; deliveredTo: 'staff' | 'app' }> {
     const { staff, user } = await this.actOn(staffUserId, username, 'password_reset');
     await this.requireVerification(user, input.verificationId);
     const temporaryPassword = randomUpperAlnum(12);
@@ -355,10 +376,24 @@ export class HelpDesk {
     const phoneId = await this.deps.users.setPassword(user.id, temporaryPassword, { actor: this.actor(staff), oneTime: true }, async (trx) => {
       // L8: the sessions the old password opened end with it
       await this.deps.sessions.endWhere(trx, { userId: user.id }, 'password_reset', this.actor(staff));
-      const phone = await trx.selectFrom('devices').select('id').where('user_id', '=', user.id).where('type', '=', 'mobile').where('state', '=', 'active').executeTakeFirst();
+      const phone = await trx
+        .selectFrom('devices')
+        .select('id')
+        .where('user_id', '=', user.id)
+        .where('type', '=', 'mobile')
+        .where('state', '=', 'active')
+        .executeTakeFirst();
       if (!phone) return null;
       const messageId = await this.deps.pushRequests.sendMessage(trx, phone.id, 'temporary_password', temporaryPassword);
-      await this.deps.audit.append(trx, [{ event: 'mobile.message_sent', actor: this.actor(staff), userId: user.id, username: user.username, data: { messageId, deviceId: phone.id, kind: 'temporary_password' } }]);
+      await this.deps.audit.append(trx, [
+        {
+          event: 'mobile.message_sent',
+          actor: this.actor(staff),
+          userId: user.id,
+          username: user.username,
+          data: { messageId, deviceId: phone.id, kind: 'temporary_password' },
+        },
+      ]);
       return phone.id;
     });
     if (phoneId) await this.deps.signals.publish(deviceTopic(phoneId));
@@ -392,7 +427,9 @@ export class HelpDesk {
     const ended = await this.deps.store.serialized('audit_log', async (trx) => {
       await this.deps.lockout.lockUntilLifted(user.username, trx);
       const ids = await this.deps.sessions.endWhere(trx, { userId: user.id }, 'user_locked', this.actor(staff));
-      await this.deps.audit.append(trx, [{ event: 'helpdesk.user_locked', actor: this.actor(staff), userId: user.id, username: user.username, data: { reason, sessionsEnded: ids.length } }]);
+      await this.deps.audit.append(trx, [
+        { event: 'helpdesk.user_locked', actor: this.actor(staff), userId: user.id, username: user.username, data: { reason, sessionsEnded: ids.length } },
+      ]);
       return ids.length;
     });
     await this.deps.notifier.notifySoon(user, 'userLockedByStaff', { username: user.username });
@@ -404,7 +441,9 @@ export class HelpDesk {
     const { staff, user } = await this.actOn(staffUserId, username, 'end_sessions');
     return this.deps.store.serialized('audit_log', async (trx) => {
       const ids = await this.deps.sessions.endWhere(trx, { userId: user.id }, 'ended_by_staff', this.actor(staff));
-      await this.deps.audit.append(trx, [{ event: 'helpdesk.sessions_ended', actor: this.actor(staff), userId: user.id, username: user.username, data: { count: ids.length } }]);
+      await this.deps.audit.append(trx, [
+        { event: 'helpdesk.sessions_ended', actor: this.actor(staff), userId: user.id, username: user.username, data: { count: ids.length } },
+      ]);
       return ids.length;
     });
   }
@@ -418,7 +457,13 @@ export class HelpDesk {
     const { staff, user } = await this.actOn(staffUserId, username, 'add_phone');
     await this.requireVerification(user, input.verificationId);
     const phone = await this.deps.phones.add(user.id, { country: input.country, number: input.number }, this.actor(staff), null);
-    await this.deps.audit.record({ event: 'helpdesk.phone_added', actor: this.actor(staff), userId: user.id, username: user.username, data: { phoneId: phone.id, number: phone.masked, verificationId: input.verificationId } });
+    await this.deps.audit.record({
+      event: 'helpdesk.phone_added',
+      actor: this.actor(staff),
+      userId: user.id,
+      username: user.username,
+      data: { phoneId: phone.id, number: phone.masked, verificationId: input.verificationId },
+    });
     return phone;
   }
 }

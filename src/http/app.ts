@@ -90,7 +90,9 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     clientErrorHandler: (_error, socket) => {
       if (!socket.writable) return;
       const body = JSON.stringify({ error: { code: 'MALFORMED_REQUEST', message: translator(config.defaultLanguage)('errors.MALFORMED_REQUEST') } });
-      socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
     },
   });
   app.setValidatorCompiler(validatorCompiler);
@@ -139,7 +141,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     transform: jsonSchemaTransform,
   });
 
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', async (_request, reply) => {
     if (!stopping) return;
     reply.header('connection', 'close');
     throw new SlsError('SHUTTING_DOWN', { retryAfterSeconds: 1 });

@@ -28,7 +28,8 @@ export const DATABASE_RETRY_AFTER_SECONDS = 5;
 /** Maps any thrown value to an SlsError. */
 export function toSlsError(error: unknown): SlsError {
   if (error instanceof SlsError) return error;
-  if (isDatabaseUnavailable(error)) return new SlsError('DATABASE_UNAVAILABLE', { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS }, String((error as Error).message));
+  if (isDatabaseUnavailable(error))
+    return new SlsError('DATABASE_UNAVAILABLE', { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS }, String((error as Error).message));
   if (hasZodFastifySchemaValidationErrors(error)) {
     const details = error.validation.map((v) => `${v.instancePath || 'body'}: ${v.message}`);
     return new SlsError('VALIDATION_ERROR', { reason: details.join('; ') });
@@ -82,7 +83,10 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
   if (typeof mapped.params.retryAfterSeconds === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(mapped.params.retryAfterSeconds))));
   // framework errors (a bad URL) arrive before the language is known
   const t = request.t ?? translator('en');
-  return reply.status(mapped.status).type('application/json; charset=utf-8').send(errorBody(t, mapped, request.id));
+  return reply
+    .status(mapped.status)
+    .type('application/json; charset=utf-8')
+    .send(errorBody(t, mapped, request.id));
 }
 
 export function registerErrorHandling(app: FastifyInstance, notFound: (request: FastifyRequest, reply: FastifyReply) => FastifyReply): void {

@@ -28,13 +28,14 @@ export class SessionGuard {
     if (!refused) return null;
     // a page that leads to the step-up before showing a settings form refuses nothing
     const leads = refused.code === 'STEP_UP_REQUIRED' && request.method === 'GET';
-    if (!leads) await this.deps.audit.record({
-      event: 'session.refused',
-      actor: `user:${session.userId}`,
-      userId: session.userId,
-      ip: request.ip ?? null,
-      data: { sessionId: session.id, need, code: refused.code, check: refused.check, method: request.method, path: request.url.split('?')[0] },
-    });
+    if (!leads)
+      await this.deps.audit.record({
+        event: 'session.refused',
+        actor: `user:${session.userId}`,
+        userId: session.userId,
+        ip: request.ip ?? null,
+        data: { sessionId: session.id, need, code: refused.code, check: refused.check, method: request.method, path: request.url.split('?')[0] },
+      });
     return refusalError(refused.code);
   }
 

@@ -184,7 +184,13 @@ export class Users {
 
   /** A5: the one-time password opened its session (in the transaction that opens it); it opens no other. */
   async markOneTimePasswordUsed(db: Executor, userId: string, at: number): Promise<void> {
-    await db.updateTable('users').set({ password_used_at: at }).where('id', '=', userId).where('password_must_change', '=', 1).where('password_used_at', 'is', null).execute();
+    await db
+      .updateTable('users')
+      .set({ password_used_at: at })
+      .where('id', '=', userId)
+      .where('password_must_change', '=', 1)
+      .where('password_used_at', 'is', null)
+      .execute();
   }
 
   async account(accountId: string): Promise<Account> {
@@ -298,7 +304,12 @@ export class Users {
    * `alongside` runs in the same transaction (what must happen with the new
    * password, or not at all); its result is returned.
    */
-  async setPassword<T = void>(userId: string, password: string, options: { actor: string; oneTime: boolean }, alongside?: (trx: Tx) => Promise<T>): Promise<T | undefined> {
+  async setPassword<T = void>(
+    userId: string,
+    password: string,
+    options: { actor: string; oneTime: boolean },
+    alongside?: (trx: Tx) => Promise<T>,
+  ): Promise<T | undefined> {
     const user = await this.get(userId);
     assertPasswordAcceptable(password, user.username);
     const passwordHash = await hashPassword(password);
@@ -329,7 +340,8 @@ export class Users {
   async setNoticePreferences(userId: string, preferences: { language: string | null; timeZone: string | null }, actor: string): Promise<void> {
     const { language, timeZone } = preferences;
     if (language !== null && !isLanguage(language)) throw new SlsError('VALIDATION_ERROR', { field: 'language', reason: 'language must be en, fr or zh-Hant' });
-    if (timeZone !== null && !isTimeZone(timeZone)) throw new SlsError('VALIDATION_ERROR', { field: 'timeZone', reason: 'an IANA time zone such as Europe/Paris' });
+    if (timeZone !== null && !isTimeZone(timeZone))
+      throw new SlsError('VALIDATION_ERROR', { field: 'timeZone', reason: 'an IANA time zone such as Europe/Paris' });
     const user = await this.get(userId);
     await this.store.serialized('audit_log', async (trx) => {
       await trx.updateTable('users').set({ language, time_zone: timeZone }).where('id', '=', userId).execute();
@@ -341,7 +353,13 @@ export class Users {
   async accountsOf(userId: string): Promise<Account[]> {
     const user = await this.get(userId);
     const rows = await this.store.db.selectFrom('accounts').selectAll().where('entity_id', '=', user.entityId).orderBy('account_number').execute();
-    return rows.map((row) => ({ id: row.id, accountNumber: row.account_number, entityId: row.entity_id, equityUsd: row.equity_usd_cents / 100, primaryUserId: row.primary_user_id }));
+    return rows.map((row) => ({
+      id: row.id,
+      accountNumber: row.account_number,
+      entityId: row.entity_id,
+      equityUsd: row.equity_usd_cents / 100,
+      primaryUserId: row.primary_user_id,
+    }));
   }
 
   /** Client services' search (help desk): by username prefix or account number. */

@@ -56,7 +56,19 @@ export function browserLabel(): string | undefined {
           : /Safari\//.test(ua)
             ? 'Safari'
             : '';
-  const system = /Android/.test(ua) ? 'Android' : /iPhone|iPad|iPod/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /CrOS/.test(ua) ? 'ChromeOS' : /Linux/.test(ua) ? 'Linux' : '';
+  const system = /Android/.test(ua)
+    ? 'Android'
+    : /iPhone|iPad|iPod/.test(ua)
+      ? 'iOS'
+      : /Windows/.test(ua)
+        ? 'Windows'
+        : /Mac OS X/.test(ua)
+          ? 'macOS'
+          : /CrOS/.test(ua)
+            ? 'ChromeOS'
+            : /Linux/.test(ua)
+              ? 'Linux'
+              : '';
   const label = [browser, system].filter(Boolean).join(' · ');
   return label || undefined;
 }
@@ -234,7 +246,8 @@ export class ActivationWizard {
     const device = byId('act-device');
     device.hidden = view.proof !== 'device' || !challenge || challenge.type === 'sms';
     if (challenge?.type === 'ocra') byId('act-challenge').textContent = challenge.question;
-    else if (challenge?.type === 'index') byId('act-challenge').textContent = t('authenticator.activation.indexes', { first: challenge.indexes[0], second: challenge.indexes[1] });
+    else if (challenge?.type === 'index')
+      byId('act-challenge').textContent = t('authenticator.activation.indexes', { first: challenge.indexes[0], second: challenge.indexes[1] });
     else byId('act-challenge').textContent = '';
     this.step('token');
     token.focus();

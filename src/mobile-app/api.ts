@@ -163,7 +163,12 @@ export class AuthenticatorApi {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.language) headers['accept-language'] = this.language;
-    const response = await fetch(`${this.base}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: signal ?? null });
+    const response = await fetch(`${this.base}/api/v1${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: signal ?? null,
+    });
     const text = await response.text();
     const parsed: unknown = text ? JSON.parse(text) : {};
     if (!response.ok) throw new ApiError(response.status, parsed as ApiErrorBody);

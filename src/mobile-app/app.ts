@@ -49,7 +49,9 @@ function renderHome(): void {
       name.textContent = enrolment.username;
       const state = document.createElement('span');
       state.className = 'state';
-      state.textContent = t(enrolment.revoked ? 'authenticator.home.state.revoked' : enrolment.biometric ? 'authenticator.home.state.biometric' : 'authenticator.home.state.active');
+      state.textContent = t(
+        enrolment.revoked ? 'authenticator.home.state.revoked' : enrolment.biometric ? 'authenticator.home.state.biometric' : 'authenticator.home.state.active',
+      );
       item.append(name, state);
       if (enrolment.revoked) {
         const remove = document.createElement('button');
@@ -102,7 +104,9 @@ async function subscribeToPush(api: AuthenticatorApi, registration: ServiceWorke
   try {
     if (Notification.permission === 'default' && ask) await Notification.requestPermission();
     if (Notification.permission !== 'granted') return;
-    const subscription = (await registration.pushManager.getSubscription()) ?? (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: fromBase64Url(key) }));
+    const subscription =
+      (await registration.pushManager.getSubscription()) ??
+      (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: fromBase64Url(key) }));
     const json = subscription.toJSON();
     if (!json.endpoint || !json.keys?.p256dh || !json.keys.auth) return;
     const where = { endpoint: json.endpoint, keys: { p256dh: json.keys.p256dh, auth: json.keys.auth } };

@@ -49,7 +49,8 @@ export class LiveConnection {
 
   /** The users to poll for (their devices and app tokens); starts the loop. */
   setDevices(devices: DeviceToken[]): void {
-    const same = devices.length === this.devices.length && devices.every((d, i) => d.deviceId === this.devices[i]?.deviceId && d.token === this.devices[i]?.token);
+    const same =
+      devices.length === this.devices.length && devices.every((d, i) => d.deviceId === this.devices[i]?.deviceId && d.token === this.devices[i]?.token);
     this.devices = devices;
     if (!same) this.kick();
     if (!this.running) void this.loop();

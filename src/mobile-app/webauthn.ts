@@ -33,7 +33,15 @@ export async function createCredential(options: WebAuthnCreationOptions): Promis
     ...(options.timeout ? { timeout: options.timeout } : {}),
     ...(options.authenticatorSelection ? { authenticatorSelection: { ...options.authenticatorSelection } } : {}),
     ...(options.attestation ? { attestation: options.attestation } : {}),
-    ...(extra.excludeCredentials ? { excludeCredentials: extra.excludeCredentials.map((c) => ({ type: c.type, id: fromBase64Url(c.id), ...(c.transports ? { transports: c.transports } : {}) })) } : {}),
+    ...(extra.excludeCredentials
+      ? {
+          excludeCredentials: extra.excludeCredentials.map((c) => ({
+            type: c.type,
+            id: fromBase64Url(c.id),
+            ...(c.transports ? { transports: c.transports } : {}),
+          })),
+        }
+      : {}),
     ...(extra.extensions ? { extensions: extra.extensions } : {}),
   };
   const credential = (await navigator.credentials.create({ publicKey })) as PublicKeyCredential | null;

@@ -200,7 +200,8 @@ function localParams(params: MessageParams, language: Language, timeZone: string
   const out: Record<string, string | number> = {};
   for (const [name, value] of Object.entries(params)) {
     if (value instanceof Date) out[name] = formatTime(value, language, timeZone, channel);
-    else if (typeof value === 'string' && ISO_TIMESTAMP.test(value) && Number.isFinite(Date.parse(value))) out[name] = formatTime(new Date(value), language, timeZone, channel);
+    else if (typeof value === 'string' && ISO_TIMESTAMP.test(value) && Number.isFinite(Date.parse(value)))
+      out[name] = formatTime(new Date(value), language, timeZone, channel);
     else if (typeof value === 'string' && ISO_DAY.test(value) && Number.isFinite(Date.parse(value))) out[name] = formatDay(value, language, channel);
     else out[name] = value;
   }
@@ -265,9 +266,7 @@ export class Notifier {
     const zone = spec.timeZone ?? this.timeZone;
     const real = compose(spec, spec.params, zone);
     const stored =
-      spec.secret && provider.name !== OUTBOX
-        ? compose(spec, { ...spec.params, ...Object.fromEntries(spec.secret.map((name) => [name, MASK])) }, zone)
-        : real;
+      spec.secret && provider.name !== OUTBOX ? compose(spec, { ...spec.params, ...Object.fromEntries(spec.secret.map((name) => [name, MASK])) }, zone) : real;
     if (spec.queued && stored !== real) throw new TypeError('a message with secrets is delivered inline, never queued');
     const now = this.clock.now();
     const row: Selectable<NotificationsTable> = {
@@ -369,7 +368,17 @@ export class Notifier {
     const { addresses, language, timeZone } = await this.reach(db, user);
     const stored: Notification[] = [];
     for (const [channel, recipient] of addresses) {
-      const spec: MessageSpec = { userId: user.id, channel, recipient, template, params, language, timeZone, queued: true, ...(dedupeKey ? { dedupeKey } : {}) };
+      const spec: MessageSpec = {
+        userId: user.id,
+        channel,
+        recipient,
+        template,
+        params,
+        language,
+        timeZone,
+        queued: true,
+        ...(dedupeKey ? { dedupeKey } : {}),
+      };
       const pending = await this.enqueue(db, spec);
       if (pending) stored.push(toNotification(pending.row));
     }
@@ -391,7 +400,11 @@ export class Notifier {
     let q = this.store.db.selectFrom('notifications').selectAll();
     if (query.userId) q = q.where('user_id', '=', query.userId);
     if (query.status) q = q.where('status', '=', query.status);
-    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit ?? 50).execute();
+    const rows = await q
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(query.limit ?? 50)
+      .execute();
     return rows.map(toNotification);
   }
 }

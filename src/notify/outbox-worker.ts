@@ -168,10 +168,7 @@ export class OutboxWorker {
       .select('id')
       .where('next_attempt_at', 'is not', null)
       .where((eb) =>
-        eb.or([
-          eb.and([eb('status', '=', 'pending'), eb('next_attempt_at', '<=', now)]),
-          eb.and([eb('status', '=', 'sending'), eb('lease_until', '<=', now)]),
-        ]),
+        eb.or([eb.and([eb('status', '=', 'pending'), eb('next_attempt_at', '<=', now)]), eb.and([eb('status', '=', 'sending'), eb('lease_until', '<=', now)])]),
       );
   }
 
@@ -182,20 +179,22 @@ export class OutboxWorker {
     if (!(await this.due(store.db, now).limit(1).executeTakeFirst())) return [];
     let candidates = this.due(store.db, now).orderBy('next_attempt_at').limit(limit);
     if (store.dialect === 'postgres') candidates = candidates.forUpdate().skipLocked();
-    return store.db
-      .updateTable('notifications')
-      .set((eb) => ({ status: 'sending', claim, lease_until: now + config.leaseMs, attempts: eb('attempts', '+', 1) }))
-      .where('id', 'in', candidates)
-      // checked again on the row itself: a row another worker claimed meanwhile is not taken
-      .where('next_attempt_at', 'is not', null)
-      .where((eb) =>
-        eb.or([
-          eb.and([eb('status', '=', 'pending'), eb('next_attempt_at', '<=', now)]),
-          eb.and([eb('status', '=', 'sending'), eb('lease_until', '<=', now)]),
-        ]),
-      )
-      .returningAll()
-      .execute();
+    return (
+      store.db
+        .updateTable('notifications')
+        .set((eb) => ({ status: 'sending', claim, lease_until: now + config.leaseMs, attempts: eb('attempts', '+', 1) }))
+        .where('id', 'in', candidates)
+        // checked again on the row itself: a row another worker claimed meanwhile is not taken
+        .where('next_attempt_at', 'is not', null)
+        .where((eb) =>
+          eb.or([
+            eb.and([eb('status', '=', 'pending'), eb('next_attempt_at', '<=', now)]),
+            eb.and([eb('status', '=', 'sending'), eb('lease_until', '<=', now)]),
+          ]),
+        )
+        .returningAll()
+        .execute()
+    );
   }
 
   private async deliver(row: Row, claim: string): Promise<OutboxOutcome> {
@@ -210,16 +209,19 @@ export class OutboxWorker {
       language: row.language as OutgoingMessage['language'],
     };
     // the lease is renewed while the gateway takes its time, so no other worker takes the notice meanwhile
-    const renew = setInterval(() => {
-      void store.db
-        .updateTable('notifications')
-        .set({ lease_until: clock.now() + config.leaseMs })
-        .where('id', '=', row.id)
-        .where('claim', '=', claim)
-        .where('status', '=', 'sending')
-        .execute()
-        .catch(() => undefined);
-    }, Math.max(50, Math.floor(config.leaseMs / 3)));
+    const renew = setInterval(
+      () => {
+        void store.db
+          .updateTable('notifications')
+          .set({ lease_until: clock.now() + config.leaseMs })
+          .where('id', '=', row.id)
+          .where('claim', '=', claim)
+          .where('status', '=', 'sending')
+          .execute()
+          .catch(() => undefined);
+      },
+      Math.max(50, Math.floor(config.leaseMs / 3)),
+    );
     renew.unref();
 
     let failure: { error: string; retryable: boolean } | null = null;
@@ -237,7 +239,13 @@ export class OutboxWorker {
       outcome === 'sent'
         ? { status: 'sent' as const, sent_at: now, error: null, next_attempt_at: null, lease_until: null, provider: provider.name }
         : outcome === 'retrying'
-          ? { status: 'pending' as const, error: failure!.error, next_attempt_at: now + retryDelay(config, row.attempts), lease_until: null, provider: provider.name }
+          ? {
+              status: 'pending' as const,
+              error: failure!.error,
+              next_attempt_at: now + retryDelay(config, row.attempts),
+              lease_until: null,
+              provider: provider.name,
+            }
           : { status: 'failed' as const, error: failure!.error, next_attempt_at: null, lease_until: null, provider: provider.name };
     let recorded = false;
     try {

@@ -14,9 +14,7 @@ import type { Device } from '../devices/types.js';
 import type { App } from '../sessions/sessions.js';
 import type { SessionScope } from '../store/schema.js';
 
-export type AccessDecision =
-  | { allowed: true; scope: SessionScope; check: string }
-  | { allowed: false; reason: ErrorCode; check: string };
+export type AccessDecision = { allowed: true; scope: SessionScope; check: string } | { allowed: false; reason: ErrorCode; check: string };
 
 export interface AccessCheck {
   name: string;

@@ -60,11 +60,7 @@ export class Lockout {
   ) {}
 
   private async state(username: string): Promise<{ lockedUntil: number | null; resetAt: number }> {
-    const row = await this.store.db
-      .selectFrom('lockouts')
-      .select(['locked_until', 'reset_at'])
-      .where('username', '=', username)
-      .executeTakeFirst();
+    const row = await this.store.db.selectFrom('lockouts').select(['locked_until', 'reset_at']).where('username', '=', username).executeTakeFirst();
     return { lockedUntil: row?.locked_until ?? null, resetAt: row?.reset_at ?? 0 };
   }
 
@@ -89,7 +85,16 @@ export class Lockout {
       .selectFrom('login_failures')
       .select((eb) => [
         eb.fn.sum<number>(eb.case().when('state', '=', 'failed').then(1).else(0).end()).as('failures'),
-        eb.fn.sum<number>(eb.case().when(eb.and([eb('state', '=', 'pending'), eb('at', '>', now - PENDING_TTL_MS)])).then(1).else(0).end()).as('in_flight'),
+        eb.fn
+          .sum<number>(
+            eb
+              .case()
+              .when(eb.and([eb('state', '=', 'pending'), eb('at', '>', now - PENDING_TTL_MS)]))
+              .then(1)
+              .else(0)
+              .end(),
+          )
+          .as('in_flight'),
       ])
       .where('username', '=', username)
       .where('at', '>', since)
@@ -122,7 +127,12 @@ export class Lockout {
       const { locked_until: lockedUntil, reset_at: resetAt } = await query.executeTakeFirstOrThrow();
       if (lockedUntil !== null && lockedUntil > now) throw new SlsError('LOCKED', {});
       // attempts a dead process left pending take no room any more
-      await trx.deleteFrom('login_failures').where('username', '=', username).where('state', '=', 'pending').where('at', '<=', now - PENDING_TTL_MS).execute();
+      await trx
+        .deleteFrom('login_failures')
+        .where('username', '=', username)
+        .where('state', '=', 'pending')
+        .where('at', '<=', now - PENDING_TTL_MS)
+        .execute();
       const { failures, inFlight } = await this.countFailuresAndInFlight(trx, username, this.windowStart(now, resetAt), now);
       if (failures >= this.policy.lockoutThreshold) throw new SlsError('LOCKED', {});
       // failures plus attempts still being checked: no more guesses than the threshold
@@ -142,11 +152,7 @@ export class Lockout {
   /** Counts the attempt as a failure and locks the username at the threshold. */
   async fail(attempt: Attempt): Promise<FailureOutcome> {
     const now = this.clock.now();
-    const updated = await this.store.db
-      .updateTable('login_failures')
-      .set({ state: 'failed', at: now })
-      .where('id', '=', attempt.id)
-      .executeTakeFirst();
+    const updated = await this.store.db.updateTable('login_failures').set({ state: 'failed', at: now }).where('id', '=', attempt.id).executeTakeFirst();
     if (Number(updated.numUpdatedRows) === 0) {
       await this.store.db.insertInto('login_failures').values({ id: attempt.id, username: attempt.username, at: now, state: 'failed' }).execute();
     }

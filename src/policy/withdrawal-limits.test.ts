@@ -4,7 +4,19 @@ import type { DeviceState } from '../store/schema.js';
 import { withdrawalLimits } from './withdrawal-limits.js';
 
 function device(type: DeviceType, state: DeviceState = 'active'): Device {
-  return { id: `dev_${type}`, userId: 'usr_1', type, state, serial: null, label: null, params: {}, createdAt: 0, activatedAt: 0, lastUsedAt: null, expiresAt: null };
+  return {
+    id: `dev_${type}`,
+    userId: 'usr_1',
+    type,
+    state,
+    serial: null,
+    label: null,
+    params: {},
+    createdAt: 0,
+    activatedAt: 0,
+    lastUsedAt: null,
+    expiresAt: null,
+  };
 }
 
 describe('W1: withdrawal limits by the device that protects the user', () => {

@@ -29,9 +29,7 @@ const W1: Record<PermanentType | 'none', { perDayUsd: number | null; fiveBusines
 };
 
 export function withdrawalLimits(devices: Device[]): WithdrawalLimits {
-  const protecting = devices
-    .filter((d) => d.state === 'active' && !isTemporary(d.type))
-    .sort((a, b) => DEVICE_STRENGTH[b.type] - DEVICE_STRENGTH[a.type])[0];
+  const protecting = devices.filter((d) => d.state === 'active' && !isTemporary(d.type)).sort((a, b) => DEVICE_STRENGTH[b.type] - DEVICE_STRENGTH[a.type])[0];
   const type = (protecting?.type ?? null) as PermanentType | null;
   return { device: type, ...W1[type ?? 'none'] };
 }

@@ -47,7 +47,6 @@ function notice(overrides: Partial<PushNotice> = {}): PushNotice {
   };
 }
 
-
 describe('K3: push requests reach a closed app through Web Push', () => {
   it("K3: a push request reaches the phone's push service encrypted (RFC 8291) with VAPID (RFC 8292), and the app decrypts the notice", async () => {
     const subscription = fake.subscribe();
@@ -144,7 +143,10 @@ describe('K3: push requests reach a closed app through Web Push', () => {
     fake.hangNext(1);
     fake.failNext(1, 503);
     const waits: number[] = [];
-    const outcome = await provider({ timeoutMs: 150, retry: { attempts: 3, baseDelayMs: 100, sleep: async (ms) => void waits.push(ms) } }).send(subscription, notice());
+    const outcome = await provider({ timeoutMs: 150, retry: { attempts: 3, baseDelayMs: 100, sleep: async (ms) => void waits.push(ms) } }).send(
+      subscription,
+      notice(),
+    );
     expect(outcome).toEqual({ status: 'failed', error: 'web-push: push refused with HTTP 503' });
     expect(fake.requests).toHaveLength(3);
     expect(waits).toEqual([100, 200]);
@@ -168,7 +170,10 @@ describe('K3: push requests reach a closed app through Web Push', () => {
 
   it('K3: a refused connection is failed with the error kind', async () => {
     const subscription = { ...fake.subscribe(), endpoint: `http://127.0.0.1:${await closedPort()}/push/x` };
-    expect(await provider({ retry: { attempts: 1 } }).send(subscription, notice())).toEqual({ status: 'failed', error: 'web-push: network error (ECONNREFUSED)' });
+    expect(await provider({ retry: { attempts: 1 } }).send(subscription, notice())).toEqual({
+      status: 'failed',
+      error: 'web-push: network error (ECONNREFUSED)',
+    });
   });
 
   it('K3: a subscription with bad keys or a bad endpoint is failed without a request', async () => {
@@ -194,7 +199,12 @@ describe('K3: push requests reach a closed app through Web Push', () => {
     fake.hangNext(1);
     outcomes.push(await provider({ timeoutMs: 100, retry: { attempts: 1 } }).send(subscription, sent));
     outcomes.push(await provider().send({ ...subscription, keys: { ...subscription.keys, p256dh: `${subscription.keys.p256dh.slice(0, -4)}AAAA` } }, sent));
-    const jwts = fake.requests.map((request) => String(request.headers.authorization).replace(/^vapid t=/, '').split(',')[0]!);
+    const jwts = fake.requests.map(
+      (request) =>
+        String(request.headers.authorization)
+          .replace(/^vapid t=/, '')
+          .split(',')[0]!,
+    );
     expect(jwts.length).toBeGreaterThan(0);
     const secrets = [
       vapid.privateKey,
@@ -276,7 +286,11 @@ describe('K3: the VAPID key pair', () => {
 
 describe('K3: the fake push service refuses what a real one refuses (so the tests above prove something)', () => {
   /** A request as web-push builds it, with headers changed by `change`. */
-  async function post(subscription: { endpoint: string; keys: { p256dh: string; auth: string } }, change: (headers: Record<string, string>) => void, body?: Buffer) {
+  async function post(
+    subscription: { endpoint: string; keys: { p256dh: string; auth: string } },
+    change: (headers: Record<string, string>) => void,
+    body?: Buffer,
+  ) {
     const details = webpush.generateRequestDetails(subscription, JSON.stringify(notice()), {
       vapidDetails: { subject: SUBJECT, ...vapid },
       TTL: 60,

@@ -200,4 +200,3 @@ export function webPushProvider(options: WebPushOptions): PushProvider {
     },
   };
 }
-

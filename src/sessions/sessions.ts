@@ -172,18 +172,14 @@ export class Sessions {
       .select(['users.status as user_status', 'users.password_must_change'])
       .where('sessions.token_hash', '=', tokenHash(token))
       .executeTakeFirst();
-    if (!found || found.user_status !== 'active') return null;
+    if (found?.user_status !== 'active') return null;
     const { user_status: _status, password_must_change: mustChange, ...row } = found;
     if (row.revoked_at !== null || row.expires_at <= now) return null;
     if (row.idle_expires_at !== null && row.idle_expires_at <= now) return null;
     const idle = this.idleMs(row.app);
     if (idle !== null && now - row.last_seen_at >= TOUCH_INTERVAL_MS) {
       const idleExpiresAt = Math.min(now + idle, row.expires_at);
-      await this.store.db
-        .updateTable('sessions')
-        .set({ last_seen_at: now, idle_expires_at: idleExpiresAt })
-        .where('id', '=', row.id)
-        .execute();
+      await this.store.db.updateTable('sessions').set({ last_seen_at: now, idle_expires_at: idleExpiresAt }).where('id', '=', row.id).execute();
       return toSession({ ...row, last_seen_at: now, idle_expires_at: idleExpiresAt }, mustChange === 1);
     }
     return toSession(row, mustChange === 1);

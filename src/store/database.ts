@@ -120,7 +120,8 @@ function backingOff(pool: pg.Pool): { connect(): Promise<pg.PoolClient>; end(): 
 
 const UNREACHABLE_ERRNO = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE']);
 /** Messages of node-postgres when a connection could not be made or was lost. */
-const LOST_CONNECTION = /Connection terminated|timeout exceeded when trying to connect|not queryable|Connection ended|terminating connection|the database system is (starting up|shutting down|in recovery mode)/i;
+const LOST_CONNECTION =
+  /Connection terminated|timeout exceeded when trying to connect|not queryable|Connection ended|terminating connection|the database system is (starting up|shutting down|in recovery mode)/i;
 
 /**
  * X6: whether an error means the database cannot be reached right now (a
@@ -244,7 +245,8 @@ function openSqlite(location: string): Store {
     try {
       closeSync(openSync(location, 'wx', 0o600));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new SlsError('DATABASE_FILE_UNUSABLE', { path: location, reason: (error as Error).message });
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new SlsError('DATABASE_FILE_UNUSABLE', { path: location, reason: (error as Error).message });
     }
   }
   let raw: BetterSqlite3.Database;
@@ -278,9 +280,7 @@ function openPostgres(location: string): Store {
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-        oid === INT8_OID || oid === NUMERIC_OID
-          ? (value: string) => Number(value)
-          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+        oid === INT8_OID || oid === NUMERIC_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   });
   // X6: a connection the database ends (a restart, a failover, pg_terminate_backend) never ends the

@@ -42,7 +42,11 @@ export function redisCounters(url: string): Counters {
   return {
     async hit(key, windowStart, windowMs) {
       const name = `sls:rate:${key}:${windowStart}`;
-      const results = await redis.multi().incr(name).pexpire(name, windowMs * 2).exec();
+      const results = await redis
+        .multi()
+        .incr(name)
+        .pexpire(name, windowMs * 2)
+        .exec();
       const [error, hits] = results?.[0] ?? [new Error('no reply'), 0];
       if (error) throw error;
       return Number(hits);

@@ -10,16 +10,10 @@ import type { Page } from 'playwright-core';
 import { DAY } from '../../src/clock.js';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard } from '../support/harness.js';
-import {
-  facts,
-  navigation,
-  shownChallenge,
-  useServerAndBrowser,
-} from '../support/browser.js';
+import { facts, navigation, shownChallenge, useServerAndBrowser } from '../support/browser.js';
 
 describe.skipIf(!chromiumAvailable)('the card left at home, in real Chromium', () => {
   const suite = useServerAndBrowser();
-
 
   async function logIn(page: Page, username: string, app: 'portal' | 'trading'): Promise<void> {
     await page.goto('/login');

@@ -12,14 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard } from '../support/harness.js';
-import {
-  facts,
-  namedControls,
-  navigation,
-  shownChallenge,
-  unnamedControls,
-  useServerAndBrowser,
-} from '../support/browser.js';
+import { facts, namedControls, navigation, shownChallenge, unnamedControls, useServerAndBrowser } from '../support/browser.js';
 
 describe.skipIf(!chromiumAvailable)('the help desk console in real Chromium', () => {
   const suite = useServerAndBrowser();
@@ -83,7 +76,9 @@ describe.skipIf(!chromiumAvailable)('the help desk console in real Chromium', ()
     await navigation(desk, () => desk.getByRole('button', { name: 'Record the verification' }).click());
     expect(new URL(desk.url()).pathname).toMatch(new RegExp(`^/helpdesk/users/${caller.username}/verifications/ver_[a-z2-7]+$`));
     const verificationId = new URL(desk.url()).pathname.split('/').at(-1)!;
-    expect(await desk.locator('#verification').innerText()).toContain(`Identity verified (Identification document): verification ${verificationId}, valid until`);
+    expect(await desk.locator('#verification').innerText()).toContain(
+      `Identity verified (Identification document): verification ${verificationId}, valid until`,
+    );
     expect(await unnamedControls(desk)).toEqual([]);
     expect(await desk.getByLabel('temporarily unavailable', { exact: true }).isChecked()).toBe(true);
 

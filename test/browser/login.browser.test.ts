@@ -31,7 +31,6 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
   /** Console errors and unexpected failed requests of the page (not the favicon Chromium asks for by itself). */
   let problems: string[];
 
-
   async function freshPage(options: { locale?: string } = {}): Promise<Page> {
     context = await suite.browser.newContext({ baseURL: suite.server.baseUrl, ...options });
     page = await context.newPage();
@@ -140,7 +139,11 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
         // the page keeps the user name after a failure; only the password is typed again
         await password.fill(`wrong password ${i}`);
         await navigation(page, () => password.press('Enter'));
-        expect((await facts(page)).alert, `attempt ${i + 1}`).toEqual({ code: 'INVALID_CREDENTIALS', id: 'form-error', text: 'Invalid user name password combination' });
+        expect((await facts(page)).alert, `attempt ${i + 1}`).toEqual({
+          code: 'INVALID_CREDENTIALS',
+          id: 'form-error',
+          text: 'Invalid user name password combination',
+        });
       }
       expect(await page.getByLabel('User name', { exact: true }).inputValue()).toBe(user.username);
       await password.fill(PASSWORD);
@@ -205,7 +208,8 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
       // labels (accessible names computed by Chromium) and headings of the login page
       expect(await unnamedControls(page)).toEqual([]);
       expect(await namedControls(page)).toEqual(['textbox User name', 'textbox Password', 'radio Client Portal', 'radio Trading platform', 'button Log In']);
-      for (const label of ['User name', 'Password', 'Client Portal', 'Trading platform']) expect(await page.getByLabel(label, { exact: true }).count(), label).toBe(1);
+      for (const label of ['User name', 'Password', 'Client Portal', 'Trading platform'])
+        expect(await page.getByLabel(label, { exact: true }).count(), label).toBe(1);
       expect(await page.getByRole('navigation', { name: 'Language' }).count()).toBe(1);
 
       // keyboard only: the user name field has the focus on arrival
@@ -265,7 +269,10 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
       await freshPage({ locale }); // Chromium's language: navigator.language and Accept-Language
       await page.goto('/login');
       expect(await facts(page), locale).toMatchObject({ lang, h1: [title] });
-      expect((await context.cookies()).find((c) => c.name === 'sls_lang'), locale).toBeUndefined();
+      expect(
+        (await context.cookies()).find((c) => c.name === 'sls_lang'),
+        locale,
+      ).toBeUndefined();
       await context.close();
     }
   });

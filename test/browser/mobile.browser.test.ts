@@ -192,7 +192,10 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     await activate(app, user);
     const staff = await createUser(h.services, { role: 'client_services' });
     const verification = await h.services.helpDesk.verifyIdentity(staff.id, user.username, { method: 'callback_on_record' });
-    expect(await h.services.helpDesk.resetPassword(staff.id, user.username, { verificationId: verification.id })).toEqual({ temporaryPassword: null, deliveredTo: 'app' });
+    expect(await h.services.helpDesk.resetPassword(staff.id, user.username, { verificationId: verification.id })).toEqual({
+      temporaryPassword: null,
+      deliveredTo: 'app',
+    });
     const waiting = () => h.services.store.db.selectFrom('app_messages').select('id').execute();
     await app.locator('#message').waitFor({ timeout: 30_000 });
     expect(((await app.locator('#msg-password').textContent()) ?? '').trim()).toMatch(/^[A-Z0-9]{12}$/);
@@ -210,7 +213,7 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     await app.context().close();
   });
 
-  it('K7, K5: migration on the new phone; the old phone\'s activation stops working at once', async () => {
+  it("K7, K5: migration on the new phone; the old phone's activation stops working at once", async () => {
     const { h } = suite.server;
     const user = await smsUser(h);
     const oldPhone = await openApp();
@@ -240,7 +243,14 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     const cdp = await phone.newCDPSession(app);
     await cdp.send('WebAuthn.enable');
     await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
     });
     await app.goto('/app');
     await app.locator('html[data-ready=true]').waitFor();

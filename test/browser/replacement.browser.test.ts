@@ -9,19 +9,12 @@ import { readFileSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard } from '../support/harness.js';
-import {
-  facts,
-  navigation,
-  shownChallenge,
-  stepUpOnPage,
-  useServerAndBrowser,
-} from '../support/browser.js';
+import { facts, navigation, shownChallenge, stepUpOnPage, useServerAndBrowser } from '../support/browser.js';
 import { parsePskc } from '../../src/devices/dscplus/pskc.js';
 import type { CardFile } from '../../src/devices/devices.js';
 
 describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', () => {
   const suite = useServerAndBrowser();
-
 
   async function logIn(page: Page, username: string, answerWith: (page: Page) => Promise<string>): Promise<void> {
     await page.goto('/login');
@@ -39,7 +32,10 @@ describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', ()
     const keys = parsePskc(readFileSync(new URL('../fixtures/pskc/batch-plain.xml', import.meta.url), 'utf8'));
     await h.services.devices.importStock(keys, 'test', 'batch');
     const verification = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
-    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agent.user.id, user.username, { verificationId: verification.id, deviceStatus: 'lost' });
+    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agent.user.id, user.username, {
+      verificationId: verification.id,
+      deviceStatus: 'lost',
+    });
 
     const context = await suite.browser.newContext({ baseURL: suite.server.baseUrl });
     const page = await context.newPage();

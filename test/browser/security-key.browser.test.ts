@@ -60,7 +60,14 @@ describe.skipIf(!chromiumAvailable)('security keys in real Chromium (virtual aut
     const cdp = await context.newCDPSession(page);
     await cdp.send('WebAuthn.enable');
     const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: { protocol: 'ctap2', transport: 'usb', hasResidentKey: options.residentKey, hasUserVerification: options.userVerification, isUserVerified: options.userVerification, automaticPresenceSimulation: true },
+      options: {
+        protocol: 'ctap2',
+        transport: 'usb',
+        hasResidentKey: options.residentKey,
+        hasUserVerification: options.userVerification,
+        isUserVerified: options.userVerification,
+        automaticPresenceSimulation: true,
+      },
     });
     const { user, card } = await createUserWithCard(h.services);
     await passwordStep(page, user.username);
@@ -90,52 +97,57 @@ describe.skipIf(!chromiumAvailable)('security keys in real Chromium (virtual aut
     { residentKey: true, userVerification: true },
     { residentKey: false, userVerification: true },
     { residentKey: false, userVerification: false },
-  ])('X7/L2/V1: registered on the settings page after a step-up, then a login and a step-up with the key (resident key $residentKey, user verification $userVerification)', async ({ residentKey, userVerification }) => {
-    const { context, page, cdp, authenticatorId, user } = await onSettingsPage({ residentKey, userVerification });
-    const problems: string[] = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(message.text());
-    });
-    await expect(page.locator('#no-keys').count()).resolves.toBe(1);
+  ])(
+    'X7/L2/V1: registered on the settings page after a step-up, then a login and a step-up with the key (resident key $residentKey, user verification $userVerification)',
+    async ({ residentKey, userVerification }) => {
+      const { context, page, cdp, authenticatorId, user } = await onSettingsPage({ residentKey, userVerification });
+      const problems: string[] = [];
+      page.on('console', (message) => {
+        if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(message.text());
+      });
+      await expect(page.locator('#no-keys').count()).resolves.toBe(1);
 
-    // the browser creates the credential on the virtual key
-    await page.locator('#security-key-name').fill('Blue key');
-    await navigation(page, () => page.locator('#security-key-submit').click()).catch(async (e) => {
-      throw new Error(`${String(e)} status: ${await page.locator('#security-key-status').getAttribute('data-error')} ${problems.join(';')}`);
-    });
-    expect(await page.locator('#notice-added').count()).toBe(1);
-    expect(((await page.locator('#keys .key-name').allTextContents()) ?? []).map((t) => t.trim())).toEqual(['Blue key']);
-    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
-    expect(credentials).toHaveLength(1);
-    expect(credentials[0]!.isResidentCredential).toBe(residentKey);
-    const [key] = await h.services.securityKeys.list(user.id);
-    expect(key!.params).toMatchObject({ credentialId: Buffer.from(credentials[0]!.credentialId, 'base64').toString('base64url'), transports: ['usb'] });
+      // the browser creates the credential on the virtual key
+      await page.locator('#security-key-name').fill('Blue key');
+      await navigation(page, () => page.locator('#security-key-submit').click()).catch(async (e) => {
+        throw new Error(`${String(e)} status: ${await page.locator('#security-key-status').getAttribute('data-error')} ${problems.join(';')}`);
+      });
+      expect(await page.locator('#notice-added').count()).toBe(1);
+      expect(((await page.locator('#keys .key-name').allTextContents()) ?? []).map((t) => t.trim())).toEqual(['Blue key']);
+      const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+      expect(credentials).toHaveLength(1);
+      expect(credentials[0]!.isResidentCredential).toBe(residentKey);
+      const [key] = await h.services.securityKeys.list(user.id);
+      expect(key!.params).toMatchObject({ credentialId: Buffer.from(credentials[0]!.credentialId, 'base64').toString('base64url'), transports: ['usb'] });
 
-    // log out; a new login offers the card (used last), the user switches to the key
-    await page.goto('/account');
-    await navigation(page, () => page.locator('#logout').click());
-    await passwordStep(page, user.username);
-    await page.locator('#device').selectOption(key!.id);
-    await navigation(page, () => page.locator('#device-submit').click());
-    expect(await page.locator('#webauthn-intro').count(), `${page.url()} ${await page.locator('main').innerText()}`).toBe(1);
-    await navigation(page, () => page.locator('#webauthn-start').click());
-    expect(new URL(page.url()).pathname).toBe('/account');
-    const succeeded = (await h.services.audit.list({ userId: user.id })).find((e) => e.event === 'login.succeeded' && (e.data as { deviceId?: string }).deviceId === key!.id);
-    expect(succeeded).toBeDefined();
+      // log out; a new login offers the card (used last), the user switches to the key
+      await page.goto('/account');
+      await navigation(page, () => page.locator('#logout').click());
+      await passwordStep(page, user.username);
+      await page.locator('#device').selectOption(key!.id);
+      await navigation(page, () => page.locator('#device-submit').click());
+      expect(await page.locator('#webauthn-intro').count(), `${page.url()} ${await page.locator('main').innerText()}`).toBe(1);
+      await navigation(page, () => page.locator('#webauthn-start').click());
+      expect(new URL(page.url()).pathname).toBe('/account');
+      const succeeded = (await h.services.audit.list({ userId: user.id })).find(
+        (e) => e.event === 'login.succeeded' && (e.data as { deviceId?: string }).deviceId === key!.id,
+      );
+      expect(succeeded).toBeDefined();
 
-    // V1: the step-up now offers the key, through the same prompt
-    await navigation(page, () => page.locator('#security-keys-link').click());
-    expect(new URL(page.url()).pathname).toBe('/step-up');
-    await page.locator('#password').fill(PASSWORD);
-    await navigation(page, () => page.locator('#step-up-submit').click());
-    await navigation(page, () => page.locator('#webauthn-start').click());
-    expect(new URL(page.url()).pathname).toBe('/settings/security-keys');
-    expect((await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'stepup.verified')).toHaveLength(2);
+      // V1: the step-up now offers the key, through the same prompt
+      await navigation(page, () => page.locator('#security-keys-link').click());
+      expect(new URL(page.url()).pathname).toBe('/step-up');
+      await page.locator('#password').fill(PASSWORD);
+      await navigation(page, () => page.locator('#step-up-submit').click());
+      await navigation(page, () => page.locator('#webauthn-start').click());
+      expect(new URL(page.url()).pathname).toBe('/settings/security-keys');
+      expect((await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'stepup.verified')).toHaveLength(2);
 
-    // the key's counter moved on with each accepted assertion, or stays 0 for a key without one
-    const { credentials: after } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
-    expect(after[0]!.signCount).toBeGreaterThanOrEqual(2);
-    expect(problems).toEqual([]);
-    await context.close();
-  });
+      // the key's counter moved on with each accepted assertion, or stays 0 for a key without one
+      const { credentials: after } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+      expect(after[0]!.signCount).toBeGreaterThanOrEqual(2);
+      expect(problems).toEqual([]);
+      await context.close();
+    },
+  );
 });

@@ -3,7 +3,8 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { PASSWORD } from './harness.js';
 
 export interface Json {
-  [key: string]: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies are checked by the tests
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked by the tests
+  [key: string]: any;
 }
 
 export interface ApiResponse {
@@ -35,7 +36,13 @@ export async function get(app: FastifyInstance, url: string, headers: Record<str
   return wrap(await app.inject({ method: 'GET', url, headers }));
 }
 
-export function startLogin(app: FastifyInstance, username: string, password = PASSWORD, target: 'portal' | 'trading' = 'portal', headers: Record<string, string> = {}) {
+export function startLogin(
+  app: FastifyInstance,
+  username: string,
+  password = PASSWORD,
+  target: 'portal' | 'trading' = 'portal',
+  headers: Record<string, string> = {},
+) {
   return postJson(app, '/api/v1/login', { username, password, app: target }, headers);
 }
 
@@ -57,7 +64,12 @@ export function bearer(token: string): Record<string, string> {
  * device's response to the challenge (`respond`) — so that the security
  * settings may change for the next minutes. Returns the step-up's answer.
  */
-export async function stepUp(app: FastifyInstance, headers: Record<string, string>, respond: (challenge: Json) => string, password = PASSWORD): Promise<ApiResponse> {
+export async function stepUp(
+  app: FastifyInstance,
+  headers: Record<string, string>,
+  respond: (challenge: Json) => string,
+  password = PASSWORD,
+): Promise<ApiResponse> {
   const started = await postJson(app, '/api/v1/step-up', { password }, headers);
   if (started.status !== 200) throw new Error(`step-up refused: ${started.status} ${JSON.stringify(started.body)}`);
   const done = await postJson(app, `/api/v1/step-up/${started.body.id as string}`, { response: respond(started.body.challenge as Json) }, headers);

@@ -59,7 +59,11 @@ export function plainSha256(prevHash: string, row: Row): string {
  */
 export async function rechain(store: Store, from: number, hashOf: (prevHash: string, row: Row) => string, to = Number.MAX_SAFE_INTEGER): Promise<void> {
   const rows = await store.db.selectFrom('audit_log').selectAll().where('seq', '>=', from).where('seq', '<=', to).orderBy('seq').execute();
-  const before = await store.db.selectFrom('audit_log').select('hash').where('seq', '=', from - 1).executeTakeFirst();
+  const before = await store.db
+    .selectFrom('audit_log')
+    .select('hash')
+    .where('seq', '=', from - 1)
+    .executeTakeFirst();
   let prevHash = before?.hash ?? '0'.repeat(64);
   for (const row of rows) {
     const hash = hashOf(prevHash, row);

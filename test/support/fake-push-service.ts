@@ -101,7 +101,10 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 function hkdf(salt: Buffer, ikm: Buffer, info: Buffer, length: number): Buffer {
   // RFC 5869 with one block of output, as RFC 8291 uses it (length ≤ 32).
   const prk = createHmac('sha256', salt).update(ikm).digest();
-  return createHmac('sha256', prk).update(Buffer.concat([info, Buffer.from([1])])).digest().subarray(0, length);
+  return createHmac('sha256', prk)
+    .update(Buffer.concat([info, Buffer.from([1])]))
+    .digest()
+    .subarray(0, length);
 }
 
 /** RFC 8291 §3.4 + RFC 8188 §2: decrypts an aes128gcm body for the subscriber, a single record. */
@@ -204,7 +207,8 @@ export async function startFakePushService(): Promise<FakePushService> {
       const ttlHeader = req.headers.ttl;
       if (typeof ttlHeader !== 'string' || !/^\d+$/.test(ttlHeader)) throw new Refusal(400, 'TTL header required (RFC 8030 §5.2)');
       const vapid = checkVapid(req.headers.authorization, origin);
-      if (subscriber.applicationServerKey && subscriber.applicationServerKey !== vapid.key) throw new Refusal(403, 'not the key this subscription is restricted to');
+      if (subscriber.applicationServerKey && subscriber.applicationServerKey !== vapid.key)
+        throw new Refusal(403, 'not the key this subscription is restricted to');
       if (req.headers['content-encoding'] !== 'aes128gcm') throw new Refusal(415, 'Content-Encoding must be aes128gcm');
       const payload = JSON.parse(decryptAes128gcm(body, subscriber).toString('utf8')) as unknown;
       const header = (name: string) => (typeof req.headers[name] === 'string' ? (req.headers[name] as string) : undefined);

@@ -111,7 +111,12 @@ export async function startFakeTwilio(options: FakeTwilioOptions = {}): Promise<
     const failure = failures.shift();
     if (failure) {
       // Quote the request back, as some gateways do, so tests can see it is not passed on.
-      return twilioError(res, failure.status, failure.code, `Refused message to ${form.To ?? '?'}: ${form.Body ?? form.Twiml ?? ''} (auth ${req.headers.authorization ?? ''})`);
+      return twilioError(
+        res,
+        failure.status,
+        failure.code,
+        `Refused message to ${form.To ?? '?'}: ${form.Body ?? form.Twiml ?? ''} (auth ${req.headers.authorization ?? ''})`,
+      );
     }
 
     const match = /^\/2010-04-01\/Accounts\/([^/]+)\/(Messages|Calls)\.json$/.exec(path);

@@ -73,7 +73,10 @@ export const TEST_MASTER_KEY = randomBytes(32).toString('hex');
 const NO_LIMITS = Object.fromEntries(['LOGIN', 'ANSWER', 'SEND', 'ACTIVATION', 'HELPDESK', 'ADMIN'].map((kind) => [`SLS_LIMIT_${kind}`, 'off']));
 
 export function testConfig(database: TestDatabase, overrides: Partial<Config> = {}): Config {
-  const config = loadConfig({ SLS_MASTER_KEY: TEST_MASTER_KEY, SLS_LOG_LEVEL: 'silent', SLS_DATA_DIR: database.dataDir, SLS_OUTBOX_PAGE: 'on', ...NO_LIMITS }, { databaseUrl: database.url });
+  const config = loadConfig(
+    { SLS_MASTER_KEY: TEST_MASTER_KEY, SLS_LOG_LEVEL: 'silent', SLS_DATA_DIR: database.dataDir, SLS_OUTBOX_PAGE: 'on', ...NO_LIMITS },
+    { databaseUrl: database.url },
+  );
   return { ...config, ...overrides };
 }
 

@@ -147,14 +147,28 @@ export class TestPhone {
     const e = this.enrolment(request.username);
     const proof = await ocraResponse(e.ocraKey, request.question, pin ?? e.pin);
     const message = answerMessage(request.id, number, 'approve', proof);
-    return this.api.answer(request.id, { deviceId: e.deviceId, token: e.token, decision: 'approve', number, proof, signature: await signAnswer(e.keys.signing.privateKey, message) });
+    return this.api.answer(request.id, {
+      deviceId: e.deviceId,
+      token: e.token,
+      decision: 'approve',
+      number,
+      proof,
+      signature: await signAnswer(e.keys.signing.privateKey, message),
+    });
   }
 
   /** K13: "This wasn't me". */
   async deny(request: PushRequest) {
     const e = this.enrolment(request.username);
     const message = answerMessage(request.id, '', 'deny', '');
-    return this.api.answer(request.id, { deviceId: e.deviceId, token: e.token, decision: 'deny', number: '', proof: '', signature: await signAnswer(e.keys.signing.privateKey, message) });
+    return this.api.answer(request.id, {
+      deviceId: e.deviceId,
+      token: e.token,
+      decision: 'deny',
+      number: '',
+      proof: '',
+      signature: await signAnswer(e.keys.signing.privateKey, message),
+    });
   }
 
   /** K4: the response string to a challenge typed into the app, computed offline. */

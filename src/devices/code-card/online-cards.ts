@@ -49,7 +49,9 @@ export class OnlineCards {
     const serial = `OSC${id.slice(-8).toUpperCase()}`;
     await store.serialized('audit_log', async (trx) => {
       await devices.insert(trx, { id, userId: user.id, type: 'online_card', state: 'requested', serial, label: serial, secret: newCodeCard() });
-      await audit.append(trx, [{ event: 'online_card.created', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { deviceId: id, serial } }]);
+      await audit.append(trx, [
+        { event: 'online_card.created', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { deviceId: id, serial } },
+      ]);
     });
     return devices.get(id);
   }
@@ -59,7 +61,11 @@ export class OnlineCards {
     const card = await this.forSession(session);
     const { store, clock, audit, devices } = this.deps;
     const params = { ...card.params, printConfirmedAt: clock.now() };
-    await store.db.updateTable('devices').set({ params: JSON.stringify(params) }).where('id', '=', card.id).execute();
+    await store.db
+      .updateTable('devices')
+      .set({ params: JSON.stringify(params) })
+      .where('id', '=', card.id)
+      .execute();
     await audit.record({ event: 'online_card.print_confirmed', actor: `user:${session.userId}`, userId: session.userId, data: { deviceId: card.id } });
     return devices.get(card.id);
   }
@@ -102,7 +108,17 @@ export class OnlineCards {
     await store.serialized('audit_log', async (trx) => {
       const taken = await trx.selectFrom('devices').select('id').where('type', '=', 'scc').where('serial', '=', serial).executeTakeFirst();
       if (taken) throw new SlsError('SERIAL_TAKEN', { serial });
-      await devices.insert(trx, { id, userId, type: 'scc', state: 'active', serial, label: `SCC ${serial}`, secret, params: { imported: true }, activated: true });
+      await devices.insert(trx, {
+        id,
+        userId,
+        type: 'scc',
+        state: 'active',
+        serial,
+        label: `SCC ${serial}`,
+        secret,
+        params: { imported: true },
+        activated: true,
+      });
       await audit.append(trx, [{ event: 'device.imported', actor, userId, data: { deviceId: id, type: 'scc', serial, count: 1 } }]);
     });
     return devices.get(id);

@@ -24,10 +24,10 @@ export const GRID_COLUMNS = 10;
  * English headings (the codes are digits either way).
  */
 export const CJK_FONT: string | null =
-  ['/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc', '/usr/share/fonts/opentype/noto/NotoSansCJKtc-Regular.otf'].find((path) =>
-    existsSync(path),
-  ) ?? null;
+  ['/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc', '/usr/share/fonts/opentype/noto/NotoSansCJKtc-Regular.otf'].find((path) => existsSync(path)) ??
+  null;
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range names every Latin-1 character, control characters included
 const NOT_LATIN1 = /[^\u0000-\u00ff\u2018-\u201d]/;
 
 function rows(card: PrintableCard): number {
@@ -56,12 +56,23 @@ export function cardPdf(card: PrintableCard): Promise<Buffer> {
       const x = 48 + (i % GRID_COLUMNS) * cellWidth;
       const y = top + Math.floor(i / GRID_COLUMNS) * cellHeight;
       doc.rect(x, y, cellWidth, cellHeight).lineWidth(0.5).stroke('#8a93a0');
-      doc.fillColor('#5a6270').font('Helvetica').fontSize(7).text(String(i + 1), x + 3, y + 3, { width: cellWidth - 6 });
-      doc.fillColor('#000000').font('Courier-Bold').fontSize(14).text(code, x, y + 13, { width: cellWidth, align: 'center' });
+      doc
+        .fillColor('#5a6270')
+        .font('Helvetica')
+        .fontSize(7)
+        .text(String(i + 1), x + 3, y + 3, { width: cellWidth - 6 });
+      doc
+        .fillColor('#000000')
+        .font('Courier-Bold')
+        .fontSize(14)
+        .text(code, x, y + 13, { width: cellWidth, align: 'center' });
     });
     doc.y = top + rows(card) * cellHeight + 16;
     doc.x = 48;
-    regular().fontSize(9).fillColor('#000000').text(card.footer, { width: doc.page.width - 96 });
+    regular()
+      .fontSize(9)
+      .fillColor('#000000')
+      .text(card.footer, { width: doc.page.width - 96 });
     doc.end();
   });
 }

@@ -114,10 +114,7 @@ function encryptedDocument(spec: EncryptedSpec): string {
       : `<MACMethod Algorithm="${spec.mac.uri}"><MACKey>${encryptedValue(spec.cipher, encrypt(spec.cipher, spec.key, spec.mac.key))}</MACKey></MACMethod>`;
   const packages = spec.secrets.map(([serial, secret]) => {
     const cipherValue = encrypt(spec.cipher, spec.key, secret);
-    const valueMac =
-      spec.mac === undefined
-        ? ''
-        : `<ValueMAC>${createHmac(spec.mac.hash, spec.mac.key).update(cipherValue).digest('base64')}</ValueMAC>`;
+    const valueMac = spec.mac === undefined ? '' : `<ValueMAC>${createHmac(spec.mac.hash, spec.mac.key).update(cipherValue).digest('base64')}</ValueMAC>`;
     return keyPackage({ serial, data: `<Secret><EncryptedValue>${encryptedValue(spec.cipher, cipherValue)}</EncryptedValue>${valueMac}</Secret>` });
   });
   return container(`<EncryptionKey>${spec.encryptionKey}</EncryptionKey>${macMethod}${packages.join('')}`);
@@ -374,9 +371,7 @@ describe('parsePskc: plaintext', () => {
   it('C8: handles one and many KeyPackages, with or without namespace prefixes, alike', () => {
     const secret = randomBytes(20);
     const unprefixed = container(keyPackage({ serial: 'A1', data: plainData(secret) }));
-    const prefixed = unprefixed
-      .replace(/<(\/?)(?!\?|xenc|ds|pkcs5)(\w)/g, '<$1pskc:$2')
-      .replace('xmlns="urn', 'xmlns:pskc="urn');
+    const prefixed = unprefixed.replace(/<(\/?)(?!\?|xenc|ds|pkcs5)(\w)/g, '<$1pskc:$2').replace('xmlns="urn', 'xmlns:pskc="urn');
     expect(prefixed).toContain('<pskc:KeyPackage>');
     for (const xml of [unprefixed, prefixed]) {
       const keys = parsePskc(xml);
@@ -595,15 +590,13 @@ describe('parsePskc: errors', () => {
     );
     // key derivation and PRF
     expect(reasonOf(RFC6030_FIGURE7.replace(/pkcs-5v2-0#pbkdf2/, 'pkcs-5v2-0#scrypt'), { password: 'qwerty' })).toBe(REASONS.unsupportedAlgorithm);
-    expect(reasonOf(RFC6030_FIGURE7.replace('<PRF/>', '<PRF Algorithm="urn:example:md5"/>'), { password: 'qwerty' })).toBe(
-      REASONS.unsupportedAlgorithm,
-    );
+    expect(reasonOf(RFC6030_FIGURE7.replace('<PRF/>', '<PRF Algorithm="urn:example:md5"/>'), { password: 'qwerty' })).toBe(REASONS.unsupportedAlgorithm);
     // key algorithm: TOTP and an unknown URI are not DSC+ card algorithms
     const secret = plainData(randomBytes(20));
     for (const algorithm of ['urn:ietf:params:xml:ns:keyprov:pskc:totp', 'urn:example:foo', 'urn:example:NOTOCRA-1:x']) {
       expect(reasonOf(container(keyPackage({ serial: 'U1', algorithm, data: secret })))).toBe(REASONS.unsupportedAlgorithm);
     }
-    expect(reasonOf(container('<KeyPackage><DeviceInfo><SerialNo>U2</SerialNo></DeviceInfo><Key Id="1"><Data>' + secret + '</Data></Key></KeyPackage>'))).toBe(
+    expect(reasonOf(container(`<KeyPackage><DeviceInfo><SerialNo>U2</SerialNo></DeviceInfo><Key Id="1"><Data>${secret}</Data></Key></KeyPackage>`))).toBe(
       REASONS.unsupportedAlgorithm,
     );
   });
@@ -633,9 +626,7 @@ describe('parsePskc: errors', () => {
 
   it('C8: never puts secret bytes into an error', () => {
     const secret = randomBytes(32);
-    const plain = container(
-      keyPackage({ serial: 'E1', data: plainData(secret) }) + keyPackage({ serial: 'E1', data: plainData(secret) }),
-    );
+    const plain = container(keyPackage({ serial: 'E1', data: plainData(secret) }) + keyPackage({ serial: 'E1', data: plainData(secret) }));
     const badBase64 = container(keyPackage({ serial: 'E2', data: `<Secret><PlainValue>${secret.toString('base64')}!</PlainValue></Secret>` }));
     const tampered = RFC6030_FIGURE6.replace('Su+NvtQfmvfJzF6bmQiJqoLRExc=', 'Tu+NvtQfmvfJzF6bmQiJqoLRExc=');
     const errors = [

@@ -191,7 +191,13 @@ export class DscPlusRequests {
           actor: `user:${user.id}`,
           userId: user.id,
           username: user.username,
-          data: { deviceId: id, type: 'dscplus', holdAccount: summary.holdAccount, country: summary.address.country, estimatedShipDate: summary.estimatedShipDate },
+          data: {
+            deviceId: id,
+            type: 'dscplus',
+            holdAccount: summary.holdAccount,
+            country: summary.address.country,
+            estimatedShipDate: summary.estimatedShipDate,
+          },
         },
       ]);
     });
@@ -216,7 +222,13 @@ export class DscPlusRequests {
     let seed = '';
     let suite = DSCPLUS_SUITE;
     await store.serialized('audit_log', async (trx) => {
-      const stock = await trx.selectFrom('devices').selectAll().where('type', '=', 'dscplus').where('serial', '=', serial).where('state', '=', 'stock').executeTakeFirst();
+      const stock = await trx
+        .selectFrom('devices')
+        .selectAll()
+        .where('type', '=', 'dscplus')
+        .where('serial', '=', serial)
+        .where('state', '=', 'stock')
+        .executeTakeFirst();
       if (!stock) throw new SlsError('NO_STOCK', { serial });
       seed = box.openJson<{ seed: string }>(stock.secret_enc!, `device:${stock.id}`).seed;
       suite = (JSON.parse(stock.params) as { suite?: string }).suite ?? DSCPLUS_SUITE;
@@ -262,7 +274,13 @@ export class DscPlusRequests {
     }
     const by = actor.staffUserId ? `staff:${actor.staffUserId}` : `user:${device.userId}`;
     return this.settle(deviceId, 'lost', reason === 'damaged' ? null : 'kept', reason, by, async (trx) => {
-      if (device.userId) await this.deps.sessions.endWhere(trx, { userId: device.userId, deviceIds: [deviceId], ...(actor.session ? { exceptSessionId: actor.session.id } : {}) }, 'device_lost', by);
+      if (device.userId)
+        await this.deps.sessions.endWhere(
+          trx,
+          { userId: device.userId, deviceIds: [deviceId], ...(actor.session ? { exceptSessionId: actor.session.id } : {}) },
+          'device_lost',
+          by,
+        );
     });
   }
 
@@ -275,7 +293,14 @@ export class DscPlusRequests {
   }
 
   /** The device's new state and, unless `hold` is null, its deposit's. */
-  private async settle(deviceId: string, state: 'lost' | 'returned', hold: 'kept' | 'released' | null, reason: string, actor: string, alongside?: (trx: Tx) => Promise<void>): Promise<Device> {
+  private async settle(
+    deviceId: string,
+    state: 'lost' | 'returned',
+    hold: 'kept' | 'released' | null,
+    reason: string,
+    actor: string,
+    alongside?: (trx: Tx) => Promise<void>,
+  ): Promise<Device> {
     const { store, clock, audit, devices } = this.deps;
     const device = await devices.get(deviceId);
     const now = clock.now();
@@ -293,7 +318,9 @@ export class DscPlusRequests {
         : undefined;
       await audit.append(trx, [
         { event: 'device.state_changed', actor, userId: device.userId, data: { deviceId, type: device.type, from: device.state, to: state, reason } },
-        ...(held ? [{ event: 'deposit.settled' as const, actor, userId: device.userId, data: { deviceId, status: hold, amountUsd: held.amount_cents / 100 } }] : []),
+        ...(held
+          ? [{ event: 'deposit.settled' as const, actor, userId: device.userId, data: { deviceId, status: hold, amountUsd: held.amount_cents / 100 } }]
+          : []),
       ]);
       await alongside?.(trx);
     });
@@ -336,7 +363,9 @@ export class DscPlusRequests {
           .where('state', '=', 'shipped')
           .executeTakeFirst();
         if (Number(updated.numUpdatedRows) !== 1) return false;
-        await audit.append(trx, [{ event: 'device.auto_activated', actor: 'system', userId: user.id, username: user.username, data: { deviceId: card.id, serial: card.serial } }]);
+        await audit.append(trx, [
+          { event: 'device.auto_activated', actor: 'system', userId: user.id, username: user.username, data: { deviceId: card.id, serial: card.serial } },
+        ]);
         await helpDesk.revokeTemporaryDevices(user, 'system', 'replacement device activated', trx);
         return true;
       });

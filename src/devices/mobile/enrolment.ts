@@ -145,7 +145,14 @@ export interface EnrolmentDeps {
   phones: { list(userId: string): Promise<Phone[]>; get(userId: string, phoneId: string): Promise<Phone> };
   /** K7: the activation token sent by SMS within the send limits (src/devices/sms/codes.ts). */
   smsCodes: {
-    send(message: { userId: string; to: string; channel: 'sms'; template: 'activationToken'; code: string; language: Language }): Promise<Pick<Notification, 'status'>>;
+    send(message: {
+      userId: string;
+      to: string;
+      channel: 'sms';
+      template: 'activationToken';
+      code: string;
+      language: Language;
+    }): Promise<Pick<Notification, 'status'>>;
   };
   firstFactor: FirstFactor;
   helpDesk: TemporaryDevices;
@@ -249,20 +256,20 @@ export class MobileEnrolment {
       const now = clock.now();
       const id = newId('flw');
       row = newFlowRow({
-          id,
-          kind: 'mobile_activation',
-          app: 'portal',
-          username: user.username,
-          userId: user.id,
-          deviceId,
-          prompt: state as unknown as Prompt,
-          sealedVerifier: box.sealJson(verifier, this.sealContext(id)),
-          now,
-          expiresAt: now + config.policy.mobileActivationTtlMs,
-          ip: input.ip,
-          userAgent: input.userAgent,
-          sessionId: null,
-        });
+        id,
+        kind: 'mobile_activation',
+        app: 'portal',
+        username: user.username,
+        userId: user.id,
+        deviceId,
+        prompt: state as unknown as Prompt,
+        sealedVerifier: box.sealJson(verifier, this.sealContext(id)),
+        now,
+        expiresAt: now + config.policy.mobileActivationTtlMs,
+        ip: input.ip,
+        userAgent: input.userAgent,
+        sessionId: null,
+      });
     } catch (error) {
       await lockout.release(attempt);
       throw error;
@@ -274,7 +281,13 @@ export class MobileEnrolment {
       throw error;
     }
     const state = JSON.parse(row.prompt!) as ActivationState;
-    await audit.record({ event: 'mobile.activation_started', userId: user.id, username: user.username, ip: input.ip, data: { flowId: row.id, purpose: state.purpose, proof: state.proof } });
+    await audit.record({
+      event: 'mobile.activation_started',
+      userId: user.id,
+      username: user.username,
+      ip: input.ip,
+      data: { flowId: row.id, purpose: state.purpose, proof: state.proof },
+    });
     return this.view(row, where);
   }
 
@@ -303,7 +316,14 @@ export class MobileEnrolment {
       .where('state', '=', 'second_factor')
       .executeTakeFirst();
     if (Number(claimed.numUpdatedRows) !== 1) throw new SlsError('SMS_TOO_SOON', { retryAfter: new Date(now + config.policy.smsLoginResendMs).toISOString() });
-    const sent = await smsCodes.send({ userId: row.user_id, to: phone.e164, channel: 'sms', template: 'activationToken', code: token, language: meta.language });
+    const sent = await smsCodes.send({
+      userId: row.user_id,
+      to: phone.e164,
+      channel: 'sms',
+      template: 'activationToken',
+      code: token,
+      language: meta.language,
+    });
     state.challenge = {
       type: 'sms',
       to: maskPhone(phone.e164),
@@ -312,8 +332,18 @@ export class MobileEnrolment {
       resendAfter: new Date(now + config.policy.smsLoginResendMs).toISOString(),
       digits: SMS_CODE_DIGITS,
     };
-    await store.db.updateTable('login_flows').set({ prompt: JSON.stringify(state) }).where('id', '=', flowId).execute();
-    await audit.record({ event: 'mobile.token_sent', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId, phoneId, delivery: state.challenge.delivery } });
+    await store.db
+      .updateTable('login_flows')
+      .set({ prompt: JSON.stringify(state) })
+      .where('id', '=', flowId)
+      .execute();
+    await audit.record({
+      event: 'mobile.token_sent',
+      userId: row.user_id,
+      username: row.username,
+      ip: meta.ip,
+      data: { flowId, phoneId, delivery: state.challenge.delivery },
+    });
     return this.view({ ...row, prompt: JSON.stringify(state), updated_at: now }, where);
   }
 
@@ -357,7 +387,8 @@ export class MobileEnrolment {
     if (pinHash === null) throw new SlsError('INVALID_PIN', { reason: 'length' });
     publicKeyOf(input.signingKey, 'signingKey');
     publicKeyOf(input.agreementKey, 'agreementKey');
-    const credential: StoredCredential | null = input.credential === undefined ? null : await verifyRegistration(where, verifier.webauthnChallenge, input.credential);
+    const credential: StoredCredential | null =
+      input.credential === undefined ? null : await verifyRegistration(where, verifier.webauthnChallenge, input.credential);
 
     const now = clock.now();
     const agreed = agreeOcraKey(input.agreementKey);
@@ -371,7 +402,12 @@ export class MobileEnrolment {
       appTokenHash: appTokenHash(appToken),
     };
     const user = await users.get(row.user_id);
-    const label = (input.label ?? '').replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, LABEL_MAX) || null;
+    const label =
+      (input.label ?? '')
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
+        .replace(/[\u0000-\u001f\u007f]/g, '')
+        .trim()
+        .slice(0, LABEL_MAX) || null;
     const actor = `user:${row.user_id}`;
     let wrongPin = false;
 
@@ -394,17 +430,40 @@ export class MobileEnrolment {
       },
       accept: async (trx) => {
         if (!(await completeFlow(trx, flowId, now))) return null;
-        const current = (await trx.selectFrom('devices').select(['id', 'params']).where('user_id', '=', user.id).where('type', '=', 'mobile').where('state', '=', 'active').executeTakeFirst()) ?? null;
+        const current =
+          (await trx
+            .selectFrom('devices')
+            .select(['id', 'params'])
+            .where('user_id', '=', user.id)
+            .where('type', '=', 'mobile')
+            .where('state', '=', 'active')
+            .executeTakeFirst()) ?? null;
         const phoneId = verifier.token?.phoneId ?? (current ? (JSON.parse(current.params) as MobileParams).phoneId : null);
         const params: MobileParams = { suite: MOBILE_SUITE, phoneId, biometric: credential !== null };
         // the activation token reached the number: it is verified (M1)
-        if (verifier.token) await trx.updateTable('phones').set({ verified_at: now }).where('id', '=', verifier.token.phoneId).where('verified_at', 'is', null).execute();
-        const deviceId = await this.deps.devices.insert(trx, { userId: user.id, type: 'mobile', state: 'active', label, secret, params: { ...params }, activated: true });
+        if (verifier.token)
+          await trx.updateTable('phones').set({ verified_at: now }).where('id', '=', verifier.token.phoneId).where('verified_at', 'is', null).execute();
+        const deviceId = await this.deps.devices.insert(trx, {
+          userId: user.id,
+          type: 'mobile',
+          state: 'active',
+          label,
+          secret,
+          params: { ...params },
+          activated: true,
+        });
         const replaced = await this.retireDevices(trx, user, deviceId, now);
         // D4: temporary access ends with the authenticator that replaces it
         await this.deps.helpDesk.revokeTemporaryDevices(user, actor, 'mobile authenticator activated', trx);
         await this.deps.audit.append(trx, [
-          { event: 'mobile.activated', actor, userId: user.id, username: user.username, ip: meta.ip, data: { flowId, deviceId, purpose: state.purpose, proof: state.proof, biometric: params.biometric, replaced } },
+          {
+            event: 'mobile.activated',
+            actor,
+            userId: user.id,
+            username: user.username,
+            ip: meta.ip,
+            data: { flowId, deviceId, purpose: state.purpose, proof: state.proof, biometric: params.biometric, replaced },
+          },
         ]);
         return { deviceId, replaced, biometric: params.biometric };
       },
@@ -437,13 +496,30 @@ export class MobileEnrolment {
     const { store, audit, users, notifier, config } = this.deps;
     const max = config.policy.mobileRecoveryMaxFailures;
     const counted = await store.serialized('audit_log', async (trx) => {
-      const device = await trx.selectFrom('devices').select(['id', 'params']).where('user_id', '=', row.user_id).where('type', '=', 'mobile').where('state', '=', 'active').executeTakeFirst();
+      const device = await trx
+        .selectFrom('devices')
+        .select(['id', 'params'])
+        .where('user_id', '=', row.user_id)
+        .where('type', '=', 'mobile')
+        .where('state', '=', 'active')
+        .executeTakeFirst();
       if (!device) return null;
       const params = JSON.parse(device.params) as MobileParams;
       const failures = (params.recoveryFailures ?? 0) + 1;
-      await trx.updateTable('devices').set({ params: JSON.stringify({ ...params, recoveryFailures: failures }) }).where('id', '=', device.id).execute();
+      await trx
+        .updateTable('devices')
+        .set({ params: JSON.stringify({ ...params, recoveryFailures: failures }) })
+        .where('id', '=', device.id)
+        .execute();
       await audit.append(trx, [
-        { event: 'mobile.recovery_failed', actor: `user:${row.user_id}`, userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId: row.id, deviceId: device.id, failures, blocked: failures >= max } },
+        {
+          event: 'mobile.recovery_failed',
+          actor: `user:${row.user_id}`,
+          userId: row.user_id,
+          username: row.username,
+          ip: meta.ip,
+          data: { flowId: row.id, deviceId: device.id, failures, blocked: failures >= max },
+        },
       ]);
       return failures;
     });
@@ -464,18 +540,34 @@ export class MobileEnrolment {
       .where('state', 'in', ['active', 'suspended', 'requested'])
       .execute();
     if (retired.length === 0) return [];
-    await trx.updateTable('devices').set({ state: 'revoked', state_changed_at: now }).where('id', 'in', retired.map((d) => d.id)).execute();
+    await trx
+      .updateTable('devices')
+      .set({ state: 'revoked', state_changed_at: now })
+      .where(
+        'id',
+        'in',
+        retired.map((d) => d.id),
+      )
+      .execute();
     // L8: the sessions the old phone or SMS opened end with them
     await this.deps.sessions.endWhere(trx, { userId: user.id, deviceIds: retired.map((d) => d.id) }, 'device_replaced', `user:${user.id}`);
     await this.deps.audit.append(
       trx,
-      retired.map((d): AuditInput => ({
-        event: 'device.state_changed',
-        actor: `user:${user.id}`,
-        userId: user.id,
-        username: user.username,
-        data: { deviceId: d.id, type: d.type, from: d.state, to: 'revoked', reason: d.type === 'sms' ? 'mobile authenticator activated' : 'mobile authenticator moved to another phone' },
-      })),
+      retired.map(
+        (d): AuditInput => ({
+          event: 'device.state_changed',
+          actor: `user:${user.id}`,
+          userId: user.id,
+          username: user.username,
+          data: {
+            deviceId: d.id,
+            type: d.type,
+            from: d.state,
+            to: 'revoked',
+            reason: d.type === 'sms' ? 'mobile authenticator activated' : 'mobile authenticator moved to another phone',
+          },
+        }),
+      ),
     );
     return retired.map((d) => ({ deviceId: d.id, type: d.type }));
   }

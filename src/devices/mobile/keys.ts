@@ -100,7 +100,12 @@ export function answerChallenge(message: string): string {
 export function verifyAnswer(signingKey: PublicJwk, message: string, signature: string): boolean {
   if (!/^[A-Za-z0-9_-]{80,100}$/.test(signature)) return false;
   try {
-    return verify('sha256', Buffer.from(message, 'utf8'), { key: publicKeyOf(signingKey, 'signingKey'), dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'));
+    return verify(
+      'sha256',
+      Buffer.from(message, 'utf8'),
+      { key: publicKeyOf(signingKey, 'signingKey'), dsaEncoding: 'ieee-p1363' },
+      Buffer.from(signature, 'base64url'),
+    );
   } catch {
     return false;
   }

@@ -162,7 +162,13 @@ export class PushRequests {
       .execute();
     if (older.length > 0) {
       await audit.record(
-        ...older.map((o) => ({ event: 'login.superseded' as const, userId: o.user_id, username: o.username, ip: row.ip, data: { flowId: o.id, kind: o.kind, by: row.id, deviceId: row.device_id } })),
+        ...older.map((o) => ({
+          event: 'login.superseded' as const,
+          userId: o.user_id,
+          username: o.username,
+          ip: row.ip,
+          data: { flowId: o.id, kind: o.kind, by: row.id, deviceId: row.device_id },
+        })),
       );
     }
     return older.map((o) => o.id);
@@ -191,7 +197,13 @@ export class PushRequests {
           event: outcome.status === 'sent' ? 'push.sent' : 'push.failed',
           userId: row.user_id,
           username: row.username,
-          data: { flowId: row.id, deviceId: row.device_id, provider: provider.name, status: outcome.status, ...(outcome.status === 'failed' ? { error: outcome.error } : {}) },
+          data: {
+            flowId: row.id,
+            deviceId: row.device_id,
+            provider: provider.name,
+            status: outcome.status,
+            ...(outcome.status === 'failed' ? { error: outcome.error } : {}),
+          },
         },
       ]);
     });
@@ -207,7 +219,7 @@ export class PushRequests {
   /** The authenticator a phone's token opens, in one of `states`; null when unknown, in another state, or not this phone's token. */
   private async tokenDevice(input: DeviceToken, states: readonly Device['state'][]): Promise<{ device: Device; secret: MobileSecret } | null> {
     const device = await this.knownDevice(input.deviceId);
-    if (!device || device.type !== 'mobile' || !states.includes(device.state)) return null;
+    if (device?.type !== 'mobile' || !states.includes(device.state)) return null;
     const secret = (await this.deps.devices.context(device)).secret<MobileSecret>();
     return constantTimeEqual(appTokenHash(input.token), secret.appTokenHash) ? { device, secret } : null;
   }
@@ -258,10 +270,22 @@ export class PushRequests {
         question: verifier.question,
       });
     }
-    const messages = await store.db.selectFrom('app_messages').selectAll().where('device_id', 'in', ids).where('expires_at', '>', now).orderBy('created_at').execute();
+    const messages = await store.db
+      .selectFrom('app_messages')
+      .selectAll()
+      .where('device_id', 'in', ids)
+      .where('expires_at', '>', now)
+      .orderBy('created_at')
+      .execute();
     return {
       requests,
-      messages: messages.map((m) => ({ id: m.id, deviceId: m.device_id, kind: m.kind, createdAt: new Date(m.created_at).toISOString(), sealed: JSON.parse(m.sealed) as SealedMessage })),
+      messages: messages.map((m) => ({
+        id: m.id,
+        deviceId: m.device_id,
+        kind: m.kind,
+        createdAt: new Date(m.created_at).toISOString(),
+        sealed: JSON.parse(m.sealed) as SealedMessage,
+      })),
     };
   }
 
@@ -313,7 +337,12 @@ export class PushRequests {
     const challenge = await this.deps.deviceKind(device.type).issueChallenge(await devices.context(device));
     const updated = await store.db
       .updateTable('login_flows')
-      .set({ prompt: JSON.stringify(challenge.prompt), verifier: box.sealJson(challenge.verifier, verifierContext(row.kind, row.id)), expires_at: now + config.policy.challengeTtlMs, updated_at: now })
+      .set({
+        prompt: JSON.stringify(challenge.prompt),
+        verifier: box.sealJson(challenge.verifier, verifierContext(row.kind, row.id)),
+        expires_at: now + config.policy.challengeTtlMs,
+        updated_at: now,
+      })
       .where('id', '=', row.id)
       .where('state', '=', 'second_factor')
       .where('prompt', '=', row.prompt!)
@@ -332,11 +361,16 @@ export class PushRequests {
   async waitForPhone(read: () => Promise<FlowRow>, waitMs: number, abort?: AbortSignal): Promise<void> {
     const first = await read();
     if (promptOf(first)?.type !== 'push') return;
-    await this.deps.signals.waitFor([flowTopic(first.id)], waitMs, async () => {
-      const row = await read();
-      const waiting = row.state === 'second_factor' && row.expires_at > this.deps.clock.now() && row.prompt === first.prompt;
-      return waiting ? null : row;
-    }, abort);
+    await this.deps.signals.waitFor(
+      [flowTopic(first.id)],
+      waitMs,
+      async () => {
+        const row = await read();
+        const waiting = row.state === 'second_factor' && row.expires_at > this.deps.clock.now() && row.prompt === first.prompt;
+        return waiting ? null : row;
+      },
+      abort,
+    );
   }
 
   /**
@@ -375,7 +409,14 @@ export class PushRequests {
     const now = clock.now();
     await trx
       .insertInto('app_messages')
-      .values({ id, device_id: deviceId, kind, sealed: JSON.stringify(sealToPhone(secret.agreementKey, plaintext)), created_at: now, expires_at: now + config.policy.appMessageTtlMs })
+      .values({
+        id,
+        device_id: deviceId,
+        kind,
+        sealed: JSON.stringify(sealToPhone(secret.agreementKey, plaintext)),
+        created_at: now,
+        expires_at: now + config.policy.appMessageTtlMs,
+      })
       .execute();
     return id;
   }
@@ -402,7 +443,12 @@ export class PushRequests {
     let approvedWith: Confirmation | null = null;
 
     if (input.decision === 'deny' && signed) {
-      const denied = await this.stillWaiting(store.db.updateTable('login_flows').set({ state: 'denied', updated_at: now }), row, device, now).executeTakeFirst();
+      const denied = await this.stillWaiting(
+        store.db.updateTable('login_flows').set({ state: 'denied', updated_at: now }),
+        row,
+        device,
+        now,
+      ).executeTakeFirst();
       if (Number(denied.numUpdatedRows) !== 1) throw new SlsError('FLOW_EXPIRED');
       await audit.record({ event: 'login.push_denied', ...meta, data: { flowId, kind: row.kind, deviceId: device.id } });
       await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
@@ -460,7 +506,14 @@ export class PushRequests {
   }
 
   /** How the approval was confirmed: biometric (a verified WebAuthn assertion), the PIN (its OCRA proof), or not at all. */
-  private async confirmation(device: Device, secret: MobileSecret, verifier: PushVerifier, input: PushAnswer, message: string, where: WebOrigin): Promise<Confirmation | null> {
+  private async confirmation(
+    device: Device,
+    secret: MobileSecret,
+    verifier: PushVerifier,
+    input: PushAnswer,
+    message: string,
+    where: WebOrigin,
+  ): Promise<Confirmation | null> {
     if (input.assertion !== undefined) {
       if (!secret.credential || input.proof !== '') return null;
       const counter = await verifyAssertion(where, secret.credential, answerChallenge(message), input.assertion);
@@ -468,7 +521,9 @@ export class PushRequests {
       await this.updateCounter(device, secret, counter);
       return 'biometric';
     }
-    const pinOk = /^\d{8}$/.test(input.proof) && verifyOcra(suite, { key: Buffer.from(secret.seed, 'hex'), question: verifier.question, pinHash: Buffer.from(secret.pinHash, 'hex') }, input.proof);
+    const pinOk =
+      /^\d{8}$/.test(input.proof) &&
+      verifyOcra(suite, { key: Buffer.from(secret.seed, 'hex'), question: verifier.question, pinHash: Buffer.from(secret.pinHash, 'hex') }, input.proof);
     return pinOk ? 'pin' : null;
   }
 

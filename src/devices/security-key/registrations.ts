@@ -90,8 +90,9 @@ export function securityKeyView(device: Device): SecurityKeyView {
 /** A key's name: 1 to 64 printable characters, spaces trimmed. */
 export function keyName(name: string): string {
   const trimmed = name.trim();
-  // eslint-disable-next-line no-control-regex
-  if (trimmed.length === 0 || trimmed.length > NAME_MAX || /[\u0000-\u001f\u007f]/.test(trimmed)) throw new SlsError('SECURITY_KEY_NAME_INVALID', { max: NAME_MAX });
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: a name with control characters is refused
+  if (trimmed.length === 0 || trimmed.length > NAME_MAX || /[\u0000-\u001f\u007f]/.test(trimmed))
+    throw new SlsError('SECURITY_KEY_NAME_INVALID', { max: NAME_MAX });
   return trimmed;
 }
 
@@ -105,7 +106,8 @@ export class SecurityKeys {
 
   private async own(userId: string, keyId: string): Promise<Device> {
     const device = await this.deps.devices.get(keyId).catch(() => null);
-    if (!device || device.userId !== userId || device.type !== 'security_key' || device.state === 'revoked') throw new SlsError('DEVICE_NOT_FOUND', { id: keyId });
+    if (!device || device.userId !== userId || device.type !== 'security_key' || device.state === 'revoked')
+      throw new SlsError('DEVICE_NOT_FOUND', { id: keyId });
     return device;
   }
 
@@ -123,10 +125,18 @@ export class SecurityKeys {
       timeout: SECURITY_KEY_TIMEOUT_MS,
       // an allow-list of models needs the model the authenticator attests
       attestationType: aaguids.length > 0 ? 'direct' : 'none',
-      excludeCredentials: keys.map((k) => ({ id: (k.params as unknown as SecurityKeyParams).credentialId, transports: (k.params as unknown as SecurityKeyParams).transports })),
+      excludeCredentials: keys.map((k) => ({
+        id: (k.params as unknown as SecurityKeyParams).credentialId,
+        transports: (k.params as unknown as SecurityKeyParams).transports,
+      })),
       authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
     });
-    const state: RegistrationState = { challenge: options.challenge, userId: user.id, sessionId: session.id, expiresAt: clock.now() + SECURITY_KEY_TIMEOUT_MS + 60_000 };
+    const state: RegistrationState = {
+      challenge: options.challenge,
+      userId: user.id,
+      sessionId: session.id,
+      expiresAt: clock.now() + SECURITY_KEY_TIMEOUT_MS + 60_000,
+    };
     return { options: options as unknown as Record<string, unknown>, state: box.sealJson(state, STATE_CONTEXT) };
   }
 
@@ -141,8 +151,9 @@ export class SecurityKeys {
       throw new SlsError('SECURITY_KEY_REGISTRATION_EXPIRED');
     }
     // a registration belongs to the session that started it
-    if (state.userId !== session.userId || state.sessionId !== session.id || state.expiresAt <= clock.now()) throw new SlsError('SECURITY_KEY_REGISTRATION_EXPIRED');
-    let info;
+    if (state.userId !== session.userId || state.sessionId !== session.id || state.expiresAt <= clock.now())
+      throw new SlsError('SECURITY_KEY_REGISTRATION_EXPIRED');
+    let info: NonNullable<Awaited<ReturnType<typeof verifyRegistrationResponse>>['registrationInfo']>;
     try {
       const result = await verifyRegistrationResponse({
         response: input.credential as RegistrationResponseJSON,
@@ -158,7 +169,12 @@ export class SecurityKeys {
     }
     const aaguid = info.aaguid.toLowerCase();
     if (aaguids.length > 0 && !aaguids.includes(aaguid)) {
-      await audit.record({ event: 'device.proof_failed', actor: `user:${session.userId}`, userId: session.userId, data: { purpose: 'security_key_registration', type: 'security_key', aaguid, reason: 'model_not_allowed' } });
+      await audit.record({
+        event: 'device.proof_failed',
+        actor: `user:${session.userId}`,
+        userId: session.userId,
+        data: { purpose: 'security_key_registration', type: 'security_key', aaguid, reason: 'model_not_allowed' },
+      });
       throw new SlsError('SECURITY_KEY_MODEL_NOT_ALLOWED', { aaguid });
     }
     const keys = await this.list(session.userId);
@@ -178,9 +194,22 @@ export class SecurityKeys {
       attestationObject: Buffer.from(info.attestationObject).toString('base64url'),
     };
     const id = await store.serialized('audit_log', async (trx) => {
-      const deviceId = await devices.insert(trx, { userId: session.userId, type: 'security_key', state: 'active', label: name, secret, params: params as unknown as Record<string, unknown>, activated: true });
+      const deviceId = await devices.insert(trx, {
+        userId: session.userId,
+        type: 'security_key',
+        state: 'active',
+        label: name,
+        secret,
+        params: params as unknown as Record<string, unknown>,
+        activated: true,
+      });
       await audit.append(trx, [
-        { event: 'device.added', actor: `user:${session.userId}`, userId: session.userId, data: { deviceId, type: 'security_key', aaguid, fmt: info.fmt, synced: params.credentialDeviceType === 'multiDevice' } },
+        {
+          event: 'device.added',
+          actor: `user:${session.userId}`,
+          userId: session.userId,
+          data: { deviceId, type: 'security_key', aaguid, fmt: info.fmt, synced: params.credentialDeviceType === 'multiDevice' },
+        },
       ]);
       return deviceId;
     });
@@ -193,7 +222,9 @@ export class SecurityKeys {
     const label = keyName(name);
     await store.serialized('audit_log', async (trx) => {
       await trx.updateTable('devices').set({ label }).where('id', '=', device.id).execute();
-      await audit.append(trx, [{ event: 'device.renamed', actor: `user:${session.userId}`, userId: session.userId, data: { deviceId: device.id, type: 'security_key' } }]);
+      await audit.append(trx, [
+        { event: 'device.renamed', actor: `user:${session.userId}`, userId: session.userId, data: { deviceId: device.id, type: 'security_key' } },
+      ]);
     });
     return devices.get(device.id);
   }
@@ -206,7 +237,10 @@ export class SecurityKeys {
 }
 
 /** The notice of a key suspended as cloned (sent through the outbox, like the lock's, N1). */
-export function suspicionNotice(deps: { users: Pick<Users, 'get'>; notifier: Pick<Notifier, 'notifySoon'> }): (device: Device, reason: Suspicion) => Promise<void> {
+export function suspicionNotice(deps: {
+  users: Pick<Users, 'get'>;
+  notifier: Pick<Notifier, 'notifySoon'>;
+}): (device: Device, reason: Suspicion) => Promise<void> {
   return async (device) => {
     if (!device.userId) return;
     const user = await deps.users.get(device.userId);

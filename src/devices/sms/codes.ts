@@ -76,7 +76,14 @@ export class SmsCodes {
       resendAfter: new Date(this.deps.clock.now() + this.deps.policy.smsLoginResendMs).toISOString(),
     };
     try {
-      const sent = await this.send({ userId: device.userId!, to: await this.numberOf(device), channel: prompt.channel, template: 'loginCode', code: challenge.code!, language });
+      const sent = await this.send({
+        userId: device.userId!,
+        to: await this.numberOf(device),
+        channel: prompt.channel,
+        template: 'loginCode',
+        code: challenge.code!,
+        language,
+      });
       prompt.delivery = sent.status === 'sent' ? 'sent' : 'failed';
     } catch (error) {
       if (!(error instanceof SlsError && error.code === 'SMS_RATE_LIMITED')) throw error;

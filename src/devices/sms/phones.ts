@@ -67,8 +67,7 @@ export class Phones {
       verified: row.verified_at !== null,
       verifiedAt: row.verified_at,
       createdAt: row.created_at,
-      codePending:
-        row.confirm_digest !== null && (row.confirm_expires_at ?? 0) > now && row.confirm_attempts < this.deps.policy.smsConfirmMaxAttempts,
+      codePending: row.confirm_digest !== null && (row.confirm_expires_at ?? 0) > now && row.confirm_attempts < this.deps.policy.smsConfirmMaxAttempts,
       resendAfter: resendAfter !== null && resendAfter > now ? resendAfter : null,
     };
   }
@@ -105,7 +104,17 @@ export class Phones {
       if (existing.length >= MAX_PHONES_PER_USER) throw new SlsError('PHONE_LIMIT', { max: MAX_PHONES_PER_USER });
       await trx
         .insertInto('phones')
-        .values({ id, user_id: userId, country: input.country.toUpperCase(), e164, verified_at: null, created_at: clock.now(), confirm_digest: null, confirm_expires_at: null, confirm_sent_at: null })
+        .values({
+          id,
+          user_id: userId,
+          country: input.country.toUpperCase(),
+          e164,
+          verified_at: null,
+          created_at: clock.now(),
+          confirm_digest: null,
+          confirm_expires_at: null,
+          confirm_sent_at: null,
+        })
         .execute();
       await audit.append(trx, [{ event: 'phone.added', actor, userId, ip, data: { phoneId: id, number: maskPhone(e164) } }]);
     });
@@ -137,10 +146,18 @@ export class Phones {
     }
     let status: 'sent' | 'failed';
     try {
-      status = (await smsCodes.send({ userId, to: row.e164, channel: 'sms', template: 'confirmCode', code, language: meta.language })).status === 'sent' ? 'sent' : 'failed';
+      status =
+        (await smsCodes.send({ userId, to: row.e164, channel: 'sms', template: 'confirmCode', code, language: meta.language })).status === 'sent'
+          ? 'sent'
+          : 'failed';
     } catch (error) {
       // nothing went out: the code is void and the next VERIFY need not wait
-      await store.db.updateTable('phones').set({ confirm_sent_at: row.confirm_sent_at, confirm_digest: null, confirm_expires_at: null }).where('id', '=', phoneId).where('confirm_sent_at', '=', now).execute();
+      await store.db
+        .updateTable('phones')
+        .set({ confirm_sent_at: row.confirm_sent_at, confirm_digest: null, confirm_expires_at: null })
+        .where('id', '=', phoneId)
+        .where('confirm_sent_at', '=', now)
+        .execute();
       await audit.record({ event: 'sms.rate_limited', userId, ip: meta.ip, data: { phoneId, purpose: 'confirm' } });
       throw error;
     }
@@ -256,12 +273,26 @@ export class Phones {
         return { id, enrolledOn: number };
       }
       if (!orWaiting) return null;
-      const waiting = await trx.selectFrom('devices').select('id').where('user_id', '=', userId).where('type', '=', 'sms').where('state', '=', 'requested').executeTakeFirst();
+      const waiting = await trx
+        .selectFrom('devices')
+        .select('id')
+        .where('user_id', '=', userId)
+        .where('type', '=', 'sms')
+        .where('state', '=', 'requested')
+        .executeTakeFirst();
       if (waiting) return { id: waiting.id, enrolledOn: null };
-      const onRecord = await trx.selectFrom('phones').selectAll().where('user_id', '=', userId).where('verified_at', 'is', null).orderBy('created_at').executeTakeFirst();
+      const onRecord = await trx
+        .selectFrom('phones')
+        .selectAll()
+        .where('user_id', '=', userId)
+        .where('verified_at', 'is', null)
+        .orderBy('created_at')
+        .executeTakeFirst();
       if (!onRecord) return null;
       const id = await this.insertSmsDevice(trx, userId, onRecord, 'requested');
-      await audit.append(trx, [{ event: 'device.requested', actor: 'system', userId, ip, data: { deviceId: id, type: 'sms', number: maskPhone(onRecord.e164) } }]);
+      await audit.append(trx, [
+        { event: 'device.requested', actor: 'system', userId, ip, data: { deviceId: id, type: 'sms', number: maskPhone(onRecord.e164) } },
+      ]);
       return { id, enrolledOn: null };
     });
     if (!found) return null;
@@ -277,7 +308,12 @@ export class Phones {
     const now = this.deps.clock.now();
     const { phoneId } = device.params as unknown as SmsDeviceParams;
     await trx.updateTable('phones').set({ verified_at: now }).where('id', '=', phoneId).where('verified_at', 'is', null).execute();
-    await trx.updateTable('devices').set({ state: 'active', state_changed_at: now, activated_at: now }).where('id', '=', device.id).where('state', '=', 'requested').execute();
+    await trx
+      .updateTable('devices')
+      .set({ state: 'active', state_changed_at: now, activated_at: now })
+      .where('id', '=', device.id)
+      .where('state', '=', 'requested')
+      .execute();
     await this.deps.audit.append(trx, [
       { event: 'phone.verified', userId: device.userId, ip, data: { phoneId, by: 'login' } },
       { event: 'device.enrolled', actor: 'system', userId: device.userId, ip, data: { deviceId: device.id, type: 'sms', automatic: true } },

@@ -11,7 +11,14 @@ import { withdrawalLimits } from '../../policy/withdrawal-limits.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const DeviceSchema = z
-  .object({ id: z.string(), type: z.string(), serial: z.string().nullable(), label: z.string().nullable(), state: z.string(), expiresAt: z.string().nullable() })
+  .object({
+    id: z.string(),
+    type: z.string(),
+    serial: z.string().nullable(),
+    label: z.string().nullable(),
+    state: z.string(),
+    expiresAt: z.string().nullable(),
+  })
   .describe('Device');
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema };
 
@@ -52,7 +59,14 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
 
     app.get(
       '/devices',
-      { schema: { tags: ['devices'], summary: 'Your security devices', security, response: { 200: z.object({ devices: z.array(DeviceSchema) }), 401: ErrorSchema } } },
+      {
+        schema: {
+          tags: ['devices'],
+          summary: 'Your security devices',
+          security,
+          response: { 200: z.object({ devices: z.array(DeviceSchema) }), 401: ErrorSchema },
+        },
+      },
       async (request) => {
         const { session } = await guard.require(request, 'portal');
         const devices = await services.devices.listForUser(session.userId);
@@ -129,7 +143,8 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
       {
         schema: {
           tags: ['devices'],
-          summary: 'Report a DSC+ lost, stolen or damaged: it stops working at once; the deposit of a lost or stolen card is kept, a damaged one\'s stays held until it is returned (C5)',
+          summary:
+            "Report a DSC+ lost, stolen or damaged: it stops working at once; the deposit of a lost or stolen card is kept, a damaged one's stays held until it is returned (C5)",
           security,
           params: z.object({ deviceId: z.string().max(64) }),
           body: z.object({ reason: z.enum(['lost', 'stolen', 'damaged']) }),

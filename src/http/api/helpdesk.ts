@@ -59,8 +59,12 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
               locked: z.boolean(),
               lockedUntil: z.string().nullable().describe('The end of a lock after failed attempts; null while unlocked or locked by client services'),
               lockedByStaff: z.boolean().describe('Locked by client services until they lift it'),
-              devices: z.array(z.object({ id: z.string(), type: z.string(), serial: z.string().nullable(), state: z.string(), expiresAt: z.string().nullable() })),
-              audit: z.array(z.object({ seq: z.number(), at: z.string(), event: z.string(), actor: z.string().nullable(), data: z.record(z.string(), z.unknown()) })),
+              devices: z.array(
+                z.object({ id: z.string(), type: z.string(), serial: z.string().nullable(), state: z.string(), expiresAt: z.string().nullable() }),
+              ),
+              audit: z.array(
+                z.object({ seq: z.number(), at: z.string(), event: z.string(), actor: z.string().nullable(), data: z.record(z.string(), z.unknown()) }),
+              ),
             }),
             ...errors,
           },
@@ -108,7 +112,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           tags: ['help desk'],
           summary: 'Issue a temporary passcode (T1–T5): shown once; replaces any earlier one',
           description:
-            'Full access to portal and trading for 2 days, then the portal\'s online security card pages until day 12. ' +
+            "Full access to portal and trading for 2 days, then the portal's online security card pages until day 12. " +
             'The user\'s permanent devices become "suspended" (or "lost").',
           security,
           params: UserParams,
@@ -241,14 +245,18 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
         schema: {
           tags: ['help desk'],
           summary: 'Lock a user until client services lift it, and end every session (L3, L8)',
-          description: 'For a reported compromise or fraud. The user hears of it; logins are refused with 423 LOCKED until an unlock. 403 STAFF_TARGET_FORBIDDEN for a staff account without the admin role, an admin, or yourself (X7).',
+          description:
+            'For a reported compromise or fraud. The user hears of it; logins are refused with 423 LOCKED until an unlock. 403 STAFF_TARGET_FORBIDDEN for a staff account without the admin role, an admin, or yourself (X7).',
           security,
           params: UserParams,
           body: z.object({ reason: z.string().min(1).max(500) }),
           response: { 200: z.object({ locked: z.literal(true), sessionsEnded: z.number().int() }), ...errors },
         },
       },
-      async (request) => ({ locked: true as const, sessionsEnded: await services.helpDesk.lockUser(await staffOf(request), request.params.username, request.body) }),
+      async (request) => ({
+        locked: true as const,
+        sessionsEnded: await services.helpDesk.lockUser(await staffOf(request), request.params.username, request.body),
+      }),
     );
 
     app.delete(

@@ -89,7 +89,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
         schema: {
           tags: ['login'],
           summary: 'No notification on the phone: a challenge to type into the app instead (K4)',
-          description: 'The push request is withdrawn; the flow shows an 8-digit challenge whose response the app computes offline. 409 FLOW_STATE when the login does not wait for a push.',
+          description:
+            'The push request is withdrawn; the flow shows an 8-digit challenge whose response the app computes offline. 409 FLOW_STATE when the login does not wait for a push.',
           params: FlowParams,
           response: { 200: FlowSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema },
         },

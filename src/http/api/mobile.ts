@@ -14,9 +14,21 @@ import type { WebOrigin } from '../../devices/mobile/webauthn.js';
 import { ErrorSchema } from '../errors.js';
 import { requestMeta } from '../session-cookie.js';
 
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema };
+const errors = {
+  400: ErrorSchema,
+  401: ErrorSchema,
+  403: ErrorSchema,
+  404: ErrorSchema,
+  409: ErrorSchema,
+  410: ErrorSchema,
+  423: ErrorSchema,
+  429: ErrorSchema,
+};
 
-const Base64Url = z.string().max(256).regex(/^[A-Za-z0-9_-]*$/);
+const Base64Url = z
+  .string()
+  .max(256)
+  .regex(/^[A-Za-z0-9_-]*$/);
 const PublicJwkSchema = z.object({ kty: z.literal('EC'), crv: z.literal('P-256'), x: Base64Url, y: Base64Url }).describe('P-256 public key (JWK)');
 const DeviceTokenSchema = z.object({ deviceId: z.string().max(64), token: z.string().min(1).max(128) });
 /** A WebAuthn response as JSON (base64url fields); checked by the WebAuthn library. */
@@ -27,9 +39,16 @@ const ActivationSchema = z
     id: z.string(),
     purpose: z.enum(['activate', 'migrate', 'recover']),
     username: z.string(),
-    proof: z.enum(['sms', 'device']).describe('The proof of possession: sms, an activation token by SMS to a number on record; device, the answer of the active physical device'),
-    phones: z.array(z.object({ id: z.string(), number: z.string().describe('masked'), verified: z.boolean() })).describe('The numbers on record the token may go to'),
-    challenge: z.looseObject({ type: z.enum(['sms', 'ocra', 'index']) }).nullable().describe('The SMS sent (type sms), or the physical device\'s challenge (ocra, index)'),
+    proof: z
+      .enum(['sms', 'device'])
+      .describe('The proof of possession: sms, an activation token by SMS to a number on record; device, the answer of the active physical device'),
+    phones: z
+      .array(z.object({ id: z.string(), number: z.string().describe('masked'), verified: z.boolean() }))
+      .describe('The numbers on record the token may go to'),
+    challenge: z
+      .looseObject({ type: z.enum(['sms', 'ocra', 'index']) })
+      .nullable()
+      .describe("The SMS sent (type sms), or the physical device's challenge (ocra, index)"),
     expiresAt: z.string(),
     attemptsLeft: z.number().int(),
     webauthn: z
@@ -40,7 +59,14 @@ const ActivationSchema = z
         pubKeyCredParams: z.array(z.object({ type: z.literal('public-key'), alg: z.number().int() })),
         timeout: z.number().int().optional(),
         excludeCredentials: z.array(z.unknown()).optional(),
-        authenticatorSelection: z.object({ authenticatorAttachment: z.string().optional(), userVerification: z.string().optional(), residentKey: z.string().optional(), requireResidentKey: z.boolean().optional() }).optional(),
+        authenticatorSelection: z
+          .object({
+            authenticatorAttachment: z.string().optional(),
+            userVerification: z.string().optional(),
+            residentKey: z.string().optional(),
+            requireResidentKey: z.boolean().optional(),
+          })
+          .optional(),
         attestation: z.string().optional(),
         hints: z.array(z.string()).optional(),
         extensions: z.object({ credProps: z.boolean().optional() }).optional(),
@@ -90,7 +116,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           tags: ['mobile authenticator'],
           summary: 'Start activating the mobile authenticator on this phone, moving it here, or recovering it (K1, K7, K8)',
           description:
-            'Username and password first (the login\'s lock and answers: 401 INVALID_CREDENTIALS, 423 LOCKED). Then a proof of possession, named in ' +
+            "Username and password first (the login's lock and answers: 401 INVALID_CREDENTIALS, 423 LOCKED). Then a proof of possession, named in " +
             '`proof` (X7: no second factor is bound by the password alone): an activation token by SMS to a number on record, or the answer of an ' +
             'active physical device. 403 NO_ACTIVE_DEVICE (reason no_number) when neither exists: client services put a number on record. ' +
             '409 MOBILE_ALREADY_ACTIVE (activate when one is active: migrate instead), 409 MOBILE_NOT_ACTIVE (migrate or recover with none), ' +
@@ -128,7 +154,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           tags: ['mobile authenticator'],
           summary: 'Finish: the proof, the PIN (K2) and the public keys made on the phone',
           description:
-            '`response` is the activation token or the physical device\'s answer. `pin` is the new PIN: 4 to 6 characters with at least one ' +
+            "`response` is the activation token or the physical device's answer. `pin` is the new PIN: 4 to 6 characters with at least one " +
             'digit, not trivial (400 INVALID_PIN, reason trivial: repeated or consecutive digits, a year, a common PIN); for a recovery (K8) it is ' +
             'the recovery PIN, which is kept. `credential` registers fingerprint or face confirmation (WebAuthn). A wrong proof or recovery PIN: 401 LOGIN_FAILED ' +
             'with attemptsLeft (3 in all, each counted towards the lock). On success the previous authenticator of the user stops working, ' +
@@ -146,10 +172,10 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             200: z.object({
               deviceId: z.string(),
               username: z.string(),
-              serverKey: PublicJwkSchema.describe('With the salt and the phone\'s agreement key: the challenge/response key (ECDH, HKDF-SHA-256)'),
+              serverKey: PublicJwkSchema.describe("With the salt and the phone's agreement key: the challenge/response key (ECDH, HKDF-SHA-256)"),
               salt: z.string(),
               suite: z.string().describe('The OCRA suite of challenge/response'),
-              appToken: z.string().describe('Authenticates the app\'s live connection; shown once'),
+              appToken: z.string().describe("Authenticates the app's live connection; shown once"),
               biometric: z.boolean(),
               credentialId: z.string().nullable(),
             }),
@@ -168,7 +194,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
       {
         schema: {
           tags: ['mobile authenticator'],
-          summary: 'The app\'s live connection: push requests and messages for its users (K3, K14)',
+          summary: "The app's live connection: push requests and messages for its users (K3, K14)",
           description:
             'Answers at once when something waits, when a request is made (on any server process), or after `wait` seconds (at most 25). ' +
             '`revoked` names the devices whose activation no longer works (moved to another phone, K7).',
@@ -176,7 +202,9 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           response: {
             200: z.object({
               requests: z.array(PushRequestSchema),
-              messages: z.array(z.object({ id: z.string(), deviceId: z.string(), kind: z.literal('temporary_password'), createdAt: z.string(), sealed: SealedSchema })),
+              messages: z.array(
+                z.object({ id: z.string(), deviceId: z.string(), kind: z.literal('temporary_password'), createdAt: z.string(), sealed: SealedSchema }),
+              ),
               revoked: z.array(z.string()),
             }),
             ...errors,
@@ -239,7 +267,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
       {
         schema: {
           tags: ['mobile authenticator'],
-          summary: 'Where the phone\'s push service wakes the closed app (a Web Push subscription)',
+          summary: "Where the phone's push service wakes the closed app (a Web Push subscription)",
           description:
             'The endpoint must be https on port 443 and belong to a known push service (SLS_PUSH_SERVICES); p256dh an uncompressed P-256 key (65 bytes), auth 16 bytes, base64url: 400 VALIDATION_ERROR otherwise.',
           body: DeviceTokenSchema.extend({

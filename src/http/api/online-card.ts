@@ -20,7 +20,6 @@ const OnlineCardSchema = z
   .describe('OnlineCard');
 const errors = { 401: ErrorSchema, 403: ErrorSchema };
 
-
 export function onlineCardApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
   async function sessionOf(request: FastifyRequest) {
     return (await guard.require(request, 'temporary')).session;
@@ -28,7 +27,13 @@ export function onlineCardApi(services: Services, guard: SessionGuard): FastifyP
 
   async function view(device: Device) {
     const secret = (await services.devices.context(device)).secret<CodeCardSecret>();
-    return { deviceId: device.id, serial: device.serial, state: device.state, printConfirmed: typeof device.params.printConfirmedAt === 'number', codes: secret.codes };
+    return {
+      deviceId: device.id,
+      serial: device.serial,
+      state: device.state,
+      printConfirmed: typeof device.params.printConfirmedAt === 'number',
+      codes: secret.codes,
+    };
   }
 
   return async (fastify) => {
@@ -77,7 +82,10 @@ export function onlineCardApi(services: Services, guard: SessionGuard): FastifyP
         },
         async (request, reply) => {
           const session = await sessionOf(request);
-          const body = format === 'pdf' ? await services.onlineCards.pdf(session, request.language, printedTime) : await services.onlineCards.png(session, request.language, printedTime);
+          const body =
+            format === 'pdf'
+              ? await services.onlineCards.pdf(session, request.language, printedTime)
+              : await services.onlineCards.png(session, request.language, printedTime);
           return sendCardFile(reply, format, body);
         },
       );

@@ -49,7 +49,9 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
 
     app.get(
       '/phones',
-      { schema: { tags: ['mobile'], summary: 'Your mobile numbers', security, response: { 200: z.object({ phones: z.array(PhoneSchema) }), 401: ErrorSchema } } },
+      {
+        schema: { tags: ['mobile'], summary: 'Your mobile numbers', security, response: { 200: z.object({ phones: z.array(PhoneSchema) }), 401: ErrorSchema } },
+      },
       async (request) => {
         const { session } = await guard.require(request, 'portal');
         return { phones: (await services.phones.list(session.userId)).map(phoneView) };

@@ -32,7 +32,9 @@ export const ChallengeSchema = z
         channel: z.enum(['sms', 'voice']),
         delivery: z
           .enum(['sent', 'failed', 'limited'])
-          .describe('sent: the gateway took it; failed: the gateway refused or did not answer (ask again, or choose voice); limited: send limits reached until resendAfter'),
+          .describe(
+            'sent: the gateway took it; failed: the gateway refused or did not answer (ask again, or choose voice); limited: send limits reached until resendAfter',
+          ),
         resendAfter: z.string().describe('ISO 8601; a new code may be requested from then on'),
         sends: z.number().int().describe('Codes sent in this login so far'),
         confirmsNumber: z.boolean().describe('The code also confirms the number on record (a new applicant starting on SMS, M2)'),
@@ -47,7 +49,9 @@ export const ChallengeSchema = z
       .describe('PushChallenge'),
     z
       .object({
-        type: z.literal('webauthn').describe('A FIDO2 security key or passkey: call navigator.credentials.get with `options`; the answer is the assertion as JSON'),
+        type: z
+          .literal('webauthn')
+          .describe('A FIDO2 security key or passkey: call navigator.credentials.get with `options`; the answer is the assertion as JSON'),
         options: z.record(z.string(), z.unknown()).describe('PublicKeyCredentialRequestOptionsJSON (challenge and credential ids base64url)'),
       })
       .describe('WebAuthnChallenge'),
@@ -88,16 +92,16 @@ export const LoginStartBody = z.object({
  */
 export const answerText = (min = 0) =>
   z
-  .string()
-  .min(min)
-  .max(8192)
-  .refine((r) => r.length <= 64 || r.startsWith('{'), { message: 'at most 64 characters (a WebAuthn assertion: a JSON object of at most 8192)' })
-  .describe('The answer to the challenge; for a webauthn challenge, the assertion as JSON (at most 8 KB)');
+    .string()
+    .min(min)
+    .max(8192)
+    .refine((r) => r.length <= 64 || r.startsWith('{'), { message: 'at most 64 characters (a WebAuthn assertion: a JSON object of at most 8192)' })
+    .describe('The answer to the challenge; for a webauthn challenge, the assertion as JSON (at most 8 KB)');
 
 export const LoginStepBody = z
   .object({
     response: answerText().optional(),
-    device: z.string().max(64).optional().describe('Switch to another of the user\'s devices (M2FS)'),
+    device: z.string().max(64).optional().describe("Switch to another of the user's devices (M2FS)"),
   })
   .refine((b) => (b.response === undefined) !== (b.device === undefined), {
     message: 'give either "response" or "device"',
@@ -133,9 +137,14 @@ export const SessionSchema = z
     createdAt: z.string(),
     expiresAt: z.string(),
     idleExpiresAt: z.string().nullable(),
-    scope: z.enum(['full', 'online_card_only']).describe('online_card_only: a temporary passcode older than 2 days opens only the online security card pages (T3)'),
+    scope: z
+      .enum(['full', 'online_card_only'])
+      .describe('online_card_only: a temporary passcode older than 2 days opens only the online security card pages (T3)'),
     passwordChangeRequired: z.boolean().describe('The user logged in with a one-time password from client services and must choose a new one (A5)'),
-    confirmedBy: z.enum(['pin', 'biometric']).nullable().describe('How the login was confirmed on the mobile authenticator (K12: biometric trading sessions last 30 hours)'),
+    confirmedBy: z
+      .enum(['pin', 'biometric'])
+      .nullable()
+      .describe('How the login was confirmed on the mobile authenticator (K12: biometric trading sessions last 30 hours)'),
     verifiedAt: z.string().nullable().describe('When the user last verified again with a device in this session (step-up, V1)'),
   })
   .describe('Session');

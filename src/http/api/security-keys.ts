@@ -45,7 +45,14 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
 
     app.get(
       '/security-keys',
-      { schema: { tags: ['security-keys'], summary: 'Your security keys and passkeys', security, response: { 200: z.object({ keys: z.array(SecurityKeySchema) }), 401: ErrorSchema, 403: ErrorSchema } } },
+      {
+        schema: {
+          tags: ['security-keys'],
+          summary: 'Your security keys and passkeys',
+          security,
+          response: { 200: z.object({ keys: z.array(SecurityKeySchema) }), 401: ErrorSchema, 403: ErrorSchema },
+        },
+      },
       async (request) => {
         const { session } = await guard.require(request, 'portal');
         return { keys: (await securityKeys.list(session.userId)).map(securityKeyView) };
@@ -97,7 +104,16 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
 
     app.patch(
       '/security-keys/:keyId',
-      { schema: { tags: ['security-keys'], summary: 'Rename a key', security, params: KeyParams, body: NameBody, response: { 200: SecurityKeySchema, ...errors } } },
+      {
+        schema: {
+          tags: ['security-keys'],
+          summary: 'Rename a key',
+          security,
+          params: KeyParams,
+          body: NameBody,
+          response: { 200: SecurityKeySchema, ...errors },
+        },
+      },
       async (request) => {
         const { session } = await guard.require(request, 'security');
         return securityKeyView(await securityKeys.rename(session, request.params.keyId, request.body.name));
@@ -106,7 +122,15 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
 
     app.delete(
       '/security-keys/:keyId',
-      { schema: { tags: ['security-keys'], summary: 'Remove a key: it stops working for good', security, params: KeyParams, response: { 204: z.null(), ...errors } } },
+      {
+        schema: {
+          tags: ['security-keys'],
+          summary: 'Remove a key: it stops working for good',
+          security,
+          params: KeyParams,
+          response: { 204: z.null(), ...errors },
+        },
+      },
       async (request, reply) => {
         const { session } = await guard.require(request, 'security');
         await securityKeys.remove(session, request.params.keyId);

@@ -53,7 +53,7 @@ export function sessionApi(services: Services, guard: SessionGuard): FastifyPlug
           summary: 'Change your password (A4): the current one, then the new one',
           description:
             'Required after a one-time password from client services (A5). Needs a step-up within the last 5 minutes (403 STEP_UP_REQUIRED, X7). ' +
-            'A wrong current password counts towards the lock (L3). The user\'s other sessions end (L8).',
+            "A wrong current password counts towards the lock (L3). The user's other sessions end (L8).",
           security: [{ bearer: [] }, { cookie: [] }],
           body: z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) }),
           response: { 204: z.null().describe('Changed'), 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema },

@@ -13,11 +13,22 @@ import { requestMeta } from '../session-cookie.js';
 import type { SessionGuard } from '../session-guard.js';
 import { answerText, ChallengeSchema, WaitQuery } from './schemas.js';
 
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema };
+const errors = {
+  400: ErrorSchema,
+  401: ErrorSchema,
+  403: ErrorSchema,
+  404: ErrorSchema,
+  409: ErrorSchema,
+  410: ErrorSchema,
+  423: ErrorSchema,
+  429: ErrorSchema,
+};
 const StepUpSchema = z
   .object({
     id: z.string(),
-    state: z.enum(['second_factor', 'approved', 'done', 'failed', 'denied', 'expired']).describe('done: verified; approved: approved on the phone, POST complete'),
+    state: z
+      .enum(['second_factor', 'approved', 'done', 'failed', 'denied', 'expired'])
+      .describe('done: verified; approved: approved on the phone, POST complete'),
     deviceId: z.string(),
     challenge: ChallengeSchema.nullable(),
     expiresAt: z.string(),
@@ -37,9 +48,9 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
       {
         schema: {
           tags: ['step-up'],
-          summary: 'Verify again for a portal task (V1): the password, then a push to the mobile authenticator or the device\'s challenge',
+          summary: "Verify again for a portal task (V1): the password, then a push to the mobile authenticator or the device's challenge",
           description:
-            'The password of the session\'s user first, under the login\'s lock: 401 INVALID_CREDENTIALS, 423 LOCKED. ' +
+            "The password of the session's user first, under the login's lock: 401 INVALID_CREDENTIALS, 423 LOCKED. " +
             'Then the device offered first: 403 NO_ACTIVE_DEVICE when none may open the portal.',
           security,
           body: z.object({ password: z.string().min(1).max(1024) }),
@@ -77,7 +88,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
       {
         schema: {
           tags: ['step-up'],
-          summary: 'Answer the step-up\'s challenge',
+          summary: "Answer the step-up's challenge",
           description: '401 LOGIN_FAILED with attemptsLeft (3 in all, counted towards the lock); 409 FLOW_STATE while it waits for a push approval.',
           security,
           params: StepUpParams,
@@ -94,7 +105,13 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
     app.post(
       '/step-up/:id/offline',
       {
-        schema: { tags: ['step-up'], summary: 'No notification on the phone: a challenge for the app instead (K4)', security, params: StepUpParams, response: { 200: StepUpSchema, ...errors } },
+        schema: {
+          tags: ['step-up'],
+          summary: 'No notification on the phone: a challenge for the app instead (K4)',
+          security,
+          params: StepUpParams,
+          response: { 200: StepUpSchema, ...errors },
+        },
       },
       async (request) => {
         const { session } = await guard.require(request, 'step_up');
@@ -105,7 +122,13 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
     app.post(
       '/step-up/:id/complete',
       {
-        schema: { tags: ['step-up'], summary: 'Take the verification the phone approved (K11)', security, params: StepUpParams, response: { 200: StepUpSchema, ...errors } },
+        schema: {
+          tags: ['step-up'],
+          summary: 'Take the verification the phone approved (K11)',
+          security,
+          params: StepUpParams,
+          response: { 200: StepUpSchema, ...errors },
+        },
       },
       async (request) => {
         const { session } = await guard.require(request, 'step_up');

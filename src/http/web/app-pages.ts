@@ -53,7 +53,11 @@ function shellVersion(files: string[], worker: string): string {
   const hash = createHash('sha256').update(worker);
   for (const file of files) {
     hash.update(file);
-    const path = file.startsWith(`${APP_PATH}/js/`) ? join(APP_JS, file.slice(`${APP_PATH}/js/`.length)) : file.startsWith('/static/') ? join(PUBLIC, file.slice('/static/'.length)) : null;
+    const path = file.startsWith(`${APP_PATH}/js/`)
+      ? join(APP_JS, file.slice(`${APP_PATH}/js/`.length))
+      : file.startsWith('/static/')
+        ? join(PUBLIC, file.slice('/static/'.length))
+        : null;
     if (path && existsSync(path)) hash.update(readFileSync(path));
   }
   return hash.digest('hex').slice(0, 16);
@@ -174,13 +178,20 @@ export function appPages(services: Services, pages: PageRenderer): FastifyPlugin
           ...ICON_SIZES.map((size) => ({ src: `${APP_PATH}/icon-${size}.png`, sizes: `${size}x${size}`, type: 'image/png', purpose: 'any' })),
         ],
       };
-      return reply.header('cache-control', 'no-cache').header('vary', 'accept-language, cookie').type('application/manifest+json; charset=utf-8').send(JSON.stringify(manifest));
+      return reply
+        .header('cache-control', 'no-cache')
+        .header('vary', 'accept-language, cookie')
+        .type('application/manifest+json; charset=utf-8')
+        .send(JSON.stringify(manifest));
     });
 
     app.get<{ Params: { size: string } }>(`${APP_PATH}/icon-:size.png`, async (request, reply) => {
       const size = Number(request.params.size);
       if (!(ICON_SIZES as readonly number[]).includes(size)) throw new SlsError('NOT_FOUND');
-      return reply.header('cache-control', 'public, max-age=86400').type('image/png').send(await pngIcon(size));
+      return reply
+        .header('cache-control', 'public, max-age=86400')
+        .type('image/png')
+        .send(await pngIcon(size));
     });
 
     app.get(`${APP_PATH}/sw.js`, async (_request, reply) =>
@@ -191,6 +202,5 @@ export function appPages(services: Services, pages: PageRenderer): FastifyPlugin
         .type('text/javascript; charset=utf-8')
         .send(serviceWorkerSource()),
     );
-
   };
 }

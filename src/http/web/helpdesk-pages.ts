@@ -120,8 +120,7 @@ interface NoticeQuery {
 }
 
 const usersPath = (username: string): string => `/helpdesk/users/${encodeURIComponent(username)}`;
-const verificationPath = (username: string, verificationId: string): string =>
-  `${usersPath(username)}/verifications/${encodeURIComponent(verificationId)}`;
+const verificationPath = (username: string, verificationId: string): string => `${usersPath(username)}/verifications/${encodeURIComponent(verificationId)}`;
 /** The page that shows a new secret of that kind once. */
 const secretPath = (username: string, kind: SecretKind): string => `${usersPath(username)}/${kind}`;
 /** The user page, with the verification in effect if there is one. */
@@ -163,7 +162,12 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     return { id: v.id, method: v.method, expiresAt: v.expiresAt, valid: v.expiresAt > services.clock.now() };
   }
 
-  function renderSearch(request: FastifyRequest, reply: FastifyReply, staff: Staff, options: { q?: string; results?: User[] | null; error?: unknown } = {}): FastifyReply {
+  function renderSearch(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    staff: Staff,
+    options: { q?: string; results?: User[] | null; error?: unknown } = {},
+  ): FastifyReply {
     const error = options.error === undefined ? null : pages.pageError(request, options.error);
     return pages.render(
       request,
@@ -320,7 +324,12 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
   }
 
   /** Back to the user page (with the verification in effect) with the notice of a device action. */
-  function afterDeviceAction(request: FastifyRequest<{ Params: { username: string } }>, reply: FastifyReply, done: (typeof DEVICE_NOTICES)[number], device: Device): FastifyReply {
+  function afterDeviceAction(
+    request: FastifyRequest<{ Params: { username: string } }>,
+    reply: FastifyReply,
+    done: (typeof DEVICE_NOTICES)[number],
+    device: Device,
+  ): FastifyReply {
     const back = userPagePath(request.params.username, field(request.body, 'verificationId'));
     return reply.redirect(`${back}?done=${done}&device=${encodeURIComponent(device.id)}`, 303);
   }
@@ -458,12 +467,15 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
       app.get<{ Params: { username: string } }>(`/helpdesk/users/:username/${kind}`, async (request, reply) => showSecret(request, reply, kind));
     }
 
-    app.post<{ Params: { username: string } }>('/helpdesk/users/:username/temporary-passcode/revoke', { preHandler: app.csrfProtection }, async (request, reply) =>
-      act(request, reply, 'revoke', async (staff) => {
-        const revoked = await helpDesk.revokeTemporaryPasscode(staff.user.id, request.params.username);
-        const back = userPagePath(request.params.username, field(request.body, 'verificationId'));
-        return reply.redirect(`${back}?done=${revoked > 0 ? 'revoked' : 'nothingRevoked'}`, 303);
-      }),
+    app.post<{ Params: { username: string } }>(
+      '/helpdesk/users/:username/temporary-passcode/revoke',
+      { preHandler: app.csrfProtection },
+      async (request, reply) =>
+        act(request, reply, 'revoke', async (staff) => {
+          const revoked = await helpDesk.revokeTemporaryPasscode(staff.user.id, request.params.username);
+          const back = userPagePath(request.params.username, field(request.body, 'verificationId'));
+          return reply.redirect(`${back}?done=${revoked > 0 ? 'revoked' : 'nothingRevoked'}`, 303);
+        }),
     );
 
     type DeviceRoute = { Params: { username: string; deviceId: string } };
@@ -519,7 +531,11 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     app.post<{ Params: { username: string } }>('/helpdesk/users/:username/phones', { preHandler: app.csrfProtection }, async (request, reply) =>
       act(request, reply, 'addPhone', async (staff) => {
         const verificationId = field(request.body, 'verificationId');
-        await helpDesk.addPhone(staff.user.id, request.params.username, { verificationId, country: field(request.body, 'country'), number: field(request.body, 'number') });
+        await helpDesk.addPhone(staff.user.id, request.params.username, {
+          verificationId,
+          country: field(request.body, 'country'),
+          number: field(request.body, 'number'),
+        });
         return reply.redirect(`${userPagePath(request.params.username, verificationId)}?done=phoneAdded`, 303);
       }),
     );

@@ -45,7 +45,12 @@ export function mobilePages(services: Services, pages: PageRenderer, guard: Sess
     await registerForms(app, pages);
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
 
-    async function render(request: FastifyRequest, reply: FastifyReply, session: Session, options: { error?: unknown; values?: { country: string; number: string } } = {}): Promise<FastifyReply> {
+    async function render(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      session: Session,
+      options: { error?: unknown; values?: { country: string; number: string } } = {},
+    ): Promise<FastifyReply> {
       const query = request.query as Record<string, unknown>;
       const failure = options.error === undefined ? null : pages.pageError(request, options.error);
       return pages.render(
@@ -67,7 +72,12 @@ export function mobilePages(services: Services, pages: PageRenderer, guard: Sess
     }
 
     /** A change of the settings: a fresh step-up (X7) in a portal session of full scope (T3); errors are shown on the page. */
-    async function change(request: FastifyRequest, reply: FastifyReply, act: (session: Session) => Promise<string>, values?: { country: string; number: string }): Promise<FastifyReply> {
+    async function change(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      act: (session: Session) => Promise<string>,
+      values?: { country: string; number: string },
+    ): Promise<FastifyReply> {
       const session = await guard.page(request, 'security', '/settings/mobile');
       if (redirected(session)) return reply.redirect(session.redirect, 303);
       try {

@@ -14,10 +14,18 @@ import { toSlsError } from '../errors.js';
 import { withdrawalLimits } from '../../policy/withdrawal-limits.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
-import { CLAIM_COOKIE, clearClaimCookie, clearSessionCookie, presentedToken, requestMeta, SESSION_COOKIE, setClaimCookie, setSessionCookie } from '../session-cookie.js';
+import {
+  CLAIM_COOKIE,
+  clearClaimCookie,
+  clearSessionCookie,
+  presentedToken,
+  requestMeta,
+  SESSION_COOKIE,
+  setClaimCookie,
+  setSessionCookie,
+} from '../session-cookie.js';
 
 const PUBLIC = fileURLToPath(new URL('../../../public', import.meta.url));
-
 
 export function webPages(services: Services, pages: PageRenderer, guard: SessionGuard): FastifyPluginAsync {
   const { config } = services;
@@ -26,7 +34,11 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     await registerForms(app, pages);
     await app.register(fastifyStatic, { root: PUBLIC, prefix: '/static/', maxAge: '1h' });
 
-    function renderLogin(request: FastifyRequest, reply: FastifyReply, options: { error?: unknown; username?: string; app?: string; notice?: string } = {}): FastifyReply {
+    function renderLogin(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      options: { error?: unknown; username?: string; app?: string; notice?: string } = {},
+    ): FastifyReply {
       const error = options.error === undefined ? null : pages.pageError(request, options.error);
       return pages.render(
         request,

@@ -19,7 +19,6 @@ import { printedTime, sendCardFile } from '../downloads.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
-
 export function portalPages(services: Services, pages: PageRenderer, guard: SessionGuard): FastifyPluginAsync {
   return async (app) => {
     await registerForms(app, pages);
@@ -32,7 +31,13 @@ export function portalPages(services: Services, pages: PageRenderer, guard: Sess
       const flow = await services.activation.view(session, flowId);
       const device = await services.devices.get(flow.deviceId);
       const failure = error === undefined ? null : pages.pageError(request, error);
-      return pages.render(request, reply, 'device-activate', { flow, device, error: failure }, { status: failure?.status ?? 200, path: `/devices/${device.id}/activate` });
+      return pages.render(
+        request,
+        reply,
+        'device-activate',
+        { flow, device, error: failure },
+        { status: failure?.status ?? 200, path: `/devices/${device.id}/activate` },
+      );
     }
 
     /** A5/A4: choose a new password (required after a one-time password from client services). */
@@ -59,11 +64,23 @@ export function portalPages(services: Services, pages: PageRenderer, guard: Sess
     });
 
     /** C4: the request form, filled with what was typed when coming back from the summary. */
-    async function renderRequest(request: FastifyRequest, reply: FastifyReply, session: Session, values: Record<string, string>, error?: unknown): Promise<FastifyReply> {
+    async function renderRequest(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      session: Session,
+      values: Record<string, string>,
+      error?: unknown,
+    ): Promise<FastifyReply> {
       const eligibility = await services.dscPlusRequests.eligibility(session.userId);
       const accounts = await services.users.accountsOf(session.userId);
       const failure = error === undefined ? null : pages.pageError(request, error);
-      return pages.render(request, reply, 'dscplus-request', { eligibility, accounts, values, error: failure }, { status: failure?.status ?? 200, path: '/dscplus/request' });
+      return pages.render(
+        request,
+        reply,
+        'dscplus-request',
+        { eligibility, accounts, values, error: failure },
+        { status: failure?.status ?? 200, path: '/dscplus/request' },
+      );
     }
 
     const REQUEST_FIELDS = ['name', 'line1', 'line2', 'city', 'postalCode', 'country', 'pin', 'holdAccount'] as const;
@@ -157,16 +174,27 @@ export function portalPages(services: Services, pages: PageRenderer, guard: Sess
       const codes = (await services.devices.context(card)).secret<CodeCardSecret>().codes;
       const rows: { index: number; code: string }[][] = [];
       codes.forEach((code, i) => {
-        (rows[Math.floor(i / GRID_COLUMNS)] ??= []).push({ index: i + 1, code });
+        const row = Math.floor(i / GRID_COLUMNS);
+        rows[row] ??= [];
+        rows[row].push({ index: i + 1, code });
       });
-      return pages.render(request, reply, 'online-card', { card, rows, printConfirmed: typeof card.params.printConfirmedAt === 'number' }, { path: '/online-card' });
+      return pages.render(
+        request,
+        reply,
+        'online-card',
+        { card, rows, printConfirmed: typeof card.params.printConfirmedAt === 'number' },
+        { path: '/online-card' },
+      );
     });
 
     for (const format of ['pdf', 'png'] as const) {
       app.get(`/online-card/card.${format}`, async (request, reply) => {
         const session = await sessionFor(request, 'temporary');
         if (redirected(session)) return reply.redirect(session.redirect, 303);
-        const body = format === 'pdf' ? await services.onlineCards.pdf(session, request.language, printedTime) : await services.onlineCards.png(session, request.language, printedTime);
+        const body =
+          format === 'pdf'
+            ? await services.onlineCards.pdf(session, request.language, printedTime)
+            : await services.onlineCards.png(session, request.language, printedTime);
         return sendCardFile(reply, format, body);
       });
     }

@@ -31,7 +31,14 @@ export function stepUpPages(services: Services, pages: PageRenderer, guard: Sess
 
     const withNext = (path: string, next: string) => `${path}?next=${encodeURIComponent(next)}`;
 
-    async function render(request: FastifyRequest, reply: FastifyReply, session: Session, next: string, flow: StepUpView | null, error?: unknown): Promise<FastifyReply> {
+    async function render(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      session: Session,
+      next: string,
+      flow: StepUpView | null,
+      error?: unknown,
+    ): Promise<FastifyReply> {
       const user = await services.users.get(session.userId);
       const failure = error === undefined ? null : pages.pageError(request, error);
       const device = flow ? await services.devices.get(flow.deviceId) : null;
@@ -52,7 +59,14 @@ export function stepUpPages(services: Services, pages: PageRenderer, guard: Sess
     }
 
     /** Where the browser goes once the step-up is done, or while it is not. */
-    async function follow(request: FastifyRequest, reply: FastifyReply, session: Session, next: string, flow: StepUpView, error?: unknown): Promise<FastifyReply> {
+    async function follow(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      session: Session,
+      next: string,
+      flow: StepUpView,
+      error?: unknown,
+    ): Promise<FastifyReply> {
       if (flow.state === 'done') return reply.redirect(next, 303);
       if (flow.state === 'second_factor' || flow.state === 'approved') return render(request, reply, session, next, flow, error);
       // used up, denied or expired: from the password again

@@ -3,11 +3,17 @@ import type { Kysely } from 'kysely';
 // Migrations are frozen: they take an untyped database, not the evolving Schema type.
 export async function up(db: Kysely<any>): Promise<void> {
   // staff are users with a role (client services, compliance, admin)
-  await db.schema.alterTable('users').addColumn('role', 'text', (c) => c.notNull().defaultTo('client')).execute();
+  await db.schema
+    .alterTable('users')
+    .addColumn('role', 'text', (c) => c.notNull().defaultTo('client'))
+    .execute();
   // temporary devices (temporary passcode, online security card) end
   await db.schema.alterTable('devices').addColumn('expires_at', 'bigint').execute();
   // what a session may do: everything, or only the online security card pages (T3)
-  await db.schema.alterTable('sessions').addColumn('scope', 'text', (c) => c.notNull().defaultTo('full')).execute();
+  await db.schema
+    .alterTable('sessions')
+    .addColumn('scope', 'text', (c) => c.notNull().defaultTo('full'))
+    .execute();
 
   await db.schema
     .createTable('identity_verifications')

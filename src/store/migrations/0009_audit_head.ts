@@ -53,7 +53,9 @@ export async function createAuditGuards(db: Kysely<any>): Promise<void> {
         raise exception 'audit_log is append-only: % refused', tg_op;
       end
       $$`.execute(db);
-    await sql`create trigger audit_log_no_update_delete before update or delete on audit_log for each row execute function audit_log_refuse_change()`.execute(db);
+    await sql`create trigger audit_log_no_update_delete before update or delete on audit_log for each row execute function audit_log_refuse_change()`.execute(
+      db,
+    );
     await sql`create trigger audit_log_no_truncate before truncate on audit_log for each statement execute function audit_log_refuse_change()`.execute(db);
     await sql`
       create or replace function audit_head_forward_only() returns trigger language plpgsql as $$
@@ -70,9 +72,15 @@ export async function createAuditGuards(db: Kysely<any>): Promise<void> {
     await sql`create trigger audit_head_forward before update or delete on audit_head for each row execute function audit_head_forward_only()`.execute(db);
     await sql`create trigger audit_head_no_truncate before truncate on audit_head for each statement execute function audit_head_forward_only()`.execute(db);
   } else {
-    await sql`create trigger audit_log_no_update before update on audit_log begin select raise(abort, 'audit_log is append-only: UPDATE refused'); end`.execute(db);
-    await sql`create trigger audit_log_no_delete before delete on audit_log begin select raise(abort, 'audit_log is append-only: DELETE refused'); end`.execute(db);
-    await sql`create trigger audit_head_no_delete before delete on audit_head begin select raise(abort, 'audit_head is never removed: DELETE refused'); end`.execute(db);
+    await sql`create trigger audit_log_no_update before update on audit_log begin select raise(abort, 'audit_log is append-only: UPDATE refused'); end`.execute(
+      db,
+    );
+    await sql`create trigger audit_log_no_delete before delete on audit_log begin select raise(abort, 'audit_log is append-only: DELETE refused'); end`.execute(
+      db,
+    );
+    await sql`create trigger audit_head_no_delete before delete on audit_head begin select raise(abort, 'audit_head is never removed: DELETE refused'); end`.execute(
+      db,
+    );
     await sql`
       create trigger audit_head_forward before update on audit_head
       when new.id <> old.id or new.seq < old.seq or new.legacy_until <> old.legacy_until
