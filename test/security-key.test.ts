@@ -227,6 +227,12 @@ describe.each(DATABASES)('security keys on %s', (database) => {
     const reactivation = await postJson(h.app, `/api/v1/devices/${keyId}/activation`, {}, auth);
     expect(reactivation.status).toBe(409);
     expect(reactivation.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+    // nor does the security settings page offer it (the page reads the kind's capabilities)
+    const token = auth.authorization!.replace(/^Bearer /, '');
+    const account = await h.app.inject({ method: 'GET', url: '/account', cookies: { sls_session: token } });
+    expect(account.statusCode).toBe(200);
+    expect(account.body).toContain('id="devices-heading"');
+    expect(account.body).not.toContain(`reactivate-${keyId}`);
   });
 
   it('clone: the same counter again is refused without suspending the key (a replayed signature)', async () => {

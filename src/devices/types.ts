@@ -128,14 +128,43 @@ export interface DeviceContext {
   suspect(reason: Suspicion, data: Record<string, unknown>): Promise<void>;
 }
 
+export interface DeviceCapabilities {
+  reactivate?: boolean;
+  changePin?: boolean;
+  reportLost?: boolean;
+}
+
+/** What the user may do with a device now: its kind's capabilities in the device's state. */
+export interface DeviceActions {
+  reactivate: boolean;
+  changePin: boolean;
+  reportLost: boolean;
+}
+
+export function deviceActions(device: Pick<Device, 'state'>, kind: Pick<DeviceKind, 'capabilities'>): DeviceActions {
+  const can = kind.capabilities ?? {};
+  return {
+    reactivate: can.reactivate === true && (device.state === 'suspended' || device.state === 'shipped'),
+    changePin: can.changePin === true && device.state === 'active',
+    reportLost: can.reportLost === true && ['active', 'suspended', 'shipped'].includes(device.state),
+  };
+}
+
 export interface DeviceKind {
   type: DeviceType;
   /** Translation keys of hints shown after a wrong answer (L5). */
   failureHints: string[];
   issueChallenge(ctx: DeviceContext): Promise<Challenge>;
   checkResponse(ctx: DeviceContext, verifier: Record<string, unknown>, response: string): Promise<CheckResult>;
-  /** False when proving the device may not bring it back from suspended (a key suspended as cloned would prove itself). */
-  reactivatedByProof?: boolean;
+  /**
+   * What a user may do with a device of this kind from the security
+   * settings; the pages and the device proofs read these flags, never the
+   * type. `reactivate`: a suspended or shipped device comes back by proving
+   * itself (D4, C6) — not a key suspended as cloned, which would prove
+   * itself; `changePin`: its PIN is changed with a proof (C3); `reportLost`:
+   * reported lost, it is replaced (C5).
+   */
+  capabilities?: DeviceCapabilities;
   /**
    * K3, V1: a push request answered in the device's app, offered before
    * `issueChallenge` at login and step-up (the mobile authenticator).

@@ -29,7 +29,7 @@ import type { Notifier } from '../notify/notifier.js';
 import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
 import type { AuditInput, AuditLog } from '../audit/audit-log.js';
-import { isTemporary, type Device, type DeviceKinds, type Prompt } from '../devices/types.js';
+import { deviceActions, type Device, type DeviceActions, type DeviceKinds, type Prompt } from '../devices/types.js';
 import type { User, Users } from '../identity/users.js';
 import type { Session, Sessions } from '../sessions/sessions.js';
 import type { Store, Tx } from '../store/database.js';
@@ -106,13 +106,16 @@ export class DeviceActivation {
       return;
     }
     // a permanent device temporarily unavailable (D4), or a replacement received (C6)
-    if (!['suspended', 'shipped'].includes(device.state) || isTemporary(device.type) || this.deps.deviceKind(device.type).reactivatedByProof === false) {
-      throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
-    }
+    if (!this.actions(device).reactivate) throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
   }
 
   private assertPinChangeable(device: Device): void {
-    if (device.type !== 'dscplus' || device.state !== 'active') throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
+    if (!this.actions(device).changePin) throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
+  }
+
+  /** What the user may do with the device now (the security settings show these; the proofs check them). */
+  actions(device: Device): DeviceActions {
+    return deviceActions(device, this.deps.deviceKind(device.type));
   }
 
   private assertReady(device: Device, purpose: Purpose): void {

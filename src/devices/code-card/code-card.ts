@@ -18,7 +18,7 @@ import { createHmac } from 'node:crypto';
 import { constantTimeEqual } from '../../crypto/constant-time.js';
 import { newToken, randomDigits } from '../../crypto/random.js';
 import { SlsError } from '../../errors.js';
-import type { Challenge, CheckResult, DeviceContext, DeviceKind, DeviceType } from '../types.js';
+import type { Challenge, CheckResult, DeviceContext, DeviceKind, DeviceType, DeviceCapabilities } from '../types.js';
 
 /** S4: at least 100 codes a card. */
 export const CARD_CODES = 120;
@@ -71,9 +71,10 @@ export function expectedAnswer(secret: CodeCardSecret, indexes: [number, number]
   return secret.codes[indexes[0] - 1]! + secret.codes[indexes[1] - 1]!;
 }
 
-function codeCardKind(type: DeviceType): DeviceKind {
+function codeCardKind(type: DeviceType, capabilities: DeviceCapabilities): DeviceKind {
   return {
     type,
+    capabilities,
     failureHints: ['hints.noSpaces'],
 
     async issueChallenge(ctx: DeviceContext): Promise<Challenge> {
@@ -95,6 +96,6 @@ function codeCardKind(type: DeviceType): DeviceKind {
 }
 
 /** S1: the legacy printed Security Code Card. */
-export const securityCodeCard = codeCardKind('scc');
+export const securityCodeCard = codeCardKind('scc', { reactivate: true });
 /** S2: the temporary Online Security Code Card. */
-export const onlineCard = codeCardKind('online_card');
+export const onlineCard = codeCardKind('online_card', {});

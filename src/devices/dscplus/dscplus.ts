@@ -37,6 +37,7 @@ const ocra = ocraChallengeResponse(DSCPLUS_SUITE);
 
 export const dscPlus: DeviceKind = {
   type: 'dscplus',
+  capabilities: { reactivate: true, changePin: true, reportLost: true },
   failureHints: ['hints.noSpaces'],
   issueChallenge: ocra.issueChallenge,
   checkResponse: ocra.checkResponse,

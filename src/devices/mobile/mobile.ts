@@ -43,6 +43,7 @@ const ocra = ocraChallengeResponse(MOBILE_SUITE);
 
 export const mobileDevice: DeviceKind = {
   type: 'mobile',
+  capabilities: { reactivate: true },
   failureHints: ['hints.noSpaces', 'hints.mobilePin'],
   issueChallenge: ocra.issueChallenge,
   checkResponse: ocra.checkResponse,

@@ -65,7 +65,8 @@ export const securityKey: DeviceKind = {
   type: 'security_key',
   failureHints: ['hints.securityKey'],
   // a key suspended as cloned must not bring itself back: the user registers a new one
-  reactivatedByProof: false,
+  // a key suspended as cloned would prove itself: it is removed and registered again instead
+  capabilities: {},
 
   async issueChallenge(ctx: DeviceContext): Promise<Challenge> {
     const params = paramsOf(ctx);

@@ -42,6 +42,7 @@ export function smsChallenge(ctx: DeviceContext, channel: 'sms' | 'voice'): Chal
 
 export const smsDevice: DeviceKind = {
   type: 'sms',
+  capabilities: { reactivate: true },
   failureHints: ['hints.noSpaces'],
 
   async issueChallenge(ctx: DeviceContext): Promise<Challenge> {

@@ -212,7 +212,8 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
           user,
           session,
           portal: true,
-          devices,
+          // the actions each device offers come from its kind's capabilities, never from its type (issue 12)
+          devices: devices.map((device) => ({ ...device, actions: services.activation.actions(device) })),
           limits: withdrawalLimits(devices),
           eligible: (await services.dscPlusRequests.eligibility(user.id)).eligible,
           notices: ['reactivated', 'passwordChanged', 'reported', 'pinChanged'].filter((key) => query[key] === '1'),

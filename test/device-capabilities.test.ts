@@ -1,0 +1,39 @@
+/**
+ * Issue 12: what a device offers on the security settings page (reactivate,
+ * change the PIN, report lost) comes from its kind's capabilities in the
+ * device's state, never from a test of its type in a page (D4, C3, C5, C6).
+ */
+import { describe, expect, it } from 'vitest';
+import { deviceKind } from '../src/devices/registry.js';
+import { DEVICE_STRENGTH, deviceActions, type DeviceType } from '../src/devices/types.js';
+import type { DeviceState } from '../src/store/schema.js';
+
+const STATES: DeviceState[] = ['stock', 'requested', 'shipped', 'active', 'suspended', 'lost', 'returned', 'revoked'];
+
+function offered(type: DeviceType): Record<string, string[]> {
+  const kind = deviceKind(type);
+  const by: Record<string, string[]> = { reactivate: [], changePin: [], reportLost: [] };
+  for (const state of STATES) {
+    const actions = deviceActions({ state }, kind);
+    for (const [action, allowed] of Object.entries(actions)) if (allowed) by[action]!.push(state);
+  }
+  return by;
+}
+
+describe('device actions from capabilities (issue 12, D4, C3, C5, C6)', () => {
+  it('D4/C3/C5/C6: the DSC+ is reactivated, its PIN changed and reported lost; cards, SMS and the authenticator are reactivated; temporary devices and security keys offer nothing', () => {
+    const table = Object.fromEntries((Object.keys(DEVICE_STRENGTH) as DeviceType[]).map((type) => [type, offered(type)]));
+    const reactivateOnly = { reactivate: ['shipped', 'suspended'], changePin: [], reportLost: [] };
+    const nothing = { reactivate: [], changePin: [], reportLost: [] };
+    expect(table).toEqual({
+      dscplus: { reactivate: ['shipped', 'suspended'], changePin: ['active'], reportLost: ['shipped', 'active', 'suspended'] },
+      mobile: reactivateOnly,
+      scc: reactivateOnly,
+      sms: reactivateOnly,
+      // a key suspended as cloned would prove itself: removed and registered again instead (decision 14)
+      security_key: nothing,
+      online_card: nothing,
+      temp_passcode: nothing,
+    });
+  });
+});
