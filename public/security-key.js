@@ -33,37 +33,33 @@ function creationOptions(json) {
   };
 }
 
-function assertionJson(credential) {
-  const r = credential.response;
+/** A credential as JSON (what @simplewebauthn/server reads), with its response's own fields. */
+function credentialJson(credential, response) {
   return {
     id: credential.id,
     rawId: toText(credential.rawId),
     type: credential.type,
     authenticatorAttachment: credential.authenticatorAttachment || undefined,
     clientExtensionResults: credential.getClientExtensionResults(),
-    response: {
-      clientDataJSON: toText(r.clientDataJSON),
-      authenticatorData: toText(r.authenticatorData),
-      signature: toText(r.signature),
-      userHandle: r.userHandle ? toText(r.userHandle) : undefined,
-    },
+    response: { clientDataJSON: toText(credential.response.clientDataJSON), ...response },
   };
+}
+
+function assertionJson(credential) {
+  const r = credential.response;
+  return credentialJson(credential, {
+    authenticatorData: toText(r.authenticatorData),
+    signature: toText(r.signature),
+    userHandle: r.userHandle ? toText(r.userHandle) : undefined,
+  });
 }
 
 function registrationJson(credential) {
   const r = credential.response;
-  return {
-    id: credential.id,
-    rawId: toText(credential.rawId),
-    type: credential.type,
-    authenticatorAttachment: credential.authenticatorAttachment || undefined,
-    clientExtensionResults: credential.getClientExtensionResults(),
-    response: {
-      clientDataJSON: toText(r.clientDataJSON),
-      attestationObject: toText(r.attestationObject),
-      transports: typeof r.getTransports === 'function' ? r.getTransports() : [],
-    },
-  };
+  return credentialJson(credential, {
+    attestationObject: toText(r.attestationObject),
+    transports: typeof r.getTransports === 'function' ? r.getTransports() : [],
+  });
 }
 
 const supported = () => typeof window.PublicKeyCredential === 'function' && navigator.credentials;
