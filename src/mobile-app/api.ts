@@ -1,143 +1,27 @@
 /**
  * The mobile authenticator's calls to the server (docs/decisions/0004):
- * the wire formats and a small fetch client. The web app uses it, and so do
+ * the wire formats (./wire.ts, re-exported here) and a small fetch client. The web app uses it, and so do
  * the tests' second phone in Node.
  */
-import type { PublicJwk, SealedMessage } from './protocol.js';
+import type {
+  Activated,
+  ActivationPurpose,
+  ActivationView,
+  AnswerResult,
+  ApiErrorBody,
+  CompleteActivation,
+  DeviceToken,
+  Ok,
+  PollRequest,
+  PollResult,
+  PushAnswer,
+  SendToken,
+  StartActivation,
+  SubscribeRequest,
+  WebPushSubscription,
+} from './wire.js';
 
-export type ActivationPurpose = 'activate' | 'migrate' | 'recover';
-
-export interface PhoneChoice {
-  id: string;
-  /** Masked (M6). */
-  number: string;
-  verified: boolean;
-}
-
-/** The challenge shown in an activation: the SMS sent, or the physical device's challenge. */
-export type ActivationChallenge =
-  | { type: 'sms'; to: string; channel: 'sms' | 'voice'; delivery: 'sent' | 'failed' | 'limited'; resendAfter: string; digits: number }
-  | { type: 'ocra'; question: string; digits: number }
-  | { type: 'index'; indexes: [number, number] };
-
-export interface ActivationView {
-  id: string;
-  purpose: ActivationPurpose;
-  username: string;
-  /** How the user proves possession: an SMS token to a number on record, or the physical device's answer (X7). */
-  proof: 'sms' | 'device';
-  /** The numbers on record the token may go to. */
-  phones: PhoneChoice[];
-  challenge: ActivationChallenge | null;
-  expiresAt: string;
-  attemptsLeft: number;
-  /** Options for navigator.credentials.create (base64url fields), for biometric confirmation. */
-  webauthn: WebAuthnCreationOptions;
-}
-
-export interface WebAuthnCreationOptions {
-  challenge: string;
-  rp: { id: string; name: string };
-  user: { id: string; name: string; displayName: string };
-  pubKeyCredParams: { type: 'public-key'; alg: number }[];
-  timeout: number;
-  authenticatorSelection: { authenticatorAttachment: 'platform'; userVerification: 'required'; residentKey: 'discouraged' };
-  attestation: 'none';
-}
-
-/** A WebAuthn registration response, base64url fields (as @simplewebauthn names them). */
-export interface WebAuthnRegistration {
-  id: string;
-  rawId: string;
-  type: 'public-key';
-  response: { clientDataJSON: string; attestationObject: string; transports?: string[] };
-  clientExtensionResults: Record<string, unknown>;
-  authenticatorAttachment?: string;
-}
-
-/** A WebAuthn assertion, base64url fields. */
-export interface WebAuthnAssertion {
-  id: string;
-  rawId: string;
-  type: 'public-key';
-  response: { clientDataJSON: string; authenticatorData: string; signature: string; userHandle?: string };
-  clientExtensionResults: Record<string, unknown>;
-  authenticatorAttachment?: string;
-}
-
-export interface CompleteActivation {
-  response: string;
-  pin: string;
-  signingKey: PublicJwk;
-  agreementKey: PublicJwk;
-  label?: string;
-  credential?: WebAuthnRegistration;
-}
-
-export interface Activated {
-  deviceId: string;
-  username: string;
-  serverKey: PublicJwk;
-  salt: string;
-  suite: string;
-  /** Authenticates the app's live connection for this user; kept on the phone. */
-  appToken: string;
-  /** Whether approvals are confirmed by biometric (WebAuthn) rather than the PIN. */
-  biometric: boolean;
-  /** The WebAuthn credential id (base64url) when biometric. */
-  credentialId: string | null;
-}
-
-export interface PushRequest {
-  id: string;
-  deviceId: string;
-  username: string;
-  kind: 'login' | 'step_up';
-  app: 'portal' | 'trading';
-  ip: string | null;
-  requestedAt: string;
-  expiresAt: string;
-  /** The 8-digit question whose OCRA response, with the PIN, proves the PIN (K2). */
-  question: string;
-}
-
-export interface AppMessage {
-  id: string;
-  deviceId: string;
-  kind: 'temporary_password';
-  createdAt: string;
-  sealed: SealedMessage;
-}
-
-export interface PollResult {
-  requests: PushRequest[];
-  messages: AppMessage[];
-  /** Devices whose activation no longer works (migrated to another phone, revoked). */
-  revoked: string[];
-}
-
-export interface DeviceToken {
-  deviceId: string;
-  token: string;
-}
-
-export interface PushAnswer extends DeviceToken {
-  decision: 'approve' | 'deny';
-  number: string;
-  proof: string;
-  signature: string;
-  assertion?: WebAuthnAssertion;
-}
-
-/** A Web Push subscription as PushSubscription.toJSON() gives it. */
-export interface WebPushSubscription {
-  endpoint: string;
-  keys: { p256dh: string; auth: string };
-}
-
-export interface ApiErrorBody {
-  error: { code: string; message: string; hints?: string[]; attemptsLeft?: number; retryAfter?: string };
-}
+export type * from './wire.js';
 
 export class ApiError extends Error {
   constructor(
@@ -176,11 +60,11 @@ export class AuthenticatorApi {
   }
 
   startActivation(username: string, password: string, purpose: ActivationPurpose): Promise<ActivationView> {
-    return this.call('POST', '/mobile/activations', { username, password, purpose });
+    return this.call('POST', '/mobile/activations', { username, password, purpose } satisfies StartActivation);
   }
 
   /** Sends the activation token to a number on record, or to a number added here. */
-  sendToken(activationId: string, to: { phoneId: string }): Promise<ActivationView> {
+  sendToken(activationId: string, to: SendToken): Promise<ActivationView> {
     return this.call('POST', `/mobile/activations/${activationId}/token`, to);
   }
 
@@ -190,19 +74,19 @@ export class AuthenticatorApi {
 
   /** The live connection: pending requests and messages, waiting up to `wait` seconds for new ones. */
   poll(devices: DeviceToken[], wait: number, signal?: AbortSignal): Promise<PollResult> {
-    return this.call('POST', '/mobile/requests', { devices, wait }, signal);
+    return this.call('POST', '/mobile/requests', { devices, wait } satisfies PollRequest, signal);
   }
 
-  answer(requestId: string, answer: PushAnswer): Promise<{ state: 'approved' | 'denied' }> {
+  answer(requestId: string, answer: PushAnswer): Promise<AnswerResult> {
     return this.call('POST', `/mobile/requests/${requestId}`, answer);
   }
 
-  acknowledge(messageId: string, device: DeviceToken): Promise<{ ok: true }> {
+  acknowledge(messageId: string, device: DeviceToken): Promise<Ok> {
     return this.call('POST', `/mobile/messages/${messageId}/ack`, device);
   }
 
   /** Where the phone's push service wakes the closed app for this user (a Web Push subscription, K3). */
-  subscribe(device: DeviceToken, subscription: WebPushSubscription): Promise<{ ok: true }> {
-    return this.call('POST', '/mobile/push-subscription', { ...device, subscription });
+  subscribe(device: DeviceToken, subscription: WebPushSubscription): Promise<Ok> {
+    return this.call('POST', '/mobile/push-subscription', { ...device, subscription } satisfies SubscribeRequest);
   }
 }

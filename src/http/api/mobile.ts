@@ -29,12 +29,12 @@ const Base64Url = z
   .string()
   .max(256)
   .regex(/^[A-Za-z0-9_-]*$/);
-const PublicJwkSchema = z.object({ kty: z.literal('EC'), crv: z.literal('P-256'), x: Base64Url, y: Base64Url }).describe('P-256 public key (JWK)');
-const DeviceTokenSchema = z.object({ deviceId: z.string().max(64), token: z.string().min(1).max(128) });
+export const PublicJwkSchema = z.object({ kty: z.literal('EC'), crv: z.literal('P-256'), x: Base64Url, y: Base64Url }).describe('P-256 public key (JWK)');
+export const DeviceTokenSchema = z.object({ deviceId: z.string().max(64), token: z.string().min(1).max(128) });
 /** A WebAuthn response as JSON (base64url fields); checked by the WebAuthn library. */
 const WebAuthnJson = z.record(z.string(), z.unknown()).describe('WebAuthn response JSON, base64url fields');
 
-const ActivationSchema = z
+export const ActivationSchema = z
   .object({
     id: z.string(),
     purpose: z.enum(['activate', 'migrate', 'recover']),
@@ -75,7 +75,7 @@ const ActivationSchema = z
   })
   .describe('MobileActivation');
 
-const PushRequestSchema = z.object({
+export const PushRequestSchema = z.object({
   id: z.string(),
   deviceId: z.string(),
   username: z.string(),
@@ -87,7 +87,52 @@ const PushRequestSchema = z.object({
   question: z.string().describe('8 digits; the OCRA response to it, with the PIN, is the proof of a PIN approval'),
 });
 
-const SealedSchema = z.object({ serverKey: PublicJwkSchema, salt: z.string(), nonce: z.string(), ciphertext: z.string() });
+export const SealedSchema = z.object({ serverKey: PublicJwkSchema, salt: z.string(), nonce: z.string(), ciphertext: z.string() });
+
+/* The bodies of the routes below, exported for the wire contract check (./mobile-wire.ts). */
+export const StartActivationBody = z.object({
+  username: z.string().min(1).max(256),
+  password: z.string().min(1).max(1024),
+  purpose: z.enum(['activate', 'migrate', 'recover']),
+});
+export const SendTokenBody = z.object({ phoneId: z.string().max(64) });
+export const CompleteActivationBody = z.object({
+  response: z.string().min(1).max(64),
+  pin: z.string().max(64),
+  signingKey: PublicJwkSchema,
+  agreementKey: PublicJwkSchema,
+  label: z.string().max(200).optional(),
+  credential: WebAuthnJson.optional(),
+});
+export const ActivatedSchema = z.object({
+  deviceId: z.string(),
+  username: z.string(),
+  serverKey: PublicJwkSchema.describe("With the salt and the phone's agreement key: the challenge/response key (ECDH, HKDF-SHA-256)"),
+  salt: z.string(),
+  suite: z.string().describe('The OCRA suite of challenge/response'),
+  appToken: z.string().describe("Authenticates the app's live connection; shown once"),
+  biometric: z.boolean(),
+  credentialId: z.string().nullable(),
+});
+export const PollBody = z.object({ devices: z.array(DeviceTokenSchema).max(20), wait: z.number().int().min(0).max(25).default(0) });
+export const PollResultSchema = z.object({
+  requests: z.array(PushRequestSchema),
+  messages: z.array(z.object({ id: z.string(), deviceId: z.string(), kind: z.literal('temporary_password'), createdAt: z.string(), sealed: SealedSchema })),
+  revoked: z.array(z.string()),
+});
+export const AnswerBody = DeviceTokenSchema.extend({
+  decision: z.enum(['approve', 'deny']),
+  number: z.string().max(8),
+  proof: z.string().max(16),
+  signature: z.string().max(200),
+  assertion: WebAuthnJson.optional(),
+});
+export const AnswerResultSchema = z.object({ state: z.enum(['approved', 'denied']) });
+export const SubscribeBody = DeviceTokenSchema.extend({
+  subscription: z.object({ endpoint: z.string().max(2048), keys: z.object({ p256dh: Base64Url, auth: Base64Url }) }),
+});
+/** A new instance for each route, as before (the OpenAPI document is unchanged). */
+export const OkSchema = () => z.object({ ok: z.literal(true) });
 
 const ActivationParams = z.object({ id: z.string().max(64) });
 
@@ -121,11 +166,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             'active physical device. 403 NO_ACTIVE_DEVICE (reason no_number) when neither exists: client services put a number on record. ' +
             '409 MOBILE_ALREADY_ACTIVE (activate when one is active: migrate instead), 409 MOBILE_NOT_ACTIVE (migrate or recover with none), ' +
             '403 RECOVERY_BLOCKED, 429 TOO_MANY_FLOWS.',
-          body: z.object({
-            username: z.string().min(1).max(256),
-            password: z.string().min(1).max(1024),
-            purpose: z.enum(['activate', 'migrate', 'recover']),
-          }),
+          body: StartActivationBody,
           response: { 200: ActivationSchema, ...errors },
         },
       },
@@ -140,7 +181,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           summary: 'Send the activation token by SMS (K1) to a number on record',
           description: '`{"phoneId"}` of `phones`. 429 SMS_TOO_SOON (one token every 30 s), 429 SMS_RATE_LIMITED, 404 PHONE_NOT_FOUND.',
           params: ActivationParams,
-          body: z.object({ phoneId: z.string().max(64) }),
+          body: SendTokenBody,
           response: { 200: ActivationSchema, ...errors },
         },
       },
@@ -160,25 +201,9 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             'with attemptsLeft (3 in all, each counted towards the lock). On success the previous authenticator of the user stops working, ' +
             'SMS is removed (M3) and temporary access ends (D4).',
           params: ActivationParams,
-          body: z.object({
-            response: z.string().min(1).max(64),
-            pin: z.string().max(64),
-            signingKey: PublicJwkSchema,
-            agreementKey: PublicJwkSchema,
-            label: z.string().max(200).optional(),
-            credential: WebAuthnJson.optional(),
-          }),
+          body: CompleteActivationBody,
           response: {
-            200: z.object({
-              deviceId: z.string(),
-              username: z.string(),
-              serverKey: PublicJwkSchema.describe("With the salt and the phone's agreement key: the challenge/response key (ECDH, HKDF-SHA-256)"),
-              salt: z.string(),
-              suite: z.string().describe('The OCRA suite of challenge/response'),
-              appToken: z.string().describe("Authenticates the app's live connection; shown once"),
-              biometric: z.boolean(),
-              credentialId: z.string().nullable(),
-            }),
+            200: ActivatedSchema,
             ...errors,
           },
         },
@@ -198,15 +223,9 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           description:
             'Answers at once when something waits, when a request is made (on any server process), or after `wait` seconds (at most 25). ' +
             '`revoked` names the devices whose activation no longer works (moved to another phone, K7).',
-          body: z.object({ devices: z.array(DeviceTokenSchema).max(20), wait: z.number().int().min(0).max(25).default(0) }),
+          body: PollBody,
           response: {
-            200: z.object({
-              requests: z.array(PushRequestSchema),
-              messages: z.array(
-                z.object({ id: z.string(), deviceId: z.string(), kind: z.literal('temporary_password'), createdAt: z.string(), sealed: SealedSchema }),
-              ),
-              revoked: z.array(z.string()),
-            }),
+            200: PollResultSchema,
             ...errors,
           },
         },
@@ -232,14 +251,8 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             'over SHA-256 of the signed text. A wrong number, PIN or signature: 401 LOGIN_FAILED (counted like a wrong answer); late or ' +
             'already answered: 410 FLOW_EXPIRED; 401 APP_TOKEN_INVALID.',
           params: ActivationParams,
-          body: DeviceTokenSchema.extend({
-            decision: z.enum(['approve', 'deny']),
-            number: z.string().max(8),
-            proof: z.string().max(16),
-            signature: z.string().max(200),
-            assertion: WebAuthnJson.optional(),
-          }),
-          response: { 200: z.object({ state: z.enum(['approved', 'denied']) }), ...errors },
+          body: AnswerBody,
+          response: { 200: AnswerResultSchema, ...errors },
         },
       },
       async (request) => pushRequests.answer(request.params.id, request.body, webOrigin(request, services.config.publicUrl)),
@@ -253,7 +266,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           summary: 'The app has shown a message (a temporary password, K14): it is deleted',
           params: ActivationParams,
           body: DeviceTokenSchema,
-          response: { 200: z.object({ ok: z.literal(true) }), ...errors },
+          response: { 200: OkSchema(), ...errors },
         },
       },
       async (request) => {
@@ -270,10 +283,8 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           summary: "Where the phone's push service wakes the closed app (a Web Push subscription)",
           description:
             'The endpoint must be https on port 443 and belong to a known push service (SLS_PUSH_SERVICES); p256dh an uncompressed P-256 key (65 bytes), auth 16 bytes, base64url: 400 VALIDATION_ERROR otherwise.',
-          body: DeviceTokenSchema.extend({
-            subscription: z.object({ endpoint: z.string().max(2048), keys: z.object({ p256dh: Base64Url, auth: Base64Url }) }),
-          }),
-          response: { 200: z.object({ ok: z.literal(true) }), ...errors },
+          body: SubscribeBody,
+          response: { 200: OkSchema(), ...errors },
         },
       },
       async (request) => {
