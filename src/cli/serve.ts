@@ -68,6 +68,7 @@ export async function serve(config: Config, print: (line: string) => void): Prom
         .close()
         // services.close() stops the outbox worker first (it waits a moment for the deliveries under way)
         .then(() => services.close())
+        .catch((error: unknown) => app.log.error({ err: error }, 'stopping failed'))
         .finally(() => {
           clearTimeout(deadline);
           process.off('unhandledRejection', onRejection);
