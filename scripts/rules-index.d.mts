@@ -21,6 +21,10 @@ export interface IndexEntry {
 export declare function findTestFiles(root?: string): string[];
 export declare function rulesInTitle(title: string): string[];
 export declare function titlesOf(source: string): string[];
+/** The source scanner's parts, shared with test/architecture.test.ts. */
+export declare function skipTrivia(s: string, i: number): number;
+export declare function readString(s: string, i: number): { end: number; value: string };
+export declare function skipRegex(s: string, i: number): number;
 export declare function collectNamedRules(root?: string): Map<string, string[]>;
 export declare function parseSpec(text: string): SpecRule[];
 export declare function parseIndex(text: string): IndexEntry[];

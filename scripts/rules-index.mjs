@@ -119,7 +119,8 @@ function titleOfCall(s, k) {
   }
 }
 
-function skipTrivia(s, i) {
+/** A comment at i: the index after it (i itself when there is none). */
+export function skipTrivia(s, i) {
   if (s[i] === '/' && s[i + 1] === '/') {
     const end = s.indexOf('\n', i);
     return end < 0 ? s.length : end;
@@ -141,7 +142,7 @@ function skipSpace(s, i) {
 }
 
 /** A string or template literal at i: its end (after the closing quote) and its raw text. */
-function readString(s, i) {
+export function readString(s, i) {
   const quote = s[i];
   let j = i + 1;
   let value = '';
@@ -164,7 +165,8 @@ function readString(s, i) {
   return { end: j + 1, value };
 }
 
-function skipRegex(s, i) {
+/** A regular expression literal at i (its opening slash): the index after it. */
+export function skipRegex(s, i) {
   let j = i + 1;
   let inClass = false;
   while (j < s.length && s[j] !== '\n') {

@@ -17,6 +17,7 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { dirname, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { readString, skipRegex, skipTrivia } from '../scripts/rules-index.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = join(ROOT, 'src');
@@ -31,18 +32,13 @@ function importsOf(source: string): string[] {
   let i = 0;
   while (i < s.length) {
     const c = s[i]!;
-    if (c === '/' && s[i + 1] === '/') {
-      const end = s.indexOf('\n', i);
-      i = end < 0 ? s.length : end;
-      continue;
-    }
-    if (c === '/' && s[i + 1] === '*') {
-      const end = s.indexOf('*/', i + 2);
-      i = end < 0 ? s.length : end + 2;
+    const skipped = skipTrivia(s, i);
+    if (skipped !== i) {
+      i = skipped;
       continue;
     }
     if (c === '"' || c === "'") {
-      i = skipQuoted(s, i);
+      i = readString(s, i).end;
       prev = c;
       continue;
     }
@@ -83,13 +79,6 @@ function importsOf(source: string): string[] {
   return found;
 }
 
-function skipQuoted(s: string, i: number): number {
-  const quote = s[i];
-  let k = i + 1;
-  while (k < s.length && s[k] !== quote && s[k] !== '\n') k += s[k] === '\\' ? 2 : 1;
-  return k + 1;
-}
-
 /** A template literal at i, with `${…}` expressions (which may import, or hold templates of their own). */
 function skipTemplate(s: string, i: number, found: string[]): number {
   let k = i + 1;
@@ -104,7 +93,7 @@ function skipTemplate(s: string, i: number, found: string[]): number {
       k = start;
       while (k < s.length && depth > 0) {
         const c = s[k]!;
-        if (c === '"' || c === "'") k = skipQuoted(s, k);
+        if (c === '"' || c === "'") k = readString(s, k).end;
         else if (c === '`') k = skipTemplate(s, k, []);
         else {
           if (c === '{') depth++;
@@ -116,20 +105,6 @@ function skipTemplate(s: string, i: number, found: string[]): number {
     } else {
       k++;
     }
-  }
-  return k;
-}
-
-function skipRegex(s: string, i: number): number {
-  let k = i + 1;
-  let inClass = false;
-  while (k < s.length && s[k] !== '\n') {
-    const c = s[k];
-    if (c === '\\') k++;
-    else if (c === '[') inClass = true;
-    else if (c === ']') inClass = false;
-    else if (c === '/' && !inClass) return k + 1;
-    k++;
   }
   return k;
 }

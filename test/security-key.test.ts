@@ -108,6 +108,18 @@ describe.each(DATABASES)('security keys on %s', (database) => {
     expect(added?.data).toMatchObject({ deviceId: made.body.id, type: 'security_key', aaguid: key.aaguid, fmt: 'none' });
   });
 
+  it('L4/X7: the same registration sent five times at once registers one key (on each database)', async () => {
+    const { user, auth, card } = await signedIn();
+    await stepUp(h.app, auth, (challenge) => cardAnswer(card, challenge.question as string));
+    const key = new SoftwareAuthenticator();
+    const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, auth);
+    const body = { name: 'copy', state: started.body.state, credential: key.register(started.body.options as { challenge: string }, where) };
+    const answers = await Promise.all(Array.from({ length: 5 }, () => postJson(h.app, '/api/v1/security-keys', body, auth)));
+    expect(answers.filter((a) => a.status < 300)).toHaveLength(1);
+    for (const refused of answers.filter((a) => a.status >= 300)) expect(refused.body.error.code).toBe('SECURITY_KEY_ALREADY_REGISTERED');
+    expect(await h.services.securityKeys.list(user.id)).toHaveLength(1);
+  });
+
   it('X7: a registration answered with a wrong challenge, or by another session, is refused', async () => {
     const { auth, card } = await signedIn();
     await stepUp(h.app, auth, (challenge) => cardAnswer(card, challenge.question as string));

@@ -119,8 +119,9 @@ export class Devices {
     return this.toDevice(row);
   }
 
-  async listForUser(userId: string): Promise<Device[]> {
-    const rows = await this.store.db.selectFrom('devices').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
+  /** A user's devices; `db`: a transaction of the caller's that must see its own writes and hold its locks. */
+  async listForUser(userId: string, db: Executor = this.store.db): Promise<Device[]> {
+    const rows = await db.selectFrom('devices').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
     return rows.map((row) => this.toDevice(row));
   }
 

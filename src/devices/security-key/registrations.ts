@@ -11,7 +11,7 @@ import type { AuditLog } from '../../audit/audit-log.js';
 import type { Clock } from '../../clock.js';
 import type { SecretBox } from '../../crypto/secret-box.js';
 import { SlsError } from '../../errors.js';
-import type { Store } from '../../store/database.js';
+import type { Executor, Store } from '../../store/database.js';
 import type { Users } from '../../identity/users.js';
 import type { Notifier } from '../../notify/notifier.js';
 import type { Devices } from '../devices.js';
@@ -100,8 +100,8 @@ export class SecurityKeys {
   constructor(private readonly deps: SecurityKeysDeps) {}
 
   /** The user's keys (removed ones are not listed). */
-  async list(userId: string): Promise<Device[]> {
-    return (await this.deps.devices.listForUser(userId)).filter((d) => d.type === 'security_key' && d.state !== 'revoked');
+  async list(userId: string, db?: Executor): Promise<Device[]> {
+    return (await this.deps.devices.listForUser(userId, db)).filter((d) => d.type === 'security_key' && d.state !== 'revoked');
   }
 
   private async own(userId: string, keyId: string): Promise<Device> {
@@ -177,9 +177,6 @@ export class SecurityKeys {
       });
       throw new SlsError('SECURITY_KEY_MODEL_NOT_ALLOWED', { aaguid });
     }
-    const keys = await this.list(session.userId);
-    if (keys.some((k) => (k.params as unknown as SecurityKeyParams).credentialId === info.credential.id)) throw new SlsError('SECURITY_KEY_ALREADY_REGISTERED');
-    if (keys.length >= MAX_SECURITY_KEYS) throw new SlsError('SECURITY_KEY_LIMIT', { max: MAX_SECURITY_KEYS });
     const params: SecurityKeyParams = {
       credentialId: info.credential.id,
       transports: info.credential.transports ?? [],
@@ -193,7 +190,12 @@ export class SecurityKeys {
       counter: info.credential.counter,
       attestationObject: Buffer.from(info.attestationObject).toString('base64url'),
     };
+    // the same answer sent twice at once registers one key: the checks and the insert hold the audit log's lock together
     const id = await store.serialized('audit_log', async (trx) => {
+      const keys = await this.list(session.userId, trx);
+      if (keys.some((k) => (k.params as unknown as SecurityKeyParams).credentialId === info.credential.id))
+        throw new SlsError('SECURITY_KEY_ALREADY_REGISTERED');
+      if (keys.length >= MAX_SECURITY_KEYS) throw new SlsError('SECURITY_KEY_LIMIT', { max: MAX_SECURITY_KEYS });
       const deviceId = await devices.insert(trx, {
         userId: session.userId,
         type: 'security_key',
