@@ -74,6 +74,18 @@ export const ErrorSchema = z
   })
   .describe('Error');
 
+/** The error answers of a route that runs a flow: bad input, sessions, refusals, expiry, lock and limits. */
+export const FLOW_ERRORS = {
+  400: ErrorSchema,
+  401: ErrorSchema,
+  403: ErrorSchema,
+  404: ErrorSchema,
+  409: ErrorSchema,
+  410: ErrorSchema,
+  423: ErrorSchema,
+  429: ErrorSchema,
+};
+
 export function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const mapped = toSlsError(error);
   if (mapped.code === 'DATABASE_UNAVAILABLE') request.log.warn({ err: error }, 'database unavailable');

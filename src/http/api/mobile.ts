@@ -11,19 +11,8 @@ import { z } from 'zod';
 import type { Services } from '../../services.js';
 import { acceptSubscription } from '../../push/subscription.js';
 import type { WebOrigin } from '../../devices/mobile/webauthn.js';
-import { ErrorSchema } from '../errors.js';
+import { FLOW_ERRORS } from '../errors.js';
 import { requestMeta } from '../session-cookie.js';
-
-const errors = {
-  400: ErrorSchema,
-  401: ErrorSchema,
-  403: ErrorSchema,
-  404: ErrorSchema,
-  409: ErrorSchema,
-  410: ErrorSchema,
-  423: ErrorSchema,
-  429: ErrorSchema,
-};
 
 const Base64Url = z
   .string()
@@ -167,7 +156,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             '409 MOBILE_ALREADY_ACTIVE (activate when one is active: migrate instead), 409 MOBILE_NOT_ACTIVE (migrate or recover with none), ' +
             '403 RECOVERY_BLOCKED, 429 TOO_MANY_FLOWS.',
           body: StartActivationBody,
-          response: { 200: ActivationSchema, ...errors },
+          response: { 200: ActivationSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => mobileEnrolment.start({ ...request.body, ...requestMeta(request) }, webOrigin(request, services.config.publicUrl)),
@@ -182,7 +171,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           description: '`{"phoneId"}` of `phones`. 429 SMS_TOO_SOON (one token every 30 s), 429 SMS_RATE_LIMITED, 404 PHONE_NOT_FOUND.',
           params: ActivationParams,
           body: SendTokenBody,
-          response: { 200: ActivationSchema, ...errors },
+          response: { 200: ActivationSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => mobileEnrolment.sendToken(request.params.id, request.body, requestMeta(request), webOrigin(request, services.config.publicUrl)),
@@ -204,7 +193,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           body: CompleteActivationBody,
           response: {
             200: ActivatedSchema,
-            ...errors,
+            ...FLOW_ERRORS,
           },
         },
       },
@@ -226,7 +215,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           body: PollBody,
           response: {
             200: PollResultSchema,
-            ...errors,
+            ...FLOW_ERRORS,
           },
         },
       },
@@ -252,7 +241,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             'already answered: 410 FLOW_EXPIRED; 401 APP_TOKEN_INVALID.',
           params: ActivationParams,
           body: AnswerBody,
-          response: { 200: AnswerResultSchema, ...errors },
+          response: { 200: AnswerResultSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => pushRequests.answer(request.params.id, request.body, webOrigin(request, services.config.publicUrl)),
@@ -266,7 +255,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           summary: 'The app has shown a message (a temporary password, K14): it is deleted',
           params: ActivationParams,
           body: DeviceTokenSchema,
-          response: { 200: OkSchema(), ...errors },
+          response: { 200: OkSchema(), ...FLOW_ERRORS },
         },
       },
       async (request) => {
@@ -284,7 +273,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           description:
             'The endpoint must be https on port 443 and belong to a known push service (SLS_PUSH_SERVICES); p256dh an uncompressed P-256 key (65 bytes), auth 16 bytes, base64url: 400 VALIDATION_ERROR otherwise.',
           body: SubscribeBody,
-          response: { 200: OkSchema(), ...errors },
+          response: { 200: OkSchema(), ...FLOW_ERRORS },
         },
       },
       async (request) => {

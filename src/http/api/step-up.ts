@@ -8,21 +8,11 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../../services.js';
-import { ErrorSchema } from '../errors.js';
+import { FLOW_ERRORS } from '../errors.js';
 import { requestMeta } from '../session-cookie.js';
 import type { SessionGuard } from '../session-guard.js';
 import { answerText, ChallengeSchema, WaitQuery } from './schemas.js';
 
-const errors = {
-  400: ErrorSchema,
-  401: ErrorSchema,
-  403: ErrorSchema,
-  404: ErrorSchema,
-  409: ErrorSchema,
-  410: ErrorSchema,
-  423: ErrorSchema,
-  429: ErrorSchema,
-};
 const StepUpSchema = z
   .object({
     id: z.string(),
@@ -54,7 +44,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
             'Then the device offered first: 403 NO_ACTIVE_DEVICE when none may open the portal.',
           security,
           body: z.object({ password: z.string().min(1).max(1024) }),
-          response: { 200: StepUpSchema, ...errors },
+          response: { 200: StepUpSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => {
@@ -72,7 +62,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           security,
           params: StepUpParams,
           querystring: WaitQuery,
-          response: { 200: StepUpSchema, ...errors },
+          response: { 200: StepUpSchema, ...FLOW_ERRORS },
         },
       },
       async (request, reply) => {
@@ -93,7 +83,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           security,
           params: StepUpParams,
           body: z.object({ response: answerText(1) }),
-          response: { 200: StepUpSchema, ...errors },
+          response: { 200: StepUpSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => {
@@ -110,7 +100,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           summary: 'No notification on the phone: a challenge for the app instead (K4)',
           security,
           params: StepUpParams,
-          response: { 200: StepUpSchema, ...errors },
+          response: { 200: StepUpSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => {
@@ -127,7 +117,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           summary: 'Take the verification the phone approved (K11)',
           security,
           params: StepUpParams,
-          response: { 200: StepUpSchema, ...errors },
+          response: { 200: StepUpSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => {
