@@ -21,6 +21,7 @@ import { toE164 } from '../delivery/phone.js';
 import { outboxAudioPath } from '../delivery/speech.js';
 import { findingError } from '../audit/audit-log.js';
 import { parseAuditFilter } from '../audit/audit-query.js';
+import { registerEntityCommands } from './entity-commands.js';
 
 const t = translator(environmentLanguage());
 
@@ -126,29 +127,35 @@ export function buildProgram(): Command {
     .requiredOption('--username <u>', 'lower-case letters and digits')
     .requiredOption('--password <p>', 'at least 8 characters, not a common password')
     .option('--account <a>', 'account number to join or create')
+    .option('--entity <id>', 'the entity the user belongs to (A1, `sls entity create`); without --account, a new account of the entity')
     .option('--equity <usd>', 'account equity in USD (A6)', amountOption)
     .option('--email <e>', 'e-mail address for notifications')
     .option('--mobile <country:digits>', 'mobile number on record, confirmed by SMS at the first login (M2), e.g. FR:612345678', mobileOption)
     .addOption(dbOption())
-    .action(async (options: DbOption & { username: string; password: string; account?: string; equity?: number; email?: string; mobile?: MobileNumber }) => {
-      await withServices(options, async (s) => {
-        const created = await s.users.create(
-          {
-            username: options.username,
-            password: options.password,
-            ...(options.account !== undefined ? { accountNumber: options.account } : {}),
-            ...(options.equity !== undefined ? { equityUsd: options.equity } : {}),
-            ...(options.email !== undefined ? { email: options.email } : {}),
-          },
-          'cli',
-        );
-        print(t('cli.userCreated', { username: created.username, account: created.accountNumber }));
-        if (options.mobile) {
-          const phone = await s.phones.add(created.id, options.mobile, 'cli', null);
-          print(t('cli.mobileOnRecord', { number: phone.masked }));
-        }
-      });
-    });
+    .action(
+      async (
+        options: DbOption & { username: string; password: string; account?: string; entity?: string; equity?: number; email?: string; mobile?: MobileNumber },
+      ) => {
+        await withServices(options, async (s) => {
+          const created = await s.users.create(
+            {
+              username: options.username,
+              password: options.password,
+              ...(options.account !== undefined ? { accountNumber: options.account } : {}),
+              ...(options.entity !== undefined ? { entityId: options.entity } : {}),
+              ...(options.equity !== undefined ? { equityUsd: options.equity } : {}),
+              ...(options.email !== undefined ? { email: options.email } : {}),
+            },
+            'cli',
+          );
+          print(t('cli.userCreated', { username: created.username, account: created.accountNumber }));
+          if (options.mobile) {
+            const phone = await s.phones.add(created.id, options.mobile, 'cli', null);
+            print(t('cli.mobileOnRecord', { number: phone.masked }));
+          }
+        });
+      },
+    );
 
   user
     .command('show')
@@ -167,6 +174,7 @@ export function buildProgram(): Command {
           id: u.id,
           username: u.username,
           account: account.accountNumber,
+          entity: u.entityId,
           equityUsd: account.equityUsd,
           primaryUser: account.primaryUserId === u.id,
           canChangeSecurity: u.canChangeSecurity,
@@ -189,9 +197,8 @@ export function buildProgram(): Command {
       });
     });
 
-  program
-    .command('account')
-    .description('accounts (A6)')
+  const account = program.command('account').description('accounts of an entity (A1, A6)');
+  account
     .command('set-equity')
     .description('set the equity of an account in USD (decides DSC+ eligibility, C1)')
     .requiredOption('--account <a>', 'account number')
@@ -203,6 +210,8 @@ export function buildProgram(): Command {
         print(`${account.accountNumber} equity USD ${account.equityUsd}`);
       });
     });
+
+  registerEntityCommands({ program, user, account, withServices, print, printJson, dbOption, amountOption, t });
 
   program
     .command('staff')

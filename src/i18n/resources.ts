@@ -33,6 +33,9 @@ import operationsZhHant from './locales/operations/zh-Hant.json' with { type: 'j
 import securityKeyEn from './locales/security-key/en.json' with { type: 'json' };
 import securityKeyFr from './locales/security-key/fr.json' with { type: 'json' };
 import securityKeyZhHant from './locales/security-key/zh-Hant.json' with { type: 'json' };
+import accountsEn from './locales/accounts/en.json' with { type: 'json' };
+import accountsFr from './locales/accounts/fr.json' with { type: 'json' };
+import accountsZhHant from './locales/accounts/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -53,6 +56,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   operations: { en: operationsEn, fr: operationsFr, 'zh-Hant': operationsZhHant },
   /** FIDO2 security keys and passkeys: the login prompt, the settings page, errors, the clone notice. */
   'security-key': { en: securityKeyEn, fr: securityKeyFr, 'zh-Hant': securityKeyZhHant },
+  /** Entities, accounts and the primary user's rights: identification data, equity, the notice naming the primary user (A1, A2, A6). */
+  accounts: { en: accountsEn, fr: accountsFr, 'zh-Hant': accountsZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {
