@@ -216,6 +216,8 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
           devices: devices.map((device) => ({ ...device, actions: services.activation.actions(device) })),
           limits: withdrawalLimits(devices),
           eligible: (await services.dscPlusRequests.eligibility(user.id)).eligible,
+          // A2: a user without the right to change the security settings is told who has it
+          notPrimary: (await services.securityRights.mayChange(user.id)) ? null : { primaryUser: await services.securityRights.holder(user.accountId) },
           notices: ['reactivated', 'passwordChanged', 'reported', 'pinChanged'].filter((key) => query[key] === '1'),
         },
         { path: '/account' },
