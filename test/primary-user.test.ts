@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
-import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
 import { Agent, alertBox, csrfOf, form, textById, type Page } from './support/html.js';
 import { newMobile } from './support/phone.js';
