@@ -22,6 +22,7 @@ import { deviceKinds } from '../src/devices/registry.js';
 import type { CheckResult, DeviceContext, DeviceKind } from '../src/devices/types.js';
 import { DATABASES, PASSWORD, createUser, startHarness, wrongAnswer, type Harness } from './support/harness.js';
 import { answer, bearer, get, startLogin, type ApiResponse, type Json } from './support/api.js';
+import { smsUser } from './support/phone.js';
 import { BUILT_IN_DRIVERS, type Holder, type KindDriver } from './support/kind-drivers.js';
 
 const FAKE_TYPE = 'fake_token';
@@ -167,8 +168,25 @@ describe.each(DATABASES)('device-kind conformance on %s', (db) => {
       expect(session.status).toBe(200);
       expect(session.body.device).toMatchObject({ id: deviceId, type: FAKE_TYPE });
     }
-    const succeeded = (await h.services.audit.list({ userId: user.id, type: 'login.succeeded' })).map((e) => e.data.deviceId ?? e.data.device);
-    expect(succeeded).toHaveLength(2);
+    const succeeded = (await h.services.audit.list({ userId: user.id, type: 'login.succeeded' })).map((e) => [e.data.app, e.data.deviceId, e.data.deviceType]);
+    expect(succeeded.sort()).toEqual([
+      ['portal', deviceId, FAKE_TYPE],
+      ['trading', deviceId, FAKE_TYPE],
+    ]);
+  });
+
+  it("[ours] issue 12 conformance, W1, D2: the fake kind's withdrawal row and strength are read from the kind", async () => {
+    // an SMS user (strength 20) adds a fake token (30): it protects the user and sets the limits from its own row
+    const user = await smsUser(h);
+    const { key } = await addFakeToken(h, user.id);
+    const start = await startLogin(h.app, user.username);
+    expect(start.body.device.type).toBe(FAKE_TYPE);
+    const done = await answer(h.app, start.body.id, fakeTokenAnswer(key, start.body.challenge.question));
+    const session = bearer(done.body.session.token);
+    expect((await get(h.app, '/api/v1/withdrawal-limits', session)).body).toEqual({ device: FAKE_TYPE, ...fakeToken.withdrawalRow });
+    // a DSC+ (100) is stronger: it sets them
+    await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
+    expect((await get(h.app, '/api/v1/withdrawal-limits', session)).body).toEqual({ device: 'dscplus', perDayUsd: null, fiveBusinessDaysUsd: null });
   });
 
   describe.each(REGISTERED)('kind %s', (type) => {
