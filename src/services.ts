@@ -2,6 +2,7 @@
  * The composition root: every service of the server and the `sls` command,
  * built once from the configuration.
  */
+import type { DeviceKind, DeviceKinds } from './devices/types.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { SlsError } from './errors.js';
@@ -9,7 +10,7 @@ import { loadMasterKey } from './crypto/master-key.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { AuditLog, auditKeys } from './audit/audit-log.js';
 import { Devices } from './devices/devices.js';
-import { deviceKind } from './devices/registry.js';
+import { deviceKinds } from './devices/registry.js';
 import { softPinHash } from './devices/dscplus/dscplus.js';
 import { newTemporaryPasscode } from './devices/temp-passcode/temp-passcode.js';
 import { LoginFlows } from './flows/login.js';
@@ -88,6 +89,8 @@ export interface Services {
   vapidPublicKey: string | null;
   /** The operators' metrics (GET /metrics), this server's own registry. */
   metrics: Metrics;
+  /** The registered device kinds (D2 strength, W1 row, access windows, capabilities). */
+  deviceKind: DeviceKinds;
   close(): Promise<void>;
 }
 
@@ -136,6 +139,8 @@ export interface ServiceOptions {
   warn?: (message: string) => void;
   /** Told of each delivery attempt of the outbox worker (for the server's log). */
   logOutbox?: OutboxWorkerDeps['log'];
+  /** Device kinds of the deployment's own, registered beside the built-in ones (docs/architecture.md). */
+  deviceKinds?: readonly DeviceKind[];
 }
 
 /** Refuses to run with a master key other than the one the database was set up with. */
@@ -179,7 +184,12 @@ export async function createServices(config: Config, options: ServiceOptions = {
     await migrateToLatest(store);
     const box = new SecretBox(masterKey.key);
     await checkMasterKey(store, box);
-    const metrics = new Metrics({ outboxPending: () => outboxPending(store), pool: (): PoolStats => store.pool() });
+    const deviceKind = deviceKinds(options.deviceKinds);
+    const metrics = new Metrics({
+      outboxPending: () => outboxPending(store),
+      pool: (): PoolStats => store.pool(),
+      deviceTypes: deviceKind.all.map((kind) => kind.type),
+    });
     const audit = new AuditLog(store, clock, auditKeys(masterKey.key), metrics);
     // X1: the first start after migration 0009 signs the head it recorded (decision 0006)
     const anchored = await audit.anchor();
@@ -191,6 +201,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     // a key suspended as cloned is told to its user (notifier and users are ready by then)
     const devices = new Devices(store, clock, box, audit, {
       relyingParty,
+      deviceKind,
       onSuspected: (device, reason) => suspicionNotice({ users, notifier })(device, reason),
     });
     const lockout = new Lockout(store, clock, config.policy);
@@ -367,6 +378,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       withdrawals,
       vapidPublicKey: push.vapidPublicKey,
       metrics,
+      deviceKind,
       close: async () => {
         await outbox.stop();
         await throttle.close();

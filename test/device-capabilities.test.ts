@@ -4,8 +4,10 @@
  * device's state, never from a test of its type in a page (D4, C3, C5, C6).
  */
 import { describe, expect, it } from 'vitest';
-import { deviceKind } from '../src/devices/registry.js';
-import { DEVICE_STRENGTH, deviceActions, type DeviceType } from '../src/devices/types.js';
+import { deviceKinds } from '../src/devices/registry.js';
+import { deviceActions, type DeviceType } from '../src/devices/types.js';
+
+const deviceKind = deviceKinds();
 import type { DeviceState } from '../src/store/schema.js';
 
 const STATES: DeviceState[] = ['stock', 'requested', 'shipped', 'active', 'suspended', 'lost', 'returned', 'revoked'];
@@ -22,7 +24,7 @@ function offered(type: DeviceType): Record<string, string[]> {
 
 describe('device actions from capabilities (issue 12, D4, C3, C5, C6)', () => {
   it('D4/C3/C5/C6: the DSC+ is reactivated, its PIN changed and reported lost; cards, SMS and the authenticator are reactivated; temporary devices and security keys offer nothing', () => {
-    const table = Object.fromEntries((Object.keys(DEVICE_STRENGTH) as DeviceType[]).map((type) => [type, offered(type)]));
+    const table = Object.fromEntries(deviceKind.all.map((kind) => kind.type).map((type) => [type, offered(type)]));
     const reactivateOnly = { reactivate: ['shipped', 'suspended'], changePin: [], reportLost: [] };
     const nothing = { reactivate: [], changePin: [], reportLost: [] };
     expect(table).toEqual({

@@ -21,7 +21,6 @@ import {
 import { asAttacker } from './support/audit.js';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import { readFileSync } from 'node:fs';
-import { DEVICE_STRENGTH } from '../src/devices/types.js';
 
 describe.each(DATABASES)('repositories on %s', (dbName) => {
   let h: Harness;
@@ -109,10 +108,13 @@ describe.each(DATABASES)('repositories on %s', (dbName) => {
     });
 
     it('D2: devices rank DSC+ > SCC > SMS > temporary ones; with none used yet, the strongest is offered first', async () => {
-      expect(DEVICE_STRENGTH.dscplus).toBeGreaterThan(DEVICE_STRENGTH.scc);
-      expect(DEVICE_STRENGTH.scc).toBeGreaterThan(DEVICE_STRENGTH.sms);
-      expect(DEVICE_STRENGTH.sms).toBeGreaterThan(DEVICE_STRENGTH.online_card);
-      expect(DEVICE_STRENGTH.online_card).toBeGreaterThan(DEVICE_STRENGTH.temp_passcode);
+      const strength = (type: string) => h.services.deviceKind(type).strength;
+      expect(strength('dscplus')).toBeGreaterThan(strength('security_key'));
+      expect(strength('security_key')).toBeGreaterThan(strength('mobile'));
+      expect(strength('mobile')).toBeGreaterThan(strength('scc'));
+      expect(strength('scc')).toBeGreaterThan(strength('sms'));
+      expect(strength('sms')).toBeGreaterThan(strength('online_card'));
+      expect(strength('online_card')).toBeGreaterThan(strength('temp_passcode'));
       const user = await createUser(h.services);
       const codes = Array.from({ length: 100 }, (_, i) => String(i).padStart(3, '0'));
       const scc = await h.services.onlineCards.importSecurityCodeCard(user.id, `SCC-${randomBytes(3).toString('hex')}`, codes, 'test');

@@ -14,7 +14,8 @@ import type { DeviceState, DevicesTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
 import { DSCPLUS_SUITE, dscPlusSecret, type DscPlusSecret } from './dscplus/dscplus.js';
 import type { PskcKey } from './dscplus/pskc.js';
-import { DEVICE_STRENGTH, type Device, type DeviceContext, type DeviceType, type RelyingParty, type Suspicion } from './types.js';
+import type { DeviceKind, DeviceKinds } from './types.js';
+import type { Device, DeviceContext, DeviceType, RelyingParty, Suspicion } from './types.js';
 
 type DeviceRow = Selectable<DevicesTable>;
 
@@ -69,6 +70,8 @@ export interface AddDscPlusInput {
 }
 
 export interface DevicesOptions {
+  /** The registered kinds: their strength orders a user's devices (D2). */
+  deviceKind: DeviceKinds;
   /** Where the pages are, for WebAuthn devices (default http://localhost). */
   relyingParty?: RelyingParty;
   /** Tells a device's user that it was suspended as compromised (after the change is stored). */
@@ -84,7 +87,7 @@ export class Devices {
     private readonly clock: Clock,
     private readonly box: SecretBox,
     private readonly audit: AuditLog,
-    private readonly options: DevicesOptions = {},
+    private readonly options: DevicesOptions,
   ) {}
 
   private toDevice(row: DeviceRow): Device {
@@ -161,6 +164,16 @@ export class Devices {
     return this.listInState('dscplus', 'stock');
   }
 
+  /** The registered kind of a device type (its strength, whether it is temporary …). */
+  kind(type: string): DeviceKind {
+    return this.options.deviceKind(type);
+  }
+
+  /** The registered types whose kind has a property (temporary, receives messages …). */
+  typesWhere(has: (kind: DeviceKind) => boolean | undefined): DeviceType[] {
+    return this.options.deviceKind.all.filter((kind) => has(kind) === true).map((kind) => kind.type);
+  }
+
   /**
    * The user's active devices, the one to offer first at the front (L6): the
    * last used one, then the strongest.
@@ -170,7 +183,7 @@ export class Devices {
     return devices.sort((a, b) => {
       if (a.id === lastDeviceId) return -1;
       if (b.id === lastDeviceId) return 1;
-      return DEVICE_STRENGTH[b.type] - DEVICE_STRENGTH[a.type] || (b.lastUsedAt ?? 0) - (a.lastUsedAt ?? 0);
+      return this.options.deviceKind(b.type).strength - this.options.deviceKind(a.type).strength || (b.lastUsedAt ?? 0) - (a.lastUsedAt ?? 0);
     });
   }
 

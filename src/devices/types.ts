@@ -3,35 +3,30 @@
  * type lives in its own folder and implements a challenge and a check; the
  * login flow knows nothing of how a device works.
  */
-import type { DeviceState } from '../store/schema.js';
+import type { PolicyConfig } from '../config.js';
+import type { ErrorCode } from '../errors.js';
+import type { DeviceState, SessionScope } from '../store/schema.js';
 
 /** M7: codes sent by SMS or voice have 6 digits (the SMS device's, and the mobile authenticator's activation token). */
 export const SMS_CODE_DIGITS = 6;
 
-export type DeviceType = 'dscplus' | 'mobile' | 'scc' | 'sms' | 'online_card' | 'temp_passcode' | 'security_key';
+/** The device types this server ships (src/devices/registry.ts); a deployment may register more kinds. */
+export type BuiltInDeviceType = 'dscplus' | 'mobile' | 'scc' | 'sms' | 'online_card' | 'temp_passcode' | 'security_key';
 
-/**
- * D2: full ordering for sharing and limits, higher is stronger
- * (DSC+ > … > mobile authenticator > SCC > SMS). Temporary devices rank
- * below every permanent one. A FIDO2 security key or passkey ranks between
- * the DSC+ and the mobile authenticator (docs/decisions/0014-security-keys.md).
- */
-export const DEVICE_STRENGTH: Record<DeviceType, number> = {
-  dscplus: 100,
-  security_key: 80,
-  mobile: 60,
-  scc: 40,
-  sms: 20,
-  online_card: 2,
-  temp_passcode: 1,
-};
+/** A device type: the name of a registered kind. */
+export type DeviceType = string;
 
-/** Devices that stand in for a permanent one for a while (T, S2). */
-export const TEMPORARY_TYPES: readonly DeviceType[] = ['temp_passcode', 'online_card'];
-
-export function isTemporary(type: string): boolean {
-  return (TEMPORARY_TYPES as readonly string[]).includes(type);
+/** W1: what a user may withdraw while a device of a kind protects them (USD; null: unlimited). */
+export interface WithdrawalRow {
+  perDayUsd: number | null;
+  fiveBusinessDaysUsd: number | null;
 }
+
+/** What a login with a device may open (T3, S3): the session's scope, or why not. */
+export type AccessDecision = { allowed: true; scope: SessionScope; check: string } | { allowed: false; reason: ErrorCode; check: string };
+
+/** The policy figures a kind's access window reads (T3, S3). */
+export type AccessPolicy = Pick<PolicyConfig, 'temporaryPasscodeLifeMs' | 'temporaryPasscodeFullMs' | 'onlineCardLifeMs'>;
 
 export interface Device {
   id: string;
@@ -62,6 +57,11 @@ export type Prompt =
   | { type: 'push'; number: string }
   /** A FIDO2 security key or passkey: options for navigator.credentials.get (PublicKeyCredentialRequestOptionsJSON). */
   | { type: 'webauthn'; options: Record<string, unknown> };
+
+/** Whether a prompt is a code sent by SMS or voice (M4, M5), which may be sent again. */
+export function isCodePrompt(prompt: Prompt | null | undefined): prompt is SmsPrompt {
+  return prompt?.type === 'sms';
+}
 
 /** How the code of an SMS challenge went out (M4, M5, M7). */
 export interface SmsPrompt {
@@ -152,6 +152,41 @@ export function deviceActions(device: Pick<Device, 'state'>, kind: Pick<DeviceKi
 
 export interface DeviceKind {
   type: DeviceType;
+  /**
+   * D2: the kind's rank for sharing and for the withdrawal limits, higher is
+   * stronger (DSC+ 100 > security key 80 > mobile authenticator 60 > SCC 40 >
+   * SMS 20 > temporary kinds).
+   */
+  strength: number;
+  /**
+   * T, S2: the kind stands in for a permanent device for a while: it protects
+   * no withdrawals, and it ends when a permanent device is activated (D4).
+   */
+  temporary: boolean;
+  /** W1: the limits while this kind is the user's strongest permanent device; temporary kinds have none. */
+  withdrawalRow?: WithdrawalRow;
+  /**
+   * T3, S3: what a login with the device may open, by its age; without it an
+   * active device opens everything.
+   */
+  access?(device: Device, app: 'portal' | 'trading', now: number, policy: AccessPolicy): AccessDecision;
+  /**
+   * S2: a kind the user activates by itself once it is ready (the online
+   * card, after its print is confirmed): why it is not ready, or null; and
+   * how long it lasts from activation.
+   */
+  selfActivation?: { notReady(device: Device): ErrorCode | null; lifeMs(policy: AccessPolicy): number };
+  /** T3, S2: a session opened with it says the access is temporary and leads to the online security card. */
+  leadsToOnlineCard?: boolean;
+  /**
+   * M2: a requested device of this kind is offered at login and activated by
+   * its first accepted answer (a new applicant's SMS number, confirmed by the code).
+   */
+  confirmedAtLogin?: boolean;
+  /** A5: the app on the device receives messages from client services (a one-time password). */
+  receivesMessages?: boolean;
+  /** Translation keys of the steps shown with the kind's challenge at login and step-up (L2, K4). */
+  promptSteps?: string[];
   /** Translation keys of hints shown after a wrong answer (L5). */
   failureHints: string[];
   issueChallenge(ctx: DeviceContext): Promise<Challenge>;
@@ -178,7 +213,15 @@ export interface DeviceKind {
  * The registry of device kinds (src/devices/registry.ts): the composition
  * root passes it to the flows, which never import a kind themselves.
  */
-export type DeviceKinds = (type: string) => DeviceKind;
+export type DeviceKinds = ((type: string) => DeviceKind) & {
+  /** Every registered kind. */
+  readonly all: readonly DeviceKind[];
+};
+
+/** The types of the registered temporary kinds (T, S2). */
+export function temporaryTypes(kinds: DeviceKinds): DeviceType[] {
+  return kinds.all.filter((k) => k.temporary).map((k) => k.type);
+}
 
 /** A mobile number of a user (M1, M2, M6); src/devices/sms/phones.ts keeps them. */
 export interface Phone {

@@ -100,9 +100,11 @@ export class DeviceActivation {
 
   /** Whether the device can be activated now, and why not. */
   private assertActivatable(device: Device): void {
-    if (device.type === 'online_card') {
-      if (device.state !== 'requested') throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `online card is ${device.state}`);
-      if (typeof device.params.printConfirmedAt !== 'number') throw new SlsError('PRINT_NOT_CONFIRMED');
+    // a device the user activates by itself once it is ready (S2: the online card, printed)
+    const self = this.deps.deviceKind(device.type).selfActivation;
+    if (self) {
+      const notReady = self.notReady(device);
+      if (notReady) throw new SlsError(notReady, {}, `device is ${device.state}`);
       return;
     }
     // a permanent device temporarily unavailable (D4), or a replacement received (C6)
@@ -223,13 +225,13 @@ export class DeviceActivation {
   async complete(session: Session, flowId: string, response: string): Promise<Device> {
     const { audit, config, helpDesk, notifier } = this.deps;
     const device = await this.prove(session, flowId, 'activation', response, async (trx, proven, user, now) => {
-      const online = proven.type === 'online_card';
+      const kind = this.deps.deviceKind(proven.type);
       const activated = await trx
         .updateTable('devices')
         .set({
           state: 'active',
           state_changed_at: now,
-          ...(online ? { expires_at: now + config.policy.onlineCardLifeMs } : {}),
+          ...(kind.selfActivation ? { expires_at: now + kind.selfActivation.lifeMs(config.policy) } : {}),
           ...(proven.activatedAt === null ? { activated_at: now } : {}),
         })
         .where('id', '=', proven.id)
@@ -245,10 +247,11 @@ export class DeviceActivation {
       };
       await audit.append(trx, [entry]);
       // D4: a permanent device back in use ends the temporary ones, and their sessions; this session goes on with the device (L8)
-      if (!online) await helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'permanent device activated', trx, { id: session.id, device: proven });
+      if (!kind.temporary)
+        await helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'permanent device activated', trx, { id: session.id, device: proven });
       return true;
     });
-    if (device.type !== 'online_card') {
+    if (!this.deps.deviceKind(device.type).temporary) {
       const user = await this.deps.users.get(session.userId);
       await notifier.notify(user, 'deviceReactivated', { username: user.username });
     }
@@ -311,7 +314,9 @@ export class StepUp {
     const { user, attempt } = await this.deps.firstFactor.check({ username, password, ip: meta.ip, purpose: 'step_up' });
     try {
       const now = clock.now();
-      const device = (await devices.activeForUser(user.id, user.lastDeviceId)).find((d) => decideAccess(d, 'portal', now, config.policy).allowed);
+      const device = (await devices.activeForUser(user.id, user.lastDeviceId)).find(
+        (d) => decideAccess(d, this.deps.deviceKind(d.type), 'portal', now, config.policy).allowed,
+      );
       if (!device) throw new SlsError('NO_ACTIVE_DEVICE');
       const issued = await this.activation.issue(session, device.id, 'step_up', meta);
       await this.deps.audit.record({

@@ -26,7 +26,16 @@ import { SlsError, type ErrorCode } from '../errors.js';
 import { decideAccess } from '../policy/access.js';
 import { newId, newToken } from '../crypto/random.js';
 import { constantTimeEqual } from '../crypto/constant-time.js';
-import type { Challenge, Device, DeviceKinds, DeviceType, Prompt, SmsPrompt } from '../devices/types.js';
+import {
+  isCodePrompt,
+  type Challenge,
+  type Device,
+  type DeviceKind,
+  type DeviceKinds,
+  type DeviceType,
+  type Prompt,
+  type SmsPrompt,
+} from '../devices/types.js';
 import type { Language } from '../i18n/i18n.js';
 import { newSessionId, type App, type IssuedSession, type Sessions } from '../sessions/sessions.js';
 import type { Confirmation, SessionScope } from '../store/schema.js';
@@ -141,7 +150,7 @@ export class LoginFlows {
     const usable: Device[] = [];
     let refusal: ErrorCode | null = null;
     for (const device of await devices.activeForUser(userId, lastDeviceId)) {
-      const decision = decideAccess(device, app, now, policy);
+      const decision = decideAccess(device, this.deps.deviceKind(device.type), app, now, policy);
       if (decision.allowed) usable.push(device);
       else refusal ??= decision.reason;
     }
@@ -154,7 +163,7 @@ export class LoginFlows {
     if (row.device_id && !usable.some((d) => d.id === row.device_id)) {
       // a new applicant's SMS device, waiting for its first code (M2)
       const waiting = await this.deps.devices.get(row.device_id);
-      if (isWaitingSms(waiting)) return [waiting, ...usable];
+      if (isWaitingFirstAnswer(waiting, this.deps.deviceKind(waiting.type))) return [waiting, ...usable];
     }
     return usable;
   }
@@ -232,7 +241,7 @@ export class LoginFlows {
   private async sendCode(row: FlowRow, device: Device, challenge: Challenge, meta: RequestMeta): Promise<FlowRow> {
     const { smsCodes, store, audit, config } = this.deps;
     const previous = promptOf(row);
-    const prompt = await smsCodes.deliverChallenge(device, challenge, meta.language ?? config.defaultLanguage, previous?.type === 'sms' ? previous.sends : 0);
+    const prompt = await smsCodes.deliverChallenge(device, challenge, meta.language ?? config.defaultLanguage, isCodePrompt(previous) ? previous.sends : 0);
     await store.db
       .updateTable('login_flows')
       .set({ prompt: JSON.stringify(prompt) })
@@ -259,7 +268,7 @@ export class LoginFlows {
     const row = await this.row(flowId);
     if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
     const current = promptOf(row);
-    if (current?.type !== 'sms') throw new SlsError('FLOW_STATE', { reason: 'not_sms' });
+    if (!isCodePrompt(current)) throw new SlsError('FLOW_STATE', { reason: 'not_sms' });
     const now = clock.now();
     if (current.sends >= policy.smsSendsPerFlow) throw new SlsError('SMS_RATE_LIMITED', { reason: 'flow', retryAfter: new Date(row.expires_at).toISOString() });
     if (Date.parse(current.resendAfter) > now) throw new SlsError('SMS_TOO_SOON', { retryAfter: current.resendAfter });
@@ -480,8 +489,8 @@ export class LoginFlows {
       hints: kind.failureHints,
       check: async () => {
         // the device may have been replaced, or its window closed, since the challenge
-        const access = decideAccess(device, row.app, now, policy);
-        if ((device.state !== 'active' && !isWaitingSms(device)) || !access.allowed)
+        const access = decideAccess(device, kind, row.app, now, policy);
+        if ((device.state !== 'active' && !isWaitingFirstAnswer(device, kind)) || !access.allowed)
           throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
         scope = access.scope;
         const check = await kind.checkResponse(
@@ -494,7 +503,7 @@ export class LoginFlows {
       accept: async (trx) => {
         if (!(await completeFlow(trx, flowId, now, sessionId))) return null;
         // a new applicant's first code reached the number: it is verified and SMS is active (M2)
-        if (isWaitingSms(device)) await this.deps.phones.completeEnrolment(trx, device, meta.ip);
+        if (isWaitingFirstAnswer(device, kind)) await this.deps.phones.completeEnrolment(trx, device, meta.ip);
         return this.openSession(trx, row, device, { sessionId, scope, confirmedBy: null, meta });
       },
     });
@@ -503,7 +512,7 @@ export class LoginFlows {
   }
 }
 
-/** An SMS device of a new applicant, waiting for the first code to confirm the number (M2). */
-function isWaitingSms(device: Device): boolean {
-  return device.type === 'sms' && device.state === 'requested';
+/** A device of a new applicant, waiting for the first answer at login to confirm it (M2: the SMS number). */
+function isWaitingFirstAnswer(device: Device, kind: Pick<DeviceKind, 'confirmedAtLogin'>): boolean {
+  return kind.confirmedAtLogin === true && device.state === 'requested';
 }

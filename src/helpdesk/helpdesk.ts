@@ -21,7 +21,6 @@ import { SlsError } from '../errors.js';
 import { newId, randomUpperAlnum } from '../crypto/random.js';
 import type { AuditInput, AuditLog } from '../audit/audit-log.js';
 import type { Device, Phone } from '../devices/types.js';
-import { isTemporary, TEMPORARY_TYPES } from '../devices/types.js';
 import type { User, Users } from '../identity/users.js';
 import type { DeviceState, Role } from '../store/schema.js';
 import type { Store, Tx } from '../store/database.js';
@@ -269,7 +268,7 @@ export class HelpDesk {
       const entries: AuditInput[] = [];
       const changed: { id: string; to: DeviceState }[] = [];
       for (const device of current) {
-        const temporary = isTemporary(device.type);
+        const temporary = devices.kind(device.type).temporary;
         if (temporary && device.state !== 'active') continue;
         const to = temporary ? 'revoked' : deviceStatus;
         await trx.updateTable('devices').set({ state: to, state_changed_at: now }).where('id', '=', device.id).execute();
@@ -334,7 +333,11 @@ export class HelpDesk {
       .set({ state: 'revoked', state_changed_at: now })
       .where('user_id', '=', user.id)
       .where('state', '=', 'active')
-      .where('type', 'in', [...TEMPORARY_TYPES])
+      .where(
+        'type',
+        'in',
+        this.deps.devices.typesWhere((kind) => kind.temporary),
+      )
       .returning(['id', 'type'])
       .execute();
     await audit.append(
@@ -380,7 +383,11 @@ export class HelpDesk {
         .selectFrom('devices')
         .select('id')
         .where('user_id', '=', user.id)
-        .where('type', '=', 'mobile')
+        .where(
+          'type',
+          'in',
+          this.deps.devices.typesWhere((kind) => kind.receivesMessages),
+        )
         .where('state', '=', 'active')
         .executeTakeFirst();
       if (!phone) return null;

@@ -158,7 +158,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   app.addHook('onSend', async (request, reply) => {
     if (request.url.startsWith('/api/v1/') && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
-  const pages = new PageRenderer(config, services.box.digest('sls-csrf-tokens', 'csrf-hmac-key'));
+  const pages = new PageRenderer(config, services.box.digest('sls-csrf-tokens', 'csrf-hmac-key'), services.deviceKind);
   const guard = new SessionGuard({ sessions: services.sessions, audit: services.audit, clock: services.clock, policy: config.policy });
   registerErrorHandling(app, (request, reply) =>
     request.url.startsWith('/api/') ? sendError(request, reply, new SlsError('NOT_FOUND')) : pages.renderError(request, reply, new SlsError('NOT_FOUND')),

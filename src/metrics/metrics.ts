@@ -11,7 +11,6 @@ import type { AuditInput } from '../audit/audit-log.js';
 import type { DeliveryResult, Observer, SecondFactorAnswer } from './observer.js';
 
 const APPS = new Set(['portal', 'trading']);
-const DEVICE_TYPES = new Set(['dscplus', 'mobile', 'scc', 'sms', 'online_card', 'temp_passcode']);
 const FLOW_KINDS = new Set(['login', 'activation', 'pin_change', 'mobile_activation', 'step_up']);
 
 /** A label value from a known set, or `other` (a label never takes a value from a client). */
@@ -30,6 +29,8 @@ export interface MetricsSources {
   /** Notices waiting for the outbox worker, by status (a cheap count, on each scrape). */
   outboxPending(): Promise<{ pending: number; sending: number }>;
   pool(): PoolStats;
+  /** The registered device types: the only values of the device_type label. */
+  deviceTypes: readonly string[];
 }
 
 export class Metrics implements Observer {
@@ -43,7 +44,10 @@ export class Metrics implements Observer {
   private readonly longPolls: Gauge;
   private processMetrics = false;
 
+  private readonly deviceTypes: Set<string>;
+
   constructor(sources: MetricsSources) {
+    this.deviceTypes = new Set(sources.deviceTypes);
     const registers = [this.registry];
     this.loginsStarted = new Counter({
       name: 'sls_logins_started_total',
@@ -123,11 +127,11 @@ export class Metrics implements Observer {
   }
 
   loginStarted(app: string, deviceType: string): void {
-    this.loginsStarted.inc({ app: known(APPS, app), device_type: known(DEVICE_TYPES, deviceType) });
+    this.loginsStarted.inc({ app: known(APPS, app), device_type: known(this.deviceTypes, deviceType) });
   }
 
   secondFactorAnswered(answer: SecondFactorAnswer): void {
-    const deviceType = known(DEVICE_TYPES, answer.deviceType, 'unknown');
+    const deviceType = known(this.deviceTypes, answer.deviceType, 'unknown');
     this.answerSeconds.observe({ kind: known(FLOW_KINDS, answer.kind), device_type: deviceType, outcome: answer.outcome }, answer.seconds);
     if (answer.kind === 'login' && answer.outcome === 'wrong') {
       this.loginsFailed.inc({ app: known(APPS, answer.app), device_type: deviceType, stage: 'second_factor' });
@@ -139,7 +143,7 @@ export class Metrics implements Observer {
       const data = entry.data ?? {};
       switch (entry.event) {
         case 'login.succeeded':
-          this.loginsSucceeded.inc({ app: known(APPS, data.app), device_type: known(DEVICE_TYPES, data.deviceType) });
+          this.loginsSucceeded.inc({ app: known(APPS, data.app), device_type: known(this.deviceTypes, data.deviceType) });
           break;
         case 'login.password_failed':
           // the first factor of other flows (step-up, activation) is no login

@@ -18,7 +18,7 @@ import { createHmac } from 'node:crypto';
 import { constantTimeEqual } from '../../crypto/constant-time.js';
 import { newToken, randomDigits } from '../../crypto/random.js';
 import { SlsError } from '../../errors.js';
-import type { Challenge, CheckResult, DeviceContext, DeviceKind, DeviceType, DeviceCapabilities } from '../types.js';
+import type { Challenge, CheckResult, DeviceContext, DeviceKind } from '../types.js';
 
 /** S4: at least 100 codes a card. */
 export const CARD_CODES = 120;
@@ -71,10 +71,9 @@ export function expectedAnswer(secret: CodeCardSecret, indexes: [number, number]
   return secret.codes[indexes[0] - 1]! + secret.codes[indexes[1] - 1]!;
 }
 
-function codeCardKind(type: DeviceType, capabilities: DeviceCapabilities): DeviceKind {
+function codeCardKind(kind: Pick<DeviceKind, 'type' | 'strength' | 'temporary' | 'capabilities' | 'withdrawalRow' | 'access' | 'selfActivation'>): DeviceKind {
   return {
-    type,
-    capabilities,
+    ...kind,
     failureHints: ['hints.noSpaces'],
 
     async issueChallenge(ctx: DeviceContext): Promise<Challenge> {
@@ -96,6 +95,29 @@ function codeCardKind(type: DeviceType, capabilities: DeviceCapabilities): Devic
 }
 
 /** S1: the legacy printed Security Code Card. */
-export const securityCodeCard = codeCardKind('scc', { reactivate: true });
+export const securityCodeCard = codeCardKind({
+  type: 'scc',
+  strength: 40,
+  temporary: false,
+  withdrawalRow: { perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 },
+  capabilities: { reactivate: true },
+});
 /** S2: the temporary Online Security Code Card. */
-export const onlineCard = codeCardKind('online_card', {});
+export const onlineCard = codeCardKind({
+  type: 'online_card',
+  strength: 2,
+  temporary: true,
+  capabilities: {},
+  // S3: full access for 21 days from activation
+  access(device, _app, now, policy) {
+    const age = now - (device.activatedAt ?? now);
+    if (age >= policy.onlineCardLifeMs) return { allowed: false, reason: 'ONLINE_CARD_EXPIRED', check: 'online-card-window' };
+    return { allowed: true, scope: 'full', check: 'online-card-window' };
+  },
+  // S2: the user activates it once the print is confirmed; it lasts 21 days
+  selfActivation: {
+    notReady: (device) =>
+      device.state !== 'requested' ? 'DEVICE_NOT_AVAILABLE' : typeof device.params.printConfirmedAt !== 'number' ? 'PRINT_NOT_CONFIRMED' : null,
+    lifeMs: (policy) => policy.onlineCardLifeMs,
+  },
+});

@@ -37,7 +37,17 @@ const ocra = ocraChallengeResponse(DSCPLUS_SUITE);
 
 export const dscPlus: DeviceKind = {
   type: 'dscplus',
+  strength: 100,
+  temporary: false,
+  // W1: no limit
+  withdrawalRow: { perDayUsd: null, fiveBusinessDaysUsd: null },
   capabilities: { reactivate: true, changePin: true, reportLost: true },
+  promptSteps: [
+    'web.challenge.dscplusSteps.press',
+    'web.challenge.dscplusSteps.pin',
+    'web.challenge.dscplusSteps.challenge',
+    'web.challenge.dscplusSteps.response',
+  ],
   failureHints: ['hints.noSpaces'],
   issueChallenge: ocra.issueChallenge,
   checkResponse: ocra.checkResponse,

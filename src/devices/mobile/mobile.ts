@@ -43,7 +43,12 @@ const ocra = ocraChallengeResponse(MOBILE_SUITE);
 
 export const mobileDevice: DeviceKind = {
   type: 'mobile',
+  strength: 60,
+  temporary: false,
+  withdrawalRow: { perDayUsd: 1_000_000, fiveBusinessDaysUsd: 1_000_000 },
+  receivesMessages: true,
   capabilities: { reactivate: true },
+  promptSteps: ['web.challenge.mobileSteps.open', 'web.challenge.mobileSteps.challenge', 'web.challenge.mobileSteps.response'],
   failureHints: ['hints.noSpaces', 'hints.mobilePin'],
   issueChallenge: ocra.issueChallenge,
   checkResponse: ocra.checkResponse,

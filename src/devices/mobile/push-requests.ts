@@ -384,7 +384,7 @@ export class PushRequests {
     if (row.state === 'second_factor' && row.expires_at > now) throw new SlsError('FLOW_STATE', { reason: 'not_approved' });
     if (row.state !== 'approved' || row.expires_at <= now) throw new SlsError('FLOW_EXPIRED');
     const device = await devices.get(row.device_id!);
-    const access = decideAccess(device, app, now, config.policy);
+    const access = decideAccess(device, this.deps.deviceKind(device.type), app, now, config.policy);
     if (device.state !== 'active' || !access.allowed) throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
     return { device, scope: access.scope };
   }

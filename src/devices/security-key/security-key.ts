@@ -67,6 +67,10 @@ export const securityKey: DeviceKind = {
   // a key suspended as cloned must not bring itself back: the user registers a new one
   // a key suspended as cloned would prove itself: it is removed and registered again instead
   capabilities: {},
+  // docs/decisions/0014-security-keys.md: between the DSC+ and the mobile authenticator, with the authenticator's W1 row
+  strength: 80,
+  temporary: false,
+  withdrawalRow: { perDayUsd: 1_000_000, fiveBusinessDaysUsd: 1_000_000 },
 
   async issueChallenge(ctx: DeviceContext): Promise<Challenge> {
     const params = paramsOf(ctx);

@@ -25,7 +25,7 @@ import type { Executor, Store, Tx } from '../../store/database.js';
 import type { PhonesTable } from '../../store/schema.js';
 import type { Selectable } from 'kysely';
 import type { Devices } from '../devices.js';
-import { isTemporary, type Device, type Phone } from '../types.js';
+import type { Device, Phone } from '../types.js';
 import type { SmsCodes } from './codes.js';
 import { newSmsCode, type SmsDeviceParams } from './sms.js';
 
@@ -223,7 +223,7 @@ export class Phones {
     const { store, devices, audit } = this.deps;
     const row = await this.row(userId, phoneId);
     const backed = await this.smsDevicesOf(userId, phoneId);
-    const others = (await devices.activeForUser(userId, null)).filter((d) => !backed.some((b) => b.id === d.id) && !isTemporary(d.type));
+    const others = (await devices.activeForUser(userId, null)).filter((d) => !backed.some((b) => b.id === d.id) && !devices.kind(d.type).temporary);
     if (backed.some((d) => d.state === 'active') && others.length === 0) throw new SlsError('PHONE_IN_USE');
     for (const device of backed) await devices.setState(device.id, 'revoked', actor, 'number removed');
     await store.serialized('audit_log', async (trx) => {
@@ -322,7 +322,7 @@ export class Phones {
 
   private async hasPermanentDevice(db: Executor, userId: string): Promise<boolean> {
     const active = await db.selectFrom('devices').select('type').where('user_id', '=', userId).where('state', '=', 'active').execute();
-    return active.some((d) => !isTemporary(d.type));
+    return active.some((d) => !this.deps.devices.kind(d.type).temporary);
   }
 
   private async insertSmsDevice(trx: Tx, userId: string, phone: PhoneRow, state: 'active' | 'requested'): Promise<string> {

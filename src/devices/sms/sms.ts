@@ -42,6 +42,10 @@ export function smsChallenge(ctx: DeviceContext, channel: 'sms' | 'voice'): Chal
 
 export const smsDevice: DeviceKind = {
   type: 'sms',
+  strength: 20,
+  confirmedAtLogin: true,
+  temporary: false,
+  withdrawalRow: { perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 },
   capabilities: { reactivate: true },
   failureHints: ['hints.noSpaces'],
 

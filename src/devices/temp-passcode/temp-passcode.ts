@@ -22,7 +22,19 @@ export function newTemporaryPasscode(): string {
 
 export const temporaryPasscode: DeviceKind = {
   type: 'temp_passcode',
+  strength: 1,
+  temporary: true,
+  leadsToOnlineCard: true,
   failureHints: ['hints.passcodeUpperCase'],
+  // T3: full access to portal and trading for 2 days; then, until day 12, the portal only, for the online security card pages
+  access(device, app, now, policy) {
+    const age = now - (device.activatedAt ?? device.createdAt);
+    const check = 'temporary-passcode-window';
+    if (age >= policy.temporaryPasscodeLifeMs) return { allowed: false, reason: 'TEMP_PASSCODE_EXPIRED', check };
+    if (age < policy.temporaryPasscodeFullMs) return { allowed: true, scope: 'full', check };
+    if (app === 'trading') return { allowed: false, reason: 'TEMP_PASSCODE_PORTAL_ONLY', check };
+    return { allowed: true, scope: 'online_card_only', check };
+  },
 
   async issueChallenge(): Promise<Challenge> {
     return { prompt: { type: 'passcode' }, verifier: {} };

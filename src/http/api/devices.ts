@@ -96,7 +96,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
       },
       async (request) => {
         const { session } = await guard.require(request, 'portal');
-        return withdrawalLimits(await services.devices.listForUser(session.userId));
+        return withdrawalLimits(await services.devices.listForUser(session.userId), services.deviceKind);
       },
     );
 

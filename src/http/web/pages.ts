@@ -214,7 +214,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
           portal: true,
           // the actions each device offers come from its kind's capabilities, never from its type (issue 12)
           devices: devices.map((device) => ({ ...device, actions: services.activation.actions(device) })),
-          limits: withdrawalLimits(devices),
+          limits: withdrawalLimits(devices, services.deviceKind),
           eligible: (await services.dscPlusRequests.eligibility(user.id)).eligible,
           notices: ['reactivated', 'passwordChanged', 'reported', 'pinChanged'].filter((key) => query[key] === '1'),
         },

@@ -3,6 +3,7 @@
  * request's language, the CSRF token of the forms, and the address of the
  * page for the language links.
  */
+import type { DeviceKinds, Prompt } from '../../devices/types.js';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -73,6 +74,24 @@ function formatTime(language: Language, ms: number): string {
   }).format(new Date(ms))} UTC`;
 }
 
+/** How the pages ask for the typed answer to a prompt (views/answer-form.eta): translation keys of its label and help. */
+interface AnswerField {
+  label: string;
+  help: string;
+  /** Letters, typed in capitals (a temporary passcode), rather than digits. */
+  upperCase: boolean;
+}
+
+/** Each prompt's typed answer; null where the answer is not typed (approved on the phone, signed by the browser's key). */
+const ANSWER_FIELDS: Record<Prompt['type'], AnswerField | null> = {
+  ocra: { label: 'web.challenge.response', help: 'web.challenge.responseHelp', upperCase: false },
+  passcode: { label: 'web.challenge.passcode', help: 'web.challenge.passcodeHelp', upperCase: true },
+  index: { label: 'cards.activate.values', help: 'cards.activate.valuesHelp', upperCase: false },
+  sms: { label: 'web.challenge.sms.label', help: 'web.challenge.sms.help', upperCase: false },
+  push: null,
+  webauthn: null,
+};
+
 export class PageRenderer {
   private readonly eta = new Eta({ views: VIEWS, cache: true, autoEscape: true });
 
@@ -83,6 +102,8 @@ export class PageRenderer {
   constructor(
     readonly config: Config,
     readonly csrfKey: string,
+    /** The registered device kinds: pages read their flags (the steps of a challenge …), never a type. */
+    readonly deviceKind: DeviceKinds,
   ) {}
 
   /** The error of a page, translated, with its hints (L5). */
@@ -107,6 +128,8 @@ export class PageRenderer {
       // the forms' token; pages outside the web plugin (a 404) have no forms
       csrf: typeof reply.generateCsrf === 'function' ? reply.generateCsrf({ userInfo: csrfUserInfo(request) }) : '',
       time: (ms: number) => formatTime(request.language, ms),
+      kind: (type: string) => this.deviceKind(type),
+      answerField: (prompt: Prompt) => ANSWER_FIELDS[prompt.type],
       money: (amount: number) => new Intl.NumberFormat(request.language === 'zh-Hant' ? 'zh-TW' : request.language).format(amount),
     });
     return reply

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Device, DeviceType } from '../devices/types.js';
-import type { DeviceState } from '../store/schema.js';
-import { withdrawalLimits } from './withdrawal-limits.js';
+import type { Device, DeviceType } from '../src/devices/types.js';
+import type { DeviceState } from '../src/store/schema.js';
+import { deviceKinds } from '../src/devices/registry.js';
+import { withdrawalLimits as limitsWith } from '../src/policy/withdrawal-limits.js';
+
+const kinds = deviceKinds();
+const withdrawalLimits = (devices: Device[]) => limitsWith(devices, kinds);
 
 function device(type: DeviceType, state: DeviceState = 'active'): Device {
   return {
