@@ -343,6 +343,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       clock,
       audit,
       devices,
+      deviceKind,
       fx,
       calendar: new BusinessCalendar(config.businessDays.holidays, config.businessDays.timeZone),
     });

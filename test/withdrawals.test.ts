@@ -275,6 +275,7 @@ describe.each(DATABASES)('withdrawal limits and entitlements on %s', (database) 
       clock: h.clock,
       audit: h.services.audit,
       devices: h.services.devices,
+      deviceKind: h.services.deviceKind,
       fx: h.services.fx,
       calendar: new BusinessCalendar([], 'UTC'),
     };

@@ -20,7 +20,7 @@
 import type { AuditInput, AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { newId } from '../crypto/random.js';
-import type { Device, DeviceType } from '../devices/types.js';
+import type { Device, DeviceKinds, DeviceType } from '../devices/types.js';
 import { SlsError } from '../errors.js';
 import { type Entitlements, entitlementsOf } from '../policy/entitlements.js';
 import { type WithdrawalLimits, withdrawalLimits } from '../policy/withdrawal-limits.js';
@@ -49,6 +49,8 @@ export interface WithdrawalsDeps {
   clock: Clock;
   audit: AuditLog;
   devices: { listForUser(userId: string, db?: Executor): Promise<Device[]> };
+  /** The registered kinds: each carries its strength (D2) and its W1 row. */
+  deviceKind: DeviceKinds;
   fx: FxRates;
   calendar: BusinessCalendar;
   hooks?: ProtectionHooks;
@@ -136,9 +138,9 @@ export class Withdrawals {
 
   /** W1 for one user: the None row when opted out; the shared device when sharing; else their strongest active permanent device. */
   private async limitsOfUser(userId: string, db: Executor): Promise<WithdrawalLimits> {
-    if (await this.hooks.optedOut(userId, db)) return withdrawalLimits([]);
+    if (await this.hooks.optedOut(userId, db)) return withdrawalLimits([], this.deps.deviceKind);
     const shared = await this.hooks.sharedDeviceOf(userId, db);
-    return withdrawalLimits(shared ? [shared] : await this.deps.devices.listForUser(userId, db));
+    return withdrawalLimits(shared ? [shared] : await this.deps.devices.listForUser(userId, db), this.deps.deviceKind);
   }
 
   /** The user whose device sets the account's limit (the named one, or the least protected), and the row. */
@@ -153,7 +155,7 @@ export class Withdrawals {
     if (username !== undefined) query = query.where('username', '=', username);
     const users = await query.execute();
     if (username !== undefined && users.length === 0) throw new SlsError('USER_NOT_FOUND', { username });
-    let weakest: Protection = { username: null, limits: withdrawalLimits([]) };
+    let weakest: Protection = { username: null, limits: withdrawalLimits([], this.deps.deviceKind) };
     for (const [i, user] of users.entries()) {
       const limits = await this.limitsOfUser(user.id, db);
       const [day, five] = weakness(limits);
