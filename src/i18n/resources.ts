@@ -33,6 +33,9 @@ import operationsZhHant from './locales/operations/zh-Hant.json' with { type: 'j
 import securityKeyEn from './locales/security-key/en.json' with { type: 'json' };
 import securityKeyFr from './locales/security-key/fr.json' with { type: 'json' };
 import securityKeyZhHant from './locales/security-key/zh-Hant.json' with { type: 'json' };
+import entitlementsEn from './locales/entitlements/en.json' with { type: 'json' };
+import entitlementsFr from './locales/entitlements/fr.json' with { type: 'json' };
+import entitlementsZhHant from './locales/entitlements/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -53,6 +56,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   operations: { en: operationsEn, fr: operationsFr, 'zh-Hant': operationsZhHant },
   /** FIDO2 security keys and passkeys: the login prompt, the settings page, errors, the clone notice. */
   'security-key': { en: securityKeyEn, fr: securityKeyFr, 'zh-Hant': securityKeyZhHant },
+  /** Withdrawal limits and entitlements for integrators: API keys, exchange rates, withdrawals (W1-W3, I3). */
+  entitlements: { en: entitlementsEn, fr: entitlementsFr, 'zh-Hant': entitlementsZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {
