@@ -33,6 +33,9 @@ import operationsZhHant from './locales/operations/zh-Hant.json' with { type: 'j
 import securityKeyEn from './locales/security-key/en.json' with { type: 'json' };
 import securityKeyFr from './locales/security-key/fr.json' with { type: 'json' };
 import securityKeyZhHant from './locales/security-key/zh-Hant.json' with { type: 'json' };
+import legacyDevicesEn from './locales/legacy-devices/en.json' with { type: 'json' };
+import legacyDevicesFr from './locales/legacy-devices/fr.json' with { type: 'json' };
+import legacyDevicesZhHant from './locales/legacy-devices/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -53,6 +56,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   operations: { en: operationsEn, fr: operationsFr, 'zh-Hant': operationsZhHant },
   /** FIDO2 security keys and passkeys: the login prompt, the settings page, errors, the clone notice. */
   'security-key': { en: securityKeyEn, fr: securityKeyFr, 'zh-Hant': securityKeyZhHant },
+  /** The legacy devices (D1): the DSC without PIN and the Platinum / Gold tokens, their prompts, their assignment. */
+  'legacy-devices': { en: legacyDevicesEn, fr: legacyDevicesFr, 'zh-Hant': legacyDevicesZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {
