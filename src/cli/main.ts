@@ -440,7 +440,8 @@ export function buildProgram(): Command {
         throw new SlsError('VALIDATION_ERROR', { reason: 'give --user U or --stock' });
       }
       await withServices(options, async (s) => {
-        const devices = options.user !== undefined ? await s.devices.listForUser((await s.users.getByUsername(options.user)).id) : await s.devices.listAllStock();
+        const devices =
+          options.user !== undefined ? await s.devices.listForUser((await s.users.getByUsername(options.user)).id) : await s.devices.listAllStock();
         const rows = devices.map((d) => ({
           id: d.id,
           type: d.type,
@@ -484,7 +485,6 @@ export function buildProgram(): Command {
           ...(options.timeWindow !== undefined ? { timeWindow: options.timeWindow } : {}),
         });
         print(t('cli.imported', { count: imported.length, batch }));
-        for (const d of imported) print(`  ${d.serial}  ${d.type}`);
       });
     });
 

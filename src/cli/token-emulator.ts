@@ -30,7 +30,9 @@ export function readTokenFile(path: string): TokenFile {
 export function tokenKey(file: TokenFile, name?: string): TokenKey {
   if (name === undefined) {
     if (file.keys.length > 1) {
-      throw new SlsError('VALIDATION_ERROR', { reason: `the token holds ${file.keys.length} keys: give --key with one of ${file.keys.map((k) => k.keyId).join(', ')}` });
+      throw new SlsError('VALIDATION_ERROR', {
+        reason: `the token holds ${file.keys.length} keys: give --key with one of ${file.keys.map((k) => k.keyId).join(', ')}`,
+      });
     }
     return file.keys[0]!;
   }
