@@ -9,6 +9,8 @@ import { deviceActions, type DeviceType } from '../src/devices/types.js';
 
 const deviceKind = deviceKinds();
 import type { DeviceState } from '../src/store/schema.js';
+import { allowedMove, DEVICE_TRANSITIONS, TEMPORARY_TRANSITIONS } from '../src/devices/transitions.js';
+import { createUserWithCard, startHarness } from './support/harness.js';
 
 const STATES: DeviceState[] = ['stock', 'requested', 'shipped', 'active', 'suspended', 'lost', 'returned', 'revoked'];
 
@@ -41,5 +43,34 @@ describe('device actions from capabilities (issue 12, D4, C3, C5, C6)', () => {
       online_card: nothing,
       temp_passcode: nothing,
     });
+  });
+});
+
+describe('D3: one owner of device state, a table of moves per kind (issue 12)', () => {
+  it('D3: a revoked device never comes back, a returned one neither; a temporary device is only ever revoked', () => {
+    expect(allowedMove(DEVICE_TRANSITIONS, 'revoked', 'active')).toBe(false);
+    expect(allowedMove(DEVICE_TRANSITIONS, 'returned', 'active')).toBe(false);
+    expect(allowedMove(DEVICE_TRANSITIONS, 'suspended', 'active')).toBe(true);
+    expect(allowedMove(DEVICE_TRANSITIONS, 'lost', 'active')).toBe(false);
+    expect(allowedMove(TEMPORARY_TRANSITIONS, 'active', 'suspended')).toBe(false);
+    expect(allowedMove(TEMPORARY_TRANSITIONS, 'active', 'revoked')).toBe(true);
+  });
+
+  it('D3: Devices.transition refuses a move the kind does not allow (DEVICE_STATE), leaves a device changed meanwhile alone, and audits each move', async () => {
+    const h = await startHarness('sqlite');
+    try {
+      const { user } = await createUserWithCard(h.services);
+      const [card] = await h.services.devices.listForUser(user.id);
+      await h.services.devices.setState(card!.id, 'revoked', 'test', 'test');
+      await expect(h.services.devices.setState(card!.id, 'active', 'test')).rejects.toMatchObject({ code: 'DEVICE_STATE' });
+      // a stale read (the card was active when read) changes nothing
+      const moved = await h.services.store.db.transaction().execute((trx) => h.services.devices.transition(trx, card!, 'suspended', { actor: 'test' }));
+      expect(moved).toBe(false);
+      expect((await h.services.devices.get(card!.id)).state).toBe('revoked');
+      const changes = (await h.services.audit.list({ username: user.username, limit: 100 })).filter((e) => e.event === 'device.state_changed');
+      expect(changes.map((e) => [e.data.from, e.data.to])).toEqual([['active', 'revoked']]);
+    } finally {
+      await h.close();
+    }
   });
 });

@@ -8,10 +8,11 @@ import type { Clock } from '../clock.js';
 import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
 import type { SecretBox } from '../crypto/secret-box.js';
-import type { AuditLog } from '../audit/audit-log.js';
+import type { AuditEvent, AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store, Tx } from '../store/database.js';
 import type { DeviceState, DevicesTable } from '../store/schema.js';
-import type { Selectable } from 'kysely';
+import type { Selectable, Updateable } from 'kysely';
+import { allowedMove, DEVICE_TRANSITIONS, TEMPORARY_TRANSITIONS } from './transitions.js';
 import { DSCPLUS_SUITE, dscPlusSecret, type DscPlusSecret } from './dscplus/dscplus.js';
 import type { DeviceKind, DeviceKinds, ImportedKey, ImportSettings, StockItem } from './types.js';
 import type { Device, DeviceContext, DeviceType, RelyingParty, Suspicion } from './types.js';
@@ -55,6 +56,23 @@ function deviceFromRow(row: DeviceRow): Device {
     lastUsedAt: row.last_used_at,
     expiresAt: row.expires_at,
   };
+}
+
+/** What `Devices.transition` needs to know of a device: the state it was read in. */
+export type DeviceInState = Pick<Device, 'id' | 'type' | 'state' | 'userId' | 'activatedAt'>;
+
+/** A move of a device's state: who, why, the audit event, and the other columns written with it. */
+export interface StateChange {
+  actor: string;
+  reason?: string | null;
+  /** The audit event when the move has its own name (device.activated, device.shipped …); default device.state_changed. */
+  event?: AuditEvent;
+  /** More of the audit entry's data (a serial, a date …). */
+  data?: Record<string, unknown>;
+  username?: string | null;
+  ip?: string | null;
+  /** Columns written with the state (a serial, the sealed secret, an expiry …). */
+  set?: Partial<Pick<Updateable<DevicesTable>, 'serial' | 'label' | 'secret_enc' | 'params' | 'expires_at' | 'user_id'>>;
 }
 
 /** A device row to insert: its secret is sealed to it (D5). */
@@ -225,29 +243,10 @@ export class Devices {
    * change, and its user is told.
    */
   async suspect(deviceId: string, reason: Suspicion, data: Record<string, unknown>): Promise<void> {
-    const now = this.clock.now();
     const suspended = await this.store.serialized('audit_log', async (trx) => {
       const device = await this.get(deviceId, trx);
-      const updated = await trx
-        .updateTable('devices')
-        .set({ state: 'suspended', state_changed_at: now })
-        .where('id', '=', deviceId)
-        .where('state', '=', 'active')
-        .executeTakeFirst();
-      const changed = Number(updated.numUpdatedRows) === 1;
-      await this.audit.append(trx, [
-        { event: `device.${reason}`, actor: 'system', userId: device.userId, data: { deviceId, type: device.type, ...data } },
-        ...(changed
-          ? [
-              {
-                event: 'device.state_changed' as const,
-                actor: 'system',
-                userId: device.userId,
-                data: { deviceId, type: device.type, from: device.state, to: 'suspended', reason },
-              },
-            ]
-          : []),
-      ]);
+      await this.audit.append(trx, [{ event: `device.${reason}`, actor: 'system', userId: device.userId, data: { deviceId, type: device.type, ...data } }]);
+      const changed = device.state === 'active' && (await this.transition(trx, device, 'suspended', { actor: 'system', reason }));
       return changed ? device : null;
     });
     if (suspended) await this.options.onSuspected?.(suspended, reason);
@@ -294,15 +293,7 @@ export class Devices {
   /** S4: a card whose last answer was just accepted stops working (D3: revoked), audited, in the caller's transaction. */
   async markUsedUp(trx: Tx, deviceId: string, actor: string): Promise<void> {
     const device = await this.get(deviceId, trx);
-    await trx
-      .updateTable('devices')
-      .set({ state: 'revoked', state_changed_at: this.clock.now() })
-      .where('id', '=', deviceId)
-      .where('state', '=', device.state)
-      .execute();
-    await this.audit.append(trx, [
-      { event: 'device.used_up', actor, userId: device.userId, data: { deviceId, type: device.type, from: device.state, to: 'revoked' } },
-    ]);
+    await this.transition(trx, device, 'revoked', { actor, event: 'device.used_up' });
   }
 
   async markUsed(db: Executor, deviceId: string): Promise<void> {
@@ -322,7 +313,6 @@ export class Devices {
    * emulator. With `serial`, the card comes from the imported stock (C8).
    */
   async addDscPlus(input: AddDscPlusInput, actor: string): Promise<{ device: Device; card: CardFile }> {
-    const now = this.clock.now();
     let seed: Buffer;
     let suite = DSCPLUS_SUITE;
     let deviceId: string;
@@ -348,19 +338,14 @@ export class Devices {
 
     await this.store.serialized('audit_log', async (trx) => {
       if (fromStock) {
-        const updated = await trx
-          .updateTable('devices')
-          .set({
-            user_id: input.userId,
-            state: 'active',
-            secret_enc: this.box.sealJson(secret, this.sealContext(deviceId)),
-            state_changed_at: now,
-            activated_at: now,
-          })
-          .where('id', '=', deviceId)
-          .where('state', '=', 'stock')
-          .executeTakeFirst();
-        if (Number(updated.numUpdatedRows) !== 1) throw new SlsError('SERIAL_TAKEN', { serial });
+        const stock = { id: deviceId, type: 'dscplus', state: 'stock', userId: input.userId, activatedAt: null } as const;
+        const assigned = await this.transition(trx, stock, 'active', {
+          actor,
+          event: 'device.added',
+          data: { serial, fromStock },
+          set: { user_id: input.userId, secret_enc: this.box.sealJson(secret, this.sealContext(deviceId)) },
+        });
+        if (!assigned) throw new SlsError('SERIAL_TAKEN', { serial });
       } else {
         await this.insert(trx, {
           id: deviceId,
@@ -373,8 +358,8 @@ export class Devices {
           params: { suite },
           activated: true,
         });
+        await this.audit.append(trx, [{ event: 'device.added', actor, userId: input.userId, data: { deviceId, type: 'dscplus', serial, fromStock } }]);
       }
-      await this.audit.append(trx, [{ event: 'device.added', actor, userId: input.userId, data: { deviceId, type: 'dscplus', serial, fromStock } }]);
     });
     return {
       device: await this.get(deviceId),
@@ -494,23 +479,51 @@ export class Devices {
   }
 
   async setState(deviceId: string, state: DeviceState, actor: string, reason?: string): Promise<Device> {
-    const now = this.clock.now();
     await this.store.serialized('audit_log', async (trx) => {
       const device = await this.get(deviceId, trx);
-      await trx
-        .updateTable('devices')
-        .set({ state, state_changed_at: now, ...(state === 'active' && device.activatedAt === null ? { activated_at: now } : {}) })
-        .where('id', '=', deviceId)
-        .execute();
-      await this.audit.append(trx, [
-        {
-          event: 'device.state_changed',
-          actor,
-          userId: device.userId,
-          data: { deviceId, type: device.type, from: device.state, to: state, reason: reason ?? null },
-        },
-      ]);
+      if (!(await this.transition(trx, device, state, { actor, reason: reason ?? null }))) throw new SlsError('DEVICE_STATE', { state: device.state });
     });
     return this.get(deviceId);
+  }
+
+  /**
+   * D3: the one writer of a device's state. Moves `device` from the state it
+   * was read in to `to` if its kind allows it (src/devices/transitions.ts),
+   * with the other columns of `change.set`, in the caller's transaction; the
+   * move is audited (`device.state_changed`, or the change's own event). A
+   * device changed meanwhile by someone else is left alone: false. A move the
+   * kind does not allow is a bug of the caller: DEVICE_STATE.
+   */
+  async transition(trx: Tx, device: DeviceInState, to: DeviceState, change: StateChange): Promise<boolean> {
+    const kind = this.kind(device.type);
+    const table = kind.transitions ?? (kind.temporary ? TEMPORARY_TRANSITIONS : DEVICE_TRANSITIONS);
+    if (!allowedMove(table, device.state, to))
+      throw new SlsError('DEVICE_STATE', { state: device.state }, `a ${device.type} cannot move from ${device.state} to ${to}`);
+    const now = this.clock.now();
+    const updated = await trx
+      .updateTable('devices')
+      .set({ ...change.set, state: to, state_changed_at: now, ...(to === 'active' && device.activatedAt === null ? { activated_at: now } : {}) })
+      .where('id', '=', device.id)
+      .where('state', '=', device.state)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) !== 1) return false;
+    await this.audit.append(trx, [
+      {
+        event: change.event ?? 'device.state_changed',
+        actor: change.actor,
+        userId: device.userId,
+        ...(change.username !== undefined ? { username: change.username } : {}),
+        ...(change.ip !== undefined ? { ip: change.ip } : {}),
+        data: {
+          deviceId: device.id,
+          type: device.type,
+          from: device.state,
+          to,
+          ...(change.reason !== undefined ? { reason: change.reason } : {}),
+          ...change.data,
+        },
+      },
+    ]);
+    return true;
   }
 }

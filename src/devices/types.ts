@@ -6,6 +6,7 @@
 import type { PolicyConfig } from '../config.js';
 import type { ErrorCode } from '../errors.js';
 import type { DeviceState, SessionScope } from '../store/schema.js';
+import type { Transitions } from './transitions.js';
 
 /** M7: codes sent by SMS or voice have 6 digits (the SMS device's, and the mobile authenticator's activation token). */
 export const SMS_CODE_DIGITS = 6;
@@ -243,6 +244,8 @@ export interface DeviceKind {
    * how long it lasts from activation.
    */
   selfActivation?: { notReady(device: Device): ErrorCode | null; lifeMs(policy: AccessPolicy): number };
+  /** D3: the kind's own state moves, when they are not those of its class (src/devices/transitions.ts). */
+  transitions?: Transitions;
   /** T3, S2: a session opened with it says the access is temporary and leads to the online security card. */
   leadsToOnlineCard?: boolean;
   /**

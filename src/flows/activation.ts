@@ -28,7 +28,7 @@ import type { Lockout } from '../policy/lockout.js';
 import type { Notifier } from '../notify/notifier.js';
 import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
-import type { AuditInput, AuditLog } from '../audit/audit-log.js';
+import type { AuditLog } from '../audit/audit-log.js';
 import { deviceActions, type Device, type DeviceActions, type DeviceKinds, type Prompt } from '../devices/types.js';
 import type { User, Users } from '../identity/users.js';
 import type { Session, Sessions } from '../sessions/sessions.js';
@@ -223,29 +223,16 @@ export class DeviceActivation {
   }
 
   async complete(session: Session, flowId: string, response: string): Promise<Device> {
-    const { audit, config, helpDesk, notifier } = this.deps;
+    const { config, devices, helpDesk, notifier } = this.deps;
     const device = await this.prove(session, flowId, 'activation', response, async (trx, proven, user, now) => {
       const kind = this.deps.deviceKind(proven.type);
-      const activated = await trx
-        .updateTable('devices')
-        .set({
-          state: 'active',
-          state_changed_at: now,
-          ...(kind.selfActivation ? { expires_at: now + kind.selfActivation.lifeMs(config.policy) } : {}),
-          ...(proven.activatedAt === null ? { activated_at: now } : {}),
-        })
-        .where('id', '=', proven.id)
-        .where('state', '=', proven.state)
-        .executeTakeFirst();
-      if (Number(activated.numUpdatedRows) !== 1) return false;
-      const entry: AuditInput = {
-        event: proven.state === 'suspended' ? 'device.reactivated' : 'device.activated',
+      const activated = await devices.transition(trx, proven, 'active', {
         actor: `user:${user.id}`,
-        userId: user.id,
         username: user.username,
-        data: { deviceId: proven.id, type: proven.type },
-      };
-      await audit.append(trx, [entry]);
+        event: proven.state === 'suspended' ? 'device.reactivated' : 'device.activated',
+        ...(kind.selfActivation ? { set: { expires_at: now + kind.selfActivation.lifeMs(config.policy) } } : {}),
+      });
+      if (!activated) return false;
       // D4: a permanent device back in use ends the temporary ones, and their sessions; this session goes on with the device (L8)
       if (!kind.temporary)
         await helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'permanent device activated', trx, { id: session.id, device: proven });

@@ -19,7 +19,7 @@ import type { Lockout } from '../policy/lockout.js';
 import type { Sessions } from '../sessions/sessions.js';
 import { SlsError } from '../errors.js';
 import { newId, randomUpperAlnum } from '../crypto/random.js';
-import type { AuditInput, AuditLog } from '../audit/audit-log.js';
+import type { AuditLog } from '../audit/audit-log.js';
 import type { Device, Phone } from '../devices/types.js';
 import type { User, Users } from '../identity/users.js';
 import type { DeviceState, Role } from '../store/schema.js';
@@ -259,29 +259,16 @@ export class HelpDesk {
 
     await store.serialized('audit_log', async (trx) => {
       // active devices step aside; a card already suspended by an earlier passcode may now be reported lost
-      const current = await trx
-        .selectFrom('devices')
-        .selectAll()
-        .where('user_id', '=', user.id)
-        .where('state', 'in', deviceStatus === 'lost' ? ['active', 'suspended'] : ['active'])
-        .execute();
-      const entries: AuditInput[] = [];
+      const stepping = deviceStatus === 'lost' ? ['active', 'suspended'] : ['active'];
+      const current = (await devices.listForUser(user.id, trx)).filter((d) => stepping.includes(d.state));
       const changed: { id: string; to: DeviceState }[] = [];
       for (const device of current) {
         const temporary = devices.kind(device.type).temporary;
         if (temporary && device.state !== 'active') continue;
         const to = temporary ? 'revoked' : deviceStatus;
-        await trx.updateTable('devices').set({ state: to, state_changed_at: now }).where('id', '=', device.id).execute();
-        changed.push({ id: device.id, to });
-        entries.push({
-          event: 'device.state_changed',
-          actor: this.actor(staff),
-          userId: user.id,
-          username: user.username,
-          data: { deviceId: device.id, type: device.type, from: device.state, to, reason: 'temporary passcode issued' },
-        });
+        const change = { actor: this.actor(staff), username: user.username, reason: 'temporary passcode issued' };
+        if (await devices.transition(trx, device, to, change)) changed.push({ id: device.id, to });
       }
-      await audit.append(trx, entries);
       // L8: the earlier temporary access and a device reported lost end the sessions they opened
       const endedWith = (to: DeviceState) => changed.filter((d) => d.to === to).map((d) => d.id);
       await sessions.endWhere(trx, { userId: user.id, deviceIds: endedWith('revoked') }, 'temporary_access_ended', this.actor(staff));
@@ -326,30 +313,12 @@ export class HelpDesk {
    */
   async revokeTemporaryDevices(user: User, actor: string, reason: string, trx?: Tx, keepSession?: { id: string; device: Device }): Promise<number> {
     if (!trx) return this.deps.store.serialized('audit_log', (own) => this.revokeTemporaryDevices(user, actor, reason, own, keepSession));
-    const { clock, audit, sessions } = this.deps;
-    const now = clock.now();
-    const revoked = await trx
-      .updateTable('devices')
-      .set({ state: 'revoked', state_changed_at: now })
-      .where('user_id', '=', user.id)
-      .where('state', '=', 'active')
-      .where(
-        'type',
-        'in',
-        this.deps.devices.typesWhere((kind) => kind.temporary),
-      )
-      .returning(['id', 'type'])
-      .execute();
-    await audit.append(
-      trx,
-      revoked.map((d) => ({
-        event: 'device.state_changed' as const,
-        actor,
-        userId: user.id,
-        username: user.username,
-        data: { deviceId: d.id, type: d.type, from: 'active', to: 'revoked', reason },
-      })),
-    );
+    const { devices, sessions } = this.deps;
+    const active = (await devices.listForUser(user.id, trx)).filter((d) => d.state === 'active' && devices.kind(d.type).temporary);
+    const revoked: Device[] = [];
+    for (const device of active) {
+      if (await devices.transition(trx, device, 'revoked', { actor, username: user.username, reason })) revoked.push(device);
+    }
     if (keepSession) await sessions.moveToDevice(trx, keepSession.id, keepSession.device);
     await sessions.endWhere(
       trx,

@@ -11,7 +11,7 @@ import pg from 'pg';
 import type { FastifyInstance } from 'fastify';
 import { TestClock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
-import { createServices, type Services } from '../../src/services.js';
+import { createServices, type ServiceOptions, type Services } from '../../src/services.js';
 import { buildApp } from '../../src/http/app.js';
 import { generateOcra, parseOcraSuite } from '../../src/crypto/ocra.js';
 import type { CardFile } from '../../src/devices/devices.js';
@@ -88,10 +88,13 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(name: 'sqlite' | 'postgres' = 'sqlite', overrides: Partial<Config> = {}): Promise<Harness> {
+/** What a harness passes to the composition root besides its clock: device kinds of the test's own (issue 12 item 6). */
+export type HarnessOptions = Pick<ServiceOptions, 'deviceKinds'>;
+
+export async function startHarness(name: 'sqlite' | 'postgres' = 'sqlite', overrides: Partial<Config> = {}, options: HarnessOptions = {}): Promise<Harness> {
   const database = await openTestDatabase(name);
   const clock = new TestClock();
-  const services = await createServices(testConfig(database, overrides), { clock, warn: () => undefined });
+  const services = await createServices(testConfig(database, overrides), { ...options, clock, warn: () => undefined });
   const app = await buildApp(services, { logger: false });
   await app.ready();
   return {

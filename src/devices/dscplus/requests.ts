@@ -212,7 +212,7 @@ export class DscPlusRequests {
    * emulator.
    */
   async ship(staffUserId: string, deviceId: string, serial: string): Promise<{ device: Device; card: Omit<CardFile, 'pin'> }> {
-    const { store, clock, box, audit, users, devices, notifier, config, helpDesk } = this.deps;
+    const { store, clock, box, users, devices, notifier, config, helpDesk } = this.deps;
     const device = await devices.get(deviceId);
     const staff = await helpDesk.actOnOwner(staffUserId, device.userId, 'ship');
     if (device.type !== 'dscplus' || device.state !== 'requested') throw new SlsError('DEVICE_STATE', { state: device.state });
@@ -236,23 +236,19 @@ export class DscPlusRequests {
       const { pinHash } = box.openJson<Pick<DscPlusSecret, 'pinHash'>>(requested.secret_enc!, `device:${deviceId}`);
       const params: RequestParams = { ...(JSON.parse(requested.params) as RequestParams), suite, shippedAt: now, autoActivateAt };
       await trx.deleteFrom('devices').where('id', '=', stock.id).execute();
-      const shipped = await trx
-        .updateTable('devices')
-        .set({
-          state: 'shipped',
+      const shipped = await devices.transition(trx, { id: deviceId, type: 'dscplus', state: 'requested', userId: user.id, activatedAt: null }, 'shipped', {
+        actor: `staff:${staff.id}`,
+        username: user.username,
+        event: 'device.shipped',
+        data: { serial, autoActivateAt },
+        set: {
           serial,
           label: `DSC+ ${serial}`,
           secret_enc: box.sealJson({ seed, pinHash } satisfies DscPlusSecret, `device:${deviceId}`),
           params: JSON.stringify(params),
-          state_changed_at: now,
-        })
-        .where('id', '=', deviceId)
-        .where('state', '=', 'requested')
-        .executeTakeFirst();
-      if (Number(shipped.numUpdatedRows) !== 1) throw new SlsError('DEVICE_STATE', { state: 'shipped' });
-      await audit.append(trx, [
-        { event: 'device.shipped', actor: `staff:${staff.id}`, userId: user.id, username: user.username, data: { deviceId, serial, autoActivateAt } },
-      ]);
+        },
+      });
+      if (!shipped) throw new SlsError('DEVICE_STATE', { state: 'shipped' });
     });
     await notifier.notify(user, 'dscplusShipped', { username: user.username, serial, date: isoDate(autoActivateAt) });
     return { device: await devices.get(deviceId), card: { format: 'sls-dscplus-card/1', serial, suite, seed } };
@@ -305,7 +301,7 @@ export class DscPlusRequests {
     const device = await devices.get(deviceId);
     const now = clock.now();
     await store.serialized('audit_log', async (trx) => {
-      await trx.updateTable('devices').set({ state, state_changed_at: now }).where('id', '=', deviceId).execute();
+      if (!(await devices.transition(trx, device, state, { actor, reason }))) throw new SlsError('DEVICE_STATE', { state: device.state });
       const held = hold
         ? await trx
             .updateTable('deposit_holds')
@@ -316,12 +312,11 @@ export class DscPlusRequests {
             .returning(['amount_cents'])
             .executeTakeFirst()
         : undefined;
-      await audit.append(trx, [
-        { event: 'device.state_changed', actor, userId: device.userId, data: { deviceId, type: device.type, from: device.state, to: state, reason } },
-        ...(held
-          ? [{ event: 'deposit.settled' as const, actor, userId: device.userId, data: { deviceId, status: hold, amountUsd: held.amount_cents / 100 } }]
-          : []),
-      ]);
+      if (held) {
+        await audit.append(trx, [
+          { event: 'deposit.settled', actor, userId: device.userId, data: { deviceId, status: hold, amountUsd: held.amount_cents / 100 } },
+        ]);
+      }
       await alongside?.(trx);
     });
     return devices.get(deviceId);
@@ -349,23 +344,20 @@ export class DscPlusRequests {
    * activated once.
    */
   async autoActivateDue(): Promise<Device[]> {
-    const { store, clock, audit, users, devices, notifier, helpDesk } = this.deps;
+    const { store, clock, users, devices, notifier, helpDesk } = this.deps;
     const now = clock.now();
     const activated: Device[] = [];
     for (const card of await this.shippedCards()) {
       if ((card.params.autoActivateAt ?? Infinity) > now) continue;
       const user = await users.get(card.userId!);
       const done = await store.serialized('audit_log', async (trx: Tx) => {
-        const updated = await trx
-          .updateTable('devices')
-          .set({ state: 'active', activated_at: now, state_changed_at: now })
-          .where('id', '=', card.id)
-          .where('state', '=', 'shipped')
-          .executeTakeFirst();
-        if (Number(updated.numUpdatedRows) !== 1) return false;
-        await audit.append(trx, [
-          { event: 'device.auto_activated', actor: 'system', userId: user.id, username: user.username, data: { deviceId: card.id, serial: card.serial } },
-        ]);
+        const activated = await devices.transition(trx, card, 'active', {
+          actor: 'system',
+          username: user.username,
+          event: 'device.auto_activated',
+          data: { serial: card.serial },
+        });
+        if (!activated) return false;
         await helpDesk.revokeTemporaryDevices(user, 'system', 'replacement device activated', trx);
         return true;
       });

@@ -38,7 +38,7 @@ import type { TemporaryDevices } from '../../flows/ports.js';
 import { SlsError } from '../../errors.js';
 import { newId, newToken, randomDigits } from '../../crypto/random.js';
 import { constantTimeEqual } from '../../crypto/constant-time.js';
-import type { AuditInput, AuditLog } from '../../audit/audit-log.js';
+import type { AuditLog } from '../../audit/audit-log.js';
 import { maskPhone } from '../../delivery/phone.js';
 import { translator, type Language } from '../../i18n/i18n.js';
 import type { User, Users } from '../../identity/users.js';
@@ -452,7 +452,7 @@ export class MobileEnrolment {
           params: { ...params },
           activated: true,
         });
-        const replaced = await this.retireDevices(trx, user, deviceId, now);
+        const replaced = await this.retireDevices(trx, user, deviceId);
         // D4: temporary access ends with the authenticator that replaces it
         await this.deps.helpDesk.revokeTemporaryDevices(user, actor, 'mobile authenticator activated', trx);
         await this.deps.audit.append(trx, [
@@ -530,45 +530,19 @@ export class MobileEnrolment {
    * K5, K7: the user's previous authenticator stops working; M3, K9: SMS
    * is removed. Each change is audited (D3).
    */
-  private async retireDevices(trx: Tx, user: User, newDeviceId: string, now: number): Promise<{ deviceId: string; type: string }[]> {
-    const retired = await trx
-      .selectFrom('devices')
-      .select(['id', 'type', 'state'])
-      .where('user_id', '=', user.id)
-      .where('id', '!=', newDeviceId)
-      .where('type', 'in', ['mobile', 'sms'])
-      .where('state', 'in', ['active', 'suspended', 'requested'])
-      .execute();
+  private async retireDevices(trx: Tx, user: User, newDeviceId: string): Promise<{ deviceId: string; type: string }[]> {
+    const { devices } = this.deps;
+    const retiring = (await devices.listForUser(user.id, trx)).filter(
+      (d) => d.id !== newDeviceId && (d.type === 'mobile' || d.type === 'sms') && ['active', 'suspended', 'requested'].includes(d.state),
+    );
+    const retired: Device[] = [];
+    for (const device of retiring) {
+      const reason = device.type === 'sms' ? 'mobile authenticator activated' : 'mobile authenticator moved to another phone';
+      if (await devices.transition(trx, device, 'revoked', { actor: `user:${user.id}`, username: user.username, reason })) retired.push(device);
+    }
     if (retired.length === 0) return [];
-    await trx
-      .updateTable('devices')
-      .set({ state: 'revoked', state_changed_at: now })
-      .where(
-        'id',
-        'in',
-        retired.map((d) => d.id),
-      )
-      .execute();
     // L8: the sessions the old phone or SMS opened end with them
     await this.deps.sessions.endWhere(trx, { userId: user.id, deviceIds: retired.map((d) => d.id) }, 'device_replaced', `user:${user.id}`);
-    await this.deps.audit.append(
-      trx,
-      retired.map(
-        (d): AuditInput => ({
-          event: 'device.state_changed',
-          actor: `user:${user.id}`,
-          userId: user.id,
-          username: user.username,
-          data: {
-            deviceId: d.id,
-            type: d.type,
-            from: d.state,
-            to: 'revoked',
-            reason: d.type === 'sms' ? 'mobile authenticator activated' : 'mobile authenticator moved to another phone',
-          },
-        }),
-      ),
-    );
     return retired.map((d) => ({ deviceId: d.id, type: d.type }));
   }
 }

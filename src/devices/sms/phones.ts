@@ -308,16 +308,8 @@ export class Phones {
     const now = this.deps.clock.now();
     const { phoneId } = device.params as unknown as SmsDeviceParams;
     await trx.updateTable('phones').set({ verified_at: now }).where('id', '=', phoneId).where('verified_at', 'is', null).execute();
-    await trx
-      .updateTable('devices')
-      .set({ state: 'active', state_changed_at: now, activated_at: now })
-      .where('id', '=', device.id)
-      .where('state', '=', 'requested')
-      .execute();
-    await this.deps.audit.append(trx, [
-      { event: 'phone.verified', userId: device.userId, ip, data: { phoneId, by: 'login' } },
-      { event: 'device.enrolled', actor: 'system', userId: device.userId, ip, data: { deviceId: device.id, type: 'sms', automatic: true } },
-    ]);
+    await this.deps.audit.append(trx, [{ event: 'phone.verified', userId: device.userId, ip, data: { phoneId, by: 'login' } }]);
+    await this.deps.devices.transition(trx, device, 'active', { actor: 'system', ip, event: 'device.enrolled', data: { automatic: true } });
   }
 
   private async hasPermanentDevice(db: Executor, userId: string): Promise<boolean> {

@@ -129,7 +129,7 @@ export class PageRenderer {
       // the forms' token; pages outside the web plugin (a 404) have no forms
       csrf: typeof reply.generateCsrf === 'function' ? reply.generateCsrf({ userInfo: csrfUserInfo(request) }) : '',
       time: (ms: number) => formatTime(request.language, ms),
-      kind: (type: string) => this.deviceKind(type),
+      deviceKind: (type: string) => this.deviceKind(type),
       answerField: (prompt: Prompt) => ANSWER_FIELDS[prompt.type],
       money: (amount: number) => new Intl.NumberFormat(request.language === 'zh-Hant' ? 'zh-TW' : request.language).format(amount),
     });
