@@ -442,27 +442,16 @@ export class Devices {
     if (stock.length === 0) throw new SlsError('DEVICE_NOT_FOUND', { serial });
     const own = stock.find((d) => this.kind(d.type).stock?.assignAsIs !== true);
     if (own) throw new SlsError('STOCK_NOT_ASSIGNABLE', { serial: own.serial!, type: own.type });
-    const now = this.clock.now();
     await this.store.serialized('audit_log', async (trx) => {
       for (const device of stock) {
-        const updated = await trx
-          .updateTable('devices')
-          .set({ user_id: userId, state: 'active', state_changed_at: now, activated_at: now })
-          .where('id', '=', device.id)
-          .where('state', '=', 'stock')
-          .where('user_id', 'is', null)
-          .executeTakeFirst();
-        if (Number(updated.numUpdatedRows) !== 1) throw new SlsError('SERIAL_TAKEN', { serial: device.serial! });
-      }
-      await this.audit.append(
-        trx,
-        stock.map((device) => ({
-          event: 'device.added' as const,
+        const assigned = await this.transition(trx, { ...device, userId }, 'active', {
           actor,
-          userId,
-          data: { deviceId: device.id, type: device.type, serial: device.serial, fromStock: true },
-        })),
-      );
+          event: 'device.added',
+          data: { serial: device.serial, fromStock: true },
+          set: { user_id: userId },
+        });
+        if (!assigned) throw new SlsError('SERIAL_TAKEN', { serial: device.serial! });
+      }
     });
     const devices = await Promise.all(stock.map((d) => this.get(d.id)));
     const keys = await Promise.all(
