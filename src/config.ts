@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseLimit, type Limit, type Limits } from './throttle/throttle.js';
 import { SlsError } from './errors.js';
+import { parseHolidays } from './entitlements/business-days.js';
 
 /** X5: a throttle setting, `PER_ADDRESS/GLOBAL` hits a minute, or `off`. */
 const LimitSetting = (fallback: string) =>
@@ -173,6 +174,10 @@ const EnvSchema = z.object({
   SLS_OPEN_FLOWS_PER_USER: z.coerce.number().int().min(1).max(1000).default(10),
   SLS_FLOW_STARTS_PER_HOUR: z.coerce.number().int().min(1).max(100_000).default(60),
   SLS_TIME_ZONE: z.string().min(1).default('UTC').refine(isTimeZone, 'an IANA time zone such as UTC or Europe/Paris'),
+  /** W3: holidays of the withdrawal windows, ISO dates (docs/entitlements.md); and/or a file of them. */
+  SLS_HOLIDAYS: z.string().default(''),
+  SLS_HOLIDAYS_FILE: z.string().min(1).optional(),
+  SLS_BUSINESS_TIME_ZONE: z.string().min(1).refine(isTimeZone, 'an IANA time zone such as America/New_York').optional(),
   SLS_SMTP_TLS: z.enum(['required', 'starttls', 'none']).optional(),
   SLS_SMTP_CA_FILE: z.string().min(1).optional(),
   SLS_TWILIO_VOICE_EN: VoicePair.optional(),
@@ -243,6 +248,8 @@ export interface Config {
    * protection set must pass (the bearer token, the client address).
    */
   metrics: { token: string | null; allow: string[] };
+  /** W3: the business days of the withdrawal windows: holidays (ISO dates) besides weekends, in this time zone. */
+  businessDays: { holidays: string[]; timeZone: string };
 }
 
 /** X6: how the outbox worker delivers notices: how often it looks, how many at once, the lease and the retries. */
@@ -468,7 +475,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       retryMaxMs: e.SLS_OUTBOX_RETRY_MAX_MS,
     },
     metrics: { token: e.SLS_METRICS_TOKEN ?? null, allow: e.SLS_METRICS_ALLOW },
+    businessDays: { holidays: holidaysOf(e), timeZone: e.SLS_BUSINESS_TIME_ZONE ?? e.SLS_TIME_ZONE },
   };
+}
+
+/** W3: the holidays of SLS_HOLIDAYS and of the file SLS_HOLIDAYS_FILE, together. */
+function holidaysOf(e: Env): string[] {
+  const listed = parseHolidays(e.SLS_HOLIDAYS, 'SLS_HOLIDAYS');
+  if (!e.SLS_HOLIDAYS_FILE) return listed;
+  let text: string;
+  try {
+    text = readFileSync(e.SLS_HOLIDAYS_FILE, 'utf8');
+  } catch {
+    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_HOLIDAYS_FILE', reason: 'cannot be read' });
+  }
+  return [...new Set([...listed, ...parseHolidays(text, 'SLS_HOLIDAYS_FILE')])].sort();
 }
 
 type Env = z.infer<typeof EnvSchema>;

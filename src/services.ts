@@ -45,6 +45,10 @@ import { Metrics, type PoolStats } from './metrics/metrics.js';
 import type { Observer } from './metrics/observer.js';
 import { relyingPartyOf } from './devices/security-key/security-key.js';
 import { SecurityKeys, suspicionNotice } from './devices/security-key/registrations.js';
+import { ApiKeys } from './entitlements/api-keys.js';
+import { BusinessCalendar } from './entitlements/business-days.js';
+import { FxRates } from './entitlements/fx.js';
+import { Withdrawals } from './entitlements/withdrawals.js';
 
 export interface Services {
   config: Config;
@@ -75,6 +79,12 @@ export interface Services {
   mobileEnrolment: MobileEnrolment;
   /** FIDO2 security keys and passkeys: registration, names, removal. */
   securityKeys: SecurityKeys;
+  /** I3: the integrators' API keys. */
+  apiKeys: ApiKeys;
+  /** W3: the operator's exchange rates. */
+  fx: FxRates;
+  /** W1-W3: withdrawal checks and records, entitlements. */
+  withdrawals: Withdrawals;
   /** The VAPID public key apps subscribe with (Web Push), or null. */
   vapidPublicKey: string | null;
   /** The operators' metrics (GET /metrics), this server's own registry. */
@@ -325,6 +335,18 @@ export async function createServices(config: Config, options: ServiceOptions = {
       aaguids: config.securityKeyAaguids,
       rpName: translator(config.defaultLanguage)('web.productName'),
     });
+    const apiKeys = new ApiKeys(store, clock, box, audit);
+    const fx = new FxRates(store, clock, audit);
+    // W1: nobody shares a device nor opts out yet; the sharing (H) and opt-out (O1) work passes its hooks here
+    const withdrawals = new Withdrawals({
+      store,
+      clock,
+      audit,
+      devices,
+      deviceKind,
+      fx,
+      calendar: new BusinessCalendar(config.businessDays.holidays, config.businessDays.timeZone),
+    });
     return {
       config,
       clock,
@@ -352,6 +374,9 @@ export async function createServices(config: Config, options: ServiceOptions = {
       pushRequests,
       mobileEnrolment,
       securityKeys,
+      apiKeys,
+      fx,
+      withdrawals,
       vapidPublicKey: push.vapidPublicKey,
       metrics,
       deviceKind,

@@ -85,7 +85,13 @@ export type AuditEvent =
   | 'stepup.started'
   | 'stepup.verified'
   | 'user.notice_preferences_changed'
-  | 'audit.queried';
+  | 'audit.queried'
+  | 'apikey.created'
+  | 'apikey.revoked'
+  | 'apikey.refused'
+  | 'fx.rate_set'
+  | 'withdrawal.recorded'
+  | 'withdrawal.refused';
 
 export interface AuditInput {
   event: AuditEvent;

@@ -22,6 +22,7 @@ import { toE164 } from '../delivery/phone.js';
 import { outboxAudioPath } from '../delivery/speech.js';
 import { findingError } from '../audit/audit-log.js';
 import { parseAuditFilter } from '../audit/audit-query.js';
+import { registerEntitlementCommands } from './entitlements.js';
 
 const t = translator(environmentLanguage());
 
@@ -657,6 +658,8 @@ export function buildProgram(): Command {
     .action(async (options: DbOption) => {
       await withServices(options, async (s) => print(await s.audit.checkpoint()));
     });
+
+  registerEntitlementCommands(program, { t, print, printJson, dbOption, withServices });
 
   return program;
 }

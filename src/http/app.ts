@@ -23,6 +23,8 @@ import { stepUpApi } from './api/step-up.js';
 import { adminApi } from './api/admin.js';
 import { operationsApi } from './api/operations.js';
 import { securityKeysApi } from './api/security-keys.js';
+import { withdrawalsApi } from './api/withdrawals.js';
+import { API_KEY_SCHEME, ApiKeyGuard } from './api-key-guard.js';
 import { securityKeyPages } from './web/security-key-pages.js';
 import { webPages } from './web/pages.js';
 import { portalPages } from './web/portal-pages.js';
@@ -135,6 +137,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'The session token returned when a login completes.' },
           cookie: { type: 'apiKey', in: 'cookie', name: 'sls_session' },
+          apiKey: API_KEY_SCHEME,
         },
       },
     },
@@ -171,6 +174,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(helpdeskApi(services, guard), { prefix: '/api/v1' });
   await app.register(adminApi(services, guard), { prefix: '/api/v1' });
   await app.register(securityKeysApi(services, guard), { prefix: '/api/v1' });
+  await app.register(withdrawalsApi(services, new ApiKeyGuard(services.apiKeys)), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerMetricsRoute(app, config, services.metrics);
   await app.register(webPages(services, pages, guard));

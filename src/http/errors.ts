@@ -90,7 +90,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
   const mapped = toSlsError(error);
   if (mapped.code === 'DATABASE_UNAVAILABLE') request.log.warn({ err: error }, 'database unavailable');
   else if (mapped.status >= 500) request.log.error({ err: error }, 'unexpected error');
-  if (mapped.code === 'UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
+  if (mapped.code === 'UNAUTHENTICATED' || (mapped.status === 401 && mapped.code.startsWith('API_KEY_'))) reply.header('www-authenticate', 'Bearer');
   // 429: when to try again (X5)
   if (typeof mapped.params.retryAfterSeconds === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(mapped.params.retryAfterSeconds))));
   // framework errors (a bad URL) arrive before the language is known

@@ -295,6 +295,47 @@ export interface RateCountersTable {
   hits: number;
 }
 
+/** I3: an integrator's API key; the secret is kept as a keyed digest only. */
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  secret_digest: string;
+  /** JSON array of scopes (withdrawals, accounts). */
+  scopes: string;
+  created_at: number;
+  created_by: string;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+/** W3: an exchange rate supplied by the operator: USD per unit of the currency, a decimal as text. */
+export interface FxRatesTable {
+  currency: string;
+  usd_per_unit: string;
+  updated_at: number;
+  updated_by: string;
+}
+
+/** W3: an accepted withdrawal, counted in its account's windows. */
+export interface WithdrawalsTable {
+  id: string;
+  account_id: string;
+  /** The integrator's reference: a withdrawal is recorded once per account and reference. */
+  reference: string;
+  /** The amount in hundredths of the currency. */
+  amount_minor: number;
+  currency: string;
+  /** The rate it was converted with. */
+  usd_per_unit: string;
+  usd_cents: number;
+  /** The device type that set the limit (W1), or `none`. */
+  device: string;
+  /** The user whose device set the limit. */
+  user_id: string | null;
+  api_key_id: string | null;
+  at: number;
+}
+
 export interface Schema {
   meta: MetaTable;
   entities: EntitiesTable;
@@ -315,4 +356,7 @@ export interface Schema {
   app_messages: AppMessagesTable;
   push_subscriptions: PushSubscriptionsTable;
   rate_counters: RateCountersTable;
+  api_keys: ApiKeysTable;
+  fx_rates: FxRatesTable;
+  withdrawals: WithdrawalsTable;
 }

@@ -1,0 +1,104 @@
+/**
+ * W3: amounts in other currencies are converted to USD with the rates the
+ * operator supplies (`sls fx set EUR 1.08`, `sls fx import FILE`), kept in the
+ * database so that every server process converts alike. A rate is USD per
+ * unit of the currency, a decimal kept as written; conversions are exact
+ * (integer arithmetic on hundredths), rounded half up to the cent.
+ */
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import { SlsError } from '../errors.js';
+import type { Executor, Store } from '../store/database.js';
+
+export const BASE_CURRENCY = 'USD';
+
+export interface FxRate {
+  currency: string;
+  /** USD per unit of the currency, as written by the operator. */
+  usdPerUnit: string;
+  updatedAt: number;
+  updatedBy: string;
+}
+
+/** ISO 4217 codes are three capital letters. */
+export function assertCurrency(currency: string): void {
+  if (!/^[A-Z]{3}$/.test(currency)) throw new SlsError('CURRENCY_UNKNOWN', { currency, reason: 'format' });
+}
+
+/** A rate as the operator writes it: a positive decimal, at most 10 decimals. */
+export function parseRate(text: string): string {
+  const trimmed = text.trim();
+  if (!/^\d{1,9}(\.\d{1,10})?$/.test(trimmed) || !/[1-9]/.test(trimmed)) throw new SlsError('FX_RATE_INVALID', { rate: text });
+  // one spelling per value: no leading zeros, no trailing decimal zeros
+  const [whole, fraction = ''] = trimmed.split('.') as [string, string?];
+  const f = fraction.replace(/0+$/, '');
+  return `${whole.replace(/^0+(?=\d)/, '')}${f ? `.${f}` : ''}`;
+}
+
+/** Hundredths of a currency converted to US cents at a rate, rounded half up. */
+export function toUsdCents(amountMinor: number, usdPerUnit: string): number {
+  const [whole, fraction = ''] = usdPerUnit.split('.') as [string, string?];
+  const numerator = BigInt(`${whole}${fraction}`);
+  const scale = 10n ** BigInt(fraction.length);
+  return Number((BigInt(amountMinor) * numerator * 2n + scale) / (2n * scale));
+}
+
+/** Lines of `CUR RATE` (or `CUR,RATE`, `CUR=RATE`); `#` starts a comment. */
+export function parseRatesFile(text: string): { currency: string; rate: string }[] {
+  const rates: { currency: string; rate: string }[] = [];
+  for (const [n, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (line === '') continue;
+    const match = /^([A-Za-z]{3})\s*[\s,;=]\s*(\S+)$/.exec(line);
+    if (!match) throw new SlsError('VALIDATION_ERROR', { reason: `line ${n + 1}: expected "CURRENCY RATE", e.g. "EUR 1.08"` });
+    rates.push({ currency: match[1]!.toUpperCase(), rate: match[2]! });
+  }
+  return rates;
+}
+
+export class FxRates {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly audit: AuditLog,
+  ) {}
+
+  /** Sets (or replaces) rates, all or none; audited. */
+  async set(rates: { currency: string; rate: string }[], actor: string): Promise<FxRate[]> {
+    const clean = rates.map(({ currency, rate }) => {
+      const code = currency.trim().toUpperCase();
+      assertCurrency(code);
+      if (code === BASE_CURRENCY) throw new SlsError('FX_RATE_INVALID', { rate, reason: 'base' });
+      return { currency: code, usdPerUnit: parseRate(rate) };
+    });
+    const now = this.clock.now();
+    await this.store.serialized('audit_log', async (trx) => {
+      for (const { currency, usdPerUnit } of clean) {
+        await trx
+          .insertInto('fx_rates')
+          .values({ currency, usd_per_unit: usdPerUnit, updated_at: now, updated_by: actor })
+          .onConflict((oc) => oc.column('currency').doUpdateSet({ usd_per_unit: usdPerUnit, updated_at: now, updated_by: actor }))
+          .execute();
+      }
+      await this.audit.append(
+        trx,
+        clean.map(({ currency, usdPerUnit }) => ({ event: 'fx.rate_set' as const, actor, data: { currency, usdPerUnit } })),
+      );
+    });
+    return (await this.list()).filter((r) => clean.some((c) => c.currency === r.currency));
+  }
+
+  async list(): Promise<FxRate[]> {
+    const rows = await this.store.db.selectFrom('fx_rates').selectAll().orderBy('currency').execute();
+    return rows.map((row) => ({ currency: row.currency, usdPerUnit: row.usd_per_unit, updatedAt: row.updated_at, updatedBy: row.updated_by }));
+  }
+
+  /** The rate of a currency (USD: 1), or CURRENCY_UNKNOWN. */
+  async rate(currency: string, db: Executor = this.store.db): Promise<string> {
+    assertCurrency(currency);
+    if (currency === BASE_CURRENCY) return '1';
+    const row = await db.selectFrom('fx_rates').select('usd_per_unit').where('currency', '=', currency).executeTakeFirst();
+    if (!row) throw new SlsError('CURRENCY_UNKNOWN', { currency });
+    return row.usd_per_unit;
+  }
+}
