@@ -74,6 +74,8 @@ export const ERROR_STATUS = {
   PRIMARY_USER_RIGHT: 409,
   DEVICE_NOT_FOUND: 404,
   SERIAL_TAKEN: 409,
+  // D1: a stock device issued by its own path (the DSC+ takes its PIN), or a serial with nothing to assign
+  STOCK_NOT_ASSIGNABLE: 409,
   INVALID_PIN: 400,
   // the mobile authenticator (K)
   MOBILE_ALREADY_ACTIVE: 409,

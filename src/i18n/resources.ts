@@ -36,6 +36,9 @@ import securityKeyZhHant from './locales/security-key/zh-Hant.json' with { type:
 import accountsEn from './locales/accounts/en.json' with { type: 'json' };
 import accountsFr from './locales/accounts/fr.json' with { type: 'json' };
 import accountsZhHant from './locales/accounts/zh-Hant.json' with { type: 'json' };
+import legacyDevicesEn from './locales/legacy-devices/en.json' with { type: 'json' };
+import legacyDevicesFr from './locales/legacy-devices/fr.json' with { type: 'json' };
+import legacyDevicesZhHant from './locales/legacy-devices/zh-Hant.json' with { type: 'json' };
 import entitlementsEn from './locales/entitlements/en.json' with { type: 'json' };
 import entitlementsFr from './locales/entitlements/fr.json' with { type: 'json' };
 import entitlementsZhHant from './locales/entitlements/zh-Hant.json' with { type: 'json' };
@@ -61,6 +64,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   'security-key': { en: securityKeyEn, fr: securityKeyFr, 'zh-Hant': securityKeyZhHant },
   /** Entities, accounts and the primary user's rights: identification data, equity, the notice naming the primary user (A1, A2, A6). */
   accounts: { en: accountsEn, fr: accountsFr, 'zh-Hant': accountsZhHant },
+  /** The legacy devices (D1): the DSC without PIN and the Platinum / Gold tokens, their prompts, their assignment. */
+  'legacy-devices': { en: legacyDevicesEn, fr: legacyDevicesFr, 'zh-Hant': legacyDevicesZhHant },
   /** Withdrawal limits and entitlements for integrators: API keys, exchange rates, withdrawals (W1-W3, I3). */
   entitlements: { en: entitlementsEn, fr: entitlementsFr, 'zh-Hant': entitlementsZhHant },
 };

@@ -86,6 +86,7 @@ interface AnswerField {
 const ANSWER_FIELDS: Record<Prompt['type'], AnswerField | null> = {
   ocra: { label: 'web.challenge.response', help: 'web.challenge.responseHelp', upperCase: false },
   passcode: { label: 'web.challenge.passcode', help: 'web.challenge.passcodeHelp', upperCase: true },
+  otp: { label: 'legacy.otp.label', help: 'legacy.otp.help', upperCase: false },
   index: { label: 'cards.activate.values', help: 'cards.activate.valuesHelp', upperCase: false },
   sms: { label: 'web.challenge.sms.label', help: 'web.challenge.sms.help', upperCase: false },
   push: null,
