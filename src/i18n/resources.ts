@@ -36,6 +36,9 @@ import securityKeyZhHant from './locales/security-key/zh-Hant.json' with { type:
 import entitlementsEn from './locales/entitlements/en.json' with { type: 'json' };
 import entitlementsFr from './locales/entitlements/fr.json' with { type: 'json' };
 import entitlementsZhHant from './locales/entitlements/zh-Hant.json' with { type: 'json' };
+import helpEn from './locales/help/en.json' with { type: 'json' };
+import helpFr from './locales/help/fr.json' with { type: 'json' };
+import helpZhHant from './locales/help/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -58,6 +61,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   'security-key': { en: securityKeyEn, fr: securityKeyFr, 'zh-Hant': securityKeyZhHant },
   /** Withdrawal limits and entitlements for integrators: API keys, exchange rates, withdrawals (W1-W3, I3). */
   entitlements: { en: entitlementsEn, fr: entitlementsFr, 'zh-Hant': entitlementsZhHant },
+  /** Access assistance and SMS troubleshooting (R4), Client Services' contacts; the language and time zone of notices (N1). */
+  help: { en: helpEn, fr: helpFr, 'zh-Hant': helpZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {
