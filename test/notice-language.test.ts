@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, postJson, startLogin, stepUp } from './support/api.js';
+import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse } from './support/api.js';
 import { Agent, byId, textById } from './support/html.js';
 import { cliEnv, sls } from './support/cli.js';
 import type { CardFile } from '../src/devices/devices.js';
@@ -56,6 +56,11 @@ describe.each(DATABASES)('notices in the user language (%s)', (db) => {
     const done = await agent.submit(challenge, started.location!, { response: cardAnswer(card, textById(challenge.html, 'challenge-code')!) });
     expect(done.location).toBe('/account');
     return agent;
+  }
+
+  async function putJson(url: string, payload: unknown, headers: Record<string, string>): Promise<ApiResponse> {
+    const raw = await h.app.inject({ method: 'PUT', url, payload: payload as object, headers: { 'content-type': 'application/json', ...headers } });
+    return { status: raw.statusCode, body: raw.json(), headers: raw.headers, raw };
   }
 
   async function noticesOf(userId: string, template: string) {
@@ -218,6 +223,32 @@ describe.each(DATABASES)('notices in the user language (%s)', (db) => {
     await agent.submit(challenge, started.location!, { response: right.replace(/.$/, (d) => String((Number(d) + 1) % 10)) });
     expect(await h.services.noticePreferences.get(user.id)).toMatchObject({ language: null });
     expect(await auditOf(user.id)).toEqual([]);
+  });
+
+  it('N1/I2: the JSON API — a login with Accept-Language fr remembers French; GET and PUT /api/v1/notice-preferences show and choose, with 400 VALIDATION_ERROR for a language we do not have', async () => {
+    const { user, card } = await client();
+    // an app sends its Accept-Language with every request: the one that completes the login is remembered
+    const french = { 'accept-language': 'fr-CA,fr;q=0.9' };
+    const start = await startLogin(h.app, user.username, PASSWORD, 'portal', french);
+    const token = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question), french)).body.session.token as string;
+    const shown = await get(h.app, '/api/v1/notice-preferences', bearer(token));
+    expect(shown.status).toBe(200);
+    expect(shown.body).toEqual({ language: 'fr', timeZone: null, chosenAt: null, effective: { language: 'fr', timeZone: 'UTC' } });
+    const bad = await putJson('/api/v1/notice-preferences', { language: 'de', timeZone: null }, bearer(token));
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: 'VALIDATION_ERROR', message: 'Choose English, French or Traditional Chinese for your notices.' });
+    const chosen = await putJson('/api/v1/notice-preferences', { language: 'zh-Hant', timeZone: 'Asia/Taipei' }, bearer(token));
+    expect(chosen.status).toBe(200);
+    expect(chosen.body).toEqual({
+      language: 'zh-Hant',
+      timeZone: 'Asia/Taipei',
+      chosenAt: new Date(h.clock.now()).toISOString(),
+      effective: { language: 'zh-Hant', timeZone: 'Asia/Taipei' },
+    });
+    expect((await get(h.app, '/api/v1/notice-preferences')).status).toBe(401);
+    const spec = (await get(h.app, '/api/openapi.json')).body;
+    expect(spec.paths['/api/v1/notice-preferences'].get.operationId).toBe('getNoticePreferences');
+    expect(Object.keys(spec.paths['/api/v1/notice-preferences'].put.responses).sort()).toEqual(['200', '400', '401', '403']);
   });
 
   it('N1: sls user set-language USER fr --time-zone Asia/Hong_Kong chooses for the user; `default` gives the logins back', async () => {
