@@ -17,6 +17,9 @@ import { Agent, byId, textById } from './support/html.js';
 import { cliEnv, sls } from './support/cli.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
+import { CODE_TEMPLATES, compose, dayOf, type NoticeTemplate } from '../src/notify/notifier.js';
+import { LANGUAGES } from '../src/i18n/i18n.js';
+import { messagesOf } from '../src/i18n/resources.js';
 
 const ADDRESS = { name: 'Alice Martin', line1: '1 Main Street', city: 'Springfield', postalCode: '12345', country: 'us' };
 /** A date or time written raw (ISO 8601): never in a notice. */
@@ -276,5 +279,37 @@ describe.each(DATABASES)('notices in the user language (%s)', (db) => {
     expect(follow.code).toBe(0);
     expect(follow.stdout).toContain(`Notices to ${user.username} follow the language of their logins again`);
     expect(await h.services.noticePreferences.get(user.id)).toMatchObject({ language: null, timeZone: null, chosenAt: null });
+  });
+});
+
+describe('dates in every notice (N1)', () => {
+  // every notice of the translation files, today's and tomorrow's
+  const notices = Object.keys(messagesOf('en').notifications as object).filter((name) => !(CODE_TEMPLATES as readonly string[]).includes(name));
+
+  it.each(LANGUAGES)(
+    'N1/X2: no notice in %s shows a date raw — a time, an ISO timestamp, an ISO day or the day of a moment are all written out',
+    (language) => {
+      expect(notices.length).toBeGreaterThan(15);
+      const values = [new Date(Date.UTC(2027, 0, 26, 23, 30)), '2027-01-26T23:30:00.000Z', '2027-01-26', dayOf(Date.UTC(2027, 0, 26, 23, 30))];
+      for (const template of notices) {
+        for (const value of values) {
+          const text = messagesOf('en').notifications as Record<string, Record<string, string>>;
+          const names = new Set(Object.values(text[template]!).flatMap((t) => [...t.matchAll(/{{(\w+)}}/g)].map((m) => m[1]!)));
+          const params = Object.fromEntries([...names].map((name) => [name, value]));
+          for (const channel of ['email', 'sms'] as const) {
+            const out = compose({ template: template as NoticeTemplate, channel, language }, params, 'Asia/Hong_Kong');
+            expect(`${out.subject ?? ''} ${out.body}`, `${template} ${channel}`).not.toMatch(RAW_ISO);
+          }
+        }
+      }
+    },
+  );
+
+  it('N1: the day of a moment is the day where the user lives', () => {
+    const at = dayOf(Date.UTC(2027, 0, 26, 23, 30));
+    const body = (timeZone: string) =>
+      compose({ template: 'dscplusShipped', channel: 'sms', language: 'fr' }, { username: 'bob', serial: 'S1', date: at }, timeZone).body;
+    expect(body('UTC')).toContain('le 26/01/2027.');
+    expect(body('Asia/Hong_Kong')).toContain('le 27/01/2027.');
   });
 });
