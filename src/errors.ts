@@ -65,8 +65,17 @@ export const ERROR_STATUS = {
   USERNAME_TAKEN: 409,
   USER_NOT_FOUND: 404,
   ACCOUNT_NOT_FOUND: 404,
+  // entities, accounts and the primary user's rights (A1, A2, A6, O3)
+  ENTITY_NOT_FOUND: 404,
+  IDENTIFICATION_INVALID: 400,
+  ACCOUNT_ENTITY_MISMATCH: 409,
+  ACCOUNT_TAKEN: 409,
+  NOT_PRIMARY_USER: 403,
+  PRIMARY_USER_RIGHT: 409,
   DEVICE_NOT_FOUND: 404,
   SERIAL_TAKEN: 409,
+  // D1: a stock device issued by its own path (the DSC+ takes its PIN), or a serial with nothing to assign
+  STOCK_NOT_ASSIGNABLE: 409,
   INVALID_PIN: 400,
   // the mobile authenticator (K)
   MOBILE_ALREADY_ACTIVE: 409,

@@ -28,6 +28,8 @@ import { Phones } from './devices/sms/phones.js';
 import { SmsCodes } from './devices/sms/codes.js';
 import { Users } from './identity/users.js';
 import { NoticePreferences } from './identity/notice-preferences.js';
+import { Entities } from './identity/entities.js';
+import { SecurityRights } from './identity/security-rights.js';
 import { Passwords } from './identity/passwords.js';
 import { Lockout } from './policy/lockout.js';
 import { Sessions } from './sessions/sessions.js';
@@ -58,6 +60,10 @@ export interface Services {
   box: SecretBox;
   audit: AuditLog;
   users: Users;
+  /** A1: entities and their identification data. */
+  entities: Entities;
+  /** A2, O3: who may change an account's security settings. */
+  securityRights: SecurityRights;
   devices: Devices;
   lockout: Lockout;
   sessions: Sessions;
@@ -200,6 +206,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       warn(translator(environmentLanguage())('audit.anchored', { count: anchored.legacyEntries }));
     }
     const users = new Users(store, clock, box, audit, config.policy.oneTimePasswordTtlMs);
+    const entities = new Entities(store, clock, box, audit);
+    const securityRights = new SecurityRights(store, audit);
     const relyingParty = relyingPartyOf(config);
     // a key suspended as cloned is told to its user (notifier and users are ready by then)
     const devices = new Devices(store, clock, box, audit, {
@@ -280,6 +288,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       box,
       audit,
       users,
+      entities,
       devices,
       lockout,
       notifier,
@@ -309,6 +318,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       helpDesk,
       answers,
       flowLimits,
+      rights: securityRights,
     });
     const activationDeps = {
       store,
@@ -328,6 +338,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       pushRequests,
       answers,
       flowLimits,
+      rights: securityRights,
     };
     const activation = new DeviceActivation(activationDeps);
     const stepUp = new StepUp(activation, { ...activationDeps, firstFactor });
@@ -366,6 +377,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       box,
       audit,
       users,
+      entities,
+      securityRights,
       devices,
       lockout,
       sessions,

@@ -25,7 +25,7 @@ function offered(type: DeviceType): Record<string, string[]> {
 }
 
 describe('device actions from capabilities (issue 12, D4, C3, C5, C6)', () => {
-  it('D4/C3/C5/C6: the DSC+ is reactivated, its PIN changed and reported lost; cards, SMS and the authenticator are reactivated; temporary devices and security keys offer nothing', () => {
+  it('D4/C3/C5/C6: the DSC+ is reactivated, its PIN changed and reported lost; cards, legacy tokens, SMS and the authenticator are reactivated; temporary devices and security keys offer nothing', () => {
     const table = Object.fromEntries(deviceKind.all.map((kind) => kind.type).map((type) => [type, offered(type)]));
     const reactivateOnly = { reactivate: ['shipped', 'suspended'], changePin: [], reportLost: [] };
     const nothing = { reactivate: [], changePin: [], reportLost: [] };
@@ -34,6 +34,10 @@ describe('device actions from capabilities (issue 12, D4, C3, C5, C6)', () => {
       mobile: reactivateOnly,
       scc: reactivateOnly,
       sms: reactivateOnly,
+      // D1: the legacy DSC and the Platinum / Gold tokens come back by proving themselves
+      dsc: reactivateOnly,
+      token_hotp: reactivateOnly,
+      token_totp: reactivateOnly,
       // a key suspended as cloned would prove itself: removed and registered again instead (decision 14)
       security_key: nothing,
       online_card: nothing,

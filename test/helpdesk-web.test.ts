@@ -103,6 +103,47 @@ async function auditOf(user: User) {
 
 // ---------------------------------------------------------------------------
 
+/** A1, A6: the identification and equity forms that end every user page for staff who may act (labels, by language). */
+const IDENTIFICATION_LABELS = {
+  en: [
+    'Name',
+    'Date of birth',
+    'Citizenship',
+    'Country of legal residence',
+    'Identification document type',
+    'Identification document number',
+    'Social Security Number',
+    'Document seen',
+    'Reference of the document (number, ticket)',
+    'New equity (USD)',
+  ],
+  fr: [
+    'Nom',
+    'Date de naissance',
+    'Nationalité',
+    'Pays de résidence légale',
+    "Type de pièce d'identité",
+    "Numéro de la pièce d'identité",
+    'Numéro de sécurité sociale (SSN)',
+    'Document vu',
+    'Référence du document (numéro, dossier)',
+    'Nouvelle valeur (USD)',
+  ],
+  'zh-Hant': [
+    '名稱',
+    '出生日期',
+    '國籍',
+    '合法居住國家',
+    '身份證明文件類型',
+    '身份證明文件號碼',
+    '社會安全號碼（SSN）',
+    '已查看的文件',
+    '文件參考（號碼、個案編號）',
+    '新資產淨值（美元）',
+  ],
+} as const;
+const identificationForms = (base: string): string[] => [`${base}/identification/reveal`, `${base}/identification`, `${base}/equity`];
+
 describe('who may use the console (T1, A5)', () => {
   it('T1: without a session every console page and form sends the browser to /login', async () => {
     const agent = new Agent(h.app);
@@ -272,12 +313,14 @@ describe('the user page (L3, X1)', () => {
       `${userPath(caller)}/lock`,
       `${userPath(caller)}/devices/${device!.id}/lost`,
       `${userPath(caller)}/devices/${device!.id}/returned`,
+      ...identificationForms(userPath(caller)),
     ]);
     expect(expectEveryControlLabelled(page.html)).toEqual([
       "How the caller's identity was verified",
       'Notes: what was checked',
       'Why lock the user (kept in the audit log)',
       'What happened to the card',
+      ...IDENTIFICATION_LABELS.en,
     ]);
     const options = elements(byId(page.html, 'method')!.inner, 'option').map((o) => [o.attrs.value, text(o.inner)]);
     expect(options).toEqual([
@@ -312,6 +355,7 @@ describe('identity verification and the temporary passcode (T1-T5, A5)', () => {
       'Country',
       'Number',
       'What happened to the card',
+      ...IDENTIFICATION_LABELS.en,
     ]);
     expect(elements(issueForm.inner, 'legend').map((l) => text(l.inner))).toEqual(["The caller's security device is"]);
     expect(hasForm(verified.html, `${userPath(caller)}/unlock`)).toBe(false); // not locked
@@ -862,7 +906,7 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
     const { caller, card, active, requested } = await withRequest();
     const page = await staff.agent.get(userPath(caller));
     expect(htmlLang(page.html)).toBe(lang);
-    expect(expectEveryControlLabelled(page.html)).toEqual(t.labels);
+    expect(expectEveryControlLabelled(page.html)).toEqual([...t.labels, ...IDENTIFICATION_LABELS[lang]]);
     expect(rows(page.html, 'devices')[1]?.[4]).toBe(t.deposit(caller.accountNumber));
     expect(textById(page.html, 'cards-heading')).toBe(t.heading);
     expect(textById(page.html, `card-${requested.id}-heading`)).toContain(t.requested);
@@ -870,7 +914,7 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
     expect(
       elements(page.html, 'button')
         .map((b) => text(b.inner))
-        .slice(-3),
+        .slice(-6, -3), // the identification and equity forms come last (A1, A6)
     ).toEqual(t.buttons);
 
     const token = csrfOf(form(page.html, `${userPath(caller)}/verifications`));
@@ -920,6 +964,7 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
       devicePath(caller, active.id, 'lost'),
       devicePath(caller, active.id, 'returned'),
       shipAction,
+      ...identificationForms(userPath(caller)),
     ]);
     expect(expectEveryControlLabelled(page.html)).toEqual([
       "How the caller's identity was verified",
@@ -927,6 +972,7 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
       'Why lock the user (kept in the audit log)',
       'What happened to the card',
       'Card from the stock',
+      ...IDENTIFICATION_LABELS.en,
     ]);
 
     const shipped = await staff.agent.submit(page, shipAction, { serial: 'DSC0000001' });
@@ -1261,7 +1307,7 @@ describe('languages (X2)', () => {
       expect(htmlLang(verified.html)).toBe(lang);
       expect(h1s(verified.html)[0]).toContain(caller.username);
       expect(h1s(verified.html)[0]).toContain(t.user);
-      expect(expectEveryControlLabelled(verified.html)).toEqual(t.labels);
+      expect(expectEveryControlLabelled(verified.html)).toEqual([...t.labels, ...IDENTIFICATION_LABELS[lang]]);
       expect(textById(verified.html, 'verification')).toContain(`${t.verified} ${id}`);
       expect(elements(byId(verified.html, 'method')!.inner, 'option').map((o) => text(o.inner))).toContain(t.method);
       // the language links keep the verification in effect
@@ -1301,7 +1347,7 @@ describe('languages (X2)', () => {
   it('X2: the console templates hold no text for people: everything comes from the translation files', () => {
     const views = new URL('../views/helpdesk/', import.meta.url);
     const files = readdirSync(views).filter((f) => f.endsWith('.eta'));
-    expect(files.sort()).toEqual(['search.eta', 'secret.eta', 'user.eta']);
+    expect(files.sort()).toEqual(['identification.eta', 'search.eta', 'secret.eta', 'user.eta']);
     for (const file of files) {
       const source = readFileSync(new URL(file, views), 'utf8')
         .replace(/<%[\s\S]*?%>/g, '')

@@ -11,9 +11,10 @@ import { loadConfig, type Config } from '../config.js';
 import { SlsError } from '../errors.js';
 import { createServices, type Services } from '../services.js';
 import { describeError, environmentLanguage, translator } from '../i18n/i18n.js';
-import { parsePskc } from '../devices/dscplus/pskc.js';
+import { decodePskc, parsePskc } from '../devices/dscplus/pskc.js';
 import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
 import { runCardEmulator, cardResponse, readCardFile } from './dsc-emulator.js';
+import { pressToken } from './token-emulator.js';
 import { VERIFICATION_METHODS } from '../helpdesk/helpdesk.js';
 import type { Role } from '../store/schema.js';
 import { serve } from './serve.js';
@@ -21,6 +22,7 @@ import { toE164 } from '../delivery/phone.js';
 import { outboxAudioPath } from '../delivery/speech.js';
 import { findingError } from '../audit/audit-log.js';
 import { parseAuditFilter } from '../audit/audit-query.js';
+import { registerEntityCommands } from './entity-commands.js';
 import { registerEntitlementCommands } from './entitlements.js';
 
 const t = translator(environmentLanguage());
@@ -127,29 +129,35 @@ export function buildProgram(): Command {
     .requiredOption('--username <u>', 'lower-case letters and digits')
     .requiredOption('--password <p>', 'at least 8 characters, not a common password')
     .option('--account <a>', 'account number to join or create')
+    .option('--entity <id>', 'the entity the user belongs to (A1, `sls entity create`); without --account, a new account of the entity')
     .option('--equity <usd>', 'account equity in USD (A6)', amountOption)
     .option('--email <e>', 'e-mail address for notifications')
     .option('--mobile <country:digits>', 'mobile number on record, confirmed by SMS at the first login (M2), e.g. FR:612345678', mobileOption)
     .addOption(dbOption())
-    .action(async (options: DbOption & { username: string; password: string; account?: string; equity?: number; email?: string; mobile?: MobileNumber }) => {
-      await withServices(options, async (s) => {
-        const created = await s.users.create(
-          {
-            username: options.username,
-            password: options.password,
-            ...(options.account !== undefined ? { accountNumber: options.account } : {}),
-            ...(options.equity !== undefined ? { equityUsd: options.equity } : {}),
-            ...(options.email !== undefined ? { email: options.email } : {}),
-          },
-          'cli',
-        );
-        print(t('cli.userCreated', { username: created.username, account: created.accountNumber }));
-        if (options.mobile) {
-          const phone = await s.phones.add(created.id, options.mobile, 'cli', null);
-          print(t('cli.mobileOnRecord', { number: phone.masked }));
-        }
-      });
-    });
+    .action(
+      async (
+        options: DbOption & { username: string; password: string; account?: string; entity?: string; equity?: number; email?: string; mobile?: MobileNumber },
+      ) => {
+        await withServices(options, async (s) => {
+          const created = await s.users.create(
+            {
+              username: options.username,
+              password: options.password,
+              ...(options.account !== undefined ? { accountNumber: options.account } : {}),
+              ...(options.entity !== undefined ? { entityId: options.entity } : {}),
+              ...(options.equity !== undefined ? { equityUsd: options.equity } : {}),
+              ...(options.email !== undefined ? { email: options.email } : {}),
+            },
+            'cli',
+          );
+          print(t('cli.userCreated', { username: created.username, account: created.accountNumber }));
+          if (options.mobile) {
+            const phone = await s.phones.add(created.id, options.mobile, 'cli', null);
+            print(t('cli.mobileOnRecord', { number: phone.masked }));
+          }
+        });
+      },
+    );
 
   user
     .command('show')
@@ -168,6 +176,7 @@ export function buildProgram(): Command {
           id: u.id,
           username: u.username,
           account: account.accountNumber,
+          entity: u.entityId,
           equityUsd: account.equityUsd,
           primaryUser: account.primaryUserId === u.id,
           canChangeSecurity: u.canChangeSecurity,
@@ -190,9 +199,8 @@ export function buildProgram(): Command {
       });
     });
 
-  program
-    .command('account')
-    .description('accounts (A6)')
+  const account = program.command('account').description('accounts of an entity (A1, A6)');
+  account
     .command('set-equity')
     .description('set the equity of an account in USD (decides DSC+ eligibility, C1)')
     .requiredOption('--account <a>', 'account number')
@@ -204,6 +212,8 @@ export function buildProgram(): Command {
         print(`${account.accountNumber} equity USD ${account.equityUsd}`);
       });
     });
+
+  registerEntityCommands({ program, user, account, withServices, print, printJson, dbOption, amountOption, t });
 
   program
     .command('staff')
@@ -459,7 +469,7 @@ export function buildProgram(): Command {
     .command('list')
     .description("list a user's devices, or the cards in stock")
     .option('--user <u>', 'username')
-    .option('--stock', 'list the imported cards not yet issued')
+    .option('--stock', 'list the imported cards and tokens not yet issued')
     .option('--json', 'print JSON')
     .addOption(dbOption())
     .action(async (options: DbOption & { user?: string; stock?: boolean; json?: boolean }) => {
@@ -467,7 +477,8 @@ export function buildProgram(): Command {
         throw new SlsError('VALIDATION_ERROR', { reason: 'give --user U or --stock' });
       }
       await withServices(options, async (s) => {
-        const devices = options.user !== undefined ? await s.devices.listForUser((await s.users.getByUsername(options.user)).id) : await s.devices.listStock();
+        const devices =
+          options.user !== undefined ? await s.devices.listForUser((await s.users.getByUsername(options.user)).id) : await s.devices.listAllStock();
         const rows = devices.map((d) => ({
           id: d.id,
           type: d.type,
@@ -483,16 +494,20 @@ export function buildProgram(): Command {
 
   device
     .command('import-pskc')
-    .description('import a batch of DSC+ cards from a PSKC (RFC 6030) file into the stock (C8)')
+    .description(
+      'import a batch of devices from a PSKC (RFC 6030) file into the stock (C8, D1): each key as its algorithm says — OCRA with a PIN: DSC+; OCRA without: legacy DSC; HOTP, TOTP: Platinum / Gold tokens',
+    )
     .argument('<file>')
     .option('--key <hex>', 'pre-shared key for encrypted secrets', hexOption('--key'))
     .option('--password <p>', 'password for PBKDF2-protected secrets')
     .option('--batch <name>', 'batch name (default: the file name)')
+    .option('--look-ahead <n>', 'HOTP tokens: counters past the expected one a code may be (default 10)', intOption('--look-ahead', 0, 1000))
+    .option('--time-window <n>', 'TOTP tokens: time steps either side of now a code may be (default 1)', intOption('--time-window', 0, 1000))
     .addOption(dbOption())
-    .action(async (file: string, options: DbOption & { key?: Buffer; password?: string; batch?: string }) => {
+    .action(async (file: string, options: DbOption & { key?: Buffer; password?: string; batch?: string; lookAhead?: number; timeWindow?: number }) => {
       let xml: string;
       try {
-        xml = readFileSync(file, 'utf8');
+        xml = decodePskc(readFileSync(file));
       } catch {
         throw new SlsError('INVALID_PSKC', { reason: `cannot read ${file}` });
       }
@@ -502,8 +517,27 @@ export function buildProgram(): Command {
       });
       await withServices(options, async (s) => {
         const batch = options.batch ?? basename(file);
-        const imported = await s.devices.importStock(keys, 'cli', batch);
+        const imported = await s.devices.importStock(keys, 'cli', batch, {
+          ...(options.lookAhead !== undefined ? { lookAhead: options.lookAhead } : {}),
+          ...(options.timeWindow !== undefined ? { timeWindow: options.timeWindow } : {}),
+        });
         print(t('cli.imported', { count: imported.length, batch }));
+      });
+    });
+
+  device
+    .command('assign')
+    .description('issue an imported legacy device (DSC, Platinum / Gold token) to the user who holds it (D1) and write the file for `sls token`')
+    .requiredOption('--user <u>', 'username')
+    .requiredOption('--serial <s>', 'the serial of the device in the stock (every key under it), or <serial>/<key id> for one key')
+    .requiredOption('--out <file>', 'where to write the token file (its keys and parameters)')
+    .addOption(dbOption())
+    .action(async (options: DbOption & { user: string; serial: string; out: string }) => {
+      await withServices(options, async (s) => {
+        const u = await s.users.getByUsername(options.user);
+        const { devices, file } = await s.devices.assignStock(options.serial, u.id, 'cli');
+        writeFileSync(options.out, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+        print(t('legacy.cli.assigned', { serial: file.serial, count: devices.length, username: u.username, path: options.out }));
       });
     });
 
@@ -554,6 +588,18 @@ export function buildProgram(): Command {
         return;
       }
       await runCardEmulator(card, t);
+    });
+
+  program
+    .command('token')
+    .description(
+      'the legacy device emulator (D1): a Platinum / Gold token prints its current code (an event-based one moves its counter on in the file); the legacy DSC prints its response to --challenge',
+    )
+    .requiredOption('--card <file>', 'token file written by `sls device assign`')
+    .option('--key <id>', 'which key, when the device holds several (key id, device id or serial)')
+    .option('--challenge <n>', 'the legacy DSC: the challenge shown at login')
+    .action((options: { card: string; key?: string; challenge?: string }) => {
+      print(pressToken(options.card, options.key, Date.now(), options.challenge));
     });
 
   program

@@ -14,8 +14,7 @@ import type { DeviceState, DevicesTable } from '../store/schema.js';
 import type { Selectable, Updateable } from 'kysely';
 import { allowedMove, DEVICE_TRANSITIONS, TEMPORARY_TRANSITIONS } from './transitions.js';
 import { DSCPLUS_SUITE, dscPlusSecret, type DscPlusSecret } from './dscplus/dscplus.js';
-import type { PskcKey } from './dscplus/pskc.js';
-import type { DeviceKind, DeviceKinds } from './types.js';
+import type { DeviceKind, DeviceKinds, ImportedKey, ImportSettings, StockItem } from './types.js';
 import type { Device, DeviceContext, DeviceType, RelyingParty, Suspicion } from './types.js';
 
 type DeviceRow = Selectable<DevicesTable>;
@@ -28,6 +27,17 @@ export interface CardFile {
   /** The card seed, hex. */
   seed: string;
   pin: string;
+}
+
+/**
+ * What the `sls token` emulator reads (D1): the keys of one legacy token or
+ * card issued from the stock, each with its algorithm and parameters.
+ */
+export interface TokenFile {
+  format: 'sls-token/1';
+  /** The physical device's serial. */
+  serial: string;
+  keys: ({ deviceId: string; type: DeviceType; serial: string; keyId: string | null } & Record<string, unknown>)[];
 }
 
 const NEVER = 8_640_000_000_000_000;
@@ -222,6 +232,7 @@ export class Devices {
       used: (replayKeys) => this.usedAmong(device.id, replayKeys),
       digest: (value) => this.box.digest(value, `device:${device.id}`),
       relyingParty: this.options.relyingParty ?? { origin: 'http://localhost', rpId: 'localhost' },
+      now: this.clock.now(),
       suspect: (reason, data) => this.suspect(device.id, reason, data),
     };
   }
@@ -356,31 +367,104 @@ export class Devices {
     };
   }
 
-  /** C8: a batch of cards from a PSKC file enters the stock, all or nothing. */
-  async importStock(keys: PskcKey[], actor: string, batch: string): Promise<Device[]> {
+  /** The one registered kind an imported key makes, and what it makes (D1: by the key's algorithm). */
+  private stockItem(key: ImportedKey, settings: ImportSettings): { kind: DeviceKind; item: StockItem } {
+    const made = this.options.deviceKind.all.flatMap((kind) => {
+      const item = kind.stock?.fromKey(key, settings) ?? null;
+      return item === null ? [] : [{ kind, item }];
+    });
+    if (made.length !== 1) {
+      throw new SlsError(
+        'INVALID_PSKC',
+        { reason: 'unsupported algorithm', serial: key.serial },
+        `key ${key.keyId} of ${key.serial} (${key.algorithm}${key.suite ? ` ${key.suite}` : ''}) is ${made.length === 0 ? 'no' : 'more than one'} device kind's`,
+      );
+    }
+    return made[0]!;
+  }
+
+  /**
+   * C8, D1: a batch of imported keys enters the stock, all or nothing, each
+   * as the device its algorithm names (an OCRA suite with a PIN: DSC+;
+   * without: the legacy DSC; HOTP, TOTP: Platinum / Gold tokens). Keys that
+   * share a serial are one physical device: each key's row is
+   * `<serial>/<key id>`, and they are assigned together.
+   */
+  async importStock(keys: ImportedKey[], actor: string, batch: string, settings: ImportSettings = {}): Promise<Device[]> {
+    const perSerial = new Map<string, number>();
+    for (const key of keys) perSerial.set(key.serial, (perSerial.get(key.serial) ?? 0) + 1);
+    const rows = keys.map((key) => {
+      const { kind, item } = this.stockItem(key, settings);
+      const shared = perSerial.get(key.serial)! > 1;
+      return { key, kind, item, serial: shared ? `${key.serial}/${key.keyId}` : key.serial, shared };
+    });
     const ids: string[] = [];
     await this.store.serialized('audit_log', async (trx) => {
-      const serials = keys.map((k) => k.serial);
-      const taken = serials.length
-        ? await trx.selectFrom('devices').select('serial').where('type', '=', 'dscplus').where('serial', 'in', serials).execute()
-        : [];
-      if (taken.length > 0) throw new SlsError('SERIAL_TAKEN', { serial: taken.map((t) => t.serial).join(', ') });
-      for (const key of keys) {
+      for (const type of new Set(rows.map((r) => r.kind.type))) {
+        const serials = rows.filter((r) => r.kind.type === type).map((r) => r.serial);
+        const taken = await trx.selectFrom('devices').select('serial').where('type', '=', type).where('serial', 'in', serials).execute();
+        if (taken.length > 0) throw new SlsError('SERIAL_TAKEN', { serial: taken.map((t) => t.serial).join(', ') });
+      }
+      for (const { key, kind, item, serial, shared } of rows) {
         ids.push(
           await this.insert(trx, {
             userId: null,
-            type: 'dscplus',
+            type: kind.type,
             state: 'stock',
-            serial: key.serial,
-            label: `DSC+ ${key.serial}`,
-            secret: { seed: key.secret.toString('hex') },
-            params: { suite: key.suite ?? DSCPLUS_SUITE, batch, manufacturer: key.manufacturer ?? null },
+            serial,
+            label: shared ? `${item.label}/${key.keyId}` : item.label,
+            secret: item.secret,
+            params: { ...item.params, batch, manufacturer: key.manufacturer ?? null, token: key.serial, keyId: key.keyId },
           }),
         );
       }
-      await this.audit.append(trx, [{ event: 'device.imported', actor, data: { batch, count: keys.length, serials } }]);
+      const types = Object.fromEntries([...new Set(rows.map((r) => r.kind.type))].map((type) => [type, rows.filter((r) => r.kind.type === type).length]));
+      await this.audit.append(trx, [{ event: 'device.imported', actor, data: { batch, count: keys.length, serials: rows.map((r) => r.serial), types } }]);
     });
     return Promise.all(ids.map((id) => this.get(id)));
+  }
+
+  /** C8, D1: every imported device not yet issued, of every kind. */
+  async listAllStock(): Promise<Device[]> {
+    const rows = await this.store.db.selectFrom('devices').selectAll().where('state', '=', 'stock').orderBy('serial').execute();
+    return rows.map((row) => this.toDevice(row));
+  }
+
+  /**
+   * D1: staff issue an imported legacy device to the user who holds it: every
+   * stock key of the physical serial (`S`, or `S/<key id>` for one of its
+   * keys) becomes the user's active device, audited. Returns the devices and
+   * the file the `sls token` emulator reads. A kind with its own issuing
+   * path (the DSC+ and its PIN) is refused here.
+   */
+  async assignStock(serial: string, userId: string, actor: string): Promise<{ devices: Device[]; file: TokenFile }> {
+    const stock = (await this.listAllStock()).filter((d) => d.userId === null && (d.serial === serial || d.params.token === serial));
+    if (stock.length === 0) throw new SlsError('DEVICE_NOT_FOUND', { serial });
+    const own = stock.find((d) => this.kind(d.type).stock?.assignAsIs !== true);
+    if (own) throw new SlsError('STOCK_NOT_ASSIGNABLE', { serial: own.serial!, type: own.type });
+    await this.store.serialized('audit_log', async (trx) => {
+      for (const device of stock) {
+        const assigned = await this.transition(trx, { ...device, userId }, 'active', {
+          actor,
+          event: 'device.added',
+          data: { serial: device.serial, fromStock: true },
+          set: { user_id: userId },
+        });
+        if (!assigned) throw new SlsError('SERIAL_TAKEN', { serial: device.serial! });
+      }
+    });
+    const devices = await Promise.all(stock.map((d) => this.get(d.id)));
+    const keys = await Promise.all(
+      devices.map(async (device) => ({
+        deviceId: device.id,
+        type: device.type,
+        serial: device.serial!,
+        keyId: typeof device.params.keyId === 'string' ? device.params.keyId : null,
+        ...(this.kind(device.type).stock?.tokenFile?.(device, await this.readSecret(this.store.db, device.id)) ?? {}),
+      })),
+    );
+    const physical = typeof devices[0]!.params.token === 'string' ? devices[0]!.params.token : serial;
+    return { devices, file: { format: 'sls-token/1', serial: physical, keys } };
   }
 
   async setState(deviceId: string, state: DeviceState, actor: string, reason?: string): Promise<Device> {

@@ -1,17 +1,17 @@
 /**
- * Challenge/response by OCRA (RFC 6287) with the PIN folded in, for the
- * kinds that answer that way: the DSC+ (C3) and the mobile authenticator
- * when no notification comes (K4, K5). A kind passes the suite its devices
- * use when their parameters name none.
+ * Challenge/response by OCRA (RFC 6287), for the kinds that answer that
+ * way: with the PIN folded in, the DSC+ (C3) and the mobile authenticator
+ * when no notification comes (K4, K5); without a PIN, the legacy DSC (D1).
+ * A kind passes the suite its devices use when their parameters name none.
  */
-import { SlsError } from '../errors.js';
+import { SlsError, isSlsError } from '../errors.js';
 import { generateOcraChallenge, parseOcraSuite, verifyOcra, type OcraSuite } from '../crypto/ocra.js';
-import type { Challenge, CheckResult, DeviceContext, DeviceKind } from './types.js';
+import type { Challenge, CheckResult, DeviceContext, DeviceKind, ImportedKey } from './types.js';
 
-/** What such a kind seals in the device row: the OCRA key and the P input (hex). */
+/** What such a kind seals in the device row: the OCRA key and, when its suite has one, the P input (hex). */
 export interface OcraSecret {
   seed: string;
-  pinHash: string;
+  pinHash?: string;
 }
 
 const suites = new Map<string, OcraSuite>();
@@ -46,8 +46,36 @@ export function ocraChallengeResponse(defaultSuite: string): Pick<DeviceKind, 'i
       const question = String(verifier.question);
       const suite = suiteOf(ctx, defaultSuite);
       const secret = ctx.secret<OcraSecret>();
-      const ok = verifyOcra(suite, { key: Buffer.from(secret.seed, 'hex'), question, pinHash: Buffer.from(secret.pinHash, 'hex') }, response);
+      const key = Buffer.from(secret.seed, 'hex');
+      const ok = verifyOcra(suite, { key, question, ...(secret.pinHash !== undefined ? { pinHash: Buffer.from(secret.pinHash, 'hex') } : {}) }, response);
       return ok ? { ok, replayKeys: [`q:${question}`] } : { ok };
     },
   };
+}
+
+/**
+ * D1, C8: the suite of an imported OCRA key that a card answers — a numeric
+ * challenge typed on its keypad, a truncated response, no counter, session
+ * or time input — with or without a PIN (`P`); null for a key of another
+ * algorithm. An OCRA key a card cannot answer is refused (INVALID_PSKC).
+ */
+export function importedCardSuite(key: ImportedKey): OcraSuite | null {
+  if (key.family !== 'ocra' || key.suite === undefined) return null;
+  let suite: OcraSuite;
+  try {
+    suite = parseOcraSuite(key.suite);
+  } catch (e) {
+    if (isSlsError(e)) throw new SlsError('INVALID_PSKC', { reason: 'invalid OCRA suite', suite: key.suite, serial: key.serial });
+    throw e;
+  }
+  const card = suite.challenge.format === 'N' && suite.digits !== 0 && !suite.counter && suite.sessionLength === null && suite.timeStep === null;
+  const pin = suite.pinHash === null || suite.pinHash === 'sha1';
+  if (!card || !pin) {
+    throw new SlsError(
+      'INVALID_PSKC',
+      { reason: 'unsupported algorithm', suite: key.suite, serial: key.serial },
+      `OCRA suite ${key.suite} is not a card's: a numeric challenge, a truncated response, an optional PSHA1 PIN, no counter, session or time`,
+    );
+  }
+  return suite;
 }

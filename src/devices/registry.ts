@@ -10,9 +10,22 @@ import { onlineCard, securityCodeCard } from './code-card/code-card.js';
 import { smsDevice } from './sms/sms.js';
 import { mobileDevice } from './mobile/mobile.js';
 import { securityKey } from './security-key/security-key.js';
+import { legacyDsc } from './dsc/dsc.js';
+import { hotpToken, totpToken } from './otp-token/otp-token.js';
 import type { DeviceKind, DeviceKinds } from './types.js';
 
-export const BUILT_IN_KINDS: readonly DeviceKind[] = [dscPlus, securityKey, mobileDevice, securityCodeCard, smsDevice, onlineCard, temporaryPasscode];
+export const BUILT_IN_KINDS: readonly DeviceKind[] = [
+  dscPlus,
+  hotpToken,
+  totpToken,
+  securityKey,
+  legacyDsc,
+  mobileDevice,
+  securityCodeCard,
+  smsDevice,
+  onlineCard,
+  temporaryPasscode,
+];
 
 /** The kinds by type: the built-in ones and `extra` (a deployment's own; a type may not be registered twice). */
 export function deviceKinds(extra: readonly DeviceKind[] = []): DeviceKinds {

@@ -12,7 +12,7 @@ import type { Transitions } from './transitions.js';
 export const SMS_CODE_DIGITS = 6;
 
 /** The device types this server ships (src/devices/registry.ts); a deployment may register more kinds. */
-export type BuiltInDeviceType = 'dscplus' | 'mobile' | 'scc' | 'sms' | 'online_card' | 'temp_passcode' | 'security_key';
+export type BuiltInDeviceType = 'dscplus' | 'dsc' | 'token_hotp' | 'token_totp' | 'mobile' | 'scc' | 'sms' | 'online_card' | 'temp_passcode' | 'security_key';
 
 /** A device type: the name of a registered kind. */
 export type DeviceType = string;
@@ -47,6 +47,8 @@ export interface Device {
 export type Prompt =
   | { type: 'ocra'; question: string; digits: number }
   | { type: 'passcode' }
+  /** D1: the one-time password a token shows (Platinum, Gold: HOTP or TOTP); nothing to type into it. */
+  | { type: 'otp'; digits: number }
   /** S1: the codes under two index numbers of a card, one after the other. */
   | { type: 'index'; indexes: [number, number] }
   /** M4, M5: a code sent to a mobile number by SMS or read by an automated call. */
@@ -125,8 +127,73 @@ export interface DeviceContext {
   digest(value: string): string;
   /** Where the pages are (WebAuthn's relying party). */
   relyingParty: RelyingParty;
+  /** The server's time now (ms), for time-based codes (TOTP). */
+  now: number;
   /** The device looks compromised: it is suspended (if active), audited as `device.<reason>`, and its user told. */
   suspect(reason: Suspicion, data: Record<string, unknown>): Promise<void>;
+}
+
+/**
+ * D1, C8: a key read from an import file (PSKC, RFC 6030), decrypted: what a
+ * kind needs to make a device of it.
+ */
+export interface ImportedKey {
+  /** DeviceInfo/SerialNo: the physical device's serial (several keys may share it). */
+  serial: string;
+  /** DeviceInfo/Manufacturer. */
+  manufacturer?: string;
+  /** DeviceInfo/Model (e.g. Platinum, Gold). */
+  model?: string;
+  /** Key@Id. */
+  keyId: string;
+  /** Key@Algorithm URI, e.g. `urn:ietf:params:xml:ns:keyprov:pskc:hotp`. */
+  algorithm: string;
+  /** The algorithm family the URI names: event-based (RFC 4226), time-based (RFC 6238) one-time passwords, or OCRA (RFC 6287). */
+  family: 'hotp' | 'totp' | 'ocra';
+  /** AlgorithmParameters/Suite: the OCRA suite of an OCRA key; the hash (e.g. HMAC-SHA256) of an HOTP or TOTP key. */
+  suite?: string;
+  /** AlgorithmParameters/ResponseFormat@Length: the digits of the code. */
+  responseLength?: number;
+  /** The (decrypted) key bytes. */
+  secret: Buffer;
+  /** Data/Counter: the event counter (HOTP). */
+  counter?: number;
+  /** Data/Time: T0, the Unix time (seconds) the time steps count from (TOTP). */
+  time?: number;
+  /** Data/TimeInterval: the time step in seconds (TOTP). */
+  timeInterval?: number;
+  /** Data/TimeDrift: the token clock's known drift, in time steps (TOTP). */
+  timeDrift?: number;
+}
+
+/** What an imported key makes: the stock device of a kind, before it is issued to a user. */
+export interface StockItem {
+  /** The secret sealed in the device row (D5). */
+  secret: unknown;
+  params: Record<string, unknown>;
+  label: string;
+}
+
+/** D1: an import's drift windows for one-time-password tokens (`sls device import-pskc --look-ahead --time-window`). */
+export interface ImportSettings {
+  /** HOTP: how many counters past the expected one an answer may be (RFC 4226 §7.4 look-ahead). */
+  lookAhead?: number;
+  /** TOTP: how many time steps either side of now an answer may be (RFC 6238 §5.2, §6). */
+  timeWindow?: number;
+}
+
+/** D1, C8: how a kind's devices come from imported keys and are issued from the stock. */
+export interface StockKind {
+  /** The stock device an imported key makes, or null when the key's algorithm is not this kind's. */
+  fromKey(key: ImportedKey, settings: ImportSettings): StockItem | null;
+  /**
+   * D1: a stock device is issued to a user as it is (`sls device assign`,
+   * the legacy tokens); false when the kind has its own issuing path (the
+   * DSC+ takes its PIN).
+   */
+  assignAsIs: boolean;
+  /** What the emulator's file (`sls token --card`) holds for an issued device: its algorithm and parameters, from its secret. */
+  tokenFile?(device: Device, secret: unknown): Record<string, unknown>;
 }
 
 export interface DeviceCapabilities {
@@ -155,8 +222,8 @@ export interface DeviceKind {
   type: DeviceType;
   /**
    * D2: the kind's rank for sharing and for the withdrawal limits, higher is
-   * stronger (DSC+ 100 > security key 80 > mobile authenticator 60 > SCC 40 >
-   * SMS 20 > temporary kinds).
+   * stronger (DSC+ = Platinum = Gold tokens 100 > security key 80 > legacy
+   * DSC 70 > mobile authenticator 60 > SCC 40 > SMS 20 > temporary kinds).
    */
   strength: number;
   /**
@@ -210,6 +277,11 @@ export interface DeviceKind {
   pushChallenge?(): Challenge;
   /** M5: a new code to send by SMS or read by an automated call (the SMS device). */
   codeChallenge?(ctx: DeviceContext, channel: 'sms' | 'voice'): Challenge;
+  /**
+   * D1, C8: devices of the kind come from imported keys (PSKC), each key
+   * to the kind its algorithm names. Without it no key imports as this kind.
+   */
+  stock?: StockKind;
 }
 
 /**

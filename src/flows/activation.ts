@@ -41,6 +41,7 @@ import { assertFullScope, decideAccess } from '../policy/access.js';
 import type { Language } from '../i18n/i18n.js';
 import type { RequestMeta } from './login.js';
 import type { FirstFactor } from './first-factor.js';
+import type { SecuritySettingsRights } from '../identity/security-rights.js';
 
 export interface ActivationView {
   id: string;
@@ -83,6 +84,8 @@ export interface ActivationDeps {
   helpDesk: TemporaryDevices;
   answers: Answers;
   flowLimits: FlowLimits;
+  /** A2: reactivating a permanent device changes the security settings. */
+  rights: SecuritySettingsRights;
 }
 
 export class DeviceActivation {
@@ -132,6 +135,10 @@ export class DeviceActivation {
     const language = meta.language ?? this.deps.config.defaultLanguage;
     const { clock, box, devices, users, config, smsCodes } = this.deps;
     const device = await this.ownDevice(session, deviceId);
+    // A2: a permanent device is (re)activated only by a user with the right; a temporary one (S2: the online card) is the user's own interim access
+    if (purpose === 'activation' && !this.deps.deviceKind(device.type).temporary) {
+      await this.deps.rights.assertMayChange(session.userId, { action: 'reactivate', ip: meta.ip ?? null });
+    }
     this.assertReady(device, purpose);
     const user = await users.get(session.userId);
     // V1, K11: the mobile authenticator verifies a step-up by push

@@ -21,7 +21,8 @@ import { SlsError } from '../errors.js';
 import { newId, randomUpperAlnum } from '../crypto/random.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Device, Phone } from '../devices/types.js';
-import type { User, Users } from '../identity/users.js';
+import { assertEquity, type Account, type User, type Users } from '../identity/users.js';
+import type { CorrectionBasis, Entities, EntityInput, EntityView } from '../identity/entities.js';
 import type { DeviceState, Role } from '../store/schema.js';
 import type { Store, Tx } from '../store/database.js';
 import { deviceTopic, type Signals } from '../push/signals.js';
@@ -62,6 +63,8 @@ export interface HelpDeskDeps {
   box: SecretBox;
   audit: AuditLog;
   users: Users;
+  /** A1: the entities behind the users, and their identification data. */
+  entities: Entities;
   devices: Devices;
   lockout: Lockout;
   notifier: Notifier;
@@ -87,7 +90,10 @@ export type StaffAction =
   | 'add_phone'
   | 'ship'
   | 'device_lost'
-  | 'device_returned';
+  | 'device_returned'
+  | 'view_identification'
+  | 'correct_identification'
+  | 'set_equity';
 
 export class HelpDesk {
   /**
@@ -422,6 +428,70 @@ export class HelpDesk {
       ]);
       return ids.length;
     });
+  }
+
+  /**
+   * X7 on the users behind a change: staff act on an entity's identification
+   * data, or on an account's equity, only if they may act on each of its
+   * users (never their own entity or account; a staff member's, as an admin).
+   */
+  private async actOnAll(staffUserId: string, user: User, action: StaffAction, scope: 'entity' | 'account'): Promise<User> {
+    const staff = await this.staff(staffUserId, 'act');
+    const rows = await this.deps.store.db
+      .selectFrom('users')
+      .select('id')
+      .where(scope === 'entity' ? 'entity_id' : 'account_id', '=', scope === 'entity' ? user.entityId : user.accountId)
+      .execute();
+    const others = await Promise.all(rows.filter((r) => r.id !== user.id).map((r) => this.deps.users.get(r.id)));
+    for (const target of [user, ...others]) await this.assertMayActOn(staff, target, action);
+    return staff;
+  }
+
+  /**
+   * A1: the identification data of a user's entity, masked; in full
+   * (`reveal`) only to staff who may act on the entity's users, audited.
+   */
+  async identification(staffUserId: string, username: string, options: { reveal?: boolean; ip?: string | null } = {}): Promise<EntityView> {
+    const user = await this.deps.users.getByUsername(username);
+    if (!options.reveal) {
+      await this.staff(staffUserId, 'view');
+      return this.deps.entities.view(user.entityId);
+    }
+    const staff = await this.actOnAll(staffUserId, user, 'view_identification', 'entity');
+    await this.deps.audit.record({
+      event: 'entity.identification_viewed',
+      actor: this.actor(staff),
+      userId: user.id,
+      username: user.username,
+      ip: options.ip ?? null,
+      data: { entityId: user.entityId },
+    });
+    return this.deps.entities.view(user.entityId, true);
+  }
+
+  /**
+   * A1: client services correct the identification data of a user's entity
+   * (an outdated document on record), based on the document they saw: its
+   * type and a reference are required and audited with the fields changed.
+   */
+  async correctIdentification(
+    staffUserId: string,
+    username: string,
+    changes: { name?: string; identification: EntityInput['identification'] },
+    basis: CorrectionBasis,
+  ): Promise<string[]> {
+    const user = await this.deps.users.getByUsername(username);
+    const staff = await this.actOnAll(staffUserId, user, 'correct_identification', 'entity');
+    const { fields } = await this.deps.entities.correct(user.entityId, changes, basis, this.actor(staff));
+    return fields;
+  }
+
+  /** A6: staff set the equity of a user's account (it decides DSC+ eligibility, C1). */
+  async setEquity(staffUserId: string, username: string, equityUsd: number): Promise<Account> {
+    const user = await this.deps.users.getByUsername(username);
+    assertEquity(equityUsd);
+    const staff = await this.actOnAll(staffUserId, user, 'set_equity', 'account');
+    return this.deps.users.setEquity(user.accountNumber, equityUsd, this.actor(staff));
   }
 
   /**

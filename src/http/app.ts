@@ -170,7 +170,13 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     if (request.url.startsWith('/api/v1/') && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
   const pages = new PageRenderer(config, services.box.digest('sls-csrf-tokens', 'csrf-hmac-key'), services.deviceKind);
-  const guard = new SessionGuard({ sessions: services.sessions, audit: services.audit, clock: services.clock, policy: config.policy });
+  const guard = new SessionGuard({
+    sessions: services.sessions,
+    audit: services.audit,
+    clock: services.clock,
+    policy: config.policy,
+    rights: services.securityRights,
+  });
   registerErrorHandling(app, (request, reply) =>
     request.url.startsWith('/api/') ? sendError(request, reply, new SlsError('NOT_FOUND')) : pages.renderError(request, reply, new SlsError('NOT_FOUND')),
   );

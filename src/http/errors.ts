@@ -48,7 +48,15 @@ export function toSlsError(error: unknown): SlsError {
 }
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; hints?: string[]; attemptsLeft?: number; stepUp?: string; requestId?: string };
+  error: {
+    code: ErrorCode;
+    message: string;
+    hints?: string[];
+    attemptsLeft?: number;
+    stepUp?: string;
+    details?: Record<string, string>;
+    requestId?: string;
+  };
 }
 
 export function errorBody(t: Translate, error: SlsError, requestId?: string): ErrorBody {
@@ -56,6 +64,8 @@ export function errorBody(t: Translate, error: SlsError, requestId?: string): Er
   if (Array.isArray(error.params.hints)) body.error.hints = error.params.hints.map((key) => t(key));
   if (typeof error.params.attemptsLeft === 'number') body.error.attemptsLeft = error.params.attemptsLeft;
   if (typeof error.params.stepUp === 'string') body.error.stepUp = error.params.stepUp;
+  // A2: NOT_PRIMARY_USER names the user who may change the security settings
+  if (typeof error.params.primaryUser === 'string') body.error.details = { primaryUser: error.params.primaryUser };
   if (requestId) body.error.requestId = requestId;
   return body;
 }
@@ -69,6 +79,10 @@ export const ErrorSchema = z
       hints: z.array(z.string()).optional().describe('What to check after "Login failed" (L5)'),
       attemptsLeft: z.number().int().optional(),
       stepUp: z.string().optional().describe('STEP_UP_REQUIRED: where the step-up starts (POST, with the password)'),
+      details: z
+        .record(z.string(), z.string())
+        .optional()
+        .describe('Facts of the error: NOT_PRIMARY_USER gives `primaryUser`, the user who may change the security settings (A2)'),
       requestId: z.string().optional().describe('The id of the request (also its X-Request-Id header): quote it to the operators'),
     }),
   })

@@ -10,6 +10,7 @@ import type { PolicyConfig } from '../config.js';
 import { SlsError } from '../errors.js';
 import { refusalError, sessionRefusal, type SessionNeed } from '../policy/session-access.js';
 import type { Session, Sessions } from '../sessions/sessions.js';
+import type { SecuritySettingsRights } from '../identity/security-rights.js';
 import { assertSameOrigin, presentedToken, SESSION_COOKIE, type PresentedToken } from './session-cookie.js';
 
 export interface SessionGuardDeps {
@@ -17,6 +18,8 @@ export interface SessionGuardDeps {
   audit: AuditLog;
   clock: Clock;
   policy: Pick<PolicyConfig, 'stepUpFreshMs'>;
+  /** A2, O3: who may change the security settings of an account. */
+  rights: SecuritySettingsRights;
 }
 
 export class SessionGuard {
@@ -25,6 +28,11 @@ export class SessionGuard {
   /** The refusal of a session for a need, audited, or null. */
   async refusal(request: FastifyRequest, session: Session, need: SessionNeed): Promise<SlsError | null> {
     const refused = sessionRefusal(session, need, this.deps.clock.now(), this.deps.policy.stepUpFreshMs);
+    // A2, O3: a user without the right to change the security settings is told who has it before any step-up
+    if (need === 'security' && (!refused || refused.code === 'STEP_UP_REQUIRED')) {
+      const notPrimary = await this.deps.rights.refusal(session.userId, { action: `${request.method} ${request.url.split('?')[0]}`, ip: request.ip ?? null });
+      if (notPrimary) return notPrimary;
+    }
     if (!refused) return null;
     // a page that leads to the step-up before showing a settings form refuses nothing
     const leads = refused.code === 'STEP_UP_REQUIRED' && request.method === 'GET';

@@ -33,6 +33,12 @@ import operationsZhHant from './locales/operations/zh-Hant.json' with { type: 'j
 import securityKeyEn from './locales/security-key/en.json' with { type: 'json' };
 import securityKeyFr from './locales/security-key/fr.json' with { type: 'json' };
 import securityKeyZhHant from './locales/security-key/zh-Hant.json' with { type: 'json' };
+import accountsEn from './locales/accounts/en.json' with { type: 'json' };
+import accountsFr from './locales/accounts/fr.json' with { type: 'json' };
+import accountsZhHant from './locales/accounts/zh-Hant.json' with { type: 'json' };
+import legacyDevicesEn from './locales/legacy-devices/en.json' with { type: 'json' };
+import legacyDevicesFr from './locales/legacy-devices/fr.json' with { type: 'json' };
+import legacyDevicesZhHant from './locales/legacy-devices/zh-Hant.json' with { type: 'json' };
 import entitlementsEn from './locales/entitlements/en.json' with { type: 'json' };
 import entitlementsFr from './locales/entitlements/fr.json' with { type: 'json' };
 import entitlementsZhHant from './locales/entitlements/zh-Hant.json' with { type: 'json' };
@@ -59,6 +65,10 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   operations: { en: operationsEn, fr: operationsFr, 'zh-Hant': operationsZhHant },
   /** FIDO2 security keys and passkeys: the login prompt, the settings page, errors, the clone notice. */
   'security-key': { en: securityKeyEn, fr: securityKeyFr, 'zh-Hant': securityKeyZhHant },
+  /** Entities, accounts and the primary user's rights: identification data, equity, the notice naming the primary user (A1, A2, A6). */
+  accounts: { en: accountsEn, fr: accountsFr, 'zh-Hant': accountsZhHant },
+  /** The legacy devices (D1): the DSC without PIN and the Platinum / Gold tokens, their prompts, their assignment. */
+  'legacy-devices': { en: legacyDevicesEn, fr: legacyDevicesFr, 'zh-Hant': legacyDevicesZhHant },
   /** Withdrawal limits and entitlements for integrators: API keys, exchange rates, withdrawals (W1-W3, I3). */
   entitlements: { en: entitlementsEn, fr: entitlementsFr, 'zh-Hant': entitlementsZhHant },
   /** Access assistance and SMS troubleshooting (R4), Client Services' contacts; the language and time zone of notices (N1). */

@@ -15,15 +15,9 @@ import type { Role } from '../store/schema.js';
 import { assertNewUsername } from './username.js';
 import { isLanguage } from '../i18n/i18n.js';
 import { isTimeZone } from '../config.js';
+import { hasIdentification, identificationContext, normalizedIdentification, type Identification } from './entities.js';
 
-export interface Identification {
-  dateOfBirth?: string;
-  citizenship?: string;
-  residenceCountry?: string;
-  documentType?: string;
-  documentNumber?: string;
-  ssn?: string;
-}
+export type { Identification } from './entities.js';
 
 export interface User {
   id: string;
@@ -60,6 +54,8 @@ export interface CreateUserInput {
   password: string;
   /** Existing account to join, or the number of a new one; generated when absent. */
   accountNumber?: string;
+  /** A1: the entity the user belongs to (`sls entity create`); a new account is the entity's, an existing one must be. */
+  entityId?: string;
   equityUsd?: number;
   email?: string;
   entityName?: string;
@@ -76,11 +72,6 @@ export function assertNoticePreferences(preferences: { language: string | null; 
 }
 
 export const ROLES: readonly Role[] = ['client', 'client_services', 'compliance', 'admin'];
-
-function normalizedIdentification(id: Identification): string {
-  const clean = (v: string | undefined): string => (v ?? '').trim().toUpperCase().replace(/\s+/g, ' ');
-  return [id.dateOfBirth, id.citizenship, id.residenceCountry, id.documentType, id.documentNumber, id.ssn].map(clean).join('|');
-}
 
 export function assertAccountNumber(accountNumber: string): void {
   if (!/^[A-Z0-9]{4,16}$/.test(accountNumber)) {
@@ -228,23 +219,14 @@ export class Users {
       if (await trx.selectFrom('users').select('id').where('username', '=', input.username).executeTakeFirst()) {
         throw new SlsError('USERNAME_TAKEN', { username: input.username });
       }
-      const accountNumber = input.accountNumber ?? `U${String(randomInt(1_000_000, 10_000_000))}`;
+      const accountNumber = input.accountNumber ?? (await this.freeAccountNumber(trx));
       let account = await trx.selectFrom('accounts').selectAll().where('account_number', '=', accountNumber).executeTakeFirst();
-      let isPrimary = false;
+      if (account && input.entityId !== undefined && account.entity_id !== input.entityId) {
+        throw new SlsError('ACCOUNT_ENTITY_MISMATCH', { account: accountNumber, entity: input.entityId });
+      }
       if (!account) {
-        const entityId = newId('ent');
-        const identification = input.identification ?? {};
-        await trx
-          .insertInto('entities')
-          .values({
-            id: entityId,
-            kind: 'individual',
-            name: input.entityName ?? input.username,
-            identification_enc: this.box.sealJson(identification, `entity:${entityId}`),
-            identification_digest: this.box.digest(normalizedIdentification(identification), 'identification'),
-            created_at: now,
-          })
-          .execute();
+        const entityId = input.entityId ?? (await this.newEntity(trx, input.entityName ?? input.username, input.identification ?? {}, now));
+        if (input.entityId !== undefined) await this.assertEntity(trx, input.entityId);
         const accountId = newId('acc');
         await trx
           .insertInto('accounts')
@@ -253,12 +235,11 @@ export class Users {
             account_number: accountNumber,
             entity_id: entityId,
             equity_usd_cents: Math.round((input.equityUsd ?? 0) * 100),
-            primary_user_id: userId,
+            primary_user_id: null,
             created_at: now,
           })
           .execute();
         account = await trx.selectFrom('accounts').selectAll().where('id', '=', accountId).executeTakeFirstOrThrow();
-        isPrimary = true;
       } else if (input.equityUsd !== undefined) {
         await trx
           .updateTable('accounts')
@@ -266,6 +247,8 @@ export class Users {
           .where('id', '=', account.id)
           .execute();
       }
+      // A2: the first user of an account is its primary user
+      const isPrimary = account.primary_user_id === null;
       await trx
         .insertInto('users')
         .values({
@@ -282,11 +265,94 @@ export class Users {
           role: input.role ?? 'client',
         })
         .execute();
+      if (isPrimary) await trx.updateTable('accounts').set({ primary_user_id: userId }).where('id', '=', account.id).execute();
       await this.audit.append(trx, [
-        { event: 'user.created', actor, userId, username: input.username, data: { account: accountNumber, primary: isPrimary, role: input.role ?? 'client' } },
+        {
+          event: 'user.created',
+          actor,
+          userId,
+          username: input.username,
+          data: { account: accountNumber, entityId: account.entity_id, primary: isPrimary, role: input.role ?? 'client' },
+        },
       ]);
     });
     return this.get(userId);
+  }
+
+  /** An account number no account has yet. */
+  private async freeAccountNumber(db: Executor): Promise<string> {
+    for (;;) {
+      const number = `U${String(randomInt(1_000_000, 10_000_000))}`;
+      if (!(await db.selectFrom('accounts').select('id').where('account_number', '=', number).executeTakeFirst())) return number;
+    }
+  }
+
+  private async assertEntity(db: Executor, entityId: string): Promise<void> {
+    const found = /^[A-Za-z0-9_]{1,64}$/.test(entityId) && (await db.selectFrom('entities').select('id').where('id', '=', entityId).executeTakeFirst());
+    if (!found) throw new SlsError('ENTITY_NOT_FOUND', { entity: entityId });
+  }
+
+  /** The entity of a user created without one (`sls user create` alone): the username as its name; its identification data, if any, sealed. */
+  private async newEntity(trx: Tx, name: string, identification: Identification, now: number): Promise<string> {
+    const entityId = newId('ent');
+    await trx
+      .insertInto('entities')
+      .values({
+        id: entityId,
+        kind: 'individual',
+        name,
+        identification_enc: this.box.sealJson(identification, identificationContext(entityId)),
+        identification_digest: hasIdentification(identification) ? this.box.digest(normalizedIdentification(identification), 'identification') : null,
+        created_at: now,
+      })
+      .execute();
+    return entityId;
+  }
+
+  /**
+   * A1, A6: a new account of an entity (`sls account create --entity E`);
+   * its first user becomes its primary user (A2). Audited.
+   */
+  async createAccount(input: { entityId: string; accountNumber?: string; equityUsd?: number }, actor: string): Promise<Account> {
+    if (input.accountNumber !== undefined) assertAccountNumber(input.accountNumber);
+    if (input.equityUsd !== undefined) assertEquity(input.equityUsd);
+    const id = newId('acc');
+    await this.store.serialized('audit_log', async (trx) => {
+      await this.assertEntity(trx, input.entityId);
+      const accountNumber = input.accountNumber ?? (await this.freeAccountNumber(trx));
+      if (await trx.selectFrom('accounts').select('id').where('account_number', '=', accountNumber).executeTakeFirst()) {
+        throw new SlsError('ACCOUNT_TAKEN', { account: accountNumber });
+      }
+      await trx
+        .insertInto('accounts')
+        .values({
+          id,
+          account_number: accountNumber,
+          entity_id: input.entityId,
+          equity_usd_cents: Math.round((input.equityUsd ?? 0) * 100),
+          primary_user_id: null,
+          created_at: this.clock.now(),
+        })
+        .execute();
+      await this.audit.append(trx, [
+        { event: 'account.created', actor, data: { account: accountNumber, entityId: input.entityId, equityUsd: input.equityUsd ?? 0 } },
+      ]);
+    });
+    return this.account(id);
+  }
+
+  /** The account of that number. */
+  async accountByNumber(accountNumber: string): Promise<Account> {
+    assertAccountNumber(accountNumber);
+    const row = await this.store.db.selectFrom('accounts').select('id').where('account_number', '=', accountNumber).executeTakeFirst();
+    if (!row) throw new SlsError('ACCOUNT_NOT_FOUND', { account: accountNumber });
+    return this.account(row.id);
+  }
+
+  /** The users of an account (A1: an account may hold several usernames). */
+  async usersOf(accountId: string): Promise<User[]> {
+    const rows = await this.baseQuery(this.store.db).where('users.account_id', '=', accountId).orderBy('users.username').execute();
+    return rows.map((row) => this.toUser(row));
   }
 
   async setEquity(accountNumber: string, equityUsd: number, actor: string): Promise<Account> {

@@ -141,7 +141,7 @@ export interface WebPushSubscription {
 }
 
 export interface ApiErrorBody {
-  error: { code: string; message: string; hints?: string[]; attemptsLeft?: number; stepUp?: string; requestId?: string };
+  error: { code: string; message: string; hints?: string[]; attemptsLeft?: number; stepUp?: string; details?: Record<string, string>; requestId?: string };
 }
 
 /** POST /mobile/activations */

@@ -15,6 +15,9 @@ import { cardAnswer, createUser, createUserWithCard, type Harness, wrongAnswer }
 import { answer, bearer, postJson, startLogin, stepUp, type Json } from './api.js';
 import { TestPhone, harnessInbox, listen, smsUser } from './phone.js';
 import { SoftwareAuthenticator } from './software-authenticator.js';
+import { randomBytes } from 'node:crypto';
+import { tokenDisplay } from '../../src/cli/token-emulator.js';
+import type { ImportedKey } from '../../src/devices/types.js';
 
 /** A user holding only a device of one kind, and how they answer its prompt. */
 export interface Holder {
@@ -253,4 +256,40 @@ export const BUILT_IN_DRIVERS: Record<string, KindDriver> = {
       };
     },
   },
+  dsc: legacyDriver('ocra', { family: 'ocra', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc#ocra', suite: 'OCRA-1:HOTP-SHA1-8:QN06' }),
+  token_hotp: legacyDriver('otp', { family: 'hotp', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc:hotp' }),
+  token_totp: legacyDriver('otp', { family: 'totp', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc:totp', responseLength: 8 }),
 };
+
+let legacySerial = 0;
+
+/**
+ * D1: a legacy device imported from a (PSKC) key into the stock and issued
+ * to its holder by staff; the answer is what the device displays, read with
+ * the emulator from the issued file — an event-based token at the counter
+ * the server expects now (the user presses the button once).
+ */
+function legacyDriver(prompt: Prompt['type'], key: Pick<ImportedKey, 'family' | 'algorithm' | 'suite' | 'responseLength'>): KindDriver {
+  return {
+    prompt,
+    singleUse: true,
+    async holder(h) {
+      const user = await createUser(h.services);
+      legacySerial += 1;
+      const serial = `LEG${String(legacySerial).padStart(4, '0')}${randomBytes(2).toString('hex')}`;
+      const imported: ImportedKey = { serial, keyId: '1', secret: randomBytes(20), ...key };
+      await h.services.devices.importStock([imported], 'test', 'conformance');
+      const { devices, file } = await h.services.devices.assignStock(serial, user.id, 'test');
+      const deviceId = devices[0]!.id;
+      const display = async (prompt: Json): Promise<string> => {
+        const fileKey = file.keys[0]!;
+        if (fileKey.algorithm === 'hotp') {
+          const { counter } = await h.services.devices.readSecret<{ counter: number }>(h.services.store.db, deviceId);
+          return tokenDisplay({ ...fileKey, counter }, h.clock.now()).code;
+        }
+        return tokenDisplay(fileKey, h.clock.now(), prompt.question as string | undefined).code;
+      };
+      return { user, deviceId, answerable: shown, right: display, wrong: async (prompt) => wrongDigits(await display(prompt)) };
+    },
+  };
+}

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { SlsError } from '../../errors.js';
-import { ocraChallengeResponse } from '../ocra-device.js';
+import { importedCardSuite, ocraChallengeResponse } from '../ocra-device.js';
 import type { DeviceKind } from '../types.js';
 
 export const DSCPLUS_SUITE = 'OCRA-1:HOTP-SHA256-8:QN06-PSHA1';
@@ -51,4 +51,13 @@ export const dscPlus: DeviceKind = {
   failureHints: ['hints.noSpaces'],
   issueChallenge: ocra.issueChallenge,
   checkResponse: ocra.checkResponse,
+  // C8, D1: an imported OCRA key whose suite has a PIN (P) is a DSC+ card; it takes its PIN when issued (C4)
+  stock: {
+    fromKey(key) {
+      const suite = importedCardSuite(key);
+      if (suite === null || suite.pinHash === null) return null;
+      return { secret: { seed: key.secret.toString('hex') }, params: { suite: suite.text }, label: `DSC+ ${key.serial}` };
+    },
+    assignAsIs: false,
+  },
 };

@@ -360,6 +360,7 @@ describe('parsePskc: plaintext', () => {
       manufacturer: 'Manufacturer',
       keyId: '12345678',
       algorithm: HOTP_URI,
+      family: 'hotp',
       responseLength: 8,
       secret: Buffer.from('MTIzNDU2Nzg5MDEyMzQ1Njc4OTA=', 'base64'),
       counter: 0,
@@ -591,9 +592,9 @@ describe('parsePskc: errors', () => {
     // key derivation and PRF
     expect(reasonOf(RFC6030_FIGURE7.replace(/pkcs-5v2-0#pbkdf2/, 'pkcs-5v2-0#scrypt'), { password: 'qwerty' })).toBe(REASONS.unsupportedAlgorithm);
     expect(reasonOf(RFC6030_FIGURE7.replace('<PRF/>', '<PRF Algorithm="urn:example:md5"/>'), { password: 'qwerty' })).toBe(REASONS.unsupportedAlgorithm);
-    // key algorithm: TOTP and an unknown URI are not DSC+ card algorithms
+    // key algorithm: an unknown URI is no device's algorithm
     const secret = plainData(randomBytes(20));
-    for (const algorithm of ['urn:ietf:params:xml:ns:keyprov:pskc:totp', 'urn:example:foo', 'urn:example:NOTOCRA-1:x']) {
+    for (const algorithm of ['urn:example:foo', 'urn:example:NOTOCRA-1:x', 'urn:ietf:params:xml:ns:keyprov:pskc:hotp-sha256']) {
       expect(reasonOf(container(keyPackage({ serial: 'U1', algorithm, data: secret })))).toBe(REASONS.unsupportedAlgorithm);
     }
     expect(reasonOf(container(`<KeyPackage><DeviceInfo><SerialNo>U2</SerialNo></DeviceInfo><Key Id="1"><Data>${secret}</Data></Key></KeyPackage>`))).toBe(
@@ -610,13 +611,24 @@ describe('parsePskc: errors', () => {
     expect(reasonOf(container(conflicting))).toBe(REASONS.invalidSuite);
   });
 
-  it('C8: rejects a duplicate serial within the file', () => {
+  it('D1: reads several keys under one serial (one KeyPackage with several keys, or several KeyPackages); refuses a key id twice under a serial', () => {
+    const [a, b, c] = [randomBytes(20), randomBytes(20), randomBytes(20)];
+    const twoKeys =
+      `<KeyPackage><DeviceInfo><SerialNo>M1</SerialNo></DeviceInfo>` +
+      `<Key Id="hotp" Algorithm="${HOTP_URI}"><Data>${plainData(a)}</Data></Key>` +
+      `<Key Id="totp" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:totp"><Data>${plainData(b)}</Data></Key></KeyPackage>`;
+    const keys = parsePskc(container(twoKeys + keyPackage({ serial: 'M1', data: plainData(c) })));
+    expect(keys.map((k) => [k.serial, k.keyId, k.family, k.secret.toString('hex')])).toEqual([
+      ['M1', 'hotp', 'hotp', a.toString('hex')],
+      ['M1', 'totp', 'totp', b.toString('hex')],
+      ['M1', 'k-M1', 'ocra', c.toString('hex')],
+    ]);
     const xml = container(
       keyPackage({ serial: 'D1', data: plainData(randomBytes(20)) }) +
         keyPackage({ serial: 'D2', data: plainData(randomBytes(20)) }) +
         keyPackage({ serial: 'D1', data: plainData(randomBytes(20)) }),
     );
-    expect(pskcError(xml).params).toEqual({ reason: REASONS.duplicateSerial, serial: 'D1' });
+    expect(pskcError(xml).params).toEqual({ reason: REASONS.duplicateKey, serial: 'D1', keyId: 'k-D1' });
   });
 
   it('C8: rejects a duplicated single-valued element', () => {

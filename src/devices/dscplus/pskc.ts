@@ -1,8 +1,22 @@
 /**
  * PSKC importer (RFC 6030, Portable Symmetric Key Container) for batches of
- * DSC+ challenge/response cards.
+ * devices: DSC+ and legacy DSC challenge/response cards (OCRA) and the
+ * legacy Platinum and Gold one-time-password tokens (HOTP, TOTP). Each key
+ * keeps its algorithm; the kind it makes is decided by the registered kinds
+ * (`DeviceKind.stock`, D1).
  *
  * Supported:
+ * - key algorithms `urn:ietf:params:xml:ns:keyprov:pskc:hotp`, `…:totp`
+ *   (`#` or `:` before the name, any case), and OCRA: `…pskc#ocra` / `…:ocra`
+ *   with a `<Suite>`, or the suite in the URI (`…#OCRA-1:HOTP-SHA1-8:QN06`);
+ * - several keys under one serial (several `<Key>` in a `KeyPackage`, as
+ *   python-pskc writes them, or several `KeyPackage`s with one `SerialNo`);
+ *   a key Id may appear once per serial;
+ * - `Data/Counter`, `Time`, `TimeInterval`, `TimeDrift` as PlainValue or
+ *   EncryptedValue (an encrypted integer: ASCII digits, otherwise big-endian
+ *   bytes — python-pskc's reading);
+ * - documents in UTF-8 or UTF-16 (`decodePskc` reads the bytes: BOM, or the
+ *   zero bytes of `<?xml` without one);
  * - namespaced or prefix-free documents (namespace prefixes are stripped, so
  *   `pskc:`, `xenc:`, `ds:`, `pkcs5:` and `xenc11:` elements are all found by
  *   their local names);
@@ -21,25 +35,10 @@ import { createDecipheriv, createHmac, pbkdf2Sync, timingSafeEqual } from 'node:
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { SlsError, isSlsError } from '../../errors.js';
 import { parseOcraSuite } from '../../crypto/ocra.js';
+import type { ImportedKey } from '../types.js';
 
-export interface PskcKey {
-  /** DeviceInfo/SerialNo. */
-  serial: string;
-  /** DeviceInfo/Manufacturer. */
-  manufacturer?: string;
-  /** Key@Id. */
-  keyId: string;
-  /** Key@Algorithm URI, e.g. `urn:ietf:params:xml:ns:keyprov:pskc:hotp`. */
-  algorithm: string;
-  /** OCRA suite (AlgorithmParameters/Suite or the `OCRA-1:…` tail of the Algorithm URI). */
-  suite?: string;
-  /** AlgorithmParameters/ResponseFormat@Length. */
-  responseLength?: number;
-  /** The (decrypted) key bytes. */
-  secret: Buffer;
-  /** Data/Counter/PlainValue. */
-  counter?: number;
-}
+/** A key of a PSKC file (the suite of an OCRA key is validated; see `ImportedKey`). */
+export type PskcKey = ImportedKey;
 
 export interface PskcDecryption {
   /** Pre-shared transport key (EncryptionKey/KeyName), 16, 24 or 32 bytes. */
@@ -60,7 +59,7 @@ export const REASONS = {
   missingKey: 'missing key',
   missingKeyId: 'missing key id',
   missingSecret: 'missing secret',
-  duplicateSerial: 'duplicate serial',
+  duplicateKey: 'duplicate key',
   keyRequired: 'pre-shared key required',
   passwordRequired: 'password required',
   keyLength: 'wrong key length',
@@ -104,8 +103,17 @@ const AES_BLOCK_BYTES = 16;
 /** Bounds the work a hostile file can ask for (PBKDF2-HMAC-SHA1 at 10^7 rounds takes a few seconds). */
 const MAX_PBKDF2_ITERATIONS = 10_000_000;
 
-const ALGORITHM_HOTP = 'urn:ietf:params:xml:ns:keyprov:pskc:hotp';
 const OCRA_PREFIX = 'OCRA-1';
+
+/** What a key algorithm URI names: the one-time-password and challenge/response families. */
+export type PskcAlgorithm = ImportedKey['family'];
+
+/** The family of a key algorithm URI, or null when it is none this server knows. */
+export function pskcAlgorithm(uri: string): PskcAlgorithm | null {
+  const name = /[#:]([^#:]+)$/.exec(uri)?.[1]?.toLowerCase();
+  if (name === 'hotp' || name === 'totp' || name === 'ocra') return name;
+  return isOcraUri(uri) ? 'ocra' : null;
+}
 
 const CIPHERS: Readonly<Record<string, Cipher>> = {
   'http://www.w3.org/2001/04/xmlenc#aes128-cbc': { name: 'aes-128-cbc', keyBytes: 16 },
@@ -351,10 +359,14 @@ function requiredKeyBytes(container: XmlNode, encryptedSecrets: XmlNode[]): numb
 }
 
 function resolveKeys(container: XmlNode, packages: XmlNode[], decryption: PskcDecryption): Keys | undefined {
-  const encryptedSecrets = packages.flatMap((pkg) => {
-    const encrypted = path(pkg, 'Key', 'Data', 'Secret', 'EncryptedValue');
-    return encrypted === undefined ? [] : [encrypted];
-  });
+  const encryptedSecrets = packages.flatMap((pkg) =>
+    children(pkg, 'Key').flatMap((key) =>
+      ['Secret', ...Object.keys(INTEGER_DATA)].flatMap((name) => {
+        const encrypted = path(key, 'Data', name, 'EncryptedValue');
+        return encrypted === undefined ? [] : [encrypted];
+      }),
+    ),
+  );
   if (encryptedSecrets.length === 0) return undefined;
   const encryptionKey = resolveEncryptionKey(container, decryption, requiredKeyBytes(container, encryptedSecrets));
   return { encryptionKey, mac: resolveMac(container, encryptionKey) };
@@ -362,6 +374,16 @@ function resolveKeys(container: XmlNode, packages: XmlNode[], decryption: PskcDe
 
 // ---------------------------------------------------------------------------
 // one KeyPackage
+
+/** An EncryptedValue of a data element (`holder`: the element with its ValueMAC), MAC checked, decrypted. */
+function openEncrypted(holder: XmlNode, encryptedNode: XmlNode, keys: Keys | undefined, where: string): Buffer {
+  if (keys === undefined) throw invalid(REASONS.keyRequired, `${where}: no decryption key`);
+  const encrypted = readEncrypted(encryptedNode, where);
+  const valueMac = text(child(holder, 'ValueMAC'));
+  if (keys.mac !== undefined) verifyMac(encrypted, keys.mac, valueMac, where);
+  else if (valueMac !== undefined) throw invalid(REASONS.missingMac, `${where}: ValueMAC present but no MACMethod`);
+  return decrypt(encrypted, keys.encryptionKey, where);
+}
 
 function readSecret(data: XmlNode | undefined, keys: Keys | undefined, where: string): Buffer {
   const secret = child(data, 'Secret');
@@ -372,12 +394,7 @@ function readSecret(data: XmlNode | undefined, keys: Keys | undefined, where: st
   }
   let value: Buffer;
   if (encryptedNode !== undefined) {
-    if (keys === undefined) throw invalid(REASONS.keyRequired, `${where}: no decryption key`);
-    const encrypted = readEncrypted(encryptedNode, where);
-    const valueMac = text(child(secret, 'ValueMAC'));
-    if (keys.mac !== undefined) verifyMac(encrypted, keys.mac, valueMac, where);
-    else if (valueMac !== undefined) throw invalid(REASONS.missingMac, `${where}: ValueMAC present but no MACMethod`);
-    value = decrypt(encrypted, keys.encryptionKey, where);
+    value = openEncrypted(secret!, encryptedNode, keys, where);
   } else if (plain !== undefined) {
     value = decodeBase64(plain, `${where} Secret/PlainValue`);
   } else {
@@ -387,14 +404,31 @@ function readSecret(data: XmlNode | undefined, keys: Keys | undefined, where: st
   return value;
 }
 
-function readCounter(data: XmlNode | undefined, where: string): number | undefined {
-  const counter = child(data, 'Counter');
-  if (counter === undefined) return undefined;
-  if (child(counter, 'EncryptedValue') !== undefined) {
-    throw invalid(REASONS.unsupportedAlgorithm, `${where}: encrypted Counter is not supported`);
-  }
-  const plain = text(child(counter, 'PlainValue'));
-  return plain === undefined ? undefined : parseUnsigned(plain, `${where} Counter`);
+/** The data elements holding integers (RFC 6030 §4.1), and whether they may be negative. */
+const INTEGER_DATA = { Counter: false, Time: false, TimeInterval: false, TimeDrift: true } as const;
+type IntegerData = keyof typeof INTEGER_DATA;
+
+/** An encrypted integer's plaintext: ASCII digits, otherwise big-endian bytes (python-pskc's reading). */
+function integerFromBytes(bytes: Buffer, where: string): number {
+  if (bytes.length > 0 && /^\d+$/.test(bytes.toString('latin1'))) return parseUnsigned(bytes.toString('latin1'), where);
+  if (bytes.length === 0 || bytes.length > 8) throw invalid(REASONS.invalidValue, `${where} is not an integer`);
+  const value = bytes.reduce((sum, byte) => sum * 256n + BigInt(byte), 0n);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(REASONS.invalidValue, `${where} is too large`);
+  return Number(value);
+}
+
+/** Data/Counter, Time, TimeInterval or TimeDrift: plain or encrypted (MAC checked like the secret's). */
+function readInteger(data: XmlNode | undefined, name: IntegerData, keys: Keys | undefined, where: string): number | undefined {
+  const element = child(data, name);
+  if (element === undefined) return undefined;
+  const what = `${where} ${name}`;
+  const encryptedNode = child(element, 'EncryptedValue');
+  const plain = text(child(element, 'PlainValue'));
+  if (plain !== undefined && encryptedNode !== undefined) throw invalid(REASONS.invalidValue, `${what} has both PlainValue and EncryptedValue`);
+  if (encryptedNode !== undefined) return integerFromBytes(openEncrypted(element, encryptedNode, keys, what), what);
+  if (plain === undefined) return undefined;
+  if (INTEGER_DATA[name] && plain.startsWith('-')) return -parseUnsigned(plain.slice(1), what);
+  return parseUnsigned(plain, what);
 }
 
 /** The `OCRA-1:…` suite at the end of an algorithm URI (after `#` or `:`), if any. */
@@ -407,10 +441,11 @@ function isOcraUri(algorithm: string): boolean {
   return suiteFromUri(algorithm) !== undefined || /(?:^|[#:])OCRA-1$/.test(algorithm);
 }
 
-/** The OCRA suite for an OCRA key (required and validated), undefined for HOTP. */
+/** The OCRA suite for an OCRA key (required and validated); for HOTP and TOTP, the `<Suite>` as written (the hash). */
 function readSuite(algorithm: string, parameters: XmlNode | undefined, where: string): string | undefined {
-  if (algorithm === ALGORITHM_HOTP) return undefined;
-  if (!isOcraUri(algorithm)) throw invalid(REASONS.unsupportedAlgorithm, `${where}: key algorithm ${algorithm}`);
+  const family = pskcAlgorithm(algorithm);
+  if (family === null) throw invalid(REASONS.unsupportedAlgorithm, `${where}: key algorithm ${algorithm}`);
+  if (family !== 'ocra') return text(child(parameters, 'Suite'));
   const fromUri = suiteFromUri(algorithm);
   const fromElement = text(child(parameters, 'Suite'));
   if (fromUri !== undefined && fromElement !== undefined && fromUri !== fromElement) {
@@ -434,13 +469,17 @@ function readResponseLength(parameters: XmlNode | undefined, where: string): num
   return length === undefined ? undefined : parseUnsigned(length, `${where} ResponseFormat@Length`);
 }
 
-function readPackage(pkg: XmlNode, index: number, keys: Keys | undefined): PskcKey {
+function readPackage(pkg: XmlNode, index: number, keys: Keys | undefined): PskcKey[] {
   const device = child(pkg, 'DeviceInfo');
   const serial = text(child(device, 'SerialNo'));
   if (serial === undefined) throw invalid(REASONS.missingSerial, `KeyPackage #${index}: no DeviceInfo/SerialNo`, { index });
   const where = `KeyPackage #${index} (serial ${serial})`;
-  const key = child(pkg, 'Key');
-  if (key === undefined) throw invalid(REASONS.missingKey, `${where}: no Key`, { serial });
+  const found = children(pkg, 'Key');
+  if (found.length === 0) throw invalid(REASONS.missingKey, `${where}: no Key`, { serial });
+  return found.map((key, k) => readKey(device, serial, key, found.length > 1 ? `${where} key #${k + 1}` : where, keys));
+}
+
+function readKey(device: XmlNode | undefined, serial: string, key: XmlNode, where: string, keys: Keys | undefined): PskcKey {
   const keyId = attribute(key, 'Id');
   if (keyId === undefined) throw invalid(REASONS.missingKeyId, `${where}: Key has no Id`, { serial });
   const algorithm = attribute(key, 'Algorithm');
@@ -450,28 +489,30 @@ function readPackage(pkg: XmlNode, index: number, keys: Keys | undefined): PskcK
 
   const suite = readSuite(algorithm, parameters, where);
   const responseLength = readResponseLength(parameters, where);
-  const counter = readCounter(data, where);
   const secret = readSecret(data, keys, where);
   const manufacturer = text(child(device, 'Manufacturer'));
+  const model = text(child(device, 'Model'));
 
-  const result: PskcKey = { serial, keyId, algorithm, secret };
+  const result: PskcKey = { serial, keyId, algorithm, family: pskcAlgorithm(algorithm)!, secret };
   if (manufacturer !== undefined) result.manufacturer = manufacturer;
+  if (model !== undefined) result.model = model;
   if (suite !== undefined) result.suite = suite;
   if (responseLength !== undefined) result.responseLength = responseLength;
-  if (counter !== undefined) result.counter = counter;
+  const integers = { counter: 'Counter', time: 'Time', timeInterval: 'TimeInterval', timeDrift: 'TimeDrift' } as const;
+  for (const [field, name] of Object.entries(integers) as [keyof typeof integers, IntegerData][]) {
+    const value = readInteger(data, name, keys, where);
+    if (value !== undefined) result[field] = value;
+  }
   return result;
 }
 
-function serialOf(pkg: XmlNode): string | undefined {
-  return text(path(pkg, 'DeviceInfo', 'SerialNo'));
-}
-
-function rejectDuplicateSerials(packages: XmlNode[]): void {
+/** Several keys may share a serial (one device, several keys); a key Id appears once per serial. */
+function rejectDuplicateKeys(keys: PskcKey[]): void {
   const seen = new Set<string>();
-  for (const serial of packages.map(serialOf)) {
-    if (serial === undefined) continue;
-    if (seen.has(serial)) throw invalid(REASONS.duplicateSerial, `serial ${serial} appears more than once`, { serial });
-    seen.add(serial);
+  for (const { serial, keyId } of keys) {
+    const id = `${serial}\0${keyId}`;
+    if (seen.has(id)) throw invalid(REASONS.duplicateKey, `key ${keyId} of serial ${serial} appears more than once`, { serial, keyId });
+    seen.add(id);
   }
 }
 
@@ -487,7 +528,27 @@ export function parsePskc(xml: string, decryption: PskcDecryption = {}): PskcKey
   if (version !== PSKC_VERSION) throw invalid(REASONS.version, `Version is ${version ?? '(missing)'}, expected ${PSKC_VERSION}`);
   const packages = children(container, 'KeyPackage');
   if (packages.length === 0) throw invalid(REASONS.noPackage, 'KeyContainer has no KeyPackage');
-  rejectDuplicateSerials(packages);
   const keys = resolveKeys(container, packages, decryption);
-  return packages.map((pkg, i) => readPackage(pkg, i + 1, keys));
+  const read = packages.flatMap((pkg, i) => readPackage(pkg, i + 1, keys));
+  rejectDuplicateKeys(read);
+  return read;
+}
+
+/**
+ * The text of a PSKC file from its bytes: UTF-8, or UTF-16 (little- or
+ * big-endian) by its byte order mark or, without one, by the zero bytes
+ * around `<` of its first characters (XML 1.0 Appendix F).
+ */
+export function decodePskc(bytes: Buffer): string {
+  const [b0, b1] = [bytes[0], bytes[1]];
+  if (b0 === 0xff && b1 === 0xfe) return bytes.subarray(2).toString('utf16le');
+  if (b0 === 0xfe && b1 === 0xff) return swap16(bytes.subarray(2)).toString('utf16le');
+  if (b0 === 0x3c && b1 === 0x00) return bytes.toString('utf16le');
+  if (b0 === 0x00 && b1 === 0x3c) return swap16(bytes).toString('utf16le');
+  return bytes.toString('utf8');
+}
+
+function swap16(bytes: Buffer): Buffer {
+  const copy = Buffer.from(bytes.subarray(0, bytes.length - (bytes.length % 2)));
+  return copy.swap16();
 }

@@ -54,6 +54,7 @@ import { agreeOcraKey, assertNewMobilePin, mobilePinHash, MOBILE_SUITE, publicKe
 import type { MobileParams, MobileSecret } from './mobile.js';
 import { appTokenHash } from './push-requests.js';
 import { registrationOptions, verifyRegistration, type StoredCredential, type WebOrigin } from './webauthn.js';
+import type { SecuritySettingsRights } from '../../identity/security-rights.js';
 
 export type ActivationPurpose = 'activate' | 'migrate' | 'recover';
 type Proof = 'sms' | 'device';
@@ -158,6 +159,8 @@ export interface EnrolmentDeps {
   helpDesk: TemporaryDevices;
   answers: Answers;
   flowLimits: FlowLimits;
+  /** A2: activating, moving or recovering the authenticator changes the security settings. */
+  rights: SecuritySettingsRights;
 }
 
 export class MobileEnrolment {
@@ -236,6 +239,8 @@ export class MobileEnrolment {
     const { user, attempt } = await this.deps.firstFactor.check({ ...input, purpose: 'mobile_activation' });
     let row: FlowRow;
     try {
+      // A2: told only after the password, so that the notice names nobody to a stranger
+      await this.deps.rights.assertMayChange(user.id, { action: `mobile_activation:${input.purpose}`, ip: input.ip });
       const current = await this.activeMobile(user.id);
       if (input.purpose === 'activate' && current) throw new SlsError('MOBILE_ALREADY_ACTIVE');
       if (input.purpose !== 'activate' && !current) throw new SlsError('MOBILE_NOT_ACTIVE');

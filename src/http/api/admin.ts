@@ -47,6 +47,18 @@ const AuditQuerystring = z.object({
   cursor: AuditCursor.optional().describe('The next page: the "next" of the page before'),
 });
 
+const EquityBody = z.object({
+  equityUsd: z.number().min(0).max(1e13).multipleOf(0.01).describe('The account equity in USD, cents at most; it decides DSC+ eligibility (C1)'),
+});
+
+const AccountSchema = z
+  .object({
+    account: z.string().describe('The account number'),
+    equityUsd: z.number(),
+    dscPlusEligible: z.boolean().describe('C1: equity above the threshold'),
+  })
+  .describe('AccountEquity');
+
 export function adminApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
   /** The admin behind the request's session (a staff session of full scope, T3, A5). */
   async function adminOf(request: FastifyRequest): Promise<User> {
@@ -93,6 +105,33 @@ export function adminApi(services: Services, guard: SessionGuard): FastifyPlugin
         return {
           entries: page.entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
           next: page.next === null ? null : String(page.next),
+        };
+      },
+    );
+
+    app.put(
+      '/admin/accounts/:number/equity',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Set the equity of an account (A6)',
+          description:
+            'Staff with the admin role only, with the Bearer token of their own session. The equity decides whether the account may request a ' +
+            'DSC+ (C1). 404 ACCOUNT_NOT_FOUND; 400 VALIDATION_ERROR for a negative amount or more than two decimals. Audited.',
+          operationId: 'setAccountEquity',
+          security: [{ bearer: [] }],
+          params: z.object({ number: z.string().max(16).describe('The account number, e.g. U1234567') }),
+          body: EquityBody,
+          response: { 200: AccountSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema },
+        },
+      },
+      async (request) => {
+        const admin = await adminOf(request);
+        const account = await services.users.setEquity(request.params.number, request.body.equityUsd, `staff:${admin.id}`);
+        return {
+          account: account.accountNumber,
+          equityUsd: account.equityUsd,
+          dscPlusEligible: account.equityUsd > services.config.policy.dscPlusMinEquityUsd,
         };
       },
     );

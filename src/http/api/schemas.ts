@@ -21,6 +21,12 @@ export const ChallengeSchema = z
     z.object({ type: z.literal('passcode').describe('Ask for the temporary passcode from client services') }).describe('PasscodeChallenge'),
     z
       .object({
+        type: z.literal('otp').describe('Ask for the one-time password the token shows (Platinum, Gold: HOTP or TOTP, D1); nothing to type into it'),
+        digits: z.number().int().describe('Length of the expected code'),
+      })
+      .describe('OtpChallenge'),
+    z
+      .object({
         type: z.literal('index').describe('Ask for the codes under two index numbers of a code card, one after the other (6 digits)'),
         indexes: z.tuple([z.number().int(), z.number().int()]),
       })

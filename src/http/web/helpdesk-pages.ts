@@ -5,7 +5,9 @@
  * entries, record how the caller's identity was verified, issue or revoke a
  * temporary passcode, reset a forgotten password, lift a lock; ship a requested DSC+ with a card of
  * the stock, mark a card lost or returned, and see each card's deposit (C5,
- * C6, C8, D3). Every action goes through the HelpDesk or DscPlusRequests
+ * C6, C8, D3); see the identification data of the user's entity, masked or
+ * (audited) in full, correct it on the basis of a document seen (A1), and
+ * set the account's equity (A6). Every action goes through the HelpDesk or DscPlusRequests
  * service, which checks the role and audits it with `staff:<id>`.
  *
  * The pages work without JavaScript. After each action the browser is sent
@@ -20,6 +22,7 @@ import type { Services } from '../../services.js';
 import { SlsError } from '../../errors.js';
 import { VERIFICATION_METHODS } from '../../helpdesk/helpdesk.js';
 import type { User } from '../../identity/users.js';
+import { BASIS_DOCUMENTS, DOCUMENT_TYPES, IDENTIFICATION_FIELDS } from '../../identity/entities.js';
 import type { Session } from '../../sessions/sessions.js';
 import type { Device } from '../../devices/types.js';
 import type { ShippingAddress } from '../../devices/dscplus/requests.js';
@@ -86,8 +89,30 @@ const DEVICE_ACTIONS: Record<DeviceAction, readonly DeviceState[]> = {
 const LOSS_REASONS = ['lost', 'stolen', 'damaged'] as const;
 
 /** A form of the user page; a device action names its device, as each card has its forms. */
-type Action = 'verify' | 'issue' | 'revoke' | 'reset' | 'unlock' | 'lock' | 'endSessions' | 'addPhone' | `${DeviceAction}:${string}`;
-const NOTICES = ['unlocked', 'revoked', 'nothingRevoked', 'passwordSentToApp', 'locked', 'sessionsEnded', 'phoneAdded'] as const;
+type Action =
+  | 'verify'
+  | 'issue'
+  | 'revoke'
+  | 'reset'
+  | 'unlock'
+  | 'lock'
+  | 'endSessions'
+  | 'addPhone'
+  | 'reveal'
+  | 'identification'
+  | 'equity'
+  | `${DeviceAction}:${string}`;
+const NOTICES = [
+  'unlocked',
+  'revoked',
+  'nothingRevoked',
+  'passwordSentToApp',
+  'locked',
+  'sessionsEnded',
+  'phoneAdded',
+  'identificationCorrected',
+  'equitySet',
+] as const;
 /** Notices about one device, named in the address (`&device=`). */
 const DEVICE_NOTICES = ['shipped', 'lost', 'returned'] as const;
 
@@ -220,7 +245,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     reply: FastifyReply,
     staff: Staff,
     username: string,
-    options: { verificationId?: string; error?: unknown; failed?: Action; notice?: NoticeQuery | null } = {},
+    options: { verificationId?: string; error?: unknown; failed?: Action; notice?: NoticeQuery | null; reveal?: boolean } = {},
   ): Promise<FastifyReply> {
     let user: User;
     try {
@@ -237,10 +262,13 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
         failure ??= error;
       }
     }
-    const [lock, devices, audit] = await Promise.all([
+    // A1: the entity's identification data, masked unless shown in full (audited, before the audit entries are read)
+    const entity = await helpDesk.identification(staff.user.id, user.username, { reveal: options.reveal === true, ip: request.ip ?? null });
+    const [lock, devices, audit, account] = await Promise.all([
       services.lockout.status(user.username),
       services.devices.listForUser(user.id),
       services.audit.list({ username: user.username, limit: AUDIT_ENTRIES }),
+      services.users.account(user.accountId),
     ]);
     const deposits = new Map(await Promise.all(devices.map(async (d) => [d.id, await depositOf(request, d)] as const)));
     const cards = cardsOf(staff, devices);
@@ -270,6 +298,11 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
         verification,
         methods: VERIFICATION_METHODS,
         countries: countryOptions(request.language),
+        entity,
+        identificationFields: IDENTIFICATION_FIELDS,
+        documentTypes: DOCUMENT_TYPES[entity.kind],
+        basisDocuments: BASIS_DOCUMENTS,
+        equity: { account: account.accountNumber, amount: money(request.language, account.equityUsd) },
         error,
         failed: error ? (options.failed ?? null) : null,
         notice: error ? null : noticeFor(options.notice ?? null, devices, deposits),
@@ -537,6 +570,37 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
           number: field(request.body, 'number'),
         });
         return reply.redirect(`${userPagePath(request.params.username, verificationId)}?done=phoneAdded`, 303);
+      }),
+    );
+
+    /** A1: the identification data in full, for this page only; audited. */
+    app.post<{ Params: { username: string } }>('/helpdesk/users/:username/identification/reveal', { preHandler: app.csrfProtection }, async (request, reply) =>
+      act(request, reply, 'reveal', async (staff) =>
+        renderUser(request, reply, staff, request.params.username, { verificationId: field(request.body, 'verificationId'), reveal: true }),
+      ),
+    );
+
+    /** A1: a correction of the identification data, with the document it is based on (type and reference, required; audited). */
+    app.post<{ Params: { username: string } }>('/helpdesk/users/:username/identification', { preHandler: app.csrfProtection }, async (request, reply) =>
+      act(request, reply, 'identification', async (staff) => {
+        const identification = Object.fromEntries(IDENTIFICATION_FIELDS.map((f) => [f, field(request.body, f)]));
+        await helpDesk.correctIdentification(
+          staff.user.id,
+          request.params.username,
+          { name: field(request.body, 'name'), identification },
+          { document: field(request.body, 'basisDocument'), reference: field(request.body, 'basisReference') },
+        );
+        return reply.redirect(`${userPagePath(request.params.username, field(request.body, 'verificationId'))}?done=identificationCorrected`, 303);
+      }),
+    );
+
+    /** A6: the account's equity, in USD (decides DSC+ eligibility, C1). */
+    app.post<{ Params: { username: string } }>('/helpdesk/users/:username/equity', { preHandler: app.csrfProtection }, async (request, reply) =>
+      act(request, reply, 'equity', async (staff) => {
+        const amount = field(request.body, 'equityUsd').trim().replace(/,/g, '');
+        if (!/^\d{1,13}(\.\d{1,2})?$/.test(amount)) throw new SlsError('VALIDATION_ERROR', { field: 'equity', reason: 'equity_amount' });
+        await helpDesk.setEquity(staff.user.id, request.params.username, Number(amount));
+        return reply.redirect(`${userPagePath(request.params.username, field(request.body, 'verificationId'))}?done=equitySet`, 303);
       }),
     );
 

@@ -92,6 +92,9 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
       return reply.redirect(session ? '/account' : '/login', 303);
     });
 
+    // browsers ask for it on every site (scripts/favicon.mjs draws it from the app's icon)
+    app.get('/favicon.ico', async (_request, reply) => reply.header('cache-control', 'public, max-age=86400').sendFile('favicon.ico', PUBLIC));
+
     /** R4: access assistance: each case leads to its path; Client Services' contacts as the operator configured them; SMS troubleshooting. */
     app.get('/help', async (request, reply) => {
       const centers = config.support.map((center) => ({
@@ -226,6 +229,8 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
           devices: devices.map((device) => ({ ...device, actions: services.activation.actions(device) })),
           limits: withdrawalLimits(devices, services.deviceKind),
           eligible: (await services.dscPlusRequests.eligibility(user.id)).eligible,
+          // A2: a user without the right to change the security settings is told who has it
+          notPrimary: (await services.securityRights.mayChange(user.id)) ? null : { primaryUser: await services.securityRights.holder(user.accountId) },
           notices: ['reactivated', 'passwordChanged', 'reported', 'pinChanged'].filter((key) => query[key] === '1'),
         },
         { path: '/account' },

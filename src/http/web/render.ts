@@ -3,6 +3,7 @@
  * request's language, the CSRF token of the forms, and the address of the
  * page for the language links.
  */
+import { COUNTRY_CODES } from '../../identity/countries.js';
 import type { DeviceKinds, Prompt } from '../../devices/types.js';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -86,11 +87,26 @@ interface AnswerField {
 const ANSWER_FIELDS: Record<Prompt['type'], AnswerField | null> = {
   ocra: { label: 'web.challenge.response', help: 'web.challenge.responseHelp', upperCase: false },
   passcode: { label: 'web.challenge.passcode', help: 'web.challenge.passcodeHelp', upperCase: true },
+  otp: { label: 'legacy.otp.label', help: 'legacy.otp.help', upperCase: false },
   index: { label: 'cards.activate.values', help: 'cards.activate.valuesHelp', upperCase: false },
   sms: { label: 'web.challenge.sms.label', help: 'web.challenge.sms.help', upperCase: false },
   push: null,
   webauthn: null,
 };
+
+const COUNTRY_CHOICES = new Map<Language, { code: string; name: string }[]>();
+
+/** The countries of ISO 3166 by their names in a language, in its alphabetical order (address forms). */
+function countryChoices(language: Language): { code: string; name: string }[] {
+  let choices = COUNTRY_CHOICES.get(language);
+  if (!choices) {
+    const names = new Intl.DisplayNames([language], { type: 'region' });
+    const collator = new Intl.Collator(language);
+    choices = [...COUNTRY_CODES].map((code) => ({ code, name: names.of(code) ?? code })).sort((a, b) => collator.compare(a.name, b.name));
+    COUNTRY_CHOICES.set(language, choices);
+  }
+  return choices;
+}
 
 export class PageRenderer {
   private readonly eta = new Eta({ views: VIEWS, cache: true, autoEscape: true });
@@ -130,6 +146,7 @@ export class PageRenderer {
       time: (ms: number) => formatTime(request.language, ms),
       deviceKind: (type: string) => this.deviceKind(type),
       answerField: (prompt: Prompt) => ANSWER_FIELDS[prompt.type],
+      countries: () => countryChoices(request.language),
       money: (amount: number) => new Intl.NumberFormat(request.language === 'zh-Hant' ? 'zh-TW' : request.language).format(amount),
     });
     return reply

@@ -1,0 +1,138 @@
+/**
+ * `sls entity`, `sls account create` and the primary user's right (A1, A2,
+ * A6): an entity with its identification data (shown masked), its accounts,
+ * and who of an account's users may change its security settings.
+ */
+import type { Command, Option } from 'commander';
+import type { Translate } from '../i18n/i18n.js';
+import type { Services } from '../services.js';
+import { maskIdentification, type MaskedIdentification } from '../identity/entities.js';
+
+interface DbOption {
+  db?: string;
+}
+
+export interface EntityCommandsContext {
+  program: Command;
+  user: Command;
+  account: Command;
+  withServices<T>(options: DbOption, fn: (services: Services) => Promise<T>): Promise<T>;
+  print(line: string): void;
+  printJson(value: unknown): void;
+  dbOption(): Option;
+  amountOption(value: string): number;
+  t: Translate;
+}
+
+interface EntityOptions extends DbOption {
+  kind: string;
+  name: string;
+  dob?: string;
+  citizenship?: string;
+  residence?: string;
+  idType?: string;
+  idNumber?: string;
+  ssn?: string;
+}
+
+function printIdentification(print: (line: string) => void, id: MaskedIdentification): void {
+  for (const [key, value] of Object.entries(id)) if (value !== null) print(`${key.padEnd(18)} ${value}`);
+}
+
+export function registerEntityCommands(c: EntityCommandsContext): void {
+  const { program, user, account, withServices, print, printJson, dbOption, amountOption, t } = c;
+  const entity = program.command('entity').description('the individuals and organisations behind usernames, with their identification data (A1)');
+
+  entity
+    .command('create')
+    .description('create an entity; prints its id, for `sls user create --entity` and `sls account create --entity`')
+    .requiredOption('--kind <k>', 'individual or organisation')
+    .requiredOption('--name <n>', 'the name of the person or the company')
+    .option('--dob <yyyy-mm-dd>', 'date of birth (individuals)')
+    .option('--citizenship <cc>', 'citizenship, ISO 3166 country code (individuals)')
+    .option('--residence <cc>', 'country of legal residence (of registration, for an organisation), ISO 3166 country code')
+    .option('--id-type <t>', 'passport, national_id, drivers_license, residence_permit; company_registration, tax_id for an organisation')
+    .option('--id-number <n>', 'the number of that document')
+    .option('--ssn <nnn-nn-nnnn>', 'Social Security Number, for US citizens and residents instead of a document')
+    .addOption(dbOption())
+    .action(async (options: EntityOptions) => {
+      await withServices(options, async (s) => {
+        const created = await s.entities.create(
+          {
+            kind: options.kind,
+            name: options.name,
+            identification: {
+              dateOfBirth: options.dob,
+              citizenship: options.citizenship,
+              residenceCountry: options.residence,
+              documentType: options.idType,
+              documentNumber: options.idNumber,
+              ssn: options.ssn,
+            },
+          },
+          'cli',
+        );
+        print(created.id);
+        process.stderr.write(`${t('accounts.cli.entityCreated', { id: created.id, name: created.name })}\n`);
+        printIdentification((line) => process.stderr.write(`${line}\n`), maskIdentification(created.identification));
+      });
+    });
+
+  entity
+    .command('show')
+    .description('show an entity: its identification data, masked, and its accounts and usernames')
+    .argument('<entity>')
+    .option('--json', 'print JSON')
+    .addOption(dbOption())
+    .action(async (id: string, options: DbOption & { json?: boolean }) => {
+      await withServices(options, async (s) => {
+        const view = await s.entities.view(id);
+        if (options.json) return printJson(view);
+        print(`${'id'.padEnd(18)} ${view.id}`);
+        print(`${'kind'.padEnd(18)} ${view.kind}`);
+        print(`${'name'.padEnd(18)} ${view.name}`);
+        printIdentification(print, view.identification as MaskedIdentification);
+        for (const a of view.accounts) print(`account            ${a.accountNumber}  ${a.usernames.join(' ') || '-'}`);
+      });
+    });
+
+  account
+    .command('create')
+    .description('open an account for an entity; its first user (`sls user create --account A`) is its primary user (A2)')
+    .requiredOption('--entity <id>', 'the entity')
+    .option('--account <a>', 'the account number (default: a new one)')
+    .option('--equity <usd>', 'account equity in USD (A6)', amountOption)
+    .addOption(dbOption())
+    .action(async (options: DbOption & { entity: string; account?: string; equity?: number }) => {
+      await withServices(options, async (s) => {
+        const created = await s.users.createAccount(
+          {
+            entityId: options.entity,
+            ...(options.account !== undefined ? { accountNumber: options.account } : {}),
+            ...(options.equity !== undefined ? { equityUsd: options.equity } : {}),
+          },
+          'cli',
+        );
+        print(created.accountNumber);
+      });
+    });
+
+  for (const granted of [true, false]) {
+    user
+      .command(granted ? 'grant-security' : 'revoke-security')
+      .description(
+        granted
+          ? 'give a user the right to change the security settings of the account (A2; the primary user always has it)'
+          : 'take back the right to change the security settings (never from the primary user)',
+      )
+      .argument('<username>')
+      .addOption(dbOption())
+      .action(async (username: string, options: DbOption) => {
+        await withServices(options, async (s) => {
+          const changed = await s.securityRights.setRight(username, granted, 'cli');
+          const key = granted ? (changed ? 'granted' : 'alreadyGranted') : changed ? 'revoked' : 'alreadyRevoked';
+          print(t(`accounts.cli.${key}`, { username }));
+        });
+      });
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The legacy devices in a terminal (D1), from the file `sls device assign`
+ * writes: a Platinum or Gold token shows its current one-time password — an
+ * event-based (HOTP) token moves its counter on, in the file, at each press;
+ * a time-based (TOTP) one shows the code of the current time step — and the
+ * legacy Digital Security Card answers a challenge (no PIN).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { SlsError } from '../errors.js';
+import { generateHotp, generateTotp, type HashAlgorithm } from '../crypto/hotp.js';
+import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
+import type { TokenFile } from '../devices/devices.js';
+
+type TokenKey = TokenFile['keys'][number];
+
+export function readTokenFile(path: string): TokenFile {
+  let file: Partial<TokenFile>;
+  try {
+    file = JSON.parse(readFileSync(path, 'utf8')) as Partial<TokenFile>;
+  } catch {
+    throw new SlsError('VALIDATION_ERROR', { reason: `cannot read the token file ${path}` });
+  }
+  if (file.format !== 'sls-token/1' || typeof file.serial !== 'string' || !Array.isArray(file.keys) || file.keys.length === 0) {
+    throw new SlsError('VALIDATION_ERROR', { reason: `${path} is not a token file (sls device assign --out)` });
+  }
+  return file as TokenFile;
+}
+
+/** The key to operate: the one named (key id, device id or serial), or the file's only key. */
+export function tokenKey(file: TokenFile, name?: string): TokenKey {
+  if (name === undefined) {
+    if (file.keys.length > 1) {
+      throw new SlsError('VALIDATION_ERROR', {
+        reason: `the token holds ${file.keys.length} keys: give --key with one of ${file.keys.map((k) => k.keyId).join(', ')}`,
+      });
+    }
+    return file.keys[0]!;
+  }
+  const key = file.keys.find((k) => k.keyId === name || k.deviceId === name || k.serial === name);
+  if (!key) throw new SlsError('VALIDATION_ERROR', { reason: `no key ${name} in the token file` });
+  return key;
+}
+
+function hashOf(key: TokenKey): HashAlgorithm {
+  return key.hash === 'sha256' || key.hash === 'sha512' ? key.hash : 'sha1';
+}
+
+/**
+ * What the device displays: the HOTP code at the file's counter (and the
+ * file's counter moves on: `advanced` is the key to write back), the TOTP
+ * code at `unixMillis`, or the card's response to `challenge`.
+ */
+export function tokenDisplay(key: TokenKey, unixMillis: number, challenge?: string): { code: string; advanced?: TokenKey } {
+  const secret = Buffer.from(String(key.key ?? key.seed), 'hex');
+  if (key.algorithm === 'ocra') {
+    const suite = parseOcraSuite(String(key.suite));
+    if (challenge === undefined) throw new SlsError('VALIDATION_ERROR', { reason: 'the card answers a challenge: give --challenge' });
+    if (!/^\d+$/.test(challenge) || challenge.length > suite.challenge.maxLength) {
+      throw new SlsError('VALIDATION_ERROR', { reason: `the challenge is up to ${suite.challenge.maxLength} digits` });
+    }
+    return { code: generateOcra(suite, { key: secret, question: challenge }) };
+  }
+  if (challenge !== undefined) throw new SlsError('VALIDATION_ERROR', { reason: 'a one-time-password token takes no challenge' });
+  const options = { digits: Number(key.digits ?? 6), algorithm: hashOf(key) };
+  if (key.algorithm === 'hotp') {
+    const counter = Number(key.counter ?? 0);
+    return { code: generateHotp(secret, counter, options), advanced: { ...key, counter: counter + 1 } };
+  }
+  if (key.algorithm === 'totp') {
+    return { code: generateTotp(secret, unixMillis, { ...options, period: Number(key.period ?? 30), epoch: Number(key.t0 ?? 0) }) };
+  }
+  throw new SlsError('VALIDATION_ERROR', { reason: `unknown token algorithm ${String(key.algorithm)}` });
+}
+
+/** Presses the token's button once: prints nothing itself; writes an HOTP token's new counter back to the file. */
+export function pressToken(path: string, keyName: string | undefined, unixMillis: number, challenge?: string): string {
+  const file = readTokenFile(path);
+  const key = tokenKey(file, keyName);
+  const { code, advanced } = tokenDisplay(key, unixMillis, challenge);
+  if (advanced) {
+    const keys = file.keys.map((k) => (k === key ? advanced : k));
+    writeFileSync(path, `${JSON.stringify({ ...file, keys }, null, 2)}\n`, { mode: 0o600 });
+  }
+  return code;
+}
