@@ -135,8 +135,7 @@ export class PageRenderer {
       reply.setCookie(LANGUAGE_COOKIE, request.language, { path: '/', maxAge: 365 * 24 * 3600, sameSite: 'lax', secure: this.config.cookieSecure });
     }
     const path = options.path ?? (request.method === 'GET' ? request.url.split('?')[0] : '/login');
-    const html = this.eta.render(`./${view}`, {
-      ...data,
+    const helpers = {
       t: request.t,
       lang: request.language,
       languages: LANGUAGES,
@@ -146,9 +145,13 @@ export class PageRenderer {
       time: (ms: number) => formatTime(request.language, ms),
       deviceKind: (type: string) => this.deviceKind(type),
       answerField: (prompt: Prompt) => ANSWER_FIELDS[prompt.type],
-      countries: () => countryChoices(request.language),
+      addressCountries: () => countryChoices(request.language),
       money: (amount: number) => new Intl.NumberFormat(request.language === 'zh-Hant' ? 'zh-TW' : request.language).format(amount),
-    });
+    };
+    // a page's own value under a helper's name would be hidden by the helper (or hide it): a programming error, caught by any test of the page
+    const clash = Object.keys(helpers).find((name) => name in data);
+    if (clash) throw new Error(`page ${view} passes "${clash}", the name of a helper every page gets`);
+    const html = this.eta.render(`./${view}`, { ...data, ...helpers });
     return reply
       .status(options.status ?? 200)
       .header('cache-control', 'no-store')
