@@ -27,6 +27,7 @@ import { databaseCounters, redisCounters } from './throttle/counters.js';
 import { Phones } from './devices/sms/phones.js';
 import { SmsCodes } from './devices/sms/codes.js';
 import { Users } from './identity/users.js';
+import { NoticePreferences } from './identity/notice-preferences.js';
 import { Entities } from './identity/entities.js';
 import { SecurityRights } from './identity/security-rights.js';
 import { Passwords } from './identity/passwords.js';
@@ -68,6 +69,8 @@ export interface Services {
   sessions: Sessions;
   login: LoginFlows;
   notifier: Notifier;
+  /** N1: the language and time zone of a user's notices: chosen, or remembered from logins. */
+  noticePreferences: NoticePreferences;
   /** X6: delivers the stored notices; `sls serve` starts it, `sls jobs run` drains it. */
   outbox: OutboxWorker;
   helpDesk: HelpDesk;
@@ -228,6 +231,14 @@ export async function createServices(config: Config, options: ServiceOptions = {
         options.logOutbox?.(event);
       },
     });
+    const noticePreferences = new NoticePreferences({
+      store,
+      clock,
+      audit,
+      users,
+      notifier,
+      defaults: { language: config.defaultLanguage, timeZone: config.timeZone },
+    });
     const answers = new Answers({ store, clock, lockout, audit, users, devices, notifier, policy: config.policy, observer: metrics });
     const flowLimits = new FlowLimits({ store, clock, audit, policy: config.policy });
     const smsCodes = new SmsCodes({ store, clock, notifier, policy: config.policy });
@@ -268,6 +279,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       firstFactor,
       answers,
       flowLimits,
+      noticePreferences,
       observer: metrics,
     });
     const helpDesk = new HelpDesk({
@@ -372,6 +384,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       sessions,
       login,
       notifier,
+      noticePreferences,
       outbox,
       helpDesk,
       activation,

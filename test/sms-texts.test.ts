@@ -31,6 +31,7 @@ const NOTICES: NoticeTemplate[] = [
   'mobileRecoveryFailed',
   'pushDenied',
   'securityKeySuspended',
+  'noticeLanguageChanged',
 ];
 const CODES: CodeTemplate[] = ['loginCode', 'confirmCode', 'activationToken'];
 
@@ -46,6 +47,7 @@ const SAMPLE = {
   failures: 3,
   max: 5,
   name: 'Blue key',
+  language: 'Français',
 };
 
 const texts = (language: 'en' | 'fr' | 'zh-Hant') =>

@@ -377,8 +377,35 @@ export function buildProgram(): Command {
         const pick = (value: string | undefined, was: string | null): string | null => (value === undefined ? was : value === 'default' ? null : value);
         const language = pick(options.language, current.language);
         const timeZone = pick(options.timeZone, current.time_zone);
-        await s.users.setNoticePreferences(u.id, { language, timeZone }, 'cli');
+        await s.noticePreferences.choose(u.id, { language, timeZone }, 'cli');
         print(t('cli.noticePreferences', { username: u.username, language: language ?? s.config.defaultLanguage, timeZone: timeZone ?? s.config.timeZone }));
+      });
+    });
+
+  user
+    .command('set-language')
+    .description(
+      "N1: the language (en, fr, zh-Hant) of a user's notices, and with --time-zone the IANA time zone of their times, chosen: " +
+        "logins no longer change them; `default` (both) lets the user's logins decide again",
+    )
+    .argument('<username>')
+    .argument('<language>', 'en, fr, zh-Hant, or default')
+    .option('--time-zone <zone>', 'an IANA time zone (Asia/Hong_Kong); default: the one the notices use now')
+    .addOption(dbOption())
+    .action(async (username: string, language: string, options: DbOption & { timeZone?: string }) => {
+      await withServices(options, async (s) => {
+        const u = await s.users.getByUsername(username);
+        const now = await s.noticePreferences.get(u.id);
+        const follow = language === 'default' && (options.timeZone === undefined || options.timeZone === 'default');
+        const chosen = follow
+          ? { language: null, timeZone: null }
+          : {
+              language: language === 'default' ? null : language,
+              timeZone: options.timeZone === 'default' ? null : (options.timeZone ?? now.timeZone),
+            };
+        const after = await s.noticePreferences.choose(u.id, chosen, 'cli');
+        const values = { username: u.username, language: after.effective.language, timeZone: after.effective.timeZone };
+        print(t(follow ? 'cli.setLanguageFollow' : 'cli.setLanguage', values));
       });
     });
 

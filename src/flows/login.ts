@@ -21,6 +21,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Devices } from '../devices/devices.js';
 import type { Users } from '../identity/users.js';
+import type { ExpressedPreferences, NoticePreferences } from '../identity/notice-preferences.js';
 import type { Lockout } from '../policy/lockout.js';
 import { SlsError, type ErrorCode } from '../errors.js';
 import { decideAccess } from '../policy/access.js';
@@ -77,6 +78,12 @@ export interface RequestMeta {
   userAgent: string | null;
   /** The language of the request: codes sent by SMS or voice are written in it. */
   language?: Language;
+  /**
+   * N1: what the person expressed — the language chosen on the pages or
+   * named by Accept-Language (not the server's fallback), the browser's
+   * time zone — remembered for the notices at a complete login.
+   */
+  expressed?: ExpressedPreferences;
 }
 
 /**
@@ -120,6 +127,8 @@ export interface LoginDeps {
   firstFactor: FirstFactor;
   answers: Answers;
   flowLimits: FlowLimits;
+  /** N1: a complete login remembers the language of its user's notices. */
+  noticePreferences: Pick<NoticePreferences, 'remember'>;
   /** Told of each login started (metrics). */
   observer?: Pick<Observer, 'loginStarted'>;
 }
@@ -446,6 +455,7 @@ export class LoginFlows {
     await this.deps.users.markOneTimePasswordUsed(trx, row.user_id, this.deps.clock.now());
     await devices.markUsed(trx, device.id);
     await lockout.reset(row.username, trx);
+    if (options.meta.expressed) await this.deps.noticePreferences.remember(trx, row.user_id, options.meta.expressed);
     await audit.append(trx, [
       {
         event: 'login.succeeded',

@@ -10,7 +10,7 @@ import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Services } from '../services.js';
 import { SlsError } from '../errors.js';
-import { LANGUAGES, isLanguage, negotiateLanguage, translator, type Language, type Translate } from '../i18n/i18n.js';
+import { LANGUAGES, acceptedLanguage, isLanguage, translator, type Language, type Translate } from '../i18n/i18n.js';
 import { registerErrorHandling, sendError } from './errors.js';
 import { loginApi } from './api/login.js';
 import { sessionApi } from './api/session.js';
@@ -24,6 +24,7 @@ import { adminApi } from './api/admin.js';
 import { operationsApi } from './api/operations.js';
 import { securityKeysApi } from './api/security-keys.js';
 import { withdrawalsApi } from './api/withdrawals.js';
+import { noticePreferencesApi } from './api/notice-preferences.js';
 import { API_KEY_SCHEME, ApiKeyGuard } from './api-key-guard.js';
 import { securityKeyPages } from './web/security-key-pages.js';
 import { webPages } from './web/pages.js';
@@ -32,6 +33,7 @@ import { helpdeskPages } from './web/helpdesk-pages.js';
 import { mobilePages } from './web/mobile-pages.js';
 import { appPages } from './web/app-pages.js';
 import { stepUpPages } from './web/step-up-pages.js';
+import { noticePages } from './web/notice-pages.js';
 import { SessionGuard } from './session-guard.js';
 import { registerThrottle } from './throttle-hook.js';
 import { registerMetricsRoute, registerRequestContext, requestIdGenerator } from './observability.js';
@@ -40,6 +42,8 @@ import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 declare module 'fastify' {
   interface FastifyRequest {
     language: Language;
+    /** N1: the language the request asked for (switcher, cookie, Accept-Language), if any. */
+    expressedLanguage: Language | null;
     t: Translate;
   }
 }
@@ -51,12 +55,17 @@ export interface AppOptions {
   logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
 }
 
-function requestLanguage(request: FastifyRequest, fallback: Language): Language {
+/**
+ * The language the person asked for: the switcher (?lang), its cookie, or
+ * Accept-Language when it names one of ours; null when none (N1: a login
+ * then remembers nothing, rather than the server's fallback).
+ */
+function expressedLanguage(request: FastifyRequest): Language | null {
   const query = request.query as Record<string, unknown> | undefined;
   if (isLanguage(query?.lang)) return query.lang;
   const fromCookie = request.cookies?.[LANGUAGE_COOKIE];
   if (isLanguage(fromCookie)) return fromCookie;
-  return negotiateLanguage(request.headers['accept-language'], fallback);
+  return acceptedLanguage(request.headers['accept-language']);
 }
 
 /** Trusts the nearest `hops` proxies in front of the server (X-Forwarded-For read from the right). */
@@ -104,8 +113,10 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(cookie);
   app.decorateRequest('language', 'en');
   app.decorateRequest('t', null as unknown as Translate);
+  app.decorateRequest('expressedLanguage', null);
   app.addHook('onRequest', async (request) => {
-    request.language = requestLanguage(request, config.defaultLanguage);
+    request.expressedLanguage = expressedLanguage(request);
+    request.language = request.expressedLanguage ?? config.defaultLanguage;
     request.t = translator(request.language);
   });
 
@@ -180,6 +191,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(helpdeskApi(services, guard), { prefix: '/api/v1' });
   await app.register(adminApi(services, guard), { prefix: '/api/v1' });
   await app.register(securityKeysApi(services, guard), { prefix: '/api/v1' });
+  await app.register(noticePreferencesApi(services, guard), { prefix: '/api/v1' });
   await app.register(withdrawalsApi(services, new ApiKeyGuard(services.apiKeys)), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerMetricsRoute(app, config, services.metrics);
@@ -189,6 +201,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(mobilePages(services, pages, guard));
   await app.register(stepUpPages(services, pages, guard));
   await app.register(securityKeyPages(services, pages, guard));
+  await app.register(noticePages(services, pages, guard));
   await app.register(appPages(services, pages));
   return app;
 }

@@ -55,6 +55,12 @@ export interface UsersTable {
   language: string | null;
   /** N1: the IANA time zone of times in the user's notices; null: SLS_TIME_ZONE. */
   time_zone: string | null;
+  /**
+   * N1: when the language and time zone above were chosen (settings page,
+   * `sls user set-language`); null while they are remembered from the
+   * user's logins, which then keep them up to date.
+   */
+  notice_preferences_chosen_at: number | null;
 }
 
 /** Who a user is to the system: a client, or staff (section 0 of the spec). */
