@@ -31,6 +31,8 @@ const NOTICES: NoticeTemplate[] = [
   'mobileRecoveryFailed',
   'pushDenied',
   'securityKeySuspended',
+  'optedOut',
+  'optedIn',
 ];
 const CODES: CodeTemplate[] = ['loginCode', 'confirmCode', 'activationToken'];
 

@@ -42,6 +42,9 @@ import legacyDevicesZhHant from './locales/legacy-devices/zh-Hant.json' with { t
 import entitlementsEn from './locales/entitlements/en.json' with { type: 'json' };
 import entitlementsFr from './locales/entitlements/fr.json' with { type: 'json' };
 import entitlementsZhHant from './locales/entitlements/zh-Hant.json' with { type: 'json' };
+import optOutEn from './locales/opt-out/en.json' with { type: 'json' };
+import optOutFr from './locales/opt-out/fr.json' with { type: 'json' };
+import optOutZhHant from './locales/opt-out/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -68,6 +71,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   'legacy-devices': { en: legacyDevicesEn, fr: legacyDevicesFr, 'zh-Hant': legacyDevicesZhHant },
   /** Withdrawal limits and entitlements for integrators: API keys, exchange rates, withdrawals (W1-W3, I3). */
   entitlements: { en: entitlementsEn, fr: entitlementsFr, 'zh-Hant': entitlementsZhHant },
+  /** Opting out of the second factor for trading and back in: the settings pages, warnings, notices, errors (O1-O3). */
+  'opt-out': { en: optOutEn, fr: optOutFr, 'zh-Hant': optOutZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {

@@ -49,7 +49,9 @@ export type NoticeTemplate =
   | 'mobileActivated'
   | 'mobileRecoveryFailed'
   | 'pushDenied'
-  | 'securityKeySuspended';
+  | 'securityKeySuspended'
+  | 'optedOut'
+  | 'optedIn';
 
 /** Messages that carry a code: `notifications.<name>.sms` and `.voice` texts with a {{code}}. */
 export type CodeTemplate = 'loginCode' | 'confirmCode' | 'activationToken';
