@@ -51,7 +51,8 @@ import { SecurityKeys, suspicionNotice } from './devices/security-key/registrati
 import { ApiKeys } from './entitlements/api-keys.js';
 import { BusinessCalendar } from './entitlements/business-days.js';
 import { FxRates } from './entitlements/fx.js';
-import { Withdrawals } from './entitlements/withdrawals.js';
+import { NO_SHARING_NO_OPT_OUT, Withdrawals } from './entitlements/withdrawals.js';
+import { OptOuts } from './identity/opt-out.js';
 
 export interface Services {
   config: Config;
@@ -94,6 +95,8 @@ export interface Services {
   fx: FxRates;
   /** W1-W3: withdrawal checks and records, entitlements. */
   withdrawals: Withdrawals;
+  /** O1-O3: opting out of the second factor for trading logins, and back in. */
+  optOuts: OptOuts;
   /** The VAPID public key apps subscribe with (Web Push), or null. */
   vapidPublicKey: string | null;
   /** The operators' metrics (GET /metrics), this server's own registry. */
@@ -246,6 +249,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const signals = observedSignals(openSignals(store), metrics);
     const push = pushProviderOf(config, clock);
     const firstFactor = new FirstFactor({ users, answers, clock });
+    const optOuts = new OptOuts({ store, clock, audit, notifier, users, rights: securityRights });
     const pushRequests = new PushRequests({
       store,
       clock,
@@ -281,6 +285,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       flowLimits,
       noticePreferences,
       observer: metrics,
+      optedOut: optOuts,
     });
     const helpDesk = new HelpDesk({
       store,
@@ -360,7 +365,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     });
     const apiKeys = new ApiKeys(store, clock, box, audit);
     const fx = new FxRates(store, clock, audit);
-    // W1: nobody shares a device nor opts out yet; the sharing (H) and opt-out (O1) work passes its hooks here
+    // W1: the sharing (H) and opt-out (O1) work pass their hooks here; nobody shares a device yet
     const withdrawals = new Withdrawals({
       store,
       clock,
@@ -369,6 +374,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       deviceKind,
       fx,
       calendar: new BusinessCalendar(config.businessDays.holidays, config.businessDays.timeZone),
+      hooks: { ...NO_SHARING_NO_OPT_OUT, optedOut: (userId, db) => optOuts.isOptedOut(userId, db) },
     });
     return {
       config,
@@ -403,6 +409,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       apiKeys,
       fx,
       withdrawals,
+      optOuts,
       vapidPublicKey: push.vapidPublicKey,
       metrics,
       deviceKind,

@@ -32,6 +32,8 @@ const NOTICES: NoticeTemplate[] = [
   'pushDenied',
   'securityKeySuspended',
   'noticeLanguageChanged',
+  'optedOut',
+  'optedIn',
 ];
 const CODES: CodeTemplate[] = ['loginCode', 'confirmCode', 'activationToken'];
 

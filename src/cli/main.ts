@@ -23,6 +23,7 @@ import { outboxAudioPath } from '../delivery/speech.js';
 import { findingError } from '../audit/audit-log.js';
 import { parseAuditFilter } from '../audit/audit-query.js';
 import { registerEntityCommands } from './entity-commands.js';
+import { registerOptOutCommands } from './opt-out-commands.js';
 import { registerEntitlementCommands } from './entitlements.js';
 
 const t = translator(environmentLanguage());
@@ -224,6 +225,7 @@ export function buildProgram(): Command {
     });
 
   registerEntityCommands({ program, user, account, withServices, print, printJson, dbOption, amountOption, t });
+  registerOptOutCommands({ user, withServices, print, dbOption, t });
 
   program
     .command('staff')

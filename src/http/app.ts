@@ -25,8 +25,10 @@ import { operationsApi } from './api/operations.js';
 import { securityKeysApi } from './api/security-keys.js';
 import { withdrawalsApi } from './api/withdrawals.js';
 import { noticePreferencesApi } from './api/notice-preferences.js';
+import { optOutApi } from './api/opt-out.js';
 import { API_KEY_SCHEME, ApiKeyGuard } from './api-key-guard.js';
 import { securityKeyPages } from './web/security-key-pages.js';
+import { optOutPages } from './web/opt-out-pages.js';
 import { webPages } from './web/pages.js';
 import { portalPages } from './web/portal-pages.js';
 import { helpdeskPages } from './web/helpdesk-pages.js';
@@ -193,6 +195,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(securityKeysApi(services, guard), { prefix: '/api/v1' });
   await app.register(noticePreferencesApi(services, guard), { prefix: '/api/v1' });
   await app.register(withdrawalsApi(services, new ApiKeyGuard(services.apiKeys)), { prefix: '/api/v1' });
+  await app.register(optOutApi(services, guard), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerMetricsRoute(app, config, services.metrics);
   await app.register(webPages(services, pages, guard));
@@ -202,6 +205,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(stepUpPages(services, pages, guard));
   await app.register(securityKeyPages(services, pages, guard));
   await app.register(noticePages(services, pages, guard));
+  await app.register(optOutPages(services, pages, guard));
   await app.register(appPages(services, pages));
   return app;
 }

@@ -50,7 +50,9 @@ export type NoticeTemplate =
   | 'mobileRecoveryFailed'
   | 'pushDenied'
   | 'securityKeySuspended'
-  | 'noticeLanguageChanged';
+  | 'noticeLanguageChanged'
+  | 'optedOut'
+  | 'optedIn';
 
 /** Messages that carry a code: `notifications.<name>.sms` and `.voice` texts with a {{code}}. */
 export type CodeTemplate = 'loginCode' | 'confirmCode' | 'activationToken';

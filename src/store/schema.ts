@@ -342,6 +342,14 @@ export interface WithdrawalsTable {
   at: number;
 }
 
+/** O1: a user who opted out of the second factor for trading logins (the row goes when they opt back in, O2). */
+export interface OptOutsTable {
+  user_id: string;
+  opted_out_at: number;
+  /** Who opted the user out: `user:<id>` (the portal or the API), `cli`. */
+  actor: string;
+}
+
 export interface Schema {
   meta: MetaTable;
   entities: EntitiesTable;
@@ -365,4 +373,5 @@ export interface Schema {
   api_keys: ApiKeysTable;
   fx_rates: FxRatesTable;
   withdrawals: WithdrawalsTable;
+  opt_outs: OptOutsTable;
 }

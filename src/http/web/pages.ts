@@ -121,6 +121,11 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
           throw new SlsError('VALIDATION_ERROR', { reason: 'credentials_required' });
         }
         const flow = await services.login.start({ username, password, app: appName, ...requestMeta(request) });
+        // O1: opted out of the second factor for trading: the password completed the login
+        if (flow.session) {
+          setSessionCookie(reply, config, flow.session, services.clock.now());
+          return reply.redirect('/account', 303);
+        }
         setClaimCookie(reply, config, flow);
         return reply.redirect(`/login/${flow.id}`, 303);
       } catch (error) {
