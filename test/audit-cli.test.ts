@@ -55,10 +55,18 @@ describe('sls audit list (X1)', { timeout: 120_000 }, () => {
     expect((await list(['--type', 'login.*', '--user', 'bob'])).entries.map((e) => e.data.i)).toEqual([9, 7, 3, 1]);
     expect((await list(['--since', '2026-01-05', '--until', '2026-01-05T12:30:00+01:00'])).entries.map((e) => e.data.i)).toEqual([1, 0]);
     const text = await sls(['audit', 'list', '--type', 'login.succeeded', '--user', 'alice'], env);
+    // issue 16: a header, aligned columns, times people read (SLS_TIME_ZONE, UTC here), who acted
     expect(text.stdout.split('\n').filter(Boolean)).toEqual([
-      expect.stringMatching(/^\s+11 {2}2026-01-05T20:00:00\.000Z {2}login\.succeeded\s+alice {2}\s+\{"i":10\}$/),
-      expect.stringMatching(/^\s+5 {2}2026-01-05T14:00:00\.000Z {2}login\.succeeded\s+alice {2}\s+\{"i":4\}$/),
+      ' #  Time                     Event            User   By  Details',
+      expect.stringMatching(/^11 {2}2026-01-05 20:00:00 UTC {2}login\.succeeded {2}alice {2}- {3}\{"i":10\}$/),
+      expect.stringMatching(/^ 5 {2}2026-01-05 14:00:00 UTC {2}login\.succeeded {2}alice {2}- {3}\{"i":4\}$/),
     ]);
+  });
+
+  it('[ours] issue 16: an empty result says so, naming the user asked about', async () => {
+    expect(await sls(['audit', 'list', '--user', 'nobody'], env)).toMatchObject({ code: 0, stdout: 'No audit entries for nobody.\n' });
+    expect(await sls(['audit', 'list', '--type', 'device.renamed'], env)).toMatchObject({ code: 0, stdout: 'No audit entries.\n' });
+    expect(await sls(['outbox'], env)).toMatchObject({ code: 0, stdout: 'No messages.\n' });
   });
 
   it('X1: audit list pages with --limit and the --cursor it prints on standard error', async () => {

@@ -111,6 +111,35 @@ async function asStaff<T>(options: StaffOptions, fn: (services: Services, staffU
 }
 const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
 
+/** A time as a person reads it in a terminal: 2026-12-06 07:38:40 UTC, in the server's time zone (SLS_TIME_ZONE). */
+function readableTime(timeZone: string): (ms: number) => string {
+  const format = new Intl.DateTimeFormat('sv-SE', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    timeZoneName: 'short',
+  });
+  return (ms) => format.format(new Date(ms));
+}
+
+/** Rows as aligned columns (the last one as it is); `right`: columns aligned to the right (numbers). */
+function columns(rows: string[][], options: { right?: number[] } = {}): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => [...(row[i] ?? '')].length)));
+  return rows.map((row) =>
+    row
+      .map((cell, i) => {
+        if (i === row.length - 1) return cell;
+        const pad = ' '.repeat(widths[i]! - [...cell].length);
+        return options.right?.includes(i) ? pad + cell : cell + pad;
+      })
+      .join('  '),
+  );
+}
+
 /** The version of package.json (the package's root is two folders above dist/cli and src/cli). */
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -443,8 +472,10 @@ export function buildProgram(): Command {
           limit: options.limit ?? 20,
         });
         if (options.json) return printJson(notices);
+        if (notices.length === 0) return print(options.user ? t('cli.noMessagesFor', { username: options.user }) : t('cli.noMessages'));
+        const time = readableTime(s.config.timeZone);
         for (const n of notices) {
-          print(`${iso(n.createdAt)}  ${n.channel}  ${n.recipient}  ${n.status}  ${n.subject ?? ''}\n    ${n.body}`);
+          print(`${time(n.createdAt)}  ${n.channel}  ${n.recipient}  ${n.status}  ${n.subject ?? ''}\n    ${n.body}`);
           if (n.attempts > 1 || n.error || n.nextAttemptAt !== null) {
             print(
               `    ${t('cli.outboxDelivery', { attempts: n.attempts, next: n.nextAttemptAt === null ? '-' : iso(n.nextAttemptAt), error: n.error ?? '-' })}`,
@@ -668,10 +699,15 @@ export function buildProgram(): Command {
       await withServices(options, async (s) => {
         const { entries, next } = await s.audit.page(query);
         if (options.json) printJson(entries);
+        else if (entries.length === 0) print(options.user ? t('cli.noAuditFor', { username: options.user }) : t('cli.noAudit'));
         else {
-          for (const e of entries) {
-            print(`${String(e.seq).padStart(6)}  ${iso(e.at)}  ${e.event.padEnd(28)} ${e.username ?? '-'}  ${e.actor ?? ''}  ${JSON.stringify(e.data)}`);
-          }
+          const actor = await s.users.actorNames(entries.map((e) => e.actor));
+          const time = readableTime(s.config.timeZone);
+          const header = ['cli.columns.seq', 'cli.columns.time', 'cli.columns.event', 'cli.columns.user', 'cli.columns.actor', 'cli.columns.data'].map((key) =>
+            t(key),
+          );
+          const rows = entries.map((e) => [String(e.seq), time(e.at), e.event, e.username ?? '-', actor(e.actor), JSON.stringify(e.data)]);
+          for (const line of columns([header, ...rows], { right: [0] })) print(line);
         }
         // on standard error, so that standard output stays the entries alone
         if (next !== null) process.stderr.write(`${t('audit.more', { cursor: next })}\n`);

@@ -162,6 +162,30 @@ export class Users {
     return this.toUser(row);
   }
 
+  /** The usernames of these user ids (an id not found is left out): to show who acted, not an id. */
+  async usernames(ids: readonly string[]): Promise<Map<string, string>> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return new Map();
+    const rows = await this.store.db.selectFrom('users').select(['id', 'username']).where('id', 'in', unique).execute();
+    return new Map(rows.map((row) => [row.id, row.username]));
+  }
+
+  /**
+   * Who an audit actor is, for people: `user:usr_…` and `staff:usr_…` become
+   * the username (staff marked as such); `cli` and `system` stay.
+   */
+  async actorNames(actors: readonly (string | null)[]): Promise<(actor: string | null) => string> {
+    const ids = actors.flatMap((actor) => (actor && /^(user|staff):/.test(actor) ? [actor.slice(actor.indexOf(':') + 1)] : []));
+    const names = await this.usernames(ids);
+    return (actor) => {
+      if (!actor) return '-';
+      const [kind, id] = actor.split(':', 2) as [string, string | undefined];
+      const name = id !== undefined ? names.get(id) : undefined;
+      if (!name) return actor;
+      return kind === 'staff' ? `${name} (staff)` : name;
+    };
+  }
+
   /** The stored password hash, for the first factor only. */
   async passwordHash(userId: string): Promise<string> {
     const row = await this.store.db.selectFrom('users').select('password_hash').where('id', '=', userId).executeTakeFirstOrThrow();

@@ -44,6 +44,14 @@ type SecretKind = (typeof SECRET_KINDS)[number];
 const secretCookie = (kind: SecretKind): string => `sls_hd_${kind}`;
 /** How long the sealed secret waits for its result page. */
 const SECRET_HANDOVER_MS = 2 * 60 * 1000;
+/** A value of an audit entry's data as staff read it: times (…At, …Until) in the page's words, not milliseconds or ISO. */
+function auditValue(key: string, value: unknown, time: (ms: number) => string): string {
+  const isTime = /(At|Until)$/.test(key);
+  if (isTime && typeof value === 'number' && value > 1e11) return time(value);
+  if (isTime && typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value) && Number.isFinite(Date.parse(value))) return time(Date.parse(value));
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
 /** How many audit entries the user page shows. */
 const AUDIT_ENTRIES = 30;
 
@@ -273,6 +281,8 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
       services.optOuts.state(user.id),
     ]);
     const deposits = new Map(await Promise.all(devices.map(async (d) => [d.id, await depositOf(request, d)] as const)));
+    // who acted, by username rather than id (issue 16)
+    const actorName = await services.users.actorNames(audit.map((e) => e.actor));
     const cards = cardsOf(staff, devices);
     // C8: the cards of the stock, when there is a card to ship
     const stock = cards.some((c) => c.actions.includes('ship'))
@@ -297,6 +307,8 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
         reasons: LOSS_REASONS,
         deviceAction: (deviceId: string, action: DeviceAction) => devicePath(user.username, deviceId, action),
         audit,
+        actorName,
+        auditValue: (key: string, value: unknown) => auditValue(key, value, (ms) => pages.time(request, ms)),
         temporary,
         verification,
         methods: VERIFICATION_METHODS,

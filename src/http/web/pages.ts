@@ -86,6 +86,12 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
 
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
 
+    /** Where a login lands: staff at the help desk console, clients on their account page (issue 16). */
+    async function landing(userId: string): Promise<string> {
+      const user = await services.users.get(userId);
+      return user.role === 'client' ? '/account' : '/helpdesk';
+    }
+
     app.get('/', async (request, reply) => {
       const token = presentedToken(request);
       const session = token ? await services.sessions.authenticate(token.token) : null;
@@ -124,7 +130,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
         // O1: opted out of the second factor for trading: the password completed the login
         if (flow.session) {
           setSessionCookie(reply, config, flow.session, services.clock.now());
-          return reply.redirect('/account', 303);
+          return reply.redirect(await landing(flow.session.userId), 303);
         }
         setClaimCookie(reply, config, flow);
         return reply.redirect(`/login/${flow.id}`, 303);
@@ -153,7 +159,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
         const { session } = await services.login.claim(flowId, request.cookies[CLAIM_COOKIE] ?? '', requestMeta(request));
         clearClaimCookie(reply, config, flowId);
         setSessionCookie(reply, config, session, services.clock.now());
-        return reply.redirect('/account', 303);
+        return reply.redirect(await landing(session.userId), 303);
       } catch (error) {
         return stepRefused(request, reply, flowId, error);
       }
@@ -175,7 +181,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
       try {
         const { session } = await services.login.answer(flowId, field(request.body, 'response'), requestMeta(request));
         setSessionCookie(reply, config, session, services.clock.now());
-        return reply.redirect('/account', 303);
+        return reply.redirect(await landing(session.userId), 303);
       } catch (error) {
         const mapped = toSlsError(error);
         let flow: FlowView | undefined;

@@ -129,6 +129,11 @@ export class PageRenderer {
     return { status: mapped.status, code: mapped.code, message: body.error.message, hints: body.error.hints ?? [] };
   }
 
+  /** A time in the page's language and words (what it.time does in a view). */
+  time(request: FastifyRequest, ms: number): string {
+    return formatTime(request.language, ms);
+  }
+
   render(request: FastifyRequest, reply: FastifyReply, view: string, data: Record<string, unknown>, options: RenderOptions = {}): FastifyReply {
     const query = request.query as Record<string, unknown> | undefined;
     if (typeof query?.lang === 'string' && query.lang === request.language) {
