@@ -50,7 +50,8 @@ import { SecurityKeys, suspicionNotice } from './devices/security-key/registrati
 import { ApiKeys } from './entitlements/api-keys.js';
 import { BusinessCalendar } from './entitlements/business-days.js';
 import { FxRates } from './entitlements/fx.js';
-import { Withdrawals } from './entitlements/withdrawals.js';
+import { NO_SHARING_NO_OPT_OUT, Withdrawals } from './entitlements/withdrawals.js';
+import { DeviceSharing } from './sharing/sharing.js';
 
 export interface Services {
   config: Config;
@@ -91,6 +92,8 @@ export interface Services {
   fx: FxRates;
   /** W1-W3: withdrawal checks and records, entitlements. */
   withdrawals: Withdrawals;
+  /** H1-H5, T4: one device shared between usernames. */
+  sharing: DeviceSharing;
   /** The VAPID public key apps subscribe with (Web Push), or null. */
   vapidPublicKey: string | null;
   /** The operators' metrics (GET /metrics), this server's own registry. */
@@ -269,6 +272,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       answers,
       flowLimits,
       observer: metrics,
+      // H: the device another username shares (the sharing is built below)
+      sharedDevices: { sharedWith: (userId) => sharing.sharedWith(userId) },
     });
     const helpDesk = new HelpDesk({
       store,
@@ -286,6 +291,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       sessions,
       phones,
       newTemporaryPasscode,
+      // T4: no temporary passcode for users who share
+      sharing: { sharesDevice: (userId) => sharing.sharesDevice(userId) },
     });
     const mobileEnrolment = new MobileEnrolment({
       store,
@@ -327,7 +334,30 @@ export async function createServices(config: Config, options: ServiceOptions = {
       answers,
       flowLimits,
       rights: securityRights,
+      sharedDevices: { sharedWith: (userId: string) => sharing.sharedWith(userId) },
     };
+    // H1-H5: sharing one device between usernames; the owner's device proves under the owner's lock (L3)
+    const sharing = new DeviceSharing({
+      store,
+      clock,
+      config,
+      box,
+      audit,
+      users,
+      entities,
+      devices,
+      deviceKind,
+      firstFactor,
+      answers,
+      flowLimits,
+      smsCodes,
+      notifier,
+      staff: {
+        decideOn: (staffUserId, targets, action) => helpDesk.staffOnSharing(staffUserId, targets, action),
+        cancelFor: (staffUserId, targets, action) => helpDesk.staffOnSharing(staffUserId, targets, action),
+        staff: (staffUserId, action) => helpDesk.staff(staffUserId, action),
+      },
+    });
     const activation = new DeviceActivation(activationDeps);
     const stepUp = new StepUp(activation, { ...activationDeps, firstFactor });
     const onlineCards = new OnlineCards({ store, clock, audit, users, devices });
@@ -357,6 +387,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       deviceKind,
       fx,
       calendar: new BusinessCalendar(config.businessDays.holidays, config.businessDays.timeZone),
+      // H, W1: a requester's limits follow the shared device
+      hooks: { ...NO_SHARING_NO_OPT_OUT, sharedDeviceOf: (userId, db) => sharing.sharedDeviceOf(userId, db) },
     });
     return {
       config,
@@ -390,6 +422,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       apiKeys,
       fx,
       withdrawals,
+      sharing,
       vapidPublicKey: push.vapidPublicKey,
       metrics,
       deviceKind,

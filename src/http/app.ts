@@ -24,6 +24,7 @@ import { adminApi } from './api/admin.js';
 import { operationsApi } from './api/operations.js';
 import { securityKeysApi } from './api/security-keys.js';
 import { withdrawalsApi } from './api/withdrawals.js';
+import { sharingApi } from './api/sharing.js';
 import { API_KEY_SCHEME, ApiKeyGuard } from './api-key-guard.js';
 import { securityKeyPages } from './web/security-key-pages.js';
 import { webPages } from './web/pages.js';
@@ -181,6 +182,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(adminApi(services, guard), { prefix: '/api/v1' });
   await app.register(securityKeysApi(services, guard), { prefix: '/api/v1' });
   await app.register(withdrawalsApi(services, new ApiKeyGuard(services.apiKeys)), { prefix: '/api/v1' });
+  // H1-H5: device sharing (the user's procedure, compliance's decision)
+  await app.register(sharingApi(services, guard), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerMetricsRoute(app, config, services.metrics);
   await app.register(webPages(services, pages, guard));

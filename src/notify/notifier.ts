@@ -49,7 +49,12 @@ export type NoticeTemplate =
   | 'mobileActivated'
   | 'mobileRecoveryFailed'
   | 'pushDenied'
-  | 'securityKeySuspended';
+  | 'securityKeySuspended'
+  // H3, N1: a device sharing requested (waiting for compliance), approved, rejected, cancelled; to both users
+  | 'sharingRequested'
+  | 'sharingApproved'
+  | 'sharingRejected'
+  | 'sharingCancelled';
 
 /** Messages that carry a code: `notifications.<name>.sms` and `.voice` texts with a {{code}}. */
 export type CodeTemplate = 'loginCode' | 'confirmCode' | 'activationToken';
