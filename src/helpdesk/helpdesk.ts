@@ -274,7 +274,13 @@ export class HelpDesk {
     const { staff, user } = await this.actOn(staffUserId, username, 'temporary_passcode');
     // T4: no temporary passcode for a user who shares a device: the sharing is cancelled first (H5 restores their own devices)
     if (await this.deps.sharing?.sharesDevice(user.id)) {
-      await audit.record({ event: 'helpdesk.temp_passcode_refused', actor: this.actor(staff), userId: user.id, username: user.username, data: { reason: 'sharing' } });
+      await audit.record({
+        event: 'helpdesk.temp_passcode_refused',
+        actor: this.actor(staff),
+        userId: user.id,
+        username: user.username,
+        data: { reason: 'sharing' },
+      });
       throw new SlsError('TEMP_PASSCODE_SHARING', { username: user.username });
     }
     await this.requireVerification(user, input.verificationId);

@@ -221,12 +221,7 @@ export class DeviceSharing {
 
   /** H: the device shared with the user while they share another username's device and it is active; else null. */
   async sharedWith(userId: string, db: Executor = this.deps.store.db): Promise<Device | null> {
-    const row = await db
-      .selectFrom('device_sharings')
-      .select('device_id')
-      .where('requester_id', '=', userId)
-      .where('state', '=', 'active')
-      .executeTakeFirst();
+    const row = await db.selectFrom('device_sharings').select('device_id').where('requester_id', '=', userId).where('state', '=', 'active').executeTakeFirst();
     if (!row) return null;
     const device = await this.deps.devices.get(row.device_id, db);
     return device.state === 'active' ? device : null;
@@ -234,12 +229,7 @@ export class DeviceSharing {
 
   /** W1: the shared device of a requester (whatever its state: a lost shared device protects nobody). */
   async sharedDeviceOf(userId: string, db: Executor): Promise<Device | null> {
-    const row = await db
-      .selectFrom('device_sharings')
-      .select('device_id')
-      .where('requester_id', '=', userId)
-      .where('state', '=', 'active')
-      .executeTakeFirst();
+    const row = await db.selectFrom('device_sharings').select('device_id').where('requester_id', '=', userId).where('state', '=', 'active').executeTakeFirst();
     return row ? this.deps.devices.get(row.device_id, db) : null;
   }
 
@@ -342,7 +332,9 @@ export class DeviceSharing {
     });
     // a right password is no failure
     await this.deps.answers.release(attempt);
-    if (owner.role !== 'client' || requester.role !== 'client') throw new SlsError('SHARING_DIFFERENT_IDENTIFICATION');
+    // staff accounts share no device with clients (X7: staff act on them only as staff)
+    if (owner.role !== 'client' || requester.role !== 'client')
+      throw new SlsError('FORBIDDEN_ROLE', { role: owner.role === 'client' ? requester.role : owner.role });
     const device = await this.refused(requester, owner, meta.ip, async () =>
       this.prerequisites(requester, owner, store.db, await this.sameIdentity(requester, owner)),
     );
@@ -352,7 +344,8 @@ export class DeviceSharing {
     const now = clock.now();
     const flowId = newId('flw');
     const id = newId('shr');
-    const prompt = challenge.code === undefined ? challenge.prompt : await this.deps.smsCodes.deliverChallenge(device, challenge, meta.language ?? config.defaultLanguage);
+    const prompt =
+      challenge.code === undefined ? challenge.prompt : await this.deps.smsCodes.deliverChallenge(device, challenge, meta.language ?? config.defaultLanguage);
     const flow = newFlowRow({
       id: flowId,
       kind: 'sharing',
@@ -575,7 +568,8 @@ export class DeviceSharing {
     const { users, store, clock } = this.deps;
     let row = 'session' in by ? await this.rowOf(by.session.userId, id) : await this.row(id);
     const [requester, owner] = await Promise.all([users.get(row.requester_id), users.get(row.owner_id)]);
-    const actor = 'session' in by ? `user:${by.session.userId}` : `staff:${(await this.deps.staff.cancelFor(by.staffUserId, [requester, owner], 'sharing_cancel')).id}`;
+    const actor =
+      'session' in by ? `user:${by.session.userId}` : `staff:${(await this.deps.staff.cancelFor(by.staffUserId, [requester, owner], 'sharing_cancel')).id}`;
     if (!CANCELLABLE.includes(row.state)) throw new SlsError('SHARING_STATE', { state: row.state });
     const was = row.state;
     await store.serialized('audit_log', async (trx) => {
@@ -589,7 +583,13 @@ export class DeviceSharing {
         .where('state', '=', was)
         .executeTakeFirst();
       if (Number(moved.numUpdatedRows) !== 1) throw new SlsError('SHARING_STATE', { state: 'changed' });
-      if (row.flow_id) await trx.updateTable('login_flows').set({ state: 'failed', updated_at: now }).where('id', '=', row.flow_id).where('state', '=', 'second_factor').execute();
+      if (row.flow_id)
+        await trx
+          .updateTable('login_flows')
+          .set({ state: 'failed', updated_at: now })
+          .where('id', '=', row.flow_id)
+          .where('state', '=', 'second_factor')
+          .execute();
       const back = was === 'active' ? await this.restore(trx, row, requester, actor) : [];
       await this.deps.audit.append(trx, [
         {

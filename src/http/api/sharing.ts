@@ -22,7 +22,7 @@ export const SharingSchema = z
       .enum(['challenge', 'review', 'pending', 'active', 'rejected', 'cancelled', 'expired'])
       .describe("challenge: the owner's device is to answer; review: to confirm; pending: waiting for compliance (H3); active: in force"),
     requester: z.string().describe('The username that uses the shared device'),
-    owner: z.string().describe("The username whose device is shared"),
+    owner: z.string().describe('The username whose device is shared'),
     device: DeviceSchema.describe('The shared device'),
     challenge: ChallengeSchema.nullable().describe("While `challenge`: what the owner's device answers (a challenge code, index numbers, a code sent by SMS)"),
     attemptsLeft: z.number().int().nullable(),
@@ -38,7 +38,16 @@ export const SharingSchema = z
   })
   .describe('DeviceSharing');
 const Params = z.object({ id: z.string().max(64) });
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema };
+const errors = {
+  400: ErrorSchema,
+  401: ErrorSchema,
+  403: ErrorSchema,
+  404: ErrorSchema,
+  409: ErrorSchema,
+  410: ErrorSchema,
+  423: ErrorSchema,
+  429: ErrorSchema,
+};
 
 export function sharingApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
   return async (fastify) => {
@@ -80,7 +89,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           tags: ['sharing'],
           summary: "Share Device (H2): the owner's username and password; the owner's device then answers a challenge",
           description:
-            'As the requesting user (not the owner), after a step-up. The password counts towards the owner\'s lock (L3): 401 INVALID_CREDENTIALS, 423 LOCKED. ' +
+            "As the requesting user (not the owner), after a step-up. The password counts towards the owner's lock (L3): 401 INVALID_CREDENTIALS, 423 LOCKED. " +
             'Prerequisites in order (H1, H4): 409 SHARING_DIFFERENT_IDENTIFICATION ("Different identification information"), ' +
             '409 SHARING_TEMPORARY_DEVICE (a temporary passcode or online card, T4), 409 SHARING_LESS_SECURE_DEVICE ("Less secure device", D2); ' +
             'also 400 SHARING_SELF, 409 SHARING_EXISTS, 409 SHARING_OWNER_SHARES, 403 NO_ACTIVE_DEVICE (the owner has none), 403 NOT_PRIMARY_USER.',
