@@ -33,6 +33,7 @@ import { helpdeskPages } from './web/helpdesk-pages.js';
 import { mobilePages } from './web/mobile-pages.js';
 import { appPages } from './web/app-pages.js';
 import { stepUpPages } from './web/step-up-pages.js';
+import { sharingPages } from './web/sharing-pages.js';
 import { SessionGuard } from './session-guard.js';
 import { registerThrottle } from './throttle-hook.js';
 import { registerMetricsRoute, registerRequestContext, requestIdGenerator } from './observability.js';
@@ -192,6 +193,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(mobilePages(services, pages, guard));
   await app.register(stepUpPages(services, pages, guard));
   await app.register(securityKeyPages(services, pages, guard));
+  await app.register(sharingPages(services, pages, guard));
   await app.register(appPages(services, pages));
   return app;
 }
