@@ -168,6 +168,31 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     expect((await h.services.devices.get(p.sccId)).state).toBe('active');
   });
 
+  it("H5: 'return': the requester's DSC+ is suspended to be returned; client services mark it returned when it arrives; cancelling then restores nothing returned", async () => {
+    const owner = await createUserWithCard(h.services, '1234');
+    const requester = await h.services.users.create(
+      { username: `ret${owner.user.username}`, password: PASSWORD, email: `ret${owner.user.username}@example.test`, entityId: owner.user.entityId },
+      'test',
+    );
+    const { device: own, card } = await h.services.devices.addDscPlus({ userId: requester.id, pin: '1234' }, 'test');
+    const headers = await cardSession(requester, card);
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.user.username, ownerPassword: PASSWORD }, headers);
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    await postJson(h.app, `/api/v1/sharing/${started.body.id}/answer`, { response: cardAnswer(owner.card, started.body.challenge.question) }, headers);
+    const confirmed = await postJson(h.app, `/api/v1/sharing/${started.body.id}/confirmation`, { disposition: 'return' }, headers);
+    expect(confirmed.body).toMatchObject({ state: 'pending', disposition: 'return' });
+    await postJson(h.app, `/api/v1/helpdesk/sharing/${started.body.id}/decision`, { decision: 'approve' }, await staffToken(compliance));
+    expect((await h.services.devices.get(own.id)).state).toBe('suspended');
+    const moved = (await h.services.audit.list({ userId: requester.id, limit: 50 })).find(
+      (e) => e.event === 'device.state_changed' && e.data.deviceId === own.id,
+    );
+    expect(moved?.data).toMatchObject({ from: 'active', to: 'suspended', reason: 'device shared: to be returned' });
+    const returned = await postJson(h.app, `/api/v1/helpdesk/devices/${own.id}/returned`, {}, await staffToken(agent));
+    expect(returned.status, JSON.stringify(returned.body)).toBe(200);
+    const cancelled = await del(h, `/api/v1/sharing/${started.body.id}`, await cardSession(requester, owner.card));
+    expect(cancelled.body).toMatchObject({ state: 'cancelled', keptDevices: [{ id: own.id, state: 'returned' }] });
+  });
+
   it('V1: sharing is a security setting: without a fresh step-up it is refused with STEP_UP_REQUIRED', async () => {
     const p = await pair();
     h.clock.advance(h.services.config.policy.stepUpFreshMs + 1000);
