@@ -77,6 +77,8 @@ describe('second factor with the DSC+ (L2, L4, L5, C2, C3)', () => {
     const done = await answer(h.app, start.body.id, response);
     expect(done.status).toBe(200);
     expect(done.body).toMatchObject({ id: start.body.id, state: 'done', session: { token: expect.any(String), app: 'portal' } });
+    // the right answer used none of the three (issue 16: not "2 attempts left" after a correct first answer)
+    expect(done.body.attemptsLeft).toBe(3);
     expect(Date.parse(done.body.session.expiresAt)).toBe(h.clock.now() + 12 * HOUR);
     const cookie = String(done.headers['set-cookie']);
     expect(cookie).toContain(`sls_session=${done.body.session.token}`);

@@ -81,6 +81,8 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     for (const bad of [
       { ...body, pin: '12' },
       { ...body, address: { ...ADDRESS, country: 'USA' } },
+      // C4: a country of ISO 3166, not any two letters (issue 16)
+      { ...body, address: { ...ADDRESS, country: 'XX' } },
       { ...body, address: { ...ADDRESS, city: '' } },
       { ...body, holdAccount: 'U0000000' },
     ]) {

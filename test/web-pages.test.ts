@@ -607,16 +607,18 @@ describe('what the pages say when something is wrong (L1, L3, L4, L5, L6, A3)', 
     expectEveryControlLabelled(challenge.html);
     const options = elements(switchForm.inner, 'option');
     expect(options.map((o) => o.attrs.value).sort()).toEqual([firstDevice!.id, secondDevice!.id].sort());
+    // the first card is offered first; the switch preselects the other one (issue 16)
+    expect(textById(challenge.html, 'device-heading')).toContain(card.serial);
     const selected = options.find((o) => 'selected' in o.attrs)!;
-    expect(selected.attrs.value).toBe(firstDevice!.id); // the first card is offered first
-    expect(text(selected.inner)).toContain(card.serial);
+    expect(selected.attrs.value).toBe(secondDevice!.id);
+    expect(text(selected.inner)).toContain(second.serial);
 
     const switched = await agent.submit(challenge, `${flowPath}/device`, { device: secondDevice!.id });
     expect(switched.status).toBe(303);
     expect(switched.location).toBe(flowPath);
     const other = await agent.get(flowPath);
     const otherOptions = elements(form(other.html, `${flowPath}/device`).inner, 'option');
-    expect(otherOptions.find((o) => 'selected' in o.attrs)?.attrs.value).toBe(secondDevice!.id);
+    expect(otherOptions.find((o) => 'selected' in o.attrs)?.attrs.value).toBe(firstDevice!.id);
     expect(textById(other.html, 'device-heading')).toContain(second.serial);
     const otherQuestion = textById(other.html, 'challenge-code')!;
     expect(otherQuestion).toMatch(/^\d{6}$/);
@@ -627,8 +629,10 @@ describe('what the pages say when something is wrong (L1, L3, L4, L5, L6, A3)', 
     expect(done.location).toBe('/account');
 
     const next = await toChallenge(new Agent(h.app), user.username);
+    // the last-used card is offered first; the switch preselects the other
+    expect(textById(next.challenge.html, 'device-heading')).toContain(second.serial);
     const nextSelected = elements(form(next.challenge.html, `${next.flowPath}/device`).inner, 'option').find((o) => 'selected' in o.attrs);
-    expect(nextSelected?.attrs.value).toBe(secondDevice!.id); // the last-used card is offered first
+    expect(nextSelected?.attrs.value).toBe(firstDevice!.id);
   });
 
   it('L6: a user with one card gets no device switch form', async () => {
@@ -683,6 +687,14 @@ describe('headers and structure of every page (L8)', () => {
     const css = await h.app.inject({ method: 'GET', url: '/static/sls.css' });
     expect(css.statusCode).toBe(200);
     expect(css.headers['content-type']).toMatch(/^text\/css/);
+  });
+
+  it('[ours] issue 16: /favicon.ico is an icon (not a 404), and the pages name it', async () => {
+    const icon = await h.app.inject({ method: 'GET', url: '/favicon.ico' });
+    expect(icon.statusCode).toBe(200);
+    expect(icon.headers['content-type']).toMatch(/^image\/(x-icon|vnd\.microsoft\.icon)/);
+    expect([...icon.rawPayload.subarray(0, 4)]).toEqual([0, 0, 1, 0]);
+    expect((await h.app.inject({ method: 'GET', url: '/login' })).body).toContain('<link rel="icon" href="/favicon.ico"');
   });
 });
 

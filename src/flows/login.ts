@@ -185,7 +185,7 @@ export class LoginFlows {
       device: device ? summary(device) : null,
       devices: devices.map(summary),
       challenge: open && row.prompt ? (JSON.parse(row.prompt) as Prompt) : null,
-      attemptsLeft: Math.max(0, this.deps.policy.challengeMaxAttempts - row.attempts),
+      attemptsLeft: Math.max(0, this.deps.policy.challengeMaxAttempts - wrongAnswers(row)),
     };
   }
 
@@ -515,6 +515,11 @@ export class LoginFlows {
     const { usable } = await this.offeredDevices(row.user_id, device.id, row.app);
     return { flow: this.view({ ...row, state: 'done', session_id: sessionId, attempts: row.attempts + 1 }, usable), session };
   }
+}
+
+/** L2: the answers of a flow that counted against its three: all of them, but the one that completed it. */
+function wrongAnswers(row: FlowRow): number {
+  return row.state === 'done' ? Math.max(0, row.attempts - 1) : row.attempts;
 }
 
 /** A device of a new applicant, waiting for the first answer at login to confirm it (M2: the SMS number). */

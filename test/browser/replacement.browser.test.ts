@@ -50,7 +50,7 @@ describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', ()
     await page.getByLabel('Address', { exact: true }).fill('1 Main Street');
     await page.getByLabel('City').fill('Lyon');
     await page.getByLabel('Postal code').fill('69001');
-    await page.getByLabel('Country').fill('FR');
+    await page.getByLabel('Country').selectOption('FR');
     await page.getByLabel('Soft PIN for the new card').fill('2468');
     await navigation(page, () => page.locator('#request-review').click());
     const summary = (await page.locator('#request-summary').innerText()).replace(/\s+/g, ' ');

@@ -9,6 +9,7 @@
  * when that is approaching and when it is imminent. The deposit is released
  * when a card comes back, kept when it is lost or stolen (C5).
  */
+import { isCountryCode } from '../../identity/countries.js';
 import type { Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
 import type { AuditLog } from '../../audit/audit-log.js';
@@ -111,7 +112,7 @@ export class DscPlusRequests {
       return text;
     };
     const country = clean(address.country, 'country', 2).toUpperCase();
-    if (!/^[A-Z]{2}$/.test(country)) throw new SlsError('VALIDATION_ERROR', { field: 'country', reason: 'country: a two-letter ISO code' });
+    if (!isCountryCode(country)) throw new SlsError('VALIDATION_ERROR', { field: 'country', reason: 'country: a two-letter ISO code' });
     const line2 = clean(address.line2, 'line2', 100, false);
     return {
       name: clean(address.name, 'name', 100),

@@ -92,6 +92,8 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     });
 
     /** R4: access assistance: each case leads to its path. */
+    // browsers ask for it on every site (scripts/favicon.mjs draws it from the app's icon)
+    app.get('/favicon.ico', async (_request, reply) => reply.header('cache-control', 'public, max-age=86400').sendFile('favicon.ico', PUBLIC));
     app.get('/help', async (request, reply) => pages.render(request, reply, 'help', {}, { path: '/help' }));
 
     app.get('/login', async (request, reply) => {

@@ -3,6 +3,7 @@
  * request's language, the CSRF token of the forms, and the address of the
  * page for the language links.
  */
+import { COUNTRY_CODES } from '../../identity/countries.js';
 import type { DeviceKinds, Prompt } from '../../devices/types.js';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -93,6 +94,20 @@ const ANSWER_FIELDS: Record<Prompt['type'], AnswerField | null> = {
   webauthn: null,
 };
 
+const COUNTRY_CHOICES = new Map<Language, { code: string; name: string }[]>();
+
+/** The countries of ISO 3166 by their names in a language, in its alphabetical order (address forms). */
+function countryChoices(language: Language): { code: string; name: string }[] {
+  let choices = COUNTRY_CHOICES.get(language);
+  if (!choices) {
+    const names = new Intl.DisplayNames([language], { type: 'region' });
+    const collator = new Intl.Collator(language);
+    choices = [...COUNTRY_CODES].map((code) => ({ code, name: names.of(code) ?? code })).sort((a, b) => collator.compare(a.name, b.name));
+    COUNTRY_CHOICES.set(language, choices);
+  }
+  return choices;
+}
+
 export class PageRenderer {
   private readonly eta = new Eta({ views: VIEWS, cache: true, autoEscape: true });
 
@@ -120,8 +135,7 @@ export class PageRenderer {
       reply.setCookie(LANGUAGE_COOKIE, request.language, { path: '/', maxAge: 365 * 24 * 3600, sameSite: 'lax', secure: this.config.cookieSecure });
     }
     const path = options.path ?? (request.method === 'GET' ? request.url.split('?')[0] : '/login');
-    const html = this.eta.render(`./${view}`, {
-      ...data,
+    const helpers = {
       t: request.t,
       lang: request.language,
       languages: LANGUAGES,
@@ -131,8 +145,13 @@ export class PageRenderer {
       time: (ms: number) => formatTime(request.language, ms),
       deviceKind: (type: string) => this.deviceKind(type),
       answerField: (prompt: Prompt) => ANSWER_FIELDS[prompt.type],
+      addressCountries: () => countryChoices(request.language),
       money: (amount: number) => new Intl.NumberFormat(request.language === 'zh-Hant' ? 'zh-TW' : request.language).format(amount),
-    });
+    };
+    // a page's own value under a helper's name would be hidden by the helper (or hide it): a programming error, caught by any test of the page
+    const clash = Object.keys(helpers).find((name) => name in data);
+    if (clash) throw new Error(`page ${view} passes "${clash}", the name of a helper every page gets`);
+    const html = this.eta.render(`./${view}`, { ...data, ...helpers });
     return reply
       .status(options.status ?? 200)
       .header('cache-control', 'no-store')
