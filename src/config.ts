@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { parseLimit, type Limit, type Limits } from './throttle/throttle.js';
 import { SlsError } from './errors.js';
 import { parseHolidays } from './entitlements/business-days.js';
+import { SupportEmail, SupportPhone, supportCenters, type SupportCenter } from './support.js';
 
 /** X5: a throttle setting, `PER_ADDRESS/GLOBAL` hits a minute, or `off`. */
 const LimitSetting = (fallback: string) =>
@@ -191,6 +192,11 @@ const EnvSchema = z.object({
   SLS_OUTBOX_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(10),
   SLS_OUTBOX_RETRY_BASE_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
   SLS_OUTBOX_RETRY_MAX_MS: z.coerce.number().int().min(0).max(86_400_000).default(3_600_000),
+  /** R4: the Client Services contacts shown by the help pages (src/support.ts). */
+  SLS_SUPPORT_PHONE: SupportPhone.optional(),
+  SLS_SUPPORT_EMAIL: SupportEmail.optional(),
+  SLS_SUPPORT_HOURS: z.string().trim().min(1).max(200).optional(),
+  SLS_SUPPORT_FILE: z.string().min(1).optional(),
 });
 
 /** No proxy trusted, the proxies' addresses or CIDR ranges, or the number of proxy hops. */
@@ -254,6 +260,8 @@ export interface Config {
   businessDays: { holidays: string[]; timeZone: string };
   /** H3: the sharing requests compliance staff approve first: none, across accounts, of an organisation, all. */
   sharingApproval: 'never' | 'cross-account' | 'organisation' | 'always';
+  /** R4: the Client Services centers the help pages show (none: the pages say to call the number the broker gave). */
+  support: SupportCenter[];
 }
 
 /** X6: how the outbox worker delivers notices: how often it looks, how many at once, the lease and the retries. */
@@ -481,6 +489,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     metrics: { token: e.SLS_METRICS_TOKEN ?? null, allow: e.SLS_METRICS_ALLOW },
     businessDays: { holidays: holidaysOf(e), timeZone: e.SLS_BUSINESS_TIME_ZONE ?? e.SLS_TIME_ZONE },
     sharingApproval: e.SLS_SHARING_APPROVAL,
+    support: supportCenters({ phone: e.SLS_SUPPORT_PHONE, email: e.SLS_SUPPORT_EMAIL, hours: e.SLS_SUPPORT_HOURS, file: e.SLS_SUPPORT_FILE }),
   };
 }
 

@@ -72,6 +72,9 @@ export const ERROR_STATUS = {
   ACCOUNT_TAKEN: 409,
   NOT_PRIMARY_USER: 403,
   PRIMARY_USER_RIGHT: 409,
+  // opting out of the second factor for trading and back in (O1-O3)
+  OPT_OUT_NOT_CONFIRMED: 400,
+  OPT_OUT_NOT_CLIENT: 409,
   DEVICE_NOT_FOUND: 404,
   SERIAL_TAKEN: 409,
   // D1: a stock device issued by its own path (the DSC+ takes its PIN), or a serial with nothing to assign

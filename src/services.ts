@@ -27,6 +27,7 @@ import { databaseCounters, redisCounters } from './throttle/counters.js';
 import { Phones } from './devices/sms/phones.js';
 import { SmsCodes } from './devices/sms/codes.js';
 import { Users } from './identity/users.js';
+import { NoticePreferences } from './identity/notice-preferences.js';
 import { Entities } from './identity/entities.js';
 import { SecurityRights } from './identity/security-rights.js';
 import { Passwords } from './identity/passwords.js';
@@ -52,6 +53,7 @@ import { BusinessCalendar } from './entitlements/business-days.js';
 import { FxRates } from './entitlements/fx.js';
 import { NO_SHARING_NO_OPT_OUT, Withdrawals } from './entitlements/withdrawals.js';
 import { DeviceSharing } from './sharing/sharing.js';
+import { OptOuts } from './identity/opt-out.js';
 
 export interface Services {
   config: Config;
@@ -69,6 +71,8 @@ export interface Services {
   sessions: Sessions;
   login: LoginFlows;
   notifier: Notifier;
+  /** N1: the language and time zone of a user's notices: chosen, or remembered from logins. */
+  noticePreferences: NoticePreferences;
   /** X6: delivers the stored notices; `sls serve` starts it, `sls jobs run` drains it. */
   outbox: OutboxWorker;
   helpDesk: HelpDesk;
@@ -94,6 +98,8 @@ export interface Services {
   withdrawals: Withdrawals;
   /** H1-H5, T4: one device shared between usernames. */
   sharing: DeviceSharing;
+  /** O1-O3: opting out of the second factor for trading logins, and back in. */
+  optOuts: OptOuts;
   /** The VAPID public key apps subscribe with (Web Push), or null. */
   vapidPublicKey: string | null;
   /** The operators' metrics (GET /metrics), this server's own registry. */
@@ -231,6 +237,14 @@ export async function createServices(config: Config, options: ServiceOptions = {
         options.logOutbox?.(event);
       },
     });
+    const noticePreferences = new NoticePreferences({
+      store,
+      clock,
+      audit,
+      users,
+      notifier,
+      defaults: { language: config.defaultLanguage, timeZone: config.timeZone },
+    });
     const answers = new Answers({ store, clock, lockout, audit, users, devices, notifier, policy: config.policy, observer: metrics });
     const flowLimits = new FlowLimits({ store, clock, audit, policy: config.policy });
     const smsCodes = new SmsCodes({ store, clock, notifier, policy: config.policy });
@@ -238,6 +252,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const signals = observedSignals(openSignals(store), metrics);
     const push = pushProviderOf(config, clock);
     const firstFactor = new FirstFactor({ users, answers, clock });
+    const optOuts = new OptOuts({ store, clock, audit, notifier, users, rights: securityRights });
     const pushRequests = new PushRequests({
       store,
       clock,
@@ -271,9 +286,11 @@ export async function createServices(config: Config, options: ServiceOptions = {
       firstFactor,
       answers,
       flowLimits,
+      noticePreferences,
       observer: metrics,
       // H: the device another username shares (the sharing is built below)
       sharedDevices: { sharedWith: (userId) => sharing.sharedWith(userId) },
+      optedOut: optOuts,
     });
     const helpDesk = new HelpDesk({
       store,
@@ -378,7 +395,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     });
     const apiKeys = new ApiKeys(store, clock, box, audit);
     const fx = new FxRates(store, clock, audit);
-    // W1: nobody shares a device nor opts out yet; the sharing (H) and opt-out (O1) work passes its hooks here
+    // W1: a requester's limits follow the shared device (H); an opted-out user has the None row (O1)
     const withdrawals = new Withdrawals({
       store,
       clock,
@@ -387,8 +404,11 @@ export async function createServices(config: Config, options: ServiceOptions = {
       deviceKind,
       fx,
       calendar: new BusinessCalendar(config.businessDays.holidays, config.businessDays.timeZone),
-      // H, W1: a requester's limits follow the shared device
-      hooks: { ...NO_SHARING_NO_OPT_OUT, sharedDeviceOf: (userId, db) => sharing.sharedDeviceOf(userId, db) },
+      hooks: {
+        ...NO_SHARING_NO_OPT_OUT,
+        sharedDeviceOf: (userId, db) => sharing.sharedDeviceOf(userId, db),
+        optedOut: (userId, db) => optOuts.isOptedOut(userId, db),
+      },
     });
     return {
       config,
@@ -404,6 +424,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       sessions,
       login,
       notifier,
+      noticePreferences,
       outbox,
       helpDesk,
       activation,
@@ -423,6 +444,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       fx,
       withdrawals,
       sharing,
+      optOuts,
       vapidPublicKey: push.vapidPublicKey,
       metrics,
       deviceKind,

@@ -1,12 +1,15 @@
 /** The `sls` command, run as a real process against a real database. */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { cardAnswer, sqliteDatabase, testConfig, type TestDatabase } from './support/harness.js';
 import { createServices } from '../src/services.js';
 import type { Session } from '../src/sessions/sessions.js';
-import { cliEnv, sls } from './support/cli.js';
+import { cliEnv, SLS_BIN, sls } from './support/cli.js';
+import type { Command } from 'commander';
+import { buildProgram } from '../src/cli/main.js';
 import type { CardFile } from '../src/devices/devices.js';
 
 // each case runs several `sls` processes (about a second each, more on a loaded machine)
@@ -116,6 +119,48 @@ describe('sls device and the card emulator (C2, C3, C8)', () => {
     expect(pin).toBeGreaterThan(0);
     expect(challenge).toBeGreaterThan(pin);
     expect(response).toBeGreaterThan(challenge);
+  });
+
+  it('C2: the card takes a challenge of exactly 6 digits: another length is Err and asked again, or refused on the command line', async () => {
+    const res = await sls(['dsc', '--card', cardPath], env, '\n1234\n12345\n1234567\n654321\n');
+    expect(res.stdout.split('Err').length - 1).toBe(2);
+    expect(res.stdout).toContain(cardAnswer(card, '654321'));
+    for (const challenge of ['12345', '1234567']) {
+      const refused = await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', challenge], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toContain('6 digits');
+    }
+  });
+
+  it.skipIf(!existsSync('/usr/bin/script'))('C2: on a terminal the typed PIN is shown as stars, the challenge as typed', async () => {
+    // script(1) gives the emulator a terminal; the answers are typed after each prompt, as a person would
+    const child = spawn('script', ['-qec', `node ${SLS_BIN} dsc --card ${cardPath}`, '/dev/null'], { env });
+    let shown = '';
+    const typing: [string, string][] = [
+      ['[press]', '\n'],
+      ['PIN> ', '1234\n'],
+      ['CHALLNG> ', '654321\n'],
+    ];
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no response: ${shown}`)), 10_000);
+      child.stdout.on('data', (chunk: Buffer) => {
+        shown += chunk.toString();
+        const [prompt, keys] = typing[0] ?? [];
+        if (prompt && shown.trimEnd().endsWith(prompt.trim())) {
+          typing.shift();
+          child.stdin.write(keys);
+        }
+        if (shown.includes(cardAnswer(card, '654321'))) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    child.kill();
+    expect(shown).toContain('PIN> ****');
+    expect(shown).not.toMatch(/PIN> 1234/);
+    expect(shown).toContain('CHALLNG> 654321');
   });
 
   it('C2: the card refuses a PIN that is not 4 digits (Err) and asks again', async () => {
@@ -295,5 +340,24 @@ describe('sls device import-scc, helpdesk ship and jobs run (S1, C6, C8)', () =>
     );
     const again = await sls(['helpdesk', 'ship', '--staff', 'agent', '--device', device.id, '--serial', 'DSC0000201', '--out', out], env);
     expect(again.stderr).toBe('sls: The device cannot do that in its state (shipped).\n');
+  });
+});
+
+describe('the command line of a mature tool (issue 16)', () => {
+  it('[ours] sls --version prints the version of package.json', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) expect(await sls([flag], process.env)).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
+  });
+
+  it('[ours] no help text names a rule of the specification (A1, C6 …): they are for the code, not for operators', () => {
+    const helps: string[] = [];
+    const walk = (command: Command): void => {
+      helps.push(command.helpInformation());
+      command.commands.forEach(walk);
+    };
+    walk(buildProgram());
+    expect(helps.length).toBeGreaterThan(40);
+    const named = helps.flatMap((help) => help.split('\n').filter((line) => /\b[A-Z]\d{1,2}\b(?![.:]\d)|\[ours\]/.test(line)));
+    expect(named).toEqual([]);
   });
 });

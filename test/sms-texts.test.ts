@@ -31,6 +31,9 @@ const NOTICES: NoticeTemplate[] = [
   'mobileRecoveryFailed',
   'pushDenied',
   'securityKeySuspended',
+  'noticeLanguageChanged',
+  'optedOut',
+  'optedIn',
 ];
 const CODES: CodeTemplate[] = ['loginCode', 'confirmCode', 'activationToken'];
 
@@ -46,6 +49,7 @@ const SAMPLE = {
   failures: 3,
   max: 5,
   name: 'Blue key',
+  language: 'Français',
 };
 
 const texts = (language: 'en' | 'fr' | 'zh-Hant') =>

@@ -33,6 +33,8 @@ export type AuditEvent =
   | 'user.security_right_granted'
   | 'user.security_right_revoked'
   | 'security.refused_not_primary'
+  | 'user.opted_out'
+  | 'user.opted_in'
   | 'login.password_failed'
   | 'login.refused_locked'
   | 'login.locked'

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
 import { SlsError } from '../errors.js';
 import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
 import type { CardFile } from '../devices/devices.js';
@@ -32,10 +33,16 @@ export function readCardFile(path: string): EmulatedCard {
 export function cardResponse(card: EmulatedCard, pin: string, challenge: string): string {
   const suite = parseOcraSuite(card.suite);
   if (!/^\d{4}$/.test(pin)) throw new SlsError('INVALID_PIN', { digits: 4 });
-  if (!/^\d+$/.test(challenge) || challenge.length > suite.challenge.maxLength) {
-    throw new SlsError('VALIDATION_ERROR', { reason: `the challenge is up to ${suite.challenge.maxLength} digits` });
+  // C2: the login screen shows a challenge of the suite's length (6 digits); anything else was mistyped
+  if (!challengeOf(card).test(challenge)) {
+    throw new SlsError('VALIDATION_ERROR', { reason: `the challenge is ${suite.challenge.maxLength} digits` });
   }
   return generateOcra(suite, { key: Buffer.from(card.seed, 'hex'), question: challenge, pin });
+}
+
+/** The challenges the card takes: as many digits as its suite's challenge (QN06: 6). */
+function challengeOf(card: EmulatedCard): RegExp {
+  return new RegExp(`^\\d{${parseOcraSuite(card.suite).challenge.maxLength}}$`);
 }
 
 function display(text: string): string {
@@ -47,12 +54,27 @@ function display(text: string): string {
 export async function runCardEmulator(card: EmulatedCard, t: Translate): Promise<void> {
   const out = process.stdout;
   out.write(`${t('cli.dsc.title', { serial: card.serial })}\n${t('cli.dsc.pressHelp')}\n${t('cli.dsc.okHelp')}\n`);
-  const rl = createInterface({ input: process.stdin, terminal: false });
+  // on a terminal the typed PIN is shown as stars, like the card's display (a pipe echoes nothing anyway)
+  const terminal = process.stdin.isTTY === true;
+  let hiding = false;
+  const echo = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const text = chunk.toString();
+      out.write(hiding ? text.replace(/\d/g, '*') : text);
+      done();
+    },
+  });
+  const rl = createInterface({ input: process.stdin, output: echo, terminal });
   const lines = rl[Symbol.asyncIterator]();
-  const next = async (prompt: string): Promise<string | null> => {
+  const next = async (prompt: string, secret = false): Promise<string | null> => {
     out.write(prompt);
-    const line = await lines.next();
-    return line.done ? null : line.value.trim();
+    hiding = secret;
+    try {
+      const line = await lines.next();
+      return line.done ? null : line.value.trim();
+    } finally {
+      hiding = false;
+    }
   };
   try {
     for (;;) {
@@ -62,7 +84,7 @@ export async function runCardEmulator(card: EmulatedCard, t: Translate): Promise
       let pin: string | null;
       for (;;) {
         out.write(`${display('PIN>')}\n`);
-        pin = await next('PIN> ');
+        pin = await next('PIN> ', true);
         if (pin === null || /^\d{4}$/.test(pin)) break;
         out.write(`${display('Err')}\n`);
       }
@@ -71,7 +93,7 @@ export async function runCardEmulator(card: EmulatedCard, t: Translate): Promise
       for (;;) {
         out.write(`${display('CHALLNG>')}\n`);
         challenge = await next('CHALLNG> ');
-        if (challenge === null || /^\d{1,6}$/.test(challenge)) break;
+        if (challenge === null || challengeOf(card).test(challenge)) break;
         out.write(`${display('Err')}\n`);
       }
       if (challenge === null) break;

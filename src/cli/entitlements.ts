@@ -28,7 +28,7 @@ const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toI
 export function registerEntitlementCommands(program: Command, kit: CliKit): void {
   const { t, print, printJson, dbOption, withServices } = kit;
 
-  const apikey = program.command('apikey').description("integrators' API keys for the entitlement API (I3, W1-W3; docs/entitlements.md)");
+  const apikey = program.command('apikey').description("integrators' API keys for the entitlement API (docs/entitlements.md)");
   apikey
     .command('create')
     .description('create an API key; prints it once (only a keyed digest is kept)')
@@ -83,7 +83,7 @@ export function registerEntitlementCommands(program: Command, kit: CliKit): void
       });
     });
 
-  const fx = program.command('fx').description('exchange rates for withdrawals in other currencies (W3): USD per unit');
+  const fx = program.command('fx').description('exchange rates for withdrawals in other currencies: USD per unit');
   fx.command('set')
     .description('set the rate of a currency: USD per unit, e.g. sls fx set EUR 1.08')
     .argument('<currency>', 'ISO 4217 code')

@@ -41,7 +41,7 @@ function printIdentification(print: (line: string) => void, id: MaskedIdentifica
 
 export function registerEntityCommands(c: EntityCommandsContext): void {
   const { program, user, account, withServices, print, printJson, dbOption, amountOption, t } = c;
-  const entity = program.command('entity').description('the individuals and organisations behind usernames, with their identification data (A1)');
+  const entity = program.command('entity').description('the individuals and organisations behind usernames, with their identification data');
 
   entity
     .command('create')
@@ -98,10 +98,10 @@ export function registerEntityCommands(c: EntityCommandsContext): void {
 
   account
     .command('create')
-    .description('open an account for an entity; its first user (`sls user create --account A`) is its primary user (A2)')
+    .description('open an account for an entity; its first user (`sls user create --account A`) is its primary user')
     .requiredOption('--entity <id>', 'the entity')
     .option('--account <a>', 'the account number (default: a new one)')
-    .option('--equity <usd>', 'account equity in USD (A6)', amountOption)
+    .option('--equity <usd>', 'account equity in USD', amountOption)
     .addOption(dbOption())
     .action(async (options: DbOption & { entity: string; account?: string; equity?: number }) => {
       await withServices(options, async (s) => {
@@ -122,7 +122,7 @@ export function registerEntityCommands(c: EntityCommandsContext): void {
       .command(granted ? 'grant-security' : 'revoke-security')
       .description(
         granted
-          ? 'give a user the right to change the security settings of the account (A2; the primary user always has it)'
+          ? 'give a user the right to change the security settings of the account (the primary user always has it)'
           : 'take back the right to change the security settings (never from the primary user)',
       )
       .argument('<username>')

@@ -23,6 +23,7 @@ import { outboxAudioPath } from '../delivery/speech.js';
 import { findingError } from '../audit/audit-log.js';
 import { parseAuditFilter } from '../audit/audit-query.js';
 import { registerEntityCommands } from './entity-commands.js';
+import { registerOptOutCommands } from './opt-out-commands.js';
 import { registerEntitlementCommands } from './entitlements.js';
 
 const t = translator(environmentLanguage());
@@ -110,8 +111,18 @@ async function asStaff<T>(options: StaffOptions, fn: (services: Services, staffU
 }
 const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
 
+/** The version of package.json (the package's root is two folders above dist/cli and src/cli). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 export function buildProgram(): Command {
-  const program = new Command('sls').description('Secure Login System: two-factor authentication server').showHelpAfterError().exitOverride();
+  const program = new Command('sls')
+    .description('Secure Login System: two-factor authentication server')
+    .version(packageVersion(), '-V, --version', 'print the version of the Secure Login System')
+    .showHelpAfterError()
+    .exitOverride();
 
   program
     .command('serve')
@@ -122,17 +133,17 @@ export function buildProgram(): Command {
       await serve(configFor(options), print);
     });
 
-  const user = program.command('user').description('users (A1-A4)');
+  const user = program.command('user').description('users');
   user
     .command('create')
     .description('create a user, with a new account unless --account names an existing one')
     .requiredOption('--username <u>', 'lower-case letters and digits')
     .requiredOption('--password <p>', 'at least 8 characters, not a common password')
     .option('--account <a>', 'account number to join or create')
-    .option('--entity <id>', 'the entity the user belongs to (A1, `sls entity create`); without --account, a new account of the entity')
-    .option('--equity <usd>', 'account equity in USD (A6)', amountOption)
+    .option('--entity <id>', 'the entity the user belongs to (`sls entity create`); without --account, a new account of the entity')
+    .option('--equity <usd>', 'account equity in USD', amountOption)
     .option('--email <e>', 'e-mail address for notifications')
-    .option('--mobile <country:digits>', 'mobile number on record, confirmed by SMS at the first login (M2), e.g. FR:612345678', mobileOption)
+    .option('--mobile <country:digits>', 'mobile number on record, confirmed by SMS at the first login, e.g. FR:612345678', mobileOption)
     .addOption(dbOption())
     .action(
       async (
@@ -199,10 +210,10 @@ export function buildProgram(): Command {
       });
     });
 
-  const account = program.command('account').description('accounts of an entity (A1, A6)');
+  const account = program.command('account').description('accounts of an entity');
   account
     .command('set-equity')
-    .description('set the equity of an account in USD (decides DSC+ eligibility, C1)')
+    .description('set the equity of an account in USD (decides DSC+ eligibility)')
     .requiredOption('--account <a>', 'account number')
     .requiredOption('--equity <usd>', 'equity in USD', amountOption)
     .addOption(dbOption())
@@ -214,6 +225,7 @@ export function buildProgram(): Command {
     });
 
   registerEntityCommands({ program, user, account, withServices, print, printJson, dbOption, amountOption, t });
+  registerOptOutCommands({ user, withServices, print, dbOption, t });
 
   program
     .command('staff')
@@ -234,7 +246,7 @@ export function buildProgram(): Command {
       });
     });
 
-  const helpdesk = program.command('helpdesk').description('client services at the telephone (T1-T5, L3); --staff names who acts');
+  const helpdesk = program.command('helpdesk').description('client services at the telephone; --staff names who acts');
   staffCommand(helpdesk, 'verify', "record how the caller's identity was verified; prints the verification id (valid 30 minutes)")
     .requiredOption('--user <u>', 'the caller')
     .requiredOption('--method <m>', VERIFICATION_METHODS.join(', '))
@@ -272,7 +284,7 @@ export function buildProgram(): Command {
       });
     });
 
-  staffCommand(helpdesk, 'reset-password', 'a one-time password for a verified caller who forgot theirs (A5); prints it once')
+  staffCommand(helpdesk, 'reset-password', 'a one-time password for a verified caller who forgot theirs; prints it once')
     .requiredOption('--user <u>', 'the caller')
     .requiredOption('--verification <id>', 'from `sls helpdesk verify`')
     .action(async (options: StaffOptions & { user: string; verification: string }) => {
@@ -283,7 +295,7 @@ export function buildProgram(): Command {
       });
     });
 
-  staffCommand(helpdesk, 'unlock', 'lift the lock of a verified caller (L3)')
+  staffCommand(helpdesk, 'unlock', 'lift the lock of a verified caller')
     .requiredOption('--user <u>', 'the caller')
     .requiredOption('--verification <id>', 'from `sls helpdesk verify`')
     .action(async (options: StaffOptions & { user: string; verification: string }) => {
@@ -293,7 +305,7 @@ export function buildProgram(): Command {
       });
     });
 
-  staffCommand(helpdesk, 'lock', 'lock a user until client services lift it (unlock), and end every session (L3, L8)')
+  staffCommand(helpdesk, 'lock', 'lock a user until client services lift it (unlock), and end every session')
     .requiredOption('--user <u>', 'the user')
     .requiredOption('--reason <text>', 'why (a reported compromise, fraud …)')
     .action(async (options: StaffOptions & { user: string; reason: string }) => {
@@ -303,7 +315,7 @@ export function buildProgram(): Command {
       });
     });
 
-  staffCommand(helpdesk, 'end-sessions', 'end every session of a user (L8): a stolen laptop, a shared computer')
+  staffCommand(helpdesk, 'end-sessions', 'end every session of a user: a stolen laptop, a shared computer')
     .requiredOption('--user <u>', 'the user')
     .action(async (options: StaffOptions & { user: string }) => {
       await asStaff(options, async (s, staffId) => {
@@ -311,7 +323,7 @@ export function buildProgram(): Command {
       });
     });
 
-  staffCommand(helpdesk, 'add-phone', 'put a mobile number on record for a verified caller (X7): the way for a user without any device to enrol')
+  staffCommand(helpdesk, 'add-phone', 'put a mobile number on record for a verified caller: the way for a user without any device to enrol')
     .requiredOption('--user <u>', 'the caller')
     .requiredOption('--verification <id>', 'from `sls helpdesk verify`')
     .requiredOption('--mobile <country:digits>', 'the number, e.g. FR:612345678', mobileOption)
@@ -322,7 +334,7 @@ export function buildProgram(): Command {
       });
     });
 
-  staffCommand(helpdesk, 'ship', 'ship a requested DSC+ with a card of the stock (C6, C8); writes its card file (without the PIN, which the user chose)')
+  staffCommand(helpdesk, 'ship', 'ship a requested DSC+ with a card of the stock; writes its card file (without the PIN, which the user chose)')
     .requiredOption('--device <id>', 'the requested device (see `sls device list --user U`)')
     .requiredOption('--serial <serial>', 'a card of the imported stock')
     .requiredOption('--out <file>', 'where to write the card file for `sls dsc`')
@@ -334,7 +346,7 @@ export function buildProgram(): Command {
       });
     });
 
-  staffCommand(helpdesk, 'returned', 'a DSC+ came back: returned, its USD 20 deposit released (C5)')
+  staffCommand(helpdesk, 'returned', 'a DSC+ came back: returned, its USD 20 deposit released')
     .requiredOption('--device <id>', 'the device')
     .action(async (options: StaffOptions & { device: string }) => {
       await asStaff(options, async (s, staffId) => {
@@ -343,7 +355,7 @@ export function buildProgram(): Command {
       });
     });
 
-  staffCommand(helpdesk, 'lost', 'a DSC+ lost or stolen (its deposit is kept) or damaged (C5)')
+  staffCommand(helpdesk, 'lost', 'a DSC+ lost or stolen (its deposit is kept) or damaged')
     .requiredOption('--device <id>', 'the device')
     .addOption(new Option('--reason <r>', 'why').choices(['lost', 'stolen', 'damaged']).default('lost'))
     .action(async (options: StaffOptions & { device: string; reason: 'lost' | 'stolen' | 'damaged' }) => {
@@ -355,7 +367,7 @@ export function buildProgram(): Command {
 
   user
     .command('notices')
-    .description("the language and time zone of a user's notices (N1); `default` for the server's")
+    .description("the language and time zone of a user's notices; `default` for the server's")
     .requiredOption('--user <u>', 'username')
     .option('--language <l>', 'en, fr, zh-Hant or default')
     .option('--time-zone <z>', 'an IANA time zone (Europe/Paris) or default')
@@ -367,8 +379,35 @@ export function buildProgram(): Command {
         const pick = (value: string | undefined, was: string | null): string | null => (value === undefined ? was : value === 'default' ? null : value);
         const language = pick(options.language, current.language);
         const timeZone = pick(options.timeZone, current.time_zone);
-        await s.users.setNoticePreferences(u.id, { language, timeZone }, 'cli');
+        await s.noticePreferences.choose(u.id, { language, timeZone }, 'cli');
         print(t('cli.noticePreferences', { username: u.username, language: language ?? s.config.defaultLanguage, timeZone: timeZone ?? s.config.timeZone }));
+      });
+    });
+
+  user
+    .command('set-language')
+    .description(
+      "N1: the language (en, fr, zh-Hant) of a user's notices, and with --time-zone the IANA time zone of their times, chosen: " +
+        "logins no longer change them; `default` (both) lets the user's logins decide again",
+    )
+    .argument('<username>')
+    .argument('<language>', 'en, fr, zh-Hant, or default')
+    .option('--time-zone <zone>', 'an IANA time zone (Asia/Hong_Kong); default: the one the notices use now')
+    .addOption(dbOption())
+    .action(async (username: string, language: string, options: DbOption & { timeZone?: string }) => {
+      await withServices(options, async (s) => {
+        const u = await s.users.getByUsername(username);
+        const now = await s.noticePreferences.get(u.id);
+        const follow = language === 'default' && (options.timeZone === undefined || options.timeZone === 'default');
+        const chosen = follow
+          ? { language: null, timeZone: null }
+          : {
+              language: language === 'default' ? null : language,
+              timeZone: options.timeZone === 'default' ? null : (options.timeZone ?? now.timeZone),
+            };
+        const after = await s.noticePreferences.choose(u.id, chosen, 'cli');
+        const values = { username: u.username, language: after.effective.language, timeZone: after.effective.timeZone };
+        print(t(follow ? 'cli.setLanguageFollow' : 'cli.setLanguage', values));
       });
     });
 
@@ -376,7 +415,7 @@ export function buildProgram(): Command {
     .command('jobs')
     .description('background work (what `sls serve` runs every minute)')
     .command('run')
-    .description('run the due jobs once: DSC+ auto-activation and its notices (C6, N1), old login failures (L3); then deliver the notices due (X6)')
+    .description('run the due jobs once: DSC+ auto-activation and its notices, old login failures; then deliver the notices due')
     .addOption(dbOption())
     .action(async (options: DbOption) => {
       await withServices(options, async (s) => {
@@ -389,7 +428,7 @@ export function buildProgram(): Command {
 
   program
     .command('outbox')
-    .description('messages to users: notices, SMS and voice codes, with their delivery status (N1, M7, X6)')
+    .description('messages to users: notices, SMS and voice codes, with their delivery status')
     .option('--user <u>', 'only this username')
     .addOption(new Option('--status <s>', 'only messages in this state').choices(['pending', 'sending', 'sent', 'failed']))
     .option('--limit <n>', 'how many (default 20)', intOption('--limit', 1, 10000))
@@ -468,7 +507,7 @@ export function buildProgram(): Command {
   device
     .command('import-pskc')
     .description(
-      'import a batch of devices from a PSKC (RFC 6030) file into the stock (C8, D1): each key as its algorithm says — OCRA with a PIN: DSC+; OCRA without: legacy DSC; HOTP, TOTP: Platinum / Gold tokens',
+      'import a batch of devices from a PSKC (RFC 6030) file into the stock: each key as its algorithm says — OCRA with a PIN: DSC+; OCRA without: legacy DSC; HOTP, TOTP: Platinum / Gold tokens',
     )
     .argument('<file>')
     .option('--key <hex>', 'pre-shared key for encrypted secrets', hexOption('--key'))
@@ -500,7 +539,7 @@ export function buildProgram(): Command {
 
   device
     .command('assign')
-    .description('issue an imported legacy device (DSC, Platinum / Gold token) to the user who holds it (D1) and write the file for `sls token`')
+    .description('issue an imported legacy device (DSC, Platinum / Gold token) to the user who holds it and write the file for `sls token`')
     .requiredOption('--user <u>', 'username')
     .requiredOption('--serial <s>', 'the serial of the device in the stock (every key under it), or <serial>/<key id> for one key')
     .requiredOption('--out <file>', 'where to write the token file (its keys and parameters)')
@@ -516,7 +555,7 @@ export function buildProgram(): Command {
 
   device
     .command('import-scc')
-    .description('import a user\'s legacy Security Code Card (S1): a file of its codes, one per line from index 1, or "index,code" lines')
+    .description('import a user\'s legacy Security Code Card: a file of its codes, one per line from index 1, or "index,code" lines')
     .argument('<file>')
     .requiredOption('--user <u>', 'username')
     .requiredOption('--serial <s>', 'the serial number printed on the card')
@@ -566,7 +605,7 @@ export function buildProgram(): Command {
   program
     .command('token')
     .description(
-      'the legacy device emulator (D1): a Platinum / Gold token prints its current code (an event-based one moves its counter on in the file); the legacy DSC prints its response to --challenge',
+      'the legacy device emulator: a Platinum / Gold token prints its current code (an event-based one moves its counter on in the file); the legacy DSC prints its response to --challenge',
     )
     .requiredOption('--card <file>', 'token file written by `sls device assign`')
     .option('--key <id>', 'which key, when the device holds several (key id, device id or serial)')
@@ -612,7 +651,7 @@ export function buildProgram(): Command {
       },
     );
 
-  const audit = program.command('audit').description('the keyed, hash-chained audit log (X1)');
+  const audit = program.command('audit').description('the keyed, hash-chained audit log');
   audit
     .command('list')
     .description('audit entries, newest first, a page at a time')

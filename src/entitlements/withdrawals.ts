@@ -317,11 +317,23 @@ export class Withdrawals {
     return outcome.recorded;
   }
 
-  /** W1, W2: the account's limits, what is left, and its entitlements, by the device that protects it. */
+  /**
+   * O1: whether the named user, or (unnamed) any active client user of the
+   * account, opted out: any of them may trade, so the account is restricted.
+   */
+  private async anyOptedOut(accountId: string, username: string | undefined, db: Executor): Promise<boolean> {
+    let query = db.selectFrom('users').select('id').where('account_id', '=', accountId).where('role', '=', 'client').where('status', '=', 'active');
+    if (username !== undefined) query = query.where('username', '=', username);
+    for (const user of await query.execute()) if (await this.hooks.optedOut(user.id, db)) return true;
+    return false;
+  }
+
+  /** W1, W2: the account's limits, what is left, and its entitlements, by the device that protects it (O1: restricted when opted out). */
   async entitlements(accountNumber: string, username?: string): Promise<{ standing: Standing; entitlements: Entitlements }> {
     const db = this.deps.store.db;
-    const standing = await this.standing(db, await this.accountOf(accountNumber, db), username);
+    const account = await this.accountOf(accountNumber, db);
+    const standing = await this.standing(db, account, username);
     const device = standing.device === 'none' ? null : (standing.device as DeviceType);
-    return { standing, entitlements: entitlementsOf(device) };
+    return { standing, entitlements: entitlementsOf(device, await this.anyOptedOut(account.id, username, db)) };
   }
 }

@@ -20,8 +20,9 @@ import type { Config, PolicyConfig } from '../config.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Devices } from '../devices/devices.js';
-import type { Users } from '../identity/users.js';
-import type { Lockout } from '../policy/lockout.js';
+import type { User, Users } from '../identity/users.js';
+import type { ExpressedPreferences, NoticePreferences } from '../identity/notice-preferences.js';
+import type { Attempt, Lockout } from '../policy/lockout.js';
 import { SlsError, type ErrorCode } from '../errors.js';
 import { decideAccess } from '../policy/access.js';
 import { newId, newToken } from '../crypto/random.js';
@@ -47,6 +48,7 @@ import type { FlowLimits } from './flow-limits.js';
 import type { FirstFactor } from './first-factor.js';
 import type { Observer } from '../metrics/observer.js';
 import type { CodeDelivery, LoginPhones, PushApprovals, SharedDevices } from './ports.js';
+import type { OptedOutUsers } from '../identity/opt-out.js';
 
 /**
  * `approved`: the phone approved (K3); the session is taken with POST
@@ -77,6 +79,12 @@ export interface RequestMeta {
   userAgent: string | null;
   /** The language of the request: codes sent by SMS or voice are written in it. */
   language?: Language;
+  /**
+   * N1: what the person expressed — the language chosen on the pages or
+   * named by Accept-Language (not the server's fallback), the browser's
+   * time zone — remembered for the notices at a complete login.
+   */
+  expressed?: ExpressedPreferences;
 }
 
 /**
@@ -84,7 +92,7 @@ export interface RequestMeta {
  * password: with it, and only with it, they take the session once the phone
  * approves (K3) — the flow id alone is not enough.
  */
-export type StartedFlow = FlowView & { claimToken: string };
+export type StartedFlow = FlowView & { claimToken: string; session?: IssuedSession };
 
 export interface StartInput extends RequestMeta {
   username: string;
@@ -120,10 +128,14 @@ export interface LoginDeps {
   firstFactor: FirstFactor;
   answers: Answers;
   flowLimits: FlowLimits;
+  /** N1: a complete login remembers the language of its user's notices. */
+  noticePreferences: Pick<NoticePreferences, 'remember'>;
   /** Told of each login started (metrics). */
   observer?: Pick<Observer, 'loginStarted'>;
   /** H: the device another username shares with the user (offered first). */
   sharedDevices?: SharedDevices;
+  /** O1: who opted out of the second factor for trading logins (identity/opt-out.ts); nobody when absent. */
+  optedOut?: OptedOutUsers;
 }
 
 export class LoginFlows {
@@ -198,6 +210,8 @@ export class LoginFlows {
   async start(input: StartInput): Promise<StartedFlow> {
     const { lockout } = this.deps;
     const { user, attempt } = await this.deps.firstFactor.check({ ...input, purpose: input.app });
+    // O1: a user who opted out logs in to trading with the password alone
+    if (input.app === 'trading' && (await this.optedOut(user.id, attempt))) return this.passwordOnly(input, user, attempt);
     let row: FlowRow;
     let active: Device[];
     let challenge: Challenge;
@@ -230,6 +244,90 @@ export class LoginFlows {
     this.deps.observer?.loginStarted(input.app, active[0]!.type);
     return { ...this.view(row, active), claimToken };
   }
+
+  // ---- O1: the trading login of a user who opted out (identity/opt-out.ts) ----
+
+  private async optedOut(userId: string, attempt: Attempt): Promise<boolean> {
+    try {
+      return (await this.deps.optedOut?.isOptedOut(userId)) ?? false;
+    } catch (error) {
+      await this.deps.lockout.release(attempt);
+      throw error;
+    }
+  }
+
+  /**
+   * O1: the password completes the login. The flow is stored done, under
+   * the same flow limits (L4), with its session in the same transaction:
+   * the session records that no second factor was used (no device), the
+   * password's attempt is no failure and the lock's count starts again (L3),
+   * audited as every login (`secondFactor: none`).
+   */
+  private async passwordOnly(input: StartInput, user: User, attempt: Attempt): Promise<StartedFlow & { session: IssuedSession }> {
+    const { clock, store, sessions, lockout, audit, users } = this.deps;
+    const now = clock.now();
+    const claimToken = newToken();
+    const sessionId = newSessionId();
+    const row: FlowRow = {
+      id: newId('flw'),
+      kind: 'login',
+      app: input.app,
+      username: user.username,
+      user_id: user.id,
+      state: 'done',
+      device_id: null,
+      prompt: null,
+      verifier: null,
+      attempts: 0,
+      device_switches: 0,
+      expires_at: now,
+      created_at: now,
+      updated_at: now,
+      ip: input.ip,
+      user_agent: input.userAgent,
+      session_id: sessionId,
+      confirmed_by: null,
+      claim_hash: this.claimHash(claimToken),
+    };
+    let session: IssuedSession | undefined;
+    try {
+      await this.deps.flowLimits.insert(row, async (trx) => {
+        await lockout.release(attempt, trx);
+        await store.lockWithin(trx, 'audit_log');
+        session = await sessions.create(
+          {
+            id: sessionId,
+            userId: user.id,
+            app: input.app,
+            flowId: row.id,
+            deviceId: null,
+            deviceType: null,
+            ip: input.ip,
+            userAgent: input.userAgent,
+            scope: 'full',
+          },
+          trx,
+        );
+        await users.markOneTimePasswordUsed(trx, user.id, now);
+        await lockout.reset(user.username, trx);
+        await audit.append(trx, [
+          {
+            event: 'login.succeeded',
+            userId: user.id,
+            username: user.username,
+            ip: input.ip,
+            data: { flowId: row.id, app: input.app, deviceId: null, deviceType: null, secondFactor: 'none', optedOut: true, sessionId },
+          },
+        ]);
+      });
+    } catch (error) {
+      await lockout.release(attempt);
+      throw error;
+    }
+    return { ...this.view(row, []), claimToken, session: session! };
+  }
+
+  // ---- end O1 ----
 
   /**
    * The challenge of a login: the device's, except for the mobile
@@ -451,6 +549,7 @@ export class LoginFlows {
     await this.deps.users.markOneTimePasswordUsed(trx, row.user_id, this.deps.clock.now());
     await devices.markUsed(trx, device.id);
     await lockout.reset(row.username, trx);
+    if (options.meta.expressed) await this.deps.noticePreferences.remember(trx, row.user_id, options.meta.expressed);
     await audit.append(trx, [
       {
         event: 'login.succeeded',

@@ -10,7 +10,7 @@ import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Services } from '../services.js';
 import { SlsError } from '../errors.js';
-import { LANGUAGES, isLanguage, negotiateLanguage, translator, type Language, type Translate } from '../i18n/i18n.js';
+import { LANGUAGES, acceptedLanguage, isLanguage, translator, type Language, type Translate } from '../i18n/i18n.js';
 import { registerErrorHandling, sendError } from './errors.js';
 import { loginApi } from './api/login.js';
 import { sessionApi } from './api/session.js';
@@ -25,8 +25,11 @@ import { operationsApi } from './api/operations.js';
 import { securityKeysApi } from './api/security-keys.js';
 import { withdrawalsApi } from './api/withdrawals.js';
 import { sharingApi } from './api/sharing.js';
+import { noticePreferencesApi } from './api/notice-preferences.js';
+import { optOutApi } from './api/opt-out.js';
 import { API_KEY_SCHEME, ApiKeyGuard } from './api-key-guard.js';
 import { securityKeyPages } from './web/security-key-pages.js';
+import { optOutPages } from './web/opt-out-pages.js';
 import { webPages } from './web/pages.js';
 import { portalPages } from './web/portal-pages.js';
 import { helpdeskPages } from './web/helpdesk-pages.js';
@@ -34,6 +37,7 @@ import { mobilePages } from './web/mobile-pages.js';
 import { appPages } from './web/app-pages.js';
 import { stepUpPages } from './web/step-up-pages.js';
 import { sharingPages } from './web/sharing-pages.js';
+import { noticePages } from './web/notice-pages.js';
 import { SessionGuard } from './session-guard.js';
 import { registerThrottle } from './throttle-hook.js';
 import { registerMetricsRoute, registerRequestContext, requestIdGenerator } from './observability.js';
@@ -42,6 +46,8 @@ import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 declare module 'fastify' {
   interface FastifyRequest {
     language: Language;
+    /** N1: the language the request asked for (switcher, cookie, Accept-Language), if any. */
+    expressedLanguage: Language | null;
     t: Translate;
   }
 }
@@ -53,12 +59,17 @@ export interface AppOptions {
   logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
 }
 
-function requestLanguage(request: FastifyRequest, fallback: Language): Language {
+/**
+ * The language the person asked for: the switcher (?lang), its cookie, or
+ * Accept-Language when it names one of ours; null when none (N1: a login
+ * then remembers nothing, rather than the server's fallback).
+ */
+function expressedLanguage(request: FastifyRequest): Language | null {
   const query = request.query as Record<string, unknown> | undefined;
   if (isLanguage(query?.lang)) return query.lang;
   const fromCookie = request.cookies?.[LANGUAGE_COOKIE];
   if (isLanguage(fromCookie)) return fromCookie;
-  return negotiateLanguage(request.headers['accept-language'], fallback);
+  return acceptedLanguage(request.headers['accept-language']);
 }
 
 /** Trusts the nearest `hops` proxies in front of the server (X-Forwarded-For read from the right). */
@@ -106,8 +117,10 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(cookie);
   app.decorateRequest('language', 'en');
   app.decorateRequest('t', null as unknown as Translate);
+  app.decorateRequest('expressedLanguage', null);
   app.addHook('onRequest', async (request) => {
-    request.language = requestLanguage(request, config.defaultLanguage);
+    request.expressedLanguage = expressedLanguage(request);
+    request.language = request.expressedLanguage ?? config.defaultLanguage;
     request.t = translator(request.language);
   });
 
@@ -182,9 +195,11 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(helpdeskApi(services, guard), { prefix: '/api/v1' });
   await app.register(adminApi(services, guard), { prefix: '/api/v1' });
   await app.register(securityKeysApi(services, guard), { prefix: '/api/v1' });
+  await app.register(noticePreferencesApi(services, guard), { prefix: '/api/v1' });
   await app.register(withdrawalsApi(services, new ApiKeyGuard(services.apiKeys)), { prefix: '/api/v1' });
   // H1-H5: device sharing (the user's procedure, compliance's decision)
   await app.register(sharingApi(services, guard), { prefix: '/api/v1' });
+  await app.register(optOutApi(services, guard), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerMetricsRoute(app, config, services.metrics);
   await app.register(webPages(services, pages, guard));
@@ -194,6 +209,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(stepUpPages(services, pages, guard));
   await app.register(securityKeyPages(services, pages, guard));
   await app.register(sharingPages(services, pages, guard));
+  await app.register(noticePages(services, pages, guard));
+  await app.register(optOutPages(services, pages, guard));
   await app.register(appPages(services, pages));
   return app;
 }

@@ -4,7 +4,7 @@
  * (unless switched off for plain-HTTP development), SameSite=Lax.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../config.js';
+import { isTimeZone, type Config } from '../config.js';
 import { SlsError } from '../errors.js';
 import type { RequestMeta } from '../flows/login.js';
 import type { Language } from '../i18n/i18n.js';
@@ -81,8 +81,21 @@ export function assertSameOrigin(request: FastifyRequest): void {
   if (!same) throw new SlsError('CSRF_FAILED');
 }
 
-/** Who asks, from where, in which language (codes sent by SMS or voice are written in it). */
+/** N1: the browser's IANA time zone, written by the pages' script (public/time-zone.js); a preference, not a secret. */
+export const TIME_ZONE_COOKIE = 'sls_tz';
+
+/**
+ * Who asks, from where, in which language (codes sent by SMS or voice are
+ * written in it), and what the person expressed of their language and time
+ * zone (N1: remembered for the notices at a complete login).
+ */
 export function requestMeta(request: FastifyRequest): RequestMeta & { language: Language } {
   const userAgent = request.headers['user-agent'];
-  return { ip: request.ip ?? null, userAgent: userAgent ? userAgent.slice(0, 256) : null, language: request.language };
+  const zone = request.cookies?.[TIME_ZONE_COOKIE];
+  return {
+    ip: request.ip ?? null,
+    userAgent: userAgent ? userAgent.slice(0, 256) : null,
+    language: request.language,
+    expressed: { language: request.expressedLanguage, timeZone: zone && zone.length <= 64 && isTimeZone(zone) ? zone : null },
+  };
 }

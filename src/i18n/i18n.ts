@@ -44,7 +44,12 @@ export function hasTranslation(key: string, language: Language): boolean {
 
 /** The best of our languages for an Accept-Language header. */
 export function negotiateLanguage(acceptLanguage: string | undefined, fallback: Language = 'en'): Language {
-  if (!acceptLanguage) return fallback;
+  return acceptedLanguage(acceptLanguage) ?? fallback;
+}
+
+/** The best of our languages an Accept-Language header names; null when it names none of them (N1: nothing to remember). */
+export function acceptedLanguage(acceptLanguage: string | undefined): Language | null {
+  if (!acceptLanguage) return null;
   const negotiator = new Negotiator({ headers: { 'accept-language': acceptLanguage } });
   // zh-TW, zh-HK and zh-Hant all read Traditional Chinese; other zh does too (our only Chinese).
   const preferred = negotiator.languages(['en', 'fr', 'zh-Hant', 'zh-TW', 'zh-HK', 'zh-MO', 'zh']);
@@ -52,7 +57,7 @@ export function negotiateLanguage(acceptLanguage: string | undefined, fallback: 
     if (tag.startsWith('zh')) return 'zh-Hant';
     if (isLanguage(tag)) return tag;
   }
-  return fallback;
+  return null;
 }
 
 /** The language of the environment (LANG/LC_ALL), for the command line. */

@@ -45,6 +45,12 @@ import entitlementsZhHant from './locales/entitlements/zh-Hant.json' with { type
 import sharingEn from './locales/sharing/en.json' with { type: 'json' };
 import sharingFr from './locales/sharing/fr.json' with { type: 'json' };
 import sharingZhHant from './locales/sharing/zh-Hant.json' with { type: 'json' };
+import helpEn from './locales/help/en.json' with { type: 'json' };
+import helpFr from './locales/help/fr.json' with { type: 'json' };
+import helpZhHant from './locales/help/zh-Hant.json' with { type: 'json' };
+import optOutEn from './locales/opt-out/en.json' with { type: 'json' };
+import optOutFr from './locales/opt-out/fr.json' with { type: 'json' };
+import optOutZhHant from './locales/opt-out/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -73,6 +79,10 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   entitlements: { en: entitlementsEn, fr: entitlementsFr, 'zh-Hant': entitlementsZhHant },
   /** Sharing one device between usernames: the procedure's pages, its errors and notices, the compliance console (H1-H5, T4). */
   sharing: { en: sharingEn, fr: sharingFr, 'zh-Hant': sharingZhHant },
+  /** Access assistance and SMS troubleshooting (R4), Client Services' contacts; the language and time zone of notices (N1). */
+  help: { en: helpEn, fr: helpFr, 'zh-Hant': helpZhHant },
+  /** Opting out of the second factor for trading and back in: the settings pages, warnings, notices, errors (O1-O3). */
+  'opt-out': { en: optOutEn, fr: optOutFr, 'zh-Hant': optOutZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {

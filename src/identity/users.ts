@@ -64,6 +64,13 @@ export interface CreateUserInput {
   role?: Role;
 }
 
+/** N1: a language of ours and an IANA time zone, or null for the server's; else VALIDATION_ERROR naming the field. */
+export function assertNoticePreferences(preferences: { language: string | null; timeZone: string | null }): void {
+  const { language, timeZone } = preferences;
+  if (language !== null && !isLanguage(language)) throw new SlsError('VALIDATION_ERROR', { field: 'language', reason: 'notice_language' });
+  if (timeZone !== null && !isTimeZone(timeZone)) throw new SlsError('VALIDATION_ERROR', { field: 'timeZone', reason: 'notice_time_zone' });
+}
+
 export const ROLES: readonly Role[] = ['client', 'client_services', 'compliance', 'admin'];
 
 export function assertAccountNumber(accountNumber: string): void {
@@ -400,18 +407,22 @@ export class Users {
   }
 
   /**
-   * N1: the language and IANA time zone of the user's notices; null for
-   * the server's default (SLS_DEFAULT_LANGUAGE, SLS_TIME_ZONE). Audited.
+   * N1: the language and IANA time zone of the user's notices, chosen (on
+   * the settings page, by `sls user set-language`); null for the server's
+   * default (SLS_DEFAULT_LANGUAGE, SLS_TIME_ZONE). A choice is kept until
+   * the next choice: logins no longer change it. Both null take the choice
+   * back: the logins' language is remembered again. Audited.
    */
   async setNoticePreferences(userId: string, preferences: { language: string | null; timeZone: string | null }, actor: string): Promise<void> {
     const { language, timeZone } = preferences;
-    if (language !== null && !isLanguage(language)) throw new SlsError('VALIDATION_ERROR', { field: 'language', reason: 'language must be en, fr or zh-Hant' });
-    if (timeZone !== null && !isTimeZone(timeZone))
-      throw new SlsError('VALIDATION_ERROR', { field: 'timeZone', reason: 'an IANA time zone such as Europe/Paris' });
+    assertNoticePreferences(preferences);
     const user = await this.get(userId);
+    const chosenAt = language === null && timeZone === null ? null : this.clock.now();
     await this.store.serialized('audit_log', async (trx) => {
-      await trx.updateTable('users').set({ language, time_zone: timeZone }).where('id', '=', userId).execute();
-      await this.audit.append(trx, [{ event: 'user.notice_preferences_changed', actor, userId, username: user.username, data: { language, timeZone } }]);
+      await trx.updateTable('users').set({ language, time_zone: timeZone, notice_preferences_chosen_at: chosenAt }).where('id', '=', userId).execute();
+      await this.audit.append(trx, [
+        { event: 'user.notice_preferences_changed', actor, userId, username: user.username, data: { language, timeZone, source: 'chosen' } },
+      ]);
     });
   }
 

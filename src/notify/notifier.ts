@@ -54,7 +54,10 @@ export type NoticeTemplate =
   | 'sharingRequested'
   | 'sharingApproved'
   | 'sharingRejected'
-  | 'sharingCancelled';
+  | 'sharingCancelled'
+  | 'noticeLanguageChanged'
+  | 'optedOut'
+  | 'optedIn';
 
 /** Messages that carry a code: `notifications.<name>.sms` and `.voice` texts with a {{code}}. */
 export type CodeTemplate = 'loginCode' | 'confirmCode' | 'activationToken';
@@ -62,12 +65,22 @@ export type CodeTemplate = 'loginCode' | 'confirmCode' | 'activationToken';
 /** The codes' templates: delivered inline, never by the outbox worker. */
 export const CODE_TEMPLATES: readonly CodeTemplate[] = ['loginCode', 'confirmCode', 'activationToken'];
 
+/** The calendar day of a moment in the user's time zone (dayOf), for notices that name a day, not a time. */
+export interface DayOf {
+  dayOf: number;
+}
+
+/** N1: the day a moment falls on where the user lives ("activates itself on 27 August 2026"). */
+export function dayOf(ms: number): DayOf {
+  return { dayOf: ms };
+}
+
 /**
- * Values of a message. A time is given as a Date (or an ISO 8601 timestamp)
- * and a calendar day as `YYYY-MM-DD`: both are written out in the user's
- * language and time zone, never shown raw.
+ * Values of a message. A time is given as a Date (or an ISO 8601 timestamp),
+ * the day of a moment as dayOf(ms), and a calendar day as `YYYY-MM-DD`: all
+ * are written out in the user's language (and time zone), never shown raw.
  */
-export type MessageParams = Record<string, string | number | Date>;
+export type MessageParams = Record<string, string | number | Date | DayOf>;
 
 export interface Recipient {
   id: string;
@@ -192,10 +205,15 @@ export function formatTime(time: Date, language: Language, timeZone: string, cha
 
 /** A calendar day (YYYY-MM-DD) as people of the language write it. */
 export function formatDay(day: string, language: Language, channel: Channel): string {
+  return formatDayOf(Date.parse(`${day}T12:00:00Z`), language, 'UTC', channel);
+}
+
+/** The day a moment falls on in a time zone, as people of the language write it (no time). */
+export function formatDayOf(time: number, language: Language, timeZone: string, channel: Channel): string {
   const long = channel === 'email';
   return plainSpaces(
-    new Intl.DateTimeFormat(LOCALE[language], { timeZone: 'UTC', year: 'numeric', month: long ? 'long' : '2-digit', day: long ? 'numeric' : '2-digit' }).format(
-      new Date(`${day}T12:00:00Z`),
+    new Intl.DateTimeFormat(LOCALE[language], { timeZone, year: 'numeric', month: long ? 'long' : '2-digit', day: long ? 'numeric' : '2-digit' }).format(
+      new Date(time),
     ),
   );
 }
@@ -205,6 +223,7 @@ function localParams(params: MessageParams, language: Language, timeZone: string
   const out: Record<string, string | number> = {};
   for (const [name, value] of Object.entries(params)) {
     if (value instanceof Date) out[name] = formatTime(value, language, timeZone, channel);
+    else if (typeof value === 'object') out[name] = formatDayOf(value.dayOf, language, timeZone, channel);
     else if (typeof value === 'string' && ISO_TIMESTAMP.test(value) && Number.isFinite(Date.parse(value)))
       out[name] = formatTime(new Date(value), language, timeZone, channel);
     else if (typeof value === 'string' && ISO_DAY.test(value) && Number.isFinite(Date.parse(value))) out[name] = formatDay(value, language, channel);

@@ -26,11 +26,13 @@ export interface Entitlements {
   initialFundingUsd: number;
   /** May share one device among the entity's usernames (the sharing rules, H1, still apply). */
   shareDevice: boolean;
+  /** O1: may trade Pink Sheet and OTCBB stocks; refused while the user opted out of the second factor for trading. */
+  otcTrading: boolean;
 }
 
-/** W2, decided by the device that protects the user (null: none). */
-export function entitlementsOf(device: DeviceType | null): Entitlements {
-  const enrolled = device !== null;
+/** W2, decided by the device that protects the user (null: none); O1: restricted while the user opted out. */
+export function entitlementsOf(device: DeviceType | null, optedOut = false): Entitlements {
+  const enrolled = device !== null && !optedOut;
   return {
     enrolled,
     changeBankingInstructions: enrolled,
@@ -38,5 +40,6 @@ export function entitlementsOf(device: DeviceType | null): Entitlements {
     achEftBeyondInitialFunding: enrolled,
     initialFundingUsd: INITIAL_FUNDING_USD,
     shareDevice: enrolled,
+    otcTrading: !optedOut,
   };
 }

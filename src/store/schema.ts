@@ -55,6 +55,12 @@ export interface UsersTable {
   language: string | null;
   /** N1: the IANA time zone of times in the user's notices; null: SLS_TIME_ZONE. */
   time_zone: string | null;
+  /**
+   * N1: when the language and time zone above were chosen (settings page,
+   * `sls user set-language`); null while they are remembered from the
+   * user's logins, which then keep them up to date.
+   */
+  notice_preferences_chosen_at: number | null;
 }
 
 /** Who a user is to the system: a client, or staff (section 0 of the spec). */
@@ -362,6 +368,14 @@ export interface DeviceSharingsTable {
   ended_by: string | null;
 }
 
+/** O1: a user who opted out of the second factor for trading logins (the row goes when they opt back in, O2). */
+export interface OptOutsTable {
+  user_id: string;
+  opted_out_at: number;
+  /** Who opted the user out: `user:<id>` (the portal or the API), `cli`. */
+  actor: string;
+}
+
 export interface Schema {
   meta: MetaTable;
   entities: EntitiesTable;
@@ -386,4 +400,5 @@ export interface Schema {
   fx_rates: FxRatesTable;
   withdrawals: WithdrawalsTable;
   device_sharings: DeviceSharingsTable;
+  opt_outs: OptOutsTable;
 }

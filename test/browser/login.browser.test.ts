@@ -31,7 +31,7 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
   /** Console errors and unexpected failed requests of the page (not the favicon Chromium asks for by itself). */
   let problems: string[];
 
-  async function freshPage(options: { locale?: string } = {}): Promise<Page> {
+  async function freshPage(options: { locale?: string; timezoneId?: string } = {}): Promise<Page> {
     context = await suite.browser.newContext({ baseURL: suite.server.baseUrl, ...options });
     page = await context.newPage();
     problems = [];
@@ -275,5 +275,24 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
       ).toBeUndefined();
       await context.close();
     }
+  });
+
+  it("N1: a login in a French browser in Hong Kong remembers French and the browser's time zone for the user's notices (public/time-zone.js)", async () => {
+    const { user, card } = await createUserWithCard(suite.server.h.services);
+    await freshPage({ locale: 'fr-FR', timezoneId: 'Asia/Hong_Kong' });
+    await page.goto('/login');
+    expect((await context.cookies()).find((c) => c.name === 'sls_tz')?.value).toBe(encodeURIComponent('Asia/Hong_Kong'));
+    await passwordStep(user.username, { username: "Nom d'utilisateur", password: 'Mot de passe', submit: 'Connexion' });
+    // nothing is remembered before the second factor
+    expect(await suite.server.h.services.noticePreferences.get(user.id)).toMatchObject({ language: null, timeZone: null });
+    await page.locator('#response').fill(cardAnswer(card, await shownChallenge(page)));
+    await navigation(page, () => page.locator('#response').press('Enter'));
+    expect(new URL(page.url()).pathname).toBe('/account');
+    expect(await suite.server.h.services.noticePreferences.get(user.id)).toMatchObject({
+      language: 'fr',
+      timeZone: 'Asia/Hong_Kong',
+      chosenAt: null,
+    });
+    expect(problems).toEqual([]);
   });
 });

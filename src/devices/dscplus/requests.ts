@@ -15,7 +15,7 @@ import type { Config } from '../../config.js';
 import type { AuditLog } from '../../audit/audit-log.js';
 import type { SecretBox } from '../../crypto/secret-box.js';
 import type { User, Users } from '../../identity/users.js';
-import type { Notifier } from '../../notify/notifier.js';
+import { dayOf, type Notifier } from '../../notify/notifier.js';
 import type { TemporaryDevices } from '../../flows/ports.js';
 import { SlsError } from '../../errors.js';
 import { newId } from '../../crypto/random.js';
@@ -251,7 +251,7 @@ export class DscPlusRequests {
       });
       if (!shipped) throw new SlsError('DEVICE_STATE', { state: 'shipped' });
     });
-    await notifier.notify(user, 'dscplusShipped', { username: user.username, serial, date: isoDate(autoActivateAt) });
+    await notifier.notify(user, 'dscplusShipped', { username: user.username, serial, date: dayOf(autoActivateAt) });
     return { device: await devices.get(deviceId), card: { format: 'sls-dscplus-card/1', serial, suite, seed } };
   }
 
@@ -378,7 +378,7 @@ export class DscPlusRequests {
       const at = card.params.autoActivateAt;
       if (at === undefined || at <= now) continue;
       const user = await users.get(card.userId!);
-      const params = { username: user.username, serial: card.serial ?? '', date: isoDate(at) };
+      const params = { username: user.username, serial: card.serial ?? '', date: dayOf(at) };
       if (at - now <= config.policy.autoActivationImminentMs) {
         sent += (await notifier.notify(user, 'autoActivationImminent', params, `auto-activation-imminent:${card.id}`)).length;
       } else if (at - now <= config.policy.autoActivationApproachingMs) {

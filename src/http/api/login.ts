@@ -29,12 +29,19 @@ export function loginApi(services: Services): FastifyPluginAsync {
             '(username not letters and digits), 401 INVALID_CREDENTIALS (same answer for an unknown user), ' +
             '423 LOCKED (10 consecutive failures within 24 h), 403 NO_ACTIVE_DEVICE, 429 TOO_MANY_ATTEMPTS (other attempts ' +
             'of the user are being checked: try again), 429 TOO_MANY_FLOWS (too many logins of the user open or started in ' +
-            'the last hour; Retry-After). Keep `claimToken`: a login approved on the phone gives its session only to whoever holds it.',
+            'the last hour; Retry-After). Keep `claimToken`: a login approved on the phone gives its session only to whoever holds it. ' +
+            'O1: a trading login of a user who opted out of the second factor is done at once (state "done", with its `session`).',
           body: LoginStartBody,
           response: { 200: StartedFlowSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema },
         },
       },
-      async (request) => services.login.start({ ...request.body, ...requestMeta(request) }),
+      async (request, reply) => {
+        const { session, ...flow } = await services.login.start({ ...request.body, ...requestMeta(request) });
+        if (!session) return flow;
+        // O1: opted out of the second factor for trading: the password completed the login
+        setSessionCookie(reply, services.config, session, services.clock.now());
+        return { ...flow, session: sessionToken(session) };
+      },
     );
 
     app.get(

@@ -130,6 +130,9 @@ export const StartedFlowSchema = FlowSchema.extend({
   claimToken: z
     .string()
     .describe('Given only here, to whoever entered the password: send it to POST /login/{id}/session to take the session the phone approved (K3)'),
+  session: SessionTokenSchema.optional().describe(
+    'O1: a trading login of a user who opted out of the second factor is done with the password alone (state "done"): its session',
+  ),
 });
 
 export const ClaimBody = z.object({ claimToken: z.string().min(1).max(128).describe('The claimToken of the POST /login answer') });

@@ -81,6 +81,11 @@ const EntitlementsSchema = z
         achEftBeyondInitialFunding: z.boolean().describe('May make ACH and EFT deposits beyond the initial funding'),
         initialFundingUsd: z.number().describe('The initial ACH/EFT funding allowed without enrolment'),
         shareDevice: z.boolean().describe('May share one device among the entity’s usernames (H1 still applies)'),
+        otcTrading: z
+          .boolean()
+          .describe(
+            'O1: may trade Pink Sheet and OTCBB stocks; false while the user (or, unnamed, any user of the account) opted out of the second factor for trading',
+          ),
       })
       .describe('W2'),
   })

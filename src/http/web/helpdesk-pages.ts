@@ -264,11 +264,13 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     }
     // A1: the entity's identification data, masked unless shown in full (audited, before the audit entries are read)
     const entity = await helpDesk.identification(staff.user.id, user.username, { reveal: options.reveal === true, ip: request.ip ?? null });
-    const [lock, devices, audit, account] = await Promise.all([
+    const [lock, devices, audit, account, optOut] = await Promise.all([
       services.lockout.status(user.username),
       services.devices.listForUser(user.id),
       services.audit.list({ username: user.username, limit: AUDIT_ENTRIES }),
       services.users.account(user.accountId),
+      // O1: whether the user opted out of the second factor for trading (read-only here; `sls user opt-out/opt-in`)
+      services.optOuts.state(user.id),
     ]);
     const deposits = new Map(await Promise.all(devices.map(async (d) => [d.id, await depositOf(request, d)] as const)));
     const cards = cardsOf(staff, devices);
@@ -287,6 +289,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
         mayAct: staff.mayAct,
         user,
         lock,
+        optOut,
         devices,
         deposits: Object.fromEntries(deposits),
         cards,

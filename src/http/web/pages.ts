@@ -12,6 +12,7 @@ import { SlsError } from '../../errors.js';
 import type { FlowView } from '../../flows/login.js';
 import { toSlsError } from '../errors.js';
 import { withdrawalLimits } from '../../policy/withdrawal-limits.js';
+import { telHref, textIn } from '../../support.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
 import {
@@ -91,10 +92,20 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
       return reply.redirect(session ? '/account' : '/login', 303);
     });
 
-    /** R4: access assistance: each case leads to its path. */
     // browsers ask for it on every site (scripts/favicon.mjs draws it from the app's icon)
     app.get('/favicon.ico', async (_request, reply) => reply.header('cache-control', 'public, max-age=86400').sendFile('favicon.ico', PUBLIC));
-    app.get('/help', async (request, reply) => pages.render(request, reply, 'help', {}, { path: '/help' }));
+
+    /** R4: access assistance: each case leads to its path; Client Services' contacts as the operator configured them; SMS troubleshooting. */
+    app.get('/help', async (request, reply) => {
+      const centers = config.support.map((center) => ({
+        name: textIn(center.name, request.language),
+        phone: center.phone,
+        tel: center.phone === null ? null : telHref(center.phone),
+        email: center.email,
+        hours: textIn(center.hours, request.language),
+      }));
+      return pages.render(request, reply, 'help', { centers }, { path: '/help' });
+    });
 
     app.get('/login', async (request, reply) => {
       const query = request.query as Record<string, unknown>;
@@ -110,6 +121,11 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
           throw new SlsError('VALIDATION_ERROR', { reason: 'credentials_required' });
         }
         const flow = await services.login.start({ username, password, app: appName, ...requestMeta(request) });
+        // O1: opted out of the second factor for trading: the password completed the login
+        if (flow.session) {
+          setSessionCookie(reply, config, flow.session, services.clock.now());
+          return reply.redirect('/account', 303);
+        }
         setClaimCookie(reply, config, flow);
         return reply.redirect(`/login/${flow.id}`, 303);
       } catch (error) {
