@@ -179,6 +179,8 @@ const EnvSchema = z.object({
   SLS_HOLIDAYS: z.string().default(''),
   SLS_HOLIDAYS_FILE: z.string().min(1).optional(),
   SLS_BUSINESS_TIME_ZONE: z.string().min(1).refine(isTimeZone, 'an IANA time zone such as America/New_York').optional(),
+  /** H3: which device sharing requests wait for the approval of compliance staff (docs/sharing.md). */
+  SLS_SHARING_APPROVAL: z.enum(['never', 'cross-account', 'organisation', 'always']).default('cross-account'),
   SLS_SMTP_TLS: z.enum(['required', 'starttls', 'none']).optional(),
   SLS_SMTP_CA_FILE: z.string().min(1).optional(),
   SLS_TWILIO_VOICE_EN: VoicePair.optional(),
@@ -256,6 +258,8 @@ export interface Config {
   metrics: { token: string | null; allow: string[] };
   /** W3: the business days of the withdrawal windows: holidays (ISO dates) besides weekends, in this time zone. */
   businessDays: { holidays: string[]; timeZone: string };
+  /** H3: the sharing requests compliance staff approve first: none, across accounts, of an organisation, all. */
+  sharingApproval: 'never' | 'cross-account' | 'organisation' | 'always';
   /** R4: the Client Services centers the help pages show (none: the pages say to call the number the broker gave). */
   support: SupportCenter[];
 }
@@ -484,6 +488,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     },
     metrics: { token: e.SLS_METRICS_TOKEN ?? null, allow: e.SLS_METRICS_ALLOW },
     businessDays: { holidays: holidaysOf(e), timeZone: e.SLS_BUSINESS_TIME_ZONE ?? e.SLS_TIME_ZONE },
+    sharingApproval: e.SLS_SHARING_APPROVAL,
     support: supportCenters({ phone: e.SLS_SUPPORT_PHONE, email: e.SLS_SUPPORT_EMAIL, hours: e.SLS_SUPPORT_HOURS, file: e.SLS_SUPPORT_FILE }),
   };
 }

@@ -52,6 +52,7 @@ import { ApiKeys } from './entitlements/api-keys.js';
 import { BusinessCalendar } from './entitlements/business-days.js';
 import { FxRates } from './entitlements/fx.js';
 import { NO_SHARING_NO_OPT_OUT, Withdrawals } from './entitlements/withdrawals.js';
+import { DeviceSharing } from './sharing/sharing.js';
 import { OptOuts } from './identity/opt-out.js';
 
 export interface Services {
@@ -95,6 +96,8 @@ export interface Services {
   fx: FxRates;
   /** W1-W3: withdrawal checks and records, entitlements. */
   withdrawals: Withdrawals;
+  /** H1-H5, T4: one device shared between usernames. */
+  sharing: DeviceSharing;
   /** O1-O3: opting out of the second factor for trading logins, and back in. */
   optOuts: OptOuts;
   /** The VAPID public key apps subscribe with (Web Push), or null. */
@@ -285,6 +288,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       flowLimits,
       noticePreferences,
       observer: metrics,
+      // H: the device another username shares (the sharing is built below)
+      sharedDevices: { sharedWith: (userId) => sharing.sharedWith(userId) },
       optedOut: optOuts,
     });
     const helpDesk = new HelpDesk({
@@ -303,6 +308,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       sessions,
       phones,
       newTemporaryPasscode,
+      // T4: no temporary passcode for users who share
+      sharing: { sharesDevice: (userId) => sharing.sharesDevice(userId) },
     });
     const mobileEnrolment = new MobileEnrolment({
       store,
@@ -344,7 +351,30 @@ export async function createServices(config: Config, options: ServiceOptions = {
       answers,
       flowLimits,
       rights: securityRights,
+      sharedDevices: { sharedWith: (userId: string) => sharing.sharedWith(userId) },
     };
+    // H1-H5: sharing one device between usernames; the owner's device proves under the owner's lock (L3)
+    const sharing = new DeviceSharing({
+      store,
+      clock,
+      config,
+      box,
+      audit,
+      users,
+      entities,
+      devices,
+      deviceKind,
+      firstFactor,
+      answers,
+      flowLimits,
+      smsCodes,
+      notifier,
+      staff: {
+        decideOn: (staffUserId, targets, action) => helpDesk.staffOnSharing(staffUserId, targets, action),
+        cancelFor: (staffUserId, targets, action) => helpDesk.staffOnSharing(staffUserId, targets, action),
+        staff: (staffUserId, action) => helpDesk.staff(staffUserId, action),
+      },
+    });
     const activation = new DeviceActivation(activationDeps);
     const stepUp = new StepUp(activation, { ...activationDeps, firstFactor });
     const onlineCards = new OnlineCards({ store, clock, audit, users, devices });
@@ -365,7 +395,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     });
     const apiKeys = new ApiKeys(store, clock, box, audit);
     const fx = new FxRates(store, clock, audit);
-    // W1: the sharing (H) and opt-out (O1) work pass their hooks here; nobody shares a device yet
+    // W1: a requester's limits follow the shared device (H); an opted-out user has the None row (O1)
     const withdrawals = new Withdrawals({
       store,
       clock,
@@ -374,7 +404,11 @@ export async function createServices(config: Config, options: ServiceOptions = {
       deviceKind,
       fx,
       calendar: new BusinessCalendar(config.businessDays.holidays, config.businessDays.timeZone),
-      hooks: { ...NO_SHARING_NO_OPT_OUT, optedOut: (userId, db) => optOuts.isOptedOut(userId, db) },
+      hooks: {
+        ...NO_SHARING_NO_OPT_OUT,
+        sharedDeviceOf: (userId, db) => sharing.sharedDeviceOf(userId, db),
+        optedOut: (userId, db) => optOuts.isOptedOut(userId, db),
+      },
     });
     return {
       config,
@@ -409,6 +443,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       apiKeys,
       fx,
       withdrawals,
+      sharing,
       optOuts,
       vapidPublicKey: push.vapidPublicKey,
       metrics,

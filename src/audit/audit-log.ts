@@ -100,7 +100,17 @@ export type AuditEvent =
   | 'apikey.refused'
   | 'fx.rate_set'
   | 'withdrawal.recorded'
-  | 'withdrawal.refused';
+  | 'withdrawal.refused'
+  // H1-H5, T4: sharing one device between usernames
+  | 'sharing.started'
+  | 'sharing.refused'
+  | 'sharing.proof_failed'
+  | 'sharing.proven'
+  | 'sharing.requested'
+  | 'sharing.approved'
+  | 'sharing.rejected'
+  | 'sharing.cancelled'
+  | 'helpdesk.temp_passcode_refused';
 
 export interface AuditInput {
   event: AuditEvent;

@@ -36,7 +36,7 @@ import type { Store, Tx } from '../store/database.js';
 import { challengeTtlMs, completeFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
 import { accepted, type Answers } from './answers.js';
 import type { FlowLimits } from './flow-limits.js';
-import type { CodeDelivery, PushApprovals, TemporaryDevices } from './ports.js';
+import type { CodeDelivery, PushApprovals, SharedDevices, TemporaryDevices } from './ports.js';
 import { assertFullScope, decideAccess } from '../policy/access.js';
 import type { Language } from '../i18n/i18n.js';
 import type { RequestMeta } from './login.js';
@@ -86,6 +86,8 @@ export interface ActivationDeps {
   flowLimits: FlowLimits;
   /** A2: reactivating a permanent device changes the security settings. */
   rights: SecuritySettingsRights;
+  /** H: a device shared with the user verifies their step-ups (V1). */
+  sharedDevices?: SharedDevices;
 }
 
 export class DeviceActivation {
@@ -95,9 +97,11 @@ export class DeviceActivation {
     return verifierContext('activation', flowId);
   }
 
-  private async ownDevice(session: Session, deviceId: string): Promise<Device> {
+  private async ownDevice(session: Session, deviceId: string, purpose?: Purpose): Promise<Device> {
     const device = await this.deps.devices.get(deviceId).catch(() => null);
-    if (!device || device.userId !== session.userId) throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
+    // H: a step-up may be answered by the device another username shares with the user
+    const shared = purpose === 'step_up' && device ? (await this.deps.sharedDevices?.sharedWith(session.userId))?.id === device.id : false;
+    if (!device || (device.userId !== session.userId && !shared)) throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
     return device;
   }
 
@@ -134,7 +138,7 @@ export class DeviceActivation {
   async issue(session: Session, deviceId: string, purpose: Purpose, meta: Partial<RequestMeta> = {}): Promise<ActivationView> {
     const language = meta.language ?? this.deps.config.defaultLanguage;
     const { clock, box, devices, users, config, smsCodes } = this.deps;
-    const device = await this.ownDevice(session, deviceId);
+    const device = await this.ownDevice(session, deviceId, purpose);
     // A2: a permanent device is (re)activated only by a user with the right; a temporary one (S2: the online card) is the user's own interim access
     if (purpose === 'activation' && !this.deps.deviceKind(device.type).temporary) {
       await this.deps.rights.assertMayChange(session.userId, { action: 'reactivate', ip: meta.ip ?? null });
@@ -308,7 +312,8 @@ export class StepUp {
     const { user, attempt } = await this.deps.firstFactor.check({ username, password, ip: meta.ip, purpose: 'step_up' });
     try {
       const now = clock.now();
-      const device = (await devices.activeForUser(user.id, user.lastDeviceId)).find(
+      const shared = await this.deps.sharedDevices?.sharedWith(user.id);
+      const device = [...(shared ? [shared] : []), ...(await devices.activeForUser(user.id, user.lastDeviceId))].find(
         (d) => decideAccess(d, this.deps.deviceKind(d.type), 'portal', now, config.policy).allowed,
       );
       if (!device) throw new SlsError('NO_ACTIVE_DEVICE');

@@ -47,7 +47,7 @@ import { accepted, type Answers } from './answers.js';
 import type { FlowLimits } from './flow-limits.js';
 import type { FirstFactor } from './first-factor.js';
 import type { Observer } from '../metrics/observer.js';
-import type { CodeDelivery, LoginPhones, PushApprovals } from './ports.js';
+import type { CodeDelivery, LoginPhones, PushApprovals, SharedDevices } from './ports.js';
 import type { OptedOutUsers } from '../identity/opt-out.js';
 
 /**
@@ -132,6 +132,8 @@ export interface LoginDeps {
   noticePreferences: Pick<NoticePreferences, 'remember'>;
   /** Told of each login started (metrics). */
   observer?: Pick<Observer, 'loginStarted'>;
+  /** H: the device another username shares with the user (offered first). */
+  sharedDevices?: SharedDevices;
   /** O1: who opted out of the second factor for trading logins (identity/opt-out.ts); nobody when absent. */
   optedOut?: OptedOutUsers;
 }
@@ -161,7 +163,10 @@ export class LoginFlows {
     const now = clock.now();
     const usable: Device[] = [];
     let refusal: ErrorCode | null = null;
-    for (const device of await devices.activeForUser(userId, lastDeviceId)) {
+    // H: a device shared with the user answers first (its owner's lock stays theirs: the lock is per username)
+    const shared = await this.deps.sharedDevices?.sharedWith(userId);
+    const candidates = await devices.activeForUser(userId, lastDeviceId);
+    for (const device of shared ? [shared, ...candidates.filter((d) => d.id !== shared.id)] : candidates) {
       const decision = decideAccess(device, this.deps.deviceKind(device.type), app, now, policy);
       if (decision.allowed) usable.push(device);
       else refusal ??= decision.reason;

@@ -41,3 +41,9 @@ export interface LoginPhones {
 export interface TemporaryDevices {
   revokeTemporaryDevices(user: User, actor: string, reason: string, trx?: Tx, keepSession?: { id: string; device: Device }): Promise<number>;
 }
+
+/** H: the device another username shares with the user, while the sharing is in force (src/sharing/sharing.ts). */
+export interface SharedDevices {
+  /** The shared device if it is active, else null. */
+  sharedWith(userId: string): Promise<Device | null>;
+}

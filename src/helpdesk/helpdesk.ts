@@ -34,6 +34,9 @@ export type VerificationMethod = (typeof VERIFICATION_METHODS)[number];
 /** Who may do what at the help desk. */
 const MAY_VIEW: readonly Role[] = ['client_services', 'compliance', 'admin'];
 const MAY_ACT: readonly Role[] = ['client_services', 'admin'];
+/** H3: who decides on a device sharing request (the first action of compliance staff), and who may end a sharing. */
+const MAY_DECIDE_SHARING: readonly Role[] = ['compliance', 'admin'];
+const MAY_CANCEL_SHARING: readonly Role[] = ['client_services', 'compliance', 'admin'];
 
 export interface Verification {
   id: string;
@@ -76,6 +79,8 @@ export interface HelpDeskDeps {
   pushRequests: { sendMessage(trx: Tx, deviceId: string, kind: 'temporary_password', plaintext: string): Promise<string> };
   /** X7: a mobile number put on record (src/devices/sms/phones.ts). */
   phones: { add(userId: string, input: { country: string; number: string }, actor: string, ip: string | null): Promise<Phone> };
+  /** T4: whether a user shares a device (as requester or owner), or waits for a sharing's approval (src/sharing/sharing.ts). */
+  sharing?: { sharesDevice(userId: string): Promise<boolean> };
 }
 
 /** What staff do to a user's account, as the audit log names it when refused. */
@@ -93,7 +98,9 @@ export type StaffAction =
   | 'device_returned'
   | 'view_identification'
   | 'correct_identification'
-  | 'set_equity';
+  | 'set_equity'
+  | 'sharing_decision'
+  | 'sharing_cancel';
 
 export class HelpDesk {
   /**
@@ -147,6 +154,18 @@ export class HelpDesk {
   async actOnOwner(staffUserId: string, ownerId: string | null, action: StaffAction): Promise<User> {
     if (ownerId === null) return this.staff(staffUserId, 'act');
     return (await this.actOn(staffUserId, await this.deps.users.get(ownerId), action)).staff;
+  }
+
+  /**
+   * H3, X7: staff whose role may decide on a device sharing request (or end
+   * a sharing), and who may act on each of its users.
+   */
+  async staffOnSharing(staffUserId: string, targets: User[], action: 'sharing_decision' | 'sharing_cancel'): Promise<User> {
+    const staff = await this.deps.users.get(staffUserId);
+    const allowed = action === 'sharing_decision' ? MAY_DECIDE_SHARING : MAY_CANCEL_SHARING;
+    if (staff.status !== 'active' || !allowed.includes(staff.role)) throw new SlsError('FORBIDDEN_ROLE', { role: staff.role });
+    for (const target of targets) await this.assertMayActOn(staff, target, action);
+    return staff;
   }
 
   /** The staff member, if their role allows the action. */
@@ -253,6 +272,17 @@ export class HelpDesk {
   ): Promise<IssuedPasscode> {
     const { store, clock, box, audit, devices, config, notifier, sessions } = this.deps;
     const { staff, user } = await this.actOn(staffUserId, username, 'temporary_passcode');
+    // T4: no temporary passcode for a user who shares a device: the sharing is cancelled first (H5 restores their own devices)
+    if (await this.deps.sharing?.sharesDevice(user.id)) {
+      await audit.record({
+        event: 'helpdesk.temp_passcode_refused',
+        actor: this.actor(staff),
+        userId: user.id,
+        username: user.username,
+        data: { reason: 'sharing' },
+      });
+      throw new SlsError('TEMP_PASSCODE_SHARING', { username: user.username });
+    }
     await this.requireVerification(user, input.verificationId);
     const deviceStatus = input.deviceStatus ?? 'suspended';
     const now = clock.now();

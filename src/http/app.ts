@@ -24,6 +24,7 @@ import { adminApi } from './api/admin.js';
 import { operationsApi } from './api/operations.js';
 import { securityKeysApi } from './api/security-keys.js';
 import { withdrawalsApi } from './api/withdrawals.js';
+import { sharingApi } from './api/sharing.js';
 import { noticePreferencesApi } from './api/notice-preferences.js';
 import { optOutApi } from './api/opt-out.js';
 import { API_KEY_SCHEME, ApiKeyGuard } from './api-key-guard.js';
@@ -35,6 +36,7 @@ import { helpdeskPages } from './web/helpdesk-pages.js';
 import { mobilePages } from './web/mobile-pages.js';
 import { appPages } from './web/app-pages.js';
 import { stepUpPages } from './web/step-up-pages.js';
+import { sharingPages } from './web/sharing-pages.js';
 import { noticePages } from './web/notice-pages.js';
 import { SessionGuard } from './session-guard.js';
 import { registerThrottle } from './throttle-hook.js';
@@ -195,6 +197,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(securityKeysApi(services, guard), { prefix: '/api/v1' });
   await app.register(noticePreferencesApi(services, guard), { prefix: '/api/v1' });
   await app.register(withdrawalsApi(services, new ApiKeyGuard(services.apiKeys)), { prefix: '/api/v1' });
+  // H1-H5: device sharing (the user's procedure, compliance's decision)
+  await app.register(sharingApi(services, guard), { prefix: '/api/v1' });
   await app.register(optOutApi(services, guard), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerMetricsRoute(app, config, services.metrics);
@@ -204,6 +208,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(mobilePages(services, pages, guard));
   await app.register(stepUpPages(services, pages, guard));
   await app.register(securityKeyPages(services, pages, guard));
+  await app.register(sharingPages(services, pages, guard));
   await app.register(noticePages(services, pages, guard));
   await app.register(optOutPages(services, pages, guard));
   await app.register(appPages(services, pages));

@@ -42,6 +42,9 @@ import legacyDevicesZhHant from './locales/legacy-devices/zh-Hant.json' with { t
 import entitlementsEn from './locales/entitlements/en.json' with { type: 'json' };
 import entitlementsFr from './locales/entitlements/fr.json' with { type: 'json' };
 import entitlementsZhHant from './locales/entitlements/zh-Hant.json' with { type: 'json' };
+import sharingEn from './locales/sharing/en.json' with { type: 'json' };
+import sharingFr from './locales/sharing/fr.json' with { type: 'json' };
+import sharingZhHant from './locales/sharing/zh-Hant.json' with { type: 'json' };
 import helpEn from './locales/help/en.json' with { type: 'json' };
 import helpFr from './locales/help/fr.json' with { type: 'json' };
 import helpZhHant from './locales/help/zh-Hant.json' with { type: 'json' };
@@ -74,6 +77,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   'legacy-devices': { en: legacyDevicesEn, fr: legacyDevicesFr, 'zh-Hant': legacyDevicesZhHant },
   /** Withdrawal limits and entitlements for integrators: API keys, exchange rates, withdrawals (W1-W3, I3). */
   entitlements: { en: entitlementsEn, fr: entitlementsFr, 'zh-Hant': entitlementsZhHant },
+  /** Sharing one device between usernames: the procedure's pages, its errors and notices, the compliance console (H1-H5, T4). */
+  sharing: { en: sharingEn, fr: sharingFr, 'zh-Hant': sharingZhHant },
   /** Access assistance and SMS troubleshooting (R4), Client Services' contacts; the language and time zone of notices (N1). */
   help: { en: helpEn, fr: helpFr, 'zh-Hant': helpZhHant },
   /** Opting out of the second factor for trading and back in: the settings pages, warnings, notices, errors (O1-O3). */

@@ -11,7 +11,7 @@ import type { AuditInput } from '../audit/audit-log.js';
 import type { DeliveryResult, Observer, SecondFactorAnswer } from './observer.js';
 
 const APPS = new Set(['portal', 'trading']);
-const FLOW_KINDS = new Set(['login', 'activation', 'pin_change', 'mobile_activation', 'step_up']);
+const FLOW_KINDS = new Set(['login', 'activation', 'pin_change', 'mobile_activation', 'step_up', 'sharing']);
 
 /** A label value from a known set, or `other` (a label never takes a value from a client). */
 function known(set: Set<string>, value: unknown, fallback = 'other'): string {

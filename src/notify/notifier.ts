@@ -50,6 +50,11 @@ export type NoticeTemplate =
   | 'mobileRecoveryFailed'
   | 'pushDenied'
   | 'securityKeySuspended'
+  // H3, N1: a device sharing requested (waiting for compliance), approved, rejected, cancelled; to both users
+  | 'sharingRequested'
+  | 'sharingApproved'
+  | 'sharingRejected'
+  | 'sharingCancelled'
   | 'noticeLanguageChanged'
   | 'optedOut'
   | 'optedIn';

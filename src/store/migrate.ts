@@ -14,6 +14,7 @@ import * as m0011 from './migrations/0011_outbox_worker.js';
 import * as m0012 from './migrations/0012_rate_counters.js';
 import * as m0013 from './migrations/0013_withdrawals.js';
 import * as m0016 from './migrations/0016_user_language.js';
+import * as m0017 from './migrations/0017_device_sharing.js';
 import * as m0018 from './migrations/0018_opt_out.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
@@ -31,6 +32,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0012_rate_counters': m0012,
   '0013_withdrawals': m0013,
   '0016_user_language': m0016,
+  '0017_device_sharing': m0017,
   '0018_opt_out': m0018,
 };
 

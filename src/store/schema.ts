@@ -105,7 +105,7 @@ export interface LoginFlowsTable {
    * PIN (C7), the activation of the mobile authenticator (K1, K7, K8), or a
    * step-up verification of a portal task (V1).
    */
-  kind: 'login' | 'activation' | 'pin_change' | 'mobile_activation' | 'step_up';
+  kind: 'login' | 'activation' | 'pin_change' | 'mobile_activation' | 'step_up' | 'sharing';
   app: 'portal' | 'trading';
   username: string;
   user_id: string;
@@ -342,6 +342,32 @@ export interface WithdrawalsTable {
   at: number;
 }
 
+/** H1-H5: a request to share the owner's device with the requester, and the sharing once in force. */
+export type SharingState = 'challenge' | 'review' | 'pending' | 'active' | 'rejected' | 'cancelled' | 'expired';
+
+export interface DeviceSharingsTable {
+  id: string;
+  requester_id: string;
+  owner_id: string;
+  device_id: string;
+  state: SharingState;
+  flow_id: string | null;
+  session_id: string | null;
+  /** H5: what becomes of the requester's redundant devices. */
+  disposition: 'keep' | 'return' | null;
+  /** H3: approved at once, or by compliance staff. */
+  approval: 'automatic' | 'compliance' | null;
+  /** JSON array of the requester's device ids suspended while sharing. */
+  kept_devices: string;
+  created_at: number;
+  updated_at: number;
+  decided_at: number | null;
+  decided_by: string | null;
+  note: string | null;
+  ended_at: number | null;
+  ended_by: string | null;
+}
+
 /** O1: a user who opted out of the second factor for trading logins (the row goes when they opt back in, O2). */
 export interface OptOutsTable {
   user_id: string;
@@ -373,5 +399,6 @@ export interface Schema {
   api_keys: ApiKeysTable;
   fx_rates: FxRatesTable;
   withdrawals: WithdrawalsTable;
+  device_sharings: DeviceSharingsTable;
   opt_outs: OptOutsTable;
 }

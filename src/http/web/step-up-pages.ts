@@ -17,7 +17,7 @@ import { field, registerForms, type PageRenderer } from './render.js';
 
 /** The pages a step-up may come back to: our own settings pages, never another site. */
 const RETURN_TO =
-  /^\/(?:account|password|settings\/(?:mobile|security-keys|secure-login\/configure)|dscplus\/request|devices\/dev_[a-z2-7]{26}\/(?:lost|pin))$/;
+  /^\/(?:account|password|settings\/(?:mobile|security-keys|secure-login\/configure)|dscplus\/request|devices\/dev_[a-z2-7]{26}\/(?:lost|pin)|sharing(?:\/new|\/shr_[a-z2-7]{26})?)$/;
 
 function returnTo(value: unknown): string {
   return typeof value === 'string' && RETURN_TO.test(value) ? value : '/account';

@@ -1,0 +1,229 @@
+/**
+ * Sharing one device between usernames (H1–H5, T4): the requesting user's
+ * procedure (H2) after a step-up (V1), the status, the cancellation by
+ * either user, and the compliance staff's decision (H3) with the help desk's
+ * staff-on-staff rules (decision 0010).
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Services } from '../../services.js';
+import { ErrorSchema, FLOW_ERRORS } from '../errors.js';
+import { requestMeta } from '../session-cookie.js';
+import type { SessionGuard } from '../session-guard.js';
+import { answerText, ChallengeSchema } from './schemas.js';
+
+const DeviceSchema = z.object({ id: z.string(), type: z.string(), label: z.string().nullable(), state: z.string() });
+
+export const SharingSchema = z
+  .object({
+    id: z.string(),
+    state: z
+      .enum(['challenge', 'review', 'pending', 'active', 'rejected', 'cancelled', 'expired'])
+      .describe("challenge: the owner's device is to answer; review: to confirm; pending: waiting for compliance (H3); active: in force"),
+    requester: z.string().describe('The username that uses the shared device'),
+    owner: z.string().describe('The username whose device is shared'),
+    device: DeviceSchema.describe('The shared device'),
+    challenge: ChallengeSchema.nullable().describe("While `challenge`: what the owner's device answers (a challenge code, index numbers, a code sent by SMS)"),
+    attemptsLeft: z.number().int().nullable(),
+    challengeExpiresAt: z.string().nullable(),
+    disposition: z.enum(['keep', 'return']).nullable().describe("H5: the requester's own devices are kept (suspended) or returned (DSC+)"),
+    approval: z.enum(['automatic', 'compliance']).nullable(),
+    keptDevices: z.array(DeviceSchema).describe("H5: the requester's devices suspended while sharing, reactivated when it is cancelled"),
+    createdAt: z.string(),
+    decidedAt: z.string().nullable(),
+    note: z.string().nullable().describe("Compliance's note with its decision"),
+    endedAt: z.string().nullable(),
+    endedBy: z.string().nullable(),
+  })
+  .describe('DeviceSharing');
+const Params = z.object({ id: z.string().max(64) });
+const errors = {
+  400: ErrorSchema,
+  401: ErrorSchema,
+  403: ErrorSchema,
+  404: ErrorSchema,
+  409: ErrorSchema,
+  410: ErrorSchema,
+  423: ErrorSchema,
+  429: ErrorSchema,
+};
+
+export function sharingApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
+  return async (fastify) => {
+    const app = fastify.withTypeProvider<ZodTypeProvider>();
+    const security: Record<string, string[]>[] = [{ bearer: [] }, { cookie: [] }];
+    const { sharing } = services;
+
+    /** Sharing is a security setting: a fresh step-up (V1, X7), the primary user's right (A2). */
+    async function changer(request: FastifyRequest) {
+      const { session } = await guard.require(request, 'security');
+      return { session, meta: requestMeta(request) };
+    }
+
+    async function staffOf(request: FastifyRequest): Promise<string> {
+      const { session } = await guard.require(request, 'staff');
+      return session.userId;
+    }
+
+    app.get(
+      '/sharing',
+      {
+        schema: {
+          tags: ['sharing'],
+          summary: 'Your device sharing requests and sharings, as requester or owner (H2: the status)',
+          security,
+          response: { 200: z.object({ sharings: z.array(SharingSchema) }), 401: ErrorSchema, 403: ErrorSchema },
+        },
+      },
+      async (request) => {
+        const { session } = await guard.require(request, 'portal');
+        return { sharings: await sharing.list(session.userId) };
+      },
+    );
+
+    app.post(
+      '/sharing',
+      {
+        schema: {
+          tags: ['sharing'],
+          summary: "Share Device (H2): the owner's username and password; the owner's device then answers a challenge",
+          description:
+            "As the requesting user (not the owner), after a step-up. The password counts towards the owner's lock (L3): 401 INVALID_CREDENTIALS, 423 LOCKED. " +
+            'Prerequisites in order (H1, H4): 409 SHARING_DIFFERENT_IDENTIFICATION ("Different identification information"), ' +
+            '409 SHARING_TEMPORARY_DEVICE (a temporary passcode or online card, T4), 409 SHARING_LESS_SECURE_DEVICE ("Less secure device", D2); ' +
+            'also 400 SHARING_SELF, 409 SHARING_EXISTS, 409 SHARING_OWNER_SHARES, 403 NO_ACTIVE_DEVICE (the owner has none), 403 NOT_PRIMARY_USER.',
+          security,
+          body: z.object({ ownerUsername: z.string().min(1).max(64), ownerPassword: z.string().min(1).max(1024) }),
+          response: { 201: SharingSchema, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const { session, meta } = await changer(request);
+        return reply.status(201).send(await sharing.start(session, request.body, meta));
+      },
+    );
+
+    app.get(
+      '/sharing/:id',
+      {
+        schema: {
+          tags: ['sharing'],
+          summary: 'One sharing request (its challenge, review or status)',
+          security,
+          params: Params,
+          response: { 200: SharingSchema, ...errors },
+        },
+      },
+      async (request) => {
+        const { session } = await guard.require(request, 'portal');
+        return sharing.get(session.userId, request.params.id);
+      },
+    );
+
+    app.post(
+      '/sharing/:id/answer',
+      {
+        schema: {
+          tags: ['sharing'],
+          summary: "The owner's device's response to the challenge (H2); then review",
+          description:
+            "A wrong answer counts towards the owner's lock (L3): 401 LOGIN_FAILED with attemptsLeft; 410 FLOW_EXPIRED after 3 answers or 5 minutes (start again).",
+          security,
+          params: Params,
+          body: z.object({ response: answerText(1) }),
+          response: { 200: SharingSchema, ...FLOW_ERRORS, 404: ErrorSchema, 409: ErrorSchema },
+        },
+      },
+      async (request) => {
+        const { session, meta } = await changer(request);
+        return sharing.answer(session, request.params.id, request.body.response, meta);
+      },
+    );
+
+    app.post(
+      '/sharing/:id/confirmation',
+      {
+        schema: {
+          tags: ['sharing'],
+          summary: 'Confirm after the review (H2): approved at once (active) or waiting for compliance (pending, H3)',
+          description:
+            'The prerequisites are checked again. `disposition` (H5): keep your own devices (suspended, reactivated when the sharing is cancelled) ' +
+            'or return them (a DSC+ sent back; its deposit is released when it arrives).',
+          security,
+          params: Params,
+          body: z.object({ disposition: z.enum(['keep', 'return']).default('keep') }),
+          response: { 200: SharingSchema, ...errors },
+        },
+      },
+      async (request) => {
+        const { session, meta } = await changer(request);
+        return sharing.confirm(session, request.params.id, request.body.disposition, meta);
+      },
+    );
+
+    app.delete(
+      '/sharing/:id',
+      {
+        schema: {
+          tags: ['sharing'],
+          summary: "Cancel a sharing (either user, after a step-up): the requester's kept devices are active again",
+          security,
+          params: Params,
+          response: { 200: SharingSchema, ...errors },
+        },
+      },
+      async (request) => {
+        const { session, meta } = await changer(request);
+        return sharing.cancel({ session }, request.params.id, meta);
+      },
+    );
+
+    // ---------------------------------------------------------------- staff
+
+    app.get(
+      '/helpdesk/sharing',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: 'Device sharing requests waiting for compliance (H3)',
+          security: [{ bearer: [] }],
+          response: { 200: z.object({ sharings: z.array(SharingSchema) }), ...errors },
+        },
+      },
+      async (request) => ({ sharings: await sharing.pending(await staffOf(request)) }),
+    );
+
+    app.post(
+      '/helpdesk/sharing/:id/decision',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: 'Compliance approves or rejects a pending device sharing (H3); both users are told (N1)',
+          description:
+            'Compliance staff or an admin (403 FORBIDDEN_ROLE otherwise); never on their own account, staff accounts only by an admin (403 STAFF_TARGET_FORBIDDEN). ' +
+            'An approval checks the prerequisites again (409 with their codes).',
+          security: [{ bearer: [] }],
+          params: Params,
+          body: z.object({ decision: z.enum(['approve', 'reject']), note: z.string().max(500).optional() }),
+          response: { 200: SharingSchema, ...errors },
+        },
+      },
+      async (request) => sharing.decide(await staffOf(request), request.params.id, request.body.decision, request.body.note),
+    );
+
+    app.delete(
+      '/helpdesk/sharing/:id',
+      {
+        schema: {
+          tags: ['help desk'],
+          summary: "Staff cancel a device sharing: the requester's kept devices are active again",
+          security: [{ bearer: [] }],
+          params: Params,
+          response: { 200: SharingSchema, ...errors },
+        },
+      },
+      async (request) => sharing.cancel({ staffUserId: await staffOf(request) }, request.params.id, requestMeta(request)),
+    );
+  };
+}

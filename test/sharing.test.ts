@@ -1,0 +1,372 @@
+/**
+ * Sharing one physical device between usernames (H1–H5, T4, D2, V1, A2, N1),
+ * through the JSON API on every database: the requesting user's procedure
+ * after a step-up, each prerequisite's refusal in order, approval at once or
+ * by compliance staff (pending → approved / rejected), the requester's logins
+ * answered by the owner's card while their own devices are kept suspended,
+ * cancelling restores them, no temporary passcode for users who share, and
+ * a non-primary user refused.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CardFile } from '../src/devices/devices.js';
+import type { User } from '../src/identity/users.js';
+import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, wrongAnswer, type Harness } from './support/harness.js';
+import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
+
+const CODES = Array.from({ length: 100 }, (_, i) => String((i * 37 + 11) % 1000).padStart(3, '0'));
+const indexAnswer = (prompt: Json): string => CODES[prompt.indexes[0] - 1]! + CODES[prompt.indexes[1] - 1]!;
+const PASSPORT = { dateOfBirth: '1980-04-12', citizenship: 'FR', residenceCountry: 'HK', documentType: 'passport', documentNumber: '12AB34567' };
+
+async function del(h: Harness, url: string, headers: Record<string, string>): Promise<ApiResponse> {
+  const raw = await h.app.inject({ method: 'DELETE', url, headers });
+  return { status: raw.statusCode, body: raw.body ? (raw.json() as Json) : {}, headers: raw.headers, raw };
+}
+
+describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
+  let h: Harness;
+  let compliance: { user: User; card: CardFile };
+  let agent: { user: User; card: CardFile };
+
+  beforeAll(async () => {
+    h = await startHarness(db);
+    compliance = await createUserWithCard(h.services, '1234', { role: 'compliance' });
+    agent = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+  });
+  afterAll(async () => h.close());
+
+  /** A portal session opened with the card, stepped up (V1). */
+  async function cardSession(user: User, card: CardFile, step = true): Promise<Record<string, string>> {
+    const start = await startLogin(h.app, user.username);
+    expect(start.status, JSON.stringify(start.body)).toBe(200);
+    const done = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    const headers = bearer(done.body.session.token);
+    if (step) await stepUp(h.app, headers, (challenge) => cardAnswer(card, challenge.question));
+    return headers;
+  }
+
+  /** A session of a user whose only device is the Security Code Card (index numbers). */
+  async function sccSession(user: User): Promise<Record<string, string>> {
+    const start = await startLogin(h.app, user.username);
+    expect(start.body.challenge?.type, JSON.stringify(start.body)).toBe('index');
+    const done = await answer(h.app, start.body.id, indexAnswer(start.body.challenge));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    const headers = bearer(done.body.session.token);
+    await stepUp(h.app, headers, indexAnswer);
+    return headers;
+  }
+
+  async function staffToken(staff: { user: User; card: CardFile }): Promise<Record<string, string>> {
+    return cardSession(staff.user, staff.card, false);
+  }
+
+  /**
+   * The owner (a DSC+, primary user) and a requester of the same entity with
+   * a Security Code Card: in the owner's account (granted the right, A2), or
+   * in an account of their own.
+   */
+  async function pair(where: 'same-account' | 'other-account' = 'same-account') {
+    const owner = await createUserWithCard(h.services, '1234');
+    const requester = await h.services.users.create(
+      {
+        username: `req${owner.user.username}`,
+        password: PASSWORD,
+        email: `req${owner.user.username}@example.test`,
+        entityId: owner.user.entityId,
+        ...(where === 'same-account' ? { accountNumber: owner.user.accountNumber } : {}),
+      },
+      'test',
+    );
+    if (where === 'same-account') await h.services.securityRights.setRight(requester.username, true, 'test');
+    const scc = await h.services.onlineCards.importSecurityCodeCard(requester.id, `SCC-${requester.username}`, CODES, 'test');
+    const headers = await sccSession(requester);
+    return { owner: owner.user, card: owner.card, requester, sccId: scc.id, headers };
+  }
+
+  /** The procedure up to the review: the owner's credentials, then the owner's card answers. */
+  async function proveOwner(p: Awaited<ReturnType<typeof pair>>): Promise<string> {
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    expect(started.body).toMatchObject({ state: 'challenge', requester: p.requester.username, owner: p.owner.username, device: { type: 'dscplus' } });
+    expect(started.body.challenge.type).toBe('ocra');
+    const proven = await postJson(
+      h.app,
+      `/api/v1/sharing/${started.body.id}/answer`,
+      { response: cardAnswer(p.card, started.body.challenge.question) },
+      p.headers,
+    );
+    expect(proven.status, JSON.stringify(proven.body)).toBe(200);
+    expect(proven.body.state).toBe('review');
+    return started.body.id as string;
+  }
+
+  const notices = async (user: User, template: string) => (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === template);
+
+  it("H2/H3/H5/N1: Share Device after a step-up: the owner's credentials, the owner's card answers, review, approved at once; the requester's own device is kept suspended; both users told", async () => {
+    const p = await pair();
+    const id = await proveOwner(p);
+    const confirmed = await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers);
+    expect(confirmed.status, JSON.stringify(confirmed.body)).toBe(200);
+    expect(confirmed.body).toMatchObject({ state: 'active', approval: 'automatic', disposition: 'keep', keptDevices: [{ id: p.sccId, state: 'suspended' }] });
+    expect((await h.services.devices.get(p.sccId)).state).toBe('suspended');
+    // the status, seen by both users
+    const status = await get(h.app, '/api/v1/sharing', p.headers);
+    expect(status.body.sharings.map((s: Json) => [s.id, s.state])).toEqual([[id, 'active']]);
+    expect((await notices(p.requester, 'sharingApproved')).length).toBeGreaterThan(0);
+    expect((await notices(p.owner, 'sharingApproved')).length).toBeGreaterThan(0);
+    const events = (await h.services.audit.list({ userId: p.requester.id, limit: 50 })).map((e) => e.event);
+    expect(events).toEqual(expect.arrayContaining(['sharing.started', 'sharing.proven', 'sharing.requested', 'sharing.approved']));
+  });
+
+  it("H5/L3/W1: a login of the requester is answered by the owner's card; the lock stays per username; the requester's withdrawal limits follow the shared device", async () => {
+    const p = await pair();
+    const before = await h.services.withdrawals.protectionOf(p.requester.accountId, p.requester.username);
+    const id = await proveOwner(p);
+    expect((await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, {}, p.headers)).body.state).toBe('active');
+    const after = await h.services.withdrawals.protectionOf(p.requester.accountId, p.requester.username);
+    expect([before.limits.device, after.limits.device]).toEqual(['scc', 'dscplus']);
+
+    const start = await startLogin(h.app, p.requester.username);
+    expect(start.status).toBe(200);
+    expect(start.body.device).toMatchObject({ type: 'dscplus' });
+    // a wrong answer counts for the requester's username, not the owner's
+    const wrong = await answer(h.app, start.body.id, wrongAnswer(cardAnswer(p.card, start.body.challenge.question)));
+    expect(wrong.status).toBe(401);
+    expect((await h.services.lockout.status(p.requester.username)).failures).toBe(1);
+    expect((await h.services.lockout.status(p.owner.username)).failures).toBe(0);
+    const done = await answer(h.app, start.body.id, cardAnswer(p.card, start.body.challenge.question));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    expect(done.body.session.token).toBeTruthy();
+    // the owner still logs in with the card
+    await cardSession(p.owner, p.card, false);
+  });
+
+  it('H5/V1: cancelling (the requester, after a step-up with the shared card) reactivates the kept devices; both users told; the requester logs in with their own card again', async () => {
+    const p = await pair();
+    const id = await proveOwner(p);
+    await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers);
+    // a new session of the requester, stepped up with the owner's card
+    const headers = await cardSession(p.requester, p.card);
+    const cancelled = await del(h, `/api/v1/sharing/${id}`, headers);
+    expect(cancelled.status, JSON.stringify(cancelled.body)).toBe(200);
+    expect(cancelled.body.state).toBe('cancelled');
+    expect((await h.services.devices.get(p.sccId)).state).toBe('active');
+    expect((await notices(p.owner, 'sharingCancelled')).length).toBeGreaterThan(0);
+    expect((await notices(p.requester, 'sharingCancelled')).length).toBeGreaterThan(0);
+    const start = await startLogin(h.app, p.requester.username);
+    expect(start.body.challenge.type).toBe('index');
+    expect(start.body.devices.map((d: Json) => d.type)).toEqual(['scc']);
+  });
+
+  it('H5: the owner may cancel too (after their own step-up)', async () => {
+    const p = await pair();
+    const id = await proveOwner(p);
+    await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers);
+    const ownerHeaders = await cardSession(p.owner, p.card);
+    expect((await get(h.app, '/api/v1/sharing', ownerHeaders)).body.sharings[0]).toMatchObject({ id, state: 'active', owner: p.owner.username });
+    expect((await del(h, `/api/v1/sharing/${id}`, ownerHeaders)).body.state).toBe('cancelled');
+    expect((await h.services.devices.get(p.sccId)).state).toBe('active');
+  });
+
+  it("H5: 'return': the requester's DSC+ is suspended to be returned; client services mark it returned when it arrives; cancelling then restores nothing returned", async () => {
+    const owner = await createUserWithCard(h.services, '1234');
+    const requester = await h.services.users.create(
+      { username: `ret${owner.user.username}`, password: PASSWORD, email: `ret${owner.user.username}@example.test`, entityId: owner.user.entityId },
+      'test',
+    );
+    const { device: own, card } = await h.services.devices.addDscPlus({ userId: requester.id, pin: '1234' }, 'test');
+    const headers = await cardSession(requester, card);
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.user.username, ownerPassword: PASSWORD }, headers);
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    await postJson(h.app, `/api/v1/sharing/${started.body.id}/answer`, { response: cardAnswer(owner.card, started.body.challenge.question) }, headers);
+    const confirmed = await postJson(h.app, `/api/v1/sharing/${started.body.id}/confirmation`, { disposition: 'return' }, headers);
+    expect(confirmed.body).toMatchObject({ state: 'pending', disposition: 'return' });
+    await postJson(h.app, `/api/v1/helpdesk/sharing/${started.body.id}/decision`, { decision: 'approve' }, await staffToken(compliance));
+    expect((await h.services.devices.get(own.id)).state).toBe('suspended');
+    const moved = (await h.services.audit.list({ userId: requester.id, limit: 50 })).find(
+      (e) => e.event === 'device.state_changed' && e.data.deviceId === own.id,
+    );
+    expect(moved?.data).toMatchObject({ from: 'active', to: 'suspended', reason: 'device shared: to be returned' });
+    const returned = await postJson(h.app, `/api/v1/helpdesk/devices/${own.id}/returned`, {}, await staffToken(agent));
+    expect(returned.status, JSON.stringify(returned.body)).toBe(200);
+    const cancelled = await del(h, `/api/v1/sharing/${started.body.id}`, await cardSession(requester, owner.card));
+    expect(cancelled.body).toMatchObject({ state: 'cancelled', keptDevices: [{ id: own.id, state: 'returned' }] });
+  });
+
+  it('V1: sharing is a security setting: without a fresh step-up it is refused with STEP_UP_REQUIRED', async () => {
+    const p = await pair();
+    h.clock.advance(h.services.config.policy.stepUpFreshMs + 1000);
+    const refused = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
+    expect([refused.status, refused.body.error.code]).toEqual([403, 'STEP_UP_REQUIRED']);
+  });
+
+  it('H1a/H4: users of different entities are refused "Different identification information"; identical identification data of two entities is accepted', async () => {
+    const owner = await createUserWithCard(h.services, '1234');
+    const stranger = await createUser(h.services);
+    await h.services.onlineCards.importSecurityCodeCard(stranger.id, `SCC-${stranger.username}`, CODES, 'test');
+    const headers = await sccSession(stranger);
+    const refused = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.user.username, ownerPassword: PASSWORD }, headers);
+    expect([refused.status, refused.body.error.code]).toEqual([409, 'SHARING_DIFFERENT_IDENTIFICATION']);
+    expect(refused.body.error.message).toContain('Different identification information');
+    const audit = await h.services.audit.list({ userId: stranger.id, limit: 20 });
+    expect(audit.find((e) => e.event === 'sharing.refused')?.data).toMatchObject({ code: 'SHARING_DIFFERENT_IDENTIFICATION' });
+
+    // two entities with the same identification data (A1)
+    const a = await h.services.entities.create({ kind: 'individual', name: 'Alice Martin', identification: PASSPORT }, 'test');
+    const b = await h.services.entities.create({ kind: 'individual', name: 'Alice Martin', identification: PASSPORT }, 'test');
+    const ownerA = await h.services.users.create({ username: `own${owner.user.username}`, password: PASSWORD, entityId: a.id }, 'test');
+    await h.services.devices.addDscPlus({ userId: ownerA.id, pin: '1234' }, 'test');
+    const reqB = await h.services.users.create({ username: `twin${owner.user.username}`, password: PASSWORD, entityId: b.id }, 'test');
+    await h.services.onlineCards.importSecurityCodeCard(reqB.id, `SCC-${reqB.username}`, CODES, 'test');
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: ownerA.username, ownerPassword: PASSWORD }, await sccSession(reqB));
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+  });
+
+  it('H1b/T4: a user holding a temporary device (temporary passcode) cannot share: SHARING_TEMPORARY_DEVICE', async () => {
+    const p = await pair();
+    const staff = await staffToken(agent);
+    const verification = await postJson(h.app, `/api/v1/helpdesk/users/${p.owner.username}/verifications`, { method: 'security_questions' }, staff);
+    const issued = await postJson(h.app, `/api/v1/helpdesk/users/${p.owner.username}/temporary-passcode`, { verificationId: verification.body.id }, staff);
+    expect(issued.status).toBe(200);
+    const refused = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
+    expect([refused.status, refused.body.error.code]).toEqual([409, 'SHARING_TEMPORARY_DEVICE']);
+  });
+
+  it('H1c/D2/H4: sharing the less secure device is refused "Less secure device"', async () => {
+    // the owner holds a Security Code Card, the requester a DSC+
+    const owner = await createUser(h.services);
+    await h.services.onlineCards.importSecurityCodeCard(owner.id, `SCC-${owner.username}`, CODES, 'test');
+    const requester = await h.services.users.create({ username: `dsc${owner.username}`, password: PASSWORD, entityId: owner.entityId }, 'test');
+    const { card } = await h.services.devices.addDscPlus({ userId: requester.id, pin: '1234' }, 'test');
+    const headers = await cardSession(requester, card);
+    const refused = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, headers);
+    expect([refused.status, refused.body.error.code]).toEqual([409, 'SHARING_LESS_SECURE_DEVICE']);
+    expect(refused.body.error.message).toContain('Less secure device');
+  });
+
+  it('H1: the prerequisites are checked in order: different identification comes before a temporary device and a less secure one', async () => {
+    // a stranger (other entity) with a DSC+ asking to share an owner's SCC while the owner holds a temporary passcode: (a) first
+    const owner = await createUser(h.services);
+    await h.services.onlineCards.importSecurityCodeCard(owner.id, `SCC-${owner.username}`, CODES, 'test');
+    const staff = await staffToken(agent);
+    const verification = await postJson(h.app, `/api/v1/helpdesk/users/${owner.username}/verifications`, { method: 'security_questions' }, staff);
+    await postJson(h.app, `/api/v1/helpdesk/users/${owner.username}/temporary-passcode`, { verificationId: verification.body.id }, staff);
+    const stranger = await createUserWithCard(h.services, '1234');
+    const headers = await cardSession(stranger.user, stranger.card);
+    const first = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, headers);
+    expect(first.body.error.code).toBe('SHARING_DIFFERENT_IDENTIFICATION');
+    // same entity now: (b) before (c)
+    const sibling = await h.services.users.create({ username: `sib${owner.username}`, password: PASSWORD, entityId: owner.entityId }, 'test');
+    const { card } = await h.services.devices.addDscPlus({ userId: sibling.id, pin: '1234' }, 'test');
+    const second = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, await cardSession(sibling, card));
+    expect(second.body.error.code).toBe('SHARING_TEMPORARY_DEVICE');
+  });
+
+  it("L3: the owner's password and the owner's device prove under the owner's lock: wrong ones count as the owner's failures", async () => {
+    const p = await pair();
+    const badPassword = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: 'not the password' }, p.headers);
+    expect([badPassword.status, badPassword.body.error.code]).toEqual([401, 'INVALID_CREDENTIALS']);
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
+    const wrong = await postJson(
+      h.app,
+      `/api/v1/sharing/${started.body.id}/answer`,
+      { response: wrongAnswer(cardAnswer(p.card, started.body.challenge.question)) },
+      p.headers,
+    );
+    expect([wrong.status, wrong.body.error.code, wrong.body.error.attemptsLeft]).toEqual([401, 'LOGIN_FAILED', 2]);
+    expect((await h.services.lockout.status(p.owner.username)).failures).toBe(2);
+    expect((await h.services.lockout.status(p.requester.username)).failures).toBe(0);
+    // still in the challenge; the right answer goes on to the review
+    const right = await postJson(
+      h.app,
+      `/api/v1/sharing/${started.body.id}/answer`,
+      { response: cardAnswer(p.card, started.body.challenge.question) },
+      p.headers,
+    );
+    expect(right.body.state).toBe('review');
+  });
+
+  it('H3: across accounts the request waits for compliance; compliance staff approve it in the console API; both users told', async () => {
+    const p = await pair('other-account');
+    const id = await proveOwner(p);
+    const confirmed = await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers);
+    expect(confirmed.body).toMatchObject({ state: 'pending', approval: 'compliance' });
+    expect((await h.services.devices.get(p.sccId)).state).toBe('active');
+    expect((await notices(p.owner, 'sharingRequested')).length).toBeGreaterThan(0);
+    // client services may look but not decide
+    const agentHeaders = await staffToken(agent);
+    const listed = await get(h.app, '/api/v1/helpdesk/sharing', agentHeaders);
+    expect(listed.body.sharings.map((s: Json) => s.id)).toContain(id);
+    const refused = await postJson(h.app, `/api/v1/helpdesk/sharing/${id}/decision`, { decision: 'approve' }, agentHeaders);
+    expect([refused.status, refused.body.error.code]).toEqual([403, 'FORBIDDEN_ROLE']);
+    const approved = await postJson(
+      h.app,
+      `/api/v1/helpdesk/sharing/${id}/decision`,
+      { decision: 'approve', note: 'same person' },
+      await staffToken(compliance),
+    );
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+    expect(approved.body).toMatchObject({ state: 'active', note: 'same person' });
+    expect((await h.services.devices.get(p.sccId)).state).toBe('suspended');
+    expect((await notices(p.requester, 'sharingApproved')).length).toBeGreaterThan(0);
+    expect((await h.services.audit.list({ userId: p.requester.id, limit: 50 })).find((e) => e.event === 'sharing.approved')?.actor).toBe(
+      `staff:${compliance.user.id}`,
+    );
+  });
+
+  it('H3: compliance rejects a pending request: nothing changes for the devices; both users told', async () => {
+    const p = await pair('other-account');
+    const id = await proveOwner(p);
+    await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, {}, p.headers);
+    const rejected = await postJson(h.app, `/api/v1/helpdesk/sharing/${id}/decision`, { decision: 'reject' }, await staffToken(compliance));
+    expect(rejected.body.state).toBe('rejected');
+    expect((await h.services.devices.get(p.sccId)).state).toBe('active');
+    expect((await notices(p.owner, 'sharingRejected')).length).toBeGreaterThan(0);
+    const again = await postJson(h.app, `/api/v1/helpdesk/sharing/${id}/decision`, { decision: 'approve' }, await staffToken(compliance));
+    expect([again.status, again.body.error.code]).toEqual([409, 'SHARING_STATE']);
+    const start = await startLogin(h.app, p.requester.username);
+    expect(start.body.devices.map((d: Json) => d.type)).toEqual(['scc']);
+  });
+
+  it('T4: no temporary passcode for a user who shares (requester or owner): 409 TEMP_PASSCODE_SHARING, audited; staff cancel the sharing first', async () => {
+    const p = await pair();
+    const id = await proveOwner(p);
+    await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, {}, p.headers);
+    const staff = await staffToken(agent);
+    for (const user of [p.requester, p.owner]) {
+      const verification = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/verifications`, { method: 'security_questions' }, staff);
+      const refused = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/temporary-passcode`, { verificationId: verification.body.id }, staff);
+      expect([user.username, refused.status, refused.body.error.code]).toEqual([user.username, 409, 'TEMP_PASSCODE_SHARING']);
+      expect((await h.services.audit.list({ userId: user.id, limit: 20 })).some((e) => e.event === 'helpdesk.temp_passcode_refused')).toBe(true);
+    }
+    const cancelled = await del(h, `/api/v1/helpdesk/sharing/${id}`, staff);
+    expect(cancelled.body.state).toBe('cancelled');
+    expect((await h.services.devices.get(p.sccId)).state).toBe('active');
+    const verification = await postJson(h.app, `/api/v1/helpdesk/users/${p.requester.username}/verifications`, { method: 'security_questions' }, staff);
+    const issued = await postJson(h.app, `/api/v1/helpdesk/users/${p.requester.username}/temporary-passcode`, { verificationId: verification.body.id }, staff);
+    expect(issued.status).toBe(200);
+  });
+
+  it('A2: a user who is not the primary user of the account is refused with NOT_PRIMARY_USER naming the primary user', async () => {
+    const p = await pair();
+    await h.services.securityRights.setRight(p.requester.username, false, 'test');
+    const refused = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
+    expect([refused.status, refused.body.error.code, refused.body.error.details]).toEqual([403, 'NOT_PRIMARY_USER', { primaryUser: p.owner.username }]);
+  });
+
+  it('H1/X3: one sharing per requester; sharing with oneself, an unknown request and a confirmation out of order are clear 4xx errors', async () => {
+    const p = await pair();
+    const self = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.requester.username, ownerPassword: PASSWORD }, p.headers);
+    expect([self.status, self.body.error.code]).toEqual([400, 'SHARING_SELF']);
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
+    const early = await postJson(h.app, `/api/v1/sharing/${started.body.id}/confirmation`, {}, p.headers);
+    expect([early.status, early.body.error.code]).toEqual([409, 'SHARING_STATE']);
+    expect((await get(h.app, '/api/v1/sharing/shr_nosuchrequest', p.headers)).body.error.code).toBe('SHARING_NOT_FOUND');
+    const id = await proveOwner(p);
+    await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, {}, p.headers);
+    // the requester now logs in with the shared card; a second request is refused
+    const headers = await cardSession(p.requester, p.card);
+    const again = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, headers);
+    expect([again.status, again.body.error.code]).toEqual([409, 'SHARING_EXISTS']);
+  });
+});
