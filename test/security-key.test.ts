@@ -24,7 +24,7 @@ function send(app: FastifyInstance, method: 'PATCH' | 'DELETE', url: string, hea
   });
 }
 
-describe.each(DATABASES)('security keys on %s', (database) => {
+describe.each(DATABASES)('D6: security keys on %s', (database) => {
   let h: Harness;
   let where: Where;
 
@@ -310,7 +310,7 @@ describe.each(DATABASES)('security keys on %s', (database) => {
   });
 });
 
-describe('the authenticator model allow-list (SLS_SECURITY_KEY_AAGUIDS)', () => {
+describe('D6: the authenticator model allow-list (SLS_SECURITY_KEY_AAGUIDS)', () => {
   const allowed = 'cb69481e-8ff7-4039-93ec-0a2729a154a8';
   let h: Harness;
   beforeAll(async () => {

@@ -29,7 +29,7 @@ function freePort(): Promise<number> {
   });
 }
 
-describe.skipIf(!chromiumAvailable)('security keys in real Chromium (virtual authenticator)', () => {
+describe.skipIf(!chromiumAvailable)('D6: security keys in real Chromium (virtual authenticator)', () => {
   let h: Harness;
   let browser: Browser;
   let baseUrl: string;
