@@ -198,6 +198,8 @@ export interface StockKind {
 
 export interface DeviceCapabilities {
   reactivate?: boolean;
+  /** C5, H5: sent back to the broker when no longer needed (its deposit released): the DSC+. */
+  returnable?: boolean;
   changePin?: boolean;
   reportLost?: boolean;
 }

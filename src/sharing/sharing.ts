@@ -513,7 +513,7 @@ export class DeviceSharing {
     const kept: string[] = [];
     for (const device of await devices.listForUser(requester.id, trx)) {
       if (deviceKind(device.type).temporary || !(REDUNDANT_STATES as readonly string[]).includes(device.state)) continue;
-      const toReturn = row.disposition === 'return' && device.type === 'dscplus';
+      const toReturn = row.disposition === 'return' && deviceKind(device.type).capabilities?.returnable === true;
       const moved = await devices.transition(trx, device, 'suspended', {
         actor,
         username: requester.username,

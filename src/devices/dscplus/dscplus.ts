@@ -41,7 +41,7 @@ export const dscPlus: DeviceKind = {
   temporary: false,
   // W1: no limit
   withdrawalRow: { perDayUsd: null, fiveBusinessDaysUsd: null },
-  capabilities: { reactivate: true, changePin: true, reportLost: true },
+  capabilities: { reactivate: true, changePin: true, reportLost: true, returnable: true },
   promptSteps: [
     'web.challenge.dscplusSteps.press',
     'web.challenge.dscplusSteps.pin',
