@@ -182,7 +182,7 @@ describe.each(DATABASES)('entities and accounts (A1, A6) on %s', (db) => {
       const started = await agent.submit(login, '/login', { username: user.username, password: PASSWORD, app: 'portal' });
       const challenge = await agent.get(started.location!);
       const done = await agent.submit(challenge, started.location!, { response: cardAnswer(card, textById(challenge.html, 'challenge-code')!) });
-      expect(done.location).toBe('/account');
+      expect(done.location).toBe(role === 'client' ? '/account' : '/helpdesk'); // issue 16: staff land on the console
       const start = await startLogin(h.app, user.username);
       const api = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
       return { agent, user, card, token: api.body.session.token as string };
@@ -329,6 +329,23 @@ describe.each(DATABASES)('entities and accounts (A1, A6) on %s', (db) => {
       const malformed = await put(h, '/api/v1/admin/accounts/not-a-number/equity', { equityUsd: 5 }, bearer(admin.token));
       expect([malformed.status, malformed.body.error.code]).toEqual([400, 'VALIDATION_ERROR']);
       expect((await h.services.users.account(caller.accountId)).equityUsd).toBe(2500000);
+    });
+
+    it('A6: an integrator sets the equity with an API key of the accounts scope (audited as the key); a key of another scope, or revoked, is refused', async () => {
+      const caller = await userOf((await newEntity(PASSPORT)).id);
+      const url = `/api/v1/admin/accounts/${caller.accountNumber}/equity`;
+      const accounts = await h.services.apiKeys.create({ name: 'back office accounts', scopes: ['accounts'] }, 'test');
+      const done = await put(h, url, { equityUsd: 1200000 }, bearer(accounts.key));
+      expect([done.status, done.body]).toEqual([200, { account: caller.accountNumber, equityUsd: 1200000, dscPlusEligible: true }]);
+      const entry = (await h.services.audit.list({ type: 'account.equity_changed', limit: 50 })).find((e) => e.data.account === caller.accountNumber);
+      expect(entry?.actor).toBe(`apikey:${accounts.apiKey.id}`);
+      const withdrawalsOnly = await h.services.apiKeys.create({ name: 'payments only', scopes: ['withdrawals'] }, 'test');
+      const wrongScope = await put(h, url, { equityUsd: 1 }, bearer(withdrawalsOnly.key));
+      expect([wrongScope.status, wrongScope.body.error.code]).toEqual([403, 'API_KEY_SCOPE']);
+      await h.services.apiKeys.revoke(accounts.apiKey.id, 'test');
+      const revoked = await put(h, url, { equityUsd: 1 }, bearer(accounts.key));
+      expect([revoked.status, revoked.body.error.code]).toEqual([401, 'API_KEY_REVOKED']);
+      expect((await h.services.users.account(caller.accountId)).equityUsd).toBe(1200000);
     });
   });
 

@@ -25,6 +25,12 @@ export const API_KEY_SCHEME = {
 export class ApiKeyGuard {
   constructor(private readonly apiKeys: Pick<ApiKeys, 'authenticate'>) {}
 
+  /** Whether the request presents an API key (`Bearer sls_…`) rather than a session's token. */
+  presented(request: FastifyRequest): boolean {
+    const header = request.headers.authorization;
+    return typeof header === 'string' && /^Bearer\s+sls_/i.test(header);
+  }
+
   async require(request: FastifyRequest, scope: ApiKeyScope): Promise<ApiKey> {
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;

@@ -193,10 +193,11 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(mobileApi(services), { prefix: '/api/v1' });
   await app.register(stepUpApi(services, guard), { prefix: '/api/v1' });
   await app.register(helpdeskApi(services, guard), { prefix: '/api/v1' });
-  await app.register(adminApi(services, guard), { prefix: '/api/v1' });
+  const apiKeyGuard = new ApiKeyGuard(services.apiKeys);
+  await app.register(adminApi(services, guard, apiKeyGuard), { prefix: '/api/v1' });
   await app.register(securityKeysApi(services, guard), { prefix: '/api/v1' });
   await app.register(noticePreferencesApi(services, guard), { prefix: '/api/v1' });
-  await app.register(withdrawalsApi(services, new ApiKeyGuard(services.apiKeys)), { prefix: '/api/v1' });
+  await app.register(withdrawalsApi(services, apiKeyGuard), { prefix: '/api/v1' });
   // H1-H5: device sharing (the user's procedure, compliance's decision)
   await app.register(sharingApi(services, guard), { prefix: '/api/v1' });
   await app.register(optOutApi(services, guard), { prefix: '/api/v1' });

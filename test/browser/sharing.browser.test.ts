@@ -40,14 +40,19 @@ describe.skipIf(!chromiumAvailable)('device sharing in real Chromium', () => {
   }
 
   /** User name, password, then the card's response, through the login page. */
-  async function logIn(page: Page, username: string, card: CardFile): Promise<void> {
+  async function logIn(
+    page: Page,
+    username: string,
+    card: CardFile,
+    landing: { path: string; h1: string } = { path: '/account', h1: 'Signed in' },
+  ): Promise<void> {
     await page.goto('/login');
     await page.getByLabel('User name', { exact: true }).fill(username);
     await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
     await navigation(page, () => page.getByRole('button', { name: 'Log In' }).click());
     await page.getByLabel('Response', { exact: true }).fill(cardAnswer(card, await shownChallenge(page)));
     await navigation(page, () => page.getByRole('button', { name: 'Log In' }).click());
-    expect(await facts(page)).toMatchObject({ path: '/account', h1: ['Signed in'] });
+    expect(await facts(page)).toMatchObject({ path: landing.path, h1: [landing.h1] });
   }
 
   it("H2/H3/H5/V1: Share Device → step-up → the owner's credentials → the owner's DSC+ answers → review → pending; compliance approves in the console; the requester's login is answered by the owner's card", async () => {
@@ -95,8 +100,8 @@ describe.skipIf(!chromiumAvailable)('device sharing in real Chromium', () => {
 
     // the compliance officer, in a browser of their own: the console's list, approve
     const desk = await freshPage();
-    await logIn(desk, officer.user.username, officer.card);
-    await navigation(desk, () => desk.getByRole('link', { name: 'Help desk console' }).click());
+    // issue 16: staff land on the help desk console
+    await logIn(desk, officer.user.username, officer.card, { path: '/helpdesk', h1: 'Help desk console' });
     await navigation(desk, () => desk.getByRole('link', { name: 'Device sharing requests' }).click());
     expect(await facts(desk)).toMatchObject({ path: '/helpdesk/sharing', h1: ['Device sharing requests waiting for approval'], alert: null });
     const row = desk.locator('#sharing-pending tbody tr');

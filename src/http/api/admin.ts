@@ -14,6 +14,7 @@ import { AuditCursor, AuditTime, AuditType, parseAuditFilter } from '../../audit
 import { ErrorSchema } from '../errors.js';
 import { requestMeta } from '../session-cookie.js';
 import type { SessionGuard } from '../session-guard.js';
+import { API_KEY_SECURITY, type ApiKeyGuard } from '../api-key-guard.js';
 
 export const AUDIT_PAGE_DEFAULT = 100;
 export const AUDIT_PAGE_MAX = 1000;
@@ -59,7 +60,7 @@ const AccountSchema = z
   })
   .describe('AccountEquity');
 
-export function adminApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
+export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKeyGuard): FastifyPluginAsync {
   /** The admin behind the request's session (a staff session of full scope, T3, A5). */
   async function adminOf(request: FastifyRequest): Promise<User> {
     const { session } = await guard.require(request, 'staff');
@@ -116,18 +117,20 @@ export function adminApi(services: Services, guard: SessionGuard): FastifyPlugin
           tags: ['admin'],
           summary: 'Set the equity of an account (A6)',
           description:
-            'Staff with the admin role only, with the Bearer token of their own session. The equity decides whether the account may request a ' +
+            'Staff with the admin role, with the Bearer token of their own session, or an integrator with an API key of the `accounts` scope ' +
+            '(`sls apikey create --scope accounts`). The equity decides whether the account may request a ' +
             'DSC+ (C1). 404 ACCOUNT_NOT_FOUND; 400 VALIDATION_ERROR for a negative amount or more than two decimals. Audited.',
           operationId: 'setAccountEquity',
-          security: [{ bearer: [] }],
+          security: [{ bearer: [] }, ...API_KEY_SECURITY],
           params: z.object({ number: z.string().max(16).describe('The account number, e.g. U1234567') }),
           body: EquityBody,
           response: { 200: AccountSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema },
         },
       },
       async (request) => {
-        const admin = await adminOf(request);
-        const account = await services.users.setEquity(request.params.number, request.body.equityUsd, `staff:${admin.id}`);
+        // A6: the back office's integration sets it with its API key; an admin with their session
+        const actor = apiKeys.presented(request) ? `apikey:${(await apiKeys.require(request, 'accounts')).id}` : `staff:${(await adminOf(request)).id}`;
+        const account = await services.users.setEquity(request.params.number, request.body.equityUsd, actor);
         return {
           account: account.accountNumber,
           equityUsd: account.equityUsd,
