@@ -5,7 +5,8 @@
  * non-zero with a one-line message.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
+import { ensureDirectory } from '../directories.js';
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, type Config } from '../config.js';
 import { SlsError } from '../errors.js';
@@ -110,6 +111,12 @@ async function asStaff<T>(options: StaffOptions, fn: (services: Services, staffU
   return withServices(options, async (s) => fn({ ...s, helpDesk: s.helpDesk.viaCommandLine() }, (await s.users.getByUsername(options.staff)).id));
 }
 const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
+
+/** A card or token file (a secret): its folder created if only it is missing (like data/ before the first start), readable by its owner only. */
+function writeSecretFile(path: string, text: string): void {
+  ensureDirectory(dirname(resolve(path)), '--out');
+  writeFileSync(path, text, { mode: 0o600 });
+}
 
 /** A time as a person reads it in a terminal: 2026-12-06 07:38:40 UTC, in the server's time zone (SLS_TIME_ZONE). */
 function readableTime(timeZone: string): (ms: number) => string {
@@ -370,7 +377,7 @@ export function buildProgram(): Command {
     .action(async (options: StaffOptions & { device: string; serial: string; out: string }) => {
       await asStaff(options, async (s, staffId) => {
         const { card } = await s.dscPlusRequests.ship(staffId, options.device, options.serial);
-        writeFileSync(options.out, `${JSON.stringify(card, null, 2)}\n`, { mode: 0o600 });
+        writeSecretFile(options.out, `${JSON.stringify(card, null, 2)}\n`);
         print(t('cli.shipped', { serial: card.serial, path: options.out }));
       });
     });
@@ -416,7 +423,7 @@ export function buildProgram(): Command {
   user
     .command('set-language')
     .description(
-      "N1: the language (en, fr, zh-Hant) of a user's notices, and with --time-zone the IANA time zone of their times, chosen: " +
+      "the language (en, fr, zh-Hant) of a user's notices, and with --time-zone the IANA time zone of their times, chosen: " +
         "logins no longer change them; `default` (both) lets the user's logins decide again",
     )
     .argument('<username>')
@@ -503,7 +510,7 @@ export function buildProgram(): Command {
           { userId: u.id, pin: options.pin, ...(options.serial !== undefined ? { serial: options.serial } : {}) },
           'cli',
         );
-        writeFileSync(options.out, `${JSON.stringify(card, null, 2)}\n`, { mode: 0o600 });
+        writeSecretFile(options.out, `${JSON.stringify(card, null, 2)}\n`);
         print(t('cli.cardWritten', { serial: card.serial, username: u.username, path: options.out }));
       });
     });
@@ -579,7 +586,7 @@ export function buildProgram(): Command {
       await withServices(options, async (s) => {
         const u = await s.users.getByUsername(options.user);
         const { devices, file } = await s.devices.assignStock(options.serial, u.id, 'cli');
-        writeFileSync(options.out, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+        writeSecretFile(options.out, `${JSON.stringify(file, null, 2)}\n`);
         print(t('legacy.cli.assigned', { serial: file.serial, count: devices.length, username: u.username, path: options.out }));
       });
     });

@@ -28,7 +28,7 @@ export function registerOptOutCommands(c: OptOutCommandsContext): void {
   user
     .command('opt-out')
     .description(
-      'opt a client out of the second factor for trading logins (O1): the password alone opens trading; no Pink Sheet / OTCBB trading, W1 "None" limits. Only a user with the right to change the security settings (O3)',
+      'opt a client out of the second factor for trading logins: the password alone opens trading; no Pink Sheet / OTCBB trading, the withdrawal limits of a user without a device. Only a user with the right to change the security settings',
     )
     .argument('<username>')
     .requiredOption('--confirm <username>', 'the username again: the client asked for it and accepts the restrictions')
@@ -43,7 +43,7 @@ export function registerOptOutCommands(c: OptOutCommandsContext): void {
 
   user
     .command('opt-in')
-    .description('opt a client back into the Secure Login System (O2): every login asks for the device again and the restrictions end')
+    .description('opt a client back into the Secure Login System: every login asks for the device again and the restrictions end')
     .argument('<username>')
     .addOption(dbOption())
     .action(async (username: string, options: DbOption) => {
