@@ -3,6 +3,7 @@
  * and the web pages, over the same services. Routes parse and validate, call
  * the domain, and map errors (GUIDE lesson 11).
  */
+import { browserTimeZone } from './session-cookie.js';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
@@ -121,7 +122,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   app.addHook('onRequest', async (request) => {
     request.expressedLanguage = expressedLanguage(request);
     request.language = request.expressedLanguage ?? config.defaultLanguage;
-    request.t = translator(request.language);
+    request.t = translator(request.language, browserTimeZone(request) ?? 'UTC');
   });
 
   await app.register(helmet, {
