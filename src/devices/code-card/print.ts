@@ -156,6 +156,8 @@ export function cardPng(card: PrintableCard): Buffer {
     ctx.fillText(code, x + (cell.width - ctx.measureText(code).width) / 2, y + 42);
   });
   ctx.font = footerFont;
-  footer.forEach((line, i) => ctx.fillText(line, margin, top + rows(card) * cell.height + 26 + i * FOOTER_LINE_HEIGHT));
+  footer.forEach((line, i) => {
+    ctx.fillText(line, margin, top + rows(card) * cell.height + 26 + i * FOOTER_LINE_HEIGHT);
+  });
   return canvas.toBuffer('image/png');
 }
