@@ -521,6 +521,8 @@ describe('what the pages say when something is wrong (L1, L3, L4, L5, L6, A3)', 
     const last = await agent.submit(page, flowPath, { response: wrongAnswer(right) });
     expect(last.status).toBe(401);
     expect(alertBox(last.html)?.code).toBe('LOGIN_FAILED');
+    // issue 16: the page says the challenge is used up and that a new login starts
+    expect(alertBox(last.html)?.text).toContain('the third wrong response, so this challenge is used up. Log in again');
     expect(h1s(last.html)).toEqual(['Log in']); // back to the start
     expect(byId(last.html, 'username')?.attrs.value).toBe(user.username);
     const late = await agent.post(flowPath, { _csrf: csrfOf(form(last.html, '/login')), response: right });
