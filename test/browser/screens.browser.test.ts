@@ -535,6 +535,11 @@ describe('X2: the committed pictures and the user guides', () => {
     ).toEqual([...EXPECTED_SCREENS].sort());
   });
 
+  it('X2: the user guides show every page', () => {
+    const guides = ['guide-client.md', 'guide-helpdesk.md', 'guide-operator.md'].map((g) => readFileSync(resolve(REPO_SCREENS, '..', g), 'utf8')).join('\n');
+    expect(EXPECTED_SCREENS.filter((name) => !guides.includes(`(screens/en/${name}.png)`))).toEqual([]);
+  });
+
   it.each(['guide-client.md', 'guide-helpdesk.md', 'guide-operator.md'])('X2: docs/%s shows pictures that exist, and the README links it', (guide) => {
     const text = readFileSync(resolve(REPO_SCREENS, '..', guide), 'utf8');
     const images = [...text.matchAll(/!\[[^\]]*\]\(([^)]+)\)/g)].map((m) => m[1]!);
