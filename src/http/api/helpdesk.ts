@@ -124,6 +124,8 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           response: {
             200: z.object({ passcode: z.string(), deviceId: z.string(), fullAccessUntil: z.string(), expiresAt: z.string() }),
             ...errors,
+            // T4: none for a user who shares a device (TEMP_PASSCODE_SHARING)
+            409: ErrorSchema,
           },
         },
       },
