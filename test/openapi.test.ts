@@ -146,7 +146,10 @@ describe('the OpenAPI document (I2)', () => {
         env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', NO_COLOR: '1' },
         maxBuffer: 16 * 1024 * 1024,
       }).catch((error: { stdout?: string; message: string }) => ({ stdout: error.stdout ?? error.message }));
-      const report = JSON.parse(stdout.slice(stdout.indexOf('{'))) as { totals: { errors: number }; problems: { ruleId: string; severity: string; message: string }[] };
+      const report = JSON.parse(stdout.slice(stdout.indexOf('{'))) as {
+        totals: { errors: number };
+        problems: { ruleId: string; severity: string; message: string }[];
+      };
       expect(report.problems.filter((p) => p.severity === 'error').map((p) => `${p.ruleId}: ${p.message}`)).toEqual([]);
       expect(report.totals.errors).toBe(0);
     } finally {
