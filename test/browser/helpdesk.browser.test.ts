@@ -8,35 +8,16 @@
  * Skipped (not failed) where Chromium is missing; the global setup refuses
  * to skip it under CI.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import type { BrowserContext, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard } from '../support/harness.js';
-import { facts, namedControls, navigation, shownChallenge, unnamedControls, useServerAndBrowser } from '../support/browser.js';
+import { facts, namedControls, navigation, shownChallenge, trackedPages, unnamedControls, useServerAndBrowser } from '../support/browser.js';
 
 describe.skipIf(!chromiumAvailable)('the help desk console in real Chromium', () => {
   const suite = useServerAndBrowser();
-  const contexts: BrowserContext[] = [];
   /** Console errors and failed requests of the pages. */
-  const problems: string[] = [];
-
-  afterEach(async () => {
-    for (const context of contexts.splice(0)) await context.close();
-  });
-
-  async function freshPage(): Promise<Page> {
-    const context = await suite.browser.newContext({ baseURL: suite.server.baseUrl });
-    contexts.push(context);
-    const page = await context.newPage();
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(`console: ${message.text()}`);
-    });
-    page.on('response', (response) => {
-      if (response.url().endsWith('/favicon.ico')) return;
-      if (response.status() >= 400) problems.push(`${response.status()} ${response.request().method()} ${response.url()}`);
-    });
-    return page;
-  }
+  const { freshPage, problems } = trackedPages(suite);
 
   /** User name and password through the login page; ends on the second-factor page. */
   async function passwordStep(page: Page, username: string): Promise<void> {

@@ -9,35 +9,17 @@
  * Skipped (not failed) where Chromium is missing; the global setup refuses
  * to skip it under CI.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import type { BrowserContext, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard } from '../support/harness.js';
 import type { CardFile } from '../../src/devices/devices.js';
-import { facts, navigation, shownChallenge, stepUpOnPage, unnamedControls, useServerAndBrowser } from '../support/browser.js';
+import { facts, navigation, shownChallenge, stepUpOnPage, trackedPages, unnamedControls, useServerAndBrowser } from '../support/browser.js';
 
 describe.skipIf(!chromiumAvailable)('device sharing in real Chromium', () => {
   const suite = useServerAndBrowser();
-  const contexts: BrowserContext[] = [];
-  const problems: string[] = [];
-
-  afterEach(async () => {
-    for (const context of contexts.splice(0)) await context.close();
-  });
-
-  async function freshPage(): Promise<Page> {
-    const context = await suite.browser.newContext({ baseURL: suite.server.baseUrl });
-    contexts.push(context);
-    const page = await context.newPage();
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(`console: ${message.text()}`);
-    });
-    page.on('response', (response) => {
-      if (response.url().endsWith('/favicon.ico')) return;
-      if (response.status() >= 400) problems.push(`${response.status()} ${response.request().method()} ${response.url()}`);
-    });
-    return page;
-  }
+  /** Console errors and failed requests of the pages. */
+  const { freshPage, problems } = trackedPages(suite);
 
   /** User name, password, then the card's response, through the login page. */
   async function logIn(

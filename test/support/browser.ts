@@ -6,8 +6,8 @@
  * secure context, so it keeps the pages' Secure cookies).
  */
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { CHROMIUM_PATH } from './environment.js';
 import { PASSWORD, startHarness, type Harness } from './harness.js';
 
@@ -181,4 +181,31 @@ export function useServerAndBrowser(): BrowserSuite {
     await suite.server?.close();
   });
   return suite;
+}
+
+/**
+ * Pages of a suite, each in a browser context of its own (closed after each
+ * test), with the console errors and failed requests of every page collected
+ * in `problems` (a test ends by expecting none).
+ */
+export function trackedPages(suite: BrowserSuite): { freshPage(): Promise<Page>; problems: string[] } {
+  const contexts: BrowserContext[] = [];
+  const problems: string[] = [];
+  afterEach(async () => {
+    for (const context of contexts.splice(0)) await context.close();
+  });
+  async function freshPage(): Promise<Page> {
+    const context = await suite.browser.newContext({ baseURL: suite.server.baseUrl });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.on('console', (message) => {
+      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(`console: ${message.text()}`);
+    });
+    page.on('response', (response) => {
+      if (response.url().endsWith('/favicon.ico')) return;
+      if (response.status() >= 400) problems.push(`${response.status()} ${response.request().method()} ${response.url()}`);
+    });
+    return page;
+  }
+  return { freshPage, problems };
 }

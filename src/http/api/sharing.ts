@@ -38,16 +38,7 @@ export const SharingSchema = z
   })
   .describe('DeviceSharing');
 const Params = z.object({ id: z.string().max(64) });
-const errors = {
-  400: ErrorSchema,
-  401: ErrorSchema,
-  403: ErrorSchema,
-  404: ErrorSchema,
-  409: ErrorSchema,
-  410: ErrorSchema,
-  423: ErrorSchema,
-  429: ErrorSchema,
-};
+const errors = FLOW_ERRORS;
 
 export function sharingApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
   return async (fastify) => {
