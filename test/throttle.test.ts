@@ -94,6 +94,30 @@ describe.each(BACKENDS)('the throttle, counters in $name (X5)', ({ db, redis }) 
   });
 });
 
+describe('the entitlement API (X5, I3)', () => {
+  it('X5/I3: guessed API keys from one address are refused by the throttle after its limit, before they are checked or audited', async () => {
+    const h = await startHarness('sqlite', { limits: { ...OFF, integration: { perAddress: 3, global: 0 } } });
+    try {
+      const from = address();
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const res = await h.app.inject({
+          method: 'POST',
+          url: '/api/v1/withdrawals/check',
+          remoteAddress: from,
+          headers: { authorization: `Bearer sls_${'a'.repeat(26)}_${'b'.repeat(43)}`, 'content-type': 'application/json' },
+          payload: { account: 'U0000000', amount: 1, currency: 'USD' },
+        });
+        statuses.push(res.statusCode);
+      }
+      expect(statuses).toEqual([401, 401, 401, 429, 429, 429]);
+      expect(await h.services.audit.list({ type: 'apikey.refused', limit: 100 })).toHaveLength(3);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('the global limit (X5)', () => {
   it("X5: the whole service has a limit too; a request refused at its address's limit does not spend it", async () => {
     const h = await startHarness('sqlite', { limits: { ...OFF, login: { perAddress: 2, global: 5 } } });
@@ -135,6 +159,9 @@ describe('the global limit (X5)', () => {
       ['GET', '/api/v1/helpdesk/users', 'helpdesk'],
       ['POST', '/helpdesk/users/:username/unlock', 'helpdesk'],
       ['GET', '/api/v1/admin/audit', 'admin'],
+      ['POST', '/api/v1/withdrawals', 'integration'],
+      ['POST', '/api/v1/withdrawals/check', 'integration'],
+      ['GET', '/api/v1/entitlements', 'integration'],
       ['GET', '/api/v1/session', null],
       ['GET', '/login/:flowId', null],
       ['POST', '/api/v1/mobile/requests', null],

@@ -24,6 +24,7 @@ export const THROTTLED_ROUTES: readonly [string, RegExp, Throttled][] = [
   ['POST', /^\/api\/v1\/mobile\/activations(\/:id\/complete)?$/, 'activation'],
   ['*', /^\/(api\/v1\/)?helpdesk(\/|$)/, 'helpdesk'],
   ['*', /^\/api\/v1\/admin\//, 'admin'],
+  ['*', /^\/api\/v1\/(withdrawals(\/check)?|entitlements)$/, 'integration'],
 ];
 
 /** The kind of throttled request a route is, if it is one. */

@@ -15,7 +15,7 @@ import type { Clock } from '../clock.js';
 import { SlsError } from '../errors.js';
 import type { Counters } from './counters.js';
 
-export const THROTTLED = ['login', 'answer', 'send', 'activation', 'helpdesk', 'admin'] as const;
+export const THROTTLED = ['login', 'answer', 'send', 'activation', 'helpdesk', 'admin', 'integration'] as const;
 export type Throttled = (typeof THROTTLED)[number];
 
 /** Hits allowed per window, from one address and from everyone; 0 is no limit. */
@@ -36,6 +36,8 @@ export const DEFAULT_LIMITS: Limits = {
   activation: { perAddress: 10, global: 600 },
   helpdesk: { perAddress: 120, global: 3_000 },
   admin: { perAddress: 60, global: 600 },
+  /** W3, I3: the back office's entitlement API (withdrawal checks and records): busy, but bounded, so that guessed keys cannot flood the audit log. */
+  integration: { perAddress: 600, global: 6_000 },
 };
 
 /** `PER_ADDRESS/GLOBAL` per minute, e.g. `20/3000`; `off` for no limit. */
