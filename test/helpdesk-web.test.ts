@@ -885,7 +885,7 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
       reasons: ['Choisissez', 'perdue', 'volée', 'endommagée'],
       buttons: ['Déclarer perdue', 'Déclarer retournée', 'Expédier la carte'],
       state: "L'appareil ne le permet pas dans son état (demandé).",
-      lost: (serial: string, username: string) => `La DSC+ ${serial} de ${username} est déclarée perdue et ne fonctionne plus.`,
+      lost: (serial: string, username: string) => `La DSC+ ${serial} de l'utilisateur ${username} est déclarée perdue et ne fonctionne plus.`,
       reason: 'Indiquez ce qui est arrivé à la carte : perdue, volée ou endommagée.',
     },
     'zh-Hant': {

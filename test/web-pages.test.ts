@@ -202,7 +202,7 @@ describe('languages (X2)', () => {
     const agent = new Agent(h.app);
     const { user } = await createUserWithCard(h.services);
     const portal = await toChallenge(agent, user.username, PASSWORD, 'portal', '?lang=fr');
-    expect(text(portal.challenge.html)).toContain(`de la connexion de ${user.username} (Portail Client)`);
+    expect(text(portal.challenge.html)).toContain(`de la connexion de l'utilisateur ${user.username} (Portail Client)`);
     const trading = await toChallenge(agent, user.username, PASSWORD, 'trading', '?lang=fr');
     expect(text(trading.challenge.html)).toContain('Plateforme de trading');
     expect(text(trading.challenge.html)).not.toContain('au Plateforme');
