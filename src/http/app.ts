@@ -42,6 +42,7 @@ import { SessionGuard } from './session-guard.js';
 import { registerThrottle } from './throttle-hook.js';
 import { registerMetricsRoute, registerRequestContext, requestIdGenerator } from './observability.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
+import { oidcRoutes, ProviderHost } from './oidc.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -213,5 +214,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(noticePages(services, pages, guard));
   await app.register(optOutPages(services, pages, guard));
   await app.register(appPages(services, pages));
+  // I1: the OpenID Provider under /oidc, its login ours
+  await app.register(oidcRoutes(services, pages, new ProviderHost(services)));
   return app;
 }

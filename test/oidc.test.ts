@@ -1,0 +1,412 @@
+/**
+ * I1: the Secure Login System as an OpenID Provider, tested with an
+ * independent relying party (openid-client) against a real listening
+ * server, on SQLite and PostgreSQL. The browser is a small cookie-keeping
+ * user agent over fetch; the login in it is our login page and flow.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as oidc from 'openid-client';
+import { DATABASES, PASSWORD, startHarness, type Harness } from './support/harness.js';
+import { csrfOf, form } from './support/html.js';
+import { get, type Json } from './support/api.js';
+import { BUILT_IN_DRIVERS, type Holder } from './support/kind-drivers.js';
+import { MINUTE } from '../src/clock.js';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A browser: keeps cookies (by name), follows nothing by itself. */
+class Browser {
+  readonly jar = new Map<string, string>();
+  constructor(private readonly base: string) {}
+
+  async request(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<{ status: number; location: string | null; html: string }> {
+    const target = new URL(url, this.base);
+    const headers: Record<string, string> = { cookie: [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ') };
+    let body: string | undefined;
+    if (init.form) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = new URLSearchParams(init.form).toString();
+    }
+    const response = await fetch(target, { method: init.method ?? (body ? 'POST' : 'GET'), headers, body, redirect: 'manual' });
+    for (const line of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = line.split(';');
+      const name = pair!.slice(0, pair!.indexOf('=')).trim();
+      const value = pair!.slice(pair!.indexOf('=') + 1).trim();
+      const expired = attributes.some((a) => /^\s*max-age=0\s*$/i.test(a) || (/^\s*expires=/i.test(a) && Date.parse(a.split('=')[1]!) <= Date.now()));
+      if (value === '' || expired) this.jar.delete(name);
+      else this.jar.set(name, value);
+    }
+    const location = response.headers.get('location');
+    return { status: response.status, location: location ? new URL(location, target).href : null, html: await response.text() };
+  }
+}
+
+/** A relying party's endpoints: the redirect URI (never fetched) and the back-channel logout receiver. */
+interface RelyingPartyServer {
+  url: string;
+  logoutTokens: string[];
+  close(): Promise<void>;
+}
+
+async function relyingPartyServer(): Promise<RelyingPartyServer> {
+  const logoutTokens: string[] = [];
+  const server: Server = createServer((req: IncomingMessage, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => {
+      body += chunk.toString();
+    });
+    req.on('end', () => {
+      if (req.method === 'POST' && req.url === '/backchannel') logoutTokens.push(new URLSearchParams(body).get('logout_token') ?? '');
+      res.statusCode = 200;
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, logoutTokens, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+function payloadOf(jwt: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+}
+
+describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
+  let h: Harness;
+  let issuer: string;
+  let rp: RelyingPartyServer;
+  let clientId: string;
+  let clientSecret: string;
+  let publicClientId: string;
+  let config: oidc.Configuration;
+  const redirectUri = () => `${rp.url}/cb`;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    issuer = `http://127.0.0.1:${port}`;
+    h = await startHarness(dbName, { publicUrl: issuer });
+    // the provider's own clock is the system's: ours starts there too
+    h.clock.set(Date.now());
+    await h.app.listen({ port, host: '127.0.0.1' });
+    rp = await relyingPartyServer();
+    const created = await h.services.oidc.clients.create(
+      { name: 'Client Portal', app: 'portal', redirectUris: [redirectUri()], postLogoutRedirectUris: [`${rp.url}/bye`], backchannelLogoutUri: `${rp.url}/backchannel` },
+      'test',
+    );
+    clientId = created.client.clientId;
+    clientSecret = created.secret!;
+    publicClientId = (await h.services.oidc.clients.create({ name: 'Trading app', app: 'trading', redirectUris: [redirectUri()], public: true }, 'test')).client
+      .clientId;
+    config = await oidc.discovery(new URL(issuer), clientId, undefined, oidc.ClientSecretBasic(clientSecret), { execute: [oidc.allowInsecureRequests] });
+  });
+
+  afterAll(async () => {
+    await rp?.close();
+    await h?.close();
+  });
+
+  interface Started {
+    url: URL;
+    verifier: string;
+    state: string;
+  }
+
+  async function authorizationUrl(params: Record<string, string> = {}, configuration = config): Promise<Started> {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const url = oidc.buildAuthorizationUrl(configuration, {
+      redirect_uri: redirectUri(),
+      scope: 'openid profile sls.entitlements',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      ...params,
+    });
+    return { url, verifier, state };
+  }
+
+  /**
+   * Follows redirects; on our login page, logs in with the password and the
+   * holder's device; on the step-up page, verifies again. Returns the URL
+   * that reached the relying party.
+   */
+  async function follow(browser: Browser, start: string, holder: Holder, seen: string[] = []): Promise<URL> {
+    let url = start;
+    for (let hop = 0; hop < 20; hop++) {
+      seen.push(new URL(url).pathname);
+      if (url.startsWith(rp.url)) return new URL(url);
+      const page = await browser.request(url);
+      if (page.location) {
+        url = page.location;
+        continue;
+      }
+      const path = new URL(url).pathname;
+      if (path === '/login') {
+        const login = form(page.html, '/login');
+        const app = new URL(url).searchParams.get('app') ?? 'portal';
+        const posted = await browser.request('/login', { form: { _csrf: csrfOf(login), username: holder.user.username, password: PASSWORD, app } });
+        expect(posted.location, posted.html.slice(0, 500)).toMatch(/\/login\/flw_/);
+        url = await answerChallenge(browser, posted.location!, holder);
+        continue;
+      }
+      if (path === '/step-up') {
+        const stepUpForm = form(page.html, '/step-up');
+        const next = new URL(url).searchParams.get('next')!;
+        const posted = await browser.request('/step-up', { form: { _csrf: csrfOf(stepUpForm), password: PASSWORD, next } });
+        expect(posted.location, posted.html.slice(0, 500)).toMatch(/\/step-up\/flw_/);
+        const flowId = /\/step-up\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
+        const challengePage = await browser.request(posted.location!);
+        const flow = (await h.services.stepUp.view(await sessionOf(browser), flowId)) as unknown as Json;
+        const action = `/step-up/${flowId}?next=${encodeURIComponent(next)}`;
+        const answered = await browser.request(action, {
+          form: { _csrf: csrfOf(form(challengePage.html, action)), response: await holder.right((await holder.answerable(flow)) as Json) },
+        });
+        expect(answered.location, answered.html.slice(0, 500)).toBeTruthy();
+        url = answered.location!;
+        continue;
+      }
+      throw new Error(`stopped at ${url} (${page.status}): ${page.html.slice(0, 300)}`);
+    }
+    throw new Error('too many redirects');
+  }
+
+  async function sessionOf(browser: Browser) {
+    const session = await h.services.sessions.authenticate(browser.jar.get('sls_session') ?? '');
+    expect(session).not.toBeNull();
+    return session!;
+  }
+
+  async function answerChallenge(browser: Browser, location: string, holder: Holder): Promise<string> {
+    const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(location)![1]!;
+    const page = await browser.request(location);
+    const view = await get(h.app, `/api/v1/login/${flowId}`);
+    const prompt = await holder.answerable(view.body);
+    const done = await browser.request(`/login/${flowId}`, { form: { _csrf: csrfOf(form(page.html, `/login/${flowId}`)), response: await holder.right(prompt) } });
+    expect(done.location, done.html.slice(0, 500)).toMatch(/\/oidc\/interaction\//);
+    return done.location!;
+  }
+
+  async function codeFor(holder: Holder, params: Record<string, string> = {}, browser = new Browser(issuer)) {
+    const started = await authorizationUrl(params);
+    const callback = await follow(browser, started.url.href, holder);
+    return { started, callback, browser };
+  }
+
+  async function tokensFor(holder: Holder, params: Record<string, string> = {}, browser = new Browser(issuer)) {
+    const { started, callback } = await codeFor(holder, params, browser);
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state });
+    return { tokens, browser, callback, started };
+  }
+
+  it('I1: discovery names the issuer, the code flow with S256 PKCE, the acr values, back-channel and RP-initiated logout', async () => {
+    const metadata = config.serverMetadata();
+    expect(metadata.issuer).toBe(issuer);
+    expect(metadata.response_types_supported).toEqual(['code']);
+    expect(metadata.code_challenge_methods_supported).toEqual(['S256']);
+    expect(metadata.acr_values_supported).toEqual(['urn:sls:acr:password', 'urn:sls:acr:temporary', 'urn:sls:acr:device', 'urn:sls:acr:strong']);
+    expect(metadata.backchannel_logout_supported).toBe(true);
+    expect(metadata.end_session_endpoint).toBe(`${issuer}/oidc/session/end`);
+    const jwks = (await (await fetch(metadata.jwks_uri!)).json()) as { keys: { kid: string; d?: string }[] };
+    expect(jwks.keys.length).toBeGreaterThan(0);
+    // only public halves are published
+    expect(jwks.keys.every((k) => k.d === undefined)).toBe(true);
+  });
+
+  it('I1: code + PKCE through our login (password, then the DSC+): ID token with amr, acr, auth_time; userinfo; entitlements', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder);
+    const claims = tokens.claims()!;
+    expect(claims.sub).toBe(holder.user.id);
+    expect(claims.amr).toEqual(['pwd', 'hwk', 'otp', 'pin', 'mfa']);
+    expect(claims.acr).toBe('urn:sls:acr:strong');
+    expect(Math.abs((claims.auth_time as number) - Date.now() / 1000)).toBeLessThan(60);
+    const info = await oidc.fetchUserInfo(config, tokens.access_token, holder.user.id);
+    expect(info.preferred_username).toBe(holder.user.username);
+    expect(info.sls_session_scope).toBe('full');
+    expect(info.sls_app).toBe('portal');
+    expect(info.sls_withdrawal_limits).toMatchObject({ device: 'dscplus' });
+    // the login is audited with the client
+    const audited = await h.services.store.db.selectFrom('audit_log').select('data').where('event', '=', 'oidc.login').where('user_id', '=', holder.user.id).execute();
+    expect(audited.map((row) => JSON.parse(row.data as string).clientId)).toContain(clientId);
+  });
+
+  for (const [kind, acr, amr] of [
+    ['scc', 'urn:sls:acr:device', ['pwd', 'otp', 'mfa']],
+    ['sms', 'urn:sls:acr:device', ['pwd', 'sms', 'otp', 'mfa']],
+    ['temp_passcode', 'urn:sls:acr:temporary', ['pwd']],
+  ] as const) {
+    it(`I1: amr and acr say how the user logged in: ${kind}`, async () => {
+      const holder = await BUILT_IN_DRIVERS[kind]!.holder(h);
+      const { tokens } = await tokensFor(holder);
+      expect(tokens.claims()!.acr).toBe(acr);
+      expect(tokens.claims()!.amr).toEqual(amr);
+    });
+  }
+
+  it('I1: refresh tokens rotate; a rotated refresh token used again revokes the grant', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder);
+    const first = tokens.refresh_token!;
+    expect(first).toBeTruthy();
+    const refreshed = await oidc.refreshTokenGrant(config, first);
+    expect(refreshed.refresh_token).toBeTruthy();
+    expect(refreshed.refresh_token).not.toBe(first);
+    await expect(oidc.refreshTokenGrant(config, first)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // the reuse revoked the grant: the new refresh token and the access token are dead too
+    await expect(oidc.refreshTokenGrant(config, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    const introspected = await oidc.tokenIntrospection(config, refreshed.access_token);
+    expect(introspected.active).toBe(false);
+  });
+
+  it('I1: introspection and revocation of an access token', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder);
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(true);
+    await oidc.tokenRevocation(config, tokens.access_token);
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
+  });
+
+  it('I1: a second authorization in the same browser needs no new login (our session stands); prompt=login verifies again (V1)', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens, browser } = await tokensFor(holder);
+    const firstAuth = tokens.claims()!.auth_time as number;
+    const seen: string[] = [];
+    const again = await authorizationUrl();
+    await follow(browser, again.url.href, holder, seen);
+    expect(seen).not.toContain('/login');
+    expect(seen).not.toContain('/step-up');
+    // V1: prompt=login: the device again, in the step-up; a new auth_time proves it
+    h.clock.advance(2_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const stepped: string[] = [];
+    const { tokens: fresh } = await (async () => {
+      const started = await authorizationUrl({ prompt: 'login' });
+      const callback = await follow(browser, started.url.href, holder, stepped);
+      return { tokens: await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state }) };
+    })();
+    expect(stepped).toContain('/step-up');
+    expect(fresh.claims()!.auth_time as number).toBeGreaterThan(firstAuth);
+  });
+
+  it('I1: max_age=0 asks for the device again (step-up) and the new auth_time is within it', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { browser } = await tokensFor(holder);
+    h.clock.advance(5 * MINUTE);
+    const seen: string[] = [];
+    const started = await authorizationUrl({ max_age: '0' });
+    const callback = await follow(browser, started.url.href, holder, seen);
+    expect(seen).toContain('/step-up');
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state, maxAge: 0 });
+    expect(tokens.claims()!.acr).toBe('urn:sls:acr:strong');
+  });
+
+  it('I1: acr_values that the user cannot meet (a temporary passcode, strong asked) → unmet_authentication_requirements at the client, never a 5xx', async () => {
+    const holder = await BUILT_IN_DRIVERS.temp_passcode!.holder(h);
+    const { callback } = await codeFor(holder, { acr_values: 'urn:sls:acr:strong' });
+    expect(callback.searchParams.get('error')).toBe('unmet_authentication_requirements');
+  });
+
+  it('I1: acr_values met by the login: the acr says the level asked', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder, { acr_values: 'urn:sls:acr:device' });
+    expect(tokens.claims()!.acr).toBe('urn:sls:acr:strong');
+  });
+
+  it('I1: refusals: unknown client, unregistered redirect URI (an error page, no redirect), public client without PKCE', async () => {
+    const browser = new Browser(issuer);
+    const unknown = await browser.request(`/oidc/auth?client_id=cli_aaaaaaaaaaaaaaaaaaaaaaaaaa&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(redirectUri())}`);
+    expect(unknown.status).toBe(400);
+    expect(unknown.html).toContain('invalid_client');
+    const started = await authorizationUrl({ redirect_uri: 'https://evil.example/cb' });
+    const wrongRedirect = await browser.request(started.url.href);
+    expect(wrongRedirect.status).toBe(400);
+    expect(wrongRedirect.location).toBeNull();
+    expect(wrongRedirect.html).toContain('redirect_uri');
+    const noPkce = await browser.request(
+      `/oidc/auth?client_id=${publicClientId}&response_type=code&scope=openid&state=s1&redirect_uri=${encodeURIComponent(redirectUri())}`,
+    );
+    expect(noPkce.status).toBe(303);
+    const back = new URL(noPkce.location!);
+    expect(back.searchParams.get('error')).toBe('invalid_request');
+    expect(back.searchParams.get('error_description')).toMatch(/code_challenge/);
+  });
+
+  it('I1: a code used twice is refused and revokes the grant; an expired code is refused', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens, callback, started } = await tokensFor(holder);
+    await expect(oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state })).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
+    const late = await codeFor(holder);
+    h.clock.advance(2 * MINUTE);
+    await expect(
+      oidc.authorizationCodeGrant(config, late.callback, { pkceCodeVerifier: late.started.verifier, expectedState: late.started.state }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('I1, L8: logout ends our session: the client receives a back-channel logout token for the session (sid)', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens, browser } = await tokensFor(holder);
+    const sid = tokens.claims()!.sid as string;
+    expect(sid).toBeTruthy();
+    const account = await browser.request('/account');
+    const logout = await browser.request('/logout', { form: { _csrf: csrfOf(form(account.html, '/logout')) } });
+    expect(logout.status).toBe(303);
+    rp.logoutTokens.length = 0;
+    await h.services.scheduler.runDue();
+    expect(rp.logoutTokens).toHaveLength(1);
+    const logoutToken = payloadOf(rp.logoutTokens[0]!);
+    expect(logoutToken).toMatchObject({ iss: issuer, aud: clientId, sub: holder.user.id, sid });
+    expect(logoutToken.events).toEqual({ 'http://schemas.openid.net/event/backchannel-logout': {} });
+    // the grant is revoked with the session
+    await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // delivered once
+    await h.services.scheduler.runDue();
+    expect(rp.logoutTokens).toHaveLength(1);
+  });
+
+  it('I1, L8: a password reset by the help desk ends the sessions: back-channel logout to the client', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder);
+    rp.logoutTokens.length = 0;
+    await h.services.store.serialized('audit_log', (trx) => h.services.sessions.endWhere(trx, { userId: holder.user.id }, 'password_reset', 'user:staff'));
+    await h.services.scheduler.runDue();
+    expect(rp.logoutTokens.map((t) => payloadOf(t).sid)).toEqual([tokens.claims()!.sid]);
+  });
+
+  it('I1: RP-initiated logout ends the provider session and ours', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens, browser } = await tokensFor(holder);
+    const end = oidc.buildEndSessionUrl(config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: `${rp.url}/bye`, state: 'bye1' });
+    const confirm = await browser.request(end.href);
+    expect(confirm.status).toBe(200);
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.html)![1]!;
+    const done = await browser.request('/oidc/session/end/confirm', { form: { xsrf, logout: 'yes' } });
+    expect(done.location).toBe(`${rp.url}/bye?state=bye1`);
+    expect(await h.services.sessions.authenticate(browser.jar.get('sls_session') ?? 'none')).toBeNull();
+  });
+
+  it('I1: key rotation: the new key signs, the old one stays published and its tokens still verify', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const before = await tokensFor(holder);
+    const oldKid = JSON.parse(Buffer.from(before.tokens.id_token!.split('.')[0]!, 'base64url').toString()).kid as string;
+    const { kid } = await h.services.oidc.keys.rotate('test');
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const after = await tokensFor(holder);
+    const newKid = JSON.parse(Buffer.from(after.tokens.id_token!.split('.')[0]!, 'base64url').toString()).kid as string;
+    expect(newKid).toBe(kid);
+    const jwks = (await (await fetch(config.serverMetadata().jwks_uri!)).json()) as { keys: { kid: string }[] };
+    expect(jwks.keys.map((k) => k.kid)).toEqual([kid, oldKid]);
+  }, 30_000);
+});
