@@ -87,7 +87,9 @@ export class ProviderHost {
     return {
       client_id: client.clientId,
       client_name: client.name,
-      ...(client.secretDigest === null ? { token_endpoint_auth_method: 'none' } : { client_secret: client.secretDigest, token_endpoint_auth_method: 'client_secret_basic' }),
+      ...(client.secretDigest === null
+        ? { token_endpoint_auth_method: 'none' }
+        : { client_secret: client.secretDigest, token_endpoint_auth_method: 'client_secret_basic' }),
       redirect_uris: client.redirectUris,
       post_logout_redirect_uris: client.postLogoutRedirectUris,
       grant_types: ['authorization_code', 'refresh_token'],
@@ -137,7 +139,7 @@ export class ProviderHost {
       cookies: { keys: [services.box.digest('oidc-provider', 'cookie-keys')] },
       findAccount: async (_ctx: unknown, sub: string, token?: { sessionUid?: string }) => {
         const user = await services.users.get(sub).catch(() => null);
-        if (!user || user.status !== 'active') return undefined;
+        if (user?.status !== 'active') return undefined;
         return {
           accountId: sub,
           claims: async (_use: string, scope: string) => ({
@@ -149,7 +151,13 @@ export class ProviderHost {
         };
       },
       claims: {
-        openid: ['sub'],
+        acr: null,
+        amr: null,
+        auth_time: null,
+        sid: null,
+        iss: null,
+        // how the user logged in, in every ID token (not only when a request names them)
+        openid: ['sub', 'acr', 'amr', 'auth_time'],
         profile: ['preferred_username'],
         email: ['email'],
         'sls.entitlements': ['sls_session_scope', 'sls_app', 'sls_withdrawal_limits'],
@@ -200,7 +208,10 @@ export class ProviderHost {
             );
           },
           postLogoutSuccessSource: async (ctx: { body: string }) => {
-            ctx.body = page(t('oidc.logout.done'), `<h1>${escapeHtml(t('oidc.logout.done'))}</h1><p><a href="/login">${escapeHtml(t('oidc.logout.again'))}</a></p>`);
+            ctx.body = page(
+              t('oidc.logout.done'),
+              `<h1>${escapeHtml(t('oidc.logout.done'))}</h1><p><a href="/login">${escapeHtml(t('oidc.logout.again'))}</a></p>`,
+            );
           },
         },
       },

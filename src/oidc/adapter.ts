@@ -46,7 +46,9 @@ export function adapterClass(store: Store, clock: Clock, clientMetadata: (client
         .insertInto('oidc_artifacts')
         .values(row)
         .onConflict((oc) =>
-          oc.columns(['model', 'id']).doUpdateSet({ payload: row.payload, grant_id: row.grant_id, uid: row.uid, user_code: row.user_code, expires_at: row.expires_at }),
+          oc
+            .columns(['model', 'id'])
+            .doUpdateSet({ payload: row.payload, grant_id: row.grant_id, uid: row.uid, user_code: row.user_code, expires_at: row.expires_at }),
         )
         .execute();
     }

@@ -42,7 +42,10 @@ export class OidcKeys {
       await this.store.serialized('oidc_keys', async (trx) => {
         const existing = await trx.selectFrom('oidc_keys').select('kid').where('retired_at', 'is', null).executeTakeFirst();
         if (existing) return;
-        await trx.insertInto('oidc_keys').values({ kid: key.kid, sealed_jwk: this.box.sealJson(key, SEAL_CONTEXT), created_at: this.clock.now(), retired_at: null }).execute();
+        await trx
+          .insertInto('oidc_keys')
+          .values({ kid: key.kid, sealed_jwk: this.box.sealJson(key, SEAL_CONTEXT), created_at: this.clock.now(), retired_at: null })
+          .execute();
       });
       rows = await this.rows();
     }
@@ -70,7 +73,10 @@ export class OidcKeys {
     await this.store.serialized('audit_log', async (trx) => {
       retired = (await trx.selectFrom('oidc_keys').select('kid').where('retired_at', 'is', null).execute()).map((row) => row.kid);
       await trx.updateTable('oidc_keys').set({ retired_at: now }).where('retired_at', 'is', null).execute();
-      await trx.insertInto('oidc_keys').values({ kid: key.kid, sealed_jwk: this.box.sealJson(key, SEAL_CONTEXT), created_at: now, retired_at: null }).execute();
+      await trx
+        .insertInto('oidc_keys')
+        .values({ kid: key.kid, sealed_jwk: this.box.sealJson(key, SEAL_CONTEXT), created_at: now, retired_at: null })
+        .execute();
       await this.audit.append(trx, [{ event: 'oidc.keys_rotated', actor, data: { kid: key.kid, retired } }]);
     });
     return { kid: key.kid, retired };

@@ -241,7 +241,9 @@ export class OpenIdConnect {
       events: { 'http://schemas.openid.net/event/backchannel-logout': {} },
     };
     const input = `${base64url(header)}.${base64url(claims)}`;
-    const signature = createSign('RSA-SHA256').update(input).sign(createPrivateKey({ key: key!, format: 'jwk' }));
+    const signature = createSign('RSA-SHA256')
+      .update(input)
+      .sign(createPrivateKey({ key: key!, format: 'jwk' }));
     return `${input}.${signature.toString('base64url')}`;
   }
 

@@ -71,7 +71,9 @@ export function expectedAnswer(secret: CodeCardSecret, indexes: [number, number]
   return secret.codes[indexes[0] - 1]! + secret.codes[indexes[1] - 1]!;
 }
 
-function codeCardKind(kind: Pick<DeviceKind, 'type' | 'strength' | 'amr' | 'temporary' | 'capabilities' | 'withdrawalRow' | 'access' | 'selfActivation'>): DeviceKind {
+function codeCardKind(
+  kind: Pick<DeviceKind, 'type' | 'strength' | 'amr' | 'temporary' | 'capabilities' | 'withdrawalRow' | 'access' | 'selfActivation'>,
+): DeviceKind {
   return {
     ...kind,
     failureHints: ['hints.noSpaces'],
