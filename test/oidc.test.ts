@@ -8,7 +8,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
-import { DATABASES, PASSWORD, startHarness, type Harness } from './support/harness.js';
+import { join } from 'node:path';
+import { DATABASES, PASSWORD, openTestDatabase, startHarness, type Harness, type TestDatabase } from './support/harness.js';
+import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
 import { csrfOf, form } from './support/html.js';
 import { get, type Json } from './support/api.js';
 import { BUILT_IN_DRIVERS, type Holder } from './support/kind-drivers.js';
@@ -432,4 +434,87 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const jwks = (await (await fetch(config.serverMetadata().jwks_uri!)).json()) as { keys: { kid: string }[] };
     expect(jwks.keys.map((k) => k.kid)).toEqual([kid, oldKid]);
   }, 30_000);
+});
+
+describe.each(DATABASES)('I1: the provider on two server processes sharing one %s database (X4)', (dbName) => {
+  let db: TestDatabase;
+  let env: NodeJS.ProcessEnv;
+  let a: ServerProcess;
+  let b: ServerProcess;
+  let bUrl: string;
+  let rp: RelyingPartyServer;
+
+  beforeAll(async () => {
+    db = await openTestDatabase(dbName);
+    const [portA, portB] = [await freePort(), await freePort()];
+    env = cliEnv(db, { SLS_PUBLIC_URL: `http://127.0.0.1:${portA}` });
+    a = await startServer(env, ['--port', String(portA)]);
+    b = await startServer(env, ['--port', String(portB)]);
+    bUrl = `http://127.0.0.1:${portB}`;
+    rp = await relyingPartyServer();
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await rp?.close();
+    await db?.drop();
+  });
+
+  it('I1/X4: sls client create prints the secret once; a login started on one process is finished on the other; sls oidc rotate-keys reaches both', async () => {
+    const created = await sls(['client', 'create', '--name', 'Client Portal', '--app', 'portal', '--redirect-uri', `${rp.url}/cb`, '--json'], env);
+    expect(created.code, created.stderr).toBe(0);
+    const { clientId, clientSecret } = JSON.parse(created.stdout) as { clientId: string; clientSecret: string };
+    expect(clientSecret).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    const listed = await sls(['client', 'list', '--json'], env);
+    expect(listed.stdout).toContain(clientId);
+    expect(listed.stdout).not.toContain(clientSecret);
+    expect((await sls(['user', 'create', '--username', 'oidcproc', '--password', PASSWORD], env)).code).toBe(0);
+    const cardPath = join(db.dataDir, 'oidcproc.json');
+    expect((await sls(['device', 'add-dscplus', '--user', 'oidcproc', '--pin', '1234', '--out', cardPath], env)).code).toBe(0);
+
+    const config = await oidc.discovery(new URL(a.url), clientId, undefined, oidc.ClientSecretBasic(clientSecret), { execute: [oidc.allowInsecureRequests] });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: `${rp.url}/cb`,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    });
+    const browser = new Browser(a.url);
+    // started on a …
+    const started = await browser.request(url.href);
+    expect(started.location).toMatch(/\/oidc\/interaction\//);
+    // … the interaction, the login and the resume on b
+    const onB = (location: string) => `${bUrl}${new URL(location).pathname}${new URL(location).search}`;
+    const toLogin = await browser.request(onB(started.location!));
+    expect(new URL(toLogin.location!).pathname).toBe('/login');
+    const loginPage = await browser.request(onB(toLogin.location!));
+    const posted = await browser.request(`${bUrl}/login`, {
+      form: { _csrf: csrfOf(form(loginPage.html, '/login')), username: 'oidcproc', password: PASSWORD, app: 'portal' },
+    });
+    const flowPath = new URL(posted.location!).pathname;
+    const challengePage = await browser.request(`${bUrl}${flowPath}`);
+    const view = (await (await fetch(`${bUrl}/api/v1${flowPath}`)).json()) as { challenge: { question: string } };
+    const response = (await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', view.challenge.question], env)).stdout.trim();
+    const answered = await browser.request(`${bUrl}${flowPath}`, { form: { _csrf: csrfOf(form(challengePage.html, flowPath)), response } });
+    expect(answered.location).toMatch(/\/oidc\/interaction\//);
+    const resume = await browser.request(onB(answered.location!));
+    const callback = await browser.request(onB(resume.location!));
+    expect(callback.location!.startsWith(`${rp.url}/cb?`)).toBe(true);
+    // the code is exchanged at a
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(callback.location!), { pkceCodeVerifier: verifier, expectedState: state });
+    expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:strong', amr: ['pwd', 'hwk', 'otp', 'pin', 'mfa'] });
+
+    // a rotation by the command line: both processes publish the new key within seconds
+    const rotated = await sls(['oidc', 'rotate-keys'], env);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const kid = /(kid_[a-z2-7]+)/.exec(rotated.stdout)![1]!;
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    for (const server of [a.url, bUrl]) {
+      const jwks = (await (await fetch(`${server}/oidc/jwks`)).json()) as { keys: { kid: string }[] };
+      expect(jwks.keys[0]!.kid).toBe(kid);
+    }
+  }, 60_000);
 });
