@@ -228,7 +228,9 @@ export async function createServices(config: Config, options: ServiceOptions = {
       onSuspected: (device, reason) => suspicionNotice({ users, notifier })(device, reason),
     });
     const lockout = new Lockout(store, clock, config.policy);
-    const sessions = new Sessions(store, clock, config.policy, audit);
+    // I1: a session's end is told to the relying parties of the provider sessions standing on it (back-channel logout)
+    let oidcRef: OpenIdConnect | null = null;
+    const sessions = new Sessions(store, clock, config.policy, audit, () => oidcRef?.nudge());
     const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir), {
       timeZone: config.timeZone,
       retry: config.delivery.retry,
@@ -396,6 +398,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       keys: new OidcKeys(store, clock, box, audit, (TOKEN_LIFETIME_S + 60) * 1000),
       issuer: (config.publicUrl ?? DEFAULT_ISSUER).replace(/\/+$/, ''),
     });
+    oidcRef = oidc;
     const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle, oidc });
     const passwords = new Passwords({ users, answers, notifier, sessions });
     const securityKeys = new SecurityKeys({
@@ -466,6 +469,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       metrics,
       deviceKind,
       close: async () => {
+        oidc.stop();
         await outbox.stop();
         await throttle.close();
         await signals.close();

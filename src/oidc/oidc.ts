@@ -57,8 +57,31 @@ function base64url(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
 
+/** After a session ends in a transaction, the delivery looks this much later (the transaction has committed by then; if not, the scheduler's next run sends). */
+const NUDGE_DELAY_MS = 250;
+
 export class OpenIdConnect {
+  private nudged: NodeJS.Timeout | null = null;
+  private closed = false;
+
   constructor(private readonly deps: OpenIdDeps) {}
+
+  /** Sessions ended: deliver their back-channel logouts soon, in this process (errors wait for the scheduler). */
+  nudge(): void {
+    if (this.nudged || this.closed) return;
+    this.nudged = setTimeout(() => {
+      this.nudged = null;
+      this.deliverBackChannel().catch(() => undefined);
+    }, NUDGE_DELAY_MS);
+    this.nudged.unref();
+  }
+
+  /** No more deliveries from this process (the services are closing). */
+  stop(): void {
+    this.closed = true;
+    if (this.nudged) clearTimeout(this.nudged);
+    this.nudged = null;
+  }
 
   get clients(): OidcClients {
     return this.deps.clients;
