@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { join } from 'node:path';
-import { DATABASES, PASSWORD, createUserWithCard, openTestDatabase, startHarness, type Harness, type TestDatabase } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, openTestDatabase, startHarness, type Harness, type TestDatabase } from './support/harness.js';
 import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
 import { csrfOf, form } from './support/html.js';
 import { get, type Json } from './support/api.js';
@@ -422,6 +422,65 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const done = await browser.request('/oidc/session/end/confirm', { form: { xsrf, logout: 'yes' } });
     expect(done.location).toBe(`${rp.url}/bye?state=bye1`);
     expect(await h.services.sessions.authenticate(browser.jar.get('sls_session') ?? 'none')).toBeNull();
+  });
+
+  it('I1: admins register and delete clients in the console; the secret is shown once; other staff are refused', async () => {
+    const { user: admin, card } = await createUserWithCard(h.services, '1234', { role: 'admin' });
+    const holder: Holder = {
+      user: admin,
+      deviceId: '',
+      answerable: async (flow) => flow.challenge as Json,
+      right: async (prompt) => cardAnswer(card, prompt.question as string),
+      wrong: async () => '000000',
+    };
+    const browser = new Browser(issuer);
+    const loginPage = await browser.request('/login');
+    const posted = await browser.request('/login', {
+      form: { _csrf: csrfOf(form(loginPage.html, '/login')), username: admin.username, password: PASSWORD, app: 'portal' },
+    });
+    const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
+    const challenge = await browser.request(`/login/${flowId}`);
+    const prompt = await holder.answerable((await get(h.app, `/api/v1/login/${flowId}`)).body);
+    await browser.request(`/login/${flowId}`, { form: { _csrf: csrfOf(form(challenge.html, `/login/${flowId}`)), response: await holder.right(prompt) } });
+    const consolePage = await browser.request('/helpdesk/oidc-clients');
+    expect(consolePage.status).toBe(200);
+    const created = await browser.request('/helpdesk/oidc-clients', {
+      form: {
+        _csrf: csrfOf(form(consolePage.html, '/helpdesk/oidc-clients')),
+        name: 'Back office',
+        app: 'trading',
+        type: 'confidential',
+        redirectUri: 'https://bo.example/cb',
+      },
+    });
+    expect(created.status).toBe(200);
+    const secret = /<output id="client-secret">([^<]+)<\/output>/.exec(created.html)![1]!;
+    const registered = (await h.services.oidc.clients.list()).find((c) => c.name === 'Back office')!;
+    expect(registered).toMatchObject({ app: 'trading', public: false, redirectUris: ['https://bo.example/cb'] });
+    // stored as a digest only
+    const row = await h.services.store.db.selectFrom('oidc_clients').selectAll().where('client_id', '=', registered.clientId).executeTakeFirstOrThrow();
+    expect(row.secret_digest).toBe(h.services.oidc.clients.secretDigest(registered.clientId, secret));
+    expect(JSON.stringify(row)).not.toContain(secret);
+    const again = await browser.request('/helpdesk/oidc-clients');
+    expect(again.html).toContain(registered.clientId);
+    expect(again.html).not.toContain(secret);
+    const deleted = await browser.request(`/helpdesk/oidc-clients/${registered.clientId}/delete`, {
+      form: { _csrf: csrfOf(form(again.html, `/helpdesk/oidc-clients/${registered.clientId}/delete`)) },
+    });
+    expect(deleted.status).toBe(200);
+    expect(await h.services.oidc.clients.find(registered.clientId)).toBeNull();
+    // client services may not
+    const { user: agent, card: agentCard } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const other = new Browser(issuer);
+    const page2 = await other.request('/login');
+    const posted2 = await other.request('/login', {
+      form: { _csrf: csrfOf(form(page2.html, '/login')), username: agent.username, password: PASSWORD, app: 'portal' },
+    });
+    const flow2 = /\/login\/(flw_[a-z2-7]+)/.exec(posted2.location!)![1]!;
+    const challenge2 = await other.request(`/login/${flow2}`);
+    const question = ((await get(h.app, `/api/v1/login/${flow2}`)).body.challenge as Json).question as string;
+    await other.request(`/login/${flow2}`, { form: { _csrf: csrfOf(form(challenge2.html, `/login/${flow2}`)), response: cardAnswer(agentCard, question) } });
+    expect((await other.request('/helpdesk/oidc-clients')).status).toBe(403);
   });
 
   it('I1: key rotation: the new key signs, the old one stays published and its tokens still verify', async () => {

@@ -285,8 +285,8 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       raw.headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(digest)}`).toString('base64')}`;
     }
 
-    app.get('/.well-known/openid-configuration', (request, reply) => forward(request, reply, '/.well-known/openid-configuration'));
-    app.all(`${OIDC_PREFIX}/*`, (request, reply) => forward(request, reply, request.url.slice(OIDC_PREFIX.length).split('?')[0]!));
+    app.get('/.well-known/openid-configuration', { schema: { hide: true } }, (request, reply) => forward(request, reply, '/.well-known/openid-configuration'));
+    app.all(`${OIDC_PREFIX}/*`, { schema: { hide: true } }, (request, reply) => forward(request, reply, request.url.slice(OIDC_PREFIX.length).split('?')[0]!));
 
     /** Refuses the authorization request with a standard error, back at the client. */
     async function refuse(request: FastifyRequest, reply: FastifyReply, error: string, description: string): Promise<void> {
@@ -295,7 +295,7 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       await provider.interactionFinished(request.raw, reply.raw, { error, error_description: description }, { mergeWithLastSubmission: false });
     }
 
-    app.get<{ Params: { uid: string } }>(`${OIDC_PREFIX}/interaction/:uid`, async (request, reply) => {
+    app.get<{ Params: { uid: string } }>(`${OIDC_PREFIX}/interaction/:uid`, { schema: { hide: true } }, async (request, reply) => {
       const provider = await host.current();
       let details: InteractionDetails;
       try {
@@ -310,8 +310,10 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       const token = request.cookies[SESSION_COOKIE];
       const session = token ? await sessions.authenticate(token) : null;
 
+      // A5: a one-time password is replaced first; the application is then opened again by the user
+      if (session?.app === client.app && session.passwordChangeRequired) return reply.redirect('/password', 303);
       // no session of ours for this client's app: our login, then back here
-      if (!session || session.app !== client.app || session.passwordChangeRequired) {
+      if (!session || session.app !== client.app) {
         reply.setCookie(OIDC_RETURN_COOKIE, details.uid, { path: '/', httpOnly: true, secure: config.cookieSecure, sameSite: 'lax', maxAge: 3600 });
         return reply.redirect(`/login?app=${client.app}`, 303);
       }
