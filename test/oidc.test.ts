@@ -202,9 +202,10 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
 
   async function answerChallenge(browser: Browser, location: string, holder: Holder): Promise<string> {
     const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(location)![1]!;
-    const page = await browser.request(location);
     const view = await get(h.app, `/api/v1/login/${flowId}`);
+    // the authenticator's push is answered offline (K4): its page then shows the typed challenge
     const prompt = await holder.answerable(view.body);
+    const page = await browser.request(location);
     const done = await browser.request(`/login/${flowId}`, {
       form: { _csrf: csrfOf(form(page.html, `/login/${flowId}`)), response: await holder.right(prompt) },
     });
@@ -265,6 +266,8 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     ['scc', 'urn:sls:acr:device', ['pwd', 'otp', 'mfa']],
     ['sms', 'urn:sls:acr:device', ['pwd', 'sms', 'otp', 'mfa']],
     ['temp_passcode', 'urn:sls:acr:temporary', ['pwd']],
+    ['mobile', 'urn:sls:acr:strong', ['pwd', 'swk', 'mfa']],
+    ['security_key', 'urn:sls:acr:strong', ['pwd', 'hwk', 'mfa']],
   ] as const) {
     it(`I1: amr and acr say how the user logged in: ${kind}`, async () => {
       const holder = await BUILT_IN_DRIVERS[kind]!.holder(h);
@@ -364,6 +367,17 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const back = new URL(noPkce.location!);
     expect(back.searchParams.get('error')).toBe('invalid_request');
     expect(back.searchParams.get('error_description')).toMatch(/PKCE/);
+    // an interaction that does not exist (or expired): our error page, not a 5xx
+    const gone = await browser.request('/oidc/interaction/nosuchinteraction');
+    expect(gone.status).toBe(410);
+    // a token request with a wrong secret: the standard error
+    const wrongSecret = await fetch(`${issuer}/oidc/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:wrong`).toString('base64')}` },
+      body: 'grant_type=authorization_code&code=x&redirect_uri=x&code_verifier=x',
+    });
+    expect(wrongSecret.status).toBe(401);
+    expect(((await wrongSecret.json()) as { error: string }).error).toBe('invalid_client');
   });
 
   it('I1: a code used twice is refused and revokes the grant; an expired code is refused', async () => {
