@@ -98,7 +98,10 @@ describe('sls helpdesk', () => {
     expect(issued.code).toBe(0);
     expect(issued.stdout).toMatch(/^[A-Z2-9]{8}\n$/);
     const passcode = issued.stdout.trim();
-    expect(issued.stderr).toMatch(/^Full access until \S+Z; online card pages until \S+Z\. Read it to the caller now: it is not shown again\.\n$/);
+    // issue 16: times people read (SLS_TIME_ZONE), not ISO
+    expect(issued.stderr).toMatch(
+      /^Full access until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC; online card pages until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\. Read it to the caller now: it is not shown again\.\n$/,
+    );
 
     const shown = await userShow('carol');
     expect(shown.devices.map((d) => [d.type, d.state])).toEqual([

@@ -51,7 +51,7 @@ describe('access assistance (R4)', () => {
 
   it.each([
     ['fr', 'Aide à la connexion'],
-    ['zh-Hant', '登入協助'],
+    ['zh-Hant', '登錄協助'],
   ])('R4/X2: the help page in %s', async (lang, title) => {
     const page = await h.app.inject({ method: 'GET', url: `/help?lang=${lang}` });
     expect(page.body).toContain(`<h1>${title}</h1>`);
@@ -141,7 +141,7 @@ describe('Client Services contacts and SMS troubleshooting (R4)', () => {
   it.each([
     ['en', 'I am not receiving text messages (SMS)', 'Restart your phone', 'Use Voice', 'phone carrier'],
     ['fr', 'Je ne reçois pas les SMS', 'Redémarrez le téléphone', "Utilisez l'appel vocal", 'opérateur'],
-    ['zh-Hant', '我收不到簡訊（SMS）', '重新啟動手機', '使用語音', '電訊商'],
+    ['zh-Hant', '我收不到短信（SMS）', '重新啟動手機', '使用語音', '電訊商'],
   ])(
     'R4/X2: "I am not receiving SMS" (%s): the mobile authenticator, restarting the phone, Voice, carrier filtering',
     async (lang, title, restart, voice, carrier) => {

@@ -890,7 +890,7 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
     },
     'zh-Hant': {
       labels: ['來電者身份的核實方式', '備註：核實了哪些資料', '鎖定用戶的原因（記錄於審計日誌）', '安全卡的情況', '庫存中的安全卡'],
-      deposit: (account: string) => `已凍結帳戶 ${account} 的 USD 20.00`,
+      deposit: (account: string) => `已凍結賬戶 ${account} 的 USD 20.00`,
       heading: 'DSC+ 寄送、遺失及退回',
       requested: '數位安全卡+',
       reasons: ['請選擇', '遺失', '被盜', '損壞'],
@@ -1268,7 +1268,7 @@ describe('languages (X2)', () => {
     },
     'zh-Hant': {
       console: '客戶服務部控制台',
-      search: '用戶名或帳戶號碼',
+      search: '用戶名或賬戶號碼',
       user: '用戶',
       labels: [
         '來電者身份的核實方式',

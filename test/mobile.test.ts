@@ -599,7 +599,10 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
       expect(await other.get('/account')).toMatchObject({ status: 303 });
       const done = await agent.submit(approved, `${started.location!}/session`, {});
       expect(done.location).toBe('/account');
-      expect((await agent.get('/account')).status).toBe(200);
+      const account = await agent.get('/account');
+      expect(account.status).toBe(200);
+      // K1 (issue 16): the account page no longer asks a user with an active authenticator to activate it
+      expect(byId(account.html, 'authenticator-hint')?.attrs['data-active']).toBe('true');
     }
   });
 

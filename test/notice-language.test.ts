@@ -251,7 +251,7 @@ describe.each(DATABASES)('notices in the user language (%s)', (db) => {
     expect((await get(h.app, '/api/v1/notice-preferences')).status).toBe(401);
     const spec = (await get(h.app, '/api/openapi.json')).body;
     expect(spec.paths['/api/v1/notice-preferences'].get.operationId).toBe('getNoticePreferences');
-    expect(Object.keys(spec.paths['/api/v1/notice-preferences'].put.responses).sort()).toEqual(['200', '400', '401', '403']);
+    expect(Object.keys(spec.paths['/api/v1/notice-preferences'].put.responses).sort()).toEqual(['200', '400', '401', '403', '413', '415', '500', '503']);
   });
 
   it('N1: sls user set-language USER fr --time-zone Asia/Hong_Kong chooses for the user; `default` gives the logins back', async () => {

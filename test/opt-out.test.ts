@@ -212,7 +212,7 @@ describe.each(DATABASES)('opting out of the second factor for trading and back i
     const started = await agent.submit(login, '/login', { username: agentUser.username, password: PASSWORD, app: 'portal' });
     const challenge = await agent.get(started.location!);
     const signedIn = await agent.submit(challenge, started.location!, { response: cardAnswer(agentCard, textById(challenge.html, 'challenge-code')!) });
-    expect(signedIn.location).toBe('/account');
+    expect(signedIn.location).toBe('/helpdesk'); // issue 16: staff land on the console
     const page = await agent.get(`/helpdesk/users/${c.user.username}`);
     expect(page.status).toBe(200);
     expect(page.html).toMatch(/id="secure-login-state" data-state="opted_out"/);

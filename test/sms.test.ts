@@ -4,6 +4,7 @@
  * verification, automatic enrolment, SMS login, new codes by SMS or voice,
  * send limits, and security notices by SMS.
  */
+import { formatMoment } from '../src/i18n/i18n.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MINUTE, SECOND } from '../src/clock.js';
@@ -136,7 +137,19 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
       h.clock.advance(119 * SECOND);
       const early = await postJson(h.app, `/api/v1/phones/${added.body.id}/verification`, {}, auth);
       expect(early.status).toBe(429);
-      expect(early.body.error).toMatchObject({ code: 'SMS_TOO_SOON', message: `A new code can be requested only after ${allowedAt}.` });
+      // issue 16: the message writes the time for people; the machine-readable time stays in the details
+      expect(early.body.error).toMatchObject({
+        code: 'SMS_TOO_SOON',
+        message: `A new code can be requested only after ${formatMoment('en', Date.parse(allowedAt))}.`,
+      });
+      expect(early.body.error.message).not.toMatch(/\d{4}-\d{2}-\d{2}T/);
+      const french = await postJson(
+        h.app,
+        `/api/v1/phones/${added.body.id}/verification`,
+        {},
+        { ...auth, 'accept-language': 'fr', cookie: 'sls_tz=Europe/Paris' },
+      );
+      expect(french.body.error.message).toBe(`Un nouveau code ne peut être demandé qu'après ${formatMoment('fr', Date.parse(allowedAt), 'Europe/Paris')}.`);
 
       h.clock.advance(1 * SECOND);
       const later = await postJson(h.app, `/api/v1/phones/${added.body.id}/verification`, {}, auth);

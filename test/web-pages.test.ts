@@ -80,7 +80,7 @@ const TEXTS = {
     username: "Nom d'utilisateur",
     password: 'Mot de passe',
     portal: 'Portail Client',
-    trading: 'Plateforme de négociation',
+    trading: 'Plateforme de trading',
     challenge: 'Code de sécurité',
     response: 'Réponse',
     signedIn: 'Connecté',
@@ -88,14 +88,14 @@ const TEXTS = {
     nav: 'Langue',
   },
   'zh-Hant': {
-    title: '登入',
+    title: '登錄',
     username: '用戶名',
     password: '密碼',
     portal: '客戶端口',
-    trading: '交易平台',
+    trading: '交易平臺',
     challenge: '安全碼',
-    response: '回應碼',
-    signedIn: '已登入',
+    response: '響應碼',
+    signedIn: '已登錄',
     logout: '登出',
     nav: '語言',
   },
@@ -181,7 +181,7 @@ describe('languages (X2)', () => {
     expect(htmlLang(failed.html)).toBe(lang);
     const error = alertBox(failed.html)!;
     expect(error.code).toBe('LOGIN_FAILED');
-    expect(error.text).toContain(lang === 'fr' ? 'Échec de la connexion' : '登入失敗');
+    expect(error.text).toContain(lang === 'fr' ? 'Échec de la connexion' : '登錄失敗');
     expect(error.text).toContain(lang === 'fr' ? 'aucun espace' : '沒有空格');
     const done = await agent.submit(failed, flowPath, { response: cardAnswer(card, question) });
     expect(done.location).toBe('/account');
@@ -197,14 +197,14 @@ describe('languages (X2)', () => {
     }
   });
 
-  // The French intro once read "… de la connexion de bob au Plateforme de négociation" ("Plateforme" is feminine).
+  // The French intro once read "… de la connexion de bob au Plateforme de trading" ("Plateforme" is feminine).
   it('X2: the French challenge page introduces a trading login grammatically (never "au Plateforme")', async () => {
     const agent = new Agent(h.app);
     const { user } = await createUserWithCard(h.services);
     const portal = await toChallenge(agent, user.username, PASSWORD, 'portal', '?lang=fr');
     expect(text(portal.challenge.html)).toContain(`de la connexion de ${user.username} (Portail Client)`);
     const trading = await toChallenge(agent, user.username, PASSWORD, 'trading', '?lang=fr');
-    expect(text(trading.challenge.html)).toContain('Plateforme de négociation');
+    expect(text(trading.challenge.html)).toContain('Plateforme de trading');
     expect(text(trading.challenge.html)).not.toContain('au Plateforme');
   });
 
@@ -521,6 +521,8 @@ describe('what the pages say when something is wrong (L1, L3, L4, L5, L6, A3)', 
     const last = await agent.submit(page, flowPath, { response: wrongAnswer(right) });
     expect(last.status).toBe(401);
     expect(alertBox(last.html)?.code).toBe('LOGIN_FAILED');
+    // issue 16: the page says the challenge is used up and that a new login starts
+    expect(alertBox(last.html)?.text).toContain('the third wrong response, so this challenge is used up. Log in again');
     expect(h1s(last.html)).toEqual(['Log in']); // back to the start
     expect(byId(last.html, 'username')?.attrs.value).toBe(user.username);
     const late = await agent.post(flowPath, { _csrf: csrfOf(form(last.html, '/login')), response: right });

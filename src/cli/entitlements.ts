@@ -2,6 +2,7 @@
  * `sls apikey` and `sls fx`: the integrators' API keys (I3) and the
  * operator's exchange rates (W3). docs/entitlements.md.
  */
+import { readableTime } from './format.js';
 import { readFileSync } from 'node:fs';
 import type { Command, Option } from 'commander';
 import { parseScopes } from '../entitlements/api-keys.js';
@@ -23,7 +24,10 @@ export interface CliKit {
   withServices<T>(options: DbOption, fn: (services: Services) => Promise<T>): Promise<T>;
 }
 
-const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
+/** A moment for people, in the server's time zone (SLS_TIME_ZONE); '-' for never. */
+function when(services: Pick<Services, 'config'>, ms: number | null): string {
+  return ms === null ? '-' : readableTime(services.config.timeZone)(ms);
+}
 
 export function registerEntitlementCommands(program: Command, kit: CliKit): void {
   const { t, print, printJson, dbOption, withServices } = kit;
@@ -61,10 +65,10 @@ export function registerEntitlementCommands(program: Command, kit: CliKit): void
               id: k.id,
               name: k.name,
               scopes: k.scopes.join(','),
-              createdAt: iso(k.createdAt),
+              createdAt: when(s, k.createdAt),
               createdBy: k.createdBy,
-              lastUsedAt: iso(k.lastUsedAt),
-              status: k.revokedAt === null ? t('entitlements.active') : t('entitlements.revoked', { at: iso(k.revokedAt) }),
+              lastUsedAt: when(s, k.lastUsedAt),
+              status: k.revokedAt === null ? t('entitlements.active') : t('entitlements.revoked', { at: when(s, k.revokedAt) }),
             }),
           );
         }
@@ -92,7 +96,8 @@ export function registerEntitlementCommands(program: Command, kit: CliKit): void
     .action(async (currency: string, rate: string, options: DbOption) => {
       await withServices(options, async (s) => {
         const set = await s.fx.set([{ currency, rate }], 'cli');
-        for (const r of set) print(t('entitlements.fxLine', { currency: r.currency, rate: r.usdPerUnit, updatedAt: iso(r.updatedAt), updatedBy: r.updatedBy }));
+        for (const r of set)
+          print(t('entitlements.fxLine', { currency: r.currency, rate: r.usdPerUnit, updatedAt: when(s, r.updatedAt), updatedBy: r.updatedBy }));
       });
     });
 
@@ -124,7 +129,7 @@ export function registerEntitlementCommands(program: Command, kit: CliKit): void
         if (options.json) return printJson(rates);
         if (rates.length === 0) return print(t('entitlements.noFxRates'));
         for (const r of rates)
-          print(t('entitlements.fxLine', { currency: r.currency, rate: r.usdPerUnit, updatedAt: iso(r.updatedAt), updatedBy: r.updatedBy }));
+          print(t('entitlements.fxLine', { currency: r.currency, rate: r.usdPerUnit, updatedAt: when(s, r.updatedAt), updatedBy: r.updatedBy }));
       });
     });
 }

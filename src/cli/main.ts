@@ -4,6 +4,7 @@
  * the same database as `npm start` (SLS_DATABASE_URL or --db); errors exit
  * non-zero with a one-line message.
  */
+import { columns, readableTime } from './format.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { ensureDirectory } from '../directories.js';
@@ -117,35 +118,6 @@ const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toI
 function writeSecretFile(path: string, text: string): void {
   ensureDirectory(dirname(resolve(path)), '--out');
   writeFileSync(path, text, { mode: 0o600 });
-}
-
-/** A time as a person reads it in a terminal: 2026-12-06 07:38:40 UTC, in the server's time zone (SLS_TIME_ZONE). */
-function readableTime(timeZone: string): (ms: number) => string {
-  const format = new Intl.DateTimeFormat('sv-SE', {
-    timeZone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-    timeZoneName: 'short',
-  });
-  return (ms) => format.format(new Date(ms));
-}
-
-/** Rows as aligned columns (the last one as it is); `right`: columns aligned to the right (numbers). */
-function columns(rows: string[][], options: { right?: number[] } = {}): string[] {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => [...(row[i] ?? '')].length)));
-  return rows.map((row) =>
-    row
-      .map((cell, i) => {
-        if (i === row.length - 1) return cell;
-        const pad = ' '.repeat(widths[i]! - [...cell].length);
-        return options.right?.includes(i) ? pad + cell : cell + pad;
-      })
-      .join('  '),
-  );
 }
 
 /** The version of package.json (the package's root is two folders above dist/cli and src/cli). */
@@ -309,7 +281,8 @@ export function buildProgram(): Command {
           deviceStatus: options.lost ? 'lost' : 'suspended',
         });
         print(issued.passcode);
-        process.stderr.write(`${t('cli.passcodeIssued', { fullUntil: iso(issued.fullAccessUntil), until: iso(issued.expiresAt) })}\n`);
+        const time = readableTime(s.config.timeZone);
+        process.stderr.write(`${t('cli.passcodeIssued', { fullUntil: time(issued.fullAccessUntil), until: time(issued.expiresAt) })}\n`);
       });
     });
 
@@ -486,7 +459,7 @@ export function buildProgram(): Command {
           print(`${time(n.createdAt)}  ${n.channel}  ${n.recipient}  ${n.status}  ${n.subject ?? ''}\n    ${n.body}`);
           if (n.attempts > 1 || n.error || n.nextAttemptAt !== null) {
             print(
-              `    ${t('cli.outboxDelivery', { attempts: n.attempts, next: n.nextAttemptAt === null ? '-' : iso(n.nextAttemptAt), error: n.error ?? '-' })}`,
+              `    ${t('cli.outboxDelivery', { attempts: n.attempts, next: n.nextAttemptAt === null ? '-' : time(n.nextAttemptAt), error: n.error ?? '-' })}`,
             );
           }
           const audio = outboxAudioPath(s.config.dataDir, n.id);

@@ -73,7 +73,7 @@ describe('N1: security notices by e-mail through SMTP', () => {
 
   it.each([
     ['fr', 'Un code temporaire a été émis', 'Bonjour Éloïse,\nun code temporaire a été émis — pas vous ? Appelez-nous.'],
-    ['zh-Hant', '已發出臨時密碼', '您好，\n您的帳戶已發出臨時密碼。如非本人操作，請致電客服。'],
+    ['zh-Hant', '已發出臨時密碼', '您好，\n您的賬戶已發出臨時密碼。如非本人操作，請致電客服。'],
   ] as const)('N1: %s subject and body arrive intact (UTF-8)', async (language, subject, body) => {
     const smtp = await start();
     await provider(smtp).deliver(email({ language, subject, body }));

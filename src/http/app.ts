@@ -3,15 +3,17 @@
  * and the web pages, over the same services. Routes parse and validate, call
  * the domain, and map errors (GUIDE lesson 11).
  */
+import { browserTimeZone } from './session-cookie.js';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Services } from '../services.js';
 import { SlsError } from '../errors.js';
 import { LANGUAGES, acceptedLanguage, isLanguage, translator, type Language, type Translate } from '../i18n/i18n.js';
 import { registerErrorHandling, sendError } from './errors.js';
+import { openApiTransform } from './openapi.js';
 import { loginApi } from './api/login.js';
 import { sessionApi } from './api/session.js';
 import { helpdeskApi } from './api/helpdesk.js';
@@ -123,7 +125,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   app.addHook('onRequest', async (request) => {
     request.expressedLanguage = expressedLanguage(request);
     request.language = request.expressedLanguage ?? config.defaultLanguage;
-    request.t = translator(request.language);
+    request.t = translator(request.language, browserTimeZone(request) ?? 'UTC');
   });
 
   await app.register(helmet, {
@@ -143,13 +145,18 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
 
   await app.register(swagger, {
     openapi: {
+      // I2: OpenAPI 3.1, whose schemas are JSON Schema 2020-12 (null is a type, not `nullable`)
+      openapi: '3.1.0',
       info: {
         title: 'Secure Login System API',
         version: '1',
         description:
           'Two-factor login flows (password, then a device challenge), sessions and logout. ' +
           `Every error is {"error": {"code", "message"}} with a stable code; messages follow Accept-Language (${LANGUAGES.join(', ')}).`,
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
       },
+      // the server's public address (SLS_PUBLIC_URL), else wherever the document was fetched from
+      servers: [{ url: config.publicUrl ?? '/', description: 'This Secure Login System' }],
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'The session token returned when a login completes.' },
@@ -158,7 +165,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
         },
       },
     },
-    transform: jsonSchemaTransform,
+    // I2: only the JSON API, each operation with the errors the server's hooks answer
+    transform: openApiTransform,
   });
 
   app.addHook('onRequest', async (_request, reply) => {

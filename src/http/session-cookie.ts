@@ -84,6 +84,12 @@ export function assertSameOrigin(request: FastifyRequest): void {
 /** N1: the browser's IANA time zone, written by the pages' script (public/time-zone.js); a preference, not a secret. */
 export const TIME_ZONE_COOKIE = 'sls_tz';
 
+/** The browser's time zone as the pages' script wrote it, if it is one (issue 16: messages write times in it). */
+export function browserTimeZone(request: FastifyRequest): string | null {
+  const zone = request.cookies?.[TIME_ZONE_COOKIE];
+  return zone && zone.length <= 64 && isTimeZone(zone) ? zone : null;
+}
+
 /**
  * Who asks, from where, in which language (codes sent by SMS or voice are
  * written in it), and what the person expressed of their language and time
@@ -91,11 +97,10 @@ export const TIME_ZONE_COOKIE = 'sls_tz';
  */
 export function requestMeta(request: FastifyRequest): RequestMeta & { language: Language } {
   const userAgent = request.headers['user-agent'];
-  const zone = request.cookies?.[TIME_ZONE_COOKIE];
   return {
     ip: request.ip ?? null,
     userAgent: userAgent ? userAgent.slice(0, 256) : null,
     language: request.language,
-    expressed: { language: request.expressedLanguage, timeZone: zone && zone.length <= 64 && isTimeZone(zone) ? zone : null },
+    expressed: { language: request.expressedLanguage, timeZone: browserTimeZone(request) },
   };
 }

@@ -26,15 +26,44 @@ void instance.init({
   showSupportNotice: false,
 } as Parameters<typeof instance.init>[0]);
 
-export type Translate = (key: string, params?: Record<string, unknown>) => string;
+export type Translate = ((key: string, params?: Record<string, unknown>) => string) & {
+  /** The language it writes, and the time zone its messages write times in (issue 16: never a raw ISO time). */
+  readonly language?: Language;
+  readonly timeZone?: string;
+};
 
 export function isLanguage(value: unknown): value is Language {
   return typeof value === 'string' && (LANGUAGES as readonly string[]).includes(value);
 }
 
-export function translator(language: Language): Translate {
+export function translator(language: Language, timeZone = 'UTC'): Translate {
   const t: TFunction = instance.getFixedT(language);
-  return (key, params) => t(key, params as Record<string, unknown>) as string;
+  return Object.assign((key: string, params?: Record<string, unknown>) => t(key, params as Record<string, unknown>) as string, { language, timeZone });
+}
+
+/** A moment as people of the language write it, with its time zone: "5 déc. 2026, 23:15:49 UTC". */
+export function formatMoment(language: Language, ms: number, timeZone = 'UTC'): string {
+  return new Intl.DateTimeFormat(language === 'zh-Hant' ? 'zh-TW' : language, {
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    timeZone,
+    timeZoneName: 'short',
+  }).format(new Date(ms));
+}
+
+const ISO_MOMENT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** The params of a message with every moment (an ISO time, as the API's details carry it) written for people. */
+function forPeople(t: Translate, params: ErrorParams): ErrorParams {
+  const out: ErrorParams = {};
+  for (const [name, value] of Object.entries(params)) {
+    out[name] = typeof value === 'string' && ISO_MOMENT.test(value) ? formatMoment(t.language ?? 'en', Date.parse(value), t.timeZone ?? 'UTC') : value;
+  }
+  return out;
 }
 
 /** Whether a language's files define the key (its own text, not a fallback). */
@@ -69,7 +98,8 @@ export function environmentLanguage(env: NodeJS.ProcessEnv = process.env): Langu
 }
 
 /** The message of an error for people, in a language. */
-export function errorMessage(t: Translate, code: ErrorCode, params: ErrorParams = {}): string {
+export function errorMessage(t: Translate, code: ErrorCode, raw: ErrorParams = {}): string {
+  const params = forPeople(t, raw);
   const specific = typeof params.reason === 'string' ? `errors.${code}_${params.reason}` : undefined;
   if (specific && instance.exists(specific)) return t(specific, params);
   return t(`errors.${code}`, params);

@@ -70,7 +70,7 @@ export function formatTime(iso: string): string {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
   const lang = language();
-  return new Intl.DateTimeFormat(lang === 'zh-Hant' ? 'zh-TW' : lang, { dateStyle: 'medium', timeStyle: 'medium' }).format(date);
+  return new Intl.DateTimeFormat(lang === 'zh-Hant' ? 'zh-TW' : lang, { dateStyle: 'medium', timeStyle: 'long' }).format(date);
 }
 
 /**

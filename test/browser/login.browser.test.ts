@@ -170,15 +170,15 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
         "textbox Nom d'utilisateur",
         'textbox Mot de passe',
         'radio Portail Client',
-        'radio Plateforme de négociation',
+        'radio Plateforme de trading',
         'button Connexion',
       ]);
       const langue = page.getByRole('navigation', { name: 'Langue' });
       expect(await langue.getByRole('link', { name: 'Français' }).getAttribute('aria-current')).toBe('true');
 
       await navigation(page, () => langue.getByRole('link', { name: '繁體中文' }).click());
-      expect(await facts(page)).toMatchObject({ lang: 'zh-Hant', h1: ['登入'] });
-      expect(await namedControls(page)).toEqual(['textbox 用戶名', 'textbox 密碼', 'radio 客戶端口', 'radio 交易平台', 'button 登入']);
+      expect(await facts(page)).toMatchObject({ lang: 'zh-Hant', h1: ['登錄'] });
+      expect(await namedControls(page)).toEqual(['textbox 用戶名', 'textbox 密碼', 'radio 客戶端口', 'radio 交易平臺', 'button 登錄']);
 
       // back to French, and a whole login: every page stays French without ?lang= in the URLs
       await navigation(page, () => page.getByRole('navigation', { name: '語言' }).getByRole('link', { name: 'Français' }).click());
@@ -192,12 +192,12 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
 
       // switch on the signed-in page: it stays signed in, now in Chinese, and so does the logout
       await navigation(page, () => langue.getByRole('link', { name: '繁體中文' }).click());
-      expect(await facts(page)).toMatchObject({ path: '/account?lang=zh-Hant', lang: 'zh-Hant', h1: ['已登入'] });
+      expect(await facts(page)).toMatchObject({ path: '/account?lang=zh-Hant', lang: 'zh-Hant', h1: ['已登錄'] });
       await navigation(page, () => page.getByRole('button', { name: '登出' }).click());
       expect(await facts(page)).toMatchObject({ path: '/login?loggedOut=1', lang: 'zh-Hant', status: '您已登出。' });
-      await passwordStep(user.username, { username: '用戶名', password: '密碼', submit: '登入' });
+      await passwordStep(user.username, { username: '用戶名', password: '密碼', submit: '登錄' });
       expect(await facts(page)).toMatchObject({ lang: 'zh-Hant', h1: ['安全碼'] });
-      expect(await page.getByLabel('回應碼', { exact: true }).count()).toBe(1);
+      expect(await page.getByLabel('響應碼', { exact: true }).count()).toBe(1);
       expect((await context.cookies()).find((c) => c.name === 'sls_lang')?.value).toBe('zh-Hant');
       expect(problems).toEqual([]);
     });
@@ -263,7 +263,7 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
 
   it("X2: with no choice made, the browser's own language decides (zh-TW → Traditional Chinese, fr-CA → French)", async () => {
     for (const [locale, lang, title] of [
-      ['zh-TW', 'zh-Hant', '登入'],
+      ['zh-TW', 'zh-Hant', '登錄'],
       ['fr-CA', 'fr', 'Connexion'],
     ] as const) {
       await freshPage({ locale }); // Chromium's language: navigator.language and Accept-Language

@@ -101,6 +101,8 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     await app.locator('#request').waitFor();
     expect(await app.locator('#req-app').textContent()).toMatch(/trading/i);
     expect(await app.locator('#req-ip').textContent()).toMatch(/127\.0\.0\.1|::1/);
+    // issue 16: the time of the login says its time zone
+    expect(await app.locator('#req-time').textContent()).toMatch(/UTC|GMT|[A-Z]{3,4}\b/);
     // the number is never shown on the phone: it must be read off the login screen
     // (the username and the time have digits of their own: they are left out of the search)
     let shown = (await app.locator('#request').textContent()) ?? '';

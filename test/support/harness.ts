@@ -18,6 +18,7 @@ import type { CardFile } from '../../src/devices/devices.js';
 import type { User } from '../../src/identity/users.js';
 import type { Role } from '../../src/store/schema.js';
 import { postgresUrl } from './environment.js';
+import { checkResponsesAgainstOpenApi } from './openapi-check.js';
 
 export interface TestDatabase {
   name: 'sqlite' | 'postgres';
@@ -96,6 +97,8 @@ export async function startHarness(name: 'sqlite' | 'postgres' = 'sqlite', overr
   const clock = new TestClock();
   const services = await createServices(testConfig(database, overrides), { ...options, clock, warn: () => undefined });
   const app = await buildApp(services, { logger: false });
+  // I2: every answer of the API in the tests matches the OpenAPI document
+  const openApi = checkResponsesAgainstOpenApi(app);
   await app.ready();
   return {
     database,
@@ -106,6 +109,7 @@ export async function startHarness(name: 'sqlite' | 'postgres' = 'sqlite', overr
       await app.close();
       await services.close();
       await database.drop();
+      if (openApi.mismatches.length > 0) throw new Error(`I2: answers the OpenAPI document does not describe:\n${openApi.mismatches.join('\n')}`);
     },
   };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CARD_CODES, expectedAnswer, newCodeCard, pendingPair } from './code-card.js';
-import { cardPdf, cardPng } from './print.js';
+import { cardPdf, cardPng, wrapText } from './print.js';
+import { translator } from '../../i18n/i18n.js';
 
 describe('S4: code cards', () => {
   it('S4: a new card has at least 100 codes of 3 digits from the CSPRNG', () => {
@@ -48,5 +49,20 @@ describe('S4: code cards', () => {
     // IHDR: the image is as wide as ten columns of codes
     expect(png.readUInt32BE(16)).toBeGreaterThan(900);
     expect(png.readUInt32BE(20)).toBeGreaterThan(700);
+  });
+
+  it("S2: the PNG card writes its whole footer in lines of the card's width, in every language (issue 16: it was cut off)", () => {
+    const measure = (text: string) => [...text].length * 8;
+    for (const footer of [translator('en')('cards.print.footer'), translator('fr')('cards.print.footer'), translator('zh-Hant')('cards.print.footer')]) {
+      const lines = wrapText(footer, 400, measure);
+      expect(lines.length).toBeGreaterThan(1);
+      for (const line of lines) expect(measure(line)).toBeLessThanOrEqual(400);
+      expect(lines.join('').replace(/\s/g, '')).toBe(footer.replace(/\s/g, ''));
+    }
+    // the image grows with the footer's lines
+    const codes = newCodeCard().codes;
+    const short = cardPng({ heading: ['Card'], footer: 'Short.', codes });
+    const long = cardPng({ heading: ['Card'], footer: translator('en')('cards.print.footer').repeat(3), codes });
+    expect(long.readUInt32BE(20)).toBeGreaterThan(short.readUInt32BE(20));
   });
 });

@@ -91,13 +91,47 @@ function registerFont(): void {
   fontRegistered = true;
 }
 
+/**
+ * A text in lines no wider than `width` as `measure` measures them: broken
+ * at spaces, and inside a word only where it is wider than a line (Chinese
+ * has no spaces).
+ */
+export function wrapText(text: string, width: number, measure: (text: string) => number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/(?<=\s)/)) {
+    if (measure(line + word.trimEnd()) <= width) {
+      line += word;
+      continue;
+    }
+    if (line.trim() !== '') lines.push(line.trimEnd());
+    line = '';
+    for (const char of word) {
+      if (line !== '' && measure(line + char) > width) {
+        lines.push(line);
+        line = '';
+      }
+      line += char;
+    }
+  }
+  if (line.trim() !== '') lines.push(line.trimEnd());
+  return lines;
+}
+
+const FOOTER_LINE_HEIGHT = 18;
+
 export function cardPng(card: PrintableCard): Buffer {
   registerFont();
   const cell = { width: 92, height: 54 };
   const margin = 32;
   const headingHeight = 30 + card.heading.length * 22;
   const width = margin * 2 + GRID_COLUMNS * cell.width;
-  const height = margin * 2 + headingHeight + rows(card) * cell.height + 40;
+  // the footer in lines of the card's width: measured before the canvas is made, on a canvas of one pixel
+  const footerFont = `13px ${FONTS}`;
+  const probe = createCanvas(1, 1).getContext('2d');
+  probe.font = footerFont;
+  const footer = wrapText(card.footer, width - margin * 2, (text) => probe.measureText(text).width);
+  const height = margin * 2 + headingHeight + rows(card) * cell.height + 26 + footer.length * FOOTER_LINE_HEIGHT;
   const canvas = createCanvas(width, height);
   const ctx = canvas.getContext('2d');
   ctx.fillStyle = '#ffffff';
@@ -121,7 +155,9 @@ export function cardPng(card: PrintableCard): Buffer {
     ctx.font = `bold 24px "${FONT_FAMILY}"`;
     ctx.fillText(code, x + (cell.width - ctx.measureText(code).width) / 2, y + 42);
   });
-  ctx.font = `13px ${FONTS}`;
-  ctx.fillText(card.footer, margin, top + rows(card) * cell.height + 26);
+  ctx.font = footerFont;
+  footer.forEach((line, i) => {
+    ctx.fillText(line, margin, top + rows(card) * cell.height + 26 + i * FOOTER_LINE_HEIGHT);
+  });
   return canvas.toBuffer('image/png');
 }

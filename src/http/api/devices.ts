@@ -61,6 +61,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
       '/devices',
       {
         schema: {
+          operationId: 'listDevices',
           tags: ['devices'],
           summary: 'Your security devices',
           security,
@@ -78,6 +79,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
       '/withdrawal-limits',
       {
         schema: {
+          operationId: 'getWithdrawalLimits',
           tags: ['devices'],
           summary: 'Your withdrawal limits, set by the strongest active security device (W1)',
           description: 'USD per day and in 5 business days; null means unlimited. Without an active permanent device: USD 50,000 and 100,000.',
@@ -104,6 +106,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
       '/devices/:deviceId/activation',
       {
         schema: {
+          operationId: 'startDeviceActivation',
           tags: ['devices'],
           summary: 'Start activating a device: a suspended card (D4) or a printed online security card (S2): its challenge',
           security,
@@ -124,6 +127,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
       '/devices/:deviceId/activation/:flowId',
       {
         schema: {
+          operationId: 'completeDeviceActivation',
           tags: ['devices'],
           summary: "Answer the device's challenge: it is active; a reactivated card ends the temporary passcode and online card (D4)",
           security,
@@ -142,6 +146,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
       '/devices/:deviceId/lost',
       {
         schema: {
+          operationId: 'reportDeviceLost',
           tags: ['devices'],
           summary:
             "Report a DSC+ lost, stolen or damaged: it stops working at once; the deposit of a lost or stolen card is kept, a damaged one's stays held until it is returned (C5)",
@@ -161,6 +166,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
       '/devices/:deviceId/pin',
       {
         schema: {
+          operationId: 'startPinChange',
           tags: ['devices'],
           summary: "Change a DSC+'s PIN (C7): first its challenge, to answer with the old PIN",
           security,
@@ -181,6 +187,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
       '/devices/:deviceId/pin/:flowId',
       {
         schema: {
+          operationId: 'completePinChange',
           tags: ['devices'],
           summary: 'The response with the old PIN, and the new 4-digit PIN (C7)',
           security,
@@ -199,6 +206,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
       '/dscplus/eligibility',
       {
         schema: {
+          operationId: 'getDscPlusEligibility',
           tags: ['DSC+ requests'],
           summary: 'Whether the account may request a DSC+ (C1: equity above USD 1,000,000)',
           security,
@@ -213,6 +221,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
         preview ? '/dscplus/requests/preview' : '/dscplus/requests',
         {
           schema: {
+            operationId: preview ? 'previewDscPlusRequest' : 'requestDscPlus',
             tags: ['DSC+ requests'],
             summary: preview
               ? 'The summary of a DSC+ request, before it is made (C4): nothing is stored'

@@ -32,6 +32,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/users',
       {
         schema: {
+          operationId: 'searchUsers',
           tags: ['help desk'],
           summary: 'Find users by username prefix or account number',
           security,
@@ -49,6 +50,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/users/:username',
       {
         schema: {
+          operationId: 'getUserForHelpdesk',
           tags: ['help desk'],
           summary: "A user's account, devices, lock state and latest audit entries",
           security,
@@ -91,6 +93,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/users/:username/verifications',
       {
         schema: {
+          operationId: 'recordCallerVerification',
           tags: ['help desk'],
           summary: "Record how the caller's identity was verified (T1, A5); valid for 30 minutes",
           security,
@@ -109,6 +112,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/users/:username/temporary-passcode',
       {
         schema: {
+          operationId: 'issueTemporaryPasscode',
           tags: ['help desk'],
           summary: 'Issue a temporary passcode (T1–T5): shown once; replaces any earlier one',
           description:
@@ -120,6 +124,8 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           response: {
             200: z.object({ passcode: z.string(), deviceId: z.string(), fullAccessUntil: z.string(), expiresAt: z.string() }),
             ...errors,
+            // T4: none for a user who shares a device (TEMP_PASSCODE_SHARING)
+            409: ErrorSchema,
           },
         },
       },
@@ -134,6 +140,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/users/:username/temporary-passcode',
       {
         schema: {
+          operationId: 'revokeTemporaryPasscode',
           tags: ['help desk'],
           summary: "Revoke the user's temporary passcode",
           security,
@@ -151,6 +158,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/devices/:deviceId/ship',
       {
         schema: {
+          operationId: 'shipDevice',
           tags: ['help desk'],
           summary: 'Ship a requested DSC+ with a card of the imported stock (C6, C8); it activates itself three weeks later',
           security,
@@ -169,6 +177,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/devices/:deviceId/returned',
       {
         schema: {
+          operationId: 'markDeviceReturned',
           tags: ['help desk'],
           summary: 'A DSC+ came back: returned, and its USD 20 deposit released (C5)',
           security,
@@ -186,6 +195,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/devices/:deviceId/lost',
       {
         schema: {
+          operationId: 'markDeviceLost',
           tags: ['help desk'],
           summary: 'Mark a DSC+ lost or stolen (the deposit is kept) or damaged (C5)',
           security,
@@ -204,6 +214,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/users/:username/password-reset',
       {
         schema: {
+          operationId: 'resetPassword',
           tags: ['help desk'],
           summary: 'A one-time password for a verified caller who forgot theirs (A5): the user must change it at the next login',
           description:
@@ -225,6 +236,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/users/:username/unlock',
       {
         schema: {
+          operationId: 'unlockUser',
           tags: ['help desk'],
           summary: 'Lift a lock after verifying the caller (L3)',
           security,
@@ -243,6 +255,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/users/:username/lock',
       {
         schema: {
+          operationId: 'lockUser',
           tags: ['help desk'],
           summary: 'Lock a user until client services lift it, and end every session (L3, L8)',
           description:
@@ -263,6 +276,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/users/:username/sessions',
       {
         schema: {
+          operationId: 'endUserSessions',
           tags: ['help desk'],
           summary: 'End every session of a user (L8): a stolen laptop, a shared computer',
           description: 'Each ending is audited (session.ended, reason ended_by_staff). 403 STAFF_TARGET_FORBIDDEN as for every action on a staff account (X7).',
@@ -278,6 +292,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
       '/helpdesk/users/:username/phones',
       {
         schema: {
+          operationId: 'addUserPhone',
           tags: ['help desk'],
           summary: 'Put a mobile number on record for a verified caller (X7, M6)',
           description:

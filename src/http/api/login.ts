@@ -22,6 +22,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
       '/login',
       {
         schema: {
+          operationId: 'startLogin',
+          security: [],
           tags: ['login'],
           summary: 'Start a login with username and password (first factor)',
           description:
@@ -48,6 +50,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
       '/login/:flowId',
       {
         schema: {
+          operationId: 'getLogin',
+          security: [],
           tags: ['login'],
           summary: 'The current state of a login flow; with `wait`, the live connection of a login waiting for the phone (K3)',
           description:
@@ -72,6 +76,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
       '/login/:flowId/session',
       {
         schema: {
+          operationId: 'claimLoginSession',
+          security: [],
           tags: ['login'],
           summary: 'Take the session of a login approved on the phone (K3)',
           description:
@@ -94,6 +100,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
       '/login/:flowId/offline',
       {
         schema: {
+          operationId: 'switchLoginOffline',
+          security: [],
           tags: ['login'],
           summary: 'No notification on the phone: a challenge to type into the app instead (K4)',
           description:
@@ -109,6 +117,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
       '/login/:flowId',
       {
         schema: {
+          operationId: 'answerLogin',
+          security: [],
           tags: ['login'],
           summary: 'Answer the challenge, or switch to another device',
           description:
@@ -143,6 +153,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
       '/login/:flowId/code',
       {
         schema: {
+          operationId: 'resendLoginCode',
+          security: [],
           tags: ['login'],
           summary: 'Request a new security code by SMS or voice (M5)',
           description:

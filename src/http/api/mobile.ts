@@ -147,6 +147,8 @@ export function mobileApi(services: Services): FastifyPluginAsync {
       '/mobile/activations',
       {
         schema: {
+          operationId: 'startMobileActivation',
+          security: [],
           tags: ['mobile authenticator'],
           summary: 'Start activating the mobile authenticator on this phone, moving it here, or recovering it (K1, K7, K8)',
           description:
@@ -166,6 +168,8 @@ export function mobileApi(services: Services): FastifyPluginAsync {
       '/mobile/activations/:id/token',
       {
         schema: {
+          operationId: 'sendMobileActivationToken',
+          security: [],
           tags: ['mobile authenticator'],
           summary: 'Send the activation token by SMS (K1) to a number on record',
           description: '`{"phoneId"}` of `phones`. 429 SMS_TOO_SOON (one token every 30 s), 429 SMS_RATE_LIMITED, 404 PHONE_NOT_FOUND.',
@@ -181,6 +185,8 @@ export function mobileApi(services: Services): FastifyPluginAsync {
       '/mobile/activations/:id/complete',
       {
         schema: {
+          operationId: 'completeMobileActivation',
+          security: [],
           tags: ['mobile authenticator'],
           summary: 'Finish: the proof, the PIN (K2) and the public keys made on the phone',
           description:
@@ -207,6 +213,8 @@ export function mobileApi(services: Services): FastifyPluginAsync {
       '/mobile/requests',
       {
         schema: {
+          operationId: 'pollMobileRequests',
+          security: [],
           tags: ['mobile authenticator'],
           summary: "The app's live connection: push requests and messages for its users (K3, K14)",
           description:
@@ -232,6 +240,8 @@ export function mobileApi(services: Services): FastifyPluginAsync {
       '/mobile/requests/:id',
       {
         schema: {
+          operationId: 'answerMobileRequest',
+          security: [],
           tags: ['mobile authenticator'],
           summary: 'Answer a push request: approve with the number shown on the login screen, or deny ("this wasn\'t me")',
           description:
@@ -251,6 +261,8 @@ export function mobileApi(services: Services): FastifyPluginAsync {
       '/mobile/messages/:id/ack',
       {
         schema: {
+          operationId: 'acknowledgeMobileMessage',
+          security: [],
           tags: ['mobile authenticator'],
           summary: 'The app has shown a message (a temporary password, K14): it is deleted',
           params: ActivationParams,
@@ -268,6 +280,8 @@ export function mobileApi(services: Services): FastifyPluginAsync {
       '/mobile/push-subscription',
       {
         schema: {
+          operationId: 'setMobilePushSubscription',
+          security: [],
           tags: ['mobile authenticator'],
           summary: "Where the phone's push service wakes the closed app (a Web Push subscription)",
           description:

@@ -45,6 +45,7 @@ export function onlineCardApi(services: Services, guard: SessionGuard): FastifyP
       '/online-card',
       {
         schema: {
+          operationId: 'getOnlineCard',
           tags,
           summary: 'The online security card to print: made on the first call, the same until activated (S2)',
           description: 'For a session opened with a temporary passcode. Activate it afterwards through /devices/{deviceId}/activation.',
@@ -61,7 +62,13 @@ export function onlineCardApi(services: Services, guard: SessionGuard): FastifyP
     app.post(
       '/online-card/printed',
       {
-        schema: { tags, summary: 'Confirm the card printed correctly, in all its parts (S2)', security, response: { 200: OnlineCardSchema, ...errors } },
+        schema: {
+          operationId: 'confirmOnlineCardPrinted',
+          tags,
+          summary: 'Confirm the card printed correctly, in all its parts (S2)',
+          security,
+          response: { 200: OnlineCardSchema, ...errors },
+        },
       },
       async (request, reply) => {
         reply.header('cache-control', 'no-store');
@@ -74,10 +81,18 @@ export function onlineCardApi(services: Services, guard: SessionGuard): FastifyP
         `/online-card/card.${format}`,
         {
           schema: {
+            operationId: format === 'pdf' ? 'getOnlineCardPdf' : 'getOnlineCardPng',
             tags,
             summary: format === 'pdf' ? 'The card as a PDF, to print' : 'The card as a PNG image, to save',
             security,
-            response: { 200: z.any().describe(format === 'pdf' ? 'application/pdf' : 'image/png'), ...errors },
+            response: {
+              // a file, not JSON: its media type in the document (I2)
+              200: {
+                description: format === 'pdf' ? 'The card as a PDF' : 'The card as a PNG image',
+                content: { [format === 'pdf' ? 'application/pdf' : 'image/png']: { schema: z.any() } },
+              },
+              ...errors,
+            },
           },
         },
         async (request, reply) => {

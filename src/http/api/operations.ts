@@ -24,7 +24,15 @@ export function operationsApi(deps: OperationsDeps): FastifyPluginAsync {
 
     app.get(
       '/health',
-      { schema: { tags: ['operations'], summary: 'Liveness: the process runs', response: { 200: z.object({ status: z.literal('ok') }) } } },
+      {
+        schema: {
+          operationId: 'getHealth',
+          security: [],
+          tags: ['operations'],
+          summary: 'Liveness: the process runs',
+          response: { 200: z.object({ status: z.literal('ok') }) },
+        },
+      },
       async () => ({ status: 'ok' as const }),
     );
 
@@ -32,6 +40,8 @@ export function operationsApi(deps: OperationsDeps): FastifyPluginAsync {
       '/ready',
       {
         schema: {
+          operationId: 'getReadiness',
+          security: [],
           tags: ['operations'],
           summary: 'Readiness: the database answers, its schema is current, the server is not stopping',
           description:

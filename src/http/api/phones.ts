@@ -50,7 +50,13 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
     app.get(
       '/phones',
       {
-        schema: { tags: ['mobile'], summary: 'Your mobile numbers', security, response: { 200: z.object({ phones: z.array(PhoneSchema) }), 401: ErrorSchema } },
+        schema: {
+          operationId: 'listPhones',
+          tags: ['mobile'],
+          summary: 'Your mobile numbers',
+          security,
+          response: { 200: z.object({ phones: z.array(PhoneSchema) }), 401: ErrorSchema },
+        },
       },
       async (request) => {
         const { session } = await guard.require(request, 'portal');
@@ -62,6 +68,7 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
       '/phones',
       {
         schema: {
+          operationId: 'addPhone',
           tags: ['mobile'],
           summary: 'Add a mobile number (M6): the country, and the digits without trunk prefix or country code',
           description: 'Stored in E.164, not yet verified. Errors: 400 PHONE_INVALID (with a reason), 409 PHONE_EXISTS, 409 PHONE_LIMIT.',
@@ -84,6 +91,7 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
       '/phones/:phoneId/verification',
       {
         schema: {
+          operationId: 'sendPhoneVerification',
           tags: ['mobile'],
           summary: 'VERIFY: send a confirm code by SMS (M1)',
           description:
@@ -105,6 +113,7 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
       '/phones/:phoneId/confirmation',
       {
         schema: {
+          operationId: 'confirmPhone',
           tags: ['mobile'],
           summary: 'Enter the confirm code: the number becomes "SMS Verified" (M1)',
           description:
@@ -127,6 +136,7 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
       '/phones/:phoneId',
       {
         schema: {
+          operationId: 'removePhone',
           tags: ['mobile'],
           summary: 'Remove a mobile number; its SMS device is revoked',
           description: 'Refused with 409 PHONE_IN_USE while the number receives the codes of your only security device.',

@@ -47,6 +47,7 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
       '/security-keys',
       {
         schema: {
+          operationId: 'listSecurityKeys',
           tags: ['security-keys'],
           summary: 'Your security keys and passkeys',
           security,
@@ -63,6 +64,7 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
       '/security-keys/registration',
       {
         schema: {
+          operationId: 'startSecurityKeyRegistration',
           tags: ['security-keys'],
           summary: 'Start registering a security key or passkey: the options for navigator.credentials.create',
           description: '403 STEP_UP_REQUIRED without a recent step-up (X7); 409 SECURITY_KEY_LIMIT at 10 keys.',
@@ -80,6 +82,7 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
       '/security-keys',
       {
         schema: {
+          operationId: 'registerSecurityKey',
           tags: ['security-keys'],
           summary: 'Register the key: the credential navigator.credentials.create gave (RegistrationResponseJSON), a name and the state',
           description:
@@ -106,6 +109,7 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
       '/security-keys/:keyId',
       {
         schema: {
+          operationId: 'renameSecurityKey',
           tags: ['security-keys'],
           summary: 'Rename a key',
           security,
@@ -124,6 +128,7 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
       '/security-keys/:keyId',
       {
         schema: {
+          operationId: 'removeSecurityKey',
           tags: ['security-keys'],
           summary: 'Remove a key: it stops working for good',
           security,

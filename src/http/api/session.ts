@@ -36,6 +36,7 @@ export function sessionApi(services: Services, guard: SessionGuard): FastifyPlug
       '/session',
       {
         schema: {
+          operationId: 'getSession',
           tags: ['session'],
           summary: 'The session of the Bearer token or cookie',
           security: [{ bearer: [] }, { cookie: [] }],
@@ -49,6 +50,7 @@ export function sessionApi(services: Services, guard: SessionGuard): FastifyPlug
       '/password',
       {
         schema: {
+          operationId: 'changePassword',
           tags: ['session'],
           summary: 'Change your password (A4): the current one, then the new one',
           description:
@@ -70,6 +72,7 @@ export function sessionApi(services: Services, guard: SessionGuard): FastifyPlug
       '/logout',
       {
         schema: {
+          operationId: 'logout',
           tags: ['session'],
           summary: 'End the session server-side',
           security: [{ bearer: [] }, { cookie: [] }],

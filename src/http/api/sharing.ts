@@ -70,6 +70,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       '/sharing',
       {
         schema: {
+          operationId: 'listSharings',
           tags: ['sharing'],
           summary: 'Your device sharing requests and sharings, as requester or owner (H2: the status)',
           security,
@@ -86,6 +87,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       '/sharing',
       {
         schema: {
+          operationId: 'requestSharing',
           tags: ['sharing'],
           summary: "Share Device (H2): the owner's username and password; the owner's device then answers a challenge",
           description:
@@ -108,6 +110,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       '/sharing/:id',
       {
         schema: {
+          operationId: 'getSharing',
           tags: ['sharing'],
           summary: 'One sharing request (its challenge, review or status)',
           security,
@@ -125,6 +128,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       '/sharing/:id/answer',
       {
         schema: {
+          operationId: 'answerSharingChallenge',
           tags: ['sharing'],
           summary: "The owner's device's response to the challenge (H2); then review",
           description:
@@ -145,6 +149,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       '/sharing/:id/confirmation',
       {
         schema: {
+          operationId: 'confirmSharing',
           tags: ['sharing'],
           summary: 'Confirm after the review (H2): approved at once (active) or waiting for compliance (pending, H3)',
           description:
@@ -166,6 +171,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       '/sharing/:id',
       {
         schema: {
+          operationId: 'cancelSharing',
           tags: ['sharing'],
           summary: "Cancel a sharing (either user, after a step-up): the requester's kept devices are active again",
           security,
@@ -185,6 +191,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       '/helpdesk/sharing',
       {
         schema: {
+          operationId: 'listPendingSharings',
           tags: ['help desk'],
           summary: 'Device sharing requests waiting for compliance (H3)',
           security: [{ bearer: [] }],
@@ -198,6 +205,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       '/helpdesk/sharing/:id/decision',
       {
         schema: {
+          operationId: 'decideSharing',
           tags: ['help desk'],
           summary: 'Compliance approves or rejects a pending device sharing (H3); both users are told (N1)',
           description:
@@ -216,6 +224,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       '/helpdesk/sharing/:id',
       {
         schema: {
+          operationId: 'cancelSharingAsStaff',
           tags: ['help desk'],
           summary: "Staff cancel a device sharing: the requester's kept devices are active again",
           security: [{ bearer: [] }],

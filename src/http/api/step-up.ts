@@ -37,6 +37,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
       '/step-up',
       {
         schema: {
+          operationId: 'startStepUp',
           tags: ['step-up'],
           summary: "Verify again for a portal task (V1): the password, then a push to the mobile authenticator or the device's challenge",
           description:
@@ -57,6 +58,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
       '/step-up/:id',
       {
         schema: {
+          operationId: 'getStepUp',
           tags: ['step-up'],
           summary: 'A step-up; with `wait` (seconds, at most 25), answers when it no longer waits for the phone',
           security,
@@ -77,6 +79,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
       '/step-up/:id',
       {
         schema: {
+          operationId: 'answerStepUp',
           tags: ['step-up'],
           summary: "Answer the step-up's challenge",
           description: '401 LOGIN_FAILED with attemptsLeft (3 in all, counted towards the lock); 409 FLOW_STATE while it waits for a push approval.',
@@ -96,6 +99,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
       '/step-up/:id/offline',
       {
         schema: {
+          operationId: 'switchStepUpOffline',
           tags: ['step-up'],
           summary: 'No notification on the phone: a challenge for the app instead (K4)',
           security,
@@ -113,6 +117,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
       '/step-up/:id/complete',
       {
         schema: {
+          operationId: 'completeStepUp',
           tags: ['step-up'],
           summary: 'Take the verification the phone approved (K11)',
           security,

@@ -199,7 +199,9 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
           return flowGone(request, reply, mapped);
         }
         if (mapped.code === 'LOGIN_FAILED' && flow.state === 'second_factor') return renderChallenge(request, reply, flow, mapped);
-        // the last allowed answer was wrong, the flow expired or the user is locked: start over
+        // L2 (issue 16): the third wrong answer used the challenge up: the page says so, and that a new login starts
+        if (mapped.code === 'LOGIN_FAILED') return flowGone(request, reply, new SlsError('LOGIN_FAILED', { reason: 'used_up' }), flow);
+        // the flow expired or the user is locked: start over
         return flowGone(request, reply, mapped, flow);
       }
     });
