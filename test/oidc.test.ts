@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createPublicKey, type JsonWebKey, verify as cryptoVerify } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { join } from 'node:path';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, openTestDatabase, startHarness, type Harness, type TestDatabase } from './support/harness.js';
@@ -508,7 +509,35 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     expect(newKid).toBe(kid);
     const jwks = (await (await fetch(config.serverMetadata().jwks_uri!)).json()) as { keys: { kid: string }[] };
     expect(jwks.keys.map((k) => k.kid)).toEqual([kid, oldKid]);
+    // the ID token signed before the rotation still verifies with the published JWKS
+    const [header, payload, signature] = before.tokens.id_token!.split('.') as [string, string, string];
+    const oldKey = createPublicKey({ key: (jwks.keys as unknown as JsonWebKey[]).find((k) => (k as { kid?: string }).kid === oldKid)!, format: 'jwk' });
+    expect(cryptoVerify('RSA-SHA256', Buffer.from(`${header}.${payload}`), oldKey, Buffer.from(signature, 'base64url'))).toBe(true);
   }, 30_000);
+
+  // last in this suite: it moves our clock hours ahead of the provider's
+  it('I1: the scheduler deletes expired codes, tokens, sessions and grants, and retired keys once their tokens have expired', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    await tokensFor(holder);
+    const count = async () =>
+      Number(
+        (
+          await h.services.store.db
+            .selectFrom('oidc_artifacts')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    expect(await count()).toBeGreaterThan(0);
+    const keysBefore = await h.services.store.db.selectFrom('oidc_keys').select('kid').execute();
+    expect(keysBefore.length).toBeGreaterThan(1);
+    h.clock.advance(13 * 60 * MINUTE);
+    await h.services.scheduler.runDue();
+    expect(await count()).toBe(0);
+    // only the signing key is left
+    const keysAfter = await h.services.store.db.selectFrom('oidc_keys').select(['kid', 'retired_at']).execute();
+    expect(keysAfter).toEqual([{ kid: expect.any(String), retired_at: null }]);
+  });
 });
 
 describe.each(DATABASES)('I1: the provider on two server processes sharing one %s database (X4)', (dbName) => {
