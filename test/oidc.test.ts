@@ -343,6 +343,34 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     expect(callback.searchParams.get('error')).toBe('unmet_authentication_requirements');
   });
 
+  it('I1/V1: acr_values above the session (an SMS login, strong asked): the user logs in again with the stronger device; the new acr proves it', async () => {
+    const sms = await BUILT_IN_DRIVERS.sms!.holder(h);
+    const { tokens: first, browser } = await tokensFor(sms);
+    expect(first.claims()!.acr).toBe('urn:sls:acr:device');
+    const { card } = await h.services.devices.addDscPlus({ userId: sms.user.id, pin: '1234' }, 'test');
+    const dscPlus = (await h.services.devices.listForUser(sms.user.id)).find((d) => d.type === 'dscplus')!;
+    const strong: Holder = {
+      ...sms,
+      // L6: the login may offer the SMS (last used) first: the user switches to the card
+      answerable: async (flow) => {
+        const challenge = flow.challenge as Json;
+        if (challenge.type === 'ocra') return challenge;
+        const switched = await h.services.login.switchDevice(flow.id as string, dscPlus.id, { ip: null, userAgent: null });
+        return switched.challenge as unknown as Json;
+      },
+      right: async (prompt) => cardAnswer(card, prompt.question as string),
+    };
+    // the provider counts in whole seconds: the first login is a second older than the new request
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    h.clock.set(Math.max(Date.now(), h.clock.now()));
+    const seen: string[] = [];
+    const started = await authorizationUrl({ acr_values: 'urn:sls:acr:strong' });
+    const callback = await follow(browser, started.url.href, strong, seen);
+    expect(seen).toContain('/login');
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state });
+    expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:strong', amr: ['pwd', 'hwk', 'otp', 'pin', 'mfa'] });
+  });
+
   it('I1: acr_values met by the login: the acr says the level asked', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const { tokens } = await tokensFor(holder, { acr_values: 'urn:sls:acr:device' });

@@ -288,6 +288,12 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
     app.get('/.well-known/openid-configuration', { schema: { hide: true } }, (request, reply) => forward(request, reply, '/.well-known/openid-configuration'));
     app.all(`${OIDC_PREFIX}/*`, { schema: { hide: true } }, (request, reply) => forward(request, reply, request.url.slice(OIDC_PREFIX.length).split('?')[0]!));
 
+    /** Our login page for the client's app; its landing comes back to the interaction. */
+    function loginAgain(reply: FastifyReply, uid: string, clientApp: string): FastifyReply {
+      reply.setCookie(OIDC_RETURN_COOKIE, uid, { path: '/', httpOnly: true, secure: config.cookieSecure, sameSite: 'lax', maxAge: 3600 });
+      return reply.redirect(`/login?app=${clientApp}`, 303);
+    }
+
     /** Refuses the authorization request with a standard error, back at the client. */
     async function refuse(request: FastifyRequest, reply: FastifyReply, error: string, description: string): Promise<void> {
       const provider = await host.current();
@@ -313,10 +319,7 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       // A5: a one-time password is replaced first; the application is then opened again by the user
       if (session?.app === client.app && session.passwordChangeRequired) return reply.redirect('/password', 303);
       // no session of ours for this client's app: our login, then back here
-      if (!session || session.app !== client.app) {
-        reply.setCookie(OIDC_RETURN_COOKIE, details.uid, { path: '/', httpOnly: true, secure: config.cookieSecure, sameSite: 'lax', maxAge: 3600 });
-        return reply.redirect(`/login?app=${client.app}`, 303);
-      }
+      if (!session || session.app !== client.app) return loginAgain(reply, details.uid, client.app);
 
       const proof = await services.oidc.proof(session);
       const now = clock.now();
@@ -329,10 +332,10 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       const strongEnough = required === null || acrRank(proof.acr) >= required;
 
       if (!strongEnough) {
-        // can any of the user's devices meet it? Verified again in this interaction and still not: refused
+        // can any of the user's devices meet it? Proved in this very interaction and still not: refused
         const devices = (await services.devices.listForUser(session.userId)).filter((d) => d.state === 'active');
         const best = Math.max(-1, ...devices.map((d) => acrRank(acrOf(services.deviceKind(d.type)))));
-        if (best < required! || (session.verifiedAt !== null && session.verifiedAt >= startedAt)) {
+        if (best < required! || proof.authTime >= startedAt) {
           await services.audit.record({
             event: 'oidc.login',
             actor: `user:${session.userId}`,
@@ -342,12 +345,13 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
           });
           return refuse(request, reply, 'unmet_authentication_requirements', 'the requested authentication level cannot be met');
         }
+        // a login, where the user may choose the stronger device (the step-up offers the last used)
+        return loginAgain(reply, details.uid, client.app);
       }
-      if (!fresh || !strongEnough) {
+      if (!fresh) {
         // V1: verify again with the device — the portal's step-up; a trading or temporary session logs in again
         if (session.app === 'portal' && session.scope === 'full') return reply.redirect(`/step-up?next=${encodeURIComponent(back)}`, 303);
-        reply.setCookie(OIDC_RETURN_COOKIE, details.uid, { path: '/', httpOnly: true, secure: config.cookieSecure, sameSite: 'lax', maxAge: 3600 });
-        return reply.redirect(`/login?app=${client.app}`, 303);
+        return loginAgain(reply, details.uid, client.app);
       }
 
       await services.audit.record({
