@@ -291,6 +291,15 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     await expect(oidc.refreshTokenGrant(config, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
     const introspected = await oidc.tokenIntrospection(config, refreshed.access_token);
     expect(introspected.active).toBe(false);
+    // audited, with the user and the client
+    await expect
+      .poll(
+        async () =>
+          (await h.services.store.db.selectFrom('audit_log').select(['user_id', 'data']).where('event', '=', 'oidc.grant_revoked').execute()).filter(
+            (row) => row.user_id === holder.user.id && JSON.parse(row.data as string).route === 'token',
+          ).length,
+      )
+      .toBe(1);
   });
 
   it('I1: introspection and revocation of an access token', async () => {

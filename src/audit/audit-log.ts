@@ -101,6 +101,7 @@ export type AuditEvent =
   | 'oidc.keys_rotated'
   | 'oidc.login'
   | 'oidc.backchannel_logout'
+  | 'oidc.grant_revoked'
   | 'apikey.revoked'
   | 'apikey.refused'
   | 'fx.rate_set'

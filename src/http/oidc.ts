@@ -54,7 +54,10 @@ export class ProviderHost {
   private checkedAt = 0;
   private building: Promise<ProviderType> | null = null;
 
-  constructor(private readonly services: Services) {}
+  constructor(
+    private readonly services: Services,
+    private readonly log?: { error(details: object, message: string): void },
+  ) {}
 
   async current(): Promise<ProviderType> {
     const now = Date.now();
@@ -224,6 +227,22 @@ export class ProviderHost {
       },
     });
     provider.proxy = config.trustProxy !== false;
+    // a grant revoked: a code or refresh token used twice (taken as stolen), a client's revocation, a logout
+    provider.on('grant.revoked', (...args: unknown[]) => {
+      const [ctx, grantId] = args as [KoaContext, string];
+      const entities = (ctx.oidc?.entities ?? {}) as Record<string, { accountId?: string } | undefined>;
+      const userId = entities.RefreshToken?.accountId ?? entities.AuthorizationCode?.accountId ?? entities.AccessToken?.accountId ?? null;
+      const clientId = ctx.oidc?.client?.clientId ?? null;
+      services.audit
+        .record({
+          event: 'oidc.grant_revoked',
+          actor: clientId ? `client:${clientId}` : 'system',
+          userId,
+          data: { grantId, clientId, route: ctx.oidc?.route ?? null },
+        })
+        .catch((error: unknown) => this.log?.error({ err: error }, 'audit of a revoked grant failed'));
+    });
+    provider.on('server_error', (...args: unknown[]) => this.log?.error({ err: args[1] }, 'OpenID Provider error'));
     provider.use(async (ctx, next) => {
       await next();
       const oidc = ctx.oidc;
