@@ -606,6 +606,16 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
     expect(created.code, created.stderr).toBe(0);
     const { clientId, clientSecret } = JSON.parse(created.stdout) as { clientId: string; clientSecret: string };
     expect(clientSecret).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    // refusals: an unknown app, a plain-http redirect URI off localhost, an unknown client (exit 1, the reason said)
+    const badApp = await sls(['client', 'create', '--name', 'X', '--app', 'desk', '--redirect-uri', `${rp.url}/cb`], env);
+    expect(badApp.code).toBe(1);
+    expect(badApp.stderr).toContain('portal or trading');
+    const badUri = await sls(['client', 'create', '--name', 'X', '--app', 'portal', '--redirect-uri', 'http://evil.example/cb'], env);
+    expect(badUri.code).toBe(1);
+    expect(badUri.stderr).toContain('https');
+    const unknown = await sls(['client', 'show', 'cli_aaaaaaaaaaaaaaaaaaaaaaaaaa'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('sls client list');
     const listed = await sls(['client', 'list', '--json'], env);
     expect(listed.stdout).toContain(clientId);
     expect(listed.stdout).not.toContain(clientSecret);
