@@ -468,6 +468,9 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const { tokens, browser } = await tokensFor(holder);
     const end = oidc.buildEndSessionUrl(config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: `${rp.url}/bye`, state: 'bye1' });
+    // X2: the provider's pages speak the browser's language
+    const french = await fetch(end.href, { headers: { 'accept-language': 'fr', cookie: [...browser.jar].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    expect(await french.text()).toContain('Oui, me déconnecter');
     const confirm = await browser.request(end.href);
     expect(confirm.status).toBe(200);
     const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.html)![1]!;

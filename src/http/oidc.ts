@@ -16,7 +16,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Check as CheckType, InteractionDetails, KoaContext, Provider as ProviderType } from 'oidc-provider';
 import type { Services } from '../services.js';
 import { SlsError } from '../errors.js';
-import { translator } from '../i18n/i18n.js';
+import { acceptedLanguage, translator, type Language } from '../i18n/i18n.js';
 import { ACR_VALUES, TOKEN_LIFETIME_S, acrOf, acrRank, requiredAcrRank } from '../oidc/claims.js';
 import { adapterClass, type ClientMetadata } from '../oidc/adapter.js';
 import type { Session } from '../sessions/sessions.js';
@@ -44,8 +44,8 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function page(title: string, body: string): string {
-  return `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><link rel="stylesheet" href="/static/style.css"></head><body><main>${body}</main></body></html>`;
+function page(language: Language, title: string, body: string): string {
+  return `<!doctype html><html lang="${language}"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><link rel="stylesheet" href="/static/style.css"></head><body><main>${body}</main></body></html>`;
 }
 
 /** Builds the provider, and builds it again when the signing keys changed (a rotation here or by another process). */
@@ -107,7 +107,8 @@ export class ProviderHost {
     const { config, sessions, clock, store } = services;
     const { default: Provider, interactionPolicy } = await import('oidc-provider');
     const { Check } = interactionPolicy;
-    const t = translator(config.defaultLanguage);
+    /** The provider's own pages (logout, errors) in the browser's language. */
+    const languageOf = (ctx: { get(header: string): string }): Language => acceptedLanguage(ctx.get('accept-language')) ?? config.defaultLanguage;
 
     const slsSessionOf = async (ctx: KoaContext): Promise<Session | null> => {
       const token = ctx.cookies.get(SESSION_COOKIE, { signed: false });
@@ -204,23 +205,32 @@ export class ProviderHost {
         backchannelLogout: { enabled: true },
         rpInitiatedLogout: {
           enabled: true,
-          logoutSource: async (ctx: { body: string }, form: string) => {
+          logoutSource: async (ctx: { body: string; get(header: string): string }, form: string) => {
+            const language = languageOf(ctx);
+            const t = translator(language);
             ctx.body = page(
+              language,
               t('oidc.logout.title'),
               `<h1>${escapeHtml(t('oidc.logout.title'))}</h1><p>${escapeHtml(t('oidc.logout.question'))}</p>${form}<button form="op.logoutForm" type="submit" name="logout" value="yes">${escapeHtml(t('oidc.logout.yes'))}</button> <button form="op.logoutForm" type="submit">${escapeHtml(t('oidc.logout.no'))}</button>`,
             );
           },
-          postLogoutSuccessSource: async (ctx: { body: string }) => {
+          postLogoutSuccessSource: async (ctx: { body: string; get(header: string): string }) => {
+            const language = languageOf(ctx);
+            const t = translator(language);
             ctx.body = page(
+              language,
               t('oidc.logout.done'),
               `<h1>${escapeHtml(t('oidc.logout.done'))}</h1><p><a href="/login">${escapeHtml(t('oidc.logout.again'))}</a></p>`,
             );
           },
         },
       },
-      renderError: async (ctx: { type: string; body: string }, out: { error?: string; error_description?: string }) => {
+      renderError: async (ctx: { type: string; body: string; get(header: string): string }, out: { error?: string; error_description?: string }) => {
+        const language = languageOf(ctx);
+        const t = translator(language);
         ctx.type = 'html';
         ctx.body = page(
+          language,
           t('oidc.error.title'),
           `<h1>${escapeHtml(t('oidc.error.title'))}</h1><p>${escapeHtml(t('oidc.error.body'))}</p><p><code>${escapeHtml(out.error ?? 'server_error')}</code> ${escapeHtml(out.error_description ?? '')}</p>`,
         );
