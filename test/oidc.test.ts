@@ -62,17 +62,26 @@ class Browser {
 interface RelyingPartyServer {
   url: string;
   logoutTokens: string[];
+  /** How many logout tokens to refuse (503) before taking them. */
+  refuse: { count: number };
   close(): Promise<void>;
 }
 
 async function relyingPartyServer(): Promise<RelyingPartyServer> {
   const logoutTokens: string[] = [];
+  const refuse = { count: 0 };
   const server: Server = createServer((req: IncomingMessage, res) => {
     let body = '';
     req.on('data', (chunk: Buffer) => {
       body += chunk.toString();
     });
     req.on('end', () => {
+      if (req.method === 'POST' && req.url === '/backchannel' && refuse.count > 0) {
+        refuse.count -= 1;
+        res.statusCode = 503;
+        res.end();
+        return;
+      }
       if (req.method === 'POST' && req.url === '/backchannel') logoutTokens.push(new URLSearchParams(body).get('logout_token') ?? '');
       res.statusCode = 200;
       res.end();
@@ -80,7 +89,7 @@ async function relyingPartyServer(): Promise<RelyingPartyServer> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, logoutTokens, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return { url: `http://127.0.0.1:${port}`, logoutTokens, refuse, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
 function payloadOf(jwt: string): Record<string, unknown> {
@@ -122,8 +131,8 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     config = await oidc.discovery(new URL(issuer), clientId, undefined, oidc.ClientSecretBasic(clientSecret), { execute: [oidc.allowInsecureRequests] });
   });
 
-  // the provider reads the system clock: ours follows it (and never goes back)
-  beforeEach(() => h.clock.set(Math.max(Date.now(), h.clock.now())));
+  // the provider reads the system clock: each test starts with ours on it (a test moves ours on only for itself)
+  beforeEach(() => h.clock.set(Date.now()));
 
   afterAll(async () => {
     await rp?.close();
@@ -462,6 +471,27 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const verification = await h.services.helpDesk.verifyIdentity(agent.id, holder.user.username, { method: 'id_document' });
     await h.services.helpDesk.resetPassword(agent.id, holder.user.username, { verificationId: verification.id });
     await expect.poll(() => rp.logoutTokens.map((t) => payloadOf(t).sid), { timeout: 5_000 }).toEqual([tokens.claims()!.sid]);
+  });
+
+  it('I1, L8: a client that does not take the logout token is tried again by the scheduler', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder);
+    rp.logoutTokens.length = 0;
+    rp.refuse.count = 1;
+    // L8: the card reported lost ends the sessions it opened
+    await h.services.store.serialized('audit_log', (trx) => h.services.sessions.endWhere(trx, { userId: holder.user.id }, 'device_lost', 'test'));
+    const attempts = async () =>
+      (await h.services.store.db.selectFrom('oidc_session_links').select('attempts').where('user_id', '=', holder.user.id).executeTakeFirstOrThrow()).attempts;
+    // the first attempt (at once) is refused by the client
+    await expect.poll(() => rp.refuse.count, { timeout: 5_000 }).toBe(0);
+    expect(await attempts()).toBe(1);
+    expect(rp.logoutTokens).toEqual([]);
+    // not before its time
+    await h.services.scheduler.runDue();
+    expect(rp.logoutTokens).toEqual([]);
+    h.clock.advance(MINUTE + 1_000);
+    await h.services.scheduler.runDue();
+    expect(rp.logoutTokens.map((t) => payloadOf(t).sid)).toEqual([tokens.claims()!.sid]);
   });
 
   it('I1: RP-initiated logout ends the provider session and ours', async () => {

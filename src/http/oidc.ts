@@ -65,12 +65,12 @@ export class ProviderHost {
     if (this.building) return this.building;
     this.building = (async () => {
       try {
-        const keys = await this.services.oidc.keys.published();
-        const fingerprint = keys.map((k) => k.kid).join(',');
+        const fingerprint = await this.services.oidc.keys.fingerprint();
         this.checkedAt = Date.now();
-        if (this.built?.fingerprint === fingerprint) return this.built.provider;
+        if (this.built && this.built.fingerprint === fingerprint) return this.built.provider;
+        const keys = await this.services.oidc.keys.published();
         const provider = await this.build(keys);
-        this.built = { provider, fingerprint };
+        this.built = { provider, fingerprint: keys.map((k) => k.kid).join(',') };
         return provider;
       } finally {
         this.building = null;
