@@ -14,7 +14,8 @@ import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, openTestDatabase, 
 import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
 import { csrfOf, form } from './support/html.js';
 import { get, type Json } from './support/api.js';
-import { BUILT_IN_DRIVERS, type Holder } from './support/kind-drivers.js';
+import { BUILT_IN_DRIVERS, onlyDevice, type Holder } from './support/kind-drivers.js';
+import { TestPhone, harnessInbox, smsUser } from './support/phone.js';
 import { MINUTE } from '../src/clock.js';
 
 function freePort(): Promise<number> {
@@ -286,6 +287,35 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
       expect(tokens.claims()!.amr).toEqual(amr);
     });
   }
+
+  it('I1/K13: a push to the authenticator, approved with the number and the PIN, opens the application: amr says swk and pin', async () => {
+    const user = await smsUser(h);
+    const phone = new TestPhone(issuer, harnessInbox(h));
+    const enrolment = await phone.activate(user.username);
+    await onlyDevice(h, user, enrolment.deviceId);
+    const browser = new Browser(issuer);
+    const started = await authorizationUrl();
+    let url = started.url.href;
+    for (let page = await browser.request(url); page.location; page = await browser.request(url)) url = page.location;
+    expect(new URL(url).pathname).toBe('/login');
+    const loginPage = await browser.request(url);
+    const posted = await browser.request('/login', {
+      form: { _csrf: csrfOf(form(loginPage.html, '/login')), username: user.username, password: PASSWORD, app: 'portal' },
+    });
+    const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
+    const waiting = await browser.request(posted.location!);
+    const shown = (await get(h.app, `/api/v1/login/${flowId}`)).body.challenge as Json;
+    expect(shown.type).toBe('push');
+    // K13: the number shown on the page, typed on the phone
+    const request = await phone.request(user.username);
+    expect((await phone.approve(request, shown.number as string)).state).toBe('approved');
+    const taken = await browser.request(`/login/${flowId}/session`, { form: { _csrf: csrfOf(form(waiting.html, `/login/${flowId}/session`)) } });
+    expect(taken.location).toMatch(/\/oidc\/interaction\//);
+    url = taken.location!;
+    while (!url.startsWith(rp.url)) url = (await browser.request(url)).location!;
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(url), { pkceCodeVerifier: started.verifier, expectedState: started.state });
+    expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:strong', amr: ['pwd', 'swk', 'pin', 'mfa'] });
+  });
 
   it('I1: refresh tokens rotate; a rotated refresh token used again revokes the grant', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
