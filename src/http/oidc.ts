@@ -45,7 +45,7 @@ function escapeHtml(text: string): string {
 }
 
 function page(language: Language, title: string, body: string): string {
-  return `<!doctype html><html lang="${language}"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><link rel="stylesheet" href="/static/style.css"></head><body><main>${body}</main></body></html>`;
+  return `<!doctype html><html lang="${language}"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><link rel="stylesheet" href="/static/sls.css"></head><body><main>${body}</main></body></html>`;
 }
 
 /** Builds the provider, and builds it again when the signing keys changed (a rotation here or by another process). */
@@ -77,11 +77,6 @@ export class ProviderHost {
       }
     })();
     return this.building;
-  }
-
-  /** After a rotation in this process: the next request builds with the new key. */
-  refresh(): void {
-    this.checkedAt = 0;
   }
 
   private async clientMetadata(clientId: string): Promise<ClientMetadata | undefined> {
