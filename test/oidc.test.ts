@@ -317,6 +317,27 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:strong', amr: ['pwd', 'swk', 'pin', 'mfa'] });
   });
 
+  it('I1: a public client (a trading platform) with PKCE and no secret: the login is a trading login', async () => {
+    const publicConfig = await oidc.discovery(new URL(issuer), publicClientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const browser = new Browser(issuer);
+    const started = await authorizationUrl({}, publicConfig);
+    const seen: string[] = [];
+    const callback = await follow(browser, started.url.href, holder, seen);
+    const tokens = await oidc.authorizationCodeGrant(publicConfig, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state });
+    expect(tokens.claims()!.acr).toBe('urn:sls:acr:strong');
+    // L8: the session behind it is a trading session
+    expect((await sessionOf(browser)).app).toBe('trading');
+    const info = await oidc.fetchUserInfo(publicConfig, tokens.access_token, holder.user.id);
+    expect(info.sls_app).toBe('trading');
+    // a wrong verifier is refused
+    const again = await authorizationUrl({}, publicConfig);
+    const callback2 = await follow(browser, again.url.href, holder);
+    await expect(
+      oidc.authorizationCodeGrant(publicConfig, callback2, { pkceCodeVerifier: oidc.randomPKCECodeVerifier(), expectedState: again.state }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
   it('I1: refresh tokens rotate; a rotated refresh token used again revokes the grant', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const { tokens } = await tokensFor(holder);
