@@ -248,6 +248,11 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     expect(jwks.keys.length).toBeGreaterThan(0);
     // only public halves are published
     expect(jwks.keys.every((k) => k.d === undefined)).toBe(true);
+    // X5: a client's X-Forwarded-* (no proxy trusted here) does not move the endpoints
+    const forged = (await (
+      await fetch(`${issuer}/.well-known/openid-configuration`, { headers: { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' } })
+    ).json()) as { token_endpoint: string };
+    expect(forged.token_endpoint).toBe(`${issuer}/oidc/token`);
   });
 
   it('I1: code + PKCE through our login (password, then the DSC+): ID token with amr, acr, auth_time; userinfo; entitlements', async () => {

@@ -231,7 +231,8 @@ export class ProviderHost {
         );
       },
     });
-    provider.proxy = config.trustProxy !== false;
+    // the forwarded headers it reads are ours: set from what Fastify trusted (SLS_TRUST_PROXY), see forwardedAsTrusted
+    provider.proxy = true;
     // a grant revoked: a code or refresh token used twice (taken as stolen), a client's revocation, a logout
     provider.on('grant.revoked', (...args: unknown[]) => {
       const [ctx, grantId] = args as [KoaContext, string];
@@ -268,6 +269,18 @@ export class ProviderHost {
   }
 }
 
+/**
+ * X5: the provider (Koa, proxy mode) reads the protocol, host and client
+ * address from X-Forwarded-*; they are replaced by what Fastify decided
+ * under SLS_TRUST_PROXY, so a client cannot choose them.
+ */
+function forwardedAsTrusted(request: FastifyRequest): void {
+  const { headers } = request.raw;
+  headers['x-forwarded-proto'] = request.protocol;
+  headers['x-forwarded-host'] = request.host;
+  headers['x-forwarded-for'] = request.ip;
+}
+
 /** The provider's own routes and our interaction. */
 export function oidcRoutes(services: Services, pages: PageRenderer, host: ProviderHost): FastifyPluginAsync {
   const { config, sessions, clock } = services;
@@ -283,6 +296,7 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       const raw = request.raw as IncomingMessage & { originalUrl?: string };
       const query = raw.url?.includes('?') ? raw.url.slice(raw.url.indexOf('?')) : '';
       hashClientSecret(raw);
+      forwardedAsTrusted(request);
       raw.originalUrl = `${OIDC_PREFIX}${path}${query}`;
       raw.url = `${path}${query}`;
       reply.hijack();
@@ -321,12 +335,14 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
     /** Refuses the authorization request with a standard error, back at the client. */
     async function refuse(request: FastifyRequest, reply: FastifyReply, error: string, description: string): Promise<void> {
       const provider = await host.current();
+      forwardedAsTrusted(request);
       reply.hijack();
       await provider.interactionFinished(request.raw, reply.raw, { error, error_description: description }, { mergeWithLastSubmission: false });
     }
 
     app.get<{ Params: { uid: string } }>(`${OIDC_PREFIX}/interaction/:uid`, { schema: { hide: true } }, async (request, reply) => {
       const provider = await host.current();
+      forwardedAsTrusted(request);
       let details: InteractionDetails;
       try {
         details = await provider.interactionDetails(request.raw, reply.raw);
