@@ -343,6 +343,27 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     ).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
+  it('I1/O1: a trading login opted out of the second factor: the password alone, and acr and amr say so', async () => {
+    const publicConfig = await oidc.discovery(new URL(issuer), publicClientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    await h.services.optOuts.optOut(holder.user.id, { acknowledged: true, confirmation: holder.user.username }, { actor: `user:${holder.user.id}` });
+    const browser = new Browser(issuer);
+    const started = await authorizationUrl({}, publicConfig);
+    let url = started.url.href;
+    for (let page = await browser.request(url); page.location; page = await browser.request(url)) url = page.location;
+    expect(new URL(url).search).toBe('?app=trading');
+    const loginPage = await browser.request(url);
+    const posted = await browser.request('/login', {
+      form: { _csrf: csrfOf(form(loginPage.html, '/login')), username: holder.user.username, password: PASSWORD, app: 'trading' },
+    });
+    // no device asked: straight back to the application
+    expect(posted.location).toMatch(/\/oidc\/interaction\//);
+    url = posted.location!;
+    while (!url.startsWith(rp.url)) url = (await browser.request(url)).location!;
+    const tokens = await oidc.authorizationCodeGrant(publicConfig, new URL(url), { pkceCodeVerifier: started.verifier, expectedState: started.state });
+    expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:password', amr: ['pwd'] });
+  });
+
   it('I1: refresh tokens rotate; a rotated refresh token used again revokes the grant', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const { tokens } = await tokensFor(holder);
