@@ -54,6 +54,10 @@ import { FxRates } from './entitlements/fx.js';
 import { NO_SHARING_NO_OPT_OUT, Withdrawals } from './entitlements/withdrawals.js';
 import { DeviceSharing } from './sharing/sharing.js';
 import { OptOuts } from './identity/opt-out.js';
+import { OidcClients } from './oidc/clients.js';
+import { OidcKeys } from './oidc/keys.js';
+import { DEFAULT_ISSUER, OpenIdConnect } from './oidc/oidc.js';
+import { TOKEN_LIFETIME_S } from './oidc/claims.js';
 
 export interface Services {
   config: Config;
@@ -100,6 +104,8 @@ export interface Services {
   sharing: DeviceSharing;
   /** O1-O3: opting out of the second factor for trading logins, and back in. */
   optOuts: OptOuts;
+  /** I1: the OpenID Provider's clients, keys, claims and back-channel logout (the provider is mounted by the HTTP app). */
+  oidc: OpenIdConnect;
   /** The VAPID public key apps subscribe with (Web Push), or null. */
   vapidPublicKey: string | null;
   /** The operators' metrics (GET /metrics), this server's own registry. */
@@ -222,7 +228,9 @@ export async function createServices(config: Config, options: ServiceOptions = {
       onSuspected: (device, reason) => suspicionNotice({ users, notifier })(device, reason),
     });
     const lockout = new Lockout(store, clock, config.policy);
-    const sessions = new Sessions(store, clock, config.policy, audit);
+    // I1: a session's end is told to the relying parties of the provider sessions standing on it (back-channel logout)
+    let oidcRef: OpenIdConnect | null = null;
+    const sessions = new Sessions(store, clock, config.policy, audit, () => oidcRef?.nudge());
     const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir), {
       timeZone: config.timeZone,
       retry: config.delivery.retry,
@@ -380,7 +388,18 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const onlineCards = new OnlineCards({ store, clock, audit, users, devices });
     const dscPlusRequests = new DscPlusRequests({ store, clock, box, audit, users, devices, notifier, config, helpDesk, sessions });
     const throttle = new Throttle(config.redisUrl ? redisCounters(config.redisUrl) : databaseCounters(store), clock, config.limits);
-    const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle });
+    const oidc = new OpenIdConnect({
+      store,
+      clock,
+      audit,
+      deviceKind,
+      devices,
+      clients: new OidcClients(store, clock, box, audit),
+      keys: new OidcKeys(store, clock, box, audit, (TOKEN_LIFETIME_S + 60) * 1000),
+      issuer: (config.publicUrl ?? DEFAULT_ISSUER).replace(/\/+$/, ''),
+    });
+    oidcRef = oidc;
+    const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle, oidc });
     const passwords = new Passwords({ users, answers, notifier, sessions });
     const securityKeys = new SecurityKeys({
       store,
@@ -445,10 +464,12 @@ export async function createServices(config: Config, options: ServiceOptions = {
       withdrawals,
       sharing,
       optOuts,
+      oidc,
       vapidPublicKey: push.vapidPublicKey,
       metrics,
       deviceKind,
       close: async () => {
+        oidc.stop();
         await outbox.stop();
         await throttle.close();
         await signals.close();

@@ -1351,7 +1351,7 @@ describe('languages (X2)', () => {
   it('X2: the console templates hold no text for people: everything comes from the translation files', () => {
     const views = new URL('../views/helpdesk/', import.meta.url);
     const files = readdirSync(views).filter((f) => f.endsWith('.eta'));
-    expect(files.sort()).toEqual(['identification.eta', 'search.eta', 'secret.eta', 'sharing.eta', 'user.eta']);
+    expect(files.sort()).toEqual(['identification.eta', 'oidc-clients.eta', 'search.eta', 'secret.eta', 'sharing.eta', 'user.eta']);
     for (const file of files) {
       const source = readFileSync(new URL(file, views), 'utf8')
         .replace(/<%[\s\S]*?%>/g, '')

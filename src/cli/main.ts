@@ -27,6 +27,7 @@ import { parseAuditFilter } from '../audit/audit-query.js';
 import { registerEntityCommands } from './entity-commands.js';
 import { registerOptOutCommands } from './opt-out-commands.js';
 import { registerEntitlementCommands } from './entitlements.js';
+import { registerOidcCommands } from './oidc-commands.js';
 
 const t = translator(environmentLanguage());
 
@@ -724,6 +725,7 @@ export function buildProgram(): Command {
     });
 
   registerEntitlementCommands(program, { t, print, printJson, dbOption, withServices });
+  registerOidcCommands(program, { t, print, printJson, dbOption, withServices });
 
   return program;
 }

@@ -229,6 +229,13 @@ export interface DeviceKind {
    */
   strength: number;
   /**
+   * I1: what a login with it proved, as RFC 8176 authentication method
+   * references in the ID token's `amr` (besides `pwd`): `hwk` a hardware
+   * key, `swk` a software key, `otp` a one-time code, `sms`, `pin`; empty
+   * for a temporary kind that proves no device; none said: `mfa` only.
+   */
+  amr?: readonly string[];
+  /**
    * T, S2: the kind stands in for a permanent device for a while: it protects
    * no withdrawals, and it ends when a permanent device is activated (D4).
    */

@@ -51,6 +51,9 @@ import helpZhHant from './locales/help/zh-Hant.json' with { type: 'json' };
 import optOutEn from './locales/opt-out/en.json' with { type: 'json' };
 import optOutFr from './locales/opt-out/fr.json' with { type: 'json' };
 import optOutZhHant from './locales/opt-out/zh-Hant.json' with { type: 'json' };
+import oidcEn from './locales/oidc/en.json' with { type: 'json' };
+import oidcFr from './locales/oidc/fr.json' with { type: 'json' };
+import oidcZhHant from './locales/oidc/zh-Hant.json' with { type: 'json' };
 
 export type Messages = { [key: string]: string | Messages };
 
@@ -83,6 +86,8 @@ export const AREAS: Record<string, Record<'en' | 'fr' | 'zh-Hant', Messages>> = 
   help: { en: helpEn, fr: helpFr, 'zh-Hant': helpZhHant },
   /** Opting out of the second factor for trading and back in: the settings pages, warnings, notices, errors (O1-O3). */
   'opt-out': { en: optOutEn, fr: optOutFr, 'zh-Hant': optOutZhHant },
+  /** The OpenID Provider: its error and logout pages, clients (console and sls client), errors, audit events (I1). */
+  oidc: { en: oidcEn, fr: oidcFr, 'zh-Hant': oidcZhHant },
 };
 
 function merge(target: Messages, source: Messages, path: string): Messages {

@@ -2,7 +2,8 @@
  * Background work, run every minute by each server process: DSC+
  * auto-activation and its notices (C6, N1), forgetting old login
  * failures (L3), deleting temporary passwords the mobile authenticator
- * never fetched (K14), and the throttle's counters of windows gone (X5). Every job is idempotent and claims its work with a
+ * never fetched (K14), the throttle's counters of windows gone (X5), and
+ * the OpenID Provider's back-channel logouts and expired artefacts (I1). Every job is idempotent and claims its work with a
  * conditional update or a unique notice key, so when several processes
  * share one database no job runs twice. Tests call `runDue()` after moving
  * the clock.
@@ -11,6 +12,7 @@ import type { DscPlusRequests } from '../devices/dscplus/requests.js';
 import type { PushRequests } from '../devices/mobile/push-requests.js';
 import type { Lockout } from '../policy/lockout.js';
 import type { Throttle } from '../throttle/throttle.js';
+import type { OpenIdConnect } from '../oidc/oidc.js';
 
 export interface SchedulerReport {
   autoActivated: number;
@@ -23,6 +25,7 @@ export interface SchedulerDeps {
   lockout: Lockout;
   pushRequests: PushRequests;
   throttle: Throttle;
+  oidc: Pick<OpenIdConnect, 'prune' | 'deliverBackChannel'>;
 }
 
 export class Scheduler {
@@ -34,6 +37,9 @@ export class Scheduler {
     await this.services.lockout.prune();
     await this.services.pushRequests.purgeExpiredMessages();
     await this.services.throttle.prune();
+    // I1: back-channel logout of the provider sessions whose session ended; expired codes, tokens, sessions and keys
+    await this.services.oidc.deliverBackChannel();
+    await this.services.oidc.prune();
     return { autoActivated: activated.length, notices };
   }
 }

@@ -100,6 +100,8 @@ export class Sessions {
     private readonly clock: Clock,
     private readonly policy: Pick<PolicyConfig, 'portalIdleMs' | 'portalMaxMs' | 'tradingMaxMs' | 'tradingBiometricMs'>,
     private readonly audit: AuditLog,
+    /** Told (after the fact, never awaited) that sessions ended: the OpenID Provider tells their clients (I1). */
+    private readonly ended: () => void = () => undefined,
   ) {}
 
   private idleMs(app: App): number | null {
@@ -208,6 +210,7 @@ export class Sessions {
       trx,
       ids.map((sessionId) => ({ event: 'session.ended' as const, actor, userId: which.userId, data: { sessionId, reason: cause } })),
     );
+    this.ended();
     return ids;
   }
 
@@ -231,6 +234,7 @@ export class Sessions {
       ip,
       data: { sessionId: session.id, reason: 'logout' },
     });
+    this.ended();
     return session;
   }
 }

@@ -16,6 +16,7 @@ import * as m0013 from './migrations/0013_withdrawals.js';
 import * as m0016 from './migrations/0016_user_language.js';
 import * as m0017 from './migrations/0017_device_sharing.js';
 import * as m0018 from './migrations/0018_opt_out.js';
+import * as m0019 from './migrations/0019_oidc.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -34,6 +35,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0016_user_language': m0016,
   '0017_device_sharing': m0017,
   '0018_opt_out': m0018,
+  '0019_oidc': m0019,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -376,6 +376,51 @@ export interface OptOutsTable {
   actor: string;
 }
 
+/** I1: an artefact of the OpenID Provider (its model's payload as JSON). */
+export interface OidcArtifactsTable {
+  model: string;
+  id: string;
+  payload: string;
+  grant_id: string | null;
+  uid: string | null;
+  user_code: string | null;
+  expires_at: number | null;
+  consumed_at: number | null;
+}
+
+/** I1: a signing key of the provider, sealed; retired keys stay published until their tokens expire. */
+export interface OidcKeysTable {
+  kid: string;
+  sealed_jwk: string;
+  created_at: number;
+  retired_at: number | null;
+}
+
+/** I1: a relying party; its secret only as a keyed digest (null for a public client). */
+export interface OidcClientsTable {
+  client_id: string;
+  name: string;
+  app: 'portal' | 'trading';
+  secret_digest: string | null;
+  /** JSON arrays of URLs. */
+  redirect_uris: string;
+  post_logout_redirect_uris: string;
+  backchannel_logout_uri: string | null;
+  created_at: number;
+  created_by: string;
+}
+
+/** I1, L8: a provider session standing on one of our sessions; its clients are told when ours ends. */
+export interface OidcSessionLinksTable {
+  oidc_session_uid: string;
+  sls_session_id: string;
+  user_id: string;
+  created_at: number;
+  logged_out_at: number | null;
+  attempts: number;
+  next_attempt_at: number;
+}
+
 export interface Schema {
   meta: MetaTable;
   entities: EntitiesTable;
@@ -401,4 +446,8 @@ export interface Schema {
   withdrawals: WithdrawalsTable;
   device_sharings: DeviceSharingsTable;
   opt_outs: OptOutsTable;
+  oidc_artifacts: OidcArtifactsTable;
+  oidc_keys: OidcKeysTable;
+  oidc_clients: OidcClientsTable;
+  oidc_session_links: OidcSessionLinksTable;
 }

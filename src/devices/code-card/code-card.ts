@@ -71,7 +71,9 @@ export function expectedAnswer(secret: CodeCardSecret, indexes: [number, number]
   return secret.codes[indexes[0] - 1]! + secret.codes[indexes[1] - 1]!;
 }
 
-function codeCardKind(kind: Pick<DeviceKind, 'type' | 'strength' | 'temporary' | 'capabilities' | 'withdrawalRow' | 'access' | 'selfActivation'>): DeviceKind {
+function codeCardKind(
+  kind: Pick<DeviceKind, 'type' | 'strength' | 'amr' | 'temporary' | 'capabilities' | 'withdrawalRow' | 'access' | 'selfActivation'>,
+): DeviceKind {
   return {
     ...kind,
     failureHints: ['hints.noSpaces'],
@@ -98,6 +100,7 @@ function codeCardKind(kind: Pick<DeviceKind, 'type' | 'strength' | 'temporary' |
 export const securityCodeCard = codeCardKind({
   type: 'scc',
   strength: 40,
+  amr: ['otp'],
   temporary: false,
   withdrawalRow: { perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 },
   capabilities: { reactivate: true },
@@ -106,6 +109,7 @@ export const securityCodeCard = codeCardKind({
 export const onlineCard = codeCardKind({
   type: 'online_card',
   strength: 2,
+  amr: ['otp'],
   temporary: true,
   capabilities: {},
   // S3: full access for 21 days from activation

@@ -23,6 +23,7 @@ export const legacyDsc: DeviceKind = {
   type: 'dsc',
   // D2: DSC+ = Platinum = Gold > DSC > mobile authenticator
   strength: 70,
+  amr: ['hwk', 'otp'],
   temporary: false,
   // W1: USD 1M a day, 1.5M in 5 business days
   withdrawalRow: { perDayUsd: 1_000_000, fiveBusinessDaysUsd: 1_500_000 },

@@ -38,6 +38,7 @@ const ocra = ocraChallengeResponse(DSCPLUS_SUITE);
 export const dscPlus: DeviceKind = {
   type: 'dscplus',
   strength: 100,
+  amr: ['hwk', 'otp', 'pin'],
   temporary: false,
   // W1: no limit
   withdrawalRow: { perDayUsd: null, fiveBusinessDaysUsd: null },

@@ -44,6 +44,7 @@ const ocra = ocraChallengeResponse(MOBILE_SUITE);
 export const mobileDevice: DeviceKind = {
   type: 'mobile',
   strength: 60,
+  amr: ['swk'],
   temporary: false,
   withdrawalRow: { perDayUsd: 1_000_000, fiveBusinessDaysUsd: 1_000_000 },
   receivesMessages: true,

@@ -149,6 +149,7 @@ const totpStock: StockKind = {
 const token = {
   // D2: DSC+ = Platinum = Gold
   strength: 100,
+  amr: ['hwk', 'otp'],
   temporary: false,
   // W1: Platinum / Gold: unlimited
   withdrawalRow: { perDayUsd: null, fiveBusinessDaysUsd: null },

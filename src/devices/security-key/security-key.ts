@@ -69,6 +69,7 @@ export const securityKey: DeviceKind = {
   capabilities: {},
   // docs/decisions/0014-security-keys.md: between the DSC+ and the mobile authenticator, with the authenticator's W1 row
   strength: 80,
+  amr: ['hwk'],
   temporary: false,
   withdrawalRow: { perDayUsd: 1_000_000, fiveBusinessDaysUsd: 1_000_000 },
 

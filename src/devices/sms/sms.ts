@@ -43,6 +43,7 @@ export function smsChallenge(ctx: DeviceContext, channel: 'sms' | 'voice'): Chal
 export const smsDevice: DeviceKind = {
   type: 'sms',
   strength: 20,
+  amr: ['sms', 'otp'],
   confirmedAtLogin: true,
   temporary: false,
   withdrawalRow: { perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 },

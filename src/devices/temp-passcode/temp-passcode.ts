@@ -23,6 +23,7 @@ export function newTemporaryPasscode(): string {
 export const temporaryPasscode: DeviceKind = {
   type: 'temp_passcode',
   strength: 1,
+  amr: [],
   temporary: true,
   leadsToOnlineCard: true,
   failureHints: ['hints.passcodeUpperCase'],

@@ -15,6 +15,7 @@ import { withdrawalLimits } from '../../policy/withdrawal-limits.js';
 import { telHref, textIn } from '../../support.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
+import { oidcReturn } from '../oidc.js';
 import {
   CLAIM_COOKIE,
   clearClaimCookie,
@@ -87,7 +88,10 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
 
     /** Where a login lands: staff at the help desk console, clients on their account page (issue 16). */
-    async function landing(userId: string): Promise<string> {
+    async function landing(request: FastifyRequest, reply: FastifyReply, userId: string): Promise<string> {
+      // I1: a login for a relying party goes back to its authorization request
+      const interaction = oidcReturn(request, reply);
+      if (interaction) return interaction;
       const user = await services.users.get(userId);
       return user.role === 'client' ? '/account' : '/helpdesk';
     }
@@ -115,7 +119,11 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
 
     app.get('/login', async (request, reply) => {
       const query = request.query as Record<string, unknown>;
-      return renderLogin(request, reply, { notice: query.loggedOut === '1' ? request.t('web.loggedOut') : undefined });
+      return renderLogin(request, reply, {
+        notice: query.loggedOut === '1' ? request.t('web.loggedOut') : undefined,
+        // I1: a relying party's client is a portal or a trading platform
+        ...(query.app === 'trading' ? { app: 'trading' } : {}),
+      });
     });
 
     app.post('/login', { preHandler: app.csrfProtection }, async (request, reply) => {
@@ -130,7 +138,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
         // O1: opted out of the second factor for trading: the password completed the login
         if (flow.session) {
           setSessionCookie(reply, config, flow.session, services.clock.now());
-          return reply.redirect(await landing(flow.session.userId), 303);
+          return reply.redirect(await landing(request, reply, flow.session.userId), 303);
         }
         setClaimCookie(reply, config, flow);
         return reply.redirect(`/login/${flow.id}`, 303);
@@ -159,7 +167,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
         const { session } = await services.login.claim(flowId, request.cookies[CLAIM_COOKIE] ?? '', requestMeta(request));
         clearClaimCookie(reply, config, flowId);
         setSessionCookie(reply, config, session, services.clock.now());
-        return reply.redirect(await landing(session.userId), 303);
+        return reply.redirect(await landing(request, reply, session.userId), 303);
       } catch (error) {
         return stepRefused(request, reply, flowId, error);
       }
@@ -181,7 +189,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
       try {
         const { session } = await services.login.answer(flowId, field(request.body, 'response'), requestMeta(request));
         setSessionCookie(reply, config, session, services.clock.now());
-        return reply.redirect(await landing(session.userId), 303);
+        return reply.redirect(await landing(request, reply, session.userId), 303);
       } catch (error) {
         const mapped = toSlsError(error);
         let flow: FlowView | undefined;

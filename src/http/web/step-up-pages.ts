@@ -15,9 +15,9 @@ import { requestMeta } from '../session-cookie.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
-/** The pages a step-up may come back to: our own settings pages, never another site. */
+/** The pages a step-up may come back to: our own settings pages and a relying party's waiting authorization (I1), never another site. */
 const RETURN_TO =
-  /^\/(?:account|password|settings\/(?:mobile|security-keys|secure-login\/configure)|dscplus\/request|devices\/dev_[a-z2-7]{26}\/(?:lost|pin)|sharing(?:\/new|\/shr_[a-z2-7]{26})?)$/;
+  /^\/(?:account|password|settings\/(?:mobile|security-keys|secure-login\/configure)|dscplus\/request|devices\/dev_[a-z2-7]{26}\/(?:lost|pin)|sharing(?:\/new|\/shr_[a-z2-7]{26})?|oidc\/interaction\/[A-Za-z0-9_-]{1,64})$/;
 
 function returnTo(value: unknown): string {
   return typeof value === 'string' && RETURN_TO.test(value) ? value : '/account';

@@ -1,0 +1,78 @@
+/**
+ * The few parts of oidc-provider (which ships no types) that http/oidc.ts
+ * uses; everything else is the library's configuration, passed as is.
+ */
+declare module 'oidc-provider' {
+  import type { IncomingMessage, ServerResponse } from 'node:http';
+
+  export interface KoaContext {
+    cookies: { get(name: string, options?: { signed?: boolean }): string | undefined };
+    oidc?: {
+      route?: string;
+      params?: Record<string, unknown>;
+      client?: { clientId: string; sls_app?: string; [key: string]: unknown };
+      session?: { uid: string; accountId?: string; acr?: string; grantIdFor(clientId: string): string | undefined };
+      result?: { consent?: { grantId?: string } };
+      acr?: string;
+      provider: Provider;
+      [key: string]: unknown;
+    };
+    [key: string]: unknown;
+  }
+
+  export interface InteractionDetails {
+    uid: string;
+    iat: number;
+    exp: number;
+    params: Record<string, string | undefined>;
+    prompt: { name: string; reasons: string[]; details: Record<string, unknown> };
+    session?: { accountId?: string; uid?: string };
+    returnTo: string;
+  }
+
+  export interface GrantInstance {
+    jti?: string;
+    addOIDCScope(scope: string): void;
+    save(): Promise<string>;
+  }
+
+  export class Provider {
+    constructor(issuer: string, configuration: Record<string, unknown>);
+    proxy: boolean;
+    issuer: string;
+    callback(): (req: IncomingMessage, res: ServerResponse) => void;
+    use(middleware: (ctx: KoaContext, next: () => Promise<void>) => Promise<void>): this;
+    on(event: string, listener: (...args: unknown[]) => void): this;
+    interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
+    interactionFinished(
+      req: IncomingMessage,
+      res: ServerResponse,
+      result: Record<string, unknown>,
+      options?: { mergeWithLastSubmission?: boolean },
+    ): Promise<void>;
+    Grant: {
+      new (properties: { clientId: string; accountId: string }): GrantInstance;
+      find(id: string): Promise<GrantInstance | undefined>;
+    };
+  }
+
+  export class Check {
+    constructor(reason: string, description: string, check: (ctx: KoaContext) => boolean | Promise<boolean>);
+    static REQUEST_PROMPT: true;
+    static NO_NEED_TO_PROMPT: false;
+  }
+
+  export interface Prompt {
+    name: string;
+    checks: Check[] & { add(check: Check, index?: number): void };
+  }
+
+  export interface Policy extends Array<Prompt> {
+    get(name: string): Prompt | undefined;
+    remove(name: string): void;
+  }
+
+  export const interactionPolicy: { base(): Policy; Check: typeof Check };
+  export const errors: Record<string, new (description?: string) => Error>;
+  export default Provider;
+}

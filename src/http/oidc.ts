@@ -1,0 +1,413 @@
+/**
+ * I1: the OpenID Provider (oidc-provider, a Koa app) mounted in our Fastify
+ * server under /oidc, its issuer SLS_PUBLIC_URL (discovery also at the
+ * issuer's own /.well-known/openid-configuration). Its requests are handed
+ * to the provider untouched (our body parsers, CSP and JSON error handler
+ * stay away from them); a confidential client's secret is replaced by its
+ * keyed digest on the way in, so only digests are stored.
+ *
+ * The interaction is our login: /oidc/interaction/:uid sends the browser to
+ * the login page (the client's app), the step-up (V1) when the request asks
+ * for a fresh or stronger proof (prompt=login, max_age, acr_values), and
+ * finishes with what the session proved (acr, amr, auth_time).
+ */
+import type { IncomingMessage } from 'node:http';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Check as CheckType, InteractionDetails, KoaContext, Provider as ProviderType } from 'oidc-provider';
+import type { Services } from '../services.js';
+import { SlsError } from '../errors.js';
+import { acceptedLanguage, translator, type Language } from '../i18n/i18n.js';
+import { ACR_VALUES, TOKEN_LIFETIME_S, acrOf, acrRank, requiredAcrRank } from '../oidc/claims.js';
+import { adapterClass, type ClientMetadata } from '../oidc/adapter.js';
+import type { Session } from '../sessions/sessions.js';
+import { requestMeta, SESSION_COOKIE } from './session-cookie.js';
+import type { PageRenderer } from './web/render.js';
+
+/** The browser's interaction waiting for our login; the login's landing goes back to it. */
+export const OIDC_RETURN_COOKIE = 'sls_oidc_return';
+const UID_FORMAT = /^[A-Za-z0-9_-]{1,64}$/;
+export const OIDC_PREFIX = '/oidc';
+/** How often a process looks for signing keys rotated by another (multi-process). */
+const KEY_CHECK_MS = 1_000;
+
+const SCOPES = ['openid', 'offline_access', 'profile', 'email', 'sls.entitlements'];
+
+/** The interaction to go back to after a login, once (the cookie is cleared). */
+export function oidcReturn(request: FastifyRequest, reply: FastifyReply): string | null {
+  const uid = request.cookies[OIDC_RETURN_COOKIE];
+  if (!uid) return null;
+  reply.clearCookie(OIDC_RETURN_COOKIE, { path: '/' });
+  return UID_FORMAT.test(uid) ? `${OIDC_PREFIX}/interaction/${uid}` : null;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(language: Language, title: string, body: string): string {
+  return `<!doctype html><html lang="${language}"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><link rel="stylesheet" href="/static/sls.css"></head><body><main>${body}</main></body></html>`;
+}
+
+/** Builds the provider, and builds it again when the signing keys changed (a rotation here or by another process). */
+export class ProviderHost {
+  private built: { provider: ProviderType; fingerprint: string } | null = null;
+  private checkedAt = 0;
+  private building: Promise<ProviderType> | null = null;
+
+  constructor(
+    private readonly services: Services,
+    private readonly log?: { error(details: object, message: string): void },
+  ) {}
+
+  async current(): Promise<ProviderType> {
+    const now = Date.now();
+    if (this.built && now - this.checkedAt < KEY_CHECK_MS) return this.built.provider;
+    if (this.building) return this.building;
+    this.building = (async () => {
+      try {
+        const fingerprint = await this.services.oidc.keys.fingerprint();
+        this.checkedAt = Date.now();
+        if (this.built && this.built.fingerprint === fingerprint) return this.built.provider;
+        const keys = await this.services.oidc.keys.published();
+        const provider = await this.build(keys);
+        this.built = { provider, fingerprint: keys.map((k) => k.kid).join(',') };
+        return provider;
+      } finally {
+        this.building = null;
+      }
+    })();
+    return this.building;
+  }
+
+  private async clientMetadata(clientId: string): Promise<ClientMetadata | undefined> {
+    const client = await this.services.oidc.clients.find(clientId);
+    if (!client) return undefined;
+    return {
+      client_id: client.clientId,
+      client_name: client.name,
+      ...(client.secretDigest === null
+        ? { token_endpoint_auth_method: 'none' }
+        : { client_secret: client.secretDigest, token_endpoint_auth_method: 'client_secret_basic' }),
+      redirect_uris: client.redirectUris,
+      post_logout_redirect_uris: client.postLogoutRedirectUris,
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      ...(client.backchannelLogoutUri ? { backchannel_logout_uri: client.backchannelLogoutUri, backchannel_logout_session_required: true } : {}),
+      sls_app: client.app,
+    };
+  }
+
+  private async build(keys: object[]): Promise<ProviderType> {
+    const services = this.services;
+    const { config, sessions, clock, store } = services;
+    const { default: Provider, interactionPolicy } = await import('oidc-provider');
+    const { Check } = interactionPolicy;
+    /** The provider's own pages (logout, errors) in the browser's language. */
+    const languageOf = (ctx: { get(header: string): string }): Language => acceptedLanguage(ctx.get('accept-language')) ?? config.defaultLanguage;
+
+    const slsSessionOf = async (ctx: KoaContext): Promise<Session | null> => {
+      const token = ctx.cookies.get(SESSION_COOKIE, { signed: false });
+      return token ? sessions.authenticate(token) : null;
+    };
+
+    const policy = interactionPolicy.base();
+    // first-party clients: no consent screen (the grant is made in loadExistingGrant)
+    policy.remove('consent');
+    const login = policy.get('login')!;
+    // the provider's session stands on ours: logged out, expired or another user here → our login again
+    login.checks.add(
+      new Check('sls_session', 'the Secure Login session ended', async (ctx) => {
+        const session = await slsSessionOf(ctx);
+        const accountId = ctx.oidc?.session?.accountId;
+        const app = ctx.oidc?.client?.sls_app;
+        return session === null || session.userId !== accountId || session.app !== app ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+      }) as CheckType,
+    );
+    // acr_values: a lower level than the lowest accepted → verify again (V1)
+    login.checks.add(
+      new Check('acr_values', 'a stronger authentication is requested', (ctx) => {
+        const required = requiredAcrRank(ctx.oidc?.params?.acr_values as string | undefined);
+        return required !== null && acrRank(ctx.oidc?.acr ?? '') < required ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+      }) as CheckType,
+    );
+
+    const provider = new Provider(services.oidc.issuer, {
+      adapter: adapterClass(store, clock, (clientId) => this.clientMetadata(clientId)),
+      clients: [],
+      jwks: { keys },
+      cookies: { keys: [services.box.digest('oidc-provider', 'cookie-keys')] },
+      findAccount: async (_ctx: unknown, sub: string, token?: { sessionUid?: string }) => {
+        const user = await services.users.get(sub).catch(() => null);
+        if (user?.status !== 'active') return undefined;
+        return {
+          accountId: sub,
+          claims: async (_use: string, scope: string) => ({
+            sub,
+            ...(scope.split(' ').includes('profile') ? { preferred_username: user.username } : {}),
+            ...(scope.split(' ').includes('email') && user.email ? { email: user.email } : {}),
+            ...(scope.split(' ').includes('sls.entitlements') ? await services.oidc.entitlements(sub, token?.sessionUid) : {}),
+          }),
+        };
+      },
+      claims: {
+        acr: null,
+        amr: null,
+        auth_time: null,
+        sid: null,
+        iss: null,
+        // how the user logged in, in every ID token (not only when a request names them)
+        openid: ['sub', 'acr', 'amr', 'auth_time'],
+        profile: ['preferred_username'],
+        email: ['email'],
+        'sls.entitlements': ['sls_session_scope', 'sls_app', 'sls_withdrawal_limits'],
+      },
+      scopes: SCOPES,
+      acrValues: [...ACR_VALUES],
+      responseTypes: ['code'],
+      clientAuthMethods: ['client_secret_basic', 'none'],
+      extraClientMetadata: { properties: ['sls_app'] },
+      pkce: { required: () => true },
+      ttl: {
+        AccessToken: TOKEN_LIFETIME_S,
+        IdToken: TOKEN_LIFETIME_S,
+        AuthorizationCode: 60,
+        Interaction: 3600,
+        Session: Math.ceil(config.policy.portalMaxMs / 1000),
+        Grant: Math.ceil(config.policy.portalMaxMs / 1000),
+        RefreshToken: Math.ceil(config.policy.portalMaxMs / 1000),
+      },
+      issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),
+      rotateRefreshToken: () => true,
+      loadExistingGrant: async (ctx: KoaContext) => {
+        const oidc = ctx.oidc!;
+        const clientId = oidc.client!.clientId;
+        const grantId = oidc.result?.consent?.grantId ?? oidc.session!.grantIdFor(clientId);
+        const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
+        const grant = existing ?? new oidc.provider.Grant({ clientId, accountId: oidc.session!.accountId! });
+        const requested = String(oidc.params?.scope ?? 'openid')
+          .split(' ')
+          .filter((scope) => SCOPES.includes(scope));
+        grant.addOIDCScope(requested.join(' '));
+        await grant.save();
+        return grant;
+      },
+      interactions: { policy, url: (_ctx: unknown, interaction: { uid: string }) => `${OIDC_PREFIX}/interaction/${interaction.uid}` },
+      features: {
+        devInteractions: { enabled: false },
+        revocation: { enabled: true },
+        introspection: { enabled: true },
+        userinfo: { enabled: true },
+        backchannelLogout: { enabled: true },
+        rpInitiatedLogout: {
+          enabled: true,
+          logoutSource: async (ctx: { body: string; get(header: string): string }, form: string) => {
+            const language = languageOf(ctx);
+            const t = translator(language);
+            ctx.body = page(
+              language,
+              t('oidc.logout.title'),
+              `<h1>${escapeHtml(t('oidc.logout.title'))}</h1><p>${escapeHtml(t('oidc.logout.question'))}</p>${form}<button form="op.logoutForm" type="submit" name="logout" value="yes">${escapeHtml(t('oidc.logout.yes'))}</button> <button form="op.logoutForm" type="submit">${escapeHtml(t('oidc.logout.no'))}</button>`,
+            );
+          },
+          postLogoutSuccessSource: async (ctx: { body: string; get(header: string): string }) => {
+            const language = languageOf(ctx);
+            const t = translator(language);
+            ctx.body = page(
+              language,
+              t('oidc.logout.done'),
+              `<h1>${escapeHtml(t('oidc.logout.done'))}</h1><p><a href="/login">${escapeHtml(t('oidc.logout.again'))}</a></p>`,
+            );
+          },
+        },
+      },
+      renderError: async (ctx: { type: string; body: string; get(header: string): string }, out: { error?: string; error_description?: string }) => {
+        const language = languageOf(ctx);
+        const t = translator(language);
+        ctx.type = 'html';
+        ctx.body = page(
+          language,
+          t('oidc.error.title'),
+          `<h1>${escapeHtml(t('oidc.error.title'))}</h1><p>${escapeHtml(t('oidc.error.body'))}</p><p><code>${escapeHtml(out.error ?? 'server_error')}</code> ${escapeHtml(out.error_description ?? '')}</p>`,
+        );
+      },
+    });
+    // the forwarded headers it reads are ours: set from what Fastify trusted (SLS_TRUST_PROXY), see forwardedAsTrusted
+    provider.proxy = true;
+    // a grant revoked: a code or refresh token used twice (taken as stolen), a client's revocation, a logout
+    provider.on('grant.revoked', (...args: unknown[]) => {
+      const [ctx, grantId] = args as [KoaContext, string];
+      const entities = (ctx.oidc?.entities ?? {}) as Record<string, { accountId?: string } | undefined>;
+      const userId = entities.RefreshToken?.accountId ?? entities.AuthorizationCode?.accountId ?? entities.AccessToken?.accountId ?? null;
+      const clientId = ctx.oidc?.client?.clientId ?? null;
+      services.audit
+        .record({
+          event: 'oidc.grant_revoked',
+          actor: clientId ? `client:${clientId}` : 'system',
+          userId,
+          data: { grantId, clientId, route: ctx.oidc?.route ?? null },
+        })
+        .catch((error: unknown) => this.log?.error({ err: error }, 'audit of a revoked grant failed'));
+    });
+    provider.on('server_error', (...args: unknown[]) => this.log?.error({ err: args[1] }, 'OpenID Provider error'));
+    provider.use(async (ctx, next) => {
+      await next();
+      const oidc = ctx.oidc;
+      // RP-initiated logout ends our session too (its other clients are told by the provider, L8)
+      if (oidc?.route === 'end_session_confirm') {
+        const token = ctx.cookies.get(SESSION_COOKIE, { signed: false });
+        const params = oidc.params as Record<string, unknown> | undefined;
+        if (token && params?.logout) await sessions.end(token, null);
+        return;
+      }
+      // which of our sessions the provider's session stands on: when ours ends, its clients are told
+      if ((oidc?.route === 'resume' || oidc?.route === 'authorization') && oidc.session?.accountId) {
+        const session = await slsSessionOf(ctx);
+        if (session && session.userId === oidc.session.accountId) await services.oidc.link(oidc.session.uid, session);
+      }
+    });
+    return provider;
+  }
+}
+
+/**
+ * X5: the provider (Koa, proxy mode) reads the protocol, host and client
+ * address from X-Forwarded-*; they are replaced by what Fastify decided
+ * under SLS_TRUST_PROXY, so a client cannot choose them.
+ */
+function forwardedAsTrusted(request: FastifyRequest): void {
+  const { headers } = request.raw;
+  headers['x-forwarded-proto'] = request.protocol;
+  headers['x-forwarded-host'] = request.host;
+  headers['x-forwarded-for'] = request.ip;
+}
+
+/** The provider's own routes and our interaction. */
+export function oidcRoutes(services: Services, pages: PageRenderer, host: ProviderHost): FastifyPluginAsync {
+  const { config, sessions, clock } = services;
+
+  return async (app) => {
+    // the provider reads its own bodies: leave the stream unread
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+    /** Hands a request to the provider, seen as mounted at /oidc. */
+    async function forward(request: FastifyRequest, reply: FastifyReply, path: string): Promise<void> {
+      const provider = await host.current();
+      const raw = request.raw as IncomingMessage & { originalUrl?: string };
+      const query = raw.url?.includes('?') ? raw.url.slice(raw.url.indexOf('?')) : '';
+      hashClientSecret(raw);
+      forwardedAsTrusted(request);
+      raw.originalUrl = `${OIDC_PREFIX}${path}${query}`;
+      raw.url = `${path}${query}`;
+      reply.hijack();
+      provider.callback()(raw, reply.raw);
+    }
+
+    /** client_secret_basic: the presented secret becomes its keyed digest, which is what the provider holds. */
+    function hashClientSecret(raw: IncomingMessage): void {
+      const header = raw.headers.authorization;
+      const match = header ? /^Basic ([A-Za-z0-9+/=]+)$/.exec(header) : null;
+      if (!match) return;
+      const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon < 0) return;
+      let clientId: string;
+      let secret: string;
+      try {
+        clientId = decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '));
+        secret = decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' '));
+      } catch {
+        return;
+      }
+      const digest = services.oidc.clients.secretDigest(clientId, secret);
+      raw.headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(digest)}`).toString('base64')}`;
+    }
+
+    app.get('/.well-known/openid-configuration', { schema: { hide: true } }, (request, reply) => forward(request, reply, '/.well-known/openid-configuration'));
+    app.all(`${OIDC_PREFIX}/*`, { schema: { hide: true } }, (request, reply) => forward(request, reply, request.url.slice(OIDC_PREFIX.length).split('?')[0]!));
+
+    /** Our login page for the client's app; its landing comes back to the interaction. */
+    function loginAgain(reply: FastifyReply, uid: string, clientApp: string): FastifyReply {
+      reply.setCookie(OIDC_RETURN_COOKIE, uid, { path: '/', httpOnly: true, secure: config.cookieSecure, sameSite: 'lax', maxAge: 3600 });
+      return reply.redirect(`/login?app=${clientApp}`, 303);
+    }
+
+    /** Refuses the authorization request with a standard error, back at the client. */
+    async function refuse(request: FastifyRequest, reply: FastifyReply, error: string, description: string): Promise<void> {
+      const provider = await host.current();
+      forwardedAsTrusted(request);
+      reply.hijack();
+      await provider.interactionFinished(request.raw, reply.raw, { error, error_description: description }, { mergeWithLastSubmission: false });
+    }
+
+    app.get<{ Params: { uid: string } }>(`${OIDC_PREFIX}/interaction/:uid`, { schema: { hide: true } }, async (request, reply) => {
+      const provider = await host.current();
+      forwardedAsTrusted(request);
+      let details: InteractionDetails;
+      try {
+        details = await provider.interactionDetails(request.raw, reply.raw);
+      } catch {
+        return pages.renderError(request, reply, new SlsError('OIDC_INTERACTION_EXPIRED'));
+      }
+      if (details.uid !== request.params.uid) return pages.renderError(request, reply, new SlsError('OIDC_INTERACTION_EXPIRED'));
+      const client = await services.oidc.clients.find(details.params.client_id ?? '');
+      if (!client) return refuse(request, reply, 'invalid_client', 'the client is no longer registered');
+      const back = `${OIDC_PREFIX}/interaction/${details.uid}`;
+      const token = request.cookies[SESSION_COOKIE];
+      const session = token ? await sessions.authenticate(token) : null;
+
+      // A5: a one-time password is replaced first; the application is then opened again by the user
+      if (session?.app === client.app && session.passwordChangeRequired) return reply.redirect('/password', 303);
+      // no session of ours for this client's app: our login, then back here
+      if (!session || session.app !== client.app) return loginAgain(reply, details.uid, client.app);
+
+      const proof = await services.oidc.proof(session);
+      const now = clock.now();
+      const startedAt = details.iat * 1000;
+      const maxAge = details.params.max_age === undefined ? undefined : Number(details.params.max_age);
+      const promptLogin = details.prompt.reasons.includes('login_prompt');
+      const freshSince = Math.max(promptLogin ? startedAt : 0, maxAge !== undefined && Number.isFinite(maxAge) ? now - maxAge * 1000 : 0);
+      const required = requiredAcrRank(details.params.acr_values);
+      const fresh = proof.authTime >= freshSince;
+      const strongEnough = required === null || acrRank(proof.acr) >= required;
+
+      if (!strongEnough) {
+        // can any of the user's devices meet it? Proved in this very interaction and still not: refused
+        const devices = (await services.devices.listForUser(session.userId)).filter((d) => d.state === 'active');
+        const best = Math.max(-1, ...devices.map((d) => acrRank(acrOf(services.deviceKind(d.type)))));
+        if (best < required! || proof.authTime >= startedAt) {
+          await services.audit.record({
+            event: 'oidc.login',
+            actor: `user:${session.userId}`,
+            userId: session.userId,
+            ip: requestMeta(request).ip,
+            data: { clientId: client.clientId, sessionId: session.id, outcome: 'acr_unmet', requested: details.params.acr_values ?? '' },
+          });
+          return refuse(request, reply, 'unmet_authentication_requirements', 'the requested authentication level cannot be met');
+        }
+        // a login, where the user may choose the stronger device (the step-up offers the last used)
+        return loginAgain(reply, details.uid, client.app);
+      }
+      if (!fresh) {
+        // V1: verify again with the device — the portal's step-up; a trading or temporary session logs in again
+        if (session.app === 'portal' && session.scope === 'full') return reply.redirect(`/step-up?next=${encodeURIComponent(back)}`, 303);
+        return loginAgain(reply, details.uid, client.app);
+      }
+
+      await services.audit.record({
+        event: 'oidc.login',
+        actor: `user:${session.userId}`,
+        userId: session.userId,
+        ip: requestMeta(request).ip,
+        data: { clientId: client.clientId, sessionId: session.id, outcome: 'authenticated', acr: proof.acr, amr: proof.amr.join(' ') },
+      });
+      reply.hijack();
+      await provider.interactionFinished(
+        request.raw,
+        reply.raw,
+        { login: { accountId: session.userId, ts: Math.floor(proof.authTime / 1000), acr: proof.acr, amr: proof.amr, remember: true } },
+        { mergeWithLastSubmission: false },
+      );
+    });
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * I1: the OpenID Connect clients in the console, for admins: the list,
+ * a form to register one (its secret shown once), and deletion. The same
+ * service as `sls client`.
+ */
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../../services.js';
+import { SlsError } from '../../errors.js';
+import { redirected, type SessionGuard } from '../session-guard.js';
+import { field, registerForms, type PageRenderer } from './render.js';
+
+const PATH = '/helpdesk/oidc-clients';
+
+export function oidcClientPages(services: Services, pages: PageRenderer, guard: SessionGuard): FastifyPluginAsync {
+  const { oidc, users } = services;
+
+  return async (app) => {
+    await registerForms(app, pages);
+    app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
+
+    /** An admin signed in with a full session, or where the browser goes instead. */
+    async function admin(request: FastifyRequest): Promise<{ userId: string } | { redirect: string }> {
+      const session = await guard.page(request, 'staff');
+      if (redirected(session)) return session;
+      const user = await users.get(session.userId);
+      if (user.role !== 'admin') throw new SlsError('FORBIDDEN_ROLE');
+      return { userId: user.id };
+    }
+
+    async function render(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      data: { created?: { clientId: string; secret: string | null } | null; deleted?: string | null; error?: unknown } = {},
+    ): Promise<FastifyReply> {
+      const failure = data.error === undefined ? null : pages.pageError(request, data.error);
+      return pages.render(
+        request,
+        reply,
+        'helpdesk/oidc-clients',
+        { clients: await oidc.clients.list(), created: data.created ?? null, deleted: data.deleted ?? null, error: failure },
+        { status: failure?.status ?? 200, path: PATH },
+      );
+    }
+
+    app.get(PATH, async (request, reply) => {
+      const who = await admin(request);
+      if ('redirect' in who) return reply.redirect(who.redirect, 303);
+      return render(request, reply);
+    });
+
+    app.post(PATH, { preHandler: app.csrfProtection }, async (request, reply) => {
+      const who = await admin(request);
+      if ('redirect' in who) return reply.redirect(who.redirect, 303);
+      try {
+        const backchannel = field(request.body, 'backchannelLogoutUri').trim();
+        const { client, secret } = await oidc.clients.create(
+          {
+            name: field(request.body, 'name'),
+            app: field(request.body, 'app'),
+            redirectUris: [field(request.body, 'redirectUri').trim()].filter((u) => u !== ''),
+            backchannelLogoutUri: backchannel === '' ? null : backchannel,
+            public: field(request.body, 'type') === 'public',
+          },
+          `staff:${who.userId}`,
+        );
+        // the secret is shown on this answer only, never again (no redirect that could be reloaded)
+        reply.header('cache-control', 'no-store');
+        return render(request, reply, { created: { clientId: client.clientId, secret } });
+      } catch (error) {
+        return render(request, reply, { error });
+      }
+    });
+
+    app.post<{ Params: { clientId: string } }>(`${PATH}/:clientId/delete`, { preHandler: app.csrfProtection }, async (request, reply) => {
+      const who = await admin(request);
+      if ('redirect' in who) return reply.redirect(who.redirect, 303);
+      try {
+        await oidc.clients.delete(request.params.clientId, `staff:${who.userId}`);
+        return render(request, reply, { deleted: request.params.clientId });
+      } catch (error) {
+        return render(request, reply, { error });
+      }
+    });
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * I1: the provider's storage on our database (SQLite or PostgreSQL, through
+ * Kysely): authorization codes, tokens, the provider's sessions, grants and
+ * interactions are rows, so a login started on one server process finishes
+ * on another. An artefact past its expiry is not found (our clock), and the
+ * scheduler deletes it. Clients come from the clients table (`sls client`).
+ */
+import type { Clock } from '../clock.js';
+import type { Store } from '../store/database.js';
+
+type Payload = Record<string, unknown> & { grantId?: string; uid?: string; userCode?: string; consumed?: number };
+
+/** The models revoked with their grant (a reused refresh token or code revokes them all). */
+const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'Grant']);
+
+export interface OidcAdapter {
+  upsert(id: string, payload: Payload, expiresIn?: number): Promise<void>;
+  find(id: string): Promise<Payload | undefined>;
+  findByUserCode(userCode: string): Promise<Payload | undefined>;
+  findByUid(uid: string): Promise<Payload | undefined>;
+  consume(id: string): Promise<void>;
+  destroy(id: string): Promise<void>;
+  revokeByGrantId(grantId: string): Promise<void>;
+}
+
+/** How the provider sees a registered client (its metadata). */
+export type ClientMetadata = Record<string, unknown>;
+
+export function adapterClass(store: Store, clock: Clock, clientMetadata: (clientId: string) => Promise<ClientMetadata | undefined>) {
+  return class DatabaseAdapter implements OidcAdapter {
+    constructor(private readonly model: string) {}
+
+    async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
+      if (this.model === 'Client') return;
+      const row = {
+        model: this.model,
+        id,
+        payload: JSON.stringify(payload),
+        grant_id: typeof payload.grantId === 'string' && GRANTABLE.has(this.model) ? payload.grantId : this.model === 'Grant' ? id : null,
+        uid: typeof payload.uid === 'string' ? payload.uid : null,
+        user_code: typeof payload.userCode === 'string' ? payload.userCode : null,
+        expires_at: typeof expiresIn === 'number' ? clock.now() + expiresIn * 1000 : null,
+        consumed_at: null,
+      };
+      await store.db
+        .insertInto('oidc_artifacts')
+        .values(row)
+        .onConflict((oc) =>
+          oc
+            .columns(['model', 'id'])
+            .doUpdateSet({ payload: row.payload, grant_id: row.grant_id, uid: row.uid, user_code: row.user_code, expires_at: row.expires_at }),
+        )
+        .execute();
+    }
+
+    private async findWhere(column: 'id' | 'uid' | 'user_code', value: string): Promise<Payload | undefined> {
+      const row = await store.db
+        .selectFrom('oidc_artifacts')
+        .select(['payload', 'expires_at', 'consumed_at'])
+        .where('model', '=', this.model)
+        .where(column, '=', value)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      if (row.expires_at !== null && row.expires_at <= clock.now()) return undefined;
+      const payload = JSON.parse(row.payload) as Payload;
+      return row.consumed_at === null ? payload : { ...payload, consumed: Math.floor(row.consumed_at / 1000) };
+    }
+
+    async find(id: string): Promise<Payload | undefined> {
+      // the registered clients are the only ones
+      if (this.model === 'Client') return clientMetadata(id);
+      return this.findWhere('id', id);
+    }
+
+    findByUserCode(userCode: string): Promise<Payload | undefined> {
+      return this.findWhere('user_code', userCode);
+    }
+
+    findByUid(uid: string): Promise<Payload | undefined> {
+      return this.findWhere('uid', uid);
+    }
+
+    async consume(id: string): Promise<void> {
+      await store.db.updateTable('oidc_artifacts').set({ consumed_at: clock.now() }).where('model', '=', this.model).where('id', '=', id).execute();
+    }
+
+    async destroy(id: string): Promise<void> {
+      await store.db.deleteFrom('oidc_artifacts').where('model', '=', this.model).where('id', '=', id).execute();
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      await store.db.deleteFrom('oidc_artifacts').where('grant_id', '=', grantId).execute();
+    }
+  };
+}
+
+/** The scheduler: deletes every artefact past its expiry. */
+export async function pruneArtifacts(store: Store, clock: Clock): Promise<number> {
+  const result = await store.db.deleteFrom('oidc_artifacts').where('expires_at', '<=', clock.now()).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

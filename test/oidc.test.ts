@@ -1,0 +1,781 @@
+/**
+ * I1: the Secure Login System as an OpenID Provider, tested with an
+ * independent relying party (openid-client) against a real listening
+ * server, on SQLite and PostgreSQL. The browser is a small cookie-keeping
+ * user agent over fetch; the login in it is our login page and flow.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createPublicKey, type JsonWebKey, verify as cryptoVerify } from 'node:crypto';
+import * as oidc from 'openid-client';
+import { join } from 'node:path';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, openTestDatabase, startHarness, type Harness, type TestDatabase } from './support/harness.js';
+import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
+import { csrfOf, form } from './support/html.js';
+import { get, type Json } from './support/api.js';
+import { BUILT_IN_DRIVERS, onlyDevice, type Holder } from './support/kind-drivers.js';
+import { TestPhone, harnessInbox, smsUser } from './support/phone.js';
+import { MINUTE } from '../src/clock.js';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A browser: keeps cookies (by name), follows nothing by itself. */
+class Browser {
+  readonly jar = new Map<string, string>();
+  constructor(private readonly base: string) {}
+
+  async request(
+    url: string,
+    init: { method?: string; form?: Record<string, string> } = {},
+  ): Promise<{ status: number; location: string | null; html: string }> {
+    const target = new URL(url, this.base);
+    const headers: Record<string, string> = { cookie: [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ') };
+    let body: string | undefined;
+    if (init.form) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = new URLSearchParams(init.form).toString();
+    }
+    const response = await fetch(target, { method: init.method ?? (body ? 'POST' : 'GET'), headers, body, redirect: 'manual' });
+    for (const line of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = line.split(';');
+      const name = pair!.slice(0, pair!.indexOf('=')).trim();
+      const value = pair!.slice(pair!.indexOf('=') + 1).trim();
+      const expired = attributes.some((a) => /^\s*max-age=0\s*$/i.test(a) || (/^\s*expires=/i.test(a) && Date.parse(a.split('=')[1]!) <= Date.now()));
+      if (value === '' || expired) this.jar.delete(name);
+      else this.jar.set(name, value);
+    }
+    const location = response.headers.get('location');
+    return { status: response.status, location: location ? new URL(location, target).href : null, html: await response.text() };
+  }
+}
+
+/** A relying party's endpoints: the redirect URI (never fetched) and the back-channel logout receiver. */
+interface RelyingPartyServer {
+  url: string;
+  logoutTokens: string[];
+  /** How many logout tokens to refuse (503) before taking them. */
+  refuse: { count: number };
+  close(): Promise<void>;
+}
+
+async function relyingPartyServer(): Promise<RelyingPartyServer> {
+  const logoutTokens: string[] = [];
+  const refuse = { count: 0 };
+  const server: Server = createServer((req: IncomingMessage, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => {
+      body += chunk.toString();
+    });
+    req.on('end', () => {
+      if (req.method === 'POST' && req.url === '/backchannel' && refuse.count > 0) {
+        refuse.count -= 1;
+        res.statusCode = 503;
+        res.end();
+        return;
+      }
+      if (req.method === 'POST' && req.url === '/backchannel') logoutTokens.push(new URLSearchParams(body).get('logout_token') ?? '');
+      res.statusCode = 200;
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, logoutTokens, refuse, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+function payloadOf(jwt: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+}
+
+describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
+  let h: Harness;
+  let issuer: string;
+  let rp: RelyingPartyServer;
+  let clientId: string;
+  let clientSecret: string;
+  let publicClientId: string;
+  let config: oidc.Configuration;
+  const redirectUri = () => `${rp.url}/cb`;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    issuer = `http://127.0.0.1:${port}`;
+    h = await startHarness(dbName, { publicUrl: issuer });
+    // the provider's own clock is the system's: ours starts there too
+    h.clock.set(Date.now());
+    await h.app.listen({ port, host: '127.0.0.1' });
+    rp = await relyingPartyServer();
+    const created = await h.services.oidc.clients.create(
+      {
+        name: 'Client Portal',
+        app: 'portal',
+        redirectUris: [redirectUri()],
+        postLogoutRedirectUris: [`${rp.url}/bye`],
+        backchannelLogoutUri: `${rp.url}/backchannel`,
+      },
+      'test',
+    );
+    clientId = created.client.clientId;
+    clientSecret = created.secret!;
+    publicClientId = (await h.services.oidc.clients.create({ name: 'Trading app', app: 'trading', redirectUris: [redirectUri()], public: true }, 'test')).client
+      .clientId;
+    config = await oidc.discovery(new URL(issuer), clientId, undefined, oidc.ClientSecretBasic(clientSecret), { execute: [oidc.allowInsecureRequests] });
+  });
+
+  // the provider reads the system clock: each test starts with ours on it (a test moves ours on only for itself)
+  beforeEach(() => h.clock.set(Date.now()));
+
+  afterAll(async () => {
+    await rp?.close();
+    await h?.close();
+  });
+
+  interface Started {
+    url: URL;
+    verifier: string;
+    state: string;
+  }
+
+  async function authorizationUrl(params: Record<string, string> = {}, configuration = config): Promise<Started> {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const url = oidc.buildAuthorizationUrl(configuration, {
+      redirect_uri: redirectUri(),
+      scope: 'openid profile sls.entitlements',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      ...params,
+    });
+    return { url, verifier, state };
+  }
+
+  /**
+   * Follows redirects; on our login page, logs in with the password and the
+   * holder's device; on the step-up page, verifies again. Returns the URL
+   * that reached the relying party.
+   */
+  async function follow(browser: Browser, start: string, holder: Holder, seen: string[] = []): Promise<URL> {
+    let url = start;
+    for (let hop = 0; hop < 20; hop++) {
+      seen.push(new URL(url).pathname);
+      if (url.startsWith(rp.url)) return new URL(url);
+      const page = await browser.request(url);
+      if (page.location) {
+        url = page.location;
+        continue;
+      }
+      const path = new URL(url).pathname;
+      if (path === '/login') {
+        const login = form(page.html, '/login');
+        const app = new URL(url).searchParams.get('app') ?? 'portal';
+        const posted = await browser.request('/login', { form: { _csrf: csrfOf(login), username: holder.user.username, password: PASSWORD, app } });
+        expect(posted.location, posted.html.slice(0, 500)).toMatch(/\/login\/flw_/);
+        url = await answerChallenge(browser, posted.location!, holder);
+        continue;
+      }
+      if (path === '/step-up') {
+        const stepUpForm = form(page.html, '/step-up');
+        const next = new URL(url).searchParams.get('next')!;
+        const posted = await browser.request('/step-up', { form: { _csrf: csrfOf(stepUpForm), password: PASSWORD, next } });
+        expect(posted.location, posted.html.slice(0, 500)).toMatch(/\/step-up\/flw_/);
+        const flowId = /\/step-up\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
+        const challengePage = await browser.request(posted.location!);
+        const flow = (await h.services.stepUp.view(await sessionOf(browser), flowId)) as unknown as Json;
+        const action = `/step-up/${flowId}?next=${encodeURIComponent(next)}`;
+        const answered = await browser.request(action, {
+          form: { _csrf: csrfOf(form(challengePage.html, action)), response: await holder.right((await holder.answerable(flow)) as Json) },
+        });
+        expect(answered.location, answered.html.slice(0, 500)).toBeTruthy();
+        url = answered.location!;
+        continue;
+      }
+      throw new Error(`stopped at ${url} (${page.status}): ${page.html.slice(0, 300)}`);
+    }
+    throw new Error('too many redirects');
+  }
+
+  async function sessionOf(browser: Browser) {
+    const session = await h.services.sessions.authenticate(browser.jar.get('sls_session') ?? '');
+    expect(session).not.toBeNull();
+    return session!;
+  }
+
+  async function answerChallenge(browser: Browser, location: string, holder: Holder): Promise<string> {
+    const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(location)![1]!;
+    const view = await get(h.app, `/api/v1/login/${flowId}`);
+    // the authenticator's push is answered offline (K4): its page then shows the typed challenge
+    const prompt = await holder.answerable(view.body);
+    const page = await browser.request(location);
+    const done = await browser.request(`/login/${flowId}`, {
+      form: { _csrf: csrfOf(form(page.html, `/login/${flowId}`)), response: await holder.right(prompt) },
+    });
+    expect(done.location, done.html.slice(0, 500)).toMatch(/\/oidc\/interaction\//);
+    return done.location!;
+  }
+
+  async function codeFor(holder: Holder, params: Record<string, string> = {}, browser = new Browser(issuer)) {
+    const started = await authorizationUrl(params);
+    const callback = await follow(browser, started.url.href, holder);
+    return { started, callback, browser };
+  }
+
+  async function tokensFor(holder: Holder, params: Record<string, string> = {}, browser = new Browser(issuer)) {
+    const { started, callback } = await codeFor(holder, params, browser);
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state });
+    return { tokens, browser, callback, started };
+  }
+
+  it('I1: discovery names the issuer, the code flow with S256 PKCE, the acr values, back-channel and RP-initiated logout', async () => {
+    const metadata = config.serverMetadata();
+    expect(metadata.issuer).toBe(issuer);
+    expect(metadata.response_types_supported).toEqual(['code']);
+    expect(metadata.code_challenge_methods_supported).toEqual(['S256']);
+    expect(metadata.acr_values_supported).toEqual(['urn:sls:acr:password', 'urn:sls:acr:temporary', 'urn:sls:acr:device', 'urn:sls:acr:strong']);
+    expect(metadata.backchannel_logout_supported).toBe(true);
+    expect(metadata.end_session_endpoint).toBe(`${issuer}/oidc/session/end`);
+    const jwks = (await (await fetch(metadata.jwks_uri!)).json()) as { keys: { kid: string; d?: string }[] };
+    expect(jwks.keys.length).toBeGreaterThan(0);
+    // only public halves are published
+    expect(jwks.keys.every((k) => k.d === undefined)).toBe(true);
+    // X5: a client's X-Forwarded-* (no proxy trusted here) does not move the endpoints
+    const forged = (await (
+      await fetch(`${issuer}/.well-known/openid-configuration`, { headers: { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' } })
+    ).json()) as { token_endpoint: string };
+    expect(forged.token_endpoint).toBe(`${issuer}/oidc/token`);
+  });
+
+  it('I1: code + PKCE through our login (password, then the DSC+): ID token with amr, acr, auth_time; userinfo; entitlements', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder);
+    const claims = tokens.claims()!;
+    expect(claims.sub).toBe(holder.user.id);
+    expect(claims.amr).toEqual(['pwd', 'hwk', 'otp', 'pin', 'mfa']);
+    expect(claims.acr).toBe('urn:sls:acr:strong');
+    expect(Math.abs((claims.auth_time as number) - Date.now() / 1000)).toBeLessThan(60);
+    const info = await oidc.fetchUserInfo(config, tokens.access_token, holder.user.id);
+    expect(info.preferred_username).toBe(holder.user.username);
+    expect(info.sls_session_scope).toBe('full');
+    expect(info.sls_app).toBe('portal');
+    expect(info.sls_withdrawal_limits).toMatchObject({ device: 'dscplus' });
+    // the login is audited with the client
+    const audited = await h.services.store.db
+      .selectFrom('audit_log')
+      .select('data')
+      .where('event', '=', 'oidc.login')
+      .where('user_id', '=', holder.user.id)
+      .execute();
+    expect(audited.map((row) => JSON.parse(row.data as string).clientId)).toContain(clientId);
+  });
+
+  for (const [kind, acr, amr] of [
+    ['scc', 'urn:sls:acr:device', ['pwd', 'otp', 'mfa']],
+    ['sms', 'urn:sls:acr:device', ['pwd', 'sms', 'otp', 'mfa']],
+    ['temp_passcode', 'urn:sls:acr:temporary', ['pwd']],
+    ['mobile', 'urn:sls:acr:strong', ['pwd', 'swk', 'mfa']],
+    ['security_key', 'urn:sls:acr:strong', ['pwd', 'hwk', 'mfa']],
+  ] as const) {
+    it(`I1: amr and acr say how the user logged in: ${kind}`, async () => {
+      const holder = await BUILT_IN_DRIVERS[kind]!.holder(h);
+      const { tokens } = await tokensFor(holder);
+      expect(tokens.claims()!.acr).toBe(acr);
+      expect(tokens.claims()!.amr).toEqual(amr);
+    });
+  }
+
+  it('I1/K13: a push to the authenticator, approved with the number and the PIN, opens the application: amr says swk and pin', async () => {
+    const user = await smsUser(h);
+    const phone = new TestPhone(issuer, harnessInbox(h));
+    const enrolment = await phone.activate(user.username);
+    await onlyDevice(h, user, enrolment.deviceId);
+    const browser = new Browser(issuer);
+    const started = await authorizationUrl();
+    let url = started.url.href;
+    for (let page = await browser.request(url); page.location; page = await browser.request(url)) url = page.location;
+    expect(new URL(url).pathname).toBe('/login');
+    const loginPage = await browser.request(url);
+    const posted = await browser.request('/login', {
+      form: { _csrf: csrfOf(form(loginPage.html, '/login')), username: user.username, password: PASSWORD, app: 'portal' },
+    });
+    const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
+    const waiting = await browser.request(posted.location!);
+    const shown = (await get(h.app, `/api/v1/login/${flowId}`)).body.challenge as Json;
+    expect(shown.type).toBe('push');
+    // K13: the number shown on the page, typed on the phone
+    const request = await phone.request(user.username);
+    expect((await phone.approve(request, shown.number as string)).state).toBe('approved');
+    const taken = await browser.request(`/login/${flowId}/session`, { form: { _csrf: csrfOf(form(waiting.html, `/login/${flowId}/session`)) } });
+    expect(taken.location).toMatch(/\/oidc\/interaction\//);
+    url = taken.location!;
+    while (!url.startsWith(rp.url)) url = (await browser.request(url)).location!;
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(url), { pkceCodeVerifier: started.verifier, expectedState: started.state });
+    expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:strong', amr: ['pwd', 'swk', 'pin', 'mfa'] });
+  });
+
+  it('I1: a public client (a trading platform) with PKCE and no secret: the login is a trading login', async () => {
+    const publicConfig = await oidc.discovery(new URL(issuer), publicClientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const browser = new Browser(issuer);
+    const started = await authorizationUrl({}, publicConfig);
+    const seen: string[] = [];
+    const callback = await follow(browser, started.url.href, holder, seen);
+    const tokens = await oidc.authorizationCodeGrant(publicConfig, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state });
+    expect(tokens.claims()!.acr).toBe('urn:sls:acr:strong');
+    // L8: the session behind it is a trading session
+    expect((await sessionOf(browser)).app).toBe('trading');
+    const info = await oidc.fetchUserInfo(publicConfig, tokens.access_token, holder.user.id);
+    expect(info.sls_app).toBe('trading');
+    // a wrong verifier is refused
+    const again = await authorizationUrl({}, publicConfig);
+    const callback2 = await follow(browser, again.url.href, holder);
+    await expect(
+      oidc.authorizationCodeGrant(publicConfig, callback2, { pkceCodeVerifier: oidc.randomPKCECodeVerifier(), expectedState: again.state }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('I1/O1: a trading login opted out of the second factor: the password alone, and acr and amr say so', async () => {
+    const publicConfig = await oidc.discovery(new URL(issuer), publicClientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    await h.services.optOuts.optOut(holder.user.id, { acknowledged: true, confirmation: holder.user.username }, { actor: `user:${holder.user.id}` });
+    const browser = new Browser(issuer);
+    const started = await authorizationUrl({}, publicConfig);
+    let url = started.url.href;
+    for (let page = await browser.request(url); page.location; page = await browser.request(url)) url = page.location;
+    expect(new URL(url).search).toBe('?app=trading');
+    const loginPage = await browser.request(url);
+    const posted = await browser.request('/login', {
+      form: { _csrf: csrfOf(form(loginPage.html, '/login')), username: holder.user.username, password: PASSWORD, app: 'trading' },
+    });
+    // no device asked: straight back to the application
+    expect(posted.location).toMatch(/\/oidc\/interaction\//);
+    url = posted.location!;
+    while (!url.startsWith(rp.url)) url = (await browser.request(url)).location!;
+    const tokens = await oidc.authorizationCodeGrant(publicConfig, new URL(url), { pkceCodeVerifier: started.verifier, expectedState: started.state });
+    expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:password', amr: ['pwd'] });
+  });
+
+  it('I1: refresh tokens rotate; a rotated refresh token used again revokes the grant', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder);
+    const first = tokens.refresh_token!;
+    expect(first).toBeTruthy();
+    const refreshed = await oidc.refreshTokenGrant(config, first);
+    expect(refreshed.refresh_token).toBeTruthy();
+    expect(refreshed.refresh_token).not.toBe(first);
+    await expect(oidc.refreshTokenGrant(config, first)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // the reuse revoked the grant: the new refresh token and the access token are dead too
+    await expect(oidc.refreshTokenGrant(config, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    const introspected = await oidc.tokenIntrospection(config, refreshed.access_token);
+    expect(introspected.active).toBe(false);
+    // audited, with the user and the client
+    await expect
+      .poll(
+        async () =>
+          (await h.services.store.db.selectFrom('audit_log').select(['user_id', 'data']).where('event', '=', 'oidc.grant_revoked').execute()).filter(
+            (row) => row.user_id === holder.user.id && JSON.parse(row.data as string).route === 'token',
+          ).length,
+      )
+      .toBe(1);
+  });
+
+  it('I1: introspection and revocation of an access token', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder);
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(true);
+    await oidc.tokenRevocation(config, tokens.access_token);
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
+  });
+
+  it('I1: a second authorization in the same browser needs no new login (our session stands); prompt=login verifies again (V1)', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens, browser } = await tokensFor(holder);
+    const firstAuth = tokens.claims()!.auth_time as number;
+    const seen: string[] = [];
+    const again = await authorizationUrl();
+    await follow(browser, again.url.href, holder, seen);
+    expect(seen).not.toContain('/login');
+    expect(seen).not.toContain('/step-up');
+    // V1: prompt=login: the device again, in the step-up; a new auth_time proves it
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    h.clock.set(Math.max(Date.now(), h.clock.now()));
+    const stepped: string[] = [];
+    const { tokens: fresh } = await (async () => {
+      const started = await authorizationUrl({ prompt: 'login' });
+      const callback = await follow(browser, started.url.href, holder, stepped);
+      return { tokens: await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state }) };
+    })();
+    expect(stepped).toContain('/step-up');
+    expect(fresh.claims()!.auth_time as number).toBeGreaterThan(firstAuth);
+  });
+
+  it('I1: max_age=0 asks for the device again (step-up) and the new auth_time is within it', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { browser } = await tokensFor(holder);
+    // the provider counts max_age in whole seconds of the system clock
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    h.clock.set(Math.max(Date.now(), h.clock.now()));
+    const seen: string[] = [];
+    const started = await authorizationUrl({ max_age: '0' });
+    const callback = await follow(browser, started.url.href, holder, seen);
+    expect(seen).toContain('/step-up');
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state, maxAge: 0 });
+    expect(tokens.claims()!.acr).toBe('urn:sls:acr:strong');
+  });
+
+  it('I1: acr_values that the user cannot meet (a temporary passcode, strong asked) → unmet_authentication_requirements at the client, never a 5xx', async () => {
+    const holder = await BUILT_IN_DRIVERS.temp_passcode!.holder(h);
+    const { callback } = await codeFor(holder, { acr_values: 'urn:sls:acr:strong' });
+    expect(callback.searchParams.get('error')).toBe('unmet_authentication_requirements');
+  });
+
+  it('I1/V1: acr_values above the session (an SMS login, strong asked): the user logs in again with the stronger device; the new acr proves it', async () => {
+    const sms = await BUILT_IN_DRIVERS.sms!.holder(h);
+    const { tokens: first, browser } = await tokensFor(sms);
+    expect(first.claims()!.acr).toBe('urn:sls:acr:device');
+    const { card } = await h.services.devices.addDscPlus({ userId: sms.user.id, pin: '1234' }, 'test');
+    const dscPlus = (await h.services.devices.listForUser(sms.user.id)).find((d) => d.type === 'dscplus')!;
+    const strong: Holder = {
+      ...sms,
+      // L6: the login may offer the SMS (last used) first: the user switches to the card
+      answerable: async (flow) => {
+        const challenge = flow.challenge as Json;
+        if (challenge.type === 'ocra') return challenge;
+        const switched = await h.services.login.switchDevice(flow.id as string, dscPlus.id, { ip: null, userAgent: null });
+        return switched.challenge as unknown as Json;
+      },
+      right: async (prompt) => cardAnswer(card, prompt.question as string),
+    };
+    // the provider counts in whole seconds: the first login is a second older than the new request
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    h.clock.set(Math.max(Date.now(), h.clock.now()));
+    const seen: string[] = [];
+    const started = await authorizationUrl({ acr_values: 'urn:sls:acr:strong' });
+    const callback = await follow(browser, started.url.href, strong, seen);
+    expect(seen).toContain('/login');
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state });
+    expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:strong', amr: ['pwd', 'hwk', 'otp', 'pin', 'mfa'] });
+  });
+
+  it('I1: acr_values met by the login: the acr says the level asked', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder, { acr_values: 'urn:sls:acr:device' });
+    expect(tokens.claims()!.acr).toBe('urn:sls:acr:strong');
+  });
+
+  it('I1: refusals: unknown client, unregistered redirect URI (an error page, no redirect), public client without PKCE', async () => {
+    const browser = new Browser(issuer);
+    const unknown = await browser.request(
+      `/oidc/auth?client_id=cli_aaaaaaaaaaaaaaaaaaaaaaaaaa&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(redirectUri())}`,
+    );
+    expect(unknown.status).toBe(400);
+    expect(unknown.html).toContain('invalid_client');
+    const started = await authorizationUrl({ redirect_uri: 'https://evil.example/cb' });
+    const wrongRedirect = await browser.request(started.url.href);
+    expect(wrongRedirect.status).toBe(400);
+    expect(wrongRedirect.location).toBeNull();
+    expect(wrongRedirect.html).toContain('redirect_uri');
+    const noPkce = await browser.request(
+      `/oidc/auth?client_id=${publicClientId}&response_type=code&scope=openid&state=s1&redirect_uri=${encodeURIComponent(redirectUri())}`,
+    );
+    expect(noPkce.status).toBe(303);
+    const back = new URL(noPkce.location!);
+    expect(back.searchParams.get('error')).toBe('invalid_request');
+    expect(back.searchParams.get('error_description')).toMatch(/PKCE/);
+    // an interaction that does not exist (or expired): our error page, not a 5xx
+    const gone = await browser.request('/oidc/interaction/nosuchinteraction');
+    expect(gone.status).toBe(410);
+    // a token request with a wrong secret: the standard error
+    const wrongSecret = await fetch(`${issuer}/oidc/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:wrong`).toString('base64')}` },
+      body: 'grant_type=authorization_code&code=x&redirect_uri=x&code_verifier=x',
+    });
+    expect(wrongSecret.status).toBe(401);
+    expect(((await wrongSecret.json()) as { error: string }).error).toBe('invalid_client');
+  });
+
+  it('I1: a code used twice is refused and revokes the grant; an expired code is refused', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens, callback, started } = await tokensFor(holder);
+    await expect(oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state })).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
+    const late = await codeFor(holder);
+    h.clock.advance(2 * MINUTE);
+    await expect(
+      oidc.authorizationCodeGrant(config, late.callback, { pkceCodeVerifier: late.started.verifier, expectedState: late.started.state }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('I1, L8: logout ends our session: the client receives a back-channel logout token for the session (sid)', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens, browser } = await tokensFor(holder);
+    rp.logoutTokens.length = 0;
+    const sid = tokens.claims()!.sid as string;
+    expect(sid).toBeTruthy();
+    const account = await browser.request('/account');
+    const logout = await browser.request('/logout', { form: { _csrf: csrfOf(form(account.html, '/logout')) } });
+    expect(logout.status).toBe(303);
+    // told at once (not only at the scheduler's next run)
+    await expect.poll(() => rp.logoutTokens.length, { timeout: 5_000 }).toBe(1);
+    const logoutToken = payloadOf(rp.logoutTokens[0]!);
+    expect(logoutToken).toMatchObject({ iss: issuer, aud: clientId, sub: holder.user.id, sid });
+    expect(logoutToken.events).toEqual({ 'http://schemas.openid.net/event/backchannel-logout': {} });
+    // the grant is revoked with the session
+    await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // delivered once
+    await h.services.scheduler.runDue();
+    expect(rp.logoutTokens).toHaveLength(1);
+  });
+
+  it('I1, L8: a password reset by the help desk ends the sessions: back-channel logout to the client', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder);
+    rp.logoutTokens.length = 0;
+    // A5: client services verify the caller and reset the password (the help desk's own path)
+    const { user: agent } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const verification = await h.services.helpDesk.verifyIdentity(agent.id, holder.user.username, { method: 'id_document' });
+    await h.services.helpDesk.resetPassword(agent.id, holder.user.username, { verificationId: verification.id });
+    await expect.poll(() => rp.logoutTokens.map((t) => payloadOf(t).sid), { timeout: 5_000 }).toEqual([tokens.claims()!.sid]);
+  });
+
+  it('I1, L8: a client that does not take the logout token is tried again by the scheduler', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder);
+    rp.logoutTokens.length = 0;
+    rp.refuse.count = 1;
+    // L8: the card reported lost ends the sessions it opened
+    await h.services.store.serialized('audit_log', (trx) => h.services.sessions.endWhere(trx, { userId: holder.user.id }, 'device_lost', 'test'));
+    const attempts = async () =>
+      (await h.services.store.db.selectFrom('oidc_session_links').select('attempts').where('user_id', '=', holder.user.id).executeTakeFirstOrThrow()).attempts;
+    // the first attempt (at once) is refused by the client
+    await expect.poll(() => rp.refuse.count, { timeout: 5_000 }).toBe(0);
+    expect(await attempts()).toBe(1);
+    expect(rp.logoutTokens).toEqual([]);
+    // not before its time
+    await h.services.scheduler.runDue();
+    expect(rp.logoutTokens).toEqual([]);
+    h.clock.advance(MINUTE + 1_000);
+    await h.services.scheduler.runDue();
+    expect(rp.logoutTokens.map((t) => payloadOf(t).sid)).toEqual([tokens.claims()!.sid]);
+  });
+
+  it('I1: RP-initiated logout ends the provider session and ours', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens, browser } = await tokensFor(holder);
+    const end = oidc.buildEndSessionUrl(config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: `${rp.url}/bye`, state: 'bye1' });
+    // X2: the provider's pages speak the browser's language
+    const french = await fetch(end.href, { headers: { 'accept-language': 'fr', cookie: [...browser.jar].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    expect(await french.text()).toContain('Oui, me déconnecter');
+    const confirm = await browser.request(end.href);
+    expect(confirm.status).toBe(200);
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.html)![1]!;
+    const done = await browser.request('/oidc/session/end/confirm', { form: { xsrf, logout: 'yes' } });
+    expect(done.location).toBe(`${rp.url}/bye?state=bye1`);
+    expect(await h.services.sessions.authenticate(browser.jar.get('sls_session') ?? 'none')).toBeNull();
+  });
+
+  it('I1: admins register and delete clients in the console; the secret is shown once; other staff are refused', async () => {
+    const { user: admin, card } = await createUserWithCard(h.services, '1234', { role: 'admin' });
+    const holder: Holder = {
+      user: admin,
+      deviceId: '',
+      answerable: async (flow) => flow.challenge as Json,
+      right: async (prompt) => cardAnswer(card, prompt.question as string),
+      wrong: async () => '000000',
+    };
+    const browser = new Browser(issuer);
+    const loginPage = await browser.request('/login');
+    const posted = await browser.request('/login', {
+      form: { _csrf: csrfOf(form(loginPage.html, '/login')), username: admin.username, password: PASSWORD, app: 'portal' },
+    });
+    const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
+    const challenge = await browser.request(`/login/${flowId}`);
+    const prompt = await holder.answerable((await get(h.app, `/api/v1/login/${flowId}`)).body);
+    await browser.request(`/login/${flowId}`, { form: { _csrf: csrfOf(form(challenge.html, `/login/${flowId}`)), response: await holder.right(prompt) } });
+    const consolePage = await browser.request('/helpdesk/oidc-clients');
+    expect(consolePage.status).toBe(200);
+    const created = await browser.request('/helpdesk/oidc-clients', {
+      form: {
+        _csrf: csrfOf(form(consolePage.html, '/helpdesk/oidc-clients')),
+        name: 'Back office',
+        app: 'trading',
+        type: 'confidential',
+        redirectUri: 'https://bo.example/cb',
+      },
+    });
+    expect(created.status).toBe(200);
+    const secret = /<output id="client-secret">([^<]+)<\/output>/.exec(created.html)![1]!;
+    const registered = (await h.services.oidc.clients.list()).find((c) => c.name === 'Back office')!;
+    expect(registered).toMatchObject({ app: 'trading', public: false, redirectUris: ['https://bo.example/cb'] });
+    // stored as a digest only
+    const row = await h.services.store.db.selectFrom('oidc_clients').selectAll().where('client_id', '=', registered.clientId).executeTakeFirstOrThrow();
+    expect(row.secret_digest).toBe(h.services.oidc.clients.secretDigest(registered.clientId, secret));
+    expect(JSON.stringify(row)).not.toContain(secret);
+    const again = await browser.request('/helpdesk/oidc-clients');
+    expect(again.html).toContain(registered.clientId);
+    expect(again.html).not.toContain(secret);
+    const deleted = await browser.request(`/helpdesk/oidc-clients/${registered.clientId}/delete`, {
+      form: { _csrf: csrfOf(form(again.html, `/helpdesk/oidc-clients/${registered.clientId}/delete`)) },
+    });
+    expect(deleted.status).toBe(200);
+    expect(await h.services.oidc.clients.find(registered.clientId)).toBeNull();
+    // client services may not
+    const { user: agent, card: agentCard } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const other = new Browser(issuer);
+    const page2 = await other.request('/login');
+    const posted2 = await other.request('/login', {
+      form: { _csrf: csrfOf(form(page2.html, '/login')), username: agent.username, password: PASSWORD, app: 'portal' },
+    });
+    const flow2 = /\/login\/(flw_[a-z2-7]+)/.exec(posted2.location!)![1]!;
+    const challenge2 = await other.request(`/login/${flow2}`);
+    const question = ((await get(h.app, `/api/v1/login/${flow2}`)).body.challenge as Json).question as string;
+    await other.request(`/login/${flow2}`, { form: { _csrf: csrfOf(form(challenge2.html, `/login/${flow2}`)), response: cardAnswer(agentCard, question) } });
+    expect((await other.request('/helpdesk/oidc-clients')).status).toBe(403);
+  });
+
+  it('I1: key rotation: the new key signs, the old one stays published and its tokens still verify', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const before = await tokensFor(holder);
+    const oldKid = JSON.parse(Buffer.from(before.tokens.id_token!.split('.')[0]!, 'base64url').toString()).kid as string;
+    const { kid } = await h.services.oidc.keys.rotate('test');
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const after = await tokensFor(holder);
+    const newKid = JSON.parse(Buffer.from(after.tokens.id_token!.split('.')[0]!, 'base64url').toString()).kid as string;
+    expect(newKid).toBe(kid);
+    const jwks = (await (await fetch(config.serverMetadata().jwks_uri!)).json()) as { keys: { kid: string }[] };
+    expect(jwks.keys.map((k) => k.kid)).toEqual([kid, oldKid]);
+    // the ID token signed before the rotation still verifies with the published JWKS
+    const [header, payload, signature] = before.tokens.id_token!.split('.') as [string, string, string];
+    const oldKey = createPublicKey({ key: (jwks.keys as unknown as JsonWebKey[]).find((k) => (k as { kid?: string }).kid === oldKid)!, format: 'jwk' });
+    expect(cryptoVerify('RSA-SHA256', Buffer.from(`${header}.${payload}`), oldKey, Buffer.from(signature, 'base64url'))).toBe(true);
+  }, 30_000);
+
+  // last in this suite: it moves our clock hours ahead of the provider's
+  it('I1: the scheduler deletes expired codes, tokens, sessions and grants, and retired keys once their tokens have expired', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    await tokensFor(holder);
+    const count = async () =>
+      Number(
+        (
+          await h.services.store.db
+            .selectFrom('oidc_artifacts')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    expect(await count()).toBeGreaterThan(0);
+    const keysBefore = await h.services.store.db.selectFrom('oidc_keys').select('kid').execute();
+    expect(keysBefore.length).toBeGreaterThan(1);
+    h.clock.advance(13 * 60 * MINUTE);
+    await h.services.scheduler.runDue();
+    expect(await count()).toBe(0);
+    // only the signing key is left
+    const keysAfter = await h.services.store.db.selectFrom('oidc_keys').select(['kid', 'retired_at']).execute();
+    expect(keysAfter).toEqual([{ kid: expect.any(String), retired_at: null }]);
+  });
+});
+
+describe.each(DATABASES)('I1: the provider on two server processes sharing one %s database (X4)', (dbName) => {
+  let db: TestDatabase;
+  let env: NodeJS.ProcessEnv;
+  let a: ServerProcess;
+  let b: ServerProcess;
+  let bUrl: string;
+  let rp: RelyingPartyServer;
+
+  beforeAll(async () => {
+    db = await openTestDatabase(dbName);
+    const [portA, portB] = [await freePort(), await freePort()];
+    env = cliEnv(db, { SLS_PUBLIC_URL: `http://127.0.0.1:${portA}` });
+    a = await startServer(env, ['--port', String(portA)]);
+    b = await startServer(env, ['--port', String(portB)]);
+    bUrl = `http://127.0.0.1:${portB}`;
+    rp = await relyingPartyServer();
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await rp?.close();
+    await db?.drop();
+  });
+
+  it('I1/X4: sls client create prints the secret once; a login started on one process is finished on the other; sls oidc rotate-keys reaches both', async () => {
+    const created = await sls(['client', 'create', '--name', 'Client Portal', '--app', 'portal', '--redirect-uri', `${rp.url}/cb`, '--json'], env);
+    expect(created.code, created.stderr).toBe(0);
+    const { clientId, clientSecret } = JSON.parse(created.stdout) as { clientId: string; clientSecret: string };
+    expect(clientSecret).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    // refusals: an unknown app, a plain-http redirect URI off localhost, an unknown client (exit 1, the reason said)
+    const badApp = await sls(['client', 'create', '--name', 'X', '--app', 'desk', '--redirect-uri', `${rp.url}/cb`], env);
+    expect(badApp.code).toBe(1);
+    expect(badApp.stderr).toContain('portal or trading');
+    const badUri = await sls(['client', 'create', '--name', 'X', '--app', 'portal', '--redirect-uri', 'http://evil.example/cb'], env);
+    expect(badUri.code).toBe(1);
+    expect(badUri.stderr).toContain('https');
+    const unknown = await sls(['client', 'show', 'cli_aaaaaaaaaaaaaaaaaaaaaaaaaa'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('sls client list');
+    const listed = await sls(['client', 'list', '--json'], env);
+    expect(listed.stdout).toContain(clientId);
+    expect(listed.stdout).not.toContain(clientSecret);
+    expect((await sls(['user', 'create', '--username', 'oidcproc', '--password', PASSWORD], env)).code).toBe(0);
+    const cardPath = join(db.dataDir, 'oidcproc.json');
+    expect((await sls(['device', 'add-dscplus', '--user', 'oidcproc', '--pin', '1234', '--out', cardPath], env)).code).toBe(0);
+
+    const config = await oidc.discovery(new URL(a.url), clientId, undefined, oidc.ClientSecretBasic(clientSecret), { execute: [oidc.allowInsecureRequests] });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: `${rp.url}/cb`,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    });
+    const browser = new Browser(a.url);
+    // started on a …
+    const started = await browser.request(url.href);
+    expect(started.location).toMatch(/\/oidc\/interaction\//);
+    // … the interaction, the login and the resume on b
+    const onB = (location: string) => `${bUrl}${new URL(location).pathname}${new URL(location).search}`;
+    const toLogin = await browser.request(onB(started.location!));
+    expect(new URL(toLogin.location!).pathname).toBe('/login');
+    const loginPage = await browser.request(onB(toLogin.location!));
+    const posted = await browser.request(`${bUrl}/login`, {
+      form: { _csrf: csrfOf(form(loginPage.html, '/login')), username: 'oidcproc', password: PASSWORD, app: 'portal' },
+    });
+    const flowPath = new URL(posted.location!).pathname;
+    const challengePage = await browser.request(`${bUrl}${flowPath}`);
+    const view = (await (await fetch(`${bUrl}/api/v1${flowPath}`)).json()) as { challenge: { question: string } };
+    const response = (await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', view.challenge.question], env)).stdout.trim();
+    const answered = await browser.request(`${bUrl}${flowPath}`, { form: { _csrf: csrfOf(form(challengePage.html, flowPath)), response } });
+    expect(answered.location).toMatch(/\/oidc\/interaction\//);
+    const resume = await browser.request(onB(answered.location!));
+    const callback = await browser.request(onB(resume.location!));
+    expect(callback.location!.startsWith(`${rp.url}/cb?`)).toBe(true);
+    // the code is exchanged at a
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(callback.location!), { pkceCodeVerifier: verifier, expectedState: state });
+    expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:strong', amr: ['pwd', 'hwk', 'otp', 'pin', 'mfa'] });
+
+    // a rotation by the command line: both processes publish the new key within seconds
+    const rotated = await sls(['oidc', 'rotate-keys'], env);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const kid = /(kid_[a-z2-7]+)/.exec(rotated.stdout)![1]!;
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    for (const server of [a.url, bUrl]) {
+      const jwks = (await (await fetch(`${server}/oidc/jwks`)).json()) as { keys: { kid: string }[] };
+      expect(jwks.keys[0]!.kid).toBe(kid);
+    }
+  }, 60_000);
+});
