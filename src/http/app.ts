@@ -44,7 +44,7 @@ import { SessionGuard } from './session-guard.js';
 import { registerThrottle } from './throttle-hook.js';
 import { registerMetricsRoute, registerRequestContext, requestIdGenerator } from './observability.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
-import { oidcRoutes, ProviderHost } from './oidc.js';
+import { oidcFormActionHook, oidcRoutes, ProviderHost } from './oidc.js';
 import { oidcClientPages } from './web/oidc-client-pages.js';
 
 declare module 'fastify' {
@@ -213,6 +213,9 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(optOutApi(services, guard), { prefix: '/api/v1' });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerMetricsRoute(app, config, services.metrics);
+  // I1: pages of a login for a relying party may send their form on to its redirect URI
+  const providerHost = new ProviderHost(services, app.log);
+  app.addHook('onSend', oidcFormActionHook(providerHost));
   await app.register(webPages(services, pages, guard));
   await app.register(portalPages(services, pages, guard));
   await app.register(helpdeskPages(services, pages, guard));
@@ -224,7 +227,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(optOutPages(services, pages, guard));
   await app.register(appPages(services, pages));
   // I1: the OpenID Provider under /oidc, its login ours
-  await app.register(oidcRoutes(services, pages, new ProviderHost(services, app.log)));
+  await app.register(oidcRoutes(services, pages, providerHost));
   await app.register(oidcClientPages(services, pages, guard));
   return app;
 }

@@ -50,6 +50,9 @@ declare module 'oidc-provider' {
       result: Record<string, unknown>,
       options?: { mergeWithLastSubmission?: boolean },
     ): Promise<void>;
+    Interaction: {
+      find(id: string): Promise<{ params: Record<string, unknown> } | undefined>;
+    };
     Grant: {
       new (properties: { clientId: string; accountId: string }): GrantInstance;
       find(id: string): Promise<GrantInstance | undefined>;

@@ -281,6 +281,42 @@ function forwardedAsTrusted(request: FastifyRequest): void {
   headers['x-forwarded-for'] = request.ip;
 }
 
+/** The interaction a page of our login (the return cookie) or of the step-up (its `next`) works for. */
+function interactionOfPage(request: FastifyRequest): string | null {
+  const next = (request.query as Record<string, unknown> | undefined)?.next;
+  const fromNext = typeof next === 'string' ? /^\/oidc\/interaction\/([A-Za-z0-9_-]{1,64})$/.exec(next)?.[1] : undefined;
+  if (fromNext) return fromNext;
+  const uid = request.cookies[OIDC_RETURN_COOKIE];
+  return uid && UID_FORMAT.test(uid) ? uid : null;
+}
+
+/**
+ * I1: a form of our login or step-up pages made for an authorization request
+ * ends, through redirects (the interaction, then the authorization
+ * endpoint), at the client's redirect URI on another origin. Browsers apply
+ * the page's CSP form-action to every redirect of a form submission, so such
+ * a page allows that one URI besides 'self' (the request's redirect_uri,
+ * which the provider checked against the client's registration).
+ */
+export function oidcFormActionHook(host: ProviderHost) {
+  return async (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> => {
+    const csp = reply.getHeader('content-security-policy');
+    if (typeof csp !== 'string' || !csp.includes("form-action 'self'")) return payload;
+    if (!String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
+    const uid = interactionOfPage(request);
+    if (!uid) return payload;
+    const interaction = await (await host.current()).Interaction.find(uid);
+    const redirectUri = interaction?.params.redirect_uri;
+    if (typeof redirectUri !== 'string' || !URL.canParse(redirectUri)) return payload;
+    const target = new URL(redirectUri);
+    if (target.protocol !== 'https:' && target.protocol !== 'http:') return payload;
+    // a CSP source has no query; a path with a separator of the header is left out (the origin alone)
+    const source = /[;,\s']/.test(target.pathname) ? target.origin : `${target.origin}${target.pathname}`;
+    reply.header('content-security-policy', csp.replace("form-action 'self'", `form-action 'self' ${source}`));
+    return payload;
+  };
+}
+
 /** The provider's own routes and our interaction. */
 export function oidcRoutes(services: Services, pages: PageRenderer, host: ProviderHost): FastifyPluginAsync {
   const { config, sessions, clock } = services;
