@@ -6,7 +6,8 @@
  * logged in and with which device (amr, acr, auth_time), and asks for a
  * step-up (max_age=0: the device again) before a withdrawal goes ahead.
  *
- *   npx sls client create --name "Client Portal" --app portal --redirect-uri http://localhost:3000/callback
+ *   npx sls client create --name "Client Portal" --app portal --redirect-uri http://localhost:3000/callback \
+ *     --post-logout-redirect-uri http://localhost:3000/
  *   PORTAL_CLIENT_ID=cli_… PORTAL_CLIENT_SECRET=… node examples/client-portal/server.mjs
  *
  * Settings (environment, or --issuer/--client-id/--client-secret/--port/--url):
@@ -15,7 +16,7 @@
  *   PORTAL_CLIENT_SECRET  its secret
  *   PORTAL_PORT           where the portal listens (default 3000)
  *   PORTAL_URL            the portal's address in the browser (default http://localhost:<port>);
- *                         the redirect URI is <PORTAL_URL>/callback
+ *                         the redirect URI is <PORTAL_URL>/callback, the post-logout one <PORTAL_URL>/
  *
  * Sessions are kept in memory: this is an example, not a product.
  */
@@ -90,7 +91,7 @@ export async function startPortal(options) {
   const execute = new URL(issuer).protocol === 'http:' ? [oidc.allowInsecureRequests] : [];
   const config = await oidc.discovery(new URL(issuer), clientId, undefined, oidc.ClientSecretBasic(clientSecret), { execute });
 
-  /** session id → { csrf, user?: claims, pending?: { verifier, state, nonce, purpose, amount?, asked? }, withdrawals: [] } */
+  /** session id → { csrf, user?: claims, idToken?, pending?: { verifier, state, nonce, purpose, amount?, asked? }, withdrawals: [] } */
   const sessions = new Map();
 
   function sessionOf(req, res) {
@@ -205,6 +206,7 @@ ${claimsList(session.user)}
       // the ID token alone is enough to show who logged in
     }
     const user = { ...claims, preferred_username: info.preferred_username ?? claims.preferred_username, sls_withdrawal_limits: info.sls_withdrawal_limits };
+    session.idToken = tokens.id_token;
     if (pending.purpose === 'login') {
       session.user = user;
       return redirect(res, '/');
@@ -241,9 +243,12 @@ ${claimsList(session.user)}
       if (!sameToken(form.get('_csrf'), session.csrf))
         return send(res, 403, page('Refused', '<p id="error">The form has expired. <a href="/">Start again</a>.</p>'));
       if (path === '/logout') {
+        const idToken = session.idToken;
         sessions.delete(session.id);
         res.setHeader('set-cookie', `${COOKIE}=; Path=/; Max-Age=0`);
-        return redirect(res, '/');
+        if (!idToken) return redirect(res, '/');
+        // RP-initiated logout: the Secure Login System session ends too (the provider asks the user to confirm)
+        return redirect(res, oidc.buildEndSessionUrl(config, { id_token_hint: idToken, post_logout_redirect_uri: `${url}/` }).href);
       }
       if (!session.user) return redirect(res, '/');
       const amount = form.get('amount') ?? '';

@@ -200,7 +200,20 @@ export class ProviderHost {
         backchannelLogout: { enabled: true },
         rpInitiatedLogout: {
           enabled: true,
-          logoutSource: async (ctx: { body: string; get(header: string): string }, form: string) => {
+          logoutSource: async (
+            ctx: {
+              body: string;
+              get(header: string): string;
+              set(header: string, value: string): void;
+              response: { get(header: string): string };
+              oidc?: { params?: Record<string, unknown> };
+            },
+            form: string,
+          ) => {
+            // the confirmation's form ends, by a redirect, at the client's post_logout_redirect_uri (checked against its registration)
+            const csp = ctx.response.get('content-security-policy');
+            const source = formActionSource(ctx.oidc?.params?.post_logout_redirect_uri);
+            if (csp && source) ctx.set('content-security-policy', csp.replace("form-action 'self'", `form-action 'self' ${source}`));
             const language = languageOf(ctx);
             const t = translator(language);
             ctx.body = page(
@@ -281,6 +294,14 @@ function forwardedAsTrusted(request: FastifyRequest): void {
   headers['x-forwarded-for'] = request.ip;
 }
 
+/** A client's (registered) URI as a CSP source: no query; a path with a separator of the header is left out (the origin alone). */
+function formActionSource(uri: unknown): string | null {
+  if (typeof uri !== 'string' || !URL.canParse(uri)) return null;
+  const target = new URL(uri);
+  if (target.protocol !== 'https:' && target.protocol !== 'http:') return null;
+  return /[;,\s']/.test(target.pathname) ? target.origin : `${target.origin}${target.pathname}`;
+}
+
 /** The interaction a page of our login (the return cookie) or of the step-up (its `next`) works for. */
 function interactionOfPage(request: FastifyRequest): string | null {
   const next = (request.query as Record<string, unknown> | undefined)?.next;
@@ -306,12 +327,8 @@ export function oidcFormActionHook(host: ProviderHost) {
     const uid = interactionOfPage(request);
     if (!uid) return payload;
     const interaction = await (await host.current()).Interaction.find(uid);
-    const redirectUri = interaction?.params.redirect_uri;
-    if (typeof redirectUri !== 'string' || !URL.canParse(redirectUri)) return payload;
-    const target = new URL(redirectUri);
-    if (target.protocol !== 'https:' && target.protocol !== 'http:') return payload;
-    // a CSP source has no query; a path with a separator of the header is left out (the origin alone)
-    const source = /[;,\s']/.test(target.pathname) ? target.origin : `${target.origin}${target.pathname}`;
+    const source = formActionSource(interaction?.params.redirect_uri);
+    if (!source) return payload;
     reply.header('content-security-policy', csp.replace("form-action 'self'", `form-action 'self' ${source}`));
     return payload;
   };

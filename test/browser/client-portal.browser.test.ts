@@ -78,7 +78,19 @@ describe.skipIf(!chromiumAvailable)('the example Client Portal in real Chromium 
     await h.app.listen({ port: providerPort, host: 'localhost' });
     // the README's registration command
     const created = await sls(
-      ['client', 'create', '--name', 'Client Portal', '--app', 'portal', '--redirect-uri', `${portalUrl}/callback`, '--json'],
+      [
+        'client',
+        'create',
+        '--name',
+        'Client Portal',
+        '--app',
+        'portal',
+        '--redirect-uri',
+        `${portalUrl}/callback`,
+        '--post-logout-redirect-uri',
+        `${portalUrl}/`,
+        '--json',
+      ],
       cliEnv(h.database),
     );
     expect(created.code, created.stderr).toBe(0);
@@ -103,7 +115,7 @@ describe.skipIf(!chromiumAvailable)('the example Client Portal in real Chromium 
     await h?.close();
   });
 
-  it('I1: login with a DSC+ through the Client Portal → the portal shows amr/acr/auth_time → "Withdraw" → step-up with the card (max_age=0) → done with a new auth_time', async () => {
+  it('I1: login with a DSC+ through the Client Portal → the portal shows amr/acr/auth_time → "Withdraw" → step-up with the card (max_age=0) → done with a new auth_time; RP-initiated logout back to the portal', async () => {
     const { user, card } = await createUserWithCard(h.services);
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -163,6 +175,20 @@ describe.skipIf(!chromiumAvailable)('the example Client Portal in real Chromium 
       // V1: the login for the portal and the verification again are both in the audit log
       const audited = await h.services.store.db.selectFrom('audit_log').select('event').where('user_id', '=', user.id).execute();
       expect(audited.map((row) => row.event)).toEqual(expect.arrayContaining(['oidc.login', 'stepup.started', 'stepup.verified']));
+      // back on the account page, the claims are the new ones
+      await navigation(page, () => page.getByRole('link', { name: 'Back to your account' }).click());
+      expect(await page.locator('#auth-time').getAttribute('data-epoch')).toBe(String(newAuthTime));
+
+      // Log out: RP-initiated logout, confirmed on the provider's page, back at the portal; our session is over too
+      const slsSession = (await context.cookies(issuer)).find((c) => c.name === 'sls_session');
+      expect(slsSession).toBeDefined();
+      await navigation(page, () => page.getByRole('button', { name: 'Log out' }).click());
+      expect(page.url().startsWith(`${issuer}/oidc/session/end`), page.url()).toBe(true);
+      await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+      await page.waitForURL(`${portalUrl}/`, { timeout: 15_000 });
+      expect(await facts(page)).toMatchObject({ h1: ['Welcome'] });
+      expect(await h.services.sessions.authenticate(slsSession!.value)).toBeNull();
+
       expect(problems).toEqual([]);
     } catch (error) {
       throw new Error(`${(error as Error).message}\nat ${page.url()}: ${(await page.locator('body').innerText()).slice(0, 800)}\n${problems.join('\n')}`);
