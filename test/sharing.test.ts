@@ -7,6 +7,7 @@
  * cancelling restores them, no temporary passcode for users who share, and
  * a non-primary user refused.
  */
+import { REVIEW_TTL_MS } from '../src/sharing/sharing.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
@@ -352,6 +353,22 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     await h.services.securityRights.setRight(p.requester.username, false, 'test');
     const refused = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
     expect([refused.status, refused.body.error.code, refused.body.error.details]).toEqual([403, 'NOT_PRIMARY_USER', { primaryUser: p.owner.username }]);
+  });
+
+  it("H2: a review not confirmed within 15 minutes of the owner's proof is expired (410 FLOW_EXPIRED): the procedure starts over", async () => {
+    const p = await pair();
+    const id = await proveOwner(p);
+    h.clock.advance(REVIEW_TTL_MS);
+    // a fresh step-up does not revive the owner's old proof
+    const headers = await sccSession(p.requester);
+    const late = await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, headers);
+    expect([late.status, late.body.error?.code]).toEqual([410, 'FLOW_EXPIRED']);
+    const row = await h.services.store.db.selectFrom('device_sharings').select('state').where('id', '=', id).executeTakeFirstOrThrow();
+    expect(row.state).toBe('expired');
+    expect((await h.services.devices.get(p.sccId)).state).toBe('active');
+    // starting over works
+    const again = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, headers);
+    expect(again.status).toBe(201);
   });
 
   it('H1/X3: one sharing per requester; sharing with oneself, an unknown request and a confirmation out of order are clear 4xx errors', async () => {

@@ -57,6 +57,9 @@ export type ApprovalRule = Config['sharingApproval'];
 const LIVE: readonly SharingState[] = ['pending', 'active'];
 /** States that may still be cancelled. */
 const CANCELLABLE: readonly SharingState[] = ['challenge', 'review', 'pending', 'active'];
+
+/** H2: the owner's proof is fresh for the review: a review not confirmed within this time is expired, and the procedure starts over. */
+export const REVIEW_TTL_MS = 15 * 60 * 1000;
 /** The requester's devices that become redundant (H5): those in use or on their way. */
 const REDUNDANT_STATES = ['active', 'shipped'] as const;
 
@@ -473,6 +476,15 @@ export class DeviceSharing {
   async confirm(session: Session, id: string, disposition: Disposition, meta: RequestMeta): Promise<SharingView> {
     const { users, store, clock } = this.deps;
     const row = await this.requesterRow(session, id, 'review');
+    if (row.updated_at + REVIEW_TTL_MS <= clock.now()) {
+      await store.db
+        .updateTable('device_sharings')
+        .set({ state: 'expired', updated_at: clock.now() })
+        .where('id', '=', id)
+        .where('state', '=', 'review')
+        .execute();
+      throw new SlsError('FLOW_EXPIRED');
+    }
     const [requester, owner] = await Promise.all([users.get(row.requester_id), users.get(row.owner_id)]);
     const compliance = await this.needsApproval(requester, owner);
     const actor = `user:${requester.id}`;
