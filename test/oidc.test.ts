@@ -4,6 +4,7 @@
  * server, on SQLite and PostgreSQL. The browser is a small cookie-keeping
  * user agent over fetch; the login in it is our login page and flow.
  */
+import { freePort } from './support/delivery.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,17 +18,6 @@ import { get, type Json } from './support/api.js';
 import { BUILT_IN_DRIVERS, onlyDevice, type Holder } from './support/kind-drivers.js';
 import { TestPhone, harnessInbox, smsUser } from './support/phone.js';
 import { MINUTE } from '../src/clock.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A browser: keeps cookies (by name), follows nothing by itself. */
 class Browser {

@@ -355,6 +355,35 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     expect([refused.status, refused.body.error.code, refused.body.error.details]).toEqual([403, 'NOT_PRIMARY_USER', { primaryUser: p.owner.username }]);
   });
 
+  it("L4/H2: copies of the owner's right response sent at once move the request to review exactly once", async () => {
+    const p = await pair();
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
+    const response = cardAnswer(p.card, started.body.challenge.question);
+    const answers = await Promise.all(Array.from({ length: 6 }, () => postJson(h.app, `/api/v1/sharing/${started.body.id}/answer`, { response }, p.headers)));
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(1);
+    for (const refused of answers.filter((a) => a.status !== 200)) expect([409, 410, 429]).toContain(refused.status);
+    const proven = (await h.services.audit.list({ userId: p.requester.id, limit: 50 })).filter((e) => e.event === 'sharing.proven');
+    expect(proven).toHaveLength(1);
+    // a right answer is no failure: the owner is not a step closer to the lock
+    expect((await h.services.lockout.status(p.owner.username)).failures).toBe(0);
+  });
+
+  it('H2/H5: copies of the confirmation sent at once put the sharing in force exactly once', async () => {
+    const p = await pair();
+    const id = await proveOwner(p);
+    const confirmations = await Promise.all(
+      Array.from({ length: 6 }, () => postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers)),
+    );
+    expect(confirmations.filter((c) => c.status === 200).map((c) => c.body.state)).toEqual(['active']);
+    for (const refused of confirmations.filter((c) => c.status !== 200)) {
+      expect([refused.status, refused.body.error.code]).toEqual([409, expect.stringMatching(/^SHARING_(STATE|EXISTS)$/)]);
+    }
+    const audit = await h.services.audit.list({ userId: p.requester.id, limit: 100 });
+    expect(audit.filter((e) => e.event === 'sharing.requested')).toHaveLength(1);
+    expect(audit.filter((e) => e.event === 'device.state_changed' && e.data.deviceId === p.sccId)).toHaveLength(1);
+    expect((await h.services.devices.get(p.sccId)).state).toBe('suspended');
+  });
+
   it("H2: a review not confirmed within 15 minutes of the owner's proof is expired (410 FLOW_EXPIRED): the procedure starts over", async () => {
     const p = await pair();
     const id = await proveOwner(p);

@@ -28,6 +28,7 @@
  * reactivated when the sharing is cancelled. Logins and step-ups of the
  * requester are answered by the shared device; the lock stays per username.
  */
+import type { Selectable } from 'kysely';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
@@ -63,25 +64,8 @@ export const REVIEW_TTL_MS = 15 * 60 * 1000;
 /** The requester's devices that become redundant (H5): those in use or on their way. */
 const REDUNDANT_STATES = ['active', 'shipped'] as const;
 
-interface SharingRow {
-  id: string;
-  requester_id: string;
-  owner_id: string;
-  device_id: string;
-  state: SharingState;
-  flow_id: string | null;
-  session_id: string | null;
-  disposition: DeviceSharingsTable['disposition'];
-  approval: DeviceSharingsTable['approval'];
-  kept_devices: string;
-  created_at: number;
-  updated_at: number;
-  decided_at: number | null;
-  decided_by: string | null;
-  note: string | null;
-  ended_at: number | null;
-  ended_by: string | null;
-}
+/** A row of device_sharings as read (the table's own type). */
+type SharingRow = Selectable<DeviceSharingsTable>;
 
 export interface SharedDeviceSummary {
   id: string;

@@ -10,10 +10,9 @@
  * Skipped (not failed) where Chromium is missing; the global setup refuses
  * to skip it under CI.
  */
+import { freePort } from '../support/delivery.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
@@ -22,17 +21,6 @@ import { cliEnv, sls } from '../support/cli.js';
 import { facts, launchChromium, navigation, shownChallenge, stepUpOnPage } from '../support/browser.js';
 
 const PORTAL = fileURLToPath(new URL('../../examples/client-portal/server.mjs', import.meta.url));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** `node examples/client-portal/server.mjs`, the README's command, with the client in the environment; resolves once it listens. */
 function startPortal(env: NodeJS.ProcessEnv): Promise<ChildProcess> {

@@ -10,24 +10,12 @@
  * Skipped (not failed) where Chromium is missing; the global setup refuses
  * to skip it under CI.
  */
-import { createServer, type AddressInfo } from 'node:net';
+import { freePort } from '../support/delivery.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from '../support/harness.js';
 import { launchChromium, navigation, shownChallenge, stepUpOnPage } from '../support/browser.js';
-
-/** A free local port: the relying party (SLS_PUBLIC_URL) must name the port the browser uses. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe.skipIf(!chromiumAvailable)('D6: security keys in real Chromium (virtual authenticator)', () => {
   let h: Harness;

@@ -14,11 +14,14 @@ export async function deliveryFailure(promise: Promise<unknown>): Promise<Delive
   throw new Error('delivery succeeded');
 }
 
-/** A port on 127.0.0.1 where nothing listens (it was free a moment ago): connections to it are refused. */
-export async function closedPort(): Promise<number> {
+/** A port on 127.0.0.1 where nothing listens (it was free a moment ago): free to listen on, and connections to it are refused. */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+/** A port where connections are refused (a delivery that cannot connect). */
+export const closedPort = freePort;

@@ -38,7 +38,6 @@ export const SharingSchema = z
   })
   .describe('DeviceSharing');
 const Params = z.object({ id: z.string().max(64) });
-const errors = FLOW_ERRORS;
 
 export function sharingApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
   return async (fastify) => {
@@ -88,7 +87,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
             'also 400 SHARING_SELF, 409 SHARING_EXISTS, 409 SHARING_OWNER_SHARES, 403 NO_ACTIVE_DEVICE (the owner has none), 403 NOT_PRIMARY_USER.',
           security,
           body: z.object({ ownerUsername: z.string().min(1).max(64), ownerPassword: z.string().min(1).max(1024) }),
-          response: { 201: SharingSchema, ...errors },
+          response: { 201: SharingSchema, ...FLOW_ERRORS },
         },
       },
       async (request, reply) => {
@@ -106,7 +105,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           summary: 'One sharing request (its challenge, review or status)',
           security,
           params: Params,
-          response: { 200: SharingSchema, ...errors },
+          response: { 200: SharingSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => {
@@ -127,7 +126,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           security,
           params: Params,
           body: z.object({ response: answerText(1) }),
-          response: { 200: SharingSchema, ...FLOW_ERRORS, 404: ErrorSchema, 409: ErrorSchema },
+          response: { 200: SharingSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => {
@@ -149,7 +148,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           security,
           params: Params,
           body: z.object({ disposition: z.enum(['keep', 'return']).default('keep') }),
-          response: { 200: SharingSchema, ...errors },
+          response: { 200: SharingSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => {
@@ -167,7 +166,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           summary: "Cancel a sharing (either user, after a step-up): the requester's kept devices are active again",
           security,
           params: Params,
-          response: { 200: SharingSchema, ...errors },
+          response: { 200: SharingSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => {
@@ -186,7 +185,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           tags: ['help desk'],
           summary: 'Device sharing requests waiting for compliance (H3)',
           security: [{ bearer: [] }],
-          response: { 200: z.object({ sharings: z.array(SharingSchema) }), ...errors },
+          response: { 200: z.object({ sharings: z.array(SharingSchema) }), ...FLOW_ERRORS },
         },
       },
       async (request) => ({ sharings: await sharing.pending(await staffOf(request)) }),
@@ -205,7 +204,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           security: [{ bearer: [] }],
           params: Params,
           body: z.object({ decision: z.enum(['approve', 'reject']), note: z.string().max(500).optional() }),
-          response: { 200: SharingSchema, ...errors },
+          response: { 200: SharingSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => sharing.decide(await staffOf(request), request.params.id, request.body.decision, request.body.note),
@@ -220,7 +219,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           summary: "Staff cancel a device sharing: the requester's kept devices are active again",
           security: [{ bearer: [] }],
           params: Params,
-          response: { 200: SharingSchema, ...errors },
+          response: { 200: SharingSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => sharing.cancel({ staffUserId: await staffOf(request) }, request.params.id, requestMeta(request)),
