@@ -508,6 +508,17 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     ).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
+  it('I1, L4: copies of one code exchanged at once give tokens at most once', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { started, callback } = await codeFor(holder);
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () => oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state })),
+    );
+    const granted = results.filter((r) => r.status === 'fulfilled');
+    expect(granted).toHaveLength(1);
+    for (const refused of results.filter((r) => r.status === 'rejected')) expect(refused.reason).toMatchObject({ error: 'invalid_grant' });
+  });
+
   it('I1, L8: logout ends our session: the client receives a back-channel logout token for the session (sid)', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const { tokens, browser } = await tokensFor(holder);
