@@ -100,7 +100,7 @@ export class ProviderHost {
   private async build(keys: object[]): Promise<ProviderType> {
     const services = this.services;
     const { config, sessions, clock, store } = services;
-    const { default: Provider, interactionPolicy } = await import('oidc-provider');
+    const { default: Provider, interactionPolicy, errors } = await import('oidc-provider');
     const { Check } = interactionPolicy;
     /** The provider's own pages (logout, errors) in the browser's language. */
     const languageOf = (ctx: { get(header: string): string }): Language => acceptedLanguage(ctx.get('accept-language')) ?? config.defaultLanguage;
@@ -132,7 +132,12 @@ export class ProviderHost {
     );
 
     const provider = new Provider(services.oidc.issuer, {
-      adapter: adapterClass(store, clock, (clientId) => this.clientMetadata(clientId)),
+      adapter: adapterClass(
+        store,
+        clock,
+        (clientId) => this.clientMetadata(clientId),
+        () => new errors.InvalidGrant!('grant request is invalid'),
+      ),
       clients: [],
       jwks: { keys },
       cookies: { keys: [services.box.digest('oidc-provider', 'cookie-keys')] },

@@ -26,7 +26,11 @@ export interface OidcAdapter {
 /** How the provider sees a registered client (its metadata). */
 export type ClientMetadata = Record<string, unknown>;
 
-export function adapterClass(store: Store, clock: Clock, clientMetadata: (clientId: string) => Promise<ClientMetadata | undefined>) {
+/**
+ * `alreadyUsed`: the provider's own error (invalid_grant) for an artefact a
+ * concurrent copy of the request consumed first.
+ */
+export function adapterClass(store: Store, clock: Clock, clientMetadata: (clientId: string) => Promise<ClientMetadata | undefined>, alreadyUsed: () => Error) {
   return class DatabaseAdapter implements OidcAdapter {
     constructor(private readonly model: string) {}
 
@@ -80,8 +84,24 @@ export function adapterClass(store: Store, clock: Clock, clientMetadata: (client
       return this.findWhere('uid', uid);
     }
 
+    /**
+     * L4: of concurrent copies of one code (or refresh token), exactly one
+     * consumes it, on any number of processes: the provider checks "not
+     * consumed" before it consumes, and copies may all pass that check. The
+     * others are refused and the grant revoked, as a reuse is.
+     */
     async consume(id: string): Promise<void> {
-      await store.db.updateTable('oidc_artifacts').set({ consumed_at: clock.now() }).where('model', '=', this.model).where('id', '=', id).execute();
+      const consumed = await store.db
+        .updateTable('oidc_artifacts')
+        .set({ consumed_at: clock.now() })
+        .where('model', '=', this.model)
+        .where('id', '=', id)
+        .where('consumed_at', 'is', null)
+        .executeTakeFirst();
+      if (Number(consumed.numUpdatedRows) === 1) return;
+      const row = await store.db.selectFrom('oidc_artifacts').select('grant_id').where('model', '=', this.model).where('id', '=', id).executeTakeFirst();
+      if (row?.grant_id) await this.revokeByGrantId(row.grant_id);
+      throw alreadyUsed();
     }
 
     async destroy(id: string): Promise<void> {
