@@ -56,6 +56,7 @@ import { startServer, type RunningServer } from './server.js';
 import { CLIENT, closeClient, describe, get, parse, postJson, type Reply } from './http.js';
 import { activatePhone, approvalPhase, type BenchPhone } from './approval.js';
 import { startFakeSmtp, type FakeSmtp } from '../test/support/fake-smtp.js';
+import { commits, countStatements, type StatementCount } from './statements.js';
 
 // ---- sizes: bounded loops, about a minute and a half in all on 2 cores ----
 const CONCURRENCY = intFromEnv('BENCH_CONCURRENCY', 8);
@@ -534,6 +535,9 @@ async function main(): Promise<void> {
     const flowUsersByVu = Array.from({ length: CONCURRENCY }, (_, vu) => flowUsers.slice(vu * FLOW_USERS_PER_VU, (vu + 1) * FLOW_USERS_PER_VU));
     progress(`setup: ${loginUsers.length + flowUsers.length + l1Users.length + lockUsers.length} users in ${Math.round(performance.now() - setupStart)} ms`);
 
+    // issue 15: the statements of one complete login, counted in process (untimed)
+    const statements: StatementCount | undefined = phases.has('2') || phases.has('3') ? await countStatements('sqlite') : undefined;
+
     let argon2: (Argon2Result & { attempts: number }) | undefined;
     if (phases.has('1')) {
       progress(`phase 1: argon2id verify, ${ARGON2_SINGLE} one at a time, then ${ARGON2_TOTAL} concurrently`);
@@ -709,6 +713,12 @@ async function main(): Promise<void> {
       print(
         `note: when phase 4 ended the relay held ${lock.relayHeld} connection(s) of the server's outbox worker unanswered and had accepted ${lock.relayMessages} message(s)`,
       );
+    if (statements) {
+      const { firstFactor: first, secondFactor: answer } = statements;
+      print(
+        `statements per login (SQLite, BEGIN/COMMIT included): ${first.length + answer.length} — POST /login ${first.length} (${commits(first)} commits), POST /login/{id} ${answer.length} (${commits(answer)} commits)`,
+      );
+    }
     print('server CPU = all its threads (argon2id runs on the libuv threadpool); main thread = the event loop: JavaScript, SQLite, HTTP.');
     print(`CPU ours/others = CPU time of (server + bench process) / of every other process, ÷ (wall time × ${m.cores} cores), in the window.`);
     const disturbed = [
@@ -759,6 +769,7 @@ async function main(): Promise<void> {
       enumeration,
       lockNotice: lock,
       approval,
+      statements,
       ratios: {
         loginsPerArgon2: loginRatio === null ? null : round(loginRatio, 4),
         secondFactorPerHealth: secondRatio === null ? null : round(secondRatio, 4),
