@@ -297,7 +297,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       noticePreferences,
       observer: metrics,
       // H: the device another username shares (the sharing is built below)
-      sharedDevices: { sharedWith: (userId) => sharing.sharedWith(userId) },
+      sharedDevices: { sharedWith: (userId) => sharing.sharedWith(userId), withOwnDevices: (userId) => sharing.withOwnDevices(userId) },
       optedOut: optOuts,
     });
     const helpDesk = new HelpDesk({
@@ -359,7 +359,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       answers,
       flowLimits,
       rights: securityRights,
-      sharedDevices: { sharedWith: (userId: string) => sharing.sharedWith(userId) },
+      sharedDevices: { sharedWith: (userId: string) => sharing.sharedWith(userId), withOwnDevices: (userId: string) => sharing.withOwnDevices(userId) },
     };
     // H1-H5: sharing one device between usernames; the owner's device proves under the owner's lock (L3)
     const sharing = new DeviceSharing({

@@ -10,8 +10,8 @@ import { newId } from '../crypto/random.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { AuditEvent, AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store, Tx } from '../store/database.js';
-import type { DeviceState, DevicesTable } from '../store/schema.js';
-import type { Selectable, Updateable } from 'kysely';
+import type { DeviceState, DevicesTable, Schema } from '../store/schema.js';
+import type { Selectable, SelectQueryBuilder, Updateable } from 'kysely';
 import { allowedMove, DEVICE_TRANSITIONS, TEMPORARY_TRANSITIONS } from './transitions.js';
 import { DSCPLUS_SUITE, dscPlusSecret, type DscPlusSecret } from './dscplus/dscplus.js';
 import type { DeviceKind, DeviceKinds, ImportedKey, ImportSettings, StockItem } from './types.js';
@@ -207,12 +207,40 @@ export class Devices {
    * last used one, then the strongest.
    */
   async activeForUser(userId: string, lastDeviceId: string | null): Promise<Device[]> {
-    const devices = (await this.listForUser(userId)).filter((d) => d.state === 'active');
-    return devices.sort((a, b) => {
-      if (a.id === lastDeviceId) return -1;
-      if (b.id === lastDeviceId) return 1;
-      return this.options.deviceKind(b.type).strength - this.options.deviceKind(a.type).strength || (b.lastUsedAt ?? 0) - (a.lastUsedAt ?? 0);
-    });
+    return this.offerOrder(await this.listForUser(userId), lastDeviceId);
+  }
+
+  /** Of these devices the active ones, the one to offer first at the front (L6): the last used one, then the strongest. */
+  offerOrder(devices: readonly Device[], lastDeviceId: string | null): Device[] {
+    return devices
+      .filter((d) => d.state === 'active')
+      .sort((a, b) => {
+        if (a.id === lastDeviceId) return -1;
+        if (b.id === lastDeviceId) return 1;
+        return this.options.deviceKind(b.type).strength - this.options.deviceKind(a.type).strength || (b.lastUsedAt ?? 0) - (a.lastUsedAt ?? 0);
+      });
+  }
+
+  /**
+   * A user's devices and, in the same read, the devices whose ids `others`
+   * selects (H: the device another username shares with the user), each
+   * list in the order of creation.
+   */
+  async listForUserWith(
+    userId: string,
+    others: (db: Executor) => SelectQueryBuilder<Schema, keyof Schema, { device_id: string }>,
+    db: Executor = this.store.db,
+  ): Promise<{ own: Device[]; others: Device[] }> {
+    const rows = await db
+      .selectFrom('devices')
+      .selectAll()
+      .where((eb) => eb.or([eb('user_id', '=', userId), eb('id', 'in', others(db))]))
+      .orderBy('created_at')
+      .execute();
+    const own: Device[] = [];
+    const more: Device[] = [];
+    for (const row of rows) (row.user_id === userId ? own : more).push(this.toDevice(row));
+    return { own, others: more };
   }
 
   /** What a device type needs to challenge and check: its secret, opened only on demand. */

@@ -96,10 +96,11 @@ export class Answers {
   /**
    * An attempt under the lock (L3). LOCKED and TOO_MANY_ATTEMPTS are
    * audited; `onLocked` runs first for a locked user (a flow fails).
+   * `first` runs in the attempt's transaction (see Lockout.begin).
    */
-  async begin(who: AttemptOf, onLocked?: () => Promise<void>): Promise<Attempt> {
+  async begin(who: AttemptOf, onLocked?: () => Promise<void>, first?: (trx: Tx) => Promise<void>): Promise<Attempt> {
     try {
-      return await this.deps.lockout.begin(who.username);
+      return await this.deps.lockout.begin(who.username, first);
     } catch (error) {
       if (error instanceof SlsError && (error.code === 'LOCKED' || error.code === 'TOO_MANY_ATTEMPTS')) {
         if (error.code === 'LOCKED') await onLocked?.();
@@ -179,8 +180,15 @@ export class Answers {
       data: { flowId: row.id, kind: row.kind, factor: 'second' },
       ...(spec.actor ? { actor: spec.actor } : {}),
     };
-    const attempt = await this.begin(who, () => failFlow(store.db, row.id, clock.now()));
-    const attempts = await reserveAnswer(store.db, row.id, clock.now(), policy.challengeMaxAttempts);
+    // one of the flow's answers is taken in the attempt's transaction: one commit for both
+    let attempts: number | null = null;
+    const attempt = await this.begin(
+      who,
+      () => failFlow(store.db, row.id, clock.now()),
+      async (trx) => {
+        attempts = await reserveAnswer(trx, row.id, clock.now(), policy.challengeMaxAttempts);
+      },
+    );
     if (attempts === null) {
       await this.release(attempt);
       throw new SlsError('FLOW_EXPIRED');

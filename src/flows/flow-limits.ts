@@ -10,7 +10,9 @@
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { SlsError } from '../errors.js';
+import type { ExpressionBuilder } from 'kysely';
 import type { Store, Tx } from '../store/database.js';
+import type { Schema } from '../store/schema.js';
 import type { FlowRow } from './flow-rows.js';
 
 const HOUR_MS = 60 * 60 * 1000;
@@ -28,25 +30,38 @@ export class FlowLimits {
   /** TOO_MANY_FLOWS, with the seconds until a flow may start, when the user may not start another now. */
   private async assertRoom(trx: Tx, userId: string, now: number): Promise<void> {
     const { policy } = this.deps;
-    const open = await trx
+    // how many flows are open and how many started in the last hour, in one read
+    const isOpen = (eb: ExpressionBuilder<Schema, 'login_flows'>) => eb.and([eb('state', '=', 'second_factor'), eb('expires_at', '>', now)]);
+    const counts = await trx
       .selectFrom('login_flows')
-      .select('expires_at')
+      .select((eb) => [
+        eb.fn.sum<number>(eb.case().when(isOpen(eb)).then(1).else(0).end()).as('open'),
+        eb.fn.min<number>(eb.case().when(isOpen(eb)).then(eb.ref('expires_at')).end()).as('first_expiry'),
+        eb.fn
+          .sum<number>(
+            eb
+              .case()
+              .when('created_at', '>', now - HOUR_MS)
+              .then(1)
+              .else(0)
+              .end(),
+          )
+          .as('recent'),
+      ])
       .where('user_id', '=', userId)
-      .where('state', '=', 'second_factor')
-      .where('expires_at', '>', now)
-      .orderBy('expires_at')
-      .execute();
-    if (open.length >= policy.openFlowsPerUser) {
-      throw new SlsError('TOO_MANY_FLOWS', { reason: 'open', retryAfterSeconds: Math.ceil((open[0]!.expires_at - now) / 1000) });
+      .where((eb) => eb.or([eb('created_at', '>', now - HOUR_MS), isOpen(eb)]))
+      .executeTakeFirstOrThrow();
+    if (Number(counts.open ?? 0) >= policy.openFlowsPerUser) {
+      throw new SlsError('TOO_MANY_FLOWS', { reason: 'open', retryAfterSeconds: Math.ceil((Number(counts.first_expiry) - now) / 1000) });
     }
-    const recent = await trx
-      .selectFrom('login_flows')
-      .select('created_at')
-      .where('user_id', '=', userId)
-      .where('created_at', '>', now - HOUR_MS)
-      .orderBy('created_at')
-      .execute();
-    if (recent.length >= policy.flowStartsPerHour) {
+    if (Number(counts.recent ?? 0) >= policy.flowStartsPerHour) {
+      const recent = await trx
+        .selectFrom('login_flows')
+        .select('created_at')
+        .where('user_id', '=', userId)
+        .where('created_at', '>', now - HOUR_MS)
+        .orderBy('created_at')
+        .execute();
       const oldest = recent[recent.length - policy.flowStartsPerHour]!.created_at;
       throw new SlsError('TOO_MANY_FLOWS', { reason: 'hourly', retryAfterSeconds: Math.max(1, Math.ceil((oldest + HOUR_MS - now) / 1000)) });
     }

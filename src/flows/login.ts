@@ -158,20 +158,31 @@ export class LoginFlows {
    * policy), the one offered first at the front (L6); when none may, the
    * reason of the first refusal (an expired temporary passcode …).
    */
-  private async offeredDevices(userId: string, lastDeviceId: string | null, app: App): Promise<{ usable: Device[]; refusal: ErrorCode | null }> {
+  private async offeredDevices(
+    userId: string,
+    lastDeviceId: string | null,
+    app: App,
+    known?: { own: Device[]; shared: Device | null },
+  ): Promise<{ usable: Device[]; refusal: ErrorCode | null }> {
     const { devices, clock, policy } = this.deps;
     const now = clock.now();
     const usable: Device[] = [];
     let refusal: ErrorCode | null = null;
     // H: a device shared with the user answers first (its owner's lock stays theirs: the lock is per username)
-    const shared = await this.deps.sharedDevices?.sharedWith(userId);
-    const candidates = await devices.activeForUser(userId, lastDeviceId);
+    const { own, shared } = known ?? (await this.userDevices(userId));
+    const candidates = devices.offerOrder(own, lastDeviceId);
     for (const device of shared ? [shared, ...candidates.filter((d) => d.id !== shared.id)] : candidates) {
       const decision = decideAccess(device, this.deps.deviceKind(device.type), app, now, policy);
       if (decision.allowed) usable.push(device);
       else refusal ??= decision.reason;
     }
     return { usable, refusal };
+  }
+
+  /** The user's own devices (every state) and the one shared with them (H), in one read. */
+  private async userDevices(userId: string): Promise<{ own: Device[]; shared: Device | null }> {
+    if (this.deps.sharedDevices) return this.deps.sharedDevices.withOwnDevices(userId);
+    return { own: await this.deps.devices.listForUser(userId), shared: null };
   }
 
   private async devicesOf(row: FlowRow): Promise<Device[]> {
@@ -529,6 +540,8 @@ export class LoginFlows {
     options: { sessionId: string; scope: SessionScope; confirmedBy: Confirmation | null; meta: RequestMeta },
   ): Promise<IssuedSession> {
     const { sessions, devices, lockout, audit } = this.deps;
+    // L6: the device offered first next time; A5: a one-time password opens this session and no other
+    const { passwordMustChange } = await this.deps.users.loggedInWith(trx, row.user_id, device.id, this.deps.clock.now());
     const session = await sessions.create(
       {
         id: options.sessionId,
@@ -541,12 +554,10 @@ export class LoginFlows {
         userAgent: options.meta.userAgent,
         scope: options.scope,
         confirmedBy: options.confirmedBy,
+        passwordMustChange,
       },
       trx,
     );
-    await trx.updateTable('users').set({ last_device_id: device.id }).where('id', '=', row.user_id).execute();
-    // A5: a one-time password opens this session and no other
-    await this.deps.users.markOneTimePasswordUsed(trx, row.user_id, this.deps.clock.now());
     await devices.markUsed(trx, device.id);
     await lockout.reset(row.username, trx);
     if (options.meta.expressed) await this.deps.noticePreferences.remember(trx, row.user_id, options.meta.expressed);
@@ -582,9 +593,13 @@ export class LoginFlows {
     if (promptOf(row)?.type === 'push') throw new SlsError('FLOW_STATE', { reason: 'push' });
     const now = clock.now();
     const sessionId = newSessionId();
-    const device = await devices.get(row.device_id!);
+    // the flow's device comes with the others the answer's view shows: one read
+    const known = await this.userDevices(row.user_id);
+    const device = [...known.own, ...(known.shared ? [known.shared] : [])].find((d) => d.id === row.device_id) ?? (await devices.get(row.device_id!));
     const kind = this.deps.deviceKind(device.type);
     let scope: SessionScope = 'full';
+    // the answer changes the device's state (a card used up, S4; a new applicant's number confirmed, M2): read the devices again after
+    let deviceChanged = isWaitingFirstAnswer(device, kind);
     const session = await this.deps.answers.answerFlow({
       row,
       deviceType: device.type,
@@ -602,6 +617,7 @@ export class LoginFlows {
           box.openJson<Record<string, unknown>>(row.verifier!, this.sealContext(flowId)),
           response,
         );
+        if (check.usedUp) deviceChanged = true;
         return check.ok ? accepted(device, check, flowId) : null;
       },
       accept: async (trx) => {
@@ -611,7 +627,7 @@ export class LoginFlows {
         return this.openSession(trx, row, device, { sessionId, scope, confirmedBy: null, meta });
       },
     });
-    const { usable } = await this.offeredDevices(row.user_id, device.id, row.app);
+    const { usable } = await this.offeredDevices(row.user_id, device.id, row.app, deviceChanged ? undefined : known);
     return { flow: this.view({ ...row, state: 'done', session_id: sessionId, attempts: row.attempts + 1 }, usable), session };
   }
 }

@@ -46,4 +46,6 @@ export interface TemporaryDevices {
 export interface SharedDevices {
   /** The shared device if it is active, else null. */
   sharedWith(userId: string): Promise<Device | null>;
+  /** The user's own devices (every state) and the shared one as `sharedWith` gives it, in one read. */
+  withOwnDevices(userId: string): Promise<{ own: Device[]; shared: Device | null }>;
 }

@@ -215,6 +215,30 @@ export class Users {
       .execute();
   }
 
+  /**
+   * A complete login with a device, in the transaction that opens its
+   * session: the device is offered first next time (L6), a one-time
+   * password opens this session and no other (A5). One statement, which
+   * also says whether the user must choose a new password first.
+   */
+  async loggedInWith(db: Executor, userId: string, deviceId: string, at: number): Promise<{ passwordMustChange: boolean }> {
+    const row = await db
+      .updateTable('users')
+      .set((eb) => ({
+        last_device_id: deviceId,
+        password_used_at: eb
+          .case()
+          .when(eb.and([eb('password_must_change', '=', 1), eb('password_used_at', 'is', null)]))
+          .then(eb.val(at))
+          .else(eb.ref('password_used_at'))
+          .end(),
+      }))
+      .where('id', '=', userId)
+      .returning('password_must_change')
+      .executeTakeFirstOrThrow();
+    return { passwordMustChange: row.password_must_change === 1 };
+  }
+
   async account(accountId: string): Promise<Account> {
     const row = await this.store.db.selectFrom('accounts').selectAll().where('id', '=', accountId).executeTakeFirst();
     if (!row) throw new SlsError('ACCOUNT_NOT_FOUND', { id: accountId });

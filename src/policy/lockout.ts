@@ -79,8 +79,15 @@ export class Lockout {
    * The failures in the window and the attempts still being checked (not
    * those a dead process left behind), read in one statement: one snapshot,
    * so that a failure recorded meanwhile is counted once, as one or the other.
+   * `stale`: the attempts in the window a dead process left pending, to be
+   * dropped (older ones take no room either, and `prune` drops them).
    */
-  private async countFailuresAndInFlight(db: Executor, username: string, since: number, now: number): Promise<{ failures: number; inFlight: number }> {
+  private async countFailuresAndInFlight(
+    db: Executor,
+    username: string,
+    since: number,
+    now: number,
+  ): Promise<{ failures: number; inFlight: number; stale: number }> {
     const row = await db
       .selectFrom('login_failures')
       .select((eb) => [
@@ -95,11 +102,21 @@ export class Lockout {
               .end(),
           )
           .as('in_flight'),
+        eb.fn
+          .sum<number>(
+            eb
+              .case()
+              .when(eb.and([eb('state', '=', 'pending'), eb('at', '<=', now - PENDING_TTL_MS)]))
+              .then(1)
+              .else(0)
+              .end(),
+          )
+          .as('stale'),
       ])
       .where('username', '=', username)
       .where('at', '>', since)
       .executeTakeFirstOrThrow();
-    return { failures: Number(row.failures ?? 0), inFlight: Number(row.in_flight ?? 0) };
+    return { failures: Number(row.failures ?? 0), inFlight: Number(row.in_flight ?? 0), stale: Number(row.stale ?? 0) };
   }
 
   private windowStart(now: number, resetAt: number): number {
@@ -111,34 +128,37 @@ export class Lockout {
    * TOO_MANY_ATTEMPTS when attempts in flight take the room that is left
    * (nothing is counted: the caller may try again in a moment). Attempts on
    * one username are serialised by a lock on its lockout row, so each sees
-   * every attempt admitted before it.
+   * every attempt admitted before it. `first` runs in the same transaction
+   * before the lock is taken (a flow's answer taken, say): when it throws,
+   * or the attempt is refused, nothing of either is kept.
    */
-  async begin(username: string): Promise<Attempt> {
+  async begin(username: string, first?: (trx: Tx) => Promise<void>): Promise<Attempt> {
     const now = this.clock.now();
     const attempt = { id: newId('att'), username };
     await this.store.transaction(async (trx) => {
-      await trx
+      await first?.(trx);
+      // the lockout row, created if need be, and locked (PostgreSQL: an upsert that updates locks the row as FOR UPDATE does)
+      const { locked_until: lockedUntil, reset_at: resetAt } = await trx
         .insertInto('lockouts')
         .values({ username, locked_until: null, reset_at: 0 })
-        .onConflict((oc) => oc.column('username').doNothing())
-        .execute();
-      let query = trx.selectFrom('lockouts').select(['locked_until', 'reset_at']).where('username', '=', username);
-      if (this.store.dialect === 'postgres') query = query.forUpdate();
-      const { locked_until: lockedUntil, reset_at: resetAt } = await query.executeTakeFirstOrThrow();
+        .onConflict((oc) => oc.column('username').doUpdateSet((eb) => ({ username: eb.ref('excluded.username') })))
+        .returning(['locked_until', 'reset_at'])
+        .executeTakeFirstOrThrow();
       if (lockedUntil !== null && lockedUntil > now) throw new SlsError('LOCKED', {});
-      // attempts a dead process left pending take no room any more
-      await trx
-        .deleteFrom('login_failures')
-        .where('username', '=', username)
-        .where('state', '=', 'pending')
-        .where('at', '<=', now - PENDING_TTL_MS)
-        .execute();
-      const { failures, inFlight } = await this.countFailuresAndInFlight(trx, username, this.windowStart(now, resetAt), now);
+      const { failures, inFlight, stale } = await this.countFailuresAndInFlight(trx, username, this.windowStart(now, resetAt), now);
       if (failures >= this.policy.lockoutThreshold) throw new SlsError('LOCKED', {});
       // failures plus attempts still being checked: no more guesses than the threshold
       if (failures + inFlight >= this.policy.lockoutThreshold) {
         throw new SlsError('TOO_MANY_ATTEMPTS', { retryAfterSeconds: 1 });
       }
+      // attempts a dead process left pending take no room any more; they are dropped when there are some
+      if (stale > 0)
+        await trx
+          .deleteFrom('login_failures')
+          .where('username', '=', username)
+          .where('state', '=', 'pending')
+          .where('at', '<=', now - PENDING_TTL_MS)
+          .execute();
       await trx.insertInto('login_failures').values({ id: attempt.id, username, at: now, state: 'pending' }).execute();
     });
     return attempt;

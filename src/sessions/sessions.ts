@@ -53,6 +53,8 @@ export interface NewSession {
   userAgent: string | null;
   scope: SessionScope;
   confirmedBy?: Confirmation | null;
+  /** A5: known already to the caller (read in its transaction); read here otherwise. */
+  passwordMustChange?: boolean;
 }
 
 /** Idle-expiry updates are written at most this often per session. */
@@ -133,8 +135,10 @@ export class Sessions {
     };
     await db.insertInto('sessions').values(row).execute();
     if (input.confirmedBy) await this.renewBiometricTrading(db, input.userId, now);
-    const user = await db.selectFrom('users').select('password_must_change').where('id', '=', input.userId).executeTakeFirstOrThrow();
-    return { ...toSession(row, user.password_must_change === 1), token };
+    const passwordMustChange =
+      input.passwordMustChange ??
+      (await db.selectFrom('users').select('password_must_change').where('id', '=', input.userId).executeTakeFirstOrThrow()).password_must_change === 1;
+    return { ...toSession(row, passwordMustChange), token };
   }
 
   /** L8, K12: portal 12 hours; trading 12 hours, or 30 when confirmed by biometric on the mobile authenticator. */

@@ -214,6 +214,18 @@ export class DeviceSharing {
     return device.state === 'active' ? device : null;
   }
 
+  /**
+   * The user's own devices and, in the same read, the device shared with
+   * them (as `sharedWith`): what a login offers (H).
+   */
+  async withOwnDevices(userId: string): Promise<{ own: Device[]; shared: Device | null }> {
+    const { own, others } = await this.deps.devices.listForUserWith(userId, (db) =>
+      db.selectFrom('device_sharings').select('device_id').where('requester_id', '=', userId).where('state', '=', 'active'),
+    );
+    const shared = others[0];
+    return { own, shared: shared?.state === 'active' ? shared : null };
+  }
+
   /** W1: the shared device of a requester (whatever its state: a lost shared device protects nobody). */
   async sharedDeviceOf(userId: string, db: Executor): Promise<Device | null> {
     const row = await db.selectFrom('device_sharings').select('device_id').where('requester_id', '=', userId).where('state', '=', 'active').executeTakeFirst();
