@@ -19,6 +19,7 @@ import type { Clock } from '../clock.js';
 import { constantTimeEqual } from '../crypto/constant-time.js';
 import { SlsError } from '../errors.js';
 import type { Executor, Store, Tx } from '../store/database.js';
+import { insertRow, prepared } from '../store/prepared.js';
 import type { AuditHeadTable, AuditLogTable } from '../store/schema.js';
 import { currentRequestId } from '../request-context.js';
 
@@ -253,6 +254,12 @@ export function findingSeq(finding: AuditFinding): number {
 
 const MAX_FINDINGS = 50;
 
+// the statements of every append, built once (issue 15)
+const readHead = prepared<Record<string, never>>()((db) => db.selectFrom('audit_head').selectAll().where('id', '=', 1));
+const moveHead = prepared<{ seq: number; hash: string; at: number; signature: string }>()((db, p) =>
+  db.updateTable('audit_head').set({ seq: p.seq, hash: p.hash, at: p.at, signature: p.signature }).where('id', '=', 1),
+);
+
 class Findings {
   readonly list: AuditFinding[] = [];
 
@@ -352,18 +359,15 @@ export class AuditLog {
       rows.push({ ...row, prev_hash: prevHash, hash });
       prevHash = hash;
     }
-    await trx.insertInto('audit_log').values(rows).execute();
+    if (rows.length === 1) await insertRow(trx, 'audit_log', rows[0]!);
+    else await trx.insertInto('audit_log').values(rows).execute();
     const moved: Head = { seq, hash: prevHash, at: now, legacy_until: head.legacy_until };
-    await trx
-      .updateTable('audit_head')
-      .set({ seq, hash: prevHash, at: now, signature: headSignature(this.keys.head, moved) })
-      .where('id', '=', 1)
-      .execute();
+    await moveHead.execute(trx, { seq, hash: prevHash, at: now, signature: headSignature(this.keys.head, moved) });
     this.observer.audited(inputs);
   }
 
   private async trustedHead(db: Executor): Promise<AuditHeadTable> {
-    const head = await db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+    const head = await readHead.first(db, {});
     if (!head) throw new SlsError('AUDIT_CHAIN_BROKEN', { reason: 'head_missing', seq: 0 });
     if (!this.headGenuine(head)) throw new SlsError('AUDIT_CHAIN_BROKEN', { reason: 'head_forged', seq: head.seq });
     return head;

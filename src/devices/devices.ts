@@ -10,6 +10,7 @@ import { newId } from '../crypto/random.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { AuditEvent, AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store, Tx } from '../store/database.js';
+import { prepared, type Prepared } from '../store/prepared.js';
 import type { DeviceState, DevicesTable, Schema } from '../store/schema.js';
 import type { Selectable, SelectQueryBuilder, Updateable } from 'kysely';
 import { allowedMove, DEVICE_TRANSITIONS, TEMPORARY_TRANSITIONS } from './transitions.js';
@@ -106,6 +107,24 @@ export interface DevicesOptions {
   onSuspected?: (device: Device, reason: Suspicion) => Promise<void>;
 }
 
+/** The ids of other users' devices that come with a user's (`listForUserWith`): one query, the same for every user. */
+export type OthersOf = (db: Executor, userId: string) => SelectQueryBuilder<Schema, keyof Schema, { device_id: string }>;
+const devicesWith = new WeakMap<OthersOf, Prepared<{ userId: string }, DeviceRow>>();
+
+// the statements of every login, built once (issue 15)
+const deviceById = prepared<{ id: string }>()((db, p) => db.selectFrom('devices').selectAll().where('id', '=', p.id));
+const markDeviceUsed = prepared<{ id: string; at: number }>()((db, p) => db.updateTable('devices').set({ last_used_at: p.at }).where('id', '=', p.id));
+const consumeOne = prepared<{ deviceId: string; digest: string; expiresAt: number }>()((db, p) =>
+  db
+    .insertInto('used_codes')
+    .values({ device_id: p.deviceId, digest: p.digest, expires_at: p.expiresAt })
+    .onConflict((oc) => oc.columns(['device_id', 'digest']).doNothing())
+    .returning('digest'),
+);
+const usedOne = prepared<{ deviceId: string; digest: string }>()((db, p) =>
+  db.selectFrom('used_codes').select('digest').where('device_id', '=', p.deviceId).where('digest', '=', p.digest),
+);
+
 export class Devices {
   /** The sealed secret read along with each device, so that a challenge needs no second read. */
   private readonly sealedSecrets = new WeakMap<Device, string | null>();
@@ -145,7 +164,7 @@ export class Devices {
   }
 
   async get(id: string, db: Executor = this.store.db): Promise<Device> {
-    const row = await db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await deviceById.first(db, { id });
     if (!row) throw new SlsError('DEVICE_NOT_FOUND', { id });
     return this.toDevice(row);
   }
@@ -226,17 +245,19 @@ export class Devices {
    * selects (H: the device another username shares with the user), each
    * list in the order of creation.
    */
-  async listForUserWith(
-    userId: string,
-    others: (db: Executor) => SelectQueryBuilder<Schema, keyof Schema, { device_id: string }>,
-    db: Executor = this.store.db,
-  ): Promise<{ own: Device[]; others: Device[] }> {
-    const rows = await db
-      .selectFrom('devices')
-      .selectAll()
-      .where((eb) => eb.or([eb('user_id', '=', userId), eb('id', 'in', others(db))]))
-      .orderBy('created_at')
-      .execute();
+  async listForUserWith(userId: string, others: OthersOf, db: Executor = this.store.db): Promise<{ own: Device[]; others: Device[] }> {
+    let query = devicesWith.get(others);
+    if (!query) {
+      query = prepared<{ userId: string }>()((db, p) =>
+        db
+          .selectFrom('devices')
+          .selectAll()
+          .where((eb) => eb.or([eb('user_id', '=', p.userId), eb('id', 'in', others(db, p.userId))]))
+          .orderBy('created_at'),
+      );
+      devicesWith.set(others, query);
+    }
+    const { rows } = await query.execute(db, { userId });
     const own: Device[] = [];
     const more: Device[] = [];
     for (const row of rows) (row.user_id === userId ? own : more).push(this.toDevice(row));
@@ -292,6 +313,10 @@ export class Devices {
   async usedAmong(deviceId: string, replayKeys: string[]): Promise<Set<string>> {
     if (replayKeys.length === 0) return new Set();
     const keyOf = new Map(replayKeys.map((key) => [this.usedDigest(deviceId, key), key]));
+    if (keyOf.size === 1) {
+      const [digest, key] = [...keyOf][0]!;
+      return new Set((await usedOne.first(this.store.db, { deviceId, digest })) ? [key] : []);
+    }
     const rows = await this.store.db
       .selectFrom('used_codes')
       .select('digest')
@@ -309,6 +334,7 @@ export class Devices {
    */
   async consume(db: Executor, deviceId: string, replayKeys: string[], expiresAt: number = NEVER): Promise<boolean> {
     const keys = [...new Set(replayKeys)];
+    if (keys.length === 1) return (await consumeOne.first(db, { deviceId, digest: this.usedDigest(deviceId, keys[0]!), expiresAt })) !== undefined;
     const inserted = await db
       .insertInto('used_codes')
       .values(keys.map((key) => ({ device_id: deviceId, digest: this.usedDigest(deviceId, key), expires_at: expiresAt })))
@@ -325,7 +351,7 @@ export class Devices {
   }
 
   async markUsed(db: Executor, deviceId: string): Promise<void> {
-    await db.updateTable('devices').set({ last_used_at: this.clock.now() }).where('id', '=', deviceId).execute();
+    await markDeviceUsed.execute(db, { id: deviceId, at: this.clock.now() });
   }
 
   private async newSerial(): Promise<string> {

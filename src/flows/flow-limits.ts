@@ -13,6 +13,7 @@ import { SlsError } from '../errors.js';
 import type { ExpressionBuilder } from 'kysely';
 import type { Store, Tx } from '../store/database.js';
 import type { Schema } from '../store/schema.js';
+import { insertRow, prepared } from '../store/prepared.js';
 import type { FlowRow } from './flow-rows.js';
 
 const HOUR_MS = 60 * 60 * 1000;
@@ -24,6 +25,20 @@ export interface FlowLimitsDeps {
   policy: { openFlowsPerUser: number; flowStartsPerHour: number };
 }
 
+const isOpen = (eb: ExpressionBuilder<Schema, 'login_flows'>, now: number) => eb.and([eb('state', '=', 'second_factor'), eb('expires_at', '>', now)]);
+/** How many of a user's flows are open and how many started in the last hour, in one read, built once (issue 15). */
+const flowCounts = prepared<{ userId: string; now: number; hourAgo: number }>()((db, p) =>
+  db
+    .selectFrom('login_flows')
+    .select((eb) => [
+      eb.fn.sum<number>(eb.case().when(isOpen(eb, p.now)).then(1).else(0).end()).as('open'),
+      eb.fn.min<number>(eb.case().when(isOpen(eb, p.now)).then(eb.ref('expires_at')).end()).as('first_expiry'),
+      eb.fn.sum<number>(eb.case().when('created_at', '>', p.hourAgo).then(1).else(0).end()).as('recent'),
+    ])
+    .where('user_id', '=', p.userId)
+    .where((eb) => eb.or([eb('created_at', '>', p.hourAgo), isOpen(eb, p.now)])),
+);
+
 export class FlowLimits {
   constructor(private readonly deps: FlowLimitsDeps) {}
 
@@ -31,26 +46,7 @@ export class FlowLimits {
   private async assertRoom(trx: Tx, userId: string, now: number): Promise<void> {
     const { policy } = this.deps;
     // how many flows are open and how many started in the last hour, in one read
-    const isOpen = (eb: ExpressionBuilder<Schema, 'login_flows'>) => eb.and([eb('state', '=', 'second_factor'), eb('expires_at', '>', now)]);
-    const counts = await trx
-      .selectFrom('login_flows')
-      .select((eb) => [
-        eb.fn.sum<number>(eb.case().when(isOpen(eb)).then(1).else(0).end()).as('open'),
-        eb.fn.min<number>(eb.case().when(isOpen(eb)).then(eb.ref('expires_at')).end()).as('first_expiry'),
-        eb.fn
-          .sum<number>(
-            eb
-              .case()
-              .when('created_at', '>', now - HOUR_MS)
-              .then(1)
-              .else(0)
-              .end(),
-          )
-          .as('recent'),
-      ])
-      .where('user_id', '=', userId)
-      .where((eb) => eb.or([eb('created_at', '>', now - HOUR_MS), isOpen(eb)]))
-      .executeTakeFirstOrThrow();
+    const counts = (await flowCounts.first(trx, { userId, now, hourAgo: now - HOUR_MS }))!;
     if (Number(counts.open ?? 0) >= policy.openFlowsPerUser) {
       throw new SlsError('TOO_MANY_FLOWS', { reason: 'open', retryAfterSeconds: Math.ceil((Number(counts.first_expiry) - now) / 1000) });
     }
@@ -78,7 +74,7 @@ export class FlowLimits {
         await store.lockWithin(trx, `flows:${row.user_id}`);
         await this.assertRoom(trx, row.user_id, clock.now());
         await alongside?.(trx);
-        await trx.insertInto('login_flows').values(row).execute();
+        await insertRow(trx, 'login_flows', row);
       });
     } catch (error) {
       if (error instanceof SlsError && error.code === 'TOO_MANY_FLOWS') {

@@ -7,6 +7,7 @@ import type { Selectable } from 'kysely';
 import type { PolicyConfig } from '../config.js';
 import type { Challenge, Prompt } from '../devices/types.js';
 import type { Executor } from '../store/database.js';
+import { prepared } from '../store/prepared.js';
 import { SlsError } from '../errors.js';
 import type { FlowState, LoginFlowsTable } from '../store/schema.js';
 
@@ -14,15 +15,37 @@ export type FlowRow = Selectable<LoginFlowsTable>;
 
 const FLOW_ID = /^flw_[a-z2-7]{26}$/;
 
+// the statements every answer runs, built once (issue 15)
+const flowById = prepared<{ id: string; kind: FlowRow['kind'] }>()((db, p) =>
+  db.selectFrom('login_flows').selectAll().where('id', '=', p.id).where('kind', '=', p.kind),
+);
+const takeAnswer = prepared<{ id: string; now: number; max: number }>()((db, p) =>
+  db
+    .updateTable('login_flows')
+    .set((eb) => ({ attempts: eb('attempts', '+', 1), updated_at: p.now }))
+    .where('id', '=', p.id)
+    .where('state', '=', 'second_factor')
+    .where('expires_at', '>', p.now)
+    .where('attempts', '<', p.max)
+    .returning('attempts'),
+);
+const closeFlow = prepared<{ id: string; now: number; from: FlowState }>()((db, p) =>
+  db.updateTable('login_flows').set({ state: 'done', updated_at: p.now }).where('id', '=', p.id).where('state', '=', p.from),
+);
+const closeFlowWithSession = prepared<{ id: string; now: number; from: FlowState; sessionId: string }>()((db, p) =>
+  db.updateTable('login_flows').set({ state: 'done', updated_at: p.now, session_id: p.sessionId }).where('id', '=', p.id).where('state', '=', p.from),
+);
+
 /**
  * A flow of a kind by its id (and, for a device proof, of the session that
  * asked for it); FLOW_NOT_FOUND otherwise, open or not.
  */
 export async function findFlow(db: Executor, flowId: string, kind: FlowRow['kind'], sessionId?: string): Promise<FlowRow> {
   if (!FLOW_ID.test(flowId)) throw new SlsError('FLOW_NOT_FOUND');
-  let query = db.selectFrom('login_flows').selectAll().where('id', '=', flowId).where('kind', '=', kind);
-  if (sessionId !== undefined) query = query.where('session_id', '=', sessionId);
-  const row = await query.executeTakeFirst();
+  const row =
+    sessionId === undefined
+      ? await flowById.first(db, { id: flowId, kind })
+      : await db.selectFrom('login_flows').selectAll().where('id', '=', flowId).where('kind', '=', kind).where('session_id', '=', sessionId).executeTakeFirst();
   if (!row) throw new SlsError('FLOW_NOT_FOUND');
   return row;
 }
@@ -114,15 +137,7 @@ export function newFlowRow(flow: NewFlow): FlowRow {
  * closed, expired or used up.
  */
 export async function reserveAnswer(db: Executor, flowId: string, now: number, maxAttempts: number): Promise<number | null> {
-  const row = await db
-    .updateTable('login_flows')
-    .set((eb) => ({ attempts: eb('attempts', '+', 1), updated_at: now }))
-    .where('id', '=', flowId)
-    .where('state', '=', 'second_factor')
-    .where('expires_at', '>', now)
-    .where('attempts', '<', maxAttempts)
-    .returning('attempts')
-    .executeTakeFirst();
+  const row = await takeAnswer.first(db, { id: flowId, now, max: maxAttempts });
   return row?.attempts ?? null;
 }
 
@@ -142,11 +157,8 @@ export async function completeFlow(
   sessionId: string | null = null,
   from: FlowState = 'second_factor',
 ): Promise<boolean> {
-  const done = await db
-    .updateTable('login_flows')
-    .set({ state: 'done', updated_at: now, ...(sessionId ? { session_id: sessionId } : {}) })
-    .where('id', '=', flowId)
-    .where('state', '=', from)
-    .executeTakeFirst();
-  return Number(done.numUpdatedRows) === 1;
+  const changed = sessionId
+    ? await closeFlowWithSession.changed(db, { id: flowId, now, from, sessionId })
+    : await closeFlow.changed(db, { id: flowId, now, from });
+  return changed === 1;
 }

@@ -11,6 +11,7 @@ import { newId } from '../crypto/random.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store, Tx } from '../store/database.js';
+import { prepared } from '../store/prepared.js';
 import type { Role } from '../store/schema.js';
 import { assertNewUsername } from './username.js';
 import { isLanguage } from '../i18n/i18n.js';
@@ -85,6 +86,47 @@ export function assertEquity(equityUsd: number): void {
   }
 }
 
+/** A user with the account's number: what `User` is made of. */
+function baseQuery(db: Executor) {
+  return db
+    .selectFrom('users')
+    .innerJoin('accounts', 'accounts.id', 'users.account_id')
+    .select([
+      'users.id',
+      'users.username',
+      'users.entity_id',
+      'users.account_id',
+      'accounts.account_number',
+      'users.email',
+      'users.can_change_security',
+      'users.status',
+      'users.last_device_id',
+      'users.created_at',
+      'users.role',
+      'users.password_must_change',
+    ]);
+}
+
+// the statements of every login, built once (issue 15)
+const userForLogin = prepared<{ username: string }>()((db, p) =>
+  baseQuery(db).select(['users.password_hash', 'users.password_expires_at', 'users.password_used_at']).where('users.username', '=', p.username),
+);
+const loggedIn = prepared<{ userId: string; deviceId: string; at: number }>()((db, p) =>
+  db
+    .updateTable('users')
+    .set((eb) => ({
+      last_device_id: p.deviceId,
+      password_used_at: eb
+        .case()
+        .when(eb.and([eb('password_must_change', '=', 1), eb('password_used_at', 'is', null)]))
+        .then(eb.val(p.at))
+        .else(eb.ref('password_used_at'))
+        .end(),
+    }))
+    .where('id', '=', p.userId)
+    .returning('password_must_change'),
+);
+
 export class Users {
   constructor(
     private readonly store: Store,
@@ -96,23 +138,7 @@ export class Users {
   ) {}
 
   private baseQuery(db: Executor) {
-    return db
-      .selectFrom('users')
-      .innerJoin('accounts', 'accounts.id', 'users.account_id')
-      .select([
-        'users.id',
-        'users.username',
-        'users.entity_id',
-        'users.account_id',
-        'accounts.account_number',
-        'users.email',
-        'users.can_change_security',
-        'users.status',
-        'users.last_device_id',
-        'users.created_at',
-        'users.role',
-        'users.password_must_change',
-      ]);
+    return baseQuery(db);
   }
 
   private toUser(row: {
@@ -194,10 +220,7 @@ export class Users {
 
   /** The user, the password hash and, for a one-time password, its end and use, in one read, for the first factor (L1, A5). */
   async findForLogin(username: string): Promise<{ user: User; passwordHash: string; oneTime: OneTimePassword | null } | null> {
-    const row = await this.baseQuery(this.store.db)
-      .select(['users.password_hash', 'users.password_expires_at', 'users.password_used_at'])
-      .where('users.username', '=', username)
-      .executeTakeFirst();
+    const row = await userForLogin.first(this.store.db, { username });
     if (!row) return null;
     const user = this.toUser(row);
     const oneTime = user.passwordMustChange ? { expiresAt: row.password_expires_at, usedAt: row.password_used_at } : null;
@@ -222,20 +245,8 @@ export class Users {
    * also says whether the user must choose a new password first.
    */
   async loggedInWith(db: Executor, userId: string, deviceId: string, at: number): Promise<{ passwordMustChange: boolean }> {
-    const row = await db
-      .updateTable('users')
-      .set((eb) => ({
-        last_device_id: deviceId,
-        password_used_at: eb
-          .case()
-          .when(eb.and([eb('password_must_change', '=', 1), eb('password_used_at', 'is', null)]))
-          .then(eb.val(at))
-          .else(eb.ref('password_used_at'))
-          .end(),
-      }))
-      .where('id', '=', userId)
-      .returning('password_must_change')
-      .executeTakeFirstOrThrow();
+    const row = await loggedIn.first(db, { userId, deviceId, at });
+    if (!row) throw new SlsError('USER_NOT_FOUND', { id: userId });
     return { passwordMustChange: row.password_must_change === 1 };
   }
 

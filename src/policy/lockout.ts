@@ -20,6 +20,7 @@ import type { PolicyConfig } from '../config.js';
 import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
 import type { Executor, Store, Tx } from '../store/database.js';
+import { prepared } from '../store/prepared.js';
 
 /**
  * How long an attempt may stay in flight. A check takes milliseconds; one
@@ -51,6 +52,58 @@ export interface LockoutStatus {
 
 /** The end of a lock that only client services lift (the latest time a date can hold). */
 const LIFTED_BY_STAFF = 8_640_000_000_000_000;
+
+// the statements of every attempt, built once (issue 15)
+/** The lockout row, created if need be, and locked (PostgreSQL: an upsert that updates locks the row as FOR UPDATE does). */
+const lockRow = prepared<{ username: string }>()((db, p) =>
+  db
+    .insertInto('lockouts')
+    .values({ username: p.username, locked_until: null, reset_at: 0 })
+    .onConflict((oc) => oc.column('username').doUpdateSet((eb) => ({ username: eb.ref('excluded.username') })))
+    .returning(['locked_until', 'reset_at']),
+);
+const countAttempts = prepared<{ username: string; since: number; liveSince: number }>()((db, p) =>
+  db
+    .selectFrom('login_failures')
+    .select((eb) => [
+      eb.fn.sum<number>(eb.case().when('state', '=', 'failed').then(1).else(0).end()).as('failures'),
+      eb.fn
+        .sum<number>(
+          eb
+            .case()
+            .when(eb.and([eb('state', '=', 'pending'), eb('at', '>', p.liveSince)]))
+            .then(1)
+            .else(0)
+            .end(),
+        )
+        .as('in_flight'),
+      eb.fn
+        .sum<number>(
+          eb
+            .case()
+            .when(eb.and([eb('state', '=', 'pending'), eb('at', '<=', p.liveSince)]))
+            .then(1)
+            .else(0)
+            .end(),
+        )
+        .as('stale'),
+    ])
+    .where('username', '=', p.username)
+    .where('at', '>', p.since),
+);
+const insertPending = prepared<{ id: string; username: string; at: number }>()((db, p) =>
+  db.insertInto('login_failures').values({ id: p.id, username: p.username, at: p.at, state: 'pending' }),
+);
+const deleteAttempt = prepared<{ id: string }>()((db, p) => db.deleteFrom('login_failures').where('id', '=', p.id));
+const resetRow = prepared<{ username: string; now: number }>()((db, p) =>
+  db
+    .insertInto('lockouts')
+    .values({ username: p.username, locked_until: null, reset_at: p.now })
+    .onConflict((oc) => oc.column('username').doUpdateSet({ locked_until: null, reset_at: p.now })),
+);
+const deleteFailures = prepared<{ username: string; now: number }>()((db, p) =>
+  db.deleteFrom('login_failures').where('username', '=', p.username).where('at', '<=', p.now).where('state', '=', 'failed'),
+);
 
 export class Lockout {
   constructor(
@@ -88,35 +141,8 @@ export class Lockout {
     since: number,
     now: number,
   ): Promise<{ failures: number; inFlight: number; stale: number }> {
-    const row = await db
-      .selectFrom('login_failures')
-      .select((eb) => [
-        eb.fn.sum<number>(eb.case().when('state', '=', 'failed').then(1).else(0).end()).as('failures'),
-        eb.fn
-          .sum<number>(
-            eb
-              .case()
-              .when(eb.and([eb('state', '=', 'pending'), eb('at', '>', now - PENDING_TTL_MS)]))
-              .then(1)
-              .else(0)
-              .end(),
-          )
-          .as('in_flight'),
-        eb.fn
-          .sum<number>(
-            eb
-              .case()
-              .when(eb.and([eb('state', '=', 'pending'), eb('at', '<=', now - PENDING_TTL_MS)]))
-              .then(1)
-              .else(0)
-              .end(),
-          )
-          .as('stale'),
-      ])
-      .where('username', '=', username)
-      .where('at', '>', since)
-      .executeTakeFirstOrThrow();
-    return { failures: Number(row.failures ?? 0), inFlight: Number(row.in_flight ?? 0), stale: Number(row.stale ?? 0) };
+    const row = await countAttempts.first(db, { username, since, liveSince: now - PENDING_TTL_MS });
+    return { failures: Number(row?.failures ?? 0), inFlight: Number(row?.in_flight ?? 0), stale: Number(row?.stale ?? 0) };
   }
 
   private windowStart(now: number, resetAt: number): number {
@@ -137,13 +163,7 @@ export class Lockout {
     const attempt = { id: newId('att'), username };
     await this.store.transaction(async (trx) => {
       await first?.(trx);
-      // the lockout row, created if need be, and locked (PostgreSQL: an upsert that updates locks the row as FOR UPDATE does)
-      const { locked_until: lockedUntil, reset_at: resetAt } = await trx
-        .insertInto('lockouts')
-        .values({ username, locked_until: null, reset_at: 0 })
-        .onConflict((oc) => oc.column('username').doUpdateSet((eb) => ({ username: eb.ref('excluded.username') })))
-        .returning(['locked_until', 'reset_at'])
-        .executeTakeFirstOrThrow();
+      const { locked_until: lockedUntil, reset_at: resetAt } = (await lockRow.first(trx, { username }))!;
       if (lockedUntil !== null && lockedUntil > now) throw new SlsError('LOCKED', {});
       const { failures, inFlight, stale } = await this.countFailuresAndInFlight(trx, username, this.windowStart(now, resetAt), now);
       if (failures >= this.policy.lockoutThreshold) throw new SlsError('LOCKED', {});
@@ -159,14 +179,14 @@ export class Lockout {
           .where('state', '=', 'pending')
           .where('at', '<=', now - PENDING_TTL_MS)
           .execute();
-      await trx.insertInto('login_failures').values({ id: attempt.id, username, at: now, state: 'pending' }).execute();
+      await insertPending.execute(trx, { id: attempt.id, username, at: now });
     });
     return attempt;
   }
 
   /** The attempt did not fail (for example a correct password before the second factor). */
   async release(attempt: Attempt, db: Executor = this.store.db): Promise<void> {
-    await db.deleteFrom('login_failures').where('id', '=', attempt.id).execute();
+    await deleteAttempt.execute(db, { id: attempt.id });
   }
 
   /** Counts the attempt as a failure and locks the username at the threshold. */
@@ -219,12 +239,8 @@ export class Lockout {
   async reset(username: string, trx?: Tx): Promise<void> {
     if (!trx) return this.store.transaction((own) => this.reset(username, own));
     const now = this.clock.now();
-    await trx
-      .insertInto('lockouts')
-      .values({ username, locked_until: null, reset_at: now })
-      .onConflict((oc) => oc.column('username').doUpdateSet({ locked_until: null, reset_at: now }))
-      .execute();
-    await trx.deleteFrom('login_failures').where('username', '=', username).where('at', '<=', now).where('state', '=', 'failed').execute();
+    await resetRow.execute(trx, { username, now });
+    await deleteFailures.execute(trx, { username, now });
   }
 
   async status(username: string): Promise<LockoutStatus> {

@@ -12,6 +12,7 @@ import type { PolicyConfig } from '../config.js';
 import { newId, newToken } from '../crypto/random.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store, Tx } from '../store/database.js';
+import { insertRow } from '../store/prepared.js';
 import type { Confirmation, SessionScope, SessionsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
 
@@ -133,7 +134,7 @@ export class Sessions {
       confirmed_by: input.confirmedBy ?? null,
       verified_at: null,
     };
-    await db.insertInto('sessions').values(row).execute();
+    await insertRow(db, 'sessions', row);
     if (input.confirmedBy) await this.renewBiometricTrading(db, input.userId, now);
     const passwordMustChange =
       input.passwordMustChange ??

@@ -34,7 +34,7 @@ import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { newId } from '../crypto/random.js';
-import type { Devices } from '../devices/devices.js';
+import type { Devices, OthersOf } from '../devices/devices.js';
 import type { Device, DeviceKinds, Prompt } from '../devices/types.js';
 import { SlsError } from '../errors.js';
 import { accepted, type Answers } from '../flows/answers.js';
@@ -125,6 +125,10 @@ export interface SharingDeps {
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** The device shared with a user, as a subquery (H: the sharing in force). */
+const sharedWithUser: OthersOf = (db, userId) =>
+  db.selectFrom('device_sharings').select('device_id').where('requester_id', '=', userId).where('state', '=', 'active');
 
 export class DeviceSharing {
   constructor(private readonly deps: SharingDeps) {}
@@ -219,9 +223,7 @@ export class DeviceSharing {
    * them (as `sharedWith`): what a login offers (H).
    */
   async withOwnDevices(userId: string): Promise<{ own: Device[]; shared: Device | null }> {
-    const { own, others } = await this.deps.devices.listForUserWith(userId, (db) =>
-      db.selectFrom('device_sharings').select('device_id').where('requester_id', '=', userId).where('state', '=', 'active'),
-    );
+    const { own, others } = await this.deps.devices.listForUserWith(userId, sharedWithUser);
     const shared = others[0];
     return { own, shared: shared?.state === 'active' ? shared : null };
   }

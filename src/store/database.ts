@@ -11,7 +11,6 @@ import {
   PostgresDialect,
   SqliteDialect,
   SqliteDriver,
-  sql,
   type DatabaseConnection,
   type Driver,
   type SqliteDatabase,
@@ -229,6 +228,11 @@ function lockKey(name: string): number {
   return h | 0;
 }
 
+/** The transaction-scoped lock of a name (PostgreSQL), a statement with no query to build. */
+function advisoryLock(name: string): CompiledQuery {
+  return CompiledQuery.raw('select pg_advisory_xact_lock($1)', [lockKey(name)]);
+}
+
 /** How long a request waits for a PostgreSQL connection before it is answered 503 (X6). */
 const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -296,11 +300,11 @@ function openPostgres(location: string): Store {
     transaction: (fn) => db.transaction().execute(fn),
     serialized: (name, fn) =>
       db.transaction().execute(async (trx) => {
-        await sql`select pg_advisory_xact_lock(${lockKey(name)})`.execute(trx);
+        await trx.executeQuery(advisoryLock(name));
         return fn(trx);
       }),
     lockWithin: async (trx, name) => {
-      await sql`select pg_advisory_xact_lock(${lockKey(name)})`.execute(trx);
+      await trx.executeQuery(advisoryLock(name));
     },
     pool: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     close: () => db.destroy(),
