@@ -2,6 +2,7 @@
  * Passwords (A4): argon2id, minimum length 8, checked against a list of
  * common passwords, no composition rules (NIST SP 800-63B).
  */
+import { availableParallelism } from 'node:os';
 import { Algorithm, hash, verify } from '@node-rs/argon2';
 import { dictionary } from '@zxcvbn-ts/language-common';
 import { SlsError } from '../errors.js';
@@ -41,14 +42,38 @@ export function assertPasswordAcceptable(password: string, username?: string): v
   if (reason) throw new SlsError('WEAK_PASSWORD', { reason, min: PASSWORD_MIN_LENGTH, max: PASSWORD_MAX_LENGTH });
 }
 
+/**
+ * argon2id runs on libuv's thread pool (4 threads by default, whatever the
+ * machine): at most one hash per core at a time, the others queue in
+ * order. More in flight than cores only makes them share the cores (and
+ * their caches: 19 MiB each) with each other and with the event loop, and
+ * takes the pool's threads from file access (issue 15).
+ */
+const HASHES_AT_ONCE = Math.max(1, availableParallelism());
+let hashing = 0;
+const waiting: (() => void)[] = [];
+
+async function onePerCore<T>(work: () => Promise<T>): Promise<T> {
+  if (hashing >= HASHES_AT_ONCE) await new Promise<void>((resolve) => waiting.push(resolve));
+  else hashing += 1;
+  try {
+    return await work();
+  } finally {
+    const next = waiting.shift();
+    // the slot passes to the next in line, or is freed
+    if (next) next();
+    else hashing -= 1;
+  }
+}
+
 export function hashPassword(password: string): Promise<string> {
-  return hash(normalizePassword(password), ARGON2_OPTIONS);
+  return onePerCore(() => hash(normalizePassword(password), ARGON2_OPTIONS));
 }
 
 export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
   if (password.length > PASSWORD_MAX_LENGTH * 4) return false;
   try {
-    return await verify(passwordHash, normalizePassword(password));
+    return await onePerCore(() => verify(passwordHash, normalizePassword(password)));
   } catch {
     return false;
   }

@@ -6,7 +6,6 @@
 import { browserTimeZone } from './session-cookie.js';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
-import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Services } from '../services.js';
@@ -46,6 +45,7 @@ import { registerMetricsRoute, registerRequestContext, requestIdGenerator } from
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 import { oidcFormActionHook, oidcRoutes, ProviderHost } from './oidc.js';
 import { oidcClientPages } from './web/oidc-client-pages.js';
+import { registerSecurityHeaders } from './security-headers.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -128,7 +128,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     request.t = translator(request.language, browserTimeZone(request) ?? 'UTC');
   });
 
-  await app.register(helmet, {
+  registerSecurityHeaders(app, {
     contentSecurityPolicy: {
       directives: {
         defaultSrc: ["'self'"],
