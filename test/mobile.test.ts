@@ -12,6 +12,7 @@ import type { MobileSecret } from '../src/devices/mobile/mobile.js';
 import { ApiError } from '../src/mobile-app/api.js';
 import {
   MOBILE_SUITE,
+  activationMessage,
   answerMessage,
   deriveOcraKey,
   generatePhoneKeys,
@@ -80,7 +81,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
 
   const phone = () => new TestPhone(base, inbox);
 
-  it('K1, K2, M3, K9: username and password → a number on record → activation token by SMS → PIN → active; SMS is removed', async () => {
+  it('K1, K2, M3, K9: username and password → a number on record → activation token by SMS, proven before the PIN → PIN → active; SMS is removed', async () => {
     const user = await smsUser(h);
     const app = phone();
     const view = await app.start(user.username);
@@ -92,24 +93,34 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     // one token every 30 s
     expect((await rejected(app.api.sendToken(view.id, { phoneId: view.phones[0]!.id }))).code).toBe('SMS_TOO_SOON');
     const token = await inbox.activationToken(user.username);
+    const keys = await app.keysFor(view.id);
+    const keyJson = await publicKeys(keys);
+    const signature = await signAnswer(keys.signing.privateKey, activationMessage(view.id));
+
+    // issue 16 item 3: no PIN before the token is proven; refused with a stable code, nothing counted
+    const early = await rejected(app.api.completeActivation(view.id, { pin: APP_PIN, ...keyJson, signature }));
+    expect([early.status, early.code]).toEqual([409, 'ACTIVATION_NOT_PROVEN']);
+    // a wrong token takes one of 3 answers and says what was wrong, not "Login failed"
+    const wrong = await rejected(app.prove(view, token === '000000' ? '111111' : '000000'));
+    expect([wrong.status, wrong.code, wrong.body.error.attemptsLeft]).toEqual([401, 'ACTIVATION_PROOF_FAILED', 2]);
+    expect(wrong.body.error.message).toBe('The activation token is not right. Check the text message and type it again.');
+    const proven = await app.prove(view, token);
+    expect(proven).toMatchObject({ id: view.id, proven: true, attemptsLeft: 3 });
+    // once proven, the token is spent: proving again is refused and counts nothing
+    expect((await rejected(app.prove(view, token))).code).toBe('FLOW_STATE');
 
     // K2: 4 to 6 characters, at least one digit, not trivial
-    const keys = await generatePhoneKeys();
-    const keyJson = await publicKeys(keys);
     const trivial = ['0000', '1111', '1234', '4321', '123456', '1212', '2580', '1984', '7777', '6969', '1a1a', '7890'];
     const cases = [['ab1', 'length'], ['abcdefg1', 'length'], ['abcd', 'digit'], ['ab 12', 'characters'], ...trivial.map((pin) => [pin, 'trivial'])] as const;
     for (const [pin, reason] of cases) {
-      const error = await rejected(app.api.completeActivation(view.id, { response: token, pin, ...keyJson }));
+      const error = await rejected(app.api.completeActivation(view.id, { pin, ...keyJson, signature }));
       expect([error.status, error.code], pin).toEqual([400, 'INVALID_PIN']);
       expect(error.body.error.message, pin).toContain({ length: '4 to 6', digit: 'digit', characters: 'spaces', trivial: 'too easy to guess' }[reason]);
     }
-    // refused before the proof: no answer was taken
+    // refused before an answer was taken
     expect((await h.services.store.db.selectFrom('login_flows').select('attempts').where('id', '=', view.id).executeTakeFirstOrThrow()).attempts).toBe(0);
-    // a wrong token takes one of 3 answers
-    const wrong = await rejected(app.api.completeActivation(view.id, { response: token === '000000' ? '111111' : '000000', pin: APP_PIN, ...keyJson }));
-    expect([wrong.status, wrong.code, wrong.body.error.attemptsLeft]).toEqual([401, 'LOGIN_FAILED', 2]);
 
-    const enrolment = await app.complete(view, token);
+    const enrolment = await app.finish(view);
     const devices = await h.services.devices.listForUser(user.id);
     expect(devices.find((d) => d.id === enrolment.deviceId)).toMatchObject({ type: 'mobile', state: 'active', label: 'Test phone' });
     expect(devices.find((d) => d.type === 'sms')?.state).toBe('revoked');
@@ -121,7 +132,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(row.secret_enc).not.toContain(secret.signingKey.x);
     // audited, and the user hears of it (N1)
     expect((await h.services.audit.list({ userId: user.id })).map((e) => e.event)).toEqual(
-      expect.arrayContaining(['mobile.activation_started', 'mobile.token_sent', 'mobile.activation_failed', 'mobile.activated']),
+      expect.arrayContaining(['mobile.activation_started', 'mobile.token_sent', 'mobile.activation_failed', 'mobile.token_proven', 'mobile.activated']),
     );
     expect((await h.services.notifier.list({ userId: user.id })).some((n) => n.template === 'mobileActivated')).toBe(true);
     // W1: the mobile authenticator's row
@@ -474,14 +485,16 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(view).toMatchObject({ purpose: 'recover', proof: 'sms', phones: [{ id: originalNumber }] });
     // the review's attack: the password and the (guessed) PIN, without the token
     const guessed = await rejected(app.complete(view, 'r3cov', 'r3cov'));
-    expect([guessed.code, guessed.body.error.attemptsLeft]).toEqual(['LOGIN_FAILED', 2]);
+    expect([guessed.code, guessed.body.error.attemptsLeft]).toEqual(['ACTIVATION_PROOF_FAILED', 2]);
     expect((await h.services.devices.get(lost.deviceId)).state).toBe('active');
     // with the token, a wrong recovery PIN is refused and counted
     inbox.tick();
     await app.api.sendToken(view.id, { phoneId: originalNumber });
     const token = await inbox.activationToken(user.username);
     const wrongPin = await rejected(app.complete(view, token, 'wr0ng'));
-    expect([wrongPin.code, wrongPin.body.error.attemptsLeft]).toEqual(['LOGIN_FAILED', 1]);
+    // the proven token gives the recovery PIN its own 3 answers, each counted towards the lock
+    expect([wrongPin.code, wrongPin.body.error.attemptsLeft]).toEqual(['ACTIVATION_PROOF_FAILED', 2]);
+    expect(wrongPin.body.error.message).toContain('The recovery PIN is not right');
     expect((await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'mobile.recovery_failed')).toHaveLength(1);
     const recovered = await app.complete(view, token, 'r3cov');
     expect((await h.services.devices.get(lost.deviceId)).state).toBe('revoked');
@@ -520,7 +533,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
       const view = await thief.start(user.username, 'recover');
       inbox.tick();
       await thief.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
-      expect((await rejected(thief.complete(view, await inbox.activationToken(user.username), `n0t${failures}`))).code).toBe('LOGIN_FAILED');
+      expect((await rejected(thief.complete(view, await inbox.activationToken(user.username), `n0t${failures}`))).code).toBe('ACTIVATION_PROOF_FAILED');
       // the owner logs in meanwhile: the lock's count starts again, the recovery count does not
       const login = await startLogin(h.app, user.username);
       await owner.approve(await owner.request(user.username), login.body.challenge.number);
@@ -683,15 +696,14 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const user = await smsUser(h);
     const app = phone();
     const view = await app.start(user.username);
-    const bad = await postJson(h.app, `/api/v1/mobile/activations/${view.id}/complete`, {
+    const bad = await postJson(h.app, `/api/v1/mobile/activations/${view.id}/proof`, {
       response: '123456',
-      pin: 'ab12',
       signingKey: { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' },
       agreementKey: { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' },
     });
     expect([bad.status, bad.body.error.code]).toEqual([400, 'VALIDATION_ERROR']);
     expect(
-      (await postJson(h.app, '/api/v1/mobile/activations/flw_nope/complete', { response: '1', pin: 'ab12', signingKey: {}, agreementKey: {} })).status,
+      (await postJson(h.app, '/api/v1/mobile/activations/flw_nope/complete', { pin: 'ab12', signingKey: {}, agreementKey: {}, signature: '' })).status,
     ).toBe(400);
     expect((await postJson(h.app, '/api/v1/mobile/activations', { username: user.username, password: PASSWORD, purpose: 'steal' })).status).toBe(400);
     // a long poll's wait: whole seconds in decimal digits, at most 25
