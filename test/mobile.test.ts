@@ -162,6 +162,89 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect((await h.services.phones.list(user.id))[0]!.verified).toBe(true);
   });
 
+  it('K1, L3, L4 (issue 16 item 3): the proven token is bound to its activation and to the keys that proved it, used once, expiring, and never replayed after the activation', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    const view = await app.start(user.username);
+    inbox.tick();
+    await app.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
+    const token = await inbox.activationToken(user.username);
+    // another activation of the same user (started by whoever has the password) cannot use this token
+    const other = phone();
+    h.clock.advance(SECOND);
+    const otherView = await other.start(user.username);
+    const elsewhere = await rejected(other.prove(otherView, token));
+    expect([elsewhere.status, elsewhere.code]).toEqual([401, 'ACTIVATION_PROOF_FAILED']);
+    // copies of the right token sent at once, each with keys of its own: one proves, the others count nothing
+    const failuresBefore = (await h.services.lockout.status(user.username)).failures;
+    const phones = [app, phone(), phone()];
+    const results = await Promise.allSettled(phones.map((p) => p.prove(view, token)));
+    const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+    expect(won).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect(['FLOW_EXPIRED', 'FLOW_STATE']).toContain((r.reason as ApiError).code);
+    expect((await h.services.lockout.status(user.username)).failures).toBe(failuresBefore);
+    expect((await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'mobile.token_proven')).toHaveLength(1);
+    const winner = phones[won[0]!]!;
+    const loser = phones[(won[0]! + 1) % phones.length]!;
+    // the proof is the winner's keys': other keys, or the right keys without their signature, cannot finish
+    const notTheirs = await rejected(loser.finish(view));
+    expect([notTheirs.status, notTheirs.code]).toEqual([409, 'ACTIVATION_NOT_PROVEN']);
+    const keys = await publicKeys(await winner.keysFor(view.id));
+    const otherSignature = await signAnswer((await loser.keysFor(view.id)).signing.privateKey, activationMessage(view.id));
+    const unsigned = await rejected(winner.api.completeActivation(view.id, { pin: APP_PIN, ...keys, signature: otherSignature }));
+    expect([unsigned.status, unsigned.code]).toEqual([409, 'ACTIVATION_NOT_PROVEN']);
+    // a signature made for another activation does not finish this one
+    const wrongId = await signAnswer((await winner.keysFor(view.id)).signing.privateKey, activationMessage(otherView.id));
+    expect((await rejected(winner.api.completeActivation(view.id, { pin: APP_PIN, ...keys, signature: wrongId }))).code).toBe('ACTIVATION_NOT_PROVEN');
+    const enrolment = await winner.finish(view);
+    expect((await h.services.devices.get(enrolment.deviceId)).state).toBe('active');
+    // after the activation: neither the proof nor the completion can be replayed
+    expect((await rejected(winner.prove(view, token))).code).toBe('FLOW_EXPIRED');
+    expect((await rejected(winner.finish(view))).code).toBe('FLOW_EXPIRED');
+    expect((await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'mobile')).toHaveLength(1);
+
+    // a proof not followed by the PIN in time expires
+    const late = await smsUser(h);
+    const slow = phone();
+    const lateView = await slow.start(late.username);
+    inbox.tick();
+    await slow.api.sendToken(lateView.id, { phoneId: lateView.phones[0]!.id });
+    expect((await slow.prove(lateView, await inbox.activationToken(late.username))).proven).toBe(true);
+    h.clock.advance(h.services.config.policy.mobileActivationProvenTtlMs + SECOND);
+    const expired = await rejected(slow.finish(lateView));
+    expect([expired.status, expired.code]).toEqual([410, 'FLOW_EXPIRED']);
+    expect((await h.services.devices.listForUser(late.id)).some((d) => d.type === 'mobile')).toBe(false);
+  });
+
+  it('K1, L3 (issue 16 item 3): wrong tokens count towards the lock, three use the activation up, and a device answer is proven once (L4)', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    const view = await app.start(user.username);
+    inbox.tick();
+    await app.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
+    const token = await inbox.activationToken(user.username);
+    const before = (await h.services.lockout.status(user.username)).failures;
+    const wrong = token === '000000' ? '111111' : '000000';
+    // wrong copies at once: each takes an answer and counts, never more than the flow's 3
+    const results = await Promise.allSettled([1, 2, 3, 4].map(() => app.prove(view, wrong)));
+    const codes = results.map((r) => (r.status === 'rejected' ? (r.reason as ApiError).code : 'accepted'));
+    expect(codes.filter((c) => c === 'ACTIVATION_PROOF_FAILED')).toHaveLength(3);
+    expect(codes.filter((c) => c !== 'ACTIVATION_PROOF_FAILED').every((c) => c === 'FLOW_EXPIRED')).toBe(true);
+    const usedUp = results.flatMap((r) => (r.status === 'rejected' && (r.reason as ApiError).body.error.attemptsLeft === 0 ? [r.reason as ApiError] : []));
+    expect(usedUp[0]!.body.error.message).toContain('third wrong try');
+    expect((await h.services.lockout.status(user.username)).failures).toBe(before + 3);
+    // the right token no longer helps: the activation is used up
+    expect((await rejected(app.prove(view, token))).code).toBe('FLOW_EXPIRED');
+
+    // a physical device's answer proves once: the same answer in a new activation is refused (L4)
+    const { user: cardUser, card } = await createUserWithCard(h.services);
+    const first = phone();
+    const firstView = await first.start(cardUser.username);
+    const answer = cardAnswer(card, (firstView.challenge as { question: string }).question);
+    expect((await first.prove(firstView, answer)).proven).toBe(true);
+    expect((await rejected(first.prove(firstView, answer))).code).toBe('FLOW_STATE');
+  });
+
   it('K1, M2: a new applicant whose number is on record but not yet verified gets the token there; no other number may be added', async () => {
     const user = await createUser(h.services);
     const onRecord = await h.services.phones.add(user.id, newMobile(), 'test', null);
