@@ -13,8 +13,8 @@ import { answerMessage, deriveOcraKey, generatePhoneKeys, ocraResponse, publicKe
 import { latencyStats, round, type LatencyStats } from './lib.js';
 import { describe, get, parse, postJson } from './http.js';
 
-const WARMUP = 5;
-const SAMPLES = 60;
+export const WARMUP = 5;
+export const SAMPLES = 60;
 const PIN = 'b3nch1';
 /** Where the app would run; only the WebAuthn options use it, and none is registered here. */
 const ORIGIN = { origin: 'http://127.0.0.1', rpId: '127.0.0.1' };
@@ -59,11 +59,18 @@ export interface ApprovalPhase {
 
 type Fail = (phase: string, what: string) => void;
 
-export async function approvalPhase(base: string, phone: BenchPhone, password: string, fail: Fail): Promise<ApprovalPhase> {
+export async function approvalPhase(
+  base: string,
+  phone: BenchPhone,
+  password: string,
+  fail: Fail,
+  sizes: { warmup: number; samples: number } = { warmup: WARMUP, samples: SAMPLES },
+): Promise<ApprovalPhase> {
+  const { warmup, samples } = sizes;
   const notified: number[] = [];
   const sessions: number[] = [];
   const devices = [{ deviceId: phone.deviceId, token: phone.token }];
-  for (let i = 0; i < WARMUP + SAMPLES; i++) {
+  for (let i = 0; i < warmup + samples; i++) {
     // the app's live connection is open before the login starts
     const polling = postJson(`${base}/api/v1/mobile/requests`, { devices, wait: 25 });
     const start = await postJson(`${base}/api/v1/login`, { username: phone.username, password, app: 'trading' });
@@ -92,17 +99,17 @@ export async function approvalPhase(base: string, phone: BenchPhone, password: s
     const taken = await postJson(`${base}/api/v1/login/${flow.id}/session`, { claimToken: flow.claimToken });
     const t2 = performance.now();
     if (taken.status !== 200) fail('approval', `POST /api/v1/login/{id}/session: ${describe(taken)}`);
-    if (i >= WARMUP) {
+    if (i >= warmup) {
       notified.push(t1 - t0);
       sessions.push(t2 - t0);
     }
   }
   const health: number[] = [];
-  for (let i = 0; i < WARMUP + SAMPLES; i++) {
+  for (let i = 0; i < warmup + samples; i++) {
     const t0 = performance.now();
     const reply = await get(`${base}/api/v1/health`);
     if (reply.status !== 200) fail('approval', `GET /api/v1/health: ${describe(reply)}`);
-    if (i >= WARMUP) health.push(performance.now() - t0);
+    if (i >= warmup) health.push(performance.now() - t0);
   }
   const toSession = latencyStats(sessions);
   const baseline = latencyStats(health);
