@@ -19,7 +19,7 @@ export interface SweepSeries {
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
 const W = 960;
 const H = 420;
-const PANEL = { top: 60, bottom: 60, left: 70, right: 20 };
+const PANEL = { top: 76, bottom: 60, left: 70, right: 20 };
 
 function escapeXml(text: string): string {
   return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');

@@ -13,6 +13,22 @@
  *      relay) for an existing vs an unknown user (N1, X6)
  *   5. K3: approval-to-login latency of the mobile authenticator (p50/p99),
  *      vs GET /api/v1/health one at a time (bench/approval.ts)
+ *   6. phases 2 and 3 on PostgreSQL, with one server process and with two
+ *      (the load spread over both): rates, CPU per operation of each server
+ *      and of PostgreSQL's backends, the connections each process holds
+ *      (bench/postgres.ts: a database created for the run, dropped after)
+ *   7. data growth: phase 3 with 1,000 users, then with 1,000,000 users and
+ *      10,000,000 audit entries seeded by SQL (SQLite; bench/growth.ts);
+ *      ratio of the two medians, goal ≤ 1.5
+ *   8. long polls: 10,000 app connections waiting at once; server memory
+ *      per connection, its CPU while they wait, and phase 5's approval
+ *      latency meanwhile (bench/longpoll.ts)
+ *   9. complete logins against concurrency 1-64 on SQLite and PostgreSQL,
+ *      plotted to .bench/concurrency.svg (and docs/benchmarks/concurrency.svg
+ *      after a full run; bench/plot.ts)
+ *
+ * `npm run bench -- --quick` runs every phase with small loops (under a
+ * minute on a quiet 2-core machine); the full run stays under 10 minutes.
  *
  * Prints a table, writes .bench/results.json, exits non-zero if any request
  * did not get the expected answer. Other processes using the CPU distort
@@ -25,7 +41,10 @@
  *
  * Knobs: BENCH_CONCURRENCY (virtual users, default 8), BENCH_CLIENT=fetch
  * (node's fetch instead of node:http), BENCH_CPU_PROF=DIR (profile the server
- * child), BENCH_KEEP=1 (keep the temporary database).
+ * child), BENCH_KEEP=1 (keep the temporary database), `--postgres URL` or
+ * BENCH_DATABASE_URL (the PostgreSQL server of phases 6 and 9; else
+ * SLS_TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test),
+ * BENCH_WAITERS (phase 8's connections).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,14 +102,16 @@ const LOCKOUT_THRESHOLD = 10;
 const APPROVALS = QUICK ? { warmup: 2, samples: 10 } : { warmup: APPROVAL_WARMUP, samples: APPROVAL_SAMPLES };
 /** Phase 7: the second-factor phase on a small and on a large database (SQLite). */
 const GROWTH_SMALL_USERS = 1_000;
-const GROWTH_LARGE = QUICK ? { users: 100_000, auditEntries: 1_000_000 } : { users: 1_000_000, auditEntries: 10_000_000 };
+const GROWTH_LARGE = QUICK ? { users: 20_000, auditEntries: 200_000 } : { users: 1_000_000, auditEntries: 10_000_000 };
 /** Phase 8: waiting app connections, the idle phones whose tokens they use, approvals while they wait. */
 const LONG_POLL_WAITERS = intFromEnv('BENCH_WAITERS', QUICK ? 1_000 : 10_000);
 const LONG_POLL_PHONES = QUICK ? 4 : 20;
 const LONG_POLL_APPROVALS = QUICK ? { warmup: 2, samples: 10 } : { warmup: 5, samples: 60 };
 /** Phase 9: concurrency levels of the login sweep, and logins per level (at least 2 per virtual user). */
-const SWEEP_LEVELS = QUICK ? [1, 4, 16, 64] : [1, 2, 4, 8, 16, 32, 64];
+const SWEEP_LEVELS = QUICK ? [1, 8, 64] : [1, 2, 4, 8, 16, 32, 64];
 const SWEEP_LOGINS = QUICK ? 24 : 160;
+/** At least this many logins per virtual user at each level. */
+const SWEEP_MIN_PER_VU = QUICK ? 1 : 2;
 
 const PHASES = ['1', '2', '3', '4', '5', '6', '7', '8', '9'] as const;
 type Phase = (typeof PHASES)[number];
@@ -167,6 +188,8 @@ function progress(line: string): void {
 const quietWaits: { phase: string; waitedMs: number; others: number | null }[] = [];
 
 async function quiet(phase: string, cores: number, who?: number | Watched): Promise<void> {
+  // --quick checks that the phases work: it does not wait for a quiet machine (each wait samples at least 0.5 s)
+  if (QUICK) return;
   const result = await waitForQuiet(cores, {
     ...(typeof who === 'number' ? { serverPid: who } : who ? { watched: who } : {}),
     maxWaitMs: QUIET_MAX_WAIT_MS,
@@ -551,8 +574,9 @@ async function concurrencySweep(target: Target, users: BenchUser[], cores: numbe
   const rows: SweepRow[] = [];
   await quiet(`sweep ${label}`, cores, target.watched);
   for (const concurrency of SWEEP_LEVELS) {
-    const perVu = Math.max(2, Math.ceil(SWEEP_LOGINS / concurrency));
-    const r = await loginPhase(target, users, cores, { concurrency, warmupPerVu: 1, perVu });
+    const perVu = Math.max(SWEEP_MIN_PER_VU, Math.ceil(SWEEP_LOGINS / concurrency));
+    // the server is warm from the level before; a warm-up login per virtual user opens its connection (not above 16: it would cost more than the level)
+    const r = await loginPhase(target, users, cores, { concurrency, warmupPerVu: concurrency <= 16 || !QUICK ? 1 : 0, perVu });
     rows.push({
       concurrency,
       logins: r.ops,
@@ -1186,7 +1210,7 @@ function extraSections(r: {
     );
     for (const run of pgRuns) {
       lines.push(
-        `PostgreSQL connections, ${run.processes} process(es) (pg_stat_activity by application_name): after the logins ${connections(run.connectionsAfterLogins)}; after the second factor ${connections(run.connectionsAfterSecondFactor)}`,
+        `PostgreSQL connections, ${run.processes} process${run.processes > 1 ? 'es' : ''} (pg_stat_activity by application_name): after the logins ${connections(run.connectionsAfterLogins)}; after the second factor ${connections(run.connectionsAfterSecondFactor)}`,
       );
     }
     lines.push(
@@ -1203,7 +1227,7 @@ function extraSections(r: {
     for (const run of pgRuns) {
       if (run.second?.health)
         ratios.push([
-          `6  PostgreSQL, ${run.processes} process(es): second-factor responses/s ÷ health/s`,
+          `6  PostgreSQL, ${run.processes} process${run.processes > 1 ? 'es' : ''}: second-factor responses/s ÷ health/s`,
           percent(run.second.answers.ratePerSecond / run.second.health.ratePerSecond),
           '≥ 50 %',
         ]);
