@@ -32,6 +32,13 @@ export interface LongPollPhase {
   openAtEnd: number;
   /** Polls answered before their 25 s, other than by the server stopping: should be 0. */
   answeredEarly: number;
+  /**
+   * Waiting connections that failed (a reset, mostly when they poll again on
+   * a kept-alive socket) and were opened again at once, as the app does
+   * after a pause; with the seconds since the phase began of the first few.
+   */
+  reconnected: number;
+  reconnectErrors: string[];
   rssBeforeMiB: number;
   rssWaitingMiB: number;
   rssPerWaiterKiB: number;
@@ -85,6 +92,9 @@ export async function longPollPhase(options: {
   let stopping = false;
   let open = 0;
   let answeredEarly = 0;
+  let reconnected = 0;
+  const reconnectErrors: string[] = [];
+  const phaseStart = performance.now();
 
   const poll = (phone: BenchPhone): Promise<{ status: number; ms: number }> =>
     new Promise((resolve, reject) => {
@@ -113,8 +123,13 @@ export async function longPollPhase(options: {
         if (status !== 200) fail('long poll', `POST /api/v1/mobile/requests (waiting): HTTP ${status}`);
         else if (ms < (WAIT_SECONDS - 1) * 1000) answeredEarly += 1;
       } catch (error) {
-        if (!stopping) fail('long poll', `a waiting connection failed: ${(error as Error).message}`);
-        return;
+        if (stopping) return;
+        reconnected += 1;
+        if (reconnectErrors.length < 5) reconnectErrors.push(`${(error as Error).message} at ${round((performance.now() - phaseStart) / 1000, 1)} s`);
+        if (reconnected > Math.max(10, waiters / 10)) {
+          fail('long poll', `more than a tenth of the waiting connections failed: ${(error as Error).message}`);
+          return;
+        }
       } finally {
         open -= 1;
       }
@@ -151,6 +166,8 @@ export async function longPollPhase(options: {
     openAtStart,
     openAtEnd,
     answeredEarly,
+    reconnected,
+    reconnectErrors,
     rssBeforeMiB: rssBefore === null ? Number.NaN : round(rssBefore / 1024, 1),
     rssWaitingMiB: rssWaiting === null ? Number.NaN : round(rssWaiting / 1024, 1),
     rssPerWaiterKiB: rssBefore === null || rssWaiting === null ? Number.NaN : round((rssWaiting - rssBefore) / waiters, 2),

@@ -793,8 +793,9 @@ async function main(): Promise<void> {
       }
       if (phases.has('5')) phone = await activatePhone(services, 'bphone', PASSWORD);
       if (phases.has('8')) {
-        pollApprover = await activatePhone(services, 'bpoll', PASSWORD);
-        for (let k = 0; k < LONG_POLL_PHONES; k++) idlePhones.push(await activatePhone(services, `bidle${k}`, PASSWORD));
+        pollApprover = await activatePhone(services, 'bpoll', PASSWORD, '612341000');
+        for (let k = 0; k < LONG_POLL_PHONES; k++)
+          idlePhones.push(await activatePhone(services, `bidle${k}`, PASSWORD, `61234${String(2000 + k).padStart(4, '0')}`));
       }
     } finally {
       await services.close();
@@ -1054,6 +1055,13 @@ async function main(): Promise<void> {
       ['logins', logins?.cpuOthers],
       ['second factor', second?.answers.cpuOthers],
       ['health', second?.health?.cpuOthers],
+      ...(postgres?.runs ?? []).flatMap((run) => [
+        [`PostgreSQL logins (${run.processes})`, run.logins?.cpuOthers],
+        [`PostgreSQL second factor (${run.processes})`, run.second?.answers.cpuOthers],
+        [`PostgreSQL health (${run.processes})`, run.second?.health?.cpuOthers],
+      ]),
+      ['data growth (small)', growth?.small.answers.cpuOthers],
+      ['data growth (large)', growth?.large.answers.cpuOthers],
     ].filter(([, others]) => typeof others === 'number' && others > OTHERS_WARNING);
     if (disturbed.length > 0) {
       print(`WARNING: other processes used the CPU during ${disturbed.map(([name]) => name).join(', ')}: those figures are low; run again on a quiet machine.`);
@@ -1293,7 +1301,7 @@ function extraSections(r: {
         ),
         `server memory (RSS): ${lp.rssBeforeMiB} MiB before, ${lp.rssWaitingMiB} MiB with them waiting: ${lp.rssPerWaiterKiB} KiB per waiting connection`,
         `server CPU while they only wait (no approval under way): ${lp.idleServerCpuPercentOfCore === null ? '-' : `${lp.idleServerCpuPercentOfCore} % of one core`}`,
-        `connections opened in ${lp.openSeconds} s; open when the approvals began ${lp.openAtStart}, when they ended ${lp.openAtEnd}; answered before their 25 s: ${lp.answeredEarly}`,
+        `connections opened in ${lp.openSeconds} s; open when the approvals began ${lp.openAtStart}, when they ended ${lp.openAtEnd}; answered before their 25 s: ${lp.answeredEarly}; failed and opened again: ${lp.reconnected}${lp.reconnectErrors.length ? ` (${lp.reconnectErrors.join('; ')})` : ''}`,
         '',
       );
       ratios.push(['8  long polls: server memory per waiting connection', `${fixed(lp.rssPerWaiterKiB, 1)} KiB`, '(reported)']);
