@@ -1090,12 +1090,15 @@ async function main(): Promise<void> {
     // phase 9's plot: always in .bench/, and in docs/ after a full run (the image docs/benchmarks.md shows)
     const plotPaths: string[] = [];
     if (sqliteSweep || postgres?.sweep) {
+      const busiest = Math.max(0, ...[...(sqliteSweep ?? []), ...(postgres?.sweep ?? [])].map((x) => x.cpuOthers ?? 0));
       const svg = sweepSvg(
         [
           ...(sqliteSweep ? [{ name: 'SQLite (WAL), 1 process', points: sqliteSweep }] : []),
           ...(postgres?.sweep ? [{ name: 'PostgreSQL, 1 process', points: postgres.sweep }] : []),
         ] satisfies SweepSeries[],
-        `${started.toISOString().slice(0, 16).replace('T', ' ')} UTC · ${m.cpuModel}, ${m.cores} cores · node:http client on the same cores${QUICK ? ' · --quick' : ''}`,
+        `${started.toISOString().slice(0, 16).replace('T', ' ')} UTC · ${m.cpuModel}, ${m.cores} cores · node:http client on the same cores${QUICK ? ' · --quick' : ''}${
+          busiest > OTHERS_WARNING ? ` · DISTURBED: other processes used up to ${percent(busiest)} of the CPU` : ''
+        }`,
       );
       const benchDir = new URL('../.bench/', import.meta.url);
       mkdirSync(benchDir, { recursive: true });
