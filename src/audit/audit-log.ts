@@ -102,6 +102,8 @@ export type AuditEvent =
   | 'oidc.login'
   | 'oidc.backchannel_logout'
   | 'oidc.grant_revoked'
+  | 'oidc.device_requested'
+  | 'oidc.device_refused'
   | 'apikey.revoked'
   | 'apikey.refused'
   | 'fx.rate_set'

@@ -17,6 +17,7 @@ export const THROTTLED_ROUTES: readonly [string, RegExp, Throttled][] = [
   ['POST', /^\/api\/v1\/devices\/:deviceId\/(activation|pin)\/:flowId$/, 'answer'],
   ['POST', /^\/devices\/:deviceId\/(activate|pin)$/, 'answer'],
   ['POST', /^\/api\/v1\/mobile\/requests\/:id$/, 'answer'],
+  ['POST', /^\/oidc\/device$/, 'answer'],
   ['POST', /^\/(api\/v1\/)?login\/:flowId\/code$/, 'send'],
   ['POST', /^\/api\/v1\/phones\/:phoneId\/verification$/, 'send'],
   ['POST', /^\/settings\/mobile\/:phoneId\/verify$/, 'send'],
