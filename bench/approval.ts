@@ -9,7 +9,16 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Services } from '../src/services.js';
-import { answerMessage, deriveOcraKey, generatePhoneKeys, ocraResponse, publicKeys, signAnswer, type AppKey } from '../src/mobile-app/protocol.js';
+import {
+  activationMessage,
+  answerMessage,
+  deriveOcraKey,
+  generatePhoneKeys,
+  ocraResponse,
+  publicKeys,
+  signAnswer,
+  type AppKey,
+} from '../src/mobile-app/protocol.js';
 import { latencyStats, round, type LatencyStats } from './lib.js';
 import { describe, get, parse, postJson } from './http.js';
 
@@ -39,7 +48,10 @@ export async function activatePhone(services: Services, username: string, passwo
   const [sms] = (await services.notifier.list({ userId: user.id })).filter((n) => n.template === 'activationToken');
   const token = /\b(\d{6})\b/.exec(sms!.body)![1]!;
   const keys = await generatePhoneKeys();
-  const activated = await services.mobileEnrolment.complete(view.id, { response: token, pin: PIN, ...(await publicKeys(keys)) }, meta, ORIGIN);
+  const publicJwks = await publicKeys(keys);
+  await services.mobileEnrolment.prove(view.id, { response: token, ...publicJwks }, meta, ORIGIN);
+  const signature = await signAnswer(keys.signing.privateKey, activationMessage(view.id));
+  const activated = await services.mobileEnrolment.complete(view.id, { pin: PIN, ...publicJwks, signature }, meta, ORIGIN);
   return {
     username,
     deviceId: activated.deviceId,

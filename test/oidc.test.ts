@@ -820,7 +820,14 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     // RFC 8628: a trading platform without a browser needs no redirect URI; without either, the form says what is missing
     const devicePage = await browser.request('/helpdesk/oidc-clients');
     const device = await browser.request('/helpdesk/oidc-clients', {
-      form: { _csrf: csrfOf(form(devicePage.html, '/helpdesk/oidc-clients')), name: 'Desk', app: 'trading', type: 'public', deviceGrant: 'yes', redirectUri: '' },
+      form: {
+        _csrf: csrfOf(form(devicePage.html, '/helpdesk/oidc-clients')),
+        name: 'Desk',
+        app: 'trading',
+        type: 'public',
+        deviceGrant: 'yes',
+        redirectUri: '',
+      },
     });
     expect(device.status).toBe(200);
     expect((await h.services.oidc.clients.list()).find((c) => c.name === 'Desk')).toMatchObject({ public: true, deviceGrant: true, redirectUris: [] });

@@ -155,6 +155,7 @@ describe('the global limit (X5)', () => {
       ['POST', '/api/v1/phones/:phoneId/verification', 'send'],
       ['POST', '/api/v1/mobile/activations/:id/token', 'send'],
       ['POST', '/api/v1/mobile/activations', 'activation'],
+      ['POST', '/api/v1/mobile/activations/:id/proof', 'activation'],
       ['POST', '/api/v1/mobile/activations/:id/complete', 'activation'],
       ['GET', '/api/v1/helpdesk/users', 'helpdesk'],
       ['POST', '/helpdesk/users/:username/unlock', 'helpdesk'],

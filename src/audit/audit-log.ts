@@ -87,6 +87,7 @@ export type AuditEvent =
   | 'push.failed'
   | 'mobile.activation_started'
   | 'mobile.token_sent'
+  | 'mobile.token_proven'
   | 'mobile.activated'
   | 'mobile.activation_failed'
   | 'mobile.recovery_failed'

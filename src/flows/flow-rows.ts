@@ -113,12 +113,12 @@ export function newFlowRow(flow: NewFlow): FlowRow {
  * Returns how many were taken with this one, or null when the flow is
  * closed, expired or used up.
  */
-export async function reserveAnswer(db: Executor, flowId: string, now: number, maxAttempts: number): Promise<number | null> {
+export async function reserveAnswer(db: Executor, flowId: string, now: number, maxAttempts: number, open: FlowState = 'second_factor'): Promise<number | null> {
   const row = await db
     .updateTable('login_flows')
     .set((eb) => ({ attempts: eb('attempts', '+', 1), updated_at: now }))
     .where('id', '=', flowId)
-    .where('state', '=', 'second_factor')
+    .where('state', '=', open)
     .where('expires_at', '>', now)
     .where('attempts', '<', maxAttempts)
     .returning('attempts')
@@ -127,8 +127,8 @@ export async function reserveAnswer(db: Executor, flowId: string, now: number, m
 }
 
 /** Closes an open flow as failed (its answers are used up, or the user is locked). */
-export async function failFlow(db: Executor, flowId: string, now: number): Promise<void> {
-  await db.updateTable('login_flows').set({ state: 'failed', updated_at: now }).where('id', '=', flowId).where('state', '=', 'second_factor').execute();
+export async function failFlow(db: Executor, flowId: string, now: number, open: FlowState = 'second_factor'): Promise<void> {
+  await db.updateTable('login_flows').set({ state: 'failed', updated_at: now }).where('id', '=', flowId).where('state', '=', open).execute();
 }
 
 /**

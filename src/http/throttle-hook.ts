@@ -22,7 +22,7 @@ export const THROTTLED_ROUTES: readonly [string, RegExp, Throttled][] = [
   ['POST', /^\/api\/v1\/phones\/:phoneId\/verification$/, 'send'],
   ['POST', /^\/settings\/mobile\/:phoneId\/verify$/, 'send'],
   ['POST', /^\/api\/v1\/mobile\/activations\/:id\/token$/, 'send'],
-  ['POST', /^\/api\/v1\/mobile\/activations(\/:id\/complete)?$/, 'activation'],
+  ['POST', /^\/api\/v1\/mobile\/activations(\/:id\/(proof|complete))?$/, 'activation'],
   ['*', /^\/(api\/v1\/)?helpdesk(\/|$)/, 'helpdesk'],
   ['*', /^\/api\/v1\/admin\//, 'admin'],
   ['*', /^\/api\/v1\/(withdrawals(\/check)?|entitlements)$/, 'integration'],
