@@ -954,17 +954,21 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
     expect(started.location).toMatch(/\/oidc\/interaction\//);
     // … the interaction, the login and the resume on b
     const onB = (location: string) => `${bUrl}${new URL(location).pathname}${new URL(location).search}`;
+    /** On b: the login page, the password, then the DSC+'s answer from the card emulator (`sls dsc`). */
+    const logInOnB = async (user: Browser, loginLocation: string, app: string) => {
+      const loginPage = await user.request(onB(loginLocation));
+      const posted = await user.request(`${bUrl}/login`, {
+        form: { _csrf: csrfOf(form(loginPage.html, '/login')), username: 'oidcproc', password: PASSWORD, app },
+      });
+      const flowPath = new URL(posted.location!).pathname;
+      const challengePage = await user.request(`${bUrl}${flowPath}`);
+      const view = (await (await fetch(`${bUrl}/api/v1${flowPath}`)).json()) as { challenge: { question: string } };
+      const response = (await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', view.challenge.question], env)).stdout.trim();
+      return user.request(`${bUrl}${flowPath}`, { form: { _csrf: csrfOf(form(challengePage.html, flowPath)), response } });
+    };
     const toLogin = await browser.request(onB(started.location!));
     expect(new URL(toLogin.location!).pathname).toBe('/login');
-    const loginPage = await browser.request(onB(toLogin.location!));
-    const posted = await browser.request(`${bUrl}/login`, {
-      form: { _csrf: csrfOf(form(loginPage.html, '/login')), username: 'oidcproc', password: PASSWORD, app: 'portal' },
-    });
-    const flowPath = new URL(posted.location!).pathname;
-    const challengePage = await browser.request(`${bUrl}${flowPath}`);
-    const view = (await (await fetch(`${bUrl}/api/v1${flowPath}`)).json()) as { challenge: { question: string } };
-    const response = (await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', view.challenge.question], env)).stdout.trim();
-    const answered = await browser.request(`${bUrl}${flowPath}`, { form: { _csrf: csrfOf(form(challengePage.html, flowPath)), response } });
+    const answered = await logInOnB(browser, toLogin.location!, 'portal');
     expect(answered.location).toMatch(/\/oidc\/interaction\//);
     const resume = await browser.request(onB(answered.location!));
     const callback = await browser.request(onB(resume.location!));
@@ -991,17 +995,7 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
     expect(confirmation.html).toContain('Trading desktop');
     const toDeviceLogin = await phone.request(onB(approval.location!));
     expect(toDeviceLogin.location).toContain('/login?app=trading');
-    const deviceLoginPage = await phone.request(onB(toDeviceLogin.location!));
-    const devicePosted = await phone.request(`${bUrl}/login`, {
-      form: { _csrf: csrfOf(form(deviceLoginPage.html, '/login')), username: 'oidcproc', password: PASSWORD, app: 'trading' },
-    });
-    const deviceFlowPath = new URL(devicePosted.location!).pathname;
-    const deviceChallengePage = await phone.request(`${bUrl}${deviceFlowPath}`);
-    const deviceView = (await (await fetch(`${bUrl}/api/v1${deviceFlowPath}`)).json()) as { challenge: { question: string } };
-    const deviceResponse = (await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', deviceView.challenge.question], env)).stdout.trim();
-    const deviceAnswered = await phone.request(`${bUrl}${deviceFlowPath}`, {
-      form: { _csrf: csrfOf(form(deviceChallengePage.html, deviceFlowPath)), response: deviceResponse },
-    });
+    const deviceAnswered = await logInOnB(phone, toDeviceLogin.location!, 'trading');
     const deviceResume = await phone.request(onB(deviceAnswered.location!));
     const success = await phone.request(onB(deviceResume.location!));
     expect(success.html).toContain('Trading desktop is signed in');
