@@ -388,9 +388,17 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
       .toBe(1);
   });
 
-  it('I1: introspection and revocation of an access token', async () => {
+  it('I1: introspection and revocation of an access token, by its own client only', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const { tokens } = await tokensFor(holder);
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(true);
+    // another confidential client learns nothing of this client's token, and cannot revoke it
+    const other = await h.services.oidc.clients.create({ name: 'Back office', app: 'portal', redirectUris: [redirectUri()] }, 'test');
+    const otherConfig = await oidc.discovery(new URL(issuer), other.client.clientId, undefined, oidc.ClientSecretBasic(other.secret!), {
+      execute: [oidc.allowInsecureRequests],
+    });
+    expect(await oidc.tokenIntrospection(otherConfig, tokens.access_token)).toEqual({ active: false });
+    await oidc.tokenRevocation(otherConfig, tokens.access_token).catch(() => undefined);
     expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(true);
     await oidc.tokenRevocation(config, tokens.access_token);
     expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);

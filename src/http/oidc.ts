@@ -203,8 +203,9 @@ export class ProviderHost {
       interactions: { policy, url: (_ctx: unknown, interaction: { uid: string }) => `${OIDC_PREFIX}/interaction/${interaction.uid}` },
       features: {
         devInteractions: { enabled: false },
-        revocation: { enabled: true },
-        introspection: { enabled: true },
+        // a client revokes and introspects only its own tokens: another client's token says nothing to it (inactive)
+        revocation: { enabled: true, allowedPolicy: ownTokenOnly },
+        introspection: { enabled: true, allowedPolicy: ownTokenOnly },
         userinfo: { enabled: true },
         backchannelLogout: { enabled: true },
         // RFC 8628: a trading platform without a browser shows a code; the user approves it on a phone or computer with the usual login
@@ -328,6 +329,11 @@ export class ProviderHost {
     });
     return provider;
   }
+}
+
+/** Introspection and revocation: a client's own tokens only (not only for public clients, as the library's default). */
+async function ownTokenOnly(_ctx: unknown, client: { clientId: string }, token: { clientId?: string }): Promise<boolean> {
+  return token.clientId === client.clientId;
 }
 
 /**
