@@ -9,12 +9,21 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Services } from '../src/services.js';
-import { answerMessage, deriveOcraKey, generatePhoneKeys, ocraResponse, publicKeys, signAnswer, type AppKey } from '../src/mobile-app/protocol.js';
+import {
+  activationMessage,
+  answerMessage,
+  deriveOcraKey,
+  generatePhoneKeys,
+  ocraResponse,
+  publicKeys,
+  signAnswer,
+  type AppKey,
+} from '../src/mobile-app/protocol.js';
 import { latencyStats, round, type LatencyStats } from './lib.js';
 import { describe, get, parse, postJson } from './http.js';
 
-const WARMUP = 5;
-const SAMPLES = 60;
+export const WARMUP = 5;
+export const SAMPLES = 60;
 const PIN = 'b3nch1';
 /** Where the app would run; only the WebAuthn options use it, and none is registered here. */
 const ORIGIN = { origin: 'http://127.0.0.1', rpId: '127.0.0.1' };
@@ -28,17 +37,21 @@ export interface BenchPhone {
 }
 
 /** Untimed setup, before the server starts: a user whose phone is activated by the SMS token from the outbox (K1). */
-export async function activatePhone(services: Services, username: string, password: string): Promise<BenchPhone> {
+export async function activatePhone(services: Services, username: string, password: string, number = '612340000'): Promise<BenchPhone> {
   const meta = { ip: null, userAgent: null, language: 'en' as const };
   const user = await services.users.create({ username, password, equityUsd: 0 }, 'bench');
   // X7: the number is put on record out of band, as at account opening
-  await services.phones.add(user.id, { country: 'FR', number: '612340000' }, 'bench', null);
+  // one number per phone: the SMS limits of a number (X5) would stop the activations of phase 8's phones
+  await services.phones.add(user.id, { country: 'FR', number }, 'bench', null);
   const view = await services.mobileEnrolment.start({ username, password, purpose: 'activate', ...meta }, ORIGIN);
   await services.mobileEnrolment.sendToken(view.id, { phoneId: view.phones[0]!.id }, meta, ORIGIN);
   const [sms] = (await services.notifier.list({ userId: user.id })).filter((n) => n.template === 'activationToken');
   const token = /\b(\d{6})\b/.exec(sms!.body)![1]!;
   const keys = await generatePhoneKeys();
-  const activated = await services.mobileEnrolment.complete(view.id, { response: token, pin: PIN, ...(await publicKeys(keys)) }, meta, ORIGIN);
+  const publicJwks = await publicKeys(keys);
+  await services.mobileEnrolment.prove(view.id, { response: token, ...publicJwks }, meta, ORIGIN);
+  const signature = await signAnswer(keys.signing.privateKey, activationMessage(view.id));
+  const activated = await services.mobileEnrolment.complete(view.id, { pin: PIN, ...publicJwks, signature }, meta, ORIGIN);
   return {
     username,
     deviceId: activated.deviceId,
@@ -59,11 +72,18 @@ export interface ApprovalPhase {
 
 type Fail = (phase: string, what: string) => void;
 
-export async function approvalPhase(base: string, phone: BenchPhone, password: string, fail: Fail): Promise<ApprovalPhase> {
+export async function approvalPhase(
+  base: string,
+  phone: BenchPhone,
+  password: string,
+  fail: Fail,
+  sizes: { warmup: number; samples: number } = { warmup: WARMUP, samples: SAMPLES },
+): Promise<ApprovalPhase> {
+  const { warmup, samples } = sizes;
   const notified: number[] = [];
   const sessions: number[] = [];
   const devices = [{ deviceId: phone.deviceId, token: phone.token }];
-  for (let i = 0; i < WARMUP + SAMPLES; i++) {
+  for (let i = 0; i < warmup + samples; i++) {
     // the app's live connection is open before the login starts
     const polling = postJson(`${base}/api/v1/mobile/requests`, { devices, wait: 25 });
     const start = await postJson(`${base}/api/v1/login`, { username: phone.username, password, app: 'trading' });
@@ -92,17 +112,17 @@ export async function approvalPhase(base: string, phone: BenchPhone, password: s
     const taken = await postJson(`${base}/api/v1/login/${flow.id}/session`, { claimToken: flow.claimToken });
     const t2 = performance.now();
     if (taken.status !== 200) fail('approval', `POST /api/v1/login/{id}/session: ${describe(taken)}`);
-    if (i >= WARMUP) {
+    if (i >= warmup) {
       notified.push(t1 - t0);
       sessions.push(t2 - t0);
     }
   }
   const health: number[] = [];
-  for (let i = 0; i < WARMUP + SAMPLES; i++) {
+  for (let i = 0; i < warmup + samples; i++) {
     const t0 = performance.now();
     const reply = await get(`${base}/api/v1/health`);
     if (reply.status !== 200) fail('approval', `GET /api/v1/health: ${describe(reply)}`);
-    if (i >= WARMUP) health.push(performance.now() - t0);
+    if (i >= warmup) health.push(performance.now() - t0);
   }
   const toSession = latencyStats(sessions);
   const baseline = latencyStats(health);

@@ -3,7 +3,7 @@
  * accounting (this process and the server child) and the machine
  * description. Nothing here asserts a speed; run.ts prints ratios.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
@@ -128,11 +128,17 @@ export interface CpuShares {
   elapsedMs: number;
   /** CPU ms of the bench process (the HTTP client, or argon2 in phase 1). */
   clientMs: number;
-  /** CPU ms of the server child, when it can be read. */
+  /** CPU ms of the server child (of all of them, when there are several), when it can be read. */
   serverMs: number | null;
-  /** CPU ms of the server's main thread (the event loop), when it can be read. */
+  /** CPU ms of the server's main thread (the event loop; all servers' added up), when it can be read. */
   serverMainMs: number | null;
-  /** Share of the machine (all cores) used by the bench and the server. */
+  /** CPU ms of each server process, in the order given. */
+  perServerMs: (number | null)[];
+  /** CPU ms of the PostgreSQL backends serving the watched database (null: none watched, or /proc unreadable). */
+  postgresMs: number | null;
+  /** How many such backends were seen during the window. */
+  postgresBackends: number;
+  /** Share of the machine (all cores) used by the bench, the servers and their PostgreSQL backends. */
   ours: number;
   /**
    * Share of the machine used by anything else during the window (other
@@ -142,25 +148,92 @@ export interface CpuShares {
   others: number | null;
 }
 
+/** What a CPU window watches besides this process: server children, and the PostgreSQL backends of one database. */
+export interface Watched {
+  servers: number[];
+  /** The database whose backends are counted (found by their process titles in /proc; update_process_title is on by default). */
+  postgresDatabase?: string;
+}
+
+function watchedOf(who: number | Watched | undefined): Watched {
+  if (who === undefined) return { servers: [] };
+  return typeof who === 'number' ? { servers: [who] } : who;
+}
+
+/**
+ * CPU ms of every PostgreSQL backend of `database` on this machine, by pid.
+ * A backend's title reads "postgres: [cluster: ]USER DATABASE HOST(PORT) STATE".
+ */
+export function postgresBackendsCpuMs(database: string): Map<number, number> {
+  const found = new Map<number, number>();
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return found;
+  }
+  for (const pid of pids) {
+    let title: string;
+    try {
+      title = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      continue;
+    }
+    if (!title.startsWith('postgres: ') || !title.includes(` ${database} `)) continue;
+    const cpu = processCpuMs(Number(pid));
+    if (cpu !== null) found.set(Number(pid), cpu);
+  }
+  return found;
+}
+
 /** Starts measuring CPU use; call the result to stop. */
-export function cpuWindow(cores: number, serverPid?: number): () => CpuShares {
-  const server0 = serverPid !== undefined ? processCpuMs(serverPid) : null;
-  const main0 = serverPid !== undefined ? mainThreadCpuMs(serverPid) : null;
+export function cpuWindow(cores: number, who?: number | Watched): () => CpuShares {
+  const watched = watchedOf(who);
+  const servers0 = watched.servers.map((pid) => processCpuMs(pid));
+  const mains0 = watched.servers.map((pid) => mainThreadCpuMs(pid));
+  const pg0 = watched.postgresDatabase ? postgresBackendsCpuMs(watched.postgresDatabase) : null;
   const client0 = ownCpuMs();
   const machine0 = machineCpuMs();
   const t0 = performance.now();
   return () => {
     const elapsedMs = performance.now() - t0;
     const clientMs = ownCpuMs() - client0;
-    const server1 = serverPid !== undefined ? processCpuMs(serverPid) : null;
+    const perServerMs = watched.servers.map((pid, i) => {
+      const now = processCpuMs(pid);
+      return now !== null && servers0[i] !== null ? now - servers0[i]! : null;
+    });
+    const perMainMs = watched.servers.map((pid, i) => {
+      const now = mainThreadCpuMs(pid);
+      return now !== null && mains0[i] !== null ? now - mains0[i]! : null;
+    });
+    const sum = (values: (number | null)[]): number | null =>
+      values.length === 0 || values.some((v) => v === null) ? null : values.reduce<number>((a, b) => a + b!, 0);
+    const pg1 = watched.postgresDatabase ? postgresBackendsCpuMs(watched.postgresDatabase) : null;
+    let postgresMs: number | null = null;
+    let postgresBackends = 0;
+    if (pg0 && pg1) {
+      // a backend opened during the window counts from 0; one closed during it is lost (pools keep theirs while busy)
+      postgresMs = 0;
+      for (const [pid, cpu] of pg1) postgresMs += cpu - (pg0.get(pid) ?? 0);
+      postgresBackends = new Set([...pg0.keys(), ...pg1.keys()]).size;
+    }
     const machine1 = machineCpuMs();
-    const serverMs = server0 !== null && server1 !== null ? server1 - server0 : null;
-    const main1 = serverPid !== undefined ? mainThreadCpuMs(serverPid) : null;
-    const serverMainMs = main0 !== null && main1 !== null ? main1 - main0 : null;
+    const serverMs = sum(perServerMs);
+    const serverMainMs = sum(perMainMs);
     const capacity = elapsedMs * cores;
-    const oursMs = clientMs + (serverMs ?? 0);
+    const oursMs = clientMs + (serverMs ?? 0) + (postgresMs ?? 0);
     const others = machine0 && machine1 ? Math.max(0, (machine1.busy - machine0.busy - oursMs) / capacity) : null;
-    return { elapsedMs, clientMs, serverMs, serverMainMs, ours: round(oursMs / capacity, 3), others: others === null ? null : round(others, 3) };
+    return {
+      elapsedMs,
+      clientMs,
+      serverMs,
+      serverMainMs,
+      perServerMs,
+      postgresMs,
+      postgresBackends,
+      ours: round(oursMs / capacity, 3),
+      others: others === null ? null : round(others, 3),
+    };
   };
 }
 
@@ -171,12 +244,12 @@ export function cpuWindow(cores: number, serverPid?: number): () => CpuShares {
  */
 export async function waitForQuiet(
   cores: number,
-  options: { serverPid?: number; maxWaitMs: number; threshold: number; onWait?: (others: number) => void },
+  options: { serverPid?: number; watched?: Watched; maxWaitMs: number; threshold: number; onWait?: (others: number) => void },
 ): Promise<{ waitedMs: number; others: number | null }> {
   const t0 = performance.now();
   let warned = false;
   for (;;) {
-    const stop = cpuWindow(cores, options.serverPid);
+    const stop = cpuWindow(cores, options.watched ?? options.serverPid);
     await new Promise((resolve) => setTimeout(resolve, 500));
     const { others } = stop();
     const waitedMs = Math.round(performance.now() - t0);
@@ -202,6 +275,10 @@ export interface LoadResult {
   serverCpuMsPerOp: number | null;
   /** Of which the server's main thread (JavaScript, SQLite, HTTP): the rest is the threadpool (argon2id) and V8's helper threads. */
   serverMainThreadCpuMsPerOp: number | null;
+  /** CPU ms per operation of each server process, when there are several (the load spread over them). */
+  perServerCpuMsPerOp?: (number | null)[];
+  /** CPU ms per operation of the PostgreSQL backends of the bench's database. */
+  postgresCpuMsPerOp?: number | null;
   /** Share of the machine (all cores) used by the server and the client during the window. */
   cpuOurs: number;
   /** Share of the machine used by other processes during the window. */
@@ -220,11 +297,13 @@ export async function closedLoop(options: {
   perVu: number;
   op: (vu: number, i: number) => Promise<void>;
   serverPid?: number;
+  /** Instead of serverPid: several servers, and PostgreSQL's backends. */
+  watched?: Watched;
   cores: number;
 }): Promise<LoadResult> {
   const { concurrency, perVu, op } = options;
   const latencies: number[] = [];
-  const stop = cpuWindow(options.cores, options.serverPid);
+  const stop = cpuWindow(options.cores, options.watched ?? options.serverPid);
   await Promise.all(
     Array.from({ length: concurrency }, async (_, vu) => {
       for (let i = 0; i < perVu; i++) {
@@ -244,6 +323,8 @@ export async function closedLoop(options: {
     clientCpuMsPerOp: round(cpu.clientMs / ops, 3),
     serverCpuMsPerOp: cpu.serverMs === null ? null : round(cpu.serverMs / ops, 3),
     serverMainThreadCpuMsPerOp: cpu.serverMainMs === null ? null : round(cpu.serverMainMs / ops, 3),
+    ...(cpu.perServerMs.length > 1 ? { perServerCpuMsPerOp: cpu.perServerMs.map((ms) => (ms === null ? null : round(ms / ops, 3))) } : {}),
+    ...(options.watched?.postgresDatabase ? { postgresCpuMsPerOp: cpu.postgresMs === null ? null : round(cpu.postgresMs / ops, 3) } : {}),
     cpuOurs: cpu.ours,
     cpuOthers: cpu.others,
     concurrency,

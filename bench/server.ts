@@ -13,6 +13,12 @@ export interface ServerEnv {
   masterKey: string;
   /** More SLS_* settings (the slow SMTP relay of phase 4). */
   extra?: Record<string, string>;
+  /**
+   * Raise the server's soft limit on open files to this (phase 8's waiting
+   * connections): the server is started through `sh -c 'ulimit -n N; exec node …'`,
+   * which can go up to the hard limit only.
+   */
+  openFiles?: number;
 }
 
 export interface RunningServer {
@@ -30,7 +36,13 @@ const STOP_TIMEOUT_MS = 15_000;
 export async function startServer(env: ServerEnv): Promise<RunningServer> {
   const profileDir = process.env.BENCH_CPU_PROF;
   const nodeFlags = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, 'bin/sls.js', 'serve', '--port', '0', '--db', env.databaseUrl], {
+  const args = [...nodeFlags, 'bin/sls.js', 'serve', '--port', '0', '--db', env.databaseUrl];
+  // `exec` keeps the pid: the one the bench reads CPU and memory of is node's
+  const [command, argv] =
+    env.openFiles === undefined
+      ? [process.execPath, args]
+      : ['/bin/sh', ['-c', `ulimit -n ${Math.floor(env.openFiles)} 2>/dev/null || ulimit -n $(ulimit -Hn); exec "$0" "$@"`, process.execPath, ...args]];
+  const child: ChildProcess = spawn(command, argv, {
     cwd: ROOT,
     env: {
       ...process.env,

@@ -340,6 +340,8 @@ export interface PolicyConfig {
   approvedClaimMs: number;
   /** K1, K7: how long an activation of the mobile authenticator may take. */
   mobileActivationTtlMs: number;
+  /** K1 (issue 16 item 3): how long a proven activation token waits for the PIN. */
+  mobileActivationProvenTtlMs: number;
   /** K8: wrong recovery PINs, never reset by a login, before recovery is blocked (then: Migrate). */
   mobileRecoveryMaxFailures: number;
   /** K14: how long a temporary password waits on the phone to be read. */
@@ -398,6 +400,7 @@ export const DEFAULT_POLICY: PolicyConfig = {
   pushTtlMs: 2 * 60 * 1000,
   approvedClaimMs: 2 * 60 * 1000,
   mobileActivationTtlMs: 15 * 60 * 1000,
+  mobileActivationProvenTtlMs: 10 * 60 * 1000,
   mobileRecoveryMaxFailures: 5,
   appMessageTtlMs: 24 * 60 * 60 * 1000,
   temporaryPasscodeFullMs: 2 * 24 * 60 * 60 * 1000,

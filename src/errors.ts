@@ -87,6 +87,9 @@ export const ERROR_STATUS = {
   MOBILE_ALREADY_ACTIVE: 409,
   MOBILE_NOT_ACTIVE: 409,
   RECOVERY_BLOCKED: 403,
+  // issue 16 item 3: the activation token (or the device's answer) is proven before the PIN is chosen
+  ACTIVATION_PROOF_FAILED: 401,
+  ACTIVATION_NOT_PROVEN: 409,
   LOGIN_DENIED: 403,
   CLAIM_REFUSED: 403,
   APP_TOKEN_INVALID: 401,

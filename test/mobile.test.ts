@@ -12,6 +12,7 @@ import type { MobileSecret } from '../src/devices/mobile/mobile.js';
 import { ApiError } from '../src/mobile-app/api.js';
 import {
   MOBILE_SUITE,
+  activationMessage,
   answerMessage,
   deriveOcraKey,
   generatePhoneKeys,
@@ -80,7 +81,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
 
   const phone = () => new TestPhone(base, inbox);
 
-  it('K1, K2, M3, K9: username and password → a number on record → activation token by SMS → PIN → active; SMS is removed', async () => {
+  it('K1, K2, M3, K9: username and password → a number on record → activation token by SMS, proven before the PIN → PIN → active; SMS is removed', async () => {
     const user = await smsUser(h);
     const app = phone();
     const view = await app.start(user.username);
@@ -92,24 +93,34 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     // one token every 30 s
     expect((await rejected(app.api.sendToken(view.id, { phoneId: view.phones[0]!.id }))).code).toBe('SMS_TOO_SOON');
     const token = await inbox.activationToken(user.username);
+    const keys = await app.keysFor(view.id);
+    const keyJson = await publicKeys(keys);
+    const signature = await signAnswer(keys.signing.privateKey, activationMessage(view.id));
+
+    // issue 16 item 3: no PIN before the token is proven; refused with a stable code, nothing counted
+    const early = await rejected(app.api.completeActivation(view.id, { pin: APP_PIN, ...keyJson, signature }));
+    expect([early.status, early.code]).toEqual([409, 'ACTIVATION_NOT_PROVEN']);
+    // a wrong token takes one of 3 answers and says what was wrong, not "Login failed"
+    const wrong = await rejected(app.prove(view, token === '000000' ? '111111' : '000000'));
+    expect([wrong.status, wrong.code, wrong.body.error.attemptsLeft]).toEqual([401, 'ACTIVATION_PROOF_FAILED', 2]);
+    expect(wrong.body.error.message).toBe('The activation token is not right. Check the text message and type it again.');
+    const proven = await app.prove(view, token);
+    expect(proven).toMatchObject({ id: view.id, proven: true, attemptsLeft: 3 });
+    // once proven, the token is spent: proving again is refused and counts nothing
+    expect((await rejected(app.prove(view, token))).code).toBe('FLOW_STATE');
 
     // K2: 4 to 6 characters, at least one digit, not trivial
-    const keys = await generatePhoneKeys();
-    const keyJson = await publicKeys(keys);
     const trivial = ['0000', '1111', '1234', '4321', '123456', '1212', '2580', '1984', '7777', '6969', '1a1a', '7890'];
     const cases = [['ab1', 'length'], ['abcdefg1', 'length'], ['abcd', 'digit'], ['ab 12', 'characters'], ...trivial.map((pin) => [pin, 'trivial'])] as const;
     for (const [pin, reason] of cases) {
-      const error = await rejected(app.api.completeActivation(view.id, { response: token, pin, ...keyJson }));
+      const error = await rejected(app.api.completeActivation(view.id, { pin, ...keyJson, signature }));
       expect([error.status, error.code], pin).toEqual([400, 'INVALID_PIN']);
       expect(error.body.error.message, pin).toContain({ length: '4 to 6', digit: 'digit', characters: 'spaces', trivial: 'too easy to guess' }[reason]);
     }
-    // refused before the proof: no answer was taken
+    // refused before an answer was taken
     expect((await h.services.store.db.selectFrom('login_flows').select('attempts').where('id', '=', view.id).executeTakeFirstOrThrow()).attempts).toBe(0);
-    // a wrong token takes one of 3 answers
-    const wrong = await rejected(app.api.completeActivation(view.id, { response: token === '000000' ? '111111' : '000000', pin: APP_PIN, ...keyJson }));
-    expect([wrong.status, wrong.code, wrong.body.error.attemptsLeft]).toEqual([401, 'LOGIN_FAILED', 2]);
 
-    const enrolment = await app.complete(view, token);
+    const enrolment = await app.finish(view);
     const devices = await h.services.devices.listForUser(user.id);
     expect(devices.find((d) => d.id === enrolment.deviceId)).toMatchObject({ type: 'mobile', state: 'active', label: 'Test phone' });
     expect(devices.find((d) => d.type === 'sms')?.state).toBe('revoked');
@@ -121,7 +132,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(row.secret_enc).not.toContain(secret.signingKey.x);
     // audited, and the user hears of it (N1)
     expect((await h.services.audit.list({ userId: user.id })).map((e) => e.event)).toEqual(
-      expect.arrayContaining(['mobile.activation_started', 'mobile.token_sent', 'mobile.activation_failed', 'mobile.activated']),
+      expect.arrayContaining(['mobile.activation_started', 'mobile.token_sent', 'mobile.activation_failed', 'mobile.token_proven', 'mobile.activated']),
     );
     expect((await h.services.notifier.list({ userId: user.id })).some((n) => n.template === 'mobileActivated')).toBe(true);
     // W1: the mobile authenticator's row
@@ -149,6 +160,89 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     await app.api.sendToken(view.id, { phoneId: onRecord.id });
     await app.complete(view, await inbox.activationToken(user.username));
     expect((await h.services.phones.list(user.id))[0]!.verified).toBe(true);
+  });
+
+  it('K1, L3, L4 (issue 16 item 3): the proven token is bound to its activation and to the keys that proved it, used once, expiring, and never replayed after the activation', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    const view = await app.start(user.username);
+    inbox.tick();
+    await app.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
+    const token = await inbox.activationToken(user.username);
+    // another activation of the same user (started by whoever has the password) cannot use this token
+    const other = phone();
+    h.clock.advance(SECOND);
+    const otherView = await other.start(user.username);
+    const elsewhere = await rejected(other.prove(otherView, token));
+    expect([elsewhere.status, elsewhere.code]).toEqual([401, 'ACTIVATION_PROOF_FAILED']);
+    // copies of the right token sent at once, each with keys of its own: one proves, the others count nothing
+    const failuresBefore = (await h.services.lockout.status(user.username)).failures;
+    const phones = [app, phone(), phone()];
+    const results = await Promise.allSettled(phones.map((p) => p.prove(view, token)));
+    const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+    expect(won).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect(['FLOW_EXPIRED', 'FLOW_STATE']).toContain((r.reason as ApiError).code);
+    expect((await h.services.lockout.status(user.username)).failures).toBe(failuresBefore);
+    expect((await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'mobile.token_proven')).toHaveLength(1);
+    const winner = phones[won[0]!]!;
+    const loser = phones[(won[0]! + 1) % phones.length]!;
+    // the proof is the winner's keys': other keys, or the right keys without their signature, cannot finish
+    const notTheirs = await rejected(loser.finish(view));
+    expect([notTheirs.status, notTheirs.code]).toEqual([409, 'ACTIVATION_NOT_PROVEN']);
+    const keys = await publicKeys(await winner.keysFor(view.id));
+    const otherSignature = await signAnswer((await loser.keysFor(view.id)).signing.privateKey, activationMessage(view.id));
+    const unsigned = await rejected(winner.api.completeActivation(view.id, { pin: APP_PIN, ...keys, signature: otherSignature }));
+    expect([unsigned.status, unsigned.code]).toEqual([409, 'ACTIVATION_NOT_PROVEN']);
+    // a signature made for another activation does not finish this one
+    const wrongId = await signAnswer((await winner.keysFor(view.id)).signing.privateKey, activationMessage(otherView.id));
+    expect((await rejected(winner.api.completeActivation(view.id, { pin: APP_PIN, ...keys, signature: wrongId }))).code).toBe('ACTIVATION_NOT_PROVEN');
+    const enrolment = await winner.finish(view);
+    expect((await h.services.devices.get(enrolment.deviceId)).state).toBe('active');
+    // after the activation: neither the proof nor the completion can be replayed
+    expect((await rejected(winner.prove(view, token))).code).toBe('FLOW_EXPIRED');
+    expect((await rejected(winner.finish(view))).code).toBe('FLOW_EXPIRED');
+    expect((await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'mobile')).toHaveLength(1);
+
+    // a proof not followed by the PIN in time expires
+    const late = await smsUser(h);
+    const slow = phone();
+    const lateView = await slow.start(late.username);
+    inbox.tick();
+    await slow.api.sendToken(lateView.id, { phoneId: lateView.phones[0]!.id });
+    expect((await slow.prove(lateView, await inbox.activationToken(late.username))).proven).toBe(true);
+    h.clock.advance(h.services.config.policy.mobileActivationProvenTtlMs + SECOND);
+    const expired = await rejected(slow.finish(lateView));
+    expect([expired.status, expired.code]).toEqual([410, 'FLOW_EXPIRED']);
+    expect((await h.services.devices.listForUser(late.id)).some((d) => d.type === 'mobile')).toBe(false);
+  });
+
+  it('K1, L3 (issue 16 item 3): wrong tokens count towards the lock, three use the activation up, and a device answer is proven once (L4)', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    const view = await app.start(user.username);
+    inbox.tick();
+    await app.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
+    const token = await inbox.activationToken(user.username);
+    const before = (await h.services.lockout.status(user.username)).failures;
+    const wrong = token === '000000' ? '111111' : '000000';
+    // wrong copies at once: each takes an answer and counts, never more than the flow's 3
+    const results = await Promise.allSettled([1, 2, 3, 4].map(() => app.prove(view, wrong)));
+    const codes = results.map((r) => (r.status === 'rejected' ? (r.reason as ApiError).code : 'accepted'));
+    expect(codes.filter((c) => c === 'ACTIVATION_PROOF_FAILED')).toHaveLength(3);
+    expect(codes.filter((c) => c !== 'ACTIVATION_PROOF_FAILED').every((c) => c === 'FLOW_EXPIRED')).toBe(true);
+    const usedUp = results.flatMap((r) => (r.status === 'rejected' && (r.reason as ApiError).body.error.attemptsLeft === 0 ? [r.reason as ApiError] : []));
+    expect(usedUp[0]!.body.error.message).toContain('third wrong try');
+    expect((await h.services.lockout.status(user.username)).failures).toBe(before + 3);
+    // the right token no longer helps: the activation is used up
+    expect((await rejected(app.prove(view, token))).code).toBe('FLOW_EXPIRED');
+
+    // a physical device's answer proves once: the same answer in a new activation is refused (L4)
+    const { user: cardUser, card } = await createUserWithCard(h.services);
+    const first = phone();
+    const firstView = await first.start(cardUser.username);
+    const answer = cardAnswer(card, (firstView.challenge as { question: string }).question);
+    expect((await first.prove(firstView, answer)).proven).toBe(true);
+    expect((await rejected(first.prove(firstView, answer))).code).toBe('FLOW_STATE');
   });
 
   it('K1, M2: a new applicant whose number is on record but not yet verified gets the token there; no other number may be added', async () => {
@@ -474,14 +568,16 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(view).toMatchObject({ purpose: 'recover', proof: 'sms', phones: [{ id: originalNumber }] });
     // the review's attack: the password and the (guessed) PIN, without the token
     const guessed = await rejected(app.complete(view, 'r3cov', 'r3cov'));
-    expect([guessed.code, guessed.body.error.attemptsLeft]).toEqual(['LOGIN_FAILED', 2]);
+    expect([guessed.code, guessed.body.error.attemptsLeft]).toEqual(['ACTIVATION_PROOF_FAILED', 2]);
     expect((await h.services.devices.get(lost.deviceId)).state).toBe('active');
     // with the token, a wrong recovery PIN is refused and counted
     inbox.tick();
     await app.api.sendToken(view.id, { phoneId: originalNumber });
     const token = await inbox.activationToken(user.username);
     const wrongPin = await rejected(app.complete(view, token, 'wr0ng'));
-    expect([wrongPin.code, wrongPin.body.error.attemptsLeft]).toEqual(['LOGIN_FAILED', 1]);
+    // the proven token gives the recovery PIN its own 3 answers, each counted towards the lock
+    expect([wrongPin.code, wrongPin.body.error.attemptsLeft]).toEqual(['ACTIVATION_PROOF_FAILED', 2]);
+    expect(wrongPin.body.error.message).toContain('The recovery PIN is not right');
     expect((await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'mobile.recovery_failed')).toHaveLength(1);
     const recovered = await app.complete(view, token, 'r3cov');
     expect((await h.services.devices.get(lost.deviceId)).state).toBe('revoked');
@@ -520,7 +616,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
       const view = await thief.start(user.username, 'recover');
       inbox.tick();
       await thief.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
-      expect((await rejected(thief.complete(view, await inbox.activationToken(user.username), `n0t${failures}`))).code).toBe('LOGIN_FAILED');
+      expect((await rejected(thief.complete(view, await inbox.activationToken(user.username), `n0t${failures}`))).code).toBe('ACTIVATION_PROOF_FAILED');
       // the owner logs in meanwhile: the lock's count starts again, the recovery count does not
       const login = await startLogin(h.app, user.username);
       await owner.approve(await owner.request(user.username), login.body.challenge.number);
@@ -683,15 +779,14 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const user = await smsUser(h);
     const app = phone();
     const view = await app.start(user.username);
-    const bad = await postJson(h.app, `/api/v1/mobile/activations/${view.id}/complete`, {
+    const bad = await postJson(h.app, `/api/v1/mobile/activations/${view.id}/proof`, {
       response: '123456',
-      pin: 'ab12',
       signingKey: { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' },
       agreementKey: { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' },
     });
     expect([bad.status, bad.body.error.code]).toEqual([400, 'VALIDATION_ERROR']);
     expect(
-      (await postJson(h.app, '/api/v1/mobile/activations/flw_nope/complete', { response: '1', pin: 'ab12', signingKey: {}, agreementKey: {} })).status,
+      (await postJson(h.app, '/api/v1/mobile/activations/flw_nope/complete', { pin: 'ab12', signingKey: {}, agreementKey: {}, signature: '' })).status,
     ).toBe(400);
     expect((await postJson(h.app, '/api/v1/mobile/activations', { username: user.username, password: PASSWORD, purpose: 'steal' })).status).toBe(400);
     // a long poll's wait: whole seconds in decimal digits, at most 25

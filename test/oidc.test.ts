@@ -94,6 +94,8 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
   let clientId: string;
   let clientSecret: string;
   let publicClientId: string;
+  let deviceClientId: string;
+  let deviceConfig: oidc.Configuration;
   let config: oidc.Configuration;
   const redirectUri = () => `${rp.url}/cb`;
 
@@ -120,6 +122,14 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     publicClientId = (await h.services.oidc.clients.create({ name: 'Trading app', app: 'trading', redirectUris: [redirectUri()], public: true }, 'test')).client
       .clientId;
     config = await oidc.discovery(new URL(issuer), clientId, undefined, oidc.ClientSecretBasic(clientSecret), { execute: [oidc.allowInsecureRequests] });
+    // RFC 8628: a trading platform without a browser (no redirect URI)
+    deviceClientId = (
+      await h.services.oidc.clients.create(
+        { name: 'Trading desktop', app: 'trading', redirectUris: [], public: true, deviceGrant: true, backchannelLogoutUri: `${rp.url}/backchannel` },
+        'test',
+      )
+    ).client.clientId;
+    deviceConfig = await oidc.discovery(new URL(issuer), deviceClientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
   });
 
   // the provider reads the system clock: each test starts with ours on it (a test moves ours on only for itself)
@@ -378,9 +388,17 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
       .toBe(1);
   });
 
-  it('I1: introspection and revocation of an access token', async () => {
+  it('I1: introspection and revocation of an access token, by its own client only', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const { tokens } = await tokensFor(holder);
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(true);
+    // another confidential client learns nothing of this client's token, and cannot revoke it
+    const other = await h.services.oidc.clients.create({ name: 'Back office', app: 'portal', redirectUris: [redirectUri()] }, 'test');
+    const otherConfig = await oidc.discovery(new URL(issuer), other.client.clientId, undefined, oidc.ClientSecretBasic(other.secret!), {
+      execute: [oidc.allowInsecureRequests],
+    });
+    expect(await oidc.tokenIntrospection(otherConfig, tokens.access_token)).toEqual({ active: false });
+    await oidc.tokenRevocation(otherConfig, tokens.access_token).catch(() => undefined);
     expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(true);
     await oidc.tokenRevocation(config, tokens.access_token);
     expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
@@ -587,6 +605,181 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     expect(await h.services.sessions.authenticate(browser.jar.get('sls_session') ?? 'none')).toBeNull();
   });
 
+  /** RFC 8628: the device asks for a code; openid-client polls (quickly: the provider sets no interval, 5 s by default). */
+  async function deviceCode(scope = 'openid profile offline_access') {
+    const response = await oidc.initiateDeviceAuthorization(deviceConfig, { scope });
+    return { response, poll: () => oidc.pollDeviceAuthorizationGrant(deviceConfig, { ...response, interval: 0.05 }) };
+  }
+
+  const xsrfOf = (html: string) => /name="xsrf" value="([^"]+)"/.exec(html)![1]!;
+
+  /** The user types the code on the device page and sees the confirmation (the page's HTML). */
+  async function typeUserCode(browser: Browser, userCode: string) {
+    const input = await browser.request('/oidc/device');
+    expect(input.status).toBe(200);
+    return browser.request('/oidc/device', { form: { xsrf: xsrfOf(input.html), user_code: userCode } });
+  }
+
+  /** Types the code, confirms, logs in with the holder's device; returns the success page. */
+  async function approveDevice(browser: Browser, userCode: string, holder: Holder, seen: string[] = []) {
+    const confirmation = await typeUserCode(browser, userCode);
+    expect(confirmation.status, confirmation.html.slice(0, 300)).toBe(200);
+    const confirmed = await browser.request('/oidc/device', { form: { xsrf: xsrfOf(confirmation.html), user_code: userCode, confirm: 'yes' } });
+    let url = confirmed.location!;
+    for (let hop = 0; hop < 10; hop++) {
+      seen.push(new URL(url).pathname);
+      const page = await browser.request(url);
+      if (page.location) {
+        url = page.location;
+        continue;
+      }
+      if (new URL(url).pathname !== '/login') return page;
+      // the login must be newer than the approval (the provider's clock is the system's)
+      h.clock.set(Math.max(Date.now(), h.clock.now()));
+      const app = new URL(url).searchParams.get('app')!;
+      const posted = await browser.request('/login', {
+        form: { _csrf: csrfOf(form(page.html, '/login')), username: holder.user.username, password: PASSWORD, app },
+      });
+      url = await answerChallenge(browser, posted.location!, holder);
+    }
+    throw new Error(`too many redirects: ${seen.join(' ')}`);
+  }
+
+  it('I1 (RFC 8628): a trading platform without a browser shows a code; the user types it, confirms, logs in with the DSC+; the platform gets its tokens', async () => {
+    const metadata = deviceConfig.serverMetadata();
+    expect(metadata.device_authorization_endpoint).toBe(`${issuer}/oidc/device/auth`);
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { response, poll } = await deviceCode();
+    expect(response.verification_uri).toBe(`${issuer}/oidc/device`);
+    expect(response.user_code).toMatch(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
+    // polling before the user approved: the platform waits
+    const polling = poll();
+    const browser = new Browser(issuer);
+    const confirmation = await typeUserCode(browser, response.user_code.toLowerCase().replace('-', ' '));
+    // the confirmation names the application and the code, and warns against a code sent by someone else (RFC 8628 §5.4)
+    expect(confirmation.html).toContain('Trading desktop (Trading platform)');
+    expect(confirmation.html).toContain(response.user_code);
+    expect(confirmation.html).toContain('If someone sent you this code or link');
+    const seen: string[] = [];
+    const done = await approveDevice(browser, response.user_code, holder, seen);
+    expect(seen).toContain('/login');
+    expect(done.html).toContain('Trading desktop is signed in');
+    const tokens = await polling;
+    expect(tokens.claims()).toMatchObject({ sub: holder.user.id, acr: 'urn:sls:acr:strong', amr: ['pwd', 'hwk', 'otp', 'pin', 'mfa'] });
+    // L8: the login behind it is a trading login
+    expect((await sessionOf(browser)).app).toBe('trading');
+    const info = await oidc.fetchUserInfo(deviceConfig, tokens.access_token, holder.user.id);
+    expect(info.preferred_username).toBe(holder.user.username);
+    // refresh tokens rotate as for the code flow
+    expect((await oidc.refreshTokenGrant(deviceConfig, tokens.refresh_token!)).access_token).toBeTruthy();
+    // audited: the device's request, and the login with its grant
+    const events = await h.services.store.db
+      .selectFrom('audit_log')
+      .select(['event', 'user_id', 'data'])
+      .where('event', 'in', ['oidc.device_requested', 'oidc.login'])
+      .execute();
+    expect(events.some((e) => e.event === 'oidc.device_requested' && JSON.parse(e.data as string).clientId === deviceClientId)).toBe(true);
+    expect(events.some((e) => e.event === 'oidc.login' && e.user_id === holder.user.id && JSON.parse(e.data as string).grant === 'device_code')).toBe(true);
+  });
+
+  it('I1 (RFC 8628 §5.4): a browser already signed in to the trading platform still logs in again to approve a device', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const browser = new Browser(issuer);
+    const first = await deviceCode();
+    const polling = first.poll();
+    await approveDevice(browser, first.response.user_code, holder);
+    await polling;
+    // a second code (as an attacker would send it), a moment later: the open session is not enough
+    h.clock.set(h.clock.now() + 1_000);
+    const second = await deviceCode();
+    const secondPolling = second.poll();
+    const seen: string[] = [];
+    await approveDevice(browser, second.response.user_code, holder, seen);
+    expect(seen).toContain('/login');
+    expect((await secondPolling).claims()!.sub).toBe(holder.user.id);
+  });
+
+  it('I1 (RFC 8628): the user refuses the device: the platform gets access_denied, and the refusal is audited', async () => {
+    const { response, poll } = await deviceCode();
+    const polling = poll();
+    const browser = new Browser(issuer);
+    const confirmation = await typeUserCode(browser, response.user_code);
+    const refused = await browser.request('/oidc/device', { form: { xsrf: xsrfOf(confirmation.html), user_code: response.user_code, abort: 'yes' } });
+    expect(refused.html).toContain('the device was refused');
+    await expect(polling).rejects.toMatchObject({ error: 'access_denied' });
+    const audited = await h.services.store.db.selectFrom('audit_log').select('data').where('event', '=', 'oidc.device_refused').execute();
+    expect(audited.some((row) => JSON.parse(row.data as string).clientId === deviceClientId)).toBe(true);
+  });
+
+  it('I1 (RFC 8628): a wrong code, an expired code and a code already approved are refused with a clear page; nobody approves a device twice', async () => {
+    const browser = new Browser(issuer);
+    const wrong = await typeUserCode(browser, 'BBBB-BBBB');
+    expect(wrong.html).toContain('This code is not right');
+    // X2: in the browser's language
+    const french = await fetch(`${issuer}/oidc/device`, { headers: { 'accept-language': 'fr' } });
+    expect(await french.text()).toContain('Saisissez le code');
+    // approved once by its user …
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { response, poll } = await deviceCode();
+    const polling = poll();
+    await approveDevice(browser, response.user_code, holder);
+    expect((await polling).claims()!.sub).toBe(holder.user.id);
+    // … then an attacker's browser cannot approve it for another user
+    const again = await typeUserCode(new Browser(issuer), response.user_code);
+    expect(again.html).toContain('This code was already used');
+    // a code whose time is up (the provider's own expiry: its clock is the system's)
+    const late = await deviceCode();
+    const stored = h.services.store.db
+      .selectFrom('oidc_artifacts')
+      .where('model', '=', 'DeviceCode')
+      .where('user_code', '=', late.response.user_code.replace('-', ''));
+    const payload = JSON.parse((await stored.select('payload').executeTakeFirstOrThrow()).payload) as { exp: number };
+    await h.services.store.db
+      .updateTable('oidc_artifacts')
+      .set({ payload: JSON.stringify({ ...payload, exp: payload.exp - 3_600 }) })
+      .where('model', '=', 'DeviceCode')
+      .where('user_code', '=', late.response.user_code.replace('-', ''))
+      .execute();
+    const expired = await typeUserCode(new Browser(issuer), late.response.user_code);
+    expect(expired.html).toContain('This code has expired');
+  });
+
+  it('I1, L4 (RFC 8628): copies of the approved device code polled at once give tokens exactly once', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { response } = await deviceCode();
+    await approveDevice(new Browser(issuer), response.user_code, holder);
+    const exchange = () =>
+      fetch(`${issuer}/oidc/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: response.device_code, client_id: deviceClientId }),
+      });
+    const answers = await Promise.all(Array.from({ length: 4 }, exchange));
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 400, 400, 400]);
+  });
+
+  it('I1, L8 (RFC 8628): a password reset ends the login the device was approved in: the platform is told and its refresh token stops working', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { response, poll } = await deviceCode();
+    const polling = poll();
+    await approveDevice(new Browser(issuer), response.user_code, holder);
+    const tokens = await polling;
+    rp.logoutTokens.length = 0;
+    const { user: agent } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const verification = await h.services.helpDesk.verifyIdentity(agent.id, holder.user.username, { method: 'id_document' });
+    await h.services.helpDesk.resetPassword(agent.id, holder.user.username, { verificationId: verification.id });
+    await expect.poll(() => rp.logoutTokens.map((t) => payloadOf(t).aud), { timeout: 5_000 }).toEqual([deviceClientId]);
+    await expect(oidc.refreshTokenGrant(deviceConfig, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('I1 (RFC 8628): a client not registered for the device grant cannot ask for a device code', async () => {
+    const publicConfig = await oidc.discovery(new URL(issuer), publicClientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    await expect(oidc.initiateDeviceAuthorization(publicConfig, { scope: 'openid' })).rejects.toMatchObject({
+      error: 'invalid_request',
+      error_description: 'urn:ietf:params:oauth:grant-type:device_code is not allowed for this client',
+    });
+  });
+
   it('I1: admins register and delete clients in the console; the secret is shown once; other staff are refused', async () => {
     const { user: admin, card } = await createUserWithCard(h.services, '1234', { role: 'admin' });
     const holder: Holder = {
@@ -632,6 +825,25 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     });
     expect(deleted.status).toBe(200);
     expect(await h.services.oidc.clients.find(registered.clientId)).toBeNull();
+    // RFC 8628: a trading platform without a browser needs no redirect URI; without either, the form says what is missing
+    const devicePage = await browser.request('/helpdesk/oidc-clients');
+    const device = await browser.request('/helpdesk/oidc-clients', {
+      form: {
+        _csrf: csrfOf(form(devicePage.html, '/helpdesk/oidc-clients')),
+        name: 'Desk',
+        app: 'trading',
+        type: 'public',
+        deviceGrant: 'yes',
+        redirectUri: '',
+      },
+    });
+    expect(device.status).toBe(200);
+    expect((await h.services.oidc.clients.list()).find((c) => c.name === 'Desk')).toMatchObject({ public: true, deviceGrant: true, redirectUris: [] });
+    const neither = await browser.request('/helpdesk/oidc-clients', {
+      form: { _csrf: csrfOf(form(device.html, '/helpdesk/oidc-clients')), name: 'Nowhere', app: 'trading', type: 'public', redirectUri: '' },
+    });
+    expect(neither.status).toBe(400);
+    expect(neither.html).toContain('redirect');
     // client services may not
     const { user: agent, card: agentCard } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
     const other = new Browser(issuer);
@@ -750,17 +962,21 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
     expect(started.location).toMatch(/\/oidc\/interaction\//);
     // … the interaction, the login and the resume on b
     const onB = (location: string) => `${bUrl}${new URL(location).pathname}${new URL(location).search}`;
+    /** On b: the login page, the password, then the DSC+'s answer from the card emulator (`sls dsc`). */
+    const logInOnB = async (user: Browser, loginLocation: string, app: string) => {
+      const loginPage = await user.request(onB(loginLocation));
+      const posted = await user.request(`${bUrl}/login`, {
+        form: { _csrf: csrfOf(form(loginPage.html, '/login')), username: 'oidcproc', password: PASSWORD, app },
+      });
+      const flowPath = new URL(posted.location!).pathname;
+      const challengePage = await user.request(`${bUrl}${flowPath}`);
+      const view = (await (await fetch(`${bUrl}/api/v1${flowPath}`)).json()) as { challenge: { question: string } };
+      const response = (await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', view.challenge.question], env)).stdout.trim();
+      return user.request(`${bUrl}${flowPath}`, { form: { _csrf: csrfOf(form(challengePage.html, flowPath)), response } });
+    };
     const toLogin = await browser.request(onB(started.location!));
     expect(new URL(toLogin.location!).pathname).toBe('/login');
-    const loginPage = await browser.request(onB(toLogin.location!));
-    const posted = await browser.request(`${bUrl}/login`, {
-      form: { _csrf: csrfOf(form(loginPage.html, '/login')), username: 'oidcproc', password: PASSWORD, app: 'portal' },
-    });
-    const flowPath = new URL(posted.location!).pathname;
-    const challengePage = await browser.request(`${bUrl}${flowPath}`);
-    const view = (await (await fetch(`${bUrl}/api/v1${flowPath}`)).json()) as { challenge: { question: string } };
-    const response = (await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', view.challenge.question], env)).stdout.trim();
-    const answered = await browser.request(`${bUrl}${flowPath}`, { form: { _csrf: csrfOf(form(challengePage.html, flowPath)), response } });
+    const answered = await logInOnB(browser, toLogin.location!, 'portal');
     expect(answered.location).toMatch(/\/oidc\/interaction\//);
     const resume = await browser.request(onB(answered.location!));
     const callback = await browser.request(onB(resume.location!));
@@ -768,6 +984,30 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
     // the code is exchanged at a
     const tokens = await oidc.authorizationCodeGrant(config, new URL(callback.location!), { pkceCodeVerifier: verifier, expectedState: state });
     expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:strong', amr: ['pwd', 'hwk', 'otp', 'pin', 'mfa'] });
+
+    // RFC 8628 across processes: a device client made by the command line (no redirect URI); the code is asked for
+    // at a, typed, approved and logged in on b, and the tokens polled at a
+    const deviceClient = await sls(['client', 'create', '--name', 'Trading desktop', '--app', 'trading', '--public', '--device'], env);
+    expect(deviceClient.code, deviceClient.stderr).toBe(0);
+    expect(deviceClient.stdout).toContain('RFC 8628');
+    const deviceClientId = /(cli_[a-z2-7]{26})/.exec(deviceClient.stdout)![1]!;
+    expect((await sls(['client', 'list'], env)).stdout).toContain(`${deviceClientId}\ttrading\tpublic+device\tTrading desktop\t-`);
+    const deviceConfig = await oidc.discovery(new URL(a.url), deviceClientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const asked = await oidc.initiateDeviceAuthorization(deviceConfig, { scope: 'openid' });
+    const polled = oidc.pollDeviceAuthorizationGrant(deviceConfig, { ...asked, interval: 0.05 });
+    const phone = new Browser(bUrl);
+    const input = await phone.request(`${bUrl}/oidc/device`);
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(input.html)![1]!;
+    const confirmation = await phone.request(`${bUrl}/oidc/device`, { form: { xsrf, user_code: asked.user_code } });
+    const approval = await phone.request(`${bUrl}/oidc/device`, { form: { xsrf, user_code: asked.user_code, confirm: 'yes' } });
+    expect(confirmation.html).toContain('Trading desktop');
+    const toDeviceLogin = await phone.request(onB(approval.location!));
+    expect(toDeviceLogin.location).toContain('/login?app=trading');
+    const deviceAnswered = await logInOnB(phone, toDeviceLogin.location!, 'trading');
+    const deviceResume = await phone.request(onB(deviceAnswered.location!));
+    const success = await phone.request(onB(deviceResume.location!));
+    expect(success.html).toContain('Trading desktop is signed in');
+    expect((await polled).claims()).toMatchObject({ sub: expect.any(String), acr: 'urn:sls:acr:strong' });
 
     // a rotation by the command line: both processes publish the new key within seconds
     const rotated = await sls(['oidc', 'rotate-keys'], env);

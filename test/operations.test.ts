@@ -2,7 +2,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { DATABASES, startHarness, type Harness } from './support/harness.js';
-import { isDatabaseUnavailable, parseDatabaseUrl } from '../src/store/database.js';
+import { isDatabaseUnavailable, openStore, parseDatabaseUrl } from '../src/store/database.js';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
 import { openSignals } from '../src/push/signals.js';
 
 describe.each(DATABASES)('readiness on %s', (dbName) => {
@@ -73,6 +80,40 @@ describe('X6: which failures are a database outage', () => {
     expect(parseDatabaseUrl('sqlite:/var/lib/sls/sls.db')).toEqual({ dialect: 'sqlite', location: '/var/lib/sls/sls.db' });
     for (const url of ['localhost:5432/sls', 'postgres://db.example', 'postgres:db', 'mysql://h/db', 'sqlite:']) {
       expect(() => parseDatabaseUrl(url), url).toThrowError(expect.objectContaining({ code: 'INVALID_CONFIG' }));
+    }
+  });
+});
+
+describe('X4: several server processes starting on one SQLite file', () => {
+  it('X4: a server that opens the file while another process is writing to it (still in rollback mode, setting it up) waits and starts, it does not fail with "database is locked"', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sls-open-'));
+    const file = join(dir, 'sls.db');
+    // the other process: a write under way on a file not yet in WAL mode, held for a moment
+    const writer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const Database = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+         const db = new Database(${JSON.stringify(file)});
+         db.exec('begin immediate'); db.exec('create table t(x)'); db.exec('insert into t values (1)');
+         process.stdout.write('writing\\n');
+         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 800);
+         db.exec('commit'); db.close();`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const exited = new Promise((resolve) => writer.once('exit', resolve));
+    await new Promise((resolve) => writer.stdout.once('data', resolve));
+    const store = openStore(file);
+    try {
+      const { rows } = await sql<{ journal_mode: string }>`pragma journal_mode`.execute(store.db);
+      expect(rows[0]?.journal_mode).toBe('wal');
+      const count = await sql<{ n: number }>`select count(*) as n from t`.execute(store.db);
+      expect(count.rows[0]?.n).toBe(1);
+    } finally {
+      await store.close();
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

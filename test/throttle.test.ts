@@ -155,6 +155,7 @@ describe('the global limit (X5)', () => {
       ['POST', '/api/v1/phones/:phoneId/verification', 'send'],
       ['POST', '/api/v1/mobile/activations/:id/token', 'send'],
       ['POST', '/api/v1/mobile/activations', 'activation'],
+      ['POST', '/api/v1/mobile/activations/:id/proof', 'activation'],
       ['POST', '/api/v1/mobile/activations/:id/complete', 'activation'],
       ['GET', '/api/v1/helpdesk/users', 'helpdesk'],
       ['POST', '/helpdesk/users/:username/unlock', 'helpdesk'],
@@ -254,6 +255,31 @@ describe.each(BACKENDS)('the throttle across two server processes, counters in $
     } finally {
       await Promise.all([a.stop(), b.stop()]);
       await database.drop();
+    }
+  });
+});
+
+describe('the device authorization grant (X5, I1)', () => {
+  it('X5/I1: user codes typed on the device page are counted like answers: over the limit, 429 before the provider looks the code up', async () => {
+    const h = await startHarness('sqlite', { limits: { ...OFF, answer: { perAddress: 3, global: 0 } } });
+    try {
+      const from = address();
+      const statuses = [];
+      for (let i = 0; i < 4; i++) {
+        const typed = await h.app.inject({
+          method: 'POST',
+          url: '/oidc/device',
+          remoteAddress: from,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          payload: `xsrf=x&user_code=BCDF-GHJ${i}`,
+        });
+        statuses.push(typed.statusCode);
+      }
+      // the first three reach the provider (no form of this browser: a new form), the fourth is refused
+      expect(statuses.slice(0, 3)).toEqual([303, 303, 303]);
+      expect(statuses[3]).toBe(429);
+    } finally {
+      await h.close();
     }
   });
 });

@@ -16,18 +16,28 @@ export function registerOidcCommands(program: Command, kit: CliKit): void {
   const { t, print, printJson, dbOption, withServices } = kit;
 
   const line = (c: OidcClient): string =>
-    [c.clientId, c.app, c.public ? 'public' : 'confidential', c.name, c.redirectUris.join(','), c.backchannelLogoutUri ?? '-'].join('\t');
+    [
+      c.clientId,
+      c.app,
+      `${c.public ? 'public' : 'confidential'}${c.deviceGrant ? '+device' : ''}`,
+      c.name,
+      c.redirectUris.join(',') || '-',
+      c.backchannelLogoutUri ?? '-',
+    ].join('\t');
 
   const client = program.command('client').description('the OpenID Connect clients (relying parties) of the provider (docs/oidc.md)');
   client
     .command('create')
-    .description('register a client; prints its secret once (only a keyed digest is kept); --public for a client without secret (PKCE)')
+    .description(
+      'register a client; prints its secret once (only a keyed digest is kept); --public for a client without secret (PKCE); --device for a platform without a browser (device code)',
+    )
     .requiredOption('--name <n>', 'its name, e.g. "Client Portal"')
     .requiredOption('--app <app>', 'portal or trading: the application its logins open')
-    .requiredOption('--redirect-uri <url>', 'where the provider sends the browser back (repeatable)', collect)
+    .option('--redirect-uri <url>', 'where the provider sends the browser back (repeatable; at least one unless --device)', collect)
     .option('--post-logout-redirect-uri <url>', 'where RP-initiated logout may send the browser (repeatable)', collect)
     .option('--backchannel-logout-uri <url>', 'where logout tokens are posted when a session ends')
     .option('--public', 'a public client (browser or native app): no secret, PKCE required')
+    .option('--device', 'may use the device authorization grant (RFC 8628): it shows a code the user approves on a phone or computer')
     .option('--json', 'print JSON')
     .addOption(dbOption())
     .action(
@@ -35,10 +45,11 @@ export function registerOidcCommands(program: Command, kit: CliKit): void {
         options: DbOption & {
           name: string;
           app: string;
-          redirectUri: string[];
+          redirectUri?: string[];
           postLogoutRedirectUri?: string[];
           backchannelLogoutUri?: string;
           public?: boolean;
+          device?: boolean;
           json?: boolean;
         },
       ) => {
@@ -47,16 +58,18 @@ export function registerOidcCommands(program: Command, kit: CliKit): void {
             {
               name: options.name,
               app: options.app,
-              redirectUris: options.redirectUri,
+              redirectUris: options.redirectUri ?? [],
               postLogoutRedirectUris: options.postLogoutRedirectUri ?? [],
               backchannelLogoutUri: options.backchannelLogoutUri ?? null,
               public: options.public === true,
+              deviceGrant: options.device === true,
             },
             'cli',
           );
           if (options.json) return printJson({ ...created, clientSecret: secret });
           print(t('oidc.cli.created', { clientId: created.clientId, name: created.name, app: created.app }));
           print(secret === null ? t('oidc.cli.public') : t('oidc.cli.secret', { secret }));
+          if (created.deviceGrant) print(t('oidc.cli.device'));
         });
       },
     );

@@ -21,6 +21,7 @@ import type { Users } from '../identity/users.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { Attempt, FailureOutcome, Lockout } from '../policy/lockout.js';
 import type { Executor, Store, Tx } from '../store/database.js';
+import type { FlowState } from '../store/schema.js';
 import { failFlow, findFlow, reserveAnswer, type FlowRow } from './flow-rows.js';
 import { noObserver, type AnswerOutcome, type Observer } from '../metrics/observer.js';
 
@@ -68,6 +69,12 @@ export function accepted(device: { id: string }, check: CheckResult, flowId: str
 export interface FlowAnswer<T> {
   /** The open flow being answered. */
   row: FlowRow;
+  /**
+   * The state in which the flow takes answers: `second_factor`, or
+   * `approved` for a second answer after a first one was accepted (the
+   * recovery PIN after the mobile authenticator's proven token, K8).
+   */
+  open?: FlowState;
   /** The type of the device answered with, for the metrics. */
   deviceType?: string;
   ip: string | null;
@@ -180,13 +187,14 @@ export class Answers {
       data: { flowId: row.id, kind: row.kind, factor: 'second' },
       ...(spec.actor ? { actor: spec.actor } : {}),
     };
+    const open = spec.open ?? 'second_factor';
     // one of the flow's answers is taken in the attempt's transaction: one commit for both
     let attempts: number | null = null;
     const attempt = await this.begin(
       who,
-      () => failFlow(store.db, row.id, clock.now()),
+      () => failFlow(store.db, row.id, clock.now(), open),
       async (trx) => {
-        attempts = await reserveAnswer(trx, row.id, clock.now(), policy.challengeMaxAttempts);
+        attempts = await reserveAnswer(trx, row.id, clock.now(), policy.challengeMaxAttempts, open);
       },
     );
     if (attempts === null) {
@@ -220,7 +228,7 @@ export class Answers {
       }
       // the same answer was accepted a moment ago: by this flow (it is used up), or by another (a wrong answer here)
       const current = await findFlow(store.db, row.id, row.kind);
-      if (current.state !== 'second_factor') {
+      if (current.state !== open) {
         await this.release(attempt);
         throw new SlsError('FLOW_EXPIRED');
       }
@@ -228,7 +236,7 @@ export class Answers {
     const attemptsLeft = policy.challengeMaxAttempts - attempts;
     const more: AuditInput[] = [];
     if (attemptsLeft <= 0) {
-      await failFlow(store.db, row.id, clock.now());
+      await failFlow(store.db, row.id, clock.now(), open);
       more.push({ event: 'login.flow_exhausted', userId: row.user_id, username: row.username, ip: spec.ip, data: { flowId: row.id } });
     }
     await this.fail(attempt, who, { event: spec.failed.event, data: { flowId: row.id, ...spec.failed.data, attemptsLeft } }, more);

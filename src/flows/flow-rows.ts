@@ -19,12 +19,12 @@ const FLOW_ID = /^flw_[a-z2-7]{26}$/;
 const flowById = prepared<{ id: string; kind: FlowRow['kind'] }>()((db, p) =>
   db.selectFrom('login_flows').selectAll().where('id', '=', p.id).where('kind', '=', p.kind),
 );
-const takeAnswer = prepared<{ id: string; now: number; max: number }>()((db, p) =>
+const takeAnswer = prepared<{ id: string; now: number; max: number; open: FlowState }>()((db, p) =>
   db
     .updateTable('login_flows')
     .set((eb) => ({ attempts: eb('attempts', '+', 1), updated_at: p.now }))
     .where('id', '=', p.id)
-    .where('state', '=', 'second_factor')
+    .where('state', '=', p.open)
     .where('expires_at', '>', p.now)
     .where('attempts', '<', p.max)
     .returning('attempts'),
@@ -136,14 +136,14 @@ export function newFlowRow(flow: NewFlow): FlowRow {
  * Returns how many were taken with this one, or null when the flow is
  * closed, expired or used up.
  */
-export async function reserveAnswer(db: Executor, flowId: string, now: number, maxAttempts: number): Promise<number | null> {
-  const row = await takeAnswer.first(db, { id: flowId, now, max: maxAttempts });
+export async function reserveAnswer(db: Executor, flowId: string, now: number, maxAttempts: number, open: FlowState = 'second_factor'): Promise<number | null> {
+  const row = await takeAnswer.first(db, { id: flowId, now, max: maxAttempts, open });
   return row?.attempts ?? null;
 }
 
 /** Closes an open flow as failed (its answers are used up, or the user is locked). */
-export async function failFlow(db: Executor, flowId: string, now: number): Promise<void> {
-  await db.updateTable('login_flows').set({ state: 'failed', updated_at: now }).where('id', '=', flowId).where('state', '=', 'second_factor').execute();
+export async function failFlow(db: Executor, flowId: string, now: number, open: FlowState = 'second_factor'): Promise<void> {
+  await db.updateTable('login_flows').set({ state: 'failed', updated_at: now }).where('id', '=', flowId).where('state', '=', open).execute();
 }
 
 /**

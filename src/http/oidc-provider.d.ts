@@ -28,6 +28,8 @@ declare module 'oidc-provider' {
     prompt: { name: string; reasons: string[]; details: Record<string, unknown> };
     session?: { accountId?: string; uid?: string };
     returnTo: string;
+    /** RFC 8628: the device code this interaction approves (a device authorization grant). */
+    deviceCode?: string;
   }
 
   export interface GrantInstance {

@@ -16,12 +16,13 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Check as CheckType, InteractionDetails, KoaContext, Provider as ProviderType } from 'oidc-provider';
 import type { Services } from '../services.js';
 import { SlsError } from '../errors.js';
-import { acceptedLanguage, translator, type Language } from '../i18n/i18n.js';
+import { translator } from '../i18n/i18n.js';
 import { ACR_VALUES, TOKEN_LIFETIME_S, acrOf, acrRank, requiredAcrRank } from '../oidc/claims.js';
 import { adapterClass, type ClientMetadata } from '../oidc/adapter.js';
 import type { Session } from '../sessions/sessions.js';
 import { requestMeta, SESSION_COOKIE } from './session-cookie.js';
 import type { PageRenderer } from './web/render.js';
+import { deviceFlowPages, escapeHtml, languageOf as pageLanguage, page, type PageContext } from './oidc-pages.js';
 
 /** The browser's interaction waiting for our login; the login's landing goes back to it. */
 export const OIDC_RETURN_COOKIE = 'sls_oidc_return';
@@ -31,6 +32,10 @@ export const OIDC_PREFIX = '/oidc';
 const KEY_CHECK_MS = 1_000;
 
 const SCOPES = ['openid', 'offline_access', 'profile', 'email', 'sls.entitlements'];
+/** RFC 8628: the grant type a device polls the token endpoint with. */
+const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+/** RFC 8628: how long a device's code may wait for the user (and the user's code be typed). */
+const DEVICE_CODE_TTL_S = 600;
 
 /** The interaction to go back to after a login, once (the cookie is cleared). */
 export function oidcReturn(request: FastifyRequest, reply: FastifyReply): string | null {
@@ -38,14 +43,6 @@ export function oidcReturn(request: FastifyRequest, reply: FastifyReply): string
   if (!uid) return null;
   reply.clearCookie(OIDC_RETURN_COOKIE, { path: '/' });
   return UID_FORMAT.test(uid) ? `${OIDC_PREFIX}/interaction/${uid}` : null;
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-function page(language: Language, title: string, body: string): string {
-  return `<!doctype html><html lang="${language}"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><link rel="stylesheet" href="/static/sls.css"></head><body><main>${body}</main></body></html>`;
 }
 
 /** Builds the provider, and builds it again when the signing keys changed (a rotation here or by another process). */
@@ -90,8 +87,8 @@ export class ProviderHost {
         : { client_secret: client.secretDigest, token_endpoint_auth_method: 'client_secret_basic' }),
       redirect_uris: client.redirectUris,
       post_logout_redirect_uris: client.postLogoutRedirectUris,
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
+      grant_types: [...(client.redirectUris.length > 0 ? ['authorization_code'] : []), ...(client.deviceGrant ? [DEVICE_CODE_GRANT] : []), 'refresh_token'],
+      response_types: client.redirectUris.length > 0 ? ['code'] : [],
       ...(client.backchannelLogoutUri ? { backchannel_logout_uri: client.backchannelLogoutUri, backchannel_logout_session_required: true } : {}),
       sls_app: client.app,
     };
@@ -103,7 +100,7 @@ export class ProviderHost {
     const { default: Provider, interactionPolicy, errors } = await import('oidc-provider');
     const { Check } = interactionPolicy;
     /** The provider's own pages (logout, errors) in the browser's language. */
-    const languageOf = (ctx: { get(header: string): string }): Language => acceptedLanguage(ctx.get('accept-language')) ?? config.defaultLanguage;
+    const languageOf = (ctx: { get(header: string): string }) => pageLanguage(ctx, config.defaultLanguage);
 
     const slsSessionOf = async (ctx: KoaContext): Promise<Session | null> => {
       const token = ctx.cookies.get(SESSION_COOKIE, { signed: false });
@@ -122,6 +119,12 @@ export class ProviderHost {
         const app = ctx.oidc?.client?.sls_app;
         return session === null || session.userId !== accountId || session.app !== app ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
       }) as CheckType,
+    );
+    // RFC 8628 §5.4: a device's code is approved with a login of its own, even in a browser signed in already
+    login.checks.add(
+      new Check('device_login', 'a device is approved with a fresh login', (ctx) =>
+        ctx.oidc?.route === 'code_verification' ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT,
+      ) as CheckType,
     );
     // acr_values: a lower level than the lowest accepted → verify again (V1)
     login.checks.add(
@@ -176,6 +179,7 @@ export class ProviderHost {
         AccessToken: TOKEN_LIFETIME_S,
         IdToken: TOKEN_LIFETIME_S,
         AuthorizationCode: 60,
+        DeviceCode: DEVICE_CODE_TTL_S,
         Interaction: 3600,
         Session: Math.ceil(config.policy.portalMaxMs / 1000),
         Grant: Math.ceil(config.policy.portalMaxMs / 1000),
@@ -199,10 +203,30 @@ export class ProviderHost {
       interactions: { policy, url: (_ctx: unknown, interaction: { uid: string }) => `${OIDC_PREFIX}/interaction/${interaction.uid}` },
       features: {
         devInteractions: { enabled: false },
-        revocation: { enabled: true },
-        introspection: { enabled: true },
+        // a client revokes and introspects only its own tokens: another client's token says nothing to it (inactive)
+        revocation: { enabled: true, allowedPolicy: ownTokenOnly },
+        introspection: { enabled: true, allowedPolicy: ownTokenOnly },
         userinfo: { enabled: true },
         backchannelLogout: { enabled: true },
+        // RFC 8628: a trading platform without a browser shows a code; the user approves it on a phone or computer with the usual login
+        deviceFlow: {
+          enabled: true,
+          ...deviceFlowPages({
+            defaultLanguage: config.defaultLanguage,
+            appName: (app, language) => translator(language)(`apps.${app}`),
+            onRefused: (ctx: PageContext) => {
+              const code = ctx.oidc?.entities as { DeviceCode?: { clientId?: string; deviceInfo?: { ip?: string } } } | undefined;
+              services.audit
+                .record({
+                  event: 'oidc.device_refused',
+                  actor: null,
+                  ip: ctx.ip ?? null,
+                  data: { clientId: code?.DeviceCode?.clientId ?? null, deviceIp: code?.DeviceCode?.deviceInfo?.ip ?? null },
+                })
+                .catch((error: unknown) => this.log?.error({ err: error }, 'audit of a refused device failed'));
+            },
+          }),
+        },
         rpInitiatedLogout: {
           enabled: true,
           logoutSource: async (
@@ -266,7 +290,27 @@ export class ProviderHost {
         })
         .catch((error: unknown) => this.log?.error({ err: error }, 'audit of a revoked grant failed'));
     });
+    // RFC 8628: a device asked for a code (the approval is an oidc.login with its grant)
+    provider.on('device_authorization.success', (...args: unknown[]) => {
+      const [ctx] = args as [KoaContext & { ip?: string }];
+      services.audit
+        .record({ event: 'oidc.device_requested', actor: null, ip: ctx.ip ?? null, data: { clientId: ctx.oidc?.client?.clientId ?? null } })
+        .catch((error: unknown) => this.log?.error({ err: error }, 'audit of a device request failed'));
+    });
     provider.on('server_error', (...args: unknown[]) => this.log?.error({ err: args[1] }, 'OpenID Provider error'));
+    // RFC 8628: a code typed without the form's browser session (no cookie, or an expired one): the
+    // provider renders its error on a session it then cannot save (a TypeError, a 500); a new form instead
+    provider.use(async (ctx, next) => {
+      try {
+        await next();
+      } catch (error) {
+        const oidc = ctx.oidc as (KoaContext['oidc'] & { session?: { exp?: unknown } }) | undefined;
+        const route = oidc?.route;
+        if ((route !== 'code_verification' && route !== 'device_resume') || typeof oidc?.session?.exp === 'number') throw error;
+        (ctx as unknown as { redirect(url: string): void; status: number }).status = 303;
+        (ctx as unknown as { redirect(url: string): void }).redirect(`${OIDC_PREFIX}/device`);
+      }
+    });
     provider.use(async (ctx, next) => {
       await next();
       const oidc = ctx.oidc;
@@ -278,13 +322,18 @@ export class ProviderHost {
         return;
       }
       // which of our sessions the provider's session stands on: when ours ends, its clients are told
-      if ((oidc?.route === 'resume' || oidc?.route === 'authorization') && oidc.session?.accountId) {
+      if ((oidc?.route === 'resume' || oidc?.route === 'authorization' || oidc?.route === 'device_resume') && oidc.session?.accountId) {
         const session = await slsSessionOf(ctx);
         if (session && session.userId === oidc.session.accountId) await services.oidc.link(oidc.session.uid, session);
       }
     });
     return provider;
   }
+}
+
+/** Introspection and revocation: a client's own tokens only (not only for public clients, as the library's default). */
+async function ownTokenOnly(_ctx: unknown, client: { clientId: string }, token: { clientId?: string }): Promise<boolean> {
+  return token.clientId === client.clientId;
 }
 
 /**
@@ -383,6 +432,8 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
 
     app.get('/.well-known/openid-configuration', { schema: { hide: true } }, (request, reply) => forward(request, reply, '/.well-known/openid-configuration'));
     app.all(`${OIDC_PREFIX}/*`, { schema: { hide: true } }, (request, reply) => forward(request, reply, request.url.slice(OIDC_PREFIX.length).split('?')[0]!));
+    // RFC 8628 §5.1: the user codes typed are counted by the throttle (X5), as answers are
+    app.post(`${OIDC_PREFIX}/device`, { schema: { hide: true } }, (request, reply) => forward(request, reply, '/device'));
 
     /** Our login page for the client's app; its landing comes back to the interaction. */
     function loginAgain(reply: FastifyReply, uid: string, clientApp: string): FastifyReply {
@@ -411,6 +462,10 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       const client = await services.oidc.clients.find(details.params.client_id ?? '');
       if (!client) return refuse(request, reply, 'invalid_client', 'the client is no longer registered');
       const back = `${OIDC_PREFIX}/interaction/${details.uid}`;
+      // RFC 8628 §5.4: approving a device is always a login of its own, made after the approval began (its
+      // first look here, to the millisecond: iat is in seconds) — a code someone else sent cannot ride on a session already open
+      const deviceGrant = details.deviceCode !== undefined;
+      const deviceSince = deviceGrant ? await services.oidc.deviceApprovalStarted(details.uid, details.exp * 1000) : 0;
       const token = request.cookies[SESSION_COOKIE];
       const session = token ? await sessions.authenticate(token) : null;
 
@@ -424,7 +479,7 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       const startedAt = details.iat * 1000;
       const maxAge = details.params.max_age === undefined ? undefined : Number(details.params.max_age);
       const promptLogin = details.prompt.reasons.includes('login_prompt');
-      const freshSince = Math.max(promptLogin ? startedAt : 0, maxAge !== undefined && Number.isFinite(maxAge) ? now - maxAge * 1000 : 0);
+      const freshSince = Math.max(promptLogin ? startedAt : 0, deviceSince, maxAge !== undefined && Number.isFinite(maxAge) ? now - maxAge * 1000 : 0);
       const required = requiredAcrRank(details.params.acr_values);
       const fresh = proof.authTime >= freshSince;
       const strongEnough = required === null || acrRank(proof.acr) >= required;
@@ -457,7 +512,14 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
         actor: `user:${session.userId}`,
         userId: session.userId,
         ip: requestMeta(request).ip,
-        data: { clientId: client.clientId, sessionId: session.id, outcome: 'authenticated', acr: proof.acr, amr: proof.amr.join(' ') },
+        data: {
+          clientId: client.clientId,
+          sessionId: session.id,
+          outcome: 'authenticated',
+          acr: proof.acr,
+          amr: proof.amr.join(' '),
+          grant: deviceGrant ? 'device_code' : 'authorization_code',
+        },
       });
       reply.hijack();
       await provider.interactionFinished(

@@ -6,16 +6,19 @@
  *   1. user name and password            → startActivation
  *   2. the proof of possession: an SMS to a number on record (sendToken), or
  *      the physical device's challenge
- *   3. the activation token, or the device's response
+ *   3. the activation token, or the device's response, with the public
+ *      keys made for this activation → proveActivation: checked before
+ *      any PIN is asked (issue 16 item 3)
  *   4. the PIN (K2) and, when the phone can, fingerprint or face
- *      → new keys, the WebAuthn credential, completeActivation, the
- *        challenge/response key derived and everything kept (storage.ts)
+ *      → the WebAuthn credential, completeActivation signed with the same
+ *        keys, the challenge/response key derived and everything kept
+ *        (storage.ts)
  *
- * A wrong token returns to step 3 with the server's message, keeping what
- * was typed in step 4.
+ * A wrong token stays at step 3 with the server's message ("The activation
+ * token is not right"); a wrong recovery PIN stays at step 4.
  */
-import type { Activated, ActivationPurpose, ActivationView, AuthenticatorApi, WebAuthnRegistration } from './api.js';
-import { deriveOcraKey, generatePhoneKeys, pinProblem, publicKeys } from './protocol.js';
+import type { Activated, ActivationPurpose, ActivationView, ApiError, AuthenticatorApi, WebAuthnRegistration } from './api.js';
+import { activationMessage, deriveOcraKey, generatePhoneKeys, pinProblem, publicKeys, signAnswer, type PhoneKeys } from './protocol.js';
 import { saveEnrolment } from './storage.js';
 import { biometricAvailable, createCredential } from './webauthn.js';
 import { busy, byId, errorText, hasCode, input, say, t } from './dom.js';
@@ -77,6 +80,8 @@ export class ActivationWizard {
   private purpose: ActivationPurpose = 'activate';
   private view: ActivationView | null = null;
   private biometric: Promise<boolean> | null = null;
+  /** The keys made for the activation under way: the ones that prove it finish it. */
+  private keys: PhoneKeys | null = null;
 
   constructor(private readonly context: ActivationContext) {
     byId('act-step-login').addEventListener('submit', (event) => {
@@ -89,7 +94,7 @@ export class ActivationWizard {
     });
     byId('act-step-token').addEventListener('submit', (event) => {
       event.preventDefault();
-      this.tokenTyped();
+      void this.prove();
     });
     byId('act-step-pin').addEventListener('submit', (event) => {
       event.preventDefault();
@@ -116,6 +121,7 @@ export class ActivationWizard {
   /** Forgets the activation under way and everything typed. */
   private reset(): void {
     this.view = null;
+    this.keys = null;
     for (const id of ['act-username', 'act-password', 'act-token', 'act-pin', 'act-pin-again']) input(id).value = '';
     input('act-biometric').checked = false;
     byId('act-phone-list').replaceChildren();
@@ -253,10 +259,36 @@ export class ActivationWizard {
     token.focus();
   }
 
-  private tokenTyped(): void {
+  /** The token (or the device's response) goes to the server first; the PIN screen comes only once it is right. */
+  private async prove(): Promise<void> {
+    const view = this.view;
+    if (!view) return;
     this.error('');
+    this.notice('');
     if (!this.required('act-token')) return;
-    this.pinStep();
+    let typeAgain = false;
+    await busy(byId('act-step-token'), async () => {
+      try {
+        this.keys ??= await generatePhoneKeys();
+        this.view = await this.context.api.proveActivation(view.id, { response: input('act-token').value.trim(), ...(await publicKeys(this.keys)) });
+      } catch (error) {
+        if (hasCode(error, 'FLOW_STATE')) {
+          // proven already (a second tap): the PIN comes next
+          this.pinStep();
+          return;
+        }
+        const usedUp = hasCode(error, 'ACTIVATION_PROOF_FAILED') && (error as ApiError).body.error.attemptsLeft === 0;
+        if (usedUp || hasCode(error, ...RESTART)) this.restart();
+        this.error(errorText(error));
+        typeAgain = !usedUp && !hasCode(error, ...RESTART);
+        return;
+      }
+      input('act-token').value = '';
+      this.notice(t(`authenticator.activation.proven.${view.proof}`));
+      this.pinStep();
+    });
+    // once the form is enabled again: the token to type again
+    if (typeAgain) input('act-token').select();
   }
 
   // step 4: the PIN (a new one, or the recovery PIN), fingerprint or face, and the keys
@@ -298,8 +330,13 @@ export class ActivationWizard {
     }
     input('act-pin-again').removeAttribute('aria-invalid');
     const withBiometric = !byId('act-biometric-field').hidden && input('act-biometric').checked;
+    let pinAgain = false;
     await busy(byId('act-step-pin'), async () => {
-      const keys = await generatePhoneKeys();
+      const keys = this.keys;
+      if (!keys) {
+        this.restart();
+        return;
+      }
       let credential: WebAuthnRegistration | undefined;
       if (withBiometric) {
         try {
@@ -313,19 +350,19 @@ export class ActivationWizard {
       let activated: Activated;
       try {
         activated = await this.context.api.completeActivation(view.id, {
-          response: input('act-token').value.trim(),
           pin,
           ...(await publicKeys(keys)),
+          signature: await signAnswer(keys.signing.privateKey, activationMessage(view.id)),
           ...(label ? { label } : {}),
           ...(credential ? { credential } : {}),
         });
       } catch (error) {
-        if (hasCode(error, 'LOGIN_FAILED')) {
-          // a wrong token: type it again; the PIN stays as typed
-          this.tokenStep(view);
+        const usedUp = hasCode(error, 'ACTIVATION_PROOF_FAILED') && (error as ApiError).body.error.attemptsLeft === 0;
+        if (hasCode(error, 'ACTIVATION_PROOF_FAILED') && !usedUp) {
+          // a wrong recovery PIN (K8): type it again
           this.error(errorText(error));
-          input('act-token').select();
-        } else if (hasCode(error, ...RESTART)) {
+          pinAgain = true;
+        } else if (usedUp || hasCode(error, 'ACTIVATION_NOT_PROVEN', ...RESTART)) {
           this.restart();
           this.error(errorText(error));
         } else {
@@ -358,17 +395,21 @@ export class ActivationWizard {
       for (const id of ['act-token', 'act-pin', 'act-pin-again']) input(id).value = '';
       input('act-biometric').checked = false;
       this.view = null;
+      this.keys = null;
       this.notice('');
       byId('act-done-text').textContent = t('authenticator.activation.done', { username: activated.username });
       this.step('done');
       byId('act-finish').focus();
       await this.context.activated();
     });
+    // once the form is enabled again: the recovery PIN to type again
+    if (pinAgain) input('act-pin').select();
   }
 
   /** The activation is gone (expired, locked): from the user name and password again. */
   private restart(): void {
     this.view = null;
+    this.keys = null;
     this.notice('');
     input('act-password').value = '';
     this.step('login');

@@ -14,6 +14,7 @@ import type {
   Ok,
   PollRequest,
   PollResult,
+  ProveActivation,
   PushAnswer,
   SendToken,
   StartActivation,
@@ -66,6 +67,11 @@ export class AuthenticatorApi {
   /** Sends the activation token to a number on record, or to a number added here. */
   sendToken(activationId: string, to: SendToken): Promise<ActivationView> {
     return this.call('POST', `/mobile/activations/${activationId}/token`, to);
+  }
+
+  /** The activation token (or the device's response), checked before the PIN is chosen. */
+  proveActivation(activationId: string, input: ProveActivation): Promise<ActivationView> {
+    return this.call('POST', `/mobile/activations/${activationId}/proof`, input);
   }
 
   completeActivation(activationId: string, input: CompleteActivation): Promise<Activated> {

@@ -82,7 +82,10 @@ export function errorText(error: unknown): string {
   if (error instanceof ApiError) {
     const message = error.body?.error?.message ?? t('authenticator.errors.unexpected');
     const left = error.body?.error?.attemptsLeft;
-    return typeof left === 'number' ? `${message} ${t('authenticator.request.attemptsLeft', { count: left })}` : message;
+    // the two sentences joined as the language does (no space between Chinese sentences)
+    return typeof left === 'number'
+      ? t('authenticator.errors.withAttemptsLeft', { message, attempts: t('authenticator.request.attemptsLeft', { count: left }) })
+      : message;
   }
   if (error instanceof TypeError || (error instanceof DOMException && error.name === 'NetworkError')) return t('authenticator.errors.network');
   return t('authenticator.errors.unexpected');

@@ -199,6 +199,14 @@ export function answerMessage(requestId: string, number: string, decision: Decis
   return [ANSWER_PREFIX, requestId, number, decision, proof].join('\n');
 }
 
+/** What crosses the activation's two steps: the phone that proved the token finishes with the same keys (issue 16 item 3). */
+export const ACTIVATION_PREFIX = 'sls-activation/1';
+
+/** What the phone signs to finish an activation it proved: the activation's id. */
+export function activationMessage(activationId: string): string {
+  return [ACTIVATION_PREFIX, activationId].join('\n');
+}
+
 /** The WebAuthn challenge of a biometric approval: SHA-256 of the answer message, base64url. */
 export async function answerChallenge(message: string): Promise<string> {
   return toBase64Url(new Uint8Array(await crypto.subtle.digest('SHA-256', encoder.encode(message))));

@@ -36,6 +36,8 @@ export interface ActivationView {
   challenge: ActivationChallenge | null;
   expiresAt: string;
   attemptsLeft: number;
+  /** The activation token (or the device's response) was accepted: the PIN comes next. */
+  proven: boolean;
   /** Options for navigator.credentials.create (base64url fields), for biometric confirmation. */
   webauthn: WebAuthnCreationOptions;
 }
@@ -70,11 +72,19 @@ export type WebAuthnAssertion = {
   authenticatorAttachment?: string;
 };
 
-export interface CompleteActivation {
+/** POST /mobile/activations/{id}/proof: the token or the device's response, and the keys that will finish. */
+export interface ProveActivation {
   response: string;
+  signingKey: PublicJwk;
+  agreementKey: PublicJwk;
+}
+
+export interface CompleteActivation {
   pin: string;
   signingKey: PublicJwk;
   agreementKey: PublicJwk;
+  /** The signing key's signature over activationMessage(id) (protocol.ts). */
+  signature: string;
   label?: string;
   credential?: WebAuthnRegistration;
 }

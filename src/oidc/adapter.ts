@@ -57,7 +57,8 @@ export function adapterClass(store: Store, clock: Clock, clientMetadata: (client
         .execute();
     }
 
-    private async findWhere(column: 'id' | 'uid' | 'user_code', value: string): Promise<Payload | undefined> {
+    /** `expired`: also a row past its expiry (the provider then says so itself: a device's code typed too late). */
+    private async findWhere(column: 'id' | 'uid' | 'user_code', value: string, expired = false): Promise<Payload | undefined> {
       const row = await store.db
         .selectFrom('oidc_artifacts')
         .select(['payload', 'expires_at', 'consumed_at'])
@@ -65,7 +66,7 @@ export function adapterClass(store: Store, clock: Clock, clientMetadata: (client
         .where(column, '=', value)
         .executeTakeFirst();
       if (!row) return undefined;
-      if (row.expires_at !== null && row.expires_at <= clock.now()) return undefined;
+      if (!expired && row.expires_at !== null && row.expires_at <= clock.now()) return undefined;
       const payload = JSON.parse(row.payload) as Payload;
       return row.consumed_at === null ? payload : { ...payload, consumed: Math.floor(row.consumed_at / 1000) };
     }
@@ -76,8 +77,9 @@ export function adapterClass(store: Store, clock: Clock, clientMetadata: (client
       return this.findWhere('id', id);
     }
 
+    /** RFC 8628: the code a user typed; one typed too late is found, and the provider answers "expired". */
     findByUserCode(userCode: string): Promise<Payload | undefined> {
-      return this.findWhere('user_code', userCode);
+      return this.findWhere('user_code', userCode, true);
     }
 
     findByUid(uid: string): Promise<Payload | undefined> {

@@ -5,7 +5,9 @@
  * or a `trading` application: its logins are of that app (L8, T3). A
  * confidential client's secret is printed once and kept only as a keyed
  * digest (HMAC under the master key); a public client (a browser or native
- * app) has none and must use PKCE.
+ * app) has none and must use PKCE. A client registered for the device
+ * authorization grant (RFC 8628: a trading platform without a browser) shows
+ * the user a code to approve on a phone or computer; it needs no redirect URI.
  */
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
@@ -26,6 +28,8 @@ export interface OidcClient {
   redirectUris: string[];
   postLogoutRedirectUris: string[];
   backchannelLogoutUri: string | null;
+  /** May use the device authorization grant (RFC 8628). */
+  deviceGrant: boolean;
   createdAt: number;
   createdBy: string;
 }
@@ -37,6 +41,7 @@ export interface NewClient {
   postLogoutRedirectUris?: string[];
   public?: boolean;
   backchannelLogoutUri?: string | null;
+  deviceGrant?: boolean;
 }
 
 const NAME_FORMAT = /^[\p{L}\p{N} ._:/()-]{1,64}$/u;
@@ -66,6 +71,7 @@ function toClient(row: Selectable<OidcClientsTable>): OidcClient {
     redirectUris: JSON.parse(row.redirect_uris) as string[],
     postLogoutRedirectUris: JSON.parse(row.post_logout_redirect_uris) as string[],
     backchannelLogoutUri: row.backchannel_logout_uri,
+    deviceGrant: row.device_grant === 1,
     createdAt: row.created_at,
     createdBy: row.created_by,
   };
@@ -89,7 +95,10 @@ export class OidcClients {
     const name = input.name.trim();
     if (!NAME_FORMAT.test(name)) throw new SlsError('VALIDATION_ERROR', { field: 'name', reason: '1 to 64 letters, digits, spaces or . _ : / ( ) -' });
     if (input.app !== 'portal' && input.app !== 'trading') throw new SlsError('VALIDATION_ERROR', { field: 'app', reason: 'portal or trading' });
-    if (input.redirectUris.length === 0) throw new SlsError('VALIDATION_ERROR', { field: 'redirect-uri', reason: 'at least one redirect URI' });
+    const deviceGrant = input.deviceGrant === true;
+    if (input.redirectUris.length === 0 && !deviceGrant) {
+      throw new SlsError('VALIDATION_ERROR', { field: 'redirect-uri', reason: 'at least one redirect URI (or --device for a device without a browser)' });
+    }
     const redirectUris = [...new Set(input.redirectUris.map((u) => checkUrl(u, 'redirect-uri')))];
     const postLogout = [...new Set((input.postLogoutRedirectUris ?? []).map((u) => checkUrl(u, 'post-logout-redirect-uri')))];
     const backchannel = input.backchannelLogoutUri ? checkUrl(input.backchannelLogoutUri, 'backchannel-logout-uri') : null;
@@ -107,11 +116,12 @@ export class OidcClients {
           redirect_uris: JSON.stringify(redirectUris),
           post_logout_redirect_uris: JSON.stringify(postLogout),
           backchannel_logout_uri: backchannel,
+          device_grant: deviceGrant ? 1 : 0,
           created_at: now,
           created_by: actor,
         })
         .execute();
-      await this.audit.append(trx, [{ event: 'oidc.client_created', actor, data: { clientId, name, app: input.app, public: secret === null } }]);
+      await this.audit.append(trx, [{ event: 'oidc.client_created', actor, data: { clientId, name, app: input.app, public: secret === null, deviceGrant } }]);
     });
     return { client: await this.get(clientId), secret };
   }

@@ -48,6 +48,9 @@ export interface OpenIdDeps {
   fetch?: typeof fetch;
 }
 
+/** Our own rows among the provider's: when the approval of a device began (not a provider model). */
+const DEVICE_APPROVAL = 'SlsDeviceApproval';
+
 const MAX_ATTEMPTS = 5;
 const RETRY_MS = 60_000;
 const TIMEOUT_MS = 5_000;
@@ -114,6 +117,36 @@ export class OpenIdConnect {
     const device = deviceId ? await this.deps.devices.get(deviceId).catch(() => null) : null;
     const kind = device ? this.deps.deviceKind(device.type) : null;
     return { authTime, acr: acrOf(kind), amr: amrOf(kind, session.confirmedBy) };
+  }
+
+  /**
+   * RFC 8628 §5.4: when the approval of a device began (our clock, in
+   * milliseconds), recorded at its first look so that every process agrees;
+   * only a login made after it approves the device.
+   */
+  async deviceApprovalStarted(interactionUid: string, expiresAt: number): Promise<number> {
+    const { db } = this.deps.store;
+    await db
+      .insertInto('oidc_artifacts')
+      .values({
+        model: DEVICE_APPROVAL,
+        id: interactionUid,
+        payload: JSON.stringify({ since: this.deps.clock.now() }),
+        grant_id: null,
+        uid: null,
+        user_code: null,
+        expires_at: expiresAt,
+        consumed_at: null,
+      })
+      .onConflict((oc) => oc.columns(['model', 'id']).doNothing())
+      .execute();
+    const row = await db
+      .selectFrom('oidc_artifacts')
+      .select('payload')
+      .where('model', '=', DEVICE_APPROVAL)
+      .where('id', '=', interactionUid)
+      .executeTakeFirstOrThrow();
+    return (JSON.parse(row.payload) as { since: number }).since;
   }
 
   /** The claims of the `sls.entitlements` scope: the session's scope (T3) and the W1 limits of the user's devices. */

@@ -6,10 +6,13 @@
  *
  * On PostgreSQL every process LISTENs on one channel and signals are sent
  * with NOTIFY, so a login started on one process learns of an approval that
- * arrived on another, with no extra service. On SQLite (one process) they
- * stay in memory. Signals only wake: waiters read the database again, and
- * every few seconds anyway (every 2 s; 10 s while PostgreSQL listens), so a
- * lost signal delays and never misleads.
+ * arrived on another, with no extra service. On SQLite they stay in memory,
+ * and another process sharing the file is noticed by SQLite's own change
+ * counter (`PRAGMA data_version`), read once per process and interval — not
+ * once per waiter: ten thousand waiting phones cost one read a second. Signals
+ * only wake: waiters read the database again, and every few seconds anyway
+ * (every 2 s while nothing else tells them; 10 s while PostgreSQL listens or
+ * SQLite's counter is watched), so a lost signal delays and never misleads.
  */
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
@@ -27,6 +30,8 @@ const RECONNECT_MS = 1_000;
 const CONNECT_TIMEOUT_MS = 5_000;
 /** A waiter waits at most this long for the listening connection before it starts polling anyway. */
 const READY_WAIT_MS = 1_000;
+/** SQLite: how often a process looks whether another process wrote to the file (then every waiter looks again). */
+const CHANGE_POLL_MS = 1_000;
 
 export interface Signals {
   /** Tells every waiter on these topics (in every process) to look again. */
@@ -43,6 +48,8 @@ export interface Signals {
 
 /** The event that wakes every waiter when the server stops (not a topic anyone publishes). */
 const STOP = Symbol('stop');
+/** The event that wakes every waiter to read again (another process wrote to the SQLite file). */
+const ANY = Symbol('any');
 
 export const flowTopic = (flowId: string): string => `flow:${flowId}`;
 export const deviceTopic = (deviceId: string): string => `device:${deviceId}`;
@@ -69,12 +76,12 @@ class LocalSignals implements Signals {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        for (const topic of [...topics, STOP]) this.emitter.off(topic, done);
+        for (const topic of [...topics, STOP, ANY]) this.emitter.off(topic, done);
         abort?.removeEventListener('abort', done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      for (const topic of [...topics, STOP]) this.emitter.on(topic, done);
+      for (const topic of [...topics, STOP, ANY]) this.emitter.on(topic, done);
       abort?.addEventListener('abort', done);
     });
   }
@@ -172,6 +179,66 @@ class PostgresSignals extends LocalSignals {
   }
 }
 
+/**
+ * SQLite: signals in memory for this process; writes by other processes
+ * sharing the file are seen by SQLite's change counter, which one timer per
+ * process reads while anyone waits (a change wakes every waiter to look).
+ */
+class SqliteSignals extends LocalSignals {
+  private waiters = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private version: number | null = null;
+
+  constructor(private readonly store: Store) {
+    super();
+  }
+
+  protected override recheckMs(): number {
+    return this.timer ? LISTENING_RECHECK_MS : RECHECK_MS;
+  }
+
+  override async waitFor<T>(topics: string[], timeoutMs: number, check: () => Promise<T | null>, abort?: AbortSignal): Promise<T | null> {
+    this.waiters += 1;
+    if (!this.timer && !this.closed) {
+      this.timer = setInterval(() => void this.watch(), CHANGE_POLL_MS);
+      this.timer.unref();
+      // the counter as it stands before the first look: a write by another process from now on is seen
+      await this.watch();
+    }
+    try {
+      return await super.waitFor(topics, timeoutMs, check, abort);
+    } finally {
+      this.waiters -= 1;
+      if (this.waiters === 0) this.stopWatching();
+    }
+  }
+
+  /** Reads the change counter; another process's write wakes every waiter. A failed read wakes them too (they read the database). */
+  private async watch(): Promise<void> {
+    let version: number | null = null;
+    try {
+      const { rows } = await sql<{ data_version: number }>`pragma data_version`.execute(this.store.db);
+      version = rows[0]?.data_version ?? null;
+    } catch {
+      version = null;
+    }
+    const changed = version === null || (this.version !== null && version !== this.version);
+    this.version = version;
+    if (changed) this.emitter.emit(ANY);
+  }
+
+  private stopWatching(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.version = null;
+  }
+
+  override async close(): Promise<void> {
+    this.stopWatching();
+    await super.close();
+  }
+}
+
 export function openSignals(store: Store): Signals {
-  return store.dialect === 'postgres' ? new PostgresSignals(store) : new LocalSignals();
+  return store.dialect === 'postgres' ? new PostgresSignals(store) : new SqliteSignals(store);
 }

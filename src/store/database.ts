@@ -242,6 +242,30 @@ export function openStore(url: string): Store {
   return openPostgres(parsed.location);
 }
 
+/** How long a statement waits for another process's lock on the SQLite file. */
+const BUSY_TIMEOUT_MS = 10_000;
+
+/**
+ * X4: switches the file to WAL mode, waiting for the other processes that
+ * share it. SQLite refuses the switch at once (SQLITE_BUSY, no busy wait)
+ * while another process is writing a file still in rollback mode — two
+ * servers starting together on a new file — since waiting could deadlock;
+ * the lock is released between attempts, so trying again is safe.
+ */
+function enterWalMode(raw: BetterSqlite3.Database): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      raw.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw error;
+      // a server starting up has nothing else to do: wait synchronously, briefly
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20 + Math.random() * 80);
+    }
+  }
+}
+
 function openSqlite(location: string): Store {
   if (location !== ':memory:') {
     ensureDirectory(dirname(location), 'SLS_DATABASE_URL (or SLS_DATA_DIR)');
@@ -255,9 +279,8 @@ function openSqlite(location: string): Store {
   }
   let raw: BetterSqlite3.Database;
   try {
-    raw = new BetterSqlite3(location);
-    raw.pragma('journal_mode = WAL');
-    raw.pragma('busy_timeout = 10000');
+    raw = new BetterSqlite3(location, { timeout: BUSY_TIMEOUT_MS });
+    enterWalMode(raw);
     raw.pragma('synchronous = NORMAL');
     raw.pragma('foreign_keys = ON');
   } catch (error) {

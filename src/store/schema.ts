@@ -406,6 +406,8 @@ export interface OidcClientsTable {
   redirect_uris: string;
   post_logout_redirect_uris: string;
   backchannel_logout_uri: string | null;
+  /** 1: may use the device authorization grant (RFC 8628). */
+  device_grant: number;
   created_at: number;
   created_by: string;
 }

@@ -19,6 +19,7 @@ import { chromiumAvailable } from '../support/environment.js';
 import { cardAnswer, createUserWithCard, PASSWORD, startHarness, type Harness } from '../support/harness.js';
 import { cliEnv, sls } from '../support/cli.js';
 import { facts, launchChromium, navigation, shownChallenge, stepUpOnPage } from '../support/browser.js';
+import * as oidc from 'openid-client';
 
 const PORTAL = fileURLToPath(new URL('../../examples/client-portal/server.mjs', import.meta.url));
 
@@ -180,6 +181,40 @@ describe.skipIf(!chromiumAvailable)('the example Client Portal in real Chromium 
       expect(problems).toEqual([]);
     } catch (error) {
       throw new Error(`${(error as Error).message}\nat ${page.url()}: ${(await page.locator('body').innerText()).slice(0, 800)}\n${problems.join('\n')}`);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it('I1 (RFC 8628): a trading platform without a browser: its verification_uri_complete opens the confirmation with the code → confirm → login with the DSC+ → "signed in"; the platform gets its tokens', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const created = await sls(['client', 'create', '--name', 'Trading desktop', '--app', 'trading', '--public', '--device', '--json'], cliEnv(h.database));
+    expect(created.code, created.stderr).toBe(0);
+    const { clientId } = JSON.parse(created.stdout) as { clientId: string };
+    const device = await oidc.discovery(new URL(issuer), clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const asked = await oidc.initiateDeviceAuthorization(device, { scope: 'openid' });
+    const polled = oidc.pollDeviceAuthorizationGrant(device, { ...asked, interval: 0.1 });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      // the link carries the code: the provider's page posts it on by itself (its script is allowed by its CSP nonce)
+      await page.goto(asked.verification_uri_complete!);
+      await page.waitForSelector('.user-code');
+      expect(await facts(page)).toMatchObject({ h1: ['Confirm the device'] });
+      expect(await page.locator('.user-code').innerText()).toBe(asked.user_code);
+      await navigation(page, () => page.getByRole('button', { name: 'Yes, sign in this device' }).click());
+      expect(new URL(page.url()).pathname).toBe('/login');
+      h.clock.set(Math.max(Date.now(), h.clock.now()));
+      await page.getByLabel('User name', { exact: true }).fill(user.username);
+      await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+      await navigation(page, () => page.getByRole('button', { name: 'Log In' }).click());
+      await page.getByLabel('Response', { exact: true }).fill(cardAnswer(card, await shownChallenge(page)));
+      await navigation(page, () => page.getByRole('button', { name: 'Log In' }).click());
+      await page.waitForURL(/\/oidc\/device\/[^/]+$/, { timeout: 15_000 });
+      expect(await facts(page)).toMatchObject({ h1: ['The device is signed in'] });
+      expect((await polled).claims()).toMatchObject({ sub: user.id, acr: 'urn:sls:acr:strong' });
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\nat ${page.url()}: ${(await page.locator('body').innerText()).slice(0, 800)}`);
     } finally {
       await context.close();
     }

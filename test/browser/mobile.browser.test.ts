@@ -117,6 +117,44 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     await app.context().close();
   });
 
+  it('K1, L3 (issue 16 item 3): the app checks the activation token before the PIN: a wrong token is told as such (not "Login failed"), counted, and the PIN screen comes only after the right one', async () => {
+    const { h } = suite.server;
+    const user = await smsUser(h);
+    const inbox = harnessInbox(h);
+    const app = await openApp();
+    await app.locator('#add-user').click();
+    await app.locator('#act-username').fill(user.username);
+    await app.locator('#act-password').fill(PASSWORD);
+    await app.locator('#act-continue').click();
+    await app.locator('#act-step-phone').waitFor();
+    inbox.tick();
+    await app.locator('#act-send-token').click();
+    await app.locator('#act-step-token').waitFor();
+    const token = await inbox.activationToken(user.username);
+    await app.locator('#act-token').fill(token === '000000' ? '111111' : '000000');
+    await app.locator('#act-token-continue').click();
+    await expect.poll(async () => (await facts(app)).alert?.text ?? '').toContain('The activation token is not right');
+    const refused = await facts(app);
+    expect(refused.alert!.text).not.toContain('Login failed');
+    expect(refused.alert!.text).toContain('2');
+    // still at the token: no PIN was asked
+    expect(await app.locator('#act-step-token').isVisible()).toBe(true);
+    expect(await app.locator('#act-step-pin').isVisible()).toBe(false);
+    expect(refused.focused).toBe('act-token');
+    // counted like a wrong answer (L3), and audited
+    expect((await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'mobile.activation_failed')).toHaveLength(1);
+    await app.locator('#act-token').fill(token);
+    await app.locator('#act-token-continue').click();
+    await app.locator('#act-step-pin').waitFor();
+    expect(await app.locator('#act-notice').textContent()).toContain('The activation token is right');
+    await app.locator('#act-pin').fill(PIN);
+    await app.locator('#act-pin-again').fill(PIN);
+    await app.locator('#act-activate').click();
+    await app.locator('#act-done').waitFor();
+    expect((await h.services.devices.listForUser(user.id)).map((d) => `${d.type}:${d.state}`).sort()).toEqual(['mobile:active', 'sms:revoked']);
+    await app.context().close();
+  });
+
   it('K13: a wrong number is refused in the app; "This wasn\'t me" denies the login and the login page says so', async () => {
     const { h } = suite.server;
     const { user, app, computer, page, number } = await activatedThenLogin(h);

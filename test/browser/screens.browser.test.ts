@@ -49,6 +49,7 @@ const EXPECTED_SCREENS = [
   'app-home',
   'app-activate-credentials',
   'app-activate-phone',
+  'app-activate-token-wrong',
   'app-activate-token',
   'app-activate-pin',
   'app-activate-done',
@@ -391,7 +392,13 @@ describe.skipIf(!chromiumAvailable)('X2: a picture of every page in each languag
         h.clock.advance(1000);
         await app.locator('#act-send-token').click();
         await app.locator('#act-step-token').waitFor();
-        await app.locator('#act-token').fill(await sentCode(user.id, 'activationToken'));
+        // issue 16 item 3: the token is checked before the PIN; a wrong one is told as such
+        const activationToken = await sentCode(user.id, 'activationToken');
+        await app.locator('#act-token').fill(activationToken === '000000' ? '111111' : '000000');
+        await app.locator('#act-token-continue').click();
+        await app.locator('#act-error:not(:empty)').waitFor();
+        await capture(app, 'app-activate-token-wrong');
+        await app.locator('#act-token').fill(activationToken);
         await capture(app, 'app-activate-token');
         await app.locator('#act-token-continue').click();
         await app.locator('#act-step-pin').waitFor();

@@ -6,8 +6,9 @@
  */
 import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
-import { AuthenticatorApi, type ActivationPurpose, type ActivationView, type PollResult, type PushRequest } from '../../src/mobile-app/api.js';
+import { ApiError, AuthenticatorApi, type ActivationPurpose, type ActivationView, type PollResult, type PushRequest } from '../../src/mobile-app/api.js';
 import {
+  activationMessage,
   answerMessage,
   deriveOcraKey,
   generatePhoneKeys,
@@ -95,10 +96,31 @@ export class TestPhone {
     return this.api.startActivation(username, password, purpose);
   }
 
-  /** Sets up keys and PIN with the proof given; the enrolment is kept for the username. */
-  async complete(view: ActivationView, response: string, pin = APP_PIN): Promise<Enrolment> {
-    const keys = await generatePhoneKeys();
-    const activated = await this.api.completeActivation(view.id, { response, pin, ...(await publicKeys(keys)), label: 'Test phone' });
+  /** The keys made for each activation under way: the phone that proves is the one that finishes. */
+  private readonly pending = new Map<string, PhoneKeys>();
+
+  /** The keys of an activation under way (made at its first proof). */
+  async keysFor(activationId: string): Promise<PhoneKeys> {
+    let keys = this.pending.get(activationId);
+    if (!keys) {
+      keys = await generatePhoneKeys();
+      this.pending.set(activationId, keys);
+    }
+    return keys;
+  }
+
+  /** The activation token (or the device's response), before the PIN (issue 16 item 3). */
+  async prove(view: ActivationView, response: string): Promise<ActivationView> {
+    const keys = await this.keysFor(view.id);
+    return this.api.proveActivation(view.id, { response, ...(await publicKeys(keys)) });
+  }
+
+  /** The PIN and the keys of a proven activation, signed by the phone; the enrolment is kept for the username. */
+  async finish(view: ActivationView, pin = APP_PIN): Promise<Enrolment> {
+    const keys = await this.keysFor(view.id);
+    const signature = await signAnswer(keys.signing.privateKey, activationMessage(view.id));
+    const activated = await this.api.completeActivation(view.id, { pin, ...(await publicKeys(keys)), signature, label: 'Test phone' });
+    this.pending.delete(view.id);
     const enrolment: Enrolment = {
       username: activated.username,
       deviceId: activated.deviceId,
@@ -109,6 +131,15 @@ export class TestPhone {
     };
     this.enrolments.set(enrolment.username, enrolment);
     return enrolment;
+  }
+
+  /** Proves the activation with the response given (unless it is proven), then sets up keys and PIN. */
+  async complete(view: ActivationView, response: string, pin = APP_PIN): Promise<Enrolment> {
+    const current = await this.api.proveActivation(view.id, { response, ...(await publicKeys(await this.keysFor(view.id))) }).catch((error: unknown) => {
+      if (error instanceof ApiError && error.code === 'FLOW_STATE') return null;
+      throw error;
+    });
+    return this.finish(current ?? view, pin);
   }
 
   /** K1: the whole activation by SMS token, to the first number on record offered (a recovery: with the recovery PIN, K8). */

@@ -4,6 +4,15 @@
  * on the phone, in one flow:
  *
  *   username + password ──► proof of possession ──► new keys, PIN ──► active
+ *        (start)               (prove: "proven")       (complete)
+ *
+ * The proof is checked on its own, before the PIN is chosen (issue 16 item
+ * 3): a right one moves the flow, once, from `second_factor` to `approved`
+ * ("token proven"), bound to the phone's public keys named with it and
+ * expiring after `mobileActivationProvenTtlMs`; the completion requires that
+ * state, the same keys and their signature over the activation's id, and
+ * moves it to `done`. A completion without the proof is refused
+ * (ACTIVATION_NOT_PROVEN) and counts nothing.
  *
  * The proof of possession (X7: no second factor is bound by the password
  * alone; docs/decisions/0009-recovery-and-enrolment.md):
@@ -50,7 +59,8 @@ import { deviceTopic, type Signals } from '../../push/signals.js';
 import type { Store, Tx } from '../../store/database.js';
 import type { Devices } from '../devices.js';
 import { SMS_CODE_DIGITS, type Device, type DeviceKinds, type Phone, type Prompt } from '../types.js';
-import { agreeOcraKey, assertNewMobilePin, mobilePinHash, MOBILE_SUITE, publicKeyOf, type PublicJwk } from './keys.js';
+import { agreeOcraKey, assertNewMobilePin, mobilePinHash, MOBILE_SUITE, publicKeyOf, verifyAnswer, type PublicJwk } from './keys.js';
+import { activationMessage } from '../../mobile-app/protocol.js';
 import type { MobileParams, MobileSecret } from './mobile.js';
 import { appTokenHash } from './push-requests.js';
 import { registrationOptions, verifyRegistration, type StoredCredential, type WebOrigin } from './webauthn.js';
@@ -78,14 +88,25 @@ export interface ActivationView {
   challenge: ActivationChallenge | null;
   expiresAt: string;
   attemptsLeft: number;
+  /** The proof of possession was accepted: the PIN comes next (issue 16 item 3). */
+  proven: boolean;
   webauthn: Awaited<ReturnType<typeof registrationOptions>>;
 }
 
-export interface CompleteInput {
+export interface ProveInput {
+  /** The activation token, or the physical device's answer. */
   response: string;
+  /** The phone's public keys: only the phone that proves finishes. */
+  signingKey: PublicJwk;
+  agreementKey: PublicJwk;
+}
+
+export interface CompleteInput {
   pin: string;
   signingKey: PublicJwk;
   agreementKey: PublicJwk;
+  /** The signing key's signature over activationMessage(id). */
+  signature: string;
   label?: string | undefined;
   credential?: unknown;
 }
@@ -122,6 +143,8 @@ interface ActivationVerifier {
   device?: Record<string, unknown>;
   /** The activation token in flight (proof `sms`): its digest, number, end and when it was sent. */
   token?: { digest: string; phoneId: string; expiresAt: number; sentAt: number };
+  /** The proof was accepted for these public keys (a digest), at this time. */
+  proven?: { keys: string; at: number };
 }
 
 const PHYSICAL: readonly string[] = ['dscplus', 'scc'];
@@ -170,10 +193,30 @@ export class MobileEnrolment {
     return verifierContext('mobile_activation', flowId);
   }
 
+  /** The activation waiting for its proof. */
   private async row(flowId: string): Promise<FlowRow> {
     const row = await findFlow(this.deps.store.db, flowId, 'mobile_activation');
-    if (row.state !== 'second_factor' || row.expires_at <= this.deps.clock.now()) throw new SlsError('FLOW_EXPIRED');
+    if (row.expires_at <= this.deps.clock.now()) throw new SlsError('FLOW_EXPIRED');
+    if (row.state === 'approved') throw new SlsError('FLOW_STATE', { reason: 'proven' });
+    if (row.state !== 'second_factor') throw new SlsError('FLOW_EXPIRED');
     return row;
+  }
+
+  /** The activation whose proof was accepted, waiting for the PIN and the keys. */
+  private async provenRow(flowId: string): Promise<FlowRow> {
+    const row = await findFlow(this.deps.store.db, flowId, 'mobile_activation');
+    if (row.expires_at <= this.deps.clock.now()) throw new SlsError('FLOW_EXPIRED');
+    if (row.state === 'second_factor') throw new SlsError('ACTIVATION_NOT_PROVEN');
+    if (row.state !== 'approved') throw new SlsError('FLOW_EXPIRED');
+    return row;
+  }
+
+  /** What binds a proof to the phone that gave it: a digest of its two public keys. */
+  private keysDigest(flowId: string, keys: { signingKey: PublicJwk; agreementKey: PublicJwk }): string {
+    publicKeyOf(keys.signingKey, 'signingKey');
+    publicKeyOf(keys.agreementKey, 'agreementKey');
+    const text = [keys.signingKey.x, keys.signingKey.y, keys.agreementKey.x, keys.agreementKey.y].join('.');
+    return this.deps.box.digest(text, `${this.sealContext(flowId)}:keys`);
   }
 
   private async view(row: FlowRow, where: WebOrigin): Promise<ActivationView> {
@@ -188,6 +231,7 @@ export class MobileEnrolment {
       challenge: state.challenge,
       expiresAt: new Date(row.expires_at).toISOString(),
       attemptsLeft: this.deps.config.policy.challengeMaxAttempts - row.attempts,
+      proven: row.state === 'approved',
       webauthn: await registrationOptions(where, translator(this.deps.config.defaultLanguage)('web.productName'), row.username, verifier.webauthnChallenge),
     };
   }
@@ -352,6 +396,66 @@ export class MobileEnrolment {
     return this.view({ ...row, prompt: JSON.stringify(state), updated_at: now }, where);
   }
 
+  /**
+   * Step 3: the activation token, or the physical device's answer, checked
+   * before the PIN is chosen (issue 16 item 3). A wrong one takes one of the
+   * flow's 3 answers and counts towards the lock (L3), audited; a right one
+   * moves the flow once to "proven" for the keys named with it: of copies
+   * sent at once, one is accepted and the others count nothing (410
+   * FLOW_EXPIRED). A device's answer is single-use on the device (L4).
+   */
+  async prove(flowId: string, input: ProveInput, meta: EnrolmentMeta, where: WebOrigin): Promise<ActivationView> {
+    const { box, clock, config, audit, store } = this.deps;
+    const row = await this.row(flowId);
+    const state = JSON.parse(row.prompt!) as ActivationState;
+    const verifier = box.openJson<ActivationVerifier>(row.verifier!, this.sealContext(flowId));
+    // what the phone sends is checked before the proof takes one of the answers
+    const keys = this.keysDigest(flowId, input);
+    const actor = `user:${row.user_id}`;
+    try {
+      await this.deps.answers.answerFlow({
+        row,
+        deviceType: 'mobile',
+        ip: meta.ip,
+        actor,
+        failed: { event: 'mobile.activation_failed', data: { purpose: state.purpose, proof: state.proof, step: 'proof' } },
+        hints: state.proof === 'device' ? ['hints.noSpaces'] : [],
+        check: () => this.checkPossession(row, state, verifier, input.response),
+        accept: async (trx) => {
+          const now = clock.now();
+          const proven = await trx
+            .updateTable('login_flows')
+            .set({
+              state: 'approved',
+              // the PIN's answers are counted afresh (a recovery PIN, K8)
+              attempts: 0,
+              verifier: box.sealJson({ ...verifier, proven: { keys, at: now } } satisfies ActivationVerifier, this.sealContext(flowId)),
+              expires_at: now + config.policy.mobileActivationProvenTtlMs,
+              updated_at: now,
+            })
+            .where('id', '=', flowId)
+            .where('state', '=', 'second_factor')
+            .executeTakeFirst();
+          if (Number(proven.numUpdatedRows) !== 1) return null;
+          await audit.append(trx, [
+            {
+              event: 'mobile.token_proven',
+              actor,
+              userId: row.user_id,
+              username: row.username,
+              ip: meta.ip,
+              data: { flowId, purpose: state.purpose, proof: state.proof },
+            },
+          ]);
+          return true;
+        },
+      });
+    } catch (error) {
+      throw proofFailed(error, state.proof);
+    }
+    return this.view(await findFlow(store.db, flowId, 'mobile_activation'), where);
+  }
+
   /** Whether the proof of possession is right; a device's answer, with the keys that make it single-use. */
   private async checkPossession(row: FlowRow, state: ActivationState, verifier: ActivationVerifier, response: string): Promise<Accepted | null> {
     const { devices, box, clock } = this.deps;
@@ -376,22 +480,26 @@ export class MobileEnrolment {
   }
 
   /**
-   * Step 3: the proof, the PIN (a new one; for a recovery, the recovery PIN)
-   * and the phone's public keys. The new authenticator replaces the user's
-   * previous one, removes SMS and ends temporary access, in one transaction.
+   * Step 4, once the proof is accepted: the PIN (a new one; for a recovery,
+   * the recovery PIN) and the phone's public keys, the same as at the proof,
+   * with their signature. The new authenticator replaces the user's previous
+   * one, removes SMS and ends temporary access, in one transaction.
    */
   async complete(flowId: string, input: CompleteInput, meta: EnrolmentMeta, where: WebOrigin): Promise<Activated> {
     const { clock, box, users } = this.deps;
-    const row = await this.row(flowId);
+    const row = await this.provenRow(flowId);
     const state = JSON.parse(row.prompt!) as ActivationState;
     const verifier = box.openJson<ActivationVerifier>(row.verifier!, this.sealContext(flowId));
     const recovering = state.purpose === 'recover';
-    // what the phone sends is checked before the proof takes one of the answers
+    // what the phone sends is checked before an answer is taken
     if (!recovering) assertNewMobilePin(input.pin);
     const pinHash = mobilePinHash(input.pin);
     if (pinHash === null) throw new SlsError('INVALID_PIN', { reason: 'length' });
-    publicKeyOf(input.signingKey, 'signingKey');
-    publicKeyOf(input.agreementKey, 'agreementKey');
+    // the phone that proved finishes: the same keys, and it holds the signing key
+    const keys = this.keysDigest(flowId, input);
+    if (!verifier.proven || !constantTimeEqual(keys, verifier.proven.keys) || !verifyAnswer(input.signingKey, activationMessage(flowId), input.signature)) {
+      throw new SlsError('ACTIVATION_NOT_PROVEN', { reason: 'keys' });
+    }
     const credential: StoredCredential | null =
       input.credential === undefined ? null : await verifyRegistration(where, verifier.webauthnChallenge, input.credential);
 
@@ -416,66 +524,69 @@ export class MobileEnrolment {
     const actor = `user:${row.user_id}`;
     let wrongPin = false;
 
-    const activated = await this.deps.answers.answerFlow({
-      row,
-      deviceType: 'mobile',
-      ip: meta.ip,
-      actor,
-      failed: { event: 'mobile.activation_failed', data: { purpose: state.purpose, proof: state.proof } },
-      // a recovery never says which of its two proofs was wrong
-      hints: recovering ? ['hints.noSpaces', 'hints.mobilePin'] : ['hints.noSpaces'],
-      check: async () => {
-        const possession = await this.checkPossession(row, state, verifier, input.response);
-        // K8: the recovery PIN is tried only with the proof of possession
-        if (possession && recovering && !(await this.recoveryPinOk(row.user_id, input.pin))) {
-          wrongPin = true;
-          return null;
-        }
-        return possession;
-      },
-      accept: async (trx) => {
-        if (!(await completeFlow(trx, flowId, now))) return null;
-        const current =
-          (await trx
-            .selectFrom('devices')
-            .select(['id', 'params'])
-            .where('user_id', '=', user.id)
-            .where('type', '=', 'mobile')
-            .where('state', '=', 'active')
-            .executeTakeFirst()) ?? null;
-        const phoneId = verifier.token?.phoneId ?? (current ? (JSON.parse(current.params) as MobileParams).phoneId : null);
-        const params: MobileParams = { suite: MOBILE_SUITE, phoneId, biometric: credential !== null };
-        // the activation token reached the number: it is verified (M1)
-        if (verifier.token)
-          await trx.updateTable('phones').set({ verified_at: now }).where('id', '=', verifier.token.phoneId).where('verified_at', 'is', null).execute();
-        const deviceId = await this.deps.devices.insert(trx, {
-          userId: user.id,
-          type: 'mobile',
-          state: 'active',
-          label,
-          secret,
-          params: { ...params },
-          activated: true,
-        });
-        const replaced = await this.retireDevices(trx, user, deviceId);
-        // D4: temporary access ends with the authenticator that replaces it
-        await this.deps.helpDesk.revokeTemporaryDevices(user, actor, 'mobile authenticator activated', trx);
-        await this.deps.audit.append(trx, [
-          {
-            event: 'mobile.activated',
-            actor,
+    const activated = await this.deps.answers
+      .answerFlow({
+        row,
+        open: 'approved',
+        deviceType: 'mobile',
+        ip: meta.ip,
+        actor,
+        failed: { event: 'mobile.activation_failed', data: { purpose: state.purpose, proof: state.proof, step: 'recovery_pin' } },
+        hints: ['hints.mobilePin'],
+        check: async () => {
+          // K8: the recovery PIN, tried only once possession is proven; a new PIN has nothing to check
+          if (recovering && !(await this.recoveryPinOk(row.user_id, input.pin))) {
+            wrongPin = true;
+            return null;
+          }
+          return { replay: null };
+        },
+        accept: async (trx) => {
+          if (!(await completeFlow(trx, flowId, now, null, 'approved'))) return null;
+          const current =
+            (await trx
+              .selectFrom('devices')
+              .select(['id', 'params'])
+              .where('user_id', '=', user.id)
+              .where('type', '=', 'mobile')
+              .where('state', '=', 'active')
+              .executeTakeFirst()) ?? null;
+          const phoneId = verifier.token?.phoneId ?? (current ? (JSON.parse(current.params) as MobileParams).phoneId : null);
+          const params: MobileParams = { suite: MOBILE_SUITE, phoneId, biometric: credential !== null };
+          // the activation token reached the number: it is verified (M1)
+          if (verifier.token)
+            await trx.updateTable('phones').set({ verified_at: now }).where('id', '=', verifier.token.phoneId).where('verified_at', 'is', null).execute();
+          const deviceId = await this.deps.devices.insert(trx, {
             userId: user.id,
-            username: user.username,
-            ip: meta.ip,
-            data: { flowId, deviceId, purpose: state.purpose, proof: state.proof, biometric: params.biometric, replaced },
-          },
-        ]);
-        return { deviceId, replaced, biometric: params.biometric };
-      },
-      afterFailure: async () => {
-        if (wrongPin) await this.recoveryFailed(row, meta);
-      },
-    });
+            type: 'mobile',
+            state: 'active',
+            label,
+            secret,
+            params: { ...params },
+            activated: true,
+          });
+          const replaced = await this.retireDevices(trx, user, deviceId);
+          // D4: temporary access ends with the authenticator that replaces it
+          await this.deps.helpDesk.revokeTemporaryDevices(user, actor, 'mobile authenticator activated', trx);
+          await this.deps.audit.append(trx, [
+            {
+              event: 'mobile.activated',
+              actor,
+              userId: user.id,
+              username: user.username,
+              ip: meta.ip,
+              data: { flowId, deviceId, purpose: state.purpose, proof: state.proof, biometric: params.biometric, replaced },
+            },
+          ]);
+          return { deviceId, replaced, biometric: params.biometric };
+        },
+        afterFailure: async () => {
+          if (wrongPin) await this.recoveryFailed(row, meta);
+        },
+      })
+      .catch((error: unknown) => {
+        throw proofFailed(error, 'recovery_pin');
+      });
     // the old phone's live connection learns at once that it no longer works (K7)
     if (activated.replaced.length > 0) await this.deps.signals.publish(...activated.replaced.map((r) => deviceTopic(r.deviceId)));
     await this.deps.notifier.notifySoon(user, 'mobileActivated', { username: user.username });
@@ -550,4 +661,15 @@ export class MobileEnrolment {
     await this.deps.sessions.endWhere(trx, { userId: user.id, deviceIds: retired.map((d) => d.id) }, 'device_replaced', `user:${user.id}`);
     return retired.map((d) => ({ deviceId: d.id, type: d.type }));
   }
+}
+
+/**
+ * A wrong activation token, device answer or recovery PIN says so, not
+ * "Login failed" (issue 16 item 1): ACTIVATION_PROOF_FAILED with what was
+ * wrong, or that the activation's answers are used up.
+ */
+function proofFailed(error: unknown, what: Proof | 'recovery_pin'): unknown {
+  if (!(error instanceof SlsError) || error.code !== 'LOGIN_FAILED') return error;
+  const attemptsLeft = error.params.attemptsLeft as number;
+  return new SlsError('ACTIVATION_PROOF_FAILED', { ...error.params, reason: attemptsLeft > 0 ? what : 'used_up' });
 }

@@ -30,6 +30,7 @@ import type {
   PublicJwkSchema,
   PushRequestSchema,
   SealedSchema,
+  ProveActivationBody,
   SendTokenBody,
   StartActivationBody,
   SubscribeBody,
@@ -81,6 +82,8 @@ export type MobileWireContract = [
   // POST /mobile/activations and /mobile/activations/{id}/token
   Check<Same<In<typeof StartActivationBody>, Wire.StartActivation>>,
   Check<Same<In<typeof SendTokenBody>, Wire.SendToken>>,
+  // POST /mobile/activations/{id}/proof
+  Check<Same<In<typeof ProveActivationBody>, Wire.ProveActivation>>,
   // The schema describes `challenge` and `webauthn` loosely (any challenge
   // with a type; the WebAuthn options as @simplewebauthn types them), so:
   // the rest both ways; the app's challenge and WebAuthn options pass the

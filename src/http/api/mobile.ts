@@ -40,6 +40,7 @@ export const ActivationSchema = z
       .describe("The SMS sent (type sms), or the physical device's challenge (ocra, index)"),
     expiresAt: z.string(),
     attemptsLeft: z.number().int(),
+    proven: z.boolean().describe("The activation token (or the device's answer) was accepted: the PIN comes next, within expiresAt"),
     webauthn: z
       .object({
         challenge: z.string(),
@@ -85,11 +86,16 @@ export const StartActivationBody = z.object({
   purpose: z.enum(['activate', 'migrate', 'recover']),
 });
 export const SendTokenBody = z.object({ phoneId: z.string().max(64) });
-export const CompleteActivationBody = z.object({
+export const ProveActivationBody = z.object({
   response: z.string().min(1).max(64),
+  signingKey: PublicJwkSchema,
+  agreementKey: PublicJwkSchema,
+});
+export const CompleteActivationBody = z.object({
   pin: z.string().max(64),
   signingKey: PublicJwkSchema,
   agreementKey: PublicJwkSchema,
+  signature: z.string().max(200),
   label: z.string().max(200).optional(),
   credential: WebAuthnJson.optional(),
 });
@@ -182,19 +188,43 @@ export function mobileApi(services: Services): FastifyPluginAsync {
     );
 
     app.post(
+      '/mobile/activations/:id/proof',
+      {
+        schema: {
+          operationId: 'proveMobileActivation',
+          security: [],
+          tags: ['mobile authenticator'],
+          summary: "The activation token (or the physical device's answer), checked before the PIN is chosen (K1, K7, K8)",
+          description:
+            "`response` is the activation token or the physical device's answer; `signingKey` and `agreementKey` are the public keys the phone " +
+            'made for this activation: only they may finish it. A right proof answers the activation with `proven: true` and 3 answers for the ' +
+            'PIN step, until `expiresAt`. A wrong one: 401 ACTIVATION_PROOF_FAILED with attemptsLeft (3 in all, each counted towards the lock, L3; ' +
+            'reason used_up after the third). Copies of a right proof sent at once: one is accepted, the others get 410 FLOW_EXPIRED and count ' +
+            'nothing. 409 FLOW_STATE (reason proven) once proven; 410 FLOW_EXPIRED once finished, failed or expired; 423 LOCKED.',
+          params: ActivationParams,
+          body: ProveActivationBody,
+          response: { 200: ActivationSchema, ...FLOW_ERRORS },
+        },
+      },
+      async (request) => mobileEnrolment.prove(request.params.id, request.body, requestMeta(request), webOrigin(request, services.config.publicUrl)),
+    );
+
+    app.post(
       '/mobile/activations/:id/complete',
       {
         schema: {
           operationId: 'completeMobileActivation',
           security: [],
           tags: ['mobile authenticator'],
-          summary: 'Finish: the proof, the PIN (K2) and the public keys made on the phone',
+          summary: 'Finish a proven activation: the PIN (K2) and the public keys made on the phone',
           description:
-            "`response` is the activation token or the physical device's answer. `pin` is the new PIN: 4 to 6 characters with at least one " +
+            'Only after proveMobileActivation: 409 ACTIVATION_NOT_PROVEN otherwise (nothing counted). `signingKey` and `agreementKey` are the ' +
+            "keys named with the proof, and `signature` the signing key's ECDSA P-256 signature (r‖s, base64url) over " +
+            '"sls-activation/1\\n{id}": 409 ACTIVATION_NOT_PROVEN (reason keys) otherwise. `pin` is the new PIN: 4 to 6 characters with at least one ' +
             'digit, not trivial (400 INVALID_PIN, reason trivial: repeated or consecutive digits, a year, a common PIN); for a recovery (K8) it is ' +
-            'the recovery PIN, which is kept. `credential` registers fingerprint or face confirmation (WebAuthn). A wrong proof or recovery PIN: 401 LOGIN_FAILED ' +
-            'with attemptsLeft (3 in all, each counted towards the lock). On success the previous authenticator of the user stops working, ' +
-            'SMS is removed (M3) and temporary access ends (D4).',
+            'the recovery PIN, which is kept: a wrong one is 401 ACTIVATION_PROOF_FAILED (reason recovery_pin) with attemptsLeft (3 in all, each ' +
+            'counted towards the lock). `credential` registers fingerprint or face confirmation (WebAuthn). On success the previous authenticator ' +
+            'of the user stops working, SMS is removed (M3) and temporary access ends (D4); the activation is finished (410 FLOW_EXPIRED after).',
           params: ActivationParams,
           body: CompleteActivationBody,
           response: {

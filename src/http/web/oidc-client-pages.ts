@@ -60,6 +60,7 @@ export function oidcClientPages(services: Services, pages: PageRenderer, guard: 
             redirectUris: [field(request.body, 'redirectUri').trim()].filter((u) => u !== ''),
             backchannelLogoutUri: backchannel === '' ? null : backchannel,
             public: field(request.body, 'type') === 'public',
+            deviceGrant: field(request.body, 'deviceGrant') === 'yes',
           },
           `staff:${who.userId}`,
         );
