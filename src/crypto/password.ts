@@ -44,12 +44,15 @@ export function assertPasswordAcceptable(password: string, username?: string): v
 
 /**
  * argon2id runs on libuv's thread pool (4 threads by default, whatever the
- * machine): at most one hash per core at a time, the others queue in
- * order. More in flight than cores only makes them share the cores (and
- * their caches: 19 MiB each) with each other and with the event loop, and
- * takes the pool's threads from file access (issue 15).
+ * machine): at most one hash per core, and one more, at a time; the others
+ * queue in order. More in flight only makes them share the cores (and their
+ * caches: 19 MiB each) with each other and with the event loop, and takes
+ * the pool's threads from file access; the one more keeps a core busy while
+ * the event loop hands a finished hash's place to the next (issue 15,
+ * docs/benchmarks.md: on 2 cores, 3 at a time cost ~0.7 ms less CPU per
+ * login than 4, and kept the machine as busy, which 2 did not).
  */
-const HASHES_AT_ONCE = Math.max(1, availableParallelism());
+const HASHES_AT_ONCE = availableParallelism() + 1;
 let hashing = 0;
 const waiting: (() => void)[] = [];
 
