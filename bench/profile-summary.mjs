@@ -9,6 +9,9 @@ p.samples.forEach((id, i) => {
   self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
 });
 const total = [...self.values()].reduce((a, b) => a + b, 0);
+// the shares of the time the server was not idle: what docs/benchmarks.md compares
+const idle = [...self].filter(([id]) => byId.get(id).callFrame.functionName === '(idle)').reduce((a, [, t]) => a + t, 0);
+const busy = total - idle;
 const group = (n) => {
   const u = n.callFrame.url || '';
   if (!u) return `(${n.callFrame.functionName || 'native'})`;
@@ -27,8 +30,8 @@ const agg = (key) => {
   }
   return [...m].sort((a, b) => b[1] - a[1]);
 };
-const pct = (t) => ((100 * t) / total).toFixed(1).padStart(5) + ' %';
-console.log(`total sampled ${(total / 1000).toFixed(0)} ms`);
+const pct = (t) => `${((100 * t) / total).toFixed(1).padStart(5)} %${((100 * t) / busy).toFixed(1).padStart(6)} %`;
+console.log(`total sampled ${(total / 1000).toFixed(0)} ms, busy ${(busy / 1000).toFixed(0)} ms; columns: share of all, share of busy`);
 console.log('-- by package / folder');
 for (const [k, t] of agg(group).slice(0, 18)) console.log(pct(t), k);
 console.log('-- by function');
