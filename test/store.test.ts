@@ -21,6 +21,7 @@ import {
 import { asAttacker } from './support/audit.js';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import { readFileSync } from 'node:fs';
+import { insertRow, prepared } from '../src/store/prepared.js';
 
 describe.each(DATABASES)('repositories on %s', (dbName) => {
   let h: Harness;
@@ -150,6 +151,29 @@ describe.each(DATABASES)('repositories on %s', (dbName) => {
       expect(results.filter(Boolean).length).toBe(1);
       expect(await h.services.devices.wasUsed(device!.id, 'q:123456')).toBe(true);
       expect(await h.services.devices.wasUsed(device!.id, 'q:654321')).toBe(false);
+    });
+  });
+
+  describe('statements built once (issue 15)', () => {
+    it('X4: a prepared statement gives what the query builder gives, each time with its own values, and refuses a placeholder that is not a value', async () => {
+      const db = h.services.store.db;
+      const a = await createUser(h.services);
+      const b = await createUser(h.services);
+      const byUsername = prepared<{ username: string }>()((db, p) => db.selectFrom('users').select(['id', 'username']).where('username', '=', p.username));
+      for (const user of [a, b, a]) {
+        expect(await byUsername.first(db, { username: user.username })).toEqual(
+          await db.selectFrom('users').select(['id', 'username']).where('username', '=', user.username).executeTakeFirst(),
+        );
+      }
+      expect(await byUsername.first(db, { username: 'nobody' })).toBeUndefined();
+      // a placeholder where no value goes (a limit is inlined nowhere, but a column name would be)
+      const misplaced = prepared<{ column: string }>()((db, p) => db.selectFrom('users').select(p.column as 'id'));
+      await expect(misplaced.first(db, { column: 'id' })).rejects.toThrow(/not a parameter/);
+      // one-row inserts: a statement per set of columns
+      await h.services.store.transaction(async (trx) => {
+        await insertRow(trx, 'lockouts', { username: `x${a.username}`, locked_until: null, reset_at: 7 });
+      });
+      expect(await db.selectFrom('lockouts').select('reset_at').where('username', '=', `x${a.username}`).executeTakeFirst()).toEqual({ reset_at: 7 });
     });
   });
 
