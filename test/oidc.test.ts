@@ -446,6 +446,27 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     expect(callback.searchParams.get('error')).toBe('unmet_authentication_requirements');
   });
 
+  it('I1/T3: a temporary passcode older than 2 days opens only the online security card: the login for an application stops there, no code reaches the client', async () => {
+    const holder = await BUILT_IN_DRIVERS.temp_passcode!.holder(h);
+    h.clock.advance(3 * 24 * 60 * MINUTE);
+    const browser = new Browser(issuer);
+    const started = await authorizationUrl();
+    const seen: string[] = [];
+    await expect(follow(browser, started.url.href, holder, seen)).rejects.toThrow(/stopped at .*\/oidc\/interaction\/[^ ]+ \(403\)/);
+    expect((await sessionOf(browser)).scope).toBe('online_card_only');
+    // the page says why, and says it again if the browser comes back
+    const again = await browser.request(`${issuer}${seen.at(-1)}`);
+    expect(again.status).toBe(403);
+    expect(again.html).toContain('you can only print and activate your online security card');
+    const audited = await h.services.store.db
+      .selectFrom('audit_log')
+      .select('data')
+      .where('event', '=', 'oidc.login')
+      .where('user_id', '=', holder.user.id)
+      .execute();
+    expect(new Set(audited.map((row) => JSON.parse(row.data as string).outcome))).toEqual(new Set(['scope_limited']));
+  });
+
   it('I1/V1: acr_values above the session (an SMS login, strong asked): the user logs in again with the stronger device; the new acr proves it', async () => {
     const sms = await BUILT_IN_DRIVERS.sms!.holder(h);
     const { tokens: first, browser } = await tokensFor(sms);

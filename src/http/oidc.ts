@@ -473,6 +473,17 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       if (session?.app === client.app && session.passwordChangeRequired) return reply.redirect('/password', 303);
       // no session of ours for this client's app: our login, then back here
       if (!session || session.app !== client.app) return loginAgain(reply, details.uid, client.app);
+      // T3: a temporary passcode older than 2 days opens only the online security card, never an application
+      if (session.scope !== 'full') {
+        await services.audit.record({
+          event: 'oidc.login',
+          actor: `user:${session.userId}`,
+          userId: session.userId,
+          ip: requestMeta(request).ip,
+          data: { clientId: client.clientId, sessionId: session.id, outcome: 'scope_limited' },
+        });
+        return pages.renderError(request, reply, new SlsError('SCOPE_ONLINE_CARD_ONLY'));
+      }
 
       const proof = await services.oidc.proof(session);
       const now = clock.now();
