@@ -388,12 +388,28 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
       .toBe(1);
   });
 
+  it('I1, L8: a rotated refresh token expires with the first of its chain: refreshing does not stretch the access beyond a session of the app', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder, { scope: 'openid offline_access' });
+    const refreshTokens = () => h.services.store.db.selectFrom('oidc_artifacts').select(['id', 'expires_at']).where('model', '=', 'RefreshToken').execute();
+    const before = new Map((await refreshTokens()).map((row) => [row.id, row.expires_at!]));
+    const first = before.get(tokens.refresh_token!)!;
+    // a second later (the provider counts whole seconds of the system clock; ours stands still here)
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+    const rotated = (await refreshTokens()).filter((row) => !before.has(row.id));
+    expect(rotated).toHaveLength(1);
+    // the new one ends when the first would have (to the second), not 12 hours from now
+    expect(rotated[0]!.expires_at!).toBeLessThan(first);
+    expect(first - rotated[0]!.expires_at!).toBeLessThan(10_000);
+  });
+
   it('I1: introspection and revocation of an access token, by its own client only', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const { tokens } = await tokensFor(holder);
     expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(true);
     // another confidential client learns nothing of this client's token, and cannot revoke it
-    const other = await h.services.oidc.clients.create({ name: 'Back office', app: 'portal', redirectUris: [redirectUri()] }, 'test');
+    const other = await h.services.oidc.clients.create({ name: 'Another portal', app: 'portal', redirectUris: [redirectUri()] }, 'test');
     const otherConfig = await oidc.discovery(new URL(issuer), other.client.clientId, undefined, oidc.ClientSecretBasic(other.secret!), {
       execute: [oidc.allowInsecureRequests],
     });
@@ -444,6 +460,29 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const holder = await BUILT_IN_DRIVERS.temp_passcode!.holder(h);
     const { callback } = await codeFor(holder, { acr_values: 'urn:sls:acr:strong' });
     expect(callback.searchParams.get('error')).toBe('unmet_authentication_requirements');
+  });
+
+  it('I1/T3: a temporary passcode older than 2 days opens only the online security card: the login for an application stops there, no code reaches the client', async () => {
+    // the passcode was issued 3 days ago (the provider's artefacts keep today's clock)
+    h.clock.set(Date.now() - 3 * 24 * 60 * MINUTE);
+    const holder = await BUILT_IN_DRIVERS.temp_passcode!.holder(h);
+    h.clock.set(Date.now());
+    const browser = new Browser(issuer);
+    const started = await authorizationUrl();
+    const seen: string[] = [];
+    await expect(follow(browser, started.url.href, holder, seen)).rejects.toThrow(/stopped at .*\/oidc\/interaction\/[^ ]+ \(403\)/);
+    expect((await sessionOf(browser)).scope).toBe('online_card_only');
+    // the page says why, and says it again if the browser comes back
+    const again = await browser.request(`${issuer}${seen.at(-1)}`);
+    expect(again.status).toBe(403);
+    expect(again.html).toContain('you can only print and activate your online security card');
+    const audited = await h.services.store.db
+      .selectFrom('audit_log')
+      .select('data')
+      .where('event', '=', 'oidc.login')
+      .where('user_id', '=', holder.user.id)
+      .execute();
+    expect(new Set(audited.map((row) => JSON.parse(row.data as string).outcome))).toEqual(new Set(['scope_limited']));
   });
 
   it('I1/V1: acr_values above the session (an SMS login, strong asked): the user logs in again with the stronger device; the new acr proves it', async () => {

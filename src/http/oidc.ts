@@ -102,6 +102,10 @@ export class ProviderHost {
     /** The provider's own pages (logout, errors) in the browser's language. */
     const languageOf = (ctx: { get(header: string): string }) => pageLanguage(ctx, config.defaultLanguage);
 
+    /** L8: the longest a session of the client's application may last, in seconds. */
+    const appMaxSeconds = (client: { sls_app?: string } | undefined): number =>
+      Math.ceil((client?.sls_app === 'trading' ? config.policy.tradingMaxMs : config.policy.portalMaxMs) / 1000);
+
     const slsSessionOf = async (ctx: KoaContext): Promise<Session | null> => {
       const token = ctx.cookies.get(SESSION_COOKIE, { signed: false });
       return token ? sessions.authenticate(token) : null;
@@ -181,9 +185,14 @@ export class ProviderHost {
         AuthorizationCode: 60,
         DeviceCode: DEVICE_CODE_TTL_S,
         Interaction: 3600,
-        Session: Math.ceil(config.policy.portalMaxMs / 1000),
-        Grant: Math.ceil(config.policy.portalMaxMs / 1000),
-        RefreshToken: Math.ceil(config.policy.portalMaxMs / 1000),
+        Session: Math.ceil(Math.max(config.policy.portalMaxMs, config.policy.tradingMaxMs) / 1000),
+        // L8: an application's access lasts as long as a session of its app may (portal or trading) …
+        Grant: (ctx: KoaContext | undefined, _grant: unknown, client?: { sls_app?: string }) => appMaxSeconds(client ?? ctx?.oidc?.client),
+        // … counted from the first refresh token of the chain: rotations do not stretch it
+        RefreshToken: (ctx: KoaContext | undefined, token: { iiat?: number }, client?: { sls_app?: string }) => {
+          const now = Math.floor(Date.now() / 1000);
+          return Math.max(1, appMaxSeconds(client ?? ctx?.oidc?.client) - (now - (token.iiat ?? now)));
+        },
       },
       issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),
       rotateRefreshToken: () => true,
@@ -473,6 +482,17 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       if (session?.app === client.app && session.passwordChangeRequired) return reply.redirect('/password', 303);
       // no session of ours for this client's app: our login, then back here
       if (!session || session.app !== client.app) return loginAgain(reply, details.uid, client.app);
+      // T3: a temporary passcode older than 2 days opens only the online security card, never an application
+      if (session.scope !== 'full') {
+        await services.audit.record({
+          event: 'oidc.login',
+          actor: `user:${session.userId}`,
+          userId: session.userId,
+          ip: requestMeta(request).ip,
+          data: { clientId: client.clientId, sessionId: session.id, outcome: 'scope_limited' },
+        });
+        return pages.renderError(request, reply, new SlsError('SCOPE_ONLINE_CARD_ONLY'));
+      }
 
       const proof = await services.oidc.proof(session);
       const now = clock.now();
