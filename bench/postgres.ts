@@ -53,6 +53,19 @@ export async function createBenchPostgres(baseUrl: string): Promise<BenchPostgre
     if (applicationName) u.searchParams.set('application_name', applicationName);
     return u.toString();
   };
+  const dropDatabase = () =>
+    admin(baseUrl, async (client) => {
+      // WITH (FORCE): a server that did not stop cleanly must not keep the database alive (PostgreSQL 13+)
+      await client.query(`drop database if exists ${database} with (force)`);
+    });
+  // a run stopped with Ctrl-C (or killed politely) leaves no database behind either
+  const onSignal = (signal: NodeJS.Signals): void => {
+    void dropDatabase()
+      .catch(() => undefined)
+      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   return {
     database,
     url: urlOf,
@@ -64,10 +77,10 @@ export async function createBenchPostgres(baseUrl: string): Promise<BenchPostgre
         );
         return Object.fromEntries(rows.map((r) => [r.name || '(none)', Number(r.n)]));
       }),
-    drop: () =>
-      admin(baseUrl, async (client) => {
-        // WITH (FORCE): a server that did not stop cleanly must not keep the database alive (PostgreSQL 13+)
-        await client.query(`drop database if exists ${database} with (force)`);
-      }),
+    drop: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      return dropDatabase();
+    },
   };
 }
