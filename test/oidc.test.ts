@@ -205,6 +205,12 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     throw new Error('too many redirects');
   }
 
+  /** The data of the user's oidc.login audit entries. */
+  async function oidcLogins(userId: string): Promise<Record<string, unknown>[]> {
+    const rows = await h.services.store.db.selectFrom('audit_log').select('data').where('event', '=', 'oidc.login').where('user_id', '=', userId).execute();
+    return rows.map((row) => JSON.parse(row.data as string) as Record<string, unknown>);
+  }
+
   async function sessionOf(browser: Browser) {
     const session = await h.services.sessions.authenticate(browser.jar.get('sls_session') ?? '');
     expect(session).not.toBeNull();
@@ -269,13 +275,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     expect(info.sls_app).toBe('portal');
     expect(info.sls_withdrawal_limits).toMatchObject({ device: 'dscplus' });
     // the login is audited with the client
-    const audited = await h.services.store.db
-      .selectFrom('audit_log')
-      .select('data')
-      .where('event', '=', 'oidc.login')
-      .where('user_id', '=', holder.user.id)
-      .execute();
-    expect(audited.map((row) => JSON.parse(row.data as string).clientId)).toContain(clientId);
+    expect((await oidcLogins(holder.user.id)).map((data) => data.clientId)).toContain(clientId);
   });
 
   for (const [kind, acr, amr] of [
@@ -476,13 +476,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const again = await browser.request(`${issuer}${seen.at(-1)}`);
     expect(again.status).toBe(403);
     expect(again.html).toContain('you can only print and activate your online security card');
-    const audited = await h.services.store.db
-      .selectFrom('audit_log')
-      .select('data')
-      .where('event', '=', 'oidc.login')
-      .where('user_id', '=', holder.user.id)
-      .execute();
-    expect(new Set(audited.map((row) => JSON.parse(row.data as string).outcome))).toEqual(new Set(['scope_limited']));
+    expect(new Set((await oidcLogins(holder.user.id)).map((data) => data.outcome))).toEqual(new Set(['scope_limited']));
   });
 
   it('I1/V1: acr_values above the session (an SMS login, strong asked): the user logs in again with the stronger device; the new acr proves it', async () => {

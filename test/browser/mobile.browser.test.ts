@@ -36,16 +36,8 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
 
   /** K1: Add user → username and password → the number on record → the SMS token → PIN → done. */
   async function activate(app: Page, user: User, options: { purpose?: 'add-user' | 'migrate'; biometric?: boolean } = {}): Promise<void> {
-    const inbox = harnessInbox(suite.server.h);
-    await app.locator(`#${options.purpose ?? 'add-user'}`).click();
-    await app.locator('#act-username').fill(user.username);
-    await app.locator('#act-password').fill(PASSWORD);
-    await app.locator('#act-continue').click();
-    await app.locator('#act-step-phone').waitFor();
-    inbox.tick();
-    await app.locator('#act-send-token').click();
-    await app.locator('#act-step-token').waitFor();
-    await app.locator('#act-token').fill(await inbox.activationToken(user.username));
+    const token = await untilTheToken(app, user, options.purpose);
+    await app.locator('#act-token').fill(token);
     await app.locator('#act-token-continue').click();
     await app.locator('#act-step-pin').waitFor();
     await app.locator('#act-pin').fill(PIN);
@@ -55,6 +47,20 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     await app.locator('#act-done').waitFor();
     await app.locator('#act-finish').click();
     await app.locator(`#users li.user[data-username="${user.username}"]`).waitFor();
+  }
+
+  /** K1: the activation's first steps, up to the token screen; the token the SMS brought. */
+  async function untilTheToken(app: Page, user: User, purpose: 'add-user' | 'migrate' = 'add-user'): Promise<string> {
+    const inbox = harnessInbox(suite.server.h);
+    await app.locator(`#${purpose}`).click();
+    await app.locator('#act-username').fill(user.username);
+    await app.locator('#act-password').fill(PASSWORD);
+    await app.locator('#act-continue').click();
+    await app.locator('#act-step-phone').waitFor();
+    inbox.tick();
+    await app.locator('#act-send-token').click();
+    await app.locator('#act-step-token').waitFor();
+    return inbox.activationToken(user.username);
   }
 
   /** A user activated in a new app, and a login started for them on another browser (the computer). */
@@ -120,17 +126,8 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
   it('K1, L3 (issue 16 item 3): the app checks the activation token before the PIN: a wrong token is told as such (not "Login failed"), counted, and the PIN screen comes only after the right one', async () => {
     const { h } = suite.server;
     const user = await smsUser(h);
-    const inbox = harnessInbox(h);
     const app = await openApp();
-    await app.locator('#add-user').click();
-    await app.locator('#act-username').fill(user.username);
-    await app.locator('#act-password').fill(PASSWORD);
-    await app.locator('#act-continue').click();
-    await app.locator('#act-step-phone').waitFor();
-    inbox.tick();
-    await app.locator('#act-send-token').click();
-    await app.locator('#act-step-token').waitFor();
-    const token = await inbox.activationToken(user.username);
+    const token = await untilTheToken(app, user);
     await app.locator('#act-token').fill(token === '000000' ? '111111' : '000000');
     await app.locator('#act-token-continue').click();
     await expect.poll(async () => (await facts(app)).alert?.text ?? '').toContain('The activation token is not right');
