@@ -615,6 +615,9 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     await expect.poll(() => rp.refuse.count, { timeout: 5_000 }).toBe(0);
     expect(await attempts()).toBe(1);
     expect(rp.logoutTokens).toEqual([]);
+    // the client is not told yet, but its tokens are dead already: they never outlive the session while it is retried
+    await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
     // not before its time
     await h.services.scheduler.runDue();
     expect(rp.logoutTokens).toEqual([]);

@@ -258,6 +258,9 @@ export class OpenIdConnect {
     const payload = JSON.parse(row.payload) as { accountId?: string; authorizations?: Record<string, { sid?: string; grantId?: string }> };
     const authorizations = Object.entries(payload.authorizations ?? {});
     const grants = authorizations.map(([, a]) => a.grantId).filter((g): g is string => typeof g === 'string');
+    // L8: the tokens die first, then the clients are told: never a moment (nor a retry's minutes) when a client
+    // that heard of the logout, or did not hear yet, can still refresh
+    await this.revokeGrants(grants);
     const clients: string[] = [];
     const failed: string[] = [];
     for (const [clientId, authorization] of authorizations) {
@@ -303,10 +306,14 @@ export class OpenIdConnect {
     return `${input}.${signature.toString('base64url')}`;
   }
 
+  /** The grants given in a provider session, with every code and token of theirs. */
+  private async revokeGrants(grants: string[]): Promise<void> {
+    if (grants.length > 0) await this.deps.store.db.deleteFrom('oidc_artifacts').where('grant_id', 'in', grants).execute();
+  }
+
   /** The provider session and the grants (tokens) given in it. */
   private async forget(oidcSessionUid: string, grants: string[]): Promise<void> {
-    const { db } = this.deps.store;
-    if (grants.length > 0) await db.deleteFrom('oidc_artifacts').where('grant_id', 'in', grants).execute();
-    await db.deleteFrom('oidc_artifacts').where('model', '=', 'Session').where('uid', '=', oidcSessionUid).execute();
+    await this.revokeGrants(grants);
+    await this.deps.store.db.deleteFrom('oidc_artifacts').where('model', '=', 'Session').where('uid', '=', oidcSessionUid).execute();
   }
 }
