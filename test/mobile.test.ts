@@ -165,10 +165,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
   it('K1, L3, L4 (issue 16 item 3): the proven token is bound to its activation and to the keys that proved it, used once, expiring, and never replayed after the activation', async () => {
     const user = await smsUser(h);
     const app = phone();
-    const view = await app.start(user.username);
-    inbox.tick();
-    await app.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
-    const token = await inbox.activationToken(user.username);
+    const { view, token } = await app.tokenSent(user.username);
     // another activation of the same user (started by whoever has the password) cannot use this token
     const other = phone();
     h.clock.advance(SECOND);
@@ -206,10 +203,8 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     // a proof not followed by the PIN in time expires
     const late = await smsUser(h);
     const slow = phone();
-    const lateView = await slow.start(late.username);
-    inbox.tick();
-    await slow.api.sendToken(lateView.id, { phoneId: lateView.phones[0]!.id });
-    expect((await slow.prove(lateView, await inbox.activationToken(late.username))).proven).toBe(true);
+    const { view: lateView, token: lateToken } = await slow.tokenSent(late.username);
+    expect((await slow.prove(lateView, lateToken)).proven).toBe(true);
     h.clock.advance(h.services.config.policy.mobileActivationProvenTtlMs + SECOND);
     const expired = await rejected(slow.finish(lateView));
     expect([expired.status, expired.code]).toEqual([410, 'FLOW_EXPIRED']);
@@ -219,10 +214,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
   it('K1, L3 (issue 16 item 3): wrong tokens count towards the lock, three use the activation up, and a device answer is proven once (L4)', async () => {
     const user = await smsUser(h);
     const app = phone();
-    const view = await app.start(user.username);
-    inbox.tick();
-    await app.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
-    const token = await inbox.activationToken(user.username);
+    const { view, token } = await app.tokenSent(user.username);
     const before = (await h.services.lockout.status(user.username)).failures;
     const wrong = token === '000000' ? '111111' : '000000';
     // wrong copies at once: each takes an answer and counts, never more than the flow's 3
@@ -613,10 +605,8 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     for (let failures = 1; failures <= max; failures++) {
       // a thief holding the SIM: the token arrives, the PIN is guessed (an hour apart: the number's send limits)
       h.clock.advance(HOUR);
-      const view = await thief.start(user.username, 'recover');
-      inbox.tick();
-      await thief.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
-      expect((await rejected(thief.complete(view, await inbox.activationToken(user.username), `n0t${failures}`))).code).toBe('ACTIVATION_PROOF_FAILED');
+      const { view, token } = await thief.tokenSent(user.username, 'recover');
+      expect((await rejected(thief.complete(view, token, `n0t${failures}`))).code).toBe('ACTIVATION_PROOF_FAILED');
       // the owner logs in meanwhile: the lock's count starts again, the recovery count does not
       const login = await startLogin(h.app, user.username);
       await owner.approve(await owner.request(user.username), login.body.challenge.number);

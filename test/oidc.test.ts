@@ -165,7 +165,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
    * holder's device; on the step-up page, verifies again. Returns the URL
    * that reached the relying party.
    */
-  async function follow(browser: Browser, start: string, holder: Holder, seen: string[] = []): Promise<URL> {
+  async function follow(browser: Browser, start: string, holder: Holder, seen: string[] = [], password = PASSWORD): Promise<URL> {
     let url = start;
     for (let hop = 0; hop < 20; hop++) {
       seen.push(new URL(url).pathname);
@@ -179,7 +179,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
       if (path === '/login') {
         const login = form(page.html, '/login');
         const app = new URL(url).searchParams.get('app') ?? 'portal';
-        const posted = await browser.request('/login', { form: { _csrf: csrfOf(login), username: holder.user.username, password: PASSWORD, app } });
+        const posted = await browser.request('/login', { form: { _csrf: csrfOf(login), username: holder.user.username, password, app } });
         expect(posted.location, posted.html.slice(0, 500)).toMatch(/\/login\/flw_/);
         url = await answerChallenge(browser, posted.location!, holder);
         continue;
@@ -203,6 +203,17 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
       throw new Error(`stopped at ${url} (${page.status}): ${page.html.slice(0, 300)}`);
     }
     throw new Error('too many redirects');
+  }
+
+  /** The needs and codes of the user's refused sessions (session.refused audit entries). */
+  async function refusals(userId: string): Promise<Set<string>> {
+    const rows = await h.services.store.db
+      .selectFrom('audit_log')
+      .select('data')
+      .where('event', '=', 'session.refused')
+      .where('user_id', '=', userId)
+      .execute();
+    return new Set(rows.map((row) => JSON.parse(row.data as string) as { need: string; code: string }).map((data) => `${data.need} ${data.code}`));
   }
 
   /** The data of the user's oidc.login audit entries. */
@@ -476,7 +487,26 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const again = await browser.request(`${issuer}${seen.at(-1)}`);
     expect(again.status).toBe(403);
     expect(again.html).toContain('you can only print and activate your online security card');
-    expect(new Set((await oidcLogins(holder.user.id)).map((data) => data.outcome))).toEqual(new Set(['scope_limited']));
+    expect(await refusals(holder.user.id)).toEqual(new Set(['application SCOPE_ONLINE_CARD_ONLY']));
+    expect(await oidcLogins(holder.user.id)).toEqual([]);
+  });
+
+  it('I1/A5: a login with the one-time password from client services opens no application: the password is replaced first', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { user: agent } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const verification = await h.services.helpDesk.verifyIdentity(agent.id, holder.user.username, { method: 'id_document' });
+    const { temporaryPassword } = await h.services.helpDesk.resetPassword(agent.id, holder.user.username, { verificationId: verification.id });
+    const browser = new Browser(issuer);
+    const started = await authorizationUrl();
+    const seen: string[] = [];
+    // the password and the card: the interaction sends the browser to change the password (which asks for a
+    // step-up, where this walk stops), never on to the client
+    await expect(follow(browser, started.url.href, holder, seen, temporaryPassword!)).rejects.toThrow();
+    const passwordPage = seen.indexOf('/password');
+    expect(passwordPage).toBeGreaterThan(0);
+    expect(seen[passwordPage - 1]).toMatch(/^\/oidc\/interaction\//);
+    expect(await refusals(holder.user.id)).toEqual(new Set(['application PASSWORD_CHANGE_REQUIRED']));
+    expect(await oidcLogins(holder.user.id)).toEqual([]);
   });
 
   it('I1/V1: acr_values above the session (an SMS login, strong asked): the user logs in again with the stronger device; the new acr proves it', async () => {

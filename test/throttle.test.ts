@@ -282,4 +282,30 @@ describe('the device authorization grant (X5, I1)', () => {
       await h.close();
     }
   });
+
+  it("X5/I1: device codes asked for from one address are counted like login starts: a public client's id does not let anyone flood codes and audit entries", async () => {
+    const h = await startHarness('sqlite', { limits: { ...OFF, login: { perAddress: 3, global: 0 } } });
+    try {
+      const { client } = await h.services.oidc.clients.create({ name: 'Desk', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
+      const from = address();
+      const statuses = [];
+      for (let i = 0; i < 4; i++) {
+        const asked = await h.app.inject({
+          method: 'POST',
+          url: '/oidc/device/auth',
+          remoteAddress: from,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          payload: `client_id=${client.clientId}&scope=openid`,
+        });
+        statuses.push(asked.statusCode);
+      }
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      // the requests taken are audited (after the answer); the refused one is not
+      const requested = async () =>
+        (await h.services.store.db.selectFrom('audit_log').select('seq').where('event', '=', 'oidc.device_requested').execute()).length;
+      await expect.poll(requested).toBe(3);
+    } finally {
+      await h.close();
+    }
+  });
 });

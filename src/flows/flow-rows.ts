@@ -42,11 +42,8 @@ const closeFlowWithSession = prepared<{ id: string; now: number; from: FlowState
  */
 export async function findFlow(db: Executor, flowId: string, kind: FlowRow['kind'], sessionId?: string): Promise<FlowRow> {
   if (!FLOW_ID.test(flowId)) throw new SlsError('FLOW_NOT_FOUND');
-  const row =
-    sessionId === undefined
-      ? await flowById.first(db, { id: flowId, kind })
-      : await db.selectFrom('login_flows').selectAll().where('id', '=', flowId).where('kind', '=', kind).where('session_id', '=', sessionId).executeTakeFirst();
-  if (!row) throw new SlsError('FLOW_NOT_FOUND');
+  const row = await flowById.first(db, { id: flowId, kind });
+  if (!row || (sessionId !== undefined && row.session_id !== sessionId)) throw new SlsError('FLOW_NOT_FOUND');
   return row;
 }
 

@@ -227,7 +227,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   await app.register(optOutPages(services, pages, guard));
   await app.register(appPages(services, pages));
   // I1: the OpenID Provider under /oidc, its login ours
-  await app.register(oidcRoutes(services, pages, providerHost));
+  await app.register(oidcRoutes(services, pages, providerHost, guard));
   await app.register(oidcClientPages(services, pages, guard));
   return app;
 }

@@ -7,6 +7,8 @@ declare module 'oidc-provider' {
 
   export interface KoaContext {
     cookies: { get(name: string, options?: { signed?: boolean }): string | undefined };
+    status: number;
+    redirect(url: string): void;
     oidc?: {
       route?: string;
       params?: Record<string, unknown>;

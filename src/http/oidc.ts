@@ -22,6 +22,7 @@ import { adapterClass, type ClientMetadata } from '../oidc/adapter.js';
 import type { Session } from '../sessions/sessions.js';
 import { requestMeta, SESSION_COOKIE } from './session-cookie.js';
 import type { PageRenderer } from './web/render.js';
+import type { SessionGuard } from './session-guard.js';
 import { deviceFlowPages, escapeHtml, languageOf as pageLanguage, page, type PageContext } from './oidc-pages.js';
 
 /** The browser's interaction waiting for our login; the login's landing goes back to it. */
@@ -316,8 +317,8 @@ export class ProviderHost {
         const oidc = ctx.oidc as (KoaContext['oidc'] & { session?: { exp?: unknown } }) | undefined;
         const route = oidc?.route;
         if ((route !== 'code_verification' && route !== 'device_resume') || typeof oidc?.session?.exp === 'number') throw error;
-        (ctx as unknown as { redirect(url: string): void; status: number }).status = 303;
-        (ctx as unknown as { redirect(url: string): void }).redirect(`${OIDC_PREFIX}/device`);
+        ctx.status = 303;
+        ctx.redirect(`${OIDC_PREFIX}/device`);
       }
     });
     provider.use(async (ctx, next) => {
@@ -398,7 +399,7 @@ export function oidcFormActionHook(host: ProviderHost) {
 }
 
 /** The provider's own routes and our interaction. */
-export function oidcRoutes(services: Services, pages: PageRenderer, host: ProviderHost): FastifyPluginAsync {
+export function oidcRoutes(services: Services, pages: PageRenderer, host: ProviderHost, guard: SessionGuard): FastifyPluginAsync {
   const { config, sessions, clock } = services;
 
   return async (app) => {
@@ -441,8 +442,10 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
 
     app.get('/.well-known/openid-configuration', { schema: { hide: true } }, (request, reply) => forward(request, reply, '/.well-known/openid-configuration'));
     app.all(`${OIDC_PREFIX}/*`, { schema: { hide: true } }, (request, reply) => forward(request, reply, request.url.slice(OIDC_PREFIX.length).split('?')[0]!));
-    // RFC 8628 §5.1: the user codes typed are counted by the throttle (X5), as answers are
+    // RFC 8628 §5.1: the user codes typed are counted by the throttle (X5), as answers are; and the codes asked
+    // for as login starts (a public client's id is no secret: anyone could ask for codes, each audited)
     app.post(`${OIDC_PREFIX}/device`, { schema: { hide: true } }, (request, reply) => forward(request, reply, '/device'));
+    app.post(`${OIDC_PREFIX}/device/auth`, { schema: { hide: true } }, (request, reply) => forward(request, reply, '/device/auth'));
 
     /** Our login page for the client's app; its landing comes back to the interaction. */
     function loginAgain(reply: FastifyReply, uid: string, clientApp: string): FastifyReply {
@@ -478,21 +481,14 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       const token = request.cookies[SESSION_COOKIE];
       const session = token ? await sessions.authenticate(token) : null;
 
-      // A5: a one-time password is replaced first; the application is then opened again by the user
-      if (session?.app === client.app && session.passwordChangeRequired) return reply.redirect('/password', 303);
       // no session of ours for this client's app: our login, then back here
       if (!session || session.app !== client.app) return loginAgain(reply, details.uid, client.app);
-      // T3: a temporary passcode older than 2 days opens only the online security card, never an application
-      if (session.scope !== 'full') {
-        await services.audit.record({
-          event: 'oidc.login',
-          actor: `user:${session.userId}`,
-          userId: session.userId,
-          ip: requestMeta(request).ip,
-          data: { clientId: client.clientId, sessionId: session.id, outcome: 'scope_limited' },
-        });
-        return pages.renderError(request, reply, new SlsError('SCOPE_ONLINE_CARD_ONLY'));
-      }
+      // what the session may do, decided where every request's is (audited when refused): a one-time password
+      // is replaced first (A5; the user then opens the application again), a temporary passcode older than 2 days
+      // opens only the online security card (T3), never an application
+      const refused = await guard.refusal(request, session, 'application');
+      if (refused?.code === 'PASSWORD_CHANGE_REQUIRED') return reply.redirect('/password', 303);
+      if (refused) return pages.renderError(request, reply, refused);
 
       const proof = await services.oidc.proof(session);
       const now = clock.now();

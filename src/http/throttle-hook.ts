@@ -18,6 +18,7 @@ export const THROTTLED_ROUTES: readonly [string, RegExp, Throttled][] = [
   ['POST', /^\/devices\/:deviceId\/(activate|pin)$/, 'answer'],
   ['POST', /^\/api\/v1\/mobile\/requests\/:id$/, 'answer'],
   ['POST', /^\/oidc\/device$/, 'answer'],
+  ['POST', /^\/oidc\/device\/auth$/, 'login'],
   ['POST', /^\/(api\/v1\/)?login\/:flowId\/code$/, 'send'],
   ['POST', /^\/api\/v1\/phones\/:phoneId\/verification$/, 'send'],
   ['POST', /^\/settings\/mobile\/:phoneId\/verify$/, 'send'],

@@ -137,10 +137,6 @@ export class Users {
     private readonly oneTimePasswordTtlMs: number,
   ) {}
 
-  private baseQuery(db: Executor) {
-    return baseQuery(db);
-  }
-
   private toUser(row: {
     id: string;
     username: string;
@@ -172,7 +168,7 @@ export class Users {
   }
 
   async findByUsername(username: string): Promise<User | null> {
-    const row = await this.baseQuery(this.store.db).where('users.username', '=', username).executeTakeFirst();
+    const row = await baseQuery(this.store.db).where('users.username', '=', username).executeTakeFirst();
     return row ? this.toUser(row) : null;
   }
 
@@ -183,7 +179,7 @@ export class Users {
   }
 
   async get(id: string): Promise<User> {
-    const row = await this.baseQuery(this.store.db).where('users.id', '=', id).executeTakeFirst();
+    const row = await baseQuery(this.store.db).where('users.id', '=', id).executeTakeFirst();
     if (!row) throw new SlsError('USER_NOT_FOUND', { id });
     return this.toUser(row);
   }
@@ -410,7 +406,7 @@ export class Users {
 
   /** The users of an account (A1: an account may hold several usernames). */
   async usersOf(accountId: string): Promise<User[]> {
-    const rows = await this.baseQuery(this.store.db).where('users.account_id', '=', accountId).orderBy('users.username').execute();
+    const rows = await baseQuery(this.store.db).where('users.account_id', '=', accountId).orderBy('users.username').execute();
     return rows.map((row) => this.toUser(row));
   }
 
@@ -502,7 +498,7 @@ export class Users {
   async search(query: string, limit = 20): Promise<User[]> {
     const term = query.trim();
     if (term.length === 0 || term.length > 64) return [];
-    const rows = await this.baseQuery(this.store.db)
+    const rows = await baseQuery(this.store.db)
       .where((eb) => eb.or([eb('users.username', 'like', `${term.replace(/[%_\\]/g, '')}%`), eb('accounts.account_number', '=', term.toUpperCase())]))
       .orderBy('users.username')
       .limit(limit)

@@ -111,9 +111,14 @@ export function adapterClass(store: Store, clock: Clock, clientMetadata: (client
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      await store.db.deleteFrom('oidc_artifacts').where('grant_id', '=', grantId).execute();
+      await revokeGrants(store, [grantId]);
     }
   };
+}
+
+/** Revokes grants: every artefact given under them (codes, tokens, the grant itself) is deleted. */
+export async function revokeGrants(store: Store, grantIds: string[]): Promise<void> {
+  if (grantIds.length > 0) await store.db.deleteFrom('oidc_artifacts').where('grant_id', 'in', grantIds).execute();
 }
 
 /** The scheduler: deletes every artefact past its expiry. */

@@ -23,7 +23,7 @@ import { withdrawalLimits } from '../policy/withdrawal-limits.js';
 import { acrOf, amrOf, type Acr } from './claims.js';
 import type { OidcClients } from './clients.js';
 import type { OidcKeys } from './keys.js';
-import { pruneArtifacts } from './adapter.js';
+import { pruneArtifacts, revokeGrants } from './adapter.js';
 
 export const DEFAULT_ISSUER = 'http://localhost:8080';
 
@@ -260,7 +260,7 @@ export class OpenIdConnect {
     const grants = authorizations.map(([, a]) => a.grantId).filter((g): g is string => typeof g === 'string');
     // L8: the tokens die first, then the clients are told: never a moment (nor a retry's minutes) when a client
     // that heard of the logout, or did not hear yet, can still refresh
-    await this.revokeGrants(grants);
+    await revokeGrants(this.deps.store, grants);
     const clients: string[] = [];
     const failed: string[] = [];
     for (const [clientId, authorization] of authorizations) {
@@ -306,14 +306,9 @@ export class OpenIdConnect {
     return `${input}.${signature.toString('base64url')}`;
   }
 
-  /** The grants given in a provider session, with every code and token of theirs. */
-  private async revokeGrants(grants: string[]): Promise<void> {
-    if (grants.length > 0) await this.deps.store.db.deleteFrom('oidc_artifacts').where('grant_id', 'in', grants).execute();
-  }
-
   /** The provider session and the grants (tokens) given in it. */
   private async forget(oidcSessionUid: string, grants: string[]): Promise<void> {
-    await this.revokeGrants(grants);
+    await revokeGrants(this.deps.store, grants);
     await this.deps.store.db.deleteFrom('oidc_artifacts').where('model', '=', 'Session').where('uid', '=', oidcSessionUid).execute();
   }
 }

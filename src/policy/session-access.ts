@@ -24,9 +24,11 @@ import type { Session } from '../sessions/sessions.js';
  * - `step_up`: to verify again (V1);
  * - `password`: to change the password (A5: also while a change is required);
  * - `security`: to change the security settings (X7);
- * - `staff`: the help desk console and API.
+ * - `staff`: the help desk console and API;
+ * - `application`: to open an application through OpenID Connect (I1; the
+ *   caller matches the client's app, portal or trading, to the session's).
  */
-export type SessionNeed = 'any' | 'portal' | 'temporary' | 'step_up' | 'password' | 'security' | 'staff';
+export type SessionNeed = 'any' | 'portal' | 'temporary' | 'step_up' | 'password' | 'security' | 'staff' | 'application';
 
 interface SessionCheck {
   name: string;
@@ -41,7 +43,7 @@ const passwordChangeFirst: SessionCheck = {
 
 const portalTasksInThePortal: SessionCheck = {
   name: 'portal-tasks-in-the-portal',
-  refuse: (session, need) => (need !== 'any' && session.app !== 'portal' ? 'PORTAL_SESSION_REQUIRED' : null),
+  refuse: (session, need) => (need !== 'any' && need !== 'application' && session.app !== 'portal' ? 'PORTAL_SESSION_REQUIRED' : null),
 };
 
 const temporaryScope: SessionCheck = {

@@ -135,20 +135,26 @@ export class TestPhone {
 
   /** Proves the activation with the response given (unless it is proven), then sets up keys and PIN. */
   async complete(view: ActivationView, response: string, pin = APP_PIN): Promise<Enrolment> {
-    const current = await this.api.proveActivation(view.id, { response, ...(await publicKeys(await this.keysFor(view.id))) }).catch((error: unknown) => {
+    const current = await this.prove(view, response).catch((error: unknown) => {
       if (error instanceof ApiError && error.code === 'FLOW_STATE') return null;
       throw error;
     });
     return this.finish(current ?? view, pin);
   }
 
-  /** K1: the whole activation by SMS token, to the first number on record offered (a recovery: with the recovery PIN, K8). */
-  async activate(username: string, options: { purpose?: ActivationPurpose; pin?: string } = {}): Promise<Enrolment> {
-    const view = await this.start(username, options.purpose ?? 'activate');
+  /** K1: an activation started, its SMS token sent to the first number on record offered; the token as it arrived. */
+  async tokenSent(username: string, purpose: ActivationPurpose = 'activate'): Promise<{ view: ActivationView; token: string }> {
+    const view = await this.start(username, purpose);
     expect(view.proof).toBe('sms');
     this.inbox.tick();
     await this.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
-    return this.complete(view, await this.inbox.activationToken(username), options.pin);
+    return { view, token: await this.inbox.activationToken(username) };
+  }
+
+  /** K1: the whole activation by SMS token, to the first number on record offered (a recovery: with the recovery PIN, K8). */
+  async activate(username: string, options: { purpose?: ActivationPurpose; pin?: string } = {}): Promise<Enrolment> {
+    const { view, token } = await this.tokenSent(username, options.purpose);
+    return this.complete(view, token, options.pin);
   }
 
   private tokens() {

@@ -193,22 +193,19 @@ export class MobileEnrolment {
     return verifierContext('mobile_activation', flowId);
   }
 
-  /** The activation waiting for its proof. */
-  private async row(flowId: string): Promise<FlowRow> {
+  /**
+   * The activation at a step: `second_factor`, waiting for its proof, or
+   * `approved`, its proof accepted and waiting for the PIN and the keys. At
+   * the other step it says which (proven already, or not proven yet); ended
+   * or expired, FLOW_EXPIRED.
+   */
+  private async row(flowId: string, step: 'second_factor' | 'approved' = 'second_factor'): Promise<FlowRow> {
     const row = await findFlow(this.deps.store.db, flowId, 'mobile_activation');
     if (row.expires_at <= this.deps.clock.now()) throw new SlsError('FLOW_EXPIRED');
+    if (row.state === step) return row;
     if (row.state === 'approved') throw new SlsError('FLOW_STATE', { reason: 'proven' });
-    if (row.state !== 'second_factor') throw new SlsError('FLOW_EXPIRED');
-    return row;
-  }
-
-  /** The activation whose proof was accepted, waiting for the PIN and the keys. */
-  private async provenRow(flowId: string): Promise<FlowRow> {
-    const row = await findFlow(this.deps.store.db, flowId, 'mobile_activation');
-    if (row.expires_at <= this.deps.clock.now()) throw new SlsError('FLOW_EXPIRED');
     if (row.state === 'second_factor') throw new SlsError('ACTIVATION_NOT_PROVEN');
-    if (row.state !== 'approved') throw new SlsError('FLOW_EXPIRED');
-    return row;
+    throw new SlsError('FLOW_EXPIRED');
   }
 
   /** What binds a proof to the phone that gave it: a digest of its two public keys. */
@@ -487,7 +484,7 @@ export class MobileEnrolment {
    */
   async complete(flowId: string, input: CompleteInput, meta: EnrolmentMeta, where: WebOrigin): Promise<Activated> {
     const { clock, box, users } = this.deps;
-    const row = await this.provenRow(flowId);
+    const row = await this.row(flowId, 'approved');
     const state = JSON.parse(row.prompt!) as ActivationState;
     const verifier = box.openJson<ActivationVerifier>(row.verifier!, this.sealContext(flowId));
     const recovering = state.purpose === 'recover';
