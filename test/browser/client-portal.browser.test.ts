@@ -143,12 +143,14 @@ describe.skipIf(!chromiumAvailable)('the example Client Portal in real Chromium 
 
       // the provider counts max_age in whole seconds of the system clock: the step-up is a later second
       await new Promise((resolve) => setTimeout(resolve, 1_100));
-      h.clock.set(Math.max(Date.now(), h.clock.now()));
 
       // Withdraw: the portal asks for a step-up (max_age=0); the provider's step-up page asks for the password, then the card
       await page.getByLabel('Amount (USD)').fill('250');
       await navigation(page, () => page.getByRole('button', { name: 'Withdraw' }).click());
       expect(page.url().startsWith(`${issuer}/step-up`), page.url()).toBe(true);
+      // our clock stands still in the test: it is brought to now once the provider has opened the request (its
+      // moment, in the system clock's seconds), so that the step-up is not older than the request it answers
+      h.clock.set(Math.max(Date.now(), h.clock.now()));
       expect(await page.locator('#password').isVisible()).toBe(true);
       const waitForPortal = page.waitForURL(`${portalUrl}/callback?**`, { timeout: 15_000 });
       await stepUpOnPage(page, async (p) => cardAnswer(card, await shownChallenge(p)));
