@@ -6,8 +6,10 @@
  *
  * - Filler users are copies of a template user (the first real bench user):
  *   the same password hash, an entity and an account each, usernames
- *   `filler<N>`. They have no devices and never log in: they make the
- *   tables and their indexes as large as a deployment's.
+ *   `filler<N>`, and what a user who logged in leaves behind, copied from
+ *   the template's rows: a device, a session, its login flow, a used code
+ *   and a lockout row. They never log in: they make the tables and their
+ *   indexes as large as a deployment's.
  * - Filler audit entries come before the chain (seq −M … −1), spread over
  *   the year before now, one user each (round robin), a handful of event
  *   kinds. The keyed chain and its signed head (X1) stay as they are: the
@@ -22,6 +24,10 @@ import { performance } from 'node:perf_hooks';
 
 export interface SeedResult {
   users: number;
+  /** Devices, sessions and login flows: one of each per filler user, as many as the users who logged in. */
+  devices: number;
+  sessions: number;
+  flows: number;
   auditEntries: number;
   seconds: number;
   fileMiB: number;
@@ -34,6 +40,20 @@ const CHUNK = 500_000;
 function series(from: number, to: number): string {
   // a recursive CTE: better-sqlite3's SQLite has no generate_series
   return `with recursive s(i) as (select ${from} union all select i + 1 from s where i < ${to - 1})`;
+}
+
+/**
+ * Inserts, for each i of the series `s`, a copy of the first row of `table`
+ * that `where` finds (with the template user's id as its parameter), its
+ * columns in `own` replaced by SQL expressions of i; nothing when there is
+ * no such row.
+ */
+function copyPerFiller(db: BetterSqlite3.Database, s: string, table: string, where: string, templateId: string, own: Record<string, string>): void {
+  const columns = (db.prepare('select name from pragma_table_info(?)').all(table) as { name: string }[]).map((c) => c.name);
+  db.prepare(
+    `${s} insert into ${table} (${columns.map((c) => `"${c}"`).join(', ')})
+     select ${columns.map((c) => own[c] ?? `t."${c}"`).join(', ')} from s, (select * from ${table} where ${where} limit 1) t`,
+  ).run(templateId);
 }
 
 /**
@@ -68,7 +88,6 @@ export function seedGrowth(path: string, target: { users: number; auditEntries: 
            select 'acc_fill_' || i, 'F' || i, 'ent_fill_' || i, 0, 'usr_fill_' || i, a.created_at
            from s, users u join accounts a on a.id = u.account_id where u.id = ?`,
         ).run(template.id);
-        const columns = (db.prepare('select name from pragma_table_info(?)').all('users') as { name: string }[]).map((c) => c.name);
         const own: Record<string, string> = {
           id: "'usr_fill_' || i",
           username: "'filler' || i",
@@ -77,10 +96,15 @@ export function seedGrowth(path: string, target: { users: number; auditEntries: 
           email: 'null',
           last_device_id: 'null',
         };
-        db.prepare(
-          `${s} insert into users (${columns.map((c) => `"${c}"`).join(', ')})
-           select ${columns.map((c) => own[c] ?? `u."${c}"`).join(', ')} from s, users u where u.id = ?`,
-        ).run(template.id);
+        copyPerFiller(db, s, 'users', 'id = ?', template.id, own);
+        // what a user who logs in leaves behind: a device, a session, its flow, a used code, a lockout row
+        const fill = (prefix: string) => `'${prefix}_fill_' || i`;
+        const user = { user_id: fill('usr'), device_id: fill('dev'), flow_id: fill('flw'), session_id: fill('ses') };
+        copyPerFiller(db, s, 'devices', 'user_id = ?', template.id, { id: fill('dev'), user_id: user.user_id, serial: "'FILL' || i" });
+        copyPerFiller(db, s, 'sessions', 'user_id = ?', template.id, { ...user, id: fill('ses'), token_hash: "'fill' || i" });
+        copyPerFiller(db, s, 'login_flows', 'user_id = ?', template.id, { ...user, id: fill('flw'), username: "'filler' || i", claim_hash: 'null' });
+        copyPerFiller(db, s, 'used_codes', 'device_id in (select id from devices where user_id = ?)', template.id, { device_id: fill('dev') });
+        copyPerFiller(db, s, 'lockouts', 'username = (select username from users where id = ?)', template.id, { username: "'filler' || i" });
       })();
     }
 
@@ -119,6 +143,9 @@ export function seedGrowth(path: string, target: { users: number; auditEntries: 
     const pageSize = db.pragma('page_size', { simple: true }) as number;
     return {
       users: count('users'),
+      devices: count('devices'),
+      sessions: count('sessions'),
+      flows: count('login_flows'),
       auditEntries: count('audit_log'),
       seconds: Math.round((performance.now() - t0) / 100) / 10,
       fileMiB: Math.round((pages * pageSize) / 2 ** 20),

@@ -1273,7 +1273,7 @@ function extraSections(r: {
         ['Phase', 'rate/s', 'p50 ms', 'p99 ms', 'server CPU ms/op', '(main thread)', 'bench CPU ms/op', 'CPU ours', 'CPU others', 'n'],
         [...loadRow(`7  second factor, ${label(g.small.seed)}`, g.small.answers), ...loadRow(`7  second factor, ${label(g.large.seed)}`, g.large.answers)],
       ),
-      `note: the large database was seeded (untimed, SQL bulk inserts, a copied password hash) in ${g.large.seed.seconds} s; its file holds ${g.large.seed.fileMiB} MiB`,
+      `note: the large database was seeded (untimed, SQL bulk inserts, a copied password hash) in ${g.large.seed.seconds} s; its file holds ${g.large.seed.fileMiB} MiB, with ${g.large.seed.devices.toLocaleString('en')} devices, ${g.large.seed.sessions.toLocaleString('en')} sessions and ${g.large.seed.flows.toLocaleString('en')} login flows`,
       '',
     );
     ratios.push([

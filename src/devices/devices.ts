@@ -248,11 +248,13 @@ export class Devices {
   async listForUserWith(userId: string, others: OthersOf, db: Executor = this.store.db): Promise<{ own: Device[]; others: Device[] }> {
     let query = devicesWith.get(others);
     if (!query) {
+      // two halves rather than `user_id = ? or id in (…)`, which PostgreSQL answers by scanning every device
       query = prepared<{ userId: string }>()((db, p) =>
         db
           .selectFrom('devices')
           .selectAll()
-          .where((eb) => eb.or([eb('user_id', '=', p.userId), eb('id', 'in', others(db, p.userId))]))
+          .where('user_id', '=', p.userId)
+          .unionAll(db.selectFrom('devices').selectAll().where('id', 'in', others(db, p.userId)).where('user_id', '<>', p.userId))
           .orderBy('created_at'),
       );
       devicesWith.set(others, query);

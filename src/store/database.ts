@@ -228,10 +228,36 @@ function lockKey(name: string): number {
   return h | 0;
 }
 
+/**
+ * Statements kept prepared on every PostgreSQL connection (issue 15): the
+ * hot paths' statements, built once (store/prepared.ts), are sent as named
+ * statements, so each connection parses and analyses one of them once
+ * rather than on every request. Only texts registered here (a number fixed
+ * by the code) are kept; any other query stays unnamed.
+ */
+const namedStatements = new Map<string, string>();
+
+/** Registers a statement's text (PostgreSQL placeholders) to be kept prepared on each connection. */
+export function keepPrepared(text: string): void {
+  if (!namedStatements.has(text)) namedStatements.set(text, `sls_${namedStatements.size + 1}`);
+}
+
+/** Sends the registered statements by name (pg prepares a name once per connection, then only binds it). */
+function preparingNamedStatements(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as { query: unknown }).query = (config: unknown, values?: unknown, callback?: unknown) => {
+    const name = typeof config === 'string' ? namedStatements.get(config) : undefined;
+    if (name === undefined || callback !== undefined) return query(config, values, callback);
+    return query({ name, text: config, values });
+  };
+}
+
 /** The transaction-scoped lock of a name (PostgreSQL), a statement with no query to build. */
 function advisoryLock(name: string): CompiledQuery {
-  return CompiledQuery.raw('select pg_advisory_xact_lock($1)', [lockKey(name)]);
+  return CompiledQuery.raw(ADVISORY_LOCK, [lockKey(name)]);
 }
+const ADVISORY_LOCK = 'select pg_advisory_xact_lock($1)';
+keepPrepared(ADVISORY_LOCK);
 
 /** How long a request waits for a PostgreSQL connection before it is answered 503 (X6). */
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -314,7 +340,10 @@ function openPostgres(location: string): Store {
   // process: an idle client's error is the pool's, a checked-out client's would otherwise be thrown
   // (the query under way fails and is answered 503); the pool then opens new connections as needed
   pool.on('error', () => undefined);
-  pool.on('connect', (client) => client.on('error', () => undefined));
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+    preparingNamedStatements(client);
+  });
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: backingOff(pool) }) });
   return {
     db,

@@ -18,6 +18,7 @@ import * as m0017 from './migrations/0017_device_sharing.js';
 import * as m0018 from './migrations/0018_opt_out.js';
 import * as m0019 from './migrations/0019_oidc.js';
 import * as m0020 from './migrations/0020_oidc_device_grant.js';
+import * as m0021 from './migrations/0021_sharing_requester_index.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -38,6 +39,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0018_opt_out': m0018,
   '0019_oidc': m0019,
   '0020_oidc_device_grant': m0020,
+  '0021_sharing_requester_index': m0021,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -13,8 +13,8 @@
  * list whose length varies); every one must become a parameter, or the
  * first build throws.
  */
-import type { Compilable, CompiledQuery, Insertable, QueryResult } from 'kysely';
-import type { Executor } from './database.js';
+import { type Compilable, type CompiledQuery, type Insertable, PostgresAdapter, type QueryResult } from 'kysely';
+import { type Executor, keepPrepared } from './database.js';
 import type { Schema } from './schema.js';
 
 const MARK = '\u0000sls-placeholder:';
@@ -47,6 +47,7 @@ export class Prepared<P extends Record<string, unknown>, R> {
       const missing = [...used].filter((name) => !slots.includes(name));
       if (missing.length > 0) throw new Error(`prepared query: placeholder ${missing.join(', ')} is not a parameter of ${compiled.sql}`);
       template = { compiled, slots };
+      if (db.getExecutor().adapter instanceof PostgresAdapter) keepPrepared(compiled.sql);
       this.templates.set(key, template);
     }
     return template;
