@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { DAY, HOUR, MINUTE } from '../src/clock.js';
 import { createServices } from '../src/services.js';
 import {
@@ -22,6 +22,7 @@ import { asAttacker } from './support/audit.js';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import { readFileSync } from 'node:fs';
 import { insertRow, prepared } from '../src/store/prepared.js';
+import { isDatabaseUnavailable, openStore } from '../src/store/database.js';
 
 describe.each(DATABASES)('repositories on %s', (dbName) => {
   let h: Harness;
@@ -300,6 +301,33 @@ if (DATABASES.includes('postgres')) {
       } finally {
         await first.drop();
         await second.drop();
+      }
+    });
+  });
+
+  describe('statements kept prepared on each PostgreSQL connection (issue 15)', () => {
+    it('X4, X6: a schema changed under a kept statement (a newer process migrating) costs a retry outside a transaction, a 503 inside one, and never a wrong answer', async () => {
+      const database = await openTestDatabase('postgres');
+      const setup = openStore(database.url);
+      const [outside, inside] = [openStore(database.url), openStore(database.url)];
+      try {
+        await sql`create table kept_probe (id integer primary key, a text)`.execute(setup.db);
+        await sql`insert into kept_probe values (1, 'one')`.execute(setup.db);
+        type Probe = { kept_probe: { id: number; a: string } };
+        const probe = prepared<{ id: number }>()((db, p) => (db as unknown as Kysely<Probe>).selectFrom('kept_probe').selectAll().where('id', '=', p.id));
+        // each store's one connection prepares the statement; then another process adds a column
+        expect(await probe.first(outside.db, { id: 1 })).toEqual({ id: 1, a: 'one' });
+        expect(await probe.first(inside.db, { id: 1 })).toEqual({ id: 1, a: 'one' });
+        await sql`alter table kept_probe add column b text default 'new'`.execute(setup.db);
+        // outside a transaction the statement runs again at once, unnamed, and sees the new column
+        expect(await probe.first(outside.db, { id: 1 })).toEqual({ id: 1, a: 'one', b: 'new' });
+        // inside one the transaction has failed: the database unavailable a moment (503 and Retry-After), and the next try works
+        const failed = await inside.transaction((trx) => probe.first(trx, { id: 1 })).catch((error: unknown) => error);
+        expect(isDatabaseUnavailable(failed)).toBe(true);
+        expect(await inside.transaction((trx) => probe.first(trx, { id: 1 }))).toEqual({ id: 1, a: 'one', b: 'new' });
+      } finally {
+        await Promise.all([setup, outside, inside].map((store) => store.close()));
+        await database.drop();
       }
     });
   });

@@ -133,7 +133,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   const code = typeof e.code === 'string' ? e.code : '';
   // PostgreSQL: connection exceptions (08…), operator intervention (57P01-57P03), too many connections
   if (/^08/.test(code) || ['57P01', '57P02', '57P03', '53300'].includes(code)) return true;
-  if (UNREACHABLE_ERRNO.has(code) || code === BACKOFF_CODE) return true;
+  if (UNREACHABLE_ERRNO.has(code) || code === BACKOFF_CODE || code === STATEMENT_CHANGED_CODE) return true;
   if (code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_TIMEOUT') return true;
   return typeof e.message === 'string' && LOST_CONNECTION.test(e.message);
 }
@@ -242,13 +242,37 @@ export function keepPrepared(text: string): void {
   if (!namedStatements.has(text)) namedStatements.set(text, `sls_${namedStatements.size + 1}`);
 }
 
-/** Sends the registered statements by name (pg prepares a name once per connection, then only binds it). */
+/** PostgreSQL's code for a kept statement whose result columns changed (another process migrated the schema). */
+const CACHED_PLAN_CHANGED = '0A000';
+const STATEMENT_CHANGED_CODE = 'SLS_STATEMENT_CHANGED';
+
+/**
+ * Sends the registered statements by name (pg prepares a name once per
+ * connection, then only binds it). A newer server process migrating the
+ * schema while this one runs can change what a kept statement returns
+ * (`select *` of a table given a column), which PostgreSQL refuses ("cached
+ * plan must not change result type"): the connection then sends every
+ * statement unnamed. Outside a transaction the statement runs again at
+ * once; inside one the transaction has failed, and the request is answered
+ * 503, to be tried again (X6).
+ */
 function preparingNamedStatements(client: pg.PoolClient): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  let named = true;
+  let inTransaction = false;
   (client as { query: unknown }).query = (config: unknown, values?: unknown, callback?: unknown) => {
-    const name = typeof config === 'string' ? namedStatements.get(config) : undefined;
+    if (typeof config === 'string') {
+      if (/^(begin|start transaction)\b/i.test(config)) inTransaction = true;
+      else if (/^(commit|rollback)\b/i.test(config)) inTransaction = false;
+    }
+    const name = named && typeof config === 'string' ? namedStatements.get(config) : undefined;
     if (name === undefined || callback !== undefined) return query(config, values, callback);
-    return query({ name, text: config, values });
+    return (query({ name, text: config, values }) as Promise<unknown>).catch((error: unknown) => {
+      if ((error as { code?: unknown } | null)?.code !== CACHED_PLAN_CHANGED) throw error;
+      named = false;
+      if (!inTransaction) return query(config, values);
+      throw Object.assign(new Error('the database schema changed under a kept statement'), { code: STATEMENT_CHANGED_CODE, cause: error });
+    });
   };
 }
 
