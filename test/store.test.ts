@@ -306,10 +306,10 @@ if (DATABASES.includes('postgres')) {
   });
 
   describe('statements kept prepared on each PostgreSQL connection (issue 15)', () => {
-    it('X4, X6: a schema changed under a kept statement (a newer process migrating) costs a retry outside a transaction, a 503 inside one, and never a wrong answer', async () => {
+    it('X4, X6: a schema changed under a kept statement (a newer process migrating) costs a retry outside a transaction, a 503 inside one, and never a wrong answer; so does a connection that lost it', async () => {
       const database = await openTestDatabase('postgres');
       const setup = openStore(database.url);
-      const [outside, inside] = [openStore(database.url), openStore(database.url)];
+      const [outside, inside, forgetful] = [openStore(database.url), openStore(database.url), openStore(database.url)];
       try {
         await sql`create table kept_probe (id integer primary key, a text)`.execute(setup.db);
         await sql`insert into kept_probe values (1, 'one')`.execute(setup.db);
@@ -325,8 +325,12 @@ if (DATABASES.includes('postgres')) {
         const failed = await inside.transaction((trx) => probe.first(trx, { id: 1 })).catch((error: unknown) => error);
         expect(isDatabaseUnavailable(failed)).toBe(true);
         expect(await inside.transaction((trx) => probe.first(trx, { id: 1 }))).toEqual({ id: 1, a: 'one', b: 'new' });
+        // a server connection that no longer holds the statement (a pooler in transaction mode): the same
+        expect(await probe.first(forgetful.db, { id: 1 })).toEqual({ id: 1, a: 'one', b: 'new' });
+        await sql`deallocate all`.execute(forgetful.db);
+        expect(await probe.first(forgetful.db, { id: 1 })).toEqual({ id: 1, a: 'one', b: 'new' });
       } finally {
-        await Promise.all([setup, outside, inside].map((store) => store.close()));
+        await Promise.all([setup, outside, inside, forgetful].map((store) => store.close()));
         await database.drop();
       }
     });

@@ -242,8 +242,13 @@ export function keepPrepared(text: string): void {
   if (!namedStatements.has(text)) namedStatements.set(text, `sls_${namedStatements.size + 1}`);
 }
 
-/** PostgreSQL's code for a kept statement whose result columns changed (another process migrated the schema). */
-const CACHED_PLAN_CHANGED = '0A000';
+/**
+ * PostgreSQL's codes for a kept statement that cannot be used: its result
+ * columns changed (another process migrated the schema), or the server
+ * connection does not hold it (deallocated; a pooler in transaction mode
+ * that hands each transaction another server connection).
+ */
+const KEPT_STATEMENT_UNUSABLE = new Set(['0A000', '26000', '42P05']);
 const STATEMENT_CHANGED_CODE = 'SLS_STATEMENT_CHANGED';
 
 /**
@@ -251,8 +256,9 @@ const STATEMENT_CHANGED_CODE = 'SLS_STATEMENT_CHANGED';
  * connection, then only binds it). A newer server process migrating the
  * schema while this one runs can change what a kept statement returns
  * (`select *` of a table given a column), which PostgreSQL refuses ("cached
- * plan must not change result type"): the connection then sends every
- * statement unnamed. Outside a transaction the statement runs again at
+ * plan must not change result type"), and a pooler in transaction mode may
+ * not hold it on the server connection it picked: the connection then sends
+ * every statement unnamed. Outside a transaction the statement runs again at
  * once; inside one the transaction has failed, and the request is answered
  * 503, to be tried again (X6).
  */
@@ -268,7 +274,7 @@ function preparingNamedStatements(client: pg.PoolClient): void {
     const name = named && typeof config === 'string' ? namedStatements.get(config) : undefined;
     if (name === undefined || callback !== undefined) return query(config, values, callback);
     return (query({ name, text: config, values }) as Promise<unknown>).catch((error: unknown) => {
-      if ((error as { code?: unknown } | null)?.code !== CACHED_PLAN_CHANGED) throw error;
+      if (!KEPT_STATEMENT_UNUSABLE.has(String((error as { code?: unknown } | null)?.code))) throw error;
       named = false;
       if (!inTransaction) return query(config, values);
       throw Object.assign(new Error('the database schema changed under a kept statement'), { code: STATEMENT_CHANGED_CODE, cause: error });
