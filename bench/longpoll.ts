@@ -20,8 +20,10 @@ import { cpuWindow, round } from './lib.js';
 /** Waiting connections opened at a time, then a short pause (the listen backlog is 511). */
 const BATCH = 250;
 const WAIT_SECONDS = 25;
-/** After the last connection is opened, the server is given this long to take them all in. */
-const SETTLE_MS = 2_000;
+/** How long the server may take to have every connection waiting (it reads each one's token and requests first). */
+const TAKE_IN_LIMIT_MS = 30_000;
+/** Once they all wait, a moment before the idle window. */
+const SETTLE_MS = 1_000;
 /** The idle window in which the server's CPU is read while they all wait. */
 const IDLE_WINDOW_MS = 3_000;
 
@@ -46,6 +48,8 @@ export interface LongPollPhase {
   idleServerCpuPercentOfCore: number | null;
   approval: ApprovalPhase;
   openSeconds: number;
+  /** Seconds from the first connection until the server counted them all waiting (its sls_long_polls_waiting gauge); null if it never did within the limit. */
+  takenInSeconds: number | null;
 }
 
 type Fail = (phase: string, what: string) => void;
@@ -58,6 +62,22 @@ export function rssKiB(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/** The server's count of waiting long polls (GET /metrics, sls_long_polls_waiting); 0 when it cannot be read. */
+function waitingOnServer(base: string, token: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('end', () => resolve(Number(/^sls_long_polls_waiting (\d+)/m.exec(text)?.[1] ?? 0)));
+      res.on('error', () => resolve(0));
+    });
+    req.on('error', () => resolve(0));
+  });
 }
 
 /** This process's soft limit on open files (the waiting connections' sockets), from /proc; null elsewhere. */
@@ -84,6 +104,8 @@ export async function longPollPhase(options: {
   progress: (line: string) => void;
   /** --quick: a shorter settling time and idle window. */
   quick?: boolean;
+  /** The server's SLS_METRICS_TOKEN: its gauge of waiting long polls tells when every connection waits. */
+  metricsToken: string;
 }): Promise<LongPollPhase> {
   const settleMs = options.quick ? SETTLE_MS / 2 : SETTLE_MS;
   const idleWindowMs = options.quick ? IDLE_WINDOW_MS / 3 : IDLE_WINDOW_MS;
@@ -145,7 +167,21 @@ export async function longPollPhase(options: {
     if ((k + 1) % BATCH === 0) await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const openSeconds = round((performance.now() - t0) / 1000, 1);
-  options.progress(`phase 8: ${waiters} connections opened in ${openSeconds} s; waiting ${settleMs / 1000} s for the server to take them in`);
+  options.progress(`phase 8: ${waiters} connections opened in ${openSeconds} s; waiting for the server to take them in`);
+  // the server works through the new connections for a while after they are open: the idle window starts once all wait
+  let takenInSeconds: number | null = null;
+  while (performance.now() - t0 < TAKE_IN_LIMIT_MS) {
+    if ((await waitingOnServer(base, options.metricsToken)) >= waiters) {
+      takenInSeconds = round((performance.now() - t0) / 1000, 1);
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  options.progress(
+    takenInSeconds === null
+      ? `phase 8: WARNING: the server did not count all ${waiters} connections waiting within ${TAKE_IN_LIMIT_MS / 1000} s`
+      : `phase 8: all waiting ${takenInSeconds} s after the first was opened`,
+  );
   await new Promise((resolve) => setTimeout(resolve, settleMs));
 
   const stopIdle = cpuWindow(options.cores, serverPid);
@@ -174,5 +210,6 @@ export async function longPollPhase(options: {
     idleServerCpuPercentOfCore: idle.serverMs === null ? null : round((idle.serverMs / idle.elapsedMs) * 100, 1),
     approval,
     openSeconds,
+    takenInSeconds,
   };
 }

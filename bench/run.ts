@@ -173,6 +173,8 @@ const RETRY_BUDGET_MS = 100_000;
 const PASSWORD = 'bench correct horse battery';
 const WRONG_PASSWORD = 'bench wrong horse battery';
 const MASTER_KEY = '5e'.repeat(32);
+/** Phase 8's server serves GET /metrics with it: the bench reads how many long polls wait. */
+const METRICS_TOKEN = 'bench-metrics-token-'.padEnd(40, 'x');
 const PIN = '2468';
 
 function intFromEnv(name: string, fallback: number): number {
@@ -914,7 +916,13 @@ async function main(): Promise<void> {
         waiters = Math.max(100, limit - 500);
         longPollNote = `only ${waiters} waiting connections: this process may open ${limit} files (raise it with ulimit -n ${LONG_POLL_WAITERS + 1000})`;
       }
-      const pollServer = await startServer({ dataDir, databaseUrl, masterKey: MASTER_KEY, openFiles: waiters + 1000 });
+      const pollServer = await startServer({
+        dataDir,
+        databaseUrl,
+        masterKey: MASTER_KEY,
+        openFiles: waiters + 1000,
+        extra: { SLS_METRICS_TOKEN: METRICS_TOKEN },
+      });
       extraServers.push(pollServer);
       progress(`phase 8: ${waiters} waiting app connections to the server (pid ${pollServer.pid}), then approvals while they wait`);
       try {
@@ -930,6 +938,7 @@ async function main(): Promise<void> {
           fail,
           progress,
           quick: QUICK,
+          metricsToken: METRICS_TOKEN,
         });
       } finally {
         await pollServer.stop();
@@ -1315,7 +1324,7 @@ function extraSections(r: {
         ),
         `server memory (RSS): ${lp.rssBeforeMiB} MiB before, ${lp.rssWaitingMiB} MiB with them waiting: ${lp.rssPerWaiterKiB} KiB per waiting connection`,
         `server CPU while they only wait (no approval under way): ${lp.idleServerCpuPercentOfCore === null ? '-' : `${lp.idleServerCpuPercentOfCore} % of one core`}`,
-        `connections opened in ${lp.openSeconds} s; open when the approvals began ${lp.openAtStart}, when they ended ${lp.openAtEnd}; answered before their 25 s: ${lp.answeredEarly}; failed and opened again: ${lp.reconnected}${lp.reconnectErrors.length ? ` (${lp.reconnectErrors.join('; ')})` : ''}`,
+        `connections opened in ${lp.openSeconds} s, all waiting on the server after ${lp.takenInSeconds === null ? 'more than 30' : lp.takenInSeconds} s; open when the approvals began ${lp.openAtStart}, when they ended ${lp.openAtEnd}; answered before their 25 s: ${lp.answeredEarly}; failed and opened again: ${lp.reconnected}${lp.reconnectErrors.length ? ` (${lp.reconnectErrors.join('; ')})` : ''}`,
         '',
       );
       ratios.push(['8  long polls: server memory per waiting connection', `${fixed(lp.rssPerWaiterKiB, 1)} KiB`, '(reported)']);

@@ -14,7 +14,6 @@
  * (every 2 s while nothing else tells them; 10 s while PostgreSQL listens or
  * SQLite's counter is watched), so a lost signal delays and never misleads.
  */
-import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { sql } from 'kysely';
 import type { Store } from '../store/database.js';
@@ -54,14 +53,46 @@ const ANY = Symbol('any');
 export const flowTopic = (flowId: string): string => `flow:${flowId}`;
 export const deviceTopic = (deviceId: string): string => `device:${deviceId}`;
 
+/**
+ * Who waits on what: each waiter's wake-up, by topic. Every waiter also waits
+ * on STOP and ANY, so with ten thousand phones waiting those hold ten
+ * thousand entries: a waiter leaves its sets in constant time (an
+ * EventEmitter's listener arrays are searched and copied on every removal).
+ */
+class Wakers {
+  private readonly byTopic = new Map<string | symbol, Set<() => void>>();
+
+  add(topics: readonly (string | symbol)[], wake: () => void): void {
+    for (const topic of topics) {
+      const waiting = this.byTopic.get(topic);
+      if (waiting) waiting.add(wake);
+      else this.byTopic.set(topic, new Set([wake]));
+    }
+  }
+
+  remove(topics: readonly (string | symbol)[], wake: () => void): void {
+    for (const topic of topics) {
+      const waiting = this.byTopic.get(topic);
+      if (!waiting) continue;
+      waiting.delete(wake);
+      if (waiting.size === 0) this.byTopic.delete(topic);
+    }
+  }
+
+  /** Wakes every waiter of the topic (each one leaves the sets as it wakes). */
+  wake(topic: string | symbol): void {
+    for (const wake of this.byTopic.get(topic) ?? []) wake();
+  }
+}
+
 class LocalSignals implements Signals {
-  protected readonly emitter = new EventEmitter().setMaxListeners(0);
+  protected readonly wakers = new Wakers();
   protected closed = false;
   /** Waiters answer at once (the server is stopping). */
   private stopped = false;
 
   async publish(...topics: string[]): Promise<void> {
-    for (const topic of topics) this.emitter.emit(topic);
+    for (const topic of topics) this.wakers.wake(topic);
   }
 
   protected async ready(): Promise<void> {}
@@ -73,15 +104,16 @@ class LocalSignals implements Signals {
 
   /** Resolves on a signal of one of the topics, after `ms`, or when aborted. */
   private next(topics: string[], ms: number, abort?: AbortSignal): Promise<void> {
+    const waitingOn = [...topics, STOP, ANY];
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        for (const topic of [...topics, STOP, ANY]) this.emitter.off(topic, done);
+        this.wakers.remove(waitingOn, done);
         abort?.removeEventListener('abort', done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      for (const topic of [...topics, STOP, ANY]) this.emitter.on(topic, done);
+      this.wakers.add(waitingOn, done);
       abort?.addEventListener('abort', done);
     });
   }
@@ -100,7 +132,7 @@ class LocalSignals implements Signals {
 
   stopWaiting(): void {
     this.stopped = true;
-    this.emitter.emit(STOP);
+    this.wakers.wake(STOP);
   }
 
   async close(): Promise<void> {
@@ -149,7 +181,7 @@ class PostgresSignals extends LocalSignals {
   private async listen(): Promise<void> {
     const client = new pg.Client({ connectionString: this.store.location, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
     client.on('notification', (message) => {
-      if (message.payload) this.emitter.emit(message.payload);
+      if (message.payload) this.wakers.wake(message.payload);
     });
     client.on('error', () => {
       if (this.client === client) this.client = null;
@@ -224,7 +256,7 @@ class SqliteSignals extends LocalSignals {
     }
     const changed = version === null || (this.version !== null && version !== this.version);
     this.version = version;
-    if (changed) this.emitter.emit(ANY);
+    if (changed) this.wakers.wake(ANY);
   }
 
   private stopWatching(): void {

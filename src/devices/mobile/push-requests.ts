@@ -36,6 +36,7 @@ import type { Answers } from '../../flows/answers.js';
 import type { Confirmation, Schema, SessionScope } from '../../store/schema.js';
 import type { UpdateQueryBuilder, UpdateResult } from 'kysely';
 import type { Store, Tx } from '../../store/database.js';
+import { prepared } from '../../store/prepared.js';
 import { deviceTopic, flowTopic, type Signals } from '../../push/signals.js';
 import type { PushProvider, PushSubscription } from '../../push/provider.js';
 import type { Device, DeviceKinds } from '../types.js';
@@ -111,6 +112,22 @@ export interface PushRequestsDeps {
 
 const REQUEST_ID = /^req_[A-Za-z0-9_-]{43}$/;
 
+// what every waiting app reads again and again (ten thousand phones: a thousand reads a second), built once (issue 15)
+const deviceState = prepared<{ id: string }>()((db, p) => db.selectFrom('devices').select(['id', 'state']).where('id', '=', p.id));
+const waitingOfDevice = prepared<{ deviceId: string; now: number }>()((db, p) =>
+  db
+    .selectFrom('login_flows')
+    .selectAll()
+    .where('device_id', '=', p.deviceId)
+    .where('state', '=', 'second_factor')
+    .where('kind', 'in', [...PUSH_KINDS])
+    .where('expires_at', '>', p.now)
+    .orderBy('created_at'),
+);
+const messagesOfDevice = prepared<{ deviceId: string; now: number }>()((db, p) =>
+  db.selectFrom('app_messages').selectAll().where('device_id', '=', p.deviceId).where('expires_at', '>', p.now).orderBy('created_at'),
+);
+
 export class PushRequests {
   constructor(private readonly deps: PushRequestsDeps) {}
 
@@ -119,18 +136,12 @@ export class PushRequests {
     return `req_${this.deps.box.digest(flowId, 'push-request')}`;
   }
 
-  /** The flows of a device that wait for its answer, oldest first. */
-  private waitingFlows(deviceIds: string[]) {
-    return this.deps.store.db
-      .selectFrom('login_flows')
-      .selectAll()
-      .where('device_id', 'in', deviceIds)
-      .where('state', '=', 'second_factor')
-      .where('kind', 'in', [...PUSH_KINDS])
-      .where('expires_at', '>', this.deps.clock.now())
-      .orderBy('created_at')
-      .execute()
-      .then((rows) => rows.filter((row) => promptOf(row)?.type === 'push'));
+  /** The flows of the devices that wait for their answer, oldest first. */
+  private async waitingFlows(deviceIds: string[]): Promise<FlowRow[]> {
+    const now = this.deps.clock.now();
+    const rows = (await Promise.all(deviceIds.map((deviceId) => waitingOfDevice.execute(this.deps.store.db, { deviceId, now })))).flatMap((r) => r.rows);
+    if (deviceIds.length > 1) rows.sort((a, b) => a.created_at - b.created_at);
+    return rows.filter((row) => promptOf(row)?.type === 'push');
   }
 
   /**
@@ -270,13 +281,8 @@ export class PushRequests {
         question: verifier.question,
       });
     }
-    const messages = await store.db
-      .selectFrom('app_messages')
-      .selectAll()
-      .where('device_id', 'in', ids)
-      .where('expires_at', '>', now)
-      .orderBy('created_at')
-      .execute();
+    const messages = (await Promise.all(ids.map((deviceId) => messagesOfDevice.execute(store.db, { deviceId, now })))).flatMap((r) => r.rows);
+    if (ids.length > 1) messages.sort((a, b) => a.created_at - b.created_at);
     return {
       requests,
       messages: messages.map((m) => ({
@@ -312,7 +318,7 @@ export class PushRequests {
       waitMs,
       async (): Promise<PollResult | null> => {
         // an activation moved to another phone meanwhile is told at once (K7); a suspension only pauses it
-        const states = await this.deps.store.db.selectFrom('devices').select(['id', 'state']).where('id', 'in', ids).execute();
+        const states = (await Promise.all(ids.map((id) => deviceState.first(this.deps.store.db, { id })))).filter((row) => row !== undefined);
         const stateOf = (id: string) => states.find((s) => s.id === id)?.state;
         const gone = ids.filter((id) => stateOf(id) !== 'active' && stateOf(id) !== 'suspended');
         const pending = await this.pending(devices.filter((d) => stateOf(d.id) === 'active'));
