@@ -133,7 +133,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   const code = typeof e.code === 'string' ? e.code : '';
   // PostgreSQL: connection exceptions (08…), operator intervention (57P01-57P03), too many connections
   if (/^08/.test(code) || ['57P01', '57P02', '57P03', '53300'].includes(code)) return true;
-  if (UNREACHABLE_ERRNO.has(code) || code === BACKOFF_CODE || code === STATEMENT_CHANGED_CODE) return true;
+  if (UNREACHABLE_ERRNO.has(code) || code === BACKOFF_CODE || code === KEPT_STATEMENT_FAILED) return true;
   if (code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_TIMEOUT') return true;
   return typeof e.message === 'string' && LOST_CONNECTION.test(e.message);
 }
@@ -249,7 +249,7 @@ export function keepPrepared(text: string): void {
  * that hands each transaction another server connection).
  */
 const KEPT_STATEMENT_UNUSABLE = new Set(['0A000', '26000', '42P05']);
-const STATEMENT_CHANGED_CODE = 'SLS_STATEMENT_CHANGED';
+const KEPT_STATEMENT_FAILED = 'SLS_KEPT_STATEMENT_FAILED';
 
 /**
  * Sends the registered statements by name (pg prepares a name once per
@@ -277,17 +277,18 @@ function preparingNamedStatements(client: pg.PoolClient): void {
       if (!KEPT_STATEMENT_UNUSABLE.has(String((error as { code?: unknown } | null)?.code))) throw error;
       named = false;
       if (!inTransaction) return query(config, values);
-      throw Object.assign(new Error('the database schema changed under a kept statement'), { code: STATEMENT_CHANGED_CODE, cause: error });
+      throw Object.assign(new Error('a statement kept prepared on this connection could not be used'), { code: KEPT_STATEMENT_FAILED, cause: error });
     });
   };
 }
+
+const ADVISORY_LOCK = 'select pg_advisory_xact_lock($1)';
+keepPrepared(ADVISORY_LOCK);
 
 /** The transaction-scoped lock of a name (PostgreSQL), a statement with no query to build. */
 function advisoryLock(name: string): CompiledQuery {
   return CompiledQuery.raw(ADVISORY_LOCK, [lockKey(name)]);
 }
-const ADVISORY_LOCK = 'select pg_advisory_xact_lock($1)';
-keepPrepared(ADVISORY_LOCK);
 
 /** How long a request waits for a PostgreSQL connection before it is answered 503 (X6). */
 const CONNECT_TIMEOUT_MS = 5_000;
