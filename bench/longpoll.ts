@@ -24,8 +24,8 @@ const WAIT_SECONDS = 25;
 const TAKE_IN_LIMIT_MS = 30_000;
 /** Once they all wait, a moment before the idle window. */
 const SETTLE_MS = 1_000;
-/** The idle window in which the server's CPU is read while they all wait. */
-const IDLE_WINDOW_MS = 3_000;
+/** The idle window in which the server's CPU is read while they all wait: one period of their re-reads (signals.ts), so each waiter reads once in it. */
+const IDLE_WINDOW_MS = 10_000;
 
 export interface LongPollPhase {
   waiters: number;
