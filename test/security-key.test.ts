@@ -257,6 +257,27 @@ describe.each(DATABASES)('D6: security keys on %s', (database) => {
     expect((await answer(h.app, second.body.id, key.assert(second.body.challenge.options, where, 6))).status).toBe(200);
   });
 
+  it('L4, clone: a copy of the key answering at the same moment as the original never puts the stored counter back', async () => {
+    const { user, key, keyId } = await withKey();
+    const first = await loginToKey(user, keyId);
+    expect((await answer(h.app, first.id, key.assert(first.challenge.options, where, 5))).status).toBe(200);
+    const storedCounter = async () => (await h.services.devices.readSecret<{ counter: number }>(h.services.store.db, keyId)).counter;
+    for (let round = 0, counter = 10; round < 6; round++, counter += 10) {
+      const [a, b] = [await startLogin(h.app, user.username), await startLogin(h.app, user.username)];
+      if (a.body.device?.id !== keyId || b.body.device?.id !== keyId) break; // suspended: a copy was caught
+      // both checked against the same stored counter; the copy is one behind the original
+      const sent = [
+        { flow: a.body.id as string, counter: counter + 2, assertion: key.assert(a.body.challenge.options, where, counter + 2) },
+        { flow: b.body.id as string, counter: counter + 1, assertion: key.assert(b.body.challenge.options, where, counter + 1) },
+      ];
+      const results = await Promise.all(sent.map((x) => answer(h.app, x.flow, x.assertion)));
+      const taken = sent.filter((_, i) => results[i]!.status === 200).map((x) => x.counter);
+      for (const result of results) expect([200, 401, 410]).toContain(result.status);
+      // whatever was taken, the stored counter is the highest of it: never an older one written last
+      if (taken.length > 0) expect(await storedCounter()).toBe(Math.max(...taken));
+    }
+  });
+
   it('names: keys are renamed and removed (after a step-up); a removed key is neither listed nor offered', async () => {
     const { user, keyId, auth, card } = await withKey();
     const second = await register(auth, new SoftwareAuthenticator(), 'Laptop passkey');

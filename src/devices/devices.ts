@@ -154,6 +154,27 @@ export class Devices {
     return this.box.openJson<T>(row.secret_enc, this.sealContext(deviceId));
   }
 
+  /**
+   * L4: replaces the secret a check of `device` read (through `context`) and
+   * computed the new one from (a security key's signature counter, a
+   * token's counter), only if it is still the one stored: of two answers
+   * checked against the same secret at the same moment, one writes and the
+   * other is told no (false). Without it the later write would put back an
+   * older counter, and a cloned key answering alongside the original would
+   * both get in and leave no trace.
+   */
+  async replaceCheckedSecret(db: Executor, device: Device, secret: unknown): Promise<boolean> {
+    const read = this.sealedSecrets.get(device);
+    if (read === undefined) throw new Error(`replaceCheckedSecret: the secret of device ${device.id} was not read by a check`);
+    const replaced = await db
+      .updateTable('devices')
+      .set({ secret_enc: this.box.sealJson(secret, this.sealContext(device.id)) })
+      .where('id', '=', device.id)
+      .where('secret_enc', read === null ? 'is' : '=', read)
+      .executeTakeFirst();
+    return Number(replaced.numUpdatedRows) === 1;
+  }
+
   /** Replaces a device's secret, sealed to it (D5). */
   async writeSecret(db: Executor, deviceId: string, secret: unknown): Promise<void> {
     await db
@@ -272,6 +293,8 @@ export class Devices {
     if (sealed === undefined) {
       const row = await this.store.db.selectFrom('devices').select('secret_enc').where('id', '=', device.id).executeTakeFirstOrThrow();
       sealed = row.secret_enc;
+      // what a new secret computed by the check replaces (replaceCheckedSecret)
+      this.sealedSecrets.set(device, sealed);
     }
     return {
       device,

@@ -16,7 +16,7 @@ import type { AuditEvent, AuditInput, AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { SlsError } from '../errors.js';
 import type { Devices } from '../devices/devices.js';
-import type { CheckResult } from '../devices/types.js';
+import type { CheckResult, Device } from '../devices/types.js';
 import type { Users } from '../identity/users.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { Attempt, FailureOutcome, Lockout } from '../policy/lockout.js';
@@ -53,16 +53,20 @@ export interface Accepted {
   replay: { deviceId: string; keys: string[] } | null;
   /** The answer was the device's last (a code card without unused cells, S4): it is used up with it. */
   usedUp?: boolean;
-  /** The device's secret after the answer (a security key's signature counter), written with its acceptance. */
-  secret?: unknown;
+  /**
+   * The device's secret after the answer (a security key's signature
+   * counter), written with its acceptance if the device's secret is still
+   * the one the check read (`checked`); otherwise the answer is not taken.
+   */
+  secret?: { checked: Device; value: unknown };
 }
 
 /** The accepted answer of a device's check: its replay keys, or the flow's id when it has none. */
-export function accepted(device: { id: string }, check: CheckResult, flowId: string): Accepted {
+export function accepted(device: Device, check: CheckResult, flowId: string): Accepted {
   return {
     replay: { deviceId: device.id, keys: check.replayKeys ?? [`flow:${flowId}`] },
     ...(check.usedUp ? { usedUp: true } : {}),
-    ...(check.secret !== undefined ? { secret: check.secret } : {}),
+    ...(check.secret !== undefined ? { secret: { checked: device, value: check.secret } } : {}),
   };
 }
 
@@ -212,7 +216,8 @@ export class Answers {
       try {
         return await store.serialized('audit_log', async (trx) => {
           if (accepted.replay && !(await this.deps.devices.consume(trx, accepted.replay.deviceId, accepted.replay.keys))) throw new AlreadyUsed();
-          if (accepted.replay && accepted.secret !== undefined) await this.deps.devices.writeSecret(trx, accepted.replay.deviceId, accepted.secret);
+          // another answer changed the secret since this one was checked (two answers of one key at once): this one is not taken
+          if (accepted.secret && !(await this.deps.devices.replaceCheckedSecret(trx, accepted.secret.checked, accepted.secret.value))) throw new FlowChanged();
           const result = await spec.accept(trx);
           if (result === null) throw new FlowChanged();
           if (accepted.replay && accepted.usedUp) await this.deps.devices.markUsedUp(trx, accepted.replay.deviceId, spec.actor ?? `user:${row.user_id}`);
