@@ -260,21 +260,27 @@ describe.each(BACKENDS)('the throttle across two server processes, counters in $
 });
 
 describe('the device authorization grant (X5, I1)', () => {
+  /** Four forms posted one after another from one new address: their statuses. */
+  async function postFormsFromOneAddress(h: Harness, url: string, payload: (i: number) => string): Promise<number[]> {
+    const from = address();
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const posted = await h.app.inject({
+        method: 'POST',
+        url,
+        remoteAddress: from,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: payload(i),
+      });
+      statuses.push(posted.statusCode);
+    }
+    return statuses;
+  }
+
   it('X5/I1: user codes typed on the device page are counted like answers: over the limit, 429 before the provider looks the code up', async () => {
     const h = await startHarness('sqlite', { limits: { ...OFF, answer: { perAddress: 3, global: 0 } } });
     try {
-      const from = address();
-      const statuses = [];
-      for (let i = 0; i < 4; i++) {
-        const typed = await h.app.inject({
-          method: 'POST',
-          url: '/oidc/device',
-          remoteAddress: from,
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          payload: `xsrf=x&user_code=BCDF-GHJ${i}`,
-        });
-        statuses.push(typed.statusCode);
-      }
+      const statuses = await postFormsFromOneAddress(h, '/oidc/device', (i) => `xsrf=x&user_code=BCDF-GHJ${i}`);
       // the first three reach the provider (no form of this browser: a new form), the fourth is refused
       expect(statuses.slice(0, 3)).toEqual([303, 303, 303]);
       expect(statuses[3]).toBe(429);
@@ -287,18 +293,7 @@ describe('the device authorization grant (X5, I1)', () => {
     const h = await startHarness('sqlite', { limits: { ...OFF, login: { perAddress: 3, global: 0 } } });
     try {
       const { client } = await h.services.oidc.clients.create({ name: 'Desk', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
-      const from = address();
-      const statuses = [];
-      for (let i = 0; i < 4; i++) {
-        const asked = await h.app.inject({
-          method: 'POST',
-          url: '/oidc/device/auth',
-          remoteAddress: from,
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          payload: `client_id=${client.clientId}&scope=openid`,
-        });
-        statuses.push(asked.statusCode);
-      }
+      const statuses = await postFormsFromOneAddress(h, '/oidc/device/auth', () => `client_id=${client.clientId}&scope=openid`);
       expect(statuses).toEqual([200, 200, 200, 429]);
       // the requests taken are audited (after the answer); the refused one is not
       const requested = async () =>

@@ -35,8 +35,8 @@ import { promptOf, verifierContext } from '../../flows/flow-rows.js';
 import type { Answers } from '../../flows/answers.js';
 import type { Confirmation, Schema, SessionScope } from '../../store/schema.js';
 import type { UpdateQueryBuilder, UpdateResult } from 'kysely';
-import type { Store, Tx } from '../../store/database.js';
-import { prepared } from '../../store/prepared.js';
+import type { Executor, Store, Tx } from '../../store/database.js';
+import { type Prepared, prepared } from '../../store/prepared.js';
 import { deviceTopic, flowTopic, type Signals } from '../../push/signals.js';
 import type { PushProvider, PushSubscription } from '../../push/provider.js';
 import type { Device, DeviceKinds } from '../types.js';
@@ -128,6 +128,18 @@ const messagesOfDevice = prepared<{ deviceId: string; now: number }>()((db, p) =
   db.selectFrom('app_messages').selectAll().where('device_id', '=', p.deviceId).where('expires_at', '>', p.now).orderBy('created_at'),
 );
 
+/** A per-device statement run for each of the devices, its rows merged oldest first (a poll holds at most 20 devices, mostly one). */
+async function ofDevices<R extends { created_at: number }>(
+  db: Executor,
+  query: Prepared<{ deviceId: string; now: number }, R>,
+  deviceIds: string[],
+  now: number,
+): Promise<R[]> {
+  const rows = (await Promise.all(deviceIds.map((deviceId) => query.execute(db, { deviceId, now })))).flatMap((result) => result.rows);
+  if (deviceIds.length > 1) rows.sort((a, b) => a.created_at - b.created_at);
+  return rows;
+}
+
 export class PushRequests {
   constructor(private readonly deps: PushRequestsDeps) {}
 
@@ -138,9 +150,7 @@ export class PushRequests {
 
   /** The flows of the devices that wait for their answer, oldest first. */
   private async waitingFlows(deviceIds: string[]): Promise<FlowRow[]> {
-    const now = this.deps.clock.now();
-    const rows = (await Promise.all(deviceIds.map((deviceId) => waitingOfDevice.execute(this.deps.store.db, { deviceId, now })))).flatMap((r) => r.rows);
-    if (deviceIds.length > 1) rows.sort((a, b) => a.created_at - b.created_at);
+    const rows = await ofDevices(this.deps.store.db, waitingOfDevice, deviceIds, this.deps.clock.now());
     return rows.filter((row) => promptOf(row)?.type === 'push');
   }
 
@@ -281,8 +291,7 @@ export class PushRequests {
         question: verifier.question,
       });
     }
-    const messages = (await Promise.all(ids.map((deviceId) => messagesOfDevice.execute(store.db, { deviceId, now })))).flatMap((r) => r.rows);
-    if (ids.length > 1) messages.sort((a, b) => a.created_at - b.created_at);
+    const messages = await ofDevices(store.db, messagesOfDevice, ids, now);
     return {
       requests,
       messages: messages.map((m) => ({
