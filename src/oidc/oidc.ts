@@ -240,21 +240,21 @@ export class OpenIdConnect {
             },
           ]);
         });
-        await this.forget(link.oidc_session_uid, result.grants);
+        await this.forget(link.oidc_session_uid);
       }
     }
     return delivered;
   }
 
   /** Sends the logout tokens of one provider session; which clients were told, which failed. */
-  private async logOut(oidcSessionUid: string, userId: string): Promise<{ delivered: number; clients: string[]; failed: string[]; grants: string[] }> {
+  private async logOut(oidcSessionUid: string, userId: string): Promise<{ delivered: number; clients: string[]; failed: string[] }> {
     const row = await this.deps.store.db
       .selectFrom('oidc_artifacts')
       .select('payload')
       .where('model', '=', 'Session')
       .where('uid', '=', oidcSessionUid)
       .executeTakeFirst();
-    if (!row) return { delivered: 0, clients: [], failed: [], grants: [] };
+    if (!row) return { delivered: 0, clients: [], failed: [] };
     const payload = JSON.parse(row.payload) as { accountId?: string; authorizations?: Record<string, { sid?: string; grantId?: string }> };
     const authorizations = Object.entries(payload.authorizations ?? {});
     const grants = authorizations.map(([, a]) => a.grantId).filter((g): g is string => typeof g === 'string');
@@ -281,7 +281,7 @@ export class OpenIdConnect {
         failed.push(clientId);
       }
     }
-    return { delivered: clients.length, clients, failed, grants };
+    return { delivered: clients.length, clients, failed };
   }
 
   /** A logout token (Back-Channel Logout 1.0 §2.4), signed with the current key. */
@@ -306,9 +306,8 @@ export class OpenIdConnect {
     return `${input}.${signature.toString('base64url')}`;
   }
 
-  /** The provider session and the grants (tokens) given in it. */
-  private async forget(oidcSessionUid: string, grants: string[]): Promise<void> {
-    await revokeGrants(this.deps.store, grants);
+  /** The provider session, once every client was told or given up on (its grants were revoked before any was told, by logOut). */
+  private async forget(oidcSessionUid: string): Promise<void> {
     await this.deps.store.db.deleteFrom('oidc_artifacts').where('model', '=', 'Session').where('uid', '=', oidcSessionUid).execute();
   }
 }
