@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answer, bearer, claimSession, get, startLogin } from './support/api.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
-import { recordStatements, type Statement } from './support/statements.js';
+import { recordBuiltQueries, recordStatements, type Statement } from './support/statements.js';
 
 /** Statements with nothing to plan: transactions, locks and notifications, and one-row inserts of given values. */
 const NOTHING_TO_PLAN =
@@ -101,5 +101,26 @@ describe.each(DATABASES)('the hot paths read through indexes (%s)', (db) => {
     expect(claimed.status).toBe(200);
     expect(statements.some((s) => /update "login_flows" set "state"/.test(s.sql))).toBe(true);
     expect(await scans(h, statements)).toEqual([]);
+  });
+
+  it('X4, issue 15: a card login, a session being used, a push approval and its claim build no statement (each is built once, then only run)', async () => {
+    const phone = new TestPhone(await listen(h), harnessInbox(h));
+    const pushUser = await smsUser(h);
+    await phone.activate(pushUser.username);
+    const hotPaths = async ({ user, card }: Awaited<ReturnType<typeof createUserWithCard>>) => {
+      const started = await startLogin(h.app, user.username);
+      const done = await answer(h.app, started.body.id as string, cardAnswer(card, started.body.challenge.question as string));
+      expect(done.body.state).toBe('done');
+      expect((await get(h.app, '/api/v1/session', bearer(done.body.session.token as string))).status).toBe(200);
+      const login = await startLogin(h.app, pushUser.username, PASSWORD, 'trading');
+      await phone.approve(await phone.request(pushUser.username), login.body.challenge.number as string);
+      expect((await claimSession(h.app, login)).status).toBe(200);
+    };
+    // the first time builds each statement once, for this dialect
+    await hotPaths(await createUserWithCard(h.services));
+    const cardUser = await createUserWithCard(h.services);
+    const built: string[] = [];
+    await recordBuiltQueries(built, () => hotPaths(cardUser));
+    expect(built).toEqual([]);
   });
 });

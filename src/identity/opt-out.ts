@@ -34,6 +34,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { SlsError } from '../errors.js';
 import type { Notifier } from '../notify/notifier.js';
+import { prepared } from '../store/prepared.js';
 import type { Executor, Store } from '../store/database.js';
 import type { SecuritySettingsRights } from './security-rights.js';
 import type { User, Users } from './users.js';
@@ -75,12 +76,14 @@ export interface OptOutDeps {
   rights: SecuritySettingsRights;
 }
 
+// read on every trading login (issue 15): built once
+const optedOutUser = prepared<{ userId: string }>()((db, p) => db.selectFrom('opt_outs').select('user_id').where('user_id', '=', p.userId));
+
 export class OptOuts implements OptedOutUsers {
   constructor(private readonly deps: OptOutDeps) {}
 
   async isOptedOut(userId: string, db: Executor = this.deps.store.db): Promise<boolean> {
-    const row = await db.selectFrom('opt_outs').select('user_id').where('user_id', '=', userId).executeTakeFirst();
-    return row !== undefined;
+    return (await optedOutUser.first(db, { userId })) !== undefined;
   }
 
   async state(userId: string, db: Executor = this.deps.store.db): Promise<OptOutState> {

@@ -111,6 +111,8 @@ function baseQuery(db: Executor) {
 const userForLogin = prepared<{ username: string }>()((db, p) =>
   baseQuery(db).select(['users.password_hash', 'users.password_expires_at', 'users.password_used_at']).where('users.username', '=', p.username),
 );
+const userById = prepared<{ id: string }>()((db, p) => baseQuery(db).where('users.id', '=', p.id));
+const userByUsername = prepared<{ username: string }>()((db, p) => baseQuery(db).where('users.username', '=', p.username));
 const loggedIn = prepared<{ userId: string; deviceId: string; at: number }>()((db, p) =>
   db
     .updateTable('users')
@@ -168,7 +170,7 @@ export class Users {
   }
 
   async findByUsername(username: string): Promise<User | null> {
-    const row = await baseQuery(this.store.db).where('users.username', '=', username).executeTakeFirst();
+    const row = await userByUsername.first(this.store.db, { username });
     return row ? this.toUser(row) : null;
   }
 
@@ -179,7 +181,7 @@ export class Users {
   }
 
   async get(id: string): Promise<User> {
-    const row = await baseQuery(this.store.db).where('users.id', '=', id).executeTakeFirst();
+    const row = await userById.first(this.store.db, { id });
     if (!row) throw new SlsError('USER_NOT_FOUND', { id });
     return this.toUser(row);
   }

@@ -15,10 +15,14 @@
  * SQLite's counter is watched), so a lost signal delays and never misleads.
  */
 import pg from 'pg';
-import { sql } from 'kysely';
-import type { Store } from '../store/database.js';
+import { CompiledQuery } from 'kysely';
+import { keepPrepared, type Store } from '../store/database.js';
 
 const CHANNEL = 'sls_signals';
+// statements with nothing to build, sent as they are (issue 15)
+const NOTIFY = 'select pg_notify($1, $2)';
+keepPrepared(NOTIFY);
+const DATA_VERSION = CompiledQuery.raw('pragma data_version');
 /** Waiters read the database again at least this often (SQLite, or PostgreSQL while not listening) … */
 const RECHECK_MS = 2_000;
 /** … and this often while a PostgreSQL connection listens (signals then arrive from every process). */
@@ -153,7 +157,7 @@ class PostgresSignals extends LocalSignals {
   }
 
   override async publish(...topics: string[]): Promise<void> {
-    for (const topic of topics) await sql`select pg_notify(${CHANNEL}, ${topic})`.execute(this.store.db);
+    for (const topic of topics) await this.store.db.executeQuery(CompiledQuery.raw(NOTIFY, [CHANNEL, topic]));
   }
 
   protected override recheckMs(): number {
@@ -249,7 +253,7 @@ class SqliteSignals extends LocalSignals {
   private async watch(): Promise<void> {
     let version: number | null = null;
     try {
-      const { rows } = await sql<{ data_version: number }>`pragma data_version`.execute(this.store.db);
+      const { rows } = await this.store.db.executeQuery(DATA_VERSION as CompiledQuery<{ data_version: number }>);
       version = rows[0]?.data_version ?? null;
     } catch {
       version = null;

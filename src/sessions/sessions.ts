@@ -12,7 +12,7 @@ import type { PolicyConfig } from '../config.js';
 import { newId, newToken } from '../crypto/random.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store, Tx } from '../store/database.js';
-import { insertRow } from '../store/prepared.js';
+import { insertRow, prepared } from '../store/prepared.js';
 import type { Confirmation, SessionScope, SessionsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
 
@@ -60,6 +60,29 @@ export interface NewSession {
 
 /** Idle-expiry updates are written at most this often per session. */
 const TOUCH_INTERVAL_MS = 30_000;
+
+// the statements of every authenticated request, built once (issue 15)
+const sessionOfToken = prepared<{ tokenHash: string }>()((db, p) =>
+  db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .selectAll('sessions')
+    .select(['users.status as user_status', 'users.password_must_change'])
+    .where('sessions.token_hash', '=', p.tokenHash),
+);
+const renewBiometric = prepared<{ userId: string; now: number; expiresAt: number }>()((db, p) =>
+  db
+    .updateTable('sessions')
+    .set({ expires_at: p.expiresAt })
+    .where('user_id', '=', p.userId)
+    .where('app', '=', 'trading')
+    .where('confirmed_by', '=', 'biometric')
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', p.now),
+);
+const touchSession = prepared<{ id: string; now: number; idleExpiresAt: number }>()((db, p) =>
+  db.updateTable('sessions').set({ last_seen_at: p.now, idle_expires_at: p.idleExpiresAt }).where('id', '=', p.id),
+);
 
 export function newSessionId(): string {
   return newId('ses');
@@ -154,15 +177,7 @@ export class Sessions {
    * user's live biometric trading sessions for another full period.
    */
   private async renewBiometricTrading(db: Executor, userId: string, now: number): Promise<void> {
-    await db
-      .updateTable('sessions')
-      .set({ expires_at: now + this.policy.tradingBiometricMs })
-      .where('user_id', '=', userId)
-      .where('app', '=', 'trading')
-      .where('confirmed_by', '=', 'biometric')
-      .where('revoked_at', 'is', null)
-      .where('expires_at', '>', now)
-      .execute();
+    await renewBiometric.execute(db, { userId, now, expiresAt: now + this.policy.tradingBiometricMs });
   }
 
   /**
@@ -172,13 +187,7 @@ export class Sessions {
   async authenticate(token: string): Promise<Session | null> {
     if (token.length === 0 || token.length > 128) return null;
     const now = this.clock.now();
-    const found = await this.store.db
-      .selectFrom('sessions')
-      .innerJoin('users', 'users.id', 'sessions.user_id')
-      .selectAll('sessions')
-      .select(['users.status as user_status', 'users.password_must_change'])
-      .where('sessions.token_hash', '=', tokenHash(token))
-      .executeTakeFirst();
+    const found = await sessionOfToken.first(this.store.db, { tokenHash: tokenHash(token) });
     if (found?.user_status !== 'active') return null;
     const { user_status: _status, password_must_change: mustChange, ...row } = found;
     if (row.revoked_at !== null || row.expires_at <= now) return null;
@@ -186,7 +195,7 @@ export class Sessions {
     const idle = this.idleMs(row.app);
     if (idle !== null && now - row.last_seen_at >= TOUCH_INTERVAL_MS) {
       const idleExpiresAt = Math.min(now + idle, row.expires_at);
-      await this.store.db.updateTable('sessions').set({ last_seen_at: now, idle_expires_at: idleExpiresAt }).where('id', '=', row.id).execute();
+      await touchSession.execute(this.store.db, { id: row.id, now, idleExpiresAt });
       return toSession({ ...row, last_seen_at: now, idle_expires_at: idleExpiresAt }, mustChange === 1);
     }
     return toSession(row, mustChange === 1);

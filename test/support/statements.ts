@@ -3,9 +3,11 @@
  * (better-sqlite3's statements, node-postgres' queries) with their
  * parameters, BEGIN and COMMIT included: each is a round trip on
  * PostgreSQL. Used by the bench's count of statements per login and by the
- * test that every statement of the hot paths reads through an index.
+ * test that every statement of the hot paths reads through an index. Also
+ * the queries Kysely builds (`recordBuiltQueries`): the hot paths build none.
  */
 import BetterSqlite3 from 'better-sqlite3';
+import { DefaultQueryCompiler } from 'kysely';
 import pg from 'pg';
 
 export interface Statement {
@@ -56,4 +58,30 @@ export async function recordStatements<T>(into: Statement[], fn: () => Promise<T
 /** "begin … commit": the transactions among the statements. */
 export function commits(statements: readonly string[]): number {
   return statements.filter((sql) => /^\s*commit\b/i.test(sql)).length;
+}
+
+let building: string[] | null = null;
+let compilerPatched = false;
+
+/**
+ * Runs `fn`, appending to `into` the SQL of every query Kysely builds and
+ * compiles meanwhile (a statement built once, `store/prepared.ts`, is
+ * compiled at its first use only).
+ */
+export async function recordBuiltQueries<T>(into: string[], fn: () => Promise<T>): Promise<T> {
+  if (!compilerPatched) {
+    compilerPatched = true;
+    const compile = DefaultQueryCompiler.prototype.compileQuery;
+    DefaultQueryCompiler.prototype.compileQuery = function (this: DefaultQueryCompiler, ...args: Parameters<typeof compile>) {
+      const compiled = compile.apply(this, args);
+      building?.push(compiled.sql.replace(/\s+/g, ' '));
+      return compiled;
+    };
+  }
+  building = into;
+  try {
+    return await fn();
+  } finally {
+    building = null;
+  }
 }

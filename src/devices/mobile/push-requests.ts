@@ -113,6 +113,49 @@ export interface PushRequestsDeps {
 const REQUEST_ID = /^req_[A-Za-z0-9_-]{43}$/;
 
 // what every waiting app reads again and again (ten thousand phones: a thousand reads a second), built once (issue 15)
+/** The device's push requests older than one just made, ended (K13): newest wins. */
+const supersedeOlder = prepared<{ deviceId: string; id: string; createdAt: number; now: number }>()((db, p) =>
+  db
+    .updateTable('login_flows')
+    .set({ state: 'failed', updated_at: p.now })
+    .where('device_id', '=', p.deviceId)
+    .where('id', '!=', p.id)
+    .where('state', '=', 'second_factor')
+    .where('kind', 'in', [...PUSH_KINDS])
+    .where('prompt', 'like', '{"type":"push"%')
+    .where((eb) => eb.or([eb('created_at', '<', p.createdAt), eb.and([eb('created_at', '=', p.createdAt), eb('id', '<', p.id)])]))
+    .returning(['id', 'kind', 'user_id', 'username']),
+);
+const subscriptionOf = prepared<{ deviceId: string }>()((db, p) =>
+  db.selectFrom('push_subscriptions').select('subscription_enc').where('device_id', '=', p.deviceId),
+);
+/** Which flow an answer may change: the request it answers, still waiting (see `stillWaiting`). */
+type Waiting = {
+  id: string;
+  prompt: string;
+  deviceId: string;
+  now: number;
+};
+
+/**
+ * An answer changes the flow only while it still waits for this very
+ * request: the same device, the same prompt (not switched to another
+ * device or to the offline challenge meanwhile), and that device still
+ * active (not replaced by a migration in the meantime).
+ */
+function stillWaiting(update: UpdateQueryBuilder<Schema, 'login_flows', 'login_flows', UpdateResult>, w: Waiting) {
+  return update
+    .where('id', '=', w.id)
+    .where('state', '=', 'second_factor')
+    .where('expires_at', '>', w.now)
+    .where('device_id', '=', w.deviceId)
+    .where('prompt', '=', w.prompt)
+    .where((eb) => eb.exists(eb.selectFrom('devices').select('devices.id').where('devices.id', '=', w.deviceId).where('devices.state', '=', 'active')));
+}
+
+const approveWaiting = prepared<Waiting & { confirmedBy: Confirmation | null; expiresAt: number }>()((db, p) =>
+  stillWaiting(db.updateTable('login_flows').set({ state: 'approved', confirmed_by: p.confirmedBy, expires_at: p.expiresAt, updated_at: p.now }), p),
+);
 const deviceState = prepared<{ id: string }>()((db, p) => db.selectFrom('devices').select(['id', 'state']).where('id', '=', p.id));
 const waitingOfDevice = prepared<{ deviceId: string; now: number }>()((db, p) =>
   db
@@ -170,17 +213,7 @@ export class PushRequests {
   /** The device's push requests older than this one end (their pages start over); audited. Their flow ids. */
   private async supersede(row: FlowRow): Promise<string[]> {
     const { store, clock, audit } = this.deps;
-    const older = await store.db
-      .updateTable('login_flows')
-      .set({ state: 'failed', updated_at: clock.now() })
-      .where('device_id', '=', row.device_id!)
-      .where('id', '!=', row.id)
-      .where('state', '=', 'second_factor')
-      .where('kind', 'in', [...PUSH_KINDS])
-      .where('prompt', 'like', '{"type":"push"%')
-      .where((eb) => eb.or([eb('created_at', '<', row.created_at), eb.and([eb('created_at', '=', row.created_at), eb('id', '<', row.id)])]))
-      .returning(['id', 'kind', 'user_id', 'username'])
-      .execute();
+    const older = (await supersedeOlder.execute(store.db, { deviceId: row.device_id!, id: row.id, createdAt: row.created_at, now: clock.now() })).rows;
     if (older.length > 0) {
       await audit.record(
         ...older.map((o) => ({
@@ -198,7 +231,7 @@ export class PushRequests {
   /** K3: the push provider wakes the app (never with the number, K13); audited. */
   private async wake(row: FlowRow, language?: Language): Promise<void> {
     const { store, box, provider, audit, config } = this.deps;
-    const subscription = await store.db.selectFrom('push_subscriptions').select('subscription_enc').where('device_id', '=', row.device_id!).executeTakeFirst();
+    const subscription = await subscriptionOf.first(store.db, { deviceId: row.device_id! });
     if (!subscription) return;
     const t = translator(language ?? config.defaultLanguage);
     const outcome = await provider.send(box.openJson<PushSubscription>(subscription.subscription_enc, `push:${row.device_id}`), {
@@ -456,14 +489,10 @@ export class PushRequests {
     const message = answerMessage(requestId, input.number, input.decision, input.proof);
     const signed = verifyAnswer(secret.signingKey, message, input.signature);
     let approvedWith: Confirmation | null = null;
+    const waiting: Waiting = { id: row.id, prompt: row.prompt!, deviceId: device.id, now };
 
     if (input.decision === 'deny' && signed) {
-      const denied = await this.stillWaiting(
-        store.db.updateTable('login_flows').set({ state: 'denied', updated_at: now }),
-        row,
-        device,
-        now,
-      ).executeTakeFirst();
+      const denied = await stillWaiting(store.db.updateTable('login_flows').set({ state: 'denied', updated_at: now }), waiting).executeTakeFirst();
       if (Number(denied.numUpdatedRows) !== 1) throw new SlsError('FLOW_EXPIRED');
       await audit.record({ event: 'login.push_denied', ...meta, data: { flowId, kind: row.kind, deviceId: device.id } });
       await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
@@ -487,13 +516,7 @@ export class PushRequests {
         return confirmedBy ? { replay: { deviceId: device.id, keys: [`push:${flowId}`] } } : null;
       },
       accept: async (trx) => {
-        const updated = await this.stillWaiting(
-          trx.updateTable('login_flows').set({ state: 'approved', confirmed_by: approvedWith, expires_at: now + policy.approvedClaimMs, updated_at: now }),
-          row,
-          device,
-          now,
-        ).executeTakeFirst();
-        if (Number(updated.numUpdatedRows) !== 1) return null;
+        if ((await approveWaiting.changed(trx, { ...waiting, confirmedBy: approvedWith, expiresAt: now + policy.approvedClaimMs })) !== 1) return null;
         await audit.append(trx, [{ event: 'login.push_approved', ...meta, data: { flowId, kind: row.kind, deviceId: device.id, confirmedBy: approvedWith } }]);
         return true;
       },
@@ -502,22 +525,6 @@ export class PushRequests {
     });
     await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
     return { state: 'approved' };
-  }
-
-  /**
-   * An answer changes the flow only while it still waits for this very
-   * request: the same device, the same prompt (not switched to another
-   * device or to the offline challenge meanwhile), and that device still
-   * active (not replaced by a migration in the meantime).
-   */
-  private stillWaiting(update: UpdateQueryBuilder<Schema, 'login_flows', 'login_flows', UpdateResult>, row: FlowRow, device: Device, now: number) {
-    return update
-      .where('id', '=', row.id)
-      .where('state', '=', 'second_factor')
-      .where('expires_at', '>', now)
-      .where('device_id', '=', device.id)
-      .where('prompt', '=', row.prompt)
-      .where((eb) => eb.exists(eb.selectFrom('devices').select('devices.id').where('devices.id', '=', device.id).where('devices.state', '=', 'active')));
   }
 
   /** How the approval was confirmed: biometric (a verified WebAuthn assertion), the PIN (its OCRA proof), or not at all. */
