@@ -107,7 +107,7 @@ const GROWTH_LARGE = QUICK ? { users: 20_000, auditEntries: 200_000 } : { users:
 /** Phase 8: waiting app connections, the idle phones whose tokens they use, approvals while they wait. */
 const LONG_POLL_WAITERS = intFromEnv('BENCH_WAITERS', QUICK ? 1_000 : 10_000);
 const LONG_POLL_PHONES = QUICK ? 4 : 20;
-const LONG_POLL_APPROVALS = QUICK ? { warmup: 2, samples: 10 } : { warmup: 5, samples: 60 };
+const LONG_POLL_APPROVALS = QUICK ? { warmup: 2, samples: 10 } : { warmup: 5, samples: APPROVAL_SAMPLES };
 /** Phase 9: concurrency levels of the login sweep, and logins per level (at least 2 per virtual user). */
 const SWEEP_LEVELS = QUICK ? [1, 8, 64] : [1, 2, 4, 8, 16, 32, 64];
 const SWEEP_LOGINS = QUICK ? 24 : 160;
