@@ -358,7 +358,8 @@ export class Devices {
    * back, for the other keys were recorded.
    */
   async consume(db: Executor, deviceId: string, replayKeys: string[], expiresAt: number = NEVER): Promise<boolean> {
-    const keys = [...new Set(replayKeys)];
+    // in one order: two answers recording some of the same keys never wait for each other crosswise (a deadlock)
+    const keys = [...new Set(replayKeys)].sort();
     if (keys.length === 1) return (await consumeOne.first(db, { deviceId, digest: this.usedDigest(deviceId, keys[0]!), expiresAt })) !== undefined;
     const inserted = await db
       .insertInto('used_codes')
