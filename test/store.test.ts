@@ -20,9 +20,12 @@ import {
 } from './support/harness.js';
 import { asAttacker } from './support/audit.js';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import { insertRow, prepared } from '../src/store/prepared.js';
 import { isDatabaseUnavailable, openStore } from '../src/store/database.js';
+import { FALLBACK_PAGES } from '../src/store/checkpoints.js';
 
 describe.each(DATABASES)('repositories on %s', (dbName) => {
   let h: Harness;
@@ -336,3 +339,42 @@ if (DATABASES.includes('postgres')) {
     });
   });
 }
+
+describe("SQLite's log copied into the file in the background (issue 15)", () => {
+  it('X4: the log is checkpointed by a thread of its own, not by a commit, and a checkpoint wakes no waiter', async () => {
+    const database = await openTestDatabase('sqlite');
+    const file = database.url.slice('sqlite:'.length);
+    const store = openStore(database.url);
+    try {
+      // the server's connection checkpoints only past a threshold far above what this test writes
+      const [{ wal_autocheckpoint: threshold }] = (await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(store.db)).rows as [
+        { wal_autocheckpoint: number },
+      ];
+      expect(threshold).toBe(FALLBACK_PAGES);
+      await sql`create table probe (id integer primary key, a text)`.execute(store.db);
+      for (let i = 0; i < 50; i++) await store.transaction((trx) => sql`insert into probe (a) values (${'x'.repeat(500)})`.execute(trx));
+      const dataVersion = async () => (await sql<{ data_version: number }>`pragma data_version`.execute(store.db)).rows[0]!.data_version;
+      const before = await dataVersion();
+      // the file alone (without its log) gets the rows: read from a copy of it, until the thread has copied them (at most 10 s)
+      const copy = join(database.dataDir, 'copy.db');
+      let rows = 0;
+      for (let tries = 0; tries < 100 && rows < 50; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        try {
+          copyFileSync(file, copy);
+          const reader = new BetterSqlite3(copy, { readonly: true });
+          rows = (reader.prepare('select count(*) as n from probe').get() as { n: number }).n;
+          reader.close();
+        } catch {
+          rows = 0; // the table is not in the file yet
+        }
+      }
+      expect(rows).toBe(50);
+      // a checkpoint is no write by another connection: the long polls' watch (push/signals.ts) is not woken by it
+      expect(await dataVersion()).toBe(before);
+    } finally {
+      await store.close();
+      await database.drop();
+    }
+  });
+});

@@ -21,6 +21,7 @@ import pg from 'pg';
 import { SlsError } from '../errors.js';
 import { ensureDirectory } from '../directories.js';
 import type { Schema } from './schema.js';
+import { type BackgroundCheckpoints, checkpointInBackground, FALLBACK_PAGES } from './checkpoints.js';
 
 export type DialectName = 'sqlite' | 'postgres';
 export type Db = Kysely<Schema>;
@@ -299,6 +300,9 @@ export function openStore(url: string): Store {
   return openPostgres(parsed.location);
 }
 
+/** SQLite's own threshold of a connection's automatic checkpoint, in pages of the log. */
+const SQLITE_DEFAULT_CHECKPOINT_PAGES = 1000;
+
 /** How long a statement waits for another process's lock on the SQLite file. */
 const BUSY_TIMEOUT_MS = 10_000;
 
@@ -343,6 +347,18 @@ function openSqlite(location: string): Store {
   } catch (error) {
     throw databaseStartFailure(error, location) ?? error;
   }
+  // issue 15: the log is copied into the file by a thread of its own, not by a commit on the event loop
+  let checkpoints: BackgroundCheckpoints | null = null;
+  if (location !== ':memory:') {
+    raw.pragma(`wal_autocheckpoint = ${FALLBACK_PAGES}`);
+    checkpoints = checkpointInBackground(location, () => {
+      try {
+        raw.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_CHECKPOINT_PAGES}`);
+      } catch {
+        // closed meanwhile: nothing left to checkpoint from here
+      }
+    });
+  }
   const db = new Kysely<Schema>({ dialect: new ImmediateSqliteDialect({ database: cachingDatabase(raw) }) });
   return {
     db,
@@ -353,7 +369,10 @@ function openSqlite(location: string): Store {
     // BEGIN IMMEDIATE took SQLite's write lock: the transaction is alone already
     lockWithin: async () => undefined,
     pool: () => ({ total: 1, idle: 0, waiting: 0 }),
-    close: () => db.destroy(),
+    close: async () => {
+      await checkpoints?.stop();
+      await db.destroy();
+    },
   };
 }
 
