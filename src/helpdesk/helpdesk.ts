@@ -525,6 +525,19 @@ export class HelpDesk {
   }
 
   /**
+   * A6 by account number (the admin API): the same X7 check as `setEquity`,
+   * on each of the account's users (never the actor's own account; another
+   * admin's only from the command line).
+   */
+  async setAccountEquity(staffUserId: string, accountNumber: string, equityUsd: number): Promise<Account> {
+    assertEquity(equityUsd);
+    const account = await this.deps.users.accountByNumber(accountNumber);
+    const [first] = await this.deps.users.usersOf(account.id);
+    const staff = first ? await this.actOnAll(staffUserId, first, 'set_equity', 'account') : await this.staff(staffUserId, 'act');
+    return this.deps.users.setEquity(account.accountNumber, equityUsd, this.actor(staff));
+  }
+
+  /**
    * X7: a mobile number put on record by client services after verifying the
    * caller: the way for a user without any device to enrol (the activation
    * token then goes to it, M2, K1).

@@ -119,7 +119,8 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
           description:
             'Staff with the admin role, with the Bearer token of their own session, or an integrator with an API key of the `accounts` scope ' +
             '(`sls apikey create --scope accounts`). The equity decides whether the account may request a ' +
-            'DSC+ (C1). 404 ACCOUNT_NOT_FOUND; 400 VALIDATION_ERROR for a negative amount or more than two decimals. Audited.',
+            'DSC+ (C1). 404 ACCOUNT_NOT_FOUND; 400 VALIDATION_ERROR for a negative amount or more than two decimals; an admin is refused 403 STAFF_TARGET_FORBIDDEN ' +
+            "on their own account or on another admin's (X7; `sls account set-equity` instead). Audited.",
           operationId: 'setAccountEquity',
           security: [{ bearer: [] }, ...API_KEY_SECURITY],
           params: z.object({ number: z.string().max(16).describe('The account number, e.g. U1234567') }),
@@ -128,9 +129,10 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
         },
       },
       async (request) => {
-        // A6: the back office's integration sets it with its API key; an admin with their session
-        const actor = apiKeys.presented(request) ? `apikey:${(await apiKeys.require(request, 'accounts')).id}` : `staff:${(await adminOf(request)).id}`;
-        const account = await services.users.setEquity(request.params.number, request.body.equityUsd, actor);
+        // A6: the back office's integration sets it with its API key; an admin with their session, under X7 as in the console
+        const account = apiKeys.presented(request)
+          ? await services.users.setEquity(request.params.number, request.body.equityUsd, `apikey:${(await apiKeys.require(request, 'accounts')).id}`)
+          : await services.helpDesk.setAccountEquity((await adminOf(request)).id, request.params.number, request.body.equityUsd);
         return {
           account: account.accountNumber,
           equityUsd: account.equityUsd,
