@@ -256,7 +256,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const answers = new Answers({ store, clock, lockout, audit, users, devices, notifier, policy: config.policy, observer: metrics });
     const flowLimits = new FlowLimits({ store, clock, audit, policy: config.policy });
     const smsCodes = new SmsCodes({ store, clock, notifier, policy: config.policy });
-    const phones = new Phones({ store, clock, box, audit, users, devices, notifier, smsCodes, policy: config.policy });
+    const phones = new Phones({ store, clock, box, audit, users, devices, notifier, smsCodes, policy: config.policy, sessions });
     const signals = observedSignals(openSignals(store), metrics);
     const push = pushProviderOf(config, clock);
     const firstFactor = new FirstFactor({ users, answers, clock });
@@ -382,6 +382,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
         cancelFor: (staffUserId, targets, action) => helpDesk.staffOnSharing(staffUserId, targets, action),
         staff: (staffUserId, action) => helpDesk.staff(staffUserId, action),
       },
+      sessions,
     });
     const activation = new DeviceActivation(activationDeps);
     const stepUp = new StepUp(activation, { ...activationDeps, firstFactor });
@@ -411,6 +412,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       relyingParty,
       aaguids: config.securityKeyAaguids,
       rpName: translator(config.defaultLanguage)('web.productName'),
+      sessions,
     });
     const apiKeys = new ApiKeys(store, clock, box, audit);
     const fx = new FxRates(store, clock, audit);

@@ -100,6 +100,8 @@ export type EndCause =
   | 'temporary_access_ended'
   | 'device_lost'
   | 'device_replaced'
+  | 'device_revoked'
+  | 'sharing_ended'
   | 'user_locked'
   | 'ended_by_staff';
 
@@ -226,6 +228,28 @@ export class Sessions {
     );
     this.ended();
     return ids;
+  }
+
+  /**
+   * L8, H: ends the live sessions opened with some devices, whoever's they
+   * are — the owner's, and those of a user the device is shared with —
+   * each audited with its cause under its user. Returns their ids.
+   */
+  async endOpenedWith(trx: Tx, deviceIds: string[], cause: EndCause, actor: string, exceptSessionId?: string): Promise<string[]> {
+    if (deviceIds.length === 0) return [];
+    const users = await trx
+      .selectFrom('sessions')
+      .select('user_id')
+      .distinct()
+      .where('device_id', 'in', deviceIds)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', this.clock.now())
+      .execute();
+    const ended: string[] = [];
+    for (const { user_id: userId } of users) {
+      ended.push(...(await this.endWhere(trx, { userId, deviceIds, ...(exceptSessionId ? { exceptSessionId } : {}) }, cause, actor)));
+    }
+    return ended;
   }
 
   /**

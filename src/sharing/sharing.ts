@@ -46,7 +46,7 @@ import type { CodeDelivery } from '../flows/ports.js';
 import type { Entities } from '../identity/entities.js';
 import type { User, Users } from '../identity/users.js';
 import type { Notifier, NoticeTemplate } from '../notify/notifier.js';
-import type { Session } from '../sessions/sessions.js';
+import type { Session, Sessions } from '../sessions/sessions.js';
 import type { Executor, Store, Tx } from '../store/database.js';
 import type { DeviceSharingsTable, SharingState } from '../store/schema.js';
 
@@ -122,6 +122,8 @@ export interface SharingDeps {
   smsCodes: CodeDelivery;
   notifier: Notifier;
   staff: SharingStaff;
+  /** L8: a sharing ended ends the requester's sessions the shared device opened. */
+  sessions: Pick<Sessions, 'endWhere'>;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -601,6 +603,11 @@ export class DeviceSharing {
           .where('state', '=', 'second_factor')
           .execute();
       const back = was === 'active' ? await this.restore(trx, row, requester, actor) : [];
+      // L8: the requester's sessions opened with the owner's device end with the sharing (but the requester's own that cancels)
+      if (was === 'active') {
+        const except = 'session' in by && by.session.userId === requester.id ? { exceptSessionId: by.session.id } : {};
+        await this.deps.sessions.endWhere(trx, { userId: requester.id, deviceIds: [row.device_id], ...except }, 'sharing_ended', actor);
+      }
       await this.deps.audit.append(trx, [
         {
           event: 'sharing.cancelled',

@@ -271,13 +271,8 @@ export class DscPlusRequests {
     }
     const by = actor.staffUserId ? `staff:${actor.staffUserId}` : `user:${device.userId}`;
     return this.settle(deviceId, 'lost', reason === 'damaged' ? null : 'kept', reason, by, async (trx) => {
-      if (device.userId)
-        await this.deps.sessions.endWhere(
-          trx,
-          { userId: device.userId, deviceIds: [deviceId], ...(actor.session ? { exceptSessionId: actor.session.id } : {}) },
-          'device_lost',
-          by,
-        );
+      // L8, H: the sessions the card opened end, also those of a user it is shared with
+      await this.deps.sessions.endOpenedWith(trx, [deviceId], 'device_lost', by, actor.session?.id);
     });
   }
 

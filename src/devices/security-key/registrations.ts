@@ -14,6 +14,7 @@ import { SlsError } from '../../errors.js';
 import type { Executor, Store } from '../../store/database.js';
 import type { Users } from '../../identity/users.js';
 import type { Notifier } from '../../notify/notifier.js';
+import type { Sessions } from '../../sessions/sessions.js';
 import type { Devices } from '../devices.js';
 import type { Device, RelyingParty, Suspicion } from '../types.js';
 import { SECURITY_KEY_TIMEOUT_MS, type SecurityKeyParams, type SecurityKeySecret } from './security-key.js';
@@ -30,6 +31,8 @@ export interface SecurityKeysDeps {
   /** Allowed authenticator models (AAGUIDs, lower case); empty: any. */
   aaguids: string[];
   rpName: string;
+  /** L8: a key removed ends the sessions it opened. */
+  sessions: Pick<Sessions, 'endOpenedWith'>;
 }
 
 /** Who registers: the user of a session that passed the X7 guard. */
@@ -231,10 +234,19 @@ export class SecurityKeys {
     return devices.get(device.id);
   }
 
-  /** The key stops working for good (D3: revoked); its row stays for the audit trail. */
+  /**
+   * The key stops working for good (D3: revoked); its row stays for the
+   * audit trail. The sessions it opened end with it (L8), but the remover's.
+   */
   async remove(session: KeyOwner, keyId: string): Promise<void> {
     const device = await this.own(session.userId, keyId);
-    await this.deps.devices.setState(device.id, 'revoked', `user:${session.userId}`, 'removed by the user');
+    const actor = `user:${session.userId}`;
+    await this.deps.store.serialized('audit_log', async (trx) => {
+      const current = await this.deps.devices.get(device.id, trx);
+      if (!(await this.deps.devices.transition(trx, current, 'revoked', { actor, reason: 'removed by the user' })))
+        throw new SlsError('DEVICE_STATE', { state: current.state });
+      await this.deps.sessions.endOpenedWith(trx, [device.id], 'device_revoked', actor, session.id);
+    });
   }
 }
 

@@ -21,6 +21,7 @@ import { maskPhone, toE164 } from '../../delivery/phone.js';
 import type { Language } from '../../i18n/i18n.js';
 import type { Users } from '../../identity/users.js';
 import type { Notifier } from '../../notify/notifier.js';
+import type { Sessions } from '../../sessions/sessions.js';
 import type { Executor, Store, Tx } from '../../store/database.js';
 import type { PhonesTable } from '../../store/schema.js';
 import type { Selectable } from 'kysely';
@@ -51,6 +52,8 @@ export type PhonesDeps = {
   notifier: Notifier;
   smsCodes: SmsCodes;
   policy: PolicyConfig;
+  /** L8: a number removed ends the sessions its SMS device opened. */
+  sessions: Pick<Sessions, 'endOpenedWith'>;
 };
 
 export class Phones {
@@ -217,16 +220,22 @@ export class Phones {
 
   /**
    * Removes a number; its SMS device is revoked. Refused while that device
-   * is the user's only way to log in (PHONE_IN_USE).
+   * is the user's only way to log in (PHONE_IN_USE). The sessions the SMS
+   * device opened end with it (L8), but `exceptSessionId` (the remover's).
    */
-  async remove(userId: string, phoneId: string, actor: string, ip: string | null): Promise<void> {
+  async remove(userId: string, phoneId: string, actor: string, ip: string | null, options: { exceptSessionId?: string } = {}): Promise<void> {
     const { store, devices, audit } = this.deps;
     const row = await this.row(userId, phoneId);
     const backed = await this.smsDevicesOf(userId, phoneId);
     const others = (await devices.activeForUser(userId, null)).filter((d) => !backed.some((b) => b.id === d.id) && !devices.kind(d.type).temporary);
     if (backed.some((d) => d.state === 'active') && others.length === 0) throw new SlsError('PHONE_IN_USE');
-    for (const device of backed) await devices.setState(device.id, 'revoked', actor, 'number removed');
     await store.serialized('audit_log', async (trx) => {
+      const revoked: string[] = [];
+      for (const device of backed) {
+        if (await devices.transition(trx, await devices.get(device.id, trx), 'revoked', { actor, reason: 'number removed' })) revoked.push(device.id);
+      }
+      // L8: the sessions the SMS device opened end with it (but the remover's, which stepped up)
+      await this.deps.sessions.endOpenedWith(trx, revoked, 'device_revoked', actor, options.exceptSessionId);
       await trx.deleteFrom('phones').where('id', '=', phoneId).execute();
       await audit.append(trx, [{ event: 'phone.removed', actor, userId, ip, data: { phoneId, number: maskPhone(row.e164) } }]);
     });

@@ -147,7 +147,7 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
       },
       async (request, reply) => {
         const { session, meta } = await changer(request);
-        await services.phones.remove(session.userId, request.params.phoneId, `user:${session.userId}`, meta.ip);
+        await services.phones.remove(session.userId, request.params.phoneId, `user:${session.userId}`, meta.ip, { exceptSessionId: session.id });
         return reply.status(204).send(null);
       },
     );

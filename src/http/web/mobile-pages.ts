@@ -122,7 +122,7 @@ export function mobilePages(services: Services, pages: PageRenderer, guard: Sess
 
     app.post<{ Params: { phoneId: string } }>('/settings/mobile/:phoneId/remove', { preHandler: app.csrfProtection }, async (request, reply) =>
       change(request, reply, async (session) => {
-        await services.phones.remove(session.userId, request.params.phoneId, `user:${session.userId}`, request.ip);
+        await services.phones.remove(session.userId, request.params.phoneId, `user:${session.userId}`, request.ip, { exceptSessionId: session.id });
         return 'removed=1';
       }),
     );

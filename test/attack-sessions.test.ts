@@ -1,0 +1,201 @@
+/**
+ * Attacks on sessions, step-up and staff actions (L8, X7), on every
+ * database: sessions that should end with the credential that opened them
+ * but did not, and staff acting where the help desk would refuse them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
+import type { CardFile } from '../src/devices/devices.js';
+import type { User } from '../src/identity/users.js';
+import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
+import { newMobile } from './support/phone.js';
+import { SoftwareAuthenticator, type Where } from './support/software-authenticator.js';
+
+const CODES = Array.from({ length: 100 }, (_, i) => String((i * 37 + 11) % 1000).padStart(3, '0'));
+const indexAnswer = (prompt: Json): string => CODES[prompt.indexes[0] - 1]! + CODES[prompt.indexes[1] - 1]!;
+
+async function send(app: FastifyInstance, method: 'DELETE' | 'PUT', url: string, headers: Record<string, string>, payload?: unknown): Promise<ApiResponse> {
+  const raw = await app.inject({
+    method,
+    url,
+    headers: { ...headers, ...(payload ? { 'content-type': 'application/json' } : {}) },
+    ...(payload ? { payload: payload as object } : {}),
+  });
+  return { status: raw.statusCode, body: raw.body ? (raw.json() as Json) : {}, headers: raw.headers, raw };
+}
+
+describe.each(DATABASES)('attacks on sessions and staff actions on %s', (database) => {
+  let h: Harness;
+  let where: Where;
+
+  beforeAll(async () => {
+    h = await startHarness(database);
+    where = relyingPartyOf(h.services.config);
+  });
+  afterAll(async () => h.close());
+
+  /** A portal session opened with the card; stepped up with it when asked (V1). */
+  async function cardSession(user: User, card: CardFile, step = true): Promise<Record<string, string>> {
+    const own = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus' && d.state === 'active');
+    const start = own ? { body: await loginWith(user, own.id) } : await startLogin(h.app, user.username);
+    const done = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    const headers = bearer(done.body.session.token);
+    if (step) await stepUp(h.app, headers, (challenge) => cardAnswer(card, challenge.question));
+    return headers;
+  }
+
+  /** A login switched to a device of the user's, when another is offered first. */
+  async function loginWith(user: User, deviceId: string): Promise<Json> {
+    const start = await startLogin(h.app, user.username);
+    expect(start.status, JSON.stringify(start.body)).toBe(200);
+    if (start.body.device.id === deviceId) return start.body;
+    const switched = await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: deviceId });
+    expect(switched.status, JSON.stringify(switched.body)).toBe(200);
+    return switched.body;
+  }
+
+  async function lastCode(userId: string, template: 'loginCode' | 'confirmCode'): Promise<string> {
+    const [message] = (await h.services.notifier.list({ userId })).filter((n) => n.template === template);
+    expect(message, 'a code was sent').toBeDefined();
+    return /\b(\d{6})\b/.exec(message!.body)![1]!;
+  }
+
+  const alive = async (headers: Record<string, string>) => (await get(h.app, '/api/v1/session', headers)).status;
+
+  async function endedEvents(userId: string): Promise<Json[]> {
+    return (await h.services.audit.list({ userId, limit: 100 })).filter((e) => e.event === 'session.ended').map((e) => e.data as Json);
+  }
+
+  it('L8: a mobile number removed ends the sessions its SMS device opened (someone holding the old SIM keeps no session)', async () => {
+    const user = await createUser(h.services);
+    const meta = { ip: null, language: 'en' as const };
+    const phone = await h.services.phones.add(user.id, newMobile(), 'test', null);
+    await h.services.phones.sendConfirmCode(user.id, phone.id, meta);
+    await h.services.phones.confirm(user.id, phone.id, await lastCode(user.id, 'confirmCode'), meta);
+    const sms = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'sms' && d.state === 'active')!;
+    const { card } = await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
+
+    // the attacker: password and the SIM's codes
+    const flow = await loginWith(user, sms.id);
+    const stolen = await answer(h.app, flow.id, await lastCode(user.id, 'loginCode'));
+    expect(stolen.status, JSON.stringify(stolen.body)).toBe(200);
+    const attacker = bearer(stolen.body.session.token);
+    expect(await alive(attacker)).toBe(200);
+
+    // the user, with the card, removes the number
+    const owner = await cardSession(user, card);
+    expect((await send(h.app, 'DELETE', `/api/v1/phones/${phone.id}`, owner)).status).toBe(204);
+    expect((await h.services.devices.get(sms.id)).state).toBe('revoked');
+
+    expect(await alive(attacker)).toBe(401);
+    expect(await alive(owner)).toBe(200);
+    expect((await endedEvents(user.id)).map((e) => e.reason)).toEqual(['device_revoked']);
+  });
+
+  it('L8: a security key removed ends the sessions it opened', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const owner = await cardSession(user, card);
+    const key = new SoftwareAuthenticator();
+    const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, owner);
+    const made = await postJson(
+      h.app,
+      '/api/v1/security-keys',
+      { name: 'Blue key', state: started.body.state, credential: key.register(started.body.options as { challenge: string }, where) },
+      owner,
+    );
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const keyId = made.body.id as string;
+
+    // the attacker: password and the key (or a copy of it)
+    const flow = await loginWith(user, keyId);
+    const stolen = await answer(h.app, flow.id, key.assert(flow.challenge.options, where));
+    expect(stolen.status, JSON.stringify(stolen.body)).toBe(200);
+    const attacker = bearer(stolen.body.session.token);
+    expect(await alive(attacker)).toBe(200);
+
+    // the user removes the key from the card's session
+    const again = await cardSession(user, card);
+    expect((await send(h.app, 'DELETE', `/api/v1/security-keys/${keyId}`, again)).status).toBe(204);
+
+    expect(await alive(attacker)).toBe(401);
+    expect(await alive(again)).toBe(200);
+    expect((await endedEvents(user.id)).map((e) => e.reason)).toEqual(['device_revoked']);
+  });
+
+  /** The owner (a DSC+) and a requester of the same entity, the card shared with the requester and in force (H2, H3): the sharing's id. */
+  async function sharedCard() {
+    const owner = await createUserWithCard(h.services, '1234');
+    const requester = await h.services.users.create(
+      {
+        username: `req${owner.user.username}`,
+        password: PASSWORD,
+        email: `req${owner.user.username}@example.test`,
+        entityId: owner.user.entityId,
+        accountNumber: owner.user.accountNumber,
+      },
+      'test',
+    );
+    await h.services.securityRights.setRight(requester.username, true, 'test');
+    await h.services.onlineCards.importSecurityCodeCard(requester.id, `SCC-${requester.username}`, CODES, 'test');
+    const start = await startLogin(h.app, requester.username);
+    const scc = await answer(h.app, start.body.id, indexAnswer(start.body.challenge));
+    expect(scc.status, JSON.stringify(scc.body)).toBe(200);
+    const requesterScc = bearer(scc.body.session.token);
+    await stepUp(h.app, requesterScc, indexAnswer);
+    const shared = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.user.username, ownerPassword: PASSWORD }, requesterScc);
+    expect(shared.status, JSON.stringify(shared.body)).toBe(201);
+    const id = shared.body.id as string;
+    await postJson(h.app, `/api/v1/sharing/${id}/answer`, { response: cardAnswer(owner.card, shared.body.challenge.question) }, requesterScc);
+    expect((await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, requesterScc)).body.state).toBe('active');
+    return { owner, requester, id };
+  }
+
+  it("L8, H5: a device sharing cancelled by the owner ends the requester's sessions opened with the owner's device", async () => {
+    const { owner, requester, id } = await sharedCard();
+    // the requester signs in with the owner's card
+    const withShared = await cardSession(requester, owner.card, false);
+    expect(await alive(withShared)).toBe(200);
+
+    // the owner takes the card back
+    const ownerHeaders = await cardSession(owner.user, owner.card);
+    expect((await send(h.app, 'DELETE', `/api/v1/sharing/${id}`, ownerHeaders)).body.state).toBe('cancelled');
+
+    expect(await alive(withShared)).toBe(401);
+    expect(await alive(ownerHeaders)).toBe(200);
+    expect((await endedEvents(requester.id)).map((e) => e.reason)).toContain('sharing_ended');
+  });
+
+  it('L8, H: a shared card reported lost by its owner ends the sessions it opened for the user it is shared with too', async () => {
+    const { owner, requester } = await sharedCard();
+    const withShared = await cardSession(requester, owner.card, false);
+    expect(await alive(withShared)).toBe(200);
+    const ownerHeaders = await cardSession(owner.user, owner.card);
+    const cardId = (await h.services.devices.listForUser(owner.user.id)).find((d) => d.type === 'dscplus')!.id;
+    const lost = await postJson(h.app, `/api/v1/devices/${cardId}/lost`, { reason: 'stolen' }, ownerHeaders);
+    expect(lost.status, JSON.stringify(lost.body)).toBe(200);
+
+    expect(await alive(withShared)).toBe(401);
+    expect((await endedEvents(requester.id)).map((e) => e.reason)).toContain('device_lost');
+  });
+
+  it('X7: an admin setting equity through the admin API is refused on their own account and on another admin’s, as in the console', async () => {
+    const { user: admin, card } = await createUserWithCard(h.services, '1234', { role: 'admin' });
+    const { user: otherAdmin } = await createUserWithCard(h.services, '1234', { role: 'admin' });
+    const client = await createUser(h.services, { equityUsd: 10 });
+    const auth = await cardSession(admin, card, false);
+
+    const own = await send(h.app, 'PUT', `/api/v1/admin/accounts/${admin.accountNumber}/equity`, auth, { equityUsd: 5_000_000 });
+    expect(own.status, JSON.stringify(own.body)).toBe(403);
+    expect(own.body.error.code).toBe('STAFF_TARGET_FORBIDDEN');
+    const other = await send(h.app, 'PUT', `/api/v1/admin/accounts/${otherAdmin.accountNumber}/equity`, auth, { equityUsd: 5_000_000 });
+    expect(other.status, JSON.stringify(other.body)).toBe(403);
+    expect(other.body.error.code).toBe('STAFF_TARGET_FORBIDDEN');
+    expect((await h.services.users.account(admin.accountId)).equityUsd).toBe(2_000_000);
+
+    const ok = await send(h.app, 'PUT', `/api/v1/admin/accounts/${client.accountNumber}/equity`, auth, { equityUsd: 1_500_000 });
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+  });
+});
