@@ -181,6 +181,25 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     expect((await endedEvents(requester.id)).map((e) => e.reason)).toContain('device_lost');
   });
 
+  it('T3: a session opened with a temporary passcode just before day 2 does not keep full access past it (no trading after 2 days)', async () => {
+    const { user: agent } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const { user } = await createUserWithCard(h.services);
+    const v = await h.services.helpDesk.verifyIdentity(agent.id, user.username, { method: 'id_document' });
+    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agent.id, user.username, { verificationId: v.id });
+    const full = h.services.config.policy.temporaryPasscodeFullMs;
+    h.clock.advance(full - 60_000);
+    const trading = await startLogin(h.app, user.username, PASSWORD, 'trading');
+    expect(trading.body.challenge?.type, JSON.stringify(trading.body)).toBe('passcode');
+    const done = await answer(h.app, trading.body.id, passcode);
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    const session = bearer(done.body.session.token);
+    expect(await alive(session)).toBe(200);
+
+    h.clock.advance(2 * 60_000); // day 2 has passed: a new trading login is refused, and so is the session
+    expect((await startLogin(h.app, user.username, PASSWORD, 'trading')).status).not.toBe(200);
+    expect(await alive(session)).toBe(401);
+  });
+
   it('X7: an admin setting equity through the admin API is refused on their own account and on another admin’s, as in the console', async () => {
     const { user: admin, card } = await createUserWithCard(h.services, '1234', { role: 'admin' });
     const { user: otherAdmin } = await createUserWithCard(h.services, '1234', { role: 'admin' });

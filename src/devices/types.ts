@@ -24,7 +24,8 @@ export interface WithdrawalRow {
 }
 
 /** What a login with a device may open (T3, S3): the session's scope, or why not. */
-export type AccessDecision = { allowed: true; scope: SessionScope; check: string } | { allowed: false; reason: ErrorCode; check: string };
+/** `until`: when the decision stops holding (T3, S3: the end of the device's window); a session it opens ends by then (L8). */
+export type AccessDecision = { allowed: true; scope: SessionScope; check: string; until?: number } | { allowed: false; reason: ErrorCode; check: string };
 
 /** The policy figures a kind's access window reads (T3, S3). */
 export type AccessPolicy = Pick<PolicyConfig, 'temporaryPasscodeLifeMs' | 'temporaryPasscodeFullMs' | 'onlineCardLifeMs'>;

@@ -540,8 +540,12 @@ export class LoginFlows {
     options: { sessionId: string; scope: SessionScope; confirmedBy: Confirmation | null; meta: RequestMeta },
   ): Promise<IssuedSession> {
     const { sessions, devices, lockout, audit } = this.deps;
+    const now = this.deps.clock.now();
     // L6: the device offered first next time; A5: a one-time password opens this session and no other
-    const { passwordMustChange } = await this.deps.users.loggedInWith(trx, row.user_id, device.id, this.deps.clock.now());
+    const { passwordMustChange } = await this.deps.users.loggedInWith(trx, row.user_id, device.id, now);
+    // T3, S3: a temporary device's session ends with the window it was opened in (full access ends after day 2)
+    const access = decideAccess(device, this.deps.deviceKind(device.type), row.app, now, this.deps.policy);
+    const endsBy = access.allowed ? access.until : undefined;
     const session = await sessions.create(
       {
         id: options.sessionId,
@@ -555,6 +559,7 @@ export class LoginFlows {
         scope: options.scope,
         confirmedBy: options.confirmedBy,
         passwordMustChange,
+        ...(endsBy !== undefined ? { endsBy } : {}),
       },
       trx,
     );

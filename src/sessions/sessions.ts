@@ -56,6 +56,8 @@ export interface NewSession {
   confirmedBy?: Confirmation | null;
   /** A5: known already to the caller (read in its transaction); read here otherwise. */
   passwordMustChange?: boolean;
+  /** T3, S3: the end of the window of the device that opened it: the session ends by then, whatever its app allows. */
+  endsBy?: number;
 }
 
 /** Idle-expiry updates are written at most this often per session. */
@@ -140,6 +142,7 @@ export class Sessions {
     const now = this.clock.now();
     const token = newToken();
     const idle = this.idleMs(input.app);
+    const expiresAt = Math.min(now + this.maxMs(input.app, input.confirmedBy ?? null), input.endsBy ?? Number.POSITIVE_INFINITY);
     const row = {
       id: input.id ?? newSessionId(),
       token_hash: tokenHash(token),
@@ -150,8 +153,8 @@ export class Sessions {
       device_type: input.deviceType,
       created_at: now,
       last_seen_at: now,
-      idle_expires_at: idle === null ? null : now + idle,
-      expires_at: now + this.maxMs(input.app, input.confirmedBy ?? null),
+      idle_expires_at: idle === null ? null : Math.min(now + idle, expiresAt),
+      expires_at: expiresAt,
       revoked_at: null,
       ip: input.ip,
       user_agent: input.userAgent,

@@ -114,9 +114,9 @@ export const onlineCard = codeCardKind({
   capabilities: {},
   // S3: full access for 21 days from activation
   access(device, _app, now, policy) {
-    const age = now - (device.activatedAt ?? now);
-    if (age >= policy.onlineCardLifeMs) return { allowed: false, reason: 'ONLINE_CARD_EXPIRED', check: 'online-card-window' };
-    return { allowed: true, scope: 'full', check: 'online-card-window' };
+    const start = device.activatedAt ?? now;
+    if (now - start >= policy.onlineCardLifeMs) return { allowed: false, reason: 'ONLINE_CARD_EXPIRED', check: 'online-card-window' };
+    return { allowed: true, scope: 'full', check: 'online-card-window', until: start + policy.onlineCardLifeMs };
   },
   // S2: the user activates it once the print is confirmed; it lasts 21 days
   selfActivation: {

@@ -29,12 +29,13 @@ export const temporaryPasscode: DeviceKind = {
   failureHints: ['hints.passcodeUpperCase'],
   // T3: full access to portal and trading for 2 days; then, until day 12, the portal only, for the online security card pages
   access(device, app, now, policy) {
-    const age = now - (device.activatedAt ?? device.createdAt);
+    const start = device.activatedAt ?? device.createdAt;
+    const age = now - start;
     const check = 'temporary-passcode-window';
     if (age >= policy.temporaryPasscodeLifeMs) return { allowed: false, reason: 'TEMP_PASSCODE_EXPIRED', check };
-    if (age < policy.temporaryPasscodeFullMs) return { allowed: true, scope: 'full', check };
+    if (age < policy.temporaryPasscodeFullMs) return { allowed: true, scope: 'full', check, until: start + policy.temporaryPasscodeFullMs };
     if (app === 'trading') return { allowed: false, reason: 'TEMP_PASSCODE_PORTAL_ONLY', check };
-    return { allowed: true, scope: 'online_card_only', check };
+    return { allowed: true, scope: 'online_card_only', check, until: start + policy.temporaryPasscodeLifeMs };
   },
 
   async issueChallenge(): Promise<Challenge> {
