@@ -221,16 +221,17 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const entities = new Entities(store, clock, box, audit);
     const securityRights = new SecurityRights(store, audit);
     const relyingParty = relyingPartyOf(config);
-    // a key suspended as cloned is told to its user (notifier and users are ready by then)
+    // I1: a session's end is told to the relying parties of the provider sessions standing on it (back-channel logout)
+    let oidcRef: OpenIdConnect | null = null;
+    const sessions = new Sessions(store, clock, config.policy, audit, () => oidcRef?.nudge());
+    // a key suspended as cloned ends its sessions (L8) and is told to its user (notifier and users are ready by then)
     const devices = new Devices(store, clock, box, audit, {
       relyingParty,
       deviceKind,
       onSuspected: (device, reason) => suspicionNotice({ users, notifier })(device, reason),
+      sessions,
     });
     const lockout = new Lockout(store, clock, config.policy);
-    // I1: a session's end is told to the relying parties of the provider sessions standing on it (back-channel logout)
-    let oidcRef: OpenIdConnect | null = null;
-    const sessions = new Sessions(store, clock, config.policy, audit, () => oidcRef?.nudge());
     const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir), {
       timeZone: config.timeZone,
       retry: config.delivery.retry,

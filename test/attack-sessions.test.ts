@@ -181,6 +181,45 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     expect((await endedEvents(requester.id)).map((e) => e.reason)).toContain('device_lost');
   });
 
+  it('L8, D6: a security key suspended as cloned (its counter went back) ends the sessions it opened, whichever copy opened them', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const owner = await cardSession(user, card);
+    const key = new SoftwareAuthenticator();
+    const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, owner);
+    const made = await postJson(
+      h.app,
+      '/api/v1/security-keys',
+      { name: 'Blue key', state: started.body.state, credential: key.register(started.body.options as { challenge: string }, where) },
+      owner,
+    );
+    const keyId = made.body.id as string;
+    // the copy, ahead of the original
+    const first = await loginWith(user, keyId);
+    const copy = await answer(h.app, first.id, key.assert(first.challenge.options, where, 7));
+    expect(copy.status).toBe(200);
+    const copySession = bearer(copy.body.session.token);
+    // the original, behind: refused, and the key suspended
+    const second = await loginWith(user, keyId);
+    expect((await answer(h.app, second.id, key.assert(second.challenge.options, where, 3))).status).toBe(401);
+    expect((await h.services.devices.get(keyId)).state).toBe('suspended');
+
+    expect(await alive(copySession)).toBe(401);
+    expect((await endedEvents(user.id)).map((e) => e.reason)).toContain('device_suspected');
+  });
+
+  it('L8: a card marked returned by client services ends the sessions it opened', async () => {
+    const { user: agent, card: agentCard } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const { user, card } = await createUserWithCard(h.services);
+    const session = await cardSession(user, card, false);
+    const cardId = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!.id;
+    const staff = await cardSession(agent, agentCard, false);
+    const returned = await postJson(h.app, `/api/v1/helpdesk/devices/${cardId}/returned`, {}, staff);
+    expect(returned.status, JSON.stringify(returned.body)).toBe(200);
+
+    expect(await alive(session)).toBe(401);
+    expect((await endedEvents(user.id)).map((e) => e.reason)).toContain('device_returned');
+  });
+
   it('T3: a session opened with a temporary passcode just before day 2 does not keep full access past it (no trading after 2 days)', async () => {
     const { user: agent } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
     const { user } = await createUserWithCard(h.services);

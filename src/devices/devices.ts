@@ -17,6 +17,7 @@ import { allowedMove, DEVICE_TRANSITIONS, TEMPORARY_TRANSITIONS } from './transi
 import { DSCPLUS_SUITE, dscPlusSecret, type DscPlusSecret } from './dscplus/dscplus.js';
 import type { DeviceKind, DeviceKinds, ImportedKey, ImportSettings, StockItem } from './types.js';
 import type { Device, DeviceContext, DeviceType, RelyingParty, Suspicion } from './types.js';
+import type { Sessions } from '../sessions/sessions.js';
 
 type DeviceRow = Selectable<DevicesTable>;
 
@@ -105,6 +106,8 @@ export interface DevicesOptions {
   relyingParty?: RelyingParty;
   /** Tells a device's user that it was suspended as compromised (after the change is stored). */
   onSuspected?: (device: Device, reason: Suspicion) => Promise<void>;
+  /** L8: ends, in the suspension's transaction, the sessions a device suspended as compromised opened. */
+  sessions?: Pick<Sessions, 'endOpenedWith'>;
 }
 
 /** The ids of other users' devices that come with a user's (`listForUserWith`): one query, the same for every user. */
@@ -314,13 +317,15 @@ export class Devices {
   /**
    * A device found compromised by its own check (a cloned security key): it
    * is suspended if active, `device.<reason>` is audited with the state
-   * change, and its user is told.
+   * change, the sessions it opened end (L8), and its user is told.
    */
   async suspect(deviceId: string, reason: Suspicion, data: Record<string, unknown>): Promise<void> {
     const suspended = await this.store.serialized('audit_log', async (trx) => {
       const device = await this.get(deviceId, trx);
       await this.audit.append(trx, [{ event: `device.${reason}`, actor: 'system', userId: device.userId, data: { deviceId, type: device.type, ...data } }]);
       const changed = device.state === 'active' && (await this.transition(trx, device, 'suspended', { actor: 'system', reason }));
+      // L8: whichever copy opened them, the sessions of a key found cloned end with its suspension
+      if (changed) await this.options.sessions?.endOpenedWith(trx, [deviceId], 'device_suspected', 'system');
       return changed ? device : null;
     });
     if (suspended) await this.options.onSuspected?.(suspended, reason);

@@ -103,6 +103,8 @@ export type EndCause =
   | 'device_lost'
   | 'device_replaced'
   | 'device_revoked'
+  | 'device_returned'
+  | 'device_suspected'
   | 'sharing_ended'
   | 'user_locked'
   | 'ended_by_staff';

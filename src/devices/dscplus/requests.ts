@@ -281,7 +281,10 @@ export class DscPlusRequests {
     const device = await this.deps.devices.get(deviceId);
     await this.deps.helpDesk.actOnOwner(staffUserId, device.userId, 'device_returned');
     if (device.type !== 'dscplus' || ['returned', 'stock', 'requested'].includes(device.state)) throw new SlsError('DEVICE_STATE', { state: device.state });
-    return this.settle(deviceId, 'returned', 'released', 'returned', `staff:${staffUserId}`);
+    // L8: a card back at the help desk no longer stands behind the sessions it opened
+    return this.settle(deviceId, 'returned', 'released', 'returned', `staff:${staffUserId}`, async (trx) => {
+      await this.deps.sessions.endOpenedWith(trx, [deviceId], 'device_returned', `staff:${staffUserId}`);
+    });
   }
 
   /** The device's new state and, unless `hold` is null, its deposit's. */
