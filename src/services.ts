@@ -261,7 +261,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const signals = observedSignals(openSignals(store), metrics);
     const push = pushProviderOf(config, clock);
     const firstFactor = new FirstFactor({ users, answers, clock });
-    const optOuts = new OptOuts({ store, clock, audit, notifier, users, rights: securityRights });
+    const optOuts = new OptOuts({ store, clock, audit, notifier, users, rights: securityRights, sessions });
     const pushRequests = new PushRequests({
       store,
       clock,

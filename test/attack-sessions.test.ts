@@ -220,6 +220,24 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     expect((await endedEvents(user.id)).map((e) => e.reason)).toContain('device_returned');
   });
 
+  it('O2, L8: opting back in ends the trading sessions opened with the password alone while opted out', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    await h.services.optOuts.optOut(user.id, { acknowledged: true, confirmation: user.username }, { actor: 'test' });
+    // the attacker: only the password
+    const stolen = await startLogin(h.app, user.username, PASSWORD, 'trading');
+    expect(stolen.body, JSON.stringify(stolen.body)).toMatchObject({ state: 'done', device: null });
+    const attacker = bearer(stolen.body.session.token);
+    expect(await alive(attacker)).toBe(200);
+    // the user, with the card, opts back in
+    const owner = await cardSession(user, card);
+    const optedIn = await postJson(h.app, '/api/v1/secure-login/opt-in', {}, owner);
+    expect(optedIn.status, JSON.stringify(optedIn.body)).toBe(200);
+
+    expect(await alive(attacker)).toBe(401);
+    expect(await alive(owner)).toBe(200);
+    expect((await endedEvents(user.id)).map((e) => e.reason)).toEqual(['opted_in']);
+  });
+
   it('T3: a session opened with a temporary passcode just before day 2 does not keep full access past it (no trading after 2 days)', async () => {
     const { user: agent } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
     const { user } = await createUserWithCard(h.services);

@@ -36,6 +36,7 @@ import { SlsError } from '../errors.js';
 import type { Notifier } from '../notify/notifier.js';
 import { prepared } from '../store/prepared.js';
 import type { Executor, Store } from '../store/database.js';
+import type { Sessions } from '../sessions/sessions.js';
 import type { SecuritySettingsRights } from './security-rights.js';
 import type { User, Users } from './users.js';
 
@@ -74,6 +75,8 @@ export interface OptOutDeps {
   notifier: Notifier;
   users: Users;
   rights: SecuritySettingsRights;
+  /** O2, L8: opting back in ends the sessions the password alone opened. */
+  sessions: Pick<Sessions, 'endWhere'>;
 }
 
 // read on every trading login (issue 15): built once
@@ -139,6 +142,8 @@ export class OptOuts implements OptedOutUsers {
       if (!row) return false;
       const deleted = await trx.deleteFrom('opt_outs').where('user_id', '=', user.id).executeTakeFirst();
       if (Number(deleted.numDeletedRows) !== 1) return false;
+      // L8: the trading sessions opened without the second factor end with the opt-out
+      await this.deps.sessions.endWhere(trx, { userId: user.id, withoutDevice: true }, 'opted_in', context.actor);
       await audit.append(trx, [
         {
           event: 'user.opted_in',

@@ -106,6 +106,7 @@ export type EndCause =
   | 'device_returned'
   | 'device_suspected'
   | 'sharing_ended'
+  | 'opted_in'
   | 'user_locked'
   | 'ended_by_staff';
 
@@ -215,14 +216,21 @@ export class Sessions {
 
   /**
    * L8: ends the live sessions of a user — all of them, those opened with
-   * some devices, or all but one — in the caller's transaction (which holds
+   * some devices or with none (O1), or all but one — in the caller's transaction (which holds
    * the audit log's lock), each audited with its cause. Returns their ids.
    */
-  async endWhere(trx: Tx, which: { userId: string; deviceIds?: string[]; exceptSessionId?: string }, cause: EndCause, actor: string): Promise<string[]> {
+  async endWhere(
+    trx: Tx,
+    which: { userId: string; deviceIds?: string[]; withoutDevice?: boolean; exceptSessionId?: string },
+    cause: EndCause,
+    actor: string,
+  ): Promise<string[]> {
     if (which.deviceIds !== undefined && which.deviceIds.length === 0) return [];
     const now = this.clock.now();
     let query = trx.selectFrom('sessions').select('id').where('user_id', '=', which.userId).where('revoked_at', 'is', null).where('expires_at', '>', now);
     if (which.deviceIds) query = query.where('device_id', 'in', which.deviceIds);
+    // O1: the sessions opened with the password alone (opted out of the second factor for trading)
+    if (which.withoutDevice) query = query.where('device_id', 'is', null);
     if (which.exceptSessionId) query = query.where('id', '!=', which.exceptSessionId);
     const ids = (await query.execute()).map((row) => row.id);
     if (ids.length === 0) return [];
