@@ -257,6 +257,21 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     expect(await alive(session)).toBe(401);
   });
 
+  it('T3: a temporary-passcode session past day 2 may not change the notice preferences (only the online card)', async () => {
+    const { user: agent } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const { user } = await createUserWithCard(h.services);
+    const v = await h.services.helpDesk.verifyIdentity(agent.id, user.username, { method: 'id_document' });
+    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agent.id, user.username, { verificationId: v.id });
+    h.clock.advance(h.services.config.policy.temporaryPasscodeFullMs + 60_000);
+    const start = await startLogin(h.app, user.username);
+    const limited = bearer((await answer(h.app, start.body.id, passcode)).body.session.token);
+    expect((await get(h.app, '/api/v1/session', limited)).body.scope).toBe('online_card_only');
+    const changed = await send(h.app, 'PUT', '/api/v1/notice-preferences', limited, { language: 'fr', timeZone: 'Europe/Paris' });
+    expect(changed.status, JSON.stringify(changed.body)).toBe(403);
+    expect(changed.body.error.code).toBe('SCOPE_ONLINE_CARD_ONLY');
+    expect((await h.services.noticePreferences.get(user.id)).chosenAt).toBeNull();
+  });
+
   it('X7: an admin setting equity through the admin API is refused on their own account and on another admin’s, as in the console', async () => {
     const { user: admin, card } = await createUserWithCard(h.services, '1234', { role: 'admin' });
     const { user: otherAdmin } = await createUserWithCard(h.services, '1234', { role: 'admin' });

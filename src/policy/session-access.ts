@@ -20,6 +20,9 @@ import type { Session } from '../sessions/sessions.js';
  * What a request needs of its session:
  * - `any`: to know who is signed in, to log out;
  * - `portal`: to read the portal's pages and the account's settings;
+ * - `settings`: to change a portal setting that is not a security setting
+ *   (the notices' language and time zone, N1): a full-scope portal session,
+ *   no step-up (T3: a limited session only prints and activates the card);
  * - `temporary`: the online security card and reactivating a device (T3);
  * - `step_up`: to verify again (V1);
  * - `password`: to change the password (A5: also while a change is required);
@@ -28,7 +31,7 @@ import type { Session } from '../sessions/sessions.js';
  * - `application`: to open an application through OpenID Connect (I1; the
  *   caller matches the client's app, portal or trading, to the session's).
  */
-export type SessionNeed = 'any' | 'portal' | 'temporary' | 'step_up' | 'password' | 'security' | 'staff' | 'application';
+export type SessionNeed = 'any' | 'portal' | 'settings' | 'temporary' | 'step_up' | 'password' | 'security' | 'staff' | 'application';
 
 interface SessionCheck {
   name: string;

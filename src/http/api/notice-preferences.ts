@@ -54,14 +54,14 @@ export function noticePreferencesApi(services: Services, guard: SessionGuard): F
           description:
             'A choice stays until the next one: logins no longer change it. Both null: the language of the logins ' +
             '(the pages language, or Accept-Language) is remembered again. A new language is told to the user in the former one. ' +
-            'Not a security setting (no step-up); audited. 400 VALIDATION_ERROR for a language other than en, fr, zh-Hant or an unknown time zone.',
+            'Not a security setting (no step-up), but a full-scope portal session (403 SCOPE_ONLINE_CARD_ONLY, T3); audited. 400 VALIDATION_ERROR for a language other than en, fr, zh-Hant or an unknown time zone.',
           security: [{ bearer: [] }, { cookie: [] }],
           body: z.object({ language: z.string().max(32).nullable(), timeZone: z.string().max(64).nullable() }).strict(),
           response: { 200: NoticePreferencesSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema },
         },
       },
       async (request) => {
-        const { session } = await guard.require(request, 'portal');
+        const { session } = await guard.require(request, 'settings');
         return view(await services.noticePreferences.choose(session.userId, request.body, `user:${session.userId}`));
       },
     );

@@ -45,7 +45,7 @@ export function noticePages(services: Services, pages: PageRenderer, guard: Sess
     });
 
     app.post(PATH, { preHandler: app.csrfProtection }, async (request, reply) => {
-      const session = await guard.page(request, 'portal', PATH);
+      const session = await guard.page(request, 'settings', PATH);
       if (redirected(session)) return reply.redirect(session.redirect, 303);
       const language = field(request.body, 'language');
       const timeZone = field(request.body, 'timeZone');
