@@ -254,6 +254,7 @@ export class ActivationWizard {
     if (challenge?.type === 'ocra') byId('act-challenge').textContent = challenge.question;
     else if (challenge?.type === 'index')
       byId('act-challenge').textContent = t('authenticator.activation.indexes', { first: challenge.indexes[0], second: challenge.indexes[1] });
+    else if (challenge?.type === 'otp') byId('act-challenge').textContent = t('authenticator.activation.otp');
     else byId('act-challenge').textContent = '';
     this.step('token');
     token.focus();

@@ -23,7 +23,9 @@ export interface PhoneChoice {
 export type ActivationChallenge =
   | { type: 'sms'; to: string; channel: 'sms' | 'voice'; delivery: 'sent' | 'failed' | 'limited'; resendAfter: string; digits: number }
   | { type: 'ocra'; question: string; digits: number }
-  | { type: 'index'; indexes: [number, number] };
+  | { type: 'index'; indexes: [number, number] }
+  /** K7: a Platinum or Gold token: the code it shows, nothing to type into it. */
+  | { type: 'otp'; digits: number };
 
 export interface ActivationView {
   id: string;

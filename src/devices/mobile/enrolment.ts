@@ -21,8 +21,8 @@
  *   record out of band (at account opening, or by client services after
  *   verifying the caller); migration and recovery send it to the number
  *   first used (K7). No number can be added here;
- * - `device`: a user who has an active physical device (DSC+, code card)
- *   answers its challenge instead — a password alone never moves a stronger
+ * - `device`: a user who has an active physical device (DSC+, legacy DSC,
+ *   Platinum or Gold token, code card) answers its challenge instead — a password alone never moves a stronger
  *   protection to a phone (K7).
  *
  * Recovery (K8) proves possession like migration, and the recovery PIN on
@@ -77,7 +77,7 @@ export interface PhoneChoice {
 
 type ActivationChallenge =
   | { type: 'sms'; to: string; channel: 'sms'; delivery: 'sent' | 'failed'; resendAfter: string; digits: number }
-  | Extract<Prompt, { type: 'ocra' } | { type: 'index' }>;
+  | Extract<Prompt, { type: 'ocra' } | { type: 'index' } | { type: 'otp' }>;
 
 export interface ActivationView {
   id: string;
@@ -147,7 +147,12 @@ interface ActivationVerifier {
   proven?: { keys: string; at: number };
 }
 
-const PHYSICAL: readonly string[] = ['dscplus', 'scc'];
+/**
+ * K7: the physical devices that answer instead of an SMS token: the DSC+,
+ * the legacy DSC, the Platinum and Gold tokens (D1) and the code card —
+ * a password and a number on record never move their protection to a phone.
+ */
+const PHYSICAL: readonly string[] = ['dscplus', 'dsc', 'token_hotp', 'token_totp', 'scc'];
 const LABEL_MAX = 64;
 
 /** What the enrolment needs; the composition root passes them (other kinds' parts as small interfaces). */

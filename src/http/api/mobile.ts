@@ -35,9 +35,9 @@ export const ActivationSchema = z
       .array(z.object({ id: z.string(), number: z.string().describe('masked'), verified: z.boolean() }))
       .describe('The numbers on record the token may go to'),
     challenge: z
-      .looseObject({ type: z.enum(['sms', 'ocra', 'index']) })
+      .looseObject({ type: z.enum(['sms', 'ocra', 'index', 'otp']) })
       .nullable()
-      .describe("The SMS sent (type sms), or the physical device's challenge (ocra, index)"),
+      .describe("The SMS sent (type sms), or the physical device's challenge (ocra, index; otp: the code a token shows)"),
     expiresAt: z.string(),
     attemptsLeft: z.number().int(),
     proven: z.boolean().describe("The activation token (or the device's answer) was accepted: the PIN comes next, within expiresAt"),
