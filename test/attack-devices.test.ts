@@ -9,7 +9,8 @@ import { tokenDisplay } from '../src/cli/token-emulator.js';
 import type { ImportedKey } from '../src/devices/types.js';
 import type { User } from '../src/identity/users.js';
 import { ApiError } from '../src/mobile-app/api.js';
-import { DATABASES, startHarness, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, bearer, get, postJson, startLogin } from './support/api.js';
 import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
 
 async function rejected(promise: Promise<unknown>): Promise<ApiError> {
@@ -24,11 +25,13 @@ async function rejected(promise: Promise<unknown>): Promise<ApiError> {
 describe.each(DATABASES)('attacks on devices (%s)', (database) => {
   let h: Harness;
   let base: string;
+  let agentId: string;
   let serials = 0;
 
   beforeAll(async () => {
     h = await startHarness(database);
     base = await listen(h);
+    agentId = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user.id;
   });
   afterAll(async () => {
     await h?.close();
@@ -83,6 +86,38 @@ describe.each(DATABASES)('attacks on devices (%s)', (database) => {
       await app.complete(view, await dsc.display(question));
       const states = (await h.services.devices.listForUser(user.id)).map((d) => `${d.type}:${d.state}`).sort();
       expect(states).toEqual(['dsc:active', 'mobile:active', 'sms:revoked']);
+    });
+  });
+
+  describe('D4: the online security card', () => {
+    it('D4, S2: a card printed but not activated when the permanent device is back is inoperable: it can no longer be activated', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+      const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+      const start = await startLogin(h.app, user.username, PASSWORD);
+      const token = (await answer(h.app, start.body.id, passcode)).body.session.token as string;
+      // the card is shown and printed (a PDF kept in the downloads, a sheet left on the printer) but not activated
+      const online = await postJson(h.app, '/api/v1/online-card', {}, bearer(token));
+      expect((await postJson(h.app, '/api/v1/online-card/printed', {}, bearer(token))).body.printConfirmed).toBe(true);
+      const codes = online.body.codes as string[];
+      // the DSC+ is back (D4)
+      const dsc = (await get(h.app, '/api/v1/devices', bearer(token))).body.devices.find((d: { type: string }) => d.type === 'dscplus');
+      const begin = await postJson(h.app, `/api/v1/devices/${dsc.id}/activation`, {}, bearer(token));
+      const back = await postJson(
+        h.app,
+        `/api/v1/devices/${dsc.id}/activation/${begin.body.id}`,
+        { response: cardAnswer(card, begin.body.challenge.question) },
+        bearer(token),
+      );
+      expect(back.body.state).toBe('active');
+      expect((await h.services.devices.get(online.body.deviceId)).state).toBe('revoked');
+      // whoever holds the session and the printout cannot make the card a second factor for 21 days
+      const late = await postJson(h.app, `/api/v1/devices/${online.body.deviceId}/activation`, {}, bearer(token));
+      expect(late.status).toBe(409);
+      expect(late.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+      const login = await startLogin(h.app, user.username);
+      expect(login.body.devices.map((d: { type: string }) => d.type)).toEqual(['dscplus']);
+      expect(codes).toHaveLength(120);
     });
   });
 });

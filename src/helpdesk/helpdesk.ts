@@ -343,16 +343,17 @@ export class HelpDesk {
 
   /**
    * D4: temporary devices stop working (a permanent device is back, or staff
-   * revoke them), and so do the sessions they opened (L8) — but `keepSession`,
+   * revoke them) — in use, or an online card waiting to be activated — and so do the sessions they opened (L8) — but `keepSession`,
    * the session that just proved the permanent device, which goes on with it.
    * Runs in the given transaction (holding the audit lock), or in its own.
    */
   async revokeTemporaryDevices(user: User, actor: string, reason: string, trx?: Tx, keepSession?: { id: string; device: Device }): Promise<number> {
     if (!trx) return this.deps.store.serialized('audit_log', (own) => this.revokeTemporaryDevices(user, actor, reason, own, keepSession));
     const { devices, sessions } = this.deps;
-    const active = (await devices.listForUser(user.id, trx)).filter((d) => d.state === 'active' && devices.kind(d.type).temporary);
+    // an online card shown but not yet activated (requested) ends too: it could otherwise be activated later, after D4
+    const live = (await devices.listForUser(user.id, trx)).filter((d) => (d.state === 'active' || d.state === 'requested') && devices.kind(d.type).temporary);
     const revoked: Device[] = [];
-    for (const device of active) {
+    for (const device of live) {
       if (await devices.transition(trx, device, 'revoked', { actor, username: user.username, reason })) revoked.push(device);
     }
     if (keepSession) await sessions.moveToDevice(trx, keepSession.id, keepSession.device);
