@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DAY, MINUTE } from '../src/clock.js';
 import { tokenDisplay } from '../src/cli/token-emulator.js';
 import type { ImportedKey } from '../src/devices/types.js';
 import type { User } from '../src/identity/users.js';
@@ -118,6 +119,64 @@ describe.each(DATABASES)('attacks on devices (%s)', (database) => {
       const login = await startLogin(h.app, user.username);
       expect(login.body.devices.map((d: { type: string }) => d.type)).toEqual(['dscplus']);
       expect(codes).toHaveLength(120);
+    });
+  });
+
+  describe('T3, S3: a session never outlives the window of the temporary device that opened it', () => {
+    it('T3: a temporary-passcode session opened just before day 2 loses its full access at day 2 (portal and trading); one opened before day 12 ends at day 12', async () => {
+      const { user } = await createUserWithCard(h.services);
+      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+      const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+      h.clock.advance(2 * DAY - 10 * MINUTE);
+      const sessions: Record<string, string> = {};
+      for (const app of ['portal', 'trading'] as const) {
+        const start = await startLogin(h.app, user.username, PASSWORD, app);
+        const done = await answer(h.app, start.body.id, passcode);
+        sessions[app] = done.body.session.token as string;
+        expect((await get(h.app, '/api/v1/session', bearer(sessions[app]!))).body.scope).toBe('full');
+      }
+      h.clock.advance(20 * MINUTE);
+      // past day 2: no trading, and in the portal only the online card (a new login says so)
+      for (const app of ['portal', 'trading']) expect((await get(h.app, '/api/v1/session', bearer(sessions[app]!))).status).toBe(401);
+      const again = await startLogin(h.app, user.username, PASSWORD, 'portal');
+      const limited = (await answer(h.app, again.body.id, passcode)).body.session.token as string;
+      expect((await get(h.app, '/api/v1/session', bearer(limited))).body.scope).toBe('online_card_only');
+      expect((await startLogin(h.app, user.username, PASSWORD, 'trading')).body.error.code).toBe('TEMP_PASSCODE_PORTAL_ONLY');
+      // day 12: after that, nothing
+      h.clock.advance(10 * DAY - 30 * MINUTE);
+      const last = await startLogin(h.app, user.username, PASSWORD, 'portal');
+      const token = (await answer(h.app, last.body.id, passcode)).body.session.token as string;
+      h.clock.advance(20 * MINUTE);
+      expect((await get(h.app, '/api/v1/session', bearer(token))).status).toBe(401);
+    });
+
+    it('S3: an online-card session opened just before day 21 ends at day 21', async () => {
+      const { user } = await createUserWithCard(h.services);
+      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+      const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+      const first = await startLogin(h.app, user.username, PASSWORD);
+      const token = (await answer(h.app, first.body.id, passcode)).body.session.token as string;
+      const online = await postJson(h.app, '/api/v1/online-card', {}, bearer(token));
+      await postJson(h.app, '/api/v1/online-card/printed', {}, bearer(token));
+      const codes = online.body.codes as string[];
+      const byIndexes = (indexes: [number, number]) => codes[indexes[0] - 1]! + codes[indexes[1] - 1]!;
+      const begin = await postJson(h.app, `/api/v1/devices/${online.body.deviceId}/activation`, {}, bearer(token));
+      const done = await postJson(
+        h.app,
+        `/api/v1/devices/${online.body.deviceId}/activation/${begin.body.id}`,
+        { response: byIndexes(begin.body.challenge.indexes) },
+        bearer(token),
+      );
+      expect(done.body.state).toBe('active');
+      h.clock.advance(21 * DAY - 10 * MINUTE);
+      const sessions: string[] = [];
+      for (const app of ['portal', 'trading'] as const) {
+        const start = await startLogin(h.app, user.username, PASSWORD, app);
+        expect(start.body.device.type).toBe('online_card');
+        sessions.push((await answer(h.app, start.body.id, byIndexes(start.body.challenge.indexes))).body.session.token as string);
+      }
+      h.clock.advance(20 * MINUTE);
+      for (const session of sessions) expect((await get(h.app, '/api/v1/session', bearer(session))).status).toBe(401);
     });
   });
 });
