@@ -54,7 +54,7 @@ export interface DeviceInfo {
  * `features.deviceFlow` sources). `onRefused` is told when the user refuses a
  * device (a code someone else gave them, RFC 8628 §5.4), for the audit log.
  */
-export function deviceFlowPages(options: { defaultLanguage: Language; appName(app: string, language: Language): string; onRefused(ctx: PageContext): void }) {
+export function deviceFlowPages(options: { defaultLanguage: Language; appName(app: string, language: Language): string; onRefused(ctx: PageContext): Promise<void> }) {
   const action = (ctx: PageContext) => ctx.oidc?.urlFor?.('code_verification') ?? '/oidc/device';
   const secret = (ctx: PageContext) => ctx.oidc?.session?.state?.secret ?? '';
 
@@ -63,7 +63,8 @@ export function deviceFlowPages(options: { defaultLanguage: Language; appName(ap
     userCodeInputSource: async (ctx: PageContext, _form: string, _out: unknown, error?: { name?: string }) => {
       const language = languageOf(ctx, options.defaultLanguage);
       const t = translator(language);
-      if (error?.name === 'AbortedError') options.onRefused(ctx);
+      // audited before the page answers
+      if (error?.name === 'AbortedError') await options.onRefused(ctx);
       const message = error ? `<p class="error" role="alert">${escapeHtml(t(DEVICE_ERRORS[error.name ?? ''] ?? 'oidc.device.errors.other'))}</p>` : '';
       ctx.body = page(
         language,

@@ -226,7 +226,7 @@ export class ProviderHost {
             appName: (app, language) => translator(language)(`apps.${app}`),
             onRefused: (ctx: PageContext) => {
               const code = ctx.oidc?.entities as { DeviceCode?: { clientId?: string; deviceInfo?: { ip?: string } } } | undefined;
-              services.audit
+              return services.audit
                 .record({
                   event: 'oidc.device_refused',
                   actor: null,
