@@ -54,7 +54,11 @@ export interface DeviceInfo {
  * `features.deviceFlow` sources). `onRefused` is told when the user refuses a
  * device (a code someone else gave them, RFC 8628 §5.4), for the audit log.
  */
-export function deviceFlowPages(options: { defaultLanguage: Language; appName(app: string, language: Language): string; onRefused(ctx: PageContext): Promise<void> }) {
+export function deviceFlowPages(options: {
+  defaultLanguage: Language;
+  appName(app: string, language: Language): string;
+  onRefused(ctx: PageContext): Promise<void>;
+}) {
   const action = (ctx: PageContext) => ctx.oidc?.urlFor?.('code_verification') ?? '/oidc/device';
   const secret = (ctx: PageContext) => ctx.oidc?.session?.state?.secret ?? '';
 
