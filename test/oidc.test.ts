@@ -17,7 +17,7 @@ import { csrfOf, form } from './support/html.js';
 import { get, type Json } from './support/api.js';
 import { BUILT_IN_DRIVERS, onlyDevice, type Holder } from './support/kind-drivers.js';
 import { TestPhone, harnessInbox, smsUser } from './support/phone.js';
-import { MINUTE } from '../src/clock.js';
+import { HOUR, MINUTE } from '../src/clock.js';
 
 /** A browser: keeps cookies (by name), follows nothing by itself. */
 class Browser {
@@ -616,6 +616,20 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
       Array.from({ length: 5 }, () => oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: started.verifier, expectedState: started.state })),
     );
     await expectUsableAtMostOnceAndRevoked(results, config);
+  });
+
+  it('I1, L8: a refresh token stops working when the session it stands on has ended, though the provider would still honour it', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { tokens } = await tokensFor(holder, { scope: 'openid offline_access' });
+    const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+    // our session (a trading session: 12 hours) ends; the provider counts its own lifetimes on the system clock, which stands still here
+    const now = h.clock.now();
+    h.clock.advance(12 * HOUR + MINUTE);
+    try {
+      await expect(oidc.refreshTokenGrant(config, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    } finally {
+      h.clock.set(now);
+    }
   });
 
   it('I1, L8: logout ends our session: the client receives a back-channel logout token for the session (sid)', async () => {

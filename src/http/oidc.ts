@@ -152,6 +152,8 @@ export class ProviderHost {
       findAccount: async (_ctx: unknown, sub: string, token?: { sessionUid?: string }) => {
         const user = await services.users.get(sub).catch(() => null);
         if (user?.status !== 'active') return undefined;
+        // a token (a refresh, the user info) works only while our session under it lives
+        if (token?.sessionUid !== undefined && !(await services.oidc.standsOnLiveSession(token.sessionUid))) return undefined;
         return {
           accountId: sub,
           claims: async (_use: string, scope: string) => ({

@@ -169,6 +169,24 @@ export class OpenIdConnect {
     };
   }
 
+  /**
+   * L8, T3: a provider session stands on ours. Its tokens are refreshed, and
+   * its claims read, only while the newest of our sessions under it lives:
+   * not revoked, and not past its end, which a temporary device brings
+   * forward (T3: day 2, day 12; S3: day 21). The provider's own lifetimes
+   * count from the first token and know nothing of that end.
+   */
+  async standsOnLiveSession(oidcSessionUid: string): Promise<boolean> {
+    const ours = await this.deps.store.db
+      .selectFrom('oidc_session_links')
+      .innerJoin('sessions', 'sessions.id', 'oidc_session_links.sls_session_id')
+      .select(['sessions.revoked_at', 'sessions.expires_at'])
+      .where('oidc_session_links.oidc_session_uid', '=', oidcSessionUid)
+      .orderBy('oidc_session_links.created_at', 'desc')
+      .executeTakeFirst();
+    return ours !== undefined && ours.revoked_at === null && ours.expires_at > this.deps.clock.now();
+  }
+
   /** A provider session stands on our session: when ours ends, its clients are told. */
   async link(oidcSessionUid: string, session: Session): Promise<void> {
     await this.deps.store.db
