@@ -212,7 +212,7 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     const { user, card } = await createUserWithCard(h.services);
     const session = await cardSession(user, card, false);
     const cardId = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!.id;
-    const staff = await cardSession(agent, agentCard, false);
+    const staff = await cardSession(agent, agentCard);
     const returned = await postJson(h.app, `/api/v1/helpdesk/devices/${cardId}/returned`, {}, staff);
     expect(returned.status, JSON.stringify(returned.body)).toBe(200);
 
@@ -276,7 +276,7 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     const { user: admin, card } = await createUserWithCard(h.services, '1234', { role: 'admin' });
     const { user: otherAdmin } = await createUserWithCard(h.services, '1234', { role: 'admin' });
     const client = await createUser(h.services, { equityUsd: 10 });
-    const auth = await cardSession(admin, card, false);
+    const auth = await cardSession(admin, card);
 
     const own = await send(h.app, 'PUT', `/api/v1/admin/accounts/${admin.accountNumber}/equity`, auth, { equityUsd: 5_000_000 });
     expect(own.status, JSON.stringify(own.body)).toBe(403);

@@ -14,6 +14,7 @@ import type { Role } from '../src/store/schema.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, uniqueUsername, type Harness } from './support/harness.js';
 import { answer, bearer, startLogin, type ApiResponse, type Json } from './support/api.js';
 import { Agent, alertBox, csrfOf, form, textById, type Page } from './support/html.js';
+import { stepUpStaff } from './support/staff.js';
 import { cliEnv, sls } from './support/cli.js';
 
 const PASSPORT = { dateOfBirth: '1980-04-12', citizenship: 'fr', residenceCountry: 'HK', documentType: 'passport', documentNumber: '12 AB 34567' };
@@ -187,7 +188,11 @@ describe.each(DATABASES)('entities and accounts (A1, A6) on %s', (db) => {
       expect(done.location).toBe(role === 'client' ? '/account' : '/helpdesk'); // issue 16: staff land on the console
       const start = await startLogin(h.app, user.username);
       const api = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
-      return { agent, user, card, token: api.body.session.token as string };
+      const token = api.body.session.token as string;
+      // V1, X7: staff act after a step-up, in the console and in the API
+      await stepUpStaff(h.app, agent, card);
+      await stepUpStaff(h.app, token, card);
+      return { agent, user, card, token };
     }
 
     const userPath = (u: User) => `/helpdesk/users/${u.username}`;

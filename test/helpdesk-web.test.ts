@@ -16,6 +16,7 @@ import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin } from './support/api.js';
+import { stepUpStaff } from './support/staff.js';
 import {
   Agent,
   alertBox,
@@ -51,7 +52,7 @@ interface Person {
   card: CardFile;
 }
 
-/** The whole login through the login pages with the card; ends signed in. */
+/** The whole login through the login pages with the card, then a step-up with it (V1, X7); ends signed in, ready to act. */
 async function logIn(agent: Agent, user: User, card: CardFile, query = ''): Promise<void> {
   const login = await agent.get(`/login${query}`);
   const started = await agent.submit(login, '/login', { username: user.username, password: PASSWORD, app: 'portal' });
@@ -61,6 +62,8 @@ async function logIn(agent: Agent, user: User, card: CardFile, query = ''): Prom
   const done = await agent.submit(challenge, started.location!, { response: cardAnswer(card, question) });
   // issue 16: staff land on the help desk console, clients on their account page
   expect(done.location).toBe(user.role === 'client' ? '/account' : '/helpdesk');
+  // V1, X7: staff act after a step-up with their own device
+  await stepUpStaff(h.app, agent, card);
 }
 
 /** A new person of that role, signed in through the pages. */
@@ -1351,7 +1354,7 @@ describe('languages (X2)', () => {
   it('X2: the console templates hold no text for people: everything comes from the translation files', () => {
     const views = new URL('../views/helpdesk/', import.meta.url);
     const files = readdirSync(views).filter((f) => f.endsWith('.eta'));
-    expect(files.sort()).toEqual(['identification.eta', 'oidc-clients.eta', 'search.eta', 'secret.eta', 'sharing.eta', 'user.eta']);
+    expect(files.sort()).toEqual(['identification.eta', 'oidc-clients.eta', 'search.eta', 'secret.eta', 'sharing.eta', 'step-up-due.eta', 'user.eta']);
     for (const file of files) {
       const source = readFileSync(new URL(file, views), 'utf8')
         .replace(/<%[\s\S]*?%>/g, '')

@@ -7,11 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAY, MINUTE } from '../src/clock.js';
 import { PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp } from './support/api.js';
+import { stepUpStaff } from './support/staff.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 
 let h: Harness;
-/** Staff log in with their own two factors; sessions idle out when the tests move the clock, so each call logs in afresh. */
+/**
+ * Staff log in with their own two factors, and step up to act (V1, X7);
+ * sessions idle out and step-ups go stale when the tests move the clock, so
+ * each call logs in afresh.
+ */
 interface Staff {
   user: User;
   card: CardFile;
@@ -34,7 +39,10 @@ async function staff(role: 'client_services' | 'compliance'): Promise<Staff> {
     user,
     card,
     get token() {
-      return loginWithCard(user, card);
+      return loginWithCard(user, card).then(async (token) => {
+        await stepUpStaff(h.app, token, card);
+        return token;
+      });
     },
   };
 }

@@ -15,6 +15,7 @@ import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, openTestDatabase, 
 import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
 import { csrfOf, form } from './support/html.js';
 import { get, type Json } from './support/api.js';
+import { stepUpStaff } from './support/staff.js';
 import { BUILT_IN_DRIVERS, onlyDevice, type Holder } from './support/kind-drivers.js';
 import { TestPhone, harnessInbox, smsUser } from './support/phone.js';
 import { DAY, MINUTE } from '../src/clock.js';
@@ -892,6 +893,8 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const challenge = await browser.request(`/login/${flowId}`);
     const prompt = await holder.answerable((await get(h.app, `/api/v1/login/${flowId}`)).body);
     await browser.request(`/login/${flowId}`, { form: { _csrf: csrfOf(form(challenge.html, `/login/${flowId}`)), response: await holder.right(prompt) } });
+    // V1, X7: an admin registers or deletes a client after a step-up
+    await stepUpStaff(h.app, browser, card);
     const consolePage = await browser.request('/helpdesk/oidc-clients');
     expect(consolePage.status).toBe(200);
     const created = await browser.request('/helpdesk/oidc-clients', {

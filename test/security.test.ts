@@ -13,6 +13,7 @@ import type { Role } from '../src/store/schema.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, wrongAnswer, type Harness } from './support/harness.js';
 import { answer, bearer, claimSession, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
 import { Agent } from './support/html.js';
+import { stepUpStaff } from './support/staff.js';
 import { TestPhone, harnessInbox, listen, newMobile, smsUser, type Inbox } from './support/phone.js';
 
 const ADDRESS = { name: 'Alice Martin', line1: '1 Main Street', city: 'Springfield', postalCode: '12345', country: 'US' };
@@ -51,7 +52,10 @@ describe.each(DATABASES)('security on %s', (db) => {
 
   async function staffMember(role: Role): Promise<{ user: User; card: CardFile; headers: Record<string, string> }> {
     const { user, card } = await createUserWithCard(h.services, '1234', { role });
-    return { user, card, headers: await cardSession(h, user, card) };
+    const headers = await cardSession(h, user, card);
+    // V1, X7: staff act after a step-up
+    await stepUpStaff(h.app, headers, card);
+    return { user, card, headers };
   }
 
   async function verification(staffHeaders: Record<string, string>, username: string): Promise<ApiResponse> {

@@ -13,6 +13,7 @@ import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, wrongAnswer, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
+import { stepUpStaff } from './support/staff.js';
 
 const CODES = Array.from({ length: 100 }, (_, i) => String((i * 37 + 11) % 1000).padStart(3, '0'));
 const indexAnswer = (prompt: Json): string => CODES[prompt.indexes[0] - 1]! + CODES[prompt.indexes[1] - 1]!;
@@ -57,8 +58,11 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     return headers;
   }
 
+  /** A staff session, stepped up to act (V1, X7). */
   async function staffToken(staff: { user: User; card: CardFile }): Promise<Record<string, string>> {
-    return cardSession(staff.user, staff.card, false);
+    const headers = await cardSession(staff.user, staff.card, false);
+    await stepUpStaff(h.app, headers, staff.card);
+    return headers;
   }
 
   /**

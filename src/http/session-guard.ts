@@ -62,6 +62,14 @@ export class SessionGuard {
     return { session, token };
   }
 
+  /**
+   * Whether the session may do what the need asks, now; nothing is audited
+   * (a page that shows forms says whether a step-up is due before they work).
+   */
+  allows(session: Session, need: SessionNeed): boolean {
+    return sessionRefusal(session, need, this.deps.clock.now(), this.deps.policy.stepUpFreshMs) === null;
+  }
+
   /** The browser's session (its cookie), or null: the page then sends the user to the login page. */
   async browser(request: FastifyRequest): Promise<Session | null> {
     const token = request.cookies[SESSION_COOKIE];

@@ -9,7 +9,10 @@
  * - T3: a temporary passcode older than 2 days opens only the online card
  *   pages and the reactivation of a device (SCOPE_ONLINE_CARD_ONLY);
  * - X7, V1: a change of the security settings needs a step-up with the
- *   device within the last minutes (STEP_UP_REQUIRED).
+ *   device within the last minutes (STEP_UP_REQUIRED);
+ * - V1, X7: so does every action of staff on an account or a setting (the
+ *   help desk and admin API, the console's forms): a stolen staff session
+ *   alone must not hand over a client's account (STEP_UP_REQUIRED).
  *
  * docs/decisions/0011-sessions-and-step-up.md
  */
@@ -27,11 +30,17 @@ import type { Session } from '../sessions/sessions.js';
  * - `step_up`: to verify again (V1);
  * - `password`: to change the password (A5: also while a change is required);
  * - `security`: to change the security settings (X7);
- * - `staff`: the help desk console and API;
+ * - `staff`: to read in the help desk console and API (search, a user's
+ *   page, the audit log); the staff member's role is checked by the help
+ *   desk (FORBIDDEN_ROLE);
+ * - `staff_action`: every action of staff that changes something (an
+ *   identity verification, a temporary passcode, a password reset, an
+ *   unlock, a device's state, an OpenID client, an equity…): as `staff`,
+ *   with a fresh step-up as for `security` (V1, X7; decision 0011);
  * - `application`: to open an application through OpenID Connect (I1; the
  *   caller matches the client's app, portal or trading, to the session's).
  */
-export type SessionNeed = 'any' | 'portal' | 'settings' | 'temporary' | 'step_up' | 'password' | 'security' | 'staff' | 'application';
+export type SessionNeed = 'any' | 'portal' | 'settings' | 'temporary' | 'step_up' | 'password' | 'security' | 'staff' | 'staff_action' | 'application';
 
 interface SessionCheck {
   name: string;
@@ -54,10 +63,13 @@ const temporaryScope: SessionCheck = {
   refuse: (session, need) => (session.scope !== 'full' && !['any', 'portal', 'temporary'].includes(need) ? 'SCOPE_ONLINE_CARD_ONLY' : null),
 };
 
+/** The needs that ask for a step-up within the last minutes (V1). */
+const FRESH_STEP_UP_NEEDS: readonly SessionNeed[] = ['security', 'password', 'staff_action'];
+
 const freshStepUp: SessionCheck = {
   name: 'fresh-step-up',
   refuse: (session, need, now, stepUpFreshMs) =>
-    (need === 'security' || need === 'password') && (session.verifiedAt === null || session.verifiedAt <= now - stepUpFreshMs) ? 'STEP_UP_REQUIRED' : null,
+    FRESH_STEP_UP_NEEDS.includes(need) && (session.verifiedAt === null || session.verifiedAt <= now - stepUpFreshMs) ? 'STEP_UP_REQUIRED' : null,
 };
 
 const CHECKS: readonly SessionCheck[] = [passwordChangeFirst, portalTasksInThePortal, temporaryScope, freshStepUp];

@@ -13,6 +13,7 @@ import { relyingPartyOf } from '../../src/devices/security-key/security-key.js';
 import type { Prompt } from '../../src/devices/types.js';
 import { cardAnswer, createUser, createUserWithCard, type Harness, wrongAnswer } from './harness.js';
 import { answer, bearer, postJson, startLogin, stepUp, type Json } from './api.js';
+import { stepUpStaff } from './staff.js';
 import { TestPhone, harnessInbox, listen, smsUser } from './phone.js';
 import { SoftwareAuthenticator } from './software-authenticator.js';
 import { randomBytes } from 'node:crypto';
@@ -72,6 +73,8 @@ async function cardSession(h: Harness, username: string, card: Parameters<typeof
 async function issuePasscode(h: Harness, username: string): Promise<{ passcode: string; deviceId: string }> {
   const { user: agent, card } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
   const staff = await cardSession(h, agent.username, card);
+  // V1, X7: staff act after a step-up
+  await stepUpStaff(h.app, staff, card);
   const verified = await postJson(h.app, `/api/v1/helpdesk/users/${username}/verifications`, { method: 'id_document' }, staff);
   expect(verified.status, JSON.stringify(verified.body)).toBe(200);
   const issued = await postJson(h.app, `/api/v1/helpdesk/users/${username}/temporary-passcode`, { verificationId: verified.body.id }, staff);

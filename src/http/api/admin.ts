@@ -12,6 +12,7 @@ import { SlsError } from '../../errors.js';
 import type { User } from '../../identity/users.js';
 import { AuditCursor, AuditTime, AuditType, parseAuditFilter } from '../../audit/audit-query.js';
 import { ErrorSchema } from '../errors.js';
+import { STAFF_STEP_UP } from './schemas.js';
 import { requestMeta } from '../session-cookie.js';
 import type { SessionGuard } from '../session-guard.js';
 import { API_KEY_SECURITY, type ApiKeyGuard } from '../api-key-guard.js';
@@ -61,9 +62,13 @@ const AccountSchema = z
   .describe('AccountEquity');
 
 export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKeyGuard): FastifyPluginAsync {
-  /** The admin behind the request's session (a staff session of full scope, T3, A5). */
-  async function adminOf(request: FastifyRequest): Promise<User> {
-    const { session } = await guard.require(request, 'staff');
+  /**
+   * The admin behind the request's session (a staff session of full scope,
+   * T3, A5): to read; to act (`staff_action`), with a fresh step-up as well
+   * (V1, X7: 403 STEP_UP_REQUIRED otherwise).
+   */
+  async function adminOf(request: FastifyRequest, need: 'staff' | 'staff_action'): Promise<User> {
+    const { session } = await guard.require(request, need);
     const user = await services.users.get(session.userId);
     if (user.status !== 'active' || user.role !== 'admin') throw new SlsError('FORBIDDEN_ROLE', { role: user.role });
     return user;
@@ -93,7 +98,7 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
         },
       },
       async (request) => {
-        const admin = await adminOf(request);
+        const admin = await adminOf(request, 'staff');
         const query = parseAuditFilter(request.query, { defaultLimit: AUDIT_PAGE_DEFAULT, maxLimit: AUDIT_PAGE_MAX });
         const page = await services.audit.page(query);
         const { since, until, type, user, cursor } = request.query;
@@ -120,7 +125,8 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
             'Staff with the admin role, with the Bearer token of their own session, or an integrator with an API key of the `accounts` scope ' +
             '(`sls apikey create --scope accounts`). The equity decides whether the account may request a ' +
             'DSC+ (C1). 404 ACCOUNT_NOT_FOUND; 400 VALIDATION_ERROR for a negative amount or more than two decimals; an admin is refused 403 STAFF_TARGET_FORBIDDEN ' +
-            "on their own account or on another admin's (X7; `sls account set-equity` instead). Audited.",
+            "on their own account or on another admin's (X7; `sls account set-equity` instead). Audited. An admin's session: " +
+            STAFF_STEP_UP,
           operationId: 'setAccountEquity',
           security: [{ bearer: [] }, ...API_KEY_SECURITY],
           params: z.object({ number: z.string().max(16).describe('The account number, e.g. U1234567') }),
@@ -132,7 +138,7 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
         // A6: the back office's integration sets it with its API key; an admin with their session, under X7 as in the console
         const account = apiKeys.presented(request)
           ? await services.users.setEquity(request.params.number, request.body.equityUsd, `apikey:${(await apiKeys.require(request, 'accounts')).id}`)
-          : await services.helpDesk.setAccountEquity((await adminOf(request)).id, request.params.number, request.body.equityUsd);
+          : await services.helpDesk.setAccountEquity((await adminOf(request, 'staff_action')).id, request.params.number, request.body.equityUsd);
         return {
           account: account.accountNumber,
           equityUsd: account.equityUsd,

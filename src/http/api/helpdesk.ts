@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { Services } from '../../services.js';
 import { VERIFICATION_METHODS } from '../../helpdesk/helpdesk.js';
 import { ErrorSchema } from '../errors.js';
+import { STAFF_STEP_UP } from './schemas.js';
 import type { SessionGuard } from '../session-guard.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -18,9 +19,13 @@ const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: Erro
 const UserSummary = z.object({ id: z.string(), username: z.string(), account: z.string(), role: z.string(), status: z.string() });
 
 export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
-  /** The staff member behind the request's session (full scope only). */
-  async function staffOf(request: FastifyRequest): Promise<string> {
-    const { session } = await guard.require(request, 'staff');
+  /**
+   * The staff member behind the request's session (full scope only): to
+   * read; to act (`staff_action`), with a fresh step-up as well (V1, X7:
+   * 403 STEP_UP_REQUIRED otherwise).
+   */
+  async function staffOf(request: FastifyRequest, need: 'staff' | 'staff_action' = 'staff_action'): Promise<string> {
+    const { session } = await guard.require(request, need);
     return session.userId;
   }
 
@@ -41,7 +46,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
         },
       },
       async (request) => {
-        const users = await services.helpDesk.search(await staffOf(request), request.query.q);
+        const users = await services.helpDesk.search(await staffOf(request, 'staff'), request.query.q);
         return { users: users.map((u) => ({ id: u.id, username: u.username, account: u.accountNumber, role: u.role, status: u.status })) };
       },
     );
@@ -73,7 +78,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
         },
       },
       async (request) => {
-        await services.helpDesk.staff(await staffOf(request), 'view');
+        await services.helpDesk.staff(await staffOf(request, 'staff'), 'view');
         const user = await services.users.getByUsername(request.params.username);
         const lock = await services.lockout.status(user.username);
         const devices = await services.devices.listForUser(user.id);
@@ -96,6 +101,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'recordCallerVerification',
           tags: ['help desk'],
           summary: "Record how the caller's identity was verified (T1, A5); valid for 30 minutes",
+          description: STAFF_STEP_UP,
           security,
           params: UserParams,
           body: z.object({ method: z.enum(VERIFICATION_METHODS), notes: z.string().max(500).optional() }),
@@ -117,7 +123,8 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           summary: 'Issue a temporary passcode (T1–T5): shown once; replaces any earlier one',
           description:
             "Full access to portal and trading for 2 days, then the portal's online security card pages until day 12. " +
-            'The user\'s permanent devices become "suspended" (or "lost").',
+            'The user\'s permanent devices become "suspended" (or "lost").' +
+            ` ${STAFF_STEP_UP}`,
           security,
           params: UserParams,
           body: z.object({ verificationId: z.string().max(64), deviceStatus: z.enum(['suspended', 'lost']).optional() }),
@@ -143,6 +150,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'revokeTemporaryPasscode',
           tags: ['help desk'],
           summary: "Revoke the user's temporary passcode",
+          description: STAFF_STEP_UP,
           security,
           params: UserParams,
           response: { 200: z.object({ revoked: z.number().int() }), ...errors },
@@ -161,6 +169,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'shipDevice',
           tags: ['help desk'],
           summary: 'Ship a requested DSC+ with a card of the imported stock (C6, C8); it activates itself three weeks later',
+          description: STAFF_STEP_UP,
           security,
           params: DeviceParams,
           body: z.object({ serial: z.string().min(1).max(32) }),
@@ -180,6 +189,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'markDeviceReturned',
           tags: ['help desk'],
           summary: 'A DSC+ came back: returned, and its USD 20 deposit released (C5)',
+          description: STAFF_STEP_UP,
           security,
           params: DeviceParams,
           response: { 200: ShippedDevice, ...errors, 409: ErrorSchema },
@@ -198,6 +208,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'markDeviceLost',
           tags: ['help desk'],
           summary: 'Mark a DSC+ lost or stolen (the deposit is kept) or damaged (C5)',
+          description: STAFF_STEP_UP,
           security,
           params: DeviceParams,
           body: z.object({ reason: z.enum(['lost', 'stolen', 'damaged']) }),
@@ -219,7 +230,8 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           summary: 'A one-time password for a verified caller who forgot theirs (A5): the user must change it at the next login',
           description:
             'Shown once to staff (`deliveredTo: "staff"`), or, when the user has an active mobile authenticator, delivered sealed to the app ' +
-            'and not shown (`deliveredTo: "app"`, `temporaryPassword: null`, K14).',
+            'and not shown (`deliveredTo: "app"`, `temporaryPassword: null`, K14).' +
+            ` ${STAFF_STEP_UP}`,
           security,
           params: UserParams,
           body: z.object({ verificationId: z.string().max(64) }),
@@ -239,6 +251,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'unlockUser',
           tags: ['help desk'],
           summary: 'Lift a lock after verifying the caller (L3)',
+          description: STAFF_STEP_UP,
           security,
           params: UserParams,
           body: z.object({ verificationId: z.string().max(64) }),
@@ -259,7 +272,8 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           tags: ['help desk'],
           summary: 'Lock a user until client services lift it, and end every session (L3, L8)',
           description:
-            'For a reported compromise or fraud. The user hears of it; logins are refused with 423 LOCKED until an unlock. 403 STAFF_TARGET_FORBIDDEN for a staff account without the admin role, an admin, or yourself (X7).',
+            'For a reported compromise or fraud. The user hears of it; logins are refused with 423 LOCKED until an unlock. 403 STAFF_TARGET_FORBIDDEN for a staff account without the admin role, an admin, or yourself (X7).' +
+            ` ${STAFF_STEP_UP}`,
           security,
           params: UserParams,
           body: z.object({ reason: z.string().min(1).max(500) }),
@@ -279,7 +293,9 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'endUserSessions',
           tags: ['help desk'],
           summary: 'End every session of a user (L8): a stolen laptop, a shared computer',
-          description: 'Each ending is audited (session.ended, reason ended_by_staff). 403 STAFF_TARGET_FORBIDDEN as for every action on a staff account (X7).',
+          description:
+            'Each ending is audited (session.ended, reason ended_by_staff). 403 STAFF_TARGET_FORBIDDEN as for every action on a staff account (X7).' +
+            ` ${STAFF_STEP_UP}`,
           security,
           params: UserParams,
           response: { 200: z.object({ sessionsEnded: z.number().int() }), ...errors },
@@ -297,7 +313,8 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           summary: 'Put a mobile number on record for a verified caller (X7, M6)',
           description:
             'The way for a user without any device to enrol: the first login (or the activation of the mobile authenticator) sends a code to it, which verifies it. ' +
-            'Errors: 400 PHONE_INVALID, 409 PHONE_EXISTS, 409 PHONE_LIMIT, 403 IDENTITY_NOT_VERIFIED.',
+            'Errors: 400 PHONE_INVALID, 409 PHONE_EXISTS, 409 PHONE_LIMIT, 403 IDENTITY_NOT_VERIFIED.' +
+            ` ${STAFF_STEP_UP}`,
           security,
           params: UserParams,
           body: z.object({ verificationId: z.string().max(64), country: z.string().max(8), number: z.string().max(32) }),

@@ -1,6 +1,11 @@
 /** Shapes of the JSON API, shared by validation, serialisation and the OpenAPI description. */
 import { z } from 'zod';
 
+/** V1, X7: what every action of staff needs (the help desk and admin API), as the OpenAPI description of each says. */
+export const STAFF_STEP_UP =
+  'Needs a step-up of this staff session within the last minutes (SLS_STEP_UP_MINUTES, 5 by default): 403 STEP_UP_REQUIRED otherwise, ' +
+  'with `stepUp`, where it starts (V1, X7).';
+
 export const AppSchema = z.enum(['portal', 'trading']).describe('What the login is for: the Client Portal or a trading platform');
 
 export const DeviceSummarySchema = z.object({

@@ -11,7 +11,7 @@ import type { Services } from '../../services.js';
 import { ErrorSchema, FLOW_ERRORS } from '../errors.js';
 import { requestMeta } from '../session-cookie.js';
 import type { SessionGuard } from '../session-guard.js';
-import { answerText, ChallengeSchema } from './schemas.js';
+import { answerText, ChallengeSchema, STAFF_STEP_UP } from './schemas.js';
 
 const DeviceSchema = z.object({ id: z.string(), type: z.string(), label: z.string().nullable(), state: z.string() });
 
@@ -51,8 +51,9 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       return { session, meta: requestMeta(request) };
     }
 
-    async function staffOf(request: FastifyRequest): Promise<string> {
-      const { session } = await guard.require(request, 'staff');
+    /** Staff to read; to decide or cancel (`staff_action`), with a fresh step-up as well (V1, X7). */
+    async function staffOf(request: FastifyRequest, need: 'staff' | 'staff_action' = 'staff_action'): Promise<string> {
+      const { session } = await guard.require(request, need);
       return session.userId;
     }
 
@@ -188,7 +189,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           response: { 200: z.object({ sharings: z.array(SharingSchema) }), ...FLOW_ERRORS },
         },
       },
-      async (request) => ({ sharings: await sharing.pending(await staffOf(request)) }),
+      async (request) => ({ sharings: await sharing.pending(await staffOf(request, 'staff')) }),
     );
 
     app.post(
@@ -200,7 +201,8 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           summary: 'Compliance approves or rejects a pending device sharing (H3); both users are told (N1)',
           description:
             'Compliance staff or an admin (403 FORBIDDEN_ROLE otherwise); never on their own account, staff accounts only by an admin (403 STAFF_TARGET_FORBIDDEN). ' +
-            'An approval checks the prerequisites again (409 with their codes).',
+            'An approval checks the prerequisites again (409 with their codes). ' +
+            STAFF_STEP_UP,
           security: [{ bearer: [] }],
           params: Params,
           body: z.object({ decision: z.enum(['approve', 'reject']), note: z.string().max(500).optional() }),
@@ -217,6 +219,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           operationId: 'cancelSharingAsStaff',
           tags: ['help desk'],
           summary: "Staff cancel a device sharing: the requester's kept devices are active again",
+          description: STAFF_STEP_UP,
           security: [{ bearer: [] }],
           params: Params,
           response: { 200: SharingSchema, ...FLOW_ERRORS },

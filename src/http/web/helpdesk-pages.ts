@@ -173,10 +173,12 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
    * The staff member signed in on this browser, or where the browser goes
    * instead (the login page; the password page after a one-time password).
    * A client gets FORBIDDEN_ROLE; a session of limited scope (T3) or a
-   * trading session is refused by the session guard.
+   * trading session is refused by the session guard. To act (`staff_action`,
+   * every form), the session needs a fresh step-up (V1, X7): without one the
+   * browser goes to the step-up page, which comes back to `returnTo`.
    */
-  async function signedInStaff(request: FastifyRequest): Promise<Staff | { redirect: string }> {
-    const session = await guard.page(request, 'staff');
+  async function signedInStaff(request: FastifyRequest, need: 'staff' | 'staff_action' = 'staff', returnTo?: string): Promise<Staff | { redirect: string }> {
+    const session = await guard.page(request, need, returnTo);
     if (redirected(session)) return session;
     const user = await helpDesk.staff(session.userId, 'view');
     const mayAct = await helpDesk.staff(session.userId, 'act').then(
@@ -322,19 +324,30 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
         failed: error ? (options.failed ?? null) : null,
         notice: error ? null : noticeFor(options.notice ?? null, devices, deposits),
         base: usersPath(user.username),
+        // V1, X7: the forms work after a fresh step-up; until then the page says so, with the way there and back
+        stepUpDue: guard.allows(staff.session, 'staff_action')
+          ? null
+          : verification
+            ? verificationPath(user.username, verification.id)
+            : usersPath(user.username),
       },
       { status: error?.status ?? 200, path: verification ? verificationPath(user.username, verification.id) : usersPath(user.username) },
     );
   }
 
-  /** Runs a help desk action of a form; its error is shown on the user page. */
+  /**
+   * Runs a help desk action of a form; its error is shown on the user page.
+   * V1, X7: without a fresh step-up the browser goes to the step-up page
+   * (the refusal audited), then back to the user page to send the form again.
+   */
   async function act(
     request: FastifyRequest<{ Params: { username: string } }>,
     reply: FastifyReply,
     action: Action,
     run: (staff: Staff) => Promise<FastifyReply>,
   ): Promise<FastifyReply> {
-    const staff = await signedInStaff(request);
+    const back = userPagePath(request.params.username, action === 'verify' ? '' : field(request.body, 'verificationId'));
+    const staff = await signedInStaff(request, 'staff_action', back);
     if ('redirect' in staff) return reply.redirect(staff.redirect, 303);
     try {
       return await run(staff);

@@ -5,6 +5,7 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../services.js';
+import type { Session } from '../../sessions/sessions.js';
 import { SlsError } from '../../errors.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
 import { field, registerForms, type PageRenderer } from './render.js';
@@ -18,18 +19,23 @@ export function oidcClientPages(services: Services, pages: PageRenderer, guard: 
     await registerForms(app, pages);
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));
 
-    /** An admin signed in with a full session, or where the browser goes instead. */
-    async function admin(request: FastifyRequest): Promise<{ userId: string } | { redirect: string }> {
-      const session = await guard.page(request, 'staff');
+    /**
+     * An admin signed in with a full session, or where the browser goes
+     * instead; to act (`staff_action`: register or delete a client), with a
+     * fresh step-up (V1, X7), or the step-up page, which comes back here.
+     */
+    async function admin(request: FastifyRequest, need: 'staff' | 'staff_action'): Promise<{ userId: string; session: Session } | { redirect: string }> {
+      const session = await guard.page(request, need, PATH);
       if (redirected(session)) return session;
       const user = await users.get(session.userId);
       if (user.role !== 'admin') throw new SlsError('FORBIDDEN_ROLE');
-      return { userId: user.id };
+      return { userId: user.id, session };
     }
 
     async function render(
       request: FastifyRequest,
       reply: FastifyReply,
+      session: Session,
       data: { created?: { clientId: string; secret: string | null } | null; deleted?: string | null; error?: unknown } = {},
     ): Promise<FastifyReply> {
       const failure = data.error === undefined ? null : pages.pageError(request, data.error);
@@ -37,19 +43,26 @@ export function oidcClientPages(services: Services, pages: PageRenderer, guard: 
         request,
         reply,
         'helpdesk/oidc-clients',
-        { clients: await oidc.clients.list(), created: data.created ?? null, deleted: data.deleted ?? null, error: failure },
+        {
+          clients: await oidc.clients.list(),
+          created: data.created ?? null,
+          deleted: data.deleted ?? null,
+          error: failure,
+          // V1, X7: registering or deleting needs a fresh step-up; until then the page says so, with the way there and back
+          stepUpDue: guard.allows(session, 'staff_action') ? null : PATH,
+        },
         { status: failure?.status ?? 200, path: PATH },
       );
     }
 
     app.get(PATH, async (request, reply) => {
-      const who = await admin(request);
+      const who = await admin(request, 'staff');
       if ('redirect' in who) return reply.redirect(who.redirect, 303);
-      return render(request, reply);
+      return render(request, reply, who.session);
     });
 
     app.post(PATH, { preHandler: app.csrfProtection }, async (request, reply) => {
-      const who = await admin(request);
+      const who = await admin(request, 'staff_action');
       if ('redirect' in who) return reply.redirect(who.redirect, 303);
       try {
         const backchannel = field(request.body, 'backchannelLogoutUri').trim();
@@ -66,20 +79,20 @@ export function oidcClientPages(services: Services, pages: PageRenderer, guard: 
         );
         // the secret is shown on this answer only, never again (no redirect that could be reloaded)
         reply.header('cache-control', 'no-store');
-        return render(request, reply, { created: { clientId: client.clientId, secret } });
+        return render(request, reply, who.session, { created: { clientId: client.clientId, secret } });
       } catch (error) {
-        return render(request, reply, { error });
+        return render(request, reply, who.session, { error });
       }
     });
 
     app.post<{ Params: { clientId: string } }>(`${PATH}/:clientId/delete`, { preHandler: app.csrfProtection }, async (request, reply) => {
-      const who = await admin(request);
+      const who = await admin(request, 'staff_action');
       if ('redirect' in who) return reply.redirect(who.redirect, 303);
       try {
         await oidc.clients.delete(request.params.clientId, `staff:${who.userId}`);
-        return render(request, reply, { deleted: request.params.clientId });
+        return render(request, reply, who.session, { deleted: request.params.clientId });
       } catch (error) {
-        return render(request, reply, { error });
+        return render(request, reply, who.session, { error });
       }
     });
   };

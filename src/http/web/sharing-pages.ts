@@ -111,7 +111,8 @@ export function sharingPages(services: Services, pages: PageRenderer, guard: Ses
 
     // ---------------------------------------------------------------- the compliance console (H3)
 
-    async function renderConsole(request: FastifyRequest, reply: FastifyReply, staffId: string, error?: unknown): Promise<FastifyReply> {
+    async function renderConsole(request: FastifyRequest, reply: FastifyReply, session: Session, error?: unknown): Promise<FastifyReply> {
+      const staffId = session.userId;
       const staff = await services.helpDesk.staff(staffId, 'view');
       const pending: SharingView[] = await sharing.pending(staffId);
       const failure = error === undefined ? null : pages.pageError(request, error);
@@ -122,7 +123,8 @@ export function sharingPages(services: Services, pages: PageRenderer, guard: Ses
         request,
         reply,
         'helpdesk/sharing',
-        { staff, pending, notice, who, error: failure },
+        // V1, X7: a decision needs a fresh step-up; until then the page says so, with the way there and back
+        { staff, pending, notice, who, error: failure, stepUpDue: guard.allows(session, 'staff_action') ? null : '/helpdesk/sharing' },
         { status: failure?.status ?? 200, path: '/helpdesk/sharing' },
       );
     }
@@ -130,11 +132,12 @@ export function sharingPages(services: Services, pages: PageRenderer, guard: Ses
     app.get('/helpdesk/sharing', async (request, reply) => {
       const session = await guard.page(request, 'staff');
       if (redirected(session)) return reply.redirect(session.redirect, 303);
-      return renderConsole(request, reply, session.userId);
+      return renderConsole(request, reply, session);
     });
 
+    // V1, X7: a decision or an end of a sharing needs a fresh step-up; without one, the step-up page, then back to the console
     app.post<{ Params: { id: string } }>('/helpdesk/sharing/:id/decision', { preHandler: app.csrfProtection }, async (request, reply) => {
-      const session = await guard.page(request, 'staff');
+      const session = await guard.page(request, 'staff_action', '/helpdesk/sharing');
       if (redirected(session)) return reply.redirect(session.redirect, 303);
       const decision = field(request.body, 'decision') === 'approve' ? 'approve' : 'reject';
       try {
@@ -145,19 +148,19 @@ export function sharingPages(services: Services, pages: PageRenderer, guard: Ses
         );
       } catch (error) {
         if (toSlsError(error).status >= 500) throw error;
-        return renderConsole(request, reply, session.userId, error);
+        return renderConsole(request, reply, session, error);
       }
     });
 
     app.post<{ Params: { id: string } }>('/helpdesk/sharing/:id/cancel', { preHandler: app.csrfProtection }, async (request, reply) => {
-      const session = await guard.page(request, 'staff');
+      const session = await guard.page(request, 'staff_action', '/helpdesk/sharing');
       if (redirected(session)) return reply.redirect(session.redirect, 303);
       try {
         const done = await sharing.cancel({ staffUserId: session.userId }, request.params.id, requestMeta(request));
         return reply.redirect(`/helpdesk/sharing?done=cancelled&requester=${encodeURIComponent(done.requester)}`, 303);
       } catch (error) {
         if (toSlsError(error).status >= 500) throw error;
-        return renderConsole(request, reply, session.userId, error);
+        return renderConsole(request, reply, session, error);
       }
     });
   };

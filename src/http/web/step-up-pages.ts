@@ -15,9 +15,14 @@ import { requestMeta } from '../session-cookie.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
-/** The pages a step-up may come back to: our own settings pages and a relying party's waiting authorization (I1), never another site. */
+/**
+ * The pages a step-up may come back to: our own settings pages, a relying
+ * party's waiting authorization (I1), and the staff console's own pages whose
+ * forms need it (V1, X7: a user's page, with the verification in effect; the
+ * sharing decisions; the OpenID clients) — never another site.
+ */
 const RETURN_TO =
-  /^\/(?:account|password|settings\/(?:mobile|security-keys|secure-login\/configure)|dscplus\/request|devices\/dev_[a-z2-7]{26}\/(?:lost|pin)|sharing(?:\/new|\/shr_[a-z2-7]{26})?|oidc\/interaction\/[A-Za-z0-9_-]{1,64})$/;
+  /^\/(?:account|password|settings\/(?:mobile|security-keys|secure-login\/configure)|dscplus\/request|devices\/dev_[a-z2-7]{26}\/(?:lost|pin)|sharing(?:\/new|\/shr_[a-z2-7]{26})?|oidc\/interaction\/[A-Za-z0-9_-]{1,64}|helpdesk(?:\/sharing|\/oidc-clients|\/users\/[A-Za-z0-9._~%-]{1,192}(?:\/verifications\/[A-Za-z0-9_]{1,64})?)?)$/;
 
 function returnTo(value: unknown): string {
   return typeof value === 'string' && RETURN_TO.test(value) ? value : '/account';
@@ -50,6 +55,8 @@ export function stepUpPages(services: Services, pages: PageRenderer, guard: Sess
         {
           username: user.username,
           next,
+          // V1, X7: a staff member on the way back to the console is told why staff step up
+          staff: next.startsWith('/helpdesk'),
           flow: flow && device ? { ...flow, device: { type: device.type, label: device.label } } : null,
           base: flow ? `/step-up/${flow.id}` : '/step-up',
           expiresAt: flow ? Date.parse(flow.expiresAt) : 0,

@@ -1,0 +1,373 @@
+/**
+ * Attacks with a stolen staff session (V1, X7), on every database: someone
+ * who holds a help desk or admin session — its cookie or Bearer token, but
+ * not the staff member's device — must not record an identity verification
+ * and then issue a temporary passcode or a password reset (the client's
+ * account taken over), nor change a device, an OpenID client or an equity.
+ * Every action of staff needs a step-up within the last minutes, as a
+ * client's change of a security setting does; reading does not.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import type { CardFile } from '../src/devices/devices.js';
+import type { User } from '../src/identity/users.js';
+import type { Role } from '../src/store/schema.js';
+import { translator } from '../src/i18n/i18n.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, bearer, get, postJson, startLogin, type ApiResponse, type Json } from './support/api.js';
+import { Agent, byId, form, textById, type Page } from './support/html.js';
+import { stepUpStaff } from './support/staff.js';
+
+async function send(app: FastifyInstance, method: string, url: string, headers: Record<string, string>, payload?: unknown): Promise<ApiResponse> {
+  const raw = await app.inject({
+    method: method as 'POST',
+    url,
+    headers: { ...headers, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(payload === undefined ? {} : { payload: payload as object }),
+  });
+  const body = raw.body && String(raw.headers['content-type'] ?? '').includes('json') ? (raw.json() as Json) : {};
+  return { status: raw.statusCode, body, headers: raw.headers, raw };
+}
+
+describe.each(DATABASES)('attacks with a stolen staff session on %s', (database) => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness(database);
+  });
+  afterAll(async () => h.close());
+
+  /** A staff member of that role, with their own card. */
+  const staffMember = (role: Role) => createUserWithCard(h.services, '1234', { role });
+
+  /** A portal session opened with the card: all a thief of the cookie or token holds (no step-up). */
+  async function sessionOf(user: User, card: CardFile): Promise<string> {
+    const start = await startLogin(h.app, user.username);
+    expect(start.status, JSON.stringify(start.body)).toBe(200);
+    const done = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    return done.body.session.token as string;
+  }
+
+  /** Moves the clock just past the step-up window (V1): a step-up of before is stale. */
+  const stale = () => h.clock.advance(h.services.config.policy.stepUpFreshMs + 1000);
+
+  async function refusals(staffId: string): Promise<Json[]> {
+    return (await h.services.audit.list({ userId: staffId, limit: 200 })).filter((e) => e.event === 'session.refused').map((e) => e.data as Json);
+  }
+
+  function expectStepUpRequired(res: ApiResponse, what: string): void {
+    expect([what, res.status, res.body.error?.code, res.body.error?.stepUp]).toEqual([what, 403, 'STEP_UP_REQUIRED', '/api/v1/step-up']);
+  }
+
+  /** The state the attacks must leave alone: the client's devices, lock and the help desk's audit entries about them. */
+  async function stateOf(user: User) {
+    const devices = (await h.services.devices.listForUser(user.id)).map((d) => `${d.type}:${d.state}`).sort();
+    const lock = await h.services.lockout.status(user.username);
+    const account = await h.services.users.account(user.accountId);
+    const helpdesk = (await h.services.audit.list({ username: user.username, limit: 100 })).filter((e) => e.event.startsWith('helpdesk.')).length;
+    return { devices, locked: lock.locked, equity: account.equityUsd, helpdesk };
+  }
+
+  // ------------------------------------------------------------------ the API
+
+  /** A body each staff action accepts (so that only the session decides), by operationId; the test fails for an action not listed. */
+  function bodies(ids: { verificationId: string }): Record<string, unknown> {
+    return {
+      recordCallerVerification: { method: 'id_document' },
+      issueTemporaryPasscode: { verificationId: ids.verificationId },
+      revokeTemporaryPasscode: undefined,
+      shipDevice: { serial: 'STOCK0001' },
+      markDeviceReturned: undefined,
+      markDeviceLost: { reason: 'lost' },
+      resetPassword: { verificationId: ids.verificationId },
+      unlockUser: { verificationId: ids.verificationId },
+      lockUser: { reason: 'reported fraud' },
+      endUserSessions: undefined,
+      addUserPhone: { verificationId: ids.verificationId, country: 'US', number: '2025550143' },
+      setAccountEquity: { equityUsd: 1234.5 },
+      decideSharing: { decision: 'reject' },
+      cancelSharingAsStaff: undefined,
+    };
+  }
+
+  it('V1, X7: every state-changing route of the help desk and admin API answers 403 STEP_UP_REQUIRED (with stepUp) to a staff session without a step-up, audited, and changes nothing', async () => {
+    const { user: admin, card } = await staffMember('admin');
+    const { user: client } = await createUserWithCard(h.services);
+    const [device] = await h.services.devices.listForUser(client.id);
+    const token = await sessionOf(admin, card);
+    const before = await stateOf(client);
+
+    const document = (await get(h.app, '/api/openapi.json')).body;
+    const actions = Object.entries<Json>(document.paths).flatMap(([path, item]) =>
+      Object.entries<Json>(item)
+        .filter(([method, op]) => method !== 'get' && (op.tags ?? []).some((t: string) => t === 'help desk' || t === 'admin'))
+        .map(([method, op]) => ({ method: method.toUpperCase(), path, id: op.operationId as string })),
+    );
+    const table = bodies({ verificationId: 'ver_aaaaaaaaaaaaaaaaaaaaaaaaaa' });
+    expect(actions.map((a) => a.id).sort()).toEqual(Object.keys(table).sort());
+
+    for (const action of actions) {
+      const url = action.path
+        .replace('{username}', client.username)
+        .replace('{deviceId}', device!.id)
+        .replace('{number}', client.accountNumber)
+        .replace('{id}', 'shr_aaaaaaaaaaaaaaaaaaaaaaaaaa');
+      const res = await send(h.app, action.method, url, bearer(token), table[action.id]);
+      expectStepUpRequired(res, `${action.method} ${action.path}`);
+    }
+
+    // each refusal audited as the session guard's other refusals, with the need, the check and the route
+    const audited = await refusals(admin.id);
+    expect(audited).toHaveLength(actions.length);
+    for (const entry of audited) expect(entry).toMatchObject({ need: 'staff_action', code: 'STEP_UP_REQUIRED', check: 'fresh-step-up' });
+    expect(audited.map((e) => `${e.method as string} ${e.path as string}`).sort()).toEqual(
+      actions
+        .map(
+          (a) =>
+            `${a.method} ${a.path.replace('{username}', client.username).replace('{deviceId}', device!.id).replace('{number}', client.accountNumber).replace('{id}', 'shr_aaaaaaaaaaaaaaaaaaaaaaaaaa')}`,
+        )
+        .sort(),
+    );
+    expect(await stateOf(client)).toEqual(before);
+  });
+
+  it('V1, X7, T1, A5, L3: the take-over path (identity verification, then a temporary passcode or a password reset) and an unlock need a fresh step-up; with one each works', async () => {
+    const { user: agent, card } = await staffMember('client_services');
+    const { user: client } = await createUserWithCard(h.services);
+    const token = await sessionOf(agent, card);
+    const base = `/api/v1/helpdesk/users/${client.username}`;
+
+    // no step-up: not even the identity verification
+    expectStepUpRequired(await postJson(h.app, `${base}/verifications`, { method: 'security_questions' }, bearer(token)), 'verification');
+
+    await stepUpStaff(h.app, token, card);
+    const verified = await postJson(h.app, `${base}/verifications`, { method: 'security_questions' }, bearer(token));
+    expect(verified.status).toBe(200);
+    const verificationId = verified.body.id as string;
+
+    // the step-up goes stale (the verification, 30 minutes, does not): the passcode, the reset and the unlock are refused
+    stale();
+    const before = await stateOf(client);
+    expectStepUpRequired(await postJson(h.app, `${base}/temporary-passcode`, { verificationId }, bearer(token)), 'temporary passcode');
+    expectStepUpRequired(await postJson(h.app, `${base}/password-reset`, { verificationId }, bearer(token)), 'password reset');
+    expectStepUpRequired(await postJson(h.app, `${base}/lock`, { reason: 'reported fraud' }, bearer(token)), 'lock');
+    expectStepUpRequired(await postJson(h.app, `${base}/unlock`, { verificationId }, bearer(token)), 'unlock');
+    expect(await stateOf(client)).toEqual(before);
+    expect((await refusals(agent.id)).map((e) => e.path)).toEqual(
+      ['verifications', 'temporary-passcode', 'password-reset', 'lock', 'unlock'].map((p) => `${base}/${p}`).reverse(),
+    );
+
+    // a fresh step-up: each works
+    await stepUpStaff(h.app, token, card);
+    const issued = await postJson(h.app, `${base}/temporary-passcode`, { verificationId }, bearer(token));
+    expect(issued.status, JSON.stringify(issued.body)).toBe(200);
+    expect(issued.body.passcode).toMatch(/^[A-Z2-9]{8}$/);
+    const reset = await postJson(h.app, `${base}/password-reset`, { verificationId }, bearer(token));
+    expect(reset.status, JSON.stringify(reset.body)).toBe(200);
+    expect(reset.body).toMatchObject({ deliveredTo: 'staff', temporaryPassword: expect.any(String) });
+    const locked = await postJson(h.app, `${base}/lock`, { reason: 'reported fraud' }, bearer(token));
+    expect(locked.status, JSON.stringify(locked.body)).toBe(200);
+    const unlocked = await postJson(h.app, `${base}/unlock`, { verificationId }, bearer(token));
+    expect([unlocked.status, unlocked.body]).toEqual([200, { locked: false }]);
+  });
+
+  it('V1, X7, C5, A6: device state changes and the equity need a fresh step-up; with one they work', async () => {
+    const { user: admin, card } = await staffMember('admin');
+    const { user: client } = await createUserWithCard(h.services);
+    const [dsc] = await h.services.devices.listForUser(client.id);
+    const token = await sessionOf(admin, card);
+    const lost = `/api/v1/helpdesk/devices/${dsc!.id}/lost`;
+    const returned = `/api/v1/helpdesk/devices/${dsc!.id}/returned`;
+    const equity = `/api/v1/admin/accounts/${client.accountNumber}/equity`;
+
+    expectStepUpRequired(await postJson(h.app, lost, { reason: 'stolen' }, bearer(token)), 'lost');
+    expectStepUpRequired(await send(h.app, 'PUT', equity, bearer(token), { equityUsd: 250_000 }), 'equity');
+    expect((await h.services.devices.get(dsc!.id)).state).toBe('active');
+    expect((await h.services.users.account(client.accountId)).equityUsd).toBe(2_000_000);
+
+    await stepUpStaff(h.app, token, card);
+    const marked = await postJson(h.app, lost, { reason: 'stolen' }, bearer(token));
+    expect([marked.status, marked.body.state]).toEqual([200, 'lost']);
+    const set = await send(h.app, 'PUT', equity, bearer(token), { equityUsd: 250_000 });
+    expect([set.status, set.body]).toEqual([200, { account: client.accountNumber, equityUsd: 250_000, dscPlusEligible: false }]);
+
+    stale();
+    expectStepUpRequired(await send(h.app, 'POST', returned, bearer(token)), 'returned');
+    expect((await h.services.devices.get(dsc!.id)).state).toBe('lost');
+    await stepUpStaff(h.app, token, card);
+    const back = await send(h.app, 'POST', returned, bearer(token));
+    expect([back.status, back.body.state]).toEqual([200, 'returned']);
+  });
+
+  it('V1, X7, X1: reading stays on the plain staff session: search, a user, the audit log and the sharings waiting for compliance, with no step-up', async () => {
+    const { user: admin, card } = await staffMember('admin');
+    const { user: client } = await createUserWithCard(h.services);
+    const token = await sessionOf(admin, card);
+    const search = await get(h.app, `/api/v1/helpdesk/users?q=${client.username}`, bearer(token));
+    expect([search.status, search.body.users.map((u: Json) => u.username)]).toEqual([200, [client.username]]);
+    const shown = await get(h.app, `/api/v1/helpdesk/users/${client.username}`, bearer(token));
+    expect([shown.status, shown.body.user.username]).toEqual([200, client.username]);
+    const audit = await get(h.app, `/api/v1/admin/audit?user=${client.username}`, bearer(token));
+    expect(audit.status).toBe(200);
+    expect((await get(h.app, '/api/v1/helpdesk/sharing', bearer(token))).status).toBe(200);
+    expect(await refusals(admin.id)).toEqual([]);
+  });
+
+  // ------------------------------------------------------------------ the console
+
+  /** The whole login through the login pages with the card; staff land on the console. */
+  async function consoleOf(user: User, card: CardFile): Promise<Agent> {
+    const agent = new Agent(h.app);
+    const login = await agent.get('/login');
+    const started = await agent.submit(login, '/login', { username: user.username, password: PASSWORD, app: 'portal' });
+    const challenge = await agent.get(started.location!);
+    const done = await agent.submit(challenge, started.location!, { response: cardAnswer(card, textById(challenge.html, 'challenge-code')!) });
+    expect(done.location).toBe('/helpdesk');
+    return agent;
+  }
+
+  /** The step-up pages, from where a form led: the password, then the card; where they come back to. */
+  async function stepUpOnPages(agent: Agent, card: CardFile, at: string): Promise<string | undefined> {
+    const page = await agent.get(at);
+    expect(page.status, page.html.slice(0, 300)).toBe(200);
+    const started = await agent.submit(page, '/step-up', { password: PASSWORD });
+    expect(started.location).toMatch(/^\/step-up\/flw_[a-z2-7]{26}\?next=/);
+    const prompt = await agent.get(started.location!);
+    const done = await agent.submit(prompt, started.location!, { response: cardAnswer(card, textById(prompt.html, 'challenge-code')!) });
+    expect(done.status).toBe(303);
+    return done.location;
+  }
+
+  const toStepUp = (path: string) => `/step-up?next=${encodeURIComponent(path)}`;
+
+  it('V1, X7, T1: the console sends a staff member without a fresh step-up from a form to the step-up page and back to the user page; the form then works; the refusal is audited', async () => {
+    const { user: staff, card } = await staffMember('client_services');
+    const { user: client } = await createUserWithCard(h.services);
+    const agent = await consoleOf(staff, card);
+    const userPath = `/helpdesk/users/${client.username}`;
+
+    // reading: the user page shows, with its forms, and says that they need a step-up first, with the way there and back
+    const page = await agent.get(userPath);
+    expect(page.status).toBe(200);
+    expect(textById(page.html, 'step-up-due')).toContain(translator('en')('helpdesk.stepUpDue'));
+    expect(byId(page.html, 'step-up-link')?.attrs.href).toBe(toStepUp(userPath));
+    const refused = await agent.submit(page, `${userPath}/verifications`, { method: 'security_questions', notes: 'date of birth' });
+    expect([refused.status, refused.location]).toEqual([303, toStepUp(userPath)]);
+    expect(await refusals(staff.id)).toEqual([
+      expect.objectContaining({ need: 'staff_action', code: 'STEP_UP_REQUIRED', check: 'fresh-step-up', method: 'POST', path: `${userPath}/verifications` }),
+    ]);
+    expect((await stateOf(client)).helpdesk).toBe(0);
+
+    // the step-up page says why (the staff text), and comes back to the user page
+    const stepUpPage = await agent.get(refused.location!);
+    expect(textById(stepUpPage.html, 'step-up-intro')).toBe(translator('en')('web.stepUp.introStaff'));
+    expect(await stepUpOnPages(agent, card, refused.location!)).toBe(userPath);
+    const stepped = await agent.get(userPath);
+    expect(byId(stepped.html, 'step-up-due')).toBeUndefined();
+    const verified = await agent.submit(stepped, `${userPath}/verifications`, { method: 'security_questions', notes: 'date of birth' });
+    expect(verified.status).toBe(303);
+    const verificationPath = verified.location!;
+    expect(verificationPath).toMatch(new RegExp(`^${userPath}/verifications/ver_[a-z2-7]{26}$`));
+
+    // stale again: the passcode form leads to the step-up, back to the page with the verification in effect
+    stale();
+    const withVerification = await agent.get(verificationPath);
+    expect(withVerification.status).toBe(200);
+    const again = await agent.submit(withVerification, `${userPath}/temporary-passcode`, { deviceStatus: 'suspended' });
+    expect([again.status, again.location]).toEqual([303, toStepUp(verificationPath)]);
+    expect((await h.services.devices.listForUser(client.id)).map((d) => d.type)).toEqual(['dscplus']);
+    expect(await stepUpOnPages(agent, card, again.location!)).toBe(verificationPath);
+    const issued = await agent.submit(await agent.get(verificationPath), `${userPath}/temporary-passcode`, { deviceStatus: 'suspended' });
+    expect([issued.status, issued.location]).toEqual([303, `${userPath}/passcode`]);
+    expect(textById((await agent.get(issued.location!)).html, 'passcode')).toMatch(/^[A-Z2-9]{8}$/);
+  });
+
+  it('V1, X7, A6, C5: the console forms for the equity and a device need a fresh step-up too', async () => {
+    const { user: admin, card } = await staffMember('admin');
+    const { user: client } = await createUserWithCard(h.services);
+    const [dsc] = await h.services.devices.listForUser(client.id);
+    const agent = await consoleOf(admin, card);
+    const userPath = `/helpdesk/users/${client.username}`;
+
+    const page = await agent.get(userPath);
+    const equity = await agent.submit(page, `${userPath}/equity`, { equityUsd: '250000' });
+    expect([equity.status, equity.location]).toEqual([303, toStepUp(userPath)]);
+    const lost = await agent.submit(page, `${userPath}/devices/${dsc!.id}/lost`, { reason: 'stolen' });
+    expect([lost.status, lost.location]).toEqual([303, toStepUp(userPath)]);
+    expect((await h.services.users.account(client.accountId)).equityUsd).toBe(2_000_000);
+    expect((await h.services.devices.get(dsc!.id)).state).toBe('active');
+    expect((await refusals(admin.id)).map((e) => e.path)).toEqual([`${userPath}/devices/${dsc!.id}/lost`, `${userPath}/equity`]);
+
+    expect(await stepUpOnPages(agent, card, equity.location!)).toBe(userPath);
+    const fresh = await agent.get(userPath);
+    expect((await agent.submit(fresh, `${userPath}/equity`, { equityUsd: '250000' })).location).toBe(`${userPath}?done=equitySet`);
+    expect((await h.services.users.account(client.accountId)).equityUsd).toBe(250_000);
+    const marked = await agent.submit(await agent.get(userPath), `${userPath}/devices/${dsc!.id}/lost`, { reason: 'stolen' });
+    expect(marked.location).toBe(`${userPath}?done=lost&device=${dsc!.id}`);
+    expect((await h.services.devices.get(dsc!.id)).state).toBe('lost');
+  });
+
+  it('V1, X7, I1: an OpenID client is registered or deleted in the console only after a fresh step-up; the list shows without one', async () => {
+    const { user: admin, card } = await staffMember('admin');
+    const agent = await consoleOf(admin, card);
+    const path = '/helpdesk/oidc-clients';
+    const fields = { name: 'Statements viewer', app: 'portal', type: 'confidential', redirectUri: 'https://rp.example.test/cb' };
+    const before = (await h.services.oidc.clients.list()).length;
+
+    const list = await agent.get(path);
+    expect(list.status).toBe(200);
+    expect(byId(list.html, 'step-up-link')?.attrs.href).toBe(toStepUp(path));
+    const refused = await agent.submit(list, path, fields);
+    expect([refused.status, refused.location]).toEqual([303, toStepUp(path)]);
+    expect(await h.services.oidc.clients.list()).toHaveLength(before);
+
+    expect(await stepUpOnPages(agent, card, refused.location!)).toBe(path);
+    const created = await agent.submit(await agent.get(path), path, fields);
+    expect(created.status).toBe(200);
+    const secret = byId(created.html, 'client-secret');
+    expect(secret).toBeDefined();
+    const clients = await h.services.oidc.clients.list();
+    expect(clients).toHaveLength(before + 1);
+    const clientId = clients.find((c) => c.name === 'Statements viewer')!.clientId;
+
+    stale();
+    const deletePath = `${path}/${clientId}/delete`;
+    const refusedDelete = await agent.submit(await agent.get(path), deletePath);
+    expect([refusedDelete.status, refusedDelete.location]).toEqual([303, toStepUp(path)]);
+    expect((await h.services.oidc.clients.list()).map((c) => c.clientId)).toContain(clientId);
+    expect((await refusals(admin.id)).map((e) => e.path)).toEqual([deletePath, path]);
+
+    expect(await stepUpOnPages(agent, card, refusedDelete.location!)).toBe(path);
+    const deleted = await agent.submit(await agent.get(path), deletePath);
+    expect(deleted.status).toBe(200);
+    expect((await h.services.oidc.clients.list()).map((c) => c.clientId)).not.toContain(clientId);
+  });
+
+  it("V1, X7: the step-up comes back to the console's own pages only, never to another site", async () => {
+    const { user: staff, card } = await staffMember('client_services');
+    const agent = await consoleOf(staff, card);
+    const cancelOf = (page: Page) => byId(page.html, 'step-up-cancel')?.attrs.href;
+    for (const own of [
+      '/helpdesk',
+      '/helpdesk/sharing',
+      '/helpdesk/oidc-clients',
+      '/helpdesk/users/user42ab',
+      '/helpdesk/users/user42ab/verifications/ver_abc',
+    ]) {
+      expect(cancelOf(await agent.get(toStepUp(own))), own).toBe(own);
+    }
+    for (const away of [
+      '//evil.example/helpdesk',
+      'https://evil.example/helpdesk',
+      '/helpdesk/users/a/b',
+      '/helpdesk/users/x?next=//evil.example',
+      '/helpdesk/../\\evil.example',
+    ]) {
+      expect(cancelOf(await agent.get(toStepUp(away))), away).toBe('/account');
+    }
+    // and a staff form's step-up posts its `next` on
+    const form1 = form((await agent.get(toStepUp('/helpdesk/sharing'))).html, '/step-up');
+    expect(form1.inner).toContain('value="/helpdesk/sharing"');
+  });
+});
