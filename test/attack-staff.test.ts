@@ -15,7 +15,7 @@ import type { Role } from '../src/store/schema.js';
 import { translator } from '../src/i18n/i18n.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, type ApiResponse, type Json } from './support/api.js';
-import { Agent, byId, form, textById, type Page } from './support/html.js';
+import { Agent, byId, csrfOf, form, textById, type Page } from './support/html.js';
 import { stepUpStaff } from './support/staff.js';
 
 async function send(app: FastifyInstance, method: string, url: string, headers: Record<string, string>, payload?: unknown): Promise<ApiResponse> {
@@ -342,6 +342,29 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     const deleted = await agent.submit(await agent.get(path), deletePath);
     expect(deleted.status).toBe(200);
     expect((await h.services.oidc.clients.list()).map((c) => c.clientId)).not.toContain(clientId);
+  });
+
+  it('V1, X7, H3: a sharing decided or ended in the compliance console leads to the step-up page and back to the console; the list shows without one', async () => {
+    const { user: officer, card } = await staffMember('compliance');
+    const agent = await consoleOf(officer, card);
+    const page = await agent.get('/helpdesk/sharing');
+    expect(page.status).toBe(200);
+    expect(byId(page.html, 'step-up-link')?.attrs.href).toBe(toStepUp('/helpdesk/sharing'));
+    // no request waits, so no form on the page: the token of another form of ours (one sls_csrf cookie)
+    const csrf = csrfOf(form((await agent.get(toStepUp('/helpdesk/sharing'))).html, '/step-up'));
+    const id = 'shr_aaaaaaaaaaaaaaaaaaaaaaaaaa';
+    for (const action of [`/helpdesk/sharing/${id}/decision`, `/helpdesk/sharing/${id}/cancel`]) {
+      const refused = await agent.post(action, { _csrf: csrf, decision: 'approve', note: '' });
+      expect([action, refused.status, refused.location]).toEqual([action, 303, toStepUp('/helpdesk/sharing')]);
+    }
+    expect((await refusals(officer.id)).map((e) => [e.need, e.code, e.path])).toEqual([
+      ['staff_action', 'STEP_UP_REQUIRED', `/helpdesk/sharing/${id}/cancel`],
+      ['staff_action', 'STEP_UP_REQUIRED', `/helpdesk/sharing/${id}/decision`],
+    ]);
+    expect(await stepUpOnPages(agent, card, toStepUp('/helpdesk/sharing'))).toBe('/helpdesk/sharing');
+    // stepped up: the form reaches the sharing service (which knows no such request)
+    const decided = await agent.post(`/helpdesk/sharing/${id}/decision`, { _csrf: csrf, decision: 'approve', note: '' });
+    expect(decided.status).toBe(404);
   });
 
   it("V1, X7: the step-up comes back to the console's own pages only, never to another site", async () => {
