@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard } from '../support/harness.js';
+import { stepUpStaff } from '../support/staff.js';
 import { facts, namedControls, navigation, shownChallenge, trackedPages, unnamedControls, useServerAndBrowser } from '../support/browser.js';
 
 describe.skipIf(!chromiumAvailable)('the help desk console in real Chromium', () => {
@@ -39,6 +40,8 @@ describe.skipIf(!chromiumAvailable)('the help desk console in real Chromium', ()
     await navigation(desk, () => desk.getByRole('button', { name: 'Log In' }).click());
     // issue 16: staff land on the console; search the caller
     expect(await facts(desk)).toMatchObject({ path: '/helpdesk', h1: ['Help desk console'], alert: null, focused: 'q' });
+    // V1, X7: staff act after a step-up with their own card
+    await stepUpStaff(suite.server.h.app, desk.context(), card);
     expect(await namedControls(desk)).toEqual(['searchbox User name or account number', 'button Search']);
     await desk.getByLabel('User name or account number', { exact: true }).fill(caller.username);
     await navigation(desk, () => desk.getByRole('button', { name: 'Search' }).click());

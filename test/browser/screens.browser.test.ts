@@ -25,6 +25,7 @@ import type { CardFile } from '../../src/devices/devices.js';
 import type { User } from '../../src/identity/users.js';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUser, startHarness, wrongAnswer, type Harness } from '../support/harness.js';
+import { stepUpStaff } from '../support/staff.js';
 import { launchChromium, navigation, shownChallenge } from '../support/browser.js';
 
 const LANGUAGES = ['en', 'fr', 'zh-Hant'] as const;
@@ -458,6 +459,8 @@ describe.skipIf(!chromiumAvailable)('X2: a picture of every page in each languag
         const { page: desk } = await newPage();
         await cardLogin(desk, agent.user.username, agent.card);
         expect(new URL(desk.url()).pathname).toBe('/helpdesk');
+        // V1, X7: staff act after a step-up with their own card (the pictures show the console ready to act)
+        await stepUpStaff(h.app, desk.context(), agent.card);
         await capture(desk, 'helpdesk');
         await desk.locator('#q').fill(caller.user.username);
         await navigation(desk, () => desk.locator('#search-submit').click());
@@ -520,6 +523,7 @@ describe.skipIf(!chromiumAvailable)('X2: a picture of every page in each languag
 
         const { page: compliance } = await newPage();
         await cardLogin(compliance, officer.user.username, officer.card);
+        await stepUpStaff(h.app, compliance.context(), officer.card);
         await navigation(compliance, () => compliance.locator('#sharing-console-link').click());
         expect(await compliance.locator('#sharing-pending tbody tr').count()).toBe(1);
         await capture(compliance, 'helpdesk-sharing');

@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard } from '../support/harness.js';
+import { stepUpStaff } from '../support/staff.js';
 import type { CardFile } from '../../src/devices/devices.js';
 import { facts, navigation, shownChallenge, stepUpOnPage, trackedPages, unnamedControls, useServerAndBrowser } from '../support/browser.js';
 
@@ -84,6 +85,8 @@ describe.skipIf(!chromiumAvailable)('device sharing in real Chromium', () => {
     const desk = await freshPage();
     // issue 16: staff land on the help desk console
     await logIn(desk, officer.user.username, officer.card, { path: '/helpdesk', h1: 'Help desk console' });
+    // V1, X7: staff act after a step-up with their own card
+    await stepUpStaff(suite.server.h.app, desk.context(), officer.card);
     await navigation(desk, () => desk.getByRole('link', { name: 'Device sharing requests' }).click());
     expect(await facts(desk)).toMatchObject({ path: '/helpdesk/sharing', h1: ['Device sharing requests waiting for approval'], alert: null });
     const row = desk.locator('#sharing-pending tbody tr');
