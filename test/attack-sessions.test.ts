@@ -63,6 +63,20 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     return /\b(\d{6})\b/.exec(message!.body)![1]!;
   }
 
+  /** A security key registered from the security settings of a stepped-up session (X7). */
+  async function registerKey(owner: Record<string, string>): Promise<{ key: SoftwareAuthenticator; keyId: string }> {
+    const key = new SoftwareAuthenticator();
+    const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, owner);
+    const made = await postJson(
+      h.app,
+      '/api/v1/security-keys',
+      { name: 'Blue key', state: started.body.state, credential: key.register(started.body.options as { challenge: string }, where) },
+      owner,
+    );
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    return { key, keyId: made.body.id as string };
+  }
+
   const alive = async (headers: Record<string, string>) => (await get(h.app, '/api/v1/session', headers)).status;
 
   async function endedEvents(userId: string): Promise<Json[]> {
@@ -98,16 +112,7 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
   it('L8: a security key removed ends the sessions it opened', async () => {
     const { user, card } = await createUserWithCard(h.services);
     const owner = await cardSession(user, card);
-    const key = new SoftwareAuthenticator();
-    const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, owner);
-    const made = await postJson(
-      h.app,
-      '/api/v1/security-keys',
-      { name: 'Blue key', state: started.body.state, credential: key.register(started.body.options as { challenge: string }, where) },
-      owner,
-    );
-    expect(made.status, JSON.stringify(made.body)).toBe(201);
-    const keyId = made.body.id as string;
+    const { key, keyId } = await registerKey(owner);
 
     // the attacker: password and the key (or a copy of it)
     const flow = await loginWith(user, keyId);
@@ -184,15 +189,7 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
   it('L8, D6: a security key suspended as cloned (its counter went back) ends the sessions it opened, whichever copy opened them', async () => {
     const { user, card } = await createUserWithCard(h.services);
     const owner = await cardSession(user, card);
-    const key = new SoftwareAuthenticator();
-    const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, owner);
-    const made = await postJson(
-      h.app,
-      '/api/v1/security-keys',
-      { name: 'Blue key', state: started.body.state, credential: key.register(started.body.options as { challenge: string }, where) },
-      owner,
-    );
-    const keyId = made.body.id as string;
+    const { key, keyId } = await registerKey(owner);
     // the copy, ahead of the original
     const first = await loginWith(user, keyId);
     const copy = await answer(h.app, first.id, key.assert(first.challenge.options, where, 7));
