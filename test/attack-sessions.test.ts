@@ -8,12 +8,22 @@ import type { FastifyInstance } from 'fastify';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
-import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import {
+  DATABASES,
+  PASSWORD,
+  REQUESTER_SCC_CODES,
+  cardAnswer,
+  createSharingRequester,
+  createUser,
+  createUserWithCard,
+  startHarness,
+  type Harness,
+} from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
 import { newMobile } from './support/phone.js';
 import { SoftwareAuthenticator, type Where } from './support/software-authenticator.js';
 
-const CODES = Array.from({ length: 100 }, (_, i) => String((i * 37 + 11) % 1000).padStart(3, '0'));
+const CODES = REQUESTER_SCC_CODES;
 const indexAnswer = (prompt: Json): string => CODES[prompt.indexes[0] - 1]! + CODES[prompt.indexes[1] - 1]!;
 
 async function send(app: FastifyInstance, method: 'DELETE' | 'PUT', url: string, headers: Record<string, string>, payload?: unknown): Promise<ApiResponse> {
@@ -133,18 +143,7 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
   /** The owner (a DSC+) and a requester of the same entity, the card shared with the requester and in force (H2, H3): the sharing's id. */
   async function sharedCard() {
     const owner = await createUserWithCard(h.services, '1234');
-    const requester = await h.services.users.create(
-      {
-        username: `req${owner.user.username}`,
-        password: PASSWORD,
-        email: `req${owner.user.username}@example.test`,
-        entityId: owner.user.entityId,
-        accountNumber: owner.user.accountNumber,
-      },
-      'test',
-    );
-    await h.services.securityRights.setRight(requester.username, true, 'test');
-    await h.services.onlineCards.importSecurityCodeCard(requester.id, `SCC-${requester.username}`, CODES, 'test');
+    const { requester } = await createSharingRequester(h.services, owner.user);
     const start = await startLogin(h.app, requester.username);
     const scc = await answer(h.app, start.body.id, indexAnswer(start.body.challenge));
     expect(scc.status, JSON.stringify(scc.body)).toBe(200);

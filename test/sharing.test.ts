@@ -11,11 +11,22 @@ import { REVIEW_TTL_MS } from '../src/sharing/sharing.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
-import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, wrongAnswer, type Harness } from './support/harness.js';
+import {
+  DATABASES,
+  PASSWORD,
+  REQUESTER_SCC_CODES,
+  cardAnswer,
+  createSharingRequester,
+  createUser,
+  createUserWithCard,
+  startHarness,
+  wrongAnswer,
+  type Harness,
+} from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
 import { stepUpStaff } from './support/staff.js';
 
-const CODES = Array.from({ length: 100 }, (_, i) => String((i * 37 + 11) % 1000).padStart(3, '0'));
+const CODES = REQUESTER_SCC_CODES;
 const indexAnswer = (prompt: Json): string => CODES[prompt.indexes[0] - 1]! + CODES[prompt.indexes[1] - 1]!;
 const PASSPORT = { dateOfBirth: '1980-04-12', citizenship: 'FR', residenceCountry: 'HK', documentType: 'passport', documentNumber: '12AB34567' };
 
@@ -72,20 +83,9 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
    */
   async function pair(where: 'same-account' | 'other-account' = 'same-account') {
     const owner = await createUserWithCard(h.services, '1234');
-    const requester = await h.services.users.create(
-      {
-        username: `req${owner.user.username}`,
-        password: PASSWORD,
-        email: `req${owner.user.username}@example.test`,
-        entityId: owner.user.entityId,
-        ...(where === 'same-account' ? { accountNumber: owner.user.accountNumber } : {}),
-      },
-      'test',
-    );
-    if (where === 'same-account') await h.services.securityRights.setRight(requester.username, true, 'test');
-    const scc = await h.services.onlineCards.importSecurityCodeCard(requester.id, `SCC-${requester.username}`, CODES, 'test');
+    const { requester, sccId } = await createSharingRequester(h.services, owner.user, where);
     const headers = await sccSession(requester);
-    return { owner: owner.user, card: owner.card, requester, sccId: scc.id, headers };
+    return { owner: owner.user, card: owner.card, requester, sccId, headers };
   }
 
   /** The procedure up to the review: the owner's credentials, then the owner's card answers. */

@@ -151,6 +151,34 @@ export async function createUserWithCard(services: Services, pin = '1234', optio
   return { user, card };
 }
 
+/** The 100 codes of the Security Code Card a sharing's requester holds (S1). */
+export const REQUESTER_SCC_CODES = Array.from({ length: 100 }, (_, i) => String((i * 37 + 11) % 1000).padStart(3, '0'));
+
+/**
+ * A requester beside an owner (H2): a user of the owner's entity with a
+ * Security Code Card of `REQUESTER_SCC_CODES`, in the owner's account and
+ * granted the right (A2), or in an account of their own.
+ */
+export async function createSharingRequester(
+  services: Services,
+  owner: User,
+  where: 'same-account' | 'other-account' = 'same-account',
+): Promise<{ requester: User; sccId: string }> {
+  const requester = await services.users.create(
+    {
+      username: `req${owner.username}`,
+      password: PASSWORD,
+      email: `req${owner.username}@example.test`,
+      entityId: owner.entityId,
+      ...(where === 'same-account' ? { accountNumber: owner.accountNumber } : {}),
+    },
+    'test',
+  );
+  if (where === 'same-account') await services.securityRights.setRight(requester.username, true, 'test');
+  const scc = await services.onlineCards.importSecurityCodeCard(requester.id, `SCC-${requester.username}`, REQUESTER_SCC_CODES, 'test');
+  return { requester, sccId: scc.id };
+}
+
 /** What the card displays for a challenge (the emulator's computation). */
 export function cardAnswer(card: CardFile, question: string, pin = card.pin): string {
   return generateOcra(parseOcraSuite(card.suite), { key: Buffer.from(card.seed, 'hex'), question, pin });
