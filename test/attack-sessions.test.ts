@@ -21,7 +21,7 @@ import {
 } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
 import { newMobile } from './support/phone.js';
-import { SoftwareAuthenticator, type Where } from './support/software-authenticator.js';
+import { SoftwareAuthenticator, registerSecurityKey, type Where } from './support/software-authenticator.js';
 
 const CODES = REQUESTER_SCC_CODES;
 const indexAnswer = (prompt: Json): string => CODES[prompt.indexes[0] - 1]! + CODES[prompt.indexes[1] - 1]!;
@@ -76,15 +76,7 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
   /** A security key registered from the security settings of a stepped-up session (X7). */
   async function registerKey(owner: Record<string, string>): Promise<{ key: SoftwareAuthenticator; keyId: string }> {
     const key = new SoftwareAuthenticator();
-    const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, owner);
-    const made = await postJson(
-      h.app,
-      '/api/v1/security-keys',
-      { name: 'Blue key', state: started.body.state, credential: key.register(started.body.options as { challenge: string }, where) },
-      owner,
-    );
-    expect(made.status, JSON.stringify(made.body)).toBe(201);
-    return { key, keyId: made.body.id as string };
+    return { key, keyId: await registerSecurityKey(h.app, owner, key, where) };
   }
 
   const alive = async (headers: Record<string, string>) => (await get(h.app, '/api/v1/session', headers)).status;

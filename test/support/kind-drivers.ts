@@ -15,7 +15,7 @@ import { cardAnswer, createUser, createUserWithCard, type Harness, wrongAnswer }
 import { answer, bearer, postJson, startLogin, stepUp, type Json } from './api.js';
 import { stepUpStaff } from './staff.js';
 import { TestPhone, harnessInbox, listen, smsUser } from './phone.js';
-import { SoftwareAuthenticator } from './software-authenticator.js';
+import { SoftwareAuthenticator, registerSecurityKey } from './software-authenticator.js';
 import { randomBytes } from 'node:crypto';
 import { tokenDisplay } from '../../src/cli/token-emulator.js';
 import type { ImportedKey } from '../../src/devices/types.js';
@@ -239,20 +239,13 @@ export const BUILT_IN_DRIVERS: Record<string, KindDriver> = {
       const session = await cardSession(h, user.username, card);
       await stepUp(h.app, session, (challenge) => cardAnswer(card, challenge.question as string));
       const key = new SoftwareAuthenticator();
-      const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, session);
-      const made = await postJson(
-        h.app,
-        '/api/v1/security-keys',
-        { name: 'Conformance key', state: started.body.state, credential: key.register(started.body.options as { challenge: string }, where) },
-        session,
-      );
-      expect(made.status, JSON.stringify(made.body)).toBe(201);
-      await onlyDevice(h, user, made.body.id as string);
+      const deviceId = await registerSecurityKey(h.app, session, key, where, 'Conformance key');
+      await onlyDevice(h, user, deviceId);
       // another key of the same model: its assertions are wrong answers
       const other = new SoftwareAuthenticator(key.aaguid);
       return {
         user,
-        deviceId: made.body.id as string,
+        deviceId,
         answerable: shown,
         right: async (prompt) => key.assert(prompt.options as { challenge: string }, where),
         wrong: async (prompt) => other.assert(prompt.options as { challenge: string }, where),

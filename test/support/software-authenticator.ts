@@ -5,6 +5,9 @@
  * gives them in WebAuthn's JSON. Its counter can be set to play a clone.
  */
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { expect } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { postJson } from './api.js';
 
 type Cbor = number | string | Buffer | CborMap | { [key: string]: Cbor };
 interface CborMap extends Map<number | string, Cbor> {}
@@ -116,4 +119,23 @@ export class SoftwareAuthenticator {
       response: { clientDataJSON: b64u(clientDataJSON), authenticatorData: b64u(authData), signature: b64u(signature) },
     });
   }
+}
+
+/** X7: a key registered from the security settings of a stepped-up session (`session`'s headers); its device id. */
+export async function registerSecurityKey(
+  app: FastifyInstance,
+  session: Record<string, string>,
+  key: SoftwareAuthenticator,
+  where: Where,
+  name = 'Blue key',
+): Promise<string> {
+  const started = await postJson(app, '/api/v1/security-keys/registration', {}, session);
+  const made = await postJson(
+    app,
+    '/api/v1/security-keys',
+    { name, state: started.body.state, credential: key.register(started.body.options as { challenge: string }, where) },
+    session,
+  );
+  expect(made.status, JSON.stringify(made.body)).toBe(201);
+  return made.body.id as string;
 }
