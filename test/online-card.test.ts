@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAY, MINUTE } from '../src/clock.js';
-import { PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin } from './support/api.js';
 import type { User } from '../src/identity/users.js';
 import type { CardFile } from '../src/devices/devices.js';
@@ -185,6 +185,28 @@ describe('the online security code card (S2, S3)', () => {
     );
     expect((await startLogin(h.app, user.username, PASSWORD, 'trading')).body.devices).toHaveLength(1);
   });
+
+  it('T1, S2: a new temporary passcode ends the online card shown under the one before and never activated: a new passcode, a new card', async () => {
+    const { user, passcode } = await clientWithPasscode();
+    const token = (await login(user.username, () => passcode)).body.session.token;
+    const first = await postJson(h.app, '/api/v1/online-card', {}, bearer(token));
+    expect(first.body.state).toBe('requested');
+    // the printout may be what was lost: client services issue another passcode
+    const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+    const next = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+    expect((await h.services.devices.get(first.body.deviceId)).state).toBe('revoked');
+    const audit = await h.services.audit.list({ userId: user.id });
+    expect(audit.some((e) => e.event === 'device.state_changed' && e.data.deviceId === first.body.deviceId && e.data.to === 'revoked')).toBe(true);
+    const again = (await login(user.username, () => next.passcode)).body.session.token;
+    const second = await postJson(h.app, '/api/v1/online-card', {}, bearer(again));
+    expect(second.status).toBe(200);
+    expect(second.body.deviceId).not.toBe(first.body.deviceId);
+    expect(second.body.codes).not.toEqual(first.body.codes);
+    // the old card cannot be activated any more
+    const begin = await postJson(h.app, `/api/v1/devices/${first.body.deviceId}/activation`, {}, bearer(again));
+    expect(begin.status).toBeGreaterThanOrEqual(400);
+    expect(begin.status).toBeLessThan(500);
+  });
 });
 
 describe('the portal only for the online card (T3)', () => {
@@ -224,5 +246,29 @@ describe('legacy Security Code Card (S1, D1)', () => {
     await expect(h.services.onlineCards.importSecurityCodeCard(user.id, 'SCC-0043', codes.slice(0, 50), 'test')).rejects.toMatchObject({
       code: 'VALIDATION_ERROR',
     });
+  });
+});
+
+describe.each(DATABASES)('the online card under concurrent requests (%s)', (database) => {
+  let own: Harness;
+  beforeAll(async () => {
+    own = await startHarness(database);
+  });
+  afterAll(async () => {
+    await own?.close();
+  });
+
+  it('S2: requests for the card at once get one card, the same for all', async () => {
+    const agent = (await createUserWithCard(own.services, '1234', { role: 'client_services' })).user.id;
+    const { user } = await createUserWithCard(own.services);
+    const verification = await own.services.helpDesk.verifyIdentity(agent, user.username, { method: 'id_document' });
+    const { passcode } = await own.services.helpDesk.issueTemporaryPasscode(agent, user.username, { verificationId: verification.id });
+    const start = await startLogin(own.app, user.username, PASSWORD);
+    const token = (await answer(own.app, start.body.id, passcode)).body.session.token;
+    const answers = await Promise.all([1, 2, 3, 4].map(() => postJson(own.app, '/api/v1/online-card', {}, bearer(token))));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+    expect(new Set(answers.map((a) => a.body.deviceId)).size).toBe(1);
+    const cards = (await own.services.devices.listForUser(user.id)).filter((d) => d.type === 'online_card');
+    expect(cards).toHaveLength(1);
   });
 });

@@ -294,13 +294,15 @@ export class HelpDesk {
     const secret = { digest: box.digest(passcode, `device:${deviceId}`) };
 
     await store.serialized('audit_log', async (trx) => {
-      // active devices step aside; a card already suspended by an earlier passcode may now be reported lost
+      // active devices step aside; a card already suspended by an earlier passcode may now be reported lost;
+      // the earlier temporary devices end, an online card printed but never activated too (a new passcode, a new card)
       const stepping = deviceStatus === 'lost' ? ['active', 'suspended'] : ['active'];
-      const current = (await devices.listForUser(user.id, trx)).filter((d) => stepping.includes(d.state));
+      const current = (await devices.listForUser(user.id, trx)).filter((d) =>
+        devices.kind(d.type).temporary ? d.state === 'active' || d.state === 'requested' : stepping.includes(d.state),
+      );
       const changed: { id: string; to: DeviceState }[] = [];
       for (const device of current) {
         const temporary = devices.kind(device.type).temporary;
-        if (temporary && device.state !== 'active') continue;
         const to = temporary ? 'revoked' : deviceStatus;
         const change = { actor: this.actor(staff), username: user.username, reason: 'temporary passcode issued' };
         if (await devices.transition(trx, device, to, change)) changed.push({ id: device.id, to });

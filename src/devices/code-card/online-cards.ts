@@ -8,7 +8,7 @@
 import type { Clock } from '../../clock.js';
 import type { AuditLog } from '../../audit/audit-log.js';
 import type { Users } from '../../identity/users.js';
-import type { Store } from '../../store/database.js';
+import type { Store, Tx } from '../../store/database.js';
 import type { Devices } from '../devices.js';
 import { SlsError } from '../../errors.js';
 import { newId, newToken } from '../../crypto/random.js';
@@ -34,8 +34,8 @@ export class OnlineCards {
     if (session.deviceType !== 'temp_passcode') throw new SlsError('ONLINE_CARD_NOT_AVAILABLE');
   }
 
-  private async pending(userId: string): Promise<Device | undefined> {
-    return (await this.deps.devices.listForUser(userId)).find((d) => d.type === 'online_card' && d.state === 'requested');
+  private async pending(userId: string, db?: Tx): Promise<Device | undefined> {
+    return (await this.deps.devices.listForUser(userId, db)).find((d) => d.type === 'online_card' && d.state === 'requested');
   }
 
   /** The card waiting to be printed and activated: the same one until it is activated. */
@@ -47,13 +47,17 @@ export class OnlineCards {
     const user = await users.get(session.userId);
     const id = newId('dev');
     const serial = `OSC${id.slice(-8).toUpperCase()}`;
-    await store.serialized('audit_log', async (trx) => {
+    const cardId = await store.serialized('audit_log', async (trx) => {
+      // two requests at once get one card: the one the first of them created
+      const created = await this.pending(user.id, trx);
+      if (created) return created.id;
       await devices.insert(trx, { id, userId: user.id, type: 'online_card', state: 'requested', serial, label: serial, secret: newCodeCard() });
       await audit.append(trx, [
         { event: 'online_card.created', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { deviceId: id, serial } },
       ]);
+      return id;
     });
-    return devices.get(id);
+    return devices.get(cardId);
   }
 
   /** S2: the user confirms the card printed correctly, in all its parts. */
