@@ -30,6 +30,8 @@
  * become the phone. Wrong recovery PINs are counted on the authenticator,
  * where a login never resets them: each is notified to the user, and after
  * `mobileRecoveryMaxFailures` recovery is blocked (Migrate still works).
+ * Each guess is counted before it is compared (a right one is given back),
+ * so that guesses sent at once on several proven recoveries never pass it.
  *
  * Each proof admits 3 wrong answers, each counted towards the lock (L3),
  * through the answer protocol (flows/answers.ts). The new device replaces
@@ -472,13 +474,52 @@ export class MobileEnrolment {
     return check.ok ? accepted(device, check, row.id) : null;
   }
 
-  /** K8: whether the recovery PIN is the authenticator's PIN (its hash, compared in constant time). */
-  private async recoveryPinOk(userId: string, pin: string): Promise<boolean> {
+  /**
+   * K8: whether the recovery PIN is the authenticator's PIN (its hash,
+   * compared in constant time). Each guess first takes one of the
+   * `mobileRecoveryMaxFailures`, so that guesses sent at once on several
+   * proven recoveries are counted exactly; a right PIN gives its guess back.
+   * Wrong: the count it reached, for the audit.
+   */
+  private async recoveryPinOk(userId: string, pin: string): Promise<{ ok: true } | { ok: false; deviceId: string; failures: number }> {
     const current = await this.activeMobile(userId);
     if (!current) throw new SlsError('MOBILE_NOT_ACTIVE');
-    this.assertRecoveryOpen(current);
+    const pinHash = (await this.deps.devices.context(current)).secret<MobileSecret>().pinHash;
+    // RECOVERY_BLOCKED here, read afresh: other recoveries' guesses may have reached the max since this one started
+    const failures = await this.countRecoveryGuess(current.id, +1);
+    if (failures === null) throw new SlsError('MOBILE_NOT_ACTIVE');
     const hash = mobilePinHash(pin);
-    return hash !== null && constantTimeEqual(hash, (await this.deps.devices.context(current)).secret<MobileSecret>().pinHash);
+    if (hash !== null && constantTimeEqual(hash, pinHash)) {
+      // a right PIN is no failure: its guess is given back before it is accepted (should that fail, it stays counted)
+      await this.countRecoveryGuess(current.id, -1);
+      return { ok: true };
+    }
+    return { ok: false, deviceId: current.id, failures };
+  }
+
+  /**
+   * K8: the authenticator's count of wrong recovery PINs, read and changed
+   * in one transaction under the audit lock (one for every process): +1
+   * takes a guess before the PIN is compared (RECOVERY_BLOCKED at the max),
+   * -1 gives a right PIN's back. The count reached; null when the
+   * authenticator was replaced meanwhile.
+   */
+  private async countRecoveryGuess(deviceId: string, by: 1 | -1): Promise<number | null> {
+    const max = this.deps.config.policy.mobileRecoveryMaxFailures;
+    return this.deps.store.serialized('audit_log', async (trx) => {
+      const device = await trx.selectFrom('devices').select('params').where('id', '=', deviceId).where('state', '=', 'active').executeTakeFirst();
+      if (!device) return null;
+      const params = JSON.parse(device.params) as MobileParams;
+      const failures = params.recoveryFailures ?? 0;
+      if (by > 0 && failures >= max) throw new SlsError('RECOVERY_BLOCKED');
+      const counted = Math.max(0, failures + by);
+      await trx
+        .updateTable('devices')
+        .set({ params: JSON.stringify({ ...params, recoveryFailures: counted }) })
+        .where('id', '=', deviceId)
+        .execute();
+      return counted;
+    });
   }
 
   /**
@@ -524,7 +565,7 @@ export class MobileEnrolment {
         .trim()
         .slice(0, LABEL_MAX) || null;
     const actor = `user:${row.user_id}`;
-    let wrongPin = false;
+    let wrongPin: { deviceId: string; failures: number } | null = null;
 
     const activated = await this.deps.answers
       .answerFlow({
@@ -536,10 +577,13 @@ export class MobileEnrolment {
         failed: { event: 'mobile.activation_failed', data: { purpose: state.purpose, proof: state.proof, step: 'recovery_pin' } },
         hints: ['hints.mobilePin'],
         check: async () => {
-          // K8: the recovery PIN, tried only once possession is proven; a new PIN has nothing to check
-          if (recovering && !(await this.recoveryPinOk(row.user_id, input.pin))) {
-            wrongPin = true;
-            return null;
+          // K8: the recovery PIN, tried only once possession is proven, each guess counted before it is compared; a new PIN has nothing to check
+          if (recovering) {
+            const pin = await this.recoveryPinOk(row.user_id, input.pin);
+            if (!pin.ok) {
+              wrongPin = pin;
+              return null;
+            }
           }
           return { replay: null };
         },
@@ -583,7 +627,7 @@ export class MobileEnrolment {
           return { deviceId, replaced, biometric: params.biometric };
         },
         afterFailure: async () => {
-          if (wrongPin) await this.recoveryFailed(row, meta);
+          if (wrongPin) await this.recoveryFailed(row, meta, wrongPin);
         },
       })
       .catch((error: unknown) => {
@@ -609,39 +653,20 @@ export class MobileEnrolment {
     if (failures >= this.deps.config.policy.mobileRecoveryMaxFailures) throw new SlsError('RECOVERY_BLOCKED');
   }
 
-  /** K8: a wrong recovery PIN, counted on the authenticator (never reset by a login), audited and told to the user. */
-  private async recoveryFailed(row: FlowRow, meta: EnrolmentMeta): Promise<void> {
-    const { store, audit, users, notifier, config } = this.deps;
+  /** K8: a wrong recovery PIN, counted on the authenticator when it was guessed (never reset by a login), audited and told to the user. */
+  private async recoveryFailed(row: FlowRow, meta: EnrolmentMeta, counted: { deviceId: string; failures: number }): Promise<void> {
+    const { audit, users, notifier, config } = this.deps;
     const max = config.policy.mobileRecoveryMaxFailures;
-    const counted = await store.serialized('audit_log', async (trx) => {
-      const device = await trx
-        .selectFrom('devices')
-        .select(['id', 'params'])
-        .where('user_id', '=', row.user_id)
-        .where('type', '=', 'mobile')
-        .where('state', '=', 'active')
-        .executeTakeFirst();
-      if (!device) return null;
-      const params = JSON.parse(device.params) as MobileParams;
-      const failures = (params.recoveryFailures ?? 0) + 1;
-      await trx
-        .updateTable('devices')
-        .set({ params: JSON.stringify({ ...params, recoveryFailures: failures }) })
-        .where('id', '=', device.id)
-        .execute();
-      await audit.append(trx, [
-        {
-          event: 'mobile.recovery_failed',
-          actor: `user:${row.user_id}`,
-          userId: row.user_id,
-          username: row.username,
-          ip: meta.ip,
-          data: { flowId: row.id, deviceId: device.id, failures, blocked: failures >= max },
-        },
-      ]);
-      return failures;
+    const { deviceId, failures } = counted;
+    await audit.record({
+      event: 'mobile.recovery_failed',
+      actor: `user:${row.user_id}`,
+      userId: row.user_id,
+      username: row.username,
+      ip: meta.ip,
+      data: { flowId: row.id, deviceId, failures, blocked: failures >= max },
     });
-    if (counted !== null) await notifier.notifySoon(await users.get(row.user_id), 'mobileRecoveryFailed', { username: row.username, failures: counted, max });
+    await notifier.notifySoon(await users.get(row.user_id), 'mobileRecoveryFailed', { username: row.username, failures, max });
   }
 
   /**

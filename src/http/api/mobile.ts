@@ -223,8 +223,9 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             '"sls-activation/1\\n{id}": 409 ACTIVATION_NOT_PROVEN (reason keys) otherwise. `pin` is the new PIN: 4 to 6 characters with at least one ' +
             'digit, not trivial (400 INVALID_PIN, reason trivial: repeated or consecutive digits, a year, a common PIN); for a recovery (K8) it is ' +
             'the recovery PIN, which is kept: a wrong one is 401 ACTIVATION_PROOF_FAILED (reason recovery_pin) with attemptsLeft (3 in all, each ' +
-            'counted towards the lock). `credential` registers fingerprint or face confirmation (WebAuthn). On success the previous authenticator ' +
-            'of the user stops working, SMS is removed (M3) and temporary access ends (D4); the activation is finished (410 FLOW_EXPIRED after).',
+            'counted towards the lock), and 403 RECOVERY_BLOCKED once the wrong recovery PINs reached the max (each guess is counted before it is ' +
+            'compared: guesses sent at once on several recoveries never pass it). `credential` registers fingerprint or face confirmation ' +
+            '(WebAuthn). On success the previous authenticator of the user stops working, SMS is removed (M3) and temporary access ends (D4); the activation is finished (410 FLOW_EXPIRED after).',
           params: ActivationParams,
           body: CompleteActivationBody,
           response: {
