@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MINUTE, HOUR, SECOND } from '../src/clock.js';
 import { generateOcra, parseOcraSuite } from '../src/crypto/ocra.js';
 import { MOBILE_SUITE as SERVER_SUITE, sealToPhone, verifyAnswer, answerMessage as serverAnswerMessage } from '../src/devices/mobile/keys.js';
-import type { MobileSecret } from '../src/devices/mobile/mobile.js';
+import type { MobileParams, MobileSecret } from '../src/devices/mobile/mobile.js';
 import { ApiError } from '../src/mobile-app/api.js';
 import {
   MOBILE_SUITE,
@@ -621,6 +621,104 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const moved = phone();
     const view = await moved.start(user.username, 'migrate');
     expect(view.proof).toBe('sms');
+  });
+
+  /** The challenge's question of an activation proven with a DSC+ (proof `device`). */
+  const question = (view: { challenge: unknown }) => (view.challenge as { question: string }).question;
+
+  /**
+   * A user with a DSC+ and the mobile authenticator (recovery PIN `r3cov`):
+   * a recovery is proven with the DSC+'s answer, without the SMS send limits.
+   */
+  async function cardAndMobileUser() {
+    const { user, card } = await createUserWithCard(h.services);
+    const owner = phone();
+    const first = await owner.start(user.username);
+    const mobile = await owner.complete(first, cardAnswer(card, question(first)), 'r3cov');
+    /** A recovery on a phone of its own, its possession proven: the recovery PIN comes next. */
+    const provenRecovery = async () => {
+      const app = phone();
+      const view = await app.start(user.username, 'recover');
+      expect(view.proof).toBe('device');
+      return { app, view: await app.prove(view, cardAnswer(card, question(view))) };
+    };
+    /** The wrong recovery PINs counted on an authenticator (K8). */
+    const recoveryFailures = async (deviceId: string) => ((await h.services.devices.get(deviceId)).params as unknown as MobileParams).recoveryFailures ?? 0;
+    const recoveryFailedEntries = async () => (await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'mobile.recovery_failed');
+    return { user, mobile, provenRecovery, recoveryFailures, recoveryFailedEntries };
+  }
+
+  it('K8: concurrent wrong recovery PINs count exactly: no more than mobileRecoveryMaxFailures guesses', async () => {
+    const { user, mobile, provenRecovery, recoveryFailures, recoveryFailedEntries } = await cardAndMobileUser();
+    const max = h.services.config.policy.mobileRecoveryMaxFailures;
+    // more proven recoveries than wrong PINs allowed (each with 3 answers for the PIN), then a guess on each, all at once
+    const thieves: Awaited<ReturnType<typeof provenRecovery>>[] = [];
+    for (let i = 0; i < max + 3; i++) thieves.push(await provenRecovery());
+    // what each phone sends is made first (keys, signature), so that the requests reach the server together
+    const bodies = await Promise.all(
+      thieves.map(async ({ app, view }, i) => {
+        const keys = await app.keysFor(view.id);
+        return { pin: `n0t${i}`, ...(await publicKeys(keys)), signature: await signAnswer(keys.signing.privateKey, activationMessage(view.id)) };
+      }),
+    );
+    // the guesses overlap on the server: each waits, once it has the authenticator, until all have it (or a while has
+    // passed), as across a database's round trips; SQLite in this process answers within one turn of the event loop,
+    // so that without this each request would be done before the next is read
+    const devices = h.services.devices;
+    const context = devices.context.bind(devices);
+    let waiting = 0;
+    devices.context = async (device) => {
+      waiting += 1;
+      for (let i = 0; i < 100 && waiting < thieves.length; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      return context(device);
+    };
+    let refusals: ApiError[];
+    try {
+      refusals = await Promise.all(thieves.map(({ app, view }, i) => rejected(app.api.completeActivation(view.id, bodies[i]!))));
+    } finally {
+      devices.context = context;
+    }
+    // each guess took one of the max before it was compared: max are counted wrong, the others are refused unchecked
+    const counted = refusals.filter((e) => e.code === 'ACTIVATION_PROOF_FAILED');
+    const blocked = refusals.filter((e) => e.code === 'RECOVERY_BLOCKED');
+    expect([counted.length, blocked.length]).toEqual([max, 3]);
+    expect(counted.map((e) => [e.status, e.message])).toEqual(Array(max).fill([401, expect.stringContaining('The recovery PIN is not right')]));
+    expect(blocked.map((e) => e.status)).toEqual([403, 403, 403]);
+    expect(await recoveryFailures(mobile.deviceId)).toBe(max);
+    const entries = await recoveryFailedEntries();
+    expect(entries.map((e) => e.data.failures as number).sort((a, b) => a - b)).toEqual(Array.from({ length: max }, (_, i) => i + 1));
+    expect(entries.filter((e) => e.data.blocked)).toHaveLength(1);
+    expect((await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'mobileRecoveryFailed')).toHaveLength(max);
+    // blocked: a refused recovery is not finished with the right PIN either, and none starts (Migrate remains)
+    const late = thieves[refusals.indexOf(blocked[0]!)]!;
+    expect((await rejected(late.app.finish(late.view, 'r3cov'))).code).toBe('RECOVERY_BLOCKED');
+    expect((await rejected(phone().start(user.username, 'recover'))).code).toBe('RECOVERY_BLOCKED');
+    expect((await h.services.devices.get(mobile.deviceId)).state).toBe('active');
+    expect(await recoveryFailures(mobile.deviceId)).toBe(max);
+  });
+
+  it('K8: a right recovery PIN is no wrong guess: after mobileRecoveryMaxFailures − 1 wrong ones, one at a time, it recovers and only the wrong ones were counted', async () => {
+    const { mobile, provenRecovery, recoveryFailures, recoveryFailedEntries } = await cardAndMobileUser();
+    const max = h.services.config.policy.mobileRecoveryMaxFailures;
+    for (let failures = 1; failures < max; failures++) {
+      const { app, view } = await provenRecovery();
+      const wrong = await rejected(app.finish(view, `n0t${failures}`));
+      expect([wrong.status, wrong.code, wrong.body.error.attemptsLeft]).toEqual([401, 'ACTIVATION_PROOF_FAILED', 2]);
+      expect(wrong.message).toContain('The recovery PIN is not right');
+      expect(await recoveryFailures(mobile.deviceId)).toBe(failures);
+    }
+    // as before: each audited with the count it reached, none blocked yet
+    const entries = await recoveryFailedEntries();
+    expect(entries.map((e) => e.data.failures as number).sort((a, b) => a - b)).toEqual(Array.from({ length: max - 1 }, (_, i) => i + 1));
+    expect(entries.map((e) => e.data.blocked)).toEqual(Array(max - 1).fill(false));
+    const { app, view } = await provenRecovery();
+    const recovered = await app.finish(view, 'r3cov');
+    expect((await h.services.devices.get(mobile.deviceId)).state).toBe('revoked');
+    expect((await h.services.devices.get(recovered.deviceId)).state).toBe('active');
+    // the right PIN gave back the guess it took: the old authenticator counts the wrong ones only, the new one none
+    expect(await recoveryFailures(mobile.deviceId)).toBe(max - 1);
+    expect(await recoveryFailures(recovered.deviceId)).toBe(0);
+    expect(await recoveryFailedEntries()).toHaveLength(max - 1);
   });
 
   it('K14, A5: a one-time password from client services goes to the app, sealed to the phone; staff never see it', async () => {
