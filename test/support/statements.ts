@@ -44,9 +44,12 @@ function patchDrivers(): void {
   } as typeof pg.Client.prototype.query;
 }
 
+// patched as this module loads, before any connection is opened: the store binds each new connection's
+// `query` as it connects (store/database.ts), so a connection opened before the patch would go unrecorded
+patchDrivers();
+
 /** Runs `fn`, appending to `into` every statement sent meanwhile (by anything in this process). */
 export async function recordStatements<T>(into: Statement[], fn: () => Promise<T>): Promise<T> {
-  patchDrivers();
   recording = into;
   try {
     return await fn();
