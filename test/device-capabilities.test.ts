@@ -46,6 +46,14 @@ describe('device actions from capabilities (issue 12, D4, C3, C5, C6)', () => {
   });
 });
 
+describe('the physical kinds (H, K6, D6, K7)', () => {
+  it('H/K6/D6/K7: the kinds flagged physical — shared between usernames, and proving possession instead of an SMS token — are the DSC+, the Platinum / Gold tokens, the legacy DSC and the Security Code Card; never the authenticator, SMS, a security key or a temporary kind', () => {
+    const physical = deviceKind.all.filter((kind) => kind.physical === true).map((kind) => kind.type);
+    expect(physical.sort()).toEqual(['dsc', 'dscplus', 'scc', 'token_hotp', 'token_totp']);
+    expect(deviceKind.all.filter((kind) => kind.physical === true && kind.temporary)).toEqual([]);
+  });
+});
+
 describe('D3: one owner of device state, a table of moves per kind (issue 12)', () => {
   it('D3: a revoked device never comes back, a returned one neither; a temporary device is only ever revoked', () => {
     expect(allowedMove(DEVICE_TRANSITIONS, 'revoked', 'active')).toBe(false);

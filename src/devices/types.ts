@@ -241,6 +241,17 @@ export interface DeviceKind {
    * no withdrawals, and it ends when a permanent device is activated (D4).
    */
   temporary: boolean;
+  /**
+   * H, K6, D6, K7: a physical security device the user holds — a card or a
+   * token that shows codes (DSC+, Platinum / Gold, the legacy DSC, the
+   * Security Code Card). Only such a device is shared between usernames
+   * (H1): not the mobile authenticator (K6: users are added in the app), not
+   * SMS (a phone number), not a security key (D6: each username registers
+   * its own), not a temporary kind. It is also what proves possession
+   * instead of an SMS token when the mobile authenticator is activated,
+   * migrated or recovered (K7, K8).
+   */
+  physical?: boolean;
   /** W1: the limits while this kind is the user's strongest permanent device; temporary kinds have none. */
   withdrawalRow?: WithdrawalRow;
   /**

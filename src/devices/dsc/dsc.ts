@@ -25,6 +25,8 @@ export const legacyDsc: DeviceKind = {
   strength: 70,
   amr: ['hwk', 'otp'],
   temporary: false,
+  // H, K7: a card the user holds
+  physical: true,
   // W1: USD 1M a day, 1.5M in 5 business days
   withdrawalRow: { perDayUsd: 1_000_000, fiveBusinessDaysUsd: 1_500_000 },
   capabilities: { reactivate: true },

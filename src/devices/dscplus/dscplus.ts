@@ -40,6 +40,8 @@ export const dscPlus: DeviceKind = {
   strength: 100,
   amr: ['hwk', 'otp', 'pin'],
   temporary: false,
+  // H, K7: a card the user holds
+  physical: true,
   // W1: no limit
   withdrawalRow: { perDayUsd: null, fiveBusinessDaysUsd: null },
   capabilities: { reactivate: true, changePin: true, reportLost: true, returnable: true },

@@ -149,12 +149,6 @@ interface ActivationVerifier {
   proven?: { keys: string; at: number };
 }
 
-/**
- * K7: the physical devices that answer instead of an SMS token: the DSC+,
- * the legacy DSC, the Platinum and Gold tokens (D1) and the code card —
- * a password and a number on record never move their protection to a phone.
- */
-const PHYSICAL: readonly string[] = ['dscplus', 'dsc', 'token_hotp', 'token_totp', 'scc'];
 const LABEL_MAX = 64;
 
 /** What the enrolment needs; the composition root passes them (other kinds' parts as small interfaces). */
@@ -292,7 +286,8 @@ export class MobileEnrolment {
       const current = await this.activeMobile(user.id);
       if (input.purpose === 'activate' && current) throw new SlsError('MOBILE_ALREADY_ACTIVE');
       if (input.purpose !== 'activate' && !current) throw new SlsError('MOBILE_NOT_ACTIVE');
-      const physical = (await devices.activeForUser(user.id, null)).find((d) => PHYSICAL.includes(d.type));
+      // K7: an active physical device (the kind's `physical`) answers instead of an SMS token: a password and a number on record never move its protection to a phone
+      const physical = (await devices.activeForUser(user.id, null)).find((d) => this.deps.deviceKind(d.type).physical === true);
       const verifier: ActivationVerifier = { webauthnChallenge: newToken() };
       let state: ActivationState;
       let deviceId: string | null = null;

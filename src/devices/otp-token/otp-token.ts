@@ -151,6 +151,8 @@ const token = {
   strength: 100,
   amr: ['hwk', 'otp'],
   temporary: false,
+  // H, K7: a token the user holds
+  physical: true,
   // W1: Platinum / Gold: unlimited
   withdrawalRow: { perDayUsd: null, fiveBusinessDaysUsd: null },
   capabilities: { reactivate: true },
