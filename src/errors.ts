@@ -115,6 +115,8 @@ export const ERROR_STATUS = {
   SHARING_DIFFERENT_IDENTIFICATION: 409,
   SHARING_TEMPORARY_DEVICE: 409,
   SHARING_LESS_SECURE_DEVICE: 409,
+  // H, K6, D6: the owner has no active physical device (only an authenticator, SMS, a security key)
+  SHARING_NO_PHYSICAL_DEVICE: 409,
   SHARING_SELF: 400,
   SHARING_EXISTS: 409,
   SHARING_OWNER_SHARES: 409,

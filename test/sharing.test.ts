@@ -24,6 +24,7 @@ import {
   type Harness,
 } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
+import { BUILT_IN_DRIVERS, type Holder } from './support/kind-drivers.js';
 import { stepUpStaff } from './support/staff.js';
 
 const CODES = REQUESTER_SCC_CODES;
@@ -66,6 +67,28 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     expect(done.status, JSON.stringify(done.body)).toBe(200);
     const headers = bearer(done.body.session.token);
     await stepUp(h.app, headers, indexAnswer);
+    return headers;
+  }
+
+  /**
+   * A session of a user holding one device of any kind (the conformance
+   * suite's drivers), stepped up (V1) with it — the mobile authenticator
+   * answering offline (K4).
+   */
+  async function holderSession(holder: Holder): Promise<Record<string, string>> {
+    const start = await startLogin(h.app, holder.user.username);
+    expect(start.status, JSON.stringify(start.body)).toBe(200);
+    const done = await answer(h.app, start.body.id, await holder.right(await holder.answerable(start.body)));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    const headers = bearer(done.body.session.token);
+    const step = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, headers);
+    expect(step.status, JSON.stringify(step.body)).toBe(200);
+    const challenge =
+      step.body.challenge.type === 'push'
+        ? (await postJson(h.app, `/api/v1/step-up/${step.body.id}/offline`, {}, headers)).body.challenge
+        : step.body.challenge;
+    const verified = await postJson(h.app, `/api/v1/step-up/${step.body.id}`, { response: await holder.right(challenge) }, headers);
+    expect(verified.body.state, JSON.stringify(verified.body)).toBe('done');
     return headers;
   }
 
@@ -247,6 +270,69 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     const refused = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, headers);
     expect([refused.status, refused.body.error.code]).toEqual([409, 'SHARING_LESS_SECURE_DEVICE']);
     expect(refused.body.error.message).toContain('Less secure device');
+  });
+
+  it.each([
+    ['mobile', 'a mobile authenticator (K6: users are added in the app)'],
+    ['sms', 'an SMS number (a phone number, not a device)'],
+    ['security_key', 'a security key (D6: each username registers its own)'],
+  ])(
+    'H1c/K6/D6: an owner whose only active device is %s — %s — has no physical device to share: SHARING_NO_PHYSICAL_DEVICE, audited, no request opened',
+    async (type) => {
+      const holder = await BUILT_IN_DRIVERS[type]!.holder(h);
+      const owner = holder.user;
+      expect((await h.services.devices.listForUser(owner.id)).filter((d) => d.state === 'active').map((d) => d.type)).toEqual([type]);
+      const { requester } = await createSharingRequester(h.services, owner);
+      const headers = await sccSession(requester);
+      const refused = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, headers);
+      expect([refused.status, refused.body.error?.code], JSON.stringify(refused.body)).toEqual([409, 'SHARING_NO_PHYSICAL_DEVICE']);
+      expect(refused.body.error.message).toContain(owner.username);
+      expect(refused.body.error.message).toContain('mobile authenticator');
+      const audit = await h.services.audit.list({ userId: requester.id, limit: 50 });
+      expect(audit.find((e) => e.event === 'sharing.refused')?.data).toMatchObject({ owner: owner.username, code: 'SHARING_NO_PHYSICAL_DEVICE' });
+      expect(audit.some((e) => e.event === 'sharing.started')).toBe(false);
+      // no request, no challenge to the owner's device
+      const { db } = h.services.store;
+      expect(await db.selectFrom('device_sharings').select('id').where('requester_id', '=', requester.id).execute()).toEqual([]);
+      expect(await db.selectFrom('login_flows').select('id').where('user_id', '=', owner.id).where('kind', '=', 'sharing').execute()).toEqual([]);
+      expect((await get(h.app, '/api/v1/sharing', headers)).body.sharings).toEqual([]);
+    },
+  );
+
+  it('H1c/K6/D2: an owner with a Security Code Card and a mobile authenticator shares the card (the physical device), though the authenticator ranks higher', async () => {
+    const holder = await BUILT_IN_DRIVERS.mobile!.holder(h);
+    const owner = holder.user;
+    const ownerCodes = CODES.map((code) => String((Number(code) + 500) % 1000).padStart(3, '0'));
+    const scc = await h.services.onlineCards.importSecurityCodeCard(owner.id, `SCC-${owner.username}`, ownerCodes, 'test');
+    expect(
+      (await h.services.devices.listForUser(owner.id))
+        .filter((d) => d.state === 'active')
+        .map((d) => d.type)
+        .sort(),
+    ).toEqual(['mobile', 'scc']);
+    const { requester } = await createSharingRequester(h.services, owner);
+    const headers = await sccSession(requester);
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, headers);
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    expect(started.body).toMatchObject({ state: 'challenge', device: { id: scc.id, type: 'scc' }, challenge: { type: 'index' } });
+    const indexes = started.body.challenge.indexes as [number, number];
+    const proven = await postJson(
+      h.app,
+      `/api/v1/sharing/${started.body.id}/answer`,
+      { response: ownerCodes[indexes[0] - 1]! + ownerCodes[indexes[1] - 1]! },
+      headers,
+    );
+    expect(proven.status, JSON.stringify(proven.body)).toBe(200);
+    expect(proven.body).toMatchObject({ state: 'review', device: { id: scc.id, type: 'scc' } });
+  });
+
+  it('H1c/D2/K6: the requester side counts every permanent kind: a requester with a mobile authenticator cannot take an owner\'s Security Code Card ("Less secure device")', async () => {
+    const holder = await BUILT_IN_DRIVERS.mobile!.holder(h);
+    const requester = holder.user;
+    const owner = await h.services.users.create({ username: `scc${requester.username}`, password: PASSWORD, entityId: requester.entityId }, 'test');
+    await h.services.onlineCards.importSecurityCodeCard(owner.id, `SCC-${owner.username}`, CODES, 'test');
+    const refused = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, await holderSession(holder));
+    expect([refused.status, refused.body.error?.code], JSON.stringify(refused.body)).toEqual([409, 'SHARING_LESS_SECURE_DEVICE']);
   });
 
   it('H1: the prerequisites are checked in order: different identification comes before a temporary device and a less secure one', async () => {

@@ -1,5 +1,5 @@
 /**
- * Sharing one physical device between usernames (H1–H5, T4, D2, V1, N1).
+ * Sharing one physical device between usernames (H1–H5, T4, D2, K6, D6, V1, N1).
  *
  * The requesting user (not the owner), stepped up (V1), names the owner's
  * username and password; the prerequisites are checked in order (H1, H4):
@@ -8,14 +8,18 @@
  *       (A1)                                     → "Different identification information"
  *   (b) nobody holds a temporary device (a temporary passcode, an online
  *       card; T4)                                → SHARING_TEMPORARY_DEVICE
- *   (c) the device shared is the most secure among them (D2, by the kinds'
- *       `strength`)                              → "Less secure device"
+ *   (c) the device shared — the owner's strongest active *physical* device
+ *       (the kinds' `physical`: not the mobile authenticator, K6, nor SMS,
+ *       nor a security key, D6)                  → SHARING_NO_PHYSICAL_DEVICE
+ *       is the most secure among them (D2, by the kinds' `strength`, every
+ *       permanent kind counted on the requester's side)
+ *                                                → "Less secure device"
  *
- * Then the owner's device answers a challenge (or index numbers, or a code
- * by SMS) — a flow of kind `sharing` under the *owner's* lock (L3): a wrong
- * answer counts towards the owner's lock — the requester reviews and
- * confirms, and the request is approved at once or waits for compliance
- * staff (H3, `SLS_SHARING_APPROVAL`):
+ * Then the owner's device answers a challenge (or index numbers, or the
+ * code a token shows) — a flow of kind `sharing` under the *owner's* lock
+ * (L3): a wrong answer counts towards the owner's lock — the requester
+ * reviews and confirms, and the request is approved at once or waits for
+ * compliance staff (H3, `SLS_SHARING_APPROVAL`):
  *
  *   challenge ──proof──► review ──confirm──► active
  *                                    └─────► pending ──approve──► active
@@ -253,11 +257,19 @@ export class DeviceSharing {
     return this.deps.deviceKind(device.type).strength;
   }
 
-  /** The owner's device to share: their strongest active permanent device (D2), or null. */
-  private async ownerDevice(ownerId: string, db: Executor): Promise<Device | null> {
-    const candidates = (await this.deps.devices.listForUser(ownerId, db)).filter((d) => d.state === 'active' && !this.deps.deviceKind(d.type).temporary);
+  /**
+   * The owner's device to share: their strongest active permanent device
+   * that is physical (D2; H, K6, D6: the kind's `physical`, never the mobile
+   * authenticator, SMS or a security key); `none` when the owner has no
+   * active permanent device at all, `notPhysical` when they have only such
+   * other devices.
+   */
+  private async ownerDevice(ownerId: string, db: Executor): Promise<Device | 'none' | 'notPhysical'> {
+    const { deviceKind } = this.deps;
+    const permanent = (await this.deps.devices.listForUser(ownerId, db)).filter((d) => d.state === 'active' && !deviceKind(d.type).temporary);
+    const candidates = permanent.filter((d) => deviceKind(d.type).physical === true);
     candidates.sort((a, b) => this.strength(b) - this.strength(a) || (b.lastUsedAt ?? 0) - (a.lastUsedAt ?? 0));
-    return candidates[0] ?? null;
+    return candidates[0] ?? (permanent.length === 0 ? 'none' : 'notPhysical');
   }
 
   /**
@@ -282,9 +294,11 @@ export class DeviceSharing {
     // (b) T4: no temporary device (temporary passcode, online card) on either side
     const held = [...(await devices.listForUser(requester.id, db)), ...(await devices.listForUser(owner.id, db))];
     if (held.some((d) => deviceKind(d.type).temporary && (d.state === 'active' || d.state === 'requested'))) throw new SlsError('SHARING_TEMPORARY_DEVICE');
-    // (c) D2: the device shared is the most secure among them
+    // (c) D2: the device shared — the owner's physical one (H, K6, D6) — is the most secure among them
     const shared = await this.ownerDevice(owner.id, db);
-    if (!shared) throw new SlsError('NO_ACTIVE_DEVICE');
+    if (shared === 'none') throw new SlsError('NO_ACTIVE_DEVICE');
+    if (shared === 'notPhysical') throw new SlsError('SHARING_NO_PHYSICAL_DEVICE', { owner: owner.username });
+    // the requester's side counts every permanent kind (D2): an authenticator or a key outranks an SCC
     const requesterBest = held
       .filter((d) => d.userId === requester.id && !deviceKind(d.type).temporary && ['active', 'suspended', 'shipped'].includes(d.state))
       .reduce((best, d) => Math.max(best, this.strength(d)), Number.NEGATIVE_INFINITY);
@@ -342,7 +356,7 @@ export class DeviceSharing {
       this.prerequisites(requester, owner, store.db, await this.sameIdentity(requester, owner)),
     );
     const kind = this.deps.deviceKind(device.type);
-    // the owner's device answers a challenge (index numbers for a card, a code by SMS); a phone answers offline (K4)
+    // the owner's physical device answers a challenge (a challenge code, a token's code, index numbers for a card)
     const challenge = await kind.issueChallenge(await this.deps.devices.context(device));
     const now = clock.now();
     const flowId = newId('flw');

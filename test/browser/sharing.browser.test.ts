@@ -54,6 +54,8 @@ describe.skipIf(!chromiumAvailable)('device sharing in real Chromium', () => {
     await navigation(page, () => page.getByRole('link', { name: 'Share Device' }).click());
     expect(await facts(page)).toMatchObject({ path: '/sharing', h1: ['Share Device'], alert: null });
     expect(await page.locator('#sharing-none').innerText()).toBe('You do not share a Secure Login Device.');
+    // H, K6, D6: only a physical device is shared; the authenticator adds users in the app
+    expect(await page.locator('#sharing-physical-only').innerText()).toContain('Authenticate → Add user');
     await navigation(page, () => page.locator('#share-device').click());
     // V1: a step-up first, with the requester's own card; back to the form
     await stepUpOnPage(page, async (p) => cardAnswer(ownCard, await shownChallenge(p)));

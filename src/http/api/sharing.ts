@@ -84,8 +84,10 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           description:
             "As the requesting user (not the owner), after a step-up. The password counts towards the owner's lock (L3): 401 INVALID_CREDENTIALS, 423 LOCKED. " +
             'Prerequisites in order (H1, H4): 409 SHARING_DIFFERENT_IDENTIFICATION ("Different identification information"), ' +
-            '409 SHARING_TEMPORARY_DEVICE (a temporary passcode or online card, T4), 409 SHARING_LESS_SECURE_DEVICE ("Less secure device", D2); ' +
-            'also 400 SHARING_SELF, 409 SHARING_EXISTS, 409 SHARING_OWNER_SHARES, 403 NO_ACTIVE_DEVICE (the owner has none), 403 NOT_PRIMARY_USER.',
+            '409 SHARING_TEMPORARY_DEVICE (a temporary passcode or online card, T4), ' +
+            "409 SHARING_NO_PHYSICAL_DEVICE (the owner's active devices are only a mobile authenticator, an SMS number or a security key: only a physical device is shared, K6, D6), " +
+            '409 SHARING_LESS_SECURE_DEVICE ("Less secure device", D2); ' +
+            'also 400 SHARING_SELF, 409 SHARING_EXISTS, 409 SHARING_OWNER_SHARES, 403 NO_ACTIVE_DEVICE (the owner has no active device), 403 NOT_PRIMARY_USER.',
           security,
           body: z.object({ ownerUsername: z.string().min(1).max(64), ownerPassword: z.string().min(1).max(1024) }),
           response: { 201: SharingSchema, ...FLOW_ERRORS },
