@@ -14,13 +14,6 @@ import { legacyDsc } from './dsc/dsc.js';
 import { hotpToken, totpToken } from './otp-token/otp-token.js';
 import type { DeviceKind, DeviceKinds } from './types.js';
 
-/**
- * H, K7: the printed Security Code Card is a physical device (`physical`).
- * Its kind is made in code-card/code-card.ts by the factory it shares with
- * the (temporary, not physical) online card; the flag is set here.
- */
-const physicalSecurityCodeCard: DeviceKind = { ...securityCodeCard, physical: true };
-
 export const BUILT_IN_KINDS: readonly DeviceKind[] = [
   dscPlus,
   hotpToken,
@@ -28,7 +21,7 @@ export const BUILT_IN_KINDS: readonly DeviceKind[] = [
   securityKey,
   legacyDsc,
   mobileDevice,
-  physicalSecurityCodeCard,
+  securityCodeCard,
   smsDevice,
   onlineCard,
   temporaryPasscode,

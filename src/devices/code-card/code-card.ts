@@ -72,7 +72,7 @@ export function expectedAnswer(secret: CodeCardSecret, indexes: [number, number]
 }
 
 function codeCardKind(
-  kind: Pick<DeviceKind, 'type' | 'strength' | 'amr' | 'temporary' | 'capabilities' | 'withdrawalRow' | 'access' | 'selfActivation'>,
+  kind: Pick<DeviceKind, 'type' | 'strength' | 'amr' | 'temporary' | 'physical' | 'capabilities' | 'withdrawalRow' | 'access' | 'selfActivation'>,
 ): DeviceKind {
   return {
     ...kind,
@@ -102,6 +102,8 @@ export const securityCodeCard = codeCardKind({
   strength: 40,
   amr: ['otp'],
   temporary: false,
+  // H, K7: printed on paper, it is a physical device (the online card, printed by the user, is a temporary one)
+  physical: true,
   withdrawalRow: { perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 },
   capabilities: { reactivate: true },
 });
