@@ -14,7 +14,8 @@ declare module 'oidc-provider' {
       params?: Record<string, unknown>;
       client?: { clientId: string; sls_app?: string; [key: string]: unknown };
       session?: { uid: string; accountId?: string; acr?: string; grantIdFor(clientId: string): string | undefined };
-      result?: { consent?: { grantId?: string } };
+      /** The interaction's result on its resume; `slsSessionId`: the session of ours whose login finished it (http/oidc.ts). */
+      result?: { consent?: { grantId?: string }; slsSessionId?: string };
       acr?: string;
       provider: Provider;
       [key: string]: unknown;

@@ -116,13 +116,19 @@ export class ProviderHost {
     // first-party clients: no consent screen (the grant is made in loadExistingGrant)
     policy.remove('consent');
     const login = policy.get('login')!;
-    // the provider's session stands on ours: logged out, expired or another user here → our login again
+    // the provider's session stands on ours: logged out, expired, another user here, or another session of the same
+    // user (opened since with another device, or limited: T3, A5) → the interaction, which checks what this one proved
     login.checks.add(
       new Check('sls_session', 'the Secure Login session ended', async (ctx) => {
         const session = await slsSessionOf(ctx);
-        const accountId = ctx.oidc?.session?.accountId;
+        const providerSession = ctx.oidc?.session;
         const app = ctx.oidc?.client?.sls_app;
-        return session === null || session.userId !== accountId || session.app !== app ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+        if (session === null || providerSession?.uid === undefined || session.userId !== providerSession.accountId || session.app !== app) {
+          return Check.REQUEST_PROMPT;
+        }
+        // the resume of an interaction this session just finished (linked once the resume is done), or a later request on it
+        if (ctx.oidc?.result?.slsSessionId === session.id) return Check.NO_NEED_TO_PROMPT;
+        return (await services.oidc.standsOn(providerSession.uid, session.id)) ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
       }) as CheckType,
     );
     // RFC 8628 §5.4: a device's code is approved with a login of its own, even in a browser signed in already
@@ -333,10 +339,12 @@ export class ProviderHost {
         if (token && params?.logout) await sessions.end(token, null);
         return;
       }
-      // which of our sessions the provider's session stands on: when ours ends, its clients are told
-      if ((oidc?.route === 'resume' || oidc?.route === 'authorization' || oidc?.route === 'device_resume') && oidc.session?.accountId) {
+      // which of our sessions the provider's session stands on: the one whose login finished the interaction (never
+      // one merely present at an authorization request, which the interaction has not checked); when ours ends, its clients are told
+      if ((oidc?.route === 'resume' || oidc?.route === 'device_resume') && oidc.session?.accountId) {
         const session = await slsSessionOf(ctx);
-        if (session && session.userId === oidc.session.accountId) await services.oidc.link(oidc.session.uid, session);
+        if (session && session.userId === oidc.session.accountId && session.id === oidc.result?.slsSessionId)
+          await services.oidc.link(oidc.session.uid, session);
       }
     });
     return provider;
@@ -543,7 +551,10 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       await provider.interactionFinished(
         request.raw,
         reply.raw,
-        { login: { accountId: session.userId, ts: Math.floor(proof.authTime / 1000), acr: proof.acr, amr: proof.amr, remember: true } },
+        {
+          login: { accountId: session.userId, ts: Math.floor(proof.authTime / 1000), acr: proof.acr, amr: proof.amr, remember: true },
+          slsSessionId: session.id,
+        },
         { mergeWithLastSubmission: false },
       );
     });

@@ -187,6 +187,24 @@ export class OpenIdConnect {
     return ours !== undefined && ours.revoked_at === null && ours.expires_at > this.deps.clock.now();
   }
 
+  /**
+   * I1, L8, T3: whether the provider session stands on this very session of
+   * ours (the newest linked to it, by the login that finished its last
+   * interaction). A later session of the same user in the same browser is
+   * not it: it may have been opened with a weaker device (its acr and amr
+   * are not the provider session's) or be limited (T3, A5), so it goes
+   * through the interaction, where what it proved and may do are checked.
+   */
+  async standsOn(oidcSessionUid: string, slsSessionId: string): Promise<boolean> {
+    const newest = await this.deps.store.db
+      .selectFrom('oidc_session_links')
+      .select('sls_session_id')
+      .where('oidc_session_uid', '=', oidcSessionUid)
+      .orderBy('created_at', 'desc')
+      .executeTakeFirst();
+    return newest?.sls_session_id === slsSessionId;
+  }
+
   /** A provider session stands on our session: when ours ends, its clients are told. */
   async link(oidcSessionUid: string, session: Session): Promise<void> {
     await this.deps.store.db

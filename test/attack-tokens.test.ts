@@ -1,0 +1,151 @@
+/**
+ * Attacks on what ends in a token, a changed setting or money moving: the
+ * OpenID Provider's tokens (I1), the integrators' API keys (I3), the
+ * withdrawal limits (W1-W3) and opting out (O1-O3), by someone who holds
+ * less than they should. Each test names the rule it proves, and failed
+ * before its fix (or guards a path no other test walks).
+ */
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DAY, MINUTE } from '../src/clock.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, startLogin, type Json } from './support/api.js';
+import { freePort } from './support/delivery.js';
+import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
+import { Browser } from './support/oidc.js';
+
+describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) => {
+  let h: Harness;
+  let issuer: string;
+  let agentId: string;
+  let portalClient: oidc.Configuration;
+  /** Never fetched: the client's redirect URI, where a code would arrive. */
+  const redirectUri = 'http://127.0.0.1:9/cb';
+
+  beforeAll(async () => {
+    const port = await freePort();
+    issuer = `http://127.0.0.1:${port}`;
+    h = await startHarness(database, { publicUrl: issuer });
+    h.clock.set(Date.now());
+    await h.app.listen({ port, host: '127.0.0.1' });
+    agentId = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user.id;
+    const created = await h.services.oidc.clients.create({ name: 'Attack portal', app: 'portal', redirectUris: [redirectUri] }, 'test');
+    portalClient = await oidc.discovery(new URL(issuer), created.client.clientId, undefined, oidc.ClientSecretBasic(created.secret!), {
+      execute: [oidc.allowInsecureRequests],
+    });
+  });
+  // the provider reads the system clock: each test starts with ours on it
+  beforeEach(() => h.clock.set(Date.now()));
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  /** A login through the JSON API, answered with `respond`; its session put in the browser as the login page would. */
+  async function signIn(browser: Browser, username: string, respond: (flow: Json) => Promise<string> | string, app: 'portal' | 'trading' = 'portal') {
+    const start = await startLogin(h.app, username, PASSWORD, app);
+    expect(start.status, JSON.stringify(start.body)).toBe(200);
+    const done = await answer(h.app, start.body.id as string, await respond(start.body));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    const token = done.body.session.token as string;
+    browser.jar.set('sls_session', token);
+    return token;
+  }
+
+  interface Walked {
+    /** The URL that reached the client, if one did. */
+    callback: URL | null;
+    /** The last page otherwise. */
+    last: { url: string; status: number; html: string };
+    seen: string[];
+    started: { verifier: string; state: string };
+  }
+
+  /** An authorization request of the portal client, its redirects followed in the browser; nothing is typed on the way. */
+  async function authorize(browser: Browser, params: Record<string, string> = {}): Promise<Walked> {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    let url = oidc.buildAuthorizationUrl(portalClient, {
+      redirect_uri: redirectUri,
+      scope: 'openid profile',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      ...params,
+    }).href;
+    const seen: string[] = [];
+    for (let hop = 0; hop < 10; hop++) {
+      seen.push(new URL(url).pathname);
+      if (url.startsWith(redirectUri)) return { callback: new URL(url), last: { url, status: 0, html: '' }, seen, started: { verifier, state } };
+      const page = await browser.request(url);
+      if (!page.location) return { callback: null, last: { url, status: page.status, html: page.html }, seen, started: { verifier, state } };
+      url = page.location;
+    }
+    throw new Error('too many redirects');
+  }
+
+  async function exchange(walked: Walked) {
+    expect(walked.callback?.searchParams.get('code'), walked.last.html.slice(0, 300)).toBeTruthy();
+    return oidc.authorizationCodeGrant(portalClient, walked.callback!, { pkceCodeVerifier: walked.started.verifier, expectedState: walked.started.state });
+  }
+
+  async function auditData(userId: string, event: string): Promise<Record<string, unknown>[]> {
+    const rows = await h.services.store.db.selectFrom('audit_log').select('data').where('event', '=', event).where('user_id', '=', userId).execute();
+    return rows.map((row) => JSON.parse(row.data as string) as Record<string, unknown>);
+  }
+
+  describe('I1: the provider session stands on the very session of ours that logged in, not on any later one of the same user', () => {
+    it('I1, T3: a temporary-passcode session limited to the online card (after day 2) gets no code through the provider session an earlier full-access one opened', async () => {
+      const { user } = await createUserWithCard(h.services);
+      // the passcode was issued 2 days less 10 minutes ago: full access for 10 more minutes (T3)
+      h.clock.set(Date.now() - 2 * DAY + 10 * MINUTE);
+      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+      const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+      h.clock.set(Date.now());
+      const browser = new Browser(issuer);
+      await signIn(browser, user.username, () => passcode);
+      const first = await authorize(browser);
+      expect(first.callback?.searchParams.get('code')).toBeTruthy();
+      // one interaction: the session in the browser is checked once, and the resume it finished goes on to the client
+      expect(first.seen.filter((path) => path.startsWith('/oidc/interaction/'))).toHaveLength(1);
+
+      // day 2 passes: the full-access session ends (not revoked: it expires), the next login opens only the online card
+      h.clock.advance(15 * MINUTE);
+      await signIn(browser, user.username, () => passcode);
+      expect((await h.services.sessions.authenticate(browser.jar.get('sls_session')!))!.scope).toBe('online_card_only');
+      const second = await authorize(browser);
+      expect(second.callback, 'no code reaches the client').toBeNull();
+      expect(second.last.status).toBe(403);
+      expect(second.last.html).toContain('you can only print and activate your online security card');
+      const refused = await auditData(user.id, 'session.refused');
+      expect(refused.map((d) => `${d.need} ${d.code}`)).toContain('application SCOPE_ONLINE_CARD_ONLY');
+    });
+
+    it('I1: acr and amr say how the session in the browser logged in (SMS), not how an earlier one that ended did (DSC+)', async () => {
+      const sms = await BUILT_IN_DRIVERS.sms!.holder(h);
+      const { card } = await h.services.devices.addDscPlus({ userId: sms.user.id, pin: '1234' }, 'test');
+      const dscPlus = (await h.services.devices.listForUser(sms.user.id)).find((d) => d.type === 'dscplus')!;
+      const browser = new Browser(issuer);
+      // a login with the card: the application is told `strong`
+      await signIn(browser, sms.user.username, async (flow) => {
+        const switched = await h.services.login.switchDevice(flow.id as string, dscPlus.id, { ip: null, userAgent: null });
+        return cardAnswer(card, (switched.challenge as unknown as Json).question as string);
+      });
+      const strong = await exchange(await authorize(browser));
+      expect(strong.claims()!.acr).toBe('urn:sls:acr:strong');
+
+      // that session idles out (L8: 30 minutes); the next login in this browser is with the SMS code
+      h.clock.advance(31 * MINUTE);
+      await signIn(browser, sms.user.username, async (flow) => {
+        const challenge =
+          (flow.challenge as Json).type === 'sms'
+            ? flow
+            : ((await h.services.login.switchDevice(flow.id as string, sms.deviceId, { ip: null, userAgent: null })) as unknown as Json);
+        return sms.right((await sms.answerable(challenge)) as Json);
+      });
+      const tokens = await exchange(await authorize(browser));
+      expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:device' });
+      expect(tokens.claims()!.amr).toContain('sms');
+      expect(tokens.claims()!.amr).not.toContain('hwk');
+    });
+  });
+});
