@@ -148,4 +148,44 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       expect(tokens.claims()!.amr).not.toContain('hwk');
     });
   });
+
+  describe('O2: opting back in leaves no session that the password alone opened', () => {
+    it('O2, L8: a trading login with the password alone racing the opt-in (opted out when it began, back in before its session was made) opens no session: the device is asked for', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      await h.services.optOuts.optOut(user.id, { acknowledged: true, confirmation: user.username }, { actor: 'cli' });
+      const optOuts = h.services.optOuts;
+      const original = optOuts.isOptedOut;
+      let raced = false;
+      // the user opts back in just after the login read that they were out, before its session is made
+      optOuts.isOptedOut = async (userId, db) => {
+        const out = await original.call(optOuts, userId, db);
+        if (out && !raced && userId === user.id) {
+          raced = true;
+          await optOuts.optIn(user.id, { actor: `user:${user.id}` });
+        }
+        return out;
+      };
+      let start: Awaited<ReturnType<typeof startLogin>>;
+      try {
+        start = await startLogin(h.app, user.username, PASSWORD, 'trading');
+      } finally {
+        optOuts.isOptedOut = original;
+      }
+      expect(raced).toBe(true);
+      expect(start.status, JSON.stringify(start.body)).toBe(200);
+      expect(start.body.session, 'no session opened by the password alone').toBeUndefined();
+      expect(start.body.state).toBe('second_factor');
+      const live = await h.services.store.db
+        .selectFrom('sessions')
+        .select('id')
+        .where('user_id', '=', user.id)
+        .where('device_id', 'is', null)
+        .where('revoked_at', 'is', null)
+        .execute();
+      expect(live).toEqual([]);
+      // the device then opens the trading session as for anyone opted in
+      const done = await answer(h.app, start.body.id as string, cardAnswer(card, start.body.challenge.question as string));
+      expect(done.status, JSON.stringify(done.body)).toBe(200);
+    });
+  });
 });

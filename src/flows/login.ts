@@ -138,6 +138,9 @@ export interface LoginDeps {
   optedOut?: OptedOutUsers;
 }
 
+/** O2: the user opted back in while their password-only login was being opened (rolls its transaction back). */
+const OPTED_BACK_IN = new Error('opted back in');
+
 export class LoginFlows {
   constructor(private readonly deps: LoginDeps) {}
 
@@ -221,8 +224,11 @@ export class LoginFlows {
   async start(input: StartInput): Promise<StartedFlow> {
     const { lockout } = this.deps;
     const { user, attempt } = await this.deps.firstFactor.check({ ...input, purpose: input.app });
-    // O1: a user who opted out logs in to trading with the password alone
-    if (input.app === 'trading' && (await this.optedOut(user.id, attempt))) return this.passwordOnly(input, user, attempt);
+    // O1: a user who opted out logs in to trading with the password alone (O2: unless they opted back in meanwhile)
+    if (input.app === 'trading' && (await this.optedOut(user.id, attempt))) {
+      const opened = await this.passwordOnly(input, user, attempt);
+      if (opened) return opened;
+    }
     let row: FlowRow;
     let active: Device[];
     let challenge: Challenge;
@@ -272,9 +278,13 @@ export class LoginFlows {
    * the same flow limits (L4), with its session in the same transaction:
    * the session records that no second factor was used (no device), the
    * password's attempt is no failure and the lock's count starts again (L3),
-   * audited as every login (`secondFactor: none`).
+   * audited as every login (`secondFactor: none`). O2, L8: whether the user
+   * is still opted out is read again under the audit log's lock, which
+   * opting back in holds while it ends the sessions the password alone
+   * opened: a login that raced it opens nothing (null), and the device is
+   * asked for as usual.
    */
-  private async passwordOnly(input: StartInput, user: User, attempt: Attempt): Promise<StartedFlow & { session: IssuedSession }> {
+  private async passwordOnly(input: StartInput, user: User, attempt: Attempt): Promise<(StartedFlow & { session: IssuedSession }) | null> {
     const { clock, store, sessions, lockout, audit, users } = this.deps;
     const now = clock.now();
     const claimToken = newToken();
@@ -305,6 +315,7 @@ export class LoginFlows {
       await this.deps.flowLimits.insert(row, async (trx) => {
         await lockout.release(attempt, trx);
         await store.lockWithin(trx, 'audit_log');
+        if (!(await this.deps.optedOut?.isOptedOut(user.id, trx))) throw OPTED_BACK_IN;
         session = await sessions.create(
           {
             id: sessionId,
@@ -333,6 +344,7 @@ export class LoginFlows {
       });
     } catch (error) {
       await lockout.release(attempt);
+      if (error === OPTED_BACK_IN) return null;
       throw error;
     }
     return { ...this.view(row, []), claimToken, session: session! };
