@@ -12,6 +12,7 @@ import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type
 import { answer, startLogin, type Json } from './support/api.js';
 import { freePort } from './support/delivery.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
+import { newMobile } from './support/phone.js';
 import { Browser } from './support/oidc.js';
 
 describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) => {
@@ -186,6 +187,37 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       // the device then opens the trading session as for anyone opted in
       const done = await answer(h.app, start.body.id as string, cardAnswer(card, start.body.challenge.question as string));
       expect(done.status, JSON.stringify(done.body)).toBe(200);
+    });
+  });
+
+  describe('N1: the number security notices go to does not change in silence', () => {
+    const meta = { ip: null, language: 'en' as const };
+
+    /** A number added and verified (M1) with the confirm code from the outbox. */
+    async function verifiedNumber(userId: string) {
+      const phone = await h.services.phones.add(userId, newMobile(), `user:${userId}`, null);
+      await h.services.phones.sendConfirmCode(userId, phone.id, meta);
+      const [message] = (await h.services.notifier.list({ userId })).filter((n) => n.template === 'confirmCode' && n.recipient === phone.e164);
+      await h.services.phones.confirm(userId, phone.id, /\b(\d{6})\b/.exec(message!.body)![1]!, meta);
+      return phone;
+    }
+
+    it('N1, X7: a new number verified, and a number removed, are told by SMS to the number the notices went to until then (not only to the new one)', async () => {
+      const { user } = await createUserWithCard(h.services);
+      const own = await verifiedNumber(user.id);
+      const toOwn = async (template: string) =>
+        (await h.services.notifier.list({ userId: user.id })).filter((n) => n.recipient === own.e164 && n.template === template);
+      expect(await toOwn('phoneVerified')).toHaveLength(1);
+      // someone who got past a step-up puts their number on record: every later SMS notice goes to the newest number
+      await verifiedNumber(user.id);
+      const told = await toOwn('phoneVerified');
+      expect(told, 'the number the notices went to is told').toHaveLength(2);
+      // … and removes the user's own number: the notice of it reaches that number too, before it is gone
+      await h.services.phones.remove(user.id, own.id, `user:${user.id}`, null);
+      expect(await toOwn('phoneRemoved'), 'the number removed is told').toHaveLength(1);
+      expect((await h.services.audit.list({ userId: user.id, limit: 100 })).map((e) => e.event)).toEqual(
+        expect.arrayContaining(['phone.verified', 'phone.removed']),
+      );
     });
   });
 });

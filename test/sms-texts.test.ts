@@ -34,6 +34,8 @@ const NOTICES: NoticeTemplate[] = [
   'noticeLanguageChanged',
   'optedOut',
   'optedIn',
+  'phoneVerified',
+  'phoneRemoved',
 ];
 const CODES: CodeTemplate[] = ['loginCode', 'confirmCode', 'activationToken'];
 

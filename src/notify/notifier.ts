@@ -57,7 +57,10 @@ export type NoticeTemplate =
   | 'sharingCancelled'
   | 'noticeLanguageChanged'
   | 'optedOut'
-  | 'optedIn';
+  | 'optedIn'
+  // N1, X7: a mobile number verified or removed, told to the number the notices went to until then
+  | 'phoneVerified'
+  | 'phoneRemoved';
 
 /** Messages that carry a code: `notifications.<name>.sms` and `.voice` texts with a {{code}}. */
 export type CodeTemplate = 'loginCode' | 'confirmCode' | 'activationToken';
@@ -141,6 +144,12 @@ export interface NotifyOptions {
   dedupeKey?: string;
   /** The caller's transaction, to store the notice with the change it tells of. */
   db?: Executor;
+  /**
+   * N1: also by SMS to this number, which the notice is about and the usual
+   * reach (the newest verified number) may no longer name: the number the
+   * notices went to before another was verified, or a number removed.
+   */
+  alsoSms?: string;
 }
 
 export interface NotifierOptions {
@@ -388,8 +397,9 @@ export class Notifier {
    * Returns the stored messages (pending).
    */
   async notify(user: Recipient, template: NoticeTemplate, params: MessageParams = {}, options: string | NotifyOptions = {}): Promise<Notification[]> {
-    const { dedupeKey, db = this.store.db } = typeof options === 'string' ? { dedupeKey: options } : options;
+    const { dedupeKey, db = this.store.db, alsoSms } = typeof options === 'string' ? { dedupeKey: options, alsoSms: undefined } : options;
     const { addresses, language, timeZone } = await this.reach(db, user);
+    if (alsoSms && !addresses.some(([channel, recipient]) => channel === 'sms' && recipient === alsoSms)) addresses.push(['sms', alsoSms]);
     const stored: Notification[] = [];
     for (const [channel, recipient] of addresses) {
       const spec: MessageSpec = {

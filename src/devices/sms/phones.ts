@@ -194,7 +194,16 @@ export class Phones {
       await audit.record({ event: 'phone.confirm_failed', userId, ip: meta.ip, data: { phoneId, attemptsLeft } });
       throw attemptsLeft > 0 ? new SlsError('CODE_INVALID', { attemptsLeft }) : new SlsError('CODE_EXPIRED');
     }
+    const user = await this.deps.users.get(userId);
     const verified = await store.serialized('audit_log', async (trx) => {
+      // N1: the number the notices went to until now is told that another now takes them (an attacker's, perhaps)
+      const before = await trx
+        .selectFrom('phones')
+        .select('e164')
+        .where('user_id', '=', userId)
+        .where('verified_at', 'is not', null)
+        .orderBy('verified_at', 'desc')
+        .executeTakeFirst();
       const updated = await trx
         .updateTable('phones')
         .set({ verified_at: now, confirm_digest: null, confirm_expires_at: null })
@@ -204,6 +213,12 @@ export class Phones {
         .executeTakeFirst();
       if (Number(updated.numUpdatedRows) !== 1) return false;
       await audit.append(trx, [{ event: 'phone.verified', userId, ip: meta.ip, data: { phoneId, number: maskPhone(row.e164) } }]);
+      await this.deps.notifier.notify(
+        user,
+        'phoneVerified',
+        { username: user.username, number: maskPhone(row.e164) },
+        { db: trx, ...(before ? { alsoSms: before.e164 } : {}) },
+      );
       return true;
     });
     if (!verified) throw new SlsError('CODE_EXPIRED');
@@ -229,6 +244,7 @@ export class Phones {
     const backed = await this.smsDevicesOf(userId, phoneId);
     const others = (await devices.activeForUser(userId, null)).filter((d) => !backed.some((b) => b.id === d.id) && !devices.kind(d.type).temporary);
     if (backed.some((d) => d.state === 'active') && others.length === 0) throw new SlsError('PHONE_IN_USE');
+    const user = await this.deps.users.get(userId);
     await store.serialized('audit_log', async (trx) => {
       const revoked: string[] = [];
       for (const device of backed) {
@@ -238,6 +254,13 @@ export class Phones {
       await this.deps.sessions.endOpenedWith(trx, revoked, 'device_revoked', actor, options.exceptSessionId);
       await trx.deleteFrom('phones').where('id', '=', phoneId).execute();
       await audit.append(trx, [{ event: 'phone.removed', actor, userId, ip, data: { phoneId, number: maskPhone(row.e164) } }]);
+      // N1: told to the usual reach, and to the number removed when it was verified (it may have been the one the notices went to)
+      await this.deps.notifier.notify(
+        user,
+        'phoneRemoved',
+        { username: user.username, number: maskPhone(row.e164) },
+        { db: trx, ...(row.verified_at !== null ? { alsoSms: row.e164 } : {}) },
+      );
     });
   }
 
