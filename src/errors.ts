@@ -49,6 +49,8 @@ export const ERROR_STATUS = {
   TOO_MANY_REQUESTS: 429,
   TOO_MANY_FLOWS: 429,
   STEP_UP_REQUIRED: 403,
+  // T3, X7: a security key added, or the second factor given up, after a step-up with a temporary passcode or online card
+  PERMANENT_DEVICE_REQUIRED: 403,
   PASSWORD_CHANGE_REQUIRED: 403,
   PORTAL_SESSION_REQUIRED: 403,
   STAFF_TARGET_FORBIDDEN: 403,

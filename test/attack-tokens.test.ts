@@ -9,7 +9,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DAY, MINUTE } from '../src/clock.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, startLogin, type Json } from './support/api.js';
+import { answer, bearer, get, postJson, startLogin, stepUp, type Json } from './support/api.js';
 import { freePort } from './support/delivery.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
 import { newMobile } from './support/phone.js';
@@ -218,6 +218,47 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       expect((await h.services.audit.list({ userId: user.id, limit: 100 })).map((e) => e.event)).toEqual(
         expect.arrayContaining(['phone.verified', 'phone.removed']),
       );
+    });
+  });
+
+  describe('T3, W1, X7: temporary access does not make itself permanent', () => {
+    /** A user whose card is away (suspended): client services issue a temporary passcode (T1); a portal session opened with it, stepped up with it. */
+    async function temporarySession() {
+      const { user } = await createUserWithCard(h.services);
+      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+      const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, {
+        verificationId: verification.id,
+        deviceStatus: 'suspended',
+      });
+      const start = await startLogin(h.app, user.username);
+      const done = await answer(h.app, start.body.id as string, passcode);
+      expect(done.status, JSON.stringify(done.body)).toBe(200);
+      const headers = bearer(done.body.session.token as string);
+      await stepUp(h.app, headers, () => passcode);
+      return { user, headers };
+    }
+
+    it('T3, D6, W1: a step-up with a temporary passcode registers no security key (a permanent, strong device): refused, audited, and the limits stay those of no device', async () => {
+      const { user, headers } = await temporarySession();
+      const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, headers);
+      expect(started.status, JSON.stringify(started.body)).toBe(403);
+      expect(started.body.error.code).toBe('PERMANENT_DEVICE_REQUIRED');
+      expect((await get(h.app, '/api/v1/security-keys', headers)).body.keys).toEqual([]);
+      const limits = await get(h.app, '/api/v1/withdrawal-limits', headers);
+      expect(limits.body).toMatchObject({ device: null, perDayUsd: 50_000 });
+      const refused = await auditData(user.id, 'session.refused');
+      expect(refused.map((d) => `${d.need} ${d.code}`)).toContain('security PERMANENT_DEVICE_REQUIRED');
+    });
+
+    it('T3, O1, X7: a step-up with a temporary passcode does not opt the user out (trading with the password alone would outlive the passcode): refused, audited', async () => {
+      const { user, headers } = await temporarySession();
+      const refused = await postJson(h.app, '/api/v1/secure-login/opt-out', { acknowledgeRisks: true, confirmation: user.username }, headers);
+      expect(refused.status, JSON.stringify(refused.body)).toBe(403);
+      expect(refused.body.error.code).toBe('PERMANENT_DEVICE_REQUIRED');
+      expect(await h.services.optOuts.isOptedOut(user.id)).toBe(false);
+      expect((await auditData(user.id, 'session.refused')).map((d) => `${d.need} ${d.code}`)).toContain('security PERMANENT_DEVICE_REQUIRED');
+      // opting back in restores protection: never refused (O2)
+      expect((await postJson(h.app, '/api/v1/secure-login/opt-in', {}, headers)).status).toBe(200);
     });
   });
 });

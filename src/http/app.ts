@@ -44,6 +44,7 @@ import { registerThrottle } from './throttle-hook.js';
 import { registerMetricsRoute, registerRequestContext, requestIdGenerator } from './observability.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 import { oidcFormActionHook, oidcRoutes, ProviderHost } from './oidc.js';
+import { acrRank } from '../oidc/claims.js';
 import { oidcClientPages } from './web/oidc-client-pages.js';
 import { registerSecurityHeaders } from './security-headers.js';
 
@@ -190,6 +191,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     clock: services.clock,
     policy: config.policy,
     rights: services.securityRights,
+    // T3, X7: the last proof's level, as the OpenID Provider tells it (claims.ts): a device, or a strong one
+    permanentProof: async (session) => acrRank((await services.oidc.proof(session)).acr) >= acrRank('urn:sls:acr:device'),
   });
   registerErrorHandling(app, (request, reply) =>
     request.url.startsWith('/api/') ? sendError(request, reply, new SlsError('NOT_FOUND')) : pages.renderError(request, reply, new SlsError('NOT_FOUND')),

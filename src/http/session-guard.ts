@@ -20,6 +20,12 @@ export interface SessionGuardDeps {
   policy: Pick<PolicyConfig, 'stepUpFreshMs'>;
   /** A2, O3: who may change the security settings of an account. */
   rights: SecuritySettingsRights;
+  /**
+   * T3, X7: whether the session's last proof (its latest step-up, else its
+   * login) was a permanent device, not a temporary passcode or online card
+   * (nor the password alone). Absent: every proof counts.
+   */
+  permanentProof?: (session: Session) => Promise<boolean>;
 }
 
 export class SessionGuard {
@@ -60,6 +66,38 @@ export class SessionGuard {
     const refused = await this.refusal(request, session, need);
     if (refused) throw refused;
     return { session, token };
+  }
+
+  /** T3, X7: whether the session's last proof was a permanent device (requirePermanentProof, without refusing). */
+  async hasPermanentProof(session: Session): Promise<boolean> {
+    return this.deps.permanentProof ? this.deps.permanentProof(session) : true;
+  }
+
+  /**
+   * T3, W1, X7: temporary access never makes itself permanent. A new
+   * permanent second factor (a security key) and opting out of the second
+   * factor need the session's last proof to be a permanent device; a step-up
+   * with a temporary passcode or online card is not enough (their access
+   * ends, what they would bind would not). 403 PERMANENT_DEVICE_REQUIRED,
+   * audited as every refusal of a session.
+   */
+  async requirePermanentProof(request: FastifyRequest, session: Session): Promise<void> {
+    if (await this.hasPermanentProof(session)) return;
+    await this.deps.audit.record({
+      event: 'session.refused',
+      actor: `user:${session.userId}`,
+      userId: session.userId,
+      ip: request.ip ?? null,
+      data: {
+        sessionId: session.id,
+        need: 'security',
+        code: 'PERMANENT_DEVICE_REQUIRED',
+        check: 'permanent-proof',
+        method: request.method,
+        path: request.url.split('?')[0],
+      },
+    });
+    throw new SlsError('PERMANENT_DEVICE_REQUIRED');
   }
 
   /**

@@ -111,6 +111,7 @@ export function optOutApi(services: Services, guard: SessionGuard): FastifyPlugi
       },
       async (request) => {
         const { session } = await guard.require(request, 'security');
+        await guard.requirePermanentProof(request, session);
         const { changed } = await services.optOuts.optOut(
           session.userId,
           { acknowledged: request.body.acknowledgeRisks, confirmation: request.body.confirmation },

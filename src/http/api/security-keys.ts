@@ -74,6 +74,7 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
       },
       async (request) => {
         const { session } = await guard.require(request, 'security');
+        await guard.requirePermanentProof(request, session);
         return securityKeys.start(session);
       },
     );
@@ -100,6 +101,7 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
       },
       async (request, reply) => {
         const { session } = await guard.require(request, 'security');
+        await guard.requirePermanentProof(request, session);
         const device = await securityKeys.finish(session, request.body);
         return reply.code(201).send(securityKeyView(device));
       },

@@ -65,10 +65,11 @@ export function optOutPages(services: Services, pages: PageRenderer, guard: Sess
       try {
         let changed: boolean;
         if (choice === 'always') changed = (await services.optOuts.optIn(session.userId, context)).changed;
-        else if (choice === 'opt_out')
+        else if (choice === 'opt_out') {
+          await guard.requirePermanentProof(request, session);
           changed = (await services.optOuts.optOut(session.userId, { acknowledged: field(request.body, 'acknowledge') === 'yes', confirmation }, context))
             .changed;
-        else throw new SlsError('VALIDATION_ERROR', { reason: 'secure_login_choice' });
+        } else throw new SlsError('VALIDATION_ERROR', { reason: 'secure_login_choice' });
         const result = !changed ? 'unchanged' : choice === 'always' ? 'opted_in' : 'opted_out';
         return reply.redirect(`${CONFIRMATION}?result=${result}`, 303);
       } catch (error) {

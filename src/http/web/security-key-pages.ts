@@ -25,11 +25,13 @@ export function securityKeyPages(services: Services, pages: PageRenderer, guard:
       const query = request.query as Record<string, unknown>;
       const failure = error === undefined ? null : pages.pageError(request, error);
       const keys = (await securityKeys.list(session.userId)).map(securityKeyView);
-      // at the limit of keys, no registration is offered (the error says so when one is tried)
-      const registration = await securityKeys.start(session).catch((e: unknown) => {
-        if (e instanceof SlsError && e.code === 'SECURITY_KEY_LIMIT') return null;
-        throw e;
-      });
+      // at the limit of keys, or after a step-up with temporary access (T3, X7), no registration is offered (the error says so when one is tried)
+      const registration = !(await guard.hasPermanentProof(session))
+        ? null
+        : await securityKeys.start(session).catch((e: unknown) => {
+            if (e instanceof SlsError && e.code === 'SECURITY_KEY_LIMIT') return null;
+            throw e;
+          });
       return pages.render(
         request,
         reply,
@@ -58,6 +60,7 @@ export function securityKeyPages(services: Services, pages: PageRenderer, guard:
 
     app.post(PATH, { preHandler: app.csrfProtection }, (request, reply) =>
       change(request, reply, async (session) => {
+        await guard.requirePermanentProof(request, session);
         let credential: unknown;
         try {
           credential = JSON.parse(field(request.body, 'credential'));
