@@ -250,6 +250,16 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       expect(refused.map((d) => `${d.need} ${d.code}`)).toContain('security PERMANENT_DEVICE_REQUIRED');
     });
 
+    it('T3, M2, X7: a step-up with a temporary passcode puts no number on record: a number added then (verified, or waiting for its first code) would enrol the user in SMS, a permanent device', async () => {
+      const { user, headers } = await temporarySession();
+      const added = await postJson(h.app, '/api/v1/phones', newMobile(), headers);
+      expect(added.status, JSON.stringify(added.body)).toBe(403);
+      expect(added.body.error.code).toBe('PERMANENT_DEVICE_REQUIRED');
+      expect(await h.services.phones.list(user.id)).toEqual([]);
+      expect((await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'sms')).toEqual([]);
+      expect((await auditData(user.id, 'session.refused')).map((d) => `${d.need} ${d.code}`)).toContain('security PERMANENT_DEVICE_REQUIRED');
+    });
+
     it('T3, O1, X7: a step-up with a temporary passcode does not opt the user out (trading with the password alone would outlive the passcode): refused, audited', async () => {
       const { user, headers } = await temporarySession();
       const refused = await postJson(h.app, '/api/v1/secure-login/opt-out', { acknowledgeRisks: true, confirmation: user.username }, headers);

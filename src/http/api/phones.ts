@@ -71,7 +71,9 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
           operationId: 'addPhone',
           tags: ['mobile'],
           summary: 'Add a mobile number (M6): the country, and the digits without trunk prefix or country code',
-          description: 'Stored in E.164, not yet verified. Errors: 400 PHONE_INVALID (with a reason), 409 PHONE_EXISTS, 409 PHONE_LIMIT.',
+          description:
+            'Stored in E.164, not yet verified. Errors: 400 PHONE_INVALID (with a reason), 409 PHONE_EXISTS, 409 PHONE_LIMIT; ' +
+            '403 PERMANENT_DEVICE_REQUIRED after a step-up with a temporary passcode or online card (a number on record may enrol the user in SMS, M2).',
           security,
           body: z.object({
             country: z.string().max(8).describe('ISO 3166-1 alpha-2, e.g. FR'),
@@ -82,6 +84,8 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
       },
       async (request, reply) => {
         const { session, meta } = await changer(request);
+        // T3, M2, X7: a number on record enrols a user without a permanent device (verified, or by its first login code)
+        await guard.requirePermanentProof(request, session);
         const phone = await services.phones.add(session.userId, request.body, `user:${session.userId}`, meta.ip);
         return reply.status(201).send(phoneView(phone));
       },
@@ -127,6 +131,7 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
       },
       async (request) => {
         const { session, meta } = await changer(request);
+        await guard.requirePermanentProof(request, session);
         const { phone, enrolledDeviceId } = await services.phones.confirm(session.userId, request.params.phoneId, request.body.code, meta);
         return { phone: phoneView(phone), enrolledDevice: enrolledDeviceId };
       },

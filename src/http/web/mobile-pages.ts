@@ -99,6 +99,8 @@ export function mobilePages(services: Services, pages: PageRenderer, guard: Sess
         request,
         reply,
         async (session) => {
+          // T3, M2, X7: a number on record enrols a user without a permanent device
+          await guard.requirePermanentProof(request, session);
           await services.phones.add(session.userId, values, `user:${session.userId}`, request.ip);
           return 'added=1';
         },
@@ -115,6 +117,7 @@ export function mobilePages(services: Services, pages: PageRenderer, guard: Sess
 
     app.post<{ Params: { phoneId: string } }>('/settings/mobile/:phoneId/confirm', { preHandler: app.csrfProtection }, async (request, reply) =>
       change(request, reply, async (session) => {
+        await guard.requirePermanentProof(request, session);
         const { enrolledDeviceId } = await services.phones.confirm(session.userId, request.params.phoneId, field(request.body, 'code'), requestMeta(request));
         return enrolledDeviceId ? 'verified=1&enrolled=1' : 'verified=1';
       }),
