@@ -390,6 +390,22 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const onlineCards = new OnlineCards({ store, clock, audit, users, devices });
     const dscPlusRequests = new DscPlusRequests({ store, clock, box, audit, users, devices, notifier, config, helpDesk, sessions });
     const throttle = new Throttle(config.redisUrl ? redisCounters(config.redisUrl) : databaseCounters(store), clock, config.limits);
+    const fx = new FxRates(store, clock, audit);
+    // W1: a requester's limits follow the shared device (H); an opted-out user has the None row (O1)
+    const withdrawals = new Withdrawals({
+      store,
+      clock,
+      audit,
+      devices,
+      deviceKind,
+      fx,
+      calendar: new BusinessCalendar(config.businessDays.holidays, config.businessDays.timeZone),
+      hooks: {
+        ...NO_SHARING_NO_OPT_OUT,
+        sharedDeviceOf: (userId, db) => sharing.sharedDeviceOf(userId, db),
+        optedOut: (userId, db) => optOuts.isOptedOut(userId, db),
+      },
+    });
     const oidc = new OpenIdConnect({
       store,
       clock,
@@ -399,6 +415,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       clients: new OidcClients(store, clock, box, audit),
       keys: new OidcKeys(store, clock, box, audit, (TOKEN_LIFETIME_S + 60) * 1000),
       issuer: (config.publicUrl ?? DEFAULT_ISSUER).replace(/\/+$/, ''),
+      // W1: the limits told to applications are the entitlement API's (opting out, sharing)
+      withdrawalLimitsOf: (userId) => withdrawals.limitsOfUser(userId),
     });
     oidcRef = oidc;
     const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle, oidc });
@@ -416,22 +434,6 @@ export async function createServices(config: Config, options: ServiceOptions = {
       sessions,
     });
     const apiKeys = new ApiKeys(store, clock, box, audit);
-    const fx = new FxRates(store, clock, audit);
-    // W1: a requester's limits follow the shared device (H); an opted-out user has the None row (O1)
-    const withdrawals = new Withdrawals({
-      store,
-      clock,
-      audit,
-      devices,
-      deviceKind,
-      fx,
-      calendar: new BusinessCalendar(config.businessDays.holidays, config.businessDays.timeZone),
-      hooks: {
-        ...NO_SHARING_NO_OPT_OUT,
-        sharedDeviceOf: (userId, db) => sharing.sharedDeviceOf(userId, db),
-        optedOut: (userId, db) => optOuts.isOptedOut(userId, db),
-      },
-    });
     return {
       config,
       clock,

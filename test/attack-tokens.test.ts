@@ -271,4 +271,19 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       expect((await postJson(h.app, '/api/v1/secure-login/opt-in', {}, headers)).status).toBe(200);
     });
   });
+
+  describe('W1, O1: the limits an application is told are the account’s real ones', () => {
+    it('W1, O1, I1: opted out, the limits in sls.entitlements (user info) and in GET /withdrawal-limits are the None row, as the entitlement API’s, not those of the DSC+ the user holds', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      await h.services.optOuts.optOut(user.id, { acknowledged: true, confirmation: user.username }, { actor: 'cli' });
+      const none = { perDayUsd: 50_000, fiveBusinessDaysUsd: 100_000 };
+      expect((await h.services.withdrawals.entitlements(user.accountNumber, user.username)).standing.limit).toEqual(none);
+      const browser = new Browser(issuer);
+      const token = await signIn(browser, user.username, (flow) => cardAnswer(card, (flow.challenge as Json).question as string));
+      const tokens = await exchange(await authorize(browser, { scope: 'openid sls.entitlements' }));
+      const info = await oidc.fetchUserInfo(portalClient, tokens.access_token, tokens.claims()!.sub);
+      expect(info.sls_withdrawal_limits).toEqual({ device: null, per_day_usd: 50_000, five_business_days_usd: 100_000 });
+      expect((await get(h.app, '/api/v1/withdrawal-limits', bearer(token))).body).toMatchObject({ device: null, ...none });
+    });
+  });
 });

@@ -136,8 +136,12 @@ export class Withdrawals {
     return { id: row.id, accountNumber: row.account_number };
   }
 
-  /** W1 for one user: the None row when opted out; the shared device when sharing; else their strongest active permanent device. */
-  private async limitsOfUser(userId: string, db: Executor): Promise<WithdrawalLimits> {
+  /**
+   * W1 for one user: the None row when opted out; the shared device when
+   * sharing; else their strongest active permanent device. What the user and
+   * their applications are told (GET /withdrawal-limits, sls.entitlements).
+   */
+  async limitsOfUser(userId: string, db: Executor = this.deps.store.db): Promise<WithdrawalLimits> {
     if (await this.hooks.optedOut(userId, db)) return withdrawalLimits([], this.deps.deviceKind);
     const shared = await this.hooks.sharedDeviceOf(userId, db);
     return withdrawalLimits(shared ? [shared] : await this.deps.devices.listForUser(userId, db), this.deps.deviceKind);

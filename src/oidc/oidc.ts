@@ -19,7 +19,7 @@ import type { Clock } from '../clock.js';
 import type { Device, DeviceKinds } from '../devices/types.js';
 import type { Session } from '../sessions/sessions.js';
 import type { Store } from '../store/database.js';
-import { withdrawalLimits } from '../policy/withdrawal-limits.js';
+import { type WithdrawalLimits, withdrawalLimits } from '../policy/withdrawal-limits.js';
 import { acrOf, amrOf, type Acr } from './claims.js';
 import type { OidcClients } from './clients.js';
 import type { OidcKeys } from './keys.js';
@@ -46,6 +46,8 @@ export interface OpenIdDeps {
   devices: { get(id: string): Promise<Device>; listForUser(userId: string): Promise<Device[]> };
   /** Fetch for the back-channel (tests pass nothing: the global fetch). */
   fetch?: typeof fetch;
+  /** W1: a user's limits as the entitlement API decides them (opted out: the None row; sharing: the shared device); absent: by their own devices. */
+  withdrawalLimitsOf?: (userId: string) => Promise<WithdrawalLimits>;
 }
 
 /** Our own rows among the provider's: when the approval of a device began (not a provider model). */
@@ -151,8 +153,9 @@ export class OpenIdConnect {
 
   /** The claims of the `sls.entitlements` scope: the session's scope (T3) and the W1 limits of the user's devices. */
   async entitlements(userId: string, oidcSessionUid: string | undefined): Promise<Record<string, unknown>> {
-    const devices = await this.deps.devices.listForUser(userId);
-    const limits = withdrawalLimits(devices, this.deps.deviceKind);
+    const limits = this.deps.withdrawalLimitsOf
+      ? await this.deps.withdrawalLimitsOf(userId)
+      : withdrawalLimits(await this.deps.devices.listForUser(userId), this.deps.deviceKind);
     const linked = oidcSessionUid
       ? await this.deps.store.db
           .selectFrom('oidc_session_links')

@@ -7,7 +7,6 @@ import { ErrorSchema } from '../errors.js';
 import type { SessionGuard } from '../session-guard.js';
 import { ChallengeSchema } from './schemas.js';
 import type { Device } from '../../devices/types.js';
-import { withdrawalLimits } from '../../policy/withdrawal-limits.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const DeviceSchema = z
@@ -82,7 +81,9 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
           operationId: 'getWithdrawalLimits',
           tags: ['devices'],
           summary: 'Your withdrawal limits, set by the strongest active security device (W1)',
-          description: 'USD per day and in 5 business days; null means unlimited. Without an active permanent device: USD 50,000 and 100,000.',
+          description:
+            'USD per day and in 5 business days; null means unlimited. Without an active permanent device, or while opted out of the second factor ' +
+            'for trading (O1): USD 50,000 and 100,000; while sharing a device (H): the shared device’s. The entitlement API’s limits for this user.',
           security,
           response: {
             200: z
@@ -98,7 +99,8 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
       },
       async (request) => {
         const { session } = await guard.require(request, 'portal');
-        return withdrawalLimits(await services.devices.listForUser(session.userId), services.deviceKind);
+        // W1: as the entitlement API decides them (O1: the None row while opted out; H: the shared device)
+        return services.withdrawals.limitsOfUser(session.userId);
       },
     );
 
