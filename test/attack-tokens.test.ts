@@ -14,6 +14,7 @@ import { freePort } from './support/delivery.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
 import { newMobile } from './support/phone.js';
 import { Browser } from './support/oidc.js';
+import { Agent, hasForm } from './support/html.js';
 
 describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) => {
   let h: Harness;
@@ -258,6 +259,24 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       expect(await h.services.phones.list(user.id)).toEqual([]);
       expect((await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'sms')).toEqual([]);
       expect((await auditData(user.id, 'session.refused')).map((d) => `${d.need} ${d.code}`)).toContain('security PERMANENT_DEVICE_REQUIRED');
+    });
+
+    it('T3, X7: the portal pages hold too: after a step-up with a temporary passcode no opt-out, no number, and no key registration offered', async () => {
+      const { user, headers } = await temporarySession();
+      const agent = new Agent(h.app);
+      agent.jar.set('sls_session', headers.authorization!.slice('Bearer '.length));
+      const configure = await agent.get('/settings/secure-login/configure');
+      expect(configure.status, configure.html.slice(0, 300)).toBe(200);
+      const refused = await agent.submit(configure, '/settings/secure-login/configure', { choice: 'opt_out', acknowledge: 'yes', confirmation: user.username });
+      expect(refused.status).toBe(403);
+      expect(refused.html).toContain('cannot add a security device or turn off the second factor');
+      expect(await h.services.optOuts.isOptedOut(user.id)).toBe(false);
+      const mobile = await agent.get('/settings/mobile');
+      expect((await agent.submit(mobile, '/settings/mobile', newMobile())).status).toBe(403);
+      expect(await h.services.phones.list(user.id)).toEqual([]);
+      const keys = await agent.get('/settings/security-keys');
+      expect(keys.status).toBe(200);
+      expect(hasForm(keys.html, '/settings/security-keys')).toBe(false);
     });
 
     it('T3, O1, X7: a step-up with a temporary passcode does not opt the user out (trading with the password alone would outlive the passcode): refused, audited', async () => {
