@@ -696,6 +696,47 @@ describe.each(DATABASES)('bad input on every route on %s (X3, I2)', (database) =
     };
   }
 
+  it('X3: a NUL or half of a surrogate pair in any text (a path parameter, the query, a JSON field or key, a form field) is refused with 400 VALIDATION_ERROR naming the field, before the route reads it, on SQLite as on PostgreSQL (which cannot store a NUL)', async () => {
+    staff = await fresh(staff);
+    victim = await fresh(victim);
+    const asStaff = bearer(staff.token);
+    const refused = async (method: string, url: string, payload: unknown, headers: Record<string, string>, field: string) => {
+      const res = await h.app.inject({
+        method: method as 'POST',
+        url,
+        headers: { ...headers, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(payload === undefined ? {} : { payload: json(payload) }),
+      });
+      expect([url, res.statusCode, res.json().error.code]).toEqual([url, 400, 'VALIDATION_ERROR']);
+      expect(res.json().error.message).toBe(`“${field}” holds a character that is not text (NUL, or half of a surrogate pair): remove it and send again.`);
+    };
+    const before = await stateOf([target]);
+    await refused('GET', '/api/v1/helpdesk/users?q=a%00', undefined, asStaff, 'q');
+    await refused('GET', `/api/v1/helpdesk/users/${target.user.username}%00`, undefined, asStaff, 'username');
+    await refused('POST', `/api/v1/helpdesk/users/${target.user.username}/verifications`, { method: 'id_document', notes: 'seen\u0000' }, asStaff, 'notes');
+    await refused('POST', `/api/v1/helpdesk/users/${target.user.username}/lock`, { reason: 'fraud \ud83d' }, asStaff, 'reason');
+    await refused('POST', '/api/v1/mobile/requests', { devices: [{ deviceId: 'dev_a\u0000', token: 't' }] }, {}, 'devices.0.deviceId');
+    await refused('POST', '/api/v1/login', { username: 'a', password: 'b', app: 'portal', 'x\udc00': 1 }, {}, 'body');
+    expect(await stateOf([target])).toEqual(before);
+    // in the language asked for
+    const fr = await h.app.inject({ method: 'GET', url: '/api/v1/helpdesk/users?q=%00', headers: { ...asStaff, 'accept-language': 'fr' } });
+    expect(fr.json().error.message).toContain('« q »');
+    // a page: its error page, with the code
+    const browser = await browserOf(victim);
+    const [device] = await h.services.devices.listForUser(victim.user.id);
+    const page = await browser.agent.post(`/devices/${device!.id}%00/lost`, { _csrf: browser.csrf, reason: 'lost' });
+    expect([page.status, alertBox(page.html)?.code]).toEqual([400, 'VALIDATION_ERROR']);
+    expect((await h.services.devices.get(device!.id)).state).toBe('active');
+    // text with emoji and right-to-left marks is text
+    const note = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/helpdesk/users/${victim.user.username}/verifications`,
+      headers: { ...asStaff, 'content-type': 'application/json' },
+      payload: json({ method: 'id_document', notes: 'passport 👍🏽 \u202eok' }),
+    });
+    expect(note.statusCode).toBe(200);
+  });
+
   it('X3, I2: every operation of the OpenAPI document is sent its bad requests', () => {
     expect(operations.length).toBeGreaterThan(70);
     expect(operations.filter((op) => badRequests(op).length === 0).map((op) => `${op.method} ${op.path}`)).toEqual([]);

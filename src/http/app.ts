@@ -41,6 +41,7 @@ import { sharingPages } from './web/sharing-pages.js';
 import { noticePages } from './web/notice-pages.js';
 import { SessionGuard } from './session-guard.js';
 import { registerThrottle } from './throttle-hook.js';
+import { registerTextInputCheck } from './text-input.js';
 import { registerMetricsRoute, registerRequestContext, requestIdGenerator } from './observability.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 import { oidcFormActionHook, oidcRoutes, ProviderHost } from './oidc.js';
@@ -153,7 +154,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
         version: '1',
         description:
           'Two-factor login flows (password, then a device challenge), sessions and logout. ' +
-          `Every error is {"error": {"code", "message"}} with a stable code; messages follow Accept-Language (${LANGUAGES.join(', ')}).`,
+          `Every error is {"error": {"code", "message"}} with a stable code; messages follow Accept-Language (${LANGUAGES.join(', ')}). ` +
+          'Text never holds U+0000 (NUL) or half of a surrogate pair: 400 VALIDATION_ERROR, whatever the field.',
         license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
       },
       // the server's public address (SLS_PUBLIC_URL), else wherever the document was fetched from
@@ -180,6 +182,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     services.signals.stopWaiting();
   });
   registerThrottle(app, services.throttle);
+  // X3: no NUL nor lone surrogate in what a request brings (PostgreSQL cannot store a NUL): 400, before any route reads it
+  registerTextInputCheck(app);
   // the API's answers carry sessions, claim tokens, codes and personal data: never kept by a cache (the pages set it too)
   app.addHook('onSend', async (request, reply) => {
     if (request.url.startsWith('/api/v1/') && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
