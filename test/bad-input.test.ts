@@ -15,8 +15,8 @@
  * stepped-up client session, a stepped-up staff session, an API key).
  *
  * The document is the oracle of what is bad. A request its schemas refuse,
- * whose path names nothing, or without the credential it needs must be
- * refused: 4xx with the error shape (a stable UPPER_SNAKE code of
+ * whose path names nothing (or a client's path another user's device), or
+ * without the credential it needs must be refused: 4xx with the error shape (a stable UPPER_SNAKE code of
  * src/errors.ts, with that code's status, and a message), and the users it
  * named unchanged. A request its schemas accept but whose values are hostile
  * (a NUL in a note, a right-to-left mark in a name …) reaches the handlers,
@@ -24,6 +24,10 @@
  * or authenticator activation where the path names one the document can
  * make): never a 5xx, never a hang, every refusal in the error shape, and
  * nothing changed when all of an operation's requests were refused.
+ *
+ * Every operation is also sent bad headers (credentials of the wrong form, a
+ * broken cookie, a garbled Accept-Language, another character set, a forged
+ * request id or forwarded address).
  *
  * The pages: every POST route of the app (from its route table) is sent bad
  * fields of its forms (found on the pages), over-long values and bad path
@@ -108,6 +112,9 @@ const BODY_SHAPES: [string, string | undefined][] = [
 /** The prefixes of our ids (src/crypto/random.ts newId), for ids well formed but unknown. */
 const ID_PREFIXES = ['flw', 'dev', 'phn', 'shr', 'msg', 'usr', 'ver', 'ses', 'key', 'acc'];
 
+/** In a client's path, where the id of a device of another user goes (the target of staff's, whose devices must stay as they are). */
+const ANOTHER_USERS_DEVICE = "{another user's device}";
+
 /** Path parameters, as written in the URL. */
 const PATH_VALUES: [string, string][] = [
   ['empty', ''],
@@ -125,6 +132,21 @@ const PATH_VALUES: [string, string][] = [
   ['one over 64 characters', 'a'.repeat(65)],
   ['over-long (300 characters)', 'a'.repeat(300)],
   ...ID_PREFIXES.map((prefix): [string, string] => [`unknown ${prefix}_ id`, `${prefix}_${'a'.repeat(26)}`]),
+];
+
+/** Headers no client of ours sends. */
+const BAD_HEADERS: [string, Record<string, string>][] = [
+  ['Authorization: Basic', { authorization: 'Basic dXNlcjpwYXNz' }],
+  ['Authorization: Bearer alone', { authorization: 'Bearer' }],
+  ['Authorization: a Bearer token of 5,000 characters', { authorization: `Bearer ${'a'.repeat(5_000)}` }],
+  ['Authorization: an API key of the wrong form', { authorization: 'Bearer sls_x_y_z' }],
+  ['Authorization: an unknown API key', { authorization: `Bearer sls_${'a'.repeat(26)}_${'b'.repeat(43)}` }],
+  ['Cookie: broken escapes', { cookie: 'sls_session=%zz; sls_lang=%ED%A0%80; sls_tz=%00' }],
+  ['Cookie: a session cookie of 4,000 characters', { cookie: `sls_session=${'a'.repeat(4_000)}` }],
+  ['Accept-Language: garbled', { 'accept-language': `${'*;q=abc,'.repeat(200)}zh-Hant;q=2` }],
+  ['Content-Type: application/json; charset=utf-16', { 'content-type': 'application/json; charset=utf-16' }],
+  ['X-Request-Id: 1,000 characters', { 'x-request-id': 'a'.repeat(1_000) }],
+  ['X-Forwarded-For: not an address', { 'x-forwarded-for': 'not an address, ::ffff:999.1.1.1' }],
 ];
 
 // ------------------------------------------------------------------ the operations of the document
@@ -348,10 +370,20 @@ function badRequests(op: Operation): BadRequest[] {
       }
     }
   }
-  // path parameters: nothing they name exists, so every one is refused
+  // path parameters: nothing they name exists (or is the client's), so every one is refused
   for (const param of pathParams) {
     for (const [what, value] of PATH_VALUES) {
       out.push({ op, what: `path ${param.name}: ${what}`, path: { [param.name]: value }, query: queryString(baseQuery), payload: basePayload, refused: true });
+    }
+    if (param.name === 'deviceId' && op.credentials.includes('client')) {
+      out.push({
+        op,
+        what: `path ${param.name}: another user's device`,
+        path: { [param.name]: ANOTHER_USERS_DEVICE },
+        query: queryString(baseQuery),
+        payload: basePayload,
+        refused: true,
+      });
     }
   }
   // query parameters
@@ -656,10 +688,13 @@ describe.each(DATABASES)('bad input on every route on %s (X3, I2)', (database) =
     made: Record<string, string> | null = null,
   ): Promise<Answer> {
     const path = { ...(await realPath(op, actor, on)), ...(made ?? {}), ...bad.path };
+    for (const [name, value] of Object.entries(path)) {
+      if (value === ANOTHER_USERS_DEVICE) path[name] = (await h.services.devices.listForUser(on.user.id))[0]!.id;
+    }
     return within(h.app, {
       method: op.method as 'POST',
       url: url(op, path, bad.query),
-      headers: { ...headers, ...(bad.payload === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { ...(bad.payload === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
       ...(bad.payload === undefined ? {} : { payload: bad.payload }),
     });
   }
@@ -828,6 +863,21 @@ describe.each(DATABASES)('bad input on every route on %s (X3, I2)', (database) =
     expect(problems.slice(0, 60), `${problems.length} of ${sent} answers`).toEqual([]);
     expect(sent).toBeGreaterThan(1000);
   }, 240_000);
+
+  it('X3: bad headers (credentials of the wrong form, a broken cookie, a garbled Accept-Language or time zone, another character set, a forged request id) on every operation: 4xx where the operation needs credentials, never a 5xx or a hang', async () => {
+    const problems: string[] = [];
+    let sent = 0;
+    for (const op of operations) {
+      const [bad] = badRequests(op).filter((r) => r.what === 'body: an unknown extra field' || r.what === 'query: an unknown parameter');
+      for (const [what, headers] of BAD_HEADERS) {
+        const answer = await send(op, bad ?? { op, what, path: {}, query: '', payload: undefined, refused: false }, client, target, headers);
+        sent += 1;
+        const problem = apiProblem(answer, op.credentials.length > 0);
+        if (problem) problems.push(`${op.method} ${op.path} ${what}: ${problem}`);
+      }
+    }
+    expect(problems.slice(0, 60), `${problems.length} of ${sent} answers`).toEqual([]);
+  });
 
   /** A browser signed in with the person's session, and a CSRF token of that session. */
   async function browserOf(p: Person): Promise<{ agent: Agent; csrf: string }> {
