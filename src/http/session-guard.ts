@@ -23,9 +23,9 @@ export interface SessionGuardDeps {
   /**
    * T3, X7: whether the session's last proof (its latest step-up, else its
    * login) was a permanent device, not a temporary passcode or online card
-   * (nor the password alone). Absent: every proof counts.
+   * (nor the password alone).
    */
-  permanentProof?: (session: Session) => Promise<boolean>;
+  permanentProof: (session: Session) => Promise<boolean>;
 }
 
 export class SessionGuard {
@@ -70,7 +70,7 @@ export class SessionGuard {
 
   /** T3, X7: whether the session's last proof was a permanent device (requirePermanentProof, without refusing). */
   async hasPermanentProof(session: Session): Promise<boolean> {
-    return this.deps.permanentProof ? this.deps.permanentProof(session) : true;
+    return this.deps.permanentProof(session);
   }
 
   /**
