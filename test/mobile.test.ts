@@ -616,7 +616,12 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(notices.length).toBeGreaterThanOrEqual(max);
     const blocked = await rejected(thief.start(user.username, 'recover'));
     expect([blocked.status, blocked.code]).toEqual([403, 'RECOVERY_BLOCKED']);
-    expect((await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'mobile.recovery_failed')).toHaveLength(max);
+    const audited = await h.services.audit.list({ userId: user.id });
+    expect(audited.filter((e) => e.event === 'mobile.recovery_failed')).toHaveLength(max);
+    // the refused start is a security event too
+    const refused = audited.filter((e) => e.event === 'mobile.recovery_refused');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.data).toMatchObject({ flowId: null, code: 'RECOVERY_BLOCKED' });
     // the owner's phone still works, and Migrate (an SMS token to the number first used) still moves it
     const moved = phone();
     const view = await moved.start(user.username, 'migrate');
@@ -693,6 +698,10 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const late = thieves[refusals.indexOf(blocked[0]!)]!;
     expect((await rejected(late.app.finish(late.view, 'r3cov'))).code).toBe('RECOVERY_BLOCKED');
     expect((await rejected(phone().start(user.username, 'recover'))).code).toBe('RECOVERY_BLOCKED');
+    // every refusal is audited: the 3 guesses refused unchecked, the late right PIN, the new start
+    const refused = (await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'mobile.recovery_refused');
+    expect(refused.map((e) => e.data.flowId === null)).toEqual(expect.arrayContaining([true, false, false, false, false]));
+    expect(refused).toHaveLength(5);
     expect((await h.services.devices.get(mobile.deviceId)).state).toBe('active');
     expect(await recoveryFailures(mobile.deviceId)).toBe(max);
   });

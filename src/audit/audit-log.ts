@@ -92,6 +92,7 @@ export type AuditEvent =
   | 'mobile.activated'
   | 'mobile.activation_failed'
   | 'mobile.recovery_failed'
+  | 'mobile.recovery_refused'
   | 'mobile.message_sent'
   | 'stepup.started'
   | 'stepup.verified'

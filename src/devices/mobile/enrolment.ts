@@ -320,6 +320,7 @@ export class MobileEnrolment {
       });
     } catch (error) {
       await lockout.release(attempt);
+      if (error instanceof SlsError && error.code === 'RECOVERY_BLOCKED') await this.recoveryRefused(user.id, user.username, input.ip, null);
       throw error;
     }
     try {
@@ -625,7 +626,8 @@ export class MobileEnrolment {
           if (wrongPin) await this.recoveryFailed(row, meta, wrongPin);
         },
       })
-      .catch((error: unknown) => {
+      .catch(async (error: unknown) => {
+        if (error instanceof SlsError && error.code === 'RECOVERY_BLOCKED') await this.recoveryRefused(row.user_id, row.username, meta.ip, row.id);
         throw proofFailed(error, 'recovery_pin');
       });
     // the old phone's live connection learns at once that it no longer works (K7)
@@ -646,6 +648,18 @@ export class MobileEnrolment {
   private assertRecoveryOpen(current: Device): void {
     const failures = (current.params as unknown as MobileParams).recoveryFailures ?? 0;
     if (failures >= this.deps.config.policy.mobileRecoveryMaxFailures) throw new SlsError('RECOVERY_BLOCKED');
+  }
+
+  /** K8: a recovery refused because wrong recovery PINs reached the maximum (at its start, or a guess past it), audited. */
+  private async recoveryRefused(userId: string, username: string, ip: string | null, flowId: string | null): Promise<void> {
+    await this.deps.audit.record({
+      event: 'mobile.recovery_refused',
+      actor: `user:${userId}`,
+      userId,
+      username,
+      ip,
+      data: { flowId, code: 'RECOVERY_BLOCKED' },
+    });
   }
 
   /** K8: a wrong recovery PIN, counted on the authenticator when it was guessed (never reset by a login), audited and told to the user. */
