@@ -303,6 +303,14 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       const info = await oidc.fetchUserInfo(portalClient, tokens.access_token, tokens.claims()!.sub);
       expect(info.sls_withdrawal_limits).toEqual({ device: null, per_day_usd: 50_000, five_business_days_usd: 100_000 });
       expect((await get(h.app, '/api/v1/withdrawal-limits', bearer(token))).body).toMatchObject({ device: null, ...none });
+      // the account page tells the same: not the DSC+'s unlimited row
+      const agent = new Agent(h.app);
+      agent.jar.set('sls_session', token);
+      const account = await agent.get('/account');
+      expect(account.status).toBe(200);
+      const shown = /id="withdrawal-limits">([^<]*)</.exec(account.html)?.[1] ?? '';
+      expect(shown).toContain('50,000');
+      expect(shown).toContain('100,000');
     });
   });
 });

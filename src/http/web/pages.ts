@@ -11,7 +11,6 @@ import type { Services } from '../../services.js';
 import { SlsError } from '../../errors.js';
 import type { FlowView } from '../../flows/login.js';
 import { toSlsError } from '../errors.js';
-import { withdrawalLimits } from '../../policy/withdrawal-limits.js';
 import { telHref, textIn } from '../../support.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
@@ -248,7 +247,8 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
           portal: true,
           // the actions each device offers come from its kind's capabilities, never from its type (issue 12)
           devices: devices.map((device) => ({ ...device, actions: services.activation.actions(device) })),
-          limits: withdrawalLimits(devices, services.deviceKind),
+          // W1: the limits the entitlement API applies (opted out: the None row; sharing: the shared device)
+          limits: await services.withdrawals.limitsOfUser(user.id),
           eligible: (await services.dscPlusRequests.eligibility(user.id)).eligible,
           // A2: a user without the right to change the security settings is told who has it
           notPrimary: (await services.securityRights.mayChange(user.id)) ? null : { primaryUser: await services.securityRights.holder(user.accountId) },
