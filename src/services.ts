@@ -411,7 +411,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       clock,
       audit,
       deviceKind,
-      devices,
+      lastProof: (session) => stepUp.lastProof(session),
       clients: new OidcClients(store, clock, box, audit),
       keys: new OidcKeys(store, clock, box, audit, (TOKEN_LIFETIME_S + 60) * 1000),
       issuer: (config.publicUrl ?? DEFAULT_ISSUER).replace(/\/+$/, ''),

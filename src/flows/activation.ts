@@ -291,6 +291,30 @@ export class StepUp {
     return findFlow(this.deps.store.db, flowId, 'step_up', session.id);
   }
 
+  /**
+   * T3, X7, I1: the session's last proof — the device of its latest step-up,
+   * else of its login (null: the password alone, or a device since deleted)
+   * — and when it was given.
+   */
+  async lastProof(session: Session): Promise<{ device: Device | null; at: number }> {
+    let deviceId = session.deviceId;
+    let at = session.createdAt;
+    if (session.verifiedAt !== null) {
+      const stepUp = await this.deps.store.db
+        .selectFrom('login_flows')
+        .select(['device_id'])
+        .where('session_id', '=', session.id)
+        .where('kind', '=', 'step_up')
+        .where('state', '=', 'done')
+        .orderBy('updated_at', 'desc')
+        .executeTakeFirst();
+      if (stepUp?.device_id) deviceId = stepUp.device_id;
+      at = Math.max(at, session.verifiedAt);
+    }
+    const device = deviceId ? await this.deps.devices.get(deviceId).catch(() => null) : null;
+    return { device, at };
+  }
+
   async view(session: Session, flowId: string): Promise<StepUpView> {
     const row = await this.row(session, flowId);
     const now = this.deps.clock.now();

@@ -45,7 +45,6 @@ import { registerTextInputCheck } from './text-input.js';
 import { registerMetricsRoute, registerRequestContext, requestIdGenerator } from './observability.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 import { oidcFormActionHook, oidcRoutes, ProviderHost } from './oidc.js';
-import { acrRank } from '../oidc/claims.js';
 import { oidcClientPages } from './web/oidc-client-pages.js';
 import { registerSecurityHeaders } from './security-headers.js';
 
@@ -195,8 +194,11 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     clock: services.clock,
     policy: config.policy,
     rights: services.securityRights,
-    // T3, X7: the last proof's level, as the OpenID Provider tells it (claims.ts): a device, or a strong one
-    permanentProof: async (session) => acrRank((await services.oidc.proof(session)).acr) >= acrRank('urn:sls:acr:device'),
+    // T3, X7: the last proof (its step-up's, else its login's) was a permanent device
+    permanentProof: async (session) => {
+      const { device } = await services.stepUp.lastProof(session);
+      return device !== null && !services.deviceKind(device.type).temporary;
+    },
   });
   registerErrorHandling(app, (request, reply) =>
     request.url.startsWith('/api/') ? sendError(request, reply, new SlsError('NOT_FOUND')) : pages.renderError(request, reply, new SlsError('NOT_FOUND')),

@@ -19,7 +19,7 @@ import type { Clock } from '../clock.js';
 import type { Device, DeviceKinds } from '../devices/types.js';
 import type { Session } from '../sessions/sessions.js';
 import type { Store } from '../store/database.js';
-import { type WithdrawalLimits, withdrawalLimits } from '../policy/withdrawal-limits.js';
+import type { WithdrawalLimits } from '../policy/withdrawal-limits.js';
 import { acrOf, amrOf, type Acr } from './claims.js';
 import type { OidcClients } from './clients.js';
 import type { OidcKeys } from './keys.js';
@@ -43,11 +43,12 @@ export interface OpenIdDeps {
   clients: OidcClients;
   keys: OidcKeys;
   issuer: string;
-  devices: { get(id: string): Promise<Device>; listForUser(userId: string): Promise<Device[]> };
+  /** The session's last proof: its latest step-up's device, else its login's (`StepUp.lastProof`). */
+  lastProof: (session: Session) => Promise<{ device: Device | null; at: number }>;
   /** Fetch for the back-channel (tests pass nothing: the global fetch). */
   fetch?: typeof fetch;
-  /** W1: a user's limits as the entitlement API decides them (opted out: the None row; sharing: the shared device); absent: by their own devices. */
-  withdrawalLimitsOf?: (userId: string) => Promise<WithdrawalLimits>;
+  /** W1: a user's limits as the entitlement API decides them (opted out: the None row; sharing: the shared device). */
+  withdrawalLimitsOf: (userId: string) => Promise<WithdrawalLimits>;
 }
 
 /** Our own rows among the provider's: when the approval of a device began (not a provider model). */
@@ -100,25 +101,11 @@ export class OpenIdConnect {
     return this.deps.issuer;
   }
 
-  /** What the session's last proof was (the login, or a later step-up in it). */
+  /** What the session's last proof was (the login, or a later step-up in it), as claims. */
   async proof(session: Session): Promise<LoginProof> {
-    let deviceId = session.deviceId;
-    let authTime = session.createdAt;
-    if (session.verifiedAt !== null) {
-      const stepUp = await this.deps.store.db
-        .selectFrom('login_flows')
-        .select(['device_id'])
-        .where('session_id', '=', session.id)
-        .where('kind', '=', 'step_up')
-        .where('state', '=', 'done')
-        .orderBy('updated_at', 'desc')
-        .executeTakeFirst();
-      if (stepUp?.device_id) deviceId = stepUp.device_id;
-      authTime = Math.max(authTime, session.verifiedAt);
-    }
-    const device = deviceId ? await this.deps.devices.get(deviceId).catch(() => null) : null;
+    const { device, at } = await this.deps.lastProof(session);
     const kind = device ? this.deps.deviceKind(device.type) : null;
-    return { authTime, acr: acrOf(kind), amr: amrOf(kind, session.confirmedBy) };
+    return { authTime: at, acr: acrOf(kind), amr: amrOf(kind, session.confirmedBy) };
   }
 
   /**
@@ -151,11 +138,9 @@ export class OpenIdConnect {
     return (JSON.parse(row.payload) as { since: number }).since;
   }
 
-  /** The claims of the `sls.entitlements` scope: the session's scope (T3) and the W1 limits of the user's devices. */
+  /** The claims of the `sls.entitlements` scope: the session's scope (T3) and the user's W1 limits (the entitlement API's). */
   async entitlements(userId: string, oidcSessionUid: string | undefined): Promise<Record<string, unknown>> {
-    const limits = this.deps.withdrawalLimitsOf
-      ? await this.deps.withdrawalLimitsOf(userId)
-      : withdrawalLimits(await this.deps.devices.listForUser(userId), this.deps.deviceKind);
+    const limits = await this.deps.withdrawalLimitsOf(userId);
     const linked = oidcSessionUid
       ? await this.deps.store.db
           .selectFrom('oidc_session_links')
