@@ -34,7 +34,8 @@ export function notText(value: unknown, at = '', depth = 0): string | null {
 
 /** The check of every request, before its route validates or reads anything. */
 export function registerTextInputCheck(app: FastifyInstance): void {
-  app.addHook('preValidation', async (request: FastifyRequest) => {
+  // a callback hook, not an async one: every request passes here, and most bring nothing to refuse
+  app.addHook('preValidation', (request: FastifyRequest, _reply, done) => {
     // the query where the route reads it: an API route that declares one, or a page (no schema); the API's other routes ignore it
     const schema = request.routeOptions.schema;
     const query = schema === undefined || schema.querystring !== undefined ? request.query : undefined;
@@ -44,7 +45,8 @@ export function registerTextInputCheck(app: FastifyInstance): void {
       [request.body, 'body'],
     ] as const) {
       const field = notText(value);
-      if (field !== null) throw new SlsError('VALIDATION_ERROR', { reason: 'not_text', field: field || whole });
+      if (field !== null) return done(new SlsError('VALIDATION_ERROR', { reason: 'not_text', field: field || whole }));
     }
+    done();
   });
 }
