@@ -243,6 +243,12 @@ describe.each(DATABASES)('withdrawal limits and entitlements on %s', (database) 
     const missing = await check({ account: 'NOSUCH1', amount: 1, currency: 'USD' });
     expect([missing.status, missing.body.error.code]).toEqual([404, 'ACCOUNT_NOT_FOUND']);
     expect((await events('fx.rate_set')).some((e) => e.data.currency === 'CHF')).toBe(true);
+    // X3: the largest amount at the largest rate is more US cents than a 64-bit column (or an exact number) holds
+    await h.services.fx.set([{ currency: 'XAU', rate: '999999999' }], 'test');
+    for (const call of [check, withdraw]) {
+      const huge = await call({ account, amount: '9999999999999.99', currency: 'XAU', reference: ref() });
+      expect([huge.status, huge.body.error.code, huge.body.error.message]).toEqual([400, 'AMOUNT_INVALID', expect.stringContaining('is too large')]);
+    }
   });
 
   it('W1: the strongest active permanent device of each user; an account is as protected as its least protected user, unless the username asking is named', async () => {

@@ -209,6 +209,10 @@ export class Withdrawals {
   ): Promise<WithdrawalCheck> {
     const usdPerUnit = await this.deps.fx.rate(request.currency, db);
     const amountCents = toUsdCents(amountMinor, usdPerUnit);
+    // X3: beyond 2^53 cents the sum is no longer exact (and no longer fits PostgreSQL's bigint)
+    if (!Number.isSafeInteger(amountCents)) {
+      throw new SlsError('AMOUNT_INVALID', { amount: String(amountMinor / 100), currency: request.currency, reason: 'too_large' });
+    }
     const standing = await this.standing(db, account, request.username);
     const over = (remaining: number | null) => remaining !== null && amountCents > Math.round(remaining * 100);
     const reason: RefusalReason | null = over(standing.remaining.dayUsd)
