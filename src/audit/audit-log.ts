@@ -46,6 +46,7 @@ export type AuditEvent =
   | 'login.attempt_deferred'
   | 'login.flow_refused'
   | 'login.superseded'
+  | 'login.flow_ended'
   | 'session.refused'
   | 'helpdesk.refused'
   | 'helpdesk.sessions_ended'

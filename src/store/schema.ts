@@ -98,6 +98,9 @@ export type FlowState = 'second_factor' | 'approved' | 'done' | 'failed' | 'deni
 /** How the user confirmed on the phone (K12: biometric grants longer trading sessions). */
 export type Confirmation = 'pin' | 'biometric';
 
+/** What a flow is for (LoginFlowsTable.kind). */
+export type FlowKind = 'login' | 'activation' | 'pin_change' | 'mobile_activation' | 'step_up' | 'sharing';
+
 export interface LoginFlowsTable {
   id: string;
   /**
@@ -105,7 +108,7 @@ export interface LoginFlowsTable {
    * PIN (C7), the activation of the mobile authenticator (K1, K7, K8), or a
    * step-up verification of a portal task (V1).
    */
-  kind: 'login' | 'activation' | 'pin_change' | 'mobile_activation' | 'step_up' | 'sharing';
+  kind: FlowKind;
   app: 'portal' | 'trading';
   username: string;
   user_id: string;

@@ -1,0 +1,69 @@
+/**
+ * Attacks on the web and API sessions, the flows that lead to them, and
+ * what a username tells (L1, L8, X5, X7, V1, H2): someone holding the old
+ * password while a login is under way, a session used to guess other
+ * users' passwords, a stolen cookie after the password changed. Each test
+ * names the rule it proves, and failed before its fix (or guards a path no
+ * other test walks).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generatePhoneKeys, publicKeys } from '../src/mobile-app/protocol.js';
+import type { CardFile } from '../src/devices/devices.js';
+import type { User } from '../src/identity/users.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, bearer, get, postJson, startLogin, stepUp, type Json } from './support/api.js';
+
+const NEW_PASSWORD = 'a brand new passphrase 7';
+
+/** A portal session opened with the card through the API: its bearer headers. */
+async function cardSession(h: Harness, user: User, card: CardFile): Promise<Record<string, string>> {
+  const start = await postJson(h.app, '/api/v1/login', { username: user.username, password: PASSWORD, app: 'portal' });
+  expect(start.status, JSON.stringify(start.body)).toBe(200);
+  const done = await answer(h.app, start.body.id as string, cardAnswer(card, start.body.challenge.question));
+  expect(done.status, JSON.stringify(done.body)).toBe(200);
+  return bearer(done.body.session.token as string);
+}
+
+const withCard = (card: CardFile) => (challenge: Json) => cardAnswer(card, challenge.question);
+
+describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(database);
+  });
+  afterAll(async () => h?.close());
+
+  it('L8, L1: what the old password started is over once the password changes: a login or an activation of the authenticator under way, finished with the device afterwards, opens no session and binds no authenticator', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    // someone holding the old password (and the device's answers: a SIM swap, a card seen) starts a login and an activation
+    const login = await startLogin(h.app, user.username);
+    expect(login.status).toBe(200);
+    const activation = await postJson(h.app, '/api/v1/mobile/activations', { username: user.username, password: PASSWORD, purpose: 'activate' });
+    expect(activation.status, JSON.stringify(activation.body)).toBe(200);
+    expect(activation.body.proof).toBe('device');
+    // the user, in a session of their own, verifies again and changes the password
+    const mine = await cardSession(h, user, card);
+    await stepUp(h.app, mine, withCard(card));
+    expect((await postJson(h.app, '/api/v1/password', { currentPassword: PASSWORD, newPassword: NEW_PASSWORD }, mine)).status).toBe(204);
+
+    const late = await answer(h.app, login.body.id as string, cardAnswer(card, login.body.challenge.question));
+    expect([late.status, late.body.error?.code], JSON.stringify(late.body)).toEqual([410, 'FLOW_EXPIRED']);
+    expect((await get(h.app, `/api/v1/login/${login.body.id as string}`)).body.state).toBe('failed');
+    const keys = await publicKeys(await generatePhoneKeys());
+    const proof = await postJson(h.app, `/api/v1/mobile/activations/${activation.body.id as string}/proof`, {
+      response: cardAnswer(card, activation.body.challenge.question),
+      ...keys,
+    });
+    expect([proof.status, proof.body.error?.code], JSON.stringify(proof.body)).toEqual([410, 'FLOW_EXPIRED']);
+    expect((await h.services.devices.listForUser(user.id)).some((d) => d.type === 'mobile')).toBe(false);
+    // the session that changed it goes on; each flow's end is audited with its cause
+    expect((await get(h.app, '/api/v1/session', mine)).status).toBe(200);
+    const ended = (await h.services.audit.list({ userId: user.id, limit: 200 })).filter((e) => e.event === 'login.flow_ended');
+    expect(ended.map(({ data: { flowId, kind, reason } }) => ({ flowId, kind, reason })).sort((a, b) => String(a.kind).localeCompare(String(b.kind)))).toEqual([
+      { flowId: login.body.id, kind: 'login', reason: 'password_changed' },
+      { flowId: activation.body.id, kind: 'mobile_activation', reason: 'password_changed' },
+    ]);
+    // the new password logs in as usual
+    expect((await startLogin(h.app, user.username, NEW_PASSWORD)).status).toBe(200);
+  });
+});
