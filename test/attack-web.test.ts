@@ -7,13 +7,24 @@
  * other test walks).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_LIMITS, type Limits } from '../src/throttle/throttle.js';
 import { generatePhoneKeys, publicKeys } from '../src/mobile-app/protocol.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
-import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, uniqueUsername, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type Json } from './support/api.js';
 
 const NEW_PASSWORD = 'a brand new passphrase 7';
+
+/** No limit but the one a test sets. */
+const OFF: Limits = Object.fromEntries(Object.keys(DEFAULT_LIMITS).map((k) => [k, { perAddress: 0, global: 0 }])) as unknown as Limits;
+
+let addresses = 0;
+/** An address of its own for each client of a test, so that the throttle's counters are never shared by accident. */
+function address(): string {
+  addresses += 1;
+  return `10.77.${Math.floor(addresses / 250)}.${(addresses % 250) + 1}`;
+}
 
 /** A portal session opened with the card through the API: its bearer headers. */
 async function cardSession(h: Harness, user: User, card: CardFile): Promise<Record<string, string>> {
@@ -65,5 +76,46 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     ]);
     // the new password logs in as usual
     expect((await startLogin(h.app, user.username, NEW_PASSWORD)).status).toBe(200);
+  });
+});
+
+describe.each(DATABASES)('the throttle on passwords tried with a session (%s)', (database) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(database, { limits: { ...OFF, login: { perAddress: 3, global: 0 }, answer: { perAddress: 4, global: 0 } } });
+  });
+  afterAll(async () => h?.close());
+
+  it("X5, H2, L1: the owner's password asked by a sharing request is counted like a login start from the address: a signed-in user does not get a password oracle for every username free of the throttle", async () => {
+    const { user: owner } = await createUserWithCard(h.services);
+    const { user: requester, card } = await createUserWithCard(h.services);
+    // the requester's own login and step-up, from an address of their own
+    const from = address();
+    const start = await h.app.inject({ method: 'POST', url: '/api/v1/login', remoteAddress: from, payload: { username: requester.username, password: PASSWORD, app: 'portal' } });
+    const done = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/login/${start.json().id as string}`,
+      remoteAddress: from,
+      payload: { response: cardAnswer(card, start.json().challenge.question) },
+    });
+    const headers = bearer(done.json().session.token as string);
+    await stepUp(h.app, headers, withCard(card));
+    // a script trying one password on many usernames, real and not, through the sharing request, from one address
+    const guesser = address();
+    const statuses: number[] = [];
+    for (const ownerUsername of [owner.username, uniqueUsername('ghost'), uniqueUsername('ghost'), owner.username, uniqueUsername('ghost')]) {
+      const res = await h.app.inject({
+        method: 'POST',
+        url: '/api/v1/sharing',
+        remoteAddress: guesser,
+        headers,
+        payload: { ownerUsername, ownerPassword: 'one guess for all' },
+      });
+      statuses.push(res.statusCode);
+      if (res.statusCode === 429) expect(res.json().error.code).toBe('TOO_MANY_REQUESTS');
+    }
+    expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    // the lock counts only what was checked
+    expect((await h.services.lockout.status(owner.username)).failures).toBe(1);
   });
 });

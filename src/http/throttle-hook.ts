@@ -11,9 +11,12 @@ import type { Throttle, Throttled } from '../throttle/throttle.js';
 export const THROTTLED_ROUTES: readonly [string, RegExp, Throttled][] = [
   ['POST', /^\/(api\/v1\/)?login$/, 'login'],
   ['POST', /^\/(api\/v1\/)?step-up$/, 'login'],
+  // H2: a sharing request checks the owner's password: a signed-in user would otherwise try passwords on every username
+  ['POST', /^\/(api\/v1\/sharing|sharing\/new)$/, 'login'],
   ['POST', /^\/(api\/v1\/)?password$/, 'answer'],
   ['POST', /^\/(api\/v1\/)?login\/:flowId(\/session|\/offline|\/device)?$/, 'answer'],
   ['POST', /^\/(api\/v1\/)?step-up\/:(id|flowId)(\/complete|\/offline)?$/, 'answer'],
+  ['POST', /^\/(api\/v1\/)?sharing\/:id\/answer$/, 'answer'],
   ['POST', /^\/api\/v1\/devices\/:deviceId\/(activation|pin)\/:flowId$/, 'answer'],
   ['POST', /^\/devices\/:deviceId\/(activate|pin)$/, 'answer'],
   ['POST', /^\/api\/v1\/mobile\/requests\/:id$/, 'answer'],
