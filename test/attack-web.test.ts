@@ -6,13 +6,17 @@
  * names the rule it proves, and failed before its fix (or guards a path no
  * other test walks).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { MINUTE } from '../src/clock.js';
 import { DEFAULT_LIMITS, type Limits } from '../src/throttle/throttle.js';
 import { generatePhoneKeys, publicKeys } from '../src/mobile-app/protocol.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, uniqueUsername, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type Json } from './support/api.js';
+import { freePort } from './support/delivery.js';
+import { Browser } from './support/oidc.js';
 
 const NEW_PASSWORD = 'a brand new passphrase 7';
 
@@ -117,5 +121,64 @@ describe.each(DATABASES)('the throttle on passwords tried with a session (%s)', 
     expect(statuses).toEqual([401, 401, 401, 429, 429]);
     // the lock counts only what was checked
     expect((await h.services.lockout.status(owner.username)).failures).toBe(1);
+  });
+});
+
+describe.each(DATABASES)("an application's tokens and the session they stand on (%s)", (database) => {
+  let h: Harness;
+  let issuer: string;
+  let client: oidc.Configuration;
+  /** Never fetched: the client's redirect URI, where a code would arrive. */
+  const redirectUri = 'http://127.0.0.1:9/cb';
+
+  beforeAll(async () => {
+    const port = await freePort();
+    issuer = `http://127.0.0.1:${port}`;
+    h = await startHarness(database, { publicUrl: issuer });
+    h.clock.set(Date.now());
+    await h.app.listen({ port, host: '127.0.0.1' });
+    const created = await h.services.oidc.clients.create({ name: 'Web attack portal', app: 'portal', redirectUris: [redirectUri] }, 'test');
+    client = await oidc.discovery(new URL(issuer), created.client.clientId, undefined, oidc.ClientSecretBasic(created.secret!), {
+      execute: [oidc.allowInsecureRequests],
+    });
+  });
+  // the provider reads the system clock: each test starts with ours on it
+  beforeEach(() => h.clock.set(Date.now()));
+  afterAll(async () => h?.close());
+
+  /** A portal login with the card put in the browser, then the client's authorization request followed to its code and exchanged. */
+  async function tokensOf(session: Record<string, string>) {
+    const browser = new Browser(issuer);
+    browser.jar.set('sls_session', session.authorization!.slice('Bearer '.length));
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    let url = oidc.buildAuthorizationUrl(client, {
+      redirect_uri: redirectUri,
+      scope: 'openid offline_access',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    }).href;
+    for (let hop = 0; hop < 10 && !url.startsWith(redirectUri); hop++) {
+      const page = await browser.request(url);
+      expect(page.location, page.html.slice(0, 300)).toBeTruthy();
+      url = page.location!;
+    }
+    return oidc.authorizationCodeGrant(client, new URL(url), { pkceCodeVerifier: verifier, expectedState: state });
+  }
+
+  it("L8, I1: a portal session that ended by being idle 30 minutes ends its application's refresh token too, not 12 hours later", async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const session = await cardSession(h, user, card);
+    const tokens = await tokensOf(session);
+    // used within the half hour, the refresh works
+    h.clock.advance(20 * MINUTE);
+    const refreshed = await oidc.refreshTokenGrant(client, tokens.refresh_token!);
+    expect(refreshed.access_token).toBeTruthy();
+    // nothing for 30 minutes: the portal session is over (its cookie gets the login page) …
+    h.clock.advance(30 * MINUTE + 1_000);
+    expect((await get(h.app, '/api/v1/session', session)).status).toBe(401);
+    // … and so is what the application holds from it
+    await expect(oidc.refreshTokenGrant(client, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 });

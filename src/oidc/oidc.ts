@@ -160,19 +160,22 @@ export class OpenIdConnect {
   /**
    * L8, T3: a provider session stands on ours. Its tokens are refreshed, and
    * its claims read, only while the newest of our sessions under it lives:
-   * not revoked, and not past its end, which a temporary device brings
-   * forward (T3: day 2, day 12; S3: day 21). The provider's own lifetimes
-   * count from the first token and know nothing of that end.
+   * not revoked, not past its end, which a temporary device brings
+   * forward (T3: day 2, day 12; S3: day 21), and not idle past its limit
+   * (L8: a portal session ends after 30 minutes idle, as `Sessions.authenticate`
+   * decides). The provider's own lifetimes count from the first token and
+   * know nothing of those ends.
    */
   async standsOnLiveSession(oidcSessionUid: string): Promise<boolean> {
     const ours = await this.deps.store.db
       .selectFrom('oidc_session_links')
       .innerJoin('sessions', 'sessions.id', 'oidc_session_links.sls_session_id')
-      .select(['sessions.revoked_at', 'sessions.expires_at'])
+      .select(['sessions.revoked_at', 'sessions.expires_at', 'sessions.idle_expires_at'])
       .where('oidc_session_links.oidc_session_uid', '=', oidcSessionUid)
       .orderBy('oidc_session_links.created_at', 'desc')
       .executeTakeFirst();
-    return ours !== undefined && ours.revoked_at === null && ours.expires_at > this.deps.clock.now();
+    const now = this.deps.clock.now();
+    return ours !== undefined && ours.revoked_at === null && ours.expires_at > now && (ours.idle_expires_at === null || ours.idle_expires_at > now);
   }
 
   /**
