@@ -14,9 +14,10 @@ import { generatePhoneKeys, publicKeys } from '../src/mobile-app/protocol.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, uniqueUsername, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin, stepUp, type Json } from './support/api.js';
+import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
 import { freePort } from './support/delivery.js';
 import { Browser } from './support/oidc.js';
+import { Agent, csrfOf, form, textById } from './support/html.js';
 
 const NEW_PASSWORD = 'a brand new passphrase 7';
 
@@ -81,6 +82,71 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     // the new password logs in as usual
     expect((await startLogin(h.app, user.username, NEW_PASSWORD)).status).toBe(200);
   });
+
+  it('V1, X7: a step-up comes back only to our own pages, whatever `next` a link or a forged form carries (absolute, scheme-relative, backslash, encoded)', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const agent = new Agent(h.app);
+    const login = await agent.get('/login');
+    const started = await agent.submit(login, '/login', { username: user.username, password: PASSWORD, app: 'portal' });
+    const challenge = await agent.get(started.location!);
+    const question = textById(challenge.html, 'challenge-code')!;
+    expect((await agent.submit(challenge, started.location!, { response: cardAnswer(card, question) })).location).toBe('/account');
+    // a forged form: its `next` is another site's
+    const start = await agent.get('/step-up');
+    const stepped = await agent.submit(start, '/step-up', { password: PASSWORD, next: 'https://evil.example/' });
+    expect(stepped.location).toMatch(/^\/step-up\/flw_[a-z2-7]{26}\?next=%2Faccount$/);
+    const flowPath = stepped.location!.split('?')[0]!;
+    const prompt = await agent.get(`${flowPath}?next=${encodeURIComponent('//evil.example')}`);
+    const asked = textById(prompt.html, 'challenge-code')!;
+    // the page's own form already goes back to /account; a forged post keeps the other site's `next` in its address
+    const token = csrfOf(form(prompt.html, `${flowPath}?next=%2Faccount`));
+    const done = await agent.post(`${flowPath}?next=${encodeURIComponent('//evil.example')}`, { _csrf: token, response: cardAnswer(card, asked) });
+    expect([done.status, done.location]).toEqual([303, '/account']);
+    // the step-up done, its page sends the browser to its `next`: never away
+    for (const away of [
+      '//evil.example',
+      '/\\evil.example',
+      '\\\\evil.example',
+      'https://evil.example/account',
+      '/%2F%2Fevil.example',
+      '/%5Cevil.example',
+      '/account/../\\evil.example',
+      '/account@evil.example',
+      '/\t/evil.example',
+      '/account\r\nLocation: https://evil.example',
+      'javascript:alert(1)',
+    ]) {
+      const back = await agent.get(`${flowPath}?next=${encodeURIComponent(away)}`);
+      expect([back.status, back.location], away).toEqual([303, '/account']);
+    }
+    expect((await agent.get(`${flowPath}?next=${encodeURIComponent('/settings/mobile')}`)).location).toBe('/settings/mobile');
+  });
+
+  it('L1, K1, H2: every door that takes a username and a password answers an unknown user, a wrong password and a disabled user (even with the right password) byte for byte alike', async () => {
+    const { user: known } = await createUserWithCard(h.services);
+    const { user: disabled } = await createUserWithCard(h.services);
+    await h.services.store.db.updateTable('users').set({ status: 'disabled' }).where('id', '=', disabled.id).execute();
+    const { user: requester, card } = await createUserWithCard(h.services);
+    const signedIn = await cardSession(h, requester, card);
+    await stepUp(h.app, signedIn, withCard(card));
+    const doors: Record<string, (username: string, password: string) => Promise<ApiResponse>> = {
+      login: (username, password) => postJson(h.app, '/api/v1/login', { username, password, app: 'portal' }),
+      'mobile activation': (username, password) => postJson(h.app, '/api/v1/mobile/activations', { username, password, purpose: 'activate' }),
+      'sharing request': (username, password) => postJson(h.app, '/api/v1/sharing', { ownerUsername: username, ownerPassword: password }, signedIn),
+    };
+    /** What a client sees of an answer, but its request's own id and date. */
+    const seen = (res: ApiResponse) => {
+      const { 'x-request-id': _id, date: _date, ...headers } = res.headers;
+      return { status: res.status, headers, body: res.raw.body.replace(/"requestId":"[^"]*"/, '') };
+    };
+    for (const [door, knock] of Object.entries(doors)) {
+      const unknown = seen(await knock(uniqueUsername('ghost'), 'one guess for all'));
+      expect(unknown.status, door).toBe(401);
+      expect(seen(await knock(known.username, 'one guess for all')), door).toEqual(unknown);
+      expect(seen(await knock(disabled.username, 'one guess for all')), door).toEqual(unknown);
+      expect(seen(await knock(disabled.username, PASSWORD)), door).toEqual(unknown);
+    }
+  });
 });
 
 describe.each(DATABASES)('the throttle on passwords tried with a session (%s)', (database) => {
@@ -95,7 +161,12 @@ describe.each(DATABASES)('the throttle on passwords tried with a session (%s)', 
     const { user: requester, card } = await createUserWithCard(h.services);
     // the requester's own login and step-up, from an address of their own
     const from = address();
-    const start = await h.app.inject({ method: 'POST', url: '/api/v1/login', remoteAddress: from, payload: { username: requester.username, password: PASSWORD, app: 'portal' } });
+    const start = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/login',
+      remoteAddress: from,
+      payload: { username: requester.username, password: PASSWORD, app: 'portal' },
+    });
     const done = await h.app.inject({
       method: 'POST',
       url: `/api/v1/login/${start.json().id as string}`,
@@ -180,5 +251,31 @@ describe.each(DATABASES)("an application's tokens and the session they stand on 
     expect((await get(h.app, '/api/v1/session', session)).status).toBe(401);
     // … and so is what the application holds from it
     await expect(oidc.refreshTokenGrant(client, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it("A4, L8, I1: a password change (the current password and a fresh step-up) ends the other sessions of every kind: a Bearer token, a browser with its pages and its long poll, an application's refresh token", async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const changer = await cardSession(h, user, card);
+    const api = await cardSession(h, user, card);
+    const cookie = { cookie: `sls_session=${(await cardSession(h, user, card)).authorization!.slice('Bearer '.length)}` };
+    const waiting = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, cookie);
+    expect(waiting.status).toBe(200);
+    const application = await tokensOf(await cardSession(h, user, card));
+    // without a fresh step-up, or with a wrong current password, nothing changes
+    const stale = await postJson(h.app, '/api/v1/password', { currentPassword: PASSWORD, newPassword: NEW_PASSWORD }, changer);
+    expect([stale.status, stale.body.error.code]).toEqual([403, 'STEP_UP_REQUIRED']);
+    await stepUp(h.app, changer, withCard(card));
+    const wrong = await postJson(h.app, '/api/v1/password', { currentPassword: 'not the password', newPassword: NEW_PASSWORD }, changer);
+    expect([wrong.status, wrong.body.error.code]).toEqual([401, 'INVALID_CREDENTIALS']);
+    expect((await get(h.app, '/api/v1/session', api)).status).toBe(200);
+
+    expect((await postJson(h.app, '/api/v1/password', { currentPassword: PASSWORD, newPassword: NEW_PASSWORD }, changer)).status).toBe(204);
+    expect((await get(h.app, '/api/v1/session', api)).status).toBe(401);
+    const page = await h.app.inject({ method: 'GET', url: '/account', headers: cookie });
+    expect([page.statusCode, page.headers.location]).toEqual([303, '/login']);
+    expect((await get(h.app, `/api/v1/step-up/${waiting.body.id as string}?wait=1`, cookie)).status).toBe(401);
+    await expect(oidc.refreshTokenGrant(client, application.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // the session that changed it goes on
+    expect((await get(h.app, '/api/v1/session', changer)).status).toBe(200);
   });
 });
