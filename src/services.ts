@@ -412,6 +412,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       audit,
       deviceKind,
       lastProof: (session) => stepUp.lastProof(session),
+      liveSession: (sessionId, options) => sessions.liveById(sessionId, options),
       clients: new OidcClients(store, clock, box, audit),
       keys: new OidcKeys(store, clock, box, audit, (TOKEN_LIFETIME_S + 60) * 1000),
       issuer: (config.publicUrl ?? DEFAULT_ISSUER).replace(/\/+$/, ''),

@@ -33,6 +33,7 @@ import { deviceActions, type Device, type DeviceActions, type DeviceKinds, type 
 import type { User, Users } from '../identity/users.js';
 import type { Session, Sessions } from '../sessions/sessions.js';
 import type { Store, Tx } from '../store/database.js';
+import type { Confirmation } from '../store/schema.js';
 import { challengeTtlMs, completeFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
 import { accepted, type Answers } from './answers.js';
 import type { FlowLimits } from './flow-limits.js';
@@ -294,25 +295,30 @@ export class StepUp {
   /**
    * T3, X7, I1: the session's last proof — the device of its latest step-up,
    * else of its login (null: the password alone, or a device since deleted)
-   * — and when it was given.
+   * — when it was given, and how the phone confirmed it (K3: that proof's
+   * own, never the login's when a step-up came after).
    */
-  async lastProof(session: Session): Promise<{ device: Device | null; at: number }> {
+  async lastProof(session: Session): Promise<{ device: Device | null; at: number; confirmedBy: Confirmation | null }> {
     let deviceId = session.deviceId;
     let at = session.createdAt;
+    let confirmedBy = session.confirmedBy;
     if (session.verifiedAt !== null) {
       const stepUp = await this.deps.store.db
         .selectFrom('login_flows')
-        .select(['device_id'])
+        .select(['device_id', 'confirmed_by'])
         .where('session_id', '=', session.id)
         .where('kind', '=', 'step_up')
         .where('state', '=', 'done')
         .orderBy('updated_at', 'desc')
         .executeTakeFirst();
-      if (stepUp?.device_id) deviceId = stepUp.device_id;
+      if (stepUp?.device_id) {
+        deviceId = stepUp.device_id;
+        confirmedBy = stepUp.confirmed_by;
+      }
       at = Math.max(at, session.verifiedAt);
     }
     const device = deviceId ? await this.deps.devices.get(deviceId).catch(() => null) : null;
-    return { device, at };
+    return { device, at, confirmedBy };
   }
 
   async view(session: Session, flowId: string): Promise<StepUpView> {

@@ -107,6 +107,20 @@ export class ProviderHost {
     const appMaxSeconds = (client: { sls_app?: string } | undefined): number =>
       Math.ceil((client?.sls_app === 'trading' ? config.policy.tradingMaxMs : config.policy.portalMaxMs) / 1000);
 
+    /**
+     * L8: the access of a portal client's access token is at most half a portal session's idle time, so that a
+     * client refreshing when it expires (the application in use, which keeps our session alive) comes in time
+     */
+    const accessTokenSeconds = (client: { sls_app?: string } | undefined): number =>
+      client?.sls_app === 'portal' ? Math.min(TOKEN_LIFETIME_S, Math.floor(config.policy.portalIdleMs / 2000)) : TOKEN_LIFETIME_S;
+
+    /** L8: a token works only while its user is active and the session of ours under it lives (idle time included). */
+    const tokenLives = async (token: { accountId?: string; sessionUid?: string }, renew: boolean): Promise<boolean> => {
+      const user = token.accountId ? await services.users.get(token.accountId).catch(() => null) : null;
+      if (user?.status !== 'active') return false;
+      return token.sessionUid === undefined || services.oidc.standsOnLiveSession(token.sessionUid, { renew });
+    };
+
     const slsSessionOf = async (ctx: KoaContext): Promise<Session | null> => {
       const token = ctx.cookies.get(SESSION_COOKIE, { signed: false });
       return token ? sessions.authenticate(token) : null;
@@ -155,11 +169,13 @@ export class ProviderHost {
       clients: [],
       jwks: { keys },
       cookies: { keys: [services.box.digest('oidc-provider', 'cookie-keys')] },
-      findAccount: async (_ctx: unknown, sub: string, token?: { sessionUid?: string }) => {
+      findAccount: async (ctx: KoaContext | undefined, sub: string, token?: { sessionUid?: string }) => {
         const user = await services.users.get(sub).catch(() => null);
         if (user?.status !== 'active') return undefined;
-        // a token (a refresh, the user info) works only while our session under it lives
-        if (token?.sessionUid !== undefined && !(await services.oidc.standsOnLiveSession(token.sessionUid))) return undefined;
+        // a token (a code, a refresh, the user info) works only while our session under it lives; at the token
+        // endpoint, the application in use keeps that session from idling out
+        const renew = ctx?.oidc?.route === 'token';
+        if (token?.sessionUid !== undefined && !(await services.oidc.standsOnLiveSession(token.sessionUid, { renew }))) return undefined;
         return {
           accountId: sub,
           claims: async (_use: string, scope: string) => ({
@@ -189,7 +205,7 @@ export class ProviderHost {
       extraClientMetadata: { properties: ['sls_app'] },
       pkce: { required: () => true },
       ttl: {
-        AccessToken: TOKEN_LIFETIME_S,
+        AccessToken: (ctx: KoaContext | undefined, _token: unknown, client?: { sls_app?: string }) => accessTokenSeconds(client ?? ctx?.oidc?.client),
         IdToken: TOKEN_LIFETIME_S,
         AuthorizationCode: 60,
         DeviceCode: DEVICE_CODE_TTL_S,
@@ -223,7 +239,12 @@ export class ProviderHost {
         devInteractions: { enabled: false },
         // a client revokes and introspects only its own tokens: another client's token says nothing to it (inactive)
         revocation: { enabled: true, allowedPolicy: ownTokenOnly },
-        introspection: { enabled: true, allowedPolicy: ownTokenOnly },
+        // … and a token is active only while its user is and the session of ours under it lives (L8: idle, day 2 of T3)
+        introspection: {
+          enabled: true,
+          allowedPolicy: async (ctx: unknown, client: { clientId: string }, token: { clientId?: string; accountId?: string; sessionUid?: string }) =>
+            (await ownTokenOnly(ctx, client, token)) && (await tokenLives(token, false)),
+        },
         userinfo: { enabled: true },
         backchannelLogout: { enabled: true },
         // RFC 8628: a trading platform without a browser shows a code; the user approves it on a phone or computer with the usual login

@@ -19,6 +19,7 @@ import type { Clock } from '../clock.js';
 import type { Device, DeviceKinds } from '../devices/types.js';
 import type { Session } from '../sessions/sessions.js';
 import type { Store } from '../store/database.js';
+import type { Confirmation } from '../store/schema.js';
 import type { WithdrawalLimits } from '../policy/withdrawal-limits.js';
 import { acrOf, amrOf, type Acr } from './claims.js';
 import type { OidcClients } from './clients.js';
@@ -44,7 +45,9 @@ export interface OpenIdDeps {
   keys: OidcKeys;
   issuer: string;
   /** The session's last proof: its latest step-up's device, else its login's (`StepUp.lastProof`). */
-  lastProof: (session: Session) => Promise<{ device: Device | null; at: number }>;
+  lastProof: (session: Session) => Promise<{ device: Device | null; at: number; confirmedBy: Confirmation | null }>;
+  /** L8: whether a session of ours lives (`Sessions.liveById`); `renew`: its idle timer renewed. */
+  liveSession: (sessionId: string, options: { renew: boolean }) => Promise<boolean>;
   /** Fetch for the back-channel (tests pass nothing: the global fetch). */
   fetch?: typeof fetch;
   /** W1: a user's limits as the entitlement API decides them (opted out: the None row; sharing: the shared device). */
@@ -103,9 +106,9 @@ export class OpenIdConnect {
 
   /** What the session's last proof was (the login, or a later step-up in it), as claims. */
   async proof(session: Session): Promise<LoginProof> {
-    const { device, at } = await this.deps.lastProof(session);
+    const { device, at, confirmedBy } = await this.deps.lastProof(session);
     const kind = device ? this.deps.deviceKind(device.type) : null;
-    return { authTime: at, acr: acrOf(kind), amr: amrOf(kind, session.confirmedBy) };
+    return { authTime: at, acr: acrOf(kind), amr: amrOf(kind, confirmedBy) };
   }
 
   /**
@@ -158,24 +161,23 @@ export class OpenIdConnect {
   }
 
   /**
-   * L8, T3: a provider session stands on ours. Its tokens are refreshed, and
-   * its claims read, only while the newest of our sessions under it lives:
-   * not revoked, not past its end, which a temporary device brings
-   * forward (T3: day 2, day 12; S3: day 21), and not idle past its limit
-   * (L8: a portal session ends after 30 minutes idle, as `Sessions.authenticate`
-   * decides). The provider's own lifetimes count from the first token and
-   * know nothing of those ends.
+   * L8, T3: a provider session stands on ours. Its tokens are refreshed,
+   * introspected and their claims read only while the newest of our sessions
+   * under it lives: not revoked, not past its end, which a temporary device
+   * brings forward (T3: day 2, day 12; S3: day 21), nor idle (a portal
+   * session's 30 minutes), its user active. The provider's own lifetimes
+   * count from the first token and know nothing of that end. `renew`: a
+   * refresh is the application in use, which keeps our session from idling
+   * out (as a request of the browser's does).
    */
-  async standsOnLiveSession(oidcSessionUid: string): Promise<boolean> {
+  async standsOnLiveSession(oidcSessionUid: string, options: { renew: boolean } = { renew: false }): Promise<boolean> {
     const ours = await this.deps.store.db
       .selectFrom('oidc_session_links')
-      .innerJoin('sessions', 'sessions.id', 'oidc_session_links.sls_session_id')
-      .select(['sessions.revoked_at', 'sessions.expires_at', 'sessions.idle_expires_at'])
-      .where('oidc_session_links.oidc_session_uid', '=', oidcSessionUid)
-      .orderBy('oidc_session_links.created_at', 'desc')
+      .select('sls_session_id')
+      .where('oidc_session_uid', '=', oidcSessionUid)
+      .orderBy('created_at', 'desc')
       .executeTakeFirst();
-    const now = this.deps.clock.now();
-    return ours !== undefined && ours.revoked_at === null && ours.expires_at > now && (ours.idle_expires_at === null || ours.idle_expires_at > now);
+    return ours !== undefined && (await this.deps.liveSession(ours.sls_session_id, options));
   }
 
   /**

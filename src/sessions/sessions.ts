@@ -209,6 +209,29 @@ export class Sessions {
     return toSession(row, mustChange === 1);
   }
 
+  /**
+   * L8, I1: whether a session (by its id: an application's token stands on
+   * it) still lives — not revoked, not past its end nor its idle time, its
+   * user active. `renew`: the application in use counts as activity (a
+   * refresh), so its idle timer is renewed, as a request with its token does.
+   */
+  async liveById(sessionId: string, options: { renew: boolean }): Promise<boolean> {
+    const now = this.clock.now();
+    const row = await this.store.db
+      .selectFrom('sessions')
+      .innerJoin('users', 'users.id', 'sessions.user_id')
+      .select(['sessions.app', 'sessions.revoked_at', 'sessions.expires_at', 'sessions.idle_expires_at', 'sessions.last_seen_at', 'users.status'])
+      .where('sessions.id', '=', sessionId)
+      .executeTakeFirst();
+    if (row?.status !== 'active' || row.revoked_at !== null || row.expires_at <= now) return false;
+    if (row.idle_expires_at !== null && row.idle_expires_at <= now) return false;
+    const idle = this.idleMs(row.app);
+    if (options.renew && idle !== null && now - row.last_seen_at >= TOUCH_INTERVAL_MS) {
+      await touchSession.execute(this.store.db, { id: sessionId, now, idleExpiresAt: Math.min(now + idle, row.expires_at) });
+    }
+    return true;
+  }
+
   /** V1: the user verified again with a device, in this session. */
   async markVerified(db: Executor, sessionId: string, at: number): Promise<void> {
     await db.updateTable('sessions').set({ verified_at: at }).where('id', '=', sessionId).execute();

@@ -1,0 +1,218 @@
+/**
+ * Attacks on the OpenID Provider's tokens (I1): a relying party's refresh
+ * and access tokens against the end of the session of ours they stand on
+ * (L8: idle, expiry, the user no longer active), the claims they carry
+ * after a step-up (acr, amr), and a deleted client's tokens. Each test
+ * names the rule it proves, and failed before its fix (or guards a path no
+ * other test walks).
+ */
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DAY, MINUTE } from '../src/clock.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, bearer, claimSession, postJson, startLogin, stepUp, type Json } from './support/api.js';
+import { freePort } from './support/delivery.js';
+import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
+import { onlyDevice } from './support/kind-drivers.js';
+import { Browser } from './support/oidc.js';
+
+describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
+  let h: Harness;
+  let issuer: string;
+  let agentId: string;
+  let portalClient: oidc.Configuration;
+  let tradingClient: oidc.Configuration;
+  /** Never fetched: the clients' redirect URI, where a code would arrive. */
+  const redirectUri = 'http://127.0.0.1:9/cb';
+
+  async function clientOf(app: 'portal' | 'trading', name: string): Promise<{ configuration: oidc.Configuration; clientId: string }> {
+    const created = await h.services.oidc.clients.create({ name, app, redirectUris: [redirectUri] }, 'test');
+    const configuration = await oidc.discovery(new URL(issuer), created.client.clientId, undefined, oidc.ClientSecretBasic(created.secret!), {
+      execute: [oidc.allowInsecureRequests],
+    });
+    return { configuration, clientId: created.client.clientId };
+  }
+
+  beforeAll(async () => {
+    const port = await freePort();
+    issuer = `http://127.0.0.1:${port}`;
+    h = await startHarness(database, { publicUrl: issuer });
+    h.clock.set(Date.now());
+    await h.app.listen({ port, host: '127.0.0.1' });
+    agentId = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user.id;
+    portalClient = (await clientOf('portal', 'Attack portal')).configuration;
+    tradingClient = (await clientOf('trading', 'Attack trading')).configuration;
+  });
+  // the provider reads the system clock: each test starts with ours on it
+  beforeEach(() => h.clock.set(Date.now()));
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  /** A login through the JSON API, answered with `respond`; its session put in the browser as the login page would. */
+  async function signIn(browser: Browser, username: string, respond: (flow: Json) => Promise<string> | string, app: 'portal' | 'trading' = 'portal') {
+    const start = await startLogin(h.app, username, PASSWORD, app);
+    expect(start.status, JSON.stringify(start.body)).toBe(200);
+    const done = await answer(h.app, start.body.id as string, await respond(start.body));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    const token = done.body.session.token as string;
+    browser.jar.set('sls_session', token);
+    return token;
+  }
+
+  /** An authorization request of a client, its redirects followed in the browser, the code exchanged; nothing is typed on the way. */
+  async function tokensOf(browser: Browser, configuration = portalClient, scope = 'openid offline_access') {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    let url = oidc.buildAuthorizationUrl(configuration, {
+      redirect_uri: redirectUri,
+      scope,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    }).href;
+    for (let hop = 0; hop < 10 && !url.startsWith(redirectUri); hop++) {
+      const page = await browser.request(url);
+      expect(page.location, `${url}: ${page.status} ${page.html.slice(0, 300)}`).toBeTruthy();
+      url = page.location!;
+    }
+    return oidc.authorizationCodeGrant(configuration, new URL(url), { pkceCodeVerifier: verifier, expectedState: state });
+  }
+
+  /** A DSC+ holder signed in to an application in a new browser, and the tokens its client got. */
+  async function signedIn(app: 'portal' | 'trading' = 'portal') {
+    const { user, card } = await createUserWithCard(h.services);
+    const browser = new Browser(issuer);
+    const token = await signIn(browser, user.username, (flow) => cardAnswer(card, (flow.challenge as Json).question as string), app);
+    const tokens = await tokensOf(browser, app === 'portal' ? portalClient : tradingClient);
+    return { user, card, browser, token, tokens };
+  }
+
+  const active = async (configuration: oidc.Configuration, token: string) => (await oidc.tokenIntrospection(configuration, token)).active;
+
+  describe('L8: a token lives no longer than the session of ours it stands on', () => {
+    it('L8, I1: once the portal session idled out (30 minutes), its client can no longer refresh, and its access token is inactive', async () => {
+      const { tokens } = await signedIn('portal');
+      expect(await active(portalClient, tokens.access_token)).toBe(true);
+      // nobody used the portal session for 31 minutes: it ended (L8), the browser logs in again
+      h.clock.advance(31 * MINUTE);
+      await expect(oidc.refreshTokenGrant(portalClient, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+      expect(await active(portalClient, tokens.access_token)).toBe(false);
+    });
+
+    it('L8, I1: the application in use is activity: a refresh within the idle time keeps the portal session alive, and the access token the client refreshes with lives shorter than it', async () => {
+      const { browser, tokens } = await signedIn('portal');
+      // an access token lives at most half the idle time: the client refreshes while the session lives
+      expect(tokens.expires_in).toBeLessThanOrEqual(15 * 60);
+      h.clock.advance(20 * MINUTE);
+      const refreshed = await oidc.refreshTokenGrant(portalClient, tokens.refresh_token!);
+      h.clock.advance(20 * MINUTE);
+      const again = await oidc.refreshTokenGrant(portalClient, refreshed.refresh_token!);
+      expect(await active(portalClient, again.access_token)).toBe(true);
+      // the session in the browser lived on with it
+      expect(await h.services.sessions.authenticate(browser.jar.get('sls_session')!)).not.toBeNull();
+    });
+
+    it('L8, I1: a trading session has no idle time (K12): its client refreshes after hours without other activity; its access token lives an hour', async () => {
+      const { tokens } = await signedIn('trading');
+      expect(tokens.expires_in).toBeGreaterThan(15 * 60);
+      h.clock.advance(3 * 60 * MINUTE);
+      const refreshed = await oidc.refreshTokenGrant(tradingClient, tokens.refresh_token!);
+      expect(await active(tradingClient, refreshed.access_token)).toBe(true);
+    });
+
+    it('T3, I1: introspection says inactive once the full access of a temporary passcode ended (day 2), though the token has not expired', async () => {
+      const { user } = await createUserWithCard(h.services);
+      // the passcode was issued 2 days less 10 minutes ago: full access for 10 more minutes (T3)
+      h.clock.set(Date.now() - 2 * DAY + 10 * MINUTE);
+      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+      const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+      h.clock.set(Date.now());
+      const browser = new Browser(issuer);
+      await signIn(browser, user.username, () => passcode, 'trading');
+      const tokens = await tokensOf(browser, tradingClient);
+      expect(await active(tradingClient, tokens.access_token)).toBe(true);
+      h.clock.advance(15 * MINUTE);
+      // a resource server (a trading platform's API) asks: the trading access has ended
+      expect(await active(tradingClient, tokens.access_token)).toBe(false);
+      expect(await active(tradingClient, tokens.refresh_token!)).toBe(false);
+      await expect(oidc.fetchUserInfo(tradingClient, tokens.access_token, user.id)).rejects.toBeDefined();
+    });
+
+    it('L8, I1: introspection says inactive once the user is no longer active', async () => {
+      const { user, tokens } = await signedIn('portal');
+      await h.services.store.db.updateTable('users').set({ status: 'disabled' }).where('id', '=', user.id).execute();
+      expect(await active(portalClient, tokens.access_token)).toBe(false);
+      await expect(oidc.refreshTokenGrant(portalClient, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+
+    it('I1: a deleted client’s tokens stop working at once: no refresh, no user info', async () => {
+      const { configuration, clientId } = await clientOf('portal', 'Soon deleted');
+      const { user, card } = await createUserWithCard(h.services);
+      const browser = new Browser(issuer);
+      await signIn(browser, user.username, (flow) => cardAnswer(card, (flow.challenge as Json).question as string));
+      const tokens = await tokensOf(browser, configuration);
+      await h.services.oidc.clients.delete(clientId, 'test');
+      await expect(oidc.refreshTokenGrant(configuration, tokens.refresh_token!)).rejects.toBeDefined();
+      await expect(oidc.fetchUserInfo(configuration, tokens.access_token, user.id)).rejects.toBeDefined();
+    });
+  });
+
+  describe('I1: the claims say what the last proof was, never more', () => {
+    it('I1, V1, K3: after a step-up with a code card, amr does not keep the PIN the login’s push was approved with', async () => {
+      // a user with the authenticator, who also holds a Security Code Card
+      const user = await smsUser(h);
+      const phone = new TestPhone(await listen(h), harnessInbox(h));
+      const enrolment = await phone.activate(user.username);
+      await onlyDevice(h, user, enrolment.deviceId);
+      const codes = Array.from({ length: 100 }, (_, i) => String((i * 37 + 11) % 1000).padStart(3, '0'));
+      const scc = await h.services.onlineCards.importSecurityCodeCard(user.id, `SCC-${user.username}`, codes, 'test');
+      const indexAnswer = (prompt: Json) => codes[prompt.indexes[0] - 1]! + codes[prompt.indexes[1] - 1]!;
+
+      // the login in this browser: the push, approved with the number and the PIN
+      const browser = new Browser(issuer);
+      const login = await startLogin(h.app, user.username);
+      expect((login.body.challenge as Json).type).toBe('push');
+      await phone.approve(await phone.request(user.username), (login.body.challenge as Json).number as string);
+      const claimed = await claimSession(h.app, login);
+      expect(claimed.status, JSON.stringify(claimed.body)).toBe(200);
+      const token = claimed.body.session.token as string;
+      browser.jar.set('sls_session', token);
+      expect((await h.services.sessions.authenticate(token))!.confirmedBy).toBe('pin');
+
+      // the card is used elsewhere since: the step-up in this session offers it first (L6), and is answered with it
+      await signIn(new Browser(issuer), user.username, async (flow) => {
+        const switched = await h.services.login.switchDevice(flow.id as string, scc.id, { ip: null, userAgent: null });
+        return indexAnswer(switched.challenge as unknown as Json);
+      });
+      await stepUp(h.app, bearer(token), (challenge) => {
+        expect(challenge.type).toBe('index');
+        return indexAnswer(challenge);
+      });
+      // the application asks now: the session's last proof is the step-up's
+      h.clock.set(Math.max(Date.now(), h.clock.now()));
+      const claims = (await tokensOf(browser, portalClient, 'openid')).claims()!;
+      expect(claims.acr).toBe('urn:sls:acr:device');
+      expect(claims.amr).toEqual(['pwd', 'otp', 'mfa']);
+    });
+  });
+
+  describe('I1: prompt=none answers without a login only on the very session that logged in', () => {
+    it('I1, L8: prompt=none after the session ended (logout) is an error at the client (login or interaction required), no code', async () => {
+      const { browser, token } = await signedIn('portal');
+      await postJson(h.app, '/api/v1/logout', {}, bearer(token));
+      const verifier = oidc.randomPKCECodeVerifier();
+      let url = oidc.buildAuthorizationUrl(portalClient, {
+        redirect_uri: redirectUri,
+        scope: 'openid',
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        prompt: 'none',
+      }).href;
+      for (let hop = 0; hop < 10 && !url.startsWith(redirectUri); hop++) url = (await browser.request(url)).location!;
+      const callback = new URL(url);
+      expect(callback.searchParams.get('error')).toMatch(/^(login|interaction)_required$/);
+      expect(callback.searchParams.get('code')).toBeNull();
+    });
+  });
+});
