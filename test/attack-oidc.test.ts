@@ -13,7 +13,7 @@ import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type
 import { answer, bearer, claimSession, postJson, startLogin, stepUp, type Json } from './support/api.js';
 import { freePort } from './support/delivery.js';
 import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
-import { onlyDevice } from './support/kind-drivers.js';
+import { BUILT_IN_DRIVERS, onlyDevice } from './support/kind-drivers.js';
 import { Browser } from './support/oidc.js';
 
 describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
@@ -194,6 +194,16 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       const claims = (await tokensOf(browser, portalClient, 'openid')).claims()!;
       expect(claims.acr).toBe('urn:sls:acr:device');
       expect(claims.amr).toEqual(['pwd', 'otp', 'mfa']);
+    });
+  });
+
+  describe('I1: the claims say what the last proof was, and all of it', () => {
+    it('I1, K4: a login answered offline with the authenticator’s response (the PIN folded in) says pin in amr, as a push approved with the PIN does', async () => {
+      const holder = await BUILT_IN_DRIVERS.mobile!.holder(h);
+      const browser = new Browser(issuer);
+      await signIn(browser, holder.user.username, async (flow) => holder.right(await holder.answerable(flow)));
+      const claims = (await tokensOf(browser, portalClient, 'openid')).claims()!;
+      expect(claims).toMatchObject({ acr: 'urn:sls:acr:strong', amr: ['pwd', 'swk', 'pin', 'mfa'] });
     });
   });
 

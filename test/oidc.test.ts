@@ -268,7 +268,8 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     ['scc', 'urn:sls:acr:device', ['pwd', 'otp', 'mfa']],
     ['sms', 'urn:sls:acr:device', ['pwd', 'sms', 'otp', 'mfa']],
     ['temp_passcode', 'urn:sls:acr:temporary', ['pwd']],
-    ['mobile', 'urn:sls:acr:strong', ['pwd', 'swk', 'mfa']],
+    // K4: the driver answers offline, the response computed with the PIN
+    ['mobile', 'urn:sls:acr:strong', ['pwd', 'swk', 'pin', 'mfa']],
     ['security_key', 'urn:sls:acr:strong', ['pwd', 'hwk', 'mfa']],
   ] as const) {
     it(`I1: amr and acr say how the user logged in: ${kind}`, async () => {

@@ -237,6 +237,13 @@ export interface DeviceKind {
    */
   amr?: readonly string[];
   /**
+   * I1: what a typed answer (challenge/response) proves besides `amr`, for a
+   * kind whose other way to answer says it by how the phone confirmed (K3:
+   * `pin`, `user`): the authenticator's offline response has the PIN folded
+   * in (K4), so `pin`.
+   */
+  typedAmr?: readonly string[];
+  /**
    * T, S2: the kind stands in for a permanent device for a while: it protects
    * no withdrawals, and it ends when a permanent device is activated (D4).
    */

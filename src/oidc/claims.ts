@@ -11,8 +11,9 @@
  * A request's `acr_values` names the lowest level it accepts; a higher level
  * satisfies it. `amr` (RFC 8176) is `pwd`, the kind's own references
  * (`hwk`, `swk`, `otp`, `sms`, `pin`), how the phone confirmed (`pin`, or
- * `user` for a biometric the app does not name), and `mfa` when a device
- * was proved besides the password.
+ * `user` for a biometric the app does not name) or, for an answer typed
+ * instead, what that proves (the kind's `typedAmr`: K4's PIN), and `mfa`
+ * when a device was proved besides the password.
  */
 import type { DeviceKind } from '../devices/types.js';
 import type { Confirmation } from '../store/schema.js';
@@ -36,8 +37,9 @@ export function acrOf(kind: Pick<DeviceKind, 'strength' | 'temporary'> | null): 
   return kind.strength >= STRONG_FROM ? 'urn:sls:acr:strong' : 'urn:sls:acr:device';
 }
 
-export function amrOf(kind: Pick<DeviceKind, 'amr'> | null, confirmedBy: Confirmation | null): string[] {
-  const amr = new Set(['pwd', ...(kind?.amr ?? [])]);
+export function amrOf(kind: Pick<DeviceKind, 'amr' | 'typedAmr'> | null, confirmedBy: Confirmation | null): string[] {
+  // no confirmation from the phone: the answer was typed (K4: the authenticator's offline response proves the PIN)
+  const amr = new Set(['pwd', ...(kind?.amr ?? []), ...(confirmedBy === null ? (kind?.typedAmr ?? []) : [])]);
   if (confirmedBy === 'pin') amr.add('pin');
   if (confirmedBy === 'biometric') amr.add('user');
   if (kind !== null && amr.size > 1) amr.add('mfa');

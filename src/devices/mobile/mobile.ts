@@ -45,6 +45,8 @@ export const mobileDevice: DeviceKind = {
   type: 'mobile',
   strength: 60,
   amr: ['swk'],
+  // K4: the offline response is computed with the PIN
+  typedAmr: ['pin'],
   temporary: false,
   withdrawalRow: { perDayUsd: 1_000_000, fiveBusinessDaysUsd: 1_000_000 },
   receivesMessages: true,
