@@ -353,11 +353,17 @@ export class ProviderHost {
     provider.use(async (ctx, next) => {
       await next();
       const oidc = ctx.oidc;
-      // RP-initiated logout ends our session too (its other clients are told by the provider, L8)
+      // RP-initiated logout ends our session too (its other clients are told by the provider, L8) — when ours is of the
+      // user logged out: the provider also logs out the earlier user of a browser where another one just logged in, whose
+      // session is not ended with it (it would send them back to the login page)
       if (oidc?.route === 'end_session_confirm') {
-        const token = ctx.cookies.get(SESSION_COOKIE, { signed: false });
         const params = oidc.params as Record<string, unknown> | undefined;
-        if (token && params?.logout) await sessions.end(token, null);
+        const token = ctx.cookies.get(SESSION_COOKIE, { signed: false });
+        if (!token || !params?.logout) return;
+        const loggedOut = oidc.session?.accountId;
+        const ours = loggedOut === undefined ? null : await sessions.authenticate(token);
+        if (ours && ours.userId !== loggedOut) return;
+        await sessions.end(token, null);
         return;
       }
       // which of our sessions the provider's session stands on: the one whose login finished the interaction (never
