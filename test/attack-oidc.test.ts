@@ -109,6 +109,26 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       expect(await active(portalClient, tokens.access_token)).toBe(false);
     });
 
+    it('L8, I1: a token stands on the session it was given in: after that one idled out, a new login in the same browser does not bring it back', async () => {
+      const { user, card, browser, tokens } = await signedIn('portal');
+      h.clock.advance(31 * MINUTE);
+      await expect(oidc.refreshTokenGrant(portalClient, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+      // the user logs in again in this browser, and the application asks again: it gets new tokens …
+      await signIn(browser, user.username, (flow) => cardAnswer(card, (flow.challenge as Json).question as string));
+      const again = await tokensOf(browser);
+      expect(await active(portalClient, again.access_token)).toBe(true);
+      // … and those of the session that ended stay dead
+      expect(await active(portalClient, tokens.access_token)).toBe(false);
+      await expect(oidc.refreshTokenGrant(portalClient, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+      const revoked = await h.services.store.db
+        .selectFrom('audit_log')
+        .select('data')
+        .where('event', '=', 'oidc.grant_revoked')
+        .where('user_id', '=', user.id)
+        .execute();
+      expect(revoked.map((row) => JSON.parse(row.data as string).route)).toEqual(['another_session']);
+    });
+
     it('L8, I1: the application in use is activity: a refresh within the idle time keeps the portal session alive, and the access token the client refreshes with lives shorter than it', async () => {
       const { browser, tokens } = await signedIn('portal');
       // an access token lives at most half the idle time: the client refreshes while the session lives

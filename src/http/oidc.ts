@@ -224,6 +224,13 @@ export class ProviderHost {
       loadExistingGrant: async (ctx: KoaContext) => {
         const oidc = ctx.oidc!;
         const clientId = oidc.client!.clientId;
+        // L8: a login of ours finished the interaction: what was given under an earlier session of ours that ended, ends
+        const slsSessionId = oidc.result?.slsSessionId as string | undefined;
+        if (slsSessionId !== undefined) {
+          const authorizations = (oidc.session as unknown as { authorizations?: Record<string, { grantId?: string }> }).authorizations ?? {};
+          const grants = Object.entries(authorizations).flatMap(([client, { grantId }]) => (grantId ? [{ grantId, clientId: client }] : []));
+          await services.oidc.loginFinished(oidc.session!.uid, slsSessionId, grants, oidc.session!.accountId!);
+        }
         const grantId = oidc.result?.consent?.grantId ?? oidc.session!.grantIdFor(clientId);
         const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
         const grant = existing ?? new oidc.provider.Grant({ clientId, accountId: oidc.session!.accountId! });

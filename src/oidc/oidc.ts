@@ -198,6 +198,37 @@ export class OpenIdConnect {
     return newest?.sls_session_id === slsSessionId;
   }
 
+  /**
+   * L8: a login of ours finishes an interaction of the provider session. When
+   * it is another session than the one the provider session stood on, and
+   * that one has ended (idle, expired: no back-channel logout revoked its
+   * grants), the grants given under it are revoked, audited — its tokens
+   * stand on it, and never come back to life with a later login in the same
+   * browser. (While it lives, they stand on the newest, as the provider session does.)
+   */
+  async loginFinished(oidcSessionUid: string, slsSessionId: string, grants: { grantId: string; clientId: string }[], userId: string): Promise<void> {
+    if (grants.length === 0 || (await this.standsOn(oidcSessionUid, slsSessionId)) || (await this.standsOnLiveSession(oidcSessionUid))) return;
+    await this.deps.store.serialized('audit_log', async (trx) => {
+      await trx
+        .deleteFrom('oidc_artifacts')
+        .where(
+          'grant_id',
+          'in',
+          grants.map((g) => g.grantId),
+        )
+        .execute();
+      await this.deps.audit.append(
+        trx,
+        grants.map(({ grantId, clientId }) => ({
+          event: 'oidc.grant_revoked' as const,
+          actor: 'system',
+          userId,
+          data: { grantId, clientId, route: 'another_session' },
+        })),
+      );
+    });
+  }
+
   /** A provider session stands on our session: when ours ends, its clients are told. */
   async link(oidcSessionUid: string, session: Session): Promise<void> {
     await this.deps.store.db
