@@ -370,6 +370,21 @@ describe('flows and sessions (L7, L8)', () => {
     expect(own.status).toBe(204);
     expect(String(own.headers['set-cookie'])).toMatch(/sls_session=;/);
   });
+
+  it('L8, X7: behind a proxy that rewrites Host, a request from the configured public URL is our own; another origin is still refused', async () => {
+    const proxied = await startHarness('sqlite', { publicUrl: 'https://login.broker.example' });
+    try {
+      const { user, card } = await createUserWithCard(proxied.services);
+      const start = await startLogin(proxied.app, user.username);
+      const { token } = (await answer(proxied.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session;
+      const cookie = { cookie: `sls_session=${token}`, host: '10.0.0.5:3000' };
+      const forged = await postJson(proxied.app, '/api/v1/logout', undefined, { ...cookie, origin: 'https://evil.example' });
+      expect([forged.status, forged.body.error.code]).toEqual([403, 'CSRF_FAILED']);
+      expect((await postJson(proxied.app, '/api/v1/logout', undefined, { ...cookie, origin: 'https://login.broker.example' })).status).toBe(204);
+    } finally {
+      await proxied.close();
+    }
+  });
 });
 
 describe('bad input gets a clear 4xx error, never a 500 (X3)', () => {

@@ -194,6 +194,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     clock: services.clock,
     policy: config.policy,
     rights: services.securityRights,
+    ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
     // T3, X7: the last proof (its step-up's, else its login's) was a permanent device
     permanentProof: async (session) => {
       const { device } = await services.stepUp.lastProof(session);

@@ -64,21 +64,26 @@ export function presentedToken(request: FastifyRequest): PresentedToken | null {
 
 /**
  * A cookie-authenticated request that changes state must come from our own
- * pages: a cross-site Origin is refused (CSRF). Bearer requests carry no
- * ambient credentials and need no such check.
+ * pages: a cross-site Origin is refused (CSRF). Our own origin is the one the
+ * request was sent to (its Host), or the public URL the operator configured
+ * (`SLS_PUBLIC_URL`), which a reverse proxy that rewrites Host still serves.
+ * Bearer requests carry no ambient credentials and need no such check.
  */
-export function assertSameOrigin(request: FastifyRequest): void {
+export function assertSameOrigin(request: FastifyRequest, publicUrl?: string): void {
   const origin = request.headers.origin;
   if (!origin) return;
-  let same = false;
+  if (!isOwnOrigin(origin, request.headers.host, publicUrl)) throw new SlsError('CSRF_FAILED');
+}
+
+function isOwnOrigin(origin: string, host: string | undefined, publicUrl: string | undefined): boolean {
   try {
     const from = new URL(origin);
-    // compare as URLs so that default ports (":80", ":443") do not matter
-    same = from.host === new URL(`${from.protocol}//${request.headers.host ?? ''}`).host;
+    // compared as URLs so that default ports (":80", ":443") do not matter
+    if (from.host === new URL(`${from.protocol}//${host ?? ''}`).host) return true;
+    return publicUrl !== undefined && from.origin === new URL(publicUrl).origin;
   } catch {
-    same = false;
+    return false;
   }
-  if (!same) throw new SlsError('CSRF_FAILED');
 }
 
 /** N1: the browser's IANA time zone, written by the pages' script (public/time-zone.js); a preference, not a secret. */

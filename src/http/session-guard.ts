@@ -26,6 +26,8 @@ export interface SessionGuardDeps {
    * (nor the password alone).
    */
   permanentProof: (session: Session) => Promise<boolean>;
+  /** The public URL the operator configured (SLS_PUBLIC_URL): our origin behind a proxy that rewrites Host. */
+  publicUrl?: string;
 }
 
 export class SessionGuard {
@@ -62,7 +64,7 @@ export class SessionGuard {
     const token = presentedToken(request);
     const session = token ? await this.deps.sessions.authenticate(token.token) : null;
     if (!session || !token) throw new SlsError('UNAUTHENTICATED');
-    if (token.via === 'cookie' && request.method !== 'GET' && request.method !== 'HEAD') assertSameOrigin(request);
+    if (token.via === 'cookie' && request.method !== 'GET' && request.method !== 'HEAD') assertSameOrigin(request, this.deps.publicUrl);
     const refused = await this.refusal(request, session, need);
     if (refused) throw refused;
     return { session, token };
