@@ -116,7 +116,27 @@ const devicesWith = new WeakMap<OthersOf, Prepared<{ userId: string }, DeviceRow
 
 // the statements of every login, built once (issue 15)
 const deviceById = prepared<{ id: string }>()((db, p) => db.selectFrom('devices').selectAll().where('id', '=', p.id));
-const markDeviceUsed = prepared<{ id: string; at: number }>()((db, p) => db.updateTable('devices').set({ last_used_at: p.at }).where('id', '=', p.id));
+/** The device used by a login, if it is still active and the user's own or still shared with them (H). */
+const markDeviceUsed = prepared<{ id: string; userId: string; at: number }>()((db, p) =>
+  db
+    .updateTable('devices')
+    .set({ last_used_at: p.at })
+    .where('id', '=', p.id)
+    .where('state', '=', 'active')
+    .where((eb) =>
+      eb.or([
+        eb('user_id', '=', p.userId),
+        eb.exists(
+          eb
+            .selectFrom('device_sharings')
+            .select('device_sharings.id')
+            .where('device_sharings.device_id', '=', p.id)
+            .where('device_sharings.requester_id', '=', p.userId)
+            .where('device_sharings.state', '=', 'active'),
+        ),
+      ]),
+    ),
+);
 const consumeOne = prepared<{ deviceId: string; digest: string; expiresAt: number }>()((db, p) =>
   db
     .insertInto('used_codes')
@@ -381,8 +401,15 @@ export class Devices {
     await this.transition(trx, device, 'revoked', { actor, event: 'device.used_up' });
   }
 
-  async markUsed(db: Executor, deviceId: string): Promise<void> {
-    await markDeviceUsed.execute(db, { id: deviceId, at: this.clock.now() });
+  /**
+   * L8: a login's device, used now: in the transaction that opens its
+   * session, under the audit lock (docs/decisions/0016), so that a device
+   * revoked, reported lost or no longer shared (H) while the login was in
+   * flight is seen as the revocation left it. False, and nothing marked,
+   * when it is no longer active, or no longer the user's to use.
+   */
+  async markUsed(db: Executor, deviceId: string, userId: string): Promise<boolean> {
+    return (await markDeviceUsed.changed(db, { id: deviceId, userId, at: this.clock.now() })) === 1;
   }
 
   private async newSerial(): Promise<string> {

@@ -1,0 +1,131 @@
+/**
+ * Attacks on the second-factor devices' lifecycles — enrolment, push
+ * requests, revocation — by someone who holds less than they should, on
+ * every database. A revocation that lands while a login is in flight is
+ * made to land at the worst moment (after the answer was checked, before
+ * its accepting transaction) by a hook on the services, never by timing.
+ * Each test names the rule it proves, and failed before its fix.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Device } from '../src/devices/types.js';
+import type { User } from '../src/identity/users.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, claimSession, startLogin } from './support/api.js';
+import { ApiError } from '../src/mobile-app/api.js';
+import { TestPhone, harnessInbox, listen, newMobile, smsUser } from './support/phone.js';
+
+describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
+  let h: Harness;
+  let base: string;
+  let agentId: string;
+
+  beforeAll(async () => {
+    h = await startHarness(database);
+    base = await listen(h);
+    agentId = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user.id;
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const phone = () => new TestPhone(base, harnessInbox(h));
+
+  /**
+   * Runs `revoke` (to its commit) the first time the services read
+   * `deviceId` through `method` — after a login checked the device, before
+   * its accepting transaction.
+   */
+  function revokeWhenRead(method: 'context' | 'get', deviceId: string, revoke: () => Promise<unknown>): { fired: () => boolean } {
+    const devices = h.services.devices as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const original = devices[method]!;
+    let fired = false;
+    devices[method] = async function (this: unknown, ...args: unknown[]) {
+      const result = await original.apply(this, args);
+      const id = method === 'get' ? args[0] : (args[0] as Device).id;
+      if (!fired && id === deviceId) {
+        fired = true;
+        devices[method] = original;
+        await revoke();
+      }
+      return result;
+    };
+    return { fired: () => fired };
+  }
+
+  /** H: the help desk issues a temporary passcode and marks the user's devices lost (their sessions end, L8). */
+  async function markLostByHelpDesk(user: User): Promise<void> {
+    const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+    await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id, deviceStatus: 'lost' });
+  }
+
+  /** The error a call to the authenticator's API ended with. */
+  async function rejected(promise: Promise<unknown>): Promise<ApiError> {
+    const error = await promise.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ApiError);
+    return error as ApiError;
+  }
+
+  /** M1: another number on record, confirmed with its code; its id. */
+  async function addVerifiedNumber(user: User): Promise<string> {
+    const meta = { ip: null, language: 'en' as const };
+    const added = await h.services.phones.add(user.id, newMobile(), 'test', null);
+    h.clock.advance(1000);
+    await h.services.phones.sendConfirmCode(user.id, added.id, meta);
+    const [message] = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'confirmCode');
+    await h.services.phones.confirm(user.id, added.id, /\b(\d{6})\b/.exec(message!.body)![1]!, meta);
+    return added.id;
+  }
+
+  /** The user's devices, as `type:state`. */
+  async function deviceStates(userId: string): Promise<string[]> {
+    return (await h.services.devices.listForUser(userId)).map((d) => `${d.type}:${d.state}`).sort();
+  }
+
+  /** The user's sessions still live. */
+  async function liveSessions(userId: string): Promise<string[]> {
+    const rows = await h.services.store.db
+      .selectFrom('sessions')
+      .select(['id', 'device_id'])
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', h.clock.now())
+      .execute();
+    return rows.map((r) => r.device_id ?? 'none');
+  }
+
+  describe('L8, C5: a device revoked while a login that uses it is in flight (docs/decisions/0016)', () => {
+    it('L8, C5: a DSC+ reported lost after its answer was checked: the login opens no session that outlives the report', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
+      const start = await startLogin(h.app, user.username, PASSWORD);
+      const hook = revokeWhenRead('context', dsc.id, () => h.services.dscPlusRequests.reportLost({ staffUserId: agentId }, dsc.id, 'stolen'));
+      const done = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
+      expect(hook.fired()).toBe(true);
+      expect((await h.services.devices.get(dsc.id)).state).toBe('lost');
+      expect(done.status, JSON.stringify(done.body)).toBe(409);
+      expect(done.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+      expect(await liveSessions(user.id)).toEqual([]);
+    });
+
+    it('L8, K3: a phone marked lost after its approval was read: taking the approved login opens no session', async () => {
+      const user = await smsUser(h);
+      const app = phone();
+      const enrolment = await app.activate(user.username);
+      const login = await startLogin(h.app, user.username, PASSWORD);
+      expect(login.body.challenge.type).toBe('push');
+      await app.approve(await app.request(user.username), login.body.challenge.number);
+      const hook = revokeWhenRead('get', enrolment.deviceId, () => markLostByHelpDesk(user));
+      const claimed = await claimSession(h.app, login);
+      expect(hook.fired()).toBe(true);
+      expect((await h.services.devices.get(enrolment.deviceId)).state).toBe('lost');
+      expect(claimed.status, JSON.stringify(claimed.body)).toBe(409);
+      expect(claimed.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+      expect(await liveSessions(user.id)).toEqual([]);
+      // the approval stays untaken: a second claim finds the phone lost
+      expect((await claimSession(h.app, login)).body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+    });
+  });
+});
