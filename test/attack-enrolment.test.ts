@@ -128,4 +128,50 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       expect((await claimSession(h.app, login)).body.error.code).toBe('DEVICE_NOT_AVAILABLE');
     });
   });
+  describe('K7, K1: a proof of possession outlives neither the device nor the number it was given with', () => {
+    it('K7, C5: an activation proven with a DSC+ that is then reported stolen binds no phone', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
+      // the attacker: the password and the card, for a moment
+      const attacker = phone();
+      const view = await attacker.start(user.username, 'activate');
+      expect(view).toMatchObject({ proof: 'device', challenge: { type: 'ocra' } });
+      const proven = await attacker.prove(view, cardAnswer(card, (view.challenge as { question: string }).question));
+      expect(proven.proven).toBe(true);
+      // the user reports the card stolen; the activation proven with it must not go on
+      await h.services.dscPlusRequests.reportLost({ staffUserId: agentId }, dsc.id, 'stolen');
+      expect((await rejected(attacker.finish(proven))).code).toBe('DEVICE_NOT_AVAILABLE');
+      expect(await deviceStates(user.id)).toEqual(['dscplus:lost']);
+    });
+
+    it('K1, M1: an activation token sent to a number the user then removed proves nothing', async () => {
+      const user = await smsUser(h);
+      const second = await addVerifiedNumber(user);
+      // the attacker: the password and the second number (a SIM swap)
+      const attacker = phone();
+      const view = await attacker.start(user.username, 'activate');
+      expect(view.phones.map((p) => p.id)).toContain(second);
+      h.clock.advance(1000);
+      await attacker.api.sendToken(view.id, { phoneId: second });
+      const token = await harnessInbox(h).activationToken(user.username);
+      // the user removes the number that was taken over
+      await h.services.phones.remove(user.id, second, `user:${user.id}`, null);
+      expect((await rejected(attacker.prove(view, token))).code).toBe('PHONE_NOT_FOUND');
+      expect(await deviceStates(user.id)).not.toContain('mobile:active');
+    });
+
+    it('K1, M1: an activation proven with a token to a number the user then removed binds no phone', async () => {
+      const user = await smsUser(h);
+      const second = await addVerifiedNumber(user);
+      const attacker = phone();
+      const view = await attacker.start(user.username, 'activate');
+      h.clock.advance(1000);
+      await attacker.api.sendToken(view.id, { phoneId: second });
+      const proven = await attacker.prove(view, await harnessInbox(h).activationToken(user.username));
+      expect(proven.proven).toBe(true);
+      await h.services.phones.remove(user.id, second, `user:${user.id}`, null);
+      expect((await rejected(attacker.finish(proven))).code).toBe('PHONE_NOT_FOUND');
+      expect(await deviceStates(user.id)).not.toContain('mobile:active');
+    });
+  });
 });

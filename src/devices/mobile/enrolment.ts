@@ -422,6 +422,7 @@ export class MobileEnrolment {
         hints: state.proof === 'device' ? ['hints.noSpaces'] : [],
         check: () => this.checkPossession(row, state, verifier, input.response),
         accept: async (trx) => {
+          await this.assertProofStands(trx, row, verifier);
           const now = clock.now();
           const proven = await trx
             .updateTable('login_flows')
@@ -468,6 +469,23 @@ export class MobileEnrolment {
     if (device.state !== 'active') throw new SlsError('DEVICE_NOT_AVAILABLE');
     const check = await this.deps.deviceKind(device.type).checkResponse(await devices.context(device), verifier.device ?? {}, response);
     return check.ok ? accepted(device, check, row.id) : null;
+  }
+
+  /**
+   * X7, L8: what proved possession still stands, read under the audit lock
+   * that a device reported lost and a number removed take too
+   * (docs/decisions/0016): the physical device still active, the number
+   * the activation token went to still on record. Either gone since, the
+   * proof proves nothing: the activation neither moves on nor binds a phone.
+   */
+  private async assertProofStands(trx: Tx, row: FlowRow, verifier: ActivationVerifier): Promise<void> {
+    if (verifier.token) {
+      const phone = await trx.selectFrom('phones').select('id').where('id', '=', verifier.token.phoneId).where('user_id', '=', row.user_id).executeTakeFirst();
+      if (!phone) throw new SlsError('PHONE_NOT_FOUND');
+    } else if (row.device_id) {
+      const device = await trx.selectFrom('devices').select('id').where('id', '=', row.device_id).where('state', '=', 'active').executeTakeFirst();
+      if (!device) throw new SlsError('DEVICE_NOT_AVAILABLE');
+    }
   }
 
   /**
@@ -584,6 +602,7 @@ export class MobileEnrolment {
           return { replay: null };
         },
         accept: async (trx) => {
+          await this.assertProofStands(trx, row, verifier);
           if (!(await completeFlow(trx, flowId, now, null, 'approved'))) return null;
           const current =
             (await trx
