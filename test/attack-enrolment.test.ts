@@ -9,10 +9,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Device } from '../src/devices/types.js';
 import type { User } from '../src/identity/users.js';
-import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, claimSession, startLogin } from './support/api.js';
+import {
+  DATABASES,
+  PASSWORD,
+  REQUESTER_SCC_CODES,
+  cardAnswer,
+  createSharingRequester,
+  createUserWithCard,
+  startHarness,
+  type Harness,
+} from './support/harness.js';
+import { answer, bearer, claimSession, get, postJson, startLogin, stepUp, type Json } from './support/api.js';
 import { ApiError } from '../src/mobile-app/api.js';
 import { TestPhone, harnessInbox, listen, newMobile, smsUser } from './support/phone.js';
+
+/** The Security Code Card answer of a sharing's requester (S1). */
+const indexAnswer = (prompt: Json): string => REQUESTER_SCC_CODES[prompt.indexes[0] - 1]! + REQUESTER_SCC_CODES[prompt.indexes[1] - 1]!;
 
 describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
   let h: Harness;
@@ -127,7 +139,29 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       // the approval stays untaken: a second claim finds the phone lost
       expect((await claimSession(h.app, login)).body.error.code).toBe('DEVICE_NOT_AVAILABLE');
     });
+    it("L8, H5: a sharing cancelled after the requester answered with the owner's card opens the requester no session", async () => {
+      const owner = await createUserWithCard(h.services, '1234');
+      const { requester } = await createSharingRequester(h.services, owner.user);
+      const start = await startLogin(h.app, requester.username);
+      const requesterScc = bearer((await answer(h.app, start.body.id, indexAnswer(start.body.challenge))).body.session.token);
+      await stepUp(h.app, requesterScc, indexAnswer);
+      const shared = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.user.username, ownerPassword: PASSWORD }, requesterScc);
+      const id = shared.body.id as string;
+      await postJson(h.app, `/api/v1/sharing/${id}/answer`, { response: cardAnswer(owner.card, shared.body.challenge.question) }, requesterScc);
+      expect((await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, requesterScc)).body.state).toBe('active');
+      // the requester logs in with the owner's card; client services end the sharing in between
+      const login = await startLogin(h.app, requester.username);
+      const card = (await h.services.devices.listForUser(owner.user.id)).find((d) => d.type === 'dscplus')!;
+      expect(login.body.device.id).toBe(card.id);
+      const hook = revokeWhenRead('context', card.id, () => h.services.sharing.cancel({ staffUserId: agentId }, id));
+      const done = await answer(h.app, login.body.id, cardAnswer(owner.card, login.body.challenge.question));
+      expect(hook.fired()).toBe(true);
+      expect(done.status, JSON.stringify(done.body)).toBe(409);
+      expect(done.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+      expect(await liveSessions(requester.id)).not.toContain(card.id);
+    });
   });
+
   describe('K7, K1: a proof of possession outlives neither the device nor the number it was given with', () => {
     it('K7, C5: an activation proven with a DSC+ that is then reported stolen binds no phone', async () => {
       const { user, card } = await createUserWithCard(h.services);
@@ -172,6 +206,44 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       await h.services.phones.remove(user.id, second, `user:${user.id}`, null);
       expect((await rejected(attacker.finish(proven))).code).toBe('PHONE_NOT_FOUND');
       expect(await deviceStates(user.id)).not.toContain('mobile:active');
+    });
+  });
+  describe('K13, C7: answers sent at once have exactly one outcome', () => {
+    it('K13, L4: an approval and a denial of one push request sent at once: exactly one wins, and the login follows it', async () => {
+      const user = await smsUser(h);
+      const app = phone();
+      await app.activate(user.username);
+      const login = await startLogin(h.app, user.username, PASSWORD);
+      const request = await app.request(user.username);
+      const [approved, denied] = await Promise.allSettled([app.approve(request, login.body.challenge.number), app.deny(request)]);
+      expect([approved.status, denied.status].sort()).toEqual(['fulfilled', 'rejected']);
+      const loser = (approved.status === 'rejected' ? approved : denied) as PromiseRejectedResult;
+      expect((loser.reason as ApiError).code).toBe('FLOW_EXPIRED');
+      const claimed = await claimSession(h.app, login);
+      if (approved.status === 'fulfilled') expect(claimed.status).toBe(200);
+      else expect(claimed.body.error.code).toBe('FLOW_EXPIRED');
+      expect((await get(h.app, `/api/v1/login/${login.body.id as string}`)).body.state).toBe(approved.status === 'fulfilled' ? 'done' : 'denied');
+    });
+
+    it('C7, L4: a PIN change answered three times at once changes the PIN once; the old PIN then no longer answers', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const start = await startLogin(h.app, user.username, PASSWORD);
+      const session = bearer((await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token);
+      await stepUp(h.app, session, (challenge) => cardAnswer(card, challenge.question));
+      const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
+      const begun = await postJson(h.app, `/api/v1/devices/${dsc.id}/pin`, {}, session);
+      expect(begun.status, JSON.stringify(begun.body)).toBe(200);
+      const response = cardAnswer(card, begun.body.challenge.question);
+      const pins = ['2468', '1357', '9753'];
+      const changes = await Promise.all(
+        pins.map((newPin) => postJson(h.app, `/api/v1/devices/${dsc.id}/pin/${begun.body.id as string}`, { response, newPin }, session)),
+      );
+      expect(changes.map((c) => c.status).sort()).toEqual([200, 410, 410]);
+      const pin = pins[changes.findIndex((c) => c.status === 200)]!;
+      const next = await startLogin(h.app, user.username, PASSWORD);
+      expect((await answer(h.app, next.body.id, cardAnswer(card, next.body.challenge.question, '1234'))).status).toBe(401);
+      const again = await startLogin(h.app, user.username, PASSWORD);
+      expect((await answer(h.app, again.body.id, cardAnswer(card, again.body.challenge.question, pin))).status).toBe(200);
     });
   });
 });
