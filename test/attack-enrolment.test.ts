@@ -21,6 +21,8 @@ import {
 } from './support/harness.js';
 import { answer, bearer, claimSession, get, postJson, startLogin, stepUp, type Json } from './support/api.js';
 import { ApiError } from '../src/mobile-app/api.js';
+import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
+import { SoftwareAuthenticator } from './support/software-authenticator.js';
 import { TestPhone, harnessInbox, listen, newMobile, smsUser } from './support/phone.js';
 
 /** The Security Code Card answer of a sharing's requester (S1). */
@@ -244,6 +246,24 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       expect((await answer(h.app, next.body.id, cardAnswer(card, next.body.challenge.question, '1234'))).status).toBe(401);
       const again = await startLogin(h.app, user.username, PASSWORD);
       expect((await answer(h.app, again.body.id, cardAnswer(card, again.body.challenge.question, pin))).status).toBe(200);
+    });
+  });
+  describe('X7, D6: security keys', () => {
+    it('X7: a key whose registration began within the step-up is not registered once the step-up went stale', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const start = await startLogin(h.app, user.username, PASSWORD);
+      const session = bearer((await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token);
+      await stepUp(h.app, session, (challenge) => cardAnswer(card, challenge.question));
+      const began = await postJson(h.app, '/api/v1/security-keys/registration', {}, session);
+      expect(began.status, JSON.stringify(began.body)).toBe(200);
+      // the step-up's minutes pass while the browser waits for the key
+      h.clock.advance(h.services.config.policy.stepUpFreshMs + 1000);
+      const key = new SoftwareAuthenticator();
+      const credential = key.register(began.body.options as { challenge: string }, relyingPartyOf(h.services.config));
+      const finished = await postJson(h.app, '/api/v1/security-keys', { name: 'late', state: began.body.state, credential }, session);
+      expect(finished.status, JSON.stringify(finished.body)).toBe(403);
+      expect(finished.body.error.code).toBe('STEP_UP_REQUIRED');
+      expect(await h.services.securityKeys.list(user.id)).toEqual([]);
     });
   });
 });

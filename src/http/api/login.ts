@@ -83,7 +83,7 @@ export function loginApi(services: Services): FastifyPluginAsync {
           description:
             'Once the flow is `approved`, the session is created (also set as a cookie), once, for the holder of the ' +
             "login's `claimToken`. 403 CLAIM_REFUSED (not the token of this login), 409 FLOW_STATE (not approved yet), " +
-            '410 FLOW_EXPIRED (denied, expired, or already taken).',
+            '410 FLOW_EXPIRED (denied, expired, or already taken); 409 DEVICE_NOT_AVAILABLE when the phone was revoked or reported lost since it approved (L8).',
           params: FlowParams,
           body: ClaimBody,
           response: { 200: DoneSchema, 400: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema },
@@ -124,7 +124,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
           description:
             '`{"response"}` answers the challenge: 200 with state "done" and a session (also set as a cookie); ' +
             '401 LOGIN_FAILED (with hints and attemptsLeft); 410 FLOW_EXPIRED after 5 minutes, 3 wrong answers or once used; ' +
-            '423 LOCKED; 429 TOO_MANY_ATTEMPTS (other answers of the user are being checked at this moment; nothing was counted). ' +
+            '423 LOCKED; 429 TOO_MANY_ATTEMPTS (other answers of the user are being checked at this moment; nothing was counted); ' +
+            '409 DEVICE_NOT_AVAILABLE when the device was revoked, reported lost or no longer shared with the user meanwhile (L8, nothing counted). ' +
             '`{"device"}` switches to another active device of the user and returns its challenge (M2FS).',
           params: FlowParams,
           body: LoginStepBody,

@@ -200,7 +200,9 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             'made for this activation: only they may finish it. A right proof answers the activation with `proven: true` and 3 answers for the ' +
             'PIN step, until `expiresAt`. A wrong one: 401 ACTIVATION_PROOF_FAILED with attemptsLeft (3 in all, each counted towards the lock, L3; ' +
             'reason used_up after the third). Copies of a right proof sent at once: one is accepted, the others get 410 FLOW_EXPIRED and count ' +
-            'nothing. 409 FLOW_STATE (reason proven) once proven; 410 FLOW_EXPIRED once finished, failed or expired; 423 LOCKED.',
+            'nothing. 409 FLOW_STATE (reason proven) once proven; 410 FLOW_EXPIRED once finished, failed or expired; 423 LOCKED. ' +
+            '409 DEVICE_NOT_AVAILABLE once the physical device that answers is reported lost (or leaves active); 404 PHONE_NOT_FOUND once the ' +
+            'number the token went to is removed (nothing counted).',
           params: ActivationParams,
           body: ProveActivationBody,
           response: { 200: ActivationSchema, ...FLOW_ERRORS },
@@ -225,7 +227,9 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             'the recovery PIN, which is kept: a wrong one is 401 ACTIVATION_PROOF_FAILED (reason recovery_pin) with attemptsLeft (3 in all, each ' +
             'counted towards the lock), and 403 RECOVERY_BLOCKED once the wrong recovery PINs reached the max (each guess is counted before it is ' +
             'compared: guesses sent at once on several recoveries never pass it). `credential` registers fingerprint or face confirmation ' +
-            '(WebAuthn). On success the previous authenticator of the user stops working, SMS is removed (M3) and temporary access ends (D4); the activation is finished (410 FLOW_EXPIRED after).',
+            '(WebAuthn). On success the previous authenticator of the user stops working, SMS is removed (M3) and temporary access ends (D4); the activation is finished (410 FLOW_EXPIRED after). ' +
+            'The proof must still stand: 409 DEVICE_NOT_AVAILABLE once the physical device that gave it is reported lost, 404 PHONE_NOT_FOUND ' +
+            'once the number the token went to is removed; no phone is bound.',
           params: ActivationParams,
           body: CompleteActivationBody,
           response: {
