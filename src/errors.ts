@@ -39,6 +39,8 @@ export const ERROR_STATUS = {
   NOT_ELIGIBLE: 403,
   DEVICE_STATE: 409,
   NO_STOCK: 409,
+  // R2, C6: a DSC+ requested under temporary access ships once staff confirmed its address with the client
+  ADDRESS_NOT_CONFIRMED: 409,
   FORBIDDEN_ROLE: 403,
   IDENTITY_NOT_VERIFIED: 403,
   VERIFICATION_NOT_FOUND: 404,

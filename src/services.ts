@@ -388,7 +388,20 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const activation = new DeviceActivation(activationDeps);
     const stepUp = new StepUp(activation, { ...activationDeps, firstFactor });
     const onlineCards = new OnlineCards({ store, clock, audit, users, devices });
-    const dscPlusRequests = new DscPlusRequests({ store, clock, box, audit, users, devices, notifier, config, helpDesk, sessions });
+    const dscPlusRequests = new DscPlusRequests({
+      store,
+      clock,
+      box,
+      audit,
+      users,
+      devices,
+      notifier,
+      config,
+      helpDesk,
+      sessions,
+      // R2, C6: a request made under temporary access is marked, for client services to confirm its address
+      permanentProof: (session) => stepUp.hasPermanentProof(session),
+    });
     const throttle = new Throttle(config.redisUrl ? redisCounters(config.redisUrl) : databaseCounters(store), clock, config.limits);
     const fx = new FxRates(store, clock, audit);
     // W1: a requester's limits follow the shared device (H); an opted-out user has the None row (O1)

@@ -322,7 +322,10 @@ describe('sls device import-scc, helpdesk ship and jobs run (S1, C6, C8)', () =>
     expect((await sls(['account', 'set-equity', '--account', 'U1000001', '--equity', '2000000'], env)).code).toBe(0);
     const services = await createServices(testConfig(db), { warn: () => undefined });
     const alice = await services.users.getByUsername('alice');
-    const { device } = await services.dscPlusRequests.request({ userId: alice.id, scope: 'full' } as Session, {
+    // a session opened with alice's card (R2: not under temporary access)
+    const [aliceCard] = await services.devices.listForUser(alice.id);
+    const session = { userId: alice.id, scope: 'full', deviceId: aliceCard!.id, createdAt: Date.now(), verifiedAt: null } as Session;
+    const { device } = await services.dscPlusRequests.request(session, {
       address: { name: 'Alice', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country: 'US' },
       pin: '2468',
     });

@@ -862,8 +862,10 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
    */
   async function withRequest(): Promise<{ caller: User; card: CardFile; active: Device; requested: Device }> {
     const { user: caller, card } = await createUserWithCard(h.services, '1234', { equityUsd: 2_000_000 });
-    const { device: requested } = await h.services.dscPlusRequests.request({ userId: caller.id, scope: 'full' } as Session, { address: ADDRESS, pin: '2468' });
     const active = (await h.services.devices.listForUser(caller.id)).find((d) => d.serial === card.serial)!;
+    // a session opened with the card (R2: not under temporary access)
+    const session = { userId: caller.id, scope: 'full', deviceId: active.id, createdAt: h.clock.now(), verifiedAt: null } as Session;
+    const { device: requested } = await h.services.dscPlusRequests.request(session, { address: ADDRESS, pin: '2468' });
     return { caller, card, active, requested };
   }
 

@@ -16,6 +16,8 @@ import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 
 const ADDRESS = { name: 'Alice Martin', line1: '1 Main Street', city: 'Springfield', postalCode: '12345', country: 'us' };
+/** R2: these cards are requested under a temporary passcode: client services confirmed the address with the client. */
+const CONFIRMED = { addressConfirmed: true };
 
 describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
   let h: Harness;
@@ -100,7 +102,7 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     const { user, token } = await clientWithLostCard();
     const made = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '2468' }, bearer(token));
     const serial = stock.shift()!;
-    const { card } = await h.services.dscPlusRequests.ship(agentId, made.body.device.id, serial);
+    const { card } = await h.services.dscPlusRequests.ship(agentId, made.body.device.id, serial, CONFIRMED);
     expect(card.serial).toBe(serial);
     expect((await h.services.devices.listStock()).map((d) => d.serial)).not.toContain(serial);
     const begin = await postJson(h.app, `/api/v1/devices/${made.body.device.id}/activation`, {}, bearer(token));
@@ -121,7 +123,7 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
   it('C6/N1/R3: unactivated, the card activates itself three weeks after shipment, after an approaching and an imminent notice, each once', async () => {
     const { user, token } = await clientWithLostCard();
     const made = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '2468' }, bearer(token));
-    await h.services.dscPlusRequests.ship(agentId, made.body.device.id, stock.shift()!);
+    await h.services.dscPlusRequests.ship(agentId, made.body.device.id, stock.shift()!, CONFIRMED);
     const notices = async () => (await h.services.notifier.list({ userId: user.id })).map((n) => n.template);
     // a second scheduler on the same database, as another server process would run
     const other = await createServices(testConfig(h.database), { clock: h.clock, warn: () => undefined });
@@ -163,13 +165,13 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
   it('C5: a lost or stolen card keeps its deposit; a returned card releases it', async () => {
     const { user, token } = await clientWithLostCard();
     const first = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '2468' }, bearer(token));
-    await h.services.dscPlusRequests.ship(agentId, first.body.device.id, stock.shift()!);
+    await h.services.dscPlusRequests.ship(agentId, first.body.device.id, stock.shift()!, CONFIRMED);
     const lost = await postJson(h.app, `/api/v1/devices/${first.body.device.id}/lost`, { reason: 'stolen' }, bearer(token));
     expect(lost.body.state).toBe('lost');
     expect((await h.services.dscPlusRequests.hold(first.body.device.id))!.status).toBe('kept');
 
     const second = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '1357' }, bearer(token));
-    await h.services.dscPlusRequests.ship(agentId, second.body.device.id, stock.shift()!);
+    await h.services.dscPlusRequests.ship(agentId, second.body.device.id, stock.shift()!, CONFIRMED);
     const agentToken = await (async () => {
       const { user: staff, card } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
       return loginWithCard(staff, card);
@@ -187,7 +189,7 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     expect((await h.services.dscPlusRequests.hold(first.body.device.id))!.status).toBe('released');
     // the stock is used up: shipping a serial not in stock is refused
     const third = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '1357' }, bearer(token));
-    await expect(h.services.dscPlusRequests.ship(agentId, third.body.device.id, 'DSC9999999')).rejects.toMatchObject({ code: 'NO_STOCK' });
+    await expect(h.services.dscPlusRequests.ship(agentId, third.body.device.id, 'DSC9999999', CONFIRMED)).rejects.toMatchObject({ code: 'NO_STOCK' });
   });
 
   it('C7: the PIN changes after the old one is proven; the old PIN no longer gives the right response', async () => {

@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { smsEncoding } from '../src/delivery/gsm7.js';
-import { compose, type CodeTemplate, type NoticeTemplate } from '../src/notify/notifier.js';
+import { compose, countryOf, type CodeTemplate, type NoticeTemplate } from '../src/notify/notifier.js';
 import { hasTranslation } from '../src/i18n/i18n.js';
 
 const NOTICES: NoticeTemplate[] = [
@@ -52,6 +52,9 @@ const SAMPLE = {
   max: 5,
   name: 'Blue key',
   language: 'Français',
+  // where a DSC+ ships (N1, R2)
+  city: 'San Francisco',
+  country: countryOf('US'),
 };
 
 const texts = (language: 'en' | 'fr' | 'zh-Hant') =>

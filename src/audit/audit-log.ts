@@ -61,6 +61,7 @@ export type AuditEvent =
   | 'device.reactivated'
   | 'device.requested'
   | 'device.shipped'
+  | 'device.ship_refused'
   | 'device.auto_activated'
   | 'deposit.settled'
   | 'device.activated'

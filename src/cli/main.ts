@@ -348,9 +348,10 @@ export function buildProgram(): Command {
     .requiredOption('--device <id>', 'the requested device (see `sls device list --user U`)')
     .requiredOption('--serial <serial>', 'a card of the imported stock')
     .requiredOption('--out <file>', 'where to write the card file for `sls dsc`')
-    .action(async (options: StaffOptions & { device: string; serial: string; out: string }) => {
+    .option('--address-confirmed', 'you confirmed the shipping address with the client (required for a card requested under temporary access)')
+    .action(async (options: StaffOptions & { device: string; serial: string; out: string; addressConfirmed?: boolean }) => {
       await asStaff(options, async (s, staffId) => {
-        const { card } = await s.dscPlusRequests.ship(staffId, options.device, options.serial);
+        const { card } = await s.dscPlusRequests.ship(staffId, options.device, options.serial, { addressConfirmed: options.addressConfirmed === true });
         writeSecretFile(options.out, `${JSON.stringify(card, null, 2)}\n`);
         print(t('cli.shipped', { serial: card.serial, path: options.out }));
       });

@@ -321,6 +321,15 @@ export class StepUp {
     return { device, at, confirmedBy };
   }
 
+  /**
+   * T3, X7: whether the session's last proof was a permanent device — not a
+   * temporary passcode or online card, nor the password alone.
+   */
+  async hasPermanentProof(session: Session): Promise<boolean> {
+    const { device } = await this.lastProof(session);
+    return device !== null && !this.deps.deviceKind(device.type).temporary;
+  }
+
   async view(session: Session, flowId: string): Promise<StepUpView> {
     const row = await this.row(session, flowId);
     const now = this.deps.clock.now();

@@ -196,10 +196,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     rights: services.securityRights,
     ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
     // T3, X7: the last proof (its step-up's, else its login's) was a permanent device
-    permanentProof: async (session) => {
-      const { device } = await services.stepUp.lastProof(session);
-      return device !== null && !services.deviceKind(device.type).temporary;
-    },
+    permanentProof: (session) => services.stepUp.hasPermanentProof(session),
   });
   registerErrorHandling(app, (request, reply) =>
     request.url.startsWith('/api/') ? sendError(request, reply, new SlsError('NOT_FOUND')) : pages.renderError(request, reply, new SlsError('NOT_FOUND')),

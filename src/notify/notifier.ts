@@ -78,12 +78,23 @@ export function dayOf(ms: number): DayOf {
   return { dayOf: ms };
 }
 
+/** A country (ISO 3166-1 alpha-2) named in the user's language (countryOf). */
+export interface CountryOf {
+  countryOf: string;
+}
+
+/** N1: a country as the user's language names it ("France", "法國"), e.g. where a card ships. */
+export function countryOf(code: string): CountryOf {
+  return { countryOf: code };
+}
+
 /**
  * Values of a message. A time is given as a Date (or an ISO 8601 timestamp),
- * the day of a moment as dayOf(ms), and a calendar day as `YYYY-MM-DD`: all
- * are written out in the user's language (and time zone), never shown raw.
+ * the day of a moment as dayOf(ms), a calendar day as `YYYY-MM-DD`, and a
+ * country as countryOf(code): all are written out in the user's language
+ * (and time zone), never shown raw.
  */
-export type MessageParams = Record<string, string | number | Date | DayOf>;
+export type MessageParams = Record<string, string | number | Date | DayOf | CountryOf>;
 
 export interface Recipient {
   id: string;
@@ -227,11 +238,17 @@ export function formatDayOf(time: number, language: Language, timeZone: string, 
   );
 }
 
+/** A country's name in a language (its code when the language has none). */
+function countryName(code: string, language: Language): string {
+  return new Intl.DisplayNames([LOCALE[language]], { type: 'region' }).of(code) ?? code;
+}
+
 /** The values of a message with its times and days written out. */
 function localParams(params: MessageParams, language: Language, timeZone: string, channel: Channel): Record<string, string | number> {
   const out: Record<string, string | number> = {};
   for (const [name, value] of Object.entries(params)) {
     if (value instanceof Date) out[name] = formatTime(value, language, timeZone, channel);
+    else if (typeof value === 'object' && 'countryOf' in value) out[name] = countryName(value.countryOf, language);
     else if (typeof value === 'object') out[name] = formatDayOf(value.dayOf, language, timeZone, channel);
     else if (typeof value === 'string' && ISO_TIMESTAMP.test(value) && Number.isFinite(Date.parse(value)))
       out[name] = formatTime(new Date(value), language, timeZone, channel);

@@ -66,9 +66,9 @@ describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', ()
     await navigation(page, () => page.locator('#request-submit').click());
     expect(await page.locator('#request-done').innerText()).toMatch(/\d{4}-\d{2}-\d{2}/);
 
-    // C6/C8: client services ship it; the client activates it with its response
+    // C6/C8: client services ship it (R2: requested under the passcode, they confirmed the address with the client); the client activates it with its response
     const requested = (await h.services.devices.listForUser(user.id)).find((d) => d.state === 'requested')!;
-    const { card } = await h.services.dscPlusRequests.ship(agent.user.id, requested.id, 'DSC0000001');
+    const { card } = await h.services.dscPlusRequests.ship(agent.user.id, requested.id, 'DSC0000001', { addressConfirmed: true });
     const newCard = { ...card, pin: '2468' } as CardFile;
     await page.goto('/account');
     await navigation(page, () => page.locator(`#reactivate-${requested.id}`).click());

@@ -15,7 +15,7 @@ import type { Config } from '../../config.js';
 import type { AuditLog } from '../../audit/audit-log.js';
 import type { SecretBox } from '../../crypto/secret-box.js';
 import type { User, Users } from '../../identity/users.js';
-import { dayOf, type Notifier } from '../../notify/notifier.js';
+import { countryOf, dayOf, type Notifier } from '../../notify/notifier.js';
 import type { TemporaryDevices } from '../../flows/ports.js';
 import { SlsError } from '../../errors.js';
 import { newId } from '../../crypto/random.js';
@@ -58,7 +58,16 @@ export interface RequestedDevice extends RequestSummary {
 /** What a DSC+ row keeps about its request and shipment (devices.params). */
 interface RequestParams {
   suite?: string;
-  request?: RequestSummary & { requestedAt: number; holdAccountId: string };
+  request?: RequestSummary & {
+    requestedAt: number;
+    holdAccountId: string;
+    /**
+     * R2, C6: requested from a session whose last proof was not a permanent
+     * device (a temporary passcode or online card): client services confirm
+     * the address with the client before shipping.
+     */
+    temporaryAccess?: boolean;
+  };
   shippedAt?: number;
   autoActivateAt?: number;
 }
@@ -92,6 +101,24 @@ export interface DscPlusRequestDeps {
   notifier: Notifier;
   sessions: Sessions;
   helpDesk: DscPlusHelpDesk;
+  /** T3, R2: whether the session's last proof was a permanent device (StepUp.hasPermanentProof). */
+  permanentProof: (session: Session) => Promise<boolean>;
+}
+
+/** R2, C6: the shipping address of a request made under temporary access, which client services confirm with the client before shipping. */
+export function unconfirmedAddress(device: Device): ShippingAddress | null {
+  const request = (device.params as RequestParams).request;
+  return device.state === 'requested' && request?.temporaryAccess === true ? request.address : null;
+}
+
+/** How client services ship a requested card. */
+export interface ShipOptions {
+  /**
+   * R2, C6: the staff member confirmed the shipping address with the client
+   * (by a call to a number on record): required for a request made under
+   * temporary access, audited with the shipment.
+   */
+  addressConfirmed?: boolean;
 }
 
 export class DscPlusRequests {
@@ -167,9 +194,11 @@ export class DscPlusRequests {
     const user = await users.get(session.userId);
     const now = clock.now();
     const id = newId('dev');
+    // R2, C6: a request under temporary access is allowed, and marked: whoever deceived the help desk would get a card to their address
+    const temporaryAccess = !(await this.deps.permanentProof(session));
     const pinOnly: Pick<DscPlusSecret, 'pinHash'> = { pinHash: softPinHash(input.pin) };
     const { holdAccountId, ...shown } = summary;
-    const params: RequestParams = { suite: DSCPLUS_SUITE, request: { ...shown, holdAccountId, requestedAt: now } };
+    const params: RequestParams = { suite: DSCPLUS_SUITE, request: { ...shown, holdAccountId, requestedAt: now, temporaryAccess } };
     await store.serialized('audit_log', async (trx) => {
       await devices.insert(trx, { id, userId: user.id, type: 'dscplus', state: 'requested', secret: pinOnly, params: params as Record<string, unknown> });
       await trx
@@ -198,11 +227,18 @@ export class DscPlusRequests {
             holdAccount: summary.holdAccount,
             country: summary.address.country,
             estimatedShipDate: summary.estimatedShipDate,
+            temporaryAccess,
           },
         },
       ]);
     });
-    await notifier.notify(user, 'dscplusRequested', { username: user.username, date: summary.estimatedShipDate });
+    // N1, R2: where the card goes, so that the real owner spots a stranger's address
+    await notifier.notify(user, 'dscplusRequested', {
+      username: user.username,
+      date: summary.estimatedShipDate,
+      city: summary.address.city,
+      country: countryOf(summary.address.country),
+    });
     return { ...shown, device: await devices.get(id) };
   }
 
@@ -210,14 +246,28 @@ export class DscPlusRequests {
    * Client services ship a requested card with one from the imported stock
    * (C8): the card's seed and the user's soft PIN make its secret. Returns
    * the card file (without the PIN, which only the user knows) for the
-   * emulator.
+   * emulator. R2, C6: a card requested under temporary access ships only
+   * once the staff member states that they confirmed the address with the
+   * client (409 ADDRESS_NOT_CONFIRMED otherwise, audited).
    */
-  async ship(staffUserId: string, deviceId: string, serial: string): Promise<{ device: Device; card: Omit<CardFile, 'pin'> }> {
-    const { store, clock, box, users, devices, notifier, config, helpDesk } = this.deps;
+  async ship(staffUserId: string, deviceId: string, serial: string, options: ShipOptions = {}): Promise<{ device: Device; card: Omit<CardFile, 'pin'> }> {
+    const { store, clock, box, users, devices, notifier, config, helpDesk, audit } = this.deps;
     const device = await devices.get(deviceId);
     const staff = await helpDesk.actOnOwner(staffUserId, device.userId, 'ship');
     if (device.type !== 'dscplus' || device.state !== 'requested') throw new SlsError('DEVICE_STATE', { state: device.state });
     const user = await users.get(device.userId!);
+    const toConfirm = unconfirmedAddress(device);
+    if (toConfirm && options.addressConfirmed !== true) {
+      await audit.record({
+        event: 'device.ship_refused',
+        actor: `staff:${staff.id}`,
+        userId: user.id,
+        username: user.username,
+        data: { deviceId, reason: 'address_not_confirmed', country: toConfirm.country },
+      });
+      throw new SlsError('ADDRESS_NOT_CONFIRMED', { city: toConfirm.city, country: toConfirm.country });
+    }
+    const confirmed = toConfirm ? { temporaryAccess: true, addressConfirmed: true } : {};
     const now = clock.now();
     const autoActivateAt = now + config.policy.autoActivationMs;
     let seed = '';
@@ -241,7 +291,7 @@ export class DscPlusRequests {
         actor: `staff:${staff.id}`,
         username: user.username,
         event: 'device.shipped',
-        data: { serial, autoActivateAt },
+        data: { serial, autoActivateAt, ...confirmed },
         set: {
           serial,
           label: `DSC+ ${serial}`,

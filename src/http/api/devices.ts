@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Services } from '../../services.js';
 import { ErrorSchema } from '../errors.js';
 import type { SessionGuard } from '../session-guard.js';
-import { ChallengeSchema } from './schemas.js';
+import { AddressSchema, ChallengeSchema } from './schemas.js';
 import type { Device } from '../../devices/types.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -26,14 +26,6 @@ const ProofSchema = z
   .object({ id: z.string(), deviceId: z.string(), challenge: ChallengeSchema, expiresAt: z.string(), attemptsLeft: z.number().int() })
   .describe('DeviceProof');
 
-const AddressSchema = z.object({
-  name: z.string().max(100),
-  line1: z.string().max(100),
-  line2: z.string().max(100).optional(),
-  city: z.string().max(60),
-  postalCode: z.string().max(20),
-  country: z.string().max(2).describe('ISO 3166-1 alpha-2'),
-});
 const RequestBody = z.object({
   address: AddressSchema,
   pin: z.string().max(16).describe('The 4-digit soft PIN of the new card'),

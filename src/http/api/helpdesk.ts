@@ -8,8 +8,9 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../../services.js';
 import { VERIFICATION_METHODS } from '../../helpdesk/helpdesk.js';
+import { unconfirmedAddress } from '../../devices/dscplus/requests.js';
 import { ErrorSchema } from '../errors.js';
-import { STAFF_STEP_UP } from './schemas.js';
+import { AddressSchema, STAFF_STEP_UP } from './schemas.js';
 import type { SessionGuard } from '../session-guard.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -67,7 +68,16 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
               lockedUntil: z.string().nullable().describe('The end of a lock after failed attempts; null while unlocked or locked by client services'),
               lockedByStaff: z.boolean().describe('Locked by client services until they lift it'),
               devices: z.array(
-                z.object({ id: z.string(), type: z.string(), serial: z.string().nullable(), state: z.string(), expiresAt: z.string().nullable() }),
+                z.object({
+                  id: z.string(),
+                  type: z.string(),
+                  serial: z.string().nullable(),
+                  state: z.string(),
+                  expiresAt: z.string().nullable(),
+                  addressToConfirm: AddressSchema.nullable().describe(
+                    'R2: a DSC+ requested under temporary access: the address to confirm with the client before shipping it; otherwise null',
+                  ),
+                }),
               ),
               audit: z.array(
                 z.object({ seq: z.number(), at: z.string(), event: z.string(), actor: z.string().nullable(), data: z.record(z.string(), z.unknown()) }),
@@ -88,7 +98,14 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           locked: lock.locked,
           lockedUntil: iso(lock.lockedUntil),
           lockedByStaff: lock.byStaff,
-          devices: devices.map((d) => ({ id: d.id, type: d.type, serial: d.serial, state: d.state, expiresAt: iso(d.expiresAt) })),
+          devices: devices.map((d) => ({
+            id: d.id,
+            type: d.type,
+            serial: d.serial,
+            state: d.state,
+            expiresAt: iso(d.expiresAt),
+            addressToConfirm: unconfirmedAddress(d),
+          })),
           audit: audit.map((e) => ({ seq: e.seq, at: iso(e.at)!, event: e.event, actor: e.actor, data: e.data })),
         };
       },
@@ -169,15 +186,25 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'shipDevice',
           tags: ['help desk'],
           summary: 'Ship a requested DSC+ with a card of the imported stock (C6, C8); it activates itself three weeks later',
-          description: STAFF_STEP_UP,
+          description:
+            'A card requested under temporary access (a temporary passcode or online security card; `addressToConfirm` on the user) ships only with ' +
+            '`addressConfirmed: true`, once you confirmed its address with the client on a number on record (R2): 409 ADDRESS_NOT_CONFIRMED otherwise, audited.' +
+            ` ${STAFF_STEP_UP}`,
           security,
           params: DeviceParams,
-          body: z.object({ serial: z.string().min(1).max(32) }),
+          body: z.object({
+            serial: z.string().min(1).max(32),
+            addressConfirmed: z
+              .boolean()
+              .optional()
+              .describe('You confirmed the shipping address with the client (required for a request made under temporary access)'),
+          }),
           response: { 200: ShippedDevice, ...errors, 409: ErrorSchema },
         },
       },
       async (request) => {
-        const { device } = await services.dscPlusRequests.ship(await staffOf(request), request.params.deviceId, request.body.serial);
+        const { serial, addressConfirmed } = request.body;
+        const { device } = await services.dscPlusRequests.ship(await staffOf(request), request.params.deviceId, serial, { addressConfirmed });
         return { id: device.id, serial: device.serial, state: device.state };
       },
     );

@@ -6,6 +6,16 @@ export const STAFF_STEP_UP =
   'Needs a step-up of this staff session within the last minutes (SLS_STEP_UP_MINUTES, 5 by default): 403 STEP_UP_REQUIRED otherwise, ' +
   'with `stepUp`, where it starts (V1, X7).';
 
+/** A DSC+ shipping address (C4). */
+export const AddressSchema = z.object({
+  name: z.string().max(100),
+  line1: z.string().max(100),
+  line2: z.string().max(100).optional(),
+  city: z.string().max(60),
+  postalCode: z.string().max(20),
+  country: z.string().max(2).describe('ISO 3166-1 alpha-2'),
+});
+
 export const AppSchema = z.enum(['portal', 'trading']).describe('What the login is for: the Client Portal or a trading platform');
 
 export const DeviceSummarySchema = z.object({

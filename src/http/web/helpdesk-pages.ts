@@ -25,7 +25,7 @@ import type { User } from '../../identity/users.js';
 import { BASIS_DOCUMENTS, DOCUMENT_TYPES, IDENTIFICATION_FIELDS } from '../../identity/entities.js';
 import type { Session } from '../../sessions/sessions.js';
 import type { Device } from '../../devices/types.js';
-import type { ShippingAddress } from '../../devices/dscplus/requests.js';
+import { unconfirmedAddress, type ShippingAddress } from '../../devices/dscplus/requests.js';
 import type { DeviceState } from '../../store/schema.js';
 import type { Language } from '../../i18n/i18n.js';
 import { toSlsError } from '../errors.js';
@@ -137,6 +137,8 @@ interface CardView {
   actions: DeviceAction[];
   /** Where a requested card goes (C4). */
   shipTo: ShippingAddress | null;
+  /** R2, C6: requested under temporary access: the address is confirmed with the client before shipping. */
+  confirmAddress: boolean;
 }
 
 interface NoticeView {
@@ -228,7 +230,12 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
       .map((device) => {
         const actions = (Object.keys(DEVICE_ACTIONS) as DeviceAction[]).filter((a) => DEVICE_ACTIONS[a].includes(device.state));
         const request = (device.params as { request?: { address?: ShippingAddress } }).request;
-        return { device, actions, shipTo: device.state === 'requested' ? (request?.address ?? null) : null };
+        return {
+          device,
+          actions,
+          shipTo: device.state === 'requested' ? (request?.address ?? null) : null,
+          confirmAddress: unconfirmedAddress(device) !== null,
+        };
       })
       .filter((card) => card.actions.length > 0);
   }
@@ -547,7 +554,9 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
         const device = await cardFor(staff, request.params.username, request.params.deviceId);
         const serial = field(request.body, 'serial').trim();
         if (serial === '' || serial.length > 32) throw new SlsError('VALIDATION_ERROR', { field: 'serial', reason: 'stock_serial' });
-        const { device: shipped } = await services.dscPlusRequests.ship(staff.user.id, device.id, serial);
+        // R2, C6: for a card requested under temporary access, the staff member ticks that they confirmed the address
+        const addressConfirmed = field(request.body, 'addressConfirmed') === 'yes';
+        const { device: shipped } = await services.dscPlusRequests.ship(staff.user.id, device.id, serial, { addressConfirmed });
         return afterDeviceAction(request, reply, 'shipped', shipped);
       }),
     );
