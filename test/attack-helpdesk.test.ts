@@ -11,12 +11,20 @@ import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
-import { DATABASES, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin, stepUp, type Json } from './support/api.js';
-import { Agent, byId, textById } from './support/html.js';
+import {
+  DATABASES,
+  PASSWORD,
+  REQUESTER_SCC_CODES,
+  cardAnswer,
+  createSharingRequester,
+  createUserWithCard,
+  startHarness,
+  type Harness,
+} from './support/harness.js';
+import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
+import { Agent, alertBox, byId, textById } from './support/html.js';
 import { cliEnv, sls } from './support/cli.js';
 import { stepUpStaff } from './support/staff.js';
-import { PASSWORD } from './support/harness.js';
 
 // the CLI case runs `sls` processes
 vi.setConfig({ testTimeout: 60_000 });
@@ -39,10 +47,56 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
   /** A staff member of that role with their own card, and an API session of theirs stepped up with it (V1, X7). */
   async function staffMember(role: Role = 'client_services'): Promise<{ user: User; card: CardFile; headers: Record<string, string> }> {
     const { user, card } = await createUserWithCard(h.services, '1234', { role });
+    return { user, card, headers: await staffSession(user, card) };
+  }
+
+  /** A session of a staff member (or a client), opened and stepped up with their card. */
+  async function staffSession(user: User, card: CardFile): Promise<Record<string, string>> {
     const start = await startLogin(h.app, user.username);
     const token = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
     await stepUpStaff(h.app, token, card);
-    return { user, card, headers: bearer(token) };
+    return bearer(token);
+  }
+
+  /** A browser signed in to the console through the pages, stepped up (V1, X7). */
+  async function consoleOf(user: User, card: CardFile): Promise<Agent> {
+    const browser = new Agent(h.app);
+    const login = await browser.get('/login');
+    const started = await browser.submit(login, '/login', { username: user.username, password: PASSWORD, app: 'portal' });
+    const challenge = await browser.get(started.location!);
+    await browser.submit(challenge, started.location!, { response: cardAnswer(card, textById(challenge.html, 'challenge-code')!) });
+    await stepUpStaff(h.app, browser, card);
+    return browser;
+  }
+
+  async function send(method: string, url: string, headers: Record<string, string>, payload?: unknown): Promise<ApiResponse> {
+    const raw = await h.app.inject({
+      method: method as 'POST',
+      url,
+      headers: { ...headers, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(payload === undefined ? {} : { payload: payload as object }),
+    });
+    const body = raw.body && String(raw.headers['content-type'] ?? '').includes('json') ? (raw.json() as Json) : {};
+    return { status: raw.statusCode, body, headers: raw.headers, raw };
+  }
+
+  /**
+   * H3: a device sharing across accounts waiting for compliance: `owner`'s
+   * card, asked for by a user of the owner's entity in an account of their own.
+   */
+  async function pendingSharing(owner: { user: User; card: CardFile }): Promise<{ id: string; requester: User }> {
+    const { requester } = await createSharingRequester(h.services, owner.user, 'other-account');
+    const indexAnswer = (prompt: Json): string => REQUESTER_SCC_CODES[prompt.indexes[0] - 1]! + REQUESTER_SCC_CODES[prompt.indexes[1] - 1]!;
+    const start = await startLogin(h.app, requester.username);
+    const headers = bearer((await answer(h.app, start.body.id, indexAnswer(start.body.challenge))).body.session.token as string);
+    await stepUp(h.app, headers, indexAnswer);
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.user.username, ownerPassword: PASSWORD }, headers);
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    const id = started.body.id as string;
+    await postJson(h.app, `/api/v1/sharing/${id}/answer`, { response: cardAnswer(owner.card, started.body.challenge.question) }, headers);
+    const confirmed = await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, {}, headers);
+    expect(confirmed.body.state, JSON.stringify(confirmed.body)).toBe('pending');
+    return { id, requester };
   }
 
   /** A portal session of a client, stepped up with `respond` (a DSC+ request is a security setting, X7). */
@@ -190,5 +244,271 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
         for (const word of words) expect(notice.body, `${language} ${notice.channel}`).toContain(word);
       }
     }
+  });
+
+  // ------------------------------------------------------------------ X7: roles, and staff on staff (decision 0010)
+
+  /** Who may call each staff route of the API (the others: 403 FORBIDDEN_ROLE); the test fails for a route not listed. */
+  const MAY: Record<string, readonly Role[]> = {
+    searchUsers: ['client_services', 'compliance', 'admin'],
+    getUserForHelpdesk: ['client_services', 'compliance', 'admin'],
+    listPendingSharings: ['client_services', 'compliance', 'admin'],
+    recordCallerVerification: ['client_services', 'admin'],
+    issueTemporaryPasscode: ['client_services', 'admin'],
+    revokeTemporaryPasscode: ['client_services', 'admin'],
+    shipDevice: ['client_services', 'admin'],
+    markDeviceReturned: ['client_services', 'admin'],
+    markDeviceLost: ['client_services', 'admin'],
+    resetPassword: ['client_services', 'admin'],
+    unlockUser: ['client_services', 'admin'],
+    lockUser: ['client_services', 'admin'],
+    endUserSessions: ['client_services', 'admin'],
+    addUserPhone: ['client_services', 'admin'],
+    decideSharing: ['compliance', 'admin'],
+    cancelSharingAsStaff: ['client_services', 'compliance', 'admin'],
+    setAccountEquity: ['admin'],
+    listAuditEntries: ['admin'],
+  };
+
+  it('X7, T1, H3, X1: every staff route of the API refuses a role below it (403 FORBIDDEN_ROLE), even stepped up, and changes nothing: a client, compliance on the help desk actions, client services on a sharing decision and the admin routes', async () => {
+    const { user: client } = await createUserWithCard(h.services);
+    const [device] = await h.services.devices.listForUser(client.id);
+    const owner = await createUserWithCard(h.services);
+    const { id: sharingId } = await pendingSharing(owner);
+    const verification = await h.services.helpDesk.verifyIdentity((await staffMember()).user.id, client.username, { method: 'id_document' });
+    const bodies: Record<string, unknown> = {
+      recordCallerVerification: { method: 'id_document' },
+      issueTemporaryPasscode: { verificationId: verification.id },
+      shipDevice: { serial: 'STOCK0001' },
+      markDeviceLost: { reason: 'lost' },
+      resetPassword: { verificationId: verification.id },
+      unlockUser: { verificationId: verification.id },
+      lockUser: { reason: 'reported fraud' },
+      addUserPhone: { verificationId: verification.id, country: 'US', number: '2025550143' },
+      setAccountEquity: { equityUsd: 1234.5 },
+      decideSharing: { decision: 'approve' },
+    };
+    const document = (await get(h.app, '/api/openapi.json')).body;
+    const routes = Object.entries<Json>(document.paths).flatMap(([path, item]) =>
+      Object.entries<Json>(item)
+        .filter(([, op]) => (op.tags ?? []).some((t: string) => t === 'help desk' || t === 'admin'))
+        .map(([method, op]) => ({ method: method.toUpperCase(), path, id: op.operationId as string })),
+    );
+    expect(routes.map((r) => r.id).sort()).toEqual(Object.keys(MAY).sort());
+    const state = async () => ({
+      devices: (await h.services.devices.listForUser(client.id)).map((d) => d.state),
+      lock: (await h.services.lockout.status(client.username)).locked,
+      equity: (await h.services.users.account(client.accountId)).equityUsd,
+      sharing: (await h.services.sharing.forStaff((await staffMember('admin')).user.id, sharingId)).state,
+      helpdesk: (await h.services.audit.list({ username: client.username, limit: 100 })).filter(
+        (e) => e.event.startsWith('helpdesk.') && e.event !== 'helpdesk.refused',
+      ).length,
+    });
+    const before = await state();
+
+    const sessions = {
+      client: await (async () => {
+        const other = await createUserWithCard(h.services);
+        return staffSession(other.user, other.card);
+      })(),
+      compliance: (await staffMember('compliance')).headers,
+      client_services: (await staffMember('client_services')).headers,
+    };
+    for (const [role, headers] of Object.entries(sessions)) {
+      for (const route of routes.filter((r) => !MAY[r.id]!.includes(role as Role))) {
+        const url = (route.id === 'searchUsers' ? `${route.path}?q=${client.username}` : route.path)
+          .replace('{username}', client.username)
+          .replace('{deviceId}', device!.id)
+          .replace('{number}', client.accountNumber)
+          .replace('{id}', sharingId);
+        const res = await send(route.method, url, headers, bodies[route.id]);
+        expect([role, route.id, res.status, res.body.error?.code]).toEqual([role, route.id, 403, 'FORBIDDEN_ROLE']);
+      }
+    }
+    expect(await state()).toEqual(before);
+  });
+
+  it('X7, H3: compliance never decides a sharing it is party to: a staff member cannot be a party (403 FORBIDDEN_ROLE); a party who became compliance is refused (STAFF_TARGET_FORBIDDEN, self), as is another compliance officer for them (staff); an admin may; each refusal audited', async () => {
+    const officer = await staffMember('compliance');
+    // a staff member is never the owner (nor the requester) of a sharing
+    const { requester: beside } = await createSharingRequester(h.services, officer.user, 'other-account');
+    const indexAnswer = (prompt: Json): string => REQUESTER_SCC_CODES[prompt.indexes[0] - 1]! + REQUESTER_SCC_CODES[prompt.indexes[1] - 1]!;
+    const start = await startLogin(h.app, beside.username);
+    const headers = bearer((await answer(h.app, start.body.id, indexAnswer(start.body.challenge))).body.session.token as string);
+    await stepUp(h.app, headers, indexAnswer);
+    const asOwner = await postJson(h.app, '/api/v1/sharing', { ownerUsername: officer.user.username, ownerPassword: PASSWORD }, headers);
+    expect([asOwner.status, asOwner.body.error?.code]).toEqual([403, 'FORBIDDEN_ROLE']);
+
+    // the owner of a pending sharing joins compliance
+    const owner = await createUserWithCard(h.services);
+    const { id, requester } = await pendingSharing(owner);
+    await h.services.store.db.updateTable('users').set({ role: 'compliance' }).where('id', '=', owner.user.id).execute();
+    const party = { ...owner, headers: await staffSession(owner.user, owner.card) };
+    const refused = await postJson(h.app, `/api/v1/helpdesk/sharing/${id}/decision`, { decision: 'approve' }, party.headers);
+    expect([refused.status, refused.body.error?.code]).toEqual([403, 'STAFF_TARGET_FORBIDDEN']);
+    const byColleague = await postJson(h.app, `/api/v1/helpdesk/sharing/${id}/decision`, { decision: 'approve' }, officer.headers);
+    expect([byColleague.status, byColleague.body.error?.code]).toEqual([403, 'STAFF_TARGET_FORBIDDEN']);
+    // the console's compliance page refuses the same way
+    const browser = await consoleOf(owner.user, owner.card);
+    const list = await browser.get('/helpdesk/sharing');
+    const forged = await browser.submit(list, `/helpdesk/sharing/${id}/decision`, { decision: 'approve' });
+    expect([forged.status, alertBox(forged.html)?.code]).toEqual([403, 'STAFF_TARGET_FORBIDDEN']);
+    expect((await h.services.sharing.forStaff(officer.user.id, id)).state).toBe('pending');
+    const reasons = (await h.services.audit.list({ type: 'helpdesk.refused', limit: 200 }))
+      .filter((e) => e.data.action === 'sharing_decision' && (e.userId === owner.user.id || e.userId === requester.id))
+      .map((e) => [e.actor, e.data.reason]);
+    expect(reasons).toEqual(
+      expect.arrayContaining([
+        [`staff:${owner.user.id}`, 'self'],
+        [`staff:${officer.user.id}`, 'staff'],
+      ]),
+    );
+    const admin = await staffMember('admin');
+    const approved = await postJson(h.app, `/api/v1/helpdesk/sharing/${id}/decision`, { decision: 'approve' }, admin.headers);
+    expect([approved.status, approved.body.state], JSON.stringify(approved.body)).toEqual([200, 'active']);
+  });
+
+  it('X7: a staff member demoted or disabled loses the help desk at once: the live, stepped-up session is refused by the API and the console; disabled, the session ends', async () => {
+    const agent = await staffMember('client_services');
+    const admin = await staffMember('admin');
+    const browser = await consoleOf(agent.user, agent.card);
+    const { user: client } = await createUserWithCard(h.services);
+    const verify = () => postJson(h.app, `/api/v1/helpdesk/users/${client.username}/verifications`, { method: 'id_document' }, agent.headers);
+    expect((await verify()).status).toBe(200);
+    const setUser = (id: string, values: { role?: Role; status?: 'active' | 'disabled' }) =>
+      h.services.store.db.updateTable('users').set(values).where('id', '=', id).execute();
+
+    // a console page opened before, with its forms
+    const opened = await browser.get(`/helpdesk/users/${client.username}`);
+    expect(byId(opened.html, 'method')).toBeDefined();
+
+    await setUser(agent.user.id, { role: 'compliance' });
+    const refused = await verify();
+    expect([refused.status, refused.body.error?.code]).toEqual([403, 'FORBIDDEN_ROLE']);
+    const sent = await browser.submit(opened, `/helpdesk/users/${client.username}/verifications`, { method: 'id_document' });
+    expect([sent.status, alertBox(sent.html)?.code]).toEqual([403, 'FORBIDDEN_ROLE']);
+    expect(byId((await browser.get(`/helpdesk/users/${client.username}`)).html, 'method')).toBeUndefined();
+    await setUser(agent.user.id, { role: 'client' });
+    expect((await get(h.app, `/api/v1/helpdesk/users?q=${client.username}`, agent.headers)).body.error?.code).toBe('FORBIDDEN_ROLE');
+    expect((await browser.get('/helpdesk')).status).toBe(403);
+
+    await setUser(admin.user.id, { role: 'client_services' });
+    const equity = await send('PUT', `/api/v1/admin/accounts/${client.accountNumber}/equity`, admin.headers, { equityUsd: 5_000_000 });
+    expect([equity.status, equity.body.error?.code]).toEqual([403, 'FORBIDDEN_ROLE']);
+    await setUser(admin.user.id, { role: 'admin', status: 'disabled' });
+    expect((await get(h.app, '/api/v1/admin/audit', admin.headers)).status).toBe(401);
+    expect((await get(h.app, `/api/v1/helpdesk/users?q=${client.username}`, admin.headers)).status).toBe(401);
+    await expect(h.services.helpDesk.viaCommandLine().verifyIdentity(admin.user.id, client.username, { method: 'id_document' })).rejects.toMatchObject({
+      code: 'FORBIDDEN_ROLE',
+    });
+    expect((await h.services.users.account(client.accountId)).equityUsd).not.toBe(5_000_000);
+  });
+
+  // ------------------------------------------------------------------ T1, T5: temporary passcodes
+
+  it('T5, T1: passcodes issued at once by two staff members in this process and by `sls` in another: one stays active, the last one; the others do not log in', async () => {
+    h.clock.set(Date.now());
+    const first = await staffMember();
+    const second = await staffMember();
+    const { user } = await createUserWithCard(h.services);
+    const verification = await h.services.helpDesk.verifyIdentity(first.user.id, user.username, { method: 'callback_on_record' });
+    const issue = (headers: Record<string, string>) =>
+      postJson(h.app, `/api/v1/helpdesk/users/${user.username}/temporary-passcode`, { verificationId: verification.id }, headers);
+    const [a, b, c, cli] = await Promise.all([
+      issue(first.headers),
+      issue(second.headers),
+      issue(first.headers),
+      sls(['helpdesk', 'issue-passcode', '--staff', second.user.username, '--user', user.username, '--verification', verification.id], cliEnv(h.database)),
+    ]);
+    expect([a.status, b.status, c.status, cli.code, cli.stderr.includes('sls:')]).toEqual([200, 200, 200, 0, false]);
+    const passcodes = [a.body.passcode, b.body.passcode, c.body.passcode, cli.stdout.trim()] as string[];
+    expect(new Set(passcodes).size).toBe(4);
+    const temporary = (await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'temp_passcode');
+    expect(temporary.map((d) => d.state).sort()).toEqual(['active', 'revoked', 'revoked', 'revoked']);
+    let logins = 0;
+    for (const passcode of passcodes) {
+      const start = await startLogin(h.app, user.username);
+      if ((await answer(h.app, start.body.id, passcode)).status === 200) logins += 1;
+    }
+    expect(logins).toBe(1);
+    expect((await h.services.audit.list({ username: user.username, limit: 100 })).filter((e) => e.event === 'helpdesk.temp_passcode_issued')).toHaveLength(4);
+  });
+
+  // ------------------------------------------------------------------ X1: what a help-desk seat reads
+
+  it('T5, A5, X1, X7: what a help-desk seat reads (search, the user in the API and the console, its audit entries) holds no secret: no passcode, one-time password, seed, PIN or password hash, sealed secret, nor the full mobile number', async () => {
+    const agent = await staffMember();
+    const officer = await staffMember('compliance');
+    const { user, card } = await createUserWithCard(h.services);
+    const verification = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
+    await h.services.helpDesk.addPhone(agent.user.id, user.username, { verificationId: verification.id, country: 'US', number: '2025550143' });
+    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agent.user.id, user.username, { verificationId: verification.id });
+    const { temporaryPassword } = await h.services.helpDesk.resetPassword(agent.user.id, user.username, { verificationId: verification.id });
+    const row = await h.services.store.db.selectFrom('users').select('password_hash').where('id', '=', user.id).executeTakeFirstOrThrow();
+    const sealed = await h.services.store.db.selectFrom('devices').select('secret_enc').where('user_id', '=', user.id).execute();
+    const secrets = [
+      passcode,
+      temporaryPassword!,
+      card.seed,
+      row.password_hash,
+      ...sealed.map((d) => d.secret_enc).filter((v): v is string => typeof v === 'string'),
+      '2025550143',
+    ];
+    expect(secrets.every((s) => s.length >= 8)).toBe(true);
+
+    const reads: string[] = [];
+    for (const headers of [agent.headers, officer.headers]) {
+      reads.push((await get(h.app, `/api/v1/helpdesk/users?q=${user.username}`, headers)).raw.body);
+      reads.push((await get(h.app, `/api/v1/helpdesk/users/${user.username}`, headers)).raw.body);
+    }
+    for (const staff of [agent, officer]) {
+      const browser = await consoleOf(staff.user, staff.card);
+      reads.push((await browser.get(`/helpdesk?q=${user.username}`)).html);
+      reads.push((await browser.get(`/helpdesk/users/${user.username}`)).html);
+      reads.push((await browser.get(`/helpdesk/users/${user.username}/verifications/${verification.id}`)).html);
+    }
+    const admin = await staffMember('admin');
+    reads.push((await get(h.app, `/api/v1/admin/audit?user=${user.username}&limit=200`, admin.headers)).raw.body);
+    expect(reads.join('\n')).toContain(user.username);
+    for (const secret of secrets) for (const [i, text] of reads.entries()) expect(text.includes(secret), `read ${i} shows ${secret.slice(0, 12)}…`).toBe(false);
+  });
+
+  // ------------------------------------------------------------------ A5, L8: what staff end, ends at once
+
+  it('A5, L3, L8: a login begun before a help-desk password reset (with the old password), before staff end the sessions or lock the user, or before the user changes the password, opens no session after it (410 FLOW_EXPIRED); each ending audited', async () => {
+    const agent = await staffMember();
+    const actions: [string, (user: User) => Promise<unknown>][] = [
+      [
+        'password_reset',
+        async (user) => {
+          const verification = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
+          return h.services.helpDesk.resetPassword(agent.user.id, user.username, { verificationId: verification.id });
+        },
+      ],
+      ['ended_by_staff', (user) => h.services.helpDesk.endSessions(agent.user.id, user.username)],
+      ['user_locked', (user) => h.services.helpDesk.lockUser(agent.user.id, user.username, { reason: 'reported compromise' })],
+    ];
+    for (const [reason, act] of actions) {
+      const { user, card } = await createUserWithCard(h.services);
+      const begun = await startLogin(h.app, user.username);
+      expect(begun.status).toBe(200);
+      await act(user);
+      const late = await answer(h.app, begun.body.id, cardAnswer(card, begun.body.challenge.question));
+      expect([reason, late.status, late.body.error?.code]).toEqual([reason, 410, 'FLOW_EXPIRED']);
+      expect(await auditOf(user, 'login.flow_ended')).toEqual([expect.objectContaining({ flowId: begun.body.id, kind: 'login', reason })]);
+    }
+
+    // the user's own change: a login begun elsewhere with the old password ends with it
+    const { user, card } = await createUserWithCard(h.services);
+    const headers = await clientSession(user, (challenge) => cardAnswer(card, challenge.question));
+    const begun = await startLogin(h.app, user.username);
+    const changed = await postJson(h.app, '/api/v1/password', { currentPassword: PASSWORD, newPassword: 'a brand new passphrase 7' }, headers);
+    expect(changed.status, JSON.stringify(changed.body)).toBeLessThan(300);
+    const late = await answer(h.app, begun.body.id, cardAnswer(card, begun.body.challenge.question));
+    expect([late.status, late.body.error?.code]).toEqual([410, 'FLOW_EXPIRED']);
+    expect(await auditOf(user, 'login.flow_ended')).toEqual([expect.objectContaining({ flowId: begun.body.id, kind: 'login', reason: 'password_changed' })]);
+    // a login begun after it works
+    const fresh = await startLogin(h.app, user.username, 'a brand new passphrase 7');
+    expect((await answer(h.app, fresh.body.id, cardAnswer(card, fresh.body.challenge.question))).status).toBe(200);
   });
 });

@@ -241,6 +241,8 @@ export class Sessions {
    * L8: ends the live sessions of a user — all of them, those opened with
    * some devices or with none (O1), or all but one — in the caller's transaction (which holds
    * the audit log's lock), each audited with its cause. Returns their ids.
+   * Ending every session (but perhaps the caller's) ends the logins under way
+   * too (`endLoginsUnderWay`).
    */
   async endWhere(
     trx: Tx,
@@ -250,6 +252,7 @@ export class Sessions {
   ): Promise<string[]> {
     if (which.deviceIds !== undefined && which.deviceIds.length === 0) return [];
     const now = this.clock.now();
+    if (which.deviceIds === undefined && !which.withoutDevice) await this.endLoginsUnderWay(trx, which.userId, cause, actor, now);
     let query = trx.selectFrom('sessions').select('id').where('user_id', '=', which.userId).where('revoked_at', 'is', null).where('expires_at', '>', now);
     if (which.deviceIds) query = query.where('device_id', 'in', which.deviceIds);
     // O1: the sessions opened with the password alone (opted out of the second factor for trading)
@@ -264,6 +267,30 @@ export class Sessions {
     );
     this.ended();
     return ids;
+  }
+
+  /**
+   * L8, A5, L3: the user's logins (and mobile authenticator activations)
+   * under way, past the password and waiting for the device or for their
+   * session, end with the sessions: a login begun with the password a
+   * help-desk reset or a change replaced, or from the laptop whose sessions
+   * staff end, no longer opens a session. Each audited with the cause.
+   */
+  private async endLoginsUnderWay(trx: Tx, userId: string, cause: EndCause, actor: string, now: number): Promise<void> {
+    const ended = await trx
+      .updateTable('login_flows')
+      .set({ state: 'failed', updated_at: now })
+      .where('user_id', '=', userId)
+      .where('kind', 'in', ['login', 'mobile_activation'])
+      .where('state', 'in', ['second_factor', 'approved'])
+      .where('expires_at', '>', now)
+      .returning(['id', 'kind'])
+      .execute();
+    if (ended.length === 0) return;
+    await this.audit.append(
+      trx,
+      ended.map((flow) => ({ event: 'login.flow_ended' as const, actor, userId, data: { flowId: flow.id, kind: flow.kind, reason: cause } })),
+    );
   }
 
   /**
