@@ -511,4 +511,59 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     const fresh = await startLogin(h.app, user.username, 'a brand new passphrase 7');
     expect((await answer(h.app, fresh.body.id, cardAnswer(card, fresh.body.challenge.question))).status).toBe(200);
   });
+
+  it('X7, A1: a client username of a staff member’s own entity is theirs: the help desk never acts on it for them (self); a colleague’s is a staff account (staff: admins only); an admin’s only from the command line; each refusal audited', async () => {
+    const agent = await staffMember('client_services');
+    const colleague = await staffMember('client_services');
+    const admin = await staffMember('admin');
+    const otherAdmin = await staffMember('admin');
+    /** A second username (a client, with a card) of a staff member's entity. */
+    const secondOf = async (staff: User): Promise<User> => {
+      const user = await h.services.users.create(
+        { username: `own${staff.username}`, password: PASSWORD, email: `own${staff.username}@example.test`, entityId: staff.entityId },
+        'test',
+      );
+      await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
+      return user;
+    };
+    const mine = await secondOf(agent.user);
+    const adminsOwn = await secondOf(otherAdmin.user);
+    const verification = await h.services.helpDesk.verifyIdentity(admin.user.id, mine.username, { method: 'id_document' });
+    const body = { verificationId: verification.id };
+    const calls = (username: string): [string, string, unknown][] => [
+      ['POST', `/api/v1/helpdesk/users/${username}/verifications`, { method: 'id_document' }],
+      ['POST', `/api/v1/helpdesk/users/${username}/temporary-passcode`, body],
+      ['POST', `/api/v1/helpdesk/users/${username}/password-reset`, body],
+      ['POST', `/api/v1/helpdesk/users/${username}/unlock`, body],
+      ['POST', `/api/v1/helpdesk/users/${username}/lock`, { reason: 'test' }],
+      ['DELETE', `/api/v1/helpdesk/users/${username}/sessions`, undefined],
+    ];
+    for (const [who, headers, reason] of [
+      ['agent', agent.headers, 'self'],
+      ['colleague', colleague.headers, 'staff'],
+    ] as const) {
+      for (const [method, url, payload] of calls(mine.username)) {
+        const res = await send(method, url, headers, payload);
+        expect([who, url, res.status, res.body.error?.code]).toEqual([who, url, 403, 'STAFF_TARGET_FORBIDDEN']);
+      }
+      const refusals = (await h.services.audit.list({ type: 'helpdesk.refused', userId: mine.id, limit: 100 })).filter(
+        (e) => e.actor === `staff:${(who === 'agent' ? agent : colleague).user.id}`,
+      );
+      expect(refusals.map((e) => e.data.reason)).toEqual(calls(mine.username).map(() => reason));
+    }
+    expect((await h.services.devices.listForUser(mine.id)).map((d) => d.state)).toEqual(['active']);
+    expect((await h.services.lockout.status(mine.username)).locked).toBe(false);
+
+    // an admin acts on a staff member's second username; on another admin's only from the command line
+    const byAdmin = await send('DELETE', `/api/v1/helpdesk/users/${mine.username}/sessions`, admin.headers);
+    expect(byAdmin.status).toBe(200);
+    const onAdmin = await send('POST', `/api/v1/helpdesk/users/${adminsOwn.username}/verifications`, admin.headers, { method: 'id_document' });
+    expect([onAdmin.status, onAdmin.body.error?.code]).toEqual([403, 'STAFF_TARGET_FORBIDDEN']);
+    await expect(h.services.helpDesk.viaCommandLine().verifyIdentity(admin.user.id, adminsOwn.username, { method: 'id_document' })).resolves.toMatchObject({
+      userId: adminsOwn.id,
+    });
+    await expect(h.services.helpDesk.viaCommandLine().verifyIdentity(otherAdmin.user.id, adminsOwn.username, { method: 'id_document' })).rejects.toMatchObject({
+      code: 'STAFF_TARGET_FORBIDDEN',
+    });
+  });
 });

@@ -124,13 +124,17 @@ export class HelpDesk {
   /**
    * X7: whether staff may act on a user: a client always; a staff account
    * only as an admin, and never themselves; an admin only from the command
-   * line. A refusal is audited.
+   * line. A1: a user is the person (entity) behind it, with every username
+   * of that entity: a client username of a staff member's own entity is
+   * theirs (never), of a colleague's a staff account, of an admin's an
+   * admin. A refusal is audited.
    */
   private async assertMayActOn(staff: User, target: User, action: StaffAction): Promise<void> {
+    const people = await this.usersOfEntity(target);
     let reason: 'self' | 'staff' | 'admin' | null = null;
-    if (target.id === staff.id) reason = 'self';
-    else if (target.role === 'admin' && this.via !== 'cli') reason = 'admin';
-    else if (target.role !== 'client' && staff.role !== 'admin') reason = 'staff';
+    if (people.some((p) => p.id === staff.id)) reason = 'self';
+    else if (people.some((p) => p.role === 'admin') && this.via !== 'cli') reason = 'admin';
+    else if (people.some((p) => p.role !== 'client') && staff.role !== 'admin') reason = 'staff';
     if (reason === null) return;
     await this.deps.audit.record({
       event: 'helpdesk.refused',
@@ -140,6 +144,17 @@ export class HelpDesk {
       data: { action, reason, via: this.via },
     });
     throw new SlsError('STAFF_TARGET_FORBIDDEN', { reason });
+  }
+
+  /** A1: the user and the other usernames of its entity, with their roles. */
+  private async usersOfEntity(user: User): Promise<Pick<User, 'id' | 'role'>[]> {
+    const others = await this.deps.store.db
+      .selectFrom('users')
+      .select(['id', 'role'])
+      .where('entity_id', '=', user.entityId)
+      .where('id', '!=', user.id)
+      .execute();
+    return [{ id: user.id, role: user.role }, ...others];
   }
 
   /** Staff who may act, and the user they act on (X7). */
