@@ -566,4 +566,22 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
       code: 'STAFF_TARGET_FORBIDDEN',
     });
   });
+
+  it('X3, X7: what a client writes and staff read (a DSC+ address, the browser it logs in from) is shown as text in the console, never as markup', async () => {
+    const agent = await staffMember();
+    const markup = '<img src=x onerror=alert(1)>';
+    const { user, deviceId } = await requestedUnderTemporaryAccess(agent.user.id, { ...ADDRESS, name: `A${markup}`, line1: `"><script>alert(2)</script>` });
+    const start = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/login',
+      headers: { 'content-type': 'application/json', 'user-agent': `Mozilla ${markup}` },
+      payload: { username: user.username, password: PASSWORD, app: 'portal' },
+    });
+    expect(start.statusCode).toBeLessThan(500);
+    const browser = await consoleOf(agent.user, agent.card);
+    const page = await browser.get(`/helpdesk/users/${user.username}`);
+    expect(page.status).toBe(200);
+    expect(textById(page.html, `ship-to-${deviceId}`)).toContain(`A${markup}`);
+    for (const raw of [markup, '<script>alert(2)</script>']) expect(page.html).not.toContain(raw);
+  });
 });
