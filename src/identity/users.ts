@@ -12,7 +12,7 @@ import type { SecretBox } from '../crypto/secret-box.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store, Tx } from '../store/database.js';
 import { prepared } from '../store/prepared.js';
-import type { FlowKind, Role } from '../store/schema.js';
+import type { Role } from '../store/schema.js';
 import { assertNewUsername } from './username.js';
 import { isLanguage } from '../i18n/i18n.js';
 import { isTimeZone } from '../config.js';
@@ -114,18 +114,6 @@ const userForLogin = prepared<{ username: string }>()((db, p) =>
 const userById = prepared<{ id: string }>()((db, p) => baseQuery(db).where('users.id', '=', p.id));
 const userByUsername = prepared<{ username: string }>()((db, p) => baseQuery(db).where('users.username', '=', p.username));
 
-/** The flows a password opens (L1): a login, a step-up, an activation of the authenticator, a sharing of the user's device (H2). */
-const PASSWORD_FLOWS: readonly FlowKind[] = ['login', 'step_up', 'mobile_activation', 'sharing'];
-/** L8: a user's flows opened with a password, still open (waiting for the device, or approved and not yet taken), ended. */
-const endPasswordFlows = prepared<{ userId: string; now: number }>()((db, p) =>
-  db
-    .updateTable('login_flows')
-    .set({ state: 'failed', updated_at: p.now })
-    .where('user_id', '=', p.userId)
-    .where('kind', 'in', [...PASSWORD_FLOWS])
-    .where('state', 'in', ['second_factor', 'approved'])
-    .returning(['id', 'kind']),
-);
 const loggedIn = prepared<{ userId: string; deviceId: string; at: number }>()((db, p) =>
   db
     .updateTable('users')
@@ -469,19 +457,9 @@ export class Users {
         })
         .where('id', '=', userId)
         .execute();
-      // L8: what the old password started and is still open ends with it: finished with the device afterwards,
-      // it would open a session, bind an authenticator or share a device on a password no longer valid
-      const ended = (await endPasswordFlows.execute(trx, { userId, now })).rows;
-      const reason = options.oneTime ? 'password_reset' : 'password_changed';
+      // L8: the caller's `alongside` ends the sessions, and with them what the old password started (Sessions.endWhere)
       await this.audit.append(trx, [
         { event: 'user.password_changed', actor: options.actor, userId, username: user.username, data: { oneTime: options.oneTime } },
-        ...ended.map((flow) => ({
-          event: 'login.flow_ended' as const,
-          actor: options.actor,
-          userId,
-          username: user.username,
-          data: { flowId: flow.id, kind: flow.kind, reason },
-        })),
       ]);
       return alongside?.(trx);
     });

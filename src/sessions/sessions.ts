@@ -270,18 +270,20 @@ export class Sessions {
   }
 
   /**
-   * L8, A5, L3: the user's logins (and mobile authenticator activations)
-   * under way, past the password and waiting for the device or for their
-   * session, end with the sessions: a login begun with the password a
+   * L8, A5, L3: the user's flows under way that a password opened (L1: a
+   * login, a step-up, an activation of the authenticator, a sharing of the
+   * user's device, H2), past the password and waiting for the device or for
+   * their session, end with the sessions: a login begun with the password a
    * help-desk reset or a change replaced, or from the laptop whose sessions
-   * staff end, no longer opens a session. Each audited with the cause.
+   * staff end, no longer opens a session, binds a phone or shares a device.
+   * Each audited with the cause.
    */
   private async endLoginsUnderWay(trx: Tx, userId: string, cause: EndCause, actor: string, now: number): Promise<void> {
     const ended = await trx
       .updateTable('login_flows')
       .set({ state: 'failed', updated_at: now })
       .where('user_id', '=', userId)
-      .where('kind', 'in', ['login', 'mobile_activation'])
+      .where('kind', 'in', ['login', 'step_up', 'mobile_activation', 'sharing'])
       .where('state', 'in', ['second_factor', 'approved'])
       .where('expires_at', '>', now)
       .returning(['id', 'kind'])
