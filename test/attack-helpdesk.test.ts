@@ -328,7 +328,7 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     expect(await state()).toEqual(before);
   });
 
-  it('X7, H3: compliance never decides a sharing it is party to: a staff member cannot be a party (403 FORBIDDEN_ROLE); a party who became compliance is refused (STAFF_TARGET_FORBIDDEN, self), as is another compliance officer for them (staff); an admin may; each refusal audited', async () => {
+  it('X7, H3: compliance never decides a sharing it is party to: a staff member cannot be a party (403 FORBIDDEN_ROLE); a party who became compliance is refused (STAFF_TARGET_FORBIDDEN, self), as is another compliance officer for them (staff); an admin may; each refusal audited; a client’s session is refused for its role before any lookup of the id (no probing of sharing ids)', async () => {
     const officer = await staffMember('compliance');
     // a staff member is never the owner (nor the requester) of a sharing
     const { requester: beside } = await createSharingRequester(h.services, officer.user, 'other-account');
@@ -338,6 +338,11 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     await stepUp(h.app, headers, indexAnswer);
     const asOwner = await postJson(h.app, '/api/v1/sharing', { ownerUsername: officer.user.username, ownerPassword: PASSWORD }, headers);
     expect([asOwner.status, asOwner.body.error?.code]).toEqual([403, 'FORBIDDEN_ROLE']);
+    // a client's stepped-up session learns nothing of sharing ids from the staff routes: refused for its role before any lookup
+    const decision = await postJson(h.app, '/api/v1/helpdesk/sharing/shr_nosuchrequest/decision', { decision: 'approve' }, headers);
+    expect([decision.status, decision.body.error?.code]).toEqual([403, 'FORBIDDEN_ROLE']);
+    const cancel = await h.app.inject({ method: 'DELETE', url: '/api/v1/helpdesk/sharing/shr_nosuchrequest', headers });
+    expect([cancel.statusCode, cancel.json().error?.code]).toEqual([403, 'FORBIDDEN_ROLE']);
 
     // the owner of a pending sharing joins compliance
     const owner = await createUserWithCard(h.services);

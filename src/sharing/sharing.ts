@@ -592,6 +592,8 @@ export class DeviceSharing {
   /** Cancelled by the requester or the owner (after a step-up), or by staff; a sharing in force restores the kept devices. */
   async cancel(by: { session: Session } | { staffUserId: string }, id: string, meta: Partial<RequestMeta> = {}): Promise<SharingView> {
     const { users, store, clock } = this.deps;
+    // X7: someone who is not staff learns nothing of a sharing's id (FORBIDDEN_ROLE before SHARING_NOT_FOUND)
+    if ('staffUserId' in by) await this.deps.staff.staff(by.staffUserId, 'view');
     let row = 'session' in by ? await this.rowOf(by.session.userId, id) : await this.row(id);
     const [requester, owner] = await Promise.all([users.get(row.requester_id), users.get(row.owner_id)]);
     const actor =
@@ -662,6 +664,8 @@ export class DeviceSharing {
   /** H3: compliance approves (the prerequisites checked again) or rejects a pending request; both users are told. */
   async decide(staffUserId: string, id: string, decision: 'approve' | 'reject', note?: string): Promise<SharingView> {
     const { users, store, clock } = this.deps;
+    // X7: someone who is not staff learns nothing of a sharing's id (FORBIDDEN_ROLE before SHARING_NOT_FOUND)
+    await this.deps.staff.staff(staffUserId, 'view');
     const row = await this.row(id);
     const [requester, owner] = await Promise.all([users.get(row.requester_id), users.get(row.owner_id)]);
     const staff = await this.deps.staff.decideOn(staffUserId, [requester, owner], 'sharing_decision');
