@@ -25,6 +25,7 @@ import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, ty
 import { Agent, alertBox, byId, textById } from './support/html.js';
 import { cliEnv, sls } from './support/cli.js';
 import { stepUpStaff } from './support/staff.js';
+import { SESSION_COOKIE } from '../src/http/session-cookie.js';
 
 // the CLI case runs `sls` processes
 vi.setConfig({ testTimeout: 60_000 });
@@ -570,6 +571,39 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     await expect(h.services.helpDesk.viaCommandLine().verifyIdentity(otherAdmin.user.id, adminsOwn.username, { method: 'id_document' })).rejects.toMatchObject({
       code: 'STAFF_TARGET_FORBIDDEN',
     });
+  });
+
+  it('X7, T3: a staff member whose last proof is a temporary passcode reads but does not act: every action is refused (403 PERMANENT_DEVICE_REQUIRED, audited), in the API and the console', async () => {
+    const admin = await staffMember('admin');
+    const agent = await staffMember();
+    const client = await createUserWithCard(h.services);
+    // the agent's card is away: an admin issues them a passcode, which someone who deceived the admin would hold too
+    const verification = await h.services.helpDesk.verifyIdentity(admin.user.id, agent.user.username, { method: 'id_document' });
+    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(admin.user.id, agent.user.username, {
+      verificationId: verification.id,
+      deviceStatus: 'suspended',
+    });
+    const start = await startLogin(h.app, agent.user.username);
+    const headers = bearer((await answer(h.app, start.body.id, passcode)).body.session.token as string);
+    await stepUp(h.app, headers, () => passcode);
+    expect((await get(h.app, `/api/v1/helpdesk/users?q=${client.user.username}`, headers)).status).toBe(200);
+    const refused = await postJson(h.app, `/api/v1/helpdesk/users/${client.user.username}/verifications`, { method: 'id_document' }, headers);
+    expect([refused.status, refused.body.error?.code]).toEqual([403, 'PERMANENT_DEVICE_REQUIRED']);
+    const audited = (await h.services.audit.list({ type: 'session.refused', limit: 50 })).filter((e) => e.userId === agent.user.id);
+    expect(audited.map((e) => [e.data.need, e.data.code])).toContainEqual(['staff_action', 'PERMANENT_DEVICE_REQUIRED']);
+    // the console: the form is refused the same way
+    const browser = new Agent(h.app);
+    const login = await browser.get('/login');
+    const started = await browser.submit(login, '/login', { username: agent.user.username, password: PASSWORD, app: 'portal' });
+    const challenge = await browser.get(started.location!);
+    await browser.submit(challenge, started.location!, { response: passcode });
+    await stepUp(h.app, bearer(browser.jar.get(SESSION_COOKIE)!), () => passcode);
+    const page = await browser.get(`/helpdesk/users/${client.user.username}`);
+    expect(page.status).toBe(200);
+    const form = await browser.submit(page, `/helpdesk/users/${client.user.username}/verifications`, { method: 'id_document' });
+    expect([form.status, alertBox(form.html)?.code]).toEqual([403, 'PERMANENT_DEVICE_REQUIRED']);
+    const verified = (await h.services.audit.list({ type: 'helpdesk.identity_verified', limit: 50 })).filter((e) => e.userId === client.user.id);
+    expect(verified).toEqual([]);
   });
 
   it('X3, X7: what a client writes and staff read (a DSC+ address, the browser it logs in from) is shown as text in the console, never as markup', async () => {

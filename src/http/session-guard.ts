@@ -41,18 +41,29 @@ export class SessionGuard {
       const notPrimary = await this.deps.rights.refusal(session.userId, { action: `${request.method} ${request.url.split('?')[0]}`, ip: request.ip ?? null });
       if (notPrimary) return notPrimary;
     }
-    if (!refused) return null;
+    if (!refused) {
+      // X7, T3: staff act on others' accounts only on the proof of a permanent device, never on a temporary passcode's
+      if (need === 'staff_action' && !(await this.hasPermanentProof(session))) {
+        await this.audited(request, session, need, 'PERMANENT_DEVICE_REQUIRED', 'permanent-proof');
+        return new SlsError('PERMANENT_DEVICE_REQUIRED');
+      }
+      return null;
+    }
     // a page that leads to the step-up before showing a settings form refuses nothing
     const leads = refused.code === 'STEP_UP_REQUIRED' && request.method === 'GET';
-    if (!leads)
-      await this.deps.audit.record({
-        event: 'session.refused',
-        actor: `user:${session.userId}`,
-        userId: session.userId,
-        ip: request.ip ?? null,
-        data: { sessionId: session.id, need, code: refused.code, check: refused.check, method: request.method, path: request.url.split('?')[0] },
-      });
+    if (!leads) await this.audited(request, session, need, refused.code, refused.check);
     return refusalError(refused.code);
+  }
+
+  /** A refusal of a session, audited as `session.refused`. */
+  private async audited(request: FastifyRequest, session: Session, need: SessionNeed, code: string, check: string | undefined): Promise<void> {
+    await this.deps.audit.record({
+      event: 'session.refused',
+      actor: `user:${session.userId}`,
+      userId: session.userId,
+      ip: request.ip ?? null,
+      data: { sessionId: session.id, need, code, check, method: request.method, path: request.url.split('?')[0] },
+    });
   }
 
   /**
@@ -85,20 +96,7 @@ export class SessionGuard {
    */
   async requirePermanentProof(request: FastifyRequest, session: Session): Promise<void> {
     if (await this.hasPermanentProof(session)) return;
-    await this.deps.audit.record({
-      event: 'session.refused',
-      actor: `user:${session.userId}`,
-      userId: session.userId,
-      ip: request.ip ?? null,
-      data: {
-        sessionId: session.id,
-        need: 'security',
-        code: 'PERMANENT_DEVICE_REQUIRED',
-        check: 'permanent-proof',
-        method: request.method,
-        path: request.url.split('?')[0],
-      },
-    });
+    await this.audited(request, session, 'security', 'PERMANENT_DEVICE_REQUIRED', 'permanent-proof');
     throw new SlsError('PERMANENT_DEVICE_REQUIRED');
   }
 
