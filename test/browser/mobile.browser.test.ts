@@ -271,7 +271,7 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     await newPhone.context().close();
   });
 
-  it('K3, K12: biometric confirmation (a platform authenticator with user verification) grants a 30-hour trading session', async () => {
+  it('K3, K12, D6: biometric confirmation (a platform authenticator with user verification) grants a 30-hour trading session; its signature counter is kept', async () => {
     const { h } = suite.server;
     const user = await smsUser(h);
     const phone = await newContext();
@@ -279,7 +279,7 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     // Chromium's virtual authenticator plays the fingerprint reader
     const cdp = await phone.newCDPSession(app);
     await cdp.send('WebAuthn.enable');
-    await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
       options: {
         protocol: 'ctap2',
         transport: 'internal',
@@ -304,6 +304,11 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     const session = await h.services.sessions.authenticate(cookie.value);
     expect(session).toMatchObject({ app: 'trading', confirmedBy: 'biometric' });
     expect(session!.expiresAt - h.clock.now()).toBe(30 * HOUR);
+    // D6, L4: the approval's signature counter is kept with its acceptance (a cloned phone's older counter is then refused)
+    const [credential] = (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
+    const stored = await h.services.devices.readSecret<{ credential: { counter: number } }>(h.services.store.db, device.id);
+    expect(credential!.signCount).toBeGreaterThan(0);
+    expect(stored.credential.counter).toBe(credential!.signCount);
     await computer.close();
     await phone.close();
   });

@@ -508,12 +508,15 @@ export class PushRequests {
       failed: { event: 'login.second_factor_failed', data: { deviceId: device.id, push: true } },
       hints: ['hints.pushNumber'],
       check: async () => {
-        let confirmedBy: Confirmation | null = null;
-        if (signed && input.decision === 'approve' && constantTimeEqual(input.number, verifier.number)) {
-          confirmedBy = await this.confirmation(device, secret, verifier, input, message, where);
-        }
-        approvedWith = confirmedBy;
-        return confirmedBy ? { replay: { deviceId: device.id, keys: [`push:${flowId}`] } } : null;
+        const confirmed =
+          signed && input.decision === 'approve' && constantTimeEqual(input.number, verifier.number)
+            ? await this.confirmation(secret, verifier, input, message, where)
+            : null;
+        approvedWith = confirmed?.by ?? null;
+        if (!confirmed) return null;
+        const replay = { deviceId: device.id, keys: [`push:${flowId}`] };
+        // L4, D6: a biometric approval's signature counter is kept with the acceptance, if the secret is still the one checked
+        return confirmed.secret ? { replay, secret: { checked: device, value: confirmed.secret } } : { replay };
       },
       accept: async (trx) => {
         if ((await approveWaiting.changed(trx, { ...waiting, confirmedBy: approvedWith, expiresAt: now + policy.approvedClaimMs })) !== 1) return null;
@@ -527,30 +530,27 @@ export class PushRequests {
     return { state: 'approved' };
   }
 
-  /** How the approval was confirmed: biometric (a verified WebAuthn assertion), the PIN (its OCRA proof), or not at all. */
+  /**
+   * How the approval was confirmed: biometric (a verified WebAuthn assertion,
+   * with the secret holding its new signature counter), the PIN (its OCRA
+   * proof), or not at all (null).
+   */
   private async confirmation(
-    device: Device,
     secret: MobileSecret,
     verifier: PushVerifier,
     input: PushAnswer,
     message: string,
     where: WebOrigin,
-  ): Promise<Confirmation | null> {
+  ): Promise<{ by: Confirmation; secret?: MobileSecret } | null> {
     if (input.assertion !== undefined) {
       if (!secret.credential || input.proof !== '') return null;
       const counter = await verifyAssertion(where, secret.credential, answerChallenge(message), input.assertion);
       if (counter === null) return null;
-      await this.updateCounter(device, secret, counter);
-      return 'biometric';
+      return { by: 'biometric', secret: { ...secret, credential: { ...secret.credential, counter } } };
     }
     const pinOk =
       /^\d{8}$/.test(input.proof) &&
       verifyOcra(suite, { key: Buffer.from(secret.seed, 'hex'), question: verifier.question, pinHash: Buffer.from(secret.pinHash, 'hex') }, input.proof);
-    return pinOk ? 'pin' : null;
-  }
-
-  /** WebAuthn's signature counter, kept to notice a cloned authenticator. */
-  private async updateCounter(device: Device, secret: MobileSecret, counter: number): Promise<void> {
-    await this.deps.devices.writeSecret(this.deps.store.db, device.id, { ...secret, credential: { ...secret.credential!, counter } } satisfies MobileSecret);
+    return pinOk ? { by: 'pin' } : null;
   }
 }
