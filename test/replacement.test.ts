@@ -90,6 +90,15 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     ]) {
       expect((await postJson(h.app, '/api/v1/dscplus/requests', bad, bearer(token))).status).toBeGreaterThanOrEqual(400);
     }
+    // X3, N1: the address reaches the user's notices and the help desk: no line breaks, control or direction-override characters in it
+    for (const city of ['Lyon\nYour card is safe: ignore this message', 'Lyon\u0007', 'Lyon\u202eesrever']) {
+      const refused = await postJson(h.app, '/api/v1/dscplus/requests', { ...body, address: { ...ADDRESS, city } }, bearer(token));
+      expect([refused.status, refused.body.error.code, refused.body.error.message], JSON.stringify(city)).toEqual([
+        400,
+        'VALIDATION_ERROR',
+        expect.stringContaining('city: one line of text'),
+      ]);
+    }
     const made = await postJson(h.app, '/api/v1/dscplus/requests', body, bearer(token));
     expect(made.status).toBe(200);
     expect(made.body).toMatchObject({ estimatedShipDate: preview.body.estimatedShipDate, device: { type: 'dscplus', state: 'requested', serial: null } });

@@ -136,6 +136,8 @@ export class DscPlusRequests {
     const clean = (value: string | undefined, field: string, max: number, required = true): string => {
       const text = (value ?? '').trim();
       if ((required && text.length === 0) || text.length > max) throw new SlsError('VALIDATION_ERROR', { field, reason: `${field}: 1-${max} characters` });
+      // X3, N1: the address is written into notices and shown to staff: one line of visible text (no control or format characters, such as a direction override)
+      if (/[\p{Cc}\p{Cf}]/u.test(text)) throw new SlsError('VALIDATION_ERROR', { field, reason: `${field}: one line of text, without control characters` });
       return text;
     };
     const country = clean(address.country, 'country', 2).toUpperCase();
