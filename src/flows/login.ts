@@ -277,8 +277,9 @@ export class LoginFlows {
    * O1: the password completes the login. The flow is stored done, under
    * the same flow limits (L4), with its session in the same transaction:
    * the session records that no second factor was used (no device), the
-   * password's attempt is no failure and the lock's count starts again (L3),
-   * audited as every login (`secondFactor: none`). O2, L8: whether the user
+   * password's attempt is no failure, but the lock's count goes on (L3: no
+   * device was proven, and guesses at the user's codes still count), audited
+   * as every login (`secondFactor: none`). O2, L8: whether the user
    * is still opted out is read again under the audit log's lock, which
    * opting back in holds while it ends the sessions the password alone
    * opened: a login that raced it opens nothing (null), and the device is
@@ -331,7 +332,7 @@ export class LoginFlows {
           trx,
         );
         await users.markOneTimePasswordUsed(trx, user.id, now);
-        await lockout.reset(user.username, trx);
+        // L3: the password alone proves no device: the count of the guesses at the user's codes goes on (no reset)
         await audit.append(trx, [
           {
             event: 'login.succeeded',
@@ -543,7 +544,7 @@ export class LoginFlows {
   /**
    * The end of a complete login, in the transaction that closed the flow: a
    * new session, the device offered first next time (L6), the lock's count
-   * started again (L3), audited.
+   * started again when a permanent device was proven (L3), audited.
    */
   private async openSession(
     trx: Tx,
@@ -577,7 +578,9 @@ export class LoginFlows {
       },
       trx,
     );
-    await lockout.reset(row.username, trx);
+    // L3: only a login that proved a permanent device starts the count again: a temporary passcode is static and the online
+    // card is printed from its session, so a login with either would give whoever holds them fresh guesses at the real device
+    if (!this.deps.deviceKind(device.type).temporary) await lockout.reset(row.username, trx);
     if (options.meta.expressed) await this.deps.noticePreferences.remember(trx, row.user_id, options.meta.expressed);
     await audit.append(trx, [
       {

@@ -17,7 +17,9 @@
  * - TOTP: the code of the current time step or of `timeWindow` steps either
  *   side (default 1) is accepted; the drift found is kept (RFC 6238 §6) so
  *   the window follows the token's clock. Each accepted step is a replay
- *   key, and no step at or before one already accepted is accepted again.
+ *   key, and no step at or before one already accepted is accepted again,
+ *   even when two are answered at once (the secret is written with every
+ *   acceptance, so of two codes checked together only one is taken).
  */
 import { constantTimeEqual } from '../../crypto/constant-time.js';
 import { generateHotp, totpCounter, type HashAlgorithm } from '../../crypto/hotp.js';
@@ -217,7 +219,9 @@ export const totpToken: DeviceKind = {
       if (constantTimeEqual(generateHotp(key, step, { digits, algorithm: hash }), response) && found === null) found = step;
     }
     if (found === null) return { ok: false };
-    const drift = found - now;
-    return { ok: true, replayKeys: [counterKey(found)], ...(drift !== secret.drift ? { secret: { ...secret, drift } } : {}) };
+    // the secret is written with every acceptance, even when the drift stays: two codes checked at once are then
+    // not both taken (the second finds the secret changed), so no step before one accepted is accepted after it
+    const next: TotpSecret = { ...secret, drift: found - now };
+    return { ok: true, replayKeys: [counterKey(found)], secret: next };
   },
 };
