@@ -11,13 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MINUTE } from '../src/clock.js';
 import { generateHotp } from '../src/crypto/hotp.js';
 import type { CardFile } from '../src/devices/devices.js';
-import { totpToken } from '../src/devices/otp-token/otp-token.js';
+import { hotpToken, totpToken } from '../src/devices/otp-token/otp-token.js';
+import type { DeviceKind } from '../src/devices/types.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, wrongAnswer, type Harness } from './support/harness.js';
 import { answer, bearer, postJson, startLogin, stepUp, type ApiResponse } from './support/api.js';
 import { stepUpStaff } from './support/staff.js';
 
-const TOTP_KEY = Buffer.from('12345678901234567890');
+const TOKEN_KEY = Buffer.from('12345678901234567890');
 
 describe.each(DATABASES)('attacks on the codes and their guesses (%s)', (database) => {
   let h: Harness;
@@ -126,41 +127,64 @@ describe.each(DATABASES)('attacks on the codes and their guesses (%s)', (databas
     expect([locked.status, locked.body.error?.code]).toEqual([423, 'LOCKED']);
   });
 
-  it('L4, D1: two codes of a time-based token answered at once (the current step and the one before): one logs in, the step never goes back', async () => {
-    const serial = `GLDCODES${database}`;
-    await h.services.devices.importStock(
-      [{ serial, keyId: '1', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc:totp', family: 'totp', secret: TOTP_KEY, responseLength: 6 }],
-      'test',
-      'attack-codes',
-    );
-    const user = await createUser(h.services);
-    await h.services.devices.assignStock(serial, user.id, 'test');
-    h.clock.advance(MINUTE);
-    const step = Math.floor(h.clock.now() / 30_000);
-    const code = (s: number) => generateHotp(TOTP_KEY, s, { digits: 6 });
-
-    // both answers are checked before either is taken (as two requests a moment apart would be)
-    const original = totpToken.checkResponse;
+  /** Answers `codes` at once in logins of their own, each checked before any is taken (as requests a moment apart would be). */
+  async function answeredTogether(kind: DeviceKind, username: string, codes: string[]): Promise<ApiResponse[]> {
+    const original = kind.checkResponse;
     let arrived = 0;
     let release: () => void = () => undefined;
-    const bothChecked = new Promise<void>((resolve) => (release = resolve));
-    totpToken.checkResponse = async (...args) => {
-      const result = await original.apply(totpToken, args);
-      if (++arrived === 2) release();
-      await bothChecked;
+    const allChecked = new Promise<void>((resolve) => (release = resolve));
+    kind.checkResponse = async (...args) => {
+      const result = await original.apply(kind, args);
+      if (++arrived === codes.length) release();
+      await allChecked;
       return result;
     };
-    let results: ApiResponse[];
     try {
-      const [newer, older] = [await startLogin(h.app, user.username), await startLogin(h.app, user.username)];
-      results = await Promise.all([answer(h.app, newer.body.id, code(step)), answer(h.app, older.body.id, code(step - 1))]);
+      const flows: ApiResponse[] = [];
+      for (const _ of codes) flows.push(await startLogin(h.app, username));
+      return await Promise.all(codes.map((code, i) => answer(h.app, flows[i]!.body.id, code)));
     } finally {
-      totpToken.checkResponse = original;
+      kind.checkResponse = original;
     }
-    const done = results.filter((r) => r.status === 200);
-    expect(done, JSON.stringify(results.map((r) => r.body))).toHaveLength(1);
+  }
+
+  /** A user holding a token of `family` imported with TOKEN_KEY (6 digits). */
+  async function tokenUser(family: 'hotp' | 'totp'): Promise<User> {
+    const serial = `${family.toUpperCase()}CODES${database}`;
+    const algorithm = `urn:ietf:params:xml:ns:keyprov:pskc:${family}`;
+    await h.services.devices.importStock([{ serial, keyId: '1', algorithm, family, secret: TOKEN_KEY, responseLength: 6, counter: 0 }], 'test', 'attack-codes');
+    const user = await createUser(h.services);
+    await h.services.devices.assignStock(serial, user.id, 'test');
+    return user;
+  }
+
+  const code = (counter: number) => generateHotp(TOKEN_KEY, counter, { digits: 6 });
+
+  it('L4, D1: two codes of a time-based token answered at once (the current step and the one before): one logs in, the step never goes back', async () => {
+    const user = await tokenUser('totp');
+    h.clock.advance(MINUTE);
+    const step = Math.floor(h.clock.now() / 30_000);
+    const results = await answeredTogether(totpToken, user.username, [code(step), code(step - 1)]);
+    expect(
+      results.filter((r) => r.status === 200),
+      JSON.stringify(results.map((r) => r.body)),
+    ).toHaveLength(1);
     // whichever won, the step before the current one is no longer accepted
     const later = await startLogin(h.app, user.username);
     expect((await answer(h.app, later.body.id, code(step - 1))).body.error.code).toBe('LOGIN_FAILED');
+  });
+
+  it('L4, D1: two codes of an event-based token answered at once (counters 3 and 1 of the look-ahead): one logs in, the counter never goes back', async () => {
+    const user = await tokenUser('hotp');
+    const results = await answeredTogether(hotpToken, user.username, [code(3), code(1)]);
+    expect(
+      results.filter((r) => r.status === 200),
+      JSON.stringify(results.map((r) => r.body)),
+    ).toHaveLength(1);
+    // whichever won, counter 1 is no longer accepted, and the counter is past it
+    const later = await startLogin(h.app, user.username);
+    expect((await answer(h.app, later.body.id, code(1))).body.error.code).toBe('LOGIN_FAILED');
+    const device = (await h.services.devices.listForUser(user.id))[0]!;
+    expect(((await h.services.devices.readSecret(h.services.store.db, device.id)) as { counter: number }).counter).toBeGreaterThanOrEqual(2);
   });
 });
