@@ -252,7 +252,10 @@ export class Sessions {
   ): Promise<string[]> {
     if (which.deviceIds !== undefined && which.deviceIds.length === 0) return [];
     const now = this.clock.now();
-    if (which.deviceIds === undefined && !which.withoutDevice) await this.endLoginsUnderWay(trx, which.userId, cause, actor, now);
+    if (which.deviceIds === undefined && !which.withoutDevice) {
+      await this.endLoginsUnderWay(trx, which.userId, cause, actor, now);
+      await this.endSharingsNotInForce(trx, which.userId, which.exceptSessionId, cause, actor, now);
+    }
     let query = trx.selectFrom('sessions').select('id').where('user_id', '=', which.userId).where('revoked_at', 'is', null).where('expires_at', '>', now);
     if (which.deviceIds) query = query.where('device_id', 'in', which.deviceIds);
     // O1: the sessions opened with the password alone (opted out of the second factor for trading)
@@ -278,6 +281,48 @@ export class Sessions {
    * staff end, no longer opens a session, binds a phone or shares a device.
    * Each audited with the cause.
    */
+  /**
+   * H2, H3, L8: the sharing requests not yet in force (the owner's device to
+   * answer, the review, waiting for compliance) of which the user is the
+   * owner, or the requester (but those of the session kept), end with the
+   * sessions: they stand on the owner's password as it was and on the
+   * requester's session, so a request proven with a password since changed
+   * or reset is never confirmed nor approved. Each audited with the cause.
+   */
+  private async endSharingsNotInForce(
+    trx: Tx,
+    userId: string,
+    exceptSessionId: string | undefined,
+    cause: EndCause,
+    actor: string,
+    now: number,
+  ): Promise<void> {
+    const ended = await trx
+      .updateTable('device_sharings')
+      .set({ state: 'cancelled', ended_at: now, ended_by: actor, updated_at: now })
+      .where('state', 'in', ['challenge', 'review', 'pending'])
+      .where((eb) =>
+        eb.or([
+          eb('owner_id', '=', userId),
+          exceptSessionId === undefined
+            ? eb('requester_id', '=', userId)
+            : eb.and([eb('requester_id', '=', userId), eb.or([eb('session_id', 'is', null), eb('session_id', '!=', exceptSessionId)])]),
+        ]),
+      )
+      .returning(['id', 'requester_id', 'owner_id'])
+      .execute();
+    if (ended.length === 0) return;
+    await this.audit.append(
+      trx,
+      ended.map((row) => ({
+        event: 'sharing.cancelled' as const,
+        actor,
+        userId: row.requester_id,
+        data: { sharingId: row.id, ownerId: row.owner_id, reason: cause },
+      })),
+    );
+  }
+
   private async endLoginsUnderWay(trx: Tx, userId: string, cause: EndCause, actor: string, now: number): Promise<void> {
     const ended = await trx
       .updateTable('login_flows')

