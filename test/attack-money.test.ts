@@ -56,6 +56,11 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
     return headers;
   }
 
+  async function del(url: string, headers: Record<string, string>) {
+    const raw = await h.app.inject({ method: 'DELETE', url, headers });
+    return { status: raw.statusCode, body: raw.body ? (raw.json() as Json) : {} };
+  }
+
   async function staffToken(staff: { user: User; card: CardFile }): Promise<Record<string, string>> {
     const headers = await cardSession(staff.user, staff.card, false);
     await stepUpStaff(h.app, headers, staff.card);
@@ -115,6 +120,22 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
       expect([approved.status, approved.body.error?.code]).toEqual([409, 'SHARING_STATE']);
       expect(await h.services.sharing.sharedWith(p.requester.id)).toBeNull();
       expect((await h.services.devices.get(p.sccId)).state).toBe('active');
+    });
+
+    it("H5, C6, D3: a DSC+ on its way (shipped, never activated) set aside while sharing goes back on its way when the sharing ends, not active: the requester's card is not activated without its proof or C6's three weeks", async () => {
+      const p = await pair();
+      const { device: card } = await h.services.devices.addDscPlus({ userId: p.requester.id, pin: '1234' }, 'test');
+      await h.services.store.db.updateTable('devices').set({ state: 'shipped', activated_at: null }).where('id', '=', card.id).execute();
+      const id = await proveOwner(p);
+      const confirmed = await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers);
+      expect(confirmed.body.state, JSON.stringify(confirmed.body)).toBe('active');
+      expect((await h.services.devices.get(card.id)).state).toBe('suspended');
+      const cancelled = await del(`/api/v1/sharing/${id}`, await cardSession(p.requester, p.card));
+      expect(cancelled.status, JSON.stringify(cancelled.body)).toBe(200);
+      expect((await h.services.devices.get(p.sccId)).state).toBe('active');
+      expect((await h.services.devices.get(card.id)).state).toBe('shipped');
+      const start = await startLogin(h.app, p.requester.username);
+      expect(start.body.devices.map((d: Json) => d.type)).toEqual(['scc']);
     });
   });
 });

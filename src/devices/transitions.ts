@@ -8,6 +8,7 @@
  *   requested ──► shipped ──► active       (C4 shipped, C6 activated)
  *   requested ──► active                   (S2 printed online card, M2 SMS confirmed at login)
  *   active ◄──► suspended                  (D4 temporarily unavailable, K-clone suspicion; reactivated)
+ *   shipped ◄──► suspended                 (H5 set aside while sharing; on its way again when it ends)
  *   requested, shipped, active, suspended ──► lost ──► returned   (C5; a card found again comes back)
  *   any but revoked/returned ──► returned, revoked      (C5 return, replaced, removed, used up, expired)
  */
@@ -21,7 +22,7 @@ export const DEVICE_TRANSITIONS: Transitions = {
   requested: ['shipped', 'active', 'lost', 'returned', 'revoked'],
   shipped: ['active', 'suspended', 'lost', 'returned', 'revoked'],
   active: ['suspended', 'lost', 'returned', 'revoked'],
-  suspended: ['active', 'lost', 'returned', 'revoked'],
+  suspended: ['active', 'shipped', 'lost', 'returned', 'revoked'],
   lost: ['returned', 'revoked'],
 };
 

@@ -564,16 +564,22 @@ export class DeviceSharing {
     ]);
   }
 
-  /** Cancelled: the kept devices still suspended are active again. */
+  /**
+   * Cancelled: the kept devices still suspended are back as they were: in
+   * use again, or — a card set aside on its way, never activated — on its
+   * way again (C6: activated by its proof or three weeks after shipment,
+   * never by the end of a sharing).
+   */
   private async restore(trx: Tx, row: SharingRow, requester: User, actor: string): Promise<string[]> {
     const restored: string[] = [];
     for (const id of JSON.parse(row.kept_devices) as string[]) {
       const device = await this.deps.devices.get(id, trx);
       if (device.state !== 'suspended') continue;
-      const moved = await this.deps.devices.transition(trx, device, 'active', {
+      const onItsWay = device.activatedAt === null;
+      const moved = await this.deps.devices.transition(trx, device, onItsWay ? 'shipped' : 'active', {
         actor,
         username: requester.username,
-        event: 'device.reactivated',
+        ...(onItsWay ? {} : { event: 'device.reactivated' as const }),
         reason: 'device sharing cancelled',
         data: { sharingId: row.id },
       });
