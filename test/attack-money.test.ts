@@ -137,5 +137,66 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
       const start = await startLogin(h.app, p.requester.username);
       expect(start.body.devices.map((d: Json) => d.type)).toEqual(['scc']);
     });
+
+    it('H, W1, R2: the shared card reported lost by its owner protects nobody: the requester falls to the None row, not to the lost card nor to their own card set aside (held)', async () => {
+      const p = await pair();
+      const id = await proveOwner(p);
+      expect((await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers)).body.state).toBe('active');
+      expect((await h.services.withdrawals.protectionOf(p.requester.accountId, p.requester.username)).limits.device).toBe('dscplus');
+      const cardId = (await h.services.sharing.sharedWith(p.requester.id))!.id;
+      const lost = await postJson(h.app, `/api/v1/devices/${cardId}/lost`, { reason: 'stolen' }, await cardSession(p.owner, p.card));
+      expect(lost.status, JSON.stringify(lost.body)).toBe(200);
+      const after = await h.services.withdrawals.protectionOf(p.requester.accountId, p.requester.username);
+      expect(after.limits).toMatchObject({ device: null, perDayUsd: 50_000, fiveBusinessDaysUsd: 100_000 });
+      expect((await h.services.devices.get(p.sccId)).state).toBe('suspended');
+    });
+
+    it('O1, H, W1: a requester who shares a DSC+ and opts out is limited to the None row, and the account with them (held)', async () => {
+      const p = await pair();
+      const id = await proveOwner(p);
+      expect((await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers)).body.state).toBe('active');
+      await h.services.optOuts.optOut(p.requester.id, { acknowledged: true, confirmation: p.requester.username }, { actor: `user:${p.requester.id}` });
+      expect((await h.services.withdrawals.protectionOf(p.requester.accountId, p.requester.username)).limits).toMatchObject({
+        device: null,
+        perDayUsd: 50_000,
+      });
+      // the owner, on the same account, keeps the card's row when named; unnamed, the account is as weak as the requester
+      expect((await h.services.withdrawals.protectionOf(p.owner.accountId, p.owner.username)).limits.device).toBe('dscplus');
+      expect((await h.services.withdrawals.protectionOf(p.owner.accountId, undefined)).limits).toMatchObject({ device: null, perDayUsd: 50_000 });
+    });
+  });
+
+  describe('withdrawals (W)', () => {
+    it('W3, W1: a reference replayed with the same amount in another currency, or naming a username of another account, records nothing (409, 404) (held)', async () => {
+      const key = (await h.services.apiKeys.create({ name: 'attack back office', scopes: ['withdrawals'] }, 'test')).key;
+      await h.services.fx.set([{ currency: 'EUR', rate: '1.08' }], 'test');
+      const weak = await createUserWithCard(h.services, '1234');
+      await h.services.store.db.updateTable('devices').set({ state: 'revoked' }).where('user_id', '=', weak.user.id).execute();
+      const strong = await createUserWithCard(h.services, '1234');
+      const first = await postJson(
+        h.app,
+        '/api/v1/withdrawals',
+        { account: weak.user.accountNumber, amount: 40_000, currency: 'USD', reference: 'atk-1' },
+        bearer(key),
+      );
+      expect([first.status, first.body.device], JSON.stringify(first.body)).toEqual([201, 'none']);
+      const euros = await postJson(
+        h.app,
+        '/api/v1/withdrawals',
+        { account: weak.user.accountNumber, amount: 40_000, currency: 'EUR', reference: 'atk-1' },
+        bearer(key),
+      );
+      expect([euros.status, euros.body.error?.code]).toEqual([409, 'WITHDRAWAL_REFERENCE_CONFLICT']);
+      // a stranger's DSC+ does not lift the None row of the account
+      const lifted = await postJson(
+        h.app,
+        '/api/v1/withdrawals',
+        { account: weak.user.accountNumber, amount: 40_000, currency: 'USD', reference: 'atk-2', username: strong.user.username },
+        bearer(key),
+      );
+      expect([lifted.status, lifted.body.error?.code]).toEqual([404, 'USER_NOT_FOUND']);
+      const rows = await h.services.store.db.selectFrom('withdrawals').select('usd_cents').where('reference', 'like', 'atk-%').execute();
+      expect(rows.map((r) => Number(r.usd_cents))).toEqual([4_000_000]);
+    });
   });
 });
