@@ -435,13 +435,12 @@ export class HelpDesk {
   async unlock(staffUserId: string, username: string, input: { verificationId: string }): Promise<void> {
     const { staff, user } = await this.actOn(staffUserId, username, 'unlock');
     await this.requireVerification(user, input.verificationId);
-    await this.deps.lockout.reset(user.username);
-    await this.deps.audit.record({
-      event: 'helpdesk.unlocked',
-      actor: this.actor(staff),
-      userId: user.id,
-      username: user.username,
-      data: { verificationId: input.verificationId },
+    // X1: the lock lifted and its audit entry, both or neither
+    await this.deps.store.serialized('audit_log', async (trx) => {
+      await this.deps.lockout.reset(user.username, trx);
+      await this.deps.audit.append(trx, [
+        { event: 'helpdesk.unlocked', actor: this.actor(staff), userId: user.id, username: user.username, data: { verificationId: input.verificationId } },
+      ]);
     });
     await this.deps.notifier.notify(user, 'userUnlocked', { username: user.username });
   }

@@ -418,20 +418,21 @@ export class Users {
     assertEquity(equityUsd);
     const account = await this.store.db.selectFrom('accounts').select('id').where('account_number', '=', accountNumber).executeTakeFirst();
     if (!account) throw new SlsError('ACCOUNT_NOT_FOUND', { account: accountNumber });
-    await this.store.db
-      .updateTable('accounts')
-      .set({ equity_usd_cents: Math.round(equityUsd * 100) })
-      .where('id', '=', account.id)
-      .execute();
-    await this.audit.record({ event: 'account.equity_changed', actor, data: { account: accountNumber, equityUsd } });
+    // X1: the change and its audit entry, both or neither
+    await this.store.serialized('audit_log', async (trx) => {
+      await trx
+        .updateTable('accounts')
+        .set({ equity_usd_cents: Math.round(equityUsd * 100) })
+        .where('id', '=', account.id)
+        .execute();
+      await this.audit.append(trx, [{ event: 'account.equity_changed', actor, data: { account: accountNumber, equityUsd } }]);
+    });
     return this.account(account.id);
   }
 
   /**
    * Sets a new password (A4 rules). `oneTime`: a password from client
    * services (A5), which the user must replace at the next login.
-   */
-  /**
    * `alongside` runs in the same transaction (what must happen with the new
    * password, or not at all); its result is returned.
    */

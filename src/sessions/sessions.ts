@@ -374,13 +374,12 @@ export class Sessions {
   async end(token: string, ip: string | null): Promise<Session | null> {
     const session = await this.authenticate(token);
     if (!session) return null;
-    await this.store.db.updateTable('sessions').set({ revoked_at: this.clock.now() }).where('id', '=', session.id).execute();
-    await this.audit.record({
-      event: 'session.ended',
-      actor: `user:${session.userId}`,
-      userId: session.userId,
-      ip,
-      data: { sessionId: session.id, reason: 'logout' },
+    // X1: the session ended and its audit entry, both or neither
+    await this.store.serialized('audit_log', async (trx) => {
+      await trx.updateTable('sessions').set({ revoked_at: this.clock.now() }).where('id', '=', session.id).execute();
+      await this.audit.append(trx, [
+        { event: 'session.ended', actor: `user:${session.userId}`, userId: session.userId, ip, data: { sessionId: session.id, reason: 'logout' } },
+      ]);
     });
     this.ended();
     return session;
