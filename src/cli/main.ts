@@ -5,7 +5,7 @@
  * non-zero with a one-line message.
  */
 import { columns, readableTime } from './format.js';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, ftruncateSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { ensureDirectory } from '../directories.js';
 import { Command, CommanderError, Option } from 'commander';
@@ -28,6 +28,7 @@ import { registerEntityCommands } from './entity-commands.js';
 import { registerOptOutCommands } from './opt-out-commands.js';
 import { registerEntitlementCommands } from './entitlements.js';
 import { registerOidcCommands } from './oidc-commands.js';
+import { isText } from '../http/text-input.js';
 
 const t = translator(environmentLanguage());
 
@@ -114,10 +115,78 @@ async function asStaff<T>(options: StaffOptions, fn: (services: Services, staffU
 }
 const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
 
-/** A card or token file (a secret): its folder created if only it is missing (like data/ before the first start), readable by its owner only. */
-function writeSecretFile(path: string, text: string): void {
-  ensureDirectory(dirname(resolve(path)), '--out');
-  writeFileSync(path, text, { mode: 0o600 });
+/** A card or token file (a secret), opened before anything is issued: see `withSecretFile`. */
+interface SecretFile {
+  write(text: string): void;
+  discard(): void;
+}
+
+/**
+ * X4: a card or token file (a secret) is opened before the device is issued,
+ * so that a path it cannot be written at (a folder, a folder missing, a name
+ * too long) refuses the command with nothing issued, rather than issuing a
+ * card whose secret is then lost. Its folder is created if only it is
+ * missing (like data/ before the first start); the file is readable by its
+ * owner only; a file that was there is replaced only once the device is
+ * issued, and a file made for a refused command is removed.
+ */
+function openSecretFile(path: string): SecretFile {
+  let fd: number;
+  let existed: boolean;
+  try {
+    ensureDirectory(dirname(resolve(path)), '--out');
+    existed = existsSync(path);
+    fd = openSync(path, 'a', 0o600);
+  } catch (error) {
+    throw error instanceof SlsError ? error : new SlsError('OUTPUT_FILE_UNUSABLE', { path });
+  }
+  return {
+    write(text) {
+      ftruncateSync(fd);
+      writeSync(fd, text, 0);
+      fchmodSync(fd, 0o600);
+      closeSync(fd);
+    },
+    discard() {
+      closeSync(fd);
+      if (!existed) rmSync(path, { force: true });
+    },
+  };
+}
+
+/** Runs ISSUE with the --out file open; writes what it returns there, or removes the file if it throws. */
+async function withSecretFile<T>(path: string, issue: () => Promise<{ text: string; result: T }>): Promise<T> {
+  const file = openSecretFile(path);
+  let issued: { text: string; result: T };
+  try {
+    issued = await issue();
+  } catch (error) {
+    file.discard();
+    throw error;
+  }
+  file.write(issued.text);
+  return issued.result;
+}
+
+/**
+ * X3: what a command is given is text, as what a request brings: an
+ * argument or option with a NUL or half of a surrogate pair (PostgreSQL
+ * cannot hold a NUL: its query would fail) is refused before the command
+ * runs, naming it, on both databases the same.
+ */
+function refuseWhatIsNotText(_program: Command, command: Command): void {
+  for (const [i, value] of command.processedArgs.entries()) {
+    if (typeof value === 'string' && !isText(value)) {
+      throw new SlsError('VALIDATION_ERROR', { reason: 'not_text', field: command.registeredArguments[i]?.name() ?? String(i + 1) });
+    }
+  }
+  for (const option of command.options) {
+    const value: unknown = command.getOptionValue(option.attributeName());
+    const values = Array.isArray(value) ? value : [value];
+    if (values.some((v) => typeof v === 'string' && !isText(v))) {
+      throw new SlsError('VALIDATION_ERROR', { reason: 'not_text', field: option.long ?? option.flags });
+    }
+  }
 }
 
 /** The version of package.json (the package's root is two folders above dist/cli and src/cli). */
@@ -131,7 +200,8 @@ export function buildProgram(): Command {
     .description('Secure Login System: two-factor authentication server')
     .version(packageVersion(), '-V, --version', 'print the version of the Secure Login System')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', refuseWhatIsNotText);
 
   program
     .command('serve')
@@ -351,8 +421,10 @@ export function buildProgram(): Command {
     .option('--address-confirmed', 'you confirmed the shipping address with the client (required for a card requested under temporary access)')
     .action(async (options: StaffOptions & { device: string; serial: string; out: string; addressConfirmed?: boolean }) => {
       await asStaff(options, async (s, staffId) => {
-        const { card } = await s.dscPlusRequests.ship(staffId, options.device, options.serial, { addressConfirmed: options.addressConfirmed === true });
-        writeSecretFile(options.out, `${JSON.stringify(card, null, 2)}\n`);
+        const card = await withSecretFile(options.out, async () => {
+          const { card } = await s.dscPlusRequests.ship(staffId, options.device, options.serial, { addressConfirmed: options.addressConfirmed === true });
+          return { text: `${JSON.stringify(card, null, 2)}\n`, result: card };
+        });
         print(t('cli.shipped', { serial: card.serial, path: options.out }));
       });
     });
@@ -481,11 +553,13 @@ export function buildProgram(): Command {
     .action(async (options: DbOption & { user: string; pin: string; out: string; serial?: string }) => {
       await withServices(options, async (s) => {
         const u = await s.users.getByUsername(options.user);
-        const { card } = await s.devices.addDscPlus(
-          { userId: u.id, pin: options.pin, ...(options.serial !== undefined ? { serial: options.serial } : {}) },
-          'cli',
-        );
-        writeSecretFile(options.out, `${JSON.stringify(card, null, 2)}\n`);
+        const card = await withSecretFile(options.out, async () => {
+          const { card } = await s.devices.addDscPlus(
+            { userId: u.id, pin: options.pin, ...(options.serial !== undefined ? { serial: options.serial } : {}) },
+            'cli',
+          );
+          return { text: `${JSON.stringify(card, null, 2)}\n`, result: card };
+        });
         print(t('cli.cardWritten', { serial: card.serial, username: u.username, path: options.out }));
       });
     });
@@ -560,8 +634,10 @@ export function buildProgram(): Command {
     .action(async (options: DbOption & { user: string; serial: string; out: string }) => {
       await withServices(options, async (s) => {
         const u = await s.users.getByUsername(options.user);
-        const { devices, file } = await s.devices.assignStock(options.serial, u.id, 'cli');
-        writeSecretFile(options.out, `${JSON.stringify(file, null, 2)}\n`);
+        const { devices, file } = await withSecretFile(options.out, async () => {
+          const assigned = await s.devices.assignStock(options.serial, u.id, 'cli');
+          return { text: `${JSON.stringify(assigned.file, null, 2)}\n`, result: assigned };
+        });
         print(t('legacy.cli.assigned', { serial: file.serial, count: devices.length, username: u.username, path: options.out }));
       });
     });

@@ -13,7 +13,8 @@ import { SlsError } from '../errors.js';
 /** A high surrogate not followed by a low one, or a low surrogate not after a high one. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-const isText = (s: string): boolean => !s.includes('\u0000') && !LONE_SURROGATE.test(s);
+/** Text PostgreSQL and UTF-8 can hold: no NUL, no half of a surrogate pair (also what the command line checks, X3). */
+export const isText = (s: string): boolean => !s.includes('\u0000') && !LONE_SURROGATE.test(s);
 
 /** Deeper than any request of ours nests (a body is at most 16 KB): not looked into further. */
 const MAX_DEPTH = 32;
