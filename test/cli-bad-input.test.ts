@@ -1,0 +1,455 @@
+/**
+ * X3, X4: every `sls` command answers bad input with a clear error, found
+ * from the command line itself (commander's tree of commands, not a hand
+ * list): a command added to src/cli/ is fuzzed without editing this test.
+ *
+ * Each leaf command is run with its required arguments and options missing,
+ * an unknown option, and then each of its arguments and value options in
+ * turn given a fixed list of bad values (empty, blank, 5,000 characters,
+ * control characters, NUL, right-to-left marks, non-numbers and numbers
+ * out of range, unknown usernames, ids and serials of a plausible form;
+ * for the options that take files, files that do not exist, a folder, an
+ * empty file, bytes that are no text), the other required ones given a
+ * plausible value. `--db` is given unusable databases.
+ *
+ * The runs are in-process (`main(argv)` of src/cli/main.ts, its standard
+ * output and error captured): a few hundred child processes would take
+ * minutes. A sample runs as real `sls` processes, to prove the process
+ * answers as `main` does.
+ *
+ * Every refusal: a non-zero exit, standard error starting with `sls: ` (or
+ * commander's usage error), no stack trace, no internal error text (an
+ * "unexpected error", SQLITE_, TypeError, ENOENT …), nothing secret (the
+ * master key, a password, a PIN or key given); the stored data unchanged
+ * (every table but the audit log, notices and counters). Runs that succeed
+ * are listed in ACCEPTED, with why. After it all, `sls audit verify` passes.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Argument, Command, Option } from 'commander';
+import { sql } from 'kysely';
+import { createServices, type Services } from '../src/services.js';
+import { DATABASES, PASSWORD, TEST_MASTER_KEY, createUserWithCard, openTestDatabase, testConfig, type TestDatabase } from './support/harness.js';
+import { cliEnv, sls } from './support/cli.js';
+import type { CardFile } from '../src/devices/devices.js';
+
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 120_000 });
+
+/** The tables a refused command must leave as they were (not the audit log, notices, counters, login failures of its own). */
+const STORED = [
+  'accounts',
+  'api_keys',
+  'deposit_holds',
+  'device_sharings',
+  'devices',
+  'entities',
+  'fx_rates',
+  'identity_verifications',
+  'lockouts',
+  'oidc_clients',
+  'oidc_keys',
+  'opt_outs',
+  'phones',
+  'sessions',
+  'users',
+  'withdrawals',
+];
+
+/** Text that is never for people: an error the command did not expect, or a library's own. */
+const INTERNAL = [
+  /unexpected error/i,
+  /^\s+at /m,
+  /SQLITE_/,
+  /\b(TypeError|RangeError|ReferenceError|SyntaxError|AssertionError)\b/,
+  /Cannot read propert/,
+  /is not a function/,
+  /undefined|\[object /,
+  /\bE[A-Z]{3,}: /, // ENOENT: no such file …
+  /Something went wrong/i,
+];
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+type Main = (argv: string[]) => Promise<number>;
+
+/** Runs `sls ARGS` in this process: what it writes is captured, nothing reaches the terminal. */
+async function runInProcess(main: Main, args: string[]): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([
+      main(['node', 'sls', ...args]),
+      new Promise<number>((resolve) => {
+        timer = setTimeout(() => resolve(-1), 15_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+// ------------------------------------------------------------------ the commands, from commander's tree
+
+interface Slot {
+  /** `--user` or `<username>` */
+  key: string;
+  option?: Option;
+  argument?: Argument;
+  required: boolean;
+}
+
+interface Leaf {
+  path: string[];
+  command: Command;
+  slots: Slot[];
+  hasDb: boolean;
+}
+
+function leaves(command: Command, path: string[] = []): Leaf[] {
+  const children = command.commands.filter((c) => c.name() !== 'help');
+  if (children.length > 0) return children.flatMap((c) => leaves(c, [...path, c.name()]));
+  const slots: Slot[] = [
+    ...command.registeredArguments.map((argument) => ({ key: `<${argument.name()}>`, argument, required: argument.required })),
+    ...command.options
+      .filter((option) => option.required && option.long !== '--db')
+      .map((option) => ({ key: option.long!, option, required: option.mandatory })),
+  ];
+  return [{ path, command, slots, hasDb: command.options.some((o) => o.long === '--db') }];
+}
+
+/** Commands that run until stopped when they are given what they need: only their refusals are tried, in a child process. */
+const LONG_RUNNING = new Set(['serve', 'dsc']);
+
+// ------------------------------------------------------------------ the bad values
+
+interface Bad {
+  label: string;
+  value: string;
+}
+
+const BAD_STRINGS: Bad[] = [
+  { label: 'empty', value: '' },
+  { label: 'blank', value: '   ' },
+  { label: 'over-long (5,000 characters)', value: 'a'.repeat(5_000) },
+  { label: 'control characters', value: 'a\u0001\u0007\b\t\n\r\u001b\u007fb' },
+  { label: 'NUL', value: 'a\u0000b' },
+  { label: 'lone surrogate', value: 'a\ud800b' },
+  { label: 'right-to-left marks', value: '\u202eabc\u200f' },
+  { label: 'option-like', value: '--help' },
+];
+
+/** Where a number goes (its plausible value is one): other numbers and not numbers. */
+const BAD_NUMBERS: Bad[] = [
+  { label: 'not a number', value: 'abc' },
+  { label: 'negative', value: '-1' },
+  { label: 'huge', value: '99999999999999999999999' },
+  { label: 'not whole', value: '1.555' },
+  { label: 'exponent', value: '1e3' },
+  { label: 'hexadecimal', value: '0x10' },
+];
+
+/** A value of the plausible one's form that names nothing: its prefix kept (ent_, U…), letters z, digits 9. */
+function unknownLike(value: string): Bad {
+  const keep = /^[a-z]+_|^[A-Z]/.exec(value)?.[0] ?? '';
+  return { label: 'unknown, of the right form', value: keep + value.slice(keep.length).replace(/[a-z]/g, 'z').replace(/[A-Z]/g, 'Z').replace(/\d/g, '9') };
+}
+
+function fileSlot(slot: Slot): boolean {
+  return /file/.test(slot.key) || ['--card', '--out'].includes(slot.key);
+}
+
+function badFiles(dir: string): Bad[] {
+  const empty = join(dir, 'empty');
+  const binary = join(dir, 'binary');
+  const json = join(dir, 'wrong.json');
+  writeFileSync(empty, '');
+  writeFileSync(binary, Buffer.from([0xff, 0xfe, 0x00, 0x01, 0x80, 0x9f, 0xc3, 0x28]));
+  writeFileSync(json, '{"serial": 5, "seed": [], "suite": null}');
+  mkdirSync(join(dir, 'folder'));
+  return [
+    { label: 'file that does not exist', value: join(dir, 'missing', 'nothing.txt') },
+    { label: 'a folder', value: join(dir, 'folder') },
+    { label: 'an empty file', value: empty },
+    { label: 'bytes that are no text', value: binary },
+    { label: 'JSON of the wrong shape', value: json },
+    { label: 'under a file', value: join(empty, 'x') },
+    { label: 'over-long path', value: join(dir, 'a'.repeat(5_000)) },
+  ];
+}
+
+/** What --db is given: databases it cannot use. */
+function unusableDatabases(dir: string): Bad[] {
+  return [
+    { label: 'empty', value: '' },
+    { label: 'a folder', value: join(dir, 'folder') },
+    { label: 'a file that is no database', value: join(dir, 'binary') },
+    { label: 'another kind of database', value: 'mysql://root@127.0.0.1/sls' },
+    { label: 'a PostgreSQL URL that is not one', value: 'postgres://%zz@/' },
+  ];
+}
+
+// ------------------------------------------------------------------ the database, seeded
+
+interface Seed {
+  deviceId: string;
+  entityId: string;
+  verificationId: string;
+  accountNumber: string;
+  card: CardFile;
+  cardFile: string;
+  dir: string;
+}
+
+async function seed(services: Services, dir: string): Promise<Seed> {
+  const { user, card } = await createUserWithCard(services, '1234', { username: 'alice', accountNumber: 'U7000001' });
+  await services.users.create({ username: 'agent', password: PASSWORD, role: 'client_services' }, 'test');
+  await services.devices.addDscPlus({ userId: (await services.users.getByUsername('agent')).id, pin: '1234' }, 'test');
+  const device = (await services.devices.listForUser(user.id))[0]!;
+  const agent = await services.users.getByUsername('agent');
+  const verification = await services.helpDesk.viaCommandLine().verifyIdentity(agent.id, 'alice', { method: 'id_document' });
+  const cardFile = join(dir, 'card.json');
+  writeFileSync(cardFile, JSON.stringify(card));
+  return {
+    deviceId: device.id,
+    entityId: user.entityId,
+    verificationId: verification.id,
+    accountNumber: 'U7000001',
+    card,
+    cardFile,
+    dir,
+  };
+}
+
+/** A plausible value for each slot (by its name; by command and name where they differ), so that only the slot tried is bad. */
+function plausible(leaf: Leaf, slot: Slot, s: Seed): string {
+  const choices = slot.option?.argChoices ?? slot.argument?.argChoices;
+  if (choices) return choices[0]!;
+  const name = `${leaf.path.join(' ')} ${slot.key}`;
+  const byCommand: Record<string, string> = {
+    'user create --username': 'newuser1',
+    'staff create --username': 'newstaff1',
+    'helpdesk lock --reason': 'reported compromise',
+    'device import-pskc <file>': new URL('./fixtures/pskc/batch-plain.xml', import.meta.url).pathname,
+    'device import-scc <file>': join(s.dir, 'scc.txt'),
+    'fx import <file>': join(s.dir, 'rates.txt'),
+    'device add-dscplus --serial': 'ZZ0000001',
+    'token --card': s.cardFile,
+  };
+  const byName: Record<string, string> = {
+    '--user': 'alice',
+    '<username>': 'alice',
+    '--confirm': 'alice',
+    '--username': 'alice',
+    '--staff': 'agent',
+    '--password': PASSWORD,
+    '--account': s.accountNumber,
+    '--equity': '1000',
+    '--entity': s.entityId,
+    '<entity>': s.entityId,
+    '--kind': 'individual',
+    '--name': 'A name',
+    '--role': 'client_services',
+    '--method': 'id_document',
+    '--verification': s.verificationId,
+    '--mobile': 'FR:612345678',
+    '--device': s.deviceId,
+    '--serial': 'ZZ0000001',
+    '--out': join(s.dir, 'out', 'file.json'),
+    '--pin': '1234',
+    '--card': s.cardFile,
+    '--challenge': '123456',
+    '--suite': 'OCRA-1:HOTP-SHA1-6:QN08',
+    '--key': '3132333435363738393031323334353637383930',
+    '--question': '12345678',
+    '<currency>': 'EUR',
+    '<rate>': '1.08',
+    '<client-id>': 'cli_aaaaaaaaaaaaaaaaaaaaaaaaaa',
+    '<id>': 'key_aaaaaaaaaaaaaaaaaaaaaaaaaa',
+    '<language>': 'fr',
+    '--language': 'fr',
+    '--time-zone': 'Europe/Paris',
+    '--scope': 'withdrawals',
+    '--app': 'portal',
+    '--redirect-uri': 'https://rp.example/cb',
+    '--limit': '5',
+  };
+  return byCommand[name] ?? byName[slot.key] ?? 'x';
+}
+
+/** The argv of LEAF with every required slot plausible, SLOT (if any) given VALUE. */
+function argv(leaf: Leaf, s: Seed, db: string, slot?: Slot, value?: string): string[] {
+  const args: string[] = [...leaf.path];
+  for (const other of leaf.slots.filter((o) => o.argument)) args.push(other === slot ? value! : plausible(leaf, other, s));
+  for (const other of leaf.slots.filter((o) => o.option)) {
+    if (other === slot) args.push(`${other.key}=${value}`);
+    else if (other.required) args.push(other.key, plausible(leaf, other, s));
+  }
+  if (leaf.hasDb) args.push('--db', db);
+  return args;
+}
+
+/** Runs that succeed, by "command slot: label", with why they may. */
+const ACCEPTED: Record<string, string> = {
+  'user create --username: unknown': 'a new username of the right form: the user is created',
+  'staff create --username: unknown': 'a new username of the right form: the staff member is created',
+  'user create --password: control characters': 'a password may hold any character but NUL (it is never shown)',
+  'staff create --password: control characters': 'a password may hold any character but NUL (it is never shown)',
+  'account create --account: unknown': 'a new account number of the right form: the account is opened',
+  'apikey create --name:': 'the name is free text of the operator, for the operator',
+  'helpdesk verify --notes:': 'free text of the staff member, kept as given (as the API keeps it)',
+  'helpdesk lock --reason:': 'free text of the staff member, kept as given (as the API keeps it)',
+  'audit list --user:': 'a filter: no entries for a user that does not exist',
+  'audit list --type: unknown': 'a filter: no entries of an event that never happened',
+  'device add-dscplus --out:': 'any path the operator may write: relative to where sls runs; a file there is replaced',
+  'device import-pskc --key: over-long': 'the plain batch needs no key: it is not read',
+  'device import-scc --serial:': 'the serial printed on a card, any text',
+  'fx set <currency>: unknown': 'a currency code of the right form (there is no list of them)',
+  'fx set <rate>: not whole': 'a rate of currency is not a whole number',
+  'ocra --': 'a computation of the operator (no stored data): the PIN and the question any text, keys any length',
+};
+
+// ------------------------------------------------------------------ the checks
+
+async function storedData(services: Services): Promise<string> {
+  const parts: string[] = [];
+  for (const table of STORED) {
+    const rows = await sql<Record<string, unknown>>`select * from ${sql.table(table)}`.execute(services.store.db);
+    parts.push(`${table}:${JSON.stringify(rows.rows.map((r) => JSON.stringify(r, (_, v) => (typeof v === 'bigint' ? String(v) : v))).sort())}`);
+  }
+  return parts.join('\n');
+}
+
+function problemsOf(label: string, args: string[], run: Run, secrets: string[]): string[] {
+  const problems: string[] = [];
+  const say = (what: string) => problems.push(`${label}: ${what}\n    sls ${args.map((a) => JSON.stringify(a.length > 60 ? `${a.slice(0, 40)}…(${a.length})` : a)).join(' ')}\n    exit ${run.code}; stderr: ${JSON.stringify(run.stderr.slice(0, 300))}`);
+  if (run.code === -1) say('no answer within 15 s');
+  else if (run.code === 0) say('exit 0 on bad input');
+  if (run.code !== 0 && !/^(sls: |error: )/.test(run.stderr)) say('standard error does not start with "sls: " or a usage error');
+  for (const pattern of INTERNAL) if (pattern.test(run.stderr)) say(`internal error text (${pattern})`);
+  for (const secret of secrets) if (secret.length >= 4 && (run.stdout + run.stderr).includes(secret)) say('a secret printed');
+  if (run.stderr.split('\n').filter((l) => l.startsWith('sls: ')).length > 1) say('more than one error line');
+  return problems;
+}
+
+// ------------------------------------------------------------------ the runs
+
+for (const name of DATABASES) {
+  describe(`every sls command on bad input (${name})`, () => {
+    let database: TestDatabase;
+    let services: Services;
+    let s: Seed;
+    let dir: string;
+    let files: Bad[];
+    let main: Main;
+    let program: Command;
+    const saved = { ...process.env };
+    const cwd = process.cwd();
+
+    beforeAll(async () => {
+      database = await openTestDatabase(name);
+      services = await createServices(testConfig(database), { warn: () => undefined });
+      dir = mkdtempSync(join(tmpdir(), 'sls-cli-bad-'));
+      s = await seed(services, dir);
+      writeFileSync(join(dir, 'scc.txt'), Array.from({ length: 100 }, (_, i) => String(i).padStart(3, '0')).join('\n'));
+      writeFileSync(join(dir, 'rates.txt'), 'EUR 1.08\n');
+      files = badFiles(dir);
+      // an --out of a relative path is written where sls runs: here, not in the repository
+      process.chdir(dir);
+      Object.assign(process.env, cliEnv(database, { SLS_LOG_LEVEL: 'silent' }));
+      ({ main } = await import('../src/cli/main.js'));
+      program = (await import('../src/cli/main.js')).buildProgram();
+    });
+
+    afterAll(async () => {
+      process.env = saved;
+      process.chdir(cwd);
+      await services?.close();
+      await database?.drop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('X3, X4: each command, its required arguments missing, an unknown option, each argument and option given bad values: refused clearly, nothing changed', async () => {
+      // the commands that create come last: what they accept would otherwise be known to the others
+      const all = leaves(program)
+        .filter((leaf) => !LONG_RUNNING.has(leaf.path[0]!))
+        .sort((a, b) => Number(a.path.at(-1) === 'create') - Number(b.path.at(-1) === 'create'));
+      expect(all.length).toBeGreaterThan(40);
+      const problems: string[] = [];
+      const accepted = new Set<string>();
+      const secrets = [TEST_MASTER_KEY, PASSWORD, s.card.seed];
+      let stored = await storedData(services);
+      const tryRun = async (label: string, args: string[], extraSecrets: string[] = []): Promise<void> => {
+        const run = await runInProcess(main, args);
+        const helped = run.code === 0 && run.stdout.startsWith('Usage: sls ') && args.includes('--help');
+        const acceptable = run.code === 0 && (helped || Object.keys(ACCEPTED).some((key) => label.startsWith(key)));
+        if (acceptable) accepted.add(label);
+        else problems.push(...problemsOf(label, args, run, [...secrets, ...extraSecrets]));
+        const after = await storedData(services);
+        if (run.code !== 0 && after !== stored) problems.push(`${label}: refused, but the stored data changed`);
+        stored = after;
+      };
+      for (const leaf of all) {
+        const name = leaf.path.join(' ');
+        const db = leaf.hasDb ? ['--db', database.url] : [];
+        if (leaf.slots.some((slot) => slot.required)) await tryRun(`${name}: nothing given`, [...leaf.path, ...db]);
+        await tryRun(`${name}: an unknown option`, [...argv(leaf, s, database.url), '--no-such-option']);
+        await tryRun(`${name}: an extra argument`, [...argv(leaf, s, database.url), 'extra']);
+        for (const slot of leaf.slots) {
+          const usual = plausible(leaf, slot, s);
+          const values = [...BAD_STRINGS, ...(/^\d/.test(usual) ? BAD_NUMBERS : []), ...(fileSlot(slot) ? files : /^[0-9a-fA-F.]+$/.test(usual) ? [] : [unknownLike(usual)])];
+          const secret = ['--password', '--pin', '--key', '--pin-hash'].includes(slot.key);
+          for (const bad of values) {
+            await tryRun(`${name} ${slot.key}: ${bad.label}`, argv(leaf, s, database.url, slot, bad.value), secret ? [bad.value] : []);
+          }
+        }
+        // --db is the same option everywhere: tried on the first command of each group
+        if (leaf.hasDb && all.find((other) => other.path[0] === leaf.path[0] && other.hasDb) === leaf) {
+          for (const bad of unusableDatabases(dir)) await tryRun(`${name} --db: ${bad.label}`, [...argv(leaf, s, bad.value)]);
+        }
+      }
+      expect(problems, problems.join('\n')).toEqual([]);
+      // every exception of ACCEPTED is still needed
+      expect(Object.keys(ACCEPTED).filter((key) => ![...accepted].some((label) => label.startsWith(key)))).toEqual([]);
+      // X1: the audit chain still verifies
+      expect(await runInProcess(main, ['audit', 'verify', '--db', database.url])).toMatchObject({ code: 0 });
+    });
+
+    it('X3, X4: as real processes, a sample answers as in-process: refused with one line, the exit code non-zero', async () => {
+      const env = cliEnv(database);
+      const notText = join(dir, 'sample-binary');
+      writeFileSync(notText, Buffer.from([0xff, 0xfe, 0x00, 0x01, 0x80]));
+      const before = await storedData(services);
+      const sample: string[][] = [
+        ['user', 'create', '--username', 'a'.repeat(5_000), '--password', PASSWORD, '--db', database.url],
+        ['device', 'add-dscplus', '--user', 'alice', '--pin', '1234', '--out', join(dir, 'folder'), '--db', database.url],
+        ['helpdesk', 'unlock', '--staff', 'agent', '--user', 'alice', '--verification', 'ver_zzzz', '--db', database.url],
+        ['dsc', '--card', notText],
+        ['serve', '--db', join(dir, 'folder')],
+        ['nosuchcommand'],
+      ];
+      const runs = await Promise.all(sample.map((args) => sls(args, env)));
+      for (const [i, run] of runs.entries()) {
+        expect(problemsOf(sample[i]!.slice(0, 2).join(' '), sample[i]!, run, [TEST_MASTER_KEY, PASSWORD])).toEqual([]);
+      }
+      expect(await storedData(services)).toBe(before);
+    });
+  });
+}
