@@ -230,6 +230,11 @@ export class ProviderHost {
           const authorizations = (oidc.session as unknown as { authorizations?: Record<string, { grantId?: string }> }).authorizations ?? {};
           const grants = Object.entries(authorizations).flatMap(([client, { grantId }]) => (grantId ? [{ grantId, clientId: client }] : []));
           await services.oidc.loginFinished(oidc.session!.uid, slsSessionId, grants, oidc.session!.accountId!);
+          // which of our sessions the provider's session stands on: the one whose login finished the interaction (never one
+          // merely present at an authorization request, which the interaction has not checked). Made here, before the
+          // provider saves the code or approves the device code: a client polling another process (RFC 8628) finds it at once
+          const session = await slsSessionOf(ctx);
+          if (session && session.userId === oidc.session!.accountId && session.id === slsSessionId) await services.oidc.link(oidc.session!.uid, session);
         }
         const grantId = oidc.result?.consent?.grantId ?? oidc.session!.grantIdFor(clientId);
         const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
@@ -372,13 +377,6 @@ export class ProviderHost {
         if (ours && ours.userId !== loggedOut) return;
         await sessions.end(token, null);
         return;
-      }
-      // which of our sessions the provider's session stands on: the one whose login finished the interaction (never
-      // one merely present at an authorization request, which the interaction has not checked); when ours ends, its clients are told
-      if ((oidc?.route === 'resume' || oidc?.route === 'device_resume') && oidc.session?.accountId) {
-        const session = await slsSessionOf(ctx);
-        if (session && session.userId === oidc.session.accountId && session.id === oidc.result?.slsSessionId)
-          await services.oidc.link(oidc.session.uid, session);
       }
     });
     return provider;
