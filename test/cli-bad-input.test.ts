@@ -339,7 +339,10 @@ async function storedData(services: Services): Promise<string> {
 
 function problemsOf(label: string, args: string[], run: Run, secrets: string[]): string[] {
   const problems: string[] = [];
-  const say = (what: string) => problems.push(`${label}: ${what}\n    sls ${args.map((a) => JSON.stringify(a.length > 60 ? `${a.slice(0, 40)}…(${a.length})` : a)).join(' ')}\n    exit ${run.code}; stderr: ${JSON.stringify(run.stderr.slice(0, 300))}`);
+  const say = (what: string) =>
+    problems.push(
+      `${label}: ${what}\n    sls ${args.map((a) => JSON.stringify(a.length > 60 ? `${a.slice(0, 40)}…(${a.length})` : a)).join(' ')}\n    exit ${run.code}; stderr: ${JSON.stringify(run.stderr.slice(0, 300))}`,
+    );
   if (run.code === -1) say('no answer within 15 s');
   else if (run.code === 0) say('exit 0 on bad input');
   if (run.code !== 0 && !/^(sls: |error: )/.test(run.stderr)) say('standard error does not start with "sls: " or a usage error');
@@ -414,7 +417,11 @@ for (const name of DATABASES) {
         await tryRun(`${name}: an extra argument`, [...argv(leaf, s, database.url), 'extra']);
         for (const slot of leaf.slots) {
           const usual = plausible(leaf, slot, s);
-          const values = [...BAD_STRINGS, ...(/^\d/.test(usual) ? BAD_NUMBERS : []), ...(fileSlot(slot) ? files : /^[0-9a-fA-F.]+$/.test(usual) ? [] : [unknownLike(usual)])];
+          const values = [
+            ...BAD_STRINGS,
+            ...(/^\d/.test(usual) ? BAD_NUMBERS : []),
+            ...(fileSlot(slot) ? files : /^[0-9a-fA-F.]+$/.test(usual) ? [] : [unknownLike(usual)]),
+          ];
           const secret = ['--password', '--pin', '--key', '--pin-hash'].includes(slot.key);
           for (const bad of values) {
             await tryRun(`${name} ${slot.key}: ${bad.label}`, argv(leaf, s, database.url, slot, bad.value), secret ? [bad.value] : []);
