@@ -9,12 +9,11 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DAY, MINUTE } from '../src/clock.js';
-import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, claimSession, postJson, startLogin, stepUp, type Json } from './support/api.js';
-import { freePort } from './support/delivery.js';
+import { DATABASES, cardAnswer, createUserWithCard, type Harness } from './support/harness.js';
+import { bearer, claimSession, postJson, startLogin, stepUp, type Json } from './support/api.js';
 import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
 import { BUILT_IN_DRIVERS, onlyDevice } from './support/kind-drivers.js';
-import { Browser } from './support/oidc.js';
+import { Browser, listeningHarness, registeredClient, signIn as signInWith, TEST_REDIRECT_URI } from './support/oidc.js';
 import { elements, forms } from './support/html.js';
 
 describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
@@ -24,22 +23,12 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
   let portalClient: oidc.Configuration;
   let tradingClient: oidc.Configuration;
   /** Never fetched: the clients' redirect URI, where a code would arrive. */
-  const redirectUri = 'http://127.0.0.1:9/cb';
+  const redirectUri = TEST_REDIRECT_URI;
 
-  async function clientOf(app: 'portal' | 'trading', name: string): Promise<{ configuration: oidc.Configuration; clientId: string }> {
-    const created = await h.services.oidc.clients.create({ name, app, redirectUris: [redirectUri] }, 'test');
-    const configuration = await oidc.discovery(new URL(issuer), created.client.clientId, undefined, oidc.ClientSecretBasic(created.secret!), {
-      execute: [oidc.allowInsecureRequests],
-    });
-    return { configuration, clientId: created.client.clientId };
-  }
+  const clientOf = (app: 'portal' | 'trading', name: string) => registeredClient(h, issuer, app, name);
 
   beforeAll(async () => {
-    const port = await freePort();
-    issuer = `http://127.0.0.1:${port}`;
-    h = await startHarness(database, { publicUrl: issuer });
-    h.clock.set(Date.now());
-    await h.app.listen({ port, host: '127.0.0.1' });
+    ({ h, issuer } = await listeningHarness(database));
     agentId = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user.id;
     portalClient = (await clientOf('portal', 'Attack portal')).configuration;
     tradingClient = (await clientOf('trading', 'Attack trading')).configuration;
@@ -50,16 +39,8 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
     await h?.close();
   });
 
-  /** A login through the JSON API, answered with `respond`; its session put in the browser as the login page would. */
-  async function signIn(browser: Browser, username: string, respond: (flow: Json) => Promise<string> | string, app: 'portal' | 'trading' = 'portal') {
-    const start = await startLogin(h.app, username, PASSWORD, app);
-    expect(start.status, JSON.stringify(start.body)).toBe(200);
-    const done = await answer(h.app, start.body.id as string, await respond(start.body));
-    expect(done.status, JSON.stringify(done.body)).toBe(200);
-    const token = done.body.session.token as string;
-    browser.jar.set('sls_session', token);
-    return token;
-  }
+  const signIn = (browser: Browser, username: string, respond: (flow: Json) => Promise<string> | string, app: 'portal' | 'trading' = 'portal') =>
+    signInWith(h, browser, username, respond, app);
 
   /** An authorization request of a client, its redirects followed in the browser, the code exchanged; nothing is typed on the way. */
   async function tokensOf(browser: Browser, configuration = portalClient, scope = 'openid offline_access') {

@@ -8,12 +8,11 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DAY, MINUTE } from '../src/clock.js';
-import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type Json } from './support/api.js';
-import { freePort } from './support/delivery.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
 import { newMobile } from './support/phone.js';
-import { Browser } from './support/oidc.js';
+import { Browser, listeningHarness, registeredClient, signIn as signInWith, TEST_REDIRECT_URI } from './support/oidc.js';
 import { Agent, hasForm } from './support/html.js';
 
 describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) => {
@@ -21,20 +20,12 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
   let issuer: string;
   let agentId: string;
   let portalClient: oidc.Configuration;
-  /** Never fetched: the client's redirect URI, where a code would arrive. */
-  const redirectUri = 'http://127.0.0.1:9/cb';
+  const redirectUri = TEST_REDIRECT_URI;
 
   beforeAll(async () => {
-    const port = await freePort();
-    issuer = `http://127.0.0.1:${port}`;
-    h = await startHarness(database, { publicUrl: issuer });
-    h.clock.set(Date.now());
-    await h.app.listen({ port, host: '127.0.0.1' });
+    ({ h, issuer } = await listeningHarness(database));
     agentId = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user.id;
-    const created = await h.services.oidc.clients.create({ name: 'Attack portal', app: 'portal', redirectUris: [redirectUri] }, 'test');
-    portalClient = await oidc.discovery(new URL(issuer), created.client.clientId, undefined, oidc.ClientSecretBasic(created.secret!), {
-      execute: [oidc.allowInsecureRequests],
-    });
+    portalClient = (await registeredClient(h, issuer, 'portal', 'Attack portal')).configuration;
   });
   // the provider reads the system clock: each test starts with ours on it
   beforeEach(() => h.clock.set(Date.now()));
@@ -42,16 +33,8 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
     await h?.close();
   });
 
-  /** A login through the JSON API, answered with `respond`; its session put in the browser as the login page would. */
-  async function signIn(browser: Browser, username: string, respond: (flow: Json) => Promise<string> | string, app: 'portal' | 'trading' = 'portal') {
-    const start = await startLogin(h.app, username, PASSWORD, app);
-    expect(start.status, JSON.stringify(start.body)).toBe(200);
-    const done = await answer(h.app, start.body.id as string, await respond(start.body));
-    expect(done.status, JSON.stringify(done.body)).toBe(200);
-    const token = done.body.session.token as string;
-    browser.jar.set('sls_session', token);
-    return token;
-  }
+  const signIn = (browser: Browser, username: string, respond: (flow: Json) => Promise<string> | string, app: 'portal' | 'trading' = 'portal') =>
+    signInWith(h, browser, username, respond, app);
 
   interface Walked {
     /** The URL that reached the client, if one did. */

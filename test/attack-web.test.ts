@@ -15,8 +15,7 @@ import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, uniqueUsername, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
-import { freePort } from './support/delivery.js';
-import { Browser } from './support/oidc.js';
+import { Browser, listeningHarness, registeredClient, TEST_REDIRECT_URI } from './support/oidc.js';
 import { Agent, csrfOf, form, textById } from './support/html.js';
 
 const NEW_PASSWORD = 'a brand new passphrase 7';
@@ -199,19 +198,11 @@ describe.each(DATABASES)("an application's tokens and the session they stand on 
   let h: Harness;
   let issuer: string;
   let client: oidc.Configuration;
-  /** Never fetched: the client's redirect URI, where a code would arrive. */
-  const redirectUri = 'http://127.0.0.1:9/cb';
+  const redirectUri = TEST_REDIRECT_URI;
 
   beforeAll(async () => {
-    const port = await freePort();
-    issuer = `http://127.0.0.1:${port}`;
-    h = await startHarness(database, { publicUrl: issuer });
-    h.clock.set(Date.now());
-    await h.app.listen({ port, host: '127.0.0.1' });
-    const created = await h.services.oidc.clients.create({ name: 'Web attack portal', app: 'portal', redirectUris: [redirectUri] }, 'test');
-    client = await oidc.discovery(new URL(issuer), created.client.clientId, undefined, oidc.ClientSecretBasic(created.secret!), {
-      execute: [oidc.allowInsecureRequests],
-    });
+    ({ h, issuer } = await listeningHarness(database));
+    client = (await registeredClient(h, issuer, 'portal', 'Web attack portal')).configuration;
   });
   // the provider reads the system clock: each test starts with ours on it
   beforeEach(() => h.clock.set(Date.now()));

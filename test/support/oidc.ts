@@ -3,6 +3,12 @@
  * user agent over fetch (the provider needs a listening server and its own
  * cookies, which app.inject does not keep).
  */
+import * as oidc from 'openid-client';
+import { expect } from 'vitest';
+import { answer, startLogin, type Json } from './api.js';
+import { freePort } from './delivery.js';
+import { PASSWORD, startHarness, type Harness } from './harness.js';
+
 /** A browser: keeps cookies (by name), follows nothing by itself. */
 export class Browser {
   readonly jar = new Map<string, string>();
@@ -31,4 +37,52 @@ export class Browser {
     const location = response.headers.get('location');
     return { status: response.status, location: location ? new URL(location, target).href : null, html: await response.text() };
   }
+}
+
+/** Never fetched: the test clients' redirect URI, where a code would arrive. */
+export const TEST_REDIRECT_URI = 'http://127.0.0.1:9/cb';
+
+/**
+ * A harness whose app listens on a free port of its own, its public URL the
+ * issuer (the provider needs a listening server); the clock set on the
+ * system's, which the provider reads.
+ */
+export async function listeningHarness(database: 'sqlite' | 'postgres'): Promise<{ h: Harness; issuer: string }> {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const h = await startHarness(database, { publicUrl: issuer });
+  h.clock.set(Date.now());
+  await h.app.listen({ port, host: '127.0.0.1' });
+  return { h, issuer };
+}
+
+/** A confidential client of the provider, registered and discovered through openid-client. */
+export async function registeredClient(
+  h: Harness,
+  issuer: string,
+  app: 'portal' | 'trading',
+  name: string,
+): Promise<{ configuration: oidc.Configuration; clientId: string }> {
+  const created = await h.services.oidc.clients.create({ name, app, redirectUris: [TEST_REDIRECT_URI] }, 'test');
+  const configuration = await oidc.discovery(new URL(issuer), created.client.clientId, undefined, oidc.ClientSecretBasic(created.secret!), {
+    execute: [oidc.allowInsecureRequests],
+  });
+  return { configuration, clientId: created.client.clientId };
+}
+
+/** A login through the JSON API, answered with `respond`; its session put in the browser as the login page would. */
+export async function signIn(
+  h: Harness,
+  browser: Browser,
+  username: string,
+  respond: (flow: Json) => Promise<string> | string,
+  app: 'portal' | 'trading' = 'portal',
+): Promise<string> {
+  const start = await startLogin(h.app, username, PASSWORD, app);
+  expect(start.status, JSON.stringify(start.body)).toBe(200);
+  const done = await answer(h.app, start.body.id as string, await respond(start.body));
+  expect(done.status, JSON.stringify(done.body)).toBe(200);
+  const token = done.body.session.token as string;
+  browser.jar.set('sls_session', token);
+  return token;
 }
