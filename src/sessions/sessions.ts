@@ -273,15 +273,6 @@ export class Sessions {
   }
 
   /**
-   * L8, A5, L3: the user's flows under way that a password opened (L1: a
-   * login, a step-up, an activation of the authenticator, a sharing of the
-   * user's device, H2), past the password and waiting for the device or for
-   * their session, end with the sessions: a login begun with the password a
-   * help-desk reset or a change replaced, or from the laptop whose sessions
-   * staff end, no longer opens a session, binds a phone or shares a device.
-   * Each audited with the cause.
-   */
-  /**
    * H2, H3, L8: the sharing requests not yet in force (the owner's device to
    * answer, the review, waiting for compliance) of which the user is the
    * owner, or the requester (but those of the session kept), end with the
@@ -323,6 +314,15 @@ export class Sessions {
     );
   }
 
+  /**
+   * L8, A5, L3: the user's flows under way that a password opened (L1: a
+   * login, a step-up, an activation of the authenticator, a sharing of the
+   * user's device, H2), past the password and waiting for the device or for
+   * their session, end with the sessions: a login begun with the password a
+   * help-desk reset or a change replaced, or from the laptop whose sessions
+   * staff end, no longer opens a session, binds a phone or shares a device.
+   * Each audited with the cause.
+   */
   private async endLoginsUnderWay(trx: Tx, userId: string, cause: EndCause, actor: string, now: number): Promise<void> {
     const ended = await trx
       .updateTable('login_flows')
