@@ -86,6 +86,11 @@ const touchSession = prepared<{ id: string; now: number; idleExpiresAt: number }
   db.updateTable('sessions').set({ last_seen_at: p.now, idle_expires_at: p.idleExpiresAt }).where('id', '=', p.id),
 );
 
+/** L8: whether a session lives at `now`: not ended (revoked), not past its end, nor idle past its limit. */
+function livesAt(row: { revoked_at: number | null; expires_at: number; idle_expires_at: number | null }, now: number): boolean {
+  return row.revoked_at === null && row.expires_at > now && (row.idle_expires_at === null || row.idle_expires_at > now);
+}
+
 export function newSessionId(): string {
   return newId('ses');
 }
@@ -198,15 +203,18 @@ export class Sessions {
     const found = await sessionOfToken.first(this.store.db, { tokenHash: tokenHash(token) });
     if (found?.user_status !== 'active') return null;
     const { user_status: _status, password_must_change: mustChange, ...row } = found;
-    if (row.revoked_at !== null || row.expires_at <= now) return null;
-    if (row.idle_expires_at !== null && row.idle_expires_at <= now) return null;
+    if (!livesAt(row, now)) return null;
+    const idleExpiresAt = await this.renewIdle(row, now);
+    return toSession(idleExpiresAt === null ? row : { ...row, last_seen_at: now, idle_expires_at: idleExpiresAt }, mustChange === 1);
+  }
+
+  /** A portal session's idle timer renewed by activity (at most once a TOUCH_INTERVAL_MS): its new idle end, or null when not renewed. */
+  private async renewIdle(row: { id: string; app: App; last_seen_at: number; expires_at: number }, now: number): Promise<number | null> {
     const idle = this.idleMs(row.app);
-    if (idle !== null && now - row.last_seen_at >= TOUCH_INTERVAL_MS) {
-      const idleExpiresAt = Math.min(now + idle, row.expires_at);
-      await touchSession.execute(this.store.db, { id: row.id, now, idleExpiresAt });
-      return toSession({ ...row, last_seen_at: now, idle_expires_at: idleExpiresAt }, mustChange === 1);
-    }
-    return toSession(row, mustChange === 1);
+    if (idle === null || now - row.last_seen_at < TOUCH_INTERVAL_MS) return null;
+    const idleExpiresAt = Math.min(now + idle, row.expires_at);
+    await touchSession.execute(this.store.db, { id: row.id, now, idleExpiresAt });
+    return idleExpiresAt;
   }
 
   /**
@@ -220,15 +228,19 @@ export class Sessions {
     const row = await this.store.db
       .selectFrom('sessions')
       .innerJoin('users', 'users.id', 'sessions.user_id')
-      .select(['sessions.app', 'sessions.revoked_at', 'sessions.expires_at', 'sessions.idle_expires_at', 'sessions.last_seen_at', 'users.status'])
+      .select([
+        'sessions.id',
+        'sessions.app',
+        'sessions.revoked_at',
+        'sessions.expires_at',
+        'sessions.idle_expires_at',
+        'sessions.last_seen_at',
+        'users.status',
+      ])
       .where('sessions.id', '=', sessionId)
       .executeTakeFirst();
-    if (row?.status !== 'active' || row.revoked_at !== null || row.expires_at <= now) return false;
-    if (row.idle_expires_at !== null && row.idle_expires_at <= now) return false;
-    const idle = this.idleMs(row.app);
-    if (options.renew && idle !== null && now - row.last_seen_at >= TOUCH_INTERVAL_MS) {
-      await touchSession.execute(this.store.db, { id: sessionId, now, idleExpiresAt: Math.min(now + idle, row.expires_at) });
-    }
+    if (row?.status !== 'active' || !livesAt(row, now)) return false;
+    if (options.renew) await this.renewIdle(row, now);
     return true;
   }
 
