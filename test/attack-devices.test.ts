@@ -12,6 +12,7 @@ import type { User } from '../src/identity/users.js';
 import { ApiError } from '../src/mobile-app/api.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin } from './support/api.js';
+import { issuePasscode } from './support/staff.js';
 import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
 
 async function rejected(promise: Promise<unknown>): Promise<ApiError> {
@@ -93,8 +94,7 @@ describe.each(DATABASES)('attacks on devices (%s)', (database) => {
   describe('D4: the online security card', () => {
     it('D4, S2: a card printed but not activated when the permanent device is back is inoperable: it can no longer be activated', async () => {
       const { user, card } = await createUserWithCard(h.services);
-      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
-      const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+      const { passcode } = await issuePasscode(h.services, agentId, user.username);
       const start = await startLogin(h.app, user.username, PASSWORD);
       const token = (await answer(h.app, start.body.id, passcode)).body.session.token as string;
       // the card is shown and printed (a PDF kept in the downloads, a sheet left on the printer) but not activated
@@ -125,8 +125,7 @@ describe.each(DATABASES)('attacks on devices (%s)', (database) => {
   describe('T3, S3: a session never outlives the window of the temporary device that opened it', () => {
     it('T3: a temporary-passcode session opened just before day 2 loses its full access at day 2 (portal and trading); one opened before day 12 ends at day 12', async () => {
       const { user } = await createUserWithCard(h.services);
-      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
-      const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+      const { passcode } = await issuePasscode(h.services, agentId, user.username);
       h.clock.advance(2 * DAY - 10 * MINUTE);
       const sessions: Record<string, string> = {};
       for (const app of ['portal', 'trading'] as const) {
@@ -152,8 +151,7 @@ describe.each(DATABASES)('attacks on devices (%s)', (database) => {
 
     it('S3: an online-card session opened just before day 21 ends at day 21', async () => {
       const { user } = await createUserWithCard(h.services);
-      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
-      const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+      const { passcode } = await issuePasscode(h.services, agentId, user.username);
       const first = await startLogin(h.app, user.username, PASSWORD);
       const token = (await answer(h.app, first.body.id, passcode)).body.session.token as string;
       const online = await postJson(h.app, '/api/v1/online-card', {}, bearer(token));

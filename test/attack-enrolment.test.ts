@@ -19,14 +19,15 @@ import {
   startHarness,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, claimSession, get, postJson, startLogin, stepUp, type Json } from './support/api.js';
+import { answer, bearer, claimSession, get, indexAnswerOf, postJson, startLogin, stepUp } from './support/api.js';
+import { issuePasscode } from './support/staff.js';
 import { ApiError } from '../src/mobile-app/api.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import { SoftwareAuthenticator } from './support/software-authenticator.js';
 import { TestPhone, harnessInbox, listen, newMobile, smsUser } from './support/phone.js';
 
 /** The Security Code Card answer of a sharing's requester (S1). */
-const indexAnswer = (prompt: Json): string => REQUESTER_SCC_CODES[prompt.indexes[0] - 1]! + REQUESTER_SCC_CODES[prompt.indexes[1] - 1]!;
+const indexAnswer = indexAnswerOf(REQUESTER_SCC_CODES);
 
 describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
   let h: Harness;
@@ -68,8 +69,7 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
 
   /** H: the help desk issues a temporary passcode and marks the user's devices lost (their sessions end, L8). */
   async function markLostByHelpDesk(user: User): Promise<void> {
-    const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
-    await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id, deviceStatus: 'lost' });
+    await issuePasscode(h.services, agentId, user.username, 'lost');
   }
 
   /** The error a call to the authenticator's API ended with. */

@@ -21,16 +21,19 @@ import {
   startHarness,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
+import { answer, bearer, get, indexAnswerOf, loginSession, postJson, send, startLogin, stepUp, withCard, type Json } from './support/api.js';
 import { Agent, alertBox, byId, textById } from './support/html.js';
 import { cliEnv, sls } from './support/cli.js';
-import { stepUpStaff } from './support/staff.js';
+import { issuePasscode, stepUpStaff } from './support/staff.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
 
 // the CLI case runs `sls` processes
 vi.setConfig({ testTimeout: 60_000 });
 
 const ADDRESS = { name: 'M. Stranger', line1: '9 Rue du Faux', city: 'Lyon', postalCode: '69001', country: 'FR' };
+
+/** The Security Code Card answer of a sharing's requester (S1). */
+const indexAnswer = indexAnswerOf(REQUESTER_SCC_CODES);
 
 describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
   let h: Harness;
@@ -52,12 +55,7 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
   }
 
   /** A session of a staff member (or a client), opened and stepped up with their card. */
-  async function staffSession(user: User, card: CardFile): Promise<Record<string, string>> {
-    const start = await startLogin(h.app, user.username);
-    const token = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
-    await stepUpStaff(h.app, token, card);
-    return bearer(token);
-  }
+  const staffSession = (user: User, card: CardFile) => loginSession(h.app, user.username, withCard(card), { stepUp: true });
 
   /** A browser signed in to the console through the pages, stepped up (V1, X7). */
   async function consoleOf(user: User, card: CardFile): Promise<Agent> {
@@ -70,16 +68,7 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     return browser;
   }
 
-  async function send(method: string, url: string, headers: Record<string, string>, payload?: unknown): Promise<ApiResponse> {
-    const raw = await h.app.inject({
-      method: method as 'POST',
-      url,
-      headers: { ...headers, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(payload === undefined ? {} : { payload: payload as object }),
-    });
-    const body = raw.body && String(raw.headers['content-type'] ?? '').includes('json') ? (raw.json() as Json) : {};
-    return { status: raw.statusCode, body, headers: raw.headers, raw };
-  }
+  const request = (method: string, url: string, headers: Record<string, string>, payload?: unknown) => send(h.app, method, url, headers, payload);
 
   /**
    * H3: a device sharing across accounts waiting for compliance: `owner`'s
@@ -87,7 +76,6 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
    */
   async function pendingSharing(owner: { user: User; card: CardFile }): Promise<{ id: string; requester: User }> {
     const { requester } = await createSharingRequester(h.services, owner.user, 'other-account');
-    const indexAnswer = (prompt: Json): string => REQUESTER_SCC_CODES[prompt.indexes[0] - 1]! + REQUESTER_SCC_CODES[prompt.indexes[1] - 1]!;
     const start = await startLogin(h.app, requester.username);
     const headers = bearer((await answer(h.app, start.body.id, indexAnswer(start.body.challenge))).body.session.token as string);
     await stepUp(h.app, headers, indexAnswer);
@@ -322,7 +310,7 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
           .replace('{deviceId}', device!.id)
           .replace('{number}', client.accountNumber)
           .replace('{id}', sharingId);
-        const res = await send(route.method, url, headers, bodies[route.id]);
+        const res = await request(route.method, url, headers, bodies[route.id]);
         expect([role, route.id, res.status, res.body.error?.code]).toEqual([role, route.id, 403, 'FORBIDDEN_ROLE']);
       }
     }
@@ -333,7 +321,6 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     const officer = await staffMember('compliance');
     // a staff member is never the owner (nor the requester) of a sharing
     const { requester: beside } = await createSharingRequester(h.services, officer.user, 'other-account');
-    const indexAnswer = (prompt: Json): string => REQUESTER_SCC_CODES[prompt.indexes[0] - 1]! + REQUESTER_SCC_CODES[prompt.indexes[1] - 1]!;
     const start = await startLogin(h.app, beside.username);
     const headers = bearer((await answer(h.app, start.body.id, indexAnswer(start.body.challenge))).body.session.token as string);
     await stepUp(h.app, headers, indexAnswer);
@@ -399,7 +386,7 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     expect((await browser.get('/helpdesk')).status).toBe(403);
 
     await setUser(admin.user.id, { role: 'client_services' });
-    const equity = await send('PUT', `/api/v1/admin/accounts/${client.accountNumber}/equity`, admin.headers, { equityUsd: 5_000_000 });
+    const equity = await request('PUT', `/api/v1/admin/accounts/${client.accountNumber}/equity`, admin.headers, { equityUsd: 5_000_000 });
     expect([equity.status, equity.body.error?.code]).toEqual([403, 'FORBIDDEN_ROLE']);
     await setUser(admin.user.id, { role: 'admin', status: 'disabled' });
     expect((await get(h.app, '/api/v1/admin/audit', admin.headers)).status).toBe(401);
@@ -549,7 +536,7 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
       ['colleague', colleague.headers, 'staff'],
     ] as const) {
       for (const [method, url, payload] of calls(mine.username)) {
-        const res = await send(method, url, headers, payload);
+        const res = await request(method, url, headers, payload);
         expect([who, url, res.status, res.body.error?.code]).toEqual([who, url, 403, 'STAFF_TARGET_FORBIDDEN']);
       }
       const refusals = (await h.services.audit.list({ type: 'helpdesk.refused', userId: mine.id, limit: 100 })).filter(
@@ -561,9 +548,9 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     expect((await h.services.lockout.status(mine.username)).locked).toBe(false);
 
     // an admin acts on a staff member's second username; on another admin's only from the command line
-    const byAdmin = await send('DELETE', `/api/v1/helpdesk/users/${mine.username}/sessions`, admin.headers);
+    const byAdmin = await request('DELETE', `/api/v1/helpdesk/users/${mine.username}/sessions`, admin.headers);
     expect(byAdmin.status).toBe(200);
-    const onAdmin = await send('POST', `/api/v1/helpdesk/users/${adminsOwn.username}/verifications`, admin.headers, { method: 'id_document' });
+    const onAdmin = await request('POST', `/api/v1/helpdesk/users/${adminsOwn.username}/verifications`, admin.headers, { method: 'id_document' });
     expect([onAdmin.status, onAdmin.body.error?.code]).toEqual([403, 'STAFF_TARGET_FORBIDDEN']);
     await expect(h.services.helpDesk.viaCommandLine().verifyIdentity(admin.user.id, adminsOwn.username, { method: 'id_document' })).resolves.toMatchObject({
       userId: adminsOwn.id,
@@ -578,11 +565,7 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     const agent = await staffMember();
     const client = await createUserWithCard(h.services);
     // the agent's card is away: an admin issues them a passcode, which someone who deceived the admin would hold too
-    const verification = await h.services.helpDesk.verifyIdentity(admin.user.id, agent.user.username, { method: 'id_document' });
-    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(admin.user.id, agent.user.username, {
-      verificationId: verification.id,
-      deviceStatus: 'suspended',
-    });
+    const { passcode } = await issuePasscode(h.services, admin.user.id, agent.user.username, 'suspended');
     const start = await startLogin(h.app, agent.user.username);
     const headers = bearer((await answer(h.app, start.body.id, passcode)).body.session.token as string);
     await stepUp(h.app, headers, () => passcode);

@@ -18,11 +18,11 @@ import {
   startHarness,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, postJson, startLogin, stepUp, type Json } from './support/api.js';
+import { bearer, indexAnswerOf, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
 import { stepUpStaff } from './support/staff.js';
 
 const CODES = REQUESTER_SCC_CODES;
-const indexAnswer = (prompt: Json): string => CODES[prompt.indexes[0] - 1]! + CODES[prompt.indexes[1] - 1]!;
+const indexAnswer = indexAnswerOf(CODES);
 const NEW_PASSWORD = 'another horse battery staple';
 
 describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', (db) => {
@@ -36,30 +36,9 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
   afterAll(async () => h?.close());
 
   /** A portal session opened with the card, stepped up (V1) unless told. */
-  async function cardSession(user: User, card: CardFile, step = true): Promise<Record<string, string>> {
-    const start = await startLogin(h.app, user.username);
-    expect(start.status, JSON.stringify(start.body)).toBe(200);
-    const done = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
-    expect(done.status, JSON.stringify(done.body)).toBe(200);
-    const headers = bearer(done.body.session.token);
-    if (step) await stepUp(h.app, headers, (challenge) => cardAnswer(card, challenge.question));
-    return headers;
-  }
-
+  const cardSession = (user: User, card: CardFile, step = true) => loginSession(h.app, user.username, withCard(card), { stepUp: step });
   /** A stepped-up session of a user whose only device is the Security Code Card. */
-  async function sccSession(user: User): Promise<Record<string, string>> {
-    const start = await startLogin(h.app, user.username);
-    const done = await answer(h.app, start.body.id, indexAnswer(start.body.challenge));
-    expect(done.status, JSON.stringify(done.body)).toBe(200);
-    const headers = bearer(done.body.session.token);
-    await stepUp(h.app, headers, indexAnswer);
-    return headers;
-  }
-
-  async function del(url: string, headers: Record<string, string>) {
-    const raw = await h.app.inject({ method: 'DELETE', url, headers });
-    return { status: raw.statusCode, body: raw.body ? (raw.json() as Json) : {} };
-  }
+  const sccSession = (user: User) => loginSession(h.app, user.username, indexAnswer, { stepUp: true });
 
   async function staffToken(staff: { user: User; card: CardFile }): Promise<Record<string, string>> {
     const headers = await cardSession(staff.user, staff.card, false);
@@ -130,7 +109,7 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
       const confirmed = await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers);
       expect(confirmed.body.state, JSON.stringify(confirmed.body)).toBe('active');
       expect((await h.services.devices.get(card.id)).state).toBe('suspended');
-      const cancelled = await del(`/api/v1/sharing/${id}`, await cardSession(p.requester, p.card));
+      const cancelled = await send(h.app, 'DELETE', `/api/v1/sharing/${id}`, await cardSession(p.requester, p.card));
       expect(cancelled.status, JSON.stringify(cancelled.body)).toBe(200);
       expect((await h.services.devices.get(p.sccId)).state).toBe('active');
       expect((await h.services.devices.get(card.id)).state).toBe('shipped');

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DAY, MINUTE } from '../src/clock.js';
 import { DATABASES, cardAnswer, createUserWithCard, type Harness } from './support/harness.js';
 import { bearer, claimSession, postJson, startLogin, stepUp, type Json } from './support/api.js';
+import { issuePasscode } from './support/staff.js';
 import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
 import { BUILT_IN_DRIVERS, onlyDevice } from './support/kind-drivers.js';
 import { Browser, listeningHarness, registeredClient, signIn as signInWith, TEST_REDIRECT_URI } from './support/oidc.js';
@@ -135,8 +136,7 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       const { user } = await createUserWithCard(h.services);
       // the passcode was issued 2 days less 10 minutes ago: full access for 10 more minutes (T3)
       h.clock.set(Date.now() - 2 * DAY + 10 * MINUTE);
-      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
-      const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+      const { passcode } = await issuePasscode(h.services, agentId, user.username);
       h.clock.set(Date.now());
       const browser = new Browser(issuer);
       await signIn(browser, user.username, () => passcode, 'trading');

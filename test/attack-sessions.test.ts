@@ -4,7 +4,6 @@
  * but did not, and staff acting where the help desk would refuse them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
@@ -19,22 +18,12 @@ import {
   startHarness,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
+import { answer, bearer, get, indexAnswerOf, postJson, send, startLogin, stepUp, type Json } from './support/api.js';
 import { newMobile } from './support/phone.js';
 import { SoftwareAuthenticator, registerSecurityKey, type Where } from './support/software-authenticator.js';
 
 const CODES = REQUESTER_SCC_CODES;
-const indexAnswer = (prompt: Json): string => CODES[prompt.indexes[0] - 1]! + CODES[prompt.indexes[1] - 1]!;
-
-async function send(app: FastifyInstance, method: 'DELETE' | 'PUT', url: string, headers: Record<string, string>, payload?: unknown): Promise<ApiResponse> {
-  const raw = await app.inject({
-    method,
-    url,
-    headers: { ...headers, ...(payload ? { 'content-type': 'application/json' } : {}) },
-    ...(payload ? { payload: payload as object } : {}),
-  });
-  return { status: raw.statusCode, body: raw.body ? (raw.json() as Json) : {}, headers: raw.headers, raw };
-}
+const indexAnswer = indexAnswerOf(CODES);
 
 describe.each(DATABASES)('attacks on sessions and staff actions on %s', (database) => {
   let h: Harness;

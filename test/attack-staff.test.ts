@@ -8,26 +8,14 @@
  * client's change of a security setting does; reading does not.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { translator } from '../src/i18n/i18n.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin, type ApiResponse, type Json } from './support/api.js';
+import { answer, bearer, get, postJson, send, startLogin, type ApiResponse, type Json } from './support/api.js';
 import { Agent, byId, csrfOf, form, textById, type Page } from './support/html.js';
 import { stepUpStaff } from './support/staff.js';
-
-async function send(app: FastifyInstance, method: string, url: string, headers: Record<string, string>, payload?: unknown): Promise<ApiResponse> {
-  const raw = await app.inject({
-    method: method as 'POST',
-    url,
-    headers: { ...headers, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(payload === undefined ? {} : { payload: payload as object }),
-  });
-  const body = raw.body && String(raw.headers['content-type'] ?? '').includes('json') ? (raw.json() as Json) : {};
-  return { status: raw.statusCode, body, headers: raw.headers, raw };
-}
 
 describe.each(DATABASES)('attacks with a stolen staff session on %s', (database) => {
   let h: Harness;

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DAY, MINUTE } from '../src/clock.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type Json } from './support/api.js';
+import { issuePasscode } from './support/staff.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
 import { newMobile } from './support/phone.js';
 import { Browser, listeningHarness, registeredClient, signIn as signInWith, TEST_REDIRECT_URI } from './support/oidc.js';
@@ -83,8 +84,7 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       const { user } = await createUserWithCard(h.services);
       // the passcode was issued 2 days less 10 minutes ago: full access for 10 more minutes (T3)
       h.clock.set(Date.now() - 2 * DAY + 10 * MINUTE);
-      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
-      const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+      const { passcode } = await issuePasscode(h.services, agentId, user.username);
       h.clock.set(Date.now());
       const browser = new Browser(issuer);
       await signIn(browser, user.username, () => passcode);
@@ -209,11 +209,7 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
     /** A user whose card is away (suspended): client services issue a temporary passcode (T1); a portal session opened with it, stepped up with it. */
     async function temporarySession() {
       const { user } = await createUserWithCard(h.services);
-      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
-      const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, {
-        verificationId: verification.id,
-        deviceStatus: 'suspended',
-      });
+      const { passcode } = await issuePasscode(h.services, agentId, user.username, 'suspended');
       const start = await startLogin(h.app, user.username);
       const done = await answer(h.app, start.body.id as string, passcode);
       expect(done.status, JSON.stringify(done.body)).toBe(200);

@@ -14,7 +14,7 @@ import { generatePhoneKeys, publicKeys } from '../src/mobile-app/protocol.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, uniqueUsername, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
+import { answer, bearer, get, loginSession, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
 import { Browser, listeningHarness, registeredClient, TEST_REDIRECT_URI } from './support/oidc.js';
 import { Agent, csrfOf, form, textById } from './support/html.js';
 
@@ -31,15 +31,7 @@ function address(): string {
 }
 
 /** A portal session opened with the card through the API: its bearer headers. */
-async function cardSession(h: Harness, user: User, card: CardFile): Promise<Record<string, string>> {
-  const start = await postJson(h.app, '/api/v1/login', { username: user.username, password: PASSWORD, app: 'portal' });
-  expect(start.status, JSON.stringify(start.body)).toBe(200);
-  const done = await answer(h.app, start.body.id as string, cardAnswer(card, start.body.challenge.question));
-  expect(done.status, JSON.stringify(done.body)).toBe(200);
-  return bearer(done.body.session.token as string);
-}
-
-const withCard = (card: CardFile) => (challenge: Json) => cardAnswer(card, challenge.question);
+const cardSession = (h: Harness, user: User, card: CardFile) => loginSession(h.app, user.username, withCard(card));
 
 describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
   let h: Harness;

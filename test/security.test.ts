@@ -11,7 +11,7 @@ import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, wrongAnswer, type Harness } from './support/harness.js';
-import { answer, bearer, claimSession, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
+import { answer, bearer, claimSession, get, loginSession, postJson, startLogin, stepUp, withCard, type ApiResponse, type Json } from './support/api.js';
 import { Agent } from './support/html.js';
 import { stepUpStaff } from './support/staff.js';
 import { TestPhone, harnessInbox, listen, newMobile, smsUser, type Inbox } from './support/phone.js';
@@ -28,15 +28,8 @@ async function events(h: Harness, user: { id: string }): Promise<{ event: string
 }
 
 /** A portal (or trading) session opened with the card: its bearer headers. */
-async function cardSession(h: Harness, user: User, card: CardFile, app: 'portal' | 'trading' = 'portal'): Promise<Record<string, string>> {
-  const start = await startLogin(h.app, user.username, PASSWORD, app);
-  expect(start.status, JSON.stringify(start.body)).toBe(200);
-  const done = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
-  expect(done.status, JSON.stringify(done.body)).toBe(200);
-  return bearer(done.body.session.token);
-}
-
-const withCard = (card: CardFile) => (challenge: Json) => cardAnswer(card, challenge.question);
+const cardSession = (h: Harness, user: User, card: CardFile, app: 'portal' | 'trading' = 'portal') =>
+  loginSession(h.app, user.username, withCard(card), { target: app });
 
 describe.each(DATABASES)('security on %s', (db) => {
   let h: Harness;

@@ -23,18 +23,13 @@ import {
   wrongAnswer,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
+import { answer, bearer, get, indexAnswerOf, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
 import { BUILT_IN_DRIVERS, type Holder } from './support/kind-drivers.js';
 import { stepUpStaff } from './support/staff.js';
 
 const CODES = REQUESTER_SCC_CODES;
-const indexAnswer = (prompt: Json): string => CODES[prompt.indexes[0] - 1]! + CODES[prompt.indexes[1] - 1]!;
+const indexAnswer = indexAnswerOf(CODES);
 const PASSPORT = { dateOfBirth: '1980-04-12', citizenship: 'FR', residenceCountry: 'HK', documentType: 'passport', documentNumber: '12AB34567' };
-
-async function del(h: Harness, url: string, headers: Record<string, string>): Promise<ApiResponse> {
-  const raw = await h.app.inject({ method: 'DELETE', url, headers });
-  return { status: raw.statusCode, body: raw.body ? (raw.json() as Json) : {}, headers: raw.headers, raw };
-}
 
 describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
   let h: Harness;
@@ -48,27 +43,10 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
   });
   afterAll(async () => h.close());
 
-  /** A portal session opened with the card, stepped up (V1). */
-  async function cardSession(user: User, card: CardFile, step = true): Promise<Record<string, string>> {
-    const start = await startLogin(h.app, user.username);
-    expect(start.status, JSON.stringify(start.body)).toBe(200);
-    const done = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
-    expect(done.status, JSON.stringify(done.body)).toBe(200);
-    const headers = bearer(done.body.session.token);
-    if (step) await stepUp(h.app, headers, (challenge) => cardAnswer(card, challenge.question));
-    return headers;
-  }
-
-  /** A session of a user whose only device is the Security Code Card (index numbers). */
-  async function sccSession(user: User): Promise<Record<string, string>> {
-    const start = await startLogin(h.app, user.username);
-    expect(start.body.challenge?.type, JSON.stringify(start.body)).toBe('index');
-    const done = await answer(h.app, start.body.id, indexAnswer(start.body.challenge));
-    expect(done.status, JSON.stringify(done.body)).toBe(200);
-    const headers = bearer(done.body.session.token);
-    await stepUp(h.app, headers, indexAnswer);
-    return headers;
-  }
+  /** A portal session opened with the card, stepped up (V1) unless told. */
+  const cardSession = (user: User, card: CardFile, step = true) => loginSession(h.app, user.username, withCard(card), { stepUp: step });
+  /** A stepped-up session of a user whose only device is the Security Code Card (index numbers). */
+  const sccSession = (user: User) => loginSession(h.app, user.username, indexAnswer, { stepUp: true });
 
   /**
    * A session of a user holding one device of any kind (the conformance
@@ -175,7 +153,7 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers);
     // a new session of the requester, stepped up with the owner's card
     const headers = await cardSession(p.requester, p.card);
-    const cancelled = await del(h, `/api/v1/sharing/${id}`, headers);
+    const cancelled = await send(h.app, 'DELETE', `/api/v1/sharing/${id}`, headers);
     expect(cancelled.status, JSON.stringify(cancelled.body)).toBe(200);
     expect(cancelled.body.state).toBe('cancelled');
     expect((await h.services.devices.get(p.sccId)).state).toBe('active');
@@ -192,7 +170,7 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers);
     const ownerHeaders = await cardSession(p.owner, p.card);
     expect((await get(h.app, '/api/v1/sharing', ownerHeaders)).body.sharings[0]).toMatchObject({ id, state: 'active', owner: p.owner.username });
-    expect((await del(h, `/api/v1/sharing/${id}`, ownerHeaders)).body.state).toBe('cancelled');
+    expect((await send(h.app, 'DELETE', `/api/v1/sharing/${id}`, ownerHeaders)).body.state).toBe('cancelled');
     expect((await h.services.devices.get(p.sccId)).state).toBe('active');
   });
 
@@ -217,7 +195,7 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     expect(moved?.data).toMatchObject({ from: 'active', to: 'suspended', reason: 'device shared: to be returned' });
     const returned = await postJson(h.app, `/api/v1/helpdesk/devices/${own.id}/returned`, {}, await staffToken(agent));
     expect(returned.status, JSON.stringify(returned.body)).toBe(200);
-    const cancelled = await del(h, `/api/v1/sharing/${started.body.id}`, await cardSession(requester, owner.card));
+    const cancelled = await send(h.app, 'DELETE', `/api/v1/sharing/${started.body.id}`, await cardSession(requester, owner.card));
     expect(cancelled.body).toMatchObject({ state: 'cancelled', keptDevices: [{ id: own.id, state: 'returned' }] });
   });
 
@@ -430,7 +408,7 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
       expect([user.username, refused.status, refused.body.error.code]).toEqual([user.username, 409, 'TEMP_PASSCODE_SHARING']);
       expect((await h.services.audit.list({ userId: user.id, limit: 20 })).some((e) => e.event === 'helpdesk.temp_passcode_refused')).toBe(true);
     }
-    const cancelled = await del(h, `/api/v1/helpdesk/sharing/${id}`, staff);
+    const cancelled = await send(h.app, 'DELETE', `/api/v1/helpdesk/sharing/${id}`, staff);
     expect(cancelled.body.state).toBe('cancelled');
     expect((await h.services.devices.get(p.sccId)).state).toBe('active');
     const verification = await postJson(h.app, `/api/v1/helpdesk/users/${p.requester.username}/verifications`, { method: 'security_questions' }, staff);

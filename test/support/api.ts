@@ -1,6 +1,7 @@
 /** Small helpers to drive the JSON API through the real HTTP stack (Fastify inject). */
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { PASSWORD } from './harness.js';
+import type { CardFile } from '../../src/devices/devices.js';
+import { PASSWORD, cardAnswer } from './harness.js';
 
 export interface Json {
   // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked by the tests
@@ -34,6 +35,18 @@ export async function postJson(app: FastifyInstance, url: string, payload: unkno
 
 export async function get(app: FastifyInstance, url: string, headers: Record<string, string> = {}): Promise<ApiResponse> {
   return wrap(await app.inject({ method: 'GET', url, headers }));
+}
+
+/** A request of any method, with a JSON body when there is one. */
+export async function send(app: FastifyInstance, method: string, url: string, headers: Record<string, string> = {}, payload?: unknown): Promise<ApiResponse> {
+  return wrap(
+    await app.inject({
+      method: method as 'POST',
+      url,
+      headers: { ...headers, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(payload === undefined ? {} : { payload: payload as object }),
+    }),
+  );
 }
 
 export function startLogin(
@@ -75,4 +88,37 @@ export async function stepUp(
   const done = await postJson(app, `/api/v1/step-up/${started.body.id as string}`, { response: respond(started.body.challenge as Json) }, headers);
   if (done.body.state !== 'done') throw new Error(`step-up not done: ${done.status} ${JSON.stringify(done.body)}`);
   return done;
+}
+
+/** C2: a DSC+ card file's response to a challenge (`challenge.question`), as `respond` for a login or a step-up. */
+export const withCard =
+  (card: CardFile) =>
+  (challenge: Json): string =>
+    cardAnswer(card, challenge.question);
+
+/** S1: a code card's answer to its two index numbers: the codes under them (`codes`, index 1 first), one after the other. */
+export const indexAnswerOf =
+  (codes: readonly string[]) =>
+  (prompt: Json): string => {
+    if (prompt.type !== 'index') throw new Error(`a code card's index numbers expected, not ${JSON.stringify(prompt)}`);
+    return codes[prompt.indexes[0] - 1]! + codes[prompt.indexes[1] - 1]!;
+  };
+
+/**
+ * L1, L2: a session opened through the API, the device answering with
+ * `respond`; stepped up with it too when asked (V1, X7). Its bearer headers.
+ */
+export async function loginSession(
+  app: FastifyInstance,
+  username: string,
+  respond: (challenge: Json) => string,
+  options: { stepUp?: boolean; target?: 'portal' | 'trading' } = {},
+): Promise<Record<string, string>> {
+  const start = await startLogin(app, username, PASSWORD, options.target ?? 'portal');
+  if (start.status !== 200) throw new Error(`login refused: ${start.status} ${JSON.stringify(start.body)}`);
+  const done = await answer(app, start.body.id as string, respond(start.body.challenge as Json));
+  if (done.status !== 200) throw new Error(`login not done: ${done.status} ${JSON.stringify(done.body)}`);
+  const headers = bearer(done.body.session.token as string);
+  if (options.stepUp) await stepUp(app, headers, respond);
+  return headers;
 }

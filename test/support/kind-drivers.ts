@@ -12,7 +12,8 @@ import type { User } from '../../src/identity/users.js';
 import { relyingPartyOf } from '../../src/devices/security-key/security-key.js';
 import type { Prompt } from '../../src/devices/types.js';
 import { cardAnswer, createUser, createUserWithCard, type Harness, wrongAnswer } from './harness.js';
-import { answer, bearer, postJson, startLogin, stepUp, type Json } from './api.js';
+import { answer, bearer, loginSession, postJson, startLogin, stepUp, withCard, type Json } from './api.js';
+import type { CardFile } from '../../src/devices/devices.js';
 import { stepUpStaff } from './staff.js';
 import { TestPhone, harnessInbox, listen, smsUser } from './phone.js';
 import { SoftwareAuthenticator, registerSecurityKey } from './software-authenticator.js';
@@ -61,13 +62,7 @@ const shown = async (flow: Json): Promise<Json> => flow.challenge as Json;
 const wrongDigits = (right: string): string => wrongAnswer(right);
 
 /** A portal session opened with a DSC+ (the bearer headers). */
-async function cardSession(h: Harness, username: string, card: Parameters<typeof cardAnswer>[0]): Promise<Record<string, string>> {
-  const start = await startLogin(h.app, username);
-  expect(start.status, JSON.stringify(start.body)).toBe(200);
-  const done = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
-  expect(done.status, JSON.stringify(done.body)).toBe(200);
-  return bearer(done.body.session.token as string);
-}
+const cardSession = (h: Harness, username: string, card: CardFile) => loginSession(h.app, username, withCard(card));
 
 /** T1: client services verify the caller and issue a temporary passcode, through the help desk's JSON API. */
 async function issuePasscode(h: Harness, username: string): Promise<{ passcode: string; deviceId: string }> {

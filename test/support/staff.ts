@@ -7,6 +7,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { CardFile } from '../../src/devices/devices.js';
 import { SESSION_COOKIE } from '../../src/http/session-cookie.js';
+import type { IssuedPasscode } from '../../src/helpdesk/helpdesk.js';
+import type { Services } from '../../src/services.js';
 import { bearer, stepUp } from './api.js';
 import { cardAnswer } from './harness.js';
 
@@ -39,4 +41,13 @@ async function headersOf(session: StaffSession): Promise<Record<string, string>>
   else return session as Record<string, string>;
   if (!token) throw new Error('no session to step up: not signed in');
   return bearer(token);
+}
+
+/**
+ * T1: client services verify the caller's identity, then issue a temporary
+ * passcode (its user's permanent devices `suspended` or `lost`, as staff say).
+ */
+export async function issuePasscode(services: Services, staffUserId: string, username: string, deviceStatus?: 'suspended' | 'lost'): Promise<IssuedPasscode> {
+  const verification = await services.helpDesk.verifyIdentity(staffUserId, username, { method: 'id_document' });
+  return services.helpDesk.issueTemporaryPasscode(staffUserId, username, { verificationId: verification.id, ...(deviceStatus ? { deviceStatus } : {}) });
 }
