@@ -3,6 +3,8 @@
  * countries of identification data (A1): citizenship and legal residence.
  * Reserved and withdrawn codes (EU, UK, XK, ZZ …) are not countries here.
  */
+import type { Language } from '../i18n/i18n.js';
+
 const ISO_3166_1_ALPHA_2 = `
 AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ
 BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ
@@ -36,4 +38,16 @@ export const COUNTRY_CODES: ReadonlySet<string> = new Set(ISO_3166_1_ALPHA_2.tri
 /** Whether the value is an assigned ISO 3166-1 alpha-2 code (upper case). */
 export function isCountryCode(value: string): boolean {
   return COUNTRY_CODES.has(value);
+}
+
+const regionNames = new Map<Language, Intl.DisplayNames>();
+
+/** A country's name in a language (its code when the language has none): notices, address forms, the country lists. */
+export function countryName(code: string, language: Language): string {
+  let names = regionNames.get(language);
+  if (!names) {
+    names = new Intl.DisplayNames([language], { type: 'region' });
+    regionNames.set(language, names);
+  }
+  return names.of(code) ?? code;
 }

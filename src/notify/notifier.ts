@@ -27,6 +27,7 @@ import { OUTBOX, outboxProvider } from '../delivery/outbox.js';
 import type { Channel, DeliveryProvider, OutgoingMessage } from '../delivery/provider.js';
 import { withRetry } from '../delivery/retry.js';
 import { isTimeZone } from '../config.js';
+import { countryName } from '../identity/countries.js';
 
 export type { Channel, DeliveryProvider, OutgoingMessage } from '../delivery/provider.js';
 
@@ -236,11 +237,6 @@ export function formatDayOf(time: number, language: Language, timeZone: string, 
       new Date(time),
     ),
   );
-}
-
-/** A country's name in a language (its code when the language has none). */
-function countryName(code: string, language: Language): string {
-  return new Intl.DisplayNames([LOCALE[language]], { type: 'region' }).of(code) ?? code;
 }
 
 /** The values of a message with its times and days written out. */

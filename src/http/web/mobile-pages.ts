@@ -16,6 +16,7 @@ import { outboxPageServed } from '../../config.js';
 import { requestMeta } from '../session-cookie.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
 import { field, registerForms, type PageRenderer } from './render.js';
+import { countryName } from '../../identity/countries.js';
 
 export interface CountryOption {
   code: string;
@@ -29,9 +30,8 @@ const countryLists = new Map<Language, CountryOption[]>();
 export function countryOptions(language: Language): CountryOption[] {
   let list = countryLists.get(language);
   if (!list) {
-    const names = new Intl.DisplayNames([language === 'zh-Hant' ? 'zh-Hant' : language], { type: 'region' });
     list = getCountries()
-      .map((code) => ({ code, label: `${names.of(code) ?? code} (+${getCountryCallingCode(code)})` }))
+      .map((code) => ({ code, label: `${countryName(code, language)} (+${getCountryCallingCode(code)})` }))
       .sort((a, b) => a.label.localeCompare(b.label, language));
     countryLists.set(language, list);
   }

@@ -3,7 +3,7 @@
  * request's language, the CSRF token of the forms, and the address of the
  * page for the language links.
  */
-import { COUNTRY_CODES } from '../../identity/countries.js';
+import { COUNTRY_CODES, countryName } from '../../identity/countries.js';
 import type { DeviceKinds, Prompt } from '../../devices/types.js';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -100,9 +100,8 @@ const COUNTRY_CHOICES = new Map<Language, { code: string; name: string }[]>();
 function countryChoices(language: Language): { code: string; name: string }[] {
   let choices = COUNTRY_CHOICES.get(language);
   if (!choices) {
-    const names = new Intl.DisplayNames([language], { type: 'region' });
     const collator = new Intl.Collator(language);
-    choices = [...COUNTRY_CODES].map((code) => ({ code, name: names.of(code) ?? code })).sort((a, b) => collator.compare(a.name, b.name));
+    choices = [...COUNTRY_CODES].map((code) => ({ code, name: countryName(code, language) })).sort((a, b) => collator.compare(a.name, b.name));
     COUNTRY_CHOICES.set(language, choices);
   }
   return choices;
