@@ -8,21 +8,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
-import {
-  DATABASES,
-  PASSWORD,
-  REQUESTER_SCC_CODES,
-  cardAnswer,
-  createSharingRequester,
-  createUserWithCard,
-  startHarness,
-  type Harness,
-} from './support/harness.js';
-import { bearer, indexAnswerOf, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
-import { stepUpStaff } from './support/staff.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { bearer, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
+import { sharingPair } from './support/sharing.js';
 
-const CODES = REQUESTER_SCC_CODES;
-const indexAnswer = indexAnswerOf(CODES);
 const NEW_PASSWORD = 'another horse battery staple';
 
 describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', (db) => {
@@ -37,21 +26,11 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
 
   /** A portal session opened with the card, stepped up (V1) unless told. */
   const cardSession = (user: User, card: CardFile, step = true) => loginSession(h.app, user.username, withCard(card), { stepUp: step });
-  /** A stepped-up session of a user whose only device is the Security Code Card. */
-  const sccSession = (user: User) => loginSession(h.app, user.username, indexAnswer, { stepUp: true });
 
-  async function staffToken(staff: { user: User; card: CardFile }): Promise<Record<string, string>> {
-    const headers = await cardSession(staff.user, staff.card, false);
-    await stepUpStaff(h.app, headers, staff.card);
-    return headers;
-  }
+  /** A staff session, stepped up to act (V1, X7). */
+  const staffToken = (staff: { user: User; card: CardFile }) => cardSession(staff.user, staff.card);
 
-  /** The owner (a DSC+) and a requester of the same entity with a Security Code Card, stepped up. */
-  async function pair(where: 'same-account' | 'other-account' = 'same-account') {
-    const owner = await createUserWithCard(h.services, '1234');
-    const { requester, sccId } = await createSharingRequester(h.services, owner.user, where);
-    return { owner: owner.user, card: owner.card, requester, sccId, headers: await sccSession(requester) };
-  }
+  const pair = (where: 'same-account' | 'other-account' = 'same-account') => sharingPair(h, where);
 
   /** The procedure up to the review: the owner's password, then the owner's card answers. */
   async function proveOwner(p: Awaited<ReturnType<typeof pair>>): Promise<string> {

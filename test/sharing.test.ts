@@ -25,7 +25,7 @@ import {
 } from './support/harness.js';
 import { answer, bearer, get, indexAnswerOf, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
 import { BUILT_IN_DRIVERS, type Holder } from './support/kind-drivers.js';
-import { stepUpStaff } from './support/staff.js';
+import { sharingPair } from './support/sharing.js';
 
 const CODES = REQUESTER_SCC_CODES;
 const indexAnswer = indexAnswerOf(CODES);
@@ -71,23 +71,9 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
   }
 
   /** A staff session, stepped up to act (V1, X7). */
-  async function staffToken(staff: { user: User; card: CardFile }): Promise<Record<string, string>> {
-    const headers = await cardSession(staff.user, staff.card, false);
-    await stepUpStaff(h.app, headers, staff.card);
-    return headers;
-  }
+  const staffToken = (staff: { user: User; card: CardFile }) => cardSession(staff.user, staff.card);
 
-  /**
-   * The owner (a DSC+, primary user) and a requester of the same entity with
-   * a Security Code Card: in the owner's account (granted the right, A2), or
-   * in an account of their own.
-   */
-  async function pair(where: 'same-account' | 'other-account' = 'same-account') {
-    const owner = await createUserWithCard(h.services, '1234');
-    const { requester, sccId } = await createSharingRequester(h.services, owner.user, where);
-    const headers = await sccSession(requester);
-    return { owner: owner.user, card: owner.card, requester, sccId, headers };
-  }
+  const pair = (where: 'same-account' | 'other-account' = 'same-account') => sharingPair(h, where);
 
   /** The procedure up to the review: the owner's credentials, then the owner's card answers. */
   async function proveOwner(p: Awaited<ReturnType<typeof pair>>): Promise<string> {
