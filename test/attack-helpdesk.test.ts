@@ -106,8 +106,7 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
    */
   async function requestedUnderTemporaryAccess(agentId: string, address = ADDRESS) {
     const { user, card } = await createUserWithCard(h.services);
-    const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'security_questions' });
-    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id, deviceStatus: 'lost' });
+    const { passcode } = await issuePasscode(h.services, agentId, user.username, 'lost');
     const headers = await clientSession(user, () => passcode);
     const made = await postJson(h.app, '/api/v1/dscplus/requests', { address, pin: '2468' }, headers);
     expect(made.status, JSON.stringify(made.body)).toBe(200);
@@ -165,6 +164,24 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     // the services refuse the same way (the card cannot be shipped by a caller that forgets the option)
     const other = await requestedUnderTemporaryAccess(agent.user.id);
     await expect(h.services.dscPlusRequests.ship(agent.user.id, other.deviceId, stock[0]!)).rejects.toMatchObject({ code: 'ADDRESS_NOT_CONFIRMED' });
+  });
+
+  it('R2, C6, C8, X7: two staff members shipping the same request at once, each with a card of the stock: one card ships, the other is refused (409 DEVICE_STATE) and stays in stock', async () => {
+    const [first, second] = [await staffMember(), await staffMember()];
+    const { deviceId } = await requestedUnderTemporaryAccess(first.user.id);
+    const serials = [stock.shift()!, stock.shift()!];
+    const answers = await Promise.all(
+      [first, second].map((staff, i) =>
+        postJson(h.app, `/api/v1/helpdesk/devices/${deviceId}/ship`, { serial: serials[i], addressConfirmed: true }, staff.headers),
+      ),
+    );
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 409]);
+    expect(answers.find((a) => a.status === 409)!.body.error.code).toBe('DEVICE_STATE');
+    const shipped = answers.findIndex((a) => a.status === 200);
+    expect((await h.services.devices.get(deviceId)).serial).toBe(serials[shipped]);
+    const inStock = (await h.services.devices.listStock()).map((d) => d.serial);
+    expect([inStock.includes(serials[shipped]!), inStock.includes(serials[1 - shipped]!)]).toEqual([false, true]);
+    stock.push(serials[1 - shipped]!);
   });
 
   it('R2, C6, X2: the console warns with the address and asks for the confirmation; a form sent without the box is refused on the page; with it the card ships', async () => {
