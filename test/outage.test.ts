@@ -15,7 +15,7 @@ import { TestPhone, tokenIn } from './support/phone.js';
 import type { CardFile } from '../src/devices/devices.js';
 
 // each case runs several `sls` processes (about a second each, more on a loaded machine)
-vi.setConfig({ testTimeout: 90_000 });
+vi.setConfig({ testTimeout: 180_000 });
 
 interface Reply {
   status: number;
@@ -34,8 +34,8 @@ async function call(url: string, body?: unknown, token?: string): Promise<Reply>
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls `check` (bounded) until it holds. */
-async function until(what: string, check: () => Promise<boolean>, tries = 150): Promise<void> {
+/** Polls `check` (bounded: 60 s, for a loaded two-core machine running the whole suite) until it holds. */
+async function until(what: string, check: () => Promise<boolean>, tries = 300): Promise<void> {
   for (let i = 0; i < tries; i++) {
     if (await check().catch(() => false)) return;
     await sleep(200);
