@@ -1020,7 +1020,8 @@ async function main(): Promise<void> {
       ...(approval
         ? [
             latencyRow('5  approval sent → waiting login page told (1 at a time)', approval.toPageNotified),
-            latencyRow('5  approval sent → login page has its session', approval.toSession),
+            latencyRow('5  approval sent → login page has its session (long poll, then claim)', approval.toSession),
+            latencyRow('5  approval sent → waiting claim has the session (POST …/session?wait)', approval.toSessionWaitingClaim),
             latencyRow('5  bare endpoint: GET /api/v1/health (1 at a time)', approval.health),
           ]
         : []),
@@ -1039,7 +1040,13 @@ async function main(): Promise<void> {
           ...(secondRatio !== null ? [['second-factor responses/s ÷ health/s', percent(secondRatio), '(reported)']] : []),
           ...(enumeration ? [['L1: p50 existing ÷ p50 unknown user', enumeration.ratio.toFixed(3), '≈ 1.0']] : []),
           ...(lock ? [['L1, N1: p50 10th wrong password, existing ÷ unknown (slow relay)', lock.ratio.toFixed(3), '≈ 1.0']] : []),
-          ...(approval ? [['K3: p50 approval → session ÷ p50 health', approval.ratioP50.toFixed(2), '(reported; 3 requests in the path)']] : []),
+          ...(approval
+            ? [
+                ['K3: p50 approval → session ÷ p50 health', approval.ratioP50.toFixed(2), '(reported; 3 requests in the path)'],
+                ['K3: p50 approval → session, waiting claim ÷ p50 health', approval.waitingClaimRatioP50.toFixed(2), '(reported; 2 requests in the path)'],
+                ['K3: p99 approval → session, waiting claim', `${formatNumber(approval.toSessionWaitingClaim.p99Ms)} ms`, '≤ 5 ms'],
+              ]
+            : []),
           ...extra.ratios,
           ...(logins
             ? [
@@ -1159,6 +1166,7 @@ async function main(): Promise<void> {
         enumerationP50ExistingPerUnknown: enumeration?.ratio ?? null,
         lockP50ExistingPerUnknownSlowRelay: lock?.ratio ?? null,
         approvalToSessionP50PerHealthP50: approval?.ratioP50 ?? null,
+        approvalToSessionWaitingClaimP50PerHealthP50: approval?.waitingClaimRatioP50 ?? null,
         argon2CpuShareOfServerLoginCpu: argon2ShareOfServer === null ? null : round(argon2ShareOfServer, 4),
         benchProcessShareOfLoginCpu: clientShare === null ? null : round(clientShare, 4),
       },
@@ -1318,6 +1326,12 @@ function extraSections(r: {
               lp.approval.toSession.p50Ms,
               lp.approval.toSession.p99Ms,
               `${lp.approval.toSession.n}`,
+            ],
+            [
+              `8  approval sent → waiting claim has the session, ${waiting}`,
+              lp.approval.toSessionWaitingClaim.p50Ms,
+              lp.approval.toSessionWaitingClaim.p99Ms,
+              `${lp.approval.toSessionWaitingClaim.n}`,
             ],
             [`8  bare endpoint: GET /api/v1/health (1 at a time), ${waiting}`, lp.approval.health.p50Ms, lp.approval.health.p99Ms, `${lp.approval.health.n}`],
           ],

@@ -453,6 +453,78 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(Date.now() - started).toBeLessThan(10 * SECOND);
   });
 
+  it("K3: a waiting claim is the page's live connection and takes the session the moment the phone approves: one request", async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const login = await startLogin(h.app, user.username);
+    const request = await app.request(user.username);
+    const claimWaits = (claimToken: string) =>
+      fetch(`${base}/api/v1/login/${login.body.id}/session?wait=20`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ claimToken }),
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as { state: string; session?: { token: string }; error?: { code: string } } }));
+    // the claim token is checked before it waits: a stranger is refused at once, not held
+    const stranger = await claimWaits('x'.repeat(43));
+    expect([stranger.status, stranger.body.error?.code]).toEqual([403, 'CLAIM_REFUSED']);
+    const started = Date.now();
+    const waiting = claimWaits(login.body.claimToken as string);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await app.approve(request, login.body.challenge.number);
+    const taken = await waiting;
+    expect(taken.status).toBe(200);
+    expect(taken.body.state).toBe('done');
+    expect((await get(h.app, '/api/v1/session', bearer(taken.body.session!.token))).status).toBe(200);
+    // woken, not timed out (20 s); and once: the page's own claim finds it taken
+    expect(Date.now() - started).toBeLessThan(10 * SECOND);
+    expect((await claimSession(h.app, login)).body.error.code).toBe('FLOW_EXPIRED');
+  });
+
+  it('K3: a waiting claim whose client went away takes nothing: the session is still there for the page', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const login = await startLogin(h.app, user.username);
+    const request = await app.request(user.username);
+    const gone = new AbortController();
+    const abandoned = fetch(`${base}/api/v1/login/${login.body.id}/session?wait=20`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ claimToken: login.body.claimToken }),
+      signal: gone.signal,
+    }).catch((error: unknown) => error);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    gone.abort();
+    await abandoned;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await app.approve(request, login.body.challenge.number);
+    expect((await claimSession(h.app, login)).status).toBe(200);
+  });
+
+  it('K3, K13: a waiting claim ends at once with 410 when the phone denies, and 409 FLOW_STATE when still not approved at its end', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const login = await startLogin(h.app, user.username);
+    const request = await app.request(user.username);
+    const unanswered = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/login/${login.body.id}/session?wait=1`,
+      payload: { claimToken: login.body.claimToken },
+    });
+    expect([unanswered.statusCode, unanswered.json().error.code]).toEqual([409, 'FLOW_STATE']);
+    const waiting = fetch(`${base}/api/v1/login/${login.body.id}/session?wait=20`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ claimToken: login.body.claimToken }),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await app.deny(request);
+    const denied = await waiting;
+    expect([denied.status, ((await denied.json()) as { error: { code: string } }).error.code]).toEqual([410, 'FLOW_EXPIRED']);
+  });
+
   it('K5, L4: concurrent approvals and concurrent claims: one wins', async () => {
     const user = await smsUser(h);
     const app = phone();

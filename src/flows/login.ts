@@ -522,12 +522,26 @@ export class LoginFlows {
    * ("the login proceeds by itself"). Once: a second claim finds the flow
    * done. Only with the claim token given to whoever started the login: an
    * approval never hands a session to someone who merely knows the flow id.
+   * With `wait.ms`, the claim is also the page's live connection: it waits
+   * (at most that long) for the phone, and takes the session as soon as
+   * the approval is in, one request instead of a wait and a claim. A claim
+   * whose client went away meanwhile (`wait.abort`) takes nothing.
    */
-  async claim(flowId: string, claimToken: string, meta: RequestMeta): Promise<{ flow: FlowView; session: IssuedSession }> {
-    const row = await this.row(flowId);
+  async claim(
+    flowId: string,
+    claimToken: string,
+    meta: RequestMeta,
+    wait: { ms: number; abort?: AbortSignal } = { ms: 0 },
+  ): Promise<{ flow: FlowView; session: IssuedSession }> {
+    let row = await this.row(flowId);
     if (!row.claim_hash || !constantTimeEqual(this.claimHash(claimToken), row.claim_hash)) {
       await this.deps.audit.record({ event: 'login.claim_refused', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId } });
       throw new SlsError('CLAIM_REFUSED');
+    }
+    if (wait.ms > 0 && row.state === 'second_factor') {
+      await this.deps.pushRequests.waitForPhone(() => this.row(flowId), wait.ms, wait.abort);
+      if (wait.abort?.aborted) throw new SlsError('FLOW_STATE', { reason: 'not_approved' });
+      row = await this.row(flowId);
     }
     const { device, scope } = await this.deps.pushRequests.approval(row, row.app);
     const now = this.deps.clock.now();

@@ -83,14 +83,27 @@ export function loginApi(services: Services): FastifyPluginAsync {
           description:
             'Once the flow is `approved`, the session is created (also set as a cookie), once, for the holder of the ' +
             "login's `claimToken`. 403 CLAIM_REFUSED (not the token of this login), 409 FLOW_STATE (not approved yet), " +
-            '410 FLOW_EXPIRED (denied, expired, or already taken); 409 DEVICE_NOT_AVAILABLE when the phone was revoked or reported lost since it approved (L8).',
+            '410 FLOW_EXPIRED (denied, expired, or already taken); 409 DEVICE_NOT_AVAILABLE when the phone was revoked or reported lost since it approved (L8). ' +
+            'With `wait` (seconds, at most 25) the claim is also the live connection of the login waiting for the phone: it answers as soon as ' +
+            'the phone approved, with the session (one request instead of `GET ?wait` then this), or 410 as soon as it was denied or expired, ' +
+            'or 409 FLOW_STATE when still not approved after `wait`. The claim token is checked before it waits.',
           params: FlowParams,
+          querystring: WaitQuery,
           body: ClaimBody,
           response: { 200: DoneSchema, 400: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema },
         },
       },
       async (request, reply) => {
-        const { flow, session } = await services.login.claim(request.params.flowId, request.body.claimToken, requestMeta(request));
+        const wait = request.query.wait ?? 0;
+        const abort = new AbortController();
+        if (wait > 0) {
+          reply.raw.once('close', () => abort.abort());
+          reply.header('cache-control', 'no-store');
+        }
+        const { flow, session } = await services.login.claim(request.params.flowId, request.body.claimToken, requestMeta(request), {
+          ms: wait * 1000,
+          abort: abort.signal,
+        });
         setSessionCookie(reply, services.config, session, services.clock.now());
         return { ...flow, session: sessionToken(session) };
       },
