@@ -513,8 +513,8 @@ export class LoginFlows {
    * after `waitMs`, with the flow as it is then.
    */
   async wait(flowId: string, waitMs: number, abort?: AbortSignal): Promise<FlowView> {
-    await this.deps.pushRequests.waitForPhone(() => this.row(flowId), waitMs, abort);
-    return this.get(flowId);
+    const row = (await this.deps.pushRequests.waitForPhone(() => this.row(flowId), waitMs, abort)) ?? (await this.row(flowId));
+    return this.view(row, await this.devicesOf(row));
   }
 
   /**
@@ -539,9 +539,9 @@ export class LoginFlows {
       throw new SlsError('CLAIM_REFUSED');
     }
     if (wait.ms > 0 && row.state === 'second_factor') {
-      await this.deps.pushRequests.waitForPhone(() => this.row(flowId), wait.ms, wait.abort);
+      const ended = await this.deps.pushRequests.waitForPhone(() => this.row(flowId), wait.ms, wait.abort);
       if (wait.abort?.aborted) throw new SlsError('FLOW_STATE', { reason: 'not_approved' });
-      row = await this.row(flowId);
+      row = ended ?? (await this.row(flowId));
     }
     const { device, scope } = await this.deps.pushRequests.approval(row, row.app);
     const now = this.deps.clock.now();

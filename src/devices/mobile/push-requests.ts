@@ -404,12 +404,13 @@ export class PushRequests {
    * The live connection of a page waiting for the phone (K3): returns when
    * the flow `read` gives no longer waits for it (approved, denied, answered,
    * expired, or its prompt changed) or after `waitMs`; at once for a flow
-   * that does not wait for the phone.
+   * that does not wait for the phone. The flow as it last read it, when
+   * it no longer waits (null: still waiting, or the wait was aborted).
    */
-  async waitForPhone(read: () => Promise<FlowRow>, waitMs: number, abort?: AbortSignal): Promise<void> {
+  async waitForPhone(read: () => Promise<FlowRow>, waitMs: number, abort?: AbortSignal): Promise<FlowRow | null> {
     const first = await read();
-    if (promptOf(first)?.type !== 'push') return;
-    await this.deps.signals.waitFor(
+    if (promptOf(first)?.type !== 'push') return first;
+    return this.deps.signals.waitFor(
       [flowTopic(first.id)],
       waitMs,
       async () => {
