@@ -830,6 +830,78 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     await expectUsableAtMostOnceAndRevoked(results, deviceConfig);
   });
 
+  /**
+   * Runs `then` (to its end) once, right after the approval of a device code
+   * is written (the provider's save of the code with its account), before the
+   * approving request goes on: where a device polling at that moment, from any
+   * process, lands. A hook on the store's statements, not a timing.
+   */
+  function whenDeviceApproved(then: () => Promise<void>): { fired: () => boolean; restore: () => void } {
+    const { store } = h.services;
+    const original = store.db;
+    let fired = false;
+    /** A statement builder whose execution runs `then` after it when it writes the approval. */
+    const watched = <B extends object>(builder: B, approval: boolean): B =>
+      new Proxy(builder, {
+        get(target, property) {
+          const value = Reflect.get(target, property, target) as unknown;
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            if (property === 'execute' || property === 'executeTakeFirst') {
+              return (async () => {
+                const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+                if (approval && !fired) {
+                  fired = true;
+                  await then();
+                }
+                return result;
+              })();
+            }
+            const row = property === 'values' ? (args[0] as { model?: string; payload?: string }) : undefined;
+            const approves = row?.model === 'DeviceCode' && typeof row.payload === 'string' && 'accountId' in JSON.parse(row.payload);
+            const out = (value as (...a: unknown[]) => unknown).apply(target, args);
+            return out !== null && typeof out === 'object' && 'execute' in out ? watched(out, approval || approves) : out;
+          };
+        },
+      });
+    store.db = new Proxy(original, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (property === 'insertInto') return (table: 'oidc_artifacts') => watched(target.insertInto(table), false);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    return { fired: () => fired, restore: () => (store.db = original) };
+  }
+
+  it('I1, L8 (RFC 8628): the device polling the very moment its approval is stored gets its tokens: the link to our session was written before (never an invalid_grant)', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const { response } = await deviceCode();
+    const polls: { status: number; body: Record<string, unknown> }[] = [];
+    // the device's poll, as another process would take it, in the gap between the approval and the rest of its request
+    const hook = whenDeviceApproved(async () => {
+      const answered = await fetch(deviceConfig.serverMetadata().token_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: response.device_code, client_id: deviceClientId }),
+      });
+      polls.push({ status: answered.status, body: (await answered.json()) as Record<string, unknown> });
+    });
+    try {
+      const done = await approveDevice(new Browser(issuer), response.user_code, holder);
+      expect(done.html).toContain('Trading desktop is signed in');
+    } finally {
+      hook.restore();
+    }
+    expect(hook.fired()).toBe(true);
+    expect(polls).toHaveLength(1);
+    expect(polls[0]!.status, JSON.stringify(polls[0]!.body)).toBe(200);
+    expect(payloadOf(polls[0]!.body.id_token as string)).toMatchObject({ sub: holder.user.id, acr: 'urn:sls:acr:strong' });
+    // the tokens stand on the login's session: the platform's refresh works, and ends with that session (L8)
+    const refreshed = await oidc.refreshTokenGrant(deviceConfig, polls[0]!.body.refresh_token as string);
+    expect(refreshed.access_token).toBeTruthy();
+  });
+
   it('I1, L8 (RFC 8628): a password reset ends the login the device was approved in: the platform is told and its refresh token stops working', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const { response, poll } = await deviceCode();
