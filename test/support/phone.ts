@@ -6,9 +6,19 @@
  */
 import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
-import { ApiError, AuthenticatorApi, type ActivationPurpose, type ActivationView, type PollResult, type PushRequest } from '../../src/mobile-app/api.js';
+import {
+  ApiError,
+  AuthenticatorApi,
+  type ActivationPurpose,
+  type ActivationView,
+  type PollResult,
+  type PushRequest,
+  type WebAuthnAssertion,
+  type WebAuthnRegistration,
+} from '../../src/mobile-app/api.js';
 import {
   activationMessage,
+  answerChallenge,
   answerMessage,
   deriveOcraKey,
   generatePhoneKeys,
@@ -22,6 +32,7 @@ import {
 } from '../../src/mobile-app/protocol.js';
 import type { User } from '../../src/identity/users.js';
 import { PASSWORD, createUser, type Harness } from './harness.js';
+import type { SoftwareAuthenticator } from './software-authenticator.js';
 
 export const APP_PIN = 'ab12';
 
@@ -85,7 +96,7 @@ export class TestPhone {
   readonly api: AuthenticatorApi;
 
   constructor(
-    base: string,
+    private readonly base: string,
     private readonly inbox: Inbox,
   ) {
     this.api = new AuthenticatorApi(base, 'en');
@@ -115,11 +126,21 @@ export class TestPhone {
     return this.api.proveActivation(view.id, { response, ...(await publicKeys(keys)) });
   }
 
-  /** The PIN and the keys of a proven activation, signed by the phone; the enrolment is kept for the username. */
-  async finish(view: ActivationView, pin = APP_PIN): Promise<Enrolment> {
+  /**
+   * The PIN and the keys of a proven activation, signed by the phone; the enrolment is kept for the username.
+   * `biometric`: fingerprint or face confirmation registered too (K3, K12), a platform credential of the app's origin.
+   */
+  async finish(view: ActivationView, pin = APP_PIN, biometric?: SoftwareAuthenticator): Promise<Enrolment> {
     const keys = await this.keysFor(view.id);
     const signature = await signAnswer(keys.signing.privateKey, activationMessage(view.id));
-    const activated = await this.api.completeActivation(view.id, { pin, ...(await publicKeys(keys)), signature, label: 'Test phone' });
+    const credential = biometric ? (biometric.register(view.webauthn, this.where()) as unknown as WebAuthnRegistration) : undefined;
+    const activated = await this.api.completeActivation(view.id, {
+      pin,
+      ...(await publicKeys(keys)),
+      signature,
+      label: 'Test phone',
+      ...(credential ? { credential } : {}),
+    });
     this.pending.delete(view.id);
     const enrolment: Enrolment = {
       username: activated.username,
@@ -133,13 +154,13 @@ export class TestPhone {
     return enrolment;
   }
 
-  /** Proves the activation with the response given (unless it is proven), then sets up keys and PIN. */
-  async complete(view: ActivationView, response: string, pin = APP_PIN): Promise<Enrolment> {
+  /** Proves the activation with the response given (unless it is proven), then sets up keys and PIN (and biometric). */
+  async complete(view: ActivationView, response: string, pin = APP_PIN, biometric?: SoftwareAuthenticator): Promise<Enrolment> {
     const current = await this.prove(view, response).catch((error: unknown) => {
       if (error instanceof ApiError && error.code === 'FLOW_STATE') return null;
       throw error;
     });
-    return this.finish(current ?? view, pin);
+    return this.finish(current ?? view, pin, biometric);
   }
 
   /** K1: an activation started, its SMS token sent to the first number on record offered; the token as it arrived. */
@@ -152,9 +173,15 @@ export class TestPhone {
   }
 
   /** K1: the whole activation by SMS token, to the first number on record offered (a recovery: with the recovery PIN, K8). */
-  async activate(username: string, options: { purpose?: ActivationPurpose; pin?: string } = {}): Promise<Enrolment> {
+  async activate(username: string, options: { purpose?: ActivationPurpose; pin?: string; biometric?: SoftwareAuthenticator } = {}): Promise<Enrolment> {
     const { view, token } = await this.tokenSent(username, options.purpose);
-    return this.complete(view, token, options.pin);
+    return this.complete(view, token, options.pin, options.biometric);
+  }
+
+  /** Where the app runs (WebAuthn binds the biometric credential to it): the server's origin. */
+  where(): { origin: string; rpId: string } {
+    const url = new URL(this.base);
+    return { origin: url.origin, rpId: url.hostname };
   }
 
   private tokens() {
@@ -192,6 +219,26 @@ export class TestPhone {
       proof,
       signature: await signAnswer(e.keys.signing.privateKey, message),
     });
+  }
+
+  /**
+   * K3, K13: the signed approval with biometric confirmation (no PIN: the proof is empty), the assertion with
+   * `counter` (the authenticator's next by default). Not sent: `send` it, once or more.
+   */
+  async biometricApproval(request: PushRequest, number: string, key: SoftwareAuthenticator, counter?: number) {
+    const e = this.enrolment(request.username);
+    const message = answerMessage(request.id, number, 'approve', '');
+    const assertion = JSON.parse(key.assert({ challenge: await answerChallenge(message) }, this.where(), counter)) as WebAuthnAssertion;
+    const answer = {
+      deviceId: e.deviceId,
+      token: e.token,
+      decision: 'approve' as const,
+      number,
+      proof: '',
+      signature: await signAnswer(e.keys.signing.privateKey, message),
+      assertion,
+    };
+    return { answer, send: () => this.api.answer(request.id, answer) };
   }
 
   /** K13: "This wasn't me". */

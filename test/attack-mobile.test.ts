@@ -1,0 +1,173 @@
+/**
+ * Attacks on the mobile authenticator's answers (K3, K4, K13) and on the
+ * counters behind them, on every database. Two answers that race are made
+ * to race at the worst moment — both checked against the same state before
+ * either is taken — by hooks on the services, never by timing. Each test
+ * names the rule it proves.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Answers, FlowAnswer } from '../src/flows/answers.js';
+import type { FlowRow } from '../src/flows/flow-rows.js';
+import { verifierContext } from '../src/flows/flow-rows.js';
+import type { MobileSecret, PushVerifier } from '../src/devices/mobile/mobile.js';
+import { ApiError } from '../src/mobile-app/api.js';
+import { DATABASES, PASSWORD, startHarness, type Harness } from './support/harness.js';
+import { claimSession, startLogin } from './support/api.js';
+import { SoftwareAuthenticator } from './support/software-authenticator.js';
+import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
+
+describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) => {
+  let h: Harness;
+  let base: string;
+
+  beforeAll(async () => {
+    h = await startHarness(database);
+    base = await listen(h);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const phone = () => new TestPhone(base, harnessInbox(h));
+
+  /**
+   * The next `count` answers checked (right or wrong) wait for one another
+   * before any of them goes on to be taken: all are checked against the same
+   * state (the flow still waiting, the same signature counter), then race to
+   * their accepting transactions.
+   */
+  function checkedTogether(count: number): { checked: () => number; restore: () => void } {
+    // the answer protocol every flow kind answers through (Answers, shared by the services)
+    const answers = (h.services.pushRequests as unknown as { deps: { answers: Answers } }).deps.answers;
+    const original = answers.answerFlow;
+    let checked = 0;
+    let release!: () => void;
+    const all = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    answers.answerFlow = function <T>(this: typeof answers, spec: FlowAnswer<T>): Promise<T> {
+      return original.call(this, {
+        ...spec,
+        check: async () => {
+          const result = await spec.check();
+          checked += 1;
+          if (checked === count) release();
+          await all;
+          return result;
+        },
+      }) as Promise<T>;
+    };
+    return { checked: () => checked, restore: () => (answers.answerFlow = original) };
+  }
+
+  /** Runs `then` (to its end) when the next push request other than `except` is about to be announced: before it supersedes the older ones (K13). */
+  function beforeAnnounced(except: string, then: (row: FlowRow) => Promise<void>): { fired: () => boolean } {
+    const pushRequests = h.services.pushRequests;
+    const original = pushRequests.announce;
+    let fired = false;
+    pushRequests.announce = async function (this: typeof pushRequests, row, language) {
+      if (row.id !== except && !fired) {
+        fired = true;
+        pushRequests.announce = original;
+        await then(row);
+      }
+      return original.call(this, row, language);
+    };
+    return { fired: () => fired };
+  }
+
+  /** The phone's id of a login's push request (a keyed digest of the flow id, which never reaches the phone). */
+  const requestIdOf = (flowId: string) => `req_${h.services.box.digest(flowId, 'push-request')}`;
+
+  /** The signature counter of the biometric credential, as stored. */
+  async function storedCounter(deviceId: string): Promise<number> {
+    return (await h.services.devices.readSecret<MobileSecret>(h.services.store.db, deviceId)).credential!.counter;
+  }
+
+  async function failuresOf(userId: string): Promise<number> {
+    return (await h.services.audit.list({ userId })).filter((e) => e.event === 'login.second_factor_failed').length;
+  }
+
+  async function flowState(flowId: string): Promise<string> {
+    return (await h.services.store.db.selectFrom('login_flows').select('state').where('id', '=', flowId).executeTakeFirstOrThrow()).state;
+  }
+
+  /** How each of the answers sent at once ended: the state it approved, or the error's code. */
+  function outcomes(results: PromiseSettledResult<{ state: string }>[]): string[] {
+    return results.map((r) => (r.status === 'fulfilled' ? r.value.state : r.reason instanceof ApiError ? r.reason.code : String(r.reason))).sort();
+  }
+
+  describe('K3, L4, D6: biometric approvals that race', () => {
+    it('K3, L4, D6: the same signed biometric approval sent twice at once, both checked before either is taken: one approves, the copy gets FLOW_EXPIRED and counts nothing', async () => {
+      const user = await smsUser(h);
+      const key = new SoftwareAuthenticator();
+      const app = phone();
+      const enrolment = await app.activate(user.username, { biometric: key });
+      const login = await startLogin(h.app, user.username, PASSWORD);
+      expect(login.body.challenge.type).toBe('push');
+      const approval = await app.biometricApproval(await app.request(user.username), login.body.challenge.number, key);
+      const gate = checkedTogether(2);
+      let results: PromiseSettledResult<{ state: string }>[];
+      try {
+        results = await Promise.allSettled([approval.send(), approval.send()]);
+      } finally {
+        gate.restore();
+      }
+      expect(gate.checked()).toBe(2);
+      expect(outcomes(results)).toEqual(['FLOW_EXPIRED', 'approved']);
+      expect(await storedCounter(enrolment.deviceId)).toBe(key.counter);
+      // the copy was no wrong answer: nothing counted towards the lock (L3)
+      expect(await failuresOf(user.id)).toBe(0);
+      const approvals = (await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'login.push_approved');
+      expect(approvals.map((e) => (e.data as { confirmedBy: string }).confirmedBy)).toEqual(['biometric']);
+      // one approval, one session
+      expect((await claimSession(h.app, login)).status).toBe(200);
+      expect((await claimSession(h.app, login)).status).not.toBe(200);
+    });
+
+    it('K3, K13, D6: approvals of two logins waiting on the phone at once, checked against the same signature counter: only one is taken, and the counter stored is its own', async () => {
+      const user = await smsUser(h);
+      const key = new SoftwareAuthenticator();
+      const app = phone();
+      const enrolment = await app.activate(user.username, { biometric: key });
+      const first = await startLogin(h.app, user.username, PASSWORD);
+      const before = await storedCounter(enrolment.deviceId);
+      const sent: Record<string, number> = {};
+      let results: PromiseSettledResult<{ state: string }>[] = [];
+      // the second login's request, the moment before it supersedes the first: the phone shows both, and the user approves both
+      const hook = beforeAnnounced(first.body.id as string, async (second) => {
+        const { requests } = await app.poll();
+        expect(requests.map((r) => r.id).sort()).toEqual([requestIdOf(first.body.id as string), requestIdOf(second.id)].sort());
+        const numbers: Record<string, string> = {
+          [first.body.id as string]: first.body.challenge.number as string,
+          [second.id]: h.services.box.openJson<PushVerifier>(second.verifier!, verifierContext(second.kind, second.id)).number,
+        };
+        const approvals = [];
+        for (const [flowId, counter] of [
+          [first.body.id as string, before + 1],
+          [second.id, before + 2],
+        ] as const) {
+          const request = requests.find((r) => r.id === requestIdOf(flowId))!;
+          sent[flowId] = counter;
+          approvals.push(await app.biometricApproval(request, numbers[flowId]!, key, counter));
+        }
+        const gate = checkedTogether(2);
+        try {
+          results = await Promise.allSettled(approvals.map((a) => a.send()));
+        } finally {
+          gate.restore();
+        }
+        expect(gate.checked()).toBe(2);
+      });
+      const second = await startLogin(h.app, user.username, PASSWORD);
+      expect(hook.fired()).toBe(true);
+      expect(outcomes(results)).toEqual(['FLOW_EXPIRED', 'approved']);
+      const states = { [first.body.id as string]: await flowState(first.body.id), [second.body.id as string]: await flowState(second.body.id) };
+      const approved = Object.keys(states).filter((id) => states[id] === 'approved');
+      expect(approved).toHaveLength(1);
+      // the counter is the approved one's: never the other's written over it (L4: a later, lower write would hide a clone)
+      expect(await storedCounter(enrolment.deviceId)).toBe(sent[approved[0]!]);
+      expect(await failuresOf(user.id)).toBe(0);
+    });
+  });
+});
