@@ -11,8 +11,9 @@ import type { FlowRow } from '../src/flows/flow-rows.js';
 import { verifierContext } from '../src/flows/flow-rows.js';
 import type { MobileSecret, PushVerifier } from '../src/devices/mobile/mobile.js';
 import { ApiError } from '../src/mobile-app/api.js';
-import { DATABASES, PASSWORD, startHarness, type Harness } from './support/harness.js';
-import { claimSession, startLogin } from './support/api.js';
+import { DATABASES, PASSWORD, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { bearer, claimSession, get, postJson, startLogin } from './support/api.js';
+import { issuePasscode } from './support/staff.js';
 import { SoftwareAuthenticator } from './support/software-authenticator.js';
 import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
 
@@ -168,6 +169,78 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       // the counter is the approved one's: never the other's written over it (L4: a later, lower write would hide a clone)
       expect(await storedCounter(enrolment.deviceId)).toBe(sent[approved[0]!]);
       expect(await failuresOf(user.id)).toBe(0);
+    });
+  });
+  describe('K3, K13: a phone approves only its own user’s requests, and only while it is active', () => {
+    /** The error a call of the app's API ended with. */
+    async function rejected(promise: Promise<unknown>): Promise<ApiError> {
+      const error = await promise.then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ApiError);
+      return error as ApiError;
+    }
+
+    it('K13, K6: another user’s phone, signing with its own keys and naming the request by its id, neither approves nor denies it; nothing is counted against the user', async () => {
+      const victim = await smsUser(h);
+      const intruder = await smsUser(h);
+      const victimPhone = phone();
+      const intruderPhone = phone();
+      await victimPhone.activate(victim.username);
+      await intruderPhone.activate(intruder.username);
+      const login = await startLogin(h.app, victim.username, PASSWORD);
+      const request = await victimPhone.request(victim.username);
+      // the intruder's phone answers the victim's request as if it were its own user's (K6: several users in one app)
+      const asIntruder = { ...request, username: intruder.username };
+      expect((await rejected(intruderPhone.approve(asIntruder, login.body.challenge.number))).code).toBe('FLOW_EXPIRED');
+      expect((await rejected(intruderPhone.deny(asIntruder))).code).toBe('FLOW_EXPIRED');
+      expect(await flowState(login.body.id)).toBe('second_factor');
+      expect(await failuresOf(victim.id)).toBe(0);
+      // the victim's own phone still approves it
+      expect((await victimPhone.approve(request, login.body.challenge.number)).state).toBe('approved');
+      expect((await claimSession(h.app, login)).status).toBe(200);
+    });
+
+    it('L8, D3, K3: a phone reported lost approves nothing, with the PIN or biometric: APP_TOKEN_INVALID, and its live connection names it revoked', async () => {
+      const user = await smsUser(h);
+      const key = new SoftwareAuthenticator();
+      const app = phone();
+      const enrolment = await app.activate(user.username, { biometric: key });
+      const agent = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user;
+      const login = await startLogin(h.app, user.username, PASSWORD);
+      const request = await app.request(user.username);
+      const biometric = await app.biometricApproval(request, login.body.challenge.number, key);
+      await issuePasscode(h.services, agent.id, user.username, 'lost');
+      expect((await h.services.devices.get(enrolment.deviceId)).state).toBe('lost');
+      expect((await rejected(app.approve(request, login.body.challenge.number))).code).toBe('APP_TOKEN_INVALID');
+      expect((await rejected(biometric.send())).code).toBe('APP_TOKEN_INVALID');
+      expect((await app.poll()).revoked).toEqual([enrolment.deviceId]);
+      expect((await claimSession(h.app, login)).status).not.toBe(200);
+      expect(await failuresOf(user.id)).toBe(0);
+    });
+
+    it('V1, K11, K3: an approved step-up request is no login, and an approved login no step-up: neither is taken for the other', async () => {
+      const user = await smsUser(h);
+      const app = phone();
+      await app.activate(user.username);
+      const login = await startLogin(h.app, user.username, PASSWORD);
+      await app.approve(await app.request(user.username), login.body.challenge.number);
+      const auth = bearer((await claimSession(h.app, login)).body.session.token as string);
+      const stepUp = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, auth);
+      expect(stepUp.body.challenge.type).toBe('push');
+      const request = await app.request(user.username);
+      expect(request.kind).toBe('step_up');
+      await app.approve(request, stepUp.body.challenge.number);
+      // the approved step-up taken as a login, with the claim token of a login of the user's
+      const second = await startLogin(h.app, user.username, PASSWORD);
+      const asLogin = await postJson(h.app, `/api/v1/login/${stepUp.body.id as string}/session`, { claimToken: second.body.claimToken });
+      expect([asLogin.status, asLogin.body.error.code]).toEqual([404, 'FLOW_NOT_FOUND']);
+      // an approved login taken as the session's step-up
+      await app.approve(await app.request(user.username), second.body.challenge.number);
+      const asStepUp = await postJson(h.app, `/api/v1/step-up/${second.body.id as string}/complete`, {}, auth);
+      expect([asStepUp.status, asStepUp.body.error.code]).toEqual([404, 'FLOW_NOT_FOUND']);
+      expect((await get(h.app, '/api/v1/session', auth)).body.verifiedAt).toBeNull();
     });
   });
 });
