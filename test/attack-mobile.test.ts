@@ -12,10 +12,11 @@ import { verifierContext } from '../src/flows/flow-rows.js';
 import type { MobileSecret, PushVerifier } from '../src/devices/mobile/mobile.js';
 import { ApiError } from '../src/mobile-app/api.js';
 import { DATABASES, PASSWORD, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { bearer, claimSession, get, postJson, startLogin } from './support/api.js';
+import { bearer, claimSession, get, loginSession, postJson, startLogin, withCard } from './support/api.js';
+import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import { issuePasscode } from './support/staff.js';
-import { SoftwareAuthenticator } from './support/software-authenticator.js';
-import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
+import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
+import { TestPhone, harnessInbox, listen, newMobile, smsUser } from './support/phone.js';
 
 describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) => {
   let h: Harness;
@@ -91,6 +92,21 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
 
   async function flowState(flowId: string): Promise<string> {
     return (await h.services.store.db.selectFrom('login_flows').select('state').where('id', '=', flowId).executeTakeFirstOrThrow()).state;
+  }
+
+  /** The error a call of the app's API ended with. */
+  async function rejected(promise: Promise<unknown>): Promise<ApiError> {
+    const error = await promise.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ApiError);
+    return error as ApiError;
+  }
+
+  /** The user's devices, as `type:state`. */
+  async function deviceStates(userId: string): Promise<string[]> {
+    return (await h.services.devices.listForUser(userId)).map((d) => `${d.type}:${d.state}`).sort();
   }
 
   /** How each of the answers sent at once ended: the state it approved, or the error's code. */
@@ -172,16 +188,6 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
     });
   });
   describe('K3, K13: a phone approves only its own user’s requests, and only while it is active', () => {
-    /** The error a call of the app's API ended with. */
-    async function rejected(promise: Promise<unknown>): Promise<ApiError> {
-      const error = await promise.then(
-        () => null,
-        (e: unknown) => e,
-      );
-      expect(error).toBeInstanceOf(ApiError);
-      return error as ApiError;
-    }
-
     it('K13, K6: another user’s phone, signing with its own keys and naming the request by its id, neither approves nor denies it; nothing is counted against the user', async () => {
       const victim = await smsUser(h);
       const intruder = await smsUser(h);
@@ -241,6 +247,45 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       const asStepUp = await postJson(h.app, `/api/v1/step-up/${second.body.id as string}/complete`, {}, auth);
       expect([asStepUp.status, asStepUp.body.error.code]).toEqual([404, 'FLOW_NOT_FOUND']);
       expect((await get(h.app, '/api/v1/session', auth)).body.verifiedAt).toBeNull();
+    });
+  });
+  describe('K7, X7, D6: a security key protects the authenticator’s activation as a card does', () => {
+    it('K7, X7, D6: a security key holder with a verified number activates the authenticator with the key, not an SMS token: a password and a SIM swap never bring a phone in', async () => {
+      const agent = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user;
+      const { user, card } = await createUserWithCard(h.services);
+      const auth = await loginSession(h.app, user.username, withCard(card), { stepUp: true });
+      const key = new SoftwareAuthenticator();
+      const where = relyingPartyOf(h.services.config);
+      const keyId = await registerSecurityKey(h.app, auth, key, where);
+      // the card is stolen: the key is the user's one device; a number is verified on record (no SMS device: the key protects)
+      const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
+      await h.services.dscPlusRequests.reportLost({ staffUserId: agent.id }, dsc.id, 'stolen');
+      const meta = { ip: null, language: 'en' as const };
+      const number = await h.services.phones.add(user.id, newMobile(), 'test', null);
+      await h.services.phones.sendConfirmCode(user.id, number.id, meta);
+      const [message] = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'confirmCode');
+      await h.services.phones.confirm(user.id, number.id, /\b(\d{6})\b/.exec(message!.body)![1]!, meta);
+      expect(await deviceStates(user.id)).toEqual(['dscplus:lost', 'security_key:active']);
+
+      // the password and a token to the number would do: the key must answer instead
+      const app = phone();
+      const view = await app.start(user.username);
+      expect([view.proof, view.challenge?.type]).toEqual(['device', 'webauthn']);
+      expect(view.phones).toEqual([]);
+      expect((await rejected(app.api.sendToken(view.id, { phoneId: number.id }))).code).toBe('FLOW_STATE');
+      const options = (view.challenge as unknown as { options: { challenge: string } }).options;
+      // another key's assertion proves nothing (counted, L3)
+      const wrong = await rejected(app.prove(view, new SoftwareAuthenticator().assert(options, where)));
+      expect([wrong.code, wrong.body.error.attemptsLeft]).toEqual(['ACTIVATION_PROOF_FAILED', 2]);
+      const right = key.assert(options, where);
+      const enrolment = await app.complete(view, right);
+      expect((await h.services.devices.get(enrolment.deviceId)).state).toBe('active');
+      expect(await deviceStates(user.id)).toEqual(['dscplus:lost', 'mobile:active', 'security_key:active']);
+      // the key's counter moved with the proof (D6), and its assertion is used up (L4)
+      expect((await h.services.devices.readSecret<{ counter: number }>(h.services.store.db, keyId)).counter).toBe(key.counter);
+      const again = await app.start(user.username, 'migrate');
+      expect(again.challenge?.type).toBe('webauthn');
+      expect((await rejected(app.prove(again, right))).code).toBe('ACTIVATION_PROOF_FAILED');
     });
   });
 });

@@ -259,6 +259,14 @@ export interface DeviceKind {
    * migrated or recovered (K7, K8).
    */
   physical?: boolean;
+  /**
+   * K7, K8, X7: a device that is not physical (never shared, H) but proves
+   * possession as a physical one does when the mobile authenticator is
+   * activated, migrated or recovered: a security key (D6), with its
+   * assertion. A password and a number on record never move its protection
+   * to a phone.
+   */
+  provesPossession?: boolean;
   /** W1: the limits while this kind is the user's strongest permanent device; temporary kinds have none. */
   withdrawalRow?: WithdrawalRow;
   /**

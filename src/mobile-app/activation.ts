@@ -20,7 +20,7 @@
 import type { Activated, ActivationPurpose, ActivationView, ApiError, AuthenticatorApi, WebAuthnRegistration } from './api.js';
 import { activationMessage, deriveOcraKey, generatePhoneKeys, pinProblem, publicKeys, signAnswer, type PhoneKeys } from './protocol.js';
 import { saveEnrolment } from './storage.js';
-import { biometricAvailable, createCredential } from './webauthn.js';
+import { biometricAvailable, createCredential, securityKeyAssertion } from './webauthn.js';
 import { busy, byId, errorText, hasCode, input, say, t } from './dom.js';
 import { showMain } from './screens.js';
 
@@ -250,14 +250,19 @@ export class ActivationWizard {
     token.inputMode = 'numeric';
     const challenge = view.challenge;
     const device = byId('act-device');
-    device.hidden = view.proof !== 'device' || !challenge || challenge.type === 'sms';
+    // K7, D6: a security key is touched, nothing is typed
+    const securityKey = challenge?.type === 'webauthn';
+    token.parentElement!.hidden = securityKey;
+    if (securityKey) this.notice(t('authenticator.activation.securityKey'));
+    device.hidden = view.proof !== 'device' || !challenge || challenge.type === 'sms' || securityKey;
     if (challenge?.type === 'ocra') byId('act-challenge').textContent = challenge.question;
     else if (challenge?.type === 'index')
       byId('act-challenge').textContent = t('authenticator.activation.indexes', { first: challenge.indexes[0], second: challenge.indexes[1] });
     else if (challenge?.type === 'otp') byId('act-challenge').textContent = t('authenticator.activation.otp');
     else byId('act-challenge').textContent = '';
     this.step('token');
-    token.focus();
+    if (securityKey) byId('act-token-continue').focus();
+    else token.focus();
   }
 
   /** The token (or the device's response) goes to the server first; the PIN screen comes only once it is right. */
@@ -266,12 +271,15 @@ export class ActivationWizard {
     if (!view) return;
     this.error('');
     this.notice('');
-    if (!this.required('act-token')) return;
+    const securityKey = view.challenge?.type === 'webauthn' ? view.challenge.options : null;
+    if (!securityKey && !this.required('act-token')) return;
     let typeAgain = false;
     await busy(byId('act-step-token'), async () => {
       try {
         this.keys ??= await generatePhoneKeys();
-        this.view = await this.context.api.proveActivation(view.id, { response: input('act-token').value.trim(), ...(await publicKeys(this.keys)) });
+        // K7, D6: a security key answers with its assertion, as JSON
+        const response = securityKey ? JSON.stringify(await securityKeyAssertion(securityKey)) : input('act-token').value.trim();
+        this.view = await this.context.api.proveActivation(view.id, { response, ...(await publicKeys(this.keys)) });
       } catch (error) {
         if (hasCode(error, 'FLOW_STATE')) {
           // proven already (a second tap): the PIN comes next
@@ -281,7 +289,7 @@ export class ActivationWizard {
         const usedUp = hasCode(error, 'ACTIVATION_PROOF_FAILED') && (error as ApiError).body.error.attemptsLeft === 0;
         if (usedUp || hasCode(error, ...RESTART)) this.restart();
         this.error(errorText(error));
-        typeAgain = !usedUp && !hasCode(error, ...RESTART);
+        typeAgain = !usedUp && !hasCode(error, ...RESTART) && !securityKey;
         return;
       }
       input('act-token').value = '';

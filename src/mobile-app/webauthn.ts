@@ -63,14 +63,29 @@ export async function createCredential(options: WebAuthnCreationOptions): Promis
 }
 
 /** An assertion with user verification over a challenge (base64url), by the credential registered at activation. */
-export async function getAssertion(credentialId: string, challenge: string, rpId: string | null): Promise<WebAuthnAssertion> {
-  const publicKey: PublicKeyCredentialRequestOptions = {
+export function getAssertion(credentialId: string, challenge: string, rpId: string | null): Promise<WebAuthnAssertion> {
+  return assertion({
     challenge: fromBase64Url(challenge),
     allowCredentials: [{ type: 'public-key', id: fromBase64Url(credentialId) }],
     userVerification: 'required',
     timeout: 60_000,
     ...(rpId ? { rpId } : {}),
-  };
+  });
+}
+
+/** K7, D6: a security key's assertion for the options of the server's challenge (navigator.credentials.get, base64url fields). */
+export function securityKeyAssertion(options: Record<string, unknown>): Promise<WebAuthnAssertion> {
+  const allowed = Array.isArray(options.allowCredentials) ? (options.allowCredentials as { id: string; transports?: AuthenticatorTransport[] }[]) : [];
+  return assertion({
+    challenge: fromBase64Url(String(options.challenge)),
+    allowCredentials: allowed.map((c) => ({ type: 'public-key', id: fromBase64Url(c.id), ...(c.transports ? { transports: c.transports } : {}) })),
+    userVerification: (options.userVerification as UserVerificationRequirement | undefined) ?? 'preferred',
+    ...(typeof options.timeout === 'number' ? { timeout: options.timeout } : {}),
+    ...(typeof options.rpId === 'string' ? { rpId: options.rpId } : {}),
+  });
+}
+
+async function assertion(publicKey: PublicKeyCredentialRequestOptions): Promise<WebAuthnAssertion> {
   const credential = (await navigator.credentials.get({ publicKey })) as PublicKeyCredential | null;
   if (!credential) throw new DOMException('no credential', 'NotAllowedError');
   const response = credential.response as AuthenticatorAssertionResponse;

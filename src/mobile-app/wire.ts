@@ -25,7 +25,9 @@ export type ActivationChallenge =
   | { type: 'ocra'; question: string; digits: number }
   | { type: 'index'; indexes: [number, number] }
   /** K7: a Platinum or Gold token: the code it shows, nothing to type into it. */
-  | { type: 'otp'; digits: number };
+  | { type: 'otp'; digits: number }
+  /** K7, D6: a security key: the options of navigator.credentials.get (base64url fields); its assertion, as JSON, is the response. */
+  | { type: 'webauthn'; options: Record<string, unknown> };
 
 export interface ActivationView {
   id: string;

@@ -79,7 +79,7 @@ export interface PhoneChoice {
 
 type ActivationChallenge =
   | { type: 'sms'; to: string; channel: 'sms'; delivery: 'sent' | 'failed'; resendAfter: string; digits: number }
-  | Extract<Prompt, { type: 'ocra' } | { type: 'index' } | { type: 'otp' }>;
+  | Extract<Prompt, { type: 'ocra' } | { type: 'index' } | { type: 'otp' } | { type: 'webauthn' }>;
 
 export interface ActivationView {
   id: string;
@@ -286,8 +286,11 @@ export class MobileEnrolment {
       const current = await this.activeMobile(user.id);
       if (input.purpose === 'activate' && current) throw new SlsError('MOBILE_ALREADY_ACTIVE');
       if (input.purpose !== 'activate' && !current) throw new SlsError('MOBILE_NOT_ACTIVE');
-      // K7: an active physical device (the kind's `physical`) answers instead of an SMS token: a password and a number on record never move its protection to a phone
-      const physical = (await devices.activeForUser(user.id, null)).find((d) => this.deps.deviceKind(d.type).physical === true);
+      // K7: an active physical device (the kind's `physical`), else a security key (`provesPossession`, D6), answers instead of an
+      // SMS token: a password and a number on record never move its protection to a phone
+      const active = await devices.activeForUser(user.id, null);
+      const physical =
+        active.find((d) => this.deps.deviceKind(d.type).physical === true) ?? active.find((d) => this.deps.deviceKind(d.type).provesPossession === true);
       const verifier: ActivationVerifier = { webauthnChallenge: newToken() };
       let state: ActivationState;
       let deviceId: string | null = null;

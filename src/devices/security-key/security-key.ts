@@ -67,6 +67,8 @@ export const securityKey: DeviceKind = {
   // a key suspended as cloned must not bring itself back: the user registers a new one
   // a key suspended as cloned would prove itself: it is removed and registered again instead
   capabilities: {},
+  // K7, X7: a key answers the authenticator's activation, migration and recovery instead of an SMS token
+  provesPossession: true,
   // docs/decisions/0014-security-keys.md: between the DSC+ and the mobile authenticator, with the authenticator's W1 row
   strength: 80,
   amr: ['hwk'],

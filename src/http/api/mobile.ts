@@ -12,6 +12,7 @@ import type { Services } from '../../services.js';
 import { acceptSubscription } from '../../push/subscription.js';
 import type { WebOrigin } from '../../devices/mobile/webauthn.js';
 import { FLOW_ERRORS } from '../errors.js';
+import { answerText } from './schemas.js';
 import { requestMeta } from '../session-cookie.js';
 
 const Base64Url = z
@@ -30,14 +31,18 @@ export const ActivationSchema = z
     username: z.string(),
     proof: z
       .enum(['sms', 'device'])
-      .describe('The proof of possession: sms, an activation token by SMS to a number on record; device, the answer of the active physical device'),
+      .describe(
+        'The proof of possession: sms, an activation token by SMS to a number on record; device, the answer of the active physical device, or of a security key',
+      ),
     phones: z
       .array(z.object({ id: z.string(), number: z.string().describe('masked'), verified: z.boolean() }))
       .describe('The numbers on record the token may go to'),
     challenge: z
-      .looseObject({ type: z.enum(['sms', 'ocra', 'index', 'otp']) })
+      .looseObject({ type: z.enum(['sms', 'ocra', 'index', 'otp', 'webauthn']) })
       .nullable()
-      .describe("The SMS sent (type sms), or the physical device's challenge (ocra, index; otp: the code a token shows)"),
+      .describe(
+        "The SMS sent (type sms), or the physical device's challenge (ocra, index; otp: the code a token shows), or a security key's (webauthn: the options of navigator.credentials.get)",
+      ),
     expiresAt: z.string(),
     attemptsLeft: z.number().int(),
     proven: z.boolean().describe("The activation token (or the device's answer) was accepted: the PIN comes next, within expiresAt"),
@@ -87,7 +92,7 @@ export const StartActivationBody = z.object({
 });
 export const SendTokenBody = z.object({ phoneId: z.string().max(64) });
 export const ProveActivationBody = z.object({
-  response: z.string().min(1).max(64),
+  response: answerText(1),
   signingKey: PublicJwkSchema,
   agreementKey: PublicJwkSchema,
 });
@@ -160,7 +165,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           description:
             "Username and password first (the login's lock and answers: 401 INVALID_CREDENTIALS, 423 LOCKED). Then a proof of possession, named in " +
             '`proof` (X7: no second factor is bound by the password alone): an activation token by SMS to a number on record, or the answer of an ' +
-            'active physical device. 403 NO_ACTIVE_DEVICE (reason no_number) when neither exists: client services put a number on record. ' +
+            'active physical device, else of an active security key (its assertion, K7). 403 NO_ACTIVE_DEVICE (reason no_number) when neither exists: client services put a number on record. ' +
             '409 MOBILE_ALREADY_ACTIVE (activate when one is active: migrate instead), 409 MOBILE_NOT_ACTIVE (migrate or recover with none), ' +
             '403 RECOVERY_BLOCKED, 429 TOO_MANY_FLOWS.',
           body: StartActivationBody,
@@ -196,7 +201,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           tags: ['mobile authenticator'],
           summary: "The activation token (or the physical device's answer), checked before the PIN is chosen (K1, K7, K8)",
           description:
-            "`response` is the activation token or the physical device's answer; `signingKey` and `agreementKey` are the public keys the phone " +
+            "`response` is the activation token or the physical device's answer (a security key's: its assertion as JSON, at most 8 KB); `signingKey` and `agreementKey` are the public keys the phone " +
             'made for this activation: only they may finish it. A right proof answers the activation with `proven: true` and 3 answers for the ' +
             'PIN step, until `expiresAt`. A wrong one: 401 ACTIVATION_PROOF_FAILED with attemptsLeft (3 in all, each counted towards the lock, L3; ' +
             'reason used_up after the third). Copies of a right proof sent at once: one is accepted, the others get 410 FLOW_EXPIRED and count ' +
