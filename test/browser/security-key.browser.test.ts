@@ -16,6 +16,7 @@ import type { Browser, Page } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from '../support/harness.js';
 import { launchChromium, navigation, shownChallenge, stepUpOnPage } from '../support/browser.js';
+import { newMobile } from '../support/phone.js';
 
 describe.skipIf(!chromiumAvailable)('D6: security keys in real Chromium (virtual authenticator)', () => {
   let h: Harness;
@@ -138,4 +139,43 @@ describe.skipIf(!chromiumAvailable)('D6: security keys in real Chromium (virtual
       await context.close();
     },
   );
+  it('K7, X7, D6: the authenticator app is activated with the key (navigator.credentials.get in the app), never with an SMS token to the verified number', async () => {
+    const { context, page, user } = await onSettingsPage({ residentKey: false, userVerification: true });
+    await page.locator('#security-key-name').fill('Blue key');
+    await navigation(page, () => page.locator('#security-key-submit').click());
+    const [key] = await h.services.securityKeys.list(user.id);
+    // the card is stolen; a number is verified on record: the key alone protects
+    const agent = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user;
+    const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
+    await h.services.dscPlusRequests.reportLost({ staffUserId: agent.id }, dsc.id, 'stolen');
+    const meta = { ip: null, language: 'en' as const };
+    const number = await h.services.phones.add(user.id, newMobile(), 'test', null);
+    await h.services.phones.sendConfirmCode(user.id, number.id, meta);
+    const [message] = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'confirmCode');
+    await h.services.phones.confirm(user.id, number.id, /\b(\d{6})\b/.exec(message!.body)![1]!, meta);
+
+    // the app, in the same page (the virtual key is the page's): Add user → password → the key, touched → PIN
+    const app = page;
+    await app.goto('/app');
+    await app.locator('html[data-ready=true]').waitFor();
+    await app.locator('#add-user').click();
+    await app.locator('#act-username').fill(user.username);
+    await app.locator('#act-password').fill(PASSWORD);
+    await app.locator('#act-continue').click();
+    await app.locator('#act-step-token').waitFor();
+    expect(await app.locator('#act-step-phone').isVisible()).toBe(false);
+    expect(await app.locator('#act-token').isVisible()).toBe(false);
+    await app.locator('#act-token-continue').click();
+    await app.locator('#act-step-pin').waitFor();
+    await app.locator('#act-pin').fill('k3y42');
+    await app.locator('#act-pin-again').fill('k3y42');
+    await app.locator('#act-activate').click();
+    await app.locator('#act-done').waitFor();
+    const devices = (await h.services.devices.listForUser(user.id)).map((d) => `${d.type}:${d.state}`).sort();
+    expect(devices).toEqual(['dscplus:lost', 'mobile:active', 'security_key:active']);
+    const proven = (await h.services.audit.list({ userId: user.id })).find((e) => e.event === 'mobile.token_proven');
+    expect(proven?.data).toMatchObject({ proof: 'device' });
+    expect(key?.state).toBe('active');
+    await context.close();
+  });
 });
