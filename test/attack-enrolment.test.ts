@@ -19,8 +19,9 @@ import {
   startHarness,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, claimSession, get, indexAnswerOf, postJson, startLogin, stepUp } from './support/api.js';
+import { answer, bearer, claimSession, get, indexAnswerOf, loginSession, postJson, startLogin, stepUp, withCard, type Json } from './support/api.js';
 import { issuePasscode } from './support/staff.js';
+import { sharingPair } from './support/sharing.js';
 import { ApiError } from '../src/mobile-app/api.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import { SoftwareAuthenticator } from './support/software-authenticator.js';
@@ -109,6 +110,178 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       .execute();
     return rows.map((r) => r.device_id ?? 'none');
   }
+
+  /** The session behind bearer headers, as the services see it (null once ended). */
+  function sessionOf(headers: Record<string, string>) {
+    return h.services.sessions.authenticate(headers.authorization!.slice('Bearer '.length));
+  }
+
+  /** The audit entries of an event about a user. */
+  async function entries(username: string, event: string): Promise<Json[]> {
+    return (await h.services.audit.list({ username, limit: 200 })).filter((e) => e.event === event).map((e) => e.data as Json);
+  }
+
+  /**
+   * A user with a DSC+ and a Security Code Card of `REQUESTER_SCC_CODES`:
+   * a session opened with the code card, and the DSC+ used last (L6), so
+   * that the session's step-up is offered the DSC+.
+   */
+  async function cardAndCodeCard() {
+    const { user, card } = await createUserWithCard(h.services);
+    const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
+    const scc = await h.services.onlineCards.importSecurityCodeCard(user.id, `SCC-${user.username}`, REQUESTER_SCC_CODES, 'test');
+    const start = await startLogin(h.app, user.username);
+    const switched = await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: scc.id });
+    expect(switched.status, JSON.stringify(switched.body)).toBe(200);
+    const done = await answer(h.app, start.body.id, indexAnswer(switched.body.challenge));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    const headers = bearer(done.body.session.token);
+    const again = await startLogin(h.app, user.username);
+    const toCard = await postJson(h.app, `/api/v1/login/${again.body.id as string}`, { device: dsc.id });
+    expect((await answer(h.app, again.body.id, cardAnswer(card, toCard.body.challenge.question))).status).toBe(200);
+    return { user, card, dsc, scc, headers };
+  }
+
+  describe('V1, L8, C7: a step-up or a PIN change proven with a device revoked in flight verifies and changes nothing (docs/decisions/0016)', () => {
+    it('V1, L8, C5: a DSC+ reported lost after its step-up answer was checked: the session is not stepped up (409 DEVICE_NOT_AVAILABLE)', async () => {
+      const { user, card, dsc, headers } = await cardAndCodeCard();
+      const started = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, headers);
+      expect(started.body.deviceId).toBe(dsc.id);
+      const hook = revokeWhenRead('context', dsc.id, () => h.services.dscPlusRequests.reportLost({ staffUserId: agentId }, dsc.id, 'stolen'));
+      const done = await postJson(
+        h.app,
+        `/api/v1/step-up/${started.body.id as string}`,
+        { response: cardAnswer(card, started.body.challenge.question) },
+        headers,
+      );
+      expect(hook.fired()).toBe(true);
+      expect(done.status, JSON.stringify(done.body)).toBe(409);
+      expect(done.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+      // the session opened with the code card lives on, not stepped up
+      expect((await sessionOf(headers))?.verifiedAt).toBeNull();
+      expect(await entries(user.username, 'stepup.verified')).toEqual([]);
+      expect((await postJson(h.app, '/api/v1/phones', { country: 'FR', number: '612345678' }, headers)).body.error.code).toBe('STEP_UP_REQUIRED');
+    });
+
+    it("V1, H, L8: a sharing ended after the requester's step-up answer with the owner's card was checked: the requester is not stepped up", async () => {
+      const { owner, card, requester, headers } = await sharingPair(h);
+      const shared = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, headers);
+      const id = shared.body.id as string;
+      await postJson(h.app, `/api/v1/sharing/${id}/answer`, { response: cardAnswer(card, shared.body.challenge.question) }, headers);
+      expect((await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, headers)).body.state).toBe('active');
+      const ownerCard = (await h.services.devices.listForUser(owner.id)).find((d) => d.type === 'dscplus')!;
+      h.clock.advance(h.services.config.policy.stepUpFreshMs + 1000);
+      const started = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, headers);
+      expect(started.body.deviceId).toBe(ownerCard.id);
+      const hook = revokeWhenRead('context', ownerCard.id, () => h.services.sharing.cancel({ staffUserId: agentId }, id));
+      const done = await postJson(
+        h.app,
+        `/api/v1/step-up/${started.body.id as string}`,
+        { response: cardAnswer(card, started.body.challenge.question) },
+        headers,
+      );
+      expect(hook.fired()).toBe(true);
+      expect(done.status, JSON.stringify(done.body)).toBe(409);
+      expect(done.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+      const session = await sessionOf(headers);
+      expect(session).not.toBeNull();
+      expect(session!.verifiedAt! <= h.clock.now() - h.services.config.policy.stepUpFreshMs).toBe(true);
+      expect((await entries(requester.username, 'stepup.verified')).map((e) => e.flowId)).not.toContain(started.body.id);
+    });
+
+    it('V1, K11, K7, L8: a phone replaced after it approved a step-up: taking the approval verifies nothing', async () => {
+      const user = await smsUser(h);
+      const { card } = await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
+      const app = phone();
+      const view = await app.start(user.username, 'activate');
+      expect(view.proof).toBe('device');
+      const enrolment = await app.complete(view, cardAnswer(card, (view.challenge as { question: string }).question));
+      // a session opened with the DSC+; then a login approved on the phone, which is used last (L6)
+      const headers = await loginSession(h.app, user.username, withCard(card));
+      const login = await startLogin(h.app, user.username);
+      const toPhone = await postJson(h.app, `/api/v1/login/${login.body.id as string}`, { device: enrolment.deviceId });
+      await app.approve(await app.request(user.username), toPhone.body.challenge.number);
+      expect((await claimSession(h.app, login)).status).toBe(200);
+      const started = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, headers);
+      expect(started.body).toMatchObject({ deviceId: enrolment.deviceId, challenge: { type: 'push' } });
+      await app.approve(await app.request(user.username), started.body.challenge.number);
+      // the user migrates to a new phone (K7: proven with the DSC+) between the approval's read and its taking
+      const hook = revokeWhenRead('get', enrolment.deviceId, async () => {
+        const newPhone = phone();
+        const migration = await newPhone.start(user.username, 'migrate');
+        await newPhone.complete(migration, cardAnswer(card, (migration.challenge as { question: string }).question));
+      });
+      const done = await postJson(h.app, `/api/v1/step-up/${started.body.id as string}/complete`, {}, headers);
+      expect(hook.fired()).toBe(true);
+      expect((await h.services.devices.get(enrolment.deviceId)).state).not.toBe('active');
+      expect(done.status, JSON.stringify(done.body)).toBe(409);
+      expect(done.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+      expect((await sessionOf(headers))?.verifiedAt).toBeNull();
+      expect(await entries(user.username, 'stepup.verified')).toEqual([]);
+    });
+
+    it('C7, L8, C5: a DSC+ reported lost after the old PIN was proven: the PIN is not changed (409 DEVICE_NOT_AVAILABLE)', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
+      const headers = await loginSession(h.app, user.username, withCard(card), { stepUp: true });
+      const begun = await postJson(h.app, `/api/v1/devices/${dsc.id}/pin`, {}, headers);
+      expect(begun.status, JSON.stringify(begun.body)).toBe(200);
+      const hook = revokeWhenRead('context', dsc.id, () => h.services.dscPlusRequests.reportLost({ staffUserId: agentId }, dsc.id, 'stolen'));
+      const changed = await postJson(
+        h.app,
+        `/api/v1/devices/${dsc.id}/pin/${begun.body.id as string}`,
+        { response: cardAnswer(card, begun.body.challenge.question), newPin: '2468' },
+        headers,
+      );
+      expect(hook.fired()).toBe(true);
+      expect(changed.status, JSON.stringify(changed.body)).toBe(409);
+      expect(changed.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+      expect(await entries(user.username, 'device.pin_changed')).toEqual([]);
+    });
+
+    it('D4, C5, L8: a suspended DSC+ reported lost after its reactivation answer was checked is not reactivated', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
+      const { passcode } = await issuePasscode(h.services, agentId, user.username);
+      const start = await startLogin(h.app, user.username);
+      const headers = bearer((await answer(h.app, start.body.id, passcode)).body.session.token);
+      const begun = await postJson(h.app, `/api/v1/devices/${dsc.id}/activation`, {}, headers);
+      expect(begun.status, JSON.stringify(begun.body)).toBe(200);
+      const hook = revokeWhenRead('context', dsc.id, () => h.services.dscPlusRequests.reportLost({ staffUserId: agentId }, dsc.id, 'stolen'));
+      const done = await postJson(
+        h.app,
+        `/api/v1/devices/${dsc.id}/activation/${begun.body.id as string}`,
+        { response: cardAnswer(card, begun.body.challenge.question) },
+        headers,
+      );
+      expect(hook.fired()).toBe(true);
+      expect(done.status, JSON.stringify(done.body)).toBe(409);
+      expect(done.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+      expect((await h.services.devices.get(dsc.id)).state).toBe('lost');
+      expect(await deviceStates(user.id)).toContain('temp_passcode:active');
+    });
+  });
+
+  describe('X7, T3, I1: the proof of a device since revoked no longer counts', () => {
+    it('X7, T3, C5: a session stepped up with a DSC+ since reported lost has no permanent proof left, nor its acr', async () => {
+      const { user, card, dsc, headers } = await cardAndCodeCard();
+      await stepUp(h.app, headers, withCard(card));
+      const session = (await sessionOf(headers))!;
+      expect((await h.services.stepUp.lastProof(session)).device?.id).toBe(dsc.id);
+      expect((await h.services.oidc.proof(session)).acr).toBe('urn:sls:acr:strong');
+      await h.services.dscPlusRequests.reportLost({ staffUserId: agentId }, dsc.id, 'stolen');
+      // the session opened with the code card lives on; its step-up's card no longer proves anything
+      const after = (await sessionOf(headers))!;
+      expect(after).not.toBeNull();
+      expect((await h.services.stepUp.lastProof(after)).device).toBeNull();
+      expect(await h.services.stepUp.hasPermanentProof(after)).toBe(false);
+      expect((await h.services.oidc.proof(after)).acr).toBe('urn:sls:acr:password');
+      const registration = await postJson(h.app, '/api/v1/security-keys/registration', {}, headers);
+      expect(registration.status, JSON.stringify(registration.body)).toBe(403);
+      expect(registration.body.error.code).toBe('PERMANENT_DEVICE_REQUIRED');
+      expect(await deviceStates(user.id)).toEqual(['dscplus:lost', 'scc:active']);
+    });
+  });
 
   describe('L8, C5: a device revoked while a login that uses it is in flight (docs/decisions/0016)', () => {
     it('L8, C5: a DSC+ reported lost after its answer was checked: the login opens no session that outlives the report', async () => {

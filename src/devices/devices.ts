@@ -12,7 +12,7 @@ import type { AuditEvent, AuditLog } from '../audit/audit-log.js';
 import type { Executor, Store, Tx } from '../store/database.js';
 import { prepared, type Prepared } from '../store/prepared.js';
 import type { DeviceState, DevicesTable, Schema } from '../store/schema.js';
-import type { Selectable, SelectQueryBuilder, Updateable } from 'kysely';
+import type { ExpressionBuilder, Selectable, SelectQueryBuilder, Updateable } from 'kysely';
 import { allowedMove, DEVICE_TRANSITIONS, TEMPORARY_TRANSITIONS } from './transitions.js';
 import { DSCPLUS_SUITE, dscPlusSecret, type DscPlusSecret } from './dscplus/dscplus.js';
 import type { DeviceKind, DeviceKinds, ImportedKey, ImportSettings, StockItem } from './types.js';
@@ -116,26 +116,36 @@ const devicesWith = new WeakMap<OthersOf, Prepared<{ userId: string }, DeviceRow
 
 // the statements of every login, built once (issue 15)
 const deviceById = prepared<{ id: string }>()((db, p) => db.selectFrom('devices').selectAll().where('id', '=', p.id));
+/** L8, H: the device is still active, and still the user's own or shared with them (an active sharing). */
+const usableBy = (eb: ExpressionBuilder<Schema, 'devices'>, p: { id: string; userId: string }) =>
+  eb.and([
+    eb('devices.id', '=', p.id),
+    eb('devices.state', '=', 'active'),
+    eb.or([
+      eb('devices.user_id', '=', p.userId),
+      eb.exists(
+        eb
+          .selectFrom('device_sharings')
+          .select('device_sharings.id')
+          .where('device_sharings.device_id', '=', p.id)
+          .where('device_sharings.requester_id', '=', p.userId)
+          .where('device_sharings.state', '=', 'active'),
+      ),
+    ]),
+  ]);
 /** The device used by a login, if it is still active and the user's own or still shared with them (H). */
 const markDeviceUsed = prepared<{ id: string; userId: string; at: number }>()((db, p) =>
   db
     .updateTable('devices')
     .set({ last_used_at: p.at })
-    .where('id', '=', p.id)
-    .where('state', '=', 'active')
-    .where((eb) =>
-      eb.or([
-        eb('user_id', '=', p.userId),
-        eb.exists(
-          eb
-            .selectFrom('device_sharings')
-            .select('device_sharings.id')
-            .where('device_sharings.device_id', '=', p.id)
-            .where('device_sharings.requester_id', '=', p.userId)
-            .where('device_sharings.state', '=', 'active'),
-        ),
-      ]),
-    ),
+    .where((eb) => usableBy(eb, p)),
+);
+/** The device, if it is still active and the user's own or still shared with them (H). */
+const usableDevice = prepared<{ id: string; userId: string }>()((db, p) =>
+  db
+    .selectFrom('devices')
+    .selectAll()
+    .where((eb) => usableBy(eb, p)),
 );
 const consumeOne = prepared<{ deviceId: string; digest: string; expiresAt: number }>()((db, p) =>
   db
@@ -410,6 +420,16 @@ export class Devices {
    */
   async markUsed(db: Executor, deviceId: string, userId: string): Promise<boolean> {
     return (await markDeviceUsed.changed(db, { id: deviceId, userId, at: this.clock.now() })) === 1;
+  }
+
+  /**
+   * X7, T3, L8: the device, if a proof given with it still stands: it is
+   * still active and still the user's own or shared with them (H); null
+   * once it was revoked, reported lost, suspended or its sharing ended.
+   */
+  async usableBy(deviceId: string, userId: string, db: Executor = this.store.db): Promise<Device | null> {
+    const row = await usableDevice.first(db, { id: deviceId, userId });
+    return row ? this.toDevice(row) : null;
   }
 
   private async newSerial(): Promise<string> {

@@ -91,6 +91,17 @@ export interface ActivationDeps {
   sharedDevices?: SharedDevices;
 }
 
+/**
+ * L8, H (docs/decisions/0016): in the transaction that takes a proof, under
+ * the audit lock, the device as a revocation that raced the proof left it:
+ * still active and the user's own or shared with them, and marked used;
+ * otherwise 409 DEVICE_NOT_AVAILABLE and the transaction undone (nothing
+ * verified, nothing changed).
+ */
+async function assertStillUsable(devices: Devices, trx: Tx, deviceId: string, userId: string): Promise<void> {
+  if (!(await devices.markUsed(trx, deviceId, userId))) throw new SlsError('DEVICE_NOT_AVAILABLE');
+}
+
 export class DeviceActivation {
   constructor(private readonly deps: ActivationDeps) {}
 
@@ -244,7 +255,8 @@ export class DeviceActivation {
         event: proven.state === 'suspended' ? 'device.reactivated' : 'device.activated',
         ...(kind.selfActivation ? { set: { expires_at: now + kind.selfActivation.lifeMs(config.policy) } } : {}),
       });
-      if (!activated) return false;
+      // L8 (docs/decisions/0016): the device left the state it was proven in meanwhile (reported lost, revoked, activated by another proof)
+      if (!activated) throw new SlsError('DEVICE_NOT_AVAILABLE');
       // D4: a permanent device back in use ends the temporary ones, and their sessions; this session goes on with the device (L8)
       if (!kind.temporary)
         await helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'permanent device activated', trx, { id: session.id, device: proven });
@@ -268,6 +280,7 @@ export class DeviceActivation {
     const pinHash = this.deps.softPinHash(newPin);
     const { devices, audit } = this.deps;
     return this.prove(session, flowId, 'pin_change', response, async (trx, device, user) => {
+      await assertStillUsable(devices, trx, device.id, user.id);
       const secret = await devices.readSecret<{ pinHash: string }>(trx, device.id);
       await devices.writeSecret(trx, device.id, { ...secret, pinHash });
       await audit.append(trx, [
@@ -296,7 +309,10 @@ export class StepUp {
    * T3, X7, I1: the session's last proof — the device of its latest step-up,
    * else of its login (null: the password alone, or a device since deleted)
    * — when it was given, and how the phone confirmed it (K3: that proof's
-   * own, never the login's when a step-up came after).
+   * own, never the login's when a step-up came after). L8, H: a device
+   * since revoked, reported lost, suspended or no longer shared with the
+   * user proves nothing any more: null too (no permanent proof, the
+   * password's acr) until the user verifies again with a device they hold.
    */
   async lastProof(session: Session): Promise<{ device: Device | null; at: number; confirmedBy: Confirmation | null }> {
     let deviceId = session.deviceId;
@@ -317,7 +333,7 @@ export class StepUp {
       }
       at = Math.max(at, session.verifiedAt);
     }
-    const device = deviceId ? await this.deps.devices.get(deviceId).catch(() => null) : null;
+    const device = deviceId ? await this.deps.devices.usableBy(deviceId, session.userId) : null;
     return { device, at, confirmedBy };
   }
 
@@ -380,7 +396,7 @@ export class StepUp {
 
   /** A typed answer to the device's challenge. */
   async answer(session: Session, flowId: string, response: string): Promise<StepUpView> {
-    await this.activation.prove(session, flowId, 'step_up', response, (trx, _device, user, now) => this.verified(trx, session, user, flowId, now));
+    await this.activation.prove(session, flowId, 'step_up', response, (trx, device, user, now) => this.verified(trx, session, user, flowId, device.id, now));
     return this.view(session, flowId);
   }
 
@@ -388,12 +404,12 @@ export class StepUp {
   async complete(session: Session, flowId: string): Promise<StepUpView> {
     const row = await this.row(session, flowId);
     // the phone that approved may have been replaced, or its access closed, since
-    await this.deps.pushRequests.approval(row, 'portal');
+    const { device } = await this.deps.pushRequests.approval(row, 'portal');
     const now = this.deps.clock.now();
     const user = await this.deps.users.get(session.userId);
     const done = await this.deps.store.serialized(
       'audit_log',
-      async (trx) => (await completeFlow(trx, flowId, now, null, 'approved')) && this.verified(trx, session, user, flowId, now),
+      async (trx) => (await completeFlow(trx, flowId, now, null, 'approved')) && this.verified(trx, session, user, flowId, device.id, now),
     );
     if (!done) throw new SlsError('FLOW_EXPIRED');
     return this.view(session, flowId);
@@ -405,7 +421,9 @@ export class StepUp {
     return this.view(session, flowId);
   }
 
-  private async verified(trx: Tx, session: Session, user: User, flowId: string, now: number): Promise<boolean> {
+  /** V1: the session verified again, with the device if it still stands (L8, H: revoked, lost or no longer shared meanwhile, 409). */
+  private async verified(trx: Tx, session: Session, user: User, flowId: string, deviceId: string, now: number): Promise<boolean> {
+    await assertStillUsable(this.deps.devices, trx, deviceId, user.id);
     await this.deps.sessions.markVerified(trx, session.id, now);
     await this.deps.audit.append(trx, [
       { event: 'stepup.verified', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { flowId, sessionId: session.id } },

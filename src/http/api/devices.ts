@@ -124,6 +124,8 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
           operationId: 'completeDeviceActivation',
           tags: ['devices'],
           summary: "Answer the device's challenge: it is active; a reactivated card ends the temporary passcode and online card (D4)",
+          description:
+            '401 LOGIN_FAILED with attemptsLeft; 410 FLOW_EXPIRED; 409 DEVICE_NOT_AVAILABLE when the device was reported lost, revoked or activated meanwhile (L8, nothing activated).',
           security,
           params: z.object({ deviceId: z.string().max(64), flowId: z.string().max(64) }),
           body: z.object({ response: z.string().max(64) }),
@@ -184,6 +186,8 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
           operationId: 'completePinChange',
           tags: ['devices'],
           summary: 'The response with the old PIN, and the new 4-digit PIN (C7)',
+          description:
+            '401 LOGIN_FAILED with attemptsLeft; 410 FLOW_EXPIRED; 409 DEVICE_NOT_AVAILABLE when the card was reported lost or revoked meanwhile (L8, the PIN is not changed).',
           security,
           params: z.object({ deviceId: z.string().max(64), flowId: z.string().max(64) }),
           body: z.object({ response: z.string().max(64), newPin: z.string().max(16) }),

@@ -82,7 +82,9 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           operationId: 'answerStepUp',
           tags: ['step-up'],
           summary: "Answer the step-up's challenge",
-          description: '401 LOGIN_FAILED with attemptsLeft (3 in all, counted towards the lock); 409 FLOW_STATE while it waits for a push approval.',
+          description:
+            '401 LOGIN_FAILED with attemptsLeft (3 in all, counted towards the lock); 409 FLOW_STATE while it waits for a push approval; ' +
+            '409 DEVICE_NOT_AVAILABLE when the device was revoked, reported lost or no longer shared with the user meanwhile (L8, H: nothing verified).',
           security,
           params: StepUpParams,
           body: z.object({ response: answerText(1) }),
@@ -120,6 +122,8 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           operationId: 'completeStepUp',
           tags: ['step-up'],
           summary: 'Take the verification the phone approved (K11)',
+          description:
+            '409 DEVICE_NOT_AVAILABLE when the phone was replaced, revoked or reported lost since it approved (L8: nothing verified); 410 FLOW_EXPIRED.',
           security,
           params: StepUpParams,
           response: { 200: StepUpSchema, ...FLOW_ERRORS },
