@@ -5,6 +5,8 @@
  * someone who holds less than they should. Each test names the rule it
  * proves, and failed before its fix (or guards a path no other test walks).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
@@ -124,7 +126,68 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
     });
   });
 
+  /**
+   * Runs `change` the first time a withdrawal's evaluation reads `userId`'s
+   * opt-out (after that read, before the rest of the evaluation): to its
+   * commit when nothing holds it back, or until it waits for a lock the
+   * withdrawal holds (PostgreSQL; on SQLite the withdrawal's transaction
+   * holds the only writer, so the change runs after it). Not a timing: the
+   * wait ends on the change's commit or on PostgreSQL reporting it blocked.
+   */
+  function changeWhenOptOutRead(userId: string, change: () => Promise<unknown>): { fired: () => boolean; settled: () => Promise<unknown> } {
+    const optOuts = h.services.optOuts as unknown as { isOptedOut: (id: string, db?: unknown) => Promise<boolean> };
+    const original = optOuts.isOptedOut;
+    let pending: Promise<unknown> | null = null;
+    optOuts.isOptedOut = async function (this: unknown, id: string, exec?: unknown) {
+      const result = await original.call(this, id, exec);
+      if (pending === null && id === userId) {
+        optOuts.isOptedOut = original;
+        pending = change();
+        pending.catch(() => undefined);
+        if (db === 'postgres') await Promise.race([pending, blockedOnALock()]);
+      }
+      return result;
+    };
+    return { fired: () => pending !== null, settled: () => pending ?? Promise.resolve() };
+  }
+
+  /** PostgreSQL: resolves once a transaction of this database waits for an advisory lock. */
+  async function blockedOnALock(): Promise<void> {
+    for (;;) {
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock' and wait_event = 'advisory'`.execute(h.services.store.db);
+      if (rows[0]!.n > 0) return;
+      await sleep(5);
+    }
+  }
+
   describe('withdrawals (W)', () => {
+    it('W1, O1, O2: a withdrawal is evaluated in one state of the account: one user opting out and then another opting in while it is evaluated never lift the None row', async () => {
+      const p = await pair();
+      const key = (await h.services.apiKeys.create({ name: 'race back office', scopes: ['withdrawals'] }, 'test')).key;
+      const consent = (user: User) => ({ acknowledged: true, confirmation: user.username });
+      // the owner (DSC+) opted out: the account is as weak as the None row
+      await h.services.optOuts.optOut(p.owner.id, consent(p.owner), { actor: `user:${p.owner.id}` });
+      expect((await h.services.withdrawals.protectionOf(p.owner.accountId, undefined)).limits).toMatchObject({ device: null, perDayUsd: 50_000 });
+      // the requester (read first) opts out, then the owner opts back in: before, between and after, the None row applies
+      const race = changeWhenOptOutRead(p.requester.id, async () => {
+        await h.services.optOuts.optOut(p.requester.id, consent(p.requester), { actor: `user:${p.requester.id}` });
+        await h.services.optOuts.optIn(p.owner.id, { actor: `user:${p.owner.id}` });
+      });
+      const withdrawal = await postJson(
+        h.app,
+        '/api/v1/withdrawals',
+        { account: p.owner.accountNumber, amount: 100_000, currency: 'USD', reference: 'race-1' },
+        bearer(key),
+      );
+      await race.settled();
+      expect(race.fired()).toBe(true);
+      expect([withdrawal.status, withdrawal.body.error?.code], JSON.stringify(withdrawal.body)).toEqual([409, 'WITHDRAWAL_LIMIT_EXCEEDED']);
+      const rows = await h.services.store.db.selectFrom('withdrawals').select('id').where('reference', '=', 'race-1').execute();
+      expect(rows).toEqual([]);
+      expect((await h.services.withdrawals.protectionOf(p.owner.accountId, undefined)).limits).toMatchObject({ device: null, perDayUsd: 50_000 });
+    });
+
     it('W3, W1: a reference replayed with the same amount in another currency, or naming a username of another account, records nothing (409, 404) (held)', async () => {
       const key = (await h.services.apiKeys.create({ name: 'attack back office', scopes: ['withdrawals'] }, 'test')).key;
       await h.services.fx.set([{ currency: 'EUR', rate: '1.08' }], 'test');

@@ -15,7 +15,9 @@
  * operator's rates (entitlements/fx.ts). Recording runs under a lock per
  * account held across every server process (PostgreSQL advisory lock;
  * SQLite's write lock), so two withdrawals can never both pass a limit that
- * only one of them fits; a reference is recorded once per account.
+ * only one of them fits; a reference is recorded once per account. The
+ * evaluation then holds the audit lock too, which every change of a user's
+ * protection holds to commit: the account is read in one state.
  */
 import type { AuditInput, AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
@@ -244,6 +246,11 @@ export class Withdrawals {
     const outcome = await store.serialized(
       `withdrawals:${account.id}`,
       async (trx): Promise<{ recorded: RecordedWithdrawal } | { refused: WithdrawalCheck }> => {
+        // W1, O1, H (docs/decisions/0016): the account's protection is read in one state. What changes it — an opt-out or
+        // opt-in, a device revoked, lost or activated, a sharing ended — commits under the audit lock: taken first, no
+        // such change commits between the reads of one user and another's (PostgreSQL reads each statement afresh), so a
+        // user opting out and then another opting back in never make an account look protected as it never was
+        await store.lockWithin(trx, 'audit_log');
         const existing = await trx
           .selectFrom('withdrawals')
           .selectAll()
@@ -271,7 +278,6 @@ export class Withdrawals {
         };
         const entry = (input: Omit<AuditInput, 'actor' | 'ip'>): AuditInput => ({ ...input, actor: `apikey:${actor.apiKeyId}`, ip: actor.ip });
         if (!check.allowed) {
-          await store.lockWithin(trx, 'audit_log');
           await audit.append(trx, [
             entry({
               event: 'withdrawal.refused',
@@ -307,7 +313,6 @@ export class Withdrawals {
             at: now,
           })
           .execute();
-        await store.lockWithin(trx, 'audit_log');
         await audit.append(trx, [entry({ event: 'withdrawal.recorded', userId, data: { ...auditData, withdrawalId: id } })]);
         return {
           recorded: { id, reference: request.reference, recordedAt: now, replayed: false, check: await this.evaluate(trx, account, request, amountMinor) },

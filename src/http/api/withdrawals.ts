@@ -151,7 +151,8 @@ export function withdrawalsApi(services: Services, keys: ApiKeyGuard): FastifyPl
           tags: ['entitlements'],
           summary: 'Record an accepted withdrawal, if it fits the limits (W3)',
           description:
-            'Checked and recorded atomically: concurrent withdrawals, on any server process, never together pass a limit. ' +
+            'Checked and recorded atomically: concurrent withdrawals, on any server process, never together pass a limit; ' +
+            'the limit is read in one state of the account, never from opt-outs, devices or sharings changing meanwhile (W1, O1). ' +
             '201 recorded; 200 the same reference recorded before with the same amount (nothing new); ' +
             '409 WITHDRAWAL_LIMIT_EXCEEDED (nothing recorded; the refusal is audited); 409 WITHDRAWAL_REFERENCE_CONFLICT (the reference was used for another amount).',
           operationId: 'recordWithdrawal',
