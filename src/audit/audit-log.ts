@@ -27,6 +27,7 @@ export type AuditEvent =
   | 'user.created'
   | 'user.password_changed'
   | 'account.equity_changed'
+  | 'account.equity_refused'
   | 'account.created'
   | 'entity.created'
   | 'entity.identification_corrected'

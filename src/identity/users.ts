@@ -413,21 +413,50 @@ export class Users {
     return rows.map((row) => this.toUser(row));
   }
 
-  async setEquity(accountNumber: string, equityUsd: number, actor: string): Promise<Account> {
+  /**
+   * A6: sets an account's equity, audited with the actor. `clientsOnly`
+   * (an integrator's API key, I3): refused 403 STAFF_TARGET_FORBIDDEN
+   * (reason `apikey`, audited as `account.equity_refused`) when a staff
+   * member is behind the account (X7, decision 0010: only an admin acts on
+   * staff, and a key is no admin) — checked under the lock of the change.
+   */
+  async setEquity(accountNumber: string, equityUsd: number, actor: string, options: { clientsOnly?: boolean } = {}): Promise<Account> {
     assertAccountNumber(accountNumber);
     assertEquity(equityUsd);
     const account = await this.store.db.selectFrom('accounts').select('id').where('account_number', '=', accountNumber).executeTakeFirst();
     if (!account) throw new SlsError('ACCOUNT_NOT_FOUND', { account: accountNumber });
     // X1: the change and its audit entry, both or neither
-    await this.store.serialized('audit_log', async (trx) => {
+    const refused = await this.store.serialized('audit_log', async (trx) => {
+      if (options.clientsOnly && (await this.staffBehindAccount(trx, account.id))) {
+        await this.audit.append(trx, [{ event: 'account.equity_refused', actor, data: { account: accountNumber, equityUsd, reason: 'staff' } }]);
+        return true;
+      }
       await trx
         .updateTable('accounts')
         .set({ equity_usd_cents: Math.round(equityUsd * 100) })
         .where('id', '=', account.id)
         .execute();
       await this.audit.append(trx, [{ event: 'account.equity_changed', actor, data: { account: accountNumber, equityUsd } }]);
+      return false;
     });
+    if (refused) throw new SlsError('STAFF_TARGET_FORBIDDEN', { reason: 'apikey' });
     return this.account(account.id);
+  }
+
+  /**
+   * X7, A1: whether a staff member is behind an account: one of its users
+   * is staff, or shares an entity (is the same person) with a staff username.
+   */
+  private async staffBehindAccount(db: Executor, accountId: string): Promise<boolean> {
+    const staff = await db
+      .selectFrom('users as holder')
+      .innerJoin('users as person', 'person.entity_id', 'holder.entity_id')
+      .select('person.id')
+      .where('holder.account_id', '=', accountId)
+      .where('person.role', '!=', 'client')
+      .limit(1)
+      .executeTakeFirst();
+    return staff !== undefined;
   }
 
   /**

@@ -125,7 +125,9 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
             'Staff with the admin role, with the Bearer token of their own session, or an integrator with an API key of the `accounts` scope ' +
             '(`sls apikey create --scope accounts`). The equity decides whether the account may request a ' +
             'DSC+ (C1). 404 ACCOUNT_NOT_FOUND; 400 VALIDATION_ERROR for a negative amount or more than two decimals; an admin is refused 403 STAFF_TARGET_FORBIDDEN ' +
-            "on their own account or on another admin's (X7; `sls account set-equity` instead). Audited. An admin's session: " +
+            "on their own account or on another admin's (X7; `sls account set-equity` instead), and an API key 403 STAFF_TARGET_FORBIDDEN " +
+            '(reason `apikey`, audited as `account.equity_refused`) on an account with a staff member behind it: a staff username, or a client username of a staff ' +
+            "member's entity (X7: only an admin acts on staff). Audited. An admin's session: " +
             STAFF_STEP_UP,
           operationId: 'setAccountEquity',
           security: [{ bearer: [] }, ...API_KEY_SECURITY],
@@ -137,7 +139,9 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
       async (request) => {
         // A6: the back office's integration sets it with its API key; an admin with their session, under X7 as in the console
         const account = apiKeys.presented(request)
-          ? await services.users.setEquity(request.params.number, request.body.equityUsd, `apikey:${(await apiKeys.require(request, 'accounts')).id}`)
+          ? await services.users.setEquity(request.params.number, request.body.equityUsd, `apikey:${(await apiKeys.require(request, 'accounts')).id}`, {
+              clientsOnly: true,
+            })
           : await services.helpDesk.setAccountEquity((await adminOf(request, 'staff_action')).id, request.params.number, request.body.equityUsd);
         return {
           account: account.accountNumber,
