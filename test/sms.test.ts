@@ -432,6 +432,74 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
       expect(limited.body.challenge.delivery).toBe('limited');
       h.clock.advance(61 * MINUTE);
     });
+    it('M7: the hourly limit of a user holds across their numbers: 10 codes in the hour in all, the 11th refused whichever number it goes to', async () => {
+      const user = await createUser(h.services);
+      const [a, b] = [newMobile(), newMobile()].map((m) => `+33${m.number}`) as [string, string];
+      const code = (to: string) => ({ userId: user.id, to, channel: 'sms' as const, template: 'loginCode' as const, code: '123456', language: 'en' as const });
+      for (let i = 0; i < 10; i++) {
+        await h.services.smsCodes.send(code(i % 2 === 0 ? a : b));
+        h.clock.advance(SECOND);
+      }
+      for (const to of [a, b]) await expect(h.services.smsCodes.send(code(to))).rejects.toMatchObject({ code: 'SMS_RATE_LIMITED' });
+      h.clock.advance(61 * MINUTE);
+    });
+
+    it('M7: two codes asked at once for one user, to two of their numbers, with one left in the hour: one is sent, the other refused (the count is the user’s, under one lock)', async () => {
+      const user = await createUser(h.services);
+      const [a, b] = [newMobile(), newMobile()].map((m) => `+33${m.number}`) as [string, string];
+      const code = (to: string) => ({ userId: user.id, to, channel: 'sms' as const, template: 'loginCode' as const, code: '123456', language: 'en' as const });
+      for (let i = 0; i < 9; i++) {
+        await h.services.smsCodes.send(code(i % 2 === 0 ? a : b));
+        h.clock.advance(SECOND);
+      }
+      // the second send starts while the first, its limits counted, writes its message: it either waits for a lock the
+      // first holds (SQLite: the one writer), or counts beside it (the hole); the first goes on when either is known
+      const { store, notifier } = h.services;
+      const held = new Set<string>();
+      let second: Promise<unknown> | null = null;
+      let secondStarted = false;
+      let known!: () => void;
+      const secondWaitsOrCounted = new Promise<void>((resolve) => {
+        known = resolve;
+      });
+      const seen = (name: string) => {
+        if (!secondStarted) held.add(name);
+        else if (held.has(name) || store.dialect === 'sqlite') known();
+      };
+      const { serialized, lockWithin } = store;
+      const enqueue = notifier.enqueue.bind(notifier);
+      store.serialized = (name, fn) => {
+        seen(name);
+        return serialized(name, fn);
+      };
+      store.lockWithin = (trx, name) => {
+        seen(name);
+        return lockWithin(trx, name);
+      };
+      notifier.enqueue = async (db, spec) => {
+        if (spec.userId === user.id && !secondStarted) {
+          secondStarted = true;
+          second = h.services.smsCodes.send(code(b));
+          await Promise.race([secondWaitsOrCounted, second.catch(() => undefined)]);
+        } else if (spec.userId === user.id) known();
+        return enqueue(db, spec);
+      };
+      try {
+        const outcome = (sent: Promise<unknown>) =>
+          sent.then(
+            () => 'sent',
+            (e: { code?: string }) => e.code,
+          );
+        const first = await outcome(h.services.smsCodes.send(code(a)));
+        expect([first, await outcome(second!)]).toEqual(['sent', 'SMS_RATE_LIMITED']);
+      } finally {
+        Object.assign(store, { serialized, lockWithin });
+        Reflect.deleteProperty(notifier, 'enqueue');
+      }
+      const codes = (await h.services.notifier.list({ userId: user.id, limit: 50 })).filter((n) => n.template === 'loginCode');
+      expect(codes).toHaveLength(10);
+      h.clock.advance(61 * MINUTE);
+    });
   });
 
   it('W1: a user protected by SMS may withdraw USD 200,000 a day and 600,000 in 5 business days; the account page says so', async () => {

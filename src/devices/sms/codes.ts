@@ -4,9 +4,10 @@
  * the number (per hour and per day) and against the user (per hour).
  * Security notices by SMS are not counted (N1, X6): they are few, caused by
  * events rather than by asking, and a burst of them ("this wasn't me") must
- * never keep the user's own codes from arriving. The count and the new message are written under one lock per
- * number, so concurrent requests cannot slip past a limit, also across
- * server processes. Delivery happens after, outside the lock; a gateway
+ * never keep the user's own codes from arriving. The count and the new message are written under the lock of
+ * the user and the lock of the number (taken in that order), so concurrent
+ * requests cannot slip past a limit — a user's two numbers share the user's
+ * hourly limit — also across server processes. Delivery happens after, outside the lock; a gateway
  * failure is recorded on the message and reported to the caller.
  */
 import type { Clock } from '../../clock.js';
@@ -99,7 +100,9 @@ export class SmsCodes {
    */
   async send(message: CodeMessage): Promise<Notification> {
     const { store, notifier, policy } = this.deps;
-    const pending = await store.serialized(`sms:${message.to}`, async (trx) => {
+    // M7: the user's lock, then the number's (always in this order): the user's count holds across their numbers, the number's across its users
+    const pending = await store.serialized(`sms-user:${message.userId}`, async (trx) => {
+      await store.lockWithin(trx, `sms:${message.to}`);
       const reopens = [
         await this.reopensAt(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour),
         await this.reopensAt(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay),
