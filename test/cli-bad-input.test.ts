@@ -323,7 +323,7 @@ const ACCEPTED: Record<string, string> = {
   'device import-scc --serial:': 'the serial printed on a card, any text',
   'fx set <currency>: unknown': 'a currency code of the right form (there is no list of them)',
   'fx set <rate>: not whole': 'a rate of currency is not a whole number',
-  'ocra --': 'a computation of the operator (no stored data): the PIN and the question any text, keys any length',
+  'ocra --key: over-long': 'an HMAC key may have any length (RFC 2104): a computation of the operator, nothing stored',
 };
 
 // ------------------------------------------------------------------ the checks
@@ -437,6 +437,54 @@ for (const name of DATABASES) {
       expect(Object.keys(ACCEPTED).filter((key) => ![...accepted].some((label) => label.startsWith(key)))).toEqual([]);
       // X1: the audit chain still verifies
       expect(await runInProcess(main, ['audit', 'verify', '--db', database.url])).toMatchObject({ code: 0 });
+    });
+
+    it('X3, C3: sls ocra refuses a question longer than its suite allows, of another format, or an input the suite does not take, with a message for a command line', async () => {
+      const key = '3132333435363738393031323334353637383930';
+      const ocra = (suite: string, ...more: string[]) => runInProcess(main, ['ocra', '--suite', suite, '--key', key, ...more]);
+      const refusals: [string[], string][] = [
+        [
+          ['--question', '123456789'],
+          '“--question” is longer than the suite allows: at most 8 characters. For a mutual challenge-response, give --question twice, one challenge each, in the order of the computation.',
+        ],
+        [
+          ['--question', '9'.repeat(300)],
+          '“--question” is longer than the suite allows: at most 8 characters. For a mutual challenge-response, give --question twice, one challenge each, in the order of the computation.',
+        ],
+        [['--question', '1', '--question', '2', '--question', '3'], 'Give --question once, or twice for a mutual challenge-response (one challenge each).'],
+        [['--question', '12a'], '“--question” must be digits only: the suite’s challenge is numeric (QN).'],
+        [['--question', ''], '“--question” must be digits only: the suite’s challenge is numeric (QN).'],
+        [['--question', '12', '--pin', '1234'], 'The suite OCRA-1:HOTP-SHA1-6:QN08 takes no --pin: leave it out.'],
+        [['--question', '12', '--counter', '1'], 'The suite OCRA-1:HOTP-SHA1-6:QN08 takes no --counter: leave it out.'],
+        [['--question', '1\u0000'], '“--question” holds a character that is not text (NUL, or half of a surrogate pair): remove it and run the command again.'],
+      ];
+      for (const [args, message] of refusals) {
+        const run = await ocra('OCRA-1:HOTP-SHA1-6:QN08', ...args);
+        expect([args, run.code, run.stdout, run.stderr]).toEqual([args, 1, '', `sls: ${message}\n`]);
+      }
+      const missing = await ocra('OCRA-1:HOTP-SHA1-6:QN08-PSHA1', '--question', '12');
+      expect(missing.stderr).toBe('sls: The suite OCRA-1:HOTP-SHA1-6:QN08-PSHA1 needs --pin.\n');
+      const alphanumeric = await ocra('OCRA-1:HOTP-SHA256-8:QA08', '--question', 'CLI22220SRV11110');
+      expect(alphanumeric.stderr).toMatch(/^sls: “--question” is longer than the suite allows: at most 8 characters/);
+      // RFC 6287 C.2: the mutual challenge-response, its two challenges given one each (client then server)
+      const mutual = await ocra(
+        'OCRA-1:HOTP-SHA256-8:QA08',
+        '--key',
+        '3132333435363738393031323334353637383930313233343536373839303132',
+        '--question',
+        'CLI22220',
+        '--question',
+        'SRV11110',
+      );
+      expect([mutual.code, mutual.stdout]).toEqual([0, '28247970\n']);
+      // the emulators: a challenge of another length than the login shows
+      const card = await runInProcess(main, ['dsc', '--card', s.cardFile, '--pin', '1234', '--challenge', '1234567']);
+      expect([card.code, card.stderr]).toEqual([1, 'sls: The challenge is the 6 digits shown at login.\n']);
+      const notCard = await runInProcess(main, ['token', '--card', join(dir, 'empty')]);
+      expect([notCard.code, notCard.stderr]).toEqual([
+        1,
+        `sls: The file ${join(dir, 'empty')} cannot be read: give the file written by sls device add-dscplus or sls device assign.\n`,
+      ]);
     });
 
     it('X3, X4: as real processes, a sample answers as in-process: refused with one line, the exit code non-zero', async () => {

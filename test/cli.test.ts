@@ -209,6 +209,7 @@ describe('sls ocra (C3)', () => {
       vectors: {
         key_hex: string;
         question: string;
+        challenges?: { client: string; server: string; order: string };
         counter: number | null;
         pin: string | null;
         pin_hash_hex: string | null;
@@ -221,7 +222,11 @@ describe('sls ocra (C3)', () => {
   const picks = vectors.suites.map((s) => ({ suite: s.suite, ...s.vectors[1]! }));
 
   it.each(picks)('C3: $suite question $question -> $expected', async (v) => {
-    const args = ['ocra', '--suite', v.suite, '--key', v.key_hex, '--question', v.question];
+    // RFC 6287 §7.3: a mutual challenge-response's two challenges, one --question each, in the order of the computation
+    const [first, second] =
+      v.challenges?.order === 'server||client' ? [v.challenges.server, v.challenges.client] : [v.challenges?.client, v.challenges?.server];
+    const questions = v.challenges ? ['--question', first!, '--question', second!] : ['--question', v.question];
+    const args = ['ocra', '--suite', v.suite, '--key', v.key_hex, ...questions];
     if (v.counter !== null) args.push('--counter', String(v.counter));
     if (v.pin_hash_hex !== null) args.push('--pin-hash', v.pin_hash_hex);
     if (v.timestamp_hex !== null) args.push('--timestamp', v.timestamp_hex);
@@ -293,7 +298,7 @@ describe('usage errors', () => {
     const port = await sls(['serve', '--port', 'eighty'], env);
     expect(port.code).toBe(1);
     expect(port.stderr).toBe('sls: The request is not valid: --port must be a whole number from 0 to 65535\n');
-    expect((await sls(['dsc', '--card', '/nonexistent.json', '--pin', '1234', '--challenge', '1'], env)).stderr).toMatch(/cannot read the card file/);
+    expect((await sls(['dsc', '--card', '/nonexistent.json', '--pin', '1234', '--challenge', '1'], env)).stderr).toMatch(/cannot be read/);
     expect((await sls(['user', 'show', 'alice'], { ...env, SLS_DATABASE_URL: 'mysql://x' })).stderr).toMatch(/^sls: Invalid setting SLS_DATABASE_URL/);
   });
 

@@ -21,10 +21,10 @@ export function readCardFile(path: string): EmulatedCard {
   try {
     card = JSON.parse(readFileSync(path, 'utf8')) as Partial<CardFile>;
   } catch {
-    throw new SlsError('VALIDATION_ERROR', { reason: `cannot read the card file ${path}` });
+    throw new SlsError('VALIDATION_ERROR', { reason: 'card_file_unreadable', path });
   }
   if (card.format !== 'sls-dscplus-card/1' || typeof card.seed !== 'string' || typeof card.suite !== 'string' || typeof card.serial !== 'string') {
-    throw new SlsError('VALIDATION_ERROR', { reason: `${path} is not a DSC+ card file` });
+    throw new SlsError('VALIDATION_ERROR', { reason: 'card_file_not_card', path });
   }
   return card as EmulatedCard;
 }
@@ -35,7 +35,7 @@ export function cardResponse(card: EmulatedCard, pin: string, challenge: string)
   if (!/^\d{4}$/.test(pin)) throw new SlsError('INVALID_PIN', { digits: 4 });
   // C2: the login screen shows a challenge of the suite's length (6 digits); anything else was mistyped
   if (!challengeOf(card).test(challenge)) {
-    throw new SlsError('VALIDATION_ERROR', { reason: `the challenge is ${suite.challenge.maxLength} digits` });
+    throw new SlsError('VALIDATION_ERROR', { reason: 'challenge_digits', digits: suite.challenge.maxLength });
   }
   return generateOcra(suite, { key: Buffer.from(card.seed, 'hex'), question: challenge, pin });
 }

@@ -14,7 +14,7 @@ import { SlsError } from '../errors.js';
 import { createServices, type Services } from '../services.js';
 import { describeError, environmentLanguage, translator } from '../i18n/i18n.js';
 import { decodePskc, parsePskc } from '../devices/dscplus/pskc.js';
-import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
+import { generateOcra, parseOcraSuite, type OcraSuite } from '../crypto/ocra.js';
 import { runCardEmulator, cardResponse, readCardFile } from './dsc-emulator.js';
 import { pressToken } from './token-emulator.js';
 import { VERIFICATION_METHODS } from '../helpdesk/helpdesk.js';
@@ -92,6 +92,23 @@ function hexOption(name: string) {
     if (!/^([0-9a-fA-F]{2})+$/.test(value)) throw new SlsError('VALIDATION_ERROR', { reason: `${name} must be hexadecimal bytes` });
     return Buffer.from(value, 'hex');
   };
+}
+
+/**
+ * X3, C3: the question of `sls ocra`: one challenge of the suite's format and
+ * at most its length (QN08: 8 digits), or two for a mutual challenge-response
+ * (RFC 6287 §7.3: the two challenges concatenated, in the order of the
+ * computation), each within the suite's length.
+ */
+function ocraQuestion(suite: OcraSuite, questions: string[]): string {
+  if (questions.length < 1 || questions.length > 2) throw new SlsError('VALIDATION_ERROR', { reason: 'ocra_questions' });
+  const { format, maxLength } = suite.challenge;
+  const shape = { N: /^\d+$/, A: /^[\x21-\x7e]+$/, H: /^[0-9a-fA-F]+$/ }[format];
+  for (const question of questions) {
+    if (!shape.test(question)) throw new SlsError('VALIDATION_ERROR', { reason: `ocra_question_${format}`, field: '--question' });
+    if (question.length > maxLength) throw new SlsError('VALIDATION_ERROR', { reason: 'ocra_question_length', field: '--question', max: maxLength });
+  }
+  return questions.join('');
 }
 
 const dbOption = (): Option => new Option('--db <url>', 'database URL (default: SLS_DATABASE_URL or ./data/sls.db)');
@@ -172,19 +189,20 @@ async function withSecretFile<T>(path: string, issue: () => Promise<{ text: stri
  * X3: what a command is given is text, as what a request brings: an
  * argument or option with a NUL or half of a surrogate pair (PostgreSQL
  * cannot hold a NUL: its query would fail) is refused before the command
- * runs, naming it, on both databases the same.
+ * runs, naming it, on both databases the same (in the words of a command
+ * line: "run the command again", not the API's "send again").
  */
 function refuseWhatIsNotText(_program: Command, command: Command): void {
   for (const [i, value] of command.processedArgs.entries()) {
     if (typeof value === 'string' && !isText(value)) {
-      throw new SlsError('VALIDATION_ERROR', { reason: 'not_text', field: command.registeredArguments[i]?.name() ?? String(i + 1) });
+      throw new SlsError('VALIDATION_ERROR', { reason: 'not_text_argument', field: command.registeredArguments[i]?.name() ?? String(i + 1) });
     }
   }
   for (const option of command.options) {
     const value: unknown = command.getOptionValue(option.attributeName());
     const values = Array.isArray(value) ? value : [value];
     if (values.some((v) => typeof v === 'string' && !isText(v))) {
-      throw new SlsError('VALIDATION_ERROR', { reason: 'not_text', field: option.long ?? option.flags });
+      throw new SlsError('VALIDATION_ERROR', { reason: 'not_text_argument', field: option.long ?? option.flags });
     }
   }
 }
@@ -708,14 +726,18 @@ export function buildProgram(): Command {
     .description('compute an OCRA (RFC 6287) value; prints only the value')
     .requiredOption('--suite <s>', 'OCRA suite, e.g. OCRA-1:HOTP-SHA256-8:QN06-PSHA1')
     .requiredOption('--key <hex>', 'the secret key', hexOption('--key'))
-    .requiredOption('--question <q>', 'the challenge question')
+    .requiredOption(
+      '--question <q>',
+      "the challenge question, at most the suite's length (QN08: 8 digits); twice for a mutual challenge-response, in the order of the computation",
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
     .option('--pin <p>', 'the PIN, hashed as the suite says')
     .option('--pin-hash <hex>', 'or the hashed PIN', hexOption('--pin-hash'))
     .option('--counter <n>', 'the counter C (decimal)')
     .option('--timestamp <hex>', "the number of the suite's time steps, in hex")
     .option('--session <hex>', 'session information S, hex', hexOption('--session'))
     .action(
-      (options: { suite: string; key: Buffer; question: string; pin?: string; pinHash?: Buffer; counter?: string; timestamp?: string; session?: Buffer }) => {
+      (options: { suite: string; key: Buffer; question: string[]; pin?: string; pinHash?: Buffer; counter?: string; timestamp?: string; session?: Buffer }) => {
         if (options.pin !== undefined && options.pinHash !== undefined) {
           throw new SlsError('VALIDATION_ERROR', { reason: 'give --pin or --pin-hash, not both' });
         }
@@ -726,10 +748,21 @@ export function buildProgram(): Command {
           throw new SlsError('VALIDATION_ERROR', { reason: '--timestamp must be hexadecimal' });
         }
         const suite = parseOcraSuite(options.suite);
+        // what the suite takes, and only that: an input it ignores was meant for another suite
+        for (const [field, given, takes] of [
+          ['--pin', options.pin ?? options.pinHash, suite.pinHash !== null],
+          ['--counter', options.counter, suite.counter],
+          ['--timestamp', options.timestamp, suite.timeStep !== null],
+          ['--session', options.session, suite.sessionLength !== null],
+        ] as const) {
+          if (given !== undefined && !takes) throw new SlsError('VALIDATION_ERROR', { reason: 'ocra_unused', suite: suite.text, field });
+          if (given === undefined && takes) throw new SlsError('VALIDATION_ERROR', { reason: 'ocra_missing', suite: suite.text, field });
+        }
+        const question = ocraQuestion(suite, options.question);
         print(
           generateOcra(suite, {
             key: options.key,
-            question: options.question,
+            question,
             ...(options.pin !== undefined ? { pin: options.pin } : {}),
             ...(options.pinHash !== undefined ? { pinHash: options.pinHash } : {}),
             ...(options.counter !== undefined ? { counter: BigInt(options.counter) } : {}),

@@ -18,10 +18,10 @@ export function readTokenFile(path: string): TokenFile {
   try {
     file = JSON.parse(readFileSync(path, 'utf8')) as Partial<TokenFile>;
   } catch {
-    throw new SlsError('VALIDATION_ERROR', { reason: `cannot read the token file ${path}` });
+    throw new SlsError('VALIDATION_ERROR', { reason: 'card_file_unreadable', path });
   }
   if (file.format !== 'sls-token/1' || typeof file.serial !== 'string' || !Array.isArray(file.keys) || file.keys.length === 0) {
-    throw new SlsError('VALIDATION_ERROR', { reason: `${path} is not a token file (sls device assign --out)` });
+    throw new SlsError('VALIDATION_ERROR', { reason: 'token_file_not_token', path });
   }
   return file as TokenFile;
 }
@@ -56,7 +56,7 @@ export function tokenDisplay(key: TokenKey, unixMillis: number, challenge?: stri
     const suite = parseOcraSuite(String(key.suite));
     if (challenge === undefined) throw new SlsError('VALIDATION_ERROR', { reason: 'the card answers a challenge: give --challenge' });
     if (!/^\d+$/.test(challenge) || challenge.length > suite.challenge.maxLength) {
-      throw new SlsError('VALIDATION_ERROR', { reason: `the challenge is up to ${suite.challenge.maxLength} digits` });
+      throw new SlsError('VALIDATION_ERROR', { reason: 'challenge_up_to_digits', digits: suite.challenge.maxLength });
     }
     return { code: generateOcra(suite, { key: secret, question: challenge }) };
   }
