@@ -4,7 +4,9 @@
  * accounts (A6), but never touches a staff member's account — a staff
  * username, or a client username of a staff member's entity (decision 0010,
  * "staff on staff by entity"): only an admin, in the console or with `sls`,
- * acts on staff. Each refusal is a stable code and is audited.
+ * acts on staff. A key revoked while its request is under way writes
+ * nothing (I3: revoked at once, on every process). Each refusal is a stable
+ * code and is audited.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { User } from '../src/identity/users.js';
@@ -72,6 +74,55 @@ describe.each(DATABASES)('attacks with an API key on %s', (database) => {
       expect([done.status, done.body.equityUsd]).toEqual([200, 1_500_000]);
       const entry = (await h.services.audit.list({ type: 'account.equity_changed', limit: 100 })).find((e) => e.data.account === client.accountNumber);
       expect(entry?.actor).toBe(`apikey:${keyId}`);
+    });
+  });
+
+  describe('I3: a key revoked while its request is under way writes nothing (the revocation put in the gap by a hook)', () => {
+    /** The next use of KEY is revoked just after its check, before the route writes: as `sls apikey revoke` on another process. */
+    function revokeAfterCheck(id: string): { fired: () => boolean } {
+      const keys = h.services.apiKeys;
+      const original = keys.authenticate.bind(keys);
+      let fired = false;
+      keys.authenticate = async (...args) => {
+        const checked = await original(...args);
+        if (!fired && checked.id === id) {
+          fired = true;
+          Reflect.deleteProperty(keys, 'authenticate');
+          await keys.revoke(id, 'test');
+        }
+        return checked;
+      };
+      return { fired: () => fired };
+    }
+
+    it('I3, W3: a withdrawal recorded with a key revoked after its check is refused 401 API_KEY_REVOKED and not recorded; audited', async () => {
+      const client = await createUser(h.services);
+      const created = await h.services.apiKeys.create({ name: 'payments', scopes: ['withdrawals'] }, 'test');
+      const hook = revokeAfterCheck(created.apiKey.id);
+      const res = await send(h.app, 'POST', '/api/v1/withdrawals', bearer(created.key), {
+        account: client.accountNumber,
+        amount: '100',
+        currency: 'USD',
+        reference: 'WD-REVOKED-1',
+      });
+      expect(hook.fired()).toBe(true);
+      expect([res.status, res.body.error?.code]).toEqual([401, 'API_KEY_REVOKED']);
+      const rows = await h.services.store.db.selectFrom('withdrawals').select('id').where('api_key_id', '=', created.apiKey.id).execute();
+      expect(rows).toEqual([]);
+      const refused = (await h.services.audit.list({ type: 'apikey.refused', limit: 100 })).find((e) => e.data.keyId === created.apiKey.id);
+      expect(refused?.data).toMatchObject({ reason: 'revoked_in_flight', scope: 'withdrawals' });
+    });
+
+    it('I3, A6: an equity set with a key revoked after its check is refused 401 API_KEY_REVOKED and not changed; audited', async () => {
+      const client = await createUser(h.services, { equityUsd: 10 });
+      const created = await h.services.apiKeys.create({ name: 'accounts', scopes: ['accounts'] }, 'test');
+      const hook = revokeAfterCheck(created.apiKey.id);
+      const res = await send(h.app, 'PUT', `/api/v1/admin/accounts/${client.accountNumber}/equity`, bearer(created.key), { equityUsd: 2_000_000 });
+      expect(hook.fired()).toBe(true);
+      expect([res.status, res.body.error?.code]).toEqual([401, 'API_KEY_REVOKED']);
+      expect((await h.services.users.account(client.accountId)).equityUsd).toBe(10);
+      const refused = (await h.services.audit.list({ type: 'apikey.refused', limit: 100 })).find((e) => e.data.keyId === created.apiKey.id);
+      expect(refused?.data).toMatchObject({ reason: 'revoked_in_flight', scope: 'accounts' });
     });
   });
 });

@@ -14,7 +14,7 @@ import { constantTimeEqual } from '../crypto/constant-time.js';
 import { newId, newToken } from '../crypto/random.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { SlsError } from '../errors.js';
-import type { Store } from '../store/database.js';
+import type { Executor, Store } from '../store/database.js';
 
 /** What a key may call: the withdrawal checks and entitlements (W1-W3), and account administration. */
 export const API_KEY_SCOPES = ['withdrawals', 'accounts'] as const;
@@ -145,6 +145,21 @@ export class ApiKeys {
       await this.store.db.updateTable('api_keys').set({ last_used_at: now }).where('id', '=', id).execute();
     }
     return key;
+  }
+
+  /**
+   * I3: whether the key is still unrevoked, read by a transaction that holds
+   * the audit lock (`revoke` takes it): a write made with a key commits only
+   * if no revocation committed before it, on any server process.
+   */
+  async unrevoked(db: Executor, id: string): Promise<boolean> {
+    const row = await db.selectFrom('api_keys').select('revoked_at').where('id', '=', id).executeTakeFirst();
+    return row !== undefined && row.revoked_at === null;
+  }
+
+  /** The refusal of a key revoked while its request was under way (its write rolled back): audited, thrown. */
+  async revokedInFlight(id: string, scope: ApiKeyScope, use: KeyUse): Promise<never> {
+    return this.refuse('API_KEY_REVOKED', 'revoked_in_flight', id, scope, use);
   }
 
   private async refuse(

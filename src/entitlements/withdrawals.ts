@@ -239,7 +239,10 @@ export class Withdrawals {
    * first recording again (`replayed`); with another amount,
    * WITHDRAWAL_REFERENCE_CONFLICT.
    */
-  async record(request: WithdrawalRequest & { reference: string }, actor: { apiKeyId: string; ip: string | null }): Promise<RecordedWithdrawal> {
+  async record(
+    request: WithdrawalRequest & { reference: string },
+    actor: { apiKeyId: string; ip: string | null; stillValid?: (db: Executor) => Promise<void> },
+  ): Promise<RecordedWithdrawal> {
     const amountMinor = parseAmount(request.amount);
     const { store, clock, audit } = this.deps;
     const account = await this.accountOf(request.account, store.db);
@@ -251,6 +254,8 @@ export class Withdrawals {
         // such change commits between the reads of one user and another's (PostgreSQL reads each statement afresh), so a
         // user opting out and then another opting back in never make an account look protected as it never was
         await store.lockWithin(trx, 'audit_log');
+        // I3: the key is still unrevoked under the lock its revocation takes; otherwise nothing is written
+        await actor.stillValid?.(trx);
         const existing = await trx
           .selectFrom('withdrawals')
           .selectAll()

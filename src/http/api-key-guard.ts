@@ -8,7 +8,8 @@
  * are audited (`apikey.refused`) by ApiKeys.authenticate.
  */
 import type { FastifyRequest } from 'fastify';
-import type { ApiKey, ApiKeys, ApiKeyScope } from '../entitlements/api-keys.js';
+import type { ApiKey, ApiKeys, ApiKeyScope, KeyUse } from '../entitlements/api-keys.js';
+import type { Executor } from '../store/database.js';
 import { SlsError } from '../errors.js';
 
 /** The OpenAPI security requirement of a route that takes an API key. */
@@ -22,8 +23,18 @@ export const API_KEY_SCHEME = {
   description: 'An integrator API key created with `sls apikey create --name N --scope S` (docs/entitlements.md); scoped, revocable.',
 } as const;
 
+/**
+ * What a write made with a key calls in its transaction, once it holds the
+ * audit lock: it throws if the key was revoked meanwhile (the write rolls back).
+ */
+export type KeyStillValid = (db: Executor) => Promise<void>;
+
 export class ApiKeyGuard {
-  constructor(private readonly apiKeys: Pick<ApiKeys, 'authenticate'>) {}
+  constructor(private readonly apiKeys: Pick<ApiKeys, 'authenticate' | 'unrevoked' | 'revokedInFlight'>) {}
+
+  private use(request: FastifyRequest): KeyUse {
+    return { ip: request.ip ?? null, method: request.method, path: request.url.split('?')[0]! };
+  }
 
   /** Whether the request presents an API key (`Bearer sls_…`) rather than a session's token. */
   presented(request: FastifyRequest): boolean {
@@ -35,6 +46,28 @@ export class ApiKeyGuard {
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match) throw new SlsError('API_KEY_REQUIRED', { scope });
-    return this.apiKeys.authenticate(match[1]!, scope, { ip: request.ip ?? null, method: request.method, path: request.url.split('?')[0]! });
+    return this.apiKeys.authenticate(match[1]!, scope, this.use(request));
+  }
+
+  /**
+   * I3: a write made with a key that commits only if the key is still
+   * unrevoked under the audit lock (revoked at once, on every process, even
+   * while the request is under way): `write` calls `stillValid` in its
+   * transaction once it holds that lock. A key revoked meanwhile: 401
+   * API_KEY_REVOKED, audited (`apikey.refused`, reason `revoked_in_flight`).
+   */
+  async writing<T>(request: FastifyRequest, key: ApiKey, scope: ApiKeyScope, write: (stillValid: KeyStillValid) => Promise<T>): Promise<T> {
+    let revoked = false;
+    const stillValid: KeyStillValid = async (db) => {
+      if (await this.apiKeys.unrevoked(db, key.id)) return;
+      revoked = true;
+      throw new SlsError('API_KEY_REVOKED', { scope });
+    };
+    try {
+      return await write(stillValid);
+    } catch (error) {
+      if (revoked) return this.apiKeys.revokedInFlight(key.id, scope, this.use(request));
+      throw error;
+    }
   }
 }

@@ -419,14 +419,22 @@ export class Users {
    * (reason `apikey`, audited as `account.equity_refused`) when a staff
    * member is behind the account (X7, decision 0010: only an admin acts on
    * staff, and a key is no admin) — checked under the lock of the change.
+   * `stillValid` runs first under that lock (ApiKeyGuard.writing).
    */
-  async setEquity(accountNumber: string, equityUsd: number, actor: string, options: { clientsOnly?: boolean } = {}): Promise<Account> {
+  async setEquity(
+    accountNumber: string,
+    equityUsd: number,
+    actor: string,
+    options: { clientsOnly?: boolean; stillValid?: (db: Executor) => Promise<void> } = {},
+  ): Promise<Account> {
     assertAccountNumber(accountNumber);
     assertEquity(equityUsd);
     const account = await this.store.db.selectFrom('accounts').select('id').where('account_number', '=', accountNumber).executeTakeFirst();
     if (!account) throw new SlsError('ACCOUNT_NOT_FOUND', { account: accountNumber });
     // X1: the change and its audit entry, both or neither
     const refused = await this.store.serialized('audit_log', async (trx) => {
+      // I3: the key that asks is still unrevoked, under the lock its revocation takes
+      await options.stillValid?.(trx);
       if (options.clientsOnly && (await this.staffBehindAccount(trx, account.id))) {
         await this.audit.append(trx, [{ event: 'account.equity_refused', actor, data: { account: accountNumber, equityUsd, reason: 'staff' } }]);
         return true;

@@ -138,10 +138,11 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
       },
       async (request) => {
         // A6: the back office's integration sets it with its API key; an admin with their session, under X7 as in the console
-        const account = apiKeys.presented(request)
-          ? await services.users.setEquity(request.params.number, request.body.equityUsd, `apikey:${(await apiKeys.require(request, 'accounts')).id}`, {
-              clientsOnly: true,
-            })
+        const key = apiKeys.presented(request) ? await apiKeys.require(request, 'accounts') : null;
+        const account = key
+          ? await apiKeys.writing(request, key, 'accounts', (stillValid) =>
+              services.users.setEquity(request.params.number, request.body.equityUsd, `apikey:${key.id}`, { clientsOnly: true, stillValid }),
+            )
           : await services.helpDesk.setAccountEquity((await adminOf(request, 'staff_action')).id, request.params.number, request.body.equityUsd);
         return {
           account: account.accountNumber,

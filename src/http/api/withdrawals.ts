@@ -154,7 +154,8 @@ export function withdrawalsApi(services: Services, keys: ApiKeyGuard): FastifyPl
             'Checked and recorded atomically: concurrent withdrawals, on any server process, never together pass a limit; ' +
             'the limit is read in one state of the account, never from opt-outs, devices or sharings changing meanwhile (W1, O1). ' +
             '201 recorded; 200 the same reference recorded before with the same amount (nothing new); ' +
-            '409 WITHDRAWAL_LIMIT_EXCEEDED (nothing recorded; the refusal is audited); 409 WITHDRAWAL_REFERENCE_CONFLICT (the reference was used for another amount).',
+            '409 WITHDRAWAL_LIMIT_EXCEEDED (nothing recorded; the refusal is audited); 409 WITHDRAWAL_REFERENCE_CONFLICT (the reference was used for another amount); ' +
+            '401 API_KEY_REVOKED also when the key is revoked while the request is under way (nothing recorded).',
           operationId: 'recordWithdrawal',
           security: API_KEY_SECURITY,
           body: z.object({ account: Account, amount: Amount, currency: Currency, reference: Reference, username: Username.optional() }),
@@ -163,7 +164,9 @@ export function withdrawalsApi(services: Services, keys: ApiKeyGuard): FastifyPl
       },
       async (request, reply) => {
         const key = await keys.require(request, 'withdrawals');
-        const recorded = await services.withdrawals.record(request.body, { apiKeyId: key.id, ip: request.ip ?? null });
+        const recorded = await keys.writing(request, key, 'withdrawals', (stillValid) =>
+          services.withdrawals.record(request.body, { apiKeyId: key.id, ip: request.ip ?? null, stillValid }),
+        );
         const c = recorded.check;
         return reply.status(recorded.replayed ? 200 : 201).send({
           id: recorded.id,
