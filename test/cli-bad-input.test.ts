@@ -480,10 +480,10 @@ for (const name of DATABASES) {
       // the emulators: a challenge of another length than the login shows
       const card = await runInProcess(main, ['dsc', '--card', s.cardFile, '--pin', '1234', '--challenge', '1234567']);
       expect([card.code, card.stderr]).toEqual([1, 'sls: The challenge is the 6 digits shown at login.\n']);
-      const notCard = await runInProcess(main, ['token', '--card', join(dir, 'empty')]);
+      const notCard = await runInProcess(main, ['token', '--card', join(dir, 'missing', 'token.json')]);
       expect([notCard.code, notCard.stderr]).toEqual([
         1,
-        `sls: The file ${join(dir, 'empty')} cannot be read: give the file written by sls device add-dscplus or sls device assign.\n`,
+        `sls: The file ${join(dir, 'missing', 'token.json')} cannot be read: give the file written by sls device add-dscplus or sls device assign.\n`,
       ]);
     });
 
