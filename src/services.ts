@@ -223,8 +223,12 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const relyingParty = relyingPartyOf(config);
     // I1: a session's end is told to the relying parties of the provider sessions standing on it (back-channel logout)
     let oidcRef: OpenIdConnect | null = null;
-    const sessions = new Sessions(store, clock, config.policy, audit, () => oidcRef?.nudge());
-    // a key suspended as cloned ends its sessions (L8) and is told to its user (notifier and users are ready by then)
+    const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir), {
+      timeZone: config.timeZone,
+      retry: config.delivery.retry,
+    });
+    const sessions = new Sessions(store, clock, config.policy, audit, () => oidcRef?.nudge(), notifier);
+    // a key suspended as cloned ends its sessions (L8) and is told to its user
     const devices = new Devices(store, clock, box, audit, {
       relyingParty,
       deviceKind,
@@ -232,10 +236,6 @@ export async function createServices(config: Config, options: ServiceOptions = {
       sessions,
     });
     const lockout = new Lockout(store, clock, config.policy);
-    const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir), {
-      timeZone: config.timeZone,
-      retry: config.delivery.retry,
-    });
     const outbox = new OutboxWorker({
       store,
       clock,

@@ -70,6 +70,38 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
       expect(events.map((e) => (e.data as Json).reason)).toEqual(['password_changed']);
     });
 
+    it("N1, H2, H3, L8: a request the owner's password change cancelled is told to both users, each in their language (the owner may not know of it: someone else had the password)", async () => {
+      const p = await pair('other-account');
+      const id = await proveOwner(p);
+      expect((await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, p.headers)).body.state).toBe('pending');
+      await h.services.noticePreferences.choose(p.requester.id, { language: 'fr', timeZone: null }, 'test');
+      await h.services.noticePreferences.choose(p.owner.id, { language: 'zh-Hant', timeZone: null }, 'test');
+      await ownerChangesPassword(p);
+      const told = async (user: User) =>
+        (await h.services.notifier.list({ userId: user.id }))
+          .filter((n) => n.template === 'sharingRequestCancelled')
+          .map((n) => [n.channel, n.language, n.body]);
+      const [toRequester, toOwner] = [await told(p.requester), await told(p.owner)];
+      expect(toRequester.length, 'the requester is told').toBeGreaterThan(0);
+      expect(toOwner.length, 'the owner is told').toBeGreaterThan(0);
+      for (const [, language, body] of toRequester) expect([language, body]).toEqual(['fr', expect.stringContaining(p.owner.username)]);
+      for (const [, language, body] of toOwner) expect([language, body]).toEqual(['zh-Hant', expect.stringContaining(p.requester.username)]);
+      // once each: ending the sessions again (staff) finds nothing more to cancel, nor to tell
+      await h.services.store.serialized('audit_log', (trx) => h.services.sessions.endWhere(trx, { userId: p.owner.id }, 'ended_by_staff', 'test'));
+      expect((await told(p.owner)).length).toBe(toOwner.length);
+    });
+
+    it("N1, H2, L8: a request still at the owner's device or its review, cancelled by a help-desk reset of the requester's password, is told to both users too", async () => {
+      const p = await pair();
+      await proveOwner(p);
+      await h.services.store.serialized('audit_log', (trx) => h.services.sessions.endWhere(trx, { userId: p.requester.id }, 'password_reset', 'test'));
+      for (const user of [p.requester, p.owner]) {
+        const told = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'sharingRequestCancelled');
+        expect(told.length, user.username).toBeGreaterThan(0);
+        expect(told[0]!.body).toContain(p.requester.username);
+      }
+    });
+
     it("H3, L8: the owner's password changed while the request waits for compliance: compliance can no longer approve it", async () => {
       const p = await pair('other-account');
       const id = await proveOwner(p);

@@ -56,6 +56,8 @@ export type NoticeTemplate =
   | 'sharingApproved'
   | 'sharingRejected'
   | 'sharingCancelled'
+  // H2, H3, L8, N1: a request not yet in force ended with the sessions of one of its users (password changed or reset, staff)
+  | 'sharingRequestCancelled'
   | 'noticeLanguageChanged'
   | 'optedOut'
   | 'optedIn'

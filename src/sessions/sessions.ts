@@ -11,6 +11,7 @@ import type { Clock } from '../clock.js';
 import type { PolicyConfig } from '../config.js';
 import { newId, newToken } from '../crypto/random.js';
 import type { AuditLog } from '../audit/audit-log.js';
+import type { Notifier } from '../notify/notifier.js';
 import type { Executor, Store, Tx } from '../store/database.js';
 import { insertRow, prepared } from '../store/prepared.js';
 import type { Confirmation, SessionScope, SessionsTable } from '../store/schema.js';
@@ -142,6 +143,8 @@ export class Sessions {
     private readonly audit: AuditLog,
     /** Told (after the fact, never awaited) that sessions ended: the OpenID Provider tells their clients (I1). */
     private readonly ended: () => void = () => undefined,
+    /** N1: tells both users of a sharing request that ended with the sessions. */
+    private readonly notifier: Pick<Notifier, 'notify'> | null = null,
   ) {}
 
   private idleMs(app: App): number | null {
@@ -292,7 +295,9 @@ export class Sessions {
    * owner, or the requester (but those of the session kept), end with the
    * sessions: they stand on the owner's password as it was and on the
    * requester's session, so a request proven with a password since changed
-   * or reset is never confirmed nor approved. Each audited with the cause.
+   * or reset is never confirmed nor approved. Each audited with the cause,
+   * and told to both users in the same transaction (N1: the owner may not
+   * know of the request, made by someone else with the password).
    */
   private async endSharingsNotInForce(
     trx: Tx,
@@ -326,6 +331,20 @@ export class Sessions {
         data: { sharingId: row.id, ownerId: row.owner_id, reason: cause },
       })),
     );
+    if (!this.notifier) return;
+    const ids = [...new Set(ended.flatMap((row) => [row.requester_id, row.owner_id]))];
+    const users = new Map((await trx.selectFrom('users').select(['id', 'username', 'email']).where('id', 'in', ids).execute()).map((user) => [user.id, user]));
+    for (const row of ended) {
+      const [requester, owner] = [users.get(row.requester_id)!, users.get(row.owner_id)!];
+      for (const user of [requester, owner]) {
+        await this.notifier.notify(
+          user,
+          'sharingRequestCancelled',
+          { username: user.username, requester: requester.username, owner: owner.username },
+          { db: trx },
+        );
+      }
+    }
   }
 
   /**
