@@ -13,7 +13,21 @@ import { DEFAULT_LIMITS, type Limits } from '../src/throttle/throttle.js';
 import { generatePhoneKeys, publicKeys } from '../src/mobile-app/protocol.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
-import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, uniqueUsername, type Harness } from './support/harness.js';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../src/http/app.js';
+import { createServices, type Services } from '../src/services.js';
+import {
+  DATABASES,
+  PASSWORD,
+  cardAnswer,
+  createUserWithCard,
+  openTestDatabase,
+  startHarness,
+  testConfig,
+  uniqueUsername,
+  type Harness,
+  type TestDatabase,
+} from './support/harness.js';
 import { answer, bearer, get, loginSession, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
 import { Browser, listeningHarness, registeredClient, TEST_REDIRECT_URI } from './support/oidc.js';
 import { Agent, csrfOf, form, textById } from './support/html.js';
@@ -363,5 +377,49 @@ describe.each(DATABASES)("an application's tokens and the session they stand on 
     await expect(oidc.refreshTokenGrant(client, application.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
     // the session that changed it goes on
     expect((await get(h.app, '/api/v1/session', changer)).status).toBe(200);
+  });
+});
+
+describe.each(DATABASES.filter((name) => name === 'postgres'))('sessions across server processes on one %s database (X4)', (database) => {
+  let db: TestDatabase;
+  const processes: { services: Services; app: FastifyInstance }[] = [];
+
+  beforeAll(async () => {
+    db = await openTestDatabase(database);
+    for (let i = 0; i < 2; i++) {
+      const services = await createServices(testConfig(db), { warn: () => undefined });
+      const app = await buildApp(services, { logger: false });
+      await app.ready();
+      processes.push({ services, app });
+    }
+  });
+  afterAll(async () => {
+    for (const { app, services } of processes) {
+      await app.close();
+      await services.close();
+    }
+    await db?.drop();
+  });
+
+  it('L8, X4: a password changed, a logout or staff ending the sessions on one process ends them on the other at once: no process keeps a session the database ended', async () => {
+    const [one, two] = processes as [(typeof processes)[0], (typeof processes)[0]];
+    const { user, card } = await createUserWithCard(one.services);
+    // staff ending every session (here, the service it calls) on one process: the sessions opened on the other end
+    const earlier = await loginSession(two.app, user.username, withCard(card));
+    await one.services.store.serialized('audit_log', (trx) => one.services.sessions.endWhere(trx, { userId: user.id }, 'ended_by_staff', 'test'));
+    expect((await get(two.app, '/api/v1/session', earlier)).status).toBe(401);
+    const onOne = await loginSession(one.app, user.username, withCard(card));
+    const cookieOnOne = { cookie: `sls_session=${(await loginSession(one.app, user.username, withCard(card))).authorization!.slice('Bearer '.length)}` };
+    const changer = await loginSession(two.app, user.username, withCard(card), { stepUp: true });
+    expect((await get(one.app, '/api/v1/session', onOne)).status).toBe(200);
+    expect((await one.app.inject({ method: 'GET', url: '/account', headers: cookieOnOne })).statusCode).toBe(200);
+
+    expect((await postJson(two.app, '/api/v1/password', { currentPassword: PASSWORD, newPassword: NEW_PASSWORD }, changer)).status).toBe(204);
+    expect((await get(one.app, '/api/v1/session', onOne)).status).toBe(401);
+    expect((await one.app.inject({ method: 'GET', url: '/account', headers: cookieOnOne })).headers.location).toBe('/login');
+    // the changer's session, used on the other process, goes on; its logout there ends it here too
+    expect((await get(one.app, '/api/v1/session', changer)).status).toBe(200);
+    expect((await postJson(two.app, '/api/v1/logout', {}, changer)).status).toBe(204);
+    expect((await get(one.app, '/api/v1/session', changer)).status).toBe(401);
   });
 });
