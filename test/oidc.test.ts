@@ -1164,5 +1164,5 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
       const jwks = (await (await fetch(`${server}/oidc/jwks`)).json()) as { keys: { kid: string }[] };
       expect(jwks.keys[0]!.kid).toBe(kid);
     }
-  }, 60_000);
+  }, 120_000);
 });
