@@ -99,7 +99,7 @@ describe.each(DATABASES)('withdrawals with sls and two server processes on %s', 
     expect([badRate.code, badRate.stderr]).toEqual([1, expect.stringContaining('The rate -1 is not valid')]);
     expect((await sls(['fx', 'set', 'USD', '2'], env)).stderr).toContain('USD is the base currency');
     expect((await sls(['fx', 'set', 'EURO', '1'], env)).stderr).toContain('EURO is not a currency code');
-  });
+  }, 120_000);
 
   it('W3/X4: 20 concurrent withdrawals across both processes that together exceed the daily limit: exactly the ones that fit are accepted', async () => {
     // no active device: W1's None row, USD 50,000 a day
