@@ -11,6 +11,7 @@ import type { FlowRow } from '../src/flows/flow-rows.js';
 import { verifierContext } from '../src/flows/flow-rows.js';
 import type { MobileSecret, PushVerifier } from '../src/devices/mobile/mobile.js';
 import { ApiError } from '../src/mobile-app/api.js';
+import { translator } from '../src/i18n/i18n.js';
 import { DATABASES, PASSWORD, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { bearer, claimSession, get, loginSession, postJson, startLogin, withCard } from './support/api.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
@@ -250,7 +251,7 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
     });
   });
   describe('K7, X7, D6: a security key protects the authenticator’s activation as a card does', () => {
-    it('K7, X7, D6: a security key holder with a verified number activates the authenticator with the key, not an SMS token: a password and a SIM swap never bring a phone in', async () => {
+    it('K7, X7, D6, X2: a security key holder with a verified number activates the authenticator with the key, not an SMS token: a password and a SIM swap never bring a phone in; a wrong key is told the security key’s hint', async () => {
       const agent = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user;
       const { user, card } = await createUserWithCard(h.services);
       const auth = await loginSession(h.app, user.username, withCard(card), { stepUp: true });
@@ -277,6 +278,8 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       // another key's assertion proves nothing (counted, L3)
       const wrong = await rejected(app.prove(view, new SoftwareAuthenticator().assert(options, where)));
       expect([wrong.code, wrong.body.error.attemptsLeft]).toEqual(['ACTIVATION_PROOF_FAILED', 2]);
+      // X2: the hint is the security key's (its kind's failureHints), not the typed codes' "no spaces"
+      expect(wrong.body.error.hints).toEqual([translator('en')('hints.securityKey')]);
       const right = key.assert(options, where);
       const enrolment = await app.complete(view, right);
       expect((await h.services.devices.get(enrolment.deviceId)).state).toBe('active');

@@ -415,6 +415,8 @@ export class MobileEnrolment {
     // what the phone sends is checked before the proof takes one of the answers
     const keys = this.keysDigest(flowId, input);
     const actor = `user:${row.user_id}`;
+    // X2: a wrong answer is told the hints of what gave it (a security key's, a card's); an SMS token's none
+    const hints = state.proof === 'device' ? this.deps.deviceKind((await this.deps.devices.get(row.device_id!)).type).failureHints : [];
     try {
       await this.deps.answers.answerFlow({
         row,
@@ -422,7 +424,7 @@ export class MobileEnrolment {
         ip: meta.ip,
         actor,
         failed: { event: 'mobile.activation_failed', data: { purpose: state.purpose, proof: state.proof, step: 'proof' } },
-        hints: state.proof === 'device' ? ['hints.noSpaces'] : [],
+        hints,
         check: () => this.checkPossession(row, state, verifier, input.response),
         accept: async (trx) => {
           await this.assertProofStands(trx, row, verifier);
