@@ -34,8 +34,9 @@ import { createServices, type Services } from '../src/services.js';
 import { DATABASES, PASSWORD, TEST_MASTER_KEY, createUserWithCard, openTestDatabase, testConfig, type TestDatabase } from './support/harness.js';
 import { cliEnv, sls } from './support/cli.js';
 import type { CardFile } from '../src/devices/devices.js';
+import { messagesOf } from '../src/i18n/resources.js';
 
-vi.setConfig({ testTimeout: 300_000, hookTimeout: 120_000 });
+vi.setConfig({ testTimeout: 420_000, hookTimeout: 120_000 });
 
 /** The tables a refused command must leave as they were (not the audit log, notices, counters, login failures of its own). */
 const STORED = [
@@ -69,6 +70,34 @@ const INTERNAL = [
   /\bE[A-Z]{3,}: /, // ENOENT: no such file …
   /Something went wrong/i,
 ];
+
+/**
+ * X2: the codes whose reason is a key of the translation files (errors.CODE_reason): their
+ * message without one ("The request is not valid: {{reason}}") prints the reason as written
+ * in the code, English, whatever the language. Matched per language, from the files themselves.
+ */
+const REASON_IS_A_KEY = ['VALIDATION_ERROR', 'INVALID_SUITE', 'INVALID_PSKC'];
+
+function untranslatedReason(language: 'en' | 'fr' | 'zh-Hant'): (stderr: string) => boolean {
+  const errors = messagesOf(language).errors as Record<string, string>;
+  const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const line = (text: string) =>
+    new RegExp(
+      `^sls: ${text
+        .split(/(\{\{\w+\}\})/)
+        .map((part) => (/^\{\{\w+\}\}$/.test(part) ? '.*' : literal(part)))
+        .join('')}$`,
+      'm',
+    );
+  const checks = REASON_IS_A_KEY.map((code) => ({
+    generic: line(errors[code]!),
+    // a message of its own may begin as the generic one does ("Invalid OCRA suite {{suite}}: …")
+    specific: Object.keys(errors)
+      .filter((key) => key.startsWith(`${code}_`))
+      .map((key) => line(errors[key]!)),
+  }));
+  return (stderr) => checks.some(({ generic, specific }) => generic.test(stderr) && !specific.some((own) => own.test(stderr)));
+}
 
 interface Run {
   code: number;
@@ -306,6 +335,16 @@ function argv(leaf: Leaf, s: Seed, db: string, slot?: Slot, value?: string): str
   return args;
 }
 
+/** The refusals run again in French (X2), by the end of their label: a command given nothing, and a bad value of each kind (text, number, file). */
+const FRENCH_SAMPLE = [': nothing given', ': empty', ': not a number', ': JSON of the wrong shape'];
+
+/** Messages the translation files give the same in English and French (SPEC: "BAD CHARACTER"), as sls prints them. */
+const SAME_IN_FRENCH = new Set(
+  Object.entries(messagesOf('en').errors as Record<string, string>)
+    .filter(([key, text]) => (messagesOf('fr').errors as Record<string, string>)[key] === text)
+    .map(([, text]) => `sls: ${text}\n`),
+);
+
 /** Runs that succeed, by "command slot: label", with why they may. */
 const ACCEPTED: Record<string, string> = {
   'user create --username: unknown': 'a new username of the right form: the user is created',
@@ -337,7 +376,7 @@ async function storedData(services: Services): Promise<string> {
   return parts.join('\n');
 }
 
-function problemsOf(label: string, args: string[], run: Run, secrets: string[]): string[] {
+function problemsOf(label: string, args: string[], run: Run, secrets: string[], language: 'en' | 'fr' | 'zh-Hant' = 'en'): string[] {
   const problems: string[] = [];
   const say = (what: string) =>
     problems.push(
@@ -349,6 +388,7 @@ function problemsOf(label: string, args: string[], run: Run, secrets: string[]):
   for (const pattern of INTERNAL) if (pattern.test(run.stderr)) say(`internal error text (${pattern})`);
   for (const secret of secrets) if (secret.length >= 4 && (run.stdout + run.stderr).includes(secret)) say('a secret printed');
   if (run.stderr.split('\n').filter((l) => l.startsWith('sls: ')).length > 1) say('more than one error line');
+  if (untranslatedReason(language)(run.stderr)) say('a reason not from the translation files (X2)');
   return problems;
 }
 
@@ -362,6 +402,7 @@ for (const name of DATABASES) {
     let dir: string;
     let files: Bad[];
     let main: Main;
+    let mainInFrench: Main;
     let program: Command;
     const saved = { ...process.env };
     const cwd = process.cwd();
@@ -377,8 +418,16 @@ for (const name of DATABASES) {
       // an --out of a relative path is written where sls runs: here, not in the repository
       process.chdir(dir);
       Object.assign(process.env, cliEnv(database, { SLS_LOG_LEVEL: 'silent' }));
+      // sls of this environment's language, loaded afresh (the other database's run may have loaded it in French)
+      vi.resetModules();
       ({ main } = await import('../src/cli/main.js'));
       program = (await import('../src/cli/main.js')).buildProgram();
+      // X2: sls of a French environment (its language is read when it loads): a sample of the refusals again, in French
+      process.env.LC_ALL = 'fr_FR.UTF-8';
+      vi.resetModules();
+      ({ main: mainInFrench } = await import('../src/cli/main.js'));
+      process.env.LC_ALL = '';
+      vi.resetModules();
     });
 
     afterAll(async () => {
@@ -389,7 +438,7 @@ for (const name of DATABASES) {
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
-    it('X3, X4: each command, its required arguments missing, an unknown option, each argument and option given bad values: refused clearly, nothing changed', async () => {
+    it('X3, X4, X2: each command, its required arguments missing, an unknown option, each argument and option given bad values: refused clearly, in words of the translation files (a sample again in French), nothing changed', async () => {
       // the commands that create come last: what they accept would otherwise be known to the others
       const all = leaves(program)
         .filter((leaf) => !LONG_RUNNING.has(leaf.path[0]!))
@@ -408,6 +457,14 @@ for (const name of DATABASES) {
         const after = await storedData(services);
         if (run.code !== 0 && after !== stored) problems.push(`${label}: refused, but the stored data changed`);
         stored = after;
+        // X2: a sample in French: its own words, no reason left in English
+        if (run.code !== 0 && run.stderr.startsWith('sls: ') && FRENCH_SAMPLE.some((sample) => label.endsWith(sample))) {
+          const french = await runInProcess(mainInFrench, args);
+          problems.push(...problemsOf(`${label} (fr)`, args, french, [...secrets, ...extraSecrets], 'fr'));
+          if (french.stderr === run.stderr && !SAME_IN_FRENCH.has(run.stderr))
+            problems.push(`${label} (fr): the same text as in English (X2): ${JSON.stringify(run.stderr.slice(0, 200))}`);
+          stored = await storedData(services);
+        }
       };
       for (const leaf of all) {
         const name = leaf.path.join(' ');

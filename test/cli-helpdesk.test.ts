@@ -83,10 +83,10 @@ describe('sls staff create', () => {
     expect((await services.users.getByUsername('auditor')).role).toBe('compliance');
     expect((await services.users.getByUsername('boss')).role).toBe('admin');
     const bad = await sls(['staff', 'create', '--username', 'eve', '--password', PASSWORD, '--role', 'superuser'], env);
-    expect(bad).toMatchObject({ code: 1, stdout: '', stderr: 'sls: The request is not valid: --role must be client_services, compliance or admin\n' });
+    expect(bad).toMatchObject({ code: 1, stdout: '', stderr: 'sls: “--role” must be client_services, compliance or admin.\n' });
     const client = await sls(['staff', 'create', '--username', 'eve', '--password', PASSWORD, '--role', 'client'], env);
     expect(client.code).toBe(1);
-    expect(client.stderr.split('\n')).toEqual([expect.stringContaining('--role must be'), '']);
+    expect(client.stderr.split('\n')).toEqual([expect.stringContaining('“--role” must be'), '']);
     expect((await sls(['user', 'show', 'eve'], env)).stderr).toBe('sls: No such user.\n');
   });
 });
@@ -186,7 +186,7 @@ describe('sls helpdesk', () => {
     const cases: [string[], string][] = [
       [
         ['verify', '--staff', 'agent', '--user', 'dave', '--method', 'guessing'],
-        'sls: The request is not valid: one of security_questions, id_document, callback_on_record, video_call\n',
+        'sls: “method” must be one of security_questions, id_document, callback_on_record, video_call.\n',
       ],
       [['issue-passcode', '--staff', 'agent', '--user', 'dave', '--verification', 'ver_nope'], 'sls: No such identity verification for this user.\n'],
       [['unlock', '--staff', 'agent', '--user', 'dave', '--verification', 'ver_nope'], 'sls: No such identity verification for this user.\n'],

@@ -1078,7 +1078,7 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
     // refusals: an unknown app, a plain-http redirect URI off localhost, an unknown client (exit 1, the reason said)
     const badApp = await sls(['client', 'create', '--name', 'X', '--app', 'desk', '--redirect-uri', `${rp.url}/cb`], env);
     expect(badApp.code).toBe(1);
-    expect(badApp.stderr).toContain('portal or trading');
+    expect(badApp.stderr).toBe('sls: “app” must be portal or trading.\n');
     const badUri = await sls(['client', 'create', '--name', 'X', '--app', 'portal', '--redirect-uri', 'http://evil.example/cb'], env);
     expect(badUri.code).toBe(1);
     expect(badUri.stderr).toContain('https');

@@ -110,7 +110,7 @@ export function registerEntitlementCommands(program: Command, kit: CliKit): void
       try {
         text = readFileSync(file, 'utf8');
       } catch {
-        throw new SlsError('VALIDATION_ERROR', { reason: `cannot read ${file}` });
+        throw new SlsError('VALIDATION_ERROR', { reason: 'file_unreadable', path: file });
       }
       const rates = parseRatesFile(text);
       await withServices(options, async (s) => {

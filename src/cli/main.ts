@@ -63,14 +63,14 @@ async function withServices<T>(options: DbOption, fn: (services: Services) => Pr
 function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
     if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-      throw new SlsError('VALIDATION_ERROR', { reason: `${name} must be a whole number from ${min} to ${max}` });
+      throw new SlsError('VALIDATION_ERROR', { reason: 'whole_number', field: name, min, max });
     }
     return Number(value);
   };
 }
 
 function amountOption(value: string): number {
-  if (!/^\d+(\.\d{1,2})?$/.test(value)) throw new SlsError('VALIDATION_ERROR', { reason: 'the amount must be like 1500000 or 1500000.50' });
+  if (!/^\d+(\.\d{1,2})?$/.test(value)) throw new SlsError('VALIDATION_ERROR', { reason: 'amount_option' });
   return Number(value);
 }
 
@@ -82,14 +82,14 @@ interface MobileNumber {
 /** COUNTRY:DIGITS, checked as the settings page checks it (M6). */
 function mobileOption(value: string): MobileNumber {
   const match = /^([A-Za-z]{2}):(.*)$/.exec(value);
-  if (!match) throw new SlsError('VALIDATION_ERROR', { reason: '--mobile must be COUNTRY:DIGITS, e.g. FR:612345678' });
+  if (!match) throw new SlsError('VALIDATION_ERROR', { reason: 'mobile_option', field: '--mobile' });
   toE164(match[1]!, match[2]!);
   return { country: match[1]!.toUpperCase(), number: match[2]! };
 }
 
 function hexOption(name: string) {
   return (value: string): Buffer => {
-    if (!/^([0-9a-fA-F]{2})+$/.test(value)) throw new SlsError('VALIDATION_ERROR', { reason: `${name} must be hexadecimal bytes` });
+    if (!/^([0-9a-fA-F]{2})+$/.test(value)) throw new SlsError('VALIDATION_ERROR', { reason: 'hex_bytes', field: name });
     return Buffer.from(value, 'hex');
   };
 }
@@ -335,7 +335,7 @@ export function buildProgram(): Command {
     .addOption(dbOption())
     .action(async (options: DbOption & { username: string; password: string; role: string }) => {
       if (!['client_services', 'compliance', 'admin'].includes(options.role)) {
-        throw new SlsError('VALIDATION_ERROR', { reason: '--role must be client_services, compliance or admin' });
+        throw new SlsError('VALIDATION_ERROR', { reason: 'staff_role', field: '--role' });
       }
       await withServices(options, async (s) => {
         const created = await s.users.create({ username: options.username, password: options.password, role: options.role as Role }, 'cli');
@@ -591,7 +591,7 @@ export function buildProgram(): Command {
     .addOption(dbOption())
     .action(async (options: DbOption & { user?: string; stock?: boolean; json?: boolean }) => {
       if ((options.user === undefined) === (options.stock === undefined)) {
-        throw new SlsError('VALIDATION_ERROR', { reason: 'give --user U or --stock' });
+        throw new SlsError('VALIDATION_ERROR', { reason: 'user_or_stock' });
       }
       await withServices(options, async (s) => {
         const devices =
@@ -626,7 +626,7 @@ export function buildProgram(): Command {
       try {
         xml = decodePskc(readFileSync(file));
       } catch {
-        throw new SlsError('INVALID_PSKC', { reason: `cannot read ${file}` });
+        throw new SlsError('INVALID_PSKC', { reason: 'unreadable', path: file });
       }
       const keys = parsePskc(xml, {
         ...(options.key ? { preSharedKey: options.key } : {}),
@@ -672,16 +672,16 @@ export function buildProgram(): Command {
       try {
         text = readFileSync(file, 'utf8');
       } catch {
-        throw new SlsError('VALIDATION_ERROR', { reason: `cannot read ${file}` });
+        throw new SlsError('VALIDATION_ERROR', { reason: 'file_unreadable', path: file });
       }
       const codes: string[] = [];
       for (const [n, raw] of text.split(/\r?\n/).entries()) {
         const line = raw.trim();
         if (line === '' || line.startsWith('#')) continue;
         const match = /^(?:(\d{1,4})\s*[,;\t]\s*)?(\d{3})$/.exec(line);
-        if (!match) throw new SlsError('VALIDATION_ERROR', { reason: `line ${n + 1}: expected a 3-digit code or "index,code"` });
+        if (!match) throw new SlsError('VALIDATION_ERROR', { reason: 'scc_line', line: n + 1 });
         const index = match[1] === undefined ? codes.length + 1 : Number(match[1]);
-        if (index !== codes.length + 1) throw new SlsError('VALIDATION_ERROR', { reason: `line ${n + 1}: index ${index} out of order` });
+        if (index !== codes.length + 1) throw new SlsError('VALIDATION_ERROR', { reason: 'scc_order', line: n + 1, index });
         codes.push(match[2]!);
       }
       await withServices(options, async (s) => {
@@ -700,7 +700,7 @@ export function buildProgram(): Command {
     .action(async (options: { card: string; pin?: string; challenge?: string }) => {
       const card = readCardFile(options.card);
       if ((options.pin === undefined) !== (options.challenge === undefined)) {
-        throw new SlsError('VALIDATION_ERROR', { reason: 'give both --pin and --challenge, or neither for the interactive card' });
+        throw new SlsError('VALIDATION_ERROR', { reason: 'dsc_pin_challenge' });
       }
       if (options.pin !== undefined && options.challenge !== undefined) {
         print(cardResponse(card, options.pin, options.challenge));
@@ -739,13 +739,13 @@ export function buildProgram(): Command {
     .action(
       (options: { suite: string; key: Buffer; question: string[]; pin?: string; pinHash?: Buffer; counter?: string; timestamp?: string; session?: Buffer }) => {
         if (options.pin !== undefined && options.pinHash !== undefined) {
-          throw new SlsError('VALIDATION_ERROR', { reason: 'give --pin or --pin-hash, not both' });
+          throw new SlsError('VALIDATION_ERROR', { reason: 'ocra_pin_both' });
         }
         if (options.counter !== undefined && !/^\d{1,20}$/.test(options.counter)) {
-          throw new SlsError('VALIDATION_ERROR', { reason: '--counter must be a decimal number' });
+          throw new SlsError('VALIDATION_ERROR', { reason: 'ocra_counter', field: '--counter' });
         }
         if (options.timestamp !== undefined && !/^[0-9a-fA-F]{1,16}$/.test(options.timestamp)) {
-          throw new SlsError('VALIDATION_ERROR', { reason: '--timestamp must be hexadecimal' });
+          throw new SlsError('VALIDATION_ERROR', { reason: 'ocra_timestamp', field: '--timestamp' });
         }
         const suite = parseOcraSuite(options.suite);
         // what the suite takes, and only that: an input it ignores was meant for another suite

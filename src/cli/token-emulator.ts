@@ -30,14 +30,12 @@ export function readTokenFile(path: string): TokenFile {
 export function tokenKey(file: TokenFile, name?: string): TokenKey {
   if (name === undefined) {
     if (file.keys.length > 1) {
-      throw new SlsError('VALIDATION_ERROR', {
-        reason: `the token holds ${file.keys.length} keys: give --key with one of ${file.keys.map((k) => k.keyId).join(', ')}`,
-      });
+      throw new SlsError('VALIDATION_ERROR', { reason: 'token_keys', count: file.keys.length, keys: file.keys.map((k) => k.keyId).join(', ') });
     }
     return file.keys[0]!;
   }
   const key = file.keys.find((k) => k.keyId === name || k.deviceId === name || k.serial === name);
-  if (!key) throw new SlsError('VALIDATION_ERROR', { reason: `no key ${name} in the token file` });
+  if (!key) throw new SlsError('VALIDATION_ERROR', { reason: 'token_no_key', key: name });
   return key;
 }
 
@@ -54,13 +52,13 @@ export function tokenDisplay(key: TokenKey, unixMillis: number, challenge?: stri
   const secret = Buffer.from(String(key.key ?? key.seed), 'hex');
   if (key.algorithm === 'ocra') {
     const suite = parseOcraSuite(String(key.suite));
-    if (challenge === undefined) throw new SlsError('VALIDATION_ERROR', { reason: 'the card answers a challenge: give --challenge' });
+    if (challenge === undefined) throw new SlsError('VALIDATION_ERROR', { reason: 'token_challenge_needed' });
     if (!/^\d+$/.test(challenge) || challenge.length > suite.challenge.maxLength) {
       throw new SlsError('VALIDATION_ERROR', { reason: 'challenge_up_to_digits', digits: suite.challenge.maxLength });
     }
     return { code: generateOcra(suite, { key: secret, question: challenge }) };
   }
-  if (challenge !== undefined) throw new SlsError('VALIDATION_ERROR', { reason: 'a one-time-password token takes no challenge' });
+  if (challenge !== undefined) throw new SlsError('VALIDATION_ERROR', { reason: 'token_no_challenge' });
   const options = { digits: Number(key.digits ?? 6), algorithm: hashOf(key) };
   if (key.algorithm === 'hotp') {
     const counter = Number(key.counter ?? 0);
@@ -69,7 +67,7 @@ export function tokenDisplay(key: TokenKey, unixMillis: number, challenge?: stri
   if (key.algorithm === 'totp') {
     return { code: generateTotp(secret, unixMillis, { ...options, period: Number(key.period ?? 30), epoch: Number(key.t0 ?? 0) }) };
   }
-  throw new SlsError('VALIDATION_ERROR', { reason: `unknown token algorithm ${String(key.algorithm)}` });
+  throw new SlsError('VALIDATION_ERROR', { reason: 'token_algorithm', algorithm: String(key.algorithm) });
 }
 
 /** Presses the token's button once: prints nothing itself; writes an HOTP token's new counter back to the file. */

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { generateOcra, generateOcraChallenge, ocraTimestamp, parseOcraSuite, verifyOcra } from './ocra.js';
+import { generateOcra, generateOcraChallenge, ocraTimestamp, parseOcraSuite, verifyOcra, type OcraInput } from './ocra.js';
+import type { SlsError } from '../errors.js';
 
 interface Vector {
   key_hex: string;
@@ -99,11 +100,23 @@ describe('C3: OCRA computation details', () => {
     expect(a).not.toBe(b);
     expect(() => generateOcra(suite, { key, question: 'abcdef12', session: Buffer.alloc(17) })).toThrowError(/session/);
   });
-  it('C3: missing inputs and malformed questions are refused', () => {
-    expect(() => generateOcra(parseOcraSuite('OCRA-1:HOTP-SHA1-6:C-QN08'), { key, question: '1' })).toThrowError(/counter/);
-    expect(() => generateOcra(parseOcraSuite('OCRA-1:HOTP-SHA1-6:QN08-PSHA1'), { key, question: '1' })).toThrowError(/PIN/);
-    expect(() => generateOcra(parseOcraSuite('OCRA-1:HOTP-SHA1-6:QN08'), { key, question: '12a' })).toThrowError(/numeric/);
-    expect(() => generateOcra(parseOcraSuite('OCRA-1:HOTP-SHA1-6:QH08'), { key, question: 'xyz' })).toThrowError(/hex/);
+  it('C3, X2: missing inputs and malformed questions are refused, each with a reason of the translation files', () => {
+    const refusal = (suite: string, input: Omit<OcraInput, 'key'>): unknown => {
+      try {
+        generateOcra(parseOcraSuite(suite), { key, ...input });
+      } catch (error) {
+        return (error as SlsError).params;
+      }
+      return 'computed';
+    };
+    expect(refusal('OCRA-1:HOTP-SHA1-6:C-QN08', { question: '1' })).toMatchObject({ reason: 'ocra_missing', field: '--counter' });
+    expect(refusal('OCRA-1:HOTP-SHA1-6:QN08-PSHA1', { question: '1' })).toMatchObject({ reason: 'ocra_missing', field: '--pin' });
+    expect(refusal('OCRA-1:HOTP-SHA1-6:QN08', { question: '12a' })).toMatchObject({ reason: 'ocra_question_N' });
+    expect(refusal('OCRA-1:HOTP-SHA1-6:QH08', { question: 'xyz' })).toMatchObject({ reason: 'ocra_question_H' });
+    expect(refusal('OCRA-1:HOTP-SHA1-6:QN08-PSHA1', { question: '1', pinHash: Buffer.alloc(3) })).toMatchObject({ reason: 'ocra_pin_hash_length', bytes: 20 });
+    expect(() => parseOcraSuite('OCRA-1:HOTP-SHA1-6:QN08-X')).toThrowError(
+      expect.objectContaining({ params: expect.objectContaining({ reason: 'data_input', element: 'X' }) }),
+    );
   });
   it('C3: timestamps count the suite time steps since the epoch', () => {
     const suite = parseOcraSuite('OCRA-1:HOTP-SHA512-8:QN08-T1M');

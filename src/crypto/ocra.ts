@@ -34,21 +34,22 @@ const HASH_BYTES: Record<HashAlgorithm, number> = { sha1: 20, sha256: 32, sha512
 const TIME_UNIT_SECONDS: Record<string, number> = { S: 1, M: 60, H: 3600 };
 const QUESTION_BYTES = 128;
 
-function invalidSuite(suite: string, reason: string): SlsError {
-  return new SlsError('INVALID_SUITE', { suite, reason }, `invalid OCRA suite ${suite}: ${reason}`);
+/** X2: `reason` is a key of the translation files (errors.INVALID_SUITE_<reason>), its params beside it. */
+function invalidSuite(suite: string, reason: string, params: Record<string, string> = {}): SlsError {
+  return new SlsError('INVALID_SUITE', { suite, reason, ...params }, `invalid OCRA suite ${suite}: ${reason}`);
 }
 
 /** Parses an OCRASuite string `<Algorithm>:<CryptoFunction>:<DataInput>` (RFC 6287 §6). */
 export function parseOcraSuite(text: string): OcraSuite {
   const parts = text.split(':');
-  if (parts.length !== 3) throw invalidSuite(text, 'expected <Algorithm>:<CryptoFunction>:<DataInput>');
+  if (parts.length !== 3) throw invalidSuite(text, 'parts');
   const [algorithm, cryptoFunction, dataInput] = parts as [string, string, string];
-  if (algorithm !== 'OCRA-1') throw invalidSuite(text, 'only version OCRA-1 is defined');
+  if (algorithm !== 'OCRA-1') throw invalidSuite(text, 'version');
 
   const crypto = /^HOTP-(SHA1|SHA256|SHA512)-(\d{1,2})$/.exec(cryptoFunction);
-  if (!crypto) throw invalidSuite(text, 'CryptoFunction must be HOTP-SHA1|SHA256|SHA512-t');
+  if (!crypto) throw invalidSuite(text, 'crypto_function');
   const digits = Number(crypto[2]);
-  if (digits !== 0 && (digits < 4 || digits > 10)) throw invalidSuite(text, 'truncation must be 0 or 4-10 digits');
+  if (digits !== 0 && (digits < 4 || digits > 10)) throw invalidSuite(text, 'truncation');
 
   const suite: OcraSuite = {
     text,
@@ -68,9 +69,9 @@ export function parseOcraSuite(text: string): OcraSuite {
     index++;
   }
   const question = /^Q([ANH])(\d{2})$/.exec(inputs[index] ?? '');
-  if (!question) throw invalidSuite(text, 'DataInput must contain a challenge QFxx (F = A, N or H)');
+  if (!question) throw invalidSuite(text, 'challenge');
   const maxLength = Number(question[2]);
-  if (maxLength < 4 || maxLength > 64) throw invalidSuite(text, 'challenge length must be 04-64');
+  if (maxLength < 4 || maxLength > 64) throw invalidSuite(text, 'challenge_length');
   suite.challenge = { format: question[1] as ChallengeFormat, maxLength };
   index++;
 
@@ -82,16 +83,16 @@ export function parseOcraSuite(text: string): OcraSuite {
       suite.pinHash = HASHES[pin[1]!]!;
     } else if (session && suite.sessionLength === null && suite.timeStep === null) {
       const length = session[1] === undefined ? 64 : Number(session[1]);
-      if (length < 1 || length > 512) throw invalidSuite(text, 'session length must be 001-512 bytes');
+      if (length < 1 || length > 512) throw invalidSuite(text, 'session_length');
       suite.sessionLength = length;
     } else if (time && suite.timeStep === null) {
       const amount = time[1] === undefined ? 1 : Number(time[1]);
       const unit = time[2] ?? 'M';
       const valid = unit === 'H' ? amount >= 0 && amount <= 48 : amount >= 1 && amount <= 59;
-      if (!valid) throw invalidSuite(text, 'time step must be 1-59S, 1-59M or 0-48H');
+      if (!valid) throw invalidSuite(text, 'time_step');
       suite.timeStep = amount * TIME_UNIT_SECONDS[unit]!;
     } else {
-      throw invalidSuite(text, `unexpected or out-of-order DataInput element "${input}"`);
+      throw invalidSuite(text, 'data_input', { element: input });
     }
   }
   return suite;
@@ -112,8 +113,9 @@ export interface OcraInput {
   timestamp?: bigint | number;
 }
 
-function invalidInput(suite: OcraSuite, reason: string): SlsError {
-  return new SlsError('VALIDATION_ERROR', { reason }, `OCRA input for ${suite.text}: ${reason}`);
+/** X2: `reason` is a key of the translation files (errors.VALIDATION_ERROR_<reason>), its params beside it. */
+function invalidInput(suite: OcraSuite, reason: string, params: Record<string, string | number> = {}): SlsError {
+  return new SlsError('VALIDATION_ERROR', { reason, suite: suite.text, ...params }, `OCRA input for ${suite.text}: ${reason}`);
 }
 
 /** The 128-byte question block of the DataInput (RFC 6287 §5.1 and Appendix B). */
@@ -121,21 +123,21 @@ export function encodeQuestion(suite: OcraSuite, question: string): Buffer {
   let hex: string;
   switch (suite.challenge.format) {
     case 'N':
-      if (!/^\d+$/.test(question)) throw invalidInput(suite, 'numeric challenge expected');
+      if (!/^\d+$/.test(question)) throw invalidInput(suite, 'ocra_question_N', { field: '--question' });
       hex = BigInt(question).toString(16);
       break;
     case 'H':
-      if (!/^[0-9a-fA-F]+$/.test(question)) throw invalidInput(suite, 'hexadecimal challenge expected');
+      if (!/^[0-9a-fA-F]+$/.test(question)) throw invalidInput(suite, 'ocra_question_H', { field: '--question' });
       hex = question;
       break;
     case 'A': {
-      if (!/^[\x21-\x7e]+$/.test(question)) throw invalidInput(suite, 'printable ASCII challenge expected');
+      if (!/^[\x21-\x7e]+$/.test(question)) throw invalidInput(suite, 'ocra_question_A', { field: '--question' });
       const bytes = Buffer.from(question, 'ascii');
-      if (bytes.length > QUESTION_BYTES) throw invalidInput(suite, 'challenge longer than 128 bytes');
+      if (bytes.length > QUESTION_BYTES) throw invalidInput(suite, 'ocra_question_length', { field: '--question', max: QUESTION_BYTES });
       return Buffer.concat([bytes, Buffer.alloc(QUESTION_BYTES - bytes.length)]);
     }
   }
-  if (hex.length > QUESTION_BYTES * 2) throw invalidInput(suite, 'challenge longer than 128 bytes');
+  if (hex.length > QUESTION_BYTES * 2) throw invalidInput(suite, 'ocra_question_length', { field: '--question', max: QUESTION_BYTES });
   // The hex string is right-padded with "0" nibbles, so an odd length shifts by a nibble.
   return Buffer.from(hex.padEnd(QUESTION_BYTES * 2, '0'), 'hex');
 }
@@ -144,11 +146,11 @@ function hashPin(suite: OcraSuite, input: OcraInput): Buffer {
   const algorithm = suite.pinHash!;
   if (input.pinHash !== undefined) {
     if (input.pinHash.length !== HASH_BYTES[algorithm]) {
-      throw invalidInput(suite, `PIN hash must be ${HASH_BYTES[algorithm]} bytes`);
+      throw invalidInput(suite, 'ocra_pin_hash_length', { field: '--pin-hash', bytes: HASH_BYTES[algorithm] });
     }
     return input.pinHash;
   }
-  if (input.pin === undefined) throw invalidInput(suite, 'the suite requires a PIN (P)');
+  if (input.pin === undefined) throw invalidInput(suite, 'ocra_missing', { field: '--pin' });
   return createHash(algorithm).update(input.pin, 'utf8').digest();
 }
 
@@ -156,20 +158,20 @@ function hashPin(suite: OcraSuite, input: OcraInput): Buffer {
 export function ocraDataInput(suite: OcraSuite, input: OcraInput): Buffer {
   const parts: Buffer[] = [Buffer.from(suite.text, 'ascii'), Buffer.alloc(1)];
   if (suite.counter) {
-    if (input.counter === undefined) throw invalidInput(suite, 'the suite requires a counter (C)');
+    if (input.counter === undefined) throw invalidInput(suite, 'ocra_missing', { field: '--counter' });
     parts.push(counterBytes(input.counter));
   }
   parts.push(encodeQuestion(suite, input.question));
   if (suite.pinHash) parts.push(hashPin(suite, input));
   if (suite.sessionLength !== null) {
-    if (input.session === undefined) throw invalidInput(suite, 'the suite requires session information (S)');
+    if (input.session === undefined) throw invalidInput(suite, 'ocra_missing', { field: '--session' });
     if (input.session.length > suite.sessionLength) {
-      throw invalidInput(suite, `session information longer than ${suite.sessionLength} bytes`);
+      throw invalidInput(suite, 'ocra_session_length', { field: '--session', bytes: suite.sessionLength });
     }
     parts.push(Buffer.alloc(suite.sessionLength - input.session.length), input.session);
   }
   if (suite.timeStep !== null) {
-    if (input.timestamp === undefined) throw invalidInput(suite, 'the suite requires a timestamp (T)');
+    if (input.timestamp === undefined) throw invalidInput(suite, 'ocra_missing', { field: '--timestamp' });
     parts.push(counterBytes(input.timestamp));
   }
   return Buffer.concat(parts);
@@ -188,7 +190,7 @@ export function verifyOcra(suite: OcraSuite, input: OcraInput, response: string)
 
 /** The number of time steps of the suite's size at a given time, for the T input. */
 export function ocraTimestamp(suite: OcraSuite, unixMillis: number): bigint {
-  if (suite.timeStep === null) throw invalidInput(suite, 'the suite has no timestamp (T)');
+  if (suite.timeStep === null) throw invalidInput(suite, 'ocra_unused', { field: '--timestamp' });
   return BigInt(Math.floor(unixMillis / 1000 / Math.max(suite.timeStep, 1)));
 }
 

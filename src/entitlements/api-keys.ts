@@ -46,7 +46,7 @@ export function parseScopes(text: string): ApiKeyScope[] {
   ];
   const bad = scopes.find((s) => !(API_KEY_SCOPES as readonly string[]).includes(s));
   if (scopes.length === 0 || bad !== undefined) {
-    throw new SlsError('VALIDATION_ERROR', { field: 'scope', reason: `a comma-separated list of ${API_KEY_SCOPES.join(', ')}` });
+    throw new SlsError('VALIDATION_ERROR', { field: 'scope', reason: 'api_key_scope', scopes: API_KEY_SCOPES.join(', ') });
   }
   return scopes as ApiKeyScope[];
 }
@@ -73,7 +73,7 @@ export class ApiKeys {
   /** A new key; the only time its secret is known. */
   async create(input: { name: string; scopes: ApiKeyScope[] }, actor: string): Promise<{ key: string; apiKey: ApiKey }> {
     const name = input.name.trim();
-    if (!NAME_FORMAT.test(name)) throw new SlsError('VALIDATION_ERROR', { field: 'name', reason: '1 to 64 letters, digits, spaces or . _ : / ( ) -' });
+    if (!NAME_FORMAT.test(name)) throw new SlsError('VALIDATION_ERROR', { field: 'name', reason: 'name_format', symbols: '. _ : / ( ) -' });
     const scopes = parseScopes(input.scopes.join(','));
     const id = newId('key');
     const secret = newToken();

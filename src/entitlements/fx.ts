@@ -50,7 +50,7 @@ export function parseRatesFile(text: string): { currency: string; rate: string }
     const line = raw.replace(/#.*$/, '').trim();
     if (line === '') continue;
     const match = /^([A-Za-z]{3})\s*[\s,;=]\s*(\S+)$/.exec(line);
-    if (!match) throw new SlsError('VALIDATION_ERROR', { reason: `line ${n + 1}: expected "CURRENCY RATE", e.g. "EUR 1.08"` });
+    if (!match) throw new SlsError('VALIDATION_ERROR', { reason: 'fx_line', line: n + 1 });
     rates.push({ currency: match[1]!.toUpperCase(), rate: match[2]! });
   }
   return rates;

@@ -202,10 +202,10 @@ export class HelpDesk {
   async verifyIdentity(staffUserId: string, username: string, input: { method: string; notes?: string }): Promise<Verification> {
     const { staff, user } = await this.actOn(staffUserId, username, 'verify');
     if (!(VERIFICATION_METHODS as readonly string[]).includes(input.method)) {
-      throw new SlsError('VALIDATION_ERROR', { field: 'method', reason: `one of ${VERIFICATION_METHODS.join(', ')}` });
+      throw new SlsError('VALIDATION_ERROR', { field: 'method', reason: 'verification_method', methods: VERIFICATION_METHODS.join(', ') });
     }
     if (input.notes !== undefined && input.notes.length > 500) {
-      throw new SlsError('VALIDATION_ERROR', { field: 'notes', reason: 'at most 500 characters' });
+      throw new SlsError('VALIDATION_ERROR', { field: 'notes', reason: 'text_length', max: 500 });
     }
     const now = this.deps.clock.now();
     const verification: Verification = {
@@ -452,7 +452,7 @@ export class HelpDesk {
   async lockUser(staffUserId: string, username: string, input: { reason: string }): Promise<number> {
     const { staff, user } = await this.actOn(staffUserId, username, 'lock');
     const reason = input.reason.trim();
-    if (reason.length === 0 || reason.length > 500) throw new SlsError('VALIDATION_ERROR', { field: 'reason', reason: 'reason: 1-500 characters' });
+    if (reason.length === 0 || reason.length > 500) throw new SlsError('VALIDATION_ERROR', { field: 'reason', reason: 'text_required_length', max: 500 });
     const ended = await this.deps.store.serialized('audit_log', async (trx) => {
       await this.deps.lockout.lockUntilLifted(user.username, trx);
       const ids = await this.deps.sessions.endWhere(trx, { userId: user.id }, 'user_locked', this.actor(staff));

@@ -97,10 +97,14 @@ export function environmentLanguage(env: NodeJS.ProcessEnv = process.env): Langu
   return 'en';
 }
 
-/** The message of an error for people, in a language. */
+/**
+ * The message of an error for people, in a language: errors.CODE_<reason> when
+ * the files have it (a reason of words, as INVALID_PSKC's "not XML", is looked
+ * up with its words joined by _: errors.INVALID_PSKC_not_XML), else errors.CODE.
+ */
 export function errorMessage(t: Translate, code: ErrorCode, raw: ErrorParams = {}): string {
   const params = forPeople(t, raw);
-  const specific = typeof params.reason === 'string' ? `errors.${code}_${params.reason}` : undefined;
+  const specific = typeof params.reason === 'string' ? `errors.${code}_${params.reason.replace(/\W+/g, '_')}` : undefined;
   if (specific && instance.exists(specific)) return t(specific, params);
   return t(`errors.${code}`, params);
 }

@@ -10,7 +10,7 @@ export const USERNAME_MAX_LENGTH = 64;
 export function assertUsernameCharacters(username: string): void {
   if (!/^[A-Za-z0-9]+$/.test(username)) throw new SlsError('BAD_CHARACTER');
   if (username.length > USERNAME_MAX_LENGTH) {
-    throw new SlsError('VALIDATION_ERROR', { field: 'username', reason: `at most ${USERNAME_MAX_LENGTH} characters` });
+    throw new SlsError('VALIDATION_ERROR', { field: 'username', reason: 'username_length', max: USERNAME_MAX_LENGTH });
   }
 }
 

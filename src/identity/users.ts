@@ -76,13 +76,13 @@ export const ROLES: readonly Role[] = ['client', 'client_services', 'compliance'
 
 export function assertAccountNumber(accountNumber: string): void {
   if (!/^[A-Z0-9]{4,16}$/.test(accountNumber)) {
-    throw new SlsError('VALIDATION_ERROR', { field: 'account', reason: '4-16 upper-case letters or digits' });
+    throw new SlsError('VALIDATION_ERROR', { field: 'account', reason: 'account_number' });
   }
 }
 
 export function assertEquity(equityUsd: number): void {
   if (!Number.isFinite(equityUsd) || equityUsd < 0 || equityUsd > 1e13) {
-    throw new SlsError('VALIDATION_ERROR', { field: 'equity', reason: 'a non-negative amount in USD' });
+    throw new SlsError('VALIDATION_ERROR', { field: 'equity', reason: 'equity_amount' });
   }
 }
 
@@ -267,7 +267,7 @@ export class Users {
     if (input.accountNumber !== undefined) assertAccountNumber(input.accountNumber);
     if (input.equityUsd !== undefined) assertEquity(input.equityUsd);
     if (input.role !== undefined && !ROLES.includes(input.role)) {
-      throw new SlsError('VALIDATION_ERROR', { field: 'role', reason: `one of ${ROLES.join(', ')}` });
+      throw new SlsError('VALIDATION_ERROR', { field: 'role', reason: 'role', roles: ROLES.join(', ') });
     }
     const passwordHash = await hashPassword(input.password);
     const now = this.clock.now();

@@ -53,11 +53,11 @@ function checkUrl(value: string, field: string): string {
   try {
     url = new URL(value);
   } catch {
-    throw new SlsError('VALIDATION_ERROR', { field, reason: 'an absolute URL (https://…)' });
+    throw new SlsError('VALIDATION_ERROR', { field, reason: 'absolute_url' });
   }
   const local = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
   if (url.hash !== '' || !(url.protocol === 'https:' || (url.protocol === 'http:' && local))) {
-    throw new SlsError('VALIDATION_ERROR', { field, reason: 'an https URL without #fragment (http only for localhost)' });
+    throw new SlsError('VALIDATION_ERROR', { field, reason: 'https_url' });
   }
   return url.href;
 }
@@ -93,11 +93,11 @@ export class OidcClients {
   /** A new client; the only time its secret (none for a public client) is known. */
   async create(input: NewClient, actor: string): Promise<{ client: OidcClient; secret: string | null }> {
     const name = input.name.trim();
-    if (!NAME_FORMAT.test(name)) throw new SlsError('VALIDATION_ERROR', { field: 'name', reason: '1 to 64 letters, digits, spaces or . _ : / ( ) -' });
-    if (input.app !== 'portal' && input.app !== 'trading') throw new SlsError('VALIDATION_ERROR', { field: 'app', reason: 'portal or trading' });
+    if (!NAME_FORMAT.test(name)) throw new SlsError('VALIDATION_ERROR', { field: 'name', reason: 'name_format', symbols: '. _ : / ( ) -' });
+    if (input.app !== 'portal' && input.app !== 'trading') throw new SlsError('VALIDATION_ERROR', { field: 'app', reason: 'client_app' });
     const deviceGrant = input.deviceGrant === true;
     if (input.redirectUris.length === 0 && !deviceGrant) {
-      throw new SlsError('VALIDATION_ERROR', { field: 'redirect-uri', reason: 'at least one redirect URI (or --device for a device without a browser)' });
+      throw new SlsError('VALIDATION_ERROR', { field: 'redirect-uri', reason: 'client_redirect_required' });
     }
     const redirectUris = [...new Set(input.redirectUris.map((u) => checkUrl(u, 'redirect-uri')))];
     const postLogout = [...new Set((input.postLogoutRedirectUris ?? []).map((u) => checkUrl(u, 'post-logout-redirect-uri')))];

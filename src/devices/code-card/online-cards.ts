@@ -105,7 +105,7 @@ export class OnlineCards {
     if (codes.length < 100 || codes.some((c) => !new RegExp(`^\\d{${CODE_DIGITS}}$`).test(c))) {
       throw new SlsError('VALIDATION_ERROR', { reason: `a card has at least 100 codes of ${CODE_DIGITS} digits (${CARD_CODES} for new cards)` });
     }
-    if (!/^[A-Za-z0-9-]{1,32}$/.test(serial)) throw new SlsError('VALIDATION_ERROR', { reason: 'the serial is 1-32 letters, digits or dashes' });
+    if (!/^[A-Za-z0-9-]{1,32}$/.test(serial)) throw new SlsError('VALIDATION_ERROR', { field: '--serial', reason: 'scc_serial' });
     const { store, audit, devices } = this.deps;
     const id = newId('dev');
     const secret: CodeCardSecret = { codes, orderKey: newToken() };
