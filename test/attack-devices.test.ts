@@ -9,20 +9,10 @@ import { DAY, MINUTE } from '../src/clock.js';
 import { tokenDisplay } from '../src/cli/token-emulator.js';
 import type { ImportedKey } from '../src/devices/types.js';
 import type { User } from '../src/identity/users.js';
-import { ApiError } from '../src/mobile-app/api.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin } from './support/api.js';
 import { issuePasscode } from './support/staff.js';
-import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
-
-async function rejected(promise: Promise<unknown>): Promise<ApiError> {
-  const error = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ApiError);
-  return error as ApiError;
-}
+import { TestPhone, harnessInbox, listen, rejected, smsUser } from './support/phone.js';
 
 describe.each(DATABASES)('attacks on devices (%s)', (database) => {
   let h: Harness;

@@ -22,10 +22,10 @@ import {
 import { answer, bearer, claimSession, get, indexAnswerOf, loginSession, postJson, startLogin, stepUp, withCard, type Json } from './support/api.js';
 import { issuePasscode } from './support/staff.js';
 import { sharingPair } from './support/sharing.js';
-import { ApiError } from '../src/mobile-app/api.js';
+import type { ApiError } from '../src/mobile-app/api.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import { SoftwareAuthenticator } from './support/software-authenticator.js';
-import { TestPhone, harnessInbox, listen, newMobile, smsUser } from './support/phone.js';
+import { TestPhone, harnessInbox, listen, newMobile, rejected, smsUser } from './support/phone.js';
 
 /** The Security Code Card answer of a sharing's requester (S1). */
 const indexAnswer = indexAnswerOf(REQUESTER_SCC_CODES);
@@ -74,14 +74,6 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
   }
 
   /** The error a call to the authenticator's API ended with. */
-  async function rejected(promise: Promise<unknown>): Promise<ApiError> {
-    const error = await promise.then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(ApiError);
-    return error as ApiError;
-  }
 
   /** M1: another number on record, confirmed with its code; its id. */
   async function addVerifiedNumber(user: User): Promise<string> {

@@ -17,7 +17,7 @@ import { bearer, claimSession, get, loginSession, postJson, startLogin, withCard
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import { issuePasscode } from './support/staff.js';
 import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
-import { TestPhone, harnessInbox, listen, newMobile, smsUser } from './support/phone.js';
+import { TestPhone, harnessInbox, listen, newMobile, rejected, smsUser } from './support/phone.js';
 
 describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) => {
   let h: Harness;
@@ -93,16 +93,6 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
 
   async function flowState(flowId: string): Promise<string> {
     return (await h.services.store.db.selectFrom('login_flows').select('state').where('id', '=', flowId).executeTakeFirstOrThrow()).state;
-  }
-
-  /** The error a call of the app's API ended with. */
-  async function rejected(promise: Promise<unknown>): Promise<ApiError> {
-    const error = await promise.then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(ApiError);
-    return error as ApiError;
   }
 
   /** The user's devices, as `type:state`. */

@@ -9,7 +9,7 @@ import { MINUTE, HOUR, SECOND } from '../src/clock.js';
 import { generateOcra, parseOcraSuite } from '../src/crypto/ocra.js';
 import { MOBILE_SUITE as SERVER_SUITE, sealToPhone, verifyAnswer, answerMessage as serverAnswerMessage } from '../src/devices/mobile/keys.js';
 import type { MobileParams, MobileSecret } from '../src/devices/mobile/mobile.js';
-import { ApiError } from '../src/mobile-app/api.js';
+import type { ApiError } from '../src/mobile-app/api.js';
 import {
   MOBILE_SUITE,
   activationMessage,
@@ -24,17 +24,8 @@ import {
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, claimSession, get, postJson, startLogin } from './support/api.js';
-import { APP_PIN, TestPhone, harnessInbox, listen, newMobile, smsUser, type Inbox } from './support/phone.js';
+import { APP_PIN, TestPhone, harnessInbox, listen, newMobile, rejected, smsUser, type Inbox } from './support/phone.js';
 import { Agent, byId, hasForm, text, textById } from './support/html.js';
-
-async function rejected(promise: Promise<unknown>): Promise<ApiError> {
-  const error = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(error, 'the call was refused').toBeInstanceOf(ApiError);
-  return error as ApiError;
-}
 
 describe("the app's protocol against the server's (K4, K13, K14)", () => {
   it("K4: the app's offline response is the server's OCRA (RFC 6287) of the same key, challenge and PIN", async () => {

@@ -266,3 +266,13 @@ export class TestPhone {
     return openMessage(this.enrolment(username).keys.agreement.privateKey, sealed);
   }
 }
+
+/** The error a call of the app's API ended with (it must end with one). */
+export async function rejected(promise: Promise<unknown>): Promise<ApiError> {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ApiError);
+  return error as ApiError;
+}
