@@ -448,6 +448,7 @@ for (const name of DATABASES) {
       const accepted = new Set<string>();
       const secrets = [TEST_MASTER_KEY, PASSWORD, s.card.seed];
       let stored = await storedData(services);
+      const inFrenchToo = name === 'sqlite';
       const tryRun = async (label: string, args: string[], extraSecrets: string[] = []): Promise<void> => {
         const run = await runInProcess(main, args);
         const helped = run.code === 0 && run.stdout.startsWith('Usage: sls ') && args.includes('--help');
@@ -457,8 +458,8 @@ for (const name of DATABASES) {
         const after = await storedData(services);
         if (run.code !== 0 && after !== stored) problems.push(`${label}: refused, but the stored data changed`);
         stored = after;
-        // X2: a sample in French: its own words, no reason left in English
-        if (run.code !== 0 && run.stderr.startsWith('sls: ') && FRENCH_SAMPLE.some((sample) => label.endsWith(sample))) {
+        // X2: a sample in French: its own words, no reason left in English (on one database: the words do not depend on it)
+        if (inFrenchToo && run.code !== 0 && run.stderr.startsWith('sls: ') && FRENCH_SAMPLE.some((sample) => label.endsWith(sample))) {
           const french = await runInProcess(mainInFrench, args);
           problems.push(...problemsOf(`${label} (fr)`, args, french, [...secrets, ...extraSecrets], 'fr'));
           if (french.stderr === run.stderr && !SAME_IN_FRENCH.has(run.stderr))

@@ -34,13 +34,13 @@ async function call(url: string, body?: unknown, token?: string): Promise<Reply>
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls `check` (bounded: 60 s, for a loaded two-core machine running the whole suite) until it holds. */
-async function until(what: string, check: () => Promise<boolean>, tries = 300): Promise<void> {
+/** Polls `check` (bounded: 60 s, for a loaded two-core machine running the whole suite) until it holds; `seen` says what happened meanwhile. */
+async function until(what: string, check: () => Promise<boolean>, seen: () => string = () => '', tries = 300): Promise<void> {
   for (let i = 0; i < tries; i++) {
     if (await check().catch(() => false)) return;
     await sleep(200);
   }
-  throw new Error(`never: ${what}`);
+  throw new Error(`never: ${what} ${seen()}`);
 }
 
 describe.skipIf(!postgresUrl)('X6: PostgreSQL goes away and comes back while two server processes serve logins', () => {
@@ -79,21 +79,28 @@ describe.skipIf(!postgresUrl)('X6: PostgreSQL goes away and comes back while two
       if (reply.status === 503) expect(reply.retryAfter, key).not.toBeNull();
     };
     let running = true;
+    // a connection the client lost (a keep-alive socket closed as it was reused, on a loaded machine) is counted, and the worker goes on
+    const networkErrors: string[] = [];
+    const attempt = async (url: string, body: unknown): Promise<Reply | null> =>
+      call(url, body).catch((error: unknown) => {
+        networkErrors.push(String((error as Error).cause ?? error));
+        return null;
+      });
     const worker = async (i: number): Promise<void> => {
       for (let n = 0; running && n < 5000; n++) {
         const server = servers[n % servers.length]!.url;
-        const start = await call(`${server}/api/v1/login`, { username: `outage${i}`, password: PASSWORD, app: 'portal' });
-        tally(start);
-        if (start.status !== 200) {
+        const start = await attempt(`${server}/api/v1/login`, { username: `outage${i}`, password: PASSWORD, app: 'portal' });
+        if (start) tally(start);
+        if (start?.status !== 200) {
           await sleep(50);
           continue;
         }
         const response = cardAnswer(cards[i]!, start.body.challenge!.question, '1234');
         // the answer goes to the other process
         const other = servers[(n + 1) % servers.length]!.url;
-        const done = await call(`${other}/api/v1/login/${start.body.id}`, { response });
-        tally(done);
-        if (done.status === 200) {
+        const done = await attempt(`${other}/api/v1/login/${start.body.id}`, { response });
+        if (done) tally(done);
+        if (done?.status === 200) {
           sessions.push({ token: done.body.session!.token });
           accepted.push({ server: other, flowId: start.body.id!, response });
         } else await sleep(50);
@@ -101,15 +108,17 @@ describe.skipIf(!postgresUrl)('X6: PostgreSQL goes away and comes back while two
     };
     const workers = Array.from({ length: USERS }, (_, i) => worker(i));
     const successes = (): number => statuses.get('200 ok') ?? 0;
+    const seen = (): string =>
+      `(answers: ${JSON.stringify(Object.fromEntries(statuses))}; connections lost: ${networkErrors.length} ${networkErrors.slice(-3).join('; ')})`;
 
-    await until('logins succeed', async () => successes() >= 10);
+    await until('logins succeed', async () => successes() >= 10, seen);
     // the database ends every connection (pg_terminate_backend, a failover) …
     proxy.cut();
     const afterCut = successes();
-    await until('logins succeed after the connections were ended', async () => successes() >= afterCut + 10);
+    await until('logins succeed after the connections were ended', async () => successes() >= afterCut + 10, seen);
     // … then is gone for a while (a restart)
     proxy.down();
-    await until('requests are answered 503', async () => (statuses.get('503 DATABASE_UNAVAILABLE') ?? 0) >= 10);
+    await until('requests are answered 503', async () => (statuses.get('503 DATABASE_UNAVAILABLE') ?? 0) >= 10, seen);
     for (const server of servers) {
       const ready = await call(`${server.url}/api/v1/ready`);
       expect(ready.status).toBe(503);
@@ -119,7 +128,7 @@ describe.skipIf(!postgresUrl)('X6: PostgreSQL goes away and comes back while two
     proxy.up();
     for (const server of servers) await until('ready again', async () => (await call(`${server.url}/api/v1/ready`)).status === 200);
     const afterOutage = successes();
-    await until('logins succeed after the outage', async () => successes() >= afterOutage + 10);
+    await until('logins succeed after the outage', async () => successes() >= afterOutage + 10, seen);
     running = false;
     await Promise.all(workers);
 
