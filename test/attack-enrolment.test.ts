@@ -25,7 +25,7 @@ import { sharingPair } from './support/sharing.js';
 import type { ApiError } from '../src/mobile-app/api.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import { SoftwareAuthenticator } from './support/software-authenticator.js';
-import { TestPhone, harnessInbox, listen, newMobile, rejected, smsUser } from './support/phone.js';
+import { TestPhone, harnessInbox, listen, rejected, smsUser, verifiedNumber } from './support/phone.js';
 
 /** The Security Code Card answer of a sharing's requester (S1). */
 const indexAnswer = indexAnswerOf(REQUESTER_SCC_CODES);
@@ -73,17 +73,10 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
     await issuePasscode(h.services, agentId, user.username, 'lost');
   }
 
-  /** The error a call to the authenticator's API ended with. */
-
   /** M1: another number on record, confirmed with its code; its id. */
   async function addVerifiedNumber(user: User): Promise<string> {
-    const meta = { ip: null, language: 'en' as const };
-    const added = await h.services.phones.add(user.id, newMobile(), 'test', null);
     h.clock.advance(1000);
-    await h.services.phones.sendConfirmCode(user.id, added.id, meta);
-    const [message] = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'confirmCode');
-    await h.services.phones.confirm(user.id, added.id, /\b(\d{6})\b/.exec(message!.body)![1]!, meta);
-    return added.id;
+    return verifiedNumber(h, user.id);
   }
 
   /** The user's devices, as `type:state`. */

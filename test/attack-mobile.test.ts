@@ -17,7 +17,7 @@ import { bearer, claimSession, get, loginSession, postJson, startLogin, withCard
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import { issuePasscode } from './support/staff.js';
 import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
-import { TestPhone, harnessInbox, listen, newMobile, rejected, smsUser } from './support/phone.js';
+import { TestPhone, harnessInbox, listen, rejected, smsUser, verifiedNumber } from './support/phone.js';
 
 describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) => {
   let h: Harness;
@@ -251,11 +251,7 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       // the card is stolen: the key is the user's one device; a number is verified on record (no SMS device: the key protects)
       const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
       await h.services.dscPlusRequests.reportLost({ staffUserId: agent.id }, dsc.id, 'stolen');
-      const meta = { ip: null, language: 'en' as const };
-      const number = await h.services.phones.add(user.id, newMobile(), 'test', null);
-      await h.services.phones.sendConfirmCode(user.id, number.id, meta);
-      const [message] = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'confirmCode');
-      await h.services.phones.confirm(user.id, number.id, /\b(\d{6})\b/.exec(message!.body)![1]!, meta);
+      const numberId = await verifiedNumber(h, user.id);
       expect(await deviceStates(user.id)).toEqual(['dscplus:lost', 'security_key:active']);
 
       // the password and a token to the number would do: the key must answer instead
@@ -263,7 +259,7 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       const view = await app.start(user.username);
       expect([view.proof, view.challenge?.type]).toEqual(['device', 'webauthn']);
       expect(view.phones).toEqual([]);
-      expect((await rejected(app.api.sendToken(view.id, { phoneId: number.id }))).code).toBe('FLOW_STATE');
+      expect((await rejected(app.api.sendToken(view.id, { phoneId: numberId }))).code).toBe('FLOW_STATE');
       const options = (view.challenge as unknown as { options: { challenge: string } }).options;
       // another key's assertion proves nothing (counted, L3)
       const wrong = await rejected(app.prove(view, new SoftwareAuthenticator().assert(options, where)));

@@ -472,6 +472,26 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect((await claimSession(h.app, login)).body.error.code).toBe('FLOW_EXPIRED');
   });
 
+  it('K3, L4: copies of a waiting claim, all woken by one approval: one session, the others 410', async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const login = await startLogin(h.app, user.username);
+    const request = await app.request(user.username);
+    const waiting = [1, 2, 3].map(() =>
+      fetch(`${base}/api/v1/login/${login.body.id}/session?wait=20`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ claimToken: login.body.claimToken }),
+      }).then((r) => r.status),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await app.approve(request, login.body.challenge.number);
+    expect((await Promise.all(waiting)).sort()).toEqual([200, 410, 410]);
+    const opened = await h.services.store.db.selectFrom('sessions').select('id').where('flow_id', '=', login.body.id as string).execute();
+    expect(opened).toHaveLength(1);
+  });
+
   it('K3: a waiting claim whose client went away takes nothing: the session is still there for the page', async () => {
     const user = await smsUser(h);
     const app = phone();

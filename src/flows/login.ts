@@ -569,7 +569,7 @@ export class LoginFlows {
     const { sessions, devices, lockout, audit } = this.deps;
     const now = this.deps.clock.now();
     // L8: the device as a revocation that raced this login left it (the audit lock is held): revoked, lost or no longer shared, no session
-    if (!(await devices.markUsed(trx, device.id, row.user_id))) throw new SlsError('DEVICE_NOT_AVAILABLE');
+    await devices.markUsed(trx, device.id, row.user_id);
     // L6: the device offered first next time; A5: a one-time password opens this session and no other
     const { passwordMustChange } = await this.deps.users.loggedInWith(trx, row.user_id, device.id, now);
     // T3, S3: a temporary device's session ends with the window it was opened in (full access ends after day 2)

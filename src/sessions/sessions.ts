@@ -140,9 +140,9 @@ export class Sessions {
     private readonly policy: Pick<PolicyConfig, 'portalIdleMs' | 'portalMaxMs' | 'tradingMaxMs' | 'tradingBiometricMs'>,
     private readonly audit: AuditLog,
     /** Told (after the fact, never awaited) that sessions ended: the OpenID Provider tells their clients (I1). */
-    private readonly ended: () => void = () => undefined,
+    private readonly ended: () => void,
     /** N1: tells both users of a sharing request that ended with the sessions. */
-    private readonly notifier: Pick<Notifier, 'notify'> | null = null,
+    private readonly notifier: Pick<Notifier, 'notify'>,
   ) {}
 
   private idleMs(app: App): number | null {
@@ -329,7 +329,6 @@ export class Sessions {
         data: { sharingId: row.id, ownerId: row.owner_id, reason: cause },
       })),
     );
-    if (!this.notifier) return;
     const ids = [...new Set(ended.flatMap((row) => [row.requester_id, row.owner_id]))];
     const users = new Map((await trx.selectFrom('users').select(['id', 'username', 'email']).where('id', 'in', ids).execute()).map((user) => [user.id, user]));
     for (const row of ended) {

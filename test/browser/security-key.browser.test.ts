@@ -16,7 +16,7 @@ import type { Browser, Page } from 'playwright-core';
 import { chromiumAvailable } from '../support/environment.js';
 import { PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from '../support/harness.js';
 import { launchChromium, navigation, shownChallenge, stepUpOnPage } from '../support/browser.js';
-import { newMobile } from '../support/phone.js';
+import { verifiedNumber } from '../support/phone.js';
 
 describe.skipIf(!chromiumAvailable)('D6: security keys in real Chromium (virtual authenticator)', () => {
   let h: Harness;
@@ -148,11 +148,7 @@ describe.skipIf(!chromiumAvailable)('D6: security keys in real Chromium (virtual
     const agent = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user;
     const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
     await h.services.dscPlusRequests.reportLost({ staffUserId: agent.id }, dsc.id, 'stolen');
-    const meta = { ip: null, language: 'en' as const };
-    const number = await h.services.phones.add(user.id, newMobile(), 'test', null);
-    await h.services.phones.sendConfirmCode(user.id, number.id, meta);
-    const [message] = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'confirmCode');
-    await h.services.phones.confirm(user.id, number.id, /\b(\d{6})\b/.exec(message!.body)![1]!, meta);
+    await verifiedNumber(h, user.id);
 
     // the app, in the same page (the virtual key is the page's): Add user → password → the key, touched → PIN
     const app = page;

@@ -43,14 +43,20 @@ export function newMobile(): { country: string; number: string } {
   return { country: 'FR', number: `6${String(10_000_000 + numbers * 7919 + Math.floor(Math.random() * 1000)).slice(-8)}` };
 }
 
+/** M1: a new number on record for the user, confirmed with the code sent to it; its id. */
+export async function verifiedNumber(h: Harness, userId: string): Promise<string> {
+  const meta = { ip: null, language: 'en' as const };
+  const phone = await h.services.phones.add(userId, newMobile(), 'test', null);
+  await h.services.phones.sendConfirmCode(userId, phone.id, meta);
+  const [message] = (await h.services.notifier.list({ userId })).filter((n) => n.template === 'confirmCode');
+  await h.services.phones.confirm(userId, phone.id, /\b(\d{6})\b/.exec(message!.body)![1]!, meta);
+  return phone.id;
+}
+
 /** A user protected by SMS: a verified number, enrolled in SMS (M2). */
 export async function smsUser(h: Harness): Promise<User> {
-  const meta = { ip: null, language: 'en' as const };
   const user = await createUser(h.services);
-  const phone = await h.services.phones.add(user.id, newMobile(), 'test', null);
-  await h.services.phones.sendConfirmCode(user.id, phone.id, meta);
-  const [message] = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'confirmCode');
-  await h.services.phones.confirm(user.id, phone.id, /\b(\d{6})\b/.exec(message!.body)![1]!, meta);
+  await verifiedNumber(h, user.id);
   return user;
 }
 

@@ -64,7 +64,6 @@ function parseAssertion(response: string): AuthenticationResponseJSON | null {
 export const securityKey: DeviceKind = {
   type: 'security_key',
   failureHints: ['hints.securityKey'],
-  // a key suspended as cloned must not bring itself back: the user registers a new one
   // a key suspended as cloned would prove itself: it is removed and registered again instead
   capabilities: {},
   // K7, X7: a key answers the authenticator's activation, migration and recovery instead of an SMS token
