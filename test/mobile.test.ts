@@ -488,7 +488,11 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     await app.approve(request, login.body.challenge.number);
     expect((await Promise.all(waiting)).sort()).toEqual([200, 410, 410]);
-    const opened = await h.services.store.db.selectFrom('sessions').select('id').where('flow_id', '=', login.body.id as string).execute();
+    const opened = await h.services.store.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('flow_id', '=', login.body.id as string)
+      .execute();
     expect(opened).toHaveLength(1);
   });
 
