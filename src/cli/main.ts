@@ -19,7 +19,6 @@ import { runCardEmulator, cardResponse, readCardFile } from './dsc-emulator.js';
 import { pressToken } from './token-emulator.js';
 import { VERIFICATION_METHODS } from '../helpdesk/helpdesk.js';
 import type { Role } from '../store/schema.js';
-import { serve } from './serve.js';
 import { toE164 } from '../delivery/phone.js';
 import { outboxAudioPath } from '../delivery/speech.js';
 import { findingError } from '../audit/audit-log.js';
@@ -227,6 +226,8 @@ export function buildProgram(): Command {
     .option('--port <n>', 'port to listen on (default: SLS_PORT or 8080)', intOption('--port', 0, 65535))
     .addOption(dbOption())
     .action(async (options: DbOption & { port?: number }) => {
+      // the HTTP server's modules (fastify, the OpenID provider, the pages) load only for `sls serve`
+      const { serve } = await import('./serve.js');
       await serve(configFor(options), print);
     });
 

@@ -4,7 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Algorithm, hash, verify } from '@node-rs/argon2';
-import { dictionary } from '@zxcvbn-ts/language-common';
+import { lazyPackage } from '../lazy-package.js';
 import { SlsError } from '../errors.js';
 
 /** OWASP's argon2id setting: 19 MiB, 2 iterations, 1 lane. */
@@ -13,10 +13,11 @@ export const ARGON2_OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 19456
 export const PASSWORD_MIN_LENGTH = 8;
 export const PASSWORD_MAX_LENGTH = 256;
 
+const zxcvbnCommon = lazyPackage<typeof import('@zxcvbn-ts/language-common')>('@zxcvbn-ts/language-common');
 let commonPasswords: Set<string> | undefined;
 
 function isCommon(password: string): boolean {
-  commonPasswords ??= new Set((dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
+  commonPasswords ??= new Set((zxcvbnCommon().dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
   return commonPasswords.has(password.toLowerCase());
 }
 

@@ -21,7 +21,7 @@
  * reply code, the enhanced status and the SMTP stage only: never the
  * password, the message, or the server's reply text.
  */
-import { createTransport } from 'nodemailer';
+import { lazyPackage } from '../lazy-package.js';
 import type { DeliveryProvider, OutgoingMessage } from './provider.js';
 import type { SmtpTlsMode } from '../config.js';
 import { DeliveryError } from './retry.js';
@@ -98,12 +98,14 @@ export function smtpDeliveryError(error: unknown): DeliveryError {
   });
 }
 
+const nodemailer = lazyPackage<typeof import('nodemailer')>('nodemailer');
+
 /** An e-mail provider sending through one SMTP relay. */
 export function smtpProvider(options: SmtpOptions): DeliveryProvider {
   const mode = options.tls ?? 'required';
   if (options.secure && mode !== 'required') throw new TypeError('secure (implicit TLS) goes with tls: required');
   const domain = /@([^\s@<>]+)>?\s*$/.exec(options.from)?.[1] ?? 'sls.invalid';
-  const transport = createTransport({
+  const transport = nodemailer().createTransport({
     host: options.host,
     port: options.port,
     secure: options.secure,

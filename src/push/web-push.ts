@@ -28,11 +28,14 @@ import { createECDH, createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ensureDirectory } from '../directories.js';
 import { join } from 'node:path';
-import webpush from 'web-push';
+import { lazyPackage } from '../lazy-package.js';
 import { systemClock } from '../clock.js';
 import type { Clock } from '../clock.js';
 import { backoffDelay, DeliveryError, isRetryable, requestWithDeadline } from '../delivery/retry.js';
 import type { PushNotice, PushOutcome, PushProvider, PushSubscription } from './provider.js';
+
+type WebPushPackage = typeof import('web-push');
+const webpush = lazyPackage<WebPushPackage>('web-push');
 
 export interface VapidKeys {
   /** Uncompressed P-256 public key (65 bytes), base64url: the app's applicationServerKey. */
@@ -60,7 +63,7 @@ const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTim
 
 /** A new VAPID key pair (P-256), base64url as the app and web-push expect. */
 export function generateVapidKeys(): VapidKeys {
-  return webpush.generateVAPIDKeys();
+  return webpush().generateVAPIDKeys();
 }
 
 /** Throws a TypeError naming what is wrong (never the key itself) unless the pair is a valid P-256 pair. */
@@ -151,12 +154,12 @@ export function webPushProvider(options: WebPushOptions): PushProvider {
   /** One push request; resolves 'sent' or 'expired', throws a DeliveryError otherwise. */
   async function attempt(subscription: PushSubscription, notice: PushNotice): Promise<'sent' | 'expired'> {
     let endpoint: URL;
-    let details: ReturnType<typeof webpush.generateRequestDetails>;
+    let details: ReturnType<WebPushPackage['generateRequestDetails']>;
     try {
       endpoint = new URL(subscription.endpoint);
       if (endpoint.protocol !== 'https:' && endpoint.protocol !== 'http:') throw new TypeError('not http(s)');
       // Encrypts for the subscription's keys and signs a fresh JWT (aud = the endpoint's origin, exp 12 h).
-      details = webpush.generateRequestDetails(subscription, JSON.stringify(notice), {
+      details = webpush().generateRequestDetails(subscription, JSON.stringify(notice), {
         vapidDetails: { subject, publicKey, privateKey },
         contentEncoding: 'aes128gcm',
         TTL: secondsLeft(notice.expiresAt, clock.now(), maxTtl),

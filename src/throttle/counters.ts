@@ -5,8 +5,10 @@
  * one fixed window; an increment is one atomic statement (an upsert, or
  * INCR), never read-modify-write.
  */
-import { Redis } from 'ioredis';
+import { lazyPackage } from '../lazy-package.js';
 import type { Store } from '../store/database.js';
+
+const ioredis = lazyPackage<typeof import('ioredis')>('ioredis');
 
 export interface Counters {
   /** Counts a hit of `key` in the window that starts at `windowStart`; returns the hits so far, this one included. */
@@ -36,7 +38,7 @@ export function databaseCounters(store: Store): Counters {
 
 /** Redis counters: INCR, and an expiry that outlives the window, in one transaction. */
 export function redisCounters(url: string): Counters {
-  const redis = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
+  const redis = new (ioredis().Redis)(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
   // a lost connection is retried by the client; it must never end the process
   redis.on('error', () => undefined);
   return {

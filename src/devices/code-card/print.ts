@@ -5,8 +5,10 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import PDFDocument from 'pdfkit';
-import { createCanvas, GlobalFonts } from '@napi-rs/canvas';
+import { lazyPackage } from '../../lazy-package.js';
+
+const pdfkit = lazyPackage<typeof import('pdfkit')>('pdfkit');
+const canvasPackage = lazyPackage<typeof import('@napi-rs/canvas')>('@napi-rs/canvas');
 
 export interface PrintableCard {
   /** Lines above the grid: title, user, card number, validity … already translated. */
@@ -36,6 +38,7 @@ function rows(card: PrintableCard): number {
 
 export function cardPdf(card: PrintableCard): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    const PDFDocument = pdfkit();
     const doc = new PDFDocument({ size: 'A4', margin: 48, info: { Title: card.heading[0] ?? 'Security code card', Producer: 'Secure Login System' } });
     const chunks: Buffer[] = [];
     doc.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -85,6 +88,7 @@ let fontRegistered = false;
 function registerFont(): void {
   if (fontRegistered) return;
   const require = createRequire(import.meta.url);
+  const { GlobalFonts } = canvasPackage();
   GlobalFonts.registerFromPath(require.resolve('dejavu-fonts-ttf/ttf/DejaVuSansMono.ttf'), FONT_FAMILY);
   GlobalFonts.registerFromPath(require.resolve('dejavu-fonts-ttf/ttf/DejaVuSansMono-Bold.ttf'), FONT_FAMILY);
   if (CJK_FONT) GlobalFonts.registerFromPath(CJK_FONT, CJK_FAMILY);
@@ -122,6 +126,7 @@ const FOOTER_LINE_HEIGHT = 18;
 
 export function cardPng(card: PrintableCard): Buffer {
   registerFont();
+  const { createCanvas } = canvasPackage();
   const cell = { width: 92, height: 54 };
   const margin = 32;
   const headingHeight = 30 + card.heading.length * 22;

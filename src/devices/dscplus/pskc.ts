@@ -32,7 +32,7 @@
  * short strings in `REASONS`. Secret bytes never appear in an error.
  */
 import { createDecipheriv, createHmac, pbkdf2Sync, timingSafeEqual } from 'node:crypto';
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { lazyPackage } from '../../lazy-package.js';
 import { SlsError, isSlsError } from '../../errors.js';
 import { parseOcraSuite } from '../../crypto/ocra.js';
 import type { ImportedKey } from '../types.js';
@@ -136,20 +136,25 @@ const KDF_PBKDF2 = 'http://www.rsasecurity.com/rsalabs/pkcs/schemas/pkcs-5v2-0#p
 const TEXT = '#text';
 const ATTR = '@_';
 
-const PARSER = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: ATTR,
-  textNodeName: TEXT,
-  removeNSPrefix: true,
-  parseTagValue: false,
-  parseAttributeValue: false,
-  trimValues: true,
-  alwaysCreateTextNode: true,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-  // Every element becomes an array of objects, so one and many look alike.
-  isArray: (_name: string, _path: unknown, _leaf: boolean, isAttribute: boolean): boolean => !isAttribute,
-});
+const xmlPackage = lazyPackage<typeof import('fast-xml-parser')>('fast-xml-parser');
+let xmlParser: import('fast-xml-parser').XMLParser | undefined;
+
+/** The parser, made on the first import (the package loads then: lazy-package.ts). */
+const parser = (): import('fast-xml-parser').XMLParser =>
+  (xmlParser ??= new (xmlPackage().XMLParser)({
+    ignoreAttributes: false,
+    attributeNamePrefix: ATTR,
+    textNodeName: TEXT,
+    removeNSPrefix: true,
+    parseTagValue: false,
+    parseAttributeValue: false,
+    trimValues: true,
+    alwaysCreateTextNode: true,
+    ignoreDeclaration: true,
+    ignorePiTags: true,
+    // Every element becomes an array of objects, so one and many look alike.
+    isArray: (_name: string, _path: unknown, _leaf: boolean, isAttribute: boolean): boolean => !isAttribute,
+  }));
 
 // ---------------------------------------------------------------------------
 // errors
@@ -206,10 +211,10 @@ function attribute(node: XmlNode | undefined, name: string): string | undefined 
 function parseContainer(xml: string): XmlNode {
   const source = xml.replace(/^\uFEFF/, '');
   if (/<!DOCTYPE/i.test(source)) throw invalid(REASONS.dtd, 'document type declarations are refused');
-  if (XMLValidator.validate(source) !== true) throw invalid(REASONS.notXml, 'document is not well-formed XML');
+  if (xmlPackage().XMLValidator.validate(source) !== true) throw invalid(REASONS.notXml, 'document is not well-formed XML');
   let document: unknown;
   try {
-    document = PARSER.parse(source);
+    document = parser().parse(source);
   } catch (e) {
     throw invalid(REASONS.notXml, `XML parser failed: ${e instanceof Error ? e.message : String(e)}`);
   }

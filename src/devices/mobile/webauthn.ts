@@ -4,9 +4,11 @@
  * assertions with user verification over an answer to a push request.
  * The checks are @simplewebauthn/server's.
  */
-import { generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse } from '@simplewebauthn/server';
+import { lazyPackage } from '../../lazy-package.js';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { SlsError } from '../../errors.js';
+
+const simpleWebAuthn = lazyPackage<typeof import('@simplewebauthn/server')>('@simplewebauthn/server');
 
 /** Where the app runs: WebAuthn binds credentials to it. */
 export interface WebOrigin {
@@ -25,7 +27,7 @@ const TIMEOUT_MS = 60_000;
 
 /** Options for navigator.credentials.create: a platform authenticator with user verification. */
 export async function registrationOptions(where: WebOrigin, rpName: string, username: string, challenge: string) {
-  return generateRegistrationOptions({
+  return simpleWebAuthn().generateRegistrationOptions({
     rpName,
     rpID: where.rpId,
     userName: username,
@@ -39,7 +41,7 @@ export async function registrationOptions(where: WebOrigin, rpName: string, user
 /** The credential of a registration answering `challenge`; VALIDATION_ERROR when it does not verify. */
 export async function verifyRegistration(where: WebOrigin, challenge: string, response: unknown): Promise<StoredCredential> {
   try {
-    const result = await verifyRegistrationResponse({
+    const result = await simpleWebAuthn().verifyRegistrationResponse({
       response: response as RegistrationResponseJSON,
       expectedChallenge: challenge,
       expectedOrigin: where.origin,
@@ -57,7 +59,7 @@ export async function verifyRegistration(where: WebOrigin, challenge: string, re
 /** The new signature counter when the assertion is the credential's, with user verification, over `challenge`; null otherwise. */
 export async function verifyAssertion(where: WebOrigin, credential: StoredCredential, challenge: string, response: unknown): Promise<number | null> {
   try {
-    const result = await verifyAuthenticationResponse({
+    const result = await simpleWebAuthn().verifyAuthenticationResponse({
       response: response as AuthenticationResponseJSON,
       expectedChallenge: challenge,
       expectedOrigin: where.origin,

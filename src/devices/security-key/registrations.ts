@@ -5,8 +5,8 @@
  * the credential's public key, counter and attestation sealed (D5), its id,
  * transports, model (AAGUID) and attestation format in the device's params.
  */
-import { generateRegistrationOptions, verifyRegistrationResponse } from '@simplewebauthn/server';
-import type { RegistrationResponseJSON } from '@simplewebauthn/server';
+import { lazyPackage } from '../../lazy-package.js';
+import type { RegistrationResponseJSON, verifyRegistrationResponse } from '@simplewebauthn/server';
 import type { AuditLog } from '../../audit/audit-log.js';
 import type { Clock } from '../../clock.js';
 import type { SecretBox } from '../../crypto/secret-box.js';
@@ -18,6 +18,8 @@ import type { Sessions } from '../../sessions/sessions.js';
 import type { Devices } from '../devices.js';
 import type { Device, RelyingParty, Suspicion } from '../types.js';
 import { SECURITY_KEY_TIMEOUT_MS, type SecurityKeyParams, type SecurityKeySecret } from './security-key.js';
+
+const simpleWebAuthn = lazyPackage<typeof import('@simplewebauthn/server')>('@simplewebauthn/server');
 
 /** What the registration needs of the rest of the system. */
 export interface SecurityKeysDeps {
@@ -120,7 +122,7 @@ export class SecurityKeys {
     const user = await users.get(session.userId);
     const keys = await this.list(user.id);
     if (keys.length >= MAX_SECURITY_KEYS) throw new SlsError('SECURITY_KEY_LIMIT', { max: MAX_SECURITY_KEYS });
-    const options = await generateRegistrationOptions({
+    const options = await simpleWebAuthn().generateRegistrationOptions({
       rpName,
       rpID: relyingParty.rpId,
       userName: user.username,
@@ -158,7 +160,7 @@ export class SecurityKeys {
       throw new SlsError('SECURITY_KEY_REGISTRATION_EXPIRED');
     let info: NonNullable<Awaited<ReturnType<typeof verifyRegistrationResponse>>['registrationInfo']>;
     try {
-      const result = await verifyRegistrationResponse({
+      const result = await simpleWebAuthn().verifyRegistrationResponse({
         response: input.credential as RegistrationResponseJSON,
         expectedChallenge: state.challenge,
         expectedOrigin: relyingParty.origin,

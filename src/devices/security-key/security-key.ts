@@ -12,9 +12,11 @@
  * notice); a counter equal to the stored one refuses the answer only (the
  * same assertion twice).
  */
-import { generateAuthenticationOptions, verifyAuthenticationResponse } from '@simplewebauthn/server';
+import { lazyPackage } from '../../lazy-package.js';
 import type { AuthenticationResponseJSON, AuthenticatorTransport } from '@simplewebauthn/server';
 import type { Challenge, CheckResult, DeviceContext, DeviceKind, RelyingParty } from '../types.js';
+
+const simpleWebAuthn = lazyPackage<typeof import('@simplewebauthn/server')>('@simplewebauthn/server');
 
 /** What is sealed in the device row (D5). */
 export interface SecurityKeySecret {
@@ -76,7 +78,7 @@ export const securityKey: DeviceKind = {
 
   async issueChallenge(ctx: DeviceContext): Promise<Challenge> {
     const params = paramsOf(ctx);
-    const options = await generateAuthenticationOptions({
+    const options = await simpleWebAuthn().generateAuthenticationOptions({
       rpID: ctx.relyingParty.rpId,
       allowCredentials: [{ id: params.credentialId, transports: params.transports as AuthenticatorTransport[] }],
       userVerification: 'preferred',
@@ -94,7 +96,7 @@ export const securityKey: DeviceKind = {
     const secret = ctx.secret<SecurityKeySecret>();
     let newCounter: number;
     try {
-      const result = await verifyAuthenticationResponse({
+      const result = await simpleWebAuthn().verifyAuthenticationResponse({
         response: assertion,
         expectedChallenge: challenge,
         expectedOrigin: ctx.relyingParty.origin,
