@@ -414,5 +414,5 @@ describe.each(DATABASES)('entities and accounts (A1, A6) on %s', (db) => {
     expect([bad.code, bad.stderr]).toEqual([1, 'sls: The date of birth must be a real date from 1900 on, written YYYY-MM-DD.\n']);
     const unknown = await sls(['entity', 'show', 'ent_nosuchentity'], env);
     expect([unknown.code, unknown.stderr]).toEqual([1, 'sls: No entity ent_nosuchentity.\n']);
-  });
+  }, 120_000);
 });
