@@ -261,9 +261,10 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       expect((await h.services.stepUp.lastProof(after)).device).toBeNull();
       expect(await h.services.stepUp.hasPermanentProof(after)).toBe(false);
       expect((await h.services.oidc.proof(after)).acr).toBe('urn:sls:acr:password');
+      // V1, L8: nor does its step-up count as fresh: a new one, with a device the user holds
       const registration = await postJson(h.app, '/api/v1/security-keys/registration', {}, headers);
       expect(registration.status, JSON.stringify(registration.body)).toBe(403);
-      expect(registration.body.error.code).toBe('PERMANENT_DEVICE_REQUIRED');
+      expect(registration.body.error.code).toBe('STEP_UP_REQUIRED');
       expect(await deviceStates(user.id)).toEqual(['dscplus:lost', 'scc:active']);
     });
   });

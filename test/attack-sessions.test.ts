@@ -215,6 +215,47 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     expect((await endedEvents(user.id)).map((e) => e.reason)).toEqual(['opted_in']);
   });
 
+  /** A portal session opened with a security key of a user who also holds a card, stepped up with the card (offered first: used last). */
+  async function keySessionSteppedUpWithCard() {
+    const { user, card } = await createUserWithCard(h.services);
+    const cardId = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!.id;
+    const { key, keyId } = await registerKey(await cardSession(user, card));
+    const flow = await loginWith(user, keyId);
+    const done = await answer(h.app, flow.id, key.assert(flow.challenge.options, where));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    const session = bearer(done.body.session.token);
+    // the card used last (another login), so the step-up offers it first
+    await cardSession(user, card, false);
+    const stepped = await stepUp(h.app, session, (challenge) => cardAnswer(card, challenge.question));
+    expect(stepped.body.deviceId).toBe(cardId);
+    return { user, card, cardId, keyId, session };
+  }
+
+  it('V1, X7, L8: a step-up made with a card reported lost since no longer counts as fresh: a security setting asks for a new step-up', async () => {
+    const { user, cardId, keyId, session } = await keySessionSteppedUpWithCard();
+    // fresh: the card's step-up lets the session change a security setting
+    expect((await postJson(h.app, '/api/v1/phones', newMobile(), session)).status).toBe(201);
+    const lost = await postJson(h.app, `/api/v1/devices/${cardId}/lost`, { reason: 'stolen' }, session);
+    expect(lost.status, JSON.stringify(lost.body)).toBe(200);
+    // the session, opened with the key, lives on, but its step-up was the lost card's
+    expect(await alive(session)).toBe(200);
+
+    // the key that opened it may not be removed, nor a number added, nor the second factor given up
+    const removed = await send(h.app, 'DELETE', `/api/v1/security-keys/${keyId}`, session);
+    expect(removed.status, JSON.stringify(removed.body)).toBe(403);
+    expect(removed.body.error.code).toBe('STEP_UP_REQUIRED');
+    expect((await h.services.devices.get(keyId)).state).toBe('active');
+    const added = await postJson(h.app, '/api/v1/phones', newMobile(), session);
+    expect(added.status, JSON.stringify(added.body)).toBe(403);
+    expect(added.body.error).toMatchObject({ code: 'STEP_UP_REQUIRED', stepUp: '/api/v1/step-up' });
+    const optOut = await postJson(h.app, '/api/v1/secure-login/opt-out', { acknowledgeRisks: true, confirmation: user.username }, session);
+    expect(optOut.status, JSON.stringify(optOut.body)).toBe(403);
+    expect(optOut.body.error.code).toBe('STEP_UP_REQUIRED');
+    const refused = (await h.services.audit.list({ userId: user.id, limit: 100 })).filter((e) => e.event === 'session.refused').map((e) => e.data as Json);
+    expect(refused.map((e) => [e.code, e.check])).toContainEqual(['STEP_UP_REQUIRED', 'fresh-step-up']);
+    expect(await h.services.optOuts.isOptedOut(user.id)).toBe(false);
+  });
+
   it('T3: a session opened with a temporary passcode just before day 2 does not keep full access past it (no trading after 2 days)', async () => {
     const { user: agent } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
     const { user } = await createUserWithCard(h.services);

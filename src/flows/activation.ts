@@ -39,6 +39,7 @@ import { accepted, type Answers } from './answers.js';
 import type { FlowLimits } from './flow-limits.js';
 import type { CodeDelivery, PushApprovals, SharedDevices, TemporaryDevices } from './ports.js';
 import { assertFullScope, decideAccess } from '../policy/access.js';
+import type { ProofStanding } from '../policy/session-access.js';
 import type { Language } from '../i18n/i18n.js';
 import type { RequestMeta } from './login.js';
 import type { FirstFactor } from './first-factor.js';
@@ -328,12 +329,19 @@ export class StepUp {
   }
 
   /**
-   * T3, X7: whether the session's last proof was a permanent device — not a
+   * L8, T3, X7: what the session's last proof is worth now: whether its
+   * device still stands (a fresh step-up counts only then, policy/
+   * session-access.ts), and whether it is a permanent device — not a
    * temporary passcode or online card, nor the password alone.
    */
-  async hasPermanentProof(session: Session): Promise<boolean> {
+  async proof(session: Session): Promise<ProofStanding> {
     const { device } = await this.lastProof(session);
-    return device !== null && !this.deps.deviceKind(device.type).temporary;
+    return { stands: device !== null, permanent: device !== null && !this.deps.deviceKind(device.type).temporary };
+  }
+
+  /** T3, X7: whether the session's last proof was a permanent device (`proof`). */
+  async hasPermanentProof(session: Session): Promise<boolean> {
+    return (await this.proof(session)).permanent;
   }
 
   async view(session: Session, flowId: string): Promise<StepUpView> {

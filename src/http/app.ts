@@ -195,8 +195,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     policy: config.policy,
     rights: services.securityRights,
     ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
-    // T3, X7: the last proof (its step-up's, else its login's) was a permanent device
-    permanentProof: (session) => services.stepUp.hasPermanentProof(session),
+    // L8, T3, X7: the last proof (its step-up's, else its login's) still stands, and was a permanent device
+    proof: (session) => services.stepUp.proof(session),
   });
   registerErrorHandling(app, (request, reply) =>
     request.url.startsWith('/api/') ? sendError(request, reply, new SlsError('NOT_FOUND')) : pages.renderError(request, reply, new SlsError('NOT_FOUND')),

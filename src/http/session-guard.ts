@@ -8,7 +8,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { PolicyConfig } from '../config.js';
 import { SlsError } from '../errors.js';
-import { refusalError, sessionRefusal, type SessionNeed } from '../policy/session-access.js';
+import { refusalError, sessionRefusal, type AccessContext, type ProofStanding, type SessionNeed } from '../policy/session-access.js';
 import type { Session, Sessions } from '../sessions/sessions.js';
 import type { SecuritySettingsRights } from '../identity/security-rights.js';
 import { assertSameOrigin, presentedToken, SESSION_COOKIE, type PresentedToken } from './session-cookie.js';
@@ -21,21 +21,38 @@ export interface SessionGuardDeps {
   /** A2, O3: who may change the security settings of an account. */
   rights: SecuritySettingsRights;
   /**
-   * T3, X7: whether the session's last proof (its latest step-up, else its
-   * login) was a permanent device, not a temporary passcode or online card
-   * (nor the password alone).
+   * L8, T3, X7: what the session's last proof (its latest step-up, else its
+   * login) is worth now: whether its device still stands, and whether it is
+   * a permanent device, not a temporary passcode or online card (nor the
+   * password alone). `StepUp.proof`.
    */
-  permanentProof: (session: Session) => Promise<boolean>;
+  proof: (session: Session) => Promise<ProofStanding>;
   /** The public URL the operator configured (SLS_PUBLIC_URL): our origin behind a proxy that rewrites Host. */
   publicUrl?: string;
 }
 
 export class SessionGuard {
+  /** The proof of a session read once per request (a request authenticates its own Session object), for the freshness and the permanence alike. */
+  private readonly proofs = new WeakMap<Session, Promise<ProofStanding>>();
+
   constructor(private readonly deps: SessionGuardDeps) {}
+
+  private proofOf(session: Session): Promise<ProofStanding> {
+    let proof = this.proofs.get(session);
+    if (!proof) {
+      proof = this.deps.proof(session);
+      this.proofs.set(session, proof);
+    }
+    return proof;
+  }
+
+  private context(session: Session): AccessContext {
+    return { now: this.deps.clock.now(), stepUpFreshMs: this.deps.policy.stepUpFreshMs, proof: () => this.proofOf(session) };
+  }
 
   /** The refusal of a session for a need, audited, or null. */
   async refusal(request: FastifyRequest, session: Session, need: SessionNeed): Promise<SlsError | null> {
-    const refused = sessionRefusal(session, need, this.deps.clock.now(), this.deps.policy.stepUpFreshMs);
+    const refused = await sessionRefusal(session, need, this.context(session));
     // A2, O3: a user without the right to change the security settings is told who has it before any step-up
     if (need === 'security' && (!refused || refused.code === 'STEP_UP_REQUIRED')) {
       const notPrimary = await this.deps.rights.refusal(session.userId, { action: `${request.method} ${request.url.split('?')[0]}`, ip: request.ip ?? null });
@@ -83,7 +100,7 @@ export class SessionGuard {
 
   /** T3, X7: whether the session's last proof was a permanent device (requirePermanentProof, without refusing). */
   async hasPermanentProof(session: Session): Promise<boolean> {
-    return this.deps.permanentProof(session);
+    return (await this.proofOf(session)).permanent;
   }
 
   /**
@@ -104,8 +121,8 @@ export class SessionGuard {
    * Whether the session may do what the need asks, now; nothing is audited
    * (a page that shows forms says whether a step-up is due before they work).
    */
-  allows(session: Session, need: SessionNeed): boolean {
-    return sessionRefusal(session, need, this.deps.clock.now(), this.deps.policy.stepUpFreshMs) === null;
+  async allows(session: Session, need: SessionNeed): Promise<boolean> {
+    return (await sessionRefusal(session, need, this.context(session))) === null;
   }
 
   /** The browser's session (its cookie), or null: the page then sends the user to the login page. */

@@ -9,7 +9,8 @@
  * - T3: a temporary passcode older than 2 days opens only the online card
  *   pages and the reactivation of a device (SCOPE_ONLINE_CARD_ONLY);
  * - X7, V1: a change of the security settings needs a step-up with the
- *   device within the last minutes (STEP_UP_REQUIRED);
+ *   device within the last minutes, the device still standing (L8: not
+ *   revoked, lost or unshared since) (STEP_UP_REQUIRED);
  * - V1, X7: so does every action of staff on an account or a setting (the
  *   help desk and admin API, the console's forms): a stolen staff session
  *   alone must not hand over a client's account (STEP_UP_REQUIRED).
@@ -42,10 +43,29 @@ import type { Session } from '../sessions/sessions.js';
  */
 export type SessionNeed = 'any' | 'portal' | 'settings' | 'temporary' | 'step_up' | 'password' | 'security' | 'staff' | 'staff_action' | 'application';
 
+/** What a session's last proof is worth now (`StepUp.proof`, through `Devices.usableBy`). */
+export interface ProofStanding {
+  /**
+   * L8, H: the device of the session's last proof (its latest step-up's,
+   * else its login's) is still active and still the user's own or shared
+   * with them: not revoked, reported lost, suspended, replaced or unshared.
+   */
+  stands: boolean;
+  /** T3, X7: that device is permanent, not a temporary passcode or online card (false when it no longer stands). */
+  permanent: boolean;
+}
+
+/** What the checks know besides the session: the time, the policy, and the session's last proof, read only when a check asks. */
+export interface AccessContext {
+  now: number;
+  stepUpFreshMs: number;
+  proof: () => Promise<ProofStanding>;
+}
+
 interface SessionCheck {
   name: string;
   /** The refusal, or null when the check lets the session through. */
-  refuse(session: Session, need: SessionNeed, now: number, stepUpFreshMs: number): ErrorCode | null;
+  refuse(session: Session, need: SessionNeed, context: AccessContext): ErrorCode | null | Promise<ErrorCode | null>;
 }
 
 const passwordChangeFirst: SessionCheck = {
@@ -66,18 +86,29 @@ const temporaryScope: SessionCheck = {
 /** The needs that ask for a step-up within the last minutes (V1). */
 const FRESH_STEP_UP_NEEDS: readonly SessionNeed[] = ['security', 'password', 'staff_action'];
 
+/**
+ * V1, X7, L8: a step-up within the last minutes, with a device that still
+ * stands: a step-up made with a device since revoked, reported lost,
+ * suspended, replaced or no longer shared proves nothing any more (as for
+ * the permanent proof of staff and the acr told to applications). The
+ * device is read only for a need that asks for a fresh step-up and a
+ * session that has one: no other request pays for it.
+ */
 const freshStepUp: SessionCheck = {
   name: 'fresh-step-up',
-  refuse: (session, need, now, stepUpFreshMs) =>
-    FRESH_STEP_UP_NEEDS.includes(need) && (session.verifiedAt === null || session.verifiedAt <= now - stepUpFreshMs) ? 'STEP_UP_REQUIRED' : null,
+  refuse: async (session, need, { now, stepUpFreshMs, proof }) => {
+    if (!FRESH_STEP_UP_NEEDS.includes(need)) return null;
+    if (session.verifiedAt === null || session.verifiedAt <= now - stepUpFreshMs) return 'STEP_UP_REQUIRED';
+    return (await proof()).stands ? null : 'STEP_UP_REQUIRED';
+  },
 };
 
 const CHECKS: readonly SessionCheck[] = [passwordChangeFirst, portalTasksInThePortal, temporaryScope, freshStepUp];
 
 /** The first refusal of the checks, with the check's name, or null when the session may. */
-export function sessionRefusal(session: Session, need: SessionNeed, now: number, stepUpFreshMs: number): { code: ErrorCode; check: string } | null {
+export async function sessionRefusal(session: Session, need: SessionNeed, context: AccessContext): Promise<{ code: ErrorCode; check: string } | null> {
   for (const check of CHECKS) {
-    const code = check.refuse(session, need, now, stepUpFreshMs);
+    const code = await check.refuse(session, need, context);
     if (code) return { code, check: check.name };
   }
   return null;

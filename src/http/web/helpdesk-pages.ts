@@ -332,7 +332,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
         notice: error ? null : noticeFor(options.notice ?? null, devices, deposits),
         base: usersPath(user.username),
         // V1, X7: the forms work after a fresh step-up; until then the page says so, with the way there and back
-        stepUpDue: guard.allows(staff.session, 'staff_action')
+        stepUpDue: (await guard.allows(staff.session, 'staff_action'))
           ? null
           : verification
             ? verificationPath(user.username, verification.id)

@@ -49,7 +49,7 @@ export function oidcClientPages(services: Services, pages: PageRenderer, guard: 
           deleted: data.deleted ?? null,
           error: failure,
           // V1, X7: registering or deleting needs a fresh step-up; until then the page says so, with the way there and back
-          stepUpDue: guard.allows(session, 'staff_action') ? null : PATH,
+          stepUpDue: (await guard.allows(session, 'staff_action')) ? null : PATH,
         },
         { status: failure?.status ?? 200, path: PATH },
       );

@@ -124,7 +124,7 @@ export function sharingPages(services: Services, pages: PageRenderer, guard: Ses
         reply,
         'helpdesk/sharing',
         // V1, X7: a decision needs a fresh step-up; until then the page says so, with the way there and back
-        { staff, pending, notice, who, error: failure, stepUpDue: guard.allows(session, 'staff_action') ? null : '/helpdesk/sharing' },
+        { staff, pending, notice, who, error: failure, stepUpDue: (await guard.allows(session, 'staff_action')) ? null : '/helpdesk/sharing' },
         { status: failure?.status ?? 200, path: '/helpdesk/sharing' },
       );
     }
