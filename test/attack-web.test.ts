@@ -88,6 +88,43 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     expect((await startLogin(h.app, user.username, NEW_PASSWORD)).status).toBe(200);
   });
 
+  /** The ids of the user's sessions ended by a logout, as audited. */
+  const loggedOut = async (userId: string) =>
+    (await h.services.audit.list({ userId, limit: 100 }))
+      .filter((e) => e.event === 'session.ended' && e.data.reason === 'logout')
+      .map((e) => e.data.sessionId as string)
+      .sort();
+
+  it('L8: a logout with a Bearer token and the cookie of another session ends both, each audited', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const api = await cardSession(h, user, card);
+    const browser = await cardSession(h, user, card);
+    const cookie = { cookie: `sls_session=${browser.authorization!.slice('Bearer '.length)}` };
+    const ids = [(await get(h.app, '/api/v1/session', api)).body.id, (await get(h.app, '/api/v1/session', cookie)).body.id].sort();
+
+    const out = await postJson(h.app, '/api/v1/logout', undefined, { ...api, ...cookie, origin: 'http://localhost:80', host: 'localhost:80' });
+    expect(out.status, JSON.stringify(out.body)).toBe(204);
+    expect(String(out.headers['set-cookie'])).toMatch(/sls_session=;/);
+    expect((await get(h.app, '/api/v1/session', api)).status).toBe(401);
+    expect((await get(h.app, '/api/v1/session', cookie)).status).toBe(401);
+    expect(await loggedOut(user.id)).toEqual(ids);
+  });
+
+  it("L8, X7: a logout with a Bearer token from another site ends the Bearer's session only: the cookie's session lives on, its cookie kept (CSRF)", async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const api = await cardSession(h, user, card);
+    const browser = await cardSession(h, user, card);
+    const cookie = { cookie: `sls_session=${browser.authorization!.slice('Bearer '.length)}` };
+    const apiId = (await get(h.app, '/api/v1/session', api)).body.id;
+
+    const out = await postJson(h.app, '/api/v1/logout', undefined, { ...api, ...cookie, origin: 'https://evil.example' });
+    expect(out.status, JSON.stringify(out.body)).toBe(204);
+    expect(out.headers['set-cookie']).toBeUndefined();
+    expect((await get(h.app, '/api/v1/session', api)).status).toBe(401);
+    expect((await get(h.app, '/api/v1/session', cookie)).status).toBe(200);
+    expect(await loggedOut(user.id)).toEqual([apiId]);
+  });
+
   it('V1, X7: a step-up comes back only to our own pages, whatever `next` a link or a forged form carries (absolute, scheme-relative, backslash, encoded)', async () => {
     const { user, card } = await createUserWithCard(h.services);
     const agent = new Agent(h.app);

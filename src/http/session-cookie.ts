@@ -70,9 +70,13 @@ export function presentedToken(request: FastifyRequest): PresentedToken | null {
  * Bearer requests carry no ambient credentials and need no such check.
  */
 export function assertSameOrigin(request: FastifyRequest, publicUrl?: string): void {
+  if (!fromOwnOrigin(request, publicUrl)) throw new SlsError('CSRF_FAILED');
+}
+
+/** Whether a request passes the cookie path's CSRF check (`assertSameOrigin`): no Origin, or our own. */
+export function fromOwnOrigin(request: FastifyRequest, publicUrl?: string): boolean {
   const origin = request.headers.origin;
-  if (!origin) return;
-  if (!isOwnOrigin(origin, request.headers.host, publicUrl)) throw new SlsError('CSRF_FAILED');
+  return !origin || isOwnOrigin(origin, request.headers.host, publicUrl);
 }
 
 function isOwnOrigin(origin: string, host: string | undefined, publicUrl: string | undefined): boolean {

@@ -11,7 +11,7 @@ import { SlsError } from '../errors.js';
 import { refusalError, sessionRefusal, type AccessContext, type ProofStanding, type SessionNeed } from '../policy/session-access.js';
 import type { Session, Sessions } from '../sessions/sessions.js';
 import type { SecuritySettingsRights } from '../identity/security-rights.js';
-import { assertSameOrigin, presentedToken, SESSION_COOKIE, type PresentedToken } from './session-cookie.js';
+import { assertSameOrigin, fromOwnOrigin, presentedToken, SESSION_COOKIE, type PresentedToken } from './session-cookie.js';
 
 export interface SessionGuardDeps {
   sessions: Sessions;
@@ -123,6 +123,19 @@ export class SessionGuard {
    */
   async allows(session: Session, need: SessionNeed): Promise<boolean> {
     return (await sessionRefusal(session, need, this.context(session))) === null;
+  }
+
+  /**
+   * L8: the session cookie a request carries beside the token it was
+   * authenticated with (a Bearer token sent from a browser that is signed
+   * in too), if the request passes the cookie path's CSRF check; null when
+   * there is none, it is the same token, or the request comes from another
+   * site (the cookie then speaks for nothing).
+   */
+  otherCookie(request: FastifyRequest, token: PresentedToken): string | null {
+    const cookie = request.cookies[SESSION_COOKIE];
+    if (!cookie || cookie === token.token || !fromOwnOrigin(request, this.deps.publicUrl)) return null;
+    return cookie;
   }
 
   /** The browser's session (its cookie), or null: the page then sends the user to the login page. */

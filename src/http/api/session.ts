@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Services } from '../../services.js';
 import type { Session } from '../../sessions/sessions.js';
 import { ErrorSchema } from '../errors.js';
-import { clearSessionCookie, requestMeta } from '../session-cookie.js';
+import { clearSessionCookie, requestMeta, SESSION_COOKIE } from '../session-cookie.js';
 import type { SessionGuard } from '../session-guard.js';
 import { SessionSchema } from './schemas.js';
 
@@ -75,14 +75,23 @@ export function sessionApi(services: Services, guard: SessionGuard): FastifyPlug
           operationId: 'logout',
           tags: ['session'],
           summary: 'End the session server-side',
+          description:
+            'Ends the session of the Bearer token, else of the cookie (each audited `session.ended`, reason logout), and clears the cookie. ' +
+            "A Bearer token sent with the session cookie of another session ends that one too (L8), when the request comes from our own pages (no Origin, or ours); from another site the cookie's session and the cookie are left as they are (CSRF). " +
+            '401 UNAUTHENTICATED; 403 CSRF_FAILED for the cookie alone sent from another site.',
           security: [{ bearer: [] }, { cookie: [] }],
           response: { 204: z.null().describe('Logged out'), 401: ErrorSchema, 403: ErrorSchema },
         },
       },
       async (request, reply) => {
         const { token } = await guard.require(request, 'any');
-        await services.sessions.end(token.token, requestMeta(request).ip);
-        clearSessionCookie(reply, services.config);
+        const { ip } = requestMeta(request);
+        await services.sessions.end(token.token, ip);
+        // L8: a Bearer token sent with the cookie of another session ends that one too (from our own pages only: CSRF)
+        const cookie = guard.otherCookie(request, token);
+        if (cookie) await services.sessions.end(cookie, ip);
+        // the cookie is cleared when its session ended (or there is none); one sent from another site is left as it is
+        if (token.via === 'cookie' || cookie || !request.cookies[SESSION_COOKIE]) clearSessionCookie(reply, services.config);
         return reply.status(204).send(null);
       },
     );
