@@ -120,6 +120,39 @@ describe.each(DATABASES)('D6: security keys on %s', (database) => {
     expect(await h.services.securityKeys.list(user.id)).toHaveLength(1);
   });
 
+  it("D6, X7: a credential id another user registered is refused as one's own is, with the same answer (nothing tells whose it is), and audited", async () => {
+    const key = new SoftwareAuthenticator();
+    const { user: holder, auth: holderAuth, keyId } = await withKey(key);
+    const again = await register(holderAuth, key, 'Again');
+    // another user presents the same credential id (a copy of the key, or an authenticator that claims the id)
+    const { user, card, auth } = await signedIn();
+    await stepUp(h.app, auth, (challenge) => cardAnswer(card, challenge.question as string));
+    const refused = await register(auth, key, 'Not mine');
+    expect(refused.status, JSON.stringify(refused.body)).toBe(409);
+    expect(refused.body).toEqual(again.body);
+    expect(refused.body.error.code).toBe('SECURITY_KEY_ALREADY_REGISTERED');
+    expect(await h.services.securityKeys.list(user.id)).toEqual([]);
+    expect((await h.services.securityKeys.list(holder.id)).map((k) => k.id)).toEqual([keyId]);
+    const audited = (await h.services.audit.list({ userId: user.id })).find((e) => e.event === 'device.proof_failed');
+    expect(audited?.data).toMatchObject({ purpose: 'security_key_registration', type: 'security_key', reason: 'already_registered' });
+  });
+
+  it('D6, L4: the same credential id sent by two users at once is registered for one of them only (on each database)', async () => {
+    const key = new SoftwareAuthenticator();
+    const users = await Promise.all([signedIn(), signedIn()]);
+    const bodies = [];
+    for (const { auth, card } of users) {
+      await stepUp(h.app, auth, (challenge) => cardAnswer(card, challenge.question as string));
+      const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, auth);
+      bodies.push({ auth, body: { name: 'same', state: started.body.state, credential: key.register(started.body.options as { challenge: string }, where) } });
+    }
+    const answers = await Promise.all(bodies.flatMap(({ auth, body }) => [1, 2, 3].map(() => postJson(h.app, '/api/v1/security-keys', body, auth))));
+    expect(answers.filter((a) => a.status < 300)).toHaveLength(1);
+    for (const refused of answers.filter((a) => a.status >= 300)) expect(refused.body.error.code).toBe('SECURITY_KEY_ALREADY_REGISTERED');
+    const keys = await Promise.all(users.map(({ user }) => h.services.securityKeys.list(user.id)));
+    expect(keys.flat()).toHaveLength(1);
+  });
+
   it('X7: a registration answered with a wrong challenge, or by another session, is refused', async () => {
     const { auth, card } = await signedIn();
     await stepUp(h.app, auth, (challenge) => cardAnswer(card, challenge.question as string));

@@ -25,6 +25,8 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { insertRow, prepared } from '../src/store/prepared.js';
 import { isDatabaseUnavailable, openStore } from '../src/store/database.js';
+import { migrateToLatest } from '../src/store/migrate.js';
+import type { DeviceState } from '../src/store/schema.js';
 import { FALLBACK_PAGES } from '../src/store/checkpoints.js';
 
 describe.each(DATABASES)('repositories on %s', (dbName) => {
@@ -155,6 +157,50 @@ describe.each(DATABASES)('repositories on %s', (dbName) => {
       expect(results.filter(Boolean).length).toBe(1);
       expect(await h.services.devices.wasUsed(device!.id, 'q:123456')).toBe(true);
       expect(await h.services.devices.wasUsed(device!.id, 'q:654321')).toBe(false);
+    });
+  });
+
+  describe('D6: a credential id registered once (migration 0022)', () => {
+    it('D6, X7: the migration keeps every key, gives each credential id to one key (not removed, else the first) and refuses a second insert of it', async () => {
+      const database = await openTestDatabase(dbName);
+      const store = openStore(database.url);
+      try {
+        await migrateToLatest(store, '0021_sharing_requester_index');
+        const key = (id: string, credentialId: string, state: DeviceState, at: number) => ({
+          id,
+          user_id: null,
+          type: 'security_key',
+          state,
+          params: JSON.stringify({ credentialId }),
+          created_at: at,
+          state_changed_at: at,
+        });
+        // registered before the check: the same id by two users (the first since removed), and a key of its own
+        await store.db
+          .insertInto('devices')
+          .values([
+            key('dev_a', 'shared', 'revoked', 1),
+            key('dev_b', 'shared', 'active', 2),
+            key('dev_c', 'shared', 'active', 3),
+            key('dev_d', 'own', 'active', 4),
+          ])
+          .execute();
+        await migrateToLatest(store);
+        const rows = await store.db.selectFrom('devices').select(['id', 'state', 'credential_id']).orderBy('id').execute();
+        expect(rows).toEqual([
+          { id: 'dev_a', state: 'revoked', credential_id: null },
+          { id: 'dev_b', state: 'active', credential_id: 'shared' },
+          { id: 'dev_c', state: 'active', credential_id: null },
+          { id: 'dev_d', state: 'active', credential_id: 'own' },
+        ]);
+        await expect(
+          store.db.updateTable('devices').set({ credential_id: 'own' }).where('id', '=', 'dev_c').execute(),
+          'a second key with the id',
+        ).rejects.toThrow();
+      } finally {
+        await store.close();
+        await database.drop();
+      }
     });
   });
 

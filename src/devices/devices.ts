@@ -90,6 +90,8 @@ export interface NewDevice {
   /** Whether it is in use from now (activated_at). */
   activated?: boolean;
   expiresAt?: number | null;
+  /** D6: a security key's WebAuthn credential id (unique across users: a second insert of it fails). */
+  credentialId?: string;
 }
 
 export interface AddDscPlusInput {
@@ -249,6 +251,7 @@ export class Devices {
         activated_at: input.activated ? now : null,
         last_used_at: null,
         expires_at: input.expiresAt ?? null,
+        credential_id: input.credentialId ?? null,
       })
       .execute();
     return id;

@@ -19,6 +19,7 @@ import * as m0018 from './migrations/0018_opt_out.js';
 import * as m0019 from './migrations/0019_oidc.js';
 import * as m0020 from './migrations/0020_oidc_device_grant.js';
 import * as m0021 from './migrations/0021_sharing_requester_index.js';
+import * as m0022 from './migrations/0022_security_key_credentials.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -40,6 +41,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0019_oidc': m0019,
   '0020_oidc_device_grant': m0020,
   '0021_sharing_requester_index': m0021,
+  '0022_security_key_credentials': m0022,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
@@ -51,16 +53,17 @@ const ATTEMPTS = 10;
  * a new database: the migrator takes a lock once its own tables exist, and
  * creating those tables can collide (a busy SQLite file, a duplicate
  * PostgreSQL catalog entry); then the loser waits a moment and tries again,
- * finding the work done.
+ * finding the work done. `upTo`: stop after that migration (a test of a
+ * later migration on the data of an earlier schema).
  */
-export async function migrateToLatest(store: Store): Promise<string[]> {
+export async function migrateToLatest(store: Store, upTo?: string): Promise<string[]> {
   const state = await migrationState(store);
   // X4: a database a newer version migrated is not rewound or half-used
   if (state.unknown.length > 0) throw new SlsError('DATABASE_SCHEMA_NEWER', { migration: state.unknown[0]! });
   const migrator = new Migrator({ db: store.db, provider, migrationTableSchema: await currentSchema(store) });
   let lastError: unknown;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const { error, results } = await migrator.migrateToLatest();
+    const { error, results } = upTo ? await migrator.migrateTo(upTo) : await migrator.migrateToLatest();
     if (!error) return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
     lastError = error;
     await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400));

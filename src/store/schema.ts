@@ -87,6 +87,8 @@ export interface DevicesTable {
   expires_at: number | null;
   /** The device's own counter (code cards' challenge sequence, S4). */
   counter: Generated<number>;
+  /** D6: a security key's WebAuthn credential id, unique across users (decision 0014); null for other devices. */
+  credential_id: string | null;
 }
 
 /**

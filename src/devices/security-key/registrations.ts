@@ -196,10 +196,11 @@ export class SecurityKeys {
       attestationObject: Buffer.from(info.attestationObject).toString('base64url'),
     };
     // the same answer sent twice at once registers one key: the checks and the insert hold the audit log's lock together
+    // (D6, X7: a credential id is registered once, across users; the unique index on it holds whatever the order)
     const id = await store.serialized('audit_log', async (trx) => {
       const keys = await this.list(session.userId, trx);
-      if (keys.some((k) => (k.params as unknown as SecurityKeyParams).credentialId === info.credential.id))
-        throw new SlsError('SECURITY_KEY_ALREADY_REGISTERED');
+      const taken = await trx.selectFrom('devices').select('id').where('credential_id', '=', info.credential.id).executeTakeFirst();
+      if (taken || keys.some((k) => (k.params as unknown as SecurityKeyParams).credentialId === info.credential.id)) return null;
       if (keys.length >= MAX_SECURITY_KEYS) throw new SlsError('SECURITY_KEY_LIMIT', { max: MAX_SECURITY_KEYS });
       const deviceId = await devices.insert(trx, {
         userId: session.userId,
@@ -209,6 +210,7 @@ export class SecurityKeys {
         secret,
         params: params as unknown as Record<string, unknown>,
         activated: true,
+        credentialId: info.credential.id,
       });
       await audit.append(trx, [
         {
@@ -220,6 +222,16 @@ export class SecurityKeys {
       ]);
       return deviceId;
     });
+    if (id === null) {
+      // the user's own key or another user's: the same answer, so that nothing tells whose it is
+      await audit.record({
+        event: 'device.proof_failed',
+        actor: `user:${session.userId}`,
+        userId: session.userId,
+        data: { purpose: 'security_key_registration', type: 'security_key', aaguid, reason: 'already_registered' },
+      });
+      throw new SlsError('SECURITY_KEY_ALREADY_REGISTERED');
+    }
     return devices.get(id);
   }
 

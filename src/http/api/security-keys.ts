@@ -88,7 +88,7 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
           summary: 'Register the key: the credential navigator.credentials.create gave (RegistrationResponseJSON), a name and the state',
           description:
             '400 SECURITY_KEY_NOT_VERIFIED (the attestation does not verify: wrong challenge, origin or relying party), SECURITY_KEY_NAME_INVALID; ' +
-            '403 SECURITY_KEY_MODEL_NOT_ALLOWED (the AAGUID is not in SLS_SECURITY_KEY_AAGUIDS), STEP_UP_REQUIRED; 409 SECURITY_KEY_ALREADY_REGISTERED, SECURITY_KEY_LIMIT; ' +
+            '403 SECURITY_KEY_MODEL_NOT_ALLOWED (the AAGUID is not in SLS_SECURITY_KEY_AAGUIDS), STEP_UP_REQUIRED; 409 SECURITY_KEY_ALREADY_REGISTERED (the credential id is registered already, for this user or another: one answer, audited), SECURITY_KEY_LIMIT; ' +
             '410 SECURITY_KEY_REGISTRATION_EXPIRED (the state is old or of another session).',
           security,
           body: z.object({
