@@ -78,6 +78,28 @@ describe('X4: the server says why it cannot start', () => {
     expect(readdirSync(cwd)).toEqual([]);
   });
 
+  it("X3, X4: a database URL refused is explained in the person's language, not in English (sls serve --db '', a malformed URL)", async () => {
+    const cwd = mkdtempSync(join(scratch, 'cwd-'));
+    const told = {
+      fr_FR: [
+        'sls: Paramètre non valide SLS_DATABASE_URL : chemin vide.\n',
+        'sls: Paramètre non valide SLS_DATABASE_URL : indiquez un chemin de fichier, sqlite:CHEMIN ou postgres://UTILISATEUR@HÔTE:PORT/BASE.\n',
+      ],
+      zh_TW: [
+        'sls: 無效的設定 SLS_DATABASE_URL：路徑為空。\n',
+        'sls: 無效的設定 SLS_DATABASE_URL：請使用檔案路徑、sqlite:PATH 或 postgres://USER@HOST:PORT/DATABASE 格式。\n',
+      ],
+    };
+    for (const [locale, [empty, malformed]] of Object.entries(told)) {
+      const env = bareEnv({ LANG: `${locale}.UTF-8`, LC_ALL: '', LC_MESSAGES: '', SLS_MASTER_KEY: TEST_MASTER_KEY, SLS_DATA_DIR: join(cwd, 'data') });
+      const none = await sls(['serve', '--db', ''], env, undefined, cwd);
+      expect([none.code, none.stderr], locale).toEqual([1, empty]);
+      const bad = await sls(CREATE, { ...env, SLS_DATABASE_URL: 'mysql://db.example/sls' }, undefined, cwd);
+      expect([bad.code, bad.stderr], locale).toEqual([1, malformed]);
+    }
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
   it('X4: a database file in a directory that does not exist is refused, not created with its parents', async () => {
     const cwd = mkdtempSync(join(scratch, 'cwd-'));
     // "postgres//host/db" (a colon forgotten) is a relative file path two directories deep

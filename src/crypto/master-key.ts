@@ -21,7 +21,7 @@ export function decodeMasterKey(text: string): Buffer {
   if (key.length !== 32) {
     throw new SlsError('INVALID_CONFIG', {
       setting: 'SLS_MASTER_KEY',
-      reason: 'must be 32 bytes, as 64 hex digits or base64',
+      reason: 'must be 32 bytes',
     });
   }
   return key;

@@ -35,7 +35,8 @@ export interface ParsedDatabaseUrl {
   location: string;
 }
 
-const MALFORMED = 'use a file path, sqlite:PATH or postgres://USER@HOST:PORT/DATABASE';
+/** X3: told as errors.INVALID_CONFIG_malformed_URL: use a file path, sqlite:PATH or postgres://USER@HOST:PORT/DATABASE. */
+const MALFORMED = 'malformed URL';
 
 export function parseDatabaseUrl(url: string): ParsedDatabaseUrl {
   if (/^postgres(ql)?:/i.test(url)) return { dialect: 'postgres', location: checkPostgresUrl(url) };
