@@ -42,7 +42,7 @@ import { noticePages } from './web/notice-pages.js';
 import { SessionGuard } from './session-guard.js';
 import { registerThrottle } from './throttle-hook.js';
 import { registerTextInputCheck } from './text-input.js';
-import { registerMetricsRoute, registerRequestContext, requestIdGenerator } from './observability.js';
+import { loggedRequest, registerMetricsRoute, registerRequestContext, requestIdGenerator } from './observability.js';
 import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 import { oidcFormActionHook, oidcRoutes, ProviderHost } from './oidc.js';
 import { oidcClientPages } from './web/oidc-client-pages.js';
@@ -91,6 +91,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
           level: typeof options.logger === 'object' ? options.logger.level : config.logLevel,
           // nothing secret in logs (non-negotiable 5)
           redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
+          // … nor a query string's values: a device's user code (RFC 8628's complete link), an ID token named at logout
+          serializers: { req: loggedRequest },
           ...(typeof options.logger === 'object' && options.logger.stream ? { stream: options.logger.stream } : {}),
         };
   // X6: from the first SIGTERM on, new requests are answered 503 and waiting long polls answer at once

@@ -51,6 +51,27 @@ export function requestIdGenerator(trustProxy: TrustProxy): (req: IncomingMessag
 }
 
 /**
+ * An address as the log lines show it: the path, and of the query string
+ * only the names (`?user_code=…`). Values may be secrets: a device's user
+ * code in RFC 8628's complete link, an ID token named at logout.
+ */
+export function loggedUrl(url: string): string {
+  const mark = url.indexOf('?');
+  if (mark < 0) return url;
+  const names = url
+    .slice(mark + 1)
+    .split('&')
+    .filter((pair) => pair !== '')
+    .map((pair) => `${pair.split('=')[0]!.slice(0, 64)}=…`);
+  return `${url.slice(0, mark)}?${names.join('&')}`;
+}
+
+/** What a log line tells of a request (pino's `req`): Fastify's own fields, the address without its query values. */
+export function loggedRequest(request: { method: string; url: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+  return { method: request.method, url: loggedUrl(request.url), host: request.host, remoteAddress: request.ip, remotePort: request.socket?.remotePort };
+}
+
+/**
  * The request's id in the X-Request-Id response header, and for the code the
  * request runs (the audit log): set on arrival, and again once the body is
  * read (its stream's events run outside the request's async context).

@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { TestClock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createServices, type ServiceOptions, type Services } from '../../src/services.js';
-import { buildApp } from '../../src/http/app.js';
+import { buildApp, type AppOptions } from '../../src/http/app.js';
 import { generateOcra, parseOcraSuite } from '../../src/crypto/ocra.js';
 import type { CardFile } from '../../src/devices/devices.js';
 import type { User } from '../../src/identity/users.js';
@@ -89,14 +89,18 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** What a harness passes to the composition root besides its clock: device kinds of the test's own (issue 12 item 6). */
-export type HarnessOptions = Pick<ServiceOptions, 'deviceKinds'>;
+/**
+ * What a harness passes to the composition root besides its clock: device kinds of the test's own (issue 12 item 6);
+ * and to the app: its logger (none unless a test reads the log lines, X6).
+ */
+export type HarnessOptions = Pick<ServiceOptions, 'deviceKinds'> & { logger?: AppOptions['logger'] };
 
 export async function startHarness(name: 'sqlite' | 'postgres' = 'sqlite', overrides: Partial<Config> = {}, options: HarnessOptions = {}): Promise<Harness> {
   const database = await openTestDatabase(name);
   const clock = new TestClock();
-  const services = await createServices(testConfig(database, overrides), { ...options, clock, warn: () => undefined });
-  const app = await buildApp(services, { logger: false });
+  const { logger = false, ...serviceOptions } = options;
+  const services = await createServices(testConfig(database, overrides), { ...serviceOptions, clock, warn: () => undefined });
+  const app = await buildApp(services, { logger });
   // I2: every answer of the API in the tests matches the OpenAPI document
   const openApi = checkResponsesAgainstOpenApi(app);
   await app.ready();

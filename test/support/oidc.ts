@@ -7,7 +7,8 @@ import * as oidc from 'openid-client';
 import { expect } from 'vitest';
 import { answer, startLogin, type Json } from './api.js';
 import { freePort } from './delivery.js';
-import { PASSWORD, startHarness, type Harness } from './harness.js';
+import type { Config } from '../../src/config.js';
+import { PASSWORD, startHarness, type Harness, type HarnessOptions } from './harness.js';
 
 /** A browser: keeps cookies (by name), follows nothing by itself. */
 export class Browser {
@@ -47,10 +48,14 @@ export const TEST_REDIRECT_URI = 'http://127.0.0.1:9/cb';
  * issuer (the provider needs a listening server); the clock set on the
  * system's, which the provider reads.
  */
-export async function listeningHarness(database: 'sqlite' | 'postgres'): Promise<{ h: Harness; issuer: string }> {
+export async function listeningHarness(
+  database: 'sqlite' | 'postgres',
+  overrides: Partial<Config> = {},
+  options: HarnessOptions = {},
+): Promise<{ h: Harness; issuer: string }> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
-  const h = await startHarness(database, { publicUrl: issuer });
+  const h = await startHarness(database, { ...overrides, publicUrl: issuer }, options);
   h.clock.set(Date.now());
   await h.app.listen({ port, host: '127.0.0.1' });
   return { h, issuer };
