@@ -163,6 +163,7 @@ export class ProviderHost {
       adapter: adapterClass(
         store,
         clock,
+        services.box,
         (clientId) => this.clientMetadata(clientId),
         () => new errors.InvalidGrant!('grant request is invalid'),
       ),

@@ -4,8 +4,16 @@
  * interactions are rows, so a login started on one server process finishes
  * on another. An artefact past its expiry is not found (our clock), and the
  * scheduler deletes it. Clients come from the clients table (`sls client`).
+ *
+ * D5, I1: an opaque artefact's value is its id (an authorization code, an
+ * access or refresh token, a device code, the provider's session cookie):
+ * the id column keeps only a keyed digest of it, and the copy the provider
+ * puts in the payload (`jti`) is sealed under the master key, so that a copy
+ * of the database gives no token that works (as for our own sessions and
+ * API keys).
  */
 import type { Clock } from '../clock.js';
+import type { SecretBox } from '../crypto/secret-box.js';
 import type { Store } from '../store/database.js';
 
 type Payload = Record<string, unknown> & { grantId?: string; uid?: string; userCode?: string; consumed?: number };
@@ -26,20 +34,36 @@ export interface OidcAdapter {
 /** How the provider sees a registered client (its metadata). */
 export type ClientMetadata = Record<string, unknown>;
 
+/** D5: what the id column keeps of an artefact's id (its value, for an opaque token): a keyed digest. */
+export function artifactKey(box: SecretBox, id: string): string {
+  return box.digest(id, 'oidc-artifact');
+}
+
 /**
  * `alreadyUsed`: the provider's own error (invalid_grant) for an artefact a
  * concurrent copy of the request consumed first.
  */
-export function adapterClass(store: Store, clock: Clock, clientMetadata: (clientId: string) => Promise<ClientMetadata | undefined>, alreadyUsed: () => Error) {
+export function adapterClass(
+  store: Store,
+  clock: Clock,
+  box: SecretBox,
+  clientMetadata: (clientId: string) => Promise<ClientMetadata | undefined>,
+  alreadyUsed: () => Error,
+) {
   return class DatabaseAdapter implements OidcAdapter {
     constructor(private readonly model: string) {}
 
+    private get sealContext(): string {
+      return `oidc-artifact:${this.model}`;
+    }
+
     async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
       if (this.model === 'Client') return;
+      const stored = typeof payload.jti === 'string' ? { ...payload, jti: box.seal(payload.jti, this.sealContext) } : payload;
       const row = {
         model: this.model,
-        id,
-        payload: JSON.stringify(payload),
+        id: artifactKey(box, id),
+        payload: JSON.stringify(stored),
         grant_id: typeof payload.grantId === 'string' && GRANTABLE.has(this.model) ? payload.grantId : this.model === 'Grant' ? id : null,
         uid: typeof payload.uid === 'string' ? payload.uid : null,
         user_code: typeof payload.userCode === 'string' ? payload.userCode : null,
@@ -63,11 +87,14 @@ export function adapterClass(store: Store, clock: Clock, clientMetadata: (client
         .selectFrom('oidc_artifacts')
         .select(['payload', 'expires_at', 'consumed_at'])
         .where('model', '=', this.model)
-        .where(column, '=', value)
+        .where(column, '=', column === 'id' ? artifactKey(box, value) : value)
         .executeTakeFirst();
       if (!row) return undefined;
       if (!expired && row.expires_at !== null && row.expires_at <= clock.now()) return undefined;
-      const payload = JSON.parse(row.payload) as Payload;
+      const stored = JSON.parse(row.payload) as Payload;
+      // the provider's own copy of the id: the one asked for, else unsealed
+      const jti = column === 'id' ? value : typeof stored.jti === 'string' ? box.open(stored.jti, this.sealContext).toString('utf8') : undefined;
+      const payload = jti === undefined ? stored : { ...stored, jti };
       return row.consumed_at === null ? payload : { ...payload, consumed: Math.floor(row.consumed_at / 1000) };
     }
 
@@ -97,17 +124,22 @@ export function adapterClass(store: Store, clock: Clock, clientMetadata: (client
         .updateTable('oidc_artifacts')
         .set({ consumed_at: clock.now() })
         .where('model', '=', this.model)
-        .where('id', '=', id)
+        .where('id', '=', artifactKey(box, id))
         .where('consumed_at', 'is', null)
         .executeTakeFirst();
       if (Number(consumed.numUpdatedRows) === 1) return;
-      const row = await store.db.selectFrom('oidc_artifacts').select('grant_id').where('model', '=', this.model).where('id', '=', id).executeTakeFirst();
+      const row = await store.db
+        .selectFrom('oidc_artifacts')
+        .select('grant_id')
+        .where('model', '=', this.model)
+        .where('id', '=', artifactKey(box, id))
+        .executeTakeFirst();
       if (row?.grant_id) await this.revokeByGrantId(row.grant_id);
       throw alreadyUsed();
     }
 
     async destroy(id: string): Promise<void> {
-      await store.db.deleteFrom('oidc_artifacts').where('model', '=', this.model).where('id', '=', id).execute();
+      await store.db.deleteFrom('oidc_artifacts').where('model', '=', this.model).where('id', '=', artifactKey(box, id)).execute();
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
