@@ -2,13 +2,22 @@
  * The login API end to end (L1-L8, A3, C2, C3, X1-X3), through the real
  * HTTP stack, services and database.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Writable } from 'node:stream';
 import { connect, type AddressInfo } from 'node:net';
 import { DAY, HOUR, MINUTE } from '../src/clock.js';
 import { buildApp } from '../src/http/app.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, uniqueUsername, wrongAnswer, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin } from './support/api.js';
+import { answer, bearer, get, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
+import { lockedPair, usernamesInEveryState } from './support/enumeration.js';
+import { ARGON2_OPTIONS, hashPassword, verifyPassword } from '../src/crypto/password.js';
+import { DUMMY_HASH } from '../src/flows/first-factor.js';
+
+// L1: the real argon2id, counted (the same work for an unknown user as for a known one)
+vi.mock('../src/crypto/password.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../src/crypto/password.js')>();
+  return { ...real, hashPassword: vi.fn(real.hashPassword), verifyPassword: vi.fn(real.verifyPassword) };
+});
 
 let h: Harness;
 beforeAll(async () => {
@@ -543,5 +552,105 @@ describe('languages, audit, logs, OpenAPI (X1, X2)', () => {
     expect(res.body.openapi).toMatch(/^3\./);
     expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/api/v1/login', '/api/v1/login/{flowId}', '/api/v1/session', '/api/v1/logout']));
     expect(res.body.paths['/api/v1/login'].post.responses).toHaveProperty('423');
+  });
+});
+
+describe.each(DATABASES)('no user enumeration at any door without a session (L1, L3, X5) on %s', (database) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(database);
+  });
+  afterAll(async () => h?.close());
+
+  /** What a client sees of an answer, but its request's own id and date. */
+  const seen = (res: ApiResponse) => {
+    const { 'x-request-id': _id, date: _date, ...headers } = res.headers;
+    return { status: res.status, headers, body: res.raw.body.replace(/"requestId":"[^"]*"/, '') };
+  };
+  const doors = (app: Harness['app']): Record<string, (username: string, password: string) => Promise<ApiResponse>> => ({
+    'portal login': (username, password) => postJson(app, '/api/v1/login', { username, password, app: 'portal' }),
+    'trading login': (username, password) => postJson(app, '/api/v1/login', { username, password, app: 'trading' }),
+    'mobile activation (K1)': (username, password) => postJson(app, '/api/v1/mobile/activations', { username, password, purpose: 'activate' }),
+    'mobile migration (K7)': (username, password) => postJson(app, '/api/v1/mobile/activations', { username, password, purpose: 'migrate' }),
+    'mobile recovery (K8)': (username, password) => postJson(app, '/api/v1/mobile/activations', { username, password, purpose: 'recover' }),
+  });
+  const argon2Calls = () => vi.mocked(verifyPassword).mock.calls.length + vi.mocked(hashPassword).mock.calls.length;
+  const notices = async () => (await h.services.store.db.selectFrom('notifications').select('id').execute()).length;
+
+  it('L1: the first unknown username a freshly started server checks costs one argon2id check, as a known user does (no hash made on the spot)', async () => {
+    const fresh = await startHarness(database);
+    try {
+      const { user } = await createUserWithCard(fresh.services);
+      let before = argon2Calls();
+      const unknown = await startLogin(fresh.app, uniqueUsername('ghost'), 'one guess for all');
+      const unknownWork = argon2Calls() - before;
+      before = argon2Calls();
+      const known = await startLogin(fresh.app, user.username, 'one guess for all');
+      expect(unknown.body).toEqual(known.body);
+      expect([unknownWork, argon2Calls() - before]).toEqual([1, 1]);
+      // the stand-in hash has the parameters of every hash, so its check takes as long
+      expect(DUMMY_HASH.startsWith(`$argon2id$v=19$m=${ARGON2_OPTIONS.memoryCost},t=${ARGON2_OPTIONS.timeCost},p=${ARGON2_OPTIONS.parallelism}$`)).toBe(true);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('L1: a wrong password at every door: the unknown user, and a known one ordinary, disabled, opted out, without device, on SMS, sharing a device or staff, get the same status, headers and body, one argon2id check each, and no notice', async () => {
+    const usernames = await usernamesInEveryState(h);
+    // the unknown user knocks first: the first check of an unknown user in a process does no more than the others
+    const order = ['unknown', ...Object.keys(usernames).filter((state) => state !== 'unknown')] as (keyof typeof usernames)[];
+    for (const [door, knock] of Object.entries(doors(h.app))) {
+      const answers: Record<string, unknown> = {};
+      const work: Record<string, number> = {};
+      const sent: Record<string, number> = {};
+      for (const state of order) {
+        const before = [argon2Calls(), await notices()];
+        answers[state] = seen(await knock(usernames[state], 'one guess for all'));
+        work[state] = argon2Calls() - before[0]!;
+        sent[state] = (await notices()) - before[1]!;
+      }
+      expect((answers.unknown as { status: number }).status, door).toBe(401);
+      for (const state of order) {
+        expect(answers[state], `${door}: ${state}`).toEqual(answers.unknown);
+        expect(work[state], `${door}: ${state}: argon2id calls`).toBe(1);
+        expect(sent[state], `${door}: ${state}: notices`).toBe(0);
+      }
+    }
+    // a disabled user's right password opens nothing, and tells nothing either
+    for (const [door, knock] of Object.entries(doors(h.app))) {
+      expect(seen(await knock(usernames.disabled, PASSWORD)), door).toEqual(seen(await knock(usernames.unknown, PASSWORD)));
+    }
+  });
+
+  it('L3: a locked known user and a locked unknown username answer alike at every door, with a wrong or the right password, one argon2id check each', async () => {
+    const { known, unknown } = await lockedPair(h);
+    for (const [door, knock] of Object.entries(doors(h.app))) {
+      for (const password of ['one guess for all', PASSWORD]) {
+        let before = argon2Calls();
+        const ghost = seen(await knock(unknown, password));
+        const ghostWork = argon2Calls() - before;
+        before = argon2Calls();
+        const real = seen(await knock(known, password));
+        expect(ghost.status, door).toBe(423);
+        expect(real, `${door}: ${password}`).toEqual(ghost);
+        expect(argon2Calls() - before, door).toBe(ghostWork);
+      }
+    }
+  });
+
+  it("H2, L1: a sharing request naming the owner: a wrong password for every owner's state is answered like an unknown owner's", async () => {
+    const usernames = await usernamesInEveryState(h);
+    const { user: requester, card } = await createUserWithCard(h.services);
+    const start = await startLogin(h.app, requester.username);
+    const session = bearer((await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token);
+    await stepUp(h.app, session, withCard(card));
+    const ask = (ownerUsername: string) => postJson(h.app, '/api/v1/sharing', { ownerUsername, ownerPassword: 'one guess for all' }, session);
+    const unknown = seen(await ask(usernames.unknown));
+    expect(unknown.status).toBe(401);
+    for (const [state, username] of Object.entries(usernames)) {
+      const before = argon2Calls();
+      expect(seen(await ask(username)), state).toEqual(unknown);
+      expect(argon2Calls() - before, state).toBe(1);
+    }
   });
 });

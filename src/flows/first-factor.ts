@@ -8,8 +8,7 @@
  * (the session it opened may still use it to step up and change it).
  */
 import { SlsError } from '../errors.js';
-import { hashPassword, verifyPassword } from '../crypto/password.js';
-import { newToken } from '../crypto/random.js';
+import { verifyPassword } from '../crypto/password.js';
 import { assertUsernameCharacters } from '../identity/username.js';
 import type { OneTimePassword, User, Users } from '../identity/users.js';
 import type { Attempt } from '../policy/lockout.js';
@@ -30,10 +29,16 @@ export interface FirstFactorDeps {
   clock: Clock;
 }
 
-export class FirstFactor {
-  /** Checked against when the username is unknown, so that it takes as long as a real check (L1). */
-  private dummyHash: Promise<string> | undefined;
+/**
+ * L1: checked against when the username is unknown (or the user disabled),
+ * so that it takes as long as a real check: an argon2id hash of a random
+ * password nobody kept, with the parameters of every hash (ARGON2_OPTIONS;
+ * test/login-api.test.ts checks they agree). A constant, not a hash made at
+ * the first unknown username, which would make that check take twice as long.
+ */
+export const DUMMY_HASH = '$argon2id$v=19$m=19456,t=2,p=1$YFEDNMmmA/979KjbI451Uw$Gs1PVtgNDkuahnKoC9dvv4qvXnEhpbFV9n7o1HsBQ70';
 
+export class FirstFactor {
   constructor(private readonly deps: FirstFactorDeps) {}
 
   /** A5: a one-time password that expired, or opened its one session already (a step-up within that session may use it). */
@@ -57,8 +62,7 @@ export class FirstFactor {
     const found = await users.findForLogin(input.username);
     const user = found?.user ?? null;
     const usable = user !== null && user.status === 'active';
-    this.dummyHash ??= hashPassword(newToken());
-    const hash = usable ? found!.passwordHash : await this.dummyHash;
+    const hash = usable ? found!.passwordHash : DUMMY_HASH;
     const passwordOk = (await verifyPassword(hash, input.password)) && usable && !this.oneTimeUsedUp(found!.oneTime, input.purpose);
     if (!passwordOk) {
       await answers.fail(attempt, { ...who, userId: user?.id ?? null }, { event: 'login.password_failed', data: { app: input.purpose } });
