@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MINUTE } from '../src/clock.js';
-import { PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, uniqueUsername, wrongAnswer, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, uniqueUsername, wrongAnswer, type Harness } from './support/harness.js';
+import { lockedPair, usernamesInEveryState } from './support/enumeration.js';
 import {
   Agent,
   alertBox,
@@ -710,5 +711,51 @@ describe('pages for people, not JSON, outside the API (X3)', () => {
     const api = await h.app.inject({ method: 'GET', url: '/api/v1/nothing' });
     expect(api.statusCode).toBe(404);
     expect(api.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
+  });
+});
+
+describe.each(DATABASES)('the login pages tell no user from another (L1, L3) on %s', (database) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(database);
+  });
+  afterAll(async () => h?.close());
+
+  /** What a browser sees of a page: status, headers (cookies without their values), the page with its CSRF token and the name typed set aside. */
+  function seen(page: Page, username: string) {
+    const { 'x-request-id': _id, date: _date, 'set-cookie': _cookies, 'content-length': _length, ...headers } = page.headers;
+    return {
+      status: page.status,
+      headers,
+      cookies: page.setCookies.map((c) => c.replace(/=[^;]*/, '=…')),
+      html: page.html.replace(/name="_csrf" value="[^"]*"/g, '').replaceAll(username, 'NAME'),
+    };
+  }
+
+  async function submitted(username: string, password: string, app: 'portal' | 'trading') {
+    const agent = new Agent(h.app);
+    return seen(await agent.submit(await agent.get(app === 'trading' ? '/login?app=trading' : '/login'), '/login', { username, password, app }), username);
+  }
+
+  it("L1: the portal's and the trading platform's login forms answer a wrong password of a known user in every state as an unknown user's: status, headers, cookies, page", async () => {
+    const usernames = await usernamesInEveryState(h);
+    for (const app of ['portal', 'trading'] as const) {
+      const unknown = await submitted(usernames.unknown, 'one guess for all', app);
+      expect(unknown.status, app).toBe(401);
+      for (const [state, username] of Object.entries(usernames))
+        expect(await submitted(username, 'one guess for all', app), `${app}: ${state}`).toEqual(unknown);
+      expect(await submitted(usernames.disabled, PASSWORD, app), `${app}: disabled, right password`).toEqual(await submitted(usernames.unknown, PASSWORD, app));
+    }
+  });
+
+  it('L3: a locked known user and a locked unknown username get the same login page, with a wrong or the right password', async () => {
+    const { known, unknown } = await lockedPair(h);
+    for (const app of ['portal', 'trading'] as const) {
+      for (const password of ['one guess for all', PASSWORD]) {
+        const ghost = await submitted(unknown, password, app);
+        expect(ghost.status).toBe(423);
+        expect(await submitted(known, password, app), `${app}: ${password}`).toEqual(ghost);
+      }
+    }
   });
 });
