@@ -189,6 +189,109 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
       expect(seen(await knock(disabled.username, PASSWORD)), door).toEqual(unknown);
     }
   });
+
+  describe('L8: a new login in a browser ends the session its cookie held (a copied cookie is not left alive)', () => {
+    /** The session token a response set as the browser's cookie. */
+    const cookieOf = (res: { cookies: unknown }): string => (res.cookies as { name: string; value: string }[]).find((c) => c.name === 'sls_session')!.value;
+    const alive = async (token: string) => (await get(h.app, '/api/v1/session', bearer(token))).status;
+    async function replaced(userId: string): Promise<unknown[]> {
+      return (await h.services.audit.list({ userId, limit: 100 }))
+        .filter((e) => e.event === 'session.ended' && e.data.reason === 'replaced')
+        .map((e) => e.data.sessionId);
+    }
+    /** A login through the JSON API, answered with the card, in a browser holding `cookie` (or none): its session token. */
+    async function apiLogin(user: User, card: CardFile, cookie?: string, headers: Record<string, string> = {}): Promise<string> {
+      const cookies: Record<string, string> = cookie === undefined ? {} : { sls_session: cookie };
+      const start = await h.app.inject({
+        method: 'POST',
+        url: '/api/v1/login',
+        cookies,
+        headers,
+        payload: { username: user.username, password: PASSWORD, app: 'portal' },
+      });
+      expect(start.statusCode, start.body).toBe(200);
+      const done = await h.app.inject({
+        method: 'POST',
+        url: `/api/v1/login/${start.json().id as string}`,
+        cookies,
+        headers,
+        payload: { response: cardAnswer(card, start.json().challenge.question) },
+      });
+      expect(done.statusCode, done.body).toBe(200);
+      expect(cookieOf(done)).toBe(done.json().session.token);
+      return done.json().session.token as string;
+    }
+
+    it('L8: the API: the same user logging in again in a browser ends the session of the cookie it presented, audited (replaced)', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const first = await apiLogin(user, card);
+      const firstId = (await get(h.app, '/api/v1/session', bearer(first))).body.id;
+      // someone copied the cookie; the user logs in again in the same browser
+      const second = await apiLogin(user, card, first);
+      expect(await alive(first)).toBe(401);
+      expect(await alive(second)).toBe(200);
+      expect(await replaced(user.id)).toEqual([firstId]);
+    });
+
+    it("L8: the API: another user logging in in a browser ends the earlier user's session of its cookie, audited under that user", async () => {
+      const { user: earlier, card: earlierCard } = await createUserWithCard(h.services);
+      const { user: later, card: laterCard } = await createUserWithCard(h.services);
+      const first = await apiLogin(earlier, earlierCard);
+      const second = await apiLogin(later, laterCard, first);
+      expect(await alive(first)).toBe(401);
+      expect(await alive(second)).toBe(200);
+      expect(await replaced(earlier.id)).toHaveLength(1);
+      expect(await replaced(later.id)).toEqual([]);
+    });
+
+    it('L8: a Bearer token sent with a login, not being the cookie the answer replaces, is not ended (an integrator holding several sessions keeps them); nor is a session merely named', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const held = await apiLogin(user, card);
+      const other = await apiLogin(user, card);
+      // the Bearer header is not the browser's cookie: the new session is given beside it
+      const next = await apiLogin(user, card, undefined, bearer(held));
+      expect(await alive(held)).toBe(200);
+      // a cookie that names no live session (made up, or the one just used as a Bearer on another client) ends nothing else
+      await apiLogin(user, card, 'not-a-session-token');
+      expect([await alive(held), await alive(other), await alive(next)]).toEqual([200, 200, 200]);
+      expect(await replaced(user.id)).toEqual([]);
+    });
+
+    it('L8: the pages: logging in again in a browser (the form, the card) ends the session its cookie held, audited (replaced)', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const agent = new Agent(h.app);
+      async function pageLogin(): Promise<string> {
+        const login = await agent.get('/login');
+        const started = await agent.submit(login, '/login', { username: user.username, password: PASSWORD, app: 'portal' });
+        const challenge = await agent.get(started.location!);
+        const question = textById(challenge.html, 'challenge-code')!;
+        expect((await agent.submit(challenge, started.location!, { response: cardAnswer(card, question) })).location).toBe('/account');
+        return agent.jar.get('sls_session')!;
+      }
+      const first = await pageLogin();
+      const second = await pageLogin();
+      expect(second).not.toBe(first);
+      expect(await alive(first)).toBe(401);
+      expect(await alive(second)).toBe(200);
+      expect(await replaced(user.id)).toHaveLength(1);
+    });
+
+    it('L8, O1: the trading login with the password alone (opted out) in a browser ends the session its cookie held too', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      await h.services.optOuts.optOut(user.id, { acknowledged: true, confirmation: user.username }, { actor: 'test' });
+      const first = await apiLogin(user, card);
+      const start = await h.app.inject({
+        method: 'POST',
+        url: '/api/v1/login',
+        cookies: { sls_session: first },
+        payload: { username: user.username, password: PASSWORD, app: 'trading' },
+      });
+      expect(start.json().state, start.body).toBe('done');
+      expect(await alive(first)).toBe(401);
+      expect(await alive(cookieOf(start))).toBe(200);
+      expect(await replaced(user.id)).toHaveLength(1);
+    });
+  });
 });
 
 describe.each(DATABASES)('the throttle on passwords tried with a session (%s)', (database) => {

@@ -85,6 +85,12 @@ export interface RequestMeta {
    * time zone — remembered for the notices at a complete login.
    */
   expressed?: ExpressedPreferences;
+  /**
+   * L8: the session token of the cookie the browser presented with the
+   * login: the session the login opens for it ends that one (a new cookie
+   * replaces it). Only the cookie's: a Bearer token or a body names none.
+   */
+  replaces?: string;
 }
 
 /**
@@ -332,6 +338,7 @@ export class LoginFlows {
           trx,
         );
         await users.markOneTimePasswordUsed(trx, user.id, now);
+        await sessions.endReplaced(trx, input.replaces, { userId: user.id, sessionId, ip: input.ip });
         // L3: the password alone proves no device: the count of the guesses at the user's codes goes on (no reset)
         await audit.append(trx, [
           {
@@ -592,6 +599,7 @@ export class LoginFlows {
       },
       trx,
     );
+    await sessions.endReplaced(trx, options.meta.replaces, { userId: row.user_id, sessionId: session.id, ip: options.meta.ip });
     // L3: only a login that proved a permanent device starts the count again: a temporary passcode is static and the online
     // card is printed from its session, so a login with either would give whoever holds them fresh guesses at the real device
     if (!this.deps.deviceKind(device.type).temporary) await lockout.reset(row.username, trx);

@@ -113,3 +113,13 @@ export function requestMeta(request: FastifyRequest): RequestMeta & { language: 
     expressed: { language: request.expressedLanguage, timeZone: browserTimeZone(request) },
   };
 }
+
+/**
+ * What a login needs of its request: `requestMeta`, and the session token of
+ * the browser's cookie, which the session the login opens replaces and ends
+ * (L8). Never the Bearer token: an integrator may hold several sessions.
+ */
+export function loginMeta(request: FastifyRequest): RequestMeta & { language: Language } {
+  const cookie = request.cookies?.[SESSION_COOKIE];
+  return { ...requestMeta(request), ...(cookie ? { replaces: cookie } : {}) };
+}

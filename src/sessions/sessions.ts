@@ -114,7 +114,9 @@ export type EndCause =
   | 'sharing_ended'
   | 'opted_in'
   | 'user_locked'
-  | 'ended_by_staff';
+  | 'ended_by_staff'
+  /** A new login in the same browser: its session replaced the one of the cookie the browser presented. */
+  | 'replaced';
 
 function toSession(row: Selectable<SessionsTable>, passwordChangeRequired: boolean): Session {
   return {
@@ -390,6 +392,36 @@ export class Sessions {
       ended.push(...(await this.endWhere(trx, { userId, deviceIds, ...(exceptSessionId ? { exceptSessionId } : {}) }, cause, actor)));
     }
     return ended;
+  }
+
+  /**
+   * L8: a session opened for a browser ends the one its cookie held (`token`,
+   * the cookie it presented, never a token named otherwise): the new cookie
+   * replaces it, and whoever copied the old one keeps nothing the user
+   * believes gone — whichever user it was. In the transaction that opened
+   * the new session (which holds the audit log's lock), audited
+   * `session.ended` with the cause `replaced` under the ended session's user.
+   */
+  async endReplaced(trx: Tx, token: string | undefined, by: { userId: string; sessionId: string; ip: string | null }): Promise<void> {
+    if (!token || token.length > 128) return;
+    const now = this.clock.now();
+    const row = await trx
+      .selectFrom('sessions')
+      .select(['id', 'user_id', 'revoked_at', 'expires_at', 'idle_expires_at'])
+      .where('token_hash', '=', tokenHash(token))
+      .executeTakeFirst();
+    if (!row || row.id === by.sessionId || !livesAt(row, now)) return;
+    await trx.updateTable('sessions').set({ revoked_at: now }).where('id', '=', row.id).where('revoked_at', 'is', null).execute();
+    await this.audit.append(trx, [
+      {
+        event: 'session.ended',
+        actor: `user:${by.userId}`,
+        userId: row.user_id,
+        ip: by.ip,
+        data: { sessionId: row.id, reason: 'replaced', replacedBy: by.sessionId },
+      },
+    ]);
+    this.ended();
   }
 
   /**

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Services } from '../../services.js';
 import type { IssuedSession } from '../../sessions/sessions.js';
 import { ErrorSchema } from '../errors.js';
-import { requestMeta, setSessionCookie } from '../session-cookie.js';
+import { loginMeta, requestMeta, setSessionCookie } from '../session-cookie.js';
 import { ClaimBody, FlowParams, FlowSchema, LoginStartBody, LoginStepBody, SessionTokenSchema, StartedFlowSchema, WaitQuery } from './schemas.js';
 
 const DoneSchema = FlowSchema.extend({ session: SessionTokenSchema.optional() });
@@ -32,13 +32,14 @@ export function loginApi(services: Services): FastifyPluginAsync {
             '423 LOCKED (10 consecutive failures within 24 h), 403 NO_ACTIVE_DEVICE, 429 TOO_MANY_ATTEMPTS (other attempts ' +
             'of the user are being checked: try again), 429 TOO_MANY_FLOWS (too many logins of the user open or started in ' +
             'the last hour; Retry-After). Keep `claimToken`: a login approved on the phone gives its session only to whoever holds it. ' +
-            'O1: a trading login of a user who opted out of the second factor is done at once (state "done", with its `session`).',
+            'O1: a trading login of a user who opted out of the second factor is done at once (state "done", with its `session`). ' +
+            'L8: a session given here (also set as a cookie) ends the session of the cookie the request carried (audited, cause `replaced`); a Bearer token is not ended.',
           body: LoginStartBody,
           response: { 200: StartedFlowSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema },
         },
       },
       async (request, reply) => {
-        const { session, ...flow } = await services.login.start({ ...request.body, ...requestMeta(request) });
+        const { session, ...flow } = await services.login.start({ ...request.body, ...loginMeta(request) });
         if (!session) return flow;
         // O1: opted out of the second factor for trading: the password completed the login
         setSessionCookie(reply, services.config, session, services.clock.now());
@@ -86,7 +87,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
             '410 FLOW_EXPIRED (denied, expired, or already taken); 409 DEVICE_NOT_AVAILABLE when the phone was revoked or reported lost since it approved (L8). ' +
             'With `wait` (seconds, at most 25) the claim is also the live connection of the login waiting for the phone: it answers as soon as ' +
             'the phone approved, with the session (one request instead of `GET ?wait` then this), or 410 as soon as it was denied or expired, ' +
-            'or 409 FLOW_STATE when still not approved after `wait`. The claim token is checked before it waits.',
+            'or 409 FLOW_STATE when still not approved after `wait`. The claim token is checked before it waits. ' +
+            'The new session ends the session of the cookie the request carried (L8, audited `replaced`); a Bearer token is not ended.',
           params: FlowParams,
           querystring: WaitQuery,
           body: ClaimBody,
@@ -100,7 +102,7 @@ export function loginApi(services: Services): FastifyPluginAsync {
           reply.raw.once('close', () => abort.abort());
           reply.header('cache-control', 'no-store');
         }
-        const { flow, session } = await services.login.claim(request.params.flowId, request.body.claimToken, requestMeta(request), {
+        const { flow, session } = await services.login.claim(request.params.flowId, request.body.claimToken, loginMeta(request), {
           ms: wait * 1000,
           abort: abort.signal,
         });
@@ -135,7 +137,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
           tags: ['login'],
           summary: 'Answer the challenge, or switch to another device',
           description:
-            '`{"response"}` answers the challenge: 200 with state "done" and a session (also set as a cookie); ' +
+            '`{"response"}` answers the challenge: 200 with state "done" and a session (also set as a cookie), which ends the session ' +
+            'of the cookie the request carried (L8, audited `replaced`; a Bearer token is not ended); ' +
             '401 LOGIN_FAILED (with hints and attemptsLeft); 410 FLOW_EXPIRED after 5 minutes, 3 wrong answers or once used; ' +
             '423 LOCKED; 429 TOO_MANY_ATTEMPTS (other answers of the user are being checked at this moment; nothing was counted); ' +
             '409 DEVICE_NOT_AVAILABLE when the device was revoked, reported lost or no longer shared with the user meanwhile (L8, nothing counted). ' +
@@ -155,9 +158,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        const meta = requestMeta(request);
-        if (request.body.device !== undefined) return services.login.switchDevice(request.params.flowId, request.body.device, meta);
-        const { flow, session } = await services.login.answer(request.params.flowId, request.body.response!, meta);
+        if (request.body.device !== undefined) return services.login.switchDevice(request.params.flowId, request.body.device, requestMeta(request));
+        const { flow, session } = await services.login.answer(request.params.flowId, request.body.response!, loginMeta(request));
         setSessionCookie(reply, services.config, session, services.clock.now());
         return { ...flow, session: sessionToken(session) };
       },

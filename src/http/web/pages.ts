@@ -19,6 +19,7 @@ import {
   CLAIM_COOKIE,
   clearClaimCookie,
   clearSessionCookie,
+  loginMeta,
   presentedToken,
   requestMeta,
   SESSION_COOKIE,
@@ -133,7 +134,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
         if (username === '' || password === '') {
           throw new SlsError('VALIDATION_ERROR', { reason: 'credentials_required' });
         }
-        const flow = await services.login.start({ username, password, app: appName, ...requestMeta(request) });
+        const flow = await services.login.start({ username, password, app: appName, ...loginMeta(request) });
         // O1: opted out of the second factor for trading: the password completed the login
         if (flow.session) {
           setSessionCookie(reply, config, flow.session, services.clock.now());
@@ -163,7 +164,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.post<{ Params: { flowId: string } }>('/login/:flowId/session', { preHandler: app.csrfProtection }, async (request, reply) => {
       const { flowId } = request.params;
       try {
-        const { session } = await services.login.claim(flowId, request.cookies[CLAIM_COOKIE] ?? '', requestMeta(request));
+        const { session } = await services.login.claim(flowId, request.cookies[CLAIM_COOKIE] ?? '', loginMeta(request));
         clearClaimCookie(reply, config, flowId);
         setSessionCookie(reply, config, session, services.clock.now());
         return reply.redirect(await landing(request, reply, session.userId), 303);
@@ -186,7 +187,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.post<{ Params: { flowId: string } }>('/login/:flowId', { preHandler: app.csrfProtection }, async (request, reply) => {
       const { flowId } = request.params;
       try {
-        const { session } = await services.login.answer(flowId, field(request.body, 'response'), requestMeta(request));
+        const { session } = await services.login.answer(flowId, field(request.body, 'response'), loginMeta(request));
         setSessionCookie(reply, config, session, services.clock.now());
         return reply.redirect(await landing(request, reply, session.userId), 303);
       } catch (error) {
