@@ -13,7 +13,7 @@ import * as oidc from 'openid-client';
 import { join } from 'node:path';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, openTestDatabase, startHarness, type Harness, type TestDatabase } from './support/harness.js';
 import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
-import { csrfOf, form } from './support/html.js';
+import { csrfOf, elements, form, forms } from './support/html.js';
 import { get, type Json } from './support/api.js';
 import { stepUpStaff } from './support/staff.js';
 import { BUILT_IN_DRIVERS, onlyDevice, type Holder } from './support/kind-drivers.js';
@@ -21,6 +21,8 @@ import { TestPhone, harnessInbox, smsUser } from './support/phone.js';
 import { DAY, MINUTE } from '../src/clock.js';
 import { Browser } from './support/oidc.js';
 import { artifactKey } from '../src/oidc/adapter.js';
+import { openStore } from '../src/store/database.js';
+import { migrateToLatest } from '../src/store/migrate.js';
 
 /** A relying party's endpoints: the redirect URI (never fetched) and the back-channel logout receiver. */
 interface RelyingPartyServer {
@@ -148,6 +150,15 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
         url = page.location;
         continue;
       }
+      // the provider's auto-submitted form (another user signed in in this browser: the earlier one is logged out first)
+      const posted = forms(page.html).find((f) => f.attrs.method === 'post' && f.attrs.action?.startsWith(`${issuer}/oidc/`));
+      if (posted) {
+        const fields = Object.fromEntries(elements(posted.inner, 'input').map((i) => [i.attrs.name!, i.attrs.value ?? '']));
+        const answered = await browser.request(new URL(posted.attrs.action!, url).href, { form: fields });
+        expect(answered.location, answered.html.slice(0, 300)).toBeTruthy();
+        url = answered.location!;
+        continue;
+      }
       const path = new URL(url).pathname;
       // our clock stands still in the tests: brought to now once the provider has opened the request (its moment is
       // in the system clock's seconds), a login or step-up here is not older than the request it answers
@@ -204,7 +215,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     return session!;
   }
 
-  async function answerChallenge(browser: Browser, location: string, holder: Holder): Promise<string> {
+  async function answerChallenge(browser: Browser, location: string, holder: Holder, landing = /\/oidc\/interaction\//): Promise<string> {
     const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(location)![1]!;
     const view = await get(h.app, `/api/v1/login/${flowId}`);
     // the authenticator's push is answered offline (K4): its page then shows the typed challenge
@@ -213,8 +224,19 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const done = await browser.request(`/login/${flowId}`, {
       form: { _csrf: csrfOf(form(page.html, `/login/${flowId}`)), response: await holder.right(prompt) },
     });
-    expect(done.location, done.html.slice(0, 500)).toMatch(/\/oidc\/interaction\//);
+    expect(done.location, done.html.slice(0, 500)).toMatch(landing);
     return done.location!;
+  }
+
+  /** A login on our login page in this browser (no application waiting): the session it opens replaces the cookie's (L8). */
+  async function logInAt(browser: Browser, holder: Holder): Promise<void> {
+    h.clock.set(Math.max(Date.now(), h.clock.now()));
+    const page = await browser.request('/login?app=portal');
+    const posted = await browser.request('/login', {
+      form: { _csrf: csrfOf(form(page.html, '/login')), username: holder.user.username, password: PASSWORD, app: 'portal' },
+    });
+    expect(posted.location, posted.html.slice(0, 500)).toMatch(/\/login\/flw_/);
+    await answerChallenge(browser, posted.location!, holder, /\/account$/);
   }
 
   async function codeFor(holder: Holder, params: Record<string, string> = {}, browser = new Browser(issuer)) {
@@ -632,6 +654,64 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     // delivered once
     await h.services.scheduler.runDue();
     expect(rp.logoutTokens).toHaveLength(1);
+  });
+
+  /** The data of the back-channel logout audited for one session of ours, once it is done (undefined before). */
+  async function backChannelLogoutOf(sessionId: string): Promise<Record<string, unknown> | undefined> {
+    const rows = await h.services.store.db.selectFrom('audit_log').select('data').where('event', '=', 'oidc.backchannel_logout').execute();
+    return rows.map((row) => JSON.parse(row.data as string) as Record<string, unknown>).find((data) => data.sessionId === sessionId);
+  }
+
+  describe.each([
+    ['another user', 'before'],
+    ['another user', 'after'],
+    ['the same user', 'before'],
+    ['the same user', 'after'],
+  ] as const)('I1, L8: %s logging in again in a browser signed in to a client (the client told %s the new login signs in to it)', (who, when) => {
+    it('I1, L8: the earlier session’s grant is revoked and its client told with its sid; the new login’s grant, tokens and provider session live on', async () => {
+      const earlier = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+      const browser = new Browser(issuer);
+      const first = await tokensFor(earlier, {}, browser);
+      const firstSid = first.tokens.claims()!.sid as string;
+      const firstSession = (await sessionOf(browser)).id;
+      rp.logoutTokens.length = 0;
+      const link = h.services.store.db.updateTable('oidc_session_links').where('sls_session_id', '=', firstSession);
+      // 'after': the back-channel logout of the replaced session is held (not due) until the new login has its tokens
+      if (when === 'after') await link.set({ next_attempt_at: h.clock.now() + DAY }).execute();
+      const later = who === 'the same user' ? earlier : await BUILT_IN_DRIVERS.dscplus!.holder(h);
+      await logInAt(browser, later);
+      expect(await h.services.sessions.authenticate(browser.jar.get('sls_session')!)).not.toBeNull();
+      if (when === 'before') {
+        await h.services.oidc.deliverBackChannel();
+        await expect.poll(() => backChannelLogoutOf(firstSession), { timeout: 5_000 }).toBeDefined();
+      }
+      const second = await tokensFor(later, {}, browser);
+      expect(second.tokens.claims()).toMatchObject({ sub: later.user.id });
+      const secondSid = second.tokens.claims()!.sid as string;
+      expect(secondSid).not.toBe(firstSid);
+      if (when === 'after') {
+        await link.set({ next_attempt_at: 0 }).execute();
+        await h.services.oidc.deliverBackChannel();
+      }
+      // the earlier session's client is told, with its sid, by the back-channel logout of that session
+      expect(await backChannelLogoutOf(firstSession)).toMatchObject({ clients: [clientId], failed: [] });
+      const told = rp.logoutTokens.map(payloadOf);
+      expect(told.length).toBeGreaterThan(0);
+      for (const token of told) expect(token).toMatchObject({ aud: clientId, sub: earlier.user.id, sid: firstSid });
+      // its tokens are dead
+      await expect(oidc.refreshTokenGrant(config, first.tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+      expect((await oidc.tokenIntrospection(config, first.tokens.access_token)).active).toBe(false);
+      // the new login's work: its refresh token (bound to the provider session) refreshes, the user info is its user's
+      await h.services.scheduler.runDue();
+      expect((await oidc.tokenIntrospection(config, second.tokens.access_token)).active).toBe(true);
+      const refreshed = await oidc.refreshTokenGrant(config, second.tokens.refresh_token!);
+      expect((await oidc.fetchUserInfo(config, refreshed.access_token, later.user.id)).sub).toBe(later.user.id);
+      // … and the browser goes on signed in to the client without another login
+      const seen: string[] = [];
+      const again = await authorizationUrl();
+      await follow(browser, again.url.href, later, seen);
+      expect(seen).not.toContain('/login');
+    });
   });
 
   it('I1, L8: a password reset by the help desk ends the sessions: back-channel logout to the client', async () => {
@@ -1167,4 +1247,47 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
       expect(jwks.keys[0]!.kid).toBe(kid);
     }
   }, 120_000);
+});
+
+describe.each(DATABASES)('I1, L8: the grants given before migration 0023 (%s)', (dbName) => {
+  it('I1, L8: migration 0023 keeps the links and records each grant of a provider session under the session it stood on, with its sid', async () => {
+    const database = await openTestDatabase(dbName);
+    try {
+      // a database as the previous version left it: migrated to 0022, a provider session with two clients standing on a session of ours
+      const old = openStore(database.url);
+      await migrateToLatest(old, '0022_security_key_credentials');
+      const authorizations = { portal: { sid: 'sid-portal', grantId: 'grant-portal' }, trading: { sid: 'sid-trading', grantId: 'grant-trading' }, bare: {} };
+      const artifact = { model: 'Session', grant_id: null, user_code: null, expires_at: null, consumed_at: null };
+      await old.db
+        .insertInto('oidc_artifacts')
+        .values([
+          { ...artifact, id: 'jti-1', uid: 'uid-1', payload: JSON.stringify({ uid: 'uid-1', accountId: 'usr_1', authorizations }) },
+          // a provider session no session of ours stands on (its interaction never finished): nothing to record
+          { ...artifact, id: 'jti-2', uid: 'uid-2', payload: JSON.stringify({ uid: 'uid-2', authorizations: { portal: { sid: 's', grantId: 'g' } } }) },
+        ])
+        .execute();
+      const link = { oidc_session_uid: 'uid-1', user_id: 'usr_1', logged_out_at: null, attempts: 0, next_attempt_at: 0 };
+      await old.db
+        .insertInto('oidc_session_links')
+        .values([
+          { ...link, sls_session_id: 'ses_older', created_at: 1_000 },
+          { ...link, sls_session_id: 'ses_newest', created_at: 2_000 },
+        ])
+        .execute();
+      await migrateToLatest(old);
+      const records = await old.db.selectFrom('oidc_grant_sessions').selectAll().orderBy('grant_id').execute();
+      expect(records.map((r) => ({ ...r, created_at: Number(r.created_at) }))).toEqual([
+        { grant_id: 'grant-portal', client_id: 'portal', sid: 'sid-portal', oidc_session_uid: 'uid-1', sls_session_id: 'ses_newest', created_at: 2_000 },
+        { grant_id: 'grant-trading', client_id: 'trading', sid: 'sid-trading', oidc_session_uid: 'uid-1', sls_session_id: 'ses_newest', created_at: 2_000 },
+      ]);
+      const links = await old.db.selectFrom('oidc_session_links').select(['sls_session_id', 'replaced_by']).orderBy('created_at').execute();
+      expect(links).toEqual([
+        { sls_session_id: 'ses_older', replaced_by: null },
+        { sls_session_id: 'ses_newest', replaced_by: null },
+      ]);
+      await old.close();
+    } finally {
+      await database.drop();
+    }
+  });
 });

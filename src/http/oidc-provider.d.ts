@@ -13,7 +13,14 @@ declare module 'oidc-provider' {
       route?: string;
       params?: Record<string, unknown>;
       client?: { clientId: string; sls_app?: string; [key: string]: unknown };
-      session?: { uid: string; accountId?: string; acr?: string; grantIdFor(clientId: string): string | undefined };
+      session?: {
+        uid: string;
+        accountId?: string;
+        acr?: string;
+        grantIdFor(clientId: string): string | undefined;
+        /** The sid the client is told for this session (in its ID token and logout token); with a value: sets it. */
+        sidFor(clientId: string, value?: string): string | undefined;
+      };
       /** The interaction's result on its resume; `slsSessionId`: the session of ours whose login finished it (http/oidc.ts). */
       result?: { consent?: { grantId?: string }; slsSessionId?: string };
       acr?: string;

@@ -11,6 +11,7 @@
  * for a fresh or stronger proof (prompt=login, max_age, acr_values), and
  * finishes with what the session proved (acr, amr, auth_time).
  */
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Check as CheckType, InteractionDetails, KoaContext, Provider as ProviderType } from 'oidc-provider';
@@ -227,24 +228,47 @@ export class ProviderHost {
         const clientId = oidc.client!.clientId;
         // L8: a login of ours finished the interaction: what was given under an earlier session of ours that ended, ends
         const slsSessionId = oidc.result?.slsSessionId as string | undefined;
+        const providerSession = oidc.session!;
+        /** The session of ours the grant is given under (L8: when it ends, the grant is revoked and the client told). */
+        let under: string | undefined;
         if (slsSessionId !== undefined) {
-          const authorizations = (oidc.session as unknown as { authorizations?: Record<string, { grantId?: string }> }).authorizations ?? {};
+          const authorizations = (providerSession as unknown as { authorizations?: Record<string, { grantId?: string }> }).authorizations ?? {};
           const grants = Object.entries(authorizations).flatMap(([client, { grantId }]) => (grantId ? [{ grantId, clientId: client }] : []));
-          await services.oidc.loginFinished(oidc.session!.uid, slsSessionId, grants, oidc.session!.accountId!);
+          await services.oidc.loginFinished(providerSession.uid, slsSessionId, grants, providerSession.accountId!);
           // which of our sessions the provider's session stands on: the one whose login finished the interaction (never one
           // merely present at an authorization request, which the interaction has not checked). Made here, before the
           // provider saves the code or approves the device code: a client polling another process (RFC 8628) finds it at once
           const session = await slsSessionOf(ctx);
-          if (session && session.userId === oidc.session!.accountId && session.id === slsSessionId) await services.oidc.link(oidc.session!.uid, session);
+          if (session && session.userId === providerSession.accountId && session.id === slsSessionId) {
+            await services.oidc.link(providerSession.uid, session);
+            under = session.id;
+          }
+        } else {
+          // no interaction: given under the browser's session of ours when the provider session stands on it (the
+          // sls_session check lets such a request through); otherwise the interaction comes next, and gives
+          const session = await slsSessionOf(ctx);
+          if (session && session.userId === providerSession.accountId && (await services.oidc.standsOn(providerSession.uid, session.id))) under = session.id;
         }
-        const grantId = oidc.result?.consent?.grantId ?? oidc.session!.grantIdFor(clientId);
+        const grantId = oidc.result?.consent?.grantId ?? providerSession.grantIdFor(clientId);
         const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
-        const grant = existing ?? new oidc.provider.Grant({ clientId, accountId: oidc.session!.accountId! });
+        const grant = existing ?? new oidc.provider.Grant({ clientId, accountId: providerSession.accountId! });
+        // L8: a new grant, a new sid: the client's earlier one (if any) names a grant that ended, whose session's
+        // back-channel logout is sent with it and must not log out the login that goes on
+        if (under !== undefined && (!existing || !providerSession.sidFor(clientId))) providerSession.sidFor(clientId, randomBytes(16).toString('base64url'));
         const requested = String(oidc.params?.scope ?? 'openid')
           .split(' ')
           .filter((scope) => SCOPES.includes(scope));
         grant.addOIDCScope(requested.join(' '));
         await grant.save();
+        if (under !== undefined && grant.jti !== undefined) {
+          await services.oidc.grantGiven({
+            grantId: grant.jti,
+            clientId,
+            sid: providerSession.sidFor(clientId)!,
+            oidcSessionUid: providerSession.uid,
+            slsSessionId: under,
+          });
+        }
         return grant;
       },
       interactions: { policy, url: (_ctx: unknown, interaction: { uid: string }) => `${OIDC_PREFIX}/interaction/${interaction.uid}` },

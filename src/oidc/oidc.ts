@@ -171,13 +171,19 @@ export class OpenIdConnect {
    * out (as a request of the browser's does).
    */
   async standsOnLiveSession(oidcSessionUid: string, options: { renew: boolean } = { renew: false }): Promise<boolean> {
-    const ours = await this.deps.store.db
+    const ours = await this.standingSession(oidcSessionUid);
+    return ours !== undefined && (await this.deps.liveSession(ours, options));
+  }
+
+  /** I1, L8: the session of ours the provider session stands on: the newest linked to it. */
+  async standingSession(oidcSessionUid: string): Promise<string | undefined> {
+    const newest = await this.deps.store.db
       .selectFrom('oidc_session_links')
       .select('sls_session_id')
       .where('oidc_session_uid', '=', oidcSessionUid)
       .orderBy('created_at', 'desc')
       .executeTakeFirst();
-    return ours !== undefined && (await this.deps.liveSession(ours.sls_session_id, options));
+    return newest?.sls_session_id;
   }
 
   /**
@@ -189,37 +195,52 @@ export class OpenIdConnect {
    * through the interaction, where what it proved and may do are checked.
    */
   async standsOn(oidcSessionUid: string, slsSessionId: string): Promise<boolean> {
-    const newest = await this.deps.store.db
-      .selectFrom('oidc_session_links')
-      .select('sls_session_id')
-      .where('oidc_session_uid', '=', oidcSessionUid)
-      .orderBy('created_at', 'desc')
-      .executeTakeFirst();
-    return newest?.sls_session_id === slsSessionId;
+    return (await this.standingSession(oidcSessionUid)) === slsSessionId;
   }
 
   /**
-   * L8: a login of ours finishes an interaction of the provider session. When
-   * it is another session than the one the provider session stood on, and
-   * that one has ended (idle, expired: no back-channel logout revoked its
-   * grants), the grants given under it are revoked, audited — its tokens
-   * stand on it, and never come back to life with a later login in the same
-   * browser. (While it lives, they stand on the newest, as the provider session does.)
+   * L8: a login of ours finishes an interaction of the provider session. A
+   * grant of it given under another session of ours that has ended (idle,
+   * expired, replaced by this very login: L8) is revoked, audited — its
+   * tokens stand on that session, and never come back to life with a later
+   * login in the same browser. A grant given before the records (migration 0023) counts
+   * as given under the session the provider session stood on. (While that
+   * session lives, its grants go on, as the provider session does.)
    */
   async loginFinished(oidcSessionUid: string, slsSessionId: string, grants: { grantId: string; clientId: string }[], userId: string): Promise<void> {
-    if (grants.length === 0 || (await this.standsOn(oidcSessionUid, slsSessionId)) || (await this.standsOnLiveSession(oidcSessionUid))) return;
-    await this.deps.store.serialized('audit_log', async (trx) => {
-      await trx
-        .deleteFrom('oidc_artifacts')
-        .where(
-          'grant_id',
-          'in',
-          grants.map((g) => g.grantId),
-        )
-        .execute();
+    if (grants.length === 0) return;
+    const { store } = this.deps;
+    const recorded = await store.db
+      .selectFrom('oidc_grant_sessions')
+      .select(['grant_id', 'sls_session_id'])
+      .where(
+        'grant_id',
+        'in',
+        grants.map((g) => g.grantId),
+      )
+      .execute();
+    const under = new Map(recorded.map((row) => [row.grant_id, row.sls_session_id]));
+    const standing = await this.standingSession(oidcSessionUid);
+    const lives = new Map<string, boolean>();
+    const ended: typeof grants = [];
+    for (const grant of grants) {
+      const session = under.get(grant.grantId) ?? standing;
+      if (session === slsSessionId) continue;
+      if (session !== undefined && !lives.has(session)) lives.set(session, await this.deps.liveSession(session, { renew: false }));
+      if (session === undefined || !lives.get(session)) ended.push(grant);
+    }
+    if (ended.length === 0) return;
+    await store.serialized('audit_log', async (trx) => {
+      const revoked: typeof grants = [];
+      for (const grant of ended) {
+        // revoked already (the back-channel logout of its session): nothing to audit again
+        const deleted = await trx.deleteFrom('oidc_artifacts').where('grant_id', '=', grant.grantId).executeTakeFirst();
+        if (Number(deleted.numDeletedRows) > 0) revoked.push(grant);
+      }
+      if (revoked.length === 0) return;
       await this.deps.audit.append(
         trx,
-        grants.map(({ grantId, clientId }) => ({
+        revoked.map(({ grantId, clientId }) => ({
           event: 'oidc.grant_revoked' as const,
           actor: 'system',
           userId,
@@ -227,6 +248,27 @@ export class OpenIdConnect {
         })),
       );
     });
+  }
+
+  /**
+   * I1, L8: a grant was given (or goes on) under this session of ours, its
+   * client told this sid: when that session ends, the grant is revoked and
+   * the client told, even if the provider session goes on with another login.
+   */
+  async grantGiven(given: { grantId: string; clientId: string; sid: string; oidcSessionUid: string; slsSessionId: string }): Promise<void> {
+    const row = {
+      grant_id: given.grantId,
+      client_id: given.clientId,
+      sid: given.sid,
+      oidc_session_uid: given.oidcSessionUid,
+      sls_session_id: given.slsSessionId,
+      created_at: this.deps.clock.now(),
+    };
+    await this.deps.store.db
+      .insertInto('oidc_grant_sessions')
+      .values(row)
+      .onConflict((oc) => oc.column('grant_id').doUpdateSet({ sid: row.sid, oidc_session_uid: row.oidc_session_uid, sls_session_id: row.sls_session_id }))
+      .execute();
   }
 
   /** A provider session stands on our session: when ours ends, its clients are told. */
@@ -248,14 +290,49 @@ export class OpenIdConnect {
 
   /** The scheduler: expired artefacts and retired keys past their tokens' lifetime. */
   async prune(): Promise<number> {
-    return (await pruneArtifacts(this.deps.store, this.deps.clock)) + (await this.deps.keys.prune());
+    const pruned = (await pruneArtifacts(this.deps.store, this.deps.clock)) + (await this.deps.keys.prune());
+    await this.pruneGrantRecords();
+    return pruned;
+  }
+
+  /** The records of grants that are gone, once no back-channel logout of their session waits to tell their client. */
+  private async pruneGrantRecords(): Promise<void> {
+    await this.deps.store.db
+      .deleteFrom('oidc_grant_sessions')
+      .where(({ exists, not, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('oidc_artifacts')
+              .select('oidc_artifacts.id')
+              .where('oidc_artifacts.model', '=', 'Grant')
+              .whereRef('oidc_artifacts.id', '=', 'oidc_grant_sessions.grant_id'),
+          ),
+        ),
+      )
+      .where(({ exists, not, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('oidc_session_links')
+              .select('oidc_session_links.oidc_session_uid')
+              .whereRef('oidc_session_links.oidc_session_uid', '=', 'oidc_grant_sessions.oidc_session_uid')
+              .whereRef('oidc_session_links.sls_session_id', '=', 'oidc_grant_sessions.sls_session_id')
+              .where('oidc_session_links.logged_out_at', 'is', null),
+          ),
+        ),
+      )
+      .execute();
   }
 
   /**
    * Back-channel logout: for each provider session standing on a session of
    * ours that ended, a logout token to each of its clients that asked for
-   * them; its grants are revoked and the provider session deleted. Returns
-   * the logout tokens delivered.
+   * them; its grants are revoked and the provider session deleted. When the
+   * provider session goes on with another session of ours — a new login in
+   * the same browser replaced the ended one (L8), or it stands on a later one
+   * that lives — only the grants given under the ended session are revoked
+   * and only their clients told, with the sid each was given then; the
+   * provider session and what the later login was given stay. Returns the
+   * logout tokens delivered.
    */
   async deliverBackChannel(): Promise<number> {
     const { store, clock } = this.deps;
@@ -263,7 +340,14 @@ export class OpenIdConnect {
     const due = await store.db
       .selectFrom('oidc_session_links')
       .innerJoin('sessions', 'sessions.id', 'oidc_session_links.sls_session_id')
-      .select(['oidc_session_links.oidc_session_uid', 'oidc_session_links.sls_session_id', 'oidc_session_links.user_id', 'oidc_session_links.attempts'])
+      .select([
+        'oidc_session_links.oidc_session_uid',
+        'oidc_session_links.sls_session_id',
+        'oidc_session_links.user_id',
+        'oidc_session_links.attempts',
+        'oidc_session_links.created_at',
+        'oidc_session_links.replaced_by',
+      ])
       .where('oidc_session_links.logged_out_at', 'is', null)
       .where('oidc_session_links.next_attempt_at', '<=', now)
       .where('sessions.revoked_at', 'is not', null)
@@ -281,7 +365,10 @@ export class OpenIdConnect {
         .where('logged_out_at', 'is', null)
         .executeTakeFirst();
       if (Number(claimed.numUpdatedRows) !== 1) continue;
-      const result = await this.logOut(link.oidc_session_uid, link.user_id);
+      const goesOn = link.replaced_by !== null || (await this.standsOnAnotherLiveSession(link));
+      const result = goesOn
+        ? await this.logOutGrantsOf(link.oidc_session_uid, link.sls_session_id, link.user_id)
+        : await this.logOut(link.oidc_session_uid, link.sls_session_id, link.user_id);
       delivered += result.delivered;
       if (result.failed.length === 0 || link.attempts + 1 >= MAX_ATTEMPTS) {
         await store.serialized('audit_log', async (trx) => {
@@ -296,18 +383,41 @@ export class OpenIdConnect {
               event: 'oidc.backchannel_logout',
               actor: 'system',
               userId: link.user_id,
-              data: { sessionId: link.sls_session_id, clients: result.clients, failed: result.failed },
+              data: {
+                sessionId: link.sls_session_id,
+                clients: result.clients,
+                failed: result.failed,
+                ...(link.replaced_by !== null ? { replacedBy: link.replaced_by } : {}),
+                ...(goesOn ? { providerSession: 'kept' } : {}),
+              },
             },
           ]);
         });
-        await this.forget(link.oidc_session_uid);
+        if (!goesOn) await this.forget(link.oidc_session_uid);
       }
     }
     return delivered;
   }
 
-  /** Sends the logout tokens of one provider session; which clients were told, which failed. */
-  private async logOut(oidcSessionUid: string, userId: string): Promise<{ delivered: number; clients: string[]; failed: string[] }> {
+  /** Whether the provider session also stands on a session of ours linked since (or at once) that has not ended. */
+  private async standsOnAnotherLiveSession(link: { oidc_session_uid: string; sls_session_id: string; created_at: number }): Promise<boolean> {
+    const other = await this.deps.store.db
+      .selectFrom('oidc_session_links')
+      .innerJoin('sessions', 'sessions.id', 'oidc_session_links.sls_session_id')
+      .select('oidc_session_links.sls_session_id')
+      .where('oidc_session_links.oidc_session_uid', '=', link.oidc_session_uid)
+      .where('oidc_session_links.sls_session_id', '!=', link.sls_session_id)
+      .where('oidc_session_links.created_at', '>=', link.created_at)
+      .where('sessions.revoked_at', 'is', null)
+      .executeTakeFirst();
+    return other !== undefined;
+  }
+
+  /**
+   * Ends one provider session: all its grants are revoked, and the clients whose grant was given under our session
+   * that ended (`slsSessionId`) are told (a client left from an earlier session of ours was told when that one ended).
+   */
+  private async logOut(oidcSessionUid: string, slsSessionId: string, userId: string): Promise<{ delivered: number; clients: string[]; failed: string[] }> {
     const row = await this.deps.store.db
       .selectFrom('oidc_artifacts')
       .select('payload')
@@ -321,12 +431,55 @@ export class OpenIdConnect {
     // L8: the tokens die first, then the clients are told: never a moment (nor a retry's minutes) when a client
     // that heard of the logout, or did not hear yet, can still refresh
     await revokeGrants(this.deps.store, grants);
+    const recorded =
+      grants.length === 0
+        ? []
+        : await this.deps.store.db.selectFrom('oidc_grant_sessions').select(['grant_id', 'sls_session_id']).where('grant_id', 'in', grants).execute();
+    const under = new Map(recorded.map((row) => [row.grant_id, row.sls_session_id]));
+    return this.tell(
+      authorizations
+        .filter(([, { grantId }]) => grantId === undefined || (under.get(grantId) ?? slsSessionId) === slsSessionId)
+        .map(([clientId, { sid }]) => ({ clientId, sid })),
+      payload.accountId ?? userId,
+    );
+  }
+
+  /**
+   * L8: the grants given under one session of ours in a provider session that goes on: they are revoked, then their
+   * clients told, each with the sid it was given under that session (the later login's grants have sids of their own).
+   */
+  private async logOutGrantsOf(
+    oidcSessionUid: string,
+    slsSessionId: string,
+    userId: string,
+  ): Promise<{ delivered: number; clients: string[]; failed: string[] }> {
+    const given = await this.deps.store.db
+      .selectFrom('oidc_grant_sessions')
+      .select(['grant_id', 'client_id', 'sid'])
+      .where('oidc_session_uid', '=', oidcSessionUid)
+      .where('sls_session_id', '=', slsSessionId)
+      .execute();
+    await revokeGrants(
+      this.deps.store,
+      given.map((g) => g.grant_id),
+    );
+    return this.tell(
+      given.map((g) => ({ clientId: g.client_id, sid: g.sid })),
+      userId,
+    );
+  }
+
+  /** Posts a logout token to each client that asked for them; which clients took it, which failed. */
+  private async tell(
+    authorizations: { clientId: string; sid: string | undefined }[],
+    sub: string,
+  ): Promise<{ delivered: number; clients: string[]; failed: string[] }> {
     const clients: string[] = [];
     const failed: string[] = [];
-    for (const [clientId, authorization] of authorizations) {
+    for (const { clientId, sid } of authorizations) {
       const client = await this.deps.clients.find(clientId);
       if (!client?.backchannelLogoutUri) continue;
-      const token = await this.logoutToken(clientId, payload.accountId ?? userId, authorization.sid);
+      const token = await this.logoutToken(clientId, sub, sid);
       try {
         const response = await (this.deps.fetch ?? fetch)(client.backchannelLogoutUri, {
           method: 'POST',

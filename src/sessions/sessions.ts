@@ -401,6 +401,8 @@ export class Sessions {
    * believes gone — whichever user it was. In the transaction that opened
    * the new session (which holds the audit log's lock), audited
    * `session.ended` with the cause `replaced` under the ended session's user.
+   * Its links to provider sessions say so: the browser's provider session
+   * goes on with the new login (I1).
    */
   async endReplaced(trx: Tx, token: string | undefined, by: { userId: string; sessionId: string; ip: string | null }): Promise<void> {
     if (!token || token.length > 128) return;
@@ -411,7 +413,12 @@ export class Sessions {
       .where('token_hash', '=', tokenHash(token))
       .executeTakeFirst();
     if (!row || row.id === by.sessionId || !livesAt(row, now)) return;
-    await trx.updateTable('sessions').set({ revoked_at: now }).where('id', '=', row.id).where('revoked_at', 'is', null).execute();
+    const revoked = await trx.updateTable('sessions').set({ revoked_at: now }).where('id', '=', row.id).where('revoked_at', 'is', null).executeTakeFirst();
+    // ended meanwhile by another cause (audited with it)
+    if (Number(revoked.numUpdatedRows) !== 1) return;
+    // I1: the browser's provider session goes on with the new login: the back-channel logout of the ended session
+    // ends only the grants given under it and tells only their clients (OpenIdConnect.deliverBackChannel)
+    await trx.updateTable('oidc_session_links').set({ replaced_by: by.sessionId }).where('sls_session_id', '=', row.id).execute();
     await this.audit.append(trx, [
       {
         event: 'session.ended',

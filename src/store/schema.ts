@@ -426,6 +426,18 @@ export interface OidcSessionLinksTable {
   logged_out_at: number | null;
   attempts: number;
   next_attempt_at: number;
+  /** L8: a new login in the same browser replaced our session (that login's session id): the provider session goes on. */
+  replaced_by: string | null;
+}
+
+/** I1, L8: under which of our sessions a grant of a provider session was given, and the sid its client was told. */
+export interface OidcGrantSessionsTable {
+  grant_id: string;
+  client_id: string;
+  sid: string;
+  oidc_session_uid: string;
+  sls_session_id: string;
+  created_at: number;
 }
 
 export interface Schema {
@@ -457,4 +469,5 @@ export interface Schema {
   oidc_keys: OidcKeysTable;
   oidc_clients: OidcClientsTable;
   oidc_session_links: OidcSessionLinksTable;
+  oidc_grant_sessions: OidcGrantSessionsTable;
 }
