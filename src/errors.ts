@@ -150,7 +150,17 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
-export type ErrorParams = Record<string, string | number | string[]>;
+/**
+ * X2: text for people not yet in a language: a key of the translation files
+ * and its values (themselves text to tell, perhaps), told in the reader's
+ * language when the message is written (a schema's reason for a field).
+ */
+export interface Told {
+  key: string;
+  params?: Record<string, string | number | Told>;
+}
+
+export type ErrorParams = Record<string, string | number | string[] | Told | Told[]>;
 
 export class SlsError extends Error {
   readonly code: ErrorCode;

@@ -782,6 +782,49 @@ describe.each(DATABASES)('bad input on every route on %s (X3, I2)', (database) =
     expect(note.statusCode).toBe(200);
   });
 
+  it("X2, X3: a request its schemas refuse is told why in the language asked for, each field's path (as zod names it) with its reason from the translation files: the code, the status and the shape of the answer unchanged", async () => {
+    const send = async (url: string, payload: string | undefined, language: string, headers: Record<string, string> = {}) => {
+      const res = await h.app.inject({
+        method: 'POST',
+        url,
+        headers: { ...headers, 'accept-language': language, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(payload === undefined ? {} : { payload }),
+      });
+      expect([url, res.statusCode, Object.keys(res.json().error).sort(), res.json().error.code]).toEqual([
+        url,
+        400,
+        ['code', 'message', 'requestId'],
+        'VALIDATION_ERROR',
+      ]);
+      return res.json().error.message as string;
+    };
+    const tell = (language: string) =>
+      Promise.all([
+        send('/api/v1/login', '{}', language),
+        send('/api/v1/login', json({ username: 5, password: 'a'.repeat(1025), app: 'portal' }), language),
+        send('/api/v1/login', '[1]', language),
+        send('/api/v1/withdrawals/check', json({ account: 'acc 1', amount: 10, currency: 'USD' }), language, bearer(apiKey)),
+      ]);
+    expect(await tell('fr-FR,fr;q=0.9')).toEqual([
+      "La requête n'est pas valide : /username : obligatoire ; /password : obligatoire ; /app : doit être l'une des valeurs portal, trading",
+      "La requête n'est pas valide : /username : doit être du texte ; /password : 1024 caractères au plus",
+      "La requête n'est pas valide : / : doit être un objet",
+      "La requête n'est pas valide : /account : 4 à 16 lettres majuscules ou chiffres",
+    ]);
+    expect(await tell('zh-TW')).toEqual([
+      '請求無效：/username：必須提供；/password：必須提供；/app：須為以下其中之一：portal, trading',
+      '請求無效：/username：須為文字；/password：最多 1024 個字元',
+      '請求無效：/：須為物件',
+      '請求無效：/account：須為 4 至 16 個大寫字母或數字',
+    ]);
+    expect(await tell('en')).toEqual([
+      'The request is not valid: /username: required; /password: required; /app: must be one of portal, trading',
+      'The request is not valid: /username: must be text; /password: at most 1024 characters',
+      'The request is not valid: /: must be an object',
+      'The request is not valid: /account: 4 to 16 upper-case letters or digits',
+    ]);
+  });
+
   it('X3, I2: every operation of the OpenAPI document is sent its bad requests', () => {
     expect(operations.length).toBeGreaterThan(70);
     expect(operations.filter((op) => badRequests(op).length === 0).map((op) => `${op.method} ${op.path}`)).toEqual([]);

@@ -3,12 +3,13 @@
  * and a 4xx status; anything unexpected is logged and answered with a
  * generic 500, never a stack trace (X3).
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { SlsError, type ErrorCode } from '../errors.js';
-import { errorMessage, translator, type Translate } from '../i18n/i18n.js';
+import { errorMessage, tell, translator, type Translate } from '../i18n/i18n.js';
 import { isDatabaseUnavailable } from '../store/database.js';
+import { fieldIssue, issueReason } from '../i18n/schema-issues.js';
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
@@ -25,15 +26,50 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 /** X6: a request that met a database outage may be tried again after this long. */
 export const DATABASE_RETRY_AFTER_SECONDS = 5;
 
-/** Maps any thrown value to an SlsError. */
-export function toSlsError(error: unknown): SlsError {
+/** The part of a request a schema checked (fastify's validationContext: body, querystring, params, headers). */
+function checkedPart(request: FastifyRequest | undefined, context: unknown): unknown {
+  if (!request) return undefined;
+  if (context === 'body') return request.body;
+  if (context === 'querystring') return request.query;
+  if (context === 'params') return request.params;
+  if (context === 'headers') return request.headers;
+  return undefined;
+}
+
+/** Whether a value at a JSON pointer ("/devices/0/token") was not given at all; false when it cannot be told. */
+function isMissing(part: unknown, pointer: string): boolean {
+  const steps = pointer === '/' ? [] : pointer.split('/').slice(1);
+  let value: unknown = part;
+  for (const [i, step] of steps.entries()) {
+    if (typeof value !== 'object' || value === null) return false;
+    if (!Object.hasOwn(value, step)) return i === steps.length - 1;
+    value = (value as Record<string, unknown>)[step];
+  }
+  return value === undefined;
+}
+
+/**
+ * X2, X3: a request its schemas refused: VALIDATION_ERROR, each field's path
+ * (as zod gave it, machine-readable) with its reason from the translation
+ * files, told in the request's language when the answer is written.
+ */
+function schemaRefusal(error: FastifyError & { validation: FastifySchemaValidationError[] }, request?: FastifyRequest): SlsError {
+  const part = checkedPart(request, error.validationContext);
+  const issues = error.validation.map((v) =>
+    fieldIssue(
+      v.instancePath || '/',
+      issueReason({ ...(v.params as object), code: v.keyword, message: v.message ?? '' }, isMissing(part, v.instancePath || '/')),
+    ),
+  );
+  return new SlsError('VALIDATION_ERROR', { reason: issues });
+}
+
+/** Maps any thrown value to an SlsError; the request, when given, tells a field missing from a field of the wrong type. */
+export function toSlsError(error: unknown, request?: FastifyRequest): SlsError {
   if (error instanceof SlsError) return error;
   if (isDatabaseUnavailable(error))
     return new SlsError('DATABASE_UNAVAILABLE', { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS }, String((error as Error).message));
-  if (hasZodFastifySchemaValidationErrors(error)) {
-    const details = error.validation.map((v) => `${v.instancePath || 'body'}: ${v.message}`);
-    return new SlsError('VALIDATION_ERROR', { reason: details.join('; ') });
-  }
+  if (hasZodFastifySchemaValidationErrors(error)) return schemaRefusal(error as FastifyError & { validation: FastifySchemaValidationError[] }, request);
   const e = error as Partial<FastifyError> & { name?: string };
   if (e.code && FASTIFY_CODES[e.code]) return new SlsError(FASTIFY_CODES[e.code]!, { reason: e.message ?? '' });
   if (e.name === 'SyntaxError' && e.statusCode === 400) return new SlsError('MALFORMED_JSON');
@@ -61,7 +97,7 @@ export interface ErrorBody {
 
 export function errorBody(t: Translate, error: SlsError, requestId?: string): ErrorBody {
   const body: ErrorBody = { error: { code: error.code, message: errorMessage(t, error.code, error.params) } };
-  if (Array.isArray(error.params.hints)) body.error.hints = error.params.hints.map((key) => t(key));
+  if (Array.isArray(error.params.hints)) body.error.hints = error.params.hints.map((key) => (typeof key === 'string' ? t(key) : tell(t, key)));
   if (typeof error.params.attemptsLeft === 'number') body.error.attemptsLeft = error.params.attemptsLeft;
   if (typeof error.params.stepUp === 'string') body.error.stepUp = error.params.stepUp;
   // A2: NOT_PRIMARY_USER names the user who may change the security settings
@@ -101,7 +137,7 @@ export const FLOW_ERRORS = {
 };
 
 export function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
-  const mapped = toSlsError(error);
+  const mapped = toSlsError(error, request);
   if (mapped.code === 'DATABASE_UNAVAILABLE') request.log.warn({ err: error }, 'database unavailable');
   else if (mapped.status >= 500) request.log.error({ err: error }, 'unexpected error');
   if (mapped.code === 'UNAUTHENTICATED' || (mapped.status === 401 && mapped.code.startsWith('API_KEY_'))) reply.header('www-authenticate', 'Bearer');

@@ -5,7 +5,7 @@
 import i18next, { type TFunction } from 'i18next';
 import Negotiator from 'negotiator';
 import { messagesOf } from './resources.js';
-import { SlsError, type ErrorCode, type ErrorParams } from '../errors.js';
+import { SlsError, type ErrorCode, type ErrorParams, type Told } from '../errors.js';
 
 export const LANGUAGES = ['en', 'fr', 'zh-Hant'] as const;
 export type Language = (typeof LANGUAGES)[number];
@@ -57,11 +57,28 @@ export function formatMoment(language: Language, ms: number, timeZone = 'UTC'): 
 
 const ISO_MOMENT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
 
-/** The params of a message with every moment (an ISO time, as the API's details carry it) written for people. */
-function forPeople(t: Translate, params: ErrorParams): ErrorParams {
-  const out: ErrorParams = {};
+function isTold(value: unknown): value is Told {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as Told).key === 'string';
+}
+
+/** X2: text to tell in the reader's language (its values told first); a list of them joined as the language joins reasons. */
+export function tell(t: Translate, told: Told | Told[]): string {
+  if (Array.isArray(told)) return told.map((one) => tell(t, one)).join(t('validation.separator'));
+  const params: Record<string, string | number> = {};
+  for (const [name, value] of Object.entries(told.params ?? {})) params[name] = isTold(value) ? tell(t, value) : value;
+  return t(told.key, params);
+}
+
+/** The params of a message with every moment (an ISO time, as the API's details carry it) written for people, and text to tell told. */
+function forPeople(t: Translate, params: ErrorParams): Record<string, string | number | string[]> {
+  const out: Record<string, string | number | string[]> = {};
   for (const [name, value] of Object.entries(params)) {
-    out[name] = typeof value === 'string' && ISO_MOMENT.test(value) ? formatMoment(t.language ?? 'en', Date.parse(value), t.timeZone ?? 'UTC') : value;
+    if (isTold(value) || (Array.isArray(value) && value.some(isTold))) out[name] = tell(t, value as Told | Told[]);
+    else
+      out[name] =
+        typeof value === 'string' && ISO_MOMENT.test(value)
+          ? formatMoment(t.language ?? 'en', Date.parse(value), t.timeZone ?? 'UTC')
+          : (value as string | number | string[]);
   }
   return out;
 }
@@ -104,7 +121,8 @@ export function environmentLanguage(env: NodeJS.ProcessEnv = process.env): Langu
  */
 export function errorMessage(t: Translate, code: ErrorCode, raw: ErrorParams = {}): string {
   const params = forPeople(t, raw);
-  const specific = typeof params.reason === 'string' ? `errors.${code}_${params.reason.replace(/\W+/g, '_')}` : undefined;
+  // the reason as the code gave it (a reason to tell is told in the generic message)
+  const specific = typeof raw.reason === 'string' ? `errors.${code}_${raw.reason.replace(/\W+/g, '_')}` : undefined;
   if (specific && instance.exists(specific)) return t(specific, params);
   return t(`errors.${code}`, params);
 }

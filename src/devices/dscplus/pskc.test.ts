@@ -1,7 +1,7 @@
 import { createCipheriv, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
-import { SlsError } from '../../errors.js';
+import { SlsError, type ErrorParams } from '../../errors.js';
 import { parsePskc, REASONS, type PskcDecryption, type PskcKey } from './pskc.js';
 
 const FIXTURES = new URL('../../../test/fixtures/pskc/', import.meta.url);
@@ -34,7 +34,7 @@ function pskcError(xml: string, decryption?: PskcDecryption): SlsError {
   throw new Error('expected parsePskc to throw');
 }
 
-function reasonOf(xml: string, decryption?: PskcDecryption): string | number | string[] | undefined {
+function reasonOf(xml: string, decryption?: PskcDecryption): ErrorParams[string] | undefined {
   return pskcError(xml, decryption).params.reason;
 }
 

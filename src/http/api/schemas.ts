@@ -117,7 +117,8 @@ export const answerText = (min = 0) =>
     .string()
     .min(min)
     .max(8192)
-    .refine((r) => r.length <= 64 || r.startsWith('{'), { message: 'at most 64 characters (a WebAuthn assertion: a JSON object of at most 8192)' })
+    // X2: told as validation.custom.response_length (at most 64 characters, a WebAuthn assertion at most 8192)
+    .refine((r) => r.length <= 64 || r.startsWith('{'), { message: 'response length' })
     .describe('The answer to the challenge; for a webauthn challenge, the assertion as JSON (at most 8 KB)');
 
 export const LoginStepBody = z
@@ -126,7 +127,8 @@ export const LoginStepBody = z
     device: z.string().max(64).optional().describe("Switch to another of the user's devices (M2FS)"),
   })
   .refine((b) => (b.response === undefined) !== (b.device === undefined), {
-    message: 'give either "response" or "device"',
+    // X2: told as validation.custom.response_or_device (give either "response" or "device")
+    message: 'response or device',
   });
 
 export const FlowParams = z.object({ flowId: z.string().max(64) });

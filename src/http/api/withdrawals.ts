@@ -14,7 +14,8 @@ import { API_KEY_SECURITY, type ApiKeyGuard } from '../api-key-guard.js';
 
 const Account = z
   .string()
-  .regex(/^[A-Z0-9]{4,16}$/, '4 to 16 upper-case letters or digits')
+  // X2: told as validation.custom.account_number (4 to 16 upper-case letters or digits)
+  .regex(/^[A-Z0-9]{4,16}$/, 'account number')
   .describe('The account number');
 const Username = z
   .string()
@@ -26,11 +27,13 @@ const Amount = z
   .describe('In the currency, positive, at most 2 decimals; a JSON number or a decimal string ("1500.50")');
 const Currency = z
   .string()
-  .regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as USD or EUR')
+  // X2: told as validation.custom.currency_code (an ISO 4217 code such as USD or EUR)
+  .regex(/^[A-Z]{3}$/, 'currency code')
   .describe('ISO 4217; USD, or a currency the operator gave a rate (sls fx set)');
 const Reference = z
   .string()
-  .regex(/^[A-Za-z0-9._:/-]{1,64}$/, '1 to 64 letters, digits or . _ : / -')
+  // X2: told as validation.custom.withdrawal_reference (1 to 64 letters, digits or . _ : / -)
+  .regex(/^[A-Za-z0-9._:/-]{1,64}$/, 'withdrawal reference')
   .describe("The back office's own reference: a withdrawal is recorded once per account and reference");
 
 const Usd = z.number().nullable().describe('USD; null: unlimited');

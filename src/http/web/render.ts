@@ -123,7 +123,7 @@ export class PageRenderer {
 
   /** The error of a page, translated, with its hints (L5). */
   pageError(request: FastifyRequest, error: unknown): PageError {
-    const mapped = toSlsError(error);
+    const mapped = toSlsError(error, request);
     const body = errorBody(request.t, mapped);
     return { status: mapped.status, code: mapped.code, message: body.error.message, hints: body.error.hints ?? [] };
   }
