@@ -9,6 +9,8 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseLimit, type Limit, type Limits } from './throttle/throttle.js';
 import { SlsError } from './errors.js';
+import { hasTranslation } from './i18n/i18n.js';
+import { issueReason } from './i18n/schema-issues.js';
 import { parseHolidays } from './entitlements/business-days.js';
 import { SupportEmail, SupportPhone, supportCenters, type SupportCenter } from './support.js';
 
@@ -20,7 +22,8 @@ const LimitSetting = (fallback: string) =>
     .transform((value, ctx): Limit => {
       const limit = parseLimit(value.trim());
       if (!limit) {
-        ctx.addIssue({ code: 'custom', message: 'PER_ADDRESS/GLOBAL hits a minute (20/3000), or off' });
+        // X2: told as errors.INVALID_CONFIG_limit: PER_ADDRESS/GLOBAL hits a minute (20/3000), or off
+        ctx.addIssue({ code: 'custom', message: 'limit' });
         return z.NEVER;
       }
       return limit;
@@ -44,7 +47,8 @@ function addressList(text: string, ctx: z.RefinementCtx): string[] {
     .filter((entry) => entry !== '');
   const bad = list.find((entry) => !isAddressOrCidr(entry));
   if (bad) {
-    ctx.addIssue({ code: 'custom', message: `${bad} is not an IP address or a CIDR range` });
+    // X2: told as errors.INVALID_CONFIG_not_an_address: {{value}} is not an IP address or a CIDR range
+    ctx.addIssue({ code: 'custom', message: 'not an address', params: { value: bad } });
     return z.NEVER;
   }
   return list;
@@ -71,7 +75,8 @@ export function isTimeZone(zone: string): boolean {
 /** A text-to-speech voice and its language, as `VOICE:LANGUAGE` (e.g. `Polly.Lea:fr-FR`). */
 const VoicePair = z
   .string()
-  .regex(/^[A-Za-z0-9._-]{1,80}:[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'VOICE:LANGUAGE, e.g. Polly.Lea:fr-FR')
+  // X2: told as errors.INVALID_CONFIG_voice: VOICE:LANGUAGE, e.g. Polly.Lea:fr-FR
+  .regex(/^[A-Za-z0-9._-]{1,80}:[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'voice')
   .transform((pair) => {
     const [voice, language] = pair.split(':') as [string, string];
     return { voice, language };
@@ -99,7 +104,8 @@ const EnvSchema = z.object({
       if (text === '' || text === 'false' || text === '0') return false;
       if (/^\d{1,2}$/.test(text)) return Number(text);
       if (text === 'true' || text === '*') {
-        ctx.addIssue({ code: 'custom', message: 'never trust every client: name the proxies (10.0.0.0/8,127.0.0.1) or their number of hops (1)' });
+        // X2: told as errors.INVALID_CONFIG_trusts_every_client: name the proxies or their number of hops
+        ctx.addIssue({ code: 'custom', message: 'trusts every client' });
         return z.NEVER;
       }
       return addressList(text, ctx);
@@ -109,7 +115,8 @@ const EnvSchema = z.object({
   // GET /metrics: a bearer token of at least 32 characters (no spaces), and/or the addresses allowed to read it
   SLS_METRICS_TOKEN: z
     .string()
-    .regex(/^[\x21-\x7e]{32,256}$/, 'at least 32 printable characters without spaces, e.g. openssl rand -hex 32')
+    // X2: told as errors.INVALID_CONFIG_metrics_token: at least 32 printable characters without spaces
+    .regex(/^[\x21-\x7e]{32,256}$/, 'metrics token')
     .optional(),
   SLS_METRICS_ALLOW: z
     .string()
@@ -157,13 +164,15 @@ const EnvSchema = z.object({
     )
     .refine(
       (ids) => ids.every((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)),
-      'a comma-separated list of AAGUIDs such as cb69481e-8ff7-4039-93ec-0a2729a154a8',
+      // X2: told as errors.INVALID_CONFIG_AAGUID_list: a comma-separated list of AAGUIDs
+      'AAGUID list',
     ),
   SLS_DELIVERY_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   SLS_DELIVERY_RETRY_BASE_MS: z.coerce.number().int().min(0).max(60_000).default(500),
   SLS_REDIS_URL: z
     .string()
-    .regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL')
+    // X2: told as errors.INVALID_CONFIG_redis_URL
+    .regex(/^rediss?:\/\//, 'redis URL')
     .optional(),
   SLS_LIMIT_LOGIN: LimitSetting('20/3000'),
   SLS_LIMIT_ANSWER: LimitSetting('60/6000'),
@@ -175,11 +184,12 @@ const EnvSchema = z.object({
   SLS_STEP_UP_MINUTES: z.coerce.number().int().min(1).max(60).default(DEFAULT_POLICY_MINUTES.stepUp),
   SLS_OPEN_FLOWS_PER_USER: z.coerce.number().int().min(1).max(1000).default(10),
   SLS_FLOW_STARTS_PER_HOUR: z.coerce.number().int().min(1).max(100_000).default(60),
-  SLS_TIME_ZONE: z.string().min(1).default('UTC').refine(isTimeZone, 'an IANA time zone such as UTC or Europe/Paris'),
+  // X2: told as errors.INVALID_CONFIG_time_zone: an IANA time zone such as UTC or Europe/Paris
+  SLS_TIME_ZONE: z.string().min(1).default('UTC').refine(isTimeZone, 'time zone'),
   /** W3: holidays of the withdrawal windows, ISO dates (docs/entitlements.md); and/or a file of them. */
   SLS_HOLIDAYS: z.string().default(''),
   SLS_HOLIDAYS_FILE: z.string().min(1).optional(),
-  SLS_BUSINESS_TIME_ZONE: z.string().min(1).refine(isTimeZone, 'an IANA time zone such as America/New_York').optional(),
+  SLS_BUSINESS_TIME_ZONE: z.string().min(1).refine(isTimeZone, 'business time zone').optional(),
   /** H3: which device sharing requests wait for the approval of compliance staff (docs/sharing.md). */
   SLS_SHARING_APPROVAL: z.enum(['never', 'cross-account', 'organisation', 'always']).default('cross-account'),
   SLS_SMTP_TLS: z.enum(['required', 'starttls', 'none']).optional(),
@@ -436,7 +446,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new SlsError('INVALID_CONFIG', { setting: String(issue.path[0]), reason: issue.message });
+    const setting = String(issue.path[0]);
+    // X2, X3: a reason of our own words is told as errors.INVALID_CONFIG_<reason> (its values with it); zod's own from validation.*
+    if (hasTranslation(`errors.INVALID_CONFIG_${issue.message.replace(/\W+/g, '_')}`, 'en')) {
+      const values = issue.code === 'custom' ? (issue.params as Record<string, string> | undefined) : undefined;
+      throw new SlsError('INVALID_CONFIG', { ...values, setting, reason: issue.message });
+    }
+    throw new SlsError('INVALID_CONFIG', { setting, reason: issueReason(issue) });
   }
   const e = parsed.data;
   const dataDir = resolve(overrides.dataDir ?? e.SLS_DATA_DIR);
@@ -524,7 +540,7 @@ function deliveryConfig(e: Env): DeliveryConfig {
 function smsConfig(e: Env): DeliveryConfig['sms'] {
   if (e.SLS_SMS_PROVIDER === 'outbox') return { provider: 'outbox' };
   const missing = (['SLS_TWILIO_ACCOUNT_SID', 'SLS_TWILIO_AUTH_TOKEN', 'SLS_TWILIO_FROM'] as const).find((name) => !e[name]);
-  if (missing) throw new SlsError('INVALID_CONFIG', { setting: missing, reason: `SLS_SMS_PROVIDER=twilio needs ${missing}` });
+  if (missing) throw new SlsError('INVALID_CONFIG', { setting: missing, reason: 'twilio needs' });
   return {
     provider: 'twilio',
     baseUrl: e.SLS_TWILIO_BASE_URL,
@@ -543,19 +559,21 @@ function smsConfig(e: Env): DeliveryConfig['sms'] {
 function emailConfig(e: Env): DeliveryConfig['email'] {
   if (e.SLS_EMAIL_PROVIDER === 'outbox') return { provider: 'outbox' };
   if (!e.SLS_SMTP_HOST || !e.SLS_SMTP_FROM) {
-    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SMTP_HOST', reason: 'SLS_EMAIL_PROVIDER=smtp needs SLS_SMTP_HOST and SLS_SMTP_FROM' });
+    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SMTP_HOST', reason: 'smtp needs host and from' });
   }
   const loopback = isLoopbackHost(e.SLS_SMTP_HOST);
   // X6: TLS is required unless the relay is this machine, or the operator says otherwise
   const tls: SmtpTlsMode = e.SLS_SMTP_TLS ?? (loopback && !e.SLS_SMTP_SECURE ? 'none' : 'required');
   if (e.SLS_SMTP_SECURE && tls !== 'required') {
-    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SMTP_TLS', reason: 'SLS_SMTP_SECURE=true (TLS from the start) goes with SLS_SMTP_TLS=required' });
+    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SMTP_TLS', reason: 'secure needs TLS required' });
   }
   // the relay password is never sent where TLS is not certain, unless the relay is this machine
   if (tls !== 'required' && !loopback && e.SLS_SMTP_PASS) {
     throw new SlsError('INVALID_CONFIG', {
       setting: 'SLS_SMTP_TLS',
-      reason: `SLS_SMTP_TLS=${tls} would send SLS_SMTP_PASS in clear to ${e.SLS_SMTP_HOST}: use SLS_SMTP_TLS=required`,
+      reason: 'password in clear',
+      tls,
+      host: e.SLS_SMTP_HOST,
     });
   }
   let ca: string | undefined;

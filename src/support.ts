@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { SlsError } from './errors.js';
+import { fieldIssue, issueReason } from './i18n/schema-issues.js';
 
 /** A text of the operator's, the same in every language or given per language (`en`, `fr`, `zh-Hant`). */
 export type OperatorText = { all: string } | { byLanguage: Partial<Record<'en' | 'fr' | 'zh-Hant', string>> };
@@ -26,9 +27,11 @@ export interface SupportCenter {
 export const SupportPhone = z
   .string()
   .trim()
-  .regex(/^\+?[0-9][0-9 ().-]{2,30}[0-9]$/, 'a telephone number such as +1 877 442 2757')
-  .refine((phone) => phone.replace(/\D/g, '').length >= 4, 'a telephone number such as +1 877 442 2757');
-export const SupportEmail = z.string().trim().email('an e-mail address such as help@broker.example').max(254);
+  // X2: told as validation.custom.telephone_number (a telephone number such as +1 877 442 2757)
+  .regex(/^\+?[0-9][0-9 ().-]{2,30}[0-9]$/, 'telephone number')
+  .refine((phone) => phone.replace(/\D/g, '').length >= 4, 'telephone number');
+/** X2: told as validation.custom.e_mail_address (an e-mail address such as help@broker.example). */
+export const SupportEmail = z.string().trim().email('e-mail address').max(254);
 const Text = z.string().trim().min(1).max(200);
 const LocalText = z.union([Text, z.object({ en: Text.optional(), fr: Text.optional(), 'zh-Hant': Text.optional() }).strict()]);
 
@@ -40,7 +43,8 @@ const CenterFile = z
     hours: LocalText.optional(),
   })
   .strict()
-  .refine((c) => c.phone !== undefined || c.email !== undefined, 'each center needs a phone or an email');
+  // X2: told as validation.custom.phone_or_email
+  .refine((c) => c.phone !== undefined || c.email !== undefined, 'phone or email');
 const SupportFile = z.object({ centers: z.array(CenterFile).min(1).max(50) }).strict();
 
 function operatorText(value: z.infer<typeof LocalText> | undefined): OperatorText | null {
@@ -59,7 +63,9 @@ export function parseSupportFile(text: string): SupportCenter[] {
   const parsed = SupportFile.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SUPPORT_FILE', reason: `${issue.path.join('.') || 'the file'}: ${issue.message}` });
+    // X2: the field's path (the file's own words) and its reason from the translation files
+    const reason = issueReason(issue);
+    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SUPPORT_FILE', reason: issue.path.length > 0 ? fieldIssue(issue.path.join('.'), reason) : reason });
   }
   return parsed.data.centers.map((c) => ({ name: operatorText(c.name), phone: c.phone ?? null, email: c.email ?? null, hours: operatorText(c.hours) }));
 }

@@ -100,6 +100,68 @@ describe('X4: the server says why it cannot start', () => {
     expect(readdirSync(cwd)).toEqual([]);
   });
 
+  it("X2, X3, X4: a setting refused is explained in the person's language, its reason from the translation files: a refine of the schema, a value named, a setting another needs, zod's own reason", async () => {
+    const cwd = mkdtempSync(join(scratch, 'cwd-'));
+    const smtp = {
+      SLS_EMAIL_PROVIDER: 'smtp',
+      SLS_SMTP_HOST: 'mail.example.net',
+      SLS_SMTP_FROM: 'sls@example.net',
+      SLS_SMTP_TLS: 'starttls',
+      SLS_SMTP_PASS: 'x',
+    };
+    const cases: [Record<string, string>, string, string][] = [
+      [
+        { SLS_TRUST_PROXY: '*' },
+        'Paramètre non valide SLS_TRUST_PROXY : ne faites jamais confiance à tous les clients : nommez les proxys (10.0.0.0/8,127.0.0.1) ou leur nombre de sauts (1).',
+        '無效的設定 SLS_TRUST_PROXY：切勿信任所有用戶端，請列出代理伺服器（10.0.0.0/8,127.0.0.1）或代理層數（1）。',
+      ],
+      [
+        { SLS_METRICS_ALLOW: '10.0.0.0/8,prometheus.local' },
+        "Paramètre non valide SLS_METRICS_ALLOW : prometheus.local n'est ni une adresse IP ni une plage CIDR.",
+        '無效的設定 SLS_METRICS_ALLOW：prometheus.local 不是 IP 位址或 CIDR 範圍。',
+      ],
+      [
+        { SLS_SMS_PROVIDER: 'twilio', SLS_TWILIO_ACCOUNT_SID: 'AC1' },
+        'Paramètre non valide SLS_TWILIO_AUTH_TOKEN : SLS_SMS_PROVIDER=twilio a besoin de SLS_TWILIO_AUTH_TOKEN.',
+        '無效的設定 SLS_TWILIO_AUTH_TOKEN：SLS_SMS_PROVIDER=twilio 須設定 SLS_TWILIO_AUTH_TOKEN。',
+      ],
+      [
+        smtp,
+        'Paramètre non valide SLS_SMTP_TLS : SLS_SMTP_TLS=starttls enverrait SLS_SMTP_PASS en clair à mail.example.net : utilisez SLS_SMTP_TLS=required.',
+        '無效的設定 SLS_SMTP_TLS：SLS_SMTP_TLS=starttls 會以明文將 SLS_SMTP_PASS 傳送至 mail.example.net，請使用 SLS_SMTP_TLS=required。',
+      ],
+      [
+        { SLS_HOLIDAYS: '2026-12-25,2026-02-30' },
+        "Paramètre non valide SLS_HOLIDAYS : 2026-02-30 n'est pas une date ISO (AAAA-MM-JJ).",
+        '無效的設定 SLS_HOLIDAYS：2026-02-30 不是 ISO 日期（YYYY-MM-DD）。',
+      ],
+      [{ SLS_PORT: 'eighty' }, 'Paramètre non valide SLS_PORT : doit être un nombre.', '無效的設定 SLS_PORT：須為數字。'],
+      [
+        { SLS_SUPPORT_PHONE: 'call us' },
+        'Paramètre non valide SLS_SUPPORT_PHONE : un numéro de téléphone comme +1 877 442 2757.',
+        '無效的設定 SLS_SUPPORT_PHONE：須為電話號碼，例如 +1 877 442 2757。',
+      ],
+    ];
+    for (const [settings, french, chinese] of cases) {
+      for (const [locale, told] of [
+        ['fr_FR', french],
+        ['zh_TW', chinese],
+      ] as const) {
+        const env = bareEnv({
+          LANG: `${locale}.UTF-8`,
+          LC_ALL: '',
+          LC_MESSAGES: '',
+          SLS_MASTER_KEY: TEST_MASTER_KEY,
+          SLS_DATA_DIR: join(cwd, 'data'),
+          ...settings,
+        });
+        const run = await sls(CREATE, env, undefined, cwd);
+        expect([locale, run.code, run.stderr]).toEqual([locale, 1, `sls: ${told}\n`]);
+      }
+    }
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
   it('X4: a database file in a directory that does not exist is refused, not created with its parents', async () => {
     const cwd = mkdtempSync(join(scratch, 'cwd-'));
     // "postgres//host/db" (a colon forgotten) is a relative file path two directories deep

@@ -32,7 +32,8 @@ export function parseHolidays(text: string, setting: string): string[] {
     .flatMap((line) => line.split(/[\s,]+/))
     .filter((entry) => entry !== '');
   const bad = dates.find((date) => !isIsoDate(date));
-  if (bad !== undefined) throw new SlsError('INVALID_CONFIG', { setting, reason: `${bad} is not an ISO date (YYYY-MM-DD)` });
+  // X2: told as errors.INVALID_CONFIG_not_an_ISO_date: {{value}} is not an ISO date (YYYY-MM-DD)
+  if (bad !== undefined) throw new SlsError('INVALID_CONFIG', { setting, reason: 'not an ISO date', value: bad });
   return [...new Set(dates)].sort();
 }
 
@@ -110,7 +111,7 @@ export class BusinessCalendar {
   private step(date: string, first: number, by: 1 | -1): string {
     let day = addDays(date, first);
     for (let i = 0; i < SEARCH_DAYS; i++, day = addDays(day, by)) if (this.isBusinessDay(day)) return day;
-    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_HOLIDAYS', reason: `no business day within a year of ${date}` });
+    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_HOLIDAYS', reason: 'no business day', date });
   }
 
   private wallClock(ms: number): Record<'year' | 'month' | 'day' | 'hour' | 'minute' | 'second', string> {
