@@ -17,8 +17,8 @@
  * minutes. A sample runs as real `sls` processes, to prove the process
  * answers as `main` does.
  *
- * Every refusal: a non-zero exit, standard error starting with `sls: ` (or
- * commander's usage error), no stack trace, no internal error text (an
+ * Every refusal: a non-zero exit, standard error starting with `sls: ` (commander's
+ * usage errors too, from the translation files), no stack trace, no internal error text (an
  * "unexpected error", SQLITE_, TypeError, ENOENT …), nothing secret (the
  * master key, a password, a PIN or key given); the stored data unchanged
  * (every table but the audit log, notices and counters). Runs that succeed
@@ -336,7 +336,7 @@ function argv(leaf: Leaf, s: Seed, db: string, slot?: Slot, value?: string): str
 }
 
 /** The refusals run again in French (X2), by the end of their label: a command given nothing, and a bad value of each kind (text, number, file). */
-const FRENCH_SAMPLE = [': nothing given', ': empty', ': not a number', ': JSON of the wrong shape'];
+const FRENCH_SAMPLE = [': nothing given', ': an unknown option', ': an extra argument', ': empty', ': not a number', ': JSON of the wrong shape'];
 
 /** Messages the translation files give the same in English and French (SPEC: "BAD CHARACTER"), as sls prints them. */
 const SAME_IN_FRENCH = new Set(
@@ -384,7 +384,8 @@ function problemsOf(label: string, args: string[], run: Run, secrets: string[], 
     );
   if (run.code === -1) say('no answer within 15 s');
   else if (run.code === 0) say('exit 0 on bad input');
-  if (run.code !== 0 && !/^(sls: |error: )/.test(run.stderr)) say('standard error does not start with "sls: " or a usage error');
+  // X2: commander's usage errors too (an unknown option, a missing argument …): from the translation files, as every sls error
+  if (run.code !== 0 && !run.stderr.startsWith('sls: ')) say('standard error does not start with "sls: "');
   for (const pattern of INTERNAL) if (pattern.test(run.stderr)) say(`internal error text (${pattern})`);
   for (const secret of secrets) if (secret.length >= 4 && (run.stdout + run.stderr).includes(secret)) say('a secret printed');
   if (run.stderr.split('\n').filter((l) => l.startsWith('sls: ')).length > 1) say('more than one error line');
@@ -495,6 +496,46 @@ for (const name of DATABASES) {
       expect(Object.keys(ACCEPTED).filter((key) => ![...accepted].some((label) => label.startsWith(key)))).toEqual([]);
       // X1: the audit chain still verifies
       expect(await runInProcess(main, ['audit', 'verify', '--db', database.url])).toMatchObject({ code: 0 });
+    });
+
+    it("X2, X3: commander's own usage errors (an unknown command or option, a required option or argument missing, an option without its value, too many arguments) are told as every sls error, from the translation files, in the environment's language", async () => {
+      const usage: [string[], string, string][] = [
+        [['frobnicate'], 'sls has no command “frobnicate”: see sls --help.', "sls n'a pas de commande « frobnicate » : voir sls --help."],
+        [
+          ['user', 'creat'],
+          'sls user has no command “creat”. Did you mean create? See sls user --help.',
+          "sls user n'a pas de commande « creat ». Vouliez-vous dire create ? Voir sls user --help.",
+        ],
+        [
+          ['user', 'show', 'alice', '--jsn'],
+          'sls user show has no option “--jsn”. Did you mean --json? See sls user show --help.',
+          "sls user show n'a pas d'option « --jsn ». Vouliez-vous dire --json ? Voir sls user show --help.",
+        ],
+        [
+          ['user', 'show'],
+          'sls user show needs the argument “username”: see sls user show --help.',
+          "sls user show a besoin de l'argument « username » : voir sls user show --help.",
+        ],
+        [
+          ['user', 'create', '--username', 'x'],
+          'sls user create needs the option “--password <p>”: see sls user create --help.',
+          "sls user create a besoin de l'option « --password <p> » : voir sls user create --help.",
+        ],
+        [
+          ['user', 'show', 'alice', '--db'],
+          'The option “--db <url>” needs a value: see sls user show --help.',
+          "L'option « --db <url> » a besoin d'une valeur : voir sls user show --help.",
+        ],
+        [
+          ['user', 'show', 'alice', 'bob'],
+          'Too many arguments for sls user show (1 expected, 2 given): see sls user show --help.',
+          "Trop d'arguments pour sls user show (1 attendus, 2 donnés) : voir sls user show --help.",
+        ],
+      ];
+      for (const [args, english, french] of usage) {
+        expect([args, await runInProcess(main, args)]).toEqual([args, { code: 1, stdout: '', stderr: `sls: ${english}\n` }]);
+        expect([args, await runInProcess(mainInFrench, args)]).toEqual([args, { code: 1, stdout: '', stderr: `sls: ${french}\n` }]);
+      }
     });
 
     it('X3, C3: sls ocra refuses a question longer than its suite allows, of another format, or an input the suite does not take, with a message for a command line', async () => {

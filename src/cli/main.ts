@@ -206,6 +206,59 @@ function refuseWhatIsNotText(_program: Command, command: Command): void {
   }
 }
 
+/**
+ * X2, X3: commander's own usage errors (an unknown option or command, an
+ * argument or option missing, too many arguments), matched by commander's
+ * error code, the names it quotes taken from its message: VALIDATION_ERROR
+ * with a reason of the translation files (errors.VALIDATION_ERROR_usage_*),
+ * printed as every sls error ("sls: …") in the environment's language.
+ */
+const USAGE: Record<string, { reason: string; pattern: RegExp; names: string[] }> = {
+  'commander.unknownOption': {
+    reason: 'usage_unknown_option',
+    pattern: /^error: unknown option '([\s\S]*)'(?:\n\(Did you mean (\S+)\?\))?$/,
+    names: ['option', 'suggestion'],
+  },
+  'commander.unknownCommand': {
+    reason: 'usage_unknown_command',
+    pattern: /^error: unknown command '([\s\S]*)'(?:\n\(Did you mean (\S+)\?\))?$/,
+    names: ['name', 'suggestion'],
+  },
+  'commander.missingArgument': { reason: 'usage_missing_argument', pattern: /^error: missing required argument '([\s\S]*)'$/, names: ['argument'] },
+  'commander.optionMissingArgument': { reason: 'usage_option_missing_argument', pattern: /^error: option '([\s\S]*)' argument missing$/, names: ['option'] },
+  'commander.missingMandatoryOptionValue': { reason: 'usage_missing_option', pattern: /^error: required option '([\s\S]*)' not specified$/, names: ['option'] },
+  'commander.excessArguments': { reason: 'usage_excess_arguments', pattern: /Expected (\d+) arguments? but got (\d+)\.$/, names: ['expected', 'got'] },
+};
+
+/** The command as it is typed: "sls user create". */
+function commandLine(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+export function usageError(command: Command, message: string, code: string): SlsError {
+  const usage = USAGE[code];
+  const match = usage?.pattern.exec(message);
+  if (!usage || !match) return new SlsError('VALIDATION_ERROR', { reason: 'usage', command: commandLine(command) });
+  const params: Record<string, string> = { command: commandLine(command) };
+  usage.names.forEach((name, i) => {
+    if (match[i + 1] !== undefined) params[name] = match[i + 1]!;
+  });
+  return new SlsError('VALIDATION_ERROR', { ...params, reason: params.suggestion === undefined ? usage.reason : `${usage.reason}_suggestion` });
+}
+
+/** `sls` and its commands: commander's usage errors are thrown as SlsErrors, never printed by commander in English. */
+class SlsCommand extends Command {
+  override createCommand(name?: string): Command {
+    return new SlsCommand(name);
+  }
+
+  override error(message: string, errorOptions?: { code?: string; exitCode?: number }): never {
+    throw usageError(this, message, errorOptions?.code ?? 'commander.error');
+  }
+}
+
 /** The version of package.json (the package's root is two folders above dist/cli and src/cli). */
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -213,10 +266,9 @@ function packageVersion(): string {
 }
 
 export function buildProgram(): Command {
-  const program = new Command('sls')
+  const program = new SlsCommand('sls')
     .description('Secure Login System: two-factor authentication server')
     .version(packageVersion(), '-V, --version', 'print the version of the Secure Login System')
-    .showHelpAfterError()
     .exitOverride()
     .hook('preAction', refuseWhatIsNotText);
 
@@ -848,7 +900,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) {
-      // commander has already printed its message (help, version, usage errors)
+      // commander has already printed the help or the version (its usage errors are SlsErrors: SlsCommand)
       return error.exitCode;
     }
     // X4: a cause for people, never only "something went wrong"; SLS_DEBUG=1 adds where it happened
