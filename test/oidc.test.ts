@@ -958,33 +958,55 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     return { fired: () => fired, restore: () => (store.db = original) };
   }
 
-  it('I1, L8 (RFC 8628): the device polling the very moment its approval is stored gets its tokens: the link to our session was written before (never an invalid_grant)', async () => {
-    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
-    const { response } = await deviceCode();
-    const polls: { status: number; body: Record<string, unknown> }[] = [];
-    // the device's poll, as another process would take it, in the gap between the approval and the rest of its request
-    const hook = whenDeviceApproved(async () => {
-      const answered = await fetch(deviceConfig.serverMetadata().token_endpoint!, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: response.device_code, client_id: deviceClientId }),
+  // with offline_access its tokens outlive the provider's session; without, they end with it (the provider's
+  // expiresWithSession): the poll then also finds that session, with the grant, saved before the approval (X4)
+  it.each([
+    ['openid profile offline_access', 'the link to our session was written before'],
+    ['openid', 'the link to our session and the provider session (its tokens end with it, X4) were written before'],
+  ])(
+    'I1, L8, X4 (RFC 8628): the device polling the very moment its approval is stored gets its tokens (scope %s): %s (never an invalid_grant)',
+    async (scope) => {
+      const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+      const { response } = await deviceCode(scope);
+      const polls: { status: number; body: Record<string, unknown> }[] = [];
+      // the device's poll, as another process would take it, in the gap between the approval and the rest of its request
+      const hook = whenDeviceApproved(async () => {
+        const answered = await fetch(deviceConfig.serverMetadata().token_endpoint!, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({
+            grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+            device_code: response.device_code,
+            client_id: deviceClientId,
+          }),
+        });
+        polls.push({ status: answered.status, body: (await answered.json()) as Record<string, unknown> });
       });
-      polls.push({ status: answered.status, body: (await answered.json()) as Record<string, unknown> });
-    });
-    try {
-      const done = await approveDevice(new Browser(issuer), response.user_code, holder);
-      expect(done.html).toContain('Trading desktop is signed in');
-    } finally {
-      hook.restore();
-    }
-    expect(hook.fired()).toBe(true);
-    expect(polls).toHaveLength(1);
-    expect(polls[0]!.status, JSON.stringify(polls[0]!.body)).toBe(200);
-    expect(payloadOf(polls[0]!.body.id_token as string)).toMatchObject({ sub: holder.user.id, acr: 'urn:sls:acr:strong' });
-    // the tokens stand on the login's session: the platform's refresh works, and ends with that session (L8)
-    const refreshed = await oidc.refreshTokenGrant(deviceConfig, polls[0]!.body.refresh_token as string);
-    expect(refreshed.access_token).toBeTruthy();
-  });
+      const browser = new Browser(issuer);
+      try {
+        const done = await approveDevice(browser, response.user_code, holder);
+        expect(done.html).toContain('Trading desktop is signed in');
+      } finally {
+        hook.restore();
+      }
+      expect(hook.fired()).toBe(true);
+      // the provider still saved its session at the end of the approval, under the cookie it gave: the grant for the client in it
+      const sessionRow = await h.services.store.db
+        .selectFrom('oidc_artifacts')
+        .select('payload')
+        .where('model', '=', 'Session')
+        .where('id', '=', artifactKey(h.services.box, browser.jar.get('_session') ?? ''))
+        .executeTakeFirst();
+      const authorizations = (JSON.parse(sessionRow?.payload ?? '{}') as { authorizations?: Record<string, { grantId?: string }> }).authorizations;
+      expect(authorizations?.[deviceClientId]?.grantId).toEqual(expect.any(String));
+      expect(polls).toHaveLength(1);
+      expect(polls[0]!.status, JSON.stringify(polls[0]!.body)).toBe(200);
+      expect(payloadOf(polls[0]!.body.id_token as string)).toMatchObject({ sub: holder.user.id, acr: 'urn:sls:acr:strong' });
+      // the tokens stand on the login's session: the platform's refresh works, and ends with that session (L8)
+      const refreshed = await oidc.refreshTokenGrant(deviceConfig, polls[0]!.body.refresh_token as string);
+      expect(refreshed.access_token).toBeTruthy();
+    },
+  );
 
   it('I1, L8 (RFC 8628): a password reset ends the login the device was approved in: the platform is told and its refresh token stops working', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);

@@ -13,14 +13,7 @@ declare module 'oidc-provider' {
       route?: string;
       params?: Record<string, unknown>;
       client?: { clientId: string; sls_app?: string; [key: string]: unknown };
-      session?: {
-        uid: string;
-        accountId?: string;
-        acr?: string;
-        grantIdFor(clientId: string): string | undefined;
-        /** The sid the client is told for this session (in its ID token and logout token); with a value: sets it. */
-        sidFor(clientId: string, value?: string): string | undefined;
-      };
+      session?: ProviderSession;
       /** The interaction's result on its resume; `slsSessionId`: the session of ours whose login finished it (http/oidc.ts). */
       result?: { consent?: { grantId?: string }; slsSessionId?: string };
       acr?: string;
@@ -28,6 +21,23 @@ declare module 'oidc-provider' {
       [key: string]: unknown;
     };
     [key: string]: unknown;
+  }
+
+  /** The provider's session (a Session model): whose it is, the grant given to each client. */
+  export interface ProviderSession {
+    uid: string;
+    accountId?: string;
+    acr?: string;
+    grantIdFor(clientId: string): string | undefined;
+    grantIdFor(clientId: string, grantId: string): undefined;
+    /** The sid the client is told for this session (in its ID token and logout token); with a value: sets it. */
+    sidFor(clientId: string, value?: string): string | undefined;
+    /** The client's entry in the session (its sid), made when missing. */
+    ensureClientContainer(clientId: string): void;
+    /** Stores the session for `ttl` seconds (the provider's own save happens after its response). */
+    save(ttl: number): Promise<string>;
+    /** Changed since loaded: the provider saves it (and sets its cookie) at the end of the request. */
+    touched?: boolean;
   }
 
   export interface InteractionDetails {

@@ -122,6 +122,9 @@ export class ProviderHost {
       return token.sessionUid === undefined || services.oidc.standsOnLiveSession(token.sessionUid, { renew });
     };
 
+    /** The provider session's lifetime, in seconds: the longest session of ours. */
+    const sessionSeconds = Math.ceil(Math.max(config.policy.portalMaxMs, config.policy.tradingMaxMs) / 1000);
+
     const slsSessionOf = async (ctx: KoaContext): Promise<Session | null> => {
       const token = ctx.cookies.get(SESSION_COOKIE, { signed: false });
       return token ? sessions.authenticate(token) : null;
@@ -212,7 +215,7 @@ export class ProviderHost {
         AuthorizationCode: 60,
         DeviceCode: DEVICE_CODE_TTL_S,
         Interaction: 3600,
-        Session: Math.ceil(Math.max(config.policy.portalMaxMs, config.policy.tradingMaxMs) / 1000),
+        Session: sessionSeconds,
         // L8: an application's access lasts as long as a session of its app may (portal or trading) …
         Grant: (ctx: KoaContext | undefined, _grant: unknown, client?: { sls_app?: string }) => appMaxSeconds(client ?? ctx?.oidc?.client),
         // … counted from the first refresh token of the chain: rotations do not stretch it
@@ -268,6 +271,17 @@ export class ProviderHost {
             oidcSessionUid: providerSession.uid,
             slsSessionId: under,
           });
+        }
+        if (oidc.route === 'device_resume' && slsSessionId !== undefined) {
+          // X4 (RFC 8628): a device code without offline_access ends with the provider session (expiresWithSession): a poll
+          // finds the approved code only with that session and its grant for the client. The provider saves the session
+          // after its response, once the code is approved; a device polling in between (this process or another) got
+          // invalid_grant ("device code not found").
+          // Saved here, before the approval; the provider saves it again at the end (touched: its cookie, its last changes)
+          providerSession.ensureClientContainer(clientId);
+          providerSession.grantIdFor(clientId, grant.jti!);
+          await providerSession.save(sessionSeconds);
+          providerSession.touched = true;
         }
         return grant;
       },
