@@ -1137,6 +1137,23 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
   }, 30_000);
 
   // last in this suite: it moves our clock hours ahead of the provider's
+  it('I1, L8: the scheduler keeps the record of a grant that lives, even once no logout of its session waits, and forgets it when the grant is gone', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const browser = new Browser(issuer);
+    await tokensFor(holder, {}, browser);
+    const session = (await sessionOf(browser)).id;
+    const records = () => h.services.store.db.selectFrom('oidc_grant_sessions').select('grant_id').where('sls_session_id', '=', session).execute();
+    const [record] = await records();
+    expect(record).toBeDefined();
+    // no logout of its session waits (as after one was delivered): only the grant's own life keeps its record
+    await h.services.store.db.updateTable('oidc_session_links').set({ logged_out_at: h.clock.now() }).where('sls_session_id', '=', session).execute();
+    await h.services.oidc.prune();
+    expect(await records()).toEqual([record]);
+    await h.services.store.db.deleteFrom('oidc_artifacts').where('grant_id', '=', record!.grant_id).execute();
+    await h.services.oidc.prune();
+    expect(await records()).toEqual([]);
+  });
+
   it('I1: the scheduler deletes expired codes, tokens, sessions and grants, and retired keys once their tokens have expired', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     await tokensFor(holder);

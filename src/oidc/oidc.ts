@@ -305,7 +305,8 @@ export class OpenIdConnect {
             selectFrom('oidc_artifacts')
               .select('oidc_artifacts.id')
               .where('oidc_artifacts.model', '=', 'Grant')
-              .whereRef('oidc_artifacts.id', '=', 'oidc_grant_sessions.grant_id'),
+              // the grant's own id (its row's id is a keyed digest of it, D5)
+              .whereRef('oidc_artifacts.grant_id', '=', 'oidc_grant_sessions.grant_id'),
           ),
         ),
       )
