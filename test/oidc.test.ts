@@ -870,8 +870,6 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
   it('I1 (RFC 8628): the user refuses the device: the platform gets access_denied, and the refusal is audited', async () => {
     const { response, poll } = await deviceCode();
     const polling = poll();
-    // the refusal may reach the polling device before the page answers the browser: its rejection is awaited below
-    polling.catch(() => undefined);
     const browser = new Browser(issuer);
     const confirmation = await typeUserCode(browser, response.user_code);
     const refused = await browser.request('/oidc/device', { form: { xsrf: xsrfOf(confirmation.html), user_code: response.user_code, abort: 'yes' } });
