@@ -402,7 +402,9 @@ export async function createServices(config: Config, options: ServiceOptions = {
       // R2, C6: a request made under temporary access is marked, for client services to confirm its address
       permanentProof: (session) => stepUp.hasPermanentProof(session),
     });
-    const throttle = new Throttle(config.redisUrl ? redisCounters(config.redisUrl) : databaseCounters(store), clock, config.limits);
+    // X5: the database counts when Redis fails (decision 0017)
+    const counters = config.redisUrl ? redisCounters(config.redisUrl, databaseCounters(store), () => metrics.throttleFellBack()) : databaseCounters(store);
+    const throttle = new Throttle(counters, clock, config.limits);
     const fx = new FxRates(store, clock, audit);
     // W1: a requester's limits follow the shared device (H); an opted-out user has the None row (O1)
     const withdrawals = new Withdrawals({

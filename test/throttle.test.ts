@@ -6,13 +6,14 @@
  * believed behind proxies (SLS_TRUST_PROXY).
  */
 import { randomInt } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SECOND } from '../src/clock.js';
 import { loadConfig } from '../src/config.js';
 import { DEFAULT_LIMITS, type Limits } from '../src/throttle/throttle.js';
 import { throttledKind } from '../src/http/throttle-hook.js';
 import { DATABASES, PASSWORD, createUserWithCard, startHarness, uniqueUsername, type Harness } from './support/harness.js';
 import { redisUrl } from './support/environment.js';
+import { startTcpProxy } from './support/tcp-proxy.js';
 import type { FastifyInstance } from 'fastify';
 
 /** No limit but the one a test sets. */
@@ -305,6 +306,105 @@ describe('the device authorization grant (X5, I1)', () => {
       await expect.poll(requested).toBe(3);
     } finally {
       await h.close();
+    }
+  });
+});
+
+/** A Redis that accepts connections and never answers (hung, or a network that drops every reply). */
+async function silentRedis(): Promise<{ url: string; close(): Promise<void> }> {
+  const { createServer } = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A port nothing listens on (one just given up). */
+async function closedPort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Five login starts with a wrong password from one address, over a limit of 3: the statuses. */
+async function fiveGuesses(h: Harness, username: string, from = address()): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) statuses.push((await loginFrom(h.app, from, username, 'one guess for all')).status);
+  return statuses;
+}
+
+async function fallbacks(h: Harness): Promise<number> {
+  const line = (await h.services.metrics.text()).split('\n').find((l) => l.startsWith('sls_throttle_fallbacks_total'));
+  return Number(line?.split(' ')[1] ?? 0);
+}
+
+describe.each(DATABASES)('the throttle when Redis fails, on %s (X5, X6, decision 0017)', (db) => {
+  const limits = { ...OFF, login: { perAddress: 3, global: 0 } };
+
+  it('X5, X6: Redis unreachable (a closed port): the database counts instead; the limit holds (429), never a 500 nor an unlimited guess', async () => {
+    const h = await startHarness(db, { limits, redisUrl: `redis://127.0.0.1:${await closedPort()}` });
+    try {
+      const { user } = await createUserWithCard(h.services);
+      expect(await fiveGuesses(h, user.username)).toEqual([401, 401, 401, 429, 429]);
+      expect((await h.services.lockout.status(user.username)).failures).toBe(3);
+      expect(await fallbacks(h)).toBeGreaterThanOrEqual(5);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('X5, X6: a Redis that accepts and never answers: each request is answered, counted by the database; the limit holds', async () => {
+    const redis = await silentRedis();
+    const h = await startHarness(db, { limits, redisUrl: redis.url });
+    try {
+      const { user } = await createUserWithCard(h.services);
+      expect(await fiveGuesses(h, user.username)).toEqual([401, 401, 401, 429, 429]);
+      expect((await h.services.lockout.status(user.username)).failures).toBe(3);
+    } finally {
+      await h.close();
+      await redis.close();
+    }
+  });
+
+  it.skipIf(!redisUrl)('X5, X6: Redis stopped mid-run: the database counts from then on (the limit holds), and Redis counts again once back', async () => {
+    const target = new URL(redisUrl!);
+    const proxy = await startTcpProxy(target.hostname, Number(target.port || 6379));
+    const h = await startHarness(db, { limits, redisUrl: `redis://${proxy.host}:${proxy.port}` });
+    try {
+      const { user } = await createUserWithCard(h.services);
+      const from = address();
+      expect((await loginFrom(h.app, from, user.username, 'a guess')).status).toBe(401);
+      expect(await fallbacks(h)).toBe(0);
+      proxy.down();
+      expect(await fiveGuesses(h, user.username, from)).toEqual([401, 401, 401, 429, 429]);
+      expect(await fallbacks(h)).toBeGreaterThanOrEqual(5);
+      // back: Redis counts again (its count of this address, one, goes on)
+      proxy.up();
+      await vi.waitFor(
+        async () => {
+          const before = await fallbacks(h);
+          await loginFrom(h.app, address(), user.username, 'a guess');
+          expect(await fallbacks(h)).toBe(before);
+        },
+        { timeout: 20_000, interval: 200 },
+      );
+    } finally {
+      await h.close();
+      await proxy.close();
     }
   });
 });

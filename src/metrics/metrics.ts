@@ -42,6 +42,7 @@ export class Metrics implements Observer {
   private readonly answerSeconds: Histogram<'kind' | 'device_type' | 'outcome'>;
   private readonly deliveries: Counter<'channel' | 'result'>;
   private readonly longPolls: Gauge;
+  private readonly throttleFallbacks: Counter;
   private processMetrics = false;
 
   private readonly deviceTypes: Set<string>;
@@ -82,6 +83,11 @@ export class Metrics implements Observer {
       registers,
     });
     this.longPolls = new Gauge({ name: 'sls_long_polls_waiting', help: 'Long polls (login pages, apps, step-ups) waiting now', registers });
+    this.throttleFallbacks = new Counter({
+      name: 'sls_throttle_fallbacks_total',
+      help: 'Hits of the throttle counted by the database because Redis was unreachable or too slow (X5, decision 0017)',
+      registers,
+    });
     new Gauge({
       name: 'sls_outbox_notices',
       help: 'Notices in the outbox not delivered yet, by status (pending: waiting for an attempt; sending: claimed by a worker)',
@@ -124,6 +130,11 @@ export class Metrics implements Observer {
 
   text(): Promise<string> {
     return this.registry.metrics();
+  }
+
+  /** X5: Redis failed, and the database counted a hit of the throttle instead. */
+  throttleFellBack(): void {
+    this.throttleFallbacks.inc();
   }
 
   loginStarted(app: string, deviceType: string): void {

@@ -4,6 +4,11 @@
  * Redis when SLS_REDIS_URL is set. A counter counts the hits of one key in
  * one fixed window; an increment is one atomic statement (an upsert, or
  * INCR), never read-modify-write.
+ *
+ * When Redis fails (unreachable, stopped, or answering too slowly), the
+ * database counts instead: the throttle neither opens (unlimited guesses)
+ * nor closes (a login outage for everyone), and stays shared by every
+ * process (docs/decisions/0017-throttle-without-redis.md).
  */
 import { lazyPackage } from '../lazy-package.js';
 import type { Store } from '../store/database.js';
@@ -36,24 +41,48 @@ export function databaseCounters(store: Store): Counters {
   };
 }
 
-/** Redis counters: INCR, and an expiry that outlives the window, in one transaction. */
-export function redisCounters(url: string): Counters {
-  const redis = new (ioredis().Redis)(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
+/** How long a hit waits for Redis before the database counts it instead. */
+export const REDIS_TIMEOUT_MS = 500;
+/** After Redis failed to answer, how long the database counts alone before Redis is asked again. */
+export const REDIS_PAUSE_MS = 5_000;
+
+/**
+ * Redis counters: INCR, and an expiry that outlives the window, in one
+ * transaction. While Redis is not connected, or for a pause after it failed
+ * or took too long, `fallback` (the database's counters) counts instead;
+ * `onFallback` is told of each hit it counts.
+ */
+export function redisCounters(url: string, fallback: Counters, onFallback: () => void = () => undefined): Counters {
+  // no retries: a command the connection lost fails at once, and the database counts it
+  const redis = new (ioredis().Redis)(url, { lazyConnect: false, maxRetriesPerRequest: 0, enableOfflineQueue: true, commandTimeout: REDIS_TIMEOUT_MS });
   // a lost connection is retried by the client; it must never end the process
   redis.on('error', () => undefined);
+  let pausedUntil = 0;
+  const usable = (): boolean => Date.now() >= pausedUntil && ['wait', 'connecting', 'connect', 'ready'].includes(redis.status);
+  const incr = async (name: string, windowMs: number): Promise<number> => {
+    const results = await redis
+      .multi()
+      .incr(name)
+      .pexpire(name, windowMs * 2)
+      .exec();
+    const [error, hits] = results?.[0] ?? [new Error('no reply'), 0];
+    if (error) throw error;
+    return Number(hits);
+  };
   return {
     async hit(key, windowStart, windowMs) {
-      const name = `sls:rate:${key}:${windowStart}`;
-      const results = await redis
-        .multi()
-        .incr(name)
-        .pexpire(name, windowMs * 2)
-        .exec();
-      const [error, hits] = results?.[0] ?? [new Error('no reply'), 0];
-      if (error) throw error;
-      return Number(hits);
+      if (usable()) {
+        try {
+          return await incr(`sls:rate:${key}:${windowStart}`, windowMs);
+        } catch {
+          pausedUntil = Date.now() + REDIS_PAUSE_MS;
+        }
+      }
+      onFallback();
+      return fallback.hit(key, windowStart, windowMs);
     },
-    prune: async () => undefined,
+    // the database's counters, kept while Redis was away
+    prune: (before) => fallback.prune(before),
     close: async () => {
       redis.disconnect();
     },
