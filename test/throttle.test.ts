@@ -78,6 +78,24 @@ describe.each(BACKENDS)('the throttle, counters in $name (X5)', ({ db, redis }) 
     expect((await loginFrom(h.app, from, user.username)).status).toBe(200);
   });
 
+  it("X5: an IPv6 client is counted by its /64 (one subscriber's network, not one of its 2^64 addresses); IPv4, also written IPv4-mapped, by its address", async () => {
+    const hex = () => randomInt(0x10000).toString(16);
+    const network = `2001:db8:${hex()}:${hex()}`;
+    const statuses: number[] = [];
+    for (const from of [`${network}::1`, `${network}::2`, `${network}:0:0:0:3`, `${network}:ffff:ffff:ffff:ffff`, `${network.toUpperCase()}::5`])
+      statuses.push((await loginFrom(h.app, from, uniqueUsername('ghost'), 'x')).status);
+    expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    // the next /64 is another client
+    expect((await loginFrom(h.app, `2001:db8:${hex()}:${hex()}::1`, uniqueUsername('ghost'), 'x')).status).toBe(401);
+    // IPv4: each address its own, the same whether written plain or IPv4-mapped (a dual-stack listener)
+    const v4 = address();
+    const mapped = [v4, `::ffff:${v4}`, v4, `::ffff:${v4}`];
+    const v4Statuses: number[] = [];
+    for (const from of mapped) v4Statuses.push((await loginFrom(h.app, from, uniqueUsername('ghost'), 'x')).status);
+    expect(v4Statuses).toEqual([401, 401, 401, 429]);
+    expect((await loginFrom(h.app, `::ffff:${address()}`, uniqueUsername('ghost'), 'x')).status).toBe(401);
+  });
+
   it('X5: codes sent by SMS or voice and second-factor answers have limits of their own', async () => {
     const { user } = await createUserWithCard(h.services);
     const from = address();

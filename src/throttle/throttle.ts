@@ -6,11 +6,13 @@
  * voice, activations and recoveries of the authenticator, the help desk,
  * the admin API. Over a limit: 429 TOO_MANY_REQUESTS with Retry-After.
  *
- * The limits are keyed by address and kind, never by username, so that a
- * limit never tells whether a username exists; the lock (L3) stays apart. A
- * request refused at its address's limit is not counted in the global one,
- * so that one client cannot spend everyone's budget.
+ * The limits are keyed by address (an IPv6 client by its /64) and kind,
+ * never by username, so that a limit never tells whether a username exists;
+ * the lock (L3) stays apart. A request refused at its address's limit is not
+ * counted in the global one, so that one client cannot spend everyone's
+ * budget.
  */
+import { isIPv6 } from 'node:net';
 import type { Clock } from '../clock.js';
 import { SlsError } from '../errors.js';
 import type { Counters } from './counters.js';
@@ -47,6 +49,37 @@ export function parseLimit(value: string): Limit | null {
   return match ? { perAddress: Number(match[1]), global: Number(match[2]) } : null;
 }
 
+/** An IPv6 address's eight groups as numbers (a trailing dotted IPv4 part is two). */
+function ipv6Groups(address: string): number[] {
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(address);
+  const hex = dotted
+    ? address.slice(0, dotted.index) + [0, 2].map((i) => ((Number(dotted[i + 1]) << 8) | Number(dotted[i + 2])).toString(16)).join(':')
+    : address;
+  const [head = '', tail] = hex.split('::');
+  const groups = (part: string | undefined) => (part ? part.split(':') : []);
+  const all = tail === undefined ? groups(head) : [...groups(head), ...Array<string>(8 - groups(head).length - groups(tail).length).fill('0'), ...groups(tail)];
+  return all.map((group) => Number.parseInt(group, 16));
+}
+
+/**
+ * Who a client is, for its limit: an IPv4 address (also when written
+ * IPv4-mapped, as a dual-stack listener gives it), or an IPv6 address's /64
+ * network: one subscriber is given a whole /64 and may send from any of its
+ * 2^64 addresses, so a limit per IPv6 address would limit nobody.
+ */
+export function clientOf(address: string): string {
+  const bare = address.split('%')[0]!;
+  if (!isIPv6(bare)) return address;
+  const groups = ipv6Groups(bare);
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return [groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff].join('.');
+  }
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.toString(16))
+    .join(':')}::/64`;
+}
+
 export class Throttle {
   constructor(
     private readonly counters: Counters,
@@ -61,7 +94,7 @@ export class Throttle {
     const windowStart = now - (now % WINDOW_MS);
     const retryAfterSeconds = Math.max(1, Math.ceil((windowStart + WINDOW_MS - now) / 1000));
     if (limit.perAddress > 0 && address) {
-      const hits = await this.counters.hit(`${kind}:ip:${address}`, windowStart, WINDOW_MS);
+      const hits = await this.counters.hit(`${kind}:ip:${clientOf(address)}`, windowStart, WINDOW_MS);
       if (hits > limit.perAddress) throw new SlsError('TOO_MANY_REQUESTS', { reason: 'address', retryAfterSeconds });
     }
     if (limit.global > 0) {
