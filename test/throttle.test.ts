@@ -348,6 +348,40 @@ async function silentRedis(): Promise<{ url: string; close(): Promise<void> }> {
   };
 }
 
+/** A Redis that answers its client's handshake, then refuses every command with an error (out of memory, say). */
+async function refusingRedis(): Promise<{ url: string; close(): Promise<void> }> {
+  const { createServer } = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  const info = '# Server\r\nredis_version:7.2.0\r\nloading:0\r\n';
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    let pending = '';
+    socket.on('data', (chunk) => {
+      pending += chunk.toString('latin1');
+      // each command is an array of bulk strings: *N, then $len and the bytes, N times
+      for (;;) {
+        const lines = pending.split('\r\n');
+        const count = /^\*(\d+)$/.exec(lines[0] ?? '');
+        if (!count || lines.length < 1 + 2 * Number(count[1]) + 1) return;
+        const name = (lines[2] ?? '').toUpperCase();
+        pending = lines.slice(1 + 2 * Number(count[1])).join('\r\n');
+        socket.write(name === 'INFO' ? `$${info.length}\r\n${info}\r\n` : "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 /** A port nothing listens on (one just given up). */
 async function closedPort(): Promise<number> {
   const { createServer } = await import('node:net');
@@ -392,6 +426,19 @@ describe.each(DATABASES)('the throttle when Redis fails, on %s (X5, X6, decision
       const { user } = await createUserWithCard(h.services);
       expect(await fiveGuesses(h, user.username)).toEqual([401, 401, 401, 429, 429]);
       expect((await h.services.lockout.status(user.username)).failures).toBe(3);
+    } finally {
+      await h.close();
+      await redis.close();
+    }
+  });
+
+  it('X5, X6: a Redis that answers every command with an error (out of memory): counted by the database; the limit holds', async () => {
+    const redis = await refusingRedis();
+    const h = await startHarness(db, { limits, redisUrl: redis.url });
+    try {
+      const { user } = await createUserWithCard(h.services);
+      expect(await fiveGuesses(h, user.username)).toEqual([401, 401, 401, 429, 429]);
+      expect(await fallbacks(h)).toBeGreaterThanOrEqual(5);
     } finally {
       await h.close();
       await redis.close();
