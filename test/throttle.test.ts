@@ -249,7 +249,10 @@ describe('which client address is believed (X5, K13)', () => {
   });
 });
 
-describe.each(BACKENDS)('the throttle across two server processes, counters in $name (X5)', ({ db, redis }) => {
+/** X5, decision 0017: Redis configured but unreachable (nothing listens on port 1): the processes count in their shared database. */
+const REDIS_UNREACHABLE = { name: 'the database, Redis unreachable', db: DATABASES[DATABASES.length - 1]!, redis: 'redis://127.0.0.1:1' };
+
+describe.each([...BACKENDS, REDIS_UNREACHABLE])('the throttle across two server processes, counters in $name (X5)', ({ db, redis }) => {
   it("X5: one client's login starts are counted once across both processes", async () => {
     const { openTestDatabase } = await import('./support/harness.js');
     const { cliEnv, startServer } = await import('./support/cli.js');
