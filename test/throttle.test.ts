@@ -385,6 +385,50 @@ async function refusingRedis(): Promise<{ url: string; close(): Promise<void> }>
   };
 }
 
+/**
+ * A relay to the real Redis that can go silent: `freeze()` stops carrying
+ * bytes on the connections open through it (a peer gone without a word, a
+ * network that drops packets: the client's connection still looks ready)
+ * and on new ones; `thaw()` carries new connections again, the frozen ones
+ * stay dead.
+ */
+async function freezingRelay(target: URL): Promise<{ url: string; freeze(): void; thaw(): void; close(): Promise<void> }> {
+  const { createServer, connect } = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  let frozen = false;
+  const server = createServer((client) => {
+    sockets.add(client);
+    client.on('error', () => undefined);
+    if (frozen) return;
+    const upstream = connect(Number(target.port || 6379), target.hostname);
+    sockets.add(upstream);
+    upstream.on('error', () => undefined);
+    let live = true;
+    const carry = (to: import('node:net').Socket) => (chunk: Buffer) => {
+      if (frozen) live = false;
+      if (live) to.write(chunk);
+    };
+    client.on('data', carry(upstream));
+    upstream.on('data', carry(client));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    freeze: () => {
+      frozen = true;
+    },
+    thaw: () => {
+      frozen = false;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 /** A port nothing listens on (one just given up). */
 async function closedPort(): Promise<number> {
   const { createServer } = await import('node:net');
@@ -447,6 +491,34 @@ describe.each(DATABASES)('the throttle when Redis fails, on %s (X5, X6, decision
       await redis.close();
     }
   });
+
+  it.skipIf(!redisUrl)(
+    'X5, X6: Redis gone silent mid-run (the connection still looks open): the database counts, the limit holds; the silent connection is dropped, and Redis counts again once it answers',
+    async () => {
+      const relay = await freezingRelay(new URL(redisUrl!));
+      const h = await startHarness(db, { limits, redisUrl: relay.url });
+      try {
+        const { user } = await createUserWithCard(h.services);
+        expect((await loginFrom(h.app, address(), user.username, 'a guess')).status).toBe(401);
+        expect(await fallbacks(h)).toBe(0);
+        relay.freeze();
+        expect(await fiveGuesses(h, user.username)).toEqual([401, 401, 401, 429, 429]);
+        expect(await fallbacks(h)).toBeGreaterThanOrEqual(5);
+        relay.thaw();
+        await vi.waitFor(
+          async () => {
+            const before = await fallbacks(h);
+            await loginFrom(h.app, address(), user.username, 'a guess');
+            expect(await fallbacks(h)).toBe(before);
+          },
+          { timeout: 30_000, interval: 500 },
+        );
+      } finally {
+        await h.close();
+        await relay.close();
+      }
+    },
+  );
 
   it.skipIf(!redisUrl)('X5, X6: Redis stopped mid-run: the database counts from then on (the limit holds), and Redis counts again once back', async () => {
     const target = new URL(redisUrl!);

@@ -74,8 +74,10 @@ export function redisCounters(url: string, fallback: Counters, onFallback: () =>
       if (usable()) {
         try {
           return await incr(`sls:rate:${key}:${windowStart}`, windowMs);
-        } catch {
+        } catch (error) {
           pausedUntil = Date.now() + REDIS_PAUSE_MS;
+          // a connection that stopped answering (a hung server, a peer gone without a word) is dropped, with what waits on it, and opened again
+          if ((error as Error).message === 'Command timed out') redis.disconnect(true);
         }
       }
       onFallback();
