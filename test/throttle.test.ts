@@ -9,7 +9,7 @@ import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SECOND } from '../src/clock.js';
 import { loadConfig } from '../src/config.js';
-import { DEFAULT_LIMITS, type Limits } from '../src/throttle/throttle.js';
+import { DEFAULT_LIMITS, clientOf, type Limits } from '../src/throttle/throttle.js';
 import { throttledKind } from '../src/http/throttle-hook.js';
 import { DATABASES, PASSWORD, createUserWithCard, startHarness, uniqueUsername, type Harness } from './support/harness.js';
 import { redisUrl } from './support/environment.js';
@@ -153,6 +153,21 @@ describe('the global limit (X5)', () => {
     } finally {
       await h.close();
     }
+  });
+
+  it('X5: who a client is for its limit: an IPv6 /64 however written, an IPv4 address however mapped', () => {
+    const cases: [string, string][] = [
+      ['192.0.2.1', '192.0.2.1'],
+      ['::ffff:192.0.2.1', '192.0.2.1'],
+      ['::FFFF:c000:201', '192.0.2.1'],
+      ['0:0:0:0:0:ffff:192.0.2.1', '192.0.2.1'],
+      ['2001:db8:1:2::1', '2001:db8:1:2::/64'],
+      ['2001:0DB8:0001:0002:ffff:ffff:ffff:ffff', '2001:db8:1:2::/64'],
+      ['2001:db8::', '2001:db8:0:0::/64'],
+      ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+      ['64:ff9b::192.0.2.1', '64:ff9b:0:0::/64'],
+    ];
+    expect(cases.map(([written]) => clientOf(written))).toEqual(cases.map(([, client]) => client));
   });
 
   it('X5: the table of throttled routes covers every route a script would repeat, API and pages', () => {
