@@ -12,7 +12,7 @@
  * counted in the global one, so that one client cannot spend everyone's
  * budget.
  */
-import { isIPv6 } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import type { Clock } from '../clock.js';
 import { SlsError } from '../errors.js';
 import type { Counters } from './counters.js';
@@ -49,18 +49,6 @@ export function parseLimit(value: string): Limit | null {
   return match ? { perAddress: Number(match[1]), global: Number(match[2]) } : null;
 }
 
-/** An IPv6 address's eight groups as numbers (a trailing dotted IPv4 part is two). */
-function ipv6Groups(address: string): number[] {
-  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(address);
-  const hex = dotted
-    ? address.slice(0, dotted.index) + [0, 2].map((i) => ((Number(dotted[i + 1]) << 8) | Number(dotted[i + 2])).toString(16)).join(':')
-    : address;
-  const [head = '', tail] = hex.split('::');
-  const groups = (part: string | undefined) => (part ? part.split(':') : []);
-  const all = tail === undefined ? groups(head) : [...groups(head), ...Array<string>(8 - groups(head).length - groups(tail).length).fill('0'), ...groups(tail)];
-  return all.map((group) => Number.parseInt(group, 16));
-}
-
 /**
  * Who a client is, for its limit: an IPv4 address (also when written
  * IPv4-mapped, as a dual-stack listener gives it), or an IPv6 address's /64
@@ -69,15 +57,10 @@ function ipv6Groups(address: string): number[] {
  */
 export function clientOf(address: string): string {
   const bare = address.split('%')[0]!;
-  if (!isIPv6(bare)) return address;
-  const groups = ipv6Groups(bare);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return [groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff].join('.');
-  }
-  return `${groups
-    .slice(0, 4)
-    .map((g) => g.toString(16))
-    .join(':')}::/64`;
+  if (!ipaddr.IPv6.isValid(bare)) return address;
+  const ip = ipaddr.IPv6.parse(bare);
+  if (ip.isIPv4MappedAddress()) return ip.toIPv4Address().toString();
+  return `${ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/64`).toString()}/64`;
 }
 
 export class Throttle {
