@@ -255,6 +255,8 @@ describe.each(DATABASES)('nothing secret in logs, metrics, audit data, error bod
     const device = await oidc.initiateDeviceAuthorization(client, { scope: 'openid' });
     secret('a device code', device.device_code);
     secret('a user code', device.user_code);
+    // … and as the provider keeps it (without the mask's dash)
+    secret('a user code, as kept', device.user_code.replace(/-/g, ''));
     const polling = oidc.pollDeviceAuthorizationGrant(client, { ...device, interval: 0.05 });
     const opened = await browser.request(device.verification_uri_complete ?? `${device.verification_uri}?user_code=${device.user_code}`);
     const xsrf = /name="xsrf" value="([^"]+)"/.exec(opened.html)?.[1] ?? /name="xsrf" value="([^"]+)"/.exec((await browser.request('/oidc/device')).html)![1]!;

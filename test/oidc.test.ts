@@ -20,7 +20,7 @@ import { BUILT_IN_DRIVERS, onlyDevice, type Holder } from './support/kind-driver
 import { TestPhone, harnessInbox, smsUser } from './support/phone.js';
 import { DAY, MINUTE } from '../src/clock.js';
 import { Browser } from './support/oidc.js';
-import { artifactKey } from '../src/oidc/adapter.js';
+import { artifactKey, userCodeKey } from '../src/oidc/adapter.js';
 import { openStore } from '../src/store/database.js';
 import { migrateToLatest } from '../src/store/migrate.js';
 
@@ -897,16 +897,15 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     expect(again.html).toContain('This code was already used');
     // a code whose time is up (the provider's own expiry: its clock is the system's)
     const late = await deviceCode();
-    const stored = h.services.store.db
-      .selectFrom('oidc_artifacts')
-      .where('model', '=', 'DeviceCode')
-      .where('user_code', '=', late.response.user_code.replace('-', ''));
+    // D5: its row names it by a keyed digest of the code (as the provider keeps it, without the dash)
+    const lateKey = userCodeKey(h.services.box, late.response.user_code.replace('-', ''));
+    const stored = h.services.store.db.selectFrom('oidc_artifacts').where('model', '=', 'DeviceCode').where('user_code', '=', lateKey);
     const payload = JSON.parse((await stored.select('payload').executeTakeFirstOrThrow()).payload) as { exp: number };
     await h.services.store.db
       .updateTable('oidc_artifacts')
       .set({ payload: JSON.stringify({ ...payload, exp: payload.exp - 3_600 }) })
       .where('model', '=', 'DeviceCode')
-      .where('user_code', '=', late.response.user_code.replace('-', ''))
+      .where('user_code', '=', lateKey)
       .execute();
     const expired = await typeUserCode(new Browser(issuer), late.response.user_code);
     expect(expired.html).toContain('This code has expired');

@@ -10,7 +10,8 @@
  * the id column keeps only a keyed digest of it, and the copy the provider
  * puts in the payload (`jti`) is sealed under the master key, so that a copy
  * of the database gives no token that works (as for our own sessions and
- * API keys).
+ * API keys). The device flow's user code (RFC 8628) likewise: it is looked up
+ * by a keyed digest of it, and its copy in the payload is sealed.
  */
 import type { Clock } from '../clock.js';
 import type { SecretBox } from '../crypto/secret-box.js';
@@ -39,6 +40,11 @@ export function artifactKey(box: SecretBox, id: string): string {
   return box.digest(id, 'oidc-artifact');
 }
 
+/** D5: what the user code column keeps of a device's user code (RFC 8628, as the provider normalized it): a keyed digest. */
+export function userCodeKey(box: SecretBox, userCode: string): string {
+  return box.digest(userCode, 'oidc-user-code');
+}
+
 /**
  * `alreadyUsed`: the provider's own error (invalid_grant) for an artefact a
  * concurrent copy of the request consumed first.
@@ -59,14 +65,16 @@ export function adapterClass(
 
     async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
       if (this.model === 'Client') return;
-      const stored = typeof payload.jti === 'string' ? { ...payload, jti: box.seal(payload.jti, this.sealContext) } : payload;
+      const stored = { ...payload };
+      if (typeof payload.jti === 'string') stored.jti = box.seal(payload.jti, this.sealContext);
+      if (typeof payload.userCode === 'string') stored.userCode = box.seal(payload.userCode, this.sealContext);
       const row = {
         model: this.model,
         id: artifactKey(box, id),
         payload: JSON.stringify(stored),
         grant_id: typeof payload.grantId === 'string' && GRANTABLE.has(this.model) ? payload.grantId : this.model === 'Grant' ? id : null,
         uid: typeof payload.uid === 'string' ? payload.uid : null,
-        user_code: typeof payload.userCode === 'string' ? payload.userCode : null,
+        user_code: typeof payload.userCode === 'string' ? userCodeKey(box, payload.userCode) : null,
         expires_at: typeof expiresIn === 'number' ? clock.now() + expiresIn * 1000 : null,
         consumed_at: null,
       };
@@ -87,14 +95,16 @@ export function adapterClass(
         .selectFrom('oidc_artifacts')
         .select(['payload', 'expires_at', 'consumed_at'])
         .where('model', '=', this.model)
-        .where(column, '=', column === 'id' ? artifactKey(box, value) : value)
+        .where(column, '=', column === 'id' ? artifactKey(box, value) : column === 'user_code' ? userCodeKey(box, value) : value)
         .executeTakeFirst();
       if (!row) return undefined;
       if (!expired && row.expires_at !== null && row.expires_at <= clock.now()) return undefined;
       const stored = JSON.parse(row.payload) as Payload;
       // the provider's own copy of the id: the one asked for, else unsealed
       const jti = column === 'id' ? value : typeof stored.jti === 'string' ? box.open(stored.jti, this.sealContext).toString('utf8') : undefined;
-      const payload = jti === undefined ? stored : { ...stored, jti };
+      // the device's user code, which the provider compares with the one typed
+      const userCode = typeof stored.userCode === 'string' ? box.open(stored.userCode, this.sealContext).toString('utf8') : undefined;
+      const payload = { ...stored, ...(jti === undefined ? {} : { jti }), ...(userCode === undefined ? {} : { userCode }) };
       return row.consumed_at === null ? payload : { ...payload, consumed: Math.floor(row.consumed_at / 1000) };
     }
 
