@@ -867,6 +867,50 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     expect((await secondPolling).claims()!.sub).toBe(holder.user.id);
   });
 
+  describe.each(['the same user approving a second device', 'the same user logging in again', 'another user logging in'] as const)(
+    'I1, L8 (RFC 8628): a device approved in a browser, then %s there',
+    (then) => {
+      it('I1, L8 (RFC 8628): the user’s devices keep working across the user’s own logins in that browser; another person’s login ends them', async () => {
+        const first = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+        const browser = new Browser(issuer);
+        const a = await deviceCode();
+        const aPolling = a.poll();
+        await approveDevice(browser, a.response.user_code, first);
+        const aTokens = await aPolling;
+        const aSession = (await sessionOf(browser)).id;
+        rp.logoutTokens.length = 0;
+        h.clock.set(h.clock.now() + 1_000);
+        if (then === 'the same user approving a second device') {
+          const b = await deviceCode();
+          const bPolling = b.poll();
+          await approveDevice(browser, b.response.user_code, first);
+          expect((await oidc.refreshTokenGrant(deviceConfig, (await bPolling).refresh_token!)).access_token).toBeTruthy();
+        } else {
+          await logInAt(browser, then === 'the same user logging in again' ? first : await BUILT_IN_DRIVERS.dscplus!.holder(h));
+        }
+        // L8: the login replaced the session the first device was approved in; its back-channel logout has run
+        expect(await h.services.sessions.authenticate(browser.jar.get('sls_session')!)).not.toBeNull();
+        await h.services.oidc.deliverBackChannel();
+        await expect.poll(() => backChannelLogoutOf(aSession), { timeout: 5_000 }).toBeDefined();
+        if (then === 'another user logging in') {
+          // another person's login in that browser ends the earlier user's session and what was given under it
+          await expect(oidc.refreshTokenGrant(deviceConfig, aTokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+          expect(rp.logoutTokens.map((t) => payloadOf(t).aud)).toEqual([deviceClientId]);
+          return;
+        }
+        // the first device goes on: it stands on the user's login in that browser, which goes on with the new one
+        expect(rp.logoutTokens).toEqual([]);
+        const refreshed = await oidc.refreshTokenGrant(deviceConfig, aTokens.refresh_token!);
+        expect((await oidc.fetchUserInfo(deviceConfig, refreshed.access_token, first.user.id)).sub).toBe(first.user.id);
+        // … and ends with it (L8): the browser's logout ends it, and the device is told
+        const account = await browser.request('/account');
+        expect((await browser.request('/logout', { form: { _csrf: csrfOf(form(account.html, '/logout')) } })).status).toBe(303);
+        await expect.poll(() => rp.logoutTokens.map((t) => payloadOf(t).aud), { timeout: 5_000 }).toContain(deviceClientId);
+        await expect(oidc.refreshTokenGrant(deviceConfig, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+      });
+    },
+  );
+
   it('I1 (RFC 8628): the user refuses the device: the platform gets access_denied, and the refusal is audited', async () => {
     const { response, poll } = await deviceCode();
     const polling = poll();

@@ -116,10 +116,10 @@ export class ProviderHost {
       client?.sls_app === 'portal' ? Math.min(TOKEN_LIFETIME_S, Math.floor(config.policy.portalIdleMs / 2000)) : TOKEN_LIFETIME_S;
 
     /** L8: a token works only while its user is active and the session of ours under it lives (idle time included). */
-    const tokenLives = async (token: { accountId?: string; sessionUid?: string }, renew: boolean): Promise<boolean> => {
+    const tokenLives = async (token: { accountId?: string; sessionUid?: string; grantId?: string }, renew: boolean): Promise<boolean> => {
       const user = token.accountId ? await services.users.get(token.accountId).catch(() => null) : null;
       if (user?.status !== 'active') return false;
-      return token.sessionUid === undefined || services.oidc.standsOnLiveSession(token.sessionUid, { renew });
+      return token.sessionUid === undefined || services.oidc.standsOnLiveSession(token.sessionUid, { renew, grantId: token.grantId });
     };
 
     /** The provider session's lifetime, in seconds: the longest session of ours. */
@@ -174,13 +174,14 @@ export class ProviderHost {
       clients: [],
       jwks: { keys },
       cookies: { keys: [services.box.digest('oidc-provider', 'cookie-keys')] },
-      findAccount: async (ctx: KoaContext | undefined, sub: string, token?: { sessionUid?: string }) => {
+      findAccount: async (ctx: KoaContext | undefined, sub: string, token?: { sessionUid?: string; grantId?: string }) => {
         const user = await services.users.get(sub).catch(() => null);
         if (user?.status !== 'active') return undefined;
         // a token (a code, a refresh, the user info) works only while our session under it lives; at the token
         // endpoint, the application in use keeps that session from idling out
         const renew = ctx?.oidc?.route === 'token';
-        if (token?.sessionUid !== undefined && !(await services.oidc.standsOnLiveSession(token.sessionUid, { renew }))) return undefined;
+        if (token?.sessionUid !== undefined && !(await services.oidc.standsOnLiveSession(token.sessionUid, { renew, grantId: token.grantId })))
+          return undefined;
         return {
           accountId: sub,
           claims: async (_use: string, scope: string) => ({
@@ -270,6 +271,7 @@ export class ProviderHost {
             sid: providerSession.sidFor(clientId)!,
             oidcSessionUid: providerSession.uid,
             slsSessionId: under,
+            device: oidc.route === 'device_resume',
           });
         }
         if (oidc.route === 'device_resume' && slsSessionId !== undefined) {
@@ -293,8 +295,11 @@ export class ProviderHost {
         // … and a token is active only while its user is and the session of ours under it lives (L8: idle, day 2 of T3)
         introspection: {
           enabled: true,
-          allowedPolicy: async (ctx: unknown, client: { clientId: string }, token: { clientId?: string; accountId?: string; sessionUid?: string }) =>
-            (await ownTokenOnly(ctx, client, token)) && (await tokenLives(token, false)),
+          allowedPolicy: async (
+            ctx: unknown,
+            client: { clientId: string },
+            token: { clientId?: string; accountId?: string; sessionUid?: string; grantId?: string },
+          ) => (await ownTokenOnly(ctx, client, token)) && (await tokenLives(token, false)),
         },
         userinfo: { enabled: true },
         backchannelLogout: { enabled: true },

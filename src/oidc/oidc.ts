@@ -168,11 +168,21 @@ export class OpenIdConnect {
    * session's 30 minutes), its user active. The provider's own lifetimes
    * count from the first token and know nothing of that end. `renew`: a
    * refresh is the application in use, which keeps our session from idling
-   * out (as a request of the browser's does).
+   * out (as a request of the browser's does). A token of a grant recorded
+   * under a session of ours (`grantGiven`) stands on that session, whatever
+   * the browser logged in since: a device's grant carried over to a new login
+   * of its user (RFC 8628, `Sessions.endReplaced`) on the new one.
    */
-  async standsOnLiveSession(oidcSessionUid: string, options: { renew: boolean } = { renew: false }): Promise<boolean> {
-    const ours = await this.standingSession(oidcSessionUid);
-    return ours !== undefined && (await this.deps.liveSession(ours, options));
+  async standsOnLiveSession(oidcSessionUid: string, options: { renew: boolean; grantId?: string | undefined } = { renew: false }): Promise<boolean> {
+    const given = options.grantId === undefined ? undefined : await this.grantSession(options.grantId);
+    const ours = given ?? (await this.standingSession(oidcSessionUid));
+    return ours !== undefined && (await this.deps.liveSession(ours, { renew: options.renew }));
+  }
+
+  /** I1, L8: the session of ours a grant was given under (or carried over to), if recorded. */
+  private async grantSession(grantId: string): Promise<string | undefined> {
+    const row = await this.deps.store.db.selectFrom('oidc_grant_sessions').select('sls_session_id').where('grant_id', '=', grantId).executeTakeFirst();
+    return row?.sls_session_id;
   }
 
   /** I1, L8: the session of ours the provider session stands on: the newest linked to it. */
@@ -181,6 +191,8 @@ export class OpenIdConnect {
       .selectFrom('oidc_session_links')
       .select('sls_session_id')
       .where('oidc_session_uid', '=', oidcSessionUid)
+      // a session linked only for the devices' grants it carries over (RFC 8628) is not the browser's login here
+      .where('devices_only', '=', 0)
       .orderBy('created_at', 'desc')
       .executeTakeFirst();
     return newest?.sls_session_id;
@@ -254,8 +266,10 @@ export class OpenIdConnect {
    * I1, L8: a grant was given (or goes on) under this session of ours, its
    * client told this sid: when that session ends, the grant is revoked and
    * the client told, even if the provider session goes on with another login.
+   * `device`: given to a device (RFC 8628), which a new login of the same user
+   * in the browser carries over (`Sessions.endReplaced`).
    */
-  async grantGiven(given: { grantId: string; clientId: string; sid: string; oidcSessionUid: string; slsSessionId: string }): Promise<void> {
+  async grantGiven(given: { grantId: string; clientId: string; sid: string; oidcSessionUid: string; slsSessionId: string; device: boolean }): Promise<void> {
     const row = {
       grant_id: given.grantId,
       client_id: given.clientId,
@@ -263,15 +277,24 @@ export class OpenIdConnect {
       oidc_session_uid: given.oidcSessionUid,
       sls_session_id: given.slsSessionId,
       created_at: this.deps.clock.now(),
+      device_code: given.device ? 1 : 0,
     };
     await this.deps.store.db
       .insertInto('oidc_grant_sessions')
       .values(row)
-      .onConflict((oc) => oc.column('grant_id').doUpdateSet({ sid: row.sid, oidc_session_uid: row.oidc_session_uid, sls_session_id: row.sls_session_id }))
+      .onConflict((oc) =>
+        oc.column('grant_id').doUpdateSet({
+          sid: row.sid,
+          oidc_session_uid: row.oidc_session_uid,
+          sls_session_id: row.sls_session_id,
+          // once a device holds the grant, it stays the device's
+          ...(given.device ? { device_code: 1 } : {}),
+        }),
+      )
       .execute();
   }
 
-  /** A provider session stands on our session: when ours ends, its clients are told. */
+  /** A provider session stands on our session (also one linked for devices' grants only, since): when ours ends, its clients are told. */
   async link(oidcSessionUid: string, session: Session): Promise<void> {
     await this.deps.store.db
       .insertInto('oidc_session_links')
@@ -284,7 +307,12 @@ export class OpenIdConnect {
         attempts: 0,
         next_attempt_at: 0,
       })
-      .onConflict((oc) => oc.columns(['oidc_session_uid', 'sls_session_id']).doNothing())
+      .onConflict((oc) =>
+        oc
+          .columns(['oidc_session_uid', 'sls_session_id'])
+          .doUpdateSet({ devices_only: 0, created_at: this.deps.clock.now() })
+          .where('oidc_session_links.devices_only', '=', 1),
+      )
       .execute();
   }
 

@@ -419,6 +419,37 @@ export class Sessions {
     // I1: the browser's provider session goes on with the new login: the back-channel logout of the ended session
     // ends only the grants given under it and tells only their clients (OpenIdConnect.deliverBackChannel)
     await trx.updateTable('oidc_session_links').set({ replaced_by: by.sessionId }).where('sls_session_id', '=', row.id).execute();
+    // RFC 8628: the grants the user gave devices from this browser (a TV, a command line) cannot log in again by
+    // themselves: a new login of the same user here carries them over, and they end with it. Another person's login
+    // ends them with the session (L8)
+    if (row.user_id === by.userId) {
+      const carried = await trx
+        .updateTable('oidc_grant_sessions')
+        .set({ sls_session_id: by.sessionId })
+        .where('sls_session_id', '=', row.id)
+        .where('device_code', '=', 1)
+        .returning('oidc_session_uid')
+        .execute();
+      // … told by the back-channel logout of the new session when it ends (the browser's provider session does not
+      // stand on it for that: what the new login proved is checked by an interaction before it does)
+      const now = this.clock.now();
+      for (const oidcSessionUid of new Set(carried.map((c) => c.oidc_session_uid))) {
+        await trx
+          .insertInto('oidc_session_links')
+          .values({
+            oidc_session_uid: oidcSessionUid,
+            sls_session_id: by.sessionId,
+            user_id: by.userId,
+            created_at: now,
+            logged_out_at: null,
+            attempts: 0,
+            next_attempt_at: 0,
+            devices_only: 1,
+          })
+          .onConflict((oc) => oc.columns(['oidc_session_uid', 'sls_session_id']).doNothing())
+          .execute();
+      }
+    }
     await this.audit.append(trx, [
       {
         event: 'session.ended',

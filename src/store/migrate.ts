@@ -21,6 +21,7 @@ import * as m0020 from './migrations/0020_oidc_device_grant.js';
 import * as m0021 from './migrations/0021_sharing_requester_index.js';
 import * as m0022 from './migrations/0022_security_key_credentials.js';
 import * as m0023 from './migrations/0023_oidc_grant_sessions.js';
+import * as m0024 from './migrations/0024_oidc_device_grant_sessions.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -44,6 +45,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0021_sharing_requester_index': m0021,
   '0022_security_key_credentials': m0022,
   '0023_oidc_grant_sessions': m0023,
+  '0024_oidc_device_grant_sessions': m0024,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

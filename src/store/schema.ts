@@ -428,6 +428,8 @@ export interface OidcSessionLinksTable {
   next_attempt_at: number;
   /** L8: a new login in the same browser replaced our session (that login's session id): the provider session goes on. */
   replaced_by: string | null;
+  /** RFC 8628: linked only for the devices' grants carried over to this session (L8); the provider session does not stand on it. */
+  devices_only: Generated<number>;
 }
 
 /** I1, L8: under which of our sessions a grant of a provider session was given, and the sid its client was told. */
@@ -438,6 +440,8 @@ export interface OidcGrantSessionsTable {
   oidc_session_uid: string;
   sls_session_id: string;
   created_at: number;
+  /** RFC 8628: given to a device (its code approved), not to the browser: a new login of the same user there carries it over (L8). */
+  device_code: Generated<number>;
 }
 
 export interface Schema {
