@@ -1195,6 +1195,41 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     expect(await records()).toEqual([]);
   });
 
+  it('I1, L8: the scheduler forgets the links of sessions of ours that ended once their logout was sent; a logout still waiting, and the session the provider session stands on, keep theirs', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const browser = new Browser(issuer);
+    await tokensFor(holder, {}, browser);
+    const first = (await sessionOf(browser)).id;
+    const links = async () =>
+      (await h.services.store.db.selectFrom('oidc_session_links').select('sls_session_id').where('user_id', '=', holder.user.id).execute())
+        .map((link) => link.sls_session_id)
+        .sort();
+    // the back-channel logout of the first session waits (not due) …
+    await h.services.store.db
+      .updateTable('oidc_session_links')
+      .set({ next_attempt_at: h.clock.now() + DAY })
+      .where('sls_session_id', '=', first)
+      .execute();
+    // … when a new login in the browser replaces it (L8) and signs in to the client again
+    await logInAt(browser, holder);
+    await tokensFor(holder, {}, browser);
+    const second = (await sessionOf(browser)).id;
+    await h.services.oidc.prune();
+    expect(await links()).toEqual([first, second].sort());
+    // sent: the first session's link goes; the second (the provider session stands on it) stays
+    await h.services.store.db.updateTable('oidc_session_links').set({ next_attempt_at: 0 }).where('sls_session_id', '=', first).execute();
+    await h.services.oidc.deliverBackChannel();
+    await h.services.oidc.prune();
+    expect(await links()).toEqual([second]);
+    // the browser logs out: once its logout is sent, nothing of it is left
+    const account = await browser.request('/account');
+    expect((await browser.request('/logout', { form: { _csrf: csrfOf(form(account.html, '/logout')) } })).status).toBe(303);
+    await h.services.oidc.deliverBackChannel();
+    await expect.poll(() => backChannelLogoutOf(second), { timeout: 5_000 }).toBeDefined();
+    await h.services.oidc.prune();
+    expect(await links()).toEqual([]);
+  });
+
   it('I1: the scheduler deletes expired codes, tokens, sessions and grants, and retired keys once their tokens have expired', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     await tokensFor(holder);

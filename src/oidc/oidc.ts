@@ -319,8 +319,63 @@ export class OpenIdConnect {
   /** The scheduler: expired artefacts and retired keys past their tokens' lifetime. */
   async prune(): Promise<number> {
     const pruned = (await pruneArtifacts(this.deps.store, this.deps.clock)) + (await this.deps.keys.prune());
+    await this.pruneSessionLinks();
     await this.pruneGrantRecords();
     return pruned;
+  }
+
+  /**
+   * The links of sessions of ours that ended (revoked, past their end, idle, or gone), once no back-channel logout of
+   * theirs waits, and once the provider session is gone or stands on a later link: the session a provider session stands
+   * on (its newest link) never changes by a prune.
+   */
+  private async pruneSessionLinks(): Promise<void> {
+    const now = this.deps.clock.now();
+    await this.deps.store.db
+      .deleteFrom('oidc_session_links as link')
+      .where(({ exists, not, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('sessions')
+              .select('sessions.id')
+              .whereRef('sessions.id', '=', 'link.sls_session_id')
+              .where('sessions.revoked_at', 'is', null)
+              .where('sessions.expires_at', '>', now)
+              .where((eb) => eb.or([eb('sessions.idle_expires_at', 'is', null), eb('sessions.idle_expires_at', '>', now)])),
+          ),
+        ),
+      )
+      // a logout waiting to be sent (deliverBackChannel) keeps its link
+      .where(({ eb, exists, not, or, selectFrom }) =>
+        or([
+          eb('link.logged_out_at', 'is not', null),
+          not(
+            exists(
+              selectFrom('sessions').select('sessions.id').whereRef('sessions.id', '=', 'link.sls_session_id').where('sessions.revoked_at', 'is not', null),
+            ),
+          ),
+        ]),
+      )
+      .where(({ exists, not, or, selectFrom }) =>
+        or([
+          not(
+            exists(
+              selectFrom('oidc_artifacts')
+                .select('oidc_artifacts.id')
+                .where('oidc_artifacts.model', '=', 'Session')
+                .whereRef('oidc_artifacts.uid', '=', 'link.oidc_session_uid'),
+            ),
+          ),
+          exists(
+            selectFrom('oidc_session_links as later')
+              .select('later.sls_session_id')
+              .whereRef('later.oidc_session_uid', '=', 'link.oidc_session_uid')
+              .whereRef('later.created_at', '>', 'link.created_at')
+              .where('later.devices_only', '=', 0),
+          ),
+        ]),
+      )
+      .execute();
   }
 
   /** The records of grants that are gone, once no back-channel logout of their session waits to tell their client. */
