@@ -110,12 +110,13 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     expect(await loggedOut(user.id)).toEqual(ids);
   });
 
-  it("L8, X7: a logout with a Bearer token from another site ends the Bearer's session only: the cookie's session lives on, its cookie kept (CSRF)", async () => {
+  it("L8, X7: a logout with a Bearer token from another site ends the Bearer's session only: the cookie's session lives on, its cookie kept (CSRF), the refusal audited", async () => {
     const { user, card } = await createUserWithCard(h.services);
     const api = await cardSession(h, user, card);
     const browser = await cardSession(h, user, card);
     const cookie = { cookie: `sls_session=${browser.authorization!.slice('Bearer '.length)}` };
     const apiId = (await get(h.app, '/api/v1/session', api)).body.id;
+    const cookieId = (await get(h.app, '/api/v1/session', cookie)).body.id;
 
     const out = await postJson(h.app, '/api/v1/logout', undefined, { ...api, ...cookie, origin: 'https://evil.example' });
     expect(out.status, JSON.stringify(out.body)).toBe(204);
@@ -123,6 +124,9 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     expect((await get(h.app, '/api/v1/session', api)).status).toBe(401);
     expect((await get(h.app, '/api/v1/session', cookie)).status).toBe(200);
     expect(await loggedOut(user.id)).toEqual([apiId]);
+    // not silently: the cookie's session was named and left, and the audit log says so (a forged request's trace)
+    const refused = (await h.services.audit.list({ userId: user.id, limit: 100 })).filter((e) => e.event === 'session.refused');
+    expect(refused.map((e) => e.data)).toEqual([expect.objectContaining({ sessionId: cookieId, code: 'CSRF_FAILED', path: '/api/v1/logout' })]);
   });
 
   it('V1, X7: a step-up comes back only to our own pages, whatever `next` a link or a forged form carries (absolute, scheme-relative, backslash, encoded)', async () => {

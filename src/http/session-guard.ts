@@ -130,12 +130,16 @@ export class SessionGuard {
    * authenticated with (a Bearer token sent from a browser that is signed
    * in too), if the request passes the cookie path's CSRF check; null when
    * there is none, it is the same token, or the request comes from another
-   * site (the cookie then speaks for nothing).
+   * site (the cookie then speaks for nothing: its live session is left, and
+   * the refusal audited as `session.refused`, code CSRF_FAILED — never silent).
    */
-  otherCookie(request: FastifyRequest, token: PresentedToken): string | null {
+  async otherCookie(request: FastifyRequest, token: PresentedToken): Promise<string | null> {
     const cookie = request.cookies[SESSION_COOKIE];
-    if (!cookie || cookie === token.token || !fromOwnOrigin(request, this.deps.publicUrl)) return null;
-    return cookie;
+    if (!cookie || cookie === token.token) return null;
+    if (fromOwnOrigin(request, this.deps.publicUrl)) return cookie;
+    const session = await this.deps.sessions.authenticate(cookie);
+    if (session) await this.audited(request, session, 'any', 'CSRF_FAILED', 'origin');
+    return null;
   }
 
   /** The browser's session (its cookie), or null: the page then sends the user to the login page. */
