@@ -247,4 +247,34 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       expect(callback.searchParams.get('code')).toBeNull();
     });
   });
+
+  describe('I1, D5: a client authenticates with its secret only', () => {
+    it('I1, D5: the secret digest a copy of the database holds authenticates no client, sent in the body or under a lowercase basic scheme; the secret does', async () => {
+      const created = await h.services.oidc.clients.create({ name: 'Attack digest', app: 'portal', redirectUris: [redirectUri] }, 'test');
+      const { clientId } = created.client;
+      const row = await h.services.store.db.selectFrom('oidc_clients').select('secret_digest').where('client_id', '=', clientId).executeTakeFirstOrThrow();
+      const digest = row.secret_digest!;
+      const tokenRequest = (headers: Record<string, string>, body: Record<string, string>) =>
+        fetch(`${issuer}/oidc/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+          body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'not-a-token', ...body }).toString(),
+        });
+      const basic = (scheme: string, secret: string) => ({ authorization: `${scheme} ${Buffer.from(`${clientId}:${secret}`).toString('base64')}` });
+      const attempts = [
+        await tokenRequest({}, { client_id: clientId, client_secret: digest }),
+        await tokenRequest(basic('basic', digest), {}),
+        await tokenRequest(basic('Basic', digest), {}),
+      ];
+      for (const response of attempts) {
+        expect(response.status).toBe(401);
+        expect(((await response.json()) as { error: string }).error).toBe('invalid_client');
+      }
+      // the secret authenticates the client (then its refresh token is refused), whatever the scheme's case
+      for (const scheme of ['Basic', 'basic']) {
+        const genuine = await tokenRequest(basic(scheme, created.secret!), {});
+        expect(((await genuine.json()) as { error: string }).error).toBe('invalid_grant');
+      }
+    });
+  });
 });

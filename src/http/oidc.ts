@@ -86,7 +86,7 @@ export class ProviderHost {
       client_name: client.name,
       ...(client.secretDigest === null
         ? { token_endpoint_auth_method: 'none' }
-        : { client_secret: client.secretDigest, token_endpoint_auth_method: 'client_secret_basic' }),
+        : { client_secret: this.services.oidc.clients.providerSecret(client.secretDigest), token_endpoint_auth_method: 'client_secret_basic' }),
       redirect_uris: client.redirectUris,
       post_logout_redirect_uris: client.postLogoutRedirectUris,
       grant_types: [...(client.redirectUris.length > 0 ? ['authorization_code'] : []), ...(client.deviceGrant ? [DEVICE_CODE_GRANT] : []), 'refresh_token'],
@@ -506,10 +506,14 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       provider.callback()(raw, reply.raw);
     }
 
-    /** client_secret_basic: the presented secret becomes its keyed digest, which is what the provider holds. */
+    /**
+     * client_secret_basic (the scheme's name in any case, as the provider reads it): the presented secret becomes what
+     * the provider holds (`providerSecret`, stored nowhere). A secret sent otherwise (in the body) is compared as it is,
+     * and matches nothing a copy of the database holds (D5).
+     */
     function hashClientSecret(raw: IncomingMessage): void {
       const header = raw.headers.authorization;
-      const match = header ? /^Basic ([A-Za-z0-9+/=]+)$/.exec(header) : null;
+      const match = header ? /^basic ([A-Za-z0-9+/=]+)$/i.exec(header) : null;
       if (!match) return;
       const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
@@ -522,7 +526,7 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       } catch {
         return;
       }
-      const digest = services.oidc.clients.secretDigest(clientId, secret);
+      const digest = services.oidc.clients.presentedSecret(clientId, secret);
       raw.headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(digest)}`).toString('base64')}`;
     }
 

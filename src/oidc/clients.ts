@@ -85,9 +85,23 @@ export class OidcClients {
     private readonly audit: AuditLog,
   ) {}
 
-  /** The keyed digest the provider compares a presented secret's digest with. */
+  /** D5: what the clients table keeps of a client's secret: a keyed digest. */
   secretDigest(clientId: string, secret: string): string {
     return this.box.digest(secret, `oidc-client:${clientId}`);
+  }
+
+  /**
+   * D5: the value the provider holds as the client's secret, derived from the stored digest under the master key and
+   * kept nowhere: the provider compares what a request presents with it as it is (in the body, or under a scheme
+   * spelled otherwise), so the digest a copy of the database holds must not be it.
+   */
+  providerSecret(secretDigest: string): string {
+    return this.box.digest(secretDigest, 'oidc-client-check');
+  }
+
+  /** What a presented secret becomes before the provider sees it (`client_secret_basic`): equal to `providerSecret` for the right one. */
+  presentedSecret(clientId: string, secret: string): string {
+    return this.providerSecret(this.secretDigest(clientId, secret));
   }
 
   /** A new client; the only time its secret (none for a public client) is known. */
