@@ -2,7 +2,10 @@
  * Attacks on the OpenID Provider's tokens (I1): a relying party's refresh
  * and access tokens against the end of the session of ours they stand on
  * (L8: idle, expiry, the user no longer active), the claims they carry
- * after a step-up (acr, amr), and a deleted client's tokens. Each test
+ * after a step-up (acr, amr), a deleted client's tokens, a client secret
+ * taken from a copy of the database, and the authorization and logout
+ * requests as an attacker shapes them (redirect URIs, PKCE, prompt=none,
+ * post-logout redirects, ID token hints), a device's approval. Each test
  * names the rule it proves, and failed before its fix (or guards a path no
  * other test walks).
  */
@@ -275,6 +278,146 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
         const genuine = await tokenRequest(basic(scheme, created.secret!), {});
         expect(((await genuine.json()) as { error: string }).error).toBe('invalid_grant');
       }
+    });
+  });
+
+  describe('I1: the authorization request as an attacker shapes it', () => {
+    /** An authorization request of the portal client with these parameters (PKCE S256 unless replaced), sent in the browser. */
+    async function authorize(browser: Browser, params: Record<string, string>, configuration = portalClient) {
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = new URL(`${issuer}/oidc/auth`);
+      const query = {
+        client_id: configuration.clientMetadata().client_id,
+        response_type: 'code',
+        scope: 'openid',
+        redirect_uri: redirectUri,
+        state: 'st',
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        ...params,
+      };
+      for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value);
+      return browser.request(url.href);
+    }
+
+    /** Follows the redirects to the client's redirect URI (never fetched); its query. */
+    async function atClient(browser: Browser, first: { location: string | null }): Promise<URLSearchParams> {
+      let url = first.location!;
+      for (let hop = 0; hop < 10 && !url.startsWith(redirectUri); hop++) url = (await browser.request(url)).location!;
+      expect(url.startsWith(`${redirectUri}?`)).toBe(true);
+      return new URL(url).searchParams;
+    }
+
+    it('I1: a redirect URI is matched exactly: no prefix, suffix, path, case, port, user-info or encoding trick reaches a redirect', async () => {
+      const browser = new Browser(issuer);
+      const tricks = [
+        `${redirectUri}/`,
+        `${redirectUri}x`,
+        `${redirectUri}?next=https://evil.example`,
+        `${redirectUri}#x`,
+        redirectUri.replace('/cb', '/CB'),
+        redirectUri.replace('/cb', '/%63b'),
+        redirectUri.replace('/cb', '/x/../cb'),
+        redirectUri.replace(':9/', ':90/'),
+        redirectUri.replace('http://', 'http://evil.example@'),
+        redirectUri.replace('http://', 'https://'),
+        redirectUri.replace('127.0.0.1', 'localhost'),
+      ];
+      for (const trick of tricks) {
+        const page = await authorize(browser, { redirect_uri: trick });
+        expect(page.status, trick).toBe(400);
+        expect(page.location, trick).toBeNull();
+      }
+      // and a confidential web client cannot register plain http off the loopback
+      await expect(h.services.oidc.clients.create({ name: 'Plain web', app: 'portal', redirectUris: ['http://app.example/cb'] }, 'test')).rejects.toMatchObject(
+        {
+          code: 'VALIDATION_ERROR',
+        },
+      );
+    });
+
+    it('I1: PKCE is S256 only: plain, or no challenge, is refused at the client before any login', async () => {
+      const browser = new Browser(issuer);
+      const verifier = oidc.randomPKCECodeVerifier();
+      for (const params of [
+        { code_challenge: verifier, code_challenge_method: 'plain' },
+        { code_challenge: '', code_challenge_method: '' },
+      ]) {
+        const page = await authorize(browser, params);
+        expect(page.location, page.html.slice(0, 200)).toBeTruthy();
+        expect(new URL(page.location!).pathname).not.toMatch(/interaction|login/);
+        const query = await atClient(browser, page);
+        expect(query.get('error')).toBe('invalid_request');
+        expect(query.get('code')).toBeNull();
+      }
+    });
+
+    it('I1, V1: prompt=none never skips a step-up or a stronger login: max_age=0, or acr_values above the session, answer an error at the client (login or interaction required), no code', async () => {
+      const { browser } = await signedIn('portal');
+      const fresh = await atClient(browser, await authorize(browser, { prompt: 'none', max_age: '0' }));
+      expect(fresh.get('error'), fresh.toString()).toBe('login_required');
+      expect(fresh.get('code')).toBeNull();
+      // a temporary passcode's session (acr temporary), a device's level asked
+      const { user } = await createUserWithCard(h.services);
+      const { passcode } = await issuePasscode(h.services, agentId, user.username);
+      const temporary = new Browser(issuer);
+      await signIn(temporary, user.username, () => passcode, 'trading');
+      await tokensOf(temporary, tradingClient);
+      const stronger = await atClient(temporary, await authorize(temporary, { prompt: 'none', acr_values: 'urn:sls:acr:device' }, tradingClient));
+      expect(stronger.get('error'), stronger.toString()).toMatch(/^(login|interaction)_required$/);
+      expect(stronger.get('code')).toBeNull();
+    });
+  });
+
+  describe('I1: RP-initiated logout as an attacker shapes it', () => {
+    it('I1: a post-logout redirect URI not registered, or an ID token of another client, redirects nowhere and logs nobody out', async () => {
+      const { browser, token, tokens } = await signedIn('portal');
+      const other = await clientOf('portal', 'Attack other portal');
+      const pages = [
+        // a valid hint, a redirect the client never registered (an open redirect)
+        await browser.request(
+          `${issuer}/oidc/session/end?id_token_hint=${tokens.id_token}&post_logout_redirect_uri=${encodeURIComponent('https://evil.example/')}`,
+        ),
+        // the hint of one client, another named
+        await browser.request(`${issuer}/oidc/session/end?id_token_hint=${tokens.id_token}&client_id=${other.clientId}`),
+      ];
+      for (const page of pages) {
+        expect(page.status).toBe(400);
+        expect(page.location).toBeNull();
+        expect(page.html).not.toContain('evil.example');
+      }
+      expect(await h.services.sessions.authenticate(token)).not.toBeNull();
+    });
+  });
+
+  describe('I1 (RFC 8628): a device approved in a login that ends before it polls', () => {
+    it('I1, L8 (RFC 8628): a device code approved, then the approving login ended by a password reset before the device polled: the device gets no tokens', async () => {
+      const created = await h.services.oidc.clients.create(
+        { name: 'Attack desktop', app: 'trading', redirectUris: [], public: true, deviceGrant: true },
+        'test',
+      );
+      const device = await oidc.discovery(new URL(issuer), created.client.clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      const response = await oidc.initiateDeviceAuthorization(device, { scope: 'openid offline_access' });
+      const { user, card } = await createUserWithCard(h.services);
+      const browser = new Browser(issuer);
+      const xsrf = (html: string) => /name="xsrf" value="([^"]+)"/.exec(html)![1]!;
+      const typed = await browser.request('/oidc/device', {
+        form: { xsrf: xsrf((await browser.request('/oidc/device')).html), user_code: response.user_code },
+      });
+      const confirmed = await browser.request('/oidc/device', { form: { xsrf: xsrf(typed.html), user_code: response.user_code, confirm: 'yes' } });
+      // the interaction sends the browser to our login; the user logs in (after the approval began), and the interaction goes on
+      let url = confirmed.location!;
+      for (let hop = 0; hop < 5 && !url.includes('/login'); hop++) url = (await browser.request(url)).location!;
+      h.clock.set(Math.max(Date.now(), h.clock.now()) + 1_000);
+      await signIn(browser, user.username, (flow) => cardAnswer(card, (flow.challenge as Json).question as string), 'trading');
+      url = `${issuer}/oidc/interaction/${browser.jar.get('sls_oidc_return')}`;
+      let page = await browser.request(url);
+      for (let hop = 0; hop < 10 && page.location; hop++) page = await browser.request(page.location);
+      expect(page.html, page.html.slice(0, 300)).toContain('Attack desktop is signed in');
+      // the approving login ends (L8: a password reset) before the device's first poll
+      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+      await h.services.helpDesk.resetPassword(agentId, user.username, { verificationId: verification.id });
+      await expect(oidc.pollDeviceAuthorizationGrant(device, { ...response, interval: 0.05 })).rejects.toMatchObject({ error: 'invalid_grant' });
     });
   });
 });
