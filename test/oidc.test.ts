@@ -1401,7 +1401,7 @@ describe.each(DATABASES)('I1, L8: the grants given before migration 0023 (%s)', 
           { ...link, sls_session_id: 'ses_newest', created_at: 2_000 },
         ])
         .execute();
-      await migrateToLatest(old);
+      await migrateToLatest(old, '0023_oidc_grant_sessions');
       const records = await old.db.selectFrom('oidc_grant_sessions').selectAll().orderBy('grant_id').execute();
       expect(records.map((r) => ({ ...r, created_at: Number(r.created_at) }))).toEqual([
         { grant_id: 'grant-portal', client_id: 'portal', sid: 'sid-portal', oidc_session_uid: 'uid-1', sls_session_id: 'ses_newest', created_at: 2_000 },
@@ -1412,6 +1412,10 @@ describe.each(DATABASES)('I1, L8: the grants given before migration 0023 (%s)', 
         { sls_session_id: 'ses_older', replaced_by: null },
         { sls_session_id: 'ses_newest', replaced_by: null },
       ]);
+      // migration 0024: the grants recorded before were given in the browser (no device's), the links are the browser's
+      await migrateToLatest(old);
+      expect(await old.db.selectFrom('oidc_grant_sessions').select('device_code').execute()).toEqual([{ device_code: 0 }, { device_code: 0 }]);
+      expect(await old.db.selectFrom('oidc_session_links').select('devices_only').execute()).toEqual([{ devices_only: 0 }, { devices_only: 0 }]);
       await old.close();
     } finally {
       await database.drop();
