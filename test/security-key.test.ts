@@ -153,6 +153,36 @@ describe.each(DATABASES)('D6: security keys on %s', (database) => {
     expect(keys.flat()).toHaveLength(1);
   });
 
+  it('D6, X7: a credential id that reaches the unique index past the check (another registration committed in between) is refused 409 SECURITY_KEY_ALREADY_REGISTERED and audited, not a 500', async () => {
+    const key = new SoftwareAuthenticator();
+    const other = await signedIn();
+    const { user, card, auth } = await signedIn();
+    await stepUp(h.app, auth, (challenge) => cardAnswer(card, challenge.question as string));
+    // the other user's key lands in the gap between the registration's check and its insert (a hook, not a timing)
+    const devices = h.services.devices as unknown as { insert: (db: unknown, input: Record<string, unknown>) => Promise<string> };
+    const insert = devices.insert;
+    let fired = false;
+    devices.insert = async function (this: unknown, db, input) {
+      if (!fired && input.credentialId === key.id) {
+        fired = true;
+        devices.insert = insert;
+        await insert.call(this, db, { ...input, userId: other.user.id, label: 'theirs' });
+      }
+      return insert.call(this, db, input);
+    };
+    try {
+      const refused = await register(auth, key, 'Not mine');
+      expect(fired).toBe(true);
+      expect(refused.status, JSON.stringify(refused.body)).toBe(409);
+      expect(refused.body.error.code).toBe('SECURITY_KEY_ALREADY_REGISTERED');
+    } finally {
+      devices.insert = insert;
+    }
+    expect(await h.services.securityKeys.list(user.id)).toEqual([]);
+    const audited = (await h.services.audit.list({ userId: user.id })).find((e) => e.event === 'device.proof_failed');
+    expect(audited?.data).toMatchObject({ purpose: 'security_key_registration', type: 'security_key', reason: 'already_registered' });
+  });
+
   it('X7: a registration answered with a wrong challenge, or by another session, is refused', async () => {
     const { auth, card } = await signedIn();
     await stepUp(h.app, auth, (challenge) => cardAnswer(card, challenge.question as string));

@@ -141,6 +141,19 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 /**
+ * Whether an error is a unique index refusing a row: `index` its name on
+ * PostgreSQL (23505), `columns` as SQLite names them ("devices.credential_id").
+ * A clash that reaches the index past the caller's own check is then told
+ * as the check would have told it, not as a 500.
+ */
+export function isUniqueViolation(error: unknown, index: string, columns: string): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { code?: unknown; constraint?: unknown; message?: unknown };
+  if (e.code === '23505') return e.constraint === index;
+  return e.code === 'SQLITE_CONSTRAINT_UNIQUE' && typeof e.message === 'string' && e.message.includes(`UNIQUE constraint failed: ${columns}`);
+}
+
+/**
  * X4: why a database cannot be used at start, as an error naming the cause
  * and the fix; null when the error is not one of those.
  */

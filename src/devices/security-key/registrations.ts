@@ -11,7 +11,7 @@ import type { AuditLog } from '../../audit/audit-log.js';
 import type { Clock } from '../../clock.js';
 import type { SecretBox } from '../../crypto/secret-box.js';
 import { SlsError } from '../../errors.js';
-import type { Executor, Store } from '../../store/database.js';
+import { type Executor, isUniqueViolation, type Store } from '../../store/database.js';
 import type { Users } from '../../identity/users.js';
 import type { Notifier } from '../../notify/notifier.js';
 import type { Sessions } from '../../sessions/sessions.js';
@@ -196,32 +196,38 @@ export class SecurityKeys {
       attestationObject: Buffer.from(info.attestationObject).toString('base64url'),
     };
     // the same answer sent twice at once registers one key: the checks and the insert hold the audit log's lock together
-    // (D6, X7: a credential id is registered once, across users; the unique index on it holds whatever the order)
-    const id = await store.serialized('audit_log', async (trx) => {
-      const keys = await this.list(session.userId, trx);
-      const taken = await trx.selectFrom('devices').select('id').where('credential_id', '=', info.credential.id).executeTakeFirst();
-      if (taken || keys.some((k) => (k.params as unknown as SecurityKeyParams).credentialId === info.credential.id)) return null;
-      if (keys.length >= MAX_SECURITY_KEYS) throw new SlsError('SECURITY_KEY_LIMIT', { max: MAX_SECURITY_KEYS });
-      const deviceId = await devices.insert(trx, {
-        userId: session.userId,
-        type: 'security_key',
-        state: 'active',
-        label: name,
-        secret,
-        params: params as unknown as Record<string, unknown>,
-        activated: true,
-        credentialId: info.credential.id,
-      });
-      await audit.append(trx, [
-        {
-          event: 'device.added',
-          actor: `user:${session.userId}`,
+    // (D6, X7: a credential id is registered once, across users; the unique index on it holds whatever the order, and
+    // a clash that reaches it past the check is refused as the check refuses it)
+    const id = await store
+      .serialized('audit_log', async (trx) => {
+        const keys = await this.list(session.userId, trx);
+        const taken = await trx.selectFrom('devices').select('id').where('credential_id', '=', info.credential.id).executeTakeFirst();
+        if (taken || keys.some((k) => (k.params as unknown as SecurityKeyParams).credentialId === info.credential.id)) return null;
+        if (keys.length >= MAX_SECURITY_KEYS) throw new SlsError('SECURITY_KEY_LIMIT', { max: MAX_SECURITY_KEYS });
+        const deviceId = await devices.insert(trx, {
           userId: session.userId,
-          data: { deviceId, type: 'security_key', aaguid, fmt: info.fmt, synced: params.credentialDeviceType === 'multiDevice' },
-        },
-      ]);
-      return deviceId;
-    });
+          type: 'security_key',
+          state: 'active',
+          label: name,
+          secret,
+          params: params as unknown as Record<string, unknown>,
+          activated: true,
+          credentialId: info.credential.id,
+        });
+        await audit.append(trx, [
+          {
+            event: 'device.added',
+            actor: `user:${session.userId}`,
+            userId: session.userId,
+            data: { deviceId, type: 'security_key', aaguid, fmt: info.fmt, synced: params.credentialDeviceType === 'multiDevice' },
+          },
+        ]);
+        return deviceId;
+      })
+      .catch((error: unknown) => {
+        if (isUniqueViolation(error, 'devices_credential_id', 'devices.credential_id')) return null;
+        throw error;
+      });
     if (id === null) {
       // the user's own key or another user's: the same answer, so that nothing tells whose it is
       await audit.record({
