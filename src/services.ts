@@ -235,7 +235,9 @@ export async function createServices(config: Config, options: ServiceOptions = {
       onSuspected: (device, reason) => suspicionNotice({ users, notifier })(device, reason),
       sessions,
     });
-    const lockout = new Lockout(store, clock, config.policy);
+    const lockout = new Lockout(store, clock, config.policy, (username) => audit.usernameDigest(username));
+    // L3, X1: a lock kept under a username's text by a version before is kept under its digest (decision 0001)
+    await lockout.keyTypedUsernames();
     const outbox = new OutboxWorker({
       store,
       clock,

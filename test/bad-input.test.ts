@@ -703,7 +703,8 @@ describe.each(DATABASES)('bad input on every route on %s (X3, I2)', (database) =
   async function stateOf(people: Person[], counters = true): Promise<Json> {
     const db = h.services.store.db;
     const ids = people.map((p) => p.user.id);
-    const names = people.map((p) => p.user.username);
+    // the lock's rows are keyed by the username's keyed digest (L3, X1)
+    const lockKeys = people.map((p) => h.services.audit.usernameDigest(p.user.username));
     const accounts = people.map((p) => p.user.accountId);
     const byId = <T extends object>(rows: T[], key = 'id') => [...rows].sort((a: Json, b: Json) => String(a[key]).localeCompare(String(b[key])));
     const devices = byId(await db.selectFrom('devices').selectAll().where('user_id', 'in', ids).execute());
@@ -722,8 +723,8 @@ describe.each(DATABASES)('bad input on every route on %s (X3, I2)', (database) =
       phones: byId(await db.selectFrom('phones').selectAll().where('user_id', 'in', ids).execute()),
       ...(counters
         ? {
-            lockouts: byId(await db.selectFrom('lockouts').selectAll().where('username', 'in', names).execute(), 'username'),
-            failures: byId(await db.selectFrom('login_failures').selectAll().where('username', 'in', names).execute()),
+            lockouts: byId(await db.selectFrom('lockouts').selectAll().where('username', 'in', lockKeys).execute(), 'username'),
+            failures: byId(await db.selectFrom('login_failures').selectAll().where('username', 'in', lockKeys).execute()),
           }
         : {}),
       verifications: byId(await db.selectFrom('identity_verifications').selectAll().where('user_id', 'in', ids).execute()),

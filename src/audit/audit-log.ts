@@ -131,6 +131,7 @@ export interface AuditInput {
   /** Who did it: `user:<id>`, `cli`, `system`, `staff:<id>`. */
   actor?: string | null;
   userId?: string | null;
+  /** Without `userId` (a username typed that names nobody), only its keyed digest is kept (`usernameDigest`). */
   username?: string | null;
   ip?: string | null;
   /** Never secrets: ids, states, reasons. */
@@ -149,15 +150,31 @@ export interface AuditEntry {
   hash: string;
 }
 
-/** The keys of the chain and of its head, each derived from the master key with a label of its own. */
+/** The keys of the chain, of its head and of typed usernames, each derived from the master key with a label of its own. */
 export interface AuditKeys {
   chain: Buffer;
   head: Buffer;
+  /** The keyed digest of a username as typed (`usernameDigest`). */
+  username: Buffer;
 }
 
 export function auditKeys(masterKey: Buffer): AuditKeys {
   const derive = (label: string) => Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), label, 32));
-  return { chain: derive('sls audit-chain v1'), head: derive('sls audit-head v1') };
+  return { chain: derive('sls audit-chain v1'), head: derive('sls audit-head v1'), username: derive('sls typed-username v1') };
+}
+
+/** What starts a typed username's digest: a colon is no username's character (A3), so a digest is never a username. */
+export const USERNAME_DIGEST_PREFIX = 'hmac:';
+
+/**
+ * X1, L1: what is kept of a username as typed that names nobody, in the
+ * audit log and as the lock's key (L3): a keyed digest, never the text,
+ * which is often a password typed one field too early. The same text gives
+ * the same digest, so staff still find the entries by the username they
+ * type, and the lock still counts an unknown username as a known one.
+ */
+export function usernameDigest(key: Buffer, username: string): string {
+  return USERNAME_DIGEST_PREFIX + createHmac('sha256', key).update(username).digest('base64url');
 }
 
 const GENESIS = '0'.repeat(64);
@@ -358,7 +375,7 @@ export class AuditLog {
         event: input.event,
         actor: input.actor ?? null,
         user_id: input.userId ?? null,
-        username: input.username ?? null,
+        username: this.usernameOf(input),
         ip: input.ip ?? null,
         data: JSON.stringify(requestId && input.data?.requestId === undefined ? { ...input.data, requestId } : (input.data ?? {})),
       };
@@ -371,6 +388,17 @@ export class AuditLog {
     const moved: Head = { seq, hash: prevHash, at: now, legacy_until: head.legacy_until };
     await moveHead.execute(trx, { seq, hash: prevHash, at: now, signature: headSignature(this.keys.head, moved) });
     this.observer.audited(inputs);
+  }
+
+  /** An entry's username: a user's as it is, a username typed that names nobody as its keyed digest (X1, L1). */
+  private usernameOf(input: AuditInput): string | null {
+    if (!input.username) return null;
+    return input.userId ? input.username : this.usernameDigest(input.username);
+  }
+
+  /** The keyed digest of a username as typed (the lock's key too, L3). */
+  usernameDigest(username: string): string {
+    return usernameDigest(this.keys.username, username);
   }
 
   private async trustedHead(db: Executor): Promise<AuditHeadTable> {
@@ -409,9 +437,13 @@ export class AuditLog {
   async list(query: AuditQuery = {}, db: Executor = this.store.db): Promise<AuditEntry[]> {
     let q = db.selectFrom('audit_log').selectAll();
     if (query.userId) q = q.where('user_id', '=', query.userId);
+    // a username typed that named nobody is kept as its digest: found by the same text, and shown as the text asked for
+    const digest = query.username ? this.usernameDigest(query.username) : null;
     if (query.username) {
       const username = query.username;
-      q = q.where((eb) => eb.or([eb('username', '=', username), eb('user_id', 'in', eb.selectFrom('users').select('id').where('username', '=', username))]));
+      q = q.where((eb) =>
+        eb.or([eb('username', 'in', [username, digest!]), eb('user_id', 'in', eb.selectFrom('users').select('id').where('username', '=', username))]),
+      );
     }
     if (query.since !== undefined) q = q.where('at', '>=', query.since);
     if (query.until !== undefined) q = q.where('at', '<', query.until);
@@ -429,7 +461,7 @@ export class AuditLog {
       .orderBy('seq', 'desc')
       .limit(query.limit ?? 100)
       .execute();
-    return rows.map(toEntry);
+    return rows.map((row) => (digest !== null && row.username === digest ? { ...toEntry(row), username: query.username! } : toEntry(row)));
   }
 
   /** One page of `list`, and where the next one starts. */

@@ -13,7 +13,8 @@
  * died is dropped after `PENDING_TTL_MS`: its result was never told to
  * anyone (docs/decisions/0005-lockout-in-flight.md). The state is keyed by
  * the username as typed, so an unknown username locks exactly like a real
- * one (no user enumeration, L1).
+ * one (no user enumeration, L1) — by its keyed digest, not its text, which
+ * is often a password typed one field too early (X1; decision 0001).
  */
 import type { Clock } from '../clock.js';
 import type { PolicyConfig } from '../config.js';
@@ -21,6 +22,7 @@ import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
 import type { Executor, Store, Tx } from '../store/database.js';
 import { prepared } from '../store/prepared.js';
+import { USERNAME_DIGEST_PREFIX } from '../audit/audit-log.js';
 
 /**
  * How long an attempt may stay in flight. A check takes milliseconds; one
@@ -31,7 +33,8 @@ export const PENDING_TTL_MS = 60_000;
 
 export interface Attempt {
   id: string;
-  username: string;
+  /** The lock's key: the keyed digest of the username as typed. */
+  key: string;
 }
 
 export interface FailureOutcome {
@@ -110,18 +113,20 @@ export class Lockout {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly policy: Pick<PolicyConfig, 'lockoutThreshold' | 'lockoutWindowMs'>,
+    /** The keyed digest of a username as typed (the audit log's, `AuditLog.usernameDigest`): the rows' key. */
+    private readonly keyOf: (username: string) => string,
   ) {}
 
-  private async state(username: string): Promise<{ lockedUntil: number | null; resetAt: number }> {
-    const row = await this.store.db.selectFrom('lockouts').select(['locked_until', 'reset_at']).where('username', '=', username).executeTakeFirst();
+  private async state(key: string): Promise<{ lockedUntil: number | null; resetAt: number }> {
+    const row = await this.store.db.selectFrom('lockouts').select(['locked_until', 'reset_at']).where('username', '=', key).executeTakeFirst();
     return { lockedUntil: row?.locked_until ?? null, resetAt: row?.reset_at ?? 0 };
   }
 
-  private async countFailures(db: Executor, username: string, since: number): Promise<number> {
+  private async countFailures(db: Executor, key: string, since: number): Promise<number> {
     const row = await db
       .selectFrom('login_failures')
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('username', '=', username)
+      .where('username', '=', key)
       .where('at', '>', since)
       .where('state', '=', 'failed')
       .executeTakeFirstOrThrow();
@@ -158,9 +163,10 @@ export class Lockout {
    * before the lock is taken (a flow's answer taken, say): when it throws,
    * or the attempt is refused, nothing of either is kept.
    */
-  async begin(username: string, first?: (trx: Tx) => Promise<void>): Promise<Attempt> {
+  async begin(typed: string, first?: (trx: Tx) => Promise<void>): Promise<Attempt> {
     const now = this.clock.now();
-    const attempt = { id: newId('att'), username };
+    const username = this.keyOf(typed);
+    const attempt = { id: newId('att'), key: username };
     await this.store.transaction(async (trx) => {
       await first?.(trx);
       const { locked_until: lockedUntil, reset_at: resetAt } = (await lockRow.first(trx, { username }))!;
@@ -194,17 +200,17 @@ export class Lockout {
     const now = this.clock.now();
     const updated = await this.store.db.updateTable('login_failures').set({ state: 'failed', at: now }).where('id', '=', attempt.id).executeTakeFirst();
     if (Number(updated.numUpdatedRows) === 0) {
-      await this.store.db.insertInto('login_failures').values({ id: attempt.id, username: attempt.username, at: now, state: 'failed' }).execute();
+      await this.store.db.insertInto('login_failures').values({ id: attempt.id, username: attempt.key, at: now, state: 'failed' }).execute();
     }
-    const { resetAt } = await this.state(attempt.username);
-    const failures = await this.countFailures(this.store.db, attempt.username, this.windowStart(now, resetAt));
+    const { resetAt } = await this.state(attempt.key);
+    const failures = await this.countFailures(this.store.db, attempt.key, this.windowStart(now, resetAt));
     if (failures < this.policy.lockoutThreshold) return { locked: false, lockedUntil: null, failures };
     const lockedUntil = now + this.policy.lockoutWindowMs;
     // Exactly one of several concurrent failures locks; the others extend the lock to their own time.
     const locked = await this.store.db
       .updateTable('lockouts')
       .set({ locked_until: lockedUntil })
-      .where('username', '=', attempt.username)
+      .where('username', '=', attempt.key)
       .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
       .returning('username')
       .executeTakeFirst();
@@ -212,7 +218,7 @@ export class Lockout {
       await this.store.db
         .updateTable('lockouts')
         .set({ locked_until: lockedUntil })
-        .where('username', '=', attempt.username)
+        .where('username', '=', attempt.key)
         .where('locked_until', '<', lockedUntil)
         .execute();
     }
@@ -227,7 +233,7 @@ export class Lockout {
   async lockUntilLifted(username: string, trx: Tx): Promise<void> {
     await trx
       .insertInto('lockouts')
-      .values({ username, locked_until: LIFTED_BY_STAFF, reset_at: 0 })
+      .values({ username: this.keyOf(username), locked_until: LIFTED_BY_STAFF, reset_at: 0 })
       .onConflict((oc) => oc.column('username').doUpdateSet({ locked_until: LIFTED_BY_STAFF }))
       .execute();
   }
@@ -239,17 +245,54 @@ export class Lockout {
   async reset(username: string, trx?: Tx): Promise<void> {
     if (!trx) return this.store.transaction((own) => this.reset(username, own));
     const now = this.clock.now();
-    await resetRow.execute(trx, { username, now });
-    await deleteFailures.execute(trx, { username, now });
+    const key = this.keyOf(username);
+    await resetRow.execute(trx, { username: key, now });
+    await deleteFailures.execute(trx, { username: key, now });
   }
 
   async status(username: string): Promise<LockoutStatus> {
     const now = this.clock.now();
-    const { lockedUntil, resetAt } = await this.state(username);
-    const failures = await this.countFailures(this.store.db, username, this.windowStart(now, resetAt));
+    const key = this.keyOf(username);
+    const { lockedUntil, resetAt } = await this.state(key);
+    const failures = await this.countFailures(this.store.db, key, this.windowStart(now, resetAt));
     const locked = lockedUntil !== null && lockedUntil > now;
     const byStaff = lockedUntil === LIFTED_BY_STAFF;
     return { locked, lockedUntil: locked && !byStaff ? lockedUntil : null, byStaff, failures };
+  }
+
+  /**
+   * At start: the rows a version before kept under the username's text
+   * (a lock client services set lasts until they lift it) are moved to its
+   * keyed digest, a lock's end and a reset the later of the two where both
+   * exist. Returns how many usernames were moved. Any process may run it at
+   * once with another: each move is one transaction, and a moved row is no
+   * longer found.
+   */
+  async keyTypedUsernames(): Promise<number> {
+    const typed = new Set<string>();
+    const notDigest = (table: 'lockouts' | 'login_failures') =>
+      this.store.db.selectFrom(table).select('username').distinct().where('username', 'not like', `${USERNAME_DIGEST_PREFIX}%`).execute();
+    for (const row of [...(await notDigest('lockouts')), ...(await notDigest('login_failures'))]) typed.add(row.username);
+    for (const username of typed) {
+      const key = this.keyOf(username);
+      await this.store.transaction(async (trx) => {
+        const rows = await trx.selectFrom('lockouts').selectAll().where('username', 'in', [username, key]).execute();
+        const old = rows.find((r) => r.username === username);
+        if (old) {
+          const both = rows.map((r) => r.locked_until).filter((until): until is number => until !== null);
+          const lockedUntil = both.length > 0 ? Math.max(...both) : null;
+          const resetAt = Math.max(...rows.map((r) => r.reset_at));
+          await trx.deleteFrom('lockouts').where('username', '=', username).execute();
+          await trx
+            .insertInto('lockouts')
+            .values({ username: key, locked_until: lockedUntil, reset_at: resetAt })
+            .onConflict((oc) => oc.column('username').doUpdateSet({ locked_until: lockedUntil, reset_at: resetAt }))
+            .execute();
+        }
+        await trx.updateTable('login_failures').set({ username: key }).where('username', '=', username).execute();
+      });
+    }
+    return typed.size;
   }
 
   /** Forgets failures that can no longer count. */
