@@ -268,6 +268,25 @@ describe.each(DATABASES)('D6: security keys on %s', (database) => {
     expect(failures.map((e) => (e.data as { failures: number }).failures).sort()).toEqual([1, 2]);
   });
 
+  it("L3, D6: an assertion signed by another key under this key's credential id, or made for another origin or relying party (a phishing page), is a wrong answer, counted", async () => {
+    const { user, key, keyId } = await withKey();
+    const flow = await loginToKey(user, keyId);
+    const stranger = new SoftwareAuthenticator();
+    const relabelled = { ...JSON.parse(stranger.assert(flow.challenge.options, where)), id: key.id, rawId: key.id };
+    const answers = [
+      JSON.stringify(relabelled),
+      key.assert(flow.challenge.options, { ...where, origin: 'https://sls.example.evil' }),
+      key.assert(flow.challenge.options, { ...where, rpId: 'evil.example' }),
+    ];
+    const refused = [];
+    for (const response of answers) refused.push(await answer(h.app, flow.id, response));
+    expect(refused.map((r) => r.status)).toEqual([401, 401, 401]);
+    // the third wrong answer uses the login up (L4)
+    expect(refused.map((r) => r.body.error.attemptsLeft)).toEqual([2, 1, 0]);
+    const failures = (await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'login.second_factor_failed');
+    expect(failures).toHaveLength(3);
+  });
+
   it('X3: an answer longer than 64 characters is refused unless it is a JSON assertion, and never beyond 8 KB', async () => {
     const { user, key, keyId } = await withKey();
     const flow = await loginToKey(user, keyId);

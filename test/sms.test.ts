@@ -362,6 +362,23 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
       expect(sixth.body.error).toMatchObject({ code: 'SMS_RATE_LIMITED', message: 'No more codes can be sent for this login. Start over.' });
     });
 
+    it("M6, L8, M4: a code sent to a number the user then removed logs in nobody (the number's SMS device is revoked with it)", async () => {
+      const user = await smsUser(h);
+      const [phone] = await h.services.phones.list(user.id);
+      await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
+      const sms = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'sms')!;
+      const start = await startLogin(h.app, user.username);
+      const flow = start.body.device.id === sms.id ? start : await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: sms.id });
+      expect(flow.body.challenge).toMatchObject({ type: 'sms', delivery: 'sent' });
+      const { code } = await lastCode(h, user.id);
+      await h.services.phones.remove(user.id, phone!.id, `user:${user.id}`, null);
+      const late = await answer(h.app, start.body.id as string, code);
+      expect([late.status, late.body.error?.code]).toEqual([409, 'DEVICE_NOT_AVAILABLE']);
+      expect(late.body.session).toBeUndefined();
+      const sessions = await h.services.store.db.selectFrom('sessions').select('id').where('user_id', '=', user.id).execute();
+      expect(sessions).toEqual([]);
+    });
+
     it('M5: a login without SMS cannot ask for a code', async () => {
       const { user } = await createUserWithCard(h.services);
       const flow = await startLogin(h.app, user.username);
