@@ -51,7 +51,7 @@ import type { Entities } from '../identity/entities.js';
 import type { User, Users } from '../identity/users.js';
 import type { Notifier, NoticeTemplate } from '../notify/notifier.js';
 import type { Session, Sessions } from '../sessions/sessions.js';
-import type { Executor, Store, Tx } from '../store/database.js';
+import { type Executor, isUniqueViolation, type Store, type Tx } from '../store/database.js';
 import type { DeviceSharingsTable, SharingState } from '../store/schema.js';
 
 export type { SharingState } from '../store/schema.js';
@@ -522,7 +522,7 @@ export class DeviceSharing {
         });
       } catch (error) {
         // two confirmations at once: the unique index lets one through
-        if (!(error instanceof SlsError) && /unique|duplicate/i.test(String(error))) throw new SlsError('SHARING_EXISTS');
+        if (isUniqueViolation(error, 'device_sharings_live_requester', 'device_sharings.requester_id')) throw new SlsError('SHARING_EXISTS');
         throw error;
       }
     });
