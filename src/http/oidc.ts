@@ -368,7 +368,7 @@ export class ProviderHost {
         );
       },
     });
-    // the forwarded headers it reads are ours: set from what Fastify trusted (SLS_TRUST_PROXY), see forwardedAsTrusted
+    // the forwarded headers it reads are ours: the public URL's, else what Fastify trusted (SLS_TRUST_PROXY), see forwardedAsTrusted
     provider.proxy = true;
     // a grant revoked: a code or refresh token used twice (taken as stolen), a client's revocation, a logout
     provider.on('grant.revoked', (...args: unknown[]) => {
@@ -433,14 +433,18 @@ async function ownTokenOnly(_ctx: unknown, client: { clientId: string }, token: 
 }
 
 /**
- * X5: the provider (Koa, proxy mode) reads the protocol, host and client
- * address from X-Forwarded-*; they are replaced by what Fastify decided
- * under SLS_TRUST_PROXY, so a client cannot choose them.
+ * X5, I1: the provider (Koa, proxy mode) reads the protocol, host and client
+ * address from X-Forwarded-*; they are replaced by ours, so a client cannot
+ * choose them: the protocol and host of the public URL when one is
+ * configured (SLS_PUBLIC_URL: the addresses the provider builds — discovery,
+ * the device's verification URI — never follow a forged Host), else what
+ * Fastify decided under SLS_TRUST_PROXY; the client address always that.
  */
-function forwardedAsTrusted(request: FastifyRequest): void {
+function forwardedAsTrusted(request: FastifyRequest, publicUrl: string | undefined): void {
   const { headers } = request.raw;
-  headers['x-forwarded-proto'] = request.protocol;
-  headers['x-forwarded-host'] = request.host;
+  const own = publicUrl ? new URL(publicUrl) : null;
+  headers['x-forwarded-proto'] = own ? own.protocol.slice(0, -1) : request.protocol;
+  headers['x-forwarded-host'] = own ? own.host : request.host;
   headers['x-forwarded-for'] = request.ip;
 }
 
@@ -499,7 +503,7 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       const raw = request.raw as IncomingMessage & { originalUrl?: string };
       const query = raw.url?.includes('?') ? raw.url.slice(raw.url.indexOf('?')) : '';
       hashClientSecret(raw);
-      forwardedAsTrusted(request);
+      forwardedAsTrusted(request, config.publicUrl);
       raw.originalUrl = `${OIDC_PREFIX}${path}${query}`;
       raw.url = `${path}${query}`;
       reply.hijack();
@@ -546,14 +550,14 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
     /** Refuses the authorization request with a standard error, back at the client. */
     async function refuse(request: FastifyRequest, reply: FastifyReply, error: string, description: string): Promise<void> {
       const provider = await host.current();
-      forwardedAsTrusted(request);
+      forwardedAsTrusted(request, config.publicUrl);
       reply.hijack();
       await provider.interactionFinished(request.raw, reply.raw, { error, error_description: description }, { mergeWithLastSubmission: false });
     }
 
     app.get<{ Params: { uid: string } }>(`${OIDC_PREFIX}/interaction/:uid`, { schema: { hide: true } }, async (request, reply) => {
       const provider = await host.current();
-      forwardedAsTrusted(request);
+      forwardedAsTrusted(request, config.publicUrl);
       let details: InteractionDetails;
       try {
         details = await provider.interactionDetails(request.raw, reply.raw);
