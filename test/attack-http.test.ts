@@ -5,7 +5,8 @@
  * pages in a frame. Each test failed before its fix.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DATABASES, startHarness, type Harness } from './support/harness.js';
+import { DATABASES, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, get, startLogin } from './support/api.js';
 
 const PUBLIC_URL = 'https://login.example';
 
@@ -15,6 +16,13 @@ describe.each(DATABASES)('attacks on the HTTP surface (%s)', (database) => {
     h = await startHarness(database, { publicUrl: PUBLIC_URL });
   });
   afterAll(async () => h?.close());
+
+  /** A portal session opened through the API: its token, as the session cookie holds it. */
+  async function sessionToken(): Promise<string> {
+    const { user, card } = await createUserWithCard(h.services);
+    const start = await startLogin(h.app, user.username);
+    return (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
+  }
 
   it("I1: a forged Host (or X-Forwarded-Host) moves none of the OpenID Provider's addresses: discovery, the device's verification URI and the device page's form name the public URL", async () => {
     const { client } = await h.services.oidc.clients.create({ name: 'Desk', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
@@ -42,6 +50,37 @@ describe.each(DATABASES)('attacks on the HTTP surface (%s)', (database) => {
       const page = await h.app.inject({ method: 'GET', url: '/oidc/device', headers: forged });
       expect(page.body, what).toContain(`action="${PUBLIC_URL}/oidc/device"`);
       expect(page.body, what).not.toContain('evil.example');
+    }
+  });
+
+  it('L8: a request with the session cookie that another site sent is refused (403 CSRF_FAILED) even without an Origin: Origin null, Sec-Fetch-Site, a foreign Referer; the session lives on', async () => {
+    const refused: [string, Record<string, string>][] = [
+      ['Origin: null (a sandboxed frame, a redirect)', { origin: 'null' }],
+      ['Sec-Fetch-Site: cross-site, no Origin', { 'sec-fetch-site': 'cross-site' }],
+      ['Sec-Fetch-Site: same-site (a sibling host), no Origin', { 'sec-fetch-site': 'same-site' }],
+      ['a foreign Referer, no Origin', { referer: 'https://evil.example/page' }],
+      ['a Referer on a sibling host, no Origin', { referer: 'https://attacker.login.example/' }],
+      ['a Referer that is no URL, no Origin', { referer: 'not a url' }],
+      ['our Referer, but Sec-Fetch-Site: cross-site', { referer: `${PUBLIC_URL}/account`, 'sec-fetch-site': 'cross-site' }],
+    ];
+    for (const [what, headers] of refused) {
+      const token = await sessionToken();
+      const cookie = { cookie: `sls_session=${token}` };
+      const forged = await h.app.inject({ method: 'POST', url: '/api/v1/logout', headers: { ...cookie, ...headers } });
+      expect([forged.statusCode, forged.json().error.code], what).toEqual([403, 'CSRF_FAILED']);
+      expect((await get(h.app, '/api/v1/session', cookie)).status, what).toBe(200);
+    }
+    // a request from our own pages, or from a client that is no browser (it sends none of these), still works
+    const allowed: [string, Record<string, string>][] = [
+      ['our Origin', { origin: PUBLIC_URL }],
+      ['Sec-Fetch-Site: same-origin', { 'sec-fetch-site': 'same-origin' }],
+      ['our Referer', { referer: `${PUBLIC_URL}/account` }],
+      ['none of them', {}],
+    ];
+    for (const [what, headers] of allowed) {
+      const token = await sessionToken();
+      const out = await h.app.inject({ method: 'POST', url: '/api/v1/logout', headers: { cookie: `sls_session=${token}`, ...headers } });
+      expect(out.statusCode, what).toBe(204);
     }
   });
 });

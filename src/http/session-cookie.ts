@@ -64,21 +64,33 @@ export function presentedToken(request: FastifyRequest): PresentedToken | null {
 
 /**
  * A cookie-authenticated request that changes state must come from our own
- * pages: a cross-site Origin is refused (CSRF). Our own origin is the one the
- * request was sent to (its Host), or the public URL the operator configured
- * (`SLS_PUBLIC_URL`), which a reverse proxy that rewrites Host still serves.
- * Bearer requests carry no ambient credentials and need no such check.
+ * pages: a request another site sent is refused (CSRF). Our own origin is the
+ * one the request was sent to (its Host), or the public URL the operator
+ * configured (`SLS_PUBLIC_URL`), which a reverse proxy that rewrites Host
+ * still serves. Bearer requests carry no ambient credentials and need no such
+ * check.
  */
 export function assertSameOrigin(request: FastifyRequest, publicUrl?: string): void {
   if (!fromOwnOrigin(request, publicUrl)) throw new SlsError('CSRF_FAILED');
 }
 
-/** Whether a request passes the cookie path's CSRF check (`assertSameOrigin`): no Origin, or our own. */
+/**
+ * Whether a request passes the cookie path's CSRF check (`assertSameOrigin`):
+ * what the browser says of where it comes from is ours. Its Origin when it
+ * sends one ("null", an opaque origin, is not ours); else its Sec-Fetch-Site
+ * (only same-origin, or none: typed by the user); else its Referer (our pages
+ * send none: Referrer-Policy no-referrer). A request with none of them is no
+ * browser's, and carries no cookie it did not choose to send.
+ */
 export function fromOwnOrigin(request: FastifyRequest, publicUrl?: string): boolean {
-  const origin = request.headers.origin;
-  return !origin || isOwnOrigin(origin, request.headers.host, publicUrl);
+  const { origin, referer, host } = request.headers;
+  if (origin) return isOwnOrigin(origin, host, publicUrl);
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false;
+  return !referer || isOwnOrigin(referer, host, publicUrl);
 }
 
+/** Whether an origin (or a Referer's URL: its origin) is ours. */
 function isOwnOrigin(origin: string, host: string | undefined, publicUrl: string | undefined): boolean {
   try {
     const from = new URL(origin);
