@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASES, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, get, startLogin } from './support/api.js';
+import { answer, bearer, get, startLogin } from './support/api.js';
+import { Agent } from './support/html.js';
 
 const PUBLIC_URL = 'https://login.example';
 
@@ -82,5 +83,42 @@ describe.each(DATABASES)('attacks on the HTTP surface (%s)', (database) => {
       const out = await h.app.inject({ method: 'POST', url: '/api/v1/logout', headers: { cookie: `sls_session=${token}`, ...headers } });
       expect(out.statusCode, what).toBe(204);
     }
+  });
+
+  it("L8: no answer that carries a secret or personal data is kept by a cache (Cache-Control: no-store), the OpenID Provider's included; what may be cached says so", async () => {
+    const { client } = await h.services.oidc.clients.create({ name: 'Desk', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const { user, card } = await createUserWithCard(h.services);
+    const start = await startLogin(h.app, user.username);
+    const done = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
+    const device = await h.app.inject({ method: 'POST', url: '/oidc/device/auth', headers: form, payload: `client_id=${client.clientId}&scope=openid` });
+    const { user_code } = device.json() as { user_code: string };
+    const agent = new Agent(h.app);
+    agent.jar.set('sls_session', done.body.session.token);
+    const answers: [string, { headers: Record<string, unknown> }][] = [
+      ['a login started (its claim token)', start.raw],
+      ['a login done (the session token)', done.raw],
+      ['the session (who is signed in)', (await get(h.app, '/api/v1/session', bearer(done.body.session.token))).raw],
+      ['the account page', (await agent.get('/account')).raw],
+      ["a device's codes (RFC 8628)", device],
+      ["the device page (its form's secret)", await h.app.inject({ method: 'GET', url: '/oidc/device' })],
+      ["the device page with the user's code", await h.app.inject({ method: 'GET', url: `/oidc/device?user_code=${user_code}` })],
+      ['the sign-out confirmation (its form secret)', await h.app.inject({ method: 'GET', url: '/oidc/session/end' })],
+      [
+        'a token request refused',
+        await h.app.inject({
+          method: 'POST',
+          url: '/oidc/token',
+          headers: form,
+          payload: `client_id=${client.clientId}&grant_type=refresh_token&refresh_token=x`,
+        }),
+      ],
+      ['the discovery document', await h.app.inject({ method: 'GET', url: '/.well-known/openid-configuration' })],
+      ['a page that is not there', await h.app.inject({ method: 'GET', url: '/nothing-here' })],
+    ];
+    for (const [what, response] of answers) expect(response.headers['cache-control'], what).toBe('no-store');
+    // the style sheet and the icon are no secret: they keep their own
+    expect((await h.app.inject({ method: 'GET', url: '/static/sls.css' })).headers['cache-control']).toMatch(/^public, max-age=\d+$/);
+    expect((await h.app.inject({ method: 'GET', url: '/favicon.ico' })).headers['cache-control']).toMatch(/^public, max-age=\d+$/);
   });
 });

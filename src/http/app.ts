@@ -185,9 +185,12 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   registerThrottle(app, services.throttle);
   // X3: no NUL nor lone surrogate in what a request brings (PostgreSQL cannot store a NUL): 400, before any route reads it
   registerTextInputCheck(app);
-  // the API's answers carry sessions, claim tokens, codes and personal data: never kept by a cache (the pages set it too)
-  app.addHook('onSend', async (request, reply) => {
-    if (request.url.startsWith('/api/v1/') && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+  // L8: answers carry sessions, claim tokens, codes, secrets and personal data: none is kept by a cache unless its route
+  // says it may be (the style sheet, the icons). Set on the raw response, as the security headers: the OpenID Provider's
+  // answers (its device page with its form's secret) get it too; a route's own cache-control replaces it.
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.raw.setHeader('cache-control', 'no-store');
+    done();
   });
   const pages = new PageRenderer(config, services.box.digest('sls-csrf-tokens', 'csrf-hmac-key'), services.deviceKind);
   const guard = new SessionGuard({
