@@ -121,4 +121,14 @@ describe.each(DATABASES)('attacks on the HTTP surface (%s)', (database) => {
     expect((await h.app.inject({ method: 'GET', url: '/static/sls.css' })).headers['cache-control']).toMatch(/^public, max-age=\d+$/);
     expect((await h.app.inject({ method: 'GET', url: '/favicon.ico' })).headers['cache-control']).toMatch(/^public, max-age=\d+$/);
   });
+
+  it("L8, I1: no page may be framed by any site, our own included (clickjacking of a device's approval, of a form): frame-ancestors 'none' and X-Frame-Options: DENY on the pages and the OpenID Provider's", async () => {
+    const { client } = await h.services.oidc.clients.create({ name: 'Desk', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
+    for (const url of ['/login', '/help', '/nothing-here', '/oidc/device', '/oidc/session/end', `/oidc/auth?client_id=${client.clientId}`]) {
+      const page = await h.app.inject({ method: 'GET', url });
+      expect(String(page.headers['content-type']), url).toMatch(/^text\/html/);
+      expect(String(page.headers['content-security-policy']), url).toContain("frame-ancestors 'none'");
+      expect(page.headers['x-frame-options'], url).toBe('DENY');
+    }
+  });
 });

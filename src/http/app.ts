@@ -144,6 +144,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
       },
     },
     hsts: config.cookieSecure ? undefined : false,
+    // the header of browsers that know no frame-ancestors: no frame, not even ours (as the policy says)
+    xFrameOptions: { action: 'deny' },
   });
 
   await app.register(swagger, {
