@@ -77,7 +77,7 @@ export function sessionApi(services: Services, guard: SessionGuard): FastifyPlug
           summary: 'End the session server-side',
           description:
             'Ends the session of the Bearer token, else of the cookie (each audited `session.ended`, reason logout), and clears the cookie. ' +
-            "A Bearer token sent with the session cookie of another session ends that one too (L8), when the request comes from our own pages (no Origin, or ours); from another site the cookie's session and the cookie are left as they are (CSRF; audited `session.refused`, code CSRF_FAILED). " +
+            "A Bearer token sent with the session cookie of another session ends that one too (L8), when the request comes from our own pages (its Origin ours; without an Origin, neither its Sec-Fetch-Site nor its Referer naming another site); from another site the cookie's session and the cookie are left as they are (CSRF; audited `session.refused`, code CSRF_FAILED). " +
             '401 UNAUTHENTICATED; 403 CSRF_FAILED for the cookie alone sent from another site.',
           security: [{ bearer: [] }, { cookie: [] }],
           response: { 204: z.null().describe('Logged out'), 401: ErrorSchema, 403: ErrorSchema },
