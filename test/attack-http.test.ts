@@ -131,4 +131,26 @@ describe.each(DATABASES)('attacks on the HTTP surface (%s)', (database) => {
       expect(page.headers['x-frame-options'], url).toBe('DENY');
     }
   });
+
+  it('X3: a JSON body is UTF-8 or refused: a byte that is no UTF-8 inside a string (a password typed in Latin-1) is 400 MALFORMED_JSON, not read as U+FFFD; another charset named is 415', async () => {
+    const login = (password: string) => `{"username":"alice","password":"${password}","app":"portal"}`;
+    const cases: [string, string, Buffer, number, string][] = [
+      ['Latin-1 bytes in a string', 'application/json', Buffer.from(login('\u00e9t\u00e9'), 'latin1'), 400, 'MALFORMED_JSON'],
+      ['a charset named: ISO-8859-1', 'application/json; charset=iso-8859-1', Buffer.from(login('\u00e9t\u00e9'), 'latin1'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
+      ['a charset named: UTF-16', 'application/json; charset=utf-16', Buffer.from(`\ufeff${login('x')}`, 'utf16le'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
+      ['UTF-8, named so (quoted, capitals)', 'application/json; charset="UTF-8"', Buffer.from(login('\u00e9t\u00e9'), 'utf8'), 401, 'INVALID_CREDENTIALS'],
+      ['UTF-8 with a byte order mark', 'application/json', Buffer.from(`\ufeff${login('\u00e9t\u00e9')}`, 'utf8'), 401, 'INVALID_CREDENTIALS'],
+    ];
+    for (const [what, contentType, payload, status, code] of cases) {
+      const res = await h.app.inject({ method: 'POST', url: '/api/v1/login', headers: { 'content-type': contentType }, payload });
+      expect([res.statusCode, res.json().error.code], what).toEqual([status, code]);
+    }
+    const charset = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/login',
+      headers: { 'content-type': 'application/json; charset=latin1' },
+      payload: login('x'),
+    });
+    expect(charset.json().error.message).toBe('Send the request body as application/json in UTF-8 (no other charset).');
+  });
 });

@@ -151,15 +151,34 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
     .send(errorBody(t, mapped, request.id));
 }
 
+/** The charset a Content-Type names (lower case, unquoted), or null when it names none. */
+function charsetOf(contentType: string | undefined): string | null {
+  const charset = /;\s*charset\s*=\s*("?)([^";\s]*)\1/i.exec(contentType ?? '')?.[2];
+  return charset === undefined ? null : charset.toLowerCase();
+}
+
+/** UTF-8 that is UTF-8: a byte that is not is refused, not read as U+FFFD. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 export function registerErrorHandling(app: FastifyInstance, notFound: (request: FastifyRequest, reply: FastifyReply) => FastifyReply): void {
   // An empty JSON body is no body (a bare POST /logout), not a syntax error.
   const defaultJsonParser = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   // a text/plain body is no JSON: 415, as documented (X3)
   app.removeContentTypeParser('text/plain');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body === '') return done(null, undefined);
-    return defaultJsonParser(request, body as string, done);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    // X3: JSON is UTF-8 (RFC 8259): another charset named is 415, a byte that is no UTF-8 400 — never a text changed
+    // silently (a password's byte read as U+FFFD, stored or compared as such)
+    const charset = charsetOf(request.headers['content-type']);
+    if (charset !== null && charset !== 'utf-8' && charset !== 'utf8') return done(new SlsError('UNSUPPORTED_MEDIA_TYPE', { reason: 'charset' }), undefined);
+    let text: string;
+    try {
+      text = STRICT_UTF8.decode(body as Buffer);
+    } catch {
+      return done(new SlsError('MALFORMED_JSON', { reason: 'utf8' }), undefined);
+    }
+    if (text === '') return done(null, undefined);
+    return defaultJsonParser(request, text, done);
   });
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
   app.setNotFoundHandler(notFound);
