@@ -1,13 +1,15 @@
 /**
- * Attacks on the HTTP surface itself (I1, L8): a forged Host header
+ * Attacks on the HTTP surface itself (I1, L8, X3): a forged Host header
  * behind the configured public URL, cross-site requests that carry the
  * session cookie without an Origin, answers with secrets kept by a cache,
- * pages in a frame. Each test failed before its fix.
+ * pages in a frame, bodies that are no UTF-8. Each test failed before its
+ * fix, but the last: it guards the body parsers with bodies no other test
+ * sends (they were refused already).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASES, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, startLogin } from './support/api.js';
-import { Agent } from './support/html.js';
+import { Agent, alertBox, csrfOf, form } from './support/html.js';
 
 const PUBLIC_URL = 'https://login.example';
 
@@ -152,5 +154,35 @@ describe.each(DATABASES)('attacks on the HTTP surface (%s)', (database) => {
       payload: login('x'),
     });
     expect(charset.json().error.message).toBe('Send the request body as application/json in UTF-8 (no other charset).');
+  });
+
+  it('X3: bodies built to break the parser get a 4xx with a stable code and change nothing: very deep JSON, a form field sent twice (an array where text is expected), __proto__ and constructor.prototype keys in a form', async () => {
+    const deepArray = `${'['.repeat(7000)}${']'.repeat(7000)}`;
+    const deepField = `{"username":${'{"a":'.repeat(2500)}1${'}'.repeat(2500)},"password":"x","app":"portal"}`;
+    for (const [what, payload] of [
+      ['an array 7000 deep', deepArray],
+      ['a field 2500 objects deep', deepField],
+    ]) {
+      const res = await h.app.inject({ method: 'POST', url: '/api/v1/login', headers: { 'content-type': 'application/json' }, payload });
+      expect([res.statusCode, res.json().error.code], what).toEqual([400, 'VALIDATION_ERROR']);
+    }
+    const agent = new Agent(h.app);
+    const page = await agent.get('/login');
+    const token = csrfOf(form(page.html, '/login'));
+    const post = (body: string) =>
+      h.app.inject({
+        method: 'POST',
+        url: '/login',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        cookies: Object.fromEntries(agent.jar),
+        payload: body,
+      });
+    const twice = await post(`_csrf=${token}&username=alice&username=bob&password=x&app=portal`);
+    expect([twice.statusCode, alertBox(twice.body)?.code]).toEqual([400, 'VALIDATION_ERROR']);
+    const tokenTwice = await post(`_csrf=${token}&_csrf=${token}&username=alice&password=x&app=portal`);
+    expect([tokenTwice.statusCode, alertBox(tokenTwice.body)?.code]).toEqual([403, 'CSRF_FAILED']);
+    const polluting = await post(`_csrf=${token}&__proto__[polluted]=1&constructor[prototype][polluted]=1&__proto__=x&username=alice&password=x&app=portal`);
+    expect([polluting.statusCode, alertBox(polluting.body)?.code]).toEqual([401, 'INVALID_CREDENTIALS']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
