@@ -342,6 +342,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       answers,
       flowLimits,
       rights: securityRights,
+      // H, K7: a shared physical device proves possession as the user's own
+      sharedDevices: { sharedWith: (userId) => sharing.sharedWith(userId) },
     });
     const activationDeps = {
       store,

@@ -368,6 +368,41 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       expect((await rejected(attacker.finish(proven))).code).toBe('PHONE_NOT_FOUND');
       expect(await deviceStates(user.id)).not.toContain('mobile:active');
     });
+
+    /** A sharing in force: the requester (an SCC and a verified number of their own) uses the owner's DSC+ (H5: their own devices suspended). */
+    async function sharingInForce() {
+      const { owner, card, requester, headers } = await sharingPair(h);
+      await addVerifiedNumber(requester);
+      const shared = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, headers);
+      const id = shared.body.id as string;
+      await postJson(h.app, `/api/v1/sharing/${id}/answer`, { response: cardAnswer(card, shared.body.challenge.question) }, headers);
+      expect((await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, headers)).body.state).toBe('active');
+      return { owner, card, requester, id };
+    }
+
+    it('K7, H, X7: a requester protected by a shared DSC+ gets no phone with the password and a number: the shared card answers, not an SMS token', async () => {
+      const { card, requester } = await sharingInForce();
+      // the attacker: the requester's password and their number (a SIM swap), not the card
+      const attacker = phone();
+      const view = await attacker.start(requester.username, 'activate');
+      expect(view).toMatchObject({ proof: 'device', phones: [], challenge: { type: 'ocra' } });
+      expect((await rejected(attacker.api.sendToken(view.id, { phoneId: 'any' }))).code).toBe('FLOW_STATE');
+      // the holder of the card proves possession with it
+      const proven = await attacker.prove(view, cardAnswer(card, (view.challenge as { question: string }).question));
+      expect(proven.proven).toBe(true);
+    });
+
+    it('K7, H, L8: an activation proven with the shared DSC+ binds no phone once the sharing ended', async () => {
+      const { card, requester, id } = await sharingInForce();
+      const attacker = phone();
+      const view = await attacker.start(requester.username, 'activate');
+      const proven = await attacker.prove(view, cardAnswer(card, (view.challenge as { question: string }).question));
+      expect(proven.proven).toBe(true);
+      // client services end the sharing: the owner's card no longer speaks for the requester
+      await h.services.sharing.cancel({ staffUserId: agentId }, id);
+      expect((await rejected(attacker.finish(proven))).code).toBe('DEVICE_NOT_AVAILABLE');
+      expect(await deviceStates(requester.id)).not.toContain('mobile:active');
+    });
   });
   describe('K13, C7: answers sent at once have exactly one outcome', () => {
     it('K13, L4: an approval and a denial of one push request sent at once: exactly one wins, and the login follows it', async () => {

@@ -22,8 +22,9 @@
  *   verifying the caller); migration and recovery send it to the number
  *   first used (K7). No number can be added here;
  * - `device`: a user who has an active physical device (DSC+, legacy DSC,
- *   Platinum or Gold token, code card) answers its challenge instead — a password alone never moves a stronger
- *   protection to a phone (K7).
+ *   Platinum or Gold token, code card) — their own, or the one another
+ *   username shares with them (H) — answers its challenge instead — a
+ *   password alone never moves a stronger protection to a phone (K7).
  *
  * Recovery (K8) proves possession like migration, and the recovery PIN on
  * top (the PIN is kept): a password and a PIN, two things one knows, never
@@ -45,7 +46,7 @@ import type { SecretBox } from '../../crypto/secret-box.js';
 import type { Notification, Notifier } from '../../notify/notifier.js';
 import type { Lockout } from '../../policy/lockout.js';
 import type { Sessions } from '../../sessions/sessions.js';
-import type { TemporaryDevices } from '../../flows/ports.js';
+import type { SharedDevices, TemporaryDevices } from '../../flows/ports.js';
 import { SlsError } from '../../errors.js';
 import { newId, newToken, randomDigits } from '../../crypto/random.js';
 import { constantTimeEqual } from '../../crypto/constant-time.js';
@@ -185,6 +186,8 @@ export interface EnrolmentDeps {
   flowLimits: FlowLimits;
   /** A2: activating, moving or recovering the authenticator changes the security settings. */
   rights: SecuritySettingsRights;
+  /** H, K7: the physical device another username shares with the user protects them as their own: it answers instead of an SMS token. */
+  sharedDevices?: Pick<SharedDevices, 'sharedWith'>;
 }
 
 export class MobileEnrolment {
@@ -286,9 +289,10 @@ export class MobileEnrolment {
       const current = await this.activeMobile(user.id);
       if (input.purpose === 'activate' && current) throw new SlsError('MOBILE_ALREADY_ACTIVE');
       if (input.purpose !== 'activate' && !current) throw new SlsError('MOBILE_NOT_ACTIVE');
-      // K7: an active physical device (the kind's `physical`), else a security key (`provesPossession`, D6), answers instead of an
-      // SMS token: a password and a number on record never move its protection to a phone
-      const active = await devices.activeForUser(user.id, null);
+      // K7: an active physical device (the kind's `physical`) — H: the one shared with the user too —, else a security key
+      // (`provesPossession`, D6), answers instead of an SMS token: a password and a number on record never move its protection to a phone
+      const shared = await this.deps.sharedDevices?.sharedWith(user.id);
+      const active = [...(shared ? [shared] : []), ...(await devices.activeForUser(user.id, null))];
       const physical =
         active.find((d) => this.deps.deviceKind(d.type).physical === true) ?? active.find((d) => this.deps.deviceKind(d.type).provesPossession === true);
       const verifier: ActivationVerifier = { webauthnChallenge: newToken() };
@@ -470,8 +474,9 @@ export class MobileEnrolment {
       const ok = token !== undefined && token.expiresAt > clock.now() && constantTimeEqual(box.digest(response, this.sealContext(row.id)), token.digest);
       return ok ? { replay: null } : null;
     }
-    const device = await devices.get(row.device_id!);
-    if (device.state !== 'active') throw new SlsError('DEVICE_NOT_AVAILABLE');
+    // L8, H: still active, and still the user's own or shared with them
+    const device = await devices.usableBy(row.device_id!, row.user_id);
+    if (!device) throw new SlsError('DEVICE_NOT_AVAILABLE');
     const check = await this.deps.deviceKind(device.type).checkResponse(await devices.context(device), verifier.device ?? {}, response);
     return check.ok ? accepted(device, check, row.id) : null;
   }
@@ -479,17 +484,17 @@ export class MobileEnrolment {
   /**
    * X7, L8: what proved possession still stands, read under the audit lock
    * that a device reported lost and a number removed take too
-   * (docs/decisions/0016): the physical device still active, the number
-   * the activation token went to still on record. Either gone since, the
-   * proof proves nothing: the activation neither moves on nor binds a phone.
+   * (docs/decisions/0016): the physical device still active and still the
+   * user's own or shared with them (H), the number the activation token
+   * went to still on record. Either gone since, the proof proves nothing:
+   * the activation neither moves on nor binds a phone.
    */
   private async assertProofStands(trx: Tx, row: FlowRow, verifier: ActivationVerifier): Promise<void> {
     if (verifier.token) {
       const phone = await trx.selectFrom('phones').select('id').where('id', '=', verifier.token.phoneId).where('user_id', '=', row.user_id).executeTakeFirst();
       if (!phone) throw new SlsError('PHONE_NOT_FOUND');
     } else if (row.device_id) {
-      const device = await trx.selectFrom('devices').select('id').where('id', '=', row.device_id).where('state', '=', 'active').executeTakeFirst();
-      if (!device) throw new SlsError('DEVICE_NOT_AVAILABLE');
+      if (!(await this.deps.devices.usableBy(row.device_id, row.user_id, trx))) throw new SlsError('DEVICE_NOT_AVAILABLE');
     }
   }
 
