@@ -262,7 +262,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const phones = new Phones({ store, clock, box, audit, users, devices, notifier, smsCodes, policy: config.policy, sessions });
     const signals = observedSignals(openSignals(store), metrics);
     const push = pushProviderOf(config, clock);
-    const firstFactor = new FirstFactor({ users, answers, clock });
+    const firstFactor = new FirstFactor({ users, answers, clock, audit });
     const optOuts = new OptOuts({ store, clock, audit, notifier, users, rights: securityRights, sessions });
     const pushRequests = new PushRequests({
       store,

@@ -369,6 +369,30 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       expect(await deviceStates(user.id)).not.toContain('mobile:active');
     });
 
+    it('A5, K1, X7: a one-time password from client services opens no activation of the authenticator; it still opens its one login', async () => {
+      const user = await smsUser(h);
+      const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+      const { temporaryPassword } = await h.services.helpDesk.resetPassword(agentId, user.username, { verificationId: verification.id });
+      // whoever learned it (and holds the number): the authenticator is not bound with a password that may do nothing but be changed
+      const attacker = phone();
+      expect((await rejected(attacker.start(user.username, 'activate', temporaryPassword!))).code).toBe('PASSWORD_CHANGE_REQUIRED');
+      expect((await rejected(attacker.start(user.username, 'activate', temporaryPassword!))).code).toBe('PASSWORD_CHANGE_REQUIRED');
+      expect(await deviceStates(user.id)).not.toContain('mobile:active');
+      // a right password is no failure: the login it is for still opens (A5), the lock counted nothing (L3)
+      expect((await h.services.lockout.status(user.username)).failures).toBe(0);
+      expect((await startLogin(h.app, user.username, temporaryPassword!)).status).toBe(200);
+    });
+
+    it("A5, H2: an owner's one-time password from client services starts no sharing of their device", async () => {
+      const { owner, headers } = await sharingPair(h);
+      const verification = await h.services.helpDesk.verifyIdentity(agentId, owner.username, { method: 'id_document' });
+      const { temporaryPassword } = await h.services.helpDesk.resetPassword(agentId, owner.username, { verificationId: verification.id });
+      const shared = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: temporaryPassword }, headers);
+      expect(shared.status, JSON.stringify(shared.body)).toBe(403);
+      expect(shared.body.error.code).toBe('PASSWORD_CHANGE_REQUIRED');
+      expect(shared.body.error.message).toContain('one-time password');
+    });
+
     /** A sharing in force: the requester (an SCC and a verified number of their own) uses the owner's DSC+ (H5: their own devices suspended). */
     async function sharingInForce() {
       const { owner, card, requester, headers } = await sharingPair(h);

@@ -5,7 +5,9 @@
  *
  * A5: a one-time password from client services works for one login, within
  * `oneTimePasswordTtlMs`; after that it is a wrong password like any other
- * (the session it opened may still use it to step up and change it).
+ * (the session it opened may still use it to step up and change it). It
+ * opens nothing else (PASSWORD_CHANGE_REQUIRED): not the authenticator's
+ * activation, nor the owner's side of a sharing.
  */
 import { SlsError } from '../errors.js';
 import { verifyPassword } from '../crypto/password.js';
@@ -14,6 +16,8 @@ import type { OneTimePassword, User, Users } from '../identity/users.js';
 import type { Attempt } from '../policy/lockout.js';
 import type { Clock } from '../clock.js';
 import type { Answers } from './answers.js';
+import type { App } from '../sessions/sessions.js';
+import type { AuditLog } from '../audit/audit-log.js';
 
 export interface FirstFactorInput {
   username: string;
@@ -27,6 +31,7 @@ export interface FirstFactorDeps {
   users: Users;
   answers: Answers;
   clock: Clock;
+  audit: AuditLog;
 }
 
 /**
@@ -37,6 +42,15 @@ export interface FirstFactorDeps {
  * the first unknown username, which would make that check take twice as long.
  */
 export const DUMMY_HASH = '$argon2id$v=19$m=19456,t=2,p=1$YFEDNMmmA/979KjbI451Uw$Gs1PVtgNDkuahnKoC9dvv4qvXnEhpbFV9n7o1HsBQ70';
+
+/**
+ * A5: what a one-time password from client services opens: a login to an
+ * application, whose session may do nothing but change it, and that
+ * session's step-up. Not the authenticator's activation, migration or
+ * recovery, nor the owner's side of a sharing: a password that may only be
+ * changed binds no device (X7).
+ */
+const ONE_TIME_PURPOSES: readonly string[] = ['portal', 'trading', 'step_up'] satisfies (App | 'step_up')[];
 
 export class FirstFactor {
   constructor(private readonly deps: FirstFactorDeps) {}
@@ -67,6 +81,19 @@ export class FirstFactor {
     if (!passwordOk) {
       await answers.fail(attempt, { ...who, userId: user?.id ?? null }, { event: 'login.password_failed', data: { app: input.purpose } });
       throw new SlsError('INVALID_CREDENTIALS');
+    }
+    if (found!.oneTime && !ONE_TIME_PURPOSES.includes(input.purpose)) {
+      // a right password is no failure; the refusal is audited (X1)
+      await answers.release(attempt);
+      await this.deps.audit.record({
+        event: 'login.flow_refused',
+        actor: `user:${user!.id}`,
+        userId: user!.id,
+        username: user!.username,
+        ip: input.ip,
+        data: { kind: input.purpose, reason: 'one_time_password', code: 'PASSWORD_CHANGE_REQUIRED' },
+      });
+      throw new SlsError('PASSWORD_CHANGE_REQUIRED', { reason: 'one_time_password' });
     }
     return { user: user!, attempt };
   }

@@ -87,7 +87,8 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
             '409 SHARING_TEMPORARY_DEVICE (a temporary passcode or online card, T4), ' +
             "409 SHARING_NO_PHYSICAL_DEVICE (the owner's active devices are only a mobile authenticator, an SMS number or a security key: only a physical device is shared, K6, D6), " +
             '409 SHARING_LESS_SECURE_DEVICE ("Less secure device", D2); ' +
-            'also 400 SHARING_SELF, 409 SHARING_EXISTS, 409 SHARING_OWNER_SHARES, 403 NO_ACTIVE_DEVICE (the owner has no active device), 403 NOT_PRIMARY_USER.',
+            'also 400 SHARING_SELF, 409 SHARING_EXISTS, 409 SHARING_OWNER_SHARES, 403 NO_ACTIVE_DEVICE (the owner has no active device), 403 NOT_PRIMARY_USER, ' +
+            "403 PASSWORD_CHANGE_REQUIRED (reason one_time_password: the owner's password is a one-time password from client services, A5).",
           security,
           body: z.object({ ownerUsername: z.string().min(1).max(64), ownerPassword: z.string().min(1).max(1024) }),
           response: { 201: SharingSchema, ...FLOW_ERRORS },
