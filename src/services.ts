@@ -33,7 +33,7 @@ import { SecurityRights } from './identity/security-rights.js';
 import { Passwords } from './identity/passwords.js';
 import { Lockout } from './policy/lockout.js';
 import { Sessions } from './sessions/sessions.js';
-import { databaseStartFailure, describeDatabase, openStore, type Store } from './store/database.js';
+import { databaseStartFailure, describeDatabase, openStore, type Executor, type Store } from './store/database.js';
 import { FirstFactor } from './flows/first-factor.js';
 import { Answers } from './flows/answers.js';
 import { FlowLimits } from './flows/flow-limits.js';
@@ -364,7 +364,11 @@ export async function createServices(config: Config, options: ServiceOptions = {
       answers,
       flowLimits,
       rights: securityRights,
-      sharedDevices: { sharedWith: (userId: string) => sharing.sharedWith(userId), withOwnDevices: (userId: string) => sharing.withOwnDevices(userId) },
+      sharedDevices: {
+        sharedWith: (userId: string) => sharing.sharedWith(userId),
+        withOwnDevices: (userId: string) => sharing.withOwnDevices(userId),
+        setsAside: (userId: string, db?: Executor) => sharing.setsAside(userId, db),
+      },
     };
     // H1-H5: sharing one device between usernames; the owner's device proves under the owner's lock (L3)
     const sharing = new DeviceSharing({

@@ -404,6 +404,46 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       return { owner, card, requester, id };
     }
 
+    it('H5, D4, X7: a device the sharing set aside is not reactivated while the sharing is in force: it comes back only when the sharing ends', async () => {
+      const { card, requester, id } = await sharingInForce();
+      const scc = (await h.services.devices.listForUser(requester.id)).find((d) => d.type === 'scc')!;
+      expect(scc.state).toBe('suspended');
+      // a session of the requester (opened with the shared card) and the requester's old card, set aside
+      const headers = await loginSession(h.app, requester.username, withCard(card));
+      const started = await postJson(h.app, `/api/v1/devices/${scc.id}/activation`, {}, headers);
+      if (started.status === 200) {
+        await postJson(h.app, `/api/v1/devices/${scc.id}/activation/${started.body.id}`, { response: indexAnswer(started.body.challenge) }, headers);
+      }
+      expect((await h.services.devices.get(scc.id)).state).toBe('suspended');
+      expect(started.status, JSON.stringify(started.body)).toBe(409);
+      expect(started.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+      // the end of the sharing brings it back (H5)
+      await h.services.sharing.cancel({ staffUserId: agentId }, id);
+      expect((await h.services.devices.get(scc.id)).state).toBe('active');
+    });
+
+    it('H5, D4, L8: a reactivation begun before a sharing came into force activates nothing after it, nor a device suspended before it (docs/decisions/0016)', async () => {
+      const { owner, card, requester, headers } = await sharingPair(h);
+      // a second card of the requester's, suspended before the sharing (so not among the devices it sets aside)
+      const spare = await h.services.onlineCards.importSecurityCodeCard(requester.id, `SCC-spare-${requester.username}`, REQUESTER_SCC_CODES, 'test');
+      await h.services.devices.setState(spare.id, 'suspended', 'test', 'test');
+      const started = await postJson(h.app, `/api/v1/devices/${spare.id}/activation`, {}, headers);
+      expect(started.status, JSON.stringify(started.body)).toBe(200);
+      // the sharing comes into force before the answer
+      const shared = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, headers);
+      await postJson(h.app, `/api/v1/sharing/${shared.body.id}/answer`, { response: cardAnswer(card, shared.body.challenge.question) }, headers);
+      expect((await postJson(h.app, `/api/v1/sharing/${shared.body.id}/confirmation`, { disposition: 'keep' }, headers)).body.state).toBe('active');
+      const done = await postJson(
+        h.app,
+        `/api/v1/devices/${spare.id}/activation/${started.body.id}`,
+        { response: indexAnswer(started.body.challenge) },
+        headers,
+      );
+      expect(done.status, JSON.stringify(done.body)).toBe(409);
+      expect(done.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
+      expect((await h.services.devices.get(spare.id)).state).toBe('suspended');
+    });
+
     it('K7, H, X7: a requester protected by a shared DSC+ gets no phone with the password and a number: the shared card answers, not an SMS token', async () => {
       const { card, requester } = await sharingInForce();
       // the attacker: the requester's password and their number (a SIM swap), not the card

@@ -120,6 +120,16 @@ export class DeviceActivation {
     if (!this.actions(device).reactivate) throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
   }
 
+  /**
+   * H5: while a sharing is in force the user's own permanent devices are set
+   * aside: they come back when it ends, not by their own proof
+   * (409 DEVICE_NOT_AVAILABLE, reason sharing).
+   */
+  private async assertNotSetAside(userId: string, device: Device, db?: Tx): Promise<void> {
+    if (this.deps.deviceKind(device.type).temporary) return;
+    if (await this.deps.sharedDevices?.setsAside(userId, db)) throw new SlsError('DEVICE_NOT_AVAILABLE', { reason: 'sharing' }, 'set aside by a sharing');
+  }
+
   private assertPinChangeable(device: Device): void {
     if (!this.actions(device).changePin) throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
   }
@@ -146,6 +156,7 @@ export class DeviceActivation {
       await this.deps.rights.assertMayChange(session.userId, { action: 'reactivate', ip: meta.ip ?? null });
     }
     this.assertReady(device, purpose);
+    if (purpose === 'activation') await this.assertNotSetAside(session.userId, device);
     const user = await users.get(session.userId);
     // V1, K11: the mobile authenticator verifies a step-up by push
     const kind = this.deps.deviceKind(device.type);
@@ -238,6 +249,8 @@ export class DeviceActivation {
   async complete(session: Session, flowId: string, response: string): Promise<Device> {
     const { config, devices, helpDesk, notifier } = this.deps;
     const device = await this.prove(session, flowId, 'activation', response, async (trx, proven, user, now) => {
+      // H5 (docs/decisions/0016): a sharing that came into force meanwhile set the device aside
+      await this.assertNotSetAside(user.id, proven, trx);
       const kind = this.deps.deviceKind(proven.type);
       const activated = await devices.transition(trx, proven, 'active', {
         actor: `user:${user.id}`,

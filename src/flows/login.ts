@@ -139,7 +139,7 @@ export interface LoginDeps {
   /** Told of each login started (metrics). */
   observer?: Pick<Observer, 'loginStarted'>;
   /** H: the device another username shares with the user (offered first). */
-  sharedDevices?: SharedDevices;
+  sharedDevices?: Pick<SharedDevices, 'sharedWith' | 'withOwnDevices'>;
   /** O1: who opted out of the second factor for trading logins (identity/opt-out.ts); nobody when absent. */
   optedOut?: OptedOutUsers;
 }

@@ -9,7 +9,7 @@ import type { Challenge, Device, SmsPrompt } from '../devices/types.js';
 import type { Language } from '../i18n/i18n.js';
 import type { User } from '../identity/users.js';
 import type { App } from '../sessions/sessions.js';
-import type { Tx } from '../store/database.js';
+import type { Executor, Tx } from '../store/database.js';
 import type { SessionScope } from '../store/schema.js';
 import type { FlowRow } from './flow-rows.js';
 
@@ -48,4 +48,6 @@ export interface SharedDevices {
   sharedWith(userId: string): Promise<Device | null>;
   /** The user's own devices (every state) and the shared one as `sharedWith` gives it, in one read. */
   withOwnDevices(userId: string): Promise<{ own: Device[]; shared: Device | null }>;
+  /** H5: whether a sharing in force sets the user's own devices aside (they come back when the sharing ends). */
+  setsAside(userId: string, db?: Executor): Promise<boolean>;
 }

@@ -234,6 +234,17 @@ export class DeviceSharing {
     return { own, shared: shared?.state === 'active' ? shared : null };
   }
 
+  /**
+   * H5: whether a sharing in force sets the user's own devices aside (the
+   * user is its requester): they come back when the sharing ends, not by
+   * their own proof meanwhile (D4), which would put a weaker device, or one
+   * to be returned, back beside the shared one (H1c).
+   */
+  async setsAside(userId: string, db: Executor = this.deps.store.db): Promise<boolean> {
+    const row = await db.selectFrom('device_sharings').select('id').where('requester_id', '=', userId).where('state', '=', 'active').executeTakeFirst();
+    return row !== undefined;
+  }
+
   /** W1: the shared device of a requester (whatever its state: a lost shared device protects nobody). */
   async sharedDeviceOf(userId: string, db: Executor): Promise<Device | null> {
     const row = await db.selectFrom('device_sharings').select('device_id').where('requester_id', '=', userId).where('state', '=', 'active').executeTakeFirst();

@@ -103,6 +103,9 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
           operationId: 'startDeviceActivation',
           tags: ['devices'],
           summary: 'Start activating a device: a suspended card (D4) or a printed online security card (S2): its challenge',
+          description:
+            '409 DEVICE_NOT_AVAILABLE when the device cannot be activated now; reason `sharing` when a device sharing in force set it aside (H5): ' +
+            'it comes back when the sharing is cancelled.',
           security,
           params: z.object({ deviceId: z.string().max(64) }),
           response: {
@@ -125,7 +128,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
           tags: ['devices'],
           summary: "Answer the device's challenge: it is active; a reactivated card ends the temporary passcode and online card (D4)",
           description:
-            '401 LOGIN_FAILED with attemptsLeft; 410 FLOW_EXPIRED; 409 DEVICE_NOT_AVAILABLE when the device was reported lost, revoked or activated meanwhile (L8, nothing activated).',
+            '401 LOGIN_FAILED with attemptsLeft; 410 FLOW_EXPIRED; 409 DEVICE_NOT_AVAILABLE when the device was reported lost, revoked or activated meanwhile, or set aside by a sharing that came into force (L8, H5, nothing activated).',
           security,
           params: z.object({ deviceId: z.string().max(64), flowId: z.string().max(64) }),
           body: z.object({ response: z.string().max(64) }),
