@@ -444,6 +444,16 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       expect((await h.services.devices.get(spare.id)).state).toBe('suspended');
     });
 
+    it('M2, H, W1: a number a requester confirms while a sharing is in force does not enrol them in SMS: the shared DSC+ protects them (no SMS login beside it)', async () => {
+      const { requester } = await sharingInForce();
+      await addVerifiedNumber(requester);
+      expect(await deviceStates(requester.id)).not.toContain('sms:active');
+      // a login offers the shared card only: the password and the number do not log in
+      const login = await startLogin(h.app, requester.username);
+      expect(login.status, JSON.stringify(login.body)).toBe(200);
+      expect(login.body.devices.map((d: Json) => d.type)).toEqual(['dscplus']);
+    });
+
     it('K7, H, X7: a requester protected by a shared DSC+ gets no phone with the password and a number: the shared card answers, not an SMS token', async () => {
       const { card, requester } = await sharingInForce();
       // the attacker: the requester's password and their number (a SIM swap), not the card

@@ -437,6 +437,25 @@ export class Devices {
     return row ? this.toDevice(row) : null;
   }
 
+  /**
+   * M2, H: the types of the active devices that protect the user: their
+   * own, and the one another username shares with them while the sharing
+   * is in force.
+   */
+  async activeTypesProtecting(userId: string, db: Executor = this.store.db): Promise<string[]> {
+    // two halves rather than `user_id = ? or id in (…)`, which PostgreSQL answers by scanning every device
+    const own = db.selectFrom('devices').select('type').where('user_id', '=', userId).where('state', '=', 'active');
+    const shared = db
+      .selectFrom('device_sharings')
+      .innerJoin('devices', 'devices.id', 'device_sharings.device_id')
+      .select('devices.type')
+      .where('device_sharings.requester_id', '=', userId)
+      .where('device_sharings.state', '=', 'active')
+      .where('devices.state', '=', 'active');
+    const rows = await own.unionAll(shared).execute();
+    return rows.map((row) => row.type);
+  }
+
   private async newSerial(): Promise<string> {
     for (;;) {
       const serial = `DSC${String(randomInt(0, 10_000_000)).padStart(7, '0')}`;

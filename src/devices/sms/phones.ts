@@ -344,9 +344,10 @@ export class Phones {
     await this.deps.devices.transition(trx, device, 'active', { actor: 'system', ip, event: 'device.enrolled', data: { automatic: true } });
   }
 
+  /** M2, H: an active permanent device protects the user: their own, or one another username shares with them. */
   private async hasPermanentDevice(db: Executor, userId: string): Promise<boolean> {
-    const active = await db.selectFrom('devices').select('type').where('user_id', '=', userId).where('state', '=', 'active').execute();
-    return active.some((d) => !this.deps.devices.kind(d.type).temporary);
+    const active = await this.deps.devices.activeTypesProtecting(userId, db);
+    return active.some((type) => !this.deps.devices.kind(type).temporary);
   }
 
   private async insertSmsDevice(trx: Tx, userId: string, phone: PhoneRow, state: 'active' | 'requested'): Promise<string> {

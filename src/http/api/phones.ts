@@ -121,7 +121,7 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
           tags: ['mobile'],
           summary: 'Enter the confirm code: the number becomes "SMS Verified" (M1)',
           description:
-            'A user without an active permanent security device is then enrolled in SMS two-factor authentication (M2): `enrolledDevice`. ' +
+            'A user without an active permanent security device (their own, or one another username shares with them, H) is then enrolled in SMS two-factor authentication (M2): `enrolledDevice`. ' +
             'Errors: 400 CODE_INVALID (with attemptsLeft), 410 CODE_EXPIRED (request a new code).',
           security,
           params: PhoneParams,
