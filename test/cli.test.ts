@@ -1,4 +1,11 @@
-/** The `sls` command, run as a real process against a real database. */
+/**
+ * The `sls` command against a real database. What only a process shows runs
+ * as a real `sls` process: its exit code on success and on usage errors, the
+ * language read from the environment when it starts, the interactive card on
+ * standard input and on a terminal. The other commands run in this process
+ * (`slsInProcess`: `main(argv)`, what bin/sls.js runs, its output and exit
+ * code captured), each real process costing a start of Node and of the server.
+ */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -7,12 +14,12 @@ import BetterSqlite3 from 'better-sqlite3';
 import { cardAnswer, sqliteDatabase, testConfig, type TestDatabase } from './support/harness.js';
 import { createServices } from '../src/services.js';
 import type { Session } from '../src/sessions/sessions.js';
-import { cliEnv, SLS_BIN, sls } from './support/cli.js';
+import { cliEnv, SLS_BIN, sls, slsInProcess } from './support/cli.js';
 import type { Command } from 'commander';
 import { buildProgram } from '../src/cli/main.js';
 import type { CardFile } from '../src/devices/devices.js';
 
-// each case runs several `sls` processes (about a second each, more on a loaded machine)
+// some cases run several `sls` processes (about a second each, more on a loaded machine)
 vi.setConfig({ testTimeout: 90_000 });
 
 let db: TestDatabase;
@@ -58,27 +65,27 @@ describe('sls user', () => {
       ],
     ];
     for (const [args, stderr] of cases) {
-      const res = await sls(['user', 'create', ...args], env);
+      const res = await slsInProcess(['user', 'create', ...args], env);
       expect(res.code, args.join(' ')).toBe(1);
       expect(res.stderr).toBe(stderr);
     }
-    expect((await sls(['user', 'show', 'nobody'], env)).stderr).toBe('sls: No such user.\n');
+    expect((await slsInProcess(['user', 'show', 'nobody'], env)).stderr).toBe('sls: No such user.\n');
   });
 
   it('M2/M6: user create --mobile puts a number on record for the first login to confirm; a trunk prefix is refused', async () => {
-    const refused = await sls(['user', 'create', '--username', 'carol', '--password', 'correct horse battery', '--mobile', 'FR:0612345678'], env);
+    const refused = await slsInProcess(['user', 'create', '--username', 'carol', '--password', 'correct horse battery', '--mobile', 'FR:0612345678'], env);
     expect(refused).toMatchObject({ code: 1, stderr: 'sls: Enter the number without its leading 0: the country is chosen separately.\n' });
-    expect((await sls(['user', 'show', 'carol'], env)).stderr).toBe('sls: No such user.\n');
-    const created = await sls(['user', 'create', '--username', 'carol', '--password', 'correct horse battery', '--mobile', 'FR:612345678'], env);
+    expect((await slsInProcess(['user', 'show', 'carol'], env)).stderr).toBe('sls: No such user.\n');
+    const created = await slsInProcess(['user', 'create', '--username', 'carol', '--password', 'correct horse battery', '--mobile', 'FR:612345678'], env);
     expect(created.code).toBe(0);
     expect(created.stdout).toContain('Mobile number +33 •••• ••78 on record: the first login confirms it by SMS.');
-    const shown = JSON.parse((await sls(['user', 'show', 'carol', '--json'], env)).stdout);
+    const shown = JSON.parse((await slsInProcess(['user', 'show', 'carol', '--json'], env)).stdout);
     expect(shown.mobileNumbers).toMatchObject([{ number: '+33612345678', verified: false }]);
   });
 
   it('A6: account set-equity changes the equity', async () => {
-    expect((await sls(['account', 'set-equity', '--account', 'U1000001', '--equity', '999999.99'], env)).code).toBe(0);
-    expect(JSON.parse((await sls(['user', 'show', 'alice', '--json'], env)).stdout).equityUsd).toBe(999999.99);
+    expect((await slsInProcess(['account', 'set-equity', '--account', 'U1000001', '--equity', '999999.99'], env)).code).toBe(0);
+    expect(JSON.parse((await slsInProcess(['user', 'show', 'alice', '--json'], env)).stdout).equityUsd).toBe(999999.99);
   });
 });
 
@@ -88,7 +95,7 @@ describe('sls device and the card emulator (C2, C3, C8)', () => {
 
   it('C2: device add-dscplus issues an active card and writes the card file', async () => {
     cardPath = join(db.dataDir, 'card.json');
-    const res = await sls(['device', 'add-dscplus', '--user', 'alice', '--pin', '1234', '--out', cardPath], env);
+    const res = await slsInProcess(['device', 'add-dscplus', '--user', 'alice', '--pin', '1234', '--out', cardPath], env);
     expect(res.code).toBe(0);
     card = JSON.parse(readFileSync(cardPath, 'utf8')) as CardFile;
     expect(card).toMatchObject({
@@ -99,14 +106,14 @@ describe('sls device and the card emulator (C2, C3, C8)', () => {
     });
     expect(card.seed).toMatch(/^[0-9a-f]{64}$/);
     expect(res.stdout).toBe(`Issued DSC+ ${card.serial} to alice; card file written to ${cardPath}.\n`);
-    const list = JSON.parse((await sls(['device', 'list', '--user', 'alice', '--json'], env)).stdout);
+    const list = JSON.parse((await slsInProcess(['device', 'list', '--user', 'alice', '--json'], env)).stdout);
     expect(list).toMatchObject([{ type: 'dscplus', serial: card.serial, state: 'active' }]);
   });
 
   it('C2/C3: sls dsc --pin --challenge prints only the 8-digit response', async () => {
-    const res = await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', '123456'], env);
+    const res = await slsInProcess(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', '123456'], env);
     expect(res).toMatchObject({ code: 0, stdout: `${cardAnswer(card, '123456')}\n` });
-    const wrongPin = await sls(['dsc', '--card', cardPath, '--pin', '4321', '--challenge', '123456'], env);
+    const wrongPin = await slsInProcess(['dsc', '--card', cardPath, '--pin', '4321', '--challenge', '123456'], env);
     expect(wrongPin.stdout.trim()).not.toBe(cardAnswer(card, '123456'));
   });
 
@@ -126,7 +133,7 @@ describe('sls device and the card emulator (C2, C3, C8)', () => {
     expect(res.stdout.split('Err').length - 1).toBe(2);
     expect(res.stdout).toContain(cardAnswer(card, '654321'));
     for (const challenge of ['12345', '1234567']) {
-      const refused = await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', challenge], env);
+      const refused = await slsInProcess(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', challenge], env);
       expect(refused.code).toBe(1);
       expect(refused.stdout).toBe('');
       expect(refused.stderr).toContain('6 digits');
@@ -170,38 +177,42 @@ describe('sls device and the card emulator (C2, C3, C8)', () => {
   });
 
   it('C8: import-pskc fills the stock (plain, pre-shared key, password) and cards are issued from it', async () => {
-    expect((await sls(['device', 'import-pskc', fixture('batch-plain.xml')], env)).stdout).toBe('Imported 3 cards into the stock (batch batch-plain.xml).\n');
-    expect((await sls(['device', 'import-pskc', fixture('batch-aes.xml'), '--key', '000102030405060708090a0b0c0d0e0f'], env)).code).toBe(0);
-    expect((await sls(['device', 'import-pskc', fixture('batch-pbkdf2.xml'), '--password', 'correct horse battery', '--batch', 'b3'], env)).code).toBe(0);
-    const stock = JSON.parse((await sls(['device', 'list', '--stock', '--json'], env)).stdout) as { serial: string }[];
+    expect((await slsInProcess(['device', 'import-pskc', fixture('batch-plain.xml')], env)).stdout).toBe(
+      'Imported 3 cards into the stock (batch batch-plain.xml).\n',
+    );
+    expect((await slsInProcess(['device', 'import-pskc', fixture('batch-aes.xml'), '--key', '000102030405060708090a0b0c0d0e0f'], env)).code).toBe(0);
+    expect((await slsInProcess(['device', 'import-pskc', fixture('batch-pbkdf2.xml'), '--password', 'correct horse battery', '--batch', 'b3'], env)).code).toBe(
+      0,
+    );
+    const stock = JSON.parse((await slsInProcess(['device', 'list', '--stock', '--json'], env)).stdout) as { serial: string }[];
     expect(stock.map((d) => d.serial)).toEqual(['DSC0000001', 'DSC0000002', 'DSC0000003', 'DSC0000101', 'DSC0000102', 'DSC0000201', 'DSC0000202']);
 
     const out = join(db.dataDir, 'stock-card.json');
-    expect((await sls(['device', 'add-dscplus', '--user', 'alice', '--pin', '2468', '--serial', 'DSC0000101', '--out', out], env)).code).toBe(0);
+    expect((await slsInProcess(['device', 'add-dscplus', '--user', 'alice', '--pin', '2468', '--serial', 'DSC0000101', '--out', out], env)).code).toBe(0);
     const stockCard = JSON.parse(readFileSync(out, 'utf8')) as CardFile;
     expect(stockCard.serial).toBe('DSC0000101');
   });
 
   it('C8: a wrong key, a repeated batch or a broken file imports nothing', async () => {
-    const wrongKey = await sls(['device', 'import-pskc', fixture('batch-aes.xml'), '--key', 'ffeeddccbbaa99887766554433221100'], env);
+    const wrongKey = await slsInProcess(['device', 'import-pskc', fixture('batch-aes.xml'), '--key', 'ffeeddccbbaa99887766554433221100'], env);
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr).toMatch(
       /^sls: The PSKC file cannot be imported: (the key or password given does not open it|a MAC does not match: the file was altered, or the key is another)\.\n$/,
     );
-    const again = await sls(['device', 'import-pskc', fixture('batch-plain.xml')], env);
+    const again = await slsInProcess(['device', 'import-pskc', fixture('batch-plain.xml')], env);
     expect(again.stderr).toBe('sls: Serial number already in use: DSC0000001, DSC0000002, DSC0000003.\n');
     const broken = join(db.dataDir, 'broken.xml');
     writeFileSync(broken, '<KeyContainer');
-    expect((await sls(['device', 'import-pskc', broken], env)).code).toBe(1);
-    expect((await sls(['device', 'import-pskc', join(db.dataDir, 'missing.xml')], env)).stderr).toBe(
+    expect((await slsInProcess(['device', 'import-pskc', broken], env)).code).toBe(1);
+    expect((await slsInProcess(['device', 'import-pskc', join(db.dataDir, 'missing.xml')], env)).stderr).toBe(
       `sls: The PSKC file ${join(db.dataDir, 'missing.xml')} cannot be read: check its name and its permissions.\n`,
     );
-    const stock = JSON.parse((await sls(['device', 'list', '--stock', '--json'], env)).stdout) as unknown[];
+    const stock = JSON.parse((await slsInProcess(['device', 'list', '--stock', '--json'], env)).stdout) as unknown[];
     expect(stock).toHaveLength(6);
   });
 
   it('C2: a PIN that is not 4 digits is refused when issuing a card', async () => {
-    const res = await sls(['device', 'add-dscplus', '--user', 'alice', '--pin', '12345', '--out', join(db.dataDir, 'x.json')], env);
+    const res = await slsInProcess(['device', 'add-dscplus', '--user', 'alice', '--pin', '12345', '--out', join(db.dataDir, 'x.json')], env);
     expect(res).toMatchObject({ code: 1, stderr: 'sls: The PIN must be 4 digits.\n' });
   });
 });
@@ -234,12 +245,12 @@ describe('sls ocra (C3)', () => {
     if (v.counter !== null) args.push('--counter', String(v.counter));
     if (v.pin_hash_hex !== null) args.push('--pin-hash', v.pin_hash_hex);
     if (v.timestamp_hex !== null) args.push('--timestamp', v.timestamp_hex);
-    const res = await sls(args, env);
+    const res = await slsInProcess(args, env);
     expect(res).toMatchObject({ code: 0, stdout: `${v.expected}\n` });
   });
 
   it('C3: --pin gives the same value as --pin-hash', async () => {
-    const res = await sls(
+    const res = await slsInProcess(
       [
         'ocra',
         '--suite',
@@ -265,7 +276,7 @@ describe('sls ocra (C3)', () => {
       ['ocra', '--suite', 'OCRA-1:HOTP-SHA1-6:QN08-T1M', '--key', '00', '--question', '1', '--timestamp', 'xyz'],
     ];
     for (const args of bad) {
-      const res = await sls(args, env);
+      const res = await slsInProcess(args, env);
       expect(res.code, args.join(' ')).toBe(1);
       expect(res.stderr.split('\n').filter(Boolean)).toHaveLength(1);
       expect(res.stderr).toMatch(/^sls: /);
@@ -275,10 +286,10 @@ describe('sls ocra (C3)', () => {
 
 describe('sls audit (X1)', () => {
   it('X1: audit list shows the events of a user; audit verify checks the chain', async () => {
-    const list = await sls(['audit', 'list', '--user', 'alice', '--json'], env);
+    const list = await slsInProcess(['audit', 'list', '--user', 'alice', '--json'], env);
     const events = (JSON.parse(list.stdout) as { event: string }[]).map((e) => e.event);
     expect(events).toEqual(expect.arrayContaining(['user.created', 'device.added']));
-    const verify = await sls(['audit', 'verify'], env);
+    const verify = await slsInProcess(['audit', 'verify'], env);
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/^Audit log intact: \d+ entries, head [0-9a-f]{64}\.\n$/);
   });
@@ -289,7 +300,7 @@ describe('sls audit (X1)', () => {
     raw.exec('drop trigger audit_log_no_update');
     raw.prepare("update audit_log set event = 'user.deleted' where seq = 1").run();
     raw.close();
-    const verify = await sls(['audit', 'verify'], env);
+    const verify = await slsInProcess(['audit', 'verify'], env);
     expect(verify.code).toBe(1);
     expect(verify.stderr).toBe('sls: The audit log has been tampered with: entry 1 was altered.\n');
   });
@@ -316,21 +327,23 @@ describe('sls device import-scc, helpdesk ship and jobs run (S1, C6, C8)', () =>
   it('S1: import-scc imports a legacy card from its codes; bad files import nothing', async () => {
     const file = join(db.dataDir, 'scc.txt');
     writeFileSync(file, ['# SCC 0042', ...Array.from({ length: 100 }, (_, i) => `${i + 1},${String(i).padStart(3, '0')}`)].join('\n'));
-    const res = await sls(['device', 'import-scc', file, '--user', 'alice', '--serial', 'SCC-0042'], env);
+    const res = await slsInProcess(['device', 'import-scc', file, '--user', 'alice', '--serial', 'SCC-0042'], env);
     expect(res).toMatchObject({ code: 0, stdout: 'Imported Security Code Card SCC-0042 (100 codes) for alice.\n' });
     writeFileSync(file, '1,123\n3,456\n');
-    expect((await sls(['device', 'import-scc', file, '--user', 'alice', '--serial', 'SCC-0043'], env)).stderr).toBe(
+    expect((await slsInProcess(['device', 'import-scc', file, '--user', 'alice', '--serial', 'SCC-0043'], env)).stderr).toBe(
       'sls: Line 2: index 3 is out of order (the codes go from index 1, one after the other).\n',
     );
     writeFileSync(file, '12\n');
-    expect((await sls(['device', 'import-scc', file, '--user', 'alice', '--serial', 'SCC-0043'], env)).code).toBe(1);
-    const types = (JSON.parse((await sls(['device', 'list', '--user', 'alice', '--json'], env)).stdout) as { type: string }[]).map((d) => d.type);
+    expect((await slsInProcess(['device', 'import-scc', file, '--user', 'alice', '--serial', 'SCC-0043'], env)).code).toBe(1);
+    const types = (JSON.parse((await slsInProcess(['device', 'list', '--user', 'alice', '--json'], env)).stdout) as { type: string }[]).map((d) => d.type);
     expect(types.filter((t) => t === 'scc')).toHaveLength(1);
   });
 
   it('C6/C8: a requested DSC+ is shipped from the stock with a card file; jobs run activates it three weeks later', async () => {
-    expect((await sls(['staff', 'create', '--username', 'agent', '--password', 'correct horse battery', '--role', 'client_services'], env)).code).toBe(0);
-    expect((await sls(['account', 'set-equity', '--account', 'U1000001', '--equity', '2000000'], env)).code).toBe(0);
+    expect((await slsInProcess(['staff', 'create', '--username', 'agent', '--password', 'correct horse battery', '--role', 'client_services'], env)).code).toBe(
+      0,
+    );
+    expect((await slsInProcess(['account', 'set-equity', '--account', 'U1000001', '--equity', '2000000'], env)).code).toBe(0);
     const services = await createServices(testConfig(db), { warn: () => undefined });
     const alice = await services.users.getByUsername('alice');
     // a session opened with alice's card (R2: not under temporary access)
@@ -342,17 +355,17 @@ describe('sls device import-scc, helpdesk ship and jobs run (S1, C6, C8)', () =>
     });
     await services.close();
     const out = join(db.dataDir, 'shipped.json');
-    const shipped = await sls(['helpdesk', 'ship', '--staff', 'agent', '--device', device.id, '--serial', 'DSC0000102', '--out', out], env);
+    const shipped = await slsInProcess(['helpdesk', 'ship', '--staff', 'agent', '--device', device.id, '--serial', 'DSC0000102', '--out', out], env);
     expect(shipped).toMatchObject({ code: 0, stdout: `Shipped DSC+ DSC0000102; card file written to ${out}.\n` });
     const card = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
     expect(card).toMatchObject({ serial: 'DSC0000102', suite: 'OCRA-1:HOTP-SHA256-8:QN06-PSHA1' });
     expect(card.pin).toBeUndefined();
-    expect((await sls(['dsc', '--card', out, '--pin', '2468', '--challenge', '123456'], env)).stdout).toMatch(/^\d{8}\n$/);
+    expect((await slsInProcess(['dsc', '--card', out, '--pin', '2468', '--challenge', '123456'], env)).stdout).toMatch(/^\d{8}\n$/);
     // X6: then the notices due are delivered (alice has no address: none)
-    expect((await sls(['jobs', 'run'], env)).stdout).toMatch(
+    expect((await slsInProcess(['jobs', 'run'], env)).stdout).toMatch(
       /^Jobs run: 0 card\(s\) auto-activated, 0 notice\(s\) sent\.\nOutbox: 0 notice\(s\) delivered, 0 to try again later, 0 failed\.\n$/,
     );
-    const again = await sls(['helpdesk', 'ship', '--staff', 'agent', '--device', device.id, '--serial', 'DSC0000201', '--out', out], env);
+    const again = await slsInProcess(['helpdesk', 'ship', '--staff', 'agent', '--device', device.id, '--serial', 'DSC0000201', '--out', out], env);
     expect(again.stderr).toBe('sls: The device cannot do that in its state (shipped).\n');
   });
 });
@@ -360,7 +373,7 @@ describe('sls device import-scc, helpdesk ship and jobs run (S1, C6, C8)', () =>
 describe('the command line of a mature tool (issue 16)', () => {
   it('[ours] sls --version prints the version of package.json', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-    for (const flag of ['--version', '-V']) expect(await sls([flag], process.env)).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
+    for (const flag of ['--version', '-V']) expect(await slsInProcess([flag], process.env)).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
   });
 
   it('[ours] no help text names a rule of the specification (A1, C6 …): they are for the code, not for operators', () => {

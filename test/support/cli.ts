@@ -1,6 +1,8 @@
 /** Runs the real `sls` command (compiled in dist/ by `npm test`'s build step) and real server processes. */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { vi } from 'vitest';
+import { environmentLanguage } from '../../src/i18n/i18n.js';
 import { TEST_MASTER_KEY, type TestDatabase } from './harness.js';
 
 export const SLS_BIN = fileURLToPath(new URL('../../bin/sls.js', import.meta.url));
@@ -35,6 +37,75 @@ export function sls(args: string[], env: NodeJS.ProcessEnv, input?: string, cwd?
     if (input !== undefined) child.stdin!.end(input);
     else child.stdin!.end();
   });
+}
+
+type Main = (argv: string[]) => Promise<number>;
+
+/** `main` of src/cli/main.ts, loaded once per language of the environment: sls reads its language when it loads. */
+const mains = new Map<string, Promise<Main>>();
+
+function mainFor(env: NodeJS.ProcessEnv): Promise<Main> {
+  const language = environmentLanguage(env);
+  let loaded = mains.get(language);
+  if (!loaded) {
+    loaded = (async () => {
+      const saved = process.env;
+      process.env = { ...env };
+      try {
+        // a fresh instance of the command (and of what it imports), its language read under ENV
+        vi.resetModules();
+        return (await import('../../src/cli/main.js')).main;
+      } finally {
+        process.env = saved;
+      }
+    })();
+    mains.set(language, loaded);
+  }
+  return loaded;
+}
+
+/** The runs in this process, one at a time: the environment, the working folder and the standard streams are the process's. */
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs `sls ARGS` as `sls()` does, but in this process: `main(argv)` of
+ * src/cli/main.ts (what bin/sls.js runs), with ENV as the environment and
+ * CWD as the working folder for the time of the run, its standard output and
+ * error captured and its exit code returned. A real process starts Node and
+ * loads the whole server (about a second, more on a loaded machine): the
+ * files of many commands run them here, and keep real processes (`sls`) for
+ * what only a process shows (its exit code, standard input, a terminal) —
+ * each such file runs a few, which answer as `main` does.
+ */
+export function slsInProcess(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<CliResult> {
+  const run = queue.then(async (): Promise<CliResult> => {
+    const main = await mainFor(env);
+    let stdout = '';
+    let stderr = '';
+    const savedEnv = process.env;
+    const savedCwd = process.cwd();
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stdout += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+      return true;
+    });
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stderr += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+      return true;
+    });
+    try {
+      process.env = { ...env };
+      if (cwd) process.chdir(cwd);
+      const code = await main([process.execPath, SLS_BIN, ...args]);
+      return { code, stdout, stderr };
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+      process.env = savedEnv;
+      process.chdir(savedCwd);
+    }
+  });
+  queue = run.catch(() => undefined);
+  return run;
 }
 
 export interface ServerProcess {
