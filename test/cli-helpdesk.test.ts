@@ -1,18 +1,22 @@
 /**
  * Client services at the command line (T1–T5, L3, A5, N1, X1, X3): `sls
  * staff create`, `sls helpdesk verify | issue-passcode | revoke-passcode |
- * unlock` and `sls outbox`, run as real processes against a real database.
- * Logins are checked in this process, on the same database.
+ * unlock` and `sls outbox` against a real database. The staff are created
+ * by real `sls` processes side by side, and the refusals of a role that may
+ * not act are real processes too (their exit code); the other commands run
+ * in this process (`slsInProcess`: `main(argv)` of bin/sls.js, its output
+ * and exit code captured), a real process costing a start of Node and of
+ * the server each. Logins are checked in this process, on the same database.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createServices, type Services } from '../src/services.js';
 import type { CardFile } from '../src/devices/devices.js';
 import { cardAnswer, sqliteDatabase, testConfig, type TestDatabase } from './support/harness.js';
-import { cliEnv, sls } from './support/cli.js';
+import { cliEnv, sls, slsInProcess } from './support/cli.js';
 import { readFileSync } from 'node:fs';
 
-// each case runs several `sls` processes (about a second each, more on a loaded machine)
+// some cases run several `sls` processes (about a second each, more on a loaded machine)
 vi.setConfig({ testTimeout: 90_000 });
 
 const PASSWORD = 'correct horse battery';
@@ -27,7 +31,7 @@ beforeAll(async () => {
   db = await sqliteDatabase();
   env = cliEnv(db);
   // the users of every test: the staff, and a caller with a card and an e-mail address for the notices
-  // (independent commands run side by side: each is a process of its own, and SQLite waits for its turn to write)
+  // (the staff by real processes side by side: each is a process of its own, and SQLite waits for its turn to write)
   const staff = [
     ['agent', 'client_services'],
     ['auditor', 'compliance'],
@@ -41,8 +45,10 @@ beforeAll(async () => {
   );
   await Promise.all(
     ['carol', 'dave', 'erin'].map(async (username) => {
-      expect((await sls(['user', 'create', '--username', username, '--password', PASSWORD, '--email', `${username}@example.test`], env)).code).toBe(0);
-      expect((await sls(['device', 'add-dscplus', '--user', username, '--pin', '1234', '--out', join(db.dataDir, `${username}.json`)], env)).code).toBe(0);
+      expect((await slsInProcess(['user', 'create', '--username', username, '--password', PASSWORD, '--email', `${username}@example.test`], env)).code).toBe(0);
+      expect(
+        (await slsInProcess(['device', 'add-dscplus', '--user', username, '--pin', '1234', '--out', join(db.dataDir, `${username}.json`)], env)).code,
+      ).toBe(0);
     }),
   );
   services = await createServices(testConfig(db), { warn: () => undefined });
@@ -57,7 +63,7 @@ function card(username: string): CardFile {
 }
 
 async function verify(user: string, staff = 'agent'): Promise<string> {
-  const res = await sls(['helpdesk', 'verify', '--staff', staff, '--user', user, '--method', 'security_questions', '--notes', 'date of birth'], env);
+  const res = await slsInProcess(['helpdesk', 'verify', '--staff', staff, '--user', user, '--method', 'security_questions', '--notes', 'date of birth'], env);
   expect(res.stderr).toBe('');
   expect(res.code).toBe(0);
   expect(res.stdout).toMatch(/^ver_[a-z2-7]{26}\n$/);
@@ -65,7 +71,7 @@ async function verify(user: string, staff = 'agent'): Promise<string> {
 }
 
 async function userShow(user: string): Promise<{ id: string; locked: boolean; devices: { type: string; state: string }[] }> {
-  const res = await sls(['user', 'show', user, '--json'], env);
+  const res = await slsInProcess(['user', 'show', user, '--json'], env);
   expect(res.code).toBe(0);
   return JSON.parse(res.stdout);
 }
@@ -82,19 +88,19 @@ describe('sls staff create', () => {
     expect(staff.role).toBe('client_services');
     expect((await services.users.getByUsername('auditor')).role).toBe('compliance');
     expect((await services.users.getByUsername('boss')).role).toBe('admin');
-    const bad = await sls(['staff', 'create', '--username', 'eve', '--password', PASSWORD, '--role', 'superuser'], env);
+    const bad = await slsInProcess(['staff', 'create', '--username', 'eve', '--password', PASSWORD, '--role', 'superuser'], env);
     expect(bad).toMatchObject({ code: 1, stdout: '', stderr: 'sls: “--role” must be client_services, compliance or admin.\n' });
-    const client = await sls(['staff', 'create', '--username', 'eve', '--password', PASSWORD, '--role', 'client'], env);
+    const client = await slsInProcess(['staff', 'create', '--username', 'eve', '--password', PASSWORD, '--role', 'client'], env);
     expect(client.code).toBe(1);
     expect(client.stderr.split('\n')).toEqual([expect.stringContaining('“--role” must be'), '']);
-    expect((await sls(['user', 'show', 'eve'], env)).stderr).toBe('sls: No such user.\n');
+    expect((await slsInProcess(['user', 'show', 'eve'], env)).stderr).toBe('sls: No such user.\n');
   });
 });
 
 describe('sls helpdesk', () => {
   it('T1/T2/T5/X1: verify prints the verification id; issue-passcode prints only the passcode, which logs the caller in; both are audited with staff:<id>', async () => {
     const id = await verify('carol');
-    const issued = await sls(['helpdesk', 'issue-passcode', '--staff', 'agent', '--user', 'carol', '--verification', id], env);
+    const issued = await slsInProcess(['helpdesk', 'issue-passcode', '--staff', 'agent', '--user', 'carol', '--verification', id], env);
     expect(issued.code).toBe(0);
     expect(issued.stdout).toMatch(/^[A-Z2-9]{8}\n$/);
     const passcode = issued.stdout.trim();
@@ -114,7 +120,7 @@ describe('sls helpdesk', () => {
     });
 
     const staff = await services.users.getByUsername('agent');
-    const audit = await sls(['audit', 'list', '--user', 'carol', '--json'], env);
+    const audit = await slsInProcess(['audit', 'list', '--user', 'carol', '--json'], env);
     const entries = JSON.parse(audit.stdout) as { event: string; actor: string; data: Record<string, unknown> }[];
     expect(entries.find((e) => e.event === 'helpdesk.identity_verified')).toMatchObject({
       actor: `staff:${staff.id}`,
@@ -126,14 +132,14 @@ describe('sls helpdesk', () => {
 
   it('T5: a new passcode replaces the earlier one; revoke-passcode ends it at once; a second revoke finds none', async () => {
     const id = await verify('carol');
-    const passcode = (await sls(['helpdesk', 'issue-passcode', '--staff', 'boss', '--user', 'carol', '--verification', id], env)).stdout.trim();
+    const passcode = (await slsInProcess(['helpdesk', 'issue-passcode', '--staff', 'boss', '--user', 'carol', '--verification', id], env)).stdout.trim();
     expect(passcode).toMatch(/^[A-Z2-9]{8}$/);
     expect((await userShow('carol')).devices.map((d) => d.state)).toEqual(['suspended', 'revoked', 'active']);
-    expect(await sls(['helpdesk', 'revoke-passcode', '--staff', 'agent', '--user', 'carol'], env)).toMatchObject({
+    expect(await slsInProcess(['helpdesk', 'revoke-passcode', '--staff', 'agent', '--user', 'carol'], env)).toMatchObject({
       code: 0,
       stdout: 'Revoked 1 temporary passcode.\n',
     });
-    expect(await sls(['helpdesk', 'revoke-passcode', '--staff', 'agent', '--user', 'carol'], env)).toMatchObject({
+    expect(await slsInProcess(['helpdesk', 'revoke-passcode', '--staff', 'agent', '--user', 'carol'], env)).toMatchObject({
       code: 0,
       stdout: 'Revoked 0 temporary passcodes.\n',
     });
@@ -141,7 +147,10 @@ describe('sls helpdesk', () => {
   });
 
   it('T1/D3: issue-passcode --lost marks the permanent device lost', async () => {
-    const issued = await sls(['helpdesk', 'issue-passcode', '--staff', 'agent', '--user', 'erin', '--verification', await verify('erin'), '--lost'], env);
+    const issued = await slsInProcess(
+      ['helpdesk', 'issue-passcode', '--staff', 'agent', '--user', 'erin', '--verification', await verify('erin'), '--lost'],
+      env,
+    );
     expect(issued.stdout).toMatch(/^[A-Z2-9]{8}\n$/);
     expect((await userShow('erin')).devices.map((d) => [d.type, d.state])).toEqual([
       ['dscplus', 'lost'],
@@ -156,13 +165,13 @@ describe('sls helpdesk', () => {
       });
     }
     expect((await userShow('dave')).locked).toBe(true);
-    const unlocked = await sls(['helpdesk', 'unlock', '--staff', 'agent', '--user', 'dave', '--verification', await verify('dave')], env);
+    const unlocked = await slsInProcess(['helpdesk', 'unlock', '--staff', 'agent', '--user', 'dave', '--verification', await verify('dave')], env);
     expect(unlocked).toMatchObject({ code: 0, stdout: 'Unlocked dave.\n', stderr: '' });
     expect((await userShow('dave')).locked).toBe(false);
     const daveCard = card('dave');
     await logIn('dave', (prompt) => cardAnswer(daveCard, prompt.question!));
     const staff = await services.users.getByUsername('agent');
-    const entries = JSON.parse((await sls(['audit', 'list', '--user', 'dave', '--json'], env)).stdout) as { event: string; actor: string }[];
+    const entries = JSON.parse((await slsInProcess(['audit', 'list', '--user', 'dave', '--json'], env)).stdout) as { event: string; actor: string }[];
     expect(entries.find((e) => e.event === 'helpdesk.unlocked')).toMatchObject({ actor: `staff:${staff.id}` });
   });
 
@@ -193,11 +202,11 @@ describe('sls helpdesk', () => {
       [['verify', '--staff', 'nobody', '--user', 'dave', '--method', 'id_document'], 'sls: No such user.\n'],
       [['verify', '--staff', 'agent', '--user', 'nobody', '--method', 'id_document'], 'sls: No such user.\n'],
     ];
-    const results = await Promise.all(cases.map(([args]) => sls(['helpdesk', ...args], env)));
+    const results = await Promise.all(cases.map(([args]) => slsInProcess(['helpdesk', ...args], env)));
     results.forEach((res, i) => expect(res, cases[i]![0].join(' ')).toMatchObject({ code: 1, stdout: '', stderr: cases[i]![1] }));
     // a verification of another caller does not do
     const ofCarol = await verify('carol');
-    expect(await sls(['helpdesk', 'issue-passcode', '--staff', 'agent', '--user', 'dave', '--verification', ofCarol], env)).toMatchObject({
+    expect(await slsInProcess(['helpdesk', 'issue-passcode', '--staff', 'agent', '--user', 'dave', '--verification', ofCarol], env)).toMatchObject({
       code: 1,
       stderr: 'sls: No such identity verification for this user.\n',
     });
@@ -206,22 +215,22 @@ describe('sls helpdesk', () => {
 
 describe('sls helpdesk reset-password', () => {
   it('A5: a verified caller gets a one-time password, printed once; the old password no longer works', async () => {
-    const reset = await sls(['helpdesk', 'reset-password', '--staff', 'agent', '--user', 'erin', '--verification', await verify('erin')], env);
+    const reset = await slsInProcess(['helpdesk', 'reset-password', '--staff', 'agent', '--user', 'erin', '--verification', await verify('erin')], env);
     expect(reset).toMatchObject({ code: 0, stderr: '' });
     expect(reset.stdout).toMatch(/^[A-Z2-9]{12}\n$/);
     const erin = await services.users.getByUsername('erin');
     expect(erin.passwordMustChange).toBe(true);
-    const denied = await sls(['helpdesk', 'reset-password', '--staff', 'auditor', '--user', 'erin', '--verification', await verify('erin')], env);
+    const denied = await slsInProcess(['helpdesk', 'reset-password', '--staff', 'auditor', '--user', 'erin', '--verification', await verify('erin')], env);
     expect(denied.code).toBe(1);
   });
 });
 
 describe('sls outbox', () => {
   it('N1, X6: outbox --user --json shows the notices to the caller, without the passcode; `jobs run` has delivered them', async () => {
-    const pending = JSON.parse((await sls(['outbox', '--user', 'carol', '--json'], env)).stdout) as { status: string }[];
+    const pending = JSON.parse((await slsInProcess(['outbox', '--user', 'carol', '--json'], env)).stdout) as { status: string }[];
     expect(pending.map((n) => n.status)).toEqual(['pending', 'pending', 'pending']);
-    expect((await sls(['jobs', 'run'], env)).stdout).toMatch(/Outbox: \d+ notice\(s\) delivered, 0 to try again later, 0 failed\./);
-    const carol = await sls(['outbox', '--user', 'carol', '--json'], env);
+    expect((await slsInProcess(['jobs', 'run'], env)).stdout).toMatch(/Outbox: \d+ notice\(s\) delivered, 0 to try again later, 0 failed\./);
+    const carol = await slsInProcess(['outbox', '--user', 'carol', '--json'], env);
     expect(carol.code).toBe(0);
     const notices = JSON.parse(carol.stdout) as { template: string; channel: string; recipient: string; status: string; body: string }[];
     expect(notices.map((n) => n.template).sort()).toEqual(['tempPasscodeIssued', 'tempPasscodeIssued', 'tempPasscodeRevoked']);
@@ -229,13 +238,13 @@ describe('sls outbox', () => {
     expect(notices.find((n) => n.template === 'tempPasscodeIssued')!.body).toContain('Client Services issued a temporary passcode for your user carol.');
     expect(carol.stdout).not.toMatch(/"[A-Z2-9]{8}"/);
 
-    const dave = JSON.parse((await sls(['outbox', '--user', 'dave', '--json'], env)).stdout) as { template: string }[];
+    const dave = JSON.parse((await slsInProcess(['outbox', '--user', 'dave', '--json'], env)).stdout) as { template: string }[];
     expect(dave.map((n) => n.template).sort()).toEqual(['userLocked', 'userUnlocked']);
 
-    const text = await sls(['outbox', '--user', 'dave'], env);
+    const text = await slsInProcess(['outbox', '--user', 'dave'], env);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('dave@example.test');
     expect(text.stdout).toContain('Your user was unlocked');
-    expect((await sls(['outbox', '--user', 'nobody'], env)).stderr).toBe('sls: No such user.\n');
+    expect((await slsInProcess(['outbox', '--user', 'nobody'], env)).stderr).toBe('sls: No such user.\n');
   });
 });
