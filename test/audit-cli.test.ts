@@ -1,8 +1,12 @@
 /**
- * `sls audit list | checkpoint | verify` (X1), run as real processes against
- * a real database: queries by time, type and user a page at a time; a
- * checkpoint line kept elsewhere; what verify reports after an attacker
- * (who first drops the append-only triggers) deleted entries.
+ * `sls audit list | checkpoint | verify` (X1) against a real database:
+ * queries by time, type and user a page at a time; a checkpoint line kept
+ * elsewhere; what verify reports after an attacker (who first drops the
+ * append-only triggers) deleted entries. A checkpoint, a verify that finds
+ * the log tampered with (its exit code) and a refusal in the environment's
+ * language run as real `sls` processes; the other commands in this process
+ * (`slsInProcess`: `main(argv)` of bin/sls.js, output and exit code
+ * captured), a real process costing a start of Node and of the server each.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import BetterSqlite3 from 'better-sqlite3';
@@ -10,7 +14,7 @@ import { HOUR } from '../src/clock.js';
 import { TestClock } from '../src/clock.js';
 import { createServices } from '../src/services.js';
 import { sqliteDatabase, testConfig, type TestDatabase } from './support/harness.js';
-import { cliEnv, sls } from './support/cli.js';
+import { cliEnv, sls, slsInProcess } from './support/cli.js';
 
 let db: TestDatabase;
 let env: NodeJS.ProcessEnv;
@@ -25,7 +29,7 @@ interface Listed {
 }
 
 async function list(args: string[]): Promise<{ entries: Listed[]; stderr: string }> {
-  const res = await sls(['audit', 'list', '--json', ...args], env);
+  const res = await slsInProcess(['audit', 'list', '--json', ...args], env);
   expect(res.code, `${args.join(' ')}: ${res.stderr}`).toBe(0);
   return { entries: JSON.parse(res.stdout) as Listed[], stderr: res.stderr };
 }
@@ -47,14 +51,14 @@ afterAll(async () => {
   await db.drop();
 });
 
-// every `sls` is a process of its own: on a busy machine a test of several takes more than the default 30 s
+// a few `sls` are processes of their own: on a busy machine a test of several takes more than the default 30 s
 describe('sls audit list (X1)', { timeout: 120_000 }, () => {
   it('X1: audit list filters by time range, event type and user', async () => {
     expect((await list(['--since', at(3), '--until', at(6)])).entries.map((e) => e.data.i)).toEqual([4, 3, 2]);
     expect((await list(['--type', 'session.ended'])).entries.map((e) => e.data.i)).toEqual([11, 8, 5, 2]);
     expect((await list(['--type', 'login.*', '--user', 'bob'])).entries.map((e) => e.data.i)).toEqual([9, 7, 3, 1]);
     expect((await list(['--since', '2026-01-05', '--until', '2026-01-05T12:30:00+01:00'])).entries.map((e) => e.data.i)).toEqual([1, 0]);
-    const text = await sls(['audit', 'list', '--type', 'login.succeeded', '--user', 'alice'], env);
+    const text = await slsInProcess(['audit', 'list', '--type', 'login.succeeded', '--user', 'alice'], env);
     // issue 16: a header, aligned columns, times people read (SLS_TIME_ZONE, UTC here), who acted
     expect(text.stdout.split('\n').filter(Boolean)).toEqual([
       ' #  Time                     Event            User   By  Details',
@@ -64,9 +68,9 @@ describe('sls audit list (X1)', { timeout: 120_000 }, () => {
   });
 
   it('[ours] issue 16: an empty result says so, naming the user asked about', async () => {
-    expect(await sls(['audit', 'list', '--user', 'nobody'], env)).toMatchObject({ code: 0, stdout: 'No audit entries for nobody.\n' });
-    expect(await sls(['audit', 'list', '--type', 'device.renamed'], env)).toMatchObject({ code: 0, stdout: 'No audit entries.\n' });
-    expect(await sls(['outbox'], env)).toMatchObject({ code: 0, stdout: 'No messages.\n' });
+    expect(await slsInProcess(['audit', 'list', '--user', 'nobody'], env)).toMatchObject({ code: 0, stdout: 'No audit entries for nobody.\n' });
+    expect(await slsInProcess(['audit', 'list', '--type', 'device.renamed'], env)).toMatchObject({ code: 0, stdout: 'No audit entries.\n' });
+    expect(await slsInProcess(['outbox'], env)).toMatchObject({ code: 0, stdout: 'No messages.\n' });
   });
 
   it('X1: audit list pages with --limit and the --cursor it prints on standard error', async () => {
@@ -98,7 +102,7 @@ describe('sls audit list (X1)', { timeout: 120_000 }, () => {
       [['--cursor', '-3'], 'sls: The cursor must be the next value given with the page before.\n'],
     ];
     for (const [args, stderr] of cases) {
-      const res = await sls(['audit', 'list', ...args], env);
+      const res = await slsInProcess(['audit', 'list', ...args], env);
       expect(res.code, args.join(' ')).toBe(1);
       expect(res.stderr, args.join(' ')).toBe(stderr);
     }
@@ -115,7 +119,7 @@ describe('sls audit checkpoint and verify (X1)', { timeout: 120_000 }, () => {
     expect(checkpoint.code).toBe(0);
     expect(checkpoint.stdout).toMatch(/^sls-audit-checkpoint\/1 seq=12 hash=[0-9a-f]{64} at=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z sig=[A-Za-z0-9_-]{43}\n$/);
     line = checkpoint.stdout.trim();
-    const verified = await sls(['audit', 'verify', '--checkpoint', line], env);
+    const verified = await slsInProcess(['audit', 'verify', '--checkpoint', line], env);
     expect(verified).toMatchObject({ code: 0, stderr: '' });
     expect(verified.stdout).toMatch(
       /^Audit log intact: 12 entries, head [0-9a-f]{64}\.\nThe checkpoint of entry 12 matches: nothing up to it has changed\.\n$/,
@@ -133,7 +137,7 @@ describe('sls audit checkpoint and verify (X1)', { timeout: 120_000 }, () => {
       code: 1,
       stderr: 'sls: The audit log has been tampered with: the entries after 9 are missing (the signed head names entry 12).\n',
     });
-    const againstCheckpoint = await sls(['audit', 'verify', '--checkpoint', line], env);
+    const againstCheckpoint = await slsInProcess(['audit', 'verify', '--checkpoint', line], env);
     expect(againstCheckpoint.code).toBe(1);
     expect(againstCheckpoint.stdout).toBe(
       [
@@ -142,19 +146,19 @@ describe('sls audit checkpoint and verify (X1)', { timeout: 120_000 }, () => {
         '',
       ].join('\n'),
     );
-    expect((await sls(['audit', 'checkpoint'], env)).code).toBe(1);
+    expect((await slsInProcess(['audit', 'checkpoint'], env)).code).toBe(1);
   });
 
   it('X1/X3: after the table was emptied, verify says so; a line that is not a checkpoint exits 1 with one line', async () => {
     const raw = new BetterSqlite3(db.url.slice('sqlite:'.length));
     raw.prepare('delete from audit_log').run();
     raw.close();
-    expect(await sls(['audit', 'verify'], env)).toMatchObject({
+    expect(await slsInProcess(['audit', 'verify'], env)).toMatchObject({
       code: 1,
       stderr: 'sls: The audit log has been tampered with: it was emptied (the signed head names entry 12).\n',
     });
     for (const bad of ['yesterday', line.replace(/sig=\S+/, 'sig=short')]) {
-      const res = await sls(['audit', 'verify', '--checkpoint', bad], env);
+      const res = await slsInProcess(['audit', 'verify', '--checkpoint', bad], env);
       expect(res).toMatchObject({
         code: 1,
         stderr: 'sls: This is not a checkpoint line. Give the whole line printed by sls audit checkpoint: sls-audit-checkpoint/1 seq=… hash=… at=… sig=….\n',
