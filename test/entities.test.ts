@@ -15,7 +15,7 @@ import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, uniq
 import { answer, bearer, startLogin, type ApiResponse, type Json } from './support/api.js';
 import { Agent, alertBox, csrfOf, form, textById, type Page } from './support/html.js';
 import { stepUpStaff } from './support/staff.js';
-import { cliEnv, sls } from './support/cli.js';
+import { cliEnv, sls, slsInProcess } from './support/cli.js';
 
 const PASSPORT = { dateOfBirth: '1980-04-12', citizenship: 'fr', residenceCountry: 'HK', documentType: 'passport', documentNumber: '12 AB 34567' };
 const US_PERSON = { dateOfBirth: '1975-01-31', citizenship: 'US', residenceCountry: 'US', ssn: '123-45-6789' };
@@ -358,6 +358,7 @@ describe.each(DATABASES)('entities and accounts (A1, A6) on %s', (db) => {
 
   it('A1/A6: sls entity create (prints the id; identification masked), entity show, account create --entity, user create --entity; bad input exits non-zero with the reason', async () => {
     const env = cliEnv(h.database);
+    // the entity by a real `sls` process; the other commands in this process (slsInProcess), a process costing a start of Node each
     const created = await sls(
       [
         'entity',
@@ -383,25 +384,25 @@ describe.each(DATABASES)('entities and accounts (A1, A6) on %s', (db) => {
     expect(created.stderr).toContain('***-**-7890');
     expect(created.stderr).not.toContain('234-56-7890');
 
-    const account = await sls(['account', 'create', '--entity', entityId, '--equity', '1200000'], env);
+    const account = await slsInProcess(['account', 'create', '--entity', entityId, '--equity', '1200000'], env);
     expect(account.code, account.stderr).toBe(0);
     const accountNumber = account.stdout.trim();
     const username = uniqueUsername('bob');
-    const user = await sls(['user', 'create', '--username', username, '--password', PASSWORD, '--account', accountNumber, '--entity', entityId], env);
+    const user = await slsInProcess(['user', 'create', '--username', username, '--password', PASSWORD, '--account', accountNumber, '--entity', entityId], env);
     expect(user.code, user.stderr).toBe(0);
     const second = uniqueUsername('bob');
-    expect((await sls(['user', 'create', '--username', second, '--password', PASSWORD, '--entity', entityId], env)).code).toBe(0);
+    expect((await slsInProcess(['user', 'create', '--username', second, '--password', PASSWORD, '--entity', entityId], env)).code).toBe(0);
     const created2 = await h.services.users.getByUsername(second);
     expect(created2.entityId).toBe(entityId);
     expect(created2.accountNumber).not.toBe(accountNumber);
 
-    const shown = await sls(['entity', 'show', entityId], env);
+    const shown = await slsInProcess(['entity', 'show', entityId], env);
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.stdout).toContain('ssn                ***-**-7890');
     expect(shown.stdout).toContain('dateOfBirth        1969-**-**');
     expect(shown.stdout).toContain(`account            ${accountNumber}  ${username}`);
     expect(shown.stdout).not.toContain('234-56-7890');
-    const json = JSON.parse((await sls(['entity', 'show', entityId, '--json'], env)).stdout) as Json;
+    const json = JSON.parse((await slsInProcess(['entity', 'show', entityId, '--json'], env)).stdout) as Json;
     expect(json.accounts).toEqual(
       expect.arrayContaining([
         { accountNumber, usernames: [username] },
@@ -410,9 +411,12 @@ describe.each(DATABASES)('entities and accounts (A1, A6) on %s', (db) => {
     );
     expect((await h.services.users.getByUsername(username)).canChangeSecurity).toBe(true);
 
-    const bad = await sls(['entity', 'create', '--kind', 'individual', '--name', 'X', '--dob', '1969-13-01', '--citizenship', 'FR', '--residence', 'FR'], env);
+    const bad = await slsInProcess(
+      ['entity', 'create', '--kind', 'individual', '--name', 'X', '--dob', '1969-13-01', '--citizenship', 'FR', '--residence', 'FR'],
+      env,
+    );
     expect([bad.code, bad.stderr]).toEqual([1, 'sls: The date of birth must be a real date from 1900 on, written YYYY-MM-DD.\n']);
-    const unknown = await sls(['entity', 'show', 'ent_nosuchentity'], env);
+    const unknown = await slsInProcess(['entity', 'show', 'ent_nosuchentity'], env);
     expect([unknown.code, unknown.stderr]).toEqual([1, 'sls: No entity ent_nosuchentity.\n']);
   }, 120_000);
 });
