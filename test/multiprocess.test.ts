@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATABASES, PASSWORD, openTestDatabase, type TestDatabase } from './support/harness.js';
-import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
+import { cliEnv, sls, slsInProcess, startServer, type ServerProcess } from './support/cli.js';
 import { TestPhone, tokenIn } from './support/phone.js';
 
 interface Reply {
@@ -25,16 +25,18 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
   let env: NodeJS.ProcessEnv;
   let a: ServerProcess;
   let b: ServerProcess;
+  // the servers are processes; the commands that make users and read the outbox run in this process (slsInProcess):
+  // each process would cost a start of Node (the commands as processes: the describes below)
 
   async function userWithCard(username: string): Promise<string> {
-    expect((await sls(['user', 'create', '--username', username, '--password', PASSWORD], env)).code).toBe(0);
+    expect((await slsInProcess(['user', 'create', '--username', username, '--password', PASSWORD], env)).code).toBe(0);
     const cardPath = join(db.dataDir, `${username}.json`);
-    expect((await sls(['device', 'add-dscplus', '--user', username, '--pin', '1234', '--out', cardPath], env)).code).toBe(0);
+    expect((await slsInProcess(['device', 'add-dscplus', '--user', username, '--pin', '1234', '--out', cardPath], env)).code).toBe(0);
     return cardPath;
   }
 
   async function respond(cardPath: string, question: string): Promise<string> {
-    return (await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', question], env)).stdout.trim();
+    return (await slsInProcess(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', question], env)).stdout.trim();
   }
 
   beforeAll(async () => {
@@ -61,10 +63,10 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
 
   it('K3/X4: a login started on one process is approved from a phone connected to the other; the waiting login page hears of it', async () => {
     // X7: the number is put on record out of band, as at account opening
-    expect((await sls(['user', 'create', '--username', 'pushproc', '--password', PASSWORD, '--mobile', 'FR:698765432'], env)).code).toBe(0);
+    expect((await slsInProcess(['user', 'create', '--username', 'pushproc', '--password', PASSWORD, '--mobile', 'FR:698765432'], env)).code).toBe(0);
     const inbox = {
       activationToken: async (username: string) =>
-        tokenIn(JSON.parse((await sls(['outbox', '--user', username, '--json'], env)).stdout) as { template: string; body: string }[]),
+        tokenIn(JSON.parse((await slsInProcess(['outbox', '--user', username, '--json'], env)).stdout) as { template: string; body: string }[]),
       tick: () => undefined,
     };
     const phone = new TestPhone(b.url, inbox);
@@ -97,16 +99,16 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
   });
 
   it('L3/L4: 30 copies of the right SMS code sent to both processes at once: exactly one login, never a 423 nor a lock', async () => {
-    expect((await sls(['user', 'create', '--username', 'smsrace', '--password', PASSWORD, '--mobile', 'FR:687654321'], env)).code).toBe(0);
+    expect((await slsInProcess(['user', 'create', '--username', 'smsrace', '--password', PASSWORD, '--mobile', 'FR:687654321'], env)).code).toBe(0);
     const start = await post(`${a.url}/api/v1/login`, { username: 'smsrace', password: PASSWORD, app: 'portal' });
     expect(start.status).toBe(200);
-    const outbox = JSON.parse((await sls(['outbox', '--user', 'smsrace', '--json'], env)).stdout) as { template: string; body: string }[];
+    const outbox = JSON.parse((await slsInProcess(['outbox', '--user', 'smsrace', '--json'], env)).stdout) as { template: string; body: string }[];
     const code = /\b(\d{6})\b/.exec(outbox.find((m) => m.template === 'loginCode')!.body)![1]!;
     const results = await Promise.all(Array.from({ length: 30 }, (_, i) => post(`${(i % 2 ? a : b).url}/api/v1/login/${start.body.id}`, { response: code })));
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
     expect(results.filter((r) => r.status === 423)).toEqual([]);
     for (const r of results.filter((x) => x.status !== 200)) expect(['FLOW_EXPIRED', 'TOO_MANY_ATTEMPTS']).toContain(r.body.error?.code);
-    const shown = JSON.parse((await sls(['user', 'show', 'smsrace', '--json'], env)).stdout) as { locked: boolean };
+    const shown = JSON.parse((await slsInProcess(['user', 'show', 'smsrace', '--json'], env)).stdout) as { locked: boolean };
     expect(shown.locked).toBe(false);
   });
 
