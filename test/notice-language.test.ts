@@ -14,7 +14,7 @@ import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse } from './support/api.js';
 import { Agent, byId, textById } from './support/html.js';
-import { cliEnv, sls } from './support/cli.js';
+import { cliEnv, sls, slsInProcess } from './support/cli.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import { CODE_TEMPLATES, compose, dayOf, type NoticeTemplate } from '../src/notify/notifier.js';
@@ -257,6 +257,7 @@ describe.each(DATABASES)('notices in the user language (%s)', (db) => {
   it('N1: sls user set-language USER fr --time-zone Asia/Hong_Kong chooses for the user; `default` gives the logins back', async () => {
     const { user, card } = await client();
     const env = cliEnv(h.database);
+    // the first command a real `sls` process, the others in this process (slsInProcess): a process costs a start of Node each
     const set = await sls(['user', 'set-language', user.username, 'fr', '--time-zone', 'Asia/Hong_Kong'], env);
     expect(set.stderr).toBe('');
     expect(set.code).toBe(0);
@@ -268,14 +269,14 @@ describe.each(DATABASES)('notices in the user language (%s)', (db) => {
     await pageLogin(user, card, { query: '?lang=en' });
     expect((await h.services.noticePreferences.get(user.id)).language).toBe('fr');
 
-    const bad = await sls(['user', 'set-language', user.username, 'de'], env);
+    const bad = await slsInProcess(['user', 'set-language', user.username, 'de'], env);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('Choose English, French or Traditional Chinese for your notices.');
-    const badZone = await sls(['user', 'set-language', user.username, 'fr', '--time-zone', 'Hong Kong'], env);
+    const badZone = await slsInProcess(['user', 'set-language', user.username, 'fr', '--time-zone', 'Hong Kong'], env);
     expect(badZone.code).not.toBe(0);
     expect(badZone.stderr).toContain('Choose a time zone from the list');
 
-    const follow = await sls(['user', 'set-language', user.username, 'default'], env);
+    const follow = await slsInProcess(['user', 'set-language', user.username, 'default'], env);
     expect(follow.code).toBe(0);
     expect(follow.stdout).toContain(`Notices to ${user.username} follow the language of their logins again`);
     expect(await h.services.noticePreferences.get(user.id)).toMatchObject({ language: null, timeZone: null, chosenAt: null });
