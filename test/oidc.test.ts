@@ -12,7 +12,7 @@ import { createPublicKey, type JsonWebKey, verify as cryptoVerify } from 'node:c
 import * as oidc from 'openid-client';
 import { join } from 'node:path';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, openTestDatabase, startHarness, type Harness, type TestDatabase } from './support/harness.js';
-import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
+import { cliEnv, sls, slsInProcess, startServer, type ServerProcess } from './support/cli.js';
 import { csrfOf, elements, form, forms } from './support/html.js';
 import { get, type Json } from './support/api.js';
 import { stepUpStaff } from './support/staff.js';
@@ -1284,21 +1284,21 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
     const { clientId, clientSecret } = JSON.parse(created.stdout) as { clientId: string; clientSecret: string };
     expect(clientSecret).toMatch(/^[A-Za-z0-9_-]{40,}$/);
     // refusals: an unknown app, a plain-http redirect URI off localhost, an unknown client (exit 1, the reason said)
-    const badApp = await sls(['client', 'create', '--name', 'X', '--app', 'desk', '--redirect-uri', `${rp.url}/cb`], env);
+    const badApp = await slsInProcess(['client', 'create', '--name', 'X', '--app', 'desk', '--redirect-uri', `${rp.url}/cb`], env);
     expect(badApp.code).toBe(1);
     expect(badApp.stderr).toBe('sls: “app” must be portal or trading.\n');
-    const badUri = await sls(['client', 'create', '--name', 'X', '--app', 'portal', '--redirect-uri', 'http://evil.example/cb'], env);
+    const badUri = await slsInProcess(['client', 'create', '--name', 'X', '--app', 'portal', '--redirect-uri', 'http://evil.example/cb'], env);
     expect(badUri.code).toBe(1);
     expect(badUri.stderr).toContain('https');
-    const unknown = await sls(['client', 'show', 'cli_aaaaaaaaaaaaaaaaaaaaaaaaaa'], env);
+    const unknown = await slsInProcess(['client', 'show', 'cli_aaaaaaaaaaaaaaaaaaaaaaaaaa'], env);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('sls client list');
-    const listed = await sls(['client', 'list', '--json'], env);
+    const listed = await slsInProcess(['client', 'list', '--json'], env);
     expect(listed.stdout).toContain(clientId);
     expect(listed.stdout).not.toContain(clientSecret);
-    expect((await sls(['user', 'create', '--username', 'oidcproc', '--password', PASSWORD], env)).code).toBe(0);
+    expect((await slsInProcess(['user', 'create', '--username', 'oidcproc', '--password', PASSWORD], env)).code).toBe(0);
     const cardPath = join(db.dataDir, 'oidcproc.json');
-    expect((await sls(['device', 'add-dscplus', '--user', 'oidcproc', '--pin', '1234', '--out', cardPath], env)).code).toBe(0);
+    expect((await slsInProcess(['device', 'add-dscplus', '--user', 'oidcproc', '--pin', '1234', '--out', cardPath], env)).code).toBe(0);
 
     const config = await oidc.discovery(new URL(a.url), clientId, undefined, oidc.ClientSecretBasic(clientSecret), { execute: [oidc.allowInsecureRequests] });
     const verifier = oidc.randomPKCECodeVerifier();
@@ -1325,7 +1325,7 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
       const flowPath = new URL(posted.location!).pathname;
       const challengePage = await user.request(`${bUrl}${flowPath}`);
       const view = (await (await fetch(`${bUrl}/api/v1${flowPath}`)).json()) as { challenge: { question: string } };
-      const response = (await sls(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', view.challenge.question], env)).stdout.trim();
+      const response = (await slsInProcess(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', view.challenge.question], env)).stdout.trim();
       return user.request(`${bUrl}${flowPath}`, { form: { _csrf: csrfOf(form(challengePage.html, flowPath)), response } });
     };
     const toLogin = await browser.request(onB(started.location!));
@@ -1341,11 +1341,11 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
 
     // RFC 8628 across processes: a device client made by the command line (no redirect URI); the code is asked for
     // at a, typed, approved and logged in on b, and the tokens polled at a
-    const deviceClient = await sls(['client', 'create', '--name', 'Trading desktop', '--app', 'trading', '--public', '--device'], env);
+    const deviceClient = await slsInProcess(['client', 'create', '--name', 'Trading desktop', '--app', 'trading', '--public', '--device'], env);
     expect(deviceClient.code, deviceClient.stderr).toBe(0);
     expect(deviceClient.stdout).toContain('RFC 8628');
     const deviceClientId = /(cli_[a-z2-7]{26})/.exec(deviceClient.stdout)![1]!;
-    expect((await sls(['client', 'list'], env)).stdout).toContain(`${deviceClientId}\ttrading\tpublic+device\tTrading desktop\t-`);
+    expect((await slsInProcess(['client', 'list'], env)).stdout).toContain(`${deviceClientId}\ttrading\tpublic+device\tTrading desktop\t-`);
     const deviceConfig = await oidc.discovery(new URL(a.url), deviceClientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     const asked = await oidc.initiateDeviceAuthorization(deviceConfig, { scope: 'openid' });
     const polled = settledLater(oidc.pollDeviceAuthorizationGrant(deviceConfig, { ...asked, interval: 0.05 }));
@@ -1364,7 +1364,7 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
     expect((await polled).claims()).toMatchObject({ sub: expect.any(String), acr: 'urn:sls:acr:strong' });
 
     // a rotation by the command line: both processes publish the new key within seconds
-    const rotated = await sls(['oidc', 'rotate-keys'], env);
+    const rotated = await slsInProcess(['oidc', 'rotate-keys'], env);
     expect(rotated.code, rotated.stderr).toBe(0);
     const kid = /(kid_[a-z2-7]+)/.exec(rotated.stdout)![1]!;
     // each process looks for rotated keys at most every second (KEY_CHECK_MS): polled, not a fixed wait (a loaded machine)
@@ -1372,7 +1372,7 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
       const firstKid = async () => ((await (await fetch(`${server}/oidc/jwks`)).json()) as { keys: { kid: string }[] }).keys[0]!.kid;
       await expect.poll(firstKid, { timeout: 30_000, interval: 200 }).toBe(kid);
     }
-    // a dozen `sls` processes besides the two servers: well over a minute on a loaded 2-core machine
+    // the first command a real `sls` process, the others run in this process (slsInProcess): each process would cost a start of Node
   }, 300_000);
 });
 
