@@ -15,7 +15,7 @@ import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse } from './support/api.js';
 import { Agent, textById } from './support/html.js';
-import { cliEnv, sls } from './support/cli.js';
+import { cliEnv, sls, slsInProcess } from './support/cli.js';
 
 describe.each(DATABASES)('opting out of the second factor for trading and back in (O1-O3) on %s', (db) => {
   let h: Harness;
@@ -193,14 +193,15 @@ describe.each(DATABASES)('opting out of the second factor for trading and back i
     const c = await client();
     const other = await client(c.user.accountNumber);
     const env = cliEnv(h.database);
+    // the first command a real `sls` process, the others in this process (slsInProcess): a process costs a start of Node each
     const refused = await sls(['user', 'opt-out', other.user.username, '--confirm', other.user.username], env);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain(c.user.username);
-    const mistyped = await sls(['user', 'opt-out', c.user.username, '--confirm', 'someoneelse'], env);
+    const mistyped = await slsInProcess(['user', 'opt-out', c.user.username, '--confirm', 'someoneelse'], env);
     expect(mistyped.code).not.toBe(0);
     expect(await h.services.optOuts.isOptedOut(c.user.id)).toBe(false);
 
-    const out = await sls(['user', 'opt-out', c.user.username, '--confirm', c.user.username], env);
+    const out = await slsInProcess(['user', 'opt-out', c.user.username, '--confirm', c.user.username], env);
     expect(out, out.stderr).toMatchObject({ code: 0 });
     expect(out.stdout).toContain('opted out of the Secure Login System for trading');
     expect((await startLogin(h.app, c.user.username, PASSWORD, 'trading')).body.state).toBe('done');
@@ -218,7 +219,7 @@ describe.each(DATABASES)('opting out of the second factor for trading and back i
     expect(page.html).toMatch(/id="secure-login-state" data-state="opted_out"/);
     expect(textById(page.html, 'secure-login-state')).toContain('by cli');
 
-    const back = await sls(['user', 'opt-in', c.user.username], env);
+    const back = await slsInProcess(['user', 'opt-in', c.user.username], env);
     expect(back, back.stderr).toMatchObject({ code: 0 });
     expect(back.stdout).toContain('opted back into the Secure Login System');
     expect((await startLogin(h.app, c.user.username, PASSWORD, 'trading')).body.state).toBe('second_factor');
