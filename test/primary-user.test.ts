@@ -15,7 +15,7 @@ import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type
 import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
 import { Agent, alertBox, csrfOf, form, textById, type Page } from './support/html.js';
 import { newMobile } from './support/phone.js';
-import { cliEnv, sls } from './support/cli.js';
+import { cliEnv, sls, slsInProcess } from './support/cli.js';
 
 const ADDRESS = { name: 'Bob Martin', line1: '1 Main Street', city: 'Springfield', postalCode: '12345', country: 'US' };
 
@@ -131,6 +131,7 @@ describe.each(DATABASES)('the primary user (A2, O3) on %s', (db) => {
     const primary = await member();
     const granted = await member(primary.user.accountNumber);
     const env = cliEnv(h.database);
+    // the first command a real `sls` process, the others in this process (slsInProcess): a process costs a start of Node each
     const grant = await sls(['user', 'grant-security', granted.user.username], env);
     expect(grant, grant.stderr).toMatchObject({ code: 0, stdout: `${granted.user.username} may now change the security settings of the account.\n` });
     expect((await h.services.users.get(granted.user.id)).canChangeSecurity).toBe(true);
@@ -153,12 +154,12 @@ describe.each(DATABASES)('the primary user (A2, O3) on %s', (db) => {
     }
     expect((await h.services.audit.list({ userId: granted.user.id, limit: 200 })).find((e) => e.event === 'user.security_right_granted')?.actor).toBe('cli');
 
-    const revoke = await sls(['user', 'revoke-security', granted.user.username], env);
+    const revoke = await slsInProcess(['user', 'revoke-security', granted.user.username], env);
     expect(revoke.stdout).toBe(`${granted.user.username} may no longer change the security settings of the account.\n`);
     const refused = await postJson(h.app, '/api/v1/phones', newMobile(), granted.headers);
     expect([refused.status, refused.body.error.code, refused.body.error.details]).toEqual([403, 'NOT_PRIMARY_USER', { primaryUser: primary.user.username }]);
 
-    const primaryRevoke = await sls(['user', 'revoke-security', primary.user.username], env);
+    const primaryRevoke = await slsInProcess(['user', 'revoke-security', primary.user.username], env);
     expect(primaryRevoke.code).toBe(1);
     expect(primaryRevoke.stderr).toContain(`${primary.user.username} is the primary user of the account`);
     expect(await h.services.securityRights.mayChange(primary.user.id)).toBe(true);
