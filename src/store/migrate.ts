@@ -64,6 +64,8 @@ export async function migrateToLatest(store: Store, upTo?: string): Promise<stri
   const state = await migrationState(store);
   // X4: a database a newer version migrated is not rewound or half-used
   if (state.unknown.length > 0) throw new SlsError('DATABASE_SCHEMA_NEWER', { migration: state.unknown[0]! });
+  // X4: an up-to-date database (every start but the first) needs no migrator, nor its lock
+  if (!upTo && state.pending.length === 0) return [];
   const migrator = new Migrator({ db: store.db, provider, migrationTableSchema: await currentSchema(store) });
   let lastError: unknown;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
