@@ -386,8 +386,9 @@ export interface PolicyConfig {
   /** Codes and notices one number may receive in an hour, and in a day (flooding, cost). */
   smsPerNumberPerHour: number;
   smsPerNumberPerDay: number;
-  /** Codes one user may cause to be sent in an hour. */
+  /** Codes one user may cause to be sent in an hour, and in a day (SMS pumping: one account, many numbers of its own). */
   smsPerUserPerHour: number;
+  smsPerUserPerDay: number;
   /** L4: flows (logins, step-ups, device proofs, activations) one user may have open at once … */
   openFlowsPerUser: number;
   /** … and start in an hour. */
@@ -430,6 +431,7 @@ export const DEFAULT_POLICY: PolicyConfig = {
   smsPerNumberPerHour: 10,
   smsPerNumberPerDay: 30,
   smsPerUserPerHour: 10,
+  smsPerUserPerDay: 30,
   openFlowsPerUser: 10,
   flowStartsPerHour: 60,
   stepUpFreshMs: DEFAULT_POLICY_MINUTES.stepUp * 60 * 1000,

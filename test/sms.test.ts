@@ -461,6 +461,25 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
       h.clock.advance(61 * MINUTE);
     });
 
+    it('M7: the daily limit of a user holds across their numbers: 30 codes in a day in all, spread over hours and numbers of its own, the 31st refused until the first leaves the day', async () => {
+      const user = await createUser(h.services);
+      const numbers = Array.from({ length: 4 }, () => `+33${newMobile().number}`);
+      const code = (to: string) => ({ userId: user.id, to, channel: 'sms' as const, template: 'loginCode' as const, code: '123456', language: 'en' as const });
+      // 10 an hour (the hourly limit), to four numbers (none reaches its own limits): 30 in three hours
+      const first = h.clock.now();
+      for (let hour = 0; hour < 3; hour++) {
+        for (let i = 0; i < 10; i++) {
+          await h.services.smsCodes.send(code(numbers[(hour * 10 + i) % numbers.length]!));
+          h.clock.advance(SECOND);
+        }
+        h.clock.advance(61 * MINUTE);
+      }
+      const refused = await h.services.smsCodes.send(code(`+33${newMobile().number}`)).catch((error: unknown) => error);
+      expect(refused).toMatchObject({ code: 'SMS_RATE_LIMITED', params: { retryAfter: new Date(first + 24 * 60 * MINUTE).toISOString() } });
+      h.clock.advance(first + 24 * 60 * MINUTE + SECOND - h.clock.now());
+      expect((await h.services.smsCodes.send(code(numbers[0]!))).status).toBe('sent');
+    });
+
     it('M7: two codes asked at once for one user, to two of their numbers, with one left in the hour: one is sent, the other refused (the count is the user’s, under one lock)', async () => {
       const user = await createUser(h.services);
       const [a, b] = [newMobile(), newMobile()].map((m) => `+33${m.number}`) as [string, string];

@@ -1,7 +1,8 @@
 /**
  * Sending codes by SMS and voice within limits (M1, M5, M7). SMS costs money
  * and can be turned against a victim's phone, so every code counts against
- * the number (per hour and per day) and against the user (per hour).
+ * the number (per hour and per day) and against the user (per hour and per
+ * day: one account adding numbers of its own must not send without end).
  * Security notices by SMS are not counted (N1, X6): they are few, caused by
  * events rather than by asking, and a burst of them ("this wasn't me") must
  * never keep the user's own codes from arriving. The count and the new message are written under the lock of
@@ -107,6 +108,7 @@ export class SmsCodes {
         await this.reopensAt(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour),
         await this.reopensAt(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay),
         await this.reopensAt(trx, 'user_id', message.userId, HOUR, policy.smsPerUserPerHour),
+        await this.reopensAt(trx, 'user_id', message.userId, DAY, policy.smsPerUserPerDay),
       ].filter((t): t is number => t !== null);
       if (reopens.length > 0) throw new SlsError('SMS_RATE_LIMITED', { retryAfter: new Date(Math.max(...reopens)).toISOString() });
       return notifier.enqueue(trx, {
