@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sqliteDatabase, TEST_MASTER_KEY, type TestDatabase } from './support/harness.js';
-import { cliEnv, sls } from './support/cli.js';
+import { cliEnv, sls, startServer } from './support/cli.js';
 import { postgresUrl } from './support/environment.js';
 
 // each case runs several `sls` processes (about a second each, more on a loaded machine)
@@ -194,6 +194,17 @@ describe('X4: the server says why it cannot start', () => {
       expect(statSync(join(dataDir, file)).mode & 0o077, file).toBe(0);
     }
     expect(readdirSync(dataDir)).toEqual(expect.arrayContaining(['sls.db', 'master.key']));
+  });
+
+  it('I1, D6, X4: a server reached from other machines without SLS_PUBLIC_URL says at start that a Host header would decide its addresses; on localhost, or with the URL set, it says nothing of it', async () => {
+    const started = async (extra: Record<string, string>) => {
+      const server = await startServer(bareEnv({ SLS_DATABASE_URL: db.url, SLS_MASTER_KEY: TEST_MASTER_KEY, ...extra }));
+      await server.stop();
+      return server.started;
+    };
+    expect(await started({ SLS_HOST: '0.0.0.0' })).toContain('WARNING: no SLS_PUBLIC_URL set while listening on 0.0.0.0');
+    expect(await started({ SLS_HOST: '0.0.0.0', SLS_PUBLIC_URL: 'https://login.example' })).not.toContain('SLS_PUBLIC_URL');
+    expect(await started({ SLS_HOST: '127.0.0.1' })).not.toContain('SLS_PUBLIC_URL');
   });
 
   it('X4, D5: a first start without a key beside a database that holds data refuses before writing a stray master.key', async () => {

@@ -1,5 +1,5 @@
 /** `sls serve` / `npm start`: the server on the configured database, until SIGINT or SIGTERM. */
-import type { Config } from '../config.js';
+import { type Config, isLoopbackHost } from '../config.js';
 import { createServices } from '../services.js';
 import { buildApp } from '../http/app.js';
 import { environmentLanguage, translator } from '../i18n/i18n.js';
@@ -42,6 +42,8 @@ export async function serve(config: Config, print: (line: string) => void): Prom
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const url = config.publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const database = parseDatabaseUrl(config.databaseUrl);
+  // I1, D6: reached from other machines, the server must know its own address: a forged Host header must decide nothing
+  if (!config.publicUrl && !isLoopbackHost(config.host)) print(t('cli.noPublicUrl', { host: config.host }));
   print(t('cli.serving', { url }));
   print(t('cli.database', { database: database.dialect === 'sqlite' ? database.location : 'PostgreSQL' }));
 

@@ -80,26 +80,13 @@ let queue: Promise<unknown> = Promise.resolve();
 export function slsInProcess(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<CliResult> {
   const run = queue.then(async (): Promise<CliResult> => {
     const main = await mainFor(env);
-    let stdout = '';
-    let stderr = '';
     const savedEnv = process.env;
     const savedCwd = process.cwd();
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stdout += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-      return true;
-    });
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stderr += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-      return true;
-    });
     try {
       process.env = { ...env };
       if (cwd) process.chdir(cwd);
-      const code = await main([process.execPath, SLS_BIN, ...args]);
-      return { code, stdout, stderr };
+      return await captured(() => main([process.execPath, SLS_BIN, ...args]));
     } finally {
-      out.mockRestore();
-      err.mockRestore();
       process.env = savedEnv;
       process.chdir(savedCwd);
     }
@@ -108,9 +95,33 @@ export function slsInProcess(args: string[], env: NodeJS.ProcessEnv, cwd?: strin
   return run;
 }
 
+/** Runs RUN (an `sls` in this process) with its standard output and error captured: nothing reaches the terminal. */
+export async function captured(run: () => Promise<number>): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const text = (chunk: string | Uint8Array) => (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString());
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += text(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += text(chunk);
+    return true;
+  });
+  try {
+    const code = await run();
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
 export interface ServerProcess {
   url: string;
   child: ChildProcess;
+  /** What it printed up to the line with its URL. */
+  started: string;
   stop(): Promise<void>;
 }
 
@@ -125,13 +136,14 @@ export function startServer(env: NodeJS.ProcessEnv, args: string[] = []): Promis
     }, 30_000);
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(output);
+      const match = /listening on (https?:\/\/\S+)/.exec(output);
       if (match) {
         clearTimeout(timer);
         child.stdout!.off('data', onData);
         resolve({
           url: match[1]!,
           child,
+          started: output,
           stop: () =>
             new Promise<void>((done) => {
               if (child.exitCode !== null) return done();
