@@ -32,7 +32,7 @@ import type { Argument, Command, Option } from 'commander';
 import { sql } from 'kysely';
 import { createServices, type Services } from '../src/services.js';
 import { DATABASES, PASSWORD, TEST_MASTER_KEY, createUserWithCard, openTestDatabase, testConfig, type TestDatabase } from './support/harness.js';
-import { cliEnv, sls } from './support/cli.js';
+import { type CliResult, captured, cliEnv, sls } from './support/cli.js';
 import type { CardFile } from '../src/devices/devices.js';
 import { messagesOf } from '../src/i18n/resources.js';
 
@@ -99,27 +99,13 @@ function untranslatedReason(language: 'en' | 'fr' | 'zh-Hant'): (stderr: string)
   return (stderr) => checks.some(({ generic, specific }) => generic.test(stderr) && !specific.some((own) => own.test(stderr)));
 }
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliResult;
 
 type Main = (argv: string[]) => Promise<number>;
 
-/** Runs `sls ARGS` in this process: what it writes is captured, nothing reaches the terminal. */
-async function runInProcess(main: Main, args: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
+/** Runs `sls ARGS` in this process (captured): a run that hangs for 15 s counts as one (code -1). */
+function runInProcess(main: Main, args: string[]): Promise<Run> {
+  return captured(async () => {
     let timer: NodeJS.Timeout | undefined;
     const code = await Promise.race([
       main(['node', 'sls', ...args]),
@@ -128,11 +114,8 @@ async function runInProcess(main: Main, args: string[]): Promise<Run> {
       }),
     ]);
     clearTimeout(timer);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
+    return code;
+  });
 }
 
 // ------------------------------------------------------------------ the commands, from commander's tree
