@@ -154,6 +154,13 @@ const PANELS: Panel[] = [
     evaluate: (s) => named(rate(s, 'sls_locks_total', {}, [], false), () => 'locks'),
   },
   {
+    title: 'Throttle counted without Redis (X5)',
+    description: 'Hits of the throttle the database counted because Redis was unreachable or too slow (decision 0017): above zero, Redis needs looking at',
+    unit: 'short',
+    targets: [{ expr: 'sum(increase(sls_throttle_fallbacks_total[$__rate_interval]))', legend: 'counted by the database' }],
+    evaluate: (s) => named(rate(s, 'sls_throttle_fallbacks_total', {}, [], false), () => 'counted by the database'),
+  },
+  {
     title: 'Deliveries by result',
     description: 'Delivery attempts of the outbox worker (email, SMS, voice) and push requests, per second',
     unit: 'reqps',
@@ -223,7 +230,7 @@ function grafanaDashboard(): unknown {
     ],
     title: 'Secure Login System',
     uid: 'sls-overview',
-    description: 'Logins, second-factor latency, locks, deliveries, outbox, long polls, database pool and processes (docs/operations.md, Metrics)',
+    description: 'Logins, second-factor latency, locks, the throttle without Redis, deliveries, outbox, long polls, database pool and processes (docs/operations.md, Metrics)',
     tags: ['sls'],
     editable: true,
     schemaVersion: 39,
