@@ -230,7 +230,8 @@ function grafanaDashboard(): unknown {
     ],
     title: 'Secure Login System',
     uid: 'sls-overview',
-    description: 'Logins, second-factor latency, locks, the throttle without Redis, deliveries, outbox, long polls, database pool and processes (docs/operations.md, Metrics)',
+    description:
+      'Logins, second-factor latency, locks, the throttle without Redis, deliveries, outbox, long polls, database pool and processes (docs/operations.md, Metrics)',
     tags: ['sls'],
     editable: true,
     schemaVersion: 39,
