@@ -444,6 +444,27 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       expect((await h.services.devices.get(spare.id)).state).toBe('suspended');
     });
 
+    it('H5, C6: a DSC+ of the requester shipped while a sharing is in force does not activate itself beside the shared card: it waits, shipped, until the sharing ends', async () => {
+      const { requester, id } = await sharingInForce();
+      // a card of the requester's own, shipped (C4), its three weeks past (C6)
+      const cardId = await h.services.store.transaction((trx) =>
+        h.services.devices.insert(trx, {
+          userId: requester.id,
+          type: 'dscplus',
+          state: 'shipped',
+          serial: `DSC-H5-${requester.username}`,
+          secret: { pinHash: 'unused' },
+          params: { autoActivateAt: h.clock.now() },
+        }),
+      );
+      expect((await h.services.dscPlusRequests.autoActivateDue()).map((d) => d.id)).not.toContain(cardId);
+      expect((await h.services.devices.get(cardId)).state).toBe('shipped');
+      // the end of the sharing lets it activate at the next run (H5: the requester's own devices come back)
+      await h.services.sharing.cancel({ staffUserId: agentId }, id);
+      expect((await h.services.dscPlusRequests.autoActivateDue()).map((d) => d.id)).toContain(cardId);
+      expect((await h.services.devices.get(cardId)).state).toBe('active');
+    });
+
     it('M2, H, W1: a number a requester confirms while a sharing is in force does not enrol them in SMS: the shared DSC+ protects them (no SMS login beside it)', async () => {
       const { requester } = await sharingInForce();
       await addVerifiedNumber(requester);

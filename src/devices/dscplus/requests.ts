@@ -20,7 +20,7 @@ import type { TemporaryDevices } from '../../flows/ports.js';
 import { SlsError } from '../../errors.js';
 import { newId } from '../../crypto/random.js';
 import type { Session, Sessions } from '../../sessions/sessions.js';
-import type { Store, Tx } from '../../store/database.js';
+import type { Executor, Store, Tx } from '../../store/database.js';
 import type { Device } from '../types.js';
 import { assertFullScope } from '../../policy/access.js';
 import { DSCPLUS_SUITE, assertSoftPin, softPinHash, type DscPlusSecret } from './dscplus.js';
@@ -103,6 +103,8 @@ export interface DscPlusRequestDeps {
   helpDesk: DscPlusHelpDesk;
   /** T3, R2: whether the session's last proof was a permanent device (StepUp.hasPermanentProof). */
   permanentProof: (session: Session) => Promise<boolean>;
+  /** H5: whether a sharing in force sets the user's own devices aside (DeviceSharing.setsAside). */
+  setAside: (userId: string, db: Executor) => Promise<boolean>;
 }
 
 /** R2, C6: the shipping address of a request made under temporary access, which client services confirm with the client before shipping. */
@@ -392,7 +394,9 @@ export class DscPlusRequests {
    * C6: cards shipped three weeks ago and not activated activate themselves;
    * being permanent devices, they end the temporary access (D4). Safe with
    * several processes: the state change is conditional, so each card is
-   * activated once.
+   * activated once. H5: the card of a user whose own devices a sharing in
+   * force sets aside waits, shipped, until the sharing ends (as the user's
+   * own activation of it does).
    */
   async autoActivateDue(): Promise<Device[]> {
     const { store, clock, users, devices, notifier, helpDesk } = this.deps;
@@ -402,6 +406,7 @@ export class DscPlusRequests {
       if ((card.params.autoActivateAt ?? Infinity) > now) continue;
       const user = await users.get(card.userId!);
       const done = await store.serialized('audit_log', async (trx: Tx) => {
+        if (await this.deps.setAside(user.id, trx)) return false;
         const activated = await devices.transition(trx, card, 'active', {
           actor: 'system',
           username: user.username,
