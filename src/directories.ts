@@ -17,3 +17,19 @@ export function ensureDirectory(directory: string, setting: string): void {
   if (!existsSync(dirname(directory))) throw new SlsError('DIRECTORY_MISSING', { directory, setting });
   mkdirSync(directory, { mode: 0o700 });
 }
+
+/**
+ * X4, D5: the mode of a file holding secrets (a key file, the SQLite
+ * database) when other users of the machine may read or write it — copied,
+ * restored from a backup or chmod'ed after the server made it 0600 — as
+ * three octal digits; null when only its owner may, or it is not there.
+ */
+export function exposedMode(path: string): string | null {
+  let mode: number;
+  try {
+    mode = statSync(path).mode & 0o777;
+  } catch {
+    return null;
+  }
+  return (mode & 0o077) === 0 ? null : mode.toString(8).padStart(3, '0');
+}

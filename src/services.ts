@@ -7,6 +7,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { SlsError } from './errors.js';
 import { loadMasterKey } from './crypto/master-key.js';
+import { exposedMode } from './directories.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { AuditLog, auditKeys } from './audit/audit-log.js';
 import { Devices } from './devices/devices.js';
@@ -145,9 +146,10 @@ function observedSignals(signals: Signals, observer: Pick<Observer, 'waiting'>):
 }
 
 /** K3: the configured push provider and the key apps subscribe with. */
-function pushProviderOf(config: Config, clock: Clock): { provider: PushProvider; vapidPublicKey: string | null } {
+function pushProviderOf(config: Config, clock: Clock, warn: (message: string) => void): { provider: PushProvider; vapidPublicKey: string | null } {
   if (config.push.provider === 'none') return { provider: noPushProvider, vapidPublicKey: null };
-  const { keys } = loadVapidKeys({ publicKey: config.push.publicKey, privateKey: config.push.privateKey, dataDir: config.dataDir });
+  const { keys, path } = loadVapidKeys({ publicKey: config.push.publicKey, privateKey: config.push.privateKey, dataDir: config.dataDir });
+  if (path) warnIfExposed(path, warn);
   return {
     provider: webPushProvider({ vapid: { ...keys, subject: config.push.subject }, timeoutMs: config.push.timeoutMs, clock }),
     vapidPublicKey: keys.publicKey,
@@ -162,6 +164,12 @@ export interface ServiceOptions {
   logOutbox?: OutboxWorkerDeps['log'];
   /** Device kinds of the deployment's own, registered beside the built-in ones (docs/architecture.md). */
   deviceKinds?: readonly DeviceKind[];
+}
+
+/** X4, D5: a file holding secrets that other users of the machine may read is named, with the fix, at every start. */
+function warnIfExposed(path: string, warn: (message: string) => void): void {
+  const mode = exposedMode(path);
+  if (mode !== null) warn(translator(environmentLanguage())('ops.exposedFile', { path, mode }));
 }
 
 /** Refuses to run with a master key other than the one the database was set up with. */
@@ -202,6 +210,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
         ].join('\n'),
       );
     }
+    if (masterKey.path) warnIfExposed(masterKey.path, warn);
+    if (store.dialect === 'sqlite' && store.location !== ':memory:') warnIfExposed(store.location, warn);
     await migrateToLatest(store);
     const box = new SecretBox(masterKey.key);
     await checkMasterKey(store, box);
@@ -261,7 +271,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const smsCodes = new SmsCodes({ store, clock, notifier, policy: config.policy });
     const phones = new Phones({ store, clock, box, audit, users, devices, notifier, smsCodes, policy: config.policy, sessions });
     const signals = observedSignals(openSignals(store), metrics);
-    const push = pushProviderOf(config, clock);
+    const push = pushProviderOf(config, clock, warn);
     const firstFactor = new FirstFactor({ users, answers, clock, audit });
     const optOuts = new OptOuts({ store, clock, audit, notifier, users, rights: securityRights, sessions });
     const pushRequests = new PushRequests({

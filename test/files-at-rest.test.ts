@@ -1,0 +1,74 @@
+/**
+ * X4, D5: the files that hold secrets at rest — the data directory, the
+ * generated master.key and vapid.json, the SQLite database and its -wal and
+ * -shm files — are readable by their owner only whatever the process umask;
+ * one that other users of the machine may read (copied, restored from a
+ * backup, chmod'ed) is named at every start, loudly, with the fix.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../src/config.js';
+import { createServices } from '../src/services.js';
+import { DATABASES, openTestDatabase, type TestDatabase } from './support/harness.js';
+
+const modeOf = (path: string): number => statSync(path).mode & 0o777;
+
+describe.each(DATABASES)('secrets at rest on disk, on %s (X4, D5)', (dbName) => {
+  let database: TestDatabase;
+  let scratch: string;
+  let dataDir: string;
+  let databaseUrl: string;
+  const umaskBefore = process.umask();
+  beforeEach(async () => {
+    database = await openTestDatabase(dbName);
+    scratch = mkdtempSync(join(tmpdir(), 'sls-rest-'));
+    dataDir = join(scratch, 'data');
+    databaseUrl = dbName === 'sqlite' ? `sqlite:${join(dataDir, 'sls.db')}` : database.url;
+  });
+  afterEach(async () => {
+    process.umask(umaskBefore);
+    rmSync(scratch, { recursive: true, force: true });
+    await database.drop();
+  });
+
+  /** A start of the server's services with no SLS_MASTER_KEY (the key file in the data directory), Web Push on (vapid.json); what it warned. */
+  async function start(): Promise<string[]> {
+    const warnings: string[] = [];
+    const config = loadConfig({ SLS_LOG_LEVEL: 'silent', SLS_DATA_DIR: dataDir, SLS_PUSH_PROVIDER: 'web-push' }, { databaseUrl });
+    const services = await createServices(config, { warn: (message) => warnings.push(message) });
+    await services.audit.record({ event: 'session.ended', data: {} });
+    await services.close();
+    return warnings;
+  }
+
+  it.each([
+    ['000', 0o000],
+    ['022', 0o022],
+  ])('X4, D5: under umask %s the data directory is 0700 and master.key, vapid.json and the SQLite files 0600', async (_label, umask) => {
+    process.umask(umask);
+    await start();
+    expect(modeOf(dataDir)).toBe(0o700);
+    const files = ['master.key', 'vapid.json', ...(dbName === 'sqlite' ? ['sls.db', 'sls.db-wal', 'sls.db-shm'] : [])];
+    for (const file of files) {
+      if (file.startsWith('sls.db-') && !existsSync(join(dataDir, file))) continue;
+      expect(modeOf(join(dataDir, file)), file).toBe(0o600);
+    }
+  });
+
+  it('X4, D5: a master.key, vapid.json or SQLite database that other users may read is named at every start, with the chmod that fixes it; none once fixed', async () => {
+    expect((await start()).filter((w) => w.includes('other users'))).toEqual([]);
+    const exposed = ['master.key', ...(dbName === 'sqlite' ? ['sls.db'] : []), 'vapid.json'];
+    for (const file of exposed) chmodSync(join(dataDir, file), 0o644);
+    const warnings = await start();
+    expect(warnings.filter((w) => w.includes('other users'))).toEqual(
+      exposed.map(
+        (file) =>
+          `WARNING: ${join(dataDir, file)} holds secrets and other users of this machine may read it (mode 644). Make it readable by its owner only: chmod 600 ${join(dataDir, file)}`,
+      ),
+    );
+    for (const file of exposed) chmodSync(join(dataDir, file), 0o600);
+    expect((await start()).filter((w) => w.includes('other users'))).toEqual([]);
+  });
+});
