@@ -6,12 +6,13 @@
  * backup, chmod'ed) is named at every start, loudly, with the fix.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config.js';
 import { createServices } from '../src/services.js';
 import { DATABASES, openTestDatabase, type TestDatabase } from './support/harness.js';
+import { cliEnv, slsInProcess } from './support/cli.js';
 
 const modeOf = (path: string): number => statSync(path).mode & 0o777;
 
@@ -70,5 +71,18 @@ describe.each(DATABASES)('secrets at rest on disk, on %s (X4, D5)', (dbName) => 
     );
     for (const file of exposed) chmodSync(join(dataDir, file), 0o600);
     expect((await start()).filter((w) => w.includes('other users'))).toEqual([]);
+  });
+
+  it('X4, C2: a card file written by sls --out is 0600 under umask 000, new or replacing a file that was 0644', async () => {
+    const env = cliEnv(database);
+    expect((await slsInProcess(['user', 'create', '--username', 'alice', '--password', 'correct horse battery'], env)).code).toBe(0);
+    process.umask(0o000);
+    const fresh = join(scratch, 'cards', 'new.json');
+    expect((await slsInProcess(['device', 'add-dscplus', '--user', 'alice', '--pin', '1234', '--out', fresh], env)).code).toBe(0);
+    expect(modeOf(fresh)).toBe(0o600);
+    const replaced = join(scratch, 'cards', 'old.json');
+    writeFileSync(replaced, '{}', { mode: 0o644 });
+    expect((await slsInProcess(['device', 'add-dscplus', '--user', 'alice', '--pin', '1234', '--out', replaced], env)).code).toBe(0);
+    expect(modeOf(replaced)).toBe(0o600);
   });
 });
