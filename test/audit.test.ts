@@ -124,6 +124,47 @@ describe.each(DATABASES)('the audit log on %s: tampering is detected (X1)', (dbN
     expect(findingsOf(await h.services.audit.verify())).toEqual([{ reason: 'entries_missing', seq: 8, last: 10 }]);
   });
 
+  it('X1: deleting one entry in the middle, or the oldest ones, is reported by the seqs missing', async () => {
+    await asAttacker(store, () => store.db.deleteFrom('audit_log').where('seq', '=', 5).execute());
+    const middle = await h.services.audit.verify();
+    expect(findingsOf(middle)).toEqual([{ reason: 'entries_missing', seq: 5, last: 5 }]);
+    expect(messagesOf(middle)).toEqual(['The audit log has been tampered with: entry 5 is missing.']);
+    await asAttacker(store, () => store.db.deleteFrom('audit_log').where('seq', '<=', 3).execute());
+    expect(findingsOf(await h.services.audit.verify())).toEqual([
+      { reason: 'entries_missing', seq: 1, last: 3 },
+      { reason: 'entries_missing', seq: 5, last: 5 },
+    ]);
+  });
+
+  it('X1: an entry deleted and the later ones renumbered to close the gap is reported', async () => {
+    await asAttacker(store, async () => {
+      await store.db.deleteFrom('audit_log').where('seq', '=', 5).execute();
+      for (let seq = 6; seq <= 10; seq++)
+        await store.db
+          .updateTable('audit_log')
+          .set({ seq: seq - 1 })
+          .where('seq', '=', seq)
+          .execute();
+    });
+    expect(findingsOf(await h.services.audit.verify())).toEqual([
+      { reason: 'link_broken', seq: 5 },
+      { reason: 'entry_altered', seq: 5, last: 9 },
+      { reason: 'newest_missing', seq: 9, head: 10 },
+    ]);
+  });
+
+  it("X1: two entries swapped (each given the other's seq) are reported", async () => {
+    await asAttacker(store, async () => {
+      await store.db.updateTable('audit_log').set({ seq: 100 }).where('seq', '=', 4).execute();
+      await store.db.updateTable('audit_log').set({ seq: 4 }).where('seq', '=', 5).execute();
+      await store.db.updateTable('audit_log').set({ seq: 5 }).where('seq', '=', 100).execute();
+    });
+    expect(findingsOf(await h.services.audit.verify())).toEqual([
+      { reason: 'link_broken', seq: 4 },
+      { reason: 'entry_altered', seq: 4, last: 5 },
+    ]);
+  });
+
   it('X1: emptying the table is reported', async () => {
     await asAttacker(store, async () => {
       if (dbName === 'postgres') await sql`truncate audit_log`.execute(store.db);
@@ -210,6 +251,24 @@ describe.each(DATABASES)('the audit log on %s: tampering is detected (X1)', (dbN
       });
       expect((await h.services.audit.verify()).ok).toBe(true);
       expect(findingsOf(await h.services.audit.verify({ checkpoint: newer }))).toEqual([{ reason: 'checkpoint_missing', seq: 13 }]);
+    });
+
+    it('X1: entries deleted after the checkpoint are reported by the head, the checkpoint still matching; deleted up to it, the checkpoint is missing too', async () => {
+      await asAttacker(store, () => store.db.deleteFrom('audit_log').where('seq', '>', 10).execute());
+      expect(findingsOf(await h.services.audit.verify({ checkpoint }))).toEqual([{ reason: 'newest_missing', seq: 10, head: 12 }]);
+      await asAttacker(store, () => store.db.deleteFrom('audit_log').where('seq', '>', 8).execute());
+      expect(findingsOf(await h.services.audit.verify({ checkpoint }))).toEqual([
+        { reason: 'newest_missing', seq: 8, head: 12 },
+        { reason: 'checkpoint_missing', seq: 10 },
+      ]);
+    });
+
+    it('X1: the oldest entries, up to and beyond the checkpoint, deleted: the seqs missing and the checkpoint are reported', async () => {
+      await asAttacker(store, () => store.db.deleteFrom('audit_log').where('seq', '<=', 11).execute());
+      expect(findingsOf(await h.services.audit.verify({ checkpoint }))).toEqual([
+        { reason: 'entries_missing', seq: 1, last: 11 },
+        { reason: 'checkpoint_missing', seq: 10 },
+      ]);
     });
 
     it('X1: a checkpoint line altered, or signed by another server, is reported; a line that is not a checkpoint is a VALIDATION_ERROR', async () => {
