@@ -13,6 +13,9 @@ import { loadConfig } from '../src/config.js';
 import { createServices } from '../src/services.js';
 import { DATABASES, openTestDatabase, type TestDatabase } from './support/harness.js';
 import { cliEnv, slsInProcess } from './support/cli.js';
+import { espeakAvailable } from './support/environment.js';
+import { outboxProvider } from '../src/delivery/outbox.js';
+import { outboxAudioPath } from '../src/delivery/speech.js';
 
 const modeOf = (path: string): number => statSync(path).mode & 0o777;
 
@@ -84,5 +87,22 @@ describe.each(DATABASES)('secrets at rest on disk, on %s (X4, D5)', (dbName) => 
     writeFileSync(replaced, '{}', { mode: 0o644 });
     expect((await slsInProcess(['device', 'add-dscplus', '--user', 'alice', '--pin', '1234', '--out', replaced], env)).code).toBe(0);
     expect(modeOf(replaced)).toBe(0o600);
+  });
+
+  it('X4, M7: the development outbox speaks a voice code into <dataDir>/outbox, a folder 0700 with files 0600, under umask 000', async () => {
+    process.umask(0o000);
+    await start();
+    const message = {
+      id: 'ntf_aaaaaaaaaaaaaaaaaaaaaaaaaa',
+      channel: 'voice' as const,
+      recipient: '+15550100',
+      subject: null,
+      body: 'Your security code is 123456.',
+      language: 'en' as const,
+    };
+    await outboxProvider(dataDir).deliver(message);
+    const audio = outboxAudioPath(dataDir, message.id);
+    expect(modeOf(join(dataDir, 'outbox'))).toBe(0o700);
+    if (espeakAvailable) expect(modeOf(audio)).toBe(0o600);
   });
 });

@@ -4,7 +4,7 @@
  * installed. Without it the stored transcript is the message.
  */
 import { execFile } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Language } from '../i18n/i18n.js';
 import { spaceOutDigits } from './twilio.js';
@@ -30,12 +30,20 @@ export function spokenText(body: string): string {
  * installed (the transcript stands in); other failures are thrown.
  */
 export async function renderSpeech(body: string, language: Language, path: string): Promise<boolean> {
-  await mkdir(join(path, '..'), { recursive: true });
-  return new Promise((resolve, reject) => {
+  // X4: the audio says a login code: its folder and file are readable by their owner only, whatever the umask
+  // (the file is made 0600 before espeak-ng writes into it, which keeps the mode)
+  await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+  await writeFile(path, '', { mode: 0o600 });
+  const rendered = await new Promise<boolean>((resolve, reject) => {
     execFile('espeak-ng', ['-v', ESPEAK_VOICE[language], '-s', '140', '-w', path, '--', spokenText(body)], { timeout: RENDER_TIMEOUT_MS }, (error) => {
       if (!error) resolve(true);
       else if ((error as NodeJS.ErrnoException).code === 'ENOENT') resolve(false);
       else reject(new Error(`espeak-ng failed (${(error as NodeJS.ErrnoException).code ?? 'exit'})`));
     });
+  }).catch(async (error: unknown) => {
+    await rm(path, { force: true });
+    throw error;
   });
+  if (!rendered) await rm(path, { force: true });
+  return rendered;
 }
