@@ -33,3 +33,18 @@ export function exposedMode(path: string): string | null {
   }
   return (mode & 0o077) === 0 ? null : mode.toString(8).padStart(3, '0');
 }
+
+/**
+ * X4, D5: the mode of a directory holding such files when other users of
+ * the machine may write in it (they could plant or replace a key file or
+ * the database), as three or four octal digits; null otherwise.
+ */
+export function writableByOthers(directory: string): string | null {
+  let mode: number;
+  try {
+    mode = statSync(directory).mode & 0o7777;
+  } catch {
+    return null;
+  }
+  return (mode & 0o022) === 0 ? null : mode.toString(8).padStart(3, '0');
+}

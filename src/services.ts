@@ -7,7 +7,8 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { SlsError } from './errors.js';
 import { loadMasterKey } from './crypto/master-key.js';
-import { exposedMode } from './directories.js';
+import { dirname } from 'node:path';
+import { exposedMode, writableByOthers } from './directories.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { AuditLog, auditKeys } from './audit/audit-log.js';
 import { Devices } from './devices/devices.js';
@@ -172,6 +173,12 @@ function warnIfExposed(path: string, warn: (message: string) => void): void {
   if (mode !== null) warn(translator(environmentLanguage())('ops.exposedFile', { path, mode }));
 }
 
+/** X4, D5: a directory holding key files or the database that other users of the machine may write in is named, with the fix, at every start. */
+function warnIfOthersWrite(directory: string, warn: (message: string) => void): void {
+  const mode = writableByOthers(directory);
+  if (mode !== null) warn(translator(environmentLanguage())('ops.exposedDirectory', { path: directory, mode }));
+}
+
 /** Refuses to run with a master key other than the one the database was set up with. */
 async function checkMasterKey(store: Store, box: SecretBox): Promise<void> {
   await store.db
@@ -210,8 +217,11 @@ export async function createServices(config: Config, options: ServiceOptions = {
         ].join('\n'),
       );
     }
-    if (masterKey.path) warnIfExposed(masterKey.path, warn);
-    if (store.dialect === 'sqlite' && store.location !== ':memory:') warnIfExposed(store.location, warn);
+    const sqliteFile = store.dialect === 'sqlite' && store.location !== ':memory:' ? store.location : null;
+    for (const file of [masterKey.path, sqliteFile]) if (file) warnIfExposed(file, warn);
+    for (const directory of new Set([masterKey.path, sqliteFile].flatMap((file) => (file ? [dirname(file)] : [])))) {
+      warnIfOthersWrite(directory, warn);
+    }
     await migrateToLatest(store);
     const box = new SecretBox(masterKey.key);
     await checkMasterKey(store, box);

@@ -76,6 +76,16 @@ describe.each(DATABASES)('secrets at rest on disk, on %s (X4, D5)', (dbName) => 
     expect((await start()).filter((w) => w.includes('other users'))).toEqual([]);
   });
 
+  it('X4, D5: a data directory that other users may write in (they could plant a master.key or replace the database) is named at every start, with the chmod that fixes it', async () => {
+    await start();
+    chmodSync(dataDir, 0o777);
+    expect((await start()).filter((w) => w.includes('may write in it'))).toEqual([
+      `WARNING: ${dataDir} holds secrets and other users of this machine may write in it (mode 777): they could plant or replace its key files or database. Make it its owner's only: chmod 700 ${dataDir}`,
+    ]);
+    chmodSync(dataDir, 0o755); // others may list it, not write in it: its files are 0600
+    expect((await start()).filter((w) => w.startsWith('WARNING'))).toEqual([]);
+  });
+
   it('X4, C2: a card file written by sls --out is 0600 under umask 000, new or replacing a file that was 0644', async () => {
     const env = cliEnv(database);
     expect((await slsInProcess(['user', 'create', '--username', 'alice', '--password', 'correct horse battery'], env)).code).toBe(0);
