@@ -194,6 +194,16 @@ describe.each(DATABASES)('the audit log on %s: tampering is detected (X1)', (dbN
     await again.close();
   });
 
+  it('X1: the head row replaced by an older one, genuinely signed, is reported: the entries after it are not covered', async () => {
+    const older = await store.db.selectFrom('audit_head').selectAll().executeTakeFirstOrThrow();
+    await h.services.audit.record({ event: 'session.ended', data: { i: 11 } }, { event: 'session.ended', data: { i: 12 } });
+    await asAttacker(store, async () => {
+      await store.db.deleteFrom('audit_head').execute();
+      await store.db.insertInto('audit_head').values(older).execute();
+    });
+    expect(findingsOf(await h.services.audit.verify())).toEqual([{ reason: 'entries_unsigned', seq: 11, last: 12 }]);
+  });
+
   it('X1: entries written around the server (not covered by the signed head) are reported', async () => {
     const ten = await store.db.selectFrom('audit_log').selectAll().where('seq', '=', 10).executeTakeFirstOrThrow();
     const row = { ...ten, seq: 11, data: '{"i":11}' };
