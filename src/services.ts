@@ -207,15 +207,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       ...(state.applied.length > 0 ? { existingDatabase: describeDatabase(store.location) } : {}),
     });
     if (masterKey.origin === 'generated-key-file') {
-      warn(
-        [
-          '*******************************************************************************',
-          `WARNING: no SLS_MASTER_KEY set; generated a new master key in ${masterKey.path}.`,
-          'Device secrets are encrypted with it: back it up, and for production set',
-          'SLS_MASTER_KEY (32 bytes, hex or base64) from a secret store instead.',
-          '*******************************************************************************',
-        ].join('\n'),
-      );
+      const rule = '*'.repeat(79);
+      warn([rule, translator(environmentLanguage())('ops.masterKeyGenerated', { path: masterKey.path }), rule].join('\n'));
     }
     const sqliteFile = store.dialect === 'sqlite' && store.location !== ':memory:' ? store.location : null;
     for (const file of [masterKey.path, sqliteFile]) if (file) warnIfExposed(file, warn);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { sqliteDatabase, TEST_MASTER_KEY, type TestDatabase } from './support/harness.js';
 import { cliEnv, sls, startServer } from './support/cli.js';
 import { postgresUrl } from './support/environment.js';
@@ -194,6 +194,9 @@ describe('X4: the server says why it cannot start', () => {
       expect(statSync(join(dataDir, file)).mode & 0o077, file).toBe(0);
     }
     expect(readdirSync(dataDir)).toEqual(expect.arrayContaining(['sls.db', 'master.key']));
+    // X2: the warning in the person's language
+    const french = await sls(CREATE, bareEnv({ SLS_DATA_DIR: join(dirname(dataDir), 'fr'), LC_ALL: 'fr_FR.UTF-8' }));
+    expect(french.stderr).toContain('une nouvelle clé maîtresse a été générée');
   });
 
   it('I1, D6, X4: a server reached from other machines without SLS_PUBLIC_URL says at start that a Host header would decide its addresses; on localhost, or with the URL set, it says nothing of it', async () => {
