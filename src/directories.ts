@@ -18,6 +18,17 @@ export function ensureDirectory(directory: string, setting: string): void {
   mkdirSync(directory, { mode: 0o700 });
 }
 
+/** The mode of PATH (permission bits, with setuid, setgid and sticky) in octal when one of the bits of OTHERS is set; null otherwise, or when it is not there. */
+function modeWith(path: string, others: number): string | null {
+  let mode: number;
+  try {
+    mode = statSync(path).mode & 0o7777;
+  } catch {
+    return null;
+  }
+  return (mode & others) === 0 ? null : mode.toString(8).padStart(3, '0');
+}
+
 /**
  * X4, D5: the mode of a file holding secrets (a key file, the SQLite
  * database) when other users of the machine may read or write it — copied,
@@ -25,13 +36,7 @@ export function ensureDirectory(directory: string, setting: string): void {
  * three octal digits; null when only its owner may, or it is not there.
  */
 export function exposedMode(path: string): string | null {
-  let mode: number;
-  try {
-    mode = statSync(path).mode & 0o777;
-  } catch {
-    return null;
-  }
-  return (mode & 0o077) === 0 ? null : mode.toString(8).padStart(3, '0');
+  return modeWith(path, 0o077);
 }
 
 /**
@@ -40,11 +45,5 @@ export function exposedMode(path: string): string | null {
  * the database), as three or four octal digits; null otherwise.
  */
 export function writableByOthers(directory: string): string | null {
-  let mode: number;
-  try {
-    mode = statSync(directory).mode & 0o7777;
-  } catch {
-    return null;
-  }
-  return (mode & 0o022) === 0 ? null : mode.toString(8).padStart(3, '0');
+  return modeWith(directory, 0o022);
 }

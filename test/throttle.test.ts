@@ -466,6 +466,18 @@ async function fallbacks(h: Harness): Promise<number> {
   return Number(line?.split(' ')[1] ?? 0);
 }
 
+/** Waits (at most TIMEOUT ms) until a login from a new address is counted by Redis again, not by the database. */
+async function untilRedisCountsAgain(h: Harness, username: string, timeout: number): Promise<void> {
+  await vi.waitFor(
+    async () => {
+      const before = await fallbacks(h);
+      await loginFrom(h.app, address(), username, 'a guess');
+      expect(await fallbacks(h)).toBe(before);
+    },
+    { timeout, interval: 200 },
+  );
+}
+
 describe.each(DATABASES)('the throttle when Redis fails, on %s (X5, X6, decision 0017)', (db) => {
   const limits = { ...OFF, login: { perAddress: 3, global: 0 } };
 
@@ -520,14 +532,7 @@ describe.each(DATABASES)('the throttle when Redis fails, on %s (X5, X6, decision
         expect(await fiveGuesses(h, user.username)).toEqual([401, 401, 401, 429, 429]);
         expect(await fallbacks(h)).toBeGreaterThanOrEqual(5);
         relay.thaw();
-        await vi.waitFor(
-          async () => {
-            const before = await fallbacks(h);
-            await loginFrom(h.app, address(), user.username, 'a guess');
-            expect(await fallbacks(h)).toBe(before);
-          },
-          { timeout: 30_000, interval: 500 },
-        );
+        await untilRedisCountsAgain(h, user.username, 30_000);
       } finally {
         await h.close();
         await relay.close();
@@ -549,14 +554,7 @@ describe.each(DATABASES)('the throttle when Redis fails, on %s (X5, X6, decision
       expect(await fallbacks(h)).toBeGreaterThanOrEqual(5);
       // back: Redis counts again (its count of this address, one, goes on)
       proxy.up();
-      await vi.waitFor(
-        async () => {
-          const before = await fallbacks(h);
-          await loginFrom(h.app, address(), user.username, 'a guess');
-          expect(await fallbacks(h)).toBe(before);
-        },
-        { timeout: 20_000, interval: 200 },
-      );
+      await untilRedisCountsAgain(h, user.username, 20_000);
     } finally {
       await h.close();
       await proxy.close();
