@@ -318,13 +318,21 @@ describe.each(DATABASES)('nothing secret in logs, metrics, audit data, error bod
     const { user } = await createUserWithCard(h.services);
     const typed = uniqueUsername('Typed');
     const db = h.services.store.db;
+    // the database of a version before: rows under the text, and no mark that they were moved
+    await db.deleteFrom('meta').where('key', '=', 'lockout_keyed_by_digest').execute();
     await db.insertInto('lockouts').values({ username: user.username, locked_until: 8_640_000_000_000_000, reset_at: 0 }).execute();
     await db
       .insertInto('login_failures')
       .values([1, 2, 3].map((i) => ({ id: `att_old_${database}_${i}`, username: typed, at: h.clock.now() - i, state: 'failed' as const })))
       .execute();
     expect(await h.services.lockout.keyTypedUsernames()).toBe(2);
+    // once done, later starts read only the mark
+    await db
+      .insertInto('lockouts')
+      .values({ username: uniqueUsername('Later'), locked_until: null, reset_at: 0 })
+      .execute();
     expect(await h.services.lockout.keyTypedUsernames()).toBe(0);
+    await db.deleteFrom('lockouts').where('username', 'not like', 'hmac:%').execute();
     expect(await h.services.lockout.status(user.username)).toMatchObject({ locked: true, byStaff: true });
     expect((await startLogin(h.app, user.username)).status).toBe(423);
     expect((await h.services.lockout.status(typed)).failures).toBe(3);

@@ -31,6 +31,9 @@ import { USERNAME_DIGEST_PREFIX } from '../audit/audit-log.js';
  */
 export const PENDING_TTL_MS = 60_000;
 
+/** The mark in `meta` that the lock's rows are all keyed by digest (`keyTypedUsernames`). */
+const TYPED_USERNAMES_KEYED = 'lockout_keyed_by_digest';
+
 export interface Attempt {
   id: string;
   /** The lock's key: the keyed digest of the username as typed. */
@@ -266,9 +269,12 @@ export class Lockout {
    * keyed digest, a lock's end and a reset the later of the two where both
    * exist. Returns how many usernames were moved. Any process may run it at
    * once with another: each move is one transaction, and a moved row is no
-   * longer found.
+   * longer found. Done once: a mark in `meta` says so, and later starts
+   * read only that (this version never keeps a username's text).
    */
   async keyTypedUsernames(): Promise<number> {
+    const done = await this.store.db.selectFrom('meta').select('value').where('key', '=', TYPED_USERNAMES_KEYED).executeTakeFirst();
+    if (done) return 0;
     const typed = new Set<string>();
     const notDigest = (table: 'lockouts' | 'login_failures') =>
       this.store.db.selectFrom(table).select('username').distinct().where('username', 'not like', `${USERNAME_DIGEST_PREFIX}%`).execute();
@@ -292,6 +298,11 @@ export class Lockout {
         await trx.updateTable('login_failures').set({ username: key }).where('username', '=', username).execute();
       });
     }
+    await this.store.db
+      .insertInto('meta')
+      .values({ key: TYPED_USERNAMES_KEYED, value: String(this.clock.now()) })
+      .onConflict((oc) => oc.column('key').doNothing())
+      .execute();
     return typed.size;
   }
 
