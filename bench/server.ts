@@ -5,6 +5,7 @@
  * profile of the server is written when it stops; BENCH_CPU_PROF_INTERVAL=µs
  * samples more often than V8's 1,000 µs (100 to see a request of 2 ms).
  */
+import { appendFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -36,9 +37,19 @@ const STOP_TIMEOUT_MS = 15_000;
 
 export async function startServer(env: ServerEnv): Promise<RunningServer> {
   const profileDir = process.env.BENCH_CPU_PROF;
-  const nodeFlags = profileDir
-    ? ['--cpu-prof', '--cpu-prof-dir', profileDir, ...(process.env.BENCH_CPU_PROF_INTERVAL ? ['--cpu-prof-interval', process.env.BENCH_CPU_PROF_INTERVAL] : [])]
-    : [];
+  // BENCH_TRACE_GC=FILE: the server's garbage collections (node --trace-gc), appended to FILE
+  const gcTrace = process.env.BENCH_TRACE_GC;
+  const nodeFlags = [
+    ...(profileDir
+      ? [
+          '--cpu-prof',
+          '--cpu-prof-dir',
+          profileDir,
+          ...(process.env.BENCH_CPU_PROF_INTERVAL ? ['--cpu-prof-interval', process.env.BENCH_CPU_PROF_INTERVAL] : []),
+        ]
+      : []),
+    ...(gcTrace ? ['--trace-gc'] : []),
+  ];
   const args = [...nodeFlags, 'bin/sls.js', 'serve', '--port', '0', '--db', env.databaseUrl];
   // `exec` keeps the pid: the one the bench reads CPU and memory of is node's
   const [command, argv] =
@@ -74,6 +85,7 @@ export async function startServer(env: ServerEnv): Promise<RunningServer> {
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the server did not start within ${START_TIMEOUT_MS} ms\n${stdout}${stderr}`)), START_TIMEOUT_MS);
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      if (gcTrace) appendFileSync(gcTrace, chunk);
       stdout += chunk;
       const match = /listening on (http:\/\/\S+)/.exec(stdout);
       if (match) {
