@@ -346,13 +346,16 @@ describe('the device authorization grant (X5, I1)', () => {
   });
 });
 
-/** A Redis that accepts connections and never answers (hung, or a network that drops every reply). */
-async function silentRedis(): Promise<{ url: string; close(): Promise<void> }> {
+type FakeRedis = { url: string; close(): Promise<void> };
+
+/** A TCP server on 127.0.0.1 in Redis's place: SERVE speaks (or not) on each connection; close() cuts them all. */
+async function fakeRedis(serve: (socket: import('node:net').Socket) => void): Promise<FakeRedis> {
   const { createServer } = await import('node:net');
   const sockets = new Set<import('node:net').Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
     socket.on('error', () => undefined);
+    serve(socket);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
@@ -366,14 +369,15 @@ async function silentRedis(): Promise<{ url: string; close(): Promise<void> }> {
   };
 }
 
+/** A Redis that accepts connections and never answers (hung, or a network that drops every reply). */
+function silentRedis(): Promise<FakeRedis> {
+  return fakeRedis(() => undefined);
+}
+
 /** A Redis that answers its client's handshake, then refuses every command with an error (out of memory, say). */
-async function refusingRedis(): Promise<{ url: string; close(): Promise<void> }> {
-  const { createServer } = await import('node:net');
-  const sockets = new Set<import('node:net').Socket>();
+function refusingRedis(): Promise<FakeRedis> {
   const info = '# Server\r\nredis_version:7.2.0\r\nloading:0\r\n';
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
+  return fakeRedis((socket) => {
     let pending = '';
     socket.on('data', (chunk) => {
       pending += chunk.toString('latin1');
@@ -388,16 +392,6 @@ async function refusingRedis(): Promise<{ url: string; close(): Promise<void> }>
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 /**
@@ -481,43 +475,29 @@ async function untilRedisCountsAgain(h: Harness, username: string, timeout: numb
 describe.each(DATABASES)('the throttle when Redis fails, on %s (X5, X6, decision 0017)', (db) => {
   const limits = { ...OFF, login: { perAddress: 3, global: 0 } };
 
-  it('X5, X6: Redis unreachable (a closed port): the database counts instead; the limit holds (429), never a 500 nor an unlimited guess', async () => {
-    const h = await startHarness(db, { limits, redisUrl: `redis://127.0.0.1:${await closedPort()}` });
-    try {
-      const { user } = await createUserWithCard(h.services);
-      expect(await fiveGuesses(h, user.username)).toEqual([401, 401, 401, 429, 429]);
-      expect((await h.services.lockout.status(user.username)).failures).toBe(3);
-      expect(await fallbacks(h)).toBeGreaterThanOrEqual(5);
-    } finally {
-      await h.close();
-    }
-  });
+  /** Redis as it fails: a closed port, a server that accepts and never answers, one that answers every command with an error (out of memory). */
+  const failing: [string, () => Promise<{ url: string; close: () => Promise<void> }>][] = [
+    ['unreachable (a closed port)', async () => ({ url: `redis://127.0.0.1:${await closedPort()}`, close: async () => undefined })],
+    ['that accepts and never answers', silentRedis],
+    ['that answers every command with an error (out of memory)', refusingRedis],
+  ];
 
-  it('X5, X6: a Redis that accepts and never answers: each request is answered, counted by the database; the limit holds', async () => {
-    const redis = await silentRedis();
-    const h = await startHarness(db, { limits, redisUrl: redis.url });
-    try {
-      const { user } = await createUserWithCard(h.services);
-      expect(await fiveGuesses(h, user.username)).toEqual([401, 401, 401, 429, 429]);
-      expect((await h.services.lockout.status(user.username)).failures).toBe(3);
-    } finally {
-      await h.close();
-      await redis.close();
-    }
-  });
-
-  it('X5, X6: a Redis that answers every command with an error (out of memory): counted by the database; the limit holds', async () => {
-    const redis = await refusingRedis();
-    const h = await startHarness(db, { limits, redisUrl: redis.url });
-    try {
-      const { user } = await createUserWithCard(h.services);
-      expect(await fiveGuesses(h, user.username)).toEqual([401, 401, 401, 429, 429]);
-      expect(await fallbacks(h)).toBeGreaterThanOrEqual(5);
-    } finally {
-      await h.close();
-      await redis.close();
-    }
-  });
+  it.each(failing)(
+    'X5, X6: a Redis %s: each request is answered, counted by the database instead; the limit holds (429), never a 500 nor an unlimited guess',
+    async (_name, start) => {
+      const redis = await start();
+      const h = await startHarness(db, { limits, redisUrl: redis.url });
+      try {
+        const { user } = await createUserWithCard(h.services);
+        expect(await fiveGuesses(h, user.username)).toEqual([401, 401, 401, 429, 429]);
+        expect((await h.services.lockout.status(user.username)).failures).toBe(3);
+        expect(await fallbacks(h)).toBeGreaterThanOrEqual(5);
+      } finally {
+        await h.close();
+        await redis.close();
+      }
+    },
+  );
 
   it.skipIf(!redisUrl)(
     'X5, X6: Redis gone silent mid-run (the connection still looks open): the database counts, the limit holds; the silent connection is dropped, and Redis counts again once it answers',
