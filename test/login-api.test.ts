@@ -197,6 +197,27 @@ describe.each(DATABASES)('single use under concurrency on %s (L4)', (dbName) => 
     expect(checked.filter((e) => e.event === 'login.password_failed')).toHaveLength(10);
     expect(checked.filter((e) => e.event === 'login.locked')).toHaveLength(1);
   });
+
+  it('L3, L4: 30 wrong card responses at once over 10 flows (each answer its own transaction on SQLite, decision 0019): exactly 10 are counted, then LOCKED; a right one after is refused', async () => {
+    const { user, card } = await createUserWithCard(c.services);
+    const flows = [];
+    for (let i = 0; i < 10; i++) flows.push((await startLogin(c.app, user.username)).body);
+    const wrong = flows.flatMap((flow) => Array.from({ length: 3 }, () => answer(c.app, flow.id, wrongAnswer(cardAnswer(card, flow.challenge.question)))));
+    const results = await Promise.all(wrong);
+    const counts: Record<number, number> = {};
+    for (const r of results) counts[r.status] = (counts[r.status] ?? 0) + 1;
+    // 401: counted; 423: locked (that flow failed with it); 429: deferred while others were in flight; 410: its flow failed meanwhile
+    expect(counts[401]).toBe(10);
+    expect((counts[423] ?? 0) + (counts[429] ?? 0) + (counts[410] ?? 0)).toBe(20);
+    const entries = await c.services.audit.list({ username: user.username, limit: 200 });
+    expect(entries.filter((e) => e.event === 'login.second_factor_failed')).toHaveLength(10);
+    expect(entries.filter((e) => e.event === 'login.locked')).toHaveLength(1);
+    expect((await c.services.lockout.status(user.username)).failures).toBe(10);
+    // nothing left in flight: every attempt was counted or rolled back
+    const pending = await c.services.store.db.selectFrom('login_failures').select('id').where('state', '=', 'pending').execute();
+    expect(pending).toHaveLength(0);
+    for (const flow of flows) expect([410, 423]).toContain((await answer(c.app, flow.id, cardAnswer(card, flow.challenge.question))).status);
+  });
 });
 
 describe('lockout (L3)', () => {

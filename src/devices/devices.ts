@@ -160,6 +160,18 @@ const usedOne = prepared<{ deviceId: string; digest: string }>()((db, p) =>
   db.selectFrom('used_codes').select('digest').where('device_id', '=', p.deviceId).where('digest', '=', p.digest),
 );
 
+/**
+ * The context of a check that runs inside the answer's transaction (a kind
+ * that says `pureCheck`, docs/decisions/0019): what the kind said it does
+ * not use throws, rather than wait for the connection the transaction holds.
+ */
+export function pureContext(ctx: DeviceContext): DeviceContext {
+  const refuse = (): never => {
+    throw new Error(`device kind ${ctx.device.type} says pureCheck, but its check used the database`);
+  };
+  return { ...ctx, used: refuse, wasUsed: refuse, suspect: refuse };
+}
+
 export class Devices {
   /** The sealed secret read along with each device, so that a challenge needs no second read. */
   private readonly sealedSecrets = new WeakMap<Device, string | null>();

@@ -27,8 +27,10 @@ function suiteOf(ctx: DeviceContext, defaultSuite: string): OcraSuite {
 
 const MAX_DRAWS = 8;
 
-export function ocraChallengeResponse(defaultSuite: string): Pick<DeviceKind, 'issueChallenge' | 'checkResponse'> {
+export function ocraChallengeResponse(defaultSuite: string): Pick<DeviceKind, 'issueChallenge' | 'checkResponse' | 'pureCheck'> {
   return {
+    // the secret and the question only
+    pureCheck: true,
     async issueChallenge(ctx: DeviceContext): Promise<Challenge> {
       const suite = suiteOf(ctx, defaultSuite);
       // A challenge already answered on this device is never asked again: its

@@ -298,6 +298,12 @@ export interface DeviceKind {
   issueChallenge(ctx: DeviceContext): Promise<Challenge>;
   checkResponse(ctx: DeviceContext, verifier: Record<string, unknown>, response: string): Promise<CheckResult>;
   /**
+   * `checkResponse` uses nothing of its context but the secret, `digest` and
+   * `now` (no used answers read, nothing suspected): it may run inside the
+   * transaction that takes the answer (docs/decisions/0019).
+   */
+  pureCheck?: boolean;
+  /**
    * What a user may do with a device of this kind from the security
    * settings; the pages and the device proofs read these flags, never the
    * type. `reactivate`: a suspended or shipped device comes back by proving

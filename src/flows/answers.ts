@@ -90,6 +90,12 @@ export interface FlowAnswer<T> {
   hints: string[];
   /** Checks the answer: accepted, or null when wrong. Throwing refuses without counting anything. */
   check(): Promise<Accepted | null>;
+  /**
+   * `check` reads nothing from the database (what it needs was read before):
+   * on SQLite it runs inside the one transaction that takes the answer,
+   * checks it and uses it up (docs/decisions/0019).
+   */
+  checkInside?: boolean;
   /** In the transaction that uses the answer up: what the answer does; null when the flow changed meanwhile (FLOW_EXPIRED, nothing counted). */
   accept(trx: Tx): Promise<T | null>;
   /** After a wrong answer was counted (the recovery PIN's own count, a signal to waiting pages …). */
@@ -100,6 +106,12 @@ export interface FlowAnswer<T> {
 class AlreadyUsed extends Error {}
 /** Thrown inside the accepting transaction to undo it: the flow changed meanwhile (answered, switched, withdrawn). */
 class FlowChanged extends Error {}
+/** Thrown inside the one transaction of an answer to undo it: the lock refused the attempt (`cause`: LOCKED, TOO_MANY_ATTEMPTS). */
+class Refused extends Error {
+  constructor(override readonly cause: unknown) {
+    super('refused by the lock');
+  }
+}
 
 export class Answers {
   constructor(private readonly deps: AnswersDeps) {}
@@ -113,19 +125,23 @@ export class Answers {
     try {
       return await this.deps.lockout.begin(who.username, first);
     } catch (error) {
-      if (error instanceof SlsError && (error.code === 'LOCKED' || error.code === 'TOO_MANY_ATTEMPTS')) {
-        if (error.code === 'LOCKED') await onLocked?.();
-        const userId = who.userId === undefined ? ((await this.deps.users.findByUsername(who.username))?.id ?? null) : who.userId;
-        await this.deps.audit.record({
-          event: error.code === 'LOCKED' ? 'login.refused_locked' : 'login.attempt_deferred',
-          userId,
-          username: who.username,
-          ip: who.ip,
-          data: who.data ?? {},
-        });
-      }
+      await this.refused(error, who, onLocked);
       throw error;
     }
+  }
+
+  /** An attempt the lock refused (LOCKED, TOO_MANY_ATTEMPTS), audited; `onLocked` runs first for a locked user. Other errors pass. */
+  private async refused(error: unknown, who: AttemptOf, onLocked?: () => Promise<void>): Promise<void> {
+    if (!(error instanceof SlsError) || (error.code !== 'LOCKED' && error.code !== 'TOO_MANY_ATTEMPTS')) return;
+    if (error.code === 'LOCKED') await onLocked?.();
+    const userId = who.userId === undefined ? ((await this.deps.users.findByUsername(who.username))?.id ?? null) : who.userId;
+    await this.deps.audit.record({
+      event: error.code === 'LOCKED' ? 'login.refused_locked' : 'login.attempt_deferred',
+      userId,
+      username: who.username,
+      ip: who.ip,
+      data: who.data ?? {},
+    });
   }
 
   /** The attempt was no failure (a right password before the second factor, a refusal that checked nothing). */
@@ -192,6 +208,7 @@ export class Answers {
       ...(spec.actor ? { actor: spec.actor } : {}),
     };
     const open = spec.open ?? 'second_factor';
+    if (spec.checkInside && store.dialect === 'sqlite') return this.answerInOneTransaction(spec, who, open);
     // one of the flow's answers is taken in the attempt's transaction: one commit for both
     let attempts: number | null = null;
     const attempt = await this.begin(
@@ -241,6 +258,64 @@ export class Answers {
         throw new SlsError('FLOW_EXPIRED');
       }
     }
+    return this.countWrong(spec, attempt, attempts, who, open);
+  }
+
+  /**
+   * SQLite (docs/decisions/0019): the attempt, the check and the answer's
+   * use in one transaction. BEGIN IMMEDIATE holds the database's write lock
+   * until it ends, so no other attempt runs meanwhile and none needs to see
+   * this one in flight: a right answer leaves no pending row behind, and one
+   * commit does the work of two. A wrong answer is held in flight as `begin`
+   * holds it, and counted as on the other path.
+   */
+  private async answerInOneTransaction<T>(spec: FlowAnswer<T>, who: AttemptOf & { userId: string; actor?: string }, open: FlowState): Promise<T> {
+    const { store, clock, policy, lockout, devices } = this.deps;
+    const { row } = spec;
+    let ended: { result: T } | { attempt: Attempt; attempts: number } | null;
+    try {
+      ended = await store.transaction(async (trx) => {
+        const attempts = await reserveAnswer(trx, row.id, clock.now(), policy.challengeMaxAttempts, open);
+        let attempt: Attempt;
+        try {
+          attempt = await lockout.admit(trx, who.username);
+        } catch (error) {
+          throw new Refused(error);
+        }
+        if (attempts === null) return null;
+        const accepted = await spec.check();
+        // a right answer accepted a moment ago, by another flow, counts as a wrong one (L4)
+        if (accepted && (!accepted.replay || (await devices.consume(trx, accepted.replay.deviceId, accepted.replay.keys)))) {
+          if (accepted.secret && !(await devices.replaceCheckedSecret(trx, accepted.secret.checked, accepted.secret.value))) throw new FlowChanged();
+          const result = await spec.accept(trx);
+          if (result === null) throw new FlowChanged();
+          if (accepted.replay && accepted.usedUp) await devices.markUsedUp(trx, accepted.replay.deviceId, spec.actor ?? `user:${row.user_id}`);
+          return { result };
+        }
+        await lockout.hold(trx, attempt);
+        return { attempt, attempts };
+      });
+    } catch (error) {
+      if (error instanceof FlowChanged) throw new SlsError('FLOW_EXPIRED');
+      if (!(error instanceof Refused)) throw error;
+      await this.refused(error.cause, who, () => failFlow(store.db, row.id, clock.now(), open));
+      throw error.cause;
+    }
+    if (ended === null) throw new SlsError('FLOW_EXPIRED');
+    if ('result' in ended) return ended.result;
+    return this.countWrong(spec, ended.attempt, ended.attempts, who, open);
+  }
+
+  /** A wrong answer (L3, L5): the flow fails with its last one; the failure is counted and audited; LOGIN_FAILED with the hints. */
+  private async countWrong<T>(
+    spec: FlowAnswer<T>,
+    attempt: Attempt,
+    attempts: number,
+    who: AttemptOf & { userId: string; actor?: string },
+    open: FlowState,
+  ): Promise<never> {
+    const { store, clock, policy } = this.deps;
+    const { row } = spec;
     const attemptsLeft = policy.challengeMaxAttempts - attempts;
     const more: AuditInput[] = [];
     if (attemptsLeft <= 0) {

@@ -19,7 +19,7 @@ import type { Clock } from '../clock.js';
 import type { Config, PolicyConfig } from '../config.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { SecretBox } from '../crypto/secret-box.js';
-import type { Devices } from '../devices/devices.js';
+import { pureContext, type Devices } from '../devices/devices.js';
 import type { User, Users } from '../identity/users.js';
 import type { ExpressedPreferences, NoticePreferences } from '../identity/notice-preferences.js';
 import type { Attempt, Lockout } from '../policy/lockout.js';
@@ -643,23 +643,23 @@ export class LoginFlows {
     let scope: SessionScope = 'full';
     // the answer changes the device's state (a card used up, S4; a new applicant's number confirmed, M2): read the devices again after
     let deviceChanged = isWaitingFirstAnswer(device, kind);
+    // read before the answer's transaction: a check that reads nothing else runs inside it (docs/decisions/0019)
+    const read = await devices.context(device);
+    const context = kind.pureCheck ? pureContext(read) : read;
     const session = await this.deps.answers.answerFlow({
       row,
       deviceType: device.type,
       ip: meta.ip,
       failed: { event: 'login.second_factor_failed', data: { deviceId: device.id } },
       hints: kind.failureHints,
+      checkInside: kind.pureCheck === true,
       check: async () => {
         // the device may have been replaced, or its window closed, since the challenge
         const access = decideAccess(device, kind, row.app, now, policy);
         if ((device.state !== 'active' && !isWaitingFirstAnswer(device, kind)) || !access.allowed)
           throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
         scope = access.scope;
-        const check = await kind.checkResponse(
-          await devices.context(device),
-          box.openJson<Record<string, unknown>>(row.verifier!, this.sealContext(flowId)),
-          response,
-        );
+        const check = await kind.checkResponse(context, box.openJson<Record<string, unknown>>(row.verifier!, this.sealContext(flowId)), response);
         if (check.usedUp) deviceChanged = true;
         return check.ok ? accepted(device, check, flowId) : null;
       },

@@ -167,30 +167,46 @@ export class Lockout {
    * or the attempt is refused, nothing of either is kept.
    */
   async begin(typed: string, first?: (trx: Tx) => Promise<void>): Promise<Attempt> {
+    return this.store.transaction(async (trx) => {
+      await first?.(trx);
+      const attempt = await this.admit(trx, typed);
+      await this.hold(trx, attempt);
+      return attempt;
+    });
+  }
+
+  /**
+   * `begin`'s check, in the caller's transaction, with nothing recorded yet:
+   * LOCKED or TOO_MANY_ATTEMPTS, else the attempt, which takes no room until
+   * `hold` records it. For a caller whose transaction holds the database
+   * alone until it ends (SQLite), so that no other attempt needs to see this
+   * one in flight (docs/decisions/0019).
+   */
+  async admit(trx: Tx, typed: string): Promise<Attempt> {
     const now = this.clock.now();
     const username = this.keyOf(typed);
-    const attempt = { id: newId('att'), key: username };
-    await this.store.transaction(async (trx) => {
-      await first?.(trx);
-      const { locked_until: lockedUntil, reset_at: resetAt } = (await lockRow.first(trx, { username }))!;
-      if (lockedUntil !== null && lockedUntil > now) throw new SlsError('LOCKED', {});
-      const { failures, inFlight, stale } = await this.countFailuresAndInFlight(trx, username, this.windowStart(now, resetAt), now);
-      if (failures >= this.policy.lockoutThreshold) throw new SlsError('LOCKED', {});
-      // failures plus attempts still being checked: no more guesses than the threshold
-      if (failures + inFlight >= this.policy.lockoutThreshold) {
-        throw new SlsError('TOO_MANY_ATTEMPTS', { retryAfterSeconds: 1 });
-      }
-      // attempts a dead process left pending take no room any more; they are dropped when there are some
-      if (stale > 0)
-        await trx
-          .deleteFrom('login_failures')
-          .where('username', '=', username)
-          .where('state', '=', 'pending')
-          .where('at', '<=', now - PENDING_TTL_MS)
-          .execute();
-      await insertPending.execute(trx, { id: attempt.id, username, at: now });
-    });
-    return attempt;
+    const { locked_until: lockedUntil, reset_at: resetAt } = (await lockRow.first(trx, { username }))!;
+    if (lockedUntil !== null && lockedUntil > now) throw new SlsError('LOCKED', {});
+    const { failures, inFlight, stale } = await this.countFailuresAndInFlight(trx, username, this.windowStart(now, resetAt), now);
+    if (failures >= this.policy.lockoutThreshold) throw new SlsError('LOCKED', {});
+    // failures plus attempts still being checked: no more guesses than the threshold
+    if (failures + inFlight >= this.policy.lockoutThreshold) {
+      throw new SlsError('TOO_MANY_ATTEMPTS', { retryAfterSeconds: 1 });
+    }
+    // attempts a dead process left pending take no room any more; they are dropped when there are some
+    if (stale > 0)
+      await trx
+        .deleteFrom('login_failures')
+        .where('username', '=', username)
+        .where('state', '=', 'pending')
+        .where('at', '<=', now - PENDING_TTL_MS)
+        .execute();
+    return { id: newId('att'), key: username };
+  }
+
+  /** Records an admitted attempt as in flight, in the caller's transaction: `fail` counts it, `release` ends it. */
+  async hold(trx: Tx, attempt: Attempt): Promise<void> {
+    await insertPending.execute(trx, { id: attempt.id, username: attempt.key, at: this.clock.now() });
   }
 
   /** The attempt did not fail (for example a correct password before the second factor). */

@@ -34,6 +34,7 @@ export const legacyDsc: DeviceKind = {
   failureHints: ['hints.noSpaces'],
   issueChallenge: ocra.issueChallenge,
   checkResponse: ocra.checkResponse,
+  pureCheck: ocra.pureCheck,
   stock: {
     fromKey(key) {
       const suite = importedCardSuite(key);

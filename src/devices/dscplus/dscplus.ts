@@ -54,6 +54,7 @@ export const dscPlus: DeviceKind = {
   failureHints: ['hints.noSpaces'],
   issueChallenge: ocra.issueChallenge,
   checkResponse: ocra.checkResponse,
+  pureCheck: ocra.pureCheck,
   // C8, D1: an imported OCRA key whose suite has a PIN (P) is a DSC+ card; it takes its PIN when issued (C4)
   stock: {
     fromKey(key) {

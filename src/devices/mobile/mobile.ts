@@ -55,6 +55,7 @@ export const mobileDevice: DeviceKind = {
   failureHints: ['hints.noSpaces', 'hints.mobilePin'],
   issueChallenge: ocra.issueChallenge,
   checkResponse: ocra.checkResponse,
+  pureCheck: ocra.pureCheck,
   pushChallenge: () => pushChallenge(),
 };
 

@@ -508,6 +508,8 @@ export class PushRequests {
       ip: row.ip,
       failed: { event: 'login.second_factor_failed', data: { deviceId: device.id, push: true } },
       hints: ['hints.pushNumber'],
+      // the phone's signature, and its PIN proof or assertion, against the secret read with the app's token: nothing else read
+      checkInside: true,
       check: async () => {
         const confirmed =
           signed && input.decision === 'approve' && constantTimeEqual(input.number, verifier.number)

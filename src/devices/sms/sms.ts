@@ -54,6 +54,9 @@ export const smsDevice: DeviceKind = {
     return smsChallenge(ctx, 'sms');
   },
 
+  // a digest of the answer against the secret's or the challenge's
+  pureCheck: true,
+
   async checkResponse(ctx: DeviceContext, verifier: Record<string, unknown>, response: string): Promise<CheckResult> {
     const digest = typeof verifier.digest === 'string' ? verifier.digest : '';
     return { ok: digest !== '' && constantTimeEqual(ctx.digest(response), digest), replayKeys: [`sms:${String(verifier.nonce)}`] };

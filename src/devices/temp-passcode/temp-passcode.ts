@@ -42,6 +42,9 @@ export const temporaryPasscode: DeviceKind = {
     return { prompt: { type: 'passcode' }, verifier: {} };
   },
 
+  // a digest of the answer against the secret's or the challenge's
+  pureCheck: true,
+
   async checkResponse(ctx: DeviceContext, _verifier: Record<string, unknown>, response: string): Promise<CheckResult> {
     // static by design (T2): reusable until it expires, so no replay key
     return { ok: constantTimeEqual(ctx.digest(response), ctx.secret<TempPasscodeSecret>().digest) };
