@@ -133,6 +133,8 @@ export const ERROR_STATUS = {
   MASTER_KEY_MISMATCH: 500,
   INVALID_CONFIG: 500,
   AUDIT_CHAIN_BROKEN: 503,
+  // X1: an unsigned audit head that a start does not sign (decision 0006): sls audit anchor, or a reset
+  AUDIT_NOT_ANCHORED: 503,
   // running the server: outages (X6) and start failures (X4); the start failures end `sls`, never an HTTP answer
   DATABASE_UNAVAILABLE: 503,
   MIGRATIONS_PENDING: 503,

@@ -165,6 +165,8 @@ export interface ServiceOptions {
   logOutbox?: OutboxWorkerDeps['log'];
   /** Device kinds of the deployment's own, registered beside the built-in ones (docs/architecture.md). */
   deviceKinds?: readonly DeviceKind[];
+  /** X1: start even when the audit head is not anchored (the audit commands: list, verify, anchor); otherwise AUDIT_NOT_ANCHORED. */
+  allowUnanchoredAudit?: boolean;
 }
 
 /** X4, D5: a file holding secrets that other users of the machine may read is named, with the fix, at every start. */
@@ -225,11 +227,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       deviceTypes: deviceKind.all.map((kind) => kind.type),
     });
     const audit = new AuditLog(store, clock, auditKeys(masterKey.key), metrics);
-    // X1: the first start after migration 0009 signs the head it recorded (decision 0006)
-    const anchored = await audit.anchor();
-    if (anchored && anchored.legacyEntries > 0) {
-      warn(translator(environmentLanguage())('audit.anchored', { count: anchored.legacyEntries }));
-    }
+    // X1: a new database's head is signed; any other unsigned head waits for sls audit anchor (decision 0006)
+    await audit.open({ allowUnanchored: options.allowUnanchoredAudit === true });
     const users = new Users(store, clock, box, audit, config.policy.oneTimePasswordTtlMs);
     const entities = new Entities(store, clock, box, audit);
     const securityRights = new SecurityRights(store, audit);

@@ -349,14 +349,18 @@ describe.each(DATABASES)('entries from before the keyed chain, on %s (X1, decisi
       }
       await old.close();
 
-      const warnings: string[] = [];
-      const services = await createServices(testConfig(database), { warn: (message) => warnings.push(message) });
+      // a start does not sign the old entries: the operator anchors them (decision 0006)
+      await expect(createServices(testConfig(database), { warn: () => undefined })).rejects.toMatchObject({ code: 'AUDIT_NOT_ANCHORED', params: { seq: 5 } });
+      const services = await createServices(testConfig(database), { warn: () => undefined, allowUnanchoredAudit: true });
       try {
-        expect(warnings.filter((w) => w.includes('audit'))).toEqual([
-          "The audit log's entries 1 to 5, chained with plain SHA-256 before the keyed chain, are now anchored under the master key. Run sls audit verify, then keep the line printed by sls audit checkpoint outside this server.",
-        ]);
-        expect(await services.audit.verify()).toMatchObject({ ok: true, entries: 5, seq: 5, head: prevHash, legacyUntil: 5 });
-        await services.audit.record({ event: 'session.ended' }, { event: 'session.ended' });
+        expect(findingsOf(await services.audit.verify())).toEqual([{ reason: 'head_unsigned', seq: 5 }]);
+        expect(await services.audit.anchor()).toMatchObject({ legacyUntil: 5, hash: prevHash, firstAt: Date.UTC(2025, 5, 1), lastAt: Date.UTC(2025, 5, 5) });
+        // the anchoring is the first keyed entry; a second anchor has nothing to do
+        expect(await services.audit.anchor()).toBeNull();
+        expect(await services.audit.verify()).toMatchObject({ ok: true, entries: 6, seq: 6, legacyUntil: 5 });
+        const [anchored] = await services.audit.list({ type: 'audit.anchored' });
+        expect(anchored).toMatchObject({ seq: 6, actor: 'cli', data: { legacyUntil: 5, hash: prevHash } });
+        await services.audit.record({ event: 'session.ended' });
         expect(await services.audit.verify()).toMatchObject({ ok: true, entries: 7, legacyUntil: 5 });
         const [six] = await services.audit.list({ before: 7, limit: 1 });
         expect(six!.seq).toBe(6);

@@ -124,7 +124,10 @@ export type AuditEvent =
   | 'sharing.approved'
   | 'sharing.rejected'
   | 'sharing.cancelled'
-  | 'helpdesk.temp_passcode_refused';
+  | 'helpdesk.temp_passcode_refused'
+  // X1: the operator anchored the entries chained before the keyed chain (sls audit anchor); the server found the chain broken
+  | 'audit.anchored'
+  | 'audit.chain_broken';
 
 export interface AuditInput {
   event: AuditEvent;
@@ -238,6 +241,8 @@ export type AuditFinding =
   | { reason: 'head_mismatch'; seq: number }
   | { reason: 'head_missing' }
   | { reason: 'head_forged' }
+  /** the head is not signed at all: the state migration 0009 leaves before `sls audit anchor`, or a reset to it (decision 0006) */
+  | { reason: 'head_unsigned'; seq: number }
   /** the checkpoint line does not carry this server's signature */
   | { reason: 'checkpoint_forged'; seq: number }
   /** the entry the checkpoint names has another hash now */
@@ -404,7 +409,7 @@ export class AuditLog {
   private async trustedHead(db: Executor): Promise<AuditHeadTable> {
     const head = await readHead.first(db, {});
     if (!head) throw new SlsError('AUDIT_CHAIN_BROKEN', { reason: 'head_missing', seq: 0 });
-    if (!this.headGenuine(head)) throw new SlsError('AUDIT_CHAIN_BROKEN', { reason: 'head_forged', seq: head.seq });
+    if (!this.headGenuine(head)) throw findingError(this.headFinding(head));
     return head;
   }
 
@@ -412,24 +417,97 @@ export class AuditLog {
     return head.signature !== null && constantTimeEqual(head.signature, headSignature(this.keys.head, head));
   }
 
+  /** What a head that is not genuine is: never signed (head_unsigned), or signed by someone else (head_forged). */
+  private headFinding(head: AuditHeadTable): AuditFinding {
+    return head.signature === null ? { reason: 'head_unsigned', seq: head.seq } : { reason: 'head_forged' };
+  }
+
   /**
-   * Signs the head migration 0009 recorded, at the first start after it
-   * (before any append). Returns how many entries were chained with plain
-   * SHA-256 before, or null when there was nothing to sign. A head that
-   * keyed entries have moved is never signed again here.
+   * X1, decision 0006: run at every start, before any append. The head of a
+   * new database (no entry, no user: nothing that could have been audited)
+   * is signed here. Any other unsigned head is never signed by a start: it
+   * is either a database upgraded from before the keyed chain, which the
+   * operator anchors once with `sls audit anchor`, or a log rewritten with
+   * plain SHA-256 and its head reset to that state, which a start must not
+   * bless. Then AUDIT_NOT_ANCHORED, unless `allowUnanchored` (the audit
+   * commands, which read, verify and anchor).
    */
-  async anchor(): Promise<{ legacyEntries: number } | null> {
-    const unsigned = await this.store.db.selectFrom('audit_head').select('signature').where('id', '=', 1).executeTakeFirst();
-    if (!unsigned || unsigned.signature !== null) return null;
+  async open(options: { allowUnanchored?: boolean } = {}): Promise<void> {
+    const head = await this.store.db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+    if (!head || head.signature !== null) return;
+    const signed = await this.store.serialized('audit_log', async (trx) => {
+      const now = await trx.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+      if (!now || now.signature !== null) return true;
+      if (now.seq !== 0 || now.legacy_until !== 0 || now.hash !== GENESIS) return false;
+      const entry = await trx.selectFrom('audit_log').select('seq').limit(1).executeTakeFirst();
+      const user = await trx.selectFrom('users').select('id').limit(1).executeTakeFirst();
+      if (entry || user) return false;
+      await trx
+        .updateTable('audit_head')
+        .set({ signature: headSignature(this.keys.head, now) })
+        .where('id', '=', 1)
+        .execute();
+      return true;
+    });
+    if (!signed && !options.allowUnanchored) throw new SlsError('AUDIT_NOT_ANCHORED', { seq: head.legacy_until });
+  }
+
+  /**
+   * `sls audit anchor` (decision 0006): signs the head migration 0009
+   * recorded over the entries chained with plain SHA-256 before the keyed
+   * chain, once those entries verify so, and records that it did as the
+   * first keyed entry. Null when the head is already signed. A head that
+   * keyed entries have moved is never signed: it was forged.
+   */
+  async anchor(actor = 'cli'): Promise<{ legacyUntil: number; hash: string; firstAt: number | null; lastAt: number | null } | null> {
     return this.store.serialized('audit_log', async (trx) => {
       const head = await trx.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
-      if (!head || head.signature !== null || head.seq !== head.legacy_until) return null;
+      if (!head) throw new SlsError('AUDIT_CHAIN_BROKEN', { reason: 'head_missing', seq: 0 });
+      if (head.signature !== null) {
+        if (this.headGenuine(head)) return null;
+        throw findingError({ reason: 'head_forged' });
+      }
+      if (head.seq !== head.legacy_until) throw findingError({ reason: 'head_forged' });
+      // every entry up to the head chained with plain SHA-256, none missing, none beyond it
+      const findings = new Findings();
+      let prevHash = GENESIS;
+      let expectedSeq = 1;
+      let firstAt: number | null = null;
+      let lastAt: number | null = null;
+      for (;;) {
+        const rows = await trx
+          .selectFrom('audit_log')
+          .selectAll()
+          .where('seq', '>=', expectedSeq)
+          .where('seq', '<=', head.seq)
+          .orderBy('seq')
+          .limit(1000)
+          .execute();
+        for (const row of rows) {
+          if (row.seq > expectedSeq) findings.add({ reason: 'entries_missing', seq: expectedSeq, last: row.seq - 1 });
+          else if (row.prev_hash !== prevHash) findings.add({ reason: 'link_broken', seq: row.seq });
+          if (legacyHash(row.prev_hash, row) !== row.hash) findings.add({ reason: 'entry_altered', seq: row.seq, last: row.seq });
+          firstAt ??= row.at;
+          lastAt = row.at;
+          prevHash = row.hash;
+          expectedSeq = row.seq + 1;
+        }
+        if (rows.length < 1000) break;
+      }
+      const beyond = await trx.selectFrom('audit_log').select('seq').where('seq', '>', head.seq).orderBy('seq').limit(1).executeTakeFirst();
+      if (beyond) findings.add({ reason: 'entries_unsigned', seq: beyond.seq, last: beyond.seq });
+      if (expectedSeq - 1 < head.seq) {
+        findings.add(expectedSeq === 1 ? { reason: 'table_emptied', head: head.seq } : { reason: 'newest_missing', seq: expectedSeq - 1, head: head.seq });
+      } else if (prevHash !== head.hash) findings.add({ reason: 'head_mismatch', seq: head.seq });
+      const [finding] = findings.list;
+      if (finding) throw findingError(finding);
       await trx
         .updateTable('audit_head')
         .set({ signature: headSignature(this.keys.head, head) })
         .where('id', '=', 1)
         .execute();
-      return { legacyEntries: head.legacy_until };
+      await this.append(trx, [{ event: 'audit.anchored', actor, data: { legacyUntil: head.legacy_until, hash: head.hash } }]);
+      return { legacyUntil: head.legacy_until, hash: head.hash, firstAt, lastAt };
     });
   }
 
@@ -503,7 +581,7 @@ export class AuditLog {
     const headOf = () => db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
     const first = await headOf();
     if (!first) findings.add({ reason: 'head_missing' });
-    else if (!this.headGenuine(first)) findings.add({ reason: 'head_forged' });
+    else if (!this.headGenuine(first)) findings.add(this.headFinding(first));
     if (checkpoint && !checkpoint.genuine) findings.add({ reason: 'checkpoint_forged', seq: checkpoint.seq });
 
     // Without a head, the entries chained with plain SHA-256 are those from the first that verify so.
@@ -550,7 +628,7 @@ export class AuditLog {
       } else if (head.hash !== prevHash) {
         findings.add({ reason: 'head_mismatch', seq: lastSeq });
       }
-      if (head && !this.headGenuine(head)) findings.add({ reason: 'head_forged' });
+      if (head && !this.headGenuine(head)) findings.add(this.headFinding(head));
       if (checkpoint && !checkpointSeen) findings.add({ reason: 'checkpoint_missing', seq: checkpoint.seq });
 
       const [firstFinding] = findings.list;

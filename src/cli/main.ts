@@ -11,7 +11,7 @@ import { ensureDirectory } from '../directories.js';
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, type Config } from '../config.js';
 import { SlsError } from '../errors.js';
-import { createServices, type Services } from '../services.js';
+import { createServices, type ServiceOptions, type Services } from '../services.js';
 import { describeError, environmentLanguage, translator } from '../i18n/i18n.js';
 import { decodePskc, parsePskc } from '../devices/dscplus/pskc.js';
 import { generateOcra, parseOcraSuite, type OcraSuite } from '../crypto/ocra.js';
@@ -50,8 +50,11 @@ function configFor(options: DbOption & { port?: number }): Config {
   });
 }
 
-async function withServices<T>(options: DbOption, fn: (services: Services) => Promise<T>): Promise<T> {
-  const services = await createServices(configFor(options));
+/** X1: the audit commands that read, verify or anchor the log run on a head not anchored yet (decision 0006). */
+const UNANCHORED: ServiceOptions = { allowUnanchoredAudit: true };
+
+async function withServices<T>(options: DbOption, fn: (services: Services) => Promise<T>, serviceOptions: ServiceOptions = {}): Promise<T> {
+  const services = await createServices(configFor(options), serviceOptions);
   try {
     return await fn(services);
   } finally {
@@ -840,22 +843,26 @@ export function buildProgram(): Command {
     .addOption(dbOption())
     .action(async (options: DbOption & { user?: string; since?: string; until?: string; type?: string; limit?: number; cursor?: string; json?: boolean }) => {
       const query = parseAuditFilter(options, { defaultLimit: 50, maxLimit: 100000 });
-      await withServices(options, async (s) => {
-        const { entries, next } = await s.audit.page(query);
-        if (options.json) printJson(entries);
-        else if (entries.length === 0) print(options.user ? t('cli.noAuditFor', { username: options.user }) : t('cli.noAudit'));
-        else {
-          const actor = await s.users.actorNames(entries.map((e) => e.actor));
-          const time = readableTime(s.config.timeZone);
-          const header = ['cli.columns.seq', 'cli.columns.time', 'cli.columns.event', 'cli.columns.user', 'cli.columns.actor', 'cli.columns.data'].map((key) =>
-            t(key),
-          );
-          const rows = entries.map((e) => [String(e.seq), time(e.at), e.event, e.username ?? '-', actor(e.actor), JSON.stringify(e.data)]);
-          for (const line of columns([header, ...rows], { right: [0] })) print(line);
-        }
-        // on standard error, so that standard output stays the entries alone
-        if (next !== null) process.stderr.write(`${t('audit.more', { cursor: next })}\n`);
-      });
+      await withServices(
+        options,
+        async (s) => {
+          const { entries, next } = await s.audit.page(query);
+          if (options.json) printJson(entries);
+          else if (entries.length === 0) print(options.user ? t('cli.noAuditFor', { username: options.user }) : t('cli.noAudit'));
+          else {
+            const actor = await s.users.actorNames(entries.map((e) => e.actor));
+            const time = readableTime(s.config.timeZone);
+            const header = ['cli.columns.seq', 'cli.columns.time', 'cli.columns.event', 'cli.columns.user', 'cli.columns.actor', 'cli.columns.data'].map(
+              (key) => t(key),
+            );
+            const rows = entries.map((e) => [String(e.seq), time(e.at), e.event, e.username ?? '-', actor(e.actor), JSON.stringify(e.data)]);
+            for (const line of columns([header, ...rows], { right: [0] })) print(line);
+          }
+          // on standard error, so that standard output stays the entries alone
+          if (next !== null) process.stderr.write(`${t('audit.more', { cursor: next })}\n`);
+        },
+        UNANCHORED,
+      );
     });
 
   audit
@@ -866,17 +873,52 @@ export function buildProgram(): Command {
     .option('--checkpoint <line>', 'also prove that nothing up to this checkpoint (a line of sls audit checkpoint) changed')
     .addOption(dbOption())
     .action(async (options: DbOption & { checkpoint?: string }) => {
-      await withServices(options, async (s) => {
-        const result = await s.audit.verify(options.checkpoint !== undefined ? { checkpoint: options.checkpoint } : {});
-        if (!result.ok) {
-          // every finding on standard output; the first as the error
-          for (const finding of result.findings) print(describeError(t, findingError(finding)));
-          throw findingError(result.findings[0]!);
-        }
-        print(t('cli.auditOk', { entries: result.entries, head: result.head }));
-        if (result.legacyUntil > 0) print(t('audit.legacy', { seq: result.legacyUntil }));
-        if (result.checkpoint) print(t('audit.checkpointOk', { seq: result.checkpoint.seq }));
-      });
+      await withServices(
+        options,
+        async (s) => {
+          const result = await s.audit.verify(options.checkpoint !== undefined ? { checkpoint: options.checkpoint } : {});
+          if (!result.ok) {
+            // every finding on standard output; the first as the error
+            for (const finding of result.findings) print(describeError(t, findingError(finding)));
+            throw findingError(result.findings[0]!);
+          }
+          print(t('cli.auditOk', { entries: result.entries, head: result.head }));
+          if (result.legacyUntil > 0) print(t('audit.legacy', { seq: result.legacyUntil }));
+          if (result.checkpoint) print(t('audit.checkpointOk', { seq: result.checkpoint.seq }));
+        },
+        UNANCHORED,
+      );
+    });
+
+  audit
+    .command('anchor')
+    .description(
+      'once, after upgrading a database from before the keyed chain: verify the entries chained with plain SHA-256, sign the head under the master key and audit it',
+    )
+    .addOption(dbOption())
+    .action(async (options: DbOption) => {
+      await withServices(
+        options,
+        async (s) => {
+          const anchored = await s.audit.anchor();
+          if (!anchored) {
+            print(t('audit.alreadyAnchored'));
+            return;
+          }
+          const time = readableTime(s.config.timeZone);
+          print(
+            anchored.legacyUntil === 0
+              ? t('audit.anchoredEmpty')
+              : t('audit.anchored', {
+                  count: anchored.legacyUntil,
+                  first: time(anchored.firstAt ?? 0),
+                  last: time(anchored.lastAt ?? 0),
+                  hash: anchored.hash,
+                }),
+          );
+        },
+        UNANCHORED,
+      );
     });
 
   audit

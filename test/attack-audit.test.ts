@@ -1,0 +1,72 @@
+/**
+ * Attacks on the audit chain (X1, decisions 0006 and 0016) by someone who can
+ * write the database but does not hold the master key: resetting the head to
+ * "legacy, unsigned" so that the next start signs a rewritten log, rolling
+ * the tail back to an older, genuinely signed head, and breaking the chain
+ * while the server runs (it must notice by itself, not only `sls audit verify`).
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { MINUTE } from '../src/clock.js';
+import { createServices } from '../src/services.js';
+import type { Store } from '../src/store/database.js';
+import { DATABASES, createUser, testConfig, type Harness, startHarness } from './support/harness.js';
+import { asAttacker, plainSha256, rechain } from './support/audit.js';
+
+/** Ten entries, one minute apart. */
+async function tenEntries(h: Harness): Promise<void> {
+  for (let i = 1; i <= 10; i++) {
+    await h.services.audit.record({ event: 'session.ended', username: `user${i}`, data: { i } });
+    h.clock.advance(MINUTE);
+  }
+}
+
+/** The attack of decision 0006's "Limits": every entry rewritten with plain SHA-256, the head reset to "legacy, unsigned". */
+async function rewriteAsLegacy(store: Store): Promise<void> {
+  await asAttacker(store, async () => {
+    await sql`update audit_log set username = 'someone_else' where seq = 4`.execute(store.db);
+    await rechain(store, 1, plainSha256);
+    const last = await store.db.selectFrom('audit_log').select(['seq', 'hash', 'at']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
+    await store.db.updateTable('audit_head').set({ seq: last.seq, hash: last.hash, at: last.at, legacy_until: last.seq, signature: null }).execute();
+  });
+}
+
+describe.each(DATABASES)('attacks on the audit chain on %s (X1)', (dbName) => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness(dbName);
+    // a user (its creation is entry 1), then ten entries: 2 to 11
+    await createUser(h.services);
+    await tenEntries(h);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('X1: a log rewritten with plain SHA-256 and its head reset to unsigned is not signed again by the next start; verify reports it', async () => {
+    await rewriteAsLegacy(h.services.store);
+    const warnings: string[] = [];
+    await expect(createServices(testConfig(h.database), { warn: (message) => warnings.push(message) })).rejects.toMatchObject({
+      code: 'AUDIT_NOT_ANCHORED',
+    });
+    // the head stays unsigned: nothing blessed the rewritten entries
+    const head = await h.services.store.db.selectFrom('audit_head').select('signature').executeTakeFirstOrThrow();
+    expect(head.signature).toBeNull();
+    const result = await h.services.audit.verify();
+    expect(result.ok).toBe(false);
+    expect(result.ok ? [] : result.findings).toEqual([{ reason: 'head_unsigned', seq: 11 }]);
+  });
+
+  it('X1: a log emptied and its head reset to that of a new database is not signed by the next start while users remain', async () => {
+    const store = h.services.store;
+    await asAttacker(store, async () => {
+      await store.db.deleteFrom('audit_log').execute();
+      await store.db
+        .updateTable('audit_head')
+        .set({ seq: 0, hash: '0'.repeat(64), at: 0, legacy_until: 0, signature: null })
+        .execute();
+    });
+    await expect(createServices(testConfig(h.database), { warn: () => undefined })).rejects.toMatchObject({ code: 'AUDIT_NOT_ANCHORED', params: { seq: 0 } });
+    expect((await h.services.audit.verify()).ok).toBe(false);
+  });
+});
