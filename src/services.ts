@@ -10,7 +10,7 @@ import { loadMasterKey } from './crypto/master-key.js';
 import { dirname } from 'node:path';
 import { exposedMode, writableByOthers } from './directories.js';
 import { SecretBox } from './crypto/secret-box.js';
-import { AuditLog, auditKeys } from './audit/audit-log.js';
+import { AuditLog, auditKeys, findingError } from './audit/audit-log.js';
 import { Devices } from './devices/devices.js';
 import { deviceKinds } from './devices/registry.js';
 import { softPinHash } from './devices/dscplus/dscplus.js';
@@ -24,6 +24,7 @@ import { deliveryProviders } from './delivery/providers.js';
 import { OnlineCards } from './devices/code-card/online-cards.js';
 import { DscPlusRequests } from './devices/dscplus/requests.js';
 import { Scheduler } from './scheduler/scheduler.js';
+import { ChainWatch } from './audit/chain-watch.js';
 import { Throttle } from './throttle/throttle.js';
 import { databaseCounters, redisCounters } from './throttle/counters.js';
 import { Phones } from './devices/sms/phones.js';
@@ -45,7 +46,7 @@ import { openSignals, type Signals } from './push/signals.js';
 import { noPushProvider, type PushProvider } from './push/provider.js';
 import { loadVapidKeys, webPushProvider } from './push/web-push.js';
 import { migrateToLatest, migrationState } from './store/migrate.js';
-import { environmentLanguage, translator } from './i18n/i18n.js';
+import { describeError, environmentLanguage, translator } from './i18n/i18n.js';
 import { Metrics, type PoolStats } from './metrics/metrics.js';
 import type { Observer } from './metrics/observer.js';
 import { relyingPartyOf } from './devices/security-key/security-key.js';
@@ -87,6 +88,7 @@ export interface Services {
   onlineCards: OnlineCards;
   dscPlusRequests: DscPlusRequests;
   scheduler: Scheduler;
+  chainWatch: ChainWatch;
   throttle: Throttle;
   passwords: Passwords;
   phones: Phones;
@@ -456,7 +458,14 @@ export async function createServices(config: Config, options: ServiceOptions = {
       withdrawalLimitsOf: (userId) => withdrawals.limitsOfUser(userId),
     });
     oidcRef = oidc;
-    const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle, oidc });
+    // X1: the server checks its own audit chain (at start in serve, then with the scheduler)
+    const chainWatch = new ChainWatch({
+      store,
+      audit,
+      observer: metrics,
+      broken: (finding) => warn(describeError(translator(environmentLanguage()), findingError(finding))),
+    });
+    const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle, oidc, chainWatch });
     const passwords = new Passwords({ users, answers, notifier, sessions });
     const securityKeys = new SecurityKeys({
       store,
@@ -493,6 +502,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       onlineCards,
       dscPlusRequests,
       scheduler,
+      chainWatch,
       throttle,
       passwords,
       phones,

@@ -69,4 +69,50 @@ describe.each(DATABASES)('attacks on the audit chain on %s (X1)', (dbName) => {
     await expect(createServices(testConfig(h.database), { warn: () => undefined })).rejects.toMatchObject({ code: 'AUDIT_NOT_ANCHORED', params: { seq: 0 } });
     expect((await h.services.audit.verify()).ok).toBe(false);
   });
+
+  it('X1: the newest entries removed and an older, genuinely signed head put back: the server appends nothing over it, and its check after a restart reports it', async () => {
+    const store = h.services.store;
+    const older = await store.db.selectFrom('audit_head').selectAll().executeTakeFirstOrThrow();
+    await h.services.audit.record({ event: 'session.ended' }, { event: 'session.ended' });
+    await h.services.audit.record({ event: 'session.ended' });
+    // the server checked the chain (entries 1 to 14)
+    expect(await h.services.chainWatch.run()).toMatchObject({ intact: true, verifiedSeq: 14 });
+    // the attacker cuts entries 12 to 14 and puts back the head of entry 11, which the server itself signed
+    await asAttacker(store, async () => {
+      await store.db.deleteFrom('audit_log').where('seq', '>', older.seq).execute();
+      await store.db.updateTable('audit_head').set(older).execute();
+    });
+    await expect(h.services.audit.record({ event: 'session.ended' })).rejects.toMatchObject({
+      code: 'AUDIT_CHAIN_BROKEN',
+      params: { reason: 'head_moved_back', seq: 11, verified: 14 },
+    });
+    // after a restart, the position the check kept says how far the log had been verified
+    const warnings: string[] = [];
+    const restarted = await createServices(testConfig(h.database), { warn: (message) => warnings.push(message) });
+    try {
+      expect(await restarted.chainWatch.run()).toMatchObject({ intact: false, finding: { reason: 'head_moved_back', seq: 11, verified: 14 } });
+      expect(warnings.at(-1)).toMatch(/signed head names entry 11, older than entry 14/);
+    } finally {
+      await restarted.close();
+    }
+  });
+
+  it('X1: the server checks its own chain from where it left off: an entry altered after the check is reported once, by a log line, the metrics and an audit entry', async () => {
+    const warnings: string[] = [];
+    const services = await createServices(testConfig(h.database), { warn: (message) => warnings.push(message), clock: h.clock });
+    try {
+      await services.scheduler.runDue();
+      expect(await services.metrics.text()).toMatch(/^sls_audit_chain_intact 1$[\s\S]*^sls_audit_chain_verified_seq 11$/m);
+      for (let i = 0; i < 3; i++) await services.audit.record({ event: 'session.ended', data: { i } });
+      await asAttacker(services.store, () => sql`update audit_log set data = '{"i":9}' where seq = 13`.execute(services.store.db));
+      await services.scheduler.runDue();
+      await services.scheduler.runDue();
+      expect(warnings).toEqual(['The audit log has been tampered with: entry 13 was altered.']);
+      expect(await services.metrics.text()).toMatch(/^sls_audit_chain_intact 0$[\s\S]*^sls_audit_chain_verified_seq 11$/m);
+      const [broken] = await services.audit.list({ type: 'audit.chain_broken' });
+      expect(broken).toMatchObject({ actor: 'system', data: { reason: 'entry_altered', seq: 13 } });
+    } finally {
+      await services.close();
+    }
+  });
 });

@@ -243,6 +243,8 @@ export type AuditFinding =
   | { reason: 'head_forged' }
   /** the head is not signed at all: the state migration 0009 leaves before `sls audit anchor`, or a reset to it (decision 0006) */
   | { reason: 'head_unsigned'; seq: number }
+  /** the signed head names entry seq, older than entry verified, which this server saw it name: the head was put back (its entries after seq removed) */
+  | { reason: 'head_moved_back'; seq: number; verified: number }
   /** the checkpoint line does not carry this server's signature */
   | { reason: 'checkpoint_forged'; seq: number }
   /** the entry the checkpoint names has another hash now */
@@ -341,7 +343,19 @@ export interface AuditListener {
   audited(entries: readonly AuditInput[]): void;
 }
 
+/** Where a check of the chain left off: entries up to seq verified, seq's hash. */
+export interface ChainPosition {
+  seq: number;
+  hash: string;
+}
+
+/** One step of the server's own check of the chain (ChainWatch). */
+export type ChainStep = { ok: true; seq: number; hash: string; head: number } | { ok: false; finding: AuditFinding };
+
 export class AuditLog {
+  /** X1: the newest head seq this process read: a head put back below it was rolled back by someone else. */
+  private highestHead = 0;
+
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
@@ -410,7 +424,61 @@ export class AuditLog {
     const head = await readHead.first(db, {});
     if (!head) throw new SlsError('AUDIT_CHAIN_BROKEN', { reason: 'head_missing', seq: 0 });
     if (!this.headGenuine(head)) throw findingError(this.headFinding(head));
+    // a genuinely signed head older than one already seen: the tail was cut and an older head put back (never appended over)
+    if (head.seq < this.highestHead) throw findingError({ reason: 'head_moved_back', seq: head.seq, verified: this.highestHead });
+    this.highestHead = head.seq;
     return head;
+  }
+
+  /** The head this process knows was reached (a check verified it): appends refuse a head put back below it. */
+  noteVerified(seq: number): void {
+    if (seq > this.highestHead) this.highestHead = seq;
+  }
+
+  /**
+   * X1: verifies at most `max` entries after `from` (a position verified
+   * before) towards the signed head as it is now, as `verify` does: the
+   * server's own incremental check (ChainWatch). Entries up to `from` are
+   * not read again but for `from` itself, which must keep its hash.
+   */
+  async verifyFrom(from: ChainPosition, max: number): Promise<ChainStep> {
+    const db = this.store.db;
+    const head = await db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+    if (!head) return { ok: false, finding: { reason: 'head_missing' } };
+    if (!this.headGenuine(head)) return { ok: false, finding: this.headFinding(head) };
+    if (head.seq < from.seq) return { ok: false, finding: { reason: 'head_moved_back', seq: head.seq, verified: from.seq } };
+    if (from.seq > 0) {
+      const kept = await db.selectFrom('audit_log').select('hash').where('seq', '=', from.seq).executeTakeFirst();
+      if (!kept) return { ok: false, finding: { reason: 'checkpoint_missing', seq: from.seq } };
+      if (kept.hash !== from.hash) return { ok: false, finding: { reason: 'checkpoint_mismatch', seq: from.seq } };
+    }
+    let seq = from.seq;
+    let prevHash = from.hash;
+    const until = Math.min(head.seq, from.seq + max);
+    while (seq < until) {
+      const rows = await db.selectFrom('audit_log').selectAll().where('seq', '>', seq).where('seq', '<=', until).orderBy('seq').limit(1000).execute();
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        if (row.seq > seq + 1) return { ok: false, finding: { reason: 'entries_missing', seq: seq + 1, last: row.seq - 1 } };
+        if (row.prev_hash !== prevHash) return { ok: false, finding: { reason: 'link_broken', seq: row.seq } };
+        const computed = row.seq <= head.legacy_until ? legacyHash(row.prev_hash, row) : keyedHash(this.keys.chain, row.prev_hash, row);
+        if (computed !== row.hash) return { ok: false, finding: { reason: 'entry_altered', seq: row.seq, last: row.seq } };
+        seq = row.seq;
+        prevHash = row.hash;
+      }
+    }
+    if (seq < until) {
+      return { ok: false, finding: seq === 0 ? { reason: 'table_emptied', head: head.seq } : { reason: 'newest_missing', seq, head: head.seq } };
+    }
+    if (seq === head.seq && prevHash !== head.hash) return { ok: false, finding: { reason: 'head_mismatch', seq } };
+    this.noteVerified(seq);
+    return { ok: true, seq, hash: prevHash, head: head.seq };
+  }
+
+  /** A position as a signed checkpoint line (kept by ChainWatch in the database: forged, it is not believed). */
+  positionLine(position: ChainPosition): string {
+    const body = `${CHECKPOINT_VERSION} seq=${position.seq} hash=${position.hash} at=${new Date(this.clock.now()).toISOString()}`;
+    return `${body} sig=${checkpointSignature(this.keys.head, body)}`;
   }
 
   private headGenuine(head: AuditHeadTable): boolean {

@@ -19,6 +19,8 @@ export async function serve(config: Config, print: (line: string) => void): Prom
     else app.log.warn({ notification: event.id, attempts: event.attempts, outcome: event.outcome, error: event.error }, 'notice not delivered');
   };
   services.outbox.start();
+  // X1: the server checks its audit chain at start, from where it left off (a break is logged and shown by /metrics)
+  services.chainWatch.run().catch((error: unknown) => app.log.error({ err: error }, 'audit chain check failed'));
   const maintenance = setInterval(() => {
     services.scheduler.runDue().catch((error: unknown) => app.log.error({ err: error }, 'scheduled work failed'));
   }, SCHEDULER_INTERVAL_MS);

@@ -43,6 +43,8 @@ export class Metrics implements Observer {
   private readonly deliveries: Counter<'channel' | 'result'>;
   private readonly longPolls: Gauge;
   private readonly throttleFallbacks: Counter;
+  private readonly auditChainIntact: Gauge;
+  private readonly auditChainVerified: Gauge;
   private processMetrics = false;
 
   private readonly deviceTypes: Set<string>;
@@ -88,6 +90,16 @@ export class Metrics implements Observer {
       help: 'Hits of the throttle counted by the database because Redis was unreachable or too slow (X5, decision 0017)',
       registers,
     });
+    this.auditChainIntact = new Gauge({
+      name: 'sls_audit_chain_intact',
+      help: "The server's own check of the audit chain (X1): 1 intact up to sls_audit_chain_verified_seq, 0 broken (the log says what), absent before the first check",
+      registers,
+    });
+    this.auditChainVerified = new Gauge({
+      name: 'sls_audit_chain_verified_seq',
+      help: "The newest audit entry the server's own check has verified (X1); it follows the log's head",
+      registers,
+    });
     new Gauge({
       name: 'sls_outbox_notices',
       help: 'Notices in the outbox not delivered yet, by status (pending: waiting for an attempt; sending: claimed by a worker)',
@@ -130,6 +142,12 @@ export class Metrics implements Observer {
 
   text(): Promise<string> {
     return this.registry.metrics();
+  }
+
+  /** X1: the server's own check of the audit chain (ChainWatch). */
+  chainChecked(result: { intact: boolean; verifiedSeq: number }): void {
+    this.auditChainIntact.set(result.intact ? 1 : 0);
+    this.auditChainVerified.set(result.verifiedSeq);
   }
 
   /** X5: Redis failed, and the database counted a hit of the throttle instead. */
