@@ -421,14 +421,17 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     const first = await staffMember();
     const second = await staffMember();
     const { user } = await createUserWithCard(h.services);
-    const verification = await h.services.helpDesk.verifyIdentity(first.user.id, user.username, { method: 'callback_on_record' });
-    const issue = (headers: Record<string, string>) =>
-      postJson(h.app, `/api/v1/helpdesk/users/${user.username}/temporary-passcode`, { verificationId: verification.id }, headers);
+    // T1, X7: each staff member acts on a verification of their own (a colleague's is refused, see below)
+    const [ofFirst, ofSecond] = await Promise.all(
+      [first, second].map((s) => h.services.helpDesk.verifyIdentity(s.user.id, user.username, { method: 'callback_on_record' })),
+    );
+    const issue = (headers: Record<string, string>, verificationId: string) =>
+      postJson(h.app, `/api/v1/helpdesk/users/${user.username}/temporary-passcode`, { verificationId }, headers);
     const [a, b, c, cli] = await Promise.all([
-      issue(first.headers),
-      issue(second.headers),
-      issue(first.headers),
-      sls(['helpdesk', 'issue-passcode', '--staff', second.user.username, '--user', user.username, '--verification', verification.id], cliEnv(h.database)),
+      issue(first.headers, ofFirst!.id),
+      issue(second.headers, ofSecond!.id),
+      issue(first.headers, ofFirst!.id),
+      sls(['helpdesk', 'issue-passcode', '--staff', second.user.username, '--user', user.username, '--verification', ofSecond!.id], cliEnv(h.database)),
     ]);
     expect([a.status, b.status, c.status, cli.code, cli.stderr.includes('sls:')]).toEqual([200, 200, 200, 0, false]);
     const passcodes = [a.body.passcode, b.body.passcode, c.body.passcode, cli.stdout.trim()] as string[];
@@ -442,6 +445,64 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     }
     expect(logins).toBe(1);
     expect((await h.services.audit.list({ username: user.username, limit: 100 })).filter((e) => e.event === 'helpdesk.temp_passcode_issued')).toHaveLength(4);
+  });
+
+  it('T1, A5, L3, X7: an identity verification is its agent’s: another agent holding its id (read in the audit view) is refused every action with it (404 VERIFICATION_NOT_FOUND, audited) in the API, the console and `sls`, and nothing changes; its own agent may', async () => {
+    const first = await staffMember();
+    const second = await staffMember();
+    const { user } = await createUserWithCard(h.services);
+    await h.services.helpDesk.lockUser(first.user.id, user.username, { reason: 'reported fraud' });
+    const verification = await h.services.helpDesk.verifyIdentity(first.user.id, user.username, { method: 'id_document' });
+    // the second agent reads the id in the user's audit entries
+    const seen = await get(h.app, `/api/v1/helpdesk/users/${user.username}`, second.headers);
+    expect(seen.raw.body).toContain(verification.id);
+    const body = { verificationId: verification.id };
+    const calls: [string, string, unknown][] = [
+      ['POST', `/api/v1/helpdesk/users/${user.username}/temporary-passcode`, body],
+      ['POST', `/api/v1/helpdesk/users/${user.username}/password-reset`, body],
+      ['POST', `/api/v1/helpdesk/users/${user.username}/unlock`, body],
+      ['POST', `/api/v1/helpdesk/users/${user.username}/phones`, { ...body, country: 'US', number: '2025550143' }],
+    ];
+    for (const [method, url, payload] of calls) {
+      const res = await request(method, url, second.headers, payload);
+      expect([url, res.status, res.body.error?.code]).toEqual([url, 404, 'VERIFICATION_NOT_FOUND']);
+    }
+    const cli = await sls(
+      ['helpdesk', 'reset-password', '--staff', second.user.username, '--user', user.username, '--verification', verification.id],
+      cliEnv(h.database),
+    );
+    expect([cli.code, cli.stdout.trim()]).toEqual([1, '']);
+    // the console: the colleague's verification is not found there, and its forms are refused
+    const browser = await consoleOf(second.user, second.card);
+    const path = `/helpdesk/users/${user.username}`;
+    const page = await browser.get(`${path}/verifications/${verification.id}`);
+    expect([page.status, alertBox(page.html)?.code]).toEqual([404, 'VERIFICATION_NOT_FOUND']);
+    // a form of the agent's own verification, sent with the colleague's id
+    const mine = await h.services.helpDesk.verifyIdentity(second.user.id, user.username, { method: 'callback_on_record' });
+    const withMine = await browser.get(`${path}/verifications/${mine.id}`);
+    const form = await browser.submit(withMine, `${path}/temporary-passcode`, { verificationId: verification.id, deviceStatus: 'suspended' });
+    expect([form.status, alertBox(form.html)?.code]).toEqual([404, 'VERIFICATION_NOT_FOUND']);
+
+    // nothing changed, and each refusal is audited with the agent, the action and the verification
+    expect((await h.services.devices.listForUser(user.id)).map((d) => [d.type, d.state])).toEqual([['dscplus', 'active']]);
+    expect((await h.services.lockout.status(user.username)).locked).toBe(true);
+    expect(await h.services.phones.list(user.id)).toEqual([]);
+    const refused = (await h.services.audit.list({ type: 'helpdesk.verification_refused', userId: user.id, limit: 50 })).filter(
+      (e) => e.actor === `staff:${second.user.id}`,
+    );
+    expect(refused.map((e) => [e.data.action, e.data.verificationId, e.data.reason]).sort()).toEqual(
+      [
+        ['add_phone', verification.id, 'other_staff'],
+        ['password_reset', verification.id, 'other_staff'],
+        ['password_reset', verification.id, 'other_staff'],
+        ['temporary_passcode', verification.id, 'other_staff'],
+        ['temporary_passcode', verification.id, 'other_staff'],
+        ['unlock', verification.id, 'other_staff'],
+      ].sort(),
+    );
+    // its own agent may
+    const own = await request('POST', `/api/v1/helpdesk/users/${user.username}/unlock`, first.headers, body);
+    expect([own.status, own.body.locked]).toEqual([200, false]);
   });
 
   // ------------------------------------------------------------------ X1: what a help-desk seat reads
@@ -575,6 +636,54 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     await expect(h.services.helpDesk.viaCommandLine().verifyIdentity(otherAdmin.user.id, adminsOwn.username, { method: 'id_document' })).rejects.toMatchObject({
       code: 'STAFF_TARGET_FORBIDDEN',
     });
+  });
+
+  it('X7, A1: a help-desk seat neither finds nor opens an account it may not act on: a colleague, an admin, itself or a client username of their entities is left out of the search (API, console), and its page (API, console) answers 403 STAFF_TARGET_FORBIDDEN, audited; an admin finds and opens client services and compliance, not another admin', async () => {
+    const agent = await staffMember('client_services');
+    const colleague = await staffMember('client_services');
+    const officer = await staffMember('compliance');
+    const admin = await staffMember('admin');
+    const otherAdmin = await staffMember('admin');
+    const { user: client } = await createUserWithCard(h.services);
+    // a client username of the colleague's entity (A1): theirs, a staff account
+    const colleagues = await h.services.users.create(
+      { username: `own${colleague.user.username}`, password: PASSWORD, email: `own${colleague.user.username}@example.test`, entityId: colleague.user.entityId },
+      'test',
+    );
+    const seats = { agent, officer, admin };
+    const targets = { client, colleague: colleague.user, colleagues, officer: officer.user, admin: admin.user, otherAdmin: otherAdmin.user, agent: agent.user };
+    const visible: Record<keyof typeof seats, (keyof typeof targets)[]> = {
+      agent: ['client'],
+      officer: ['client'],
+      admin: ['client', 'colleague', 'colleagues', 'officer', 'agent'],
+    };
+    for (const [seat, staff] of Object.entries(seats) as [keyof typeof seats, (typeof seats)[keyof typeof seats]][]) {
+      const browser = await consoleOf(staff.user, staff.card);
+      for (const [name, target] of Object.entries(targets) as [keyof typeof targets, User][]) {
+        const shown = visible[seat].includes(name);
+        const found = await get(h.app, `/api/v1/helpdesk/users?q=${target.username}`, staff.headers);
+        const listed = (found.body.users as Json[]).map((u) => u.username);
+        const byAccount = await get(h.app, `/api/v1/helpdesk/users?q=${target.accountNumber}`, staff.headers);
+        const listedByAccount = (byAccount.body.users as Json[]).map((u) => u.username);
+        const page = await get(h.app, `/api/v1/helpdesk/users/${target.username}`, staff.headers);
+        const searched = await browser.get(`/helpdesk?q=${target.username}`);
+        const opened = await browser.get(`/helpdesk/users/${target.username}`);
+        expect([seat, name, listed.includes(target.username), listedByAccount.includes(target.username), page.status, page.body.error?.code]).toEqual(
+          shown ? [seat, name, true, true, 200, undefined] : [seat, name, false, false, 403, 'STAFF_TARGET_FORBIDDEN'],
+        );
+        expect([seat, name, searched.html.includes(`href="/helpdesk/users/${target.username}"`), opened.status, alertBox(opened.html)?.code ?? null]).toEqual(
+          shown ? [seat, name, true, 200, null] : [seat, name, false, 403, 'STAFF_TARGET_FORBIDDEN'],
+        );
+        expect(opened.html.includes('id="method"') && !shown).toBe(false);
+      }
+    }
+    const refusals = (await h.services.audit.list({ type: 'helpdesk.refused', userId: colleague.user.id, limit: 50 })).filter(
+      (e) => e.actor === `staff:${agent.user.id}`,
+    );
+    expect(refusals.map((e) => [e.data.action, e.data.reason])).toEqual([
+      ['view', 'staff'],
+      ['view', 'staff'],
+    ]);
   });
 
   it('X7, T3: a staff member whose last proof is a temporary passcode reads but does not act: every action is refused (403 PERMANENT_DEVICE_REQUIRED, audited), in the API and the console', async () => {

@@ -130,8 +130,14 @@ describe('sls helpdesk', () => {
     expect(audit.stdout).not.toContain(passcode);
   });
 
-  it('T5: a new passcode replaces the earlier one; revoke-passcode ends it at once; a second revoke finds none', async () => {
-    const id = await verify('carol');
+  it('T5, T1, X7: a new passcode replaces the earlier one (each staff member on a verification of their own: a colleague’s is refused); revoke-passcode ends it at once; a second revoke finds none', async () => {
+    const ofAgent = await verify('carol');
+    expect(await slsInProcess(['helpdesk', 'issue-passcode', '--staff', 'boss', '--user', 'carol', '--verification', ofAgent], env)).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: 'sls: No such identity verification of yours for this user: record your own.\n',
+    });
+    const id = await verify('carol', 'boss');
     const passcode = (await slsInProcess(['helpdesk', 'issue-passcode', '--staff', 'boss', '--user', 'carol', '--verification', id], env)).stdout.trim();
     expect(passcode).toMatch(/^[A-Z2-9]{8}$/);
     expect((await userShow('carol')).devices.map((d) => d.state)).toEqual(['suspended', 'revoked', 'active']);
@@ -197,8 +203,14 @@ describe('sls helpdesk', () => {
         ['verify', '--staff', 'agent', '--user', 'dave', '--method', 'guessing'],
         'sls: “method” must be one of security_questions, id_document, callback_on_record, video_call.\n',
       ],
-      [['issue-passcode', '--staff', 'agent', '--user', 'dave', '--verification', 'ver_nope'], 'sls: No such identity verification for this user.\n'],
-      [['unlock', '--staff', 'agent', '--user', 'dave', '--verification', 'ver_nope'], 'sls: No such identity verification for this user.\n'],
+      [
+        ['issue-passcode', '--staff', 'agent', '--user', 'dave', '--verification', 'ver_nope'],
+        'sls: No such identity verification of yours for this user: record your own.\n',
+      ],
+      [
+        ['unlock', '--staff', 'agent', '--user', 'dave', '--verification', 'ver_nope'],
+        'sls: No such identity verification of yours for this user: record your own.\n',
+      ],
       [['verify', '--staff', 'nobody', '--user', 'dave', '--method', 'id_document'], 'sls: No such user.\n'],
       [['verify', '--staff', 'agent', '--user', 'nobody', '--method', 'id_document'], 'sls: No such user.\n'],
     ];
@@ -208,7 +220,7 @@ describe('sls helpdesk', () => {
     const ofCarol = await verify('carol');
     expect(await slsInProcess(['helpdesk', 'issue-passcode', '--staff', 'agent', '--user', 'dave', '--verification', ofCarol], env)).toMatchObject({
       code: 1,
-      stderr: 'sls: No such identity verification for this user.\n',
+      stderr: 'sls: No such identity verification of yours for this user: record your own.\n',
     });
   });
 });

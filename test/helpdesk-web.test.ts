@@ -678,14 +678,14 @@ describe('a forgotten password (A5)', () => {
     expect(textById(shown.html, 'passcode')).toMatch(/^[A-Z2-9]{8}$/);
   });
 
-  it('A5/T1: compliance sees no reset form, and a forged reset is refused on the user page (403 FORBIDDEN_ROLE): the password is unchanged and nothing is shown', async () => {
+  it('A5/T1, X7: compliance sees no reset form (nor a colleague’s verification: 404 VERIFICATION_NOT_FOUND), and a forged reset is refused on the user page (403 FORBIDDEN_ROLE): the password is unchanged and nothing is shown', async () => {
     const compliance = await signedIn('compliance');
     const desk = await createUserWithCard(h.services, '1234', { role: 'client_services' });
     const { user: caller, card } = await createUserWithCard(h.services);
     const verification = await h.services.helpDesk.verifyIdentity(desk.user.id, caller.username, { method: 'id_document' });
 
     const page = await compliance.agent.get(`${userPath(caller)}/verifications/${verification.id}`);
-    expect(page.status).toBe(200);
+    expect([page.status, alertBox(page.html)?.code]).toEqual([404, 'VERIFICATION_NOT_FOUND']);
     expect(forms(page.html)).toEqual([]);
     expect(byId(page.html, 'password-heading')).toBeUndefined();
 
@@ -714,7 +714,11 @@ describe('a forgotten password (A5)', () => {
       const refused = await staff.agent.post(resetPath(caller), { _csrf: token, ...fields });
       expect(refused.status, JSON.stringify(fields)).toBe(404);
       expect(refused.headers['content-type']).toBe('text/html; charset=utf-8');
-      expect(alertBox(refused.html)).toEqual({ code: 'VERIFICATION_NOT_FOUND', role: 'alert', text: 'No such identity verification for this user.' });
+      expect(alertBox(refused.html)).toEqual({
+        code: 'VERIFICATION_NOT_FOUND',
+        role: 'alert',
+        text: 'No such identity verification of yours for this user: record your own.',
+      });
       expect(h1s(refused.html)).toEqual([`User ${caller.username}`]);
       expect(refused.html).not.toContain('<b>x</b>');
       expect(hasForm(refused.html, resetPath(caller))).toBe(false);
@@ -778,7 +782,7 @@ describe('a forgotten password (A5)', () => {
       hint: 'puis doit choisir un nouveau mot de passe',
       gone: "ne peut plus l'être",
       back: "Retour à l'utilisateur",
-      notFound: "Aucune vérification d'identité de ce type pour cet utilisateur.",
+      notFound: "Aucune vérification d'identité de ce type faite par vous pour cet utilisateur : enregistrez la vôtre.",
     },
     'zh-Hant': {
       heading: '忘記密碼',
@@ -789,7 +793,7 @@ describe('a forgotten password (A5)', () => {
       hint: '然後須設定新密碼',
       gone: '無法再次顯示',
       back: '返回用戶資料',
-      notFound: '此用戶沒有此身份核實記錄。',
+      notFound: '您沒有為此用戶記錄此身份核實：請記錄您自己的核實。',
     },
   } as const;
   const ENGLISH = /\b(Forgotten password|Reset the password|One-time password|Read this password|case sensitive|shown once|Back to|No such)\b/;

@@ -50,6 +50,7 @@ export type AuditEvent =
   | 'login.flow_ended'
   | 'session.refused'
   | 'helpdesk.refused'
+  | 'helpdesk.verification_refused'
   | 'helpdesk.sessions_ended'
   | 'helpdesk.user_locked'
   | 'helpdesk.phone_added'

@@ -31,6 +31,9 @@ import { deviceTopic, type Signals } from '../push/signals.js';
 export const VERIFICATION_METHODS = ['security_questions', 'id_document', 'callback_on_record', 'video_call'] as const;
 export type VerificationMethod = (typeof VERIFICATION_METHODS)[number];
 
+/** What a verification id looks like (`newId('ver')`); anything else is not looked up. */
+const VERIFICATION_ID = /^[A-Za-z0-9_]{1,64}$/;
+
 /** Who may do what at the help desk. */
 const MAY_VIEW: readonly Role[] = ['client_services', 'compliance', 'admin'];
 const MAY_ACT: readonly Role[] = ['client_services', 'admin'];
@@ -85,6 +88,7 @@ export interface HelpDeskDeps {
 
 /** What staff do to a user's account, as the audit log names it when refused. */
 export type StaffAction =
+  | 'view'
   | 'verify'
   | 'temporary_passcode'
   | 'revoke_passcode'
@@ -193,9 +197,27 @@ export class HelpDesk {
     return staff;
   }
 
+  /**
+   * X7, A1: the users a staff member may find: those they may act on (as
+   * `assertMayActOn` decides), never a colleague (but for an admin), an
+   * admin, or a username of their own entity.
+   */
   async search(staffUserId: string, query: string): Promise<User[]> {
-    await this.staff(staffUserId, 'view');
-    return this.deps.users.search(query);
+    const staff = await this.staff(staffUserId, 'view');
+    const roles: Role[] = staff.role === 'admin' ? (this.via === 'cli' ? [] : ['admin']) : ['client_services', 'compliance', 'admin'];
+    return this.deps.users.search(query, 20, { roles, userId: staff.id });
+  }
+
+  /**
+   * X7, A1: a user whose details (account, lock, devices, audit entries,
+   * identification) staff may see: one they may act on; otherwise 403
+   * STAFF_TARGET_FORBIDDEN, audited, as for an action.
+   */
+  async viewUser(staffUserId: string, username: string): Promise<User> {
+    const staff = await this.staff(staffUserId, 'view');
+    const user = await this.deps.users.getByUsername(username);
+    await this.assertMayActOn(staff, user, 'view');
+    return user;
   }
 
   /** T1/A5: what client services checked before helping a caller; valid for a while. */
@@ -243,14 +265,20 @@ export class HelpDesk {
     return verification;
   }
 
-  /** A recorded verification of a user (expired or not), or VERIFICATION_NOT_FOUND. */
+  /**
+   * A recorded verification of a user (expired or not) by this staff member,
+   * or VERIFICATION_NOT_FOUND: a colleague's is not theirs to see or use.
+   */
   async verification(staffUserId: string, username: string, verificationId: string): Promise<Verification> {
-    await this.staff(staffUserId, 'view');
-    return this.findVerification(await this.deps.users.getByUsername(username), verificationId);
+    const user = await this.deps.users.getByUsername(username);
+    const staff = await this.staff(staffUserId, 'view');
+    const found = await this.findVerification(user, verificationId);
+    if (!found || found.staffUserId !== staff.id) throw new SlsError('VERIFICATION_NOT_FOUND');
+    return found;
   }
 
-  private async findVerification(user: User, verificationId: string): Promise<Verification> {
-    const row = /^[A-Za-z0-9_]{1,64}$/.test(verificationId)
+  private async findVerification(user: User, verificationId: string): Promise<Verification | null> {
+    const row = VERIFICATION_ID.test(verificationId)
       ? await this.deps.store.db
           .selectFrom('identity_verifications')
           .selectAll()
@@ -258,7 +286,7 @@ export class HelpDesk {
           .where('user_id', '=', user.id)
           .executeTakeFirst()
       : undefined;
-    if (!row) throw new SlsError('VERIFICATION_NOT_FOUND');
+    if (!row) return null;
     return {
       id: row.id,
       userId: row.user_id,
@@ -270,9 +298,29 @@ export class HelpDesk {
     };
   }
 
-  private async requireVerification(user: User, verificationId: string): Promise<void> {
+  /**
+   * T1, A5, X7: an action on a caller needs a verification of that user, by
+   * the staff member who acts (a colleague's id, read in the audit view or
+   * passed on, is not theirs), still valid. A refused use is audited.
+   */
+  private async requireVerification(staff: User, user: User, verificationId: string, action: StaffAction): Promise<void> {
     const verification = await this.findVerification(user, verificationId);
-    if (verification.expiresAt <= this.deps.clock.now()) throw new SlsError('IDENTITY_NOT_VERIFIED');
+    const reason = !verification
+      ? 'not_found'
+      : verification.staffUserId !== staff.id
+        ? 'other_staff'
+        : verification.expiresAt <= this.deps.clock.now()
+          ? 'expired'
+          : null;
+    if (reason === null) return;
+    await this.deps.audit.record({
+      event: 'helpdesk.verification_refused',
+      actor: this.actor(staff),
+      userId: user.id,
+      username: user.username,
+      data: { action, reason, verificationId: VERIFICATION_ID.test(verificationId) ? verificationId : null, via: this.via },
+    });
+    throw new SlsError(reason === 'expired' ? 'IDENTITY_NOT_VERIFIED' : 'VERIFICATION_NOT_FOUND');
   }
 
   /**
@@ -298,7 +346,7 @@ export class HelpDesk {
       });
       throw new SlsError('TEMP_PASSCODE_SHARING', { username: user.username });
     }
-    await this.requireVerification(user, input.verificationId);
+    await this.requireVerification(staff, user, input.verificationId, 'temporary_passcode');
     const deviceStatus = input.deviceStatus ?? 'suspended';
     const now = clock.now();
     const fullAccessUntil = now + config.policy.temporaryPasscodeFullMs;
@@ -396,7 +444,7 @@ export class HelpDesk {
     input: { verificationId: string },
   ): Promise<{ temporaryPassword: string | null; deliveredTo: 'staff' | 'app' }> {
     const { staff, user } = await this.actOn(staffUserId, username, 'password_reset');
-    await this.requireVerification(user, input.verificationId);
+    await this.requireVerification(staff, user, input.verificationId, 'password_reset');
     const temporaryPassword = randomUpperAlnum(12);
     // the phone is chosen in the transaction that sets the password: a migration cannot slip in between
     const phoneId = await this.deps.users.setPassword(user.id, temporaryPassword, { actor: this.actor(staff), oneTime: true }, async (trx) => {
@@ -434,7 +482,7 @@ export class HelpDesk {
   /** L3: client services lift a lock after verifying the caller's identity. */
   async unlock(staffUserId: string, username: string, input: { verificationId: string }): Promise<void> {
     const { staff, user } = await this.actOn(staffUserId, username, 'unlock');
-    await this.requireVerification(user, input.verificationId);
+    await this.requireVerification(staff, user, input.verificationId, 'unlock');
     // X1: the lock lifted and its audit entry, both or neither
     await this.deps.store.serialized('audit_log', async (trx) => {
       await this.deps.lockout.reset(user.username, trx);
@@ -499,11 +547,11 @@ export class HelpDesk {
    * (`reveal`) only to staff who may act on the entity's users, audited.
    */
   async identification(staffUserId: string, username: string, options: { reveal?: boolean; ip?: string | null } = {}): Promise<EntityView> {
-    const user = await this.deps.users.getByUsername(username);
     if (!options.reveal) {
-      await this.staff(staffUserId, 'view');
+      const user = await this.viewUser(staffUserId, username);
       return this.deps.entities.view(user.entityId);
     }
+    const user = await this.deps.users.getByUsername(username);
     const staff = await this.actOnAll(staffUserId, user, 'view_identification', 'entity');
     await this.deps.audit.record({
       event: 'entity.identification_viewed',
@@ -561,7 +609,7 @@ export class HelpDesk {
    */
   async addPhone(staffUserId: string, username: string, input: { verificationId: string; country: string; number: string }): Promise<Phone> {
     const { staff, user } = await this.actOn(staffUserId, username, 'add_phone');
-    await this.requireVerification(user, input.verificationId);
+    await this.requireVerification(staff, user, input.verificationId, 'add_phone');
     const phone = await this.deps.phones.add(user.id, { country: input.country, number: input.number }, this.actor(staff), null);
     await this.deps.audit.record({
       event: 'helpdesk.phone_added',

@@ -536,15 +536,34 @@ export class Users {
     }));
   }
 
-  /** Client services' search (help desk): by username prefix or account number. */
-  async search(query: string, limit = 20): Promise<User[]> {
+  /**
+   * Client services' search (help desk): by username prefix or account number.
+   * X7, A1: `hiding` leaves out every username of an entity with a user of
+   * those roles, or with that user (the staff member searching): the people
+   * they may not act on.
+   */
+  async search(query: string, limit = 20, hiding?: { roles: readonly Role[]; userId: string }): Promise<User[]> {
     const term = query.trim();
     if (term.length === 0 || term.length > 64) return [];
-    const rows = await baseQuery(this.store.db)
-      .where((eb) => eb.or([eb('users.username', 'like', `${term.replace(/[%_\\]/g, '')}%`), eb('accounts.account_number', '=', term.toUpperCase())]))
-      .orderBy('users.username')
-      .limit(limit)
-      .execute();
+    let select = baseQuery(this.store.db).where((eb) =>
+      eb.or([eb('users.username', 'like', `${term.replace(/[%_\\]/g, '')}%`), eb('accounts.account_number', '=', term.toUpperCase())]),
+    );
+    if (hiding) {
+      select = select.where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('users as same')
+              .select('same.id')
+              .whereRef('same.entity_id', '=', 'users.entity_id')
+              .where((inner) =>
+                inner.or([inner('same.id', '=', hiding.userId), ...(hiding.roles.length > 0 ? [inner('same.role', 'in', [...hiding.roles])] : [])]),
+              ),
+          ),
+        ),
+      );
+    }
+    const rows = await select.orderBy('users.username').limit(limit).execute();
     return rows.map((row) => this.toUser(row));
   }
 }

@@ -41,6 +41,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'searchUsers',
           tags: ['help desk'],
           summary: 'Find users by username prefix or account number',
+          description: 'Only users you may act on (X7): never a colleague (but for an admin), an admin, yourself, or a username of their entities.',
           security,
           querystring: z.object({ q: z.string().min(1).max(64) }),
           response: { 200: z.object({ users: z.array(UserSummary) }), ...errors },
@@ -59,6 +60,8 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'getUserForHelpdesk',
           tags: ['help desk'],
           summary: "A user's account, devices, lock state and latest audit entries",
+          description:
+            'Only a user you may act on (X7): a colleague (but for an admin), an admin, yourself or a username of their entities answers 403 STAFF_TARGET_FORBIDDEN, audited.',
           security,
           params: UserParams,
           response: {
@@ -88,8 +91,8 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
         },
       },
       async (request) => {
-        await services.helpDesk.staff(await staffOf(request, 'staff'), 'view');
-        const user = await services.users.getByUsername(request.params.username);
+        // X7: only a user this staff member may act on (never a colleague but for an admin, an admin, or themselves)
+        const user = await services.helpDesk.viewUser(await staffOf(request, 'staff'), request.params.username);
         const lock = await services.lockout.status(user.username);
         const devices = await services.devices.listForUser(user.id);
         const audit = await services.audit.list({ username: user.username, limit: 50 });
@@ -117,7 +120,8 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
         schema: {
           operationId: 'recordCallerVerification',
           tags: ['help desk'],
-          summary: "Record how the caller's identity was verified (T1, A5); valid for 30 minutes",
+          summary:
+            "Record how the caller's identity was verified (T1, A5); valid for 30 minutes, for you alone (another staff member's use of its id: 404 VERIFICATION_NOT_FOUND)",
           description: STAFF_STEP_UP,
           security,
           params: UserParams,

@@ -266,7 +266,8 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
   ): Promise<FastifyReply> {
     let user: User;
     try {
-      user = await services.users.getByUsername(username);
+      // X7: only a user this staff member may act on (never a colleague but for an admin, an admin, or themselves)
+      user = await helpDesk.viewUser(staff.user.id, username);
     } catch (error) {
       return renderSearch(request, reply, staff, { error });
     }
@@ -430,7 +431,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     if ('redirect' in staff) return reply.redirect(staff.redirect, 303);
     let user: User;
     try {
-      user = await services.users.getByUsername(request.params.username);
+      user = await helpDesk.viewUser(staff.user.id, request.params.username);
     } catch (error) {
       return renderSearch(request, reply, staff, { error });
     }
