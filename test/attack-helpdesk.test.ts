@@ -252,6 +252,24 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     }
   });
 
+  it('N1, X7: a mobile number client services put on record is told to the user (by e-mail, the number masked), who may not have asked for it: the way a user without a device enrols', async () => {
+    const agent = await staffMember();
+    const { user } = await createUserWithCard(h.services);
+    const verification = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'callback_on_record' });
+    const added = await postJson(
+      h.app,
+      `/api/v1/helpdesk/users/${user.username}/phones`,
+      { verificationId: verification.id, country: 'US', number: '2025550187' },
+      agent.headers,
+    );
+    expect(added.status, JSON.stringify(added.body)).toBe(201);
+    const notices = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'phoneOnRecord');
+    expect(notices.map((n) => [n.channel, n.recipient])).toEqual([['email', user.email]]);
+    expect(notices[0]!.body).toContain(added.body.number as string);
+    expect(notices[0]!.body).toContain(user.username);
+    expect(notices[0]!.body).not.toContain('2025550187');
+  });
+
   // ------------------------------------------------------------------ X7: roles, and staff on staff (decision 0010)
 
   /** Who may call each staff route of the API (the others: 403 FORBIDDEN_ROLE); the test fails for a route not listed. */

@@ -35,6 +35,7 @@ const NOTICES: NoticeTemplate[] = [
   'optedOut',
   'optedIn',
   'phoneVerified',
+  'phoneOnRecord',
   'phoneRemoved',
 ];
 const CODES: CodeTemplate[] = ['loginCode', 'confirmCode', 'activationToken'];

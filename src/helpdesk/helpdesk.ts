@@ -618,6 +618,8 @@ export class HelpDesk {
       username: user.username,
       data: { phoneId: phone.id, number: phone.masked, verificationId: input.verificationId },
     });
+    // N1: the user hears of it, the number masked: one they did not ask for is the way to enrol in their name
+    await this.deps.notifier.notify(user, 'phoneOnRecord', { username: user.username, number: phone.masked });
     return phone;
   }
 }

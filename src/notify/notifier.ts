@@ -63,6 +63,8 @@ export type NoticeTemplate =
   | 'optedIn'
   // N1, X7: a mobile number verified or removed, told to the number the notices went to until then
   | 'phoneVerified'
+  // N1, X7: a mobile number client services put on record (by which a user without a device enrols)
+  | 'phoneOnRecord'
   | 'phoneRemoved';
 
 /** Messages that carry a code: `notifications.<name>.sms` and `.voice` texts with a {{code}}. */
