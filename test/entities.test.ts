@@ -13,7 +13,7 @@ import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, uniqueUsername, type Harness } from './support/harness.js';
 import { answer, bearer, startLogin, type ApiResponse, type Json } from './support/api.js';
-import { Agent, alertBox, csrfOf, form, textById, type Page } from './support/html.js';
+import { Agent, alertBox, csrfOf, form, forms, textById, type Page } from './support/html.js';
 import { stepUpStaff } from './support/staff.js';
 import { cliEnv, sls, slsInProcess } from './support/cli.js';
 
@@ -258,25 +258,30 @@ describe.each(DATABASES)('entities and accounts (A1, A6) on %s', (db) => {
       expect(await h.services.entities.sameIdentity(caller.id, (await userOf(twin.id)).id)).toBe(true);
     });
 
-    it('X7: staff never reveal or correct their own entity or, unless admin, another staff member’s; compliance sees it masked and acts on nothing', async () => {
+    it('X7: staff never reveal or correct their own entity or, unless admin, another staff member’s (their pages do not open: forged forms are refused); compliance sees it masked and acts on nothing', async () => {
       const agentStaff = await signedIn('client_services');
       const colleague = await signedIn('client_services');
       const compliance = await signedIn('compliance');
       const basis = { basisDocument: 'passport', basisReference: 'ref 1' };
       const own = await agentStaff.agent.get(userPath(agentStaff.user));
-      const self = await agentStaff.agent.submit(own, `${userPath(agentStaff.user)}/identification`, { ...basis, residenceCountry: 'FR' });
+      expect([own.status, alertBox(own.html)?.code, forms(own.html).some((f) => f.attrs.action?.startsWith(userPath(agentStaff.user)))]).toEqual([
+        403,
+        'STAFF_TARGET_FORBIDDEN',
+        false,
+      ]);
+      const forge = async (path: string, fields: Record<string, string> = {}) =>
+        agentStaff.agent.post(path, { _csrf: csrfOf(form((await agentStaff.agent.get('/account')).html, '/logout')), ...fields });
+      const self = await forge(`${userPath(agentStaff.user)}/identification`, { ...basis, residenceCountry: 'FR' });
       expect([self.status, alertBox(self.html)?.code]).toEqual([403, 'STAFF_TARGET_FORBIDDEN']);
-      const ownEquity = await agentStaff.agent.submit(own, `${userPath(agentStaff.user)}/equity`, { equityUsd: '5000000' });
+      const ownEquity = await forge(`${userPath(agentStaff.user)}/equity`, { equityUsd: '5000000' });
       expect([ownEquity.status, alertBox(ownEquity.html)?.code]).toEqual([403, 'STAFF_TARGET_FORBIDDEN']);
-      const other = await agentStaff.agent.get(userPath(colleague.user));
-      const reveal = await agentStaff.agent.submit(other, `${userPath(colleague.user)}/identification/reveal`);
+      expect((await agentStaff.agent.get(userPath(colleague.user))).status).toBe(403);
+      const reveal = await forge(`${userPath(colleague.user)}/identification/reveal`);
       expect([reveal.status, alertBox(reveal.html)?.code]).toEqual([403, 'STAFF_TARGET_FORBIDDEN']);
       // a second username of a staff member's entity does not open it either
       const shared = await userOf(colleague.user.entityId);
-      const viaShared = await agentStaff.agent.submit(await agentStaff.agent.get(userPath(shared)), `${userPath(shared)}/identification`, {
-        ...basis,
-        residenceCountry: 'FR',
-      });
+      expect((await agentStaff.agent.get(userPath(shared))).status).toBe(403);
+      const viaShared = await forge(`${userPath(shared)}/identification`, { ...basis, residenceCountry: 'FR' });
       expect(alertBox(viaShared.html)?.code).toBe('STAFF_TARGET_FORBIDDEN');
 
       const caller = await userOf((await newEntity(PASSPORT)).id);

@@ -211,12 +211,13 @@ export class HelpDesk {
   /**
    * X7, A1: a user whose details (account, lock, devices, audit entries,
    * identification) staff may see: one they may act on; otherwise 403
-   * STAFF_TARGET_FORBIDDEN, audited, as for an action.
+   * STAFF_TARGET_FORBIDDEN, audited, as for an action (`view`, or what the
+   * page was asked for, such as `view_identification`).
    */
-  async viewUser(staffUserId: string, username: string): Promise<User> {
+  async viewUser(staffUserId: string, username: string, action: StaffAction = 'view'): Promise<User> {
     const staff = await this.staff(staffUserId, 'view');
     const user = await this.deps.users.getByUsername(username);
-    await this.assertMayActOn(staff, user, 'view');
+    await this.assertMayActOn(staff, user, action);
     return user;
   }
 
@@ -270,9 +271,8 @@ export class HelpDesk {
    * or VERIFICATION_NOT_FOUND: a colleague's is not theirs to see or use.
    */
   async verification(staffUserId: string, username: string, verificationId: string): Promise<Verification> {
-    const user = await this.deps.users.getByUsername(username);
     const staff = await this.staff(staffUserId, 'view');
-    const found = await this.findVerification(user, verificationId);
+    const found = await this.findVerification(await this.deps.users.getByUsername(username), verificationId);
     if (!found || found.staffUserId !== staff.id) throw new SlsError('VERIFICATION_NOT_FOUND');
     return found;
   }

@@ -267,7 +267,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     let user: User;
     try {
       // X7: only a user this staff member may act on (never a colleague but for an admin, an admin, or themselves)
-      user = await helpDesk.viewUser(staff.user.id, username);
+      user = await helpDesk.viewUser(staff.user.id, username, options.reveal ? 'view_identification' : 'view');
     } catch (error) {
       return renderSearch(request, reply, staff, { error });
     }
