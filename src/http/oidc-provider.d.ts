@@ -83,6 +83,8 @@ declare module 'oidc-provider' {
 
   export class Check {
     constructor(reason: string, description: string, check: (ctx: KoaContext) => boolean | Promise<boolean>);
+    /** `error`: what the client is answered when the check asks for a prompt under prompt=none (else interaction_required). */
+    constructor(reason: string, description: string, error: string, check: (ctx: KoaContext) => boolean | Promise<boolean>);
     static REQUEST_PROMPT: true;
     static NO_NEED_TO_PROMPT: false;
   }

@@ -134,10 +134,14 @@ export class ProviderHost {
     // first-party clients: no consent screen (the grant is made in loadExistingGrant)
     policy.remove('consent');
     const login = policy.get('login')!;
+    // OIDC Core §3.1.2.6: each check of ours asks for a login (the user authenticates again), so under prompt=none the
+    // client is answered login_required, as for the library's own checks of the login prompt (a check added to a
+    // prompt after it was built would answer interaction_required)
+    const LOGIN_REQUIRED = 'login_required';
     // the provider's session stands on ours: logged out, expired, another user here, or another session of the same
     // user (opened since with another device, or limited: T3, A5) → the interaction, which checks what this one proved
     login.checks.add(
-      new Check('sls_session', 'the Secure Login session ended', async (ctx) => {
+      new Check('sls_session', 'the Secure Login session ended', LOGIN_REQUIRED, async (ctx) => {
         const session = await slsSessionOf(ctx);
         const providerSession = ctx.oidc?.session;
         const app = ctx.oidc?.client?.sls_app;
@@ -151,13 +155,13 @@ export class ProviderHost {
     );
     // RFC 8628 §5.4: a device's code is approved with a login of its own, even in a browser signed in already
     login.checks.add(
-      new Check('device_login', 'a device is approved with a fresh login', (ctx) =>
+      new Check('device_login', 'a device is approved with a fresh login', LOGIN_REQUIRED, (ctx) =>
         ctx.oidc?.route === 'code_verification' ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT,
       ) as CheckType,
     );
     // acr_values: a lower level than the lowest accepted → verify again (V1)
     login.checks.add(
-      new Check('acr_values', 'a stronger authentication is requested', (ctx) => {
+      new Check('acr_values', 'a stronger authentication is requested', LOGIN_REQUIRED, (ctx) => {
         const required = requiredAcrRank(ctx.oidc?.params?.acr_values as string | undefined);
         return required !== null && acrRank(ctx.oidc?.acr ?? '') < required ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
       }) as CheckType,
