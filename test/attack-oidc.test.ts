@@ -363,6 +363,23 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       );
     });
 
+    it('I1 (OIDC Core §3.1.2.1): an id_token_hint of another user never gives a code for the user signed in in the browser: login_required at the client', async () => {
+      const a = await signedIn('portal');
+      const b = await signedIn('portal');
+      for (const prompt of [{}, { prompt: 'none' }] as Record<string, string>[]) {
+        let page = await authorize(b.browser, { id_token_hint: a.tokens.id_token!, ...prompt });
+        const seen: string[] = [];
+        for (let hop = 0; hop < 12 && page.location && !page.location.startsWith(redirectUri); hop++) {
+          seen.push(page.location);
+          page = await b.browser.request(page.location);
+        }
+        expect(page.location, `${JSON.stringify(prompt)}: ${seen.join(' → ')} ${page.status} ${page.html.slice(0, 200)}`).toBeTruthy();
+        const query = new URL(page.location!).searchParams;
+        expect(query.get('code'), JSON.stringify(prompt)).toBeNull();
+        expect(query.get('error'), JSON.stringify(prompt)).toBe('login_required');
+      }
+    });
+
     it('I1: PKCE is S256 only: plain, or no challenge, is refused at the client before any login', async () => {
       const browser = new Browser(issuer);
       const verifier = oidc.randomPKCECodeVerifier();

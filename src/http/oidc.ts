@@ -460,6 +460,18 @@ function formActionSource(uri: unknown): string | null {
   return /[;,\s']/.test(target.pathname) ? target.origin : `${target.origin}${target.pathname}`;
 }
 
+/** The subject of an ID token (its signature checked by the provider when the request came), or null. */
+function subjectOf(idToken: string | undefined): string | null {
+  const payload = idToken?.split('.')[1];
+  if (!payload) return null;
+  try {
+    const { sub } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown };
+    return typeof sub === 'string' ? sub : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The interaction a page of our login (the return cookie) or of the step-up (its `next`) works for. */
 function interactionOfPage(request: FastifyRequest): string | null {
   const next = (request.query as Record<string, unknown> | undefined)?.next;
@@ -587,6 +599,20 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       const refused = await guard.refusal(request, session, 'application');
       if (refused?.code === 'PASSWORD_CHANGE_REQUIRED') return reply.redirect('/password', 303);
       if (refused) return pages.renderError(request, reply, refused);
+
+      // OIDC Core §3.1.2.1: a request naming its user (id_token_hint: an ID token of ours, which the provider checked)
+      // is answered for that user only, never with a code for another one signed in in this browser
+      const hinted = subjectOf(details.params.id_token_hint);
+      if (hinted !== null && hinted !== session.userId) {
+        await services.audit.record({
+          event: 'oidc.login',
+          actor: `user:${session.userId}`,
+          userId: session.userId,
+          ip: requestMeta(request).ip,
+          data: { clientId: client.clientId, sessionId: session.id, outcome: 'another_user_hinted' },
+        });
+        return refuse(request, reply, 'login_required', 'the user signed in is not the one the request names');
+      }
 
       const proof = await services.oidc.proof(session);
       const now = clock.now();
