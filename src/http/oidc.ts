@@ -184,7 +184,8 @@ export class ProviderHost {
         // a token (a code, a refresh, the user info) works only while our session under it lives; at the token
         // endpoint, the application in use keeps that session from idling out
         const renew = ctx?.oidc?.route === 'token';
-        if (token?.sessionUid !== undefined && !(await services.oidc.standsOnLiveSession(token.sessionUid, { renew, grantId: token.grantId })))
+        const app = ctx?.oidc?.client?.sls_app;
+        if (token?.sessionUid !== undefined && !(await services.oidc.standsOnLiveSession(token.sessionUid, { renew, grantId: token.grantId, app })))
           return undefined;
         return {
           accountId: sub,

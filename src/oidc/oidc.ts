@@ -46,8 +46,8 @@ export interface OpenIdDeps {
   issuer: string;
   /** The session's last proof: its latest step-up's device, else its login's (`StepUp.lastProof`). */
   lastProof: (session: Session) => Promise<{ device: Device | null; at: number; confirmedBy: Confirmation | null }>;
-  /** L8: whether a session of ours lives (`Sessions.liveById`); `renew`: its idle timer renewed. */
-  liveSession: (sessionId: string, options: { renew: boolean }) => Promise<boolean>;
+  /** L8: whether a session of ours lives (`Sessions.liveById`); `renew`: its idle timer renewed, if it is a session of `app` (when named). */
+  liveSession: (sessionId: string, options: { renew: boolean; app?: string | undefined }) => Promise<boolean>;
   /** Fetch for the back-channel (tests pass nothing: the global fetch). */
   fetch?: typeof fetch;
   /** W1: a user's limits as the entitlement API decides them (opted out: the None row; sharing: the shared device). */
@@ -168,15 +168,20 @@ export class OpenIdConnect {
    * session's 30 minutes), its user active. The provider's own lifetimes
    * count from the first token and know nothing of that end. `renew`: a
    * refresh is the application in use, which keeps our session from idling
-   * out (as a request of the browser's does). A token of a grant recorded
+   * out (as a request of the browser's does) — a session of the client's own
+   * app (`app`): a device's grant carried over to a portal login does not
+   * keep that one alive. A token of a grant recorded
    * under a session of ours (`grantGiven`) stands on that session, whatever
    * the browser logged in since: a device's grant carried over to a new login
    * of its user (RFC 8628, `Sessions.endReplaced`) on the new one.
    */
-  async standsOnLiveSession(oidcSessionUid: string, options: { renew: boolean; grantId?: string | undefined } = { renew: false }): Promise<boolean> {
+  async standsOnLiveSession(
+    oidcSessionUid: string,
+    options: { renew: boolean; grantId?: string | undefined; app?: string | undefined } = { renew: false },
+  ): Promise<boolean> {
     const given = options.grantId === undefined ? undefined : await this.grantSession(options.grantId);
     const ours = given ?? (await this.standingSession(oidcSessionUid));
-    return ours !== undefined && (await this.deps.liveSession(ours, { renew: options.renew }));
+    return ours !== undefined && (await this.deps.liveSession(ours, { renew: options.renew, app: options.app }));
   }
 
   /** I1, L8: the session of ours a grant was given under (or carried over to), if recorded. */

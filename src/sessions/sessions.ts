@@ -228,7 +228,7 @@ export class Sessions {
    * user active. `renew`: the application in use counts as activity (a
    * refresh), so its idle timer is renewed, as a request with its token does.
    */
-  async liveById(sessionId: string, options: { renew: boolean }): Promise<boolean> {
+  async liveById(sessionId: string, options: { renew: boolean; app?: string | undefined }): Promise<boolean> {
     const now = this.clock.now();
     const row = await this.store.db
       .selectFrom('sessions')
@@ -245,7 +245,9 @@ export class Sessions {
       .where('sessions.id', '=', sessionId)
       .executeTakeFirst();
     if (row?.status !== 'active' || !livesAt(row, now)) return false;
-    if (options.renew) await this.renewIdle(row, now);
+    // L8: the activity of an application of the session's own app (a trading device's refreshes, carried over to a
+    // portal login in its browser, RFC 8628, are not that portal session's use)
+    if (options.renew && (options.app === undefined || options.app === row.app)) await this.renewIdle(row, now);
     return true;
   }
 
