@@ -19,6 +19,7 @@ import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
 import { BUILT_IN_DRIVERS, onlyDevice } from './support/kind-drivers.js';
 import { Browser, listeningHarness, registeredClient, signIn as signInWith, TEST_REDIRECT_URI } from './support/oidc.js';
 import { elements, forms } from './support/html.js';
+import { artifactKey } from '../src/oidc/adapter.js';
 
 describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
   let h: Harness;
@@ -270,7 +271,7 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       const browser = new Browser(issuer);
       await signIn(browser, user.username, () => passcode, 'trading');
       await tokensOf(browser, tradingClient);
-      // the session stands: without acr_values, prompt=none gives a code
+      // the session stands: with acr_values it meets, prompt=none gives a code
       expect(await silently(browser, tradingClient, { acr_values: 'urn:sls:acr:temporary' })).toBeUndefined();
       const error = await silently(browser, tradingClient, { acr_values: 'urn:sls:acr:device' });
       expect(error).toBeInstanceOf(oidc.AuthorizationResponseError);
@@ -462,6 +463,55 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
       await h.services.helpDesk.resetPassword(agentId, user.username, { verificationId: verification.id });
       await expect(oidc.pollDeviceAuthorizationGrant(device, { ...response, interval: 0.05 })).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+  });
+
+  describe('I1, X5 (RFC 8628 §3.5): a device polling faster than it must', () => {
+    /** One poll of the token endpoint, as the device sends it: its answer's status and body. */
+    async function pollOnce(clientId: string, deviceCode: string): Promise<{ status: number; body: Record<string, unknown> }> {
+      const answered = await fetch(`${issuer}/oidc/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: deviceCode, client_id: clientId }),
+      });
+      return { status: answered.status, body: (await answered.json()) as Record<string, unknown> };
+    }
+
+    it('I1, X5 (RFC 8628 §3.2, §3.5): the device is told its interval (5 s); a poll sooner gets slow_down and 5 s more for that code, counted in the store: copies sent at once pass one at a time', async () => {
+      const created = await h.services.oidc.clients.create(
+        { name: 'Attack poller', app: 'trading', redirectUris: [], public: true, deviceGrant: true },
+        'test',
+      );
+      const clientId = created.client.clientId;
+      const device = await oidc.discovery(new URL(issuer), clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      const response = await oidc.initiateDeviceAuthorization(device, { scope: 'openid' });
+      expect(response.interval).toBe(5);
+      const poll = () => pollOnce(clientId, response.device_code);
+      // §3.4: the device may poll at once; then no sooner than its interval
+      expect((await poll()).body.error).toBe('authorization_pending');
+      expect(await poll()).toMatchObject({ status: 400, body: { error: 'slow_down' } });
+      h.clock.advance(10_000);
+      expect((await poll()).body.error).toBe('authorization_pending');
+      // 9 s: more than the 5 s it was told, less than the 10 s it must now wait
+      h.clock.advance(9_000);
+      expect((await poll()).body.error).toBe('slow_down');
+      // another code of the same client keeps its own interval
+      const other = await oidc.initiateDeviceAuthorization(device, { scope: 'openid' });
+      expect((await pollOnce(clientId, other.device_code)).body.error).toBe('authorization_pending');
+      // copies sent at once (from any process: the count is a row of the database): one is answered, the others slowed down
+      h.clock.advance(15_000);
+      const copies = await Promise.all(Array.from({ length: 4 }, poll));
+      expect(copies.map((c) => c.body.error).sort()).toEqual(['authorization_pending', 'slow_down', 'slow_down', 'slow_down']);
+      // the count is the store's (another process reads it), kept under a keyed digest of the code (D5), going with the code
+      const kept = await h.services.store.db
+        .selectFrom('oidc_artifacts')
+        .select(['id', 'expires_at'])
+        .where('model', '=', 'SlsDevicePoll')
+        .where('id', '=', artifactKey(h.services.box, response.device_code))
+        .executeTakeFirstOrThrow();
+      expect(kept.expires_at).toEqual(expect.any(Number));
+      // a device code nobody issued is not counted (nothing kept for it): invalid_grant, at any pace
+      for (let i = 0; i < 2; i++) expect((await pollOnce(clientId, 'not-a-device-code')).body.error).toBe('invalid_grant');
     });
   });
 });

@@ -58,15 +58,6 @@ async function relyingPartyServer(): Promise<RelyingPartyServer> {
   return { url: `http://127.0.0.1:${port}`, logoutTokens, refuse, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-/**
- * A promise awaited later (a device's polling, started before its user acts): its rejection is read where it is
- * awaited, and is not, meanwhile, an unhandled rejection failing the run when the poll ends first.
- */
-function settledLater<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(() => undefined);
-  return promise;
-}
-
 function payloadOf(jwt: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
 }
@@ -774,9 +765,21 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
   });
 
   /** RFC 8628: the device asks for a code; openid-client polls (quickly: the provider sets no interval, 5 s by default). */
+  /** RFC 8628: the grant type a device polls the token endpoint with. */
+  const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
   async function deviceCode(scope = 'openid profile offline_access') {
     const response = await oidc.initiateDeviceAuthorization(deviceConfig, { scope });
-    return { response, poll: () => settledLater(oidc.pollDeviceAuthorizationGrant(deviceConfig, { ...response, interval: 0.05 })) };
+    expect(response.interval).toBe(5);
+    /**
+     * The device's next poll, its interval (RFC 8628 §3.2) after the last on our clock, as it must (§3.5: sooner is
+     * slow_down): its tokens, else the error it is answered (authorization_pending, access_denied …)
+     */
+    const poll = () => {
+      h.clock.advance(response.interval! * 1000);
+      return oidc.genericGrantRequest(deviceConfig, DEVICE_CODE_GRANT, { device_code: response.device_code });
+    };
+    return { response, poll };
   }
 
   const xsrfOf = (html: string) => /name="xsrf" value="([^"]+)"/.exec(html)![1]!;
@@ -821,7 +824,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     expect(response.verification_uri).toBe(`${issuer}/oidc/device`);
     expect(response.user_code).toMatch(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
     // polling before the user approved: the platform waits
-    const polling = poll();
+    await expect(poll()).rejects.toMatchObject({ error: 'authorization_pending' });
     const browser = new Browser(issuer);
     const confirmation = await typeUserCode(browser, response.user_code.toLowerCase().replace('-', ' '));
     // the confirmation names the application and the code, and warns against a code sent by someone else (RFC 8628 §5.4)
@@ -832,7 +835,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const done = await approveDevice(browser, response.user_code, holder, seen);
     expect(seen).toContain('/login');
     expect(done.html).toContain('Trading desktop is signed in');
-    const tokens = await polling;
+    const tokens = await poll();
     expect(tokens.claims()).toMatchObject({ sub: holder.user.id, acr: 'urn:sls:acr:strong', amr: ['pwd', 'hwk', 'otp', 'pin', 'mfa'] });
     // L8: the login behind it is a trading login
     expect((await sessionOf(browser)).app).toBe('trading');
@@ -854,17 +857,15 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const browser = new Browser(issuer);
     const first = await deviceCode();
-    const polling = first.poll();
     await approveDevice(browser, first.response.user_code, holder);
-    await polling;
+    await first.poll();
     // a second code (as an attacker would send it), a moment later: the open session is not enough
     h.clock.set(h.clock.now() + 1_000);
     const second = await deviceCode();
-    const secondPolling = second.poll();
     const seen: string[] = [];
     await approveDevice(browser, second.response.user_code, holder, seen);
     expect(seen).toContain('/login');
-    expect((await secondPolling).claims()!.sub).toBe(holder.user.id);
+    expect((await second.poll()).claims()!.sub).toBe(holder.user.id);
   });
 
   describe.each(['the same user approving a second device', 'the same user logging in again', 'another user logging in'] as const)(
@@ -874,17 +875,15 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
         const first = await BUILT_IN_DRIVERS.dscplus!.holder(h);
         const browser = new Browser(issuer);
         const a = await deviceCode();
-        const aPolling = a.poll();
         await approveDevice(browser, a.response.user_code, first);
-        const aTokens = await aPolling;
+        const aTokens = await a.poll();
         const aSession = (await sessionOf(browser)).id;
         rp.logoutTokens.length = 0;
         h.clock.set(h.clock.now() + 1_000);
         if (then === 'the same user approving a second device') {
           const b = await deviceCode();
-          const bPolling = b.poll();
           await approveDevice(browser, b.response.user_code, first);
-          expect((await oidc.refreshTokenGrant(deviceConfig, (await bPolling).refresh_token!)).access_token).toBeTruthy();
+          expect((await oidc.refreshTokenGrant(deviceConfig, (await b.poll()).refresh_token!)).access_token).toBeTruthy();
         } else {
           await logInAt(browser, then === 'the same user logging in again' ? first : await BUILT_IN_DRIVERS.dscplus!.holder(h));
         }
@@ -911,14 +910,33 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     },
   );
 
+  it('L8, I1 (RFC 8628): a trading device carried over to its user’s portal login in that browser does not keep the portal session from idling out: its refreshes are not the browser’s activity', async () => {
+    const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
+    const browser = new Browser(issuer);
+    const { response, poll } = await deviceCode();
+    await approveDevice(browser, response.user_code, holder);
+    const tokens = await poll();
+    // the same user signs in to the portal there: the device's grant goes on under that login (carried over)
+    h.clock.set(h.clock.now() + 1_000);
+    await logInAt(browser, holder);
+    const portal = browser.jar.get('sls_session')!;
+    expect((await sessionOf(browser)).app).toBe('portal');
+    h.clock.advance(20 * MINUTE);
+    const refreshed = await oidc.refreshTokenGrant(deviceConfig, tokens.refresh_token!);
+    // the browser left alone 40 minutes: its portal session idled out (30 minutes), whatever the device did meanwhile …
+    h.clock.advance(20 * MINUTE);
+    expect(await h.services.sessions.authenticate(portal)).toBeNull();
+    // … and the device, standing on it, ends with it (L8)
+    await expect(oidc.refreshTokenGrant(deviceConfig, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
   it('I1 (RFC 8628): the user refuses the device: the platform gets access_denied, and the refusal is audited', async () => {
     const { response, poll } = await deviceCode();
-    const polling = poll();
     const browser = new Browser(issuer);
     const confirmation = await typeUserCode(browser, response.user_code);
     const refused = await browser.request('/oidc/device', { form: { xsrf: xsrfOf(confirmation.html), user_code: response.user_code, abort: 'yes' } });
     expect(refused.html).toContain('the device was refused');
-    await expect(polling).rejects.toMatchObject({ error: 'access_denied' });
+    await expect(poll()).rejects.toMatchObject({ error: 'access_denied' });
     const audited = await h.services.store.db.selectFrom('audit_log').select('data').where('event', '=', 'oidc.device_refused').execute();
     expect(audited.some((row) => JSON.parse(row.data as string).clientId === deviceClientId)).toBe(true);
   });
@@ -933,9 +951,8 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     // approved once by its user …
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const { response, poll } = await deviceCode();
-    const polling = poll();
     await approveDevice(browser, response.user_code, holder);
-    expect((await polling).claims()!.sub).toBe(holder.user.id);
+    expect((await poll()).claims()!.sub).toBe(holder.user.id);
     // … then an attacker's browser cannot approve it for another user
     const again = await typeUserCode(new Browser(issuer), response.user_code);
     expect(again.html).toContain('This code was already used');
@@ -959,9 +976,18 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const { response } = await deviceCode();
     await approveDevice(new Browser(issuer), response.user_code, holder);
-    // the approval is in: each copy's first poll is answered (no waiting)
-    const results = await Promise.allSettled(Array.from({ length: 4 }, () => oidc.pollDeviceAuthorizationGrant(deviceConfig, { ...response, interval: 0 })));
-    await expectUsableAtMostOnceAndRevoked(results, deviceConfig);
+    // the approval is in: of copies polled at once, one is answered, the others are too soon (RFC 8628 §3.5) …
+    const copy = () => oidc.genericGrantRequest(deviceConfig, DEVICE_CODE_GRANT, { device_code: response.device_code });
+    const copies = await Promise.allSettled(Array.from({ length: 4 }, copy));
+    const answered = copies.filter((r) => !(r.status === 'rejected' && (r.reason as { error?: string }).error === 'slow_down'));
+    expect(answered, JSON.stringify(copies.map((r) => (r.status === "rejected" ? (r.reason as { error?: string }).error ?? String(r.reason) : "tokens")))).toHaveLength(1);
+    // … and polled again once they may (the interval raised 5 s by each slow_down, 20 s at most): a reuse, refused, which revokes the tokens
+    h.clock.advance(20_000);
+    const again = await Promise.allSettled(Array.from({ length: 3 }, copy));
+    const late = again.filter((r) => !(r.status === 'rejected' && (r.reason as { error?: string }).error === 'slow_down'));
+    // (one at least: once the reuse revoked the grant, the code is gone and the other copies are refused at once)
+    expect(late.length).toBeGreaterThanOrEqual(1);
+    await expectUsableAtMostOnceAndRevoked([...answered, ...late], deviceConfig);
   });
 
   /**
@@ -1061,9 +1087,8 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
   it('I1, L8 (RFC 8628): a password reset ends the login the device was approved in: the platform is told and its refresh token stops working', async () => {
     const holder = await BUILT_IN_DRIVERS.dscplus!.holder(h);
     const { response, poll } = await deviceCode();
-    const polling = poll();
     await approveDevice(new Browser(issuer), response.user_code, holder);
-    const tokens = await polling;
+    const tokens = await poll();
     rp.logoutTokens.length = 0;
     const { user: agent } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
     const verification = await h.services.helpDesk.verifyIdentity(agent.id, holder.user.username, { method: 'id_document' });
@@ -1348,7 +1373,6 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
     expect((await slsInProcess(['client', 'list'], env)).stdout).toContain(`${deviceClientId}\ttrading\tpublic+device\tTrading desktop\t-`);
     const deviceConfig = await oidc.discovery(new URL(a.url), deviceClientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     const asked = await oidc.initiateDeviceAuthorization(deviceConfig, { scope: 'openid' });
-    const polled = settledLater(oidc.pollDeviceAuthorizationGrant(deviceConfig, { ...asked, interval: 0.05 }));
     const phone = new Browser(bUrl);
     const input = await phone.request(`${bUrl}/oidc/device`);
     const xsrf = /name="xsrf" value="([^"]+)"/.exec(input.html)![1]!;
@@ -1361,7 +1385,9 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
     const deviceResume = await phone.request(onB(deviceAnswered.location!));
     const success = await phone.request(onB(deviceResume.location!));
     expect(success.html).toContain('Trading desktop is signed in');
-    expect((await polled).claims()).toMatchObject({ sub: expect.any(String), acr: 'urn:sls:acr:strong' });
+    // polled at a once approved: its first poll (RFC 8628 §3.4), not held back by an interval
+    const polled = await oidc.pollDeviceAuthorizationGrant(deviceConfig, { ...asked, interval: 0 });
+    expect(polled.claims()).toMatchObject({ sub: expect.any(String), acr: 'urn:sls:acr:strong' });
 
     // a rotation by the command line: both processes publish the new key within seconds
     const rotated = await slsInProcess(['oidc', 'rotate-keys'], env);

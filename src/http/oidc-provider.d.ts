@@ -60,6 +60,8 @@ declare module 'oidc-provider' {
 
   export class Provider {
     constructor(issuer: string, configuration: Record<string, unknown>);
+    /** The request the provider is answering (an AsyncLocalStorage of the library's), if any. */
+    static readonly ctx: KoaContext | undefined;
     proxy: boolean;
     issuer: string;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;

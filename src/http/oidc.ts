@@ -19,7 +19,7 @@ import type { Services } from '../services.js';
 import { SlsError } from '../errors.js';
 import { translator } from '../i18n/i18n.js';
 import { ACR_VALUES, TOKEN_LIFETIME_S, acrOf, acrRank, requiredAcrRank } from '../oidc/claims.js';
-import { adapterClass, type ClientMetadata } from '../oidc/adapter.js';
+import { adapterClass, DEVICE_POLL_INTERVAL_S, type ClientMetadata } from '../oidc/adapter.js';
 import type { Session } from '../sessions/sessions.js';
 import { requestMeta, SESSION_COOKIE } from './session-cookie.js';
 import type { PageRenderer } from './web/render.js';
@@ -174,6 +174,8 @@ export class ProviderHost {
         services.box,
         (clientId) => this.clientMetadata(clientId),
         () => new errors.InvalidGrant!('grant request is invalid'),
+        // RFC 8628 §3.5: the device code is looked up at the token endpoint only by the device's poll
+        { polling: () => Provider.ctx?.oidc?.route === 'token', slowDown: () => new errors.SlowDown!() },
       ),
       clients: [],
       jwks: { keys },
@@ -414,6 +416,12 @@ export class ProviderHost {
     provider.use(async (ctx, next) => {
       await next();
       const oidc = ctx.oidc;
+      // RFC 8628 §3.2: the device is told how long to wait between its polls (the library says nothing: 5 s by default,
+      // which the token endpoint holds it to, adapter.ts)
+      if (oidc?.route === 'device_authorization' && ctx.status === 200 && typeof ctx.body === 'object' && ctx.body !== null) {
+        (ctx.body as Record<string, unknown>).interval = DEVICE_POLL_INTERVAL_S;
+        return;
+      }
       // RP-initiated logout ends our session too (its other clients are told by the provider, L8) — when ours is of the
       // user logged out: the provider also logs out the earlier user of a browser where another one just logged in, whose
       // session is not ended with it (it would send them back to the login page)

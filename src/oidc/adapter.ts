@@ -45,9 +45,65 @@ export function userCodeKey(box: SecretBox, userCode: string): string {
   return box.digest(userCode, 'oidc-user-code');
 }
 
+/** RFC 8628 §3.2: the seconds a device waits between two polls of the token endpoint, as told in its device authorization response. */
+export const DEVICE_POLL_INTERVAL_S = 5;
+/** RFC 8628 §3.5: what a poll too soon adds to the device code's interval, for this and every later poll. */
+const SLOW_DOWN_STEP_S = 5;
+/** Our own rows among the provider's: a device code's last poll and its interval (not a provider model). */
+const DEVICE_POLL = 'SlsDevicePoll';
+
+/**
+ * RFC 8628 §3.5: whether a device's poll with this (existing) device code
+ * comes no sooner than its interval after its last poll answered; a poll
+ * too soon is answered slow_down by the caller and raises the code's
+ * interval by 5 s.
+ * The first poll may come at once (§3.4). Counted in the database, under a
+ * keyed digest of the code (D5), so that server processes sharing it agree;
+ * of concurrent polls, one at most passes (a compare-and-set of the row),
+ * the others are too soon.
+ */
+export async function devicePollAllowed(store: Store, clock: Clock, box: SecretBox, deviceCode: string, expiresAt: number | null): Promise<boolean> {
+  const now = clock.now();
+  const id = artifactKey(box, deviceCode);
+  const first = await store.db
+    .insertInto('oidc_artifacts')
+    .values({
+      model: DEVICE_POLL,
+      id,
+      payload: JSON.stringify({ at: now, interval: DEVICE_POLL_INTERVAL_S }),
+      grant_id: null,
+      uid: null,
+      user_code: null,
+      expires_at: expiresAt,
+      consumed_at: null,
+    })
+    .onConflict((oc) => oc.columns(['model', 'id']).doNothing())
+    .executeTakeFirst();
+  if (Number(first.numInsertedOrUpdatedRows ?? 0) === 1) return true;
+  const row = await store.db.selectFrom('oidc_artifacts').select('payload').where('model', '=', DEVICE_POLL).where('id', '=', id).executeTakeFirst();
+  if (!row) return false;
+  const last = JSON.parse(row.payload) as { at: number; interval: number };
+  const soon = now - last.at < last.interval * 1000;
+  // counted from the last poll answered: a device that backs off as told (5 s more at each slow_down) is answered again
+  // even if it began too fast, and answered polls are never closer than the interval
+  const next = soon ? { at: last.at, interval: last.interval + SLOW_DOWN_STEP_S } : { at: now, interval: last.interval };
+  const updated = await store.db
+    .updateTable('oidc_artifacts')
+    .set({ payload: JSON.stringify(next) })
+    .where('model', '=', DEVICE_POLL)
+    .where('id', '=', id)
+    .where('payload', '=', row.payload)
+    .executeTakeFirst();
+  // another poll changed the row since it was read: it came at the same time, so this one is too soon
+  return !soon && Number(updated.numUpdatedRows) === 1;
+}
+
 /**
  * `alreadyUsed`: the provider's own error (invalid_grant) for an artefact a
- * concurrent copy of the request consumed first.
+ * concurrent copy of the request consumed first. `devicePoll`: whether the
+ * request looking up a device code is the device's poll of the token
+ * endpoint, and the error to answer a poll too soon with (RFC 8628 §3.5:
+ * slow_down).
  */
 export function adapterClass(
   store: Store,
@@ -55,6 +111,7 @@ export function adapterClass(
   box: SecretBox,
   clientMetadata: (clientId: string) => Promise<ClientMetadata | undefined>,
   alreadyUsed: () => Error,
+  devicePoll: { polling: () => boolean; slowDown: () => Error } = { polling: () => false, slowDown: alreadyUsed },
 ) {
   return class DatabaseAdapter implements OidcAdapter {
     constructor(private readonly model: string) {}
@@ -111,7 +168,19 @@ export function adapterClass(
     async find(id: string): Promise<Payload | undefined> {
       // the registered clients are the only ones
       if (this.model === 'Client') return clientMetadata(id);
-      return this.findWhere('id', id);
+      const found = await this.findWhere('id', id);
+      // RFC 8628 §3.5: a device's poll with a code that exists (a code nobody issued leaves nothing to count)
+      if (found !== undefined && this.model === 'DeviceCode' && devicePoll.polling()) {
+        // the count goes with the code (the scheduler prunes both)
+        const code = await store.db
+          .selectFrom('oidc_artifacts')
+          .select('expires_at')
+          .where('model', '=', this.model)
+          .where('id', '=', artifactKey(box, id))
+          .executeTakeFirst();
+        if (!(await devicePollAllowed(store, clock, box, id, code?.expires_at ?? null))) throw devicePoll.slowDown();
+      }
+      return found;
     }
 
     /** RFC 8628: the code a user typed; one typed too late is found, and the provider answers "expired". */
