@@ -9,7 +9,7 @@ import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SECOND } from '../src/clock.js';
 import { loadConfig } from '../src/config.js';
-import { DEFAULT_LIMITS, clientOf, type Limits } from '../src/throttle/throttle.js';
+import { DEFAULT_LIMITS, NETWORK_FACTOR, clientOf, networkOf, type Limits } from '../src/throttle/throttle.js';
 import { throttledKind } from '../src/http/throttle-hook.js';
 import { DATABASES, PASSWORD, createUserWithCard, startHarness, uniqueUsername, type Harness } from './support/harness.js';
 import { redisUrl } from './support/environment.js';
@@ -113,6 +113,30 @@ describe.each(BACKENDS)('the throttle, counters in $name (X5)', ({ db, redis }) 
   });
 });
 
+/** X5: the same throttle, counted in the database while a configured Redis is unreachable (decision 0017). */
+const UNREACHABLE_REDIS = DATABASES.map((db) => ({ name: `${db}, Redis unreachable`, db, redis: 'redis://127.0.0.1:1' }));
+
+describe.each([...BACKENDS, ...UNREACHABLE_REDIS])('the throttle of an IPv6 /48, counters in $name (X5)', ({ db, redis }) => {
+  it("X5: an IPv6 client sending from many /64s of one /48 (a small hosting customer's 65,536 networks) is limited at the /48's wider limit; another /48 goes on", async () => {
+    const h = await startHarness(db, { limits: { ...OFF, login: { perAddress: 2, global: 0 } }, redisUrl: redis });
+    try {
+      const hex = () => randomInt(0x10000).toString(16);
+      const site = `2001:db8:${hex()}`;
+      const statuses: number[] = [];
+      // one login start from each of 21 /64s of the /48: each /64 far under its limit of 2
+      for (let i = 0; i < NETWORK_FACTOR * 2 + 1; i++)
+        statuses.push((await loginFrom(h.app, `${site}:${i.toString(16)}::1`, uniqueUsername('ghost'), 'x')).status);
+      expect(statuses.slice(0, NETWORK_FACTOR * 2).every((s) => s === 401)).toBe(true);
+      expect(statuses[NETWORK_FACTOR * 2]).toBe(429);
+      // the next /48 is another client; IPv4 keeps its limit per address
+      expect((await loginFrom(h.app, `2001:db8:${hex()}:1::1`, uniqueUsername('ghost'), 'x')).status).toBe(401);
+      expect((await loginFrom(h.app, address(), uniqueUsername('ghost'), 'x')).status).toBe(401);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('the entitlement API (X5, I3)', () => {
   it('X5/I3: guessed API keys from one address are refused by the throttle after its limit, before they are checked or audited', async () => {
     const h = await startHarness('sqlite', { limits: { ...OFF, integration: { perAddress: 3, global: 0 } } });
@@ -168,6 +192,18 @@ describe('the global limit (X5)', () => {
       ['64:ff9b::192.0.2.1', '64:ff9b::/64'],
     ];
     expect(cases.map(([written]) => clientOf(written))).toEqual(cases.map(([, client]) => client));
+  });
+
+  it('X5: the wider network of a client for its second limit: an IPv6 /48 however written; none for IPv4, however mapped', () => {
+    const cases: [string, string | null][] = [
+      ['192.0.2.1', null],
+      ['::ffff:192.0.2.1', null],
+      ['2001:db8:1:2::1', '2001:db8:1::/48'],
+      ['2001:0DB8:0001:ffff:ffff:ffff:ffff:ffff', '2001:db8:1::/48'],
+      ['fe80::1%eth0', 'fe80::/48'],
+      ['not an address', null],
+    ];
+    expect(cases.map(([written]) => networkOf(written))).toEqual(cases.map(([, network]) => network));
   });
 
   it('X5: the table of throttled routes covers every route a script would repeat, API and pages', () => {

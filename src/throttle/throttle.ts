@@ -6,10 +6,11 @@
  * voice, activations and recoveries of the authenticator, the help desk,
  * the admin API. Over a limit: 429 TOO_MANY_REQUESTS with Retry-After.
  *
- * The limits are keyed by address (an IPv6 client by its /64) and kind,
- * never by username, so that a limit never tells whether a username exists;
+ * The limits are keyed by address (an IPv6 client by its /64, and its /48
+ * again under a limit NETWORK_FACTOR times wider) and kind, never by username, so that a limit never tells whether a username exists;
  * the lock (L3) stays apart. A request refused at its address's limit is not
- * counted in the global one, so that one client cannot spend everyone's
+ * counted in its network's nor the global one, nor one refused at its
+ * network's in the global one, so that one client cannot spend everyone's
  * budget.
  */
 import ipaddr from 'ipaddr.js';
@@ -63,6 +64,27 @@ export function clientOf(address: string): string {
   return `${ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/64`).toString()}/64`;
 }
 
+/**
+ * How many times a client's limit the network around it may send (an IPv6
+ * /48): one /64 still meets its own limit first, and a /48's 65,536 /64s
+ * together meet this one.
+ */
+export const NETWORK_FACTOR = 10;
+
+/**
+ * The wider network of an IPv6 client, for a second limit: its /48, what a
+ * site or a small hosting customer is commonly given (65,536 /64s, each a
+ * client of its own for `clientOf`). None for IPv4 (however written), whose
+ * addresses are each a client.
+ */
+export function networkOf(address: string): string | null {
+  const bare = address.split('%')[0]!;
+  if (!ipaddr.IPv6.isValid(bare)) return null;
+  const ip = ipaddr.IPv6.parse(bare);
+  if (ip.isIPv4MappedAddress()) return null;
+  return `${ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/48`).toString()}/48`;
+}
+
 export class Throttle {
   constructor(
     private readonly counters: Counters,
@@ -79,6 +101,11 @@ export class Throttle {
     if (limit.perAddress > 0 && address) {
       const hits = await this.counters.hit(`${kind}:ip:${clientOf(address)}`, windowStart, WINDOW_MS);
       if (hits > limit.perAddress) throw new SlsError('TOO_MANY_REQUESTS', { reason: 'address', retryAfterSeconds });
+      const network = networkOf(address);
+      if (network) {
+        const networkHits = await this.counters.hit(`${kind}:net:${network}`, windowStart, WINDOW_MS);
+        if (networkHits > limit.perAddress * NETWORK_FACTOR) throw new SlsError('TOO_MANY_REQUESTS', { reason: 'address', retryAfterSeconds });
+      }
     }
     if (limit.global > 0) {
       const hits = await this.counters.hit(`${kind}:all`, windowStart, WINDOW_MS);
