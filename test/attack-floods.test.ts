@@ -5,7 +5,10 @@
  * with nothing but requests.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DATABASES, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { HOUR, MINUTE } from '../src/clock.js';
+import { DEFAULT_POLICY } from '../src/config.js';
+import type { CardFile } from '../src/devices/devices.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 
 describe.each(DATABASES)('an attacker hammering one victim, on %s (N1, L3)', (db) => {
   let h: Harness;
@@ -32,5 +35,67 @@ describe.each(DATABASES)('an attacker hammering one victim, on %s (N1, L3)', (db
     const notices = await lockNotices();
     expect(notices.length).toBeGreaterThan(0);
     expect(new Set(notices.map((n) => n.channel)).size).toBe(notices.length);
+  });
+});
+
+describe.each(DATABASES)('a password holder filling the victim’s flow allowance, on %s (L4, decision 0018)', (db) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(db, { policy: { ...DEFAULT_POLICY, openFlowsPerUser: 3, flowStartsPerHour: 5 } });
+  });
+  afterAll(async () => h.close());
+
+  const start = async (username: string, from: string) => {
+    const res = await h.app.inject({ method: 'POST', url: '/api/v1/login', remoteAddress: from, payload: { username, password: PASSWORD, app: 'portal' } });
+    return { status: res.statusCode, body: res.json() as { id: string; challenge: { question: string }; error?: { code: string } } };
+  };
+  /** A whole login (password, then the card's answer) from an address: its status. */
+  const logIn = async (user: { username: string }, card: CardFile, from: string) => {
+    const started = await start(user.username, from);
+    if (started.status !== 200) return started.status;
+    const res = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/login/${started.body.id}`,
+      remoteAddress: from,
+      payload: { response: cardAnswer(card, started.body.challenge.question) },
+    });
+    return res.statusCode;
+  };
+
+  it("L4: an attacker with only the password fills the open and hourly allowance from elsewhere; the owner, from the client (an IPv4 address, an IPv6 /64) they logged in from before, still logs in; the attacker's other addresses share the attacker's allowance", async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const home = '198.51.100.20';
+    const phone = '2001:db8:77:1::5';
+    expect(await logIn(user, card, home)).toBe(200);
+    expect(await logIn(user, card, phone)).toBe(200);
+    h.clock.advance(HOUR);
+    // the attacker's open flows: 3, then refused, from this address and any other
+    for (let i = 0; i < 3; i++) expect((await start(user.username, '203.0.113.9')).status).toBe(200);
+    for (const from of ['203.0.113.9', '203.0.113.10', '2001:db8:66::1']) expect((await start(user.username, from)).body.error?.code).toBe('TOO_MANY_FLOWS');
+    // the owner, at home and from the phone's network (another address of its /64)
+    expect(await logIn(user, card, home)).toBe(200);
+    expect(await logIn(user, card, '2001:db8:77:1::99')).toBe(200);
+    // the attacker's flows expire; the attacker's hour is spent (5 starts), the owner's is not
+    h.clock.advance(11 * MINUTE);
+    for (let i = 0; i < 2; i++) expect((await start(user.username, '203.0.113.11')).status).toBe(200);
+    expect((await start(user.username, '203.0.113.12')).body.error?.code).toBe('TOO_MANY_FLOWS');
+    expect(await logIn(user, card, home)).toBe(200);
+  });
+
+  it('L4: the limits still hold from the owner’s own clients: 3 open at once, 5 started in an hour (429 TOO_MANY_FLOWS), audited with the allowance', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const home = '198.51.100.21';
+    expect(await logIn(user, card, home)).toBe(200);
+    h.clock.advance(HOUR);
+    for (let i = 0; i < 3; i++) expect((await start(user.username, home)).status).toBe(200);
+    const open = await start(user.username, home);
+    expect([open.status, open.body.error?.code]).toEqual([429, 'TOO_MANY_FLOWS']);
+    h.clock.advance(11 * MINUTE);
+    expect(await logIn(user, card, home)).toBe(200);
+    expect((await start(user.username, home)).status).toBe(200);
+    const hourly = await start(user.username, home);
+    expect([hourly.status, hourly.body.error?.code]).toEqual([429, 'TOO_MANY_FLOWS']);
+    const refused = (await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'login.flow_refused');
+    expect(refused.map((e) => (e.data as { recognised?: boolean }).recognised)).toEqual([true, true]);
   });
 });

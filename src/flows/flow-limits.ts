@@ -6,6 +6,15 @@
  * are written under one lock per user, so that concurrent starts on several
  * server processes never pass the limit together. The limit is reached only
  * with the right password: it tells nobody whether a username exists.
+ *
+ * The allowance is counted twice over (docs/decisions/0018-flow-allowance-
+ * per-recognised-client.md): flows started from a client (an IPv4 address,
+ * an IPv6 /64) from which the user completed a login with a second factor
+ * in the last 90 days count in the recognised clients' allowance; all other
+ * flows in the other one. Someone holding only the password never completes
+ * a login, so never spends the recognised allowance: the owner at their
+ * usual clients is not locked out by a password holder elsewhere, and every
+ * address of that password holder shares one allowance.
  */
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
@@ -14,9 +23,12 @@ import type { ExpressionBuilder } from 'kysely';
 import type { Store, Tx } from '../store/database.js';
 import type { Schema } from '../store/schema.js';
 import { insertRow, prepared } from '../store/prepared.js';
+import { clientOf } from '../throttle/throttle.js';
 import type { FlowRow } from './flow-rows.js';
 
 const HOUR_MS = 60 * 60 * 1000;
+/** How long a completed login recognises its client (decision 0018). */
+export const RECOGNISED_MS = 90 * 24 * HOUR_MS;
 
 export interface FlowLimitsDeps {
   store: Store;
@@ -26,8 +38,21 @@ export interface FlowLimitsDeps {
 }
 
 const isOpen = (eb: ExpressionBuilder<Schema, 'login_flows'>, now: number) => eb.and([eb('state', '=', 'second_factor'), eb('expires_at', '>', now)]);
-/** How many of a user's flows are open and how many started in the last hour, in one read, built once (issue 15). */
-const flowCounts = prepared<{ userId: string; now: number; hourAgo: number }>()((db, p) =>
+/** Whether the user completed a login (or a step-up) with a second factor from a client lately (decision 0018). */
+const recognisedClient = prepared<{ userId: string; client: string; since: number }>()((db, p) =>
+  db
+    .selectFrom('login_flows')
+    .select('id')
+    .where('user_id', '=', p.userId)
+    .where('client', '=', p.client)
+    .where('state', '=', 'done')
+    .where('kind', 'in', ['login', 'step_up'])
+    .where('device_id', 'is not', null)
+    .where('created_at', '>', p.since)
+    .limit(1),
+);
+/** How many of a user's flows of one allowance are open and how many started in the last hour, in one read, built once (issue 15). */
+const flowCounts = prepared<{ userId: string; recognised: number; now: number; hourAgo: number }>()((db, p) =>
   db
     .selectFrom('login_flows')
     .select((eb) => [
@@ -36,17 +61,18 @@ const flowCounts = prepared<{ userId: string; now: number; hourAgo: number }>()(
       eb.fn.sum<number>(eb.case().when('created_at', '>', p.hourAgo).then(1).else(0).end()).as('recent'),
     ])
     .where('user_id', '=', p.userId)
+    .where('recognised', '=', p.recognised)
     .where((eb) => eb.or([eb('created_at', '>', p.hourAgo), isOpen(eb, p.now)])),
 );
 
 export class FlowLimits {
   constructor(private readonly deps: FlowLimitsDeps) {}
 
-  /** TOO_MANY_FLOWS, with the seconds until a flow may start, when the user may not start another now. */
-  private async assertRoom(trx: Tx, userId: string, now: number): Promise<void> {
+  /** TOO_MANY_FLOWS, with the seconds until a flow may start, when the user may not start another now in the allowance `recognised`. */
+  private async assertRoom(trx: Tx, userId: string, recognised: number, now: number): Promise<void> {
     const { policy } = this.deps;
-    // how many flows are open and how many started in the last hour, in one read
-    const counts = (await flowCounts.first(trx, { userId, now, hourAgo: now - HOUR_MS }))!;
+    // how many flows of the allowance are open and how many started in the last hour, in one read
+    const counts = (await flowCounts.first(trx, { userId, recognised, now, hourAgo: now - HOUR_MS }))!;
     if (Number(counts.open ?? 0) >= policy.openFlowsPerUser) {
       throw new SlsError('TOO_MANY_FLOWS', { reason: 'open', retryAfterSeconds: Math.ceil((Number(counts.first_expiry) - now) / 1000) });
     }
@@ -55,6 +81,7 @@ export class FlowLimits {
         .selectFrom('login_flows')
         .select('created_at')
         .where('user_id', '=', userId)
+        .where('recognised', '=', recognised)
         .where('created_at', '>', now - HOUR_MS)
         .orderBy('created_at')
         .execute();
@@ -69,12 +96,16 @@ export class FlowLimits {
    */
   async insert(row: FlowRow, alongside?: (trx: Tx) => Promise<void>): Promise<void> {
     const { store, clock, audit } = this.deps;
+    const client = row.ip ? clientOf(row.ip) : null;
+    let recognised = 0;
     try {
       await store.transaction(async (trx) => {
         await store.lockWithin(trx, `flows:${row.user_id}`);
-        await this.assertRoom(trx, row.user_id, clock.now());
+        const now = clock.now();
+        if (client && (await recognisedClient.first(trx, { userId: row.user_id, client, since: now - RECOGNISED_MS }))) recognised = 1;
+        await this.assertRoom(trx, row.user_id, recognised, now);
         await alongside?.(trx);
-        await insertRow(trx, 'login_flows', row);
+        await insertRow(trx, 'login_flows', { ...row, client, recognised });
       });
     } catch (error) {
       if (error instanceof SlsError && error.code === 'TOO_MANY_FLOWS') {
@@ -83,7 +114,7 @@ export class FlowLimits {
           userId: row.user_id,
           username: row.username,
           ip: row.ip,
-          data: { kind: row.kind, reason: error.params.reason ?? null },
+          data: { kind: row.kind, reason: error.params.reason ?? null, recognised: recognised === 1 },
         });
       }
       throw error;

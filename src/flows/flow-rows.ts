@@ -11,7 +11,8 @@ import { prepared } from '../store/prepared.js';
 import { SlsError } from '../errors.js';
 import type { FlowState, LoginFlowsTable } from '../store/schema.js';
 
-export type FlowRow = Selectable<LoginFlowsTable>;
+/** A flow as its kind builds it; the allowance it counts in (decision 0018) is the flow limits' to write. */
+export type FlowRow = Omit<Selectable<LoginFlowsTable>, 'client' | 'recognised'>;
 
 const FLOW_ID = /^flw_[a-z2-7]{26}$/;
 

@@ -22,6 +22,7 @@ import * as m0021 from './migrations/0021_sharing_requester_index.js';
 import * as m0022 from './migrations/0022_security_key_credentials.js';
 import * as m0023 from './migrations/0023_oidc_grant_sessions.js';
 import * as m0024 from './migrations/0024_oidc_device_grant_sessions.js';
+import * as m0027 from './migrations/0027_flow_allowances.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -46,6 +47,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0022_security_key_credentials': m0022,
   '0023_oidc_grant_sessions': m0023,
   '0024_oidc_device_grant_sessions': m0024,
+  '0027_flow_allowances': m0027,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -134,6 +134,10 @@ export interface LoginFlowsTable {
    * (the password's holder); an approved login's session is theirs alone.
    */
   claim_hash: string | null;
+  /** L4, decision 0018: the client the flow was started from (`clientOf`: an IPv4 address, an IPv6 /64). */
+  client: string | null;
+  /** L4, decision 0018: 1 when the user had completed a login from that client before: the flow counts in that allowance. */
+  recognised: Generated<number>;
 }
 
 export interface SessionsTable {
