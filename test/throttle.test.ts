@@ -190,6 +190,11 @@ describe('the global limit (X5)', () => {
       ['2001:db8::', '2001:db8::/64'],
       ['fe80::1%eth0', 'fe80::/64'],
       ['64:ff9b::192.0.2.1', '64:ff9b::/64'],
+      // a proxy that writes the client's port; IPv4 written the old ways
+      ['192.0.2.1:5678', '192.0.2.1'],
+      ['[2001:db8:1:2::1]:443', '2001:db8:1:2::/64'],
+      ['[2001:db8:1:2::1]', '2001:db8:1:2::/64'],
+      ['192.0.2.01', '192.0.2.1'],
     ];
     expect(cases.map(([written]) => clientOf(written))).toEqual(cases.map(([, client]) => client));
   });
@@ -271,6 +276,30 @@ describe('which client address is believed (X5, K13)', () => {
       const forged = (await login('203.0.113.9', '198.51.100.66')).json() as { id: string };
       const flows = await h.services.store.db.selectFrom('login_flows').select(['id', 'ip']).where('id', 'in', [viaProxy.id, forged.id]).execute();
       expect(Object.fromEntries(flows.map((f) => [f.id, f.ip]))).toEqual({ [viaProxy.id]: '198.51.100.7', [forged.id]: '203.0.113.9' });
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("X5: a trusted proxy that writes the client's port in X-Forwarded-For (198.51.100.7:1234, [2001:db8::1]:1234) does not make each connection a new client; a forged prefix is not believed", async () => {
+    const h = await startHarness('sqlite', { trustProxy: ['10.1.2.3'], limits: { ...OFF, login: { perAddress: 3, global: 0 } } });
+    try {
+      const from = (forwarded: string) =>
+        h.app.inject({
+          method: 'POST',
+          url: '/api/v1/login',
+          remoteAddress: '10.1.2.3',
+          headers: { 'x-forwarded-for': forwarded },
+          payload: { username: uniqueUsername('ghost'), password: 'x', app: 'portal' },
+        });
+      const v4 = address();
+      const statuses: number[] = [];
+      for (let port = 1000; port < 1005; port++) statuses.push((await from(`${address()}, ${v4}:${port}`)).statusCode);
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+      const v6: number[] = [];
+      const network = `2001:db8:${randomInt(0x10000).toString(16)}:1`;
+      for (let port = 1000; port < 1005; port++) v6.push((await from(`[${network}::${port.toString(16)}]:${port}`)).statusCode);
+      expect(v6).toEqual([401, 401, 401, 429, 429]);
     } finally {
       await h.close();
     }

@@ -51,16 +51,33 @@ export function parseLimit(value: string): Limit | null {
 }
 
 /**
+ * An address as the request tells it, parsed: also with the port some
+ * proxies write in X-Forwarded-For (`192.0.2.1:1234`, `[2001:db8::1]:1234`),
+ * which would otherwise make each connection a client of its own, and
+ * without an IPv6 zone (`%eth0`). Null when it is no address.
+ */
+function parseAddress(address: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
+  const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(address);
+  const withPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(address);
+  const bare = (bracketed?.[1] ?? withPort?.[1] ?? address).split('%')[0]!;
+  if (ipaddr.IPv6.isValid(bare)) {
+    const ip = ipaddr.IPv6.parse(bare);
+    return ip.isIPv4MappedAddress() ? ip.toIPv4Address() : ip;
+  }
+  return ipaddr.IPv4.isValid(bare) ? ipaddr.IPv4.parse(bare) : null;
+}
+
+/**
  * Who a client is, for its limit: an IPv4 address (also when written
  * IPv4-mapped, as a dual-stack listener gives it), or an IPv6 address's /64
  * network: one subscriber is given a whole /64 and may send from any of its
- * 2^64 addresses, so a limit per IPv6 address would limit nobody.
+ * 2^64 addresses, so a limit per IPv6 address would limit nobody. A port
+ * written with the address is no part of it.
  */
 export function clientOf(address: string): string {
-  const bare = address.split('%')[0]!;
-  if (!ipaddr.IPv6.isValid(bare)) return address;
-  const ip = ipaddr.IPv6.parse(bare);
-  if (ip.isIPv4MappedAddress()) return ip.toIPv4Address().toString();
+  const ip = parseAddress(address);
+  if (!ip) return address;
+  if (ip.kind() === 'ipv4') return ip.toString();
   return `${ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/64`).toString()}/64`;
 }
 
@@ -78,10 +95,8 @@ export const NETWORK_FACTOR = 10;
  * addresses are each a client.
  */
 export function networkOf(address: string): string | null {
-  const bare = address.split('%')[0]!;
-  if (!ipaddr.IPv6.isValid(bare)) return null;
-  const ip = ipaddr.IPv6.parse(bare);
-  if (ip.isIPv4MappedAddress()) return null;
+  const ip = parseAddress(address);
+  if (!ip || ip.kind() === 'ipv4') return null;
   return `${ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/48`).toString()}/48`;
 }
 
