@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOUR, MINUTE } from '../src/clock.js';
 import { DEFAULT_POLICY } from '../src/config.js';
 import type { CardFile } from '../src/devices/devices.js';
-import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { smsUser } from './support/phone.js';
 
 describe.each(DATABASES)('an attacker hammering one victim, on %s (N1, L3)', (db) => {
   let h: Harness;
@@ -97,5 +98,57 @@ describe.each(DATABASES)('a password holder filling the victim’s flow allowanc
     expect([hourly.status, hourly.body.error?.code]).toEqual([429, 'TOO_MANY_FLOWS']);
     const refused = (await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'login.flow_refused');
     expect(refused.map((e) => (e.data as { recognised?: boolean }).recognised)).toEqual([true, true]);
+  });
+});
+
+describe.each(DATABASES)('a password holder spending the victim’s SMS codes, on %s (M7, L4, decision 0018)', (db) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(db);
+  });
+  afterAll(async () => h.close());
+
+  const start = async (username: string, from: string) => {
+    const res = await h.app.inject({ method: 'POST', url: '/api/v1/login', remoteAddress: from, payload: { username, password: PASSWORD, app: 'portal' } });
+    return res.json() as { id: string; challenge: { type: string; delivery?: string } };
+  };
+  /** A whole SMS login from an address, the code read from the outbox: the answer's status. */
+  const logIn = async (user: { id: string; username: string }, from: string) => {
+    const started = await start(user.username, from);
+    if (started.challenge.delivery !== 'sent') return `code ${started.challenge.delivery}`;
+    const [message] = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'loginCode');
+    const code = /\b(\d{6})\b/.exec(message!.body)![1]!;
+    return (await h.app.inject({ method: 'POST', url: `/api/v1/login/${started.id}`, remoteAddress: from, payload: { response: code } })).statusCode;
+  };
+
+  it("M7, L4: an attacker with only the password spends the user's codes of the hour from elsewhere; the owner, from a client they logged in from before, still gets a code and logs in", async () => {
+    const user = await smsUser(h);
+    const home = '198.51.100.30';
+    expect(await logIn(user, home)).toBe(200);
+    h.clock.advance(HOUR);
+    const attacker = [];
+    // 10 codes in the hour: the user's limit (and the number's)
+    for (let i = 0; i < 10; i++) attacker.push((await start(user.username, `203.0.113.${20 + i}`)).challenge.delivery);
+    expect(attacker).toEqual(Array(10).fill('sent'));
+    h.clock.advance(11 * MINUTE);
+    expect((await start(user.username, '203.0.113.40')).challenge.delivery).toBe('limited');
+    expect(await logIn(user, home)).toBe(200);
+  });
+
+  it("M7: another user who puts the victim's number on record and asks for its confirmation codes spends the number's codes of the hour; the owner, from a client they logged in from before, still gets a code", async () => {
+    const user = await smsUser(h);
+    const home = '198.51.100.31';
+    expect(await logIn(user, home)).toBe(200);
+    h.clock.advance(HOUR);
+    const [phone] = await h.services.phones.list(user.id);
+    const mallory = await createUser(h.services);
+    const theirs = await h.services.phones.add(mallory.id, { country: 'FR', number: phone!.e164.slice(3) }, 'test', '203.0.113.50');
+    const sent: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      sent.push((await h.services.phones.sendConfirmCode(mallory.id, theirs.id, { ip: '203.0.113.50', language: 'en' })).delivery);
+      h.clock.advance(3 * MINUTE);
+    }
+    expect(sent).toEqual(Array(10).fill('sent'));
+    expect(await logIn(user, home)).toBe(200);
   });
 });

@@ -92,9 +92,10 @@ export class FlowLimits {
 
   /**
    * Stores a new flow if its user may start one now; `alongside` runs in the
-   * same transaction. A refusal is audited.
+   * same transaction. A refusal is audited. Whether the flow's client is
+   * recognised (it counts in that allowance) is returned.
    */
-  async insert(row: FlowRow, alongside?: (trx: Tx) => Promise<void>): Promise<void> {
+  async insert(row: FlowRow, alongside?: (trx: Tx) => Promise<void>): Promise<boolean> {
     const { store, clock, audit } = this.deps;
     const client = row.ip ? clientOf(row.ip) : null;
     let recognised = 0;
@@ -107,6 +108,7 @@ export class FlowLimits {
         await alongside?.(trx);
         await insertRow(trx, 'login_flows', { ...row, client, recognised });
       });
+      return recognised === 1;
     } catch (error) {
       if (error instanceof SlsError && error.code === 'TOO_MANY_FLOWS') {
         await audit.record({

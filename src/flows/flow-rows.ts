@@ -12,7 +12,7 @@ import { SlsError } from '../errors.js';
 import type { FlowState, LoginFlowsTable } from '../store/schema.js';
 
 /** A flow as its kind builds it; the allowance it counts in (decision 0018) is the flow limits' to write. */
-export type FlowRow = Omit<Selectable<LoginFlowsTable>, 'client' | 'recognised'>;
+export type FlowRow = Omit<Selectable<LoginFlowsTable>, 'client' | 'recognised'> & Partial<Pick<Selectable<LoginFlowsTable>, 'recognised'>>;
 
 const FLOW_ID = /^flw_[a-z2-7]{26}$/;
 

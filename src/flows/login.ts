@@ -257,7 +257,7 @@ export class LoginFlows {
     }
     try {
       // the password was right: the attempt is not a failure
-      await this.deps.flowLimits.insert(row, (trx) => lockout.release(attempt, trx));
+      row = { ...row, recognised: (await this.deps.flowLimits.insert(row, (trx) => lockout.release(attempt, trx))) ? 1 : 0 };
     } catch (error) {
       await lockout.release(attempt);
       throw error;
@@ -375,7 +375,14 @@ export class LoginFlows {
   private async sendCode(row: FlowRow, device: Device, challenge: Challenge, meta: RequestMeta): Promise<FlowRow> {
     const { smsCodes, store, audit, config } = this.deps;
     const previous = promptOf(row);
-    const prompt = await smsCodes.deliverChallenge(device, challenge, meta.language ?? config.defaultLanguage, isCodePrompt(previous) ? previous.sends : 0);
+    // decision 0018: a code of a recognised client's flow is counted in that allowance of the send limits
+    const prompt = await smsCodes.deliverChallenge(
+      device,
+      challenge,
+      meta.language ?? config.defaultLanguage,
+      isCodePrompt(previous) ? previous.sends : 0,
+      row.recognised === 1,
+    );
     await store.db
       .updateTable('login_flows')
       .set({ prompt: JSON.stringify(prompt) })

@@ -27,7 +27,7 @@ export interface PushApprovals {
 
 /** M4, M5, M7: sends the code of an SMS challenge within the send limits (src/devices/sms/codes.ts). */
 export interface CodeDelivery {
-  deliverChallenge(device: Device, challenge: Challenge, language: Language, sends?: number): Promise<SmsPrompt>;
+  deliverChallenge(device: Device, challenge: Challenge, language: Language, sends?: number, recognised?: boolean): Promise<SmsPrompt>;
 }
 
 /** M2: the SMS device of a user with a verified number, or of a new applicant (src/devices/sms/phones.ts). */

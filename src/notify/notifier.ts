@@ -146,6 +146,8 @@ export interface MessageSpec {
   secret?: string[];
   /** X6: for the outbox worker (notices), rather than delivered inline by the caller (codes). */
   queued?: boolean;
+  /** M7, decision 0018: a code for a flow of a recognised client (counted in that allowance of the send limits). */
+  recognised?: boolean;
 }
 
 /** A message stored as pending, with what the provider must send. */
@@ -338,6 +340,7 @@ export class Notifier {
       next_attempt_at: spec.queued ? now : null,
       lease_until: null,
       claim: null,
+      recognised: spec.recognised ? 1 : 0,
     };
     const inserted = await db
       .insertInto('notifications')

@@ -205,6 +205,8 @@ export interface NotificationsTable {
   lease_until: number | null;
   /** X6: the claim that holds the message (one per attempt), so a late worker never records over another's. */
   claim: string | null;
+  /** M7, decision 0018: 1 for a code sent for a flow of a recognised client: it counts in that allowance of the send limits. */
+  recognised: Generated<number>;
 }
 
 export type NotificationStatus = 'pending' | 'sending' | 'sent' | 'failed';

@@ -5,7 +5,10 @@
  * day: one account adding numbers of its own must not send without end).
  * Security notices by SMS are not counted (N1, X6): they are few, caused by
  * events rather than by asking, and a burst of them ("this wasn't me") must
- * never keep the user's own codes from arriving. The count and the new message are written under the lock of
+ * never keep the user's own codes from arriving. Codes for the flows of a
+ * client the user completed a login from are counted apart, with limits of
+ * the same size: someone holding only the password, or another user naming
+ * the number, cannot spend the owner's codes (decision 0018). The count and the new message are written under the lock of
  * the user and the lock of the number (taken in that order), so concurrent
  * requests cannot slip past a limit — a user's two numbers share the user's
  * hourly limit — also across server processes. Delivery happens after, outside the lock; a gateway
@@ -31,6 +34,8 @@ export interface CodeMessage {
   template: CodeTemplate;
   code: string;
   language: Language;
+  /** Decision 0018: for a flow of a client the user completed a login from: counted in that allowance of the limits. */
+  recognised?: boolean;
 }
 
 export type SmsCodesDeps = { store: Store; clock: Clock; notifier: Notifier; policy: PolicyConfig };
@@ -42,7 +47,14 @@ export class SmsCodes {
    * The earliest time of the messages counted in a window when there are
    * `limit` or more of them (the window reopens when the oldest leaves it).
    */
-  private async reopensAt(db: Executor, column: 'recipient' | 'user_id', value: string, windowMs: number, limit: number): Promise<number | null> {
+  private async reopensAt(
+    db: Executor,
+    column: 'recipient' | 'user_id',
+    value: string,
+    windowMs: number,
+    limit: number,
+    recognised: boolean,
+  ): Promise<number | null> {
     const since = this.deps.clock.now() - windowMs;
     const rows = await db
       .selectFrom('notifications')
@@ -50,6 +62,7 @@ export class SmsCodes {
       .where(column, '=', value)
       .where('channel', 'in', ['sms', 'voice'])
       .where('template', 'in', CODE_TEMPLATES)
+      .where('recognised', '=', recognised ? 1 : 0)
       .where('created_at', '>', since)
       .orderBy('created_at', 'desc')
       .limit(limit)
@@ -71,7 +84,7 @@ export class SmsCodes {
    * the send limits (then with the time a new code may be asked for).
    * `sends` counts the codes of the flow before this one.
    */
-  async deliverChallenge(device: Device, challenge: Challenge, language: Language, sends = 0): Promise<SmsPrompt> {
+  async deliverChallenge(device: Device, challenge: Challenge, language: Language, sends = 0, recognised = false): Promise<SmsPrompt> {
     const prompt: SmsPrompt = {
       ...(challenge.prompt as SmsPrompt),
       sends: sends + 1,
@@ -85,6 +98,7 @@ export class SmsCodes {
         template: 'loginCode',
         code: challenge.code!,
         language,
+        recognised,
       });
       prompt.delivery = sent.status === 'sent' ? 'sent' : 'failed';
     } catch (error) {
@@ -101,14 +115,15 @@ export class SmsCodes {
    */
   async send(message: CodeMessage): Promise<Notification> {
     const { store, notifier, policy } = this.deps;
+    const recognised = message.recognised ?? false;
     // M7: the user's lock, then the number's (always in this order): the user's count holds across their numbers, the number's across its users
     const pending = await store.serialized(`sms-user:${message.userId}`, async (trx) => {
       await store.lockWithin(trx, `sms:${message.to}`);
       const reopens = [
-        await this.reopensAt(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour),
-        await this.reopensAt(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay),
-        await this.reopensAt(trx, 'user_id', message.userId, HOUR, policy.smsPerUserPerHour),
-        await this.reopensAt(trx, 'user_id', message.userId, DAY, policy.smsPerUserPerDay),
+        await this.reopensAt(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour, recognised),
+        await this.reopensAt(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay, recognised),
+        await this.reopensAt(trx, 'user_id', message.userId, HOUR, policy.smsPerUserPerHour, recognised),
+        await this.reopensAt(trx, 'user_id', message.userId, DAY, policy.smsPerUserPerDay, recognised),
       ].filter((t): t is number => t !== null);
       if (reopens.length > 0) throw new SlsError('SMS_RATE_LIMITED', { retryAfter: new Date(Math.max(...reopens)).toISOString() });
       return notifier.enqueue(trx, {
@@ -119,6 +134,7 @@ export class SmsCodes {
         params: { code: message.code },
         secret: ['code'],
         language: message.language,
+        recognised,
       });
     });
     // without a dedupe key a message is always stored

@@ -22,6 +22,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .alterTable('login_flows')
     .addColumn('recognised', 'integer', (c) => c.notNull().defaultTo(0))
     .execute();
+  // M7, decision 0018: a code sent for a flow of a recognised client counts in that allowance of the send limits
+  await db.schema
+    .alterTable('notifications')
+    .addColumn('recognised', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
   await db.schema.createIndex('login_flows_user_client').on('login_flows').columns(['user_id', 'client']).execute();
   // the clients of the logins completed within the window that recognises them, so that nobody's usual client is
   // forgotten by the upgrade
