@@ -10,6 +10,7 @@ import { DEFAULT_POLICY } from '../src/config.js';
 import type { CardFile } from '../src/devices/devices.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { smsUser } from './support/phone.js';
+import { recogniseRecentClients } from '../src/store/migrations/0027_flow_allowances.js';
 
 describe.each(DATABASES)('an attacker hammering one victim, on %s (N1, L3)', (db) => {
   let h: Harness;
@@ -98,6 +99,26 @@ describe.each(DATABASES)('a password holder filling the victim’s flow allowanc
     expect([hourly.status, hourly.body.error?.code]).toEqual([429, 'TOO_MANY_FLOWS']);
     const refused = (await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'login.flow_refused');
     expect(refused.map((e) => (e.data as { recognised?: boolean }).recognised)).toEqual([true, true]);
+  });
+
+  it('L4: the upgrade (migration 0027) recognises the clients of the logins completed in the last 90 days, IPv4 in one statement and IPv6 by its /64; older ones and flows never completed stay unrecognised', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const addresses = ['198.51.100.30', '2001:db8:88:1::5', '::ffff:192.0.2.7', '198.51.100.31'];
+    for (const from of addresses.slice(0, 3)) expect(await logIn(user, card, from)).toBe(200);
+    expect((await start(user.username, addresses[3]!)).status).toBe(200);
+    // as the previous version left them: no client
+    await h.services.store.db.updateTable('login_flows').set({ client: null }).where('user_id', '=', user.id).execute();
+    await recogniseRecentClients(h.services.store.db, h.clock.now() + 91 * 24 * HOUR);
+    const none = await h.services.store.db.selectFrom('login_flows').select('client').where('user_id', '=', user.id).execute();
+    expect(none.map((r) => r.client)).toEqual([null, null, null, null]);
+    await recogniseRecentClients(h.services.store.db, h.clock.now());
+    const rows = await h.services.store.db.selectFrom('login_flows').select(['ip', 'client']).where('user_id', '=', user.id).execute();
+    expect(rows.sort((a, b) => addresses.indexOf(a.ip!) - addresses.indexOf(b.ip!))).toEqual([
+      { ip: '198.51.100.30', client: '198.51.100.30' },
+      { ip: '2001:db8:88:1::5', client: '2001:db8:88:1::/64' },
+      { ip: '::ffff:192.0.2.7', client: '192.0.2.7' },
+      { ip: '198.51.100.31', client: null },
+    ]);
   });
 });
 

@@ -28,16 +28,32 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('recognised', 'integer', (c) => c.notNull().defaultTo(0))
     .execute();
   await db.schema.createIndex('login_flows_user_client').on('login_flows').columns(['user_id', 'client']).execute();
-  // the clients of the logins completed within the window that recognises them, so that nobody's usual client is
-  // forgotten by the upgrade
+  await recogniseRecentClients(db, Date.now());
+}
+
+/**
+ * The clients of the logins completed within the window that recognises
+ * them, so that nobody's usual client is forgotten by the upgrade: an IPv4
+ * address is its own client, in one statement; IPv6 ones one by one.
+ */
+export async function recogniseRecentClients(db: Kysely<any>, now: number): Promise<void> {
+  await db
+    .updateTable('login_flows')
+    .set((eb) => ({ client: eb.ref('ip') }))
+    .where('state', '=', 'done')
+    .where('kind', 'in', ['login', 'step_up'])
+    .where('device_id', 'is not', null)
+    .where('ip', 'not like', '%:%')
+    .where('created_at', '>', now - RECOGNISED_MS)
+    .execute();
   const done = await db
     .selectFrom('login_flows')
     .select(['id', 'ip'])
     .where('state', '=', 'done')
     .where('kind', 'in', ['login', 'step_up'])
     .where('device_id', 'is not', null)
-    .where('ip', 'is not', null)
-    .where('created_at', '>', Date.now() - RECOGNISED_MS)
+    .where('ip', 'like', '%:%')
+    .where('created_at', '>', now - RECOGNISED_MS)
     .execute();
   for (const row of done as { id: string; ip: string }[]) {
     await db
