@@ -240,6 +240,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir), {
       timeZone: config.timeZone,
       retry: config.delivery.retry,
+      box,
+      codeTtlMs: config.policy.smsCodeTtlMs,
     });
     const sessions = new Sessions(store, clock, config.policy, audit, () => oidcRef?.nudge(), notifier);
     // a key suspended as cloned ends its sessions (L8) and is told to its user
@@ -465,7 +467,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       observer: metrics,
       broken: (finding) => warn(describeError(translator(environmentLanguage()), findingError(finding))),
     });
-    const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle, oidc, chainWatch });
+    const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle, oidc, notifier, chainWatch });
     const passwords = new Passwords({ users, answers, notifier, sessions });
     const securityKeys = new SecurityKeys({
       store,

@@ -23,4 +23,6 @@ export interface DeliveryProvider {
   name: string;
   channels: readonly Channel[];
   deliver(message: OutgoingMessage): Promise<void>;
+  /** M7, D5: forgets what it keeps of a message whose code expired (the development outbox: the audio of a call). */
+  forget?(message: Pick<OutgoingMessage, 'id' | 'channel'>): Promise<void>;
 }

@@ -28,6 +28,7 @@ import type { Channel, DeliveryProvider, OutgoingMessage } from '../delivery/pro
 import { withRetry } from '../delivery/retry.js';
 import { isTimeZone } from '../config.js';
 import { countryName } from '../identity/countries.js';
+import type { SecretBox } from '../crypto/secret-box.js';
 
 export type { Channel, DeliveryProvider, OutgoingMessage } from '../delivery/provider.js';
 
@@ -175,11 +176,24 @@ export interface NotifierOptions {
   timeZone?: string;
   /** Quick retries of codes delivered inline (default: one attempt). */
   retry?: { attempts: number; baseDelayMs: number };
+  /**
+   * M7, D5: seals the text of a code the development outbox delivers (the
+   * stored body has it masked); without it such a code cannot be stored.
+   */
+  box?: SecretBox;
+  /** M7: how long a code may be entered (its sealed text is kept as long; default 10 minutes). */
+  codeTtlMs?: number;
 }
 
 const MASK = '••••••';
 
-export function toNotification(row: Selectable<NotificationsTable>): Notification {
+/** D5: what a sealed body is bound to (a sealed text copied onto another message does not open). */
+function sealContext(id: string): string {
+  return `notification-body:${id}`;
+}
+
+/** A stored message as it is shown: `body` as stored (a code masked), unless the caller opened its sealed text. */
+export function toNotification(row: Selectable<NotificationsTable>, body = row.body): Notification {
   return {
     id: row.id,
     userId: row.user_id,
@@ -188,7 +202,7 @@ export function toNotification(row: Selectable<NotificationsTable>): Notificatio
     template: row.template,
     language: row.language as Language,
     subject: row.subject,
-    body: row.body,
+    body,
     status: row.status,
     provider: row.provider,
     error: row.error,
@@ -279,6 +293,8 @@ export class Notifier {
   private readonly timeZone: string;
   private readonly inline: Map<DeliveryProvider, DeliveryProvider>;
   private readonly listeners: (() => void)[] = [];
+  private readonly box: SecretBox | undefined;
+  private readonly codeTtlMs: number;
 
   constructor(
     private readonly store: Store,
@@ -288,6 +304,8 @@ export class Notifier {
     options: NotifierOptions = {},
   ) {
     this.timeZone = options.timeZone ?? 'UTC';
+    this.box = options.box;
+    this.codeTtlMs = options.codeTtlMs ?? 10 * 60 * 1000;
     const retry = options.retry;
     this.inline = new Map(providers.map((p) => [p, retry && p.name !== OUTBOX ? withRetry(p, retry) : p]));
   }
@@ -317,12 +335,20 @@ export class Notifier {
     const provider = this.providerFor(spec.channel);
     const zone = spec.timeZone ?? this.timeZone;
     const real = compose(spec, spec.params, zone);
-    const stored =
-      spec.secret && provider.name !== OUTBOX ? compose(spec, { ...spec.params, ...Object.fromEntries(spec.secret.map((name) => [name, MASK])) }, zone) : real;
-    if (spec.queued && stored !== real) throw new TypeError('a message with secrets is delivered inline, never queued');
+    // M7, D5: a code is stored masked, whoever delivers it; the development outbox, whose stored copy is the delivery,
+    // also keeps the text with the code sealed, until the code expires (purgeExpiredCodes)
+    const secret = spec.secret !== undefined && spec.secret.length > 0;
+    const stored = secret ? compose(spec, { ...spec.params, ...Object.fromEntries(spec.secret!.map((name) => [name, MASK])) }, zone) : real;
+    if (spec.queued && secret) throw new TypeError('a message with secrets is delivered inline, never queued');
     const now = this.clock.now();
+    const id = newId('ntf');
+    let sealed: string | null = null;
+    if (secret && provider.name === OUTBOX) {
+      if (!this.box) throw new TypeError('the development outbox stores codes sealed: the notifier needs the secret box');
+      sealed = this.box.sealJson({ subject: real.subject, body: real.body }, sealContext(id));
+    }
     const row: Selectable<NotificationsTable> = {
-      id: newId('ntf'),
+      id,
       user_id: spec.userId,
       channel: spec.channel,
       recipient: spec.recipient,
@@ -341,6 +367,8 @@ export class Notifier {
       lease_until: null,
       claim: null,
       recognised: spec.recognised ? 1 : 0,
+      sealed_body: sealed,
+      sealed_until: sealed ? now + this.codeTtlMs : null,
     };
     const inserted = await db
       .insertInto('notifications')
@@ -351,6 +379,30 @@ export class Notifier {
     if (!inserted) return null;
     const outgoing: OutgoingMessage = { id: row.id, channel: spec.channel, recipient: spec.recipient, ...real, language: spec.language };
     return { row, outgoing, provider };
+  }
+
+  /** A stored message as shown (sls outbox, /dev/outbox): a code of the development outbox in clear while it lives, then masked. */
+  private shown(row: Selectable<NotificationsTable>): Notification {
+    if (row.sealed_body === null || row.sealed_until === null || row.sealed_until <= this.clock.now() || !this.box) return toNotification(row);
+    const { body } = this.box.openJson<{ body: string }>(row.sealed_body, sealContext(row.id));
+    return toNotification(row, body);
+  }
+
+  /**
+   * M7, D5: removes the sealed texts of the codes expired (and, through
+   * their provider, what else holds them: the development outbox's audio);
+   * the messages stay, masked. Run by the background jobs. Returns how many.
+   */
+  async purgeExpiredCodes(): Promise<number> {
+    const now = this.clock.now();
+    const expired = await this.store.db
+      .updateTable('notifications')
+      .set({ sealed_body: null, sealed_until: null })
+      .where('sealed_until', '<=', now)
+      .returning(['id', 'channel'])
+      .execute();
+    for (const { id, channel } of expired) await this.providerFor(channel).forget?.({ id, channel });
+    return expired.length;
   }
 
   /**
@@ -374,7 +426,7 @@ export class Notifier {
       .set({ status: row.status, sent_at: row.sent_at, error: row.error, attempts: 1 })
       .where('id', '=', row.id)
       .execute();
-    return toNotification(row);
+    return this.shown(row);
   }
 
   /**
@@ -447,7 +499,7 @@ export class Notifier {
 
   async get(id: string): Promise<Notification | null> {
     const row = await this.store.db.selectFrom('notifications').selectAll().where('id', '=', id).executeTakeFirst();
-    return row ? toNotification(row) : null;
+    return row ? this.shown(row) : null;
   }
 
   async list(query: { userId?: string; limit?: number; status?: NotificationStatus } = {}): Promise<Notification[]> {
@@ -459,6 +511,6 @@ export class Notifier {
       .orderBy('id', 'desc')
       .limit(query.limit ?? 50)
       .execute();
-    return rows.map(toNotification);
+    return rows.map((row) => this.shown(row));
   }
 }

@@ -3,8 +3,9 @@
  * auto-activation and its notices (C6, N1), forgetting old login
  * failures (L3), deleting temporary passwords the mobile authenticator
  * never fetched (K14), the throttle's counters of windows gone (X5), and
- * the OpenID Provider's back-channel logouts and expired artefacts (I1), and
- * the check of the audit chain's new entries (X1). Every job is idempotent and claims its work with a
+ * the OpenID Provider's back-channel logouts and expired artefacts (I1), the
+ * development outbox's codes expired (M7, D5), and the check of the audit
+ * chain's new entries (X1). Every job is idempotent and claims its work with a
  * conditional update or a unique notice key, so when several processes
  * share one database no job runs twice. Tests call `runDue()` after moving
  * the clock.
@@ -15,6 +16,7 @@ import type { Lockout } from '../policy/lockout.js';
 import type { Throttle } from '../throttle/throttle.js';
 import type { OpenIdConnect } from '../oidc/oidc.js';
 import type { ChainWatch } from '../audit/chain-watch.js';
+import type { Notifier } from '../notify/notifier.js';
 
 export interface SchedulerReport {
   autoActivated: number;
@@ -30,6 +32,7 @@ export interface SchedulerDeps {
   oidc: Pick<OpenIdConnect, 'prune' | 'deliverBackChannel'>;
   /** X1: the server's own check of the audit chain, from where it left off. */
   chainWatch: Pick<ChainWatch, 'run'>;
+  notifier: Pick<Notifier, 'purgeExpiredCodes'>;
 }
 
 export class Scheduler {
@@ -44,6 +47,8 @@ export class Scheduler {
     // I1: back-channel logout of the provider sessions whose session ended; expired codes, tokens, sessions and keys
     await this.services.oidc.deliverBackChannel();
     await this.services.oidc.prune();
+    // M7, D5: the development outbox's codes expired: their sealed texts and spoken audio are removed
+    await this.services.notifier.purgeExpiredCodes();
     // X1: the entries appended since the last check (last: a long first walk delays no other job)
     await this.services.chainWatch.run();
     return { autoActivated: activated.length, notices };

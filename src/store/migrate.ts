@@ -23,6 +23,7 @@ import * as m0022 from './migrations/0022_security_key_credentials.js';
 import * as m0023 from './migrations/0023_oidc_grant_sessions.js';
 import * as m0024 from './migrations/0024_oidc_device_grant_sessions.js';
 import * as m0027 from './migrations/0027_flow_allowances.js';
+import * as m0030 from './migrations/0030_outbox_sealed_codes.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -48,6 +49,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0023_oidc_grant_sessions': m0023,
   '0024_oidc_device_grant_sessions': m0024,
   '0027_flow_allowances': m0027,
+  '0030_outbox_sealed_codes': m0030,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

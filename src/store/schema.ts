@@ -207,6 +207,13 @@ export interface NotificationsTable {
   claim: string | null;
   /** M7, decision 0018: 1 for a code sent for a flow of a recognised client: it counts in that allowance of the send limits. */
   recognised: Generated<number>;
+  /**
+   * M7, D5: a code delivered by the development outbox: its text with the
+   * code, sealed (bound to the message's id), while `body` has it masked.
+   * Kept until sealed_until (when the code expires), then removed.
+   */
+  sealed_body: string | null;
+  sealed_until: number | null;
 }
 
 export type NotificationStatus = 'pending' | 'sending' | 'sent' | 'failed';
