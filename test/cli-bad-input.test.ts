@@ -28,7 +28,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Argument, Command, Option } from 'commander';
+import { Command, type Argument, type Option } from 'commander';
 import { sql } from 'kysely';
 import { createServices, type Services } from '../src/services.js';
 import { DATABASES, PASSWORD, TEST_MASTER_KEY, createUserWithCard, openTestDatabase, testConfig, type TestDatabase } from './support/harness.js';
@@ -518,6 +518,54 @@ for (const name of DATABASES) {
       for (const [args, english, french] of usage) {
         expect([args, await runInProcess(main, args)]).toEqual([args, { code: 1, stdout: '', stderr: `sls: ${english}\n` }]);
         expect([args, await runInProcess(mainInFrench, args)]).toEqual([args, { code: 1, stdout: '', stderr: `sls: ${french}\n` }]);
+      }
+    });
+
+    it("X2, X3: commander's usage errors are known by their error codes (err.code), never by its English words: a commander that words them otherwise (an upgrade, a translation) leaves sls's messages, names and exit code as they were", async () => {
+      // commander's reports, worded otherwise: its error() is given another text, with the same names and the same code
+      const reword = (message: string) =>
+        message
+          .replace(/^error: /, 'Fehler: ')
+          .replaceAll("'", '"')
+          .replace('Did you mean', 'Meinten Sie')
+          .replace('Expected', 'Erwartet')
+          .replace('but got', 'erhalten');
+      const reports = ['unknownCommand', 'unknownOption', 'missingArgument', 'optionMissingArgument', 'missingMandatoryOptionValue', '_excessArguments'];
+      const proto = Command.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+      const spies = reports.map((name) => {
+        const original = proto[name]!;
+        expect(typeof original, name).toBe('function');
+        return vi.spyOn(proto, name).mockImplementation(function (this: Command, ...args: unknown[]) {
+          const error = this.error;
+          Object.defineProperty(this, 'error', {
+            configurable: true,
+            value: (message: string, options?: { code?: string; exitCode?: number }) => error.call(this, reword(message), options),
+          });
+          try {
+            return original.apply(this, args);
+          } finally {
+            delete (this as unknown as Record<string, unknown>).error;
+          }
+        });
+      });
+      try {
+        const usage: [string[], string][] = [
+          [['frobnicate'], 'sls has no command “frobnicate”: see sls --help.'],
+          [['user', 'creat'], 'sls user has no command “creat”. Did you mean create? See sls user --help.'],
+          [['user', 'show', 'alice', '--jsn'], 'sls user show has no option “--jsn”. Did you mean --json? See sls user show --help.'],
+          [['user', 'show', 'alice', '--no-such-option'], 'sls user show has no option “--no-such-option”: see sls user show --help.'],
+          [['user', 'show'], 'sls user show needs the argument “username”: see sls user show --help.'],
+          [['user', 'create', '--username', 'x'], 'sls user create needs the option “--password <p>”: see sls user create --help.'],
+          [['user', 'show', 'alice', '--db'], 'The option “--db <url>” needs a value: see sls user show --help.'],
+          [['user', 'show', 'alice', 'bob'], 'Too many arguments for sls user show (1 expected, 2 given): see sls user show --help.'],
+        ];
+        for (const [args, english] of usage) {
+          expect([args, await runInProcess(main, args)]).toEqual([args, { code: 1, stdout: '', stderr: `sls: ${english}\n` }]);
+        }
+        // the reworded reports were the ones used
+        for (const spy of spies) expect(spy).toHaveBeenCalled();
+      } finally {
+        for (const spy of spies) spy.mockRestore();
       }
     });
 

@@ -211,26 +211,22 @@ function refuseWhatIsNotText(_program: Command, command: Command): void {
 
 /**
  * X2, X3: commander's own usage errors (an unknown option or command, an
- * argument or option missing, too many arguments), matched by commander's
- * error code, the names it quotes taken from its message: VALIDATION_ERROR
- * with a reason of the translation files (errors.VALIDATION_ERROR_usage_*),
- * printed as every sls error ("sls: …") in the environment's language.
+ * argument or option missing, too many arguments), known by commander's
+ * stable error code (`err.code`) and the names commander passes to its
+ * reports (SlsCommand keeps them), never by the words of its messages: a
+ * commander that words them otherwise (an upgrade, a translation) changes
+ * nothing. VALIDATION_ERROR with a reason of the translation files
+ * (errors.VALIDATION_ERROR_usage_*), printed as every sls error ("sls: …")
+ * in the environment's language; an error of another code, or one whose
+ * names were not kept, is the general `usage` reason.
  */
-const USAGE: Record<string, { reason: string; pattern: RegExp; names: string[] }> = {
-  'commander.unknownOption': {
-    reason: 'usage_unknown_option',
-    pattern: /^error: unknown option '([\s\S]*)'(?:\n\(Did you mean (\S+)\?\))?$/,
-    names: ['option', 'suggestion'],
-  },
-  'commander.unknownCommand': {
-    reason: 'usage_unknown_command',
-    pattern: /^error: unknown command '([\s\S]*)'(?:\n\(Did you mean (\S+)\?\))?$/,
-    names: ['name', 'suggestion'],
-  },
-  'commander.missingArgument': { reason: 'usage_missing_argument', pattern: /^error: missing required argument '([\s\S]*)'$/, names: ['argument'] },
-  'commander.optionMissingArgument': { reason: 'usage_option_missing_argument', pattern: /^error: option '([\s\S]*)' argument missing$/, names: ['option'] },
-  'commander.missingMandatoryOptionValue': { reason: 'usage_missing_option', pattern: /^error: required option '([\s\S]*)' not specified$/, names: ['option'] },
-  'commander.excessArguments': { reason: 'usage_excess_arguments', pattern: /Expected (\d+) arguments? but got (\d+)\.$/, names: ['expected', 'got'] },
+const USAGE: Record<string, string> = {
+  'commander.unknownOption': 'usage_unknown_option',
+  'commander.unknownCommand': 'usage_unknown_command',
+  'commander.missingArgument': 'usage_missing_argument',
+  'commander.optionMissingArgument': 'usage_option_missing_argument',
+  'commander.missingMandatoryOptionValue': 'usage_missing_option',
+  'commander.excessArguments': 'usage_excess_arguments',
 };
 
 /** The command as it is typed: "sls user create". */
@@ -240,25 +236,91 @@ function commandLine(command: Command): string {
   return names.join(' ');
 }
 
-export function usageError(command: Command, message: string, code: string): SlsError {
-  const usage = USAGE[code];
-  const match = usage?.pattern.exec(message);
-  if (!usage || !match) return new SlsError('VALIDATION_ERROR', { reason: 'usage', command: commandLine(command) });
-  const params: Record<string, string> = { command: commandLine(command) };
-  usage.names.forEach((name, i) => {
-    if (match[i + 1] !== undefined) params[name] = match[i + 1]!;
-  });
-  return new SlsError('VALIDATION_ERROR', { ...params, reason: params.suggestion === undefined ? usage.reason : `${usage.reason}_suggestion` });
+/** The names a usage error is about, as commander passed them to its report (the option, the argument, the counts). */
+export type UsageNames = Record<string, string>;
+
+/**
+ * What commander suggests instead of an unknown option or command ("Did you
+ * mean --json?"): the one name the command knows (its options' and its
+ * ancestors', or its commands') that the report quotes, whatever its words.
+ */
+function suggestionIn(command: Command, message: string, code: string, typed: string): string | undefined {
+  const known = new Set<string>();
+  if (code === 'commander.unknownOption') {
+    for (let c: Command | null = command; c; c = c.parent) for (const option of c.options) if (option.long) known.add(option.long);
+  } else {
+    for (const sub of command.commands) for (const name of [sub.name(), ...sub.aliases()]) known.add(name);
+  }
+  known.delete(typed);
+  const said = message.match(/--?[A-Za-z0-9][\w-]*|[A-Za-z0-9][\w-]*/g) ?? [];
+  return said.filter((word) => known.has(word)).at(-1);
 }
 
-/** `sls` and its commands: commander's usage errors are thrown as SlsErrors, never printed by commander in English. */
+export function usageError(command: Command, message: string, code: string, names?: UsageNames): SlsError {
+  const reason = USAGE[code];
+  if (!reason || !names) return new SlsError('VALIDATION_ERROR', { reason: 'usage', command: commandLine(command) });
+  const params: Record<string, string> = { ...names, command: commandLine(command) };
+  const typed = names.option ?? names.name;
+  const suggestion =
+    typed !== undefined && (code === 'commander.unknownOption' || code === 'commander.unknownCommand')
+      ? suggestionIn(command, message, code, typed)
+      : undefined;
+  if (suggestion !== undefined) params.suggestion = suggestion;
+  return new SlsError('VALIDATION_ERROR', { ...params, reason: suggestion === undefined ? reason : `${reason}_suggestion` });
+}
+
+/** Commander's reports of usage errors (methods it calls before error()), by their names, with what they are given. */
+type Reports = Record<string, (this: Command, ...args: unknown[]) => unknown>;
+const reports = Command.prototype as unknown as Reports;
+
+/**
+ * `sls` and its commands: commander's usage errors are thrown as SlsErrors,
+ * never printed by commander in English. Each report commander makes keeps
+ * the names it is given, for error() (usageError).
+ */
 class SlsCommand extends Command {
+  private told: UsageNames | undefined;
+
   override createCommand(name?: string): Command {
     return new SlsCommand(name);
   }
 
+  /** Runs commander's report with the names kept while it runs (it calls error() when it refuses). */
+  private report(name: string, names: UsageNames, args: unknown[]): unknown {
+    this.told = names;
+    try {
+      return reports[name]!.apply(this, args);
+    } finally {
+      this.told = undefined;
+    }
+  }
+
+  unknownOption(flag: string): unknown {
+    return this.report('unknownOption', { option: flag }, [flag]);
+  }
+
+  unknownCommand(): unknown {
+    return this.report('unknownCommand', { name: String(this.args[0]) }, []);
+  }
+
+  missingArgument(name: string): unknown {
+    return this.report('missingArgument', { argument: name }, [name]);
+  }
+
+  optionMissingArgument(option: Option): unknown {
+    return this.report('optionMissingArgument', { option: option.flags }, [option]);
+  }
+
+  missingMandatoryOptionValue(option: Option): unknown {
+    return this.report('missingMandatoryOptionValue', { option: option.flags }, [option]);
+  }
+
+  _excessArguments(received: string[]): unknown {
+    return this.report('_excessArguments', { expected: String(this.registeredArguments.length), got: String(received.length) }, [received]);
+  }
+
   override error(message: string, errorOptions?: { code?: string; exitCode?: number }): never {
-    throw usageError(this, message, errorOptions?.code ?? 'commander.error');
+    throw usageError(this, message, errorOptions?.code ?? 'commander.error', this.told);
   }
 }
 
