@@ -5,12 +5,14 @@
  * with nothing but requests.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HOUR, MINUTE } from '../src/clock.js';
+import { HOUR, MINUTE, SECOND } from '../src/clock.js';
 import { DEFAULT_POLICY } from '../src/config.js';
 import type { CardFile } from '../src/devices/devices.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { smsUser } from './support/phone.js';
+import { newMobile, smsUser, verifiedNumber } from './support/phone.js';
 import { recogniseRecentClients } from '../src/store/migrations/0027_flow_allowances.js';
+import { SlsError } from '../src/errors.js';
+import { startLogin } from './support/api.js';
 
 describe.each(DATABASES)('an attacker hammering one victim, on %s (N1, L3)', (db) => {
   let h: Harness;
@@ -37,6 +39,37 @@ describe.each(DATABASES)('an attacker hammering one victim, on %s (N1, L3)', (db
     const notices = await lockNotices();
     expect(notices.length).toBeGreaterThan(0);
     expect(new Set(notices.map((n) => n.channel)).size).toBe(notices.length);
+  });
+
+  it("M7, M1: a stranger who puts the victim's number on an account of their own and presses VERIFY until refused spends only what that number may receive from accounts that have not verified it: the victim's login codes still go out", async () => {
+    const meta = { ip: null, language: 'en' as const };
+    const number = newMobile();
+    const victim = await createUser(h.services);
+    await verifiedNumber(h, victim.id, number);
+    const attacker = await createUser(h.services);
+    const phone = await h.services.phones.add(attacker.id, number, 'attacker', null);
+    // VERIFY again as soon as allowed, until the number's limit refuses: the flood stops there (M7)
+    let sent = 0;
+    for (;;) {
+      const refused = await h.services.phones.sendConfirmCode(attacker.id, phone.id, meta).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      if (refused) {
+        expect(refused).toBeInstanceOf(SlsError);
+        expect((refused as SlsError).code).toBe('SMS_RATE_LIMITED');
+        break;
+      }
+      sent += 1;
+      expect(sent).toBeLessThan(30);
+      h.clock.advance(2 * MINUTE + SECOND);
+    }
+    expect(sent).toBeGreaterThan(0);
+    // the victim, who verified the number, still receives their codes within the hour
+    const login = await startLogin(h.app, victim.username);
+    expect(login.status, JSON.stringify(login.body)).toBe(200);
+    expect(login.body.challenge.type).toBe('sms');
+    expect(login.body.challenge.delivery).toBe('sent');
   });
 });
 

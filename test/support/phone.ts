@@ -44,9 +44,9 @@ export function newMobile(): { country: string; number: string } {
 }
 
 /** M1: a new number on record for the user, confirmed with the code sent to it; its id. */
-export async function verifiedNumber(h: Harness, userId: string): Promise<string> {
+export async function verifiedNumber(h: Harness, userId: string, number = newMobile()): Promise<string> {
   const meta = { ip: null, language: 'en' as const };
-  const phone = await h.services.phones.add(userId, newMobile(), 'test', null);
+  const phone = await h.services.phones.add(userId, number, 'test', null);
   await h.services.phones.sendConfirmCode(userId, phone.id, meta);
   const [message] = (await h.services.notifier.list({ userId })).filter((n) => n.template === 'confirmCode');
   await h.services.phones.confirm(userId, phone.id, /\b(\d{6})\b/.exec(message!.body)![1]!, meta);

@@ -3,6 +3,9 @@
  * and can be turned against a victim's phone, so every code counts against
  * the number (per hour and per day) and against the user (per hour and per
  * day: one account adding numbers of its own must not send without end).
+ * A user who verified the number counts, against the number, only the codes
+ * to the users who verified it: codes caused by accounts that merely put the
+ * number on record (confirm codes) cannot use up its owners' codes.
  * Security notices by SMS are not counted (N1, X6): they are few, caused by
  * events rather than by asking, and a burst of them ("this wasn't me") must
  * never keep the user's own codes from arriving. Codes for the flows of a
@@ -54,19 +57,29 @@ export class SmsCodes {
     windowMs: number,
     limit: number,
     recognised: boolean,
+    verifiedOnly = false,
   ): Promise<number | null> {
     const since = this.deps.clock.now() - windowMs;
-    const rows = await db
+    let query = db
       .selectFrom('notifications')
       .select('created_at')
       .where(column, '=', value)
       .where('channel', 'in', ['sms', 'voice'])
       .where('template', 'in', CODE_TEMPLATES)
       .where('recognised', '=', recognised ? 1 : 0)
-      .where('created_at', '>', since)
-      .orderBy('created_at', 'desc')
-      .limit(limit)
-      .execute();
+      .where('created_at', '>', since);
+    // only the codes to users who verified the number (who received a code on it and typed it back)
+    if (verifiedOnly)
+      query = query.where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('phones')
+            .select('phones.id')
+            .whereRef('phones.user_id', '=', 'notifications.user_id')
+            .whereRef('phones.e164', '=', 'notifications.recipient')
+            .where('phones.verified_at', 'is not', null),
+        ),
+      );
+    const rows = await query.orderBy('created_at', 'desc').limit(limit).execute();
     return rows.length >= limit ? rows.at(-1)!.created_at + windowMs : null;
   }
 
@@ -119,9 +132,19 @@ export class SmsCodes {
     // M7: the user's lock, then the number's (always in this order): the user's count holds across their numbers, the number's across its users
     const pending = await store.serialized(`sms-user:${message.userId}`, async (trx) => {
       await store.lockWithin(trx, `sms:${message.to}`);
+      // M7, M1: a user who verified the number counts only the codes to the users who verified it: a stranger who
+      // puts the number on their own account and presses VERIFY floods it up to its limits, never past them, but
+      // cannot spend what its owners may receive (their login codes still go out)
+      const verified = await trx
+        .selectFrom('phones')
+        .select('id')
+        .where('user_id', '=', message.userId)
+        .where('e164', '=', message.to)
+        .where('verified_at', 'is not', null)
+        .executeTakeFirst();
       const reopens = [
-        await this.reopensAt(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour, recognised),
-        await this.reopensAt(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay, recognised),
+        await this.reopensAt(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour, recognised, verified !== undefined),
+        await this.reopensAt(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay, recognised, verified !== undefined),
         await this.reopensAt(trx, 'user_id', message.userId, HOUR, policy.smsPerUserPerHour, recognised),
         await this.reopensAt(trx, 'user_id', message.userId, DAY, policy.smsPerUserPerDay, recognised),
       ].filter((t): t is number => t !== null);
