@@ -312,7 +312,8 @@ function argv(leaf: Leaf, s: Seed, db: string, slot?: Slot, value?: string): str
   for (const other of leaf.slots.filter((o) => o.argument)) args.push(other === slot ? value! : plausible(leaf, other, s));
   for (const other of leaf.slots.filter((o) => o.option)) {
     if (other === slot) args.push(`${other.key}=${value}`);
-    else if (other.required) args.push(other.key, plausible(leaf, other, s));
+    // X1: --password is optional (--password-stdin is the other way): given, so the other slots are what is refused
+    else if (other.required || other.key === '--password') args.push(other.key, plausible(leaf, other, s));
   }
   if (leaf.hasDb) args.push('--db', db);
   return args;
@@ -500,9 +501,9 @@ for (const name of DATABASES) {
           "sls user show a besoin de l'argument « username » : voir sls user show --help.",
         ],
         [
-          ['user', 'create', '--username', 'x'],
-          'sls user create needs the option “--password <p>”: see sls user create --help.',
-          "sls user create a besoin de l'option « --password <p> » : voir sls user create --help.",
+          ['staff', 'create', '--username', 'x', '--password-stdin'],
+          'sls staff create needs the option “--role <r>”: see sls staff create --help.',
+          "sls staff create a besoin de l'option « --role <r> » : voir sls staff create --help.",
         ],
         [
           ['user', 'show', 'alice', '--db'],
@@ -555,7 +556,7 @@ for (const name of DATABASES) {
           [['user', 'show', 'alice', '--jsn'], 'sls user show has no option “--jsn”. Did you mean --json? See sls user show --help.'],
           [['user', 'show', 'alice', '--no-such-option'], 'sls user show has no option “--no-such-option”: see sls user show --help.'],
           [['user', 'show'], 'sls user show needs the argument “username”: see sls user show --help.'],
-          [['user', 'create', '--username', 'x'], 'sls user create needs the option “--password <p>”: see sls user create --help.'],
+          [['staff', 'create', '--username', 'x', '--password-stdin'], 'sls staff create needs the option “--role <r>”: see sls staff create --help.'],
           [['user', 'show', 'alice', '--db'], 'The option “--db <url>” needs a value: see sls user show --help.'],
           [['user', 'show', 'alice', 'bob'], 'Too many arguments for sls user show (1 expected, 2 given): see sls user show --help.'],
         ];

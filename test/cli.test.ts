@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { cardAnswer, sqliteDatabase, testConfig, type TestDatabase } from './support/harness.js';
 import { createServices } from '../src/services.js';
+import { verifyPassword } from '../src/crypto/password.js';
 import type { Session } from '../src/sessions/sessions.js';
 import { cliEnv, SLS_BIN, sls, slsInProcess } from './support/cli.js';
 import type { Command } from 'commander';
@@ -70,6 +71,45 @@ describe('sls user', () => {
       expect(res.stderr).toBe(stderr);
     }
     expect((await slsInProcess(['user', 'show', 'nobody'], env)).stderr).toBe('sls: No such user.\n');
+  });
+
+  it('X1, A4: user create and staff create take the password on standard input (--password-stdin), where the process list and the shell history never show it; neither way, or both, is refused with one line', async () => {
+    const typed = 'a phrase on standard input 7';
+    const user = await sls(['user', 'create', '--username', 'stdinuser', '--password-stdin'], env, `${typed}\n`);
+    expect(user, user.stderr).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Created user stdinuser in account U\d{7}\.\n$/) });
+    const staff = await sls(['staff', 'create', '--username', 'stdinagent', '--password-stdin', '--role', 'client_services'], env, `${typed}\r\n`);
+    expect(staff, staff.stderr).toMatchObject({ code: 0 });
+    // the password typed is the password: it checks (the line's end is not part of it)
+    const services = await createServices(testConfig(db), { warn: () => undefined });
+    try {
+      for (const username of ['stdinuser', 'stdinagent']) {
+        const row = await services.users.getByUsername(username);
+        expect(await verifyPassword(await services.users.passwordHash(row.id), typed), username).toBe(true);
+      }
+    } finally {
+      await services.close();
+    }
+    const refusals: [string[], string | undefined, string][] = [
+      [
+        ['--username', 'nopassword'],
+        undefined,
+        'sls: Give the password on standard input with --password-stdin (or with --password, which other users of this machine can see).\n',
+      ],
+      [
+        ['--username', 'twopasswords', '--password', typed, '--password-stdin'],
+        `${typed}\n`,
+        'sls: Give the password once: --password-stdin or --password, not both.\n',
+      ],
+      [
+        ['--username', 'emptypassword', '--password-stdin'],
+        '',
+        'sls: Give the password on standard input with --password-stdin (or with --password, which other users of this machine can see).\n',
+      ],
+    ];
+    for (const [args, input, stderr] of refusals) {
+      const run = await sls(['user', 'create', ...args], env, input);
+      expect([args, run.code, run.stderr]).toEqual([args, 1, stderr]);
+    }
   });
 
   it('M2/M6: user create --mobile puts a number on record for the first login to confirm; a trunk prefix is refused', async () => {

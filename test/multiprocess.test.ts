@@ -150,16 +150,21 @@ describe('the README quick start, as written', () => {
 
   it("L1/L2/C2: create a user and a card with sls, start the server, log in with the emulator's response", async () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-    // the commands to run as written: not those with a placeholder (… for an id the reader fills in)
-    const commands = [...readme.matchAll(/^\s*npx sls (.+)$/gm)].map((m) => m[1]!.trim()).filter((c) => !c.includes('…'));
+    // the commands to run as written: not those with a placeholder (… for an id the reader fills in); a password
+    // is given on standard input (X1: `printf '%s\n' 'the phrase' | npx sls user create … --password-stdin`)
+    const lines = [...readme.matchAll(/^\s*(?:printf '%s\\n' '([^']*)' \| )?npx sls (.+)$/gm)]
+      .map((m) => ({ input: m[1], command: m[2]!.trim() }))
+      .filter((c) => !c.command.includes('…') && !(c.input ?? '').includes('…'));
+    const commands = lines.map((c) => c.command);
     expect(commands.length).toBeGreaterThanOrEqual(3);
     // the data directory of the quick start is the default ./data: run the commands with this test's instead
     const { SLS_DATABASE_URL: _unused, ...env } = cliEnv(db);
     const cwd = db.dataDir;
     const run = (line: string) => {
       const args = line.match(/'[^']*'|\S+/g)!.map((a) => a.replace(/^'|'$/g, ''));
+      const input = lines.find((c) => c.command === line)?.input;
       // relative paths (data/alice-card.json) are the test's: run in its directory, where data/ does not exist yet
-      return sls(args, env, undefined, cwd);
+      return sls(args, env, input === undefined ? undefined : `${input}\n`, cwd);
     };
     for (const line of commands.filter((c) => c.startsWith('user create') || c.startsWith('staff create') || c.startsWith('device add-dscplus'))) {
       const res = await run(line);
@@ -167,7 +172,7 @@ describe('the README quick start, as written', () => {
     }
     server = await startServer(env);
     const username = /--username (\S+)/.exec(commands.find((c) => c.startsWith('user create'))!)![1]!;
-    const password = /--password '([^']+)'/.exec(commands.find((c) => c.startsWith('user create'))!)![1]!;
+    const password = lines.find((c) => c.command.startsWith('user create'))!.input!;
     const start = await post(`${server.url}/api/v1/login`, { username, password, app: 'portal' });
     expect(start.status).toBe(200);
     const dscLine = commands.find((c) => c.startsWith('dsc --card') && c.includes('--challenge'))!;

@@ -324,6 +324,31 @@ class SlsCommand extends Command {
   }
 }
 
+/** How a command that sets a password is given it. */
+interface PasswordOptions {
+  password?: string;
+  passwordStdin?: boolean;
+}
+
+/**
+ * X1, A4: the password of `user create` and `staff create`: from standard
+ * input (--password-stdin, its first line without the line's end), which
+ * neither the process list (`ps`) nor the shell's history shows; or, for
+ * scripts of before, --password. One of them, once.
+ */
+async function passwordOf(options: PasswordOptions): Promise<string> {
+  if (options.passwordStdin && options.password !== undefined) throw new SlsError('VALIDATION_ERROR', { reason: 'password_twice' });
+  if (!options.passwordStdin) {
+    if (options.password === undefined) throw new SlsError('VALIDATION_ERROR', { reason: 'password_missing' });
+    return options.password;
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/, 1)[0] ?? '';
+  if (line === '') throw new SlsError('VALIDATION_ERROR', { reason: 'password_missing' });
+  return line;
+}
+
 /** The version of package.json (the package's root is two folders above dist/cli and src/cli). */
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -353,7 +378,8 @@ export function buildProgram(): Command {
     .command('create')
     .description('create a user, with a new account unless --account names an existing one')
     .requiredOption('--username <u>', 'lower-case letters and digits')
-    .requiredOption('--password <p>', 'at least 8 characters, not a common password')
+    .option('--password-stdin', 'read the password from standard input (its first line): the process list and the shell history never show it')
+    .option('--password <p>', 'the password, at least 8 characters, not a common password (other users of this machine can see it: prefer --password-stdin)')
     .option('--account <a>', 'account number to join or create')
     .option('--entity <id>', 'the entity the user belongs to (`sls entity create`); without --account, a new account of the entity')
     .option('--equity <usd>', 'account equity in USD', amountOption)
@@ -362,13 +388,14 @@ export function buildProgram(): Command {
     .addOption(dbOption())
     .action(
       async (
-        options: DbOption & { username: string; password: string; account?: string; entity?: string; equity?: number; email?: string; mobile?: MobileNumber },
+        options: DbOption & PasswordOptions & { username: string; account?: string; entity?: string; equity?: number; email?: string; mobile?: MobileNumber },
       ) => {
+        const password = await passwordOf(options);
         await withServices(options, async (s) => {
           const created = await s.users.create(
             {
               username: options.username,
-              password: options.password,
+              password,
               ...(options.account !== undefined ? { accountNumber: options.account } : {}),
               ...(options.entity !== undefined ? { entityId: options.entity } : {}),
               ...(options.equity !== undefined ? { equityUsd: options.equity } : {}),
@@ -448,15 +475,17 @@ export function buildProgram(): Command {
     .command('create')
     .description('create a staff user; give them a DSC+ with `device add-dscplus` to log in')
     .requiredOption('--username <u>', 'lower-case letters and digits')
-    .requiredOption('--password <p>', 'at least 8 characters, not a common password')
+    .option('--password-stdin', 'read the password from standard input (its first line): the process list and the shell history never show it')
+    .option('--password <p>', 'the password, at least 8 characters, not a common password (other users of this machine can see it: prefer --password-stdin)')
     .requiredOption('--role <r>', 'client_services, compliance or admin')
     .addOption(dbOption())
-    .action(async (options: DbOption & { username: string; password: string; role: string }) => {
+    .action(async (options: DbOption & PasswordOptions & { username: string; role: string }) => {
       if (!['client_services', 'compliance', 'admin'].includes(options.role)) {
         throw new SlsError('VALIDATION_ERROR', { reason: 'staff_role', field: '--role' });
       }
+      const password = await passwordOf(options);
       await withServices(options, async (s) => {
-        const created = await s.users.create({ username: options.username, password: options.password, role: options.role as Role }, 'cli');
+        const created = await s.users.create({ username: options.username, password, role: options.role as Role }, 'cli');
         print(t('cli.staffCreated', { username: created.username, role: created.role }));
       });
     });
