@@ -30,7 +30,8 @@ import {
 } from './support/harness.js';
 import { answer, bearer, get, loginSession, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
 import { Browser, listeningHarness, registeredClient, TEST_REDIRECT_URI } from './support/oidc.js';
-import { Agent, csrfOf, form, textById } from './support/html.js';
+import { Agent, alertBox, byId, csrfOf, form, textById } from './support/html.js';
+import { SESSION_COOKIE } from '../src/http/session-cookie.js';
 
 const NEW_PASSWORD = 'a brand new passphrase 7';
 
@@ -295,6 +296,49 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
       expect(await alive(cookieOf(start))).toBe(200);
       expect(await replaced(user.id)).toHaveLength(1);
     });
+  });
+
+  it("S2, X3: a GET makes no online card: another site's link to the card's page or files (the Lax cookie goes along) creates nothing; the card is made by a POST from our own page, and only then prints", async () => {
+    const agentId = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user.id;
+    const { user } = await createUserWithCard(h.services);
+    const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+    const session = await loginSession(h.app, user.username, () => passcode);
+    const browser = new Agent(h.app);
+    browser.jar.set(SESSION_COOKIE, session.authorization!.slice('Bearer '.length));
+    const cards = async () => (await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'online_card');
+    const crossSite = { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' };
+
+    // another site's links, followed by the victim's browser with its cookie: nothing to print, nothing made
+    for (const url of ['/online-card/card.pdf', '/online-card/card.png']) {
+      const res = await browser.get(url, crossSite);
+      expect([res.status, alertBox(res.html)?.code], url).toEqual([409, 'ONLINE_CARD_NOT_MADE']);
+    }
+    for (const url of ['/api/v1/online-card/card.pdf', '/api/v1/online-card/card.png']) {
+      const res = await get(h.app, url, session);
+      expect([res.status, res.body.error?.code], url).toEqual([409, 'ONLINE_CARD_NOT_MADE']);
+    }
+    const page = await browser.get('/online-card', crossSite);
+    expect(page.status).toBe(200);
+    expect(textById(page.html, 'code-card')).toBeUndefined();
+    expect(await cards()).toEqual([]);
+    // a forged form (no token of ours), and a confirmation of a card that is not there
+    expect((await browser.post('/online-card', {}, { origin: 'https://evil.example' })).status).toBe(403);
+    expect((await browser.post('/online-card', { _csrf: 'made-up' })).status).toBe(403);
+    const early = await postJson(h.app, '/api/v1/online-card/printed', {}, session);
+    expect([early.status, early.body.error?.code]).toEqual([409, 'ONLINE_CARD_NOT_MADE']);
+    expect(await cards()).toEqual([]);
+
+    // the user's own click on our page makes it, once
+    const made = await browser.submit(page, '/online-card');
+    expect([made.status, made.location]).toEqual([303, '/online-card']);
+    expect(await cards()).toHaveLength(1);
+    const shown = await browser.get('/online-card');
+    expect(byId(shown.html, 'code-card')).toBeDefined();
+    expect((await browser.get('/online-card/card.pdf')).raw.rawPayload.subarray(0, 5).toString()).toBe('%PDF-');
+    // asked again (a second tab): the same card, not a second one
+    expect((await browser.post('/online-card', { _csrf: csrfOf(form(shown.html, '/online-card/printed')) })).status).toBe(303);
+    expect(await cards()).toHaveLength(1);
   });
 });
 

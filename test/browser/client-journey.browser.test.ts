@@ -50,6 +50,8 @@ describe.skipIf(!chromiumAvailable)('the card left at home, in real Chromium', (
     await answerWith(page, passcode);
     expect((await facts(page)).path).toBe('/account');
     await navigation(page, () => page.locator('#online-card-link').click());
+    // S2: the card is made by the user's click (a POST), never by a GET
+    await navigation(page, () => page.locator('#make-card').click());
 
     // S2: the card, printed as a PDF and saved as a PNG
     const codes = await page.locator('#code-card .code').allTextContents();

@@ -484,6 +484,8 @@ describe.skipIf(!chromiumAvailable)('X2: a picture of every page in each languag
         expect(new URL(page.url()).pathname).toBe('/account');
         await capture(page, 'account-temporary-access');
         await navigation(page, () => page.locator('#online-card-link').click());
+        // S2: the card is made by the user's click (a POST), never by a GET
+        await navigation(page, () => page.locator('#make-card').click());
         const codes = await page.locator('#code-card .code').allTextContents();
         await capture(page, 'online-card');
         await navigation(page, () => page.locator('#confirm-printed').click());

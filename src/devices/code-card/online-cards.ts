@@ -38,10 +38,26 @@ export class OnlineCards {
     return (await this.deps.devices.listForUser(userId, db)).find((d) => d.type === 'online_card' && d.state === 'requested');
   }
 
-  /** The card waiting to be printed and activated: the same one until it is activated. */
-  async forSession(session: Session): Promise<Device> {
+  /**
+   * The card waiting to be printed and activated, if it was made; null
+   * otherwise. Reading never makes one: a page or file fetched by a GET
+   * (which another site's link can send with the cookie) changes nothing.
+   */
+  async current(session: Session): Promise<Device | null> {
     this.assertTemporaryAccess(session);
-    const existing = await this.pending(session.userId);
+    return (await this.pending(session.userId)) ?? null;
+  }
+
+  /** The card waiting to be printed and activated; 409 ONLINE_CARD_NOT_MADE when the user has not asked for one (`make`). */
+  async existing(session: Session): Promise<Device> {
+    const card = await this.current(session);
+    if (!card) throw new SlsError('ONLINE_CARD_NOT_MADE');
+    return card;
+  }
+
+  /** S2: the user asks for the card (a POST): made on the first call, the same one until it is activated. */
+  async make(session: Session): Promise<Device> {
+    const existing = await this.current(session);
     if (existing) return existing;
     const { store, audit, users, devices } = this.deps;
     const user = await users.get(session.userId);
@@ -62,7 +78,7 @@ export class OnlineCards {
 
   /** S2: the user confirms the card printed correctly, in all its parts. */
   async confirmPrinted(session: Session): Promise<Device> {
-    const card = await this.forSession(session);
+    const card = await this.existing(session);
     const { store, clock, audit, devices } = this.deps;
     const params = { ...card.params, printConfirmedAt: clock.now() };
     await store.db
@@ -77,7 +93,7 @@ export class OnlineCards {
   /** The card's texts in the reader's language, or English where no font can print it (see CJK_FONT). */
   async printable(session: Session, language: Language, time: (ms: number) => string): Promise<PrintableCard> {
     const t = translator(language === 'zh-Hant' && CJK_FONT === null ? 'en' : language);
-    const card = await this.forSession(session);
+    const card = await this.existing(session);
     const user = await this.deps.users.get(session.userId);
     const secret = (await this.deps.devices.context(card)).secret<CodeCardSecret>();
     return {

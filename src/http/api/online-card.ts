@@ -1,4 +1,4 @@
-/** The Online Security Code Card API (S2, S3): get, print or save, confirm; activation is /devices/{id}/activation. */
+/** The Online Security Code Card API (S2, S3): make (a POST), print or save, confirm; activation is /devices/{id}/activation. */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -19,6 +19,8 @@ const OnlineCardSchema = z
   })
   .describe('OnlineCard');
 const errors = { 401: ErrorSchema, 403: ErrorSchema };
+/** The card's files and its confirmation need the card made first (POST /online-card). */
+const madeErrors = { ...errors, 409: ErrorSchema };
 
 export function onlineCardApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
   async function sessionOf(request: FastifyRequest) {
@@ -55,7 +57,7 @@ export function onlineCardApi(services: Services, guard: SessionGuard): FastifyP
       },
       async (request, reply) => {
         reply.header('cache-control', 'no-store');
-        return view(await services.onlineCards.forSession(await sessionOf(request)));
+        return view(await services.onlineCards.make(await sessionOf(request)));
       },
     );
 
@@ -66,8 +68,9 @@ export function onlineCardApi(services: Services, guard: SessionGuard): FastifyP
           operationId: 'confirmOnlineCardPrinted',
           tags,
           summary: 'Confirm the card printed correctly, in all its parts (S2)',
+          description: '409 ONLINE_CARD_NOT_MADE before the card was made (POST /online-card).',
           security,
-          response: { 200: OnlineCardSchema, ...errors },
+          response: { 200: OnlineCardSchema, ...madeErrors },
         },
       },
       async (request, reply) => {
@@ -84,6 +87,7 @@ export function onlineCardApi(services: Services, guard: SessionGuard): FastifyP
             operationId: format === 'pdf' ? 'getOnlineCardPdf' : 'getOnlineCardPng',
             tags,
             summary: format === 'pdf' ? 'The card as a PDF, to print' : 'The card as a PNG image, to save',
+            description: 'Only the card already made (POST /online-card): a GET never makes one. 409 ONLINE_CARD_NOT_MADE otherwise.',
             security,
             response: {
               // a file, not JSON: its media type in the document (I2)
@@ -91,7 +95,7 @@ export function onlineCardApi(services: Services, guard: SessionGuard): FastifyP
                 description: format === 'pdf' ? 'The card as a PDF' : 'The card as a PNG image',
                 content: { [format === 'pdf' ? 'application/pdf' : 'image/png']: { schema: z.any() } },
               },
-              ...errors,
+              ...madeErrors,
             },
           },
         },

@@ -167,10 +167,12 @@ export function portalPages(services: Services, pages: PageRenderer, guard: Sess
       }
     });
 
+    /** S2: the card if it was made, or the button that makes it (a GET changes nothing: another site's link carries the cookie). */
     app.get('/online-card', async (request, reply) => {
       const session = await sessionFor(request, 'temporary');
       if (redirected(session)) return reply.redirect(session.redirect, 303);
-      const card = await services.onlineCards.forSession(session);
+      const card = await services.onlineCards.current(session);
+      if (!card) return pages.render(request, reply, 'online-card', { card: null, rows: [], printConfirmed: false }, { path: '/online-card' });
       const codes = (await services.devices.context(card)).secret<CodeCardSecret>().codes;
       const rows: { index: number; code: string }[][] = [];
       codes.forEach((code, i) => {
@@ -185,6 +187,14 @@ export function portalPages(services: Services, pages: PageRenderer, guard: Sess
         { card, rows, printConfirmed: typeof card.params.printConfirmedAt === 'number' },
         { path: '/online-card' },
       );
+    });
+
+    /** S2: the user asks for the card, from our own page (CSRF token); the same card until it is activated. */
+    app.post('/online-card', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const session = await sessionFor(request, 'temporary');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
+      await services.onlineCards.make(session);
+      return reply.redirect('/online-card', 303);
     });
 
     for (const format of ['pdf', 'png'] as const) {
