@@ -68,7 +68,7 @@ describe.each(DATABASES)('attacks on the HTTP surface (%s)', (database) => {
     ];
     for (const [what, headers] of refused) {
       const token = await sessionToken();
-      const cookie = { cookie: `sls_session=${token}` };
+      const cookie = { cookie: `__Host-sls_session=${token}` };
       const forged = await h.app.inject({ method: 'POST', url: '/api/v1/logout', headers: { ...cookie, ...headers } });
       expect([forged.statusCode, forged.json().error.code], what).toEqual([403, 'CSRF_FAILED']);
       expect((await get(h.app, '/api/v1/session', cookie)).status, what).toBe(200);
@@ -82,7 +82,7 @@ describe.each(DATABASES)('attacks on the HTTP surface (%s)', (database) => {
     ];
     for (const [what, headers] of allowed) {
       const token = await sessionToken();
-      const out = await h.app.inject({ method: 'POST', url: '/api/v1/logout', headers: { cookie: `sls_session=${token}`, ...headers } });
+      const out = await h.app.inject({ method: 'POST', url: '/api/v1/logout', headers: { cookie: `__Host-sls_session=${token}`, ...headers } });
       expect(out.statusCode, what).toBe(204);
     }
   });
@@ -96,7 +96,7 @@ describe.each(DATABASES)('attacks on the HTTP surface (%s)', (database) => {
     const device = await h.app.inject({ method: 'POST', url: '/oidc/device/auth', headers: form, payload: `client_id=${client.clientId}&scope=openid` });
     const { user_code } = device.json() as { user_code: string };
     const agent = new Agent(h.app);
-    agent.jar.set('sls_session', done.body.session.token);
+    agent.jar.set('__Host-sls_session', done.body.session.token);
     const answers: [string, { headers: Record<string, unknown> }][] = [
       ['a login started (its claim token)', start.raw],
       ['a login done (the session token)', done.raw],

@@ -125,7 +125,7 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       const again = await oidc.refreshTokenGrant(portalClient, refreshed.refresh_token!);
       expect(await active(portalClient, again.access_token)).toBe(true);
       // the session in the browser lived on with it
-      expect(await h.services.sessions.authenticate(browser.jar.get('sls_session')!)).not.toBeNull();
+      expect(await h.services.sessions.authenticate(browser.jar.get('__Host-sls_session')!)).not.toBeNull();
     });
 
     it('L8, I1: a trading session has no idle time (K12): its client refreshes after hours without other activity; its access token lives an hour', async () => {
@@ -191,7 +191,7 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       const claimed = await claimSession(h.app, login);
       expect(claimed.status, JSON.stringify(claimed.body)).toBe(200);
       const token = claimed.body.session.token as string;
-      browser.jar.set('sls_session', token);
+      browser.jar.set('__Host-sls_session', token);
       expect((await h.services.sessions.authenticate(token))!.confirmedBy).toBe('pin');
 
       // the card is used elsewhere since: the step-up in this session offers it first (L6), and is answered with it

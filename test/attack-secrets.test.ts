@@ -226,7 +226,7 @@ describe.each(DATABASES)('nothing secret in logs, metrics, audit data, error bod
       const done = await browser.request(`/login/${flowId}`, {
         form: { _csrf: csrfOf(form(challenge.html, `/login/${flowId}`)), response: cardAnswer(card, view.body.challenge.question) },
       });
-      secret('a session cookie', browser.jar.get('sls_session'));
+      secret('a session cookie', browser.jar.get('__Host-sls_session'));
       return done.location!;
     };
     const verifier = oidc.randomPKCECodeVerifier();

@@ -96,7 +96,7 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       // day 2 passes: the full-access session ends (not revoked: it expires), the next login opens only the online card
       h.clock.advance(15 * MINUTE);
       await signIn(browser, user.username, () => passcode);
-      expect((await h.services.sessions.authenticate(browser.jar.get('sls_session')!))!.scope).toBe('online_card_only');
+      expect((await h.services.sessions.authenticate(browser.jar.get('__Host-sls_session')!))!.scope).toBe('online_card_only');
       const second = await authorize(browser);
       expect(second.callback, 'no code reaches the client').toBeNull();
       expect(second.last.status).toBe(403);
@@ -243,7 +243,7 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
     it('T3, X7: the portal pages hold too: after a step-up with a temporary passcode no opt-out, no number, and no key registration offered', async () => {
       const { user, headers } = await temporarySession();
       const agent = new Agent(h.app);
-      agent.jar.set('sls_session', headers.authorization!.slice('Bearer '.length));
+      agent.jar.set('__Host-sls_session', headers.authorization!.slice('Bearer '.length));
       const configure = await agent.get('/settings/secure-login/configure');
       expect(configure.status, configure.html.slice(0, 300)).toBe(200);
       const refused = await agent.submit(configure, '/settings/secure-login/configure', { choice: 'opt_out', acknowledge: 'yes', confirmation: user.username });
@@ -284,7 +284,7 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       expect((await get(h.app, '/api/v1/withdrawal-limits', bearer(token))).body).toMatchObject({ device: null, ...none });
       // the account page tells the same: not the DSC+'s unlimited row
       const agent = new Agent(h.app);
-      agent.jar.set('sls_session', token);
+      agent.jar.set('__Host-sls_session', token);
       const account = await agent.get('/account');
       expect(account.status).toBe(200);
       const shown = /id="withdrawal-limits">([^<]*)</.exec(account.html)?.[1] ?? '';

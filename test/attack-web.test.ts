@@ -100,12 +100,12 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     const { user, card } = await createUserWithCard(h.services);
     const api = await cardSession(h, user, card);
     const browser = await cardSession(h, user, card);
-    const cookie = { cookie: `sls_session=${browser.authorization!.slice('Bearer '.length)}` };
+    const cookie = { cookie: `__Host-sls_session=${browser.authorization!.slice('Bearer '.length)}` };
     const ids = [(await get(h.app, '/api/v1/session', api)).body.id, (await get(h.app, '/api/v1/session', cookie)).body.id].sort();
 
     const out = await postJson(h.app, '/api/v1/logout', undefined, { ...api, ...cookie, origin: 'http://localhost:80', host: 'localhost:80' });
     expect(out.status, JSON.stringify(out.body)).toBe(204);
-    expect(String(out.headers['set-cookie'])).toMatch(/sls_session=;/);
+    expect(String(out.headers['set-cookie'])).toMatch(/__Host-sls_session=;/);
     expect((await get(h.app, '/api/v1/session', api)).status).toBe(401);
     expect((await get(h.app, '/api/v1/session', cookie)).status).toBe(401);
     expect(await loggedOut(user.id)).toEqual(ids);
@@ -115,7 +115,7 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     const { user, card } = await createUserWithCard(h.services);
     const api = await cardSession(h, user, card);
     const browser = await cardSession(h, user, card);
-    const cookie = { cookie: `sls_session=${browser.authorization!.slice('Bearer '.length)}` };
+    const cookie = { cookie: `__Host-sls_session=${browser.authorization!.slice('Bearer '.length)}` };
     const apiId = (await get(h.app, '/api/v1/session', api)).body.id;
     const cookieId = (await get(h.app, '/api/v1/session', cookie)).body.id;
 
@@ -197,7 +197,8 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
 
   describe('L8: a new login in a browser ends the session its cookie held (a copied cookie is not left alive)', () => {
     /** The session token a response set as the browser's cookie. */
-    const cookieOf = (res: { cookies: unknown }): string => (res.cookies as { name: string; value: string }[]).find((c) => c.name === 'sls_session')!.value;
+    const cookieOf = (res: { cookies: unknown }): string =>
+      (res.cookies as { name: string; value: string }[]).find((c) => c.name === '__Host-sls_session')!.value;
     const alive = async (token: string) => (await get(h.app, '/api/v1/session', bearer(token))).status;
     async function replaced(userId: string): Promise<unknown[]> {
       return (await h.services.audit.list({ userId, limit: 100 }))
@@ -206,7 +207,7 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     }
     /** A login through the JSON API, answered with the card, in a browser holding `cookie` (or none): its session token. */
     async function apiLogin(user: User, card: CardFile, cookie?: string, headers: Record<string, string> = {}): Promise<string> {
-      const cookies: Record<string, string> = cookie === undefined ? {} : { sls_session: cookie };
+      const cookies: Record<string, string> = cookie === undefined ? {} : { '__Host-sls_session': cookie };
       const start = await h.app.inject({
         method: 'POST',
         url: '/api/v1/login',
@@ -271,7 +272,7 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
         const challenge = await agent.get(started.location!);
         const question = textById(challenge.html, 'challenge-code')!;
         expect((await agent.submit(challenge, started.location!, { response: cardAnswer(card, question) })).location).toBe('/account');
-        return agent.jar.get('sls_session')!;
+        return agent.jar.get('__Host-sls_session')!;
       }
       const first = await pageLogin();
       const second = await pageLogin();
@@ -288,7 +289,7 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
       const start = await h.app.inject({
         method: 'POST',
         url: '/api/v1/login',
-        cookies: { sls_session: first },
+        cookies: { '__Host-sls_session': first },
         payload: { username: user.username, password: PASSWORD, app: 'trading' },
       });
       expect(start.json().state, start.body).toBe('done');
@@ -296,6 +297,58 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
       expect(await alive(cookieOf(start))).toBe(200);
       expect(await replaced(user.id)).toHaveLength(1);
     });
+  });
+
+  /** The attributes of a Set-Cookie header, by lower-case name ('' for a flag). */
+  const cookieAttributes = (header: string): { name: string; attrs: Record<string, string> } => {
+    const [pair, ...rest] = header.split(';').map((part) => part.trim());
+    const attrs = Object.fromEntries(rest.map((a) => [a.split('=')[0]!.toLowerCase(), a.includes('=') ? a.slice(a.indexOf('=') + 1) : '']));
+    return { name: pair!.slice(0, pair!.indexOf('=')), attrs };
+  };
+
+  it("X3, L8, K3: cookies that matter are __Host- (session, CSRF: Secure, Path=/, no Domain) and __Secure- (the login's claim, path-scoped); a sibling subdomain's tossed cookie under the plain names is not read", async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const browser = new Agent(h.app);
+    const loginPage = await browser.get('/login');
+    const login = await browser.submit(loginPage, '/login', { username: user.username, password: PASSWORD });
+    expect(login.status).toBe(303);
+    const challenge = await browser.get(login.location!);
+    const done = await browser.submit(challenge, login.location!, { response: cardAnswer(card, textById(challenge.html, 'challenge-code')!) });
+    expect([done.status, done.location]).toEqual([303, '/account']);
+    const set = [...loginPage.setCookies, ...login.setCookies, ...done.setCookies].map(cookieAttributes);
+    const named = (name: string) => set.find((c) => c.name === name);
+    for (const name of ['__Host-sls_session', '__Host-sls_csrf']) {
+      const cookie = named(name);
+      expect(cookie, name).toBeDefined();
+      expect(cookie!.attrs, name).toMatchObject({ secure: '', path: '/', httponly: '' });
+      expect(cookie!.attrs.domain, name).toBeUndefined();
+    }
+    expect(named('__Secure-sls_claim')?.attrs).toMatchObject({ secure: '', path: login.location!, httponly: '' });
+    expect(set.map((c) => c.name).filter((name) => /^sls_(session|csrf|claim)$/.test(name))).toEqual([]);
+    const token = browser.jar.get('__Host-sls_session')!;
+    expect(await h.services.sessions.authenticate(token)).toMatchObject({ userId: user.id });
+
+    // the session's token under the plain name (set by a sibling subdomain, or over plain HTTP) opens nothing
+    const plain = new Agent(h.app);
+    plain.jar.set('sls_session', token);
+    expect((await plain.get('/account')).location).toBe('/login');
+    expect((await get(h.app, '/api/v1/session', { cookie: `sls_session=${token}` })).status).toBe(401);
+
+    // login CSRF by cookie tossing: the attacker takes a CSRF secret and token of their own from our login page,
+    // sets the secret in the victim's browser under the plain name from a sibling subdomain (same site: SameSite does
+    // not stop it), and posts the login form of their own account from there: the victim is not logged into it
+    const attacker = await createUserWithCard(h.services);
+    const theirs = new Agent(h.app);
+    const theirPage = await theirs.get('/login');
+    const victim = new Agent(h.app);
+    victim.jar.set('sls_csrf', theirs.jar.get('__Host-sls_csrf')!);
+    const tossed = await victim.post(
+      '/login',
+      { _csrf: csrfOf(form(theirPage.html, '/login')), username: attacker.user.username, password: PASSWORD },
+      { origin: 'https://evil.sls.example', 'sec-fetch-site': 'same-site' },
+    );
+    expect([tossed.status, alertBox(tossed.html)?.code]).toEqual([403, 'CSRF_FAILED']);
+    expect((await h.services.audit.list({ userId: attacker.user.id, limit: 50 })).filter((e) => e.event.startsWith('login.'))).toEqual([]);
   });
 
   it("S2, X3: a GET makes no online card: another site's link to the card's page or files (the Lax cookie goes along) creates nothing; the card is made by a POST from our own page, and only then prints", async () => {
@@ -339,6 +392,30 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     // asked again (a second tab): the same card, not a second one
     expect((await browser.post('/online-card', { _csrf: csrfOf(form(shown.html, '/online-card/printed')) })).status).toBe(303);
     expect(await cards()).toHaveLength(1);
+  });
+});
+
+describe('cookies over plain HTTP (SLS_COOKIE_SECURE=false: development)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness('sqlite', { cookieSecure: false });
+  });
+  afterAll(async () => h?.close());
+
+  it('X3, L8: without Secure cookies (browsers refuse the prefixes then) the plain names are set and read, and the prefixed ones are not set', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const browser = new Agent(h.app);
+    const loginPage = await browser.get('/login');
+    const login = await browser.submit(loginPage, '/login', { username: user.username, password: PASSWORD });
+    const challenge = await browser.get(login.location!);
+    const done = await browser.submit(challenge, login.location!, { response: cardAnswer(card, textById(challenge.html, 'challenge-code')!) });
+    expect([done.status, done.location]).toEqual([303, '/account']);
+    expect([...browser.jar.keys()].filter((name) => name.includes('__Host-sls_session') || name.includes('__Host-sls_csrf')).sort()).toEqual([
+      '__Host-sls_csrf',
+      '__Host-sls_session',
+    ]);
+    expect([...loginPage.setCookies, ...login.setCookies, ...done.setCookies].filter((c) => c.startsWith('__') || /;\s*Secure/i.test(c))).toEqual([]);
+    expect((await browser.get('/account')).status).toBe(200);
   });
 });
 
@@ -405,7 +482,7 @@ describe.each(DATABASES)("an application's tokens and the session they stand on 
   /** A portal login with the card put in the browser, then the client's authorization request followed to its code and exchanged. */
   async function tokensOf(session: Record<string, string>) {
     const browser = new Browser(issuer);
-    browser.jar.set('sls_session', session.authorization!.slice('Bearer '.length));
+    browser.jar.set('__Host-sls_session', session.authorization!.slice('Bearer '.length));
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     let url = oidc.buildAuthorizationUrl(client, {
@@ -442,7 +519,7 @@ describe.each(DATABASES)("an application's tokens and the session they stand on 
     const { user, card } = await createUserWithCard(h.services);
     const changer = await cardSession(h, user, card);
     const api = await cardSession(h, user, card);
-    const cookie = { cookie: `sls_session=${(await cardSession(h, user, card)).authorization!.slice('Bearer '.length)}` };
+    const cookie = { cookie: `__Host-sls_session=${(await cardSession(h, user, card)).authorization!.slice('Bearer '.length)}` };
     const waiting = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, cookie);
     expect(waiting.status).toBe(200);
     const application = await tokensOf(await cardSession(h, user, card));
@@ -494,7 +571,7 @@ describe.each(DATABASES.filter((name) => name === 'postgres'))('sessions across 
     await one.services.store.serialized('audit_log', (trx) => one.services.sessions.endWhere(trx, { userId: user.id }, 'ended_by_staff', 'test'));
     expect((await get(two.app, '/api/v1/session', earlier)).status).toBe(401);
     const onOne = await loginSession(one.app, user.username, withCard(card));
-    const cookieOnOne = { cookie: `sls_session=${(await loginSession(one.app, user.username, withCard(card))).authorization!.slice('Bearer '.length)}` };
+    const cookieOnOne = { cookie: `__Host-sls_session=${(await loginSession(one.app, user.username, withCard(card))).authorization!.slice('Bearer '.length)}` };
     const changer = await loginSession(two.app, user.username, withCard(card), { stepUp: true });
     expect((await get(one.app, '/api/v1/session', onOne)).status).toBe(200);
     expect((await one.app.inject({ method: 'GET', url: '/account', headers: cookieOnOne })).statusCode).toBe(200);

@@ -205,7 +205,7 @@ describe('who may use the console (T1, A5)', () => {
     const token = done.body.session.token as string;
     expect((await get(h.app, '/api/v1/session', bearer(token))).body.scope).not.toBe('full');
     const agent = new Agent(h.app);
-    agent.jar.set('sls_session', token);
+    agent.jar.set('__Host-sls_session', token);
     const page = await agent.get('/helpdesk');
     expect(page.status).toBe(403);
     expect(alertBox(page.html)?.code).toBe('SCOPE_ONLINE_CARD_ONLY');

@@ -271,7 +271,7 @@ describe('a forgotten password (A5, A4)', () => {
     const start = await startLogin(h.app, user.username, temporary);
     const token = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
     expect((await get(h.app, '/api/v1/session', bearer(token))).body.passwordChangeRequired).toBe(true);
-    const page = await h.app.inject({ method: 'GET', url: '/account', headers: { cookie: `sls_session=${token}` } });
+    const page = await h.app.inject({ method: 'GET', url: '/account', headers: { cookie: `__Host-sls_session=${token}` } });
     expect(page.statusCode).toBe(303);
     expect(page.headers.location).toBe('/password');
 

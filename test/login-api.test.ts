@@ -90,7 +90,7 @@ describe('second factor with the DSC+ (L2, L4, L5, C2, C3)', () => {
     expect(done.body.attemptsLeft).toBe(3);
     expect(Date.parse(done.body.session.expiresAt)).toBe(h.clock.now() + 12 * HOUR);
     const cookie = String(done.headers['set-cookie']);
-    expect(cookie).toContain(`sls_session=${done.body.session.token}`);
+    expect(cookie).toContain(`__Host-sls_session=${done.body.session.token}`);
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/Secure/);
     expect(cookie).toMatch(/SameSite=Lax/);
@@ -390,7 +390,7 @@ describe('flows and sessions (L7, L8)', () => {
 
   it('L8: the session cookie works, and a cross-site logout with it is refused (CSRF)', async () => {
     const { token } = await login();
-    const cookie = { cookie: `sls_session=${token}` };
+    const cookie = { cookie: `__Host-sls_session=${token}` };
     expect((await get(h.app, '/api/v1/session', cookie)).status).toBe(200);
     const forged = await postJson(h.app, '/api/v1/logout', undefined, { ...cookie, origin: 'https://evil.example' });
     expect(forged.status).toBe(403);
@@ -398,7 +398,7 @@ describe('flows and sessions (L7, L8)', () => {
     expect((await get(h.app, '/api/v1/session', cookie)).status).toBe(200);
     const own = await postJson(h.app, '/api/v1/logout', undefined, { ...cookie, origin: 'http://localhost:80', host: 'localhost:80' });
     expect(own.status).toBe(204);
-    expect(String(own.headers['set-cookie'])).toMatch(/sls_session=;/);
+    expect(String(own.headers['set-cookie'])).toMatch(/__Host-sls_session=;/);
   });
 
   it('L8, X7: behind a proxy that rewrites Host, a request from the configured public URL is our own; another origin is still refused', async () => {
@@ -407,7 +407,7 @@ describe('flows and sessions (L7, L8)', () => {
       const { user, card } = await createUserWithCard(proxied.services);
       const start = await startLogin(proxied.app, user.username);
       const { token } = (await answer(proxied.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session;
-      const cookie = { cookie: `sls_session=${token}`, host: '10.0.0.5:3000' };
+      const cookie = { cookie: `__Host-sls_session=${token}`, host: '10.0.0.5:3000' };
       const forged = await postJson(proxied.app, '/api/v1/logout', undefined, { ...cookie, origin: 'https://evil.example' });
       expect([forged.status, forged.body.error.code]).toEqual([403, 'CSRF_FAILED']);
       expect((await postJson(proxied.app, '/api/v1/logout', undefined, { ...cookie, origin: 'https://login.broker.example' })).status).toBe(204);

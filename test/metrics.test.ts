@@ -273,7 +273,7 @@ describe('request ids (X3, X1, X6)', () => {
         method: 'POST',
         url: '/api/v1/login',
         payload: { username: uniqueUsername('ghost'), password, app: 'portal' },
-        headers: { authorization: `Bearer ${secret}`, cookie: `sls_session=${secret}` },
+        headers: { authorization: `Bearer ${secret}`, cookie: `__Host-sls_session=${secret}` },
       });
       expect(res.statusCode).toBe(401);
       const id = res.headers['x-request-id'];

@@ -210,7 +210,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
   }
 
   async function sessionOf(browser: Browser) {
-    const session = await h.services.sessions.authenticate(browser.jar.get('sls_session') ?? '');
+    const session = await h.services.sessions.authenticate(browser.jar.get('__Host-sls_session') ?? '');
     expect(session).not.toBeNull();
     return session!;
   }
@@ -680,7 +680,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
       if (when === 'after') await link.set({ next_attempt_at: h.clock.now() + DAY }).execute();
       const later = who === 'the same user' ? earlier : await BUILT_IN_DRIVERS.dscplus!.holder(h);
       await logInAt(browser, later);
-      expect(await h.services.sessions.authenticate(browser.jar.get('sls_session')!)).not.toBeNull();
+      expect(await h.services.sessions.authenticate(browser.jar.get('__Host-sls_session')!)).not.toBeNull();
       if (when === 'before') {
         await h.services.oidc.deliverBackChannel();
         await expect.poll(() => backChannelLogoutOf(firstSession), { timeout: 5_000 }).toBeDefined();
@@ -761,7 +761,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.html)![1]!;
     const done = await browser.request('/oidc/session/end/confirm', { form: { xsrf, logout: 'yes' } });
     expect(done.location).toBe(`${rp.url}/bye?state=bye1`);
-    expect(await h.services.sessions.authenticate(browser.jar.get('sls_session') ?? 'none')).toBeNull();
+    expect(await h.services.sessions.authenticate(browser.jar.get('__Host-sls_session') ?? 'none')).toBeNull();
   });
 
   /** RFC 8628: the device asks for a code; openid-client polls (quickly: the provider sets no interval, 5 s by default). */
@@ -888,7 +888,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
           await logInAt(browser, then === 'the same user logging in again' ? first : await BUILT_IN_DRIVERS.dscplus!.holder(h));
         }
         // L8: the login replaced the session the first device was approved in; its back-channel logout has run
-        expect(await h.services.sessions.authenticate(browser.jar.get('sls_session')!)).not.toBeNull();
+        expect(await h.services.sessions.authenticate(browser.jar.get('__Host-sls_session')!)).not.toBeNull();
         await h.services.oidc.deliverBackChannel();
         await expect.poll(() => backChannelLogoutOf(aSession), { timeout: 5_000 }).toBeDefined();
         if (then === 'another user logging in') {

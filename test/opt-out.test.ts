@@ -91,7 +91,7 @@ describe.each(DATABASES)('opting out of the second factor for trading and back i
     const trading = await startLogin(h.app, c.user.username, PASSWORD, 'trading');
     expect(trading.status, JSON.stringify(trading.body)).toBe(200);
     expect(trading.body).toMatchObject({ state: 'done', app: 'trading', challenge: null, device: null, session: { app: 'trading' } });
-    expect(String(trading.headers['set-cookie'])).toContain('sls_session=');
+    expect(String(trading.headers['set-cookie'])).toContain('__Host-sls_session=');
     const session = await get(h.app, '/api/v1/session', bearer(trading.body.session.token));
     expect(session.body).toMatchObject({ app: 'trading', device: { id: null, type: null }, user: { username: c.user.username } });
     const succeeded = (await events(c.user, 'login.succeeded')).at(-1)!;

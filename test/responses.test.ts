@@ -61,7 +61,7 @@ describe('responses (X3, L8)', () => {
     for (const [name, value] of agent.jar) second.jar.set(name, value);
     const start = await startLogin(h.app, user.username);
     const other = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
-    second.jar.set('sls_session', other.body.session.token);
+    second.jar.set('__Host-sls_session', other.body.session.token);
     expect((await second.post('/logout', { _csrf: inSession })).status).toBe(403);
     // and in its own session the token works
     expect((await agent.post('/logout', { _csrf: inSession })).location).toBe('/login?loggedOut=1');

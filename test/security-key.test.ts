@@ -323,7 +323,7 @@ describe.each(DATABASES)('D6: security keys on %s', (database) => {
     expect(reactivation.body.error.code).toBe('DEVICE_NOT_AVAILABLE');
     // nor does the security settings page offer it (the page reads the kind's capabilities)
     const token = auth.authorization!.replace(/^Bearer /, '');
-    const account = await h.app.inject({ method: 'GET', url: '/account', cookies: { sls_session: token } });
+    const account = await h.app.inject({ method: 'GET', url: '/account', cookies: { '__Host-sls_session': token } });
     expect(account.statusCode).toBe(200);
     expect(account.body).toContain('id="devices-heading"');
     expect(account.body).not.toContain(`reactivate-${keyId}`);

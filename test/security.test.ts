@@ -142,7 +142,7 @@ describe.each(DATABASES)('security on %s', (db) => {
       expect((await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/verifications`, { method: 'id_document' }, headers)).body.error.code).toBe(
         'PASSWORD_CHANGE_REQUIRED',
       );
-      const page = await h.app.inject({ method: 'GET', url: '/helpdesk', headers: { cookie: `sls_session=${headers.authorization!.slice(7)}` } });
+      const page = await h.app.inject({ method: 'GET', url: '/helpdesk', headers: { cookie: `__Host-sls_session=${headers.authorization!.slice(7)}` } });
       expect([page.statusCode, page.headers.location]).toEqual([303, '/password']);
       // a second login with the same one-time password is refused like a wrong password
       const again = await startLogin(h.app, user.username, temporary);
@@ -364,7 +364,7 @@ describe.each(DATABASES)('security on %s', (db) => {
         expect([url, refused.status, refused.body.error.code]).toEqual([url, 403, 'PORTAL_SESSION_REQUIRED']);
       }
       expect((await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, trading)).body.error.code).toBe('PORTAL_SESSION_REQUIRED');
-      const page = await h.app.inject({ method: 'GET', url: '/settings/mobile', headers: { cookie: `sls_session=${trading.authorization!.slice(7)}` } });
+      const page = await h.app.inject({ method: 'GET', url: '/settings/mobile', headers: { cookie: `__Host-sls_session=${trading.authorization!.slice(7)}` } });
       expect(page.statusCode).toBe(403);
       expect(page.body).toContain('data-code="PORTAL_SESSION_REQUIRED"');
       expect((await get(h.app, '/api/v1/session', trading)).status).toBe(200);

@@ -544,7 +544,7 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
     const done = await answer(h.app, flow.body.id, (await lastCode(h, user.id)).code);
     const limits = await get(h.app, '/api/v1/withdrawal-limits', bearer(done.body.session.token));
     expect(limits.body).toEqual({ device: 'sms', perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 });
-    const page = await h.app.inject({ method: 'GET', url: '/account', cookies: { sls_session: done.body.session.token } });
+    const page = await h.app.inject({ method: 'GET', url: '/account', cookies: { '__Host-sls_session': done.body.session.token } });
     expect(page.body).toContain('USD 200,000 a day, USD 600,000 in 5 business days');
   });
 

@@ -254,7 +254,7 @@ describe('CSRF protection of every form (X3)', () => {
     const user = await createUser(h.services);
     const agent = new Agent(h.app);
     await agent.get('/login'); // the sls_csrf cookie is there, the token is not sent
-    expect(agent.jar.has('sls_csrf')).toBe(true);
+    expect(agent.jar.has('__Host-sls_csrf')).toBe(true);
     const refused = await agent.post('/login', { username: user.username, password: 'wrong password' });
     expect(refused.status).toBe(403);
     expect(refused.headers['content-type']).toMatch(/^text\/html/);
@@ -281,7 +281,7 @@ describe('CSRF protection of every form (X3)', () => {
     const user = await createUser(h.services);
     const agent = new Agent(h.app);
     const page = await agent.get('/login');
-    const cookie = cookieHeader(page, 'sls_csrf')!;
+    const cookie = cookieHeader(page, '__Host-sls_csrf')!;
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Strict/);
     const token = csrfOf(form(page.html, '/login'));
@@ -356,7 +356,7 @@ describe('a whole login through the forms (L2, L7, L8, C2, C3)', () => {
     const started = await agent.submit(login, '/login', { username: user.username, password: PASSWORD, app: 'portal' });
     expect(started.status).toBe(303);
     expect(started.location).toMatch(/^\/login\/flw_[a-z2-7]{26}$/);
-    expect(cookieHeader(started, 'sls_session')).toBeUndefined();
+    expect(cookieHeader(started, '__Host-sls_session')).toBeUndefined();
     const flowPath = started.location!;
 
     const challenge = await agent.get(flowPath);
@@ -378,13 +378,13 @@ describe('a whole login through the forms (L2, L7, L8, C2, C3)', () => {
     const done = await agent.submit(challenge, flowPath, { response });
     expect(done.status).toBe(303);
     expect(done.location).toBe('/account');
-    const sessionCookie = cookieHeader(done, 'sls_session')!;
+    const sessionCookie = cookieHeader(done, '__Host-sls_session')!;
     expect(sessionCookie).toBeDefined();
     expect(sessionCookie).toMatch(/HttpOnly/);
     expect(sessionCookie).toMatch(/SameSite=Lax/);
     expect(sessionCookie).toMatch(/Secure/);
     expect(sessionCookie).toMatch(/Path=\//);
-    const token = agent.jar.get('sls_session')!;
+    const token = agent.jar.get('__Host-sls_session')!;
     expect(await h.services.sessions.authenticate(token)).toMatchObject({ userId: user.id, app: 'portal' });
 
     // the used flow now leads to the signed-in page
@@ -401,15 +401,15 @@ describe('a whole login through the forms (L2, L7, L8, C2, C3)', () => {
     const loggedOut = await agent.submit(account, '/logout', {});
     expect(loggedOut.status).toBe(303);
     expect(loggedOut.location).toBe('/login?loggedOut=1');
-    expect(cookieHeader(loggedOut, 'sls_session')).toMatch(/^sls_session=;/);
-    expect(agent.jar.has('sls_session')).toBe(false);
+    expect(cookieHeader(loggedOut, '__Host-sls_session')).toMatch(/^__Host-sls_session=;/);
+    expect(agent.jar.has('__Host-sls_session')).toBe(false);
     expect(await h.services.sessions.authenticate(token)).toBeNull();
     const notice = await agent.get('/login?loggedOut=1');
     expect(text(notice.html)).toContain('You have logged out.');
 
     // the old cookie is dead server-side, not just forgotten by this browser
     const replay = new Agent(h.app);
-    replay.jar.set('sls_session', token);
+    replay.jar.set('__Host-sls_session', token);
     const after = await replay.get('/account');
     expect(after.status).toBe(303);
     expect(after.location).toBe('/login');
@@ -423,9 +423,9 @@ describe('a whole login through the forms (L2, L7, L8, C2, C3)', () => {
     await signIn(first);
     const agent = new Agent(h.app);
     await signIn(agent);
-    const token = agent.jar.get('sls_session')!;
+    const token = agent.jar.get('__Host-sls_session')!;
     expect(token).toMatch(/^[A-Za-z0-9_-]{32,}$/);
-    expect(first.jar.get('sls_session')).not.toBe(token);
+    expect(first.jar.get('__Host-sls_session')).not.toBe(token);
     h.clock.advance(29 * MINUTE);
     expect((await agent.get('/account')).status).toBe(200);
     h.clock.advance(30 * MINUTE + 1);
@@ -529,7 +529,7 @@ describe('what the pages say when something is wrong (L1, L3, L4, L5, L6, A3)', 
     const late = await agent.post(flowPath, { _csrf: csrfOf(form(last.html, '/login')), response: right });
     expect(late.status).toBe(410);
     expect(alertBox(late.html)?.code).toBe('FLOW_EXPIRED');
-    expect(agent.jar.has('sls_session')).toBe(false);
+    expect(agent.jar.has('__Host-sls_session')).toBe(false);
   });
 
   it('L4: after 5 minutes the challenge has expired: the page shows FLOW_EXPIRED ("start over") and the login form', async () => {
@@ -552,7 +552,7 @@ describe('what the pages say when something is wrong (L1, L3, L4, L5, L6, A3)', 
     expect(expiredPost.status).toBe(410);
     expect(alertBox(expiredPost.html)?.code).toBe('FLOW_EXPIRED');
     expect(text(expiredPost.html)).toContain('The passcode has expired. Please start over.');
-    expect(agent.jar.has('sls_session')).toBe(false);
+    expect(agent.jar.has('__Host-sls_session')).toBe(false);
 
     const unknown = await agent.get('/login/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa');
     expect(unknown.status).toBe(404);
@@ -590,7 +590,7 @@ describe('what the pages say when something is wrong (L1, L3, L4, L5, L6, A3)', 
     const locked = await agent.submit(failed, flowPath, { response: cardAnswer(card, question) });
     expect(locked.status).toBe(423);
     expect(alertBox(locked.html)?.code).toBe('LOCKED');
-    expect(agent.jar.has('sls_session')).toBe(false);
+    expect(agent.jar.has('__Host-sls_session')).toBe(false);
   });
 
   it("L6: a user with two cards gets the device switch form; the other card's challenge answers; that card is offered first next time", async () => {

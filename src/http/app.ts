@@ -3,7 +3,7 @@
  * and the web pages, over the same services. Routes parse and validate, call
  * the domain, and map errors (GUIDE lesson 11).
  */
-import { browserTimeZone } from './session-cookie.js';
+import { browserTimeZone, cookieNames } from './session-cookie.js';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
@@ -166,7 +166,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'The session token returned when a login completes.' },
-          cookie: { type: 'apiKey', in: 'cookie', name: 'sls_session' },
+          cookie: { type: 'apiKey', in: 'cookie', name: cookieNames(config).session },
           apiKey: API_KEY_SCHEME,
         },
       },
@@ -202,6 +202,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     policy: config.policy,
     rights: services.securityRights,
     ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+    cookieSecure: config.cookieSecure,
     // L8, T3, X7: the last proof (its step-up's, else its login's) still stands, and was a permanent device
     proof: (session) => services.stepUp.proof(session),
   });

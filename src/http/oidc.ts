@@ -21,7 +21,7 @@ import { translator } from '../i18n/i18n.js';
 import { ACR_VALUES, TOKEN_LIFETIME_S, acrOf, acrRank, requiredAcrRank } from '../oidc/claims.js';
 import { adapterClass, DEVICE_POLL_INTERVAL_S, type ClientMetadata } from '../oidc/adapter.js';
 import type { Session } from '../sessions/sessions.js';
-import { requestMeta, SESSION_COOKIE } from './session-cookie.js';
+import { cookieNames, requestMeta, sessionCookieOf } from './session-cookie.js';
 import type { PageRenderer } from './web/render.js';
 import type { SessionGuard } from './session-guard.js';
 import { deviceFlowPages, escapeHtml, languageOf as pageLanguage, page, type PageContext } from './oidc-pages.js';
@@ -126,7 +126,7 @@ export class ProviderHost {
     const sessionSeconds = Math.ceil(Math.max(config.policy.portalMaxMs, config.policy.tradingMaxMs) / 1000);
 
     const slsSessionOf = async (ctx: KoaContext): Promise<Session | null> => {
-      const token = ctx.cookies.get(SESSION_COOKIE, { signed: false });
+      const token = ctx.cookies.get(cookieNames(config).session, { signed: false });
       return token ? sessions.authenticate(token) : null;
     };
 
@@ -427,7 +427,7 @@ export class ProviderHost {
       // session is not ended with it (it would send them back to the login page)
       if (oidc?.route === 'end_session_confirm') {
         const params = oidc.params as Record<string, unknown> | undefined;
-        const token = ctx.cookies.get(SESSION_COOKIE, { signed: false });
+        const token = ctx.cookies.get(cookieNames(config).session, { signed: false });
         if (!token || !params?.logout) return;
         const loggedOut = oidc.session?.accountId;
         const ours = loggedOut === undefined ? null : await sessions.authenticate(token);
@@ -597,7 +597,7 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
       // first look here, to the millisecond: iat is in seconds) — a code someone else sent cannot ride on a session already open
       const deviceGrant = details.deviceCode !== undefined;
       const deviceSince = deviceGrant ? await services.oidc.deviceApprovalStarted(details.uid, details.exp * 1000) : 0;
-      const token = request.cookies[SESSION_COOKIE];
+      const token = sessionCookieOf(request, config);
       const session = token ? await sessions.authenticate(token) : null;
 
       // no session of ours for this client's app: our login, then back here

@@ -10,10 +10,41 @@ import type { RequestMeta } from '../flows/login.js';
 import type { Language } from '../i18n/i18n.js';
 import type { IssuedSession } from '../sessions/sessions.js';
 
-export const SESSION_COOKIE = 'sls_session';
+/**
+ * The names of the cookies that carry a credential, in one place. When the
+ * cookies are Secure (`SLS_COOKIE_SECURE`, the default) their names carry the
+ * prefix browsers enforce: `__Host-` (Secure, Path=/, no Domain) for the
+ * session and the CSRF secret, `__Secure-` for the login's claim (its Path is
+ * the login's own pages). A page of a sibling subdomain, or any plain-HTTP
+ * answer a network attacker forges, cannot set a cookie under such a name
+ * (cookie tossing: a session or CSRF secret of the attacker's planted in the
+ * victim's browser); the plain names, which anyone on the site could set, are
+ * then never read. Over plain HTTP (development) browsers refuse the
+ * prefixes: the plain names.
+ */
+export interface CookieNames {
+  session: string;
+  csrf: string;
+  claim: string;
+}
+
+const SECURE_NAMES: CookieNames = { session: '__Host-sls_session', csrf: '__Host-sls_csrf', claim: '__Secure-sls_claim' };
+const PLAIN_NAMES: CookieNames = { session: 'sls_session', csrf: 'sls_csrf', claim: 'sls_claim' };
+
+export function cookieNames(config: Pick<Config, 'cookieSecure'>): CookieNames {
+  return config.cookieSecure ? SECURE_NAMES : PLAIN_NAMES;
+}
+
+/** The session cookie's name under Secure cookies (the default): `cookieNames(config).session` is the one to read. */
+export const SESSION_COOKIE = SECURE_NAMES.session;
+
+/** The session cookie of a request, under the name the configuration gives it. */
+export function sessionCookieOf(request: FastifyRequest, config: Pick<Config, 'cookieSecure'>): string | undefined {
+  return request.cookies?.[cookieNames(config).session];
+}
 
 export function setSessionCookie(reply: FastifyReply, config: Config, session: IssuedSession, now: number): void {
-  reply.setCookie(SESSION_COOKIE, session.token, {
+  reply.setCookie(cookieNames(config).session, session.token, {
     path: '/',
     httpOnly: true,
     secure: config.cookieSecure,
@@ -26,8 +57,6 @@ export function setSessionCookie(reply: FastifyReply, config: Config, session: I
  * K3: the claim token of a login started in this browser, sent back only to
  * that login's own pages; with it the page takes the session the phone approved.
  */
-export const CLAIM_COOKIE = 'sls_claim';
-
 function claimCookieOptions(config: Config, flowId: string) {
   return { path: `/login/${flowId}`, httpOnly: true, secure: config.cookieSecure, sameSite: 'strict' as const };
 }
@@ -36,15 +65,15 @@ function claimCookieOptions(config: Config, flowId: string) {
 const CLAIM_COOKIE_MAX_AGE_S = 30 * 60;
 
 export function setClaimCookie(reply: FastifyReply, config: Config, flow: { id: string; claimToken: string }): void {
-  reply.setCookie(CLAIM_COOKIE, flow.claimToken, { ...claimCookieOptions(config, flow.id), maxAge: CLAIM_COOKIE_MAX_AGE_S });
+  reply.setCookie(cookieNames(config).claim, flow.claimToken, { ...claimCookieOptions(config, flow.id), maxAge: CLAIM_COOKIE_MAX_AGE_S });
 }
 
 export function clearClaimCookie(reply: FastifyReply, config: Config, flowId: string): void {
-  reply.clearCookie(CLAIM_COOKIE, claimCookieOptions(config, flowId));
+  reply.clearCookie(cookieNames(config).claim, claimCookieOptions(config, flowId));
 }
 
 export function clearSessionCookie(reply: FastifyReply, config: Config): void {
-  reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, secure: config.cookieSecure, sameSite: 'lax' });
+  reply.clearCookie(cookieNames(config).session, { path: '/', httpOnly: true, secure: config.cookieSecure, sameSite: 'lax' });
 }
 
 export interface PresentedToken {
@@ -52,13 +81,13 @@ export interface PresentedToken {
   via: 'bearer' | 'cookie';
 }
 
-export function presentedToken(request: FastifyRequest): PresentedToken | null {
+export function presentedToken(request: FastifyRequest, config: Pick<Config, 'cookieSecure'>): PresentedToken | null {
   const header = request.headers.authorization;
   if (header) {
     const match = /^Bearer ([A-Za-z0-9_-]{1,128})$/.exec(header);
     return match ? { token: match[1]!, via: 'bearer' } : null;
   }
-  const cookie = request.cookies[SESSION_COOKIE];
+  const cookie = sessionCookieOf(request, config);
   return cookie ? { token: cookie, via: 'cookie' } : null;
 }
 
@@ -131,7 +160,7 @@ export function requestMeta(request: FastifyRequest): RequestMeta & { language: 
  * the browser's cookie, which the session the login opens replaces and ends
  * (L8). Never the Bearer token: an integrator may hold several sessions.
  */
-export function loginMeta(request: FastifyRequest): RequestMeta & { language: Language } {
-  const cookie = request.cookies?.[SESSION_COOKIE];
+export function loginMeta(request: FastifyRequest, config: Pick<Config, 'cookieSecure'>): RequestMeta & { language: Language } {
+  const cookie = sessionCookieOf(request, config);
   return { ...requestMeta(request), ...(cookie ? { replaces: cookie } : {}) };
 }

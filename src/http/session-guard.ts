@@ -11,7 +11,7 @@ import { SlsError } from '../errors.js';
 import { refusalError, sessionRefusal, type AccessContext, type ProofStanding, type SessionNeed } from '../policy/session-access.js';
 import type { Session, Sessions } from '../sessions/sessions.js';
 import type { SecuritySettingsRights } from '../identity/security-rights.js';
-import { assertSameOrigin, fromOwnOrigin, presentedToken, SESSION_COOKIE, type PresentedToken } from './session-cookie.js';
+import { assertSameOrigin, fromOwnOrigin, presentedToken, sessionCookieOf, type PresentedToken } from './session-cookie.js';
 
 export interface SessionGuardDeps {
   sessions: Sessions;
@@ -29,6 +29,8 @@ export interface SessionGuardDeps {
   proof: (session: Session) => Promise<ProofStanding>;
   /** The public URL the operator configured (SLS_PUBLIC_URL): our origin behind a proxy that rewrites Host. */
   publicUrl?: string;
+  /** Whether cookies are Secure: the session cookie's name then carries `__Host-` (cookieNames). */
+  cookieSecure: boolean;
 }
 
 export class SessionGuard {
@@ -89,7 +91,7 @@ export class SessionGuard {
    * UNAUTHENTICATED or the refusal otherwise.
    */
   async require(request: FastifyRequest, need: SessionNeed): Promise<{ session: Session; token: PresentedToken }> {
-    const token = presentedToken(request);
+    const token = presentedToken(request, this.deps);
     const session = token ? await this.deps.sessions.authenticate(token.token) : null;
     if (!session || !token) throw new SlsError('UNAUTHENTICATED');
     if (token.via === 'cookie' && request.method !== 'GET' && request.method !== 'HEAD') assertSameOrigin(request, this.deps.publicUrl);
@@ -134,7 +136,7 @@ export class SessionGuard {
    * the refusal audited as `session.refused`, code CSRF_FAILED — never silent).
    */
   async otherCookie(request: FastifyRequest, token: PresentedToken): Promise<string | null> {
-    const cookie = request.cookies[SESSION_COOKIE];
+    const cookie = sessionCookieOf(request, this.deps);
     if (!cookie || cookie === token.token) return null;
     if (fromOwnOrigin(request, this.deps.publicUrl)) return cookie;
     const session = await this.deps.sessions.authenticate(cookie);
@@ -144,7 +146,7 @@ export class SessionGuard {
 
   /** The browser's session (its cookie), or null: the page then sends the user to the login page. */
   async browser(request: FastifyRequest): Promise<Session | null> {
-    const token = request.cookies[SESSION_COOKIE];
+    const token = sessionCookieOf(request, this.deps);
     return token ? this.deps.sessions.authenticate(token) : null;
   }
 

@@ -171,7 +171,7 @@ describe.skipIf(!chromiumAvailable)('the example Client Portal in real Chromium 
       expect(await page.locator('#auth-time').getAttribute('data-epoch')).toBe(String(newAuthTime));
 
       // Log out: RP-initiated logout, confirmed on the provider's page, back at the portal; our session is over too
-      const slsSession = (await context.cookies(issuer)).find((c) => c.name === 'sls_session');
+      const slsSession = (await context.cookies(issuer)).find((c) => c.name === '__Host-sls_session');
       expect(slsSession).toBeDefined();
       await navigation(page, () => page.getByRole('button', { name: 'Log out' }).click());
       expect(page.url().startsWith(`${issuer}/oidc/session/end`), page.url()).toBe(true);

@@ -110,7 +110,7 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
       expect(await page.locator('#session-app').innerText()).toBe('Trading platform');
 
       // L8: Chromium keeps the Secure, HttpOnly, SameSite=Lax session cookie on http://localhost; scripts cannot read it
-      const session = (await context.cookies()).find((c) => c.name === 'sls_session');
+      const session = (await context.cookies()).find((c) => c.name === '__Host-sls_session');
       expect(session).toMatchObject({ domain: 'localhost', path: '/', httpOnly: true, secure: true, sameSite: 'Lax' });
       expect(await scriptVisibleCookies(page)).not.toContain('sls_session');
       expect(await suite.server.h.services.sessions.authenticate(session!.value)).toMatchObject({ userId: user.id, app: 'trading' });
@@ -122,7 +122,7 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
       // log out: the cookie is gone and the session is dead on the server
       await navigation(page, () => page.getByRole('button', { name: 'Log out' }).click());
       expect(await facts(page)).toMatchObject({ path: '/login?loggedOut=1', h1: ['Log in'], status: 'You have logged out.' });
-      expect((await context.cookies()).find((c) => c.name === 'sls_session')).toBeUndefined();
+      expect((await context.cookies()).find((c) => c.name === '__Host-sls_session')).toBeUndefined();
       expect(await suite.server.h.services.sessions.authenticate(session!.value)).toBeNull();
       await page.goto('/account');
       expect(new URL(page.url()).pathname).toBe('/login');
@@ -153,7 +153,7 @@ describe.skipIf(!chromiumAvailable)('the web login in real Chromium', () => {
       expect(locked.alert!.text).toContain('This user is locked after too many failed login attempts.');
       expect(locked.alert!.text).toContain('24 hours after the last failed attempt');
       expect(await page.locator('#challenge-code').count()).toBe(0);
-      expect((await context.cookies()).find((c) => c.name === 'sls_session')).toBeUndefined();
+      expect((await context.cookies()).find((c) => c.name === '__Host-sls_session')).toBeUndefined();
       expect(problems).toEqual([]);
     });
 

@@ -300,7 +300,7 @@ describe.skipIf(!chromiumAvailable)('the mobile authenticator in real Chromium: 
     const proceeded = page.waitForURL('**/account', { timeout: 15_000 });
     await answerRequest(app, user.username, number, 'biometric');
     await proceeded;
-    const cookie = (await computer.cookies()).find((c) => c.name === 'sls_session')!;
+    const cookie = (await computer.cookies()).find((c) => c.name === '__Host-sls_session')!;
     const session = await h.services.sessions.authenticate(cookie.value);
     expect(session).toMatchObject({ app: 'trading', confirmedBy: 'biometric' });
     expect(session!.expiresAt - h.clock.now()).toBe(30 * HOUR);

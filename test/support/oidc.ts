@@ -88,6 +88,6 @@ export async function signIn(
   const done = await answer(h.app, start.body.id as string, await respond(start.body));
   expect(done.status, JSON.stringify(done.body)).toBe(200);
   const token = done.body.session.token as string;
-  browser.jar.set('sls_session', token);
+  browser.jar.set('__Host-sls_session', token);
   return token;
 }

@@ -39,7 +39,7 @@ export function loginApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        const { session, ...flow } = await services.login.start({ ...request.body, ...loginMeta(request) });
+        const { session, ...flow } = await services.login.start({ ...request.body, ...loginMeta(request, services.config) });
         if (!session) return flow;
         // O1: opted out of the second factor for trading: the password completed the login
         setSessionCookie(reply, services.config, session, services.clock.now());
@@ -102,7 +102,7 @@ export function loginApi(services: Services): FastifyPluginAsync {
           reply.raw.once('close', () => abort.abort());
           reply.header('cache-control', 'no-store');
         }
-        const { flow, session } = await services.login.claim(request.params.flowId, request.body.claimToken, loginMeta(request), {
+        const { flow, session } = await services.login.claim(request.params.flowId, request.body.claimToken, loginMeta(request, services.config), {
           ms: wait * 1000,
           abort: abort.signal,
         });
@@ -159,7 +159,7 @@ export function loginApi(services: Services): FastifyPluginAsync {
       },
       async (request, reply) => {
         if (request.body.device !== undefined) return services.login.switchDevice(request.params.flowId, request.body.device, requestMeta(request));
-        const { flow, session } = await services.login.answer(request.params.flowId, request.body.response!, loginMeta(request));
+        const { flow, session } = await services.login.answer(request.params.flowId, request.body.response!, loginMeta(request, services.config));
         setSessionCookie(reply, services.config, session, services.clock.now());
         return { ...flow, session: sessionToken(session) };
       },

@@ -97,7 +97,7 @@ export const FlowSchema = z
   .describe('LoginFlow');
 
 export const SessionTokenSchema = z.object({
-  token: z.string().describe('Bearer token; also set as the sls_session cookie'),
+  token: z.string().describe('Bearer token; also set as the session cookie (__Host-sls_session; sls_session when cookies are not Secure)'),
   expiresAt: z.string(),
   app: AppSchema,
 });

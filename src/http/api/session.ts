@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Services } from '../../services.js';
 import type { Session } from '../../sessions/sessions.js';
 import { ErrorSchema } from '../errors.js';
-import { clearSessionCookie, requestMeta, SESSION_COOKIE } from '../session-cookie.js';
+import { clearSessionCookie, requestMeta, sessionCookieOf } from '../session-cookie.js';
 import type { SessionGuard } from '../session-guard.js';
 import { SessionSchema } from './schemas.js';
 
@@ -91,7 +91,7 @@ export function sessionApi(services: Services, guard: SessionGuard): FastifyPlug
         const cookie = await guard.otherCookie(request, token);
         if (cookie) await services.sessions.end(cookie, ip);
         // the cookie is cleared when its session ended (or there is none); one sent from another site is left as it is
-        if (token.via === 'cookie' || cookie || !request.cookies[SESSION_COOKIE]) clearSessionCookie(reply, services.config);
+        if (token.via === 'cookie' || cookie || !sessionCookieOf(request, services.config)) clearSessionCookie(reply, services.config);
         return reply.status(204).send(null);
       },
     );

@@ -464,7 +464,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
   }
 
   return async (app) => {
-    // the same sls_csrf cookie as the login pages': a token of either is good for both
+    // the same CSRF cookie as the login pages': a token of either is good for both
     await registerForms(app, pages);
 
     app.setErrorHandler((error, request, reply) => pages.renderError(request, reply, error));

@@ -16,13 +16,13 @@ import { field, registerForms, type PageRenderer } from './render.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
 import { oidcReturn } from '../oidc.js';
 import {
-  CLAIM_COOKIE,
   clearClaimCookie,
   clearSessionCookie,
+  cookieNames,
   loginMeta,
   presentedToken,
   requestMeta,
-  SESSION_COOKIE,
+  sessionCookieOf,
   setClaimCookie,
   setSessionCookie,
 } from '../session-cookie.js';
@@ -97,7 +97,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     }
 
     app.get('/', async (request, reply) => {
-      const token = presentedToken(request);
+      const token = presentedToken(request, config);
       const session = token ? await services.sessions.authenticate(token.token) : null;
       return reply.redirect(session ? '/account' : '/login', 303);
     });
@@ -134,7 +134,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
         if (username === '' || password === '') {
           throw new SlsError('VALIDATION_ERROR', { reason: 'credentials_required' });
         }
-        const flow = await services.login.start({ username, password, app: appName, ...loginMeta(request) });
+        const flow = await services.login.start({ username, password, app: appName, ...loginMeta(request, config) });
         // O1: opted out of the second factor for trading: the password completed the login
         if (flow.session) {
           setSessionCookie(reply, config, flow.session, services.clock.now());
@@ -164,7 +164,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.post<{ Params: { flowId: string } }>('/login/:flowId/session', { preHandler: app.csrfProtection }, async (request, reply) => {
       const { flowId } = request.params;
       try {
-        const { session } = await services.login.claim(flowId, request.cookies[CLAIM_COOKIE] ?? '', loginMeta(request));
+        const { session } = await services.login.claim(flowId, request.cookies[cookieNames(config).claim] ?? '', loginMeta(request, config));
         clearClaimCookie(reply, config, flowId);
         setSessionCookie(reply, config, session, services.clock.now());
         return reply.redirect(await landing(request, reply, session.userId), 303);
@@ -187,7 +187,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.post<{ Params: { flowId: string } }>('/login/:flowId', { preHandler: app.csrfProtection }, async (request, reply) => {
       const { flowId } = request.params;
       try {
-        const { session } = await services.login.answer(flowId, field(request.body, 'response'), loginMeta(request));
+        const { session } = await services.login.answer(flowId, field(request.body, 'response'), loginMeta(request, config));
         setSessionCookie(reply, config, session, services.clock.now());
         return reply.redirect(await landing(request, reply, session.userId), 303);
       } catch (error) {
@@ -260,7 +260,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     });
 
     app.post('/logout', { preHandler: app.csrfProtection }, async (request, reply) => {
-      const token = request.cookies[SESSION_COOKIE];
+      const token = sessionCookieOf(request, config);
       if (token) await services.sessions.end(token, requestMeta(request).ip);
       clearSessionCookie(reply, config);
       return reply.redirect('/login?loggedOut=1', 303);

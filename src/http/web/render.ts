@@ -14,7 +14,7 @@ import { Eta } from 'eta';
 import type { Config } from '../../config.js';
 import { LANGUAGES, type Language } from '../../i18n/i18n.js';
 import { errorBody, toSlsError } from '../errors.js';
-import { SESSION_COOKIE } from '../session-cookie.js';
+import { cookieNames, sessionCookieOf } from '../session-cookie.js';
 
 const VIEWS = fileURLToPath(new URL('../../../views', import.meta.url));
 export const LANGUAGE_COOKIE = 'sls_lang';
@@ -24,23 +24,24 @@ export const LANGUAGE_COOKIE = 'sls_lang';
  * its cookie; none before login), so that a token of one session is refused
  * in another, and a token made before login is refused after it.
  */
-export function csrfUserInfo(request: FastifyRequest): string {
-  const session = request.cookies?.[SESSION_COOKIE] ?? '';
+export function csrfUserInfo(request: FastifyRequest, config: Pick<Config, 'cookieSecure'>): string {
+  const session = sessionCookieOf(request, config) ?? '';
   return session === '' ? 'anonymous' : createHash('sha256').update(`csrf\0${session}`).digest('base64url');
 }
 
 /**
  * Forms in a plugin's scope: url-encoded bodies and CSRF tokens (a secret in
- * the sls_csrf cookie, the token in each form's hidden _csrf field, bound to
- * the session with a key derived from the master key).
+ * the CSRF cookie, `__Host-sls_csrf` under Secure cookies (cookieNames), the
+ * token in each form's hidden _csrf field, bound to the session with a key
+ * derived from the master key).
  */
 export async function registerForms(app: FastifyInstance, pages: PageRenderer): Promise<void> {
   await app.register(formbody, { bodyLimit: 16 * 1024 });
   await app.register(csrf, {
     sessionPlugin: '@fastify/cookie',
-    cookieKey: 'sls_csrf',
+    cookieKey: cookieNames(pages.config).csrf,
     cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict', secure: pages.config.cookieSecure, signed: false },
-    getUserInfo: csrfUserInfo,
+    getUserInfo: (request) => csrfUserInfo(request, pages.config),
     csrfOpts: { hmacKey: pages.csrfKey },
   });
 }
@@ -145,7 +146,7 @@ export class PageRenderer {
       languages: LANGUAGES,
       path,
       // the forms' token; pages outside the web plugin (a 404) have no forms
-      csrf: typeof reply.generateCsrf === 'function' ? reply.generateCsrf({ userInfo: csrfUserInfo(request) }) : '',
+      csrf: typeof reply.generateCsrf === 'function' ? reply.generateCsrf({ userInfo: csrfUserInfo(request, this.config) }) : '',
       time: (ms: number) => formatTime(request.language, ms),
       deviceKind: (type: string) => this.deviceKind(type),
       answerField: (prompt: Prompt) => ANSWER_FIELDS[prompt.type],
