@@ -351,6 +351,56 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     expect((await h.services.audit.list({ userId: attacker.user.id, limit: 50 })).filter((e) => e.event.startsWith('login.'))).toEqual([]);
   });
 
+  it("D4, C7, X3: a GET starts no proof: another site's link to a device's activation or PIN page (the Lax cookie goes along) opens no challenge (none sent by SMS, none taking the user's open proofs); the page's own button does", async () => {
+    const agentId = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user.id;
+    const { user, card } = await createUserWithCard(h.services);
+    const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id });
+    const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
+    const flows = async () =>
+      (
+        await h.services.store.db
+          .selectFrom('login_flows')
+          .select('kind')
+          .where('user_id', '=', user.id)
+          .where('kind', 'in', ['activation', 'pin_change'])
+          .execute()
+      ).length;
+    const crossSite = { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' };
+
+    // the passcode's session: the DSC+ to reactivate (D4)
+    const temporary = await loginSession(h.app, user.username, () => passcode);
+    const browser = new Agent(h.app);
+    browser.jar.set(SESSION_COOKIE, temporary.authorization!.slice('Bearer '.length));
+    const page = await browser.get(`/devices/${dsc.id}/activate`, crossSite);
+    expect(page.status).toBe(200);
+    expect(byId(page.html, 'challenge-code')).toBeUndefined();
+    expect(await flows()).toBe(0);
+    const started = await browser.submit(page, `/devices/${dsc.id}/activate/start`);
+    expect(started.status).toBe(303);
+    const challenge = await browser.get(started.location!);
+    expect(textById(challenge.html, 'challenge-code')).toMatch(/^\d{6}$/);
+    expect(await flows()).toBe(1);
+    const done = await browser.submit(challenge, `/devices/${dsc.id}/activate`, { response: cardAnswer(card, textById(challenge.html, 'challenge-code')!) });
+    expect(done.status).toBe(303);
+    expect((await h.services.devices.get(dsc.id)).state).toBe('active');
+
+    // C7: the PIN page of a full session, verified again: no challenge until the button
+    const full = new Agent(h.app);
+    const fullSession = await cardSession(h, user, card);
+    await stepUp(h.app, fullSession, withCard(card));
+    full.jar.set(SESSION_COOKIE, fullSession.authorization!.slice('Bearer '.length));
+    const before = await flows();
+    const pin = await full.get(`/devices/${dsc.id}/pin`, crossSite);
+    expect(pin.status).toBe(200);
+    expect(byId(pin.html, 'challenge-code')).toBeUndefined();
+    expect(await flows()).toBe(before);
+    const pinStarted = await full.submit(pin, `/devices/${dsc.id}/pin/start`);
+    expect(pinStarted.status).toBe(303);
+    expect(textById((await full.get(pinStarted.location!)).html, 'challenge-code')).toMatch(/^\d{6}$/);
+    expect(await flows()).toBe(before + 1);
+  });
+
   it("S2, X3: a GET makes no online card: another site's link to the card's page or files (the Lax cookie goes along) creates nothing; the card is made by a POST from our own page, and only then prints", async () => {
     const agentId = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user.id;
     const { user } = await createUserWithCard(h.services);

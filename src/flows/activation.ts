@@ -145,11 +145,13 @@ export class DeviceActivation {
     else if (device.state !== 'active') throw new SlsError('DEVICE_NOT_AVAILABLE', {}, `device is ${device.state}`);
   }
 
-  /** The device's challenge, kept in a flow of the session's user. */
-  /** `meta`: the request's language (an SMS code is written in it) and where it comes from (shown with a push, K13). */
-  async issue(session: Session, deviceId: string, purpose: Purpose, meta: Partial<RequestMeta> = {}): Promise<ActivationView> {
-    const language = meta.language ?? this.deps.config.defaultLanguage;
-    const { clock, box, devices, users, config, smsCodes } = this.deps;
+  /**
+   * Whether the session may start the proof now (the device its user's, the
+   * right to change it, the device ready), without starting it: what a page
+   * shown by a GET checks, which changes nothing (no flow, no message).
+   */
+  async assertMayStart(session: Session, deviceId: string, purpose: Purpose, meta: Partial<RequestMeta> = {}): Promise<Device> {
+    if (purpose === 'pin_change') assertFullScope(session);
     const device = await this.ownDevice(session, deviceId, purpose);
     // A2: a permanent device is (re)activated only by a user with the right; a temporary one (S2: the online card) is the user's own interim access
     if (purpose === 'activation' && !this.deps.deviceKind(device.type).temporary) {
@@ -157,6 +159,15 @@ export class DeviceActivation {
     }
     this.assertReady(device, purpose);
     if (purpose === 'activation') await this.assertNotSetAside(session.userId, device);
+    return device;
+  }
+
+  /** The device's challenge, kept in a flow of the session's user. */
+  /** `meta`: the request's language (an SMS code is written in it) and where it comes from (shown with a push, K13). */
+  async issue(session: Session, deviceId: string, purpose: Purpose, meta: Partial<RequestMeta> = {}): Promise<ActivationView> {
+    const language = meta.language ?? this.deps.config.defaultLanguage;
+    const { clock, box, devices, users, config, smsCodes } = this.deps;
+    const device = await this.assertMayStart(session, deviceId, purpose, meta);
     const user = await users.get(session.userId);
     // V1, K11: the mobile authenticator verifies a step-up by push
     const kind = this.deps.deviceKind(device.type);

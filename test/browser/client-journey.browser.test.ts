@@ -77,6 +77,8 @@ describe.skipIf(!chromiumAvailable)('the card left at home, in real Chromium', (
     await answerIndexes(page, codes);
     const [dsc] = await h.services.devices.listForUser(user.id);
     await navigation(page, () => page.locator(`#reactivate-${dsc!.id}`).click());
+    // a GET starts no proof: the challenge comes with the page's button (a POST)
+    await navigation(page, () => page.locator('#activate-start').click());
     await answerWith(page, cardAnswer(card, await shownChallenge(page)));
     expect((await facts(page)).path).toBe('/account?reactivated=1');
     expect(await page.locator('#notice-reactivated').isVisible()).toBe(true);

@@ -72,6 +72,8 @@ describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', ()
     const newCard = { ...card, pin: '2468' } as CardFile;
     await page.goto('/account');
     await navigation(page, () => page.locator(`#reactivate-${requested.id}`).click());
+    // a GET starts no proof: the challenge comes with the page's button (a POST)
+    await navigation(page, () => page.locator('#activate-start').click());
     await page.locator('#response').fill(cardAnswer(newCard, await shownChallenge(page)));
     await navigation(page, () => page.locator('#response').press('Enter'));
     expect((await facts(page)).path).toBe('/account?reactivated=1');
@@ -80,6 +82,7 @@ describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', ()
     await logIn(page, user.username, async (p) => cardAnswer(newCard, await shownChallenge(p)));
     await navigation(page, () => page.locator(`#pin-${requested.id}`).click());
     await stepUpOnPage(page, async (p) => cardAnswer(newCard, await shownChallenge(p)));
+    await navigation(page, () => page.locator('#pin-start').click());
     await page.locator('#response').fill(cardAnswer(newCard, await shownChallenge(page)));
     await page.locator('#new-pin').fill('1357');
     await navigation(page, () => page.locator('#pin-submit').click());

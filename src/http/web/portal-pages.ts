@@ -17,6 +17,7 @@ import type { SessionNeed } from '../../policy/session-access.js';
 import { toSlsError } from '../errors.js';
 import { printedTime, sendCardFile } from '../downloads.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
+import { requestMeta } from '../session-cookie.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
 export function portalPages(services: Services, pages: PageRenderer, guard: SessionGuard): FastifyPluginAsync {
@@ -26,6 +27,12 @@ export function portalPages(services: Services, pages: PageRenderer, guard: Sess
 
     /** The browser's session if it may do what the page needs, or where the browser goes instead. */
     const sessionFor = (request: FastifyRequest, need: SessionNeed, returnTo?: string) => guard.page(request, need, returnTo);
+
+    /** The flow a POST started, named in the page's query (`?flow=`); a GET only shows it. */
+    const queryFlow = (request: FastifyRequest): string | null => {
+      const flow = (request.query as Record<string, unknown> | undefined)?.flow;
+      return typeof flow === 'string' && flow !== '' ? flow : null;
+    };
 
     async function renderActivation(request: FastifyRequest, reply: FastifyReply, session: Session, flowId: string, error?: unknown): Promise<FastifyReply> {
       const flow = await services.activation.view(session, flowId);
@@ -139,13 +146,28 @@ export function portalPages(services: Services, pages: PageRenderer, guard: Sess
       return reply.redirect('/account?reported=1', 303);
     });
 
-    /** C7: change the card's PIN: a response with the old PIN, then the new one. */
+    /**
+     * C7: change the card's PIN: a response with the old PIN, then the new one. The page of a GET shows the
+     * challenge of a flow the POST below started (`?flow=`), else the button that starts one: a GET starts
+     * nothing (another site's link carries the cookie).
+     */
     app.get<{ Params: { deviceId: string } }>('/devices/:deviceId/pin', async (request, reply) => {
       const session = await sessionFor(request, 'security');
       if (redirected(session)) return reply.redirect(session.redirect, 303);
-      const flow = await services.activation.startPinChange(session, request.params.deviceId);
-      const device = await services.devices.get(flow.deviceId);
+      const flowId = queryFlow(request);
+      const flow = flowId ? await services.activation.view(session, flowId, 'pin_change') : null;
+      if (flow && flow.deviceId !== request.params.deviceId) throw new SlsError('FLOW_NOT_FOUND');
+      const device = flow
+        ? await services.devices.get(flow.deviceId)
+        : await services.activation.assertMayStart(session, request.params.deviceId, 'pin_change', requestMeta(request));
       return pages.render(request, reply, 'device-pin', { flow, device, error: null }, { path: `/devices/${device.id}/pin` });
+    });
+
+    app.post<{ Params: { deviceId: string } }>('/devices/:deviceId/pin/start', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const session = await sessionFor(request, 'security', `/devices/${request.params.deviceId}/pin`);
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
+      const flow = await services.activation.startPinChange(session, request.params.deviceId);
+      return reply.redirect(`/devices/${flow.deviceId}/pin?flow=${flow.id}`, 303);
     });
 
     app.post<{ Params: { deviceId: string } }>('/devices/:deviceId/pin', { preHandler: app.csrfProtection }, async (request, reply) => {
@@ -213,14 +235,33 @@ export function portalPages(services: Services, pages: PageRenderer, guard: Sess
       const session = await sessionFor(request, 'temporary');
       if (redirected(session)) return reply.redirect(session.redirect, 303);
       const card = await services.onlineCards.confirmPrinted(session);
-      return reply.redirect(`/devices/${card.id}/activate`, 303);
+      // S2: the user's click (this POST) goes on to the two index numbers
+      const flow = await services.activation.start(session, card.id, request.language);
+      return reply.redirect(`/devices/${card.id}/activate?flow=${flow.id}`, 303);
     });
 
+    /**
+     * D4, C6, S2: the device's challenge, of a flow a POST started (`?flow=`); else the button that starts one.
+     * A GET starts nothing: another site's link carries the cookie, and a challenge may be an SMS sent (M4).
+     */
     app.get<{ Params: { deviceId: string } }>('/devices/:deviceId/activate', async (request, reply) => {
       const session = await sessionFor(request, 'temporary');
       if (redirected(session)) return reply.redirect(session.redirect, 303);
+      const flowId = queryFlow(request);
+      if (flowId) {
+        const flow = await services.activation.view(session, flowId);
+        if (flow.deviceId !== request.params.deviceId) throw new SlsError('FLOW_NOT_FOUND');
+        return renderActivation(request, reply, session, flow.id);
+      }
+      const device = await services.activation.assertMayStart(session, request.params.deviceId, 'activation', requestMeta(request));
+      return pages.render(request, reply, 'device-activate', { flow: null, device, error: null }, { path: `/devices/${device.id}/activate` });
+    });
+
+    app.post<{ Params: { deviceId: string } }>('/devices/:deviceId/activate/start', { preHandler: app.csrfProtection }, async (request, reply) => {
+      const session = await sessionFor(request, 'temporary');
+      if (redirected(session)) return reply.redirect(session.redirect, 303);
       const flow = await services.activation.start(session, request.params.deviceId, request.language);
-      return renderActivation(request, reply, session, flow.id);
+      return reply.redirect(`/devices/${flow.deviceId}/activate?flow=${flow.id}`, 303);
     });
 
     app.post<{ Params: { deviceId: string } }>('/devices/:deviceId/activate', { preHandler: app.csrfProtection }, async (request, reply) => {
