@@ -919,8 +919,9 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     // the same user signs in to the portal there: the device's grant goes on under that login (carried over)
     h.clock.set(h.clock.now() + 1_000);
     await logInAt(browser, holder);
-    const portal = browser.jar.get('sls_session')!;
+    const portal = browser.jar.get('__Host-sls_session')!;
     expect((await sessionOf(browser)).app).toBe('portal');
+    expect(await h.services.sessions.authenticate(portal)).not.toBeNull();
     h.clock.advance(20 * MINUTE);
     const refreshed = await oidc.refreshTokenGrant(deviceConfig, tokens.refresh_token!);
     // the browser left alone 40 minutes: its portal session idled out (30 minutes), whatever the device did meanwhile …
