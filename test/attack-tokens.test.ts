@@ -291,5 +291,24 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       expect(shown).toContain('50,000');
       expect(shown).toContain('100,000');
     });
+
+    it('W1, I1, D2: the limits an application is told follow what its session proved: a user holding a DSC+ who logged in with SMS (the password and a SIM) is told the SMS row, not unlimited', async () => {
+      const sms = await BUILT_IN_DRIVERS.sms!.holder(h);
+      await h.services.devices.addDscPlus({ userId: sms.user.id, pin: '1234' }, 'test');
+      // the account itself is protected by the DSC+ (the entitlement API's answer, no session)
+      expect((await h.services.withdrawals.limitsOfUser(sms.user.id)).device).toBe('dscplus');
+      const browser = new Browser(issuer);
+      await signIn(browser, sms.user.username, async (flow) => {
+        const challenge =
+          (flow.challenge as Json).type === 'sms'
+            ? flow
+            : ((await h.services.login.switchDevice(flow.id as string, sms.deviceId, { ip: null, userAgent: null })) as unknown as Json);
+        return sms.right((await sms.answerable(challenge)) as Json);
+      });
+      const tokens = await exchange(await authorize(browser, { scope: 'openid sls.entitlements' }));
+      expect(tokens.claims()!.acr).toBe('urn:sls:acr:device');
+      const info = await oidc.fetchUserInfo(portalClient, tokens.access_token, tokens.claims()!.sub);
+      expect(info.sls_withdrawal_limits).toEqual({ device: 'sms', per_day_usd: 200_000, five_business_days_usd: 600_000 });
+    });
   });
 });

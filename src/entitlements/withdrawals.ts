@@ -25,7 +25,7 @@ import { newId } from '../crypto/random.js';
 import type { Device, DeviceKinds, DeviceType } from '../devices/types.js';
 import { SlsError } from '../errors.js';
 import { type Entitlements, entitlementsOf } from '../policy/entitlements.js';
-import { type WithdrawalLimits, withdrawalLimits } from '../policy/withdrawal-limits.js';
+import { type WithdrawalLimits, weakerLimits, withdrawalLimits } from '../policy/withdrawal-limits.js';
 import type { Executor, Store } from '../store/database.js';
 import type { BusinessCalendar } from './business-days.js';
 import { type FxRates, toUsdCents } from './fx.js';
@@ -123,8 +123,6 @@ export function parseAmount(value: number | string): number {
 }
 
 const cents = (usd: number | null): number | null => (usd === null ? null : Math.round(usd * 100));
-/** The weaker of two rows: the lower daily limit, then the lower 5-day limit (null: unlimited). */
-const weakness = (l: WithdrawalLimits): [number, number] => [l.perDayUsd ?? Number.POSITIVE_INFINITY, l.fiveBusinessDaysUsd ?? Number.POSITIVE_INFINITY];
 
 export class Withdrawals {
   private readonly hooks: ProtectionHooks;
@@ -164,9 +162,7 @@ export class Withdrawals {
     let weakest: Protection = { username: null, limits: withdrawalLimits([], this.deps.deviceKind) };
     for (const [i, user] of users.entries()) {
       const limits = await this.limitsOfUser(user.id, db);
-      const [day, five] = weakness(limits);
-      const [wDay, wFive] = weakness(weakest.limits);
-      if (i === 0 || day < wDay || (day === wDay && five < wFive)) weakest = { username: user.username, limits };
+      if (i === 0 || weakerLimits(weakest.limits, limits) !== weakest.limits) weakest = { username: user.username, limits };
     }
     return weakest;
   }

@@ -195,7 +195,7 @@ export class ProviderHost {
             sub,
             ...(scope.split(' ').includes('profile') ? { preferred_username: user.username } : {}),
             ...(scope.split(' ').includes('email') && user.email ? { email: user.email } : {}),
-            ...(scope.split(' ').includes('sls.entitlements') ? await services.oidc.entitlements(sub, token?.sessionUid) : {}),
+            ...(scope.split(' ').includes('sls.entitlements') ? await services.oidc.entitlements(sub, token?.sessionUid, token?.grantId) : {}),
           }),
         };
       },

@@ -17,10 +17,10 @@ import { createPrivateKey, createSign, randomUUID } from 'node:crypto';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { Device, DeviceKinds } from '../devices/types.js';
-import type { Session } from '../sessions/sessions.js';
+import { toSession, type Session } from '../sessions/sessions.js';
 import type { Store } from '../store/database.js';
 import type { Confirmation } from '../store/schema.js';
-import type { WithdrawalLimits } from '../policy/withdrawal-limits.js';
+import { type WithdrawalLimits, weakerLimits, withdrawalLimits } from '../policy/withdrawal-limits.js';
 import { acrOf, amrOf, type Acr } from './claims.js';
 import type { OidcClients } from './clients.js';
 import type { OidcKeys } from './keys.js';
@@ -141,21 +141,31 @@ export class OpenIdConnect {
     return (JSON.parse(row.payload) as { since: number }).since;
   }
 
-  /** The claims of the `sls.entitlements` scope: the session's scope (T3) and the user's W1 limits (the entitlement API's). */
-  async entitlements(userId: string, oidcSessionUid: string | undefined): Promise<Record<string, unknown>> {
-    const limits = await this.deps.withdrawalLimitsOf(userId);
-    const linked = oidcSessionUid
-      ? await this.deps.store.db
-          .selectFrom('oidc_session_links')
-          .innerJoin('sessions', 'sessions.id', 'oidc_session_links.sls_session_id')
-          .select(['sessions.scope', 'sessions.app'])
-          .where('oidc_session_links.oidc_session_uid', '=', oidcSessionUid)
-          .orderBy('oidc_session_links.created_at', 'desc')
-          .executeTakeFirst()
-      : undefined;
+  /**
+   * The claims of the `sls.entitlements` scope: the session's scope (T3) and
+   * its W1 limits. W1, I1, D2: an application applies those limits to what
+   * the user asks for in this session, so they are those of what the session
+   * proved, never more: the weaker of the user's row (the entitlement API's:
+   * opted out, sharing) and the row of the device of the session's last proof
+   * (its login's, or its latest step-up's). Someone holding the password and
+   * the SIM of a user who also holds a DSC+ logs in with SMS: the SMS row, not
+   * unlimited; a temporary passcode, the password alone, or a device since
+   * revoked or lost: the None row. The session is the one the token stands
+   * on (the grant's, else the provider session's newest); none: the None row.
+   */
+  async entitlements(userId: string, oidcSessionUid: string | undefined, grantId?: string): Promise<Record<string, unknown>> {
+    const userLimits = await this.deps.withdrawalLimitsOf(userId);
+    const given = grantId === undefined ? undefined : await this.grantSession(grantId);
+    const sessionId = given ?? (oidcSessionUid === undefined ? undefined : await this.standingSession(oidcSessionUid));
+    const row =
+      sessionId === undefined
+        ? undefined
+        : await this.deps.store.db.selectFrom('sessions').selectAll().where('id', '=', sessionId).where('user_id', '=', userId).executeTakeFirst();
+    const proved = row ? (await this.deps.lastProof(toSession(row, false))).device : null;
+    const limits = weakerLimits(userLimits, withdrawalLimits(proved ? [proved] : [], this.deps.deviceKind));
     return {
-      sls_session_scope: linked?.scope ?? null,
-      sls_app: linked?.app ?? null,
+      sls_session_scope: row?.scope ?? null,
+      sls_app: row?.app ?? null,
       sls_withdrawal_limits: { device: limits.device, per_day_usd: limits.perDayUsd, five_business_days_usd: limits.fiveBusinessDaysUsd },
     };
   }

@@ -21,3 +21,15 @@ export function withdrawalLimits(devices: Device[], kinds: DeviceKinds): Withdra
   if (!protecting) return { device: null, ...NO_DEVICE_ROW };
   return { device: protecting.type, ...(kinds(protecting.type).withdrawalRow ?? NO_DEVICE_ROW) };
 }
+
+/** How weak a row is: its daily limit, then its 5-day limit (null: unlimited); the lower, the weaker. */
+function weakness(l: WithdrawalRow): [number, number] {
+  return [l.perDayUsd ?? Number.POSITIVE_INFINITY, l.fiveBusinessDaysUsd ?? Number.POSITIVE_INFINITY];
+}
+
+/** The weaker of two rows (the lower daily limit, then the lower 5-day limit); `a` when they are alike. */
+export function weakerLimits(a: WithdrawalLimits, b: WithdrawalLimits): WithdrawalLimits {
+  const [aDay, aFive] = weakness(a);
+  const [bDay, bFive] = weakness(b);
+  return bDay < aDay || (bDay === aDay && bFive < aFive) ? b : a;
+}

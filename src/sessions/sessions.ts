@@ -118,7 +118,8 @@ export type EndCause =
   /** A new login in the same browser: its session replaced the one of the cookie the browser presented. */
   | 'replaced';
 
-function toSession(row: Selectable<SessionsTable>, passwordChangeRequired: boolean): Session {
+/** A session's row as a Session (`passwordChangeRequired`: the user's, read beside it). */
+export function toSession(row: Selectable<SessionsTable>, passwordChangeRequired: boolean): Session {
   return {
     id: row.id,
     userId: row.user_id,
