@@ -54,6 +54,8 @@ export const ERROR_STATUS = {
   STEP_UP_REQUIRED: 403,
   // T3, X7: a security key added, or the second factor given up, after a step-up with a temporary passcode or online card
   PERMANENT_DEVICE_REQUIRED: 403,
+  // D2, K7, X7: a new security device bound after a step-up with a device weaker than both it and the user's strongest
+  STRONGER_DEVICE_REQUIRED: 403,
   PASSWORD_CHANGE_REQUIRED: 403,
   PORTAL_SESSION_REQUIRED: 403,
   STAFF_TARGET_FORBIDDEN: 403,

@@ -21,6 +21,7 @@ import {
 import { answer, bearer, get, indexAnswerOf, postJson, send, startLogin, stepUp, type Json } from './support/api.js';
 import { newMobile } from './support/phone.js';
 import { SoftwareAuthenticator, registerSecurityKey, type Where } from './support/software-authenticator.js';
+import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
 
 const CODES = REQUESTER_SCC_CODES;
 const indexAnswer = indexAnswerOf(CODES);
@@ -254,6 +255,37 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     const refused = (await h.services.audit.list({ userId: user.id, limit: 100 })).filter((e) => e.event === 'session.refused').map((e) => e.data as Json);
     expect(refused.map((e) => [e.code, e.check])).toContainEqual(['STEP_UP_REQUIRED', 'fresh-step-up']);
     expect(await h.services.optOuts.isOptedOut(user.id)).toBe(false);
+  });
+
+  it('V1, X7, D2, D6, K7: a step-up with SMS (the password and a SIM) registers no security key for a user a DSC+ protects: a weaker proof binds no stronger device; refused, audited; the card’s step-up may', async () => {
+    const sms = await BUILT_IN_DRIVERS.sms!.holder(h);
+    const { card } = await h.services.devices.addDscPlus({ userId: sms.user.id, pin: '1234' }, 'test');
+    // the attacker: the password and the SIM; logs in with SMS and steps up with it
+    const flow = await loginWith(sms.user, sms.deviceId);
+    const loginCode = await sms.right(await sms.answerable(flow));
+    const logged = await answer(h.app, flow.id, loginCode);
+    expect(logged.status, JSON.stringify(logged.body)).toBe(200);
+    const attacker = bearer(logged.body.session.token);
+    const started = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, attacker);
+    expect([started.status, started.body.deviceId]).toEqual([200, sms.deviceId]);
+    const codes = (await h.services.notifier.list({ userId: sms.user.id }))
+      .filter((n) => n.template === 'loginCode')
+      .map((n) => /\b(\d{6})\b/.exec(n.body)![1]!);
+    const stepUpCode = codes.find((code) => code !== loginCode)!;
+    const stepped = await postJson(h.app, `/api/v1/step-up/${started.body.id as string}`, { response: stepUpCode }, attacker);
+    expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
+
+    const refused = await postJson(h.app, '/api/v1/security-keys/registration', {}, attacker);
+    expect([refused.status, refused.body.error?.code], JSON.stringify(refused.body)).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
+    await expect(registerKey(attacker)).rejects.toThrow();
+    expect((await h.services.devices.listForUser(sms.user.id)).filter((d) => d.type === 'security_key')).toEqual([]);
+    const audited = (await h.services.audit.list({ userId: sms.user.id, limit: 100 })).filter((e) => e.event === 'session.refused').map((e) => e.data as Json);
+    expect(audited.map((e) => [e.code, e.check])).toContainEqual(['STRONGER_DEVICE_REQUIRED', 'proof-strength']);
+
+    // the user, with the card: the key is registered
+    const owner = await cardSession(sms.user, card);
+    const { keyId } = await registerKey(owner);
+    expect((await h.services.devices.get(keyId)).state).toBe('active');
   });
 
   it('T3: a session opened with a temporary passcode just before day 2 does not keep full access past it (no trading after 2 days)', async () => {

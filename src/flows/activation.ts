@@ -29,7 +29,7 @@ import type { Notifier } from '../notify/notifier.js';
 import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import { deviceActions, type Device, type DeviceActions, type DeviceKinds, type Prompt } from '../devices/types.js';
+import { deviceActions, type Device, type DeviceActions, type DeviceKinds, type DeviceType, type Prompt } from '../devices/types.js';
 import type { User, Users } from '../identity/users.js';
 import type { Session, Sessions } from '../sessions/sessions.js';
 import type { Store, Tx } from '../store/database.js';
@@ -361,6 +361,28 @@ export class StepUp {
   async proof(session: Session): Promise<ProofStanding> {
     const { device } = await this.lastProof(session);
     return { stands: device !== null, permanent: device !== null && !this.deps.deviceKind(device.type).temporary };
+  }
+
+  /**
+   * D2, K7, X7: whether the session's last proof may bind a new device of
+   * `type`: a permanent device that still stands, at least as strong as the
+   * new device or as the strongest active permanent device the user holds
+   * (their own, or the one shared with them, H). A weaker proof never binds a
+   * stronger device (as a password and a number on record never move a
+   * physical device's protection to a phone, K7): whoever has the password
+   * and a user's SIM registers no security key of their own while a DSC+
+   * protects the user; a user with SMS alone still may (an upgrade, R2).
+   */
+  async provesEnoughToAdd(session: Session, type: DeviceType): Promise<boolean> {
+    const { device } = await this.lastProof(session);
+    const kind = this.deps.deviceKind;
+    if (!device || kind(device.type).temporary) return false;
+    const shared = await this.deps.sharedDevices?.sharedWith(session.userId);
+    const held = [...(shared ? [shared] : []), ...(await this.deps.devices.listForUser(session.userId))].filter(
+      (d) => d.state === 'active' && !kind(d.type).temporary,
+    );
+    const strongest = Math.max(0, ...held.map((d) => kind(d.type).strength));
+    return kind(device.type).strength >= Math.min(strongest, kind(type).strength);
   }
 
   /** T3, X7: whether the session's last proof was a permanent device (`proof`). */

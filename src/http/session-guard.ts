@@ -11,6 +11,7 @@ import { SlsError } from '../errors.js';
 import { refusalError, sessionRefusal, type AccessContext, type ProofStanding, type SessionNeed } from '../policy/session-access.js';
 import type { Session, Sessions } from '../sessions/sessions.js';
 import type { SecuritySettingsRights } from '../identity/security-rights.js';
+import type { DeviceType } from '../devices/types.js';
 import { assertSameOrigin, fromOwnOrigin, presentedToken, sessionCookieOf, type PresentedToken } from './session-cookie.js';
 
 export interface SessionGuardDeps {
@@ -27,6 +28,8 @@ export interface SessionGuardDeps {
    * password alone). `StepUp.proof`.
    */
   proof: (session: Session) => Promise<ProofStanding>;
+  /** D2, K7, X7: whether the session's last proof may bind a new device of a type (`StepUp.provesEnoughToAdd`). */
+  provesEnoughToAdd: (session: Session, type: DeviceType) => Promise<boolean>;
   /** The public URL the operator configured (SLS_PUBLIC_URL): our origin behind a proxy that rewrites Host. */
   publicUrl?: string;
   /** Whether cookies are Secure: the session cookie's name then carries `__Host-` (cookieNames). */
@@ -117,6 +120,19 @@ export class SessionGuard {
     if (await this.hasPermanentProof(session)) return;
     await this.audited(request, session, 'security', 'PERMANENT_DEVICE_REQUIRED', 'permanent-proof');
     throw new SlsError('PERMANENT_DEVICE_REQUIRED');
+  }
+
+  /**
+   * D2, K7, X7: a new security device of `type` is bound only on the proof of
+   * a permanent device (requirePermanentProof) at least as strong as the new
+   * one or as the user's strongest: a weaker proof (SMS: the password and a
+   * SIM) never binds a stronger device. 403 STRONGER_DEVICE_REQUIRED, audited.
+   */
+  async requireProofToAdd(request: FastifyRequest, session: Session, type: DeviceType): Promise<void> {
+    await this.requirePermanentProof(request, session);
+    if (await this.deps.provesEnoughToAdd(session, type)) return;
+    await this.audited(request, session, 'security', 'STRONGER_DEVICE_REQUIRED', 'proof-strength');
+    throw new SlsError('STRONGER_DEVICE_REQUIRED');
   }
 
   /**

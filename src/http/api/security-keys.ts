@@ -67,14 +67,16 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
           operationId: 'startSecurityKeyRegistration',
           tags: ['security-keys'],
           summary: 'Start registering a security key or passkey: the options for navigator.credentials.create',
-          description: '403 STEP_UP_REQUIRED without a recent step-up (X7); 409 SECURITY_KEY_LIMIT at 10 keys.',
+          description:
+            '403 STEP_UP_REQUIRED without a recent step-up (X7); 403 PERMANENT_DEVICE_REQUIRED after a step-up with temporary access (T3); ' +
+            '403 STRONGER_DEVICE_REQUIRED after a step-up with a device weaker than a security key and than the user’s strongest (D2, K7: SMS while a DSC+ protects the user); 409 SECURITY_KEY_LIMIT at 10 keys.',
           security,
           response: { 200: RegistrationSchema, ...errors },
         },
       },
       async (request) => {
         const { session } = await guard.require(request, 'security');
-        await guard.requirePermanentProof(request, session);
+        await guard.requireProofToAdd(request, session, 'security_key');
         return securityKeys.start(session);
       },
     );
@@ -88,7 +90,7 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
           summary: 'Register the key: the credential navigator.credentials.create gave (RegistrationResponseJSON), a name and the state',
           description:
             '400 SECURITY_KEY_NOT_VERIFIED (the attestation does not verify: wrong challenge, origin or relying party), SECURITY_KEY_NAME_INVALID; ' +
-            '403 SECURITY_KEY_MODEL_NOT_ALLOWED (the AAGUID is not in SLS_SECURITY_KEY_AAGUIDS), STEP_UP_REQUIRED; 409 SECURITY_KEY_ALREADY_REGISTERED (the credential id is registered already, for this user or another: one answer, audited), SECURITY_KEY_LIMIT; ' +
+            '403 SECURITY_KEY_MODEL_NOT_ALLOWED (the AAGUID is not in SLS_SECURITY_KEY_AAGUIDS), STEP_UP_REQUIRED, PERMANENT_DEVICE_REQUIRED, STRONGER_DEVICE_REQUIRED (as for the start); 409 SECURITY_KEY_ALREADY_REGISTERED (the credential id is registered already, for this user or another: one answer, audited), SECURITY_KEY_LIMIT; ' +
             '410 SECURITY_KEY_REGISTRATION_EXPIRED (the state is old or of another session).',
           security,
           body: z.object({
@@ -101,7 +103,7 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
       },
       async (request, reply) => {
         const { session } = await guard.require(request, 'security');
-        await guard.requirePermanentProof(request, session);
+        await guard.requireProofToAdd(request, session, 'security_key');
         const device = await securityKeys.finish(session, request.body);
         return reply.code(201).send(securityKeyView(device));
       },

@@ -60,7 +60,7 @@ export function securityKeyPages(services: Services, pages: PageRenderer, guard:
 
     app.post(PATH, { preHandler: app.csrfProtection }, (request, reply) =>
       change(request, reply, async (session) => {
-        await guard.requirePermanentProof(request, session);
+        await guard.requireProofToAdd(request, session, 'security_key');
         let credential: unknown;
         try {
           credential = JSON.parse(field(request.body, 'credential'));
