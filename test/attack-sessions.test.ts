@@ -257,7 +257,8 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     expect(await h.services.optOuts.isOptedOut(user.id)).toBe(false);
   });
 
-  it('V1, X7, D2, D6, K7: a step-up with SMS (the password and a SIM) registers no security key for a user a DSC+ protects: a weaker proof binds no stronger device; refused, audited; the card’s step-up may', async () => {
+  /** A user a DSC+ protects who also has SMS, and the attacker's session: the password and the SIM, logged in and stepped up with SMS. */
+  async function smsSessionOfCardHolder() {
     const sms = await BUILT_IN_DRIVERS.sms!.holder(h);
     const { card } = await h.services.devices.addDscPlus({ userId: sms.user.id, pin: '1234' }, 'test');
     // the attacker: the password and the SIM; logs in with SMS and steps up with it
@@ -274,6 +275,11 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     const stepUpCode = codes.find((code) => code !== loginCode)!;
     const stepped = await postJson(h.app, `/api/v1/step-up/${started.body.id as string}`, { response: stepUpCode }, attacker);
     expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
+    return { sms, card, attacker };
+  }
+
+  it('V1, X7, D2, D6, K7: a step-up with SMS (the password and a SIM) registers no security key for a user a DSC+ protects: a weaker proof binds no stronger device; refused, audited; the card’s step-up may', async () => {
+    const { sms, card, attacker } = await smsSessionOfCardHolder();
 
     const refused = await postJson(h.app, '/api/v1/security-keys/registration', {}, attacker);
     expect([refused.status, refused.body.error?.code], JSON.stringify(refused.body)).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
@@ -286,6 +292,22 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     const owner = await cardSession(sms.user, card);
     const { keyId } = await registerKey(owner);
     expect((await h.services.devices.get(keyId)).state).toBe('active');
+  });
+
+  it('V1, X7, D2, O1, O3: a step-up with SMS does not opt out a user a DSC+ protects (trading with the password alone would outlive the SIM): refused, audited; the card’s step-up may', async () => {
+    const { sms, card, attacker } = await smsSessionOfCardHolder();
+    const body = { acknowledgeRisks: true, confirmation: sms.user.username };
+    const refused = await postJson(h.app, '/api/v1/secure-login/opt-out', body, attacker);
+    expect([refused.status, refused.body.error?.code], JSON.stringify(refused.body)).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
+    expect(refused.body.error.message).toContain('turn off the second factor');
+    expect(await h.services.optOuts.isOptedOut(sms.user.id)).toBe(false);
+    const audited = (await h.services.audit.list({ userId: sms.user.id, limit: 100 })).filter((e) => e.event === 'session.refused').map((e) => e.data as Json);
+    expect(audited.map((e) => [e.code, e.check])).toContainEqual(['STRONGER_DEVICE_REQUIRED', 'proof-strength']);
+    // the user, with the card
+    const owner = await cardSession(sms.user, card);
+    const done = await postJson(h.app, '/api/v1/secure-login/opt-out', body, owner);
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    expect(await h.services.optOuts.isOptedOut(sms.user.id)).toBe(true);
   });
 
   it('T3: a session opened with a temporary passcode just before day 2 does not keep full access past it (no trading after 2 days)', async () => {

@@ -372,8 +372,9 @@ export class StepUp {
    * physical device's protection to a phone, K7): whoever has the password
    * and a user's SIM registers no security key of their own while a DSC+
    * protects the user; a user with SMS alone still may (an upgrade, R2).
+   * `null`: giving up the second factor (O1): the strongest device's proof.
    */
-  async provesEnoughToAdd(session: Session, type: DeviceType): Promise<boolean> {
+  async provesEnoughToAdd(session: Session, type: DeviceType | null): Promise<boolean> {
     const { device } = await this.lastProof(session);
     const kind = this.deps.deviceKind;
     if (!device || kind(device.type).temporary) return false;
@@ -382,7 +383,7 @@ export class StepUp {
       (d) => d.state === 'active' && !kind(d.type).temporary,
     );
     const strongest = Math.max(0, ...held.map((d) => kind(d.type).strength));
-    return kind(device.type).strength >= Math.min(strongest, kind(type).strength);
+    return kind(device.type).strength >= Math.min(strongest, type === null ? Number.POSITIVE_INFINITY : kind(type).strength);
   }
 
   /** T3, X7: whether the session's last proof was a permanent device (`proof`). */

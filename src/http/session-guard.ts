@@ -29,7 +29,7 @@ export interface SessionGuardDeps {
    */
   proof: (session: Session) => Promise<ProofStanding>;
   /** D2, K7, X7: whether the session's last proof may bind a new device of a type (`StepUp.provesEnoughToAdd`). */
-  provesEnoughToAdd: (session: Session, type: DeviceType) => Promise<boolean>;
+  provesEnoughToAdd: (session: Session, type: DeviceType | null) => Promise<boolean>;
   /** The public URL the operator configured (SLS_PUBLIC_URL): our origin behind a proxy that rewrites Host. */
   publicUrl?: string;
   /** Whether cookies are Secure: the session cookie's name then carries `__Host-` (cookieNames). */
@@ -126,13 +126,17 @@ export class SessionGuard {
    * D2, K7, X7: a new security device of `type` is bound only on the proof of
    * a permanent device (requirePermanentProof) at least as strong as the new
    * one or as the user's strongest: a weaker proof (SMS: the password and a
-   * SIM) never binds a stronger device. 403 STRONGER_DEVICE_REQUIRED, audited.
+   * SIM) never binds a stronger device. `null`: opting out of the second
+   * factor (O1), which sets every device aside for trading: the proof of the
+   * user's strongest device (a weaker one would outlive it: the SIM got back,
+   * trading with the password alone goes on). 403 STRONGER_DEVICE_REQUIRED
+   * (reason `opt_out` for the opt-out), audited.
    */
-  async requireProofToAdd(request: FastifyRequest, session: Session, type: DeviceType): Promise<void> {
+  async requireProofToAdd(request: FastifyRequest, session: Session, type: DeviceType | null): Promise<void> {
     await this.requirePermanentProof(request, session);
     if (await this.deps.provesEnoughToAdd(session, type)) return;
     await this.audited(request, session, 'security', 'STRONGER_DEVICE_REQUIRED', 'proof-strength');
-    throw new SlsError('STRONGER_DEVICE_REQUIRED');
+    throw new SlsError('STRONGER_DEVICE_REQUIRED', type === null ? { reason: 'opt_out' } : {});
   }
 
   /**

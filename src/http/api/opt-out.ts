@@ -98,7 +98,7 @@ export function optOutApi(services: Services, guard: SessionGuard): FastifyPlugi
           description:
             'The portal still asks for the device. While opted out: no Pink Sheet / OTCBB trading, withdrawal limits of the "None" row ' +
             '(USD 50,000 a day, 100,000 in 5 business days), no W2 benefits. Needs `acknowledgeRisks: true` (the security warnings were read) ' +
-            'and `confirmation`, the username typed again: 400 OPT_OUT_NOT_CONFIRMED otherwise. 403 NOT_PRIMARY_USER (O3), STEP_UP_REQUIRED (V1); ' +
+            'and `confirmation`, the username typed again: 400 OPT_OUT_NOT_CONFIRMED otherwise. 403 NOT_PRIMARY_USER (O3), STEP_UP_REQUIRED (V1), PERMANENT_DEVICE_REQUIRED (a step-up with temporary access, T3), STRONGER_DEVICE_REQUIRED (a step-up with a device weaker than the user’s strongest, D2: SMS while a DSC+ protects the user); ' +
             '409 OPT_OUT_NOT_CLIENT for staff users. Audited; a notice is sent (N1).',
           operationId: 'optOutOfSecureLogin',
           security,
@@ -111,7 +111,7 @@ export function optOutApi(services: Services, guard: SessionGuard): FastifyPlugi
       },
       async (request) => {
         const { session } = await guard.require(request, 'security');
-        await guard.requirePermanentProof(request, session);
+        await guard.requireProofToAdd(request, session, null);
         const { changed } = await services.optOuts.optOut(
           session.userId,
           { acknowledged: request.body.acknowledgeRisks, confirmation: request.body.confirmation },

@@ -66,7 +66,7 @@ export function optOutPages(services: Services, pages: PageRenderer, guard: Sess
         let changed: boolean;
         if (choice === 'always') changed = (await services.optOuts.optIn(session.userId, context)).changed;
         else if (choice === 'opt_out') {
-          await guard.requirePermanentProof(request, session);
+          await guard.requireProofToAdd(request, session, null);
           changed = (await services.optOuts.optOut(session.userId, { acknowledged: field(request.body, 'acknowledge') === 'yes', confirmation }, context))
             .changed;
         } else throw new SlsError('VALIDATION_ERROR', { reason: 'secure_login_choice' });
