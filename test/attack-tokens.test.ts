@@ -11,7 +11,7 @@ import { DAY, MINUTE } from '../src/clock.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, type Harness } from './support/harness.js';
 import { answer, bearer, get, postJson, startLogin, stepUp, type Json } from './support/api.js';
 import { issuePasscode } from './support/staff.js';
-import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
+import { BUILT_IN_DRIVERS, type Holder } from './support/kind-drivers.js';
 import { newMobile } from './support/phone.js';
 import { Browser, listeningHarness, registeredClient, signIn as signInWith, TEST_REDIRECT_URI } from './support/oidc.js';
 import { Agent, hasForm } from './support/html.js';
@@ -36,6 +36,14 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
 
   const signIn = (browser: Browser, username: string, respond: (flow: Json) => Promise<string> | string, app: 'portal' | 'trading' = 'portal') =>
     signInWith(h, browser, username, respond, app);
+  /** The SMS code's answer to a login's flow, the SMS device chosen first if another was offered. */
+  const smsAnswer = async (sms: Holder, flow: Json): Promise<string> => {
+    const challenge =
+      (flow.challenge as Json).type === 'sms'
+        ? flow
+        : ((await h.services.login.switchDevice(flow.id as string, sms.deviceId, { ip: null, userAgent: null })) as unknown as Json);
+    return sms.right((await sms.answerable(challenge)) as Json);
+  };
 
   interface Walked {
     /** The URL that reached the client, if one did. */
@@ -120,13 +128,7 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
 
       // that session idles out (L8: 30 minutes); the next login in this browser is with the SMS code
       h.clock.advance(31 * MINUTE);
-      await signIn(browser, sms.user.username, async (flow) => {
-        const challenge =
-          (flow.challenge as Json).type === 'sms'
-            ? flow
-            : ((await h.services.login.switchDevice(flow.id as string, sms.deviceId, { ip: null, userAgent: null })) as unknown as Json);
-        return sms.right((await sms.answerable(challenge)) as Json);
-      });
+      await signIn(browser, sms.user.username, (flow) => smsAnswer(sms, flow));
       const tokens = await exchange(await authorize(browser));
       expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:device' });
       expect(tokens.claims()!.amr).toContain('sms');
@@ -298,13 +300,7 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       // the account itself is protected by the DSC+ (the entitlement API's answer, no session)
       expect((await h.services.withdrawals.limitsOfUser(sms.user.id)).device).toBe('dscplus');
       const browser = new Browser(issuer);
-      await signIn(browser, sms.user.username, async (flow) => {
-        const challenge =
-          (flow.challenge as Json).type === 'sms'
-            ? flow
-            : ((await h.services.login.switchDevice(flow.id as string, sms.deviceId, { ip: null, userAgent: null })) as unknown as Json);
-        return sms.right((await sms.answerable(challenge)) as Json);
-      });
+      await signIn(browser, sms.user.username, (flow) => smsAnswer(sms, flow));
       const tokens = await exchange(await authorize(browser, { scope: 'openid sls.entitlements' }));
       expect(tokens.claims()!.acr).toBe('urn:sls:acr:device');
       const info = await oidc.fetchUserInfo(portalClient, tokens.access_token, tokens.claims()!.sub);

@@ -62,24 +62,23 @@ const DEVICE_POLL = 'SlsDevicePoll';
  * of concurrent polls, one at most passes (a compare-and-set of the row),
  * the others are too soon.
  */
+/**
+ * A row of our own among the provider's artefacts (a model it never reads):
+ * written once, the first writer's payload kept; true for the writer that put it.
+ */
+export async function putMark(store: Store, model: string, id: string, payload: unknown, expiresAt: number | null): Promise<boolean> {
+  const put = await store.db
+    .insertInto('oidc_artifacts')
+    .values({ model, id, payload: JSON.stringify(payload), grant_id: null, uid: null, user_code: null, expires_at: expiresAt, consumed_at: null })
+    .onConflict((oc) => oc.columns(['model', 'id']).doNothing())
+    .executeTakeFirst();
+  return Number(put.numInsertedOrUpdatedRows ?? 0) === 1;
+}
+
 export async function devicePollAllowed(store: Store, clock: Clock, box: SecretBox, deviceCode: string, expiresAt: number | null): Promise<boolean> {
   const now = clock.now();
   const id = artifactKey(box, deviceCode);
-  const first = await store.db
-    .insertInto('oidc_artifacts')
-    .values({
-      model: DEVICE_POLL,
-      id,
-      payload: JSON.stringify({ at: now, interval: DEVICE_POLL_INTERVAL_S }),
-      grant_id: null,
-      uid: null,
-      user_code: null,
-      expires_at: expiresAt,
-      consumed_at: null,
-    })
-    .onConflict((oc) => oc.columns(['model', 'id']).doNothing())
-    .executeTakeFirst();
-  if (Number(first.numInsertedOrUpdatedRows ?? 0) === 1) return true;
+  if (await putMark(store, DEVICE_POLL, id, { at: now, interval: DEVICE_POLL_INTERVAL_S }, expiresAt)) return true;
   const row = await store.db.selectFrom('oidc_artifacts').select('payload').where('model', '=', DEVICE_POLL).where('id', '=', id).executeTakeFirst();
   if (!row) return false;
   const last = JSON.parse(row.payload) as { at: number; interval: number };

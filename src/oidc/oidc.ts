@@ -24,7 +24,7 @@ import { type WithdrawalLimits, weakerLimits, withdrawalLimits } from '../policy
 import { acrOf, amrOf, type Acr } from './claims.js';
 import type { OidcClients } from './clients.js';
 import type { OidcKeys } from './keys.js';
-import { pruneArtifacts, revokeGrants } from './adapter.js';
+import { pruneArtifacts, putMark, revokeGrants } from './adapter.js';
 
 export const DEFAULT_ISSUER = 'http://localhost:8080';
 
@@ -118,20 +118,7 @@ export class OpenIdConnect {
    */
   async deviceApprovalStarted(interactionUid: string, expiresAt: number): Promise<number> {
     const { db } = this.deps.store;
-    await db
-      .insertInto('oidc_artifacts')
-      .values({
-        model: DEVICE_APPROVAL,
-        id: interactionUid,
-        payload: JSON.stringify({ since: this.deps.clock.now() }),
-        grant_id: null,
-        uid: null,
-        user_code: null,
-        expires_at: expiresAt,
-        consumed_at: null,
-      })
-      .onConflict((oc) => oc.columns(['model', 'id']).doNothing())
-      .execute();
+    await putMark(this.deps.store, DEVICE_APPROVAL, interactionUid, { since: this.deps.clock.now() }, expiresAt);
     const row = await db
       .selectFrom('oidc_artifacts')
       .select('payload')
