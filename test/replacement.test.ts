@@ -171,13 +171,17 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     await other.close();
   });
 
-  it('C5: a lost or stolen card keeps its deposit; a returned card releases it', async () => {
+  it('C5, N1: a lost or stolen card keeps its deposit, and its owner is told; a returned card releases it', async () => {
     const { user, token } = await clientWithLostCard();
     const first = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '2468' }, bearer(token));
     await h.services.dscPlusRequests.ship(agentId, first.body.device.id, stock.shift()!, CONFIRMED);
     const lost = await postJson(h.app, `/api/v1/devices/${first.body.device.id}/lost`, { reason: 'stolen' }, bearer(token));
     expect(lost.body.state).toBe('lost');
     expect((await h.services.dscPlusRequests.hold(first.body.device.id))!.status).toBe('kept');
+    // N1, R2: the owner is told, whoever reported it (someone holding the password and a weaker device could have)
+    const told = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'deviceReportedLost');
+    expect(told.length).toBeGreaterThan(0);
+    expect(told.map((n) => n.body).join(' ')).toContain(first.body.device.serial ?? user.username);
 
     const second = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '1357' }, bearer(token));
     await h.services.dscPlusRequests.ship(agentId, second.body.device.id, stock.shift()!, CONFIRMED);

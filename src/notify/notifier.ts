@@ -43,6 +43,8 @@ export type NoticeTemplate =
   | 'deviceEnrolled'
   | 'dscplusRequested'
   | 'dscplusShipped'
+  // N1, C5, R2: a DSC+ reported lost, stolen or damaged (by the user's session or client services): it works no more
+  | 'deviceReportedLost'
   | 'autoActivationApproaching'
   | 'autoActivationImminent'
   | 'dscplusAutoActivated'

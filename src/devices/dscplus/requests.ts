@@ -324,10 +324,17 @@ export class DscPlusRequests {
       throw new SlsError('DEVICE_STATE', { state: device.state });
     }
     const by = actor.staffUserId ? `staff:${actor.staffUserId}` : `user:${device.userId}`;
-    return this.settle(deviceId, 'lost', reason === 'damaged' ? null : 'kept', reason, by, async (trx) => {
+    const lost = await this.settle(deviceId, 'lost', reason === 'damaged' ? null : 'kept', reason, by, async (trx) => {
       // L8, H: the sessions the card opened end, also those of a user it is shared with
       await this.deps.sessions.endOpenedWith(trx, [deviceId], 'device_lost', by, actor.session?.id);
     });
+    // N1, R2: the owner hears of it: a report by someone holding only the password and a weaker device is the first step
+    // to a device of their own (a key, the authenticator); the owner can still call client services
+    if (device.userId) {
+      const user = await this.deps.users.get(device.userId);
+      await this.deps.notifier.notifySoon(user, 'deviceReportedLost', { username: user.username, serial: device.serial ?? '' });
+    }
+    return lost;
   }
 
   /** C5: a card back at the help desk (returned, defective, or found after all): its deposit is released. */
