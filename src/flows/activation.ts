@@ -23,7 +23,7 @@
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
-import type { Devices } from '../devices/devices.js';
+import { pureContext, type Devices } from '../devices/devices.js';
 import type { Lockout } from '../policy/lockout.js';
 import type { Notifier } from '../notify/notifier.js';
 import { SlsError } from '../errors.js';
@@ -224,6 +224,9 @@ export class DeviceActivation {
     const user = await users.get(session.userId);
     const device = await devices.get(row.device_id!);
     const kind = this.deps.deviceKind(device.type);
+    // read before the answer's transaction: a check that reads nothing else runs inside it (docs/decisions/0019)
+    const read = await devices.context(device);
+    const context = kind.pureCheck ? pureContext(read) : read;
     await this.deps.answers.answerFlow({
       row,
       deviceType: device.type,
@@ -231,9 +234,10 @@ export class DeviceActivation {
       actor: `user:${user.id}`,
       failed: { event: 'device.proof_failed', data: { purpose, deviceId: device.id } },
       hints: kind.failureHints,
+      checkInside: kind.pureCheck === true,
       check: async () => {
         this.assertReady(device, purpose);
-        const check = await kind.checkResponse(await devices.context(device), box.openJson(row.verifier!, this.sealContext(flowId)), response);
+        const check = await kind.checkResponse(context, box.openJson(row.verifier!, this.sealContext(flowId)), response);
         return check.ok ? accepted(device, check, flowId) : null;
       },
       accept: async (trx) => ((await completeFlow(trx, flowId, now)) && (await proven(trx, device, user, now)) ? true : null),
