@@ -181,7 +181,8 @@ export function usernameDigest(key: Buffer, username: string): string {
   return USERNAME_DIGEST_PREFIX + createHmac('sha256', key).update(username).digest('base64url');
 }
 
-const GENESIS = '0'.repeat(64);
+/** The prev_hash of the first entry. */
+export const GENESIS = '0'.repeat(64);
 
 type Chained = Omit<AuditLogTable, 'hash' | 'prev_hash'>;
 
@@ -444,7 +445,7 @@ export class AuditLog {
    */
   async verifyFrom(from: ChainPosition, max: number): Promise<ChainStep> {
     const db = this.store.db;
-    const head = await db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+    const head = await readHead.first(db, {});
     if (!head) return { ok: false, finding: { reason: 'head_missing' } };
     if (!this.headGenuine(head)) return { ok: false, finding: this.headFinding(head) };
     if (head.seq < from.seq) return { ok: false, finding: { reason: 'head_moved_back', seq: head.seq, verified: from.seq } };
@@ -502,10 +503,10 @@ export class AuditLog {
    * commands, which read, verify and anchor).
    */
   async open(options: { allowUnanchored?: boolean } = {}): Promise<void> {
-    const head = await this.store.db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+    const head = await readHead.first(this.store.db, {});
     if (!head || head.signature !== null) return;
     const signed = await this.store.serialized('audit_log', async (trx) => {
-      const now = await trx.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+      const now = await readHead.first(trx, {});
       if (!now || now.signature !== null) return true;
       if (now.seq !== 0 || now.legacy_until !== 0 || now.hash !== GENESIS) return false;
       const entry = await trx.selectFrom('audit_log').select('seq').limit(1).executeTakeFirst();
@@ -530,7 +531,7 @@ export class AuditLog {
    */
   async anchor(actor = 'cli'): Promise<{ legacyUntil: number; hash: string; firstAt: number | null; lastAt: number | null } | null> {
     return this.store.serialized('audit_log', async (trx) => {
-      const head = await trx.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+      const head = await readHead.first(trx, {});
       if (!head) throw new SlsError('AUDIT_CHAIN_BROKEN', { reason: 'head_missing', seq: 0 });
       if (head.signature !== null) {
         if (this.headGenuine(head)) return null;
@@ -622,8 +623,7 @@ export class AuditLog {
   async checkpoint(): Promise<string> {
     const result = await this.verify();
     if (!result.ok) throw findingError(result.findings[0]!);
-    const body = `${CHECKPOINT_VERSION} seq=${result.seq} hash=${result.head} at=${new Date(this.clock.now()).toISOString()}`;
-    return `${body} sig=${checkpointSignature(this.keys.head, body)}`;
+    return this.positionLine({ seq: result.seq, hash: result.head });
   }
 
   /** Reads a checkpoint line; VALIDATION_ERROR when it is not one. */
@@ -647,7 +647,7 @@ export class AuditLog {
     const checkpoint = typeof options.checkpoint === 'string' ? this.parseCheckpoint(options.checkpoint) : options.checkpoint;
     const db = this.store.db;
     const findings = new Findings();
-    const headOf = () => db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+    const headOf = () => readHead.first(db, {});
     const first = await headOf();
     if (!first) findings.add({ reason: 'head_missing' });
     else if (!this.headGenuine(first)) findings.add(this.headFinding(first));

@@ -12,9 +12,9 @@
  * `sls audit verify` walks the whole log.
  */
 import type { Store } from '../store/database.js';
-import { type AuditFinding, type AuditLog, type ChainPosition, findingSeq } from './audit-log.js';
+import { type AuditFinding, type AuditLog, type ChainPosition, findingSeq, GENESIS } from './audit-log.js';
 
-const GENESIS: ChainPosition = { seq: 0, hash: '0'.repeat(64) };
+const FIRST: ChainPosition = { seq: 0, hash: GENESIS };
 const META_KEY = 'audit_verified';
 
 /** What the watch tells the metrics. */
@@ -77,7 +77,7 @@ export class ChainWatch {
       }
     }
     const known = this.position;
-    const best = known && (!stored || known.seq >= stored.seq) ? known : (stored ?? GENESIS);
+    const best = known && (!stored || known.seq >= stored.seq) ? known : (stored ?? FIRST);
     this.deps.audit.noteVerified(best.seq);
     return best;
   }
