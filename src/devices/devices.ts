@@ -165,7 +165,7 @@ const usedOne = prepared<{ deviceId: string; digest: string }>()((db, p) =>
  * that says `pureCheck`, docs/decisions/0019): what the kind said it does
  * not use throws, rather than wait for the connection the transaction holds.
  */
-export function pureContext(ctx: DeviceContext): DeviceContext {
+function pureContext(ctx: DeviceContext): DeviceContext {
   const refuse = (): never => {
     throw new Error(`device kind ${ctx.device.type} says pureCheck, but its check used the database`);
   };
@@ -336,6 +336,17 @@ export class Devices {
   }
 
   /** What a device type needs to challenge and check: its secret, opened only on demand. */
+  /**
+   * The context of the kind's check of an answer, read now (before the
+   * answer's transaction); for a kind that says `pureCheck`, one that refuses
+   * any use of the database, since its check may run inside that
+   * transaction (docs/decisions/0019).
+   */
+  async checkContext(device: Device, kind: Pick<DeviceKind, 'pureCheck'>): Promise<DeviceContext> {
+    const read = await this.context(device);
+    return kind.pureCheck ? pureContext(read) : read;
+  }
+
   async context(device: Device): Promise<DeviceContext> {
     let sealed = this.sealedSecrets.get(device);
     if (sealed === undefined) {

@@ -23,7 +23,7 @@
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
-import { pureContext, type Devices } from '../devices/devices.js';
+import type { Devices } from '../devices/devices.js';
 import type { Lockout } from '../policy/lockout.js';
 import type { Notifier } from '../notify/notifier.js';
 import { SlsError } from '../errors.js';
@@ -225,8 +225,7 @@ export class DeviceActivation {
     const device = await devices.get(row.device_id!);
     const kind = this.deps.deviceKind(device.type);
     // read before the answer's transaction: a check that reads nothing else runs inside it (docs/decisions/0019)
-    const read = await devices.context(device);
-    const context = kind.pureCheck ? pureContext(read) : read;
+    const context = await devices.checkContext(device, kind);
     await this.deps.answers.answerFlow({
       row,
       deviceType: device.type,
@@ -382,11 +381,8 @@ export class StepUp {
     const { device } = await this.lastProof(session);
     const kind = this.deps.deviceKind;
     if (!device || kind(device.type).temporary) return false;
-    const shared = await this.deps.sharedDevices?.sharedWith(session.userId);
-    const held = [...(shared ? [shared] : []), ...(await this.deps.devices.listForUser(session.userId))].filter(
-      (d) => d.state === 'active' && !kind(d.type).temporary,
-    );
-    const strongest = Math.max(0, ...held.map((d) => kind(d.type).strength));
+    const held = (await this.deps.devices.activeTypesProtecting(session.userId)).filter((type) => !kind(type).temporary);
+    const strongest = Math.max(0, ...held.map((type) => kind(type).strength));
     return kind(device.type).strength >= Math.min(strongest, type === null ? Number.POSITIVE_INFINITY : kind(type).strength);
   }
 

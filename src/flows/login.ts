@@ -19,7 +19,7 @@ import type { Clock } from '../clock.js';
 import type { Config, PolicyConfig } from '../config.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { SecretBox } from '../crypto/secret-box.js';
-import { pureContext, type Devices } from '../devices/devices.js';
+import type { Devices } from '../devices/devices.js';
 import type { User, Users } from '../identity/users.js';
 import type { ExpressedPreferences, NoticePreferences } from '../identity/notice-preferences.js';
 import type { Attempt, Lockout } from '../policy/lockout.js';
@@ -651,8 +651,7 @@ export class LoginFlows {
     // the answer changes the device's state (a card used up, S4; a new applicant's number confirmed, M2): read the devices again after
     let deviceChanged = isWaitingFirstAnswer(device, kind);
     // read before the answer's transaction: a check that reads nothing else runs inside it (docs/decisions/0019)
-    const read = await devices.context(device);
-    const context = kind.pureCheck ? pureContext(read) : read;
+    const context = await devices.checkContext(device, kind);
     const session = await this.deps.answers.answerFlow({
       row,
       deviceType: device.type,

@@ -218,10 +218,8 @@ export class DeviceSharing {
 
   /** H: the device shared with the user while they share another username's device and it is active; else null. */
   async sharedWith(userId: string, db: Executor = this.deps.store.db): Promise<Device | null> {
-    const row = await db.selectFrom('device_sharings').select('device_id').where('requester_id', '=', userId).where('state', '=', 'active').executeTakeFirst();
-    if (!row) return null;
-    const device = await this.deps.devices.get(row.device_id, db);
-    return device.state === 'active' ? device : null;
+    const device = await this.sharedDeviceOf(userId, db);
+    return device?.state === 'active' ? device : null;
   }
 
   /**
@@ -241,13 +239,12 @@ export class DeviceSharing {
    * to be returned, back beside the shared one (H1c).
    */
   async setsAside(userId: string, db: Executor = this.deps.store.db): Promise<boolean> {
-    const row = await db.selectFrom('device_sharings').select('id').where('requester_id', '=', userId).where('state', '=', 'active').executeTakeFirst();
-    return row !== undefined;
+    return (await sharedWithUser(db, userId).executeTakeFirst()) !== undefined;
   }
 
   /** W1: the shared device of a requester (whatever its state: a lost shared device protects nobody). */
-  async sharedDeviceOf(userId: string, db: Executor): Promise<Device | null> {
-    const row = await db.selectFrom('device_sharings').select('device_id').where('requester_id', '=', userId).where('state', '=', 'active').executeTakeFirst();
+  async sharedDeviceOf(userId: string, db: Executor = this.deps.store.db): Promise<Device | null> {
+    const row = await sharedWithUser(db, userId).executeTakeFirst();
     return row ? this.deps.devices.get(row.device_id, db) : null;
   }
 

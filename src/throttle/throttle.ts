@@ -75,10 +75,7 @@ function parseAddress(address: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
  * written with the address is no part of it.
  */
 export function clientOf(address: string): string {
-  const ip = parseAddress(address);
-  if (!ip) return address;
-  if (ip.kind() === 'ipv4') return ip.toString();
-  return `${ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/64`).toString()}/64`;
+  return whoSends(address).client;
 }
 
 /**
@@ -95,9 +92,16 @@ export const NETWORK_FACTOR = 10;
  * addresses are each a client.
  */
 export function networkOf(address: string): string | null {
+  return whoSends(address).network;
+}
+
+/** An address's client (`clientOf`) and network (`networkOf`), parsed once. */
+function whoSends(address: string): { client: string; network: string | null } {
   const ip = parseAddress(address);
-  if (!ip || ip.kind() === 'ipv4') return null;
-  return `${ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/48`).toString()}/48`;
+  if (!ip) return { client: address, network: null };
+  if (ip.kind() === 'ipv4') return { client: ip.toString(), network: null };
+  const prefix = (bits: number) => `${ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/${bits}`).toString()}/${bits}`;
+  return { client: prefix(64), network: prefix(48) };
 }
 
 export class Throttle {
@@ -114,9 +118,9 @@ export class Throttle {
     const windowStart = now - (now % WINDOW_MS);
     const retryAfterSeconds = Math.max(1, Math.ceil((windowStart + WINDOW_MS - now) / 1000));
     if (limit.perAddress > 0 && address) {
-      const hits = await this.counters.hit(`${kind}:ip:${clientOf(address)}`, windowStart, WINDOW_MS);
+      const { client, network } = whoSends(address);
+      const hits = await this.counters.hit(`${kind}:ip:${client}`, windowStart, WINDOW_MS);
       if (hits > limit.perAddress) throw new SlsError('TOO_MANY_REQUESTS', { reason: 'address', retryAfterSeconds });
-      const network = networkOf(address);
       if (network) {
         const networkHits = await this.counters.hit(`${kind}:net:${network}`, windowStart, WINDOW_MS);
         if (networkHits > limit.perAddress * NETWORK_FACTOR) throw new SlsError('TOO_MANY_REQUESTS', { reason: 'address', retryAfterSeconds });
