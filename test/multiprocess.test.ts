@@ -112,6 +112,21 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
     expect(shown.locked).toBe(false);
   });
 
+  it('L3: 30 wrong card responses over 10 flows, sent to both processes at once (on SQLite each answer one transaction, decision 0019): exactly 10 are counted, then LOCKED', async () => {
+    await userWithCard('wrongproc');
+    const flows = [];
+    for (let i = 0; i < 10; i++) flows.push((await post(`${(i % 2 ? a : b).url}/api/v1/login`, { username: 'wrongproc', password: PASSWORD, app: 'portal' })).body);
+    const results = await Promise.all(
+      flows.flatMap((flow, i) => Array.from({ length: 3 }, (_, j) => post(`${((i + j) % 2 ? a : b).url}/api/v1/login/${flow.id}`, { response: '00000000' }))),
+    );
+    // 401: counted; 423: locked; 429: deferred while others were in flight; 410: its flow failed meanwhile
+    expect(results.filter((r) => r.status === 401)).toHaveLength(10);
+    for (const r of results.filter((x) => x.status !== 401)) expect([410, 423, 429]).toContain(r.status);
+    const shown = JSON.parse((await slsInProcess(['user', 'show', 'wrongproc', '--json'], env)).stdout) as { locked: boolean };
+    expect(shown.locked).toBe(true);
+    expect((await post(`${b.url}/api/v1/login`, { username: 'wrongproc', password: PASSWORD, app: 'portal' })).status).toBe(423);
+  });
+
   it('L4: the same response sent to both processes at once: exactly one login', async () => {
     const card = await userWithCard('onceproc');
     const start = await post(`${a.url}/api/v1/login`, { username: 'onceproc', password: PASSWORD, app: 'trading' });
