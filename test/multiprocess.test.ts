@@ -115,7 +115,8 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
   it('L3: 30 wrong card responses over 10 flows, sent to both processes at once (on SQLite each answer one transaction, decision 0019): exactly 10 are counted, then LOCKED', async () => {
     await userWithCard('wrongproc');
     const flows = [];
-    for (let i = 0; i < 10; i++) flows.push((await post(`${(i % 2 ? a : b).url}/api/v1/login`, { username: 'wrongproc', password: PASSWORD, app: 'portal' })).body);
+    for (let i = 0; i < 10; i++)
+      flows.push((await post(`${(i % 2 ? a : b).url}/api/v1/login`, { username: 'wrongproc', password: PASSWORD, app: 'portal' })).body);
     const results = await Promise.all(
       flows.flatMap((flow, i) => Array.from({ length: 3 }, (_, j) => post(`${((i + j) % 2 ? a : b).url}/api/v1/login/${flow.id}`, { response: '00000000' }))),
     );
