@@ -34,16 +34,18 @@ export async function renderSpeech(body: string, language: Language, path: strin
   // (the file is made 0600 before espeak-ng writes into it, which keeps the mode)
   await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
   await writeFile(path, '', { mode: 0o600 });
-  const rendered = await new Promise<boolean>((resolve, reject) => {
-    execFile('espeak-ng', ['-v', ESPEAK_VOICE[language], '-s', '140', '-w', path, '--', spokenText(body)], { timeout: RENDER_TIMEOUT_MS }, (error) => {
-      if (!error) resolve(true);
-      else if ((error as NodeJS.ErrnoException).code === 'ENOENT') resolve(false);
-      else reject(new Error(`espeak-ng failed (${(error as NodeJS.ErrnoException).code ?? 'exit'})`));
+  let rendered = false;
+  try {
+    rendered = await new Promise<boolean>((resolve, reject) => {
+      execFile('espeak-ng', ['-v', ESPEAK_VOICE[language], '-s', '140', '-w', path, '--', spokenText(body)], { timeout: RENDER_TIMEOUT_MS }, (error) => {
+        if (!error) resolve(true);
+        else if ((error as NodeJS.ErrnoException).code === 'ENOENT') resolve(false);
+        else reject(new Error(`espeak-ng failed (${(error as NodeJS.ErrnoException).code ?? 'exit'})`));
+      });
     });
-  }).catch(async (error: unknown) => {
-    await rm(path, { force: true });
-    throw error;
-  });
-  if (!rendered) await rm(path, { force: true });
+  } finally {
+    // not spoken (espeak-ng missing or failed): the empty file goes
+    if (!rendered) await rm(path, { force: true });
+  }
   return rendered;
 }
