@@ -114,5 +114,9 @@ describe.each(DATABASES)('secrets at rest on disk, on %s (X4, D5)', (dbName) => 
     const audio = outboxAudioPath(dataDir, message.id);
     expect(modeOf(join(dataDir, 'outbox'))).toBe(0o700);
     if (espeakAvailable) expect(modeOf(audio)).toBe(0o600);
+    // a folder an earlier version made 0755 is made the owner's at the next voice code
+    chmodSync(join(dataDir, 'outbox'), 0o755);
+    await outboxProvider(dataDir).deliver({ ...message, id: 'ntf_bbbbbbbbbbbbbbbbbbbbbbbbbb' });
+    expect(modeOf(join(dataDir, 'outbox'))).toBe(0o700);
   });
 });

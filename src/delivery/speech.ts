@@ -4,7 +4,7 @@
  * installed. Without it the stored transcript is the message.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Language } from '../i18n/i18n.js';
 import { spaceOutDigits } from './twilio.js';
@@ -32,7 +32,10 @@ export function spokenText(body: string): string {
 export async function renderSpeech(body: string, language: Language, path: string): Promise<boolean> {
   // X4: the audio says a login code: its folder and file are readable by their owner only, whatever the umask
   // (the file is made 0600 before espeak-ng writes into it, which keeps the mode)
-  await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+  const folder = join(path, '..');
+  await mkdir(folder, { recursive: true, mode: 0o700 });
+  // a folder made before (by an earlier version, or another umask) is the owner's too
+  await chmod(folder, 0o700);
   await writeFile(path, '', { mode: 0o600 });
   let rendered = false;
   try {
