@@ -53,16 +53,6 @@ const SLOW_DOWN_STEP_S = 5;
 const DEVICE_POLL = 'SlsDevicePoll';
 
 /**
- * RFC 8628 §3.5: whether a device's poll with this (existing) device code
- * comes no sooner than its interval after its last poll answered; a poll
- * too soon is answered slow_down by the caller and raises the code's
- * interval by 5 s.
- * The first poll may come at once (§3.4). Counted in the database, under a
- * keyed digest of the code (D5), so that server processes sharing it agree;
- * of concurrent polls, one at most passes (a compare-and-set of the row),
- * the others are too soon.
- */
-/**
  * A row of our own among the provider's artefacts (a model it never reads):
  * written once, the first writer's payload kept; true for the writer that put it.
  */
@@ -75,6 +65,16 @@ export async function putMark(store: Store, model: string, id: string, payload: 
   return Number(put.numInsertedOrUpdatedRows ?? 0) === 1;
 }
 
+/**
+ * RFC 8628 §3.5: whether a device's poll with this (existing) device code
+ * comes no sooner than its interval after its last poll answered; a poll
+ * too soon is answered slow_down by the caller and raises the code's
+ * interval by 5 s.
+ * The first poll may come at once (§3.4). Counted in the database, under a
+ * keyed digest of the code (D5), so that server processes sharing it agree;
+ * of concurrent polls, one at most passes (a compare-and-set of the row),
+ * the others are too soon.
+ */
 export async function devicePollAllowed(store: Store, clock: Clock, box: SecretBox, deviceCode: string, expiresAt: number | null): Promise<boolean> {
   const now = clock.now();
   const id = artifactKey(box, deviceCode);
@@ -147,6 +147,15 @@ export function adapterClass(
 
     /** `expired`: also a row past its expiry (the provider then says so itself: a device's code typed too late). */
     private async findWhere(column: 'id' | 'uid' | 'user_code', value: string, expired = false): Promise<Payload | undefined> {
+      return (await this.findRow(column, value, expired))?.payload;
+    }
+
+    /** The payload as the provider reads it (`findWhere`), and when the row expires. */
+    private async findRow(
+      column: 'id' | 'uid' | 'user_code',
+      value: string,
+      expired = false,
+    ): Promise<{ payload: Payload; expiresAt: number | null } | undefined> {
       const row = await store.db
         .selectFrom('oidc_artifacts')
         .select(['payload', 'expires_at', 'consumed_at'])
@@ -161,25 +170,22 @@ export function adapterClass(
       // the device's user code, which the provider compares with the one typed
       const userCode = typeof stored.userCode === 'string' ? box.open(stored.userCode, this.sealContext).toString('utf8') : undefined;
       const payload = { ...stored, ...(jti === undefined ? {} : { jti }), ...(userCode === undefined ? {} : { userCode }) };
-      return row.consumed_at === null ? payload : { ...payload, consumed: Math.floor(row.consumed_at / 1000) };
+      return {
+        payload: row.consumed_at === null ? payload : { ...payload, consumed: Math.floor(row.consumed_at / 1000) },
+        expiresAt: row.expires_at,
+      };
     }
 
     async find(id: string): Promise<Payload | undefined> {
       // the registered clients are the only ones
       if (this.model === 'Client') return clientMetadata(id);
-      const found = await this.findWhere('id', id);
-      // RFC 8628 §3.5: a device's poll with a code that exists (a code nobody issued leaves nothing to count)
+      const found = await this.findRow('id', id);
+      // RFC 8628 §3.5: a device's poll with a code that exists (a code nobody issued leaves nothing to count);
+      // the count expires with the code (the scheduler prunes both)
       if (found !== undefined && this.model === 'DeviceCode' && devicePoll.polling()) {
-        // the count goes with the code (the scheduler prunes both)
-        const code = await store.db
-          .selectFrom('oidc_artifacts')
-          .select('expires_at')
-          .where('model', '=', this.model)
-          .where('id', '=', artifactKey(box, id))
-          .executeTakeFirst();
-        if (!(await devicePollAllowed(store, clock, box, id, code?.expires_at ?? null))) throw devicePoll.slowDown();
+        if (!(await devicePollAllowed(store, clock, box, id, found.expiresAt))) throw devicePoll.slowDown();
       }
-      return found;
+      return found?.payload;
     }
 
     /** RFC 8628: the code a user typed; one typed too late is found, and the provider answers "expired". */

@@ -142,8 +142,7 @@ export class OpenIdConnect {
    */
   async entitlements(userId: string, oidcSessionUid: string | undefined, grantId?: string): Promise<Record<string, unknown>> {
     const userLimits = await this.deps.withdrawalLimitsOf(userId);
-    const given = grantId === undefined ? undefined : await this.grantSession(grantId);
-    const sessionId = given ?? (oidcSessionUid === undefined ? undefined : await this.standingSession(oidcSessionUid));
+    const sessionId = await this.tokenSession(oidcSessionUid, grantId);
     const row =
       sessionId === undefined
         ? undefined
@@ -176,9 +175,14 @@ export class OpenIdConnect {
     oidcSessionUid: string,
     options: { renew: boolean; grantId?: string | undefined; app?: string | undefined } = { renew: false },
   ): Promise<boolean> {
-    const given = options.grantId === undefined ? undefined : await this.grantSession(options.grantId);
-    const ours = given ?? (await this.standingSession(oidcSessionUid));
+    const ours = await this.tokenSession(oidcSessionUid, options.grantId);
     return ours !== undefined && (await this.deps.liveSession(ours, { renew: options.renew, app: options.app }));
+  }
+
+  /** I1, L8: the session of ours a token stands on: its grant's (`grantSession`), else the provider session's (`standingSession`). */
+  private async tokenSession(oidcSessionUid: string | undefined, grantId: string | undefined): Promise<string | undefined> {
+    const given = grantId === undefined ? undefined : await this.grantSession(grantId);
+    return given ?? (oidcSessionUid === undefined ? undefined : await this.standingSession(oidcSessionUid));
   }
 
   /** I1, L8: the session of ours a grant was given under (or carried over to), if recorded. */
