@@ -1,16 +1,43 @@
-// Adds up a V8 CPU profile (BENCH_CPU_PROF=DIR) by package and by function: node bench/profile-summary.mjs DIR
-import { readFileSync, readdirSync } from 'node:fs';
-const dir = process.argv[2];
-const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
-const p = JSON.parse(readFileSync(`${dir}/${file}`, 'utf8'));
+// Adds up a V8 CPU profile (BENCH_CPU_PROF=DIR) by package and by function:
+//   node bench/profile-summary.mjs DIR|FILE              the whole profile (DIR: its main thread's)
+//   node bench/profile-summary.mjs DIR|FILE --timeline   busy ms per second, to find a phase's window
+//   node bench/profile-summary.mjs DIR|FILE FROM TO      only the samples from FROM to TO seconds
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+const [path, ...rest] = process.argv.slice(2);
+// the main thread's profile of a directory (node names it CPU.<date>.<time>.<pid>.0.<n>.cpuprofile)
+const file = statSync(path).isDirectory()
+  ? `${path}/${readdirSync(path)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .sort((a, b) => Number(/\.0\.\d+\.cpuprofile$/.test(b)) - Number(/\.0\.\d+\.cpuprofile$/.test(a)))[0]}`
+  : path;
+const p = JSON.parse(readFileSync(file, 'utf8'));
 const byId = new Map(p.nodes.map((n) => [n.id, n]));
+const isIdle = (id) => byId.get(id).callFrame.functionName === '(idle)';
+// each sample's time since the profile started, in µs
+const at = [];
+p.samples.reduce((t, _, i) => {
+  at[i] = t + (p.timeDeltas[i] ?? 0);
+  return at[i];
+}, 0);
+if (rest[0] === '--timeline') {
+  const perSecond = new Map();
+  p.samples.forEach((id, i) => {
+    if (isIdle(id)) return;
+    const s = Math.floor(at[i] / 1e6);
+    perSecond.set(s, (perSecond.get(s) ?? 0) + (p.timeDeltas[i] ?? 0));
+  });
+  for (const [s, t] of [...perSecond].sort((a, b) => a[0] - b[0])) console.log(`${String(s).padStart(4)} s ${(t / 1000).toFixed(0).padStart(5)} ms busy`);
+  process.exit(0);
+}
+const [from, to] = rest.length === 2 ? rest.map((x) => Number(x) * 1e6) : [0, Number.POSITIVE_INFINITY];
 const self = new Map();
 p.samples.forEach((id, i) => {
+  if (at[i] < from || at[i] > to) return;
   self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
 });
 const total = [...self.values()].reduce((a, b) => a + b, 0);
 // the shares of the time the server was not idle: what docs/benchmarks.md compares
-const idle = [...self].filter(([id]) => byId.get(id).callFrame.functionName === '(idle)').reduce((a, [, t]) => a + t, 0);
+const idle = [...self].filter(([id]) => isIdle(id)).reduce((a, [, t]) => a + t, 0);
 const busy = total - idle;
 const group = (n) => {
   const u = n.callFrame.url || '';

@@ -120,6 +120,15 @@ export class Lockout {
     private readonly keyOf: (username: string) => string,
   ) {}
 
+  /**
+   * The lock a transaction admitted an attempt on with nothing to start
+   * again: no lock, no failure in the window, none left pending by a dead
+   * process. `reset` in that same transaction has nothing to do (SQLite's
+   * one-transaction answer holds the database alone from `admit` to
+   * `reset`, docs/decisions/0019; on PostgreSQL they are two transactions).
+   */
+  private readonly admittedClean = new WeakMap<Tx, string>();
+
   private async state(key: string): Promise<{ lockedUntil: number | null; resetAt: number }> {
     const row = await this.store.db.selectFrom('lockouts').select(['locked_until', 'reset_at']).where('username', '=', key).executeTakeFirst();
     return { lockedUntil: row?.locked_until ?? null, resetAt: row?.reset_at ?? 0 };
@@ -201,6 +210,7 @@ export class Lockout {
         .where('state', '=', 'pending')
         .where('at', '<=', now - PENDING_TTL_MS)
         .execute();
+    if (this.store.dialect === 'sqlite' && lockedUntil === null && failures === 0 && stale === 0) this.admittedClean.set(trx, username);
     return { id: newId('att'), key: username };
   }
 
@@ -265,6 +275,8 @@ export class Lockout {
     if (!trx) return this.store.transaction((own) => this.reset(username, own));
     const now = this.clock.now();
     const key = this.keyOf(username);
+    // no failure counted from the lock's row on, and none can be until this transaction ends: the count is where a reset would put it
+    if (this.admittedClean.get(trx) === key) return;
     await resetRow.execute(trx, { username: key, now });
     await deleteFailures.execute(trx, { username: key, now });
   }
