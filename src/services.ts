@@ -525,6 +525,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       close: async () => {
         oidc.stop();
         await outbox.stop();
+        // X1: the newest audit head this process saw, for the next start (a head moved back meanwhile is then seen)
+        await audit.keepSeen().catch(() => undefined);
         await throttle.close();
         await signals.close();
         await store.close();

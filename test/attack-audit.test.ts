@@ -97,6 +97,42 @@ describe.each(DATABASES)('attacks on the audit chain on %s (X1)', (dbName) => {
     }
   });
 
+  it('X1: entries appended after the last check and cut while the server was stopped, an older signed head put back: the restarted server reports it, appends nothing over it, and sees a tail appended over by another process', async () => {
+    const store = h.services.store;
+    // the server checked the chain (entries 1 to 11); the head of entry 11 is copied by the attacker
+    expect(await h.services.chainWatch.run()).toMatchObject({ intact: true, verifiedSeq: 11 });
+    const older = await store.db.selectFrom('audit_head').selectAll().executeTakeFirstOrThrow();
+    // a process appends 12 to 14 and stops before its next check
+    const first = await createServices(testConfig(h.database), { warn: () => undefined });
+    await first.audit.record({ event: 'session.ended' });
+    await first.audit.record({ event: 'session.ended' }, { event: 'session.ended' });
+    await first.close();
+    await asAttacker(store, async () => {
+      await store.db.deleteFrom('audit_log').where('seq', '>', older.seq).execute();
+      await store.db.updateTable('audit_head').set(older).execute();
+    });
+    const warnings: string[] = [];
+    const restarted = await createServices(testConfig(h.database), { warn: (message) => warnings.push(message) });
+    try {
+      await expect(restarted.audit.record({ event: 'session.ended' })).rejects.toMatchObject({
+        code: 'AUDIT_CHAIN_BROKEN',
+        params: { reason: 'head_moved_back', seq: 11, verified: 14 },
+      });
+      expect(await restarted.chainWatch.run()).toMatchObject({ intact: false, finding: { reason: 'head_moved_back', seq: 11, verified: 14 } });
+      expect(warnings.at(-1)).toMatch(/signed head names entry 11, older than entry 14/);
+    } finally {
+      await restarted.close();
+    }
+    // a process that never saw entry 14 appends over the cut tail: the entry 14 it writes is not the one seen
+    await h.services.audit.record({ event: 'session.ended' }, { event: 'session.ended' }, { event: 'session.ended' });
+    const again = await createServices(testConfig(h.database), { warn: () => undefined });
+    try {
+      expect(await again.chainWatch.run()).toMatchObject({ intact: false, finding: { reason: 'checkpoint_mismatch', seq: 14 } });
+    } finally {
+      await again.close();
+    }
+  });
+
   it('X1: the server checks its own chain from where it left off: an entry altered after the check is reported once, by a log line, the metrics and an audit entry', async () => {
     const warnings: string[] = [];
     const services = await createServices(testConfig(h.database), { warn: (message) => warnings.push(message), clock: h.clock });

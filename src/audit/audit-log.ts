@@ -219,6 +219,8 @@ export interface Checkpoint {
 }
 
 const CHECKPOINT_VERSION = 'sls-audit-checkpoint/1';
+/** `meta`'s key of the newest head a process saw (AuditLog.keepSeen), a signed checkpoint line. */
+const SEEN_KEY = 'audit_seen';
 const CHECKPOINT_LINE = /^sls-audit-checkpoint\/1 seq=(\d{1,15}) hash=([0-9a-f]{64}) at=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) sig=([A-Za-z0-9_-]{43})$/;
 
 function checkpointSignature(key: Buffer, body: string): string {
@@ -355,8 +357,13 @@ export interface ChainPosition {
 export type ChainStep = { ok: true; seq: number; hash: string; head: number } | { ok: false; finding: AuditFinding };
 
 export class AuditLog {
-  /** X1: the newest head seq this process read: a head put back below it was rolled back by someone else. */
-  private highestHead = 0;
+  /**
+   * X1: the newest head this process read or verified, or read at start as
+   * the one kept signed in `meta` by a process before it (`keepSeen`): a
+   * head put back below it was rolled back by someone else, and the entry
+   * at its seq must keep its hash (a tail cut and appended over).
+   */
+  private highest: ChainPosition | null = null;
 
   constructor(
     private readonly store: Store,
@@ -427,14 +434,52 @@ export class AuditLog {
     if (!head) throw new SlsError('AUDIT_CHAIN_BROKEN', { reason: 'head_missing', seq: 0 });
     if (!this.headGenuine(head)) throw findingError(this.headFinding(head));
     // a genuinely signed head older than one already seen: the tail was cut and an older head put back (never appended over)
-    if (head.seq < this.highestHead) throw findingError({ reason: 'head_moved_back', seq: head.seq, verified: this.highestHead });
-    this.highestHead = head.seq;
+    if (this.highest && head.seq < this.highest.seq) throw findingError({ reason: 'head_moved_back', seq: head.seq, verified: this.highest.seq });
+    this.noteVerified({ seq: head.seq, hash: head.hash });
     return head;
   }
 
-  /** The head this process knows was reached (a check verified it): appends refuse a head put back below it. */
-  noteVerified(seq: number): void {
-    if (seq > this.highestHead) this.highestHead = seq;
+  /** A head this process knows was reached (read, verified, or kept by an earlier process): appends refuse a head put back below it. */
+  noteVerified(position: ChainPosition): void {
+    if (!this.highest || position.seq > this.highest.seq) this.highest = { ...position };
+  }
+
+  /**
+   * X1, decision 0006: keeps the newest head this process has seen in `meta`
+   * as a signed checkpoint line (with the chain's check and when the process
+   * closes), so that the next start knows it too: a head moved back between
+   * two runs of the server is then reported, as within one run. Only moves
+   * forward (another process may have kept a newer one).
+   */
+  async keepSeen(): Promise<void> {
+    if (!this.highest) return;
+    await this.store.serialized('audit_log', async (trx) => {
+      // the head as it is now when genuine and not older (this process's own last appends moved it)
+      const head = await readHead.first(trx, {});
+      if (head && this.headGenuine(head)) this.noteVerified({ seq: head.seq, hash: head.hash });
+      const seen = this.highest!;
+      if (seen.seq === 0) return;
+      const kept = await this.storedSeen(trx);
+      if (kept && kept.seq >= seen.seq) return;
+      const value = this.positionLine(seen);
+      await trx
+        .insertInto('meta')
+        .values({ key: SEEN_KEY, value })
+        .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+        .execute();
+    });
+  }
+
+  /** The newest head kept by `keepSeen`, when its line is genuine. */
+  private async storedSeen(db: Executor): Promise<ChainPosition | null> {
+    const row = await db.selectFrom('meta').select('value').where('key', '=', SEEN_KEY).executeTakeFirst();
+    if (!row) return null;
+    try {
+      const line = this.parseCheckpoint(row.value);
+      return line.genuine ? { seq: line.seq, hash: line.hash } : null;
+    } catch {
+      return null;
+    }
   }
 
   /**
@@ -449,6 +494,14 @@ export class AuditLog {
     if (!head) return { ok: false, finding: { reason: 'head_missing' } };
     if (!this.headGenuine(head)) return { ok: false, finding: this.headFinding(head) };
     if (head.seq < from.seq) return { ok: false, finding: { reason: 'head_moved_back', seq: head.seq, verified: from.seq } };
+    // the newest head seen (by this process or, kept in meta, one before it): not below it, and its entry kept its hash
+    const seen = this.highest;
+    if (seen && seen.seq > from.seq) {
+      if (head.seq < seen.seq) return { ok: false, finding: { reason: 'head_moved_back', seq: head.seq, verified: seen.seq } };
+      const kept = await db.selectFrom('audit_log').select('hash').where('seq', '=', seen.seq).executeTakeFirst();
+      if (!kept) return { ok: false, finding: { reason: 'checkpoint_missing', seq: seen.seq } };
+      if (kept.hash !== seen.hash) return { ok: false, finding: { reason: 'checkpoint_mismatch', seq: seen.seq } };
+    }
     if (from.seq > 0) {
       const kept = await db.selectFrom('audit_log').select('hash').where('seq', '=', from.seq).executeTakeFirst();
       if (!kept) return { ok: false, finding: { reason: 'checkpoint_missing', seq: from.seq } };
@@ -473,7 +526,7 @@ export class AuditLog {
       return { ok: false, finding: seq === 0 ? { reason: 'table_emptied', head: head.seq } : { reason: 'newest_missing', seq, head: head.seq } };
     }
     if (seq === head.seq && prevHash !== head.hash) return { ok: false, finding: { reason: 'head_mismatch', seq } };
-    this.noteVerified(seq);
+    this.noteVerified({ seq, hash: prevHash });
     return { ok: true, seq, hash: prevHash, head: head.seq };
   }
 
@@ -503,6 +556,9 @@ export class AuditLog {
    * commands, which read, verify and anchor).
    */
   async open(options: { allowUnanchored?: boolean } = {}): Promise<void> {
+    // the newest head a process before this one saw (keepSeen): appends refuse a head put back below it
+    const seen = await this.storedSeen(this.store.db);
+    if (seen) this.noteVerified(seen);
     const head = await readHead.first(this.store.db, {});
     if (!head || head.signature !== null) return;
     const signed = await this.store.serialized('audit_log', async (trx) => {

@@ -10,6 +10,11 @@
  * chain still takes appends. Entries older than the position are not read
  * again (but the position's own entry, which must keep its hash):
  * `sls audit verify` walks the whole log.
+ *
+ * The newest head the process has seen (its appends read it) is kept in
+ * `meta` too, signed (AuditLog.keepSeen), with every check and when the
+ * process closes: a restarted process then knows a head put back below it
+ * between its runs, or a tail cut and appended over, as one that ran on.
  */
 import type { Store } from '../store/database.js';
 import { type AuditFinding, type AuditLog, type ChainPosition, findingSeq, GENESIS } from './audit-log.js';
@@ -60,6 +65,8 @@ export class ChainWatch {
     }
     this.reported = null;
     if (step.seq > from.seq || this.position === null) await this.keep({ seq: step.seq, hash: step.hash });
+    // and the newest head this process has seen (appends included), for the next start
+    await audit.keepSeen();
     observer.chainChecked({ intact: true, verifiedSeq: step.seq });
     return { intact: true, verifiedSeq: step.seq, behind: step.head - step.seq };
   }
@@ -78,7 +85,7 @@ export class ChainWatch {
     }
     const known = this.position;
     const best = known && (!stored || known.seq >= stored.seq) ? known : (stored ?? FIRST);
-    this.deps.audit.noteVerified(best.seq);
+    this.deps.audit.noteVerified(best);
     return best;
   }
 
