@@ -294,6 +294,23 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     expect((await h.services.devices.get(keyId)).state).toBe('active');
   });
 
+  it('V1, X7, D2, D6, K7: a step-up with SMS (the password and a SIM) removes no security key of the user: a weaker proof never sets a stronger device aside (the way to bind one with the SIM alone); refused, audited; the card’s step-up may', async () => {
+    const { sms, card, attacker } = await smsSessionOfCardHolder();
+    const owner = await cardSession(sms.user, card);
+    const { keyId } = await registerKey(owner);
+
+    const refused = await send(h.app, 'DELETE', `/api/v1/security-keys/${keyId}`, attacker);
+    expect([refused.status, refused.body.error?.code], JSON.stringify(refused.body)).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
+    expect(refused.body.error.message).toContain('the one you are removing');
+    expect((await h.services.devices.get(keyId)).state).toBe('active');
+    const audited = (await h.services.audit.list({ userId: sms.user.id, limit: 100 })).filter((e) => e.event === 'session.refused').map((e) => e.data as Json);
+    expect(audited.map((e) => [e.code, e.check, e.method])).toContainEqual(['STRONGER_DEVICE_REQUIRED', 'proof-strength', 'DELETE']);
+
+    // the user, with the card (stronger than the key): removed
+    expect((await send(h.app, 'DELETE', `/api/v1/security-keys/${keyId}`, owner)).status).toBe(204);
+    expect((await h.services.devices.get(keyId)).state).toBe('revoked');
+  });
+
   it('V1, X7, D2, O1, O3: a step-up with SMS does not opt out a user a DSC+ protects (trading with the password alone would outlive the SIM): refused, audited; the card’s step-up may', async () => {
     const { sms, card, attacker } = await smsSessionOfCardHolder();
     const body = { acknowledgeRisks: true, confirmation: sms.user.username };

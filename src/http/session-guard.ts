@@ -140,6 +140,22 @@ export class SessionGuard {
   }
 
   /**
+   * D2, D6, K7, X7: a security device of `type` is set aside by its user
+   * (a security key removed) only on the proof it would take to add it: a
+   * weaker proof never removes a stronger device. Otherwise the password and
+   * a SIM remove the key, and then, the strongest device gone, bind the
+   * mobile authenticator with an SMS token (K7) or a key of their own. A
+   * lost key is reported to client services (R2). 403 STRONGER_DEVICE_REQUIRED
+   * (reason `remove`), audited.
+   */
+  async requireProofToRemove(request: FastifyRequest, session: Session, type: DeviceType): Promise<void> {
+    await this.requirePermanentProof(request, session);
+    if (await this.deps.provesEnoughToAdd(session, type)) return;
+    await this.audited(request, session, 'security', 'STRONGER_DEVICE_REQUIRED', 'proof-strength');
+    throw new SlsError('STRONGER_DEVICE_REQUIRED', { reason: 'remove' });
+  }
+
+  /**
    * Whether the session may do what the need asks, now; nothing is audited
    * (a page that shows forms says whether a step-up is due before they work).
    */

@@ -135,6 +135,9 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
           operationId: 'removeSecurityKey',
           tags: ['security-keys'],
           summary: 'Remove a key: it stops working for good',
+          description:
+            '403 STEP_UP_REQUIRED without a recent step-up (X7); 403 PERMANENT_DEVICE_REQUIRED after a step-up with temporary access (T3); ' +
+            '403 STRONGER_DEVICE_REQUIRED (reason remove) after a step-up with a device weaker than a security key and than the user’s strongest (D2, K7: SMS while a key or a DSC+ protects the user; a lost key is reported to client services); 404 DEVICE_NOT_FOUND.',
           security,
           params: KeyParams,
           response: { 204: z.null(), ...errors },
@@ -142,6 +145,8 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
       },
       async (request, reply) => {
         const { session } = await guard.require(request, 'security');
+        // D2, K7, X7: a weaker proof removes no key (the strongest device gone, it would bind one with an SMS token)
+        await guard.requireProofToRemove(request, session, 'security_key');
         await securityKeys.remove(session, request.params.keyId);
         return reply.code(204).send(null);
       },

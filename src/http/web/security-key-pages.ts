@@ -81,6 +81,7 @@ export function securityKeyPages(services: Services, pages: PageRenderer, guard:
 
     app.post<{ Params: { keyId: string } }>(`${PATH}/:keyId/remove`, { preHandler: app.csrfProtection }, (request, reply) =>
       change(request, reply, async (session) => {
+        await guard.requireProofToRemove(request, session, 'security_key');
         await securityKeys.remove(session, request.params.keyId);
         return 'removed=1';
       }),
