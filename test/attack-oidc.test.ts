@@ -513,5 +513,22 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       // a device code nobody issued is not counted (nothing kept for it): invalid_grant, at any pace
       for (let i = 0; i < 2; i++) expect((await pollOnce(clientId, 'not-a-device-code')).body.error).toBe('invalid_grant');
     });
+
+    it('I1 (RFC 8628 §3.5): a device polling with a code whose 10 minutes are up is told expired_token (it asks the user for a new code), never invalid_grant; another client gets nothing from it', async () => {
+      const created = await h.services.oidc.clients.create({ name: 'Attack late', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
+      const device = await oidc.discovery(new URL(issuer), created.client.clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      const response = await oidc.initiateDeviceAuthorization(device, { scope: 'openid' });
+      const poll = () => oidc.genericGrantRequest(device, 'urn:ietf:params:oauth:grant-type:device_code', { device_code: response.device_code });
+      await expect(poll()).rejects.toMatchObject({ error: 'authorization_pending' });
+      // nobody typed the code: its 10 minutes pass (our clock; the provider's own expiry is checked by the provider)
+      h.clock.advance(11 * MINUTE);
+      await expect(poll()).rejects.toMatchObject({ error: 'expired_token' });
+      // told again at its next poll, as often as it asks
+      h.clock.advance(10_000);
+      await expect(poll()).rejects.toMatchObject({ error: 'expired_token' });
+      // the code of another client: not found for this one (client mismatch), as before it expired
+      const other = await h.services.oidc.clients.create({ name: 'Attack other', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
+      expect((await pollOnce(other.client.clientId, response.device_code)).body.error).toBe('invalid_grant');
+    });
   });
 });

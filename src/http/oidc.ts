@@ -175,7 +175,12 @@ export class ProviderHost {
         (clientId) => this.clientMetadata(clientId),
         () => new errors.InvalidGrant!('grant request is invalid'),
         // RFC 8628 §3.5: the device code is looked up at the token endpoint only by the device's poll
-        { polling: () => Provider.ctx?.oidc?.route === 'token', slowDown: () => new errors.SlowDown!() },
+        {
+          polling: () => Provider.ctx?.oidc?.route === 'token',
+          slowDown: () => new errors.SlowDown!(),
+          // the provider's own order: a code of another client is not found for this one (client mismatch)
+          expired: (clientId) => (clientId === Provider.ctx?.oidc?.client?.clientId ? new errors.ExpiredToken!('device code is expired') : null),
+        },
       ),
       clients: [],
       jwks: { keys },

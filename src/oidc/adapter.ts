@@ -101,8 +101,10 @@ export async function devicePollAllowed(store: Store, clock: Clock, box: SecretB
  * `alreadyUsed`: the provider's own error (invalid_grant) for an artefact a
  * concurrent copy of the request consumed first. `devicePoll`: whether the
  * request looking up a device code is the device's poll of the token
- * endpoint, and the error to answer a poll too soon with (RFC 8628 §3.5:
- * slow_down).
+ * endpoint, the error to answer a poll too soon with (RFC 8628 §3.5:
+ * slow_down), and the one to answer a poll with a code past its expiry
+ * (§3.5: expired_token), given the client the code was issued to (null when
+ * the polling client is another: the code is not found for it).
  */
 export function adapterClass(
   store: Store,
@@ -110,7 +112,11 @@ export function adapterClass(
   box: SecretBox,
   clientMetadata: (clientId: string) => Promise<ClientMetadata | undefined>,
   alreadyUsed: () => Error,
-  devicePoll: { polling: () => boolean; slowDown: () => Error } = { polling: () => false, slowDown: alreadyUsed },
+  devicePoll: { polling: () => boolean; slowDown: () => Error; expired: (clientId: unknown) => Error | null } = {
+    polling: () => false,
+    slowDown: alreadyUsed,
+    expired: () => null,
+  },
 ) {
   return class DatabaseAdapter implements OidcAdapter {
     constructor(private readonly model: string) {}
@@ -179,10 +185,18 @@ export function adapterClass(
     async find(id: string): Promise<Payload | undefined> {
       // the registered clients are the only ones
       if (this.model === 'Client') return clientMetadata(id);
-      const found = await this.findRow('id', id);
+      const polled = this.model === 'DeviceCode' && devicePoll.polling();
+      // RFC 8628 §3.5: a device polling with its code past its expiry is told expired_token (a new code is needed), as the
+      // provider would say itself of a code it found: a code nobody issued, or pruned since, is not found (invalid_grant)
+      const found = await this.findRow('id', id, polled);
+      if (polled && found?.expiresAt != null && found.expiresAt <= clock.now()) {
+        const expired = devicePoll.expired(found.payload.clientId);
+        if (expired) throw expired;
+        return undefined;
+      }
       // RFC 8628 §3.5: a device's poll with a code that exists (a code nobody issued leaves nothing to count);
       // the count expires with the code (the scheduler prunes both)
-      if (found !== undefined && this.model === 'DeviceCode' && devicePoll.polling()) {
+      if (found !== undefined && polled) {
         if (!(await devicePollAllowed(store, clock, box, id, found.expiresAt))) throw devicePoll.slowDown();
       }
       return found?.payload;
