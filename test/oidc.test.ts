@@ -931,6 +931,40 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     await expect(oidc.refreshTokenGrant(deviceConfig, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
+  it('I1, D2 (RFC 8628): a device carried over to a weaker login of its user (SMS after the DSC+) claims what that login proved from its next refresh on, never the earlier, stronger proof', async () => {
+    // a user with SMS and a DSC+
+    const sms = await BUILT_IN_DRIVERS.sms!.holder(h);
+    const { card } = await h.services.devices.addDscPlus({ userId: sms.user.id, pin: '1234' }, 'test');
+    const dscPlus = (await h.services.devices.listForUser(sms.user.id)).find((d) => d.type === 'dscplus')!;
+    const using =
+      (deviceId: string, type: string): Holder['answerable'] =>
+      async (flow) => {
+        const challenge = flow.challenge as Json;
+        if (challenge.type === type) return challenge;
+        return (await h.services.login.switchDevice(flow.id as string, deviceId, { ip: null, userAgent: null })).challenge as unknown as Json;
+      };
+    const strong: Holder = { ...sms, answerable: using(dscPlus.id, 'ocra'), right: async (prompt) => cardAnswer(card, prompt.question as string) };
+    const weak: Holder = { ...sms, answerable: using(sms.deviceId, 'sms') };
+    // the device is approved with the DSC+
+    const browser = new Browser(issuer);
+    const { response, poll } = await deviceCode();
+    await approveDevice(browser, response.user_code, strong);
+    const tokens = await poll();
+    expect(tokens.claims()).toMatchObject({ acr: 'urn:sls:acr:strong', amr: ['pwd', 'hwk', 'otp', 'pin', 'mfa'] });
+    // the same user signs in to the portal there with SMS: the device's grant goes on under that login (carried over) …
+    h.clock.set(h.clock.now() + 1_000);
+    await logInAt(browser, weak);
+    const portal = await sessionOf(browser);
+    // … and what the device is told now stands on the SMS: its ID token says so, as its entitlements do
+    const refreshed = await oidc.refreshTokenGrant(deviceConfig, tokens.refresh_token!);
+    expect(refreshed.claims()).toMatchObject({ acr: 'urn:sls:acr:device', auth_time: Math.floor(portal.createdAt / 1000) });
+    expect(refreshed.claims()!.amr).toEqual(expect.arrayContaining(['pwd', 'sms']));
+    expect(refreshed.claims()!.amr).not.toContain('hwk');
+    // the rotated refresh token keeps to it: a later refresh claims no more
+    const again = await oidc.refreshTokenGrant(deviceConfig, refreshed.refresh_token!);
+    expect(again.claims()!.acr).toBe('urn:sls:acr:device');
+  });
+
   it('I1 (RFC 8628): the user refuses the device: the platform gets access_denied, and the refusal is audited', async () => {
     const { response, poll } = await deviceCode();
     const browser = new Browser(issuer);

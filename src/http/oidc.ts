@@ -185,22 +185,31 @@ export class ProviderHost {
       clients: [],
       jwks: { keys },
       cookies: { keys: [services.box.digest('oidc-provider', 'cookie-keys')] },
-      findAccount: async (ctx: KoaContext | undefined, sub: string, token?: { sessionUid?: string; grantId?: string }) => {
+      findAccount: async (
+        ctx: KoaContext | undefined,
+        sub: string,
+        token?: { sessionUid?: string; grantId?: string; acr?: string; amr?: string[]; authTime?: number },
+      ) => {
         const user = await services.users.get(sub).catch(() => null);
         if (user?.status !== 'active') return undefined;
+        // the session of ours under the token (its grant's, else the provider session's), worked out once
+        const standing = token?.sessionUid === undefined ? null : await services.oidc.tokenStanding(sub, token.sessionUid, token.grantId);
         // a token (a code, a refresh, the user info) works only while our session under it lives; at the token
         // endpoint, the application in use keeps that session from idling out
         const renew = ctx?.oidc?.route === 'token';
         const app = ctx?.oidc?.client?.sls_app;
-        if (token?.sessionUid !== undefined && !(await services.oidc.standsOnLiveSession(token.sessionUid, { renew, grantId: token.grantId, app })))
-          return undefined;
+        if (token?.sessionUid !== undefined && !(await services.oidc.standingLives(standing, { renew, app }))) return undefined;
+        // I1, D2: a code or refresh token says no more of the login than the session it stands on now proved (a device's
+        // grant carried over to a weaker login): the ID token issued with it, and the rotated refresh token, say that
+        const lowered = token && standing ? services.oidc.claimsNoMore(token, standing) : null;
+        if (token && lowered) Object.assign(token, lowered);
         return {
           accountId: sub,
           claims: async (_use: string, scope: string) => ({
             sub,
             ...(scope.split(' ').includes('profile') ? { preferred_username: user.username } : {}),
             ...(scope.split(' ').includes('email') && user.email ? { email: user.email } : {}),
-            ...(scope.split(' ').includes('sls.entitlements') ? await services.oidc.entitlements(sub, token?.sessionUid, token?.grantId) : {}),
+            ...(scope.split(' ').includes('sls.entitlements') ? await services.oidc.entitlements(sub, standing) : {}),
           }),
         };
       },

@@ -21,7 +21,7 @@ import { toSession, type Session } from '../sessions/sessions.js';
 import type { Store } from '../store/database.js';
 import type { Confirmation } from '../store/schema.js';
 import { type WithdrawalLimits, weakerLimits, withdrawalLimits } from '../policy/withdrawal-limits.js';
-import { acrOf, amrOf, type Acr } from './claims.js';
+import { acrOf, acrRank, amrOf, type Acr } from './claims.js';
 import type { OidcClients } from './clients.js';
 import type { OidcKeys } from './keys.js';
 import { pruneArtifacts, putMark, revokeGrants } from './adapter.js';
@@ -34,6 +34,13 @@ export interface LoginProof {
   authTime: number;
   acr: Acr;
   amr: string[];
+}
+
+/** I1, L8: the session of ours a token stands on, the device of its last proof (null: none that stands) and that proof as claims. */
+export interface TokenStanding {
+  session: Session;
+  device: Device | null;
+  proof: LoginProof;
 }
 
 export interface OpenIdDeps {
@@ -106,9 +113,14 @@ export class OpenIdConnect {
 
   /** What the session's last proof was (the login, or a later step-up in it), as claims. */
   async proof(session: Session): Promise<LoginProof> {
+    return (await this.lastProof(session)).proof;
+  }
+
+  /** The device of the session's last proof (null: none that stands), and that proof as claims. */
+  private async lastProof(session: Session): Promise<{ device: Device | null; proof: LoginProof }> {
     const { device, at, confirmedBy } = await this.deps.lastProof(session);
     const kind = device ? this.deps.deviceKind(device.type) : null;
-    return { authTime: at, acr: acrOf(kind), amr: amrOf(kind, confirmedBy) };
+    return { device, proof: { authTime: at, acr: acrOf(kind), amr: amrOf(kind, confirmedBy) } };
   }
 
   /**
@@ -129,6 +141,40 @@ export class OpenIdConnect {
   }
 
   /**
+   * I1, L8: the session of ours a token stands on (`tokenSession`), and what
+   * its last proof was (its login's, or its latest step-up's): null when
+   * there is none, or it is another user's. Worked out once per token use
+   * (findAccount), for its liveness, its claims and its entitlements.
+   */
+  async tokenStanding(userId: string, oidcSessionUid: string | undefined, grantId: string | undefined): Promise<TokenStanding | null> {
+    const sessionId = await this.tokenSession(oidcSessionUid, grantId);
+    if (sessionId === undefined) return null;
+    const row = await this.deps.store.db.selectFrom('sessions').selectAll().where('id', '=', sessionId).where('user_id', '=', userId).executeTakeFirst();
+    if (!row) return null;
+    const session = toSession(row, false);
+    return { session, ...(await this.lastProof(session)) };
+  }
+
+  /** L8: whether the session a token stands on lives (`liveSession`; `renew`: its idle timer renewed, if a session of `app`). */
+  async standingLives(standing: TokenStanding | null, options: { renew: boolean; app?: string | undefined }): Promise<boolean> {
+    return standing !== null && (await this.deps.liveSession(standing.session.id, options));
+  }
+
+  /**
+   * I1, D2: what a token (a refresh token, a code) tells of the login —
+   * `acr`, `amr`, `auth_time` — is never more than the proof of the session
+   * it stands on now: a device's grant carried over to a weaker login of its
+   * user (RFC 8628, `Sessions.endReplaced`), or a session whose last step-up
+   * was made with a weaker device, claims that proof from then on (the
+   * rotated refresh token keeps it). A proof as strong or stronger changes
+   * nothing: the token was given for what it says.
+   */
+  claimsNoMore(claims: { acr?: string; amr?: string[]; authTime?: number }, standing: TokenStanding): { acr: string; amr: string[]; authTime: number } | null {
+    if (claims.acr === undefined || acrRank(standing.proof.acr) >= acrRank(claims.acr)) return null;
+    return { acr: standing.proof.acr, amr: standing.proof.amr, authTime: Math.floor(standing.proof.authTime / 1000) };
+  }
+
+  /**
    * The claims of the `sls.entitlements` scope: the session's scope (T3) and
    * its W1 limits. W1, I1, D2: an application applies those limits to what
    * the user asks for in this session, so they are those of what the session
@@ -138,20 +184,14 @@ export class OpenIdConnect {
    * the SIM of a user who also holds a DSC+ logs in with SMS: the SMS row, not
    * unlimited; a temporary passcode, the password alone, or a device since
    * revoked or lost: the None row. The session is the one the token stands
-   * on (the grant's, else the provider session's newest); none: the None row.
+   * on (`tokenStanding`); none: the None row.
    */
-  async entitlements(userId: string, oidcSessionUid: string | undefined, grantId?: string): Promise<Record<string, unknown>> {
+  async entitlements(userId: string, standing: TokenStanding | null): Promise<Record<string, unknown>> {
     const userLimits = await this.deps.withdrawalLimitsOf(userId);
-    const sessionId = await this.tokenSession(oidcSessionUid, grantId);
-    const row =
-      sessionId === undefined
-        ? undefined
-        : await this.deps.store.db.selectFrom('sessions').selectAll().where('id', '=', sessionId).where('user_id', '=', userId).executeTakeFirst();
-    const proved = row ? (await this.deps.lastProof(toSession(row, false))).device : null;
-    const limits = weakerLimits(userLimits, withdrawalLimits(proved ? [proved] : [], this.deps.deviceKind));
+    const limits = weakerLimits(userLimits, withdrawalLimits(standing?.device ? [standing.device] : [], this.deps.deviceKind));
     return {
-      sls_session_scope: row?.scope ?? null,
-      sls_app: row?.app ?? null,
+      sls_session_scope: standing?.session.scope ?? null,
+      sls_app: standing?.session.app ?? null,
       sls_withdrawal_limits: { device: limits.device, per_day_usd: limits.perDayUsd, five_business_days_usd: limits.fiveBusinessDaysUsd },
     };
   }
