@@ -47,8 +47,11 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
   const signIn = (browser: Browser, username: string, respond: (flow: Json) => Promise<string> | string, app: 'portal' | 'trading' = 'portal') =>
     signInWith(h, browser, username, respond, app);
 
-  /** An authorization request of a client, its redirects followed in the browser, the code exchanged; nothing is typed on the way. */
-  async function tokensOf(browser: Browser, configuration = portalClient, scope = 'openid offline_access') {
+  /**
+   * An authorization request of a client, its redirects followed in the browser, the code exchanged; nothing is typed on
+   * the way. `setCookies`: the Set-Cookie lines of every answer on the way.
+   */
+  async function tokensOf(browser: Browser, configuration = portalClient, scope = 'openid offline_access', setCookies: string[] = []) {
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     let url = oidc.buildAuthorizationUrl(configuration, {
@@ -60,6 +63,7 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
     }).href;
     for (let hop = 0; hop < 12 && !url.startsWith(redirectUri); hop++) {
       const page = await browser.request(url);
+      setCookies.push(...page.setCookies);
       // the provider's auto-submitted form (another user signed in in this browser: the earlier one is logged out first)
       const posted = forms(page.html).find((f) => f.attrs.method === 'post' && f.attrs.action?.startsWith(`${issuer}/oidc/`));
       if (!page.location && posted) {
@@ -435,6 +439,32 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
     });
   });
 
+  describe('I1, L8: the provider’s own cookies against cookie tossing', () => {
+    it('I1, L8: with Secure cookies the provider’s own (its session, the interaction and its resume) carry the prefixes, as ours do, and are Secure: a sibling subdomain or a forged plain-HTTP answer cannot plant them', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const browser = new Browser(issuer);
+      await signIn(browser, user.username, (flow) => cardAnswer(card, (flow.challenge as Json).question as string));
+      const setCookies: string[] = [];
+      await tokensOf(browser, portalClient, 'openid', setCookies);
+      const provider = setCookies.filter((line) => !/^(__Host-|__Secure-)?sls_(session|csrf|claim|lang)/.test(line));
+      const names = provider.map((line) => line.slice(0, line.indexOf('=')));
+      // the interaction, its resume and the provider's session were all set on the way (with their signatures)
+      expect(names.length, provider.join('\n')).toBeGreaterThanOrEqual(3);
+      for (const [i, line] of provider.entries()) {
+        expect(names[i], line).toMatch(/^(__Host-|__Secure-)/);
+        expect(line, line).toMatch(/;\s*secure/i);
+        if (names[i]!.startsWith('__Host-')) {
+          expect(line, line).toMatch(/;\s*path=\/(;|$)/i);
+          expect(line, line).not.toMatch(/;\s*domain=/i);
+        }
+      }
+      // the provider's session cookie is a host cookie, as our session's
+      expect(names.some((name) => name.startsWith('__Host-') && name.includes('session'))).toBe(true);
+      // the library's plain names are never read: a cookie under one of them names no session of the provider
+      expect([...browser.jar.keys()].filter((name) => /^_(session|interaction|interaction_resume)(\.sig)?$/.test(name))).toEqual([]);
+    });
+  });
+
   describe('I1 (RFC 8628): a device approved in a login that ends before it polls', () => {
     it('I1, L8 (RFC 8628): a device code approved, then the approving login ended by a password reset before the device polled: the device gets no tokens', async () => {
       const created = await h.services.oidc.clients.create(
@@ -455,7 +485,7 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       for (let hop = 0; hop < 5 && !url.includes('/login'); hop++) url = (await browser.request(url)).location!;
       h.clock.set(Math.max(Date.now(), h.clock.now()) + 1_000);
       await signIn(browser, user.username, (flow) => cardAnswer(card, (flow.challenge as Json).question as string), 'trading');
-      url = `${issuer}/oidc/interaction/${browser.jar.get('sls_oidc_return')}`;
+      url = `${issuer}/oidc/interaction/${browser.jar.get('__Host-sls_oidc_return')}`;
       let page = await browser.request(url);
       for (let hop = 0; hop < 10 && page.location; hop++) page = await browser.request(page.location);
       expect(page.html, page.html.slice(0, 300)).toContain('Attack desktop is signed in');
@@ -530,5 +560,46 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       const other = await h.services.oidc.clients.create({ name: 'Attack other', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
       expect((await pollOnce(other.client.clientId, response.device_code)).body.error).toBe('invalid_grant');
     });
+  });
+});
+
+describe('I1: the provider’s cookies over plain HTTP (SLS_COOKIE_SECURE=false: development)', () => {
+  let h: Harness;
+  let issuer: string;
+  beforeAll(async () => {
+    ({ h, issuer } = await listeningHarness('sqlite', { cookieSecure: false }));
+  });
+  afterAll(async () => h?.close());
+
+  it('I1: without Secure cookies (browsers refuse the prefixes then) the provider’s cookies have the plain names and no Secure, and an application’s login works', async () => {
+    const { configuration } = await registeredClient(h, issuer, 'portal', 'Plain portal');
+    const { user, card } = await createUserWithCard(h.services);
+    const browser = new Browser(issuer);
+    await signInWith(h, browser, user.username, (flow) => cardAnswer(card, (flow.challenge as Json).question as string));
+    // the session cookie under its plain name, as the login page sets it over plain HTTP
+    browser.jar.set('sls_session', browser.jar.get('__Host-sls_session')!);
+    browser.jar.delete('__Host-sls_session');
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    let url = oidc.buildAuthorizationUrl(configuration, {
+      redirect_uri: TEST_REDIRECT_URI,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    }).href;
+    const setCookies: string[] = [];
+    for (let hop = 0; hop < 12 && !url.startsWith(TEST_REDIRECT_URI); hop++) {
+      const page = await browser.request(url);
+      setCookies.push(...page.setCookies);
+      expect(page.location, `${url}: ${page.status} ${page.html.slice(0, 300)}`).toBeTruthy();
+      url = page.location!;
+    }
+    const tokens = await oidc.authorizationCodeGrant(configuration, new URL(url), { pkceCodeVerifier: verifier, expectedState: state });
+    expect(tokens.claims()!.sub).toBe(user.id);
+    expect(setCookies.filter((line) => line.startsWith('__') || /;\s*secure/i.test(line))).toEqual([]);
+    expect(setCookies.map((line) => line.slice(0, line.indexOf('=')))).toEqual(
+      expect.arrayContaining(['sls_oidc_interaction', 'sls_oidc_resume', 'sls_oidc_session']),
+    );
   });
 });

@@ -1107,7 +1107,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
         .selectFrom('oidc_artifacts')
         .select('payload')
         .where('model', '=', 'Session')
-        .where('id', '=', artifactKey(h.services.box, browser.jar.get('_session') ?? ''))
+        .where('id', '=', artifactKey(h.services.box, browser.jar.get('__Host-sls_oidc_session') ?? ''))
         .executeTakeFirst();
       const authorizations = (JSON.parse(sessionRow?.payload ?? '{}') as { authorizations?: Record<string, { grantId?: string }> }).authorizations;
       expect(authorizations?.[deviceClientId]?.grantId).toEqual(expect.any(String));

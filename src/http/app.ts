@@ -232,7 +232,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
   registerMetricsRoute(app, config, services.metrics);
   // I1: pages of a login for a relying party may send their form on to its redirect URI
   const providerHost = new ProviderHost(services, app.log);
-  app.addHook('onSend', oidcFormActionHook(providerHost));
+  app.addHook('onSend', oidcFormActionHook(providerHost, config));
   await app.register(webPages(services, pages, guard));
   await app.register(portalPages(services, pages, guard));
   await app.register(helpdeskPages(services, pages, guard));

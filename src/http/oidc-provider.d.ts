@@ -63,6 +63,8 @@ declare module 'oidc-provider' {
     /** The request the provider is answering (an AsyncLocalStorage of the library's), if any. */
     static readonly ctx: KoaContext | undefined;
     proxy: boolean;
+    /** Koa's request prototype of this app (its `secure` getter decides whether its cookies may be Secure). */
+    request: object;
     issuer: string;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
     use(middleware: (ctx: KoaContext, next: () => Promise<void>) => Promise<void>): this;

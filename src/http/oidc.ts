@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Check as CheckType, InteractionDetails, KoaContext, Provider as ProviderType } from 'oidc-provider';
+import type { Config } from '../config.js';
 import type { Services } from '../services.js';
 import { SlsError } from '../errors.js';
 import { translator } from '../i18n/i18n.js';
@@ -26,8 +27,6 @@ import type { PageRenderer } from './web/render.js';
 import type { SessionGuard } from './session-guard.js';
 import { deviceFlowPages, escapeHtml, languageOf as pageLanguage, page, type PageContext } from './oidc-pages.js';
 
-/** The browser's interaction waiting for our login; the login's landing goes back to it. */
-export const OIDC_RETURN_COOKIE = 'sls_oidc_return';
 const UID_FORMAT = /^[A-Za-z0-9_-]{1,64}$/;
 export const OIDC_PREFIX = '/oidc';
 /** How often a process looks for signing keys rotated by another (multi-process). */
@@ -39,11 +38,15 @@ const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 /** RFC 8628: how long a device's code may wait for the user (and the user's code be typed). */
 const DEVICE_CODE_TTL_S = 600;
 
-/** The interaction to go back to after a login, once (the cookie is cleared). */
-export function oidcReturn(request: FastifyRequest, reply: FastifyReply): string | null {
-  const uid = request.cookies[OIDC_RETURN_COOKIE];
+/**
+ * The interaction to go back to after a login, once (the cookie is cleared): the browser's interaction waiting for our
+ * login, under `cookieNames(config).oidcReturn` (`__Host-` when cookies are Secure: no sibling subdomain plants one).
+ */
+export function oidcReturn(request: FastifyRequest, reply: FastifyReply, config: Pick<Config, 'cookieSecure'>): string | null {
+  const name = cookieNames(config).oidcReturn;
+  const uid = request.cookies[name];
   if (!uid) return null;
-  reply.clearCookie(OIDC_RETURN_COOKIE, { path: '/' });
+  reply.clearCookie(name, { path: '/', httpOnly: true, secure: config.cookieSecure, sameSite: 'lax' });
   return UID_FORMAT.test(uid) ? `${OIDC_PREFIX}/interaction/${uid}` : null;
 }
 
@@ -100,6 +103,7 @@ export class ProviderHost {
     const services = this.services;
     const { config, sessions, clock, store } = services;
     const { default: Provider, interactionPolicy, errors } = await import('oidc-provider');
+    const names = cookieNames(config);
     const { Check } = interactionPolicy;
     /** The provider's own pages (logout, errors) in the browser's language. */
     const languageOf = (ctx: { get(header: string): string }) => pageLanguage(ctx, config.defaultLanguage);
@@ -184,7 +188,14 @@ export class ProviderHost {
       ),
       clients: [],
       jwks: { keys },
-      cookies: { keys: [services.box.digest('oidc-provider', 'cookie-keys')] },
+      // I1: its cookies under names of ours, prefixed when cookies are Secure (SLS_COOKIE_SECURE), as our own are: its
+      // session's Path is /, the interaction's and the resume's their own pages (session-cookie.ts)
+      cookies: {
+        keys: [services.box.digest('oidc-provider', 'cookie-keys')],
+        names: { session: names.oidcSession, interaction: names.oidcInteraction, resume: names.oidcResume },
+        long: { httpOnly: true, sameSite: 'lax', secure: config.cookieSecure },
+        short: { httpOnly: true, sameSite: 'lax', secure: config.cookieSecure },
+      },
       findAccount: async (
         ctx: KoaContext | undefined,
         sub: string,
@@ -391,6 +402,10 @@ export class ProviderHost {
     });
     // the forwarded headers it reads are ours: the public URL's, else what Fastify trusted (SLS_TRUST_PROXY), see forwardedAsTrusted
     provider.proxy = true;
+    // I1: its cookies are Secure when ours are, whatever protocol it is told (a request it takes as plain HTTP would refuse
+    // to set them: development on http://localhost, where browsers take Secure cookies): the prefixed names need it.
+    // Koa reads `secure` only for its cookies; the addresses it builds follow the protocol, which stays as forwarded
+    if (config.cookieSecure) Object.defineProperty(provider.request, 'secure', { get: () => true });
     // a grant revoked: a code or refresh token used twice (taken as stolen), a client's revocation, a logout
     provider.on('grant.revoked', (...args: unknown[]) => {
       const [ctx, grantId] = args as [KoaContext, string];
@@ -496,11 +511,11 @@ function subjectOf(idToken: string | undefined): string | null {
 }
 
 /** The interaction a page of our login (the return cookie) or of the step-up (its `next`) works for. */
-function interactionOfPage(request: FastifyRequest): string | null {
+function interactionOfPage(request: FastifyRequest, config: Pick<Config, 'cookieSecure'>): string | null {
   const next = (request.query as Record<string, unknown> | undefined)?.next;
   const fromNext = typeof next === 'string' ? /^\/oidc\/interaction\/([A-Za-z0-9_-]{1,64})$/.exec(next)?.[1] : undefined;
   if (fromNext) return fromNext;
-  const uid = request.cookies[OIDC_RETURN_COOKIE];
+  const uid = request.cookies[cookieNames(config).oidcReturn];
   return uid && UID_FORMAT.test(uid) ? uid : null;
 }
 
@@ -512,12 +527,12 @@ function interactionOfPage(request: FastifyRequest): string | null {
  * a page allows that one URI besides 'self' (the request's redirect_uri,
  * which the provider checked against the client's registration).
  */
-export function oidcFormActionHook(host: ProviderHost) {
+export function oidcFormActionHook(host: ProviderHost, config: Pick<Config, 'cookieSecure'>) {
   return async (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> => {
     const csp = reply.getHeader('content-security-policy');
     if (typeof csp !== 'string' || !csp.includes("form-action 'self'")) return payload;
     if (!String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
-    const uid = interactionOfPage(request);
+    const uid = interactionOfPage(request, config);
     if (!uid) return payload;
     const interaction = await (await host.current()).Interaction.find(uid);
     const source = formActionSource(interaction?.params.redirect_uri);
@@ -582,7 +597,7 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
 
     /** Our login page for the client's app; its landing comes back to the interaction. */
     function loginAgain(reply: FastifyReply, uid: string, clientApp: string): FastifyReply {
-      reply.setCookie(OIDC_RETURN_COOKIE, uid, { path: '/', httpOnly: true, secure: config.cookieSecure, sameSite: 'lax', maxAge: 3600 });
+      reply.setCookie(cookieNames(config).oidcReturn, uid, { path: '/', httpOnly: true, secure: config.cookieSecure, sameSite: 'lax', maxAge: 3600 });
       return reply.redirect(`/login?app=${clientApp}`, 303);
     }
 

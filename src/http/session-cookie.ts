@@ -26,10 +26,39 @@ export interface CookieNames {
   session: string;
   csrf: string;
   claim: string;
+  /**
+   * I1: the OpenID Provider's own (oidc-provider's `cookies.names`): its
+   * session (Path=/, `__Host-`), an authorization's interaction and its
+   * resume (their Paths are the interaction's and the resume's own pages,
+   * `__Secure-`). Planted in a victim's browser, an attacker's interaction
+   * would be finished, or a device code of the attacker's approved, by the
+   * victim's login.
+   */
+  oidcSession: string;
+  oidcInteraction: string;
+  oidcResume: string;
+  /** I1: the interaction our login goes back to (Path=/). */
+  oidcReturn: string;
 }
 
-const SECURE_NAMES: CookieNames = { session: '__Host-sls_session', csrf: '__Host-sls_csrf', claim: '__Secure-sls_claim' };
-const PLAIN_NAMES: CookieNames = { session: 'sls_session', csrf: 'sls_csrf', claim: 'sls_claim' };
+const SECURE_NAMES: CookieNames = {
+  session: '__Host-sls_session',
+  csrf: '__Host-sls_csrf',
+  claim: '__Secure-sls_claim',
+  oidcSession: '__Host-sls_oidc_session',
+  oidcInteraction: '__Secure-sls_oidc_interaction',
+  oidcResume: '__Secure-sls_oidc_resume',
+  oidcReturn: '__Host-sls_oidc_return',
+};
+const PLAIN_NAMES: CookieNames = {
+  session: 'sls_session',
+  csrf: 'sls_csrf',
+  claim: 'sls_claim',
+  oidcSession: 'sls_oidc_session',
+  oidcInteraction: 'sls_oidc_interaction',
+  oidcResume: 'sls_oidc_resume',
+  oidcReturn: 'sls_oidc_return',
+};
 
 export function cookieNames(config: Pick<Config, 'cookieSecure'>): CookieNames {
   return config.cookieSecure ? SECURE_NAMES : PLAIN_NAMES;

@@ -18,7 +18,7 @@ export class Browser {
   async request(
     url: string,
     init: { method?: string; form?: Record<string, string> } = {},
-  ): Promise<{ status: number; location: string | null; html: string }> {
+  ): Promise<{ status: number; location: string | null; html: string; setCookies: string[] }> {
     const target = new URL(url, this.base);
     const headers: Record<string, string> = { cookie: [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ') };
     let body: string | undefined;
@@ -27,7 +27,8 @@ export class Browser {
       body = new URLSearchParams(init.form).toString();
     }
     const response = await fetch(target, { method: init.method ?? (body ? 'POST' : 'GET'), headers, body, redirect: 'manual' });
-    for (const line of response.headers.getSetCookie()) {
+    const setCookies = response.headers.getSetCookie();
+    for (const line of setCookies) {
       const [pair, ...attributes] = line.split(';');
       const name = pair!.slice(0, pair!.indexOf('=')).trim();
       const value = pair!.slice(pair!.indexOf('=') + 1).trim();
@@ -36,7 +37,7 @@ export class Browser {
       else this.jar.set(name, value);
     }
     const location = response.headers.get('location');
-    return { status: response.status, location: location ? new URL(location, target).href : null, html: await response.text() };
+    return { status: response.status, location: location ? new URL(location, target).href : null, html: await response.text(), setCookies };
   }
 }
 

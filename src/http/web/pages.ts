@@ -90,7 +90,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     /** Where a login lands: staff at the help desk console, clients on their account page (issue 16). */
     async function landing(request: FastifyRequest, reply: FastifyReply, userId: string): Promise<string> {
       // I1: a login for a relying party goes back to its authorization request
-      const interaction = oidcReturn(request, reply);
+      const interaction = oidcReturn(request, reply, config);
       if (interaction) return interaction;
       const user = await services.users.get(userId);
       return user.role === 'client' ? '/account' : '/helpdesk';
