@@ -184,6 +184,8 @@ const EnvSchema = z.object({
   SLS_STEP_UP_MINUTES: z.coerce.number().int().min(1).max(60).default(DEFAULT_POLICY_MINUTES.stepUp),
   SLS_OPEN_FLOWS_PER_USER: z.coerce.number().int().min(1).max(1000).default(10),
   SLS_FLOW_STARTS_PER_HOUR: z.coerce.number().int().min(1).max(100_000).default(60),
+  SLS_UNRECOGNISED_PUSHES_PER_HOUR: z.coerce.number().int().min(0).max(100_000).default(5),
+  SLS_PUSH_QUIET_AFTER_DENY_HOURS: z.coerce.number().int().min(0).max(720).default(24),
   // X2: told as errors.INVALID_CONFIG_time_zone: an IANA time zone such as UTC or Europe/Paris
   SLS_TIME_ZONE: z.string().min(1).default('UTC').refine(isTimeZone, 'time zone'),
   /** W3: holidays of the withdrawal windows, ISO dates (docs/entitlements.md); and/or a file of them. */
@@ -348,6 +350,14 @@ export interface PolicyConfig {
   pushTtlMs: number;
   /** K3: how long an approved login waits for its page to take the session. */
   approvedClaimMs: number;
+  /**
+   * K13 (push fatigue): push requests a user's logins from clients they have not logged in from lately
+   * (decision 0018) may send in an hour (each login and each device change in one counts); beyond, the
+   * login shows the app's challenge (K4) and the phone is left alone.
+   */
+  unrecognisedPushesPerHour: number;
+  /** K13: after "this wasn't me", how long logins from such clients send the phone no push request (the app's challenge instead). */
+  pushQuietAfterDenyMs: number;
   /** K1, K7: how long an activation of the mobile authenticator may take. */
   mobileActivationTtlMs: number;
   /** K1 (issue 16 item 3): how long a proven activation token waits for the PIN. */
@@ -410,6 +420,8 @@ export const DEFAULT_POLICY: PolicyConfig = {
   tradingBiometricMs: 30 * 60 * 60 * 1000,
   pushTtlMs: 2 * 60 * 1000,
   approvedClaimMs: 2 * 60 * 1000,
+  unrecognisedPushesPerHour: 5,
+  pushQuietAfterDenyMs: 24 * 60 * 60 * 1000,
   mobileActivationTtlMs: 15 * 60 * 1000,
   mobileActivationProvenTtlMs: 10 * 60 * 1000,
   mobileRecoveryMaxFailures: 5,
@@ -485,6 +497,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       stepUpFreshMs: e.SLS_STEP_UP_MINUTES * 60 * 1000,
       openFlowsPerUser: e.SLS_OPEN_FLOWS_PER_USER,
       flowStartsPerHour: e.SLS_FLOW_STARTS_PER_HOUR,
+      unrecognisedPushesPerHour: e.SLS_UNRECOGNISED_PUSHES_PER_HOUR,
+      pushQuietAfterDenyMs: e.SLS_PUSH_QUIET_AFTER_DENY_HOURS * 60 * 60 * 1000,
     },
     delivery: deliveryConfig(e),
     outboxPage: e.SLS_OUTBOX_PAGE,

@@ -243,6 +243,92 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       expect((await get(h.app, '/api/v1/session', auth)).body.verifiedAt).toBeNull();
     });
   });
+  describe('K13: push fatigue: a password holder cannot make the phone ring until its owner gives in', () => {
+    const OWNER = '198.51.100.7';
+    const HOLDER = '203.0.113.66';
+    const HOUR = 60 * 60 * 1000;
+
+    /** A JSON request from a client address. */
+    async function postFrom(from: string, url: string, payload: unknown) {
+      const res = await h.app.inject({ method: 'POST', url, remoteAddress: from, payload: payload as object });
+      return { status: res.statusCode, body: res.json() };
+    }
+    const loginFrom = (from: string, username: string, app: 'portal' | 'trading' = 'portal') =>
+      postFrom(from, '/api/v1/login', { username, password: PASSWORD, app });
+
+    /** A user with the authenticator, who completed a login from the owner's usual client (decision 0018). */
+    async function ownerWithPhone() {
+      const user = await smsUser(h);
+      const app = phone();
+      const enrolment = await app.activate(user.username);
+      const login = await loginFrom(OWNER, user.username, 'portal');
+      await app.approve(await app.request(user.username), login.body.challenge.number);
+      expect((await claimSession(h.app, login)).status).toBe(200);
+      return { user, app, enrolment };
+    }
+
+    async function withheld(userId: string): Promise<unknown[]> {
+      return (await h.services.audit.list({ userId })).filter((e) => e.event === 'login.push_withheld').map((e) => e.data.reason);
+    }
+
+    it('K13, K4: logins (and device changes) from a client the user never logged in from ring the phone at most 5 times an hour; then the login shows the app’s challenge and the phone is left alone, audited; the owner’s usual client still rings', async () => {
+      const { user, app, enrolment } = await ownerWithPhone();
+      const pushes: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        h.clock.advance(1000);
+        const login = await loginFrom(HOLDER, user.username, 'portal');
+        expect(login.body.challenge.type).toBe('push');
+        pushes.push(login.body.id as string);
+      }
+      // a device change to the same phone sends the push again: it counts too
+      const last = pushes[pushes.length - 1]!;
+      for (let i = 0; i < 2; i++) {
+        const switched = await postFrom(HOLDER, `/api/v1/login/${last}`, { device: enrolment.deviceId });
+        expect(switched.body.challenge.type).toBe('push');
+      }
+      const before = (await app.request(user.username)).id;
+      expect(before).toBe(requestIdOf(last));
+      // the sixth: no push; the app's challenge (K4) instead, which only the phone's owner can answer
+      const switched = await postFrom(HOLDER, `/api/v1/login/${last}`, { device: enrolment.deviceId });
+      expect(switched.body.challenge.type).toBe('ocra');
+      const next = await loginFrom(HOLDER, user.username, 'portal');
+      expect([next.status, next.body.state, next.body.challenge.type]).toEqual([200, 'second_factor', 'ocra']);
+      expect((await app.poll()).requests).toEqual([]);
+      expect(await withheld(user.id)).toEqual(['too_many', 'too_many']);
+      // the owner, also on the holder's network, answers the challenge with the app (K4, K10)
+      const answered = await postFrom(HOLDER, `/api/v1/login/${next.body.id as string}`, {
+        response: await app.respond(user.username, next.body.challenge.question),
+      });
+      expect(answered.status).toBe(200);
+      // the owner at their usual client is never silenced
+      const own = await loginFrom(OWNER, user.username, 'portal');
+      expect(own.body.challenge.type).toBe('push');
+      expect((await app.request(user.username)).id).toBe(requestIdOf(own.body.id as string));
+      // an hour later the holder's network (now recognised: the owner logged in from it) rings again
+      h.clock.advance(HOUR);
+      expect((await loginFrom('192.0.2.44', user.username)).body.challenge.type).toBe('push');
+    });
+
+    it('K13, K4: after "this wasn\'t me", logins from clients the user never logged in from send no push for 24 hours (the app’s challenge instead); the usual client still gets one', async () => {
+      const { user, app } = await ownerWithPhone();
+      await loginFrom(HOLDER, user.username, 'portal');
+      expect(await app.deny(await app.request(user.username))).toEqual({ state: 'denied' });
+      const again = await loginFrom(HOLDER, user.username, 'trading');
+      expect([again.body.state, again.body.challenge.type]).toEqual(['second_factor', 'ocra']);
+      expect((await app.poll()).requests).toEqual([]);
+      expect(await withheld(user.id)).toEqual(['denied']);
+      // the web page shows the app's challenge too
+      const page = await h.app.inject({ method: 'GET', url: `/login/${again.body.id as string}` });
+      expect(page.body).toContain(again.body.challenge.question);
+      const own = await loginFrom(OWNER, user.username, 'portal');
+      expect(own.body.challenge.type).toBe('push');
+      await app.approve(await app.request(user.username), own.body.challenge.number);
+      expect((await claimSession(h.app, own)).status).toBe(200);
+      h.clock.advance(24 * HOUR);
+      expect((await loginFrom(HOLDER, user.username, 'portal')).body.challenge.type).toBe('push');
+    });
+  });
+
   describe('K7, X7, D6: a security key protects the authenticator’s activation as a card does', () => {
     it('K7, X7, D6, X2: a security key holder with a verified number activates the authenticator with the key, not an SMS token: a password and a SIM swap never bring a phone in; a wrong key is told the security key’s hint', async () => {
       const agent = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user;

@@ -88,6 +88,7 @@ export type AuditEvent =
   | 'login.claim_refused'
   | 'login.push_approved'
   | 'login.push_denied'
+  | 'login.push_withheld'
   | 'push.sent'
   | 'push.failed'
   | 'mobile.activation_started'

@@ -263,7 +263,7 @@ export class LoginFlows {
       throw error;
     }
     if (challenge.code !== undefined) row = await this.sendCode(row, active[0]!, challenge, input);
-    if (challenge.prompt.type === 'push') await this.deps.pushRequests.announce(row, input.language);
+    if (challenge.prompt.type === 'push') row = await this.deps.pushRequests.announce(row, input.language);
     this.deps.observer?.loginStarted(input.app, active[0]!.type);
     return { ...this.view(row, active), claimToken };
   }

@@ -15,8 +15,11 @@ import type { FlowRow } from './flow-rows.js';
 
 /** K3, K4, K13: push requests to the mobile authenticator (src/devices/mobile/push-requests.ts). */
 export interface PushApprovals {
-  /** Signals the device of a new request and asks the push provider to wake the app. */
-  announce(row: FlowRow, language?: Language): Promise<void>;
+  /**
+   * Signals the device of a new request and asks the push provider to wake the app; or, when the phone must
+   * be left alone (K13: push fatigue), makes the flow's prompt the app's challenge (K4). The flow as it now stands.
+   */
+  announce(row: FlowRow, language?: Language): Promise<FlowRow>;
   /** K4: no notification came; the flow's push request becomes a challenge typed from the app. */
   offline(row: FlowRow): Promise<Device>;
   /** Waits until the flow is no longer a pending push request, or `waitMs` has passed. */

@@ -31,7 +31,7 @@ import { parseOcraSuite, verifyOcra } from '../../crypto/ocra.js';
 import type { Language } from '../../i18n/i18n.js';
 import { translator } from '../../i18n/i18n.js';
 import type { FlowRow } from '../../flows/flow-rows.js';
-import { promptOf, verifierContext } from '../../flows/flow-rows.js';
+import { findFlow, promptOf, verifierContext } from '../../flows/flow-rows.js';
 import type { Answers } from '../../flows/answers.js';
 import type { Confirmation, Schema, SessionScope } from '../../store/schema.js';
 import type { UpdateQueryBuilder, UpdateResult } from 'kysely';
@@ -111,6 +111,7 @@ export interface PushRequestsDeps {
 }
 
 const REQUEST_ID = /^req_[A-Za-z0-9_-]{43}$/;
+const HOUR_MS = 60 * 60 * 1000;
 
 // what every waiting app reads again and again (ten thousand phones: a thousand reads a second), built once (issue 15)
 /** The device's push requests older than one just made, ended (K13): newest wins. */
@@ -125,6 +126,25 @@ const supersedeOlder = prepared<{ deviceId: string; id: string; createdAt: numbe
     .where('prompt', 'like', '{"type":"push"%')
     .where((eb) => eb.or([eb('created_at', '<', p.createdAt), eb.and([eb('created_at', '=', p.createdAt), eb('id', '<', p.id)])]))
     .returning(['id', 'kind', 'user_id', 'username']),
+);
+/** K13: whether the user said "this wasn't me" to a push request since `since`. */
+const deniedSince = prepared<{ userId: string; since: number }>()((db, p) =>
+  db.selectFrom('login_flows').select('id').where('user_id', '=', p.userId).where('state', '=', 'denied').where('updated_at', '>', p.since).limit(1),
+);
+/**
+ * K13: the push requests the user's logins from clients they have not logged in from lately (decision 0018) may
+ * have sent since `since`, but for those the owner approved: one for each such login, and one for each device
+ * change in one (each may send one again).
+ */
+const unrecognisedPushes = prepared<{ userId: string; since: number }>()((db, p) =>
+  db
+    .selectFrom('login_flows')
+    .select((eb) => eb.fn.sum<number>(eb('device_switches', '+', 1)).as('pushes'))
+    .where('user_id', '=', p.userId)
+    .where('kind', '=', 'login')
+    .where('recognised', '=', 0)
+    .where('state', 'not in', ['approved', 'done'])
+    .where('created_at', '>', p.since),
 );
 const subscriptionOf = prepared<{ deviceId: string }>()((db, p) =>
   db.selectFrom('push_subscriptions').select('subscription_enc').where('device_id', '=', p.deviceId),
@@ -204,10 +224,49 @@ export class PushRequests {
    * the device's older requests: the phone shows the login the user is
    * looking at, never an abandoned one with another number (K13).
    */
-  async announce(row: FlowRow, language?: Language): Promise<void> {
+  async announce(row: FlowRow, language?: Language): Promise<FlowRow> {
+    const withheld = await this.withheldBecause(row);
+    if (withheld) return this.withhold(row, withheld);
     const superseded = await this.supersede(row);
     await this.deps.signals.publish(deviceTopic(row.device_id!), ...superseded.map(flowTopic));
     void this.wake(row, language).catch(() => undefined);
+    return row;
+  }
+
+  /**
+   * K13, push fatigue: someone holding only the password must not be able to
+   * make the phone ring until its owner gives in. A login from a client the
+   * user has not completed a login from lately (decision 0018: the password
+   * holder's, whatever address they use) sends no push request once the user
+   * said "this wasn't me" within `pushQuietAfterDenyMs`, nor beyond
+   * `unrecognisedPushesPerHour` of them: why not, or null when it may.
+   * Logins from the user's usual clients always may (the owner is never
+   * silenced by a password holder elsewhere).
+   */
+  private async withheldBecause(row: FlowRow): Promise<'denied' | 'too_many' | null> {
+    if (row.kind !== 'login' || row.recognised === 1) return null;
+    const { store, clock, config } = this.deps;
+    const now = clock.now();
+    if (await deniedSince.first(store.db, { userId: row.user_id, since: now - config.policy.pushQuietAfterDenyMs })) return 'denied';
+    const counted = await unrecognisedPushes.first(store.db, { userId: row.user_id, since: now - HOUR_MS });
+    return Number(counted?.pushes ?? 0) > config.policy.unrecognisedPushesPerHour ? 'too_many' : null;
+  }
+
+  /**
+   * The login shows the app's challenge (K4: typed into the app, its
+   * response typed into the login), as if no notification had come; the
+   * phone is not disturbed. Audited. The flow as it now stands.
+   */
+  private async withhold(row: FlowRow, reason: 'denied' | 'too_many'): Promise<FlowRow> {
+    const device = await this.offline(row);
+    await this.deps.audit.record({
+      event: 'login.push_withheld',
+      userId: row.user_id,
+      username: row.username,
+      ip: row.ip,
+      data: { flowId: row.id, deviceId: device.id, reason },
+    });
+    return findFlow(this.deps.store.db, row.id, 'login');
   }
 
   /** The device's push requests older than this one end (their pages start over); audited. Their flow ids. */
