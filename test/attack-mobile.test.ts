@@ -13,7 +13,7 @@ import type { MobileSecret, PushVerifier } from '../src/devices/mobile/mobile.js
 import { ApiError } from '../src/mobile-app/api.js';
 import { translator } from '../src/i18n/i18n.js';
 import { DATABASES, PASSWORD, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { bearer, claimSession, get, loginSession, postJson, startLogin, withCard } from './support/api.js';
+import { type ApiResponse, bearer, claimSession, get, loginSession, postJson, startLogin, withCard } from './support/api.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import { issuePasscode } from './support/staff.js';
 import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
@@ -249,9 +249,9 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
     const HOUR = 60 * 60 * 1000;
 
     /** A JSON request from a client address. */
-    async function postFrom(from: string, url: string, payload: unknown) {
+    async function postFrom(from: string, url: string, payload: unknown): Promise<ApiResponse> {
       const res = await h.app.inject({ method: 'POST', url, remoteAddress: from, payload: payload as object });
-      return { status: res.statusCode, body: res.json() };
+      return { status: res.statusCode, body: res.json(), headers: res.headers, raw: res };
     }
     const loginFrom = (from: string, username: string, app: 'portal' | 'trading' = 'portal') =>
       postFrom(from, '/api/v1/login', { username, password: PASSWORD, app });
