@@ -293,6 +293,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       notifier,
       provider: push.provider,
       answers,
+      sessions,
     });
     const login = new LoginFlows({
       store,

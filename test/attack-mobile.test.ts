@@ -329,6 +329,29 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
     });
   });
 
+  describe('K13, L8: "this wasn\'t me" to a step-up', () => {
+    it('K13, L8, V1: the phone’s owner denying a step-up ends the session that asked for it (a stolen one), audited push_denied; the user’s other sessions stay', async () => {
+      const user = await smsUser(h);
+      const app = phone();
+      await app.activate(user.username);
+      const sessionOf = async () => {
+        const login = await startLogin(h.app, user.username, PASSWORD);
+        await app.approve(await app.request(user.username), login.body.challenge.number);
+        const claimed = await claimSession(h.app, login);
+        return { auth: bearer(claimed.body.session.token as string) };
+      };
+      const own = await sessionOf();
+      const stolen = await sessionOf();
+      const stepUp = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, stolen.auth);
+      expect(stepUp.body.challenge.type).toBe('push');
+      expect(await app.deny(await app.request(user.username))).toEqual({ state: 'denied' });
+      expect((await get(h.app, '/api/v1/session', stolen.auth)).status).toBe(401);
+      expect((await get(h.app, '/api/v1/session', own.auth)).status).toBe(200);
+      const ended = (await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'session.ended').map((e) => e.data);
+      expect(ended.map((d) => d.reason)).toEqual(['push_denied']);
+    });
+  });
+
   describe('K7, X7, D6: a security key protects the authenticator’s activation as a card does', () => {
     it('K7, X7, D6, X2: a security key holder with a verified number activates the authenticator with the key, not an SMS token: a password and a SIM swap never bring a phone in; a wrong key is told the security key’s hint', async () => {
       const agent = (await createUserWithCard(h.services, '1234', { role: 'client_services' })).user;

@@ -115,6 +115,8 @@ export type EndCause =
   | 'opted_in'
   | 'user_locked'
   | 'ended_by_staff'
+  /** K13: the user answered "this wasn't me" on the phone to the step-up this session asked for. */
+  | 'push_denied'
   /** A new login in the same browser: its session replaced the one of the cookie the browser presented. */
   | 'replaced';
 
@@ -471,6 +473,23 @@ export class Sessions {
    */
   async moveToDevice(trx: Tx, sessionId: string, device: { id: string; type: string }): Promise<void> {
     await trx.updateTable('sessions').set({ device_id: device.id, device_type: device.type, scope: 'full' }).where('id', '=', sessionId).execute();
+  }
+
+  /** L8: ends one live session of the user in the caller's transaction (which holds the audit log's lock), audited with its cause; whether it was live. */
+  async endOne(trx: Tx, which: { userId: string; sessionId: string }, cause: EndCause, actor: string): Promise<boolean> {
+    const now = this.clock.now();
+    const ended = await trx
+      .updateTable('sessions')
+      .set({ revoked_at: now })
+      .where('id', '=', which.sessionId)
+      .where('user_id', '=', which.userId)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    if (Number(ended.numUpdatedRows) !== 1) return false;
+    await this.audit.append(trx, [{ event: 'session.ended', actor, userId: which.userId, data: { sessionId: which.sessionId, reason: cause } }]);
+    this.ended();
+    return true;
   }
 
   /** Logout (L8): ends the session of a token server-side, audited; returns it if it was live. */

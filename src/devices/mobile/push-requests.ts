@@ -42,7 +42,7 @@ import type { PushProvider, PushSubscription } from '../../push/provider.js';
 import type { Device, DeviceKinds } from '../types.js';
 import type { Devices } from '../devices.js';
 import { decideAccess } from '../../policy/access.js';
-import type { App } from '../../sessions/sessions.js';
+import type { App, Sessions } from '../../sessions/sessions.js';
 import { answerChallenge, answerMessage, MOBILE_SUITE, sealToPhone, verifyAnswer, type SealedMessage } from './keys.js';
 import type { MobileSecret, PushVerifier } from './mobile.js';
 import { verifyAssertion, type WebOrigin } from './webauthn.js';
@@ -108,6 +108,8 @@ export interface PushRequestsDeps {
   notifier: Notifier;
   provider: PushProvider;
   answers: Answers;
+  /** K13, L8: a step-up denied on the phone ends the session that asked for it. */
+  sessions: Pick<Sessions, 'endOne'>;
 }
 
 const REQUEST_ID = /^req_[A-Za-z0-9_-]{43}$/;
@@ -533,7 +535,9 @@ export class PushRequests {
    * K3, K13: the phone's answer. Approve: the number typed must be the one
    * on the login screen, the PIN proof (or the biometric assertion) right,
    * the signature the phone's. Deny ("this wasn't me"): signed; the login
-   * fails, audited, and the user is told.
+   * fails, audited, and the user is told; a denied step-up (V1) ends the
+   * session that asked for it (L8), and logins from unknown clients leave
+   * the phone alone for a while (`announce`).
    */
   async answer(requestId: string, input: PushAnswer, where: WebOrigin): Promise<{ state: 'approved' | 'denied' }> {
     const { store, clock, box, audit, config } = this.deps;
@@ -554,7 +558,12 @@ export class PushRequests {
     if (input.decision === 'deny' && signed) {
       const denied = await stillWaiting(store.db.updateTable('login_flows').set({ state: 'denied', updated_at: now }), waiting).executeTakeFirst();
       if (Number(denied.numUpdatedRows) !== 1) throw new SlsError('FLOW_EXPIRED');
-      await audit.record({ event: 'login.push_denied', ...meta, data: { flowId, kind: row.kind, deviceId: device.id } });
+      await store.serialized('audit_log', async (trx) => {
+        await audit.append(trx, [{ event: 'login.push_denied', ...meta, data: { flowId, kind: row.kind, deviceId: device.id } }]);
+        // L8: a step-up the owner did not ask for came from a session someone else holds (stolen): it ends
+        if (row.kind === 'step_up' && row.session_id)
+          await this.deps.sessions.endOne(trx, { userId: row.user_id, sessionId: row.session_id }, 'push_denied', `user:${row.user_id}`);
+      });
       await this.deps.signals.publish(flowTopic(flowId), deviceTopic(device.id));
       const user = await this.deps.users.get(row.user_id);
       await this.deps.notifier.notifySoon(user, 'pushDenied', { username: user.username, ip: row.ip ?? '' });

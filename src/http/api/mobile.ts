@@ -289,7 +289,9 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             '`signature` is the phone\'s ECDSA P-256 signature over "sls-push-answer/1\\n{id}\\n{number}\\n{decision}\\n{proof}". Approve with the PIN: ' +
             '`proof` = OCRA response to the request\'s question with the PIN; with biometric: `proof` = "" and `assertion`, a WebAuthn assertion ' +
             'over SHA-256 of the signed text. A wrong number, PIN or signature: 401 LOGIN_FAILED (counted like a wrong answer); late or ' +
-            'already answered: 410 FLOW_EXPIRED; 401 APP_TOKEN_INVALID.',
+            'already answered: 410 FLOW_EXPIRED; 401 APP_TOKEN_INVALID. A deny of a step-up (kind step_up) also ends the session that asked for it ' +
+            "(L8, audited with the cause push_denied); after a deny, logins from clients the user has not logged in from lately get the app's " +
+            'challenge instead of a push for 24 h (K13, decision 0026).',
           params: ActivationParams,
           body: AnswerBody,
           response: { 200: AnswerResultSchema, ...FLOW_ERRORS },
