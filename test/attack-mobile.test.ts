@@ -309,6 +309,16 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       expect((await loginFrom('192.0.2.44', user.username)).body.challenge.type).toBe('push');
     });
 
+    it('K13, L4: eight logins from the password holder’s client sent at once ring the phone at most 5 times; the others show the app’s challenge, each audited', async () => {
+      const { user } = await ownerWithPhone();
+      const started = await Promise.all(Array.from({ length: 8 }, () => loginFrom(HOLDER, user.username)));
+      const types = started.map((s) => s.body.challenge.type as string);
+      expect(types.filter((t) => t !== 'push' && t !== 'ocra')).toEqual([]);
+      const rang = types.filter((t) => t === 'push').length;
+      expect(rang).toBeLessThanOrEqual(5);
+      expect((await withheld(user.id)).length).toBe(8 - rang);
+    });
+
     it('K13, K4: after "this wasn\'t me", logins from clients the user never logged in from send no push for 24 hours (the app’s challenge instead); the usual client still gets one', async () => {
       const { user, app } = await ownerWithPhone();
       await loginFrom(HOLDER, user.username, 'portal');
