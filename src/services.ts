@@ -446,6 +446,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
         sharedDeviceOf: (userId, db) => sharing.sharedDeviceOf(userId, db),
         optedOut: (userId, db) => optOuts.isOptedOut(userId, db),
       },
+      lastProof: (session) => stepUp.lastProof(session),
     });
     const oidc = new OpenIdConnect({
       store,
@@ -457,8 +458,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       clients: new OidcClients(store, clock, box, audit),
       keys: new OidcKeys(store, clock, box, audit, (TOKEN_LIFETIME_S + 60) * 1000),
       issuer: (config.publicUrl ?? DEFAULT_ISSUER).replace(/\/+$/, ''),
-      // W1: the limits told to applications are the entitlement API's (opting out, sharing)
-      withdrawalLimitsOf: (userId) => withdrawals.limitsOfUser(userId),
+      // W1: the limits told to applications are those of the session the token stands on (weaker of the user's and its proof's)
+      withdrawalLimitsOf: (userId, proved) => withdrawals.limitsProvedBy(userId, proved),
     });
     oidcRef = oidc;
     // X1: the server checks its own audit chain (at start in serve, then with the scheduler)

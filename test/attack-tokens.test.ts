@@ -306,5 +306,26 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       const info = await oidc.fetchUserInfo(portalClient, tokens.access_token, tokens.claims()!.sub);
       expect(info.sls_withdrawal_limits).toEqual({ device: 'sms', per_day_usd: 200_000, five_business_days_usd: 600_000 });
     });
+
+    it('W1, D2: GET /withdrawal-limits and the account page tell the session’s limits, as sls.entitlements does: a user holding a DSC+ who logged in with SMS is shown the SMS row, not unlimited', async () => {
+      const sms = await BUILT_IN_DRIVERS.sms!.holder(h);
+      await h.services.devices.addDscPlus({ userId: sms.user.id, pin: '1234' }, 'test');
+      expect((await h.services.withdrawals.limitsOfUser(sms.user.id)).device).toBe('dscplus');
+      const start = await startLogin(h.app, sms.user.username);
+      const done = await answer(h.app, start.body.id as string, await smsAnswer(sms, start.body));
+      expect(done.body.state, JSON.stringify(done.body)).toBe('done');
+      const token = done.body.session.token as string;
+      expect((await get(h.app, '/api/v1/withdrawal-limits', bearer(token))).body).toEqual({ device: 'sms', perDayUsd: 200_000, fiveBusinessDaysUsd: 600_000 });
+      const agent = new Agent(h.app);
+      agent.jar.set('__Host-sls_session', token);
+      const account = await agent.get('/account');
+      expect(account.status).toBe(200);
+      const shown = /id="withdrawal-limits">([^<]*)</.exec(account.html)?.[1] ?? '';
+      expect(shown).toContain('200,000');
+      expect(shown).toContain('600,000');
+      // the SMS device reported lost: the session proves nothing any more, the None row
+      await h.services.store.db.updateTable('devices').set({ state: 'lost' }).where('id', '=', sms.deviceId).execute();
+      expect((await get(h.app, '/api/v1/withdrawal-limits', bearer(token))).body).toMatchObject({ device: null, perDayUsd: 50_000 });
+    });
   });
 });

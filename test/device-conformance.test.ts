@@ -184,9 +184,10 @@ describe.each(DATABASES)('device-kind conformance on %s', (db) => {
     const done = await answer(h.app, start.body.id, fakeTokenAnswer(key, start.body.challenge.question));
     const session = bearer(done.body.session.token);
     expect((await get(h.app, '/api/v1/withdrawal-limits', session)).body).toEqual({ device: FAKE_TYPE, ...fakeToken.withdrawalRow });
-    // a DSC+ (100) is stronger: it sets them
+    // a DSC+ (100) is stronger: it sets the user's limits; a session keeps those of what it proved (the fake token), never more
     await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
-    expect((await get(h.app, '/api/v1/withdrawal-limits', session)).body).toEqual({ device: 'dscplus', perDayUsd: null, fiveBusinessDaysUsd: null });
+    expect(await h.services.withdrawals.limitsOfUser(user.id)).toEqual({ device: 'dscplus', perDayUsd: null, fiveBusinessDaysUsd: null });
+    expect((await get(h.app, '/api/v1/withdrawal-limits', session)).body).toEqual({ device: FAKE_TYPE, ...fakeToken.withdrawalRow });
   });
 
   describe.each(REGISTERED)('kind %s', (type) => {

@@ -398,17 +398,19 @@ describe.each(DATABASES)('D6: security keys on %s', (database) => {
   });
 
   it("W1/D2: a security key ranks between the DSC+ and the mobile authenticator; its withdrawal limits are the mobile authenticator's", async () => {
-    const { auth, keyId } = await withKey();
+    const { user, auth, keyId } = await withKey();
     const limits = await get(h.app, '/api/v1/withdrawal-limits', auth);
     // the DSC+ is still there and stronger
     expect(limits.body.device).toBe('dscplus');
     const devices = (await get(h.app, '/api/v1/devices', auth)).body.devices as Json[];
     for (const d of devices.filter((d) => d.type === 'dscplus')) await h.services.devices.setState(d.id as string, 'revoked', 'cli');
-    expect((await get(h.app, '/api/v1/withdrawal-limits', auth)).body).toEqual({
+    expect(await h.services.withdrawals.limitsOfUser(user.id)).toEqual({
       device: 'security_key',
       perDayUsd: 1_000_000,
       fiveBusinessDaysUsd: 1_000_000,
     });
+    // W1, D2: this session proved the DSC+, since revoked: it proves nothing any more (the None row) until it verifies again
+    expect((await get(h.app, '/api/v1/withdrawal-limits', auth)).body).toEqual({ device: null, perDayUsd: 50_000, fiveBusinessDaysUsd: 100_000 });
     expect(keyId).toBeTruthy();
   });
 });

@@ -284,6 +284,7 @@ describe.each(DATABASES)('withdrawal limits and entitlements on %s', (database) 
       deviceKind: h.services.deviceKind,
       fx: h.services.fx,
       calendar: new BusinessCalendar([], 'UTC'),
+      lastProof: async () => ({ device: null }),
     };
     const optedOut = new Withdrawals({ ...base, hooks: { sharedDeviceOf: async () => null, optedOut: async (id) => id === user.id } });
     expect(await optedOut.check({ account: user.accountNumber, amount: 1, currency: 'USD' })).toMatchObject({ device: 'none', limit: { perDayUsd: 50_000 } });

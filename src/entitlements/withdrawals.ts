@@ -25,6 +25,7 @@ import { newId } from '../crypto/random.js';
 import type { Device, DeviceKinds, DeviceType } from '../devices/types.js';
 import { SlsError } from '../errors.js';
 import { type Entitlements, entitlementsOf } from '../policy/entitlements.js';
+import type { Session } from '../sessions/sessions.js';
 import { type WithdrawalLimits, weakerLimits, withdrawalLimits } from '../policy/withdrawal-limits.js';
 import type { Executor, Store } from '../store/database.js';
 import type { BusinessCalendar } from './business-days.js';
@@ -56,6 +57,8 @@ export interface WithdrawalsDeps {
   fx: FxRates;
   calendar: BusinessCalendar;
   hooks?: ProtectionHooks;
+  /** The device a session last proved, if it still stands (`StepUp.lastProof`): a session's limits are never more than it (W1, D2). */
+  lastProof: (session: Session) => Promise<{ device: Device | null }>;
 }
 
 export interface WithdrawalRequest {
@@ -145,6 +148,26 @@ export class Withdrawals {
     if (await this.hooks.optedOut(userId, db)) return withdrawalLimits([], this.deps.deviceKind);
     const shared = await this.hooks.sharedDeviceOf(userId, db);
     return withdrawalLimits(shared ? [shared] : await this.deps.devices.listForUser(userId, db), this.deps.deviceKind);
+  }
+
+  /**
+   * W1, D2, I1: the limits of what a session may ask for — what the user
+   * (GET /withdrawal-limits, the account page) and their applications
+   * (sls.entitlements) are told: the weaker of the user's row
+   * (`limitsOfUser`: opted out, sharing) and the row of the device the
+   * session last proved (its login's, or its latest step-up's). Someone
+   * holding the password and the SIM of a user who also holds a DSC+ logs
+   * in with SMS: the SMS row, not unlimited; a temporary passcode, the
+   * password alone, a device since revoked or lost, or no session: the
+   * None row.
+   */
+  async limitsOfSession(userId: string, session: Session | null): Promise<WithdrawalLimits> {
+    return this.limitsProvedBy(userId, session === null ? null : (await this.deps.lastProof(session)).device);
+  }
+
+  /** `limitsOfSession` for a caller that already knows the device of the session's last proof (`null`: none, or no session). */
+  async limitsProvedBy(userId: string, proved: Device | null): Promise<WithdrawalLimits> {
+    return weakerLimits(await this.limitsOfUser(userId), withdrawalLimits(proved ? [proved] : [], this.deps.deviceKind));
   }
 
   /** The user whose device sets the account's limit (the named one, or the least protected), and the row. */

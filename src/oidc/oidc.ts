@@ -20,7 +20,7 @@ import type { Device, DeviceKinds } from '../devices/types.js';
 import { toSession, type Session } from '../sessions/sessions.js';
 import type { Store } from '../store/database.js';
 import type { Confirmation } from '../store/schema.js';
-import { type WithdrawalLimits, weakerLimits, withdrawalLimits } from '../policy/withdrawal-limits.js';
+import type { WithdrawalLimits } from '../policy/withdrawal-limits.js';
 import { acrOf, acrRank, amrOf, type Acr } from './claims.js';
 import type { OidcClients } from './clients.js';
 import type { OidcKeys } from './keys.js';
@@ -57,8 +57,8 @@ export interface OpenIdDeps {
   liveSession: (sessionId: string, options: { renew: boolean; app?: string | undefined }) => Promise<boolean>;
   /** Fetch for the back-channel (tests pass nothing: the global fetch). */
   fetch?: typeof fetch;
-  /** W1: a user's limits as the entitlement API decides them (opted out: the None row; sharing: the shared device). */
-  withdrawalLimitsOf: (userId: string) => Promise<WithdrawalLimits>;
+  /** W1: the limits of a session of the user whose last proof was that device (`Withdrawals.limitsProvedBy`; none: the None row). */
+  withdrawalLimitsOf: (userId: string, proved: Device | null) => Promise<WithdrawalLimits>;
 }
 
 /** Our own rows among the provider's: when the approval of a device began (not a provider model). */
@@ -187,8 +187,7 @@ export class OpenIdConnect {
    * on (`tokenStanding`); none: the None row.
    */
   async entitlements(userId: string, standing: TokenStanding | null): Promise<Record<string, unknown>> {
-    const userLimits = await this.deps.withdrawalLimitsOf(userId);
-    const limits = weakerLimits(userLimits, withdrawalLimits(standing?.device ? [standing.device] : [], this.deps.deviceKind));
+    const limits = await this.deps.withdrawalLimitsOf(userId, standing?.device ?? null);
     return {
       sls_session_scope: standing?.session.scope ?? null,
       sls_app: standing?.session.app ?? null,

@@ -72,10 +72,12 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
         schema: {
           operationId: 'getWithdrawalLimits',
           tags: ['devices'],
-          summary: 'Your withdrawal limits, set by the strongest active security device (W1)',
+          summary: 'The withdrawal limits of this session: the weaker of the user’s and those of the device the session last proved (W1)',
           description:
-            'USD per day and in 5 business days; null means unlimited. Without an active permanent device, or while opted out of the second factor ' +
-            'for trading (O1): USD 50,000 and 100,000; while sharing a device (H): the shared device’s. The entitlement API’s limits for this user.',
+            'USD per day and in 5 business days; null means unlimited. The user’s row is set by the strongest active security device; without an active ' +
+            'permanent device, or while opted out of the second factor for trading (O1): USD 50,000 and 100,000; while sharing a device (H): the shared ' +
+            'device’s. The session’s row is that of the device its login or latest step-up proved: logged in with SMS, the SMS row even when the user ' +
+            'holds a DSC+; a temporary passcode, or a device since revoked or reported lost: USD 50,000 and 100,000.',
           security,
           response: {
             200: z
@@ -91,8 +93,8 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
       },
       async (request) => {
         const { session } = await guard.require(request, 'portal');
-        // W1: as the entitlement API decides them (O1: the None row while opted out; H: the shared device)
-        return services.withdrawals.limitsOfUser(session.userId);
+        // W1, D2: this session's: the weaker of the user's row (O1, H) and the row of the device the session last proved
+        return services.withdrawals.limitsOfSession(session.userId, session);
       },
     );
 

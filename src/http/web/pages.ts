@@ -248,8 +248,8 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
           portal: true,
           // the actions each device offers come from its kind's capabilities, never from its type (issue 12)
           devices: devices.map((device) => ({ ...device, actions: services.activation.actions(device) })),
-          // W1: the limits the entitlement API applies (opted out: the None row; sharing: the shared device)
-          limits: await services.withdrawals.limitsOfUser(user.id),
+          // W1, D2: this session's limits: the weaker of the user's row (opted out, sharing) and its last proof's device
+          limits: await services.withdrawals.limitsOfSession(user.id, session),
           eligible: (await services.dscPlusRequests.eligibility(user.id)).eligible,
           // A2: a user without the right to change the security settings is told who has it
           notPrimary: (await services.securityRights.mayChange(user.id)) ? null : { primaryUser: await services.securityRights.holder(user.accountId) },
