@@ -220,6 +220,25 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
       expect((await h.services.withdrawals.protectionOf(p.owner.accountId, undefined)).limits).toMatchObject({ device: null, perDayUsd: 50_000 });
     });
 
+    it('W1, W3: withdrawals in another currency worth less than half a cent each count, not as zero: ten at once at the last cent of the day, exactly one passes', async () => {
+      const key = (await h.services.apiKeys.create({ name: 'sub-cent back office', scopes: ['withdrawals'] }, 'test')).key;
+      await h.services.fx.set([{ currency: 'XTS', rate: '0.004' }], 'test');
+      const weak = await createUserWithCard(h.services, '1234');
+      await h.services.store.db.updateTable('devices').set({ state: 'revoked' }).where('user_id', '=', weak.user.id).execute();
+      const withdraw = (amount: number | string, currency: string, reference: string) =>
+        postJson(h.app, '/api/v1/withdrawals', { account: weak.user.accountNumber, amount, currency, reference }, bearer(key));
+      // the None row: USD 50,000 a day; all but one cent of it withdrawn
+      expect((await withdraw('49999.99', 'USD', 'sub-0')).status).toBe(201);
+      // 0.01 XTS is 0.04 US cents: each counts a whole cent, so only one of ten fits, even all at once
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => withdraw('0.01', 'XTS', `sub-${i + 1}`)));
+      expect(results.map((r) => r.status).sort()).toEqual([201, ...Array(9).fill(409)]);
+      for (const r of results.filter((x) => x.status !== 201)) expect(r.body.error.code).toBe('WITHDRAWAL_LIMIT_EXCEEDED');
+      const rows = await h.services.store.db.selectFrom('withdrawals').select('usd_cents').where('reference', 'like', 'sub-%').execute();
+      expect(rows.reduce((sum, r) => sum + Number(r.usd_cents), 0)).toBe(5_000_000);
+      const standing = await h.services.withdrawals.check({ account: weak.user.accountNumber, amount: '0.01', currency: 'XTS' });
+      expect([standing.allowed, standing.amountUsd, standing.remaining.dayUsd]).toEqual([false, 0.01, 0]);
+    });
+
     it('W3, W1: a reference replayed with the same amount in another currency, or naming a username of another account, records nothing (409, 404) (held)', async () => {
       const key = (await h.services.apiKeys.create({ name: 'attack back office', scopes: ['withdrawals'] }, 'test')).key;
       await h.services.fx.set([{ currency: 'EUR', rate: '1.08' }], 'test');

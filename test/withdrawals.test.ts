@@ -42,11 +42,13 @@ describe('W3: the business-day calendar', () => {
     expect(newYork.windows(Date.parse('2026-03-10T15:00:00Z')).dayStart).toBe(Date.parse('2026-03-10T04:00:00Z'));
   });
 
-  it('W3: a converted amount is exact to the cent, rounded half up', () => {
+  it('W1, W3: a converted amount is exact to the cent, rounded up: a part of a cent counts as a cent, never as nothing', () => {
     expect(toUsdCents(10_000, '1.08')).toBe(10_800);
-    expect(toUsdCents(1, '0.005')).toBe(0);
+    expect(toUsdCents(1, '0.005')).toBe(1);
     expect(toUsdCents(100, '0.005')).toBe(1);
-    expect(toUsdCents(333, '0.0015')).toBe(0);
+    expect(toUsdCents(201, '0.005')).toBe(2);
+    expect(toUsdCents(333, '0.0015')).toBe(1);
+    expect(toUsdCents(1, '0.0000000001')).toBe(1);
     expect(toUsdCents(12_345_678_901, '1.2345678901')).toBe(15_241_578_753);
   });
 });

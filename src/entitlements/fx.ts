@@ -3,7 +3,8 @@
  * operator supplies (`sls fx set EUR 1.08`, `sls fx import FILE`), kept in the
  * database so that every server process converts alike. A rate is USD per
  * unit of the currency, a decimal kept as written; conversions are exact
- * (integer arithmetic on hundredths), rounded half up to the cent.
+ * (integer arithmetic on hundredths), rounded up to the cent: a part of a
+ * cent counts as a cent, never as nothing.
  */
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
@@ -35,12 +36,17 @@ export function parseRate(text: string): string {
   return `${whole.replace(/^0+(?=\d)/, '')}${f ? `.${f}` : ''}`;
 }
 
-/** Hundredths of a currency converted to US cents at a rate, rounded half up. */
+/**
+ * Hundredths of a currency converted to US cents at a rate, rounded up to
+ * the next whole cent (W1, W3): any part of a cent counts as a cent, so no
+ * withdrawal counts as nothing and many small ones never add up to more
+ * than the limit counted.
+ */
 export function toUsdCents(amountMinor: number, usdPerUnit: string): number {
   const [whole, fraction = ''] = usdPerUnit.split('.') as [string, string?];
   const numerator = BigInt(`${whole}${fraction}`);
   const scale = 10n ** BigInt(fraction.length);
-  return Number((BigInt(amountMinor) * numerator * 2n + scale) / (2n * scale));
+  return Number((BigInt(amountMinor) * numerator + scale - 1n) / scale);
 }
 
 /** Lines of `CUR RATE` (or `CUR,RATE`, `CUR=RATE`); `#` starts a comment. */
