@@ -381,6 +381,12 @@ export interface PolicyConfig {
   /** … and the user hears of it this long before (approaching), and this long before (imminent). */
   autoActivationApproachingMs: number;
   autoActivationImminentMs: number;
+  /**
+   * R2, D2, K7 (decision 0023): a device the user reports lost from a session that proved a weaker device still
+   * counts, this long, as the strongest the user holds when a new device is bound: the password and a SIM never
+   * report a DSC+ lost and bring in a phone or a key at once; client services (R2) are not held back.
+   */
+  weakerLossReportWaitMs: number;
   /** T1/A5: how long a recorded identity verification allows help-desk actions. */
   identityVerificationTtlMs: number;
   /** M7: how long a code sent by SMS or voice may be entered. */
@@ -435,6 +441,7 @@ export const DEFAULT_POLICY: PolicyConfig = {
   autoActivationMs: 21 * 24 * 60 * 60 * 1000,
   autoActivationApproachingMs: 7 * 24 * 60 * 60 * 1000,
   autoActivationImminentMs: 24 * 60 * 60 * 1000,
+  weakerLossReportWaitMs: 3 * 24 * 60 * 60 * 1000,
   smsCodeTtlMs: 10 * 60 * 1000,
   smsConfirmResendMs: 2 * 60 * 1000,
   smsConfirmMaxAttempts: 5,

@@ -426,6 +426,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       sessions,
       // R2, C6: a request made under temporary access is marked, for client services to confirm its address
       permanentProof: (session) => stepUp.hasPermanentProof(session),
+      lastProof: (session) => stepUp.lastProof(session),
       setAside: (userId, db) => sharing.setsAside(userId, db),
     });
     // X5: the database counts when Redis fails (decision 0017)

@@ -10,7 +10,8 @@ import { DAY } from '../src/clock.js';
 import { createServices } from '../src/services.js';
 import { Scheduler } from '../src/scheduler/scheduler.js';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
-import { DATABASES, cardAnswer, createUserWithCard, startHarness, testConfig, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, testConfig, type Harness } from './support/harness.js';
+import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
 import { answer, bearer, get, postJson, startLogin, stepUp } from './support/api.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
@@ -236,5 +237,43 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     expect(oldPin.status).toBe(401);
     expect((await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question, '3333'))).status).toBe(200);
     expect((await h.services.audit.list({ username: user.username })).map((e) => e.event)).toContain('device.pin_changed');
+  });
+  it('R2, D2, K7: the password and a SIM report the DSC+ lost: no key and no authenticator by SMS until the wait is over (a replacement asked meanwhile waits for client services to confirm its address); a loss client services record does not wait', async () => {
+    const sms = await BUILT_IN_DRIVERS.sms!.holder(h);
+    const { device: card } = await h.services.devices.addDscPlus({ userId: sms.user.id, pin: '1234' }, 'test');
+    await h.services.store.db.updateTable('accounts').set({ equity_usd_cents: 200_000_000 }).where('id', '=', sms.user.accountId).execute();
+    // the attacker logs in with SMS and steps up with it (X7)
+    const start = await startLogin(h.app, sms.user.username);
+    const flow = start.body.device.id === sms.deviceId ? start.body : (await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: sms.deviceId })).body;
+    const done = await answer(h.app, flow.id, await sms.right(flow.challenge));
+    expect(done.body.state, JSON.stringify(done.body)).toBe('done');
+    const headers = bearer(done.body.session.token as string);
+    h.clock.advance(1000); // the step-up's code is the newest
+    const up = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, headers);
+    expect(up.body.deviceId, JSON.stringify(up.body)).toBe(sms.deviceId);
+    const upDone = await postJson(h.app, `/api/v1/step-up/${up.body.id}`, { response: await sms.right(up.body.challenge) }, headers);
+    expect(upDone.body.state, JSON.stringify(upDone.body)).toBe('done');
+    const lost = await postJson(h.app, `/api/v1/devices/${card.id}/lost`, { reason: 'stolen' }, headers);
+    expect(lost.status, JSON.stringify(lost.body)).toBe(200);
+    const key = await postJson(h.app, '/api/v1/security-keys/registration', {}, headers);
+    expect([key.status, key.body.error?.code], JSON.stringify(key.body)).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
+    expect(key.body.error.message).toContain('Client Services');
+    const activate = () => postJson(h.app, '/api/v1/mobile/activations', { username: sms.user.username, password: PASSWORD, purpose: 'activate' });
+    const phone = await activate();
+    expect([phone.status, phone.body.error?.code], JSON.stringify(phone.body)).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
+    const replacement = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '2468' }, headers);
+    expect(replacement.status, JSON.stringify(replacement.body)).toBeLessThan(300);
+    await expect(h.services.dscPlusRequests.ship(agentId, replacement.body.device.id, stock[0]!)).rejects.toMatchObject({ code: 'ADDRESS_NOT_CONFIRMED' });
+    // after the wait (the owner was told at once), R2's path opens: the authenticator by an SMS token
+    h.clock.advance(h.services.config.policy.weakerLossReportWaitMs + 60_000);
+    const later = await activate();
+    expect([later.status, later.body.proof], JSON.stringify(later.body)).toEqual([200, 'sms']);
+    // a loss client services record (identity verified, R2) opens it at once
+    const other = await BUILT_IN_DRIVERS.sms!.holder(h);
+    const { device: otherCard } = await h.services.devices.addDscPlus({ userId: other.user.id, pin: '1234' }, 'test');
+    await h.services.helpDesk.verifyIdentity(agentId, other.user.username, { method: 'id_document' });
+    await h.services.dscPlusRequests.reportLost({ staffUserId: agentId }, otherCard.id, 'lost');
+    const now = await postJson(h.app, '/api/v1/mobile/activations', { username: other.user.username, password: PASSWORD, purpose: 'activate' });
+    expect([now.status, now.body.proof], JSON.stringify(now.body)).toEqual([200, 'sms']);
   });
 });

@@ -355,3 +355,15 @@ export interface Phone {
   /** When a new confirm code may be requested (M1). */
   resendAfter: number | null;
 }
+
+/**
+ * R2, D2, K7 (decision 0023): a device reported lost by its user from a
+ * session that proved only a weaker device, within the wait after the report
+ * (`params.weakerLossReport.until`): it still counts as held when a new
+ * device is bound, so that whoever holds the password and a SIM never
+ * reports a DSC+ lost and brings in a device of their own at once.
+ */
+export function lossUnconfirmed(device: Device, now: number): boolean {
+  const report = device.params.weakerLossReport as { until?: unknown } | undefined;
+  return device.state === 'lost' && typeof report?.until === 'number' && report.until > now;
+}

@@ -29,7 +29,7 @@ import type { Notifier } from '../notify/notifier.js';
 import { SlsError } from '../errors.js';
 import { newId } from '../crypto/random.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import { deviceActions, type Device, type DeviceActions, type DeviceKinds, type DeviceType, type Prompt } from '../devices/types.js';
+import { deviceActions, lossUnconfirmed, type Device, type DeviceActions, type DeviceKinds, type DeviceType, type Prompt } from '../devices/types.js';
 import type { User, Users } from '../identity/users.js';
 import type { Session, Sessions } from '../sessions/sessions.js';
 import type { Store, Tx } from '../store/database.js';
@@ -378,12 +378,29 @@ export class StepUp {
    * `null`: giving up the second factor (O1): the strongest device's proof.
    */
   async provesEnoughToAdd(session: Session, type: DeviceType | null): Promise<boolean> {
+    return (await this.proofToAddRefusal(session, type)) === null;
+  }
+
+  /**
+   * Why the session's last proof may not bind a new device of `type`
+   * (`provesEnoughToAdd`), or null when it may: `weaker`; `loss_unconfirmed`
+   * when only a device the user reported lost from a weaker proof, within
+   * the wait after the report (R2, decision 0023), outranks the proof.
+   */
+  async proofToAddRefusal(session: Session, type: DeviceType | null): Promise<'weaker' | 'loss_unconfirmed' | null> {
     const { device } = await this.lastProof(session);
     const kind = this.deps.deviceKind;
-    if (!device || kind(device.type).temporary) return false;
-    const held = (await this.deps.devices.activeTypesProtecting(session.userId)).filter((type) => !kind(type).temporary);
-    const strongest = Math.max(0, ...held.map((type) => kind(type).strength));
-    return kind(device.type).strength >= Math.min(strongest, type === null ? Number.POSITIVE_INFINITY : kind(type).strength);
+    if (!device || kind(device.type).temporary) return 'weaker';
+    const needed = (types: string[]) => {
+      const strongest = Math.max(0, ...types.filter((t) => !kind(t).temporary).map((t) => kind(t).strength));
+      return Math.min(strongest, type === null ? Number.POSITIVE_INFINITY : kind(type).strength);
+    };
+    const held = await this.deps.devices.activeTypesProtecting(session.userId);
+    const proved = kind(device.type).strength;
+    if (proved < needed(held)) return 'weaker';
+    const now = this.deps.clock.now();
+    const lost = (await this.deps.devices.listForUser(session.userId)).filter((d) => lossUnconfirmed(d, now)).map((d) => d.type);
+    return proved < needed([...held, ...lost]) ? 'loss_unconfirmed' : null;
   }
 
   /** T3, X7: whether the session's last proof was a permanent device (`proof`). */

@@ -206,7 +206,7 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     // L8, T3, X7: the last proof (its step-up's, else its login's) still stands, and was a permanent device
     proof: (session) => services.stepUp.proof(session),
     // D2, K7, X7: a weaker proof binds no stronger device
-    provesEnoughToAdd: (session, type) => services.stepUp.provesEnoughToAdd(session, type),
+    proofToAddRefusal: (session, type) => services.stepUp.proofToAddRefusal(session, type),
   });
   registerErrorHandling(app, (request, reply) =>
     request.url.startsWith('/api/') ? sendError(request, reply, new SlsError('NOT_FOUND')) : pages.renderError(request, reply, new SlsError('NOT_FOUND')),

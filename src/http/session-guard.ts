@@ -28,8 +28,8 @@ export interface SessionGuardDeps {
    * password alone). `StepUp.proof`.
    */
   proof: (session: Session) => Promise<ProofStanding>;
-  /** D2, K7, X7: whether the session's last proof may bind a new device of a type (`StepUp.provesEnoughToAdd`). */
-  provesEnoughToAdd: (session: Session, type: DeviceType | null) => Promise<boolean>;
+  /** D2, K7, X7, R2: why the session's last proof may not bind a new device of a type, or null (`StepUp.proofToAddRefusal`). */
+  proofToAddRefusal: (session: Session, type: DeviceType | null) => Promise<'weaker' | 'loss_unconfirmed' | null>;
   /** The public URL the operator configured (SLS_PUBLIC_URL): our origin behind a proxy that rewrites Host. */
   publicUrl?: string;
   /** Whether cookies are Secure: the session cookie's name then carries `__Host-` (cookieNames). */
@@ -134,9 +134,14 @@ export class SessionGuard {
    */
   async requireProofToAdd(request: FastifyRequest, session: Session, type: DeviceType | null): Promise<void> {
     await this.requirePermanentProof(request, session);
-    if (await this.deps.provesEnoughToAdd(session, type)) return;
-    await this.audited(request, session, 'security', 'STRONGER_DEVICE_REQUIRED', 'proof-strength');
-    throw new SlsError('STRONGER_DEVICE_REQUIRED', type === null ? { reason: 'opt_out' } : {});
+    const refusal = await this.deps.proofToAddRefusal(session, type);
+    if (refusal === null) return;
+    await this.audited(request, session, 'security', 'STRONGER_DEVICE_REQUIRED', refusal === 'weaker' ? 'proof-strength' : 'loss-unconfirmed');
+    // R2 (decision 0023): the strongest device was reported lost from a weaker proof: told so, with the way out
+    throw new SlsError(
+      'STRONGER_DEVICE_REQUIRED',
+      refusal === 'loss_unconfirmed' ? { reason: 'loss_unconfirmed' } : type === null ? { reason: 'opt_out' } : {},
+    );
   }
 
   /**

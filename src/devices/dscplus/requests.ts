@@ -21,7 +21,7 @@ import { SlsError } from '../../errors.js';
 import { newId } from '../../crypto/random.js';
 import type { Session, Sessions } from '../../sessions/sessions.js';
 import type { Executor, Store, Tx } from '../../store/database.js';
-import type { Device } from '../types.js';
+import { lossUnconfirmed, type Device } from '../types.js';
 import { assertFullScope } from '../../policy/access.js';
 import { DSCPLUS_SUITE, assertSoftPin, softPinHash, type DscPlusSecret } from './dscplus.js';
 import type { CardFile, Devices } from '../devices.js';
@@ -103,6 +103,8 @@ export interface DscPlusRequestDeps {
   helpDesk: DscPlusHelpDesk;
   /** T3, R2: whether the session's last proof was a permanent device (StepUp.hasPermanentProof). */
   permanentProof: (session: Session) => Promise<boolean>;
+  /** R2, D2: the device the session last proved, if it still stands (StepUp.lastProof). */
+  lastProof: (session: Session) => Promise<{ device: Device | null }>;
   /** H5: whether a sharing in force sets the user's own devices aside (DeviceSharing.setsAside). */
   setAside: (userId: string, db: Executor) => Promise<boolean>;
 }
@@ -199,7 +201,10 @@ export class DscPlusRequests {
     const now = clock.now();
     const id = newId('dev');
     // R2, C6: a request under temporary access is allowed, and marked: whoever deceived the help desk would get a card to their address
-    const temporaryAccess = !(await this.deps.permanentProof(session));
+    // R2 (decision 0023): so is one made while a device reported lost from a weaker proof is within its wait (the password
+    // and a SIM reported the card lost, and now ask for a new one): client services confirm the address before shipping
+    const pendingLoss = (await devices.listForUser(user.id)).some((d) => lossUnconfirmed(d, now));
+    const temporaryAccess = pendingLoss || !(await this.deps.permanentProof(session));
     const pinOnly: Pick<DscPlusSecret, 'pinHash'> = { pinHash: softPinHash(input.pin) };
     const { holdAccountId, ...shown } = summary;
     const params: RequestParams = { suite: DSCPLUS_SUITE, request: { ...shown, holdAccountId, requestedAt: now, temporaryAccess } };
@@ -324,10 +329,25 @@ export class DscPlusRequests {
       throw new SlsError('DEVICE_STATE', { state: device.state });
     }
     const by = actor.staffUserId ? `staff:${actor.staffUserId}` : `user:${device.userId}`;
-    const lost = await this.settle(deviceId, 'lost', reason === 'damaged' ? null : 'kept', reason, by, async (trx) => {
-      // L8, H: the sessions the card opened end, also those of a user it is shared with
-      await this.deps.sessions.endOpenedWith(trx, [deviceId], 'device_lost', by, actor.session?.id);
-    });
+    // R2, D2, K7 (decision 0023): reported from a session that proved a weaker device (the password and a SIM may be
+    // someone else's): the card still counts as held, for a while, when a new device is bound; client services' report does not wait
+    const proved = actor.session ? (await this.deps.lastProof(actor.session)).device : null;
+    const kind = (type: string) => this.deps.devices.kind(type).strength;
+    const weaker = actor.session !== undefined && (proved === null || kind(proved.type) < kind(device.type));
+    const until = this.deps.clock.now() + this.deps.config.policy.weakerLossReportWaitMs;
+    const set = weaker ? { params: JSON.stringify({ ...device.params, weakerLossReport: { until, provedWith: proved?.type ?? null } }) } : undefined;
+    const lost = await this.settle(
+      deviceId,
+      'lost',
+      reason === 'damaged' ? null : 'kept',
+      reason,
+      by,
+      async (trx) => {
+        // L8, H: the sessions the card opened end, also those of a user it is shared with
+        await this.deps.sessions.endOpenedWith(trx, [deviceId], 'device_lost', by, actor.session?.id);
+      },
+      set,
+    );
     // N1, R2: the owner hears of it: a report by someone holding only the password and a weaker device is the first step
     // to a device of their own (a key, the authenticator); the owner can still call client services
     if (device.userId) {
@@ -356,12 +376,16 @@ export class DscPlusRequests {
     reason: string,
     actor: string,
     alongside?: (trx: Tx) => Promise<void>,
+    set?: { params: string },
   ): Promise<Device> {
     const { store, clock, audit, devices } = this.deps;
     const device = await devices.get(deviceId);
     const now = clock.now();
     await store.serialized('audit_log', async (trx) => {
-      if (!(await devices.transition(trx, device, state, { actor, reason }))) throw new SlsError('DEVICE_STATE', { state: device.state });
+      const data = set ? { weakerProof: true } : undefined;
+      if (!(await devices.transition(trx, device, state, { actor, reason, ...(set ? { set, data } : {}) }))) {
+        throw new SlsError('DEVICE_STATE', { state: device.state });
+      }
       const held = hold
         ? await trx
             .updateTable('deposit_holds')

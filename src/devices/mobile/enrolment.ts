@@ -61,7 +61,7 @@ import type { FlowLimits } from '../../flows/flow-limits.js';
 import { deviceTopic, type Signals } from '../../push/signals.js';
 import type { Store, Tx } from '../../store/database.js';
 import type { Devices } from '../devices.js';
-import { SMS_CODE_DIGITS, type Device, type DeviceKinds, type Phone, type Prompt } from '../types.js';
+import { SMS_CODE_DIGITS, lossUnconfirmed, type Device, type DeviceKinds, type Phone, type Prompt } from '../types.js';
 import { agreeOcraKey, assertNewMobilePin, mobilePinHash, MOBILE_SUITE, publicKeyOf, verifyAnswer, type PublicJwk } from './keys.js';
 import { activationMessage } from '../../mobile-app/protocol.js';
 import type { MobileParams, MobileSecret } from './mobile.js';
@@ -305,6 +305,13 @@ export class MobileEnrolment {
         deviceId = physical.id;
         state = { purpose: input.purpose, proof: 'device', phones: [], challenge: challenge.prompt as ActivationChallenge };
       } else {
+        // R2, K7 (decision 0023): a physical device the user reported lost from a weaker proof, within the wait, still
+        // stands in the way of an SMS token: the password and a SIM never report a DSC+ lost and bring in a phone at once
+        const now = clock.now();
+        const pending = (await devices.listForUser(user.id)).find(
+          (d) => lossUnconfirmed(d, now) && (this.deps.deviceKind(d.type).physical === true || this.deps.deviceKind(d.type).provesPossession === true),
+        );
+        if (pending) throw new SlsError('STRONGER_DEVICE_REQUIRED', { reason: 'loss_unconfirmed' });
         state = { purpose: input.purpose, proof: 'sms', phones: await this.phoneChoices(user, input.purpose, current), challenge: null };
         if (state.phones.length === 0) throw new SlsError('NO_ACTIVE_DEVICE', { reason: 'no_number' });
       }
