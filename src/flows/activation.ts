@@ -376,16 +376,9 @@ export class StepUp {
    * and a user's SIM registers no security key of their own while a DSC+
    * protects the user; a user with SMS alone still may (an upgrade, R2).
    * `null`: giving up the second factor (O1): the strongest device's proof.
-   */
-  async provesEnoughToAdd(session: Session, type: DeviceType | null): Promise<boolean> {
-    return (await this.proofToAddRefusal(session, type)) === null;
-  }
-
-  /**
-   * Why the session's last proof may not bind a new device of `type`
-   * (`provesEnoughToAdd`), or null when it may: `weaker`; `loss_unconfirmed`
-   * when only a device the user reported lost from a weaker proof, within
-   * the wait after the report (R2, decision 0023), outranks the proof.
+   * Answers why not, or null when it may: `weaker`; `loss_unconfirmed` when
+   * only a device the user reported lost from a weaker proof, within the
+   * wait after the report (R2, decision 0023), outranks the proof.
    */
   async proofToAddRefusal(session: Session, type: DeviceType | null): Promise<'weaker' | 'loss_unconfirmed' | null> {
     const { device } = await this.lastProof(session);

@@ -155,9 +155,10 @@ export class SessionGuard {
    */
   async requireProofToRemove(request: FastifyRequest, session: Session, type: DeviceType): Promise<void> {
     await this.requirePermanentProof(request, session);
-    if (await this.deps.provesEnoughToAdd(session, type)) return;
-    await this.audited(request, session, 'security', 'STRONGER_DEVICE_REQUIRED', 'proof-strength');
-    throw new SlsError('STRONGER_DEVICE_REQUIRED', { reason: 'remove' });
+    const refusal = await this.deps.proofToAddRefusal(session, type);
+    if (refusal === null) return;
+    await this.audited(request, session, 'security', 'STRONGER_DEVICE_REQUIRED', refusal === 'weaker' ? 'proof-strength' : 'loss-unconfirmed');
+    throw new SlsError('STRONGER_DEVICE_REQUIRED', { reason: refusal === 'loss_unconfirmed' ? 'loss_unconfirmed' : 'remove' });
   }
 
   /**
