@@ -6,9 +6,11 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 const [path, ...rest] = process.argv.slice(2);
 // the main thread's profile of a directory (node names it CPU.<date>.<time>.<pid>.0.<n>.cpuprofile)
 const file = statSync(path).isDirectory()
-  ? `${path}/${readdirSync(path)
-      .filter((f) => f.endsWith('.cpuprofile'))
-      .sort((a, b) => Number(/\.0\.\d+\.cpuprofile$/.test(b)) - Number(/\.0\.\d+\.cpuprofile$/.test(a)))[0]}`
+  ? `${path}/${
+      readdirSync(path)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .sort((a, b) => Number(/\.0\.\d+\.cpuprofile$/.test(b)) - Number(/\.0\.\d+\.cpuprofile$/.test(a)))[0]
+    }`
   : path;
 const p = JSON.parse(readFileSync(file, 'utf8'));
 const byId = new Map(p.nodes.map((n) => [n.id, n]));
