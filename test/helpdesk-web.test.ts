@@ -6,7 +6,7 @@
  * lock with the console's own forms; the HTML that comes back is checked.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DAY, MINUTE } from '../src/clock.js';
 import type { CardFile } from '../src/devices/devices.js';
 import { parsePskc, type PskcKey } from '../src/devices/dscplus/pskc.js';
@@ -334,6 +334,20 @@ describe('the user page (L3, X1)', () => {
       ['callback_on_record', 'Call back on the number on record'],
       ['video_call', 'Video call'],
     ]);
+  });
+
+  it('X7: the user page checks that the staff member may see the user once per request (one viewUser), and the whole page still shows', async () => {
+    const staff = await signedIn();
+    const { user: caller } = await createUserWithCard(h.services);
+    const viewUser = vi.spyOn(h.services.helpDesk, 'viewUser');
+    try {
+      const page = await staff.agent.get(userPath(caller));
+      expect(page.status).toBe(200);
+      expect(byId(page.html, 'identification')).toBeDefined();
+      expect(viewUser).toHaveBeenCalledTimes(1);
+    } finally {
+      viewUser.mockRestore();
+    }
   });
 });
 

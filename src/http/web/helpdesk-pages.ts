@@ -280,8 +280,11 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
         failure ??= error;
       }
     }
-    // A1: the entity's identification data, masked unless shown in full (audited, before the audit entries are read)
-    const entity = await helpDesk.identification(staff.user.id, user.username, { reveal: options.reveal === true, ip: request.ip ?? null });
+    // A1: the entity's identification data, masked (the user was checked above, once) unless shown in full (checked for it and
+    // audited, before the audit entries are read)
+    const entity = options.reveal
+      ? await helpDesk.identification(staff.user.id, user.username, { reveal: true, ip: request.ip ?? null })
+      : await services.entities.view(user.entityId);
     const [lock, devices, audit, account, optOut] = await Promise.all([
       services.lockout.status(user.username),
       services.devices.listForUser(user.id),
