@@ -270,6 +270,23 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     expect(notices[0]!.body).not.toContain('2025550187');
   });
 
+  it('N1, L8, X2: staff ending a user’s sessions (API, console, `sls` alike: the help desk) tell the user, in their language, who may not have asked for it; audited', async () => {
+    const agent = await staffMember();
+    const expected = { en: 'Client Services ended', fr: 'Le Service clientèle a fermé', 'zh-Hant': '客戶服務部已結束' } as const;
+    for (const [language, words] of Object.entries(expected)) {
+      const { user, card } = await createUserWithCard(h.services);
+      await h.services.noticePreferences.choose(user.id, { language, timeZone: null }, 'test');
+      await staffSession(user, card);
+      const ended = await request('DELETE', `/api/v1/helpdesk/users/${user.username}/sessions`, agent.headers);
+      expect([ended.status, ended.body.sessionsEnded]).toEqual([200, 1]);
+      const notices = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'sessionsEndedByStaff');
+      expect(notices.map((n) => [n.channel, n.recipient, n.language])).toEqual([['email', user.email, language]]);
+      expect(notices[0]!.body).toContain(words);
+      expect(notices[0]!.body).toContain(user.username);
+      expect(await auditOf(user, 'helpdesk.sessions_ended')).toEqual([expect.objectContaining({ count: 1 })]);
+    }
+  });
+
   // ------------------------------------------------------------------ X7: roles, and staff on staff (decision 0010)
 
   /** Who may call each staff route of the API (the others: 403 FORBIDDEN_ROLE); the test fails for a route not listed. */

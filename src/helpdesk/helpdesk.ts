@@ -516,13 +516,16 @@ export class HelpDesk {
   /** L8: client services end every session of a user (a stolen laptop, a shared computer). */
   async endSessions(staffUserId: string, username: string): Promise<number> {
     const { staff, user } = await this.actOn(staffUserId, username, 'end_sessions');
-    return this.deps.store.serialized('audit_log', async (trx) => {
+    const ended = await this.deps.store.serialized('audit_log', async (trx) => {
       const ids = await this.deps.sessions.endWhere(trx, { userId: user.id }, 'ended_by_staff', this.actor(staff));
       await this.deps.audit.append(trx, [
         { event: 'helpdesk.sessions_ended', actor: this.actor(staff), userId: user.id, username: user.username, data: { count: ids.length } },
       ]);
       return ids.length;
     });
+    // N1: the user hears of it (as of a lock): one they did not ask for says someone acted on their user at the help desk
+    await this.deps.notifier.notify(user, 'sessionsEndedByStaff', { username: user.username });
+    return ended;
   }
 
   /**

@@ -38,6 +38,8 @@ export type NoticeTemplate =
   | 'tempPasscodeRevoked'
   | 'userLocked'
   | 'userLockedByStaff'
+  // N1, L8: client services ended every session of the user
+  | 'sessionsEndedByStaff'
   | 'userUnlocked'
   | 'deviceReactivated'
   | 'deviceEnrolled'
