@@ -59,6 +59,8 @@ export const ERROR_STATUS = {
   PASSWORD_CHANGE_REQUIRED: 403,
   PORTAL_SESSION_REQUIRED: 403,
   STAFF_TARGET_FORBIDDEN: 403,
+  // L3, decision 0020: a lock staff placed (a reported compromise, fraud) is lifted by an admin only
+  STAFF_LOCK_ADMIN_ONLY: 403,
   CARD_USED_UP: 409,
   // mobile numbers, SMS and voice (M1-M7)
   PHONE_INVALID: 400,

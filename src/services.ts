@@ -470,7 +470,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       observer: metrics,
       broken: (finding) => warn(describeError(translator(environmentLanguage()), findingError(finding))),
     });
-    const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle, oidc, notifier, chainWatch });
+    const scheduler = new Scheduler({ dscPlusRequests, lockout, pushRequests, throttle, oidc, notifier, chainWatch, helpDesk });
     const passwords = new Passwords({ users, answers, notifier, sessions });
     const securityKeys = new SecurityKeys({
       store,

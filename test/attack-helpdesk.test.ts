@@ -22,7 +22,7 @@ import {
   type Harness,
 } from './support/harness.js';
 import { answer, bearer, get, indexAnswerOf, loginSession, postJson, send, startLogin, stepUp, withCard, type Json } from './support/api.js';
-import { Agent, alertBox, byId, textById } from './support/html.js';
+import { Agent, alertBox, byId, csrfOf, form, textById } from './support/html.js';
 import { cliEnv, sls } from './support/cli.js';
 import { issuePasscode, stepUpStaff } from './support/staff.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
@@ -486,7 +486,9 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     const first = await staffMember();
     const second = await staffMember();
     const { user } = await createUserWithCard(h.services);
-    await h.services.helpDesk.lockUser(first.user.id, user.username, { reason: 'reported fraud' });
+    // L3: locked after 10 failed logins (a lock client services lift; one staff placed is an admin's, decision 0020)
+    for (let i = 0; i < 10; i++) await startLogin(h.app, user.username, 'not the password');
+    expect((await h.services.lockout.status(user.username)).locked).toBe(true);
     const verification = await h.services.helpDesk.verifyIdentity(first.user.id, user.username, { method: 'id_document' });
     // the second agent reads the id in the user's audit entries
     const seen = await get(h.app, `/api/v1/helpdesk/users/${user.username}`, second.headers);
@@ -538,6 +540,95 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     // its own agent may
     const own = await request('POST', `/api/v1/helpdesk/users/${user.username}/unlock`, first.headers, body);
     expect([own.status, own.body.locked]).toEqual([200, false]);
+  });
+
+  it('T5, A5, X1: a secret of the console is shown once, server-side: its sealed cookie sent again (a proxy log, a second tab, a retry) within its 2 minutes, or by two loads at once, shows it no more (audited); a passcode and a one-time password alike', async () => {
+    const agent = await staffMember();
+    const browser = await consoleOf(agent.user, agent.card);
+    for (const [kind, action] of [
+      ['passcode', 'temporary-passcode'],
+      ['password', 'password-reset'],
+    ] as const) {
+      const { user } = await createUserWithCard(h.services);
+      const path = `/helpdesk/users/${user.username}`;
+      const verification = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
+      const page = await browser.get(`${path}/verifications/${verification.id}`);
+      const issued = await browser.submit(page, `${path}/${action}`, { verificationId: verification.id, deviceStatus: 'suspended' });
+      expect([issued.status, issued.location]).toEqual([303, `${path}/${kind}`]);
+      const sealed = browser.jar.get(`sls_hd_${kind}`)!;
+      expect(sealed).toBeTruthy();
+      // two loads at once with the same cookie: one shows the secret, the other not
+      const loads = await Promise.all([browser.get(`${path}/${kind}`), browser.get(`${path}/${kind}`)]);
+      const shown = loads.map((l) => textById(l.html, kind)).filter((secret) => secret !== undefined);
+      expect(shown, kind).toHaveLength(1);
+      // the same cookie sent again a minute later (well within its 2 minutes): gone
+      h.clock.advance(60_000);
+      browser.jar.set(`sls_hd_${kind}`, sealed);
+      const replay = await browser.get(`${path}/${kind}`);
+      expect(replay.status).toBe(200);
+      expect(byId(replay.html, kind), kind).toBeUndefined();
+      expect(replay.html).not.toContain(shown[0]!);
+      expect(byId(replay.html, `${kind}-gone`)).toBeDefined();
+      expect((await auditOf(user, 'helpdesk.secret_refused')).map((d) => [d.kind, d.reason])).toEqual([
+        [kind, 'used'],
+        [kind, 'used'],
+      ]);
+    }
+  });
+
+  it('L3, L8, X7, T1: a lock staff placed (a reported compromise, fraud) is lifted by an admin only: a client-services agent, even the one who placed it, with a valid phone verification of their own is refused (403 STAFF_LOCK_ADMIN_ONLY, audited) in the API, the console and `sls`, and the lock holds; an admin lifts it; a lock after failed logins stays the agent’s to lift', async () => {
+    const placer = await staffMember();
+    const other = await staffMember();
+    const admin = await staffMember('admin');
+    const { user } = await createUserWithCard(h.services);
+    await request('POST', `/api/v1/helpdesk/users/${user.username}/lock`, placer.headers, { reason: 'reported fraud' });
+    const path = `/helpdesk/users/${user.username}`;
+    for (const agent of [placer, other]) {
+      // the fraudster on the phone passes the agent's questions
+      const verification = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'security_questions' });
+      const api = await request('POST', `/api/v1/helpdesk/users/${user.username}/unlock`, agent.headers, { verificationId: verification.id });
+      expect([api.status, api.body.error?.code]).toEqual([403, 'STAFF_LOCK_ADMIN_ONLY']);
+      const browser = await consoleOf(agent.user, agent.card);
+      const page = await browser.get(`${path}/verifications/${verification.id}`);
+      expect(byId(page.html, 'unlock-submit')).toBeUndefined(); // no form: the page says an admin lifts it
+      expect(byId(page.html, 'unlock-admin-only')).toBeDefined();
+      const forged = await browser.post(`${path}/unlock`, { _csrf: csrfOf(form(page.html, `${path}/sessions/end`)), verificationId: verification.id });
+      expect([forged.status, alertBox(forged.html)?.code]).toEqual([403, 'STAFF_LOCK_ADMIN_ONLY']);
+      // `sls` runs on the real clock: its own verification
+      const verified = await sls(
+        ['helpdesk', 'verify', '--staff', agent.user.username, '--user', user.username, '--method', 'security_questions'],
+        cliEnv(h.database),
+      );
+      const cli = await sls(
+        ['helpdesk', 'unlock', '--staff', agent.user.username, '--user', user.username, '--verification', verified.stdout.trim()],
+        cliEnv(h.database),
+      );
+      expect([cli.code, cli.stdout.trim()]).toEqual([1, '']);
+      expect(cli.stderr).toMatch(/administrator/);
+    }
+    expect(await h.services.lockout.status(user.username)).toMatchObject({ locked: true, byStaff: true });
+    expect((await startLogin(h.app, user.username)).status).toBe(423);
+    const refused = (await auditOf(user, 'helpdesk.refused')).filter((d) => d.action === 'unlock');
+    expect(refused.map((d) => `${d.reason} ${d.via}`).sort()).toEqual([
+      'staff_lock cli',
+      'staff_lock cli',
+      'staff_lock console',
+      'staff_lock console',
+      'staff_lock console',
+      'staff_lock console',
+    ]);
+    expect(await auditOf(user, 'helpdesk.unlocked')).toEqual([]);
+    // an admin, after verifying the caller, lifts it
+    const byAdmin = await h.services.helpDesk.verifyIdentity(admin.user.id, user.username, { method: 'video_call' });
+    const lifted = await request('POST', `/api/v1/helpdesk/users/${user.username}/unlock`, admin.headers, { verificationId: byAdmin.id });
+    expect([lifted.status, lifted.body.locked]).toEqual([200, false]);
+    expect(await auditOf(user, 'helpdesk.unlocked')).toEqual([expect.objectContaining({ verificationId: byAdmin.id, lockedByStaff: true })]);
+    // L3: a lock after 10 failed logins is still lifted by client services after a verification
+    for (let i = 0; i < 10; i++) expect((await startLogin(h.app, user.username, 'not the password')).status).toBe(401);
+    expect((await startLogin(h.app, user.username)).status).toBe(423);
+    const again = await h.services.helpDesk.verifyIdentity(other.user.id, user.username, { method: 'security_questions' });
+    const unlocked = await request('POST', `/api/v1/helpdesk/users/${user.username}/unlock`, other.headers, { verificationId: again.id });
+    expect([unlocked.status, unlocked.body.locked]).toEqual([200, false]);
   });
 
   // ------------------------------------------------------------------ X1: what a help-desk seat reads

@@ -263,7 +263,8 @@ describe.each(DATABASES)('security on %s', (db) => {
       });
       h.clock.advance(3 * DAY);
       expect((await startLogin(h.app, second.username)).status).toBe(423);
-      const nextDay = await staffMember('client_services');
+      // decision 0020: a lock staff placed is lifted by an admin
+      const nextDay = await staffMember('admin');
       const v2 = await verification(nextDay.headers, second.username);
       expect((await postJson(h.app, `/api/v1/helpdesk/users/${second.username}/unlock`, { verificationId: v2.body.id }, nextDay.headers)).body).toEqual({
         locked: false,

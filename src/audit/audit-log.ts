@@ -51,6 +51,7 @@ export type AuditEvent =
   | 'session.refused'
   | 'helpdesk.refused'
   | 'helpdesk.verification_refused'
+  | 'helpdesk.secret_refused'
   | 'helpdesk.sessions_ended'
   | 'helpdesk.user_locked'
   | 'helpdesk.phone_added'

@@ -540,7 +540,7 @@ export function buildProgram(): Command {
       });
     });
 
-  staffCommand(helpdesk, 'unlock', 'lift the lock of a verified caller')
+  staffCommand(helpdesk, 'unlock', 'lift the lock of a verified caller (a lock staff placed: an admin only)')
     .requiredOption('--user <u>', 'the caller')
     .requiredOption('--verification <id>', 'from `sls helpdesk verify`')
     .action(async (options: StaffOptions & { user: string; verification: string }) => {
@@ -550,7 +550,7 @@ export function buildProgram(): Command {
       });
     });
 
-  staffCommand(helpdesk, 'lock', 'lock a user until client services lift it (unlock), and end every session')
+  staffCommand(helpdesk, 'lock', 'lock a user until an admin lifts it (unlock), and end every session')
     .requiredOption('--user <u>', 'the user')
     .requiredOption('--reason <text>', 'why (a reported compromise, fraud …)')
     .action(async (options: StaffOptions & { user: string; reason: string }) => {

@@ -479,23 +479,53 @@ export class HelpDesk {
     return phoneId ? { temporaryPassword: null, deliveredTo: 'app' } : { temporaryPassword, deliveredTo: 'staff' };
   }
 
-  /** L3: client services lift a lock after verifying the caller's identity. */
+  /**
+   * L3: client services lift a lock after verifying the caller's identity.
+   * A lock staff placed (`lockUser`: a reported compromise, fraud) is lifted
+   * by an admin only (docs/decisions/0020-staff-lock-lifted-by-admin.md): a
+   * phone verification is what the fraudster on the line passes, so an agent
+   * alone — even the one who placed it — is refused 403 STAFF_LOCK_ADMIN_ONLY,
+   * audited. Read under the audit lock that `lockUser` takes too: a lock
+   * placed meanwhile is never lifted by an unlock checked before it.
+   */
   async unlock(staffUserId: string, username: string, input: { verificationId: string }): Promise<void> {
     const { staff, user } = await this.actOn(staffUserId, username, 'unlock');
     await this.requireVerification(staff, user, input.verificationId, 'unlock');
-    // X1: the lock lifted and its audit entry, both or neither
-    await this.deps.store.serialized('audit_log', async (trx) => {
+    // X1: the lock lifted and its audit entry, both or neither; a refusal is kept (the transaction does not throw)
+    const lifted = await this.deps.store.serialized('audit_log', async (trx) => {
+      const byStaff = await this.deps.lockout.lockedByStaff(user.username, trx);
+      if (byStaff && staff.role !== 'admin') {
+        await this.deps.audit.append(trx, [
+          {
+            event: 'helpdesk.refused',
+            actor: this.actor(staff),
+            userId: user.id,
+            username: user.username,
+            data: { action: 'unlock', reason: 'staff_lock', via: this.via, verificationId: input.verificationId },
+          },
+        ]);
+        return false;
+      }
       await this.deps.lockout.reset(user.username, trx);
       await this.deps.audit.append(trx, [
-        { event: 'helpdesk.unlocked', actor: this.actor(staff), userId: user.id, username: user.username, data: { verificationId: input.verificationId } },
+        {
+          event: 'helpdesk.unlocked',
+          actor: this.actor(staff),
+          userId: user.id,
+          username: user.username,
+          data: { verificationId: input.verificationId, lockedByStaff: byStaff },
+        },
       ]);
+      return true;
     });
+    if (!lifted) throw new SlsError('STAFF_LOCK_ADMIN_ONLY');
     await this.deps.notifier.notify(user, 'userUnlocked', { username: user.username });
   }
 
   /**
    * L3, L8: client services lock a user (a reported compromise, fraud): no
-   * login until they lift it (unlock), and every session ends now.
+   * login until an admin lifts it (unlock, decision 0020), and every session
+   * ends now.
    */
   async lockUser(staffUserId: string, username: string, input: { reason: string }): Promise<number> {
     const { staff, user } = await this.actOn(staffUserId, username, 'lock');
@@ -526,6 +556,56 @@ export class HelpDesk {
     // N1: the user hears of it (as of a lock): one they did not ask for says someone acted on their user at the help desk
     await this.deps.notifier.notify(user, 'sessionsEndedByStaff', { username: user.username });
     return ended;
+  }
+
+  /**
+   * T5, A5: a new secret (`kind`: a temporary passcode, a one-time password)
+   * on its way to the console page that shows it once: an id, bound to the
+   * staff session and the user, which `takeHandover` consumes. The secret
+   * itself travels sealed in the browser's cookie, never in the database.
+   */
+  async openHandover(sessionId: string, userId: string, kind: string, ttlMs: number): Promise<string> {
+    const id = newId('hnd');
+    await this.deps.store.db
+      .insertInto('helpdesk_handovers')
+      .values({ id, session_id: sessionId, user_id: userId, kind, expires_at: this.deps.clock.now() + ttlMs })
+      .execute();
+    return id;
+  }
+
+  /**
+   * T5, A5: whether the secret of this handover may be shown, once: its row
+   * is deleted in one statement, so that of two loads at once, or a sealed
+   * cookie sent again (a proxy log, a second tab, a retry), only one shows
+   * it. A refusal is audited (`used`: shown already, or expired; `unsealed`:
+   * a cookie that does not open for this session, user and kind).
+   */
+  async takeHandover(staff: { userId: string; sessionId: string }, user: User, kind: string, handoverId: string | null): Promise<boolean> {
+    const now = this.deps.clock.now();
+    if (handoverId !== null) {
+      const taken = await this.deps.store.db
+        .deleteFrom('helpdesk_handovers')
+        .where('id', '=', handoverId)
+        .where('session_id', '=', staff.sessionId)
+        .where('user_id', '=', user.id)
+        .where('kind', '=', kind)
+        .where('expires_at', '>', now)
+        .executeTakeFirst();
+      if (Number(taken.numDeletedRows) === 1) return true;
+    }
+    await this.deps.audit.record({
+      event: 'helpdesk.secret_refused',
+      actor: `staff:${staff.userId}`,
+      userId: user.id,
+      username: user.username,
+      data: { kind, reason: handoverId === null ? 'unsealed' : 'used' },
+    });
+    return false;
+  }
+
+  /** T5, A5: forgets the handovers whose secret was never shown, once they expired. */
+  async pruneHandovers(): Promise<void> {
+    await this.deps.store.db.deleteFrom('helpdesk_handovers').where('expires_at', '<=', this.deps.clock.now()).execute();
   }
 
   /**

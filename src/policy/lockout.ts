@@ -56,7 +56,7 @@ export interface LockoutStatus {
   failures: number;
 }
 
-/** The end of a lock that only client services lift (the latest time a date can hold). */
+/** The end of a lock that only staff lift, an admin (decision 0020; the latest time a date can hold). */
 const LIFTED_BY_STAFF = 8_640_000_000_000_000;
 
 // the statements of every attempt, built once (issue 15)
@@ -265,6 +265,15 @@ export class Lockout {
       .values({ username: this.keyOf(username), locked_until: LIFTED_BY_STAFF, reset_at: 0 })
       .onConflict((oc) => oc.column('username').doUpdateSet({ locked_until: LIFTED_BY_STAFF }))
       .execute();
+  }
+
+  /**
+   * Whether client services locked the username (`lockUntilLifted`), read in
+   * the caller's transaction: the lock only an admin lifts (decision 0020).
+   */
+  async lockedByStaff(username: string, db: Executor = this.store.db): Promise<boolean> {
+    const row = await db.selectFrom('lockouts').select('locked_until').where('username', '=', this.keyOf(username)).executeTakeFirst();
+    return row !== undefined && Number(row.locked_until) === LIFTED_BY_STAFF;
   }
 
   /**

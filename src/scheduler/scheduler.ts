@@ -17,6 +17,7 @@ import type { Throttle } from '../throttle/throttle.js';
 import type { OpenIdConnect } from '../oidc/oidc.js';
 import type { ChainWatch } from '../audit/chain-watch.js';
 import type { Notifier } from '../notify/notifier.js';
+import type { HelpDesk } from '../helpdesk/helpdesk.js';
 
 export interface SchedulerReport {
   autoActivated: number;
@@ -33,6 +34,8 @@ export interface SchedulerDeps {
   /** X1: the server's own check of the audit chain, from where it left off. */
   chainWatch: Pick<ChainWatch, 'run'>;
   notifier: Pick<Notifier, 'purgeExpiredCodes'>;
+  /** T5, A5: the console's secrets never shown, once expired. */
+  helpDesk: Pick<HelpDesk, 'pruneHandovers'>;
 }
 
 export class Scheduler {
@@ -44,6 +47,7 @@ export class Scheduler {
     await this.services.lockout.prune();
     await this.services.pushRequests.purgeExpiredMessages();
     await this.services.throttle.prune();
+    await this.services.helpDesk.pruneHandovers();
     // I1: back-channel logout of the provider sessions whose session ended; expired codes, tokens, sessions and keys
     await this.services.oidc.deliverBackChannel();
     await this.services.oidc.prune();

@@ -24,6 +24,7 @@ import * as m0023 from './migrations/0023_oidc_grant_sessions.js';
 import * as m0024 from './migrations/0024_oidc_device_grant_sessions.js';
 import * as m0027 from './migrations/0027_flow_allowances.js';
 import * as m0030 from './migrations/0030_outbox_sealed_codes.js';
+import * as m0031 from './migrations/0031_helpdesk_handovers.js';
 
 /** Migrations are compiled in, so they run the same from the sources and from dist/. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -50,6 +51,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0024_oidc_device_grant_sessions': m0024,
   '0027_flow_allowances': m0027,
   '0030_outbox_sealed_codes': m0030,
+  '0031_helpdesk_handovers': m0031,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

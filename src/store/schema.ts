@@ -457,6 +457,15 @@ export interface OidcGrantSessionsTable {
   device_code: Generated<number>;
 }
 
+/** T5, A5: a secret of the console on its way to the page that shows it once (bound to the staff session and the user). */
+export interface HelpdeskHandoversTable {
+  id: string;
+  session_id: string;
+  user_id: string;
+  kind: string;
+  expires_at: number;
+}
+
 export interface Schema {
   meta: MetaTable;
   entities: EntitiesTable;
@@ -487,4 +496,5 @@ export interface Schema {
   oidc_clients: OidcClientsTable;
   oidc_session_links: OidcSessionLinksTable;
   oidc_grant_sessions: OidcGrantSessionsTable;
+  helpdesk_handovers: HelpdeskHandoversTable;
 }

@@ -282,7 +282,10 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'unlockUser',
           tags: ['help desk'],
           summary: 'Lift a lock after verifying the caller (L3)',
-          description: STAFF_STEP_UP,
+          description:
+            'A lock after failed logins: client services or an admin. A lock staff placed (lockedByStaff: a reported compromise, fraud): an admin only; ' +
+            'anyone else is refused 403 STAFF_LOCK_ADMIN_ONLY, audited (decision 0020).' +
+            ` ${STAFF_STEP_UP}`,
           security,
           params: UserParams,
           body: z.object({ verificationId: z.string().max(64) }),
@@ -301,9 +304,9 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
         schema: {
           operationId: 'lockUser',
           tags: ['help desk'],
-          summary: 'Lock a user until client services lift it, and end every session (L3, L8)',
+          summary: 'Lock a user until an admin lifts it, and end every session (L3, L8)',
           description:
-            'For a reported compromise or fraud. The user hears of it; logins are refused with 423 LOCKED until an unlock. 403 STAFF_TARGET_FORBIDDEN for a staff account without the admin role, an admin, or yourself (X7).' +
+            'For a reported compromise or fraud. The user hears of it; logins are refused with 423 LOCKED until an admin unlocks the user (decision 0020). 403 STAFF_TARGET_FORBIDDEN for a staff account without the admin role, an admin, or yourself (X7).' +
             ` ${STAFF_STEP_UP}`,
           security,
           params: UserParams,
@@ -325,7 +328,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           tags: ['help desk'],
           summary: 'End every session of a user (L8): a stolen laptop, a shared computer',
           description:
-            'Each ending is audited (session.ended, reason ended_by_staff). 403 STAFF_TARGET_FORBIDDEN as for every action on a staff account (X7).' +
+            'Each ending is audited (session.ended, reason ended_by_staff); the user is told (N1). 403 STAFF_TARGET_FORBIDDEN as for every action on a staff account (X7).' +
             ` ${STAFF_STEP_UP}`,
           security,
           params: UserParams,

@@ -84,6 +84,8 @@ interface SealedSecret {
   issuedAt: number;
   /** The verification in effect, for the way back to the user page. */
   verificationId: string;
+  /** T5, A5: the handover's row, which the result page consumes as it shows the secret: once, whoever sends the cookie again. */
+  handoverId: string;
 }
 
 /** The device actions of the console (C5, C6, C8). */
@@ -310,6 +312,8 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
       {
         staff: staff.user,
         mayAct: staff.mayAct,
+        // L3, decision 0020: a lock staff placed is lifted by an admin only
+        mayLiftStaffLock: staff.user.role === 'admin',
         user,
         lock,
         optOut,
@@ -415,9 +419,15 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     return { path: secretPath(username, kind), httpOnly: true, secure: config.cookieSecure, sameSite: 'strict' as const };
   }
 
-  /** Sends a new secret on to its result page, sealed in a short-lived cookie of that page only. */
-  function handOver(reply: FastifyReply, staff: Staff, username: string, secret: Omit<SealedSecret, 'issuedAt'>): FastifyReply {
-    const sealed: SealedSecret = { ...secret, issuedAt: services.clock.now() };
+  /**
+   * Sends a new secret on to its result page, sealed in a short-lived cookie
+   * of that page only, with the id of its handover (T5, A5), which that page
+   * consumes in the database as it shows it.
+   */
+  async function handOver(reply: FastifyReply, staff: Staff, username: string, secret: Omit<SealedSecret, 'issuedAt' | 'handoverId'>): Promise<FastifyReply> {
+    const user = await services.users.getByUsername(username);
+    const handoverId = await helpDesk.openHandover(staff.session.id, user.id, secret.kind, SECRET_HANDOVER_MS);
+    const sealed: SealedSecret = { ...secret, issuedAt: services.clock.now(), handoverId };
     reply.setCookie(secretCookie(secret.kind), services.box.sealJson(sealed, sealContext(secret.kind, staff, username)), {
       ...secretCookieOptions(secret.kind, username),
       maxAge: SECRET_HANDOVER_MS / 1000,
@@ -427,7 +437,10 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
 
   /**
    * The result page of a secret: shows it once and clears its cookie, so that
-   * a reload, or the cookie in another staff member's browser, shows it no more.
+   * a reload, or the cookie in another staff member's browser, shows it no
+   * more; and consumes its handover in the database (T5, A5), so that the
+   * same cookie sent again (a proxy log, a second tab, a retry, two loads at
+   * once) shows it no more either.
    */
   async function showSecret(request: FastifyRequest<{ Params: { username: string } }>, reply: FastifyReply, kind: SecretKind): Promise<FastifyReply> {
     const staff = await signedInStaff(request);
@@ -448,6 +461,8 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
         issued = null; // another session's, or altered
       }
       if (issued && (issued.kind !== kind || issued.issuedAt + SECRET_HANDOVER_MS < services.clock.now())) issued = null;
+      const handoverId = issued && typeof issued.handoverId === 'string' ? issued.handoverId : null;
+      if (!(await helpDesk.takeHandover({ userId: staff.user.id, sessionId: staff.session.id }, user, kind, handoverId))) issued = null;
     }
     return pages.render(
       request,
@@ -585,7 +600,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
       }),
     );
 
-    /** L3, L8: lock the user until client services lift it; every session ends. */
+    /** L3, L8: lock the user until an admin lifts it (decision 0020); every session ends. */
     app.post<{ Params: { username: string } }>('/helpdesk/users/:username/lock', { preHandler: app.csrfProtection }, async (request, reply) =>
       act(request, reply, 'lock', async (staff) => {
         await helpDesk.lockUser(staff.user.id, request.params.username, { reason: field(request.body, 'reason') });
