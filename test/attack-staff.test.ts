@@ -154,10 +154,13 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     const reset = await postJson(h.app, `${base}/password-reset`, { verificationId }, bearer(token));
     expect(reset.status, JSON.stringify(reset.body)).toBe(200);
     expect(reset.body).toMatchObject({ deliveredTo: 'staff', temporaryPassword: expect.any(String) });
-    const locked = await postJson(h.app, `${base}/lock`, { reason: 'reported fraud' }, bearer(token));
-    expect(locked.status, JSON.stringify(locked.body)).toBe(200);
     const unlocked = await postJson(h.app, `${base}/unlock`, { verificationId }, bearer(token));
     expect([unlocked.status, unlocked.body]).toEqual([200, { locked: false }]);
+    const locked = await postJson(h.app, `${base}/lock`, { reason: 'reported fraud' }, bearer(token));
+    expect(locked.status, JSON.stringify(locked.body)).toBe(200);
+    // decision 0020: the lock it placed is an admin's to lift: refused for that, not for the step-up
+    const again = await postJson(h.app, `${base}/unlock`, { verificationId }, bearer(token));
+    expect([again.status, again.body.error?.code]).toEqual([403, 'STAFF_LOCK_ADMIN_ONLY']);
   });
 
   it('V1, X7, C5, A6: device state changes and the equity need a fresh step-up; with one they work', async () => {
