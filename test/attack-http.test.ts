@@ -7,7 +7,7 @@
  * sends (they were refused already).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DATABASES, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, startLogin } from './support/api.js';
 import { Agent, alertBox, csrfOf, form } from './support/html.js';
 
@@ -85,6 +85,81 @@ describe.each(DATABASES)('attacks on the HTTP surface (%s)', (database) => {
       const out = await h.app.inject({ method: 'POST', url: '/api/v1/logout', headers: { cookie: `__Host-sls_session=${token}`, ...headers } });
       expect(out.statusCode, what).toBe(204);
     }
+  });
+
+  it('L8, X3: a state-changing request a browser says another site sent is refused (403 CSRF_FAILED) whatever it carries: a login form posted with a valid token (login CSRF), the JSON API; our own forms, non-browser clients, Bearer clients and the OpenID Provider are not', async () => {
+    const { user } = await createUserWithCard(h.services);
+    const refused: [string, Record<string, string>][] = [
+      ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site' }],
+      ['Sec-Fetch-Site: same-site (a sibling host)', { 'sec-fetch-site': 'same-site' }],
+      ['a foreign Origin, no Sec-Fetch-Site', { origin: 'https://evil.example' }],
+      ['our Origin, but Sec-Fetch-Site: cross-site', { origin: PUBLIC_URL, 'sec-fetch-site': 'cross-site' }],
+    ];
+    const logins = () => h.services.store.db.selectFrom('login_flows').select('id').where('user_id', '=', user.id).execute();
+    for (const [what, headers] of refused) {
+      // the attacker's page holds a form of ours and its token (fetched by the attacker): the victim's browser posts it
+      const agent = new Agent(h.app);
+      const page = await agent.get('/login');
+      const before = (await logins()).length;
+      const forged = await agent.post(
+        '/login',
+        { _csrf: csrfOf(form(page.html, '/login')), username: user.username, password: PASSWORD, app: 'portal' },
+        headers,
+      );
+      expect([forged.status, forged.location, alertBox(forged.html)?.code], what).toEqual([403, undefined, 'CSRF_FAILED']);
+      const api = await h.app.inject({
+        method: 'POST',
+        url: '/api/v1/login',
+        headers: { ...headers, 'content-type': 'application/json' },
+        payload: { username: user.username, password: PASSWORD, app: 'portal' },
+      });
+      expect([api.statusCode, api.json().error.code], what).toEqual([403, 'CSRF_FAILED']);
+      expect((await logins()).length, what).toBe(before);
+    }
+    const allowed: [string, Record<string, string>][] = [
+      ['our own form (Sec-Fetch-Site: same-origin, Origin null under no-referrer)', { 'sec-fetch-site': 'same-origin', origin: 'null' }],
+      ['our Origin, no Sec-Fetch-Site', { origin: PUBLIC_URL }],
+      ['Origin null, no Sec-Fetch-Site (an older browser, our form)', { origin: 'null' }],
+      ['typed by the user (Sec-Fetch-Site: none)', { 'sec-fetch-site': 'none' }],
+      ['no browser at all', {}],
+    ];
+    for (const [what, headers] of allowed) {
+      const agent = new Agent(h.app);
+      const page = await agent.get('/login');
+      const own = await agent.post('/login', { _csrf: csrfOf(form(page.html, '/login')), username: user.username, password: PASSWORD, app: 'portal' }, headers);
+      expect([own.status, own.location?.startsWith('/login/')], what).toEqual([303, true]);
+    }
+    // the mobile app and integrators are no browsers; a Bearer token cannot be sent from another site without CORS
+    const mobile = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/login',
+      headers: { 'content-type': 'application/json' },
+      payload: { username: user.username, password: PASSWORD, app: 'portal' },
+    });
+    expect(mobile.statusCode).toBe(200);
+    const withBearer = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/logout',
+      headers: { authorization: 'Bearer not-a-session', 'sec-fetch-site': 'cross-site' },
+    });
+    expect(withBearer.json().error.code).toBe('UNAUTHENTICATED');
+    // the OpenID Provider: a relying party's server at the token endpoint, its browser at the end-session endpoint
+    const token = await h.app.inject({
+      method: 'POST',
+      url: '/oidc/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://rp.example', 'sec-fetch-site': 'cross-site' },
+      payload: 'grant_type=authorization_code&code=x&client_id=nobody',
+    });
+    expect(token.statusCode).not.toBe(403);
+    expect(token.body).not.toContain('CSRF_FAILED');
+    const endSession = await h.app.inject({
+      method: 'POST',
+      url: '/oidc/session/end/confirm',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://rp.example', 'sec-fetch-site': 'cross-site' },
+      payload: 'logout=yes&xsrf=none',
+    });
+    // the provider's own answer (its form secret is checked by it), not ours
+    expect(endSession.body).not.toContain('CSRF_FAILED');
   });
 
   it("L8: no answer that carries a secret or personal data is kept by a cache (Cache-Control: no-store), the OpenID Provider's included; what may be cached says so", async () => {

@@ -47,6 +47,7 @@ import { LANGUAGE_COOKIE, PageRenderer } from './web/render.js';
 import { oidcFormActionHook, oidcRoutes, ProviderHost } from './oidc.js';
 import { oidcClientPages } from './web/oidc-client-pages.js';
 import { registerSecurityHeaders } from './security-headers.js';
+import { registerCrossSiteCheck } from './cross-site.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -184,6 +185,8 @@ export async function buildApp(services: Services, options: AppOptions = {}): Pr
     stopping = true;
     services.signals.stopWaiting();
   });
+  // L8, X3: a state-changing request a browser says another site sent is refused before it costs anything
+  registerCrossSiteCheck(app, config.publicUrl);
   registerThrottle(app, services.throttle);
   // X3: no NUL nor lone surrogate in what a request brings (PostgreSQL cannot store a NUL): 400, before any route reads it
   registerTextInputCheck(app);

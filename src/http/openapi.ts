@@ -26,7 +26,7 @@ const COMMON: Record<Status, ZodType> = {
   400: described('Bad input (VALIDATION_ERROR, MALFORMED_JSON …): the message says what to correct'),
   401: described('UNAUTHENTICATED (no session, or it ended) or API_KEY_REQUIRED: the WWW-Authenticate header says which credential'),
   403: described(
-    "The session may not do this (its app, its scope, PASSWORD_CHANGE_REQUIRED, STEP_UP_REQUIRED …), or a cookie's request came from another site (CSRF_FAILED)",
+    "The session may not do this (its app, its scope, PASSWORD_CHANGE_REQUIRED, STEP_UP_REQUIRED …), or a browser's request came from another site (CSRF_FAILED)",
   ),
   404: described('NOT_FOUND: no such resource (or a malformed path parameter)'),
   413: described('PAYLOAD_TOO_LARGE: the body is over 16 KB'),
@@ -49,6 +49,8 @@ export function commonErrorStatuses(method: string, url: string, schema: Fastify
   if ((schema?.security as Record<string, string[]>[] | undefined)?.some((requirement) => Object.keys(requirement).length > 0)) statuses.push(401, 403);
   if (url.includes(':')) statuses.push(404);
   if (hasBody) statuses.push(413, 415);
+  // L8, X3: a state-changing request a browser sent from another site (CSRF_FAILED, src/http/cross-site.ts)
+  if (hasBody && !statuses.includes(403)) statuses.push(403);
   if (throttledKind(method, url)) statuses.push(429);
   return statuses.sort();
 }

@@ -149,7 +149,7 @@ export function fromOwnOrigin(request: FastifyRequest, publicUrl?: string): bool
 }
 
 /** Whether an origin (or a Referer's URL: its origin) is ours. */
-function isOwnOrigin(origin: string, host: string | undefined, publicUrl: string | undefined): boolean {
+export function isOwnOrigin(origin: string, host: string | undefined, publicUrl: string | undefined): boolean {
   try {
     const from = new URL(origin);
     // compared as URLs so that default ports (":80", ":443") do not matter
