@@ -8,7 +8,7 @@
  * nothing (I3: revoked at once, on every process). Each refusal is a stable
  * code and is audited.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { DATABASES, PASSWORD, createUser, startHarness, uniqueUsername, type Harness } from './support/harness.js';
@@ -33,6 +33,31 @@ describe.each(DATABASES)('attacks with an API key on %s', (database) => {
   /** A client username of the same entity as USER (another account of the same person, A1). */
   const secondUsernameOf = (user: User) =>
     h.services.users.create({ username: uniqueUsername('client'), password: PASSWORD, entityId: user.entityId, equityUsd: 10 }, 'test');
+
+  it('I3: an unknown key id and a known id with a wrong secret cost the same work (one keyed digest, one constant-time comparison) and get the same answer: timing tells nobody which key ids exist', async () => {
+    const [, id, secret] = /^sls_([a-z2-7]{26})_(.+)$/.exec(key)!;
+    const wrong = `${secret!.slice(0, -1)}${secret!.endsWith('A') ? 'B' : 'A'}`;
+    const unknownId = `${id!.slice(0, -1)}${id!.endsWith('a') ? 'b' : 'a'}`;
+    const digest = vi.spyOn(h.services.box, 'digest');
+    const answers = [];
+    const work = [];
+    try {
+      for (const presented of [`sls_${id}_${wrong}`, `sls_${unknownId}_${wrong}`]) {
+        digest.mockClear();
+        const refused = await h.services.apiKeys
+          .authenticate(presented, 'withdrawals', { ip: null, method: 'POST', path: '/api/v1/withdrawals/check' })
+          .catch((e: unknown) => e);
+        work.push(digest.mock.calls.filter(([, purpose]) => purpose.startsWith('api-key:')).length);
+        const error = refused as { status: number; code: string; params: object };
+        answers.push([error.status, error.code, error.params]);
+      }
+    } finally {
+      digest.mockRestore();
+    }
+    expect(work).toEqual([1, 1]);
+    expect(answers[1]).toEqual(answers[0]);
+    expect(answers[0]!.slice(0, 2)).toEqual([401, 'API_KEY_INVALID']);
+  });
 
   describe('X7, A6: an API key never sets the equity of a staff member’s account', () => {
     it.each(['client_services', 'compliance', 'admin'] as Role[])(

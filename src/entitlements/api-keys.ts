@@ -66,6 +66,9 @@ export class ApiKeys {
     private readonly audit: AuditLog,
   ) {}
 
+  /** What an unknown id's presented secret is compared with: the length of a digest, and no digest's value (not base64url). */
+  private readonly unknownDigest = '!'.repeat(43);
+
   private digest(id: string, secret: string): string {
     return this.box.digest(secret, `api-key:${id}`);
   }
@@ -131,12 +134,11 @@ export class ApiKeys {
     if (!match) return this.refuse('API_KEY_INVALID', 'malformed', null, scope, use);
     const id = `key_${match[1]}`;
     const row = await this.store.db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) {
-      // the same work as a known key, so that timing tells nothing about which ids exist
-      constantTimeEqual(this.digest(id, match[2]!), this.digest(id, ''));
-      return this.refuse('API_KEY_INVALID', 'unknown', id, scope, use);
-    }
-    if (!constantTimeEqual(this.digest(id, match[2]!), row.secret_digest)) return this.refuse('API_KEY_INVALID', 'wrong_secret', id, scope, use);
+    // the same work whether the id is known or not (one keyed digest, one constant-time comparison, against a digest no
+    // secret gives when the id is unknown), and the same answer: timing tells nothing about which ids exist
+    const matches = constantTimeEqual(this.digest(id, match[2]!), row?.secret_digest ?? this.unknownDigest);
+    if (!row) return this.refuse('API_KEY_INVALID', 'unknown', id, scope, use);
+    if (!matches) return this.refuse('API_KEY_INVALID', 'wrong_secret', id, scope, use);
     if (row.revoked_at !== null) return this.refuse('API_KEY_REVOKED', 'revoked', id, scope, use);
     const key = this.toKey(row);
     if (!key.scopes.includes(scope)) return this.refuse('API_KEY_SCOPE', 'scope', id, scope, use);
