@@ -12,6 +12,7 @@ import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startH
 import { newMobile, smsUser, verifiedNumber } from './support/phone.js';
 import { recogniseRecentClients } from '../src/store/migrations/0027_flow_allowances.js';
 import { SlsError } from '../src/errors.js';
+import { ALLOWANCE } from '../src/throttle/allowance.js';
 import { startLogin } from './support/api.js';
 
 describe.each(DATABASES)('an attacker hammering one victim, on %s (N1, L3)', (db) => {
@@ -117,6 +118,35 @@ describe.each(DATABASES)('a password holder filling the victim’s flow allowanc
     expect(await logIn(user, card, home)).toBe(200);
   });
 
+  it("L4, X7: an attacker with only the password fills the allowance from elsewhere; the signed-in owner's step-up, from a client of no completed login (another network), still starts: a session's proofs count in an allowance of their own (decision 0024)", async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const home = '198.51.100.22';
+    const started = await start(user.username, home);
+    const done = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/login/${started.body.id}`,
+      remoteAddress: home,
+      payload: { response: cardAnswer(card, started.body.challenge.question) },
+    });
+    const auth = { authorization: `Bearer ${(done.json() as { session: { token: string } }).session.token}` };
+    for (let i = 0; i < 3; i++) expect((await start(user.username, '203.0.113.13')).status).toBe(200);
+    expect((await start(user.username, '203.0.113.14')).body.error?.code).toBe('TOO_MANY_FLOWS');
+    // the owner's laptop, on a train's network now
+    const stepUp = await h.app.inject({ method: 'POST', url: '/api/v1/step-up', remoteAddress: '192.0.2.88', headers: auth, payload: { password: PASSWORD } });
+    expect(stepUp.statusCode, stepUp.body).toBe(200);
+    const row = await h.services.store.db.selectFrom('login_flows').select('recognised').where('id', '=', stepUp.json().id).executeTakeFirstOrThrow();
+    expect(row.recognised).toBe(ALLOWANCE.session);
+    // and the session's proofs have limits too, of the same size
+    for (let i = 0; i < 2; i++) {
+      const more = await h.app.inject({ method: 'POST', url: '/api/v1/step-up', remoteAddress: '192.0.2.88', headers: auth, payload: { password: PASSWORD } });
+      expect(more.statusCode, more.body).toBe(200);
+    }
+    const full = await h.app.inject({ method: 'POST', url: '/api/v1/step-up', remoteAddress: '192.0.2.88', headers: auth, payload: { password: PASSWORD } });
+    expect([full.statusCode, full.json().error?.code]).toEqual([429, 'TOO_MANY_FLOWS']);
+    const refused = (await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'login.flow_refused');
+    expect(refused.map((e) => (e.data as { allowance?: string }).allowance)).toEqual(['session', 'other']);
+  });
+
   it('L4: the limits still hold from the owner’s own clients: 3 open at once, 5 started in an hour (429 TOO_MANY_FLOWS), audited with the allowance', async () => {
     const { user, card } = await createUserWithCard(h.services);
     const home = '198.51.100.21';
@@ -166,6 +196,11 @@ describe.each(DATABASES)('a password holder spending the victim’s SMS codes, o
     const res = await h.app.inject({ method: 'POST', url: '/api/v1/login', remoteAddress: from, payload: { username, password: PASSWORD, app: 'portal' } });
     return res.json() as { id: string; challenge: { type: string; delivery?: string } };
   };
+  /** The code of the newest code message to the user, read from the outbox. */
+  const lastCode = async (userId: string) => {
+    const [message] = (await h.services.notifier.list({ userId })).filter((n) => n.template === 'loginCode');
+    return /\b(\d{6})\b/.exec(message!.body)![1]!;
+  };
   /** A whole SMS login from an address, the code read from the outbox: the answer's status. */
   const logIn = async (user: { id: string; username: string }, from: string) => {
     const started = await start(user.username, from);
@@ -187,6 +222,37 @@ describe.each(DATABASES)('a password holder spending the victim’s SMS codes, o
     h.clock.advance(11 * MINUTE);
     expect((await start(user.username, '203.0.113.40')).challenge.delivery).toBe('limited');
     expect(await logIn(user, home)).toBe(200);
+  });
+
+  it("M7, X7: an attacker with only the password spends the codes of the hour from elsewhere; the signed-in owner, from a client of no completed login, still gets the code of a step-up, counted apart: a session's proofs and the password's logins never spend each other's codes (decision 0024)", async () => {
+    const user = await smsUser(h);
+    const home = '198.51.100.33';
+    const login = await start(user.username, home);
+    const done = await h.app.inject({ method: 'POST', url: `/api/v1/login/${login.id}`, remoteAddress: home, payload: { response: await lastCode(user.id) } });
+    const auth = { authorization: `Bearer ${(done.json() as { session: { token: string } }).session.token}` };
+    const attacker: (string | undefined)[] = [];
+    for (let i = 0; i < 10; i++) attacker.push((await start(user.username, `203.0.113.${60 + i}`)).challenge.delivery);
+    expect(attacker.filter((d) => d === 'limited').length).toBeGreaterThan(0);
+    // the owner's laptop, on another network, a little later: a step-up by SMS
+    h.clock.advance(SECOND);
+    const stepUp = await h.app.inject({ method: 'POST', url: '/api/v1/step-up', remoteAddress: '192.0.2.99', headers: auth, payload: { password: PASSWORD } });
+    expect(stepUp.statusCode, stepUp.body).toBe(200);
+    expect(stepUp.json().challenge.delivery).toBe('sent');
+    const answered = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/step-up/${stepUp.json().id}`,
+      remoteAddress: '192.0.2.99',
+      headers: auth,
+      payload: { response: await lastCode(user.id) },
+    });
+    expect([answered.statusCode, answered.json().state]).toEqual([200, 'done']);
+    const counted = await h.services.store.db
+      .selectFrom('notifications')
+      .select('recognised')
+      .where('user_id', '=', user.id)
+      .orderBy('created_at', 'desc')
+      .executeTakeFirstOrThrow();
+    expect(counted.recognised).toBe(ALLOWANCE.session);
   });
 
   it("M7: another user who puts the victim's number on record and asks for its confirmation codes spends the number's codes of the hour; the owner, from a client they logged in from before, still gets a code", async () => {

@@ -20,6 +20,7 @@
  * notification comes, a challenge to answer offline; other devices answer
  * their challenge. The session records when.
  */
+import { ALLOWANCE } from '../throttle/allowance.js';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
@@ -172,8 +173,8 @@ export class DeviceActivation {
     // V1, K11: the mobile authenticator verifies a step-up by push
     const kind = this.deps.deviceKind(device.type);
     const challenge = purpose === 'step_up' && kind.pushChallenge ? kind.pushChallenge() : await kind.issueChallenge(await devices.context(device));
-    // a suspended SMS device is proven with a code sent to its number (M4)
-    const prompt = challenge.code === undefined ? challenge.prompt : await smsCodes.deliverChallenge(device, challenge, language);
+    // a suspended SMS device is proven with a code sent to its number (M4), counted in the session's allowance (decision 0024)
+    const prompt = challenge.code === undefined ? challenge.prompt : await smsCodes.deliverChallenge(device, challenge, language, 0, ALLOWANCE.session);
     const now = clock.now();
     const id = newId('flw');
     const expiresAt = now + challengeTtlMs(challenge, config.policy);

@@ -24,9 +24,18 @@ import type { Store, Tx } from '../store/database.js';
 import type { Schema } from '../store/schema.js';
 import { insertRow, prepared } from '../store/prepared.js';
 import { clientOf } from '../throttle/throttle.js';
+import { ALLOWANCE, ALLOWANCE_NAMES, type Allowance } from '../throttle/allowance.js';
 import type { FlowRow } from './flow-rows.js';
 
 const HOUR_MS = 60 * 60 * 1000;
+
+/** Decision 0024: the flows a signed-in session starts to prove a device (flows/activation.ts), counted in the session allowance. */
+const SESSION_PROOFS: readonly string[] = ['activation', 'pin_change', 'step_up'];
+
+/** The allowance a flow started by a signed-in session counts in, or null when it is a login's (its client decides). */
+export function sessionAllowance(row: Pick<FlowRow, 'kind' | 'session_id'>): Allowance | null {
+  return row.session_id !== null && SESSION_PROOFS.includes(row.kind) ? ALLOWANCE.session : null;
+}
 /** How long a completed login recognises its client (decision 0018). */
 export const RECOGNISED_MS = 90 * 24 * HOUR_MS;
 
@@ -92,23 +101,25 @@ export class FlowLimits {
 
   /**
    * Stores a new flow if its user may start one now; `alongside` runs in the
-   * same transaction. A refusal is audited. Whether the flow's client is
-   * recognised (it counts in that allowance) is returned.
+   * same transaction. A refusal is audited. The allowance the flow counts in
+   * is returned: a signed-in session's proof counts in the session's
+   * (decision 0024), a login in its client's (recognised or other, 0018).
    */
-  async insert(row: FlowRow, alongside?: (trx: Tx) => Promise<void>): Promise<boolean> {
+  async insert(row: FlowRow, alongside?: (trx: Tx) => Promise<void>): Promise<Allowance> {
     const { store, clock, audit } = this.deps;
     const client = row.ip ? clientOf(row.ip) : null;
-    let recognised = 0;
+    let recognised: Allowance = sessionAllowance(row) ?? ALLOWANCE.other;
     try {
       await store.transaction(async (trx) => {
         await store.lockWithin(trx, `flows:${row.user_id}`);
         const now = clock.now();
-        if (client && (await recognisedClient.first(trx, { userId: row.user_id, client, since: now - RECOGNISED_MS }))) recognised = 1;
+        if (recognised === ALLOWANCE.other && client && (await recognisedClient.first(trx, { userId: row.user_id, client, since: now - RECOGNISED_MS })))
+          recognised = ALLOWANCE.recognised;
         await this.assertRoom(trx, row.user_id, recognised, now);
         await alongside?.(trx);
         await insertRow(trx, 'login_flows', { ...row, client, recognised });
       });
-      return recognised === 1;
+      return recognised;
     } catch (error) {
       if (error instanceof SlsError && error.code === 'TOO_MANY_FLOWS') {
         await audit.record({
@@ -116,7 +127,12 @@ export class FlowLimits {
           userId: row.user_id,
           username: row.username,
           ip: row.ip,
-          data: { kind: row.kind, reason: error.params.reason ?? null, recognised: recognised === 1 },
+          data: {
+            kind: row.kind,
+            reason: error.params.reason ?? null,
+            recognised: recognised === ALLOWANCE.recognised,
+            allowance: ALLOWANCE_NAMES[recognised],
+          },
         });
       }
       throw error;

@@ -15,6 +15,7 @@
  * limit is shown in the challenge (`delivery`), and the user may ask again.
  * Push requests are answered through src/devices/mobile/push-requests.ts.
  */
+import { ALLOWANCE, type Allowance } from '../throttle/allowance.js';
 import type { Clock } from '../clock.js';
 import type { Config, PolicyConfig } from '../config.js';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -257,7 +258,7 @@ export class LoginFlows {
     }
     try {
       // the password was right: the attempt is not a failure
-      row = { ...row, recognised: (await this.deps.flowLimits.insert(row, (trx) => lockout.release(attempt, trx))) ? 1 : 0 };
+      row = { ...row, recognised: await this.deps.flowLimits.insert(row, (trx) => lockout.release(attempt, trx)) };
     } catch (error) {
       await lockout.release(attempt);
       throw error;
@@ -381,7 +382,7 @@ export class LoginFlows {
       challenge,
       meta.language ?? config.defaultLanguage,
       isCodePrompt(previous) ? previous.sends : 0,
-      row.recognised === 1,
+      (row.recognised ?? ALLOWANCE.other) as Allowance,
     );
     await store.db
       .updateTable('login_flows')

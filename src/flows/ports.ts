@@ -5,6 +5,7 @@
  * (the mobile authenticator's push requests, the SMS codes and numbers, the
  * help desk), and device kinds may take these types in turn.
  */
+import type { Allowance } from '../throttle/allowance.js';
 import type { Challenge, Device, SmsPrompt } from '../devices/types.js';
 import type { Language } from '../i18n/i18n.js';
 import type { User } from '../identity/users.js';
@@ -30,7 +31,7 @@ export interface PushApprovals {
 
 /** M4, M5, M7: sends the code of an SMS challenge within the send limits (src/devices/sms/codes.ts). */
 export interface CodeDelivery {
-  deliverChallenge(device: Device, challenge: Challenge, language: Language, sends?: number, recognised?: boolean): Promise<SmsPrompt>;
+  deliverChallenge(device: Device, challenge: Challenge, language: Language, sends?: number, allowance?: Allowance): Promise<SmsPrompt>;
 }
 
 /** M2: the SMS device of a user with a verified number, or of a new applicant (src/devices/sms/phones.ts). */

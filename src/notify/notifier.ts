@@ -151,8 +151,8 @@ export interface MessageSpec {
   secret?: string[];
   /** X6: for the outbox worker (notices), rather than delivered inline by the caller (codes). */
   queued?: boolean;
-  /** M7, decision 0018: a code for a flow of a recognised client (counted in that allowance of the send limits). */
-  recognised?: boolean;
+  /** M7, decisions 0018, 0024: the allowance of the send limits a code counts in (flow-limits.ts ALLOWANCE), stored as `recognised`. */
+  allowance?: number;
 }
 
 /** A message stored as pending, with what the provider must send. */
@@ -370,7 +370,7 @@ export class Notifier {
       next_attempt_at: spec.queued ? now : null,
       lease_until: null,
       claim: null,
-      recognised: spec.recognised ? 1 : 0,
+      recognised: spec.allowance ?? 0,
       sealed_body: sealed,
       sealed_until: sealed ? now + this.codeTtlMs : null,
     };

@@ -136,7 +136,7 @@ export interface LoginFlowsTable {
   claim_hash: string | null;
   /** L4, decision 0018: the client the flow was started from (`clientOf`: an IPv4 address, an IPv6 /64). */
   client: string | null;
-  /** L4, decision 0018: 1 when the user had completed a login from that client before: the flow counts in that allowance. */
+  /** L4, decisions 0018, 0024: the allowance the flow counts in: 1 a client the user had completed a login from, 2 a signed-in session's proof (a step-up, a device's activation or PIN change), 0 other. */
   recognised: Generated<number>;
 }
 
@@ -205,7 +205,7 @@ export interface NotificationsTable {
   lease_until: number | null;
   /** X6: the claim that holds the message (one per attempt), so a late worker never records over another's. */
   claim: string | null;
-  /** M7, decision 0018: 1 for a code sent for a flow of a recognised client: it counts in that allowance of the send limits. */
+  /** M7, decisions 0018, 0024: the allowance of the send limits the code counts in: 1 a recognised client's login, 2 a signed-in session's proof, 0 other. */
   recognised: Generated<number>;
   /**
    * M7, D5: a code delivered by the development outbox: its text with the

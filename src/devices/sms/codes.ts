@@ -11,12 +11,16 @@
  * never keep the user's own codes from arriving. Codes for the flows of a
  * client the user completed a login from are counted apart, with limits of
  * the same size: someone holding only the password, or another user naming
- * the number, cannot spend the owner's codes (decision 0018). The count and the new message are written under the lock of
+ * the number, cannot spend the owner's codes (decision 0018); and the codes of
+ * the proofs a signed-in session asks for (a step-up, a device's activation
+ * or PIN change) apart again, so that the password alone never spends what
+ * the signed-in owner needs, nor the reverse (decision 0024). The count and the new message are written under the lock of
  * the user and the lock of the number (taken in that order), so concurrent
  * requests cannot slip past a limit — a user's two numbers share the user's
  * hourly limit — also across server processes. Delivery happens after, outside the lock; a gateway
  * failure is recorded on the message and reported to the caller.
  */
+import { ALLOWANCE, type Allowance } from '../../throttle/allowance.js';
 import type { Clock } from '../../clock.js';
 import type { PolicyConfig } from '../../config.js';
 import { SlsError } from '../../errors.js';
@@ -37,8 +41,8 @@ export interface CodeMessage {
   template: CodeTemplate;
   code: string;
   language: Language;
-  /** Decision 0018: for a flow of a client the user completed a login from: counted in that allowance of the limits. */
-  recognised?: boolean;
+  /** Decisions 0018, 0024: the allowance of the limits the code counts in (a recognised client's login, a signed-in session's proof, else other). */
+  allowance?: Allowance;
 }
 
 export type SmsCodesDeps = { store: Store; clock: Clock; notifier: Notifier; policy: PolicyConfig };
@@ -56,7 +60,7 @@ export class SmsCodes {
     value: string,
     windowMs: number,
     limit: number,
-    recognised: boolean,
+    allowance: Allowance,
     verifiedOnly = false,
   ): Promise<number | null> {
     const since = this.deps.clock.now() - windowMs;
@@ -66,7 +70,7 @@ export class SmsCodes {
       .where(column, '=', value)
       .where('channel', 'in', ['sms', 'voice'])
       .where('template', 'in', CODE_TEMPLATES)
-      .where('recognised', '=', recognised ? 1 : 0)
+      .where('recognised', '=', allowance)
       .where('created_at', '>', since);
     // only the codes to users who verified the number (who received a code on it and typed it back)
     if (verifiedOnly)
@@ -97,7 +101,7 @@ export class SmsCodes {
    * the send limits (then with the time a new code may be asked for).
    * `sends` counts the codes of the flow before this one.
    */
-  async deliverChallenge(device: Device, challenge: Challenge, language: Language, sends = 0, recognised = false): Promise<SmsPrompt> {
+  async deliverChallenge(device: Device, challenge: Challenge, language: Language, sends = 0, allowance: Allowance = ALLOWANCE.other): Promise<SmsPrompt> {
     const prompt: SmsPrompt = {
       ...(challenge.prompt as SmsPrompt),
       sends: sends + 1,
@@ -111,7 +115,7 @@ export class SmsCodes {
         template: 'loginCode',
         code: challenge.code!,
         language,
-        recognised,
+        allowance,
       });
       prompt.delivery = sent.status === 'sent' ? 'sent' : 'failed';
     } catch (error) {
@@ -128,7 +132,7 @@ export class SmsCodes {
    */
   async send(message: CodeMessage): Promise<Notification> {
     const { store, notifier, policy } = this.deps;
-    const recognised = message.recognised ?? false;
+    const allowance = message.allowance ?? ALLOWANCE.other;
     // M7: the user's lock, then the number's (always in this order): the user's count holds across their numbers, the number's across its users
     const pending = await store.serialized(`sms-user:${message.userId}`, async (trx) => {
       await store.lockWithin(trx, `sms:${message.to}`);
@@ -143,10 +147,10 @@ export class SmsCodes {
         .where('verified_at', 'is not', null)
         .executeTakeFirst();
       const reopens = [
-        await this.reopensAt(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour, recognised, verified !== undefined),
-        await this.reopensAt(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay, recognised, verified !== undefined),
-        await this.reopensAt(trx, 'user_id', message.userId, HOUR, policy.smsPerUserPerHour, recognised),
-        await this.reopensAt(trx, 'user_id', message.userId, DAY, policy.smsPerUserPerDay, recognised),
+        await this.reopensAt(trx, 'recipient', message.to, HOUR, policy.smsPerNumberPerHour, allowance, verified !== undefined),
+        await this.reopensAt(trx, 'recipient', message.to, DAY, policy.smsPerNumberPerDay, allowance, verified !== undefined),
+        await this.reopensAt(trx, 'user_id', message.userId, HOUR, policy.smsPerUserPerHour, allowance),
+        await this.reopensAt(trx, 'user_id', message.userId, DAY, policy.smsPerUserPerDay, allowance),
       ].filter((t): t is number => t !== null);
       if (reopens.length > 0) throw new SlsError('SMS_RATE_LIMITED', { retryAfter: new Date(Math.max(...reopens)).toISOString() });
       return notifier.enqueue(trx, {
@@ -157,7 +161,7 @@ export class SmsCodes {
         params: { code: message.code },
         secret: ['code'],
         language: message.language,
-        recognised,
+        allowance,
       });
     });
     // without a dedupe key a message is always stored
