@@ -13,6 +13,7 @@ import { newMobile, smsUser, verifiedNumber } from './support/phone.js';
 import { recogniseRecentClients } from '../src/store/migrations/0027_flow_allowances.js';
 import { SlsError } from '../src/errors.js';
 import { ALLOWANCE } from '../src/throttle/allowance.js';
+import { isKnownClient } from '../src/flows/known-clients.js';
 import { startLogin } from './support/api.js';
 
 describe.each(DATABASES)('an attacker hammering one victim, on %s (N1, L3)', (db) => {
@@ -145,6 +146,50 @@ describe.each(DATABASES)('a password holder filling the victim’s flow allowanc
     expect([full.statusCode, full.json().error?.code]).toEqual([429, 'TOO_MANY_FLOWS']);
     const refused = (await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'login.flow_refused');
     expect(refused.map((e) => (e.data as { allowance?: string }).allowance)).toEqual(['session', 'other']);
+  });
+
+  it("L4: the owner at a new address with the browser they completed a login in (its known-client cookie) is not refused because a password holder filled the other allowance; without it, with another user's, or a forged or stale one, the flow counts in the other allowance (decision 0024)", async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const other = await createUserWithCard(h.services);
+    const knownCookieOf = async (who: { username: string }, whoCard: CardFile, from: string) => {
+      const started = await start(who.username, from);
+      const done = await h.app.inject({
+        method: 'POST',
+        url: `/api/v1/login/${started.body.id}`,
+        remoteAddress: from,
+        payload: { response: cardAnswer(whoCard, started.body.challenge.question) },
+      });
+      expect(done.statusCode).toBe(200);
+      const cookie = (done.cookies as { name: string; value: string; maxAge?: number; httpOnly?: boolean }[]).find((c) => c.name === '__Host-sls_known');
+      expect(cookie).toMatchObject({ httpOnly: true, maxAge: 90 * 24 * 3600 });
+      return cookie!.value;
+    };
+    const mine = await knownCookieOf(user, card, '198.51.100.23');
+    const theirs = await knownCookieOf(other.user, other.card, '198.51.100.24');
+    for (let i = 0; i < 3; i++) expect((await start(user.username, '203.0.113.15')).status).toBe(200);
+    const startWith = async (known: string | undefined, from: string) => {
+      const res = await h.app.inject({
+        method: 'POST',
+        url: '/api/v1/login',
+        remoteAddress: from,
+        ...(known ? { cookies: { '__Host-sls_known': known } } : {}),
+        payload: { username: user.username, password: PASSWORD, app: 'portal' },
+      });
+      return res.statusCode === 200 ? 'started' : (res.json() as { error: { code: string } }).error.code;
+    };
+    const [issued, digest] = mine.split('.');
+    const refused = {
+      none: await startWith(undefined, '192.0.2.120'),
+      "another user's": await startWith(theirs, '192.0.2.120'),
+      forged: await startWith(`${issued}.${digest!.slice(0, -1)}${digest!.endsWith('A') ? 'B' : 'A'}`, '192.0.2.120'),
+      'the attacker with it': await startWith(theirs, '203.0.113.15'),
+    };
+    expect(refused).toEqual({ none: 'TOO_MANY_FLOWS', "another user's": 'TOO_MANY_FLOWS', forged: 'TOO_MANY_FLOWS', 'the attacker with it': 'TOO_MANY_FLOWS' });
+    // the owner's laptop on a hotel's network
+    expect(await startWith(mine, '192.0.2.120')).toBe('started');
+    // 90 days on, the browser is no longer known
+    expect(isKnownClient(h.services.box, user.id, mine, h.clock.now() + 89 * 24 * HOUR)).toBe(true);
+    expect(isKnownClient(h.services.box, user.id, mine, h.clock.now() + 90 * 24 * HOUR)).toBe(false);
   });
 
   it('L4: the limits still hold from the owner’s own clients: 3 open at once, 5 started in an hour (429 TOO_MANY_FLOWS), audited with the allowance', async () => {

@@ -105,7 +105,7 @@ export class FlowLimits {
    * is returned: a signed-in session's proof counts in the session's
    * (decision 0024), a login in its client's (recognised or other, 0018).
    */
-  async insert(row: FlowRow, alongside?: (trx: Tx) => Promise<void>): Promise<Allowance> {
+  async insert(row: FlowRow, alongside?: (trx: Tx) => Promise<void>, knownClient = false): Promise<Allowance> {
     const { store, clock, audit } = this.deps;
     const client = row.ip ? clientOf(row.ip) : null;
     let recognised: Allowance = sessionAllowance(row) ?? ALLOWANCE.other;
@@ -113,6 +113,8 @@ export class FlowLimits {
       await store.transaction(async (trx) => {
         await store.lockWithin(trx, `flows:${row.user_id}`);
         const now = clock.now();
+        // decision 0024: a browser the user completed a login in (its known-client cookie) is recognised from any address
+        if (recognised === ALLOWANCE.other && knownClient) recognised = ALLOWANCE.recognised;
         if (recognised === ALLOWANCE.other && client && (await recognisedClient.first(trx, { userId: row.user_id, client, since: now - RECOGNISED_MS })))
           recognised = ALLOWANCE.recognised;
         await this.assertRoom(trx, row.user_id, recognised, now);

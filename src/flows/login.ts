@@ -15,6 +15,7 @@
  * limit is shown in the challenge (`delivery`), and the user may ask again.
  * Push requests are answered through src/devices/mobile/push-requests.ts.
  */
+import { isKnownClient, knownClientToken } from './known-clients.js';
 import { ALLOWANCE, type Allowance } from '../throttle/allowance.js';
 import type { Clock } from '../clock.js';
 import type { Config, PolicyConfig } from '../config.js';
@@ -92,6 +93,8 @@ export interface RequestMeta {
    * replaces it). Only the cookie's: a Bearer token or a body names none.
    */
   replaces?: string;
+  /** L4, decision 0024: the token of the browser's known-client cookie (flows/known-clients.ts), if it sent one. */
+  knownClient?: string;
 }
 
 /**
@@ -258,7 +261,9 @@ export class LoginFlows {
     }
     try {
       // the password was right: the attempt is not a failure
-      row = { ...row, recognised: await this.deps.flowLimits.insert(row, (trx) => lockout.release(attempt, trx)) };
+      // decision 0024: a browser the user completed a login in counts as a recognised client, from any address
+      const known = isKnownClient(this.deps.box, user.id, input.knownClient, this.deps.clock.now());
+      row = { ...row, recognised: await this.deps.flowLimits.insert(row, (trx) => lockout.release(attempt, trx), known) };
     } catch (error) {
       await lockout.release(attempt);
       throw error;
@@ -628,7 +633,8 @@ export class LoginFlows {
         },
       },
     ]);
-    return session;
+    // decision 0024: the browser is known to this user from now on (its cookie; a client that is no browser ignores it)
+    return { ...session, knownClient: knownClientToken(this.deps.box, row.user_id, now) };
   }
 
   /**

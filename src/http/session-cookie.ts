@@ -9,6 +9,7 @@ import { SlsError } from '../errors.js';
 import type { RequestMeta } from '../flows/login.js';
 import type { Language } from '../i18n/i18n.js';
 import type { IssuedSession } from '../sessions/sessions.js';
+import { KNOWN_CLIENT_MS } from '../flows/known-clients.js';
 
 /**
  * The names of the cookies that carry a credential, in one place. When the
@@ -39,6 +40,8 @@ export interface CookieNames {
   oidcResume: string;
   /** I1: the interaction our login goes back to (Path=/). */
   oidcReturn: string;
+  /** L4, decision 0024: the browser the user completed a login in (flows/known-clients.ts). */
+  known: string;
 }
 
 const SECURE_NAMES: CookieNames = {
@@ -49,6 +52,7 @@ const SECURE_NAMES: CookieNames = {
   oidcInteraction: '__Secure-sls_oidc_interaction',
   oidcResume: '__Secure-sls_oidc_resume',
   oidcReturn: '__Host-sls_oidc_return',
+  known: '__Host-sls_known',
 };
 const PLAIN_NAMES: CookieNames = {
   session: 'sls_session',
@@ -58,6 +62,7 @@ const PLAIN_NAMES: CookieNames = {
   oidcInteraction: 'sls_oidc_interaction',
   oidcResume: 'sls_oidc_resume',
   oidcReturn: 'sls_oidc_return',
+  known: 'sls_known',
 };
 
 export function cookieNames(config: Pick<Config, 'cookieSecure'>): CookieNames {
@@ -80,6 +85,16 @@ export function setSessionCookie(reply: FastifyReply, config: Config, session: I
     sameSite: 'lax',
     maxAge: Math.max(1, Math.floor((session.expiresAt - now) / 1000)),
   });
+  // L4, decision 0024: the browser's later logins count in the recognised clients' allowance, from any address
+  if (session.knownClient) {
+    reply.setCookie(cookieNames(config).known, session.knownClient, {
+      path: '/',
+      httpOnly: true,
+      secure: config.cookieSecure,
+      sameSite: 'lax',
+      maxAge: Math.floor(KNOWN_CLIENT_MS / 1000),
+    });
+  }
 }
 
 /**
@@ -191,5 +206,6 @@ export function requestMeta(request: FastifyRequest): RequestMeta & { language: 
  */
 export function loginMeta(request: FastifyRequest, config: Pick<Config, 'cookieSecure'>): RequestMeta & { language: Language } {
   const cookie = sessionCookieOf(request, config);
-  return { ...requestMeta(request), ...(cookie ? { replaces: cookie } : {}) };
+  const known = request.cookies?.[cookieNames(config).known];
+  return { ...requestMeta(request), ...(cookie ? { replaces: cookie } : {}), ...(known ? { knownClient: known } : {}) };
 }

@@ -41,6 +41,8 @@ export interface Session {
 export interface IssuedSession extends Session {
   /** The bearer token: shown once, never stored. */
   token: string;
+  /** L4, decision 0024: a login's session: the token of the known-client cookie the browser is given with it. */
+  knownClient?: string;
 }
 
 export interface NewSession {
