@@ -14,7 +14,10 @@
  * flows in the other one. Someone holding only the password never completes
  * a login, so never spends the recognised allowance: the owner at their
  * usual clients is not locked out by a password holder elsewhere, and every
- * address of that password holder shares one allowance.
+ * address of that password holder shares one allowance. Decision 0024
+ * (docs/decisions/0024-allowances-of-sessions-and-known-browsers.md): a
+ * signed-in session's proofs count in a third allowance, and a browser the
+ * user completed a login in is a recognised client from any address.
  */
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
