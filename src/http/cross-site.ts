@@ -30,7 +30,7 @@ import { isOwnOrigin } from './session-cookie.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** Paths a relying party, its browser or its server may reach from another site. */
+/** Routes a relying party, its browser or its server may reach from another site. */
 function crossSiteAllowed(path: string): boolean {
   return path === '/oidc' || path.startsWith('/oidc/') || path.startsWith('/.well-known/');
 }
@@ -39,7 +39,8 @@ function crossSiteAllowed(path: string): boolean {
 export function crossSiteRefusal(request: FastifyRequest, publicUrl: string | undefined): string | null {
   if (SAFE_METHODS.has(request.method)) return null;
   if (request.headers.authorization !== undefined) return null;
-  if (crossSiteAllowed(request.url.split('?')[0]!)) return null;
+  // the route the request reached, not its path as written (an encoded or doubled slash routes elsewhere than it reads)
+  if (crossSiteAllowed(request.routeOptions.url ?? request.url.split('?')[0]!)) return null;
   const site = request.headers['sec-fetch-site'];
   if (site !== undefined) return site === 'same-origin' || site === 'none' ? null : `sec-fetch-site:${site}`;
   const { origin } = request.headers;
