@@ -5,10 +5,13 @@
  * flow; the user can ask again or choose voice. Codes are never stored in
  * clear once they leave through a gateway.
  */
+import { existsSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { SECOND } from '../src/clock.js';
-import { createUser, startHarness, type Harness } from './support/harness.js';
+import { MINUTE, SECOND } from '../src/clock.js';
+import { createServices } from '../src/services.js';
+import { outboxAudioPath } from '../src/delivery/speech.js';
+import { createUser, startHarness, testConfig, type Harness } from './support/harness.js';
 import { answer, postJson, startLogin } from './support/api.js';
 import { startFakeTwilio, type FakeTwilio } from './support/fake-twilio.js';
 
@@ -108,6 +111,34 @@ describe('codes through an SMS/voice gateway (M7)', () => {
     const again = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'sms' });
     expect(again.body.challenge.delivery).toBe('sent');
     expect((await answer(h.app, flow.body.id, codeIn(twilio.messages.at(-1)!.body))).status).toBe(200);
+  });
+
+  it('M7, D5: a voice code the development outbox spoke before the switch to a gateway: once it expires, its sealed text and its audio file are gone all the same', async () => {
+    // the same database and data directory, served a day before with the development outbox for every channel
+    const before = await createServices(testConfig(h.database), { clock: h.clock, warn: () => undefined });
+    const user = await createUser(before);
+    const pending = await before.notifier.enqueue(before.store.db, {
+      userId: user.id,
+      channel: 'voice',
+      recipient: '+12015550199',
+      template: 'loginCode',
+      params: { code: '394817' },
+      language: 'en',
+      secret: ['code'],
+    });
+    await before.notifier.deliver(pending!);
+    await before.close();
+    const audio = outboxAudioPath(h.database.dataDir, pending!.row.id);
+    // without espeak-ng the outbox speaks nothing: the file it would have written stands in
+    if (!existsSync(audio)) writeFileSync(audio, 'RIFF 394817', { mode: 0o600 });
+
+    // now voice goes through the gateway; the code expires and the jobs run
+    expect(h.services.notifier.isOutbox('voice')).toBe(false);
+    h.clock.advance(11 * MINUTE);
+    await h.services.scheduler.runDue();
+    const row = await h.services.store.db.selectFrom('notifications').selectAll().where('id', '=', pending!.row.id).executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ provider: 'outbox', sealed_body: null, sealed_until: null });
+    expect(existsSync(audio)).toBe(false);
   });
 
   it('M7: the gateway is chosen by configuration, and a missing setting is named', () => {

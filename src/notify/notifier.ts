@@ -394,8 +394,11 @@ export class Notifier {
 
   /**
    * M7, D5: removes the sealed texts of the codes expired (and, through
-   * their provider, what else holds them: the development outbox's audio);
-   * the messages stay, masked. Run by the background jobs. Returns how many.
+   * the provider that delivered them, what else holds them: the development
+   * outbox's audio); the messages stay, masked. The provider is the one the
+   * message names, not the one its channel has now: a server moved from the
+   * development outbox to a gateway still removes the calls the outbox
+   * spoke before. Run by the background jobs. Returns how many.
    */
   async purgeExpiredCodes(): Promise<number> {
     const now = this.clock.now();
@@ -403,9 +406,9 @@ export class Notifier {
       .updateTable('notifications')
       .set({ sealed_body: null, sealed_until: null })
       .where('sealed_until', '<=', now)
-      .returning(['id', 'channel'])
+      .returning(['id', 'channel', 'provider'])
       .execute();
-    for (const { id, channel } of expired) await this.providerFor(channel).forget?.({ id, channel });
+    for (const { id, channel, provider } of expired) await this.providers.find((p) => p.name === provider)?.forget?.({ id, channel });
     return expired.length;
   }
 
