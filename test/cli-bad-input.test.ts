@@ -306,14 +306,19 @@ function plausible(leaf: Leaf, slot: Slot, s: Seed): string {
   return byCommand[name] ?? byName[slot.key] ?? 'x';
 }
 
+/** X1, D5: secrets a command needs, optional since their -file twin may give them instead. */
+const GIVEN_SECRETS = new Set(['device add-dscplus --pin', 'ocra --key']);
+
 /** The argv of LEAF with every required slot plausible, SLOT (if any) given VALUE. */
 function argv(leaf: Leaf, s: Seed, db: string, slot?: Slot, value?: string): string[] {
   const args: string[] = [...leaf.path];
   for (const other of leaf.slots.filter((o) => o.argument)) args.push(other === slot ? value! : plausible(leaf, other, s));
   for (const other of leaf.slots.filter((o) => o.option)) {
     if (other === slot) args.push(`${other.key}=${value}`);
-    // X1: --password is optional (--password-stdin is the other way): given, so the other slots are what is refused
-    else if (other.required || other.key === '--password') args.push(other.key, plausible(leaf, other, s));
+    // X1: --password is optional (--password-stdin is the other way), and so are the secrets a -file option gives too
+    // (--pin of add-dscplus, --key of ocra): given, so the other slots are what is refused
+    else if (other.required || other.key === '--password' || GIVEN_SECRETS.has(`${leaf.path.join(' ')} ${other.key}`))
+      args.push(other.key, plausible(leaf, other, s));
   }
   if (leaf.hasDb) args.push('--db', db);
   return args;
@@ -465,7 +470,7 @@ for (const name of DATABASES) {
             ...(/^\d/.test(usual) ? BAD_NUMBERS : []),
             ...(fileSlot(slot) ? files : /^[0-9a-fA-F.]+$/.test(usual) ? [] : [unknownLike(usual)]),
           ];
-          const secret = ['--password', '--pin', '--key', '--pin-hash'].includes(slot.key);
+          const secret = ['--password', '--pin', '--key', '--pin-hash'].includes(slot.key.replace(/-file$/, ''));
           for (const bad of values) {
             await tryRun(`${name} ${slot.key}: ${bad.label}`, argv(leaf, s, database.url, slot, bad.value), secret ? [bad.value] : []);
           }

@@ -7,7 +7,7 @@
  * code captured), each real process costing a start of Node and of the server.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -220,7 +220,11 @@ describe('sls device and the card emulator (C2, C3, C8)', () => {
     expect((await slsInProcess(['device', 'import-pskc', fixture('batch-plain.xml')], env)).stdout).toBe(
       'Imported 3 cards into the stock (batch batch-plain.xml).\n',
     );
-    expect((await slsInProcess(['device', 'import-pskc', fixture('batch-aes.xml'), '--key', '000102030405060708090a0b0c0d0e0f'], env)).code).toBe(0);
+    // X1, D5: the pre-shared key from a file only its owner reads (--key-file), not from the command line
+    const keyFile = join(db.dataDir, 'batch-aes.key');
+    writeFileSync(keyFile, '000102030405060708090a0b0c0d0e0f\n', { mode: 0o600 });
+    const aes = await slsInProcess(['device', 'import-pskc', fixture('batch-aes.xml'), '--key-file', keyFile], env);
+    expect(aes, aes.stderr).toMatchObject({ code: 0 });
     expect((await slsInProcess(['device', 'import-pskc', fixture('batch-pbkdf2.xml'), '--password', 'correct horse battery', '--batch', 'b3'], env)).code).toBe(
       0,
     );
@@ -321,6 +325,103 @@ describe('sls ocra (C3)', () => {
       expect(res.stderr.split('\n').filter(Boolean)).toHaveLength(1);
       expect(res.stderr).toMatch(/^sls: /);
     }
+  });
+});
+
+describe('secrets kept off the command line (X1, D5)', () => {
+  /** A file holding SECRET, of MODE. */
+  function secretFile(name: string, secret: string, mode = 0o600): string {
+    const path = join(db.dataDir, name);
+    writeFileSync(path, secret, { mode });
+    chmodSync(path, mode);
+    return path;
+  }
+
+  it('X1, D5, C2: device add-dscplus takes the PIN on standard input (--pin-file -): the arguments of the running sls, which every user of the machine can read, hold no PIN', async () => {
+    expect((await slsInProcess(['user', 'create', '--username', 'cara', '--password', 'correct horse battery'], env)).code).toBe(0);
+    const out = join(db.dataDir, 'cara.json');
+    const child = spawn(process.execPath, [SLS_BIN, 'device', 'add-dscplus', '--user', 'cara', '--pin-file', '-', '--out', out], { env });
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    // what `ps` shows of it while it waits for the PIN (spawn returns once sls runs)
+    const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+    expect(argv).toContain('--pin-file');
+    expect(argv.join(' ')).not.toMatch(/7391/);
+    child.stdin.end('7391\n');
+    expect(await exited, stderr).toBe(0);
+    const card = JSON.parse(readFileSync(out, 'utf8')) as CardFile;
+    expect(card.pin).toBe('7391');
+    // and the card answers with that PIN, read from a file of its owner (first line)
+    const pinFile = secretFile('cara.pin', '7391\nnot read\n');
+    expect(await slsInProcess(['dsc', '--card', out, '--pin-file', pinFile, '--challenge', '123456'], env)).toMatchObject({
+      code: 0,
+      stdout: `${cardAnswer(card, '123456')}\n`,
+    });
+  });
+
+  it('X1, D5, X3: a secret file other users may read, a folder, an empty file, a secret given twice or not at all: refused with one line, nothing issued', async () => {
+    expect((await slsInProcess(['user', 'create', '--username', 'dora', '--password', 'correct horse battery'], env)).code).toBe(0);
+    const out = join(db.dataDir, 'dora.json');
+    const issue = (...more: string[]) => slsInProcess(['device', 'add-dscplus', '--user', 'dora', '--out', out, ...more], env);
+    const exposed = secretFile('dora-exposed.pin', '7391\n', 0o644);
+    const group = secretFile('dora-group.pin', '7391\n', 0o640);
+    const empty = secretFile('dora-empty.pin', '\n');
+    const folder = join(db.dataDir, 'pin-folder');
+    mkdirSync(folder);
+    const cases: [string[], string][] = [
+      [
+        ['--pin-file', exposed],
+        `sls: The file ${exposed} of --pin-file may be read or changed by other users (mode 0644), or is not yours: run chmod 600 ${exposed} as its owner, then run the command again.\n`,
+      ],
+      [['--pin-file', group], expect.stringContaining('(mode 0640)') as unknown as string],
+      [
+        ['--pin-file', folder],
+        `sls: The file ${folder} of --pin-file cannot be read as a secret: give a file (not a folder) of at most 64 KiB that you can read.\n`,
+      ],
+      [['--pin-file', empty], 'sls: --pin-file gave nothing: the secret is the first line of the file or of standard input.\n'],
+      [['--pin-file', secretFile('dora.pin', '7391'), '--pin', '7391'], 'sls: Give --pin once: --pin-file or --pin, not both.\n'],
+      [
+        [],
+        'sls: Give --pin-file: a file only you can read (chmod 600), or - and the secret on standard input (or --pin, which other users of this machine can see).\n',
+      ],
+    ];
+    for (const [more, stderr] of cases) {
+      const res = await issue(...more);
+      expect(res, more.join(' ')).toMatchObject({ code: 1, stdout: '', stderr });
+    }
+    expect(existsSync(out)).toBe(false);
+    expect(JSON.parse((await slsInProcess(['device', 'list', '--user', 'dora', '--json'], env)).stdout)).toEqual([]);
+    // standard input gives one secret: two of them asked of it is refused before it is read
+    const twice = await sls(
+      ['ocra', '--suite', 'OCRA-1:HOTP-SHA256-8:QN08-PSHA1', '--key-file', '-', '--pin-file', '-', '--question', '00000000'],
+      env,
+      '00\n',
+    );
+    expect(twice).toMatchObject({
+      code: 1,
+      stderr: 'sls: Standard input gives one secret only: --key-file reads it already; give --pin-file a file only you can read.\n',
+    });
+  });
+
+  it('X1, D5, C3: sls ocra takes its key, PIN and hashed PIN from files or standard input, with the values of the command line', async () => {
+    const key = '3132333435363738393031323334353637383930313233343536373839303132';
+    const base = ['ocra', '--suite', 'OCRA-1:HOTP-SHA256-8:QN08-PSHA1', '--question', '00000000'];
+    const keyFile = secretFile('ocra.key', `${key}\n`);
+    expect(await slsInProcess([...base, '--key-file', keyFile, '--pin-file', secretFile('ocra.pin', '1234\n')], env)).toMatchObject({
+      code: 0,
+      stdout: '83238735\n',
+    });
+    const pinHash = '7110eda4d09e062aa5e4a390b0a572ac0d2c0220';
+    expect(await slsInProcess([...base, '--key-file', keyFile, '--pin-hash-file', secretFile('ocra.pinhash', pinHash)], env)).toMatchObject({
+      code: 0,
+      stdout: '83238735\n',
+    });
+    expect(await sls([...base, '--key-file', '-', '--pin', '1234'], env, `${key}\n`)).toMatchObject({ code: 0, stdout: '83238735\n' });
+    // a file of no hex is refused naming the file's option
+    expect((await slsInProcess([...base, '--key-file', secretFile('ocra.bad', 'not hex'), '--pin', '1234'], env)).stderr).toMatch(/^sls: .*--key-file/);
   });
 });
 

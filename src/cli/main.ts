@@ -28,6 +28,7 @@ import { registerOptOutCommands } from './opt-out-commands.js';
 import { registerEntitlementCommands } from './entitlements.js';
 import { registerOidcCommands } from './oidc-commands.js';
 import { isText } from '../http/text-input.js';
+import { SecretInputs, secretFileOption, visibleSecret } from './secrets.js';
 
 const t = translator(environmentLanguage());
 
@@ -711,18 +712,17 @@ export function buildProgram(): Command {
     .command('add-dscplus')
     .description('issue an active DSC+ card to a user and write the card file for `sls dsc`')
     .requiredOption('--user <u>', 'username')
-    .requiredOption('--pin <nnnn>', "the card's 4-digit soft PIN")
+    .addOption(secretFileOption('--pin', "the card's 4-digit soft PIN"))
+    .option('--pin <nnnn>', visibleSecret("the card's 4-digit soft PIN", '--pin'))
     .requiredOption('--out <file>', 'where to write the card file (serial, seed, suite, PIN)')
     .option('--serial <s>', 'take this card from the imported stock instead of making a new one')
     .addOption(dbOption())
-    .action(async (options: DbOption & { user: string; pin: string; out: string; serial?: string }) => {
+    .action(async (options: DbOption & { user: string; pin?: string; pinFile?: string; out: string; serial?: string }) => {
+      const pin = (await new SecretInputs().get({ flag: '--pin', value: options.pin, file: options.pinFile }, true))!;
       await withServices(options, async (s) => {
         const u = await s.users.getByUsername(options.user);
         const card = await withSecretFile(options.out, async () => {
-          const { card } = await s.devices.addDscPlus(
-            { userId: u.id, pin: options.pin, ...(options.serial !== undefined ? { serial: options.serial } : {}) },
-            'cli',
-          );
+          const { card } = await s.devices.addDscPlus({ userId: u.id, pin, ...(options.serial !== undefined ? { serial: options.serial } : {}) }, 'cli');
           return { text: `${JSON.stringify(card, null, 2)}\n`, result: card };
         });
         print(t('cli.cardWritten', { serial: card.serial, username: u.username, path: options.out }));
@@ -762,32 +762,51 @@ export function buildProgram(): Command {
       'import a batch of devices from a PSKC (RFC 6030) file into the stock: each key as its algorithm says — OCRA with a PIN: DSC+; OCRA without: legacy DSC; HOTP, TOTP: Platinum / Gold tokens',
     )
     .argument('<file>')
-    .option('--key <hex>', 'pre-shared key for encrypted secrets', hexOption('--key'))
-    .option('--password <p>', 'password for PBKDF2-protected secrets')
+    .addOption(secretFileOption('--key', 'the pre-shared key (hex) for encrypted secrets'))
+    .option('--key <hex>', visibleSecret('pre-shared key for encrypted secrets', '--key'), hexOption('--key'))
+    .addOption(secretFileOption('--password', 'the password for PBKDF2-protected secrets'))
+    .option('--password <p>', visibleSecret('password for PBKDF2-protected secrets', '--password'))
     .option('--batch <name>', 'batch name (default: the file name)')
     .option('--look-ahead <n>', 'HOTP tokens: counters past the expected one a code may be (default 10)', intOption('--look-ahead', 0, 1000))
     .option('--time-window <n>', 'TOTP tokens: time steps either side of now a code may be (default 1)', intOption('--time-window', 0, 1000))
     .addOption(dbOption())
-    .action(async (file: string, options: DbOption & { key?: Buffer; password?: string; batch?: string; lookAhead?: number; timeWindow?: number }) => {
-      let xml: string;
-      try {
-        xml = decodePskc(readFileSync(file));
-      } catch {
-        throw new SlsError('INVALID_PSKC', { reason: 'unreadable', path: file });
-      }
-      const keys = parsePskc(xml, {
-        ...(options.key ? { preSharedKey: options.key } : {}),
-        ...(options.password !== undefined ? { password: options.password } : {}),
-      });
-      await withServices(options, async (s) => {
-        const batch = options.batch ?? basename(file);
-        const imported = await s.devices.importStock(keys, 'cli', batch, {
-          ...(options.lookAhead !== undefined ? { lookAhead: options.lookAhead } : {}),
-          ...(options.timeWindow !== undefined ? { timeWindow: options.timeWindow } : {}),
+    .action(
+      async (
+        file: string,
+        options: DbOption & {
+          key?: Buffer;
+          keyFile?: string;
+          password?: string;
+          passwordFile?: string;
+          batch?: string;
+          lookAhead?: number;
+          timeWindow?: number;
+        },
+      ) => {
+        const secrets = new SecretInputs();
+        const given = await secrets.get({ flag: '--key', value: options.key, file: options.keyFile });
+        const key = typeof given === 'string' ? hexOption('--key-file')(given) : given;
+        const password = await secrets.get({ flag: '--password', value: options.password, file: options.passwordFile });
+        let xml: string;
+        try {
+          xml = decodePskc(readFileSync(file));
+        } catch {
+          throw new SlsError('INVALID_PSKC', { reason: 'unreadable', path: file });
+        }
+        const keys = parsePskc(xml, {
+          ...(key ? { preSharedKey: key } : {}),
+          ...(password !== undefined ? { password } : {}),
         });
-        print(t('cli.imported', { count: imported.length, batch }));
-      });
-    });
+        await withServices(options, async (s) => {
+          const batch = options.batch ?? basename(file);
+          const imported = await s.devices.importStock(keys, 'cli', batch, {
+            ...(options.lookAhead !== undefined ? { lookAhead: options.lookAhead } : {}),
+            ...(options.timeWindow !== undefined ? { timeWindow: options.timeWindow } : {}),
+          });
+          print(t('cli.imported', { count: imported.length, batch }));
+        });
+      },
+    );
 
   device
     .command('assign')
@@ -842,15 +861,17 @@ export function buildProgram(): Command {
     .command('dsc')
     .description('the DSC+ card emulator: press, PIN>, OK, CHALLNG>, OK, the 8-digit response')
     .requiredOption('--card <file>', 'card file written by `sls device add-dscplus`')
-    .option('--pin <nnnn>', 'non-interactive: the PIN to type')
+    .addOption(secretFileOption('--pin', 'non-interactive: the PIN to type'))
+    .option('--pin <nnnn>', visibleSecret('non-interactive: the PIN to type', '--pin'))
     .option('--challenge <nnnnnn>', 'non-interactive: the challenge to type; prints only the response')
-    .action(async (options: { card: string; pin?: string; challenge?: string }) => {
+    .action(async (options: { card: string; pin?: string; pinFile?: string; challenge?: string }) => {
       const card = readCardFile(options.card);
-      if ((options.pin === undefined) !== (options.challenge === undefined)) {
+      const pin = await new SecretInputs().get({ flag: '--pin', value: options.pin, file: options.pinFile });
+      if ((pin === undefined) !== (options.challenge === undefined)) {
         throw new SlsError('VALIDATION_ERROR', { reason: 'dsc_pin_challenge' });
       }
-      if (options.pin !== undefined && options.challenge !== undefined) {
-        print(cardResponse(card, options.pin, options.challenge));
+      if (pin !== undefined && options.challenge !== undefined) {
+        print(cardResponse(card, pin, options.challenge));
         return;
       }
       await runCardEmulator(card, t);
@@ -872,19 +893,44 @@ export function buildProgram(): Command {
     .command('ocra')
     .description('compute an OCRA (RFC 6287) value; prints only the value')
     .requiredOption('--suite <s>', 'OCRA suite, e.g. OCRA-1:HOTP-SHA256-8:QN06-PSHA1')
-    .requiredOption('--key <hex>', 'the secret key', hexOption('--key'))
+    .addOption(secretFileOption('--key', 'the secret key (hex)'))
+    .option('--key <hex>', visibleSecret('the secret key', '--key'), hexOption('--key'))
     .requiredOption(
       '--question <q>',
       "the challenge question, at most the suite's length (QN08: 8 digits); twice for a mutual challenge-response, in the order of the computation",
       (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
-    .option('--pin <p>', 'the PIN, hashed as the suite says')
-    .option('--pin-hash <hex>', 'or the hashed PIN', hexOption('--pin-hash'))
+    .addOption(secretFileOption('--pin', 'the PIN'))
+    .option('--pin <p>', visibleSecret('the PIN, hashed as the suite says', '--pin'))
+    .addOption(secretFileOption('--pin-hash', 'the hashed PIN (hex)'))
+    .option('--pin-hash <hex>', visibleSecret('or the hashed PIN', '--pin-hash'), hexOption('--pin-hash'))
     .option('--counter <n>', 'the counter C (decimal)')
     .option('--timestamp <hex>', "the number of the suite's time steps, in hex")
     .option('--session <hex>', 'session information S, hex', hexOption('--session'))
     .action(
-      (options: { suite: string; key: Buffer; question: string[]; pin?: string; pinHash?: Buffer; counter?: string; timestamp?: string; session?: Buffer }) => {
+      async (given: {
+        suite: string;
+        key?: Buffer;
+        keyFile?: string;
+        question: string[];
+        pin?: string;
+        pinFile?: string;
+        pinHash?: Buffer;
+        pinHashFile?: string;
+        counter?: string;
+        timestamp?: string;
+        session?: Buffer;
+      }) => {
+        const secrets = new SecretInputs();
+        const key = (await secrets.get({ flag: '--key', value: given.key, file: given.keyFile }, true))!;
+        const pin = await secrets.get({ flag: '--pin', value: given.pin, file: given.pinFile });
+        const pinHash = await secrets.get({ flag: '--pin-hash', value: given.pinHash, file: given.pinHashFile });
+        const options = {
+          ...given,
+          key: typeof key === 'string' ? hexOption('--key-file')(key) : key,
+          pin,
+          pinHash: typeof pinHash === 'string' ? hexOption('--pin-hash-file')(pinHash) : pinHash,
+        };
         if (options.pin !== undefined && options.pinHash !== undefined) {
           throw new SlsError('VALIDATION_ERROR', { reason: 'ocra_pin_both' });
         }
