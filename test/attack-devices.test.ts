@@ -167,4 +167,38 @@ describe.each(DATABASES)('attacks on devices (%s)', (database) => {
       for (const session of sessions) expect((await get(h.app, '/api/v1/session', bearer(session))).status).toBe(401);
     });
   });
+  describe('C8, D1: a batch handed to the operator never slips a key of its own into a device already in stock', () => {
+    const hotp = { family: 'hotp', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc:hotp' } as const;
+    const totp = { family: 'totp', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc:totp' } as const;
+    const ocra = { family: 'ocra', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc#ocra', suite: 'OCRA-1:HOTP-SHA1-8:QN06' } as const;
+
+    it('C8, D1: a hostile batch reusing the serial of a device in stock, as another kind or as a key beside its keys, imports nothing; assigning that serial gives only its own keys', async () => {
+      serials += 1;
+      const single = `STK${serials}${randomBytes(2).toString('hex')}`;
+      const shared = `STK${serials}${randomBytes(2).toString('hex')}S`;
+      await h.services.devices.importStock(
+        [
+          { serial: single, keyId: '1', secret: randomBytes(20), ...ocra },
+          { serial: shared, keyId: 'a', secret: randomBytes(20), ...hotp },
+          { serial: shared, keyId: 'b', secret: randomBytes(20), ...totp },
+        ],
+        'test',
+        'genuine',
+      );
+      const before = (await h.services.devices.listAllStock()).length;
+      // the attacker wrote these keys: whoever is given the device would hold a key the attacker knows
+      for (const hostile of [
+        [{ serial: single, keyId: '1', secret: randomBytes(20), ...totp }],
+        [{ serial: shared, keyId: 'c', secret: randomBytes(20), ...totp }],
+        [{ serial: shared, keyId: 'a', secret: randomBytes(20), ...totp }],
+        [{ serial: `${shared}/a`, keyId: '1', secret: randomBytes(20), ...totp }],
+      ] satisfies ImportedKey[][]) {
+        await expect(h.services.devices.importStock(hostile, 'test', 'hostile'), hostile[0]!.serial).rejects.toMatchObject({ code: 'SERIAL_TAKEN' });
+      }
+      expect((await h.services.devices.listAllStock()).length).toBe(before);
+      const { user } = await createUserWithCard(h.services);
+      const { devices } = await h.services.devices.assignStock(shared, user.id, 'test');
+      expect(devices.map((d) => d.serial).sort()).toEqual([`${shared}/a`, `${shared}/b`]);
+    });
+  });
 });

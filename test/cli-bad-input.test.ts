@@ -470,7 +470,7 @@ for (const name of DATABASES) {
             ...(/^\d/.test(usual) ? BAD_NUMBERS : []),
             ...(fileSlot(slot) ? files : /^[0-9a-fA-F.]+$/.test(usual) ? [] : [unknownLike(usual)]),
           ];
-          const secret = ['--password', '--pin', '--key', '--pin-hash'].includes(slot.key.replace(/-file$/, ''));
+          const secret = ['--password', '--pin', '--key', '--pin-hash'].includes(slot.key);
           for (const bad of values) {
             await tryRun(`${name} ${slot.key}: ${bad.label}`, argv(leaf, s, database.url, slot, bad.value), secret ? [bad.value] : []);
           }

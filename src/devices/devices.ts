@@ -579,11 +579,12 @@ export class Devices {
     });
     const ids: string[] = [];
     await this.store.serialized('audit_log', async (trx) => {
-      for (const type of new Set(rows.map((r) => r.kind.type))) {
-        const serials = rows.filter((r) => r.kind.type === type).map((r) => r.serial);
-        const taken = await trx.selectFrom('devices').select('serial').where('type', '=', type).where('serial', 'in', serials).execute();
-        if (taken.length > 0) throw new SlsError('SERIAL_TAKEN', { serial: taken.map((t) => t.serial).join(', ') });
-      }
+      const taken = await this.serialsTaken(
+        trx,
+        keys.map((key) => key.serial),
+        rows.map((r) => r.serial),
+      );
+      if (taken.length > 0) throw new SlsError('SERIAL_TAKEN', { serial: taken.join(', ') });
       for (const { key, kind, item, serial, shared } of rows) {
         ids.push(
           await this.insert(trx, {
@@ -601,6 +602,37 @@ export class Devices {
       await this.audit.append(trx, [{ event: 'device.imported', actor, data: { batch, count: keys.length, serials: rows.map((r) => r.serial), types } }]);
     });
     return Promise.all(ids.map((id) => this.get(id)));
+  }
+
+  /**
+   * C8, D1: the devices already there that a batch names. A serial is one
+   * physical device whatever its kind, and `assignStock` issues every key of
+   * it: a batch (written by whoever handed the operator the file) that reuses
+   * it, as another kind or as a key beside its keys (`S/<key id>`), would
+   * slip a key its author knows into the device a user is later given. So a
+   * device of any kind whose serial is a physical serial of the batch, one of
+   * the batch's rows, or a key of one of its physical serials, is taken.
+   */
+  private async serialsTaken(trx: Executor, physical: string[], rowSerials: string[]): Promise<string[]> {
+    const devices = new Set(physical);
+    const names = [...new Set([...physical, ...rowSerials])];
+    const taken = new Set<string>();
+    for (let i = 0; i < names.length; i += 500) {
+      const rows = await trx
+        .selectFrom('devices')
+        .select('serial')
+        .where('serial', 'in', names.slice(i, i + 500))
+        .execute();
+      for (const row of rows) taken.add(row.serial!);
+    }
+    // the keys of a device that has several: `<serial>/<key id>` (a serial may itself hold a slash)
+    const keyed = await trx.selectFrom('devices').select('serial').where('serial', 'like', '%/%').execute();
+    for (const { serial } of keyed) {
+      for (let at = serial!.indexOf('/'); at !== -1; at = serial!.indexOf('/', at + 1)) {
+        if (devices.has(serial!.slice(0, at))) taken.add(serial!);
+      }
+    }
+    return [...taken].sort();
   }
 
   /** C8, D1: every imported device not yet issued, of every kind. */
