@@ -7,7 +7,7 @@
  * code captured), each real process costing a start of Node and of the server.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -250,6 +250,17 @@ describe('sls device and the card emulator (C2, C3, C8)', () => {
     expect((await slsInProcess(['device', 'import-pskc', broken], env)).code).toBe(1);
     expect((await slsInProcess(['device', 'import-pskc', join(db.dataDir, 'missing.xml')], env)).stderr).toBe(
       `sls: The PSKC file ${join(db.dataDir, 'missing.xml')} cannot be read: check its name and its permissions.\n`,
+    );
+    // X3: a file bigger than any batch (here sparse: 65 MiB of nothing) is refused before it is read; a folder is no file
+    const huge = join(db.dataDir, 'huge.xml');
+    writeFileSync(huge, '');
+    truncateSync(huge, 65 * 1024 * 1024);
+    expect(await slsInProcess(['device', 'import-pskc', huge], env)).toMatchObject({
+      code: 1,
+      stderr: `sls: The PSKC file ${huge} is bigger than a batch may be (64 MiB at most): split the batch, or check that it is the right file.\n`,
+    });
+    expect((await slsInProcess(['device', 'import-pskc', db.dataDir], env)).stderr).toBe(
+      `sls: The PSKC file ${db.dataDir} cannot be read: check its name and its permissions.\n`,
     );
     const stock = JSON.parse((await slsInProcess(['device', 'list', '--stock', '--json'], env)).stdout) as unknown[];
     expect(stock).toHaveLength(6);

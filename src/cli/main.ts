@@ -5,7 +5,7 @@
  * non-zero with a one-line message.
  */
 import { columns, readableTime } from './format.js';
-import { closeSync, existsSync, fchmodSync, ftruncateSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fstatSync, ftruncateSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { ensureDirectory } from '../directories.js';
 import { Command, CommanderError, Option } from 'commander';
@@ -172,6 +172,26 @@ function openSecretFile(path: string): SecretFile {
       if (!existed) rmSync(path, { force: true });
     },
   };
+}
+
+/** C8, X3: a PSKC batch is at most this big (tens of thousands of keys): a bigger file, or a device, is no batch. */
+const MAX_PSKC_BYTES = 64 * 1024 * 1024;
+
+/**
+ * X3: a file sls reads whole (a PSKC batch): a regular file of at most MAX
+ * bytes, checked before it is read, so that a huge file, /dev/zero or a pipe
+ * handed to the operator neither fills the memory nor waits for ever.
+ */
+function readBoundedFile(path: string, max: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new Error('not a regular file');
+    if (stat.size > max) throw new SlsError('INVALID_PSKC', { reason: 'too_large', path, max: `${max / 1024 / 1024} MiB` });
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Runs ISSUE with the --out file open; writes what it returns there, or removes the file if it throws. */
@@ -789,8 +809,9 @@ export function buildProgram(): Command {
         const password = await secrets.get({ flag: '--password', value: options.password, file: options.passwordFile });
         let xml: string;
         try {
-          xml = decodePskc(readFileSync(file));
-        } catch {
+          xml = decodePskc(readBoundedFile(file, MAX_PSKC_BYTES));
+        } catch (error) {
+          if (error instanceof SlsError) throw error;
           throw new SlsError('INVALID_PSKC', { reason: 'unreadable', path: file });
         }
         const keys = parsePskc(xml, {
