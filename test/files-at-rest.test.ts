@@ -6,7 +6,7 @@
  * backup, chmod'ed) is named at every start, loudly, with the fix.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config.js';
@@ -97,6 +97,34 @@ describe.each(DATABASES)('secrets at rest on disk, on %s (X4, D5)', (dbName) => 
     writeFileSync(replaced, '{}', { mode: 0o644 });
     expect((await slsInProcess(['device', 'add-dscplus', '--user', 'alice', '--pin', '1234', '--out', replaced], env)).code).toBe(0);
     expect(modeOf(replaced)).toBe(0o600);
+  });
+
+  it('X4, D5, C2: sls --out never writes a card through a symbolic link planted where it goes, nor into a file of another user: refused, nothing issued, their file untouched', async () => {
+    const env = cliEnv(database);
+    expect((await slsInProcess(['user', 'create', '--username', 'bob', '--password', 'correct horse battery'], env)).code).toBe(0);
+    const shared = join(scratch, 'shared');
+    mkdirSync(shared);
+    // another user's file that this one may write (or root, who may write any): the card would stay theirs to read
+    const theirs = join(shared, 'theirs.json');
+    writeFileSync(theirs, 'their file\n', { mode: 0o666 });
+    chmodSync(theirs, 0o666);
+    const planted = join(shared, 'card.json');
+    symlinkSync(theirs, planted);
+    const refusals: [string, number][] = [[planted, 0]];
+    if (process.getuid?.() === 0) {
+      chownSync(theirs, 65534, 65534);
+      refusals.push([theirs, 65534]);
+    }
+    for (const [out] of refusals) {
+      const res = await slsInProcess(['device', 'add-dscplus', '--user', 'bob', '--pin', '1234', '--out', out], env);
+      expect(res, out).toMatchObject({ code: 1, stdout: '' });
+      expect(res.stderr).toBe(
+        `sls: The file ${out} is a symbolic link, not a plain file, or belongs to another user: a card or token file is written only into a file of yours, which no one else could then read. Nothing was issued; give another --out.\n`,
+      );
+    }
+    expect(readFileSync(theirs, 'utf8')).toBe('their file\n');
+    expect(modeOf(theirs)).toBe(0o666);
+    expect(JSON.parse((await slsInProcess(['device', 'list', '--user', 'bob', '--json'], env)).stdout)).toEqual([]);
   });
 
   it('X4, M7: the development outbox speaks a voice code into <dataDir>/outbox, a folder 0700 with files 0600, under umask 000', async () => {

@@ -5,7 +5,7 @@
  * non-zero with a one-line message.
  */
 import { columns, readableTime } from './format.js';
-import { closeSync, existsSync, fchmodSync, fstatSync, ftruncateSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fchmodSync, fstatSync, ftruncateSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { ensureDirectory } from '../directories.js';
 import { Command, CommanderError, Option } from 'commander';
@@ -156,9 +156,18 @@ function openSecretFile(path: string): SecretFile {
   try {
     ensureDirectory(dirname(resolve(path)), '--out');
     existed = existsSync(path);
-    fd = openSync(path, 'a', 0o600);
+    // X4, D5: never through a symbolic link (another user of the machine may have planted it where the file goes)
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
   } catch (error) {
-    throw error instanceof SlsError ? error : new SlsError('OUTPUT_FILE_UNUSABLE', { path });
+    if (error instanceof SlsError) throw error;
+    throw new SlsError((error as NodeJS.ErrnoException).code === 'ELOOP' ? 'OUTPUT_FILE_UNSAFE' : 'OUTPUT_FILE_UNUSABLE', { path });
+  }
+  // … nor into a file of another user (it stays theirs to read, whatever its mode), or what is not a plain file
+  const stat = fstatSync(fd);
+  const uid = process.getuid?.();
+  if (!stat.isFile() || (uid !== undefined && stat.uid !== uid)) {
+    closeSync(fd);
+    throw new SlsError('OUTPUT_FILE_UNSAFE', { path });
   }
   return {
     write(text) {
