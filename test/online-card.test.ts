@@ -207,6 +207,29 @@ describe('the online security code card (S2, S3)', () => {
     expect(begin.status).toBeGreaterThanOrEqual(400);
     expect(begin.status).toBeLessThan(500);
   });
+  it('S2, S3, L8: activating a new online card ends the one activated before, and the sessions it opened', async () => {
+    const { user, passcode } = await clientWithPasscode();
+    const token = (await login(user.username, () => passcode)).body.session.token;
+    const first = await activateOnlineCard(token);
+    h.clock.advance(3 * DAY); // past the passcode's trading window: the card is what trading logins offer
+    const opened = await login(user.username, codesFor(first.codes), 'trading');
+    expect(opened.status).toBe(200);
+    // the passcode session (a new one: the first ended with its 12 hours) prints and activates another card
+    const temp = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'temp_passcode' && d.state === 'active')!;
+    const withPasscode = await startLogin(h.app, user.username, PASSWORD, 'portal');
+    expect((await postJson(h.app, `/api/v1/login/${withPasscode.body.id}`, { device: temp.id })).status).toBe(200);
+    const again = (await answer(h.app, withPasscode.body.id, passcode)).body.session.token;
+    const second = await activateOnlineCard(again);
+    expect(second.deviceId).not.toBe(first.deviceId);
+    expect((await h.services.devices.get(first.deviceId)).state).toBe('revoked');
+    const audit = await h.services.audit.list({ userId: user.id });
+    expect(audit.some((e) => e.event === 'device.state_changed' && e.data.deviceId === first.deviceId && e.data.to === 'revoked')).toBe(true);
+    // the first card's session ended; a login offers only the new card
+    expect((await get(h.app, '/api/v1/session', bearer(opened.body.session.token))).status).toBe(401);
+    const start = await startLogin(h.app, user.username, PASSWORD, 'trading');
+    expect(start.body.devices.map((d: { id: string }) => d.id)).toEqual([second.deviceId]);
+    expect((await answer(h.app, start.body.id, codesFor(first.codes)(start.body.challenge))).status).toBe(401);
+  });
 });
 
 describe('the portal only for the online card (T3)', () => {

@@ -275,6 +275,8 @@ export class DeviceActivation {
       });
       // L8 (docs/decisions/0016): the device left the state it was proven in meanwhile (reported lost, revoked, activated by another proof)
       if (!activated) throw new SlsError('DEVICE_NOT_AVAILABLE');
+      // S2, S3, L8: a new online card replaces the one activated before (its printout may be what was lost): that one ends, and the sessions it opened
+      if (kind.selfActivation) await this.endReplaced(trx, user, proven);
       // D4: a permanent device back in use ends the temporary ones, and their sessions; this session goes on with the device (L8)
       if (!kind.temporary)
         await helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'permanent device activated', trx, { id: session.id, device: proven });
@@ -285,6 +287,24 @@ export class DeviceActivation {
       await notifier.notify(user, 'deviceReactivated', { username: user.username });
     }
     return device;
+  }
+
+  /**
+   * S2, S3, L8: the user's other active devices of the type just activated by
+   * the user (the online card) are revoked, audited, and the sessions they
+   * opened end (`device_replaced`): one online card at a time, the newest.
+   */
+  private async endReplaced(trx: Tx, user: User, activated: Device): Promise<void> {
+    const { devices, sessions } = this.deps;
+    const actor = `user:${user.id}`;
+    const older = (await devices.listForUser(user.id, trx)).filter((d) => d.type === activated.type && d.id !== activated.id && d.state === 'active');
+    const revoked: string[] = [];
+    for (const device of older) {
+      if (await devices.transition(trx, device, 'revoked', { actor, username: user.username, reason: 'replaced', data: { by: activated.id } })) {
+        revoked.push(device.id);
+      }
+    }
+    await sessions.endWhere(trx, { userId: user.id, deviceIds: revoked }, 'device_replaced', actor);
   }
 
   /** C7: the old PIN proven with the card's response. */

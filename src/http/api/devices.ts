@@ -130,6 +130,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
           tags: ['devices'],
           summary: "Answer the device's challenge: it is active; a reactivated card ends the temporary passcode and online card (D4)",
           description:
+            'A new online security card ends the one activated before, and the sessions it opened (S2, L8). ' +
             '401 LOGIN_FAILED with attemptsLeft; 410 FLOW_EXPIRED; 409 DEVICE_NOT_AVAILABLE when the device was reported lost, revoked or activated meanwhile, or set aside by a sharing that came into force (L8, H5, nothing activated).',
           security,
           params: z.object({ deviceId: z.string().max(64), flowId: z.string().max(64) }),
@@ -192,6 +193,7 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
           tags: ['devices'],
           summary: 'The response with the old PIN, and the new 4-digit PIN (C7)',
           description:
+            'A new online security card ends the one activated before, and the sessions it opened (S2, L8). ' +
             '401 LOGIN_FAILED with attemptsLeft; 410 FLOW_EXPIRED; 409 DEVICE_NOT_AVAILABLE when the card was reported lost or revoked meanwhile (L8, the PIN is not changed).',
           security,
           params: z.object({ deviceId: z.string().max(64), flowId: z.string().max(64) }),
