@@ -299,4 +299,23 @@ describe.each(DATABASES)('legacy devices on %s', (database) => {
     }
     expect((await h.services.devices.listAllStock()).length).toBe(before);
   });
+
+  it('D1, D5: a token or card key shorter than 128 bits (RFC 4226 R6) is refused with INVALID_PSKC: one code seen would give the key away', async () => {
+    const before = (await h.services.devices.listAllStock()).length;
+    const short = SHA1_KEY.subarray(0, 8);
+    const weak: ImportedKey[] = [
+      { serial: 'WEAK1', keyId: '1', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc:hotp', family: 'hotp', secret: short },
+      { serial: 'WEAK2', keyId: '1', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc:totp', family: 'totp', secret: short },
+      { serial: 'WEAK3', keyId: '1', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc#ocra', family: 'ocra', suite: 'OCRA-1:HOTP-SHA1-8:QN06', secret: short },
+    ];
+    for (const key of weak) {
+      const good: ImportedKey = { serial: 'OK2', keyId: '1', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc:hotp', family: 'hotp', secret: SHA1_KEY };
+      await expect(h.services.devices.importStock([good, key], 'test', 'weak')).rejects.toMatchObject({
+        code: 'INVALID_PSKC',
+        status: 400,
+        params: { reason: 'weak secret', serial: key.serial },
+      });
+    }
+    expect((await h.services.devices.listAllStock()).length).toBe(before);
+  });
 });

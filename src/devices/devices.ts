@@ -18,6 +18,10 @@ import { DSCPLUS_SUITE, dscPlusSecret, type DscPlusSecret } from './dscplus/dscp
 import type { DeviceKind, DeviceKinds, ImportedKey, ImportSettings, StockItem } from './types.js';
 import type { Device, DeviceContext, DeviceType, RelyingParty, Suspicion } from './types.js';
 import type { Sessions } from '../sessions/sessions.js';
+import { REASONS } from './dscplus/pskc.js';
+
+/** D5: the shortest device key imported, in bytes (128 bits, RFC 4226 R6). */
+export const MIN_SECRET_BYTES = 16;
 
 type DeviceRow = Selectable<DevicesTable>;
 
@@ -548,6 +552,14 @@ export class Devices {
 
   /** The one registered kind an imported key makes, and what it makes (D1: by the key's algorithm). */
   private stockItem(key: ImportedKey, settings: ImportSettings): { kind: DeviceKind; item: StockItem } {
+    // D1, D5 (RFC 4226 R6, RFC 6287 §7.2): a key shorter than 128 bits would be found from one code seen, then every code known
+    if (key.secret.length < MIN_SECRET_BYTES) {
+      throw new SlsError(
+        'INVALID_PSKC',
+        { reason: REASONS.weakSecret, serial: key.serial },
+        `key ${key.keyId} of ${key.serial}: a secret of ${key.secret.length} bytes (at least ${MIN_SECRET_BYTES})`,
+      );
+    }
     const made = this.options.deviceKind.all.flatMap((kind) => {
       const item = kind.stock?.fromKey(key, settings) ?? null;
       return item === null ? [] : [{ kind, item }];

@@ -69,6 +69,7 @@ export const REASONS = {
   unsupportedAlgorithm: 'unsupported algorithm',
   invalidSuite: 'invalid OCRA suite',
   invalidValue: 'invalid value',
+  weakSecret: 'weak secret',
 } as const;
 
 type Reason = (typeof REASONS)[keyof typeof REASONS];
