@@ -300,7 +300,7 @@ describe.each(DATABASES)('legacy devices on %s', (database) => {
     expect((await h.services.devices.listAllStock()).length).toBe(before);
   });
 
-  it('D1, D5: a token or card key shorter than 128 bits (RFC 4226 R6) is refused with INVALID_PSKC: one code seen would give the key away', async () => {
+  it('D1, D5: a token or card key shorter than 128 bits (RFC 4226 §4) is refused with INVALID_PSKC: one code seen would give the key away', async () => {
     const before = (await h.services.devices.listAllStock()).length;
     const short = SHA1_KEY.subarray(0, 8);
     const weak: ImportedKey[] = [

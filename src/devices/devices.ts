@@ -20,7 +20,7 @@ import type { Device, DeviceContext, DeviceType, RelyingParty, Suspicion } from 
 import type { Sessions } from '../sessions/sessions.js';
 import { REASONS } from './dscplus/pskc.js';
 
-/** D5: the shortest device key imported, in bytes (128 bits, RFC 4226 R6). */
+/** D5: the shortest device key imported, in bytes (128 bits, RFC 4226 §4). */
 export const MIN_SECRET_BYTES = 16;
 
 type DeviceRow = Selectable<DevicesTable>;
@@ -552,7 +552,7 @@ export class Devices {
 
   /** The one registered kind an imported key makes, and what it makes (D1: by the key's algorithm). */
   private stockItem(key: ImportedKey, settings: ImportSettings): { kind: DeviceKind; item: StockItem } {
-    // D1, D5 (RFC 4226 R6, RFC 6287 §7.2): a key shorter than 128 bits would be found from one code seen, then every code known
+    // D1, D5 (RFC 4226 §4, RFC 6287 §7.2): a key shorter than 128 bits would be found from one code seen, then every code known
     if (key.secret.length < MIN_SECRET_BYTES) {
       throw new SlsError(
         'INVALID_PSKC',
