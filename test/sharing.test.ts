@@ -23,7 +23,7 @@ import {
   wrongAnswer,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, get, indexAnswerOf, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
+import { answer, bearer, get, indexAnswerOf, loginSession, postJson, send, startLogin, stepUp, withCard, type Json } from './support/api.js';
 import { BUILT_IN_DRIVERS, type Holder } from './support/kind-drivers.js';
 import { sharingPair } from './support/sharing.js';
 
@@ -455,6 +455,62 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     // starting over works
     const again = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, headers);
     expect(again.status).toBe(201);
+  });
+
+  it("H1c, V1, X7, D2: a step-up with SMS (the password and a SIM) does not share, with a user a DSC+ protects, the DSC+ of another username of the entity: a weaker proof sets no stronger device aside; refused, audited; the card's step-up may", async () => {
+    // the victim: a DSC+ and SMS; the attacker: their password and SIM, and a username of their own in the entity holding a DSC+
+    const sms = await BUILT_IN_DRIVERS.sms!.holder(h);
+    const victim = sms.user;
+    const { card: victimCard } = await h.services.devices.addDscPlus({ userId: victim.id, pin: '1234' }, 'test');
+    const mine = await h.services.users.create(
+      {
+        username: `own${victim.username}`,
+        password: PASSWORD,
+        email: `own${victim.username}@example.test`,
+        entityId: victim.entityId,
+        accountNumber: victim.accountNumber,
+      },
+      'test',
+    );
+    const { card: myCard } = await h.services.devices.addDscPlus({ userId: mine.id, pin: '1234' }, 'test');
+    // logged in and stepped up with SMS
+    const start = await startLogin(h.app, victim.username);
+    const flow =
+      start.body.device.id === sms.deviceId ? start.body : (await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: sms.deviceId })).body;
+    const loginCode = await sms.right(flow);
+    const logged = await answer(h.app, flow.id, loginCode);
+    expect(logged.status, JSON.stringify(logged.body)).toBe(200);
+    const attacker = bearer(logged.body.session.token);
+    const step = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, attacker);
+    expect([step.status, step.body.deviceId]).toEqual([200, sms.deviceId]);
+    const stepUpCode = (await h.services.notifier.list({ userId: victim.id }))
+      .filter((n) => n.template === 'loginCode')
+      .map((n) => /\b(\d{6})\b/.exec(n.body)![1]!)
+      .find((code) => code !== loginCode)!;
+    const stepped = await postJson(h.app, `/api/v1/step-up/${step.body.id as string}`, { response: stepUpCode }, attacker);
+    expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
+
+    const refused = await postJson(h.app, '/api/v1/sharing', { ownerUsername: mine.username, ownerPassword: PASSWORD }, attacker);
+    expect([refused.status, refused.body.error?.code], JSON.stringify(refused.body)).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
+    expect(refused.body.error.message).toContain('share another username');
+    const audited = (await h.services.audit.list({ userId: victim.id, limit: 100 })).filter((e) => e.event === 'session.refused').map((e) => e.data as Json);
+    expect(audited.map((e) => [e.code, e.check, e.path])).toContainEqual(['STRONGER_DEVICE_REQUIRED', 'proof-strength', '/api/v1/sharing']);
+    expect(await h.services.sharing.list(victim.id)).toEqual([]);
+    expect((await h.services.devices.listForUser(victim.id)).filter((d) => d.type === 'dscplus').map((d) => d.state)).toEqual(['active']);
+
+    // the victim, stepped up with their card, may
+    const dscplus = (await h.services.devices.listForUser(victim.id)).find((d) => d.type === 'dscplus')!;
+    const again = await startLogin(h.app, victim.username);
+    const cardFlow = (await postJson(h.app, `/api/v1/login/${again.body.id as string}`, { device: dscplus.id })).body;
+    const byCard = await answer(h.app, cardFlow.id, cardAnswer(victimCard, cardFlow.challenge.question));
+    expect(byCard.status, JSON.stringify(byCard.body)).toBe(200);
+    const own = bearer(byCard.body.session.token);
+    await stepUp(h.app, own, (challenge) => cardAnswer(victimCard, challenge.question as string));
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: mine.username, ownerPassword: PASSWORD }, own);
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    expect(started.body.challenge, JSON.stringify(started.body)).toMatchObject({ type: 'ocra' });
+    const proven = await postJson(h.app, `/api/v1/sharing/${started.body.id}/answer`, { response: cardAnswer(myCard, started.body.challenge.question) }, own);
+    expect(proven.body.state, JSON.stringify(proven.body)).toBe('review');
   });
 
   it('H1/X3: one sharing per requester; sharing with oneself, an unknown request and a confirmation out of order are clear 4xx errors', async () => {

@@ -129,19 +129,18 @@ export class SessionGuard {
    * SIM) never binds a stronger device. `null`: opting out of the second
    * factor (O1), which sets every device aside for trading: the proof of the
    * user's strongest device (a weaker one would outlive it: the SIM got back,
-   * trading with the password alone goes on). 403 STRONGER_DEVICE_REQUIRED
-   * (reason `opt_out` for the opt-out), audited.
+   * trading with the password alone goes on); the same for sharing another
+   * username's device (H1c, H5), which sets every device of the user aside
+   * for the shared one (`forWhat` `sharing`). 403 STRONGER_DEVICE_REQUIRED
+   * (reason `opt_out` or `sharing` for those), audited.
    */
-  async requireProofToAdd(request: FastifyRequest, session: Session, type: DeviceType | null): Promise<void> {
+  async requireProofToAdd(request: FastifyRequest, session: Session, type: DeviceType | null, forWhat: 'opt_out' | 'sharing' = 'opt_out'): Promise<void> {
     await this.requirePermanentProof(request, session);
     const refusal = await this.deps.proofToAddRefusal(session, type);
     if (refusal === null) return;
     await this.audited(request, session, 'security', 'STRONGER_DEVICE_REQUIRED', refusal === 'weaker' ? 'proof-strength' : 'loss-unconfirmed');
     // R2 (decision 0023): the strongest device was reported lost from a weaker proof: told so, with the way out
-    throw new SlsError(
-      'STRONGER_DEVICE_REQUIRED',
-      refusal === 'loss_unconfirmed' ? { reason: 'loss_unconfirmed' } : type === null ? { reason: 'opt_out' } : {},
-    );
+    throw new SlsError('STRONGER_DEVICE_REQUIRED', refusal === 'loss_unconfirmed' ? { reason: 'loss_unconfirmed' } : type === null ? { reason: forWhat } : {});
   }
 
   /**

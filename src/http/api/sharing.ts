@@ -88,7 +88,8 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
             "409 SHARING_NO_PHYSICAL_DEVICE (the owner's active devices are only a mobile authenticator, an SMS number or a security key: only a physical device is shared, K6, D6), " +
             '409 SHARING_LESS_SECURE_DEVICE ("Less secure device", D2); ' +
             'also 400 SHARING_SELF, 409 SHARING_EXISTS, 409 SHARING_OWNER_SHARES, 403 NO_ACTIVE_DEVICE (the owner has no active device), 403 NOT_PRIMARY_USER, ' +
-            "403 PASSWORD_CHANGE_REQUIRED (reason one_time_password: the owner's password is a one-time password from client services, A5).",
+            "403 PASSWORD_CHANGE_REQUIRED (reason one_time_password: the owner's password is a one-time password from client services, A5), " +
+            "403 STRONGER_DEVICE_REQUIRED (reason sharing: a step-up with a device weaker than the requester's strongest, D2: SMS while a DSC+ protects the requester; the same at the confirmation).",
           security,
           body: z.object({ ownerUsername: z.string().min(1).max(64), ownerPassword: z.string().min(1).max(1024) }),
           response: { 201: SharingSchema, ...FLOW_ERRORS },
@@ -96,6 +97,8 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       },
       async (request, reply) => {
         const { session, meta } = await changer(request);
+        // H1c, H5, X7: the requester's own devices step aside for the shared one: the proof of their strongest (SMS, a password and a SIM, never)
+        await guard.requireProofToAdd(request, session, null, 'sharing');
         return reply.status(201).send(await sharing.start(session, request.body, meta));
       },
     );
@@ -157,6 +160,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       },
       async (request) => {
         const { session, meta } = await changer(request);
+        await guard.requireProofToAdd(request, session, null, 'sharing');
         return sharing.confirm(session, request.params.id, request.body.disposition, meta);
       },
     );

@@ -62,6 +62,8 @@ export function sharingPages(services: Services, pages: PageRenderer, guard: Ses
       if (redirected(session)) return reply.redirect(session.redirect, 303);
       const ownerUsername = field(request.body, 'ownerUsername').trim();
       try {
+        // H1c, H5, X7: the proof of the requester's strongest device (as the API)
+        await guard.requireProofToAdd(request, session, null, 'sharing');
         const started = await sharing.start(session, { ownerUsername, ownerPassword: field(request.body, 'ownerPassword') }, requestMeta(request));
         return reply.redirect(`/sharing/${started.id}`, 303);
       } catch (error) {
@@ -94,6 +96,7 @@ export function sharingPages(services: Services, pages: PageRenderer, guard: Ses
       if (redirected(session)) return reply.redirect(session.redirect, 303);
       const disposition = field(request.body, 'disposition') === 'return' ? 'return' : 'keep';
       try {
+        await guard.requireProofToAdd(request, session, null, 'sharing');
         await sharing.confirm(session, request.params.id, disposition, requestMeta(request));
         return reply.redirect(`/sharing/${request.params.id}`, 303);
       } catch (error) {
