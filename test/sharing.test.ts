@@ -214,6 +214,38 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     expect(started.status, JSON.stringify(started.body)).toBe(201);
   });
 
+  it("H1a, A1: identification data corrected apart ends a sharing between two entities: the kept devices back, the requester's sessions with the shared card ended, audited", async () => {
+    const a = await h.services.entities.create({ kind: 'individual', name: 'Bo Lee', identification: PASSPORT }, 'test');
+    const b = await h.services.entities.create({ kind: 'individual', name: 'Bo Lee', identification: PASSPORT }, 'test');
+    const tag = String(Date.now() % 1e9);
+    const owner = await h.services.users.create({ username: `apo${tag}`, password: PASSWORD, entityId: a.id }, 'test');
+    const { card } = await h.services.devices.addDscPlus({ userId: owner.id, pin: '1234' }, 'test');
+    const requester = await h.services.users.create({ username: `apr${tag}`, password: PASSWORD, entityId: b.id }, 'test');
+    const scc = await h.services.onlineCards.importSecurityCodeCard(requester.id, `SCC-${requester.username}`, CODES, 'test');
+    const headers = await sccSession(requester);
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, headers);
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    const id = started.body.id as string;
+    await postJson(h.app, `/api/v1/sharing/${id}/answer`, { response: cardAnswer(card, started.body.challenge.question) }, headers);
+    await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, headers);
+    await h.services.sharing.decide(compliance.user.id, id, 'approve').catch(() => undefined);
+    expect((await h.services.sharing.get(requester.id, id)).state).toBe('active');
+    const shared = await cardSession(requester, card, false);
+
+    // client services correct the requester's entity: another passport
+    await h.services.helpDesk.correctIdentification(
+      agent.user.id,
+      requester.username,
+      { identification: { documentNumber: '99ZZ88888' } },
+      { document: 'passport', reference: 'ticket-1' },
+    );
+    expect((await h.services.sharing.get(requester.id, id)).state).toBe('cancelled');
+    expect((await h.services.devices.get(scc.id)).state).toBe('active');
+    expect((await get(h.app, '/api/v1/session', shared)).status).toBe(401);
+    const cancelled = (await h.services.audit.list({ userId: requester.id, limit: 50 })).filter((e) => e.event === 'sharing.cancelled');
+    expect(cancelled.map((e) => e.actor)).toEqual([`staff:${agent.user.id}`]);
+  });
+
   it('H1b/T4: a user holding a temporary device (temporary passcode) cannot share: SHARING_TEMPORARY_DEVICE', async () => {
     const p = await pair();
     const staff = await staffToken(agent);

@@ -83,7 +83,7 @@ export interface HelpDeskDeps {
   /** X7: a mobile number put on record (src/devices/sms/phones.ts). */
   phones: { add(userId: string, input: { country: string; number: string }, actor: string, ip: string | null): Promise<Phone> };
   /** T4: whether a user shares a device (as requester or owner), or waits for a sharing's approval (src/sharing/sharing.ts). */
-  sharing?: { sharesDevice(userId: string): Promise<boolean> };
+  sharing?: { sharesDevice(userId: string): Promise<boolean>; endApart(staffUserId: string, entityId: string): Promise<string[]> };
 }
 
 /** What staff do to a user's account, as the audit log names it when refused. */
@@ -661,6 +661,8 @@ export class HelpDesk {
     const user = await this.deps.users.getByUsername(username);
     const staff = await this.actOnAll(staffUserId, user, 'correct_identification', 'entity');
     const { fields } = await this.deps.entities.correct(user.entityId, changes, basis, this.actor(staff));
+    // H1a: a sharing with a username of another entity stands only while their identification data is identical
+    await this.deps.sharing?.endApart(staff.id, user.entityId);
     return fields;
   }
 

@@ -654,6 +654,32 @@ export class DeviceSharing {
     return this.view(await this.row(id));
   }
 
+  /**
+   * H1a: identification data corrected (A1) so that the users of a sharing,
+   * of two entities, are no longer of the same identity: their sharings —
+   * in force, waiting, or being proven — end as if cancelled by the staff
+   * who corrected it (the kept devices restored, the requester's sessions
+   * the shared device opened ended, both told). Returns the ids ended.
+   */
+  async endApart(staffUserId: string, entityId: string, meta: Partial<RequestMeta> = {}): Promise<string[]> {
+    const rows = await this.deps.store.db
+      .selectFrom('device_sharings')
+      .innerJoin('users as requester', 'requester.id', 'device_sharings.requester_id')
+      .innerJoin('users as owner', 'owner.id', 'device_sharings.owner_id')
+      .select(['device_sharings.id', 'device_sharings.requester_id', 'device_sharings.owner_id'])
+      .where('device_sharings.state', 'in', [...CANCELLABLE])
+      .where((eb) => eb.or([eb('requester.entity_id', '=', entityId), eb('owner.entity_id', '=', entityId)]))
+      .whereRef('requester.entity_id', '!=', 'owner.entity_id')
+      .execute();
+    const ended: string[] = [];
+    for (const row of rows) {
+      if (await this.deps.entities.sameIdentity(row.requester_id, row.owner_id)) continue;
+      await this.cancel({ staffUserId }, row.id, meta);
+      ended.push(row.id);
+    }
+    return ended;
+  }
+
   // ------------------------------------------------------------ compliance (H3)
 
   /** Requests waiting for compliance, oldest first. */
