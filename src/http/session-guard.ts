@@ -135,12 +135,7 @@ export class SessionGuard {
    * (reason `opt_out` or `sharing` for those), audited.
    */
   async requireProofToAdd(request: FastifyRequest, session: Session, type: DeviceType | null, forWhat: 'opt_out' | 'sharing' = 'opt_out'): Promise<void> {
-    await this.requirePermanentProof(request, session);
-    const refusal = await this.deps.proofToAddRefusal(session, type);
-    if (refusal === null) return;
-    await this.audited(request, session, 'security', 'STRONGER_DEVICE_REQUIRED', refusal === 'weaker' ? 'proof-strength' : 'loss-unconfirmed');
-    // R2 (decision 0023): the strongest device was reported lost from a weaker proof: told so, with the way out
-    throw new SlsError('STRONGER_DEVICE_REQUIRED', refusal === 'loss_unconfirmed' ? { reason: 'loss_unconfirmed' } : type === null ? { reason: forWhat } : {});
+    await this.requireProofOf(request, session, type, type === null ? forWhat : undefined);
   }
 
   /**
@@ -153,11 +148,17 @@ export class SessionGuard {
    * (reason `remove`), audited.
    */
   async requireProofToRemove(request: FastifyRequest, session: Session, type: DeviceType): Promise<void> {
+    await this.requireProofOf(request, session, type, 'remove');
+  }
+
+  /** `requireProofToAdd` and `requireProofToRemove`: 403 STRONGER_DEVICE_REQUIRED with `reason` (or `loss_unconfirmed`, R2), audited. */
+  private async requireProofOf(request: FastifyRequest, session: Session, type: DeviceType | null, reason: string | undefined): Promise<void> {
     await this.requirePermanentProof(request, session);
     const refusal = await this.deps.proofToAddRefusal(session, type);
     if (refusal === null) return;
     await this.audited(request, session, 'security', 'STRONGER_DEVICE_REQUIRED', refusal === 'weaker' ? 'proof-strength' : 'loss-unconfirmed');
-    throw new SlsError('STRONGER_DEVICE_REQUIRED', { reason: refusal === 'loss_unconfirmed' ? 'loss_unconfirmed' : 'remove' });
+    // R2 (decision 0023): the strongest device was reported lost from a weaker proof: told so, with the way out
+    throw new SlsError('STRONGER_DEVICE_REQUIRED', refusal === 'loss_unconfirmed' ? { reason: 'loss_unconfirmed' } : reason ? { reason } : {});
   }
 
   /**
