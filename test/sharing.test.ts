@@ -8,7 +8,7 @@
  * a non-primary user refused.
  */
 import { REVIEW_TTL_MS } from '../src/sharing/sharing.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import {
@@ -432,6 +432,26 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     const verification = await postJson(h.app, `/api/v1/helpdesk/users/${p.requester.username}/verifications`, { method: 'security_questions' }, staff);
     const issued = await postJson(h.app, `/api/v1/helpdesk/users/${p.requester.username}/temporary-passcode`, { verificationId: verification.body.id }, staff);
     expect(issued.status).toBe(200);
+  });
+
+  it('T4, H1b: a sharing that came into force after the first look (a confirmation meanwhile) is seen again under the audit lock: no temporary passcode beside it', async () => {
+    const p = await pair();
+    const id = await proveOwner(p);
+    await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, {}, p.headers);
+    const staff = await staffToken(agent);
+    const verification = await postJson(h.app, `/api/v1/helpdesk/users/${p.requester.username}/verifications`, { method: 'security_questions' }, staff);
+    // the first look, outside the transaction, ran before the requester confirmed: it saw no sharing
+    const look = vi.spyOn(h.services.sharing, 'sharesDevice').mockResolvedValueOnce(false);
+    try {
+      const refused = await postJson(h.app, `/api/v1/helpdesk/users/${p.requester.username}/temporary-passcode`, { verificationId: verification.body.id }, staff);
+      expect([refused.status, refused.body.error.code]).toEqual([409, 'TEMP_PASSCODE_SHARING']);
+      expect(look).toHaveBeenCalledTimes(2);
+    } finally {
+      look.mockRestore();
+    }
+    const devices = await h.services.devices.listForUser(p.requester.id);
+    expect(devices.filter((d) => d.type === 'temp_passcode')).toEqual([]);
+    expect((await h.services.audit.list({ userId: p.requester.id, limit: 20 })).some((e) => e.event === 'helpdesk.temp_passcode_refused')).toBe(true);
   });
 
   it('A2: a user who is not the primary user of the account is refused with NOT_PRIMARY_USER naming the primary user', async () => {

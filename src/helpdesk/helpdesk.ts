@@ -24,7 +24,7 @@ import type { Device, Phone } from '../devices/types.js';
 import { assertEquity, type Account, type User, type Users } from '../identity/users.js';
 import type { CorrectionBasis, Entities, EntityInput, EntityView } from '../identity/entities.js';
 import type { DeviceState, Role } from '../store/schema.js';
-import type { Store, Tx } from '../store/database.js';
+import type { Executor, Store, Tx } from '../store/database.js';
 import { deviceTopic, type Signals } from '../push/signals.js';
 
 /** How client services may verify a caller's identity. */
@@ -83,7 +83,7 @@ export interface HelpDeskDeps {
   /** X7: a mobile number put on record (src/devices/sms/phones.ts). */
   phones: { add(userId: string, input: { country: string; number: string }, actor: string, ip: string | null): Promise<Phone> };
   /** T4: whether a user shares a device (as requester or owner), or waits for a sharing's approval (src/sharing/sharing.ts). */
-  sharing?: { sharesDevice(userId: string): Promise<boolean>; endApart(staffUserId: string, entityId: string): Promise<string[]> };
+  sharing?: { sharesDevice(userId: string, db?: Executor): Promise<boolean>; endApart(staffUserId: string, entityId: string): Promise<string[]> };
 }
 
 /** What staff do to a user's account, as the audit log names it when refused. */
@@ -336,7 +336,7 @@ export class HelpDesk {
     const { store, clock, box, audit, devices, config, notifier, sessions } = this.deps;
     const { staff, user } = await this.actOn(staffUserId, username, 'temporary_passcode');
     // T4: no temporary passcode for a user who shares a device: the sharing is cancelled first (H5 restores their own devices)
-    if (await this.deps.sharing?.sharesDevice(user.id)) {
+    const refuseSharing = async (): Promise<never> => {
       await audit.record({
         event: 'helpdesk.temp_passcode_refused',
         actor: this.actor(staff),
@@ -345,7 +345,8 @@ export class HelpDesk {
         data: { reason: 'sharing' },
       });
       throw new SlsError('TEMP_PASSCODE_SHARING', { username: user.username });
-    }
+    };
+    if (await this.deps.sharing?.sharesDevice(user.id)) await refuseSharing();
     await this.requireVerification(staff, user, input.verificationId, 'temporary_passcode');
     const deviceStatus = input.deviceStatus ?? 'suspended';
     const now = clock.now();
@@ -356,7 +357,9 @@ export class HelpDesk {
     // what the temporary passcode kind keeps: only the passcode's digest (T5)
     const secret = { digest: box.digest(passcode, `device:${deviceId}`) };
 
-    await store.serialized('audit_log', async (trx) => {
+    const issued = await store.serialized('audit_log', async (trx) => {
+      // T4 again under the audit lock that a sharing's confirmation holds too (H1b): one of the two sees the other
+      if (await this.deps.sharing?.sharesDevice(user.id, trx)) return false;
       // active devices step aside; a card already suspended by an earlier passcode may now be reported lost;
       // the earlier temporary devices end, an online card printed but never activated too (a new passcode, a new card)
       const stepping = deviceStatus === 'lost' ? ['active', 'suspended'] : ['active'];
@@ -393,7 +396,9 @@ export class HelpDesk {
           data: { deviceId, verificationId: input.verificationId, fullAccessUntil, expiresAt },
         },
       ]);
+      return true;
     });
+    if (!issued) await refuseSharing();
     await notifier.notify(user, 'tempPasscodeIssued', { username: user.username });
     return { passcode, device: await devices.get(deviceId), fullAccessUntil, expiresAt };
   }
