@@ -443,7 +443,12 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     // the first look, outside the transaction, ran before the requester confirmed: it saw no sharing
     const look = vi.spyOn(h.services.sharing, 'sharesDevice').mockResolvedValueOnce(false);
     try {
-      const refused = await postJson(h.app, `/api/v1/helpdesk/users/${p.requester.username}/temporary-passcode`, { verificationId: verification.body.id }, staff);
+      const refused = await postJson(
+        h.app,
+        `/api/v1/helpdesk/users/${p.requester.username}/temporary-passcode`,
+        { verificationId: verification.body.id },
+        staff,
+      );
       expect([refused.status, refused.body.error.code]).toEqual([409, 'TEMP_PASSCODE_SHARING']);
       expect(look).toHaveBeenCalledTimes(2);
     } finally {
