@@ -162,6 +162,26 @@ describe.each(DATABASES)('attacks on the HTTP surface (%s)', (database) => {
     expect(endSession.body).not.toContain('CSRF_FAILED');
   });
 
+  it('L8, X3: an Origin on our host under another scheme (http:// for our https site, a page a network attacker writes) is not ours: the cross-site check and the cookie path refuse it', async () => {
+    const { user } = await createUserWithCard(h.services);
+    const plain = { origin: 'http://login.example', host: 'login.example' };
+    const login = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/login',
+      headers: { ...plain, 'content-type': 'application/json' },
+      payload: { username: user.username, password: PASSWORD, app: 'portal' },
+    });
+    expect([login.statusCode, login.json().error?.code]).toEqual([403, 'CSRF_FAILED']);
+    const token = await sessionToken();
+    const cookie = { cookie: `__Host-sls_session=${token}` };
+    const forged = await h.app.inject({ method: 'POST', url: '/api/v1/logout', headers: { ...cookie, ...plain } });
+    expect([forged.statusCode, forged.json().error.code]).toEqual([403, 'CSRF_FAILED']);
+    expect((await get(h.app, '/api/v1/session', cookie)).status).toBe(200);
+    // our https origin on the same Host still is ours
+    const own = await h.app.inject({ method: 'POST', url: '/api/v1/logout', headers: { ...cookie, origin: PUBLIC_URL, host: 'login.example' } });
+    expect(own.statusCode).toBe(204);
+  });
+
   it("L8: no answer that carries a secret or personal data is kept by a cache (Cache-Control: no-store), the OpenID Provider's included; what may be cached says so", async () => {
     const { client } = await h.services.oidc.clients.create({ name: 'Desk', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
     const form = { 'content-type': 'application/x-www-form-urlencoded' };

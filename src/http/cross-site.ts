@@ -8,8 +8,8 @@
  * elsewhere with a token leaked or fixed). What the browser says: its
  * Sec-Fetch-Site when it sends one (only `same-origin` and `none`, typed by
  * the user, are ours: `same-site` is a sibling host, which may be anyone's);
- * else its Origin, when it sends one that is not ours (the request's Host or
- * SLS_PUBLIC_URL). `Origin: null` without Sec-Fetch-Site is let through to
+ * else its Origin, when it sends one that is not ours (the request's Host, under
+ * our scheme, or SLS_PUBLIC_URL). `Origin: null` without Sec-Fetch-Site is let through to
  * the CSRF token: our own forms send it under Referrer-Policy no-referrer in
  * browsers that know no Fetch Metadata.
  *
@@ -45,7 +45,7 @@ export function crossSiteRefusal(request: FastifyRequest, publicUrl: string | un
   if (site !== undefined) return site === 'same-origin' || site === 'none' ? null : `sec-fetch-site:${site}`;
   const { origin } = request.headers;
   if (origin === undefined || origin === 'null') return null;
-  return isOwnOrigin(origin, request.headers.host, publicUrl) ? null : 'origin';
+  return isOwnOrigin(origin, request.headers.host, publicUrl, request.protocol) ? null : 'origin';
 }
 
 export function registerCrossSiteCheck(app: FastifyInstance, publicUrl: string | undefined): void {

@@ -157,18 +157,26 @@ export function assertSameOrigin(request: FastifyRequest, publicUrl?: string): v
  */
 export function fromOwnOrigin(request: FastifyRequest, publicUrl?: string): boolean {
   const { origin, referer, host } = request.headers;
-  if (origin) return isOwnOrigin(origin, host, publicUrl);
+  if (origin) return isOwnOrigin(origin, host, publicUrl, request.protocol);
   const site = request.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') return false;
-  return !referer || isOwnOrigin(referer, host, publicUrl);
+  return !referer || isOwnOrigin(referer, host, publicUrl, request.protocol);
 }
 
-/** Whether an origin (or a Referer's URL: its origin) is ours. */
-export function isOwnOrigin(origin: string, host: string | undefined, publicUrl: string | undefined): boolean {
+/**
+ * Whether an origin (or a Referer's URL: its origin) is ours: the public URL
+ * (`SLS_PUBLIC_URL`), or the request's Host under our scheme: the public
+ * URL's when configured, else the request's (`request.protocol`, which a
+ * trusted proxy's X-Forwarded-Proto sets). L8, X3: the scheme counts, so that
+ * `http://` + our host (a page a network attacker writes into the plain-text
+ * site) is not our https site.
+ */
+export function isOwnOrigin(origin: string, host: string | undefined, publicUrl: string | undefined, protocol: string): boolean {
   try {
     const from = new URL(origin);
+    const scheme = publicUrl !== undefined ? new URL(publicUrl).protocol : `${protocol}:`;
     // compared as URLs so that default ports (":80", ":443") do not matter
-    if (from.host === new URL(`${from.protocol}//${host ?? ''}`).host) return true;
+    if (from.protocol === scheme && from.host === new URL(`${scheme}//${host ?? ''}`).host) return true;
     return publicUrl !== undefined && from.origin === new URL(publicUrl).origin;
   } catch {
     return false;
