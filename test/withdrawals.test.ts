@@ -253,6 +253,16 @@ describe.each(DATABASES)('withdrawal limits and entitlements on %s', (database) 
     }
   });
 
+  it('W1, W3: the recorded USD cents are the exact integer cents the check computed, not the dollars multiplied back (which drifts by a cent at large amounts)', async () => {
+    const user = await userWith('dscplus');
+    await h.services.fx.set([{ currency: 'XPT', rate: '7' }], 'test');
+    // 5,539,478,310,458.60 at 7 USD: 3,877,634,817,321,020 cents; the dollars times 100 round to ...021
+    const out = await withdraw({ account: user.accountNumber, amount: '5539478310458.60', currency: 'XPT', reference: ref() });
+    expect(out.status).toBe(201);
+    const row = await h.services.store.db.selectFrom('withdrawals').select('usd_cents').where('id', '=', out.body.id).executeTakeFirstOrThrow();
+    expect(String(row.usd_cents)).toBe('3877634817321020');
+  });
+
   it('W1: the strongest active permanent device of each user; an account is as protected as its least protected user, unless the username asking is named', async () => {
     const dsc = await userWith('dscplus');
     const second = await userWith('sms', dsc.accountNumber);

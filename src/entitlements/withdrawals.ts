@@ -228,6 +228,16 @@ export class Withdrawals {
     request: WithdrawalRequest,
     amountMinor: number,
   ): Promise<WithdrawalCheck> {
+    return (await this.evaluateCents(db, account, request, amountMinor)).check;
+  }
+
+  /** The check, and the amount in integer US cents it was made with: the cents a recording stores (W3; not the dollars times 100, which drift at large amounts). */
+  private async evaluateCents(
+    db: Executor,
+    account: { id: string; accountNumber: string },
+    request: WithdrawalRequest,
+    amountMinor: number,
+  ): Promise<{ check: WithdrawalCheck; amountCents: number }> {
     const usdPerUnit = await this.deps.fx.rate(request.currency, db);
     const amountCents = toUsdCents(amountMinor, usdPerUnit);
     // X3: beyond 2^53 cents the sum is no longer exact (and no longer fits PostgreSQL's bigint)
@@ -241,7 +251,10 @@ export class Withdrawals {
       : over(standing.remaining.fiveBusinessDaysUsd)
         ? 'FIVE_BUSINESS_DAYS_LIMIT'
         : null;
-    return { ...standing, amount: amountMinor / 100, currency: request.currency, usdPerUnit, amountUsd: amountCents / 100, allowed: reason === null, reason };
+    return {
+      check: { ...standing, amount: amountMinor / 100, currency: request.currency, usdPerUnit, amountUsd: amountCents / 100, allowed: reason === null, reason },
+      amountCents,
+    };
   }
 
   /** W3: whether the account may withdraw the amount now; records nothing. */
@@ -288,7 +301,7 @@ export class Withdrawals {
           const check = await this.evaluate(trx, account, request, amountMinor);
           return { recorded: { id: existing.id, reference: existing.reference, recordedAt: existing.at, replayed: true, check } };
         }
-        const check = await this.evaluate(trx, account, request, amountMinor);
+        const { check, amountCents } = await this.evaluateCents(trx, account, request, amountMinor);
         const auditData = {
           account: account.accountNumber,
           reference: request.reference,
@@ -330,7 +343,7 @@ export class Withdrawals {
             amount_minor: amountMinor,
             currency: check.currency,
             usd_per_unit: check.usdPerUnit,
-            usd_cents: Math.round(check.amountUsd * 100),
+            usd_cents: amountCents,
             device: check.device,
             user_id: userId,
             api_key_id: actor.apiKeyId,
