@@ -112,7 +112,7 @@ export async function approvalPhase(
     }
     const pageWaits = waitingClaim
       ? postJson(`${base}/api/v1/login/${flow.id}/session?wait=25`, { claimToken: flow.claimToken })
-      : get(`${base}/api/v1/login/${flow.id}?wait=25`);
+      : get(`${base}/api/v1/login/${flow.id}?wait=25`, { 'x-claim-token': flow.claimToken });
     // the phone's own work (PIN proof, signature) happens before the clock starts
     const proof = await ocraResponse(phone.ocraKey, request.question, PIN);
     const message = answerMessage(request.id, flow.challenge.number, 'approve', proof);

@@ -23,11 +23,11 @@ const JSON_HEADERS = { ...HEADERS, 'content-type': 'application/json' };
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
-function viaHttp(url: string, method: 'GET' | 'POST', body?: string): Promise<Reply> {
+function viaHttp(url: string, method: 'GET' | 'POST', body?: string, extra: Record<string, string> = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       url,
-      { method, agent, headers: body === undefined ? HEADERS : { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body) } },
+      { method, agent, headers: { ...(body === undefined ? HEADERS : { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body) }), ...extra } },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -50,9 +50,9 @@ export async function postJson(url: string, value: unknown): Promise<Reply> {
   return { status: res.status, body: await res.text() };
 }
 
-export async function get(url: string): Promise<Reply> {
-  if (CLIENT === 'http') return viaHttp(url, 'GET');
-  const res = await fetch(url, { headers: HEADERS });
+export async function get(url: string, headers: Record<string, string> = {}): Promise<Reply> {
+  if (CLIENT === 'http') return viaHttp(url, 'GET', undefined, headers);
+  const res = await fetch(url, { headers: { ...HEADERS, ...headers } });
   return { status: res.status, body: await res.text() };
 }
 

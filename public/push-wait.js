@@ -23,4 +23,4 @@ async function follow(poll) {
   }
 }
 
-if (panel && form && panel.dataset.poll?.startsWith('/api/v1/')) void follow(panel.dataset.poll);
+if (panel && form && (panel.dataset.poll?.startsWith('/api/v1/') || panel.dataset.poll?.startsWith('/login/'))) void follow(panel.dataset.poll);

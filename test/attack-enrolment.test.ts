@@ -19,7 +19,7 @@ import {
   startHarness,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, claimSession, get, indexAnswerOf, loginSession, postJson, startLogin, stepUp, withCard, type Json } from './support/api.js';
+import { answer, bearer, claimOf, claimSession, get, indexAnswerOf, loginSession, postJson, startLogin, stepUp, withCard, type Json } from './support/api.js';
 import { issuePasscode } from './support/staff.js';
 import { sharingPair } from './support/sharing.js';
 import type { ApiError } from '../src/mobile-app/api.js';
@@ -116,13 +116,13 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
     const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
     const scc = await h.services.onlineCards.importSecurityCodeCard(user.id, `SCC-${user.username}`, REQUESTER_SCC_CODES, 'test');
     const start = await startLogin(h.app, user.username);
-    const switched = await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: scc.id });
+    const switched = await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: scc.id }, claimOf(start));
     expect(switched.status, JSON.stringify(switched.body)).toBe(200);
     const done = await answer(h.app, start.body.id, indexAnswer(switched.body.challenge));
     expect(done.status, JSON.stringify(done.body)).toBe(200);
     const headers = bearer(done.body.session.token);
     const again = await startLogin(h.app, user.username);
-    const toCard = await postJson(h.app, `/api/v1/login/${again.body.id as string}`, { device: dsc.id });
+    const toCard = await postJson(h.app, `/api/v1/login/${again.body.id as string}`, { device: dsc.id }, claimOf(again));
     expect((await answer(h.app, again.body.id, cardAnswer(card, toCard.body.challenge.question))).status).toBe(200);
     return { user, card, dsc, scc, headers };
   }
@@ -184,7 +184,7 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       // a session opened with the DSC+; then a login approved on the phone, which is used last (L6)
       const headers = await loginSession(h.app, user.username, withCard(card));
       const login = await startLogin(h.app, user.username);
-      const toPhone = await postJson(h.app, `/api/v1/login/${login.body.id as string}`, { device: enrolment.deviceId });
+      const toPhone = await postJson(h.app, `/api/v1/login/${login.body.id as string}`, { device: enrolment.deviceId }, claimOf(login));
       await app.approve(await app.request(user.username), toPhone.body.challenge.number);
       expect((await claimSession(h.app, login)).status).toBe(200);
       const started = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, headers);

@@ -15,6 +15,7 @@ import { translator } from '../src/i18n/i18n.js';
 import { DATABASES, PASSWORD, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { type ApiResponse, bearer, claimSession, get, loginSession, postJson, startLogin, withCard } from './support/api.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
+import { cookieNames } from '../src/http/session-cookie.js';
 import { issuePasscode } from './support/staff.js';
 import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
 import { TestPhone, harnessInbox, listen, rejected, smsUser, verifiedNumber } from './support/phone.js';
@@ -249,8 +250,8 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
     const HOUR = 60 * 60 * 1000;
 
     /** A JSON request from a client address. */
-    async function postFrom(from: string, url: string, payload: unknown): Promise<ApiResponse> {
-      const res = await h.app.inject({ method: 'POST', url, remoteAddress: from, payload: payload as object });
+    async function postFrom(from: string, url: string, payload: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
+      const res = await h.app.inject({ method: 'POST', url, remoteAddress: from, payload: payload as object, headers });
       return { status: res.statusCode, body: res.json(), headers: res.headers, raw: res };
     }
     const loginFrom = (from: string, username: string, app: 'portal' | 'trading' = 'portal') =>
@@ -274,22 +275,25 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
     it('K13, K4: logins (and device changes) from a client the user never logged in from ring the phone at most 5 times an hour; then the login shows the app’s challenge and the phone is left alone, audited; the owner’s usual client still rings', async () => {
       const { user, app, enrolment } = await ownerWithPhone();
       const pushes: string[] = [];
+      const claims: string[] = [];
       for (let i = 0; i < 3; i++) {
         h.clock.advance(1000);
         const login = await loginFrom(HOLDER, user.username, 'portal');
         expect(login.body.challenge.type).toBe('push');
         pushes.push(login.body.id as string);
+        claims.push(login.body.claimToken as string);
       }
       // a device change to the same phone sends the push again: it counts too
       const last = pushes[pushes.length - 1]!;
+      const claim = { 'x-claim-token': claims[claims.length - 1]! };
       for (let i = 0; i < 2; i++) {
-        const switched = await postFrom(HOLDER, `/api/v1/login/${last}`, { device: enrolment.deviceId });
+        const switched = await postFrom(HOLDER, `/api/v1/login/${last}`, { device: enrolment.deviceId }, claim);
         expect(switched.body.challenge.type).toBe('push');
       }
       const before = (await app.request(user.username)).id;
       expect(before).toBe(requestIdOf(last));
       // the sixth: no push; the app's challenge (K4) instead, which only the phone's owner can answer
-      const switched = await postFrom(HOLDER, `/api/v1/login/${last}`, { device: enrolment.deviceId });
+      const switched = await postFrom(HOLDER, `/api/v1/login/${last}`, { device: enrolment.deviceId }, claim);
       expect(switched.body.challenge.type).toBe('ocra');
       const next = await loginFrom(HOLDER, user.username, 'portal');
       expect([next.status, next.body.state, next.body.challenge.type]).toEqual([200, 'second_factor', 'ocra']);
@@ -307,6 +311,41 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       // an hour later the holder's network (now recognised: the owner logged in from it) rings again
       h.clock.advance(HOUR);
       expect((await loginFrom('192.0.2.44', user.username)).body.challenge.type).toBe('push');
+    });
+
+    it('L8, K3, K4: who learns a login’s id (a Referer, a shared link, a log) but not its claim token can neither watch it, nor turn its push into the app’s challenge, nor switch it to SMS or resend codes: 404 FLOW_NOT_FOUND, audited; the page shows it nothing; its owner still can', async () => {
+      const { user, app } = await ownerWithPhone();
+      await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
+      h.clock.advance(HOUR);
+      const login = await loginFrom(OWNER, user.username, 'portal');
+      expect(login.body.challenge.type).toBe('push');
+      const id = login.body.id as string;
+      const card = login.body.devices.find((d: { type: string }) => d.type === 'dscplus') as { id: string };
+      const texts = async () => (await h.services.notifier.list({ userId: user.id })).length;
+      const before = await texts();
+      for (const headers of [{}, { 'x-claim-token': 'not-the-token' }] as Record<string, string>[]) {
+        const what = JSON.stringify(headers);
+        const refused = [
+          await postFrom(HOLDER, `/api/v1/login/${id}/offline`, undefined, headers),
+          await postFrom(HOLDER, `/api/v1/login/${id}`, { device: card.id }, headers),
+          await postFrom(HOLDER, `/api/v1/login/${id}/code`, { channel: 'sms' }, headers),
+          await get(h.app, `/api/v1/login/${id}?wait=1`, headers),
+        ];
+        for (const out of refused) expect([out.status, out.body.error.code], what).toEqual([404, 'FLOW_NOT_FOUND']);
+      }
+      // the page: a browser without the login's claim cookie sees no challenge and changes nothing
+      const page = await h.app.inject({ method: 'GET', url: `/login/${id}` });
+      expect(page.body).not.toContain('push-panel');
+      expect(page.body).not.toContain(`/login/${id}/offline`);
+      expect((await h.app.inject({ method: 'GET', url: `/login/${id}/wait?wait=1` })).statusCode).toBe(404);
+      // the owner's push still waits on the phone; no code was sent
+      expect((await app.request(user.username)).id).toBe(requestIdOf(id));
+      expect(await texts()).toBe(before);
+      expect((await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'login.claim_refused').length).toBeGreaterThanOrEqual(9);
+      // the owner, with the claim token: watches, and asks for the app's challenge
+      const claim = { 'x-claim-token': login.body.claimToken as string };
+      const offline = await postFrom(OWNER, `/api/v1/login/${id}/offline`, undefined, claim);
+      expect([offline.status, offline.body.challenge.type]).toEqual([200, 'ocra']);
     });
 
     it('K13, L4: eight logins from the password holder’s client sent at once ring the phone at most 5 times; the others show the app’s challenge, each audited', async () => {
@@ -328,7 +367,11 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       expect((await app.poll()).requests).toEqual([]);
       expect(await withheld(user.id)).toEqual(['denied']);
       // the web page shows the app's challenge too
-      const page = await h.app.inject({ method: 'GET', url: `/login/${again.body.id as string}` });
+      const page = await h.app.inject({
+        method: 'GET',
+        url: `/login/${again.body.id as string}`,
+        cookies: { [cookieNames(h.services.config).claim]: again.body.claimToken as string },
+      });
       expect(page.body).toContain(again.body.challenge.question);
       const own = await loginFrom(OWNER, user.username, 'portal');
       expect(own.body.challenge.type).toBe('push');

@@ -200,7 +200,7 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
 
       // the card is used elsewhere since: the step-up in this session offers it first (L6), and is answered with it
       await signIn(new Browser(issuer), user.username, async (flow) => {
-        const switched = await h.services.login.switchDevice(flow.id as string, scc.id, { ip: null, userAgent: null });
+        const switched = await h.services.login.switchDevice(flow.id as string, flow.claimToken as string, scc.id, { ip: null, userAgent: null });
         return indexAnswer(switched.challenge as unknown as Json);
       });
       await stepUp(h.app, bearer(token), (challenge) => {

@@ -15,7 +15,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, uniqueUsername, wrongAnswer, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
+import { answer, bearer, claimOf, get, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
 import { Browser, listeningHarness, TEST_REDIRECT_URI } from './support/oidc.js';
 import { harnessInbox, listen, smsUser, TestPhone } from './support/phone.js';
@@ -139,7 +139,7 @@ describe.each(DATABASES)('nothing secret in logs, metrics, audit data, error bod
       (await h.services.notifier.list({ userId: texted.id })).filter((n) => n.template !== 'confirmCode').map((n) => /\b(\d{6})\b/.exec(n.body)?.[1]);
     for (const channel of ['sms', 'voice']) {
       h.clock.advance(3 * 60_000);
-      kept(await postJson(h.app, `/api/v1/login/${login.body.id}/code`, { channel }));
+      kept(await postJson(h.app, `/api/v1/login/${login.body.id}/code`, { channel }, claimOf(login)));
     }
     for (const code of await codes()) if (code) secret('a code by SMS or voice', code);
     await expectNothingLeaked();
@@ -359,7 +359,7 @@ describe.each(DATABASES)('nothing secret in logs, metrics, audit data, error bod
     const texted = await smsUser(h);
     const login = kept(await startLogin(h.app, texted.username));
     h.clock.advance(3 * 60_000);
-    kept(await postJson(h.app, `/api/v1/login/${login.body.id}/code`, { channel: 'voice' }));
+    kept(await postJson(h.app, `/api/v1/login/${login.body.id}/code`, { channel: 'voice' }, claimOf(login)));
     const messages = (await h.services.notifier.list({ userId: texted.id })).filter((n) => CODE_TEMPLATES.includes(n.template as CodeTemplate));
     expect(messages.map((m) => m.channel).sort()).toEqual(['sms', 'sms', 'voice']);
     // the development outbox is the delivery: while a code lives, `sls outbox` and /dev/outbox show it

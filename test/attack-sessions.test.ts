@@ -18,7 +18,7 @@ import {
   startHarness,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, get, indexAnswerOf, postJson, send, startLogin, stepUp, type Json } from './support/api.js';
+import { answer, bearer, claimOf, get, indexAnswerOf, postJson, send, startLogin, stepUp, type Json } from './support/api.js';
 import { newMobile } from './support/phone.js';
 import { SoftwareAuthenticator, registerSecurityKey, type Where } from './support/software-authenticator.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
@@ -52,7 +52,7 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     const start = await startLogin(h.app, user.username);
     expect(start.status, JSON.stringify(start.body)).toBe(200);
     if (start.body.device.id === deviceId) return start.body;
-    const switched = await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: deviceId });
+    const switched = await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: deviceId }, claimOf(start));
     expect(switched.status, JSON.stringify(switched.body)).toBe(200);
     return switched.body;
   }

@@ -41,7 +41,7 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
     const challenge =
       (flow.challenge as Json).type === 'sms'
         ? flow
-        : ((await h.services.login.switchDevice(flow.id as string, sms.deviceId, { ip: null, userAgent: null })) as unknown as Json);
+        : ((await h.services.login.switchDevice(flow.id as string, flow.claimToken as string, sms.deviceId, { ip: null, userAgent: null })) as unknown as Json);
     return sms.right((await sms.answerable(challenge)) as Json);
   };
 
@@ -120,7 +120,7 @@ describe.each(DATABASES)('attacks on tokens, keys and limits (%s)', (database) =
       const browser = new Browser(issuer);
       // a login with the card: the application is told `strong`
       await signIn(browser, sms.user.username, async (flow) => {
-        const switched = await h.services.login.switchDevice(flow.id as string, dscPlus.id, { ip: null, userAgent: null });
+        const switched = await h.services.login.switchDevice(flow.id as string, flow.claimToken as string, dscPlus.id, { ip: null, userAgent: null });
         return cardAnswer(card, (switched.challenge as unknown as Json).question as string);
       });
       const strong = await exchange(await authorize(browser));

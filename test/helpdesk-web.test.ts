@@ -15,7 +15,7 @@ import type { Session } from '../src/sessions/sessions.js';
 import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin } from './support/api.js';
+import { answer, bearer, claimOf, get, postJson, startLogin } from './support/api.js';
 import { stepUpStaff } from './support/staff.js';
 import {
   Agent,
@@ -1031,12 +1031,12 @@ describe('DSC+ cards: shipping from the stock, loss and return (C5, C6, C8, D3)'
     expect(rows((await staff.agent.get(userPath(caller))).html, 'devices')[1]?.slice(0, 3)).toEqual(['Digital Security Card+ (DSC+)', 'DSC0000001', 'active']);
     // C8: the card holds the seed of the batch; the user's PIN goes into the response (C3)
     const start = await startLogin(h.app, caller.username);
-    const switched = await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: requested.id });
+    const switched = await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: requested.id }, claimOf(start));
     expect(switched.body).toMatchObject({ device: { id: requested.id }, challenge: { type: 'ocra' } });
     const question = switched.body.challenge.question as string;
     expect((await answer(h.app, start.body.id, cardAnswer(shippedCard('DSC0000001', '1234'), question))).status).toBe(401);
     const again = await startLogin(h.app, caller.username);
-    const second = await postJson(h.app, `/api/v1/login/${again.body.id}`, { device: requested.id });
+    const second = await postJson(h.app, `/api/v1/login/${again.body.id}`, { device: requested.id }, claimOf(again));
     expect((await answer(h.app, again.body.id, cardAnswer(shippedCard('DSC0000001'), second.body.challenge.question as string))).status).toBe(200);
   });
 

@@ -8,7 +8,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { DAY, HOUR, MINUTE } from '../src/clock.js';
 import { buildApp } from '../src/http/app.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, uniqueUsername, wrongAnswer, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
+import { answer, bearer, claimOf, get, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
 import { lockedPair, usernamesInEveryState } from './support/enumeration.js';
 import { ARGON2_OPTIONS, hashPassword, verifyPassword } from '../src/crypto/password.js';
 import { DUMMY_HASH } from '../src/flows/first-factor.js';
@@ -296,7 +296,7 @@ describe('several devices: M2FS (L6)', () => {
     const other = start.body.devices.find((d: { id: string }) => d.id !== firstDeviceId);
     expect(other.id).toBe(secondDevice.id);
 
-    const switched = await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: other.id });
+    const switched = await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: other.id }, claimOf(start));
     expect(switched.status).toBe(200);
     expect(switched.body).toMatchObject({ state: 'second_factor', device: { id: other.id }, challenge: { type: 'ocra' } });
     // the old card's answer to the new challenge is wrong; the second card's is right
@@ -314,7 +314,7 @@ describe('several devices: M2FS (L6)', () => {
     const { user: stranger } = await createUserWithCard(h.services);
     const [strangerDevice] = await h.services.devices.listForUser(stranger.id);
     const start = await startLogin(h.app, user.username);
-    const res = await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: strangerDevice!.id });
+    const res = await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: strangerDevice!.id }, claimOf(start));
     expect(res.status).toBe(404);
     expect(res.body.error.code).toBe('DEVICE_NOT_FOUND');
   });

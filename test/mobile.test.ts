@@ -23,9 +23,10 @@ import {
 } from '../src/mobile-app/protocol.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, claimSession, get, postJson, startLogin } from './support/api.js';
+import { answer, bearer, claimOf, claimSession, get, postJson, startLogin } from './support/api.js';
 import { APP_PIN, TestPhone, harnessInbox, listen, newMobile, rejected, smsUser, type Inbox } from './support/phone.js';
-import { Agent, byId, hasForm, text, textById } from './support/html.js';
+import { cookieNames } from '../src/http/session-cookie.js';
+import { Agent, byId, csrfOf, form, hasForm, text, textById } from './support/html.js';
 
 describe("the app's protocol against the server's (K4, K13, K14)", () => {
   it("K4: the app's offline response is the server's OCRA (RFC 6287) of the same key, challenge and PIN", async () => {
@@ -280,7 +281,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const first = await startLogin(h.app, user.username);
     expect(first.body.challenge.type).toBe('ocra');
     const mobile = active.find((d) => d.type === 'mobile')!;
-    const switched = await postJson(h.app, `/api/v1/login/${first.body.id}`, { device: mobile.id });
+    const switched = await postJson(h.app, `/api/v1/login/${first.body.id}`, { device: mobile.id }, claimOf(first));
     expect(switched.body).toMatchObject({ device: { type: 'mobile' }, challenge: { type: 'push' } });
     await app.approve(await app.request(user.username), switched.body.challenge.number);
     expect((await claimSession(h.app, first)).status).toBe(200);
@@ -410,7 +411,11 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect((await h.services.notifier.list({ userId: user.id })).some((n) => n.template === 'pushDenied')).toBe(true);
     expect((await app.poll()).requests).toEqual([]);
     // the web page says so
-    const page = await h.app.inject({ method: 'GET', url: `/login/${login.body.id}` });
+    const page = await h.app.inject({
+      method: 'GET',
+      url: `/login/${login.body.id}`,
+      cookies: { [cookieNames(h.services.config).claim]: login.body.claimToken },
+    });
     expect(page.body).toContain('denied from your phone');
   });
 
@@ -436,7 +441,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const login = await startLogin(h.app, user.username);
     const { requests } = await phoneWaits;
     expect(requests.map((r) => r.username)).toEqual([user.username]);
-    const pageWaits = fetch(`${base}/api/v1/login/${login.body.id}?wait=20`).then((r) => r.json() as Promise<{ state: string }>);
+    const pageWaits = fetch(`${base}/api/v1/login/${login.body.id}?wait=20`, { headers: claimOf(login) }).then((r) => r.json() as Promise<{ state: string }>);
     await new Promise((resolve) => setTimeout(resolve, 100));
     await app.approve(requests[0]!, login.body.challenge.number);
     expect((await pageWaits).state).toBe('approved');
@@ -561,12 +566,12 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const app = phone();
     await app.activate(user.username);
     const login = await startLogin(h.app, user.username);
-    const offline = await postJson(h.app, `/api/v1/login/${login.body.id}/offline`, {});
+    const offline = await postJson(h.app, `/api/v1/login/${login.body.id}/offline`, {}, claimOf(login));
     expect(offline.body).toMatchObject({ state: 'second_factor', challenge: { type: 'ocra', digits: 8 } });
     expect(offline.body.challenge.question).toMatch(/^\d{8}$/);
     // the push request is withdrawn
     expect((await app.poll()).requests).toEqual([]);
-    expect((await postJson(h.app, `/api/v1/login/${login.body.id}/offline`, {})).body.error.code).toBe('FLOW_STATE');
+    expect((await postJson(h.app, `/api/v1/login/${login.body.id}/offline`, {}, claimOf(login))).body.error.code).toBe('FLOW_STATE');
     const wrong = await answer(h.app, login.body.id, await app.respond(user.username, offline.body.challenge.question, '77qq'));
     expect(wrong.body.error).toMatchObject({ code: 'LOGIN_FAILED', attemptsLeft: 2 });
     expect(wrong.body.error.hints.join(' ')).toContain('PIN');
@@ -871,11 +876,13 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
       await app.approve(await app.request(user.username), number);
       const approved = await agent.get(started.location!);
       expect(byId(approved.html, 'push-approved')).toBeDefined();
-      // another browser that learnt the login's address cannot take its session (K3)
+      // another browser that learnt the login's address sees nothing of it (L8: the start page) and cannot take its session (K3)
       const other = new Agent(h.app);
       const seen = await other.get(started.location!);
-      const refused = await other.submit(seen, `${started.location!}/session`, {});
+      expect(hasForm(seen.html, `${started.location!}/session`)).toBe(false);
+      const refused = await other.post(`${started.location!}/session`, { _csrf: csrfOf(form(seen.html, '/login')) });
       expect(refused.status).toBe(403);
+      expect(hasForm(refused.html, `${started.location!}/session`)).toBe(false);
       expect(await other.get('/account')).toMatchObject({ status: 303 });
       const done = await agent.submit(approved, `${started.location!}/session`, {});
       expect(done.location).toBe('/account');
@@ -981,7 +988,10 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     }
     expect((await get(h.app, `/api/v1/login/${login.body.id}?wait=0`)).status).toBe(200);
     // a card's login does not wait for the phone: a long poll on it is answered at once, not held
-    expect((await get(h.app, `/api/v1/login/${login.body.id}?wait=25`)).body).toMatchObject({ state: 'second_factor', challenge: { type: 'ocra' } });
+    expect((await get(h.app, `/api/v1/login/${login.body.id}?wait=25`, claimOf(login))).body).toMatchObject({
+      state: 'second_factor',
+      challenge: { type: 'ocra' },
+    });
     const unknown = await postJson(h.app, '/api/v1/mobile/requests/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', {
       deviceId: 'dev_x',
       token: 'x',

@@ -78,7 +78,9 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
     const { requests } = await phoneWaits;
     expect(requests.map((r) => r.username)).toEqual(['pushproc']);
     // the login page's live connection is held by process a
-    const pageWaits = fetch(`${a.url}/api/v1/login/${start.body.id}?wait=20`).then((r) => r.json() as Promise<{ state: string }>);
+    const pageWaits = fetch(`${a.url}/api/v1/login/${start.body.id}?wait=20`, { headers: { 'x-claim-token': start.body.claimToken as string } }).then(
+      (r) => r.json() as Promise<{ state: string }>,
+    );
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await phone.approve(requests[0]!, (start.body.challenge as unknown as { number: string }).number)).toEqual({ state: 'approved' });
     expect((await pageWaits).state).toBe('approved');

@@ -5,6 +5,7 @@
  * user agent over fetch; the login in it is our login page and flow.
  */
 import { freePort } from './support/delivery.js';
+import { cookieNames } from '../src/http/session-cookie.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -218,6 +219,8 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
   async function answerChallenge(browser: Browser, location: string, holder: Holder, landing = /\/oidc\/interaction\//): Promise<string> {
     const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(location)![1]!;
     const view = await get(h.app, `/api/v1/login/${flowId}`);
+    // L8: the browser that started the login holds its claim token (its claim cookie): a device switch or the offline challenge needs it
+    view.body.claimToken = browser.jar.get(cookieNames(h.services.config).claim);
     // the authenticator's push is answered offline (K4): its page then shows the typed challenge
     const prompt = await holder.answerable(view.body);
     const page = await browser.request(location);
@@ -521,7 +524,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
       answerable: async (flow) => {
         const challenge = flow.challenge as Json;
         if (challenge.type === 'ocra') return challenge;
-        const switched = await h.services.login.switchDevice(flow.id as string, dscPlus.id, { ip: null, userAgent: null });
+        const switched = await h.services.login.switchDevice(flow.id as string, flow.claimToken as string, dscPlus.id, { ip: null, userAgent: null });
         return switched.challenge as unknown as Json;
       },
       right: async (prompt) => cardAnswer(card, prompt.question as string),
@@ -941,7 +944,8 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
       async (flow) => {
         const challenge = flow.challenge as Json;
         if (challenge.type === type) return challenge;
-        return (await h.services.login.switchDevice(flow.id as string, deviceId, { ip: null, userAgent: null })).challenge as unknown as Json;
+        return (await h.services.login.switchDevice(flow.id as string, flow.claimToken as string, deviceId, { ip: null, userAgent: null }))
+          .challenge as unknown as Json;
       };
     const strong: Holder = { ...sms, answerable: using(dscPlus.id, 'ocra'), right: async (prompt) => cardAnswer(card, prompt.question as string) };
     const weak: Holder = { ...sms, answerable: using(sms.deviceId, 'sms') };
@@ -1157,7 +1161,10 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     });
     const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
     const challenge = await browser.request(`/login/${flowId}`);
-    const prompt = await holder.answerable((await get(h.app, `/api/v1/login/${flowId}`)).body);
+    const prompt = await holder.answerable({
+      ...(await get(h.app, `/api/v1/login/${flowId}`)).body,
+      claimToken: browser.jar.get(cookieNames(h.services.config).claim),
+    });
     await browser.request(`/login/${flowId}`, { form: { _csrf: csrfOf(form(challenge.html, `/login/${flowId}`)), response: await holder.right(prompt) } });
     // V1, X7: an admin registers or deletes a client after a step-up
     await stepUpStaff(h.app, browser, card);

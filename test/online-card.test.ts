@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAY, MINUTE } from '../src/clock.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin } from './support/api.js';
+import { answer, bearer, claimOf, get, postJson, startLogin } from './support/api.js';
 import type { User } from '../src/identity/users.js';
 import type { CardFile } from '../src/devices/devices.js';
 
@@ -260,7 +260,7 @@ describe('legacy Security Code Card (S1, D1)', () => {
     const device = await h.services.onlineCards.importSecurityCodeCard(user.id, 'SCC-0042', codes, 'test');
     expect(device).toMatchObject({ type: 'scc', state: 'active', serial: 'SCC-0042' });
     const start = await startLogin(h.app, user.username);
-    const switched = await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: device.id });
+    const switched = await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: device.id }, claimOf(start));
     expect(switched.body.challenge).toMatchObject({ type: 'index' });
     const [a, b] = switched.body.challenge.indexes as [number, number];
     expect(Math.max(a, b)).toBeLessThanOrEqual(100);

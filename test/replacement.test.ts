@@ -12,7 +12,7 @@ import { Scheduler } from '../src/scheduler/scheduler.js';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, testConfig, type Harness } from './support/harness.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
-import { answer, bearer, get, postJson, startLogin, stepUp } from './support/api.js';
+import { answer, bearer, claimOf, get, postJson, startLogin, stepUp } from './support/api.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 
@@ -244,7 +244,10 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     await h.services.store.db.updateTable('accounts').set({ equity_usd_cents: 200_000_000 }).where('id', '=', sms.user.accountId).execute();
     // the attacker logs in with SMS and steps up with it (X7)
     const start = await startLogin(h.app, sms.user.username);
-    const flow = start.body.device.id === sms.deviceId ? start.body : (await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: sms.deviceId })).body;
+    const flow =
+      start.body.device.id === sms.deviceId
+        ? start.body
+        : (await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: sms.deviceId }, claimOf(start))).body;
     const done = await answer(h.app, flow.id, await sms.right(flow.challenge));
     expect(done.body.state, JSON.stringify(done.body)).toBe('done');
     const headers = bearer(done.body.session.token as string);

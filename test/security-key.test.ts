@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import { DATABASES, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
+import { answer, bearer, claimOf, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
 import { SoftwareAuthenticator, type Where } from './support/software-authenticator.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
@@ -73,7 +73,7 @@ describe.each(DATABASES)('D6: security keys on %s', (database) => {
     const start = await startLogin(h.app, user.username, undefined, app);
     expect(start.status).toBe(200);
     if (start.body.device.id === keyId) return start.body;
-    const switched = await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: keyId });
+    const switched = await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: keyId }, claimOf(start));
     expect(switched.status).toBe(200);
     return switched.body;
   }

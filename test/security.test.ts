@@ -11,7 +11,20 @@ import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, wrongAnswer, type Harness } from './support/harness.js';
-import { answer, bearer, claimSession, get, loginSession, postJson, startLogin, stepUp, withCard, type ApiResponse, type Json } from './support/api.js';
+import {
+  answer,
+  bearer,
+  claimOf,
+  claimSession,
+  get,
+  loginSession,
+  postJson,
+  startLogin,
+  stepUp,
+  withCard,
+  type ApiResponse,
+  type Json,
+} from './support/api.js';
 import { Agent } from './support/html.js';
 import { stepUpStaff } from './support/staff.js';
 import { TestPhone, harnessInbox, listen, newMobile, smsUser, type Inbox } from './support/phone.js';
@@ -322,7 +335,7 @@ describe.each(DATABASES)('security on %s', (db) => {
       let flow = login.body;
       if (flow.challenge.type !== 'push') {
         const mobile = flow.devices.find((d: Json) => d.type === 'mobile');
-        flow = (await postJson(h.app, `/api/v1/login/${flow.id}`, { device: mobile.id })).body;
+        flow = (await postJson(h.app, `/api/v1/login/${flow.id}`, { device: mobile.id }, claimOf(login))).body;
       }
       await phone.approve(await phone.request(user.username), flow.challenge.number);
       const taken = await claimSession(h.app, login);

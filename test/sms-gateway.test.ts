@@ -12,7 +12,7 @@ import { MINUTE, SECOND } from '../src/clock.js';
 import { createServices } from '../src/services.js';
 import { outboxAudioPath } from '../src/delivery/speech.js';
 import { createUser, startHarness, testConfig, type Harness } from './support/harness.js';
-import { answer, postJson, startLogin } from './support/api.js';
+import { answer, claimOf, postJson, startLogin } from './support/api.js';
 import { startFakeTwilio, type FakeTwilio } from './support/fake-twilio.js';
 
 let twilio: FakeTwilio;
@@ -70,7 +70,7 @@ describe('codes through an SMS/voice gateway (M7)', () => {
     const user = await smsUser();
     const flow = await startLogin(h.app, user.username);
     h.clock.advance(30 * SECOND);
-    const res = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'voice' });
+    const res = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'voice' }, claimOf(flow));
     expect(res.body.challenge).toMatchObject({ channel: 'voice', delivery: 'sent' });
     const call = twilio.calls.at(-1)!;
     expect(call.to).toBe(user.e164);
@@ -95,7 +95,7 @@ describe('codes through an SMS/voice gateway (M7)', () => {
     expect(failed.error).not.toContain('security code');
 
     h.clock.advance(30 * SECOND);
-    const voice = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'voice' });
+    const voice = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'voice' }, claimOf(flow));
     expect(voice.body.challenge).toMatchObject({ channel: 'voice', delivery: 'sent', sends: 2 });
     expect((await answer(h.app, flow.body.id, codeIn(twilio.calls.at(-1)!.twiml!))).status).toBe(200);
   });
@@ -108,7 +108,7 @@ describe('codes through an SMS/voice gateway (M7)', () => {
     const failed = (await h.services.notifier.list({ userId: user.userId })).find((n) => n.template === 'loginCode')!;
     expect(failed.error).toMatch(/no answer within 300 ms/);
     h.clock.advance(30 * SECOND);
-    const again = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'sms' });
+    const again = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'sms' }, claimOf(flow));
     expect(again.body.challenge.delivery).toBe('sent');
     expect((await answer(h.app, flow.body.id, codeIn(twilio.messages.at(-1)!.body))).status).toBe(200);
   });

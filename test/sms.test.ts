@@ -11,7 +11,7 @@ import { MINUTE, SECOND } from '../src/clock.js';
 import { outboxAudioPath } from '../src/delivery/speech.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, startLogin, stepUp, type ApiResponse } from './support/api.js';
+import { answer, bearer, claimOf, get, postJson, startLogin, stepUp, type ApiResponse } from './support/api.js';
 import { espeakAvailable } from './support/environment.js';
 
 const FR_MOBILE = { country: 'FR', number: '612345678' };
@@ -304,7 +304,7 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
       const flow = await startLogin(h.app, user.username, PASSWORD, 'trading', { 'accept-language': 'fr' });
       const smsCode = (await lastCode(h, user.id)).code;
       h.clock.advance(30 * SECOND);
-      const voice = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'voice' }, { 'accept-language': 'fr' });
+      const voice = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'voice' }, { 'accept-language': 'fr', ...claimOf(flow) });
       expect(voice.status).toBe(200);
       expect(voice.body.challenge).toMatchObject({ type: 'sms', channel: 'voice', delivery: 'sent', sends: 2 });
       const call = await lastCode(h, user.id);
@@ -334,11 +334,11 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
       const wrong = code === '111111' ? '222222' : '111111';
       await answer(h.app, flow.body.id, wrong);
       await answer(h.app, flow.body.id, wrong);
-      const early = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'sms' });
+      const early = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'sms' }, claimOf(flow));
       expect(early.status).toBe(429);
       expect(early.body.error.code).toBe('SMS_TOO_SOON');
       h.clock.advance(30 * SECOND);
-      const again = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'sms' });
+      const again = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'sms' }, claimOf(flow));
       expect(again.status).toBe(200);
       expect(again.body.attemptsLeft).toBe(1);
       const last = await answer(h.app, flow.body.id, (await lastCode(h, user.id)).code === wrong ? '333333' : wrong);
@@ -349,15 +349,17 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
       const user = await smsUser(h);
       const flow = await startLogin(h.app, user.username);
       h.clock.advance(30 * SECOND);
-      const burst = await Promise.all(Array.from({ length: 4 }, () => postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'sms' })));
+      const burst = await Promise.all(
+        Array.from({ length: 4 }, () => postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'sms' }, claimOf(flow))),
+      );
       expect(burst.filter((r) => r.status === 200)).toHaveLength(1);
       expect(burst.filter((r) => r.status === 429).every((r) => r.body.error.code === 'SMS_TOO_SOON')).toBe(true);
       for (let i = 0; i < 3; i++) {
         h.clock.advance(30 * SECOND);
-        expect((await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: i % 2 ? 'voice' : 'sms' })).status).toBe(200);
+        expect((await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: i % 2 ? 'voice' : 'sms' }, claimOf(flow))).status).toBe(200);
       }
       h.clock.advance(30 * SECOND);
-      const sixth = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'sms' });
+      const sixth = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'sms' }, claimOf(flow));
       expect(sixth.status).toBe(429);
       expect(sixth.body.error).toMatchObject({ code: 'SMS_RATE_LIMITED', message: 'No more codes can be sent for this login. Start over.' });
     });
@@ -368,7 +370,8 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
       await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
       const sms = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'sms')!;
       const start = await startLogin(h.app, user.username);
-      const flow = start.body.device.id === sms.id ? start : await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: sms.id });
+      const flow =
+        start.body.device.id === sms.id ? start : await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: sms.id }, claimOf(start));
       expect(flow.body.challenge).toMatchObject({ type: 'sms', delivery: 'sent' });
       const { code } = await lastCode(h, user.id);
       await h.services.phones.remove(user.id, phone!.id, `user:${user.id}`, null);
@@ -382,10 +385,10 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
     it('M5: a login without SMS cannot ask for a code', async () => {
       const { user } = await createUserWithCard(h.services);
       const flow = await startLogin(h.app, user.username);
-      const res = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'voice' });
+      const res = await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'voice' }, claimOf(flow));
       expect(res.status).toBe(409);
       expect(res.body.error).toMatchObject({ code: 'FLOW_STATE', message: 'This login does not use a code sent by SMS.' });
-      expect((await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'fax' })).status).toBe(400);
+      expect((await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'fax' }, claimOf(flow))).status).toBe(400);
     });
   });
 

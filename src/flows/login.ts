@@ -162,6 +162,22 @@ export class LoginFlows {
     return findFlow(this.deps.store.db, flowId, 'login');
   }
 
+  /**
+   * L8, K3: the flow, for whoever started it: the holder of its claim token
+   * (the API's `claimToken`, the page's claim cookie). A request that changes
+   * or watches a login (a device switch, the offline challenge, a new code,
+   * the live connection) with only its id is refused as if there were no such
+   * flow (404 FLOW_NOT_FOUND: the id tells nothing), and audited.
+   */
+  private async ownedRow(flowId: string, claimToken: string | undefined, meta: { ip: string | null }, action: string): Promise<FlowRow> {
+    const row = await this.row(flowId);
+    if (!claimToken || !row.claim_hash || !constantTimeEqual(this.claimHash(claimToken), row.claim_hash)) {
+      await this.deps.audit.record({ event: 'login.claim_refused', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId, action } });
+      throw new SlsError('FLOW_NOT_FOUND');
+    }
+    return row;
+  }
+
   private isOpen(row: FlowRow): boolean {
     return row.state === 'second_factor' && row.expires_at > this.deps.clock.now();
   }
@@ -227,6 +243,12 @@ export class LoginFlows {
 
   async get(flowId: string): Promise<FlowView> {
     const row = await this.row(flowId);
+    return this.view(row, await this.devicesOf(row));
+  }
+
+  /** L8: the flow as its page shows it, only to the browser that started it (its claim token); else FLOW_NOT_FOUND. */
+  async owned(flowId: string, claimToken: string | undefined, meta: { ip: string | null }): Promise<FlowView> {
+    const row = await this.ownedRow(flowId, claimToken, meta, 'view');
     return this.view(row, await this.devicesOf(row));
   }
 
@@ -410,9 +432,9 @@ export class LoginFlows {
    * working; the wrong answers already given still count (a new code never
    * resets them), and a login may send only a few codes.
    */
-  async resendCode(flowId: string, channel: 'sms' | 'voice', meta: RequestMeta): Promise<FlowView> {
+  async resendCode(flowId: string, claimToken: string | undefined, channel: 'sms' | 'voice', meta: RequestMeta): Promise<FlowView> {
     const { devices, clock, policy, store, box } = this.deps;
-    const row = await this.row(flowId);
+    const row = await this.ownedRow(flowId, claimToken, meta, 'code');
     if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
     const current = promptOf(row);
     if (!isCodePrompt(current)) throw new SlsError('FLOW_STATE', { reason: 'not_sms' });
@@ -470,9 +492,9 @@ export class LoginFlows {
   }
 
   /** M2FS (L6): answer with another of the user's active devices; a new challenge is issued. */
-  async switchDevice(flowId: string, deviceId: string, meta: RequestMeta): Promise<FlowView> {
+  async switchDevice(flowId: string, claimToken: string | undefined, deviceId: string, meta: RequestMeta): Promise<FlowView> {
     const { clock, policy, store, box, audit, users } = this.deps;
-    const row = await this.row(flowId);
+    const row = await this.ownedRow(flowId, claimToken, meta, 'device');
     if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
     if (row.device_switches >= MAX_DEVICE_SWITCHES) throw new SlsError('FLOW_STATE', { reason: 'too many device changes' });
     const user = await users.get(row.user_id);
@@ -514,8 +536,8 @@ export class LoginFlows {
    * request is withdrawn and the screen shows a challenge to type into the
    * app, which answers offline (K10).
    */
-  async offline(flowId: string, meta: RequestMeta): Promise<FlowView> {
-    const row = await this.row(flowId);
+  async offline(flowId: string, claimToken: string | undefined, meta: RequestMeta): Promise<FlowView> {
+    const row = await this.ownedRow(flowId, claimToken, meta, 'offline');
     const device = await this.deps.pushRequests.offline(row);
     await this.deps.audit.record({
       event: 'login.offline_requested',
@@ -532,7 +554,8 @@ export class LoginFlows {
    * longer waiting for the phone (approved, failed, expired, answered) or
    * after `waitMs`, with the flow as it is then.
    */
-  async wait(flowId: string, waitMs: number, abort?: AbortSignal): Promise<FlowView> {
+  async wait(flowId: string, claimToken: string | undefined, meta: { ip: string | null }, waitMs: number, abort?: AbortSignal): Promise<FlowView> {
+    await this.ownedRow(flowId, claimToken, meta, 'wait');
     const row = (await this.deps.pushRequests.waitForPhone(() => this.row(flowId), waitMs, abort)) ?? (await this.row(flowId));
     return this.view(row, await this.devicesOf(row));
   }

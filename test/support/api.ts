@@ -63,6 +63,11 @@ export function answer(app: FastifyInstance, flowId: string, response: string, h
   return postJson(app, `/api/v1/login/${flowId}`, { response }, headers);
 }
 
+/** L8: the header that shows a request comes from whoever started the login (its claim token): to watch it, switch its device, ask for a code or the offline challenge. */
+export function claimOf(login: ApiResponse): Record<string, string> {
+  return { 'x-claim-token': login.body.claimToken as string };
+}
+
 /** K3: takes the session of a login approved on the phone, with the login's claim token. */
 export function claimSession(app: FastifyInstance, login: ApiResponse, claimToken = login.body.claimToken as string) {
   return postJson(app, `/api/v1/login/${login.body.id as string}/session`, { claimToken });

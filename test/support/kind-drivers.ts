@@ -214,7 +214,8 @@ export const BUILT_IN_DRIVERS: Record<string, KindDriver> = {
         deviceId: enrolment.deviceId,
         // K4: "no notification": the login shows a challenge the app answers offline
         async answerable(flow) {
-          const offline = await postJson(h.app, `/api/v1/login/${flow.id as string}/offline`, {});
+          // L8: only whoever started the login (its claim token) asks for the offline challenge
+          const offline = await postJson(h.app, `/api/v1/login/${flow.id as string}/offline`, {}, { 'x-claim-token': String(flow.claimToken) });
           expect(offline.status, JSON.stringify(offline.body)).toBe(200);
           return offline.body.challenge as Json;
         },

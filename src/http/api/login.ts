@@ -6,7 +6,7 @@ import type { Services } from '../../services.js';
 import type { IssuedSession } from '../../sessions/sessions.js';
 import { ErrorSchema } from '../errors.js';
 import { loginMeta, requestMeta, setSessionCookie } from '../session-cookie.js';
-import { ClaimBody, FlowParams, FlowSchema, LoginStartBody, LoginStepBody, SessionTokenSchema, StartedFlowSchema, WaitQuery } from './schemas.js';
+import { ClaimBody, ClaimHeaders, FlowParams, FlowSchema, LoginStartBody, LoginStepBody, SessionTokenSchema, StartedFlowSchema, WaitQuery } from './schemas.js';
 
 const DoneSchema = FlowSchema.extend({ session: SessionTokenSchema.optional() });
 
@@ -60,9 +60,11 @@ export function loginApi(services: Services): FastifyPluginAsync {
           summary: 'The current state of a login flow; with `wait`, the live connection of a login waiting for the phone (K3)',
           description:
             'With `wait` (seconds, at most 25) the answer comes when the flow no longer waits for the mobile authenticator ' +
-            '(approved, denied, expired, or its challenge changed), or when the time is up.',
+            "(approved, denied, expired, or its challenge changed), or when the time is up; it needs the login's claim token " +
+            '(header `X-Claim-Token`, L8): without it 404 FLOW_NOT_FOUND.',
           params: FlowParams,
           querystring: WaitQuery,
+          headers: ClaimHeaders,
           response: { 200: FlowSchema, 400: ErrorSchema, 404: ErrorSchema },
         },
       },
@@ -72,7 +74,7 @@ export function loginApi(services: Services): FastifyPluginAsync {
         const abort = new AbortController();
         reply.raw.once('close', () => abort.abort());
         reply.header('cache-control', 'no-store');
-        return services.login.wait(request.params.flowId, wait * 1000, abort.signal);
+        return services.login.wait(request.params.flowId, request.headers['x-claim-token'], requestMeta(request), wait * 1000, abort.signal);
       },
     );
 
@@ -123,12 +125,14 @@ export function loginApi(services: Services): FastifyPluginAsync {
           tags: ['login'],
           summary: 'No notification on the phone: a challenge to type into the app instead (K4)',
           description:
-            'The push request is withdrawn; the flow shows an 8-digit challenge whose response the app computes offline. 409 FLOW_STATE when the login does not wait for a push.',
+            'The push request is withdrawn; the flow shows an 8-digit challenge whose response the app computes offline. 409 FLOW_STATE when the login does not wait for a push. ' +
+            "L8: only with the login's claim token (header `X-Claim-Token`): without it 404 FLOW_NOT_FOUND.",
           params: FlowParams,
+          headers: ClaimHeaders,
           response: { 200: FlowSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema },
         },
       },
-      async (request) => services.login.offline(request.params.flowId, requestMeta(request)),
+      async (request) => services.login.offline(request.params.flowId, request.headers['x-claim-token'], requestMeta(request)),
     );
 
     app.post(
@@ -145,8 +149,10 @@ export function loginApi(services: Services): FastifyPluginAsync {
             '401 LOGIN_FAILED (with hints and attemptsLeft); 410 FLOW_EXPIRED after 5 minutes, 3 wrong answers or once used; ' +
             '423 LOCKED; 429 TOO_MANY_ATTEMPTS (other answers of the user are being checked at this moment; nothing was counted); ' +
             '409 DEVICE_NOT_AVAILABLE when the device was revoked, reported lost or no longer shared with the user meanwhile (L8, nothing counted). ' +
-            '`{"device"}` switches to another active device of the user and returns its challenge (M2FS).',
+            '`{"device"}` switches to another active device of the user and returns its challenge (M2FS), only with the login\'s claim token ' +
+            '(header `X-Claim-Token`, L8): without it 404 FLOW_NOT_FOUND.',
           params: FlowParams,
+          headers: ClaimHeaders,
           body: LoginStepBody,
           response: {
             200: DoneSchema,
@@ -161,7 +167,9 @@ export function loginApi(services: Services): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        if (request.body.device !== undefined) return services.login.switchDevice(request.params.flowId, request.body.device, requestMeta(request));
+        if (request.body.device !== undefined) {
+          return services.login.switchDevice(request.params.flowId, request.headers['x-claim-token'], request.body.device, requestMeta(request));
+        }
         const { flow, session } = await services.login.answer(request.params.flowId, request.body.response!, loginMeta(request, services.config));
         setSessionCookie(reply, services.config, session, services.clock.now());
         return { ...flow, session: sessionToken(session) };
@@ -180,13 +188,15 @@ export function loginApi(services: Services): FastifyPluginAsync {
             '"Didn\'t receive a security code?" / "Request new Security Code": a new code replaces the old one, sent by SMS or read ' +
             'by an automated call (`voice`). Wrong answers already given still count. The answer is the flow; its challenge tells ' +
             'whether the gateway took the message (`delivery`). Errors: 409 FLOW_STATE (the login does not use SMS), ' +
-            '429 SMS_TOO_SOON (wait until `resendAfter`), 429 SMS_RATE_LIMITED (send limits of the number or user, or of this login), 410 FLOW_EXPIRED.',
+            '429 SMS_TOO_SOON (wait until `resendAfter`), 429 SMS_RATE_LIMITED (send limits of the number or user, or of this login), 410 FLOW_EXPIRED; ' +
+            "L8: only with the login's claim token (header `X-Claim-Token`): without it 404 FLOW_NOT_FOUND.",
           params: FlowParams,
+          headers: ClaimHeaders,
           body: z.object({ channel: z.enum(['sms', 'voice']).describe('sms, or voice for an automated call that reads the code') }),
           response: { 200: FlowSchema, 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 429: ErrorSchema },
         },
       },
-      async (request) => services.login.resendCode(request.params.flowId, request.body.channel, requestMeta(request)),
+      async (request) => services.login.resendCode(request.params.flowId, request.headers['x-claim-token'], request.body.channel, requestMeta(request)),
     );
   };
 }

@@ -153,6 +153,15 @@ export const StartedFlowSchema = FlowSchema.extend({
   ),
 });
 
+/** L8, K3: who started a login: the requests that change or watch it carry its claim token. */
+export const ClaimHeaders = z.object({
+  'x-claim-token': z
+    .string()
+    .max(128)
+    .optional()
+    .describe('The claimToken of the POST /login answer: without it (or with another) the flow is 404 FLOW_NOT_FOUND'),
+});
+
 export const ClaimBody = z.object({ claimToken: z.string().min(1).max(128).describe('The claimToken of the POST /login answer') });
 
 export const SessionSchema = z

@@ -10,7 +10,7 @@ import fastifyStatic from '@fastify/static';
 import type { Services } from '../../services.js';
 import { SlsError } from '../../errors.js';
 import type { FlowView } from '../../flows/login.js';
-import { toSlsError } from '../errors.js';
+import { sendError, toSlsError } from '../errors.js';
 import { telHref, textIn } from '../../support.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
@@ -75,6 +75,9 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
 
     /** A refused step of an open flow shows its challenge with the error; a flow that is gone sends the user to the start. */
     async function stepRefused(request: FastifyRequest, reply: FastifyReply, flowId: string, error: unknown): Promise<FastifyReply> {
+      // L8: not the browser that started the login: it sees nothing of it
+      const code = toSlsError(error).code;
+      if (code === 'FLOW_NOT_FOUND' || code === 'CLAIM_REFUSED') return flowGone(request, reply, error);
       let flow: FlowView;
       try {
         flow = await services.login.get(flowId);
@@ -150,7 +153,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.get<{ Params: { flowId: string } }>('/login/:flowId', async (request, reply) => {
       let flow: FlowView;
       try {
-        flow = await services.login.get(request.params.flowId);
+        flow = await services.login.owned(request.params.flowId, request.cookies[cookieNames(config).claim], requestMeta(request));
       } catch (error) {
         return flowGone(request, reply, error);
       }
@@ -158,6 +161,23 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
       if (flow.state === 'denied') return flowGone(request, reply, new SlsError('LOGIN_DENIED'), flow);
       if (flow.state !== 'second_factor' && flow.state !== 'approved') return flowGone(request, reply, new SlsError('FLOW_EXPIRED'), flow);
       return renderChallenge(request, reply, flow);
+    });
+
+    /**
+     * K3: the challenge page's live connection (public/push-wait.js), under the
+     * login's own path so that the claim cookie goes with it (L8: only the
+     * browser that started the login watches it).
+     */
+    app.get<{ Params: { flowId: string }; Querystring: { wait?: string } }>('/login/:flowId/wait', async (request, reply) => {
+      const wait = Math.min(25, Math.max(0, Number.parseInt(request.query.wait ?? '25', 10) || 0));
+      const abort = new AbortController();
+      reply.raw.once('close', () => abort.abort());
+      reply.header('cache-control', 'no-store');
+      try {
+        return await services.login.wait(request.params.flowId, request.cookies[cookieNames(config).claim], requestMeta(request), wait * 1000, abort.signal);
+      } catch (error) {
+        return sendError(request, reply, error);
+      }
     });
 
     /** K3: approved on the phone: the page takes its session (by itself with JavaScript, or with Continue). */
@@ -177,7 +197,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.post<{ Params: { flowId: string } }>('/login/:flowId/offline', { preHandler: app.csrfProtection }, async (request, reply) => {
       const { flowId } = request.params;
       try {
-        await services.login.offline(flowId, requestMeta(request));
+        await services.login.offline(flowId, request.cookies[cookieNames(config).claim], requestMeta(request));
         return reply.redirect(`/login/${flowId}`, 303);
       } catch (error) {
         return stepRefused(request, reply, flowId, error);
@@ -209,7 +229,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.post<{ Params: { flowId: string } }>('/login/:flowId/device', { preHandler: app.csrfProtection }, async (request, reply) => {
       const { flowId } = request.params;
       try {
-        await services.login.switchDevice(flowId, field(request.body, 'device'), requestMeta(request));
+        await services.login.switchDevice(flowId, request.cookies[cookieNames(config).claim], field(request.body, 'device'), requestMeta(request));
         return reply.redirect(`/login/${flowId}`, 303);
       } catch (error) {
         return stepRefused(request, reply, flowId, error);
@@ -221,7 +241,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
       const { flowId } = request.params;
       const channel = field(request.body, 'channel') === 'voice' ? 'voice' : 'sms';
       try {
-        await services.login.resendCode(flowId, channel, requestMeta(request));
+        await services.login.resendCode(flowId, request.cookies[cookieNames(config).claim], channel, requestMeta(request));
         return reply.redirect(`/login/${flowId}`, 303);
       } catch (error) {
         return stepRefused(request, reply, flowId, error);
