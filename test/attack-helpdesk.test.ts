@@ -25,6 +25,7 @@ import { answer, bearer, get, indexAnswerOf, loginSession, postJson, send, start
 import { Agent, alertBox, byId, csrfOf, form, textById } from './support/html.js';
 import { cliEnv, sls } from './support/cli.js';
 import { issuePasscode, stepUpStaff } from './support/staff.js';
+import { verifiedNumber } from './support/phone.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
 
 // the CLI case runs `sls` processes
@@ -117,6 +118,39 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     (await h.services.audit.list({ username: user.username, limit: 100 })).filter((e) => e.event === event).map((e) => e.data as Json);
 
   // ------------------------------------------------------------------ R2, C6: a replacement ordered under temporary access
+
+  it('T1, A5, X7: a verification made before the number on record changed (a new number verified, one removed) no longer vouches for the caller: a temporary passcode, a password reset or an unlock with it is refused (403 IDENTITY_NOT_VERIFIED, audited details_changed); a new verification works', async () => {
+    const agent = await staffMember();
+    const { user } = await createUserWithCard(h.services);
+    const before = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'callback_on_record' });
+    // the number on record changes after the call was verified (the fraudster put their own number there)
+    h.clock.advance(1000);
+    const phoneId = await verifiedNumber(h, user.id);
+    for (const [url, payload] of [
+      [`/api/v1/helpdesk/users/${user.username}/temporary-passcode`, { verificationId: before.id, deviceStatus: 'suspended' }],
+      [`/api/v1/helpdesk/users/${user.username}/password-reset`, { verificationId: before.id }],
+    ] as const) {
+      const res = await postJson(h.app, url, payload, agent.headers);
+      expect([url, res.status, res.body.error?.code]).toEqual([url, 403, 'IDENTITY_NOT_VERIFIED']);
+    }
+    const removed = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'callback_on_record' });
+    await h.services.phones.remove(user.id, phoneId, `user:${user.id}`, null);
+    const afterRemoval = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/password-reset`, { verificationId: removed.id }, agent.headers);
+    expect([afterRemoval.status, afterRemoval.body.error?.code]).toEqual([403, 'IDENTITY_NOT_VERIFIED']);
+    expect(afterRemoval.body.error.message).toContain('number on record');
+    expect((await h.services.devices.listForUser(user.id)).map((d) => [d.type, d.state])).toEqual([['dscplus', 'active']]);
+    const refused = await h.services.audit.list({ type: 'helpdesk.verification_refused', userId: user.id, limit: 10 });
+    expect(refused.map((e) => e.data.reason)).toEqual(['details_changed', 'details_changed', 'details_changed']);
+    // verified again, on the details as they are now
+    const fresh = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'callback_on_record' });
+    const ok = await postJson(
+      h.app,
+      `/api/v1/helpdesk/users/${user.username}/temporary-passcode`,
+      { verificationId: fresh.id, deviceStatus: 'suspended' },
+      agent.headers,
+    );
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+  });
 
   it('R2, C6, T3: a DSC+ requested under a temporary passcode is allowed and marked as such (the device and its device.requested entry); one requested with the permanent card is not', async () => {
     const agent = await staffMember();

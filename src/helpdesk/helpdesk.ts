@@ -311,7 +311,9 @@ export class HelpDesk {
         ? 'other_staff'
         : verification.expiresAt <= this.deps.clock.now()
           ? 'expired'
-          : null;
+          : (await this.detailsChangedSince(verification))
+            ? 'details_changed'
+            : null;
     if (reason === null) return;
     await this.deps.audit.record({
       event: 'helpdesk.verification_refused',
@@ -320,7 +322,38 @@ export class HelpDesk {
       username: user.username,
       data: { action, reason, verificationId: VERIFICATION_ID.test(verificationId) ? verificationId : null, via: this.via },
     });
+    if (reason === 'details_changed') throw new SlsError('IDENTITY_NOT_VERIFIED', { reason });
     throw new SlsError(reason === 'expired' ? 'IDENTITY_NOT_VERIFIED' : 'VERIFICATION_NOT_FOUND');
+  }
+
+  /**
+   * T1, A5, X7: whether the user's verified details (the numbers on record)
+   * changed after the verification was recorded: a number verified or removed
+   * since. The agent verified the caller against what was on record then; a
+   * call back to a number the caller has since put there proves nothing.
+   * Ordered by the audit chain (its seq), not the clock: both in one
+   * millisecond still count.
+   */
+  private async detailsChangedSince(verification: Verification): Promise<boolean> {
+    const { db } = this.deps.store;
+    const made = await db
+      .selectFrom('audit_log')
+      .select(['seq', 'data'])
+      .where('user_id', '=', verification.userId)
+      .where('event', '=', 'helpdesk.identity_verified')
+      .where('at', '>=', verification.createdAt)
+      .orderBy('seq')
+      .execute();
+    const seq = made.find((row) => (JSON.parse(row.data) as { verificationId?: string }).verificationId === verification.id)?.seq;
+    if (seq === undefined) return true;
+    const changed = await db
+      .selectFrom('audit_log')
+      .select('seq')
+      .where('user_id', '=', verification.userId)
+      .where('event', 'in', ['phone.verified', 'phone.removed'])
+      .where('seq', '>', seq)
+      .executeTakeFirst();
+    return changed !== undefined;
   }
 
   /**
