@@ -217,7 +217,7 @@ describe('the online security code card (S2, S3)', () => {
     // the passcode session (a new one: the first ended with its 12 hours) prints and activates another card
     const temp = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'temp_passcode' && d.state === 'active')!;
     const withPasscode = await startLogin(h.app, user.username, PASSWORD, 'portal');
-    expect((await postJson(h.app, `/api/v1/login/${withPasscode.body.id}`, { device: temp.id })).status).toBe(200);
+    expect((await postJson(h.app, `/api/v1/login/${withPasscode.body.id}`, { device: temp.id }, claimOf(withPasscode))).status).toBe(200);
     const again = (await answer(h.app, withPasscode.body.id, passcode)).body.session.token;
     const second = await activateOnlineCard(again);
     expect(second.deviceId).not.toBe(first.deviceId);

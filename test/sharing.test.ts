@@ -23,7 +23,7 @@ import {
   wrongAnswer,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, get, indexAnswerOf, loginSession, postJson, send, startLogin, stepUp, withCard, type Json } from './support/api.js';
+import { answer, bearer, claimOf, get, indexAnswerOf, loginSession, postJson, send, startLogin, stepUp, withCard, type Json } from './support/api.js';
 import { BUILT_IN_DRIVERS, type Holder } from './support/kind-drivers.js';
 import { sharingPair } from './support/sharing.js';
 
@@ -533,7 +533,9 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     // logged in and stepped up with SMS
     const start = await startLogin(h.app, victim.username);
     const flow =
-      start.body.device.id === sms.deviceId ? start.body : (await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: sms.deviceId })).body;
+      start.body.device.id === sms.deviceId
+        ? start.body
+        : (await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: sms.deviceId }, claimOf(start))).body;
     const loginCode = await sms.right(flow);
     const logged = await answer(h.app, flow.id, loginCode);
     expect(logged.status, JSON.stringify(logged.body)).toBe(200);
@@ -558,7 +560,7 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     // the victim, stepped up with their card, may
     const dscplus = (await h.services.devices.listForUser(victim.id)).find((d) => d.type === 'dscplus')!;
     const again = await startLogin(h.app, victim.username);
-    const cardFlow = (await postJson(h.app, `/api/v1/login/${again.body.id as string}`, { device: dscplus.id })).body;
+    const cardFlow = (await postJson(h.app, `/api/v1/login/${again.body.id as string}`, { device: dscplus.id }, claimOf(again))).body;
     const byCard = await answer(h.app, cardFlow.id, cardAnswer(victimCard, cardFlow.challenge.question));
     expect(byCard.status, JSON.stringify(byCard.body)).toBe(200);
     const own = bearer(byCard.body.session.token);
