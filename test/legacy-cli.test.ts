@@ -59,6 +59,20 @@ describe('sls device import-pskc, assign and sls token (D1)', () => {
     ]);
   });
 
+  it('D1, X3: a drift window wider than 100 counters or 10 time steps is refused at import (each one more code a guess may hit); nothing is imported', async () => {
+    const before = (await slsInProcess(['device', 'list', '--stock', '--json'], env)).stdout;
+    for (const [option, max] of [
+      ['--look-ahead', 100],
+      ['--time-window', 10],
+    ] as const) {
+      const refused = await slsInProcess(['device', 'import-pskc', fixture('legacy-utf16.xml'), '--batch', 'wide', option, String(max + 1)], env);
+      expect(refused.code, refused.stderr).not.toBe(0);
+      expect(refused.stderr).toContain(option);
+      expect(refused.stderr).toContain(`from 0 to ${max}.`);
+    }
+    expect((await slsInProcess(['device', 'list', '--stock', '--json'], env)).stdout).toBe(before);
+  });
+
   it('D1: sls device assign issues both keys of the token; sls token prints the HOTP codes of RFC 4226 in turn and the TOTP code of now', async () => {
     const out = join(db.dataDir, 'token.json');
     const assigned = await slsInProcess(['device', 'assign', '--user', 'tokenholder', '--serial', 'PLT0000003', '--out', out], env);

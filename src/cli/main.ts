@@ -796,8 +796,9 @@ export function buildProgram(): Command {
     .addOption(secretFileOption('--password', 'the password for PBKDF2-protected secrets'))
     .option('--password <p>', visibleSecret('password for PBKDF2-protected secrets', '--password'))
     .option('--batch <name>', 'batch name (default: the file name)')
-    .option('--look-ahead <n>', 'HOTP tokens: counters past the expected one a code may be (default 10)', intOption('--look-ahead', 0, 1000))
-    .option('--time-window <n>', 'TOTP tokens: time steps either side of now a code may be (default 1)', intOption('--time-window', 0, 1000))
+    // D1: each counter or step a window takes in is one more code a guess may hit: at most the resynchronisation's 100 counters, and 10 steps
+    .option('--look-ahead <n>', 'HOTP tokens: counters past the expected one a code may be (default 10, at most 100)', intOption('--look-ahead', 0, 100))
+    .option('--time-window <n>', 'TOTP tokens: time steps either side of now a code may be (default 1, at most 10)', intOption('--time-window', 0, 10))
     .addOption(dbOption())
     .action(
       async (
