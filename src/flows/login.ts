@@ -171,11 +171,16 @@ export class LoginFlows {
    */
   private async ownedRow(flowId: string, claimToken: string | undefined, meta: { ip: string | null }, action: string): Promise<FlowRow> {
     const row = await this.row(flowId);
-    if (!claimToken || !row.claim_hash || !constantTimeEqual(this.claimHash(claimToken), row.claim_hash)) {
+    if (!this.holdsClaim(row, claimToken)) {
       await this.deps.audit.record({ event: 'login.claim_refused', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId, action } });
       throw new SlsError('FLOW_NOT_FOUND');
     }
     return row;
+  }
+
+  /** K3, L8: whether the token is the flow's claim token (compared by its keyed digest, in constant time). */
+  private holdsClaim(row: FlowRow, claimToken: string | undefined): boolean {
+    return claimToken !== undefined && claimToken !== '' && row.claim_hash !== null && constantTimeEqual(this.claimHash(claimToken), row.claim_hash);
   }
 
   private isOpen(row: FlowRow): boolean {
@@ -577,7 +582,7 @@ export class LoginFlows {
     wait: { ms: number; abort?: AbortSignal } = { ms: 0 },
   ): Promise<{ flow: FlowView; session: IssuedSession }> {
     let row = await this.row(flowId);
-    if (!row.claim_hash || !constantTimeEqual(this.claimHash(claimToken), row.claim_hash)) {
+    if (!this.holdsClaim(row, claimToken)) {
       await this.deps.audit.record({ event: 'login.claim_refused', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId } });
       throw new SlsError('CLAIM_REFUSED');
     }
