@@ -40,6 +40,7 @@ import { type Prepared, prepared } from '../../store/prepared.js';
 import { deviceTopic, flowTopic, type Signals } from '../../push/signals.js';
 import type { PushProvider, PushSubscription } from '../../push/provider.js';
 import type { Device, DeviceKinds } from '../types.js';
+import { ALLOWANCE } from '../../throttle/allowance.js';
 import type { Devices } from '../devices.js';
 import { decideAccess } from '../../policy/access.js';
 import type { App, Sessions } from '../../sessions/sessions.js';
@@ -144,7 +145,7 @@ const unrecognisedPushes = prepared<{ userId: string; since: number }>()((db, p)
     .select((eb) => eb.fn.sum<number>(eb('device_switches', '+', 1)).as('pushes'))
     .where('user_id', '=', p.userId)
     .where('kind', '=', 'login')
-    .where('recognised', '=', 0)
+    .where('recognised', '=', ALLOWANCE.other)
     .where('state', 'not in', ['approved', 'done'])
     .where('created_at', '>', p.since),
 );
@@ -246,7 +247,7 @@ export class PushRequests {
    * silenced by a password holder elsewhere).
    */
   private async withheldBecause(row: FlowRow): Promise<'denied' | 'too_many' | null> {
-    if (row.kind !== 'login' || row.recognised === 1) return null;
+    if (row.kind !== 'login' || row.recognised === ALLOWANCE.recognised) return null;
     const { store, clock, config } = this.deps;
     const now = clock.now();
     if (await deniedSince.first(store.db, { userId: row.user_id, since: now - config.policy.pushQuietAfterDenyMs })) return 'denied';
