@@ -403,6 +403,66 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       const ended = (await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'session.ended').map((e) => e.data);
       expect(ended.map((d) => d.reason)).toEqual(['push_denied']);
     });
+
+    /** A user with the authenticator, and two sessions of theirs opened with it: the owner's, and one a thief holds (with the password). */
+    async function ownerAndThief() {
+      const user = await smsUser(h);
+      const app = phone();
+      await app.activate(user.username);
+      const sessionOf = async () => {
+        const login = await startLogin(h.app, user.username, PASSWORD);
+        await app.approve(await app.request(user.username), login.body.challenge.number);
+        const claimed = await claimSession(h.app, login);
+        return bearer(claimed.body.session.token as string);
+      };
+      return { user, app, sessionOf, own: await sessionOf(), stolen: await sessionOf() };
+    }
+    const withheldOf = async (userId: string) =>
+      (await h.services.audit.list({ userId })).filter((e) => e.event === 'login.push_withheld').map((e) => [e.data.kind, e.data.reason]);
+
+    it('K13, V1, L4: a stolen session holding the password rings the phone with step-ups at most 5 times an hour; then the step-up shows the app’s challenge (K4) and the phone is left alone, audited; the owner answers it with the app', async () => {
+      const { user, app, stolen, own, sessionOf } = await ownerAndThief();
+      let last = '';
+      for (let i = 0; i < 5; i++) {
+        h.clock.advance(1000);
+        const rang = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, stolen);
+        expect([rang.status, rang.body.challenge.type]).toEqual([200, 'push']);
+        last = rang.body.id as string;
+      }
+      h.clock.advance(1000);
+      const sixth = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, stolen);
+      expect([sixth.status, sixth.body.state, sixth.body.challenge.type]).toEqual([200, 'second_factor', 'ocra']);
+      // the sixth never reached the phone (the fifth still waits there)
+      expect((await app.poll()).requests.map((r) => r.id)).toEqual([requestIdOf(last)]);
+      expect(await withheldOf(user.id)).toEqual([['step_up', 'too_many']]);
+      // the owner's own step-up, meanwhile: the app's challenge, answered with the app (K4, K10)
+      h.clock.advance(1000);
+      const mine = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, own);
+      expect(mine.body.challenge.type).toBe('ocra');
+      const answered = await postJson(
+        h.app,
+        `/api/v1/step-up/${mine.body.id as string}`,
+        { response: await app.respond(user.username, mine.body.challenge.question) },
+        own,
+      );
+      expect([answered.status, answered.body.state]).toEqual([200, 'done']);
+      // an hour later the phone rings again
+      h.clock.advance(60 * 60 * 1000);
+      expect((await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, await sessionOf())).body.challenge.type).toBe('push');
+    });
+
+    it('K13, V1: after "this wasn\'t me" to a login, step-ups send no push for 24 hours either (the app’s challenge instead), audited', async () => {
+      const { user, app, stolen, sessionOf } = await ownerAndThief();
+      await startLogin(h.app, user.username, PASSWORD);
+      expect(await app.deny(await app.request(user.username))).toEqual({ state: 'denied' });
+      const stepUp = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, stolen);
+      expect([stepUp.status, stepUp.body.challenge?.type], JSON.stringify(stepUp.body)).toEqual([200, 'ocra']);
+      expect((await app.poll()).requests).toEqual([]);
+      expect(await withheldOf(user.id)).toEqual([['step_up', 'denied']]);
+      h.clock.advance(24 * 60 * 60 * 1000);
+      const later = await sessionOf();
+      expect((await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, later)).body.challenge.type).toBe('push');
+    });
   });
 
   describe('K7, X7, D6: a security key protects the authenticator’s activation as a card does', () => {

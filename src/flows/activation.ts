@@ -195,8 +195,15 @@ export class DeviceActivation {
       sessionId: session.id,
     });
     await this.deps.flowLimits.insert(row);
-    if (prompt.type === 'push') await this.deps.pushRequests.announce(row, language);
-    return { id, deviceId: device.id, challenge: prompt, expiresAt: new Date(expiresAt).toISOString(), attemptsLeft: config.policy.challengeMaxAttempts };
+    // K13 (decision 0030): a step-up's push may be withheld, the app's challenge shown instead
+    const shown = prompt.type === 'push' ? await this.deps.pushRequests.announce(row, language) : row;
+    return {
+      id,
+      deviceId: device.id,
+      challenge: promptOf(shown) ?? prompt,
+      expiresAt: new Date(shown.expires_at).toISOString(),
+      attemptsLeft: config.policy.challengeMaxAttempts,
+    };
   }
 
   private async openFlow(session: Session, flowId: string, purpose: Purpose) {

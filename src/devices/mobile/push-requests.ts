@@ -149,6 +149,19 @@ const unrecognisedPushes = prepared<{ userId: string; since: number }>()((db, p)
     .where('state', 'not in', ['approved', 'done'])
     .where('created_at', '>', p.since),
 );
+/**
+ * K13: the step-up push requests (V1) the user's sessions may have sent since `since`, but for those the owner
+ * approved: a step-up needs the password and a signed-in session, which a thief may both hold (decision 0030).
+ */
+const stepUpPushes = prepared<{ userId: string; since: number }>()((db, p) =>
+  db
+    .selectFrom('login_flows')
+    .select((eb) => eb.fn.countAll<number>().as('pushes'))
+    .where('user_id', '=', p.userId)
+    .where('kind', '=', 'step_up')
+    .where('state', 'not in', ['approved', 'done'])
+    .where('created_at', '>', p.since),
+);
 const subscriptionOf = prepared<{ deviceId: string }>()((db, p) =>
   db.selectFrom('push_subscriptions').select('subscription_enc').where('device_id', '=', p.deviceId),
 );
@@ -247,11 +260,13 @@ export class PushRequests {
    * silenced by a password holder elsewhere).
    */
   private async withheldBecause(row: FlowRow): Promise<'denied' | 'too_many' | null> {
-    if (row.kind !== 'login' || row.recognised === ALLOWANCE.recognised) return null;
+    // decision 0030: a step-up (V1) is limited too: a stolen session with the password must not ring the phone all night either
+    const stepUp = row.kind === 'step_up';
+    if (!stepUp && (row.kind !== 'login' || row.recognised === ALLOWANCE.recognised)) return null;
     const { store, clock, config } = this.deps;
     const now = clock.now();
     if (await deniedSince.first(store.db, { userId: row.user_id, since: now - config.policy.pushQuietAfterDenyMs })) return 'denied';
-    const counted = await unrecognisedPushes.first(store.db, { userId: row.user_id, since: now - HOUR_MS });
+    const counted = await (stepUp ? stepUpPushes : unrecognisedPushes).first(store.db, { userId: row.user_id, since: now - HOUR_MS });
     return Number(counted?.pushes ?? 0) > config.policy.unrecognisedPushesPerHour ? 'too_many' : null;
   }
 
@@ -267,9 +282,9 @@ export class PushRequests {
       userId: row.user_id,
       username: row.username,
       ip: row.ip,
-      data: { flowId: row.id, deviceId: device.id, reason },
+      data: { flowId: row.id, kind: row.kind, deviceId: device.id, reason },
     });
-    return findFlow(this.deps.store.db, row.id, 'login');
+    return findFlow(this.deps.store.db, row.id, row.kind);
   }
 
   /** The device's push requests older than this one end (their pages start over); audited. Their flow ids. */
