@@ -358,6 +358,27 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       expect((await withheld(user.id)).length).toBe(8 - rang);
     });
 
+    it('K13, L4: a login whose push is withheld, superseded meanwhile by the owner’s own login on the phone, is told it ended (200, failed), not an error; the withheld push is audited', async () => {
+      const { user, app } = await ownerWithPhone();
+      for (let i = 0; i < 5; i++) {
+        h.clock.advance(1000);
+        expect((await loginFrom(HOLDER, user.username)).body.challenge.type).toBe('push');
+      }
+      h.clock.advance(1000);
+      let own = '';
+      const hook = beforeAnnounced('', async () => {
+        h.clock.advance(1000);
+        const mine = await loginFrom(OWNER, user.username);
+        expect(mine.body.challenge.type).toBe('push');
+        own = mine.body.id as string;
+      });
+      const sixth = await loginFrom(HOLDER, user.username);
+      expect(hook.fired()).toBe(true);
+      expect([sixth.status, sixth.body.state]).toEqual([200, 'failed']);
+      expect(await withheld(user.id)).toEqual(['too_many']);
+      expect((await app.poll()).requests.map((r) => r.id)).toEqual([requestIdOf(own)]);
+    });
+
     it('K13, K4: after "this wasn\'t me", logins from clients the user never logged in from send no push for 24 hours (the app’s challenge instead); the usual client still gets one', async () => {
       const { user, app } = await ownerWithPhone();
       await loginFrom(HOLDER, user.username, 'portal');
@@ -449,6 +470,17 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       // an hour later the phone rings again
       h.clock.advance(60 * 60 * 1000);
       expect((await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, await sessionOf())).body.challenge.type).toBe('push');
+    });
+
+    it('K13, V1, L4: eight step-ups sent at once from a stolen session ring the phone at most 5 times; the others show the app’s challenge, each audited', async () => {
+      const { user, stolen } = await ownerAndThief();
+      const started = await Promise.all(Array.from({ length: 8 }, () => postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, stolen)));
+      // each waits for the phone or its app's challenge, or was superseded by a newer one (K13: the phone shows the newest)
+      const shown = started.map((s) => `${s.status}:${s.body.state}:${s.body.challenge?.type ?? '-'}`);
+      expect(shown.filter((s) => !['200:second_factor:push', '200:second_factor:ocra', '200:failed:-'].includes(s))).toEqual([]);
+      const withheld = (await withheldOf(user.id)).length;
+      expect(8 - withheld).toBeLessThanOrEqual(5);
+      expect(shown.filter((s) => s.endsWith(':ocra')).length).toBeLessThanOrEqual(withheld);
     });
 
     it('K13, V1: after "this wasn\'t me" to a login, step-ups send no push for 24 hours either (the app’s challenge instead), audited', async () => {

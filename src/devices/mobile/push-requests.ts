@@ -276,13 +276,19 @@ export class PushRequests {
    * phone is not disturbed. Audited. The flow as it now stands.
    */
   private async withhold(row: FlowRow, reason: 'denied' | 'too_many'): Promise<FlowRow> {
-    const device = await this.offline(row);
+    let deviceId = row.device_id;
+    try {
+      deviceId = (await this.offline(row)).id;
+    } catch (error) {
+      // superseded meanwhile by a newer request to the phone (or ended): no challenge to show, the push withheld all the same
+      if (!(error instanceof SlsError && error.code === 'FLOW_EXPIRED')) throw error;
+    }
     await this.deps.audit.record({
       event: 'login.push_withheld',
       userId: row.user_id,
       username: row.username,
       ip: row.ip,
-      data: { flowId: row.id, kind: row.kind, deviceId: device.id, reason },
+      data: { flowId: row.id, kind: row.kind, deviceId, reason },
     });
     return findFlow(this.deps.store.db, row.id, row.kind);
   }

@@ -291,7 +291,7 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             'over SHA-256 of the signed text. A wrong number, PIN or signature: 401 LOGIN_FAILED (counted like a wrong answer); late or ' +
             'already answered: 410 FLOW_EXPIRED; 401 APP_TOKEN_INVALID. A deny of a step-up (kind step_up) also ends the session that asked for it ' +
             "(L8, audited with the cause push_denied); after a deny, logins from clients the user has not logged in from lately get the app's " +
-            'challenge instead of a push for 24 h (K13, decision 0026).',
+            'challenge instead of a push for 24 h (K13, decision 0026), and so do step-ups (decision 0030).',
           params: ActivationParams,
           body: AnswerBody,
           response: { 200: AnswerResultSchema, ...FLOW_ERRORS },
