@@ -472,6 +472,35 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       expect((await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, await sessionOf())).body.challenge.type).toBe('push');
     });
 
+    it('K13, V1: a password holder’s logins from elsewhere and a stolen session’s step-ups share the 5 rings of the hour: beyond, both show the app’s challenge', async () => {
+      const { user, app, stolen } = await ownerAndThief();
+      for (let i = 0; i < 3; i++) {
+        h.clock.advance(1000);
+        const login = await h.app.inject({
+          method: 'POST',
+          url: '/api/v1/login',
+          remoteAddress: '203.0.113.66',
+          payload: { username: user.username, password: PASSWORD, app: 'portal' },
+        });
+        expect(login.json().challenge.type).toBe('push');
+      }
+      for (let i = 0; i < 2; i++) {
+        h.clock.advance(1000);
+        expect((await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, stolen)).body.challenge.type).toBe('push');
+      }
+      h.clock.advance(1000);
+      expect((await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, stolen)).body.challenge.type).toBe('ocra');
+      const login = await h.app.inject({
+        method: 'POST',
+        url: '/api/v1/login',
+        remoteAddress: '203.0.113.66',
+        payload: { username: user.username, password: PASSWORD, app: 'portal' },
+      });
+      expect(login.json().challenge.type).toBe('ocra');
+      expect((await withheldOf(user.id)).map((w) => w.join(':')).sort()).toEqual(['login:too_many', 'step_up:too_many']);
+      expect((await app.poll()).requests).toHaveLength(1);
+    });
+
     it('K13, V1, L4: eight step-ups sent at once from a stolen session ring the phone at most 5 times; the others show the app’s challenge, each audited', async () => {
       const { user, stolen } = await ownerAndThief();
       const started = await Promise.all(Array.from({ length: 8 }, () => postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, stolen)));

@@ -135,30 +135,28 @@ const deniedSince = prepared<{ userId: string; since: number }>()((db, p) =>
   db.selectFrom('login_flows').select('id').where('user_id', '=', p.userId).where('state', '=', 'denied').where('updated_at', '>', p.since).limit(1),
 );
 /**
- * K13: the push requests the user's logins from clients they have not logged in from lately (decision 0018) may
- * have sent since `since`, but for those the owner approved: one for each such login, and one for each device
- * change in one (each may send one again).
+ * K13: the pushes a password holder may make the phone ring with since `since`, but for those the owner approved:
+ * one for each login from a client the user has not logged in from lately (decision 0018) and one for each device
+ * change in one (each may send one again); one for each step-up (V1), which needs the password and a signed-in
+ * session, both of which a thief may hold (decision 0030). One allowance for both.
  */
-const unrecognisedPushes = prepared<{ userId: string; since: number }>()((db, p) =>
+const unaskedPushes = prepared<{ userId: string; since: number }>()((db, p) =>
   db
     .selectFrom('login_flows')
-    .select((eb) => eb.fn.sum<number>(eb('device_switches', '+', 1)).as('pushes'))
+    .select((eb) =>
+      eb.fn
+        .sum<number>(
+          eb
+            .case()
+            .when('kind', '=', 'step_up')
+            .then(eb.lit(1))
+            .else(eb('device_switches', '+', 1))
+            .end(),
+        )
+        .as('pushes'),
+    )
     .where('user_id', '=', p.userId)
-    .where('kind', '=', 'login')
-    .where('recognised', '=', ALLOWANCE.other)
-    .where('state', 'not in', ['approved', 'done'])
-    .where('created_at', '>', p.since),
-);
-/**
- * K13: the step-up push requests (V1) the user's sessions may have sent since `since`, but for those the owner
- * approved: a step-up needs the password and a signed-in session, which a thief may both hold (decision 0030).
- */
-const stepUpPushes = prepared<{ userId: string; since: number }>()((db, p) =>
-  db
-    .selectFrom('login_flows')
-    .select((eb) => eb.fn.countAll<number>().as('pushes'))
-    .where('user_id', '=', p.userId)
-    .where('kind', '=', 'step_up')
+    .where((eb) => eb.or([eb('kind', '=', 'step_up'), eb.and([eb('kind', '=', 'login'), eb('recognised', '=', ALLOWANCE.other)])]))
     .where('state', 'not in', ['approved', 'done'])
     .where('created_at', '>', p.since),
 );
@@ -257,16 +255,16 @@ export class PushRequests {
    * said "this wasn't me" within `pushQuietAfterDenyMs`, nor beyond
    * `unrecognisedPushesPerHour` of them: why not, or null when it may.
    * Logins from the user's usual clients always may (the owner is never
-   * silenced by a password holder elsewhere).
+   * silenced by a password holder elsewhere). A step-up (V1) is limited
+   * alike, in the same allowance (decision 0030): a stolen session with the
+   * password must not ring the phone all night either.
    */
   private async withheldBecause(row: FlowRow): Promise<'denied' | 'too_many' | null> {
-    // decision 0030: a step-up (V1) is limited too: a stolen session with the password must not ring the phone all night either
-    const stepUp = row.kind === 'step_up';
-    if (!stepUp && (row.kind !== 'login' || row.recognised === ALLOWANCE.recognised)) return null;
+    if (row.kind !== 'step_up' && (row.kind !== 'login' || row.recognised === ALLOWANCE.recognised)) return null;
     const { store, clock, config } = this.deps;
     const now = clock.now();
     if (await deniedSince.first(store.db, { userId: row.user_id, since: now - config.policy.pushQuietAfterDenyMs })) return 'denied';
-    const counted = await (stepUp ? stepUpPushes : unrecognisedPushes).first(store.db, { userId: row.user_id, since: now - HOUR_MS });
+    const counted = await unaskedPushes.first(store.db, { userId: row.user_id, since: now - HOUR_MS });
     return Number(counted?.pushes ?? 0) > config.policy.unrecognisedPushesPerHour ? 'too_many' : null;
   }
 

@@ -34,8 +34,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
             'the last hour; Retry-After). Keep `claimToken`: a login approved on the phone gives its session only to whoever holds it. ' +
             'O1: a trading login of a user who opted out of the second factor is done at once (state "done", with its `session`). ' +
             'K13: for the mobile authenticator the challenge is a push request (type "push", with the number to type into the app); from a client ' +
-            'the user has not logged in from lately it is the app\'s challenge instead (type "ocra", as after /offline) once such logins sent 5 push ' +
-            'requests in the hour, or for 24 h after the user answered "this wasn\'t me" (push fatigue; decision 0026). ' +
+            'the user has not logged in from lately it is the app\'s challenge instead (type "ocra", as after /offline) once such logins (and step-ups, ' +
+            'decision 0030) sent 5 push requests in the hour, or for 24 h after the user answered "this wasn\'t me" (push fatigue; decision 0026). ' +
             'L8: a session given here (also set as a cookie) ends the session of the cookie the request carried (audited, cause `replaced`); a Bearer token is not ended.',
           body: LoginStartBody,
           response: { 200: StartedFlowSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 423: ErrorSchema, 429: ErrorSchema },

@@ -43,7 +43,8 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           description:
             "The password of the session's user first, under the login's lock: 401 INVALID_CREDENTIALS, 423 LOCKED. " +
             'Then the device offered first: 403 NO_ACTIVE_DEVICE when none may open the portal. The mobile authenticator gets a push request, ' +
-            'or, after 5 step-ups not approved in the hour or for 24 h after a "this wasn\'t me", the app\'s challenge (`type: "ocra"`) instead ' +
+            'or, beyond 5 push requests in the hour (step-ups not approved, logins from unrecognised clients) or for 24 h after a "this wasn\'t me", ' +
+            'the app\'s challenge (`type: "ocra"`) instead ' +
             '(push fatigue, K13, decision 0030).',
           security,
           body: z.object({ password: z.string().min(1).max(1024) }),
