@@ -44,7 +44,7 @@ import { newSessionId, type App, type IssuedSession, type Sessions } from '../se
 import type { Confirmation, SessionScope } from '../store/schema.js';
 import type { Store, Tx } from '../store/database.js';
 import { flowTopic, type Signals } from '../push/signals.js';
-import { challengeTtlMs, completeFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
+import { challengeTtlMs, completeFlow, failFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
 import { accepted, type Answers } from './answers.js';
 import type { FlowLimits } from './flow-limits.js';
 import type { FirstFactor } from './first-factor.js';
@@ -150,6 +150,14 @@ export interface LoginDeps {
 
 /** O2: the user opted back in while their password-only login was being opened (rolls its transaction back). */
 const OPTED_BACK_IN = new Error('opted back in');
+/** A5: the one-time password the password-only login began with opened another session meanwhile (rolls its transaction back). */
+const ONE_TIME_USED = new Error('one-time password used');
+/** A5: the one-time password a login with a device began with opened another session meanwhile (rolls its transaction back). */
+class OneTimePasswordUsed extends Error {
+  constructor() {
+    super('one-time password used');
+  }
+}
 
 export class LoginFlows {
   constructor(private readonly deps: LoginDeps) {}
@@ -370,7 +378,7 @@ export class LoginFlows {
           },
           trx,
         );
-        await users.markOneTimePasswordUsed(trx, user.id, now);
+        if (!(await users.markOneTimePasswordUsed(trx, user.id, now))) throw ONE_TIME_USED;
         await sessions.endReplaced(trx, input.replaces, { userId: user.id, sessionId, ip: input.ip });
         // L3: the password alone proves no device: the count of the guesses at the user's codes goes on (no reset)
         await audit.append(trx, [
@@ -386,6 +394,17 @@ export class LoginFlows {
     } catch (error) {
       await lockout.release(attempt);
       if (error === OPTED_BACK_IN) return null;
+      if (error === ONE_TIME_USED) {
+        // A5: as if it came a moment later, when the password it gave was a used one-time password (a wrong one)
+        await audit.record({
+          event: 'login.flow_refused',
+          userId: user.id,
+          username: user.username,
+          ip: input.ip,
+          data: { flowId: row.id, kind: 'login', reason: 'one_time_password_used', code: 'INVALID_CREDENTIALS' },
+        });
+        throw new SlsError('INVALID_CREDENTIALS');
+      }
       throw error;
     }
     return { ...this.view(row, []), claimToken, session: session! };
@@ -594,13 +613,40 @@ export class LoginFlows {
     const { device, scope } = await this.deps.pushRequests.approval(row, row.app);
     const now = this.deps.clock.now();
     const sessionId = newSessionId();
-    const session = await this.deps.store.serialized('audit_log', async (trx) => {
-      if (!(await completeFlow(trx, flowId, now, sessionId, 'approved'))) return null;
-      return this.openSession(trx, row, device, { sessionId, scope, confirmedBy: row.confirmed_by, meta });
-    });
+    const session = await this.oneTimeChecked(row, 'approved', meta, () =>
+      this.deps.store.serialized('audit_log', async (trx) => {
+        if (!(await completeFlow(trx, flowId, now, sessionId, 'approved'))) return null;
+        return this.openSession(trx, row, device, { sessionId, scope, confirmedBy: row.confirmed_by, meta });
+      }),
+    );
     if (!session) throw new SlsError('FLOW_EXPIRED');
     const { usable } = await this.offeredDevices(row.user_id, device.id, row.app);
     return { flow: this.view({ ...row, state: 'done', session_id: sessionId }, usable), session };
+  }
+
+  /**
+   * A5: a login that began with a one-time password which opened another
+   * session meanwhile (two logins it started at once, on one server process
+   * or two, both past the first factor) opens none: its flow fails, audited
+   * `login.flow_refused` (reason one_time_password_used), 410 FLOW_EXPIRED;
+   * started again, the password is refused as a wrong one.
+   */
+  private async oneTimeChecked<T>(row: FlowRow, open: 'second_factor' | 'approved', meta: RequestMeta, take: () => Promise<T>): Promise<T> {
+    try {
+      return await take();
+    } catch (error) {
+      if (!(error instanceof OneTimePasswordUsed)) throw error;
+      await failFlow(this.deps.store.db, row.id, this.deps.clock.now(), open);
+      await this.deps.audit.record({
+        event: 'login.flow_refused',
+        userId: row.user_id,
+        username: row.username,
+        ip: meta.ip,
+        data: { flowId: row.id, kind: row.kind, reason: 'one_time_password_used', code: 'FLOW_EXPIRED' },
+      });
+      await this.deps.signals.publish(flowTopic(row.id));
+      throw new SlsError('FLOW_EXPIRED');
+    }
   }
 
   /**
@@ -619,7 +665,9 @@ export class LoginFlows {
     // L8: the device as a revocation that raced this login left it (the audit lock is held): revoked, lost or no longer shared, no session
     await devices.markUsed(trx, device.id, row.user_id);
     // L6: the device offered first next time; A5: a one-time password opens this session and no other
-    const { passwordMustChange } = await this.deps.users.loggedInWith(trx, row.user_id, device.id, now);
+    const loggedIn = await this.deps.users.loggedInWith(trx, row.user_id, device.id, now);
+    if (!loggedIn) throw new OneTimePasswordUsed();
+    const { passwordMustChange } = loggedIn;
     // T3, S3: a temporary device's session ends with the window it was opened in (full access ends after day 2)
     const access = decideAccess(device, this.deps.deviceKind(device.type), row.app, now, this.deps.policy);
     const endsBy = access.allowed ? access.until : undefined;
@@ -687,30 +735,32 @@ export class LoginFlows {
     let deviceChanged = isWaitingFirstAnswer(device, kind);
     // read before the answer's transaction: a check that reads nothing else runs inside it (docs/decisions/0019)
     const context = await devices.checkContext(device, kind);
-    const session = await this.deps.answers.answerFlow({
-      row,
-      deviceType: device.type,
-      ip: meta.ip,
-      failed: { event: 'login.second_factor_failed', data: { deviceId: device.id } },
-      hints: kind.failureHints,
-      checkInside: kind.pureCheck === true,
-      check: async () => {
-        // the device may have been replaced, or its window closed, since the challenge
-        const access = decideAccess(device, kind, row.app, now, policy);
-        if ((device.state !== 'active' && !isWaitingFirstAnswer(device, kind)) || !access.allowed)
-          throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
-        scope = access.scope;
-        const check = await kind.checkResponse(context, box.openJson<Record<string, unknown>>(row.verifier!, this.sealContext(flowId)), response);
-        if (check.usedUp) deviceChanged = true;
-        return check.ok ? accepted(device, check, flowId) : null;
-      },
-      accept: async (trx) => {
-        if (!(await completeFlow(trx, flowId, now, sessionId))) return null;
-        // a new applicant's first code reached the number: it is verified and SMS is active (M2)
-        if (isWaitingFirstAnswer(device, kind)) await this.deps.phones.completeEnrolment(trx, device, meta.ip);
-        return this.openSession(trx, row, device, { sessionId, scope, confirmedBy: null, meta });
-      },
-    });
+    const session = await this.oneTimeChecked(row, 'second_factor', meta, () =>
+      this.deps.answers.answerFlow({
+        row,
+        deviceType: device.type,
+        ip: meta.ip,
+        failed: { event: 'login.second_factor_failed', data: { deviceId: device.id } },
+        hints: kind.failureHints,
+        checkInside: kind.pureCheck === true,
+        check: async () => {
+          // the device may have been replaced, or its window closed, since the challenge
+          const access = decideAccess(device, kind, row.app, now, policy);
+          if ((device.state !== 'active' && !isWaitingFirstAnswer(device, kind)) || !access.allowed)
+            throw new SlsError(access.allowed ? 'DEVICE_NOT_AVAILABLE' : access.reason);
+          scope = access.scope;
+          const check = await kind.checkResponse(context, box.openJson<Record<string, unknown>>(row.verifier!, this.sealContext(flowId)), response);
+          if (check.usedUp) deviceChanged = true;
+          return check.ok ? accepted(device, check, flowId) : null;
+        },
+        accept: async (trx) => {
+          if (!(await completeFlow(trx, flowId, now, sessionId))) return null;
+          // a new applicant's first code reached the number: it is verified and SMS is active (M2)
+          if (isWaitingFirstAnswer(device, kind)) await this.deps.phones.completeEnrolment(trx, device, meta.ip);
+          return this.openSession(trx, row, device, { sessionId, scope, confirmedBy: null, meta });
+        },
+      }),
+    );
     const { usable } = await this.offeredDevices(row.user_id, device.id, row.app, deviceChanged ? undefined : known);
     return { flow: this.view({ ...row, state: 'done', session_id: sessionId, attempts: row.attempts + 1 }, usable), session };
   }

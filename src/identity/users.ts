@@ -127,6 +127,8 @@ const loggedIn = prepared<{ userId: string; deviceId: string; at: number }>()((d
         .end(),
     }))
     .where('id', '=', p.userId)
+    // A5: a one-time password that opened a session already opens no other (two logins it started at once: one)
+    .where((eb) => eb.or([eb('password_must_change', '=', 0), eb('password_used_at', 'is', null)]))
     .returning('password_must_change'),
 );
 
@@ -226,27 +228,38 @@ export class Users {
     return { user, passwordHash: row.password_hash, oneTime };
   }
 
-  /** A5: the one-time password opened its session (in the transaction that opens it); it opens no other. */
-  async markOneTimePasswordUsed(db: Executor, userId: string, at: number): Promise<void> {
-    await db
+  /**
+   * A5: the one-time password opened its session (in the transaction that
+   * opens it, under the audit log's lock); it opens no other. False when it
+   * opened one already: two logins it started at once (on one process or
+   * two) both passed the first factor, and only the first may open a session.
+   */
+  async markOneTimePasswordUsed(db: Executor, userId: string, at: number): Promise<boolean> {
+    const row = await db
       .updateTable('users')
-      .set({ password_used_at: at })
+      .set((eb) => ({
+        password_used_at: eb.case().when('password_must_change', '=', 1).then(eb.val(at)).else(eb.ref('password_used_at')).end(),
+      }))
       .where('id', '=', userId)
-      .where('password_must_change', '=', 1)
-      .where('password_used_at', 'is', null)
-      .execute();
+      .where((eb) => eb.or([eb('password_must_change', '=', 0), eb('password_used_at', 'is', null)]))
+      .returning('id')
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   /**
    * A complete login with a device, in the transaction that opens its
    * session: the device is offered first next time (L6), a one-time
    * password opens this session and no other (A5). One statement, which
-   * also says whether the user must choose a new password first.
+   * also says whether the user must choose a new password first; null
+   * when the one-time password this login began with opened another
+   * session meanwhile (`markOneTimePasswordUsed`): this one opens none.
    */
-  async loggedInWith(db: Executor, userId: string, deviceId: string, at: number): Promise<{ passwordMustChange: boolean }> {
+  async loggedInWith(db: Executor, userId: string, deviceId: string, at: number): Promise<{ passwordMustChange: boolean } | null> {
     const row = await loggedIn.first(db, { userId, deviceId, at });
-    if (!row) throw new SlsError('USER_NOT_FOUND', { id: userId });
-    return { passwordMustChange: row.password_must_change === 1 };
+    if (row) return { passwordMustChange: row.password_must_change === 1 };
+    if (await db.selectFrom('users').select('id').where('id', '=', userId).executeTakeFirst()) return null;
+    throw new SlsError('USER_NOT_FOUND', { id: userId });
   }
 
   async account(accountId: string): Promise<Account> {
