@@ -11,6 +11,8 @@ import { createServices, type Services } from '../src/services.js';
 import { PASSWORD, cardAnswer, createUser, createUserWithCard, openTestDatabase, testConfig, type TestDatabase } from './support/harness.js';
 import { cliEnv, startServer, type ServerProcess } from './support/cli.js';
 import { postgresUrl } from './support/environment.js';
+import { TestPhone, tokenIn, verifiedNumber, type Inbox } from './support/phone.js';
+import type { Harness } from './support/harness.js';
 
 interface Reply {
   status: number;
@@ -28,6 +30,7 @@ async function call(method: string, url: string, body?: unknown, headers: Record
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) => call('POST', url, body, headers);
 
 /** How many rounds each race runs: a race lost by chance once is won in another. */
@@ -97,6 +100,105 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
     expect(live).toHaveLength(1);
   });
 
-  it.todo('placeholder');
-  void PASSWORD;
+  /** A user with a number on record and the mobile authenticator activated on `phone` (K1). */
+  async function pushUser(phone: TestPhone) {
+    const user = await createUser(services);
+    await verifiedNumber({ services } as Harness, user.id);
+    await phone.activate(user.username);
+    return user;
+  }
+
+  const inbox: Inbox = {
+    activationToken: async (username) => tokenIn(await services.notifier.list({ userId: (await services.users.getByUsername(username)).id })),
+    tick: () => undefined,
+  };
+
+  it('K1, L4, X4: the activation token sent by SMS, proven by two phones on the two processes at once: exactly one phone proves it and is activated', async () => {
+    for (let round = 0; round < ROUNDS; round++) {
+      const user = await createUser(services);
+      await verifiedNumber({ services } as Harness, user.id);
+      const [phoneA, phoneB] = [new TestPhone(a.url, inbox), new TestPhone(b.url, inbox)];
+      const { view, token } = await phoneA.tokenSent(user.username);
+      const proofs = await Promise.allSettled([phoneA.prove(view, token), phoneB.prove(view, token)]);
+      expect(proofs.filter((p) => p.status === 'fulfilled')).toHaveLength(1);
+      const winner = proofs[0]!.status === 'fulfilled' ? phoneA : phoneB;
+      const loser = winner === phoneA ? phoneB : phoneA;
+      // the phone that lost the race cannot finish with its own keys; the winner can
+      await expect(loser.finish(view)).rejects.toThrow();
+      await winner.finish(view);
+      const mobiles = (await services.devices.listForUser(user.id)).filter((d) => d.type === 'mobile' && d.state === 'active');
+      expect(mobiles).toHaveLength(1);
+      const audited = (await services.audit.list({ userId: user.id, limit: 500 })).map((e) => e.event);
+      expect(audited.filter((e) => e === 'mobile.token_proven')).toHaveLength(1);
+      expect(audited.filter((e) => e === 'mobile.activated')).toHaveLength(1);
+    }
+  });
+
+  it('K3, K13, X4: the phone approves on one process and says "this was not me" on the other at once: one answer wins, the audit says which, once', async () => {
+    const phoneA = new TestPhone(a.url, inbox);
+    const user = await pushUser(phoneA);
+    const phoneB = new TestPhone(b.url, inbox);
+    phoneB.enrolments.set(user.username, phoneA.enrolments.get(user.username)!);
+    for (let round = 0; round < ROUNDS; round++) {
+      const start = await post(`${[a, b][round % 2]!.url}/api/v1/login`, { username: user.username, password: PASSWORD, app: 'portal' });
+      expect(start.body.challenge.type).toBe('push');
+      const request = await phoneA.request(user.username);
+      const answers = await Promise.allSettled([phoneA.approve(request, start.body.challenge.number), phoneB.deny(request)]);
+      expect(answers.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
+      const flow = await services.store.db.selectFrom('login_flows').select('state').where('id', '=', start.body.id).executeTakeFirstOrThrow();
+      expect(flow.state).toBe(answers[0]!.status === 'fulfilled' ? 'approved' : 'denied');
+      const audited = (await services.audit.list({ userId: user.id, limit: 500 })).filter(
+        (e) => ['login.push_approved', 'login.push_denied'].includes(e.event) && e.data.flowId === start.body.id,
+      );
+      expect(audited.map((e) => e.event)).toEqual([answers[0]!.status === 'fulfilled' ? 'login.push_approved' : 'login.push_denied']);
+      // a deny silences unknown clients for a day (K13): start the next round from a clean slate
+      await services.store.db.updateTable('login_flows').set({ state: 'failed' }).where('user_id', '=', user.id).where('state', '=', 'denied').execute();
+    }
+  });
+
+  it('K13, X4 (decision 0026): 10 logins from an unknown client started on both processes at once ring the phone at most 5 times; the rest are withheld, audited', async () => {
+    const phone = new TestPhone(a.url, inbox);
+    const user = await pushUser(phone);
+    const starts = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => post(`${[a, b][i % 2]!.url}/api/v1/login`, { username: user.username, password: PASSWORD, app: 'portal' })),
+    );
+    expect(starts.map((s) => s.status)).toEqual(Array(10).fill(200));
+    const rang = starts.filter((s) => s.body.challenge.type === 'push');
+    expect(rang.length).toBeLessThanOrEqual(5);
+    const withheld = (await services.audit.list({ userId: user.id, limit: 500 })).filter((e) => e.event === 'login.push_withheld');
+    expect(withheld).toHaveLength(10 - rang.length);
+  });
+
+  it('L4, X4: 20 login starts of one user spread over both processes at once: exactly 10 flows open, the others 429 TOO_MANY_FLOWS', async () => {
+    const { user } = await createUserWithCard(services);
+    const starts = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => post(`${[a, b][i % 2]!.url}/api/v1/login`, { username: user.username, password: PASSWORD, app: 'portal' })),
+    );
+    expect(starts.filter((s) => s.status === 200)).toHaveLength(10);
+    for (const s of starts.filter((x) => x.status !== 200)) expect([s.status, s.body.error.code]).toEqual([429, 'TOO_MANY_FLOWS']);
+    expect((await events(user.id, 'login.flow_refused')).filter((e) => e.data.reason === 'open')).toHaveLength(10);
+  });
+
+  it('W3, X4: withdrawals sent to both processes at once: exactly those that fit the daily limit are recorded; one reference is recorded once', async () => {
+    const key = bearer((await services.apiKeys.create({ name: 'back office', scopes: ['withdrawals'] }, 'test')).key);
+    const user = await createUser(services);
+    await verifiedNumber({ services } as Harness, user.id); // SMS: USD 200,000 a day
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        post(`${[a, b][i % 2]!.url}/api/v1/withdrawals`, { account: user.accountNumber, amount: 15_000, currency: 'USD', reference: `x-${i}` }, key),
+      ),
+    );
+    expect(results.filter((r) => r.status === 201)).toHaveLength(13);
+    for (const r of results.filter((x) => x.status !== 201)) expect([r.status, r.body.error.code]).toEqual([409, 'WITHDRAWAL_LIMIT_EXCEEDED']);
+    const again = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        post(`${[a, b][i % 2]!.url}/api/v1/withdrawals`, { account: user.accountNumber, amount: 1_000, currency: 'USD', reference: 'once' }, key),
+      ),
+    );
+    expect(new Set(again.map((r) => r.body.id)).size).toBe(1);
+    const rows = await services.store.db.selectFrom('withdrawals').select('usd_cents').where('account_id', '=', user.accountId).execute();
+    expect(rows.reduce((sum, r) => sum + Number(r.usd_cents), 0)).toBe(196_000_00);
+    const recorded = (await services.audit.list({ limit: 1000 })).filter((e) => e.event === 'withdrawal.recorded' && e.data.account === user.accountNumber);
+    expect(recorded).toHaveLength(14);
+  });
 });
