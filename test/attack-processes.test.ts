@@ -179,6 +179,22 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
     expect((await events(user.id, 'login.flow_refused')).filter((e) => e.data.reason === 'open')).toHaveLength(10);
   });
 
+  it('L4, L6, X4: 30 device changes of one login sent to both processes at once: 10 at most change it (each a new challenge to cycle), the others 409 FLOW_STATE', async () => {
+    const { user } = await createUserWithCard(services);
+    const { device: second } = await services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
+    const start = await post(`${a.url}/api/v1/login`, { username: user.username, password: PASSWORD, app: 'portal' });
+    expect(start.status).toBe(200);
+    const claim = { 'x-claim-token': start.body.claimToken };
+    const switches = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => post(`${[a, b][i % 2]!.url}/api/v1/login/${start.body.id}`, { device: second.id }, claim)),
+    );
+    expect(switches.filter((r) => r.status === 200)).toHaveLength(10);
+    for (const r of switches.filter((x) => x.status !== 200)) expect([r.status, r.body.error.code]).toEqual([409, 'FLOW_STATE']);
+    const flow = await services.store.db.selectFrom('login_flows').select('device_switches').where('id', '=', start.body.id).executeTakeFirstOrThrow();
+    expect(flow.device_switches).toBe(10);
+    expect((await events(user.id, 'login.device_switched')).filter((e) => e.data.flowId === start.body.id)).toHaveLength(10);
+  });
+
   it('W3, X4: withdrawals sent to both processes at once: exactly those that fit the daily limit are recorded; one reference is recorded once', async () => {
     const key = bearer((await services.apiKeys.create({ name: 'back office', scopes: ['withdrawals'] }, 'test')).key);
     const user = await createUser(services);

@@ -539,8 +539,14 @@ export class LoginFlows {
       .where('id', '=', flowId)
       .where('state', '=', 'second_factor')
       .where('expires_at', '>', now)
+      // L4: the limit counted in the row, so that concurrent changes (on one process or several) never pass it together
+      .where('device_switches', '<', MAX_DEVICE_SWITCHES)
       .executeTakeFirst();
-    if (Number(updated.numUpdatedRows) !== 1) throw new SlsError('FLOW_EXPIRED');
+    if (Number(updated.numUpdatedRows) !== 1) {
+      const current = await this.row(flowId);
+      if (this.isOpen(current) && current.device_switches >= MAX_DEVICE_SWITCHES) throw new SlsError('FLOW_STATE', { reason: 'too many device changes' });
+      throw new SlsError('FLOW_EXPIRED');
+    }
     await audit.record({
       event: 'login.device_switched',
       userId: user.id,
