@@ -8,8 +8,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServices, type Services } from '../src/services.js';
-import { PASSWORD, cardAnswer, createUser, createUserWithCard, openTestDatabase, testConfig, type TestDatabase } from './support/harness.js';
-import { cliEnv, startServer, type ServerProcess } from './support/cli.js';
+import {
+  PASSWORD,
+  REQUESTER_SCC_CODES,
+  cardAnswer,
+  createUser,
+  createUserWithCard,
+  openTestDatabase,
+  testConfig,
+  type TestDatabase,
+} from './support/harness.js';
+import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
 import { postgresUrl } from './support/environment.js';
 import { TestPhone, tokenIn, verifiedNumber, type Inbox } from './support/phone.js';
 import type { Harness } from './support/harness.js';
@@ -177,6 +186,40 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
     expect(starts.filter((s) => s.status === 200)).toHaveLength(10);
     for (const s of starts.filter((x) => x.status !== 200)) expect([s.status, s.body.error.code]).toEqual([429, 'TOO_MANY_FLOWS']);
     expect((await events(user.id, 'login.flow_refused')).filter((e) => e.data.reason === 'open')).toHaveLength(10);
+  });
+
+  it('S1, L4, X4: the right answer of a code card sent 10 times to both processes at once: exactly one login, audited once', async () => {
+    const user = await createUser(services);
+    await services.onlineCards.importSecurityCodeCard(user.id, `SCC-${user.username}`, REQUESTER_SCC_CODES, 'test');
+    for (let round = 0; round < ROUNDS; round++) {
+      const start = await post(`${a.url}/api/v1/login`, { username: user.username, password: PASSWORD, app: 'portal' });
+      expect(start.body.challenge.type).toBe('index');
+      const [i, j] = start.body.challenge.indexes as [number, number];
+      const response = REQUESTER_SCC_CODES[i - 1]! + REQUESTER_SCC_CODES[j - 1]!;
+      const results = await Promise.all(Array.from({ length: 10 }, (_, k) => post(`${[a, b][k % 2]!.url}/api/v1/login/${start.body.id}`, { response })));
+      expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+      for (const r of results.filter((x) => x.status !== 200)) expect([401, 410, 429]).toContain(r.status);
+      expect((await events(user.id, 'login.succeeded')).filter((e) => e.data.flowId === start.body.id)).toHaveLength(1);
+    }
+  });
+
+  it('T5, X4: two staff members issue a temporary passcode to one caller at once, from a server command and another process: one stays active', async () => {
+    const { user } = await createUserWithCard(services);
+    const other = await createUser(services, { role: 'client_services' });
+    const env = cliEnv(db);
+    for (let round = 0; round < 2; round++) {
+      const mine = await services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
+      const theirs = await services.helpDesk.verifyIdentity(other.id, user.username, { method: 'id_document' });
+      const [here, there] = await Promise.all([
+        services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: mine.id }),
+        sls(['helpdesk', 'issue-passcode', '--staff', other.username, '--user', user.username, '--verification', theirs.id], env),
+      ]);
+      expect(here.passcode).toMatch(/^[A-Z0-9]{8}$/);
+      expect(there.code, there.stderr).toBe(0);
+      const active = (await services.devices.listForUser(user.id)).filter((d) => d.type === 'temp_passcode' && d.state === 'active');
+      expect(active).toHaveLength(1);
+    }
+    expect(await events(user.id, 'helpdesk.temp_passcode_issued')).toHaveLength(4);
   });
 
   it('L4, L6, X4: 30 device changes of one login sent to both processes at once: 10 at most change it (each a new challenge to cycle), the others 409 FLOW_STATE', async () => {
