@@ -19,7 +19,9 @@ import {
   type TestDatabase,
 } from './support/harness.js';
 import { cliEnv, sls, startServer, type ServerProcess } from './support/cli.js';
-import { postgresUrl } from './support/environment.js';
+import { postgresUrl, redisUrl } from './support/environment.js';
+import { WINDOW_MS } from '../src/throttle/throttle.js';
+import { randomInt } from 'node:crypto';
 import { TestPhone, tokenIn, verifiedNumber, type Inbox } from './support/phone.js';
 import type { Harness } from './support/harness.js';
 
@@ -236,6 +238,29 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
     const flow = await services.store.db.selectFrom('login_flows').select('device_switches').where('id', '=', start.body.id).executeTakeFirstOrThrow();
     expect(flow.device_switches).toBe(10);
     expect((await events(user.id, 'login.device_switched')).filter((e) => e.data.flowId === start.body.id)).toHaveLength(10);
+  });
+
+  it('X5, X4 (decision 0017): 12 login starts from one address spread over two processes at once (counters in Redis when configured): 5 pass a limit of 5 a minute', async () => {
+    const limited = cliEnv(db, { SLS_LIMIT_LOGIN: '5/1000', SLS_TRUST_PROXY: '127.0.0.1', ...(redisUrl ? { SLS_REDIS_URL: redisUrl } : {}) });
+    const [c, d] = await Promise.all([startServer(limited), startServer(limited)]);
+    try {
+      // an address of its own: other suites counting in the same Redis never share its counter
+      const address = `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
+      const from = { 'x-forwarded-for': address };
+      const before = Date.now();
+      const results = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => post(`${[c, d][i % 2]!.url}/api/v1/login`, { username: 'nobody', password: PASSWORD, app: 'portal' }, from)),
+      );
+      const after = Date.now();
+      // a fixed window of a minute: a burst that began in one and ended in the next may be counted in each
+      const windows = Math.floor(after / WINDOW_MS) - Math.floor(before / WINDOW_MS) + 1;
+      const passed = results.filter((r) => r.status !== 429);
+      if (windows === 1) expect(passed).toHaveLength(5);
+      else expect(passed.length).toBeLessThanOrEqual(5 * windows);
+      for (const r of results.filter((x) => x.status === 429)) expect(r.body.error.code).toBe('TOO_MANY_REQUESTS');
+    } finally {
+      await Promise.all([c.stop(), d.stop()]);
+    }
   });
 
   it('W3, X4: withdrawals sent to both processes at once: exactly those that fit the daily limit are recorded; one reference is recorded once', async () => {
