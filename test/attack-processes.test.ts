@@ -24,6 +24,8 @@ import { WINDOW_MS } from '../src/throttle/throttle.js';
 import { randomInt } from 'node:crypto';
 import { TestPhone, tokenIn, verifiedNumber, type Inbox } from './support/phone.js';
 import type { Harness } from './support/harness.js';
+import * as oidcClient from 'openid-client';
+import { Browser, listeningHarness } from './support/oidc.js';
 
 interface Reply {
   status: number;
@@ -284,5 +286,47 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
     expect(rows.reduce((sum, r) => sum + Number(r.usd_cents), 0)).toBe(196_000_00);
     const recorded = (await services.audit.list({ limit: 1000 })).filter((e) => e.event === 'withdrawal.recorded' && e.data.account === user.accountNumber);
     expect(recorded).toHaveLength(14);
+  });
+});
+
+describe.skipIf(!postgresUrl)('one user code of a device typed in two browsers, confirmed at once (RFC 8628, X4)', () => {
+  let h: Harness;
+  let issuer: string;
+  let deviceConfig: oidcClient.Configuration;
+
+  beforeAll(async () => {
+    ({ h, issuer } = await listeningHarness('postgres'));
+    const created = await h.services.oidc.clients.create(
+      { name: 'Trading desktop', app: 'trading', redirectUris: [], public: true, deviceGrant: true },
+      'test',
+    );
+    deviceConfig = await oidcClient.discovery(new URL(issuer), created.client.clientId, undefined, oidcClient.None(), {
+      execute: [oidcClient.allowInsecureRequests],
+    });
+  });
+  afterAll(async () => h?.close());
+
+  const xsrfOf = (html: string) => /name="xsrf" value="([^"]+)"/.exec(html)![1]!;
+
+  it('I1, L4, X4: a device code confirmed by two browsers at once goes on to one login: the other is told the code was used', async () => {
+    for (let round = 0; round < ROUNDS; round++) {
+      const { user_code: userCode } = await oidcClient.initiateDeviceAuthorization(deviceConfig, { scope: 'openid' });
+      const browsers = [new Browser(issuer), new Browser(issuer)];
+      const confirmations = await Promise.all(
+        browsers.map(async (browser) => {
+          const input = await browser.request('/oidc/device');
+          const typed = await browser.request('/oidc/device', { form: { xsrf: xsrfOf(input.html), user_code: userCode } });
+          expect(typed.status).toBe(200);
+          return typed;
+        }),
+      );
+      const confirmed = await Promise.all(
+        browsers.map((browser, i) => browser.request('/oidc/device', { form: { xsrf: xsrfOf(confirmations[i]!.html), user_code: userCode, confirm: 'yes' } })),
+      );
+      expect(confirmed.filter((c) => c.location !== null)).toHaveLength(1);
+      const refused = confirmed.find((c) => c.location === null)!;
+      expect(refused.status).toBeLessThan(500);
+      expect(refused.html).toContain('This code was already used.');
+    }
   });
 });

@@ -185,6 +185,8 @@ export class ProviderHost {
           // the provider's own order: a code of another client is not found for this one (client mismatch)
           expired: (clientId) => (clientId === Provider.ctx?.oidc?.client?.clientId ? new errors.ExpiredToken!('device code is expired') : null),
         },
+        // RFC 8628: a user code another browser confirmed a moment ago: the device page says it was used, as the provider's own check does
+        () => Object.assign(new errors.InvalidRequest!('code has already been used'), { name: 'AlreadyUsedError' }),
       ),
       clients: [],
       jwks: { keys },

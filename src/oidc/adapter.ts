@@ -97,6 +97,11 @@ export async function devicePollAllowed(store: Store, clock: Clock, box: SecretB
   return !soon && Number(updated.numUpdatedRows) === 1;
 }
 
+/** RFC 8628: the provider's write that marks a device code confirmed in a browser (`inFlight`), before its login. */
+function isConfirmation(payload: Payload): boolean {
+  return payload.inFlight === true && payload.accountId === undefined && payload.error === undefined;
+}
+
 /**
  * `alreadyUsed`: the provider's own error (invalid_grant) for an artefact a
  * concurrent copy of the request consumed first. `devicePoll`: whether the
@@ -117,6 +122,8 @@ export function adapterClass(
     slowDown: alreadyUsed,
     expired: () => null,
   },
+  /** RFC 8628: the error a user code confirmed a moment ago in another browser is answered with (the page: "already used"). */
+  deviceCodeUsed: () => Error = alreadyUsed,
 ) {
   return class DatabaseAdapter implements OidcAdapter {
     constructor(private readonly model: string) {}
@@ -127,6 +134,7 @@ export function adapterClass(
 
     async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
       if (this.model === 'Client') return;
+      if (this.model === 'DeviceCode' && isConfirmation(payload)) return this.confirm(id, payload);
       const stored = { ...payload };
       if (typeof payload.jti === 'string') stored.jti = box.seal(payload.jti, this.sealContext);
       if (typeof payload.userCode === 'string') stored.userCode = box.seal(payload.userCode, this.sealContext);
@@ -149,6 +157,32 @@ export function adapterClass(
             .doUpdateSet({ payload: row.payload, grant_id: row.grant_id, uid: row.uid, user_code: row.user_code, expires_at: row.expires_at }),
         )
         .execute();
+    }
+
+    /**
+     * RFC 8628, L4: a user code confirmed in a browser (the provider marks its
+     * device code `inFlight`, then the login follows) once, on any number of
+     * processes: the provider checks "not in flight" before it writes, and
+     * two browsers confirming at once both pass that check (each would log
+     * in, and the device get the tokens of whoever finished last). The mark
+     * is written only over the row as it was read, unconfirmed; otherwise
+     * the code was used (the page says so).
+     */
+    private async confirm(id: string, payload: Payload): Promise<void> {
+      const key = artifactKey(box, id);
+      const row = await store.db.selectFrom('oidc_artifacts').select('payload').where('model', '=', this.model).where('id', '=', key).executeTakeFirst();
+      const before = row ? (JSON.parse(row.payload) as Payload) : undefined;
+      if (!row || !before || before.inFlight || before.accountId || before.error) throw deviceCodeUsed();
+      const stored = { ...payload, ...(typeof payload.jti === 'string' ? { jti: box.seal(payload.jti, this.sealContext) } : {}) };
+      if (typeof payload.userCode === 'string') stored.userCode = box.seal(payload.userCode, this.sealContext);
+      const updated = await store.db
+        .updateTable('oidc_artifacts')
+        .set({ payload: JSON.stringify(stored) })
+        .where('model', '=', this.model)
+        .where('id', '=', key)
+        .where('payload', '=', row.payload)
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) !== 1) throw deviceCodeUsed();
     }
 
     /** `expired`: also a row past its expiry (the provider then says so itself: a device's code typed too late). */
