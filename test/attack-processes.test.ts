@@ -26,6 +26,7 @@ import { TestPhone, tokenIn, verifiedNumber, type Inbox } from './support/phone.
 import type { Harness } from './support/harness.js';
 import * as oidcClient from 'openid-client';
 import { Browser, listeningHarness } from './support/oidc.js';
+import { userCodeKey } from '../src/oidc/adapter.js';
 
 interface Reply {
   status: number;
@@ -327,6 +328,15 @@ describe.skipIf(!postgresUrl)('one user code of a device typed in two browsers, 
       const refused = confirmed.find((c) => c.location === null)!;
       expect(refused.status).toBeLessThan(500);
       expect(refused.html).toContain('This code was already used.');
+      // the refusal leaves the winner's confirmation as it was: in flight to its login, not failed
+      const row = await h.services.store.db
+        .selectFrom('oidc_artifacts')
+        .select('payload')
+        .where('model', '=', 'DeviceCode')
+        .where('user_code', '=', userCodeKey(h.services.box, userCode.replace('-', '')))
+        .executeTakeFirstOrThrow();
+      expect(JSON.parse(row.payload)).toMatchObject({ inFlight: true });
+      expect(JSON.parse(row.payload).error).toBeUndefined();
     }
   });
 });
