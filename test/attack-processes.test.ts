@@ -48,7 +48,7 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) => call('POST', url, body, headers);
 
 /** How many rounds each race runs: a race lost by chance once is won in another. */
-const ROUNDS = 3;
+const ROUNDS = 2;
 
 describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: single use and limits (X4)', () => {
   let db: TestDatabase;
@@ -185,11 +185,18 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
 
   it('L4, X4: 20 login starts of one user spread over both processes at once: exactly 10 flows open, the others 429 TOO_MANY_FLOWS', async () => {
     const { user } = await createUserWithCard(services);
-    const starts = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => post(`${[a, b][i % 2]!.url}/api/v1/login`, { username: user.username, password: PASSWORD, app: 'portal' })),
-    );
-    expect(starts.filter((s) => s.status === 200)).toHaveLength(10);
-    for (const s of starts.filter((x) => x.status !== 200)) expect([s.status, s.body.error.code]).toEqual([429, 'TOO_MANY_FLOWS']);
+    let pending = Array.from({ length: 20 }, (_, i) => [a, b][i % 2]!);
+    const answered: Reply[] = [];
+    // L3: right passwords checked at the same moment may be deferred (429 TOO_MANY_ATTEMPTS, nothing counted): sent again
+    for (let wave = 0; wave < 10 && pending.length > 0; wave++) {
+      const results = await Promise.all(pending.map((s) => post(`${s.url}/api/v1/login`, { username: user.username, password: PASSWORD, app: 'portal' })));
+      const deferred = results.map((r, i) => (r.body?.error?.code === 'TOO_MANY_ATTEMPTS' ? pending[i]! : null));
+      answered.push(...results.filter((r) => r.body?.error?.code !== 'TOO_MANY_ATTEMPTS'));
+      pending = deferred.filter((s): s is ServerProcess => s !== null);
+    }
+    expect(pending).toEqual([]);
+    expect(answered.filter((s) => s.status === 200)).toHaveLength(10);
+    for (const s of answered.filter((x) => x.status !== 200)) expect([s.status, s.body.error.code]).toEqual([429, 'TOO_MANY_FLOWS']);
     expect((await events(user.id, 'login.flow_refused')).filter((e) => e.data.reason === 'open')).toHaveLength(10);
   });
 
@@ -257,10 +264,10 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
       const after = Date.now();
       // a fixed window of a minute: a burst that began in one and ended in the next may be counted in each
       const windows = Math.floor(after / WINDOW_MS) - Math.floor(before / WINDOW_MS) + 1;
-      const passed = results.filter((r) => r.status !== 429);
+      const passed = results.filter((r) => r.body?.error?.code !== 'TOO_MANY_REQUESTS');
       if (windows === 1) expect(passed).toHaveLength(5);
       else expect(passed.length).toBeLessThanOrEqual(5 * windows);
-      for (const r of results.filter((x) => x.status === 429)) expect(r.body.error.code).toBe('TOO_MANY_REQUESTS');
+      for (const r of passed) expect([r.status, r.body.error.code]).toEqual([401, 'INVALID_CREDENTIALS']);
     } finally {
       await Promise.all([c.stop(), d.stop()]);
     }
