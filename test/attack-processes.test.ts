@@ -63,7 +63,8 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
     services = await createServices(testConfig(db), { warn: () => undefined });
     [a, b] = await Promise.all([startServer(cliEnv(db)), startServer(cliEnv(db))]);
     agentId = (await createUser(services, { role: 'client_services' })).id;
-  });
+    // a new database migrated and two servers started: slow on a busy machine
+  }, 120_000);
 
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
@@ -271,7 +272,8 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
     } finally {
       await Promise.all([c.stop(), d.stop()]);
     }
-  });
+    // two more servers started: slow on a busy machine
+  }, 120_000);
 
   it('W3, X4: withdrawals sent to both processes at once: exactly those that fit the daily limit are recorded; one reference is recorded once', async () => {
     const key = bearer((await services.apiKeys.create({ name: 'back office', scopes: ['withdrawals'] }, 'test')).key);
