@@ -327,6 +327,53 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     expect(await h.services.optOuts.isOptedOut(sms.user.id)).toBe(true);
   });
 
+  describe('L8: a credential withdrawn from the very session it opened and proved ends that session too (only a session standing on another device is kept)', () => {
+    it('L8, M1: whoever holds the SIM and the password, logged in and stepped up with SMS, removes the number and keeps no session', async () => {
+      const { sms, card, attacker } = await smsSessionOfCardHolder();
+      const owner = await cardSession(sms.user, card, false);
+      const phoneId = (await h.services.phones.list(sms.user.id))[0]!.id;
+      const removed = await send(h.app, 'DELETE', `/api/v1/phones/${phoneId}`, attacker);
+      expect(removed.status, JSON.stringify(removed.body)).toBe(204);
+      expect((await h.services.devices.get(sms.deviceId)).state).toBe('revoked');
+      expect(await alive(attacker)).toBe(401);
+      expect(await alive(owner)).toBe(200);
+      expect((await endedEvents(sms.user.id)).map((e) => e.reason)).toEqual(['device_revoked']);
+    });
+
+    it('L8, C5: whoever holds the card, logged in and stepped up with it, reports it lost and keeps no session', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const thief = await cardSession(user, card);
+      const cardId = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!.id;
+      const lost = await postJson(h.app, `/api/v1/devices/${cardId}/lost`, { reason: 'stolen' }, thief);
+      expect(lost.status, JSON.stringify(lost.body)).toBe(200);
+      expect(await alive(thief)).toBe(401);
+      expect((await endedEvents(user.id)).map((e) => e.reason)).toEqual(['device_lost']);
+    });
+
+    it('L8, D6: a session opened and stepped up with a security key that removes that key ends with it', async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const { key, keyId } = await registerKey(await cardSession(user, card));
+      const flow = await loginWith(user, keyId);
+      const done = await answer(h.app, flow.id, key.assert(flow.challenge.options, where));
+      expect(done.status, JSON.stringify(done.body)).toBe(200);
+      const withKey = bearer(done.body.session.token);
+      const stepped = await stepUp(h.app, withKey, (challenge) => key.assert(challenge.options, where));
+      expect(stepped.body.deviceId).toBe(keyId);
+      expect((await send(h.app, 'DELETE', `/api/v1/security-keys/${keyId}`, withKey)).status).toBe(204);
+      expect(await alive(withKey)).toBe(401);
+      expect((await endedEvents(user.id)).map((e) => e.reason)).toEqual(['device_revoked']);
+    });
+
+    it("L8, H5: a requester who cancels a sharing from a session opened and stepped up with the owner's card keeps no session on a card no longer theirs", async () => {
+      const { owner, requester, id } = await sharedCard();
+      const withShared = await cardSession(requester, owner.card);
+      const cancelled = await send(h.app, 'DELETE', `/api/v1/sharing/${id}`, withShared);
+      expect(cancelled.body.state, JSON.stringify(cancelled.body)).toBe('cancelled');
+      expect(await alive(withShared)).toBe(401);
+      expect((await endedEvents(requester.id)).map((e) => e.reason)).toContain('sharing_ended');
+    });
+  });
+
   it('T3: a session opened with a temporary passcode just before day 2 does not keep full access past it (no trading after 2 days)', async () => {
     const { user: agent } = await createUserWithCard(h.services, '1234', { role: 'client_services' });
     const { user } = await createUserWithCard(h.services);

@@ -386,6 +386,8 @@ export class Sessions {
    */
   async endOpenedWith(trx: Tx, deviceIds: string[], cause: EndCause, actor: string, exceptSessionId?: string): Promise<string[]> {
     if (deviceIds.length === 0) return [];
+    // L8: the caller's session is kept only when it stands on another device than the one withdrawn
+    if (exceptSessionId !== undefined && !(await this.standsApartFrom(trx, exceptSessionId, deviceIds))) exceptSessionId = undefined;
     const users = await trx
       .selectFrom('sessions')
       .select('user_id')
@@ -399,6 +401,34 @@ export class Sessions {
       ended.push(...(await this.endWhere(trx, { userId, deviceIds, ...(exceptSessionId ? { exceptSessionId } : {}) }, cause, actor)));
     }
     return ended;
+  }
+
+  /**
+   * L8: whether a session's last proof — the device of its latest step-up,
+   * else of its login (as `StepUp.lastProof` reads it) — is none of
+   * `deviceIds`. A credential withdrawn from a session ends the sessions it
+   * opened but the caller's, which stepped up with another device (the user
+   * who lost a card and proved a phone); not when the caller's own proof is
+   * that very credential: whoever holds a SIM or a card, logged in and
+   * stepped up with it, removes or reports it and keeps no session standing
+   * on nothing. Read in the caller's transaction.
+   */
+  async standsApartFrom(db: Executor, sessionId: string, deviceIds: readonly string[]): Promise<boolean> {
+    const session = await db.selectFrom('sessions').select(['device_id', 'verified_at']).where('id', '=', sessionId).executeTakeFirst();
+    if (!session) return false;
+    let proof = session.device_id;
+    if (session.verified_at !== null) {
+      const stepUp = await db
+        .selectFrom('login_flows')
+        .select('device_id')
+        .where('session_id', '=', sessionId)
+        .where('kind', '=', 'step_up')
+        .where('state', '=', 'done')
+        .orderBy('updated_at', 'desc')
+        .executeTakeFirst();
+      if (stepUp?.device_id) proof = stepUp.device_id;
+    }
+    return proof !== null && !deviceIds.includes(proof);
   }
 
   /**

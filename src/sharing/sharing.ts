@@ -127,7 +127,7 @@ export interface SharingDeps {
   notifier: Notifier;
   staff: SharingStaff;
   /** L8: a sharing ended ends the requester's sessions the shared device opened. */
-  sessions: Pick<Sessions, 'endWhere'>;
+  sessions: Pick<Sessions, 'endWhere' | 'standsApartFrom'>;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -635,7 +635,9 @@ export class DeviceSharing {
       const back = was === 'active' ? await this.restore(trx, row, requester, actor) : [];
       // L8: the requester's sessions opened with the owner's device end with the sharing (but the requester's own that cancels)
       if (was === 'active') {
-        const except = 'session' in by && by.session.userId === requester.id ? { exceptSessionId: by.session.id } : {};
+        // … when it stands on another device than the owner's (L8: not a session proved with the card it gives back)
+        const keep = 'session' in by && by.session.userId === requester.id && (await this.deps.sessions.standsApartFrom(trx, by.session.id, [row.device_id]));
+        const except = keep ? { exceptSessionId: by.session.id } : {};
         await this.deps.sessions.endWhere(trx, { userId: requester.id, deviceIds: [row.device_id], ...except }, 'sharing_ended', actor);
       }
       await this.deps.audit.append(trx, [
