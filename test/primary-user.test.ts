@@ -149,7 +149,8 @@ describe.each(DATABASES)('the primary user (A2, O3) on %s', (db) => {
       expect((await postJson(h.app, '/api/v1/phones', newMobile(), m.headers)).status).toBe(201);
       expect((await postJson(h.app, `/api/v1/devices/${m.suspendedId}/activation`, {}, m.headers)).status).toBe(200);
       expect((await postJson(h.app, `/api/v1/devices/${m.activeId}/pin`, {}, m.headers)).status).toBe(200);
-      const lost = await reportLost(m, m.activeId);
+      // the second card: the active one is this session's own proof, and the session would end with it (L8)
+      const lost = await reportLost(m, m.suspendedId);
       expect([lost.status, lost.body.state]).toEqual([200, 'lost']);
     }
     expect((await h.services.audit.list({ userId: granted.user.id, limit: 200 })).find((e) => e.event === 'user.security_right_granted')?.actor).toBe('cli');
