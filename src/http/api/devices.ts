@@ -152,6 +152,8 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
           tags: ['devices'],
           summary:
             "Report a DSC+ lost, stolen or damaged: it stops working at once; the deposit of a lost or stolen card is kept, a damaged one's stays held until it is returned (C5)",
+          description:
+            'The sessions the card opened end (L8), also those of a user it is shared with; this one is kept when it stepped up with another device, and ends too when its step-up was with this card.',
           security,
           params: z.object({ deviceId: z.string().max(64) }),
           body: z.object({ reason: z.enum(['lost', 'stolen', 'damaged']) }),

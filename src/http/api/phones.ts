@@ -144,7 +144,9 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
           operationId: 'removePhone',
           tags: ['mobile'],
           summary: 'Remove a mobile number; its SMS device is revoked',
-          description: 'Refused with 409 PHONE_IN_USE while the number receives the codes of your only security device.',
+          description:
+            'Refused with 409 PHONE_IN_USE while the number receives the codes of your only security device. ' +
+            'The sessions its SMS device opened end (L8): this one too when it was opened and stepped up with that number (it stands on nothing else).',
           security,
           params: PhoneParams,
           response: { 204: z.null().describe('Removed'), ...errors },

@@ -172,6 +172,8 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           operationId: 'cancelSharing',
           tags: ['sharing'],
           summary: "Cancel a sharing (either user, after a step-up): the requester's kept devices are active again",
+          description:
+            "The requester's sessions opened with the owner's device end (L8); the requester's own that cancels too when it stepped up with the owner's device.",
           security,
           params: Params,
           response: { 200: SharingSchema, ...FLOW_ERRORS },
