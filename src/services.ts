@@ -427,6 +427,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       // R2, C6: a request made under temporary access is marked, for client services to confirm its address
       permanentProof: (session) => stepUp.hasPermanentProof(session),
       lastProof: (session) => stepUp.lastProof(session),
+      // D2, K7: and so is one made on a proof weaker than the user's strongest device
+      weakerProof: async (session) => (await stepUp.proofToAddRefusal(session, 'dscplus')) !== null,
       setAside: (userId, db) => sharing.setsAside(userId, db),
     });
     // X5: the database counts when Redis fails (decision 0017)

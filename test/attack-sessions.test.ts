@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
+import { unconfirmedAddress } from '../src/devices/dscplus/requests.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import {
@@ -325,6 +326,24 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     const done = await postJson(h.app, '/api/v1/secure-login/opt-out', body, owner);
     expect(done.status, JSON.stringify(done.body)).toBe(200);
     expect(await h.services.optOuts.isOptedOut(sms.user.id)).toBe(true);
+  });
+
+  it('C4, C6, D2, K7, R2: a DSC+ requested after a step-up with SMS (the password and a SIM) by a user a DSC+ protects ships only once client services confirm the address; the card’s step-up ships as before', async () => {
+    const { sms, card, attacker } = await smsSessionOfCardHolder();
+    await h.services.users.setEquity(sms.user.accountNumber, 2_000_000, 'test');
+    const address = { name: 'Mallory', line1: '9 Drop Street', city: 'Elsewhere', postalCode: '99999', country: 'US' };
+    const requested = await postJson(h.app, '/api/v1/dscplus/requests', { address, pin: '2468' }, attacker);
+    expect(requested.status, JSON.stringify(requested.body)).toBe(200);
+    // a weaker proof binds no stronger device: the new card would replace the owner's when it activates (C6)
+    expect(unconfirmedAddress(await h.services.devices.get(requested.body.device.id))).toMatchObject({ city: 'Elsewhere' });
+    const audited = (await h.services.audit.list({ userId: sms.user.id, limit: 100 })).find((e) => e.event === 'device.requested');
+    expect(audited?.data).toMatchObject({ temporaryAccess: true });
+
+    // the owner, with the card: no confirmation asked
+    const owner = await cardSession(sms.user, card);
+    const own = await postJson(h.app, '/api/v1/dscplus/requests', { address, pin: '2468' }, owner);
+    expect(own.status, JSON.stringify(own.body)).toBe(200);
+    expect(unconfirmedAddress(await h.services.devices.get(own.body.device.id))).toBeNull();
   });
 
   describe('L8: a credential withdrawn from the very session it opened and proved ends that session too (only a session standing on another device is kept)', () => {

@@ -103,6 +103,12 @@ export interface DscPlusRequestDeps {
   helpDesk: DscPlusHelpDesk;
   /** T3, R2: whether the session's last proof was a permanent device (StepUp.hasPermanentProof). */
   permanentProof: (session: Session) => Promise<boolean>;
+  /**
+   * D2, K7: whether the session's last proof is weaker than a DSC+ and than
+   * the user's strongest device (StepUp.proofToAddRefusal): the card it
+   * requests would be a stronger device bound by a weaker proof.
+   */
+  weakerProof: (session: Session) => Promise<boolean>;
   /** R2, D2: the device the session last proved, if it still stands (StepUp.lastProof). */
   lastProof: (session: Session) => Promise<{ device: Device | null }>;
   /** H5: whether a sharing in force sets the user's own devices aside (DeviceSharing.setsAside). */
@@ -204,7 +210,9 @@ export class DscPlusRequests {
     // R2 (decision 0023): so is one made while a device reported lost from a weaker proof is within its wait (the password
     // and a SIM reported the card lost, and now ask for a new one): client services confirm the address before shipping
     const pendingLoss = (await devices.listForUser(user.id)).some((d) => lossUnconfirmed(d, now));
-    const temporaryAccess = pendingLoss || !(await this.deps.permanentProof(session));
+    // D2, K7: so is one made on a proof weaker than the user's strongest device (the password and a SIM while a DSC+
+    // protects the user): shipped to any address, it would activate (C6) and replace the owner's card
+    const temporaryAccess = pendingLoss || !(await this.deps.permanentProof(session)) || (await this.deps.weakerProof(session));
     const pinOnly: Pick<DscPlusSecret, 'pinHash'> = { pinHash: softPinHash(input.pin) };
     const { holdAccountId, ...shown } = summary;
     const params: RequestParams = { suite: DSCPLUS_SUITE, request: { ...shown, holdAccountId, requestedAt: now, temporaryAccess } };

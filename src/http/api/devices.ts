@@ -233,6 +233,13 @@ export function devicesApi(services: Services, guard: SessionGuard): FastifyPlug
             summary: preview
               ? 'The summary of a DSC+ request, before it is made (C4): nothing is stored'
               : 'Request a DSC+ (C4): shipping address, soft PIN, deposit account; the answer confirms the estimated shipment date',
+            ...(preview
+              ? {}
+              : {
+                  description:
+                    'Made under temporary access, after a step-up with a device weaker than your strongest (D2, K7: SMS while a DSC+ protects you), ' +
+                    'or while a card reported lost from such a proof waits (R2), the card ships only once client services confirmed its address with you.',
+                }),
             security,
             body: RequestBody,
             response: { 200: preview ? SummarySchema : SummarySchema.extend({ device: DeviceSchema }), ...errors },
