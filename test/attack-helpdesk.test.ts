@@ -152,6 +152,52 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
   });
 
+  it("T1, A5, A1, X7: a verification made before the caller's identification data was corrected (an ID number, a date of birth, by an accomplice at the help desk) no longer vouches for the caller: a temporary passcode, a password reset, an unlock or a number on record with it is refused (403 IDENTITY_NOT_VERIFIED, audited details_changed); another entity's correction voids nothing", async () => {
+    const agent = await staffMember();
+    const accomplice = await staffMember();
+    const entity = await h.services.entities.create(
+      { kind: 'individual', name: 'Ada Verified', identification: { dateOfBirth: '1970-02-03', citizenship: 'FR', residenceCountry: 'FR', documentType: 'passport', documentNumber: '11AA22222' } },
+      'test',
+    );
+    const user = await h.services.users.create({ username: `idc${Date.now().toString(36)}`, password: PASSWORD, entityId: entity.id }, 'test');
+    await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
+    const other = await h.services.entities.create(
+      { kind: 'individual', name: 'Bo Other', identification: { dateOfBirth: '1981-02-03', citizenship: 'FR', residenceCountry: 'FR', documentType: 'passport', documentNumber: '33CC44444' } },
+      'test',
+    );
+    const bystander = await h.services.users.create({ username: `idb${Date.now().toString(36)}`, password: PASSWORD, entityId: other.id }, 'test');
+    const kept = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
+    // another person's correction changes nothing for this caller
+    await h.services.helpDesk.correctIdentification(accomplice.user.id, bystander.username, { identification: { documentNumber: '55EE66666' } }, { document: 'passport', reference: 'ticket-b' });
+    const unaffected = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/unlock`, { verificationId: kept.id }, agent.headers);
+    expect(unaffected.status, JSON.stringify(unaffected.body)).toBe(200);
+    const before = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
+    // the accomplice puts the fraudster's details on record, then the fraudster calls the agent, who verified "the caller" already
+    await h.services.helpDesk.correctIdentification(
+      accomplice.user.id,
+      user.username,
+      { identification: { dateOfBirth: '1990-09-09', documentNumber: '77XX88888' } },
+      { document: 'passport', reference: 'ticket-a' },
+    );
+    for (const [url, payload] of [
+      [`/api/v1/helpdesk/users/${user.username}/temporary-passcode`, { verificationId: before.id, deviceStatus: 'suspended' }],
+      [`/api/v1/helpdesk/users/${user.username}/password-reset`, { verificationId: before.id }],
+      [`/api/v1/helpdesk/users/${user.username}/unlock`, { verificationId: before.id }],
+      [`/api/v1/helpdesk/users/${user.username}/phones`, { verificationId: before.id, country: 'FR', number: '612345678' }],
+    ] as const) {
+      const res = await postJson(h.app, url, payload, agent.headers);
+      expect([url, res.status, res.body.error?.code]).toEqual([url, 403, 'IDENTITY_NOT_VERIFIED']);
+      expect(res.body.error.message).toContain('identification data');
+    }
+    const refused = await h.services.audit.list({ type: 'helpdesk.verification_refused', userId: user.id, limit: 10 });
+    expect(refused.map((e) => e.data.reason)).toEqual(['details_changed', 'details_changed', 'details_changed', 'details_changed']);
+    expect((await h.services.devices.listForUser(user.id)).map((d) => [d.type, d.state])).toEqual([['dscplus', 'active']]);
+    // verified again, against the details as they are now
+    const fresh = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
+    const ok = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/password-reset`, { verificationId: fresh.id }, agent.headers);
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+  });
+
   it('R2, C6, T3: a DSC+ requested under a temporary passcode is allowed and marked as such (the device and its device.requested entry); one requested with the permanent card is not', async () => {
     const agent = await staffMember();
     const deceived = await requestedUnderTemporaryAccess(agent.user.id);

@@ -311,7 +311,7 @@ export class HelpDesk {
         ? 'other_staff'
         : verification.expiresAt <= this.deps.clock.now()
           ? 'expired'
-          : (await this.detailsChangedSince(verification))
+          : (await this.detailsChangedSince(verification, user))
             ? 'details_changed'
             : null;
     if (reason === null) return;
@@ -327,14 +327,16 @@ export class HelpDesk {
   }
 
   /**
-   * T1, A5, X7: whether the user's verified details (the numbers on record)
-   * changed after the verification was recorded: a number verified or removed
-   * since. The agent verified the caller against what was on record then; a
-   * call back to a number the caller has since put there proves nothing.
-   * Ordered by the audit chain (its seq), not the clock: both in one
-   * millisecond still count.
+   * T1, A5, X7: whether the user's verified details (the numbers on record,
+   * the identification data and name of their entity, A1) changed after the
+   * verification was recorded: a number verified or removed since, or the
+   * entity's identification corrected. The agent verified the caller against
+   * what was on record then; a call back to a number the caller has since
+   * put there proves nothing, nor do an ID number or date of birth an
+   * accomplice corrected to the caller's. Ordered by the audit chain (its
+   * seq), not the clock: both in one millisecond still count.
    */
-  private async detailsChangedSince(verification: Verification): Promise<boolean> {
+  private async detailsChangedSince(verification: Verification, user: User): Promise<boolean> {
     const { db } = this.deps.store;
     const made = await db
       .selectFrom('audit_log')
@@ -353,7 +355,15 @@ export class HelpDesk {
       .where('event', 'in', ['phone.verified', 'phone.removed'])
       .where('seq', '>', seq)
       .executeTakeFirst();
-    return changed !== undefined;
+    if (changed !== undefined) return true;
+    // A1: a correction is the entity's (audited without a user): read those after the verification, few and recent
+    const corrected = await db
+      .selectFrom('audit_log')
+      .select('data')
+      .where('event', '=', 'entity.identification_corrected')
+      .where('seq', '>', seq)
+      .execute();
+    return corrected.some((row) => (JSON.parse(row.data) as { entityId?: string }).entityId === user.entityId);
   }
 
   /**
