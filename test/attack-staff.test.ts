@@ -13,7 +13,8 @@ import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { translator } from '../src/i18n/i18n.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, get, postJson, send, startLogin, type ApiResponse, type Json } from './support/api.js';
+import { answer, bearer, claimOf, get, postJson, send, startLogin, type ApiResponse, type Json } from './support/api.js';
+import { verifiedNumber } from './support/phone.js';
 import { Agent, byId, csrfOf, form, textById, type Page } from './support/html.js';
 import { stepUpStaff } from './support/staff.js';
 
@@ -118,6 +119,65 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
         .sort(),
     );
     expect(await stateOf(client)).toEqual(before);
+  });
+
+  /** The latest login code sent by SMS to the user, other than `not`. */
+  async function smsCode(userId: string, not?: string): Promise<string> {
+    const codes = (await h.services.notifier.list({ userId })).filter((n) => n.template === 'loginCode').map((n) => /\b(\d{6})\b/.exec(n.body)![1]!);
+    return codes.find((code) => code !== not)!;
+  }
+
+  it("V1, X7, D2: a staff member's step-up with SMS (the staff password and a SIM swapped) acts on no client while a DSC+ protects the staff member: every help desk action answers 403 STRONGER_DEVICE_REQUIRED, audited, nothing changes; the card's step-up acts", async () => {
+    const { user: client } = await createUserWithCard(h.services);
+    const agent = await h.services.users.create({ username: `smsagent${Date.now().toString(36)}`, password: PASSWORD, role: 'client_services' }, 'test');
+    await verifiedNumber(h, agent.id);
+    const { card } = await h.services.devices.addDscPlus({ userId: agent.id, pin: '1234' }, 'test');
+    const sms = (await h.services.devices.listForUser(agent.id)).find((d) => d.type === 'sms' && d.state === 'active')!;
+    expect(sms, 'the staff member has SMS too').toBeDefined();
+    const before = await stateOf(client);
+
+    // the attacker: the staff password and the SIM: a login and a step-up by SMS
+    const start = await startLogin(h.app, agent.username);
+    const flow = start.body.device.id === sms.id ? start.body : (await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: sms.id }, claimOf(start))).body;
+    const loginCode = await smsCode(agent.id);
+    const logged = await answer(h.app, flow.id, loginCode);
+    expect(logged.status, JSON.stringify(logged.body)).toBe(200);
+    const attacker = bearer(logged.body.session.token);
+    const step = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, attacker);
+    expect([step.status, step.body.deviceId]).toEqual([200, sms.id]);
+    const stepped = await postJson(h.app, `/api/v1/step-up/${step.body.id as string}`, { response: await smsCode(agent.id, loginCode) }, attacker);
+    expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
+
+    const verification = await postJson(h.app, `/api/v1/helpdesk/users/${client.username}/verifications`, { method: 'id_document' }, attacker);
+    expect([verification.status, verification.body.error?.code]).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
+    expect(verification.body.error.message).toBe(translator('en')('errors.STRONGER_DEVICE_REQUIRED_staff'));
+    const own = await h.services.helpDesk.verifyIdentity(agent.id, client.username, { method: 'id_document' });
+    for (const [method, url, body] of [
+      ['POST', `/api/v1/helpdesk/users/${client.username}/temporary-passcode`, { verificationId: own.id }],
+      ['POST', `/api/v1/helpdesk/users/${client.username}/password-reset`, { verificationId: own.id }],
+      ['POST', `/api/v1/helpdesk/users/${client.username}/lock`, { reason: 'fraud' }],
+      ['DELETE', `/api/v1/helpdesk/users/${client.username}/sessions`, undefined],
+    ] as const) {
+      const res = await send(h.app, method, url, attacker, body);
+      expect([url, res.status, res.body.error?.code]).toEqual([url, 403, 'STRONGER_DEVICE_REQUIRED']);
+    }
+    const audited = await refusals(agent.id);
+    expect(audited.filter((e) => e.code === 'STRONGER_DEVICE_REQUIRED').map((e) => [e.need, e.check])).toEqual(Array(5).fill(['staff_action', 'proof-strength']));
+    expect(await stateOf(client)).toEqual({ ...before, helpdesk: before.helpdesk + 1 });
+
+    // reading stays open to that session; the staff member's own card acts
+    expect((await get(h.app, `/api/v1/helpdesk/users/${client.username}`, attacker)).status).toBe(200);
+    const start2 = await startLogin(h.app, agent.username);
+    const cardFlow =
+      start2.body.device.id === sms.id
+        ? (await postJson(h.app, `/api/v1/login/${start2.body.id as string}`, { device: (await h.services.devices.listForUser(agent.id)).find((d) => d.type === 'dscplus')!.id }, claimOf(start2))).body
+        : start2.body;
+    const byCard = await answer(h.app, cardFlow.id, cardAnswer(card, cardFlow.challenge.question));
+    expect(byCard.status, JSON.stringify(byCard.body)).toBe(200);
+    const real = bearer(byCard.body.session.token);
+    await stepUpStaff(h.app, real, card);
+    const ok = await postJson(h.app, `/api/v1/helpdesk/users/${client.username}/password-reset`, { verificationId: own.id }, real);
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
   });
 
   it('V1, X7, T1, A5, L3: the take-over path (identity verification, then a temporary passcode or a password reset) and an unlock need a fresh step-up; with one each works', async () => {

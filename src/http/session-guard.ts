@@ -69,6 +69,12 @@ export class SessionGuard {
         await this.audited(request, session, need, 'PERMANENT_DEVICE_REQUIRED', 'permanent-proof');
         return new SlsError('PERMANENT_DEVICE_REQUIRED');
       }
+      // X7, D2 (decision 0028): and on the proof of their strongest device: the staff password and a SIM (an SMS step-up
+      // while a DSC+ protects the staff member) take over no client's account
+      if (need === 'staff_action' && (await this.deps.proofToAddRefusal(session, null)) !== null) {
+        await this.audited(request, session, need, 'STRONGER_DEVICE_REQUIRED', 'proof-strength');
+        return new SlsError('STRONGER_DEVICE_REQUIRED', { reason: 'staff' });
+      }
       return null;
     }
     // a page that leads to the step-up before showing a settings form refuses nothing
