@@ -61,6 +61,9 @@ export const ERROR_STATUS = {
   STAFF_TARGET_FORBIDDEN: 403,
   // L3, decision 0020: a lock staff placed (a reported compromise, fraud) is lifted by an admin only
   STAFF_LOCK_ADMIN_ONLY: 403,
+  // R2, decision 0028: the wait after a loss reported with a weaker proof is ended by an admin only, with a verification of their own
+  LOSS_CONFIRM_ADMIN_ONLY: 403,
+  LOSS_NOT_WAITING: 409,
   CARD_USED_UP: 409,
   // mobile numbers, SMS and voice (M1-M7)
   PHONE_INVALID: 400,

@@ -23,7 +23,8 @@ import {
 } from './support/harness.js';
 import { answer, bearer, get, indexAnswerOf, loginSession, postJson, send, startLogin, stepUp, withCard, type Json } from './support/api.js';
 import { Agent, alertBox, byId, csrfOf, form, textById } from './support/html.js';
-import { cliEnv, sls } from './support/cli.js';
+import { cliEnv, sls, slsInProcess } from './support/cli.js';
+import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
 import { issuePasscode, stepUpStaff } from './support/staff.js';
 import { verifiedNumber } from './support/phone.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
@@ -196,6 +197,104 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     const fresh = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
     const ok = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/password-reset`, { verificationId: fresh.id }, agent.headers);
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+  });
+
+  /** R2: a client with SMS (a verified number) and a DSC+: what the password and a SIM would bind a device of their own against. */
+  async function smsAndCard(): Promise<{ user: User; cardId: string }> {
+    const sms = await BUILT_IN_DRIVERS.sms!.holder(h);
+    const { device } = await h.services.devices.addDscPlus({ userId: sms.user.id, pin: '1234' }, 'test');
+    return { user: sms.user, cardId: device.id };
+  }
+
+  /** K7: the mobile authenticator's activation by an SMS token, as whoever holds the password and the SIM asks for it. */
+  const smsActivation = (user: User) => postJson(h.app, '/api/v1/mobile/activations', { username: user.username, password: PASSWORD, purpose: 'activate' });
+
+  it('R2, T1, K7, D2: a DSC+ client services mark lost without a verification of the caller (the password and a SIM on the telephone) waits as a weaker report does: no authenticator by SMS meanwhile; with the verification it does not wait; a verification that does not hold is refused and changes nothing', async () => {
+    const agent = await staffMember();
+    const victim = await smsAndCard();
+    const lost = await postJson(h.app, `/api/v1/helpdesk/devices/${victim.cardId}/lost`, { reason: 'stolen' }, agent.headers);
+    expect(lost.status, JSON.stringify(lost.body)).toBe(200);
+    const bound = await smsActivation(victim.user);
+    expect([bound.status, bound.body.error?.code], JSON.stringify(bound.body)).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
+    expect(await auditOf(victim.user, 'device.state_changed')).toContainEqual(expect.objectContaining({ to: 'lost', weakerProof: true }));
+
+    // a colleague's verification is no verification: refused, the card untouched
+    const other = await smsAndCard();
+    const colleague = await staffMember();
+    const theirs = await h.services.helpDesk.verifyIdentity(colleague.user.id, other.user.username, { method: 'id_document' });
+    const refused = await postJson(h.app, `/api/v1/helpdesk/devices/${other.cardId}/lost`, { reason: 'lost', verificationId: theirs.id }, agent.headers);
+    expect([refused.status, refused.body.error?.code]).toEqual([404, 'VERIFICATION_NOT_FOUND']);
+    expect((await h.services.devices.get(other.cardId)).state).toBe('active');
+    expect((await auditOf(other.user, 'helpdesk.verification_refused')).map((d) => [d.action, d.reason])).toEqual([['device_lost', 'other_staff']]);
+    // the agent's own verification: the owner binds a device with what they hold at once (R2)
+    const mine = await h.services.helpDesk.verifyIdentity(agent.user.id, other.user.username, { method: 'id_document' });
+    const verified = await postJson(h.app, `/api/v1/helpdesk/devices/${other.cardId}/lost`, { reason: 'lost', verificationId: mine.id }, agent.headers);
+    expect(verified.status, JSON.stringify(verified.body)).toBe(200);
+    const now = await smsActivation(other.user);
+    expect([now.status, now.body.proof], JSON.stringify(now.body)).toEqual([200, 'sms']);
+  });
+
+  it('R2, T1, X7, N1: the wait after a loss reported with a weaker proof is ended by an admin only, with a verification of their own (API, console, `sls`): client services are refused 403 LOSS_CONFIRM_ADMIN_ONLY, audited; a device not waiting answers 409 LOSS_NOT_WAITING; once ended, the owner binds a device at once and is told', async () => {
+    const agent = await staffMember();
+    const admin = await staffMember('admin');
+    const reported = async () => {
+      const victim = await smsAndCard();
+      await h.services.dscPlusRequests.reportLost({ staffUserId: agent.user.id }, victim.cardId, 'lost');
+      return victim;
+    };
+    // the API
+    const one = await reported();
+    const agentCheck = await h.services.helpDesk.verifyIdentity(agent.user.id, one.user.username, { method: 'id_document' });
+    const byAgent = await postJson(h.app, `/api/v1/helpdesk/devices/${one.cardId}/loss-confirmed`, { verificationId: agentCheck.id }, agent.headers);
+    expect([byAgent.status, byAgent.body.error?.code]).toEqual([403, 'LOSS_CONFIRM_ADMIN_ONLY']);
+    expect(await auditOf(one.user, 'helpdesk.refused')).toEqual([expect.objectContaining({ action: 'loss_confirmed', reason: 'admin_only', deviceId: one.cardId })]);
+    const unverified = await postJson(h.app, `/api/v1/helpdesk/devices/${one.cardId}/loss-confirmed`, { verificationId: agentCheck.id }, admin.headers);
+    expect([unverified.status, unverified.body.error?.code]).toEqual([404, 'VERIFICATION_NOT_FOUND']);
+    expect((await smsActivation(one.user)).body.error?.code).toBe('STRONGER_DEVICE_REQUIRED');
+    const adminCheck = await h.services.helpDesk.verifyIdentity(admin.user.id, one.user.username, { method: 'video_call' });
+    const ended = await postJson(h.app, `/api/v1/helpdesk/devices/${one.cardId}/loss-confirmed`, { verificationId: adminCheck.id }, admin.headers);
+    expect([ended.status, ended.body.state], JSON.stringify(ended.body)).toEqual([200, 'lost']);
+    expect(await auditOf(one.user, 'device.loss_confirmed')).toEqual([expect.objectContaining({ deviceId: one.cardId, verificationId: adminCheck.id })]);
+    expect((await h.services.notifier.list({ userId: one.user.id })).map((n) => n.template)).toContain('deviceLossConfirmed');
+    const again = await postJson(h.app, `/api/v1/helpdesk/devices/${one.cardId}/loss-confirmed`, { verificationId: adminCheck.id }, admin.headers);
+    expect([again.status, again.body.error?.code]).toEqual([409, 'LOSS_NOT_WAITING']);
+    const activated = await smsActivation(one.user);
+    expect([activated.status, activated.body.proof], JSON.stringify(activated.body)).toEqual([200, 'sms']);
+
+    // the console: the agent sees the wait and no form (a form sent anyway is refused); the admin's form ends it
+    const two = await reported();
+    const path = `/helpdesk/users/${two.user.username}`;
+    const agentBrowser = await consoleOf(agent.user, agent.card);
+    const agentCheck2 = await h.services.helpDesk.verifyIdentity(agent.user.id, two.user.username, { method: 'id_document' });
+    const agentPage = await agentBrowser.get(`${path}/verifications/${agentCheck2.id}`);
+    expect(textById(agentPage.html, `loss-waiting-${two.cardId}`)).toContain('administrator');
+    expect(byId(agentPage.html, `loss-confirmed-${two.cardId}`)).toBeUndefined();
+    const csrf = csrfOf(form(agentPage.html, `${path}/devices/${two.cardId}/returned`));
+    const forced = await agentBrowser.post(`${path}/devices/${two.cardId}/loss-confirmed`, { _csrf: csrf, verificationId: agentCheck2.id });
+    expect([forced.status, alertBox(forced.html)?.code]).toEqual([403, 'LOSS_CONFIRM_ADMIN_ONLY']);
+    const adminBrowser = await consoleOf(admin.user, admin.card);
+    const adminCheck2 = await h.services.helpDesk.verifyIdentity(admin.user.id, two.user.username, { method: 'id_document' });
+    const adminPage = await adminBrowser.get(`${path}/verifications/${adminCheck2.id}`);
+    expect(byId(adminPage.html, `loss-confirmed-${two.cardId}`)).toBeDefined();
+    const done = await adminBrowser.submit(adminPage, `${path}/devices/${two.cardId}/loss-confirmed`, { verificationId: adminCheck2.id });
+    expect(done.status, done.html).toBe(303);
+    expect(textById((await adminBrowser.get(done.location!)).html, 'notice')).toContain('wait');
+    expect((await smsActivation(two.user)).status).toBe(200);
+
+    // `sls helpdesk lost` without --verification marks the wait; `confirm-loss`: the agent is refused (exit 1), the admin ends it
+    const three = await smsAndCard();
+    const env = cliEnv(h.database);
+    const cli = (args: string[]) => slsInProcess(['helpdesk', ...args], env);
+    expect((await cli(['lost', '--staff', agent.user.username, '--device', three.cardId])).code).toBe(0);
+    const verifyBy = async (staff: User) =>
+      (await cli(['verify', '--staff', staff.username, '--user', three.user.username, '--method', 'id_document'])).stdout.trim();
+    const cliRefused = await cli(['confirm-loss', '--staff', agent.user.username, '--device', three.cardId, '--verification', await verifyBy(agent.user)]);
+    expect([cliRefused.code, cliRefused.stdout, cliRefused.stderr]).toEqual([1, '', expect.stringContaining('administrator')]);
+    expect((await smsActivation(three.user)).body.error?.code).toBe('STRONGER_DEVICE_REQUIRED');
+    const cliDone = await cli(['confirm-loss', '--staff', admin.user.username, '--device', three.cardId, '--verification', await verifyBy(admin.user)]);
+    expect([cliDone.code, cliDone.stderr]).toEqual([0, '']);
+    expect(cliDone.stdout).toContain('wait');
+    expect((await smsActivation(three.user)).status).toBe(200);
   });
 
   it('R2, C6, T3: a DSC+ requested under a temporary passcode is allowed and marked as such (the device and its device.requested entry); one requested with the permanent card is not', async () => {
@@ -380,6 +479,8 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     shipDevice: ['client_services', 'admin'],
     markDeviceReturned: ['client_services', 'admin'],
     markDeviceLost: ['client_services', 'admin'],
+    // R2, decision 0028: client services pass the role check, then hear LOSS_CONFIRM_ADMIN_ONLY (tested below)
+    confirmDeviceLoss: ['client_services', 'admin'],
     resetPassword: ['client_services', 'admin'],
     unlockUser: ['client_services', 'admin'],
     lockUser: ['client_services', 'admin'],
@@ -402,6 +503,7 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
       issueTemporaryPasscode: { verificationId: verification.id },
       shipDevice: { serial: 'STOCK0001' },
       markDeviceLost: { reason: 'lost' },
+      confirmDeviceLoss: { verificationId: verification.id },
       resetPassword: { verificationId: verification.id },
       unlockUser: { verificationId: verification.id },
       lockUser: { reason: 'reported fraud' },

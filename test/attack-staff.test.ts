@@ -69,6 +69,7 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
       shipDevice: { serial: 'STOCK0001' },
       markDeviceReturned: undefined,
       markDeviceLost: { reason: 'lost' },
+      confirmDeviceLoss: { verificationId: ids.verificationId },
       resetPassword: { verificationId: ids.verificationId },
       unlockUser: { verificationId: ids.verificationId },
       lockUser: { reason: 'reported fraud' },

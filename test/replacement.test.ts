@@ -274,8 +274,8 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     // a loss client services record (identity verified, R2) opens it at once
     const other = await BUILT_IN_DRIVERS.sms!.holder(h);
     const { device: otherCard } = await h.services.devices.addDscPlus({ userId: other.user.id, pin: '1234' }, 'test');
-    await h.services.helpDesk.verifyIdentity(agentId, other.user.username, { method: 'id_document' });
-    await h.services.dscPlusRequests.reportLost({ staffUserId: agentId }, otherCard.id, 'lost');
+    const verified = await h.services.helpDesk.verifyIdentity(agentId, other.user.username, { method: 'id_document' });
+    await h.services.dscPlusRequests.reportLost({ staffUserId: agentId, verificationId: verified.id }, otherCard.id, 'lost');
     const now = await postJson(h.app, '/api/v1/mobile/activations', { username: other.user.username, password: PASSWORD, purpose: 'activate' });
     expect([now.status, now.body.proof], JSON.stringify(now.body)).toEqual([200, 'sms']);
   });

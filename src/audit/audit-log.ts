@@ -65,6 +65,7 @@ export type AuditEvent =
   | 'device.requested'
   | 'device.shipped'
   | 'device.ship_refused'
+  | 'device.loss_confirmed'
   | 'device.auto_activated'
   | 'deposit.settled'
   | 'device.activated'

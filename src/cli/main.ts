@@ -636,10 +636,22 @@ export function buildProgram(): Command {
   staffCommand(helpdesk, 'lost', 'a DSC+ lost or stolen (its deposit is kept) or damaged')
     .requiredOption('--device <id>', 'the device')
     .addOption(new Option('--reason <r>', 'why').choices(['lost', 'stolen', 'damaged']).default('lost'))
-    .action(async (options: StaffOptions & { device: string; reason: 'lost' | 'stolen' | 'damaged' }) => {
+    .option('--verification <id>', 'from `sls helpdesk verify`: the owner may bind a new device at once (without it, they wait 3 days)')
+    .action(async (options: StaffOptions & { device: string; reason: 'lost' | 'stolen' | 'damaged'; verification?: string }) => {
       await asStaff(options, async (s, staffId) => {
-        const device = await s.dscPlusRequests.reportLost({ staffUserId: staffId }, options.device, options.reason);
+        const actor = { staffUserId: staffId, ...(options.verification !== undefined ? { verificationId: options.verification } : {}) };
+        const device = await s.dscPlusRequests.reportLost(actor, options.device, options.reason);
         print(t('cli.deviceState', { id: device.id, state: device.state }));
+      });
+    });
+
+  staffCommand(helpdesk, 'confirm-loss', 'end the wait after a DSC+ loss reported with a weaker proof, for a verified owner (an admin only)')
+    .requiredOption('--device <id>', 'the lost device')
+    .requiredOption('--verification <id>', 'from `sls helpdesk verify`')
+    .action(async (options: StaffOptions & { device: string; verification: string }) => {
+      await asStaff(options, async (s, staffId) => {
+        const device = await s.dscPlusRequests.confirmLoss(staffId, options.device, options.verification);
+        print(t('cli.lossConfirmed', { id: device.id, serial: device.serial ?? '' }));
       });
     });
 

@@ -100,6 +100,7 @@ export type StaffAction =
   | 'ship'
   | 'device_lost'
   | 'device_returned'
+  | 'loss_confirmed'
   | 'view_identification'
   | 'correct_identification'
   | 'set_equity'
@@ -296,6 +297,16 @@ export class HelpDesk {
       createdAt: row.created_at,
       expiresAt: row.expires_at,
     };
+  }
+
+  /**
+   * T1, X7: for an action of another service through the help desk (a DSC+
+   * reported lost, a loss confirmed): a verification of `user` by this
+   * staff member, still valid, on the details as they are (`requireVerification`,
+   * its refusal audited).
+   */
+  async assertVerified(staffUserId: string, user: User, verificationId: string, action: StaffAction): Promise<void> {
+    await this.requireVerification(await this.deps.users.get(staffUserId), user, verificationId, action);
   }
 
   /**

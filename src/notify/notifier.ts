@@ -47,6 +47,8 @@ export type NoticeTemplate =
   | 'dscplusShipped'
   // N1, C5, R2: a DSC+ reported lost, stolen or damaged (by the user's session or client services): it works no more
   | 'deviceReportedLost'
+  // N1, R2 (decision 0028): an admin ended the wait after a loss reported with a weaker proof: a new device may be bound at once
+  | 'deviceLossConfirmed'
   | 'autoActivationApproaching'
   | 'autoActivationImminent'
   | 'dscplusAutoActivated'

@@ -86,7 +86,9 @@ const isoDate = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 /** What the DSC+ requests ask of the help desk (src/helpdesk/helpdesk.ts). */
 export interface DscPlusHelpDesk extends TemporaryDevices {
   /** C5, C6: staff acting on a card's owner, checked and audited there; returns the staff member. */
-  actOnOwner(staffUserId: string, ownerId: string | null, action: 'ship' | 'device_lost' | 'device_returned'): Promise<User>;
+  actOnOwner(staffUserId: string, ownerId: string | null, action: 'ship' | 'device_lost' | 'device_returned' | 'loss_confirmed'): Promise<User>;
+  /** T1, X7: a valid verification of the user by this staff member (refusals audited there). */
+  assertVerified(staffUserId: string, user: User, verificationId: string, action: 'device_lost' | 'loss_confirmed'): Promise<void>;
 }
 
 /** What the DSC+ requests need; the composition root passes them. */
@@ -328,10 +330,19 @@ export class DscPlusRequests {
    * up with another device (X7). The deposit of a lost or stolen card is
    * kept; a damaged (defective) card's stays held until it is returned.
    */
-  async reportLost(actor: { session?: Session; staffUserId?: string }, deviceId: string, reason: 'lost' | 'stolen' | 'damaged'): Promise<Device> {
+  async reportLost(
+    actor: { session?: Session; staffUserId?: string; verificationId?: string },
+    deviceId: string,
+    reason: 'lost' | 'stolen' | 'damaged',
+  ): Promise<Device> {
     const device = await this.deps.devices.get(deviceId);
-    if (actor.staffUserId) await this.deps.helpDesk.actOnOwner(actor.staffUserId, device.userId, 'device_lost');
-    else if (!actor.session || device.userId !== actor.session.userId) throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
+    if (actor.staffUserId) {
+      await this.deps.helpDesk.actOnOwner(actor.staffUserId, device.userId, 'device_lost');
+      // T1: a report for a caller whose identity staff verified does not wait (decision 0023); a verification that does not hold is refused
+      if (actor.verificationId !== undefined && device.userId) {
+        await this.deps.helpDesk.assertVerified(actor.staffUserId, await this.deps.users.get(device.userId), actor.verificationId, 'device_lost');
+      }
+    } else if (!actor.session || device.userId !== actor.session.userId) throw new SlsError('DEVICE_NOT_FOUND', { id: deviceId });
     else assertFullScope(actor.session);
     if (!['active', 'suspended', 'shipped', 'requested'].includes(device.state) || device.type !== 'dscplus') {
       throw new SlsError('DEVICE_STATE', { state: device.state });
@@ -341,9 +352,13 @@ export class DscPlusRequests {
     // someone else's): the card still counts as held, for a while, when a new device is bound; client services' report does not wait
     const proved = actor.session ? (await this.deps.lastProof(actor.session)).device : null;
     const kind = (type: string) => this.deps.devices.kind(type).strength;
-    const weaker = actor.session !== undefined && (proved === null || kind(proved.type) < kind(device.type));
+    // R2, T1 (decision 0028): staff who report it without a verification of the caller (the password and a SIM on the
+    // telephone, "I lost my card") vouch for nothing either: the same wait
+    const unverified = actor.staffUserId !== undefined && actor.verificationId === undefined && device.userId !== null;
+    const weaker = unverified || (actor.session !== undefined && (proved === null || kind(proved.type) < kind(device.type)));
     const until = this.deps.clock.now() + this.deps.config.policy.weakerLossReportWaitMs;
-    const set = weaker ? { params: JSON.stringify({ ...device.params, weakerLossReport: { until, provedWith: proved?.type ?? null } }) } : undefined;
+    const report = { until, provedWith: proved?.type ?? null, ...(unverified ? { byStaff: true } : {}) };
+    const set = weaker ? { params: JSON.stringify({ ...device.params, weakerLossReport: report }) } : undefined;
     const lost = await this.settle(
       deviceId,
       'lost',
@@ -363,6 +378,62 @@ export class DscPlusRequests {
       await this.deps.notifier.notifySoon(user, 'deviceReportedLost', { username: user.username, serial: device.serial ?? '' });
     }
     return lost;
+  }
+
+  /**
+   * R2, T1, X7 (decision 0028): an admin ends the wait after a loss reported
+   * with a weaker proof (decision 0023) when the real client calls: with a
+   * verification of their own of the owner, the card stops counting as held
+   * at once, so the owner binds a new device with what they hold. Anyone but
+   * an admin is refused 403 LOSS_CONFIRM_ADMIN_ONLY (audited
+   * `helpdesk.refused`, reason `admin_only`), as a staff lock is lifted
+   * (decision 0020): an agent's telephone check is what the fraudster who
+   * reported the loss passes. A device not waiting: 409 LOSS_NOT_WAITING.
+   * Audited `device.loss_confirmed`; the owner is told (N1).
+   */
+  async confirmLoss(staffUserId: string, deviceId: string, verificationId: string): Promise<Device> {
+    const { store, clock, audit, devices, users, helpDesk } = this.deps;
+    const device = await devices.get(deviceId);
+    const staff = await helpDesk.actOnOwner(staffUserId, device.userId, 'loss_confirmed');
+    if (!device.userId) throw new SlsError('LOSS_NOT_WAITING');
+    const owner = await users.get(device.userId);
+    if (staff.role !== 'admin') {
+      await audit.record({
+        event: 'helpdesk.refused',
+        actor: `staff:${staff.id}`,
+        userId: owner.id,
+        username: owner.username,
+        data: { action: 'loss_confirmed', reason: 'admin_only', deviceId },
+      });
+      throw new SlsError('LOSS_CONFIRM_ADMIN_ONLY');
+    }
+    await helpDesk.assertVerified(staff.id, owner, verificationId, 'loss_confirmed');
+    const confirmed = await store.serialized('audit_log', async (trx) => {
+      // read again under the audit lock: two confirmations at once end the wait once
+      const row = await trx.selectFrom('devices').select(['state', 'params']).where('id', '=', deviceId).executeTakeFirstOrThrow();
+      const params = JSON.parse(row.params) as Record<string, unknown>;
+      if (!lossUnconfirmed({ ...device, state: row.state as Device['state'], params }, clock.now())) return false;
+      const { weakerLossReport, ...rest } = params;
+      const lossConfirmed = { by: staff.id, at: clock.now(), verificationId };
+      await trx
+        .updateTable('devices')
+        .set({ params: JSON.stringify({ ...rest, lossConfirmed }) })
+        .where('id', '=', deviceId)
+        .execute();
+      await audit.append(trx, [
+        {
+          event: 'device.loss_confirmed',
+          actor: `staff:${staff.id}`,
+          userId: owner.id,
+          username: owner.username,
+          data: { deviceId, verificationId, weakerLossReport },
+        },
+      ]);
+      return true;
+    });
+    if (!confirmed) throw new SlsError('LOSS_NOT_WAITING');
+    await this.deps.notifier.notify(owner, 'deviceLossConfirmed', { username: owner.username, serial: device.serial ?? '' });
+    return devices.get(deviceId);
   }
 
   /** C5: a card back at the help desk (returned, defective, or found after all): its deposit is released. */

@@ -239,15 +239,47 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'markDeviceLost',
           tags: ['help desk'],
           summary: 'Mark a DSC+ lost or stolen (the deposit is kept) or damaged (C5)',
-          description: STAFF_STEP_UP,
+          description:
+            'With `verificationId`, your verification of the owner (T1): the owner may bind a new device at once. Without one, the report is ' +
+            'marked as one made with a weaker proof: for 3 days the card still counts as held when a new device is bound (R2, decisions 0023, 0028). ' +
+            'A verification that does not hold: 403 IDENTITY_NOT_VERIFIED, 404 VERIFICATION_NOT_FOUND.' +
+            ` ${STAFF_STEP_UP}`,
           security,
           params: DeviceParams,
-          body: z.object({ reason: z.enum(['lost', 'stolen', 'damaged']) }),
+          body: z.object({
+            reason: z.enum(['lost', 'stolen', 'damaged']),
+            verificationId: z.string().max(64).optional().describe("Your verification of the owner's identity (T1): the report then does not wait"),
+          }),
           response: { 200: ShippedDevice, ...errors, 409: ErrorSchema },
         },
       },
       async (request) => {
-        const device = await services.dscPlusRequests.reportLost({ staffUserId: await staffOf(request) }, request.params.deviceId, request.body.reason);
+        const { reason, verificationId } = request.body;
+        const actor = { staffUserId: await staffOf(request), ...(verificationId !== undefined ? { verificationId } : {}) };
+        const device = await services.dscPlusRequests.reportLost(actor, request.params.deviceId, reason);
+        return { id: device.id, serial: device.serial, state: device.state };
+      },
+    );
+
+    app.post(
+      '/helpdesk/devices/:deviceId/loss-confirmed',
+      {
+        schema: {
+          operationId: 'confirmDeviceLoss',
+          tags: ['help desk'],
+          summary: 'End the wait after a loss reported with a weaker proof, when the real client calls (R2, decision 0028): an admin only',
+          description:
+            "With your verification of the owner (T1), the lost card stops counting as held at once: the owner may bind a new device with what they hold. The owner is told (N1). " +
+            'Anyone but an admin: 403 LOSS_CONFIRM_ADMIN_ONLY, audited (helpdesk.refused). A device not waiting: 409 LOSS_NOT_WAITING.' +
+            ` ${STAFF_STEP_UP}`,
+          security,
+          params: DeviceParams,
+          body: z.object({ verificationId: z.string().max(64) }),
+          response: { 200: ShippedDevice, ...errors, 409: ErrorSchema },
+        },
+      },
+      async (request) => {
+        const device = await services.dscPlusRequests.confirmLoss(await staffOf(request), request.params.deviceId, request.body.verificationId);
         return { id: device.id, serial: device.serial, state: device.state };
       },
     );

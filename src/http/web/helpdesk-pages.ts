@@ -26,6 +26,7 @@ import { BASIS_DOCUMENTS, DOCUMENT_TYPES, IDENTIFICATION_FIELDS } from '../../id
 import type { Session } from '../../sessions/sessions.js';
 import type { Device } from '../../devices/types.js';
 import { unconfirmedAddress, type ShippingAddress } from '../../devices/dscplus/requests.js';
+import { lossUnconfirmed } from '../../devices/types.js';
 import type { DeviceState } from '../../store/schema.js';
 import type { Language } from '../../i18n/i18n.js';
 import { toSlsError } from '../errors.js';
@@ -88,14 +89,17 @@ interface SealedSecret {
   handoverId: string;
 }
 
-/** The device actions of the console (C5, C6, C8). */
-type DeviceAction = 'ship' | 'lost' | 'returned';
-/** The DSC+ states in which the console offers each device action (D3). */
+/** The device actions of the console (C5, C6, C8; R2, decision 0028: an admin ends the wait after a weaker loss report). */
+type DeviceAction = 'ship' | 'lost' | 'returned' | 'lossConfirmed';
+/** The DSC+ states in which the console offers each device action (D3); `lossConfirmed` also needs a report within its wait, and an admin. */
 const DEVICE_ACTIONS: Record<DeviceAction, readonly DeviceState[]> = {
   ship: ['requested'],
   lost: ['active', 'suspended', 'shipped'],
   returned: ['active', 'suspended', 'shipped', 'lost'],
+  lossConfirmed: ['lost'],
 };
+/** Where each device action's form posts, under the device's path. */
+const DEVICE_ACTION_PATHS: Record<DeviceAction, string> = { ship: 'ship', lost: 'lost', returned: 'returned', lossConfirmed: 'loss-confirmed' };
 const LOSS_REASONS = ['lost', 'stolen', 'damaged'] as const;
 
 /** A form of the user page; a device action names its device, as each card has its forms. */
@@ -124,7 +128,7 @@ const NOTICES = [
   'equitySet',
 ] as const;
 /** Notices about one device, named in the address (`&device=`). */
-const DEVICE_NOTICES = ['shipped', 'lost', 'returned'] as const;
+const DEVICE_NOTICES = ['shipped', 'lost', 'returned', 'lossConfirmed'] as const;
 
 /** A deposit as the page shows it (C5): held, released or kept, with the amount in the page's language. */
 interface DepositView {
@@ -141,6 +145,8 @@ interface CardView {
   shipTo: ShippingAddress | null;
   /** R2, C6: requested under temporary access: the address is confirmed with the client before shipping. */
   confirmAddress: boolean;
+  /** R2, decision 0023: reported lost with a weaker proof, within its wait (an admin may end it, decision 0028). */
+  lossWaiting: boolean;
 }
 
 interface NoticeView {
@@ -164,7 +170,7 @@ const secretPath = (username: string, kind: SecretKind): string => `${usersPath(
 const userPagePath = (username: string, verificationId: string): string =>
   /^[A-Za-z0-9_]{1,64}$/.test(verificationId) ? verificationPath(username, verificationId) : usersPath(username);
 const devicePath = (username: string, deviceId: string, action: DeviceAction): string =>
-  `${usersPath(username)}/devices/${encodeURIComponent(deviceId)}/${action}`;
+  `${usersPath(username)}/devices/${encodeURIComponent(deviceId)}/${DEVICE_ACTION_PATHS[action]}`;
 
 function money(language: Language, amountUsd: number): string {
   return new Intl.NumberFormat(language === 'zh-Hant' ? 'zh-TW' : language, { style: 'currency', currency: 'USD', currencyDisplay: 'code' }).format(amountUsd);
@@ -230,13 +236,17 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     return devices
       .filter((d) => d.type === 'dscplus')
       .map((device) => {
-        const actions = (Object.keys(DEVICE_ACTIONS) as DeviceAction[]).filter((a) => DEVICE_ACTIONS[a].includes(device.state));
+        const lossWaiting = lossUnconfirmed(device, services.clock.now());
+        const actions = (Object.keys(DEVICE_ACTIONS) as DeviceAction[]).filter(
+          (a) => DEVICE_ACTIONS[a].includes(device.state) && (a !== 'lossConfirmed' || (lossWaiting && staff.user.role === 'admin')),
+        );
         const request = (device.params as { request?: { address?: ShippingAddress } }).request;
         return {
           device,
           actions,
           shipTo: device.state === 'requested' ? (request?.address ?? null) : null,
           confirmAddress: unconfirmedAddress(device) !== null,
+          lossWaiting,
         };
       })
       .filter((card) => card.actions.length > 0);
@@ -252,6 +262,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
       const at = device.params.autoActivateAt;
       return typeof at === 'number' && device.serial ? { key: query.done, serial: device.serial, autoActivateAt: at } : null;
     }
+    if (query.done === 'lossConfirmed') return device.params.lossConfirmed ? { key: query.done, serial: device.serial } : null;
     return device.state === query.done ? { key: query.done, serial: device.serial, deposit: deposits.get(device.id) ?? null } : null;
   }
 
@@ -586,8 +597,20 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
         const device = await cardFor(staff, request.params.username, request.params.deviceId);
         const reason = field(request.body, 'reason');
         if (!(LOSS_REASONS as readonly string[]).includes(reason)) throw new SlsError('VALIDATION_ERROR', { field: 'reason', reason: 'loss_reason' });
-        const lost = await services.dscPlusRequests.reportLost({ staffUserId: staff.user.id }, device.id, reason as (typeof LOSS_REASONS)[number]);
+        // T1, decision 0028: with the verification in effect, the owner does not wait to bind a new device; without one, they do
+        const verificationId = field(request.body, 'verificationId');
+        const actor = { staffUserId: staff.user.id, ...(verificationId !== '' ? { verificationId } : {}) };
+        const lost = await services.dscPlusRequests.reportLost(actor, device.id, reason as (typeof LOSS_REASONS)[number]);
         return afterDeviceAction(request, reply, 'lost', lost);
+      }),
+    );
+
+    /** R2, decision 0028: an admin, with a verification of their own, ends the wait after a loss reported with a weaker proof. */
+    app.post<DeviceRoute>('/helpdesk/users/:username/devices/:deviceId/loss-confirmed', { preHandler: app.csrfProtection }, async (request, reply) =>
+      act(request, reply, `lossConfirmed:${request.params.deviceId}`, async (staff) => {
+        const device = await cardFor(staff, request.params.username, request.params.deviceId);
+        const confirmed = await services.dscPlusRequests.confirmLoss(staff.user.id, device.id, field(request.body, 'verificationId'));
+        return afterDeviceAction(request, reply, 'lossConfirmed', confirmed);
       }),
     );
 
