@@ -157,19 +157,32 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     const agent = await staffMember();
     const accomplice = await staffMember();
     const entity = await h.services.entities.create(
-      { kind: 'individual', name: 'Ada Verified', identification: { dateOfBirth: '1970-02-03', citizenship: 'FR', residenceCountry: 'FR', documentType: 'passport', documentNumber: '11AA22222' } },
+      {
+        kind: 'individual',
+        name: 'Ada Verified',
+        identification: { dateOfBirth: '1970-02-03', citizenship: 'FR', residenceCountry: 'FR', documentType: 'passport', documentNumber: '11AA22222' },
+      },
       'test',
     );
     const user = await h.services.users.create({ username: `idc${Date.now().toString(36)}`, password: PASSWORD, entityId: entity.id }, 'test');
     await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
     const other = await h.services.entities.create(
-      { kind: 'individual', name: 'Bo Other', identification: { dateOfBirth: '1981-02-03', citizenship: 'FR', residenceCountry: 'FR', documentType: 'passport', documentNumber: '33CC44444' } },
+      {
+        kind: 'individual',
+        name: 'Bo Other',
+        identification: { dateOfBirth: '1981-02-03', citizenship: 'FR', residenceCountry: 'FR', documentType: 'passport', documentNumber: '33CC44444' },
+      },
       'test',
     );
     const bystander = await h.services.users.create({ username: `idb${Date.now().toString(36)}`, password: PASSWORD, entityId: other.id }, 'test');
     const kept = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
     // another person's correction changes nothing for this caller
-    await h.services.helpDesk.correctIdentification(accomplice.user.id, bystander.username, { identification: { documentNumber: '55EE66666' } }, { document: 'passport', reference: 'ticket-b' });
+    await h.services.helpDesk.correctIdentification(
+      accomplice.user.id,
+      bystander.username,
+      { identification: { documentNumber: '55EE66666' } },
+      { document: 'passport', reference: 'ticket-b' },
+    );
     const unaffected = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/unlock`, { verificationId: kept.id }, agent.headers);
     expect(unaffected.status, JSON.stringify(unaffected.body)).toBe(200);
     const before = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
@@ -247,7 +260,9 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     const agentCheck = await h.services.helpDesk.verifyIdentity(agent.user.id, one.user.username, { method: 'id_document' });
     const byAgent = await postJson(h.app, `/api/v1/helpdesk/devices/${one.cardId}/loss-confirmed`, { verificationId: agentCheck.id }, agent.headers);
     expect([byAgent.status, byAgent.body.error?.code]).toEqual([403, 'LOSS_CONFIRM_ADMIN_ONLY']);
-    expect(await auditOf(one.user, 'helpdesk.refused')).toEqual([expect.objectContaining({ action: 'loss_confirmed', reason: 'admin_only', deviceId: one.cardId })]);
+    expect(await auditOf(one.user, 'helpdesk.refused')).toEqual([
+      expect.objectContaining({ action: 'loss_confirmed', reason: 'admin_only', deviceId: one.cardId }),
+    ]);
     const unverified = await postJson(h.app, `/api/v1/helpdesk/devices/${one.cardId}/loss-confirmed`, { verificationId: agentCheck.id }, admin.headers);
     expect([unverified.status, unverified.body.error?.code]).toEqual([404, 'VERIFICATION_NOT_FOUND']);
     expect((await smsActivation(one.user)).body.error?.code).toBe('STRONGER_DEVICE_REQUIRED');

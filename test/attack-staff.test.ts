@@ -139,7 +139,10 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
 
     // the attacker: the staff password and the SIM: a login and a step-up by SMS
     const start = await startLogin(h.app, agent.username);
-    const flow = start.body.device.id === sms.id ? start.body : (await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: sms.id }, claimOf(start))).body;
+    const flow =
+      start.body.device.id === sms.id
+        ? start.body
+        : (await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: sms.id }, claimOf(start))).body;
     const loginCode = await smsCode(agent.id);
     const logged = await answer(h.app, flow.id, loginCode);
     expect(logged.status, JSON.stringify(logged.body)).toBe(200);
@@ -163,7 +166,9 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
       expect([url, res.status, res.body.error?.code]).toEqual([url, 403, 'STRONGER_DEVICE_REQUIRED']);
     }
     const audited = await refusals(agent.id);
-    expect(audited.filter((e) => e.code === 'STRONGER_DEVICE_REQUIRED').map((e) => [e.need, e.check])).toEqual(Array(5).fill(['staff_action', 'proof-strength']));
+    expect(audited.filter((e) => e.code === 'STRONGER_DEVICE_REQUIRED').map((e) => [e.need, e.check])).toEqual(
+      Array(5).fill(['staff_action', 'proof-strength']),
+    );
     expect(await stateOf(client)).toEqual({ ...before, helpdesk: before.helpdesk + 1 });
 
     // reading stays open to that session; the staff member's own card acts
@@ -171,7 +176,14 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     const start2 = await startLogin(h.app, agent.username);
     const cardFlow =
       start2.body.device.id === sms.id
-        ? (await postJson(h.app, `/api/v1/login/${start2.body.id as string}`, { device: (await h.services.devices.listForUser(agent.id)).find((d) => d.type === 'dscplus')!.id }, claimOf(start2))).body
+        ? (
+            await postJson(
+              h.app,
+              `/api/v1/login/${start2.body.id as string}`,
+              { device: (await h.services.devices.listForUser(agent.id)).find((d) => d.type === 'dscplus')!.id },
+              claimOf(start2),
+            )
+          ).body
         : start2.body;
     const byCard = await answer(h.app, cardFlow.id, cardAnswer(card, cardFlow.challenge.question));
     expect(byCard.status, JSON.stringify(byCard.body)).toBe(200);

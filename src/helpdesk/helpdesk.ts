@@ -368,12 +368,7 @@ export class HelpDesk {
       .executeTakeFirst();
     if (changed !== undefined) return true;
     // A1: a correction is the entity's (audited without a user): read those after the verification, few and recent
-    const corrected = await db
-      .selectFrom('audit_log')
-      .select('data')
-      .where('event', '=', 'entity.identification_corrected')
-      .where('seq', '>', seq)
-      .execute();
+    const corrected = await db.selectFrom('audit_log').select('data').where('event', '=', 'entity.identification_corrected').where('seq', '>', seq).execute();
     return corrected.some((row) => (JSON.parse(row.data) as { entityId?: string }).entityId === user.entityId);
   }
 

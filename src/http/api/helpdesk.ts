@@ -269,7 +269,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           tags: ['help desk'],
           summary: 'End the wait after a loss reported with a weaker proof, when the real client calls (R2, decision 0028): an admin only',
           description:
-            "With your verification of the owner (T1), the lost card stops counting as held at once: the owner may bind a new device with what they hold. The owner is told (N1). " +
+            'With your verification of the owner (T1), the lost card stops counting as held at once: the owner may bind a new device with what they hold. The owner is told (N1). ' +
             'Anyone but an admin: 403 LOSS_CONFIRM_ADMIN_ONLY, audited (helpdesk.refused). A device not waiting: 409 LOSS_NOT_WAITING.' +
             ` ${STAFF_STEP_UP}`,
           security,

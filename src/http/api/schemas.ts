@@ -5,7 +5,7 @@ import { z } from 'zod';
 export const STAFF_STEP_UP =
   'Needs a step-up of this staff session within the last minutes (SLS_STEP_UP_MINUTES, 5 by default): 403 STEP_UP_REQUIRED otherwise, ' +
   'with `stepUp`, where it starts (V1, X7); and that step-up (else the login) made with a permanent device, not a temporary passcode or online card: ' +
-  '403 PERMANENT_DEVICE_REQUIRED otherwise (X7, T3); and with the staff member\'s strongest device (not SMS while a DSC+ protects them): ' +
+  "403 PERMANENT_DEVICE_REQUIRED otherwise (X7, T3); and with the staff member's strongest device (not SMS while a DSC+ protects them): " +
   '403 STRONGER_DEVICE_REQUIRED otherwise (X7, D2, decision 0028).';
 
 /** A DSC+ shipping address (C4). */
