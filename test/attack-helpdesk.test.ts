@@ -566,6 +566,41 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     expect(await state()).toEqual(before);
   });
 
+  it('X1, X7: a role below the route is audited, never silent: a client on the help desk API and console, compliance acting on a user, client services on the admin API and the OpenID clients page each hear 403 FORBIDDEN_ROLE, recorded as helpdesk.refused (reason role) under who asked; a compliance officer merely reading the console records nothing', async () => {
+    const { user: target } = await createUserWithCard(h.services);
+    const client = await createUserWithCard(h.services);
+    const clientHeaders = await staffSession(client.user, client.card);
+    const compliance = await staffMember('compliance');
+    const agent = await staffMember();
+    const refusedOf = async (user: User) =>
+      (await h.services.audit.list({ userId: user.id, limit: 100 })).filter((e) => e.event === 'helpdesk.refused').map((e) => e.data as Json);
+
+    expect((await get(h.app, `/api/v1/helpdesk/users?q=${target.username}`, clientHeaders)).body.error?.code).toBe('FORBIDDEN_ROLE');
+    const browser = await consoleOf(client.user, client.card);
+    expect((await browser.get('/helpdesk')).status).toBe(403);
+    expect((await refusedOf(client.user)).map((d) => [d.action, d.reason, d.role])).toEqual([
+      ['view', 'role', 'client'],
+      ['view', 'role', 'client'],
+    ]);
+
+    // compliance reads the console without a trace, but acting is refused and recorded
+    const officer = await consoleOf(compliance.user, compliance.card);
+    expect((await officer.get(`/helpdesk/users/${target.username}`)).status).toBe(200);
+    expect(await refusedOf(compliance.user)).toEqual([]);
+    const acted = await postJson(h.app, `/api/v1/helpdesk/users/${target.username}/verifications`, { method: 'id_document' }, compliance.headers);
+    expect([acted.status, acted.body.error?.code]).toEqual([403, 'FORBIDDEN_ROLE']);
+    expect((await refusedOf(compliance.user)).map((d) => [d.action, d.reason, d.role])).toEqual([['act', 'role', 'compliance']]);
+
+    // client services on the admin API and the OpenID clients page
+    expect((await get(h.app, '/api/v1/admin/audit', agent.headers)).body.error?.code).toBe('FORBIDDEN_ROLE');
+    const agentBrowser = await consoleOf(agent.user, agent.card);
+    expect((await agentBrowser.get('/helpdesk/oidc-clients')).status).toBe(403);
+    expect((await refusedOf(agent.user)).map((d) => [d.action, d.reason, d.role, d.path]).sort()).toEqual([
+      ['admin', 'role', 'client_services', '/api/v1/admin/audit'],
+      ['oidc_clients', 'role', 'client_services', '/helpdesk/oidc-clients'],
+    ]);
+  });
+
   it('X7, H3: compliance never decides a sharing it is party to: a staff member cannot be a party (403 FORBIDDEN_ROLE); a party who became compliance is refused (STAFF_TARGET_FORBIDDEN, self), as is another compliance officer for them (staff); an admin may; each refusal audited; a client’s session is refused for its role before any lookup of the id (no probing of sharing ids)', async () => {
     const officer = await staffMember('compliance');
     // a staff member is never the owner (nor the requester) of a sharing

@@ -183,19 +183,37 @@ export class HelpDesk {
   async staffOnSharing(staffUserId: string, targets: User[], action: 'sharing_decision' | 'sharing_cancel'): Promise<User> {
     const staff = await this.deps.users.get(staffUserId);
     const allowed = action === 'sharing_decision' ? MAY_DECIDE_SHARING : MAY_CANCEL_SHARING;
-    if (staff.status !== 'active' || !allowed.includes(staff.role)) throw new SlsError('FORBIDDEN_ROLE', { role: staff.role });
+    if (staff.status !== 'active' || !allowed.includes(staff.role)) await this.refuseRole(staff, action);
     for (const target of targets) await this.assertMayActOn(staff, target, action);
     return staff;
   }
 
-  /** The staff member, if their role allows the action. */
-  async staff(staffUserId: string, action: 'view' | 'act'): Promise<User> {
+  /**
+   * The staff member, if their role allows the action; otherwise 403
+   * FORBIDDEN_ROLE, audited (X1, X7: a client or a compliance seat trying
+   * the help desk is a security event), unless `quiet` (a page asking
+   * whether to show its forms).
+   */
+  async staff(staffUserId: string, action: 'view' | 'act', options: { quiet?: boolean } = {}): Promise<User> {
     const staff = await this.deps.users.get(staffUserId);
     const allowed = action === 'view' ? MAY_VIEW : MAY_ACT;
     if (staff.status !== 'active' || !allowed.includes(staff.role)) {
-      throw new SlsError('FORBIDDEN_ROLE', { role: staff.role });
+      if (options.quiet) throw new SlsError('FORBIDDEN_ROLE', { role: staff.role });
+      await this.refuseRole(staff, action);
     }
     return staff;
+  }
+
+  /** X1, X7: a role below what was asked: audited as `helpdesk.refused` (reason `role`) under the user who asked, then 403 FORBIDDEN_ROLE. */
+  private async refuseRole(user: User, action: string): Promise<never> {
+    await this.deps.audit.record({
+      event: 'helpdesk.refused',
+      actor: `${user.role === 'client' ? 'user' : 'staff'}:${user.id}`,
+      userId: user.id,
+      username: user.username,
+      data: { action, reason: 'role', role: user.role, status: user.status, via: this.via },
+    });
+    throw new SlsError('FORBIDDEN_ROLE', { role: user.role });
   }
 
   /**

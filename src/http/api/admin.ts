@@ -70,7 +70,17 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
   async function adminOf(request: FastifyRequest, need: 'staff' | 'staff_action'): Promise<User> {
     const { session } = await guard.require(request, need);
     const user = await services.users.get(session.userId);
-    if (user.status !== 'active' || user.role !== 'admin') throw new SlsError('FORBIDDEN_ROLE', { role: user.role });
+    if (user.status !== 'active' || user.role !== 'admin') {
+      // X1, X7: a role below admin asking the admin API is audited
+      await services.audit.record({
+        event: 'helpdesk.refused',
+        actor: `${user.role === 'client' ? 'user' : 'staff'}:${user.id}`,
+        userId: user.id,
+        username: user.username,
+        data: { action: 'admin', reason: 'role', role: user.role, status: user.status, path: request.url.split('?')[0] },
+      });
+      throw new SlsError('FORBIDDEN_ROLE', { role: user.role });
+    }
     return user;
   }
 

@@ -191,7 +191,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     const session = await guard.page(request, need, returnTo);
     if (redirected(session)) return session;
     const user = await helpDesk.staff(session.userId, 'view');
-    const mayAct = await helpDesk.staff(session.userId, 'act').then(
+    const mayAct = await helpDesk.staff(session.userId, 'act', { quiet: true }).then(
       () => true,
       (error: unknown) => {
         if (toSlsError(error).code === 'FORBIDDEN_ROLE') return false;

@@ -28,7 +28,17 @@ export function oidcClientPages(services: Services, pages: PageRenderer, guard: 
       const session = await guard.page(request, need, PATH);
       if (redirected(session)) return session;
       const user = await users.get(session.userId);
-      if (user.role !== 'admin') throw new SlsError('FORBIDDEN_ROLE');
+      if (user.status !== 'active' || user.role !== 'admin') {
+        // X1, X7: a role below admin on the OpenID clients page is audited
+        await services.audit.record({
+          event: 'helpdesk.refused',
+          actor: `${user.role === 'client' ? 'user' : 'staff'}:${user.id}`,
+          userId: user.id,
+          username: user.username,
+          data: { action: 'oidc_clients', reason: 'role', role: user.role, status: user.status, path: request.url.split('?')[0] },
+        });
+        throw new SlsError('FORBIDDEN_ROLE', { role: user.role });
+      }
       return { userId: user.id, session };
     }
 
