@@ -245,6 +245,23 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     expect(verified.status, JSON.stringify(verified.body)).toBe(200);
     const now = await smsActivation(other.user);
     expect([now.status, now.body.proof], JSON.stringify(now.body)).toEqual([200, 'sms']);
+
+    // the console's form likewise: on the user page alone the report waits; with the agent's verification in effect it does not
+    const browser = await consoleOf(agent.user, agent.card);
+    for (const verifiedFirst of [false, true]) {
+      const client = await smsAndCard();
+      const path = `/helpdesk/users/${client.user.username}`;
+      const page = verifiedFirst
+        ? await browser.get(
+            `${path}/verifications/${(await h.services.helpDesk.verifyIdentity(agent.user.id, client.user.username, { method: 'id_document' })).id}`,
+          )
+        : await browser.get(path);
+      const marked = await browser.submit(page, `${path}/devices/${client.cardId}/lost`, { reason: 'lost' });
+      expect(marked.status, marked.html).toBe(303);
+      expect((await h.services.devices.get(client.cardId)).state).toBe('lost');
+      expect(textById((await browser.get(marked.location!)).html, `loss-waiting-${client.cardId}`) !== undefined).toBe(!verifiedFirst);
+      expect([verifiedFirst, (await smsActivation(client.user)).status]).toEqual([verifiedFirst, verifiedFirst ? 200 : 403]);
+    }
   });
 
   it('R2, T1, X7, N1: the wait after a loss reported with a weaker proof is ended by an admin only, with a verification of their own (API, console, `sls`): client services are refused 403 LOSS_CONFIRM_ADMIN_ONLY, audited; a device not waiting answers 409 LOSS_NOT_WAITING; once ended, the owner binds a device at once and is told', async () => {
