@@ -5,10 +5,10 @@
  * Like the real card it does not check the PIN: a wrong PIN gives a wrong
  * response (C3).
  */
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { SlsError } from '../errors.js';
+import { readTextFile } from './files.js';
 import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
 import type { CardFile } from '../devices/devices.js';
 
@@ -18,8 +18,10 @@ import type { Translate } from '../i18n/i18n.js';
 
 export function readCardFile(path: string): EmulatedCard {
   let card: Partial<CardFile>;
+  // X3: a regular file of at most 1 MiB, read before it is parsed
+  const text = readTextFile(path, 'card_file_unreadable');
   try {
-    card = JSON.parse(readFileSync(path, 'utf8')) as Partial<CardFile>;
+    card = JSON.parse(text) as Partial<CardFile>;
   } catch {
     throw new SlsError('VALIDATION_ERROR', { reason: 'card_file_unreadable', path });
   }

@@ -3,11 +3,10 @@
  * operator's exchange rates (W3). docs/entitlements.md.
  */
 import { readableTime } from './format.js';
-import { readFileSync } from 'node:fs';
+import { readTextFile } from './files.js';
 import type { Command, Option } from 'commander';
 import { parseScopes } from '../entitlements/api-keys.js';
 import { parseRatesFile } from '../entitlements/fx.js';
-import { SlsError } from '../errors.js';
 import type { Translate } from '../i18n/i18n.js';
 import type { Services } from '../services.js';
 
@@ -106,13 +105,8 @@ export function registerEntitlementCommands(program: Command, kit: CliKit): void
     .argument('<file>')
     .addOption(dbOption())
     .action(async (file: string, options: DbOption) => {
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch {
-        throw new SlsError('VALIDATION_ERROR', { reason: 'file_unreadable', path: file });
-      }
-      const rates = parseRatesFile(text);
+      // X3: a regular file of at most 1 MiB
+      const rates = parseRatesFile(readTextFile(file));
       await withServices(options, async (s) => {
         const set = await s.fx.set(rates, 'cli');
         print(t('entitlements.fxSet', { count: set.length }));

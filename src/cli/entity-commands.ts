@@ -7,6 +7,7 @@ import type { Command, Option } from 'commander';
 import type { Translate } from '../i18n/i18n.js';
 import type { Services } from '../services.js';
 import { maskIdentification, type MaskedIdentification } from '../identity/entities.js';
+import { SecretInputs, secretFileOption, visibleSecret } from './secrets.js';
 
 interface DbOption {
   db?: string;
@@ -33,6 +34,9 @@ interface EntityOptions extends DbOption {
   idType?: string;
   idNumber?: string;
   ssn?: string;
+  dobFile?: string;
+  idNumberFile?: string;
+  ssnFile?: string;
 }
 
 function printIdentification(print: (line: string) => void, id: MaskedIdentification): void {
@@ -48,26 +52,34 @@ export function registerEntityCommands(c: EntityCommandsContext): void {
     .description('create an entity; prints its id, for `sls user create --entity` and `sls account create --entity`')
     .requiredOption('--kind <k>', 'individual or organisation')
     .requiredOption('--name <n>', 'the name of the person or the company')
-    .option('--dob <yyyy-mm-dd>', 'date of birth (individuals)')
+    // X1, A1: identification data is personal: like a secret, each has a -file twin the process list and the shell history never show
+    .addOption(secretFileOption('--dob', 'date of birth (individuals)'))
+    .option('--dob <yyyy-mm-dd>', visibleSecret('date of birth (individuals)', '--dob'))
     .option('--citizenship <cc>', 'citizenship, ISO 3166 country code (individuals)')
     .option('--residence <cc>', 'country of legal residence (of registration, for an organisation), ISO 3166 country code')
     .option('--id-type <t>', 'passport, national_id, drivers_license, residence_permit; company_registration, tax_id for an organisation')
-    .option('--id-number <n>', 'the number of that document')
-    .option('--ssn <nnn-nn-nnnn>', 'Social Security Number, for US citizens and residents instead of a document')
+    .addOption(secretFileOption('--id-number', 'the number of that document'))
+    .option('--id-number <n>', visibleSecret('the number of that document', '--id-number'))
+    .addOption(secretFileOption('--ssn', 'Social Security Number, for US citizens and residents instead of a document'))
+    .option('--ssn <nnn-nn-nnnn>', visibleSecret('Social Security Number, for US citizens and residents instead of a document', '--ssn'))
     .addOption(dbOption())
     .action(async (options: EntityOptions) => {
+      const given = new SecretInputs();
+      const dob = await given.get({ flag: '--dob', value: options.dob, file: options.dobFile });
+      const idNumber = await given.get({ flag: '--id-number', value: options.idNumber, file: options.idNumberFile });
+      const ssn = await given.get({ flag: '--ssn', value: options.ssn, file: options.ssnFile });
       await withServices(options, async (s) => {
         const created = await s.entities.create(
           {
             kind: options.kind,
             name: options.name,
             identification: {
-              dateOfBirth: options.dob,
+              dateOfBirth: dob,
               citizenship: options.citizenship,
               residenceCountry: options.residence,
               documentType: options.idType,
-              documentNumber: options.idNumber,
-              ssn: options.ssn,
+              documentNumber: idNumber,
+              ssn,
             },
           },
           'cli',

@@ -28,7 +28,8 @@ import { registerOptOutCommands } from './opt-out-commands.js';
 import { registerEntitlementCommands } from './entitlements.js';
 import { registerOidcCommands } from './oidc-commands.js';
 import { isText } from '../http/text-input.js';
-import { SecretInputs, secretFileOption, visibleSecret } from './secrets.js';
+import { SecretInputs, readStandardInput, secretFileOption, visibleSecret } from './secrets.js';
+import { readBoundedFile, readTextFile, sizeText } from './files.js';
 
 const t = translator(environmentLanguage());
 
@@ -185,23 +186,6 @@ function openSecretFile(path: string): SecretFile {
 
 /** C8, X3: a PSKC batch is at most this big (tens of thousands of keys): a bigger file, or a device, is no batch. */
 const MAX_PSKC_BYTES = 64 * 1024 * 1024;
-
-/**
- * X3: a file sls reads whole (a PSKC batch): a regular file of at most MAX
- * bytes, checked before it is read, so that a huge file, /dev/zero or a pipe
- * handed to the operator neither fills the memory nor waits for ever.
- */
-function readBoundedFile(path: string, max: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new Error('not a regular file');
-    if (stat.size > max) throw new SlsError('INVALID_PSKC', { reason: 'too_large', path, max: `${max / 1024 / 1024} MiB` });
-    return readFileSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Runs ISSUE with the --out file open; writes what it returns there, or removes the file if it throws. */
 async function withSecretFile<T>(path: string, issue: () => Promise<{ text: string; result: T }>): Promise<T> {
@@ -372,9 +356,8 @@ async function passwordOf(options: PasswordOptions): Promise<string> {
     if (options.password === undefined) throw new SlsError('VALIDATION_ERROR', { reason: 'password_missing' });
     return options.password;
   }
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-  const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/, 1)[0] ?? '';
+  // X3: standard input holds a password, not an endless stream (`< /dev/zero`): read to 64 KiB at most
+  const line = (await readStandardInput()).split(/\r?\n/, 1)[0] ?? '';
   if (line === '') throw new SlsError('VALIDATION_ERROR', { reason: 'password_missing' });
   return line;
 }
@@ -831,7 +814,12 @@ export function buildProgram(): Command {
         const password = await secrets.get({ flag: '--password', value: options.password, file: options.passwordFile });
         let xml: string;
         try {
-          xml = decodePskc(readBoundedFile(file, MAX_PSKC_BYTES));
+          xml = decodePskc(
+            readBoundedFile(file, MAX_PSKC_BYTES, {
+              unreadable: () => new SlsError('INVALID_PSKC', { reason: 'unreadable', path: file }),
+              tooLarge: () => new SlsError('INVALID_PSKC', { reason: 'too_large', path: file, max: sizeText(MAX_PSKC_BYTES) }),
+            }),
+          );
         } catch (error) {
           if (error instanceof SlsError) throw error;
           throw new SlsError('INVALID_PSKC', { reason: 'unreadable', path: file });
@@ -877,12 +865,8 @@ export function buildProgram(): Command {
     .requiredOption('--serial <s>', 'the serial number printed on the card')
     .addOption(dbOption())
     .action(async (file: string, options: DbOption & { user: string; serial: string }) => {
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch {
-        throw new SlsError('VALIDATION_ERROR', { reason: 'file_unreadable', path: file });
-      }
+      // X3: a regular file of at most 1 MiB (a card has hundreds of codes, not millions)
+      const text = readTextFile(file);
       const codes: string[] = [];
       for (const [n, raw] of text.split(/\r?\n/).entries()) {
         const line = raw.trim();

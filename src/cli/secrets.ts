@@ -6,7 +6,7 @@
  * a file only its owner may read (chmod 600), or of standard input when the
  * path is `-`. The old `--x` stays, for scripts, its help saying who sees it.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { Option } from 'commander';
 import { SlsError } from '../errors.js';
 import { isText } from '../http/text-input.js';
@@ -39,7 +39,8 @@ function firstLine(text: string): string {
   return text.split(/\r?\n/, 1)[0] ?? '';
 }
 
-async function readStandardInput(): Promise<string> {
+/** X3: standard input, to its end, at most 64 KiB (a secret, not an endless stream). */
+export async function readStandardInput(): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of process.stdin) {
@@ -60,7 +61,8 @@ async function readStandardInput(): Promise<string> {
 function readSecretFile(path: string, fileFlag: string): string {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // X3: without blocking (a FIFO without a writer would hold the open for ever); fstat below refuses what is no file
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch {
     throw new SlsError('VALIDATION_ERROR', { reason: 'secret_file_unreadable', field: fileFlag, path });
   }

@@ -5,8 +5,9 @@
  * a time-based (TOTP) one shows the code of the current time step — and the
  * legacy Digital Security Card answers a challenge (no PIN).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { SlsError } from '../errors.js';
+import { readTextFile } from './files.js';
 import { generateHotp, generateTotp, type HashAlgorithm } from '../crypto/hotp.js';
 import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
 import type { TokenFile } from '../devices/devices.js';
@@ -15,8 +16,10 @@ type TokenKey = TokenFile['keys'][number];
 
 export function readTokenFile(path: string): TokenFile {
   let file: Partial<TokenFile>;
+  // X3: a regular file of at most 1 MiB, read before it is parsed
+  const text = readTextFile(path, 'card_file_unreadable');
   try {
-    file = JSON.parse(readFileSync(path, 'utf8')) as Partial<TokenFile>;
+    file = JSON.parse(text) as Partial<TokenFile>;
   } catch {
     throw new SlsError('VALIDATION_ERROR', { reason: 'card_file_unreadable', path });
   }
