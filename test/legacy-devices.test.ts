@@ -303,6 +303,28 @@ describe.each(DATABASES)('legacy devices on %s', (database) => {
     await expectEachRefused(weak, 'weak secret', before);
   });
 
+  it('C2, C3, D1: a card suite weaker than the spec allows (a DSC+ answering 4 or 6 digits, a legacy DSC answering 4, a challenge of 4 digits) is refused with INVALID_PSKC weak suite, nothing imported; the 8-digit DSC+ and a 6-digit legacy DSC import', async () => {
+    const before = (await h.services.devices.listAllStock()).length;
+    const ocra = (serial: string, suite: string): ImportedKey => ({
+      serial,
+      keyId: '1',
+      algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc#ocra',
+      family: 'ocra',
+      suite,
+      secret: Buffer.from('12345678901234567890123456789012'),
+    });
+    const weak = [
+      ocra('WEAKS1', 'OCRA-1:HOTP-SHA256-4:QN06-PSHA1'),
+      ocra('WEAKS2', 'OCRA-1:HOTP-SHA1-6:QN08-PSHA1'),
+      ocra('WEAKS3', 'OCRA-1:HOTP-SHA1-4:QN06'),
+      ocra('WEAKS4', 'OCRA-1:HOTP-SHA1-8:QN04'),
+      ocra('WEAKS5', 'OCRA-1:HOTP-SHA256-8:QN04-PSHA1'),
+    ];
+    await expectEachRefused(weak, 'weak suite', before);
+    await h.services.devices.importStock([ocra('STRONG1', 'OCRA-1:HOTP-SHA256-8:QN06-PSHA1'), ocra('STRONG2', 'OCRA-1:HOTP-SHA1-6:QN08')], 'test', 'strong');
+    expect((await h.services.devices.listAllStock()).length).toBe(before + 2);
+  });
+
   /** D1: each of the keys, in a batch beside a good one, refuses the whole batch (INVALID_PSKC for that reason): the stock is as it was. */
   async function expectEachRefused(keys: ImportedKey[], reason: string, stockBefore: number): Promise<void> {
     for (const key of keys) {

@@ -55,6 +55,12 @@ export function ocraChallengeResponse(defaultSuite: string): Pick<DeviceKind, 'i
   };
 }
 
+/** C2, C3: a DSC+ answers with 8 digits; D1: a legacy DSC with at least 6, the length of every other code (S1, M4). */
+const MIN_DSCPLUS_DIGITS = 8;
+const MIN_LEGACY_DSC_DIGITS = 6;
+/** C2: the login screen's challenge has 6 digits. */
+const MIN_CHALLENGE_DIGITS = 6;
+
 /**
  * D1, C8: the suite of an imported OCRA key that a card answers — a numeric
  * challenge typed on its keypad, a truncated response, no counter, session
@@ -77,6 +83,16 @@ export function importedCardSuite(key: ImportedKey): OcraSuite | null {
       'INVALID_PSKC',
       { reason: 'unsupported algorithm', suite: key.suite, serial: key.serial },
       `OCRA suite ${key.suite} is not a card's: a numeric challenge, a truncated response, an optional PSHA1 PIN, no counter, session or time`,
+    );
+  }
+  // C2, C3, D1: a response of fewer digits is guessed sooner (a 4-digit one: one in 10,000), a shorter challenge is
+  // asked again sooner; a DSC+ (a PIN) answers 8 digits, a legacy DSC at least 6, as every other code; challenges of 6 digits or more
+  const minDigits = suite.pinHash === null ? MIN_LEGACY_DSC_DIGITS : MIN_DSCPLUS_DIGITS;
+  if (suite.digits < minDigits || suite.challenge.maxLength < MIN_CHALLENGE_DIGITS) {
+    throw new SlsError(
+      'INVALID_PSKC',
+      { reason: 'weak suite', suite: key.suite, serial: key.serial, digits: minDigits, challenge: MIN_CHALLENGE_DIGITS },
+      `OCRA suite ${key.suite} is weaker than a card may be: responses of ${minDigits} digits or more, challenges of ${MIN_CHALLENGE_DIGITS} or more`,
     );
   }
   return suite;
