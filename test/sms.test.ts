@@ -5,7 +5,7 @@
  * send limits, and security notices by SMS.
  */
 import { formatMoment } from '../src/i18n/i18n.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MINUTE, SECOND } from '../src/clock.js';
 import { outboxAudioPath } from '../src/delivery/speech.js';
@@ -325,6 +325,35 @@ describe.each(DATABASES)('SMS and voice on %s', (database) => {
       if (smsCode !== call.code) expect((await answer(h.app, flow.body.id, smsCode)).body.error).toMatchObject({ code: 'LOGIN_FAILED', attemptsLeft: 2 });
       const done = await answer(h.app, flow.body.id, call.code);
       expect(done.status).toBe(200);
+    });
+
+    it('M7, D5: the audio of a voice code never outlives the code: a call whose purge was cut short (its row no longer sealed) and a file of a message gone are removed at the next purge; a live code keeps its audio until it expires', async () => {
+      const user = await smsUser(h);
+      const flow = await startLogin(h.app, user.username);
+      h.clock.advance(30 * SECOND);
+      expect((await postJson(h.app, `/api/v1/login/${flow.body.id}/code`, { channel: 'voice' }, claimOf(flow))).status).toBe(200);
+      const live = outboxAudioPath(h.database.dataDir, (await lastCode(h, user.id)).id);
+      // without espeak-ng no audio is made: a file stands in for it
+      if (!espeakAvailable) writeFileSync(live, 'RIFF', { mode: 0o600 });
+      // an earlier call whose purge stopped between clearing its row and removing its audio (a crash), and a file of a message gone
+      const other = await smsUser(h);
+      const otherFlow = await startLogin(h.app, other.username);
+      h.clock.advance(30 * SECOND);
+      expect((await postJson(h.app, `/api/v1/login/${otherFlow.body.id}/code`, { channel: 'voice' }, claimOf(otherFlow))).status).toBe(200);
+      const cutShort = (await lastCode(h, other.id)).id;
+      const cutShortAudio = outboxAudioPath(h.database.dataDir, cutShort);
+      if (!espeakAvailable) writeFileSync(cutShortAudio, 'RIFF', { mode: 0o600 });
+      await h.services.store.db.updateTable('notifications').set({ sealed_body: null, sealed_until: null }).where('id', '=', cutShort).execute();
+      const gone = outboxAudioPath(h.database.dataDir, 'ntf_gonegonegonegonegonegonegone');
+      writeFileSync(gone, 'RIFF', { mode: 0o600 });
+
+      await h.services.notifier.purgeExpiredCodes();
+      expect(existsSync(cutShortAudio)).toBe(false);
+      expect(existsSync(gone)).toBe(false);
+      expect(existsSync(live)).toBe(true);
+      h.clock.advance(11 * MINUTE);
+      await h.services.notifier.purgeExpiredCodes();
+      expect(existsSync(live)).toBe(false);
     });
 
     it('M5: a new code never resets the count of wrong answers, and waits 30 seconds after the last', async () => {

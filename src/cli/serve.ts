@@ -21,6 +21,8 @@ export async function serve(config: Config, print: (line: string) => void): Prom
   services.outbox.start();
   // X1: the server checks its audit chain at start, from where it left off (a break is logged and shown by /metrics)
   services.chainWatch.run().catch((error: unknown) => app.log.error({ err: error }, 'audit chain check failed'));
+  // M7, D5: the codes that expired while the server was down, and the audio of calls a purge cut short, go at start
+  services.notifier.purgeExpiredCodes().catch((error: unknown) => app.log.error({ err: error }, 'purge of expired codes failed'));
   const maintenance = setInterval(() => {
     services.scheduler.runDue().catch((error: unknown) => app.log.error({ err: error }, 'scheduled work failed'));
   }, SCHEDULER_INTERVAL_MS);

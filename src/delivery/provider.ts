@@ -25,4 +25,9 @@ export interface DeliveryProvider {
   deliver(message: OutgoingMessage): Promise<void>;
   /** M7, D5: forgets what it keeps of a message whose code expired (the development outbox: the audio of a call). */
   forget?(message: Pick<OutgoingMessage, 'id' | 'channel'>): Promise<void>;
+  /**
+   * M7, D5: the messages it still keeps something of (the development outbox: the audio of a call), so that
+   * what outlived its code (a purge cut short, a row gone) is forgotten too.
+   */
+  kept?(): Promise<Pick<OutgoingMessage, 'id' | 'channel'>[]>;
 }

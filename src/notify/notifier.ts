@@ -400,7 +400,10 @@ export class Notifier {
    * outbox's audio); the messages stay, masked. The provider is the one the
    * message names, not the one its channel has now: a server moved from the
    * development outbox to a gateway still removes the calls the outbox
-   * spoke before. Run by the background jobs. Returns how many.
+   * spoke before. What a provider still keeps of a message with no live
+   * code (a purge cut short by a crash, a message removed) goes too, at each
+   * run (so at the first run after a start). Run by the background jobs.
+   * Returns how many codes expired.
    */
   async purgeExpiredCodes(): Promise<number> {
     const now = this.clock.now();
@@ -411,6 +414,27 @@ export class Notifier {
       .returning(['id', 'channel', 'provider'])
       .execute();
     for (const { id, channel, provider } of expired) await this.providers.find((p) => p.name === provider)?.forget?.({ id, channel });
+    // what a provider still keeps of a message without a live code: the purge before stopped between the update above and
+    // its forget (a crash, a restart), or the message is gone; the audio of a code must not outlive it
+    for (const provider of this.providers) {
+      if (!provider.kept || !provider.forget) continue;
+      const kept = await provider.kept();
+      for (let i = 0; i < kept.length; i += 500) {
+        const batch = kept.slice(i, i + 500);
+        const live = await this.store.db
+          .selectFrom('notifications')
+          .select('id')
+          .where(
+            'id',
+            'in',
+            batch.map((m) => m.id),
+          )
+          .where('sealed_until', '>', now)
+          .execute();
+        const alive = new Set(live.map((row) => row.id));
+        for (const message of batch) if (!alive.has(message.id)) await provider.forget(message);
+      }
+    }
     return expired.length;
   }
 
