@@ -12,6 +12,7 @@ import { SlsError } from './errors.js';
 import { hasTranslation } from './i18n/i18n.js';
 import { issueReason } from './i18n/schema-issues.js';
 import { parseHolidays } from './entitlements/business-days.js';
+import { isPhoneCountry } from './delivery/phone.js';
 import { SupportEmail, SupportPhone, supportCenters, type SupportCenter } from './support.js';
 
 /** X5: a throttle setting, `PER_ADDRESS/GLOBAL` hits a minute, or `off`. */
@@ -52,6 +53,24 @@ function addressList(text: string, ctx: z.RefinementCtx): string[] {
     return z.NEVER;
   }
   return list;
+}
+
+/**
+ * M7: a comma list of ISO 3166 country codes (SLS_SMS_COUNTRIES): the countries whose numbers may be put on
+ * record and sent codes; empty, every country. An issue names the first entry that is no country.
+ */
+function countryList(text: string, ctx: z.RefinementCtx): string[] {
+  const list = text
+    .split(',')
+    .map((entry) => entry.trim().toUpperCase())
+    .filter((entry) => entry !== '');
+  const bad = list.find((entry) => !isPhoneCountry(entry));
+  if (bad !== undefined) {
+    // X2: told as errors.INVALID_CONFIG_not_a_country: {{value}} is not a country code
+    ctx.addIssue({ code: 'custom', message: 'not a country', params: { value: bad } });
+    return z.NEVER;
+  }
+  return [...new Set(list)];
 }
 
 /** Defaults given in minutes by the settings. */
@@ -133,6 +152,10 @@ const EnvSchema = z.object({
   SLS_SMTP_FROM: z.string().min(3).optional(),
   SLS_SMTP_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   SLS_SMS_PROVIDER: z.enum(['outbox', 'twilio']).default('outbox'),
+  SLS_SMS_COUNTRIES: z
+    .string()
+    .default('')
+    .transform((value, ctx) => countryList(value, ctx)),
   SLS_TWILIO_BASE_URL: z.string().url().default('https://api.twilio.com'),
   SLS_TWILIO_ACCOUNT_SID: z.string().min(1).optional(),
   SLS_TWILIO_AUTH_TOKEN: z.string().min(1).optional(),
@@ -405,6 +428,11 @@ export interface PolicyConfig {
   /** Codes one user may cause to be sent in an hour, and in a day (SMS pumping: one account, many numbers of its own). */
   smsPerUserPerHour: number;
   smsPerUserPerDay: number;
+  /**
+   * M7: the countries (ISO 3166) whose mobile numbers may be put on record and sent codes and notices (SMS pumping:
+   * premium-rate or far-away numbers cost money); empty: every country.
+   */
+  smsCountries: readonly string[];
   /** L4: flows (logins, step-ups, device proofs, activations) one user may have open at once … */
   openFlowsPerUser: number;
   /** … and start in an hour. */
@@ -451,6 +479,7 @@ export const DEFAULT_POLICY: PolicyConfig = {
   smsPerNumberPerDay: 30,
   smsPerUserPerHour: 10,
   smsPerUserPerDay: 30,
+  smsCountries: [],
   openFlowsPerUser: 10,
   flowStartsPerHour: 60,
   stepUpFreshMs: DEFAULT_POLICY_MINUTES.stepUp * 60 * 1000,
@@ -506,6 +535,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       flowStartsPerHour: e.SLS_FLOW_STARTS_PER_HOUR,
       unrecognisedPushesPerHour: e.SLS_UNRECOGNISED_PUSHES_PER_HOUR,
       pushQuietAfterDenyMs: e.SLS_PUSH_QUIET_AFTER_DENY_HOURS * 60 * 60 * 1000,
+      smsCountries: e.SLS_SMS_COUNTRIES,
     },
     delivery: deliveryConfig(e),
     outboxPage: e.SLS_OUTBOX_PAGE,

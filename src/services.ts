@@ -240,6 +240,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const notifier = new Notifier(store, clock, config.defaultLanguage, deliveryProviders(config.delivery, config.dataDir), {
       timeZone: config.timeZone,
       retry: config.delivery.retry,
+      smsCountries: config.policy.smsCountries,
       box,
       codeTtlMs: config.policy.smsCodeTtlMs,
     });
@@ -274,7 +275,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     });
     const answers = new Answers({ store, clock, lockout, audit, users, devices, notifier, policy: config.policy, observer: metrics });
     const flowLimits = new FlowLimits({ store, clock, audit, policy: config.policy });
-    const smsCodes = new SmsCodes({ store, clock, notifier, policy: config.policy });
+    const smsCodes = new SmsCodes({ store, clock, notifier, policy: config.policy, audit });
     const phones = new Phones({ store, clock, box, audit, users, devices, notifier, smsCodes, policy: config.policy, sessions });
     const signals = observedSignals(openSignals(store), metrics);
     const push = pushProviderOf(config, clock, warn);

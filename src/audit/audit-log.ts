@@ -86,6 +86,7 @@ export type AuditEvent =
   | 'phone.removed'
   | 'login.code_sent'
   | 'sms.rate_limited'
+  | 'sms.country_refused'
   | 'login.offline_requested'
   | 'login.claim_refused'
   | 'login.push_approved'

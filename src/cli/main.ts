@@ -19,7 +19,7 @@ import { runCardEmulator, cardResponse, readCardFile } from './dsc-emulator.js';
 import { pressToken } from './token-emulator.js';
 import { VERIFICATION_METHODS } from '../helpdesk/helpdesk.js';
 import type { Role } from '../store/schema.js';
-import { toE164 } from '../delivery/phone.js';
+import { refuseCountryNotServed, toE164 } from '../delivery/phone.js';
 import { outboxAudioPath } from '../delivery/speech.js';
 import { findingError } from '../audit/audit-log.js';
 import { parseAuditFilter } from '../audit/audit-query.js';
@@ -405,6 +405,8 @@ export function buildProgram(): Command {
       ) => {
         const password = await passwordOf(options);
         await withServices(options, async (s) => {
+          // M7: a number of a country the operator sends no SMS to is refused before the user is created
+          if (options.mobile) refuseCountryNotServed(toE164(options.mobile.country, options.mobile.number), s.config.policy.smsCountries);
           const created = await s.users.create(
             {
               username: options.username,

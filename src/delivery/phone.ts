@@ -28,7 +28,8 @@ export type PhoneRefusal =
   | 'trunk_prefix'
   | 'country_code'
   | 'not_valid'
-  | 'not_mobile';
+  | 'not_mobile'
+  | 'country_not_served';
 
 function invalid(reason: PhoneRefusal, params: Record<string, string> = {}): SlsError {
   return new SlsError('PHONE_INVALID', { field: 'phone', reason, ...params });
@@ -93,4 +94,32 @@ export function maskPhone(e164: string): string {
   const last = digits.slice(-2);
   const number = e164.startsWith('+') ? parsePhoneNumberFromString(e164) : undefined;
   return number ? `+${number.countryCallingCode} •••• ••${last}` : `•••• ••${last}`;
+}
+
+/** M7: a country code (ISO 3166-1 alpha-2, upper case) numbers can be entered for. */
+export function isPhoneCountry(code: string): boolean {
+  return /^[A-Z]{2}$/.test(code) && isSupportedCountry(code);
+}
+
+/**
+ * M7: the country of a number (E.164) when the operator's list of countries
+ * (SLS_SMS_COUNTRIES) leaves it out, else null (an empty list: every
+ * country). The country is the number's own, not the one chosen when it was
+ * entered: the countries sharing a calling code (+1: the US, Canada and the
+ * Caribbean; +44: the United Kingdom, Jersey, Guernsey, the Isle of Man) are
+ * told apart by the number. A number of no country (a global service) is
+ * left out of every list.
+ */
+export function countryNotServed(e164: string, countries: readonly string[]): string | null {
+  if (countries.length === 0) return null;
+  const number = parsePhoneNumberFromString(e164);
+  const country = number?.country;
+  if (country !== undefined && countries.includes(country)) return null;
+  return country ?? (number ? `+${number.countryCallingCode}` : e164.slice(0, 4));
+}
+
+/** M7: PHONE_INVALID country_not_served when the operator sends no SMS to the number's country. */
+export function refuseCountryNotServed(e164: string, countries: readonly string[]): void {
+  const country = countryNotServed(e164, countries);
+  if (country !== null) throw invalid('country_not_served', { country });
 }

@@ -24,6 +24,7 @@ import type { Executor, Store } from '../store/database.js';
 import type { NotificationStatus, NotificationsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
 import { OUTBOX, outboxProvider } from '../delivery/outbox.js';
+import { countryNotServed } from '../delivery/phone.js';
 import type { Channel, DeliveryProvider, OutgoingMessage } from '../delivery/provider.js';
 import { withRetry } from '../delivery/retry.js';
 import { isTimeZone } from '../config.js';
@@ -189,6 +190,8 @@ export interface NotifierOptions {
   box?: SecretBox;
   /** M7: how long a code may be entered (its sealed text is kept as long; default 10 minutes). */
   codeTtlMs?: number;
+  /** M7: the countries whose numbers are sent SMS (SLS_SMS_COUNTRIES; empty or absent: every country). */
+  smsCountries?: readonly string[];
 }
 
 const MASK = '••••••';
@@ -301,6 +304,7 @@ export class Notifier {
   private readonly listeners: (() => void)[] = [];
   private readonly box: SecretBox | undefined;
   private readonly codeTtlMs: number;
+  private readonly smsCountries: readonly string[];
 
   constructor(
     private readonly store: Store,
@@ -312,6 +316,7 @@ export class Notifier {
     this.timeZone = options.timeZone ?? 'UTC';
     this.box = options.box;
     this.codeTtlMs = options.codeTtlMs ?? 10 * 60 * 1000;
+    this.smsCountries = options.smsCountries ?? [];
     const retry = options.retry;
     this.inline = new Map(providers.map((p) => [p, retry && p.name !== OUTBOX ? withRetry(p, retry) : p]));
   }
@@ -507,6 +512,8 @@ export class Notifier {
     if (alsoSms && !addresses.some(([channel, recipient]) => channel === 'sms' && recipient === alsoSms)) addresses.push(['sms', alsoSms]);
     const stored: Notification[] = [];
     for (const [channel, recipient] of addresses) {
+      // M7: no notice by SMS to a country the operator sends none to (the e-mail still goes)
+      if (channel === 'sms' && countryNotServed(recipient, this.smsCountries) !== null) continue;
       const spec: MessageSpec = {
         userId: user.id,
         channel,

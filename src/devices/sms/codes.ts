@@ -24,6 +24,8 @@ import { ALLOWANCE, type Allowance } from '../../throttle/allowance.js';
 import type { Clock } from '../../clock.js';
 import type { PolicyConfig } from '../../config.js';
 import { SlsError } from '../../errors.js';
+import type { AuditLog } from '../../audit/audit-log.js';
+import { countryNotServed, maskPhone, refuseCountryNotServed } from '../../delivery/phone.js';
 import type { Language } from '../../i18n/i18n.js';
 import { CODE_TEMPLATES, type CodeTemplate, type Notification, type Notifier } from '../../notify/notifier.js';
 import type { Executor, Store } from '../../store/database.js';
@@ -45,7 +47,7 @@ export interface CodeMessage {
   allowance?: Allowance;
 }
 
-export type SmsCodesDeps = { store: Store; clock: Clock; notifier: Notifier; policy: PolicyConfig };
+export type SmsCodesDeps = { store: Store; clock: Clock; notifier: Notifier; policy: PolicyConfig; audit?: Pick<AuditLog, 'record'> };
 
 export class SmsCodes {
   constructor(private readonly deps: SmsCodesDeps) {}
@@ -119,6 +121,11 @@ export class SmsCodes {
       });
       prompt.delivery = sent.status === 'sent' ? 'sent' : 'failed';
     } catch (error) {
+      // M7: a number of a country no longer served: the code is not sent (audited), as a failed delivery
+      if (error instanceof SlsError && error.code === 'PHONE_INVALID') {
+        prompt.delivery = 'failed';
+        return prompt;
+      }
       if (!(error instanceof SlsError && error.code === 'SMS_RATE_LIMITED')) throw error;
       prompt.delivery = 'limited';
       prompt.resendAfter = String(error.params.retryAfter);
@@ -131,8 +138,18 @@ export class SmsCodes {
    * reached; returns the message, whose status says whether the gateway took it.
    */
   async send(message: CodeMessage): Promise<Notification> {
-    const { store, notifier, policy } = this.deps;
+    const { store, notifier, policy, audit } = this.deps;
     const allowance = message.allowance ?? ALLOWANCE.other;
+    // M7: no code to a country the operator sends no SMS to, whenever the number was put on record (before the list)
+    const country = countryNotServed(message.to, policy.smsCountries);
+    if (country !== null) {
+      await audit?.record({
+        event: 'sms.country_refused',
+        userId: message.userId,
+        data: { number: maskPhone(message.to), country, purpose: message.template, channel: message.channel },
+      });
+      refuseCountryNotServed(message.to, policy.smsCountries);
+    }
     // M7: the user's lock, then the number's (always in this order): the user's count holds across their numbers, the number's across its users
     const pending = await store.serialized(`sms-user:${message.userId}`, async (trx) => {
       await store.lockWithin(trx, `sms:${message.to}`);

@@ -17,7 +17,7 @@ import { constantTimeEqual } from '../../crypto/constant-time.js';
 import { newId } from '../../crypto/random.js';
 import type { SecretBox } from '../../crypto/secret-box.js';
 import type { AuditLog } from '../../audit/audit-log.js';
-import { maskPhone, toE164 } from '../../delivery/phone.js';
+import { countryNotServed, maskPhone, refuseCountryNotServed, toE164 } from '../../delivery/phone.js';
 import type { Language } from '../../i18n/i18n.js';
 import type { Users } from '../../identity/users.js';
 import type { Notifier } from '../../notify/notifier.js';
@@ -99,7 +99,13 @@ export class Phones {
   /** M6: a number entered as digits for a country is kept in E.164, not yet verified. */
   async add(userId: string, input: { country: string; number: string }, actor: string, ip: string | null): Promise<Phone> {
     const e164 = toE164(input.country, input.number);
-    const { store, clock, audit } = this.deps;
+    const { store, clock, audit, policy } = this.deps;
+    // M7: a number of a country the operator sends no SMS to is never put on record (SMS pumping, an operator's mistake)
+    const country = countryNotServed(e164, policy.smsCountries);
+    if (country !== null) {
+      await audit.record({ event: 'sms.country_refused', actor, userId, ip, data: { number: maskPhone(e164), country, purpose: 'add' } });
+      refuseCountryNotServed(e164, policy.smsCountries);
+    }
     const id = newId('phn');
     await store.serialized('audit_log', async (trx) => {
       const existing = await trx.selectFrom('phones').select(['e164']).where('user_id', '=', userId).execute();

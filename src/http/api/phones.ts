@@ -100,7 +100,7 @@ export function phonesApi(services: Services, guard: SessionGuard): FastifyPlugi
           summary: 'VERIFY: send a confirm code by SMS (M1)',
           description:
             'A new code may be requested every 2 minutes (429 SMS_TOO_SOON). `delivery` says whether the gateway took the message. ' +
-            'Errors: 409 PHONE_ALREADY_VERIFIED, 429 SMS_RATE_LIMITED.',
+            'Errors: 400 PHONE_INVALID (country_not_served: SLS_SMS_COUNTRIES leaves the country out), 409 PHONE_ALREADY_VERIFIED, 429 SMS_RATE_LIMITED.',
           security,
           params: PhoneParams,
           response: { 200: z.object({ phone: PhoneSchema, delivery: z.enum(['sent', 'failed']) }), ...errors },
