@@ -9,7 +9,7 @@
  * captured), a real process costing a start of Node and of the server each.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { sqliteDatabase, type TestDatabase } from './support/harness.js';
 import { cliEnv, sls, slsInProcess } from './support/cli.js';
@@ -97,6 +97,27 @@ describe('sls device import-pskc, assign and sls token (D1)', () => {
       ['token_hotp', 'active'],
       ['token_totp', 'active'],
     ]);
+  });
+
+  it('X4, D5: sls token writes the token file back whole, as a new file of its owner only renamed over it: a file others could read becomes 0600, a symbolic link at the path is replaced and its target never written, no file is left beside it', async () => {
+    const dir = mkdtempSync(join(db.dataDir, 'press-'));
+    const out = join(dir, 'token.json');
+    expect((await slsInProcess(['device', 'assign', '--user', 'tokenholder', '--serial', 'PLT0000002', '--out', out], env)).code).toBe(0);
+    chmodSync(out, 0o644);
+    const first = await slsInProcess(['token', '--card', out], env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    // a link at the path (planted, or the operator's): the file it names keeps its content; the path now holds the token
+    const target = join(dir, 'elsewhere.json');
+    renameSync(out, target);
+    const kept = readFileSync(target, 'utf8');
+    symlinkSync(target, out);
+    const second = await slsInProcess(['token', '--card', out], env);
+    expect(second.code, second.stderr).toBe(0);
+    expect(readFileSync(target, 'utf8')).toBe(kept);
+    expect(lstatSync(out).isSymbolicLink()).toBe(false);
+    expect((JSON.parse(readFileSync(out, 'utf8')) as TokenFile).keys[0]!.counter).toBe(Number((JSON.parse(kept) as TokenFile).keys[0]!.counter) + 1);
+    expect(readdirSync(dir).sort()).toEqual(['elsewhere.json', 'token.json']);
   });
 
   it('D1: the legacy DSC emulator answers --challenge without a PIN; a DSC+ from the stock is not issued by assign', async () => {

@@ -5,7 +5,9 @@
  * a time-based (TOTP) one shows the code of the current time step — and the
  * legacy Digital Security Card answers a challenge (no PIN).
  */
-import { writeFileSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import { SlsError } from '../errors.js';
 import { readTextFile } from './files.js';
 import { generateHotp, generateTotp, type HashAlgorithm } from '../crypto/hotp.js';
@@ -80,7 +82,32 @@ export function pressToken(path: string, keyName: string | undefined, unixMillis
   const { code, advanced } = tokenDisplay(key, unixMillis, challenge);
   if (advanced) {
     const keys = file.keys.map((k) => (k === key ? advanced : k));
-    writeFileSync(path, `${JSON.stringify({ ...file, keys }, null, 2)}\n`, { mode: 0o600 });
+    replaceTokenFile(path, `${JSON.stringify({ ...file, keys }, null, 2)}\n`);
   }
   return code;
+}
+
+/**
+ * X4, D5: the token file (its keys) written back whole or not at all: into a
+ * new file of the owner only (0600) beside it, then renamed over it. A
+ * process stopped while writing leaves the old file, never half of one (the
+ * token's key lost); a file that others could read (0644) is replaced by one
+ * they cannot; a symbolic link at the path is replaced, its target never
+ * written (another user may have planted it).
+ */
+function replaceTokenFile(path: string, text: string): void {
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(temporary, path);
+  } catch {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(temporary, { force: true });
+    throw new SlsError('VALIDATION_ERROR', { reason: 'token_file_unwritable', path });
+  }
 }
