@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAY, MINUTE } from '../src/clock.js';
-import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, claimOf, get, postJson, startLogin } from './support/api.js';
 import type { User } from '../src/identity/users.js';
 import type { CardFile } from '../src/devices/devices.js';
@@ -269,6 +269,25 @@ describe('legacy Security Code Card (S1, D1)', () => {
     await expect(h.services.onlineCards.importSecurityCodeCard(user.id, 'SCC-0043', codes.slice(0, 50), 'test')).rejects.toMatchObject({
       code: 'VALIDATION_ERROR',
     });
+  });
+});
+
+describe('legacy Security Code Card of repeated codes (S1, S4)', () => {
+  it('S1, S4: a card whose codes repeat (100 times the same code; 10 codes in turn) is refused at import: one answer seen would open the next logins; nothing imported', async () => {
+    const user = await createUser(h.services);
+    for (const [serial, codes] of [
+      ['SCC-SAME', Array.from({ length: 100 }, () => '000')],
+      ['SCC-TEN', Array.from({ length: 100 }, (_, i) => String(i % 10).padStart(3, '0'))],
+    ] as const) {
+      await expect(h.services.onlineCards.importSecurityCodeCard(user.id, serial, [...codes], 'test')).rejects.toMatchObject({
+        code: 'VALIDATION_ERROR',
+        params: { reason: 'scc_repeated' },
+      });
+    }
+    expect(await h.services.devices.listForUser(user.id)).toEqual([]);
+    // codes drawn at random repeat a few times: still a card
+    const drawn = Array.from({ length: 100 }, (_, i) => String(i < 90 ? i * 7 : i - 90).padStart(3, '0'));
+    await h.services.onlineCards.importSecurityCodeCard(user.id, 'SCC-DRAWN', drawn, 'test');
   });
 });
 

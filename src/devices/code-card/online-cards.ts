@@ -122,6 +122,10 @@ export class OnlineCards {
       throw new SlsError('VALIDATION_ERROR', { reason: `a card has at least 100 codes of ${CODE_DIGITS} digits (${CARD_CODES} for new cards)` });
     }
     if (!/^[A-Za-z0-9-]{1,32}$/.test(serial)) throw new SlsError('VALIDATION_ERROR', { field: '--serial', reason: 'scc_serial' });
+    // S1, S4: a card whose codes repeat is a static password (100 times "000": one answer seen opens every login); codes
+    // drawn at random repeat a few times (about 5 of 100), never half of them
+    const distinct = new Set(codes).size;
+    if (distinct * 2 < codes.length) throw new SlsError('VALIDATION_ERROR', { reason: 'scc_repeated', distinct, count: codes.length });
     const { store, audit, devices } = this.deps;
     const id = newId('dev');
     const secret: CodeCardSecret = { codes, orderKey: newToken() };
