@@ -184,7 +184,8 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           security: [],
           tags: ['mobile authenticator'],
           summary: 'Send the activation token by SMS (K1) to a number on record',
-          description: '`{"phoneId"}` of `phones`. 429 SMS_TOO_SOON (one token every 30 s), 429 SMS_RATE_LIMITED, 404 PHONE_NOT_FOUND.',
+          description:
+            '`{"phoneId"}` of `phones`. 429 SMS_TOO_SOON (one token every 30 s), 429 SMS_RATE_LIMITED, 404 PHONE_NOT_FOUND, 400 PHONE_INVALID (country_not_served: SLS_SMS_COUNTRIES leaves the number\'s country out).',
           params: ActivationParams,
           body: SendTokenBody,
           response: { 200: ActivationSchema, ...FLOW_ERRORS },
