@@ -3,12 +3,12 @@
  * variables and command-line flags, with documented defaults.
  * docs/operations.md lists every setting.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseLimit, type Limit, type Limits } from './throttle/throttle.js';
 import { SlsError } from './errors.js';
+import { readSettingFile } from './bounded-file.js';
 import { hasTranslation } from './i18n/i18n.js';
 import { issueReason } from './i18n/schema-issues.js';
 import { parseHolidays } from './entitlements/business-days.js';
@@ -571,12 +571,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
 function holidaysOf(e: Env): string[] {
   const listed = parseHolidays(e.SLS_HOLIDAYS, 'SLS_HOLIDAYS');
   if (!e.SLS_HOLIDAYS_FILE) return listed;
-  let text: string;
-  try {
-    text = readFileSync(e.SLS_HOLIDAYS_FILE, 'utf8');
-  } catch {
-    throw new SlsError('INVALID_CONFIG', { setting: 'SLS_HOLIDAYS_FILE', reason: 'cannot be read' });
-  }
+  const text = readSettingFile(e.SLS_HOLIDAYS_FILE, 'SLS_HOLIDAYS_FILE');
   return [...new Set([...listed, ...parseHolidays(text, 'SLS_HOLIDAYS_FILE')])].sort();
 }
 
@@ -630,13 +625,7 @@ function emailConfig(e: Env): DeliveryConfig['email'] {
     });
   }
   let ca: string | undefined;
-  if (e.SLS_SMTP_CA_FILE) {
-    try {
-      ca = readFileSync(e.SLS_SMTP_CA_FILE, 'utf8');
-    } catch {
-      throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SMTP_CA_FILE', reason: 'cannot be read' });
-    }
-  }
+  if (e.SLS_SMTP_CA_FILE) ca = readSettingFile(e.SLS_SMTP_CA_FILE, 'SLS_SMTP_CA_FILE');
   return {
     provider: 'smtp',
     host: e.SLS_SMTP_HOST,

@@ -5,7 +5,7 @@
  * center, and/or SLS_SUPPORT_FILE, a JSON file of regional centers whose
  * names and hours may be given per language.
  */
-import { readFileSync } from 'node:fs';
+import { readSettingFile } from './bounded-file.js';
 import { z } from 'zod';
 import { SlsError } from './errors.js';
 import { fieldIssue, issueReason } from './i18n/schema-issues.js';
@@ -75,13 +75,7 @@ export function supportCenters(env: { phone?: string; email?: string; hours?: st
   const centers: SupportCenter[] = [];
   if (env.phone || env.email) centers.push({ name: null, phone: env.phone ?? null, email: env.email ?? null, hours: env.hours ? { all: env.hours } : null });
   if (env.file) {
-    let text: string;
-    try {
-      text = readFileSync(env.file, 'utf8');
-    } catch {
-      throw new SlsError('INVALID_CONFIG', { setting: 'SLS_SUPPORT_FILE', reason: 'cannot be read' });
-    }
-    centers.push(...parseSupportFile(text));
+    centers.push(...parseSupportFile(readSettingFile(env.file, 'SLS_SUPPORT_FILE')));
   }
   return centers;
 }

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createServices, type Services } from '../src/services.js';
+import { loadConfig } from '../src/config.js';
 import { DATABASES, PASSWORD, openTestDatabase, testConfig, uniqueUsername, type TestDatabase } from './support/harness.js';
 import { cliEnv, sls, slsInProcess, type CliResult } from './support/cli.js';
 
@@ -150,7 +151,7 @@ describe.each(DATABASES)('the files and standard input sls reads (%s)', (name) =
     expect((await services.store.db.selectFrom('entities').select('id').execute()).length).toBe(before);
   });
 
-  it('X3, C8: every file sls reads whole is bounded: a file too big or a device (/dev/zero) given to import-scc, import-pskc, fx import, dsc --card, token --card is refused with a stable error, nothing stored', async () => {
+  it('X3, C8: every file sls reads whole is bounded: a file too big or a device (/dev/zero) given to import-scc, import-pskc, fx import, dsc --card, token --card, or named by SLS_SUPPORT_FILE or SLS_HOLIDAYS_FILE is refused with a stable error, nothing stored', async () => {
     const username = uniqueUsername('scc');
     expect((await slsInProcess(['user', 'create', '--username', username, '--password', PASSWORD], env)).code).toBe(0);
     const devicesBefore = (await services.store.db.selectFrom('devices').select('id').execute()).length;
@@ -168,13 +169,21 @@ describe.each(DATABASES)('the files and standard input sls reads (%s)', (name) =
     ];
     for (const [args, what] of runs) expectRefused(await slsInProcess(args, env), what);
     expect((await services.store.db.selectFrom('devices').select('id').execute()).length).toBe(devicesBefore);
+    // the files the settings name, read at every start and every command
+    const setting = (extra: Record<string, string>) => () => loadConfig({ SLS_MASTER_KEY: '00'.repeat(32), ...extra });
+    expect(setting({ SLS_SUPPORT_FILE: huge })).toThrow(
+      expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_SUPPORT_FILE', reason: 'too large' }) }),
+    );
+    expect(setting({ SLS_HOLIDAYS_FILE: '/dev/zero' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_CONFIG', params: expect.objectContaining({ setting: 'SLS_HOLIDAYS_FILE', reason: 'cannot be read' }) }),
+    );
   });
 
-  it('X3, X1: a FIFO no one writes to, given as a file (import-scc, import-pskc, --ssn-file, dsc --card), and a standard input longer than a password are refused at once: the command never waits for ever nor reads without end', async () => {
+  it('X3, X1: a FIFO no one writes to, given as a file (import-scc, import-pskc, --ssn-file, dsc --card, SLS_HOLIDAYS_FILE), and a standard input longer than a password are refused at once: the command never waits for ever nor reads without end', async () => {
     const username = uniqueUsername('fifo');
     expect((await slsInProcess(['user', 'create', '--username', username, '--password', PASSWORD], env)).code).toBe(0);
     // real processes: an open of a FIFO that blocked would hold this test's process (sls() ends one after 30 s, failing the test)
-    const [scc, pskc, ssn, card] = await Promise.all([
+    const [scc, pskc, ssn, card, holidays] = await Promise.all([
       sls(['device', 'import-scc', fifo, '--user', username, '--serial', 'SCC-FIFO'], env),
       sls(['device', 'import-pskc', fifo], env),
       sls(
@@ -182,11 +191,14 @@ describe.each(DATABASES)('the files and standard input sls reads (%s)', (name) =
         env,
       ),
       sls(['dsc', '--card', fifo, '--pin', '1234', '--challenge', '123456'], env),
+      // a setting naming a FIFO: every command (and the server's start) would wait on it
+      sls(['user', 'show', username], { ...env, SLS_HOLIDAYS_FILE: fifo }),
     ]);
     expectRefused(scc, /cannot be read/);
     expectRefused(pskc, /PSKC/);
     expectRefused(ssn, /--ssn-file/);
     expectRefused(card, /cannot be read/);
+    expectRefused(holidays, /SLS_HOLIDAYS_FILE/);
     // a password and then 70 KiB more: no password is that, and standard input is read to 64 KiB at most
     const endless = await sls(['user', 'create', '--username', uniqueUsername('stdin'), '--password-stdin'], env, `${PASSWORD}\n${'x'.repeat(70 * 1024)}`);
     expectRefused(endless, /64 KiB/);
