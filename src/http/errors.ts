@@ -180,6 +180,16 @@ export function registerErrorHandling(app: FastifyInstance, notFound: (request: 
     if (text === '') return done(null, undefined);
     return defaultJsonParser(request, text, done);
   });
+  // X3: a body is read as sent: one with a content encoding (gzip, deflate, br …) would be read compressed, as if it were
+  // not (or a body that is not compressed, as if it were): 415, as RFC 9110 §8.4.1 says, before the body is read
+  app.addHook('preParsing', (request, _reply, payload, done) => {
+    const encoding = String(request.headers['content-encoding'] ?? '')
+      .trim()
+      .toLowerCase();
+    const hasBody = request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0;
+    if (hasBody && encoding !== '' && encoding !== 'identity') return done(new SlsError('UNSUPPORTED_MEDIA_TYPE', { reason: 'encoding' }), payload);
+    done(null, payload);
+  });
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
   app.setNotFoundHandler(notFound);
 }

@@ -30,7 +30,7 @@ const COMMON: Record<Status, ZodType> = {
   ),
   404: described('NOT_FOUND: no such resource (or a malformed path parameter)'),
   413: described('PAYLOAD_TOO_LARGE: the body is over 16 KB'),
-  415: described('UNSUPPORTED_MEDIA_TYPE: the body must be application/json, in UTF-8'),
+  415: described('UNSUPPORTED_MEDIA_TYPE: the body must be application/json, in UTF-8, without a content encoding'),
   429: described('TOO_MANY_REQUESTS: too many from this address; the Retry-After header says when to try again (X5)'),
   500: described('INTERNAL_ERROR: unexpected; quote the requestId to the operators'),
   503: described('SHUTTING_DOWN (the server is stopping) or DATABASE_UNAVAILABLE: try again after the Retry-After header (X6); MIGRATIONS_PENDING on /ready'),
