@@ -36,7 +36,7 @@ import { ERROR_STATUS } from '../src/errors.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
-import { DATABASES, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, get, startLogin, stepUp } from './support/api.js';
 import { Agent, alertBox, elements, forms } from './support/html.js';
 import { openApiAjv } from './support/openapi-check.js';
@@ -50,6 +50,8 @@ const SEED = Number(process.env.SLS_FUZZ_SEED ?? 20_261_207);
 const CASES = 8;
 /** Bodies the document accepts, made at random, per operation (they reach the handlers: a password hashed, a row written …). */
 const VALID_CASES = 5;
+/** Steps of the random walk. */
+const WALK_STEPS = 300;
 const ANSWER_WITHIN_MS = 5_000;
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
 const STAFF_TAGS = ['help desk', 'admin'];
@@ -235,7 +237,25 @@ const ALPHABET = [
 ];
 
 /** Values tried for a string with a pattern: the first the pattern takes. */
-const PATTERN_TRIES = ['USD', 'EUR', 'ABCD1234', 'ZZZZ', '1', '12', '25', '0', '99', 'a', 'login.*', 'login.locked', 'ref-1', 'a/b:c', '2026-03-01', '0000-02-29', '2026-03-01T09:30:00Z'];
+const PATTERN_TRIES = [
+  'USD',
+  'EUR',
+  'ABCD1234',
+  'ZZZZ',
+  '1',
+  '12',
+  '25',
+  '0',
+  '99',
+  'a',
+  'login.*',
+  'login.locked',
+  'ref-1',
+  'a/b:c',
+  '2026-03-01',
+  '0000-02-29',
+  '2026-03-01T09:30:00Z',
+];
 
 /** A value the schema accepts, made at random: optional properties or not, lengths and numbers anywhere in their range, edges often. */
 function arbitrary(schema: Json, random: Random, name = ''): unknown {
@@ -695,6 +715,104 @@ describe.each(DATABASES)('generated bad input on every operation and form on %s 
     }
     expect(problems.slice(0, 60), `seed ${SEED} (SLS_FUZZ_SEED): ${problems.length} of ${sent} answers`).toEqual([]);
     expect(sent).toBeGreaterThan(300);
+  }, 120_000);
+
+  it('X3: a random walk through the API (seeded): clients, staff and a back office call operations in any order, with plausible values and the ids and challenges earlier answers gave, so that requests meet every state the others leave: never a 5xx or a hang, every refusal a stable code', async () => {
+    const problems: string[] = [];
+    const random = new Random(seedOf('walk'));
+    const clients = [await person(), await person(), await person()];
+    /** What earlier answers gave: the ids each POST made (by its path), the questions of challenges, claim tokens. */
+    const made = new Map<string, string[]>();
+    const questions = new Map<string, string>();
+    const claims: string[] = [];
+    let phones = 0;
+    const remember = (key: string, id: string) => made.set(key, [...(made.get(key) ?? []).slice(-4), id]);
+    for (let step = 0; step < WALK_STEPS; step += 1) {
+      const op = random.pick(operations);
+      const who = random.int(clients.length);
+      let actor = clients[who]!;
+      const other = random.pick([...clients, target]);
+      const devices = await h.services.devices.listForUser(actor.user.id);
+      const ownPhones = await h.services.phones.list(actor.user.id);
+      const pathValues: Record<string, string | undefined> = {
+        username: other.user.username,
+        number: random.pick([actor, other]).user.accountNumber,
+        deviceId: random.pick(devices)?.id,
+        phoneId: random.pick(ownPhones)?.id,
+      };
+      const found = /^(.*)\/\{([^}]+)\}[^{]*$/.exec(op.path);
+      const path: Record<string, string> = {};
+      for (const name of op.pathParams) {
+        const prefix = op.path.slice(0, op.path.indexOf(`{${name}}`) - 1);
+        path[name] = pathValues[name] ?? random.pick(made.get(prefix) ?? [`flw_${'e'.repeat(26)}`]);
+      }
+      const question = questions.get(found ? (path[found[2]!] ?? '') : '');
+      const named: Record<string, unknown> = {
+        username: actor.user.username,
+        ownerUsername: other.user.username,
+        password: PASSWORD,
+        currentPassword: PASSWORD,
+        ownerPassword: PASSWORD,
+        confirmation: actor.user.username,
+        acknowledgeRisks: true,
+        account: random.pick([actor, other]).user.accountNumber,
+        country: random.pick(['FR', 'US', 'TW']),
+        number: `6${String(40_000_000 + (phones += 1))}`,
+        pin: '1234',
+        newPin: '5678',
+        currency: 'USD',
+        amount: random.pick(['100.00', '0.01', 25_000]),
+        reference: `walk-${step}`,
+        device: random.pick(devices)?.id,
+        deviceId: random.pick(devices)?.id,
+        claimToken: random.pick(claims.length > 0 ? claims : ['x']),
+        response: question ? cardAnswer(actor.card, question) : undefined,
+        app: 'portal',
+        purpose: 'activate',
+        verificationId: random.pick(made.get('/api/v1/helpdesk/users/{username}/verifications') ?? ['x']),
+      };
+      let body: Json;
+      if (op.body) {
+        body = arbitrary(op.body, random);
+        if (body && typeof body === 'object' && !Array.isArray(body)) {
+          for (const key of Object.keys(op.body.properties ?? {})) {
+            if (named[key] !== undefined && (key in body || random.chance(0.7))) body[key] = named[key];
+          }
+        }
+      }
+      const credential = op.credentials.includes('staff')
+        ? bearer(staff.token)
+        : op.credentials.includes('client')
+          ? bearer(actor.token)
+          : op.credentials.includes('apiKey')
+            ? bearer(apiKey)
+            : {};
+      const url = op.path.replace(/\{([^}]+)\}/g, (_, name: string) => path[name] ?? '');
+      const answer = await within(h.app, {
+        method: op.method as 'POST',
+        url,
+        headers: { ...credential, ...(claims.length > 0 ? { 'x-claim-token': random.pick(claims) } : {}), ...(body === undefined ? {} : JSON_TYPE) },
+        ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+      });
+      const problem = apiProblem(answer, false);
+      if (problem) problems.push(`step ${step}: ${op.method} ${url} ${JSON.stringify(body)?.slice(0, 300) ?? ''}: ${problem}`);
+      if (answer === 'timeout') continue;
+      // what it gave, for the steps to come
+      if (answer.statusCode < 300 && String(answer.headers['content-type'] ?? '').startsWith('application/json')) {
+        const got = JSON.parse(answer.body || 'null');
+        if (typeof got?.id === 'string') remember(op.path, got.id);
+        if (typeof got?.id === 'string' && typeof got?.challenge?.question === 'string') questions.set(got.id, got.challenge.question);
+        if (typeof got?.claimToken === 'string') claims.push(got.claimToken);
+      }
+      // a person whose session ended, or who was locked, signs in again (someone new when their card no longer logs in)
+      if ([401, 403, 423].includes(answer.statusCode)) {
+        for (const p of [actor, other]) await h.services.lockout.reset(p.user.username);
+        actor = await fresh(actor);
+        clients[who] = actor;
+        staff = await fresh(staff, 'admin');
+      }
+    }
+    expect(problems.slice(0, 60), `seed ${SEED} (SLS_FUZZ_SEED): ${problems.length} of ${WALK_STEPS} steps`).toEqual([]);
   }, 120_000);
 
   it('X3, W1, X1: values at the edges of what the document accepts (the largest amounts, cursors and equities, dates of year 0 and 9999, offsets of ±23:59, fractions of a second to the nanosecond) reach the handlers and the database: a stable answer, never a 5xx, on SQLite as on PostgreSQL', async () => {
