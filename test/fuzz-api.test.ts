@@ -725,7 +725,6 @@ describe.each(DATABASES)('generated bad input on every operation and form on %s 
     const made = new Map<string, string[]>();
     const questions = new Map<string, string>();
     const claims: string[] = [];
-    let phones = 0;
     const remember = (key: string, id: string) => made.set(key, [...(made.get(key) ?? []).slice(-4), id]);
     for (let step = 0; step < WALK_STEPS; step += 1) {
       const op = random.pick(operations);
@@ -757,7 +756,7 @@ describe.each(DATABASES)('generated bad input on every operation and form on %s 
         acknowledgeRisks: true,
         account: random.pick([actor, other]).user.accountNumber,
         country: random.pick(['FR', 'US', 'TW']),
-        number: `6${String(40_000_000 + (phones += 1))}`,
+        number: `6${String(40_000_000 + step)}`,
         pin: '1234',
         newPin: '5678',
         currency: 'USD',
