@@ -25,7 +25,17 @@ export function readCardFile(path: string): EmulatedCard {
   } catch {
     throw new SlsError('VALIDATION_ERROR', { reason: 'card_file_unreadable', path });
   }
-  if (card.format !== 'sls-dscplus-card/1' || typeof card.seed !== 'string' || typeof card.suite !== 'string' || typeof card.serial !== 'string') {
+  // X3: the seed is hex of whole bytes (Buffer.from would read "zz" as no key, and answer with it); a PIN, when the file has one, is text
+  if (
+    card === null ||
+    typeof card !== 'object' ||
+    card.format !== 'sls-dscplus-card/1' ||
+    typeof card.seed !== 'string' ||
+    !/^(?:[0-9a-fA-F]{2})+$/.test(card.seed) ||
+    typeof card.suite !== 'string' ||
+    typeof card.serial !== 'string' ||
+    (card.pin !== undefined && typeof card.pin !== 'string')
+  ) {
     throw new SlsError('VALIDATION_ERROR', { reason: 'card_file_not_card', path });
   }
   return card as EmulatedCard;

@@ -25,10 +25,42 @@ export function readTokenFile(path: string): TokenFile {
   } catch {
     throw new SlsError('VALIDATION_ERROR', { reason: 'card_file_unreadable', path });
   }
-  if (file.format !== 'sls-token/1' || typeof file.serial !== 'string' || !Array.isArray(file.keys) || file.keys.length === 0) {
+  if (
+    file === null ||
+    typeof file !== 'object' ||
+    file.format !== 'sls-token/1' ||
+    typeof file.serial !== 'string' ||
+    !Array.isArray(file.keys) ||
+    file.keys.length === 0 ||
+    !file.keys.every(isTokenKey)
+  ) {
     throw new SlsError('VALIDATION_ERROR', { reason: 'token_file_not_token', path });
   }
   return file as TokenFile;
+}
+
+/** Hex of whole bytes, at least one: a key or seed (Buffer.from would read "zz" as no key at all, and compute with it). */
+const HEX_BYTES = /^(?:[0-9a-fA-F]{2})+$/;
+
+const isWhole = (value: unknown, min: number, max: number): boolean => typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max;
+
+/**
+ * X3: a key as `sls device assign` writes it (and the PSKC import allows: 6 to 10 digits, a time step of 1 to 3600
+ * seconds), so that a hand-edited or crafted file is refused as not a token file, never a crash ("Cannot read
+ * properties of null"), a counter out of range, a code of NaN or 99 digits, or a code computed with an empty key.
+ */
+function isTokenKey(key: unknown): boolean {
+  if (typeof key !== 'object' || key === null || Array.isArray(key)) return false;
+  const k = key as Record<string, unknown>;
+  const secret = k.key ?? k.seed;
+  if (typeof secret !== 'string' || !HEX_BYTES.test(secret)) return false;
+  for (const name of ['keyId', 'deviceId', 'serial'] as const) if (k[name] !== undefined && k[name] !== null && typeof k[name] !== 'string') return false;
+  if (k.algorithm === 'ocra') return typeof k.suite === 'string';
+  if (k.algorithm !== 'hotp' && k.algorithm !== 'totp') return false;
+  if (k.digits !== undefined && !isWhole(k.digits, 6, 10)) return false;
+  if (k.hash !== undefined && k.hash !== null && !['sha1', 'sha256', 'sha512'].includes(k.hash as string)) return false;
+  if (k.algorithm === 'hotp') return k.counter === undefined || isWhole(k.counter, 0, Number.MAX_SAFE_INTEGER - 1);
+  return (k.period === undefined || isWhole(k.period, 1, 3600)) && (k.t0 === undefined || isWhole(k.t0, 0, Number.MAX_SAFE_INTEGER));
 }
 
 /** The key to operate: the one named (key id, device id or serial), or the file's only key. */
