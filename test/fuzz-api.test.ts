@@ -905,6 +905,51 @@ describe.each(DATABASES)('generated bad input on every operation and form on %s 
     expect(problems).toEqual([]);
   });
 
+  it('W3, X3: withdrawals recorded at the largest amounts a rate allows never make the sums of the windows overflow: the one that would pass 2^53 US cents is refused 400 AMOUNT_INVALID, and the account is checked, recorded and shown as before, on SQLite as on PostgreSQL', async () => {
+    // a DSC+ protects the account: no limit (W1); a rate of 90.07 USD a unit: each withdrawal 9.007·10^15 cents, just under 2^53
+    const { user } = await createUserWithCard(h.services);
+    await h.services.fx.set([{ currency: 'XAU', rate: '90.07' }], 'test');
+    const amount = '1000000000000.00';
+    const asKey = { ...bearer(apiKey), ...JSON_TYPE };
+    const statuses = new Map<string, number>();
+    for (let n = 0; n < 1_030; n += 1) {
+      const res = await h.app.inject({
+        method: 'POST',
+        url: '/api/v1/withdrawals',
+        headers: asKey,
+        payload: JSON.stringify({ account: user.accountNumber, amount, currency: 'XAU', reference: `big-${n}` }),
+      });
+      const key = `${res.statusCode} ${res.statusCode >= 400 ? res.json().error.code : ''}`;
+      statuses.set(key, (statuses.get(key) ?? 0) + 1);
+      if (res.statusCode >= 400) break;
+    }
+    expect([...statuses]).toEqual([
+      ['201 ', 1],
+      ['400 AMOUNT_INVALID', 1],
+    ]);
+    // what would pass 2^53 is told so, in the language asked for; what fits is checked, recorded and shown as before
+    const big = await h.app.inject({
+      method: 'POST',
+      url: '/api/v1/withdrawals/check',
+      headers: { ...asKey, 'accept-language': 'fr' },
+      payload: JSON.stringify({ account: user.accountNumber, amount, currency: 'XAU' }),
+    });
+    expect([big.statusCode, big.json().error.code, big.json().error.message]).toEqual([
+      400,
+      'AMOUNT_INVALID',
+      "Le montant 1000000000000 XAU est trop élevé : avec les retraits enregistrés ces cinq derniers jours ouvrés, le total en USD dépasserait le plus grand montant qui puisse être compté exactement. Rien n'a été enregistré.",
+    ]);
+    for (const [method, url, body, status] of [
+      ['POST', '/api/v1/withdrawals/check', { account: user.accountNumber, amount: '1.00', currency: 'USD' }, 200],
+      ['POST', '/api/v1/withdrawals', { account: user.accountNumber, amount: '1.00', currency: 'USD', reference: 'small-1' }, 201],
+      ['GET', `/api/v1/entitlements?account=${user.accountNumber}`, undefined, 200],
+    ] as const) {
+      const res = await h.app.inject({ method, url, headers: body ? asKey : bearer(apiKey), ...(body ? { payload: JSON.stringify(body) } : {}) });
+      expect([url, res.statusCode]).toEqual([url, status]);
+    }
+    expect((await h.services.store.db.selectFrom('withdrawals').select('id').where('reference', 'like', 'big-%').execute()).length).toBe(1);
+  }, 60_000);
+
   it('X3: a body sent with a content encoding (gzip, deflate, br) is refused 415 UNSUPPORTED_MEDIA_TYPE, saying so in the language asked for, by the API and the pages alike, never read as if it were not encoded', async () => {
     const body = JSON.stringify({ username: target.user.username, password: 'x', app: 'portal' });
     for (const [language, message] of [
@@ -995,7 +1040,9 @@ describe.each(DATABASES)('generated bad input on every operation and form on %s 
     let webClient = await person();
     const routes = routesOf(h.app);
     const posts = routes.filter((r) => r.method === 'POST' && !r.url.startsWith('/api/') && !r.url.includes('*'));
-    const pages = routes.filter((r) => r.method === 'GET' && !r.url.startsWith('/api/') && !r.url.includes('*') && !/^\/(dev|app|oidc|\.well-known)\b/.test(r.url));
+    const pages = routes.filter(
+      (r) => r.method === 'GET' && !r.url.startsWith('/api/') && !r.url.includes('*') && !/^\/(dev|app|oidc|\.well-known)\b/.test(r.url),
+    );
     /** The forms shown, by the POST route they go to: their fields and the values the page gave them. */
     const formsOf = new Map<string, { action: string; fields: [string, string][] }>();
     const asClient = await browserOf(webClient);

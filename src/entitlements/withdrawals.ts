@@ -127,6 +127,18 @@ export function parseAmount(value: number | string): number {
 
 const cents = (usd: number | null): number | null => (usd === null ? null : Math.round(usd * 100));
 
+/**
+ * X3: a withdrawal is counted exactly in its windows, and so are their sums once it is recorded: SQLite's sum() fails
+ * past 2^63 (every later check of the account a 500) and sums past 2^53 are no longer exact. An account no limit
+ * protects (a DSC+) is refused what would carry its windows' total past 2^53 US cents.
+ */
+function assertWindowRoom(check: WithdrawalCheck, amountCents: number): void {
+  const used = Math.max(Math.round(check.used.dayUsd * 100), Math.round(check.used.fiveBusinessDaysUsd * 100));
+  if (!Number.isSafeInteger(used + amountCents)) {
+    throw new SlsError('AMOUNT_INVALID', { amount: String(check.amount), currency: check.currency, reason: 'window_too_large' });
+  }
+}
+
 export class Withdrawals {
   private readonly hooks: ProtectionHooks;
   constructor(private readonly deps: WithdrawalsDeps) {
@@ -261,7 +273,9 @@ export class Withdrawals {
   async check(request: WithdrawalRequest): Promise<WithdrawalCheck> {
     const amountMinor = parseAmount(request.amount);
     const account = await this.accountOf(request.account, this.deps.store.db);
-    return this.evaluate(this.deps.store.db, account, request, amountMinor);
+    const { check, amountCents } = await this.evaluateCents(this.deps.store.db, account, request, amountMinor);
+    assertWindowRoom(check, amountCents);
+    return check;
   }
 
   /**
@@ -302,6 +316,7 @@ export class Withdrawals {
           return { recorded: { id: existing.id, reference: existing.reference, recordedAt: existing.at, replayed: true, check } };
         }
         const { check, amountCents } = await this.evaluateCents(trx, account, request, amountMinor);
+        assertWindowRoom(check, amountCents);
         const auditData = {
           account: account.accountNumber,
           reference: request.reference,
