@@ -1112,6 +1112,6 @@ describe.each(DATABASES)('generated bad input on every operation and form on %s 
       }
     }
     expect(problems.slice(0, 60), `seed ${SEED} (SLS_FUZZ_SEED): ${problems.length} of ${sent} answers`).toEqual([]);
-    expect(sent).toBeGreaterThan(150);
+    expect(sent).toBeGreaterThan(70);
   }, 120_000);
 });
