@@ -43,10 +43,10 @@ function viaHttp(url: string, method: 'GET' | 'POST', body?: string, extra: Reco
   });
 }
 
-export async function postJson(url: string, value: unknown): Promise<Reply> {
+export async function postJson(url: string, value: unknown, headers: Record<string, string> = {}): Promise<Reply> {
   const body = JSON.stringify(value);
-  if (CLIENT === 'http') return viaHttp(url, 'POST', body);
-  const res = await fetch(url, { method: 'POST', headers: JSON_HEADERS, body });
+  if (CLIENT === 'http') return viaHttp(url, 'POST', body, headers);
+  const res = await fetch(url, { method: 'POST', headers: { ...JSON_HEADERS, ...headers }, body });
   return { status: res.status, body: await res.text() };
 }
 

@@ -316,12 +316,14 @@ async function argon2Phase(cores: number): Promise<Argon2Result> {
 // ---- the two requests of a login ----
 interface FlowBody {
   id: string;
+  claimToken: string;
   state: string;
   challenge: { question: string } | null;
 }
 
 interface OpenFlow {
   id: string;
+  claimToken: string;
   question: string;
   user: BenchUser;
 }
@@ -333,7 +335,7 @@ async function startLogin(base: string, user: BenchUser, phase: string): Promise
     fail(phase, `POST /api/v1/login as ${user.username}: ${describe(reply)}`);
     return null;
   }
-  return { id: flow.id, question: flow.challenge.question, user };
+  return { id: flow.id, claimToken: flow.claimToken, question: flow.challenge.question, user };
 }
 
 function checkDone(reply: Reply, phase: string, flowId: string): void {
@@ -384,7 +386,8 @@ async function loginPhase(
     const flow = await startLogin(base, user, 'logins');
     const t1 = performance.now();
     if (!flow) return;
-    const reply = await postJson(`${base}/api/v1/login/${flow.id}`, { response: answerFor(user, flow.question) });
+    // L8: the login is answered with its claim token, as its client does
+    const reply = await postJson(`${base}/api/v1/login/${flow.id}`, { response: answerFor(user, flow.question) }, { 'x-claim-token': flow.claimToken });
     const t2 = performance.now();
     checkDone(reply, 'logins', flow.id);
     if (record) {
@@ -443,7 +446,12 @@ async function secondFactorPhase(
         seen.add(key);
         return true;
       })
-      .map((f) => ({ url: `${urlOf(target, vu)}/api/v1/login/${f.id}`, id: f.id, body: { response: answerFor(f.user, f.question) } }));
+      .map((f) => ({
+        url: `${urlOf(target, vu)}/api/v1/login/${f.id}`,
+        id: f.id,
+        body: { response: answerFor(f.user, f.question) },
+        claim: { 'x-claim-token': f.claimToken },
+      }));
   });
   const perVu = Math.min(...queues.map((q) => q.length));
   if (perVu < 1) throw new Error('no flows could be opened');
@@ -454,7 +462,7 @@ async function secondFactorPhase(
     perVu,
     op: async (vu, i) => {
       const job = queues[vu]![i]!;
-      checkDone(await postJson(job.url, job.body), 'second factor', job.id);
+      checkDone(await postJson(job.url, job.body, job.claim), 'second factor', job.id);
     },
     watched: target.watched,
     cores,

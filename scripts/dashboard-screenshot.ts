@@ -260,14 +260,14 @@ function grafanaDashboard(): unknown {
 interface Client {
   base: string;
   // biome-ignore lint/suspicious/noExplicitAny: the load reads a few fields of each answer
-  post(path: string, body: unknown): Promise<{ status: number; body: Record<string, any> }>;
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, any> }>;
 }
 
 function client(base: string): Client {
   return {
     base,
-    async post(path, body) {
-      const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    async post(path, body, headers = {}) {
+      const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     },
   };
@@ -293,8 +293,11 @@ async function login(c: Client, user: LoadUser, app: 'portal' | 'trading', optio
   const start = await c.post('/api/v1/login', { username: user.username, password: options.wrongPassword ? 'not the password' : PASSWORD, app });
   if (start.status !== 200) return;
   const right = cardAnswer(user.card, start.body.challenge.question as string);
-  if (options.wrongAnswer) await c.post(`/api/v1/login/${start.body.id as string}`, { response: right.replace(/\d$/, (d) => String((Number(d) + 1) % 10)) });
-  await c.post(`/api/v1/login/${start.body.id as string}`, { response: right });
+  // L8: the login is answered with its claim token, as its client does
+  const claim = { 'x-claim-token': start.body.claimToken as string };
+  if (options.wrongAnswer)
+    await c.post(`/api/v1/login/${start.body.id as string}`, { response: right.replace(/\d$/, (d) => String((Number(d) + 1) % 10)) }, claim);
+  await c.post(`/api/v1/login/${start.body.id as string}`, { response: right }, claim);
 }
 
 function parsePrometheus(text: string, t: number): Scrape {

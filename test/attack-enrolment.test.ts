@@ -19,7 +19,20 @@ import {
   startHarness,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, claimOf, claimSession, get, indexAnswerOf, loginSession, postJson, startLogin, stepUp, withCard, type Json } from './support/api.js';
+import {
+  answer,
+  bearer,
+  claimOf,
+  claimSession,
+  readLogin,
+  indexAnswerOf,
+  loginSession,
+  postJson,
+  startLogin,
+  stepUp,
+  withCard,
+  type Json,
+} from './support/api.js';
 import { issuePasscode } from './support/staff.js';
 import { sharingPair } from './support/sharing.js';
 import type { ApiError } from '../src/mobile-app/api.js';
@@ -513,7 +526,7 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       const claimed = await claimSession(h.app, login);
       if (approved.status === 'fulfilled') expect(claimed.status).toBe(200);
       else expect(claimed.body.error.code).toBe('FLOW_EXPIRED');
-      expect((await get(h.app, `/api/v1/login/${login.body.id as string}`)).body.state).toBe(approved.status === 'fulfilled' ? 'done' : 'denied');
+      expect((await readLogin(h.app, login.body.id as string)).body.state).toBe(approved.status === 'fulfilled' ? 'done' : 'denied');
     });
 
     it('C7, L4: a PIN change answered three times at once changes the PIN once; the old PIN then no longer answers', async () => {

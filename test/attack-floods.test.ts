@@ -84,7 +84,7 @@ describe.each(DATABASES)('a password holder filling the victim’s flow allowanc
 
   const start = async (username: string, from: string) => {
     const res = await h.app.inject({ method: 'POST', url: '/api/v1/login', remoteAddress: from, payload: { username, password: PASSWORD, app: 'portal' } });
-    return { status: res.statusCode, body: res.json() as { id: string; challenge: { question: string }; error?: { code: string } } };
+    return { status: res.statusCode, body: res.json() as { id: string; claimToken: string; challenge: { question: string }; error?: { code: string } } };
   };
   /** A whole login (password, then the card's answer) from an address: its status. */
   const logIn = async (user: { username: string }, card: CardFile, from: string) => {
@@ -93,6 +93,7 @@ describe.each(DATABASES)('a password holder filling the victim’s flow allowanc
     const res = await h.app.inject({
       method: 'POST',
       url: `/api/v1/login/${started.body.id}`,
+      headers: { 'x-claim-token': started.body.claimToken },
       remoteAddress: from,
       payload: { response: cardAnswer(card, started.body.challenge.question) },
     });
@@ -126,6 +127,7 @@ describe.each(DATABASES)('a password holder filling the victim’s flow allowanc
     const done = await h.app.inject({
       method: 'POST',
       url: `/api/v1/login/${started.body.id}`,
+      headers: { 'x-claim-token': started.body.claimToken },
       remoteAddress: home,
       payload: { response: cardAnswer(card, started.body.challenge.question) },
     });
@@ -156,6 +158,7 @@ describe.each(DATABASES)('a password holder filling the victim’s flow allowanc
       const done = await h.app.inject({
         method: 'POST',
         url: `/api/v1/login/${started.body.id}`,
+        headers: { 'x-claim-token': started.body.claimToken },
         remoteAddress: from,
         payload: { response: cardAnswer(whoCard, started.body.challenge.question) },
       });
@@ -239,7 +242,7 @@ describe.each(DATABASES)('a password holder spending the victim’s SMS codes, o
 
   const start = async (username: string, from: string) => {
     const res = await h.app.inject({ method: 'POST', url: '/api/v1/login', remoteAddress: from, payload: { username, password: PASSWORD, app: 'portal' } });
-    return res.json() as { id: string; challenge: { type: string; delivery?: string } };
+    return res.json() as { id: string; claimToken: string; challenge: { type: string; delivery?: string } };
   };
   /** The code of the newest code message to the user, read from the outbox. */
   const lastCode = async (userId: string) => {
@@ -252,7 +255,15 @@ describe.each(DATABASES)('a password holder spending the victim’s SMS codes, o
     if (started.challenge.delivery !== 'sent') return `code ${started.challenge.delivery}`;
     const [message] = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'loginCode');
     const code = /\b(\d{6})\b/.exec(message!.body)![1]!;
-    return (await h.app.inject({ method: 'POST', url: `/api/v1/login/${started.id}`, remoteAddress: from, payload: { response: code } })).statusCode;
+    return (
+      await h.app.inject({
+        method: 'POST',
+        url: `/api/v1/login/${started.id}`,
+        headers: { 'x-claim-token': started.claimToken },
+        remoteAddress: from,
+        payload: { response: code },
+      })
+    ).statusCode;
   };
 
   it("M7, L4: an attacker with only the password spends the user's codes of the hour from elsewhere; the owner, from a client they logged in from before, still gets a code and logs in", async () => {
@@ -273,7 +284,13 @@ describe.each(DATABASES)('a password holder spending the victim’s SMS codes, o
     const user = await smsUser(h);
     const home = '198.51.100.33';
     const login = await start(user.username, home);
-    const done = await h.app.inject({ method: 'POST', url: `/api/v1/login/${login.id}`, remoteAddress: home, payload: { response: await lastCode(user.id) } });
+    const done = await h.app.inject({
+      method: 'POST',
+      url: `/api/v1/login/${login.id}`,
+      headers: { 'x-claim-token': login.claimToken },
+      remoteAddress: home,
+      payload: { response: await lastCode(user.id) },
+    });
     const auth = { authorization: `Bearer ${(done.json() as { session: { token: string } }).session.token}` };
     const attacker: (string | undefined)[] = [];
     for (let i = 0; i < 10; i++) attacker.push((await start(user.username, `203.0.113.${60 + i}`)).challenge.delivery);

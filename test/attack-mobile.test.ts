@@ -13,7 +13,7 @@ import type { MobileSecret, PushVerifier } from '../src/devices/mobile/mobile.js
 import { ApiError } from '../src/mobile-app/api.js';
 import { translator } from '../src/i18n/i18n.js';
 import { DATABASES, PASSWORD, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { type ApiResponse, bearer, claimSession, get, loginSession, postJson, startLogin, withCard } from './support/api.js';
+import { type ApiResponse, bearer, claimOf, claimSession, get, loginSession, postJson, startLogin, withCard } from './support/api.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import { cookieNames } from '../src/http/session-cookie.js';
 import { issuePasscode } from './support/staff.js';
@@ -300,9 +300,12 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       expect((await app.poll()).requests).toEqual([]);
       expect(await withheld(user.id)).toEqual(['too_many', 'too_many']);
       // the owner, also on the holder's network, answers the challenge with the app (K4, K10)
-      const answered = await postFrom(HOLDER, `/api/v1/login/${next.body.id as string}`, {
-        response: await app.respond(user.username, next.body.challenge.question),
-      });
+      const answered = await postFrom(
+        HOLDER,
+        `/api/v1/login/${next.body.id as string}`,
+        { response: await app.respond(user.username, next.body.challenge.question) },
+        claimOf(next),
+      );
       expect(answered.status).toBe(200);
       // the owner at their usual client is never silenced
       const own = await loginFrom(OWNER, user.username, 'portal');

@@ -15,7 +15,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, uniqueUsername, wrongAnswer, type Harness } from './support/harness.js';
-import { answer, bearer, claimOf, get, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
+import { answer, bearer, claimOf, claimHeader, get, readLogin, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
 import { Browser, listeningHarness, TEST_REDIRECT_URI } from './support/oidc.js';
 import { harnessInbox, listen, smsUser, TestPhone } from './support/phone.js';
@@ -24,6 +24,7 @@ import { espeakAvailable } from './support/environment.js';
 import { CODE_TEMPLATES, type CodeTemplate } from '../src/notify/notifier.js';
 import { outboxAudioPath } from '../src/delivery/speech.js';
 import { csrfOf, form } from './support/html.js';
+import { cookieNames } from '../src/http/session-cookie.js';
 
 const METRICS_TOKEN = 'metrics-token-of-the-secrets-test-0123456789';
 const fixture = (name: string) => new URL(`./fixtures/pskc/${name}`, import.meta.url).pathname;
@@ -220,7 +221,7 @@ describe.each(DATABASES)('nothing secret in logs, metrics, audit data, error bod
         form: { _csrf: csrfOf(form(page.html, '/login')), username: user.username, password: PASSWORD, app: 'portal' },
       });
       const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
-      const view = await get(h.app, `/api/v1/login/${flowId}`);
+      const view = await readLogin(h.app, flowId, claimHeader(browser.jar.get(cookieNames(h.services.config).claim)));
       const challenge = await browser.request(posted.location!);
       secret('a CSRF token', csrfOf(form(challenge.html, `/login/${flowId}`)));
       const done = await browser.request(`/login/${flowId}`, {

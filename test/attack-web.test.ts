@@ -28,7 +28,7 @@ import {
   type Harness,
   type TestDatabase,
 } from './support/harness.js';
-import { answer, bearer, get, loginSession, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
+import { answer, bearer, get, readLogin, loginSession, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
 import { Browser, listeningHarness, registeredClient, TEST_REDIRECT_URI } from './support/oidc.js';
 import { Agent, alertBox, byId, csrfOf, form, textById } from './support/html.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
@@ -70,7 +70,7 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
 
     const late = await answer(h.app, login.body.id as string, cardAnswer(card, login.body.challenge.question));
     expect([late.status, late.body.error?.code], JSON.stringify(late.body)).toEqual([410, 'FLOW_EXPIRED']);
-    expect((await get(h.app, `/api/v1/login/${login.body.id as string}`)).body.state).toBe('failed');
+    expect((await readLogin(h.app, login.body.id as string)).body.state).toBe('failed');
     const keys = await publicKeys(await generatePhoneKeys());
     const proof = await postJson(h.app, `/api/v1/mobile/activations/${activation.body.id as string}/proof`, {
       response: cardAnswer(card, activation.body.challenge.question),
@@ -220,7 +220,7 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
         method: 'POST',
         url: `/api/v1/login/${start.json().id as string}`,
         cookies,
-        headers,
+        headers: { ...headers, 'x-claim-token': start.json().claimToken as string },
         payload: { response: cardAnswer(card, start.json().challenge.question) },
       });
       expect(done.statusCode, done.body).toBe(200);
@@ -487,6 +487,7 @@ describe.each(DATABASES)('the throttle on passwords tried with a session (%s)', 
     const done = await h.app.inject({
       method: 'POST',
       url: `/api/v1/login/${start.json().id as string}`,
+      headers: { 'x-claim-token': start.json().claimToken as string },
       remoteAddress: from,
       payload: { response: cardAnswer(card, start.json().challenge.question) },
     });

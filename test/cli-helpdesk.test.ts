@@ -79,7 +79,7 @@ async function userShow(user: string): Promise<{ id: string; locked: boolean; de
 /** A login of the user with this second-factor answer (a function of the challenge). */
 async function logIn(username: string, respond: (prompt: { type: string; question?: string }) => string): Promise<void> {
   const flow = await services.login.start({ username, password: PASSWORD, app: 'portal', ...meta });
-  await services.login.answer(flow.id, respond(flow.challenge as { type: string; question?: string }), meta);
+  await services.login.answer(flow.id, flow.claimToken, respond(flow.challenge as { type: string; question?: string }), meta);
 }
 
 describe('sls staff create', () => {

@@ -8,7 +8,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { DAY, HOUR, MINUTE } from '../src/clock.js';
 import { buildApp } from '../src/http/app.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, uniqueUsername, wrongAnswer, type Harness } from './support/harness.js';
-import { answer, bearer, claimOf, get, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
+import { answer, bearer, claimOf, get, readLogin, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
 import { lockedPair, usernamesInEveryState } from './support/enumeration.js';
 import { ARGON2_OPTIONS, hashPassword, verifyPassword } from '../src/crypto/password.js';
 import { DUMMY_HASH } from '../src/flows/first-factor.js';
@@ -129,7 +129,7 @@ describe('second factor with the DSC+ (L2, L4, L5, C2, C3)', () => {
     const late = await answer(h.app, start.body.id, right);
     expect(late.status).toBe(410);
     expect(late.body.error).toEqual({ code: 'FLOW_EXPIRED', message: 'The passcode has expired. Please start over.' });
-    expect((await get(h.app, `/api/v1/login/${start.body.id}`)).body.state).toBe('failed');
+    expect((await readLogin(h.app, start.body.id)).body.state).toBe('failed');
   });
 
   it('L4: a challenge is valid for 5 minutes; after that, start over', async () => {
@@ -139,7 +139,7 @@ describe('second factor with the DSC+ (L2, L4, L5, C2, C3)', () => {
     const res = await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question));
     expect(res.status).toBe(410);
     expect(res.body.error.code).toBe('FLOW_EXPIRED');
-    expect((await get(h.app, `/api/v1/login/${start.body.id}`)).body).toMatchObject({ state: 'expired', challenge: null });
+    expect((await readLogin(h.app, start.body.id)).body).toMatchObject({ state: 'expired', challenge: null });
   });
 
   it('L4: an accepted response cannot be replayed', async () => {
@@ -324,7 +324,7 @@ describe('flows and sessions (L7, L8)', () => {
   it('L7: a flow can be read back; an unknown flow is 404', async () => {
     const { user } = await createUserWithCard(h.services);
     const start = await startLogin(h.app, user.username, PASSWORD, 'trading');
-    const read = await get(h.app, `/api/v1/login/${start.body.id}`);
+    const read = await readLogin(h.app, start.body.id);
     expect(read.status).toBe(200);
     // the same flow, except the claim token (K3), which only the login's start gives
     const { claimToken, ...flow } = start.body;
@@ -486,7 +486,7 @@ describe('bad input gets a clear 4xx error, never a 500 (X3)', () => {
     ['a numeric response', () => postJson(h.app, '/api/v1/login/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', { response: 12345678 }), 400, 'VALIDATION_ERROR'],
     ['an overlong response', () => postJson(h.app, '/api/v1/login/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', { response: '1'.repeat(65) }), 400, 'VALIDATION_ERROR'],
     ['an unknown flow', () => postJson(h.app, '/api/v1/login/flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', { response: '12345678' }), 404, 'FLOW_NOT_FOUND'],
-    ['an overlong flow id', () => get(h.app, `/api/v1/login/${'x'.repeat(300)}`), 404, 'NOT_FOUND'],
+    ['an overlong flow id', () => readLogin(h.app, 'x'.repeat(300)), 404, 'NOT_FOUND'],
     ['an unknown route', () => get(h.app, '/api/v1/nothing'), 404, 'NOT_FOUND'],
     ['a malformed bearer token', () => get(h.app, '/api/v1/session', { authorization: 'Bearer <script>' }), 401, 'UNAUTHENTICATED'],
     ['a basic auth header', () => get(h.app, '/api/v1/session', { authorization: 'Basic YTpi' }), 401, 'UNAUTHENTICATED'],

@@ -23,7 +23,7 @@ import {
 } from '../src/mobile-app/protocol.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, claimOf, claimSession, get, postJson, startLogin } from './support/api.js';
+import { answer, bearer, claimOf, claimSession, get, readLogin, postJson, startLogin } from './support/api.js';
 import { APP_PIN, TestPhone, harnessInbox, listen, newMobile, rejected, smsUser, type Inbox } from './support/phone.js';
 import { cookieNames } from '../src/http/session-cookie.js';
 import { Agent, byId, csrfOf, form, hasForm, text, textById } from './support/html.js';
@@ -329,7 +329,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const wrong = await rejected(app.approve(request, other));
     expect([wrong.status, wrong.code, wrong.body.error.attemptsLeft]).toEqual([401, 'LOGIN_FAILED', 2]);
     expect(await app.approve(request, number)).toEqual({ state: 'approved' });
-    expect((await get(h.app, `/api/v1/login/${login.body.id}`)).body.state).toBe('approved');
+    expect((await readLogin(h.app, login.body.id)).body.state).toBe('approved');
     // replayed: the answer is accepted once
     expect((await rejected(app.approve(request, number))).code).toBe('FLOW_EXPIRED');
 
@@ -337,7 +337,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const stranger = await claimSession(h.app, login, 'x'.repeat(43));
     expect([stranger.status, stranger.body.error.code]).toEqual([403, 'CLAIM_REFUSED']);
     expect((await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {})).body.error.code).toBe('VALIDATION_ERROR');
-    expect((await get(h.app, `/api/v1/login/${login.body.id}`)).body.state).toBe('approved');
+    expect((await readLogin(h.app, login.body.id)).body.state).toBe('approved');
     expect((await h.services.audit.list({ userId: user.id })).some((e) => e.event === 'login.claim_refused')).toBe(true);
 
     const taken = await claimSession(h.app, login);
@@ -406,7 +406,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     await app.activate(user.username);
     const login = await startLogin(h.app, user.username);
     expect(await app.deny(await app.request(user.username))).toEqual({ state: 'denied' });
-    expect((await get(h.app, `/api/v1/login/${login.body.id}`)).body.state).toBe('denied');
+    expect((await readLogin(h.app, login.body.id)).body.state).toBe('denied');
     expect((await claimSession(h.app, login)).body.error.code).toBe('FLOW_EXPIRED');
     expect((await h.services.audit.list({ userId: user.id })).some((e) => e.event === 'login.push_denied')).toBe(true);
     expect((await h.services.notifier.list({ userId: user.id })).some((n) => n.template === 'pushDenied')).toBe(true);
@@ -429,7 +429,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     h.clock.advance(2 * MINUTE);
     expect((await app.poll()).requests).toEqual([]);
     expect((await rejected(app.approve(request, login.body.challenge.number))).code).toBe('FLOW_EXPIRED');
-    expect((await get(h.app, `/api/v1/login/${login.body.id}`)).body.state).toBe('expired');
+    expect((await readLogin(h.app, login.body.id)).body.state).toBe('expired');
   });
 
   it('K3: the live connections wake at once: the phone when a login starts, the login page when the phone approves', async () => {
@@ -987,7 +987,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
       const refused = await get(h.app, `/api/v1/login/${login.body.id}?wait=${wait}`);
       expect([wait, refused.status, refused.body.error.code]).toEqual([wait, 400, 'VALIDATION_ERROR']);
     }
-    expect((await get(h.app, `/api/v1/login/${login.body.id}?wait=0`)).status).toBe(200);
+    expect((await get(h.app, `/api/v1/login/${login.body.id}?wait=0`, claimOf(login))).status).toBe(200);
     // a card's login does not wait for the phone: a long poll on it is answered at once, not held
     expect((await get(h.app, `/api/v1/login/${login.body.id}?wait=25`, claimOf(login))).body).toMatchObject({
       state: 'second_factor',

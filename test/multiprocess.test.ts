@@ -15,9 +15,14 @@ interface Reply {
   body: { id?: string; claimToken?: string; state?: string; challenge?: { question: string }; session?: { token: string }; error?: { code: string } };
 }
 
-async function post(url: string, body: unknown): Promise<Reply> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as Reply['body'] };
+}
+
+/** L8: the header of the login's claim token: only the client that started a login answers it. */
+function claimed(flow: { claimToken?: string }): Record<string, string> {
+  return { 'x-claim-token': String(flow.claimToken) };
 }
 
 describe.each(DATABASES)('two server processes on one %s database', (dbName) => {
@@ -55,7 +60,7 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
     const card = await userWithCard('crossproc');
     const start = await post(`${a.url}/api/v1/login`, { username: 'crossproc', password: PASSWORD, app: 'portal' });
     expect(start.status).toBe(200);
-    const done = await post(`${b.url}/api/v1/login/${start.body.id}`, { response: await respond(card, start.body.challenge!.question) });
+    const done = await post(`${b.url}/api/v1/login/${start.body.id}`, { response: await respond(card, start.body.challenge!.question) }, claimed(start.body));
     expect(done.status).toBe(200);
     const session = await fetch(`${a.url}/api/v1/session`, { headers: { authorization: `Bearer ${done.body.session!.token}` } });
     expect(session.status).toBe(200);
@@ -106,7 +111,9 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
     expect(start.status).toBe(200);
     const outbox = JSON.parse((await slsInProcess(['outbox', '--user', 'smsrace', '--json'], env)).stdout) as { template: string; body: string }[];
     const code = /\b(\d{6})\b/.exec(outbox.find((m) => m.template === 'loginCode')!.body)![1]!;
-    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => post(`${(i % 2 ? a : b).url}/api/v1/login/${start.body.id}`, { response: code })));
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => post(`${(i % 2 ? a : b).url}/api/v1/login/${start.body.id}`, { response: code }, claimed(start.body))),
+    );
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
     expect(results.filter((r) => r.status === 423)).toEqual([]);
     for (const r of results.filter((x) => x.status !== 200)) expect(['FLOW_EXPIRED', 'TOO_MANY_ATTEMPTS']).toContain(r.body.error?.code);
@@ -120,7 +127,9 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
     for (let i = 0; i < 10; i++)
       flows.push((await post(`${(i % 2 ? a : b).url}/api/v1/login`, { username: 'wrongproc', password: PASSWORD, app: 'portal' })).body);
     const results = await Promise.all(
-      flows.flatMap((flow, i) => Array.from({ length: 3 }, (_, j) => post(`${((i + j) % 2 ? a : b).url}/api/v1/login/${flow.id}`, { response: '00000000' }))),
+      flows.flatMap((flow, i) =>
+        Array.from({ length: 3 }, (_, j) => post(`${((i + j) % 2 ? a : b).url}/api/v1/login/${flow.id}`, { response: '00000000' }, claimed(flow))),
+      ),
     );
     // 401: counted; 423: locked; 429: deferred while others were in flight; 410: its flow failed meanwhile
     expect(results.filter((r) => r.status === 401)).toHaveLength(10);
@@ -134,7 +143,9 @@ describe.each(DATABASES)('two server processes on one %s database', (dbName) => 
     const card = await userWithCard('onceproc');
     const start = await post(`${a.url}/api/v1/login`, { username: 'onceproc', password: PASSWORD, app: 'trading' });
     const response = await respond(card, start.body.challenge!.question);
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => post(`${(i % 2 ? a : b).url}/api/v1/login/${start.body.id}`, { response })));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => post(`${(i % 2 ? a : b).url}/api/v1/login/${start.body.id}`, { response }, claimed(start.body))),
+    );
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
     for (const r of results.filter((x) => x.status !== 200)) expect([401, 410, 429]).toContain(r.status);
   });
@@ -195,7 +206,7 @@ describe('the README quick start, as written', () => {
     expect(start.status).toBe(200);
     const dscLine = commands.find((c) => c.startsWith('dsc --card') && c.includes('--challenge'))!;
     const response = (await run(dscLine.replace(/--challenge \S+/, `--challenge ${start.body.challenge!.question}`))).stdout.trim();
-    const done = await post(`${server.url}/api/v1/login/${start.body.id}`, { response });
+    const done = await post(`${server.url}/api/v1/login/${start.body.id}`, { response }, claimed(start.body));
     expect(done.status).toBe(200);
     expect(done.body.state).toBe('done');
   });

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, openTestDatabase, startHarness, type Harness, type TestDatabase } from './support/harness.js';
 import { cliEnv, sls, slsInProcess, startServer, type ServerProcess } from './support/cli.js';
 import { csrfOf, elements, form, forms } from './support/html.js';
-import { get, type Json } from './support/api.js';
+import { claimHeader, readLogin, type Json } from './support/api.js';
 import { stepUpStaff } from './support/staff.js';
 import { BUILT_IN_DRIVERS, onlyDevice, type Holder } from './support/kind-drivers.js';
 import { TestPhone, harnessInbox, smsUser } from './support/phone.js';
@@ -218,7 +218,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
 
   async function answerChallenge(browser: Browser, location: string, holder: Holder, landing = /\/oidc\/interaction\//): Promise<string> {
     const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(location)![1]!;
-    const view = await get(h.app, `/api/v1/login/${flowId}`);
+    const view = await readLogin(h.app, flowId, claimHeader(browser.jar.get(cookieNames(h.services.config).claim)));
     // L8: the browser that started the login holds its claim token (its claim cookie): a device switch or the offline challenge needs it
     view.body.claimToken = browser.jar.get(cookieNames(h.services.config).claim);
     // the authenticator's push is answered offline (K4): its page then shows the typed challenge
@@ -322,7 +322,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     });
     const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
     const waiting = await browser.request(posted.location!);
-    const shown = (await get(h.app, `/api/v1/login/${flowId}`)).body.challenge as Json;
+    const shown = (await readLogin(h.app, flowId, claimHeader(browser.jar.get(cookieNames(h.services.config).claim)))).body.challenge as Json;
     expect(shown.type).toBe('push');
     // K13: the number shown on the page, typed on the phone
     const request = await phone.request(user.username);
@@ -1162,7 +1162,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
     const challenge = await browser.request(`/login/${flowId}`);
     const prompt = await holder.answerable({
-      ...(await get(h.app, `/api/v1/login/${flowId}`)).body,
+      ...(await readLogin(h.app, flowId, claimHeader(browser.jar.get(cookieNames(h.services.config).claim)))).body,
       claimToken: browser.jar.get(cookieNames(h.services.config).claim),
     });
     await browser.request(`/login/${flowId}`, { form: { _csrf: csrfOf(form(challenge.html, `/login/${flowId}`)), response: await holder.right(prompt) } });
@@ -1223,7 +1223,8 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     });
     const flow2 = /\/login\/(flw_[a-z2-7]+)/.exec(posted2.location!)![1]!;
     const challenge2 = await other.request(`/login/${flow2}`);
-    const question = ((await get(h.app, `/api/v1/login/${flow2}`)).body.challenge as Json).question as string;
+    const question = ((await readLogin(h.app, flow2, claimHeader(other.jar.get(cookieNames(h.services.config).claim)))).body.challenge as Json)
+      .question as string;
     await other.request(`/login/${flow2}`, { form: { _csrf: csrfOf(form(challenge2.html, `/login/${flow2}`)), response: cardAnswer(agentCard, question) } });
     expect((await other.request('/helpdesk/oidc-clients')).status).toBe(403);
   });

@@ -20,13 +20,18 @@ vi.setConfig({ testTimeout: 180_000 });
 interface Reply {
   status: number;
   retryAfter: string | null;
-  body: { id?: string; state?: string; challenge?: { question: string }; session?: { token: string }; error?: { code: string } };
+  body: { id?: string; claimToken?: string; state?: string; challenge?: { question: string }; session?: { token: string }; error?: { code: string } };
 }
 
-async function call(url: string, body?: unknown, token?: string): Promise<Reply> {
+async function call(url: string, body?: unknown, token?: string, claimToken?: string): Promise<Reply> {
   const res = await fetch(url, {
     method: body === undefined ? 'GET' : 'POST',
-    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      // L8: only the client that started a login answers it
+      ...(claimToken ? { 'x-claim-token': claimToken } : {}),
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as Reply['body'] };
@@ -72,7 +77,7 @@ describe.skipIf(!postgresUrl)('X6: PostgreSQL goes away and comes back while two
   it('X6: no 5xx but 503 with Retry-After, readiness tells the outage, no acknowledged session lost, no answer accepted twice, back without a restart', async () => {
     const statuses = new Map<string, number>();
     const sessions: { token: string }[] = [];
-    const accepted: { server: string; flowId: string; response: string }[] = [];
+    const accepted: { server: string; flowId: string; response: string; claimToken: string }[] = [];
     const tally = (reply: Reply): void => {
       const key = `${reply.status} ${reply.body.error?.code ?? 'ok'}`;
       statuses.set(key, (statuses.get(key) ?? 0) + 1);
@@ -81,8 +86,8 @@ describe.skipIf(!postgresUrl)('X6: PostgreSQL goes away and comes back while two
     let running = true;
     // a connection the client lost (a keep-alive socket closed as it was reused, on a loaded machine) is counted, and the worker goes on
     const networkErrors: string[] = [];
-    const attempt = async (url: string, body: unknown): Promise<Reply | null> =>
-      call(url, body).catch((error: unknown) => {
+    const attempt = async (url: string, body: unknown, claimToken?: string): Promise<Reply | null> =>
+      call(url, body, undefined, claimToken).catch((error: unknown) => {
         networkErrors.push(String((error as Error).cause ?? error));
         return null;
       });
@@ -98,11 +103,11 @@ describe.skipIf(!postgresUrl)('X6: PostgreSQL goes away and comes back while two
         const response = cardAnswer(cards[i]!, start.body.challenge!.question, '1234');
         // the answer goes to the other process
         const other = servers[(n + 1) % servers.length]!.url;
-        const done = await attempt(`${other}/api/v1/login/${start.body.id}`, { response });
+        const done = await attempt(`${other}/api/v1/login/${start.body.id}`, { response }, start.body.claimToken);
         if (done) tally(done);
         if (done?.status === 200) {
           sessions.push({ token: done.body.session!.token });
-          accepted.push({ server: other, flowId: start.body.id!, response });
+          accepted.push({ server: other, flowId: start.body.id!, response, claimToken: start.body.claimToken! });
         } else await sleep(50);
       }
     };
@@ -139,7 +144,8 @@ describe.skipIf(!postgresUrl)('X6: PostgreSQL goes away and comes back while two
     // every session a client was given still opens
     for (const { token } of sessions) expect((await call(`${servers[0]!.url}/api/v1/session`, undefined, token)).status).toBe(200);
     // and no answer is accepted twice
-    for (const { server, flowId, response } of accepted) expect((await call(`${server}/api/v1/login/${flowId}`, { response })).status).not.toBe(200);
+    for (const { server, flowId, response, claimToken } of accepted)
+      expect((await call(`${server}/api/v1/login/${flowId}`, { response }, undefined, claimToken)).status).not.toBe(200);
   });
 });
 

@@ -17,6 +17,7 @@ import {
   claimOf,
   claimSession,
   get,
+  readLogin,
   loginSession,
   postJson,
   startLogin,
@@ -562,7 +563,7 @@ describe.each(DATABASES)('security on %s', (db) => {
       const { requests } = await phone.poll();
       expect(requests).toHaveLength(1);
       expect(requests[0]!.id).not.toBe(oldRequest.id);
-      expect((await get(h.app, `/api/v1/login/${abandoned.body.id}`)).body.state).toBe('failed');
+      expect((await readLogin(h.app, abandoned.body.id)).body.state).toBe('failed');
       // answering the old request, even with the new number, is refused and counts nothing
       const late = await phone.approve(oldRequest, retry.body.challenge.number).catch((e: { code: string }) => e);
       expect(late).toMatchObject({ code: 'FLOW_EXPIRED' });

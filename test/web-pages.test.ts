@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MINUTE } from '../src/clock.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, uniqueUsername, wrongAnswer, type Harness } from './support/harness.js';
 import { lockedPair, usernamesInEveryState } from './support/enumeration.js';
+import { cookieNames } from '../src/http/session-cookie.js';
 import {
   Agent,
   alertBox,
@@ -366,7 +367,11 @@ describe('a whole login through the forms (L2, L7, L8, C2, C3)', () => {
     const question = textById(challenge.html, 'challenge-code')!;
     expect(question).toMatch(/^\d{6}$/); // C2: the 6-digit challenge
     const flowId = flowPath.split('/').at(-1)!;
-    expect((await h.services.login.get(flowId)).challenge).toEqual({ type: 'ocra', question, digits: 8 });
+    expect((await h.services.login.owned(flowId, agent.jar.get(cookieNames(h.services.config).claim), { ip: null })).challenge).toEqual({
+      type: 'ocra',
+      question,
+      digits: 8,
+    });
     expect(text(challenge.html)).toContain('3 attempts left.');
     const expires = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'medium', timeZone: 'UTC' }).format(h.clock.now() + 5 * MINUTE);
     expect(text(challenge.html)).toContain(`This challenge expires at ${expires} UTC. If it expires, start over.`);

@@ -172,10 +172,11 @@ export class LoginFlows {
 
   /**
    * L8, K3: the flow, for whoever started it: the holder of its claim token
-   * (the API's `claimToken`, the page's claim cookie). A request that changes
-   * or watches a login (a device switch, the offline challenge, a new code,
-   * the live connection) with only its id is refused as if there were no such
-   * flow (404 FLOW_NOT_FOUND: the id tells nothing), and audited.
+   * (the API's `claimToken`, the page's claim cookie). A request that reads,
+   * answers, changes or watches a login (its view, an answer, a device switch,
+   * the offline challenge, a new code, the live connection) with only its id
+   * is refused as if there were no such flow (404 FLOW_NOT_FOUND: the id tells
+   * nothing), before anything is counted, and audited.
    */
   private async ownedRow(flowId: string, claimToken: string | undefined, meta: { ip: string | null }, action: string): Promise<FlowRow> {
     const row = await this.row(flowId);
@@ -254,12 +255,17 @@ export class LoginFlows {
     };
   }
 
-  async get(flowId: string): Promise<FlowView> {
+  /** The flow as it is now, for a caller that checked the claim already (the answer of a step it took). */
+  private async current(flowId: string): Promise<FlowView> {
     const row = await this.row(flowId);
     return this.view(row, await this.devicesOf(row));
   }
 
-  /** L8: the flow as its page shows it, only to the browser that started it (its claim token); else FLOW_NOT_FOUND. */
+  /**
+   * L7, L8: the flow as the client that started it sees it (the API's `claimToken`, the page's claim cookie); read
+   * with its id alone, FLOW_NOT_FOUND as for an unknown id (audited): an id in a log, a Referer or over a shoulder
+   * tells nothing of the login, its user or its devices.
+   */
   async owned(flowId: string, claimToken: string | undefined, meta: { ip: string | null }): Promise<FlowView> {
     const row = await this.ownedRow(flowId, claimToken, meta, 'view');
     return this.view(row, await this.devicesOf(row));
@@ -486,7 +492,7 @@ export class LoginFlows {
       .executeTakeFirst();
     if (Number(claimed.numUpdatedRows) !== 1) throw new SlsError('SMS_TOO_SOON', { retryAfter: current.resendAfter });
     await this.sendCode({ ...row, updated_at: now }, device, challenge, meta);
-    return this.get(flowId);
+    return this.current(flowId);
   }
 
   private claimHash(claimToken: string): string {
@@ -558,7 +564,7 @@ export class LoginFlows {
     // the request to the previous device is gone; a push request goes to the new one
     await this.deps.signals.publish(flowTopic(flowId));
     if (challenge.prompt.type === 'push') await this.deps.pushRequests.announce(await this.row(flowId), meta.language);
-    return this.get(flowId);
+    return this.current(flowId);
   }
 
   /**
@@ -576,7 +582,7 @@ export class LoginFlows {
       ip: meta.ip,
       data: { flowId, deviceId: device.id },
     });
-    return this.get(flowId);
+    return this.current(flowId);
   }
 
   /**
@@ -724,9 +730,11 @@ export class LoginFlows {
    * answer is single-use even when submitted concurrently (the answer
    * protocol of flows/answers.ts).
    */
-  async answer(flowId: string, response: string, meta: RequestMeta): Promise<{ flow: FlowView; session: IssuedSession }> {
+  async answer(flowId: string, claimToken: string | undefined, response: string, meta: RequestMeta): Promise<{ flow: FlowView; session: IssuedSession }> {
     const { clock, policy, devices, box } = this.deps;
-    const row = await this.row(flowId);
+    // L8, L3: only the client that started the login answers it: whoever learnt its id neither takes its session with a
+    // code they saw, nor uses up its answers and the user's count of failures (404 as for an unknown id, audited)
+    const row = await this.ownedRow(flowId, claimToken, meta, 'answer');
     if (!this.isOpen(row)) throw new SlsError('FLOW_EXPIRED');
     // K3: a push request is answered on the phone; typing needs the challenge of K4
     if (promptOf(row)?.type === 'push') throw new SlsError('FLOW_STATE', { reason: 'push' });

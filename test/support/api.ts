@@ -29,8 +29,30 @@ function wrap(raw: LightMyRequestResponse): ApiResponse {
   return { status: raw.statusCode, body, headers: raw.headers, raw };
 }
 
+/**
+ * L8: the claim tokens of the logins the tests' client started (POST /api/v1/login), by flow id, as an app keeps the
+ * `claimToken` of the login it started: `answer` and `readLogin` present them (X-Claim-Token), as the browser's claim
+ * cookie goes with the login pages. A request made otherwise (postJson, get) presents only the headers it is given.
+ */
+const startedClaims = new Map<string, string>();
+
+function remember(url: string, response: ApiResponse): ApiResponse {
+  const { id, claimToken } = response.body;
+  if (url.split('?')[0] === '/api/v1/login' && typeof id === 'string' && typeof claimToken === 'string') startedClaims.set(id, claimToken);
+  return response;
+}
+
+/** L8: the header of the login's claim token, as the client that started the login (with `startLogin` or POST /api/v1/login) presents it. */
+export function claimFor(flowId: string): Record<string, string> {
+  const token = startedClaims.get(flowId);
+  return token === undefined ? {} : { 'x-claim-token': token };
+}
+
 export async function postJson(app: FastifyInstance, url: string, payload: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
-  return wrap(await app.inject({ method: 'POST', url, payload: payload as object, headers: { 'content-type': 'application/json', ...headers } }));
+  return remember(
+    url,
+    wrap(await app.inject({ method: 'POST', url, payload: payload as object, headers: { 'content-type': 'application/json', ...headers } })),
+  );
 }
 
 export async function get(app: FastifyInstance, url: string, headers: Record<string, string> = {}): Promise<ApiResponse> {
@@ -59,8 +81,19 @@ export function startLogin(
   return postJson(app, '/api/v1/login', { username, password, app: target }, headers);
 }
 
+/** L2, L8: answers a login's challenge as the client that started it (its claim token, `claimFor`). */
 export function answer(app: FastifyInstance, flowId: string, response: string, headers: Record<string, string> = {}) {
-  return postJson(app, `/api/v1/login/${flowId}`, { response }, headers);
+  return postJson(app, `/api/v1/login/${flowId}`, { response }, { ...claimFor(flowId), ...headers });
+}
+
+/** L7, L8: a login as the client that started it reads it (its claim token: `claimFor`, or the header given, a browser's claim cookie). */
+export function readLogin(app: FastifyInstance, flowId: string, claim: Record<string, string> = claimFor(flowId)) {
+  return get(app, `/api/v1/login/${flowId}`, claim);
+}
+
+/** L8: the header of the claim token a browser keeps in its claim cookie (the login pages'), for the API. */
+export function claimHeader(token: string | undefined): Record<string, string> {
+  return token === undefined ? {} : { 'x-claim-token': token };
 }
 
 /** L8: the header that shows a request comes from whoever started the login (its claim token): to watch it, switch its device, ask for a code or the offline challenge. */

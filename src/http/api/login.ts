@@ -59,9 +59,10 @@ export function loginApi(services: Services): FastifyPluginAsync {
           tags: ['login'],
           summary: 'The current state of a login flow; with `wait`, the live connection of a login waiting for the phone (K3)',
           description:
+            "Only for whoever started the login: its claim token in the header `X-Claim-Token` (L8); without it, or with another login's, " +
+            '404 FLOW_NOT_FOUND, as for an unknown id. ' +
             'With `wait` (seconds, at most 25) the answer comes when the flow no longer waits for the mobile authenticator ' +
-            "(approved, denied, expired, or its challenge changed), or when the time is up; it needs the login's claim token " +
-            '(header `X-Claim-Token`, L8): without it 404 FLOW_NOT_FOUND.',
+            '(approved, denied, expired, or its challenge changed), or when the time is up.',
           params: FlowParams,
           querystring: WaitQuery,
           headers: ClaimHeaders,
@@ -70,11 +71,12 @@ export function loginApi(services: Services): FastifyPluginAsync {
       },
       async (request, reply) => {
         const wait = request.query.wait ?? 0;
-        if (wait === 0) return services.login.get(request.params.flowId);
+        const claimToken = request.headers['x-claim-token'];
+        if (wait === 0) return services.login.owned(request.params.flowId, claimToken, requestMeta(request));
         const abort = new AbortController();
         reply.raw.once('close', () => abort.abort());
         reply.header('cache-control', 'no-store');
-        return services.login.wait(request.params.flowId, request.headers['x-claim-token'], requestMeta(request), wait * 1000, abort.signal);
+        return services.login.wait(request.params.flowId, claimToken, requestMeta(request), wait * 1000, abort.signal);
       },
     );
 
@@ -144,13 +146,14 @@ export function loginApi(services: Services): FastifyPluginAsync {
           tags: ['login'],
           summary: 'Answer the challenge, or switch to another device',
           description:
+            'Only for whoever started the login: its claim token in the header `X-Claim-Token` (L8); without it 404 FLOW_NOT_FOUND, as for ' +
+            'an unknown id, and nothing is counted. ' +
             '`{"response"}` answers the challenge: 200 with state "done" and a session (also set as a cookie), which ends the session ' +
             'of the cookie the request carried (L8, audited `replaced`; a Bearer token is not ended); ' +
             '401 LOGIN_FAILED (with hints and attemptsLeft); 410 FLOW_EXPIRED after 5 minutes, 3 wrong answers or once used; ' +
             '423 LOCKED; 429 TOO_MANY_ATTEMPTS (other answers of the user are being checked at this moment; nothing was counted); ' +
             '409 DEVICE_NOT_AVAILABLE when the device was revoked, reported lost or no longer shared with the user meanwhile (L8, nothing counted). ' +
-            '`{"device"}` switches to another active device of the user and returns its challenge (M2FS), only with the login\'s claim token ' +
-            '(header `X-Claim-Token`, L8): without it 404 FLOW_NOT_FOUND.',
+            '`{"device"}` switches to another active device of the user and returns its challenge (M2FS).',
           params: FlowParams,
           headers: ClaimHeaders,
           body: LoginStepBody,
@@ -170,7 +173,12 @@ export function loginApi(services: Services): FastifyPluginAsync {
         if (request.body.device !== undefined) {
           return services.login.switchDevice(request.params.flowId, request.headers['x-claim-token'], request.body.device, requestMeta(request));
         }
-        const { flow, session } = await services.login.answer(request.params.flowId, request.body.response!, loginMeta(request, services.config));
+        const { flow, session } = await services.login.answer(
+          request.params.flowId,
+          request.headers['x-claim-token'],
+          request.body.response!,
+          loginMeta(request, services.config),
+        );
         setSessionCookie(reply, services.config, session, services.clock.now());
         return { ...flow, session: sessionToken(session) };
       },

@@ -80,7 +80,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
       if (code === 'FLOW_NOT_FOUND' || code === 'CLAIM_REFUSED') return flowGone(request, reply, error);
       let flow: FlowView;
       try {
-        flow = await services.login.get(flowId);
+        flow = await services.login.owned(flowId, request.cookies[cookieNames(config).claim], requestMeta(request));
       } catch {
         return flowGone(request, reply, error);
       }
@@ -207,14 +207,17 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.post<{ Params: { flowId: string } }>('/login/:flowId', { preHandler: app.csrfProtection }, async (request, reply) => {
       const { flowId } = request.params;
       try {
-        const { session } = await services.login.answer(flowId, field(request.body, 'response'), loginMeta(request, config));
+        const claimToken = request.cookies[cookieNames(config).claim];
+        const { session } = await services.login.answer(flowId, claimToken, field(request.body, 'response'), loginMeta(request, config));
         setSessionCookie(reply, config, session, services.clock.now());
         return reply.redirect(await landing(request, reply, session.userId), 303);
       } catch (error) {
         const mapped = toSlsError(error);
         let flow: FlowView | undefined;
+        // L8: not the browser that started the login: it sees nothing of it
+        if (mapped.code === 'FLOW_NOT_FOUND') return flowGone(request, reply, mapped);
         try {
-          flow = await services.login.get(flowId);
+          flow = await services.login.owned(flowId, request.cookies[cookieNames(config).claim], requestMeta(request));
         } catch {
           return flowGone(request, reply, mapped);
         }
