@@ -140,6 +140,45 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       expect(await active(tradingClient, refreshed.access_token)).toBe(true);
     });
 
+    it.each([
+      ['locks the user (L3)', (username: string) => h.services.helpDesk.lockUser(agentId, username, { reason: 'reported fraud' })],
+      ['ends every session of the user (L8)', (username: string) => h.services.helpDesk.endSessions(agentId, username)],
+      [
+        'resets the password (A5, L8)',
+        async (username: string) => {
+          const verification = await h.services.helpDesk.verifyIdentity(agentId, username, { method: 'id_document' });
+          await h.services.helpDesk.resetPassword(agentId, username, { verificationId: verification.id });
+        },
+      ],
+    ] as const)(
+      'L3, L8, I1: when client services %s, the relying parties’ refresh tokens, access tokens and user info end with the sessions',
+      async (_what, act) => {
+        const portal = await signedIn('portal');
+        const trading = await signedIn('trading');
+        for (const { user, tokens } of [portal, trading]) {
+          await act(user.username);
+          const client = user === portal.user ? portalClient : tradingClient;
+          await expect(oidc.refreshTokenGrant(client, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+          expect(await active(client, tokens.access_token)).toBe(false);
+          await expect(oidc.fetchUserInfo(client, tokens.access_token, user.id)).rejects.toBeDefined();
+        }
+      },
+    );
+
+    it('L3, L8, I1: a lock by 10 failures (which anyone who knows the username can cause) ends neither the user’s sessions nor the tokens standing on them: they end together or not at all (decision 0027)', async () => {
+      const { user, token, tokens } = await signedIn('portal');
+      for (let i = 0; i < 10; i++) expect((await startLogin(h.app, user.username, 'not the password')).status).toBe(401);
+      expect((await startLogin(h.app, user.username)).status).toBe(423);
+      expect(await h.services.sessions.authenticate(token)).not.toBeNull();
+      const refreshed = await oidc.refreshTokenGrant(portalClient, tokens.refresh_token!);
+      expect(await active(portalClient, refreshed.access_token)).toBe(true);
+      // client services, told of the attack, end them all at once
+      await h.services.helpDesk.lockUser(agentId, user.username, { reason: 'password guessed' });
+      expect(await h.services.sessions.authenticate(token)).toBeNull();
+      await expect(oidc.refreshTokenGrant(portalClient, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+      expect(await active(portalClient, refreshed.access_token)).toBe(false);
+    });
+
     it('T3, I1: introspection says inactive once the full access of a temporary passcode ended (day 2), though the token has not expired', async () => {
       const { user } = await createUserWithCard(h.services);
       // the passcode was issued 2 days less 10 minutes ago: full access for 10 more minutes (T3)
