@@ -599,6 +599,35 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       const other = await h.services.oidc.clients.create({ name: 'Attack other', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
       expect((await pollOnce(other.client.clientId, response.device_code)).body.error).toBe('invalid_grant');
     });
+
+    it('I1 (RFC 8628 §3.5): a device still polling after the scheduler cleaned up the expired artefacts is told expired_token for a day, not invalid_grant; then its code is forgotten', async () => {
+      const created = await h.services.oidc.clients.create(
+        { name: 'Attack pruned', app: 'trading', redirectUris: [], public: true, deviceGrant: true },
+        'test',
+      );
+      const device = await oidc.discovery(new URL(issuer), created.client.clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      const response = await oidc.initiateDeviceAuthorization(device, { scope: 'openid' });
+      const poll = () => oidc.genericGrantRequest(device, 'urn:ietf:params:oauth:grant-type:device_code', { device_code: response.device_code });
+      const kept = () =>
+        h.services.store.db
+          .selectFrom('oidc_artifacts')
+          .select('id')
+          .where('model', '=', 'DeviceCode')
+          .where('id', '=', artifactKey(h.services.box, response.device_code))
+          .executeTakeFirst();
+      await expect(poll()).rejects.toMatchObject({ error: 'authorization_pending' });
+      h.clock.advance(11 * MINUTE);
+      await h.services.oidc.prune();
+      await expect(poll()).rejects.toMatchObject({ error: 'expired_token' });
+      h.clock.advance(DAY - 12 * MINUTE);
+      await h.services.oidc.prune();
+      await expect(poll()).rejects.toMatchObject({ error: 'expired_token' });
+      expect(await kept()).toBeDefined();
+      // a day after its expiry (10 minutes after it was issued)
+      h.clock.advance(12 * MINUTE);
+      await h.services.oidc.prune();
+      expect(await kept()).toBeUndefined();
+    });
   });
 });
 

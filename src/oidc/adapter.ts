@@ -285,8 +285,19 @@ export async function revokeGrants(store: Store, grantIds: string[]): Promise<vo
   if (grantIds.length > 0) await store.db.deleteFrom('oidc_artifacts').where('grant_id', 'in', grantIds).execute();
 }
 
-/** The scheduler: deletes every artefact past its expiry. */
+/**
+ * RFC 8628 §3.5: how long a device code is kept past its expiry, so that a device still polling with it is told
+ * `expired_token` (ask the user for a new code), not `invalid_grant` (a code nobody issued), after the scheduler ran.
+ */
+export const EXPIRED_DEVICE_CODE_KEPT_MS = 24 * 60 * 60 * 1000;
+
+/** The scheduler: deletes every artefact past its expiry (an expired device code a day later: EXPIRED_DEVICE_CODE_KEPT_MS). */
 export async function pruneArtifacts(store: Store, clock: Clock): Promise<number> {
-  const result = await store.db.deleteFrom('oidc_artifacts').where('expires_at', '<=', clock.now()).executeTakeFirst();
+  const now = clock.now();
+  const result = await store.db
+    .deleteFrom('oidc_artifacts')
+    .where('expires_at', '<=', now)
+    .where((eb) => eb.or([eb('model', '!=', 'DeviceCode'), eb('expires_at', '<=', now - EXPIRED_DEVICE_CODE_KEPT_MS)]))
+    .executeTakeFirst();
   return Number(result.numDeletedRows);
 }
