@@ -591,8 +591,8 @@ export class LoginFlows {
    * after `waitMs`, with the flow as it is then.
    */
   async wait(flowId: string, claimToken: string | undefined, meta: { ip: string | null }, waitMs: number, abort?: AbortSignal): Promise<FlowView> {
-    await this.ownedRow(flowId, claimToken, meta, 'wait');
-    const row = (await this.deps.pushRequests.waitForPhone(() => this.row(flowId), waitMs, abort)) ?? (await this.row(flowId));
+    const owned = await this.ownedRow(flowId, claimToken, meta, 'wait');
+    const row = (await this.deps.pushRequests.waitForPhone(() => this.row(flowId), waitMs, abort, owned)) ?? (await this.row(flowId));
     return this.view(row, await this.devicesOf(row));
   }
 
@@ -618,7 +618,7 @@ export class LoginFlows {
       throw new SlsError('CLAIM_REFUSED');
     }
     if (wait.ms > 0 && row.state === 'second_factor') {
-      const ended = await this.deps.pushRequests.waitForPhone(() => this.row(flowId), wait.ms, wait.abort);
+      const ended = await this.deps.pushRequests.waitForPhone(() => this.row(flowId), wait.ms, wait.abort, row);
       if (wait.abort?.aborted) throw new SlsError('FLOW_STATE', { reason: 'not_approved' });
       row = ended ?? (await this.row(flowId));
     }

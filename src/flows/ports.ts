@@ -24,7 +24,7 @@ export interface PushApprovals {
   /** K4: no notification came; the flow's push request becomes a challenge typed from the app. */
   offline(row: FlowRow): Promise<Device>;
   /** Waits until the flow is no longer a pending push request, or `waitMs` has passed. */
-  waitForPhone(read: () => Promise<FlowRow>, waitMs: number, abort?: AbortSignal): Promise<FlowRow | null>;
+  waitForPhone(read: () => Promise<FlowRow>, waitMs: number, abort?: AbortSignal, first?: FlowRow): Promise<FlowRow | null>;
   /** The device and scope of an approved push request. */
   approval(row: FlowRow, app: App): Promise<{ device: Device; scope: SessionScope }>;
 }

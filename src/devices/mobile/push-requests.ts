@@ -487,9 +487,10 @@ export class PushRequests {
    * expired, or its prompt changed) or after `waitMs`; at once for a flow
    * that does not wait for the phone. The flow as it last read it, when
    * it no longer waits (null: still waiting, or the wait was aborted).
+   * `known`: the flow as the caller just read it (not read again).
    */
-  async waitForPhone(read: () => Promise<FlowRow>, waitMs: number, abort?: AbortSignal): Promise<FlowRow | null> {
-    const first = await read();
+  async waitForPhone(read: () => Promise<FlowRow>, waitMs: number, abort?: AbortSignal, known?: FlowRow): Promise<FlowRow | null> {
+    const first = known ?? (await read());
     if (promptOf(first)?.type !== 'push') return first;
     return this.deps.signals.waitFor(
       [flowTopic(first.id)],
