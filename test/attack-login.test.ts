@@ -25,7 +25,7 @@ describe.each(DATABASES)('attacks on a login flow known by its id on %s', (datab
       .sort();
   }
 
-  it('L7, L8, L3: with only a login’s id, reading it or answering it (even with the right code) is 404 FLOW_NOT_FOUND as for an unknown id, audited; no answer nor failure is counted; its owner reads it and logs in', async () => {
+  it('L7, L8, L3, K3: with only a login’s id, reading it, answering it (even with the right code) or taking its session is 404 FLOW_NOT_FOUND as for an unknown id, audited; no answer nor failure is counted; its owner reads it and logs in', async () => {
     const { user, card } = await createUserWithCard(h.services);
     const login = await startLogin(h.app, user.username);
     expect(login.status).toBe(200);
@@ -42,6 +42,9 @@ describe.each(DATABASES)('attacks on a login flow known by its id on %s', (datab
       const taken = await postJson(h.app, `/api/v1/login/${id}`, { response: right }, headers);
       expect([taken.status, taken.body.session], what).toEqual([404, undefined]);
     }
+    // nor taking its session (K3): the same answer as for an unknown id, no oracle of the login's existence
+    const taking = await postJson(h.app, `/api/v1/login/${id}/session`, { claimToken: 'x'.repeat(43) });
+    expect([taking.status, taking.body]).toEqual([404, unknown.body]);
     // another login's claim token is no key to this one
     const other = await startLogin(h.app, user.username);
     expect((await get(h.app, `/api/v1/login/${id}`, claimOf(other))).status).toBe(404);
@@ -50,7 +53,7 @@ describe.each(DATABASES)('attacks on a login flow known by its id on %s', (datab
     expect((await h.services.lockout.status(user.username)).failures).toBe(0);
     const own = await get(h.app, `/api/v1/login/${id}`, claimOf(login));
     expect([own.status, own.body.state, own.body.attemptsLeft]).toEqual([200, 'second_factor', 3]);
-    expect(await refusals(user.id)).toEqual([...Array(7).fill('answer'), ...Array(4).fill('view')].sort());
+    expect(await refusals(user.id)).toEqual([...Array(7).fill('answer'), 'claim', ...Array(4).fill('view')].sort());
     const done = await postJson(h.app, `/api/v1/login/${id}`, { response: right }, claimOf(login));
     expect([done.status, done.body.state]).toEqual([200, 'done']);
     expect(await h.services.sessions.authenticate(done.body.session.token)).not.toBeNull();

@@ -335,7 +335,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
 
     // K3: the session is only for whoever entered the password: knowing the flow id is not enough
     const stranger = await claimSession(h.app, login, 'x'.repeat(43));
-    expect([stranger.status, stranger.body.error.code]).toEqual([403, 'CLAIM_REFUSED']);
+    expect([stranger.status, stranger.body.error.code]).toEqual([404, 'FLOW_NOT_FOUND']);
     expect((await postJson(h.app, `/api/v1/login/${login.body.id}/session`, {})).body.error.code).toBe('VALIDATION_ERROR');
     expect((await readLogin(h.app, login.body.id)).body.state).toBe('approved');
     expect((await h.services.audit.list({ userId: user.id })).some((e) => e.event === 'login.claim_refused')).toBe(true);
@@ -464,7 +464,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
       }).then(async (r) => ({ status: r.status, body: (await r.json()) as { state: string; session?: { token: string }; error?: { code: string } } }));
     // the claim token is checked before it waits: a stranger is refused at once, not held
     const stranger = await claimWaits('x'.repeat(43));
-    expect([stranger.status, stranger.body.error?.code]).toEqual([403, 'CLAIM_REFUSED']);
+    expect([stranger.status, stranger.body.error?.code]).toEqual([404, 'FLOW_NOT_FOUND']);
     const started = Date.now();
     const waiting = claimWaits(login.body.claimToken as string);
     await new Promise((resolve) => setTimeout(resolve, 100));

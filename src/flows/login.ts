@@ -612,11 +612,8 @@ export class LoginFlows {
     meta: RequestMeta,
     wait: { ms: number; abort?: AbortSignal } = { ms: 0 },
   ): Promise<{ flow: FlowView; session: IssuedSession }> {
-    let row = await this.row(flowId);
-    if (!this.holdsClaim(row, claimToken)) {
-      await this.deps.audit.record({ event: 'login.claim_refused', userId: row.user_id, username: row.username, ip: meta.ip, data: { flowId } });
-      throw new SlsError('CLAIM_REFUSED');
-    }
+    // L8: as every request on the login: without its claim token, 404 as for an unknown id (no oracle of its existence)
+    let row = await this.ownedRow(flowId, claimToken, meta, 'claim');
     if (wait.ms > 0 && row.state === 'second_factor') {
       const ended = await this.deps.pushRequests.waitForPhone(() => this.row(flowId), wait.ms, wait.abort, row);
       if (wait.abort?.aborted) throw new SlsError('FLOW_STATE', { reason: 'not_approved' });

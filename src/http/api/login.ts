@@ -90,7 +90,7 @@ export function loginApi(services: Services): FastifyPluginAsync {
           summary: 'Take the session of a login approved on the phone (K3)',
           description:
             'Once the flow is `approved`, the session is created (also set as a cookie), once, for the holder of the ' +
-            "login's `claimToken`. 403 CLAIM_REFUSED (not the token of this login), 409 FLOW_STATE (not approved yet), " +
+            "login's `claimToken`. 404 FLOW_NOT_FOUND (not the token of this login, as for an unknown id), 409 FLOW_STATE (not approved yet), " +
             '410 FLOW_EXPIRED (denied, expired, or already taken); 409 DEVICE_NOT_AVAILABLE when the phone was revoked or reported lost since it approved (L8). ' +
             'With `wait` (seconds, at most 25) the claim is also the live connection of the login waiting for the phone: it answers as soon as ' +
             'the phone approved, with the session (one request instead of `GET ?wait` then this), or 410 as soon as it was denied or expired, ' +
