@@ -1314,7 +1314,8 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     expect(await count()).toBeGreaterThan(0);
     const keysBefore = await h.services.store.db.selectFrom('oidc_keys').select('kid').execute();
     expect(keysBefore.length).toBeGreaterThan(1);
-    h.clock.advance(13 * 60 * MINUTE);
+    // … a device code (RFC 8628) a day past its expiry: until then a device still polling is told expired_token (§3.5)
+    h.clock.advance(25 * 60 * MINUTE);
     await h.services.scheduler.runDue();
     expect(await count()).toBe(0);
     // only the signing key is left
@@ -1393,7 +1394,9 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
       });
       const flowPath = new URL(posted.location!).pathname;
       const challengePage = await user.request(`${bUrl}${flowPath}`);
-      const view = (await (await fetch(`${bUrl}/api/v1${flowPath}`)).json()) as { challenge: { question: string } };
+      // L8: the login as the browser that started it reads it (its claim cookie)
+      const claim = [...user.jar].find(([name]) => name.endsWith('sls_claim'))?.[1] ?? '';
+      const view = (await (await fetch(`${bUrl}/api/v1${flowPath}`, { headers: { 'x-claim-token': claim } })).json()) as { challenge: { question: string } };
       const response = (await slsInProcess(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', view.challenge.question], env)).stdout.trim();
       return user.request(`${bUrl}${flowPath}`, { form: { _csrf: csrfOf(form(challengePage.html, flowPath)), response } });
     };
