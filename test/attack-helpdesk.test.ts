@@ -804,7 +804,7 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
       const page = await browser.get(`${path}/verifications/${verification.id}`);
       const issued = await browser.submit(page, `${path}/${action}`, { verificationId: verification.id, deviceStatus: 'suspended' });
       expect([issued.status, issued.location]).toEqual([303, `${path}/${kind}`]);
-      const sealed = browser.jar.get(`sls_hd_${kind}`)!;
+      const sealed = browser.jar.get(`__Secure-sls_hd_${kind}`)!;
       expect(sealed).toBeTruthy();
       // two loads at once with the same cookie: one shows the secret, the other not
       const loads = await Promise.all([browser.get(`${path}/${kind}`), browser.get(`${path}/${kind}`)]);
@@ -812,7 +812,7 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
       expect(shown, kind).toHaveLength(1);
       // the same cookie sent again a minute later (well within its 2 minutes): gone
       h.clock.advance(60_000);
-      browser.jar.set(`sls_hd_${kind}`, sealed);
+      browser.jar.set(`__Secure-sls_hd_${kind}`, sealed);
       const replay = await browser.get(`${path}/${kind}`);
       expect(replay.status).toBe(200);
       expect(byId(replay.html, kind), kind).toBeUndefined();

@@ -382,11 +382,11 @@ describe('identity verification and the temporary passcode (T1-T5, A5)', () => {
     expect(issued.status).toBe(303);
     expect(issued.location).toBe(`${userPath(caller)}/passcode`);
     expect(issued.html).not.toMatch(/[A-Z2-9]{8}/);
-    const handover = issued.setCookies.find((c) => c.startsWith('sls_hd_passcode='))!;
+    const handover = issued.setCookies.find((c) => c.startsWith('__Secure-sls_hd_passcode='))!;
     expect(handover).toMatch(new RegExp(`Path=${userPath(caller)}/passcode`));
     expect(handover).toMatch(/HttpOnly/);
     expect(handover).toMatch(/SameSite=Strict/);
-    const sealed = staff.agent.jar.get('sls_hd_passcode')!;
+    const sealed = staff.agent.jar.get('__Secure-sls_hd_passcode')!;
 
     const shown = await staff.agent.get(issued.location!);
     expect(shown.status).toBe(200);
@@ -398,7 +398,7 @@ describe('identity verification and the temporary passcode (T1-T5, A5)', () => {
     expect(byId(shown.html, 'passcode')?.tag).toBe('output');
     expect(textById(shown.html, 'full-access-until')).toMatch(/ UTC$/);
     expect(byId(shown.html, 'back-to-user')?.attrs.href).toBe(`${userPath(caller)}/verifications/${id}`);
-    expect(staff.agent.jar.has('sls_hd_passcode')).toBe(false); // the page cleared it
+    expect(staff.agent.jar.has('__Secure-sls_hd_passcode')).toBe(false); // the page cleared it
 
     // T5: shown once: a reload shows it no more, nor does the sealed cookie in another staff member's browser
     const reload = await staff.agent.get(issued.location!);
@@ -407,7 +407,7 @@ describe('identity verification and the temporary passcode (T1-T5, A5)', () => {
     expect(reload.html).not.toContain(passcode);
     expect(textById(reload.html, 'passcode-gone')).toContain('cannot be shown again');
     const other = await signedIn();
-    other.agent.jar.set('sls_hd_passcode', sealed);
+    other.agent.jar.set('__Secure-sls_hd_passcode', sealed);
     const stolen = await other.agent.get(issued.location!);
     expect(stolen.html).not.toContain(passcode);
     expect(byId(stolen.html, 'passcode-gone')).toBeDefined();
@@ -616,12 +616,12 @@ describe('a forgotten password (A5)', () => {
     expect(reset.status, reset.html).toBe(303);
     expect(reset.location).toBe(passwordPage(caller));
     expect(reset.html).not.toMatch(/[A-Z2-9]{12}/);
-    const handover = reset.setCookies.find((c) => c.startsWith('sls_hd_password='))!;
+    const handover = reset.setCookies.find((c) => c.startsWith('__Secure-sls_hd_password='))!;
     expect(handover).toMatch(new RegExp(`Path=${passwordPage(caller)}(;|$)`));
     expect(handover).toMatch(/HttpOnly/);
     expect(handover).toMatch(/SameSite=Strict/);
     expect(handover).toMatch(/Max-Age=120/);
-    const sealed = staff.agent.jar.get('sls_hd_password')!;
+    const sealed = staff.agent.jar.get('__Secure-sls_hd_password')!;
 
     const shown = await staff.agent.get(reset.location!);
     expect(shown.status).toBe(200);
@@ -640,7 +640,7 @@ describe('a forgotten password (A5)', () => {
     expect(byId(shown.html, 'full-access-until')).toBeUndefined(); // a passcode's periods; the one-time password has none
     expect(byId(shown.html, 'back-to-user')?.attrs.href).toBe(`${userPath(caller)}/verifications/${id}`);
     expect(textById(shown.html, 'back-to-user')).toBe('Back to the user');
-    expect(staff.agent.jar.has('sls_hd_password')).toBe(false); // the page cleared it
+    expect(staff.agent.jar.has('__Secure-sls_hd_password')).toBe(false); // the page cleared it
 
     // shown once: a reload shows it no more, nor does the sealed cookie in another staff member's browser
     const reload = await staff.agent.get(reset.location!);
@@ -652,7 +652,7 @@ describe('a forgotten password (A5)', () => {
       'This password has been shown once and cannot be shown again. If the caller did not note it, reset the password again: the earlier one then stops working.',
     );
     const other = await signedIn();
-    other.agent.jar.set('sls_hd_password', sealed);
+    other.agent.jar.set('__Secure-sls_hd_password', sealed);
     const stolen = await other.agent.get(reset.location!);
     expect(stolen.html).not.toContain(password);
     expect(byId(stolen.html, 'password-gone')).toBeDefined();
@@ -681,7 +681,7 @@ describe('a forgotten password (A5)', () => {
     const { page: verified } = await verify(staff.agent, caller);
     const issued = await staff.agent.submit(verified, `${userPath(caller)}/temporary-passcode`, { deviceStatus: 'suspended' });
     expect(issued.status).toBe(303);
-    staff.agent.jar.set('sls_hd_password', staff.agent.jar.get('sls_hd_passcode')!);
+    staff.agent.jar.set('__Secure-sls_hd_password', staff.agent.jar.get('__Secure-sls_hd_passcode')!);
     const swapped = await staff.agent.get(passwordPage(caller));
     expect(swapped.status).toBe(200);
     expect(byId(swapped.html, 'password')).toBeUndefined();
@@ -711,7 +711,7 @@ describe('a forgotten password (A5)', () => {
     expect(h1s(forged.html)).toEqual([`User ${caller.username}`]);
     expect(forms(forged.html)).toEqual([]);
     expect(forged.location).toBeUndefined();
-    expect(compliance.agent.jar.has('sls_hd_password')).toBe(false);
+    expect(compliance.agent.jar.has('__Secure-sls_hd_password')).toBe(false);
 
     expect(await clientLogin(caller, card, PASSWORD)).toEqual(expect.any(String));
     expect((await auditOf(caller)).filter((e) => e.event === 'user.password_changed' && e.data.oneTime === true)).toEqual([]);
@@ -736,7 +736,7 @@ describe('a forgotten password (A5)', () => {
       expect(h1s(refused.html)).toEqual([`User ${caller.username}`]);
       expect(refused.html).not.toContain('<b>x</b>');
       expect(hasForm(refused.html, resetPath(caller))).toBe(false);
-      expect(refused.setCookies.find((c) => c.startsWith('sls_hd_password='))).toBeUndefined();
+      expect(refused.setCookies.find((c) => c.startsWith('__Secure-sls_hd_password='))).toBeUndefined();
     }
     // another user's verification is not this user's
     const ofOther = await verify(staff.agent, other);
@@ -780,7 +780,7 @@ describe('a forgotten password (A5)', () => {
       expect(res.status, JSON.stringify(extra)).toBe(403);
       expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
       expect(alertBox(res.html)?.code).toBe('CSRF_FAILED');
-      expect(res.setCookies.find((c) => c.startsWith('sls_hd_password='))).toBeUndefined();
+      expect(res.setCookies.find((c) => c.startsWith('__Secure-sls_hd_password='))).toBeUndefined();
     }
     expect(await clientLogin(caller, card, PASSWORD)).toEqual(expect.any(String));
     expect((await auditOf(caller)).filter((e) => e.event === 'user.password_changed' && e.data.oneTime === true)).toEqual([]);

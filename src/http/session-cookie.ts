@@ -42,6 +42,9 @@ export interface CookieNames {
   oidcReturn: string;
   /** L4, decision 0024: the browser the user completed a login in (flows/known-clients.ts). */
   known: string;
+  /** T5, A5: a new temporary passcode or one-time password on its way to its console page (Path = that page: `__Secure-`). */
+  helpdeskPasscode: string;
+  helpdeskPassword: string;
 }
 
 const SECURE_NAMES: CookieNames = {
@@ -53,6 +56,8 @@ const SECURE_NAMES: CookieNames = {
   oidcResume: '__Secure-sls_oidc_resume',
   oidcReturn: '__Host-sls_oidc_return',
   known: '__Host-sls_known',
+  helpdeskPasscode: '__Secure-sls_hd_passcode',
+  helpdeskPassword: '__Secure-sls_hd_password',
 };
 const PLAIN_NAMES: CookieNames = {
   session: 'sls_session',
@@ -63,6 +68,8 @@ const PLAIN_NAMES: CookieNames = {
   oidcResume: 'sls_oidc_resume',
   oidcReturn: 'sls_oidc_return',
   known: 'sls_known',
+  helpdeskPasscode: 'sls_hd_passcode',
+  helpdeskPassword: 'sls_hd_password',
 };
 
 export function cookieNames(config: Pick<Config, 'cookieSecure'>): CookieNames {

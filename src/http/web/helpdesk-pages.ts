@@ -19,6 +19,7 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../services.js';
+import type { Config } from '../../config.js';
 import { SlsError } from '../../errors.js';
 import { VERIFICATION_METHODS } from '../../helpdesk/helpdesk.js';
 import type { User } from '../../identity/users.js';
@@ -31,6 +32,7 @@ import type { DeviceState } from '../../store/schema.js';
 import type { Language } from '../../i18n/i18n.js';
 import { toSlsError } from '../errors.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
+import { cookieNames } from '../session-cookie.js';
 import { countryOptions } from './mobile-pages.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
@@ -41,8 +43,11 @@ import { field, registerForms, type PageRenderer } from './render.js';
  */
 const SECRET_KINDS = ['passcode', 'password'] as const;
 type SecretKind = (typeof SECRET_KINDS)[number];
-/** The cookie that carries a new secret of that kind to its result page, sealed; cleared when shown. */
-const secretCookie = (kind: SecretKind): string => `sls_hd_${kind}`;
+/** The cookie that carries a new secret of that kind to its result page, sealed; cleared when shown (`__Secure-` under Secure cookies). */
+function secretCookie(config: Pick<Config, 'cookieSecure'>, kind: SecretKind): string {
+  const names = cookieNames(config);
+  return kind === 'passcode' ? names.helpdeskPasscode : names.helpdeskPassword;
+}
 /** How long the sealed secret waits for its result page. */
 const SECRET_HANDOVER_MS = 2 * 60 * 1000;
 /** A value of an audit entry's data as staff read it: times (…At, …Until) in the page's words, not milliseconds or ISO. */
@@ -439,7 +444,7 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     const user = await services.users.getByUsername(username);
     const handoverId = await helpDesk.openHandover(staff.session.id, user.id, secret.kind, SECRET_HANDOVER_MS);
     const sealed: SealedSecret = { ...secret, issuedAt: services.clock.now(), handoverId };
-    reply.setCookie(secretCookie(secret.kind), services.box.sealJson(sealed, sealContext(secret.kind, staff, username)), {
+    reply.setCookie(secretCookie(config, secret.kind), services.box.sealJson(sealed, sealContext(secret.kind, staff, username)), {
       ...secretCookieOptions(secret.kind, username),
       maxAge: SECRET_HANDOVER_MS / 1000,
     });
@@ -462,10 +467,10 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     } catch (error) {
       return renderSearch(request, reply, staff, { error });
     }
-    const sealed = request.cookies[secretCookie(kind)];
+    const sealed = request.cookies[secretCookie(config, kind)];
     let issued: SealedSecret | null = null;
     if (sealed) {
-      reply.clearCookie(secretCookie(kind), secretCookieOptions(kind, user.username));
+      reply.clearCookie(secretCookie(config, kind), secretCookieOptions(kind, user.username));
       try {
         issued = services.box.openJson<SealedSecret>(sealed, sealContext(kind, staff, user.username));
       } catch {
