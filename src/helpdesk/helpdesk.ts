@@ -204,14 +204,24 @@ export class HelpDesk {
     return staff;
   }
 
+  /**
+   * The admin behind a request to the admin API or the OpenID clients page
+   * (`path`); anyone else: 403 FORBIDDEN_ROLE, audited (X1, X7).
+   */
+  async admin(userId: string, action: 'admin' | 'oidc_clients', path: string): Promise<User> {
+    const user = await this.deps.users.get(userId);
+    if (user.status !== 'active' || user.role !== 'admin') await this.refuseRole(user, action, { path });
+    return user;
+  }
+
   /** X1, X7: a role below what was asked: audited as `helpdesk.refused` (reason `role`) under the user who asked, then 403 FORBIDDEN_ROLE. */
-  private async refuseRole(user: User, action: string): Promise<never> {
+  private async refuseRole(user: User, action: string, where: { path?: string } = {}): Promise<never> {
     await this.deps.audit.record({
       event: 'helpdesk.refused',
       actor: `${user.role === 'client' ? 'user' : 'staff'}:${user.id}`,
       userId: user.id,
       username: user.username,
-      data: { action, reason: 'role', role: user.role, status: user.status, via: this.via },
+      data: { action, reason: 'role', role: user.role, status: user.status, via: this.via, ...where },
     });
     throw new SlsError('FORBIDDEN_ROLE', { role: user.role });
   }

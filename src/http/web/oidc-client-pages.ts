@@ -6,14 +6,13 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../services.js';
 import type { Session } from '../../sessions/sessions.js';
-import { SlsError } from '../../errors.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
 const PATH = '/helpdesk/oidc-clients';
 
 export function oidcClientPages(services: Services, pages: PageRenderer, guard: SessionGuard): FastifyPluginAsync {
-  const { oidc, users } = services;
+  const { oidc } = services;
 
   return async (app) => {
     await registerForms(app, pages);
@@ -27,18 +26,8 @@ export function oidcClientPages(services: Services, pages: PageRenderer, guard: 
     async function admin(request: FastifyRequest, need: 'staff' | 'staff_action'): Promise<{ userId: string; session: Session } | { redirect: string }> {
       const session = await guard.page(request, need, PATH);
       if (redirected(session)) return session;
-      const user = await users.get(session.userId);
-      if (user.status !== 'active' || user.role !== 'admin') {
-        // X1, X7: a role below admin on the OpenID clients page is audited
-        await services.audit.record({
-          event: 'helpdesk.refused',
-          actor: `${user.role === 'client' ? 'user' : 'staff'}:${user.id}`,
-          userId: user.id,
-          username: user.username,
-          data: { action: 'oidc_clients', reason: 'role', role: user.role, status: user.status, path: request.url.split('?')[0] },
-        });
-        throw new SlsError('FORBIDDEN_ROLE', { role: user.role });
-      }
+      // X1, X7: a role below admin on the OpenID clients page is audited
+      const user = await services.helpDesk.admin(session.userId, 'oidc_clients', request.url.split('?')[0]!);
       return { userId: user.id, session };
     }
 
