@@ -48,14 +48,14 @@ export async function activatePhone(services: Services, username: string, passwo
   // one number per phone: the SMS limits of a number (X5) would stop the activations of phase 8's phones
   await services.phones.add(user.id, { country: 'FR', number }, 'bench', null);
   const view = await services.mobileEnrolment.start({ username, password, purpose: 'activate', ...meta }, ORIGIN);
-  await services.mobileEnrolment.sendToken(view.id, { phoneId: view.phones[0]!.id }, meta, ORIGIN);
+  await services.mobileEnrolment.sendToken(view.id, view.claimToken, { phoneId: view.phones[0]!.id }, meta, ORIGIN);
   const [sms] = (await services.notifier.list({ userId: user.id })).filter((n) => n.template === 'activationToken');
   const token = /\b(\d{6})\b/.exec(sms!.body)![1]!;
   const keys = await generatePhoneKeys();
   const publicJwks = await publicKeys(keys);
-  await services.mobileEnrolment.prove(view.id, { response: token, ...publicJwks }, meta, ORIGIN);
+  await services.mobileEnrolment.prove(view.id, view.claimToken, { response: token, ...publicJwks }, meta, ORIGIN);
   const signature = await signAnswer(keys.signing.privateKey, activationMessage(view.id));
-  const activated = await services.mobileEnrolment.complete(view.id, { pin: PIN, ...publicJwks, signature }, meta, ORIGIN);
+  const activated = await services.mobileEnrolment.complete(view.id, view.claimToken, { pin: PIN, ...publicJwks, signature }, meta, ORIGIN);
   return {
     username,
     deviceId: activated.deviceId,

@@ -60,7 +60,7 @@ describe.each(DATABASES)('attacks on devices (%s)', (database) => {
       const view = await attacker.start(user.username, 'migrate');
       expect(view).toMatchObject({ proof: 'device', challenge: { type: 'otp' } });
       expect(view.phones).toEqual([]);
-      expect((await rejected(attacker.api.sendToken(view.id, { phoneId: 'phn_aaaaaaaaaaaaaaaaaaaaaaaaaa' }))).code).toBe('FLOW_STATE');
+      expect((await rejected(attacker.api.sendToken(view, { phoneId: 'phn_aaaaaaaaaaaaaaaaaaaaaaaaaa' }))).code).toBe('FLOW_STATE');
       expect((await h.services.devices.get(old.deviceId)).state).toBe('active');
       // whoever holds the token moves the authenticator
       const moved = await attacker.complete(view, await token.display());

@@ -360,7 +360,7 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       const view = await attacker.start(user.username, 'activate');
       expect(view.phones.map((p) => p.id)).toContain(second);
       h.clock.advance(1000);
-      await attacker.api.sendToken(view.id, { phoneId: second });
+      await attacker.api.sendToken(view, { phoneId: second });
       const token = await harnessInbox(h).activationToken(user.username);
       // the user removes the number that was taken over
       await h.services.phones.remove(user.id, second, `user:${user.id}`, null);
@@ -374,7 +374,7 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       const attacker = phone();
       const view = await attacker.start(user.username, 'activate');
       h.clock.advance(1000);
-      await attacker.api.sendToken(view.id, { phoneId: second });
+      await attacker.api.sendToken(view, { phoneId: second });
       const proven = await attacker.prove(view, await harnessInbox(h).activationToken(user.username));
       expect(proven.proven).toBe(true);
       await h.services.phones.remove(user.id, second, `user:${user.id}`, null);
@@ -494,7 +494,7 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       const attacker = phone();
       const view = await attacker.start(requester.username, 'activate');
       expect(view).toMatchObject({ proof: 'device', phones: [], challenge: { type: 'ocra' } });
-      expect((await rejected(attacker.api.sendToken(view.id, { phoneId: 'any' }))).code).toBe('FLOW_STATE');
+      expect((await rejected(attacker.api.sendToken(view, { phoneId: 'any' }))).code).toBe('FLOW_STATE');
       // the holder of the card proves possession with it
       const proven = await attacker.prove(view, cardAnswer(card, (view.challenge as { question: string }).question));
       expect(proven.proven).toBe(true);

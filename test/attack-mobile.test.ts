@@ -548,7 +548,7 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       const view = await app.start(user.username);
       expect([view.proof, view.challenge?.type]).toEqual(['device', 'webauthn']);
       expect(view.phones).toEqual([]);
-      expect((await rejected(app.api.sendToken(view.id, { phoneId: numberId }))).code).toBe('FLOW_STATE');
+      expect((await rejected(app.api.sendToken(view, { phoneId: numberId }))).code).toBe('FLOW_STATE');
       const options = (view.challenge as unknown as { options: { challenge: string } }).options;
       // another key's assertion proves nothing (counted, L3)
       const wrong = await rejected(app.prove(view, new SoftwareAuthenticator().assert(options, where)));

@@ -28,7 +28,7 @@ import {
   type Harness,
   type TestDatabase,
 } from './support/harness.js';
-import { answer, bearer, get, readLogin, loginSession, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
+import { answer, bearer, claimOf, get, readLogin, loginSession, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
 import { Browser, listeningHarness, registeredClient, TEST_REDIRECT_URI } from './support/oidc.js';
 import { Agent, alertBox, byId, csrfOf, form, textById } from './support/html.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
@@ -72,10 +72,12 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     expect([late.status, late.body.error?.code], JSON.stringify(late.body)).toEqual([410, 'FLOW_EXPIRED']);
     expect((await readLogin(h.app, login.body.id as string)).body.state).toBe('failed');
     const keys = await publicKeys(await generatePhoneKeys());
-    const proof = await postJson(h.app, `/api/v1/mobile/activations/${activation.body.id as string}/proof`, {
-      response: cardAnswer(card, activation.body.challenge.question),
-      ...keys,
-    });
+    const proof = await postJson(
+      h.app,
+      `/api/v1/mobile/activations/${activation.body.id as string}/proof`,
+      { response: cardAnswer(card, activation.body.challenge.question), ...keys },
+      claimOf(activation),
+    );
     expect([proof.status, proof.body.error?.code], JSON.stringify(proof.body)).toEqual([410, 'FLOW_EXPIRED']);
     expect((await h.services.devices.listForUser(user.id)).some((d) => d.type === 'mobile')).toBe(false);
     // the session that changed it goes on; each flow's end is audited with its cause

@@ -80,17 +80,17 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(view).toMatchObject({ purpose: 'activate', proof: 'sms', username: user.username, attemptsLeft: 3 });
     expect(view.phones).toHaveLength(1);
     expect(view.phones[0]!.number).toMatch(/^\+33 [•\s]+\d\d$/);
-    const sent = await app.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
+    const sent = await app.api.sendToken(view, { phoneId: view.phones[0]!.id });
     expect(sent.challenge).toMatchObject({ type: 'sms', delivery: 'sent', digits: 6 });
     // one token every 30 s
-    expect((await rejected(app.api.sendToken(view.id, { phoneId: view.phones[0]!.id }))).code).toBe('SMS_TOO_SOON');
+    expect((await rejected(app.api.sendToken(view, { phoneId: view.phones[0]!.id }))).code).toBe('SMS_TOO_SOON');
     const token = await inbox.activationToken(user.username);
     const keys = await app.keysFor(view.id);
     const keyJson = await publicKeys(keys);
     const signature = await signAnswer(keys.signing.privateKey, activationMessage(view.id));
 
     // issue 16 item 3: no PIN before the token is proven; refused with a stable code, nothing counted
-    const early = await rejected(app.api.completeActivation(view.id, { pin: APP_PIN, ...keyJson, signature }));
+    const early = await rejected(app.api.completeActivation(view, { pin: APP_PIN, ...keyJson, signature }));
     expect([early.status, early.code]).toEqual([409, 'ACTIVATION_NOT_PROVEN']);
     // a wrong token takes one of 3 answers and says what was wrong, not "Login failed"
     const wrong = await rejected(app.prove(view, token === '000000' ? '111111' : '000000'));
@@ -105,7 +105,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const trivial = ['0000', '1111', '1234', '4321', '123456', '1212', '2580', '1984', '7777', '6969', '1a1a', '7890'];
     const cases = [['ab1', 'length'], ['abcdefg1', 'length'], ['abcd', 'digit'], ['ab 12', 'characters'], ...trivial.map((pin) => [pin, 'trivial'])] as const;
     for (const [pin, reason] of cases) {
-      const error = await rejected(app.api.completeActivation(view.id, { pin, ...keyJson, signature }));
+      const error = await rejected(app.api.completeActivation(view, { pin, ...keyJson, signature }));
       expect([error.status, error.code], pin).toEqual([400, 'INVALID_PIN']);
       expect(error.body.error.message, pin).toContain({ length: '4 to 6', digit: 'digit', characters: 'spaces', trivial: 'too easy to guess' }[reason]);
     }
@@ -140,7 +140,9 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect([refused.status, refused.code]).toEqual([403, 'NO_ACTIVE_DEVICE']);
     expect(refused.body.error.message).toContain('Client Services');
     // the app may not name a number of its own
-    const attacker = await rejected(app.api.sendToken('flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', { country: 'FR', number: '612345678' } as never));
+    const attacker = await rejected(
+      app.api.sendToken({ id: 'flw_aaaaaaaaaaaaaaaaaaaaaaaaaa', claimToken: '' }, { country: 'FR', number: '612345678' } as never),
+    );
     expect([attacker.status, attacker.code]).toEqual([400, 'VALIDATION_ERROR']);
     expect(await h.services.phones.list(user.id)).toEqual([]);
     // out of band: client services verify the caller and put the number on record
@@ -150,7 +152,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect((await h.services.audit.list({ userId: user.id })).some((e) => e.event === 'helpdesk.phone_added' && e.actor === `staff:${staff.id}`)).toBe(true);
     const view = await app.start(user.username);
     expect(view).toMatchObject({ proof: 'sms', phones: [{ id: onRecord.id, verified: false }] });
-    await app.api.sendToken(view.id, { phoneId: onRecord.id });
+    await app.api.sendToken(view, { phoneId: onRecord.id });
     await app.complete(view, await inbox.activationToken(user.username));
     expect((await h.services.phones.list(user.id))[0]!.verified).toBe(true);
   });
@@ -181,11 +183,11 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect([notTheirs.status, notTheirs.code]).toEqual([409, 'ACTIVATION_NOT_PROVEN']);
     const keys = await publicKeys(await winner.keysFor(view.id));
     const otherSignature = await signAnswer((await loser.keysFor(view.id)).signing.privateKey, activationMessage(view.id));
-    const unsigned = await rejected(winner.api.completeActivation(view.id, { pin: APP_PIN, ...keys, signature: otherSignature }));
+    const unsigned = await rejected(winner.api.completeActivation(view, { pin: APP_PIN, ...keys, signature: otherSignature }));
     expect([unsigned.status, unsigned.code]).toEqual([409, 'ACTIVATION_NOT_PROVEN']);
     // a signature made for another activation does not finish this one
     const wrongId = await signAnswer((await winner.keysFor(view.id)).signing.privateKey, activationMessage(otherView.id));
-    expect((await rejected(winner.api.completeActivation(view.id, { pin: APP_PIN, ...keys, signature: wrongId }))).code).toBe('ACTIVATION_NOT_PROVEN');
+    expect((await rejected(winner.api.completeActivation(view, { pin: APP_PIN, ...keys, signature: wrongId }))).code).toBe('ACTIVATION_NOT_PROVEN');
     const enrolment = await winner.finish(view);
     expect((await h.services.devices.get(enrolment.deviceId)).state).toBe('active');
     // after the activation: neither the proof nor the completion can be replayed
@@ -236,9 +238,9 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const app = phone();
     const view = await app.start(user.username);
     expect(view).toMatchObject({ proof: 'sms', phones: [{ id: onRecord.id, verified: false }] });
-    const refused = await rejected(app.api.sendToken(view.id, newMobile() as never));
+    const refused = await rejected(app.api.sendToken(view, newMobile() as never));
     expect([refused.status, refused.code]).toEqual([400, 'VALIDATION_ERROR']);
-    await app.api.sendToken(view.id, { phoneId: onRecord.id });
+    await app.api.sendToken(view, { phoneId: onRecord.id });
     await app.complete(view, await inbox.activationToken(user.username));
     expect((await h.services.phones.list(user.id)).map((p) => [p.id, p.verified])).toEqual([[onRecord.id, true]]);
   });
@@ -262,7 +264,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const view = await app.start(user.username);
     expect(view).toMatchObject({ proof: 'sms' });
     expect(view.phones.map((p) => p.verified)).toEqual([true]);
-    await app.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
+    await app.api.sendToken(view, { phoneId: view.phones[0]!.id });
     await app.complete(view, await inbox.activationToken(user.username));
     const states = (await h.services.devices.listForUser(user.id)).map((d) => `${d.type}:${d.state}`).sort();
     expect(states).toEqual(['mobile:active', 'sms:revoked', 'temp_passcode:revoked']);
@@ -273,7 +275,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const app = phone();
     const view = await app.start(user.username);
     expect(view).toMatchObject({ proof: 'device', challenge: { type: 'ocra' } });
-    expect((await rejected(app.api.sendToken(view.id, { phoneId: 'phn_aaaaaaaaaaaaaaaaaaaaaaaaaa' }))).code).toBe('FLOW_STATE');
+    expect((await rejected(app.api.sendToken(view, { phoneId: 'phn_aaaaaaaaaaaaaaaaaaaaaaaaaa' }))).code).toBe('FLOW_STATE');
     const question = (view.challenge as { question: string }).question;
     await app.complete(view, cardAnswer(card, question));
     // L6, D2: both devices stay active; the DSC+ (stronger) is offered first until the authenticator is used
@@ -609,7 +611,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     // the old phone's live connection is told at once
     const oldWaits = oldPhone.poll(20);
     h.clock.advance(SECOND);
-    await newPhone.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
+    await newPhone.api.sendToken(view, { phoneId: view.phones[0]!.id });
     await newPhone.complete(view, await inbox.activationToken(user.username));
     expect((await oldWaits).revoked).toEqual([old.deviceId]);
     expect((await h.services.devices.get(old.deviceId)).state).toBe('revoked');
@@ -657,7 +659,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect((await h.services.devices.get(lost.deviceId)).state).toBe('active');
     // with the token, a wrong recovery PIN is refused and counted
     inbox.tick();
-    await app.api.sendToken(view.id, { phoneId: originalNumber });
+    await app.api.sendToken(view, { phoneId: originalNumber });
     const token = await inbox.activationToken(user.username);
     const wrongPin = await rejected(app.complete(view, token, 'wr0ng'));
     // the proven token gives the recovery PIN its own 3 answers, each counted towards the lock
@@ -772,7 +774,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     };
     let refusals: ApiError[];
     try {
-      refusals = await Promise.all(thieves.map(({ app, view }, i) => rejected(app.api.completeActivation(view.id, bodies[i]!))));
+      refusals = await Promise.all(thieves.map(({ app, view }, i) => rejected(app.api.completeActivation(view, bodies[i]!))));
     } finally {
       devices.context = context;
     }
@@ -972,11 +974,16 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     const user = await smsUser(h);
     const app = phone();
     const view = await app.start(user.username);
-    const bad = await postJson(h.app, `/api/v1/mobile/activations/${view.id}/proof`, {
-      response: '123456',
-      signingKey: { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' },
-      agreementKey: { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' },
-    });
+    const bad = await postJson(
+      h.app,
+      `/api/v1/mobile/activations/${view.id}/proof`,
+      {
+        response: '123456',
+        signingKey: { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' },
+        agreementKey: { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA' },
+      },
+      { 'x-claim-token': view.claimToken },
+    );
     expect([bad.status, bad.body.error.code]).toEqual([400, 'VALIDATION_ERROR']);
     expect(
       (await postJson(h.app, '/api/v1/mobile/activations/flw_nope/complete', { pin: 'ab12', signingKey: {}, agreementKey: {}, signature: '' })).status,

@@ -97,6 +97,7 @@ export type AuditEvent =
   | 'mobile.activation_started'
   | 'mobile.token_sent'
   | 'mobile.token_proven'
+  | 'mobile.claim_refused'
   | 'mobile.activated'
   | 'mobile.activation_failed'
   | 'mobile.recovery_failed'

@@ -17,7 +17,7 @@
  * A wrong token stays at step 3 with the server's message ("The activation
  * token is not right"); a wrong recovery PIN stays at step 4.
  */
-import type { Activated, ActivationPurpose, ActivationView, ApiError, AuthenticatorApi, WebAuthnRegistration } from './api.js';
+import type { Activated, ActivationPurpose, ActivationView, ApiError, StartedActivation, AuthenticatorApi, WebAuthnRegistration } from './api.js';
 import { activationMessage, deriveOcraKey, generatePhoneKeys, pinProblem, publicKeys, signAnswer, type PhoneKeys } from './protocol.js';
 import { saveEnrolment } from './storage.js';
 import { biometricAvailable, createCredential, securityKeyAssertion } from './webauthn.js';
@@ -78,7 +78,7 @@ export function browserLabel(): string | undefined {
 
 export class ActivationWizard {
   private purpose: ActivationPurpose = 'activate';
-  private view: ActivationView | null = null;
+  private view: StartedActivation | null = null;
   private biometric: Promise<boolean> | null = null;
   /** The keys made for the activation under way: the ones that prove it finish it. */
   private keys: PhoneKeys | null = null;
@@ -217,7 +217,7 @@ export class ActivationWizard {
     const to = { phoneId: chosen.value };
     await busy(byId('act-step-phone'), async () => {
       try {
-        this.view = await this.context.api.sendToken(view.id, to);
+        this.view = await this.context.api.sendToken(view, to);
       } catch (error) {
         this.error(errorText(error));
         if (hasCode(error, ...RESTART)) this.restart();
@@ -279,7 +279,7 @@ export class ActivationWizard {
         this.keys ??= await generatePhoneKeys();
         // K7, D6: a security key answers with its assertion, as JSON
         const response = securityKey ? JSON.stringify(await securityKeyAssertion(securityKey)) : input('act-token').value.trim();
-        this.view = await this.context.api.proveActivation(view.id, { response, ...(await publicKeys(this.keys)) });
+        this.view = await this.context.api.proveActivation(view, { response, ...(await publicKeys(this.keys)) });
       } catch (error) {
         if (hasCode(error, 'FLOW_STATE')) {
           // proven already (a second tap): the PIN comes next
@@ -358,7 +358,7 @@ export class ActivationWizard {
       const label = browserLabel();
       let activated: Activated;
       try {
-        activated = await this.context.api.completeActivation(view.id, {
+        activated = await this.context.api.completeActivation(view, {
           pin,
           ...(await publicKeys(keys)),
           signature: await signAnswer(keys.signing.privateKey, activationMessage(view.id)),

@@ -5,6 +5,7 @@
  */
 import type {
   Activated,
+  ActivationClaim,
   ActivationPurpose,
   ActivationView,
   AnswerResult,
@@ -18,6 +19,7 @@ import type {
   PushAnswer,
   SendToken,
   StartActivation,
+  StartedActivation,
   SubscribeRequest,
   WebPushSubscription,
 } from './wire.js';
@@ -44,8 +46,9 @@ export class AuthenticatorApi {
     private readonly language?: string,
   ) {}
 
-  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal, claimToken?: string): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
+    if (claimToken !== undefined) headers['x-claim-token'] = claimToken;
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.language) headers['accept-language'] = this.language;
     const response = await fetch(`${this.base}/api/v1${path}`, {
@@ -60,22 +63,25 @@ export class AuthenticatorApi {
     return parsed as T;
   }
 
-  startActivation(username: string, password: string, purpose: ActivationPurpose): Promise<ActivationView> {
+  /** The activation and its claim token (L8): the later steps name both, and answer the activation with the same claim token. */
+  startActivation(username: string, password: string, purpose: ActivationPurpose): Promise<StartedActivation> {
     return this.call('POST', '/mobile/activations', { username, password, purpose } satisfies StartActivation);
   }
 
-  /** Sends the activation token to a number on record, or to a number added here. */
-  sendToken(activationId: string, to: SendToken): Promise<ActivationView> {
-    return this.call('POST', `/mobile/activations/${activationId}/token`, to);
+  /** Sends the activation token to a number on record. */
+  async sendToken(activation: ActivationClaim, to: SendToken): Promise<StartedActivation> {
+    const view = await this.call<ActivationView>('POST', `/mobile/activations/${activation.id}/token`, to, undefined, activation.claimToken);
+    return { ...view, claimToken: activation.claimToken };
   }
 
   /** The activation token (or the device's response), checked before the PIN is chosen. */
-  proveActivation(activationId: string, input: ProveActivation): Promise<ActivationView> {
-    return this.call('POST', `/mobile/activations/${activationId}/proof`, input);
+  async proveActivation(activation: ActivationClaim, input: ProveActivation): Promise<StartedActivation> {
+    const view = await this.call<ActivationView>('POST', `/mobile/activations/${activation.id}/proof`, input, undefined, activation.claimToken);
+    return { ...view, claimToken: activation.claimToken };
   }
 
-  completeActivation(activationId: string, input: CompleteActivation): Promise<Activated> {
-    return this.call('POST', `/mobile/activations/${activationId}/complete`, input);
+  completeActivation(activation: ActivationClaim, input: CompleteActivation): Promise<Activated> {
+    return this.call('POST', `/mobile/activations/${activation.id}/complete`, input, undefined, activation.claimToken);
   }
 
   /** The live connection: pending requests and messages, waiting up to `wait` seconds for new ones. */

@@ -46,6 +46,14 @@ export interface ActivationView {
   webauthn: WebAuthnCreationOptions;
 }
 
+/** POST /mobile/activations: the activation, and its claim token (L8) that the token, proof and completion send in X-Claim-Token. */
+export interface StartedActivation extends ActivationView {
+  claimToken: string;
+}
+
+/** What the steps after the start name: the activation and its claim token (L8). */
+export type ActivationClaim = Pick<StartedActivation, 'id' | 'claimToken'>;
+
 export interface WebAuthnCreationOptions {
   challenge: string;
   rp: { id: string; name: string };

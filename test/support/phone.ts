@@ -10,7 +10,7 @@ import {
   ApiError,
   AuthenticatorApi,
   type ActivationPurpose,
-  type ActivationView,
+  type StartedActivation,
   type PollResult,
   type PushRequest,
   type WebAuthnAssertion,
@@ -109,7 +109,7 @@ export class TestPhone {
   }
 
   /** Username and password in the app: the activation's first step. */
-  start(username: string, purpose: ActivationPurpose = 'activate', password = PASSWORD): Promise<ActivationView> {
+  start(username: string, purpose: ActivationPurpose = 'activate', password = PASSWORD): Promise<StartedActivation> {
     return this.api.startActivation(username, password, purpose);
   }
 
@@ -127,20 +127,20 @@ export class TestPhone {
   }
 
   /** The activation token (or the device's response), before the PIN (issue 16 item 3). */
-  async prove(view: ActivationView, response: string): Promise<ActivationView> {
+  async prove(view: StartedActivation, response: string): Promise<StartedActivation> {
     const keys = await this.keysFor(view.id);
-    return this.api.proveActivation(view.id, { response, ...(await publicKeys(keys)) });
+    return this.api.proveActivation(view, { response, ...(await publicKeys(keys)) });
   }
 
   /**
    * The PIN and the keys of a proven activation, signed by the phone; the enrolment is kept for the username.
    * `biometric`: fingerprint or face confirmation registered too (K3, K12), a platform credential of the app's origin.
    */
-  async finish(view: ActivationView, pin = APP_PIN, biometric?: SoftwareAuthenticator): Promise<Enrolment> {
+  async finish(view: StartedActivation, pin = APP_PIN, biometric?: SoftwareAuthenticator): Promise<Enrolment> {
     const keys = await this.keysFor(view.id);
     const signature = await signAnswer(keys.signing.privateKey, activationMessage(view.id));
     const credential = biometric ? (biometric.register(view.webauthn, this.where()) as unknown as WebAuthnRegistration) : undefined;
-    const activated = await this.api.completeActivation(view.id, {
+    const activated = await this.api.completeActivation(view, {
       pin,
       ...(await publicKeys(keys)),
       signature,
@@ -161,7 +161,7 @@ export class TestPhone {
   }
 
   /** Proves the activation with the response given (unless it is proven), then sets up keys and PIN (and biometric). */
-  async complete(view: ActivationView, response: string, pin = APP_PIN, biometric?: SoftwareAuthenticator): Promise<Enrolment> {
+  async complete(view: StartedActivation, response: string, pin = APP_PIN, biometric?: SoftwareAuthenticator): Promise<Enrolment> {
     const current = await this.prove(view, response).catch((error: unknown) => {
       if (error instanceof ApiError && error.code === 'FLOW_STATE') return null;
       throw error;
@@ -170,11 +170,11 @@ export class TestPhone {
   }
 
   /** K1: an activation started, its SMS token sent to the first number on record offered; the token as it arrived. */
-  async tokenSent(username: string, purpose: ActivationPurpose = 'activate'): Promise<{ view: ActivationView; token: string }> {
+  async tokenSent(username: string, purpose: ActivationPurpose = 'activate'): Promise<{ view: StartedActivation; token: string }> {
     const view = await this.start(username, purpose);
     expect(view.proof).toBe('sms');
     this.inbox.tick();
-    await this.api.sendToken(view.id, { phoneId: view.phones[0]!.id });
+    await this.api.sendToken(view, { phoneId: view.phones[0]!.id });
     return { view, token: await this.inbox.activationToken(username) };
   }
 

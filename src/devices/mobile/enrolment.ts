@@ -96,6 +96,14 @@ export interface ActivationView {
   webauthn: Awaited<ReturnType<typeof registrationOptions>>;
 }
 
+/**
+ * An activation just started. L8: `claimToken` is given only to whoever
+ * entered the password: the token, the proof and the completion need it
+ * (the flow keeps its keyed digest), so that the activation's id alone is
+ * worth nothing.
+ */
+export type StartedActivation = ActivationView & { claimToken: string };
+
 export interface ProveInput {
   /** The activation token, or the physical device's answer. */
   response: string;
@@ -203,13 +211,39 @@ export class MobileEnrolment {
    * the other step it says which (proven already, or not proven yet); ended
    * or expired, FLOW_EXPIRED.
    */
-  private async row(flowId: string, step: 'second_factor' | 'approved' = 'second_factor'): Promise<FlowRow> {
+  private async row(
+    flowId: string,
+    claimToken: string | undefined,
+    meta: { ip: string | null },
+    action: 'token' | 'proof' | 'complete',
+    step: 'second_factor' | 'approved' = 'second_factor',
+  ): Promise<FlowRow> {
     const row = await findFlow(this.deps.store.db, flowId, 'mobile_activation');
+    // L8: only for whoever started the activation; without its claim token, as for an unknown id, before anything is sent or counted
+    if (!this.holdsClaim(row, claimToken)) {
+      await this.deps.audit.record({
+        event: 'mobile.claim_refused',
+        userId: row.user_id,
+        username: row.username,
+        ip: meta.ip,
+        data: { flowId, action },
+      });
+      throw new SlsError('FLOW_NOT_FOUND');
+    }
     if (row.expires_at <= this.deps.clock.now()) throw new SlsError('FLOW_EXPIRED');
     if (row.state === step) return row;
     if (row.state === 'approved') throw new SlsError('FLOW_STATE', { reason: 'proven' });
     if (row.state === 'second_factor') throw new SlsError('ACTIVATION_NOT_PROVEN');
     throw new SlsError('FLOW_EXPIRED');
+  }
+
+  /** L8: whether the token is the activation's claim token (compared by its keyed digest, in constant time). */
+  private holdsClaim(row: FlowRow, claimToken: string | undefined): boolean {
+    return claimToken !== undefined && claimToken !== '' && row.claim_hash !== null && constantTimeEqual(this.claimHash(claimToken), row.claim_hash);
+  }
+
+  private claimHash(claimToken: string): string {
+    return this.deps.box.digest(claimToken, 'mobile-activation-claim');
   }
 
   /** What binds a proof to the phone that gave it: a digest of its two public keys. */
@@ -279,10 +313,11 @@ export class MobileEnrolment {
   }
 
   /** Step 1: username and password (L1, L3), then the proof the user must give. */
-  async start(input: { username: string; password: string; purpose: ActivationPurpose } & EnrolmentMeta, where: WebOrigin): Promise<ActivationView> {
+  async start(input: { username: string; password: string; purpose: ActivationPurpose } & EnrolmentMeta, where: WebOrigin): Promise<StartedActivation> {
     const { clock, box, devices, lockout, audit, config } = this.deps;
     const { user, attempt } = await this.deps.firstFactor.check({ ...input, purpose: 'mobile_activation' });
     let row: FlowRow;
+    const claimToken = newToken();
     try {
       // A2: told only after the password, so that the notice names nobody to a stranger
       await this.deps.rights.assertMayChange(user.id, { action: `mobile_activation:${input.purpose}`, ip: input.ip });
@@ -331,6 +366,7 @@ export class MobileEnrolment {
         ip: input.ip,
         userAgent: input.userAgent,
         sessionId: null,
+        claimHash: this.claimHash(claimToken),
       });
     } catch (error) {
       await lockout.release(attempt);
@@ -351,13 +387,13 @@ export class MobileEnrolment {
       ip: input.ip,
       data: { flowId: row.id, purpose: state.purpose, proof: state.proof },
     });
-    return this.view(row, where);
+    return { ...(await this.view(row, where)), claimToken };
   }
 
   /** Step 2 (proof `sms`): the activation token, by SMS to a number on record (K1). */
-  async sendToken(flowId: string, to: { phoneId: string }, meta: EnrolmentMeta, where: WebOrigin): Promise<ActivationView> {
+  async sendToken(flowId: string, claimToken: string | undefined, to: { phoneId: string }, meta: EnrolmentMeta, where: WebOrigin): Promise<ActivationView> {
     const { store, clock, box, phones, smsCodes, audit, config } = this.deps;
-    const row = await this.row(flowId);
+    const row = await this.row(flowId, claimToken, meta, 'token');
     const state = JSON.parse(row.prompt!) as ActivationState;
     if (state.proof !== 'sms') throw new SlsError('FLOW_STATE', { reason: 'not_sms' });
     const verifier = box.openJson<ActivationVerifier>(row.verifier!, this.sealContext(flowId));
@@ -418,9 +454,9 @@ export class MobileEnrolment {
    * sent at once, one is accepted and the others count nothing (410
    * FLOW_EXPIRED). A device's answer is single-use on the device (L4).
    */
-  async prove(flowId: string, input: ProveInput, meta: EnrolmentMeta, where: WebOrigin): Promise<ActivationView> {
+  async prove(flowId: string, claimToken: string | undefined, input: ProveInput, meta: EnrolmentMeta, where: WebOrigin): Promise<ActivationView> {
     const { box, clock, config, audit, store } = this.deps;
-    const row = await this.row(flowId);
+    const row = await this.row(flowId, claimToken, meta, 'proof');
     const state = JSON.parse(row.prompt!) as ActivationState;
     const verifier = box.openJson<ActivationVerifier>(row.verifier!, this.sealContext(flowId));
     // what the phone sends is checked before the proof takes one of the answers
@@ -559,9 +595,9 @@ export class MobileEnrolment {
    * with their signature. The new authenticator replaces the user's previous
    * one, removes SMS and ends temporary access, in one transaction.
    */
-  async complete(flowId: string, input: CompleteInput, meta: EnrolmentMeta, where: WebOrigin): Promise<Activated> {
+  async complete(flowId: string, claimToken: string | undefined, input: CompleteInput, meta: EnrolmentMeta, where: WebOrigin): Promise<Activated> {
     const { clock, box, users } = this.deps;
-    const row = await this.row(flowId, 'approved');
+    const row = await this.row(flowId, claimToken, meta, 'complete', 'approved');
     const state = JSON.parse(row.prompt!) as ActivationState;
     const verifier = box.openJson<ActivationVerifier>(row.verifier!, this.sealContext(flowId));
     const recovering = state.purpose === 'recover';

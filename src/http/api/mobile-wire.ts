@@ -20,6 +20,7 @@ import type { ErrorSchema } from '../errors.js';
 import type {
   ActivatedSchema,
   ActivationSchema,
+  StartedActivationSchema,
   AnswerBody,
   AnswerResultSchema,
   CompleteActivationBody,
@@ -91,6 +92,9 @@ export type MobileWireContract = [
   // challenge the server builds is one the app expects.
   Check<Same<Omit<Out<typeof ActivationSchema>, 'challenge' | 'webauthn'>, Omit<Wire.ActivationView, 'challenge' | 'webauthn'>>>,
   Check<Fits<Wire.ActivationView, In<typeof ActivationSchema>>>,
+  // POST /mobile/activations answers the activation with its claim token (L8)
+  Check<Same<Omit<Out<typeof StartedActivationSchema>, 'challenge' | 'webauthn'>, Omit<Wire.StartedActivation, 'challenge' | 'webauthn'>>>,
+  Check<Fits<Wire.StartedActivation, In<typeof StartedActivationSchema>>>,
   Check<Fits<ServerActivationView['challenge'], Wire.ActivationView['challenge']>>,
   Check<KeysWithin<Wire.WebAuthnCreationOptions, Out<typeof ActivationSchema>['webauthn']>>,
   // POST /mobile/activations/{id}/complete: the credential is any JSON object

@@ -70,6 +70,22 @@ export const ActivationSchema = z
   })
   .describe('MobileActivation');
 
+/** L8: the answer of POST /mobile/activations, to whoever entered the password: the activation and its claim token. */
+export const StartedActivationSchema = ActivationSchema.extend({
+  claimToken: z
+    .string()
+    .describe('Given only here, to whoever entered the password: send it in the header X-Claim-Token of the token, proof and completion (L8)'),
+}).describe('StartedMobileActivation');
+
+/** L8: the activation's claim token, for the steps after its start. */
+export const ActivationClaimHeaders = z.object({
+  'x-claim-token': z
+    .string()
+    .max(128)
+    .optional()
+    .describe('The claimToken of the POST /mobile/activations answer: without it (or with another) the activation is 404 FLOW_NOT_FOUND'),
+});
+
 export const PushRequestSchema = z.object({
   id: z.string(),
   deviceId: z.string(),
@@ -168,9 +184,10 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             'active physical device (one shared with the user too, H), else of an active security key (its assertion, K7). 403 PASSWORD_CHANGE_REQUIRED ' +
             'for a one-time password from client services (A5: it opens one login, to change it). 403 NO_ACTIVE_DEVICE (reason no_number) when neither exists: client services put a number on record. ' +
             '409 MOBILE_ALREADY_ACTIVE (activate when one is active: migrate instead), 409 MOBILE_NOT_ACTIVE (migrate or recover with none), ' +
-            '403 RECOVERY_BLOCKED, 429 TOO_MANY_FLOWS.',
+            '403 RECOVERY_BLOCKED, 429 TOO_MANY_FLOWS. Keep `claimToken`: the token, the proof and the completion need it in the header ' +
+            '`X-Claim-Token` (L8); without it, or with another, they answer 404 FLOW_NOT_FOUND as for an unknown id, and send and count nothing.',
           body: StartActivationBody,
-          response: { 200: ActivationSchema, ...FLOW_ERRORS },
+          response: { 200: StartedActivationSchema, ...FLOW_ERRORS },
         },
       },
       async (request) => mobileEnrolment.start({ ...request.body, ...requestMeta(request) }, webOrigin(request, services.config.publicUrl)),
@@ -185,13 +202,22 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           tags: ['mobile authenticator'],
           summary: 'Send the activation token by SMS (K1) to a number on record',
           description:
-            '`{"phoneId"}` of `phones`. 429 SMS_TOO_SOON (one token every 30 s), 429 SMS_RATE_LIMITED, 404 PHONE_NOT_FOUND, 400 PHONE_INVALID (country_not_served: SLS_SMS_COUNTRIES leaves the number\'s country out).',
+            '`{"phoneId"}` of `phones`. 429 SMS_TOO_SOON (one token every 30 s), 429 SMS_RATE_LIMITED, 404 PHONE_NOT_FOUND, 400 PHONE_INVALID (country_not_served: SLS_SMS_COUNTRIES leaves the number\'s country out). ' +
+            "L8: only with the activation's claim token (header `X-Claim-Token`): without it 404 FLOW_NOT_FOUND, as for an unknown id, and no SMS.",
           params: ActivationParams,
+          headers: ActivationClaimHeaders,
           body: SendTokenBody,
           response: { 200: ActivationSchema, ...FLOW_ERRORS },
         },
       },
-      async (request) => mobileEnrolment.sendToken(request.params.id, request.body, requestMeta(request), webOrigin(request, services.config.publicUrl)),
+      async (request) =>
+        mobileEnrolment.sendToken(
+          request.params.id,
+          request.headers['x-claim-token'],
+          request.body,
+          requestMeta(request),
+          webOrigin(request, services.config.publicUrl),
+        ),
     );
 
     app.post(
@@ -209,13 +235,22 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             'reason used_up after the third). Copies of a right proof sent at once: one is accepted, the others get 410 FLOW_EXPIRED and count ' +
             'nothing. 409 FLOW_STATE (reason proven) once proven; 410 FLOW_EXPIRED once finished, failed or expired; 423 LOCKED. ' +
             '409 DEVICE_NOT_AVAILABLE once the physical device that answers is reported lost (or leaves active); 404 PHONE_NOT_FOUND once the ' +
-            'number the token went to is removed (nothing counted).',
+            'number the token went to is removed (nothing counted). ' +
+            "L8: only with the activation's claim token (header `X-Claim-Token`): without it 404 FLOW_NOT_FOUND, as for an unknown id, nothing counted.",
           params: ActivationParams,
+          headers: ActivationClaimHeaders,
           body: ProveActivationBody,
           response: { 200: ActivationSchema, ...FLOW_ERRORS },
         },
       },
-      async (request) => mobileEnrolment.prove(request.params.id, request.body, requestMeta(request), webOrigin(request, services.config.publicUrl)),
+      async (request) =>
+        mobileEnrolment.prove(
+          request.params.id,
+          request.headers['x-claim-token'],
+          request.body,
+          requestMeta(request),
+          webOrigin(request, services.config.publicUrl),
+        ),
     );
 
     app.post(
@@ -236,8 +271,10 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             'compared: guesses sent at once on several recoveries never pass it). `credential` registers fingerprint or face confirmation ' +
             '(WebAuthn). On success the previous authenticator of the user stops working, SMS is removed (M3) and temporary access ends (D4); the activation is finished (410 FLOW_EXPIRED after). ' +
             'The proof must still stand: 409 DEVICE_NOT_AVAILABLE once the physical device that gave it is reported lost, 404 PHONE_NOT_FOUND ' +
-            'once the number the token went to is removed; no phone is bound.',
+            'once the number the token went to is removed; no phone is bound. ' +
+            "L8: only with the activation's claim token (header `X-Claim-Token`): without it 404 FLOW_NOT_FOUND, as for an unknown id, nothing counted.",
           params: ActivationParams,
+          headers: ActivationClaimHeaders,
           body: CompleteActivationBody,
           response: {
             200: ActivatedSchema,
@@ -247,7 +284,13 @@ export function mobileApi(services: Services): FastifyPluginAsync {
       },
       async (request, reply) => {
         reply.header('cache-control', 'no-store');
-        return mobileEnrolment.complete(request.params.id, request.body, requestMeta(request), webOrigin(request, services.config.publicUrl));
+        return mobileEnrolment.complete(
+          request.params.id,
+          request.headers['x-claim-token'],
+          request.body,
+          requestMeta(request),
+          webOrigin(request, services.config.publicUrl),
+        );
       },
     );
 
