@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { Check, Fits, KeysWithin, Same } from '../src/http/api/mobile-wire.js';
-import { type AnswerBody, PushRequestSchema } from '../src/http/api/mobile.js';
+import { type ActivationSchema, type AnswerBody, PushRequestSchema, type StartedActivationSchema } from '../src/http/api/mobile.js';
 import type * as Wire from '../src/mobile-app/wire.js';
 
 type PushRequestOut = z.output<typeof PushRequestSchema>;
@@ -45,4 +45,9 @@ export type WireDrifts = [
   // ... or leaves out one it requires
   // @ts-expect-error
   Check<Fits<Omit<Wire.PushAnswer, 'signature'>, z.input<typeof AnswerBody>>>,
+  // L8: the start of an activation answers its claim token, which the app keeps for the later steps
+  Check<Same<Omit<z.output<typeof StartedActivationSchema>, 'challenge' | 'webauthn'>, Omit<Wire.StartedActivation, 'challenge' | 'webauthn'>>>,
+  // ... a server that stops sending it is a drift
+  // @ts-expect-error
+  Check<Same<Omit<z.output<typeof ActivationSchema>, 'challenge' | 'webauthn'>, Omit<Wire.StartedActivation, 'challenge' | 'webauthn'>>>,
 ];
