@@ -89,7 +89,13 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
       const starts = await Promise.all([a, b].map((s) => post(`${s.url}/api/v1/login`, { username: user.username, password, app: 'portal' })));
       expect(starts.map((s) => s.status)).toEqual([200, 200]);
       const done = await Promise.all(
-        starts.map((start, i) => post(`${[a, b][i]!.url}/api/v1/login/${start.body.id}`, { response: cardAnswer(card, start.body.challenge.question) })),
+        starts.map((start, i) =>
+          post(
+            `${[a, b][i]!.url}/api/v1/login/${start.body.id}`,
+            { response: cardAnswer(card, start.body.challenge.question) },
+            { 'x-claim-token': start.body.claimToken },
+          ),
+        ),
       );
       expect(done.filter((d) => d.status === 200)).toHaveLength(1);
       for (const d of done.filter((x) => x.status !== 200)) expect([d.status, d.body.error.code]).toEqual([410, 'FLOW_EXPIRED']);
@@ -209,7 +215,8 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
       expect(start.body.challenge.type).toBe('index');
       const [i, j] = start.body.challenge.indexes as [number, number];
       const response = REQUESTER_SCC_CODES[i - 1]! + REQUESTER_SCC_CODES[j - 1]!;
-      const results = await Promise.all(Array.from({ length: 10 }, (_, k) => post(`${[a, b][k % 2]!.url}/api/v1/login/${start.body.id}`, { response })));
+      const claim = { 'x-claim-token': start.body.claimToken };
+      const results = await Promise.all(Array.from({ length: 10 }, (_, k) => post(`${[a, b][k % 2]!.url}/api/v1/login/${start.body.id}`, { response }, claim)));
       expect(results.filter((r) => r.status === 200)).toHaveLength(1);
       for (const r of results.filter((x) => x.status !== 200)) expect([401, 410, 429]).toContain(r.status);
       expect((await events(user.id, 'login.succeeded')).filter((e) => e.data.flowId === start.body.id)).toHaveLength(1);
