@@ -213,6 +213,15 @@ export class SessionGuard {
     if (refused.code === 'STEP_UP_REQUIRED') return { redirect: `/step-up?next=${encodeURIComponent(returnTo)}` };
     throw refused;
   }
+
+  /**
+   * L8: where a page goes once the user withdrew a credential (a number, a
+   * card, a key, a sharing): its own page; or, when that ended the very
+   * session (it stood on that credential), the login page, which says so.
+   */
+  async afterWithdrawal(session: Session, to: string): Promise<string> {
+    return (await this.deps.sessions.liveById(session.id, { renew: false })) ? to : '/login?ended=device';
+  }
 }
 
 /** Whether `page` sent the browser elsewhere. */

@@ -95,7 +95,9 @@ describe.skipIf(!chromiumAvailable)('a lost card replaced, in real Chromium', ()
     await stepUpOnPage(page, async (p) => cardAnswer({ ...newCard, pin: '1357' }, await shownChallenge(p)));
     await page.getByLabel('Stolen').check();
     await navigation(page, () => page.locator('#lost-submit').click());
-    expect((await facts(page)).path).toBe('/account?reported=1');
+    // L8: the session stood on this very card (its login and its step-up): it ends with it, and the login page says why
+    expect((await facts(page)).path).toBe('/login?ended=device');
+    expect(await page.locator('body').innerText()).toContain('The device this session was opened with is no longer in use');
     expect((await h.services.devices.get(requested.id)).state).toBe('lost');
     expect((await h.services.dscPlusRequests.hold(requested.id))!.status).toBe('kept');
     await context.close();

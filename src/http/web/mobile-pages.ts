@@ -81,7 +81,9 @@ export function mobilePages(services: Services, pages: PageRenderer, guard: Sess
       const session = await guard.page(request, 'security', '/settings/mobile');
       if (redirected(session)) return reply.redirect(session.redirect, 303);
       try {
-        return reply.redirect(`/settings/mobile?${await act(session)}`, 303);
+        const done = await act(session);
+        // L8: removing the number this very session stands on ends it
+        return reply.redirect(await guard.afterWithdrawal(session, `/settings/mobile?${done}`), 303);
       } catch (error) {
         return render(request, reply, session, { error, ...(values ? { values } : {}) });
       }

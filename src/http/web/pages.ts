@@ -123,7 +123,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.get('/login', async (request, reply) => {
       const query = request.query as Record<string, unknown>;
       return renderLogin(request, reply, {
-        notice: query.loggedOut === '1' ? request.t('web.loggedOut') : undefined,
+        notice: query.loggedOut === '1' ? request.t('web.loggedOut') : query.ended === 'device' ? request.t('web.sessionEndedWithDevice') : undefined,
         // I1: a relying party's client is a portal or a trading platform
         ...(query.app === 'trading' ? { app: 'trading' } : {}),
       });

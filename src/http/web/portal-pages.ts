@@ -143,7 +143,7 @@ export function portalPages(services: Services, pages: PageRenderer, guard: Sess
       const reason = field(request.body, 'reason');
       if (reason !== 'lost' && reason !== 'stolen' && reason !== 'damaged') throw new SlsError('VALIDATION_ERROR', { reason: 'reason' });
       await services.dscPlusRequests.reportLost({ session }, request.params.deviceId, reason);
-      return reply.redirect('/account?reported=1', 303);
+      return reply.redirect(await guard.afterWithdrawal(session, '/account?reported=1'), 303);
     });
 
     /**

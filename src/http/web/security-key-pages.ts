@@ -46,7 +46,9 @@ export function securityKeyPages(services: Services, pages: PageRenderer, guard:
       const session = await guard.page(request, 'security', PATH);
       if (redirected(session)) return reply.redirect(session.redirect, 303);
       try {
-        return reply.redirect(`${PATH}?${await act(session)}`, 303);
+        const done = await act(session);
+        // L8: removing the key this very session stands on ends it
+        return reply.redirect(await guard.afterWithdrawal(session, `${PATH}?${done}`), 303);
       } catch (error) {
         return render(request, reply, session, error);
       }

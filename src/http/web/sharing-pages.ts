@@ -109,7 +109,7 @@ export function sharingPages(services: Services, pages: PageRenderer, guard: Ses
       const session = await guard.page(request, 'security', `/sharing/${request.params.id}`);
       if (redirected(session)) return reply.redirect(session.redirect, 303);
       await sharing.cancel({ session }, request.params.id, requestMeta(request));
-      return reply.redirect(`/sharing/${request.params.id}`, 303);
+      return reply.redirect(await guard.afterWithdrawal(session, `/sharing/${request.params.id}`), 303);
     });
 
     // ---------------------------------------------------------------- the compliance console (H3)
