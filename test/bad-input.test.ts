@@ -39,9 +39,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
-import { ERROR_STATUS } from '../src/errors.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
@@ -49,11 +47,11 @@ import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type
 import { answer, bearer, claimOf, get, postJson, startLogin, stepUp } from './support/api.js';
 import { Agent, alertBox, elements, forms } from './support/html.js';
 import { openApiAjv } from './support/openapi-check.js';
+import { type Answer, apiProblem, pageProblem, routesOf, within } from './support/bad-input.js';
 import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 
 /** How long any one answer may take: a request that hangs is a defect too. */
-const ANSWER_WITHIN_MS = 5_000;
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
 
 // biome-ignore lint/suspicious/noExplicitAny: the document, its schemas, the bodies made from them and the answers are JSON
@@ -431,61 +429,7 @@ function badRequests(op: Operation): BadRequest[] {
 
 // ------------------------------------------------------------------ sending and judging
 
-type Answer = LightMyRequestResponse | 'timeout';
-
-async function within(app: FastifyInstance, options: InjectOptions): Promise<Answer> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), ANSWER_WITHIN_MS);
-  });
-  try {
-    return await Promise.race([app.inject(options), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const UPPER_SNAKE = /^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$/;
-
-/** What is wrong with an API answer, or null. */
-function apiProblem(answer: Answer, mustRefuse: boolean): string | null {
-  if (answer === 'timeout') return `no answer within ${ANSWER_WITHIN_MS} ms`;
-  const status = answer.statusCode;
-  let body: Json = null;
-  try {
-    body = answer.body ? JSON.parse(answer.body) : null;
-  } catch {
-    body = null;
-  }
-  const code = body?.error?.code;
-  if (status >= 500) return `${status} ${code ?? answer.body.slice(0, 200)}`;
-  if (status < 400) return mustRefuse ? `accepted (${status}) what the document refuses` : null;
-  if (!String(answer.headers['content-type'] ?? '').startsWith('application/json')) return `${status} as ${answer.headers['content-type']}, not the JSON error`;
-  if (typeof code !== 'string' || !UPPER_SNAKE.test(code)) return `${status} without a stable UPPER_SNAKE error.code: ${answer.body.slice(0, 200)}`;
-  if (!(code in ERROR_STATUS)) return `${status} ${code}: not a code of src/errors.ts`;
-  if (ERROR_STATUS[code as keyof typeof ERROR_STATUS] !== status)
-    return `${status} ${code}: the code's status is ${ERROR_STATUS[code as keyof typeof ERROR_STATUS]}`;
-  if (typeof body.error.message !== 'string' || body.error.message.trim() === '') return `${status} ${code} without a message`;
-  return null;
-}
-
 // ------------------------------------------------------------------ the pages
-
-/** The routes of the app, from its own route table (a new route is covered without a change here). */
-function routesOf(app: FastifyInstance): { method: string; url: string }[] {
-  const segments: string[] = [];
-  const found: { method: string; url: string }[] = [];
-  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
-    const m = /^((?:[│ ]{4})*)(?:[├└]── )(.*?)(?: \(([A-Z, ]+)\))?$/.exec(line);
-    if (!m) continue;
-    const depth = m[1]!.length / 4;
-    segments.length = depth;
-    segments[depth] = m[2]!;
-    const url = segments.join('');
-    for (const method of (m[3] ?? '').split(', ').filter(Boolean)) found.push({ method, url });
-  }
-  return found;
-}
 
 /** A route pattern as a regular expression over paths (`:name` a segment). */
 const patternOf = (url: string): RegExp => new RegExp(`^${url.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&').replace(/:[A-Za-z0-9_]+/g, '[^/]+')}$`);
@@ -517,19 +461,6 @@ function fieldsOfForm(inner: string): Map<string, string> {
 
 /** A url-encoded body: the pairs as given (already encoded). */
 const formBody = (pairs: [string, string][]): string => pairs.map(([k, v]) => `${encodeURIComponent(k)}=${v}`).join('&');
-
-/** What is wrong with a page's answer to a bad form, or null. */
-function pageProblem(answer: Answer, url: string): string | null {
-  if (answer === 'timeout') return `no answer within ${ANSWER_WITHIN_MS} ms`;
-  const status = answer.statusCode;
-  if (status >= 500) return `${status} ${alertBox(answer.body)?.code ?? answer.body.slice(0, 200)}`;
-  if (status >= 300 && status < 400 && !answer.headers.location) return `${status} without a Location`;
-  if (status < 400 || url.startsWith('/oidc/')) return null;
-  const type = String(answer.headers['content-type'] ?? '');
-  const code = type.startsWith('application/json') ? JSON.parse(answer.body)?.error?.code : alertBox(answer.body)?.code;
-  if (typeof code !== 'string' || !UPPER_SNAKE.test(code)) return `${status} page without a stable error code`;
-  return null;
-}
 
 /** Whether an answer used up (or found gone) the thing its path named: a success, a flow over or expired, a wrong answer counted. */
 function usedUp(answer: Answer): boolean {

@@ -29,10 +29,8 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { sql } from 'kysely';
-import { ERROR_STATUS } from '../src/errors.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
@@ -40,6 +38,7 @@ import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type
 import { answer, bearer, get, startLogin, stepUp } from './support/api.js';
 import { Agent, alertBox, elements, forms } from './support/html.js';
 import { openApiAjv } from './support/openapi-check.js';
+import { apiProblem, pageProblem, routesOf, within } from './support/bad-input.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the document, its schemas and the bodies made from them are JSON
 type Json = any;
@@ -52,7 +51,6 @@ const CASES = 6;
 const VALID_CASES = 5;
 /** Steps of the random walk. */
 const WALK_STEPS = 300;
-const ANSWER_WITHIN_MS = 5_000;
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
 const STAFF_TAGS = ['help desk', 'admin'];
 
@@ -511,74 +509,10 @@ function requestsOf(op: Operation, random: Random): Request[] {
 
 // ------------------------------------------------------------------ judging
 
-type Answer = LightMyRequestResponse | 'timeout';
-
-async function within(app: FastifyInstance, options: InjectOptions): Promise<Answer> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), ANSWER_WITHIN_MS);
-  });
-  try {
-    return await Promise.race([app.inject(options), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const UPPER_SNAKE = /^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$/;
-
-function apiProblem(answer: Answer, mustRefuse: boolean): string | null {
-  if (answer === 'timeout') return `no answer within ${ANSWER_WITHIN_MS} ms`;
-  const status = answer.statusCode;
-  let body: Json = null;
-  try {
-    body = answer.body ? JSON.parse(answer.body) : null;
-  } catch {
-    body = null;
-  }
-  const code = body?.error?.code;
-  if (status >= 500) return `${status} ${code ?? answer.body.slice(0, 200)}`;
-  if (status < 400) return mustRefuse ? `accepted (${status}) what must be refused` : null;
-  if (!String(answer.headers['content-type'] ?? '').startsWith('application/json')) return `${status} as ${answer.headers['content-type']}, not the JSON error`;
-  if (typeof code !== 'string' || !UPPER_SNAKE.test(code)) return `${status} without a stable error code: ${answer.body.slice(0, 200)}`;
-  if (!(code in ERROR_STATUS)) return `${status} ${code}: not a code of src/errors.ts`;
-  if (ERROR_STATUS[code as keyof typeof ERROR_STATUS] !== status)
-    return `${status} ${code}: the code's status is ${ERROR_STATUS[code as keyof typeof ERROR_STATUS]}`;
-  if (typeof body.error.message !== 'string' || body.error.message.trim() === '') return `${status} ${code} without a message`;
-  return null;
-}
-
 /** Tables a refused request writes to by design: the audit trail (a refusal may be a security event). Everything else must stay as it was. */
 const BOOKKEEPING = new Set(['audit_log', 'audit_head']);
 /** L3: where a refusal was a wrong password or answer (401), the failures counted against the username and the lock they make. */
 const COUNTERS = ['login_failures', 'lockouts'];
-
-/** The routes of the app, from its own route table (a new route is covered without a change here). */
-function routesOf(app: FastifyInstance): { method: string; url: string }[] {
-  const segments: string[] = [];
-  const found: { method: string; url: string }[] = [];
-  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
-    const m = /^((?:[│ ]{4})*)(?:[├└]── )(.*?)(?: \(([A-Z, ]+)\))?$/.exec(line);
-    if (!m) continue;
-    const depth = m[1]!.length / 4;
-    segments.length = depth;
-    segments[depth] = m[2]!;
-    for (const method of (m[3] ?? '').split(', ').filter(Boolean)) found.push({ method, url: segments.join('') });
-  }
-  return found;
-}
-
-/** What is wrong with a page's answer, or null: a 5xx, a redirect nowhere, a 4xx page without its error code. */
-function pageProblem(answer: Answer, url: string): string | null {
-  if (answer === 'timeout') return `no answer within ${ANSWER_WITHIN_MS} ms`;
-  const status = answer.statusCode;
-  if (status >= 500) return `${status} ${alertBox(answer.body)?.code ?? answer.body.slice(0, 200)}`;
-  if (status >= 300 && status < 400 && !answer.headers.location) return `${status} without a Location`;
-  if (status < 400 || url.startsWith('/oidc/')) return null;
-  const type = String(answer.headers['content-type'] ?? '');
-  const code = type.startsWith('application/json') ? JSON.parse(answer.body)?.error?.code : alertBox(answer.body)?.code;
-  return typeof code === 'string' && UPPER_SNAKE.test(code) ? null : `${status} page without a stable error code`;
-}
 
 // ------------------------------------------------------------------ the test
 
