@@ -6,7 +6,6 @@
  * app's own route table is read: a route that changes state and is in none
  * of the lists below fails the sweep until someone decides what proof it needs.
  */
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MINUTE } from '../src/clock.js';
 import type { CardFile } from '../src/devices/devices.js';
@@ -15,22 +14,7 @@ import { SESSION_COOKIE } from '../src/http/session-cookie.js';
 import { DATABASES, PASSWORD, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { bearer, get, loginSession, send, stepUp, withCard, type ApiResponse } from './support/api.js';
 import { Agent, csrfOf, forms } from './support/html.js';
-
-/** The routes of the app, from its own route table. */
-function routesOf(app: FastifyInstance): { method: string; url: string }[] {
-  const segments: string[] = [];
-  const found: { method: string; url: string }[] = [];
-  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
-    const m = /^((?:[│ ]{4})*)(?:[├└]── )(.*?)(?: \(([A-Z, ]+)\))?$/.exec(line);
-    if (!m) continue;
-    const depth = m[1]!.length / 4;
-    segments.length = depth;
-    segments[depth] = m[2]!;
-    const url = segments.join('');
-    for (const method of (m[3] ?? '').split(', ').filter(Boolean)) found.push({ method, url });
-  }
-  return found;
-}
+import { routesOf } from './support/routes.js';
 
 const ADDRESS = { name: 'Alice Martin', line1: '1 Main Street', city: 'Springfield', postalCode: '12345', country: 'US' };
 

@@ -47,7 +47,8 @@ import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type
 import { answer, bearer, claimOf, get, postJson, startLogin, stepUp } from './support/api.js';
 import { Agent, alertBox, elements, forms } from './support/html.js';
 import { openApiAjv } from './support/openapi-check.js';
-import { type Answer, apiProblem, pageProblem, routesOf, within } from './support/bad-input.js';
+import { type Answer, apiProblem, pageProblem, within } from './support/bad-input.js';
+import { routesOf } from './support/routes.js';
 import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 

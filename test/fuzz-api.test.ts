@@ -38,7 +38,8 @@ import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type
 import { answer, bearer, get, startLogin, stepUp } from './support/api.js';
 import { Agent, alertBox, elements, forms } from './support/html.js';
 import { openApiAjv } from './support/openapi-check.js';
-import { apiProblem, pageProblem, routesOf, within } from './support/bad-input.js';
+import { apiProblem, pageProblem, within } from './support/bad-input.js';
+import { routesOf } from './support/routes.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the document, its schemas and the bodies made from them are JSON
 type Json = any;

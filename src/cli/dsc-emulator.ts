@@ -8,7 +8,7 @@
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { SlsError } from '../errors.js';
-import { readTextFile } from './files.js';
+import { HEX_BYTES, readTextFile } from './files.js';
 import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
 import type { CardFile } from '../devices/devices.js';
 
@@ -31,7 +31,7 @@ export function readCardFile(path: string): EmulatedCard {
     typeof card !== 'object' ||
     card.format !== 'sls-dscplus-card/1' ||
     typeof card.seed !== 'string' ||
-    !/^(?:[0-9a-fA-F]{2})+$/.test(card.seed) ||
+    !HEX_BYTES.test(card.seed) ||
     typeof card.suite !== 'string' ||
     typeof card.serial !== 'string' ||
     (card.pin !== undefined && typeof card.pin !== 'string')

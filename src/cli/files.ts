@@ -8,6 +8,9 @@ import { readBoundedFile } from '../bounded-file.js';
 
 export { readBoundedFile } from '../bounded-file.js';
 
+/** X3: a key or seed as the command line takes it (options, card and token files): hex of whole bytes, at least one (Buffer.from would read "zz" as no key at all, and compute with it). */
+export const HEX_BYTES = /^(?:[0-9a-fA-F]{2})+$/;
+
 /** A text file of the command line (codes, rates, a card or token file): far less than this. */
 export const MAX_TEXT_FILE_BYTES = 1024 * 1024;
 

@@ -29,7 +29,7 @@ import { registerEntitlementCommands } from './entitlements.js';
 import { registerOidcCommands } from './oidc-commands.js';
 import { isText } from '../http/text-input.js';
 import { SecretInputs, readStandardInput, secretFileOption, visibleSecret } from './secrets.js';
-import { readBoundedFile, readTextFile, sizeText } from './files.js';
+import { HEX_BYTES, readBoundedFile, readTextFile, sizeText } from './files.js';
 
 const t = translator(environmentLanguage());
 
@@ -93,7 +93,7 @@ function mobileOption(value: string): MobileNumber {
 
 function hexOption(name: string) {
   return (value: string): Buffer => {
-    if (!/^([0-9a-fA-F]{2})+$/.test(value)) throw new SlsError('VALIDATION_ERROR', { reason: 'hex_bytes', field: name });
+    if (!HEX_BYTES.test(value)) throw new SlsError('VALIDATION_ERROR', { reason: 'hex_bytes', field: name });
     return Buffer.from(value, 'hex');
   };
 }

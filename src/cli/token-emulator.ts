@@ -9,7 +9,7 @@ import { closeSync, constants, fsyncSync, openSync, renameSync, rmSync, writeFil
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { SlsError } from '../errors.js';
-import { readTextFile } from './files.js';
+import { HEX_BYTES, readTextFile } from './files.js';
 import { generateHotp, generateTotp, type HashAlgorithm } from '../crypto/hotp.js';
 import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
 import type { TokenFile } from '../devices/devices.js';
@@ -38,9 +38,6 @@ export function readTokenFile(path: string): TokenFile {
   }
   return file as TokenFile;
 }
-
-/** Hex of whole bytes, at least one: a key or seed (Buffer.from would read "zz" as no key at all, and compute with it). */
-const HEX_BYTES = /^(?:[0-9a-fA-F]{2})+$/;
 
 const isWhole = (value: unknown, min: number, max: number): boolean => typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max;
 

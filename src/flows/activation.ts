@@ -32,7 +32,7 @@ import { newId } from '../crypto/random.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { deviceActions, lossUnconfirmed, type Device, type DeviceActions, type DeviceKinds, type DeviceType, type Prompt } from '../devices/types.js';
 import type { User, Users } from '../identity/users.js';
-import type { Session, Sessions } from '../sessions/sessions.js';
+import { latestStepUp, type Session, type Sessions } from '../sessions/sessions.js';
 import type { Store, Tx } from '../store/database.js';
 import type { Confirmation } from '../store/schema.js';
 import { challengeTtlMs, completeFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
@@ -365,14 +365,7 @@ export class StepUp {
     let at = session.createdAt;
     let confirmedBy = session.confirmedBy;
     if (session.verifiedAt !== null) {
-      const stepUp = await this.deps.store.db
-        .selectFrom('login_flows')
-        .select(['device_id', 'confirmed_by'])
-        .where('session_id', '=', session.id)
-        .where('kind', '=', 'step_up')
-        .where('state', '=', 'done')
-        .orderBy('updated_at', 'desc')
-        .executeTakeFirst();
+      const stepUp = await latestStepUp(this.deps.store.db, session.id);
       if (stepUp?.device_id) {
         deviceId = stepUp.device_id;
         confirmedBy = stepUp.confirmed_by;

@@ -94,6 +94,18 @@ function livesAt(row: { revoked_at: number | null; expires_at: number; idle_expi
   return row.revoked_at === null && row.expires_at > now && (row.idle_expires_at === null || row.idle_expires_at > now);
 }
 
+/** V1: the device and the phone's confirmation of a session's latest step-up, if it made one: the session's last proof (L8, T3, X7). */
+export function latestStepUp(db: Executor, sessionId: string): Promise<{ device_id: string | null; confirmed_by: Confirmation | null } | undefined> {
+  return db
+    .selectFrom('login_flows')
+    .select(['device_id', 'confirmed_by'])
+    .where('session_id', '=', sessionId)
+    .where('kind', '=', 'step_up')
+    .where('state', '=', 'done')
+    .orderBy('updated_at', 'desc')
+    .executeTakeFirst();
+}
+
 export function newSessionId(): string {
   return newId('ses');
 }
@@ -405,7 +417,7 @@ export class Sessions {
 
   /**
    * L8: whether a session's last proof — the device of its latest step-up,
-   * else of its login (as `StepUp.lastProof` reads it) — is none of
+   * else of its login (`latestStepUp`, as `StepUp.lastProof` reads it) — is none of
    * `deviceIds`. A credential withdrawn from a session ends the sessions it
    * opened but the caller's, which stepped up with another device (the user
    * who lost a card and proved a phone); not when the caller's own proof is
@@ -417,17 +429,7 @@ export class Sessions {
     const session = await db.selectFrom('sessions').select(['device_id', 'verified_at']).where('id', '=', sessionId).executeTakeFirst();
     if (!session) return false;
     let proof = session.device_id;
-    if (session.verified_at !== null) {
-      const stepUp = await db
-        .selectFrom('login_flows')
-        .select('device_id')
-        .where('session_id', '=', sessionId)
-        .where('kind', '=', 'step_up')
-        .where('state', '=', 'done')
-        .orderBy('updated_at', 'desc')
-        .executeTakeFirst();
-      if (stepUp?.device_id) proof = stepUp.device_id;
-    }
+    if (session.verified_at !== null) proof = (await latestStepUp(db, sessionId))?.device_id ?? proof;
     return proof !== null && !deviceIds.includes(proof);
   }
 

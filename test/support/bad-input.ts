@@ -52,22 +52,6 @@ export function apiProblem(answer: Answer, mustRefuse: boolean): string | null {
   return null;
 }
 
-/** The app's routes as Fastify prints them: method and pattern. */
-export function routesOf(app: FastifyInstance): { method: string; url: string }[] {
-  const segments: string[] = [];
-  const found: { method: string; url: string }[] = [];
-  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
-    const m = /^((?:[│ ]{4})*)(?:[├└]── )(.*?)(?: \(([A-Z, ]+)\))?$/.exec(line);
-    if (!m) continue;
-    const depth = m[1]!.length / 4;
-    segments.length = depth;
-    segments[depth] = m[2]!;
-    const url = segments.join('');
-    for (const method of (m[3] ?? '').split(', ').filter(Boolean)) found.push({ method, url });
-  }
-  return found;
-}
-
 /** What is wrong with a page's answer to a bad form, or null: a 5xx, a redirect nowhere, a 4xx page without its error code. */
 export function pageProblem(answer: Answer, url: string): string | null {
   if (answer === 'timeout') return `no answer within ${ANSWER_WITHIN_MS} ms`;
