@@ -40,12 +40,12 @@ import { Agent, alertBox, elements, forms } from './support/html.js';
 import { openApiAjv } from './support/openapi-check.js';
 import { apiProblem, pageProblem, within } from './support/bad-input.js';
 import { routesOf } from './support/routes.js';
+import { SEED, seededRandom } from './support/seeded.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the document, its schemas and the bodies made from them are JSON
 type Json = any;
 
 /** The seed of the whole run; each operation's generator is seeded from it and the operation's id. */
-const SEED = Number(process.env.SLS_FUZZ_SEED ?? 20_261_207);
 /** Generated bodies per operation and credential. */
 const CASES = 6;
 /** Bodies the document accepts, made at random, per operation (they reach the handlers: a password hashed, a row written …). */
@@ -57,24 +57,11 @@ const STAFF_TAGS = ['help desk', 'admin'];
 
 // ------------------------------------------------------------------ the seeded generator
 
-/** mulberry32: small, fast and the same everywhere. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
-const seedOf = (text: string): number => createHash('sha256').update(`${SEED}:${text}`).digest().readUInt32LE(0);
-
 class Random {
   private readonly next: () => number;
-  constructor(seed: number) {
-    this.next = generator(seed);
+  /** A stream of its own for each name (SEED and the name, test/support/seeded.ts). */
+  constructor(what: string) {
+    this.next = seededRandom(what);
   }
   int(n: number): number {
     return Math.floor(this.next() * n);
@@ -596,7 +583,7 @@ describe.each(DATABASES)('generated bad input on every operation and form on %s 
     for (const op of operations) {
       staff = await fresh(staff, 'admin');
       client = await fresh(client);
-      const random = new Random(seedOf(op.id));
+      const random = new Random(op.id);
       const requests = requestsOf(op, random);
       const credentials: [string, Record<string, string>][] = [['no credentials', {}]];
       for (const kind of op.credentials) {
@@ -646,7 +633,7 @@ describe.each(DATABASES)('generated bad input on every operation and form on %s 
     for (const op of operations) {
       staff = await fresh(staff, 'admin');
       victim = await fresh(victim);
-      const random = new Random(seedOf(`valid:${op.id}`));
+      const random = new Random(`valid:${op.id}`);
       const ajv = openApiAjv({ components: {} });
       const queryChecks = op.query.map((q) => ({ ...q, check: ajv.compile(q.schema) }));
       for (let n = 0; n < VALID_CASES; n += 1) {
@@ -681,7 +668,7 @@ describe.each(DATABASES)('generated bad input on every operation and form on %s 
 
   it('X3: a random walk through the API (seeded): clients, staff and a back office call operations in any order, with plausible values and the ids and challenges earlier answers gave, so that requests meet every state the others leave: never a 5xx or a hang, every refusal a stable code', async () => {
     const problems: string[] = [];
-    const random = new Random(seedOf('walk'));
+    const random = new Random('walk');
     const clients = [await person(), await person(), await person()];
     /** What earlier answers gave: the ids each POST made (by its path), the questions of challenges, claim tokens. */
     const made = new Map<string, string[]>();
@@ -1008,7 +995,7 @@ describe.each(DATABASES)('generated bad input on every operation and form on %s 
     for (const [route, { action, fields }] of formsOf) {
       webClient = await fresh(webClient);
       staff = await fresh(staff, 'admin');
-      const random = new Random(seedOf(`form:${route}`));
+      const random = new Random(`form:${route}`);
       const { agent, csrf } = await browserOf(route.startsWith('/helpdesk') ? staff : webClient);
       for (let n = 0; n < CASES; n += 1) {
         const pairs: [string, string][] = [['_csrf', csrf]];

@@ -13,29 +13,16 @@
  * an empty key.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { slsInProcess } from './support/cli.js';
+import { SEED, seededRandom } from './support/seeded.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the files are JSON
 type Json = any;
 
-const SEED = Number(process.env.SLS_FUZZ_SEED ?? 20_261_207);
 const CASES = 60;
-
-/** mulberry32, seeded from SEED and what is generated. */
-function generator(what: string): () => number {
-  let a = createHash('sha256').update(`${SEED}:${what}`).digest().readUInt32LE(0);
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const KEY = '3132333435363738393031323334353637383930';
 const SUITE = 'OCRA-1:HOTP-SHA1-6:QN06-PSHA1';
@@ -138,7 +125,7 @@ describe('crafted files for the device emulators (X3, D1, C2)', () => {
   it('X3, D1: sls token given a crafted token file (a key null, a counter negative or past 2^64, a time step of 0, 99 digits, a key that is no hex …) refuses it in one sls: line or prints a code of 6 to 10 digits: never a crash, NaN, or a code of an empty key', async () => {
     const problems: string[] = [];
     for (const [kind, file] of Object.entries(TOKEN_FILES)) {
-      const random = generator(`token:${kind}`);
+      const random = seededRandom(`token:${kind}`);
       for (let n = 0; n < CASES; n += 1) {
         const { file: bad, what } = crafted(file, random);
         const path = join(folder, `${kind}-${n}.json`);
@@ -170,7 +157,7 @@ describe('crafted files for the device emulators (X3, D1, C2)', () => {
 
   it('X3, C2: sls dsc given a crafted card file (a seed that is no hex, the file null, a suite of another form …) refuses it in one sls: line or prints a response of the suite: never a crash, nor a response of an empty seed', async () => {
     const problems: string[] = [];
-    const random = generator('card');
+    const random = seededRandom('card');
     for (let n = 0; n < CASES; n += 1) {
       const { file: bad, what } = crafted(CARD_FILE, random);
       const path = join(folder, `card-${n}.json`);
