@@ -264,6 +264,24 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     }
   });
 
+  it('R2, L4, X7: two admins ending the same wait at once end it once: one 200, the other 409 LOSS_NOT_WAITING; audited and told once', async () => {
+    const agent = await staffMember();
+    const admins = [await staffMember('admin'), await staffMember('admin')];
+    const victim = await smsAndCard();
+    await h.services.dscPlusRequests.reportLost({ staffUserId: agent.user.id }, victim.cardId, 'lost');
+    const checks = await Promise.all(admins.map((a) => h.services.helpDesk.verifyIdentity(a.user.id, victim.user.username, { method: 'video_call' })));
+    const answers = await Promise.all(
+      admins.map((a, i) => postJson(h.app, `/api/v1/helpdesk/devices/${victim.cardId}/loss-confirmed`, { verificationId: checks[i]!.id }, a.headers)),
+    );
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 409]);
+    expect(answers.find((r) => r.status === 409)!.body.error?.code).toBe('LOSS_NOT_WAITING');
+    expect(await auditOf(victim.user, 'device.loss_confirmed')).toHaveLength(1);
+    // told once: one message on each of the owner's channels
+    const told = (await h.services.notifier.list({ userId: victim.user.id })).filter((n) => n.template === 'deviceLossConfirmed').map((n) => n.channel);
+    expect(told.length).toBeGreaterThan(0);
+    expect(told).toEqual([...new Set(told)]);
+  });
+
   it('R2, T1, X7, N1: the wait after a loss reported with a weaker proof is ended by an admin only, with a verification of their own (API, console, `sls`): client services are refused 403 LOSS_CONFIRM_ADMIN_ONLY, audited; a device not waiting answers 409 LOSS_NOT_WAITING; once ended, the owner binds a device at once and is told', async () => {
     const agent = await staffMember();
     const admin = await staffMember('admin');
