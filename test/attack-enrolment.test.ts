@@ -28,6 +28,7 @@ import {
   indexAnswerOf,
   loginSession,
   postJson,
+  send,
   startLogin,
   stepUp,
   withCard,
@@ -37,7 +38,7 @@ import { issuePasscode } from './support/staff.js';
 import { sharingPair } from './support/sharing.js';
 import type { ApiError } from '../src/mobile-app/api.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
-import { SoftwareAuthenticator } from './support/software-authenticator.js';
+import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
 import { TestPhone, harnessInbox, listen, rejected, smsUser, verifiedNumber } from './support/phone.js';
 
 /** The Security Code Card answer of a sharing's requester (S1). */
@@ -77,6 +78,26 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
         await revoke();
       }
       return result;
+    };
+    return { fired: () => fired };
+  }
+
+  /**
+   * Runs `other` (to its commit) when the services next open a transaction
+   * under the audit lock: a second removal placed in the gap between the
+   * first one's checks and its writing transaction.
+   */
+  function beforeNextAuditWrite(other: () => Promise<unknown>): { fired: () => boolean } {
+    const store = h.services.store as unknown as { serialized: (name: string, fn: (trx: unknown) => Promise<unknown>) => Promise<unknown> };
+    const original = store.serialized;
+    let fired = false;
+    store.serialized = async function (this: unknown, name: string, fn: (trx: unknown) => Promise<unknown>) {
+      if (!fired && name === 'audit_log') {
+        fired = true;
+        store.serialized = original;
+        await other();
+      }
+      return original.call(this, name, fn);
     };
     return { fired: () => fired };
   }
@@ -550,6 +571,51 @@ describe.each(DATABASES)('attacks on device lifecycles (%s)', (database) => {
       expect((await answer(h.app, again.body.id, cardAnswer(card, again.body.challenge.question, pin))).status).toBe(200);
     });
   });
+  describe('M6, L6, X7: two removals at once never leave the user without a device', () => {
+    /** A user on SMS (M2) who also holds a DSC+: a session opened with the card, stepped up (X7). */
+    async function smsAndCard() {
+      const user = await smsUser(h);
+      const [number] = await h.services.phones.list(user.id);
+      const { card } = await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
+      const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
+      const session = await loginSession(h.app, user.username, withCard(card), { stepUp: true });
+      return { user, card, dsc, number: number!, session };
+    }
+
+    it('M6, L6: a number removed while its other device, the DSC+, is reported stolen is refused 409 PHONE_IN_USE, as a lone removal of the last device is: the SMS device stays', async () => {
+      const { user, dsc, number, session } = await smsAndCard();
+      const hook = beforeNextAuditWrite(() => h.services.dscPlusRequests.reportLost({ staffUserId: agentId }, dsc.id, 'stolen'));
+      const removed = await send(h.app, 'DELETE', `/api/v1/phones/${number.id}`, session);
+      expect(hook.fired()).toBe(true);
+      expect([removed.status, removed.body.error?.code], JSON.stringify(removed.body)).toEqual([409, 'PHONE_IN_USE']);
+      expect(await deviceStates(user.id)).toEqual(['dscplus:lost', 'sms:active']);
+      expect((await h.services.phones.list(user.id)).map((p) => p.id)).toEqual([number.id]);
+      expect(await entries(user.username, 'phone.removed')).toEqual([]);
+    });
+
+    it('M6, L6, D6: a number removed while the security key, the other device, is removed is refused PHONE_IN_USE: one of the two removals stands, never both', async () => {
+      const { user, dsc, number, session } = await smsAndCard();
+      const key = new SoftwareAuthenticator();
+      const keyId = await registerSecurityKey(h.app, session, key, relyingPartyOf(h.services.config));
+      // the card is gone already (reported alone): the number and the key are left
+      await h.services.dscPlusRequests.reportLost({ staffUserId: agentId }, dsc.id, 'stolen');
+      const hook = beforeNextAuditWrite(() => h.services.securityKeys.remove({ id: 'ses_other', userId: user.id }, keyId));
+      await expect(h.services.phones.remove(user.id, number.id, `user:${user.id}`, null)).rejects.toMatchObject({ code: 'PHONE_IN_USE' });
+      expect(hook.fired()).toBe(true);
+      expect(await deviceStates(user.id)).toEqual(['dscplus:lost', 'security_key:revoked', 'sms:active']);
+      expect((await h.services.phones.list(user.id)).map((p) => p.id)).toEqual([number.id]);
+    });
+
+    it('M6: the same number removed twice at once is removed once: the second is 404 PHONE_NOT_FOUND, audited once', async () => {
+      const { user, number } = await smsAndCard();
+      const hook = beforeNextAuditWrite(() => h.services.phones.remove(user.id, number.id, `user:${user.id}`, null));
+      await expect(h.services.phones.remove(user.id, number.id, `user:${user.id}`, null)).rejects.toMatchObject({ code: 'PHONE_NOT_FOUND' });
+      expect(hook.fired()).toBe(true);
+      expect(await deviceStates(user.id)).toEqual(['dscplus:active', 'sms:revoked']);
+      expect(await entries(user.username, 'phone.removed')).toHaveLength(1);
+    });
+  });
+
   describe('X7, D6: security keys', () => {
     it('X7: a key whose registration began within the step-up is not registered once the step-up went stale', async () => {
       const { user, card } = await createUserWithCard(h.services);

@@ -232,29 +232,38 @@ export class Phones {
     return { phone: await this.get(userId, phoneId), enrolledDeviceId: enrolled?.id ?? null };
   }
 
-  /** The user's SMS devices that send to a number (requested or active). */
-  private async smsDevicesOf(userId: string, phoneId: string): Promise<Device[]> {
-    return (await this.deps.devices.listForUser(userId)).filter(
+  /** The user's SMS devices that send to a number (requested or active); `db`: a transaction that holds the audit lock. */
+  private async smsDevicesOf(userId: string, phoneId: string, db: Executor = this.deps.store.db): Promise<{ backed: Device[]; all: Device[] }> {
+    const all = await this.deps.devices.listForUser(userId, db);
+    const backed = all.filter(
       (d) => d.type === 'sms' && (d.state === 'active' || d.state === 'requested') && (d.params as unknown as SmsDeviceParams).phoneId === phoneId,
     );
+    return { backed, all };
   }
 
   /**
    * Removes a number; its SMS device is revoked. Refused while that device
    * is the user's only way to log in (PHONE_IN_USE). The sessions the SMS
    * device opened end with it (L8), but `exceptSessionId` (the remover's).
+   * M6, L6: the check reads the devices under the audit lock, in the
+   * transaction that revokes: every other removal (a card reported lost, a
+   * key removed, another number removed) writes under that lock, so of two
+   * at once the second sees the first, and is refused as a lone removal of
+   * the last device is.
    */
   async remove(userId: string, phoneId: string, actor: string, ip: string | null, options: { exceptSessionId?: string } = {}): Promise<void> {
     const { store, devices, audit } = this.deps;
-    const row = await this.row(userId, phoneId);
-    const backed = await this.smsDevicesOf(userId, phoneId);
-    const others = (await devices.activeForUser(userId, null)).filter((d) => !backed.some((b) => b.id === d.id) && !devices.kind(d.type).temporary);
-    if (backed.some((d) => d.state === 'active') && others.length === 0) throw new SlsError('PHONE_IN_USE');
+    await this.row(userId, phoneId);
     const user = await this.deps.users.get(userId);
     await store.serialized('audit_log', async (trx) => {
+      // read again under the lock: the number removed meanwhile is not found, its device no longer backed
+      const row = await this.row(userId, phoneId, trx);
+      const { backed, all } = await this.smsDevicesOf(userId, phoneId, trx);
+      const others = all.filter((d) => d.state === 'active' && !backed.some((b) => b.id === d.id) && !devices.kind(d.type).temporary);
+      if (backed.some((d) => d.state === 'active') && others.length === 0) throw new SlsError('PHONE_IN_USE');
       const revoked: string[] = [];
       for (const device of backed) {
-        if (await devices.transition(trx, await devices.get(device.id, trx), 'revoked', { actor, reason: 'number removed' })) revoked.push(device.id);
+        if (await devices.transition(trx, device, 'revoked', { actor, reason: 'number removed' })) revoked.push(device.id);
       }
       // L8: the sessions the SMS device opened end with it (but the remover's, which stepped up)
       await this.deps.sessions.endOpenedWith(trx, revoked, 'device_revoked', actor, options.exceptSessionId);
