@@ -70,6 +70,28 @@ describe.each(DATABASES)('attacks on the audit chain on %s (X1)', (dbName) => {
     expect((await h.services.audit.verify()).ok).toBe(false);
   });
 
+  it('X1, X6: a transaction that appended two entries and then failed (rolled back) leaves the chain as it was: the next entries are appended, the check and verify find it intact, also after a restart', async () => {
+    await expect(
+      h.services.store.serialized('audit_log', async (trx) => {
+        await h.services.audit.append(trx, [{ event: 'session.ended', data: { i: 'a' } }]);
+        await h.services.audit.append(trx, [{ event: 'session.ended', data: { i: 'b' } }]);
+        throw new Error('failed after two appends');
+      }),
+    ).rejects.toThrow('failed after two appends');
+    // entry 12, not a head "moved back" below the rolled-back 13
+    await h.services.audit.record({ event: 'session.ended', data: { i: 'after' } });
+    expect(await h.services.chainWatch.run()).toMatchObject({ intact: true, verifiedSeq: 12 });
+    expect((await h.services.audit.verify()).ok).toBe(true);
+    await h.services.audit.keepSeen();
+    const restarted = await createServices(testConfig(h.database), { warn: () => undefined });
+    try {
+      await restarted.audit.record({ event: 'session.ended', data: { i: 'restarted' } });
+      expect(await restarted.chainWatch.run()).toMatchObject({ intact: true, verifiedSeq: 13 });
+    } finally {
+      await restarted.close();
+    }
+  });
+
   it('X1: the newest entries removed and an older, genuinely signed head put back: the server appends nothing over it, and its check after a restart reports it', async () => {
     const store = h.services.store;
     const older = await store.db.selectFrom('audit_head').selectAll().executeTakeFirstOrThrow();

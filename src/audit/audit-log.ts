@@ -369,6 +369,12 @@ export class AuditLog {
    * at its seq must keep its hash (a tail cut and appended over).
    */
   private highest: ChainPosition | null = null;
+  /**
+   * The transactions this process appended in: a head read in one of them
+   * after its first append is not committed yet (the transaction may still
+   * roll back), so it is not a head this process knows was reached.
+   */
+  private readonly appendedIn = new WeakSet<Tx>();
 
   constructor(
     private readonly store: Store,
@@ -393,7 +399,9 @@ export class AuditLog {
    */
   async append(trx: Tx, inputs: AuditInput[]): Promise<void> {
     if (inputs.length === 0) return;
-    const head = await this.trustedHead(trx);
+    // X1: a second append in one transaction reads the first one's head, which a rollback takes back: not noted as reached
+    const head = await this.trustedHead(trx, !this.appendedIn.has(trx));
+    this.appendedIn.add(trx);
     let seq = head.seq;
     let prevHash = head.hash;
     const now = this.clock.now();
@@ -434,13 +442,13 @@ export class AuditLog {
     return usernameDigest(this.keys.username, username);
   }
 
-  private async trustedHead(db: Executor): Promise<AuditHeadTable> {
+  private async trustedHead(db: Executor, committed = true): Promise<AuditHeadTable> {
     const head = await readHead.first(db, {});
     if (!head) throw new SlsError('AUDIT_CHAIN_BROKEN', { reason: 'head_missing', seq: 0 });
     if (!this.headGenuine(head)) throw findingError(this.headFinding(head));
     // a genuinely signed head older than one already seen: the tail was cut and an older head put back (never appended over)
     if (this.highest && head.seq < this.highest.seq) throw findingError({ reason: 'head_moved_back', seq: head.seq, verified: this.highest.seq });
-    this.noteVerified({ seq: head.seq, hash: head.hash });
+    if (committed) this.noteVerified({ seq: head.seq, hash: head.hash });
     return head;
   }
 
