@@ -338,7 +338,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       phones,
       newTemporaryPasscode,
       // T4: no temporary passcode for users who share
-      sharing: { sharesDevice: (userId, db) => sharing.sharesDevice(userId, db), endApart: (staffUserId, entityId) => sharing.endApart(staffUserId, entityId) },
+      sharing: { sharesDevice: (userId, db) => sharing.sharesDevice(userId, db), apart: (staffUserId, entityId) => sharing.apart(staffUserId, entityId) },
     });
     const mobileEnrolment = new MobileEnrolment({
       store,

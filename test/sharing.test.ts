@@ -246,6 +246,62 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     expect(cancelled.map((e) => e.actor)).toEqual([`staff:${agent.user.id}`]);
   });
 
+  it('H1a, A1, X3: a failure between the correction of identification data and the ending of the sharing it breaks leaves neither written: the data as before, the sharing in force, nothing audited; the correction made again ends it', async () => {
+    const a = await h.services.entities.create({ kind: 'individual', name: 'Cy Wu', identification: PASSPORT }, 'test');
+    const b = await h.services.entities.create({ kind: 'individual', name: 'Cy Wu', identification: PASSPORT }, 'test');
+    const tag = String(Date.now() % 1e9);
+    const owner = await h.services.users.create({ username: `fxo${tag}`, password: PASSWORD, entityId: a.id }, 'test');
+    const { card } = await h.services.devices.addDscPlus({ userId: owner.id, pin: '1234' }, 'test');
+    const requester = await h.services.users.create({ username: `fxr${tag}`, password: PASSWORD, entityId: b.id }, 'test');
+    const scc = await h.services.onlineCards.importSecurityCodeCard(requester.id, `SCC-${requester.username}`, CODES, 'test');
+    const headers = await sccSession(requester);
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, headers);
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    const id = started.body.id as string;
+    await postJson(h.app, `/api/v1/sharing/${id}/answer`, { response: cardAnswer(card, started.body.challenge.question) }, headers);
+    await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, headers);
+    await h.services.sharing.decide(compliance.user.id, id, 'approve').catch(() => undefined);
+    expect((await h.services.sharing.get(requester.id, id)).state).toBe('active');
+    const shared = await cardSession(requester, card, false);
+    const correct = () =>
+      h.services.helpDesk.correctIdentification(
+        agent.user.id,
+        requester.username,
+        { identification: { documentNumber: '77YY66666' } },
+        { document: 'passport', reference: 'ticket-2' },
+      );
+    const events = async () =>
+      (await h.services.audit.list({ limit: 500 })).filter((e) => e.event === 'entity.identification_corrected' && (e.data as Json).entityId === b.id);
+
+    // the process fails while the sharing is being ended (after the correction was made)
+    const sessions = h.services.sessions as unknown as { endWhere: (...args: unknown[]) => Promise<unknown> };
+    const endWhere = sessions.endWhere;
+    let failed = false;
+    sessions.endWhere = async () => {
+      failed = true;
+      sessions.endWhere = endWhere;
+      throw new Error('the process failed here');
+    };
+    try {
+      await expect(correct()).rejects.toThrow('the process failed here');
+    } finally {
+      sessions.endWhere = endWhere;
+    }
+    expect(failed).toBe(true);
+    expect((await h.services.entities.view(b.id, true)).identification).toMatchObject({ documentNumber: PASSPORT.documentNumber });
+    expect(await events()).toEqual([]);
+    expect((await h.services.sharing.get(requester.id, id)).state).toBe('active');
+    expect((await get(h.app, '/api/v1/session', shared)).status).toBe(200);
+
+    // made again, both are written
+    await correct();
+    expect((await h.services.entities.view(b.id, true)).identification).toMatchObject({ documentNumber: '77YY66666' });
+    expect(await events()).toHaveLength(1);
+    expect((await h.services.sharing.get(requester.id, id)).state).toBe('cancelled');
+    expect((await h.services.devices.get(scc.id)).state).toBe('active');
+    expect((await get(h.app, '/api/v1/session', shared)).status).toBe(401);
+  });
+
   it('H1b/T4: a user holding a temporary device (temporary passcode) cannot share: SHARING_TEMPORARY_DEVICE', async () => {
     const p = await pair();
     const staff = await staffToken(agent);

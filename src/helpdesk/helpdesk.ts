@@ -83,7 +83,10 @@ export interface HelpDeskDeps {
   /** X7: a mobile number put on record (src/devices/sms/phones.ts). */
   phones: { add(userId: string, input: { country: string; number: string }, actor: string, ip: string | null): Promise<Phone> };
   /** T4: whether a user shares a device (as requester or owner), or waits for a sharing's approval (src/sharing/sharing.ts). */
-  sharing?: { sharesDevice(userId: string, db?: Executor): Promise<boolean>; endApart(staffUserId: string, entityId: string): Promise<string[]> };
+  sharing?: {
+    sharesDevice(userId: string, db?: Executor): Promise<boolean>;
+    apart(staffUserId: string, entityId: string): Promise<(trx: Tx) => Promise<string[]>>;
+  };
 }
 
 /** What staff do to a user's account, as the audit log names it when refused. */
@@ -742,9 +745,12 @@ export class HelpDesk {
   ): Promise<string[]> {
     const user = await this.deps.users.getByUsername(username);
     const staff = await this.actOnAll(staffUserId, user, 'correct_identification', 'entity');
-    const { fields } = await this.deps.entities.correct(user.entityId, changes, basis, this.actor(staff));
-    // H1a: a sharing with a username of another entity stands only while their identification data is identical
-    await this.deps.sharing?.endApart(staff.id, user.entityId);
+    // H1a: a sharing with a username of another entity stands only while their identification data is identical:
+    // the sharings the correction sets apart end in its own transaction (a failure between the two writes neither)
+    const endApart = await this.deps.sharing?.apart(staff.id, user.entityId);
+    const { fields } = await this.deps.entities.correct(user.entityId, changes, basis, this.actor(staff), async (trx) => {
+      await endApart?.(trx);
+    });
     return fields;
   }
 

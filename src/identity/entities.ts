@@ -357,8 +357,8 @@ export class Entities {
    * entities with identical identification data (compared by their keyed
    * digests). Users without identification data match only their own entity.
    */
-  async sameIdentity(userA: string, userB: string): Promise<boolean> {
-    const rows = await this.store.db
+  async sameIdentity(userA: string, userB: string, db: Executor = this.store.db): Promise<boolean> {
+    const rows = await db
       .selectFrom('users')
       .innerJoin('entities', 'entities.id', 'users.entity_id')
       .select(['users.id', 'users.entity_id', 'entities.identification_digest'])

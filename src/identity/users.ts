@@ -183,8 +183,9 @@ export class Users {
     return user;
   }
 
-  async get(id: string): Promise<User> {
-    const row = await userById.first(this.store.db, { id });
+  /** `db`: a transaction of the caller's that must see its own writes (and, on SQLite, the only connection while it is open). */
+  async get(id: string, db: Executor = this.store.db): Promise<User> {
+    const row = await userById.first(db, { id });
     if (!row) throw new SlsError('USER_NOT_FOUND', { id });
     return this.toUser(row);
   }

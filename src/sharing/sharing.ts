@@ -597,15 +597,16 @@ export class DeviceSharing {
   }
 
   /** N1: both users hear of the request, its approval, rejection or cancellation. */
-  private async tell(to: User[], template: NoticeTemplate, requester: User, owner: User): Promise<void> {
-    for (const user of to) await this.deps.notifier.notify(user, template, { username: user.username, requester: requester.username, owner: owner.username });
+  private async tell(to: User[], template: NoticeTemplate, requester: User, owner: User, db?: Tx): Promise<void> {
+    for (const user of to)
+      await this.deps.notifier.notify(user, template, { username: user.username, requester: requester.username, owner: owner.username }, db ? { db } : {});
   }
 
   // ------------------------------------------------------------ ending
 
   /** Cancelled by the requester or the owner (after a step-up), or by staff; a sharing in force restores the kept devices. */
   async cancel(by: { session: Session } | { staffUserId: string }, id: string, meta: Partial<RequestMeta> = {}): Promise<SharingView> {
-    const { users, store, clock } = this.deps;
+    const { users, store } = this.deps;
     // X7: someone who is not staff learns nothing of a sharing's id (FORBIDDEN_ROLE before SHARING_NOT_FOUND)
     if ('staffUserId' in by) await this.deps.staff.staff(by.staffUserId, 'view');
     let row = 'session' in by ? await this.rowOf(by.session.userId, id) : await this.row(id);
@@ -617,43 +618,63 @@ export class DeviceSharing {
     await store.serialized('audit_log', async (trx) => {
       row = await this.row(id, trx);
       if (row.state !== was) throw new SlsError('SHARING_STATE', { state: row.state });
-      const now = clock.now();
-      const moved = await trx
-        .updateTable('device_sharings')
-        .set({ state: 'cancelled', ended_at: now, ended_by: actor, updated_at: now })
-        .where('id', '=', id)
-        .where('state', '=', was)
-        .executeTakeFirst();
-      if (Number(moved.numUpdatedRows) !== 1) throw new SlsError('SHARING_STATE', { state: 'changed' });
-      if (row.flow_id)
-        await trx
-          .updateTable('login_flows')
-          .set({ state: 'failed', updated_at: now })
-          .where('id', '=', row.flow_id)
-          .where('state', '=', 'second_factor')
-          .execute();
-      const back = was === 'active' ? await this.restore(trx, row, requester, actor) : [];
-      // L8: the requester's sessions opened with the owner's device end with the sharing (but the requester's own that cancels)
-      if (was === 'active') {
-        // … when it stands on another device than the owner's (L8: not a session proved with the card it gives back)
-        const keep = 'session' in by && by.session.userId === requester.id && (await this.deps.sessions.standsApartFrom(trx, by.session.id, [row.device_id]));
-        const except = keep ? { exceptSessionId: by.session.id } : {};
-        await this.deps.sessions.endWhere(trx, { userId: requester.id, deviceIds: [row.device_id], ...except }, 'sharing_ended', actor);
-      }
-      await this.deps.audit.append(trx, [
-        {
-          event: 'sharing.cancelled',
-          actor,
-          userId: requester.id,
-          username: requester.username,
-          ip: meta.ip ?? null,
-          data: { sharingId: id, from: was, ownerId: owner.id, restoredDevices: back },
-        },
-      ]);
-      return back;
+      await this.endWithin(trx, row, requester, owner, actor, meta, 'session' in by ? by.session : undefined);
     });
     if (was === 'pending' || was === 'active') await this.tell([requester, owner], 'sharingCancelled', requester, owner);
     return this.view(await this.row(id));
+  }
+
+  /**
+   * Ends a sharing, read in `trx` under the audit lock in a cancellable state:
+   * cancelled, its flow failed, the kept devices back, the requester's
+   * sessions with the shared device ended (but `session`, the requester's
+   * own that cancels when it stands on another device), audited. Returns the
+   * devices restored.
+   */
+  private async endWithin(
+    trx: Tx,
+    row: SharingRow,
+    requester: User,
+    owner: User,
+    actor: string,
+    meta: Partial<RequestMeta>,
+    session?: Session,
+  ): Promise<string[]> {
+    const was = row.state;
+    const now = this.deps.clock.now();
+    const moved = await trx
+      .updateTable('device_sharings')
+      .set({ state: 'cancelled', ended_at: now, ended_by: actor, updated_at: now })
+      .where('id', '=', row.id)
+      .where('state', '=', was)
+      .executeTakeFirst();
+    if (Number(moved.numUpdatedRows) !== 1) throw new SlsError('SHARING_STATE', { state: 'changed' });
+    if (row.flow_id)
+      await trx
+        .updateTable('login_flows')
+        .set({ state: 'failed', updated_at: now })
+        .where('id', '=', row.flow_id)
+        .where('state', '=', 'second_factor')
+        .execute();
+    const back = was === 'active' ? await this.restore(trx, row, requester, actor) : [];
+    // L8: the requester's sessions opened with the owner's device end with the sharing (but the requester's own that cancels)
+    if (was === 'active') {
+      // … when it stands on another device than the owner's (L8: not a session proved with the card it gives back)
+      const keep = session !== undefined && session.userId === requester.id && (await this.deps.sessions.standsApartFrom(trx, session.id, [row.device_id]));
+      const except = keep ? { exceptSessionId: session.id } : {};
+      await this.deps.sessions.endWhere(trx, { userId: requester.id, deviceIds: [row.device_id], ...except }, 'sharing_ended', actor);
+    }
+    await this.deps.audit.append(trx, [
+      {
+        event: 'sharing.cancelled',
+        actor,
+        userId: requester.id,
+        username: requester.username,
+        ip: meta.ip ?? null,
+        data: { sharingId: row.id, from: was, ownerId: owner.id, restoredDevices: back },
+      },
+    ]);
+    return back;
   }
 
   /**
@@ -661,10 +682,45 @@ export class DeviceSharing {
    * of two entities, are no longer of the same identity: their sharings —
    * in force, waiting, or being proven — end as if cancelled by the staff
    * who corrected it (the kept devices restored, the requester's sessions
-   * the shared device opened ended, both told). Returns the ids ended.
+   * the shared device opened ended, both told), in the correction's own
+   * transaction: a failure between the two leaves neither written.
+   *
+   * Called before that transaction: the staff member's right to end each
+   * sharing of the entity's users with a user of another entity is checked
+   * here (refused, audited, before anything is written). Returns what the
+   * correction runs in its transaction, under the audit lock, once the new
+   * data is written: it ends the sharings the data now sets apart, and
+   * returns their ids.
    */
-  async endApart(staffUserId: string, entityId: string, meta: Partial<RequestMeta> = {}): Promise<string[]> {
-    const rows = await this.deps.store.db
+  async apart(staffUserId: string, entityId: string, meta: Partial<RequestMeta> = {}): Promise<(trx: Tx) => Promise<string[]>> {
+    const { users, entities } = this.deps;
+    const candidates = await this.acrossEntities(this.deps.store.db, entityId);
+    const known = new Map<string, User>();
+    for (const row of candidates) {
+      const [requester, owner] = await Promise.all([users.get(row.requester_id), users.get(row.owner_id)]);
+      known.set(requester.id, requester).set(owner.id, owner);
+      await this.deps.staff.cancelFor(staffUserId, [requester, owner], 'sharing_cancel');
+    }
+    const actor = `staff:${staffUserId}`;
+    return async (trx) => {
+      const ended: string[] = [];
+      for (const candidate of await this.acrossEntities(trx, entityId)) {
+        if (await entities.sameIdentity(candidate.requester_id, candidate.owner_id, trx)) continue;
+        const row = await this.row(candidate.id, trx);
+        const requester = known.get(row.requester_id) ?? (await users.get(row.requester_id, trx));
+        const owner = known.get(row.owner_id) ?? (await users.get(row.owner_id, trx));
+        await this.endWithin(trx, row, requester, owner, actor, meta);
+        // N1: both told, by notices written in the same transaction
+        if (row.state === 'pending' || row.state === 'active') await this.tell([requester, owner], 'sharingCancelled', requester, owner, trx);
+        ended.push(row.id);
+      }
+      return ended;
+    };
+  }
+
+  /** The sharings not yet ended between a user of the entity and a user of another entity. */
+  private acrossEntities(db: Executor, entityId: string): Promise<Pick<SharingRow, 'id' | 'requester_id' | 'owner_id'>[]> {
+    return db
       .selectFrom('device_sharings')
       .innerJoin('users as requester', 'requester.id', 'device_sharings.requester_id')
       .innerJoin('users as owner', 'owner.id', 'device_sharings.owner_id')
@@ -673,13 +729,6 @@ export class DeviceSharing {
       .where((eb) => eb.or([eb('requester.entity_id', '=', entityId), eb('owner.entity_id', '=', entityId)]))
       .whereRef('requester.entity_id', '!=', 'owner.entity_id')
       .execute();
-    const ended: string[] = [];
-    for (const row of rows) {
-      if (await this.deps.entities.sameIdentity(row.requester_id, row.owner_id)) continue;
-      await this.cancel({ staffUserId }, row.id, meta);
-      ended.push(row.id);
-    }
-    return ended;
   }
 
   // ------------------------------------------------------------ compliance (H3)
