@@ -179,6 +179,26 @@ describe.each(DATABASES)('the files and standard input sls reads (%s)', (name) =
     );
   });
 
+  it('X3, C2: the interactive card (sls dsc --card) reads standard input a line at a time, at most 1 KiB a line: a longer line (an endless stream without a line end) is refused with VALIDATION_ERROR stdin_line_too_long, exit 1; lines of a PIN and a challenge still answer', async () => {
+    const card = join(dir, 'card.json');
+    writeFileSync(
+      card,
+      JSON.stringify({ format: 'sls-dscplus-card/1', serial: 'DSC-LINES', suite: 'OCRA-1:HOTP-SHA256-8:QN06-PSHA1', seed: '31'.repeat(32) }),
+      {
+        mode: 0o600,
+      },
+    );
+    // 4 MiB without a line end, where the card waits for the press, then for the PIN
+    for (const input of ['7'.repeat(4 * 1024 * 1024), `\n${'1'.repeat(4 * 1024 * 1024)}\n`]) {
+      const run = await sls(['dsc', '--card', card], env, input);
+      expectRefused(run, /A line of standard input is longer than 1 KiB/);
+      expect(run.stdout).not.toMatch(/\d{8}/);
+    }
+    const answered = await sls(['dsc', '--card', card], env, `\n1234\n${'x'.repeat(1000)}\n654321\n`);
+    expect(answered.code, answered.stderr).toBe(0);
+    expect(answered.stdout).toMatch(/│\d{8} +│/);
+  });
+
   it('X3, X1: a FIFO no one writes to, given as a file (import-scc, import-pskc, --ssn-file, dsc --card, SLS_HOLIDAYS_FILE), and a standard input longer than a password are refused at once: the command never waits for ever nor reads without end', async () => {
     const username = uniqueUsername('fifo');
     expect((await slsInProcess(['user', 'create', '--username', username, '--password', PASSWORD], env)).code).toBe(0);

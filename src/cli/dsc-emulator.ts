@@ -8,7 +8,7 @@
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { SlsError } from '../errors.js';
-import { HEX_BYTES, readTextFile } from './files.js';
+import { HEX_BYTES, readTextFile, sizeText } from './files.js';
 import { generateOcra, parseOcraSuite } from '../crypto/ocra.js';
 import type { CardFile } from '../devices/devices.js';
 
@@ -62,6 +62,13 @@ function display(text: string): string {
   return [`┌${'─'.repeat(width)}┐`, `│${text.padEnd(width)}│`, `└${'─'.repeat(width)}┘`].join('\n');
 }
 
+/**
+ * X3: the longest line of standard input the interactive card reads (a
+ * press, a PIN of 4 digits, a challenge of 6): a longer one — an endless
+ * stream without a line end — is refused, never gathered whole.
+ */
+export const MAX_CARD_LINE_BYTES = 1024;
+
 /** The interactive card, on standard input and output (works with a terminal or a pipe). */
 export async function runCardEmulator(card: EmulatedCard, t: Translate): Promise<void> {
   const out = process.stdout;
@@ -78,11 +85,26 @@ export async function runCardEmulator(card: EmulatedCard, t: Translate): Promise
   });
   const rl = createInterface({ input: process.stdin, output: echo, terminal });
   const lines = rl[Symbol.asyncIterator]();
+  // X3: the bytes since the last line end, counted as they come (beside readline, which would gather a line without end)
+  let sinceLineEnd = 0;
+  let tooLong = false;
+  const count = (chunk: Buffer | string) => {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    const end = Math.max(bytes.lastIndexOf(0x0a), bytes.lastIndexOf(0x0d));
+    sinceLineEnd = end === -1 ? sinceLineEnd + bytes.length : bytes.length - end - 1;
+    if (sinceLineEnd > MAX_CARD_LINE_BYTES && !tooLong) {
+      tooLong = true;
+      process.stdin.off('data', count);
+      rl.close();
+    }
+  };
+  process.stdin.on('data', count);
   const next = async (prompt: string, secret = false): Promise<string | null> => {
     out.write(prompt);
     hiding = secret;
     try {
       const line = await lines.next();
+      if (tooLong) throw new SlsError('VALIDATION_ERROR', { reason: 'stdin_line_too_long', max: sizeText(MAX_CARD_LINE_BYTES) });
       return line.done ? null : line.value.trim();
     } finally {
       hiding = false;
@@ -112,6 +134,7 @@ export async function runCardEmulator(card: EmulatedCard, t: Translate): Promise
       out.write(`${display(cardResponse(card, pin, challenge))}\n`);
     }
   } finally {
+    process.stdin.off('data', count);
     rl.close();
     out.write(`\n${t('cli.dsc.off')}\n`);
   }
