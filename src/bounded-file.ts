@@ -55,3 +55,19 @@ export function readSettingFile(path: string, setting: string): string {
     tooLarge: () => new SlsError('INVALID_CONFIG', { setting, reason: 'too large', max: '1 MiB' }),
   }).toString('utf8');
 }
+
+/** X4, X3, D5: a key file the server keeps in its data directory (master.key, vapid.json): far less than this. */
+export const MAX_KEY_FILE_BYTES = 4 * 1024;
+
+/**
+ * The text of a key file in the data directory, instead of SETTING: a
+ * regular file of at most 4 KiB, read without blocking, or a start failure
+ * (INVALID_CONFIG key_file_unreadable, key_file_too_large) naming it.
+ */
+export function readKeyFile(path: string, setting: string): string {
+  const max = '4 KiB';
+  return readBoundedFile(path, MAX_KEY_FILE_BYTES, {
+    unreadable: () => new SlsError('INVALID_CONFIG', { setting, reason: 'key file unreadable', path, max }),
+    tooLarge: () => new SlsError('INVALID_CONFIG', { setting, reason: 'key file too large', path, max }),
+  }).toString('utf8');
+}

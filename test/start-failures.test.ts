@@ -4,7 +4,8 @@
  * to, and what it creates only its owner can read.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -223,6 +224,37 @@ describe('X4: the server says why it cannot start', () => {
     expect(existsSync(join(dataDir, 'master.key'))).toBe(false);
     // with its key, the same command works
     expect((await sls(['user', 'show', 'alice'], bareEnv({ SLS_DATA_DIR: dataDir, SLS_DATABASE_URL: url, SLS_MASTER_KEY: TEST_MASTER_KEY }))).code).toBe(0);
+  });
+
+  it('X4, X3, D5, K3: master.key and vapid.json in the data directory are read to 4 KiB at most: a bigger file or a pipe (a FIFO no one writes to) stops the start at once, naming the file and the setting, and nothing waits or fills the memory', async () => {
+    const fifoKey = mkdtempSync(join(scratch, 'keyfiles-'));
+    const cases: [string, string, Record<string, string>, RegExp][] = [];
+    // master.key: 65 MiB (a sparse file), then a FIFO
+    const hugeKey = mkdtempSync(join(scratch, 'hugekey-'));
+    writeFileSync(join(hugeKey, 'master.key'), '');
+    truncateSync(join(hugeKey, 'master.key'), 65 * 1024 * 1024);
+    cases.push([
+      hugeKey,
+      'master.key',
+      {},
+      /^sls: The key file .*master\.key is bigger than a key file may be \(4 KiB at most\): put back the file sls wrote, or give the key in SLS_MASTER_KEY\.\n$/,
+    ]);
+    execFileSync('mkfifo', [join(fifoKey, 'master.key')]);
+    cases.push([fifoKey, 'master.key', {}, /^sls: The key file .*master\.key cannot be read as a key file .*SLS_MASTER_KEY\.\n$/]);
+    // vapid.json, for the Web Push provider (the master key given)
+    const hugeVapid = mkdtempSync(join(scratch, 'hugevapid-'));
+    writeFileSync(join(hugeVapid, 'vapid.json'), '');
+    truncateSync(join(hugeVapid, 'vapid.json'), 65 * 1024 * 1024);
+    const push = { SLS_MASTER_KEY: TEST_MASTER_KEY, SLS_PUSH_PROVIDER: 'web-push' };
+    cases.push([hugeVapid, 'vapid.json', push, /^sls: The key file .*vapid\.json is bigger than a key file may be \(4 KiB at most\).*SLS_VAPID_PUBLIC_KEY/]);
+    const fifoVapid = mkdtempSync(join(scratch, 'fifovapid-'));
+    execFileSync('mkfifo', [join(fifoVapid, 'vapid.json')]);
+    cases.push([fifoVapid, 'vapid.json', push, /^sls: The key file .*vapid\.json cannot be read as a key file/]);
+    const runs = await Promise.all(cases.map(([dataDir, , extra]) => sls(CREATE, bareEnv({ SLS_DATA_DIR: dataDir, ...extra }))));
+    runs.forEach((run, i) => {
+      expect([cases[i]![1], run.code]).toEqual([cases[i]![1], 1]);
+      expect(run.stderr).toMatch(cases[i]![3]);
+    });
   });
 
   it('X4: a file that is not a SQLite database is named, with the reason', async () => {

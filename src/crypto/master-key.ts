@@ -3,11 +3,12 @@
  * database: SLS_MASTER_KEY, or a key file generated in the data directory on
  * first start (development convenience, announced loudly).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SlsError } from '../errors.js';
 import { ensureDirectory } from '../directories.js';
+import { readKeyFile } from '../bounded-file.js';
 
 export interface MasterKeySource {
   key: Buffer;
@@ -44,7 +45,7 @@ export function masterKeyPath(dataDir: string): string {
 export function loadMasterKey(options: MasterKeyOptions): MasterKeySource {
   if (options.masterKey) return { key: decodeMasterKey(options.masterKey), origin: 'environment' };
   const path = masterKeyPath(options.dataDir);
-  if (existsSync(path)) return { key: decodeMasterKey(readFileSync(path, 'utf8')), origin: 'key-file', path };
+  if (existsSync(path)) return { key: decodeMasterKey(readKeyFile(path, 'SLS_MASTER_KEY')), origin: 'key-file', path };
   // a new key beside a database that holds secrets would read none of them: refuse before writing a stray key file
   if (options.existingDatabase !== undefined) throw new SlsError('MASTER_KEY_MISSING', { database: options.existingDatabase, path });
   ensureDirectory(options.dataDir, 'SLS_DATA_DIR');
@@ -54,7 +55,7 @@ export function loadMasterKey(options: MasterKeyOptions): MasterKeySource {
   } catch (error) {
     // Another process created it first: use theirs.
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      return { key: decodeMasterKey(readFileSync(path, 'utf8')), origin: 'key-file', path };
+      return { key: decodeMasterKey(readKeyFile(path, 'SLS_MASTER_KEY')), origin: 'key-file', path };
     }
     throw error;
   }

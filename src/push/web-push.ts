@@ -25,8 +25,9 @@
  * <dataDir>/vapid.json (mode 0600), like the master key (D5).
  */
 import { createECDH, createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { ensureDirectory } from '../directories.js';
+import { readKeyFile } from '../bounded-file.js';
 import { join } from 'node:path';
 import { lazyPackage } from '../lazy-package.js';
 import { systemClock } from '../clock.js';
@@ -87,6 +88,9 @@ export function checkVapidKeys(keys: VapidKeys): void {
   if (!derived.equals(publicKey)) throw new TypeError('VAPID public key does not match the private key');
 }
 
+/** The settings that give the VAPID keys instead of <dataDir>/vapid.json. */
+const VAPID_SETTINGS = 'SLS_VAPID_PUBLIC_KEY/SLS_VAPID_PRIVATE_KEY';
+
 export interface VapidKeySource {
   keys: VapidKeys;
   origin: 'configured' | 'key-file' | 'generated-key-file';
@@ -94,7 +98,8 @@ export interface VapidKeySource {
 }
 
 function readVapidFile(path: string): VapidKeys {
-  const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<VapidKeys>;
+  // X4, X3: at most 4 KiB, never a pipe or a device
+  const parsed = JSON.parse(readKeyFile(path, VAPID_SETTINGS)) as Partial<VapidKeys>;
   const keys = { publicKey: String(parsed.publicKey ?? ''), privateKey: String(parsed.privateKey ?? '') };
   checkVapidKeys(keys);
   return keys;
