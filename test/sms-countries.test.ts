@@ -11,7 +11,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type PolicyConfig } from '../src/config.js';
 import { DATABASES, createUser, startHarness, type Harness, uniqueUsername, PASSWORD } from './support/harness.js';
-import { startLogin } from './support/api.js';
+import { postJson, startLogin } from './support/api.js';
+import { Agent, byId, textById } from './support/html.js';
 import { newMobile, smsUser } from './support/phone.js';
 import { cliEnv, slsInProcess } from './support/cli.js';
 
@@ -96,6 +97,46 @@ describe.each(DATABASES)('SMS countries (M7) on %s', (database) => {
         ['FR', 'confirmCode'],
         ['FR', 'loginCode'],
       ]);
+    } finally {
+      serve();
+    }
+  });
+
+  it("M7, M4, X2, L1: a login whose only number is of a country no longer served says why after the password: the API's challenge has reason country_not_served, the login page says so (en, fr, zh-Hant) and does not suggest a voice call; the username alone (a wrong password) shows nothing of it", async () => {
+    const user = await smsUser(h);
+    serve('GB');
+    try {
+      const flow = await startLogin(h.app, user.username);
+      expect(flow.status).toBe(200);
+      expect(flow.body.challenge).toMatchObject({ type: 'sms', delivery: 'failed', reason: 'country_not_served' });
+      // a new code asked for, once it may be: the same reason (and no SMS sent)
+      h.clock.advance(h.services.config.policy.smsLoginResendMs + 1000);
+      const again = await postJson(
+        h.app,
+        `/api/v1/login/${flow.body.id as string}/code`,
+        { channel: 'voice' },
+        { 'x-claim-token': flow.body.claimToken as string },
+      );
+      expect(again.body.challenge ?? again.body, JSON.stringify(again.body)).toMatchObject({ delivery: 'failed', reason: 'country_not_served' });
+      // the username with a wrong password: the same answer as for anyone (L1), no word of numbers or countries
+      const wrong = await startLogin(h.app, user.username, 'not the password at all');
+      expect(wrong.status).toBe(401);
+      expect(JSON.stringify(wrong.body)).not.toMatch(/country|served|sms/i);
+
+      for (const [language, says] of [
+        ['en', /Text messages and calls are not sent to numbers of this country \(\+33 [^)]+\) by this service/],
+        ['fr', /Ce service n'envoie ni SMS ni appel aux numéros de ce pays \(\+33 [^)]+\)/],
+        ['zh-Hant', /本服務不會向此國家或地區的號碼（\+33 [^）]+）發送短信或致電/],
+      ] as const) {
+        const agent = new Agent(h.app, { 'accept-language': language });
+        const login = await agent.get('/login');
+        const started = await agent.submit(login, '/login', { username: user.username, password: PASSWORD, app: 'portal' });
+        const page = await agent.get(started.location!);
+        expect(byId(page.html, 'code-delivery')?.attrs['data-delivery'], language).toBe('not_served');
+        expect(textById(page.html, 'code-delivery'), language).toMatch(says);
+        // a voice call goes nowhere either: not the choice suggested
+        expect(byId(page.html, 'channel-voice')?.attrs.checked, language).toBeUndefined();
+      }
     } finally {
       serve();
     }

@@ -75,6 +75,12 @@ export interface SmsPrompt {
   channel: 'sms' | 'voice';
   /** sent; failed (the gateway refused or did not answer); limited (send limits reached). */
   delivery: 'sent' | 'failed' | 'limited';
+  /**
+   * M7: why a delivery failed when it is not the gateway: the number's
+   * country is not served (SLS_SMS_COUNTRIES), by SMS or voice. Shown after
+   * the password only, with the masked number that already shows its calling code.
+   */
+  reason?: 'country_not_served';
   /** ISO time from which a new code may be requested (M5). */
   resendAfter: string;
   /** Codes sent in this login so far. */

@@ -104,8 +104,9 @@ export class SmsCodes {
    * `sends` counts the codes of the flow before this one.
    */
   async deliverChallenge(device: Device, challenge: Challenge, language: Language, sends = 0, allowance: Allowance = ALLOWANCE.other): Promise<SmsPrompt> {
+    const { reason: _before, ...asked } = challenge.prompt as SmsPrompt;
     const prompt: SmsPrompt = {
-      ...(challenge.prompt as SmsPrompt),
+      ...asked,
       sends: sends + 1,
       resendAfter: new Date(this.deps.clock.now() + this.deps.policy.smsLoginResendMs).toISOString(),
     };
@@ -121,9 +122,10 @@ export class SmsCodes {
       });
       prompt.delivery = sent.status === 'sent' ? 'sent' : 'failed';
     } catch (error) {
-      // M7: a number of a country no longer served: the code is not sent (audited), as a failed delivery
+      // M7: a number of a country no longer served: the code is not sent (audited), a failed delivery that says why
       if (error instanceof SlsError && error.code === 'PHONE_INVALID') {
         prompt.delivery = 'failed';
+        if (error.params.reason === 'country_not_served') prompt.reason = 'country_not_served';
         return prompt;
       }
       if (!(error instanceof SlsError && error.code === 'SMS_RATE_LIMITED')) throw error;

@@ -58,6 +58,12 @@ export const ChallengeSchema = z
           .describe(
             'sent: the gateway took it; failed: the gateway refused or did not answer (ask again, or choose voice); limited: send limits reached until resendAfter',
           ),
+        reason: z
+          .enum(['country_not_served'])
+          .optional()
+          .describe(
+            'With delivery failed, when the gateway is not the cause: country_not_served, the number is of a country this service sends no SMS or calls to (M7, SLS_SMS_COUNTRIES): another device, or another number put on record by client services',
+          ),
         resendAfter: z.string().describe('ISO 8601; a new code may be requested from then on'),
         sends: z.number().int().describe('Codes sent in this login so far'),
         confirmsNumber: z.boolean().describe('The code also confirms the number on record (a new applicant starting on SMS, M2)'),
