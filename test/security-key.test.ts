@@ -12,6 +12,7 @@ import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import { DATABASES, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, claimOf, get, postJson, startLogin, stepUp, type ApiResponse, type Json } from './support/api.js';
 import { SoftwareAuthenticator, type Where } from './support/software-authenticator.js';
+import { verifiedNumber } from './support/phone.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 
@@ -358,6 +359,23 @@ describe.each(DATABASES)('D6: security keys on %s', (database) => {
       // whatever was taken, the stored counter is the highest of it: never an older one written last
       if (taken.length > 0) expect(await storedCounter()).toBe(Math.max(...taken));
     }
+  });
+
+  it('M6, L6, D6: the only way to log in is not removed: a key with no other active device and no verified number is refused 409 KEY_IN_USE (as a number is, PHONE_IN_USE) and still works; once a number is verified it is removed', async () => {
+    const { user, key, keyId, auth } = await withKey();
+    // the card goes (returned): the key is the user's only device
+    const cardId = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!.id;
+    await h.services.store.db.updateTable('devices').set({ state: 'revoked' }).where('id', '=', cardId).execute();
+    h.clock.advance(1000); // the key's step-up is the session's last proof (not one of the same millisecond as the card's)
+    await stepUp(h.app, auth, (challenge) => key.assert(challenge.options, where, 1));
+    const refused = await send(h.app, 'DELETE', `/api/v1/security-keys/${keyId}`, auth);
+    expect([refused.statusCode, refused.json().error.code]).toEqual([409, 'KEY_IN_USE']);
+    expect(refused.json().error.message).toMatch(/only way to log in/);
+    expect((await h.services.devices.get(keyId)).state).toBe('active');
+    // M2: with a verified number the user can still log in (by SMS): the key goes
+    await verifiedNumber(h, user.id);
+    expect((await send(h.app, 'DELETE', `/api/v1/security-keys/${keyId}`, auth)).statusCode).toBe(204);
+    expect((await h.services.devices.get(keyId)).state).toBe('revoked');
   });
 
   it('names: keys are renamed and removed (after a step-up); a removed key is neither listed nor offered', async () => {

@@ -11,7 +11,7 @@ import type { AuditLog } from '../../audit/audit-log.js';
 import type { Clock } from '../../clock.js';
 import type { SecretBox } from '../../crypto/secret-box.js';
 import { SlsError } from '../../errors.js';
-import { type Executor, isUniqueViolation, type Store } from '../../store/database.js';
+import { type Executor, isUniqueViolation, type Store, type Tx } from '../../store/database.js';
 import type { Users } from '../../identity/users.js';
 import type { Notifier } from '../../notify/notifier.js';
 import type { Sessions } from '../../sessions/sessions.js';
@@ -257,16 +257,30 @@ export class SecurityKeys {
   /**
    * The key stops working for good (D3: revoked); its row stays for the
    * audit trail. The sessions it opened end with it (L8), but the remover's.
+   * M6, L6: refused (KEY_IN_USE) while the key is the user's only way to
+   * log in — no other active permanent device and no verified number (M2
+   * would enrol it in SMS) — as a number is (PHONE_IN_USE); read under the
+   * audit lock, so that of two removals at once the second sees the first.
    */
   async remove(session: KeyOwner, keyId: string): Promise<void> {
     const device = await this.own(session.userId, keyId);
     const actor = `user:${session.userId}`;
     await this.deps.store.serialized('audit_log', async (trx) => {
       const current = await this.deps.devices.get(device.id, trx);
+      if (current.state === 'active' && !(await this.otherWayIn(session.userId, current.id, trx))) throw new SlsError('KEY_IN_USE');
       if (!(await this.deps.devices.transition(trx, current, 'revoked', { actor, reason: 'removed by the user' })))
         throw new SlsError('DEVICE_STATE', { state: current.state });
       await this.deps.sessions.endOpenedWith(trx, [device.id], 'device_revoked', actor, session.id);
     });
+  }
+
+  /** Whether the user could still log in without this key: another active permanent device, or a verified number (M2). */
+  private async otherWayIn(userId: string, keyId: string, trx: Tx): Promise<boolean> {
+    const { devices } = this.deps;
+    const others = (await devices.listForUser(userId, trx)).filter((d) => d.id !== keyId && d.state === 'active' && !devices.kind(d.type).temporary);
+    if (others.length > 0) return true;
+    const verified = await trx.selectFrom('phones').select('id').where('user_id', '=', userId).where('verified_at', 'is not', null).executeTakeFirst();
+    return verified !== undefined;
   }
 }
 

@@ -137,7 +137,8 @@ export function securityKeysApi(services: Services, guard: SessionGuard): Fastif
           summary: 'Remove a key: it stops working for good',
           description:
             '403 STEP_UP_REQUIRED without a recent step-up (X7); 403 PERMANENT_DEVICE_REQUIRED after a step-up with temporary access (T3); ' +
-            '403 STRONGER_DEVICE_REQUIRED (reason remove) after a step-up with a device weaker than a security key and than the user’s strongest (D2, K7: SMS while a key or a DSC+ protects the user; a lost key is reported to client services); 404 DEVICE_NOT_FOUND. ' +
+            '403 STRONGER_DEVICE_REQUIRED (reason remove) after a step-up with a device weaker than a security key and than the user’s strongest (D2, K7: SMS while a key or a DSC+ protects the user; a lost key is reported to client services); 404 DEVICE_NOT_FOUND; ' +
+            '409 KEY_IN_USE while the key is the only way to log in (no other active permanent device, no verified number). ' +
             'The sessions the key opened end (L8); this one too when it stepped up with that key.',
           security,
           params: KeyParams,
