@@ -36,6 +36,8 @@ import { SecurityRights } from './identity/security-rights.js';
 import { Passwords } from './identity/passwords.js';
 import { Lockout } from './policy/lockout.js';
 import { Sessions } from './sessions/sessions.js';
+import { checkingActingSessions } from './sessions/in-flight.js';
+import { detached } from './request-context.js';
 import { databaseStartFailure, describeDatabase, openStore, type Executor, type Store } from './store/database.js';
 import { FirstFactor } from './flows/first-factor.js';
 import { Answers } from './flows/answers.js';
@@ -199,38 +201,45 @@ async function checkMasterKey(store: Store, box: SecretBox): Promise<void> {
 export async function createServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
   const clock = options.clock ?? systemClock;
   const warn = options.warn ?? ((message: string) => process.stderr.write(`${message}\n`));
-  const store = openStore(config.databaseUrl);
+  const opened = openStore(config.databaseUrl);
   try {
     // X4: a database that cannot be used says why at once, and how to fix it
-    const state = await migrationState(store).catch((error: unknown) => {
-      throw databaseStartFailure(error, store.location) ?? error;
+    const state = await migrationState(opened).catch((error: unknown) => {
+      throw databaseStartFailure(error, opened.location) ?? error;
     });
     const masterKey = loadMasterKey({
       masterKey: config.masterKey,
       dataDir: config.dataDir,
-      ...(state.applied.length > 0 ? { existingDatabase: describeDatabase(store.location) } : {}),
+      ...(state.applied.length > 0 ? { existingDatabase: describeDatabase(opened.location) } : {}),
     });
     if (masterKey.origin === 'generated-key-file') {
       const rule = '*'.repeat(79);
       warn([rule, translator(environmentLanguage())('ops.masterKeyGenerated', { path: masterKey.path }), rule].join('\n'));
     }
-    const sqliteFile = store.dialect === 'sqlite' && store.location !== ':memory:' ? store.location : null;
+    const sqliteFile = opened.dialect === 'sqlite' && opened.location !== ':memory:' ? opened.location : null;
     for (const file of [masterKey.path, sqliteFile]) if (file) warnIfExposed(file, warn);
     for (const directory of new Set([masterKey.path, sqliteFile].flatMap((file) => (file ? [dirname(file)] : [])))) {
       warnIfOthersWrite(directory, warn);
     }
-    await migrateToLatest(store);
+    await migrateToLatest(opened);
     const box = new SecretBox(masterKey.key);
-    await checkMasterKey(store, box);
+    await checkMasterKey(opened, box);
     const deviceKind = deviceKinds(options.deviceKinds);
     const metrics = new Metrics({
-      outboxPending: () => outboxPending(store),
-      pool: (): PoolStats => store.pool(),
+      outboxPending: () => outboxPending(opened),
+      pool: (): PoolStats => opened.pool(),
       deviceTypes: deviceKind.all.map((kind) => kind.type),
     });
-    const audit = new AuditLog(store, clock, auditKeys(masterKey.key), metrics);
+    const audit = new AuditLog(opened, clock, auditKeys(masterKey.key), metrics);
     // X1: a new database's head is signed; any other unsigned head waits for sls audit anchor (decision 0006)
     await audit.open({ allowUnanchored: options.allowUnanchoredAudit === true });
+    // L8 (decision 0031): every service writes through a store whose transactions check again, under the audit lock, the
+    // session the request acts with; the audit log records refusals on the store as opened
+    const store = checkingActingSessions(opened, {
+      clock,
+      audit,
+      stands: async (db, deviceId, userId) => (await devices.usableBy(deviceId, userId, db)) !== null,
+    });
     const users = new Users(store, clock, box, audit, config.policy.oneTimePasswordTtlMs);
     const entities = new Entities(store, clock, box, audit);
     const securityRights = new SecurityRights(store, audit);
@@ -244,7 +253,8 @@ export async function createServices(config: Config, options: ServiceOptions = {
       box,
       codeTtlMs: config.policy.smsCodeTtlMs,
     });
-    const sessions = new Sessions(store, clock, config.policy, audit, () => oidcRef?.nudge(), notifier);
+    // the back-channel logout is delivered on no session's authority (a timer the ending request leaves behind)
+    const sessions = new Sessions(store, clock, config.policy, audit, () => detached(() => oidcRef?.nudge()), notifier);
     // a key suspended as cloned ends its sessions (L8) and is told to its user
     const devices = new Devices(store, clock, box, audit, {
       relyingParty,
@@ -539,7 +549,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       },
     };
   } catch (error) {
-    await store.close();
+    await opened.close();
     throw error;
   }
 }

@@ -115,6 +115,9 @@ export class FlowLimits {
     try {
       await store.transaction(async (trx) => {
         await store.lockWithin(trx, `flows:${row.user_id}`);
+        // L8 (decision 0031): a flow a session asks for (a step-up, a device proof, a sharing) is stored only if that
+        // session still lives: under the audit lock, which every ending of sessions takes (and then ends the flows it sees)
+        if (row.session_id !== null) await store.lockWithin(trx, 'audit_log');
         const now = clock.now();
         // decision 0024: a browser the user completed a login in (its known-client cookie) is recognised from any address
         if (recognised === ALLOWANCE.other && knownClient) recognised = ALLOWANCE.recognised;

@@ -158,6 +158,12 @@ class OneTimePasswordUsed extends Error {
     super('one-time password used');
   }
 }
+/** L3: the user was locked between the phone's approval and the claim (rolls the claim's transaction back). */
+class LockedSinceApproval extends Error {
+  constructor() {
+    super('locked since the approval');
+  }
+}
 
 export class LoginFlows {
   constructor(private readonly deps: LoginDeps) {}
@@ -622,15 +628,44 @@ export class LoginFlows {
     const { device, scope } = await this.deps.pushRequests.approval(row, row.app);
     const now = this.deps.clock.now();
     const sessionId = newSessionId();
-    const session = await this.oneTimeChecked(row, 'approved', meta, () =>
-      this.deps.store.serialized('audit_log', async (trx) => {
-        if (!(await completeFlow(trx, flowId, now, sessionId, 'approved'))) return null;
-        return this.openSession(trx, row, device, { sessionId, scope, confirmedBy: row.confirmed_by, meta });
-      }),
+    const session = await this.lockChecked(row, meta, () =>
+      this.oneTimeChecked(row, 'approved', meta, () =>
+        this.deps.store.serialized('audit_log', async (trx) => {
+          // L3 (decisions 0005, 0027): a lock by failures that landed since the phone approved refuses the login
+          if (await this.deps.lockout.lockedNow(trx, row.username)) throw new LockedSinceApproval();
+          if (!(await completeFlow(trx, flowId, now, sessionId, 'approved'))) return null;
+          return this.openSession(trx, row, device, { sessionId, scope, confirmedBy: row.confirmed_by, meta });
+        }),
+      ),
     );
     if (!session) throw new SlsError('FLOW_EXPIRED');
     const { usable } = await this.offeredDevices(row.user_id, device.id, row.app);
     return { flow: this.view({ ...row, state: 'done', session_id: sessionId }, usable), session };
+  }
+
+  /**
+   * L3 (decisions 0005, 0027): a login approved on the phone and taken once
+   * the user is locked (ten failures since the approval, or client services)
+   * opens no session: a lock stops logins, whatever was entered. Refused as
+   * a locked user's first factor is (423 LOCKED), the login failed, audited
+   * `login.refused_locked`.
+   */
+  private async lockChecked<T>(row: FlowRow, meta: RequestMeta, take: () => Promise<T>): Promise<T> {
+    try {
+      return await take();
+    } catch (error) {
+      if (!(error instanceof LockedSinceApproval)) throw error;
+      await failFlow(this.deps.store.db, row.id, this.deps.clock.now(), 'approved');
+      await this.deps.audit.record({
+        event: 'login.refused_locked',
+        userId: row.user_id,
+        username: row.username,
+        ip: meta.ip,
+        data: { flowId: row.id, kind: row.kind, factor: 'second', step: 'claim' },
+      });
+      await this.deps.signals.publish(flowTopic(row.id));
+      throw new SlsError('LOCKED', {});
+    }
   }
 
   /**

@@ -6,12 +6,12 @@
 import { randomUUID } from 'node:crypto';
 import { BlockList, isIPv4 } from 'node:net';
 import type { IncomingMessage } from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config, TrustProxy } from '../config.js';
 import { constantTimeEqual } from '../crypto/constant-time.js';
 import { SlsError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { requestContext } from '../request-context.js';
+import { requestAnswered, requestContext, type RequestContext } from '../request-context.js';
 import { sendError } from './errors.js';
 
 /** An id a proxy may hand on: short, and nothing a log line could be confused by. */
@@ -74,15 +74,26 @@ export function loggedRequest(request: { method: string; url: string; host?: str
 /**
  * The request's id in the X-Request-Id response header, and for the code the
  * request runs (the audit log): set on arrival, and again once the body is
- * read (its stream's events run outside the request's async context).
+ * read (its stream's events run outside the request's async context) — one
+ * context per request, which also says on which session's authority the
+ * request acts (L8, decision 0031) until it is answered: what it leaves
+ * behind (a timer, a delivery) acts on no session's authority. Not when the
+ * client goes away: the handler still runs, and its writes are still checked.
  */
 export function registerRequestContext(app: FastifyInstance): void {
+  const contexts = new WeakMap<FastifyRequest, RequestContext>();
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    requestContext.run({ requestId: request.id }, done);
+    const context: RequestContext = { requestId: request.id };
+    contexts.set(request, context);
+    requestContext.run(context, done);
   });
   app.addHook('preValidation', (request, _reply, done) => {
-    requestContext.run({ requestId: request.id }, done);
+    requestContext.run(contexts.get(request) ?? { requestId: request.id }, done);
+  });
+  app.addHook('onResponse', (request, _reply, done) => {
+    requestAnswered(contexts.get(request));
+    done();
   });
 }
 

@@ -8,7 +8,8 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { PolicyConfig } from '../config.js';
 import { SlsError } from '../errors.js';
-import { refusalError, sessionRefusal, type AccessContext, type ProofStanding, type SessionNeed } from '../policy/session-access.js';
+import { FRESH_STEP_UP_NEEDS, refusalError, sessionRefusal, type AccessContext, type ProofStanding, type SessionNeed } from '../policy/session-access.js';
+import { actOnSession, actingNeedsProof } from '../request-context.js';
 import type { Session, Sessions } from '../sessions/sessions.js';
 import type { SecuritySettingsRights } from '../identity/security-rights.js';
 import type { DeviceType } from '../devices/types.js';
@@ -106,7 +107,26 @@ export class SessionGuard {
     if (token.via === 'cookie' && request.method !== 'GET' && request.method !== 'HEAD') assertSameOrigin(request, this.deps.publicUrl);
     const refused = await this.refusal(request, session, need);
     if (refused) throw refused;
+    this.acting(request, session, need);
     return { session, token };
+  }
+
+  /**
+   * L8 (decision 0031): the request acts on the session's authority from now
+   * on: each transaction it writes in reads the session again under the
+   * audit lock (sessions/in-flight.ts), and, for a need of a fresh step-up,
+   * that its last proof still stands.
+   */
+  private acting(request: FastifyRequest, session: Session, need: SessionNeed): void {
+    actOnSession({
+      sessionId: session.id,
+      userId: session.userId,
+      need,
+      proof: FRESH_STEP_UP_NEEDS.includes(need) ? 'STEP_UP_REQUIRED' : null,
+      ip: request.ip ?? null,
+      method: request.method,
+      path: request.url.split('?')[0]!,
+    });
   }
 
   /** T3, X7: whether the session's last proof was a permanent device (requirePermanentProof, without refusing). */
@@ -123,7 +143,11 @@ export class SessionGuard {
    * audited as every refusal of a session.
    */
   async requirePermanentProof(request: FastifyRequest, session: Session): Promise<void> {
-    if (await this.hasPermanentProof(session)) return;
+    if (await this.hasPermanentProof(session)) {
+      // L8: and it must still stand when the request writes (decision 0031)
+      actingNeedsProof(session.id, 'PERMANENT_DEVICE_REQUIRED');
+      return;
+    }
     await this.audited(request, session, 'security', 'PERMANENT_DEVICE_REQUIRED', 'permanent-proof');
     throw new SlsError('PERMANENT_DEVICE_REQUIRED');
   }
@@ -208,7 +232,10 @@ export class SessionGuard {
     const session = await this.browser(request);
     if (!session) return { redirect: '/login' };
     const refused = await this.refusal(request, session, need);
-    if (!refused) return session;
+    if (!refused) {
+      this.acting(request, session, need);
+      return session;
+    }
     if (refused.code === 'PASSWORD_CHANGE_REQUIRED') return { redirect: '/password' };
     if (refused.code === 'STEP_UP_REQUIRED') return { redirect: `/step-up?next=${encodeURIComponent(returnTo)}` };
     throw refused;

@@ -255,6 +255,20 @@ export class Lockout {
   }
 
   /**
+   * L3 (decisions 0005, 0027): whether the username is locked now — by
+   * failures or by client services — read in the caller's transaction, with
+   * nothing recorded: what `admit` refuses as LOCKED. A login approved on the
+   * phone before a lock is not taken after it.
+   */
+  async lockedNow(db: Executor, typed: string): Promise<boolean> {
+    const now = this.clock.now();
+    const username = this.keyOf(typed);
+    const row = await db.selectFrom('lockouts').select(['locked_until', 'reset_at']).where('username', '=', username).executeTakeFirst();
+    if (row?.locked_until != null && row.locked_until > now) return true;
+    return (await this.countFailures(db, username, this.windowStart(now, row?.reset_at ?? 0))) >= this.policy.lockoutThreshold;
+  }
+
+  /**
    * Client services lock the username (L3, L8): every attempt is refused as
    * LOCKED — the same answer as any lock, so that it tells nobody the user
    * exists — until they lift it (`reset`). In the caller's transaction.

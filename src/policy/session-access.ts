@@ -84,7 +84,7 @@ const temporaryScope: SessionCheck = {
 };
 
 /** The needs that ask for a step-up within the last minutes (V1). */
-const FRESH_STEP_UP_NEEDS: readonly SessionNeed[] = ['security', 'password', 'staff_action'];
+export const FRESH_STEP_UP_NEEDS: readonly SessionNeed[] = ['security', 'password', 'staff_action'];
 
 /**
  * V1, X7, L8: a step-up within the last minutes, with a device that still

@@ -16,6 +16,7 @@ import type { Executor, Store, Tx } from '../store/database.js';
 import { insertRow, prepared } from '../store/prepared.js';
 import type { Confirmation, SessionScope, SessionsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
+import { notedEnded } from '../request-context.js';
 
 export type App = 'portal' | 'trading';
 
@@ -90,7 +91,7 @@ const touchSession = prepared<{ id: string; now: number; idleExpiresAt: number }
 );
 
 /** L8: whether a session lives at `now`: not ended (revoked), not past its end, nor idle past its limit. */
-function livesAt(row: { revoked_at: number | null; expires_at: number; idle_expires_at: number | null }, now: number): boolean {
+export function livesAt(row: { revoked_at: number | null; expires_at: number; idle_expires_at: number | null }, now: number): boolean {
   return row.revoked_at === null && row.expires_at > now && (row.idle_expires_at === null || row.idle_expires_at > now);
 }
 
@@ -300,6 +301,7 @@ export class Sessions {
     const ids = (await query.execute()).map((row) => row.id);
     if (ids.length === 0) return [];
     await trx.updateTable('sessions').set({ revoked_at: now }).where('id', 'in', ids).where('revoked_at', 'is', null).execute();
+    notedEnded(ids);
     await this.audit.append(
       trx,
       ids.map((sessionId) => ({ event: 'session.ended' as const, actor, userId: which.userId, data: { sessionId, reason: cause } })),
@@ -455,6 +457,7 @@ export class Sessions {
     const revoked = await trx.updateTable('sessions').set({ revoked_at: now }).where('id', '=', row.id).where('revoked_at', 'is', null).executeTakeFirst();
     // ended meanwhile by another cause (audited with it)
     if (Number(revoked.numUpdatedRows) !== 1) return;
+    notedEnded([row.id]);
     // I1: the browser's provider session goes on with the new login: the back-channel logout of the ended session
     // ends only the grants given under it and tells only their clients (OpenIdConnect.deliverBackChannel)
     await trx.updateTable('oidc_session_links').set({ replaced_by: by.sessionId }).where('sls_session_id', '=', row.id).execute();
@@ -521,6 +524,7 @@ export class Sessions {
       .where('expires_at', '>', now)
       .executeTakeFirst();
     if (Number(ended.numUpdatedRows) !== 1) return false;
+    notedEnded([which.sessionId]);
     await this.audit.append(trx, [{ event: 'session.ended', actor, userId: which.userId, data: { sessionId: which.sessionId, reason: cause } }]);
     this.ended();
     return true;
@@ -533,6 +537,7 @@ export class Sessions {
     // X1: the session ended and its audit entry, both or neither
     await this.store.serialized('audit_log', async (trx) => {
       await trx.updateTable('sessions').set({ revoked_at: this.clock.now() }).where('id', '=', session.id).execute();
+      notedEnded([session.id]);
       await this.audit.append(trx, [
         { event: 'session.ended', actor: `user:${session.userId}`, userId: session.userId, ip, data: { sessionId: session.id, reason: 'logout' } },
       ]);

@@ -25,6 +25,7 @@ import type { SecretBox } from '../../crypto/secret-box.js';
 import type { Users } from '../../identity/users.js';
 import type { Notifier } from '../../notify/notifier.js';
 import { SlsError } from '../../errors.js';
+import { detached } from '../../request-context.js';
 import { newId } from '../../crypto/random.js';
 import { constantTimeEqual } from '../../crypto/constant-time.js';
 import { parseOcraSuite, verifyOcra } from '../../crypto/ocra.js';
@@ -243,7 +244,8 @@ export class PushRequests {
     if (withheld) return this.withhold(row, withheld);
     const superseded = await this.supersede(row);
     await this.deps.signals.publish(deviceTopic(row.device_id!), ...superseded.map(flowTopic));
-    void this.wake(row, language).catch(() => undefined);
+    // in the background, on no session's authority (a step-up's session ended meanwhile does not lose the audit entry of what was sent)
+    void detached(() => this.wake(row, language)).catch(() => undefined);
     return row;
   }
 

@@ -91,7 +91,8 @@ export function loginApi(services: Services): FastifyPluginAsync {
           description:
             'Once the flow is `approved`, the session is created (also set as a cookie), once, for the holder of the ' +
             "login's `claimToken`. 404 FLOW_NOT_FOUND (not the token of this login, as for an unknown id), 409 FLOW_STATE (not approved yet), " +
-            '410 FLOW_EXPIRED (denied, expired, or already taken); 409 DEVICE_NOT_AVAILABLE when the phone was revoked or reported lost since it approved (L8). ' +
+            '410 FLOW_EXPIRED (denied, expired, or already taken); 409 DEVICE_NOT_AVAILABLE when the phone was revoked or reported lost since it approved (L8); ' +
+            '423 LOCKED when the user was locked since the phone approved (L3: ten failed logins meanwhile, or client services; the login fails, audited). ' +
             'With `wait` (seconds, at most 25) the claim is also the live connection of the login waiting for the phone: it answers as soon as ' +
             'the phone approved, with the session (one request instead of `GET ?wait` then this), or 410 as soon as it was denied or expired, ' +
             'or 409 FLOW_STATE when still not approved after `wait`. The claim token is checked before it waits. ' +
@@ -99,7 +100,7 @@ export function loginApi(services: Services): FastifyPluginAsync {
           params: FlowParams,
           querystring: WaitQuery,
           body: ClaimBody,
-          response: { 200: DoneSchema, 400: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema },
+          response: { 200: DoneSchema, 400: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 410: ErrorSchema, 423: ErrorSchema },
         },
       },
       async (request, reply) => {

@@ -1,0 +1,127 @@
+/**
+ * L8, X4, K7 (docs/decisions/0031): a request that acts on a session's
+ * authority writes only while that session lives. The session guard checks
+ * the session when the request arrives; the request writes later, in a
+ * transaction under the audit lock. Whatever ends sessions — a logout, a
+ * password changed or reset, client services ending them or locking the
+ * user, a device withdrawn — takes that same lock. So every transaction a
+ * request writes in reads its session again once it holds the lock: ended,
+ * expired or its user no longer active, the transaction rolls back and the
+ * request is answered as it would have been had it arrived a moment later
+ * (401 UNAUTHENTICATED); when it needed its last proof to stand (a fresh
+ * step-up, a permanent device) and that device was withdrawn meanwhile,
+ * with that refusal. Each refusal is audited (`session.refused`, check
+ * `ended-in-flight` or `proof-withdrawn-in-flight`).
+ *
+ * One place for every route: the store every service is given checks, on
+ * PostgreSQL, each transaction that takes the audit lock (`serialized`,
+ * `lockWithin`) and, on SQLite, each transaction (BEGIN IMMEDIATE: the
+ * database's one writer is the lock), once, first. The audit log's own
+ * `record` (refusals, reads) keeps the store as opened: a refusal of an
+ * ended session is still written. A request with no session (a login, an
+ * API key, the OpenID Provider's endpoints) or no request at all (the
+ * command line, the scheduler) is not checked; nor is what a request does
+ * once it ended its own session (a logout, a password change), nor what it
+ * left to run after its answer (`request-context.ts`).
+ */
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import { SlsError } from '../errors.js';
+import { STEP_UP_API } from '../policy/session-access.js';
+import { actingSession, type ActingSession } from '../request-context.js';
+import type { Executor, Store, Tx } from '../store/database.js';
+import { latestStepUp, livesAt } from './sessions.js';
+
+/** The lock of the audit chain, which every ending of sessions takes (`Sessions.endWhere`, decision 0016). */
+export const AUDIT_LOCK = 'audit_log';
+
+export interface InFlightDeps {
+  clock: Clock;
+  /** The audit log, on the store as opened (its `record` is not checked). */
+  audit: Pick<AuditLog, 'record'>;
+  /** X7, T3, L8: whether a device still stands for the user (active, their own or shared with them), read in the transaction (`Devices.usableBy`). */
+  stands: (db: Executor, deviceId: string, userId: string) => Promise<boolean>;
+}
+
+/** Thrown in a transaction whose request's session ended (or whose proof was withdrawn) since the request was let through. */
+export class EndedInFlight extends SlsError {
+  audited = false;
+
+  constructor(
+    code: 'UNAUTHENTICATED' | 'STEP_UP_REQUIRED' | 'PERMANENT_DEVICE_REQUIRED',
+    readonly acting: ActingSession,
+    readonly check: 'ended-in-flight' | 'proof-withdrawn-in-flight',
+  ) {
+    super(code, code === 'STEP_UP_REQUIRED' ? { stepUp: STEP_UP_API } : {});
+  }
+}
+
+/** Why the acting session may no longer write, read in the transaction that holds the lock; null when it may. */
+async function refusalOf(trx: Tx, acting: ActingSession, deps: InFlightDeps): Promise<EndedInFlight | null> {
+  const row = await trx
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .select(['sessions.revoked_at', 'sessions.expires_at', 'sessions.idle_expires_at', 'sessions.device_id', 'sessions.verified_at', 'users.status'])
+    .where('sessions.id', '=', acting.sessionId)
+    .executeTakeFirst();
+  if (row?.status !== 'active' || !livesAt(row, deps.clock.now())) return new EndedInFlight('UNAUTHENTICATED', acting, 'ended-in-flight');
+  if (acting.proof === null) return null;
+  // the session's last proof: its latest step-up's device, else its login's (StepUp.lastProof)
+  let deviceId = row.device_id;
+  if (row.verified_at !== null) deviceId = (await latestStepUp(trx, acting.sessionId))?.device_id ?? deviceId;
+  if (deviceId !== null && (await deps.stands(trx, deviceId, acting.userId))) return null;
+  return new EndedInFlight(acting.proof, acting, 'proof-withdrawn-in-flight');
+}
+
+/** The store every service is given: `store`, whose transactions check again the session the request acts with. */
+export function checkingActingSessions(store: Store, deps: InFlightDeps): Store {
+  const checked = new WeakSet<Tx>();
+  const check = async (trx: Tx): Promise<void> => {
+    const acting = actingSession();
+    if (!acting || acting.endedHere || checked.has(trx)) return;
+    checked.add(trx);
+    const refusal = await refusalOf(trx, acting, deps);
+    if (refusal) throw refusal;
+  };
+  /** The refusal audited once the transaction rolled back. */
+  const refusing = async <T>(run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof EndedInFlight && !error.audited) {
+        error.audited = true;
+        const { acting } = error;
+        await deps.audit.record({
+          event: 'session.refused',
+          actor: `user:${acting.userId}`,
+          userId: acting.userId,
+          ip: acting.ip,
+          data: { sessionId: acting.sessionId, need: acting.need, code: error.code, check: error.check, method: acting.method, path: acting.path },
+        });
+      }
+      throw error;
+    }
+  };
+  const everyTransaction = store.dialect === 'sqlite';
+  return {
+    ...store,
+    transaction: (fn) =>
+      refusing(() =>
+        store.transaction(async (trx) => {
+          if (everyTransaction) await check(trx);
+          return fn(trx);
+        }),
+      ),
+    serialized: (name, fn) =>
+      refusing(() =>
+        store.serialized(name, async (trx) => {
+          if (everyTransaction || name === AUDIT_LOCK) await check(trx);
+          return fn(trx);
+        }),
+      ),
+    lockWithin: async (trx, name) => {
+      await store.lockWithin(trx, name);
+      if (name === AUDIT_LOCK) await check(trx);
+    },
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * Checks made again under the lock (L8, X4, K7, L3; docs/decisions/0031):
+ * a request authorised by a session — a stolen session, stepped up — is
+ * checked when it arrives and writes later, in a transaction under the
+ * audit lock. Here the session is ended in that gap, on every database, by
+ * what ends sessions elsewhere (client services ending them or locking the
+ * user, the owner changing the password, a logout): the request writes
+ * nothing and is answered as it would have been had it arrived a moment
+ * later (401 UNAUTHENTICATED), audited `session.refused`. The ending is put
+ * in the gap by a hook on the store — the request's first transaction runs
+ * it to its commit first, outside the request, as another request or
+ * process would — never by timing.
+ *
+ * And a push login approved on the phone is not taken once a lock by
+ * failures (L3) landed between the approval and the claim: 423 LOCKED, as
+ * the first factor answers a locked user, the login failed, audited.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CardFile } from '../src/devices/devices.js';
+import type { User } from '../src/identity/users.js';
+import { requestContext, currentRequestId } from '../src/request-context.js';
+import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
+import { DATABASES, PASSWORD, REQUESTER_SCC_CODES, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import {
+  answer,
+  bearer,
+  claimOf,
+  claimSession,
+  get,
+  indexAnswerOf,
+  loginSession,
+  postJson,
+  startLogin,
+  stepUp,
+  withCard,
+  type ApiResponse,
+  type Json,
+} from './support/api.js';
+import { sharingPair } from './support/sharing.js';
+import { SoftwareAuthenticator } from './support/software-authenticator.js';
+import { TestPhone, harnessInbox, listen, newMobile, smsUser } from './support/phone.js';
+
+describe.each(DATABASES)('checks made again under the lock (%s)', (database) => {
+  let h: Harness;
+  let base: string;
+  let agent: { user: User; card: CardFile };
+
+  beforeAll(async () => {
+    h = await startHarness(database);
+    base = await listen(h);
+    agent = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  /**
+   * Runs `end` to its commit the first time a request (code running inside
+   * an HTTP request) opens a transaction — after the request checked its
+   * session, before it writes — outside the request's context, as another
+   * request or process would.
+   */
+  function endInTheGap(end: () => Promise<unknown>): { fired: () => boolean } {
+    const store = h.services.store;
+    const original = { transaction: store.transaction, serialized: store.serialized };
+    let fired = false;
+    const restore = () => {
+      store.transaction = original.transaction;
+      store.serialized = original.serialized;
+    };
+    const first = async () => {
+      if (fired || currentRequestId() === undefined) return;
+      fired = true;
+      restore();
+      await requestContext.exit(end);
+    };
+    store.transaction = async (fn) => {
+      await first();
+      return original.transaction(fn);
+    };
+    store.serialized = async (name, fn) => {
+      await first();
+      return original.serialized(name, fn);
+    };
+    return { fired: () => fired };
+  }
+
+  const tokenOf = (headers: Record<string, string>) => headers.authorization!.slice('Bearer '.length);
+
+  /** The audit entries of an event about a user, as data. */
+  async function entries(userId: string, event: string): Promise<Json[]> {
+    return (await h.services.audit.list({ userId, limit: 300 })).filter((e) => e.event === event).map((e) => e.data as Json);
+  }
+
+  /** The request was answered as if it had come after the ending: 401 UNAUTHENTICATED, the refusal audited under the session's user. */
+  async function expectRefusedInFlight(res: ApiResponse, userId: string, headers: Record<string, string>): Promise<void> {
+    expect([res.status, res.body.error?.code], JSON.stringify(res.body)).toEqual([401, 'UNAUTHENTICATED']);
+    expect((await get(h.app, '/api/v1/session', headers)).status).toBe(401);
+    const refused = (await entries(userId, 'session.refused')).filter((e) => e.check === 'ended-in-flight');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ code: 'UNAUTHENTICATED' });
+  }
+
+  it('L8, X7, D6: a security key registered by a stepped-up session that client services end meanwhile is not added (401, audited)', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const headers = await loginSession(h.app, user.username, withCard(card), { stepUp: true });
+    const key = new SoftwareAuthenticator();
+    const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, headers);
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    const hook = endInTheGap(() => h.services.helpDesk.endSessions(agent.user.id, user.username));
+    const res = await postJson(
+      h.app,
+      '/api/v1/security-keys',
+      { name: 'Thief key', state: started.body.state, credential: key.register(started.body.options as { challenge: string }, relyingPartyOf(h.services.config)) },
+      headers,
+    );
+    expect(hook.fired()).toBe(true);
+    await expectRefusedInFlight(res, user.id, headers);
+    expect(await h.services.securityKeys.list(user.id)).toEqual([]);
+    expect((await entries(user.id, 'device.added')).filter((e) => e.type === 'security_key')).toEqual([]);
+  });
+
+  it('L8, M6, A4: a number added by a session whose user changes the password meanwhile (ending the other sessions) is not added (401, audited)', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const thief = await loginSession(h.app, user.username, withCard(card), { stepUp: true });
+    const owner = await loginSession(h.app, user.username, withCard(card), { stepUp: true });
+    const ownerSession = (await h.services.sessions.authenticate(tokenOf(owner)))!;
+    const hook = endInTheGap(() => h.services.passwords.change(ownerSession, PASSWORD, 'a brand new passphrase 2026', null));
+    const res = await postJson(h.app, '/api/v1/phones', newMobile(), thief);
+    expect(hook.fired()).toBe(true);
+    await expectRefusedInFlight(res, user.id, thief);
+    expect(await h.services.phones.list(user.id)).toEqual([]);
+    expect(await entries(user.id, 'phone.added')).toEqual([]);
+    // the owner's own session lives on
+    expect((await get(h.app, '/api/v1/session', owner)).status).toBe(200);
+  });
+
+  it('L8, O1, L3: an opt-out by a session whose user client services lock meanwhile (ending every session) does not opt out (401, audited)', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const headers = await loginSession(h.app, user.username, withCard(card), { stepUp: true });
+    const hook = endInTheGap(() => h.services.helpDesk.lockUser(agent.user.id, user.username, { reason: 'reported compromise' }));
+    const res = await postJson(h.app, '/api/v1/secure-login/opt-out', { acknowledgeRisks: true, confirmation: user.username }, headers);
+    expect(hook.fired()).toBe(true);
+    await expectRefusedInFlight(res, user.id, headers);
+    expect(await h.services.optOuts.isOptedOut(user.id)).toBe(false);
+    expect(await entries(user.id, 'user.opted_out')).toEqual([]);
+  });
+
+  it('L8, H2: a sharing started by a session logged out meanwhile (its owner signs out where it was copied from) starts nothing (401, audited)', async () => {
+    const p = await sharingPair(h);
+    const hook = endInTheGap(() => h.services.sessions.end(tokenOf(p.headers), null));
+    const res = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
+    expect(hook.fired()).toBe(true);
+    await expectRefusedInFlight(res, p.requester.id, p.headers);
+    const rows = await h.services.store.db.selectFrom('device_sharings').select('id').where('requester_id', '=', p.requester.id).execute();
+    expect(rows).toEqual([]);
+    const flows = await h.services.store.db.selectFrom('login_flows').select('id').where('user_id', '=', p.owner.id).where('kind', '=', 'sharing').execute();
+    expect(flows).toEqual([]);
+    expect(await entries(p.requester.id, 'sharing.started')).toEqual([]);
+  });
+
+  it('L8, T1, X7: a temporary passcode issued by a staff session ended meanwhile is not issued (401, audited)', async () => {
+    const staff = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const headers = await loginSession(h.app, staff.user.username, withCard(staff.card), { stepUp: true });
+    const { user } = await createUserWithCard(h.services);
+    const verification = await h.services.helpDesk.verifyIdentity(staff.user.id, user.username, { method: 'id_document' });
+    const hook = endInTheGap(() => h.services.sessions.end(tokenOf(headers), null));
+    const res = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/temporary-passcode`, { verificationId: verification.id }, headers);
+    expect(hook.fired()).toBe(true);
+    await expectRefusedInFlight(res, staff.user.id, headers);
+    expect((await h.services.devices.listForUser(user.id)).map((d) => d.type)).toEqual(['dscplus']);
+    expect(await entries(user.id, 'helpdesk.temp_passcode_issued')).toEqual([]);
+  });
+
+  it('V1, X7, L8, C5: an opt-out by a session whose step-up card is reported lost meanwhile (the session, opened with a code card, lives on) does not opt out: 403 STEP_UP_REQUIRED, audited', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const dsc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!;
+    await h.services.onlineCards.importSecurityCodeCard(user.id, `SCC-${user.username}`, REQUESTER_SCC_CODES, 'test');
+    // a session opened with the code card, stepped up with the DSC+ (used last elsewhere: the device the step-up offers first, L6)
+    const start = await startLogin(h.app, user.username);
+    const scc = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'scc')!;
+    const switched = await postJson(h.app, `/api/v1/login/${start.body.id as string}`, { device: scc.id }, claimOf(start));
+    const headers = bearer((await answer(h.app, start.body.id, indexAnswerOf(REQUESTER_SCC_CODES)(switched.body.challenge))).body.session.token);
+    const again = await startLogin(h.app, user.username);
+    const toCard = await postJson(h.app, `/api/v1/login/${again.body.id as string}`, { device: dsc.id }, claimOf(again));
+    expect((await answer(h.app, again.body.id, withCard(card)(toCard.body.challenge))).status).toBe(200);
+    await stepUp(h.app, headers, withCard(card));
+    const hook = endInTheGap(() => h.services.dscPlusRequests.reportLost({ staffUserId: agent.user.id }, dsc.id, 'stolen'));
+    const res = await postJson(h.app, '/api/v1/secure-login/opt-out', { acknowledgeRisks: true, confirmation: user.username }, headers);
+    expect(hook.fired()).toBe(true);
+    expect([res.status, res.body.error?.code], JSON.stringify(res.body)).toEqual([403, 'STEP_UP_REQUIRED']);
+    expect((await get(h.app, '/api/v1/session', headers)).status).toBe(200);
+    expect(await h.services.optOuts.isOptedOut(user.id)).toBe(false);
+    expect(await entries(user.id, 'user.opted_out')).toEqual([]);
+    const refused = (await entries(user.id, 'session.refused')).filter((e) => e.check === 'proof-withdrawn-in-flight');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ code: 'STEP_UP_REQUIRED', need: 'security' });
+  });
+
+  it('L8, A4: the transactions that end sessions still end them: a password change that ends the other sessions, then a logout', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const other = await loginSession(h.app, user.username, withCard(card));
+    const headers = await loginSession(h.app, user.username, withCard(card), { stepUp: true });
+    const changed = await postJson(h.app, '/api/v1/password', { currentPassword: PASSWORD, newPassword: 'another brand new passphrase' }, headers);
+    expect(changed.status, JSON.stringify(changed.body)).toBe(204);
+    expect((await get(h.app, '/api/v1/session', other)).status).toBe(401);
+    expect((await postJson(h.app, '/api/v1/logout', {}, headers)).status).toBe(204);
+    expect((await get(h.app, '/api/v1/session', headers)).status).toBe(401);
+    expect((await entries(user.id, 'session.refused')).filter((e) => e.check === 'ended-in-flight')).toEqual([]);
+  });
+
+  describe('L3 (decisions 0005, 0027): a lock by failures between a push approval and its claim', () => {
+    const phone = () => new TestPhone(base, harnessInbox(h));
+
+    it('L3, K3, L8: an approved push login claimed after 10 failed logins locked the user opens no session: 423 LOCKED, the login failed, audited', async () => {
+      const user = await smsUser(h);
+      const app = phone();
+      await app.activate(user.username);
+      const login = await startLogin(h.app, user.username, PASSWORD);
+      expect(login.body.challenge.type).toBe('push');
+      await app.approve(await app.request(user.username), login.body.challenge.number);
+      // someone who knows the username locks it (L3) before the page takes the approval
+      for (let i = 0; i < 10; i++) await startLogin(h.app, user.username, 'not the password');
+      expect((await h.services.lockout.status(user.username)).locked).toBe(true);
+      const claimed = await claimSession(h.app, login);
+      expect([claimed.status, claimed.body.error?.code], JSON.stringify(claimed.body)).toEqual([423, 'LOCKED']);
+      const live = await h.services.store.db.selectFrom('sessions').select('id').where('user_id', '=', user.id).where('revoked_at', 'is', null).execute();
+      expect(live).toEqual([]);
+      expect(await entries(user.id, 'login.succeeded')).toEqual([]);
+      const refused = (await entries(user.id, 'login.refused_locked')).filter((e) => e.flowId === login.body.id);
+      expect(refused).toHaveLength(1);
+      // the login failed with the refusal: taking it again is refused as a login no longer approved, not opened later
+      const flow = await h.services.store.db.selectFrom('login_flows').select('state').where('id', '=', login.body.id).executeTakeFirstOrThrow();
+      expect(flow.state).toBe('failed');
+      expect((await claimSession(h.app, login)).status).not.toBe(200);
+    });
+
+    it('L3, K3: the waiting claim (?wait=) of a push login approved before a lock by failures opens no session either', async () => {
+      const user = await smsUser(h);
+      const app = phone();
+      await app.activate(user.username);
+      const login = await startLogin(h.app, user.username, PASSWORD);
+      await app.approve(await app.request(user.username), login.body.challenge.number);
+      for (let i = 0; i < 10; i++) await startLogin(h.app, user.username, 'not the password');
+      const claimed = await postJson(h.app, `/api/v1/login/${login.body.id as string}/session?wait=5`, { claimToken: login.body.claimToken });
+      expect([claimed.status, claimed.body.error?.code], JSON.stringify(claimed.body)).toEqual([423, 'LOCKED']);
+      expect(await entries(user.id, 'login.succeeded')).toEqual([]);
+    });
+  });
+});
