@@ -111,7 +111,11 @@ describe.each(DATABASES)('checks made again under the lock (%s)', (database) => 
     const res = await postJson(
       h.app,
       '/api/v1/security-keys',
-      { name: 'Thief key', state: started.body.state, credential: key.register(started.body.options as { challenge: string }, relyingPartyOf(h.services.config)) },
+      {
+        name: 'Thief key',
+        state: started.body.state,
+        credential: key.register(started.body.options as { challenge: string }, relyingPartyOf(h.services.config)),
+      },
       headers,
     );
     expect(hook.fired()).toBe(true);
@@ -233,6 +237,41 @@ describe.each(DATABASES)('checks made again under the lock (%s)', (database) => 
       const flow = await h.services.store.db.selectFrom('login_flows').select('state').where('id', '=', login.body.id).executeTakeFirstOrThrow();
       expect(flow.state).toBe('failed');
       expect((await claimSession(h.app, login)).status).not.toBe(200);
+    });
+
+    it('L3, V1, K11: a step-up approved on the phone and completed after 10 failed logins locked the user verifies nothing: 423 LOCKED, audited; the session lives on (decision 0027)', async () => {
+      const user = await smsUser(h);
+      const app = phone();
+      await app.activate(user.username);
+      const login = await startLogin(h.app, user.username, PASSWORD);
+      await app.approve(await app.request(user.username), login.body.challenge.number);
+      const headers = bearer((await claimSession(h.app, login)).body.session.token);
+      const started = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, headers);
+      expect(started.body.challenge.type, JSON.stringify(started.body)).toBe('push');
+      await app.approve(await app.request(user.username), started.body.challenge.number);
+      for (let i = 0; i < 10; i++) await startLogin(h.app, user.username, 'not the password');
+      const done = await postJson(h.app, `/api/v1/step-up/${started.body.id as string}/complete`, {}, headers);
+      expect([done.status, done.body.error?.code], JSON.stringify(done.body)).toEqual([423, 'LOCKED']);
+      const session = await get(h.app, '/api/v1/session', headers);
+      expect(session.status).toBe(200);
+      expect((await h.services.sessions.authenticate(tokenOf(headers)))?.verifiedAt).toBeNull();
+      expect(await entries(user.id, 'stepup.verified')).toEqual([]);
+      expect((await entries(user.id, 'login.refused_locked')).filter((e) => e.flowId === started.body.id)).toHaveLength(1);
+    });
+
+    it('L3: failures before client services lifted the lock, or fewer than 10, refuse no claim: the approved login opens its session', async () => {
+      const user = await smsUser(h);
+      const app = phone();
+      await app.activate(user.username);
+      for (let i = 0; i < 10; i++) await startLogin(h.app, user.username, 'not the password');
+      const verification = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
+      await h.services.helpDesk.unlock(agent.user.id, user.username, { verificationId: verification.id });
+      h.clock.advance(1000);
+      for (let i = 0; i < 9; i++) await startLogin(h.app, user.username, 'not the password');
+      const login = await startLogin(h.app, user.username, PASSWORD);
+      await app.approve(await app.request(user.username), login.body.challenge.number);
+      const claimed = await claimSession(h.app, login);
+      expect(claimed.status, JSON.stringify(claimed.body)).toBe(200);
     });
 
     it('L3, K3: the waiting claim (?wait=) of a push login approved before a lock by failures opens no session either', async () => {

@@ -35,7 +35,7 @@ import type { User, Users } from '../identity/users.js';
 import { latestStepUp, type Session, type Sessions } from '../sessions/sessions.js';
 import type { Store, Tx } from '../store/database.js';
 import type { Confirmation } from '../store/schema.js';
-import { challengeTtlMs, completeFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
+import { challengeTtlMs, completeFlow, failFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
 import { accepted, type Answers } from './answers.js';
 import type { FlowLimits } from './flow-limits.js';
 import type { CodeDelivery, PushApprovals, SharedDevices, TemporaryDevices } from './ports.js';
@@ -483,10 +483,26 @@ export class StepUp {
     const { device } = await this.deps.pushRequests.approval(row, 'portal');
     const now = this.deps.clock.now();
     const user = await this.deps.users.get(session.userId);
-    const done = await this.deps.store.serialized(
-      'audit_log',
-      async (trx) => (await completeFlow(trx, flowId, now, null, 'approved')) && this.verified(trx, session, user, flowId, device.id, now),
-    );
+    let locked = false;
+    const done = await this.deps.store.serialized('audit_log', async (trx) => {
+      // L3 (decisions 0005, 0027): a lock that landed since the phone approved refuses the step-up, as it refuses its password
+      if (await this.deps.lockout.lockedNow(trx, user.username)) {
+        locked = true;
+        return false;
+      }
+      return (await completeFlow(trx, flowId, now, null, 'approved')) && this.verified(trx, session, user, flowId, device.id, now);
+    });
+    if (locked) {
+      await failFlow(this.deps.store.db, flowId, now, 'approved');
+      await this.deps.audit.record({
+        event: 'login.refused_locked',
+        actor: `user:${user.id}`,
+        userId: user.id,
+        username: user.username,
+        data: { flowId, kind: 'step_up', factor: 'second', step: 'complete' },
+      });
+      throw new SlsError('LOCKED', {});
+    }
     if (!done) throw new SlsError('FLOW_EXPIRED');
     return this.view(session, flowId);
   }

@@ -107,6 +107,32 @@ const resetRow = prepared<{ username: string; now: number }>()((db, p) =>
     .values({ username: p.username, locked_until: null, reset_at: p.now })
     .onConflict((oc) => oc.column('username').doUpdateSet({ locked_until: null, reset_at: p.now })),
 );
+/**
+ * L3: the lock's end and the failures that count now, in one statement (`lockedNow`, a claim's hot path): those
+ * in the window and not before the count was started again (`windowStart`: after `since` and from `reset_at` on).
+ */
+const lockNow = prepared<{ username: string; since: number }>()((db, p) =>
+  db
+    .selectFrom('login_failures')
+    .select((eb) => [
+      eb.fn.countAll<number>().as('failures'),
+      eb.selectFrom('lockouts').select('lockouts.locked_until').where('lockouts.username', '=', p.username).as('locked_until'),
+    ])
+    .where('login_failures.username', '=', p.username)
+    .where('login_failures.state', '=', 'failed')
+    .where('login_failures.at', '>', p.since)
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('lockouts')
+            .select('lockouts.username')
+            .where('lockouts.username', '=', p.username)
+            .whereRef('lockouts.reset_at', '>', 'login_failures.at'),
+        ),
+      ),
+    ),
+);
 const deleteFailures = prepared<{ username: string; now: number }>()((db, p) =>
   db.deleteFrom('login_failures').where('username', '=', p.username).where('at', '<=', p.now).where('state', '=', 'failed'),
 );
@@ -262,10 +288,9 @@ export class Lockout {
    */
   async lockedNow(db: Executor, typed: string): Promise<boolean> {
     const now = this.clock.now();
-    const username = this.keyOf(typed);
-    const row = await db.selectFrom('lockouts').select(['locked_until', 'reset_at']).where('username', '=', username).executeTakeFirst();
-    if (row?.locked_until != null && row.locked_until > now) return true;
-    return (await this.countFailures(db, username, this.windowStart(now, row?.reset_at ?? 0))) >= this.policy.lockoutThreshold;
+    const row = await lockNow.first(db, { username: this.keyOf(typed), since: now - this.policy.lockoutWindowMs });
+    const lockedUntil = row?.locked_until ?? null;
+    return (lockedUntil !== null && Number(lockedUntil) > now) || Number(row?.failures ?? 0) >= this.policy.lockoutThreshold;
   }
 
   /**

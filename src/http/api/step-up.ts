@@ -126,7 +126,8 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           tags: ['step-up'],
           summary: 'Take the verification the phone approved (K11)',
           description:
-            '409 DEVICE_NOT_AVAILABLE when the phone was replaced, revoked or reported lost since it approved (L8: nothing verified); 410 FLOW_EXPIRED.',
+            '409 DEVICE_NOT_AVAILABLE when the phone was replaced, revoked or reported lost since it approved (L8: nothing verified); 410 FLOW_EXPIRED; ' +
+            '423 LOCKED when the user was locked since the phone approved (L3: the step-up fails, audited).',
           security,
           params: StepUpParams,
           response: { 200: StepUpSchema, ...FLOW_ERRORS },
