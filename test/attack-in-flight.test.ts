@@ -287,3 +287,84 @@ describe.each(DATABASES)('checks made again under the lock (%s)', (database) => 
     });
   });
 });
+
+/**
+ * A4, L8: a password changed or reset between the first factor's check
+ * and the transaction that stores what it started (a login's flow, the
+ * password-only session of O1, an activation of the authenticator): the
+ * change ends the flows under way it sees, and this one it could not see.
+ * The change is put in that gap by a hook on the user's read for the check
+ * (it runs to its commit once the old hash was read), never by timing.
+ */
+describe.each(DATABASES)('a password changed while a login is being started (%s)', (database) => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness(database);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  /** The next first factor of `user` reads the old hash, then the password is reset (sessions and flows ended, as client services' reset does). */
+  function resetInTheGap(user: User): { fired: () => boolean } {
+    const users = h.services.users;
+    const original = users.findForLogin;
+    let fired = false;
+    users.findForLogin = async function (this: typeof users, username: string) {
+      const found = await original.call(this, username);
+      if (!fired && username === user.username) {
+        fired = true;
+        users.findForLogin = original;
+        await requestContext.exit(() =>
+          users.setPassword(user.id, 'a new phrase after the reset', { actor: 'test', oneTime: false }, (trx) =>
+            h.services.sessions.endWhere(trx, { userId: user.id }, 'password_reset', 'test'),
+          ),
+        );
+      }
+      return found;
+    };
+    return { fired: () => fired };
+  }
+
+  async function refusedAsChanged(user: User, kind: string): Promise<void> {
+    const refusals = (await h.services.audit.list({ userId: user.id })).filter((e) => e.event === 'login.flow_refused' && e.data.reason === 'password_changed');
+    expect(refusals.map((e) => e.data.kind)).toEqual([kind]);
+    // the password was right when it was checked: no failure counted (L3)
+    expect((await h.services.audit.list({ userId: user.id })).some((e) => e.event === 'login.password_failed')).toBe(false);
+  }
+
+  it('A4, L8, L4: a DSC+ login started with the old password while the password is reset is refused 401 INVALID_CREDENTIALS: no flow, no challenge, audited', async () => {
+    const { user } = await createUserWithCard(h.services);
+    const gap = resetInTheGap(user);
+    const started = await startLogin(h.app, user.username);
+    expect(gap.fired()).toBe(true);
+    expect([started.status, started.body.error?.code], JSON.stringify(started.body)).toEqual([401, 'INVALID_CREDENTIALS']);
+    expect(await h.services.store.db.selectFrom('login_flows').select('id').where('user_id', '=', user.id).execute()).toEqual([]);
+    await refusedAsChanged(user, 'login');
+    // the new password logs in
+    expect((await startLogin(h.app, user.username, 'a new phrase after the reset')).status).toBe(200);
+  });
+
+  it('A4, L8, O1: the password-only trading login of a user who opted out opens no session with the old password reset meanwhile', async () => {
+    const { user } = await createUserWithCard(h.services);
+    await h.services.optOuts.optOut(user.id, { acknowledged: true, confirmation: user.username }, { actor: 'test' });
+    const gap = resetInTheGap(user);
+    const started = await startLogin(h.app, user.username, PASSWORD, 'trading');
+    expect(gap.fired()).toBe(true);
+    expect([started.status, started.body.error?.code], JSON.stringify(started.body)).toEqual([401, 'INVALID_CREDENTIALS']);
+    const live = await h.services.store.db.selectFrom('sessions').select('id').where('user_id', '=', user.id).where('revoked_at', 'is', null).execute();
+    expect(live).toEqual([]);
+    await refusedAsChanged(user, 'login');
+  });
+
+  it('A4, L8, K1: an activation of the authenticator started with the old password while it is reset is refused 401: no activation flow', async () => {
+    const { user } = await createUserWithCard(h.services);
+    const gap = resetInTheGap(user);
+    const started = await postJson(h.app, '/api/v1/mobile/activations', { username: user.username, password: PASSWORD, purpose: 'activate' });
+    expect(gap.fired()).toBe(true);
+    expect([started.status, started.body.error?.code], JSON.stringify(started.body)).toEqual([401, 'INVALID_CREDENTIALS']);
+    expect(await h.services.store.db.selectFrom('login_flows').select('id').where('user_id', '=', user.id).execute()).toEqual([]);
+    await refusedAsChanged(user, 'mobile_activation');
+  });
+});

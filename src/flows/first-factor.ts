@@ -18,6 +18,7 @@ import type { Clock } from '../clock.js';
 import type { Answers } from './answers.js';
 import type { App } from '../sessions/sessions.js';
 import type { AuditLog } from '../audit/audit-log.js';
+import type { Tx } from '../store/database.js';
 
 export interface FirstFactorInput {
   username: string;
@@ -52,6 +53,29 @@ export const DUMMY_HASH = '$argon2id$v=19$m=19456,t=2,p=1$YFEDNMmmA/979KjbI451Uw
  */
 const ONE_TIME_PURPOSES: readonly string[] = ['portal', 'trading', 'step_up'] satisfies (App | 'step_up')[];
 
+/** The password a first factor was checked against: the user's hash as read then. */
+export interface CheckedPassword {
+  userId: string;
+  username: string;
+  hash: string;
+}
+
+/**
+ * A4, L8: the password was changed or reset between the check and the
+ * transaction that stores what it started: refused as a wrong password
+ * (the same 401 body), audited by `FirstFactor.auditChanged` once that
+ * transaction rolled back.
+ */
+export class PasswordChangedMeanwhile extends SlsError {
+  constructor(
+    readonly checked: CheckedPassword,
+    readonly ip: string | null,
+    readonly kind: string,
+  ) {
+    super('INVALID_CREDENTIALS');
+  }
+}
+
 export class FirstFactor {
   constructor(private readonly deps: FirstFactorDeps) {}
 
@@ -67,7 +91,7 @@ export class FirstFactor {
    * caller releases it once the second step is set up (a right password is
    * no failure), or counts it as one.
    */
-  async check(input: FirstFactorInput): Promise<{ user: User; attempt: Attempt }> {
+  async check(input: FirstFactorInput): Promise<{ user: User; attempt: Attempt; checked: CheckedPassword }> {
     const { answers, users } = this.deps;
     assertUsernameCharacters(input.username);
     const who = { username: input.username, ip: input.ip, data: { factor: 'password', app: input.purpose } };
@@ -95,6 +119,31 @@ export class FirstFactor {
       });
       throw new SlsError('PASSWORD_CHANGE_REQUIRED', { reason: 'one_time_password' });
     }
-    return { user: user!, attempt };
+    return { user: user!, attempt, checked: { userId: user!.id, username: user!.username, hash: found!.passwordHash } };
+  }
+
+  /**
+   * A4, L8: in the transaction that stores what the password started (a
+   * login's flow, an activation's, a sharing's), the password checked is
+   * still the user's. A change or reset ends the flows it sees under way;
+   * this sees the change that committed before the flow was stored. On
+   * PostgreSQL the user's row is held (FOR SHARE) until the transaction
+   * ends, so a change that comes after waits for it and then sees the flow.
+   */
+  async assertStillCurrent(trx: Tx, checked: CheckedPassword, ip: string | null, kind: string): Promise<void> {
+    if (!(await this.deps.users.passwordIs(trx, checked.userId, checked.hash))) throw new PasswordChangedMeanwhile(checked, ip, kind);
+  }
+
+  /** The refusal of `assertStillCurrent`, audited after its transaction rolled back (`login.flow_refused`, reason `password_changed`). */
+  async auditChanged(error: unknown): Promise<void> {
+    if (!(error instanceof PasswordChangedMeanwhile)) return;
+    const { checked, ip, kind } = error;
+    await this.deps.audit.record({
+      event: 'login.flow_refused',
+      userId: checked.userId,
+      username: checked.username,
+      ip,
+      data: { kind, reason: 'password_changed', code: 'INVALID_CREDENTIALS' },
+    });
   }
 }

@@ -47,7 +47,7 @@ import { flowTopic, type Signals } from '../push/signals.js';
 import { challengeTtlMs, completeFlow, failFlow, findFlow, newFlowRow, promptOf, verifierContext, viewState, type FlowRow } from './flow-rows.js';
 import { accepted, type Answers } from './answers.js';
 import type { FlowLimits } from './flow-limits.js';
-import type { FirstFactor } from './first-factor.js';
+import type { CheckedPassword, FirstFactor } from './first-factor.js';
 import type { Observer } from '../metrics/observer.js';
 import type { CodeDelivery, LoginPhones, PushApprovals, SharedDevices } from './ports.js';
 import type { OptedOutUsers } from '../identity/opt-out.js';
@@ -280,10 +280,11 @@ export class LoginFlows {
   /** First factor (L1), then the challenge of the device offered first (L2, L6). */
   async start(input: StartInput): Promise<StartedFlow> {
     const { lockout } = this.deps;
-    const { user, attempt } = await this.deps.firstFactor.check({ ...input, purpose: input.app });
+    const { firstFactor } = this.deps;
+    const { user, attempt, checked } = await firstFactor.check({ ...input, purpose: input.app });
     // O1: a user who opted out logs in to trading with the password alone (O2: unless they opted back in meanwhile)
     if (input.app === 'trading' && (await this.optedOut(user.id, attempt))) {
-      const opened = await this.passwordOnly(input, user, attempt);
+      const opened = await this.passwordOnly(input, user, attempt, checked);
       if (opened) return opened;
     }
     let row: FlowRow;
@@ -310,9 +311,15 @@ export class LoginFlows {
       // the password was right: the attempt is not a failure
       // decision 0024: a browser the user completed a login in counts as a recognised client, from any address
       const known = isKnownClient(this.deps.box, user.id, input.knownClient, this.deps.clock.now());
-      row = { ...row, recognised: await this.deps.flowLimits.insert(row, (trx) => lockout.release(attempt, trx), known) };
+      const stored = async (trx: Tx) => {
+        // A4, L8: a password changed or reset since it was checked starts nothing
+        await firstFactor.assertStillCurrent(trx, checked, input.ip, 'login');
+        await lockout.release(attempt, trx);
+      };
+      row = { ...row, recognised: await this.deps.flowLimits.insert(row, stored, known) };
     } catch (error) {
       await lockout.release(attempt);
+      await firstFactor.auditChanged(error);
       throw error;
     }
     if (challenge.code !== undefined) row = await this.sendCode(row, active[0]!, challenge, input);
@@ -344,7 +351,12 @@ export class LoginFlows {
    * opened: a login that raced it opens nothing (null), and the device is
    * asked for as usual.
    */
-  private async passwordOnly(input: StartInput, user: User, attempt: Attempt): Promise<(StartedFlow & { session: IssuedSession }) | null> {
+  private async passwordOnly(
+    input: StartInput,
+    user: User,
+    attempt: Attempt,
+    checked: CheckedPassword,
+  ): Promise<(StartedFlow & { session: IssuedSession }) | null> {
     const { clock, store, sessions, lockout, audit, users } = this.deps;
     const now = clock.now();
     const claimToken = newToken();
@@ -375,6 +387,8 @@ export class LoginFlows {
       await this.deps.flowLimits.insert(row, async (trx) => {
         await lockout.release(attempt, trx);
         await store.lockWithin(trx, 'audit_log');
+        // A4, L8: read under the audit lock, which a change of the password holds while it ends sessions (no deadlock on its row)
+        await this.deps.firstFactor.assertStillCurrent(trx, checked, input.ip, 'login');
         if (!(await this.deps.optedOut?.isOptedOut(user.id, trx))) throw OPTED_BACK_IN;
         session = await sessions.create(
           {
@@ -417,6 +431,7 @@ export class LoginFlows {
         });
         throw new SlsError('INVALID_CREDENTIALS');
       }
+      await this.deps.firstFactor.auditChanged(error);
       throw error;
     }
     return { ...this.view(row, []), claimToken, session: session! };

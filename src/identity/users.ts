@@ -4,6 +4,8 @@
  * account has a primary user who may change security settings (A2).
  */
 import { randomInt } from 'node:crypto';
+import { PostgresAdapter } from 'kysely';
+import { constantTimeEqual } from '../crypto/constant-time.js';
 import type { Clock } from '../clock.js';
 import { SlsError } from '../errors.js';
 import { assertPasswordAcceptable, hashPassword } from '../crypto/password.js';
@@ -113,6 +115,12 @@ const userForLogin = prepared<{ username: string }>()((db, p) =>
 );
 const userById = prepared<{ id: string }>()((db, p) => baseQuery(db).where('users.id', '=', p.id));
 const userByUsername = prepared<{ username: string }>()((db, p) => baseQuery(db).where('users.username', '=', p.username));
+
+/** A4, L8: the user's password hash, in a transaction; on PostgreSQL the row is held against a change until it ends. */
+const passwordHashHeld = prepared<{ userId: string }>()((db, p) => {
+  const query = db.selectFrom('users').select('password_hash').where('id', '=', p.userId);
+  return db.getExecutor().adapter instanceof PostgresAdapter ? query.forShare() : query;
+});
 
 const loggedIn = prepared<{ userId: string; deviceId: string; at: number }>()((db, p) =>
   db
@@ -235,6 +243,12 @@ export class Users {
    * opened one already: two logins it started at once (on one process or
    * two) both passed the first factor, and only the first may open a session.
    */
+  /** A4, L8: whether `hash` is still the user's password hash, read in `trx` (FirstFactor.assertStillCurrent). */
+  async passwordIs(trx: Tx, userId: string, hash: string): Promise<boolean> {
+    const row = await passwordHashHeld.first(trx, { userId });
+    return row !== undefined && constantTimeEqual(row.password_hash, hash);
+  }
+
   async markOneTimePasswordUsed(db: Executor, userId: string, at: number): Promise<boolean> {
     const row = await db
       .updateTable('users')

@@ -349,7 +349,11 @@ export class DeviceSharing {
     const { users, clock, box, config, store } = this.deps;
     const requester = await users.get(session.userId);
     if (input.ownerUsername === requester.username) throw new SlsError('SHARING_SELF');
-    const { user: owner, attempt } = await this.deps.firstFactor.check({
+    const {
+      user: owner,
+      attempt,
+      checked,
+    } = await this.deps.firstFactor.check({
       username: input.ownerUsername,
       password: input.ownerPassword,
       ip: meta.ip,
@@ -386,37 +390,44 @@ export class DeviceSharing {
       userAgent: meta.userAgent,
       sessionId: session.id,
     });
-    await this.deps.flowLimits.insert(flow, async (trx) => {
-      // an earlier attempt of the requester not yet confirmed is abandoned
-      await trx
-        .updateTable('device_sharings')
-        .set({ state: 'expired', updated_at: now })
-        .where('requester_id', '=', requester.id)
-        .where('state', 'in', ['challenge', 'review'])
-        .execute();
-      await trx
-        .insertInto('device_sharings')
-        .values({
-          id,
-          requester_id: requester.id,
-          owner_id: owner.id,
-          device_id: device.id,
-          state: 'challenge',
-          flow_id: flowId,
-          session_id: session.id,
-          disposition: null,
-          approval: null,
-          kept_devices: '[]',
-          created_at: now,
-          updated_at: now,
-          decided_at: null,
-          decided_by: null,
-          note: null,
-          ended_at: null,
-          ended_by: null,
-        })
-        .execute();
-    });
+    try {
+      await this.deps.flowLimits.insert(flow, async (trx) => {
+        // A4, H2, L8: the owner's password changed or reset since it was checked starts no sharing
+        await this.deps.firstFactor.assertStillCurrent(trx, checked, meta.ip, 'sharing');
+        // an earlier attempt of the requester not yet confirmed is abandoned
+        await trx
+          .updateTable('device_sharings')
+          .set({ state: 'expired', updated_at: now })
+          .where('requester_id', '=', requester.id)
+          .where('state', 'in', ['challenge', 'review'])
+          .execute();
+        await trx
+          .insertInto('device_sharings')
+          .values({
+            id,
+            requester_id: requester.id,
+            owner_id: owner.id,
+            device_id: device.id,
+            state: 'challenge',
+            flow_id: flowId,
+            session_id: session.id,
+            disposition: null,
+            approval: null,
+            kept_devices: '[]',
+            created_at: now,
+            updated_at: now,
+            decided_at: null,
+            decided_by: null,
+            note: null,
+            ended_at: null,
+            ended_by: null,
+          })
+          .execute();
+      });
+    } catch (error) {
+      await this.deps.firstFactor.auditChanged(error);
+      throw error;
+    }
     await this.deps.audit.record({
       event: 'sharing.started',
       actor: `user:${requester.id}`,

@@ -315,7 +315,7 @@ export class MobileEnrolment {
   /** Step 1: username and password (L1, L3), then the proof the user must give. */
   async start(input: { username: string; password: string; purpose: ActivationPurpose } & EnrolmentMeta, where: WebOrigin): Promise<StartedActivation> {
     const { clock, box, devices, lockout, audit, config } = this.deps;
-    const { user, attempt } = await this.deps.firstFactor.check({ ...input, purpose: 'mobile_activation' });
+    const { user, attempt, checked } = await this.deps.firstFactor.check({ ...input, purpose: 'mobile_activation' });
     let row: FlowRow;
     const claimToken = newToken();
     try {
@@ -374,9 +374,14 @@ export class MobileEnrolment {
       throw error;
     }
     try {
-      await this.deps.flowLimits.insert(row, (trx) => lockout.release(attempt, trx));
+      await this.deps.flowLimits.insert(row, async (trx) => {
+        // A4, L8: a password changed or reset since it was checked starts no activation
+        await this.deps.firstFactor.assertStillCurrent(trx, checked, input.ip, 'mobile_activation');
+        await lockout.release(attempt, trx);
+      });
     } catch (error) {
       await lockout.release(attempt);
+      await this.deps.firstFactor.auditChanged(error);
       throw error;
     }
     const state = JSON.parse(row.prompt!) as ActivationState;
