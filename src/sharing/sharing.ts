@@ -766,8 +766,8 @@ export class DeviceSharing {
   /** H3: compliance approves (the prerequisites checked again) or rejects a pending request; both users are told. */
   async decide(staffUserId: string, id: string, decision: 'approve' | 'reject', note?: string): Promise<SharingView> {
     const { users, store, clock } = this.deps;
-    // X7: someone who is not staff learns nothing of a sharing's id (FORBIDDEN_ROLE before SHARING_NOT_FOUND)
-    await this.deps.staff.staff(staffUserId, 'view');
+    // X7, H3: someone whose role may not decide (a client, client services) learns nothing of a sharing's id (FORBIDDEN_ROLE before SHARING_NOT_FOUND)
+    await this.deps.staff.decideOn(staffUserId, [], 'sharing_decision');
     const row = await this.row(id);
     const [requester, owner] = await Promise.all([users.get(row.requester_id), users.get(row.owner_id)]);
     const staff = await this.deps.staff.decideOn(staffUserId, [requester, owner], 'sharing_decision');

@@ -27,6 +27,8 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
    */
   async function staffOf(request: FastifyRequest, need: 'staff' | 'staff_action' = 'staff_action'): Promise<string> {
     const { session } = await guard.require(request, need);
+    // X1, X7: the role before anything the request names is looked up: a client (or compliance, to act) learns nothing of a device's id
+    await services.helpDesk.staff(session.userId, need === 'staff' ? 'view' : 'act');
     return session.userId;
   }
 

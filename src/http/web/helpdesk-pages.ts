@@ -381,6 +381,8 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     const staff = await signedInStaff(request, 'staff_action', back);
     if ('redirect' in staff) return reply.redirect(staff.redirect, 303);
     try {
+      // X1, X7: a role that may not act (compliance) is refused before the form is read (FORBIDDEN_ROLE, audited)
+      if (!staff.mayAct) await helpDesk.staff(staff.user.id, 'act');
       return await run(staff);
     } catch (error) {
       const mapped = toSlsError(translatedState(request, error));

@@ -1,0 +1,568 @@
+/**
+ * X7, L8, T3, A5, I3, X1 (decision 0011): who may call what, read from the
+ * app's own route table. Every route of the app (the JSON API and the pages)
+ * is classified below by what it needs of its caller; a route in no list
+ * fails the matrix until someone decides. Then every route is tried as each
+ * kind of caller that has LESS than it needs — nobody, the holder of a login
+ * whose password was right (its claim token, no session), an API key, a
+ * session's token where a key is asked, a session of temporary access past
+ * day 2 (T3), a trading session (L8), a client's stepped-up session against
+ * the staff and admin routes, compliance and client services against what
+ * their role may not do, another client against this client's ids (IDOR) —
+ * and the refusal is asserted: the route's stable 4xx code (the pages: the
+ * login page, or the error page with the code), and nothing written (every
+ * table as before but the audit log and the failure counters).
+ */
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import type { CardFile } from '../src/devices/devices.js';
+import type { User } from '../src/identity/users.js';
+import type { Role } from '../src/store/schema.js';
+import { SESSION_COOKIE } from '../src/http/session-cookie.js';
+import { DATABASES, PASSWORD, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, bearer, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
+import { Agent, alertBox, csrfOf, forms } from './support/html.js';
+import { routesOf } from './support/routes.js';
+import { issuePasscode } from './support/staff.js';
+
+/**
+ * What a route needs of its caller:
+ * - `public`: nobody in particular (the login's start, the help, the app's files, the OpenID discovery …);
+ * - `own`: a proof of its own, no session (the mobile authenticator's API, K1; OpenID Connect's device pages, I1; the
+ *   operator's /metrics token; the dev outbox, on in the tests only);
+ * - `flow`: a login's claim token (L8);
+ * - the session needs of policy/session-access.ts: `any`, `portal`, `settings`, `temporary`, `step_up`, `password`,
+ *   `security`, `staff` (to read, any staff role), `act` (help desk or admin, fresh step-up), `decide` (a sharing's decision:
+ *   compliance or admin, H3), `end_sharing` (staff ending a sharing: any staff role, H3), `admin` (the admin role, to read), `admin_act` (the admin role, fresh step-up);
+ * - `key`: an integrator's API key (I3).
+ */
+type Need =
+  | 'public'
+  | 'own'
+  | 'flow'
+  | 'any'
+  | 'portal'
+  | 'settings'
+  | 'temporary'
+  | 'step_up'
+  | 'password'
+  | 'security'
+  | 'staff'
+  | 'act'
+  | 'decide'
+  | 'end_sharing'
+  | 'admin'
+  | 'admin_act'
+  | 'key';
+
+const ADDRESS = { name: 'Alice Martin', line1: '1 Main Street', city: 'Springfield', postalCode: '12345', country: 'US' };
+
+/** The JSON API: each route, what it needs and a body its schema accepts (so that the refusal is the caller's, not the body's). */
+const API: [route: string, need: Need, body?: Json][] = [
+  ['GET /api/openapi.json', 'public'],
+  ['GET /api/v1/health', 'public'],
+  ['GET /api/v1/ready', 'public'],
+  ['POST /api/v1/login', 'public'],
+  ['GET /api/v1/login/:flowId', 'flow'],
+  ['POST /api/v1/login/:flowId', 'flow', { response: '12345678' }],
+  ['POST /api/v1/login/:flowId/session', 'flow', { claimToken: 'x' }],
+  ['POST /api/v1/login/:flowId/offline', 'flow'],
+  ['POST /api/v1/login/:flowId/code', 'flow', { channel: 'sms' }],
+  ['POST /api/v1/mobile/activations', 'own'],
+  ['POST /api/v1/mobile/activations/:id/token', 'own'],
+  ['POST /api/v1/mobile/activations/:id/proof', 'own'],
+  ['POST /api/v1/mobile/activations/:id/complete', 'own'],
+  ['POST /api/v1/mobile/requests', 'own'],
+  ['POST /api/v1/mobile/requests/:id', 'own'],
+  ['POST /api/v1/mobile/messages/:id/ack', 'own'],
+  ['POST /api/v1/mobile/push-subscription', 'own'],
+  ['GET /api/v1/session', 'any'],
+  ['POST /api/v1/logout', 'any'],
+  ['GET /api/v1/devices', 'portal'],
+  ['GET /api/v1/dscplus/eligibility', 'portal'],
+  ['GET /api/v1/phones', 'portal'],
+  ['GET /api/v1/secure-login', 'portal'],
+  ['GET /api/v1/security-keys', 'portal'],
+  ['GET /api/v1/sharing', 'portal'],
+  ['GET /api/v1/sharing/:id', 'portal'],
+  ['GET /api/v1/withdrawal-limits', 'portal'],
+  ['GET /api/v1/notice-preferences', 'portal'],
+  ['PUT /api/v1/notice-preferences', 'settings', { language: 'fr', timeZone: null }],
+  ['GET /api/v1/online-card/card.pdf', 'temporary'],
+  ['GET /api/v1/online-card/card.png', 'temporary'],
+  ['POST /api/v1/online-card', 'temporary'],
+  ['POST /api/v1/online-card/printed', 'temporary'],
+  ['POST /api/v1/devices/:deviceId/activation', 'temporary'],
+  ['POST /api/v1/devices/:deviceId/activation/:flowId', 'temporary', { response: '12345678' }],
+  ['POST /api/v1/step-up', 'step_up', { password: PASSWORD }],
+  ['GET /api/v1/step-up/:id', 'step_up'],
+  ['POST /api/v1/step-up/:id', 'step_up', { response: '12345678' }],
+  ['POST /api/v1/step-up/:id/offline', 'step_up'],
+  ['POST /api/v1/step-up/:id/complete', 'step_up'],
+  ['POST /api/v1/password', 'password', { currentPassword: PASSWORD, newPassword: 'the attacker phrase 1' }],
+  ['POST /api/v1/phones', 'security', { country: 'FR', number: '612345678' }],
+  ['POST /api/v1/phones/:phoneId/verification', 'security'],
+  ['POST /api/v1/phones/:phoneId/confirmation', 'security', { code: '123456' }],
+  ['DELETE /api/v1/phones/:phoneId', 'security'],
+  ['POST /api/v1/security-keys/registration', 'security'],
+  ['POST /api/v1/security-keys', 'security', { name: 'key', state: 'x', credential: {} }],
+  ['PATCH /api/v1/security-keys/:keyId', 'security', { name: 'key' }],
+  ['DELETE /api/v1/security-keys/:keyId', 'security'],
+  ['POST /api/v1/secure-login/opt-out', 'security', { acknowledgeRisks: true, confirmation: 'x' }],
+  ['POST /api/v1/secure-login/opt-in', 'security'],
+  ['POST /api/v1/sharing', 'security', { ownerUsername: 'someone', ownerPassword: PASSWORD }],
+  ['POST /api/v1/sharing/:id/answer', 'security', { response: '12345678' }],
+  ['POST /api/v1/sharing/:id/confirmation', 'security', { disposition: 'keep' }],
+  ['DELETE /api/v1/sharing/:id', 'security'],
+  ['POST /api/v1/devices/:deviceId/lost', 'security', { reason: 'lost' }],
+  ['POST /api/v1/devices/:deviceId/pin', 'security'],
+  ['POST /api/v1/devices/:deviceId/pin/:flowId', 'security', { response: '12345678', newPin: '2468' }],
+  ['POST /api/v1/dscplus/requests', 'security', { address: ADDRESS, pin: '2468' }],
+  ['POST /api/v1/dscplus/requests/preview', 'security', { address: ADDRESS, pin: '2468' }],
+  ['GET /api/v1/helpdesk/users', 'staff', { q: 'user' }],
+  ['GET /api/v1/helpdesk/users/:username', 'staff'],
+  ['GET /api/v1/helpdesk/sharing', 'staff'],
+  ['POST /api/v1/helpdesk/users/:username/verifications', 'act', { method: 'id_document' }],
+  ['POST /api/v1/helpdesk/users/:username/temporary-passcode', 'act', { verificationId: 'x' }],
+  ['DELETE /api/v1/helpdesk/users/:username/temporary-passcode', 'act'],
+  ['POST /api/v1/helpdesk/users/:username/password-reset', 'act', { verificationId: 'x' }],
+  ['POST /api/v1/helpdesk/users/:username/phones', 'act', { verificationId: 'x', country: 'FR', number: '612345678' }],
+  ['POST /api/v1/helpdesk/users/:username/unlock', 'act', { verificationId: 'x' }],
+  ['POST /api/v1/helpdesk/users/:username/lock', 'act', { reason: 'fraud' }],
+  ['DELETE /api/v1/helpdesk/users/:username/sessions', 'act'],
+  ['POST /api/v1/helpdesk/devices/:deviceId/ship', 'act', { serial: 'X1', addressConfirmed: true }],
+  ['POST /api/v1/helpdesk/devices/:deviceId/returned', 'act'],
+  ['POST /api/v1/helpdesk/devices/:deviceId/lost', 'act', { reason: 'lost' }],
+  ['POST /api/v1/helpdesk/devices/:deviceId/loss-confirmed', 'act', { verificationId: 'x' }],
+  ['POST /api/v1/helpdesk/sharing/:id/decision', 'decide', { decision: 'approve' }],
+  ['DELETE /api/v1/helpdesk/sharing/:id', 'end_sharing'],
+  ['GET /api/v1/admin/audit', 'admin'],
+  ['PUT /api/v1/admin/accounts/:number/equity', 'admin_act', { equityUsd: 2_000_000 }],
+  ['POST /api/v1/withdrawals', 'key', { account: 'U1000001', amount: 100, currency: 'USD', reference: 'r1' }],
+  ['POST /api/v1/withdrawals/check', 'key', { account: 'U1000001', amount: 100, currency: 'USD' }],
+  ['GET /api/v1/entitlements', 'key', { account: 'U1000001' }],
+];
+
+/** The pages (and what is served beside them): each route and what it needs. */
+const PAGES: [route: string, need: Need][] = [
+  ['GET /', 'public'],
+  ['GET /*', 'public'],
+  ['TRACE /*', 'public'],
+  ['QUERY /*', 'public'],
+  ['POST /*', 'public'],
+  ['PUT /*', 'public'],
+  ['PATCH /*', 'public'],
+  ['DELETE /*', 'public'],
+  ['OPTIONS /*', 'public'],
+  ['GET /.well-known/openid-configuration', 'public'],
+  ['GET /app', 'public'],
+  ['GET /app/', 'public'],
+  ['GET /app/*', 'public'],
+  ['GET /app/icon-:size.png', 'public'],
+  ['GET /app/manifest.webmanifest', 'public'],
+  ['GET /app/sw.js', 'public'],
+  ['GET /favicon.ico', 'public'],
+  ['GET /help', 'public'],
+  ['GET /login', 'public'],
+  ['POST /login', 'public'],
+  ['GET /metrics', 'own'],
+  ['GET /dev/outbox', 'own'],
+  ['GET /dev/outbox/:id/audio', 'own'],
+  ['GET /oidc/interaction/:uid', 'own'],
+  ['POST /oidc/device', 'own'],
+  ['POST /oidc/device/auth', 'own'],
+  ['GET /login/:flowId', 'flow'],
+  ['GET /login/:flowId/wait', 'flow'],
+  ['POST /login/:flowId', 'flow'],
+  ['POST /login/:flowId/session', 'flow'],
+  ['POST /login/:flowId/offline', 'flow'],
+  ['POST /login/:flowId/device', 'flow'],
+  ['POST /login/:flowId/code', 'flow'],
+  ['POST /logout', 'any'],
+  // L8: a trading session is told it is signed in, and nothing of the portal
+  ['GET /account', 'any'],
+  ['GET /settings/mobile', 'portal'],
+  ['GET /settings/notices', 'portal'],
+  ['GET /settings/secure-login', 'portal'],
+  ['GET /settings/secure-login/confirmation', 'portal'],
+  ['GET /settings/security-keys', 'portal'],
+  ['GET /sharing', 'portal'],
+  ['GET /sharing/:id', 'portal'],
+  ['POST /settings/notices', 'settings'],
+  ['GET /online-card', 'temporary'],
+  ['GET /online-card/card.pdf', 'temporary'],
+  ['GET /online-card/card.png', 'temporary'],
+  ['POST /online-card', 'temporary'],
+  ['POST /online-card/printed', 'temporary'],
+  ['GET /devices/:deviceId/activate', 'temporary'],
+  ['POST /devices/:deviceId/activate', 'temporary'],
+  ['POST /devices/:deviceId/activate/start', 'temporary'],
+  ['GET /step-up', 'step_up'],
+  ['GET /step-up/:flowId', 'step_up'],
+  ['POST /step-up', 'step_up'],
+  ['POST /step-up/:flowId', 'step_up'],
+  ['POST /step-up/:flowId/complete', 'step_up'],
+  ['POST /step-up/:flowId/offline', 'step_up'],
+  ['GET /password', 'password'],
+  ['POST /password', 'password'],
+  ['GET /dscplus/request', 'security'],
+  ['POST /dscplus/request', 'security'],
+  ['GET /devices/:deviceId/lost', 'security'],
+  ['POST /devices/:deviceId/lost', 'security'],
+  ['GET /devices/:deviceId/pin', 'security'],
+  ['POST /devices/:deviceId/pin', 'security'],
+  ['POST /devices/:deviceId/pin/start', 'security'],
+  ['POST /settings/mobile', 'security'],
+  ['POST /settings/mobile/:phoneId/verify', 'security'],
+  ['POST /settings/mobile/:phoneId/confirm', 'security'],
+  ['POST /settings/mobile/:phoneId/remove', 'security'],
+  ['POST /settings/security-keys', 'security'],
+  ['POST /settings/security-keys/:keyId/rename', 'security'],
+  ['POST /settings/security-keys/:keyId/remove', 'security'],
+  ['GET /settings/secure-login/configure', 'security'],
+  ['POST /settings/secure-login/configure', 'security'],
+  ['GET /sharing/new', 'security'],
+  ['POST /sharing/new', 'security'],
+  ['POST /sharing/:id/answer', 'security'],
+  ['POST /sharing/:id/confirm', 'security'],
+  ['POST /sharing/:id/cancel', 'security'],
+  ['GET /helpdesk', 'staff'],
+  ['GET /helpdesk/sharing', 'staff'],
+  ['GET /helpdesk/users/:username', 'staff'],
+  ['GET /helpdesk/users/:username/verifications/:verificationId', 'staff'],
+  // a new secret's result page: it shows only what was sealed for this staff session (T5, A5)
+  ['GET /helpdesk/users/:username/passcode', 'staff'],
+  ['GET /helpdesk/users/:username/password', 'staff'],
+  ['POST /helpdesk/users/:username/verifications', 'act'],
+  ['POST /helpdesk/users/:username/temporary-passcode', 'act'],
+  ['POST /helpdesk/users/:username/temporary-passcode/revoke', 'act'],
+  ['POST /helpdesk/users/:username/password-reset', 'act'],
+  ['POST /helpdesk/users/:username/phones', 'act'],
+  ['POST /helpdesk/users/:username/devices/:deviceId/ship', 'act'],
+  ['POST /helpdesk/users/:username/devices/:deviceId/lost', 'act'],
+  ['POST /helpdesk/users/:username/devices/:deviceId/returned', 'act'],
+  ['POST /helpdesk/users/:username/devices/:deviceId/loss-confirmed', 'act'],
+  ['POST /helpdesk/users/:username/lock', 'act'],
+  ['POST /helpdesk/users/:username/sessions/end', 'act'],
+  ['POST /helpdesk/users/:username/identification', 'act'],
+  ['POST /helpdesk/users/:username/identification/reveal', 'act'],
+  ['POST /helpdesk/users/:username/equity', 'act'],
+  ['POST /helpdesk/users/:username/unlock', 'act'],
+  ['POST /helpdesk/sharing/:id/decision', 'decide'],
+  ['POST /helpdesk/sharing/:id/cancel', 'end_sharing'],
+  ['GET /helpdesk/oidc-clients', 'admin'],
+  ['POST /helpdesk/oidc-clients', 'admin_act'],
+  ['POST /helpdesk/oidc-clients/:clientId/delete', 'admin_act'],
+];
+
+const SESSION_NEEDS: Need[] = [
+  'any',
+  'portal',
+  'settings',
+  'temporary',
+  'step_up',
+  'password',
+  'security',
+  'staff',
+  'act',
+  'decide',
+  'end_sharing',
+  'admin',
+  'admin_act',
+];
+/** T3: what a session of temporary access past day 2 may still do. */
+const LIMITED_MAY: Need[] = ['any', 'portal', 'temporary'];
+const STAFF_NEEDS: Need[] = ['staff', 'act', 'decide', 'end_sharing', 'admin', 'admin_act'];
+/** X1, X7, H3: what each staff role may not do. */
+const ROLE_MAY_NOT: Record<Exclude<Role, 'client' | 'admin'>, Need[]> = {
+  client_services: ['decide', 'admin', 'admin_act'],
+  compliance: ['act', 'admin', 'admin_act'],
+};
+
+/** The audit log and, where a wrong password or answer was counted, the failure counters (L3): all a refusal may write. */
+const BOOKKEEPING = new Set(['audit_log', 'audit_head', 'login_failures', 'lockouts']);
+
+interface Caller {
+  user: User;
+  card?: CardFile;
+  headers: Record<string, string>;
+}
+
+describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)', (database) => {
+  let h: Harness;
+  let tables: string[];
+  /** The client whose things the others try. */
+  let owner: Caller;
+  let ownerIds: Record<string, string>;
+  let other: Caller;
+  let limited: Caller;
+  let trading: Caller;
+  let staff: Record<Role, Caller>;
+  let apiKey: string;
+  let flow: { id: string; claimToken: string };
+
+  async function session(role?: Role, options: { stepUp?: boolean; target?: 'portal' | 'trading' } = { stepUp: true }): Promise<Caller> {
+    const { user, card } = await createUserWithCard(h.services, '1234', role ? { role } : {});
+    return { user, card, headers: await loginSession(h.app, user.username, withCard(card), options) };
+  }
+
+  beforeAll(async () => {
+    h = await startHarness(database);
+    tables = (await h.services.store.db.introspection.getTables()).map((t) => t.name).sort();
+    const admin = await createUserWithCard(h.services, '1234', { role: 'admin' });
+    // T3: a temporary passcode's session opened past day 2 (the clock moves first: every other session is opened after)
+    const temp = await createUser(h.services);
+    const { passcode } = await issuePasscode(h.services, admin.user.id, temp.username);
+    h.clock.advance(h.services.config.policy.temporaryPasscodeFullMs + 60_000);
+    const start = await startLogin(h.app, temp.username);
+    const done = await answer(h.app, start.body.id, passcode);
+    limited = { user: temp, headers: bearer(done.body.session.token) };
+    expect((await send(h.app, 'GET', '/api/v1/session', limited.headers)).body.scope).toBe('online_card_only');
+
+    owner = await session();
+    other = await session();
+    trading = await session(undefined, { target: 'trading' });
+    staff = {
+      client: await session(),
+      client_services: await session('client_services'),
+      compliance: await session('compliance'),
+      admin: await session('admin'),
+    };
+    apiKey = (await h.services.apiKeys.create({ name: 'matrix', scopes: ['withdrawals', 'accounts'] }, 'test')).key;
+    const login = await startLogin(h.app, owner.user.username);
+    flow = { id: login.body.id, claimToken: login.body.claimToken };
+
+    // the owner's things, for another client to try (IDOR)
+    const [device] = await h.services.devices.listForUser(owner.user.id);
+    const phone = await postJson(h.app, '/api/v1/phones', { country: 'FR', number: '612345670' }, owner.headers);
+    expect(phone.status, JSON.stringify(phone.body)).toBe(201);
+    const pin = await postJson(h.app, `/api/v1/devices/${device!.id}/pin`, {}, owner.headers);
+    expect(pin.status, JSON.stringify(pin.body)).toBe(200);
+    const stepUpFlow = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, owner.headers);
+    ownerIds = { deviceId: device!.id, phoneId: phone.body.id, flowId: stepUpFlow.body.id, id: stepUpFlow.body.id, pinFlowId: pin.body.id };
+  }, 60_000);
+  afterAll(async () => h?.close());
+
+  /** A route's path: the owner's username, account and ids where it has them, else ids nobody holds. */
+  function path(url: string, ids: Record<string, string> = {}): string {
+    return url
+      .replace(':username', ids.username ?? owner.user.username)
+      .replace(':number', ids.number ?? owner.user.accountNumber)
+      .replace(/:([A-Za-z]+)/g, (_, name: string) => ids[name] ?? `flw_${'c'.repeat(26)}`)
+      .replace('/*', '/nothing-here');
+  }
+
+  /** Every table but the bookkeeping: its row count and a digest of its rows. */
+  async function snapshot(): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const table of tables) {
+      if (BOOKKEEPING.has(table)) continue;
+      const rows = (await sql<Json>`select * from ${sql.table(table)}`.execute(h.services.store.db)).rows;
+      const lines = rows.map((row: Json) => JSON.stringify(row, (_k, v) => (typeof v === 'bigint' ? String(v) : v))).sort();
+      out[table] = `${rows.length} ${createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16)}`;
+    }
+    return out;
+  }
+
+  /** The tables a run of refusals changed (none, if they were refusals). */
+  async function unchanged(run: () => Promise<string[]>): Promise<string[]> {
+    const before = await snapshot();
+    const wrong = await run();
+    const after = await snapshot();
+    for (const table of Object.keys(after)) if (after[table] !== before[table]) wrong.push(`table ${table} changed`);
+    return wrong;
+  }
+
+  /** An API request: a GET's `body` is its query. */
+  function request(method: string, url: string, headers: Record<string, string>, body: Json | undefined) {
+    if (method === 'GET') return send(h.app, method, body ? `${url}?${new URLSearchParams(body)}` : url, headers);
+    return send(h.app, method, url, headers, body ?? (method === 'DELETE' ? undefined : {}));
+  }
+
+  /** Every API route the caller has less than, tried: each answer must be `expected(need)` (status and code). */
+  async function api(headers: Record<string, string>, expected: (need: Need) => [number, string] | null, ids: Record<string, string> = {}): Promise<string[]> {
+    const wrong: string[] = [];
+    for (const [route, need, body] of API) {
+      const want = expected(need);
+      if (!want) continue;
+      const [method, url] = route.split(' ') as [string, string];
+      const answer = await request(method, path(url, ids), headers, body);
+      const got: [number, string] = [answer.status, answer.body.error?.code ?? ''];
+      if (got[0] !== want[0] || got[1] !== want[1]) wrong.push(`${route} (${need}): ${got.join(' ')}, not ${want.join(' ')}`);
+    }
+    return wrong;
+  }
+
+  /** A browser with the caller's session cookie (or none) and a CSRF token of its own. */
+  async function browser(headers?: Record<string, string>): Promise<{ agent: Agent; csrf: string }> {
+    const agent = new Agent(h.app);
+    if (headers) agent.jar.set(SESSION_COOKIE, headers.authorization!.slice('Bearer '.length));
+    const page = await agent.get('/login');
+    const form = forms(page.html).find((f) => f.attrs.action === '/login');
+    return { agent, csrf: form ? csrfOf(form) : '' };
+  }
+
+  /**
+   * Every page the caller has less than, tried (GET, or POST with a valid CSRF token): `expected(need)` is `login` (the
+   * browser goes to the login page) or the code of the 4xx error page.
+   */
+  async function pages(
+    headers: Record<string, string> | undefined,
+    expected: (need: Need) => 'login' | [number, string] | null,
+    ids: Record<string, string> = {},
+  ): Promise<string[]> {
+    const { agent, csrf } = await browser(headers);
+    const wrong: string[] = [];
+    for (const [route, need] of PAGES) {
+      const want = expected(need);
+      if (!want) continue;
+      const [method, url] = route.split(' ') as [string, string];
+      const page = method === 'GET' ? await agent.get(path(url, ids)) : await agent.post(path(url, ids), { _csrf: csrf });
+      const got = page.status === 303 || page.status === 302 ? `${page.status} ${page.location ?? ''}` : `${page.status} ${alertBox(page.html)?.code ?? ''}`;
+      const ok =
+        want === 'login' ? page.status === 303 && /^\/login(\?|$)/.test(page.location ?? '') : page.status === want[0] && alertBox(page.html)?.code === want[1];
+      if (!ok) wrong.push(`${route} (${need}): ${got}, not ${want === 'login' ? '303 /login' : want.join(' ')}`);
+    }
+    return wrong;
+  }
+
+  it('X7: every route of the app is classified by what it needs of its caller (a new route fails here until someone decides)', () => {
+    const listed = new Set([...API, ...PAGES].map(([route]) => route));
+    const served = routesOf(h.app)
+      .filter((r) => r.method !== 'HEAD')
+      .map((r) => `${r.method} ${r.url}`);
+    expect(served.filter((route) => !listed.has(route))).toEqual([]);
+    expect([...listed].filter((route) => !served.includes(route))).toEqual([]);
+  });
+
+  it('L8, I3: nobody (no cookie, no token) is refused every route that needs a session (401 UNAUTHENTICATED; the pages: the login page) or a key (401 API_KEY_REQUIRED); nothing written', async () => {
+    const wrong = await unchanged(async () => [
+      ...(await api({}, (need) => (need === 'key' ? [401, 'API_KEY_REQUIRED'] : SESSION_NEEDS.includes(need) ? [401, 'UNAUTHENTICATED'] : null))),
+      ...(await pages(undefined, (need) => (SESSION_NEEDS.includes(need) ? 'login' : null))),
+    ]);
+    expect(wrong).toEqual([]);
+  });
+
+  it('L8: the holder of a login whose password was right (its claim token, no session) is nobody to the routes that need a session: 401 UNAUTHENTICATED; nothing written', async () => {
+    const claim = { 'x-claim-token': flow.claimToken };
+    const wrong = await unchanged(async () => [
+      ...(await api(claim, (need) => (SESSION_NEEDS.includes(need) ? [401, 'UNAUTHENTICATED'] : null))),
+      // the claim token as a Bearer token is no session either
+      ...(await api(bearer(flow.claimToken), (need) => (SESSION_NEEDS.includes(need) ? [401, 'UNAUTHENTICATED'] : null))),
+    ]);
+    expect(wrong).toEqual([]);
+  });
+
+  it("L8: another client's session is no login's claim: a login's routes with its id alone are 404 FLOW_NOT_FOUND; nothing written", async () => {
+    const wrong = await unchanged(async () => api(other.headers, (need) => (need === 'flow' ? [404, 'FLOW_NOT_FOUND'] : null), { flowId: flow.id }));
+    expect(wrong).toEqual([]);
+  });
+
+  it("I3: an API key is no session (401 UNAUTHENTICATED on every session route, an admin's too but the equity its scope opens), and a session's token is no key (401 API_KEY_INVALID); nothing written", async () => {
+    const wrong = await unchanged(async () => [
+      ...(await api(bearer(apiKey), (need) => (SESSION_NEEDS.includes(need) && need !== 'admin_act' ? [401, 'UNAUTHENTICATED'] : null))),
+      ...(await api(staff.admin.headers, (need) => (need === 'key' ? [401, 'API_KEY_INVALID'] : null))),
+    ]);
+    expect(wrong).toEqual([]);
+  });
+
+  it('T3: a session of temporary access past day 2 (online_card_only) does nothing but read the portal, print the online card and reactivate a device: 403 SCOPE_ONLINE_CARD_ONLY elsewhere, through the API and the pages; nothing written', async () => {
+    const refused = (need: Need): [number, string] | null =>
+      SESSION_NEEDS.includes(need) && !LIMITED_MAY.includes(need) ? [403, 'SCOPE_ONLINE_CARD_ONLY'] : null;
+    const wrong = await unchanged(async () => [...(await api(limited.headers, refused)), ...(await pages(limited.headers, refused))]);
+    expect(wrong).toEqual([]);
+  });
+
+  it('L8: a trading session opens trading only: 403 PORTAL_SESSION_REQUIRED on every portal, settings and staff route; nothing written', async () => {
+    const refused = (need: Need): [number, string] | null => (SESSION_NEEDS.includes(need) && need !== 'any' ? [403, 'PORTAL_SESSION_REQUIRED'] : null);
+    const wrong = await unchanged(async () => [...(await api(trading.headers, refused)), ...(await pages(trading.headers, refused))]);
+    expect(wrong).toEqual([]);
+  });
+
+  it("X1, X7: a client's stepped-up session is refused every staff and admin route (403 FORBIDDEN_ROLE), through the API and the console; nothing written", async () => {
+    const refused = (need: Need): [number, string] | null => (STAFF_NEEDS.includes(need) ? [403, 'FORBIDDEN_ROLE'] : null);
+    const wrong = await unchanged(async () => [...(await api(staff.client.headers, refused)), ...(await pages(staff.client.headers, refused))]);
+    expect(wrong).toEqual([]);
+  });
+
+  it.each(['client_services', 'compliance'] as const)(
+    'X1, X7, H3: %s, stepped up, is refused what its role may not do (403 FORBIDDEN_ROLE), through the API and the console; nothing written',
+    async (role) => {
+      const refused = (need: Need): [number, string] | null => (ROLE_MAY_NOT[role].includes(need) ? [403, 'FORBIDDEN_ROLE'] : null);
+      const wrong = await unchanged(async () => [...(await api(staff[role].headers, refused)), ...(await pages(staff[role].headers, refused))]);
+      expect(wrong).toEqual([]);
+    },
+  );
+
+  it.each([
+    ['client_services', 'an admin'],
+    ['admin', 'another admin'],
+    ['client_services', 'their own account'],
+  ] as const)(
+    'X7 (decision 0010): %s, stepped up, acts on no staff account (%s): 403 STAFF_TARGET_FORBIDDEN on every staff route that names its username, account or device, through the API and the console; nothing written',
+    async (role, target) => {
+      const actor = staff[role];
+      const them = target === 'another admin' ? await session('admin') : target === 'an admin' ? staff.admin : actor;
+      const [device] = await h.services.devices.listForUser(them.user.id);
+      const ids = { username: them.user.username, number: them.user.accountNumber, deviceId: device!.id };
+      const names = (route: string) => /:(username|number|deviceId)/.test(route);
+      const wrong = await unchanged(async () => {
+        const out: string[] = [];
+        // (the admin API's equity is the admin role's: client services are refused it by role, FORBIDDEN_ROLE, above)
+        const needs: Need[] = role === 'admin' ? ['staff', 'act', 'admin_act'] : ['staff', 'act'];
+        for (const [route, need, body] of API.filter(([r, n]) => names(r) && needs.includes(n))) {
+          const [method, url] = route.split(' ') as [string, string];
+          const answer = await request(method, path(url, ids), actor.headers, body);
+          if (answer.status !== 403 || answer.body.error?.code !== 'STAFF_TARGET_FORBIDDEN')
+            out.push(`${route} (${need}): ${answer.status} ${answer.body.error?.code ?? ''}`);
+        }
+        const { agent } = await browser(actor.headers);
+        const account = await agent.get('/account');
+        const csrf = csrfOf(forms(account.html).find((f) => f.attrs.action === '/logout')!);
+        for (const [route, need] of PAGES.filter(([r, n]) => names(r) && ['staff', 'act'].includes(n))) {
+          const [method, url] = route.split(' ') as [string, string];
+          const page = method === 'GET' ? await agent.get(path(url, ids)) : await agent.post(path(url, ids), { _csrf: csrf });
+          if (page.status !== 403 || alertBox(page.html)?.code !== 'STAFF_TARGET_FORBIDDEN')
+            out.push(`${route} (${need}): ${page.status} ${page.location ?? alertBox(page.html)?.code ?? ''}`);
+        }
+        return out;
+      });
+      expect(wrong).toEqual([]);
+    },
+  );
+
+  it("X7, L8: another client's stepped-up session is refused the owner's device, phone and step-up by their ids (404), through the API and the pages; nothing written", async () => {
+    const ids = ['deviceId', 'phoneId', 'flowId', 'id'];
+    const theirs = (route: string) =>
+      ids.some((id) => route.includes(`:${id}`)) && !route.includes('/helpdesk/') && !route.includes('/login/') && !route.includes('/mobile/');
+    const apiRoutes = new Set(API.filter(([route, need]) => theirs(route) && SESSION_NEEDS.includes(need)).map(([route]) => route));
+    const pageRoutes = new Set(PAGES.filter(([route, need]) => theirs(route) && SESSION_NEEDS.includes(need)).map(([route]) => route));
+    // the owner's flows: a PIN change's for the PIN's routes, a step-up's for the others (a sharing's id is nobody's)
+    const idsOf = (route: string) => (route.includes('/pin') ? { ...ownerIds, flowId: ownerIds.pinFlowId! } : ownerIds);
+    /** What a form sends beside its CSRF token, right but for whose the ids are (the check of the form is no refusal of the caller). */
+    const FIELDS: Record<string, Record<string, string>> = {
+      'POST /devices/:deviceId/lost': { reason: 'lost' },
+      'POST /devices/:deviceId/pin': { flow: ownerIds.pinFlowId!, response: '12345678', newPin: '2468' },
+      'POST /step-up/:flowId': { response: '12345678' },
+    };
+    const wrong = await unchanged(async () => {
+      const out: string[] = [];
+      for (const [route, need, body] of API.filter(([r]) => apiRoutes.has(r))) {
+        const [method, url] = route.split(' ') as [string, string];
+        const answer = await request(method, path(url, idsOf(route)), other.headers, body);
+        if (answer.status !== 404) out.push(`${route} (${need}): ${answer.status} ${answer.body.error?.code ?? ''}`);
+      }
+      const { agent } = await browser(other.headers);
+      const account = await agent.get('/account');
+      const csrf = csrfOf(forms(account.html).find((f) => f.attrs.action === '/logout')!);
+      for (const [route, need] of PAGES.filter(([r]) => pageRoutes.has(r))) {
+        const [method, url] = route.split(' ') as [string, string];
+        const page = method === 'GET' ? await agent.get(path(url, idsOf(route))) : await agent.post(path(url, idsOf(route)), { ...FIELDS[route], _csrf: csrf });
+        if (page.status !== 404) out.push(`${route} (${need}): ${page.status} ${page.location ?? alertBox(page.html)?.code ?? ''}`);
+      }
+      return out;
+    });
+    expect(wrong).toEqual([]);
+  });
+});
