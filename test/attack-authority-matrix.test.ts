@@ -20,11 +20,17 @@ import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
-import { DATABASES, PASSWORD, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
+import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, bearer, claimFor, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
 import { Agent, alertBox, csrfOf, forms } from './support/html.js';
 import { routesOf } from './support/routes.js';
 import { issuePasscode } from './support/staff.js';
+import { verifiedNumber } from './support/phone.js';
+import { sharingPair } from './support/sharing.js';
+import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
+import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
+import * as oidc from 'openid-client';
+import { Browser, TEST_REDIRECT_URI, listeningHarness, registeredClient, signIn } from './support/oidc.js';
 
 /**
  * What a route needs of its caller:
@@ -283,6 +289,18 @@ const ROLE_MAY_NOT: Record<Exclude<Role, 'client' | 'admin'>, Need[]> = {
 /** The audit log and, where a wrong password or answer was counted, the failure counters (L3): all a refusal may write. */
 const BOOKKEEPING = new Set(['audit_log', 'audit_head', 'login_failures', 'lockouts']);
 
+/** Every table but the bookkeeping: its row count and a digest of its rows (sorted: the order a database returns them in does not count). */
+async function snapshotOf(h: Harness, tables: string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const table of tables) {
+    if (BOOKKEEPING.has(table)) continue;
+    const rows = (await sql<Json>`select * from ${sql.table(table)}`.execute(h.services.store.db)).rows;
+    const lines = rows.map((row: Json) => JSON.stringify(row, (_k, v) => (typeof v === 'bigint' ? String(v) : v))).sort();
+    out[table] = `${rows.length} ${createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16)}`;
+  }
+  return out;
+}
+
 interface Caller {
   user: User;
   card?: CardFile;
@@ -353,17 +371,7 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
       .replace('/*', '/nothing-here');
   }
 
-  /** Every table but the bookkeeping: its row count and a digest of its rows. */
-  async function snapshot(): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    for (const table of tables) {
-      if (BOOKKEEPING.has(table)) continue;
-      const rows = (await sql<Json>`select * from ${sql.table(table)}`.execute(h.services.store.db)).rows;
-      const lines = rows.map((row: Json) => JSON.stringify(row, (_k, v) => (typeof v === 'bigint' ? String(v) : v))).sort();
-      out[table] = `${rows.length} ${createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16)}`;
-    }
-    return out;
-  }
+  const snapshot = () => snapshotOf(h, tables);
 
   /** The tables a run of refusals changed (none, if they were refusals). */
   async function unchanged(run: () => Promise<string[]>): Promise<string[]> {
@@ -532,6 +540,102 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     },
   );
 
+  /** D2: a user with a number (SMS) and a DSC+ (their strongest), whose session was opened and stepped up by SMS: the password and a SIM. */
+  async function smsSteppedUp(role?: Role): Promise<{ user: User; headers: Record<string, string>; keyId: string }> {
+    const user = await createUser(h.services, role ? { role } : {});
+    await verifiedNumber(h, user.id);
+    const { card } = await h.services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
+    // a key of theirs, registered with the card (their strongest), for the SMS session to try to remove
+    const keyId = await registerSecurityKey(
+      h.app,
+      await loginSession(h.app, user.username, withCard(card), { stepUp: true }),
+      new SoftwareAuthenticator(),
+      relyingPartyOf(h.services.config),
+    );
+    const sms = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'sms' && d.state === 'active')!;
+    const code = async (not: string[]) =>
+      (await h.services.notifier.list({ userId: user.id }))
+        .filter((n) => n.template === 'loginCode')
+        .map((n) => /\b(\d{6})\b/.exec(n.body)![1]!)
+        .find((c) => !not.includes(c))!;
+    const start = await startLogin(h.app, user.username);
+    expect(start.status, JSON.stringify(start.body)).toBe(200);
+    if (start.body.device.id !== sms.id) await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: sms.id }, claimFor(start.body.id));
+    const loginCode = await code([]);
+    const logged = await answer(h.app, start.body.id, loginCode);
+    expect(logged.status, JSON.stringify(logged.body)).toBe(200);
+    const headers = bearer(logged.body.session.token);
+    const step = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, headers);
+    expect(step.body.deviceId).toBe(sms.id);
+    const stepped = await postJson(h.app, `/api/v1/step-up/${step.body.id}`, { response: await code([loginCode]) }, headers);
+    expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
+    return { user, headers, keyId };
+  }
+
+  it('D2, O1, H5: a client protected by a DSC+ whose session was opened and stepped up by SMS binds no security key, removes none, opts out of nothing and shares no device: 403 STRONGER_DEVICE_REQUIRED; nothing written', async () => {
+    const { user, headers, keyId } = await smsSteppedUp();
+    const cases: [string, string, Json?][] = [
+      ['POST', '/api/v1/security-keys/registration'],
+      ['POST', '/api/v1/security-keys', { name: 'key', state: 'x', credential: {} }],
+      ['DELETE', `/api/v1/security-keys/${keyId}`],
+      ['POST', '/api/v1/secure-login/opt-out', { acknowledgeRisks: true, confirmation: user.username }],
+      ['POST', '/api/v1/sharing', { ownerUsername: owner.user.username, ownerPassword: PASSWORD }],
+    ];
+    const wrong = await unchanged(async () => {
+      const out: string[] = [];
+      for (const [method, url, body] of cases) {
+        const answer = await request(method, url, headers, body);
+        if (answer.status !== 403 || answer.body.error?.code !== 'STRONGER_DEVICE_REQUIRED')
+          out.push(`${method} ${url}: ${answer.status} ${answer.body.error?.code ?? ''}`);
+      }
+      return out;
+    });
+    expect(wrong).toEqual([]);
+  });
+
+  it('X7, D2 (decision 0028): an admin protected by a DSC+ whose session was opened and stepped up by SMS (the password and a SIM) takes no staff action: 403 STRONGER_DEVICE_REQUIRED on every one, through the API and the console; nothing written', async () => {
+    const { headers } = await smsSteppedUp('admin');
+    const refused = (need: Need): [number, string] | null =>
+      ['act', 'decide', 'end_sharing', 'admin_act'].includes(need) ? [403, 'STRONGER_DEVICE_REQUIRED'] : null;
+    const wrong = await unchanged(async () => [...(await api(headers, refused, ownerIds)), ...(await pages(headers, refused, ownerIds))]);
+    expect(wrong).toEqual([]);
+  });
+
+  it("H5, X7: a sharing's requester, stepped up with the owner's card, acts on none of the owner's things by their ids: the card (lost, PIN, activation), the owner's number: 404, through the API and the pages; nothing written", async () => {
+    const p = await sharingPair(h);
+    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
+    await postJson(h.app, `/api/v1/sharing/${started.body.id}/answer`, { response: cardAnswer(p.card, started.body.challenge.question) }, p.headers);
+    const confirmed = await postJson(h.app, `/api/v1/sharing/${started.body.id}/confirmation`, { disposition: 'keep' }, p.headers);
+    expect(confirmed.body.state, JSON.stringify(confirmed.body)).toBe('active');
+    const phoneId = await verifiedNumber(h, p.owner.id);
+    const requester = await loginSession(h.app, p.requester.username, withCard(p.card), { stepUp: true });
+    const [card] = (await h.services.devices.listForUser(p.owner.id)).filter((d) => d.type === 'dscplus');
+    const ids = { deviceId: card!.id, phoneId };
+    const theirs = (route: string) => /:(deviceId|phoneId)/.test(route) && !route.includes('/helpdesk/');
+    const wrong = await unchanged(async () => {
+      const out: string[] = [];
+      for (const [route, need, body] of API.filter(([r, n]) => theirs(r) && SESSION_NEEDS.includes(n))) {
+        const [method, url] = route.split(' ') as [string, string];
+        const answer = await request(method, path(url, ids), requester, body);
+        if (answer.status !== 404) out.push(`${route} (${need}): ${answer.status} ${answer.body.error?.code ?? ''}`);
+      }
+      const { agent } = await browser(requester);
+      const account = await agent.get('/account');
+      const csrf = csrfOf(forms(account.html).find((f) => f.attrs.action === '/logout')!);
+      for (const [route, need] of PAGES.filter(([r, n]) => theirs(r) && SESSION_NEEDS.includes(n))) {
+        const [method, url] = route.split(' ') as [string, string];
+        const fields: Record<string, Record<string, string>> = {
+          'POST /devices/:deviceId/lost': { reason: 'lost' },
+          'POST /devices/:deviceId/pin': { flow: `flw_${'c'.repeat(26)}`, response: '12345678', newPin: '2468' },
+        };
+        const page = method === 'GET' ? await agent.get(path(url, ids)) : await agent.post(path(url, ids), { ...fields[route], _csrf: csrf });
+        if (page.status !== 404) out.push(`${route} (${need}): ${page.status} ${page.location ?? alertBox(page.html)?.code ?? ''}`);
+      }
+      return out;
+    });
+    expect(wrong).toEqual([]);
+  });
+
   it("X7, L8: another client's stepped-up session is refused the owner's device, phone and step-up by their ids (404), through the API and the pages; nothing written", async () => {
     const ids = ['deviceId', 'phoneId', 'flowId', 'id'];
     const theirs = (route: string) =>
@@ -565,4 +669,58 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     });
     expect(wrong).toEqual([]);
   });
+});
+
+describe.each(DATABASES)('I1, I3: an OpenID token is no session and no key (%s)', (database) => {
+  let h: Harness;
+  let issuer: string;
+
+  beforeAll(async () => {
+    ({ h, issuer } = await listeningHarness(database));
+  }, 60_000);
+  afterAll(async () => h?.close());
+
+  it("I1, I3: a portal application's access, refresh and ID tokens, as a Bearer token, open no route of the API: 401 UNAUTHENTICATED where a session is needed, 401 API_KEY_INVALID where a key is; nothing written", async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const client = (await registeredClient(h, issuer, 'portal', 'Matrix portal')).configuration;
+    const browser = new Browser(issuer);
+    await signIn(h, browser, user.username, (flow) => cardAnswer(card, (flow.challenge as Json).question as string));
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    let url = oidc.buildAuthorizationUrl(client, {
+      redirect_uri: TEST_REDIRECT_URI,
+      scope: 'openid offline_access',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    }).href;
+    for (let hop = 0; hop < 12 && !url.startsWith(TEST_REDIRECT_URI); hop++) url = (await browser.request(url)).location!;
+    const tokens = await oidc.authorizationCodeGrant(client, new URL(url), { pkceCodeVerifier: verifier, expectedState: state });
+    const presented = { access: tokens.access_token, refresh: tokens.refresh_token!, id: tokens.id_token! };
+    expect(Object.values(presented).every((t) => typeof t === 'string' && t.length > 0)).toBe(true);
+
+    const tables = (await h.services.store.db.introspection.getTables()).map((t) => t.name);
+    const before = await snapshotOf(h, tables);
+    const wrong: string[] = [];
+    for (const [kind, token] of Object.entries(presented)) {
+      for (const [route, need, body] of API) {
+        const want = need === 'key' ? 'API_KEY_INVALID' : (SESSION_NEEDS as string[]).includes(need) ? 'UNAUTHENTICATED' : null;
+        if (!want) continue;
+        const [method, path] = route.split(' ') as [string, string];
+        const filled = path
+          .replace(':username', user.username)
+          .replace(':number', user.accountNumber)
+          .replace(/:[A-Za-z]+/g, `flw_${'c'.repeat(26)}`);
+        const headers = { authorization: `Bearer ${token}` };
+        const answer =
+          method === 'GET'
+            ? await send(h.app, method, body ? `${filled}?${new URLSearchParams(body)}` : filled, headers)
+            : await send(h.app, method, filled, headers, body ?? (method === 'DELETE' ? undefined : {}));
+        if (answer.status !== 401 || answer.body.error?.code !== want)
+          wrong.push(`${kind} token, ${route} (${need}): ${answer.status} ${answer.body.error?.code ?? ''}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+    expect(await snapshotOf(h, tables)).toEqual(before);
+  }, 60_000);
 });
