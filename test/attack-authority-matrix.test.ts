@@ -1,17 +1,21 @@
 /**
- * X7, L8, T3, A5, I3, X1 (decision 0011): who may call what, read from the
- * app's own route table. Every route of the app (the JSON API and the pages)
- * is classified below by what it needs of its caller; a route in no list
- * fails the matrix until someone decides. Then every route is tried as each
- * kind of caller that has LESS than it needs — nobody, the holder of a login
- * whose password was right (its claim token, no session), an API key, a
- * session's token where a key is asked, a session of temporary access past
- * day 2 (T3), a trading session (L8), a client's stepped-up session against
- * the staff and admin routes, compliance and client services against what
- * their role may not do, another client against this client's ids (IDOR) —
- * and the refusal is asserted: the route's stable 4xx code (the pages: the
- * login page, or the error page with the code), and nothing written (every
- * table as before but the audit log and the failure counters).
+ * X7, L8, T3, A5, I1, I3, X1, H5, D2 (decisions 0010, 0011, 0028): who may
+ * call what, read from the app's own route table. Every route of the app (the
+ * JSON API and the pages) is classified below by what it needs of its
+ * caller; a route in no list fails the matrix until someone decides. Then
+ * every route is tried as each kind of caller that has LESS than it needs —
+ * nobody; the holder of a login whose password was right (its claim token, no
+ * session); an API key, of either scope; a session's token where a key is
+ * asked; an OpenID application's tokens; a session of temporary access past
+ * day 2 (T3); a trading session, and one opened by the password alone (O1);
+ * a client, client services and compliance, with and without a step-up,
+ * against the staff and admin routes; staff against a staff account
+ * (decision 0010); a session stepped up by SMS where a DSC+ protects the
+ * user (D2, decision 0028); another client, and a sharing's requester,
+ * against this client's ids — and the refusal is asserted: the route's
+ * stable 4xx code (the pages: the login or step-up page, or the error page
+ * with the code), and nothing written (every table as before but the audit
+ * log and the failure counters).
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -413,11 +417,11 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
 
   /**
    * Every page the caller has less than, tried (GET, or POST with a valid CSRF token): `expected(need)` is `login` (the
-   * browser goes to the login page) or the code of the 4xx error page.
+   * browser goes to the login page), `step-up` (to the step-up page, which comes back) or the code of the 4xx error page.
    */
   async function pages(
     headers: Record<string, string> | undefined,
-    expected: (need: Need) => 'login' | [number, string] | null,
+    expected: (need: Need) => 'login' | 'step-up' | [number, string] | null,
     ids: Record<string, string> = {},
   ): Promise<string[]> {
     const { agent, csrf } = await browser(headers);
@@ -429,8 +433,12 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
       const page = method === 'GET' ? await agent.get(path(url, ids)) : await agent.post(path(url, ids), { _csrf: csrf });
       const got = page.status === 303 || page.status === 302 ? `${page.status} ${page.location ?? ''}` : `${page.status} ${alertBox(page.html)?.code ?? ''}`;
       const ok =
-        want === 'login' ? page.status === 303 && /^\/login(\?|$)/.test(page.location ?? '') : page.status === want[0] && alertBox(page.html)?.code === want[1];
-      if (!ok) wrong.push(`${route} (${need}): ${got}, not ${want === 'login' ? '303 /login' : want.join(' ')}`);
+        want === 'login'
+          ? page.status === 303 && /^\/login(\?|$)/.test(page.location ?? '')
+          : want === 'step-up'
+            ? page.status === 303 && (page.location ?? '').startsWith('/step-up?next=')
+            : page.status === want[0] && alertBox(page.html)?.code === want[1];
+      if (!ok) wrong.push(`${route} (${need}): ${got}, not ${typeof want === 'string' ? want : want.join(' ')}`);
     }
     return wrong;
   }
@@ -475,6 +483,16 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     expect(wrong).toEqual([]);
   });
 
+  it("I3: an API key opens only its scope's routes: a `withdrawals` key sets no equity, an `accounts` key checks, records and reads no withdrawal (403 API_KEY_SCOPE); nothing written", async () => {
+    const withdrawals = (await h.services.apiKeys.create({ name: 'matrix-w', scopes: ['withdrawals'] }, 'test')).key;
+    const accounts = (await h.services.apiKeys.create({ name: 'matrix-a', scopes: ['accounts'] }, 'test')).key;
+    const wrong = await unchanged(async () => [
+      ...(await api(bearer(withdrawals), (need) => (need === 'admin_act' ? [403, 'API_KEY_SCOPE'] : null))),
+      ...(await api(bearer(accounts), (need) => (need === 'key' ? [403, 'API_KEY_SCOPE'] : null))),
+    ]);
+    expect(wrong).toEqual([]);
+  });
+
   it('T3: a session of temporary access past day 2 (online_card_only) does nothing but read the portal, print the online card and reactivate a device: 403 SCOPE_ONLINE_CARD_ONLY elsewhere, through the API and the pages; nothing written', async () => {
     const refused = (need: Need): [number, string] | null =>
       SESSION_NEEDS.includes(need) && !LIMITED_MAY.includes(need) ? [403, 'SCOPE_ONLINE_CARD_ONLY'] : null;
@@ -485,6 +503,18 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
   it('L8: a trading session opens trading only: 403 PORTAL_SESSION_REQUIRED on every portal, settings and staff route; nothing written', async () => {
     const refused = (need: Need): [number, string] | null => (SESSION_NEEDS.includes(need) && need !== 'any' ? [403, 'PORTAL_SESSION_REQUIRED'] : null);
     const wrong = await unchanged(async () => [...(await api(trading.headers, refused)), ...(await pages(trading.headers, refused))]);
+    expect(wrong).toEqual([]);
+  });
+
+  it('O1, L8: a session opened by the password alone (opted out of the second factor for trading) is a trading session and nothing more: 403 PORTAL_SESSION_REQUIRED on every portal, settings and staff route, through the API and the pages; nothing written', async () => {
+    const opted = await session();
+    const out = await postJson(h.app, '/api/v1/secure-login/opt-out', { acknowledgeRisks: true, confirmation: opted.user.username }, opted.headers);
+    expect(out.status, JSON.stringify(out.body)).toBe(200);
+    const login = await startLogin(h.app, opted.user.username, PASSWORD, 'trading');
+    expect(login.body).toMatchObject({ state: 'done', device: null, session: { app: 'trading' } });
+    const headers = bearer(login.body.session.token);
+    const refused = (need: Need): [number, string] | null => (SESSION_NEEDS.includes(need) && need !== 'any' ? [403, 'PORTAL_SESSION_REQUIRED'] : null);
+    const wrong = await unchanged(async () => [...(await api(headers, refused)), ...(await pages(headers, refused))]);
     expect(wrong).toEqual([]);
   });
 
@@ -499,6 +529,20 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     async (role) => {
       const refused = (need: Need): [number, string] | null => (ROLE_MAY_NOT[role].includes(need) ? [403, 'FORBIDDEN_ROLE'] : null);
       const wrong = await unchanged(async () => [...(await api(staff[role].headers, refused)), ...(await pages(staff[role].headers, refused))]);
+      expect(wrong).toEqual([]);
+    },
+  );
+
+  it.each(['client', 'client_services', 'compliance'] as const)(
+    'X1, X7 (decision 0011): %s without a step-up is refused what its role may not read (403 FORBIDDEN_ROLE), and sent to the step-up before any staff action (403 STEP_UP_REQUIRED; the console: the step-up page), the role checked after it; nothing written',
+    async (role) => {
+      const who = await session(role === 'client' ? undefined : role, { stepUp: false });
+      const mayNot = role === 'client' ? STAFF_NEEDS : ROLE_MAY_NOT[role];
+      const reads: Need[] = ['staff', 'admin'];
+      const wrong = await unchanged(async () => [
+        ...(await api(who.headers, (need) => (!mayNot.includes(need) ? null : reads.includes(need) ? [403, 'FORBIDDEN_ROLE'] : [403, 'STEP_UP_REQUIRED']))),
+        ...(await pages(who.headers, (need) => (!mayNot.includes(need) ? null : reads.includes(need) ? [403, 'FORBIDDEN_ROLE'] : 'step-up'))),
+      ]);
       expect(wrong).toEqual([]);
     },
   );
