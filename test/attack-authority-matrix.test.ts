@@ -362,7 +362,8 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     const pin = await postJson(h.app, `/api/v1/devices/${device!.id}/pin`, {}, owner.headers);
     expect(pin.status, JSON.stringify(pin.body)).toBe(200);
     const stepUpFlow = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, owner.headers);
-    ownerIds = { deviceId: device!.id, phoneId: phone.body.id, flowId: stepUpFlow.body.id, id: stepUpFlow.body.id, pinFlowId: pin.body.id };
+    const keyId = await registerSecurityKey(h.app, owner.headers, new SoftwareAuthenticator(), relyingPartyOf(h.services.config));
+    ownerIds = { deviceId: device!.id, phoneId: phone.body.id, keyId, flowId: stepUpFlow.body.id, id: stepUpFlow.body.id, pinFlowId: pin.body.id };
   }, 60_000);
   afterAll(async () => h?.close());
 
@@ -417,11 +418,11 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
 
   /**
    * Every page the caller has less than, tried (GET, or POST with a valid CSRF token): `expected(need)` is `login` (the
-   * browser goes to the login page), `step-up` (to the step-up page, which comes back) or the code of the 4xx error page.
+   * browser goes to the login page), `step-up` (to the step-up page, which comes back), `password` (to the password page, A5) or the code of the 4xx error page.
    */
   async function pages(
     headers: Record<string, string> | undefined,
-    expected: (need: Need) => 'login' | 'step-up' | [number, string] | null,
+    expected: (need: Need) => 'login' | 'step-up' | 'password' | [number, string] | null,
     ids: Record<string, string> = {},
   ): Promise<string[]> {
     const { agent, csrf } = await browser(headers);
@@ -437,7 +438,9 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
           ? page.status === 303 && /^\/login(\?|$)/.test(page.location ?? '')
           : want === 'step-up'
             ? page.status === 303 && (page.location ?? '').startsWith('/step-up?next=')
-            : page.status === want[0] && alertBox(page.html)?.code === want[1];
+            : want === 'password'
+              ? page.status === 303 && page.location === '/password'
+              : page.status === want[0] && alertBox(page.html)?.code === want[1];
       if (!ok) wrong.push(`${route} (${need}): ${got}, not ${typeof want === 'string' ? want : want.join(' ')}`);
     }
     return wrong;
@@ -503,6 +506,23 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
   it('L8: a trading session opens trading only: 403 PORTAL_SESSION_REQUIRED on every portal, settings and staff route; nothing written', async () => {
     const refused = (need: Need): [number, string] | null => (SESSION_NEEDS.includes(need) && need !== 'any' ? [403, 'PORTAL_SESSION_REQUIRED'] : null);
     const wrong = await unchanged(async () => [...(await api(trading.headers, refused)), ...(await pages(trading.headers, refused))]);
+    expect(wrong).toEqual([]);
+  });
+
+  it("A5: a session opened with client services' one-time password does nothing but step up and change the password: 403 PASSWORD_CHANGE_REQUIRED elsewhere (the pages: the password page); nothing written", async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const verification = await h.services.helpDesk.verifyIdentity(staff.admin.user.id, user.username, { method: 'id_document' });
+    const { temporaryPassword } = await h.services.helpDesk.resetPassword(staff.admin.user.id, user.username, { verificationId: verification.id });
+    const start = await startLogin(h.app, user.username, temporaryPassword!);
+    expect(start.status, JSON.stringify(start.body)).toBe(200);
+    const done = await answer(h.app, start.body.id, withCard(card)(start.body.challenge));
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    const headers = bearer(done.body.session.token);
+    const mayDo: Need[] = ['any', 'step_up', 'password'];
+    const wrong = await unchanged(async () => [
+      ...(await api(headers, (need) => (SESSION_NEEDS.includes(need) && !mayDo.includes(need) ? [403, 'PASSWORD_CHANGE_REQUIRED'] : null))),
+      ...(await pages(headers, (need) => (SESSION_NEEDS.includes(need) && !mayDo.includes(need) ? 'password' : null))),
+    ]);
     expect(wrong).toEqual([]);
   });
 
@@ -645,7 +665,7 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     expect(wrong).toEqual([]);
   });
 
-  it("H5, X7: a sharing's requester, stepped up with the owner's card, acts on none of the owner's things by their ids: the card (lost, PIN, activation), the owner's number: 404, through the API and the pages; nothing written", async () => {
+  it("H5, X7: a sharing's requester, stepped up with the owner's card, acts on none of the owner's things by their ids: the card (lost, PIN, activation), the owner's number: 404; nor does another client on the sharing by its id; through the API and the pages; nothing written", async () => {
     const p = await sharingPair(h);
     const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
     await postJson(h.app, `/api/v1/sharing/${started.body.id}/answer`, { response: cardAnswer(p.card, started.body.challenge.question) }, p.headers);
@@ -654,8 +674,10 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     const phoneId = await verifiedNumber(h, p.owner.id);
     const requester = await loginSession(h.app, p.requester.username, withCard(p.card), { stepUp: true });
     const [card] = (await h.services.devices.listForUser(p.owner.id)).filter((d) => d.type === 'dscplus');
-    const ids = { deviceId: card!.id, phoneId };
+    // and another client against the sharing, by its id
+    const ids = { deviceId: card!.id, phoneId, id: started.body.id as string };
     const theirs = (route: string) => /:(deviceId|phoneId)/.test(route) && !route.includes('/helpdesk/');
+    const sharingRoute = (route: string) => / \/(api\/v1\/)?sharing\/:id/.test(route);
     const wrong = await unchanged(async () => {
       const out: string[] = [];
       for (const [route, need, body] of API.filter(([r, n]) => theirs(r) && SESSION_NEEDS.includes(n))) {
@@ -675,13 +697,25 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
         const page = method === 'GET' ? await agent.get(path(url, ids)) : await agent.post(path(url, ids), { ...fields[route], _csrf: csrf });
         if (page.status !== 404) out.push(`${route} (${need}): ${page.status} ${page.location ?? alertBox(page.html)?.code ?? ''}`);
       }
+      for (const [route, need, body] of API.filter(([r]) => sharingRoute(r))) {
+        const [method, url] = route.split(' ') as [string, string];
+        const answer = await request(method, path(url, ids), other.headers, body);
+        if (answer.status !== 404) out.push(`another client: ${route} (${need}): ${answer.status} ${answer.body.error?.code ?? ''}`);
+      }
+      const stranger = await browser(other.headers);
+      const strangerCsrf = csrfOf(forms((await stranger.agent.get('/account')).html).find((f) => f.attrs.action === '/logout')!);
+      for (const [route, need] of PAGES.filter(([r]) => sharingRoute(r))) {
+        const [method, url] = route.split(' ') as [string, string];
+        const page = method === 'GET' ? await stranger.agent.get(path(url, ids)) : await stranger.agent.post(path(url, ids), { _csrf: strangerCsrf });
+        if (page.status !== 404) out.push(`another client: ${route} (${need}): ${page.status} ${page.location ?? alertBox(page.html)?.code ?? ''}`);
+      }
       return out;
     });
     expect(wrong).toEqual([]);
   });
 
   it("X7, L8: another client's stepped-up session is refused the owner's device, phone and step-up by their ids (404), through the API and the pages; nothing written", async () => {
-    const ids = ['deviceId', 'phoneId', 'flowId', 'id'];
+    const ids = ['deviceId', 'phoneId', 'keyId', 'flowId', 'id'];
     const theirs = (route: string) =>
       ids.some((id) => route.includes(`:${id}`)) && !route.includes('/helpdesk/') && !route.includes('/login/') && !route.includes('/mobile/');
     const apiRoutes = new Set(API.filter(([route, need]) => theirs(route) && SESSION_NEEDS.includes(need)).map(([route]) => route));
