@@ -544,6 +544,42 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     expect(wrong).toEqual([]);
   });
 
+  it("X1, X7, H3: the role is checked before the id a staff route names is looked up: a client's device action on the help desk, client services' decision on a sharing, compliance's equity form: 403 FORBIDDEN_ROLE, audited as helpdesk.refused (reason role) under who asked, never a 404 or 400 that tells of the id or the form", async () => {
+    const unknown = `flw_${'c'.repeat(26)}`;
+    const cases: [Caller, () => Promise<{ status: number; code: string | undefined }>][] = [
+      [
+        staff.client,
+        async () =>
+          ((r) => ({ status: r.status, code: r.body.error?.code }))(
+            await postJson(h.app, `/api/v1/helpdesk/devices/${unknown}/returned`, {}, staff.client.headers),
+          ),
+      ],
+      [
+        staff.client_services,
+        async () =>
+          ((r) => ({ status: r.status, code: r.body.error?.code }))(
+            await postJson(h.app, `/api/v1/helpdesk/sharing/${unknown}/decision`, { decision: 'approve' }, staff.client_services.headers),
+          ),
+      ],
+      [
+        staff.compliance,
+        async () => {
+          const { agent } = await browser(staff.compliance.headers);
+          const csrf = csrfOf(forms((await agent.get('/account')).html).find((f) => f.attrs.action === '/logout')!);
+          const page = await agent.post(`/helpdesk/users/${owner.user.username}/equity`, { equityUsd: 'not a number', _csrf: csrf });
+          return { status: page.status, code: alertBox(page.html)?.code };
+        },
+      ],
+    ];
+    for (const [who, attempt] of cases) {
+      const before = (await h.services.audit.list({ userId: who.user.id, limit: 500 })).filter((e) => e.event === 'helpdesk.refused').length;
+      expect([who.user.role, await attempt()]).toEqual([who.user.role, { status: 403, code: 'FORBIDDEN_ROLE' }]);
+      const refused = (await h.services.audit.list({ userId: who.user.id, limit: 500 })).filter((e) => e.event === 'helpdesk.refused');
+      expect(refused).toHaveLength(before + 1);
+      expect(refused.map((e) => (e.data as Json).reason)).toContain('role');
+    }
+  });
+
   it.each(['client_services', 'compliance'] as const)(
     'X1, X7, H3: %s, stepped up, is refused what its role may not do (403 FORBIDDEN_ROLE), through the API and the console; nothing written',
     async (role) => {
