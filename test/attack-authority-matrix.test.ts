@@ -26,7 +26,7 @@ import type { Role } from '../src/store/schema.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, claimFor, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
-import { Agent, alertBox, csrfOf, forms } from './support/html.js';
+import { Agent, alertBox, csrfOf, forms, type Page } from './support/html.js';
 import { routesOf } from './support/routes.js';
 import { issuePasscode } from './support/staff.js';
 import { verifiedNumber } from './support/phone.js';
@@ -293,6 +293,12 @@ const ROLE_MAY_NOT: Record<Exclude<Role, 'client' | 'admin'>, Need[]> = {
 /** The audit log and, where a wrong password or answer was counted, the failure counters (L3): all a refusal may write. */
 const BOOKKEEPING = new Set(['audit_log', 'audit_head', 'login_failures', 'lockouts']);
 
+/** The error code a page shows (its alert box), or a page's JSON answer gives (the login's wait). */
+function codeOf(page: Page): string | undefined {
+  if (String(page.headers['content-type'] ?? '').includes('json')) return (JSON.parse(page.html) as Json).error?.code;
+  return alertBox(page.html)?.code;
+}
+
 /** Every table but the bookkeeping: its row count and a digest of its rows (sorted: the order a database returns them in does not count). */
 async function snapshotOf(h: Harness, tables: string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -432,7 +438,7 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
       if (!want) continue;
       const [method, url] = route.split(' ') as [string, string];
       const page = method === 'GET' ? await agent.get(path(url, ids)) : await agent.post(path(url, ids), { _csrf: csrf });
-      const got = page.status === 303 || page.status === 302 ? `${page.status} ${page.location ?? ''}` : `${page.status} ${alertBox(page.html)?.code ?? ''}`;
+      const got = page.status === 303 || page.status === 302 ? `${page.status} ${page.location ?? ''}` : `${page.status} ${codeOf(page) ?? ''}`;
       const ok =
         want === 'login'
           ? page.status === 303 && /^\/login(\?|$)/.test(page.location ?? '')
@@ -440,7 +446,7 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
             ? page.status === 303 && (page.location ?? '').startsWith('/step-up?next=')
             : want === 'password'
               ? page.status === 303 && page.location === '/password'
-              : page.status === want[0] && alertBox(page.html)?.code === want[1];
+              : page.status === want[0] && codeOf(page) === want[1];
       if (!ok) wrong.push(`${route} (${need}): ${got}, not ${typeof want === 'string' ? want : want.join(' ')}`);
     }
     return wrong;
@@ -475,6 +481,17 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
 
   it("L8: another client's session is no login's claim: a login's routes with its id alone are 404 FLOW_NOT_FOUND; nothing written", async () => {
     const wrong = await unchanged(async () => api(other.headers, (need) => (need === 'flow' ? [404, 'FLOW_NOT_FOUND'] : null), { flowId: flow.id }));
+    expect(wrong).toEqual([]);
+  });
+
+  it("L8: a browser without the login's claim cookie (another's, or none) reads and answers no login's pages by its id: 404 FLOW_NOT_FOUND; nothing written", async () => {
+    const wrong = await unchanged(async () => {
+      const out: string[] = [];
+      for (const headers of [undefined, other.headers]) {
+        out.push(...(await pages(headers, (need) => (need === 'flow' ? [404, 'FLOW_NOT_FOUND'] : null), { flowId: flow.id })));
+      }
+      return out;
+    });
     expect(wrong).toEqual([]);
   });
 
