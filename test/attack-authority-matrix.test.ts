@@ -428,13 +428,13 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
    */
   async function pages(
     headers: Record<string, string> | undefined,
-    expected: (need: Need) => 'login' | 'step-up' | 'password' | [number, string] | null,
+    expected: (need: Need, route: string) => 'login' | 'step-up' | 'password' | [number, string] | null,
     ids: Record<string, string> = {},
   ): Promise<string[]> {
     const { agent, csrf } = await browser(headers);
     const wrong: string[] = [];
     for (const [route, need] of PAGES) {
-      const want = expected(need);
+      const want = expected(need, route);
       if (!want) continue;
       const [method, url] = route.split(' ') as [string, string];
       const page = method === 'GET' ? await agent.get(path(url, ids)) : await agent.post(path(url, ids), { _csrf: csrf });
@@ -619,6 +619,23 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
       expect(wrong).toEqual([]);
     },
   );
+
+  it('V1, L8: a step-up belongs to the session that started it: another session of the same user reads, answers and completes none of it by its id (404 FLOW_NOT_FOUND), through the API and the pages; nothing written', async () => {
+    const second = { ...owner, headers: await loginSession(h.app, owner.user.username, withCard(owner.card!)) };
+    const stepUpRoute = (route: string) => /step-up\/:(id|flowId)/.test(route);
+    const wrong = await unchanged(async () => {
+      const out: string[] = [];
+      for (const [route, need, body] of API.filter(([r]) => stepUpRoute(r))) {
+        const [method, url] = route.split(' ') as [string, string];
+        const answer = await request(method, path(url, ownerIds), second.headers, body);
+        if (answer.status !== 404 || answer.body.error?.code !== 'FLOW_NOT_FOUND')
+          out.push(`${route} (${need}): ${answer.status} ${answer.body.error?.code ?? ''}`);
+      }
+      out.push(...(await pages(second.headers, (need, route) => (need === 'step_up' && route.includes(':flowId') ? [404, 'FLOW_NOT_FOUND'] : null), ownerIds)));
+      return out;
+    });
+    expect(wrong).toEqual([]);
+  });
 
   it.each([
     ['client_services', 'an admin'],
