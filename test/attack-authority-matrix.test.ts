@@ -637,6 +637,31 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     expect(wrong).toEqual([]);
   });
 
+  it("T1, X7: a colleague's identity verification is theirs alone: client services present an admin's verification of the owner to issue a passcode, reset the password, add a number, unlock, or read it: 404 VERIFICATION_NOT_FOUND, through the API and the console; nothing written", async () => {
+    const verification = await h.services.helpDesk.verifyIdentity(staff.admin.user.id, owner.user.username, { method: 'id_document' });
+    const agent = staff.client_services;
+    const cases: [string, string, Json][] = [
+      ['POST', 'temporary-passcode', { verificationId: verification.id }],
+      ['POST', 'password-reset', { verificationId: verification.id }],
+      ['POST', 'phones', { verificationId: verification.id, country: 'FR', number: '612345671' }],
+      ['POST', 'unlock', { verificationId: verification.id }],
+    ];
+    const wrong = await unchanged(async () => {
+      const out: string[] = [];
+      for (const [method, action, body] of cases) {
+        const answer = await request(method, `/api/v1/helpdesk/users/${owner.user.username}/${action}`, agent.headers, body);
+        if (answer.status !== 404 || answer.body.error?.code !== 'VERIFICATION_NOT_FOUND')
+          out.push(`${method} ${action}: ${answer.status} ${answer.body.error?.code ?? ''}`);
+      }
+      const { agent: browserOf } = await browser(agent.headers);
+      const page = await browserOf.get(`/helpdesk/users/${owner.user.username}/verifications/${verification.id}`);
+      if (page.status !== 404 || codeOf(page) !== 'VERIFICATION_NOT_FOUND')
+        out.push(`the verification's page: ${page.status} ${page.location ?? codeOf(page) ?? ''}`);
+      return out;
+    });
+    expect(wrong).toEqual([]);
+  });
+
   it.each([
     ['client_services', 'an admin'],
     ['admin', 'another admin'],
