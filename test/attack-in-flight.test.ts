@@ -139,6 +139,18 @@ describe.each(DATABASES)('checks made again under the lock (%s)', (database) => 
     expect((await get(h.app, '/api/v1/session', owner)).status).toBe(200);
   });
 
+  it('L8, M1, X1: a confirm code asked for by a session logged out meanwhile is never audited as a limit reached (sms.rate_limited): on SQLite, where every transaction checks the session, refused 401 and audited session.refused', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const headers = await loginSession(h.app, user.username, withCard(card), { stepUp: true });
+    const added = await postJson(h.app, '/api/v1/phones', newMobile(), headers);
+    expect(added.status).toBe(201);
+    const hook = endInTheGap(() => h.services.sessions.end(tokenOf(headers), null));
+    const res = await postJson(h.app, `/api/v1/phones/${added.body.id as string}/verification`, {}, headers);
+    expect(hook.fired()).toBe(true);
+    if (database === 'sqlite') await expectRefusedInFlight(res, user.id, headers);
+    expect(await entries(user.id, 'sms.rate_limited')).toEqual([]);
+  });
+
   it('L8, O1, L3: an opt-out by a session whose user client services lock meanwhile (ending every session) does not opt out (401, audited)', async () => {
     const { user, card } = await createUserWithCard(h.services);
     const headers = await loginSession(h.app, user.username, withCard(card), { stepUp: true });

@@ -167,7 +167,9 @@ export class Phones {
         .where('id', '=', phoneId)
         .where('confirm_sent_at', '=', now)
         .execute();
-      await audit.record({ event: 'sms.rate_limited', userId, ip: meta.ip, data: { phoneId, purpose: 'confirm' } });
+      // a limit reached is audited here; any other refusal (a session ended meanwhile, decision 0031) is audited where it is made
+      if (error instanceof SlsError && error.code === 'SMS_RATE_LIMITED')
+        await audit.record({ event: 'sms.rate_limited', userId, ip: meta.ip, data: { phoneId, purpose: 'confirm' } });
       throw error;
     }
     await audit.record({ event: 'phone.confirm_code_sent', userId, ip: meta.ip, data: { phoneId, number: maskPhone(row.e164), delivery: status } });
