@@ -152,18 +152,25 @@ export interface LoginDeps {
 const OPTED_BACK_IN = new Error('opted back in');
 /** A5: the one-time password the password-only login began with opened another session meanwhile (rolls its transaction back). */
 const ONE_TIME_USED = new Error('one-time password used');
-/** A5: the one-time password a login with a device began with opened another session meanwhile (rolls its transaction back). */
-class OneTimePasswordUsed extends Error {
-  constructor() {
-    super('one-time password used');
+/**
+ * What the transaction that would open a login's session found under the
+ * lock and refuses (it rolls that transaction back): the flow fails with
+ * it, audited, and the caller is answered (`LoginFlows.failingFlow`).
+ */
+class RefusedUnderLock extends Error {
+  constructor(
+    readonly event: 'login.refused_locked' | 'login.flow_refused',
+    readonly data: Record<string, unknown>,
+    readonly answer: SlsError,
+  ) {
+    super(event);
   }
 }
-/** L3: the user was locked between the phone's approval and the claim (rolls the claim's transaction back). */
-class LockedSinceApproval extends Error {
-  constructor() {
-    super('locked since the approval');
-  }
-}
+/** A5: the one-time password a login with a device began with opened another session meanwhile: 410, as if it came later. */
+const oneTimePasswordUsed = () =>
+  new RefusedUnderLock('login.flow_refused', { reason: 'one_time_password_used', code: 'FLOW_EXPIRED' }, new SlsError('FLOW_EXPIRED'));
+/** L3 (decisions 0005, 0027): the user was locked between the phone's approval and the claim: 423, as a locked user's first factor. */
+const lockedSinceApproval = () => new RefusedUnderLock('login.refused_locked', { factor: 'second', step: 'claim' }, new SlsError('LOCKED', {}));
 
 export class LoginFlows {
   constructor(private readonly deps: LoginDeps) {}
@@ -643,15 +650,13 @@ export class LoginFlows {
     const { device, scope } = await this.deps.pushRequests.approval(row, row.app);
     const now = this.deps.clock.now();
     const sessionId = newSessionId();
-    const session = await this.lockChecked(row, meta, () =>
-      this.oneTimeChecked(row, 'approved', meta, () =>
-        this.deps.store.serialized('audit_log', async (trx) => {
-          // L3 (decisions 0005, 0027): a lock by failures that landed since the phone approved refuses the login
-          if (await this.deps.lockout.lockedNow(trx, row.username)) throw new LockedSinceApproval();
-          if (!(await completeFlow(trx, flowId, now, sessionId, 'approved'))) return null;
-          return this.openSession(trx, row, device, { sessionId, scope, confirmedBy: row.confirmed_by, meta });
-        }),
-      ),
+    const session = await this.failingFlow(row, 'approved', meta, () =>
+      this.deps.store.serialized('audit_log', async (trx) => {
+        // L3 (decisions 0005, 0027): a lock by failures that landed since the phone approved refuses the login
+        if (await this.deps.lockout.lockedNow(trx, row.username)) throw lockedSinceApproval();
+        if (!(await completeFlow(trx, flowId, now, sessionId, 'approved'))) return null;
+        return this.openSession(trx, row, device, { sessionId, scope, confirmedBy: row.confirmed_by, meta });
+      }),
     );
     if (!session) throw new SlsError('FLOW_EXPIRED');
     const { usable } = await this.offeredDevices(row.user_id, device.id, row.app);
@@ -659,52 +664,30 @@ export class LoginFlows {
   }
 
   /**
-   * L3 (decisions 0005, 0027): a login approved on the phone and taken once
-   * the user is locked (ten failures since the approval, or client services)
-   * opens no session: a lock stops logins, whatever was entered. Refused as
-   * a locked user's first factor is (423 LOCKED), the login failed, audited
-   * `login.refused_locked`.
-   */
-  private async lockChecked<T>(row: FlowRow, meta: RequestMeta, take: () => Promise<T>): Promise<T> {
-    try {
-      return await take();
-    } catch (error) {
-      if (!(error instanceof LockedSinceApproval)) throw error;
-      await failFlow(this.deps.store.db, row.id, this.deps.clock.now(), 'approved');
-      await this.deps.audit.record({
-        event: 'login.refused_locked',
-        userId: row.user_id,
-        username: row.username,
-        ip: meta.ip,
-        data: { flowId: row.id, kind: row.kind, factor: 'second', step: 'claim' },
-      });
-      await this.deps.signals.publish(flowTopic(row.id));
-      throw new SlsError('LOCKED', {});
-    }
-  }
-
-  /**
-   * A5: a login that began with a one-time password which opened another
+   * The refusals found under the lock by the transaction that would open the
+   * session (`RefusedUnderLock`): A5, a one-time password that opened another
    * session meanwhile (two logins it started at once, on one server process
-   * or two, both past the first factor) opens none: its flow fails, audited
-   * `login.flow_refused` (reason one_time_password_used), 410 FLOW_EXPIRED;
-   * started again, the password is refused as a wrong one.
+   * or two: started again, it is refused as a wrong one); L3 (decisions
+   * 0005, 0027), a login approved on the phone and taken once the user is
+   * locked (ten failures since the approval, or client services: a lock
+   * stops logins, whatever was entered). The flow fails, audited, the page
+   * waiting on it is told, and the caller gets the refusal's answer.
    */
-  private async oneTimeChecked<T>(row: FlowRow, open: 'second_factor' | 'approved', meta: RequestMeta, take: () => Promise<T>): Promise<T> {
+  private async failingFlow<T>(row: FlowRow, open: 'second_factor' | 'approved', meta: RequestMeta, take: () => Promise<T>): Promise<T> {
     try {
       return await take();
     } catch (error) {
-      if (!(error instanceof OneTimePasswordUsed)) throw error;
+      if (!(error instanceof RefusedUnderLock)) throw error;
       await failFlow(this.deps.store.db, row.id, this.deps.clock.now(), open);
       await this.deps.audit.record({
-        event: 'login.flow_refused',
+        event: error.event,
         userId: row.user_id,
         username: row.username,
         ip: meta.ip,
-        data: { flowId: row.id, kind: row.kind, reason: 'one_time_password_used', code: 'FLOW_EXPIRED' },
+        data: { flowId: row.id, kind: row.kind, ...error.data },
       });
       await this.deps.signals.publish(flowTopic(row.id));
-      throw new SlsError('FLOW_EXPIRED');
+      throw error.answer;
     }
   }
 
@@ -725,7 +708,7 @@ export class LoginFlows {
     await devices.markUsed(trx, device.id, row.user_id);
     // L6: the device offered first next time; A5: a one-time password opens this session and no other
     const loggedIn = await this.deps.users.loggedInWith(trx, row.user_id, device.id, now);
-    if (!loggedIn) throw new OneTimePasswordUsed();
+    if (!loggedIn) throw oneTimePasswordUsed();
     const { passwordMustChange } = loggedIn;
     // T3, S3: a temporary device's session ends with the window it was opened in (full access ends after day 2)
     const access = decideAccess(device, this.deps.deviceKind(device.type), row.app, now, this.deps.policy);
@@ -796,7 +779,7 @@ export class LoginFlows {
     let deviceChanged = isWaitingFirstAnswer(device, kind);
     // read before the answer's transaction: a check that reads nothing else runs inside it (docs/decisions/0019)
     const context = await devices.checkContext(device, kind);
-    const session = await this.oneTimeChecked(row, 'second_factor', meta, () =>
+    const session = await this.failingFlow(row, 'second_factor', meta, () =>
       this.deps.answers.answerFlow({
         row,
         deviceType: device.type,
