@@ -214,13 +214,17 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     expect(started.status, JSON.stringify(started.body)).toBe(201);
   });
 
-  it("H1a, A1: identification data corrected apart ends a sharing between two entities: the kept devices back, the requester's sessions with the shared card ended, audited", async () => {
-    const a = await h.services.entities.create({ kind: 'individual', name: 'Bo Lee', identification: PASSPORT }, 'test');
-    const b = await h.services.entities.create({ kind: 'individual', name: 'Bo Lee', identification: PASSPORT }, 'test');
+  /**
+   * H1a: two entities of the same person (the same name and passport), a sharing in force between them: the owner's
+   * DSC+ shared with the requester (who keeps an SCC), and a session of the requester with the shared card.
+   */
+  async function sharingBetweenEntities(name: string, prefix: string) {
+    const a = await h.services.entities.create({ kind: 'individual', name, identification: PASSPORT }, 'test');
+    const b = await h.services.entities.create({ kind: 'individual', name, identification: PASSPORT }, 'test');
     const tag = String(Date.now() % 1e9);
-    const owner = await h.services.users.create({ username: `apo${tag}`, password: PASSWORD, entityId: a.id }, 'test');
+    const owner = await h.services.users.create({ username: `${prefix}o${tag}`, password: PASSWORD, entityId: a.id }, 'test');
     const { card } = await h.services.devices.addDscPlus({ userId: owner.id, pin: '1234' }, 'test');
-    const requester = await h.services.users.create({ username: `apr${tag}`, password: PASSWORD, entityId: b.id }, 'test');
+    const requester = await h.services.users.create({ username: `${prefix}r${tag}`, password: PASSWORD, entityId: b.id }, 'test');
     const scc = await h.services.onlineCards.importSecurityCodeCard(requester.id, `SCC-${requester.username}`, CODES, 'test');
     const headers = await sccSession(requester);
     const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, headers);
@@ -231,6 +235,11 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
     await h.services.sharing.decide(compliance.user.id, id, 'approve').catch(() => undefined);
     expect((await h.services.sharing.get(requester.id, id)).state).toBe('active');
     const shared = await cardSession(requester, card, false);
+    return { b, requester, scc, id, shared };
+  }
+
+  it("H1a, A1: identification data corrected apart ends a sharing between two entities: the kept devices back, the requester's sessions with the shared card ended, audited", async () => {
+    const { requester, scc, id, shared } = await sharingBetweenEntities('Bo Lee', 'ap');
 
     // client services correct the requester's entity: another passport
     await h.services.helpDesk.correctIdentification(
@@ -247,22 +256,7 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
   });
 
   it('H1a, A1, X3: a failure between the correction of identification data and the ending of the sharing it breaks leaves neither written: the data as before, the sharing in force, nothing audited; the correction made again ends it', async () => {
-    const a = await h.services.entities.create({ kind: 'individual', name: 'Cy Wu', identification: PASSPORT }, 'test');
-    const b = await h.services.entities.create({ kind: 'individual', name: 'Cy Wu', identification: PASSPORT }, 'test');
-    const tag = String(Date.now() % 1e9);
-    const owner = await h.services.users.create({ username: `fxo${tag}`, password: PASSWORD, entityId: a.id }, 'test');
-    const { card } = await h.services.devices.addDscPlus({ userId: owner.id, pin: '1234' }, 'test');
-    const requester = await h.services.users.create({ username: `fxr${tag}`, password: PASSWORD, entityId: b.id }, 'test');
-    const scc = await h.services.onlineCards.importSecurityCodeCard(requester.id, `SCC-${requester.username}`, CODES, 'test');
-    const headers = await sccSession(requester);
-    const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: owner.username, ownerPassword: PASSWORD }, headers);
-    expect(started.status, JSON.stringify(started.body)).toBe(201);
-    const id = started.body.id as string;
-    await postJson(h.app, `/api/v1/sharing/${id}/answer`, { response: cardAnswer(card, started.body.challenge.question) }, headers);
-    await postJson(h.app, `/api/v1/sharing/${id}/confirmation`, { disposition: 'keep' }, headers);
-    await h.services.sharing.decide(compliance.user.id, id, 'approve').catch(() => undefined);
-    expect((await h.services.sharing.get(requester.id, id)).state).toBe('active');
-    const shared = await cardSession(requester, card, false);
+    const { b, requester, scc, id, shared } = await sharingBetweenEntities('Cy Wu', 'fx');
     const correct = () =>
       h.services.helpDesk.correctIdentification(
         agent.user.id,
