@@ -11,7 +11,9 @@
  * a client, client services and compliance, with and without a step-up,
  * against the staff and admin routes; staff against a staff account
  * (decision 0010); a session stepped up by SMS where a DSC+ protects the
- * user (D2, decision 0028); another client, and a sharing's requester,
+ * user (D2, decision 0028), and a code card proving possession for the
+ * authenticator where a security key does (K7, decision 0033); another
+ * client, and a sharing's requester,
  * against this client's ids — and the refusal is asserted: the route's
  * stable 4xx code (the pages: the login or step-up page, or the error page
  * with the code), and nothing written (every table as before but the audit
@@ -24,12 +26,12 @@ import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
-import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, claimFor, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
+import { DATABASES, PASSWORD, REQUESTER_SCC_CODES, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { answer, bearer, claimFor, indexAnswerOf, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
 import { Agent, alertBox, csrfOf, forms, type Page } from './support/html.js';
 import { routesOf } from './support/routes.js';
 import { issuePasscode } from './support/staff.js';
-import { verifiedNumber } from './support/phone.js';
+import { TestPhone, harnessInbox, listen, rejected, verifiedNumber } from './support/phone.js';
 import { sharingPair } from './support/sharing.js';
 import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
@@ -758,6 +760,34 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
       ['act', 'decide', 'end_sharing', 'admin_act'].includes(need) ? [403, 'STRONGER_DEVICE_REQUIRED'] : null;
     const wrong = await unchanged(async () => [...(await api(headers, refused, ownerIds)), ...(await pages(headers, refused, ownerIds))]);
     expect(wrong).toEqual([]);
+  });
+
+  /** K1: one phone (the app's own code in Node) for the harness, its server listening on a local port. */
+  let phone: TestPhone | undefined;
+  async function phoneOf(): Promise<TestPhone> {
+    phone ??= new TestPhone(await listen(h), harnessInbox(h));
+    return phone;
+  }
+
+  let sccSerial = 0;
+  /** D1: a Security Code Card imported for the user (legacy); its device id. */
+  async function withScc(user: User): Promise<string> {
+    sccSerial += 1;
+    return (await h.services.onlineCards.importSecurityCodeCard(user.id, `SCCM-${sccSerial}-${Date.now() % 100_000}`, REQUESTER_SCC_CODES, 'test')).id;
+  }
+
+  it('K7, D2, D6: a client holding a code card and a security key (their strongest) proves possession with the key, not the code card, to bring the mobile authenticator to a phone: whoever holds the password and the grid binds no phone; nothing but the refused proof counted', async () => {
+    const user = await createUser(h.services);
+    await withScc(user);
+    const sccSession = await loginSession(h.app, user.username, indexAnswerOf(REQUESTER_SCC_CODES), { stepUp: true });
+    // a user whose strongest is the code card may add a key on its proof (D2: an upgrade)
+    await registerSecurityKey(h.app, sccSession, new SoftwareAuthenticator(), relyingPartyOf(h.services.config));
+    const app = await phoneOf();
+    const view = await app.start(user.username);
+    expect([view.proof, (view.challenge as Json | null)?.type]).toEqual(['device', 'webauthn']);
+    // the grid's answer proves nothing
+    expect((await rejected(app.prove(view, '123456'))).code).toBe('ACTIVATION_PROOF_FAILED');
+    expect((await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'mobile')).toEqual([]);
   });
 
   it("H5, X7: a sharing's requester, stepped up with the owner's card, acts on none of the owner's things by their ids: the card (lost, PIN, activation), the owner's number: 404; nor does another client on the sharing by its id; through the API and the pages; nothing written", async () => {

@@ -326,10 +326,16 @@ export class MobileEnrolment {
       if (input.purpose !== 'activate' && !current) throw new SlsError('MOBILE_NOT_ACTIVE');
       // K7: an active physical device (the kind's `physical`) — H: the one shared with the user too —, else a security key
       // (`provesPossession`, D6), answers instead of an SMS token: a password and a number on record never move its protection to a phone
+      // D2 (decision 0033): of those, one at least as strong as the authenticator or as the strongest of them: a code card
+      // never answers for a user a security key protects (the password and the grid bind no phone a key would refuse)
       const shared = await this.deps.sharedDevices?.sharedWith(user.id);
-      const active = [...(shared ? [shared] : []), ...(await devices.activeForUser(user.id, null))];
-      const physical =
-        active.find((d) => this.deps.deviceKind(d.type).physical === true) ?? active.find((d) => this.deps.deviceKind(d.type).provesPossession === true);
+      const kind = this.deps.deviceKind;
+      const provers = [...(shared ? [shared] : []), ...(await devices.activeForUser(user.id, null))].filter(
+        (d) => kind(d.type).physical === true || kind(d.type).provesPossession === true,
+      );
+      const needed = Math.min(kind('mobile').strength, Math.max(0, ...provers.map((d) => kind(d.type).strength)));
+      const strongEnough = provers.filter((d) => kind(d.type).strength >= needed);
+      const physical = strongEnough.find((d) => kind(d.type).physical === true) ?? strongEnough.find((d) => kind(d.type).provesPossession === true);
       const verifier: ActivationVerifier = { webauthnChallenge: newToken() };
       let state: ActivationState;
       let deviceId: string | null = null;

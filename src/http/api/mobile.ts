@@ -181,7 +181,8 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           description:
             "Username and password first (the login's lock and answers: 401 INVALID_CREDENTIALS, 423 LOCKED). Then a proof of possession, named in " +
             '`proof` (X7: no second factor is bound by the password alone): an activation token by SMS to a number on record, or the answer of an ' +
-            'active physical device (one shared with the user too, H), else of an active security key (its assertion, K7). 403 PASSWORD_CHANGE_REQUIRED ' +
+            'active physical device (one shared with the user too, H), else of an active security key (its assertion, K7): of one at least as strong as the ' +
+            'authenticator or as the strongest of them (D2: a code card does not answer for a user a security key protects). 403 PASSWORD_CHANGE_REQUIRED ' +
             'for a one-time password from client services (A5: it opens one login, to change it). 403 NO_ACTIVE_DEVICE (reason no_number) when neither exists: client services put a number on record. ' +
             '409 MOBILE_ALREADY_ACTIVE (activate when one is active: migrate instead), 409 MOBILE_NOT_ACTIVE (migrate or recover with none), ' +
             '403 RECOVERY_BLOCKED, 429 TOO_MANY_FLOWS. Keep `claimToken`: the token, the proof and the completion need it in the header ' +
