@@ -10,10 +10,10 @@
  * day 2 (T3); a trading session, and one opened by the password alone (O1);
  * a client, client services and compliance, with and without a step-up,
  * against the staff and admin routes; staff against a staff account
- * (decision 0010); a session stepped up by SMS where a DSC+ protects the
- * user (D2, decision 0028), and a code card proving possession for the
- * authenticator where a security key does (K7, decision 0033); another
- * client, and a sharing's requester,
+ * (decision 0010); a session stepped up by SMS, a code card or the mobile
+ * authenticator where a stronger device protects the user (D2, decision
+ * 0028), and a code card proving possession for the authenticator where a
+ * security key does (K7, decision 0033); another client, and a sharing's requester,
  * against this client's ids — and the refusal is asserted: the route's
  * stable 4xx code (the pages: the login or step-up page, or the error page
  * with the code), and nothing written (every table as before but the audit
@@ -775,6 +775,128 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     sccSerial += 1;
     return (await h.services.onlineCards.importSecurityCodeCard(user.id, `SCCM-${sccSerial}-${Date.now() % 100_000}`, REQUESTER_SCC_CODES, 'test')).id;
   }
+
+  /** K1, K7: the mobile authenticator activated on the phone, possession proven by the user's DSC+ (or the code card, `respond`); its device id. */
+  async function withMobile(user: User, respond: (challenge: Json) => string): Promise<string> {
+    const app = await phoneOf();
+    const view = await app.start(user.username);
+    expect(view.proof, JSON.stringify(view)).toBe('device');
+    return (await app.complete(view, respond(view.challenge as Json))).deviceId;
+  }
+
+  /** The answer of the weaker device to a login's or a step-up's prompt (the app's offline challenge for a push, K4). */
+  async function weakAnswer(user: User, weak: 'scc' | 'mobile', prompt: Json, offline: () => Promise<Json>): Promise<string> {
+    if (weak === 'scc') return indexAnswerOf(REQUESTER_SCC_CODES)(prompt);
+    const challenge = prompt.type === 'push' ? await offline() : prompt;
+    return (await phoneOf()).respond(user.username, challenge.question as string);
+  }
+
+  /**
+   * D2: a user protected by `strongest` (a DSC+, or the mobile authenticator) who also holds a weaker device (a code
+   * card, or the authenticator), whose session was opened and stepped up with the weaker one; a security key of theirs,
+   * registered on the proof of the stronger, for that session to try to remove.
+   */
+  async function weakerSteppedUp(
+    weak: 'scc' | 'mobile',
+    strongest: 'dscplus' | 'mobile',
+    role?: Role,
+  ): Promise<{ user: User; headers: Record<string, string>; keyId: string }> {
+    let user: User;
+    let weakId: string;
+    let strongSession: () => Promise<Record<string, string>>;
+    if (strongest === 'dscplus') {
+      const made = await createUserWithCard(h.services, '1234', role ? { role } : {});
+      user = made.user;
+      weakId = weak === 'scc' ? await withScc(user) : await withMobile(user, withCard(made.card));
+      strongSession = () => loginSession(h.app, user.username, withCard(made.card), { stepUp: true });
+    } else {
+      // the code card, the only device, proves possession for the authenticator (K7); the code card is then the weaker
+      const made = await createUser(h.services, role ? { role } : {});
+      user = made;
+      weakId = await withScc(user);
+      const mobileId = await withMobile(user, indexAnswerOf(REQUESTER_SCC_CODES));
+      strongSession = async () => (await weakerSession(made, 'mobile', mobileId)).headers;
+    }
+    const keyId = await registerSecurityKey(h.app, await strongSession(), new SoftwareAuthenticator(), relyingPartyOf(h.services.config));
+    return { user, keyId, ...(await weakerSession(user, weak, weakId)) };
+  }
+
+  /** A portal session opened and stepped up with the device `deviceId` (of type `weak`). */
+  async function weakerSession(user: User, weak: 'scc' | 'mobile', deviceId: string): Promise<{ headers: Record<string, string> }> {
+    const start = await startLogin(h.app, user.username);
+    expect(start.status, JSON.stringify(start.body)).toBe(200);
+    let prompt = start.body.challenge as Json;
+    if (start.body.device.id !== deviceId) {
+      const switched = await postJson(h.app, `/api/v1/login/${start.body.id}`, { device: deviceId }, claimFor(start.body.id));
+      expect(switched.status, JSON.stringify(switched.body)).toBe(200);
+      prompt = switched.body.challenge as Json;
+    }
+    const offlineLogin = async () => (await postJson(h.app, `/api/v1/login/${start.body.id}/offline`, {}, claimFor(start.body.id))).body.challenge as Json;
+    const logged = await answer(h.app, start.body.id, await weakAnswer(user, weak, prompt, offlineLogin));
+    expect(logged.status, JSON.stringify(logged.body)).toBe(200);
+    const headers = bearer(logged.body.session.token);
+    const step = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, headers);
+    expect(step.body.deviceId, JSON.stringify(step.body)).toBe(deviceId);
+    const offlineStep = async () => (await postJson(h.app, `/api/v1/step-up/${step.body.id}/offline`, {}, headers)).body.challenge as Json;
+    const stepped = await postJson(
+      h.app,
+      `/api/v1/step-up/${step.body.id}`,
+      { response: await weakAnswer(user, weak, step.body.challenge, offlineStep) },
+      headers,
+    );
+    expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
+    return { headers };
+  }
+
+  it.each([
+    ['scc', 'dscplus'],
+    ['mobile', 'dscplus'],
+    ['scc', 'mobile'],
+  ] as const)(
+    'D2, O1, H5, D6: a client whose strongest device is above the %s their session was opened and stepped up with (%s) binds no security key, removes none, opts out of nothing and shares no device: 403 STRONGER_DEVICE_REQUIRED; nothing written',
+    async (weak, strongest) => {
+      const { user, headers, keyId } = await weakerSteppedUp(weak, strongest);
+      const cases: [string, string, Json?][] = [
+        ['POST', '/api/v1/security-keys/registration'],
+        ['POST', '/api/v1/security-keys', { name: 'key', state: 'x', credential: {} }],
+        ['DELETE', `/api/v1/security-keys/${keyId}`],
+        ['POST', '/api/v1/secure-login/opt-out', { acknowledgeRisks: true, confirmation: user.username }],
+        ['POST', '/api/v1/sharing', { ownerUsername: owner.user.username, ownerPassword: PASSWORD }],
+      ];
+      const wrong = await unchanged(async () => {
+        const out: string[] = [];
+        for (const [method, url, body] of cases) {
+          const answer = await request(method, url, headers, body);
+          if (answer.status !== 403 || answer.body.error?.code !== 'STRONGER_DEVICE_REQUIRED')
+            out.push(`${method} ${url}: ${answer.status} ${answer.body.error?.code ?? ''}`);
+        }
+        const { agent } = await browser(headers);
+        const csrf = csrfOf(forms((await agent.get('/account')).html).find((f) => f.attrs.action === '/logout')!);
+        for (const url of ['/settings/security-keys', `/settings/security-keys/${keyId}/remove`]) {
+          const page = await agent.post(url, { _csrf: csrf, name: 'key' });
+          if (page.status !== 403 || codeOf(page) !== 'STRONGER_DEVICE_REQUIRED')
+            out.push(`POST ${url}: ${page.status} ${page.location ?? codeOf(page) ?? ''}`);
+        }
+        return out;
+      });
+      expect(wrong).toEqual([]);
+    },
+  );
+
+  it.each([
+    ['scc', 'dscplus'],
+    ['mobile', 'dscplus'],
+    ['scc', 'mobile'],
+  ] as const)(
+    'X7, D2 (decision 0028): an admin whose session was opened and stepped up with a %s, weaker than their strongest device (%s), takes no staff action: 403 STRONGER_DEVICE_REQUIRED on every one, through the API and the console; nothing written',
+    async (weak, strongest) => {
+      const { headers } = await weakerSteppedUp(weak, strongest, 'admin');
+      const refused = (need: Need): [number, string] | null =>
+        ['act', 'decide', 'end_sharing', 'admin_act'].includes(need) ? [403, 'STRONGER_DEVICE_REQUIRED'] : null;
+      const wrong = await unchanged(async () => [...(await api(headers, refused, ownerIds)), ...(await pages(headers, refused, ownerIds))]);
+      expect(wrong).toEqual([]);
+    },
+  );
 
   it('K7, D2, D6: a client holding a code card and a security key (their strongest) proves possession with the key, not the code card, to bring the mobile authenticator to a phone: whoever holds the password and the grid binds no phone; nothing but the refused proof counted', async () => {
     const user = await createUser(h.services);
