@@ -13,7 +13,10 @@
  * (decision 0010); a session stepped up by SMS, a code card or the mobile
  * authenticator where a stronger device protects the user (D2, decision
  * 0028), and a code card proving possession for the authenticator where a
- * security key does (K7, decision 0033); another client, and a sharing's requester,
+ * security key does (K7, decision 0033); the app's own API (K) with no token,
+ * a session's, another phone's, a suspended, lost or revoked app's, or on
+ * another user's request; a real mobile activation and a real device code
+ * (RFC 8628) from another client; another client, and a sharing's requester,
  * against this client's ids — and the refusal is asserted: the route's
  * stable 4xx code (the pages: the login or step-up page, or the error page
  * with the code), and nothing written (every table as before but the audit
@@ -32,6 +35,7 @@ import { Agent, alertBox, csrfOf, forms, type Page } from './support/html.js';
 import { routesOf } from './support/routes.js';
 import { issuePasscode } from './support/staff.js';
 import { TestPhone, harnessInbox, listen, rejected, verifiedNumber } from './support/phone.js';
+import { activationMessage, answerMessage, generatePhoneKeys, publicKeys, signAnswer } from '../src/mobile-app/protocol.js';
 import { sharingPair } from './support/sharing.js';
 import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
@@ -912,6 +916,145 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     expect((await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'mobile')).toEqual([]);
   });
 
+  it("K1, K3, K13, K14, L8: the app's own API opens only with the phone's own token, for its own active authenticator's requests: no token, a session's token (Bearer or in the body), another phone's device key, a suspended, lost or revoked app, another user's request id: 400 VALIDATION_ERROR, 401 APP_TOKEN_INVALID or 410 FLOW_EXPIRED, never an approval; nothing written", async () => {
+    const app = await phoneOf();
+    const other = new TestPhone(await listen(h), harnessInbox(h));
+    const made = await createUserWithCard(h.services);
+    await withMobile(made.user, withCard(made.card));
+    const stranger = await createUserWithCard(h.services);
+    const strangerView = await other.start(stranger.user.username);
+    await other.complete(strangerView, cardAnswer(stranger.card, (strangerView.challenge as Json).question));
+    const anyone = await createUserWithCard(h.services);
+    await withMobile(anyone.user, withCard(anyone.card));
+    /** A login waiting for the user's phone; the request the phone sees, and the number on the login screen. */
+    const waiting = async (username: string, on: TestPhone) => {
+      const login = await startLogin(h.app, username);
+      const mobile = (login.body.devices as Json[]).find((d) => d.type === 'mobile')!;
+      const switched = await postJson(h.app, `/api/v1/login/${login.body.id}`, { device: mobile.id }, claimFor(login.body.id));
+      expect(switched.body.challenge?.type, JSON.stringify(switched.body)).toBe('push');
+      return { login, request: await on.request(username), number: switched.body.challenge.number as string };
+    };
+    const mine = await waiting(made.user.username, app);
+    const theirs = await waiting(stranger.user.username, other);
+    const e = app.enrolments.get(made.user.username)!;
+    const s = other.enrolments.get(stranger.user.username)!;
+    const session = await loginSession(h.app, anyone.user.username, withCard(anyone.card));
+    const sessionToken = session.authorization!.slice('Bearer '.length);
+    const approval = async (requestId: string, number: string, by: { deviceId: string; token: string }, signer: typeof e, pin = signer.pin) => {
+      const proof = await app.respond(made.user.username, mine.request.question, pin).catch(() => '00000000');
+      const message = answerMessage(requestId, number, 'approve', proof);
+      return { ...by, decision: 'approve', number, proof, signature: await signAnswer(signer.keys.signing.privateKey, message) };
+    };
+    const ecdh = (await import('node:crypto')).createECDH('prime256v1');
+    const subscription = {
+      endpoint: 'https://fcm.googleapis.com/fcm/send/matrix',
+      keys: { p256dh: ecdh.generateKeys().toString('base64url'), auth: Buffer.alloc(16, 7).toString('base64url') },
+    };
+    const message = (await h.services.store.db.selectFrom('app_messages').select('id').executeTakeFirst())?.id ?? `msg_${'c'.repeat(26)}`;
+
+    const tryAll = async (label: string, by: Record<string, string>, headers: Record<string, string>, want: [number, string]) => {
+      const out: string[] = [];
+      const calls: [string, Json][] = [
+        [`/api/v1/mobile/requests/${mine.request.id}`, await approval(mine.request.id, mine.number, { deviceId: by.deviceId!, token: by.token! }, e)],
+        [`/api/v1/mobile/messages/${message}/ack`, by],
+        ['/api/v1/mobile/push-subscription', { ...by, subscription }],
+      ];
+      for (const [url, body] of calls) {
+        const answer = await postJson(h.app, url, body, headers);
+        if (answer.status !== want[0] || answer.body.error?.code !== want[1])
+          out.push(`${label}: POST ${url}: ${answer.status} ${answer.body.error?.code ?? ''}`);
+      }
+      const polled = await postJson(h.app, '/api/v1/mobile/requests', { devices: [by], wait: 0 }, headers);
+      if (polled.status === 200 ? polled.body.requests.length > 0 : polled.status !== 400)
+        out.push(`${label}: poll ${polled.status} ${JSON.stringify(polled.body)}`);
+      return out;
+    };
+
+    const wrong = await unchanged(async () => {
+      const out: string[] = [];
+      // no credential at all; the app's device id alone
+      out.push(...(await tryAll('no token', {}, {}, [400, 'VALIDATION_ERROR'])));
+      out.push(...(await tryAll('the device id alone', { deviceId: e.deviceId }, {}, [400, 'VALIDATION_ERROR'])));
+      // a client session instead of the phone's own proof
+      out.push(...(await tryAll('a session (Bearer)', { deviceId: e.deviceId, token: 'x' }, session, [401, 'APP_TOKEN_INVALID'])));
+      out.push(...(await tryAll('a session token as the app token', { deviceId: e.deviceId, token: sessionToken }, session, [401, 'APP_TOKEN_INVALID'])));
+      // another phone's token for this phone's device, and its own device answering this phone's request
+      out.push(...(await tryAll("another phone's token", { deviceId: e.deviceId, token: s.token }, {}, [401, 'APP_TOKEN_INVALID'])));
+      const foreign = await postJson(
+        h.app,
+        `/api/v1/mobile/requests/${mine.request.id}`,
+        await approval(mine.request.id, mine.number, { deviceId: s.deviceId, token: s.token }, s),
+      );
+      if (foreign.status !== 410 || foreign.body.error?.code !== 'FLOW_EXPIRED')
+        out.push(`another phone's device on this request: ${foreign.status} ${foreign.body.error?.code}`);
+      // this phone, with its own token and key, on another user's request id
+      const stray = await postJson(
+        h.app,
+        `/api/v1/mobile/requests/${theirs.request.id}`,
+        await approval(theirs.request.id, theirs.number, { deviceId: e.deviceId, token: e.token }, e),
+      );
+      if (stray.status !== 410 || stray.body.error?.code !== 'FLOW_EXPIRED') out.push(`another user's request id: ${stray.status} ${stray.body.error?.code}`);
+      return out;
+    });
+    expect(wrong).toEqual([]);
+
+    // a suspended, lost, revoked app: its own token and key no longer answer
+    for (const state of ['suspended', 'lost', 'revoked'] as const) {
+      const user = await createUserWithCard(h.services);
+      const deviceId = await withMobile(user.user, withCard(user.card));
+      const pending = await waiting(user.user.username, app);
+      await h.services.devices.setState(deviceId, state, 'test', 'matrix');
+      const own = app.enrolments.get(user.user.username)!;
+      const refusals = await unchanged(async () => {
+        const out = await tryAll(`a ${state} app`, { deviceId, token: own.token }, {}, [401, 'APP_TOKEN_INVALID']);
+        const proof = await app.respond(user.user.username, pending.request.question);
+        const signed = { deviceId, token: own.token, decision: 'approve', number: pending.number, proof };
+        const answer = await postJson(h.app, `/api/v1/mobile/requests/${pending.request.id}`, {
+          ...signed,
+          signature: await signAnswer(own.keys.signing.privateKey, answerMessage(pending.request.id, pending.number, 'approve', proof)),
+        });
+        if (answer.status !== 401 || answer.body.error?.code !== 'APP_TOKEN_INVALID')
+          out.push(`a ${state} app's own approval: ${answer.status} ${answer.body.error?.code}`);
+        return out;
+      });
+      expect(refusals).toEqual([]);
+    }
+  });
+
+  it("K1, K7, L8: a real mobile activation's token, proof and completion are nobody else's: without its claim token, with another activation's, or with a client session's, 404 FLOW_NOT_FOUND, no SMS sent, nothing counted or bound; nothing written but the audit", async () => {
+    const user = await createUser(h.services);
+    await verifiedNumber(h, user.id);
+    const app = await phoneOf();
+    const view = await app.start(user.username);
+    expect(view.proof).toBe('sms');
+    const another = await app.start((await createUserWithCard(h.services)).user.username);
+    const keys = await generatePhoneKeys();
+    const pub = await publicKeys(keys);
+    const signature = await signAnswer(keys.signing.privateKey, activationMessage(view.id));
+    const steps: [string, Json][] = [
+      ['token', { phoneId: view.phones[0]!.id }],
+      ['proof', { response: '123456', ...pub }],
+      ['complete', { pin: 'ab12', ...pub, signature }],
+    ];
+    const wrong = await unchanged(async () => {
+      const out: string[] = [];
+      for (const [label, headers] of [
+        ['no claim token', {}],
+        ["another activation's claim token", { 'x-claim-token': another.claimToken }],
+        ["a client session's token", { ...owner.headers, 'x-claim-token': owner.headers.authorization!.slice('Bearer '.length) }],
+      ] as [string, Record<string, string>][]) {
+        for (const [step, body] of steps) {
+          const answer = await postJson(h.app, `/api/v1/mobile/activations/${view.id}/${step}`, body, headers);
+          if (answer.status !== 404 || answer.body.error?.code !== 'FLOW_NOT_FOUND')
+            out.push(`${label}, ${step}: ${answer.status} ${answer.body.error?.code ?? ''}`);
+        }
+      }
+      return out;
+    });
+    expect(wrong).toEqual([]);
+    expect((await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'activationToken')).toEqual([]);
+  });
+
   it("H5, X7: a sharing's requester, stepped up with the owner's card, acts on none of the owner's things by their ids: the card (lost, PIN, activation), the owner's number: 404; nor does another client on the sharing by its id; through the API and the pages; nothing written", async () => {
     const p = await sharingPair(h);
     const started = await postJson(h.app, '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
@@ -1047,5 +1190,71 @@ describe.each(DATABASES)('I1, I3: an OpenID token is no session and no key (%s)'
     }
     expect(wrong).toEqual([]);
     expect(await snapshotOf(h, tables)).toEqual(before);
+  }, 60_000);
+
+  it("I1, L8 (RFC 8628): no client, a session's token or a client without the grant gets no device code; a real device code's user code goes on only in the browser that took it up: another browser (no form session, or its own) with that browser's form token confirms nothing, and opens none of its interaction; the device is still told authorization_pending", async () => {
+    const created = await h.services.oidc.clients.create({ name: 'Matrix desk', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
+    const device = await oidc.discovery(new URL(issuer), created.client.clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    // the device authorization endpoint asks for the client's own id: none, a session's token, or a client without the grant, no code
+    const portal = await h.services.oidc.clients.create({ name: 'Matrix web', app: 'portal', redirectUris: [TEST_REDIRECT_URI], public: true }, 'test');
+    const { user: holderUser, card: holderCard } = await createUserWithCard(h.services);
+    const sessionToken = (await loginSession(h.app, holderUser.username, withCard(holderCard))).authorization!;
+    const asked: string[] = [];
+    for (const [label, headers, form] of [
+      ['no client', {}, { scope: 'openid' }],
+      ["a session's Bearer token", { authorization: sessionToken }, { scope: 'openid' }],
+      ['a client without the device grant', {}, { scope: 'openid', client_id: portal.client.clientId }],
+    ] as [string, Record<string, string>, Record<string, string>][]) {
+      const answered = await fetch(`${issuer}/oidc/device/auth`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        body: new URLSearchParams(form),
+      });
+      const body = (await answered.json()) as Json;
+      if (answered.status < 400 || answered.status >= 500 || body.user_code !== undefined) asked.push(`${label}: ${answered.status} ${JSON.stringify(body)}`);
+    }
+    expect(asked).toEqual([]);
+    const code = await oidc.initiateDeviceAuthorization(device, { scope: 'openid' });
+    const xsrf = (html: string) => /name="xsrf" value="([^"]+)"/.exec(html)?.[1];
+    const confirmation = (html: string) => html.includes('name="confirm"');
+    const holder = new Browser(issuer);
+    const form = xsrf((await holder.request('/oidc/device')).html)!;
+    const typed = await holder.request('/oidc/device', { form: { xsrf: form, user_code: code.user_code } });
+    expect(confirmation(typed.html), typed.html.slice(0, 300)).toBe(true);
+    const confirmToken = xsrf(typed.html)!;
+
+    const wrong: string[] = [];
+    const stranger = new Browser(issuer);
+    const signedIn = new Browser(issuer);
+    const { user, card } = await createUserWithCard(h.services);
+    await signIn(h, signedIn, user.username, (flow) => cardAnswer(card, (flow.challenge as Json).question as string), 'trading');
+    await signedIn.request('/oidc/device');
+    for (const [label, browser] of [
+      ['no form session', stranger],
+      ['its own form session', signedIn],
+    ] as const) {
+      for (const fields of [{ user_code: code.user_code }, { user_code: code.user_code, confirm: 'yes' }] as Record<string, string>[]) {
+        const page = await browser.request('/oidc/device', { form: { xsrf: confirmToken, ...fields } });
+        if (confirmation(page.html) || page.location?.includes('/oidc/interaction/'))
+          wrong.push(`${label}, ${Object.keys(fields).join('+')}: ${page.status} ${page.location ?? page.html.slice(0, 120)}`);
+      }
+    }
+    // the holder's confirmation starts an interaction: its id alone opens it in no other browser
+    const confirmed = await holder.request('/oidc/device', { form: { xsrf: confirmToken, user_code: code.user_code, confirm: 'yes' } });
+    const interaction = confirmed.location!;
+    expect(interaction, String(confirmed.status)).toContain('/oidc/interaction/');
+    for (const [label, browser] of [
+      ['no cookie', stranger],
+      ['a signed-in browser', signedIn],
+    ] as const) {
+      const page = await browser.request(interaction);
+      if (page.status !== 410 || alertBox(page.html)?.code !== 'OIDC_INTERACTION_EXPIRED')
+        wrong.push(`the interaction, ${label}: ${page.status} ${page.location ?? ''}`);
+    }
+    expect(wrong).toEqual([]);
+    const polled = await oidc
+      .genericGrantRequest(device, 'urn:ietf:params:oauth:grant-type:device_code', { device_code: code.device_code })
+      .catch((e: unknown) => e as Json);
+    expect(polled.error).toBe('authorization_pending');
   }, 60_000);
 });
