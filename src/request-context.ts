@@ -25,6 +25,21 @@ export interface ActingSession {
   path: string;
   /** The request ended this session itself (a logout, a credential it stood on withdrawn): what it writes next is its own doing. */
   endedHere: boolean;
+  /**
+   * X1, X7 (decision 0032): the roles the staff member's action was let through for (the help desk's role check), read
+   * again under the lock: a staff member demoted meanwhile is refused as the check would have refused them.
+   */
+  staffRoles?: StaffRolesNeeded | undefined;
+  /** A2, O3 (decision 0032): the request changes the security settings on the user's right to: read again under the lock. */
+  securityRight?: boolean | undefined;
+}
+
+/** What a staff request's role was checked for (`HelpDesk.staff`, `admin`, `staffOnSharing`), for the check under the lock and its audit entry. */
+export interface StaffRolesNeeded {
+  roles: readonly string[];
+  action: string;
+  via: string;
+  path?: string | undefined;
 }
 
 export interface RequestContext {
@@ -49,11 +64,37 @@ export function actingSession(): ActingSession | undefined {
  * session guard let it through for `need`). Called again in one request, the
  * proof it needs is the first one asked for, kept.
  */
-export function actOnSession(acting: Omit<ActingSession, 'endedHere' | 'proof'> & { proof?: ActingSession['proof'] }): void {
+export function actOnSession(
+  acting: Omit<ActingSession, 'endedHere' | 'proof' | 'staffRoles' | 'securityRight'> & { proof?: ActingSession['proof']; securityRight?: boolean },
+): void {
   const context = requestContext.getStore();
   if (!context) return;
   const before = context.acting?.sessionId === acting.sessionId ? context.acting : undefined;
-  context.acting = { ...acting, proof: before?.proof ?? acting.proof ?? null, endedHere: before?.endedHere ?? false };
+  context.acting = {
+    ...acting,
+    proof: before?.proof ?? acting.proof ?? null,
+    endedHere: before?.endedHere ?? false,
+    staffRoles: before?.staffRoles,
+    securityRight: (before?.securityRight ?? false) || (acting.securityRight ?? false),
+  };
+}
+
+/**
+ * X1, X7 (decision 0032): the staff member acting with the request's session was let through by the help desk's role
+ * check for `needed.roles`; under the lock their role is read again. Checked again in one request (a view, then an
+ * action), the roles that pass every check are kept, with the last action's name.
+ */
+export function actingNeedsRole(userId: string, needed: StaffRolesNeeded): void {
+  const acting = actingSession();
+  if (acting?.userId !== userId) return;
+  const roles = acting.staffRoles ? acting.staffRoles.roles.filter((role) => needed.roles.includes(role)) : needed.roles;
+  acting.staffRoles = { ...needed, roles };
+}
+
+/** A2, O3 (decision 0032): the user acting with the request's session was found to have the right to change the security settings. */
+export function actingNeedsSecurityRight(userId: string): void {
+  const acting = actingSession();
+  if (acting?.userId === userId) acting.securityRight = true;
 }
 
 /** V1, T3, X7: the request needs the last proof of the session it acts with to stand (`ActingSession.proof`). */

@@ -239,6 +239,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       clock,
       audit,
       stands: async (db, deviceId, userId) => (await devices.usableBy(deviceId, userId, db)) !== null,
+      holder: (db, accountId) => securityRights.holder(accountId, db),
     });
     const users = new Users(store, clock, box, audit, config.policy.oneTimePasswordTtlMs);
     const entities = new Entities(store, clock, box, audit);

@@ -213,6 +213,64 @@ describe.each(DATABASES)('checks made again under the lock (%s)', (database) => 
     expect(refused[0]).toMatchObject({ code: 'STEP_UP_REQUIRED', need: 'security' });
   });
 
+  /** Client services stepped up, and a client they verified (T1), for a staff action put in the gap. */
+  async function staffAboutToAct(): Promise<{ staff: User; headers: Record<string, string>; user: User; verificationId: string }> {
+    const staff = await createUserWithCard(h.services, '1234', { role: 'client_services' });
+    const headers = await loginSession(h.app, staff.user.username, withCard(staff.card), { stepUp: true });
+    const { user } = await createUserWithCard(h.services);
+    const verification = await h.services.helpDesk.verifyIdentity(staff.user.id, user.username, { method: 'id_document' });
+    return { staff: staff.user, headers, user, verificationId: verification.id };
+  }
+
+  it('X1, X7, T1, L8: a temporary passcode issued by client services demoted to compliance meanwhile is not issued: 403 FORBIDDEN_ROLE, audited helpdesk.refused (decision 0032)', async () => {
+    const { staff, headers, user, verificationId } = await staffAboutToAct();
+    // no command changes a role: the operator's update of the database, under the audit lock as every change of who may act
+    const hook = endInTheGap(() =>
+      h.services.store.serialized('audit_log', (trx) => trx.updateTable('users').set({ role: 'compliance' }).where('id', '=', staff.id).execute()),
+    );
+    const res = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/temporary-passcode`, { verificationId }, headers);
+    expect(hook.fired()).toBe(true);
+    expect([res.status, res.body.error?.code], JSON.stringify(res.body)).toEqual([403, 'FORBIDDEN_ROLE']);
+    expect((await h.services.devices.listForUser(user.id)).map((d) => d.type)).toEqual(['dscplus']);
+    expect(await entries(user.id, 'helpdesk.temp_passcode_issued')).toEqual([]);
+    const refused = (await entries(staff.id, 'helpdesk.refused')).filter((e) => e.check === 'in-flight');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ reason: 'role', role: 'compliance', action: 'act' });
+    // the session lives on: compliance may still read
+    expect((await get(h.app, '/api/v1/session', headers)).status).toBe(200);
+  });
+
+  it('X1, X7, A5, L8: a password reset by client services locked by an admin meanwhile (their sessions ended) is not reset: 401, audited', async () => {
+    const { staff, headers, user, verificationId } = await staffAboutToAct();
+    const admin = await createUserWithCard(h.services, '1234', { role: 'admin' });
+    const hook = endInTheGap(() => h.services.helpDesk.lockUser(admin.user.id, staff.username, { reason: 'reported compromise' }));
+    const res = await postJson(h.app, `/api/v1/helpdesk/users/${user.username}/password-reset`, { verificationId }, headers);
+    expect(hook.fired()).toBe(true);
+    await expectRefusedInFlight(res, staff.id, headers);
+    expect(await entries(user.id, 'user.password_changed')).toEqual([]);
+  });
+
+  it('A2, O3, L8: a number added by a user whose right to change the security settings is revoked meanwhile is not added: 403 NOT_PRIMARY_USER naming the primary user, audited (decision 0032)', async () => {
+    const primary = await createUserWithCard(h.services);
+    const granted = await createUserWithCard(h.services, '1234', { accountNumber: primary.user.accountNumber });
+    await h.services.securityRights.setRight(granted.user.username, true, 'test');
+    const headers = await loginSession(h.app, granted.user.username, withCard(granted.card), { stepUp: true });
+    const hook = endInTheGap(() => h.services.securityRights.setRight(granted.user.username, false, 'cli'));
+    const res = await postJson(h.app, '/api/v1/phones', newMobile(), headers);
+    expect(hook.fired()).toBe(true);
+    expect([res.status, res.body.error?.code, res.body.error?.details], JSON.stringify(res.body)).toEqual([
+      403,
+      'NOT_PRIMARY_USER',
+      { primaryUser: primary.user.username },
+    ]);
+    expect(await h.services.phones.list(granted.user.id)).toEqual([]);
+    expect(await entries(granted.user.id, 'phone.added')).toEqual([]);
+    const refused = (await entries(granted.user.id, 'security.refused_not_primary')).filter((e) => e.check === 'in-flight');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ action: 'POST /api/v1/phones', primaryUser: primary.user.username });
+    expect((await get(h.app, '/api/v1/session', headers)).status).toBe(200);
+  });
+
   it('L8, A4: the transactions that end sessions still end them: a password change that ends the other sessions, then a logout', async () => {
     const { user, card } = await createUserWithCard(h.services);
     const other = await loginSession(h.app, user.username, withCard(card));

@@ -25,6 +25,7 @@ import { assertEquity, type Account, type User, type Users } from '../identity/u
 import type { CorrectionBasis, Entities, EntityInput, EntityView } from '../identity/entities.js';
 import type { DeviceState, Role } from '../store/schema.js';
 import type { Executor, Store, Tx } from '../store/database.js';
+import { actingNeedsRole } from '../request-context.js';
 import { deviceTopic, type Signals } from '../push/signals.js';
 
 /** How client services may verify a caller's identity. */
@@ -187,6 +188,7 @@ export class HelpDesk {
     const staff = await this.deps.users.get(staffUserId);
     const allowed = action === 'sharing_decision' ? MAY_DECIDE_SHARING : MAY_CANCEL_SHARING;
     if (staff.status !== 'active' || !allowed.includes(staff.role)) await this.refuseRole(staff, action);
+    actingNeedsRole(staff.id, { roles: allowed, action, via: this.via });
     for (const target of targets) await this.assertMayActOn(staff, target, action);
     return staff;
   }
@@ -204,6 +206,7 @@ export class HelpDesk {
       if (options.quiet) throw new SlsError('FORBIDDEN_ROLE', { role: staff.role });
       await this.refuseRole(staff, action);
     }
+    actingNeedsRole(staff.id, { roles: allowed, action, via: this.via });
     return staff;
   }
 
@@ -214,6 +217,7 @@ export class HelpDesk {
   async admin(userId: string, action: 'admin' | 'oidc_clients', path: string): Promise<User> {
     const user = await this.deps.users.get(userId);
     if (user.status !== 'active' || user.role !== 'admin') await this.refuseRole(user, action, { path });
+    actingNeedsRole(user.id, { roles: ['admin'], action, via: this.via, path });
     return user;
   }
 

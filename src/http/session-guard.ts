@@ -123,6 +123,8 @@ export class SessionGuard {
       userId: session.userId,
       need,
       proof: FRESH_STEP_UP_NEEDS.includes(need) ? 'STEP_UP_REQUIRED' : null,
+      // A2, O3 (decision 0032): the right to change the security settings, checked by `refusal`, is read again under the lock
+      securityRight: need === 'security',
       ip: request.ip ?? null,
       method: request.method,
       path: request.url.split('?')[0]!,

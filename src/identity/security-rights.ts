@@ -13,6 +13,7 @@
  */
 import type { AuditLog } from '../audit/audit-log.js';
 import { SlsError } from '../errors.js';
+import { actingNeedsSecurityRight } from '../request-context.js';
 import type { Executor, Store } from '../store/database.js';
 
 /** Where a refusal happened, for its audit entry. */
@@ -38,6 +39,11 @@ interface RightsRow {
   primary_user_id: string | null;
 }
 
+/** A2: the one rule: the account's primary user, or a user granted the right. */
+export function hasSecurityRight(row: { id: string; can_change_security: number; primary_user_id: string | null }): boolean {
+  return row.primary_user_id === row.id || row.can_change_security === 1;
+}
+
 export class SecurityRights implements SecuritySettingsRights {
   constructor(
     private readonly store: Store,
@@ -55,7 +61,7 @@ export class SecurityRights implements SecuritySettingsRights {
   }
 
   private static allowed(row: RightsRow): boolean {
-    return row.primary_user_id === row.id || row.can_change_security === 1;
+    return hasSecurityRight(row);
   }
 
   /** A2: whether the user may change the security settings of the account. */
@@ -67,13 +73,13 @@ export class SecurityRights implements SecuritySettingsRights {
    * The user the notice names: the account's primary user, or, if the
    * account has none, the first user granted the right; null if nobody has it.
    */
-  async holder(accountId: string): Promise<string | null> {
-    const account = await this.store.db.selectFrom('accounts').select('primary_user_id').where('id', '=', accountId).executeTakeFirst();
+  async holder(accountId: string, db: Executor = this.store.db): Promise<string | null> {
+    const account = await db.selectFrom('accounts').select('primary_user_id').where('id', '=', accountId).executeTakeFirst();
     if (account?.primary_user_id) {
-      const primary = await this.store.db.selectFrom('users').select('username').where('id', '=', account.primary_user_id).executeTakeFirst();
+      const primary = await db.selectFrom('users').select('username').where('id', '=', account.primary_user_id).executeTakeFirst();
       if (primary) return primary.username;
     }
-    const granted = await this.store.db
+    const granted = await db
       .selectFrom('users')
       .select('username')
       .where('account_id', '=', accountId)
@@ -85,7 +91,11 @@ export class SecurityRights implements SecuritySettingsRights {
 
   async refusal(userId: string, context: RightsContext): Promise<SlsError | null> {
     const row = await this.row(this.store.db, { id: userId });
-    if (SecurityRights.allowed(row)) return null;
+    if (SecurityRights.allowed(row)) {
+      // decision 0032: a request on a session writes on that right only while it stands (sessions/in-flight.ts)
+      actingNeedsSecurityRight(userId);
+      return null;
+    }
     const primaryUser = await this.holder(row.account_id);
     await this.audit.record({
       event: 'security.refused_not_primary',

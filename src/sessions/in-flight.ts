@@ -24,12 +24,13 @@
  * once it ended its own session (a logout, a password change), nor what it
  * left to run after its answer (`request-context.ts`).
  */
-import type { AuditLog } from '../audit/audit-log.js';
+import type { AuditInput, AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
-import { SlsError } from '../errors.js';
+import { SlsError, type ErrorParams } from '../errors.js';
 import { STEP_UP_API } from '../policy/session-access.js';
 import { actingSession, type ActingSession } from '../request-context.js';
 import type { Executor, Store, Tx } from '../store/database.js';
+import { hasSecurityRight } from '../identity/security-rights.js';
 import { latestStepUp, livesAt } from './sessions.js';
 
 /** The lock of the audit chain, which every ending of sessions takes (`Sessions.endWhere`, decision 0016). */
@@ -41,6 +42,8 @@ export interface InFlightDeps {
   audit: Pick<AuditLog, 'record'>;
   /** X7, T3, L8: whether a device still stands for the user (active, their own or shared with them), read in the transaction (`Devices.usableBy`). */
   stands: (db: Executor, deviceId: string, userId: string) => Promise<boolean>;
+  /** A2: the user the NOT_PRIMARY_USER notice names for an account, read in the transaction (`SecurityRights.holder`). */
+  holder: (db: Executor, accountId: string) => Promise<string | null>;
 }
 
 /** Thrown in a transaction whose request's session ended (or whose proof was withdrawn) since the request was let through. */
@@ -56,15 +59,82 @@ export class EndedInFlight extends SlsError {
   }
 }
 
+/**
+ * X1, X7, A2, O3 (decision 0032): the staff member's role, or the user's right to change the security settings, lost
+ * since the request was let through for it: refused as the check would have refused it then (403 FORBIDDEN_ROLE,
+ * NOT_PRIMARY_USER), its audit entry (`helpdesk.refused`, `security.refused_not_primary`) written after the rollback.
+ */
+export class LostRightInFlight extends SlsError {
+  audited = false;
+
+  constructor(
+    code: 'FORBIDDEN_ROLE' | 'NOT_PRIMARY_USER',
+    details: ErrorParams,
+    readonly entry: AuditInput,
+  ) {
+    super(code, details);
+  }
+}
+
 /** Why the acting session may no longer write, read in the transaction that holds the lock; null when it may. */
-async function refusalOf(trx: Tx, acting: ActingSession, deps: InFlightDeps): Promise<EndedInFlight | null> {
+async function refusalOf(trx: Tx, acting: ActingSession, deps: InFlightDeps): Promise<EndedInFlight | LostRightInFlight | null> {
   const row = await trx
     .selectFrom('sessions')
     .innerJoin('users', 'users.id', 'sessions.user_id')
-    .select(['sessions.revoked_at', 'sessions.expires_at', 'sessions.idle_expires_at', 'sessions.device_id', 'sessions.verified_at', 'users.status'])
+    .leftJoin('accounts', 'accounts.id', 'users.account_id')
+    .select([
+      'sessions.revoked_at',
+      'sessions.expires_at',
+      'sessions.idle_expires_at',
+      'sessions.device_id',
+      'sessions.verified_at',
+      'users.status',
+      'users.id',
+      'users.username',
+      'users.role',
+      'users.account_id',
+      'users.can_change_security',
+      'accounts.primary_user_id',
+    ])
     .where('sessions.id', '=', acting.sessionId)
     .executeTakeFirst();
   if (row?.status !== 'active' || !livesAt(row, deps.clock.now())) return new EndedInFlight('UNAUTHENTICATED', acting, 'ended-in-flight');
+  // X1, X7: the role the staff member's action was let through for (an admin demoted them meanwhile)
+  const roles = acting.staffRoles;
+  if (roles && !roles.roles.includes(row.role)) {
+    return new LostRightInFlight(
+      'FORBIDDEN_ROLE',
+      { role: row.role },
+      {
+        event: 'helpdesk.refused',
+        actor: `${row.role === 'client' ? 'user' : 'staff'}:${row.id}`,
+        userId: row.id,
+        username: row.username,
+        ip: acting.ip,
+        data: {
+          action: roles.action,
+          reason: 'role',
+          role: row.role,
+          status: row.status,
+          via: roles.via,
+          ...(roles.path ? { path: roles.path } : {}),
+          check: 'in-flight',
+        },
+      },
+    );
+  }
+  // A2, O3: the right to change the security settings (revoked meanwhile: sls user revoke-security)
+  if (acting.securityRight && !hasSecurityRight(row)) {
+    const primaryUser = await deps.holder(trx, row.account_id);
+    return new LostRightInFlight('NOT_PRIMARY_USER', primaryUser === null ? { reason: 'nobody' } : { primaryUser }, {
+      event: 'security.refused_not_primary',
+      actor: `user:${row.id}`,
+      userId: row.id,
+      username: row.username,
+      ip: acting.ip,
+      data: { action: `${acting.method} ${acting.path}`, primaryUser, check: 'in-flight' },
+    });
+  }
   if (acting.proof === null) return null;
   // the session's last proof: its latest step-up's device, else its login's (StepUp.lastProof)
   let deviceId = row.device_id;
@@ -88,6 +158,10 @@ export function checkingActingSessions(store: Store, deps: InFlightDeps): Store 
     try {
       return await run();
     } catch (error) {
+      if (error instanceof LostRightInFlight && !error.audited) {
+        error.audited = true;
+        await deps.audit.record(error.entry);
+      }
       if (error instanceof EndedInFlight && !error.audited) {
         error.audited = true;
         const { acting } = error;
