@@ -151,6 +151,54 @@ describe.each(DATABASES)('checks made again under the lock (%s)', (database) => 
     expect(await entries(user.id, 'sms.rate_limited')).toEqual([]);
   });
 
+  it('L8, M1, X4: a confirm code asked for by a session client services end meanwhile is not sent, on every database: 401, no code stored, no SMS, audited', async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const headers = await loginSession(h.app, user.username, withCard(card), { stepUp: true });
+    const added = await postJson(h.app, '/api/v1/phones', newMobile(), headers);
+    expect(added.status).toBe(201);
+    const before = (await h.services.notifier.list({ userId: user.id, limit: 200 })).length;
+    const hook = endInTheGap(() => h.services.helpDesk.endSessions(agent.user.id, user.username));
+    const res = await postJson(h.app, `/api/v1/phones/${added.body.id as string}/verification`, {}, headers);
+    expect(hook.fired()).toBe(true);
+    await expectRefusedInFlight(res, user.id, headers);
+    const phone = await h.services.store.db
+      .selectFrom('phones')
+      .select(['confirm_sent_at', 'confirm_digest'])
+      .where('id', '=', added.body.id as string)
+      .executeTakeFirstOrThrow();
+    expect(phone).toEqual({ confirm_sent_at: null, confirm_digest: null });
+    expect(await entries(user.id, 'phone.confirm_code_sent')).toEqual([]);
+    // the ending's own notices aside, nothing went to the number
+    const sent = (await h.services.notifier.list({ userId: user.id, limit: 200 })).slice(0, -before || undefined);
+    expect(sent.filter((n) => JSON.stringify(n).includes('onfirm'))).toEqual([]);
+  });
+
+  it('L8, S2, X4: an online card confirmed printed by a temporary passcode session client services end meanwhile is not marked printed, on every database: 401, audited', async () => {
+    const { user } = await createUserWithCard(h.services);
+    const verification = await h.services.helpDesk.verifyIdentity(agent.user.id, user.username, { method: 'id_document' });
+    const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agent.user.id, user.username, { verificationId: verification.id });
+    const start = await startLogin(h.app, user.username, PASSWORD);
+    const headers = bearer((await answer(h.app, start.body.id, passcode)).body.session.token as string);
+    expect((await postJson(h.app, '/api/v1/online-card', {}, headers)).status).toBe(200);
+    // the card is found (the request's first read), then the sessions end: the write of the confirmation opened no transaction
+    const cards = h.services.onlineCards;
+    const existing = cards.existing;
+    let fired = false;
+    cards.existing = async function (this: typeof cards, session) {
+      const found = await existing.call(this, session);
+      cards.existing = existing;
+      fired = true;
+      await requestContext.exit(() => h.services.helpDesk.endSessions(agent.user.id, user.username));
+      return found;
+    };
+    const res = await postJson(h.app, '/api/v1/online-card/printed', {}, headers);
+    expect(fired).toBe(true);
+    await expectRefusedInFlight(res, user.id, headers);
+    const online = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'online_card')!;
+    expect(online.params.printConfirmedAt).toBeUndefined();
+    expect(await entries(user.id, 'online_card.print_confirmed')).toEqual([]);
+  });
+
   it('L8, O1, L3: an opt-out by a session whose user client services lock meanwhile (ending every session) does not opt out (401, audited)', async () => {
     const { user, card } = await createUserWithCard(h.services);
     const headers = await loginSession(h.app, user.username, withCard(card), { stepUp: true });

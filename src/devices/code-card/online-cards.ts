@@ -81,12 +81,15 @@ export class OnlineCards {
     const card = await this.existing(session);
     const { store, clock, audit, devices } = this.deps;
     const params = { ...card.params, printConfirmedAt: clock.now() };
-    await store.db
-      .updateTable('devices')
-      .set({ params: JSON.stringify(params) })
-      .where('id', '=', card.id)
-      .execute();
-    await audit.record({ event: 'online_card.print_confirmed', actor: `user:${session.userId}`, userId: session.userId, data: { deviceId: card.id } });
+    // L8 (decision 0031): under the audit lock, where the request's session is read again: one ended meanwhile confirms nothing
+    await store.serialized('audit_log', async (trx) => {
+      await trx
+        .updateTable('devices')
+        .set({ params: JSON.stringify(params) })
+        .where('id', '=', card.id)
+        .execute();
+      await audit.append(trx, [{ event: 'online_card.print_confirmed', actor: `user:${session.userId}`, userId: session.userId, data: { deviceId: card.id } }]);
+    });
     return devices.get(card.id);
   }
 

@@ -140,14 +140,17 @@ export class Phones {
     if (row.verified_at !== null) throw new SlsError('PHONE_ALREADY_VERIFIED');
     const now = clock.now();
     const code = newSmsCode();
-    // claims the slot and stores the new code at once: concurrent VERIFY presses send one code
-    const claimed = await store.db
-      .updateTable('phones')
-      .set({ confirm_sent_at: now, confirm_digest: this.confirmDigest(phoneId, code), confirm_expires_at: now + policy.smsCodeTtlMs, confirm_attempts: 0 })
-      .where('id', '=', phoneId)
-      .where('verified_at', 'is', null)
-      .where((eb) => eb.or([eb('confirm_sent_at', 'is', null), eb('confirm_sent_at', '<=', now - policy.smsConfirmResendMs)]))
-      .executeTakeFirst();
+    // claims the slot and stores the new code at once: concurrent VERIFY presses send one code; under the audit lock, so
+    // that a session ended meanwhile sends nothing (L8, decision 0031: the request's session is read again there)
+    const claimed = await store.serialized('audit_log', (trx) =>
+      trx
+        .updateTable('phones')
+        .set({ confirm_sent_at: now, confirm_digest: this.confirmDigest(phoneId, code), confirm_expires_at: now + policy.smsCodeTtlMs, confirm_attempts: 0 })
+        .where('id', '=', phoneId)
+        .where('verified_at', 'is', null)
+        .where((eb) => eb.or([eb('confirm_sent_at', 'is', null), eb('confirm_sent_at', '<=', now - policy.smsConfirmResendMs)]))
+        .executeTakeFirst(),
+    );
     if (Number(claimed.numUpdatedRows) !== 1) {
       const current = await this.row(userId, phoneId);
       if (current.verified_at !== null) throw new SlsError('PHONE_ALREADY_VERIFIED');
