@@ -90,6 +90,33 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
   const active = async (configuration: oidc.Configuration, token: string) => (await oidc.tokenIntrospection(configuration, token)).active;
 
   describe('L8: a token lives no longer than the session of ours it stands on', () => {
+    it("L8, I1 (decision 0031): a grant given by a session that ends in flight — logged out between the interaction's check and the grant's recording — gives no token: no code reaches the client (the browser is sent to our login), and a code would be refused at the token endpoint, which reads the session under the grant", async () => {
+      const { user, card } = await createUserWithCard(h.services);
+      const browser = new Browser(issuer);
+      const token = await signIn(browser, user.username, (flow) => cardAnswer(card, (flow.challenge as Json).question as string));
+      const tokensStored = async () =>
+        (await h.services.store.db.selectFrom('oidc_artifacts').select('id').where('model', 'in', ['AccessToken', 'RefreshToken']).execute()).length;
+      const before = await tokensStored();
+      const oidcService = h.services.oidc;
+      const grantGiven = oidcService.grantGiven;
+      let fired = false;
+      oidcService.grantGiven = async function (this: typeof oidcService, given) {
+        oidcService.grantGiven = grantGiven;
+        fired = true;
+        // the browser's session ends (its owner logs out where it was copied from) after every check of the authorization
+        await h.services.sessions.end(token, null);
+        return grantGiven.call(this, given);
+      };
+      const exchanged = await tokensOf(browser).then(
+        () => 'tokens',
+        (error: unknown) => (error instanceof oidc.ResponseBodyError ? error.error : String(error)),
+      );
+      expect(fired).toBe(true);
+      expect(exchanged).not.toBe('tokens');
+      expect(exchanged).toMatch(/invalid_grant|\/login\?app=portal/);
+      expect(await tokensStored()).toBe(before);
+    });
+
     it('L8, I1: once the portal session idled out (30 minutes), its client can no longer refresh, and its access token is inactive', async () => {
       const { tokens } = await signedIn('portal');
       expect(await active(portalClient, tokens.access_token)).toBe(true);
