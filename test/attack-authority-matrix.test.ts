@@ -737,8 +737,12 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     return { user, headers, keyId };
   }
 
-  it('D2, O1, H5: a client protected by a DSC+ whose session was opened and stepped up by SMS binds no security key, removes none, opts out of nothing and shares no device: 403 STRONGER_DEVICE_REQUIRED; nothing written', async () => {
-    const { user, headers, keyId } = await smsSteppedUp();
+  /**
+   * D2, O1, H5, D6: what a session whose last proof is weaker than the user's strongest device may not do through the
+   * API — bind or remove a security key, opt out, share a device —; the requests answered otherwise than
+   * 403 STRONGER_DEVICE_REQUIRED.
+   */
+  async function notRefusedStronger(headers: Record<string, string>, user: User, keyId: string): Promise<string[]> {
     const cases: [string, string, Json?][] = [
       ['POST', '/api/v1/security-keys/registration'],
       ['POST', '/api/v1/security-keys', { name: 'key', state: 'x', credential: {} }],
@@ -746,15 +750,18 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
       ['POST', '/api/v1/secure-login/opt-out', { acknowledgeRisks: true, confirmation: user.username }],
       ['POST', '/api/v1/sharing', { ownerUsername: owner.user.username, ownerPassword: PASSWORD }],
     ];
-    const wrong = await unchanged(async () => {
-      const out: string[] = [];
-      for (const [method, url, body] of cases) {
-        const answer = await request(method, url, headers, body);
-        if (answer.status !== 403 || answer.body.error?.code !== 'STRONGER_DEVICE_REQUIRED')
-          out.push(`${method} ${url}: ${answer.status} ${answer.body.error?.code ?? ''}`);
-      }
-      return out;
-    });
+    const out: string[] = [];
+    for (const [method, url, body] of cases) {
+      const answer = await request(method, url, headers, body);
+      if (answer.status !== 403 || answer.body.error?.code !== 'STRONGER_DEVICE_REQUIRED')
+        out.push(`${method} ${url}: ${answer.status} ${answer.body.error?.code ?? ''}`);
+    }
+    return out;
+  }
+
+  it('D2, O1, H5: a client protected by a DSC+ whose session was opened and stepped up by SMS binds no security key, removes none, opts out of nothing and shares no device: 403 STRONGER_DEVICE_REQUIRED; nothing written', async () => {
+    const { user, headers, keyId } = await smsSteppedUp();
+    const wrong = await unchanged(() => notRefusedStronger(headers, user, keyId));
     expect(wrong).toEqual([]);
   });
 
@@ -860,20 +867,8 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     'D2, O1, H5, D6: a client whose strongest device is above the %s their session was opened and stepped up with (%s) binds no security key, removes none, opts out of nothing and shares no device: 403 STRONGER_DEVICE_REQUIRED; nothing written',
     async (weak, strongest) => {
       const { user, headers, keyId } = await weakerSteppedUp(weak, strongest);
-      const cases: [string, string, Json?][] = [
-        ['POST', '/api/v1/security-keys/registration'],
-        ['POST', '/api/v1/security-keys', { name: 'key', state: 'x', credential: {} }],
-        ['DELETE', `/api/v1/security-keys/${keyId}`],
-        ['POST', '/api/v1/secure-login/opt-out', { acknowledgeRisks: true, confirmation: user.username }],
-        ['POST', '/api/v1/sharing', { ownerUsername: owner.user.username, ownerPassword: PASSWORD }],
-      ];
       const wrong = await unchanged(async () => {
-        const out: string[] = [];
-        for (const [method, url, body] of cases) {
-          const answer = await request(method, url, headers, body);
-          if (answer.status !== 403 || answer.body.error?.code !== 'STRONGER_DEVICE_REQUIRED')
-            out.push(`${method} ${url}: ${answer.status} ${answer.body.error?.code ?? ''}`);
-        }
+        const out = await notRefusedStronger(headers, user, keyId);
         const { agent } = await browser(headers);
         const csrf = csrfOf(forms((await agent.get('/account')).html).find((f) => f.attrs.action === '/logout')!);
         for (const url of ['/settings/security-keys', `/settings/security-keys/${keyId}/remove`]) {
