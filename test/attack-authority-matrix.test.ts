@@ -29,7 +29,17 @@ import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
-import { DATABASES, PASSWORD, REQUESTER_SCC_CODES, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import {
+  DATABASES,
+  PASSWORD,
+  REQUESTER_SCC_CODES,
+  cardAnswer,
+  createUser,
+  createUserWithCard,
+  startHarness,
+  type Harness,
+  tablesOf,
+} from './support/harness.js';
 import { answer, bearer, claimFor, indexAnswerOf, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
 import { Agent, alertBox, csrfOf, forms, type Page } from './support/html.js';
 import { routesOf } from './support/routes.js';
@@ -343,7 +353,7 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
 
   beforeAll(async () => {
     h = await startHarness(database);
-    tables = (await h.services.store.db.introspection.getTables()).map((t) => t.name).sort();
+    tables = await tablesOf(h.services.store);
     const admin = await createUserWithCard(h.services, '1234', { role: 'admin' });
     // T3: a temporary passcode's session opened past day 2 (the clock moves first: every other session is opened after)
     const temp = await createUser(h.services);
@@ -1162,7 +1172,7 @@ describe.each(DATABASES)('I1, I3: an OpenID token is no session and no key (%s)'
     const presented = { access: tokens.access_token, refresh: tokens.refresh_token!, id: tokens.id_token! };
     expect(Object.values(presented).every((t) => typeof t === 'string' && t.length > 0)).toBe(true);
 
-    const tables = (await h.services.store.db.introspection.getTables()).map((t) => t.name);
+    const tables = await tablesOf(h.services.store);
     const before = await snapshotOf(h, tables);
     const wrong: string[] = [];
     for (const [kind, token] of Object.entries(presented)) {

@@ -14,7 +14,7 @@ import { Writable } from 'node:stream';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, uniqueUsername, wrongAnswer, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, uniqueUsername, wrongAnswer, type Harness, tablesOf } from './support/harness.js';
 import { answer, bearer, claimOf, claimHeader, get, readLogin, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
 import { Browser, listeningHarness, TEST_REDIRECT_URI } from './support/oidc.js';
@@ -288,9 +288,7 @@ describe.each(DATABASES)('nothing secret in logs, metrics, audit data, error bod
   /** Where, in the database's tables, a secret seen so far is kept in clear (a code sent included). */
   async function keptInTables(): Promise<string[]> {
     // PostgreSQL: the tables of this test's schema (the others are other tests')
-    const schema =
-      database === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(h.services.store.db)).rows[0]!.schema : undefined;
-    const tables = (await h.services.store.db.introspection.getTables()).filter((table) => table.schema === schema).map((table) => table.name);
+    const tables = await tablesOf(h.services.store);
     expect(tables).toContain('sessions');
     const found: string[] = [];
     for (const table of tables) {
@@ -375,9 +373,7 @@ describe.each(DATABASES)('nothing secret in logs, metrics, audit data, error bod
     /** Where a code shows in clear: the tables' rows (all of them), and the files of the data directory. */
     async function inClear(): Promise<string[]> {
       const found: string[] = [];
-      const schema =
-        database === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(h.services.store.db)).rows[0]!.schema : undefined;
-      const tables = (await h.services.store.db.introspection.getTables()).filter((table) => table.schema === schema).map((table) => table.name);
+      const tables = await tablesOf(h.services.store);
       expect(tables).toContain('notifications');
       for (const table of tables) {
         const rows = (await sql<Record<string, unknown>>`select * from ${sql.table(table)}`.execute(h.services.store.db)).rows;

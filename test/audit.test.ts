@@ -10,19 +10,13 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHmac } from 'node:crypto';
-import { Migrator, sql, type Migration } from 'kysely';
+import { sql } from 'kysely';
 import { DAY, HOUR, MINUTE } from '../src/clock.js';
 import { createServices } from '../src/services.js';
 import { openStore, type Store } from '../src/store/database.js';
+import { migrateToLatest } from '../src/store/migrate.js';
 import { auditKeys, findingError, type VerifyResult } from '../src/audit/audit-log.js';
 import { describeError, translator } from '../src/i18n/i18n.js';
-import * as m0001 from '../src/store/migrations/0001_initial.js';
-import * as m0002 from '../src/store/migrations/0002_helpdesk.js';
-import * as m0003 from '../src/store/migrations/0003_code_cards.js';
-import * as m0004 from '../src/store/migrations/0004_device_requests.js';
-import * as m0005 from '../src/store/migrations/0005_password_reset.js';
-import * as m0006 from '../src/store/migrations/0006_mobile_numbers.js';
-import * as m0007 from '../src/store/migrations/0007_mobile_authenticator.js';
 import {
   DATABASES,
   PASSWORD,
@@ -321,22 +315,9 @@ describe.each(DATABASES)('entries from before the keyed chain, on %s (X1, decisi
     try {
       // a database as the previous version left it: migrated to 0007, five entries chained with plain SHA-256
       const old = openStore(database.url);
-      const migrations: Record<string, Migration> = {
-        '0001_initial': m0001,
-        '0002_helpdesk': m0002,
-        '0003_code_cards': m0003,
-        '0004_device_requests': m0004,
-        '0005_password_reset': m0005,
-        '0006_mobile_numbers': m0006,
-        '0007_mobile_authenticator': m0007,
-      };
-      const schema = dbName === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(old.db)).rows[0]!.schema : undefined;
-      const migrated = await new Migrator({
-        db: old.db,
-        provider: { getMigrations: async () => migrations },
-        ...(schema ? { migrationTableSchema: schema } : {}),
-      }).migrateToLatest();
-      expect(migrated.error).toBeUndefined();
+      // the migrator the server starts with, stopped after 0007 (it tries again when the catalog moves under it: another
+      // test file's schema dropped while it reads the tables of every schema)
+      expect(await migrateToLatest(old, '0007_mobile_authenticator')).toContain('0007_mobile_authenticator');
       let prevHash = '0'.repeat(64);
       for (let seq = 1; seq <= 5; seq++) {
         const row = { seq, at: Date.UTC(2025, 5, seq), event: 'login.succeeded', actor: null, user_id: null, username: `legacy${seq}`, ip: null, data: '{}' };

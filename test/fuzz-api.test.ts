@@ -34,7 +34,7 @@ import { sql } from 'kysely';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
-import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness, tablesOf } from './support/harness.js';
 import { answer, bearer, get, startLogin, stepUp } from './support/api.js';
 import { Agent, alertBox, elements, forms } from './support/html.js';
 import { openApiAjv } from './support/openapi-check.js';
@@ -561,7 +561,7 @@ describe.each(DATABASES)('generated bad input on every operation and form on %s 
   beforeAll(async () => {
     h = await startHarness(database);
     operations = operationsOf((await get(h.app, '/api/openapi.json')).body);
-    tables = (await h.services.store.db.introspection.getTables()).map((t) => t.name).sort();
+    tables = await tablesOf(h.services.store);
     staff = await person('admin');
     client = await person();
     target = await person();

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
 import { TestClock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -16,6 +17,7 @@ import { buildApp, type AppOptions } from '../../src/http/app.js';
 import { generateOcra, parseOcraSuite } from '../../src/crypto/ocra.js';
 import type { CardFile } from '../../src/devices/devices.js';
 import type { User } from '../../src/identity/users.js';
+import type { Store } from '../../src/store/database.js';
 import type { Role } from '../../src/store/schema.js';
 import { postgresUrl } from './environment.js';
 import { checkResponsesAgainstOpenApi } from './openapi-check.js';
@@ -59,6 +61,20 @@ export async function postgresDatabase(baseUrl: string): Promise<TestDatabase> {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The tables of the test's own database (PostgreSQL: its schema), by a query that reads no other schema's rows:
+ * Kysely's introspection reads every schema of the database, and fails when another test file drops its
+ * schema meanwhile (the test files run two at a time).
+ */
+export async function tablesOf(store: Store): Promise<string[]> {
+  const query =
+    store.dialect === 'postgres'
+      ? sql<{ name: string }>`select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+          where n.nspname = current_schema() and c.relkind in ('r', 'p') and c.relname not like 'kysely_%'`
+      : sql<{ name: string }>`select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like 'kysely_%'`;
+  return (await query.execute(store.db)).rows.map((row) => row.name).sort();
 }
 
 /** The databases every conformance suite runs on: SQLite always, PostgreSQL when configured. */
