@@ -30,6 +30,7 @@ import { SlsError, type ErrorParams } from '../errors.js';
 import { STEP_UP_API } from '../policy/session-access.js';
 import { actingSession, type ActingSession } from '../request-context.js';
 import type { Executor, Store, Tx } from '../store/database.js';
+import { prepared } from '../store/prepared.js';
 import { hasSecurityRight } from '../identity/security-rights.js';
 import { latestStepUp, livesAt } from './sessions.js';
 
@@ -45,6 +46,29 @@ export interface InFlightDeps {
   /** A2: the user the NOT_PRIMARY_USER notice names for an account, read in the transaction (`SecurityRights.holder`). */
   holder: (db: Executor, accountId: string) => Promise<string | null>;
 }
+
+/** The acting session as it stands now, with what decides its user's rights: one statement, built once (every request with a session). */
+const actingNow = prepared<{ sessionId: string }>()((db, p) =>
+  db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .leftJoin('accounts', 'accounts.id', 'users.account_id')
+    .select([
+      'sessions.revoked_at',
+      'sessions.expires_at',
+      'sessions.idle_expires_at',
+      'sessions.device_id',
+      'sessions.verified_at',
+      'users.status',
+      'users.id',
+      'users.username',
+      'users.role',
+      'users.account_id',
+      'users.can_change_security',
+      'accounts.primary_user_id',
+    ])
+    .where('sessions.id', '=', p.sessionId),
+);
 
 /** Thrown in a transaction whose request's session ended (or whose proof was withdrawn) since the request was let through. */
 export class EndedInFlight extends SlsError {
@@ -78,26 +102,7 @@ export class LostRightInFlight extends SlsError {
 
 /** Why the acting session may no longer write, read in the transaction that holds the lock; null when it may. */
 async function refusalOf(trx: Tx, acting: ActingSession, deps: InFlightDeps): Promise<EndedInFlight | LostRightInFlight | null> {
-  const row = await trx
-    .selectFrom('sessions')
-    .innerJoin('users', 'users.id', 'sessions.user_id')
-    .leftJoin('accounts', 'accounts.id', 'users.account_id')
-    .select([
-      'sessions.revoked_at',
-      'sessions.expires_at',
-      'sessions.idle_expires_at',
-      'sessions.device_id',
-      'sessions.verified_at',
-      'users.status',
-      'users.id',
-      'users.username',
-      'users.role',
-      'users.account_id',
-      'users.can_change_security',
-      'accounts.primary_user_id',
-    ])
-    .where('sessions.id', '=', acting.sessionId)
-    .executeTakeFirst();
+  const row = await actingNow.first(trx, { sessionId: acting.sessionId });
   if (row?.status !== 'active' || !livesAt(row, deps.clock.now())) return new EndedInFlight('UNAUTHENTICATED', acting, 'ended-in-flight');
   // X1, X7: the role the staff member's action was let through for (an admin demoted them meanwhile)
   const roles = acting.staffRoles;

@@ -97,15 +97,19 @@ export function livesAt(row: { revoked_at: number | null; expires_at: number; id
 
 /** V1: the device and the phone's confirmation of a session's latest step-up, if it made one: the session's last proof (L8, T3, X7). */
 export function latestStepUp(db: Executor, sessionId: string): Promise<{ device_id: string | null; confirmed_by: Confirmation | null } | undefined> {
-  return db
+  return latestStepUpRow.first(db, { sessionId });
+}
+
+const latestStepUpRow = prepared<{ sessionId: string }>()((db, p) =>
+  db
     .selectFrom('login_flows')
     .select(['device_id', 'confirmed_by'])
-    .where('session_id', '=', sessionId)
+    .where('session_id', '=', p.sessionId)
     .where('kind', '=', 'step_up')
     .where('state', '=', 'done')
     .orderBy('updated_at', 'desc')
-    .executeTakeFirst();
-}
+    .limit(1),
+);
 
 export function newSessionId(): string {
   return newId('ses');
