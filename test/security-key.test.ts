@@ -378,6 +378,24 @@ describe.each(DATABASES)('D6: security keys on %s', (database) => {
     expect((await h.services.devices.get(keyId)).state).toBe('revoked');
   });
 
+  it("M6, L6, D6, X4: two keys that are each other's only company, removed at once by one stepped-up session: one stays (the check is made under the lock), the other removal is refused", async () => {
+    const { user, key, keyId, auth } = await withKey();
+    const second = await register(auth, new SoftwareAuthenticator(), 'Laptop passkey');
+    expect(second.status).toBe(201);
+    const cardId = (await h.services.devices.listForUser(user.id)).find((d) => d.type === 'dscplus')!.id;
+    await h.services.store.db.updateTable('devices').set({ state: 'revoked' }).where('id', '=', cardId).execute();
+    h.clock.advance(1000);
+    await stepUp(h.app, auth, (challenge) => key.assert(challenge.options, where, 1));
+    const results = await Promise.all([keyId, second.body.id as string].map((id) => send(h.app, 'DELETE', `/api/v1/security-keys/${id}`, auth)));
+    expect(results.map((r) => r.statusCode).sort()).toContain(204);
+    expect(
+      results.some((r) => r.statusCode >= 400),
+      results.map((r) => `${r.statusCode} ${r.body}`).join('; '),
+    ).toBe(true);
+    const active = (await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'security_key' && d.state === 'active');
+    expect(active).toHaveLength(1);
+  });
+
   it('names: keys are renamed and removed (after a step-up); a removed key is neither listed nor offered', async () => {
     const { user, keyId, auth, card } = await withKey();
     const second = await register(auth, new SoftwareAuthenticator(), 'Laptop passkey');
