@@ -623,16 +623,22 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
   );
 
   it.each(['client', 'client_services', 'compliance'] as const)(
-    'X1, X7 (decision 0011): %s without a step-up is refused what its role may not read (403 FORBIDDEN_ROLE), and sent to the step-up before any staff action (403 STEP_UP_REQUIRED; the console: the step-up page), the role checked after it; nothing written',
+    'X1, X7 (decisions 0011, 0034): %s without a step-up is refused what its role may not read or do (403 FORBIDDEN_ROLE, the role checked before the step-up), and sent to the step-up only before a staff action its role may take (403 STEP_UP_REQUIRED; the console: the step-up page); nothing written',
     async (role) => {
       const who = await session(role === 'client' ? undefined : role, { stepUp: false });
       const mayNot = role === 'client' ? STAFF_NEEDS : ROLE_MAY_NOT[role];
-      const reads: Need[] = ['staff', 'admin'];
+      const actions: Need[] = ['act', 'decide', 'end_sharing', 'admin_act'];
+      const before = (await h.services.audit.list({ userId: who.user.id, limit: 500 })).filter((e) => e.event === 'helpdesk.refused').length;
       const wrong = await unchanged(async () => [
-        ...(await api(who.headers, (need) => (!mayNot.includes(need) ? null : reads.includes(need) ? [403, 'FORBIDDEN_ROLE'] : [403, 'STEP_UP_REQUIRED']))),
-        ...(await pages(who.headers, (need) => (!mayNot.includes(need) ? null : reads.includes(need) ? [403, 'FORBIDDEN_ROLE'] : 'step-up'))),
+        ...(await api(who.headers, (need) => (mayNot.includes(need) ? [403, 'FORBIDDEN_ROLE'] : actions.includes(need) ? [403, 'STEP_UP_REQUIRED'] : null))),
+        ...(await pages(who.headers, (need) => (mayNot.includes(need) ? [403, 'FORBIDDEN_ROLE'] : actions.includes(need) ? 'step-up' : null))),
       ]);
       expect(wrong).toEqual([]);
+      // X1: each refusal by role is audited as such (helpdesk.refused, reason role), never as a step-up missed
+      const refused = (await h.services.audit.list({ userId: who.user.id, limit: 500 })).filter((e) => e.event === 'helpdesk.refused');
+      const tried = [...API, ...PAGES].filter(([, need]) => mayNot.includes(need)).length;
+      expect(refused.length - before).toBe(tried);
+      expect(new Set(refused.map((e) => (e.data as Json).reason))).toEqual(new Set(['role']));
     },
   );
 

@@ -37,6 +37,12 @@ export interface SessionGuardDeps {
   cookieSecure: boolean;
 }
 
+/**
+ * X1, X7 (decision 0034): a staff-only route's role check, by the user behind the session: it throws 403
+ * FORBIDDEN_ROLE (audited `helpdesk.refused`, reason `role`) for a role the route is not for.
+ */
+export type StaffRoleCheck = (userId: string) => Promise<unknown>;
+
 export class SessionGuard {
   /** The proof of a session read once per request (a request authenticates its own Session object), for the freshness and the permanence alike. */
   private readonly proofs = new WeakMap<Session, Promise<ProofStanding>>();
@@ -56,8 +62,20 @@ export class SessionGuard {
     return { now: this.deps.clock.now(), stepUpFreshMs: this.deps.policy.stepUpFreshMs, proof: () => this.proofOf(session) };
   }
 
-  /** The refusal of a session for a need, audited, or null. */
-  async refusal(request: FastifyRequest, session: Session, need: SessionNeed): Promise<SlsError | null> {
+  /**
+   * The refusal of a session for a need, audited, or null. `role`: a staff-only route's role check (it throws 403
+   * FORBIDDEN_ROLE, audited `helpdesk.refused`), made after the session's own checks and before the fresh step-up's
+   * (X1, X7, decision 0034): a client or a staff member whose role may not act hears of their role, not of a step-up.
+   */
+  async refusal(request: FastifyRequest, session: Session, need: SessionNeed, role?: StaffRoleCheck): Promise<SlsError | null> {
+    if (role) {
+      const early = await sessionRefusal(session, need, this.context(session), { beforeStepUp: true });
+      if (early) {
+        await this.audited(request, session, need, early.code, early.check);
+        return refusalError(early.code);
+      }
+      await role(session.userId);
+    }
     const refused = await sessionRefusal(session, need, this.context(session));
     // A2, O3: a user without the right to change the security settings is told who has it before any step-up
     if (need === 'security' && (!refused || refused.code === 'STEP_UP_REQUIRED')) {
@@ -100,12 +118,12 @@ export class SessionGuard {
    * own pages for a request that changes state), if it may do what it needs;
    * UNAUTHENTICATED or the refusal otherwise.
    */
-  async require(request: FastifyRequest, need: SessionNeed): Promise<{ session: Session; token: PresentedToken }> {
+  async require(request: FastifyRequest, need: SessionNeed, role?: StaffRoleCheck): Promise<{ session: Session; token: PresentedToken }> {
     const token = presentedToken(request, this.deps);
     const session = token ? await this.deps.sessions.authenticate(token.token) : null;
     if (!session || !token) throw new SlsError('UNAUTHENTICATED');
     if (token.via === 'cookie' && request.method !== 'GET' && request.method !== 'HEAD') assertSameOrigin(request, this.deps.publicUrl);
-    const refused = await this.refusal(request, session, need);
+    const refused = await this.refusal(request, session, need, role);
     if (refused) throw refused;
     this.acting(request, session, need);
     return { session, token };
@@ -230,10 +248,15 @@ export class SessionGuard {
    * page, which comes back to `returnTo` (X7). Other refusals are thrown, to
    * be shown on the error page.
    */
-  async page(request: FastifyRequest, need: SessionNeed, returnTo: string = request.url.split('?')[0]!): Promise<Session | { redirect: string }> {
+  async page(
+    request: FastifyRequest,
+    need: SessionNeed,
+    returnTo: string = request.url.split('?')[0]!,
+    role?: StaffRoleCheck,
+  ): Promise<Session | { redirect: string }> {
     const session = await this.browser(request);
     if (!session) return { redirect: '/login' };
-    const refused = await this.refusal(request, session, need);
+    const refused = await this.refusal(request, session, need, role);
     if (!refused) {
       this.acting(request, session, need);
       return session;

@@ -105,9 +105,18 @@ const freshStepUp: SessionCheck = {
 
 const CHECKS: readonly SessionCheck[] = [passwordChangeFirst, portalTasksInThePortal, temporaryScope, freshStepUp];
 
-/** The first refusal of the checks, with the check's name, or null when the session may. */
-export async function sessionRefusal(session: Session, need: SessionNeed, context: AccessContext): Promise<{ code: ErrorCode; check: string } | null> {
+/**
+ * The first refusal of the checks, with the check's name, or null when the session may. `beforeStepUp`: only the checks
+ * that come before the fresh step-up's (a staff route checks the role between them, decision 0034).
+ */
+export async function sessionRefusal(
+  session: Session,
+  need: SessionNeed,
+  context: AccessContext,
+  options: { beforeStepUp?: boolean } = {},
+): Promise<{ code: ErrorCode; check: string } | null> {
   for (const check of CHECKS) {
+    if (options.beforeStepUp && check === freshStepUp) break;
     const code = await check.refuse(session, need, context);
     if (code) return { code, check: check.name };
   }

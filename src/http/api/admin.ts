@@ -67,9 +67,10 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
    * (V1, X7: 403 STEP_UP_REQUIRED otherwise).
    */
   async function adminOf(request: FastifyRequest, need: 'staff' | 'staff_action'): Promise<User> {
-    const { session } = await guard.require(request, need);
-    // X1, X7: a role below admin asking the admin API is audited
-    return services.helpDesk.admin(session.userId, 'admin', request.url.split('?')[0]!);
+    // X1, X7 (decision 0034): a role below admin asking the admin API is refused before the step-up, audited
+    const role = (userId: string) => services.helpDesk.admin(userId, 'admin', request.url.split('?')[0]!);
+    const { session } = await guard.require(request, need, role);
+    return role(session.userId);
   }
 
   return async (fastify) => {

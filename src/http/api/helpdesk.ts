@@ -26,9 +26,11 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
    * 403 STEP_UP_REQUIRED otherwise).
    */
   async function staffOf(request: FastifyRequest, need: 'staff' | 'staff_action' = 'staff_action'): Promise<string> {
-    const { session } = await guard.require(request, need);
-    // X1, X7: the role before anything the request names is looked up: a client (or compliance, to act) learns nothing of a device's id
-    await services.helpDesk.staff(session.userId, need === 'staff' ? 'view' : 'act');
+    // X1, X7 (decision 0034): the role before the step-up, and before anything the request names is looked up: a client (or
+    // compliance, to act) hears FORBIDDEN_ROLE, not STEP_UP_REQUIRED, and learns nothing of a device's id
+    const role = (userId: string) => services.helpDesk.staff(userId, need === 'staff' ? 'view' : 'act');
+    const { session } = await guard.require(request, need, role);
+    await role(session.userId);
     return session.userId;
   }
 

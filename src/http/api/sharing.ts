@@ -51,9 +51,13 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
       return { session, meta: requestMeta(request) };
     }
 
-    /** Staff to read; to decide or cancel (`staff_action`), with a fresh step-up as well (V1, X7). */
-    async function staffOf(request: FastifyRequest, need: 'staff' | 'staff_action' = 'staff_action'): Promise<string> {
-      const { session } = await guard.require(request, need);
+    /**
+     * Staff to read; to decide or cancel (`staff_action`), with a fresh step-up as well (V1, X7). X1, X7, H3 (decision
+     * 0034): a role that may not decide or cancel is refused before the step-up (403 FORBIDDEN_ROLE, audited).
+     */
+    async function staffOf(request: FastifyRequest, need: 'staff' | 'staff_action' = 'staff_action', action?: 'sharing_decision' | 'sharing_cancel'): Promise<string> {
+      const role = action ? (userId: string) => services.helpDesk.staffOnSharing(userId, [], action) : undefined;
+      const { session } = await guard.require(request, need, role);
       return session.userId;
     }
 
@@ -218,7 +222,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           response: { 200: SharingSchema, ...FLOW_ERRORS },
         },
       },
-      async (request) => sharing.decide(await staffOf(request), request.params.id, request.body.decision, request.body.note),
+      async (request) => sharing.decide(await staffOf(request, 'staff_action', 'sharing_decision'), request.params.id, request.body.decision, request.body.note),
     );
 
     app.delete(
@@ -234,7 +238,7 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           response: { 200: SharingSchema, ...FLOW_ERRORS },
         },
       },
-      async (request) => sharing.cancel({ staffUserId: await staffOf(request) }, request.params.id, requestMeta(request)),
+      async (request) => sharing.cancel({ staffUserId: await staffOf(request, 'staff_action', 'sharing_cancel') }, request.params.id, requestMeta(request)),
     );
   };
 }

@@ -189,11 +189,30 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
    * instead (the login page; the password page after a one-time password).
    * A client gets FORBIDDEN_ROLE; a session of limited scope (T3) or a
    * trading session is refused by the session guard. To act (`staff_action`,
-   * every form), the session needs a fresh step-up (V1, X7): without one the
+   * every form), a role that may act (else FORBIDDEN_ROLE, before any
+   * step-up: decision 0034), then a fresh step-up (V1, X7): without one the
    * browser goes to the step-up page, which comes back to `returnTo`.
    */
-  async function signedInStaff(request: FastifyRequest, need: 'staff' | 'staff_action' = 'staff', returnTo?: string): Promise<Staff | { redirect: string }> {
-    const session = await guard.page(request, need, returnTo);
+  async function signedInStaff(
+    request: FastifyRequest,
+    need: 'staff' | 'staff_action' = 'staff',
+    returnTo?: string,
+  ): Promise<(Staff & { refused?: SlsError }) | { redirect: string }> {
+    // X1, X7 (decision 0034): a role that may not act is refused before the step-up, audited: a client on the error
+    // page; compliance, who may look, on the user page (`refused`)
+    let actRefused: unknown = null;
+    const role = async (userId: string) => {
+      await helpDesk.staff(userId, 'view');
+      if (need === 'staff_action') await helpDesk.staff(userId, 'act').catch((error: unknown) => Promise.reject((actRefused = error)));
+    };
+    let session: Session | { redirect: string };
+    try {
+      session = await guard.page(request, need, returnTo, role);
+    } catch (error) {
+      const viewer = error === actRefused ? await guard.browser(request) : null;
+      if (!viewer) throw error;
+      return { user: await helpDesk.staff(viewer.userId, 'view'), session: viewer, mayAct: false, refused: toSlsError(error) };
+    }
     if (redirected(session)) return session;
     const user = await helpDesk.staff(session.userId, 'view');
     const mayAct = await helpDesk.staff(session.userId, 'act', { quiet: true }).then(
@@ -381,7 +400,8 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     const staff = await signedInStaff(request, 'staff_action', back);
     if ('redirect' in staff) return reply.redirect(staff.redirect, 303);
     try {
-      // X1, X7: a role that may not act (compliance) is refused before the form is read (FORBIDDEN_ROLE, audited)
+      // X1, X7: a role that may not act (compliance) is refused before the step-up and the form is read (FORBIDDEN_ROLE, audited)
+      if (staff.refused) throw staff.refused;
       if (!staff.mayAct) await helpDesk.staff(staff.user.id, 'act');
       return await run(staff);
     } catch (error) {

@@ -24,10 +24,11 @@ export function oidcClientPages(services: Services, pages: PageRenderer, guard: 
      * fresh step-up (V1, X7), or the step-up page, which comes back here.
      */
     async function admin(request: FastifyRequest, need: 'staff' | 'staff_action'): Promise<{ userId: string; session: Session } | { redirect: string }> {
-      const session = await guard.page(request, need, PATH);
+      // X1, X7 (decision 0034): a role below admin on the OpenID clients page is refused before the step-up, audited
+      const role = (userId: string) => services.helpDesk.admin(userId, 'oidc_clients', request.url.split('?')[0]!);
+      const session = await guard.page(request, need, PATH, role);
       if (redirected(session)) return session;
-      // X1, X7: a role below admin on the OpenID clients page is audited
-      const user = await services.helpDesk.admin(session.userId, 'oidc_clients', request.url.split('?')[0]!);
+      const user = await role(session.userId);
       return { userId: user.id, session };
     }
 
