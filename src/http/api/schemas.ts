@@ -3,6 +3,7 @@ import { z } from 'zod';
 
 /** V1, X7: what every action of staff needs (the help desk and admin API), as the OpenAPI description of each says. */
 export const STAFF_STEP_UP =
+  'A role the route is not for is refused first, stepped up or not: 403 FORBIDDEN_ROLE, audited (X1, X7, decision 0034). ' +
   'Needs a step-up of this staff session within the last minutes (SLS_STEP_UP_MINUTES, 5 by default): 403 STEP_UP_REQUIRED otherwise, ' +
   'with `stepUp`, where it starts (V1, X7); and that step-up (else the login) made with a permanent device, not a temporary passcode or online card: ' +
   "403 PERMANENT_DEVICE_REQUIRED otherwise (X7, T3); and with the staff member's strongest device (not SMS while a DSC+ protects them): " +
