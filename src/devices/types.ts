@@ -367,9 +367,11 @@ export interface Phone {
  * session that proved only a weaker device, within the wait after the report
  * (`params.weakerLossReport.until`): it still counts as held when a new
  * device is bound, so that whoever holds the password and a SIM never
- * reports a DSC+ lost and brings in a device of their own at once.
+ * reports a DSC+ lost and brings in a device of their own at once. A staff
+ * member's (`untilConfirmed`, decision 0035): until an admin ends the wait.
  */
 export function lossUnconfirmed(device: Device, now: number): boolean {
-  const report = device.params.weakerLossReport as { until?: unknown } | undefined;
-  return device.state === 'lost' && typeof report?.until === 'number' && report.until > now;
+  const report = device.params.weakerLossReport as { until?: unknown; untilConfirmed?: unknown } | undefined;
+  // X7, D2 (decision 0035): a staff member's card waits until an admin ends the wait, never by itself
+  return device.state === 'lost' && typeof report?.until === 'number' && (report.until > now || report.untilConfirmed === true);
 }

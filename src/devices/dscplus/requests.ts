@@ -357,7 +357,11 @@ export class DscPlusRequests {
     const unverified = actor.staffUserId !== undefined && actor.verificationId === undefined && device.userId !== null;
     const weaker = unverified || (actor.session !== undefined && (proved === null || kind(proved.type) < kind(device.type)));
     const until = this.deps.clock.now() + this.deps.config.policy.weakerLossReportWaitMs;
-    const report = { until, provedWith: proved?.type ?? null, ...(unverified ? { byStaff: true } : {}) };
+    // X7, D2 (decision 0035): a staff member's card is what their help-desk seat acts on (decision 0028): its wait does
+    // not end by itself, or the staff password and a SIM would act, and bind a key or the authenticator, 3 days later
+    const owner = weaker && device.userId ? await this.deps.users.get(device.userId) : null;
+    const staffCard = owner !== null && owner.role !== 'client';
+    const report = { until, provedWith: proved?.type ?? null, ...(unverified ? { byStaff: true } : {}), ...(staffCard ? { untilConfirmed: true } : {}) };
     const set = weaker ? { params: JSON.stringify({ ...device.params, weakerLossReport: report }) } : undefined;
     const lost = await this.settle(
       deviceId,
