@@ -851,6 +851,31 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(await h.services.store.db.selectFrom('app_messages').select('id').where('device_id', '=', e.deviceId).execute()).toEqual([]);
   });
 
+  it("K14, A5, X3: a message is acknowledged by its own phone only: another phone's authenticator (its own token) acknowledging it, an unknown id or one already acknowledged get 404 NOT_FOUND, alike, and nothing is deleted", async () => {
+    const user = await smsUser(h);
+    const app = phone();
+    await app.activate(user.username);
+    const stranger = await smsUser(h);
+    const other = phone();
+    await other.activate(stranger.username);
+    const staff = await createUser(h.services, { role: 'client_services' });
+    const verification = await h.services.helpDesk.verifyIdentity(staff.id, user.username, { method: 'callback_on_record', notes: 'test' });
+    await h.services.helpDesk.resetPassword(staff.id, user.username, { verificationId: verification.id });
+    const [message] = (await app.poll()).messages;
+    const mine = app.enrolments.get(user.username)!;
+    const theirs = other.enrolments.get(stranger.username)!;
+    const refusal = async (id: string, by: { deviceId: string; token: string }) => {
+      const error = await rejected(other.api.acknowledge(id, by));
+      return [error.status, error.body.error.code];
+    };
+    expect(await refusal(message!.id, { deviceId: theirs.deviceId, token: theirs.token })).toEqual([404, 'NOT_FOUND']);
+    expect(await refusal(`msg_${'c'.repeat(26)}`, { deviceId: theirs.deviceId, token: theirs.token })).toEqual([404, 'NOT_FOUND']);
+    expect((await app.poll()).messages.map((m) => m.id)).toEqual([message!.id]);
+    await app.api.acknowledge(message!.id, { deviceId: mine.deviceId, token: mine.token });
+    expect((await app.poll()).messages).toEqual([]);
+    expect(await refusal(message!.id, { deviceId: mine.deviceId, token: mine.token })).toEqual([404, 'NOT_FOUND']);
+  });
+
   it('K3, K4, K13, X2: the login page shows the number and works without JavaScript: Continue after approval, or the offline challenge', async () => {
     const user = await smsUser(h);
     const app = phone();

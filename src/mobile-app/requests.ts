@@ -300,8 +300,10 @@ export class Messages {
     try {
       await this.context.api.acknowledge(shown.id, shown.device);
       this.unacknowledged.delete(shown.id);
-    } catch {
-      this.unacknowledged.set(shown.id, shown);
+    } catch (error) {
+      // 404: the server no longer holds it (acknowledged already, or expired): nothing to try again
+      if (error instanceof ApiError && error.status === 404) this.unacknowledged.delete(shown.id);
+      else this.unacknowledged.set(shown.id, shown);
     }
   }
 

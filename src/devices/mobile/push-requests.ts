@@ -522,10 +522,12 @@ export class PushRequests {
     return { device, scope: access.scope };
   }
 
-  /** K14: the app has shown the message; it is deleted. */
+  /** K14: the app has shown the message; it is deleted (404 NOT_FOUND if it is not this phone's, or no longer there). */
   async acknowledge(messageId: string, token: DeviceToken): Promise<void> {
     const { device } = await this.authenticateApp(token);
-    await this.deps.store.db.deleteFrom('app_messages').where('id', '=', messageId).where('device_id', '=', device.id).execute();
+    const deleted = await this.deps.store.db.deleteFrom('app_messages').where('id', '=', messageId).where('device_id', '=', device.id).executeTakeFirst();
+    // K14, X3: another phone's message, an unknown or already acknowledged one: the same 404, telling nothing of which
+    if (Number(deleted.numDeletedRows) === 0) throw new SlsError('NOT_FOUND');
   }
 
   /** K14: temporary passwords the app never fetched are deleted once they expire. */

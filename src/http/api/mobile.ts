@@ -353,6 +353,8 @@ export function mobileApi(services: Services): FastifyPluginAsync {
           security: [],
           tags: ['mobile authenticator'],
           summary: 'The app has shown a message (a temporary password, K14): it is deleted',
+          description:
+            "404 NOT_FOUND for a message that is not this phone's authenticator's, unknown, expired or already acknowledged (the same answer: no message id is told apart); 401 APP_TOKEN_INVALID for the phone's own proof.",
           params: ActivationParams,
           body: DeviceTokenSchema,
           response: { 200: OkSchema(), ...FLOW_ERRORS },
