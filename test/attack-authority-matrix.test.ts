@@ -85,6 +85,9 @@ type Need =
 const ADDRESS = { name: 'Alice Martin', line1: '1 Main Street', city: 'Springfield', postalCode: '12345', country: 'US' };
 
 /** The JSON API: each route, what it needs and a body its schema accepts (so that the refusal is the caller's, not the body's). */
+/** The one route a session or an API key opens (A6, I3). */
+const EQUITY_API = 'PUT /api/v1/admin/accounts/:number/equity';
+
 const API: [route: string, need: Need, body?: Json][] = [
   ['GET /api/openapi.json', 'public'],
   ['GET /api/v1/health', 'public'],
@@ -164,7 +167,8 @@ const API: [route: string, need: Need, body?: Json][] = [
   ['POST /api/v1/helpdesk/sharing/:id/decision', 'decide', { decision: 'approve' }],
   ['DELETE /api/v1/helpdesk/sharing/:id', 'end_sharing'],
   ['GET /api/v1/admin/audit', 'admin'],
-  ['PUT /api/v1/admin/accounts/:number/equity', 'admin_act', { equityUsd: 2_000_000 }],
+  // A6 (decision 0034): the equity's rule is the console's: staff who may act (client services, admins); or an `accounts` key
+  [EQUITY_API, 'act', { equityUsd: 2_000_000 }],
   ['POST /api/v1/withdrawals', 'key', { account: 'U1000001', amount: 100, currency: 'USD', reference: 'r1' }],
   ['POST /api/v1/withdrawals/check', 'key', { account: 'U1000001', amount: 100, currency: 'USD' }],
   ['GET /api/v1/entitlements', 'key', { account: 'U1000001' }],
@@ -416,10 +420,10 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
   }
 
   /** Every API route the caller has less than, tried: each answer must be `expected(need)` (status and code). */
-  async function api(headers: Record<string, string>, expected: (need: Need) => [number, string] | null, ids: Record<string, string> = {}): Promise<string[]> {
+  async function api(headers: Record<string, string>, expected: (need: Need, route: string) => [number, string] | null, ids: Record<string, string> = {}): Promise<string[]> {
     const wrong: string[] = [];
     for (const [route, need, body] of API) {
-      const want = expected(need);
+      const want = expected(need, route);
       if (!want) continue;
       const [method, url] = route.split(' ') as [string, string];
       const answer = await request(method, path(url, ids), headers, body);
@@ -513,7 +517,7 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
 
   it("I3: an API key is no session (401 UNAUTHENTICATED on every session route, an admin's too but the equity its scope opens), and a session's token is no key (401 API_KEY_INVALID); nothing written", async () => {
     const wrong = await unchanged(async () => [
-      ...(await api(bearer(apiKey), (need) => (SESSION_NEEDS.includes(need) && need !== 'admin_act' ? [401, 'UNAUTHENTICATED'] : null))),
+      ...(await api(bearer(apiKey), (need, route) => (SESSION_NEEDS.includes(need) && route !== EQUITY_API ? [401, 'UNAUTHENTICATED'] : null))),
       ...(await api(staff.admin.headers, (need) => (need === 'key' ? [401, 'API_KEY_INVALID'] : null))),
     ]);
     expect(wrong).toEqual([]);
@@ -523,7 +527,7 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     const withdrawals = (await h.services.apiKeys.create({ name: 'matrix-w', scopes: ['withdrawals'] }, 'test')).key;
     const accounts = (await h.services.apiKeys.create({ name: 'matrix-a', scopes: ['accounts'] }, 'test')).key;
     const wrong = await unchanged(async () => [
-      ...(await api(bearer(withdrawals), (need) => (need === 'admin_act' ? [403, 'API_KEY_SCOPE'] : null))),
+      ...(await api(bearer(withdrawals), (_, route) => (route === EQUITY_API ? [403, 'API_KEY_SCOPE'] : null))),
       ...(await api(bearer(accounts), (need) => (need === 'key' ? [403, 'API_KEY_SCOPE'] : null))),
     ]);
     expect(wrong).toEqual([]);
@@ -698,7 +702,7 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
       const names = (route: string) => /:(username|number|deviceId)/.test(route);
       const wrong = await unchanged(async () => {
         const out: string[] = [];
-        // (the admin API's equity is the admin role's: client services are refused it by role, FORBIDDEN_ROLE, above)
+        // (the equity through the admin API is an `act` since decision 0034: client services try it too)
         const needs: Need[] = role === 'admin' ? ['staff', 'act', 'admin_act'] : ['staff', 'act'];
         for (const [route, need, body] of API.filter(([r, n]) => names(r) && needs.includes(n))) {
           const [method, url] = route.split(' ') as [string, string];

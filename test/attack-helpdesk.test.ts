@@ -538,7 +538,8 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     addUserPhone: ['client_services', 'admin'],
     decideSharing: ['compliance', 'admin'],
     cancelSharingAsStaff: ['client_services', 'compliance', 'admin'],
-    setAccountEquity: ['admin'],
+    // A6 (decision 0034): the console's rule: staff who may act for clients
+    setAccountEquity: ['client_services', 'admin'],
     listAuditEntries: ['admin'],
   };
 
@@ -704,9 +705,11 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     expect((await get(h.app, `/api/v1/helpdesk/users?q=${client.username}`, agent.headers)).body.error?.code).toBe('FORBIDDEN_ROLE');
     expect((await browser.get('/helpdesk')).status).toBe(403);
 
-    await setUser(admin.user.id, { role: 'client_services' });
+    await setUser(admin.user.id, { role: 'compliance' });
     const equity = await request('PUT', `/api/v1/admin/accounts/${client.accountNumber}/equity`, admin.headers, { equityUsd: 5_000_000 });
     expect([equity.status, equity.body.error?.code]).toEqual([403, 'FORBIDDEN_ROLE']);
+    await setUser(admin.user.id, { role: 'client_services' });
+    expect((await get(h.app, '/api/v1/admin/audit', admin.headers)).body.error?.code).toBe('FORBIDDEN_ROLE');
     await setUser(admin.user.id, { role: 'admin', status: 'disabled' });
     expect((await get(h.app, '/api/v1/admin/audit', admin.headers)).status).toBe(401);
     expect((await get(h.app, `/api/v1/helpdesk/users?q=${client.username}`, admin.headers)).status).toBe(401);

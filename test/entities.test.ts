@@ -311,9 +311,9 @@ describe.each(DATABASES)('entities and accounts (A1, A6) on %s', (db) => {
       expect([entry?.actor, entry?.data.equityUsd]).toEqual([`staff:${staff.user.id}`, 1500000.5]);
     });
 
-    it('A6: an admin sets an account’s equity through the admin API with the Bearer token of their session; other staff, clients and strangers are refused; bad input is a 4xx', async () => {
+    it('A6 (decision 0034): an admin sets an account’s equity through the admin API with the Bearer token of their session (client services too, as in the console); compliance, clients and strangers are refused; bad input is a 4xx', async () => {
       const admin = await signedIn('admin');
-      const agentStaff = await signedIn('client_services');
+      const agentStaff = await signedIn('compliance');
       const caller = await userOf((await newEntity(PASSPORT)).id);
       const url = `/api/v1/admin/accounts/${caller.accountNumber}/equity`;
       const done = await put(h, url, { equityUsd: 2500000 }, bearer(admin.token));

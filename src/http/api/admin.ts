@@ -73,6 +73,17 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
     return role(session.userId);
   }
 
+  /**
+   * A6, X7 (decision 0034): the staff member who may act (client services or an admin: the console's rule for the same
+   * change), with a fresh step-up; any other role 403 FORBIDDEN_ROLE before the step-up, audited.
+   */
+  async function actingStaffOf(request: FastifyRequest): Promise<string> {
+    const role = (userId: string) => services.helpDesk.staff(userId, 'act');
+    const { session } = await guard.require(request, 'staff_action', role);
+    await role(session.userId);
+    return session.userId;
+  }
+
   return async (fastify) => {
     const app = fastify.withTypeProvider<ZodTypeProvider>();
 
@@ -121,12 +132,13 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
           tags: ['admin'],
           summary: 'Set the equity of an account (A6)',
           description:
-            'Staff with the admin role, with the Bearer token of their own session, or an integrator with an API key of the `accounts` scope ' +
+            'Staff who may act for clients (client services or an admin, as in the console: one rule, decision 0034; compliance and clients 403 FORBIDDEN_ROLE), ' +
+            'with the Bearer token of their own session, or an integrator with an API key of the `accounts` scope ' +
             '(`sls apikey create --scope accounts`). The equity decides whether the account may request a ' +
-            'DSC+ (C1). 404 ACCOUNT_NOT_FOUND; 400 VALIDATION_ERROR for a negative amount or more than two decimals; an admin is refused 403 STAFF_TARGET_FORBIDDEN ' +
-            "on their own account or on another admin's (X7; `sls account set-equity` instead), and an API key 403 STAFF_TARGET_FORBIDDEN " +
+            'DSC+ (C1). 404 ACCOUNT_NOT_FOUND; 400 VALIDATION_ERROR for a negative amount or more than two decimals; staff are refused 403 STAFF_TARGET_FORBIDDEN ' +
+            "on their own account, a staff member's but by an admin, or an admin's (X7, decision 0010; `sls account set-equity` instead), and an API key 403 STAFF_TARGET_FORBIDDEN " +
             '(reason `apikey`, audited as `account.equity_refused`) on an account with a staff member behind it: a staff username, or a client username of a staff ' +
-            "member's entity (X7: only an admin acts on staff). Audited. An admin's session: " +
+            "member's entity (X7: only an admin acts on staff). Audited. A staff session: " +
             STAFF_STEP_UP,
           operationId: 'setAccountEquity',
           security: [{ bearer: [] }, ...API_KEY_SECURITY],
@@ -136,13 +148,13 @@ export function adminApi(services: Services, guard: SessionGuard, apiKeys: ApiKe
         },
       },
       async (request) => {
-        // A6: the back office's integration sets it with its API key; an admin with their session, under X7 as in the console
+        // A6: the back office's integration sets it with its API key; staff with their session, under X7 and the role as in the console
         const key = apiKeys.presented(request) ? await apiKeys.require(request, 'accounts') : null;
         const account = key
           ? await apiKeys.writing(request, key, 'accounts', (stillValid) =>
               services.users.setEquity(request.params.number, request.body.equityUsd, `apikey:${key.id}`, { clientsOnly: true, stillValid }),
             )
-          : await services.helpDesk.setAccountEquity((await adminOf(request, 'staff_action')).id, request.params.number, request.body.equityUsd);
+          : await services.helpDesk.setAccountEquity(await actingStaffOf(request), request.params.number, request.body.equityUsd);
         return {
           account: account.accountNumber,
           equityUsd: account.equityUsd,
