@@ -47,6 +47,7 @@ import { issuePasscode } from './support/staff.js';
 import { TestPhone, harnessInbox, listen, rejected, verifiedNumber } from './support/phone.js';
 import { activationMessage, answerMessage, generatePhoneKeys, publicKeys, signAnswer } from '../src/mobile-app/protocol.js';
 import { sharingPair } from './support/sharing.js';
+import { LEGACY_KEYS, legacyDevice } from './support/kind-drivers.js';
 import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import * as oidc from 'openid-client';
@@ -420,7 +421,11 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
   }
 
   /** Every API route the caller has less than, tried: each answer must be `expected(need)` (status and code). */
-  async function api(headers: Record<string, string>, expected: (need: Need, route: string) => [number, string] | null, ids: Record<string, string> = {}): Promise<string[]> {
+  async function api(
+    headers: Record<string, string>,
+    expected: (need: Need, route: string) => [number, string] | null,
+    ids: Record<string, string> = {},
+  ): Promise<string[]> {
     const wrong: string[] = [];
     for (const [route, need, body] of API) {
       const want = expected(need, route);
@@ -762,11 +767,14 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
    * API — bind or remove a security key, opt out, share a device —; the requests answered otherwise than
    * 403 STRONGER_DEVICE_REQUIRED.
    */
-  async function notRefusedStronger(headers: Record<string, string>, user: User, keyId: string): Promise<string[]> {
-    const cases: [string, string, Json?][] = [
+  async function notRefusedStronger(headers: Record<string, string>, user: User, keyId: string, options: { keys?: boolean } = {}): Promise<string[]> {
+    const keys: [string, string, Json?][] = [
       ['POST', '/api/v1/security-keys/registration'],
       ['POST', '/api/v1/security-keys', { name: 'key', state: 'x', credential: {} }],
       ['DELETE', `/api/v1/security-keys/${keyId}`],
+    ];
+    const cases: [string, string, Json?][] = [
+      ...(options.keys === false ? [] : keys),
       ['POST', '/api/v1/secure-login/opt-out', { acknowledgeRisks: true, confirmation: user.username }],
       ['POST', '/api/v1/sharing', { ownerUsername: owner.user.username, ownerPassword: PASSWORD }],
     ];
@@ -815,45 +823,82 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     return (await app.complete(view, respond(view.challenge as Json))).deviceId;
   }
 
-  /** The answer of the weaker device to a login's or a step-up's prompt (the app's offline challenge for a push, K4). */
-  async function weakAnswer(user: User, weak: 'scc' | 'mobile', prompt: Json, offline: () => Promise<Json>): Promise<string> {
-    if (weak === 'scc') return indexAnswerOf(REQUESTER_SCC_CODES)(prompt);
-    const challenge = prompt.type === 'push' ? await offline() : prompt;
-    return (await phoneOf()).respond(user.username, challenge.question as string);
+  /** How a device answers a login's or a step-up's prompt (`offline`: the app's offline challenge for a push, K4). */
+  type Answerer = (prompt: Json, offline: () => Promise<Json>) => Promise<string>;
+  type Weak = 'scc' | 'mobile' | 'key' | 'dsc';
+  type Strongest = 'dscplus' | 'mobile' | 'key' | 'token';
+
+  /** D6: a security key of the user's, registered on the proof of `session`; its device id and its answers. */
+  async function withKey(session: Record<string, string>): Promise<{ deviceId: string; answer: Answerer }> {
+    const where = relyingPartyOf(h.services.config);
+    const key = new SoftwareAuthenticator();
+    const deviceId = await registerSecurityKey(h.app, session, key, where);
+    return { deviceId, answer: async (prompt) => key.assert(prompt.options as { challenge: string }, where) };
+  }
+
+  /** D1: a legacy device (a DSC, or a Platinum / Gold token) issued to the user from the stock; its device id and its answers. */
+  async function withLegacy(user: User, kind: keyof typeof LEGACY_KEYS): Promise<{ deviceId: string; answer: Answerer }> {
+    const { deviceId, display } = await legacyDevice(h, user, LEGACY_KEYS[kind]);
+    return { deviceId, answer: (prompt) => display(prompt) };
   }
 
   /**
-   * D2: a user protected by `strongest` (a DSC+, or the mobile authenticator) who also holds a weaker device (a code
-   * card, or the authenticator), whose session was opened and stepped up with the weaker one; a security key of theirs,
-   * registered on the proof of the stronger, for that session to try to remove.
+   * D2: a user protected by `strongest` (a DSC+, the mobile authenticator, a security key or a Platinum / Gold token) who
+   * also holds a weaker device (a code card, the authenticator, a security key or a legacy DSC), whose session was opened
+   * and stepped up with the weaker one; a security key of theirs, registered on the proof of the stronger (the strongest
+   * itself when it is a key), for that session to try to remove.
    */
-  async function weakerSteppedUp(
-    weak: 'scc' | 'mobile',
-    strongest: 'dscplus' | 'mobile',
-    role?: Role,
-  ): Promise<{ user: User; headers: Record<string, string>; keyId: string }> {
+  async function weakerSteppedUp(weak: Weak, strongest: Strongest, role?: Role): Promise<{ user: User; headers: Record<string, string>; keyId: string }> {
     let user: User;
-    let weakId: string;
     let strongSession: () => Promise<Record<string, string>>;
-    if (strongest === 'dscplus') {
+    let strongKeyId: string | null = null;
+    let weakDevice: { deviceId: string; answer: Answerer } | null = null;
+    if (strongest === 'dscplus' || strongest === 'key') {
       const made = await createUserWithCard(h.services, '1234', role ? { role } : {});
       user = made.user;
-      weakId = weak === 'scc' ? await withScc(user) : await withMobile(user, withCard(made.card));
       strongSession = () => loginSession(h.app, user.username, withCard(made.card), { stepUp: true });
+      if (strongest === 'key') {
+        // the key, registered on the card's proof, then the card given back: the key protects the user
+        const key = await withKey(await strongSession());
+        const [card] = (await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'dscplus');
+        await h.services.devices.setState(card!.id, 'revoked', 'test', 'matrix: the key is the strongest');
+        strongKeyId = key.deviceId;
+        strongSession = () => deviceSession(user, key.deviceId, key.answer);
+      }
+      if (weak === 'mobile') weakDevice = { deviceId: await withMobile(user, withCard(made.card)), answer: mobileAnswer(user) };
+    } else if (strongest === 'token') {
+      user = await createUser(h.services, role ? { role } : {});
+      const token = await withLegacy(user, 'token_hotp');
+      strongSession = () => deviceSession(user, token.deviceId, token.answer);
     } else {
       // the code card, the only device, proves possession for the authenticator (K7); the code card is then the weaker
-      const made = await createUser(h.services, role ? { role } : {});
-      user = made;
-      weakId = await withScc(user);
+      user = await createUser(h.services, role ? { role } : {});
+      weakDevice = { deviceId: await withScc(user), answer: sccAnswer };
       const mobileId = await withMobile(user, indexAnswerOf(REQUESTER_SCC_CODES));
-      strongSession = async () => (await weakerSession(made, 'mobile', mobileId)).headers;
+      const u = user;
+      strongSession = () => deviceSession(u, mobileId, mobileAnswer(u));
     }
-    const keyId = await registerSecurityKey(h.app, await strongSession(), new SoftwareAuthenticator(), relyingPartyOf(h.services.config));
-    return { user, keyId, ...(await weakerSession(user, weak, weakId)) };
+    if (!weakDevice) {
+      if (weak === 'scc') weakDevice = { deviceId: await withScc(user), answer: sccAnswer };
+      else if (weak === 'key') weakDevice = await withKey(await strongSession());
+      else if (weak === 'dsc') weakDevice = await withLegacy(user, 'dsc');
+      else throw new Error(`no ${weak} beside ${strongest} here`);
+    }
+    const keyId = strongKeyId ?? (weak === 'key' ? weakDevice.deviceId : (await withKey(await strongSession())).deviceId);
+    return { user, keyId, headers: await deviceSession(user, weakDevice.deviceId, weakDevice.answer) };
   }
 
-  /** A portal session opened and stepped up with the device `deviceId` (of type `weak`). */
-  async function weakerSession(user: User, weak: 'scc' | 'mobile', deviceId: string): Promise<{ headers: Record<string, string> }> {
+  const sccAnswer: Answerer = async (prompt) => indexAnswerOf(REQUESTER_SCC_CODES)(prompt);
+  /** K4: the app's response to the challenge (the offline one, for a push). */
+  const mobileAnswer =
+    (user: User): Answerer =>
+    async (prompt, offline) => {
+      const challenge = prompt.type === 'push' ? await offline() : prompt;
+      return (await phoneOf()).respond(user.username, challenge.question as string);
+    };
+
+  /** A portal session opened and stepped up with the device `deviceId`, answered by `answerWith`. */
+  async function deviceSession(user: User, deviceId: string, answerWith: Answerer): Promise<Record<string, string>> {
     const start = await startLogin(h.app, user.username);
     expect(start.status, JSON.stringify(start.body)).toBe(200);
     let prompt = start.body.challenge as Json;
@@ -863,35 +908,43 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
       prompt = switched.body.challenge as Json;
     }
     const offlineLogin = async () => (await postJson(h.app, `/api/v1/login/${start.body.id}/offline`, {}, claimFor(start.body.id))).body.challenge as Json;
-    const logged = await answer(h.app, start.body.id, await weakAnswer(user, weak, prompt, offlineLogin));
+    const logged = await answer(h.app, start.body.id, await answerWith(prompt, offlineLogin));
     expect(logged.status, JSON.stringify(logged.body)).toBe(200);
     const headers = bearer(logged.body.session.token);
     const step = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, headers);
     expect(step.body.deviceId, JSON.stringify(step.body)).toBe(deviceId);
     const offlineStep = async () => (await postJson(h.app, `/api/v1/step-up/${step.body.id}/offline`, {}, headers)).body.challenge as Json;
-    const stepped = await postJson(
-      h.app,
-      `/api/v1/step-up/${step.body.id}`,
-      { response: await weakAnswer(user, weak, step.body.challenge, offlineStep) },
-      headers,
-    );
+    const stepped = await postJson(h.app, `/api/v1/step-up/${step.body.id}`, { response: await answerWith(step.body.challenge, offlineStep) }, headers);
     expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
-    return { headers };
+    return headers;
   }
 
-  it.each([
+  /**
+   * The rows: the weaker device a session proved, the user's strongest. A security key's proof binds and removes a key
+   * (D2, D6: it is as strong as the device it would add or remove), so its rows try the opt-out and the sharing only; a
+   * Platinum / Gold token is never the weaker (D2: as strong as a DSC+).
+   */
+  const WEAKER: [Weak, Strongest][] = [
     ['scc', 'dscplus'],
     ['mobile', 'dscplus'],
     ['scc', 'mobile'],
-  ] as const)(
-    'D2, O1, H5, D6: a client whose strongest device is above the %s their session was opened and stepped up with (%s) binds no security key, removes none, opts out of nothing and shares no device: 403 STRONGER_DEVICE_REQUIRED; nothing written',
+    ['key', 'dscplus'],
+    ['dsc', 'dscplus'],
+    ['dsc', 'key'],
+    ['key', 'token'],
+    ['dsc', 'token'],
+  ];
+
+  it.each(WEAKER)(
+    'D2, O1, H5, D6, D1: a client whose strongest device is above the %s their session was opened and stepped up with (%s) binds no security key a key would not, removes none, opts out of nothing and shares no device: 403 STRONGER_DEVICE_REQUIRED; nothing written',
     async (weak, strongest) => {
       const { user, headers, keyId } = await weakerSteppedUp(weak, strongest);
+      const keys = weak !== 'key';
       const wrong = await unchanged(async () => {
-        const out = await notRefusedStronger(headers, user, keyId);
+        const out = await notRefusedStronger(headers, user, keyId, { keys });
         const { agent } = await browser(headers);
         const csrf = csrfOf(forms((await agent.get('/account')).html).find((f) => f.attrs.action === '/logout')!);
-        for (const url of ['/settings/security-keys', `/settings/security-keys/${keyId}/remove`]) {
+        for (const url of keys ? ['/settings/security-keys', `/settings/security-keys/${keyId}/remove`] : []) {
           const page = await agent.post(url, { _csrf: csrf, name: 'key' });
           if (page.status !== 403 || codeOf(page) !== 'STRONGER_DEVICE_REQUIRED')
             out.push(`POST ${url}: ${page.status} ${page.location ?? codeOf(page) ?? ''}`);
@@ -902,12 +955,8 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     },
   );
 
-  it.each([
-    ['scc', 'dscplus'],
-    ['mobile', 'dscplus'],
-    ['scc', 'mobile'],
-  ] as const)(
-    'X7, D2 (decision 0028): an admin whose session was opened and stepped up with a %s, weaker than their strongest device (%s), takes no staff action: 403 STRONGER_DEVICE_REQUIRED on every one, through the API and the console; nothing written',
+  it.each(WEAKER)(
+    'X7, D2, D1 (decision 0028): an admin whose session was opened and stepped up with a %s, weaker than their strongest device (%s), takes no staff action: 403 STRONGER_DEVICE_REQUIRED on every one, through the API and the console; nothing written',
     async (weak, strongest) => {
       const { headers } = await weakerSteppedUp(weak, strongest, 'admin');
       const refused = (need: Need): [number, string] | null =>

@@ -101,6 +101,13 @@ async function lastLoginCode(h: Harness, userId: string): Promise<string> {
   return /\b(\d{6})\b/.exec(message!.body)![1]!;
 }
 
+/** D1: the PSKC keys of the legacy devices: the DSC (OCRA without PIN) and the Platinum / Gold tokens (HOTP, TOTP). */
+export const LEGACY_KEYS = {
+  dsc: { family: 'ocra', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc#ocra', suite: 'OCRA-1:HOTP-SHA1-8:QN06' },
+  token_hotp: { family: 'hotp', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc:hotp' },
+  token_totp: { family: 'totp', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc:totp', responseLength: 8 },
+} as const satisfies Record<string, Pick<ImportedKey, 'family' | 'algorithm' | 'suite' | 'responseLength'>>;
+
 export const BUILT_IN_DRIVERS: Record<string, KindDriver> = {
   dscplus: {
     prompt: 'ocra',
@@ -248,39 +255,50 @@ export const BUILT_IN_DRIVERS: Record<string, KindDriver> = {
       };
     },
   },
-  dsc: legacyDriver('ocra', { family: 'ocra', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc#ocra', suite: 'OCRA-1:HOTP-SHA1-8:QN06' }),
-  token_hotp: legacyDriver('otp', { family: 'hotp', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc:hotp' }),
-  token_totp: legacyDriver('otp', { family: 'totp', algorithm: 'urn:ietf:params:xml:ns:keyprov:pskc:totp', responseLength: 8 }),
+  dsc: legacyDriver('ocra', LEGACY_KEYS.dsc),
+  token_hotp: legacyDriver('otp', LEGACY_KEYS.token_hotp),
+  token_totp: legacyDriver('otp', LEGACY_KEYS.token_totp),
 };
 
 let legacySerial = 0;
 
 /**
  * D1: a legacy device imported from a (PSKC) key into the stock and issued
- * to its holder by staff; the answer is what the device displays, read with
- * the emulator from the issued file — an event-based token at the counter
- * the server expects now (the user presses the button once).
+ * to `user` by staff (beside any device they hold); `display` is what the
+ * device shows for a prompt, read with the emulator from the issued file —
+ * an event-based token at the counter the server expects now (the user
+ * presses the button once).
  */
+export async function legacyDevice(
+  h: Harness,
+  user: User,
+  key: Pick<ImportedKey, 'family' | 'algorithm' | 'suite' | 'responseLength'>,
+): Promise<{ deviceId: string; display: (prompt: Json) => Promise<string> }> {
+  legacySerial += 1;
+  const serial = `LEG${String(legacySerial).padStart(4, '0')}${randomBytes(2).toString('hex')}`;
+  const imported: ImportedKey = { serial, keyId: '1', secret: randomBytes(20), ...key };
+  await h.services.devices.importStock([imported], 'test', 'conformance');
+  const { devices, file } = await h.services.devices.assignStock(serial, user.id, 'test');
+  const deviceId = devices[0]!.id;
+  const display = async (prompt: Json): Promise<string> => {
+    const fileKey = file.keys[0]!;
+    if (fileKey.algorithm === 'hotp') {
+      const { counter } = await h.services.devices.readSecret<{ counter: number }>(h.services.store.db, deviceId);
+      return tokenDisplay({ ...fileKey, counter }, h.clock.now()).code;
+    }
+    return tokenDisplay(fileKey, h.clock.now(), prompt.question as string | undefined).code;
+  };
+  return { deviceId, display };
+}
+
+/** D1: a holder of a legacy device alone (`legacyDevice`). */
 function legacyDriver(prompt: Prompt['type'], key: Pick<ImportedKey, 'family' | 'algorithm' | 'suite' | 'responseLength'>): KindDriver {
   return {
     prompt,
     singleUse: true,
     async holder(h) {
       const user = await createUser(h.services);
-      legacySerial += 1;
-      const serial = `LEG${String(legacySerial).padStart(4, '0')}${randomBytes(2).toString('hex')}`;
-      const imported: ImportedKey = { serial, keyId: '1', secret: randomBytes(20), ...key };
-      await h.services.devices.importStock([imported], 'test', 'conformance');
-      const { devices, file } = await h.services.devices.assignStock(serial, user.id, 'test');
-      const deviceId = devices[0]!.id;
-      const display = async (prompt: Json): Promise<string> => {
-        const fileKey = file.keys[0]!;
-        if (fileKey.algorithm === 'hotp') {
-          const { counter } = await h.services.devices.readSecret<{ counter: number }>(h.services.store.db, deviceId);
-          return tokenDisplay({ ...fileKey, counter }, h.clock.now()).code;
-        }
-        return tokenDisplay(fileKey, h.clock.now(), prompt.question as string | undefined).code;
-      };
+      const { deviceId, display } = await legacyDevice(h, user, key);
       return { user, deviceId, answerable: shown, right: display, wrong: async (prompt) => wrongDigits(await display(prompt)) };
     },
   };
