@@ -433,24 +433,30 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     ['client_services', true],
     ['admin', true],
     ['compliance', false],
-  ] as const)("A6, X7 (decision 0034): one rule for an account's equity on both paths: %s, stepped up, through the API and the console alike (client services and admins set it; compliance is refused 403 FORBIDDEN_ROLE on both)", async (role, may) => {
-    const { user, card } = await staffMember(role);
-    const { user: client } = await createUserWithCard(h.services);
-    const token = await sessionOf(user, card);
-    await stepUpStaff(h.app, token, card);
-    const api = await send(h.app, 'PUT', `/api/v1/admin/accounts/${client.accountNumber}/equity`, bearer(token), { equityUsd: 1_500_000 });
-    const agent = await consoleOf(user, card);
-    await stepUpStaff(h.app, agent, card);
-    const account = await agent.get('/account');
-    const page = await agent.post(`/helpdesk/users/${client.username}/equity`, { _csrf: csrfOf(form(account.html, '/logout')), equityUsd: '2500000' });
-    const answers = { api: [api.status, api.body.error?.code ?? null], console: [page.status, page.status === 303 ? page.location : alertBox(page.html)?.code] };
-    expect(answers).toEqual(
-      may
-        ? { api: [200, null], console: [303, `/helpdesk/users/${client.username}?done=equitySet`] }
-        : { api: [403, 'FORBIDDEN_ROLE'], console: [403, 'FORBIDDEN_ROLE'] },
-    );
-    expect((await h.services.users.account(client.accountId)).equityUsd).toBe(may ? 2_500_000 : 2_000_000);
-  });
+  ] as const)(
+    "A6, X7 (decision 0034): one rule for an account's equity on both paths: %s, stepped up, through the API and the console alike (client services and admins set it; compliance is refused 403 FORBIDDEN_ROLE on both)",
+    async (role, may) => {
+      const { user, card } = await staffMember(role);
+      const { user: client } = await createUserWithCard(h.services);
+      const token = await sessionOf(user, card);
+      await stepUpStaff(h.app, token, card);
+      const api = await send(h.app, 'PUT', `/api/v1/admin/accounts/${client.accountNumber}/equity`, bearer(token), { equityUsd: 1_500_000 });
+      const agent = await consoleOf(user, card);
+      await stepUpStaff(h.app, agent, card);
+      const account = await agent.get('/account');
+      const page = await agent.post(`/helpdesk/users/${client.username}/equity`, { _csrf: csrfOf(form(account.html, '/logout')), equityUsd: '2500000' });
+      const answers = {
+        api: [api.status, api.body.error?.code ?? null],
+        console: [page.status, page.status === 303 ? page.location : alertBox(page.html)?.code],
+      };
+      expect(answers).toEqual(
+        may
+          ? { api: [200, null], console: [303, `/helpdesk/users/${client.username}?done=equitySet`] }
+          : { api: [403, 'FORBIDDEN_ROLE'], console: [403, 'FORBIDDEN_ROLE'] },
+      );
+      expect((await h.services.users.account(client.accountId)).equityUsd).toBe(may ? 2_500_000 : 2_000_000);
+    },
+  );
 
   it('V1, X7, I1: an OpenID client is registered or deleted in the console only after a fresh step-up; the list shows without one', async () => {
     const { user: admin, card } = await staffMember('admin');

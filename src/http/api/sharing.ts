@@ -55,7 +55,11 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
      * Staff to read; to decide or cancel (`staff_action`), with a fresh step-up as well (V1, X7). X1, X7, H3 (decision
      * 0034): a role that may not decide or cancel is refused before the step-up (403 FORBIDDEN_ROLE, audited).
      */
-    async function staffOf(request: FastifyRequest, need: 'staff' | 'staff_action' = 'staff_action', action?: 'sharing_decision' | 'sharing_cancel'): Promise<string> {
+    async function staffOf(
+      request: FastifyRequest,
+      need: 'staff' | 'staff_action' = 'staff_action',
+      action?: 'sharing_decision' | 'sharing_cancel',
+    ): Promise<string> {
       const role = action ? (userId: string) => services.helpDesk.staffOnSharing(userId, [], action) : undefined;
       const { session } = await guard.require(request, need, role);
       return session.userId;
@@ -222,7 +226,8 @@ export function sharingApi(services: Services, guard: SessionGuard): FastifyPlug
           response: { 200: SharingSchema, ...FLOW_ERRORS },
         },
       },
-      async (request) => sharing.decide(await staffOf(request, 'staff_action', 'sharing_decision'), request.params.id, request.body.decision, request.body.note),
+      async (request) =>
+        sharing.decide(await staffOf(request, 'staff_action', 'sharing_decision'), request.params.id, request.body.decision, request.body.note),
     );
 
     app.delete(

@@ -203,7 +203,13 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     let actRefused: unknown = null;
     const role = async (userId: string) => {
       await helpDesk.staff(userId, 'view');
-      if (need === 'staff_action') await helpDesk.staff(userId, 'act').catch((error: unknown) => Promise.reject((actRefused = error)));
+      if (need !== 'staff_action') return;
+      try {
+        await helpDesk.staff(userId, 'act');
+      } catch (error) {
+        actRefused = error;
+        throw error;
+      }
     };
     let session: Session | { redirect: string };
     try {

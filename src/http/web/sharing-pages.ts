@@ -141,7 +141,9 @@ export function sharingPages(services: Services, pages: PageRenderer, guard: Ses
     // V1, X7: a decision or an end of a sharing needs a fresh step-up; without one, the step-up page, then back to the console
     app.post<{ Params: { id: string } }>('/helpdesk/sharing/:id/decision', { preHandler: app.csrfProtection }, async (request, reply) => {
       // X1, X7, H3 (decision 0034): a role that may not decide hears so before the step-up
-      const session = await guard.page(request, 'staff_action', '/helpdesk/sharing', (userId) => services.helpDesk.staffOnSharing(userId, [], 'sharing_decision'));
+      const session = await guard.page(request, 'staff_action', '/helpdesk/sharing', (userId) =>
+        services.helpDesk.staffOnSharing(userId, [], 'sharing_decision'),
+      );
       if (redirected(session)) return reply.redirect(session.redirect, 303);
       const decision = field(request.body, 'decision') === 'approve' ? 'approve' : 'reject';
       try {
@@ -157,7 +159,9 @@ export function sharingPages(services: Services, pages: PageRenderer, guard: Ses
     });
 
     app.post<{ Params: { id: string } }>('/helpdesk/sharing/:id/cancel', { preHandler: app.csrfProtection }, async (request, reply) => {
-      const session = await guard.page(request, 'staff_action', '/helpdesk/sharing', (userId) => services.helpDesk.staffOnSharing(userId, [], 'sharing_cancel'));
+      const session = await guard.page(request, 'staff_action', '/helpdesk/sharing', (userId) =>
+        services.helpDesk.staffOnSharing(userId, [], 'sharing_cancel'),
+      );
       if (redirected(session)) return reply.redirect(session.redirect, 303);
       try {
         const done = await sharing.cancel({ staffUserId: session.userId }, request.params.id, requestMeta(request));
