@@ -14,7 +14,7 @@ import type { Role } from '../src/store/schema.js';
 import { translator } from '../src/i18n/i18n.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, claimOf, get, postJson, send, startLogin, type ApiResponse, type Json } from './support/api.js';
-import { verifiedNumber } from './support/phone.js';
+import { TestPhone, harnessInbox, listen, rejected, verifiedNumber } from './support/phone.js';
 import { Agent, alertBox, byId, csrfOf, form, textById, type Page } from './support/html.js';
 import { stepUpStaff } from './support/staff.js';
 
@@ -248,6 +248,32 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     const after = await smsSteppedUp(agent, sms.id);
     const acts = await postJson(h.app, `/api/v1/helpdesk/users/${client.username}/verifications`, { method: 'id_document' }, after);
     expect(acts.status, JSON.stringify(acts.body)).toBe(200);
+  });
+
+  it("X7, D2, K7 (decision 0035): the staff password and a SIM neither migrate nor recover a staff member's mobile authenticator (their strongest device) to another phone by an SMS token: 403 STRONGER_DEVICE_REQUIRED, audited, no token sent, the authenticator stays where it was", async () => {
+    const { user: client } = await createUserWithCard(h.services);
+    const agent = await h.services.users.create({ username: `appagent${Date.now().toString(36)}`, password: PASSWORD, role: 'client_services' }, 'test');
+    await verifiedNumber(h, agent.id);
+    const own = new TestPhone(await listen(h), harnessInbox(h));
+    const enrolment = await own.activate(agent.username);
+    // the attacker's phone: the staff password, and the SIM for the token
+    const theirs = new TestPhone(await listen(h), harnessInbox(h));
+    const started = await rejected(theirs.start(agent.username, 'migrate'));
+    expect([started.status, started.code, started.body.error.message]).toEqual([
+      403,
+      'STRONGER_DEVICE_REQUIRED',
+      translator('en')('errors.STRONGER_DEVICE_REQUIRED_staff_mobile'),
+    ]);
+    const refused = (await h.services.audit.list({ userId: agent.id, limit: 50 })).filter((e) => e.event === 'mobile.activation_refused');
+    expect(refused.map((e) => (e.data as Json).purpose)).toEqual(['migrate']);
+    // a recovery (the recovery PIN and an SMS token, K8) neither
+    const recovery = await rejected(theirs.start(agent.username, 'recover'));
+    expect([recovery.status, recovery.code]).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
+    // no token sent but the one the staff member's own activation took
+    expect((await h.services.notifier.list({ userId: agent.id })).filter((n) => n.template === 'activationToken')).toHaveLength(1);
+    expect((await h.services.devices.get(enrolment.deviceId)).state).toBe('active');
+    expect((await h.services.devices.listForUser(agent.id)).filter((d) => d.type === 'mobile').map((d) => d.id)).toEqual([enrolment.deviceId]);
+    expect((await h.services.audit.list({ username: client.username, limit: 50 })).map((e) => e.event)).not.toContain('helpdesk.identity_verified');
   });
 
   it('V1, X7, T1, A5, L3: the take-over path (identity verification, then a temporary passcode or a password reset) and an unlock need a fresh step-up; with one each works', async () => {

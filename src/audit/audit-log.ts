@@ -102,6 +102,7 @@ export type AuditEvent =
   | 'mobile.activation_failed'
   | 'mobile.recovery_failed'
   | 'mobile.recovery_refused'
+  | 'mobile.activation_refused'
   | 'mobile.message_sent'
   | 'stepup.started'
   | 'stepup.verified'

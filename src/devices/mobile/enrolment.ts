@@ -353,6 +353,19 @@ export class MobileEnrolment {
           (d) => lossUnconfirmed(d, now) && (this.deps.deviceKind(d.type).physical === true || this.deps.deviceKind(d.type).provesPossession === true),
         );
         if (pending) throw new SlsError('STRONGER_DEVICE_REQUIRED', { reason: 'loss_unconfirmed' });
+        // X7, D2 (decision 0035): a staff member's authenticator is what their help-desk seat acts on (decision 0028): the
+        // staff password and a SIM never move it, nor recover it, to another phone by an SMS token (an admin does, decision 0010)
+        if (input.purpose !== 'activate' && user.role !== 'client') {
+          await audit.record({
+            event: 'mobile.activation_refused',
+            actor: `user:${user.id}`,
+            userId: user.id,
+            username: user.username,
+            ip: input.ip,
+            data: { purpose: input.purpose, proof: 'sms', code: 'STRONGER_DEVICE_REQUIRED', reason: 'staff_mobile' },
+          });
+          throw new SlsError('STRONGER_DEVICE_REQUIRED', { reason: 'staff_mobile' });
+        }
         state = { purpose: input.purpose, proof: 'sms', phones: await this.phoneChoices(user, input.purpose, current), challenge: null };
         if (state.phones.length === 0) throw new SlsError('NO_ACTIVE_DEVICE', { reason: 'no_number' });
       }

@@ -185,7 +185,9 @@ export function mobileApi(services: Services): FastifyPluginAsync {
             'authenticator or as the strongest of them (D2: a code card does not answer for a user a security key protects). 403 PASSWORD_CHANGE_REQUIRED ' +
             'for a one-time password from client services (A5: it opens one login, to change it). 403 NO_ACTIVE_DEVICE (reason no_number) when neither exists: client services put a number on record. ' +
             '409 MOBILE_ALREADY_ACTIVE (activate when one is active: migrate instead), 409 MOBILE_NOT_ACTIVE (migrate or recover with none), ' +
-            '403 RECOVERY_BLOCKED, 429 TOO_MANY_FLOWS. Keep `claimToken`: the token, the proof and the completion need it in the header ' +
+            '403 RECOVERY_BLOCKED, 429 TOO_MANY_FLOWS. 403 STRONGER_DEVICE_REQUIRED (reason loss_unconfirmed: the strongest device reported lost from a weaker ' +
+            "proof, decision 0023; reason staff_mobile: a staff member's authenticator is never migrated or recovered by an SMS token, audited, decision 0035). " +
+            'Keep `claimToken`: the token, the proof and the completion need it in the header ' +
             '`X-Claim-Token` (L8); without it, or with another, they answer 404 FLOW_NOT_FOUND as for an unknown id, and send and count nothing.',
           body: StartActivationBody,
           response: { 200: StartedActivationSchema, ...FLOW_ERRORS },
