@@ -347,6 +347,39 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     expect((await smsActivation(three.user)).status).toBe(200);
   });
 
+  it('R2, T1, X7, C5 (decisions 0028, 0036): a help-desk seat ends no wait by marking the card returned: a DSC+ client services mark returned without a verification of the owner — in use, or reported lost with a weaker proof — still counts as held for the wait (no authenticator by SMS); with the agent’s verification an active card’s return does not wait; an admin ends the wait of a returned card', async () => {
+    const agent = await staffMember();
+    const admin = await staffMember('admin');
+    const returned = (cardId: string, body: Json = {}) => postJson(h.app, `/api/v1/helpdesk/devices/${cardId}/returned`, body, agent.headers);
+
+    // "I sent my card back": the card in use marked returned on the telephone, the password and the SIM then bind a phone
+    const inUse = await smsAndCard();
+    const back = await returned(inUse.cardId);
+    expect([back.status, back.body.state], JSON.stringify(back.body)).toEqual([200, 'returned']);
+    const bound = await smsActivation(inUse.user);
+    expect([bound.status, bound.body.error?.code], JSON.stringify(bound.body)).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
+    expect(await auditOf(inUse.user, 'device.state_changed')).toContainEqual(expect.objectContaining({ to: 'returned', weakerProof: true }));
+
+    // a card whose loss waits: its return by an agent is no admin's confirmation (decision 0028)
+    const waiting = await smsAndCard();
+    await h.services.dscPlusRequests.reportLost({ staffUserId: agent.user.id }, waiting.cardId, 'lost');
+    expect((await returned(waiting.cardId)).status).toBe(200);
+    const still = await smsActivation(waiting.user);
+    expect([still.status, still.body.error?.code], JSON.stringify(still.body)).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
+    // an admin, with a verification of their own, ends it
+    const adminCheck = await h.services.helpDesk.verifyIdentity(admin.user.id, waiting.user.username, { method: 'video_call' });
+    const ended = await postJson(h.app, `/api/v1/helpdesk/devices/${waiting.cardId}/loss-confirmed`, { verificationId: adminCheck.id }, admin.headers);
+    expect([ended.status, ended.body.state], JSON.stringify(ended.body)).toEqual([200, 'returned']);
+    expect((await smsActivation(waiting.user)).status).toBe(200);
+
+    // the agent's own verification of the owner: the return does not wait (T1), as a verified loss report
+    const verified = await smsAndCard();
+    const check = await h.services.helpDesk.verifyIdentity(agent.user.id, verified.user.username, { method: 'id_document' });
+    expect((await returned(verified.cardId, { verificationId: check.id })).status).toBe(200);
+    const now = await smsActivation(verified.user);
+    expect([now.status, now.body.proof], JSON.stringify(now.body)).toEqual([200, 'sms']);
+  });
+
   it('R2, C6, T3: a DSC+ requested under a temporary passcode is allowed and marked as such (the device and its device.requested entry); one requested with the permanent card is not', async () => {
     const agent = await staffMember();
     const deceived = await requestedUnderTemporaryAccess(agent.user.id);

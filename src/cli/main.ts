@@ -611,9 +611,10 @@ export function buildProgram(): Command {
 
   staffCommand(helpdesk, 'returned', 'a DSC+ came back: returned, its USD 20 deposit released')
     .requiredOption('--device <id>', 'the device')
-    .action(async (options: StaffOptions & { device: string }) => {
+    .option('--verification <id>', 'from `sls helpdesk verify`: the owner may bind a new device at once (without it, a card in use waits 3 days)')
+    .action(async (options: StaffOptions & { device: string; verification?: string }) => {
       await asStaff(options, async (s, staffId) => {
-        const device = await s.dscPlusRequests.markReturned(staffId, options.device);
+        const device = await s.dscPlusRequests.markReturned(staffId, options.device, options.verification);
         print(t('cli.deviceState', { id: device.id, state: device.state }));
       });
     });

@@ -367,11 +367,17 @@ export interface Phone {
  * session that proved only a weaker device, within the wait after the report
  * (`params.weakerLossReport.until`): it still counts as held when a new
  * device is bound, so that whoever holds the password and a SIM never
- * reports a DSC+ lost and brings in a device of their own at once. A staff
+ * reports a DSC+ lost and brings in a device of their own at once. A card
+ * marked returned keeps the wait (decision 0036): a return by client
+ * services is no admin's confirmation, and one unverified starts it. A staff
  * member's (`untilConfirmed`, decision 0035): until an admin ends the wait.
  */
 export function lossUnconfirmed(device: Device, now: number): boolean {
   const report = device.params.weakerLossReport as { until?: unknown; untilConfirmed?: unknown } | undefined;
   // X7, D2 (decision 0035): a staff member's card waits until an admin ends the wait, never by itself
-  return device.state === 'lost' && typeof report?.until === 'number' && (report.until > now || report.untilConfirmed === true);
+  return (
+    (device.state === 'lost' || device.state === 'returned') &&
+    typeof report?.until === 'number' &&
+    (report.until > now || report.untilConfirmed === true)
+  );
 }

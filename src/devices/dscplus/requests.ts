@@ -88,7 +88,7 @@ export interface DscPlusHelpDesk extends TemporaryDevices {
   /** C5, C6: staff acting on a card's owner, checked and audited there; returns the staff member. */
   actOnOwner(staffUserId: string, ownerId: string | null, action: 'ship' | 'device_lost' | 'device_returned' | 'loss_confirmed'): Promise<User>;
   /** T1, X7: a valid verification of the user by this staff member (refusals audited there). */
-  assertVerified(staffUserId: string, user: User, verificationId: string, action: 'device_lost' | 'loss_confirmed'): Promise<void>;
+  assertVerified(staffUserId: string, user: User, verificationId: string, action: 'device_lost' | 'device_returned' | 'loss_confirmed'): Promise<void>;
 }
 
 /** What the DSC+ requests need; the composition root passes them. */
@@ -440,15 +440,46 @@ export class DscPlusRequests {
     return devices.get(deviceId);
   }
 
-  /** C5: a card back at the help desk (returned, defective, or found after all): its deposit is released. */
-  async markReturned(staffUserId: string, deviceId: string): Promise<Device> {
+  /**
+   * C5: a card back at the help desk (returned, defective, or found after
+   * all): its deposit is released. R2, T1, X7 (decisions 0028, 0036): an
+   * active card marked returned without `verificationId` (the staff
+   * member's verification of the owner) waits as a loss staff report
+   * without one: "I sent my card back" on the telephone is what whoever has
+   * the password and the SIM says. A card already waiting after a weaker
+   * loss report keeps its wait (`lossUnconfirmed` counts a returned card):
+   * only an admin ends it (`confirmLoss`), never an agent's return.
+   */
+  async markReturned(staffUserId: string, deviceId: string, verificationId?: string): Promise<Device> {
     const device = await this.deps.devices.get(deviceId);
     await this.deps.helpDesk.actOnOwner(staffUserId, device.userId, 'device_returned');
     if (device.type !== 'dscplus' || ['returned', 'stock', 'requested'].includes(device.state)) throw new SlsError('DEVICE_STATE', { state: device.state });
+    if (verificationId !== undefined && device.userId) {
+      await this.deps.helpDesk.assertVerified(staffUserId, await this.deps.users.get(device.userId), verificationId, 'device_returned');
+    }
+    // a card in use: one suspended or on its way no longer counts as held (K7), so its return takes nothing away
+    const unverified = verificationId === undefined && device.userId !== null && device.state === 'active';
+    // X7, D2 (decision 0035): a staff member's card waits until an admin ends the wait, as after their loss report
+    const staffCard = unverified && device.userId ? (await this.deps.users.get(device.userId)).role !== 'client' : false;
+    const report = {
+      until: this.deps.clock.now() + this.deps.config.policy.weakerLossReportWaitMs,
+      provedWith: null,
+      byStaff: true,
+      ...(staffCard ? { untilConfirmed: true } : {}),
+    };
+    const set = unverified ? { params: JSON.stringify({ ...device.params, weakerLossReport: report }) } : undefined;
     // L8: a card back at the help desk no longer stands behind the sessions it opened
-    return this.settle(deviceId, 'returned', 'released', 'returned', `staff:${staffUserId}`, async (trx) => {
-      await this.deps.sessions.endOpenedWith(trx, [deviceId], 'device_returned', `staff:${staffUserId}`);
-    });
+    return this.settle(
+      deviceId,
+      'returned',
+      'released',
+      'returned',
+      `staff:${staffUserId}`,
+      async (trx) => {
+        await this.deps.sessions.endOpenedWith(trx, [deviceId], 'device_returned', `staff:${staffUserId}`);
+      },
+      set,
+    );
   }
 
   /** The device's new state and, unless `hold` is null, its deposit's. */

@@ -224,14 +224,25 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
           operationId: 'markDeviceReturned',
           tags: ['help desk'],
           summary: 'A DSC+ came back: returned, and its USD 20 deposit released (C5)',
-          description: STAFF_STEP_UP,
+          description:
+            'With `verificationId`, your verification of the owner (T1): the owner may bind a new device at once. Without one, a card in use ' +
+            'is marked as a loss reported with a weaker proof: for 3 days it still counts as held when a new device is bound; a card already ' +
+            'waiting after such a report keeps its wait, which only an admin ends (loss-confirmed) (R2, decisions 0028, 0036). ' +
+            'A verification that does not hold: 403 IDENTITY_NOT_VERIFIED, 404 VERIFICATION_NOT_FOUND.' +
+            ` ${STAFF_STEP_UP}`,
           security,
           params: DeviceParams,
+          // no body at all is still a return without a verification (as before decision 0036)
+          body: z
+            .object({
+              verificationId: z.string().max(64).optional().describe("Your verification of the owner's identity (T1): the return then does not wait"),
+            })
+            .nullish(),
           response: { 200: ShippedDevice, ...errors, 409: ErrorSchema },
         },
       },
       async (request) => {
-        const device = await services.dscPlusRequests.markReturned(await staffOf(request), request.params.deviceId);
+        const device = await services.dscPlusRequests.markReturned(await staffOf(request), request.params.deviceId, request.body?.verificationId);
         return { id: device.id, serial: device.serial, state: device.state };
       },
     );
@@ -283,7 +294,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
         },
       },
       async (request) => {
-        const device = await services.dscPlusRequests.confirmLoss(await staffOf(request), request.params.deviceId, request.body.verificationId);
+        const device = await services.dscPlusRequests.confirmLoss(await staffOf(request), request.params.deviceId, request.body?.verificationId);
         return { id: device.id, serial: device.serial, state: device.state };
       },
     );

@@ -101,7 +101,7 @@ const DEVICE_ACTIONS: Record<DeviceAction, readonly DeviceState[]> = {
   ship: ['requested'],
   lost: ['active', 'suspended', 'shipped'],
   returned: ['active', 'suspended', 'shipped', 'lost'],
-  lossConfirmed: ['lost'],
+  lossConfirmed: ['lost', 'returned'],
 };
 /** Where each device action's form posts, under the device's path. */
 const DEVICE_ACTION_PATHS: Record<DeviceAction, string> = { ship: 'ship', lost: 'lost', returned: 'returned', lossConfirmed: 'loss-confirmed' };
@@ -651,7 +651,9 @@ export function helpdeskPages(services: Services, pages: PageRenderer, guard: Se
     app.post<DeviceRoute>('/helpdesk/users/:username/devices/:deviceId/returned', { preHandler: app.csrfProtection }, async (request, reply) =>
       act(request, reply, `returned:${request.params.deviceId}`, async (staff) => {
         const device = await cardFor(staff, request.params.username, request.params.deviceId);
-        const returned = await services.dscPlusRequests.markReturned(staff.user.id, device.id);
+        // T1, decision 0036: with the verification in effect, the owner does not wait to bind a new device; without one, they do
+        const verificationId = field(request.body, 'verificationId');
+        const returned = await services.dscPlusRequests.markReturned(staff.user.id, device.id, verificationId !== '' ? verificationId : undefined);
         return afterDeviceAction(request, reply, 'returned', returned);
       }),
     );
