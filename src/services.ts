@@ -497,6 +497,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
       aaguids: config.securityKeyAaguids,
       rpName: translator(config.defaultLanguage)('web.productName'),
       sessions,
+      notifier,
     });
     const apiKeys = new ApiKeys(store, clock, box, audit);
     return {

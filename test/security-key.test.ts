@@ -401,6 +401,25 @@ describe.each(DATABASES)('D6: security keys on %s', (database) => {
     expect(active).toHaveLength(1);
   });
 
+  it('N1, D6, X7: a security key registered or removed is told to the user (e-mail and SMS, by its name), who may not have done it: a session stepped up by someone else binds a key of theirs; told once, in the transaction that registers it', async () => {
+    const { user, keyId, auth } = await withKey();
+    const told = async (template: string) => (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === template);
+    const added = await told('securityKeyAdded');
+    expect(added.length).toBeGreaterThan(0);
+    expect(added.map((n) => n.channel)).toEqual([...new Set(added.map((n) => n.channel))]);
+    expect(added.every((n) => n.body.includes('Blue key') && n.body.includes(user.username))).toBe(true);
+    // a second key: told again; the key that was already there is no new key
+    const second = await register(auth, new SoftwareAuthenticator(), 'Laptop passkey');
+    expect(second.status).toBe(201);
+    expect((await told('securityKeyAdded')).filter((n) => n.body.includes('Laptop passkey'))).toHaveLength(added.length);
+    expect(await told('securityKeyRemoved')).toEqual([]);
+    const removed = await send(h.app, 'DELETE', `/api/v1/security-keys/${keyId}`, auth);
+    expect(removed.statusCode).toBe(204);
+    const gone = await told('securityKeyRemoved');
+    expect(gone.length).toBeGreaterThan(0);
+    expect(gone.every((n) => n.body.includes('Blue key'))).toBe(true);
+  });
+
   it('names: keys are renamed and removed (after a step-up); a removed key is neither listed nor offered', async () => {
     const { user, keyId, auth, card } = await withKey();
     const second = await register(auth, new SoftwareAuthenticator(), 'Laptop passkey');

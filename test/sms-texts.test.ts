@@ -31,6 +31,8 @@ const NOTICES: NoticeTemplate[] = [
   'mobileRecoveryFailed',
   'pushDenied',
   'securityKeySuspended',
+  'securityKeyAdded',
+  'securityKeyRemoved',
   'noticeLanguageChanged',
   'optedOut',
   'optedIn',

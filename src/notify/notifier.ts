@@ -59,6 +59,9 @@ export type NoticeTemplate =
   | 'mobileRecoveryFailed'
   | 'pushDenied'
   | 'securityKeySuspended'
+  // N1, D6, X7: a security key registered or removed (a new second factor, or one withdrawn), told by its name
+  | 'securityKeyAdded'
+  | 'securityKeyRemoved'
   // H3, N1: a device sharing requested (waiting for compliance), approved, rejected, cancelled; to both users
   | 'sharingRequested'
   | 'sharingApproved'

@@ -35,6 +35,8 @@ export interface SecurityKeysDeps {
   rpName: string;
   /** L8: a key removed ends the sessions it opened. */
   sessions: Pick<Sessions, 'endOpenedWith'>;
+  /** N1: the user hears of a key registered or removed. */
+  notifier: Pick<Notifier, 'notify'>;
 }
 
 /** Who registers: the user of a session that passed the X7 guard. */
@@ -147,7 +149,7 @@ export class SecurityKeys {
 
   /** Verifies the browser's answer to `start` and keeps the key under `name`. */
   async finish(session: KeyOwner, input: { name: string; state: string; credential: unknown }): Promise<Device> {
-    const { relyingParty, box, clock, devices, audit, store, aaguids } = this.deps;
+    const { relyingParty, box, clock, devices, audit, store, aaguids, users, notifier } = this.deps;
     const name = keyName(input.name);
     let state: RegistrationState;
     try {
@@ -222,6 +224,9 @@ export class SecurityKeys {
             data: { deviceId, type: 'security_key', aaguid, fmt: info.fmt, synced: params.credentialDeviceType === 'multiDevice' },
           },
         ]);
+        // N1, X7: the user hears of the new second factor (a session stepped up by someone else binds a key of theirs), in its transaction
+        const user = await users.get(session.userId, trx);
+        await notifier.notify(user, 'securityKeyAdded', { username: user.username, name }, { db: trx });
         return deviceId;
       })
       .catch((error: unknown) => {
@@ -271,6 +276,9 @@ export class SecurityKeys {
       if (!(await this.deps.devices.transition(trx, current, 'revoked', { actor, reason: 'removed by the user' })))
         throw new SlsError('DEVICE_STATE', { state: current.state });
       await this.deps.sessions.endOpenedWith(trx, [device.id], 'device_revoked', actor, session.id);
+      // N1: the user hears of a key withdrawn, as of a number removed
+      const user = await this.deps.users.get(session.userId, trx);
+      await this.deps.notifier.notify(user, 'securityKeyRemoved', { username: user.username, name: device.label ?? '' }, { db: trx });
     });
   }
 
