@@ -112,6 +112,21 @@ describe('the online security code card (S2, S3)', () => {
     expect(done.body).toMatchObject({ state: 'active', expiresAt: new Date(h.clock.now() + 21 * DAY).toISOString() });
   });
 
+  it('N1, S2, L8 (decision 0036): an online card activated is told to the user (a new device of full access for 21 days: a session of the passcode, stolen, could activate one of its own), once, by its serial; a second card activated is told again', async () => {
+    const { user, passcode } = await clientWithPasscode();
+    const token = (await login(user.username, () => passcode)).body.session.token;
+    const told = async () => (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'onlineCardActivated');
+    expect(await told()).toEqual([]);
+    const first = await activateOnlineCard(token);
+    const serial = (await h.services.devices.get(first.deviceId)).serial!;
+    const once = await told();
+    expect(once.length).toBeGreaterThan(0);
+    expect(once.map((n) => n.channel)).toEqual([...new Set(once.map((n) => n.channel))]);
+    expect(once.every((n) => n.body.includes(serial) && n.body.includes(user.username))).toBe(true);
+    await activateOnlineCard(token);
+    expect((await told()).length).toBe(once.length * 2);
+  });
+
   it('S1/S3: with the active card, logins show two index numbers; full access to portal and trading for 21 days, then none', async () => {
     const { user, passcode } = await clientWithPasscode();
     const token = (await login(user.username, () => passcode)).body.session.token;

@@ -283,7 +283,11 @@ export class DeviceActivation {
       // L8 (docs/decisions/0016): the device left the state it was proven in meanwhile (reported lost, revoked, activated by another proof)
       if (!activated) throw new SlsError('DEVICE_NOT_AVAILABLE');
       // S2, S3, L8: a new online card replaces the one activated before (its printout may be what was lost): that one ends, and the sessions it opened
-      if (kind.selfActivation) await this.endReplaced(trx, user, proven);
+      if (kind.selfActivation) {
+        await this.endReplaced(trx, user, proven);
+        // N1 (decision 0036): a new device of full access for weeks: the user hears of it, as of a key or an authenticator
+        await notifier.notify(user, 'onlineCardActivated', { username: user.username, serial: proven.serial ?? '' }, { db: trx });
+      }
       // D4: a permanent device back in use ends the temporary ones, and their sessions; this session goes on with the device (L8)
       if (!kind.temporary)
         await helpDesk.revokeTemporaryDevices(user, `user:${user.id}`, 'permanent device activated', trx, { id: session.id, device: proven });
