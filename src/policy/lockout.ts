@@ -66,7 +66,7 @@ const lockRow = prepared<{ username: string }>()((db, p) =>
     .insertInto('lockouts')
     .values({ username: p.username, locked_until: null, reset_at: 0 })
     .onConflict((oc) => oc.column('username').doUpdateSet((eb) => ({ username: eb.ref('excluded.username') })))
-    .returning(['locked_until', 'reset_at']),
+    .returning('locked_until'),
 );
 const countAttempts = prepared<{ username: string; since: number; liveSince: number }>()((db, p) =>
   db
@@ -109,7 +109,7 @@ const resetRow = prepared<{ username: string; now: number }>()((db, p) =>
 );
 /**
  * L3: the lock's end and the failures that count now, in one statement (`lockedNow`, a claim's hot path): those
- * in the window and not before the count was started again (`windowStart`: after `since` and from `reset_at` on).
+ * in the window (a reset deleted those before it, whatever their times: decision 0038).
  */
 const lockNow = prepared<{ username: string; since: number }>()((db, p) =>
   db
@@ -120,21 +120,14 @@ const lockNow = prepared<{ username: string; since: number }>()((db, p) =>
     ])
     .where('login_failures.username', '=', p.username)
     .where('login_failures.state', '=', 'failed')
-    .where('login_failures.at', '>', p.since)
-    .where((eb) =>
-      eb.not(
-        eb.exists(
-          eb
-            .selectFrom('lockouts')
-            .select('lockouts.username')
-            .where('lockouts.username', '=', p.username)
-            .whereRef('lockouts.reset_at', '>', 'login_failures.at'),
-        ),
-      ),
-    ),
+    .where('login_failures.at', '>', p.since),
 );
-const deleteFailures = prepared<{ username: string; now: number }>()((db, p) =>
-  db.deleteFrom('login_failures').where('username', '=', p.username).where('at', '<=', p.now).where('state', '=', 'failed'),
+/**
+ * L3 (decision 0038): a reset deletes every failure recorded before it, by the order of the lock's row, never by
+ * their times: a process whose clock is ahead or behind another's records times the others' do not compare with.
+ */
+const deleteFailures = prepared<{ username: string }>()((db, p) =>
+  db.deleteFrom('login_failures').where('username', '=', p.username).where('state', '=', 'failed'),
 );
 
 export class Lockout {
@@ -155,9 +148,9 @@ export class Lockout {
    */
   private readonly admittedClean = new WeakMap<Tx, string>();
 
-  private async state(key: string): Promise<{ lockedUntil: number | null; resetAt: number }> {
-    const row = await this.store.db.selectFrom('lockouts').select(['locked_until', 'reset_at']).where('username', '=', key).executeTakeFirst();
-    return { lockedUntil: row?.locked_until ?? null, resetAt: row?.reset_at ?? 0 };
+  private async state(key: string): Promise<{ lockedUntil: number | null }> {
+    const row = await this.store.db.selectFrom('lockouts').select('locked_until').where('username', '=', key).executeTakeFirst();
+    return { lockedUntil: row?.locked_until ?? null };
   }
 
   private async countFailures(db: Executor, key: string, since: number): Promise<number> {
@@ -188,8 +181,13 @@ export class Lockout {
     return { failures: Number(row?.failures ?? 0), inFlight: Number(row?.in_flight ?? 0), stale: Number(row?.stale ?? 0) };
   }
 
-  private windowStart(now: number, resetAt: number): number {
-    return Math.max(now - this.policy.lockoutWindowMs, resetAt - 1);
+  /**
+   * The window's start: the failures after it count. Not the last reset's time (decision 0038): the reset deleted
+   * the failures before it, and a failure another process records after it, by a clock behind the resetting one's,
+   * still counts.
+   */
+  private windowStart(now: number): number {
+    return now - this.policy.lockoutWindowMs;
   }
 
   /**
@@ -220,9 +218,9 @@ export class Lockout {
   async admit(trx: Tx, typed: string): Promise<Attempt> {
     const now = this.clock.now();
     const username = this.keyOf(typed);
-    const { locked_until: lockedUntil, reset_at: resetAt } = (await lockRow.first(trx, { username }))!;
+    const { locked_until: lockedUntil } = (await lockRow.first(trx, { username }))!;
     if (lockedUntil !== null && lockedUntil > now) throw new SlsError('LOCKED', {});
-    const { failures, inFlight, stale } = await this.countFailuresAndInFlight(trx, username, this.windowStart(now, resetAt), now);
+    const { failures, inFlight, stale } = await this.countFailuresAndInFlight(trx, username, this.windowStart(now), now);
     if (failures >= this.policy.lockoutThreshold) throw new SlsError('LOCKED', {});
     // failures plus attempts still being checked: no more guesses than the threshold
     if (failures + inFlight >= this.policy.lockoutThreshold) {
@@ -257,8 +255,7 @@ export class Lockout {
     if (Number(updated.numUpdatedRows) === 0) {
       await this.store.db.insertInto('login_failures').values({ id: attempt.id, username: attempt.key, at: now, state: 'failed' }).execute();
     }
-    const { resetAt } = await this.state(attempt.key);
-    const failures = await this.countFailures(this.store.db, attempt.key, this.windowStart(now, resetAt));
+    const failures = await this.countFailures(this.store.db, attempt.key, this.windowStart(now));
     if (failures < this.policy.lockoutThreshold) return { locked: false, lockedUntil: null, failures };
     const lockedUntil = now + this.policy.lockoutWindowMs;
     // Exactly one of several concurrent failures locks; the others extend the lock to their own time.
@@ -317,7 +314,9 @@ export class Lockout {
 
   /**
    * A complete successful login, or client services lifting the lock: the
-   * count starts again. Runs in the given transaction, or in its own.
+   * count starts again — every failure recorded before it is deleted, and
+   * every one recorded after it counts, whatever time the processes that
+   * recorded them keep (decision 0038). Runs in the given transaction, or in its own.
    */
   async reset(username: string, trx?: Tx): Promise<void> {
     if (!trx) return this.store.transaction((own) => this.reset(username, own));
@@ -326,14 +325,14 @@ export class Lockout {
     // no failure counted from the lock's row on, and none can be until this transaction ends: the count is where a reset would put it
     if (this.admittedClean.get(trx) === key) return;
     await resetRow.execute(trx, { username: key, now });
-    await deleteFailures.execute(trx, { username: key, now });
+    await deleteFailures.execute(trx, { username: key });
   }
 
   async status(username: string): Promise<LockoutStatus> {
     const now = this.clock.now();
     const key = this.keyOf(username);
-    const { lockedUntil, resetAt } = await this.state(key);
-    const failures = await this.countFailures(this.store.db, key, this.windowStart(now, resetAt));
+    const { lockedUntil } = await this.state(key);
+    const failures = await this.countFailures(this.store.db, key, this.windowStart(now));
     const locked = lockedUntil !== null && lockedUntil > now;
     const byStaff = lockedUntil === LIFTED_BY_STAFF;
     return { locked, lockedUntil: locked && !byStaff ? lockedUntil : null, byStaff, failures };
