@@ -28,6 +28,8 @@ import { cliEnv, startServer, type ServerProcess } from './support/cli.js';
 import { postgresUrl } from './support/environment.js';
 import { answer, bearer, claimOf, loginSession, postJson, startLogin, withCard, type ApiResponse } from './support/api.js';
 import { TestPhone, tokenIn, verifiedNumber, type Inbox } from './support/phone.js';
+import { issuePasscode } from './support/staff.js';
+import { sharingPair } from './support/sharing.js';
 
 /**
  * A server process as the helpers of test/support/api.ts see an app: `inject` sent over HTTP to its URL, so that
@@ -198,6 +200,69 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
     );
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
     expect(await events(user.id, 'phone.verified')).toHaveLength(1);
+  });
+
+  it('D4, L4, X4: the answer that reactivates a suspended card sent 10 times to both processes at once: reactivated once, audited once', async () => {
+    const agent = await createUser(services, { role: 'client_services' });
+    for (let round = 0; round < ROUNDS; round++) {
+      const user = await createUser(services);
+      const { device, card } = await services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
+      // T1: the card left at home: client services suspend it and issue a temporary passcode (a session of it)
+      const { passcode } = await issuePasscode(services, agent.id, user.username);
+      expect((await services.devices.get(device.id)).state).toBe('suspended');
+      const login = await startLogin(apps[0], user.username);
+      const headers = bearer((await answer(apps[1], login.body.id, passcode)).body.session.token);
+      const started = await postJson(either(round), `/api/v1/devices/${device.id}/activation`, {}, headers);
+      expect(started.status).toBe(200);
+      const response = cardAnswer(card, started.body.challenge.question);
+      const results = await Promise.all(
+        Array.from({ length: COPIES }, (_, i) => postJson(either(i), `/api/v1/devices/${device.id}/activation/${started.body.id}`, { response }, headers)),
+      );
+      expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+      for (const r of results.filter((x) => x.status !== 200)) expect([401, 409, 410, 429]).toContain(r.status);
+      expect((await services.devices.get(device.id)).state).toBe('active');
+      expect((await events(user.id, 'device.reactivated')).filter((e) => e.data.deviceId === device.id)).toHaveLength(1);
+    }
+  });
+
+  it('H2, H3, X4: a sharing confirmed on both processes at once is requested once; two compliance officers deciding it at once on both processes, one approving and one rejecting: one decision stands, audited once', async () => {
+    const h = { services, app: apps[0] } as unknown as Harness;
+    const officers = await Promise.all([0, 1].map(() => createUserWithCard(services, '1234', { role: 'compliance' })));
+    const officerHeaders = await Promise.all(officers.map((o, i) => loginSession(apps[i]!, o.user.username, withCard(o.card), { stepUp: true })));
+    for (let round = 0; round < ROUNDS; round++) {
+      // a requester in an account of their own: compliance approves (H3)
+      const p = await sharingPair(h, 'other-account');
+      const started = await postJson(apps[1], '/api/v1/sharing', { ownerUsername: p.owner.username, ownerPassword: PASSWORD }, p.headers);
+      expect(started.status, JSON.stringify(started.body)).toBe(201);
+      const proven = await postJson(
+        apps[0],
+        `/api/v1/sharing/${started.body.id}/answer`,
+        { response: cardAnswer(p.card, started.body.challenge.question) },
+        p.headers,
+      );
+      expect(proven.status, JSON.stringify(proven.body)).toBe(200);
+      const confirmations = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => postJson(either(i), `/api/v1/sharing/${started.body.id}/confirmation`, { disposition: 'keep' }, p.headers)),
+      );
+      expect(confirmations.filter((c) => c.status === 200).map((c) => c.body.state)).toEqual(['pending']);
+      for (const c of confirmations.filter((x) => x.status !== 200)) expect(c.status).toBe(409);
+      expect((await events(p.requester.id, 'sharing.requested')).filter((e) => e.data.sharingId === started.body.id)).toHaveLength(1);
+      const decisions = await Promise.all(
+        (['approve', 'reject'] as const).map((decision, i) =>
+          postJson(apps[i]!, `/api/v1/helpdesk/sharing/${started.body.id}/decision`, { decision }, officerHeaders[i]!),
+        ),
+      );
+      expect(decisions.filter((d) => d.status === 200)).toHaveLength(1);
+      const lost = decisions.find((d) => d.status !== 200)!;
+      expect([lost.status, lost.body.error.code]).toEqual([409, 'SHARING_STATE']);
+      const stands = decisions.find((d) => d.status === 200)!.body.state;
+      const row = await services.store.db.selectFrom('device_sharings').select('state').where('id', '=', started.body.id).executeTakeFirstOrThrow();
+      expect(row.state).toBe(stands);
+      const decided = (await services.audit.list({ userId: p.requester.id, limit: 500 })).filter(
+        (e) => ['sharing.approved', 'sharing.rejected'].includes(e.event) && e.data.sharingId === started.body.id,
+      );
+      expect(decided.map((e) => e.event)).toEqual([stands === 'active' ? 'sharing.approved' : 'sharing.rejected']);
+    }
   });
 });
 
