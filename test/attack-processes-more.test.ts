@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { createServices, type Services } from '../src/services.js';
 import { buildApp } from '../src/http/app.js';
 import type { Clock } from '../src/clock.js';
+import { CODE_TEMPLATES } from '../src/notify/notifier.js';
 import {
   PASSWORD,
   cardAnswer,
@@ -27,7 +28,7 @@ import {
 import { cliEnv, startServer, type ServerProcess } from './support/cli.js';
 import { postgresUrl } from './support/environment.js';
 import { answer, bearer, claimOf, loginSession, postJson, startLogin, withCard, type ApiResponse } from './support/api.js';
-import { TestPhone, tokenIn, verifiedNumber, type Inbox } from './support/phone.js';
+import { TestPhone, newMobile, tokenIn, verifiedNumber, type Inbox } from './support/phone.js';
 import { issuePasscode } from './support/staff.js';
 import { sharingPair } from './support/sharing.js';
 
@@ -263,6 +264,25 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
       );
       expect(decided.map((e) => e.event)).toEqual([stands === 'active' ? 'sharing.approved' : 'sharing.rejected']);
     }
+  });
+
+  it('M7, X4: two users who verified one number start 16 logins by SMS over both processes at once: the number gets 10 codes in the hour (their confirm codes included), no more; the rest refused, audited', async () => {
+    const number = newMobile();
+    const users = [await createUser(services), await createUser(services)];
+    for (const user of users) await verifiedNumber({ services } as Harness, user.id, number);
+    const starts = await Promise.all(Array.from({ length: 16 }, (_, i) => startLogin(either(i), users[i % 2]!.username)));
+    expect(starts.map((s) => s.status)).toEqual(Array(16).fill(200));
+    const e164 = (await services.phones.list(users[0]!.id))[0]!.e164;
+    const codes = await services.store.db
+      .selectFrom('notifications')
+      .select('template')
+      .where('recipient', '=', e164)
+      .where('template', 'in', CODE_TEMPLATES)
+      .execute();
+    expect(codes.filter((c) => c.template === 'confirmCode')).toHaveLength(2);
+    expect(codes).toHaveLength(10);
+    const limited = (await Promise.all(users.map((u) => events(u.id, 'sms.rate_limited')))).flat();
+    expect(limited).toHaveLength(8);
   });
 });
 
