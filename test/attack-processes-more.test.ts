@@ -30,6 +30,7 @@ import { postgresUrl } from './support/environment.js';
 import { answer, bearer, claimOf, loginSession, postJson, startLogin, withCard, type ApiResponse } from './support/api.js';
 import { TestPhone, newMobile, tokenIn, verifiedNumber, type Inbox } from './support/phone.js';
 import { issuePasscode } from './support/staff.js';
+import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
 import { sharingPair } from './support/sharing.js';
 
 /**
@@ -352,6 +353,25 @@ describe.skipIf(!postgresUrl)('a server process whose clock is off by some secon
     await loginSession(behind.app, user.username, withCard(card));
     expect(statuses(await wrongPasswords(rightApp, user.username, 9))).toEqual(Array(9).fill(401));
     expect((await startLogin(rightApp, user.username)).status).toBe(200);
+  });
+
+  it("L4, D1, X4: a time-based token's code accepted on the process whose clock is right is refused on processes whose clock is ahead or behind, and the reverse", async () => {
+    const [ahead, behind] = [await skewedProcess(SKEW_MS), await skewedProcess(-SKEW_MS)];
+    const realClock = { now: () => Date.now() };
+    for (const [first, others] of [
+      [rightApp, [ahead.app, behind.app]],
+      [ahead.app, [rightApp, behind.app]],
+      [behind.app, [rightApp, ahead.app]],
+    ] as const) {
+      const holder = await BUILT_IN_DRIVERS.token_totp!.holder({ services: ahead.services, clock: realClock } as unknown as Harness);
+      const login = await startLogin(first, holder.user.username);
+      const code = await holder.right(login.body.challenge);
+      expect((await answer(first, login.body.id, code)).status).toBe(200);
+      for (const other of others) {
+        const again = await startLogin(other, holder.user.username);
+        expect((await answer(other, again.body.id, code)).status).toBe(401);
+      }
+    }
   });
 
   it('L3, L4, X4: wrong answers of one flow on a process whose clock is ahead and one whose clock is right: three at most are checked, the flow fails', async () => {
