@@ -46,7 +46,7 @@ import { MobileEnrolment } from './devices/mobile/enrolment.js';
 import { PushRequests } from './devices/mobile/push-requests.js';
 import { openSignals, type Signals } from './push/signals.js';
 import { noPushProvider, type PushProvider } from './push/provider.js';
-import { loadVapidKeys, webPushProvider } from './push/web-push.js';
+import { sharedVapidKeys, webPushProvider } from './push/web-push.js';
 import { migrateToLatest, migrationState } from './store/migrate.js';
 import { describeError, environmentLanguage, translator } from './i18n/i18n.js';
 import { Metrics, type PoolStats } from './metrics/metrics.js';
@@ -150,10 +150,17 @@ function observedSignals(signals: Signals, observer: Pick<Observer, 'waiting'>):
   };
 }
 
-/** K3: the configured push provider and the key apps subscribe with. */
-function pushProviderOf(config: Config, clock: Clock, warn: (message: string) => void): { provider: PushProvider; vapidPublicKey: string | null } {
+/** K3, X4: the configured push provider and the key apps subscribe with, the same for every process sharing the database. */
+async function pushProviderOf(
+  config: Config,
+  clock: Clock,
+  warn: (message: string) => void,
+  store: Store,
+  box: SecretBox,
+): Promise<{ provider: PushProvider; vapidPublicKey: string | null }> {
   if (config.push.provider === 'none') return { provider: noPushProvider, vapidPublicKey: null };
-  const { keys, path } = loadVapidKeys({ publicKey: config.push.publicKey, privateKey: config.push.privateKey, dataDir: config.dataDir });
+  // K3, X4: one pair for every process sharing the database, whatever its data directory
+  const { keys, path } = await sharedVapidKeys({ publicKey: config.push.publicKey, privateKey: config.push.privateKey, dataDir: config.dataDir }, store, box);
   if (path) warnIfExposed(path, warn);
   return {
     provider: webPushProvider({ vapid: { ...keys, subject: config.push.subject }, timeoutMs: config.push.timeoutMs, clock }),
@@ -289,7 +296,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     const smsCodes = new SmsCodes({ store, clock, notifier, policy: config.policy, audit });
     const phones = new Phones({ store, clock, box, audit, users, devices, notifier, smsCodes, policy: config.policy, sessions });
     const signals = observedSignals(openSignals(store), metrics);
-    const push = pushProviderOf(config, clock, warn);
+    const push = await pushProviderOf(config, clock, warn, opened, box);
     const firstFactor = new FirstFactor({ users, answers, clock, audit });
     const optOuts = new OptOuts({ store, clock, audit, notifier, users, rights: securityRights, sessions });
     const pushRequests = new PushRequests({

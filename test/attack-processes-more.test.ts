@@ -10,6 +10,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServices, type Services } from '../src/services.js';
 import { buildApp } from '../src/http/app.js';
 import type { Clock } from '../src/clock.js';
@@ -385,4 +388,47 @@ describe.skipIf(!postgresUrl)('a server process whose clock is off by some secon
     expect(failed).toHaveLength(3);
     expect((await ahead.services.lockout.status(user.username)).failures).toBe(3);
   });
+});
+
+/**
+ * K3, X4: server processes on several machines, each with a data directory of
+ * its own, share one PostgreSQL database. The app subscribes to Web Push with
+ * the VAPID public key of the process it reached; a push sent by another
+ * process is signed with that process's key, which the push service refuses
+ * for that subscription. Started at once on a new database with Web Push on and
+ * no keys configured, every process must push with one key pair.
+ */
+describe.skipIf(!postgresUrl)('server processes with data directories of their own on one PostgreSQL database: one Web Push identity (K3, X4)', () => {
+  let db: TestDatabase;
+  const servers: ServerProcess[] = [];
+  const dirs: string[] = [];
+
+  beforeAll(async () => {
+    db = await openTestDatabase('postgres');
+  });
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    await db?.drop();
+  });
+
+  /** The VAPID public key the app page of a process gives the app to subscribe with. */
+  async function vapidKeyOf(server: ServerProcess): Promise<string> {
+    const html = await (await fetch(`${server.url}/app`)).text();
+    return /data-vapid-key="([^"]*)"/.exec(html)![1]!;
+  }
+
+  it('K3, X4: three processes, each with a data directory of its own, started at once on a new database with Web Push on and no keys configured, give the app one VAPID key; a fourth started later too', async () => {
+    const start = () => {
+      const dir = mkdtempSync(join(tmpdir(), 'sls-machine-'));
+      dirs.push(dir);
+      return startServer(cliEnv(db, { SLS_DATA_DIR: dir, SLS_PUSH_PROVIDER: 'web-push', SLS_VAPID_SUBJECT: 'mailto:ops@example.test' }));
+    };
+    servers.push(...(await Promise.all([start(), start(), start()])));
+    servers.push(await start());
+    const keys = await Promise.all(servers.map(vapidKeyOf));
+    expect(keys[0]).toMatch(/^[A-Za-z0-9_-]{87}$/);
+    expect(new Set(keys).size).toBe(1);
+  }, 120_000);
 });

@@ -34,6 +34,8 @@ import { systemClock } from '../clock.js';
 import type { Clock } from '../clock.js';
 import { backoffDelay, DeliveryError, isRetryable, requestWithDeadline } from '../delivery/retry.js';
 import type { PushNotice, PushOutcome, PushProvider, PushSubscription } from './provider.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { Store } from '../store/database.js';
 
 type WebPushPackage = typeof import('web-push');
 const webpush = lazyPackage<WebPushPackage>('web-push');
@@ -93,7 +95,7 @@ const VAPID_SETTINGS = 'SLS_VAPID_PUBLIC_KEY/SLS_VAPID_PRIVATE_KEY';
 
 export interface VapidKeySource {
   keys: VapidKeys;
-  origin: 'configured' | 'key-file' | 'generated-key-file';
+  origin: 'configured' | 'key-file' | 'generated-key-file' | 'recorded';
   path?: string;
 }
 
@@ -129,6 +131,47 @@ export function loadVapidKeys(options: { publicKey?: string; privateKey?: string
     throw error;
   }
   return { keys, origin: 'generated-key-file', path };
+}
+
+/** `meta`'s key of the VAPID keys every process pushes with, sealed under the master key (K3, X4). */
+const RECORDED_VAPID_KEYS = 'vapid_keys';
+const VAPID_SEAL_CONTEXT = 'vapid-keys';
+
+/**
+ * K3, X4: the VAPID keys of every server process sharing the database. The
+ * app subscribes with the public key of the process it reached, and a push
+ * service refuses, for that subscription, a push signed with another key:
+ * processes with data directories of their own (on several machines) must
+ * not push each with a pair of its own. Configured keys (SLS_VAPID_*) are
+ * used as they are (the same for every process, docs/operations.md);
+ * otherwise the pair recorded in the database, sealed, which the first start
+ * records from its vapid.json (made if need be): of several first starts at
+ * once, one insert wins and every process reads it.
+ */
+export async function sharedVapidKeys(
+  options: { publicKey?: string; privateKey?: string; dataDir: string },
+  store: Store,
+  box: SecretBox,
+): Promise<VapidKeySource> {
+  if (options.publicKey || options.privateKey) return loadVapidKeys(options);
+  const recorded = async (): Promise<VapidKeys | null> => {
+    const row = await store.db.selectFrom('meta').select('value').where('key', '=', RECORDED_VAPID_KEYS).executeTakeFirst();
+    return row ? box.openJson<VapidKeys>(row.value, VAPID_SEAL_CONTEXT) : null;
+  };
+  let keys = await recorded();
+  if (!keys) {
+    const local = loadVapidKeys(options);
+    await store.db
+      .insertInto('meta')
+      .values({ key: RECORDED_VAPID_KEYS, value: box.sealJson(local.keys, VAPID_SEAL_CONTEXT) })
+      .onConflict((oc) => oc.column('key').doNothing())
+      .execute();
+    keys = (await recorded())!;
+  }
+  checkVapidKeys(keys);
+  // a vapid.json of this data directory, used or not, is still named when others may read it
+  const path = join(options.dataDir, 'vapid.json');
+  return { keys, origin: 'recorded', ...(existsSync(path) ? { path } : {}) };
 }
 
 /** RFC 8030 Topic: ≤ 32 base64url characters; a hash, so the push service does not see the request id. */
