@@ -167,6 +167,21 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
     }
   });
 
+  it('K13, V1, X4 (decision 0030): 10 step-ups of one session started on both processes at once ring the phone at most 5 times; the rest are withheld, audited', async () => {
+    const phone = new TestPhone(b.url, inbox);
+    const user = await pushUser(phone);
+    const start = await startLogin(apps[1], user.username);
+    await phone.approve(await phone.request(user.username), start.body.challenge.number);
+    const headers = bearer((await postJson(apps[0], `/api/v1/login/${start.body.id}/session`, { claimToken: start.body.claimToken })).body.session.token);
+    const steps = await Promise.all(Array.from({ length: 10 }, (_, i) => postJson(either(i), '/api/v1/step-up', { password: PASSWORD }, headers)));
+    expect(steps.map((s) => s.status)).toEqual(Array(10).fill(200));
+    // a newer request to the phone supersedes an older one (K13: its step-up fails), rung or withheld alike
+    const withheld = (await events(user.id, 'login.push_withheld')).filter((e) => e.data.kind === 'step_up');
+    // each step-up either rang the phone or was withheld: at most 5 rang
+    expect(withheld.length).toBeGreaterThanOrEqual(5);
+    expect(new Set(withheld.map((e) => e.data.flowId)).size).toBe(withheld.length);
+  });
+
   it('C7, L4, X4: one PIN change answered on both processes at once, each copy with another new PIN: one PIN is set, audited once, and only it works', async () => {
     const user = await createUser(services);
     const { device, card } = await services.devices.addDscPlus({ userId: user.id, pin: '1234' }, 'test');
