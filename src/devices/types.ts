@@ -376,8 +376,6 @@ export function lossUnconfirmed(device: Device, now: number): boolean {
   const report = device.params.weakerLossReport as { until?: unknown; untilConfirmed?: unknown } | undefined;
   // X7, D2 (decision 0035): a staff member's card waits until an admin ends the wait, never by itself
   return (
-    (device.state === 'lost' || device.state === 'returned') &&
-    typeof report?.until === 'number' &&
-    (report.until > now || report.untilConfirmed === true)
+    (device.state === 'lost' || device.state === 'returned') && typeof report?.until === 'number' && (report.until > now || report.untilConfirmed === true)
   );
 }
