@@ -250,6 +250,26 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     expect(acts.status, JSON.stringify(acts.body)).toBe(200);
   });
 
+  it("X7, D2, R2, C5 (decisions 0035, 0036): a staff member's card marked returned without a verification of its owner waits as their loss report does: never ending by itself, 3 days later the SMS step-up still takes no staff action", async () => {
+    const { user: client } = await createUserWithCard(h.services);
+    const agent = await h.services.users.create({ username: `backagent${Date.now().toString(36)}`, password: PASSWORD, role: 'client_services' }, 'test');
+    await verifiedNumber(h, agent.id);
+    const { device: card } = await h.services.devices.addDscPlus({ userId: agent.id, pin: '1234' }, 'test');
+    const sms = (await h.services.devices.listForUser(agent.id)).find((d) => d.type === 'sms' && d.state === 'active')!;
+    // "I sent my card back", on the telephone: an admin marks it returned without verifying the staff member
+    const { user: admin } = await staffMember('admin');
+    expect((await h.services.dscPlusRequests.markReturned(admin.id, card.id)).state).toBe('returned');
+    h.clock.advance(h.services.config.policy.weakerLossReportWaitMs + 60_000);
+    const later = await smsSteppedUp(agent, sms.id);
+    const acts = await postJson(h.app, `/api/v1/helpdesk/users/${client.username}/verifications`, { method: 'id_document' }, later);
+    expect([acts.status, acts.body.error?.code]).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
+    // an admin who verified the staff member ends the wait
+    const checked = await h.services.helpDesk.verifyIdentity(admin.id, agent.username, { method: 'id_document' });
+    await h.services.dscPlusRequests.confirmLoss(admin.id, card.id, checked.id);
+    const after = await smsSteppedUp(agent, sms.id);
+    expect((await postJson(h.app, `/api/v1/helpdesk/users/${client.username}/verifications`, { method: 'id_document' }, after)).status).toBe(200);
+  });
+
   it("X7, D2, K7 (decision 0035): the staff password and a SIM neither migrate nor recover a staff member's mobile authenticator (their strongest device) to another phone by an SMS token: 403 STRONGER_DEVICE_REQUIRED, audited, no token sent, the authenticator stays where it was", async () => {
     const { user: client } = await createUserWithCard(h.services);
     const agent = await h.services.users.create({ username: `appagent${Date.now().toString(36)}`, password: PASSWORD, role: 'client_services' }, 'test');
