@@ -1,6 +1,7 @@
 /** The directories the server writes in (X4). */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { SlsError } from './errors.js';
 
 /**
@@ -16,6 +17,34 @@ export function ensureDirectory(directory: string, setting: string): void {
   }
   if (!existsSync(dirname(directory))) throw new SlsError('DIRECTORY_MISSING', { directory, setting });
   mkdirSync(directory, { mode: 0o700 });
+}
+
+/**
+ * X4, D5: creates the key file PATH (mode 0600) holding TEXT, whole or not at
+ * all: written and flushed under a name of its own beside it, then linked to
+ * PATH, which fails if PATH is there already. Two processes starting at once
+ * on one data directory never read a key file half written (an empty
+ * master.key stopped the second one's start). False when another process
+ * created PATH first: read theirs.
+ */
+export function createFileOnce(path: string, text: string): boolean {
+  const draft = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}`);
+  const fd = openSync(draft, 'wx', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(draft, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    rmSync(draft, { force: true });
+  }
 }
 
 /** The mode of PATH (permission bits, with setuid, setgid and sticky) in octal when one of the bits of OTHERS is set; null otherwise, or when it is not there. */

@@ -6,7 +6,8 @@
  * backup, chmod'ed) is named at every start, loudly, with the fix.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config.js';
@@ -146,5 +147,62 @@ describe.each(DATABASES)('secrets at rest on disk, on %s (X4, D5)', (dbName) => 
     chmodSync(join(dataDir, 'outbox'), 0o755);
     await outboxProvider(dataDir).deliver({ ...message, id: 'ntf_bbbbbbbbbbbbbbbbbbbbbbbbbb' });
     expect(modeOf(join(dataDir, 'outbox'))).toBe(0o700);
+  });
+});
+
+describe('key files made at the first start (X4, D5)', () => {
+  /** The key files FILES of four threads starting at once on one new data directory, as the built server loads them (dist/). */
+  async function firstStartsAtOnce(dataDir: string): Promise<string[]> {
+    const modules = { masterKey: join(process.cwd(), 'dist/crypto/master-key.js'), webPush: join(process.cwd(), 'dist/push/web-push.js') };
+    const code = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      Promise.all([import(workerData.modules.masterKey), import(workerData.modules.webPush)]).then(([m, w]) => {
+        // every thread ready, then all at once
+        const ready = new Int32Array(workerData.ready);
+        Atomics.add(ready, 0, 1);
+        while (Atomics.load(ready, 0) < workerData.threads) {}
+        try {
+          const key = m.loadMasterKey({ masterKey: undefined, dataDir: workerData.dataDir }).key.toString('hex');
+          const vapid = w.loadVapidKeys({ dataDir: workerData.dataDir }).keys.publicKey;
+          parentPort.postMessage(key + ' ' + vapid);
+        } catch (error) {
+          parentPort.postMessage('refused: ' + error.message);
+        }
+      });`;
+    const threads = 4;
+    const ready = new SharedArrayBuffer(4);
+    return Promise.all(
+      Array.from(
+        { length: threads },
+        () =>
+          new Promise<string>((resolve, reject) => {
+            const worker = new Worker(code, { eval: true, workerData: { modules, dataDir, threads, ready } });
+            worker.once('message', (message: string) => {
+              resolve(message);
+              void worker.terminate();
+            });
+            worker.once('error', reject);
+          }),
+      ),
+    );
+  }
+
+  it('X4, D5: four processes starting at once on a new data directory all use one master key and one VAPID pair: a key file is never read half written (an empty master.key refused a start)', async () => {
+    if (!existsSync(join(process.cwd(), 'dist/crypto/master-key.js'))) throw new Error('npm run build first (npm test does)');
+    const scratch = mkdtempSync(join(tmpdir(), 'sls-first-'));
+    try {
+      for (let round = 0; round < 30; round++) {
+        const dataDir = join(scratch, `data${round}`);
+        mkdirSync(dataDir, { mode: 0o700 });
+        const loaded = await firstStartsAtOnce(dataDir);
+        expect(new Set(loaded).size, loaded.join('\n')).toBe(1);
+        expect(loaded[0]).not.toMatch(/^refused/);
+        // nothing left beside them: the drafts are gone
+        expect(readdirSync(dataDir).sort()).toEqual(['master.key', 'vapid.json']);
+        expect(modeOf(join(dataDir, 'master.key'))).toBe(0o600);
+      }
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });

@@ -3,11 +3,11 @@
  * database: SLS_MASTER_KEY, or a key file generated in the data directory on
  * first start (development convenience, announced loudly).
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SlsError } from '../errors.js';
-import { ensureDirectory } from '../directories.js';
+import { createFileOnce, ensureDirectory } from '../directories.js';
 import { readKeyFile } from '../bounded-file.js';
 
 export interface MasterKeySource {
@@ -50,14 +50,9 @@ export function loadMasterKey(options: MasterKeyOptions): MasterKeySource {
   if (options.existingDatabase !== undefined) throw new SlsError('MASTER_KEY_MISSING', { database: options.existingDatabase, path });
   ensureDirectory(options.dataDir, 'SLS_DATA_DIR');
   const key = randomBytes(32);
-  try {
-    writeFileSync(path, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    // Another process created it first: use theirs.
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      return { key: decodeMasterKey(readKeyFile(path, 'SLS_MASTER_KEY')), origin: 'key-file', path };
-    }
-    throw error;
+  // Another process created it first: use theirs.
+  if (!createFileOnce(path, `${key.toString('base64')}\n`)) {
+    return { key: decodeMasterKey(readKeyFile(path, 'SLS_MASTER_KEY')), origin: 'key-file', path };
   }
   return { key, origin: 'generated-key-file', path };
 }

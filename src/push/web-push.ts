@@ -25,8 +25,8 @@
  * <dataDir>/vapid.json (mode 0600), like the master key (D5).
  */
 import { createECDH, createHash } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
-import { ensureDirectory } from '../directories.js';
+import { existsSync } from 'node:fs';
+import { createFileOnce, ensureDirectory } from '../directories.js';
 import { readKeyFile } from '../bounded-file.js';
 import { join } from 'node:path';
 import { lazyPackage } from '../lazy-package.js';
@@ -123,13 +123,8 @@ export function loadVapidKeys(options: { publicKey?: string; privateKey?: string
   if (existsSync(path)) return { keys: readVapidFile(path), origin: 'key-file', path };
   ensureDirectory(options.dataDir, 'SLS_DATA_DIR');
   const keys = generateVapidKeys();
-  try {
-    writeFileSync(path, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    // Another process created it first: use theirs.
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return { keys: readVapidFile(path), origin: 'key-file', path };
-    throw error;
-  }
+  // Another process created it first: use theirs.
+  if (!createFileOnce(path, `${JSON.stringify(keys, null, 2)}\n`)) return { keys: readVapidFile(path), origin: 'key-file', path };
   return { keys, origin: 'generated-key-file', path };
 }
 
