@@ -206,7 +206,7 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     await expect(h.services.dscPlusRequests.ship(agentId, third.body.device.id, 'DSC9999999', CONFIRMED)).rejects.toMatchObject({ code: 'NO_STOCK' });
   });
 
-  it('C7: the PIN changes after the old one is proven; the old PIN no longer gives the right response', async () => {
+  it('C7, N1: the PIN changes after the old one is proven; the old PIN no longer gives the right response; the user is told, the card named', async () => {
     const { user, card } = await createUserWithCard(h.services, '1111');
     const token = await loginWithCard(user, card);
     const [device] = await h.services.devices.listForUser(user.id);
@@ -237,6 +237,10 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     expect(oldPin.status).toBe(401);
     expect((await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question, '3333'))).status).toBe(200);
     expect((await h.services.audit.list({ username: user.username })).map((e) => e.event)).toContain('device.pin_changed');
+    // N1: the user hears of it once, the card named (whoever holds the card and its old PIN shuts its owner out)
+    const told = (await h.services.notifier.list({ userId: user.id })).filter((n) => n.template === 'pinChanged');
+    expect(told.length).toBeGreaterThan(0);
+    expect(new Set(told.map((n) => n.body.includes(device!.serial!)))).toEqual(new Set([true]));
   });
   it('R2, D2, K7: the password and a SIM report the DSC+ lost: no key and no authenticator by SMS until the wait is over (a replacement asked meanwhile waits for client services to confirm its address); a loss client services record does not wait', async () => {
     const sms = await BUILT_IN_DRIVERS.sms!.holder(h);

@@ -19,6 +19,7 @@ const NOTICES: NoticeTemplate[] = [
   'userLockedByStaff',
   'userUnlocked',
   'deviceReactivated',
+  'pinChanged',
   'onlineCardActivated',
   'deviceEnrolled',
   'dscplusRequested',

@@ -336,6 +336,8 @@ export class DeviceActivation {
       await audit.append(trx, [
         { event: 'device.pin_changed', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { deviceId: device.id } },
       ]);
+      // N1: the user hears of it, in its transaction (whoever holds the card and its old PIN shuts the owner out)
+      await this.deps.notifier.notify(user, 'pinChanged', { username: user.username, serial: device.serial ?? '' }, { db: trx });
       return true;
     });
   }

@@ -43,6 +43,8 @@ export type NoticeTemplate =
   | 'sessionsEndedByStaff'
   | 'userUnlocked'
   | 'deviceReactivated'
+  // N1, C7: a device's PIN changed (whoever holds the card and its old PIN locks its owner out)
+  | 'pinChanged'
   // N1, S2 (decision 0036): an online security card activated (full access for 21 days; the card before it ends)
   | 'onlineCardActivated'
   | 'deviceEnrolled'
