@@ -698,3 +698,42 @@ describe('I1: the provider’s cookies over plain HTTP (SLS_COOKIE_SECURE=false:
     );
   });
 });
+
+describe.each(DATABASES)('I1, X5: the device grant’s pages under the throttle (%s)', (database) => {
+  let h: Harness;
+  let issuer: string;
+  beforeAll(async () => {
+    const off = { perAddress: 0, global: 0 };
+    ({ h, issuer } = await listeningHarness(database, {
+      limits: { login: { perAddress: 3, global: 0 }, answer: { perAddress: 3, global: 0 }, send: off, activation: off, helpdesk: off, admin: off, integration: off },
+    }));
+  });
+  afterAll(async () => h?.close());
+
+  it('I1, X5 (RFC 8628 §5.1): user codes typed, and device codes asked for, are counted by the throttle however the address is written: the provider matches its routes in any case and with a trailing slash, so /oidc/DEVICE or /oidc/device/ are the same pages and the same count', async () => {
+    const created = await h.services.oidc.clients.create({ name: 'Throttled desktop', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
+    const browser = new Browser(issuer);
+    const xsrf = (html: string) => /name="xsrf" value="([^"]+)"/.exec(html)![1]!;
+    let form = (await browser.request('/oidc/device')).html;
+    // a script guessing user codes (8 letters of 20): each guess the provider looks up (the page of a wrong one has the next
+    // form's secret), under paths the provider takes as its own
+    const guesses: number[] = [];
+    for (const path of ['/oidc/device/', '/oidc/DEVICE', '/oidc/Device/', '/oidc/device', '/oidc/dEvIcE', '/oidc/DEVICE/']) {
+      const page = await browser.request(path, { form: { xsrf: xsrf(form), user_code: 'BCDF-GHJK' } });
+      guesses.push(page.status);
+      if (page.status === 200) form = page.html;
+    }
+    expect(guesses).toEqual([200, 200, 200, 429, 429, 429]);
+    // device codes asked for, as login starts
+    const asked: number[] = [];
+    for (const path of ['/oidc/device/auth/', '/oidc/DEVICE/AUTH', '/oidc/Device/Auth/', '/oidc/device/auth', '/oidc/device/AUTH']) {
+      const response = await fetch(`${issuer}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `client_id=${created.client.clientId}&scope=openid`,
+      });
+      asked.push(response.status);
+    }
+    expect(asked).toEqual([200, 200, 200, 429, 429]);
+  });
+});

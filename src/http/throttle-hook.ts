@@ -4,7 +4,7 @@
  * body parsed, no password hashed). The address is the request's, as the
  * trusted proxies tell it (SLS_TRUST_PROXY).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Throttle, Throttled } from '../throttle/throttle.js';
 
 /** [method, route pattern (Fastify's), kind]: API routes and the pages that do the same. */
@@ -39,9 +39,24 @@ export function throttledKind(method: string, route: string | undefined): Thrott
   return found ? found[2] : null;
 }
 
+/** The OpenID Provider's routes, all handed to it by one route of ours (http/oidc.ts). */
+const PROVIDER_ROUTE = '/oidc/*';
+
+/**
+ * The route a request is counted under: Fastify's, or, for the OpenID Provider's, its path as the provider's router
+ * matches it (ASCII letters in any case, one trailing slash; nothing decoded): POST /oidc/DEVICE or /oidc/device/ is
+ * the provider's code verification, counted as /oidc/device.
+ */
+export function throttledRoute(request: Pick<FastifyRequest, 'routeOptions' | 'url'>): string | undefined {
+  const route = request.routeOptions.url;
+  if (route !== PROVIDER_ROUTE) return route;
+  const path = request.url.split('?')[0]!.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
 export function registerThrottle(app: FastifyInstance, throttle: Throttle): void {
   app.addHook('onRequest', async (request) => {
-    const kind = throttledKind(request.method, request.routeOptions.url);
+    const kind = throttledKind(request.method, throttledRoute(request));
     if (kind) await throttle.check(kind, request.ip ?? null);
   });
 }
