@@ -32,6 +32,7 @@ import { answer, bearer, claimOf, get, readLogin, loginSession, postJson, startL
 import { Browser, listeningHarness, registeredClient, TEST_REDIRECT_URI } from './support/oidc.js';
 import { Agent, alertBox, byId, csrfOf, form, textById } from './support/html.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
+import { routesOf } from './support/routes.js';
 
 const NEW_PASSWORD = 'a brand new passphrase 7';
 
@@ -54,6 +55,45 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     h = await startHarness(database);
   });
   afterAll(async () => h?.close());
+
+  it("X3, L8: every form route of the pages (each POST of the app's route table outside the JSON API and the OpenID Provider) refuses a signed-in admin's browser without its CSRF token, with the token it was given before signing in, or with another signed-in browser's: 403 CSRF_FAILED before the route reads anything; its own token gets past the check", async () => {
+    const signedIn = async () => {
+      const { user, card } = await createUserWithCard(h.services, '1234', { role: 'admin' });
+      const agent = new Agent(h.app);
+      // the form's token as the browser had it before signing in (a token an attacker could have given it: login CSRF)
+      const before = csrfOf(form((await agent.get('/login')).html, '/login'));
+      agent.jar.set(SESSION_COOKIE, (await cardSession(h, user, card)).authorization!.slice('Bearer '.length));
+      const own = csrfOf(form((await agent.get('/login')).html, '/login'));
+      return { agent, before, own };
+    };
+    const victim = await signedIn();
+    const other = await signedIn();
+    const routes = routesOf(h.app).filter(({ method, url }) => method === 'POST' && !url.startsWith('/api/') && !url.startsWith('/oidc') && !url.includes('*'));
+    // the pages' forms: the login, its device, the step-up, the settings, the console (the table is the app's, so a new form is tried too)
+    expect(routes.length).toBeGreaterThan(30);
+    const pathOf = (url: string) => url.replace(/:[A-Za-z]+/g, 'x');
+    const wrong: string[] = [];
+    for (const { url } of routes) {
+      for (const [what, fields] of [
+        ['no token', {}],
+        ['the token of before the login', { _csrf: victim.before }],
+        ["another browser's token", { _csrf: other.own }],
+      ] as [string, Record<string, string>][]) {
+        const page = await victim.agent.post(pathOf(url), fields);
+        if (page.status !== 403 || alertBox(page.html)?.code !== 'CSRF_FAILED') wrong.push(`${url} (${what}): ${page.status} ${alertBox(page.html)?.code ?? ''}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+    // nothing of it was done: the session lives (not even the logout went through)
+    expect((await victim.agent.get('/account')).status).toBe(200);
+    // the browser's own token is no CSRF refusal (the route then answers what it answers); the logout, which ends the session the token is bound to, last
+    const ordered = [...routes.filter(({ url }) => url !== '/logout'), ...routes.filter(({ url }) => url === '/logout')];
+    for (const { url } of ordered) {
+      const page = await victim.agent.post(pathOf(url), { _csrf: victim.own });
+      if (alertBox(page.html)?.code === 'CSRF_FAILED') wrong.push(`${url} (own token): CSRF_FAILED`);
+    }
+    expect(wrong).toEqual([]);
+  });
 
   it('L8, L1: what the old password started is over once the password changes: a login or an activation of the authenticator under way, finished with the device afterwards, opens no session and binds no authenticator', async () => {
     const { user, card } = await createUserWithCard(h.services);
