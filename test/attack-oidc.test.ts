@@ -18,7 +18,7 @@ import { issuePasscode } from './support/staff.js';
 import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
 import { BUILT_IN_DRIVERS, onlyDevice } from './support/kind-drivers.js';
 import { Browser, listeningHarness, registeredClient, signIn as signInWith, TEST_REDIRECT_URI } from './support/oidc.js';
-import { elements, forms } from './support/html.js';
+import { alertBox, elements, forms } from './support/html.js';
 import { artifactKey } from '../src/oidc/adapter.js';
 
 describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
@@ -560,6 +560,45 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       await h.services.helpDesk.resetPassword(agentId, user.username, { verificationId: verification.id });
       await expect(oidc.pollDeviceAuthorizationGrant(device, { ...response, interval: 0.05 })).rejects.toMatchObject({ error: 'invalid_grant' });
     });
+
+    it("I1 (RFC 8628 §5.4): a device approval an attacker began in a browser of their own, its __Secure- interaction and resume cookies planted in the user's browser (a sibling subdomain may set __Secure- cookies for the parent domain, not __Host- ones): the user's login does not approve the attacker's device", async () => {
+      const created = await h.services.oidc.clients.create(
+        { name: 'Planted desktop', app: 'trading', redirectUris: [], public: true, deviceGrant: true },
+        'test',
+      );
+      const device = await oidc.discovery(new URL(issuer), created.client.clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      const response = await oidc.initiateDeviceAuthorization(device, { scope: 'openid offline_access' });
+      // the attacker types their own device's code and answers Yes (the warning is theirs to ignore), in a fresh browser
+      const attacker = new Browser(issuer);
+      const xsrf = (html: string) => /name="xsrf" value="([^"]+)"/.exec(html)![1]!;
+      const typed = await attacker.request('/oidc/device', {
+        form: { xsrf: xsrf((await attacker.request('/oidc/device')).html), user_code: response.user_code },
+      });
+      const confirmed = await attacker.request('/oidc/device', { form: { xsrf: xsrf(typed.html), user_code: response.user_code, confirm: 'yes' } });
+      const interaction = confirmed.location!;
+      expect(interaction).toMatch(/\/oidc\/interaction\/[A-Za-z0-9_-]+$/);
+      // what a sibling subdomain can set in the user's browser: the provider's __Secure- cookies (Domain the parent's, their paths)
+      const planted = [...attacker.jar].filter(([name]) => name.startsWith('__Secure-sls_oidc_'));
+      expect(planted.map(([name]) => name)).toEqual(expect.arrayContaining(['__Secure-sls_oidc_interaction', '__Secure-sls_oidc_resume']));
+      const { user, card } = await createUserWithCard(h.services);
+      const victim = new Browser(issuer);
+      for (const [name, value] of planted) victim.jar.set(name, value);
+      // the user, led to the interaction, is sent to our login (a device is approved with a fresh one) and logs in
+      h.clock.set(Math.max(Date.now(), h.clock.now()) + 1_000);
+      await victim.request(interaction);
+      await signIn(victim, user.username, (flow) => cardAnswer(card, (flow.challenge as Json).question as string), 'trading');
+      let page = await victim.request(interaction);
+      for (let hop = 0; hop < 10 && page.location; hop++) page = await victim.request(page.location);
+      expect(page.html).not.toContain('Planted desktop is signed in');
+      // the interaction is not the user's browser's: as one that expired (decision 0037)
+      expect(alertBox(page.html)?.code).toBe('OIDC_INTERACTION_EXPIRED');
+      // the attacker's device gets nothing of the user's
+      await expect(
+        oidc.pollDeviceAuthorizationGrant(device, { ...response, interval: 0.05 }, undefined, { signal: AbortSignal.timeout(500) }),
+      ).rejects.toBeTruthy();
+      const login = await h.services.store.db.selectFrom('audit_log').select('data').where('event', '=', 'oidc.login').where('user_id', '=', user.id).execute();
+      expect(login.filter((row) => JSON.parse(row.data as string).outcome === 'authenticated')).toEqual([]);
+    });
   });
 
   describe('I1, X5 (RFC 8628 §3.5): a device polling faster than it must', () => {
@@ -705,13 +744,24 @@ describe.each(DATABASES)('I1, X5: the device grant’s pages under the throttle 
   beforeAll(async () => {
     const off = { perAddress: 0, global: 0 };
     ({ h, issuer } = await listeningHarness(database, {
-      limits: { login: { perAddress: 3, global: 0 }, answer: { perAddress: 3, global: 0 }, send: off, activation: off, helpdesk: off, admin: off, integration: off },
+      limits: {
+        login: { perAddress: 3, global: 0 },
+        answer: { perAddress: 3, global: 0 },
+        send: off,
+        activation: off,
+        helpdesk: off,
+        admin: off,
+        integration: off,
+      },
     }));
   });
   afterAll(async () => h?.close());
 
   it('I1, X5 (RFC 8628 §5.1): user codes typed, and device codes asked for, are counted by the throttle however the address is written: the provider matches its routes in any case and with a trailing slash, so /oidc/DEVICE or /oidc/device/ are the same pages and the same count', async () => {
-    const created = await h.services.oidc.clients.create({ name: 'Throttled desktop', app: 'trading', redirectUris: [], public: true, deviceGrant: true }, 'test');
+    const created = await h.services.oidc.clients.create(
+      { name: 'Throttled desktop', app: 'trading', redirectUris: [], public: true, deviceGrant: true },
+      'test',
+    );
     const browser = new Browser(issuer);
     const xsrf = (html: string) => /name="xsrf" value="([^"]+)"/.exec(html)![1]!;
     let form = (await browser.request('/oidc/device')).html;

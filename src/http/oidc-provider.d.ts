@@ -6,8 +6,17 @@ declare module 'oidc-provider' {
   import type { IncomingMessage, ServerResponse } from 'node:http';
 
   export interface KoaContext {
-    cookies: { get(name: string, options?: { signed?: boolean }): string | undefined };
+    cookies: {
+      get(name: string, options?: { signed?: boolean }): string | undefined;
+      set(
+        name: string,
+        value: string,
+        options: { path: string; httpOnly: boolean; secure: boolean; sameSite: 'lax'; signed: boolean; overwrite: boolean; maxAge: number },
+      ): void;
+    };
     status: number;
+    /** Koa's response: its headers as set so far. */
+    response: { get(header: string): string };
     redirect(url: string): void;
     oidc?: {
       route?: string;

@@ -37,6 +37,12 @@ const SCOPES = ['openid', 'offline_access', 'profile', 'email', 'sls.entitlement
 const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 /** RFC 8628: how long a device's code may wait for the user (and the user's code be typed). */
 const DEVICE_CODE_TTL_S = 600;
+/** How long an authorization (or a device approval) may wait for our login. */
+const INTERACTION_TTL_S = 3600;
+/** Where the provider sends a browser to our login (decision 0037: the browser is recorded with the interaction). */
+const INTERACTION_LOCATION = /\/oidc\/interaction\/([A-Za-z0-9_-]{1,64})$/;
+/** A browser's cookie as we make it (24 random bytes). */
+const BROWSER_FORMAT = /^[A-Za-z0-9_-]{32}$/;
 
 /**
  * The interaction to go back to after a login, once (the cookie is cleared): the browser's interaction waiting for our
@@ -249,7 +255,7 @@ export class ProviderHost {
         IdToken: TOKEN_LIFETIME_S,
         AuthorizationCode: 60,
         DeviceCode: DEVICE_CODE_TTL_S,
-        Interaction: 3600,
+        Interaction: INTERACTION_TTL_S,
         Session: sessionSeconds,
         // L8: an application's access lasts as long as a session of its app may (portal or trading) …
         Grant: (ctx: KoaContext | undefined, _grant: unknown, client?: { sls_app?: string }) => appMaxSeconds(client ?? ctx?.oidc?.client),
@@ -444,6 +450,28 @@ export class ProviderHost {
         ctx.redirect(`${OIDC_PREFIX}/device`);
       }
     });
+    // I1, RFC 8628 §5.4 (decision 0037): the browser the provider sends to an interaction is the one that may finish it —
+    // named by a __Host- cookie of its own (kept across its interactions), recorded with the interaction. Its __Secure-
+    // cookies, which a sibling subdomain can set, would otherwise let an attacker's authorization or device approval be
+    // finished by another person's login in another browser
+    provider.use(async (ctx, next) => {
+      await next();
+      if (ctx.status < 300 || ctx.status >= 400) return;
+      const uid = INTERACTION_LOCATION.exec(ctx.response.get('location') ?? '')?.[1];
+      if (!uid) return;
+      const present = ctx.cookies.get(names.oidcBrowser, { signed: false });
+      const browser = present && BROWSER_FORMAT.test(present) ? present : randomBytes(24).toString('base64url');
+      ctx.cookies.set(names.oidcBrowser, browser, {
+        path: '/',
+        httpOnly: true,
+        secure: config.cookieSecure,
+        sameSite: 'lax',
+        signed: false,
+        overwrite: true,
+        maxAge: INTERACTION_TTL_S * 1000,
+      });
+      await services.oidc.interactionBegan(uid, browser, clock.now() + INTERACTION_TTL_S * 1000);
+    });
     provider.use(async (ctx, next) => {
       await next();
       const oidc = ctx.oidc;
@@ -621,6 +649,10 @@ export function oidcRoutes(services: Services, pages: PageRenderer, host: Provid
         return pages.renderError(request, reply, new SlsError('OIDC_INTERACTION_EXPIRED'));
       }
       if (details.uid !== request.params.uid) return pages.renderError(request, reply, new SlsError('OIDC_INTERACTION_EXPIRED'));
+      // decision 0037: only in the browser the provider sent to it (its __Secure- cookies planted in another finish nothing)
+      if (!(await services.oidc.interactionOfBrowser(details.uid, request.cookies[cookieNames(config).oidcBrowser]))) {
+        return pages.renderError(request, reply, new SlsError('OIDC_INTERACTION_EXPIRED'));
+      }
       const client = await services.oidc.clients.find(details.params.client_id ?? '');
       if (!client) return refuse(request, reply, 'invalid_client', 'the client is no longer registered');
       const back = `${OIDC_PREFIX}/interaction/${details.uid}`;

@@ -40,6 +40,11 @@ export interface CookieNames {
   oidcResume: string;
   /** I1: the interaction our login goes back to (Path=/). */
   oidcReturn: string;
+  /**
+   * I1, RFC 8628 §5.4 (decision 0037): the browser an interaction began in (Path=/, `__Host-`, which no sibling
+   * subdomain can set): an interaction is finished only there, whatever `__Secure-` cookies were planted elsewhere.
+   */
+  oidcBrowser: string;
   /** L4, decision 0024: the browser the user completed a login in (flows/known-clients.ts). */
   known: string;
   /** T5, A5: a new temporary passcode or one-time password on its way to its console page (Path = that page: `__Secure-`). */
@@ -55,6 +60,7 @@ const SECURE_NAMES: CookieNames = {
   oidcInteraction: '__Secure-sls_oidc_interaction',
   oidcResume: '__Secure-sls_oidc_resume',
   oidcReturn: '__Host-sls_oidc_return',
+  oidcBrowser: '__Host-sls_oidc_browser',
   known: '__Host-sls_known',
   helpdeskPasscode: '__Secure-sls_hd_passcode',
   helpdeskPassword: '__Secure-sls_hd_password',
@@ -67,6 +73,7 @@ const PLAIN_NAMES: CookieNames = {
   oidcInteraction: 'sls_oidc_interaction',
   oidcResume: 'sls_oidc_resume',
   oidcReturn: 'sls_oidc_return',
+  oidcBrowser: 'sls_oidc_browser',
   known: 'sls_known',
   helpdeskPasscode: 'sls_hd_passcode',
   helpdeskPassword: 'sls_hd_password',

@@ -13,7 +13,7 @@
  * so only one process sends) and at once when a session ends here. A client
  * that does not answer 200/204 is tried again, 5 times at most.
  */
-import { createPrivateKey, createSign, randomUUID } from 'node:crypto';
+import { createHash, createPrivateKey, createSign, randomUUID } from 'node:crypto';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { Device, DeviceKinds } from '../devices/types.js';
@@ -63,6 +63,13 @@ export interface OpenIdDeps {
 
 /** Our own rows among the provider's: when the approval of a device began (not a provider model). */
 const DEVICE_APPROVAL = 'SlsDeviceApproval';
+/** … and the browser an interaction began in (decision 0037: a digest of its cookie). */
+const INTERACTION_BROWSER = 'SlsInteractionBrowser';
+
+/** A browser's cookie as it is kept: a digest (a copy of the database names no browser's cookie). */
+function browserDigest(browser: string): string {
+  return createHash('sha256').update(`sls-oidc-browser\0${browser}`).digest('base64url');
+}
 
 const MAX_ATTEMPTS = 5;
 const RETRY_MS = 60_000;
@@ -121,6 +128,31 @@ export class OpenIdConnect {
     const { device, at, confirmedBy } = await this.deps.lastProof(session);
     const kind = device ? this.deps.deviceKind(device.type) : null;
     return { device, proof: { authTime: at, acr: acrOf(kind), amr: amrOf(kind, confirmedBy) } };
+  }
+
+  /**
+   * I1, RFC 8628 §5.4 (decision 0037): the browser an interaction began in
+   * (its `__Host-` cookie), recorded when the provider sends that browser to
+   * it, once: the first record stands.
+   */
+  async interactionBegan(interactionUid: string, browser: string, expiresAt: number): Promise<void> {
+    await putMark(this.deps.store, INTERACTION_BROWSER, interactionUid, { browser: browserDigest(browser) }, expiresAt);
+  }
+
+  /**
+   * Whether the interaction began in this browser (its cookie, if any): its
+   * `__Secure-` cookies planted in another browser (a sibling subdomain may
+   * set them) finish nothing there.
+   */
+  async interactionOfBrowser(interactionUid: string, browser: string | undefined): Promise<boolean> {
+    if (!browser) return false;
+    const row = await this.deps.store.db
+      .selectFrom('oidc_artifacts')
+      .select('payload')
+      .where('model', '=', INTERACTION_BROWSER)
+      .where('id', '=', interactionUid)
+      .executeTakeFirst();
+    return row !== undefined && (JSON.parse(row.payload) as { browser: string }).browser === browserDigest(browser);
   }
 
   /**
