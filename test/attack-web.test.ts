@@ -80,7 +80,8 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
         ["another browser's token", { _csrf: other.own }],
       ] as [string, Record<string, string>][]) {
         const page = await victim.agent.post(pathOf(url), fields);
-        if (page.status !== 403 || alertBox(page.html)?.code !== 'CSRF_FAILED') wrong.push(`${url} (${what}): ${page.status} ${alertBox(page.html)?.code ?? ''}`);
+        if (page.status !== 403 || alertBox(page.html)?.code !== 'CSRF_FAILED')
+          wrong.push(`${url} (${what}): ${page.status} ${alertBox(page.html)?.code ?? ''}`);
       }
     }
     expect(wrong).toEqual([]);
