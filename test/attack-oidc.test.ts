@@ -347,6 +347,37 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       expect(error).toBeInstanceOf(oidc.AuthorizationResponseError);
       expect(error).toMatchObject({ error: 'login_required' });
     });
+
+    it('I1, V1, D2 (OIDC Core §3.1.2.6): acr_values are weighed against what the session proved last, not what the provider was told at an earlier authorization: after a step-up with a weaker device (a code card after the push), prompt=none asking strong is login_required, no code with a lower acr', async () => {
+      const user = await smsUser(h);
+      const phone = new TestPhone(await listen(h), harnessInbox(h));
+      const enrolment = await phone.activate(user.username);
+      await onlyDevice(h, user, enrolment.deviceId);
+      const codes = Array.from({ length: 100 }, (_, i) => String((i * 37 + 11) % 1000).padStart(3, '0'));
+      const scc = await h.services.onlineCards.importSecurityCodeCard(user.id, `SCC-${user.username}`, codes, 'test');
+      const indexAnswer = (prompt: Json) => codes[prompt.indexes[0] - 1]! + codes[prompt.indexes[1] - 1]!;
+      // the login with the push, and the application signed in with it (acr strong)
+      const browser = new Browser(issuer);
+      const login = await startLogin(h.app, user.username);
+      await phone.approve(await phone.request(user.username), (login.body.challenge as Json).number as string);
+      const token = (await claimSession(h.app, login)).body.session.token as string;
+      browser.jar.set('__Host-sls_session', token);
+      expect((await tokensOf(browser, portalClient, 'openid')).claims()!.acr).toBe('urn:sls:acr:strong');
+      expect(await silently(browser, portalClient, { acr_values: 'urn:sls:acr:strong' })).toBeUndefined();
+      // the card used last elsewhere: the step-up in this session is answered with it (a weaker device)
+      await signIn(new Browser(issuer), user.username, async (flow) => {
+        const switched = await h.services.login.switchDevice(flow.id as string, flow.claimToken as string, scc.id, { ip: null, userAgent: null });
+        return indexAnswer(switched.challenge as unknown as Json);
+      });
+      await stepUp(h.app, bearer(token), (challenge) => indexAnswer(challenge));
+      h.clock.set(Math.max(Date.now(), h.clock.now()));
+      // what the session proved last is a code card's: strong asked without a page is login_required
+      const error = await silently(browser, portalClient, { acr_values: 'urn:sls:acr:strong' });
+      expect(error).toBeInstanceOf(oidc.AuthorizationResponseError);
+      expect(error).toMatchObject({ error: 'login_required' });
+      // a level it meets still goes through
+      expect(await silently(browser, portalClient, { acr_values: 'urn:sls:acr:device' })).toBeUndefined();
+    });
   });
 
   describe('I1, D5: a client authenticates with its secret only', () => {
@@ -526,6 +557,8 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       }
       // the provider's session cookie is a host cookie, as our session's
       expect(names.some((name) => name.startsWith('__Host-') && name.includes('session'))).toBe(true);
+      // and so is the one naming the browser an interaction began in (decision 0037), out of scripts' reach
+      expect(provider.find((line) => line.startsWith('__Host-sls_oidc_browser='))).toMatch(/;\s*httponly/i);
       // the library's plain names are never read: a cookie under one of them names no session of the provider
       expect([...browser.jar.keys()].filter((name) => /^_(session|interaction|interaction_resume)(\.sig)?$/.test(name))).toEqual([]);
     });

@@ -169,11 +169,16 @@ export class ProviderHost {
         ctx.oidc?.route === 'code_verification' ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT,
       ) as CheckType,
     );
-    // acr_values: a lower level than the lowest accepted → verify again (V1)
+    // acr_values: a lower level than the lowest accepted → verify again (V1). The level is the lower of what the provider
+    // was told at the last interaction and what our session proved last: a step-up since with a weaker device lowers it
+    // (its tokens would say the weaker level; the request is not answered as if it were met)
     login.checks.add(
-      new Check('acr_values', 'a stronger authentication is requested', LOGIN_REQUIRED, (ctx) => {
+      new Check('acr_values', 'a stronger authentication is requested', LOGIN_REQUIRED, async (ctx) => {
         const required = requiredAcrRank(ctx.oidc?.params?.acr_values as string | undefined);
-        return required !== null && acrRank(ctx.oidc?.acr ?? '') < required ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+        if (required === null) return Check.NO_NEED_TO_PROMPT;
+        const session = await slsSessionOf(ctx);
+        const proved = session === null ? -1 : acrRank((await services.oidc.proof(session)).acr);
+        return Math.min(acrRank(ctx.oidc?.acr ?? ''), proved) < required ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
       }) as CheckType,
     );
 
