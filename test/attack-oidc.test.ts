@@ -377,6 +377,17 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       expect(error).toMatchObject({ error: 'login_required' });
       // a level it meets still goes through
       expect(await silently(browser, portalClient, { acr_values: 'urn:sls:acr:device' })).toBeUndefined();
+      // with a page, strong asked leads to our login (where the push may be chosen), not to the client with a code
+      let url = oidc.buildAuthorizationUrl(portalClient, {
+        redirect_uri: redirectUri,
+        scope: 'openid',
+        code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+        code_challenge_method: 'S256',
+        state: oidc.randomState(),
+        acr_values: 'urn:sls:acr:strong',
+      }).href;
+      for (let hop = 0; hop < 10 && !url.startsWith(redirectUri) && !url.includes('/login?'); hop++) url = (await browser.request(url)).location!;
+      expect(url).toBe(`${issuer}/login?app=portal`);
     });
   });
 
