@@ -177,6 +177,14 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
           await h.services.helpDesk.resetPassword(agentId, username, { verificationId: verification.id });
         },
       ],
+      [
+        'reports lost the card that proved the login (C5, L8)',
+        async (username: string) => {
+          const user = await h.services.users.findByUsername(username);
+          const card = (await h.services.devices.listForUser(user!.id)).find((d) => d.state === 'active')!;
+          await h.services.dscPlusRequests.reportLost({ staffUserId: agentId }, card.id, 'stolen');
+        },
+      ],
     ] as const)(
       'L3, L8, I1: when client services %s, the relying parties’ refresh tokens, access tokens and user info end with the sessions',
       async (_what, act) => {
