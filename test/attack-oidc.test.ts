@@ -403,6 +403,17 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
   });
 
   describe('I1, D5: a client authenticates with its secret only', () => {
+    it("I1: a client's tokens are its own: another client (a portal's, a trading platform's) gets nothing from its refresh token, and its ID token names only it (aud); the owner's refresh token goes on", async () => {
+      const { user, tokens } = await signedIn('portal');
+      expect(tokens.claims()!.aud).toBe(portalClient.clientMetadata().client_id);
+      const other = (await clientOf('portal', 'Attack thief portal')).configuration;
+      await expect(oidc.refreshTokenGrant(other, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+      await expect(oidc.refreshTokenGrant(tradingClient, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+      // the owner's refresh token still works (a stranger's try revokes nothing of it), its ID token for it alone
+      const refreshed = await oidc.refreshTokenGrant(portalClient, tokens.refresh_token!);
+      expect(refreshed.claims()).toMatchObject({ sub: user.id, aud: portalClient.clientMetadata().client_id });
+    });
+
     it('I1, D5: the secret digest a copy of the database holds authenticates no client, sent in the body or under a lowercase basic scheme; the secret does', async () => {
       const created = await h.services.oidc.clients.create({ name: 'Attack digest', app: 'portal', redirectUris: [redirectUri] }, 'test');
       const { clientId } = created.client;
