@@ -15,7 +15,7 @@ import { translator } from '../src/i18n/i18n.js';
 import { DATABASES, PASSWORD, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { type ApiResponse, bearer, claimOf, claimSession, get, loginSession, postJson, startLogin, withCard } from './support/api.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
-import { cookieNames } from '../src/http/session-cookie.js';
+import { boundClaim, cookieNames } from '../src/http/session-cookie.js';
 import { issuePasscode } from './support/staff.js';
 import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
 import { TestPhone, harnessInbox, listen, rejected, smsUser, verifiedNumber } from './support/phone.js';
@@ -390,11 +390,12 @@ describe.each(DATABASES)('attacks on the mobile authenticator (%s)', (database) 
       expect([again.body.state, again.body.challenge.type]).toEqual(['second_factor', 'ocra']);
       expect((await app.poll()).requests).toEqual([]);
       expect(await withheld(user.id)).toEqual(['denied']);
-      // the web page shows the app's challenge too
+      // the web page shows the app's challenge too (to the browser that started the login: its claim bound to its CSRF secret)
+      const names = cookieNames(h.services.config);
       const page = await h.app.inject({
         method: 'GET',
         url: `/login/${again.body.id as string}`,
-        cookies: { [cookieNames(h.services.config).claim]: again.body.claimToken as string },
+        cookies: { [names.csrf]: 'the-browser-secret', [names.claim]: boundClaim('the-browser-secret', again.body.claimToken as string) },
       });
       expect(page.body).toContain(again.body.challenge.question);
       const own = await loginFrom(OWNER, user.username, 'portal');

@@ -221,7 +221,7 @@ describe.each(DATABASES)('nothing secret in logs, metrics, audit data, error bod
         form: { _csrf: csrfOf(form(page.html, '/login')), username: user.username, password: PASSWORD, app: 'portal' },
       });
       const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
-      const view = await readLogin(h.app, flowId, claimHeader(browser.jar.get(cookieNames(h.services.config).claim)));
+      const view = await readLogin(h.app, flowId, claimHeader(browser.jar.get(cookieNames(h.services.config).claim)!.split('.')[0]));
       const challenge = await browser.request(posted.location!);
       secret('a CSRF token', csrfOf(form(challenge.html, `/login/${flowId}`)));
       const done = await browser.request(`/login/${flowId}`, {

@@ -28,11 +28,26 @@ import {
   type Harness,
   type TestDatabase,
 } from './support/harness.js';
-import { answer, bearer, claimOf, get, readLogin, loginSession, postJson, startLogin, stepUp, withCard, type ApiResponse } from './support/api.js';
+import {
+  answer,
+  bearer,
+  claimOf,
+  claimSession,
+  get,
+  readLogin,
+  loginSession,
+  postJson,
+  startLogin,
+  stepUp,
+  withCard,
+  type ApiResponse,
+} from './support/api.js';
 import { Browser, listeningHarness, registeredClient, TEST_REDIRECT_URI } from './support/oidc.js';
 import { Agent, alertBox, byId, csrfOf, form, textById } from './support/html.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
 import { routesOf } from './support/routes.js';
+import { TestPhone, harnessInbox, listen, smsUser } from './support/phone.js';
+import { onlyDevice } from './support/kind-drivers.js';
 
 const NEW_PASSWORD = 'a brand new passphrase 7';
 
@@ -55,6 +70,27 @@ describe.each(DATABASES)('attacks on web and API sessions (%s)', (database) => {
     h = await startHarness(database);
   });
   afterAll(async () => h?.close());
+
+  it("L8, K3, X3: a login someone else started and approved on their own phone is not taken by the user's browser, its claim planted there (the API's claim token as the page's __Secure- claim cookie, which a sibling subdomain may set for that login's path): no session of their account in it (login CSRF), 404 FLOW_NOT_FOUND", async () => {
+    const attacker = await smsUser(h);
+    const phone = new TestPhone(await listen(h), harnessInbox(h));
+    await onlyDevice(h, attacker, (await phone.activate(attacker.username)).deviceId);
+    const login = await startLogin(h.app, attacker.username);
+    expect((login.body.challenge as Record<string, unknown>).type).toBe('push');
+    const flowId = login.body.id as string;
+    // the user's own browser (its form token), the attacker's claim planted for that login's pages
+    const victim = new Agent(h.app);
+    const token = csrfOf(form((await victim.get('/login')).html, '/login'));
+    victim.jar.set('__Secure-sls_claim', login.body.claimToken as string);
+    const shown = await victim.get(`/login/${flowId}`);
+    await phone.approve(await phone.request(attacker.username), (login.body.challenge as Record<string, unknown>).number as string);
+    const taken = await victim.post(`/login/${flowId}/session`, { _csrf: token });
+    expect(victim.jar.has(SESSION_COOKIE)).toBe(false);
+    expect([taken.status, alertBox(taken.html)?.code]).toEqual([404, 'FLOW_NOT_FOUND']);
+    expect([shown.status, alertBox(shown.html)?.code]).toEqual([404, 'FLOW_NOT_FOUND']);
+    // the attacker's own client still takes it with its claim token
+    expect((await claimSession(h.app, login)).status).toBe(200);
+  });
 
   it("X3, L8: every form route of the pages (each POST of the app's route table outside the JSON API and the OpenID Provider) refuses a signed-in admin's browser without its CSRF token, with the token it was given before signing in, or with another signed-in browser's: 403 CSRF_FAILED before the route reads anything; its own token gets past the check", async () => {
     const signedIn = async () => {

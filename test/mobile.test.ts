@@ -25,7 +25,7 @@ import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
 import { answer, bearer, claimOf, claimSession, get, readLogin, postJson, startLogin } from './support/api.js';
 import { APP_PIN, TestPhone, harnessInbox, listen, newMobile, rejected, smsUser, type Inbox } from './support/phone.js';
-import { cookieNames } from '../src/http/session-cookie.js';
+import { boundClaim, cookieNames } from '../src/http/session-cookie.js';
 import { Agent, byId, csrfOf, form, hasForm, text, textById } from './support/html.js';
 
 describe("the app's protocol against the server's (K4, K13, K14)", () => {
@@ -413,11 +413,12 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect((await h.services.audit.list({ userId: user.id })).some((e) => e.event === 'login.push_denied')).toBe(true);
     expect((await h.services.notifier.list({ userId: user.id })).some((n) => n.template === 'pushDenied')).toBe(true);
     expect((await app.poll()).requests).toEqual([]);
-    // the web page says so
+    // the web page says so (to the browser that started the login: its claim bound to its CSRF secret, decision 0037)
+    const names = cookieNames(h.services.config);
     const page = await h.app.inject({
       method: 'GET',
       url: `/login/${login.body.id}`,
-      cookies: { [cookieNames(h.services.config).claim]: login.body.claimToken },
+      cookies: { [names.csrf]: 'the-browser-secret', [names.claim]: boundClaim('the-browser-secret', login.body.claimToken as string) },
     });
     expect(page.body).toContain('denied from your phone');
   });

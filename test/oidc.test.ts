@@ -218,9 +218,9 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
 
   async function answerChallenge(browser: Browser, location: string, holder: Holder, landing = /\/oidc\/interaction\//): Promise<string> {
     const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(location)![1]!;
-    const view = await readLogin(h.app, flowId, claimHeader(browser.jar.get(cookieNames(h.services.config).claim)));
+    const view = await readLogin(h.app, flowId, claimHeader(browser.jar.get(cookieNames(h.services.config).claim)?.split('.')[0]));
     // L8: the browser that started the login holds its claim token (its claim cookie): a device switch or the offline challenge needs it
-    view.body.claimToken = browser.jar.get(cookieNames(h.services.config).claim);
+    view.body.claimToken = browser.jar.get(cookieNames(h.services.config).claim)?.split('.')[0];
     // the authenticator's push is answered offline (K4): its page then shows the typed challenge
     const prompt = await holder.answerable(view.body);
     const page = await browser.request(location);
@@ -322,7 +322,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     });
     const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
     const waiting = await browser.request(posted.location!);
-    const shown = (await readLogin(h.app, flowId, claimHeader(browser.jar.get(cookieNames(h.services.config).claim)))).body.challenge as Json;
+    const shown = (await readLogin(h.app, flowId, claimHeader(browser.jar.get(cookieNames(h.services.config).claim)?.split('.')[0]))).body.challenge as Json;
     expect(shown.type).toBe('push');
     // K13: the number shown on the page, typed on the phone
     const request = await phone.request(user.username);
@@ -1162,8 +1162,8 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     const flowId = /\/login\/(flw_[a-z2-7]+)/.exec(posted.location!)![1]!;
     const challenge = await browser.request(`/login/${flowId}`);
     const prompt = await holder.answerable({
-      ...(await readLogin(h.app, flowId, claimHeader(browser.jar.get(cookieNames(h.services.config).claim)))).body,
-      claimToken: browser.jar.get(cookieNames(h.services.config).claim),
+      ...(await readLogin(h.app, flowId, claimHeader(browser.jar.get(cookieNames(h.services.config).claim)?.split('.')[0]))).body,
+      claimToken: browser.jar.get(cookieNames(h.services.config).claim)?.split('.')[0],
     });
     await browser.request(`/login/${flowId}`, { form: { _csrf: csrfOf(form(challenge.html, `/login/${flowId}`)), response: await holder.right(prompt) } });
     // V1, X7: an admin registers or deletes a client after a step-up
@@ -1223,7 +1223,7 @@ describe.each(DATABASES)('I1: OpenID Provider (%s)', (dbName) => {
     });
     const flow2 = /\/login\/(flw_[a-z2-7]+)/.exec(posted2.location!)![1]!;
     const challenge2 = await other.request(`/login/${flow2}`);
-    const question = ((await readLogin(h.app, flow2, claimHeader(other.jar.get(cookieNames(h.services.config).claim)))).body.challenge as Json)
+    const question = ((await readLogin(h.app, flow2, claimHeader(other.jar.get(cookieNames(h.services.config).claim)?.split('.')[0]))).body.challenge as Json)
       .question as string;
     await other.request(`/login/${flow2}`, { form: { _csrf: csrfOf(form(challenge2.html, `/login/${flow2}`)), response: cardAnswer(agentCard, question) } });
     expect((await other.request('/helpdesk/oidc-clients')).status).toBe(403);
@@ -1394,8 +1394,9 @@ describe.each(DATABASES)('I1: the provider on two server processes sharing one %
       });
       const flowPath = new URL(posted.location!).pathname;
       const challengePage = await user.request(`${bUrl}${flowPath}`);
-      // L8: the login as the browser that started it reads it (its claim cookie)
-      const claim = [...user.jar].find(([name]) => name.endsWith('sls_claim'))?.[1] ?? '';
+      // L8: the login as the browser that started it reads it (its claim cookie: the claim token, then its binding to
+      // the browser, decision 0037)
+      const claim = ([...user.jar].find(([name]) => name.endsWith('sls_claim'))?.[1] ?? '').split('.')[0]!;
       const view = (await (await fetch(`${bUrl}/api/v1${flowPath}`, { headers: { 'x-claim-token': claim } })).json()) as { challenge: { question: string } };
       const response = (await slsInProcess(['dsc', '--card', cardPath, '--pin', '1234', '--challenge', view.challenge.question], env)).stdout.trim();
       return user.request(`${bUrl}${flowPath}`, { form: { _csrf: csrfOf(form(challengePage.html, flowPath)), response } });

@@ -3,8 +3,10 @@
  * (integrators) or the cookie (browsers). The cookie is HttpOnly, Secure
  * (unless switched off for plain-HTTP development), SameSite=Lax.
  */
+import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isTimeZone, type Config } from '../config.js';
+import { constantTimeEqual } from '../crypto/constant-time.js';
 import { SlsError } from '../errors.js';
 import type { RequestMeta } from '../flows/login.js';
 import type { Language } from '../i18n/i18n.js';
@@ -122,8 +124,30 @@ function claimCookieOptions(config: Config, flowId: string) {
 /** Longer than any login lasts, device switches included; the flow itself decides what is still valid. */
 const CLAIM_COOKIE_MAX_AGE_S = 30 * 60;
 
-export function setClaimCookie(reply: FastifyReply, config: Config, flow: { id: string; claimToken: string }): void {
-  reply.setCookie(cookieNames(config).claim, flow.claimToken, { ...claimCookieOptions(config, flow.id), maxAge: CLAIM_COOKIE_MAX_AGE_S });
+/**
+ * L8, K3 (decision 0037): the claim cookie is `__Secure-` (its Path is the login's own pages), which a sibling
+ * subdomain may set for the parent domain: a login someone else started (the API's claim token) planted in a user's
+ * browser would be taken there, a session of their account (login CSRF). So the cookie carries, after the token, a
+ * digest of it with the browser's CSRF secret (`__Host-`, which no other site can set or read): the claim holds only
+ * in the browser that started the login.
+ */
+export function boundClaim(csrfSecret: string, claimToken: string): string {
+  return `${claimToken}.${createHash('sha256').update(`sls-claim\0${csrfSecret}\0${claimToken}`).digest('base64url')}`;
+}
+
+export function setClaimCookie(request: FastifyRequest, reply: FastifyReply, config: Config, flow: { id: string; claimToken: string }): void {
+  const value = boundClaim(request.cookies[cookieNames(config).csrf] ?? '', flow.claimToken);
+  reply.setCookie(cookieNames(config).claim, value, { ...claimCookieOptions(config, flow.id), maxAge: CLAIM_COOKIE_MAX_AGE_S });
+}
+
+/** The claim token of the login this browser started (its claim cookie, bound to this browser's CSRF secret), if any. */
+export function claimOf(request: FastifyRequest, config: Pick<Config, 'cookieSecure'>): string | undefined {
+  const value = request.cookies[cookieNames(config).claim];
+  const secret = request.cookies[cookieNames(config).csrf];
+  const dot = value?.lastIndexOf('.') ?? -1;
+  if (!value || !secret || dot < 1) return undefined;
+  const token = value.slice(0, dot);
+  return constantTimeEqual(value, boundClaim(secret, token)) ? token : undefined;
 }
 
 export function clearClaimCookie(reply: FastifyReply, config: Config, flowId: string): void {

@@ -16,9 +16,9 @@ import { field, registerForms, type PageRenderer } from './render.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
 import { oidcReturn } from '../oidc.js';
 import {
+  claimOf,
   clearClaimCookie,
   clearSessionCookie,
-  cookieNames,
   loginMeta,
   presentedToken,
   requestMeta,
@@ -80,7 +80,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
       if (code === 'FLOW_NOT_FOUND' || code === 'CLAIM_REFUSED') return flowGone(request, reply, error);
       let flow: FlowView;
       try {
-        flow = await services.login.owned(flowId, request.cookies[cookieNames(config).claim], requestMeta(request));
+        flow = await services.login.owned(flowId, claimOf(request, config), requestMeta(request));
       } catch {
         return flowGone(request, reply, error);
       }
@@ -143,7 +143,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
           setSessionCookie(reply, config, flow.session, services.clock.now());
           return reply.redirect(await landing(request, reply, flow.session.userId), 303);
         }
-        setClaimCookie(reply, config, flow);
+        setClaimCookie(request, reply, config, flow);
         return reply.redirect(`/login/${flow.id}`, 303);
       } catch (error) {
         return renderLogin(request, reply, { error, username: /^[A-Za-z0-9]{0,64}$/.test(username) ? username : '', app: appName });
@@ -153,7 +153,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.get<{ Params: { flowId: string } }>('/login/:flowId', async (request, reply) => {
       let flow: FlowView;
       try {
-        flow = await services.login.owned(request.params.flowId, request.cookies[cookieNames(config).claim], requestMeta(request));
+        flow = await services.login.owned(request.params.flowId, claimOf(request, config), requestMeta(request));
       } catch (error) {
         return flowGone(request, reply, error);
       }
@@ -174,7 +174,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
       reply.raw.once('close', () => abort.abort());
       reply.header('cache-control', 'no-store');
       try {
-        return await services.login.wait(request.params.flowId, request.cookies[cookieNames(config).claim], requestMeta(request), wait * 1000, abort.signal);
+        return await services.login.wait(request.params.flowId, claimOf(request, config), requestMeta(request), wait * 1000, abort.signal);
       } catch (error) {
         return sendError(request, reply, error);
       }
@@ -184,7 +184,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.post<{ Params: { flowId: string } }>('/login/:flowId/session', { preHandler: app.csrfProtection }, async (request, reply) => {
       const { flowId } = request.params;
       try {
-        const { session } = await services.login.claim(flowId, request.cookies[cookieNames(config).claim] ?? '', loginMeta(request, config));
+        const { session } = await services.login.claim(flowId, claimOf(request, config) ?? '', loginMeta(request, config));
         clearClaimCookie(reply, config, flowId);
         setSessionCookie(reply, config, session, services.clock.now());
         return reply.redirect(await landing(request, reply, session.userId), 303);
@@ -197,7 +197,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.post<{ Params: { flowId: string } }>('/login/:flowId/offline', { preHandler: app.csrfProtection }, async (request, reply) => {
       const { flowId } = request.params;
       try {
-        await services.login.offline(flowId, request.cookies[cookieNames(config).claim], requestMeta(request));
+        await services.login.offline(flowId, claimOf(request, config), requestMeta(request));
         return reply.redirect(`/login/${flowId}`, 303);
       } catch (error) {
         return stepRefused(request, reply, flowId, error);
@@ -207,7 +207,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.post<{ Params: { flowId: string } }>('/login/:flowId', { preHandler: app.csrfProtection }, async (request, reply) => {
       const { flowId } = request.params;
       try {
-        const claimToken = request.cookies[cookieNames(config).claim];
+        const claimToken = claimOf(request, config);
         const { session } = await services.login.answer(flowId, claimToken, field(request.body, 'response'), loginMeta(request, config));
         setSessionCookie(reply, config, session, services.clock.now());
         return reply.redirect(await landing(request, reply, session.userId), 303);
@@ -217,7 +217,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
         // L8: not the browser that started the login: it sees nothing of it
         if (mapped.code === 'FLOW_NOT_FOUND') return flowGone(request, reply, mapped);
         try {
-          flow = await services.login.owned(flowId, request.cookies[cookieNames(config).claim], requestMeta(request));
+          flow = await services.login.owned(flowId, claimOf(request, config), requestMeta(request));
         } catch {
           return flowGone(request, reply, mapped);
         }
@@ -232,7 +232,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
     app.post<{ Params: { flowId: string } }>('/login/:flowId/device', { preHandler: app.csrfProtection }, async (request, reply) => {
       const { flowId } = request.params;
       try {
-        await services.login.switchDevice(flowId, request.cookies[cookieNames(config).claim], field(request.body, 'device'), requestMeta(request));
+        await services.login.switchDevice(flowId, claimOf(request, config), field(request.body, 'device'), requestMeta(request));
         return reply.redirect(`/login/${flowId}`, 303);
       } catch (error) {
         return stepRefused(request, reply, flowId, error);
@@ -244,7 +244,7 @@ export function webPages(services: Services, pages: PageRenderer, guard: Session
       const { flowId } = request.params;
       const channel = field(request.body, 'channel') === 'voice' ? 'voice' : 'sms';
       try {
-        await services.login.resendCode(flowId, request.cookies[cookieNames(config).claim], channel, requestMeta(request));
+        await services.login.resendCode(flowId, claimOf(request, config), channel, requestMeta(request));
         return reply.redirect(`/login/${flowId}`, 303);
       } catch (error) {
         return stepRefused(request, reply, flowId, error);
