@@ -161,7 +161,7 @@ describe.each(DATABASES)("attacks on the authenticator app's protocol (%s)", (da
     const paused = await rejected(oldPhone.api.subscribe({ deviceId: old.deviceId, token: old.token }, subscription));
     expect([paused.status, paused.code]).toEqual([401, 'APP_TOKEN_INVALID']);
     await h.services.devices.setState(old.deviceId, 'active', 'test', 'test');
-    await h.services.users.setPassword(user.id, PASSWORD, { actor: 'test' });
+    await h.services.users.setPassword(user.id, PASSWORD, { actor: 'test', oneTime: false });
 
     // moved to a new phone (K7)
     const newPhone = phone();
