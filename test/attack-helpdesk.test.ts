@@ -586,6 +586,7 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
       recordCallerVerification: { method: 'id_document' },
       issueTemporaryPasscode: { verificationId: verification.id },
       shipDevice: { serial: 'STOCK0001' },
+      markDeviceReturned: {},
       markDeviceLost: { reason: 'lost' },
       confirmDeviceLoss: { verificationId: verification.id },
       resetPassword: { verificationId: verification.id },

@@ -67,7 +67,7 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
       issueTemporaryPasscode: { verificationId: ids.verificationId },
       revokeTemporaryPasscode: undefined,
       shipDevice: { serial: 'STOCK0001' },
-      markDeviceReturned: undefined,
+      markDeviceReturned: {},
       markDeviceLost: { reason: 'lost' },
       confirmDeviceLoss: { verificationId: ids.verificationId },
       resetPassword: { verificationId: ids.verificationId },
@@ -360,10 +360,10 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     expect([set.status, set.body]).toEqual([200, { account: client.accountNumber, equityUsd: 250_000, dscPlusEligible: false }]);
 
     stale();
-    expectStepUpRequired(await send(h.app, 'POST', returned, bearer(token)), 'returned');
+    expectStepUpRequired(await send(h.app, 'POST', returned, bearer(token), {}), 'returned');
     expect((await h.services.devices.get(dsc!.id)).state).toBe('lost');
     await stepUpStaff(h.app, token, card);
-    const back = await send(h.app, 'POST', returned, bearer(token));
+    const back = await send(h.app, 'POST', returned, bearer(token), {});
     expect([back.status, back.body.state]).toEqual([200, 'returned']);
   });
 

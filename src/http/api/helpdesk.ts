@@ -232,17 +232,14 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
             ` ${STAFF_STEP_UP}`,
           security,
           params: DeviceParams,
-          // no body at all is still a return without a verification (as before decision 0036)
-          body: z
-            .object({
-              verificationId: z.string().max(64).optional().describe("Your verification of the owner's identity (T1): the return then does not wait"),
-            })
-            .nullish(),
+          body: z.object({
+            verificationId: z.string().max(64).optional().describe("Your verification of the owner's identity (T1): the return then does not wait"),
+          }),
           response: { 200: ShippedDevice, ...errors, 409: ErrorSchema },
         },
       },
       async (request) => {
-        const device = await services.dscPlusRequests.markReturned(await staffOf(request), request.params.deviceId, request.body?.verificationId);
+        const device = await services.dscPlusRequests.markReturned(await staffOf(request), request.params.deviceId, request.body.verificationId);
         return { id: device.id, serial: device.serial, state: device.state };
       },
     );
@@ -294,7 +291,7 @@ export function helpdeskApi(services: Services, guard: SessionGuard): FastifyPlu
         },
       },
       async (request) => {
-        const device = await services.dscPlusRequests.confirmLoss(await staffOf(request), request.params.deviceId, request.body?.verificationId);
+        const device = await services.dscPlusRequests.confirmLoss(await staffOf(request), request.params.deviceId, request.body.verificationId);
         return { id: device.id, serial: device.serial, state: device.state };
       },
     );
