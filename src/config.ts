@@ -215,6 +215,8 @@ const EnvSchema = z.object({
   SLS_HOLIDAYS: z.string().default(''),
   SLS_HOLIDAYS_FILE: z.string().min(1).optional(),
   SLS_BUSINESS_TIME_ZONE: z.string().min(1).refine(isTimeZone, 'business time zone').optional(),
+  /** W3 (decision 0040): a rate set longer ago than this converts nothing (CURRENCY_UNKNOWN, reason stale); 0: no limit. */
+  SLS_FX_RATE_MAX_AGE_HOURS: z.coerce.number().int().min(0).max(8760).default(96),
   /** H3: which device sharing requests wait for the approval of compliance staff (docs/sharing.md). */
   SLS_SHARING_APPROVAL: z.enum(['never', 'cross-account', 'organisation', 'always']).default('cross-account'),
   SLS_SMTP_TLS: z.enum(['required', 'starttls', 'none']).optional(),
@@ -294,6 +296,8 @@ export interface Config {
   metrics: { token: string | null; allow: string[] };
   /** W3: the business days of the withdrawal windows: holidays (ISO dates) besides weekends, in this time zone. */
   businessDays: { holidays: string[]; timeZone: string };
+  /** W3 (decision 0040): how old an exchange rate may be to convert a withdrawal (ms); null: any age. */
+  fxRateMaxAgeMs: number | null;
   /** H3: the sharing requests compliance staff approve first: none, across accounts, of an organisation, all. */
   sharingApproval: 'never' | 'cross-account' | 'organisation' | 'always';
   /** R4: the Client Services centers the help pages show (none: the pages say to call the number the broker gave). */
@@ -562,6 +566,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     },
     metrics: { token: e.SLS_METRICS_TOKEN ?? null, allow: e.SLS_METRICS_ALLOW },
     businessDays: { holidays: holidaysOf(e), timeZone: e.SLS_BUSINESS_TIME_ZONE ?? e.SLS_TIME_ZONE },
+    fxRateMaxAgeMs: e.SLS_FX_RATE_MAX_AGE_HOURS === 0 ? null : e.SLS_FX_RATE_MAX_AGE_HOURS * 3_600_000,
     sharingApproval: e.SLS_SHARING_APPROVAL,
     support: supportCenters({ phone: e.SLS_SUPPORT_PHONE, email: e.SLS_SUPPORT_EMAIL, hours: e.SLS_SUPPORT_HOURS, file: e.SLS_SUPPORT_FILE }),
   };

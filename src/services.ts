@@ -453,7 +453,7 @@ export async function createServices(config: Config, options: ServiceOptions = {
     // X5: the database counts when Redis fails (decision 0017)
     const counters = config.redisUrl ? redisCounters(config.redisUrl, databaseCounters(store), () => metrics.throttleFellBack()) : databaseCounters(store);
     const throttle = new Throttle(counters, clock, config.limits);
-    const fx = new FxRates(store, clock, audit);
+    const fx = new FxRates(store, clock, audit, config.fxRateMaxAgeMs);
     // W1: a requester's limits follow the shared device (H); an opted-out user has the None row (O1)
     const withdrawals = new Withdrawals({
       store,

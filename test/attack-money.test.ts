@@ -239,6 +239,36 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
       expect([standing.allowed, standing.amountUsd, standing.remaining.dayUsd]).toEqual([false, 0.01, 0]);
     });
 
+    it('W3, W1: a rate older than SLS_FX_RATE_MAX_AGE_HOURS (96 by default) converts nothing: 400 CURRENCY_UNKNOWN (reason stale), nothing recorded, until the operator sets the rate again', async () => {
+      const key = (await h.services.apiKeys.create({ name: 'stale-rate back office', scopes: ['withdrawals'] }, 'test')).key;
+      const weak = await createUserWithCard(h.services, '1234');
+      await h.services.store.db.updateTable('devices').set({ state: 'revoked' }).where('user_id', '=', weak.user.id).execute();
+      const withdraw = (amount: number, reference: string) =>
+        postJson(h.app, '/api/v1/withdrawals', { account: weak.user.accountNumber, amount, currency: 'XAG', reference }, bearer(key));
+      const start = h.clock.now();
+      // the rate of a currency that has since doubled, never set again: 90,000 of it count as USD 45,000, within the None row's 50,000
+      await h.services.fx.set([{ currency: 'XAG', rate: '0.5' }], 'test');
+      try {
+        h.clock.set(start + 96 * 3_600_000 - 1_000);
+        const fresh = await postJson(h.app, '/api/v1/withdrawals/check', { account: weak.user.accountNumber, amount: 90_000, currency: 'XAG' }, bearer(key));
+        expect([fresh.status, fresh.body.allowed, fresh.body.amountUsd], JSON.stringify(fresh.body)).toEqual([200, true, 45_000]);
+        h.clock.set(start + 96 * 3_600_000 + 1_000);
+        for (const call of ['/api/v1/withdrawals/check', '/api/v1/withdrawals']) {
+          const stale = await postJson(h.app, call, { account: weak.user.accountNumber, amount: 90_000, currency: 'XAG', reference: 'stale-1' }, bearer(key));
+          expect([stale.status, stale.body.error?.code], JSON.stringify(stale.body)).toEqual([400, 'CURRENCY_UNKNOWN']);
+          expect(stale.body.error.message).toContain('sls fx set XAG');
+        }
+        expect(await h.services.store.db.selectFrom('withdrawals').select('id').where('reference', 'like', 'stale-%').execute()).toEqual([]);
+        // the operator sets today's rate: converted at once, and the limit holds
+        await h.services.fx.set([{ currency: 'XAG', rate: '1' }], 'test');
+        const refused = await withdraw(90_000, 'stale-2');
+        expect([refused.status, refused.body.error?.code], JSON.stringify(refused.body)).toEqual([409, 'WITHDRAWAL_LIMIT_EXCEEDED']);
+        expect((await withdraw(45_000, 'stale-3')).status).toBe(201);
+      } finally {
+        h.clock.set(start);
+      }
+    });
+
     it('W3, W1: a reference replayed with the same amount in another currency, or naming a username of another account, records nothing (409, 404) (held)', async () => {
       const key = (await h.services.apiKeys.create({ name: 'attack back office', scopes: ['withdrawals'] }, 'test')).key;
       await h.services.fx.set([{ currency: 'EUR', rate: '1.08' }], 'test');

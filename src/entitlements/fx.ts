@@ -4,7 +4,10 @@
  * database so that every server process converts alike. A rate is USD per
  * unit of the currency, a decimal kept as written; conversions are exact
  * (integer arithmetic on hundredths), rounded up to the cent: a part of a
- * cent counts as a cent, never as nothing.
+ * cent counts as a cent, never as nothing. A rate older than the operator
+ * allows (SLS_FX_RATE_MAX_AGE_HOURS, decision 0040) converts nothing: a
+ * currency that has gained on the dollar since would otherwise count for
+ * less than it is worth and pass a limit it does not fit.
  */
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
@@ -67,6 +70,8 @@ export class FxRates {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly audit: AuditLog,
+    /** W3 (decision 0040): how old a rate may be to convert (ms); null: any age. */
+    private readonly maxAgeMs: number | null = null,
   ) {}
 
   /** Sets (or replaces) rates, all or none; audited. */
@@ -99,12 +104,21 @@ export class FxRates {
     return rows.map((row) => ({ currency: row.currency, usdPerUnit: row.usd_per_unit, updatedAt: row.updated_at, updatedBy: row.updated_by }));
   }
 
-  /** The rate of a currency (USD: 1), or CURRENCY_UNKNOWN. */
+  /** The rate of a currency (USD: 1), or CURRENCY_UNKNOWN: none, or (reason `stale`) one older than the operator allows. */
   async rate(currency: string, db: Executor = this.store.db): Promise<string> {
     assertCurrency(currency);
     if (currency === BASE_CURRENCY) return '1';
-    const row = await db.selectFrom('fx_rates').select('usd_per_unit').where('currency', '=', currency).executeTakeFirst();
+    const row = await db.selectFrom('fx_rates').select(['usd_per_unit', 'updated_at']).where('currency', '=', currency).executeTakeFirst();
     if (!row) throw new SlsError('CURRENCY_UNKNOWN', { currency });
+    // W3 (decision 0040): a rate nobody renewed may be far from the currency's worth: it converts nothing
+    if (this.maxAgeMs !== null && this.clock.now() - Number(row.updated_at) > this.maxAgeMs) {
+      throw new SlsError('CURRENCY_UNKNOWN', {
+        currency,
+        reason: 'stale',
+        setAt: new Date(Number(row.updated_at)).toISOString(),
+        maxAgeHours: String(this.maxAgeMs / 3_600_000),
+      });
+    }
     return row.usd_per_unit;
   }
 }

@@ -134,7 +134,8 @@ export function withdrawalsApi(services: Services, keys: ApiKeyGuard): FastifyPl
           summary: 'May this account withdraw this amount now? (W1, W3)',
           description:
             'Records nothing. The limit is W1’s row of the device that protects the account; the windows roll by business day. ' +
-            '400 CURRENCY_UNKNOWN for a currency without a rate, 404 ACCOUNT_NOT_FOUND.',
+            '400 CURRENCY_UNKNOWN for a currency without a rate, or (reason `stale`) whose rate is older than SLS_FX_RATE_MAX_AGE_HOURS ' +
+            '(decision 0040); 404 ACCOUNT_NOT_FOUND.',
           operationId: 'checkWithdrawal',
           security: API_KEY_SECURITY,
           body: z.object({ account: Account, amount: Amount, currency: Currency, username: Username.optional() }),
@@ -158,6 +159,8 @@ export function withdrawalsApi(services: Services, keys: ApiKeyGuard): FastifyPl
             'the limit is read in one state of the account, never from opt-outs, devices or sharings changing meanwhile (W1, O1). ' +
             '201 recorded; 200 the same reference recorded before with the same amount (nothing new); ' +
             '409 WITHDRAWAL_LIMIT_EXCEEDED (nothing recorded; the refusal is audited); 409 WITHDRAWAL_REFERENCE_CONFLICT (the reference was used for another amount); ' +
+            '400 CURRENCY_UNKNOWN for a currency without a rate, or (reason `stale`) whose rate is older than SLS_FX_RATE_MAX_AGE_HOURS ' +
+            '(decision 0040; nothing recorded); ' +
             '401 API_KEY_REVOKED also when the key is revoked while the request is under way (nothing recorded).',
           operationId: 'recordWithdrawal',
           security: API_KEY_SECURITY,
