@@ -264,6 +264,10 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
         const refused = await withdraw(90_000, 'stale-2');
         expect([refused.status, refused.body.error?.code], JSON.stringify(refused.body)).toEqual([409, 'WITHDRAWAL_LIMIT_EXCEEDED']);
         expect((await withdraw(45_000, 'stale-3')).status).toBe(201);
+        // a retry of that recording once the rate is stale again is told it was recorded, at its rate (never "nothing was recorded")
+        h.clock.set(start + 2 * 96 * 3_600_000 + 2_000);
+        const retried = await withdraw(45_000, 'stale-3');
+        expect([retried.status, retried.body.replayed, retried.body.amountUsd], JSON.stringify(retried.body)).toEqual([200, true, 45_000]);
       } finally {
         h.clock.set(start);
       }

@@ -239,8 +239,9 @@ export class Withdrawals {
     account: { id: string; accountNumber: string },
     request: WithdrawalRequest,
     amountMinor: number,
+    recordedRate?: string,
   ): Promise<WithdrawalCheck> {
-    return (await this.evaluateCents(db, account, request, amountMinor)).check;
+    return (await this.evaluateCents(db, account, request, amountMinor, recordedRate)).check;
   }
 
   /** The check, and the amount in integer US cents it was made with: the cents a recording stores (W3; not the dollars times 100, which drift at large amounts). */
@@ -249,8 +250,10 @@ export class Withdrawals {
     account: { id: string; accountNumber: string },
     request: WithdrawalRequest,
     amountMinor: number,
+    /** The rate a withdrawal was recorded at, for its replay: converted as it was, whatever the rate now (or its age, decision 0040). */
+    recordedRate?: string,
   ): Promise<{ check: WithdrawalCheck; amountCents: number }> {
-    const usdPerUnit = await this.deps.fx.rate(request.currency, db);
+    const usdPerUnit = recordedRate ?? (await this.deps.fx.rate(request.currency, db));
     const amountCents = toUsdCents(amountMinor, usdPerUnit);
     // X3: beyond 2^53 cents the sum is no longer exact (and no longer fits PostgreSQL's bigint)
     if (!Number.isSafeInteger(amountCents)) {
@@ -312,7 +315,8 @@ export class Withdrawals {
           if (existing.amount_minor !== amountMinor || existing.currency !== request.currency) {
             throw new SlsError('WITHDRAWAL_REFERENCE_CONFLICT', { reference: request.reference });
           }
-          const check = await this.evaluate(trx, account, request, amountMinor);
+          // a retry is told what was recorded, at the rate it was recorded at: never "nothing was recorded" for a rate gone stale since
+          const check = await this.evaluate(trx, account, request, amountMinor, existing.usd_per_unit);
           return { recorded: { id: existing.id, reference: existing.reference, recordedAt: existing.at, replayed: true, check } };
         }
         const { check, amountCents } = await this.evaluateCents(trx, account, request, amountMinor);
