@@ -273,6 +273,48 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
       }
     });
 
+    it('W3, X3: exponents, signs, NaN, Infinity, hexadecimal, grouped, other scripts’ digits, sub-cent, overlong and 2^53-sized amounts are refused 400 by the check and the record, nothing recorded (held)', async () => {
+      const key = (await h.services.apiKeys.create({ name: 'odd amounts back office', scopes: ['withdrawals'] }, 'test')).key;
+      const weak = await createUserWithCard(h.services, '1234');
+      await h.services.store.db.updateTable('devices').set({ state: 'revoked' }).where('user_id', '=', weak.user.id).execute();
+      const odd: (number | string)[] = [
+        '1e3',
+        '1E3',
+        1e-7,
+        5e-324,
+        1.7976931348623157e308,
+        2 ** 53,
+        0.001,
+        '-0',
+        '0.00',
+        '-1',
+        '+5',
+        'NaN',
+        'Infinity',
+        '-Infinity',
+        '0x10',
+        '1_000',
+        '1,000',
+        '1 000',
+        '٣٠',
+        '１００',
+        '.5',
+        '5.',
+        '',
+        ' ',
+        '50000.001',
+        '00000000000000001',
+        '99999999999999.99',
+      ];
+      for (const [i, amount] of odd.entries()) {
+        for (const call of ['/api/v1/withdrawals/check', '/api/v1/withdrawals']) {
+          const res = await postJson(h.app, call, { account: weak.user.accountNumber, amount, currency: 'USD', reference: `odd-${i}` }, bearer(key));
+          expect([res.status, res.body.error?.code], `${call} ${JSON.stringify(amount)}: ${JSON.stringify(res.body)}`).toEqual([400, 'AMOUNT_INVALID']);
+        }
+      }
+      expect(await h.services.store.db.selectFrom('withdrawals').select('id').where('reference', 'like', 'odd-%').execute()).toEqual([]);
+    });
+
     it('W3, W1: a reference replayed with the same amount in another currency, or naming a username of another account, records nothing (409, 404) (held)', async () => {
       const key = (await h.services.apiKeys.create({ name: 'attack back office', scopes: ['withdrawals'] }, 'test')).key;
       await h.services.fx.set([{ currency: 'EUR', rate: '1.08' }], 'test');
