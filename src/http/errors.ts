@@ -152,7 +152,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
 }
 
 /** The charset a Content-Type names (lower case, unquoted), or null when it names none. */
-function charsetOf(contentType: string | undefined): string | null {
+export function charsetOf(contentType: string | undefined): string | null {
   const charset = /;\s*charset\s*=\s*("?)([^";\s]*)\1/i.exec(contentType ?? '')?.[2];
   return charset === undefined ? null : charset.toLowerCase();
 }

@@ -8,12 +8,12 @@ import type { DeviceKinds, Prompt } from '../../devices/types.js';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import formbody from '@fastify/formbody';
 import csrf from '@fastify/csrf-protection';
 import { Eta } from 'eta';
 import type { Config } from '../../config.js';
 import { LANGUAGES, type Language } from '../../i18n/i18n.js';
 import { errorBody, toSlsError } from '../errors.js';
+import { registerFormBody } from '../form-body.js';
 import { cookieNames, sessionCookieOf } from '../session-cookie.js';
 
 const VIEWS = fileURLToPath(new URL('../../../views', import.meta.url));
@@ -36,7 +36,7 @@ export function csrfUserInfo(request: FastifyRequest, config: Pick<Config, 'cook
  * derived from the master key).
  */
 export async function registerForms(app: FastifyInstance, pages: PageRenderer): Promise<void> {
-  await app.register(formbody, { bodyLimit: 16 * 1024 });
+  registerFormBody(app);
   await app.register(csrf, {
     sessionPlugin: '@fastify/cookie',
     cookieKey: cookieNames(pages.config).csrf,
