@@ -12,7 +12,18 @@ import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, type Harness } fro
 import { answer, bearer, postJson, startLogin, stepUp, withCard } from './support/api.js';
 import { Agent, alertBox, csrfOf, form } from './support/html.js';
 import { listeningHarness } from './support/oidc.js';
+import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
+import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
+
+/** Bidirectional controls (Unicode's embeddings, overrides and isolates): text after them is shown reordered. */
+const BIDI_NAMES: [string, string][] = [
+  ['a right-to-left override (U+202E)', 'Blue \u202eyek'],
+  ['a left-to-right embedding (U+202A)', '\u202aBlue key'],
+  ['a pop (U+202C)', 'Blue key\u202c'],
+  ['a right-to-left isolate (U+2067 … U+2069)', 'Blue \u2067key\u2069'],
+  ['a first-strong isolate (U+2068)', '\u2068Blue key'],
+];
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -32,7 +43,7 @@ describe.each(DATABASES)('bad input the sweeps do not reach (%s)', (database) =>
     await stepUp(h.app, bearer(token), withCard(card));
     const agent = new Agent(h.app);
     agent.jar.set(SESSION_COOKIE, token);
-    return { agent, user };
+    return { agent, user, token };
   }
 
   const passwordHashOf = async (userId: string) =>
@@ -74,5 +85,32 @@ describe.each(DATABASES)('bad input the sweeps do not reach (%s)', (database) =>
     expect(taken.status, JSON.stringify(taken)).toBe(303);
     expect((await startLogin(h.app, user.username, typed)).status).toBe(200);
     expect((await startLogin(h.app, user.username, PASSWORD)).status).toBe(401);
+  });
+
+  it('N1, D6, X3 (decision 0041): a security key named with a bidirectional control (an override, an embedding, an isolate) is refused 400 SECURITY_KEY_NAME_INVALID at registration and on rename: no key added or renamed, no notice (the warning a key added sends its owner) reordered by a name its adder chose', async () => {
+    const { token, user } = await steppedUpBrowser();
+    const session = bearer(token);
+    const where = relyingPartyOf(h.services.config);
+    const keyId = await registerSecurityKey(h.app, session, new SoftwareAuthenticator(), where);
+    const notices = async () => (await h.services.notifier.list({ userId: user.id })).length;
+    const before = await notices();
+    for (const [what, name] of BIDI_NAMES) {
+      const started = await postJson(h.app, '/api/v1/security-keys/registration', {}, session);
+      const made = await postJson(
+        h.app,
+        '/api/v1/security-keys',
+        { name, state: started.body.state, credential: new SoftwareAuthenticator().register(started.body.options as { challenge: string }, where) },
+        session,
+      );
+      expect([made.status, made.body.error?.code], `register: ${what}`).toEqual([400, 'SECURITY_KEY_NAME_INVALID']);
+      const renamed = await h.app.inject({ method: 'PATCH', url: `/api/v1/security-keys/${keyId}`, headers: session, payload: { name } });
+      expect([renamed.statusCode, renamed.json().error?.code], `rename: ${what}`).toEqual([400, 'SECURITY_KEY_NAME_INVALID']);
+    }
+    const keys = (await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'security_key' && d.state === 'active');
+    expect(keys.map((k) => k.label)).toEqual(['Blue key']);
+    expect(await notices()).toBe(before);
+    // right-to-left letters themselves are a name (Hebrew, Arabic), and so are the marks that only say a direction
+    const hebrew = await h.app.inject({ method: 'PATCH', url: `/api/v1/security-keys/${keyId}`, headers: session, payload: { name: 'מפתח כחול\u200f' } });
+    expect(hebrew.statusCode, hebrew.body).toBe(200);
   });
 });

@@ -94,12 +94,20 @@ export function securityKeyView(device: Device): SecurityKeyView {
   };
 }
 
-/** A key's name: 1 to 64 printable characters, spaces trimmed. */
+/** Unicode's explicit bidirectional formatting: embeddings and overrides (U+202A–U+202E) and isolates (U+2066–U+2069). */
+export const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/;
+
+/**
+ * A key's name: 1 to 64 printable characters, spaces trimmed; no bidirectional control (decision 0041): the name is
+ * put in the notices a key added or removed sends its owner (N1), where an override or an isolate the key's adder
+ * typed would show the rest of the warning reordered ("… added to alice. Not you? Call Client Services.").
+ */
 export function keyName(name: string): string {
   const trimmed = name.trim();
   // biome-ignore lint/suspicious/noControlCharactersInRegex: a name with control characters is refused
   if (trimmed.length === 0 || trimmed.length > NAME_MAX || /[\u0000-\u001f\u007f]/.test(trimmed))
     throw new SlsError('SECURITY_KEY_NAME_INVALID', { max: NAME_MAX });
+  if (BIDI_CONTROL.test(trimmed)) throw new SlsError('SECURITY_KEY_NAME_INVALID', { max: NAME_MAX, reason: 'bidi' });
   return trimmed;
 }
 

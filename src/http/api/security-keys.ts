@@ -34,7 +34,7 @@ const RegistrationSchema = z
   })
   .describe('SecurityKeyRegistration');
 
-const NameBody = z.object({ name: z.string().max(256).describe('1 to 64 characters') });
+const NameBody = z.object({ name: z.string().max(256).describe('1 to 64 characters, no bidirectional control (U+202A–U+202E, U+2066–U+2069)') });
 const KeyParams = z.object({ keyId: z.string().max(64) });
 
 export function securityKeysApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
