@@ -13,6 +13,10 @@ import { answer, bearer, postJson, startLogin, stepUp, withCard } from './suppor
 import { Agent, alertBox, csrfOf, form } from './support/html.js';
 import { listeningHarness } from './support/oidc.js';
 import { SoftwareAuthenticator, registerSecurityKey } from './support/software-authenticator.js';
+import { TestPhone, harnessInbox } from './support/phone.js';
+import { usernamesInEveryState } from './support/enumeration.js';
+import { activationMessage, publicKeys, signAnswer } from '../src/mobile-app/protocol.js';
+import { createSign, generateKeyPairSync } from 'node:crypto';
 import { SESSION_COOKIE } from '../src/http/session-cookie.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 
@@ -112,5 +116,130 @@ describe.each(DATABASES)('bad input the sweeps do not reach (%s)', (database) =>
     // right-to-left letters themselves are a name (Hebrew, Arabic), and so are the marks that only say a direction
     const hebrew = await h.app.inject({ method: 'PATCH', url: `/api/v1/security-keys/${keyId}`, headers: session, payload: { name: 'מפתח כחול\u200f' } });
     expect(hebrew.statusCode, hebrew.body).toBe(200);
+  });
+
+  it('I1, X3: the OpenID Provider answers bad input at each of its endpoints (repeated or broken parameters, malformed Basic and Bearer credentials, bodies of another type or over the limit, unknown paths) with a 4xx: its JSON error (`error`, `error_description`) at the token, user info, introspection, revocation, device and logout endpoints, a page at the authorization endpoint; never a 5xx (held)', async () => {
+    const { client } = await h.services.oidc.clients.create(
+      { name: 'Input', app: 'trading', redirectUris: ['http://127.0.0.1:9/cb'], public: true, deviceGrant: true },
+      'test',
+    );
+    const id = client.clientId;
+    const basic = (text: string) => `Basic ${Buffer.from(text).toString('base64')}`;
+    const cases: [string, string, string | undefined, Record<string, string>, 'json' | 'html' | 'any'][] = [
+      ['GET', '/oidc/auth', undefined, {}, 'html'],
+      ['GET', `/oidc/auth?client_id=${id}&client_id=x`, undefined, {}, 'html'],
+      ['GET', '/oidc/auth?client_id=%ED%A0%80', undefined, {}, 'html'],
+      ['GET', '/oidc/auth?client_id=a%00b', undefined, {}, 'html'],
+      ['GET', '/oidc/auth/abc', undefined, {}, 'html'],
+      ['POST', '/oidc/token', '', { 'content-type': FORM }, 'json'],
+      ['POST', '/oidc/token', '{"grant_type":"refresh_token"}', { 'content-type': 'application/json' }, 'json'],
+      ['POST', '/oidc/token', '{', { 'content-type': 'application/json' }, 'json'],
+      ['POST', '/oidc/token', 'grant_type=x&grant_type=y', { 'content-type': FORM }, 'json'],
+      ['POST', '/oidc/token', `grant_type=authorization_code&code=%ED%A0%80&client_id=${id}`, { 'content-type': FORM }, 'json'],
+      ['POST', '/oidc/token', `grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=${'a'.repeat(5000)}&client_id=${id}`, { 'content-type': FORM }, 'json'],
+      ['POST', '/oidc/token', 'grant_type=client_credentials', { 'content-type': FORM, authorization: 'Basic !!!' }, 'json'],
+      ['POST', '/oidc/token', 'grant_type=client_credentials', { 'content-type': FORM, authorization: basic('no colon') }, 'json'],
+      ['POST', '/oidc/token', 'grant_type=client_credentials', { 'content-type': FORM, authorization: basic('%E9:%zz') }, 'json'],
+      ['POST', '/oidc/token', 'grant_type=client_credentials', { 'content-type': FORM, authorization: `Basic ${'a'.repeat(8000)}` }, 'json'],
+      ['POST', '/oidc/token', `a=${'a'.repeat(200_000)}`, { 'content-type': FORM }, 'json'],
+      ['POST', '/oidc/token', '--x--', { 'content-type': 'multipart/form-data; boundary=x' }, 'json'],
+      ['GET', '/oidc/me', undefined, { authorization: 'Bearer' }, 'json'],
+      ['GET', '/oidc/me', undefined, { authorization: 'Bearer a b c' }, 'json'],
+      ['GET', '/oidc/me', undefined, { authorization: 'Bearer eyJhbGciOiJub25lIn0.e30.' }, 'json'],
+      ['GET', '/oidc/me?access_token=x&access_token=y', undefined, {}, 'json'],
+      ['POST', '/oidc/token/introspection', 'token=x', { 'content-type': FORM }, 'json'],
+      ['POST', '/oidc/token/revocation', 'token=x', { 'content-type': FORM }, 'json'],
+      ['GET', '/oidc/session/end?id_token_hint=junk', undefined, {}, 'json'],
+      ['GET', '/oidc/session/end?id_token_hint=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.AAAA&post_logout_redirect_uri=javascript:alert(1)', undefined, {}, 'json'],
+      ['POST', '/oidc/session/end/confirm', 'xsrf=1&logout=yes', { 'content-type': FORM }, 'json'],
+      ['POST', '/oidc/device/auth', 'client_id=%ED%A0%80', { 'content-type': FORM }, 'json'],
+      ['POST', '/oidc/device/auth', `client_id=${id}&scope=%00`, { 'content-type': FORM }, 'json'],
+      ['GET', `/oidc/interaction/${'a'.repeat(300)}`, undefined, {}, 'any'],
+      ['GET', '/oidc/interaction/..%2f..', undefined, {}, 'any'],
+      ['GET', '/oidc/nothing', undefined, {}, 'any'],
+      ['PUT', '/oidc/token', 'x', { 'content-type': FORM }, 'any'],
+    ];
+    for (const [method, url, body, headers, kind] of cases) {
+      const what = `${method} ${url.slice(0, 100)} ${headers.authorization?.slice(0, 20) ?? ''}`;
+      const res = await fetch(base + url, { method, headers, body, redirect: 'manual' });
+      const text = await res.text();
+      expect(res.status, `${what}: ${text.slice(0, 200)}`).toBeGreaterThanOrEqual(400);
+      expect(res.status, what).toBeLessThan(500);
+      if (kind === 'json') expect(JSON.parse(text), what).toMatchObject({ error: expect.stringMatching(/^[a-z_]+$/), error_description: expect.any(String) });
+      if (kind === 'html') expect(res.headers.get('content-type'), what).toMatch(/^text\/html/);
+    }
+    // the device page's form, given junk, sends the browser back to it (a 303), never a 5xx
+    for (const body of ['user_code=%00&xsrf=x', `user_code=${'A'.repeat(10_000)}`, 'user_code=a&user_code=b']) {
+      const res = await fetch(`${base}/oidc/device`, { method: 'POST', headers: { 'content-type': FORM }, body, redirect: 'manual' });
+      expect(res.status, body.slice(0, 40)).toBeLessThan(500);
+    }
+  });
+
+  it("L1, H2: the pages' sharing form answers a wrong password for an owner in every state (ordinary, disabled, opted out, without device, on SMS, sharing a device, staff) as for an unknown owner: status, headers and page (held)", async () => {
+    const usernames = await usernamesInEveryState(h);
+    const { agent } = await steppedUpBrowser();
+    const seen = async (ownerUsername: string) => {
+      const page = await agent.get('/sharing/new');
+      const answered = await agent.submit(page, '/sharing/new', { ownerUsername, ownerPassword: 'one guess for all' });
+      const { 'x-request-id': _id, date: _date, 'set-cookie': _cookies, 'content-length': _length, ...headers } = answered.headers;
+      return {
+        status: answered.status,
+        headers,
+        html: answered.html.replace(/name="_csrf" value="[^"]*"/g, '').replace(/"requestId":"[^"]*"|data-request-id="[^"]*"/g, '').replaceAll(ownerUsername, 'NAME'),
+      };
+    };
+    const unknown = await seen(usernames.unknown);
+    expect(unknown.status).toBe(401);
+    for (const [state, username] of Object.entries(usernames)) expect(await seen(username), state).toEqual(unknown);
+  });
+
+  it("K1, X3: the authenticator's wire API refuses malformed keys and signatures with a stable 4xx and binds nothing: a point off the curve, a coordinate of 33 bytes or in base64 with + and /, padding; a signature empty, DER-encoded, of another message or by another key (held)", async () => {
+    const { user, card } = await createUserWithCard(h.services);
+    const phone = new TestPhone(base, harnessInbox(h));
+    const view = await phone.start(user.username);
+    expect(view.proof).toBe('device');
+    const keys = await publicKeys(await phone.keysFor(view.id));
+    const claim = { 'x-claim-token': view.claimToken };
+    const response = cardAnswer(card, (view.challenge as { question: string }).question);
+    const b64 = (bytes: Buffer) => bytes.toString('base64url');
+    const badKeys: [string, Record<string, string>][] = [
+      ['off the curve', { ...keys.signingKey, x: b64(Buffer.alloc(32, 1)), y: b64(Buffer.alloc(32, 2)) }],
+      ['the point at infinity', { ...keys.signingKey, x: b64(Buffer.alloc(32)), y: b64(Buffer.alloc(32)) }],
+      ['a coordinate of 33 bytes', { ...keys.signingKey, x: b64(Buffer.concat([Buffer.from([0]), Buffer.from(keys.signingKey.x, 'base64url')])) }],
+      ['base64 with + and /', { ...keys.signingKey, x: Buffer.from(keys.signingKey.x, 'base64url').toString('base64') }],
+      ['padding', { ...keys.signingKey, x: `${keys.signingKey.x}=` }],
+      ['a curve named otherwise', { ...keys.signingKey, crv: 'P-384' }],
+    ];
+    for (const [what, signingKey] of badKeys) {
+      const res = await postJson(h.app, `/api/v1/mobile/activations/${view.id}/proof`, { response, signingKey, agreementKey: keys.agreementKey }, claim);
+      expect([res.status, res.body.error?.code], what).toEqual([400, 'VALIDATION_ERROR']);
+      const swapped = await postJson(h.app, `/api/v1/mobile/activations/${view.id}/proof`, { response, signingKey: keys.signingKey, agreementKey: signingKey }, claim);
+      expect([swapped.status, swapped.body.error?.code], `agreement key ${what}`).toEqual([400, 'VALIDATION_ERROR']);
+    }
+    const proven = await phone.prove(view, response);
+    const phoneKeys = await phone.keysFor(view.id);
+    const message = activationMessage(view.id);
+    const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const der = createSign('sha256').update(message).sign(other.privateKey).toString('base64url');
+    const badSignatures: [string, string][] = [
+      ['empty', ''],
+      ['not base64url', '!'.repeat(86)],
+      ['zeros', 'A'.repeat(86)],
+      ['DER-encoded, by another key', der],
+      ['of another message', await signAnswer(phoneKeys.signing.privateKey, activationMessage('flw_other'))],
+      ['by another key', createSign('sha256').update(message).sign({ key: other.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')],
+    ];
+    for (const [what, signature] of badSignatures) {
+      const res = await postJson(
+        h.app,
+        `/api/v1/mobile/activations/${view.id}/complete`,
+        { pin: 'ab12', ...keys, signature, label: 'Phone' },
+        { 'x-claim-token': proven.claimToken },
+      );
+      expect(res.status, `${what}: ${JSON.stringify(res.body)}`).toBeGreaterThanOrEqual(400);
+      expect(res.status, what).toBeLessThan(500);
+      expect(res.body.error?.code, what).toMatch(/^[A-Z_]+$/);
+    }
+    expect((await h.services.devices.listForUser(user.id)).filter((d) => d.type === 'mobile' && d.state === 'active')).toEqual([]);
   });
 });

@@ -27,9 +27,19 @@ export interface SealedMessage {
   ciphertext: string;
 }
 
-/** A P-256 public key from the app; VALIDATION_ERROR when it is not one (or not on the curve). */
+/** A coordinate of a P-256 point as RFC 7518 §6.2.1.2 writes it: 32 bytes, base64url without padding, and only so. */
+const isCoordinate = (text: string): boolean => {
+  const bytes = Buffer.from(text, 'base64url');
+  return bytes.length === 32 && bytes.toString('base64url') === text;
+};
+
+/**
+ * A P-256 public key from the app; VALIDATION_ERROR when it is not one (or not on the curve), or is written otherwise
+ * than the app's WebCrypto exports it (a coordinate with a leading zero byte: node:crypto reads it, the app could not).
+ */
 export function publicKeyOf(jwk: PublicJwk, field: string): KeyObject {
   try {
+    if (!isCoordinate(jwk.x) || !isCoordinate(jwk.y)) throw new Error('not 32 bytes');
     const key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }, format: 'jwk' });
     if (key.asymmetricKeyType !== 'ec') throw new Error('not EC');
     return key;
