@@ -5,9 +5,7 @@
  * stored), the OpenID Provider's own error answers, a chunked body past the
  * limit, malformed keys and signatures on the authenticator's wire API.
  */
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sql } from 'kysely';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, type Harness } from './support/harness.js';
 import { answer, bearer, postJson, startLogin, stepUp, withCard } from './support/api.js';
 import { Agent, alertBox, csrfOf, form } from './support/html.js';
@@ -66,7 +64,13 @@ describe.each(DATABASES)('bad input the sweeps do not reach (%s)', (database) =>
         Buffer.from('&confirmPassword='),
         newPassword,
       ]);
-      const res = await h.app.inject({ method: 'POST', url: '/password', headers: { 'content-type': contentType }, cookies: Object.fromEntries(agent.jar), payload });
+      const res = await h.app.inject({
+        method: 'POST',
+        url: '/password',
+        headers: { 'content-type': contentType },
+        cookies: Object.fromEntries(agent.jar),
+        payload,
+      });
       return { status: res.statusCode, code: alertBox(res.body)?.code, text: alertBox(res.body)?.text };
     };
     const cases: [string, string, Buffer, number, string][] = [
@@ -136,7 +140,13 @@ describe.each(DATABASES)('bad input the sweeps do not reach (%s)', (database) =>
       ['POST', '/oidc/token', '{', { 'content-type': 'application/json' }, 'json'],
       ['POST', '/oidc/token', 'grant_type=x&grant_type=y', { 'content-type': FORM }, 'json'],
       ['POST', '/oidc/token', `grant_type=authorization_code&code=%ED%A0%80&client_id=${id}`, { 'content-type': FORM }, 'json'],
-      ['POST', '/oidc/token', `grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=${'a'.repeat(5000)}&client_id=${id}`, { 'content-type': FORM }, 'json'],
+      [
+        'POST',
+        '/oidc/token',
+        `grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=${'a'.repeat(5000)}&client_id=${id}`,
+        { 'content-type': FORM },
+        'json',
+      ],
       ['POST', '/oidc/token', 'grant_type=client_credentials', { 'content-type': FORM, authorization: 'Basic !!!' }, 'json'],
       ['POST', '/oidc/token', 'grant_type=client_credentials', { 'content-type': FORM, authorization: basic('no colon') }, 'json'],
       ['POST', '/oidc/token', 'grant_type=client_credentials', { 'content-type': FORM, authorization: basic('%E9:%zz') }, 'json'],
@@ -185,7 +195,10 @@ describe.each(DATABASES)('bad input the sweeps do not reach (%s)', (database) =>
       return {
         status: answered.status,
         headers,
-        html: answered.html.replace(/name="_csrf" value="[^"]*"/g, '').replace(/"requestId":"[^"]*"|data-request-id="[^"]*"/g, '').replaceAll(ownerUsername, 'NAME'),
+        html: answered.html
+          .replace(/name="_csrf" value="[^"]*"/g, '')
+          .replace(/"requestId":"[^"]*"|data-request-id="[^"]*"/g, '')
+          .replaceAll(ownerUsername, 'NAME'),
       };
     };
     const unknown = await seen(usernames.unknown);
@@ -213,7 +226,12 @@ describe.each(DATABASES)('bad input the sweeps do not reach (%s)', (database) =>
     for (const [what, signingKey] of badKeys) {
       const res = await postJson(h.app, `/api/v1/mobile/activations/${view.id}/proof`, { response, signingKey, agreementKey: keys.agreementKey }, claim);
       expect([res.status, res.body.error?.code], what).toEqual([400, 'VALIDATION_ERROR']);
-      const swapped = await postJson(h.app, `/api/v1/mobile/activations/${view.id}/proof`, { response, signingKey: keys.signingKey, agreementKey: signingKey }, claim);
+      const swapped = await postJson(
+        h.app,
+        `/api/v1/mobile/activations/${view.id}/proof`,
+        { response, signingKey: keys.signingKey, agreementKey: signingKey },
+        claim,
+      );
       expect([swapped.status, swapped.body.error?.code], `agreement key ${what}`).toEqual([400, 'VALIDATION_ERROR']);
     }
     const proven = await phone.prove(view, response);

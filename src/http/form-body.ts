@@ -52,7 +52,8 @@ export function parseForm(text: string): FormBody {
 export function registerFormBody(app: FastifyInstance): void {
   app.addContentTypeParser(FORM_BODY_CONTENT_TYPE, { parseAs: 'buffer', bodyLimit: FORM_BODY_LIMIT }, (request, body, done) => {
     const charset = charsetOf(request.headers['content-type']);
-    if (charset !== null && charset !== 'utf-8' && charset !== 'utf8') return done(new SlsError('UNSUPPORTED_MEDIA_TYPE', { reason: 'form_charset' }), undefined);
+    if (charset !== null && charset !== 'utf-8' && charset !== 'utf8')
+      return done(new SlsError('UNSUPPORTED_MEDIA_TYPE', { reason: 'form_charset' }), undefined);
     let text: string;
     try {
       text = STRICT_UTF8.decode(body as Buffer);
