@@ -23,6 +23,11 @@ export interface ActingSession {
   ip: string | null;
   method: string;
   path: string;
+  /**
+   * V1, L8 (decision 0042): the hash of the token the request was let through with: a session whose token was
+   * replaced since (a step-up) no longer acts for that copy of the old one.
+   */
+  tokenHash?: string | undefined;
   /** The request ended this session itself (a logout, a credential it stood on withdrawn): what it writes next is its own doing. */
   endedHere: boolean;
   /**
@@ -107,6 +112,12 @@ export function actingNeedsProof(sessionId: string, refusal: 'STEP_UP_REQUIRED' 
 export function notedEnded(sessionIds: readonly string[]): void {
   const acting = actingSession();
   if (acting && sessionIds.includes(acting.sessionId)) acting.endedHere = true;
+}
+
+/** V1, L8 (decision 0042): the request being handled replaced its session's token itself: it goes on with the new one. */
+export function notedRotated(sessionId: string, tokenHash: string): void {
+  const acting = actingSession();
+  if (acting?.sessionId === sessionId) acting.tokenHash = tokenHash;
 }
 
 /** The request was answered: work it left behind (a timer, a delivery) no longer acts on its session's authority. */

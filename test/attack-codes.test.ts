@@ -43,8 +43,7 @@ describe.each(DATABASES)('attacks on the codes and their guesses (%s)', (databas
 
   /** T1: client services verify the caller and issue a temporary passcode (the user's card is suspended meanwhile). */
   async function issuePasscode(username: string): Promise<string> {
-    const token = await signIn(agent.user, agent.card);
-    await stepUpStaff(h.app, token, agent.card);
+    const token = await stepUpStaff(h.app, await signIn(agent.user, agent.card), agent.card);
     const verified = await postJson(
       h.app,
       `/api/v1/helpdesk/users/${username}/verifications`,

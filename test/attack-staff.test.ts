@@ -299,13 +299,13 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
   it('V1, X7, T1, A5, L3: the take-over path (identity verification, then a temporary passcode or a password reset) and an unlock need a fresh step-up; with one each works', async () => {
     const { user: agent, card } = await staffMember('client_services');
     const { user: client } = await createUserWithCard(h.services);
-    const token = await sessionOf(agent, card);
+    let token = await sessionOf(agent, card);
     const base = `/api/v1/helpdesk/users/${client.username}`;
 
     // no step-up: not even the identity verification
     expectStepUpRequired(await postJson(h.app, `${base}/verifications`, { method: 'security_questions' }, bearer(token)), 'verification');
 
-    await stepUpStaff(h.app, token, card);
+    token = await stepUpStaff(h.app, token, card);
     const verified = await postJson(h.app, `${base}/verifications`, { method: 'security_questions' }, bearer(token));
     expect(verified.status).toBe(200);
     const verificationId = verified.body.id as string;
@@ -323,7 +323,7 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     );
 
     // a fresh step-up: each works
-    await stepUpStaff(h.app, token, card);
+    token = await stepUpStaff(h.app, token, card);
     const issued = await postJson(h.app, `${base}/temporary-passcode`, { verificationId }, bearer(token));
     expect(issued.status, JSON.stringify(issued.body)).toBe(200);
     expect(issued.body.passcode).toMatch(/^[A-Z2-9]{8}$/);
@@ -343,7 +343,7 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     const { user: admin, card } = await staffMember('admin');
     const { user: client } = await createUserWithCard(h.services);
     const [dsc] = await h.services.devices.listForUser(client.id);
-    const token = await sessionOf(admin, card);
+    let token = await sessionOf(admin, card);
     const lost = `/api/v1/helpdesk/devices/${dsc!.id}/lost`;
     const returned = `/api/v1/helpdesk/devices/${dsc!.id}/returned`;
     const equity = `/api/v1/admin/accounts/${client.accountNumber}/equity`;
@@ -353,7 +353,7 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     expect((await h.services.devices.get(dsc!.id)).state).toBe('active');
     expect((await h.services.users.account(client.accountId)).equityUsd).toBe(2_000_000);
 
-    await stepUpStaff(h.app, token, card);
+    token = await stepUpStaff(h.app, token, card);
     const marked = await postJson(h.app, lost, { reason: 'stolen' }, bearer(token));
     expect([marked.status, marked.body.state]).toEqual([200, 'lost']);
     const set = await send(h.app, 'PUT', equity, bearer(token), { equityUsd: 250_000 });
@@ -362,7 +362,7 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     stale();
     expectStepUpRequired(await send(h.app, 'POST', returned, bearer(token), {}), 'returned');
     expect((await h.services.devices.get(dsc!.id)).state).toBe('lost');
-    await stepUpStaff(h.app, token, card);
+    token = await stepUpStaff(h.app, token, card);
     const back = await send(h.app, 'POST', returned, bearer(token), {});
     expect([back.status, back.body.state]).toEqual([200, 'returned']);
   });
@@ -484,8 +484,7 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     async (role, may) => {
       const { user, card } = await staffMember(role);
       const { user: client } = await createUserWithCard(h.services);
-      const token = await sessionOf(user, card);
-      await stepUpStaff(h.app, token, card);
+      const token = await stepUpStaff(h.app, await sessionOf(user, card), card);
       const api = await send(h.app, 'PUT', `/api/v1/admin/accounts/${client.accountNumber}/equity`, bearer(token), { equityUsd: 1_500_000 });
       const agent = await consoleOf(user, card);
       await stepUpStaff(h.app, agent, card);

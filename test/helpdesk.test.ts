@@ -39,10 +39,8 @@ async function staff(role: 'client_services' | 'compliance'): Promise<Staff> {
     user,
     card,
     get token() {
-      return loginWithCard(user, card).then(async (token) => {
-        await stepUpStaff(h.app, token, card);
-        return token;
-      });
+      // V1 (decision 0042): the step-up replaced the session's token
+      return loginWithCard(user, card).then((token) => stepUpStaff(h.app, token, card));
     },
   };
 }

@@ -106,6 +106,8 @@ export type AuditEvent =
   | 'mobile.message_sent'
   | 'stepup.started'
   | 'stepup.verified'
+  /** V1, L8 (decision 0042): a step-up replaced its session's token (data: the step-up, the session; never a token). */
+  | 'session.rotated'
   | 'user.notice_preferences_changed'
   | 'audit.queried'
   | 'apikey.created'

@@ -62,6 +62,11 @@ export interface StepUpView {
   challenge: Prompt | null;
   expiresAt: string;
   attemptsLeft: number;
+  /**
+   * V1, L8 (decision 0042): only in the answer of the request that completed the step-up: the session's new token,
+   * which replaced the one the request came with (that one ended).
+   */
+  session?: { token: string };
 }
 
 type Purpose = 'activation' | 'pin_change' | 'step_up';
@@ -478,8 +483,17 @@ export class StepUp {
 
   /** A typed answer to the device's challenge. */
   async answer(session: Session, flowId: string, response: string): Promise<StepUpView> {
-    await this.activation.prove(session, flowId, 'step_up', response, (trx, device, user, now) => this.verified(trx, session, user, flowId, device.id, now));
-    return this.view(session, flowId);
+    let token: string | null = null;
+    await this.activation.prove(session, flowId, 'step_up', response, async (trx, device, user, now) => {
+      token = await this.verified(trx, session, user, flowId, device.id, now);
+      return true;
+    });
+    return this.rotated(await this.view(session, flowId), token);
+  }
+
+  /** V1, L8 (decision 0042): the view of the request that completed the step-up carries the session's new token. */
+  private rotated(view: StepUpView, token: string | null): StepUpView {
+    return token === null ? view : { ...view, session: { token } };
   }
 
   /** K11: the phone approved; the portal takes the verification, once. */
@@ -490,13 +504,16 @@ export class StepUp {
     const now = this.deps.clock.now();
     const user = await this.deps.users.get(session.userId);
     let locked = false;
+    let token: string | null = null;
     const done = await this.deps.store.serialized('audit_log', async (trx) => {
       // L3 (decisions 0005, 0027): a lock that landed since the phone approved refuses the step-up, as it refuses its password
       if (await this.deps.lockout.lockedNow(trx, user.username)) {
         locked = true;
         return false;
       }
-      return (await completeFlow(trx, flowId, now, null, 'approved')) && this.verified(trx, session, user, flowId, device.id, now);
+      if (!(await completeFlow(trx, flowId, now, null, 'approved'))) return false;
+      token = await this.verified(trx, session, user, flowId, device.id, now);
+      return true;
     });
     if (locked) {
       await failFlow(this.deps.store.db, flowId, now, 'approved');
@@ -510,7 +527,7 @@ export class StepUp {
       throw new SlsError('LOCKED', {});
     }
     if (!done) throw new SlsError('FLOW_EXPIRED');
-    return this.view(session, flowId);
+    return this.rotated(await this.view(session, flowId), token);
   }
 
   /** K4: no notification on the phone: a challenge to answer offline instead. */
@@ -519,13 +536,21 @@ export class StepUp {
     return this.view(session, flowId);
   }
 
-  /** V1: the session verified again, with the device if it still stands (L8, H: revoked, lost or no longer shared meanwhile, 409). */
-  private async verified(trx: Tx, session: Session, user: User, flowId: string, deviceId: string, now: number): Promise<boolean> {
+  /**
+   * V1: the session verified again, with the device if it still stands (L8, H: revoked, lost or no longer shared
+   * meanwhile, 409). L8, X7 (decision 0042): and its token replaced, in the same transaction: a copy of the old one
+   * (stolen) gets no share of the fresh step-up. The new token, or null when the session ended meanwhile.
+   */
+  private async verified(trx: Tx, session: Session, user: User, flowId: string, deviceId: string, now: number): Promise<string | null> {
     await this.deps.devices.markUsed(trx, deviceId, user.id);
-    await this.deps.sessions.markVerified(trx, session.id, now);
+    const token = await this.deps.sessions.markVerified(trx, session.id, now);
+    const actor = `user:${user.id}`;
     await this.deps.audit.append(trx, [
-      { event: 'stepup.verified', actor: `user:${user.id}`, userId: user.id, username: user.username, data: { flowId, sessionId: session.id } },
+      { event: 'stepup.verified', actor, userId: user.id, username: user.username, data: { flowId, sessionId: session.id } },
+      ...(token === null
+        ? []
+        : [{ event: 'session.rotated' as const, actor, userId: user.id, username: user.username, data: { flowId, sessionId: session.id } }]),
     ]);
-    return true;
+    return token;
   }
 }

@@ -93,7 +93,8 @@ export function sessionCookieOf(request: FastifyRequest, config: Pick<Config, 'c
   return request.cookies?.[cookieNames(config).session];
 }
 
-export function setSessionCookie(reply: FastifyReply, config: Config, session: IssuedSession, now: number): void {
+/** The session cookie of a session opened, or of one whose token a step-up replaced (decision 0042: same attributes). */
+export function setSessionCookie(reply: FastifyReply, config: Config, session: Pick<IssuedSession, 'token' | 'expiresAt' | 'knownClient'>, now: number): void {
   reply.setCookie(cookieNames(config).session, session.token, {
     path: '/',
     httpOnly: true,

@@ -10,7 +10,7 @@ import type { PolicyConfig } from '../config.js';
 import { SlsError } from '../errors.js';
 import { FRESH_STEP_UP_NEEDS, refusalError, sessionRefusal, type AccessContext, type ProofStanding, type SessionNeed } from '../policy/session-access.js';
 import { actOnSession, actingNeedsProof } from '../request-context.js';
-import type { Session, Sessions } from '../sessions/sessions.js';
+import { tokenHash, type Session, type Sessions } from '../sessions/sessions.js';
 import type { SecuritySettingsRights } from '../identity/security-rights.js';
 import type { DeviceType } from '../devices/types.js';
 import { assertSameOrigin, fromOwnOrigin, presentedToken, sessionCookieOf, type PresentedToken } from './session-cookie.js';
@@ -125,7 +125,7 @@ export class SessionGuard {
     if (token.via === 'cookie' && request.method !== 'GET' && request.method !== 'HEAD') assertSameOrigin(request, this.deps.publicUrl);
     const refused = await this.refusal(request, session, need, role);
     if (refused) throw refused;
-    this.acting(request, session, need);
+    this.acting(request, session, need, token.token);
     return { session, token };
   }
 
@@ -135,8 +135,10 @@ export class SessionGuard {
    * audit lock (sessions/in-flight.ts), and, for a need of a fresh step-up,
    * that its last proof still stands.
    */
-  private acting(request: FastifyRequest, session: Session, need: SessionNeed): void {
+  private acting(request: FastifyRequest, session: Session, need: SessionNeed, token: string): void {
     actOnSession({
+      // V1 (decision 0042): and that its token is still the one the request came with (not replaced by a step-up)
+      tokenHash: tokenHash(token),
       sessionId: session.id,
       userId: session.userId,
       need,
@@ -254,11 +256,12 @@ export class SessionGuard {
     returnTo: string = request.url.split('?')[0]!,
     role?: StaffRoleCheck,
   ): Promise<Session | { redirect: string }> {
-    const session = await this.browser(request);
-    if (!session) return { redirect: '/login' };
+    const token = sessionCookieOf(request, this.deps);
+    const session = token ? await this.deps.sessions.authenticate(token) : null;
+    if (!session || !token) return { redirect: '/login' };
     const refused = await this.refusal(request, session, need, role);
     if (!refused) {
-      this.acting(request, session, need);
+      this.acting(request, session, need, token);
       return session;
     }
     if (refused.code === 'PASSWORD_CHANGE_REQUIRED') return { redirect: '/password' };

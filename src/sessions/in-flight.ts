@@ -6,7 +6,8 @@
  * password changed or reset, client services ending them or locking the
  * user, a device withdrawn — takes that same lock. So every transaction a
  * request writes in reads its session again once it holds the lock: ended,
- * expired or its user no longer active, the transaction rolls back and the
+ * expired, its token replaced by a step-up since (decision 0042: the request
+ * came with the old one) or its user no longer active, the transaction rolls back and the
  * request is answered as it would have been had it arrived a moment later
  * (401 UNAUTHENTICATED); when it needed its last proof to stand (a fresh
  * step-up, a permanent device) and that device was withdrawn meanwhile,
@@ -55,6 +56,7 @@ const actingNow = prepared<{ sessionId: string }>()((db, p) =>
     .leftJoin('accounts', 'accounts.id', 'users.account_id')
     .select([
       'sessions.revoked_at',
+      'sessions.token_hash',
       'sessions.expires_at',
       'sessions.idle_expires_at',
       'sessions.device_id',
@@ -104,6 +106,8 @@ export class LostRightInFlight extends SlsError {
 async function refusalOf(trx: Tx, acting: ActingSession, deps: InFlightDeps): Promise<EndedInFlight | LostRightInFlight | null> {
   const row = await actingNow.first(trx, { sessionId: acting.sessionId });
   if (row?.status !== 'active' || !livesAt(row, deps.clock.now())) return new EndedInFlight('UNAUTHENTICATED', acting, 'ended-in-flight');
+  // V1, L8 (decision 0042): the session's token was replaced since (a step-up): the request's copy of the old one ended
+  if (acting.tokenHash !== undefined && row.token_hash !== acting.tokenHash) return new EndedInFlight('UNAUTHENTICATED', acting, 'ended-in-flight');
   // X1, X7: the role the staff member's action was let through for (an admin demoted them meanwhile)
   const roles = acting.staffRoles;
   if (roles && !roles.roles.includes(row.role)) {

@@ -16,7 +16,7 @@ import type { Executor, Store, Tx } from '../store/database.js';
 import { insertRow, prepared } from '../store/prepared.js';
 import type { Confirmation, SessionScope, SessionsTable } from '../store/schema.js';
 import type { Selectable } from 'kysely';
-import { notedEnded } from '../request-context.js';
+import { notedEnded, notedRotated } from '../request-context.js';
 
 export type App = 'portal' | 'trading';
 
@@ -115,7 +115,8 @@ export function newSessionId(): string {
   return newId('ses');
 }
 
-function tokenHash(token: string): string {
+/** L8: a session token as stored (SHA-256, base64url): what a request's token is checked against. */
+export function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
 }
 
@@ -273,9 +274,25 @@ export class Sessions {
     return true;
   }
 
-  /** V1: the user verified again with a device, in this session. */
-  async markVerified(db: Executor, sessionId: string, at: number): Promise<void> {
-    await db.updateTable('sessions').set({ verified_at: at }).where('id', '=', sessionId).execute();
+  /**
+   * V1, X7, L8 (decision 0042): the user verified again with a device, in this session: the session gets a new token
+   * in the same statement (its id, its links and everything else kept). A copy of the old token (a stolen cookie or
+   * Bearer token) ends here: it gets no share of the fresh step-up. Returns the new token, shown once; null when the
+   * session ended meanwhile.
+   */
+  async markVerified(db: Executor, sessionId: string, at: number): Promise<string | null> {
+    const token = newToken();
+    const hash = tokenHash(token);
+    const updated = await db
+      .updateTable('sessions')
+      .set({ verified_at: at, token_hash: hash })
+      .where('id', '=', sessionId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) !== 1) return null;
+    // the request that rotated it acts with the new token from now on (sessions/in-flight.ts)
+    notedRotated(sessionId, hash);
+    return token;
   }
 
   /**

@@ -125,7 +125,20 @@ export async function stepUp(
   if (started.status !== 200) throw new Error(`step-up refused: ${started.status} ${JSON.stringify(started.body)}`);
   const done = await postJson(app, `/api/v1/step-up/${started.body.id as string}`, { response: respond(started.body.challenge as Json) }, headers);
   if (done.body.state !== 'done') throw new Error(`step-up not done: ${done.status} ${JSON.stringify(done.body)}`);
+  tookNewToken(headers, done);
   return done;
+}
+
+/**
+ * V1, L8 (decision 0042): a step-up's completion replaced the session's token: the headers it was made with (a Bearer
+ * token, or a session cookie) take the new one, in place, so that the session goes on with them. Returns the headers.
+ */
+export function tookNewToken(headers: Record<string, string>, done: ApiResponse): Record<string, string> {
+  const token = done.body.session?.token as string | undefined;
+  if (token === undefined) throw new Error(`no new session token in the step-up's answer: ${done.status} ${JSON.stringify(done.body)}`);
+  if (headers.authorization !== undefined) headers.authorization = `Bearer ${token}`;
+  else if (headers.cookie !== undefined) headers.cookie = headers.cookie.replace(/((?:^|;\s*)(?:__Host-)?sls_session=)[^;]*/, `$1${token}`);
+  return headers;
 }
 
 /** C2: a DSC+ card file's response to a challenge (`challenge.question`), as `respond` for a login or a step-up. */

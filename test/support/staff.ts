@@ -19,7 +19,20 @@ export interface SignedInBrowser {
 
 /** A real browser's context signed in through the pages (Playwright's BrowserContext). */
 export interface SignedInContext {
-  cookies(): Promise<{ name: string; value: string }[]>;
+  cookies(): Promise<BrowserCookie[]>;
+  addCookies(cookies: BrowserCookie[]): Promise<void>;
+}
+
+/** A cookie as Playwright reads and writes it. */
+interface BrowserCookie {
+  name: string;
+  value: string;
+  domain: string;
+  path: string;
+  expires: number;
+  httpOnly: boolean;
+  secure: boolean;
+  sameSite: 'Lax' | 'Strict' | 'None';
 }
 
 type StaffSession = string | Record<string, string> | SignedInBrowser | SignedInContext;
@@ -28,9 +41,23 @@ type StaffSession = string | Record<string, string> | SignedInBrowser | SignedIn
  * Steps up a staff session with the staff member's `card`: a Bearer token,
  * the headers that carry it, or a browser signed in through the pages (its
  * session cookie). The session may then act until the step-up is stale.
+ * V1, L8 (decision 0042): the step-up replaced the session's token: headers
+ * and browsers take the new one in place; the new token is returned (a
+ * Bearer token given as a string is not the session's any more).
  */
-export async function stepUpStaff(app: FastifyInstance, session: StaffSession, card: CardFile): Promise<void> {
-  await stepUp(app, await headersOf(session), (challenge) => cardAnswer(card, challenge.question as string));
+export async function stepUpStaff(app: FastifyInstance, session: StaffSession, card: CardFile): Promise<string> {
+  const headers = await headersOf(session);
+  const done = await stepUp(app, headers, (challenge) => cardAnswer(card, challenge.question as string));
+  const token = done.body.session.token as string;
+  if (typeof session !== 'string') {
+    if ('jar' in session && session.jar instanceof Map) session.jar.set(SESSION_COOKIE, token);
+    else if ('cookies' in session && typeof session.cookies === 'function') {
+      const context = session as SignedInContext;
+      const cookie = (await context.cookies()).find((c) => c.name === SESSION_COOKIE)!;
+      await context.addCookies([{ ...cookie, value: token }]);
+    }
+  }
+  return token;
 }
 
 async function headersOf(session: StaffSession): Promise<Record<string, string>> {

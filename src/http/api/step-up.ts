@@ -4,12 +4,14 @@
  * (then `complete`), or offline; other devices answer their challenge. The
  * session's `verifiedAt` tells a portal task when it last happened.
  */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../../services.js';
 import { FLOW_ERRORS } from '../errors.js';
-import { requestMeta } from '../session-cookie.js';
+import type { StepUpView } from '../../flows/activation.js';
+import type { Session } from '../../sessions/sessions.js';
+import { requestMeta, setSessionCookie, type PresentedToken } from '../session-cookie.js';
 import type { SessionGuard } from '../session-guard.js';
 import { answerText, ChallengeSchema, WaitQuery } from './schemas.js';
 
@@ -23,11 +25,25 @@ const StepUpSchema = z
     challenge: ChallengeSchema.nullable(),
     expiresAt: z.string(),
     attemptsLeft: z.number().int(),
+    session: z
+      .object({ token: z.string() })
+      .optional()
+      .describe(
+        "V1, L8 (decision 0042): only in the answer that completed the step-up: the session's new token. The token the request came with " +
+          'has ended (401 UNAUTHENTICATED from now on); a request made with the session cookie gets the new one in Set-Cookie too',
+      ),
   })
   .describe('StepUp');
 const StepUpParams = z.object({ id: z.string().max(64) });
 
 export function stepUpApi(services: Services, guard: SessionGuard): FastifyPluginAsync {
+  /** V1, L8 (decision 0042): the step-up this request completed replaced the session's token: a cookie's browser gets the new one. */
+  const rotated = (reply: FastifyReply, token: PresentedToken, session: Session, view: StepUpView): StepUpView => {
+    if (view.session && token.via === 'cookie') {
+      setSessionCookie(reply, services.config, { token: view.session.token, expiresAt: session.expiresAt }, services.clock.now());
+    }
+    return view;
+  };
   return async (fastify) => {
     const app = fastify.withTypeProvider<ZodTypeProvider>();
     const security: Record<string, string[]>[] = [{ bearer: [] }, { cookie: [] }];
@@ -86,6 +102,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           tags: ['step-up'],
           summary: "Answer the step-up's challenge",
           description:
+            'Answered right, the step-up is done and the session gets a new token (`session.token`; the old one ends, decision 0042). ' +
             '401 LOGIN_FAILED with attemptsLeft (3 in all, counted towards the lock); 409 FLOW_STATE while it waits for a push approval; ' +
             '409 DEVICE_NOT_AVAILABLE when the device was revoked, reported lost or no longer shared with the user meanwhile (L8, H: nothing verified).',
           security,
@@ -94,9 +111,9 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           response: { 200: StepUpSchema, ...FLOW_ERRORS },
         },
       },
-      async (request) => {
-        const { session } = await guard.require(request, 'step_up');
-        return stepUp.answer(session, request.params.id, request.body.response);
+      async (request, reply) => {
+        const { session, token } = await guard.require(request, 'step_up');
+        return rotated(reply, token, session, await stepUp.answer(session, request.params.id, request.body.response));
       },
     );
 
@@ -126,6 +143,7 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           tags: ['step-up'],
           summary: 'Take the verification the phone approved (K11)',
           description:
+            'Done, the session gets a new token (`session.token`; the old one ends, decision 0042). ' +
             '409 DEVICE_NOT_AVAILABLE when the phone was replaced, revoked or reported lost since it approved (L8: nothing verified); 410 FLOW_EXPIRED; ' +
             '423 LOCKED when the user was locked since the phone approved (L3: the step-up fails, audited).',
           security,
@@ -133,9 +151,9 @@ export function stepUpApi(services: Services, guard: SessionGuard): FastifyPlugi
           response: { 200: StepUpSchema, ...FLOW_ERRORS },
         },
       },
-      async (request) => {
-        const { session } = await guard.require(request, 'step_up');
-        return stepUp.complete(session, request.params.id);
+      async (request, reply) => {
+        const { session, token } = await guard.require(request, 'step_up');
+        return rotated(reply, token, session, await stepUp.complete(session, request.params.id));
       },
     );
   };

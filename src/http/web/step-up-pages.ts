@@ -11,7 +11,7 @@ import type { Session } from '../../sessions/sessions.js';
 import type { StepUpView } from '../../flows/activation.js';
 import { SlsError } from '../../errors.js';
 import { toSlsError } from '../errors.js';
-import { requestMeta } from '../session-cookie.js';
+import { requestMeta, setSessionCookie } from '../session-cookie.js';
 import { redirected, type SessionGuard } from '../session-guard.js';
 import { field, registerForms, type PageRenderer } from './render.js';
 
@@ -75,7 +75,11 @@ export function stepUpPages(services: Services, pages: PageRenderer, guard: Sess
       flow: StepUpView,
       error?: unknown,
     ): Promise<FastifyReply> {
-      if (flow.state === 'done') return reply.redirect(next, 303);
+      if (flow.state === 'done') {
+        // V1, L8 (decision 0042): the step-up this request completed replaced the session's token: the browser's cookie takes the new one
+        if (flow.session) setSessionCookie(reply, services.config, { token: flow.session.token, expiresAt: session.expiresAt }, services.clock.now());
+        return reply.redirect(next, 303);
+      }
       if (flow.state === 'second_factor' || flow.state === 'approved') return render(request, reply, session, next, flow, error);
       // used up, denied or expired: from the password again
       return render(request, reply, session, next, null, error ?? new SlsError(flow.state === 'denied' ? 'LOGIN_DENIED' : 'FLOW_EXPIRED'));
