@@ -40,7 +40,7 @@ import {
   type Harness,
   tablesOf,
 } from './support/harness.js';
-import { answer, bearer, claimFor, indexAnswerOf, loginSession, postJson, send, startLogin, withCard, type Json } from './support/api.js';
+import { answer, bearer, claimFor, indexAnswerOf, loginSession, postJson, send, startLogin, withCard, type Json, tookNewToken } from './support/api.js';
 import { Agent, alertBox, csrfOf, forms, type Page } from './support/html.js';
 import { routesOf } from './support/routes.js';
 import { issuePasscode } from './support/staff.js';
@@ -759,6 +759,7 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     expect(step.body.deviceId).toBe(sms.id);
     const stepped = await postJson(h.app, `/api/v1/step-up/${step.body.id}`, { response: await code([loginCode]) }, headers);
     expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
+    tookNewToken(headers, stepped);
     return { user, headers, keyId };
   }
 
@@ -916,7 +917,7 @@ describe.each(DATABASES)('X7, L8, T3, I3: who may call what, route by route (%s)
     const offlineStep = async () => (await postJson(h.app, `/api/v1/step-up/${step.body.id}/offline`, {}, headers)).body.challenge as Json;
     const stepped = await postJson(h.app, `/api/v1/step-up/${step.body.id}`, { response: await answerWith(step.body.challenge, offlineStep) }, headers);
     expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
-    return headers;
+    return tookNewToken(headers, stepped);
   }
 
   /**

@@ -1136,7 +1136,9 @@ describe.each(DATABASES)('attacks through the help desk on %s', (database) => {
     const started = await browser.submit(login, '/login', { username: agent.user.username, password: PASSWORD, app: 'portal' });
     const challenge = await browser.get(started.location!);
     await browser.submit(challenge, started.location!, { response: passcode });
-    await stepUp(h.app, bearer(browser.jar.get(SESSION_COOKIE)!), () => passcode);
+    // V1 (decision 0042): the step-up replaced the session's token: the browser's cookie takes the new one
+    const stepped = await stepUp(h.app, bearer(browser.jar.get(SESSION_COOKIE)!), () => passcode);
+    browser.jar.set(SESSION_COOKIE, stepped.body.session.token as string);
     const page = await browser.get(`/helpdesk/users/${client.user.username}`);
     expect(page.status).toBe(200);
     const form = await browser.submit(page, `/helpdesk/users/${client.user.username}/verifications`, { method: 'id_document' });

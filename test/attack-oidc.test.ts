@@ -277,10 +277,12 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
         const switched = await h.services.login.switchDevice(flow.id as string, flow.claimToken as string, scc.id, { ip: null, userAgent: null });
         return indexAnswer(switched.challenge as unknown as Json);
       });
-      await stepUp(h.app, bearer(token), (challenge) => {
+      const stepped = await stepUp(h.app, bearer(token), (challenge) => {
         expect(challenge.type).toBe('index');
         return indexAnswer(challenge);
       });
+      // V1 (decision 0042): the step-up replaced the session's token: the browser's cookie takes the new one
+      browser.jar.set('__Host-sls_session', stepped.body.session.token as string);
       // the application asks now: the session's last proof is the step-up's
       h.clock.set(Math.max(Date.now(), h.clock.now()));
       const claims = (await tokensOf(browser, portalClient, 'openid')).claims()!;
@@ -380,7 +382,9 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
         const switched = await h.services.login.switchDevice(flow.id as string, flow.claimToken as string, scc.id, { ip: null, userAgent: null });
         return indexAnswer(switched.challenge as unknown as Json);
       });
-      await stepUp(h.app, bearer(token), (challenge) => indexAnswer(challenge));
+      const stepped = await stepUp(h.app, bearer(token), (challenge) => indexAnswer(challenge));
+      // V1 (decision 0042): the step-up replaced the session's token: the browser's cookie takes the new one
+      browser.jar.set('__Host-sls_session', stepped.body.session.token as string);
       h.clock.set(Date.now());
       // what the session proved last is a code card's: strong asked without a page is login_required
       const error = await silently(browser, portalClient, { acr_values: 'urn:sls:acr:strong' });

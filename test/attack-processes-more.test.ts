@@ -30,7 +30,7 @@ import {
 } from './support/harness.js';
 import { cliEnv, startServer, type ServerProcess } from './support/cli.js';
 import { postgresUrl } from './support/environment.js';
-import { answer, bearer, claimOf, loginSession, postJson, startLogin, withCard, type ApiResponse } from './support/api.js';
+import { answer, bearer, claimOf, loginSession, postJson, startLogin, withCard, type ApiResponse, tookNewToken } from './support/api.js';
 import { TestPhone, newMobile, tokenIn, verifiedNumber, type Inbox } from './support/phone.js';
 import { issuePasscode } from './support/staff.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
@@ -141,6 +141,8 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
         Array.from({ length: COPIES }, (_, i) => postJson(either(i), `/api/v1/step-up/${started.body.id}`, { response }, headers)),
       );
       expect(results.filter((r) => r.status === 200 && r.body.state === 'done')).toHaveLength(1);
+      // V1 (decision 0042): the one that completed it replaced the session's token (a copy sent after it: 401)
+      tookNewToken(headers, results.find((r) => r.status === 200 && r.body.state === 'done')!);
       for (const r of results.filter((x) => x.status !== 200)) expect([401, 409, 410, 429]).toContain(r.status);
       expect((await events(user.id, 'stepup.verified')).filter((e) => e.data.flowId === started.body.id)).toHaveLength(1);
     }
@@ -162,7 +164,9 @@ describe.skipIf(!postgresUrl)('two server processes on one PostgreSQL database: 
         Array.from({ length: COPIES }, (_, i) => postJson(either(i), `/api/v1/step-up/${started.body.id}/complete`, {}, headers)),
       );
       expect(results.filter((r) => r.status === 200 && r.body.state === 'done')).toHaveLength(1);
-      for (const r of results.filter((x) => x.status !== 200)) expect([409, 410]).toContain(r.status);
+      // V1 (decision 0042): the one that completed it replaced the session's token (a copy sent after it: 401)
+      tookNewToken(headers, results.find((r) => r.status === 200 && r.body.state === 'done')!);
+      for (const r of results.filter((x) => x.status !== 200)) expect([401, 409, 410]).toContain(r.status);
       expect((await events(user.id, 'stepup.verified')).filter((e) => e.data.flowId === started.body.id)).toHaveLength(1);
     }
   });

@@ -19,7 +19,7 @@ import {
   startHarness,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, claimOf, get, indexAnswerOf, postJson, send, startLogin, stepUp, type Json } from './support/api.js';
+import { answer, bearer, claimOf, get, indexAnswerOf, postJson, send, startLogin, stepUp, type Json, tookNewToken } from './support/api.js';
 import { newMobile } from './support/phone.js';
 import { SoftwareAuthenticator, registerSecurityKey, type Where } from './support/software-authenticator.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
@@ -276,6 +276,7 @@ describe.each(DATABASES)('attacks on sessions and staff actions on %s', (databas
     const stepUpCode = codes.find((code) => code !== loginCode)!;
     const stepped = await postJson(h.app, `/api/v1/step-up/${started.body.id as string}`, { response: stepUpCode }, attacker);
     expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
+    tookNewToken(attacker, stepped);
     return { sms, card, attacker };
   }
 

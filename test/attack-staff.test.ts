@@ -13,7 +13,7 @@ import type { User } from '../src/identity/users.js';
 import type { Role } from '../src/store/schema.js';
 import { translator } from '../src/i18n/i18n.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, claimOf, get, postJson, send, startLogin, type ApiResponse, type Json } from './support/api.js';
+import { answer, bearer, claimOf, get, postJson, send, startLogin, type ApiResponse, type Json, tookNewToken } from './support/api.js';
 import { TestPhone, harnessInbox, listen, rejected, verifiedNumber } from './support/phone.js';
 import { Agent, alertBox, byId, csrfOf, form, textById, type Page } from './support/html.js';
 import { stepUpStaff } from './support/staff.js';
@@ -154,6 +154,7 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     expect([step.status, step.body.deviceId]).toEqual([200, sms.id]);
     const stepped = await postJson(h.app, `/api/v1/step-up/${step.body.id as string}`, { response: await smsCode(agent.id, loginCode) }, attacker);
     expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
+    tookNewToken(attacker, stepped);
 
     const verification = await postJson(h.app, `/api/v1/helpdesk/users/${client.username}/verifications`, { method: 'id_document' }, attacker);
     expect([verification.status, verification.body.error?.code]).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
@@ -212,7 +213,7 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
     expect([step.status, step.body.deviceId], JSON.stringify(step.body)).toEqual([200, smsId]);
     const stepped = await postJson(h.app, `/api/v1/step-up/${step.body.id as string}`, { response: await smsCode(user.id, loginCode) }, headers);
     expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
-    return headers;
+    return tookNewToken(headers, stepped);
   }
 
   it("X7, D2, R2 (decisions 0028, 0035): the staff password and a SIM report the staff member's DSC+ lost: the wait does not end by itself, 3 days later the SMS step-up still takes no staff action, binds no key and brings no authenticator (403 STRONGER_DEVICE_REQUIRED); an admin who verified the staff member ends it", async () => {
@@ -557,8 +558,11 @@ describe.each(DATABASES)('attacks with a stolen staff session on %s', (database)
       ['staff_action', 'STEP_UP_REQUIRED', `/helpdesk/sharing/${id}/decision`],
     ]);
     expect(await stepUpOnPages(agent, card, toStepUp('/helpdesk/sharing'))).toBe('/helpdesk/sharing');
-    // stepped up: the form reaches the sharing service (which knows no such request)
-    const decided = await agent.post(`/helpdesk/sharing/${id}/decision`, { _csrf: csrf, decision: 'approve', note: '' });
+    // stepped up: the form reaches the sharing service (which knows no such request); V1 (decision 0042): with a token
+    // of a form of the session's new cookie (the step-up replaced it: one of the old is refused)
+    const fresh = csrfOf(form((await agent.get(toStepUp('/helpdesk/sharing'))).html, '/step-up'));
+    expect((await agent.post(`/helpdesk/sharing/${id}/decision`, { _csrf: csrf, decision: 'approve', note: '' })).status).toBe(403);
+    const decided = await agent.post(`/helpdesk/sharing/${id}/decision`, { _csrf: fresh, decision: 'approve', note: '' });
     expect(decided.status).toBe(404);
   });
 

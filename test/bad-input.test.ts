@@ -503,9 +503,9 @@ describe.each(DATABASES)('bad input on every route on %s (X3, I2)', (database) =
       started = await postJson(h.app, `/api/v1/login/${started.body.id as string}`, { device: cardDevice.id }, claimOf(started));
     const done = await answer(h.app, started.body.id, cardAnswer(card, started.body.challenge.question));
     expect(done.status, JSON.stringify(done.body)).toBe(200);
-    const token = done.body.session.token as string;
-    await stepUp(h.app, bearer(token), (challenge) => cardAnswer(card, challenge.question as string));
-    return token;
+    // V1 (decision 0042): the step-up replaced the session's token
+    return (await stepUp(h.app, bearer(done.body.session.token as string), (challenge) => cardAnswer(card, challenge.question as string))).body.session
+      .token as string;
   }
 
   async function person(role: 'client' | 'admin' = 'client'): Promise<Person> {

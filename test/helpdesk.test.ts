@@ -267,7 +267,7 @@ describe('a forgotten password (A5, A4)', () => {
     expect((await startLogin(h.app, user.username, PASSWORD)).status).toBe(401);
 
     const start = await startLogin(h.app, user.username, temporary);
-    const token = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
+    let token = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
     expect((await get(h.app, '/api/v1/session', bearer(token))).body.passwordChangeRequired).toBe(true);
     const page = await h.app.inject({ method: 'GET', url: '/account', headers: { cookie: `__Host-sls_session=${token}` } });
     expect(page.statusCode).toBe(303);
@@ -277,7 +277,8 @@ describe('a forgotten password (A5, A4)', () => {
     expect((await postJson(h.app, '/api/v1/password', { currentPassword: temporary, newPassword: 'a brand new phrase' }, bearer(token))).body.error.code).toBe(
       'STEP_UP_REQUIRED',
     );
-    await stepUp(h.app, bearer(token), (challenge) => cardAnswer(card, challenge.question), temporary);
+    // V1 (decision 0042): the step-up replaced the session's token
+    token = (await stepUp(h.app, bearer(token), (challenge) => cardAnswer(card, challenge.question), temporary)).body.session.token as string;
     expect((await postJson(h.app, '/api/v1/password', { currentPassword: 'wrong one', newPassword: 'a brand new phrase' }, bearer(token))).status).toBe(401);
     const weak = await postJson(h.app, '/api/v1/password', { currentPassword: temporary, newPassword: 'password' }, bearer(token));
     expect(weak.body.error.code).toBe('WEAK_PASSWORD');

@@ -23,7 +23,7 @@ import {
 } from '../src/mobile-app/protocol.js';
 import type { User } from '../src/identity/users.js';
 import { DATABASES, PASSWORD, cardAnswer, createUser, createUserWithCard, startHarness, type Harness } from './support/harness.js';
-import { answer, bearer, claimOf, claimSession, get, readLogin, postJson, startLogin } from './support/api.js';
+import { answer, bearer, claimOf, claimSession, get, readLogin, postJson, startLogin, tookNewToken } from './support/api.js';
 import { APP_PIN, TestPhone, harnessInbox, listen, newMobile, rejected, smsUser, type Inbox } from './support/phone.js';
 import { boundClaim, cookieNames } from '../src/http/session-cookie.js';
 import { Agent, byId, csrfOf, form, hasForm, text, textById } from './support/html.js';
@@ -953,6 +953,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect((await get(h.app, `/api/v1/step-up/${started.body.id}?wait=5`, auth)).body.state).toBe('approved');
     const done = await postJson(h.app, `/api/v1/step-up/${started.body.id}/complete`, {}, auth);
     expect(done.body.state).toBe('done');
+    tookNewToken(auth, done);
     expect((await get(h.app, '/api/v1/session', auth)).body.verifiedAt).toBe(new Date(h.clock.now()).toISOString());
     expect((await postJson(h.app, `/api/v1/step-up/${started.body.id}/complete`, {}, auth)).body.error.code).toBe('FLOW_EXPIRED');
     // another session cannot see it
@@ -986,6 +987,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
       auth,
     );
     expect(done.body.state).toBe('done');
+    tookNewToken(auth, done);
 
     const { user: cardUser, card } = await createUserWithCard(h.services);
     const login = await startLogin(h.app, cardUser.username);
@@ -994,6 +996,7 @@ describe.each(DATABASES)('the mobile authenticator (%s)', (db) => {
     expect(cardStep.body.challenge.type).toBe('ocra');
     const verified = await postJson(h.app, `/api/v1/step-up/${cardStep.body.id}`, { response: cardAnswer(card, cardStep.body.challenge.question) }, cardAuth);
     expect(verified.body.state).toBe('done');
+    tookNewToken(cardAuth, verified);
   });
 
   it("X3: bad input to the app's endpoints gets a clear 4xx", async () => {

@@ -92,8 +92,9 @@ describe.each(DATABASES)('notices in the user language (%s)', (db) => {
   /** C4/C6: the user requests a DSC+ (stepped up with the card), client services ship it from the stock. */
   async function requestAndShip(user: User, card: CardFile): Promise<void> {
     const start = await startLogin(h.app, user.username);
-    const token = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
-    await stepUp(h.app, bearer(token), (challenge) => cardAnswer(card, challenge.question));
+    const opened = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
+    // V1 (decision 0042): the step-up replaced the session's token
+    const token = (await stepUp(h.app, bearer(opened), (challenge) => cardAnswer(card, challenge.question))).body.session.token as string;
     const made = await postJson(h.app, '/api/v1/dscplus/requests', { address: ADDRESS, pin: '2468' }, bearer(token));
     expect(made.status, JSON.stringify(made.body)).toBe(200);
     await h.services.dscPlusRequests.ship(agentId, made.body.device.id, stock.shift()!);

@@ -12,7 +12,7 @@ import { Scheduler } from '../src/scheduler/scheduler.js';
 import { parsePskc } from '../src/devices/dscplus/pskc.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, testConfig, type Harness } from './support/harness.js';
 import { BUILT_IN_DRIVERS } from './support/kind-drivers.js';
-import { answer, bearer, claimOf, get, postJson, startLogin, stepUp } from './support/api.js';
+import { answer, bearer, claimOf, get, postJson, startLogin, stepUp, tookNewToken } from './support/api.js';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
 
@@ -43,8 +43,8 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
   async function loginWithCard(user: User, card: CardFile): Promise<string> {
     const start = await startLogin(h.app, user.username);
     const token = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
-    await stepUp(h.app, bearer(token), (challenge) => cardAnswer(card, challenge.question));
-    return token;
+    // V1 (decision 0042): the step-up replaced the session's token
+    return (await stepUp(h.app, bearer(token), (challenge) => cardAnswer(card, challenge.question))).body.session.token as string;
   }
 
   /** A client whose card is lost: a temporary passcode, and a session opened with it (R2). */
@@ -53,9 +53,10 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     const verification = await h.services.helpDesk.verifyIdentity(agentId, user.username, { method: 'id_document' });
     const { passcode } = await h.services.helpDesk.issueTemporaryPasscode(agentId, user.username, { verificationId: verification.id, deviceStatus: 'lost' });
     const start = await startLogin(h.app, user.username);
-    const token = (await answer(h.app, start.body.id, passcode)).body.session.token as string;
-    // X7: a DSC+ request changes the security settings: the session steps up with the passcode (T3: full access for 2 days)
-    await stepUp(h.app, bearer(token), () => passcode);
+    const opened = (await answer(h.app, start.body.id, passcode)).body.session.token as string;
+    // X7: a DSC+ request changes the security settings: the session steps up with the passcode (T3: full access for 2
+    // days); V1 (decision 0042): the step-up replaced the session's token
+    const token = (await stepUp(h.app, bearer(opened), () => passcode)).body.session.token as string;
     return { user, card, passcode, token };
   }
 
@@ -260,6 +261,7 @@ describe.each(DATABASES)('DSC+ replacement on %s', (dbName) => {
     expect(up.body.deviceId, JSON.stringify(up.body)).toBe(sms.deviceId);
     const upDone = await postJson(h.app, `/api/v1/step-up/${up.body.id}`, { response: await sms.right(up.body.challenge) }, headers);
     expect(upDone.body.state, JSON.stringify(upDone.body)).toBe('done');
+    tookNewToken(headers, upDone);
     const lost = await postJson(h.app, `/api/v1/devices/${card.id}/lost`, { reason: 'stolen' }, headers);
     expect(lost.status, JSON.stringify(lost.body)).toBe(200);
     const key = await postJson(h.app, '/api/v1/security-keys/registration', {}, headers);

@@ -25,6 +25,7 @@ import {
   withCard,
   type ApiResponse,
   type Json,
+  tookNewToken,
 } from './support/api.js';
 import { Agent } from './support/html.js';
 import { stepUpStaff } from './support/staff.js';
@@ -350,6 +351,7 @@ describe.each(DATABASES)('security on %s', (db) => {
       await phone.approve(await phone.request(user.username), started.body.challenge.number);
       started = await postJson(h.app, `/api/v1/step-up/${started.body.id}/complete`, {}, headers);
       expect(started.body.state).toBe('done');
+      tookNewToken(headers, started);
     }
   });
 

@@ -23,7 +23,21 @@ import {
   wrongAnswer,
   type Harness,
 } from './support/harness.js';
-import { answer, bearer, claimOf, get, indexAnswerOf, loginSession, postJson, send, startLogin, stepUp, withCard, type Json } from './support/api.js';
+import {
+  answer,
+  bearer,
+  claimOf,
+  get,
+  indexAnswerOf,
+  loginSession,
+  postJson,
+  send,
+  startLogin,
+  stepUp,
+  withCard,
+  type Json,
+  tookNewToken,
+} from './support/api.js';
 import { BUILT_IN_DRIVERS, type Holder } from './support/kind-drivers.js';
 import { sharingPair } from './support/sharing.js';
 
@@ -67,7 +81,7 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
         : step.body.challenge;
     const verified = await postJson(h.app, `/api/v1/step-up/${step.body.id}`, { response: await holder.right(challenge) }, headers);
     expect(verified.body.state, JSON.stringify(verified.body)).toBe('done');
-    return headers;
+    return tookNewToken(headers, verified);
   }
 
   /** A staff session, stepped up to act (V1, X7). */
@@ -598,6 +612,7 @@ describe.each(DATABASES)('device sharing (H1-H5, T4) on %s', (db) => {
       .find((code) => code !== loginCode)!;
     const stepped = await postJson(h.app, `/api/v1/step-up/${step.body.id as string}`, { response: stepUpCode }, attacker);
     expect(stepped.body.state, JSON.stringify(stepped.body)).toBe('done');
+    tookNewToken(attacker, stepped);
 
     const refused = await postJson(h.app, '/api/v1/sharing', { ownerUsername: mine.username, ownerPassword: PASSWORD }, attacker);
     expect([refused.status, refused.body.error?.code], JSON.stringify(refused.body)).toEqual([403, 'STRONGER_DEVICE_REQUIRED']);
