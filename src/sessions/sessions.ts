@@ -2,7 +2,8 @@
  * Sessions (L8): an opaque bearer token, stored only as its SHA-256 hash.
  * Portal sessions end after 30 minutes idle and 12 hours at most; trading
  * sessions after 12 hours. Logout revokes the session server-side, and every
- * login creates a new session id. A changed or withdrawn credential ends
+ * login creates a new session id; a step-up gives the session a new token
+ * (decision 0042). A changed or withdrawn credential ends
  * the sessions it opened (`endWhere`), each ending audited with its cause;
  * the session of a user who is no longer active ends with the user.
  */
