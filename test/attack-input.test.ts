@@ -41,8 +41,9 @@ describe.each(DATABASES)('bad input the sweeps do not reach (%s)', (database) =>
   async function steppedUpBrowser() {
     const { user, card } = await createUserWithCard(h.services);
     const start = await startLogin(h.app, user.username);
-    const token = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
-    await stepUp(h.app, bearer(token), withCard(card));
+    const loggedIn = (await answer(h.app, start.body.id, cardAnswer(card, start.body.challenge.question))).body.session.token as string;
+    // V1 (decision 0042): the session goes on with the token the step-up gave it
+    const token = (await stepUp(h.app, bearer(loggedIn), withCard(card))).body.session.token as string;
     const agent = new Agent(h.app);
     agent.jar.set(SESSION_COOKIE, token);
     return { agent, user, token };
