@@ -18,9 +18,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CardFile } from '../src/devices/devices.js';
 import type { User } from '../src/identity/users.js';
-import { requestContext, currentRequestId } from '../src/request-context.js';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
 import { DATABASES, PASSWORD, REQUESTER_SCC_CODES, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { inTheGap } from './support/in-the-gap.js';
+import { requestContext } from '../src/request-context.js';
 import {
   answer,
   bearer,
@@ -61,28 +62,7 @@ describe.each(DATABASES)('checks made again under the lock (%s)', (database) => 
    * request or process would.
    */
   function endInTheGap(end: () => Promise<unknown>): { fired: () => boolean } {
-    const store = h.services.store;
-    const original = { transaction: store.transaction, serialized: store.serialized };
-    let fired = false;
-    const restore = () => {
-      store.transaction = original.transaction;
-      store.serialized = original.serialized;
-    };
-    const first = async () => {
-      if (fired || currentRequestId() === undefined) return;
-      fired = true;
-      restore();
-      await requestContext.exit(end);
-    };
-    store.transaction = async (fn) => {
-      await first();
-      return original.transaction(fn);
-    };
-    store.serialized = async (name, fn) => {
-      await first();
-      return original.serialized(name, fn);
-    };
-    return { fired: () => fired };
+    return inTheGap(h.services.store, end);
   }
 
   const tokenOf = (headers: Record<string, string>) => headers.authorization!.slice('Bearer '.length);

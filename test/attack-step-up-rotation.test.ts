@@ -13,8 +13,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { relyingPartyOf } from '../src/devices/security-key/security-key.js';
-import { currentRequestId, requestContext } from '../src/request-context.js';
 import { DATABASES, PASSWORD, cardAnswer, createUserWithCard, startHarness, type Harness } from './support/harness.js';
+import { inTheGap } from './support/in-the-gap.js';
 import { bearer, claimSession, get, loginSession, postJson, startLogin, stepUp, withCard, type ApiResponse, type Json } from './support/api.js';
 import { Agent, textById } from './support/html.js';
 import { TestPhone, harnessInbox, listen, newMobile, smsUser } from './support/phone.js';
@@ -137,33 +137,17 @@ describe.each(DATABASES)('a step-up replaces its session token (%s)', (database)
     expect(registration.status).toBe(200);
     const again = await postJson(h.app, '/api/v1/step-up', { password: PASSWORD }, headers);
     // the user's step-up completes (and commits) after the thief's request was let through, before it writes
-    const store = h.services.store;
-    const original = { transaction: store.transaction, serialized: store.serialized };
-    let done: ApiResponse | undefined;
-    const first = async () => {
-      if (done || currentRequestId() === undefined) return;
-      store.transaction = original.transaction;
-      store.serialized = original.serialized;
-      done = await requestContext.exit(() =>
-        postJson(h.app, `/api/v1/step-up/${again.body.id as string}`, { response: cardAnswer(card, again.body.challenge.question) }, headers),
-      );
-    };
-    store.transaction = async (fn) => {
-      await first();
-      return original.transaction(fn);
-    };
-    store.serialized = async (name, fn) => {
-      await first();
-      return original.serialized(name, fn);
-    };
+    const gap = inTheGap(h.services.store, () =>
+      postJson(h.app, `/api/v1/step-up/${again.body.id as string}`, { response: cardAnswer(card, again.body.challenge.question) }, headers),
+    );
     const res = await postJson(
       h.app,
       '/api/v1/security-keys',
       { name: 'Thief key', state: registration.body.state, credential: key.register(registration.body.options, relyingPartyOf(h.services.config)) },
       stolen,
     );
-    store.transaction = original.transaction;
-    store.serialized = original.serialized;
+    gap.restore();
+    const done = gap.result();
     expect(done?.body.state, JSON.stringify(done?.body)).toBe('done');
     refusedUnauthenticated(res);
     expect(await h.services.securityKeys.list(user.id)).toEqual([]);
