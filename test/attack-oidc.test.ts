@@ -250,33 +250,43 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
     });
   });
 
-  describe('I1: the claims say what the last proof was, never more', () => {
-    it('I1, V1, K3: after a step-up with a code card, amr does not keep the PIN the login’s push was approved with', async () => {
-      // a user with the authenticator, who also holds a Security Code Card
-      const user = await smsUser(h);
-      const phone = new TestPhone(await listen(h), harnessInbox(h));
-      const enrolment = await phone.activate(user.username);
-      await onlyDevice(h, user, enrolment.deviceId);
-      const codes = Array.from({ length: 100 }, (_, i) => String((i * 37 + 11) % 1000).padStart(3, '0'));
-      const scc = await h.services.onlineCards.importSecurityCodeCard(user.id, `SCC-${user.username}`, codes, 'test');
-      const indexAnswer = (prompt: Json) => codes[prompt.indexes[0] - 1]! + codes[prompt.indexes[1] - 1]!;
-
-      // the login in this browser: the push, approved with the number and the PIN
-      const browser = new Browser(issuer);
-      const login = await startLogin(h.app, user.username);
-      expect((login.body.challenge as Json).type).toBe('push');
-      await phone.approve(await phone.request(user.username), (login.body.challenge as Json).number as string);
-      const claimed = await claimSession(h.app, login);
-      expect(claimed.status, JSON.stringify(claimed.body)).toBe(200);
-      const token = claimed.body.session.token as string;
-      browser.jar.set('__Host-sls_session', token);
-      expect((await h.services.sessions.authenticate(token))!.confirmedBy).toBe('pin');
-
-      // the card is used elsewhere since: the step-up in this session offers it first (L6), and is answered with it
-      await signIn(new Browser(issuer), user.username, async (flow) => {
+  /**
+   * A user with the authenticator and a Security Code Card, signed in in a browser by a push approved with the number
+   * and the PIN: the browser holds the session (`token`). `codeCardUsedLast` logs in elsewhere with the card, so that a
+   * step-up of this session offers it first (L6) and `indexAnswer` answers it.
+   */
+  async function pushLoginWithCodeCard() {
+    const user = await smsUser(h);
+    const phone = new TestPhone(await listen(h), harnessInbox(h));
+    const enrolment = await phone.activate(user.username);
+    await onlyDevice(h, user, enrolment.deviceId);
+    const codes = Array.from({ length: 100 }, (_, i) => String((i * 37 + 11) % 1000).padStart(3, '0'));
+    const scc = await h.services.onlineCards.importSecurityCodeCard(user.id, `SCC-${user.username}`, codes, 'test');
+    const indexAnswer = (prompt: Json) => codes[prompt.indexes[0] - 1]! + codes[prompt.indexes[1] - 1]!;
+    const browser = new Browser(issuer);
+    const login = await startLogin(h.app, user.username);
+    expect((login.body.challenge as Json).type).toBe('push');
+    await phone.approve(await phone.request(user.username), (login.body.challenge as Json).number as string);
+    const claimed = await claimSession(h.app, login);
+    expect(claimed.status, JSON.stringify(claimed.body)).toBe(200);
+    const token = claimed.body.session.token as string;
+    browser.jar.set('__Host-sls_session', token);
+    const codeCardUsedLast = () =>
+      signIn(new Browser(issuer), user.username, async (flow) => {
         const switched = await h.services.login.switchDevice(flow.id as string, flow.claimToken as string, scc.id, { ip: null, userAgent: null });
         return indexAnswer(switched.challenge as unknown as Json);
       });
+    return { browser, token, indexAnswer, codeCardUsedLast };
+  }
+
+  describe('I1: the claims say what the last proof was, never more', () => {
+    it('I1, V1, K3: after a step-up with a code card, amr does not keep the PIN the login’s push was approved with', async () => {
+      // a user with the authenticator, who also holds a Security Code Card; the login in this browser: the push, approved with the number and the PIN
+      const { browser, token, indexAnswer, codeCardUsedLast } = await pushLoginWithCodeCard();
+      expect((await h.services.sessions.authenticate(token))!.confirmedBy).toBe('pin');
+
+      // the card is used elsewhere since: the step-up in this session offers it first (L6), and is answered with it
+      await codeCardUsedLast();
       const stepped = await stepUp(h.app, bearer(token), (challenge) => {
         expect(challenge.type).toBe('index');
         return indexAnswer(challenge);
@@ -362,26 +372,12 @@ describe.each(DATABASES)('attacks on the OpenID tokens (%s)', (database) => {
       // the login and the step-up a few seconds before the application asks (the provider counts an authorization's start
       // in whole seconds of its own clock: a proof within that second would count as made for the request)
       h.clock.set(Date.now() - 10_000);
-      const user = await smsUser(h);
-      const phone = new TestPhone(await listen(h), harnessInbox(h));
-      const enrolment = await phone.activate(user.username);
-      await onlyDevice(h, user, enrolment.deviceId);
-      const codes = Array.from({ length: 100 }, (_, i) => String((i * 37 + 11) % 1000).padStart(3, '0'));
-      const scc = await h.services.onlineCards.importSecurityCodeCard(user.id, `SCC-${user.username}`, codes, 'test');
-      const indexAnswer = (prompt: Json) => codes[prompt.indexes[0] - 1]! + codes[prompt.indexes[1] - 1]!;
       // the login with the push, and the application signed in with it (acr strong)
-      const browser = new Browser(issuer);
-      const login = await startLogin(h.app, user.username);
-      await phone.approve(await phone.request(user.username), (login.body.challenge as Json).number as string);
-      const token = (await claimSession(h.app, login)).body.session.token as string;
-      browser.jar.set('__Host-sls_session', token);
+      const { browser, token, indexAnswer, codeCardUsedLast } = await pushLoginWithCodeCard();
       expect((await tokensOf(browser, portalClient, 'openid')).claims()!.acr).toBe('urn:sls:acr:strong');
       expect(await silently(browser, portalClient, { acr_values: 'urn:sls:acr:strong' })).toBeUndefined();
       // the card used last elsewhere: the step-up in this session is answered with it (a weaker device)
-      await signIn(new Browser(issuer), user.username, async (flow) => {
-        const switched = await h.services.login.switchDevice(flow.id as string, flow.claimToken as string, scc.id, { ip: null, userAgent: null });
-        return indexAnswer(switched.challenge as unknown as Json);
-      });
+      await codeCardUsedLast();
       const stepped = await stepUp(h.app, bearer(token), (challenge) => indexAnswer(challenge));
       // V1 (decision 0042): the step-up replaced the session's token: the browser's cookie takes the new one
       browser.jar.set('__Host-sls_session', stepped.body.session.token as string);
