@@ -57,7 +57,7 @@ const STAFF_API: ApiCase[] = [
   ['POST', '/api/v1/helpdesk/users/:username/lock', { reason: 'fraud' }],
   ['DELETE', '/api/v1/helpdesk/users/:username/sessions', undefined],
   ['POST', '/api/v1/helpdesk/devices/:deviceId/ship', { serial: 'X1', addressConfirmed: true }],
-  ['POST', '/api/v1/helpdesk/devices/:deviceId/returned', undefined],
+  ['POST', '/api/v1/helpdesk/devices/:deviceId/returned', {}],
   ['POST', '/api/v1/helpdesk/devices/:deviceId/lost', { reason: 'lost' }],
   ['POST', '/api/v1/helpdesk/devices/:deviceId/loss-confirmed', { verificationId: 'x' }],
   ['POST', '/api/v1/helpdesk/sharing/:id/decision', { decision: 'approve' }],
