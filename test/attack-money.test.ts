@@ -239,7 +239,7 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
       expect([standing.allowed, standing.amountUsd, standing.remaining.dayUsd]).toEqual([false, 0.01, 0]);
     });
 
-    it('W3, W1: a rate older than SLS_FX_RATE_MAX_AGE_HOURS (96 by default) converts nothing: 400 CURRENCY_UNKNOWN (reason stale), nothing recorded, until the operator sets the rate again', async () => {
+    it('W3, W1: a rate older than SLS_FX_RATE_MAX_AGE_HOURS (96 by default) converts nothing: 400 CURRENCY_UNKNOWN (reason stale), nothing recorded, until the operator sets the rate again; sls fx list names it stale', async () => {
       const key = (await h.services.apiKeys.create({ name: 'stale-rate back office', scopes: ['withdrawals'] }, 'test')).key;
       const weak = await createUserWithCard(h.services, '1234');
       await h.services.store.db.updateTable('devices').set({ state: 'revoked' }).where('user_id', '=', weak.user.id).execute();
@@ -252,7 +252,10 @@ describe.each(DATABASES)('attacks on sharing, opting out and withdrawals (%s)', 
         h.clock.set(start + 96 * 3_600_000 - 1_000);
         const fresh = await postJson(h.app, '/api/v1/withdrawals/check', { account: weak.user.accountNumber, amount: 90_000, currency: 'XAG' }, bearer(key));
         expect([fresh.status, fresh.body.allowed, fresh.body.amountUsd], JSON.stringify(fresh.body)).toEqual([200, true, 45_000]);
+        expect((await h.services.fx.list()).find((r) => r.currency === 'XAG')?.stale).toBe(false);
         h.clock.set(start + 96 * 3_600_000 + 1_000);
+        // the operator sees it in `sls fx list` (stale: true) before a withdrawal is refused
+        expect((await h.services.fx.list()).find((r) => r.currency === 'XAG')?.stale).toBe(true);
         for (const call of ['/api/v1/withdrawals/check', '/api/v1/withdrawals']) {
           const stale = await postJson(h.app, call, { account: weak.user.accountNumber, amount: 90_000, currency: 'XAG', reference: 'stale-1' }, bearer(key));
           expect([stale.status, stale.body.error?.code], JSON.stringify(stale.body)).toEqual([400, 'CURRENCY_UNKNOWN']);

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATABASES, PASSWORD, openTestDatabase, type TestDatabase } from './support/harness.js';
+import { openStore } from '../src/store/database.js';
 import { cliEnv, sls, slsInProcess, startServer, type ServerProcess } from './support/cli.js';
 
 interface Reply {
@@ -92,12 +93,28 @@ describe.each(DATABASES)('withdrawals with sls and two server processes on %s', 
     const file = join(db.dataDir, 'rates.txt');
     writeFileSync(file, '# rates of the day\nGBP 1.27\nJPY,0.0067\n');
     expect((await slsInProcess(['fx', 'import', file], env)).stdout).toContain('2 exchange rate(s) set');
-    const rates = JSON.parse((await slsInProcess(['fx', 'list', '--json'], env)).stdout) as { currency: string; usdPerUnit: string }[];
-    expect(rates.map((r) => [r.currency, r.usdPerUnit])).toEqual([
-      ['EUR', '1.08'],
-      ['GBP', '1.27'],
-      ['JPY', '0.0067'],
+    const rates = JSON.parse((await slsInProcess(['fx', 'list', '--json'], env)).stdout) as { currency: string; usdPerUnit: string; stale: boolean }[];
+    expect(rates.map((r) => [r.currency, r.usdPerUnit, r.stale])).toEqual([
+      ['EUR', '1.08', false],
+      ['GBP', '1.27', false],
+      ['JPY', '0.0067', false],
     ]);
+    expect((await slsInProcess(['fx', 'list'], env)).stdout).not.toContain('STALE');
+    // W3 (decision 0040): a rate set 97 hours ago is named stale, with the command that renews it
+    const store = openStore(db.url);
+    try {
+      await store.db
+        .updateTable('fx_rates')
+        .set({ updated_at: Date.now() - 97 * 3_600_000 })
+        .where('currency', '=', 'JPY')
+        .execute();
+    } finally {
+      await store.close();
+    }
+    const listed = (await slsInProcess(['fx', 'list'], env)).stdout.split('\n');
+    expect(listed.filter((line) => line.includes('STALE'))).toEqual([expect.stringContaining('sls fx set JPY')]);
+    expect(listed.find((line) => line.startsWith('JPY'))).toContain('STALE');
+    await slsInProcess(['fx', 'set', 'JPY', '0.0067'], env);
     const after = await post(`${b.url}/api/v1/withdrawals/check`, { account: 'FX00001', amount: 100, currency: 'EUR' }, key);
     expect([after.status, after.body.amountUsd]).toEqual([200, 108]);
     const badRate = await slsInProcess(['fx', 'set', 'EUR', '-1'], env);

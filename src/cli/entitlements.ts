@@ -122,8 +122,11 @@ export function registerEntitlementCommands(program: Command, kit: CliKit): void
         const rates = await s.fx.list();
         if (options.json) return printJson(rates);
         if (rates.length === 0) return print(t('entitlements.noFxRates'));
-        for (const r of rates)
-          print(t('entitlements.fxLine', { currency: r.currency, rate: r.usdPerUnit, updatedAt: when(s, r.updatedAt), updatedBy: r.updatedBy }));
+        for (const r of rates) {
+          const line = t('entitlements.fxLine', { currency: r.currency, rate: r.usdPerUnit, updatedAt: when(s, r.updatedAt), updatedBy: r.updatedBy });
+          // W3 (decision 0040): the operator sees which rates convert nothing before a withdrawal is refused
+          print(r.stale ? `${line}  ${t('entitlements.fxStale', { currency: r.currency })}` : line);
+        }
       });
     });
 }

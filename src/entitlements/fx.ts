@@ -22,6 +22,8 @@ export interface FxRate {
   usdPerUnit: string;
   updatedAt: number;
   updatedBy: string;
+  /** W3 (decision 0040): older than the operator allows: it converts nothing until it is set again. */
+  stale: boolean;
 }
 
 /** ISO 4217 codes are three capital letters. */
@@ -101,7 +103,18 @@ export class FxRates {
 
   async list(): Promise<FxRate[]> {
     const rows = await this.store.db.selectFrom('fx_rates').selectAll().orderBy('currency').execute();
-    return rows.map((row) => ({ currency: row.currency, usdPerUnit: row.usd_per_unit, updatedAt: row.updated_at, updatedBy: row.updated_by }));
+    return rows.map((row) => ({
+      currency: row.currency,
+      usdPerUnit: row.usd_per_unit,
+      updatedAt: row.updated_at,
+      updatedBy: row.updated_by,
+      stale: this.isStale(Number(row.updated_at)),
+    }));
+  }
+
+  /** W3 (decision 0040): a rate set at `updatedAt` is older than the operator allows. */
+  private isStale(updatedAt: number): boolean {
+    return this.maxAgeMs !== null && this.clock.now() - updatedAt > this.maxAgeMs;
   }
 
   /** The rate of a currency (USD: 1), or CURRENCY_UNKNOWN: none, or (reason `stale`) one older than the operator allows. */
@@ -111,12 +124,12 @@ export class FxRates {
     const row = await db.selectFrom('fx_rates').select(['usd_per_unit', 'updated_at']).where('currency', '=', currency).executeTakeFirst();
     if (!row) throw new SlsError('CURRENCY_UNKNOWN', { currency });
     // W3 (decision 0040): a rate nobody renewed may be far from the currency's worth: it converts nothing
-    if (this.maxAgeMs !== null && this.clock.now() - Number(row.updated_at) > this.maxAgeMs) {
+    if (this.isStale(Number(row.updated_at))) {
       throw new SlsError('CURRENCY_UNKNOWN', {
         currency,
         reason: 'stale',
         setAt: new Date(Number(row.updated_at)).toISOString(),
-        maxAgeHours: String(this.maxAgeMs / 3_600_000),
+        maxAgeHours: String((this.maxAgeMs ?? 0) / 3_600_000),
       });
     }
     return row.usd_per_unit;
