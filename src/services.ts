@@ -48,6 +48,7 @@ import { openSignals, type Signals } from './push/signals.js';
 import { noPushProvider, type PushProvider } from './push/provider.js';
 import { sharedVapidKeys, webPushProvider } from './push/web-push.js';
 import { migrateToLatest, migrationState } from './store/migrate.js';
+import { keepFirstMeta } from './store/meta.js';
 import { describeError, environmentLanguage, translator } from './i18n/i18n.js';
 import { Metrics, type PoolStats } from './metrics/metrics.js';
 import type { Observer } from './metrics/observer.js';
@@ -194,14 +195,9 @@ function warnIfOthersWrite(directory: string, warn: (message: string) => void): 
 
 /** Refuses to run with a master key other than the one the database was set up with. */
 async function checkMasterKey(store: Store, box: SecretBox): Promise<void> {
-  await store.db
-    .insertInto('meta')
-    .values({ key: 'master_key_id', value: box.keyId })
-    .onConflict((oc) => oc.column('key').doNothing())
-    .execute();
-  const row = await store.db.selectFrom('meta').select('value').where('key', '=', 'master_key_id').executeTakeFirstOrThrow();
-  if (row.value !== box.keyId) {
-    throw new SlsError('MASTER_KEY_MISMATCH', {}, `the database was set up with master key ${row.value}, this is ${box.keyId}`);
+  const recorded = await keepFirstMeta(store.db, 'master_key_id', box.keyId);
+  if (recorded !== box.keyId) {
+    throw new SlsError('MASTER_KEY_MISMATCH', {}, `the database was set up with master key ${recorded}, this is ${box.keyId}`);
   }
 }
 

@@ -36,6 +36,7 @@ import { backoffDelay, DeliveryError, isRetryable, requestWithDeadline } from '.
 import type { PushNotice, PushOutcome, PushProvider, PushSubscription } from './provider.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Store } from '../store/database.js';
+import { keepFirstMeta, metaValue } from '../store/meta.js';
 
 type WebPushPackage = typeof import('web-push');
 const webpush = lazyPackage<WebPushPackage>('web-push');
@@ -149,20 +150,10 @@ export async function sharedVapidKeys(
   box: SecretBox,
 ): Promise<VapidKeySource> {
   if (options.publicKey || options.privateKey) return loadVapidKeys(options);
-  const recorded = async (): Promise<VapidKeys | null> => {
-    const row = await store.db.selectFrom('meta').select('value').where('key', '=', RECORDED_VAPID_KEYS).executeTakeFirst();
-    return row ? box.openJson<VapidKeys>(row.value, VAPID_SEAL_CONTEXT) : null;
-  };
-  let keys = await recorded();
-  if (!keys) {
-    const local = loadVapidKeys(options);
-    await store.db
-      .insertInto('meta')
-      .values({ key: RECORDED_VAPID_KEYS, value: box.sealJson(local.keys, VAPID_SEAL_CONTEXT) })
-      .onConflict((oc) => oc.column('key').doNothing())
-      .execute();
-    keys = (await recorded())!;
-  }
+  const sealed =
+    (await metaValue(store.db, RECORDED_VAPID_KEYS)) ??
+    (await keepFirstMeta(store.db, RECORDED_VAPID_KEYS, box.sealJson(loadVapidKeys(options).keys, VAPID_SEAL_CONTEXT)));
+  const keys = box.openJson<VapidKeys>(sealed, VAPID_SEAL_CONTEXT);
   checkVapidKeys(keys);
   // a vapid.json of this data directory, used or not, is still named when others may read it
   const path = join(options.dataDir, 'vapid.json');

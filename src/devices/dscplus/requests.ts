@@ -356,13 +356,7 @@ export class DscPlusRequests {
     // telephone, "I lost my card") vouch for nothing either: the same wait
     const unverified = actor.staffUserId !== undefined && actor.verificationId === undefined && device.userId !== null;
     const weaker = unverified || (actor.session !== undefined && (proved === null || kind(proved.type) < kind(device.type)));
-    const until = this.deps.clock.now() + this.deps.config.policy.weakerLossReportWaitMs;
-    // X7, D2 (decision 0035): a staff member's card is what their help-desk seat acts on (decision 0028): its wait does
-    // not end by itself, or the staff password and a SIM would act, and bind a key or the authenticator, 3 days later
-    const owner = weaker && device.userId ? await this.deps.users.get(device.userId) : null;
-    const staffCard = owner !== null && owner.role !== 'client';
-    const report = { until, provedWith: proved?.type ?? null, ...(unverified ? { byStaff: true } : {}), ...(staffCard ? { untilConfirmed: true } : {}) };
-    const set = weaker ? { params: JSON.stringify({ ...device.params, weakerLossReport: report }) } : undefined;
+    const set = weaker ? await this.waitOf(device, { provedWith: proved?.type ?? null, byStaff: unverified }) : undefined;
     const lost = await this.settle(
       deviceId,
       'lost',
@@ -459,15 +453,7 @@ export class DscPlusRequests {
     }
     // a card in use: one suspended or on its way no longer counts as held (K7), so its return takes nothing away
     const unverified = verificationId === undefined && device.userId !== null && device.state === 'active';
-    // X7, D2 (decision 0035): a staff member's card waits until an admin ends the wait, as after their loss report
-    const staffCard = unverified && device.userId ? (await this.deps.users.get(device.userId)).role !== 'client' : false;
-    const report = {
-      until: this.deps.clock.now() + this.deps.config.policy.weakerLossReportWaitMs,
-      provedWith: null,
-      byStaff: true,
-      ...(staffCard ? { untilConfirmed: true } : {}),
-    };
-    const set = unverified ? { params: JSON.stringify({ ...device.params, weakerLossReport: report }) } : undefined;
+    const set = unverified ? await this.waitOf(device, { provedWith: null, byStaff: true }) : undefined;
     // L8: a card back at the help desk no longer stands behind the sessions it opened
     return this.settle(
       deviceId,
@@ -480,6 +466,26 @@ export class DscPlusRequests {
       },
       set,
     );
+  }
+
+  /**
+   * R2 (decisions 0023, 0028): the wait a loss report with a weaker proof (or
+   * staff's report or return without a verification, `byStaff`) starts, as the
+   * device's new params: for a while it still counts as held when a new device
+   * is bound (`lossUnconfirmed`). X7, D2 (decision 0035): a staff member's card
+   * is what their help-desk seat acts on: its wait ends only when an admin ends
+   * it, or the staff password and a SIM would act, and bind a key or the
+   * authenticator, 3 days later.
+   */
+  private async waitOf(device: Device, report: { provedWith: string | null; byStaff: boolean }): Promise<{ params: string }> {
+    const owner = device.userId ? await this.deps.users.get(device.userId) : null;
+    const weakerLossReport = {
+      until: this.deps.clock.now() + this.deps.config.policy.weakerLossReportWaitMs,
+      provedWith: report.provedWith,
+      ...(report.byStaff ? { byStaff: true } : {}),
+      ...(owner !== null && owner.role !== 'client' ? { untilConfirmed: true } : {}),
+    };
+    return { params: JSON.stringify({ ...device.params, weakerLossReport }) };
   }
 
   /** The device's new state and, unless `hold` is null, its deposit's. */
